@@ -1,0 +1,98 @@
+package dfms
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestHashRoundTrip(t *testing.T) {
+	h := Sum([]byte("hello"))
+	got, err := ParseHash(h.String())
+	if err != nil || got != h {
+		t.Fatalf("ParseHash(String()) = %v, %v; want %v", got, err, h)
+	}
+	for _, bad := range []string{"", "zz", strings.Repeat("g", 64), h.String()[:63]} {
+		if _, err := ParseHash(bad); !Is(err, Invalid) {
+			t.Errorf("ParseHash(%q) error %v, want kind Invalid", bad, err)
+		}
+	}
+}
+
+func TestManifestBinary(t *testing.T) {
+	m := Manifest{Chunks: []ChunkRef{{Sum([]byte("a")), 10}, {Sum([]byte("b")), 1 << 22}, {Sum([]byte("a")), 10}}}
+	b, _ := m.MarshalBinary()
+	var got Manifest
+	if err := got.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(m) {
+		t.Fatalf("got %v, want %v", got, m)
+	}
+	if got.Size() != 20+1<<22 {
+		t.Errorf("Size() = %d", got.Size())
+	}
+	if c := got.Counts(); c[Sum([]byte("a"))] != 2 || len(c) != 2 {
+		t.Errorf("Counts() = %v", c)
+	}
+	if i, w := got.Locate(15); i != 1 || w != 5 {
+		t.Errorf("Locate(15) = %d, %d; want 1, 5", i, w)
+	}
+	if i, _ := got.Locate(got.Size()); i != 3 {
+		t.Errorf("Locate(end) = %d, want 3", i)
+	}
+	if err := got.UnmarshalBinary(b[:5]); !Is(err, Corrupt) {
+		t.Errorf("short manifest: %v, want Corrupt", err)
+	}
+}
+
+func TestErrorKinds(t *testing.T) {
+	base := errors.New("disk on fire")
+	e1 := E("a.B", NotExist, base)
+	e2 := E("c.D", Other, e1)
+	if KindOf(e2) != NotExist {
+		t.Errorf("KindOf wrapped = %v, want NotExist", KindOf(e2))
+	}
+	if !errors.Is(e2, base) {
+		t.Error("errors.Is does not see through *Error")
+	}
+	if KindOf(base) != Other || KindOf(nil) != Other {
+		t.Error("KindOf of a plain error is not Other")
+	}
+	if got := e1.Error(); got != "a.B: does not exist: disk on fire" {
+		t.Errorf("Error() = %q", got)
+	}
+	if KindOf(fmt.Errorf("wrapped: %w", e1)) != NotExist {
+		t.Error("KindOf through fmt wrapping failed")
+	}
+}
+
+func TestValidName(t *testing.T) {
+	good := []string{"a", "report.pdf", strings.Repeat("x", 255), " spaced ", "ünï", "...", ".hidden"}
+	bad := []string{"", ".", "..", ".versions", strings.Repeat("x", 256), "a/b", "a\x00b", "/"}
+	for _, n := range good {
+		if err := ValidName(n); err != nil {
+			t.Errorf("ValidName(%q) = %v, want nil", n, err)
+		}
+	}
+	for _, n := range bad {
+		if err := ValidName(n); !Is(err, Invalid) {
+			t.Errorf("ValidName(%q) = %v, want kind Invalid", n, err)
+		}
+	}
+}
+
+func FuzzValidName(f *testing.F) {
+	for _, s := range []string{"a", ".", "..", "a/b", ".versions", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		err := ValidName(name)
+		ok := name != "" && name != "." && name != ".." && name != VersionsDir &&
+			len(name) <= MaxNameLen && !strings.ContainsAny(name, "/\x00")
+		if ok != (err == nil) {
+			t.Fatalf("ValidName(%q) = %v, want ok=%v", name, err, ok)
+		}
+	})
+}

@@ -1,0 +1,123 @@
+// Package testenv gives tests the real services they need, and decides
+// centrally what happens when a service is missing.
+//
+// A service is described by an environment variable that the project's
+// service scripts (integration/services.sh) export:
+//
+//	DFMS_TEST_POSTGRES  admin URL of a PostgreSQL cluster, e.g.
+//	                    postgres://dfms:PASS@127.0.0.1:55432/postgres?sslmode=disable
+//	DFMS_TEST_S3        URL of an S3 server with credentials, e.g.
+//	                    s3://ACCESS:SECRET@127.0.0.1:57070/?secure=false
+//
+// When the variable is unset the test is skipped with a reason, so
+// `go test ./...` passes on a bare laptop. When the service is named in
+// DFMS_TEST_REQUIRE (a comma-separated list such as "postgres,s3"), or when
+// CI is set, a missing service fails the test instead: in CI a skip would
+// hide a backend that was never exercised.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+)
+
+// Required reports whether a missing service must fail the test rather than
+// skip it.
+func Required(service string) bool {
+	if os.Getenv("CI") != "" {
+		return true
+	}
+	for _, s := range strings.Split(os.Getenv("DFMS_TEST_REQUIRE"), ",") {
+		if strings.TrimSpace(s) == service || strings.TrimSpace(s) == "all" {
+			return true
+		}
+	}
+	return false
+}
+
+// missing skips or fails t for an unavailable service.
+func missing(t testing.TB, service, why string) {
+	t.Helper()
+	if Required(service) {
+		t.Fatalf("%s is required (CI or DFMS_TEST_REQUIRE) but unavailable: %s", service, why)
+	}
+	t.Skipf("%s unavailable (%s); run the tests through `make test` to start it", service, why)
+}
+
+// RandomName returns prefix followed by 12 random hex digits: a name for a
+// throwaway database or bucket that cannot clash between parallel tests.
+func RandomName(prefix string) string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// Postgres creates a fresh, empty database in the test cluster and returns
+// its URL. The database is dropped when the test ends.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	admin := os.Getenv("DFMS_TEST_POSTGRES")
+	if admin == "" {
+		missing(t, "postgres", "DFMS_TEST_POSTGRES is not set")
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("DFMS_TEST_POSTGRES: %v", err)
+	}
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatalf("open admin connection: %v", err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		missing(t, "postgres", err.Error())
+	}
+	name := RandomName("dfms_test_")
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", admin)
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
+// S3 returns the URL of a fresh bucket on the test S3 server, in the form the
+// s3:// chunk store opens (the store creates the bucket on first use). The
+// bucket name is random, so parallel tests never share one.
+func S3(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("DFMS_TEST_S3")
+	if base == "" {
+		missing(t, "s3", "DFMS_TEST_S3 is not set")
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("DFMS_TEST_S3: %v", err)
+	}
+	u.Path = "/" + strings.ReplaceAll(RandomName("dfms-test-"), "_", "-")
+	return u.String()
+}

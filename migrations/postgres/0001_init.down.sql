@@ -1,0 +1,10 @@
+DROP TABLE changes;
+DROP TABLE multipart_parts;
+DROP TABLE multipart_uploads;
+DROP TABLE chunk_replicas;
+DROP TABLE storage_nodes;
+DROP TABLE chunks;
+DROP TABLE versions;
+DROP TABLE entries;
+DROP TABLE refresh_tokens;
+DROP TABLE users;

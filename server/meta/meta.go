@@ -1,0 +1,392 @@
+// Package meta defines the metadata store of DFMS: users, the entry tree,
+// file versions and their manifests, chunks with exact reference counts,
+// storage nodes, multipart uploads and the change journal.
+//
+// The contract is [Store]. Two implementations share one SQL core
+// (package meta/sqlmeta): meta/sqlite, the embedded default
+// (sqlite:///var/lib/dfms/meta.db), and meta/postgres
+// (postgres://user:pass@host:5432/db). One conformance suite,
+// meta/metatest, runs every case on both.
+//
+// # Transactions
+//
+// Every method is one transaction: it either happens completely or not at
+// all. Transactions that fail with a serialization failure, a deadlock or a
+// busy database are retried inside the store, so callers never see those.
+// In particular [Store.CommitVersion] adds the version, its chunk references,
+// the owner's usage and a change-journal row atomically.
+//
+// # Reference counts
+//
+// A chunk's count is the number of occurrences of its hash across all
+// committed versions and all multipart parts, counted per occurrence: a
+// manifest that lists the same chunk sixteen times holds sixteen references.
+// Counts change only in the transaction that adds or removes the manifest
+// holding them, so they are exact at every commit.
+//
+// # Chunks and garbage collection
+//
+// A chunk row is created by [Store.AddChunks] after the chunk's bytes are
+// durably stored, with zero references. Commits only increment rows that
+// exist and are live; if one is missing or being deleted the commit fails
+// with a *MissingChunksError and changes nothing, and the caller uploads the
+// chunk again. The sweeper deletes a chunk in three steps: it marks the row
+// deleting (only if the count is still zero after the grace period), deletes
+// the bytes, then deletes the row. Because of that order, no committed
+// version can reference a chunk whose bytes were deleted, whatever the
+// interleaving of uploads and sweeps.
+//
+// # Visibility
+//
+// Methods take the calling owner explicitly. An entry, version or upload of
+// another owner is reported as kind NotExist, exactly as a missing one.
+package meta
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/dfms/dfms"
+)
+
+// EntryKind says what an entry is.
+type EntryKind uint8
+
+// Entry kinds. The values are stored.
+const (
+	KindDir     EntryKind = 1
+	KindFile    EntryKind = 2
+	KindSymlink EntryKind = 3
+)
+
+func (k EntryKind) String() string {
+	switch k {
+	case KindDir:
+		return "dir"
+	case KindFile:
+		return "file"
+	case KindSymlink:
+		return "symlink"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Roles of users.
+const (
+	RoleUser  = "user"
+	RoleAdmin = "admin"
+)
+
+// User is an account. Email is unique without regard to case.
+type User struct {
+	ID           dfms.UserID
+	Email        string
+	PasswordHash string
+	DisplayName  string
+	Role         string // RoleUser or RoleAdmin
+	Active       bool
+	QuotaBytes   int64 // 0: unlimited
+	UsedBytes    int64 // logical bytes of every stored version, trash included
+	Root         dfms.EntryID
+	CreatedAt    time.Time
+}
+
+// Entry is a node of a user's tree. Each user has one root directory, whose
+// Parent is 0 and Name is "".
+type Entry struct {
+	ID      dfms.EntryID
+	Owner   dfms.UserID
+	Parent  dfms.EntryID
+	Name    string
+	Kind    EntryKind
+	Mode    uint32 // permission bits (and set-id/sticky bits); the type is Kind
+	UID     uint32
+	GID     uint32
+	Size    int64 // bytes of the current version; length of Target for symlinks
+	MTime   time.Time
+	CTime   time.Time
+	Target  string // symlink target
+	MIME    string
+	Version int64 // current version number of a file; 0 for none yet
+
+	// Trash state: DeletedAt is zero for live entries. TrashRoot is the
+	// entry whose deletion moved this one to the trash (itself for the
+	// entry the user deleted).
+	DeletedAt time.Time
+	TrashRoot dfms.EntryID
+}
+
+// Live reports whether e is not in the trash.
+func (e *Entry) Live() bool { return e.DeletedAt.IsZero() }
+
+// Version is one immutable version of a file.
+type Version struct {
+	Entry      dfms.EntryID
+	Number     int64 // 1, 2, …
+	Size       int64
+	SHA256     dfms.Hash // of the whole content
+	ChunkCount int
+	Base       int64 // the version this one was edited from; 0 if none
+	CreatedAt  time.Time
+	CreatedBy  dfms.UserID
+	Manifest   *dfms.Manifest // filled by GetVersion, nil in lists
+}
+
+// Chunk is the metadata of one stored chunk.
+type Chunk struct {
+	Hash      dfms.Hash
+	Size      int64
+	Refs      int64
+	Deleting  bool
+	ZeroSince time.Time // when Refs last became zero; zero time while referenced
+	CreatedAt time.Time
+}
+
+// Node is a storage node that holds chunk replicas.
+type Node struct {
+	ID        string
+	Endpoint  string // chunk store URL
+	Weight    int
+	State     string // NodeUp, NodeSuspect, NodeDown, NodeDraining
+	LastProbe time.Time
+	Failures  int
+	CreatedAt time.Time
+}
+
+// Node states.
+const (
+	NodeUp       = "up"
+	NodeSuspect  = "suspect"
+	NodeDown     = "down"
+	NodeDraining = "draining"
+)
+
+// Upload is a multipart upload in progress.
+type Upload struct {
+	ID        string
+	Owner     dfms.UserID
+	Parent    dfms.EntryID
+	Name      string
+	Size      int64 // declared total size; 0 if unknown
+	PartSize  int64
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Part is one uploaded part of a multipart upload. Its chunks hold
+// references until the upload completes or is aborted.
+type Part struct {
+	Number    int
+	Size      int64
+	SHA256    dfms.Hash
+	Manifest  *dfms.Manifest // filled by CompleteUpload's internals only; nil in lists
+	CreatedAt time.Time
+}
+
+// Change operations in the journal.
+const (
+	OpCreate  = "create"  // entry created (mkdir, symlink, new file)
+	OpVersion = "version" // a new version committed
+	OpAttr    = "attr"    // attributes changed
+	OpRename  = "rename"  // moved or renamed
+	OpTrash   = "trash"   // moved to trash
+	OpRestore = "restore" // restored from trash
+	OpPurge   = "purge"   // deleted for good
+)
+
+// Change is one row of the change journal (the outbox): every mutation of an
+// owner's tree writes one in the same transaction.
+type Change struct {
+	Seq     int64
+	Owner   dfms.UserID
+	Entry   dfms.EntryID
+	Parent  dfms.EntryID
+	Op      string
+	Version int64
+	At      time.Time
+}
+
+// SetAttr lists the attributes to change; nil fields are left alone.
+type SetAttr struct {
+	Mode  *uint32
+	UID   *uint32
+	GID   *uint32
+	MTime *time.Time
+	Size  *int64 // only through CommitVersion; SetAttr rejects it
+}
+
+// ListOptions pages a directory listing by name.
+type ListOptions struct {
+	After string // list names greater than this
+	Limit int    // 0: no limit
+}
+
+// CommitRequest describes a new version of a file.
+type CommitRequest struct {
+	Owner dfms.UserID
+	// Either Entry names an existing file, or Parent and Name name the file,
+	// which is created if it does not exist (with Mode, UID, GID).
+	Entry  dfms.EntryID
+	Parent dfms.EntryID
+	Name   string
+	Mode   uint32
+	UID    uint32
+	GID    uint32
+
+	Manifest dfms.Manifest
+	SHA256   dfms.Hash
+	MIME     string
+	MTime    time.Time // zero: now
+	// Base is the version this content was edited from (0: none). If
+	// RequireBase is set and the file's current version differs, the commit
+	// fails with kind Conflict; otherwise Base is only recorded.
+	Base        int64
+	RequireBase bool
+	CreatedBy   dfms.UserID
+}
+
+// PurgeStats reports what a purge released.
+type PurgeStats struct {
+	Entries  int
+	Versions int
+	Bytes    int64 // logical bytes released from the owner's usage
+}
+
+// SearchQuery selects entries by name.
+type SearchQuery struct {
+	Text  string // matched case-insensitively as a substring of the name; wildcards are literal
+	Kind  EntryKind
+	Limit int
+}
+
+// Usage summarises an owner's storage.
+type Usage struct {
+	LogicalBytes int64 // sum of every stored version's size
+	Files        int64
+	Dirs         int64
+	Versions     int64
+	QuotaBytes   int64
+}
+
+// MissingChunksError is returned by commits that reference chunks whose rows
+// do not exist or are being deleted. Nothing was changed; the caller should
+// store those chunks again (and AddChunks them), then retry.
+type MissingChunksError struct {
+	Hashes []dfms.Hash
+}
+
+func (e *MissingChunksError) Error() string {
+	return fmt.Sprintf("%d chunk(s) not stored, e.g. %s", len(e.Hashes), e.Hashes[0])
+}
+
+// Store is the metadata store. It is safe for concurrent use. Errors carry
+// dfms kinds: NotExist for missing or foreign items, Exist for a taken name
+// or email, NotDir/IsDir/NotEmpty for tree misuse, Invalid for bad
+// arguments, Conflict for cycles, stale bases and chunk races, Quota when
+// an owner's quota would be exceeded.
+type Store interface {
+	// CreateUser adds a user and its root directory. Email is matched
+	// without regard to case (kind Exist if taken).
+	CreateUser(ctx context.Context, u User) (User, error)
+	GetUser(ctx context.Context, id dfms.UserID) (User, error)
+	GetUserByEmail(ctx context.Context, email string) (User, error)
+	// UpdateUser writes the mutable fields of u (password hash, display
+	// name, role, active, quota).
+	UpdateUser(ctx context.Context, u User) error
+	ListUsers(ctx context.Context) ([]User, error)
+
+	// GetEntry returns the entry with id, live or trashed.
+	GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (Entry, error)
+	// Lookup returns the live entry named name in directory parent.
+	Lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (Entry, error)
+	// ListDir returns the live entries of dir ordered by name.
+	ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts ListOptions) ([]Entry, error)
+	// CreateEntry adds a directory, a symlink or an empty file (version 0)
+	// under e.Parent. ID, Size, Version and the trash fields are ignored.
+	CreateEntry(ctx context.Context, e Entry) (Entry, error)
+	// SetAttr changes an entry's attributes and returns the result.
+	SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a SetAttr) (Entry, error)
+	// Rename moves id to newParent/newName. A directory cannot move into
+	// itself or a descendant (Conflict). If the name is taken: with replace
+	// unset it fails with Exist; with replace set, a file or symlink there
+	// moves to the trash, an empty directory is removed, and a non-empty
+	// one fails with NotEmpty. It returns the moved entry and the replaced
+	// one (ID 0 if none).
+	Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (moved, replaced Entry, err error)
+	// Trash moves id and its whole subtree to the trash.
+	Trash(ctx context.Context, owner dfms.UserID, id dfms.EntryID) error
+	// Restore brings a trashed subtree back under its old parent, which must
+	// be live (Conflict otherwise; Exist if its name was taken meanwhile).
+	Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (Entry, error)
+	// ListTrash returns the entries the owner deleted (the roots of trashed
+	// subtrees), newest first.
+	ListTrash(ctx context.Context, owner dfms.UserID) ([]Entry, error)
+	// Purge deletes a trashed subtree for good: its entries, all their
+	// versions and the chunk references they held.
+	Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (PurgeStats, error)
+	// Search finds live entries by name.
+	Search(ctx context.Context, owner dfms.UserID, q SearchQuery) ([]Entry, error)
+	// Usage returns the owner's storage summary.
+	Usage(ctx context.Context, owner dfms.UserID) (Usage, error)
+
+	// CommitVersion adds a new version of a file as described by req, with
+	// its chunk references, in one transaction.
+	CommitVersion(ctx context.Context, req CommitRequest) (Entry, Version, error)
+	// GetVersion returns a version with its manifest (number 0: current).
+	GetVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (Version, error)
+	// ListVersions returns every version of a file, oldest first.
+	ListVersions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]Version, error)
+	// DeleteVersion removes one version that is not the current one and
+	// releases its chunk references.
+	DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error
+
+	// MissingChunks returns those of hashes that have no live chunk row, in
+	// the order given, without duplicates.
+	MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.Hash, error)
+	// AddChunks records chunks whose bytes are now durably stored, with no
+	// references. Existing live rows are left alone; a row being deleted
+	// makes it fail with kind Conflict (store the chunk again once the
+	// sweep has finished).
+	AddChunks(ctx context.Context, refs []dfms.ChunkRef) error
+	// GetChunk returns a chunk's row.
+	GetChunk(ctx context.Context, h dfms.Hash) (Chunk, error)
+	// SweepCandidates returns up to limit chunks whose count has been zero
+	// since before cutoff, and rows left deleting by an interrupted sweep.
+	SweepCandidates(ctx context.Context, cutoff time.Time, limit int) ([]Chunk, error)
+	// BeginDelete marks h deleting if its count is still zero since before
+	// cutoff (or it is already deleting) and reports whether it did. Only
+	// then may the caller delete the bytes, and then call FinishDelete.
+	BeginDelete(ctx context.Context, h dfms.Hash, cutoff time.Time) (bool, error)
+	// FinishDelete removes the row of a chunk marked deleting.
+	FinishDelete(ctx context.Context, h dfms.Hash) error
+
+	// Storage nodes.
+	PutNode(ctx context.Context, n Node) error
+	ListNodes(ctx context.Context) ([]Node, error)
+	SetNodeState(ctx context.Context, id, state string, failures int, probe time.Time) error
+
+	// CreateUpload starts a multipart upload of parent/name.
+	CreateUpload(ctx context.Context, u Upload) (Upload, error)
+	GetUpload(ctx context.Context, owner dfms.UserID, id string) (Upload, error)
+	// PutPart records part number n (replacing an earlier one with the same
+	// number) and takes references on its chunks.
+	PutPart(ctx context.Context, owner dfms.UserID, id string, n int, size int64, sum dfms.Hash, m dfms.Manifest) error
+	ListParts(ctx context.Context, owner dfms.UserID, id string) ([]Part, error)
+	// CompleteUpload commits the parts 1..N (no gaps: Invalid otherwise) as
+	// a new version, moving the parts' references to it, and removes the
+	// upload. sum is the SHA-256 of the whole content.
+	CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string) (Entry, Version, error)
+	// AbortUpload removes an upload and releases its parts' references.
+	AbortUpload(ctx context.Context, owner dfms.UserID, id string) error
+	// ExpiredUploads lists uploads that expired before now.
+	ExpiredUploads(ctx context.Context, now time.Time, limit int) ([]Upload, error)
+
+	// Changes returns the owner's journal rows with Seq > after, oldest
+	// first, at most limit.
+	Changes(ctx context.Context, owner dfms.UserID, after int64, limit int) ([]Change, error)
+
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+	Close() error
+}

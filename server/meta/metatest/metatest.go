@@ -1,0 +1,1002 @@
+// Package metatest is the conformance suite of meta.Store. Every backend
+// runs all of it:
+//
+//	metatest.Run(t, func(t *testing.T) meta.Store { return openFresh(t) })
+//
+// open must return an empty store of its own for each call; the suite closes
+// it. A bug found in one backend becomes a case here.
+package metatest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// Run runs every case against stores made by open.
+func Run(t *testing.T, open func(t *testing.T) meta.Store) {
+	cases := []struct {
+		name string
+		fn   func(t *testing.T, s meta.Store)
+	}{
+		{"Users", testUsers},
+		{"TreeBasics", testTreeBasics},
+		{"Names", testNames},
+		{"Isolation", testIsolation},
+		{"SetAttr", testSetAttr},
+		{"Rename", testRename},
+		{"RenameReplace", testRenameReplace},
+		{"TrashRestorePurge", testTrashRestorePurge},
+		{"TrashRestoreConflicts", testTrashRestoreConflicts},
+		{"CommitVersions", testCommitVersions},
+		{"RefsPerOccurrence", testRefsPerOccurrence},
+		{"CommitMissingChunk", testCommitMissingChunk},
+		{"CommitErrors", testCommitErrors},
+		{"Quota", testQuota},
+		{"DeleteVersion", testDeleteVersion},
+		{"MissingChunks", testMissingChunks},
+		{"SweepProtocol", testSweepProtocol},
+		{"Multipart", testMultipart},
+		{"MultipartErrors", testMultipartErrors},
+		{"Search", testSearch},
+		{"Changes", testChanges},
+		{"Nodes", testNodes},
+		{"ConcurrentCommits", testConcurrentCommits},
+		{"ConcurrentRenames", testConcurrentRenames},
+		{"Usage", testUsage},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() { s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+// wantKind fails t unless err has kind k.
+func wantKind(t *testing.T, what string, err error, k dfms.Kind) {
+	t.Helper()
+	if !dfms.Is(err, k) {
+		t.Fatalf("%s: got error %v (kind %q), want kind %q", what, err, dfms.KindOf(err), k)
+	}
+}
+
+// must returns v, failing the test given to the returned function if err
+// is not nil: must(s.GetUser(ctx, id))(t).
+func must[T any](v T, err error) func(t *testing.T) T {
+	return func(t *testing.T) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func ok(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var userSeq struct {
+	sync.Mutex
+	n int
+}
+
+func newUser(t *testing.T, s meta.Store) meta.User {
+	t.Helper()
+	userSeq.Lock()
+	userSeq.n++
+	n := userSeq.n
+	userSeq.Unlock()
+	return must(s.CreateUser(ctx, meta.User{Email: fmt.Sprintf("user%d@example.com", n), Active: true, DisplayName: "U"}))(t)
+}
+
+func mkdir(t *testing.T, s meta.Store, owner dfms.UserID, parent dfms.EntryID, name string) meta.Entry {
+	t.Helper()
+	return must(s.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: meta.KindDir, Mode: 0o755}))(t)
+}
+
+// chunk returns a ChunkRef for a made-up chunk named by s.
+func chunk(s string, size uint32) dfms.ChunkRef {
+	return dfms.ChunkRef{Hash: dfms.Sum([]byte(s)), Size: size}
+}
+
+// manifest builds a manifest from refs and registers its chunks.
+func manifest(t *testing.T, s meta.Store, refs ...dfms.ChunkRef) dfms.Manifest {
+	t.Helper()
+	ok(t, s.AddChunks(ctx, refs))
+	return dfms.Manifest{Chunks: refs}
+}
+
+func commit(t *testing.T, s meta.Store, owner dfms.UserID, parent dfms.EntryID, name string, m dfms.Manifest) (meta.Entry, meta.Version) {
+	t.Helper()
+	e, v, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: owner, Parent: parent, Name: name, Manifest: m,
+		SHA256: dfms.Sum([]byte(name)), Mode: 0o644})
+	if err != nil {
+		t.Fatalf("commit %s: %v", name, err)
+	}
+	return e, v
+}
+
+func refs(t *testing.T, s meta.Store, r dfms.ChunkRef) int64 {
+	t.Helper()
+	return must(s.GetChunk(ctx, r.Hash))(t).Refs
+}
+
+func names(es []meta.Entry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name)
+	}
+	return out
+}
+
+func testUsers(t *testing.T, s meta.Store) {
+	u := must(s.CreateUser(ctx, meta.User{Email: "Alice@Example.com", PasswordHash: "h", DisplayName: "Alice", Active: true, QuotaBytes: 100}))(t)
+	if u.ID == 0 || u.Root == 0 || u.Role != meta.RoleUser || !u.Active || u.QuotaBytes != 100 {
+		t.Fatalf("created user = %+v", u)
+	}
+	root := must(s.GetEntry(ctx, u.ID, u.Root))(t)
+	if root.Kind != meta.KindDir || root.Parent != 0 || root.Name != "" {
+		t.Fatalf("root = %+v, want a parentless directory", root)
+	}
+	got := must(s.GetUserByEmail(ctx, "alice@EXAMPLE.com"))(t)
+	if got.ID != u.ID || got.Email != "Alice@Example.com" {
+		t.Fatalf("by email: got %+v, want id %d", got, u.ID)
+	}
+	_, err := s.CreateUser(ctx, meta.User{Email: "ALICE@example.COM"})
+	wantKind(t, "duplicate email in another case", err, dfms.Exist)
+	_, err = s.CreateUser(ctx, meta.User{Email: " "})
+	wantKind(t, "empty email", err, dfms.Invalid)
+	_, err = s.CreateUser(ctx, meta.User{Email: "x@y", Role: "root"})
+	wantKind(t, "bad role", err, dfms.Invalid)
+	_, err = s.GetUser(ctx, u.ID+1000)
+	wantKind(t, "missing user", err, dfms.NotExist)
+
+	got.Role, got.Active, got.QuotaBytes, got.PasswordHash = meta.RoleAdmin, false, 5, "h2"
+	ok(t, s.UpdateUser(ctx, got))
+	got = must(s.GetUser(ctx, u.ID))(t)
+	if got.Role != meta.RoleAdmin || got.Active || got.QuotaBytes != 5 || got.PasswordHash != "h2" {
+		t.Fatalf("after update: %+v", got)
+	}
+	wantKind(t, "update missing", s.UpdateUser(ctx, meta.User{ID: 9999, Email: "a@b"}), dfms.NotExist)
+	b := newUser(t, s)
+	all := must(s.ListUsers(ctx))(t)
+	if len(all) != 2 || all[0].ID != u.ID || all[1].ID != b.ID {
+		t.Fatalf("ListUsers = %v", all)
+	}
+}
+
+func testTreeBasics(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	d := mkdir(t, s, u.ID, u.Root, "docs")
+	mkdir(t, s, u.ID, u.Root, "b")
+	mkdir(t, s, u.ID, u.Root, "a")
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "empty", Kind: meta.KindFile, Mode: 0o600}))(t)
+	if f.Size != 0 || f.Version != 0 || f.Mode != 0o600 {
+		t.Fatalf("empty file = %+v", f)
+	}
+	l := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "link", Kind: meta.KindSymlink, Mode: 0o777, Target: "../a"}))(t)
+	if l.Size != 4 || l.Target != "../a" {
+		t.Fatalf("symlink = %+v", l)
+	}
+	_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "bad", Kind: meta.KindSymlink})
+	wantKind(t, "symlink without target", err, dfms.Invalid)
+
+	got := must(s.Lookup(ctx, u.ID, u.Root, "docs"))(t)
+	if got.ID != d.ID || got.Kind != meta.KindDir || got.Parent != u.Root {
+		t.Fatalf("Lookup docs = %+v", got)
+	}
+	_, err = s.Lookup(ctx, u.ID, u.Root, "nope")
+	wantKind(t, "lookup missing", err, dfms.NotExist)
+	_, err = s.Lookup(ctx, u.ID, f.ID, "x")
+	wantKind(t, "lookup in a file", err, dfms.NotDir)
+
+	list := must(s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{}))(t)
+	if want := []string{"a", "b", "docs", "empty"}; !slices.Equal(names(list), want) {
+		t.Fatalf("ListDir = %v, want %v", names(list), want)
+	}
+	page := must(s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{After: "a", Limit: 2}))(t)
+	if want := []string{"b", "docs"}; !slices.Equal(names(page), want) {
+		t.Fatalf("ListDir page = %v, want %v", names(page), want)
+	}
+	_, err = s.ListDir(ctx, u.ID, f.ID, meta.ListOptions{})
+	wantKind(t, "list a file", err, dfms.NotDir)
+
+	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "docs", Kind: meta.KindFile})
+	wantKind(t, "duplicate name", err, dfms.Exist)
+	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: f.ID, Name: "x", Kind: meta.KindFile})
+	wantKind(t, "create under a file", err, dfms.NotDir)
+	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: 987654, Name: "x", Kind: meta.KindFile})
+	wantKind(t, "create under a missing parent", err, dfms.NotExist)
+	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: 9})
+	wantKind(t, "bad kind", err, dfms.Invalid)
+}
+
+func testNames(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	for _, name := range []string{"", ".", "..", ".versions", "a/b", "a\x00b", strings.Repeat("n", 256)} {
+		_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: name, Kind: meta.KindDir})
+		wantKind(t, fmt.Sprintf("create %q", name), err, dfms.Invalid)
+	}
+	long := strings.Repeat("n", 255)
+	mkdir(t, s, u.ID, u.Root, long)
+	mkdir(t, s, u.ID, u.Root, "ünïcödé ☃")
+	if list := must(s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{}))(t); len(list) != 2 {
+		t.Fatalf("got %d entries, want 2", len(list))
+	}
+	// Names are bytes, and sort bytewise on every backend.
+	mkdir(t, s, u.ID, u.Root, "B")
+	mkdir(t, s, u.ID, u.Root, "a")
+	list := must(s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{}))(t)
+	if want := []string{"B", "a", long, "ünïcödé ☃"}; !slices.Equal(names(list), want) {
+		t.Fatalf("order = %q, want %q", names(list), want)
+	}
+}
+
+// Another owner's ids behave exactly as missing ones.
+func testIsolation(t *testing.T, s meta.Store) {
+	a, b := newUser(t, s), newUser(t, s)
+	d := mkdir(t, s, a.ID, a.Root, "private")
+	m := manifest(t, s, chunk("iso", 10))
+	f, _ := commit(t, s, a.ID, d.ID, "secret.txt", m)
+
+	_, err := s.GetEntry(ctx, b.ID, f.ID)
+	wantKind(t, "GetEntry", err, dfms.NotExist)
+	_, err = s.Lookup(ctx, b.ID, d.ID, "secret.txt")
+	wantKind(t, "Lookup", err, dfms.NotExist)
+	_, err = s.ListDir(ctx, b.ID, d.ID, meta.ListOptions{})
+	wantKind(t, "ListDir", err, dfms.NotExist)
+	_, err = s.CreateEntry(ctx, meta.Entry{Owner: b.ID, Parent: d.ID, Name: "x", Kind: meta.KindFile})
+	wantKind(t, "CreateEntry", err, dfms.NotExist)
+	_, err = s.GetVersion(ctx, b.ID, f.ID, 1)
+	wantKind(t, "GetVersion", err, dfms.NotExist)
+	_, err = s.ListVersions(ctx, b.ID, f.ID)
+	wantKind(t, "ListVersions", err, dfms.NotExist)
+	_, _, err = s.Rename(ctx, b.ID, f.ID, b.Root, "mine", false)
+	wantKind(t, "Rename", err, dfms.NotExist)
+	_, _, err = s.Rename(ctx, a.ID, f.ID, b.Root, "gift", false)
+	wantKind(t, "Rename into another's folder", err, dfms.NotExist)
+	wantKind(t, "Trash", s.Trash(ctx, b.ID, f.ID), dfms.NotExist)
+	_, err = s.SetAttr(ctx, b.ID, f.ID, meta.SetAttr{})
+	wantKind(t, "SetAttr", err, dfms.NotExist)
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: b.ID, Entry: f.ID, Manifest: m})
+	wantKind(t, "CommitVersion by id", err, dfms.NotExist)
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: b.ID, Parent: d.ID, Name: "x", Manifest: m})
+	wantKind(t, "CommitVersion into another's folder", err, dfms.NotExist)
+	_, err = s.CreateUpload(ctx, meta.Upload{Owner: b.ID, Parent: d.ID, Name: "x", PartSize: 1})
+	wantKind(t, "CreateUpload into another's folder", err, dfms.NotExist)
+	if hits := must(s.Search(ctx, b.ID, meta.SearchQuery{Text: "secret"}))(t); len(hits) != 0 {
+		t.Fatalf("b's search found %v", names(hits))
+	}
+	if ch := must(s.Changes(ctx, b.ID, 0, 100))(t); len(ch) != 0 {
+		t.Fatalf("b sees %d of a's changes", len(ch))
+	}
+	// a's data is unchanged.
+	if v := must(s.GetVersion(ctx, a.ID, f.ID, 0))(t); v.Number != 1 || v.Size != 10 {
+		t.Fatalf("a's version after b's attempts: %+v", v)
+	}
+}
+
+func testSetAttr(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: meta.KindFile, Mode: 0o644}))(t)
+	mode, uid, gid := uint32(0o4750), uint32(1000), uint32(100)
+	mt := time.Date(2001, 2, 3, 4, 5, 6, 789, time.UTC)
+	e := must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Mode: &mode, UID: &uid, GID: &gid, MTime: &mt}))(t)
+	if e.Mode != 0o4750 || e.UID != 1000 || e.GID != 100 || !e.MTime.Equal(mt) {
+		t.Fatalf("after SetAttr: %+v", e)
+	}
+	e = must(s.GetEntry(ctx, u.ID, f.ID))(t)
+	if !e.MTime.Equal(mt) || e.MTime.Nanosecond() != 789 {
+		t.Fatalf("mtime stored as %v, want %v (nanoseconds kept)", e.MTime, mt)
+	}
+	size := int64(5)
+	_, err := s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Size: &size})
+	wantKind(t, "SetAttr size", err, dfms.Invalid)
+}
+
+func testRename(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	a := mkdir(t, s, u.ID, u.Root, "a")
+	b := mkdir(t, s, u.ID, a.ID, "b")
+	c := mkdir(t, s, u.ID, b.ID, "c")
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: c.ID, Name: "f", Kind: meta.KindFile}))(t)
+
+	moved, replaced := must2(t)(s.Rename(ctx, u.ID, f.ID, u.Root, "g", false))
+	if moved.Parent != u.Root || moved.Name != "g" || replaced.ID != 0 {
+		t.Fatalf("moved %+v replaced %+v", moved, replaced)
+	}
+	_, err := s.Lookup(ctx, u.ID, c.ID, "f")
+	wantKind(t, "old name after rename", err, dfms.NotExist)
+
+	_, _, err = s.Rename(ctx, u.ID, a.ID, c.ID, "loop", false)
+	wantKind(t, "move into a descendant", err, dfms.Conflict)
+	_, _, err = s.Rename(ctx, u.ID, a.ID, a.ID, "self", false)
+	wantKind(t, "move into itself", err, dfms.Conflict)
+	_, _, err = s.Rename(ctx, u.ID, u.Root, a.ID, "root", false)
+	wantKind(t, "move the root", err, dfms.Invalid)
+	_, _, err = s.Rename(ctx, u.ID, c.ID, u.Root, "a", false)
+	wantKind(t, "rename onto an existing name", err, dfms.Exist)
+	_, _, err = s.Rename(ctx, u.ID, c.ID, u.Root, "..", false)
+	wantKind(t, "rename to ..", err, dfms.Invalid)
+	_, _, err = s.Rename(ctx, u.ID, c.ID, moved.ID, "x", false)
+	wantKind(t, "rename under a file", err, dfms.NotDir)
+
+	// Moving a subtree up keeps its content.
+	m2, _ := must2(t)(s.Rename(ctx, u.ID, c.ID, u.Root, "c2", false))
+	if m2.Parent != u.Root {
+		t.Fatalf("c2 parent %d", m2.Parent)
+	}
+	// Renaming onto itself is a no-op.
+	m3, _ := must2(t)(s.Rename(ctx, u.ID, c.ID, u.Root, "c2", false))
+	if m3.ID != c.ID || m3.Name != "c2" {
+		t.Fatalf("self rename: %+v", m3)
+	}
+}
+
+func must2(t *testing.T) func(a, b meta.Entry, err error) (meta.Entry, meta.Entry) {
+	return func(a, b meta.Entry, err error) (meta.Entry, meta.Entry) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	}
+}
+
+func testRenameReplace(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	m1 := manifest(t, s, chunk("old", 3))
+	m2 := manifest(t, s, chunk("new", 5))
+	old, _ := commit(t, s, u.ID, u.Root, "file", m1)
+	tmp, _ := commit(t, s, u.ID, u.Root, ".file.swp", m2)
+
+	_, _, err := s.Rename(ctx, u.ID, tmp.ID, u.Root, "file", false)
+	wantKind(t, "replace without flag", err, dfms.Exist)
+	moved, replaced := must2(t)(s.Rename(ctx, u.ID, tmp.ID, u.Root, "file", true))
+	if moved.ID != tmp.ID || replaced.ID != old.ID {
+		t.Fatalf("moved %d replaced %d, want %d and %d", moved.ID, replaced.ID, tmp.ID, old.ID)
+	}
+	got := must(s.Lookup(ctx, u.ID, u.Root, "file"))(t)
+	if got.ID != tmp.ID || got.Size != 5 {
+		t.Fatalf("file after replace = %+v", got)
+	}
+	// The replaced file is in the trash, restorable once the name is free.
+	trash := must(s.ListTrash(ctx, u.ID))(t)
+	if len(trash) != 1 || trash[0].ID != old.ID {
+		t.Fatalf("trash = %v", names(trash))
+	}
+	if refs(t, s, chunk("old", 3)) != 1 {
+		t.Fatal("the replaced file's chunk lost its reference")
+	}
+
+	d := mkdir(t, s, u.ID, u.Root, "d")
+	e := mkdir(t, s, u.ID, u.Root, "e")
+	mkdir(t, s, u.ID, e.ID, "child")
+	_, _, err = s.Rename(ctx, u.ID, d.ID, u.Root, "e", true)
+	wantKind(t, "replace a non-empty dir", err, dfms.NotEmpty)
+	_, _, err = s.Rename(ctx, u.ID, d.ID, u.Root, "file", true)
+	wantKind(t, "replace a file with a dir", err, dfms.NotDir)
+	_, _, err = s.Rename(ctx, u.ID, tmp.ID, u.Root, "d", true)
+	wantKind(t, "replace a dir with a file", err, dfms.IsDir)
+	empty := mkdir(t, s, u.ID, u.Root, "empty")
+	_, replaced = must2(t)(s.Rename(ctx, u.ID, d.ID, u.Root, "empty", true))
+	if replaced.ID != empty.ID {
+		t.Fatalf("replaced %d, want the empty dir %d", replaced.ID, empty.ID)
+	}
+}
+
+func testTrashRestorePurge(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	top := mkdir(t, s, u.ID, u.Root, "top")
+	sub := mkdir(t, s, u.ID, top.ID, "sub")
+	c1, c2 := chunk("t1", 100), chunk("t2", 50)
+	m := manifest(t, s, c1, c2, c1)
+	f1, _ := commit(t, s, u.ID, top.ID, "f1", m)
+	f2, _ := commit(t, s, u.ID, sub.ID, "f2", m)
+	commit(t, s, u.ID, sub.ID, "f2", dfms.Manifest{Chunks: []dfms.ChunkRef{c2}})
+	if got := refs(t, s, c1); got != 4 {
+		t.Fatalf("refs(c1) = %d, want 4", got)
+	}
+	usage := must(s.Usage(ctx, u.ID))(t)
+	if usage.LogicalBytes != 250+250+50 {
+		t.Fatalf("used = %d, want 550", usage.LogicalBytes)
+	}
+
+	ok(t, s.Trash(ctx, u.ID, top.ID))
+	for _, id := range []dfms.EntryID{top.ID, sub.ID, f1.ID, f2.ID} {
+		e := must(s.GetEntry(ctx, u.ID, id))(t)
+		if e.Live() || e.TrashRoot != top.ID {
+			t.Fatalf("entry %d after trashing its folder: deleted %v root %d", id, e.DeletedAt, e.TrashRoot)
+		}
+	}
+	_, err := s.Lookup(ctx, u.ID, u.Root, "top")
+	wantKind(t, "lookup trashed", err, dfms.NotExist)
+	_, err = s.ListDir(ctx, u.ID, sub.ID, meta.ListOptions{})
+	wantKind(t, "list a trashed dir", err, dfms.NotExist)
+	if hits := must(s.Search(ctx, u.ID, meta.SearchQuery{Text: "f"}))(t); len(hits) != 0 {
+		t.Fatalf("search finds trashed entries: %v", names(hits))
+	}
+	trash := must(s.ListTrash(ctx, u.ID))(t)
+	if len(trash) != 1 || trash[0].ID != top.ID {
+		t.Fatalf("trash = %v, want [top]", names(trash))
+	}
+	// Trashing keeps data: counts unchanged.
+	if got := refs(t, s, c1); got != 4 {
+		t.Fatalf("refs(c1) after trash = %d, want 4", got)
+	}
+	_, err = s.Restore(ctx, u.ID, sub.ID)
+	wantKind(t, "restore a non-root of the trash", err, dfms.NotExist)
+
+	r := must(s.Restore(ctx, u.ID, top.ID))(t)
+	if !r.Live() {
+		t.Fatal("restored entry still trashed")
+	}
+	if got := must(s.Lookup(ctx, u.ID, sub.ID, "f2"))(t); got.Version != 2 {
+		t.Fatalf("f2 after restore: %+v", got)
+	}
+
+	_, err = s.Purge(ctx, u.ID, top.ID)
+	wantKind(t, "purge a live entry", err, dfms.Conflict)
+	ok(t, s.Trash(ctx, u.ID, f1.ID)) // trashed on its own first
+	ok(t, s.Trash(ctx, u.ID, top.ID))
+	st := must(s.Purge(ctx, u.ID, top.ID))(t)
+	if st.Entries != 4 || st.Versions != 3 || st.Bytes != 550 {
+		t.Fatalf("purge stats = %+v, want 4 entries, 3 versions, 550 bytes", st)
+	}
+	for _, c := range []dfms.ChunkRef{c1, c2} {
+		ch := must(s.GetChunk(ctx, c.Hash))(t)
+		if ch.Refs != 0 || ch.ZeroSince.IsZero() {
+			t.Fatalf("chunk after purge: %+v, want 0 refs and a zero-since time", ch)
+		}
+	}
+	if u2 := must(s.Usage(ctx, u.ID))(t); u2.LogicalBytes != 0 || u2.Files != 0 {
+		t.Fatalf("usage after purge = %+v", u2)
+	}
+	_, err = s.GetEntry(ctx, u.ID, f2.ID)
+	wantKind(t, "purged entry", err, dfms.NotExist)
+	if trash := must(s.ListTrash(ctx, u.ID))(t); len(trash) != 0 {
+		t.Fatalf("trash after purge = %v", names(trash))
+	}
+}
+
+func testTrashRestoreConflicts(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	d := mkdir(t, s, u.ID, u.Root, "d")
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: meta.KindFile}))(t)
+	ok(t, s.Trash(ctx, u.ID, f.ID))
+	// The name is free again while f is in the trash.
+	again := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: meta.KindFile}))(t)
+	_, err := s.Restore(ctx, u.ID, f.ID)
+	wantKind(t, "restore over a taken name", err, dfms.Exist)
+	ok(t, s.Trash(ctx, u.ID, again.ID))
+	ok(t, s.Trash(ctx, u.ID, d.ID))
+	_, err = s.Restore(ctx, u.ID, f.ID)
+	wantKind(t, "restore into a trashed folder", err, dfms.Conflict)
+	must(s.Restore(ctx, u.ID, d.ID))(t)
+	must(s.Restore(ctx, u.ID, f.ID))(t)
+	wantKind(t, "trash the root", s.Trash(ctx, u.ID, u.Root), dfms.Invalid)
+	wantKind(t, "trash twice", s.Trash(ctx, u.ID, again.ID), dfms.NotExist)
+}
+
+func testCommitVersions(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	d := mkdir(t, s, u.ID, u.Root, "sub")
+	c1, c2 := chunk("v1", 10), chunk("v2", 20)
+	m1 := manifest(t, s, c1)
+	e, v := commit(t, s, u.ID, d.ID, "doc", m1)
+	if v.Number != 1 || e.Version != 1 || e.Size != 10 || e.Kind != meta.KindFile || e.Mode != 0o644 {
+		t.Fatalf("first commit: entry %+v version %+v", e, v)
+	}
+	m2 := manifest(t, s, c1, c2)
+	mt := time.Unix(1700000000, 5)
+	e2, v2, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: m2, SHA256: dfms.Sum([]byte("x")),
+		Base: 1, RequireBase: true, MTime: mt, MIME: "text/plain"})
+	ok(t, err)
+	if v2.Number != 2 || e2.ID != e.ID || e2.Size != 30 || !e2.MTime.Equal(mt) || e2.MIME != "text/plain" || v2.Base != 1 {
+		t.Fatalf("second commit: entry %+v version %+v", e2, v2)
+	}
+	// By name in a subfolder, an upload to an existing name is a new version.
+	_, v3 := commit(t, s, u.ID, d.ID, "doc", m1)
+	if v3.Number != 3 {
+		t.Fatalf("third commit number %d", v3.Number)
+	}
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: m1, Base: 2, RequireBase: true})
+	wantKind(t, "stale base", err, dfms.Conflict)
+
+	vs := must(s.ListVersions(ctx, u.ID, e.ID))(t)
+	if len(vs) != 3 || vs[0].Number != 1 || vs[2].Number != 3 || vs[1].Size != 30 || vs[1].ChunkCount != 2 {
+		t.Fatalf("versions = %+v", vs)
+	}
+	got := must(s.GetVersion(ctx, u.ID, e.ID, 2))(t)
+	if got.Manifest == nil || !slices.Equal(got.Manifest.Chunks, m2.Chunks) || got.SHA256 != dfms.Sum([]byte("x")) {
+		t.Fatalf("GetVersion(2) = %+v", got)
+	}
+	cur := must(s.GetVersion(ctx, u.ID, e.ID, 0))(t)
+	if cur.Number != 3 {
+		t.Fatalf("current version %d, want 3", cur.Number)
+	}
+	_, err = s.GetVersion(ctx, u.ID, e.ID, 4)
+	wantKind(t, "missing version", err, dfms.NotExist)
+	if r := refs(t, s, c1); r != 3 {
+		t.Fatalf("refs(c1) = %d, want 3", r)
+	}
+	// The empty file: a version with no chunks.
+	ee, ev := commit(t, s, u.ID, u.Root, "empty", dfms.Manifest{})
+	if ev.Size != 0 || ee.Size != 0 || ev.ChunkCount != 0 {
+		t.Fatalf("empty commit: %+v %+v", ee, ev)
+	}
+}
+
+// Reference counts are per occurrence, so 64 MiB of zeros (16 identical
+// 4 MiB chunks) holds 16 references, and releasing it returns to 0 exactly.
+func testRefsPerOccurrence(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	z := chunk("zeros", 4<<20)
+	var m dfms.Manifest
+	for range 16 {
+		m.Chunks = append(m.Chunks, z)
+	}
+	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{z}))
+	e, _ := commit(t, s, u.ID, u.Root, "zeros", m)
+	if r := refs(t, s, z); r != 16 {
+		t.Fatalf("refs = %d, want 16", r)
+	}
+	commit(t, s, u.ID, u.Root, "zeros", m)
+	if r := refs(t, s, z); r != 32 {
+		t.Fatalf("refs after overwrite = %d, want 32", r)
+	}
+	ok(t, s.DeleteVersion(ctx, u.ID, e.ID, 1))
+	if r := refs(t, s, z); r != 16 {
+		t.Fatalf("refs after deleting v1 = %d, want 16", r)
+	}
+	ok(t, s.Trash(ctx, u.ID, e.ID))
+	must(s.Purge(ctx, u.ID, e.ID))(t)
+	if r := refs(t, s, z); r != 0 {
+		t.Fatalf("refs after purge = %d, want 0", r)
+	}
+}
+
+// A commit that references an unstored chunk changes nothing.
+func testCommitMissingChunk(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	have := chunk("have", 10)
+	m := manifest(t, s, have)
+	e, _ := commit(t, s, u.ID, u.Root, "f", m)
+	before := must(s.Changes(ctx, u.ID, 0, 1000))(t)
+	ghost := chunk("ghost", 10)
+	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{have, ghost}}})
+	var mce *meta.MissingChunksError
+	if !errors.As(err, &mce) || len(mce.Hashes) != 1 || mce.Hashes[0] != ghost.Hash {
+		t.Fatalf("got %v, want a MissingChunksError naming the ghost chunk", err)
+	}
+	wantKind(t, "missing chunk", err, dfms.Conflict)
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "new", Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{ghost}}})
+	if !errors.As(err, &mce) {
+		t.Fatalf("new file with a missing chunk: %v", err)
+	}
+	if r := refs(t, s, have); r != 1 {
+		t.Fatalf("refs(have) = %d, want 1 (unchanged)", r)
+	}
+	if vs := must(s.ListVersions(ctx, u.ID, e.ID))(t); len(vs) != 1 {
+		t.Fatalf("%d versions, want 1", len(vs))
+	}
+	_, err = s.Lookup(ctx, u.ID, u.Root, "new")
+	wantKind(t, "file of a failed commit", err, dfms.NotExist)
+	if after := must(s.Changes(ctx, u.ID, 0, 1000))(t); len(after) != len(before) {
+		t.Fatalf("journal grew from %d to %d rows", len(before), len(after))
+	}
+	if us := must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 10 {
+		t.Fatalf("usage %d, want 10", us.LogicalBytes)
+	}
+}
+
+func testCommitErrors(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	d := mkdir(t, s, u.ID, u.Root, "d")
+	l := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: meta.KindSymlink, Target: "d"}))(t)
+	m := manifest(t, s, chunk("ce", 1))
+	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: d.ID, Manifest: m})
+	wantKind(t, "commit to a dir", err, dfms.IsDir)
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "d", Manifest: m})
+	wantKind(t, "commit to a dir by name", err, dfms.IsDir)
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: l.ID, Manifest: m})
+	wantKind(t, "commit to a symlink", err, dfms.Invalid)
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "a/b", Manifest: m})
+	wantKind(t, "bad name", err, dfms.Invalid)
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "z", Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{{Size: 0}}}})
+	wantKind(t, "empty chunk", err, dfms.Invalid)
+}
+
+func testQuota(t *testing.T, s meta.Store) {
+	u := must(s.CreateUser(ctx, meta.User{Email: "quota@example.com", QuotaBytes: 100, Active: true}))(t)
+	m60 := manifest(t, s, chunk("q60", 60))
+	commit(t, s, u.ID, u.Root, "a", m60)
+	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "b", Manifest: m60})
+	wantKind(t, "over quota", err, dfms.Quota)
+	if _, err := s.Lookup(ctx, u.ID, u.Root, "b"); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("the rejected file exists: %v", err)
+	}
+	if r := refs(t, s, chunk("q60", 60)); r != 1 {
+		t.Fatalf("refs = %d after a rejected commit, want 1", r)
+	}
+	m40 := manifest(t, s, chunk("q40", 40))
+	commit(t, s, u.ID, u.Root, "b", m40) // exactly at quota
+}
+
+func testDeleteVersion(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	a, b := chunk("dv-a", 7), chunk("dv-b", 9)
+	e, _ := commit(t, s, u.ID, u.Root, "f", manifest(t, s, a))
+	commit(t, s, u.ID, u.Root, "f", manifest(t, s, b))
+	wantKind(t, "delete current", s.DeleteVersion(ctx, u.ID, e.ID, 2), dfms.Conflict)
+	wantKind(t, "delete missing", s.DeleteVersion(ctx, u.ID, e.ID, 9), dfms.NotExist)
+	ok(t, s.DeleteVersion(ctx, u.ID, e.ID, 1))
+	if r := refs(t, s, a); r != 0 {
+		t.Fatalf("refs(a) = %d, want 0", r)
+	}
+	if us := must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 9 || us.Versions != 1 {
+		t.Fatalf("usage = %+v", us)
+	}
+	// Numbers are never reused.
+	_, v := commit(t, s, u.ID, u.Root, "f", manifest(t, s, a))
+	if v.Number != 3 {
+		t.Fatalf("next version %d, want 3", v.Number)
+	}
+}
+
+func testMissingChunks(t *testing.T, s meta.Store) {
+	var hs []dfms.Hash
+	var stored []dfms.ChunkRef
+	for i := range 1200 { // more than one query batch
+		c := chunk(fmt.Sprint("mc", i), uint32(i+1))
+		hs = append(hs, c.Hash)
+		if i%3 == 0 {
+			stored = append(stored, c)
+		}
+	}
+	ok(t, s.AddChunks(ctx, stored))
+	ok(t, s.AddChunks(ctx, stored[:10])) // idempotent
+	miss := must(s.MissingChunks(ctx, append(hs, hs[1])))(t)
+	if len(miss) != 800 {
+		t.Fatalf("%d missing, want 800", len(miss))
+	}
+	if miss[0] != hs[1] || miss[1] != hs[2] {
+		t.Fatal("missing hashes not in input order")
+	}
+	if got := must(s.MissingChunks(ctx, nil))(t); len(got) != 0 {
+		t.Fatalf("MissingChunks(nil) = %v", got)
+	}
+	c := must(s.GetChunk(ctx, stored[0].Hash))(t)
+	if c.Refs != 0 || c.Size != 1 || c.ZeroSince.IsZero() || c.Deleting {
+		t.Fatalf("new chunk row = %+v", c)
+	}
+	_, err := s.GetChunk(ctx, hs[1])
+	wantKind(t, "GetChunk missing", err, dfms.NotExist)
+}
+
+// The GC protocol: only unreferenced chunks past the grace period can be
+// deleted, and a commit can never reference a chunk being deleted.
+func testSweepProtocol(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	live, orphan := chunk("live", 5), chunk("orphan", 6)
+	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{live, orphan}))
+	commit(t, s, u.ID, u.Root, "f", dfms.Manifest{Chunks: []dfms.ChunkRef{live}})
+
+	past := time.Now().Add(-time.Hour)
+	if c := must(s.SweepCandidates(ctx, past, 10))(t); len(c) != 0 {
+		t.Fatalf("candidates inside the grace period: %v", c)
+	}
+	if did := must(s.BeginDelete(ctx, orphan.Hash, past))(t); did {
+		t.Fatal("BeginDelete inside the grace period succeeded")
+	}
+	future := time.Now().Add(time.Hour)
+	cands := must(s.SweepCandidates(ctx, future, 10))(t)
+	if len(cands) != 1 || cands[0].Hash != orphan.Hash {
+		t.Fatalf("candidates = %v, want only the orphan", cands)
+	}
+	if did := must(s.BeginDelete(ctx, live.Hash, future))(t); did {
+		t.Fatal("BeginDelete of a referenced chunk succeeded")
+	}
+	if !must(s.BeginDelete(ctx, orphan.Hash, future))(t) {
+		t.Fatal("BeginDelete of the orphan failed")
+	}
+	// While deleting: commits and AddChunks refuse it, MissingChunks reports it.
+	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "g", Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{orphan}}})
+	var mce *meta.MissingChunksError
+	if !errors.As(err, &mce) {
+		t.Fatalf("commit of a deleting chunk: %v, want MissingChunksError", err)
+	}
+	wantKind(t, "AddChunks of a deleting chunk", s.AddChunks(ctx, []dfms.ChunkRef{orphan}), dfms.Conflict)
+	if miss := must(s.MissingChunks(ctx, []dfms.Hash{orphan.Hash}))(t); len(miss) != 1 {
+		t.Fatal("a deleting chunk is reported present")
+	}
+	// An interrupted sweep finds it again.
+	if c := must(s.SweepCandidates(ctx, past, 10))(t); len(c) != 1 || !c[0].Deleting {
+		t.Fatalf("deleting rows are not candidates: %v", c)
+	}
+	ok(t, s.FinishDelete(ctx, orphan.Hash))
+	_, err = s.GetChunk(ctx, orphan.Hash)
+	wantKind(t, "chunk after FinishDelete", err, dfms.NotExist)
+	wantKind(t, "FinishDelete twice", s.FinishDelete(ctx, orphan.Hash), dfms.Conflict)
+	// Storing it again works.
+	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{orphan}))
+	commit(t, s, u.ID, u.Root, "g", dfms.Manifest{Chunks: []dfms.ChunkRef{orphan}})
+
+	// AddChunks of an existing unreferenced chunk restarts its grace period.
+	stale := chunk("stale", 3)
+	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{stale}))
+	first := must(s.GetChunk(ctx, stale.Hash))(t).ZeroSince
+	time.Sleep(2 * time.Millisecond)
+	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{stale}))
+	if again := must(s.GetChunk(ctx, stale.Hash))(t).ZeroSince; !again.After(first) {
+		t.Fatalf("zero-since %v not refreshed (was %v)", again, first)
+	}
+}
+
+func testMultipart(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	d := mkdir(t, s, u.ID, u.Root, "videos")
+	up := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "big.mp4", Size: 60, PartSize: 30}))(t)
+	if up.ID == "" || up.ExpiresAt.Before(up.CreatedAt) {
+		t.Fatalf("upload = %+v", up)
+	}
+	if got := must(s.GetUpload(ctx, u.ID, up.ID))(t); got.Name != "big.mp4" || got.Size != 60 {
+		t.Fatalf("GetUpload = %+v", got)
+	}
+	p1 := manifest(t, s, chunk("p1a", 10), chunk("p1b", 20))
+	p2 := manifest(t, s, chunk("p2", 30))
+	ok(t, s.PutPart(ctx, u.ID, up.ID, 2, 30, dfms.Sum([]byte("p2")), p2))
+	// Re-sending a part replaces it and its references.
+	ok(t, s.PutPart(ctx, u.ID, up.ID, 2, 30, dfms.Sum([]byte("p2")), p2))
+	if r := refs(t, s, chunk("p2", 30)); r != 1 {
+		t.Fatalf("refs(p2) after re-put = %d, want 1", r)
+	}
+	_, _, err := s.CompleteUpload(ctx, u.ID, up.ID, dfms.Hash{}, "")
+	wantKind(t, "complete with a gap", err, dfms.Invalid)
+	ok(t, s.PutPart(ctx, u.ID, up.ID, 1, 30, dfms.Sum([]byte("p1")), p1))
+	parts := must(s.ListParts(ctx, u.ID, up.ID))(t)
+	if len(parts) != 2 || parts[0].Number != 1 || parts[1].Size != 30 || parts[1].SHA256 != dfms.Sum([]byte("p2")) {
+		t.Fatalf("parts = %+v", parts)
+	}
+	e, v, err := s.CompleteUpload(ctx, u.ID, up.ID, dfms.Sum([]byte("whole")), "video/mp4")
+	ok(t, err)
+	if e.Name != "big.mp4" || e.Parent != d.ID || v.Size != 60 || v.ChunkCount != 3 || e.MIME != "video/mp4" {
+		t.Fatalf("completed: %+v %+v", e, v)
+	}
+	for _, c := range []dfms.ChunkRef{chunk("p1a", 10), chunk("p2", 30)} {
+		if r := refs(t, s, c); r != 1 {
+			t.Fatalf("refs(%v) after complete = %d, want 1", c, r)
+		}
+	}
+	_, err = s.GetUpload(ctx, u.ID, up.ID)
+	wantKind(t, "upload after complete", err, dfms.NotExist)
+
+	// Abort releases the parts' references.
+	up2 := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "x", PartSize: 10}))(t)
+	ok(t, s.PutPart(ctx, u.ID, up2.ID, 1, 30, dfms.Hash{}, p2))
+	if r := refs(t, s, chunk("p2", 30)); r != 2 {
+		t.Fatalf("refs(p2) with a part = %d, want 2", r)
+	}
+	ok(t, s.AbortUpload(ctx, u.ID, up2.ID))
+	if r := refs(t, s, chunk("p2", 30)); r != 1 {
+		t.Fatalf("refs(p2) after abort = %d, want 1", r)
+	}
+	// Expiry.
+	up3 := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "y", PartSize: 10, ExpiresAt: time.Now().Add(time.Minute)}))(t)
+	if exp := must(s.ExpiredUploads(ctx, time.Now(), 10))(t); len(exp) != 0 {
+		t.Fatalf("expired too early: %v", exp)
+	}
+	if exp := must(s.ExpiredUploads(ctx, time.Now().Add(2*time.Minute), 10))(t); len(exp) != 1 || exp[0].ID != up3.ID {
+		t.Fatalf("expired = %v", exp)
+	}
+	// Purging a folder aborts uploads into it.
+	ok(t, s.PutPart(ctx, u.ID, up3.ID, 1, 30, dfms.Hash{}, p2))
+	ok(t, s.Trash(ctx, u.ID, d.ID))
+	must(s.Purge(ctx, u.ID, d.ID))(t)
+	if r := refs(t, s, chunk("p2", 30)); r != 0 {
+		t.Fatalf("refs(p2) after purging the folder = %d, want 0", r)
+	}
+}
+
+func testMultipartErrors(t *testing.T, s meta.Store) {
+	a, b := newUser(t, s), newUser(t, s)
+	up := must(s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "f", PartSize: 10, Size: 99}))(t)
+	p := manifest(t, s, chunk("mpe", 10))
+	wantKind(t, "part 0", s.PutPart(ctx, a.ID, up.ID, 0, 10, dfms.Hash{}, p), dfms.Invalid)
+	wantKind(t, "part 10001", s.PutPart(ctx, a.ID, up.ID, 10001, 10, dfms.Hash{}, p), dfms.Invalid)
+	wantKind(t, "size mismatch", s.PutPart(ctx, a.ID, up.ID, 1, 11, dfms.Hash{}, p), dfms.Invalid)
+	wantKind(t, "other owner's part", s.PutPart(ctx, b.ID, up.ID, 1, 10, dfms.Hash{}, p), dfms.NotExist)
+	_, err := s.ListParts(ctx, b.ID, up.ID)
+	wantKind(t, "other owner's list", err, dfms.NotExist)
+	_, _, err = s.CompleteUpload(ctx, b.ID, up.ID, dfms.Hash{}, "")
+	wantKind(t, "other owner's complete", err, dfms.NotExist)
+	wantKind(t, "other owner's abort", s.AbortUpload(ctx, b.ID, up.ID), dfms.NotExist)
+	_, _, err = s.CompleteUpload(ctx, a.ID, up.ID, dfms.Hash{}, "")
+	wantKind(t, "complete with no parts", err, dfms.Invalid)
+	ok(t, s.PutPart(ctx, a.ID, up.ID, 1, 10, dfms.Hash{}, p))
+	_, _, err = s.CompleteUpload(ctx, a.ID, up.ID, dfms.Hash{}, "")
+	wantKind(t, "complete with a size other than declared", err, dfms.Invalid)
+	_, err = s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "..", PartSize: 10})
+	wantKind(t, "bad name", err, dfms.Invalid)
+	_, err = s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "f", PartSize: 0})
+	wantKind(t, "zero part size", err, dfms.Invalid)
+}
+
+func testSearch(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	d := mkdir(t, s, u.ID, u.Root, "Reports")
+	for _, n := range []string{"report-2024.pdf", "REPORT_final.txt", "notes.md", "100%.txt", "a_b.txt", "axb.txt"} {
+		must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: n, Kind: meta.KindFile}))(t)
+	}
+	got := names(must(s.Search(ctx, u.ID, meta.SearchQuery{Text: "report"}))(t))
+	if want := []string{"REPORT_final.txt", "Reports", "report-2024.pdf"}; !slices.Equal(got, want) {
+		t.Fatalf("search report = %v, want %v", got, want)
+	}
+	got = names(must(s.Search(ctx, u.ID, meta.SearchQuery{Text: "report", Kind: meta.KindFile}))(t))
+	if len(got) != 2 {
+		t.Fatalf("files named report = %v", got)
+	}
+	// Wildcards are literal.
+	if got := names(must(s.Search(ctx, u.ID, meta.SearchQuery{Text: "%"}))(t)); !slices.Equal(got, []string{"100%.txt"}) {
+		t.Fatalf("search %% = %v", got)
+	}
+	if got := names(must(s.Search(ctx, u.ID, meta.SearchQuery{Text: "a_b"}))(t)); !slices.Equal(got, []string{"a_b.txt"}) {
+		t.Fatalf("search a_b = %v", got)
+	}
+	if got := must(s.Search(ctx, u.ID, meta.SearchQuery{Text: "e", Limit: 2}))(t); len(got) != 2 {
+		t.Fatalf("limit 2 returned %d", len(got))
+	}
+}
+
+func testChanges(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	d := mkdir(t, s, u.ID, u.Root, "d")
+	f, _ := commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("ch", 1)))
+	must2(t)(s.Rename(ctx, u.ID, f.ID, u.Root, "g", false))
+	ok(t, s.Trash(ctx, u.ID, f.ID))
+	ch := must(s.Changes(ctx, u.ID, 0, 100))(t)
+	var ops []string
+	for i, c := range ch {
+		ops = append(ops, c.Op)
+		if i > 0 && c.Seq <= ch[i-1].Seq {
+			t.Fatal("changes not in sequence order")
+		}
+		if c.Owner != u.ID || c.At.IsZero() {
+			t.Fatalf("change %+v", c)
+		}
+	}
+	want := []string{meta.OpCreate, meta.OpCreate, meta.OpVersion, meta.OpRename, meta.OpRename, meta.OpTrash}
+	if !slices.Equal(ops, want) {
+		t.Fatalf("ops = %v, want %v", ops, want)
+	}
+	if ch[2].Version != 1 || ch[2].Entry != f.ID || ch[2].Parent != d.ID {
+		t.Fatalf("version change = %+v", ch[2])
+	}
+	rest := must(s.Changes(ctx, u.ID, ch[3].Seq, 100))(t)
+	if len(rest) != 2 || rest[0].Seq != ch[4].Seq {
+		t.Fatalf("changes after %d = %v", ch[3].Seq, rest)
+	}
+}
+
+func testNodes(t *testing.T, s meta.Store) {
+	ok(t, s.PutNode(ctx, meta.Node{ID: "n2", Endpoint: "s3://b", Weight: 200}))
+	ok(t, s.PutNode(ctx, meta.Node{ID: "n1", Endpoint: "file:///a", Weight: 100}))
+	ok(t, s.PutNode(ctx, meta.Node{ID: "n1", Endpoint: "file:///a2", Weight: 50}))
+	wantKind(t, "node without endpoint", s.PutNode(ctx, meta.Node{ID: "n3"}), dfms.Invalid)
+	wantKind(t, "bad state", s.PutNode(ctx, meta.Node{ID: "n3", Endpoint: "x", State: "gone"}), dfms.Invalid)
+	probe := time.Now()
+	ok(t, s.SetNodeState(ctx, "n2", meta.NodeDown, 3, probe))
+	wantKind(t, "state of a missing node", s.SetNodeState(ctx, "n9", meta.NodeUp, 0, probe), dfms.NotExist)
+	ns := must(s.ListNodes(ctx))(t)
+	if len(ns) != 2 || ns[0].ID != "n1" || ns[0].Endpoint != "file:///a2" || ns[0].Weight != 50 || ns[0].State != meta.NodeUp {
+		t.Fatalf("nodes = %+v", ns)
+	}
+	if ns[1].State != meta.NodeDown || ns[1].Failures != 3 || !ns[1].LastProbe.Equal(probe) {
+		t.Fatalf("n2 = %+v", ns[1])
+	}
+}
+
+// Racing writers on one file: every commit becomes its own version and the
+// counts stay exact.
+func testConcurrentCommits(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	shared := chunk("shared", 8)
+	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{shared}))
+	e := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "hot", Kind: meta.KindFile}))(t)
+	const writers, each = 6, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				own := chunk(fmt.Sprint("cc", w, i), 4)
+				if err := s.AddChunks(ctx, []dfms.ChunkRef{own}); err != nil {
+					errs <- err
+					return
+				}
+				_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID,
+					Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{shared, own, shared}}})
+				if err != nil {
+					errs <- err
+				}
+				// A second file per writer exercises the name index too.
+				if _, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: fmt.Sprint("w", w),
+					Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{shared}}}); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	vs := must(s.ListVersions(ctx, u.ID, e.ID))(t)
+	if len(vs) != writers*each {
+		t.Fatalf("%d versions, want %d", len(vs), writers*each)
+	}
+	for i, v := range vs {
+		if v.Number != int64(i+1) {
+			t.Fatalf("version %d has number %d", i, v.Number)
+		}
+	}
+	if r := refs(t, s, shared); r != 2*writers*each+writers*each {
+		t.Fatalf("refs(shared) = %d, want %d", r, 3*writers*each)
+	}
+	if us := must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != int64(writers*each*(20+8)) {
+		t.Fatalf("usage %d, want %d", us.LogicalBytes, writers*each*28)
+	}
+}
+
+// Two renames that would together form a cycle: at most one succeeds.
+func testConcurrentRenames(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	for i := range 10 {
+		a := mkdir(t, s, u.ID, u.Root, fmt.Sprint("a", i))
+		b := mkdir(t, s, u.ID, u.Root, fmt.Sprint("b", i))
+		var wg sync.WaitGroup
+		var errA, errB error
+		wg.Go(func() { _, _, errA = s.Rename(ctx, u.ID, a.ID, b.ID, "a", false) })
+		wg.Go(func() { _, _, errB = s.Rename(ctx, u.ID, b.ID, a.ID, "b", false) })
+		wg.Wait()
+		if errA == nil && errB == nil {
+			t.Fatal("both renames succeeded: a cycle detached from the root")
+		}
+		for _, err := range []error{errA, errB} {
+			if err != nil && !dfms.Is(err, dfms.Conflict) {
+				t.Fatalf("rename failed with %v, want Conflict", err)
+			}
+		}
+	}
+}
+
+func testUsage(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	d := mkdir(t, s, u.ID, u.Root, "d")
+	commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("u1", 100)))
+	commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("u2", 50)))
+	must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: meta.KindSymlink, Target: "d"}))(t)
+	us := must(s.Usage(ctx, u.ID))(t)
+	if us.LogicalBytes != 150 || us.Files != 1 || us.Dirs != 1 || us.Versions != 2 {
+		t.Fatalf("usage = %+v", us)
+	}
+	_, err := s.Usage(ctx, 987654)
+	wantKind(t, "usage of a missing user", err, dfms.NotExist)
+}

@@ -1,0 +1,102 @@
+// Package postgres is the production metadata backend: PostgreSQL through
+// pgx/v5 (its database/sql driver, sharing the SQL of package sqlmeta).
+//
+// URL form: postgres://user:password@host:5432/dbname?sslmode=disable
+//
+// Write transactions run SERIALIZABLE, so concurrent gateways cannot
+// interleave into an inconsistent tree (two renames forming a cycle, two
+// commits taking one version number); serialization failures and deadlocks
+// are retried by the store.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/migrations"
+	"github.com/dfms/dfms/server/meta/sqlmeta"
+	mpgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+)
+
+// Dialect is PostgreSQL's flavour of the shared SQL.
+var Dialect = sqlmeta.Dialect{
+	Name:      "postgres",
+	Numbered:  true,
+	ForUpdate: " FOR UPDATE",
+	ILike:     "ILIKE",
+	Collate:   ` COLLATE "C"`,
+	WriteTx:   &sql.TxOptions{Isolation: sql.LevelSerializable},
+	Classify:  classify,
+}
+
+// Options tunes the connection pool.
+type Options struct {
+	MaxConns int // default 16
+}
+
+// Open connects to the database at url, applies the migrations and returns
+// the store.
+func Open(ctx context.Context, url string, opts Options) (*sqlmeta.Store, error) {
+	const op dfms.Op = "meta/postgres.Open"
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, dfms.E(op, dfms.Invalid, err)
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 16
+	}
+	db.SetMaxOpenConns(opts.MaxConns)
+	db.SetMaxIdleConns(opts.MaxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, dfms.E(op, dfms.Unavailable, err)
+	}
+	if err := migrate(url); err != nil {
+		db.Close()
+		return nil, dfms.E(op, dfms.Other, err)
+	}
+	return sqlmeta.New(db, db, Dialect), nil
+}
+
+// migrate runs the migrations through a pool of its own (the migrate
+// driver closes its database when done). The driver holds an advisory lock
+// while it works, so two servers starting together migrate once.
+func migrate(url string) error {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	drv, err := mpgx.WithInstance(db, &mpgx.Config{})
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer drv.Close()
+	return migrations.Apply(drv, "postgres")
+}
+
+// classify maps SQLSTATE codes to kinds.
+func classify(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch pe.Code {
+	case "40001", "40P01": // serialization_failure, deadlock_detected
+		return dfms.E("", dfms.Transient, err)
+	case "23505": // unique_violation
+		return dfms.E("", dfms.Exist, err)
+	case "53100", "53200", "53300", "57P03": // disk full, out of memory, too many connections, cannot connect now
+		return dfms.E("", dfms.Unavailable, err)
+	}
+	return err
+}

@@ -1,0 +1,106 @@
+// Package sqlite is the embedded metadata backend: a single SQLite database
+// file in WAL mode, through the pure-Go driver modernc.org/sqlite (no cgo,
+// no service to run). It is the default of `dfms server`.
+//
+// URL form: sqlite:///var/lib/dfms/meta.db (or a bare path).
+//
+// Writes go through one connection (SQLite has a single writer; queueing in
+// the pool is cheaper than busy retries) with BEGIN IMMEDIATE transactions;
+// reads use a small pool of read-only connections that see every committed
+// write. synchronous=FULL makes every commit durable before it returns.
+package sqlite
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/migrations"
+	"github.com/dfms/dfms/server/meta/sqlmeta"
+	msqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect is SQLite's flavour of the shared SQL.
+var Dialect = sqlmeta.Dialect{
+	Name:     "sqlite",
+	ILike:    "LIKE", // case-insensitive for ASCII in SQLite
+	Classify: classify,
+}
+
+// Open opens (creating if needed) the database file at path, applies the
+// migrations and returns the store.
+func Open(path string) (*sqlmeta.Store, error) {
+	const op dfms.Op = "meta/sqlite.Open"
+	if path == "" {
+		return nil, dfms.Errorf(op, dfms.Invalid, "empty database path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, dfms.E(op, dfms.Other, err)
+		}
+	}
+	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+	w, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		return nil, dfms.E(op, dfms.Other, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	if err := w.Ping(); err != nil {
+		w.Close()
+		return nil, dfms.E(op, dfms.Other, fmt.Errorf("open %s: %w", path, err))
+	}
+	if err := migrate(path, base); err != nil {
+		w.Close()
+		return nil, dfms.E(op, dfms.Other, err)
+	}
+	r, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, dfms.E(op, dfms.Other, err)
+	}
+	r.SetMaxOpenConns(4)
+	return sqlmeta.New(w, r, Dialect), nil
+}
+
+// migrate applies the migrations over a connection of its own: the migrate
+// driver closes its database when done.
+func migrate(path, dsn string) error {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	drv, err := msqlite.WithInstance(db, &msqlite.Config{})
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return migrations.Apply(drv, "sqlite")
+}
+
+// classify maps SQLite result codes to kinds.
+func classify(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return dfms.E("", dfms.Exist, err)
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return dfms.E("", dfms.Transient, err)
+	case sqlite3.SQLITE_FULL:
+		return dfms.E("", dfms.Unavailable, err)
+	}
+	return err
+}

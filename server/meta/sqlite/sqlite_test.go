@@ -1,0 +1,61 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/dfms/dfms/server/meta"
+	"github.com/dfms/dfms/server/meta/metatest"
+	"github.com/dfms/dfms/server/meta/sqlite"
+)
+
+func TestConformance(t *testing.T) {
+	metatest.Run(t, func(t *testing.T) meta.Store {
+		s, err := sqlite.Open(filepath.Join(t.TempDir(), "meta.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// Reopening keeps data, and the migrations run once.
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "meta.db")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.CreateUser(context.Background(), meta.User{Email: "a@b.c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.GetUser(context.Background(), u.ID)
+	if err != nil || got.Email != "a@b.c" {
+		t.Fatalf("after reopen: %+v, %v", got, err)
+	}
+}
+
+// A database migrated by a newer binary is refused, not guessed at.
+func TestRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().Exec(`UPDATE schema_migrations SET version = 9999`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := sqlite.Open(path); err == nil {
+		s.Close()
+		t.Fatal("opened a database with a newer schema")
+	}
+}

@@ -1,0 +1,233 @@
+package sqlmeta
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// batch is the number of hashes per IN (…) query: well under SQLite's and
+// PostgreSQL's parameter limits.
+const batch = 500
+
+// MissingChunks implements meta.Store.
+func (s *Store) MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.Hash, error) {
+	var missing []dfms.Hash
+	err := s.read(ctx, "meta.MissingChunks", func(t *tx) error {
+		missing = missing[:0]
+		present := make(map[dfms.Hash]bool, len(hashes))
+		for start := 0; start < len(hashes); start += batch {
+			part := hashes[start:min(start+batch, len(hashes))]
+			args := make([]any, 0, len(part)+1)
+			args = append(args, false)
+			for i := range part {
+				args = append(args, part[i][:])
+			}
+			rows, err := t.query(ctx, `SELECT hash FROM chunks WHERE deleting = ? AND hash IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var b []byte
+				if err := rows.Scan(&b); err != nil {
+					rows.Close()
+					return err
+				}
+				var h dfms.Hash
+				copy(h[:], b)
+				present[h] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		for _, h := range hashes {
+			if !present[h] {
+				missing = append(missing, h)
+				present[h] = true // report each hash once
+			}
+		}
+		return nil
+	})
+	return missing, err
+}
+
+// AddChunks implements meta.Store. Existing rows with no references have
+// their grace period restarted, so that a chunk an upload relies on cannot
+// be swept before the upload commits.
+func (s *Store) AddChunks(ctx context.Context, refs []dfms.ChunkRef) error {
+	const op dfms.Op = "meta.AddChunks"
+	sizes := make(map[dfms.Hash]int64, len(refs))
+	for _, r := range refs {
+		sizes[r.Hash] = int64(r.Size)
+	}
+	return s.write(ctx, op, func(t *tx) error {
+		for _, h := range sortedHashes(sizes) {
+			if _, err := t.exec(ctx, `INSERT INTO chunks (hash, size, refs, deleting, zero_since, created_at)
+				VALUES (?, ?, 0, ?, ?, ?)
+				ON CONFLICT (hash) DO UPDATE SET zero_since = CASE WHEN chunks.refs = 0 THEN excluded.zero_since ELSE NULL END
+				WHERE chunks.deleting = ?`,
+				h[:], sizes[h], false, ns(t.now), ns(t.now), false); err != nil {
+				return err
+			}
+			var deleting bool
+			if err := t.queryRow(ctx, `SELECT deleting FROM chunks WHERE hash = ?`, h[:]).Scan(&deleting); err != nil {
+				return err
+			}
+			if deleting {
+				return dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is being deleted; store it again shortly", h))
+			}
+		}
+		return nil
+	})
+}
+
+const chunkCols = `hash, size, refs, deleting, COALESCE(zero_since, 0), created_at`
+
+func scanChunk(row interface{ Scan(...any) error }) (meta.Chunk, error) {
+	var c meta.Chunk
+	var h []byte
+	var zero, created int64
+	err := row.Scan(&h, &c.Size, &c.Refs, &c.Deleting, &zero, &created)
+	copy(c.Hash[:], h)
+	c.ZeroSince, c.CreatedAt = fromNS(zero), fromNS(created)
+	return c, err
+}
+
+// GetChunk implements meta.Store.
+func (s *Store) GetChunk(ctx context.Context, h dfms.Hash) (meta.Chunk, error) {
+	const op dfms.Op = "meta.GetChunk"
+	var c meta.Chunk
+	err := s.read(ctx, op, func(t *tx) error {
+		var err error
+		c, err = scanChunk(t.queryRow(ctx, `SELECT `+chunkCols+` FROM chunks WHERE hash = ?`, h[:]))
+		if errors.Is(err, sql.ErrNoRows) {
+			return dfms.E(op, dfms.NotExist, fmt.Errorf("chunk %s", h))
+		}
+		return err
+	})
+	return c, err
+}
+
+// SweepCandidates implements meta.Store.
+func (s *Store) SweepCandidates(ctx context.Context, cutoff time.Time, limit int) ([]meta.Chunk, error) {
+	var out []meta.Chunk
+	err := s.read(ctx, "meta.SweepCandidates", func(t *tx) error {
+		out = out[:0]
+		rows, err := t.query(ctx, `SELECT `+chunkCols+` FROM chunks
+			WHERE deleting = ? OR (refs = 0 AND zero_since IS NOT NULL AND zero_since < ?)
+			ORDER BY zero_since LIMIT ?`, true, ns(cutoff), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			c, err := scanChunk(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, c)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// BeginDelete implements meta.Store.
+func (s *Store) BeginDelete(ctx context.Context, h dfms.Hash, cutoff time.Time) (bool, error) {
+	var ok bool
+	err := s.write(ctx, "meta.BeginDelete", func(t *tx) error {
+		res, err := t.exec(ctx, `UPDATE chunks SET deleting = ?
+			WHERE hash = ? AND refs = 0 AND (deleting = ? OR (zero_since IS NOT NULL AND zero_since < ?))`,
+			true, h[:], true, ns(cutoff))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		ok = n == 1
+		return err
+	})
+	return ok, err
+}
+
+// FinishDelete implements meta.Store.
+func (s *Store) FinishDelete(ctx context.Context, h dfms.Hash) error {
+	const op dfms.Op = "meta.FinishDelete"
+	return s.write(ctx, op, func(t *tx) error {
+		if _, err := t.exec(ctx, `DELETE FROM chunk_replicas WHERE hash = ?`, h[:]); err != nil {
+			return err
+		}
+		return t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is not being deleted", h)),
+			`DELETE FROM chunks WHERE hash = ? AND deleting = ?`, h[:], true)
+	})
+}
+
+// PutNode implements meta.Store.
+func (s *Store) PutNode(ctx context.Context, n meta.Node) error {
+	const op dfms.Op = "meta.PutNode"
+	if n.ID == "" || n.Endpoint == "" {
+		return dfms.Errorf(op, dfms.Invalid, "a node needs an id and an endpoint")
+	}
+	if n.State == "" {
+		n.State = meta.NodeUp
+	}
+	switch n.State {
+	case meta.NodeUp, meta.NodeSuspect, meta.NodeDown, meta.NodeDraining:
+	default:
+		return dfms.E(op, dfms.Invalid, fmt.Errorf("unknown node state %q", n.State))
+	}
+	if n.Weight < 0 {
+		return dfms.Errorf(op, dfms.Invalid, "negative weight")
+	}
+	return s.write(ctx, op, func(t *tx) error {
+		_, err := t.exec(ctx, `INSERT INTO storage_nodes (id, endpoint, weight, state, failures, created_at) VALUES (?, ?, ?, ?, 0, ?)
+			ON CONFLICT (id) DO UPDATE SET endpoint = excluded.endpoint, weight = excluded.weight, state = excluded.state`,
+			n.ID, n.Endpoint, n.Weight, n.State, ns(t.now))
+		return err
+	})
+}
+
+// ListNodes implements meta.Store.
+func (s *Store) ListNodes(ctx context.Context) ([]meta.Node, error) {
+	var out []meta.Node
+	err := s.read(ctx, "meta.ListNodes", func(t *tx) error {
+		out = out[:0]
+		rows, err := t.query(ctx, `SELECT id, endpoint, weight, state, COALESCE(last_probe, 0), failures, created_at FROM storage_nodes ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n meta.Node
+			var probe, created int64
+			if err := rows.Scan(&n.ID, &n.Endpoint, &n.Weight, &n.State, &probe, &n.Failures, &created); err != nil {
+				return err
+			}
+			n.LastProbe, n.CreatedAt = fromNS(probe), fromNS(created)
+			out = append(out, n)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// SetNodeState implements meta.Store.
+func (s *Store) SetNodeState(ctx context.Context, id, state string, failures int, probe time.Time) error {
+	const op dfms.Op = "meta.SetNodeState"
+	switch state {
+	case meta.NodeUp, meta.NodeSuspect, meta.NodeDown, meta.NodeDraining:
+	default:
+		return dfms.E(op, dfms.Invalid, fmt.Errorf("unknown node state %q", state))
+	}
+	return s.write(ctx, op, func(t *tx) error {
+		return t.execOne(ctx, dfms.E(op, dfms.NotExist, fmt.Errorf("no node %q", id)),
+			`UPDATE storage_nodes SET state = ?, failures = ?, last_probe = ? WHERE id = ?`, state, failures, nullNS(probe), id)
+	})
+}

@@ -1,0 +1,244 @@
+// Package sqlmeta implements meta.Store over database/sql. It holds the SQL
+// shared by the SQLite and PostgreSQL backends; each backend supplies a
+// Dialect (placeholders, locking, error classification) and its own
+// migrations. Queries are written with '?' placeholders and rebound for
+// dialects that number them.
+//
+// Every exported method runs in one transaction (see write and read) and is
+// retried when the dialect classifies the failure as transient.
+package sqlmeta
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// Dialect describes what differs between SQL backends.
+type Dialect struct {
+	Name string
+	// Numbered placeholders ($1, $2, …) instead of '?'.
+	Numbered bool
+	// ForUpdate is appended to SELECTs that lock the rows they read
+	// (" FOR UPDATE" on PostgreSQL; SQLite serialises writers instead).
+	ForUpdate string
+	// ILike is the case-insensitive LIKE operator.
+	ILike string
+	// Collate is appended to name comparisons and orderings so that every
+	// backend orders names bytewise.
+	Collate string
+	// WriteTx are the options of write transactions.
+	WriteTx *sql.TxOptions
+	// Classify turns a driver error into a *dfms.Error with a kind:
+	// Transient for retryable failures (serialization, deadlock, busy),
+	// Exist for unique violations; anything else is returned unchanged.
+	Classify func(error) error
+}
+
+// Store implements meta.Store.
+type Store struct {
+	w, r *sql.DB // writer and reader pools (may be the same)
+	d    Dialect
+	now  func() time.Time
+
+	rebound sync.Map // query text -> rebound text
+}
+
+var _ meta.Store = (*Store)(nil)
+
+// New returns a Store that writes through w and reads through r.
+func New(w, r *sql.DB, d Dialect) *Store {
+	return &Store{w: w, r: r, d: d, now: time.Now}
+}
+
+// SetClock replaces the store's clock (for tests of time-dependent rules).
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// Ping checks both pools.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return dfms.E("meta.Ping", dfms.Unavailable, err)
+	}
+	if err := s.r.PingContext(ctx); err != nil {
+		return dfms.E("meta.Ping", dfms.Unavailable, err)
+	}
+	return nil
+}
+
+// DB returns the writer pool (for tests and maintenance tools).
+func (s *Store) DB() *sql.DB { return s.w }
+
+// q rebinds a query for the dialect, caching the result.
+func (s *Store) q(query string) string {
+	if !s.d.Numbered {
+		return query
+	}
+	if v, ok := s.rebound.Load(query); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	out := b.String()
+	s.rebound.Store(query, out)
+	return out
+}
+
+// tx is a transaction with the store's helpers.
+type tx struct {
+	*sql.Tx
+	s   *Store
+	now time.Time // one clock reading per transaction
+}
+
+func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.ExecContext(ctx, t.s.q(query), args...)
+}
+
+func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.QueryRowContext(ctx, t.s.q(query), args...)
+}
+
+func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.QueryContext(ctx, t.s.q(query), args...)
+}
+
+// execOne runs a statement that must change exactly one row; otherwise it
+// fails with notFound.
+func (t *tx) execOne(ctx context.Context, notFound error, query string, args ...any) error {
+	res, err := t.exec(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return notFound
+	}
+	return nil
+}
+
+const maxAttempts = 12
+
+// write runs fn in a write transaction, retrying transient failures with
+// jittered exponential backoff. fn may therefore run more than once and must
+// not have effects outside the transaction.
+func (s *Store) write(ctx context.Context, op dfms.Op, fn func(t *tx) error) error {
+	return s.run(ctx, op, s.w, s.d.WriteTx, fn)
+}
+
+// read runs fn in a read-only transaction on the reader pool.
+func (s *Store) read(ctx context.Context, op dfms.Op, fn func(t *tx) error) error {
+	return s.run(ctx, op, s.r, &sql.TxOptions{ReadOnly: true}, fn)
+}
+
+func (s *Store) run(ctx context.Context, op dfms.Op, db *sql.DB, opts *sql.TxOptions, fn func(t *tx) error) error {
+	backoff := time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := s.once(ctx, db, opts, fn)
+		if err == nil {
+			return nil
+		}
+		err = s.classify(err)
+		if !dfms.Is(err, dfms.Transient) || attempt == maxAttempts || ctx.Err() != nil {
+			if ctx.Err() != nil && !isKinded(err) {
+				return dfms.E(op, dfms.Unavailable, ctx.Err())
+			}
+			return dfms.E(op, dfms.Other, err)
+		}
+		sleep := backoff/2 + rand.N(backoff)
+		select {
+		case <-time.After(sleep):
+		case <-ctx.Done():
+			return dfms.E(op, dfms.Unavailable, ctx.Err())
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+func isKinded(err error) bool {
+	var e *dfms.Error
+	return errors.As(err, &e)
+}
+
+func (s *Store) once(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(t *tx) error) (err error) {
+	sqlTx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return err
+	}
+	t := &tx{Tx: sqlTx, s: s, now: s.now()}
+	defer func() {
+		if err != nil {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	if err := fn(t); err != nil {
+		return err
+	}
+	return sqlTx.Commit()
+}
+
+// classify maps driver errors to kinds; errors that already carry a kind
+// (returned deliberately by fn) pass through.
+func (s *Store) classify(err error) error {
+	if isKinded(err) {
+		return err
+	}
+	var mce *meta.MissingChunksError
+	if errors.As(err, &mce) {
+		return dfms.E("", dfms.Conflict, err)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return dfms.E("", dfms.NotExist, err)
+	}
+	return s.d.Classify(err)
+}
+
+func ns(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, v)
+}
+
+// nullNS stores a zero time as NULL.
+func nullNS(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}

@@ -1,0 +1,556 @@
+package sqlmeta
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+const entryCols = `id, owner_id, COALESCE(parent_id, 0), name, kind, mode, uid, gid, size, mtime_ns, ctime_ns,
+	target, mime, cur_version, COALESCE(deleted_at, 0), COALESCE(trash_root, 0)`
+
+func scanEntry(row interface{ Scan(...any) error }) (meta.Entry, error) {
+	var e meta.Entry
+	var mtime, ctime, deleted int64
+	err := row.Scan(&e.ID, &e.Owner, &e.Parent, &e.Name, &e.Kind, &e.Mode, &e.UID, &e.GID, &e.Size,
+		&mtime, &ctime, &e.Target, &e.MIME, &e.Version, &deleted, &e.TrashRoot)
+	e.MTime, e.CTime, e.DeletedAt = fromNS(mtime), fromNS(ctime), fromNS(deleted)
+	return e, err
+}
+
+func scanEntries(rows *sql.Rows, err error) ([]meta.Entry, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []meta.Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+var errNoEntry = errors.New("no such entry")
+
+// entry reads one entry of owner; lock makes it a locking read.
+func (t *tx) entry(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lock bool) (meta.Entry, error) {
+	q := `SELECT ` + entryCols + ` FROM entries WHERE id = ? AND owner_id = ?`
+	if lock {
+		q += t.s.d.ForUpdate
+	}
+	e, err := scanEntry(t.queryRow(ctx, q, id, owner))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, dfms.E("", dfms.NotExist, fmt.Errorf("entry %d: %w", id, errNoEntry))
+	}
+	return e, err
+}
+
+// liveEntry reads a live entry.
+func (t *tx) liveEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lock bool) (meta.Entry, error) {
+	e, err := t.entry(ctx, owner, id, lock)
+	if err == nil && !e.Live() {
+		return e, dfms.E("", dfms.NotExist, fmt.Errorf("entry %d is in the trash", id))
+	}
+	return e, err
+}
+
+// liveDir reads a live directory.
+func (t *tx) liveDir(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lock bool) (meta.Entry, error) {
+	e, err := t.liveEntry(ctx, owner, id, lock)
+	if err == nil && e.Kind != meta.KindDir {
+		return e, dfms.E("", dfms.NotDir, fmt.Errorf("entry %d is a %s", id, e.Kind))
+	}
+	return e, err
+}
+
+// lookup reads the live entry parent/name; found is false if there is none.
+func (t *tx) lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, lock bool) (meta.Entry, bool, error) {
+	q := `SELECT ` + entryCols + ` FROM entries WHERE parent_id = ? AND name = ? AND deleted_at IS NULL AND owner_id = ?`
+	if lock {
+		q += t.s.d.ForUpdate
+	}
+	e, err := scanEntry(t.queryRow(ctx, q, parent, name, owner))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, false, nil
+	}
+	return e, err == nil, err
+}
+
+// journal writes a change row.
+func (t *tx) journal(ctx context.Context, owner dfms.UserID, entry, parent dfms.EntryID, op string, version int64) error {
+	_, err := t.exec(ctx, `INSERT INTO changes (owner_id, entry_id, parent_id, op, version, at) VALUES (?, ?, ?, ?, ?, ?)`,
+		owner, entry, parent, op, version, ns(t.now))
+	return err
+}
+
+// insertEntry adds e (validated by the caller) and returns it as stored.
+func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e meta.Entry) (meta.Entry, error) {
+	mtime := e.MTime
+	if mtime.IsZero() {
+		mtime = t.now
+	}
+	var id dfms.EntryID
+	err := t.queryRow(ctx, `INSERT INTO entries (owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, target, mime)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(t.now), e.Target, e.MIME).Scan(&id)
+	if err != nil {
+		if dfms.Is(t.s.classify(err), dfms.Exist) {
+			return e, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", e.Name))
+		}
+		return e, err
+	}
+	if err := t.journal(ctx, e.Owner, id, e.Parent, meta.OpCreate, 0); err != nil {
+		return e, err
+	}
+	return t.entry(ctx, e.Owner, id, false)
+}
+
+// GetEntry implements meta.Store.
+func (s *Store) GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
+	var e meta.Entry
+	err := s.read(ctx, "meta.GetEntry", func(t *tx) error {
+		var err error
+		e, err = t.entry(ctx, owner, id, false)
+		return err
+	})
+	return e, err
+}
+
+// Lookup implements meta.Store.
+func (s *Store) Lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (meta.Entry, error) {
+	const op dfms.Op = "meta.Lookup"
+	var e meta.Entry
+	err := s.read(ctx, op, func(t *tx) error {
+		var found bool
+		var err error
+		e, found, err = t.lookup(ctx, owner, parent, name, false)
+		if err != nil {
+			return err
+		}
+		if !found {
+			if _, err := t.liveDir(ctx, owner, parent, false); err != nil {
+				return err
+			}
+			return dfms.E(op, dfms.NotExist, fmt.Errorf("%q not found", name))
+		}
+		return nil
+	})
+	return e, err
+}
+
+// ListDir implements meta.Store.
+func (s *Store) ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts meta.ListOptions) ([]meta.Entry, error) {
+	var out []meta.Entry
+	err := s.read(ctx, "meta.ListDir", func(t *tx) error {
+		if _, err := t.liveDir(ctx, owner, dir, false); err != nil {
+			return err
+		}
+		q := `SELECT ` + entryCols + ` FROM entries WHERE parent_id = ? AND deleted_at IS NULL AND name` + t.s.d.Collate + ` > ?
+			ORDER BY name` + t.s.d.Collate
+		args := []any{dir, opts.After}
+		if opts.Limit > 0 {
+			q += ` LIMIT ?`
+			args = append(args, opts.Limit)
+		}
+		var err error
+		out, err = scanEntries(t.query(ctx, q, args...))
+		return err
+	})
+	return out, err
+}
+
+// CreateEntry implements meta.Store.
+func (s *Store) CreateEntry(ctx context.Context, e meta.Entry) (meta.Entry, error) {
+	const op dfms.Op = "meta.CreateEntry"
+	if err := dfms.ValidName(e.Name); err != nil {
+		return e, dfms.E(op, dfms.Invalid, err)
+	}
+	switch e.Kind {
+	case meta.KindDir, meta.KindFile:
+		e.Target = ""
+		e.Size = 0
+	case meta.KindSymlink:
+		if e.Target == "" || strings.IndexByte(e.Target, 0) >= 0 || len(e.Target) > 4095 {
+			return e, dfms.Errorf(op, dfms.Invalid, "symlink target must be 1..4095 bytes without NUL")
+		}
+		e.Size = int64(len(e.Target))
+	default:
+		return e, dfms.E(op, dfms.Invalid, fmt.Errorf("unknown kind %d", e.Kind))
+	}
+	var out meta.Entry
+	err := s.write(ctx, op, func(t *tx) error {
+		if _, err := t.liveDir(ctx, e.Owner, e.Parent, true); err != nil {
+			return err
+		}
+		var err error
+		out, err = t.insertEntry(ctx, op, e)
+		return err
+	})
+	return out, err
+}
+
+// SetAttr implements meta.Store.
+func (s *Store) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a meta.SetAttr) (meta.Entry, error) {
+	const op dfms.Op = "meta.SetAttr"
+	if a.Size != nil {
+		return meta.Entry{}, dfms.Errorf(op, dfms.Invalid, "size changes only through a new version")
+	}
+	var out meta.Entry
+	err := s.write(ctx, op, func(t *tx) error {
+		e, err := t.liveEntry(ctx, owner, id, true)
+		if err != nil {
+			return err
+		}
+		if a.Mode != nil {
+			e.Mode = *a.Mode & 0o7777
+		}
+		if a.UID != nil {
+			e.UID = *a.UID
+		}
+		if a.GID != nil {
+			e.GID = *a.GID
+		}
+		if a.MTime != nil {
+			e.MTime = *a.MTime
+		}
+		if _, err := t.exec(ctx, `UPDATE entries SET mode = ?, uid = ?, gid = ?, mtime_ns = ?, ctime_ns = ? WHERE id = ?`,
+			e.Mode, e.UID, e.GID, ns(e.MTime), ns(t.now), id); err != nil {
+			return err
+		}
+		if err := t.journal(ctx, owner, id, e.Parent, meta.OpAttr, 0); err != nil {
+			return err
+		}
+		out, err = t.entry(ctx, owner, id, false)
+		return err
+	})
+	return out, err
+}
+
+// isAncestor reports whether anc is id or one of id's ancestors.
+func (t *tx) isAncestor(ctx context.Context, anc, id dfms.EntryID) (bool, error) {
+	var n int
+	err := t.queryRow(ctx, `WITH RECURSIVE up(id, parent_id) AS (
+			SELECT id, parent_id FROM entries WHERE id = ?
+			UNION ALL
+			SELECT e.id, e.parent_id FROM entries e JOIN up ON e.id = up.parent_id
+		) SELECT COUNT(*) FROM up WHERE id = ?`, id, anc).Scan(&n)
+	return n > 0, err
+}
+
+// hasLiveChildren reports whether directory id has a live entry.
+func (t *tx) hasLiveChildren(ctx context.Context, id dfms.EntryID) (bool, error) {
+	var n int
+	err := t.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM entries WHERE parent_id = ? AND deleted_at IS NULL LIMIT 1) x`, id).Scan(&n)
+	return n > 0, err
+}
+
+// Rename implements meta.Store.
+func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (moved, replaced meta.Entry, err error) {
+	const op dfms.Op = "meta.Rename"
+	if err := dfms.ValidName(newName); err != nil {
+		return moved, replaced, dfms.E(op, dfms.Invalid, err)
+	}
+	err = s.write(ctx, op, func(t *tx) error {
+		replaced = meta.Entry{}
+		e, err := t.liveEntry(ctx, owner, id, true)
+		if err != nil {
+			return err
+		}
+		if e.Parent == 0 {
+			return dfms.Errorf(op, dfms.Invalid, "cannot rename the root")
+		}
+		if _, err := t.liveDir(ctx, owner, newParent, true); err != nil {
+			return err
+		}
+		if e.Kind == meta.KindDir {
+			cycle, err := t.isAncestor(ctx, id, newParent)
+			if err != nil {
+				return err
+			}
+			if cycle {
+				return dfms.Errorf(op, dfms.Conflict, "cannot move a directory into itself or a descendant")
+			}
+		}
+		old, found, err := t.lookup(ctx, owner, newParent, newName, true)
+		if err != nil {
+			return err
+		}
+		if found && old.ID == id {
+			moved = e
+			return nil
+		}
+		if found {
+			if !replace {
+				return dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", newName))
+			}
+			switch {
+			case old.Kind == meta.KindDir && e.Kind != meta.KindDir:
+				return dfms.E(op, dfms.IsDir, fmt.Errorf("%q is a directory", newName))
+			case old.Kind != meta.KindDir && e.Kind == meta.KindDir:
+				return dfms.E(op, dfms.NotDir, fmt.Errorf("%q is not a directory", newName))
+			case old.Kind == meta.KindDir:
+				busy, err := t.hasLiveChildren(ctx, old.ID)
+				if err != nil {
+					return err
+				}
+				if busy {
+					return dfms.E(op, dfms.NotEmpty, fmt.Errorf("%q is not empty", newName))
+				}
+			}
+			if err := t.trash(ctx, owner, old); err != nil {
+				return err
+			}
+			replaced = old
+		}
+		if _, err := t.exec(ctx, `UPDATE entries SET parent_id = ?, name = ?, ctime_ns = ? WHERE id = ?`,
+			newParent, newName, ns(t.now), id); err != nil {
+			return err
+		}
+		if err := t.journal(ctx, owner, id, newParent, meta.OpRename, 0); err != nil {
+			return err
+		}
+		// The old parent changed too; tell its watchers.
+		if e.Parent != newParent {
+			if err := t.journal(ctx, owner, id, e.Parent, meta.OpRename, 0); err != nil {
+				return err
+			}
+		}
+		moved, err = t.entry(ctx, owner, id, false)
+		return err
+	})
+	return moved, replaced, err
+}
+
+// trash moves e and its live subtree to the trash, with e as trash root.
+func (t *tx) trash(ctx context.Context, owner dfms.UserID, e meta.Entry) error {
+	_, err := t.exec(ctx, `WITH RECURSIVE sub(id) AS (
+			SELECT id FROM entries WHERE id = ?
+			UNION ALL
+			SELECT c.id FROM entries c JOIN sub ON c.parent_id = sub.id WHERE c.deleted_at IS NULL
+		) UPDATE entries SET deleted_at = ?, trash_root = ? WHERE id IN (SELECT id FROM sub)`,
+		e.ID, ns(t.now), e.ID)
+	if err != nil {
+		return err
+	}
+	return t.journal(ctx, owner, e.ID, e.Parent, meta.OpTrash, 0)
+}
+
+// Trash implements meta.Store.
+func (s *Store) Trash(ctx context.Context, owner dfms.UserID, id dfms.EntryID) error {
+	const op dfms.Op = "meta.Trash"
+	return s.write(ctx, op, func(t *tx) error {
+		e, err := t.liveEntry(ctx, owner, id, true)
+		if err != nil {
+			return err
+		}
+		if e.Parent == 0 {
+			return dfms.Errorf(op, dfms.Invalid, "cannot delete the root")
+		}
+		return t.trash(ctx, owner, e)
+	})
+}
+
+// Restore implements meta.Store.
+func (s *Store) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
+	const op dfms.Op = "meta.Restore"
+	var out meta.Entry
+	err := s.write(ctx, op, func(t *tx) error {
+		e, err := t.entry(ctx, owner, id, true)
+		if err != nil {
+			return err
+		}
+		if e.Live() || e.TrashRoot != e.ID {
+			return dfms.Errorf(op, dfms.NotExist, "not in the trash (restore the deleted folder that holds it)")
+		}
+		if _, err := t.liveDir(ctx, owner, e.Parent, true); err != nil {
+			if dfms.Is(err, dfms.NotExist) {
+				return dfms.Errorf(op, dfms.Conflict, "its folder no longer exists; restore that first")
+			}
+			return err
+		}
+		if _, found, err := t.lookup(ctx, owner, e.Parent, e.Name, false); err != nil {
+			return err
+		} else if found {
+			return dfms.E(op, dfms.Exist, fmt.Errorf("%q exists again in its folder", e.Name))
+		}
+		if _, err := t.exec(ctx, `UPDATE entries SET deleted_at = NULL, trash_root = NULL WHERE trash_root = ? AND owner_id = ?`, id, owner); err != nil {
+			return err
+		}
+		if err := t.journal(ctx, owner, id, e.Parent, meta.OpRestore, 0); err != nil {
+			return err
+		}
+		out, err = t.entry(ctx, owner, id, false)
+		return err
+	})
+	return out, err
+}
+
+// ListTrash implements meta.Store.
+func (s *Store) ListTrash(ctx context.Context, owner dfms.UserID) ([]meta.Entry, error) {
+	var out []meta.Entry
+	err := s.read(ctx, "meta.ListTrash", func(t *tx) error {
+		var err error
+		out, err = scanEntries(t.query(ctx, `SELECT `+entryCols+` FROM entries
+			WHERE owner_id = ? AND trash_root = id ORDER BY deleted_at DESC, id DESC`, owner))
+		return err
+	})
+	return out, err
+}
+
+// Purge implements meta.Store.
+func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.PurgeStats, error) {
+	const op dfms.Op = "meta.Purge"
+	var st meta.PurgeStats
+	err := s.write(ctx, op, func(t *tx) error {
+		st = meta.PurgeStats{}
+		e, err := t.entry(ctx, owner, id, true)
+		if err != nil {
+			return err
+		}
+		if e.Live() {
+			return dfms.Errorf(op, dfms.Conflict, "only entries in the trash can be purged")
+		}
+		// The whole physical subtree goes, including parts trashed earlier
+		// on their own: their parent is about to disappear.
+		const subtree = `WITH RECURSIVE sub(id) AS (
+				SELECT id FROM entries WHERE id = ?
+				UNION ALL
+				SELECT c.id FROM entries c JOIN sub ON c.parent_id = sub.id
+			) `
+		// Uploads into the subtree are aborted (their parts release refs).
+		rows, err := t.query(ctx, subtree+`SELECT id FROM multipart_uploads WHERE parent_id IN (SELECT id FROM sub)`, id)
+		if err != nil {
+			return err
+		}
+		var uploads []string
+		for rows.Next() {
+			var u string
+			if err := rows.Scan(&u); err != nil {
+				rows.Close()
+				return err
+			}
+			uploads = append(uploads, u)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, u := range uploads {
+			if err := t.abortUpload(ctx, u); err != nil {
+				return err
+			}
+		}
+
+		counts := map[dfms.Hash]int64{}
+		rows, err = t.query(ctx, subtree+`SELECT size, manifest FROM versions WHERE entry_id IN (SELECT id FROM sub)`, id)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var size int64
+			var blob []byte
+			if err := rows.Scan(&size, &blob); err != nil {
+				rows.Close()
+				return err
+			}
+			if err := addCounts(counts, blob); err != nil {
+				rows.Close()
+				return err
+			}
+			st.Versions++
+			st.Bytes += size
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := t.releaseChunks(ctx, counts); err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, subtree+`DELETE FROM versions WHERE entry_id IN (SELECT id FROM sub)`, id); err != nil {
+			return err
+		}
+		res, err := t.exec(ctx, subtree+`DELETE FROM entries WHERE id IN (SELECT id FROM sub)`, id)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		st.Entries = int(n)
+		if _, err := t.exec(ctx, `UPDATE users SET used_bytes = used_bytes - ? WHERE id = ?`, st.Bytes, owner); err != nil {
+			return err
+		}
+		return t.journal(ctx, owner, id, e.Parent, meta.OpPurge, 0)
+	})
+	return st, err
+}
+
+// escapeLike escapes LIKE wildcards so that user text matches literally.
+func escapeLike(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(s)
+}
+
+// Search implements meta.Store.
+func (s *Store) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuery) ([]meta.Entry, error) {
+	const op dfms.Op = "meta.Search"
+	limit := q.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	var out []meta.Entry
+	err := s.read(ctx, op, func(t *tx) error {
+		query := `SELECT ` + entryCols + ` FROM entries WHERE owner_id = ? AND deleted_at IS NULL AND parent_id IS NOT NULL
+			AND name ` + t.s.d.ILike + ` ? ESCAPE '\'`
+		args := []any{owner, "%" + escapeLike(q.Text) + "%"}
+		if q.Kind != 0 {
+			query += ` AND kind = ?`
+			args = append(args, q.Kind)
+		}
+		query += ` ORDER BY name` + t.s.d.Collate + `, id LIMIT ?`
+		args = append(args, limit)
+		var err error
+		out, err = scanEntries(t.query(ctx, query, args...))
+		return err
+	})
+	return out, err
+}
+
+// Changes implements meta.Store.
+func (s *Store) Changes(ctx context.Context, owner dfms.UserID, after int64, limit int) ([]meta.Change, error) {
+	if limit <= 0 || limit > 10000 {
+		limit = 10000
+	}
+	var out []meta.Change
+	err := s.read(ctx, "meta.Changes", func(t *tx) error {
+		out = out[:0]
+		rows, err := t.query(ctx, `SELECT seq, owner_id, entry_id, parent_id, op, version, at FROM changes
+			WHERE owner_id = ? AND seq > ? ORDER BY seq LIMIT ?`, owner, after, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c meta.Change
+			var at int64
+			if err := rows.Scan(&c.Seq, &c.Owner, &c.Entry, &c.Parent, &c.Op, &c.Version, &at); err != nil {
+				return err
+			}
+			c.At = fromNS(at)
+			out = append(out, c)
+		}
+		return rows.Err()
+	})
+	return out, err
+}

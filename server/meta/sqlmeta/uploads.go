@@ -1,0 +1,277 @@
+package sqlmeta
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// MaxParts is the highest part number of a multipart upload.
+const MaxParts = 10000
+
+// DefaultUploadTTL is how long an idle multipart upload lives.
+const DefaultUploadTTL = 24 * time.Hour
+
+const uploadCols = `id, owner_id, parent_id, name, size, part_size, created_at, expires_at`
+
+func scanUpload(row interface{ Scan(...any) error }) (meta.Upload, error) {
+	var u meta.Upload
+	var created, expires int64
+	err := row.Scan(&u.ID, &u.Owner, &u.Parent, &u.Name, &u.Size, &u.PartSize, &created, &expires)
+	u.CreatedAt, u.ExpiresAt = fromNS(created), fromNS(expires)
+	return u, err
+}
+
+func (t *tx) upload(ctx context.Context, owner dfms.UserID, id string, lock bool) (meta.Upload, error) {
+	q := `SELECT ` + uploadCols + ` FROM multipart_uploads WHERE id = ? AND owner_id = ?`
+	if lock {
+		q += t.s.d.ForUpdate
+	}
+	u, err := scanUpload(t.queryRow(ctx, q, id, owner))
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, dfms.E("", dfms.NotExist, fmt.Errorf("no upload %q", id))
+	}
+	return u, err
+}
+
+// CreateUpload implements meta.Store.
+func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) (meta.Upload, error) {
+	const op dfms.Op = "meta.CreateUpload"
+	if err := dfms.ValidName(u.Name); err != nil {
+		return u, dfms.E(op, dfms.Invalid, err)
+	}
+	if u.PartSize <= 0 || u.Size < 0 {
+		return u, dfms.Errorf(op, dfms.Invalid, "part size must be positive and size not negative")
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return u, dfms.E(op, dfms.Other, err)
+	}
+	u.ID = hex.EncodeToString(b[:])
+	var out meta.Upload
+	err := s.write(ctx, op, func(t *tx) error {
+		if _, err := t.liveDir(ctx, u.Owner, u.Parent, false); err != nil {
+			return err
+		}
+		u.CreatedAt = t.now
+		if u.ExpiresAt.IsZero() {
+			u.ExpiresAt = t.now.Add(DefaultUploadTTL)
+		}
+		if _, err := t.exec(ctx, `INSERT INTO multipart_uploads (`+uploadCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, u.Owner, u.Parent, u.Name, u.Size, u.PartSize, ns(u.CreatedAt), ns(u.ExpiresAt)); err != nil {
+			return err
+		}
+		var err error
+		out, err = t.upload(ctx, u.Owner, u.ID, false)
+		return err
+	})
+	return out, err
+}
+
+// GetUpload implements meta.Store.
+func (s *Store) GetUpload(ctx context.Context, owner dfms.UserID, id string) (meta.Upload, error) {
+	var u meta.Upload
+	err := s.read(ctx, "meta.GetUpload", func(t *tx) error {
+		var err error
+		u, err = t.upload(ctx, owner, id, false)
+		return err
+	})
+	return u, err
+}
+
+// PutPart implements meta.Store.
+func (s *Store) PutPart(ctx context.Context, owner dfms.UserID, id string, n int, size int64, sum dfms.Hash, m dfms.Manifest) error {
+	const op dfms.Op = "meta.PutPart"
+	if n < 1 || n > MaxParts {
+		return dfms.E(op, dfms.Invalid, fmt.Errorf("part number %d is not in 1..%d", n, MaxParts))
+	}
+	if err := checkManifest(op, &m); err != nil {
+		return err
+	}
+	if m.Size() != size {
+		return dfms.E(op, dfms.Invalid, fmt.Errorf("part size %d does not match its manifest (%d)", size, m.Size()))
+	}
+	blob, _ := m.MarshalBinary()
+	return s.write(ctx, op, func(t *tx) error {
+		if _, err := t.upload(ctx, owner, id, true); err != nil {
+			return err
+		}
+		if err := t.takeChunks(ctx, m.Counts()); err != nil {
+			return err
+		}
+		var old []byte
+		err := t.queryRow(ctx, `SELECT manifest FROM multipart_parts WHERE upload_id = ? AND number = ?`, id, n).Scan(&old)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			counts := map[dfms.Hash]int64{}
+			if err := addCounts(counts, old); err != nil {
+				return err
+			}
+			if err := t.releaseChunks(ctx, counts); err != nil {
+				return err
+			}
+			if _, err := t.exec(ctx, `DELETE FROM multipart_parts WHERE upload_id = ? AND number = ?`, id, n); err != nil {
+				return err
+			}
+		}
+		_, err = t.exec(ctx, `INSERT INTO multipart_parts (upload_id, number, size, sha256, manifest, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			id, n, size, sum[:], blob, ns(t.now))
+		return err
+	})
+}
+
+func (t *tx) parts(ctx context.Context, id string, withManifest bool) ([]meta.Part, error) {
+	cols := `number, size, sha256, created_at`
+	if withManifest {
+		cols += `, manifest`
+	}
+	rows, err := t.query(ctx, `SELECT `+cols+` FROM multipart_parts WHERE upload_id = ? ORDER BY number`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []meta.Part
+	for rows.Next() {
+		var p meta.Part
+		var sum, blob []byte
+		var created int64
+		dest := []any{&p.Number, &p.Size, &sum, &created}
+		if withManifest {
+			dest = append(dest, &blob)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		copy(p.SHA256[:], sum)
+		p.CreatedAt = fromNS(created)
+		if withManifest {
+			p.Manifest = new(dfms.Manifest)
+			if err := p.Manifest.UnmarshalBinary(blob); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ListParts implements meta.Store.
+func (s *Store) ListParts(ctx context.Context, owner dfms.UserID, id string) ([]meta.Part, error) {
+	var out []meta.Part
+	err := s.read(ctx, "meta.ListParts", func(t *tx) error {
+		if _, err := t.upload(ctx, owner, id, false); err != nil {
+			return err
+		}
+		var err error
+		out, err = t.parts(ctx, id, false)
+		return err
+	})
+	return out, err
+}
+
+// CompleteUpload implements meta.Store.
+func (s *Store) CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string) (meta.Entry, meta.Version, error) {
+	const op dfms.Op = "meta.CompleteUpload"
+	var e meta.Entry
+	var v meta.Version
+	err := s.write(ctx, op, func(t *tx) error {
+		u, err := t.upload(ctx, owner, id, true)
+		if err != nil {
+			return err
+		}
+		parts, err := t.parts(ctx, id, true)
+		if err != nil {
+			return err
+		}
+		if len(parts) == 0 {
+			return dfms.Errorf(op, dfms.Invalid, "the upload has no parts")
+		}
+		var m dfms.Manifest
+		for i, p := range parts {
+			if p.Number != i+1 {
+				return dfms.E(op, dfms.Invalid, fmt.Errorf("part %d is missing", i+1))
+			}
+			m.Chunks = append(m.Chunks, p.Manifest.Chunks...)
+		}
+		if u.Size > 0 && m.Size() != u.Size {
+			return dfms.E(op, dfms.Invalid, fmt.Errorf("parts hold %d bytes, the upload declared %d", m.Size(), u.Size))
+		}
+		blob, _ := m.MarshalBinary()
+		// The parts' references move to the version: no count changes.
+		e, v, err = t.commit(ctx, op, meta.CommitRequest{Owner: owner, Parent: u.Parent, Name: u.Name,
+			Manifest: m, SHA256: sum, MIME: mime, CreatedBy: owner}, blob)
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `DELETE FROM multipart_parts WHERE upload_id = ?`, id); err != nil {
+			return err
+		}
+		_, err = t.exec(ctx, `DELETE FROM multipart_uploads WHERE id = ?`, id)
+		return err
+	})
+	return e, v, err
+}
+
+// abortUpload releases an upload's part references and removes it.
+func (t *tx) abortUpload(ctx context.Context, id string) error {
+	parts, err := t.parts(ctx, id, true)
+	if err != nil {
+		return err
+	}
+	counts := map[dfms.Hash]int64{}
+	for _, p := range parts {
+		for _, c := range p.Manifest.Chunks {
+			counts[c.Hash]++
+		}
+	}
+	if err := t.releaseChunks(ctx, counts); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `DELETE FROM multipart_parts WHERE upload_id = ?`, id); err != nil {
+		return err
+	}
+	_, err = t.exec(ctx, `DELETE FROM multipart_uploads WHERE id = ?`, id)
+	return err
+}
+
+// AbortUpload implements meta.Store.
+func (s *Store) AbortUpload(ctx context.Context, owner dfms.UserID, id string) error {
+	return s.write(ctx, "meta.AbortUpload", func(t *tx) error {
+		if _, err := t.upload(ctx, owner, id, true); err != nil {
+			return err
+		}
+		return t.abortUpload(ctx, id)
+	})
+}
+
+// ExpiredUploads implements meta.Store.
+func (s *Store) ExpiredUploads(ctx context.Context, now time.Time, limit int) ([]meta.Upload, error) {
+	var out []meta.Upload
+	err := s.read(ctx, "meta.ExpiredUploads", func(t *tx) error {
+		out = out[:0]
+		rows, err := t.query(ctx, `SELECT `+uploadCols+` FROM multipart_uploads WHERE expires_at < ? ORDER BY expires_at LIMIT ?`, ns(now), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			u, err := scanUpload(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, u)
+		}
+		return rows.Err()
+	})
+	return out, err
+}

@@ -1,0 +1,302 @@
+package sqlmeta
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// addCounts adds the per-occurrence chunk counts of an encoded manifest.
+func addCounts(counts map[dfms.Hash]int64, blob []byte) error {
+	var m dfms.Manifest
+	if err := m.UnmarshalBinary(blob); err != nil {
+		return err
+	}
+	for _, c := range m.Chunks {
+		counts[c.Hash]++
+	}
+	return nil
+}
+
+// sortedHashes returns the keys of counts in byte order. Rows are always
+// updated in this order so that concurrent transactions lock them in the
+// same order and cannot deadlock.
+func sortedHashes(counts map[dfms.Hash]int64) []dfms.Hash {
+	hs := make([]dfms.Hash, 0, len(counts))
+	for h := range counts {
+		hs = append(hs, h)
+	}
+	slices.SortFunc(hs, func(a, b dfms.Hash) int { return bytes.Compare(a[:], b[:]) })
+	return hs
+}
+
+// takeChunks adds references for every occurrence in counts. Chunks without
+// a live row make it fail with a *meta.MissingChunksError; the caller's
+// transaction then rolls back, so nothing changes.
+func (t *tx) takeChunks(ctx context.Context, counts map[dfms.Hash]int64) error {
+	var missing []dfms.Hash
+	for _, h := range sortedHashes(counts) {
+		res, err := t.exec(ctx, `UPDATE chunks SET refs = refs + ?, zero_since = NULL WHERE hash = ? AND deleting = ?`,
+			counts[h], h[:], false)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			missing = append(missing, h)
+		}
+	}
+	if len(missing) > 0 {
+		return &meta.MissingChunksError{Hashes: missing}
+	}
+	return nil
+}
+
+// releaseChunks removes references; a chunk whose count reaches zero starts
+// its grace period now.
+func (t *tx) releaseChunks(ctx context.Context, counts map[dfms.Hash]int64) error {
+	for _, h := range sortedHashes(counts) {
+		n := counts[h]
+		res, err := t.exec(ctx, `UPDATE chunks SET refs = refs - ?,
+				zero_since = CASE WHEN refs - ? = 0 THEN ? ELSE zero_since END
+			WHERE hash = ?`, n, n, ns(t.now), h[:])
+		if err != nil {
+			return err
+		}
+		if k, err := res.RowsAffected(); err != nil {
+			return err
+		} else if k != 1 {
+			// A referenced chunk has no row: the store is inconsistent.
+			return dfms.E("meta.releaseChunks", dfms.Other, fmt.Errorf("chunk %s is referenced but has no row", h))
+		}
+	}
+	return nil
+}
+
+// checkManifest validates a manifest's chunk sizes.
+func checkManifest(op dfms.Op, m *dfms.Manifest) error {
+	for i, c := range m.Chunks {
+		if c.Size == 0 {
+			return dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %d of the manifest is empty", i))
+		}
+	}
+	return nil
+}
+
+// CommitVersion implements meta.Store.
+func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
+	const op dfms.Op = "meta.CommitVersion"
+	if err := checkManifest(op, &req.Manifest); err != nil {
+		return meta.Entry{}, meta.Version{}, err
+	}
+	blob, _ := req.Manifest.MarshalBinary()
+	counts := req.Manifest.Counts()
+	var e meta.Entry
+	var v meta.Version
+	err := s.write(ctx, op, func(t *tx) error {
+		if err := t.takeChunks(ctx, counts); err != nil {
+			return err
+		}
+		var err error
+		e, v, err = t.commit(ctx, op, req, blob)
+		return err
+	})
+	return e, v, err
+}
+
+// commit adds the version row and updates the entry, usage and journal.
+// The caller has taken the chunk references.
+func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blob []byte) (meta.Entry, meta.Version, error) {
+	var e meta.Entry
+	var err error
+	if req.Entry != 0 {
+		e, err = t.liveEntry(ctx, req.Owner, req.Entry, true)
+		if err != nil {
+			return e, meta.Version{}, err
+		}
+	} else {
+		if err := dfms.ValidName(req.Name); err != nil {
+			return e, meta.Version{}, dfms.E(op, dfms.Invalid, err)
+		}
+		if _, err := t.liveDir(ctx, req.Owner, req.Parent, true); err != nil {
+			return e, meta.Version{}, err
+		}
+		var found bool
+		e, found, err = t.lookup(ctx, req.Owner, req.Parent, req.Name, true)
+		if err != nil {
+			return e, meta.Version{}, err
+		}
+		if !found {
+			mode := req.Mode
+			if mode == 0 {
+				mode = 0o644
+			}
+			e, err = t.insertEntry(ctx, op, meta.Entry{Owner: req.Owner, Parent: req.Parent, Name: req.Name,
+				Kind: meta.KindFile, Mode: mode, UID: req.UID, GID: req.GID, MIME: req.MIME})
+			if err != nil {
+				return e, meta.Version{}, err
+			}
+		}
+	}
+	switch e.Kind {
+	case meta.KindDir:
+		return e, meta.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("%q is a directory", e.Name))
+	case meta.KindSymlink:
+		return e, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("%q is a symlink", e.Name))
+	}
+	if req.RequireBase && e.Version != req.Base {
+		return e, meta.Version{}, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d, not %d", e.Name, e.Version, req.Base))
+	}
+	size := req.Manifest.Size()
+	var used, quota int64
+	if err := t.queryRow(ctx, `SELECT used_bytes, quota_bytes FROM users WHERE id = ?`+t.s.d.ForUpdate, req.Owner).Scan(&used, &quota); err != nil {
+		return e, meta.Version{}, err
+	}
+	if quota > 0 && used+size > quota {
+		return e, meta.Version{}, dfms.E(op, dfms.Quota, fmt.Errorf("%d bytes used of %d, %d more needed", used, quota, size))
+	}
+	v := meta.Version{Entry: e.ID, Number: e.Version + 1, Size: size, SHA256: req.SHA256,
+		ChunkCount: len(req.Manifest.Chunks), Base: req.Base, CreatedAt: t.now, CreatedBy: req.CreatedBy}
+	if v.CreatedBy == 0 {
+		v.CreatedBy = req.Owner
+	}
+	if _, err := t.exec(ctx, `INSERT INTO versions (entry_id, number, size, sha256, manifest, chunk_count, base, created_at, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, v.Entry, v.Number, v.Size, v.SHA256[:], blob, v.ChunkCount, v.Base, ns(v.CreatedAt), v.CreatedBy); err != nil {
+		return e, v, err
+	}
+	mtime := req.MTime
+	if mtime.IsZero() {
+		mtime = t.now
+	}
+	mime := req.MIME
+	if mime == "" {
+		mime = e.MIME
+	}
+	if _, err := t.exec(ctx, `UPDATE entries SET size = ?, cur_version = ?, mtime_ns = ?, ctime_ns = ?, mime = ? WHERE id = ?`,
+		size, v.Number, ns(mtime), ns(t.now), mime, e.ID); err != nil {
+		return e, v, err
+	}
+	if _, err := t.exec(ctx, `UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?`, size, req.Owner); err != nil {
+		return e, v, err
+	}
+	if err := t.journal(ctx, req.Owner, e.ID, e.Parent, meta.OpVersion, v.Number); err != nil {
+		return e, v, err
+	}
+	e, err = t.entry(ctx, req.Owner, e.ID, false)
+	return e, v, err
+}
+
+const versionCols = `v.entry_id, v.number, v.size, v.sha256, v.chunk_count, v.base, v.created_at, v.created_by`
+
+func scanVersion(row interface{ Scan(...any) error }, manifest *[]byte) (meta.Version, error) {
+	var v meta.Version
+	var sum []byte
+	var created int64
+	dest := []any{&v.Entry, &v.Number, &v.Size, &sum, &v.ChunkCount, &v.Base, &created, &v.CreatedBy}
+	if manifest != nil {
+		dest = append(dest, manifest)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return v, err
+	}
+	copy(v.SHA256[:], sum)
+	v.CreatedAt = fromNS(created)
+	return v, nil
+}
+
+// GetVersion implements meta.Store.
+func (s *Store) GetVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (meta.Version, error) {
+	const op dfms.Op = "meta.GetVersion"
+	var v meta.Version
+	err := s.read(ctx, op, func(t *tx) error {
+		e, err := t.entry(ctx, owner, id, false)
+		if err != nil {
+			return err
+		}
+		if number == 0 {
+			number = e.Version
+		}
+		var blob []byte
+		v, err = scanVersion(t.queryRow(ctx, `SELECT `+versionCols+`, v.manifest FROM versions v WHERE v.entry_id = ? AND v.number = ?`, id, number), &blob)
+		if errors.Is(err, sql.ErrNoRows) {
+			return dfms.E(op, dfms.NotExist, fmt.Errorf("entry %d has no version %d", id, number))
+		}
+		if err != nil {
+			return err
+		}
+		v.Manifest = new(dfms.Manifest)
+		return v.Manifest.UnmarshalBinary(blob)
+	})
+	return v, err
+}
+
+// ListVersions implements meta.Store.
+func (s *Store) ListVersions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]meta.Version, error) {
+	var out []meta.Version
+	err := s.read(ctx, "meta.ListVersions", func(t *tx) error {
+		out = out[:0]
+		if _, err := t.entry(ctx, owner, id, false); err != nil {
+			return err
+		}
+		rows, err := t.query(ctx, `SELECT `+versionCols+` FROM versions v WHERE v.entry_id = ? ORDER BY v.number`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			v, err := scanVersion(rows, nil)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// DeleteVersion implements meta.Store.
+func (s *Store) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error {
+	const op dfms.Op = "meta.DeleteVersion"
+	return s.write(ctx, op, func(t *tx) error {
+		e, err := t.entry(ctx, owner, id, true)
+		if err != nil {
+			return err
+		}
+		if number == e.Version {
+			return dfms.E(op, dfms.Conflict, fmt.Errorf("version %d is the current version", number))
+		}
+		var size int64
+		var blob []byte
+		err = t.queryRow(ctx, `SELECT size, manifest FROM versions WHERE entry_id = ? AND number = ?`, id, number).Scan(&size, &blob)
+		if errors.Is(err, sql.ErrNoRows) {
+			return dfms.E(op, dfms.NotExist, fmt.Errorf("entry %d has no version %d", id, number))
+		}
+		if err != nil {
+			return err
+		}
+		counts := map[dfms.Hash]int64{}
+		if err := addCounts(counts, blob); err != nil {
+			return err
+		}
+		if err := t.releaseChunks(ctx, counts); err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `DELETE FROM versions WHERE entry_id = ? AND number = ?`, id, number); err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `UPDATE users SET used_bytes = used_bytes - ? WHERE id = ?`, size, owner); err != nil {
+			return err
+		}
+		return t.journal(ctx, owner, id, e.Parent, meta.OpVersion, -number)
+	})
+}

@@ -1,0 +1,37 @@
+package dfms
+
+import "context"
+
+// ChunkStore holds chunk bytes by hash: one per storage node. It is the
+// contract implemented by the file:// and s3:// backends (package
+// placement/store) and, over several nodes, by the replicated store.
+//
+// A store does not verify that bytes match their hash: callers hash before
+// Put and re-hash after Get (a store is only trusted to keep bytes, and
+// corruption is detected on the read path). Implementations must be safe for
+// concurrent use.
+type ChunkStore interface {
+	// Put stores data under h. It is idempotent: storing the same chunk twice
+	// is not an error. When Put returns nil the bytes are durable (fsynced,
+	// or acknowledged by the object store). Put never exposes a partially
+	// written chunk to Get, even if the process dies halfway.
+	Put(ctx context.Context, h Hash, data []byte) error
+
+	// Get appends the bytes stored under h to buf and returns the result.
+	// It fails with kind NotExist if there is no such chunk.
+	Get(ctx context.Context, h Hash, buf []byte) ([]byte, error)
+
+	// Stat returns the stored size of h, or an error of kind NotExist.
+	Stat(ctx context.Context, h Hash) (int64, error)
+
+	// Delete removes h. Deleting a missing chunk is not an error.
+	Delete(ctx context.Context, h Hash) error
+
+	// Walk calls fn for every stored chunk, in no particular order, until
+	// fn returns an error (which Walk returns). Chunks added or removed
+	// during the walk may or may not be seen.
+	Walk(ctx context.Context, fn func(h Hash, size int64) error) error
+
+	// Close releases the store's resources.
+	Close() error
+}
