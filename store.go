@@ -1,6 +1,9 @@
 package dfms
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ChunkStore holds chunk bytes by hash: one per storage node. It is the
 // contract implemented by the file:// and s3:// backends (package
@@ -12,9 +15,11 @@ import "context"
 // concurrent use.
 type ChunkStore interface {
 	// Put stores data under h. It is idempotent: storing the same chunk twice
-	// is not an error. When Put returns nil the bytes are durable (fsynced,
-	// or acknowledged by the object store). Put never exposes a partially
-	// written chunk to Get, even if the process dies halfway.
+	// is not an error, and it refreshes the chunk's modification time (the
+	// garbage collector relies on that to spare chunks being uploaded).
+	// When Put returns nil the bytes are durable (fsynced, or acknowledged
+	// by the object store). Put never exposes a partially written chunk to
+	// Get, even if the process dies halfway.
 	Put(ctx context.Context, h Hash, data []byte) error
 
 	// Get appends the bytes stored under h to buf and returns the result.
@@ -30,8 +35,15 @@ type ChunkStore interface {
 	// Walk calls fn for every stored chunk, in no particular order, until
 	// fn returns an error (which Walk returns). Chunks added or removed
 	// during the walk may or may not be seen.
-	Walk(ctx context.Context, fn func(h Hash, size int64) error) error
+	Walk(ctx context.Context, fn func(ChunkInfo) error) error
 
 	// Close releases the store's resources.
 	Close() error
+}
+
+// ChunkInfo describes a stored chunk, as listed by ChunkStore.Walk.
+type ChunkInfo struct {
+	Hash    Hash
+	Size    int64
+	ModTime time.Time // when it was last Put
 }

@@ -341,14 +341,23 @@ type Store interface {
 	// releases its chunk references.
 	DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error
 
-	// MissingChunks returns those of hashes that have no live chunk row, in
-	// the order given, without duplicates.
+	// MissingChunks returns those of hashes that have no chunk row, in the
+	// order given, without duplicates. If one of them is being deleted by
+	// GC it fails with kind Conflict instead: its bytes may vanish after
+	// the caller stores them, so the caller must wait until the sweep has
+	// finished (then the chunk is missing) and ask again.
 	MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.Hash, error)
-	// AddChunks records chunks whose bytes are now durably stored, with no
-	// references. Existing live rows are left alone; a row being deleted
-	// makes it fail with kind Conflict (store the chunk again once the
-	// sweep has finished).
+	// AddChunks records chunks whose bytes the caller has just durably
+	// stored, with no references. Existing live rows have their grace
+	// period re-armed; a row being deleted makes it fail with kind Conflict
+	// (store the chunk again once the sweep has finished). Never record a
+	// chunk that the caller did not store itself: see KeepChunks.
 	AddChunks(ctx context.Context, refs []dfms.ChunkRef) error
+	// KeepChunks re-arms the GC grace period of chunks that a write relies
+	// on without storing them (MissingChunks reported them present). It
+	// fails with kind Conflict if one of them has no row any more or is
+	// being deleted: the caller must then store it after all.
+	KeepChunks(ctx context.Context, hashes []dfms.Hash) error
 	// GetChunk returns a chunk's row.
 	GetChunk(ctx context.Context, h dfms.Hash) (Chunk, error)
 	// SweepCandidates returns up to limit chunks whose count has been zero
@@ -360,6 +369,11 @@ type Store interface {
 	BeginDelete(ctx context.Context, h dfms.Hash, cutoff time.Time) (bool, error)
 	// FinishDelete removes the row of a chunk marked deleting.
 	FinishDelete(ctx context.Context, h dfms.Hash) error
+	// ClaimOrphan records h, found in a chunk store without a row, as
+	// deleting and reports whether it did; false means a row exists (an
+	// upload recorded it meanwhile) and the bytes must stay. After true
+	// the caller deletes the bytes and calls FinishDelete.
+	ClaimOrphan(ctx context.Context, h dfms.Hash, size int64) (bool, error)
 
 	// Storage nodes.
 	PutNode(ctx context.Context, n Node) error

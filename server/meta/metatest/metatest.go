@@ -716,16 +716,15 @@ func testSweepProtocol(t *testing.T, s meta.Store) {
 	if !must(s.BeginDelete(ctx, orphan.Hash, future))(t) {
 		t.Fatal("BeginDelete of the orphan failed")
 	}
-	// While deleting: commits and AddChunks refuse it, MissingChunks reports it.
+	// While deleting: commits, AddChunks and MissingChunks refuse it.
 	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "g", Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{orphan}}})
 	var mce *meta.MissingChunksError
 	if !errors.As(err, &mce) {
 		t.Fatalf("commit of a deleting chunk: %v, want MissingChunksError", err)
 	}
 	wantKind(t, "AddChunks of a deleting chunk", s.AddChunks(ctx, []dfms.ChunkRef{orphan}), dfms.Conflict)
-	if miss := must(s.MissingChunks(ctx, []dfms.Hash{orphan.Hash}))(t); len(miss) != 1 {
-		t.Fatal("a deleting chunk is reported present")
-	}
+	_, err = s.MissingChunks(ctx, []dfms.Hash{live.Hash, orphan.Hash})
+	wantKind(t, "MissingChunks of a deleting chunk", err, dfms.Conflict)
 	// An interrupted sweep finds it again.
 	if c := must(s.SweepCandidates(ctx, past, 10))(t); len(c) != 1 || !c[0].Deleting {
 		t.Fatalf("deleting rows are not candidates: %v", c)
@@ -737,6 +736,29 @@ func testSweepProtocol(t *testing.T, s meta.Store) {
 	// Storing it again works.
 	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{orphan}))
 	commit(t, s, u.ID, u.Root, "g", dfms.Manifest{Chunks: []dfms.ChunkRef{orphan}})
+
+	// An orphan (bytes without a row) can be claimed once; a recorded
+	// chunk cannot be claimed at all.
+	ghost := chunk("ghost-orphan", 7)
+	if !must(s.ClaimOrphan(ctx, ghost.Hash, 7))(t) {
+		t.Fatal("ClaimOrphan of a row-less chunk failed")
+	}
+	wantKind(t, "AddChunks of a claimed orphan", s.AddChunks(ctx, []dfms.ChunkRef{ghost}), dfms.Conflict)
+	if must(s.ClaimOrphan(ctx, live.Hash, 5))(t) {
+		t.Fatal("ClaimOrphan of a referenced chunk succeeded")
+	}
+	ok(t, s.FinishDelete(ctx, ghost.Hash))
+
+	// KeepChunks re-arms present chunks and refuses gone or deleting ones.
+	ok(t, s.KeepChunks(ctx, []dfms.Hash{live.Hash, orphan.Hash}))
+	wantKind(t, "KeepChunks of an unknown chunk", s.KeepChunks(ctx, []dfms.Hash{chunk("never", 1).Hash}), dfms.Conflict)
+	if !must(s.ClaimOrphan(ctx, chunk("claimed", 2).Hash, 2))(t) {
+		t.Fatal("claim failed")
+	}
+	wantKind(t, "KeepChunks of a deleting chunk", s.KeepChunks(ctx, []dfms.Hash{chunk("claimed", 2).Hash}), dfms.Conflict)
+	if c := must(s.GetChunk(ctx, live.Hash))(t); !c.ZeroSince.IsZero() {
+		t.Fatalf("KeepChunks set zero-since on a referenced chunk: %+v", c)
+	}
 
 	// AddChunks of an existing unreferenced chunk restarts its grace period.
 	stale := chunk("stale", 3)

@@ -24,23 +24,27 @@ func (s *Store) MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.H
 		present := make(map[dfms.Hash]bool, len(hashes))
 		for start := 0; start < len(hashes); start += batch {
 			part := hashes[start:min(start+batch, len(hashes))]
-			args := make([]any, 0, len(part)+1)
-			args = append(args, false)
+			args := make([]any, 0, len(part))
 			for i := range part {
 				args = append(args, part[i][:])
 			}
-			rows, err := t.query(ctx, `SELECT hash FROM chunks WHERE deleting = ? AND hash IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
+			rows, err := t.query(ctx, `SELECT hash, deleting FROM chunks WHERE hash IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
 			if err != nil {
 				return err
 			}
 			for rows.Next() {
 				var b []byte
-				if err := rows.Scan(&b); err != nil {
+				var deleting bool
+				if err := rows.Scan(&b, &deleting); err != nil {
 					rows.Close()
 					return err
 				}
 				var h dfms.Hash
 				copy(h[:], b)
+				if deleting {
+					rows.Close()
+					return dfms.E("meta.MissingChunks", dfms.Conflict, fmt.Errorf("chunk %s is being deleted; ask again shortly", h))
+				}
 				present[h] = true
 			}
 			rows.Close()
@@ -83,6 +87,30 @@ func (s *Store) AddChunks(ctx context.Context, refs []dfms.ChunkRef) error {
 			}
 			if deleting {
 				return dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is being deleted; store it again shortly", h))
+			}
+		}
+		return nil
+	})
+}
+
+// KeepChunks implements meta.Store.
+func (s *Store) KeepChunks(ctx context.Context, hashes []dfms.Hash) error {
+	const op dfms.Op = "meta.KeepChunks"
+	set := make(map[dfms.Hash]int64, len(hashes))
+	for _, h := range hashes {
+		set[h] = 0
+	}
+	return s.write(ctx, op, func(t *tx) error {
+		for _, h := range sortedHashes(set) {
+			res, err := t.exec(ctx, `UPDATE chunks SET zero_since = CASE WHEN refs = 0 THEN CAST(? AS BIGINT) ELSE NULL END
+				WHERE hash = ? AND deleting = ?`, ns(t.now), h[:], false)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n != 1 {
+				return dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s was collected or is being deleted; store it", h))
 			}
 		}
 		return nil
@@ -167,6 +195,22 @@ func (s *Store) FinishDelete(ctx context.Context, h dfms.Hash) error {
 		return t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is not being deleted", h)),
 			`DELETE FROM chunks WHERE hash = ? AND deleting = ?`, h[:], true)
 	})
+}
+
+// ClaimOrphan implements meta.Store.
+func (s *Store) ClaimOrphan(ctx context.Context, h dfms.Hash, size int64) (bool, error) {
+	var ok bool
+	err := s.write(ctx, "meta.ClaimOrphan", func(t *tx) error {
+		res, err := t.exec(ctx, `INSERT INTO chunks (hash, size, refs, deleting, zero_since, created_at)
+			VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`, h[:], size, true, ns(t.now), ns(t.now))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		ok = n == 1
+		return err
+	})
+	return ok, err
 }
 
 // PutNode implements meta.Store.

@@ -1,0 +1,298 @@
+package disk
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/placement/store/storetest"
+)
+
+func open(t *testing.T, dir string) *Disk {
+	t.Helper()
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dir, err)
+	}
+	return d
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) dfms.ChunkStore { return open(t, t.TempDir()) })
+	storetest.RunReopen(t, func(t *testing.T) func(t *testing.T) dfms.ChunkStore {
+		dir := filepath.Join(t.TempDir(), "not", "yet", "there")
+		return func(t *testing.T) dfms.ChunkStore { return open(t, dir) }
+	})
+}
+
+func TestLayout(t *testing.T) {
+	dir := t.TempDir()
+	d := open(t, dir)
+	data := []byte("hello, chunk")
+	h := dfms.Sum(data)
+	if err := d.Put(context.Background(), h, data); err != nil {
+		t.Fatal(err)
+	}
+	x := h.String()
+	name := filepath.Join(dir, x[:2], x[2:4], x)
+	got, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatalf("chunk file: %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("chunk file: got %q, want %q", got, data)
+	}
+	if want := "file://" + dir; d.String() != want {
+		t.Errorf("String: got %q, want %q", d.String(), want)
+	}
+}
+
+func TestPermissions(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "chunks")
+	d := open(t, dir)
+	data := []byte("private")
+	h := dfms.Sum(data)
+	if err := d.Put(context.Background(), h, data); err != nil {
+		t.Fatal(err)
+	}
+	x := h.String()
+	for _, tc := range []struct {
+		name string
+		want fs.FileMode
+	}{
+		{dir, fs.ModeDir | 0o700},
+		{filepath.Join(dir, x[:2]), fs.ModeDir | 0o700},
+		{filepath.Join(dir, x[:2], x[2:4]), fs.ModeDir | 0o700},
+		{filepath.Join(dir, x[:2], x[2:4], x), 0o600},
+	} {
+		fi, err := os.Stat(tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode(); got != tc.want {
+			t.Errorf("%s: got mode %v, want %v", strings.TrimPrefix(tc.name, root), got, tc.want)
+		}
+	}
+}
+
+// TestStaleTemp plants the temporary file a crashed Put leaves behind.
+func TestStaleTemp(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d := open(t, dir)
+	data := []byte("complete chunk")
+	h := dfms.Sum(data)
+	if err := d.Put(ctx, h, data); err != nil {
+		t.Fatal(err)
+	}
+	// A half-written chunk in the same shard, and one of a chunk that was
+	// never completed, in a shard of its own.
+	partial := []byte("half-writ")
+	ph := dfms.Sum([]byte("half-written chunk"))
+	x, px := h.String(), ph.String()
+	if err := os.MkdirAll(filepath.Join(dir, px[:2], px[2:4]), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	temps := []string{
+		filepath.Join(dir, x[:2], x[2:4], tempPrefix+"123456"),
+		filepath.Join(dir, px[:2], px[2:4], tempPrefix+"654321"),
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, name := range temps {
+		if err := os.WriteFile(name, partial, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(name, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if got, err := d.Get(ctx, ph, nil); !dfms.Is(err, dfms.NotExist) {
+		t.Errorf("Get of the unfinished chunk: got %q, %v; want kind %v", got, err, dfms.NotExist)
+	}
+	var walked []dfms.Hash
+	if err := d.Walk(ctx, func(ci dfms.ChunkInfo) error { h := ci.Hash; walked = append(walked, h); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(walked) != 1 || walked[0] != h {
+		t.Errorf("Walk: got %v, want [%s]", walked, h)
+	}
+
+	// Young temp files belong to running Puts and stay.
+	n, err := d.RemoveStaleTemp(ctx, 3*time.Hour)
+	if err != nil || n != 0 {
+		t.Errorf("RemoveStaleTemp(3h): got %d, %v; want 0, nil", n, err)
+	}
+	n, err = d.RemoveStaleTemp(ctx, time.Hour)
+	if err != nil || n != 2 {
+		t.Errorf("RemoveStaleTemp(1h): got %d, %v; want 2, nil", n, err)
+	}
+	for _, name := range temps {
+		if _, err := os.Stat(name); !os.IsNotExist(err) {
+			t.Errorf("%s: got %v, want it removed", filepath.Base(name), err)
+		}
+	}
+	if got, err := d.Get(ctx, h, nil); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("Get after RemoveStaleTemp: got %q, %v; want %q", got, err, data)
+	}
+}
+
+// TestCorruptReturnedAsIs checks that the store does not verify: detecting
+// corruption is the reader's job, which re-hashes.
+func TestCorruptReturnedAsIs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d := open(t, dir)
+	data := []byte("original bytes")
+	h := dfms.Sum(data)
+	if err := d.Put(ctx, h, data); err != nil {
+		t.Fatal(err)
+	}
+	x := h.String()
+	bad := []byte("0riginal bytes")
+	if err := os.WriteFile(filepath.Join(dir, x[:2], x[2:4], x), bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Get(ctx, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, bad) {
+		t.Errorf("Get: got %q, want the corrupted %q", got, bad)
+	}
+	// A Put of the right bytes with the same size keeps the file: the
+	// store trusts a complete file (repair deletes, then puts).
+	if err := d.Put(ctx, h, data); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.Get(ctx, h, nil); !bytes.Equal(got, bad) {
+		t.Errorf("Get after Put over a corrupt file of the right size: got %q, want %q", got, bad)
+	}
+	// A file of the wrong size is replaced.
+	if err := os.WriteFile(filepath.Join(dir, x[:2], x[2:4], x), bad[:3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, h, data); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.Get(ctx, h, nil); !bytes.Equal(got, data) {
+		t.Errorf("Get after Put over a truncated file: got %q, want %q", got, data)
+	}
+}
+
+// TestForeignFiles checks that Walk skips what is not a chunk.
+func TestForeignFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d := open(t, dir)
+	data := []byte("x")
+	h := dfms.Sum(data)
+	if err := d.Put(ctx, h, data); err != nil {
+		t.Fatal(err)
+	}
+	x := h.String()
+	other := dfms.Sum([]byte("y")).String()
+	for _, name := range []string{
+		"README",
+		"lost+found/file",
+		"zz/zz/" + strings.Repeat("0", 64),
+		x[:2] + "/" + x[2:4] + "/" + strings.ToUpper(x), // not canonical
+		x[:2] + "/" + x[2:4] + "/" + other,              // in the wrong shard
+		x[:2] + "/" + x[2:4] + "/short",
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("foreign"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	if err := d.Walk(ctx, func(ci dfms.ChunkInfo) error {
+		h := ci.Hash
+		got = append(got, h.String())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != x {
+		t.Errorf("Walk: got %v, want [%s]", got, x)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dir  string
+		want dfms.Kind
+	}{
+		{"", dfms.Invalid},
+		{file, dfms.NotDir},
+	} {
+		if _, err := Open(tc.dir); !dfms.Is(err, tc.want) {
+			t.Errorf("Open(%q): got %v (kind %v), want kind %v", tc.dir, err, dfms.KindOf(err), tc.want)
+		}
+	}
+}
+
+// benchChunk returns 1 MiB of data. The disk store does not verify hashes,
+// so the benchmarks name distinct chunks by counting instead of hashing.
+func benchChunk() []byte {
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	return data
+}
+
+// BenchmarkPut1MiB measures the steady state, where the shard directories
+// exist: the chunks differ in their last bytes, so all go to one shard.
+func BenchmarkPut1MiB(b *testing.B) {
+	ctx := context.Background()
+	d, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := benchChunk()
+	b.SetBytes(int64(len(data)))
+	var h dfms.Hash
+	n := 0
+	for b.Loop() {
+		n++
+		h[28], h[29], h[30], h[31] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+		if err := d.Put(ctx, h, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGet1MiB(b *testing.B) {
+	ctx := context.Background()
+	d, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := benchChunk()
+	h := dfms.Sum(data)
+	if err := d.Put(ctx, h, data); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	buf := make([]byte, 0, len(data))
+	for b.Loop() {
+		if buf, err = d.Get(ctx, h, buf[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
