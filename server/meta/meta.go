@@ -92,6 +92,19 @@ type User struct {
 	CreatedAt    time.Time
 }
 
+// RefreshToken is a stored refresh token (only its id, the JWT's jti, is
+// kept). Tokens of one login form a family: each use replaces the token by
+// the next, and presenting a replaced or revoked token revokes the family.
+type RefreshToken struct {
+	ID         string
+	User       dfms.UserID
+	Family     string
+	ExpiresAt  time.Time
+	Revoked    bool
+	ReplacedBy string
+	CreatedAt  time.Time
+}
+
 // Entry is a node of a user's tree. Each user has one root directory, whose
 // Parent is 0 and Name is "".
 type Entry struct {
@@ -295,6 +308,22 @@ type Store interface {
 	// name, role, active, quota).
 	UpdateUser(ctx context.Context, u User) error
 	ListUsers(ctx context.Context) ([]User, error)
+
+	// CreateRefreshToken stores a new refresh token (the first of a family,
+	// at login).
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	// RotateRefreshToken uses token id: it stores next (same user and
+	// family) and marks id replaced by it, in one transaction, and returns
+	// the used token. A token that is unknown fails with NotExist; one that
+	// is expired, revoked or already replaced fails with Permission, and a
+	// replaced or revoked one also revokes its whole family (the token was
+	// stolen or replayed).
+	RotateRefreshToken(ctx context.Context, id string, next RefreshToken) (RefreshToken, error)
+	// RevokeRefreshToken revokes the family of token id (logout).
+	RevokeRefreshToken(ctx context.Context, id string) error
+	// RevokeUserRefreshTokens revokes every refresh token of a user
+	// (password change, deactivation).
+	RevokeUserRefreshTokens(ctx context.Context, user dfms.UserID) error
 
 	// GetEntry returns the entry with id, live or trashed.
 	GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (Entry, error)

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"ConcurrentRenames", testConcurrentRenames},
 		{"Usage", testUsage},
+		{"RefreshTokens", testRefreshTokens},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1021,4 +1022,47 @@ func testUsage(t *testing.T, s meta.Store) {
 	}
 	_, err := s.Usage(ctx, 987654)
 	wantKind(t, "usage of a missing user", err, dfms.NotExist)
+}
+
+func testRefreshTokens(t *testing.T, s meta.Store) {
+	u, v := newUser(t, s), newUser(t, s)
+	exp := time.Now().Add(time.Hour)
+	ok(t, s.CreateRefreshToken(ctx, meta.RefreshToken{ID: "t1", User: u.ID, Family: "f1", ExpiresAt: exp}))
+	wantKind(t, "token without family", s.CreateRefreshToken(ctx, meta.RefreshToken{ID: "x", User: u.ID, ExpiresAt: exp}), dfms.Invalid)
+
+	old := must(s.RotateRefreshToken(ctx, "t1", meta.RefreshToken{ID: "t2", ExpiresAt: exp}))(t)
+	if old.ID != "t1" || old.User != u.ID || old.Family != "f1" {
+		t.Fatalf("rotated token = %+v", old)
+	}
+	next := must(s.RotateRefreshToken(ctx, "t2", meta.RefreshToken{ID: "t3", ExpiresAt: exp}))(t)
+	if next.User != u.ID {
+		t.Fatalf("t2 belongs to %d", next.User)
+	}
+	// Presenting t1 again: reuse, the family is revoked, t3 is dead too.
+	_, err := s.RotateRefreshToken(ctx, "t1", meta.RefreshToken{ID: "t4", ExpiresAt: exp})
+	wantKind(t, "reused token", err, dfms.Permission)
+	_, err = s.RotateRefreshToken(ctx, "t3", meta.RefreshToken{ID: "t5", ExpiresAt: exp})
+	wantKind(t, "token of a revoked family", err, dfms.Permission)
+	_, err = s.RotateRefreshToken(ctx, "nope", meta.RefreshToken{ID: "t6", ExpiresAt: exp})
+	wantKind(t, "unknown token", err, dfms.NotExist)
+
+	ok(t, s.CreateRefreshToken(ctx, meta.RefreshToken{ID: "old", User: u.ID, Family: "f2", ExpiresAt: time.Now().Add(-time.Second)}))
+	_, err = s.RotateRefreshToken(ctx, "old", meta.RefreshToken{ID: "t7", ExpiresAt: exp})
+	wantKind(t, "expired token", err, dfms.Permission)
+
+	// Logout revokes a family; a password change revokes a user's tokens.
+	ok(t, s.CreateRefreshToken(ctx, meta.RefreshToken{ID: "l1", User: u.ID, Family: "f3", ExpiresAt: exp}))
+	ok(t, s.RevokeRefreshToken(ctx, "l1"))
+	_, err = s.RotateRefreshToken(ctx, "l1", meta.RefreshToken{ID: "l2", ExpiresAt: exp})
+	wantKind(t, "logged-out token", err, dfms.Permission)
+	wantKind(t, "revoke unknown", s.RevokeRefreshToken(ctx, "zzz"), dfms.NotExist)
+
+	ok(t, s.CreateRefreshToken(ctx, meta.RefreshToken{ID: "a1", User: u.ID, Family: "f4", ExpiresAt: exp}))
+	ok(t, s.CreateRefreshToken(ctx, meta.RefreshToken{ID: "b1", User: v.ID, Family: "f5", ExpiresAt: exp}))
+	ok(t, s.RevokeUserRefreshTokens(ctx, u.ID))
+	_, err = s.RotateRefreshToken(ctx, "a1", meta.RefreshToken{ID: "a2", ExpiresAt: exp})
+	wantKind(t, "token after password change", err, dfms.Permission)
+	if _, err := s.RotateRefreshToken(ctx, "b1", meta.RefreshToken{ID: "b2", ExpiresAt: exp}); err != nil {
+		t.Fatalf("another user's token was revoked: %v", err)
+	}
 }
