@@ -16,41 +16,45 @@ type Kind uint8
 
 // The error kinds.
 const (
-	Other       Kind = iota // unclassified; an internal error (HTTP 500, EIO)
-	Invalid                 // bad input from the caller (400, EINVAL)
-	NotExist                // no such item, or not visible to the caller (404, ENOENT)
-	Exist                   // the item already exists (409, EEXIST)
-	NotEmpty                // directory not empty (409, ENOTEMPTY)
-	NotDir                  // a path component is not a directory (400, ENOTDIR)
-	IsDir                   // the operation needs a non-directory (400, EISDIR)
-	Permission              // the caller may not do this (403, EACCES)
-	Corrupt                 // stored bytes failed verification (500, EIO); never served
-	Conflict                // the state changed underneath (a cycle, a stale base, a race) (409)
-	TooLarge                // the input exceeds a size limit (413, EFBIG)
-	Quota                   // the owner's quota is exhausted (507, EDQUOT)
-	Unavailable             // a dependency is down; the caller may retry later (503, EIO)
-	Transient               // a retryable failure (serialization, deadlock, busy); retried internally
-	ReadOnly                // the item cannot be written (a committed version, .versions) (403, EROFS)
-	NotSupported            // the operation is not supported here (501, ENOTSUP)
+	Other           Kind = iota // unclassified; an internal error (HTTP 500, EIO)
+	Invalid                     // bad input from the caller (400, EINVAL)
+	NotExist                    // no such item, or not visible to the caller (404, ENOENT)
+	Exist                       // the item already exists (409, EEXIST)
+	NotEmpty                    // directory not empty (409, ENOTEMPTY)
+	NotDir                      // a path component is not a directory (400, ENOTDIR)
+	IsDir                       // the operation needs a non-directory (400, EISDIR)
+	Permission                  // the caller may not do this (403, EACCES)
+	Corrupt                     // stored bytes failed verification (500, EIO); never served
+	Conflict                    // the state changed underneath (a cycle, a stale base, a race) (409)
+	TooLarge                    // the input exceeds a size limit (413, EFBIG)
+	Quota                       // the owner's quota is exhausted (507, EDQUOT)
+	Unavailable                 // a dependency is down; the caller may retry later (503, EIO)
+	Transient                   // a retryable failure (serialization, deadlock, busy); retried internally
+	ReadOnly                    // the item cannot be written (a committed version, .versions) (403, EROFS)
+	NotSupported                // the operation is not supported here (501, ENOTSUP)
+	Unauthenticated             // no valid credentials (401, EACCES)
+	RateLimited                 // too many requests; retry later (429, EAGAIN)
 )
 
 var kindNames = [...]string{
-	Other:        "internal error",
-	Invalid:      "invalid argument",
-	NotExist:     "does not exist",
-	Exist:        "already exists",
-	NotEmpty:     "directory not empty",
-	NotDir:       "not a directory",
-	IsDir:        "is a directory",
-	Permission:   "permission denied",
-	Corrupt:      "corrupt",
-	Conflict:     "conflict",
-	TooLarge:     "too large",
-	Quota:        "quota exceeded",
-	Unavailable:  "unavailable",
-	Transient:    "transient failure",
-	ReadOnly:     "read-only",
-	NotSupported: "not supported",
+	Other:           "internal error",
+	Invalid:         "invalid argument",
+	NotExist:        "does not exist",
+	Exist:           "already exists",
+	NotEmpty:        "directory not empty",
+	NotDir:          "not a directory",
+	IsDir:           "is a directory",
+	Permission:      "permission denied",
+	Corrupt:         "corrupt",
+	Conflict:        "conflict",
+	TooLarge:        "too large",
+	Quota:           "quota exceeded",
+	Unavailable:     "unavailable",
+	Transient:       "transient failure",
+	ReadOnly:        "read-only",
+	NotSupported:    "not supported",
+	Unauthenticated: "unauthenticated",
+	RateLimited:     "rate limited",
 }
 
 // String returns the kind's short description, e.g. "corrupt".
