@@ -1,0 +1,51 @@
+# DFMS — the two commands a fresh machine needs are `make run` and `make test`;
+# both install what they use.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/dfms
+PKG   := github.com/dfms/dfms
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X $(PKG)/server.Version=$(VERSION)
+
+# Settings of `make run`.
+ADDR ?= 127.0.0.1:8080
+DATA ?= ./data
+
+.PHONY: all build run test test-short bench lint fmt vet tools clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/dfms
+
+## run: the embedded server (SQLite + local disk under $(DATA)) on $(ADDR).
+run: build
+	./$(BIN) server --addr $(ADDR) --data $(DATA)
+
+## test: every test, with -race, against real PostgreSQL and S3 (versitygw)
+## started on loopback by integration/test.sh, which installs what is missing.
+test:
+	integration/test.sh
+
+## test-short: the tests that need no service (the others skip).
+test-short:
+	$(GO) test -race ./...
+
+## bench: throughput figures (medians of several runs, ratios to baselines).
+bench:
+	$(GO) run ./integration/cmd/benchchunk
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+
+## lint: gofmt check, go vet and staticcheck.
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	$$($(GO) env GOPATH)/bin/staticcheck ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,5 @@
+//go:build !race
+
+package chunking
+
+const raceEnabled = false

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dfms/dfms"
+)
+
+// usageError marks errors in how the command was called (exit code 2).
+type usageError struct{ error }
+
+// run executes one command line and returns the process exit code: 0 on
+// success, 2 for bad usage or configuration, 1 for any other failure.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "dfms:", err)
+	var ue usageError
+	switch {
+	case errors.As(err, &ue), dfms.Is(err, dfms.Invalid):
+		return 2
+	}
+	return 1
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "dfms",
+		Short:         "DFMS: a distributed file store with a FUSE mount, versions and a REST API",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newServerCmd(), newMigrateCmd(), newVersionCmd(), newHealthcheckCmd())
+	return root
+}

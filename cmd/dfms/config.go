@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+
+	"github.com/dfms/dfms/server"
+)
+
+// configOptions are the flags shared by the commands that open backends.
+type configOptions struct {
+	file     string
+	addr     string
+	data     string
+	metadata string
+	chunks   string
+	algo     string
+	logLevel string
+	logFmt   string
+}
+
+func (o *configOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.file, "config", "", "YAML configuration file (env DFMS_CONFIG)")
+	fs.StringVar(&o.addr, "addr", "", "HTTP listen address (env DFMS_ADDR; default 127.0.0.1:8080)")
+	fs.StringVar(&o.data, "data", "", "data directory of the embedded backends (env DFMS_DATA; default $XDG_DATA_HOME/dfms or ./data)")
+	fs.StringVar(&o.metadata, "metadata", "", "metadata URL: sqlite:///path or postgres://... (env DFMS_METADATA_URL)")
+	fs.StringVar(&o.chunks, "chunks", "", "chunk store URL: file:///path or s3://KEY:SECRET@host/bucket (env DFMS_CHUNKS_URL)")
+	fs.StringVar(&o.algo, "chunking-algorithm", "", "content-defined chunking: gear or rabin (env DFMS_CHUNKING_ALGORITHM)")
+	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error (env DFMS_LOG_LEVEL)")
+	fs.StringVar(&o.logFmt, "log-format", "", "text or json (env DFMS_LOG_FORMAT)")
+}
+
+// envVars maps each DFMS_* variable to the setting it overrides.
+func envVars(c *server.Config) map[string]any {
+	return map[string]any{
+		"DFMS_ADDR":               &c.Addr,
+		"DFMS_DATA":               &c.DataDir,
+		"DFMS_METADATA_URL":       &c.Metadata.URL,
+		"DFMS_CHUNKS_URL":         &c.Chunks.URL,
+		"DFMS_CHUNKING_ALGORITHM": &c.Chunking.Algorithm,
+		"DFMS_CHUNKING_MIN_SIZE":  &c.Chunking.MinSize,
+		"DFMS_CHUNKING_AVG_SIZE":  &c.Chunking.AvgSize,
+		"DFMS_CHUNKING_MAX_SIZE":  &c.Chunking.MaxSize,
+		"DFMS_LOG_LEVEL":          &c.Log.Level,
+		"DFMS_LOG_FORMAT":         &c.Log.Format,
+		"DFMS_SHUTDOWN_TIMEOUT":   &c.ShutdownTimeout,
+	}
+}
+
+// load builds the configuration: defaults < YAML file < environment <
+// flags. getenv is os.Getenv outside tests.
+func (o *configOptions) load(getenv func(string) string) (server.Config, error) {
+	var c server.Config
+	file := o.file
+	if file == "" {
+		file = getenv("DFMS_CONFIG")
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return c, usageError{fmt.Errorf("config: %w", err)}
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true) // a misspelt key is an error, not a silent default
+		if err := dec.Decode(&c); err != nil {
+			return c, usageError{fmt.Errorf("config %s: %w", file, err)}
+		}
+	}
+	for name, dst := range envVars(&c) {
+		v := getenv(name)
+		if v == "" {
+			continue
+		}
+		if err := setValue(dst, v); err != nil {
+			return c, usageError{fmt.Errorf("%s=%q: %w", name, v, err)}
+		}
+	}
+	for _, f := range []struct {
+		flag string
+		dst  *string
+	}{
+		{o.addr, &c.Addr}, {o.data, &c.DataDir}, {o.metadata, &c.Metadata.URL}, {o.chunks, &c.Chunks.URL},
+		{o.algo, &c.Chunking.Algorithm}, {o.logLevel, &c.Log.Level}, {o.logFmt, &c.Log.Format},
+	} {
+		if f.flag != "" {
+			*f.dst = f.flag
+		}
+	}
+	if c.DataDir == "" {
+		if x := getenv("XDG_DATA_HOME"); x != "" {
+			c.DataDir = filepath.Join(x, "dfms")
+		}
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return c, usageError{err}
+	}
+	return c, nil
+}
+
+func setValue(dst any, v string) error {
+	switch p := dst.(type) {
+	case *string:
+		*p = v
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return err
+		}
+		*p = n
+	case *time.Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		*p = d
+	default:
+		return fmt.Errorf("unsupported setting type %T", dst)
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "dfms.yaml")
+	yaml := "addr: 127.0.0.1:1111\ndata_dir: /from/file\nlog:\n  level: debug\nchunking:\n  algorithm: rabin\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"DFMS_CONFIG":            file,
+		"DFMS_ADDR":              "127.0.0.1:2222",
+		"DFMS_SHUTDOWN_TIMEOUT":  "5s",
+		"DFMS_CHUNKING_MIN_SIZE": "131072",
+	}
+	o := configOptions{addr: "127.0.0.1:3333"}
+	c, err := o.load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:3333" {
+		t.Errorf("addr = %q, want the flag's", c.Addr)
+	}
+	if c.DataDir != "/from/file" || c.Log.Level != "debug" || c.Chunking.Algorithm != "rabin" {
+		t.Errorf("file settings lost: %+v", c)
+	}
+	if c.ShutdownTimeout != 5*time.Second || c.Chunking.MinSize != 131072 {
+		t.Errorf("env settings lost: %+v", c)
+	}
+	if c.Metadata.URL != "sqlite:///from/file/meta.db" || c.Chunks.URL != "file:///from/file/chunks" {
+		t.Errorf("default backends: %q %q", c.Metadata.URL, c.Chunks.URL)
+	}
+	o = configOptions{addr: "127.0.0.1:3333"}
+	delete(env, "DFMS_ADDR")
+	c, err = o.load(func(k string) string { return env[k] })
+	if err != nil || c.Addr != "127.0.0.1:3333" {
+		t.Errorf("flag over file: %q, %v", c.Addr, err)
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	var o configOptions
+	c, err := o.load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	if c.Addr != "127.0.0.1:8080" || c.DataDir != "data" || c.Metadata.URL != "sqlite://"+filepath.Join(wd, "data", "meta.db") {
+		t.Errorf("defaults: %+v", c)
+	}
+	c, err = o.load(func(k string) string {
+		if k == "XDG_DATA_HOME" {
+			return "/xdg"
+		}
+		return ""
+	})
+	if err != nil || c.DataDir != "/xdg/dfms" {
+		t.Errorf("XDG_DATA_HOME: %q, %v", c.DataDir, err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("adr: typo\n"), 0o600)
+	for name, tc := range map[string]struct {
+		o   configOptions
+		env map[string]string
+	}{
+		"unknown key":    {configOptions{file: bad}, nil},
+		"missing file":   {configOptions{file: filepath.Join(dir, "none.yaml")}, nil},
+		"bad log level":  {configOptions{logLevel: "loud"}, nil},
+		"bad int env":    {configOptions{}, map[string]string{"DFMS_CHUNKING_AVG_SIZE": "big"}},
+		"bad chunking":   {configOptions{}, map[string]string{"DFMS_CHUNKING_MIN_SIZE": "999999999"}},
+		"bad algorithm":  {configOptions{algo: "md5"}, nil},
+		"bad duration":   {configOptions{}, map[string]string{"DFMS_SHUTDOWN_TIMEOUT": "soon"}},
+		"bad log format": {configOptions{logFmt: "xml"}, nil},
+	} {
+		_, err := tc.o.load(func(k string) string { return tc.env[k] })
+		if err == nil {
+			t.Errorf("%s: no error", name)
+			continue
+		}
+		if _, ok := err.(usageError); !ok {
+			t.Errorf("%s: %v is not a usage error", name, err)
+		}
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	var out, errb strings.Builder
+	if code := run([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "dfms ") {
+		t.Errorf("version: code %d, out %q", code, out.String())
+	}
+	if code := run([]string{"server", "--no-such-flag"}, &out, &errb); code != 2 {
+		t.Errorf("bad flag: code %d, want 2", code)
+	}
+	if code := run([]string{"server", "--log-level", "loud"}, &out, &errb); code != 2 {
+		t.Errorf("bad config: code %d, want 2", code)
+	}
+}

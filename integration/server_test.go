@@ -1,0 +1,227 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dfms/dfms/integration/testenv"
+)
+
+var dfmsBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dfms-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	dfmsBin = filepath.Join(dir, "dfms")
+	build := exec.Command("go", "build", "-race", "-o", dfmsBin, "github.com/dfms/dfms/cmd/dfms")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building dfms:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address with a free port.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a running dfms process.
+type proc struct {
+	cmd  *exec.Cmd
+	addr string
+	logs *strings.Builder
+	done chan error
+}
+
+// startServer runs `dfms server` in dir with args and waits until /health
+// answers.
+func startServer(t *testing.T, dir string, env []string, args ...string) *proc {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(dfmsBin, append([]string{"server", "--addr", addr}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	p := &proc{cmd: cmd, addr: addr, logs: &strings.Builder{}, done: make(chan error, 1)}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.logs.WriteString(sc.Text() + "\n")
+		}
+	}()
+	go func() { <-logDone; p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("dfms server exited early: %v\n%s", err, p.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dfms server did not answer /health\n%s", p.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and requires a clean exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("dfms server exited with %v after SIGTERM\n%s", err, p.logs)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("dfms server did not stop within 30 s of SIGTERM\n%s", p.logs)
+	}
+}
+
+func getJSON(t *testing.T, url string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("%s: %v in %q", url, err, b)
+	}
+	return resp.StatusCode, v
+}
+
+// `dfms server` with no configuration at all starts on the embedded
+// default, keeps its data under ./data, and stops cleanly on SIGTERM.
+func TestServerZeroConfig(t *testing.T) {
+	dir := t.TempDir()
+	p := startServer(t, dir, []string{"XDG_DATA_HOME="})
+	code, body := getJSON(t, "http://"+p.addr+"/ready")
+	if code != 200 || body["status"] != "ready" {
+		t.Fatalf("/ready = %d %v", code, body)
+	}
+	if out, err := exec.Command(dfmsBin, "healthcheck", "--url", "http://"+p.addr+"/ready").CombinedOutput(); err != nil {
+		t.Fatalf("dfms healthcheck on a ready server: %v %s", err, out)
+	}
+	p.stop(t)
+	if err := exec.Command(dfmsBin, "healthcheck", "--url", "http://"+p.addr+"/ready", "--timeout", "2s").Run(); err == nil {
+		t.Fatal("dfms healthcheck succeeded against a stopped server")
+	}
+	for _, f := range []string{"data/meta.db", "data/chunks"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("embedded default did not create %s: %v", f, err)
+		}
+	}
+	if !strings.Contains(p.logs.String(), "stopped") {
+		t.Errorf("no clean-shutdown log line:\n%s", p.logs)
+	}
+	// It starts again on the same data.
+	p = startServer(t, dir, []string{"XDG_DATA_HOME="})
+	p.stop(t)
+}
+
+// XDG_DATA_HOME moves the default data directory.
+func TestServerXDGDataHome(t *testing.T) {
+	dir, xdg := t.TempDir(), t.TempDir()
+	p := startServer(t, dir, []string{"XDG_DATA_HOME=" + xdg})
+	p.stop(t)
+	if _, err := os.Stat(filepath.Join(xdg, "dfms", "meta.db")); err != nil {
+		t.Fatalf("no meta.db under XDG_DATA_HOME: %v", err)
+	}
+}
+
+// PostgreSQL and S3 are selected by flags, environment or a config file.
+func TestServerPostgresS3(t *testing.T) {
+	pg, s3 := testenv.Postgres(t), testenv.S3(t)
+	dir := t.TempDir()
+	t.Run("flags", func(t *testing.T) {
+		p := startServer(t, dir, nil, "--metadata", pg, "--chunks", s3, "--log-format", "json")
+		if code, body := getJSON(t, "http://"+p.addr+"/ready"); code != 200 {
+			t.Fatalf("/ready = %d %v", code, body)
+		}
+		p.stop(t)
+		if strings.Contains(p.logs.String(), "secret") || strings.Contains(p.logs.String(), strings.Split(strings.TrimPrefix(s3, "s3://"), "@")[0]) {
+			t.Errorf("credentials in the logs:\n%s", p.logs)
+		}
+	})
+	t.Run("env", func(t *testing.T) {
+		p := startServer(t, dir, []string{"DFMS_METADATA_URL=" + pg, "DFMS_CHUNKS_URL=" + s3})
+		p.stop(t)
+	})
+	t.Run("file", func(t *testing.T) {
+		cfg := filepath.Join(dir, "dfms.yaml")
+		yaml := fmt.Sprintf("metadata:\n  url: %q\nchunks:\n  url: %q\n", pg, s3)
+		if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p := startServer(t, dir, nil, "--config", cfg)
+		p.stop(t)
+	})
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Error("the embedded data directory was created although postgres and s3 were configured")
+	}
+}
+
+// Bad configuration fails fast with exit code 2 and a clear message.
+func TestServerBadConfig(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, dfmsBin, "server", "--metadata", "mysql://nope")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "metadata URL") {
+		t.Fatalf("exit %v, output %q; want exit code 2 naming the metadata URL", err, out)
+	}
+}

@@ -1,0 +1,412 @@
+// Package files is the file layer of DFMS: the operations users see (make
+// a directory, write a file as a new version, read any byte range of any
+// version, rename, trash and restore, roll back to an old version) built on
+// the metadata store and a chunk store. It knows nothing of HTTP or FUSE;
+// the REST API and the mount both call it.
+//
+// # Writing
+//
+// A write streams the body through the content-defined chunker (one
+// chunker goroutine feeding SHA-256 workers), collects chunks into small
+// batches, asks the metadata store which of them it lacks, stores only
+// those (in parallel), records them, and finally commits the manifest as a
+// new version in one metadata transaction. Memory stays bounded by the
+// batch size whatever the file size. Until the commit nothing is visible:
+// a failure before it leaves no version and no changed reference count
+// (chunks already stored stay unreferenced and are collected by GC).
+//
+// # Reading
+//
+// A read fetches the version's manifest, then the chunks covering the
+// range, a few ahead of the writer. Every chunk is re-hashed before any of
+// its bytes are returned; a mismatch fails the read with kind Corrupt.
+package files
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/chunking"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// Options configures a Service.
+type Options struct {
+	// Chunking are the deployment's chunking parameters (the zero value
+	// means chunking.DefaultParams()).
+	Chunking chunking.Params
+	// HashWorkers is the number of SHA-256 goroutines per write (0: all
+	// cores).
+	HashWorkers int
+	// BatchBytes is how many bytes of chunks are checked and stored
+	// together (default 16 MiB).
+	BatchBytes int
+	// PutConcurrency bounds parallel chunk stores per write (default 4).
+	PutConcurrency int
+	// ReadAhead is how many chunks a read fetches ahead (default 4).
+	ReadAhead int
+	// BeforeCommit, if set, runs after every chunk of a write is stored and
+	// before its version is committed; an error aborts the write. It exists
+	// for fault-injection tests.
+	BeforeCommit func(ctx context.Context) error
+}
+
+// Stats counts the chunk traffic of a Service since it started.
+type Stats struct {
+	ChunksStored  atomic.Int64 // chunks written to the chunk store
+	BytesStored   atomic.Int64
+	ChunksDeduped atomic.Int64 // chunks of writes that were already stored
+	ChunksRead    atomic.Int64 // chunks fetched from the chunk store
+	BytesRead     atomic.Int64
+}
+
+// Service implements the file operations. It is safe for concurrent use.
+type Service struct {
+	meta   meta.Store
+	chunks dfms.ChunkStore
+	opts   Options
+	stats  Stats
+}
+
+// New returns a Service over a metadata store and a chunk store.
+func New(m meta.Store, c dfms.ChunkStore, opts Options) (*Service, error) {
+	if opts.Chunking == (chunking.Params{}) {
+		opts.Chunking = chunking.DefaultParams()
+	}
+	if err := opts.Chunking.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.BatchBytes <= 0 {
+		opts.BatchBytes = 16 << 20
+	}
+	if opts.PutConcurrency <= 0 {
+		opts.PutConcurrency = 4
+	}
+	if opts.ReadAhead <= 0 {
+		opts.ReadAhead = 4
+	}
+	return &Service{meta: m, chunks: c, opts: opts}, nil
+}
+
+// Meta returns the metadata store.
+func (s *Service) Meta() meta.Store { return s.meta }
+
+// Chunks returns the chunk store.
+func (s *Service) Chunks() dfms.ChunkStore { return s.chunks }
+
+// Stats returns the service's counters.
+func (s *Service) Stats() *Stats { return &s.stats }
+
+// Chunking returns the chunking parameters, which clients must use too.
+func (s *Service) Chunking() chunking.Params { return s.opts.Chunking }
+
+// WriteRequest describes a write of a new version.
+type WriteRequest struct {
+	Owner dfms.UserID
+	// Entry names an existing file; otherwise Parent/Name, created if
+	// missing.
+	Entry  dfms.EntryID
+	Parent dfms.EntryID
+	Name   string
+
+	Body    io.Reader
+	MaxSize int64 // 0: no limit; a larger body fails with kind TooLarge
+
+	Mode        uint32
+	UID, GID    uint32
+	MIME        string
+	MTime       time.Time
+	Base        int64
+	RequireBase bool
+}
+
+// WriteResult reports a committed write.
+type WriteResult struct {
+	Entry       meta.Entry
+	Version     meta.Version
+	Chunks      int   // chunks in the manifest
+	NewChunks   int   // chunks this write stored
+	DedupChunks int   // chunks that were already stored
+	NewBytes    int64 // bytes this write added to the chunk store
+}
+
+// Write stores req.Body as a new version.
+func (s *Service) Write(ctx context.Context, req WriteRequest) (WriteResult, error) {
+	const op dfms.Op = "files.Write"
+	var res WriteResult
+	if req.Body == nil {
+		return res, dfms.Errorf(op, dfms.Invalid, "no body")
+	}
+	// Fail before reading the body if the target cannot take a version.
+	if err := s.precheck(ctx, req); err != nil {
+		return res, dfms.E(op, dfms.Other, err)
+	}
+	body := req.Body
+	if req.MaxSize > 0 {
+		body = &limitReader{r: body, left: req.MaxSize}
+	}
+	m, sum, err := s.ingest(ctx, body, &res)
+	if err != nil {
+		return res, dfms.E(op, dfms.Other, err)
+	}
+	if s.opts.BeforeCommit != nil {
+		if err := s.opts.BeforeCommit(ctx); err != nil {
+			return res, dfms.E(op, dfms.Other, err)
+		}
+	}
+	e, v, err := s.meta.CommitVersion(ctx, meta.CommitRequest{
+		Owner: req.Owner, Entry: req.Entry, Parent: req.Parent, Name: req.Name,
+		Mode: req.Mode, UID: req.UID, GID: req.GID,
+		Manifest: m, SHA256: sum, MIME: req.MIME, MTime: req.MTime,
+		Base: req.Base, RequireBase: req.RequireBase, CreatedBy: req.Owner,
+	})
+	if err != nil {
+		var mce *meta.MissingChunksError
+		if errors.As(err, &mce) {
+			// Only possible if the write outlived the GC grace period.
+			return res, dfms.E(op, dfms.Conflict, fmt.Errorf("chunks were collected during the write; retry it: %w", err))
+		}
+		return res, dfms.E(op, dfms.Other, err)
+	}
+	res.Entry, res.Version, res.Chunks = e, v, len(m.Chunks)
+	return res, nil
+}
+
+func (s *Service) precheck(ctx context.Context, req WriteRequest) error {
+	if req.Entry != 0 {
+		e, err := s.meta.GetEntry(ctx, req.Owner, req.Entry)
+		if err != nil {
+			return err
+		}
+		if !e.Live() {
+			return dfms.Errorf("", dfms.NotExist, "the file is in the trash")
+		}
+		if e.Kind == meta.KindDir {
+			return dfms.Errorf("", dfms.IsDir, "is a directory")
+		}
+		return nil
+	}
+	if err := dfms.ValidName(req.Name); err != nil {
+		return err
+	}
+	e, err := s.meta.Lookup(ctx, req.Owner, req.Parent, req.Name)
+	if err == nil && e.Kind == meta.KindDir {
+		return dfms.E("", dfms.IsDir, fmt.Errorf("%q is a directory", req.Name))
+	}
+	if err != nil && !dfms.Is(err, dfms.NotExist) {
+		return err
+	}
+	if dfms.Is(err, dfms.NotExist) {
+		// Distinguish a missing name (fine) from a missing parent.
+		p, perr := s.meta.GetEntry(ctx, req.Owner, req.Parent)
+		if perr != nil {
+			return perr
+		}
+		if !p.Live() {
+			return dfms.Errorf("", dfms.NotExist, "the folder is in the trash")
+		}
+		if p.Kind != meta.KindDir {
+			return dfms.Errorf("", dfms.NotDir, "not a directory")
+		}
+	}
+	u, err := s.meta.Usage(ctx, req.Owner)
+	if err != nil {
+		return err
+	}
+	if u.QuotaBytes > 0 && u.LogicalBytes >= u.QuotaBytes {
+		return dfms.Errorf("", dfms.Quota, "quota exhausted")
+	}
+	return nil
+}
+
+// ingest chunks body, stores the chunks that are missing and returns the
+// manifest and the SHA-256 of the whole content. Chunks go to the store in
+// batches handed to one uploader goroutine, so chunking the next batch
+// overlaps storing this one.
+func (s *Service) ingest(ctx context.Context, body io.Reader, res *WriteResult) (dfms.Manifest, dfms.Hash, error) {
+	var m dfms.Manifest
+	var sum dfms.Hash
+	whole := sha256.New()
+
+	g, gctx := errgroup.WithContext(ctx)
+	full := make(chan *batch, 1) // filled batches, to the uploader
+	free := make(chan *batch, 3) // empty batches, back to the chunker
+	for range cap(free) {
+		free <- &batch{}
+	}
+	g.Go(func() error {
+		for b := range full {
+			if err := s.storeBatch(gctx, b, res); err != nil {
+				return err
+			}
+			b.reset()
+			free <- b
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer close(full)
+		cur := <-free
+		err := chunking.Split(gctx, body, s.opts.Chunking, s.opts.HashWorkers, func(c chunking.HashedChunk) error {
+			whole.Write(c.Data)
+			m.Chunks = append(m.Chunks, dfms.ChunkRef{Hash: c.Hash, Size: uint32(len(c.Data))})
+			cur.add(c.Hash, c.Data)
+			if len(cur.data) >= s.opts.BatchBytes {
+				select {
+				case full <- cur:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				select {
+				case cur = <-free:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(cur.refs) > 0 {
+			select {
+			case full <- cur:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return m, sum, err
+	}
+	whole.Sum(sum[:0])
+	return m, sum, nil
+}
+
+// batch holds chunks copied out of the chunker's buffers.
+type batch struct {
+	refs []dfms.ChunkRef
+	offs []int
+	data []byte
+}
+
+func (b *batch) add(h dfms.Hash, data []byte) {
+	b.refs = append(b.refs, dfms.ChunkRef{Hash: h, Size: uint32(len(data))})
+	b.offs = append(b.offs, len(b.data))
+	b.data = append(b.data, data...)
+}
+
+func (b *batch) bytes(i int) []byte { return b.data[b.offs[i] : b.offs[i]+int(b.refs[i].Size)] }
+
+func (b *batch) reset() { b.refs, b.offs, b.data = b.refs[:0], b.offs[:0], b.data[:0] }
+
+// storeBatch stores the chunks of b that the metadata store lacks and
+// records all of them (which also restarts the GC grace period of chunks
+// this write relies on). A chunk caught mid-deletion by GC is stored again
+// once the sweep has finished.
+func (s *Service) storeBatch(ctx context.Context, b *batch, res *WriteResult) error {
+	hashes := make([]dfms.Hash, len(b.refs))
+	for i, r := range b.refs {
+		hashes[i] = r.Hash
+	}
+	backoff := 10 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := s.storeOnce(ctx, b, hashes, res)
+		if err == nil || !dfms.Is(err, dfms.Conflict) || attempt == 10 {
+			return err
+		}
+		// GC is deleting one of these chunks: wait for the sweep to finish,
+		// then store it again.
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (s *Service) storeOnce(ctx context.Context, b *batch, hashes []dfms.Hash, res *WriteResult) error {
+	missing, err := s.meta.MissingChunks(ctx, hashes)
+	if err != nil {
+		return err
+	}
+	want := make(map[dfms.Hash]bool, len(missing))
+	for _, h := range missing {
+		want[h] = true
+	}
+	// Chunks already stored: re-arm their grace period first, so that GC
+	// cannot take them before the commit. Chunks missing: store, then record.
+	var kept []dfms.Hash
+	var added []dfms.ChunkRef
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.PutConcurrency)
+	var stored, storedBytes int64
+	seen := make(map[dfms.Hash]bool, len(b.refs))
+	for i, r := range b.refs {
+		if seen[r.Hash] {
+			continue // once per batch
+		}
+		seen[r.Hash] = true
+		if !want[r.Hash] {
+			kept = append(kept, r.Hash)
+			continue
+		}
+		data := b.bytes(i)
+		added = append(added, r)
+		stored++
+		storedBytes += int64(len(data))
+		g.Go(func() error { return s.chunks.Put(gctx, r.Hash, data) })
+	}
+	if len(kept) > 0 {
+		if err := s.meta.KeepChunks(ctx, kept); err != nil {
+			g.Wait()
+			return err
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if len(added) > 0 {
+		if err := s.meta.AddChunks(ctx, added); err != nil {
+			return err
+		}
+	}
+	res.DedupChunks += len(b.refs) - int(stored)
+	res.NewChunks += int(stored)
+	res.NewBytes += storedBytes
+	s.stats.ChunksDeduped.Add(int64(len(b.refs)) - stored)
+	s.stats.ChunksStored.Add(stored)
+	s.stats.BytesStored.Add(storedBytes)
+	return nil
+}
+
+// limitReader fails with kind TooLarge once more than left bytes are read.
+type limitReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.left < 0 {
+		return 0, dfms.Errorf("files.Write", dfms.TooLarge, "body exceeds the size limit")
+	}
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return 0, dfms.Errorf("files.Write", dfms.TooLarge, "body exceeds the size limit")
+	}
+	return n, err
+}

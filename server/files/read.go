@@ -1,0 +1,139 @@
+package files
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// OpenVersion returns a version of a file, with its manifest, for reading
+// (number 0: the current version).
+func (s *Service) OpenVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (meta.Version, error) {
+	const op dfms.Op = "files.OpenVersion"
+	e, err := s.meta.GetEntry(ctx, owner, id)
+	if err != nil {
+		return meta.Version{}, dfms.E(op, dfms.Other, err)
+	}
+	if e.Kind != meta.KindFile {
+		return meta.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("%q is not a file", e.Name))
+	}
+	if number == 0 && e.Version == 0 {
+		// A file created but never written: empty.
+		return meta.Version{Entry: id, Manifest: &dfms.Manifest{}, SHA256: dfms.Sum(nil)}, nil
+	}
+	v, err := s.meta.GetVersion(ctx, owner, id, number)
+	if err != nil {
+		return v, dfms.E(op, dfms.Other, err)
+	}
+	return v, nil
+}
+
+// ReadChunk fetches one chunk, appending it to buf, and verifies it: a
+// chunk whose bytes do not hash to its name fails with kind Corrupt and its
+// bytes are never returned.
+func (s *Service) ReadChunk(ctx context.Context, ref dfms.ChunkRef, buf []byte) ([]byte, error) {
+	const op dfms.Op = "files.ReadChunk"
+	start := len(buf)
+	out, err := s.chunks.Get(ctx, ref.Hash, buf)
+	if err != nil {
+		return buf, dfms.E(op, dfms.Other, fmt.Errorf("chunk %s: %w", ref.Hash, err))
+	}
+	data := out[start:]
+	if len(data) != int(ref.Size) || dfms.Sum(data) != ref.Hash {
+		return buf, dfms.E(op, dfms.Corrupt, fmt.Errorf("chunk %s failed verification (%d bytes read, %d expected)", ref.Hash, len(data), ref.Size))
+	}
+	s.stats.ChunksRead.Add(1)
+	s.stats.BytesRead.Add(int64(len(data)))
+	return out, nil
+}
+
+// ReadRange writes length bytes of version v starting at off to w (length
+// < 0: to the end). Chunks are fetched up to ReadAhead ahead of w and each
+// is verified before any of its bytes are written. A range past the end
+// fails with kind Invalid; reading stops at the end of the file.
+func (s *Service) ReadRange(ctx context.Context, v meta.Version, off, length int64, w io.Writer) (int64, error) {
+	const op dfms.Op = "files.ReadRange"
+	m := v.Manifest
+	size := m.Size()
+	if off < 0 || off > size {
+		return 0, dfms.E(op, dfms.Invalid, fmt.Errorf("offset %d outside a file of %d bytes", off, size))
+	}
+	if length < 0 || off+length > size {
+		length = size - off
+	}
+	if length == 0 {
+		return 0, nil
+	}
+	first, within := m.Locate(off)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		data []byte
+		err  error
+	}
+	// One future per chunk, in order; at most ReadAhead fetches run at once
+	// because the channel of futures is bounded.
+	futures := make(chan chan result, s.opts.ReadAhead)
+	go func() {
+		defer close(futures)
+		var pos int64 = -within
+		for i := first; i < len(m.Chunks) && pos < length; i++ {
+			ref := m.Chunks[i]
+			f := make(chan result, 1)
+			select {
+			case futures <- f:
+			case <-ctx.Done():
+				return
+			}
+			go func() {
+				data, err := s.ReadChunk(ctx, ref, make([]byte, 0, ref.Size))
+				f <- result{data, err}
+			}()
+			pos += int64(ref.Size)
+		}
+	}()
+	var written int64
+	skip := within
+	for f := range futures {
+		r := <-f
+		if r.err != nil {
+			return written, r.err
+		}
+		data := r.data[skip:]
+		skip = 0
+		if rest := length - written; int64(len(data)) > rest {
+			data = data[:rest]
+		}
+		n, err := w.Write(data)
+		written += int64(n)
+		if err != nil {
+			return written, dfms.E(op, dfms.Other, err)
+		}
+		if written == length {
+			break
+		}
+	}
+	if err := ctx.Err(); err != nil && written < length {
+		return written, dfms.E(op, dfms.Unavailable, err)
+	}
+	// Drain: cancel stops the producer; pending fetches finish into their
+	// buffered futures and are dropped.
+	cancel()
+	for f := range futures {
+		<-f
+	}
+	return written, nil
+}
+
+// ReadFile writes the whole current version of a file to w.
+func (s *Service) ReadFile(ctx context.Context, owner dfms.UserID, id dfms.EntryID, w io.Writer) (int64, error) {
+	v, err := s.OpenVersion(ctx, owner, id, 0)
+	if err != nil {
+		return 0, err
+	}
+	return s.ReadRange(ctx, v, 0, -1, w)
+}

@@ -1,0 +1,145 @@
+package files
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// Mkdir creates directory parent/name.
+func (s *Service) Mkdir(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, mode uint32) (meta.Entry, error) {
+	if mode == 0 {
+		mode = 0o755
+	}
+	return s.meta.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: meta.KindDir, Mode: mode & 0o7777})
+}
+
+// Symlink creates a symbolic link parent/name pointing at target.
+func (s *Service) Symlink(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name, target string) (meta.Entry, error) {
+	return s.meta.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: meta.KindSymlink, Mode: 0o777, Target: target})
+}
+
+// Readlink returns a symlink's target.
+func (s *Service) Readlink(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (string, error) {
+	e, err := s.Stat(ctx, owner, id)
+	if err != nil {
+		return "", err
+	}
+	if e.Kind != meta.KindSymlink {
+		return "", dfms.E("files.Readlink", dfms.Invalid, fmt.Errorf("%q is not a symlink", e.Name))
+	}
+	return e.Target, nil
+}
+
+// Stat returns a live entry.
+func (s *Service) Stat(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
+	e, err := s.meta.GetEntry(ctx, owner, id)
+	if err == nil && !e.Live() {
+		return e, dfms.E("files.Stat", dfms.NotExist, fmt.Errorf("entry %d is in the trash", id))
+	}
+	return e, err
+}
+
+// Lookup returns the live entry parent/name.
+func (s *Service) Lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (meta.Entry, error) {
+	return s.meta.Lookup(ctx, owner, parent, name)
+}
+
+// List returns a directory's live entries by name.
+func (s *Service) List(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts meta.ListOptions) ([]meta.Entry, error) {
+	return s.meta.ListDir(ctx, owner, dir, opts)
+}
+
+// SetAttr changes mode, owner ids or mtime.
+func (s *Service) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a meta.SetAttr) (meta.Entry, error) {
+	return s.meta.SetAttr(ctx, owner, id, a)
+}
+
+// Rename moves id to newParent/newName; see meta.Store.Rename.
+func (s *Service) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (meta.Entry, error) {
+	e, _, err := s.meta.Rename(ctx, owner, id, newParent, newName, replace)
+	return e, err
+}
+
+// Delete moves an entry, and everything under it, to the trash.
+func (s *Service) Delete(ctx context.Context, owner dfms.UserID, id dfms.EntryID) error {
+	return s.meta.Trash(ctx, owner, id)
+}
+
+// Restore brings a deleted entry back from the trash.
+func (s *Service) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
+	return s.meta.Restore(ctx, owner, id)
+}
+
+// Trash lists what the owner deleted, newest first.
+func (s *Service) Trash(ctx context.Context, owner dfms.UserID) ([]meta.Entry, error) {
+	return s.meta.ListTrash(ctx, owner)
+}
+
+// Purge deletes a trashed entry for good, releasing its chunks to GC.
+func (s *Service) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.PurgeStats, error) {
+	return s.meta.Purge(ctx, owner, id)
+}
+
+// Versions lists a file's versions, oldest first.
+func (s *Service) Versions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]meta.Version, error) {
+	return s.meta.ListVersions(ctx, owner, id)
+}
+
+// DeleteVersion removes an old version of a file.
+func (s *Service) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error {
+	return s.meta.DeleteVersion(ctx, owner, id, number)
+}
+
+// RestoreVersion makes version number of a file its newest version again:
+// a new version with the same manifest. No chunk is stored; the old
+// version's chunks gain references.
+func (s *Service) RestoreVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (meta.Entry, meta.Version, error) {
+	const op dfms.Op = "files.RestoreVersion"
+	old, err := s.meta.GetVersion(ctx, owner, id, number)
+	if err != nil {
+		return meta.Entry{}, old, dfms.E(op, dfms.Other, err)
+	}
+	cur, err := s.Stat(ctx, owner, id)
+	if err != nil {
+		return cur, old, dfms.E(op, dfms.Other, err)
+	}
+	e, v, err := s.meta.CommitVersion(ctx, meta.CommitRequest{Owner: owner, Entry: id, Manifest: *old.Manifest,
+		SHA256: old.SHA256, MTime: time.Now(), Base: cur.Version, CreatedBy: owner})
+	if err != nil {
+		return e, v, dfms.E(op, dfms.Other, err)
+	}
+	return e, v, nil
+}
+
+// Search finds live entries by name.
+func (s *Service) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuery) ([]meta.Entry, error) {
+	return s.meta.Search(ctx, owner, q)
+}
+
+// Resolve walks a slash-separated path from the owner's root ("" and "/"
+// name the root) and returns the live entry it names. Symlinks are not
+// followed.
+func (s *Service) Resolve(ctx context.Context, owner dfms.UserID, path string) (meta.Entry, error) {
+	u, err := s.meta.GetUser(ctx, owner)
+	if err != nil {
+		return meta.Entry{}, err
+	}
+	e, err := s.meta.GetEntry(ctx, owner, u.Root)
+	if err != nil {
+		return e, err
+	}
+	for _, name := range strings.Split(path, "/") {
+		if name == "" || name == "." {
+			continue
+		}
+		if e, err = s.meta.Lookup(ctx, owner, e.ID, name); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}
