@@ -53,6 +53,8 @@ type Options struct {
 	PutConcurrency int
 	// ReadAhead is how many chunks a read fetches ahead (default 4).
 	ReadAhead int
+	// Retention bounds each file's history after every new version.
+	Retention Retention
 	// BeforeCommit, if set, runs after every chunk of a write is stored and
 	// before its version is committed; an error aborts the write. It exists
 	// for fault-injection tests.
@@ -126,6 +128,7 @@ type WriteRequest struct {
 	MTime       time.Time
 	Base        int64
 	RequireBase bool
+	CreateOnly  bool // fail with kind Exist if Parent/Name exists
 }
 
 // WriteResult reports a committed write.
@@ -146,12 +149,16 @@ func (s *Service) Write(ctx context.Context, req WriteRequest) (WriteResult, err
 		return res, dfms.Errorf(op, dfms.Invalid, "no body")
 	}
 	// Fail before reading the body if the target cannot take a version.
-	if err := s.precheck(ctx, req); err != nil {
+	quotaLeft, err := s.precheck(ctx, req)
+	if err != nil {
 		return res, dfms.E(op, dfms.Other, err)
 	}
 	body := req.Body
 	if req.MaxSize > 0 {
-		body = &limitReader{r: body, left: req.MaxSize}
+		body = &limitReader{r: body, left: req.MaxSize, kind: dfms.TooLarge, msg: "body exceeds the size limit"}
+	}
+	if quotaLeft >= 0 {
+		body = &limitReader{r: body, left: quotaLeft, kind: dfms.Quota, msg: "storage quota exceeded"}
 	}
 	m, sum, err := s.ingest(ctx, body, &res)
 	if err != nil {
@@ -166,65 +173,77 @@ func (s *Service) Write(ctx context.Context, req WriteRequest) (WriteResult, err
 		Owner: req.Owner, Entry: req.Entry, Parent: req.Parent, Name: req.Name,
 		Mode: req.Mode, UID: req.UID, GID: req.GID,
 		Manifest: m, SHA256: sum, MIME: req.MIME, MTime: req.MTime,
-		Base: req.Base, RequireBase: req.RequireBase, CreatedBy: req.Owner,
+		Base: req.Base, RequireBase: req.RequireBase, CreateOnly: req.CreateOnly, CreatedBy: req.Owner,
 	})
 	if err != nil {
-		var mce *meta.MissingChunksError
-		if errors.As(err, &mce) {
-			// Only possible if the write outlived the GC grace period.
-			return res, dfms.E(op, dfms.Conflict, fmt.Errorf("chunks were collected during the write; retry it: %w", err))
-		}
-		return res, dfms.E(op, dfms.Other, err)
+		return res, dfms.E(op, dfms.Other, commitError(err))
 	}
 	res.Entry, res.Version, res.Chunks = e, v, len(m.Chunks)
+	s.applyRetention(ctx, req.Owner, e.ID)
 	return res, nil
 }
 
-func (s *Service) precheck(ctx context.Context, req WriteRequest) error {
+// commitError explains a MissingChunksError, which a write only meets if
+// it outlived the GC grace period.
+func commitError(err error) error {
+	var mce *meta.MissingChunksError
+	if errors.As(err, &mce) {
+		return dfms.E("", dfms.Conflict, fmt.Errorf("chunks were collected during the write; retry it: %w", err))
+	}
+	return err
+}
+
+// precheck fails early if the target cannot take a version, and returns
+// the owner's remaining quota in bytes (-1: unlimited).
+func (s *Service) precheck(ctx context.Context, req WriteRequest) (int64, error) {
 	if req.Entry != 0 {
 		e, err := s.meta.GetEntry(ctx, req.Owner, req.Entry)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if !e.Live() {
-			return dfms.Errorf("", dfms.NotExist, "the file is in the trash")
+			return 0, dfms.Errorf("", dfms.NotExist, "the file is in the trash")
 		}
 		if e.Kind == meta.KindDir {
-			return dfms.Errorf("", dfms.IsDir, "is a directory")
+			return 0, dfms.Errorf("", dfms.IsDir, "is a directory")
 		}
-		return nil
-	}
-	if err := dfms.ValidName(req.Name); err != nil {
-		return err
-	}
-	e, err := s.meta.Lookup(ctx, req.Owner, req.Parent, req.Name)
-	if err == nil && e.Kind == meta.KindDir {
-		return dfms.E("", dfms.IsDir, fmt.Errorf("%q is a directory", req.Name))
-	}
-	if err != nil && !dfms.Is(err, dfms.NotExist) {
-		return err
-	}
-	if dfms.Is(err, dfms.NotExist) {
-		// Distinguish a missing name (fine) from a missing parent.
-		p, perr := s.meta.GetEntry(ctx, req.Owner, req.Parent)
-		if perr != nil {
-			return perr
+	} else {
+		if err := dfms.ValidName(req.Name); err != nil {
+			return 0, err
 		}
-		if !p.Live() {
-			return dfms.Errorf("", dfms.NotExist, "the folder is in the trash")
-		}
-		if p.Kind != meta.KindDir {
-			return dfms.Errorf("", dfms.NotDir, "not a directory")
+		e, err := s.meta.Lookup(ctx, req.Owner, req.Parent, req.Name)
+		switch {
+		case err == nil && e.Kind == meta.KindDir:
+			return 0, dfms.E("", dfms.IsDir, fmt.Errorf("%q is a directory", req.Name))
+		case err == nil && req.CreateOnly:
+			return 0, dfms.E("", dfms.Exist, fmt.Errorf("%q already exists", req.Name))
+		case err != nil && !dfms.Is(err, dfms.NotExist):
+			return 0, err
+		case err != nil: // a missing name is fine, a missing parent is not
+			p, perr := s.meta.GetEntry(ctx, req.Owner, req.Parent)
+			if perr != nil {
+				return 0, perr
+			}
+			if !p.Live() {
+				return 0, dfms.Errorf("", dfms.NotExist, "the folder is in the trash")
+			}
+			if p.Kind != meta.KindDir {
+				return 0, dfms.Errorf("", dfms.NotDir, "not a directory")
+			}
 		}
 	}
 	u, err := s.meta.Usage(ctx, req.Owner)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if u.QuotaBytes > 0 && u.LogicalBytes >= u.QuotaBytes {
-		return dfms.Errorf("", dfms.Quota, "quota exhausted")
+	if u.QuotaBytes <= 0 {
+		return -1, nil
 	}
-	return nil
+	left := u.QuotaBytes - u.LogicalBytes
+	if left <= 0 {
+		return 0, dfms.Errorf("", dfms.Quota, "storage quota exhausted")
+	}
+	return left, nil
 }
 
 // ingest chunks body, stores the chunks that are missing and returns the
@@ -390,15 +409,18 @@ func (s *Service) storeOnce(ctx context.Context, b *batch, hashes []dfms.Hash, r
 	return nil
 }
 
-// limitReader fails with kind TooLarge once more than left bytes are read.
+// limitReader fails with an error of the given kind once more than left
+// bytes are read.
 type limitReader struct {
 	r    io.Reader
 	left int64
+	kind dfms.Kind
+	msg  string
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
 	if l.left < 0 {
-		return 0, dfms.Errorf("files.Write", dfms.TooLarge, "body exceeds the size limit")
+		return 0, dfms.Errorf("files.Write", l.kind, l.msg)
 	}
 	if int64(len(p)) > l.left+1 {
 		p = p[:l.left+1]
@@ -406,7 +428,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.left -= int64(n)
 	if l.left < 0 {
-		return 0, dfms.Errorf("files.Write", dfms.TooLarge, "body exceeds the size limit")
+		return 0, dfms.Errorf("files.Write", l.kind, l.msg)
 	}
 	return n, err
 }

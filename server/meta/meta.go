@@ -193,7 +193,7 @@ type Part struct {
 	Number    int
 	Size      int64
 	SHA256    dfms.Hash
-	Manifest  *dfms.Manifest // filled by CompleteUpload's internals only; nil in lists
+	Manifest  *dfms.Manifest // filled by PartManifests; nil in ListParts
 	CreatedAt time.Time
 }
 
@@ -229,11 +229,23 @@ type SetAttr struct {
 	Size  *int64 // only through CommitVersion; SetAttr rejects it
 }
 
-// ListOptions pages a directory listing by name.
+// ListOptions pages a directory listing.
 type ListOptions struct {
-	After string // list names greater than this
-	Limit int    // 0: no limit
+	After  string // list names greater than this (name order only)
+	Offset int    // skip this many entries first
+	Limit  int    // 0: no limit
+	// Sort is SortName (default), SortSize or SortMTime; Desc reverses it.
+	// Directories always come before other entries.
+	Sort string
+	Desc bool
 }
+
+// Sort orders of ListDir.
+const (
+	SortName  = "name"
+	SortSize  = "size"
+	SortMTime = "mtime"
+)
 
 // CommitRequest describes a new version of a file.
 type CommitRequest struct {
@@ -256,7 +268,10 @@ type CommitRequest struct {
 	// fails with kind Conflict; otherwise Base is only recorded.
 	Base        int64
 	RequireBase bool
-	CreatedBy   dfms.UserID
+	// CreateOnly makes the commit fail with kind Exist if Parent/Name
+	// already exists (server-side copy, create-exclusive).
+	CreateOnly bool
+	CreatedBy  dfms.UserID
 }
 
 // PurgeStats reports what a purge released.
@@ -329,8 +344,10 @@ type Store interface {
 	GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (Entry, error)
 	// Lookup returns the live entry named name in directory parent.
 	Lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (Entry, error)
-	// ListDir returns the live entries of dir ordered by name.
+	// ListDir returns the live entries of dir in the order opts asks for.
 	ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts ListOptions) ([]Entry, error)
+	// CountDir returns the number of live entries of dir.
+	CountDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID) (int, error)
 	// CreateEntry adds a directory, a symlink or an empty file (version 0)
 	// under e.Parent. ID, Size, Version and the trash fields are ignored.
 	CreateEntry(ctx context.Context, e Entry) (Entry, error)
@@ -416,6 +433,8 @@ type Store interface {
 	// number) and takes references on its chunks.
 	PutPart(ctx context.Context, owner dfms.UserID, id string, n int, size int64, sum dfms.Hash, m dfms.Manifest) error
 	ListParts(ctx context.Context, owner dfms.UserID, id string) ([]Part, error)
+	// PartManifests is ListParts with each part's Manifest filled in.
+	PartManifests(ctx context.Context, owner dfms.UserID, id string) ([]Part, error)
 	// CompleteUpload commits the parts 1..N (no gaps: Invalid otherwise) as
 	// a new version, moving the parts' references to it, and removes the
 	// upload. sum is the SHA-256 of the whole content.

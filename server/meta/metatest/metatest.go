@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"ConcurrentRenames", testConcurrentRenames},
 		{"Usage", testUsage},
 		{"RefreshTokens", testRefreshTokens},
+		{"ListSortPage", testListSortPage},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -797,6 +798,12 @@ func testMultipart(t *testing.T, s meta.Store) {
 	if len(parts) != 2 || parts[0].Number != 1 || parts[1].Size != 30 || parts[1].SHA256 != dfms.Sum([]byte("p2")) {
 		t.Fatalf("parts = %+v", parts)
 	}
+	pm := must(s.PartManifests(ctx, u.ID, up.ID))(t)
+	if len(pm) != 2 || pm[0].Manifest == nil || !slices.Equal(pm[0].Manifest.Chunks, p1.Chunks) {
+		t.Fatalf("PartManifests = %+v", pm)
+	}
+	_, err = s.PartManifests(ctx, newUser(t, s).ID, up.ID)
+	wantKind(t, "another owner's part manifests", err, dfms.NotExist)
 	e, v, err := s.CompleteUpload(ctx, u.ID, up.ID, dfms.Sum([]byte("whole")), "video/mp4")
 	ok(t, err)
 	if e.Name != "big.mp4" || e.Parent != d.ID || v.Size != 60 || v.ChunkCount != 3 || e.MIME != "video/mp4" {
@@ -1065,4 +1072,45 @@ func testRefreshTokens(t *testing.T, s meta.Store) {
 	if _, err := s.RotateRefreshToken(ctx, "b1", meta.RefreshToken{ID: "b2", ExpiresAt: exp}); err != nil {
 		t.Fatalf("another user's token was revoked: %v", err)
 	}
+}
+
+func testListSortPage(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	mkdir(t, s, u.ID, u.Root, "zdir")
+	base := time.Unix(1700000000, 0)
+	for i, n := range []string{"c", "a", "b"} {
+		m := manifest(t, s, chunk("lsp"+n, uint32(10*(3-i))))
+		_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: n, Manifest: m,
+			MTime: base.Add(time.Duration(i) * time.Hour)})
+		ok(t, err)
+	}
+	list := func(o meta.ListOptions) []string { return names(must(s.ListDir(ctx, u.ID, u.Root, o))(t)) }
+	for _, tc := range []struct {
+		o    meta.ListOptions
+		want []string
+	}{
+		{meta.ListOptions{}, []string{"zdir", "a", "b", "c"}},
+		{meta.ListOptions{Desc: true}, []string{"zdir", "c", "b", "a"}},
+		{meta.ListOptions{Sort: meta.SortSize}, []string{"zdir", "b", "a", "c"}},
+		{meta.ListOptions{Sort: meta.SortSize, Desc: true}, []string{"zdir", "c", "a", "b"}},
+		{meta.ListOptions{Sort: meta.SortMTime, Desc: true}, []string{"zdir", "b", "a", "c"}},
+		{meta.ListOptions{Offset: 1, Limit: 2}, []string{"a", "b"}},
+		{meta.ListOptions{Offset: 3}, []string{"c"}},
+		{meta.ListOptions{Offset: 10, Limit: 5}, nil},
+	} {
+		if got := list(tc.o); !slices.Equal(got, tc.want) {
+			t.Errorf("ListDir(%+v) = %v, want %v", tc.o, got, tc.want)
+		}
+	}
+	_, err := s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{Sort: "colour"})
+	wantKind(t, "unknown sort", err, dfms.Invalid)
+	_, err = s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{Offset: -1})
+	wantKind(t, "negative offset", err, dfms.Invalid)
+	if n := must(s.CountDir(ctx, u.ID, u.Root))(t); n != 4 {
+		t.Fatalf("CountDir = %d, want 4", n)
+	}
+	_, err = s.CountDir(ctx, newUser(t, s).ID, u.Root)
+	wantKind(t, "CountDir of another's folder", err, dfms.NotExist)
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "a", CreateOnly: true})
+	wantKind(t, "create-only over an existing file", err, dfms.Exist)
 }

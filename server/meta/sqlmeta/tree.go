@@ -149,23 +149,70 @@ func (s *Store) Lookup(ctx context.Context, owner dfms.UserID, parent dfms.Entry
 
 // ListDir implements meta.Store.
 func (s *Store) ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts meta.ListOptions) ([]meta.Entry, error) {
+	const op dfms.Op = "meta.ListDir"
+	if opts.Offset < 0 || opts.Limit < 0 {
+		return nil, dfms.Errorf(op, dfms.Invalid, "negative offset or limit")
+	}
+	order := ""
+	switch opts.Sort {
+	case "", meta.SortName:
+	case meta.SortSize:
+		order = "size"
+	case meta.SortMTime:
+		order = "mtime_ns"
+	default:
+		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("unknown sort %q", opts.Sort))
+	}
 	var out []meta.Entry
-	err := s.read(ctx, "meta.ListDir", func(t *tx) error {
+	err := s.read(ctx, op, func(t *tx) error {
 		if _, err := t.liveDir(ctx, owner, dir, false); err != nil {
 			return err
 		}
-		q := `SELECT ` + entryCols + ` FROM entries WHERE parent_id = ? AND deleted_at IS NULL AND name` + t.s.d.Collate + ` > ?
-			ORDER BY name` + t.s.d.Collate
-		args := []any{dir, opts.After}
-		if opts.Limit > 0 {
-			q += ` LIMIT ?`
-			args = append(args, opts.Limit)
+		dirs := "CASE WHEN kind = 1 THEN 0 ELSE 1 END, "
+		desc := ""
+		if opts.Desc {
+			desc = " DESC"
+		}
+		q := `SELECT ` + entryCols + ` FROM entries WHERE parent_id = ? AND deleted_at IS NULL`
+		args := []any{dir}
+		if order == "" {
+			if opts.After != "" {
+				q += ` AND name` + t.s.d.Collate + ` > ?`
+				args = append(args, opts.After)
+				dirs = "" // a name cursor pages in pure name order
+			}
+			q += ` ORDER BY ` + dirs + `name` + t.s.d.Collate + desc
+		} else {
+			q += ` ORDER BY ` + dirs + order + desc + `, name` + t.s.d.Collate + `, id`
+		}
+		if opts.Limit > 0 || opts.Offset > 0 {
+			limit := opts.Limit
+			if limit == 0 {
+				limit = -1
+				if t.s.d.Numbered {
+					limit = 1 << 62
+				}
+			}
+			q += ` LIMIT ? OFFSET ?`
+			args = append(args, limit, opts.Offset)
 		}
 		var err error
 		out, err = scanEntries(t.query(ctx, q, args...))
 		return err
 	})
 	return out, err
+}
+
+// CountDir implements meta.Store.
+func (s *Store) CountDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID) (int, error) {
+	var n int
+	err := s.read(ctx, "meta.CountDir", func(t *tx) error {
+		if _, err := t.liveDir(ctx, owner, dir, false); err != nil {
+			return err
+		}
+		return t.queryRow(ctx, `SELECT COUNT(*) FROM entries WHERE parent_id = ? AND deleted_at IS NULL`, dir).Scan(&n)
+	})
+	return n, err
 }
 
 // CreateEntry implements meta.Store.

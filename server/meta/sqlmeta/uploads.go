@@ -179,6 +179,20 @@ func (s *Store) ListParts(ctx context.Context, owner dfms.UserID, id string) ([]
 	return out, err
 }
 
+// PartManifests implements meta.Store.
+func (s *Store) PartManifests(ctx context.Context, owner dfms.UserID, id string) ([]meta.Part, error) {
+	var out []meta.Part
+	err := s.read(ctx, "meta.PartManifests", func(t *tx) error {
+		if _, err := t.upload(ctx, owner, id, false); err != nil {
+			return err
+		}
+		var err error
+		out, err = t.parts(ctx, id, true)
+		return err
+	})
+	return out, err
+}
+
 // CompleteUpload implements meta.Store.
 func (s *Store) CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string) (meta.Entry, meta.Version, error) {
 	const op dfms.Op = "meta.CompleteUpload"

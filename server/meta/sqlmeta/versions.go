@@ -135,6 +135,9 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 		if err != nil {
 			return e, meta.Version{}, err
 		}
+		if found && req.CreateOnly {
+			return e, meta.Version{}, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", req.Name))
+		}
 		if !found {
 			mode := req.Mode
 			if mode == 0 {

@@ -1,0 +1,212 @@
+package files
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// Retention says which old versions of a file are deleted after a new one
+// is committed. A version other than the current one is deleted when it is
+// not among the newest KeepLast (if KeepLast > 0) and older than KeepFor (if
+// KeepFor > 0); with both zero, every version is kept.
+type Retention struct {
+	KeepLast int
+	KeepFor  time.Duration
+}
+
+// applyRetention prunes a file's history. Failures are logged, not
+// returned: the version the caller committed is safe either way.
+func (s *Service) applyRetention(ctx context.Context, owner dfms.UserID, id dfms.EntryID) {
+	r := s.opts.Retention
+	if r.KeepLast <= 0 && r.KeepFor <= 0 {
+		return
+	}
+	vs, err := s.meta.ListVersions(ctx, owner, id)
+	if err != nil {
+		slog.Warn("retention: list versions", "entry", id, "err", err)
+		return
+	}
+	now := time.Now()
+	for i, v := range vs[:max(len(vs)-1, 0)] { // never the current (last) one
+		newer := len(vs) - 1 - i // versions after this one
+		if r.KeepLast > 0 && newer < r.KeepLast {
+			continue
+		}
+		if r.KeepFor > 0 && now.Sub(v.CreatedAt) < r.KeepFor {
+			continue
+		}
+		if err := s.meta.DeleteVersion(ctx, owner, id, v.Number); err != nil && !dfms.Is(err, dfms.NotExist) {
+			slog.Warn("retention: delete version", "entry", id, "version", v.Number, "err", err)
+		}
+	}
+}
+
+// Copy makes a new file newParent/newName with the content of a file's
+// current version, server-side: the chunks gain references, no data is
+// copied. An existing target name fails with kind Exist.
+func (s *Service) Copy(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string) (meta.Entry, meta.Version, error) {
+	const op dfms.Op = "files.Copy"
+	src, err := s.Stat(ctx, owner, id)
+	if err != nil {
+		return src, meta.Version{}, dfms.E(op, dfms.Other, err)
+	}
+	if src.Kind != meta.KindFile {
+		return src, meta.Version{}, dfms.E(op, dfms.NotSupported, fmt.Errorf("only files can be copied; %q is a %s", src.Name, src.Kind))
+	}
+	v, err := s.OpenVersion(ctx, owner, id, 0)
+	if err != nil {
+		return src, v, dfms.E(op, dfms.Other, err)
+	}
+	e, nv, err := s.meta.CommitVersion(ctx, meta.CommitRequest{Owner: owner, Parent: newParent, Name: newName,
+		Mode: src.Mode, UID: src.UID, GID: src.GID, Manifest: *v.Manifest, SHA256: v.SHA256, MIME: src.MIME,
+		MTime: src.MTime, CreateOnly: true, CreatedBy: owner})
+	if err != nil {
+		return e, nv, dfms.E(op, dfms.Other, commitError(err))
+	}
+	return e, nv, nil
+}
+
+// WritePart stores one part of a multipart upload: the body is chunked and
+// its missing chunks stored as for Write, and the part takes references on
+// its chunks until the upload completes or is aborted.
+func (s *Service) WritePart(ctx context.Context, owner dfms.UserID, uploadID string, n int, body io.Reader, maxSize int64) (meta.Part, error) {
+	const op dfms.Op = "files.WritePart"
+	if _, err := s.meta.GetUpload(ctx, owner, uploadID); err != nil {
+		return meta.Part{}, dfms.E(op, dfms.Other, err)
+	}
+	if n < 1 || n > 10000 {
+		return meta.Part{}, dfms.E(op, dfms.Invalid, fmt.Errorf("part number %d is not in 1..10000", n))
+	}
+	if maxSize > 0 {
+		body = &limitReader{r: body, left: maxSize, kind: dfms.TooLarge, msg: "part exceeds the size limit"}
+	}
+	var res WriteResult
+	m, sum, err := s.ingest(ctx, body, &res)
+	if err != nil {
+		return meta.Part{}, dfms.E(op, dfms.Other, err)
+	}
+	if err := s.meta.PutPart(ctx, owner, uploadID, n, m.Size(), sum, m); err != nil {
+		return meta.Part{}, dfms.E(op, dfms.Other, commitError(err))
+	}
+	return meta.Part{Number: n, Size: m.Size(), SHA256: sum, CreatedAt: time.Now()}, nil
+}
+
+// CompleteUpload commits a multipart upload's parts as a new version. The
+// whole content is read back once (every chunk verified) to compute its
+// SHA-256, which a multipart upload cannot know otherwise.
+func (s *Service) CompleteUpload(ctx context.Context, owner dfms.UserID, uploadID, mime string) (meta.Entry, meta.Version, error) {
+	const op dfms.Op = "files.CompleteUpload"
+	m, err := s.uploadManifest(ctx, owner, uploadID)
+	if err != nil {
+		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+	}
+	h := sha256.New()
+	if _, err := s.ReadRange(ctx, meta.Version{Manifest: &m}, 0, -1, h); err != nil {
+		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+	}
+	var sum dfms.Hash
+	h.Sum(sum[:0])
+	e, v, err := s.meta.CompleteUpload(ctx, owner, uploadID, sum, mime)
+	if err != nil {
+		return e, v, dfms.E(op, dfms.Other, err)
+	}
+	s.applyRetention(ctx, owner, e.ID)
+	return e, v, nil
+}
+
+// uploadManifest concatenates the parts' manifests in order. Gaps are left
+// for the metadata store to reject.
+func (s *Service) uploadManifest(ctx context.Context, owner dfms.UserID, uploadID string) (dfms.Manifest, error) {
+	parts, err := s.meta.PartManifests(ctx, owner, uploadID)
+	if err != nil {
+		return dfms.Manifest{}, err
+	}
+	var m dfms.Manifest
+	if len(parts) == 0 {
+		return m, dfms.Errorf("", dfms.Invalid, "the upload has no parts")
+	}
+	for i, p := range parts {
+		if p.Number != i+1 {
+			return m, dfms.E("", dfms.Invalid, fmt.Errorf("part %d is missing", i+1))
+		}
+		m.Chunks = append(m.Chunks, p.Manifest.Chunks...)
+	}
+	return m, nil
+}
+
+// PutChunk stores one chunk sent by a smart client: the bytes are hashed
+// here and must match the name the client gave them (kind Invalid
+// otherwise). Storing a chunk that exists is a no-op.
+func (s *Service) PutChunk(ctx context.Context, h dfms.Hash, data []byte) (stored bool, err error) {
+	const op dfms.Op = "files.PutChunk"
+	if len(data) == 0 || len(data) > s.opts.Chunking.Max {
+		return false, dfms.E(op, dfms.Invalid, fmt.Errorf("a chunk has 1..%d bytes, not %d", s.opts.Chunking.Max, len(data)))
+	}
+	if dfms.Sum(data) != h {
+		return false, dfms.E(op, dfms.Invalid, fmt.Errorf("the bytes do not hash to %s", h))
+	}
+	b := &batch{}
+	b.add(h, data)
+	var res WriteResult
+	if err := s.storeBatch(ctx, b, &res); err != nil {
+		return false, dfms.E(op, dfms.Other, err)
+	}
+	return res.NewChunks > 0, nil
+}
+
+// CommitManifest commits a version a smart client assembled from chunks it
+// has stored (PutChunk) or found present (MissingChunks). Every chunk must
+// be recorded, or the commit fails with kind Conflict naming them. The
+// chunks' grace periods are re-armed first, so GC cannot take them.
+func (s *Service) CommitManifest(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
+	const op dfms.Op = "files.CommitManifest"
+	if len(req.Manifest.Chunks) > 0 {
+		hashes := make([]dfms.Hash, len(req.Manifest.Chunks))
+		for i, c := range req.Manifest.Chunks {
+			if c.Size == 0 || int(c.Size) > s.opts.Chunking.Max {
+				return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %d has size %d", i, c.Size))
+			}
+			hashes[i] = c.Hash
+		}
+		if err := s.meta.KeepChunks(ctx, hashes); err != nil {
+			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+		}
+		// Sizes must match what is stored: a client cannot claim a chunk is
+		// longer or shorter than it is.
+		for _, c := range uniqueRefs(req.Manifest.Chunks) {
+			ch, err := s.meta.GetChunk(ctx, c.Hash)
+			if err != nil {
+				return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s: %w", c.Hash, err))
+			}
+			if ch.Size != int64(c.Size) {
+				return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %s has %d bytes, not %d", c.Hash, ch.Size, c.Size))
+			}
+		}
+	}
+	e, v, err := s.meta.CommitVersion(ctx, req)
+	if err != nil {
+		return e, v, dfms.E(op, dfms.Other, commitError(err))
+	}
+	s.applyRetention(ctx, req.Owner, e.ID)
+	return e, v, nil
+}
+
+func uniqueRefs(refs []dfms.ChunkRef) []dfms.ChunkRef {
+	seen := make(map[dfms.Hash]bool, len(refs))
+	var out []dfms.ChunkRef
+	for _, r := range refs {
+		if !seen[r.Hash] {
+			seen[r.Hash] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
