@@ -66,7 +66,9 @@ type ChunkRef struct {
 }
 
 // String returns "hash:size".
-func (r ChunkRef) String() string { return r.Hash.String() + ":" + strconv.FormatUint(uint64(r.Size), 10) }
+func (r ChunkRef) String() string {
+	return r.Hash.String() + ":" + strconv.FormatUint(uint64(r.Size), 10)
+}
 
 // Manifest is the ordered list of chunks that make up one version of a file.
 // The file's bytes are the chunks' bytes concatenated in order. A Manifest of

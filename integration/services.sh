@@ -1,5 +1,5 @@
 # Backing services for the tests, on loopback and private ports.
-# Source this file, call svc_up NAME... (postgres, s3) and svc_down from an
+# Source this file, call svc_up NAME... (postgres, s3, redis) and svc_down from an
 # EXIT trap. It installs what is missing (apt, go install) and exports the
 # DFMS_TEST_* variables that integration/testenv reads. Credentials are
 # random per run and never leave the machine.
@@ -99,3 +99,26 @@ svc_down() {
 	for s in ${_SVC_STARTED:-}; do "${s}_down" || true; done
 	rm -rf "$SVC"
 }
+
+# ---- Redis: throwaway server on 127.0.0.1:$REDIS_PORT, with a password, persisting nothing ----
+REDIS_PORT=${DFMS_REDIS_PORT:-56379}
+redis_up() {
+	command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server
+	_port_free "$REDIS_PORT" || { _log "port $REDIS_PORT is taken"; return 1; }
+	local root=$SVC/redis pw i
+	pw=$(_rand)
+	rm -rf "$root"; mkdir -p "$root"
+	# --daemonize returns at once: poll until it answers. The package may
+	# also have started a server of its own on 6379; this one is separate.
+	redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --save '' --appendonly no \
+		--dir "$root" --pidfile "$root/pid" --logfile "$root/log" --requirepass "$pw" >/dev/null || return 1
+	for ((i = 0; i < 200; i++)); do
+		[ "$(REDISCLI_AUTH=$pw redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
+		sleep 0.05
+	done
+	[ "$(REDISCLI_AUTH=$pw redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] ||
+		{ cat "$root/log" >&2; return 1; }
+	export DFMS_TEST_REDIS="redis://:$pw@127.0.0.1:$REDIS_PORT"
+	_log "redis on 127.0.0.1:$REDIS_PORT"
+}
+redis_down() { _stop_pidfile "$SVC/redis/pid"; rm -rf "$SVC/redis"; }

@@ -9,6 +9,6 @@ cd "$(dirname "$0")/.."
 source integration/services.sh
 trap svc_down EXIT INT TERM
 
-svc_up postgres s3
-export DFMS_TEST_REQUIRE=postgres,s3
+svc_up postgres s3 redis
+export DFMS_TEST_REQUIRE=postgres,s3,redis
 go test -race -count=1 -timeout 25m "$@" ./...

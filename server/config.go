@@ -44,6 +44,53 @@ type Config struct {
 		Format string `yaml:"format"` // text or json
 	} `yaml:"log"`
 
+	Auth struct {
+		// PrivateKey and PublicKey are PEM files (dfms keygen); if unset the
+		// keys are generated into DataDir/keys on first start.
+		PrivateKey string        `yaml:"private_key"`
+		PublicKey  string        `yaml:"public_key"`
+		Issuer     string        `yaml:"issuer"`
+		AccessTTL  time.Duration `yaml:"access_ttl"`
+		RefreshTTL time.Duration `yaml:"refresh_ttl"`
+	} `yaml:"auth"`
+
+	// Admin, when both are set, is created as an administrator on start
+	// if no user has that email (DFMS_ADMIN_EMAIL, DFMS_ADMIN_PASSWORD).
+	Admin struct {
+		Email    string `yaml:"email"`
+		Password string `yaml:"password"`
+	} `yaml:"admin"`
+
+	Storage struct {
+		MaxUploadSize int64 `yaml:"max_upload_size"` // bytes per file
+		PartSize      int64 `yaml:"part_size"`       // suggested multipart part size
+		DefaultQuota  int64 `yaml:"default_quota"`   // bytes per new user; 0 = unlimited
+	} `yaml:"storage"`
+
+	// Versions is the retention of each file's history: a version other
+	// than the current one is deleted once it is not among the newest
+	// KeepLast and older than KeepDays (an unset rule does not protect).
+	Versions struct {
+		KeepLast int `yaml:"keep_last"`
+		KeepDays int `yaml:"keep_days"`
+	} `yaml:"versions"`
+
+	// RateLimit: requests per minute per tier (0 = unlimited).
+	RateLimit struct {
+		URL      string `yaml:"url"` // mem:// (default) or redis://host:port/db
+		FailOpen bool   `yaml:"fail_open"`
+		Global   int    `yaml:"global"`
+		User     int    `yaml:"user"`
+		Auth     int    `yaml:"auth"`
+		Upload   int    `yaml:"upload"`
+		Download int    `yaml:"download"`
+	} `yaml:"rate_limit"`
+
+	GC struct {
+		Interval time.Duration `yaml:"interval"` // default 1h; negative disables the in-process collector
+		Grace    time.Duration `yaml:"grace"`
+	} `yaml:"gc"`
+
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after a signal.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -85,6 +132,30 @@ func (c *Config) Defaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
 	}
+	if c.Storage.MaxUploadSize == 0 {
+		c.Storage.MaxUploadSize = 10 << 30
+	}
+	if c.Storage.PartSize == 0 {
+		c.Storage.PartSize = 64 << 20
+	}
+	if c.RateLimit.URL == "" {
+		c.RateLimit.URL = "mem://"
+	}
+	rl := &c.RateLimit
+	for _, d := range []struct {
+		v   *int
+		def int
+	}{{&rl.Global, 20000}, {&rl.User, 6000}, {&rl.Auth, 20}, {&rl.Upload, 1200}, {&rl.Download, 6000}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if c.GC.Interval == 0 {
+		c.GC.Interval = time.Hour
+	}
+	if c.GC.Grace == 0 {
+		c.GC.Grace = 24 * time.Hour
+	}
 }
 
 func absOrSelf(p string) string {
@@ -118,6 +189,25 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		return dfms.Errorf(op, dfms.Invalid, "shutdown_timeout is negative")
+	}
+	if c.Storage.MaxUploadSize < 0 || c.Storage.PartSize <= 0 || c.Storage.DefaultQuota < 0 {
+		return dfms.Errorf(op, dfms.Invalid, "storage sizes must not be negative")
+	}
+	if c.Versions.KeepLast < 0 || c.Versions.KeepDays < 0 {
+		return dfms.Errorf(op, dfms.Invalid, "versions.keep_last and keep_days must not be negative")
+	}
+	rl := c.RateLimit
+	if rl.Global < 0 || rl.User < 0 || rl.Auth < 0 || rl.Upload < 0 || rl.Download < 0 {
+		return dfms.Errorf(op, dfms.Invalid, "rate limits must not be negative (0 is unlimited)")
+	}
+	if c.GC.Grace < time.Minute {
+		return dfms.Errorf(op, dfms.Invalid, "gc.grace must be at least a minute")
+	}
+	if (c.Admin.Email == "") != (c.Admin.Password == "") {
+		return dfms.Errorf(op, dfms.Invalid, "set both the admin email and password, or neither")
+	}
+	if (c.Auth.PrivateKey == "") != (c.Auth.PublicKey == "") {
+		return dfms.Errorf(op, dfms.Invalid, "set both auth.private_key and auth.public_key, or neither")
 	}
 	return nil
 }

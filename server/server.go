@@ -10,22 +10,27 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/placement/store"
+	"github.com/dfms/dfms/server/api"
+	"github.com/dfms/dfms/server/auth"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/server/meta/postgres"
 	"github.com/dfms/dfms/server/meta/sqlite"
+	"github.com/dfms/dfms/server/ratelimit"
+	"github.com/dfms/dfms/workers/gc"
 )
 
 // Version is the server's version, set by the build.
@@ -63,42 +68,82 @@ func redact(raw string) string {
 
 // Server is a running DFMS server.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	meta   meta.Store
-	chunks dfms.ChunkStore
-	files  *files.Service
-	http   *http.Server
+	cfg     Config
+	log     *slog.Logger
+	meta    meta.Store
+	chunks  dfms.ChunkStore
+	limiter ratelimit.Limiter
+	files   *files.Service
+	auth    *auth.Service
+	gc      *gc.Collector
+	api     *api.API
+	http    *http.Server
 }
 
-// New opens the backends of cfg (applying metadata migrations) and builds
-// the server. Close releases them if Run is not called.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+// New opens the backends of cfg (applying metadata migrations), creates
+// the configured administrator, and builds the server. Close releases the
+// backends if Run is not called.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m, err := OpenMeta(ctx, cfg.Metadata.URL)
+	s := &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.meta, err = OpenMeta(ctx, cfg.Metadata.URL); err != nil {
+		return nil, err
+	}
+	if s.chunks, err = store.Open(ctx, cfg.Chunks.URL); err != nil {
+		return nil, err
+	}
+	if s.limiter, err = ratelimit.Open(ctx, cfg.RateLimit.URL); err != nil {
+		return nil, err
+	}
+	s.files, err = files.New(s.meta, s.chunks, files.Options{Chunking: cfg.ChunkingParams(),
+		Retention: files.Retention{KeepLast: cfg.Versions.KeepLast, KeepFor: time.Duration(cfg.Versions.KeepDays) * 24 * time.Hour}})
 	if err != nil {
 		return nil, err
 	}
-	c, err := store.Open(ctx, cfg.Chunks.URL)
+	var keys *auth.Keys
+	if cfg.Auth.PrivateKey != "" {
+		keys, err = auth.LoadKeys(cfg.Auth.PrivateKey, cfg.Auth.PublicKey)
+	} else {
+		keys, err = auth.LoadOrGenerateKeys(filepath.Join(cfg.DataDir, "keys"))
+	}
 	if err != nil {
-		m.Close()
 		return nil, err
 	}
-	f, err := files.New(m, c, files.Options{Chunking: cfg.ChunkingParams()})
-	if err != nil {
-		m.Close()
-		c.Close()
+	s.auth = auth.New(s.meta, keys, auth.Config{Issuer: cfg.Auth.Issuer, AccessTTL: cfg.Auth.AccessTTL,
+		RefreshTTL: cfg.Auth.RefreshTTL, DefaultQuota: cfg.Storage.DefaultQuota})
+	if err := s.ensureAdmin(ctx); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, meta: m, chunks: c, files: f}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", s.health)
-	mux.HandleFunc("GET /ready", s.ready)
+	s.gc = &gc.Collector{Meta: s.meta, Chunks: s.chunks, Grace: cfg.GC.Grace, Log: log}
+	perMin := func(n int) ratelimit.Limit { return ratelimit.Limit{Requests: n, Window: time.Minute} }
+	rl := cfg.RateLimit
+	s.api = api.New(api.Deps{Files: s.files, Auth: s.auth, Keys: keys, Limiter: s.limiter, GC: s.gc, Log: log, Version: Version,
+		Ready: map[string]func(context.Context) error{
+			"metadata": s.meta.Ping,
+			"chunks": func(ctx context.Context) error {
+				if _, err := s.chunks.Stat(ctx, dfms.Hash{}); err != nil && !dfms.Is(err, dfms.NotExist) {
+					return err
+				}
+				return nil
+			},
+			"rate_limiter": func(ctx context.Context) error {
+				_, err := s.limiter.Allow(ctx, "ready-probe", ratelimit.Limit{Requests: 1 << 30, Window: time.Second})
+				return err
+			},
+		}},
+		api.Config{MaxUploadSize: cfg.Storage.MaxUploadSize, PartSize: cfg.Storage.PartSize,
+			Limits: api.Limits{Global: perMin(rl.Global), User: perMin(rl.User), Auth: perMin(rl.Auth),
+				Upload: perMin(rl.Upload), Download: perMin(rl.Download), FailOpen: rl.FailOpen}})
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           s.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		// No overall read/write timeouts: uploads and downloads of large
 		// files legitimately take long. Idle connections are closed.
@@ -107,6 +152,24 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// ensureAdmin creates the configured administrator if it does not exist.
+func (s *Server) ensureAdmin(ctx context.Context) error {
+	if s.cfg.Admin.Email == "" {
+		return nil
+	}
+	if _, err := s.meta.GetUserByEmail(ctx, s.cfg.Admin.Email); err == nil {
+		return nil
+	} else if !dfms.Is(err, dfms.NotExist) {
+		return err
+	}
+	u, err := s.auth.CreateUser(ctx, s.cfg.Admin.Email, s.cfg.Admin.Password, "Administrator", meta.RoleAdmin, 0)
+	if err != nil && !dfms.Is(err, dfms.Exist) {
+		return err
+	}
+	s.log.Info("created the administrator", "email", u.Email)
+	return nil
 }
 
 // Files returns the server's file layer.
@@ -130,6 +193,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		"metadata", redact(s.cfg.Metadata.URL), "chunks", redact(s.cfg.Chunks.URL), "chunking", s.cfg.ChunkingParams().String())
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	if s.cfg.GC.Interval > 0 {
+		wg.Go(func() { s.collect(bg) })
+	}
+	defer func() { stopBG(); wg.Wait() }()
 	select {
 	case err := <-errc:
 		return dfms.E("server.Serve", dfms.Other, err)
@@ -149,36 +218,37 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// collect runs the garbage collector every GC.Interval until ctx ends.
+func (s *Server) collect(ctx context.Context) {
+	t := time.NewTicker(s.cfg.GC.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.gc.Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("garbage collection failed", "err", err)
+		}
+	}
+}
+
 // Close releases the backends.
 func (s *Server) Close() error {
-	return errors.Join(s.meta.Close(), s.chunks.Close())
+	var errs []error
+	for _, c := range []interface{ Close() error }{s.meta, s.chunks, s.limiter} {
+		if c != nil && !isNil(c) {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": Version})
-}
-
-// ready checks every configured backend.
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-	defer cancel()
-	checks := map[string]string{"metadata": "ok", "chunks": "ok"}
-	status := http.StatusOK
-	if err := s.meta.Ping(ctx); err != nil {
-		checks["metadata"], status = err.Error(), http.StatusServiceUnavailable
+func isNil(v any) bool {
+	switch x := v.(type) {
+	case meta.Store:
+		return x == nil
 	}
-	if _, err := s.chunks.Stat(ctx, dfms.Hash{}); err != nil && !dfms.Is(err, dfms.NotExist) {
-		checks["chunks"], status = err.Error(), http.StatusServiceUnavailable
-	}
-	state := "ready"
-	if status != http.StatusOK {
-		state = "not_ready"
-	}
-	writeJSON(w, status, map[string]any{"status": state, "checks": checks})
+	return v == nil
 }

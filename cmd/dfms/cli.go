@@ -46,6 +46,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServerCmd(), newMigrateCmd(), newVersionCmd(), newHealthcheckCmd())
+	root.AddCommand(newServerCmd(), newMigrateCmd(), newVersionCmd(), newHealthcheckCmd(), newKeygenCmd())
 	return root
 }

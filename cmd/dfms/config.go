@@ -40,17 +40,35 @@ func (o *configOptions) addFlags(fs *pflag.FlagSet) {
 // envVars maps each DFMS_* variable to the setting it overrides.
 func envVars(c *server.Config) map[string]any {
 	return map[string]any{
-		"DFMS_ADDR":               &c.Addr,
-		"DFMS_DATA":               &c.DataDir,
-		"DFMS_METADATA_URL":       &c.Metadata.URL,
-		"DFMS_CHUNKS_URL":         &c.Chunks.URL,
-		"DFMS_CHUNKING_ALGORITHM": &c.Chunking.Algorithm,
-		"DFMS_CHUNKING_MIN_SIZE":  &c.Chunking.MinSize,
-		"DFMS_CHUNKING_AVG_SIZE":  &c.Chunking.AvgSize,
-		"DFMS_CHUNKING_MAX_SIZE":  &c.Chunking.MaxSize,
-		"DFMS_LOG_LEVEL":          &c.Log.Level,
-		"DFMS_LOG_FORMAT":         &c.Log.Format,
-		"DFMS_SHUTDOWN_TIMEOUT":   &c.ShutdownTimeout,
+		"DFMS_ADDR":                 &c.Addr,
+		"DFMS_DATA":                 &c.DataDir,
+		"DFMS_METADATA_URL":         &c.Metadata.URL,
+		"DFMS_CHUNKS_URL":           &c.Chunks.URL,
+		"DFMS_CHUNKING_ALGORITHM":   &c.Chunking.Algorithm,
+		"DFMS_CHUNKING_MIN_SIZE":    &c.Chunking.MinSize,
+		"DFMS_CHUNKING_AVG_SIZE":    &c.Chunking.AvgSize,
+		"DFMS_CHUNKING_MAX_SIZE":    &c.Chunking.MaxSize,
+		"DFMS_LOG_LEVEL":            &c.Log.Level,
+		"DFMS_LOG_FORMAT":           &c.Log.Format,
+		"DFMS_SHUTDOWN_TIMEOUT":     &c.ShutdownTimeout,
+		"DFMS_ADMIN_EMAIL":          &c.Admin.Email,
+		"DFMS_ADMIN_PASSWORD":       &c.Admin.Password,
+		"DFMS_JWT_PRIVATE_KEY":      &c.Auth.PrivateKey,
+		"DFMS_JWT_PUBLIC_KEY":       &c.Auth.PublicKey,
+		"DFMS_JWT_ISSUER":           &c.Auth.Issuer,
+		"DFMS_MAX_UPLOAD_SIZE":      &c.Storage.MaxUploadSize,
+		"DFMS_DEFAULT_QUOTA":        &c.Storage.DefaultQuota,
+		"DFMS_VERSIONS_KEEP_LAST":   &c.Versions.KeepLast,
+		"DFMS_VERSIONS_KEEP_DAYS":   &c.Versions.KeepDays,
+		"DFMS_RATE_LIMIT_URL":       &c.RateLimit.URL,
+		"DFMS_RATE_LIMIT_FAIL_OPEN": &c.RateLimit.FailOpen,
+		"DFMS_RATE_LIMIT_GLOBAL":    &c.RateLimit.Global,
+		"DFMS_RATE_LIMIT_USER":      &c.RateLimit.User,
+		"DFMS_RATE_LIMIT_AUTH":      &c.RateLimit.Auth,
+		"DFMS_RATE_LIMIT_UPLOAD":    &c.RateLimit.Upload,
+		"DFMS_RATE_LIMIT_DOWNLOAD":  &c.RateLimit.Download,
+		"DFMS_GC_INTERVAL":          &c.GC.Interval,
+		"DFMS_GC_GRACE":             &c.GC.Grace,
 	}
 }
 
@@ -115,6 +133,18 @@ func setValue(dst any, v string) error {
 			return err
 		}
 		*p = n
+	case *int64:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return err
+		}
+		*p = n
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return err
+		}
+		*p = b
 	case *time.Duration:
 		d, err := time.ParseDuration(v)
 		if err != nil {

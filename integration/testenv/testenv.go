@@ -8,6 +8,7 @@
 //	                    postgres://dfms:PASS@127.0.0.1:55432/postgres?sslmode=disable
 //	DFMS_TEST_S3        URL of an S3 server with credentials, e.g.
 //	                    s3://ACCESS:SECRET@127.0.0.1:57070/?secure=false
+//	DFMS_TEST_REDIS     URL of a Redis server, e.g. redis://:PASS@127.0.0.1:56379
 //
 // When the variable is unset the test is skipped with a reason, so
 // `go test ./...` passes on a bare laptop. When the service is named in
@@ -21,6 +22,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -119,5 +121,37 @@ func S3(t testing.TB) string {
 		t.Fatalf("DFMS_TEST_S3: %v", err)
 	}
 	u.Path = "/" + strings.ReplaceAll(RandomName("dfms-test-"), "_", "-")
+	return u.String()
+}
+
+// Redis returns the URL of the test Redis server (DFMS_TEST_REDIS, e.g.
+// redis://:PASS@127.0.0.1:56379) with a key prefix of the test's own added
+// as the prefix query option (?prefix=dfms_test_…:), which the redis://
+// backends put before every key: parallel tests and packages share one
+// server and one database but never a key. The keys are not deleted when
+// the test ends, so tests should use keys that expire (a rate limiter's
+// do, after its window).
+func Redis(t testing.TB) string {
+	t.Helper()
+	raw := os.Getenv("DFMS_TEST_REDIS")
+	if raw == "" {
+		missing(t, "redis", "DFMS_TEST_REDIS is not set")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("DFMS_TEST_REDIS: %v", err)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "6379")
+	}
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		missing(t, "redis", err.Error())
+	}
+	conn.Close()
+	q := u.Query()
+	q.Set("prefix", RandomName("dfms_test_")+":")
+	u.RawQuery = q.Encode()
 	return u.String()
 }

@@ -517,7 +517,7 @@ func TestTreeOperations(t *testing.T) {
 		if _, err := e.svc.Rename(ctx, owner, f.Entry.ID, e.user.Root, "moved.txt", false); err != nil {
 			t.Fatal(err)
 		}
-		hits, _ := e.svc.Search(ctx, owner, meta.SearchQuery{Text: "MOVED"})
+		hits, _, _ := e.svc.Search(ctx, owner, meta.SearchQuery{Text: "MOVED"})
 		if len(hits) != 1 || hits[0].ID != f.Entry.ID {
 			t.Fatalf("search = %v", hits)
 		}

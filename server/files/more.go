@@ -209,4 +209,3 @@ func uniqueRefs(refs []dfms.ChunkRef) []dfms.ChunkRef {
 	}
 	return out
 }
-

@@ -116,8 +116,9 @@ func (s *Service) RestoreVersion(ctx context.Context, owner dfms.UserID, id dfms
 	return e, v, nil
 }
 
-// Search finds live entries by name.
-func (s *Service) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuery) ([]meta.Entry, error) {
+// Search finds live entries; it returns one page and the total number of
+// matches.
+func (s *Service) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuery) ([]meta.Entry, int, error) {
 	return s.meta.Search(ctx, owner, q)
 }
 
@@ -142,4 +143,9 @@ func (s *Service) Resolve(ctx context.Context, owner dfms.UserID, path string) (
 		}
 	}
 	return e, nil
+}
+
+// StoredBytes returns what the owner's data takes after deduplication.
+func (s *Service) StoredBytes(ctx context.Context, owner dfms.UserID) (int64, error) {
+	return s.meta.StoredBytes(ctx, owner)
 }

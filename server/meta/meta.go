@@ -121,7 +121,8 @@ type Entry struct {
 	CTime   time.Time
 	Target  string // symlink target
 	MIME    string
-	Version int64 // current version number of a file; 0 for none yet
+	Version int64     // current version number of a file; 0 for none yet
+	SHA256  dfms.Hash // of the current version's content (zero if none)
 
 	// Trash state: DeletedAt is zero for live entries. TrashRoot is the
 	// entry whose deletion moved this one to the trash (itself for the
@@ -281,11 +282,20 @@ type PurgeStats struct {
 	Bytes    int64 // logical bytes released from the owner's usage
 }
 
-// SearchQuery selects entries by name.
+// SearchQuery selects live entries. Every word of Text must occur, without
+// regard to case, in the entry's name or MIME type; wildcards are literal.
+// The other fields filter; zero values do not.
 type SearchQuery struct {
-	Text  string // matched case-insensitively as a substring of the name; wildcards are literal
-	Kind  EntryKind
-	Limit int
+	Text    string
+	Kind    EntryKind
+	MIME    string // exact type, or a prefix ending in '/' (image/)
+	MinSize int64
+	MaxSize int64
+	After   time.Time // modified at or after
+	Before  time.Time // modified before
+	Folder  dfms.EntryID
+	Offset  int
+	Limit   int // at most 1000
 }
 
 // Usage summarises an owner's storage.
@@ -371,10 +381,15 @@ type Store interface {
 	// Purge deletes a trashed subtree for good: its entries, all their
 	// versions and the chunk references they held.
 	Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (PurgeStats, error)
-	// Search finds live entries by name.
-	Search(ctx context.Context, owner dfms.UserID, q SearchQuery) ([]Entry, error)
+	// Search finds live entries, ordered by name, and returns one page and
+	// the total number of matches.
+	Search(ctx context.Context, owner dfms.UserID, q SearchQuery) ([]Entry, int, error)
 	// Usage returns the owner's storage summary.
 	Usage(ctx context.Context, owner dfms.UserID) (Usage, error)
+	// StoredBytes returns the bytes of the distinct chunks that the
+	// owner's versions reference: what the owner's data takes after
+	// deduplication. It reads every manifest of the owner.
+	StoredBytes(ctx context.Context, owner dfms.UserID) (int64, error)
 
 	// CommitVersion adds a new version of a file as described by req, with
 	// its chunk references, in one transaction.

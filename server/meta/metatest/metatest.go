@@ -282,7 +282,7 @@ func testIsolation(t *testing.T, s meta.Store) {
 	wantKind(t, "CommitVersion into another's folder", err, dfms.NotExist)
 	_, err = s.CreateUpload(ctx, meta.Upload{Owner: b.ID, Parent: d.ID, Name: "x", PartSize: 1})
 	wantKind(t, "CreateUpload into another's folder", err, dfms.NotExist)
-	if hits := must(s.Search(ctx, b.ID, meta.SearchQuery{Text: "secret"}))(t); len(hits) != 0 {
+	if hits, _, _ := s.Search(ctx, b.ID, meta.SearchQuery{Text: "secret"}); len(hits) != 0 {
 		t.Fatalf("b's search found %v", names(hits))
 	}
 	if ch := must(s.Changes(ctx, b.ID, 0, 100))(t); len(ch) != 0 {
@@ -431,7 +431,7 @@ func testTrashRestorePurge(t *testing.T, s meta.Store) {
 	wantKind(t, "lookup trashed", err, dfms.NotExist)
 	_, err = s.ListDir(ctx, u.ID, sub.ID, meta.ListOptions{})
 	wantKind(t, "list a trashed dir", err, dfms.NotExist)
-	if hits := must(s.Search(ctx, u.ID, meta.SearchQuery{Text: "f"}))(t); len(hits) != 0 {
+	if hits, _, _ := s.Search(ctx, u.ID, meta.SearchQuery{Text: "f"}); len(hits) != 0 {
 		t.Fatalf("search finds trashed entries: %v", names(hits))
 	}
 	trash := must(s.ListTrash(ctx, u.ID))(t)
@@ -871,27 +871,51 @@ func testMultipartErrors(t *testing.T, s meta.Store) {
 func testSearch(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	d := mkdir(t, s, u.ID, u.Root, "Reports")
+	sub := mkdir(t, s, u.ID, d.ID, "2024")
 	for _, n := range []string{"report-2024.pdf", "REPORT_final.txt", "notes.md", "100%.txt", "a_b.txt", "axb.txt"} {
 		must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: n, Kind: meta.KindFile}))(t)
 	}
-	got := names(must(s.Search(ctx, u.ID, meta.SearchQuery{Text: "report"}))(t))
-	if want := []string{"REPORT_final.txt", "Reports", "report-2024.pdf"}; !slices.Equal(got, want) {
-		t.Fatalf("search report = %v, want %v", got, want)
+	base := time.Unix(1700000000, 0)
+	m := manifest(t, s, chunk("search", 5000))
+	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: sub.ID, Name: "annual report.png", Manifest: m, MIME: "image/png", MTime: base})
+	ok(t, err)
+	search := func(q meta.SearchQuery) ([]string, int) {
+		t.Helper()
+		es, total, err := s.Search(ctx, u.ID, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names(es), total
 	}
-	got = names(must(s.Search(ctx, u.ID, meta.SearchQuery{Text: "report", Kind: meta.KindFile}))(t))
-	if len(got) != 2 {
-		t.Fatalf("files named report = %v", got)
+	for _, tc := range []struct {
+		q    meta.SearchQuery
+		want []string
+	}{
+		{meta.SearchQuery{Text: "report"}, []string{"REPORT_final.txt", "Reports", "annual report.png", "report-2024.pdf"}},
+		{meta.SearchQuery{Text: "report", Kind: meta.KindFile}, []string{"REPORT_final.txt", "annual report.png", "report-2024.pdf"}},
+		{meta.SearchQuery{Text: "%"}, []string{"100%.txt"}},  // wildcards are literal
+		{meta.SearchQuery{Text: "a_b"}, []string{"a_b.txt"}}, // so is _
+		{meta.SearchQuery{Text: "annual png"}, []string{"annual report.png"}},
+		{meta.SearchQuery{Text: "image"}, []string{"annual report.png"}}, // MIME type matches
+		{meta.SearchQuery{MIME: "image/"}, []string{"annual report.png"}},
+		{meta.SearchQuery{MIME: "image/jpeg"}, nil},
+		{meta.SearchQuery{MinSize: 4000}, []string{"annual report.png"}},
+		{meta.SearchQuery{MaxSize: 10, Kind: meta.KindFile, Text: "report"}, []string{"REPORT_final.txt", "report-2024.pdf"}},
+		{meta.SearchQuery{After: base, Kind: meta.KindFile, MaxSize: 1 << 20, MinSize: 1}, []string{"annual report.png"}},
+		{meta.SearchQuery{Before: base, Text: "annual"}, nil},
+		{meta.SearchQuery{Folder: sub.ID}, []string{"annual report.png"}},
+		{meta.SearchQuery{Folder: d.ID, Text: "2024"}, []string{"2024", "report-2024.pdf"}},
+	} {
+		if got, total := search(tc.q); !slices.Equal(got, tc.want) || total != len(tc.want) {
+			t.Errorf("Search(%+v) = %v (total %d), want %v", tc.q, got, total, tc.want)
+		}
 	}
-	// Wildcards are literal.
-	if got := names(must(s.Search(ctx, u.ID, meta.SearchQuery{Text: "%"}))(t)); !slices.Equal(got, []string{"100%.txt"}) {
-		t.Fatalf("search %% = %v", got)
+	got, total := search(meta.SearchQuery{Text: "t", Limit: 2, Offset: 1})
+	if len(got) != 2 || total < 5 {
+		t.Fatalf("paged search = %v of %d", got, total)
 	}
-	if got := names(must(s.Search(ctx, u.ID, meta.SearchQuery{Text: "a_b"}))(t)); !slices.Equal(got, []string{"a_b.txt"}) {
-		t.Fatalf("search a_b = %v", got)
-	}
-	if got := must(s.Search(ctx, u.ID, meta.SearchQuery{Text: "e", Limit: 2}))(t); len(got) != 2 {
-		t.Fatalf("limit 2 returned %d", len(got))
-	}
+	_, _, err = s.Search(ctx, u.ID, meta.SearchQuery{Offset: -1})
+	wantKind(t, "negative offset", err, dfms.Invalid)
 }
 
 func testChanges(t *testing.T, s meta.Store) {
@@ -1029,6 +1053,11 @@ func testUsage(t *testing.T, s meta.Store) {
 	}
 	_, err := s.Usage(ctx, 987654)
 	wantKind(t, "usage of a missing user", err, dfms.NotExist)
+	// Two versions sharing nothing, then a copy sharing everything.
+	commit(t, s, u.ID, u.Root, "g", dfms.Manifest{Chunks: []dfms.ChunkRef{chunk("u1", 100), chunk("u1", 100)}})
+	if n := must(s.StoredBytes(ctx, u.ID))(t); n != 150 {
+		t.Fatalf("StoredBytes = %d, want 150", n)
+	}
 }
 
 func testRefreshTokens(t *testing.T, s meta.Store) {

@@ -12,14 +12,17 @@ import (
 )
 
 const entryCols = `id, owner_id, COALESCE(parent_id, 0), name, kind, mode, uid, gid, size, mtime_ns, ctime_ns,
-	target, mime, cur_version, COALESCE(deleted_at, 0), COALESCE(trash_root, 0)`
+	target, mime, cur_version, COALESCE(deleted_at, 0), COALESCE(trash_root, 0),
+	(SELECT v.sha256 FROM versions v WHERE v.entry_id = entries.id AND v.number = entries.cur_version)`
 
 func scanEntry(row interface{ Scan(...any) error }) (meta.Entry, error) {
 	var e meta.Entry
 	var mtime, ctime, deleted int64
+	var sum []byte
 	err := row.Scan(&e.ID, &e.Owner, &e.Parent, &e.Name, &e.Kind, &e.Mode, &e.UID, &e.GID, &e.Size,
-		&mtime, &ctime, &e.Target, &e.MIME, &e.Version, &deleted, &e.TrashRoot)
+		&mtime, &ctime, &e.Target, &e.MIME, &e.Version, &deleted, &e.TrashRoot, &sum)
 	e.MTime, e.CTime, e.DeletedAt = fromNS(mtime), fromNS(ctime), fromNS(deleted)
+	copy(e.SHA256[:], sum)
 	return e, err
 }
 
@@ -550,28 +553,71 @@ func escapeLike(s string) string {
 }
 
 // Search implements meta.Store.
-func (s *Store) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuery) ([]meta.Entry, error) {
+func (s *Store) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuery) ([]meta.Entry, int, error) {
 	const op dfms.Op = "meta.Search"
 	limit := q.Limit
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
+	if q.Offset < 0 {
+		return nil, 0, dfms.Errorf(op, dfms.Invalid, "negative offset")
+	}
 	var out []meta.Entry
+	var total int
 	err := s.read(ctx, op, func(t *tx) error {
-		query := `SELECT ` + entryCols + ` FROM entries WHERE owner_id = ? AND deleted_at IS NULL AND parent_id IS NOT NULL
-			AND name ` + t.s.d.ILike + ` ? ESCAPE '\'`
-		args := []any{owner, "%" + escapeLike(q.Text) + "%"}
+		where := ` FROM entries WHERE owner_id = ? AND deleted_at IS NULL AND parent_id IS NOT NULL`
+		args := []any{owner}
+		for _, w := range strings.Fields(q.Text) {
+			like := "%" + escapeLike(w) + "%"
+			where += ` AND (name ` + t.s.d.ILike + ` ? ESCAPE '\' OR mime ` + t.s.d.ILike + ` ? ESCAPE '\')`
+			args = append(args, like, like)
+		}
 		if q.Kind != 0 {
-			query += ` AND kind = ?`
+			where += ` AND kind = ?`
 			args = append(args, q.Kind)
 		}
-		query += ` ORDER BY name` + t.s.d.Collate + `, id LIMIT ?`
-		args = append(args, limit)
+		if q.MIME != "" {
+			if strings.HasSuffix(q.MIME, "/") {
+				where += ` AND mime LIKE ? ESCAPE '\'`
+				args = append(args, escapeLike(q.MIME)+"%")
+			} else {
+				where += ` AND mime = ?`
+				args = append(args, q.MIME)
+			}
+		}
+		if q.MinSize > 0 {
+			where += ` AND size >= ?`
+			args = append(args, q.MinSize)
+		}
+		if q.MaxSize > 0 {
+			where += ` AND size <= ?`
+			args = append(args, q.MaxSize)
+		}
+		if !q.After.IsZero() {
+			where += ` AND mtime_ns >= ?`
+			args = append(args, ns(q.After))
+		}
+		if !q.Before.IsZero() {
+			where += ` AND mtime_ns < ?`
+			args = append(args, ns(q.Before))
+		}
+		if q.Folder != 0 {
+			where += ` AND id IN (WITH RECURSIVE sub(id) AS (
+					SELECT id FROM entries WHERE id = ? AND owner_id = ?
+					UNION ALL
+					SELECT c.id FROM entries c JOIN sub ON c.parent_id = sub.id WHERE c.deleted_at IS NULL
+				) SELECT id FROM sub) AND id <> ?`
+			args = append(args, q.Folder, owner, q.Folder)
+		}
+		if err := t.queryRow(ctx, `SELECT COUNT(*)`+where, args...).Scan(&total); err != nil {
+			return err
+		}
 		var err error
-		out, err = scanEntries(t.query(ctx, query, args...))
+		out, err = scanEntries(t.query(ctx, `SELECT `+entryCols+where+` ORDER BY name`+t.s.d.Collate+`, id LIMIT ? OFFSET ?`,
+			append(args, limit, q.Offset)...))
 		return err
 	})
-	return out, err
+	return out, total, err
 }
 
 // Changes implements meta.Store.

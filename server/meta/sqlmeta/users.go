@@ -154,3 +154,35 @@ func (s *Store) Usage(ctx context.Context, owner dfms.UserID) (meta.Usage, error
 	})
 	return u, err
 }
+
+// StoredBytes implements meta.Store.
+func (s *Store) StoredBytes(ctx context.Context, owner dfms.UserID) (int64, error) {
+	var n int64
+	err := s.read(ctx, "meta.StoredBytes", func(t *tx) error {
+		n = 0
+		rows, err := t.query(ctx, `SELECT v.manifest FROM versions v JOIN entries e ON e.id = v.entry_id WHERE e.owner_id = ?`, owner)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		seen := map[dfms.Hash]bool{}
+		for rows.Next() {
+			var blob []byte
+			if err := rows.Scan(&blob); err != nil {
+				return err
+			}
+			var m dfms.Manifest
+			if err := m.UnmarshalBinary(blob); err != nil {
+				return err
+			}
+			for _, c := range m.Chunks {
+				if !seen[c.Hash] {
+					seen[c.Hash] = true
+					n += int64(c.Size)
+				}
+			}
+		}
+		return rows.Err()
+	})
+	return n, err
+}

@@ -1,0 +1,198 @@
+// Package api is the REST API of DFMS under /api/v1 (gin), plus the
+// operational endpoints (/health, /ready, /metrics, /openapi.yaml, /docs,
+// /.well-known/jwks.json).
+//
+// Handlers are thin: they decode and validate the request, call the file
+// layer (package files), the metadata store or the auth service, and map
+// the error kind to a status with one JSON envelope:
+//
+//	{"error": {"code": "NOT_FOUND", "message": "…", "request_id": "…"}}
+//
+// Another user's ids answer 404 exactly like missing ones; nothing a
+// client can send produces a 500. The OpenAPI document (openapi.yaml,
+// embedded) lists every route, and a test keeps it and the router equal.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/dfms/dfms/server/auth"
+	"github.com/dfms/dfms/server/files"
+	"github.com/dfms/dfms/server/meta"
+	"github.com/dfms/dfms/server/ratelimit"
+	"github.com/dfms/dfms/workers/gc"
+)
+
+// Config tunes the API.
+type Config struct {
+	// MaxUploadSize bounds one upload or one multipart upload (bytes).
+	MaxUploadSize int64
+	// PartSize is the part size suggested to multipart clients;
+	// MaxPartSize bounds one part.
+	PartSize, MaxPartSize int64
+	// UploadTTL is how long an idle multipart upload lives.
+	UploadTTL time.Duration
+	// Limits are the rate limits per tier.
+	Limits Limits
+}
+
+// Limits are the rate-limit tiers. A zero Limit is unlimited.
+type Limits struct {
+	Global   ratelimit.Limit // all requests together
+	User     ratelimit.Limit // per user (per client address before login)
+	Auth     ratelimit.Limit // per client address and auth route
+	Upload   ratelimit.Limit // per user, uploads and parts
+	Download ratelimit.Limit // per user, downloads
+	// FailOpen lets requests through when the limiter is unavailable;
+	// otherwise they get 503.
+	FailOpen bool
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	if c.MaxUploadSize == 0 {
+		c.MaxUploadSize = 10 << 30
+	}
+	if c.PartSize == 0 {
+		c.PartSize = 64 << 20
+	}
+	if c.MaxPartSize == 0 {
+		c.MaxPartSize = 5 << 30
+	}
+	if c.UploadTTL == 0 {
+		c.UploadTTL = 24 * time.Hour
+	}
+}
+
+// Deps are the services the API is built on.
+type Deps struct {
+	Files   *files.Service
+	Auth    *auth.Service
+	Keys    *auth.Keys
+	Limiter ratelimit.Limiter
+	GC      *gc.Collector // optional: enables POST /admin/gc
+	Log     *slog.Logger
+	// Ready checks every configured dependency for /ready: name → check.
+	Ready map[string]func(context.Context) error
+	// Version is reported by /health.
+	Version string
+}
+
+// API serves the REST API.
+type API struct {
+	Deps
+	meta    meta.Store
+	cfg     Config
+	metrics *metrics
+	engine  *gin.Engine
+}
+
+// New builds the API and its router.
+func New(d Deps, cfg Config) *API {
+	cfg.Defaults()
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	a := &API{Deps: d, meta: d.Files.Meta(), cfg: cfg, metrics: newMetrics()}
+	a.engine = a.routes()
+	return a
+}
+
+// Handler returns the HTTP handler of the whole API.
+func (a *API) Handler() http.Handler { return a.engine }
+
+// Routes lists the registered routes as "METHOD /path/{param}" (for the
+// OpenAPI consistency test).
+func (a *API) Routes() []gin.RouteInfo { return a.engine.Routes() }
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+func (a *API) routes() *gin.Engine {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.RemoveExtraSlash = true
+	r.Use(a.requestID, a.accessLog, a.recovery, a.metrics.middleware)
+	r.NoRoute(func(c *gin.Context) { a.failCode(c, http.StatusNotFound, "NOT_FOUND", "no such route") })
+	r.NoMethod(func(c *gin.Context) {
+		a.failCode(c, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method not allowed on this route")
+	})
+
+	// Operational endpoints: no auth, no rate limit (probes must not be
+	// throttled by user traffic).
+	r.GET("/health", a.health)
+	r.GET("/ready", a.ready)
+	r.GET("/metrics", gin.WrapH(a.metrics.handler()))
+	r.GET("/openapi.yaml", a.openAPI)
+	r.GET("/docs", a.docs)
+	r.GET("/.well-known/jwks.json", a.jwks)
+
+	v1 := r.Group("/api/v1", a.limit(tierGlobal))
+	pub := v1.Group("/auth", a.limit(tierAuth))
+	pub.POST("/register", a.register)
+	pub.POST("/login", a.login)
+	pub.POST("/refresh", a.refresh)
+	pub.POST("/logout", a.logout)
+
+	p := v1.Group("", a.authenticate, a.limit(tierUser))
+	p.GET("/auth/me", a.me)
+	p.PUT("/auth/password", a.changePassword)
+
+	up := a.limit(tierUpload)
+	down := a.limit(tierDownload)
+	p.POST("/files/upload", up, a.upload)
+	p.GET("/files", a.listFiles)
+	p.GET("/files/:id", a.getFile)
+	p.GET("/files/:id/download", down, a.download)
+	p.PATCH("/files/:id", a.patchEntry)
+	p.PUT("/files/:id/move", a.moveEntry)
+	p.POST("/files/:id/copy", a.copyFile)
+	p.DELETE("/files/:id", a.deleteEntry)
+
+	p.GET("/files/:id/versions", a.listVersions)
+	p.GET("/files/:id/versions/:version/download", down, a.downloadVersion)
+	p.POST("/files/:id/versions/:version/restore", a.restoreVersion)
+	p.DELETE("/files/:id/versions/:version", a.deleteVersion)
+
+	p.POST("/files/upload/multipart/init", up, a.multipartInit)
+	p.PUT("/files/upload/multipart/:upload/part/:part", up, a.multipartPart)
+	p.GET("/files/upload/multipart/:upload", a.multipartStatus)
+	p.POST("/files/upload/multipart/:upload/complete", up, a.multipartComplete)
+	p.DELETE("/files/upload/multipart/:upload", a.multipartAbort)
+
+	p.POST("/folders", a.createFolder)
+	p.GET("/folders/:id", a.getFile)
+	p.GET("/folders/:id/contents", a.folderContents)
+	p.PATCH("/folders/:id", a.patchEntry)
+	p.PUT("/folders/:id/move", a.moveEntry)
+	p.DELETE("/folders/:id", a.deleteEntry)
+
+	p.GET("/trash", a.listTrash)
+	p.POST("/trash/:id/restore", a.restoreTrash)
+	p.DELETE("/trash/:id", a.purgeTrash)
+
+	p.GET("/search", a.search)
+	p.GET("/storage/usage", a.usage)
+
+	p.GET("/chunks/params", a.chunkParams)
+	p.POST("/chunks/missing", a.missingChunks)
+	p.PUT("/chunks/:hash", up, a.putChunk)
+	p.GET("/files/:id/manifest", a.manifest)
+	p.GET("/files/:id/versions/:version/chunks/:hash", down, a.getChunk)
+	p.POST("/files/commit", a.commitManifest)
+	p.GET("/changes", a.changes)
+
+	adm := p.Group("/admin", a.requireAdmin)
+	adm.GET("/users", a.adminUsers)
+	adm.PATCH("/users/:id", a.adminPatchUser)
+	adm.GET("/nodes", a.adminNodes)
+	adm.POST("/nodes", a.adminPutNode)
+	adm.GET("/stats", a.adminStats)
+	adm.POST("/gc", a.adminGC)
+	return r
+}

@@ -1,0 +1,260 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+type userView struct {
+	ID          dfms.UserID  `json:"id"`
+	Email       string       `json:"email"`
+	DisplayName string       `json:"display_name"`
+	Role        string       `json:"role"`
+	Active      bool         `json:"active"`
+	QuotaBytes  int64        `json:"quota_bytes"`
+	UsedBytes   int64        `json:"used_bytes"`
+	RootID      dfms.EntryID `json:"root_folder_id"`
+}
+
+func userOf(u meta.User) userView {
+	return userView{u.ID, u.Email, u.DisplayName, u.Role, u.Active, u.QuotaBytes, u.UsedBytes, u.Root}
+}
+
+func (a *API) register(c *gin.Context) {
+	var b struct {
+		Email       string `json:"email"`
+		Password    string `json:"password"`
+		DisplayName string `json:"display_name"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	u, toks, err := a.Auth.Register(c, b.Email, b.Password, b.DisplayName)
+	if err != nil {
+		if dfms.Is(err, dfms.Exist) {
+			a.failCode(c, http.StatusConflict, "AUTH_USER_EXISTS", "an account with this email exists")
+			return
+		}
+		a.fail(c, err)
+		return
+	}
+	// Tokens at the top level (what clients read) and nested (the
+	// reference's shape).
+	c.JSON(http.StatusCreated, gin.H{"user": userOf(u), "tokens": toks, "access_token": toks.AccessToken,
+		"refresh_token": toks.RefreshToken, "token_type": toks.TokenType, "expires_in": toks.ExpiresIn})
+}
+
+func (a *API) login(c *gin.Context) {
+	var b struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	u, toks, err := a.Auth.Login(c, b.Email, b.Password)
+	if err != nil {
+		if dfms.Is(err, dfms.Unauthenticated) {
+			a.failCode(c, http.StatusUnauthorized, "AUTH_INVALID_CREDENTIALS", userMessage(err))
+			return
+		}
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"user": userOf(u), "access_token": toks.AccessToken, "refresh_token": toks.RefreshToken,
+		"token_type": toks.TokenType, "expires_in": toks.ExpiresIn})
+}
+
+func (a *API) refresh(c *gin.Context) {
+	var b struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	if b.RefreshToken == "" {
+		a.bad(c, "refresh_token is required")
+		return
+	}
+	u, toks, err := a.Auth.Refresh(c, b.RefreshToken)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"user": userOf(u), "access_token": toks.AccessToken, "refresh_token": toks.RefreshToken,
+		"token_type": toks.TokenType, "expires_in": toks.ExpiresIn})
+}
+
+func (a *API) logout(c *gin.Context) {
+	var b struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	if err := a.Auth.Logout(c, b.RefreshToken); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"message": "logged out"})
+}
+
+func (a *API) me(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"user": userOf(user(c))})
+}
+
+func (a *API) changePassword(c *gin.Context) {
+	var b struct {
+		OldPassword string `json:"old_password"`
+		NewPassword string `json:"new_password"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	if err := a.Auth.ChangePassword(c, user(c).ID, b.OldPassword, b.NewPassword); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"message": "password changed; every session was signed out"})
+}
+
+// ---- admin ----
+
+func (a *API) adminUsers(c *gin.Context) {
+	us, err := a.meta.ListUsers(c)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	out := make([]userView, len(us))
+	for i, u := range us {
+		out[i] = userOf(u)
+	}
+	c.JSON(http.StatusOK, gin.H{"users": out, "total": len(out)})
+}
+
+func (a *API) adminPatchUser(c *gin.Context) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id < 1 {
+		a.bad(c, "user id %q is not an id", c.Param("id"))
+		return
+	}
+	var b struct {
+		Role       *string `json:"role"`
+		QuotaBytes *int64  `json:"quota_bytes"`
+		Active     *bool   `json:"active"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	u, err := a.meta.GetUser(c, dfms.UserID(id))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	if b.Role != nil {
+		u.Role = *b.Role
+	}
+	if b.QuotaBytes != nil {
+		u.QuotaBytes = *b.QuotaBytes
+	}
+	if err := a.meta.UpdateUser(c, u); err != nil {
+		a.fail(c, err)
+		return
+	}
+	if b.Active != nil && *b.Active != u.Active {
+		if u.ID == user(c).ID && !*b.Active {
+			a.bad(c, "an administrator cannot deactivate their own account")
+			return
+		}
+		if err := a.Auth.SetActive(c, u.ID, *b.Active); err != nil {
+			a.fail(c, err)
+			return
+		}
+	}
+	u, err = a.meta.GetUser(c, u.ID)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"user": userOf(u)})
+}
+
+func (a *API) adminNodes(c *gin.Context) {
+	ns, err := a.meta.ListNodes(c)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	type nodeView struct {
+		ID        string `json:"id"`
+		Endpoint  string `json:"endpoint"`
+		Weight    int    `json:"weight"`
+		State     string `json:"state"`
+		Failures  int    `json:"failures"`
+		LastProbe any    `json:"last_probe,omitempty"`
+	}
+	out := make([]nodeView, len(ns))
+	for i, n := range ns {
+		out[i] = nodeView{ID: n.ID, Endpoint: redactURL(n.Endpoint), Weight: n.Weight, State: n.State, Failures: n.Failures}
+		if !n.LastProbe.IsZero() {
+			out[i].LastProbe = n.LastProbe.UTC()
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"nodes": out, "total": len(out)})
+}
+
+func (a *API) adminPutNode(c *gin.Context) {
+	var b struct {
+		ID       string `json:"id"`
+		Endpoint string `json:"endpoint"`
+		Weight   int    `json:"weight"`
+		State    string `json:"state"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	if b.Weight == 0 {
+		b.Weight = 100
+	}
+	if err := a.meta.PutNode(c, meta.Node{ID: b.ID, Endpoint: b.Endpoint, Weight: b.Weight, State: b.State}); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"id": b.ID})
+}
+
+func (a *API) adminStats(c *gin.Context) {
+	us, err := a.meta.ListUsers(c)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	var logical int64
+	for _, u := range us {
+		logical += u.UsedBytes
+	}
+	st := a.Files.Stats()
+	c.JSON(http.StatusOK, gin.H{"users": len(us), "logical_bytes": logical,
+		"since_start": gin.H{"chunks_stored": st.ChunksStored.Load(), "bytes_stored": st.BytesStored.Load(),
+			"chunks_deduplicated": st.ChunksDeduped.Load(), "chunks_read": st.ChunksRead.Load(), "bytes_read": st.BytesRead.Load()}})
+}
+
+func (a *API) adminGC(c *gin.Context) {
+	if a.GC == nil {
+		a.fail(c, dfms.Errorf("", dfms.NotSupported, "garbage collection is not configured on this server"))
+		return
+	}
+	st, err := a.GC.Run(c)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"chunks": st.Chunks, "bytes": st.Bytes, "orphans": st.Orphans,
+		"orphan_bytes": st.OrphanBytes, "expired_uploads": st.ExpiredUploads})
+}

@@ -1,0 +1,303 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// Chunk-level endpoints for smart clients (the mount): they chunk locally
+// with the deployment's parameters, ask which chunks the server lacks,
+// upload only those, and commit a manifest against the version they
+// edited. Reads go through a file's manifest, so a caller can only fetch
+// chunks of its own files.
+
+func (a *API) chunkParams(c *gin.Context) {
+	p := a.Files.Chunking()
+	c.JSON(http.StatusOK, gin.H{"algorithm": p.Algorithm, "min_size": p.Min, "avg_size": p.Avg, "max_size": p.Max})
+}
+
+// maxMissing bounds one missing-chunks query.
+const maxMissing = 10000
+
+func (a *API) missingChunks(c *gin.Context) {
+	var b struct {
+		Hashes []string `json:"hashes"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	if len(b.Hashes) > maxMissing {
+		a.bad(c, "at most %d hashes per request", maxMissing)
+		return
+	}
+	hs := make([]dfms.Hash, len(b.Hashes))
+	for i, s := range b.Hashes {
+		h, err := dfms.ParseHash(s)
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+		hs[i] = h
+	}
+	miss, err := a.meta.MissingChunks(c, hs)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	out := make([]string, len(miss))
+	for i, h := range miss {
+		out[i] = h.String()
+	}
+	c.JSON(http.StatusOK, gin.H{"missing": out})
+}
+
+func (a *API) putChunk(c *gin.Context) {
+	h, err := dfms.ParseHash(c.Param("hash"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	max := int64(a.Files.Chunking().Max)
+	if c.Request.ContentLength > max {
+		a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("chunks are at most %d bytes", max))
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, max))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("chunks are at most %d bytes", max))
+		return
+	}
+	if err != nil {
+		a.bad(c, "reading the chunk: %v", err)
+		return
+	}
+	stored, err := a.Files.PutChunk(c, h, data)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	status := http.StatusOK
+	if stored {
+		status = http.StatusCreated
+	}
+	c.JSON(status, gin.H{"hash": h.String(), "size": len(data), "stored": stored})
+}
+
+// manifest returns a version's chunk list (?version=N, default current).
+func (a *API) manifest(c *gin.Context) {
+	id, ok := a.entryParam(c, "id")
+	if !ok {
+		return
+	}
+	var n int64
+	if s := c.Query("version"); s != "" {
+		var err error
+		if n, err = strconv.ParseInt(s, 10, 64); err != nil || n < 1 {
+			a.bad(c, "version must be a positive number")
+			return
+		}
+	}
+	e, ok := a.live(c, id)
+	if !ok {
+		return
+	}
+	v, err := a.Files.OpenVersion(c, user(c).ID, id, n)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	type ref struct {
+		Hash string `json:"hash"`
+		Size uint32 `json:"size"`
+	}
+	chunks := make([]ref, len(v.Manifest.Chunks))
+	for i, r := range v.Manifest.Chunks {
+		chunks[i] = ref{r.Hash.String(), r.Size}
+	}
+	c.JSON(http.StatusOK, gin.H{"file_id": id, "version": v.Number, "current": v.Number == e.Version || n == 0,
+		"size": v.Manifest.Size(), "checksum": v.SHA256.String(), "chunks": chunks})
+}
+
+// getChunk returns one chunk of one of the caller's versions, verified.
+func (a *API) getChunk(c *gin.Context) {
+	id, ok := a.entryParam(c, "id")
+	if !ok {
+		return
+	}
+	n, ok := a.versionParam(c)
+	if !ok {
+		return
+	}
+	h, err := dfms.ParseHash(c.Param("hash"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	v, err := a.Files.OpenVersion(c, user(c).ID, id, n)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	i := slices.IndexFunc(v.Manifest.Chunks, func(r dfms.ChunkRef) bool { return r.Hash == h })
+	if i < 0 {
+		a.fail(c, dfms.Errorf("", dfms.NotExist, "no such chunk in this version"))
+		return
+	}
+	data, err := a.Files.ReadChunk(c, v.Manifest.Chunks[i], nil)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.metrics.bytesOut.Add(float64(len(data)))
+	c.Header("ETag", `"`+h.String()+`"`)
+	c.Header("Cache-Control", "private, max-age=31536000, immutable")
+	c.Data(http.StatusOK, "application/octet-stream", data)
+}
+
+// commitManifest commits a version from chunks the client stored.
+func (a *API) commitManifest(c *gin.Context) {
+	var b struct {
+		FileID      optionalID `json:"file_id"`
+		FolderID    optionalID `json:"folder_id"`
+		Name        string     `json:"name"`
+		BaseVersion int64      `json:"base_version"`
+		RequireBase bool       `json:"require_base"`
+		Checksum    string     `json:"checksum"`
+		MIMEType    string     `json:"mime_type"`
+		Mode        uint32     `json:"mode"`
+		MTime       *time.Time `json:"mtime"`
+		Chunks      []struct {
+			Hash string `json:"hash"`
+			Size uint32 `json:"size"`
+		} `json:"chunks"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	u := user(c)
+	req := meta.CommitRequest{Owner: u.ID, Name: b.Name, Base: b.BaseVersion, RequireBase: b.RequireBase,
+		MIME: b.MIMEType, Mode: b.Mode & 0o7777, CreatedBy: u.ID}
+	if b.MTime != nil {
+		req.MTime = *b.MTime
+	}
+	if b.FileID.set {
+		id, err := dfms.ParseEntryID(string(bytes.Trim([]byte(b.FileID.raw), `"`)))
+		if err != nil {
+			a.bad(c, "file_id is not an id")
+			return
+		}
+		req.Entry = id
+	} else {
+		var ok bool
+		if req.Parent, ok = a.folderRef(c, b.FolderID.raw); !ok {
+			return
+		}
+	}
+	sum, err := dfms.ParseHash(b.Checksum)
+	if err != nil {
+		a.bad(c, "checksum must be the hex SHA-256 of the whole content")
+		return
+	}
+	req.SHA256 = sum
+	var size int64
+	for _, r := range b.Chunks {
+		h, err := dfms.ParseHash(r.Hash)
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+		req.Manifest.Chunks = append(req.Manifest.Chunks, dfms.ChunkRef{Hash: h, Size: r.Size})
+		size += int64(r.Size)
+	}
+	if size > a.cfg.MaxUploadSize {
+		a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("files are limited to %d bytes", a.cfg.MaxUploadSize))
+		return
+	}
+	e, v, err := a.Files.CommitManifest(c, req)
+	if err != nil {
+		var mce *meta.MissingChunksError
+		if errors.As(err, &mce) {
+			miss := make([]string, len(mce.Hashes))
+			for i, h := range mce.Hashes {
+				miss[i] = h.String()
+			}
+			c.AbortWithStatusJSON(http.StatusConflict, errorBody{Error: errorInfo{Code: "CHUNKS_MISSING",
+				Message: "some chunks are not stored; upload them and commit again", RequestID: c.GetString(ctxRequestID),
+				Details: gin.H{"missing": miss}}})
+			return
+		}
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"file": view(e), "version": versionOf(v, e.Version)})
+}
+
+// changes is the change feed: the caller's journal after ?cursor=N. With
+// ?wait=DURATION (at most 60 s) it long-polls until something changes.
+func (a *API) changes(c *gin.Context) {
+	u := user(c)
+	var cursor int64
+	if s := c.Query("cursor"); s != "" {
+		var err error
+		if cursor, err = strconv.ParseInt(s, 10, 64); err != nil || cursor < 0 {
+			a.bad(c, "cursor must be a non-negative number")
+			return
+		}
+	}
+	var wait time.Duration
+	if s := c.Query("wait"); s != "" {
+		var err error
+		if wait, err = time.ParseDuration(s); err != nil || wait < 0 {
+			if secs, ierr := strconv.Atoi(s); ierr == nil && secs >= 0 {
+				wait, err = time.Duration(secs)*time.Second, nil
+			} else {
+				a.bad(c, "wait must be a duration such as 25s")
+				return
+			}
+		}
+		wait = min(wait, time.Minute)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		chs, err := a.meta.Changes(c, u.ID, cursor, 1000)
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+		if len(chs) > 0 || !time.Now().Before(deadline) {
+			type changeView struct {
+				Seq      int64        `json:"seq"`
+				Op       string       `json:"op"`
+				FileID   dfms.EntryID `json:"file_id"`
+				FolderID dfms.EntryID `json:"folder_id"`
+				Version  int64        `json:"version,omitempty"`
+				At       time.Time    `json:"at"`
+			}
+			out := make([]changeView, len(chs))
+			next := cursor
+			for i, ch := range chs {
+				out[i] = changeView{ch.Seq, ch.Op, ch.Entry, ch.Parent, ch.Version, ch.At.UTC()}
+				next = ch.Seq
+			}
+			c.JSON(http.StatusOK, gin.H{"cursor": next, "changes": out, "more": len(chs) == 1000})
+			return
+		}
+		select {
+		case <-c.Request.Context().Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

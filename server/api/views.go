@@ -1,0 +1,200 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// fileView is how entries (files, folders, symlinks) appear in responses.
+type fileView struct {
+	ID          dfms.EntryID `json:"id"`
+	ParentID    dfms.EntryID `json:"parent_id,omitempty"`
+	Name        string       `json:"name"`
+	Type        string       `json:"type"` // file, folder or symlink
+	IsDirectory bool         `json:"is_directory"`
+	Size        int64        `json:"size"`
+	MIMEType    string       `json:"mime_type,omitempty"`
+	Checksum    string       `json:"checksum,omitempty"` // SHA-256 of the current version, hex
+	Version     int64        `json:"version,omitempty"`
+	Mode        uint32       `json:"mode"`
+	Target      string       `json:"target,omitempty"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	ChangedAt   time.Time    `json:"changed_at"`
+	DeletedAt   *time.Time   `json:"deleted_at,omitempty"`
+}
+
+func view(e meta.Entry) fileView {
+	v := fileView{ID: e.ID, ParentID: e.Parent, Name: e.Name, Size: e.Size, MIMEType: e.MIME, Version: e.Version,
+		Mode: e.Mode, Target: e.Target, UpdatedAt: e.MTime.UTC(), ChangedAt: e.CTime.UTC()}
+	switch e.Kind {
+	case meta.KindDir:
+		v.Type, v.IsDirectory = "folder", true
+	case meta.KindSymlink:
+		v.Type = "symlink"
+	default:
+		v.Type = "file"
+		if e.Version > 0 {
+			v.Checksum = e.SHA256.String()
+		}
+	}
+	if !e.Live() {
+		t := e.DeletedAt.UTC()
+		v.DeletedAt = &t
+	}
+	return v
+}
+
+func views(es []meta.Entry) []fileView {
+	out := make([]fileView, 0, len(es))
+	for _, e := range es {
+		out = append(out, view(e))
+	}
+	return out
+}
+
+// versionView is one version of a file.
+type versionView struct {
+	Version    int64     `json:"version"`
+	Size       int64     `json:"size"`
+	Checksum   string    `json:"checksum"`
+	ChunkCount int       `json:"chunk_count"`
+	Base       int64     `json:"base_version,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	Current    bool      `json:"current"`
+}
+
+func versionOf(v meta.Version, current int64) versionView {
+	return versionView{Version: v.Number, Size: v.Size, Checksum: v.SHA256.String(), ChunkCount: v.ChunkCount,
+		Base: v.Base, CreatedAt: v.CreatedAt.UTC(), Current: v.Number == current}
+}
+
+// maxJSON bounds JSON request bodies.
+const maxJSON = 1 << 20
+
+// bindJSON decodes a JSON body strictly: unknown fields, trailing data and
+// bodies over maxJSON are errors (answered here; the caller returns).
+func (a *API) bindJSON(c *gin.Context, v any, optional bool) bool {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxJSON)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if errors.Is(err, io.EOF) && optional {
+		return true
+	}
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("JSON body over %d bytes", maxJSON))
+		return false
+	case errors.Is(err, io.EOF):
+		a.bad(c, "a JSON body is required")
+		return false
+	case err != nil:
+		a.bad(c, "malformed JSON: %v", err)
+		return false
+	}
+	return true
+}
+
+// entryParam parses the :id (or other) path parameter. "root" names the
+// caller's root folder.
+func (a *API) entryParam(c *gin.Context, name string) (dfms.EntryID, bool) {
+	s := c.Param(name)
+	if s == "root" {
+		return user(c).Root, true
+	}
+	id, err := dfms.ParseEntryID(s)
+	if err != nil {
+		a.bad(c, "%s %q is not an id", name, s)
+		return 0, false
+	}
+	return id, true
+}
+
+// folderRef parses an optional folder id from JSON (number, numeric string,
+// "root" or null) or a query/header string; empty means the root.
+func (a *API) folderRef(c *gin.Context, s string) (dfms.EntryID, bool) {
+	s = strings.TrimSpace(strings.Trim(s, `"`))
+	if s == "" || s == "null" || s == "root" || s == "0" {
+		return user(c).Root, true
+	}
+	id, err := dfms.ParseEntryID(s)
+	if err != nil {
+		a.bad(c, "folder id %q is not an id", s)
+		return 0, false
+	}
+	return id, true
+}
+
+// optionalID is a JSON id that may be a number, a numeric string, "root"
+// or null.
+type optionalID struct {
+	set bool
+	raw string
+}
+
+func (o *optionalID) UnmarshalJSON(b []byte) error {
+	o.set = true
+	o.raw = string(b)
+	return nil
+}
+
+// versionParam parses :version.
+func (a *API) versionParam(c *gin.Context) (int64, bool) {
+	n, err := strconv.ParseInt(c.Param("version"), 10, 64)
+	if err != nil || n < 1 {
+		a.bad(c, "version %q is not a positive number", c.Param("version"))
+		return 0, false
+	}
+	return n, true
+}
+
+// page parses page and page_size (capped at maxPageSize).
+type page struct{ num, size int }
+
+const (
+	defaultPageSize = 50
+	maxPageSize     = 100
+)
+
+func (a *API) pageParams(c *gin.Context) (page, bool) {
+	p := page{num: 1, size: defaultPageSize}
+	if s := c.Query("page"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1<<30 {
+			a.bad(c, "page must be a positive number")
+			return p, false
+		}
+		p.num = n
+	}
+	if s := c.Query("page_size"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			a.bad(c, "page_size must be a positive number")
+			return p, false
+		}
+		p.size = min(n, maxPageSize)
+	}
+	return p, true
+}
+
+func (p page) offset() int { return (p.num - 1) * p.size }
+
+func pageBody(key string, items any, total int, p page) gin.H {
+	pages := (total + p.size - 1) / p.size
+	return gin.H{key: items, "total": total, "page": p.num, "page_size": p.size, "total_pages": pages}
+}

@@ -1,0 +1,298 @@
+package redis_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testenv"
+	"github.com/dfms/dfms/server/ratelimit"
+	"github.com/dfms/dfms/server/ratelimit/ratelimittest"
+	"github.com/dfms/dfms/server/ratelimit/redis"
+)
+
+func open(t *testing.T, rawURL string) *redis.Limiter {
+	t.Helper()
+	l, err := redis.Open(context.Background(), rawURL)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func TestConformance(t *testing.T) {
+	ratelimittest.Run(t, func(t *testing.T) ratelimit.Limiter {
+		l, err := redis.Open(context.Background(), testenv.Redis(t))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return l
+	})
+}
+
+// client returns a go-redis client for the test server and the key prefix
+// testenv chose, for the tests that look at the keys themselves.
+func client(t *testing.T) (*goredis.Client, string) {
+	t.Helper()
+	u, err := url.Parse(testenv.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	prefix := q.Get("prefix")
+	q.Del("prefix")
+	u.RawQuery = q.Encode()
+	o, err := goredis.ParseURL(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(o)
+	t.Cleanup(func() { c.Close() })
+	return c, prefix
+}
+
+// TestExpiry: a key expires one window after its last allowed request,
+// in milliseconds (the old limiter passed microseconds as seconds), and
+// then it is gone.
+func TestExpiry(t *testing.T) {
+	ctx := context.Background()
+	c, prefix := client(t)
+	l := redis.New(c, redis.WithPrefix(prefix))
+
+	for _, tc := range []struct {
+		window time.Duration
+		wantMS int64 // the TTL right after the request: the window in ms, rounded up
+	}{
+		{time.Minute, 60000},
+		{1500*time.Millisecond + 300*time.Microsecond, 1501},
+	} {
+		key := "ttl" + tc.window.String()
+		if _, err := l.Allow(ctx, key, ratelimit.Limit{Requests: 5, Window: tc.window}); err != nil {
+			t.Fatal(err)
+		}
+		ttl, err := c.PTTL(ctx, prefix+key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ms := ttl.Milliseconds(); ms <= tc.wantMS-1000 || ms > tc.wantMS {
+			t.Errorf("window %v: got PTTL %d ms, want in (%d, %d]", tc.window, ms, tc.wantMS-1000, tc.wantMS)
+		}
+		if n, err := c.ZCard(ctx, prefix+key).Result(); err != nil || n != 1 {
+			t.Errorf("window %v: got ZCARD %d, %v; want 1", tc.window, n, err)
+		}
+	}
+
+	lim := ratelimit.Limit{Requests: 2, Window: time.Second}
+	start := time.Now()
+	for range 3 { // the third is denied and must not extend the expiry
+		if _, err := l.Allow(ctx, "gone", lim); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Until(start.Add(lim.Window - 200*time.Millisecond)))
+	if n, err := c.Exists(ctx, prefix+"gone").Result(); err != nil || n != 1 {
+		t.Errorf("within the window: got EXISTS %d, %v; want 1", n, err)
+	}
+	time.Sleep(time.Until(start.Add(lim.Window + 200*time.Millisecond)))
+	if n, err := c.Exists(ctx, prefix+"gone").Result(); err != nil || n != 0 {
+		t.Errorf("after the window: got EXISTS %d, %v; want 0 (the key should have expired)", n, err)
+	}
+}
+
+// TestShared: limiters on one Redis and prefix (two gateways) share the
+// counts; another prefix has its own.
+func TestShared(t *testing.T) {
+	ctx := context.Background()
+	u := testenv.Redis(t)
+	a, b := open(t, u), open(t, u)
+	lim := ratelimit.Limit{Requests: 3, Window: 10 * time.Second}
+	for i, l := range []*redis.Limiter{a, b, a} {
+		res, err := l.Allow(ctx, "k", lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Allowed || res.Remaining != 2-i {
+			t.Fatalf("request %d: got %+v, want allowed with Remaining %d", i+1, res, 2-i)
+		}
+	}
+	if res, err := b.Allow(ctx, "k", lim); err != nil || res.Allowed {
+		t.Fatalf("request 4 through the other limiter: got %+v, %v; want denied", res, err)
+	}
+	c, prefix := client(t)
+	other := redis.New(c, redis.WithPrefix(prefix+"other:"))
+	if res, err := other.Allow(ctx, "k", lim); err != nil || !res.Allowed {
+		t.Fatalf("same key under another prefix: got %+v, %v; want allowed", res, err)
+	}
+}
+
+func TestOpenInvalid(t *testing.T) {
+	for _, u := range []string{
+		"redis://127.0.0.1:1/notadb",
+		"redis://127.0.0.1:1/?bogus=1",
+		"redis://:sekrit@127.0.0.1:1/?dial_timeout=soon",
+		"redis://:sekrit@[::1",
+		"http://127.0.0.1:1",
+	} {
+		_, err := redis.Open(context.Background(), u)
+		if !dfms.Is(err, dfms.Invalid) {
+			t.Errorf("Open(%q): got %v, want kind %v", u, err, dfms.Invalid)
+		}
+		if err != nil && strings.Contains(err.Error(), "sekrit") {
+			t.Errorf("Open(%q): the error shows the password: %v", u, err)
+		}
+	}
+}
+
+// wantUnavailable checks that err is of kind Unavailable and came within
+// limit.
+func wantUnavailable(t *testing.T, what string, err error, took, limit time.Duration) {
+	t.Helper()
+	if !dfms.Is(err, dfms.Unavailable) {
+		t.Errorf("%s: got %v (kind %v), want kind %v", what, err, dfms.KindOf(err), dfms.Unavailable)
+	}
+	if took > limit {
+		t.Errorf("%s: took %v, want at most %v", what, took, limit)
+	}
+	t.Logf("%s: %v after %v", what, err, took)
+}
+
+// TestUnreachable: nothing listening, a server that never answers, and one
+// that goes away after Open all fail with kind Unavailable, and quickly.
+func TestUnreachable(t *testing.T) {
+	ctx := context.Background()
+	lim := ratelimit.Limit{Requests: 1, Window: time.Second}
+
+	start := time.Now()
+	_, err := redis.Open(ctx, "redis://:sekrit@127.0.0.1:1")
+	wantUnavailable(t, "Open with nothing listening", err, time.Since(start), time.Second)
+	if err != nil && strings.Contains(err.Error(), "sekrit") {
+		t.Errorf("the error shows the password: %v", err)
+	}
+
+	l := redis.New(goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", DialTimeout: time.Second, MaxRetries: -1}))
+	start = time.Now()
+	_, err = l.Allow(ctx, "k", lim)
+	wantUnavailable(t, "Allow with nothing listening", err, time.Since(start), time.Second)
+
+	silent := listen(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	start = time.Now()
+	_, err = redis.Open(ctx, "redis://"+silent)
+	// Read timeout 1 s, one retry.
+	wantUnavailable(t, "Open on a server that never answers", err, time.Since(start), 4*time.Second)
+}
+
+func TestStopped(t *testing.T) {
+	ctx := context.Background()
+	u, err := url.Parse(testenv.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A proxy stands for the Redis server, so that it can be stopped.
+	p := newProxy(t, u.Host)
+	u.Host = p.addr
+	l := open(t, u.String())
+	lim := ratelimit.Limit{Requests: 5, Window: time.Second}
+	if res, err := l.Allow(ctx, "k", lim); err != nil || !res.Allowed {
+		t.Fatalf("before the stop: got %+v, %v; want allowed", res, err)
+	}
+	p.stop()
+	start := time.Now()
+	_, err = l.Allow(ctx, "k", lim)
+	wantUnavailable(t, "Allow after Redis stopped", err, time.Since(start), 2*time.Second)
+}
+
+// listen serves every connection to a loopback listener with serve, until
+// the test ends; it returns the listener's address.
+func listen(t *testing.T, serve func(net.Conn)) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+		// Guarded by mu:
+		conns []net.Conn
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() { serve(c) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// proxy forwards loopback connections to a target until stopped.
+type proxy struct {
+	addr string
+	ln   net.Listener
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	// Guarded by mu:
+	conns []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{addr: ln.Addr().String(), ln: ln}
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			d, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, d)
+			p.mu.Unlock()
+			p.wg.Go(func() { io.Copy(d, c); d.Close() })
+			p.wg.Go(func() { io.Copy(c, d); c.Close() })
+		}
+	})
+	t.Cleanup(p.stop)
+	return p
+}
+
+// stop closes the listener and every connection, as a stopping server
+// would. It may be called more than once.
+func (p *proxy) stop() {
+	p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
