@@ -47,3 +47,18 @@ type ChunkInfo struct {
 	Size    int64
 	ModTime time.Time // when it was last Put
 }
+
+// BatchPutter is implemented by chunk stores that can make many chunks
+// durable together more cheaply than one at a time (one durability
+// barrier instead of one per chunk). PutBatch has the semantics of Put for
+// every chunk: when it returns nil all of them are durable; if it fails,
+// some may have been stored.
+type BatchPutter interface {
+	PutBatch(ctx context.Context, chunks []ChunkData) error
+}
+
+// ChunkData is a chunk with its bytes, for BatchPutter.
+type ChunkData struct {
+	Hash Hash
+	Data []byte
+}

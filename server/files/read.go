@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/server/meta"
@@ -90,7 +91,7 @@ func (s *Service) ReadRange(ctx context.Context, v meta.Version, off, length int
 				return
 			}
 			go func() {
-				data, err := s.ReadChunk(ctx, ref, make([]byte, 0, ref.Size))
+				data, err := s.ReadChunk(ctx, ref, getBuf(int(ref.Size)))
 				f <- result{data, err}
 			}()
 			pos += int64(ref.Size)
@@ -109,6 +110,7 @@ func (s *Service) ReadRange(ctx context.Context, v meta.Version, off, length int
 			data = data[:rest]
 		}
 		n, err := w.Write(data)
+		putBuf(r.data)
 		written += int64(n)
 		if err != nil {
 			return written, dfms.E(op, dfms.Other, err)
@@ -124,9 +126,27 @@ func (s *Service) ReadRange(ctx context.Context, v meta.Version, off, length int
 	// buffered futures and are dropped.
 	cancel()
 	for f := range futures {
-		<-f
+		putBuf((<-f).data)
 	}
 	return written, nil
+}
+
+// bufs recycles chunk buffers between reads, so a long download does not
+// churn a new chunk-sized allocation per chunk.
+var bufs sync.Pool
+
+func getBuf(n int) []byte {
+	if b, ok := bufs.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+func putBuf(b []byte) {
+	if cap(b) > 0 {
+		b = b[:0]
+		bufs.Put(&b)
+	}
 }
 
 // ReadFile writes the whole current version of a file to w.
