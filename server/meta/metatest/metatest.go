@@ -910,6 +910,20 @@ func testSearch(t *testing.T, s meta.Store) {
 			t.Errorf("Search(%+v) = %v (total %d), want %v", tc.q, got, total, tc.want)
 		}
 	}
+	// The index follows renames and purges.
+	notes := must(s.Lookup(ctx, u.ID, d.ID, "notes.md"))(t)
+	must2(t)(s.Rename(ctx, u.ID, notes.ID, d.ID, "minutes.md", false))
+	if got, _ := search(meta.SearchQuery{Text: "notes"}); len(got) != 0 {
+		t.Fatalf("old name still found: %v", got)
+	}
+	if got, _ := search(meta.SearchQuery{Text: "minutes"}); !slices.Equal(got, []string{"minutes.md"}) {
+		t.Fatalf("new name not found: %v", got)
+	}
+	ok(t, s.Trash(ctx, u.ID, notes.ID))
+	must(s.Purge(ctx, u.ID, notes.ID))(t)
+	if got, _ := search(meta.SearchQuery{Text: "minutes"}); len(got) != 0 {
+		t.Fatalf("purged entry found: %v", got)
+	}
 	got, total := search(meta.SearchQuery{Text: "t", Limit: 2, Offset: 1})
 	if len(got) != 2 || total < 5 {
 		t.Fatalf("paged search = %v of %d", got, total)

@@ -17,6 +17,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/migrations"
@@ -28,9 +30,21 @@ import (
 
 // Dialect is SQLite's flavour of the shared SQL.
 var Dialect = sqlmeta.Dialect{
-	Name:     "sqlite",
-	ILike:    "LIKE", // case-insensitive for ASCII in SQLite
-	Classify: classify,
+	Name:       "sqlite",
+	ILike:      "LIKE", // case-insensitive for ASCII in SQLite
+	SearchWord: searchWord,
+	Classify:   classify,
+}
+
+// searchWord matches a word through the FTS5 trigram index (migration
+// 0002) when it is long enough to have a trigram, and with LIKE otherwise.
+func searchWord(w string) (string, []any) {
+	if utf8.RuneCountInString(w) >= 3 {
+		// A quoted FTS5 string: every character is literal.
+		return `id IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?)`, []any{`"` + strings.ReplaceAll(w, `"`, `""`) + `"`}
+	}
+	like := "%" + sqlmeta.EscapeLike(w) + "%"
+	return `(name LIKE ? ESCAPE '\' OR mime LIKE ? ESCAPE '\')`, []any{like, like}
 }
 
 // Open opens (creating if needed) the database file at path, applies the

@@ -35,6 +35,10 @@ type Dialect struct {
 	// Collate is appended to name comparisons and orderings so that every
 	// backend orders names bytewise.
 	Collate string
+	// SearchWord returns the condition that one search word occurs, in any
+	// case, in an entry's name or MIME type (a substring, wildcards
+	// literal), with its arguments: each backend uses its own index.
+	SearchWord func(word string) (cond string, args []any)
 	// WriteTx are the options of write transactions.
 	WriteTx *sql.TxOptions
 	// Classify turns a driver error into a *dfms.Error with a kind:
@@ -241,4 +245,10 @@ func nullNS(t time.Time) any {
 		return nil
 	}
 	return t.UnixNano()
+}
+
+// EscapeLike escapes LIKE wildcards (with a backslash as the escape character)
+// so that user text matches literally.
+func EscapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }

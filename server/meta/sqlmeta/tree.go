@@ -546,12 +546,6 @@ func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (
 	return st, err
 }
 
-// escapeLike escapes LIKE wildcards so that user text matches literally.
-func escapeLike(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return r.Replace(s)
-}
-
 // Search implements meta.Store.
 func (s *Store) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuery) ([]meta.Entry, int, error) {
 	const op dfms.Op = "meta.Search"
@@ -568,9 +562,9 @@ func (s *Store) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuer
 		where := ` FROM entries WHERE owner_id = ? AND deleted_at IS NULL AND parent_id IS NOT NULL`
 		args := []any{owner}
 		for _, w := range strings.Fields(q.Text) {
-			like := "%" + escapeLike(w) + "%"
-			where += ` AND (name ` + t.s.d.ILike + ` ? ESCAPE '\' OR mime ` + t.s.d.ILike + ` ? ESCAPE '\')`
-			args = append(args, like, like)
+			cond, wargs := t.s.d.SearchWord(w)
+			where += ` AND ` + cond
+			args = append(args, wargs...)
 		}
 		if q.Kind != 0 {
 			where += ` AND kind = ?`
@@ -579,7 +573,7 @@ func (s *Store) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuer
 		if q.MIME != "" {
 			if strings.HasSuffix(q.MIME, "/") {
 				where += ` AND mime LIKE ? ESCAPE '\'`
-				args = append(args, escapeLike(q.MIME)+"%")
+				args = append(args, EscapeLike(q.MIME)+"%")
 			} else {
 				where += ` AND mime = ?`
 				args = append(args, q.MIME)
