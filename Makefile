@@ -31,9 +31,11 @@ test:
 test-short:
 	$(GO) test -race ./...
 
-## bench: throughput figures (medians of several runs, ratios to baselines).
+## bench: throughput figures (medians of several runs, ratios to baselines):
+## chunking and hashing, then REST upload/download of a 1 GiB file.
 bench:
 	$(GO) run ./integration/cmd/benchchunk
+	$(GO) run ./integration/cmd/benchrest
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
