@@ -14,8 +14,9 @@ import (
 
 // Retention says which old versions of a file are deleted after a new one
 // is committed. A version other than the current one is deleted when it is
-// not among the newest KeepLast (if KeepLast > 0) and older than KeepFor (if
-// KeepFor > 0); with both zero, every version is kept.
+// not among the newest KeepLast, the current one included (if KeepLast > 0),
+// and older than KeepFor (if KeepFor > 0); with both zero, every version is
+// kept.
 type Retention struct {
 	KeepLast int
 	KeepFor  time.Duration
