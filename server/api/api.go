@@ -115,7 +115,6 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 func (a *API) routes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.ContextWithFallback = true
 	r.RemoveExtraSlash = true
 	r.Use(a.requestID, a.accessLog, a.recovery, a.metrics.middleware)
 	r.NoRoute(func(c *gin.Context) { a.failCode(c, http.StatusNotFound, "NOT_FOUND", "no such route") })

@@ -34,7 +34,7 @@ func (a *API) register(c *gin.Context) {
 	if !a.bindJSON(c, &b, false) {
 		return
 	}
-	u, toks, err := a.Auth.Register(c, b.Email, b.Password, b.DisplayName)
+	u, toks, err := a.Auth.Register(c.Request.Context(), b.Email, b.Password, b.DisplayName)
 	if err != nil {
 		if dfms.Is(err, dfms.Exist) {
 			a.failCode(c, http.StatusConflict, "AUTH_USER_EXISTS", "an account with this email exists")
@@ -57,7 +57,7 @@ func (a *API) login(c *gin.Context) {
 	if !a.bindJSON(c, &b, false) {
 		return
 	}
-	u, toks, err := a.Auth.Login(c, b.Email, b.Password)
+	u, toks, err := a.Auth.Login(c.Request.Context(), b.Email, b.Password)
 	if err != nil {
 		if dfms.Is(err, dfms.Unauthenticated) {
 			a.failCode(c, http.StatusUnauthorized, "AUTH_INVALID_CREDENTIALS", userMessage(err))
@@ -81,7 +81,7 @@ func (a *API) refresh(c *gin.Context) {
 		a.bad(c, "refresh_token is required")
 		return
 	}
-	u, toks, err := a.Auth.Refresh(c, b.RefreshToken)
+	u, toks, err := a.Auth.Refresh(c.Request.Context(), b.RefreshToken)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -97,7 +97,7 @@ func (a *API) logout(c *gin.Context) {
 	if !a.bindJSON(c, &b, false) {
 		return
 	}
-	if err := a.Auth.Logout(c, b.RefreshToken); err != nil {
+	if err := a.Auth.Logout(c.Request.Context(), b.RefreshToken); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -116,7 +116,7 @@ func (a *API) changePassword(c *gin.Context) {
 	if !a.bindJSON(c, &b, false) {
 		return
 	}
-	if err := a.Auth.ChangePassword(c, user(c).ID, b.OldPassword, b.NewPassword); err != nil {
+	if err := a.Auth.ChangePassword(c.Request.Context(), user(c).ID, b.OldPassword, b.NewPassword); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -126,7 +126,7 @@ func (a *API) changePassword(c *gin.Context) {
 // ---- admin ----
 
 func (a *API) adminUsers(c *gin.Context) {
-	us, err := a.meta.ListUsers(c)
+	us, err := a.meta.ListUsers(c.Request.Context())
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -152,7 +152,7 @@ func (a *API) adminPatchUser(c *gin.Context) {
 	if !a.bindJSON(c, &b, false) {
 		return
 	}
-	u, err := a.meta.GetUser(c, dfms.UserID(id))
+	u, err := a.meta.GetUser(c.Request.Context(), dfms.UserID(id))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -163,7 +163,7 @@ func (a *API) adminPatchUser(c *gin.Context) {
 	if b.QuotaBytes != nil {
 		u.QuotaBytes = *b.QuotaBytes
 	}
-	if err := a.meta.UpdateUser(c, u); err != nil {
+	if err := a.meta.UpdateUser(c.Request.Context(), u); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -172,12 +172,12 @@ func (a *API) adminPatchUser(c *gin.Context) {
 			a.bad(c, "an administrator cannot deactivate their own account")
 			return
 		}
-		if err := a.Auth.SetActive(c, u.ID, *b.Active); err != nil {
+		if err := a.Auth.SetActive(c.Request.Context(), u.ID, *b.Active); err != nil {
 			a.fail(c, err)
 			return
 		}
 	}
-	u, err = a.meta.GetUser(c, u.ID)
+	u, err = a.meta.GetUser(c.Request.Context(), u.ID)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -186,7 +186,7 @@ func (a *API) adminPatchUser(c *gin.Context) {
 }
 
 func (a *API) adminNodes(c *gin.Context) {
-	ns, err := a.meta.ListNodes(c)
+	ns, err := a.meta.ListNodes(c.Request.Context())
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -222,7 +222,7 @@ func (a *API) adminPutNode(c *gin.Context) {
 	if b.Weight == 0 {
 		b.Weight = 100
 	}
-	if err := a.meta.PutNode(c, meta.Node{ID: b.ID, Endpoint: b.Endpoint, Weight: b.Weight, State: b.State}); err != nil {
+	if err := a.meta.PutNode(c.Request.Context(), meta.Node{ID: b.ID, Endpoint: b.Endpoint, Weight: b.Weight, State: b.State}); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -230,7 +230,7 @@ func (a *API) adminPutNode(c *gin.Context) {
 }
 
 func (a *API) adminStats(c *gin.Context) {
-	us, err := a.meta.ListUsers(c)
+	us, err := a.meta.ListUsers(c.Request.Context())
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -250,7 +250,7 @@ func (a *API) adminGC(c *gin.Context) {
 		a.fail(c, dfms.Errorf("", dfms.NotSupported, "garbage collection is not configured on this server"))
 		return
 	}
-	st, err := a.GC.Run(c)
+	st, err := a.GC.Run(c.Request.Context())
 	if err != nil {
 		a.fail(c, err)
 		return

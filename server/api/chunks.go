@@ -50,7 +50,7 @@ func (a *API) missingChunks(c *gin.Context) {
 		}
 		hs[i] = h
 	}
-	miss, err := a.meta.MissingChunks(c, hs)
+	miss, err := a.meta.MissingChunks(c.Request.Context(), hs)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -83,7 +83,7 @@ func (a *API) putChunk(c *gin.Context) {
 		a.bad(c, "reading the chunk: %v", err)
 		return
 	}
-	stored, err := a.Files.PutChunk(c, h, data)
+	stored, err := a.Files.PutChunk(c.Request.Context(), h, data)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -113,7 +113,7 @@ func (a *API) manifest(c *gin.Context) {
 	if !ok {
 		return
 	}
-	v, err := a.Files.OpenVersion(c, user(c).ID, id, n)
+	v, err := a.Files.OpenVersion(c.Request.Context(), user(c).ID, id, n)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -145,7 +145,7 @@ func (a *API) getChunk(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	v, err := a.Files.OpenVersion(c, user(c).ID, id, n)
+	v, err := a.Files.OpenVersion(c.Request.Context(), user(c).ID, id, n)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -155,7 +155,7 @@ func (a *API) getChunk(c *gin.Context) {
 		a.fail(c, dfms.Errorf("", dfms.NotExist, "no such chunk in this version"))
 		return
 	}
-	data, err := a.Files.ReadChunk(c, v.Manifest.Chunks[i], nil)
+	data, err := a.Files.ReadChunk(c.Request.Context(), v.Manifest.Chunks[i], nil)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -225,7 +225,7 @@ func (a *API) commitManifest(c *gin.Context) {
 		a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("files are limited to %d bytes", a.cfg.MaxUploadSize))
 		return
 	}
-	e, v, err := a.Files.CommitManifest(c, req)
+	e, v, err := a.Files.CommitManifest(c.Request.Context(), req)
 	if err != nil {
 		var mce *meta.MissingChunksError
 		if errors.As(err, &mce) {
@@ -271,7 +271,7 @@ func (a *API) changes(c *gin.Context) {
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		chs, err := a.meta.Changes(c, u.ID, cursor, 1000)
+		chs, err := a.meta.Changes(c.Request.Context(), u.ID, cursor, 1000)
 		if err != nil {
 			a.fail(c, err)
 			return

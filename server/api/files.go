@@ -117,7 +117,7 @@ func (a *API) upload(c *gin.Context) {
 			req.MIME = "application/octet-stream"
 		}
 	}
-	res, err := a.Files.Write(c, req)
+	res, err := a.Files.Write(c.Request.Context(), req)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -165,12 +165,12 @@ func (a *API) listDir(c *gin.Context, dir dfms.EntryID, key string) {
 		return
 	}
 	u := user(c)
-	total, err := a.meta.CountDir(c, u.ID, dir)
+	total, err := a.meta.CountDir(c.Request.Context(), u.ID, dir)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	es, err := a.meta.ListDir(c, u.ID, dir, o)
+	es, err := a.meta.ListDir(c.Request.Context(), u.ID, dir, o)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -198,7 +198,7 @@ func (a *API) folderContents(c *gin.Context) {
 
 // live returns a live entry of the caller, or answers 404.
 func (a *API) live(c *gin.Context, id dfms.EntryID) (meta.Entry, bool) {
-	e, err := a.Files.Stat(c, user(c).ID, id)
+	e, err := a.Files.Stat(c.Request.Context(), user(c).ID, id)
 	if err != nil {
 		a.fail(c, err)
 		return e, false
@@ -252,7 +252,7 @@ func (a *API) serve(c *gin.Context, id dfms.EntryID, number int64) {
 		a.fail(c, dfms.Errorf("", dfms.IsDir, "a folder cannot be downloaded"))
 		return
 	}
-	v, err := a.Files.OpenVersion(c, u.ID, id, number)
+	v, err := a.Files.OpenVersion(c.Request.Context(), u.ID, id, number)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -294,9 +294,17 @@ func (a *API) serve(c *gin.Context, id dfms.EntryID, number int64) {
 		c.Writer.WriteHeaderNow()
 		return
 	}
-	n, err := a.Files.ReadRange(c, v, off, length, c.Writer)
+	n, err := a.Files.ReadRange(c.Request.Context(), v, off, length, c.Writer)
 	a.metrics.bytesOut.Add(float64(n))
 	if err != nil {
+		if !c.Writer.Written() {
+			// Nothing sent yet: an honest error instead of a cut connection.
+			for _, k := range []string{"Content-Length", "Content-Range", "ETag", "X-Checksum-SHA256", "Content-Disposition", "Accept-Ranges", "Last-Modified", "X-File-Version"} {
+				h.Del(k)
+			}
+			a.fail(c, err)
+			return
+		}
 		a.Log.Error("download aborted", "request_id", c.GetString(ctxRequestID), "entry", id, "sent", n, "err", err)
 		panic(http.ErrAbortHandler)
 	}
@@ -415,7 +423,7 @@ func (a *API) rename(c *gin.Context, id dfms.EntryID, name *string, parent optio
 			return
 		}
 	}
-	moved, err := a.Files.Rename(c, u.ID, id, newParent, newName, false)
+	moved, err := a.Files.Rename(c.Request.Context(), u.ID, id, newParent, newName, false)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -450,7 +458,7 @@ func (a *API) copyFile(c *gin.Context) {
 	} else if parent == src.Parent {
 		name = copyName(src.Name)
 	}
-	e, _, err := a.Files.Copy(c, user(c).ID, id, parent, name)
+	e, _, err := a.Files.Copy(c.Request.Context(), user(c).ID, id, parent, name)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -489,7 +497,7 @@ func (a *API) deleteEntry(c *gin.Context) {
 		}
 		return
 	}
-	if err := a.Files.Delete(c, user(c).ID, id); err != nil {
+	if err := a.Files.Delete(c.Request.Context(), user(c).ID, id); err != nil {
 		a.fail(c, err)
 		return
 	}

@@ -166,7 +166,7 @@ func (a *API) authenticate(c *gin.Context) {
 		a.failCode(c, http.StatusUnauthorized, "AUTH_TOKEN_INVALID", userMessage(err))
 		return
 	}
-	u, err := a.meta.GetUser(c, claims.UserID)
+	u, err := a.meta.GetUser(c.Request.Context(), claims.UserID)
 	if dfms.Is(err, dfms.NotExist) || (err == nil && !u.Active) {
 		a.failCode(c, http.StatusUnauthorized, "AUTH_TOKEN_INVALID", "the account is deactivated or gone")
 		return
@@ -228,7 +228,7 @@ func (a *API) limit(t tier) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		res, err := a.Limiter.Allow(c, key, l)
+		res, err := a.Limiter.Allow(c.Request.Context(), key, l)
 		if err != nil {
 			a.Log.Warn("rate limiter unavailable", "err", err, "fail_open", a.cfg.Limits.FailOpen)
 			if a.cfg.Limits.FailOpen {

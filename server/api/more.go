@@ -24,7 +24,7 @@ func (a *API) listVersions(c *gin.Context) {
 	if !ok {
 		return
 	}
-	vs, err := a.Files.Versions(c, user(c).ID, id)
+	vs, err := a.Files.Versions(c.Request.Context(), user(c).ID, id)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -48,7 +48,7 @@ func (a *API) restoreVersion(c *gin.Context) {
 	if _, ok := a.live(c, id); !ok {
 		return
 	}
-	e, v, err := a.Files.RestoreVersion(c, user(c).ID, id, n)
+	e, v, err := a.Files.RestoreVersion(c.Request.Context(), user(c).ID, id, n)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -68,7 +68,7 @@ func (a *API) deleteVersion(c *gin.Context) {
 	if _, ok := a.live(c, id); !ok {
 		return
 	}
-	if err := a.Files.DeleteVersion(c, user(c).ID, id, n); err != nil {
+	if err := a.Files.DeleteVersion(c.Request.Context(), user(c).ID, id, n); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -105,7 +105,7 @@ func (a *API) multipartInit(c *gin.Context) {
 	}
 	u := user(c)
 	if b.FileSize > 0 {
-		if us, err := a.meta.Usage(c, u.ID); err == nil && us.QuotaBytes > 0 && us.LogicalBytes+b.FileSize > us.QuotaBytes {
+		if us, err := a.meta.Usage(c.Request.Context(), u.ID); err == nil && us.QuotaBytes > 0 && us.LogicalBytes+b.FileSize > us.QuotaBytes {
 			a.fail(c, dfms.Errorf("", dfms.Quota, "the file would exceed the storage quota"))
 			return
 		}
@@ -114,7 +114,7 @@ func (a *API) multipartInit(c *gin.Context) {
 	if b.FileSize > partSize*10000 {
 		partSize = (b.FileSize + 9999) / 10000
 	}
-	up, err := a.meta.CreateUpload(c, meta.Upload{Owner: u.ID, Parent: parent, Name: b.FileName, Size: b.FileSize,
+	up, err := a.meta.CreateUpload(c.Request.Context(), meta.Upload{Owner: u.ID, Parent: parent, Name: b.FileName, Size: b.FileSize,
 		PartSize: partSize, ExpiresAt: time.Now().Add(a.cfg.UploadTTL)})
 	if err != nil {
 		a.fail(c, err)
@@ -134,7 +134,7 @@ func (a *API) multipartPart(c *gin.Context) {
 		a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("parts are limited to %d bytes", a.cfg.MaxPartSize))
 		return
 	}
-	p, err := a.Files.WritePart(c, user(c).ID, c.Param("upload"), n, c.Request.Body, a.cfg.MaxPartSize)
+	p, err := a.Files.WritePart(c.Request.Context(), user(c).ID, c.Param("upload"), n, c.Request.Body, a.cfg.MaxPartSize)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -145,12 +145,12 @@ func (a *API) multipartPart(c *gin.Context) {
 
 func (a *API) multipartStatus(c *gin.Context) {
 	u := user(c)
-	up, err := a.meta.GetUpload(c, u.ID, c.Param("upload"))
+	up, err := a.meta.GetUpload(c.Request.Context(), u.ID, c.Param("upload"))
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	parts, err := a.meta.ListParts(c, u.ID, up.ID)
+	parts, err := a.meta.ListParts(c.Request.Context(), u.ID, up.ID)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -177,7 +177,7 @@ func (a *API) multipartComplete(c *gin.Context) {
 	if !a.bindJSON(c, &b, true) {
 		return
 	}
-	e, v, err := a.Files.CompleteUpload(c, user(c).ID, c.Param("upload"), b.MIMEType)
+	e, v, err := a.Files.CompleteUpload(c.Request.Context(), user(c).ID, c.Param("upload"), b.MIMEType)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -186,7 +186,7 @@ func (a *API) multipartComplete(c *gin.Context) {
 }
 
 func (a *API) multipartAbort(c *gin.Context) {
-	if err := a.meta.AbortUpload(c, user(c).ID, c.Param("upload")); err != nil {
+	if err := a.meta.AbortUpload(c.Request.Context(), user(c).ID, c.Param("upload")); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -207,7 +207,7 @@ func (a *API) createFolder(c *gin.Context) {
 	if !ok {
 		return
 	}
-	e, err := a.Files.Mkdir(c, user(c).ID, parent, b.Name, 0o755)
+	e, err := a.Files.Mkdir(c.Request.Context(), user(c).ID, parent, b.Name, 0o755)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -216,7 +216,7 @@ func (a *API) createFolder(c *gin.Context) {
 }
 
 func (a *API) listTrash(c *gin.Context) {
-	es, err := a.Files.Trash(c, user(c).ID)
+	es, err := a.Files.Trash(c.Request.Context(), user(c).ID)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -229,7 +229,7 @@ func (a *API) restoreTrash(c *gin.Context) {
 	if !ok {
 		return
 	}
-	e, err := a.Files.Restore(c, user(c).ID, id)
+	e, err := a.Files.Restore(c.Request.Context(), user(c).ID, id)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -243,7 +243,7 @@ func (a *API) purgeTrash(c *gin.Context) {
 		return
 	}
 	u := user(c)
-	e, err := a.meta.GetEntry(c, u.ID, id)
+	e, err := a.meta.GetEntry(c.Request.Context(), u.ID, id)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -252,7 +252,7 @@ func (a *API) purgeTrash(c *gin.Context) {
 		a.fail(c, dfms.Errorf("", dfms.NotExist, "not in the trash"))
 		return
 	}
-	st, err := a.Files.Purge(c, u.ID, id)
+	st, err := a.Files.Purge(c.Request.Context(), u.ID, id)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -319,7 +319,7 @@ func (a *API) search(c *gin.Context) {
 			return
 		}
 	}
-	res, total, err := a.meta.Search(c, user(c).ID, q)
+	res, total, err := a.meta.Search(c.Request.Context(), user(c).ID, q)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -329,12 +329,12 @@ func (a *API) search(c *gin.Context) {
 
 func (a *API) usage(c *gin.Context) {
 	u := user(c)
-	us, err := a.meta.Usage(c, u.ID)
+	us, err := a.meta.Usage(c.Request.Context(), u.ID)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	dedup, err := a.Files.StoredBytes(c, u.ID)
+	dedup, err := a.Files.StoredBytes(c.Request.Context(), u.ID)
 	if err != nil {
 		a.fail(c, err)
 		return

@@ -20,7 +20,7 @@ func (a *API) health(c *gin.Context) {
 
 // ready checks every configured dependency, each within 3 s.
 func (a *API) ready(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c, 3*time.Second)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 	defer cancel()
 	checks := map[string]string{}
 	status, state := http.StatusOK, "ready"
