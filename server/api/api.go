@@ -148,6 +148,7 @@ func (a *API) routes() *gin.Engine {
 	p.GET("/files", a.listFiles)
 	p.GET("/files/:id", a.getFile)
 	p.GET("/files/:id/download", down, a.download)
+	p.HEAD("/files/:id/download", down, a.download)
 	p.PATCH("/files/:id", a.patchEntry)
 	p.PUT("/files/:id/move", a.moveEntry)
 	p.POST("/files/:id/copy", a.copyFile)
@@ -155,6 +156,7 @@ func (a *API) routes() *gin.Engine {
 
 	p.GET("/files/:id/versions", a.listVersions)
 	p.GET("/files/:id/versions/:version/download", down, a.downloadVersion)
+	p.HEAD("/files/:id/versions/:version/download", down, a.downloadVersion)
 	p.POST("/files/:id/versions/:version/restore", a.restoreVersion)
 	p.DELETE("/files/:id/versions/:version", a.deleteVersion)
 

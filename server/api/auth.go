@@ -97,6 +97,10 @@ func (a *API) logout(c *gin.Context) {
 	if !a.bindJSON(c, &b, false) {
 		return
 	}
+	if b.RefreshToken == "" {
+		a.bad(c, "refresh_token is required")
+		return
+	}
 	if err := a.Auth.Logout(c.Request.Context(), b.RefreshToken); err != nil {
 		a.fail(c, err)
 		return
@@ -117,6 +121,10 @@ func (a *API) changePassword(c *gin.Context) {
 		return
 	}
 	if err := a.Auth.ChangePassword(c.Request.Context(), user(c).ID, b.OldPassword, b.NewPassword); err != nil {
+		if dfms.Is(err, dfms.Unauthenticated) { // the old password, not the token
+			a.failCode(c, http.StatusForbidden, "AUTH_INVALID_CREDENTIALS", "the current password is wrong")
+			return
+		}
 		a.fail(c, err)
 		return
 	}
@@ -157,6 +165,10 @@ func (a *API) adminPatchUser(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	if b.Active != nil && !*b.Active && u.ID == user(c).ID {
+		a.bad(c, "an administrator cannot deactivate their own account")
+		return
+	}
 	if b.Role != nil {
 		u.Role = *b.Role
 	}
@@ -168,10 +180,6 @@ func (a *API) adminPatchUser(c *gin.Context) {
 		return
 	}
 	if b.Active != nil && *b.Active != u.Active {
-		if u.ID == user(c).ID && !*b.Active {
-			a.bad(c, "an administrator cannot deactivate their own account")
-			return
-		}
 		if err := a.Auth.SetActive(c.Request.Context(), u.ID, *b.Active); err != nil {
 			a.fail(c, err)
 			return
@@ -213,16 +221,17 @@ func (a *API) adminPutNode(c *gin.Context) {
 	var b struct {
 		ID       string `json:"id"`
 		Endpoint string `json:"endpoint"`
-		Weight   int    `json:"weight"`
+		Weight   *int   `json:"weight"`
 		State    string `json:"state"`
 	}
 	if !a.bindJSON(c, &b, false) {
 		return
 	}
-	if b.Weight == 0 {
-		b.Weight = 100
+	weight := 100
+	if b.Weight != nil {
+		weight = *b.Weight
 	}
-	if err := a.meta.PutNode(c.Request.Context(), meta.Node{ID: b.ID, Endpoint: b.Endpoint, Weight: b.Weight, State: b.State}); err != nil {
+	if err := a.meta.PutNode(c.Request.Context(), meta.Node{ID: b.ID, Endpoint: b.Endpoint, Weight: weight, State: b.State}); err != nil {
 		a.fail(c, err)
 		return
 	}

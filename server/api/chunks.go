@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"time"
@@ -50,7 +52,10 @@ func (a *API) missingChunks(c *gin.Context) {
 		}
 		hs[i] = h
 	}
-	miss, err := a.meta.MissingChunks(c.Request.Context(), hs)
+	// Missing means missing for the caller: chunks it never sent are
+	// reported even if another user stored them, so the answer reveals
+	// nothing about other users' files (the server still stores them once).
+	miss, err := a.meta.UnownedChunks(c.Request.Context(), user(c).ID, hs)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -83,16 +88,18 @@ func (a *API) putChunk(c *gin.Context) {
 		a.bad(c, "reading the chunk: %v", err)
 		return
 	}
-	stored, err := a.Files.PutChunk(c.Request.Context(), h, data)
+	isNew, err := a.Files.PutChunk(c.Request.Context(), user(c).ID, h, data)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
+	// 201 when the caller did not have the chunk before, 200 when it did.
+	// Whether someone else stored it is never revealed.
 	status := http.StatusOK
-	if stored {
+	if isNew {
 		status = http.StatusCreated
 	}
-	c.JSON(status, gin.H{"hash": h.String(), "size": len(data), "stored": stored})
+	c.JSON(status, gin.H{"hash": h.String(), "size": len(data), "new": isNew})
 }
 
 // manifest returns a version's chunk list (?version=N, default current).
@@ -145,6 +152,9 @@ func (a *API) getChunk(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	if _, ok := a.live(c, id); !ok {
+		return
+	}
 	v, err := a.Files.OpenVersion(c.Request.Context(), user(c).ID, id, n)
 	if err != nil {
 		a.fail(c, err)
@@ -192,7 +202,7 @@ func (a *API) commitManifest(c *gin.Context) {
 	if b.MTime != nil {
 		req.MTime = *b.MTime
 	}
-	if b.FileID.set {
+	if b.FileID.set && b.FileID.raw != "null" {
 		id, err := dfms.ParseEntryID(string(bytes.Trim([]byte(b.FileID.raw), `"`)))
 		if err != nil {
 			a.bad(c, "file_id is not an id")
@@ -205,12 +215,14 @@ func (a *API) commitManifest(c *gin.Context) {
 			return
 		}
 	}
-	sum, err := dfms.ParseHash(b.Checksum)
-	if err != nil {
-		a.bad(c, "checksum must be the hex SHA-256 of the whole content")
-		return
+	if b.Checksum != "" { // optional: computed by the server if absent, verified if given
+		sum, err := dfms.ParseHash(b.Checksum)
+		if err != nil {
+			a.bad(c, "checksum must be the hex SHA-256 of the whole content")
+			return
+		}
+		req.SHA256 = sum
 	}
-	req.SHA256 = sum
 	var size int64
 	for _, r := range b.Chunks {
 		h, err := dfms.ParseHash(r.Hash)
@@ -224,6 +236,9 @@ func (a *API) commitManifest(c *gin.Context) {
 	if size > a.cfg.MaxUploadSize {
 		a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("files are limited to %d bytes", a.cfg.MaxUploadSize))
 		return
+	}
+	if req.MIME == "" && b.Name != "" {
+		req.MIME = mime.TypeByExtension(path.Ext(b.Name))
 	}
 	e, v, err := a.Files.CommitManifest(c.Request.Context(), req)
 	if err != nil {

@@ -81,12 +81,19 @@ func (a *API) upload(c *gin.Context) {
 			return
 		}
 	} else {
+		// X-File-Name is percent-decoded (so that any name, including
+		// bytes a header cannot carry, can be sent; a literal % is %25).
+		// ?name= is decoded once, as every query parameter.
 		name := c.GetHeader("X-File-Name")
-		if name == "" {
+		if name != "" {
+			if dec, err := url.PathUnescape(name); err == nil {
+				name = dec
+			} else {
+				a.bad(c, "X-File-Name is not validly percent-encoded (send a literal %% as %%25)")
+				return
+			}
+		} else {
 			name = c.Query("name")
-		}
-		if dec, err := url.PathUnescape(name); err == nil && strings.ContainsRune(name, '%') {
-			name = dec // percent-encoded, for names that are not ASCII
 		}
 		if name == "" {
 			a.bad(c, "name the file with the X-File-Name header (or ?name=)")
@@ -212,10 +219,20 @@ func (a *API) getFile(c *gin.Context) {
 		return
 	}
 	e, ok := a.live(c, id)
-	if !ok {
+	if !ok || !a.kindMatchesRoute(c, e) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"file": view(e)})
+}
+
+// kindMatchesRoute answers 400 when a /folders route names a file or
+// symlink (files routes accept folders too: they are entries).
+func (a *API) kindMatchesRoute(c *gin.Context, e meta.Entry) bool {
+	if strings.HasPrefix(c.FullPath(), "/api/v1/folders") && e.Kind != meta.KindDir {
+		a.fail(c, dfms.Errorf("", dfms.NotDir, "this is not a folder"))
+		return false
+	}
+	return true
 }
 
 func (a *API) download(c *gin.Context) {
@@ -277,10 +294,12 @@ func (a *API) serve(c *gin.Context, id dfms.EntryID, number int64) {
 		return
 	}
 	off, length, status := int64(0), size, http.StatusOK
-	if rng := c.GetHeader("Range"); rng != "" && (c.GetHeader("If-Range") == "" || c.GetHeader("If-Range") == etag) {
+	// Ranges in units other than bytes are ignored, as RFC 9110 asks.
+	if rng := c.GetHeader("Range"); strings.HasPrefix(rng, "bytes=") && (c.GetHeader("If-Range") == "" || c.GetHeader("If-Range") == etag) {
 		var err error
 		off, length, err = parseRange(rng, size)
 		if err != nil {
+			clearFileHeaders(h)
 			h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
 			a.failCode(c, http.StatusRequestedRangeNotSatisfiable, "RANGE_NOT_SATISFIABLE", err.Error())
 			return
@@ -299,14 +318,21 @@ func (a *API) serve(c *gin.Context, id dfms.EntryID, number int64) {
 	if err != nil {
 		if !c.Writer.Written() {
 			// Nothing sent yet: an honest error instead of a cut connection.
-			for _, k := range []string{"Content-Length", "Content-Range", "ETag", "X-Checksum-SHA256", "Content-Disposition", "Accept-Ranges", "Last-Modified", "X-File-Version"} {
-				h.Del(k)
-			}
+			clearFileHeaders(h)
 			a.fail(c, err)
 			return
 		}
 		a.Log.Error("download aborted", "request_id", c.GetString(ctxRequestID), "entry", id, "sent", n, "err", err)
 		panic(http.ErrAbortHandler)
+	}
+}
+
+// clearFileHeaders removes the headers describing the file before an error
+// answer replaces it.
+func clearFileHeaders(h http.Header) {
+	for _, k := range []string{"Content-Type", "Content-Length", "Content-Range", "ETag", "X-Checksum-SHA256",
+		"Content-Disposition", "Accept-Ranges", "Last-Modified", "X-File-Version"} {
+		h.Del(k)
 	}
 }
 
@@ -407,7 +433,7 @@ func (a *API) moveEntry(c *gin.Context) {
 func (a *API) rename(c *gin.Context, id dfms.EntryID, name *string, parent optionalID) {
 	u := user(c)
 	e, ok := a.live(c, id)
-	if !ok {
+	if !ok || !a.kindMatchesRoute(c, e) {
 		return
 	}
 	if e.Parent == 0 {

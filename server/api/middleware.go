@@ -65,7 +65,7 @@ func (a *API) fail(c *gin.Context, err error) {
 		a.failCode(c, http.StatusInternalServerError, "INTERNAL_ERROR", "internal error; see the server log for request "+c.GetString(ctxRequestID))
 		return
 	}
-	if ks.status >= 500 {
+	if ks.status >= 500 && ks.status != http.StatusNotImplemented && ks.status != http.StatusInsufficientStorage {
 		a.Log.Error("request failed", "request_id", c.GetString(ctxRequestID), "path", c.FullPath(), "err", err)
 	}
 	a.failCode(c, ks.status, ks.code, userMessage(err))

@@ -2,7 +2,9 @@ package api
 
 import (
 	"fmt"
+	"mime"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -177,6 +179,11 @@ func (a *API) multipartComplete(c *gin.Context) {
 	if !a.bindJSON(c, &b, true) {
 		return
 	}
+	if b.MIMEType == "" {
+		if up, err := a.meta.GetUpload(c.Request.Context(), user(c).ID, c.Param("upload")); err == nil {
+			b.MIMEType = mime.TypeByExtension(path.Ext(up.Name))
+		}
+	}
 	e, v, err := a.Files.CompleteUpload(c.Request.Context(), user(c).ID, c.Param("upload"), b.MIMEType)
 	if err != nil {
 		a.fail(c, err)
@@ -316,6 +323,12 @@ func (a *API) search(c *gin.Context) {
 	if s := c.Query("folder_id"); s != "" {
 		var ok bool
 		if q.Folder, ok = a.folderRef(c, s); !ok {
+			return
+		}
+		if e, ok := a.live(c, q.Folder); !ok {
+			return
+		} else if e.Kind != meta.KindDir {
+			a.fail(c, dfms.Errorf("", dfms.NotDir, "folder_id is not a folder"))
 			return
 		}
 	}

@@ -42,7 +42,8 @@ func (a *API) openAPI(c *gin.Context) {
 func (a *API) jwks(c *gin.Context) {
 	b, err := a.Keys.JWKS()
 	if err != nil {
-		a.fail(c, err)
+		a.Log.Error("jwks", "err", err)
+		a.failCode(c, http.StatusInternalServerError, "INTERNAL_ERROR", "internal error")
 		return
 	}
 	c.Header("Cache-Control", "public, max-age=300")

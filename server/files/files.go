@@ -137,9 +137,9 @@ type WriteResult struct {
 	Entry       meta.Entry
 	Version     meta.Version
 	Chunks      int   // chunks in the manifest
-	NewChunks   int   // chunks this write stored
-	DedupChunks int   // chunks that were already stored
-	NewBytes    int64 // bytes this write added to the chunk store
+	NewChunks   int   // distinct chunks the owner did not have before
+	DedupChunks int   // chunk occurrences the owner already had
+	NewBytes    int64 // bytes of NewChunks
 }
 
 // Write stores req.Body as a new version.
@@ -161,7 +161,7 @@ func (s *Service) Write(ctx context.Context, req WriteRequest) (WriteResult, err
 	if quotaLeft >= 0 {
 		body = &limitReader{r: body, left: quotaLeft, kind: dfms.Quota, msg: "storage quota exceeded"}
 	}
-	m, sum, err := s.ingest(ctx, body, &res)
+	m, sum, err := s.ingest(ctx, req.Owner, body, &res)
 	if err != nil {
 		return res, dfms.E(op, dfms.Other, err)
 	}
@@ -251,7 +251,7 @@ func (s *Service) precheck(ctx context.Context, req WriteRequest) (int64, error)
 // manifest and the SHA-256 of the whole content. Chunks go to the store in
 // batches handed to one uploader goroutine, so chunking the next batch
 // overlaps storing this one.
-func (s *Service) ingest(ctx context.Context, body io.Reader, res *WriteResult) (dfms.Manifest, dfms.Hash, error) {
+func (s *Service) ingest(ctx context.Context, owner dfms.UserID, body io.Reader, res *WriteResult) (dfms.Manifest, dfms.Hash, error) {
 	var m dfms.Manifest
 	var sum dfms.Hash
 	whole := sha256.New()
@@ -264,9 +264,10 @@ func (s *Service) ingest(ctx context.Context, body io.Reader, res *WriteResult) 
 		// appends never reallocate.
 		free <- &batch{data: make([]byte, 0, s.opts.BatchBytes+s.opts.Chunking.Max)}
 	}
+	seen := map[dfms.Hash]bool{} // chunks of this write already counted
 	g.Go(func() error {
 		for b := range full {
-			if err := s.storeBatch(gctx, b, res); err != nil {
+			if err := s.storeBatch(gctx, owner, b, res, seen); err != nil {
 				return err
 			}
 			b.reset()
@@ -334,16 +335,21 @@ func (b *batch) reset() { b.refs, b.offs, b.data = b.refs[:0], b.offs[:0], b.dat
 // storeBatch stores the chunks of b that the metadata store lacks and
 // records all of them (which also restarts the GC grace period of chunks
 // this write relies on). A chunk caught mid-deletion by GC is stored again
-// once the sweep has finished.
-func (s *Service) storeBatch(ctx context.Context, b *batch, res *WriteResult) error {
+// once the sweep has finished. res counts chunks from the owner's point of
+// view: a chunk is deduplicated if the owner already had it (or this write
+// had it earlier); whether another user stored it is not revealed.
+func (s *Service) storeBatch(ctx context.Context, owner dfms.UserID, b *batch, res *WriteResult, seen map[dfms.Hash]bool) error {
 	hashes := make([]dfms.Hash, len(b.refs))
 	for i, r := range b.refs {
 		hashes[i] = r.Hash
 	}
 	backoff := 10 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := s.storeOnce(ctx, b, hashes, res)
-		if err == nil || !dfms.Is(err, dfms.Conflict) || attempt == 10 {
+		err := s.storeOnce(ctx, b, hashes)
+		if err == nil {
+			break
+		}
+		if !dfms.Is(err, dfms.Conflict) || attempt == 10 {
 			return err
 		}
 		// GC is deleting one of these chunks: wait for the sweep to finish,
@@ -355,9 +361,34 @@ func (s *Service) storeBatch(ctx context.Context, b *batch, res *WriteResult) er
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+	if owner == 0 {
+		return nil
+	}
+	unowned, err := s.meta.UnownedChunks(ctx, owner, hashes)
+	if err != nil {
+		return err
+	}
+	had := make(map[dfms.Hash]bool, len(hashes))
+	for _, h := range hashes {
+		had[h] = true
+	}
+	for _, h := range unowned {
+		had[h] = false
+	}
+	for _, r := range b.refs {
+		if had[r.Hash] || seen[r.Hash] {
+			res.DedupChunks++
+			continue
+		}
+		seen[r.Hash] = true
+		res.NewChunks++
+		res.NewBytes += int64(r.Size)
+	}
+	return nil
 }
 
-func (s *Service) storeOnce(ctx context.Context, b *batch, hashes []dfms.Hash, res *WriteResult) error {
+// storeOnce stores the batch's missing chunks and records them.
+func (s *Service) storeOnce(ctx context.Context, b *batch, hashes []dfms.Hash) error {
 	missing, err := s.meta.MissingChunks(ctx, hashes)
 	if err != nil {
 		return err
@@ -370,7 +401,7 @@ func (s *Service) storeOnce(ctx context.Context, b *batch, hashes []dfms.Hash, r
 	// cannot take them before the commit. Chunks missing: store, then record.
 	var kept []dfms.Hash
 	var added []dfms.ChunkRef
-	var batch []dfms.ChunkData
+	var puts []dfms.ChunkData
 	bp, _ := s.chunks.(dfms.BatchPutter)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.opts.PutConcurrency)
@@ -390,13 +421,13 @@ func (s *Service) storeOnce(ctx context.Context, b *batch, hashes []dfms.Hash, r
 		stored++
 		storedBytes += int64(len(data))
 		if bp != nil {
-			batch = append(batch, dfms.ChunkData{Hash: r.Hash, Data: data})
+			puts = append(puts, dfms.ChunkData{Hash: r.Hash, Data: data})
 			continue
 		}
 		g.Go(func() error { return s.chunks.Put(gctx, r.Hash, data) })
 	}
-	if len(batch) > 0 {
-		g.Go(func() error { return bp.PutBatch(gctx, batch) })
+	if len(puts) > 0 {
+		g.Go(func() error { return bp.PutBatch(gctx, puts) })
 	}
 	if len(kept) > 0 {
 		if err := s.meta.KeepChunks(ctx, kept); err != nil {
@@ -412,9 +443,6 @@ func (s *Service) storeOnce(ctx context.Context, b *batch, hashes []dfms.Hash, r
 			return err
 		}
 	}
-	res.DedupChunks += len(b.refs) - int(stored)
-	res.NewChunks += int(stored)
-	res.NewBytes += storedBytes
 	s.stats.ChunksDeduped.Add(int64(len(b.refs)) - stored)
 	s.stats.ChunksStored.Add(stored)
 	s.stats.BytesStored.Add(storedBytes)

@@ -89,7 +89,7 @@ func (s *Service) WritePart(ctx context.Context, owner dfms.UserID, uploadID str
 		body = &limitReader{r: body, left: maxSize, kind: dfms.TooLarge, msg: "part exceeds the size limit"}
 	}
 	var res WriteResult
-	m, sum, err := s.ingest(ctx, body, &res)
+	m, sum, err := s.ingest(ctx, owner, body, &res)
 	if err != nil {
 		return meta.Part{}, dfms.E(op, dfms.Other, err)
 	}
@@ -144,8 +144,10 @@ func (s *Service) uploadManifest(ctx context.Context, owner dfms.UserID, uploadI
 
 // PutChunk stores one chunk sent by a smart client: the bytes are hashed
 // here and must match the name the client gave them (kind Invalid
-// otherwise). Storing a chunk that exists is a no-op.
-func (s *Service) PutChunk(ctx context.Context, h dfms.Hash, data []byte) (stored bool, err error) {
+// otherwise). Sending the bytes proves possession: from then on the owner
+// may reference the chunk. It reports whether the owner lacked the chunk
+// before (never whether another user had it).
+func (s *Service) PutChunk(ctx context.Context, owner dfms.UserID, h dfms.Hash, data []byte) (isNew bool, err error) {
 	const op dfms.Op = "files.PutChunk"
 	if len(data) == 0 || len(data) > s.opts.Chunking.Max {
 		return false, dfms.E(op, dfms.Invalid, fmt.Errorf("a chunk has 1..%d bytes, not %d", s.opts.Chunking.Max, len(data)))
@@ -156,25 +158,48 @@ func (s *Service) PutChunk(ctx context.Context, h dfms.Hash, data []byte) (store
 	b := &batch{}
 	b.add(h, data)
 	var res WriteResult
-	if err := s.storeBatch(ctx, b, &res); err != nil {
+	if err := s.storeBatch(ctx, owner, b, &res, map[dfms.Hash]bool{}); err != nil {
+		return false, dfms.E(op, dfms.Other, err)
+	}
+	if err := s.meta.OwnChunks(ctx, owner, []dfms.Hash{h}); err != nil {
 		return false, dfms.E(op, dfms.Other, err)
 	}
 	return res.NewChunks > 0, nil
 }
 
 // CommitManifest commits a version a smart client assembled from chunks it
-// has stored (PutChunk) or found present (MissingChunks). Every chunk must
-// be recorded, or the commit fails with kind Conflict naming them. The
-// chunks' grace periods are re-armed first, so GC cannot take them.
+// has sent (PutChunk) or committed before. Chunks the owner never sent, or
+// that are not stored, fail it with a *meta.MissingChunksError (kind
+// Conflict) naming them. The content is read back once to verify the
+// client's SHA-256 of the whole file (computed if req.SHA256 is zero); a
+// mismatch is kind Invalid and commits nothing.
 func (s *Service) CommitManifest(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
 	const op dfms.Op = "files.CommitManifest"
-	if len(req.Manifest.Chunks) > 0 {
-		hashes := make([]dfms.Hash, len(req.Manifest.Chunks))
-		for i, c := range req.Manifest.Chunks {
-			if c.Size == 0 || int(c.Size) > s.opts.Chunking.Max {
-				return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %d has size %d", i, c.Size))
-			}
-			hashes[i] = c.Hash
+	// Cheap checks first, so that a stale base or a missing file is
+	// reported before the content is read.
+	if req.Entry != 0 {
+		e, err := s.Stat(ctx, req.Owner, req.Entry)
+		if err != nil {
+			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+		}
+		if req.RequireBase && e.Version != req.Base {
+			return e, meta.Version{}, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d, not %d", e.Name, e.Version, req.Base))
+		}
+	}
+	hashes := make([]dfms.Hash, len(req.Manifest.Chunks))
+	for i, c := range req.Manifest.Chunks {
+		if c.Size == 0 || int(c.Size) > s.opts.Chunking.Max {
+			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %d has size %d", i, c.Size))
+		}
+		hashes[i] = c.Hash
+	}
+	if len(hashes) > 0 {
+		unowned, err := s.meta.UnownedChunks(ctx, req.Owner, hashes)
+		if err != nil {
+			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+		}
+		if len(unowned) > 0 {
+			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Conflict, &meta.MissingChunksError{Hashes: unowned})
 		}
 		if err := s.meta.KeepChunks(ctx, hashes); err != nil {
 			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
@@ -190,6 +215,17 @@ func (s *Service) CommitManifest(ctx context.Context, req meta.CommitRequest) (m
 				return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %s has %d bytes, not %d", c.Hash, ch.Size, c.Size))
 			}
 		}
+	}
+	h := sha256.New()
+	if _, err := s.ReadRange(ctx, meta.Version{Manifest: &req.Manifest}, 0, -1, h); err != nil {
+		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+	}
+	var sum dfms.Hash
+	h.Sum(sum[:0])
+	if req.SHA256.IsZero() {
+		req.SHA256 = sum
+	} else if req.SHA256 != sum {
+		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("checksum %s does not match the content (%s)", req.SHA256, sum))
 	}
 	e, v, err := s.meta.CommitVersion(ctx, req)
 	if err != nil {

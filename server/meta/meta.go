@@ -414,6 +414,14 @@ type Store interface {
 	// (store the chunk again once the sweep has finished). Never record a
 	// chunk that the caller did not store itself: see KeepChunks.
 	AddChunks(ctx context.Context, refs []dfms.ChunkRef) error
+	// UnownedChunks returns those of hashes (in order, without duplicates)
+	// that owner may not reference: chunks it never sent the bytes of nor
+	// committed, and chunks that are not stored. A chunk being deleted by
+	// GC fails it with kind Conflict, as for MissingChunks.
+	UnownedChunks(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) ([]dfms.Hash, error)
+	// OwnChunks records that owner has sent the bytes of hashes (proof of
+	// possession). CommitVersion and PutPart record their chunks too.
+	OwnChunks(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) error
 	// KeepChunks re-arms the GC grace period of chunks that a write relies
 	// on without storing them (MissingChunks reported them present). It
 	// fails with kind Conflict if one of them has no row any more or is

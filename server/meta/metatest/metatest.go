@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"Usage", testUsage},
 		{"RefreshTokens", testRefreshTokens},
 		{"ListSortPage", testListSortPage},
+		{"ChunkOwners", testChunkOwners},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1156,4 +1157,29 @@ func testListSortPage(t *testing.T, s meta.Store) {
 	wantKind(t, "CountDir of another's folder", err, dfms.NotExist)
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "a", CreateOnly: true})
 	wantKind(t, "create-only over an existing file", err, dfms.Exist)
+}
+
+// Possession: a user may only reference chunks it sent or committed.
+func testChunkOwners(t *testing.T, s meta.Store) {
+	a, b := newUser(t, s), newUser(t, s)
+	x, y, z := chunk("own-x", 1), chunk("own-y", 2), chunk("own-z", 3)
+	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{x, y}))
+	hs := []dfms.Hash{x.Hash, y.Hash, z.Hash, x.Hash}
+	if got := must(s.UnownedChunks(ctx, a.ID, hs))(t); !slices.Equal(got, []dfms.Hash{x.Hash, y.Hash, z.Hash}) {
+		t.Fatalf("unowned before anything = %v", got)
+	}
+	commit(t, s, a.ID, a.Root, "f", dfms.Manifest{Chunks: []dfms.ChunkRef{x}})
+	ok(t, s.OwnChunks(ctx, a.ID, []dfms.Hash{y.Hash, z.Hash}))
+	// z is owned but not stored: still unusable.
+	if got := must(s.UnownedChunks(ctx, a.ID, hs))(t); !slices.Equal(got, []dfms.Hash{z.Hash}) {
+		t.Fatalf("unowned for a = %v, want only the unstored z", got)
+	}
+	if got := must(s.UnownedChunks(ctx, b.ID, hs))(t); len(got) != 3 {
+		t.Fatalf("b owns %d of a's chunks", 3-len(got))
+	}
+	up := must(s.CreateUpload(ctx, meta.Upload{Owner: b.ID, Parent: b.Root, Name: "p", PartSize: 2}))(t)
+	ok(t, s.PutPart(ctx, b.ID, up.ID, 1, 2, dfms.Hash{}, dfms.Manifest{Chunks: []dfms.ChunkRef{y}}))
+	if got := must(s.UnownedChunks(ctx, b.ID, []dfms.Hash{y.Hash}))(t); len(got) != 0 {
+		t.Fatalf("a part did not record possession: %v", got)
+	}
 }

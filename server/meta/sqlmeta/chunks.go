@@ -63,6 +63,75 @@ func (s *Store) MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.H
 	return missing, err
 }
 
+// UnownedChunks implements meta.Store.
+func (s *Store) UnownedChunks(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) ([]dfms.Hash, error) {
+	const op dfms.Op = "meta.UnownedChunks"
+	var out []dfms.Hash
+	err := s.read(ctx, op, func(t *tx) error {
+		out = out[:0]
+		usable := make(map[dfms.Hash]bool, len(hashes))
+		for start := 0; start < len(hashes); start += batch {
+			part := hashes[start:min(start+batch, len(hashes))]
+			args := make([]any, 0, len(part)+1)
+			args = append(args, owner)
+			for i := range part {
+				args = append(args, part[i][:])
+			}
+			rows, err := t.query(ctx, `SELECT c.hash, c.deleting FROM chunks c JOIN chunk_owners o ON o.hash = c.hash AND o.user_id = ?
+				WHERE c.hash IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var b []byte
+				var deleting bool
+				if err := rows.Scan(&b, &deleting); err != nil {
+					rows.Close()
+					return err
+				}
+				var h dfms.Hash
+				copy(h[:], b)
+				if deleting {
+					rows.Close()
+					return dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is being deleted; ask again shortly", h))
+				}
+				usable[h] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		for _, h := range hashes {
+			if !usable[h] {
+				out = append(out, h)
+				usable[h] = true // once
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// OwnChunks implements meta.Store.
+func (s *Store) OwnChunks(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) error {
+	return s.write(ctx, "meta.OwnChunks", func(t *tx) error { return t.own(ctx, owner, hashes) })
+}
+
+// own records possession of hashes by owner.
+func (t *tx) own(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) error {
+	set := make(map[dfms.Hash]int64, len(hashes))
+	for _, h := range hashes {
+		set[h] = 0
+	}
+	for _, h := range sortedHashes(set) {
+		if _, err := t.exec(ctx, `INSERT INTO chunk_owners (user_id, hash) VALUES (?, ?) ON CONFLICT DO NOTHING`, owner, h[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // AddChunks implements meta.Store. Existing rows with no references have
 // their grace period restarted, so that a chunk an upload relies on cannot
 // be swept before the upload commits.

@@ -103,7 +103,11 @@ func (s *Store) PutPart(ctx context.Context, owner dfms.UserID, id string, n int
 		if _, err := t.upload(ctx, owner, id, true); err != nil {
 			return err
 		}
-		if err := t.takeChunks(ctx, m.Counts()); err != nil {
+		counts := m.Counts()
+		if err := t.takeChunks(ctx, counts); err != nil {
+			return err
+		}
+		if err := t.own(ctx, owner, sortedHashes(counts)); err != nil {
 			return err
 		}
 		var old []byte

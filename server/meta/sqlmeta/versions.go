@@ -106,6 +106,9 @@ func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (meta
 		if err := t.takeChunks(ctx, counts); err != nil {
 			return err
 		}
+		if err := t.own(ctx, req.Owner, sortedHashes(counts)); err != nil {
+			return err
+		}
 		var err error
 		e, v, err = t.commit(ctx, op, req, blob)
 		return err
