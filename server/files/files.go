@@ -170,6 +170,12 @@ func (s *Service) Write(ctx context.Context, req WriteRequest) (WriteResult, err
 			return res, dfms.E(op, dfms.Other, err)
 		}
 	}
+	// A long write re-armed its first chunks long ago: re-arm them all
+	// once more, so that only a write longer than the grace period itself
+	// can lose a chunk to GC before it commits.
+	if err := s.keepAll(ctx, &m); err != nil {
+		return res, dfms.E(op, dfms.Other, err)
+	}
 	e, v, err := s.meta.CommitVersion(ctx, meta.CommitRequest{
 		Owner: req.Owner, Entry: req.Entry, Parent: req.Parent, Name: req.Name,
 		Mode: req.Mode, UID: req.UID, GID: req.GID,
@@ -182,6 +188,21 @@ func (s *Service) Write(ctx context.Context, req WriteRequest) (WriteResult, err
 	res.Entry, res.Version, res.Chunks = e, v, len(m.Chunks)
 	s.applyRetention(ctx, req.Owner, e.ID)
 	return res, nil
+}
+
+// keepAll re-arms the grace period of every chunk of m.
+func (s *Service) keepAll(ctx context.Context, m *dfms.Manifest) error {
+	if len(m.Chunks) == 0 {
+		return nil
+	}
+	hs := make([]dfms.Hash, len(m.Chunks))
+	for i, c := range m.Chunks {
+		hs[i] = c.Hash
+	}
+	if err := s.meta.KeepChunks(ctx, hs); err != nil {
+		return commitError(err)
+	}
+	return nil
 }
 
 // commitError explains a MissingChunksError, which a write only meets if
@@ -233,14 +254,14 @@ func (s *Service) precheck(ctx context.Context, req WriteRequest) (int64, error)
 			}
 		}
 	}
-	u, err := s.meta.Usage(ctx, req.Owner)
+	u, err := s.meta.GetUser(ctx, req.Owner)
 	if err != nil {
 		return 0, err
 	}
 	if u.QuotaBytes <= 0 {
 		return -1, nil
 	}
-	left := u.QuotaBytes - u.LogicalBytes
+	left := u.QuotaBytes - u.UsedBytes
 	if left <= 0 {
 		return 0, dfms.Errorf("", dfms.Quota, "storage quota exhausted")
 	}
@@ -402,6 +423,7 @@ func (s *Service) storeOnce(ctx context.Context, b *batch, hashes []dfms.Hash) e
 	var kept []dfms.Hash
 	var added []dfms.ChunkRef
 	var puts []dfms.ChunkData
+	var pending []func() error
 	bp, _ := s.chunks.(dfms.BatchPutter)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.opts.PutConcurrency)
@@ -424,16 +446,25 @@ func (s *Service) storeOnce(ctx context.Context, b *batch, hashes []dfms.Hash) e
 			puts = append(puts, dfms.ChunkData{Hash: r.Hash, Data: data})
 			continue
 		}
-		g.Go(func() error { return s.chunks.Put(gctx, r.Hash, data) })
-	}
-	if len(puts) > 0 {
-		g.Go(func() error { return bp.PutBatch(gctx, puts) })
+		pending = append(pending, func() error { return s.chunks.Put(gctx, r.Hash, data) })
 	}
 	if len(kept) > 0 {
 		if err := s.meta.KeepChunks(ctx, kept); err != nil {
-			g.Wait()
 			return err
 		}
+	}
+	// Reserve before storing: a pending row keeps the orphan collector
+	// away from bytes that are not recorded yet.
+	if len(added) > 0 {
+		if err := s.meta.ReserveChunks(ctx, added); err != nil {
+			return err
+		}
+	}
+	for _, p := range pending {
+		g.Go(p)
+	}
+	if len(puts) > 0 {
+		g.Go(func() error { return bp.PutBatch(gctx, puts) })
 	}
 	if err := g.Wait(); err != nil {
 		return err

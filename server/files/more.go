@@ -108,13 +108,18 @@ func (s *Service) CompleteUpload(ctx context.Context, owner dfms.UserID, uploadI
 	if err != nil {
 		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
 	}
+	if err := s.keepAll(ctx, &m); err != nil {
+		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+	}
 	h := sha256.New()
 	if _, err := s.ReadRange(ctx, meta.Version{Manifest: &m}, 0, -1, h); err != nil {
 		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
 	}
 	var sum dfms.Hash
 	h.Sum(sum[:0])
-	e, v, err := s.meta.CompleteUpload(ctx, owner, uploadID, sum, mime)
+	// The store checks that the parts are still those hashed here: a part
+	// replaced meanwhile fails the completion (kind Conflict).
+	e, v, err := s.meta.CompleteUpload(ctx, owner, uploadID, sum, mime, &m)
 	if err != nil {
 		return e, v, dfms.E(op, dfms.Other, err)
 	}

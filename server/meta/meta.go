@@ -152,6 +152,7 @@ type Chunk struct {
 	Hash      dfms.Hash
 	Size      int64
 	Refs      int64
+	Pending   bool // reserved, bytes not yet recorded as stored
 	Deleting  bool
 	ZeroSince time.Time // when Refs last became zero; zero time while referenced
 	CreatedAt time.Time
@@ -402,17 +403,23 @@ type Store interface {
 	// releases its chunk references.
 	DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error
 
-	// MissingChunks returns those of hashes that have no chunk row, in the
-	// order given, without duplicates. If one of them is being deleted by
+	// MissingChunks returns those of hashes that are not stored (no row, or
+	// a pending one), in the order given, without duplicates. If one of them is being deleted by
 	// GC it fails with kind Conflict instead: its bytes may vanish after
 	// the caller stores them, so the caller must wait until the sweep has
 	// finished (then the chunk is missing) and ask again.
 	MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.Hash, error)
-	// AddChunks records chunks whose bytes the caller has just durably
-	// stored, with no references. Existing live rows have their grace
-	// period re-armed; a row being deleted makes it fail with kind Conflict
-	// (store the chunk again once the sweep has finished). Never record a
-	// chunk that the caller did not store itself: see KeepChunks.
+	// ReserveChunks records, before their bytes are stored, chunks the
+	// caller is about to store: rows are created pending (or an existing
+	// row's grace period is re-armed). A row being deleted makes it fail
+	// with kind Conflict. A pending row protects the bytes from the orphan
+	// collector and cannot be referenced until AddChunks.
+	ReserveChunks(ctx context.Context, refs []dfms.ChunkRef) error
+	// AddChunks marks reserved chunks stored once their bytes are durable,
+	// with no references, re-arming their grace period. A chunk without a
+	// row (its reservation was collected) or being deleted makes it fail
+	// with kind Conflict: store it again. Never record a chunk that the
+	// caller did not store itself: see KeepChunks.
 	AddChunks(ctx context.Context, refs []dfms.ChunkRef) error
 	// UnownedChunks returns those of hashes (in order, without duplicates)
 	// that owner may not reference: chunks it never sent the bytes of nor
@@ -440,9 +447,13 @@ type Store interface {
 	FinishDelete(ctx context.Context, h dfms.Hash) error
 	// ClaimOrphan records h, found in a chunk store without a row, as
 	// deleting and reports whether it did; false means a row exists (an
-	// upload recorded it meanwhile) and the bytes must stay. After true
-	// the caller deletes the bytes and calls FinishDelete.
+	// upload reserved or recorded it meanwhile) and the bytes must stay.
+	// After true the caller deletes the bytes and calls FinishDelete.
 	ClaimOrphan(ctx context.Context, h dfms.Hash, size int64) (bool, error)
+
+	// Lock takes the named cluster-wide lock (the GC sweep is a
+	// singleton) and returns its release; kind Conflict if it is held.
+	Lock(ctx context.Context, name string) (unlock func(), err error)
 
 	// Storage nodes.
 	PutNode(ctx context.Context, n Node) error
@@ -453,15 +464,18 @@ type Store interface {
 	CreateUpload(ctx context.Context, u Upload) (Upload, error)
 	GetUpload(ctx context.Context, owner dfms.UserID, id string) (Upload, error)
 	// PutPart records part number n (replacing an earlier one with the same
-	// number) and takes references on its chunks.
+	// number), takes references on its chunks, and extends the upload's
+	// expiry by its original lifetime (uploads expire when idle).
 	PutPart(ctx context.Context, owner dfms.UserID, id string, n int, size int64, sum dfms.Hash, m dfms.Manifest) error
 	ListParts(ctx context.Context, owner dfms.UserID, id string) ([]Part, error)
 	// PartManifests is ListParts with each part's Manifest filled in.
 	PartManifests(ctx context.Context, owner dfms.UserID, id string) ([]Part, error)
 	// CompleteUpload commits the parts 1..N (no gaps: Invalid otherwise) as
 	// a new version, moving the parts' references to it, and removes the
-	// upload. sum is the SHA-256 of the whole content.
-	CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string) (Entry, Version, error)
+	// upload. sum is the SHA-256 of the whole content. If expect is not
+	// nil, the parts must still make exactly that manifest (the one sum was
+	// computed over), or it fails with kind Conflict.
+	CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string, expect *dfms.Manifest) (Entry, Version, error)
 	// AbortUpload removes an upload and releases its parts' references.
 	AbortUpload(ctx context.Context, owner dfms.UserID, id string) error
 	// ExpiredUploads lists uploads that expired before now.

@@ -67,9 +67,16 @@ func (c *Collector) log() *slog.Logger {
 }
 
 // Run does one full collection: expired uploads, unreferenced chunks,
-// orphans.
+// orphans. Only one collection runs at a time across every server sharing
+// the metadata store (a lock in the store); a second one fails with kind
+// Conflict.
 func (c *Collector) Run(ctx context.Context) (Stats, error) {
 	var st Stats
+	unlock, err := c.Meta.Lock(ctx, "dfms-gc")
+	if err != nil {
+		return st, err
+	}
+	defer unlock()
 	if err := c.expireUploads(ctx, &st); err != nil {
 		return st, err
 	}

@@ -132,6 +132,9 @@ func TestOrphansAndExpiredUploads(t *testing.T) {
 	if err := e.store.Put(ctx, m.Chunks[0].Hash, []byte("part")); err != nil {
 		t.Fatal(err)
 	}
+	if err := e.meta.ReserveChunks(ctx, m.Chunks); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.meta.AddChunks(ctx, m.Chunks); err != nil {
 		t.Fatal(err)
 	}

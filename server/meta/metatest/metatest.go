@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"RefreshTokens", testRefreshTokens},
 		{"ListSortPage", testListSortPage},
 		{"ChunkOwners", testChunkOwners},
+		{"PendingChunks", testPendingChunks},
+		{"Lock", testLock},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,10 +120,17 @@ func chunk(s string, size uint32) dfms.ChunkRef {
 	return dfms.ChunkRef{Hash: dfms.Sum([]byte(s)), Size: size}
 }
 
+// storeChunks records chunks as a write does: reserved, then stored.
+func storeChunks(t *testing.T, s meta.Store, refs []dfms.ChunkRef) {
+	t.Helper()
+	ok(t, s.ReserveChunks(ctx, refs))
+	ok(t, s.AddChunks(ctx, refs))
+}
+
 // manifest builds a manifest from refs and registers its chunks.
 func manifest(t *testing.T, s meta.Store, refs ...dfms.ChunkRef) dfms.Manifest {
 	t.Helper()
-	ok(t, s.AddChunks(ctx, refs))
+	storeChunks(t, s, refs)
 	return dfms.Manifest{Chunks: refs}
 }
 
@@ -555,7 +564,7 @@ func testRefsPerOccurrence(t *testing.T, s meta.Store) {
 	for range 16 {
 		m.Chunks = append(m.Chunks, z)
 	}
-	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{z}))
+	storeChunks(t, s, []dfms.ChunkRef{z})
 	e, _ := commit(t, s, u.ID, u.Root, "zeros", m)
 	if r := refs(t, s, z); r != 16 {
 		t.Fatalf("refs = %d, want 16", r)
@@ -673,8 +682,8 @@ func testMissingChunks(t *testing.T, s meta.Store) {
 			stored = append(stored, c)
 		}
 	}
-	ok(t, s.AddChunks(ctx, stored))
-	ok(t, s.AddChunks(ctx, stored[:10])) // idempotent
+	storeChunks(t, s, stored)
+	storeChunks(t, s, stored[:10]) // idempotent
 	miss := must(s.MissingChunks(ctx, append(hs, hs[1])))(t)
 	if len(miss) != 800 {
 		t.Fatalf("%d missing, want 800", len(miss))
@@ -698,7 +707,7 @@ func testMissingChunks(t *testing.T, s meta.Store) {
 func testSweepProtocol(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	live, orphan := chunk("live", 5), chunk("orphan", 6)
-	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{live, orphan}))
+	storeChunks(t, s, []dfms.ChunkRef{live, orphan})
 	commit(t, s, u.ID, u.Root, "f", dfms.Manifest{Chunks: []dfms.ChunkRef{live}})
 
 	past := time.Now().Add(-time.Hour)
@@ -737,7 +746,7 @@ func testSweepProtocol(t *testing.T, s meta.Store) {
 	wantKind(t, "chunk after FinishDelete", err, dfms.NotExist)
 	wantKind(t, "FinishDelete twice", s.FinishDelete(ctx, orphan.Hash), dfms.Conflict)
 	// Storing it again works.
-	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{orphan}))
+	storeChunks(t, s, []dfms.ChunkRef{orphan})
 	commit(t, s, u.ID, u.Root, "g", dfms.Manifest{Chunks: []dfms.ChunkRef{orphan}})
 
 	// An orphan (bytes without a row) can be claimed once; a recorded
@@ -765,10 +774,10 @@ func testSweepProtocol(t *testing.T, s meta.Store) {
 
 	// AddChunks of an existing unreferenced chunk restarts its grace period.
 	stale := chunk("stale", 3)
-	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{stale}))
+	storeChunks(t, s, []dfms.ChunkRef{stale})
 	first := must(s.GetChunk(ctx, stale.Hash))(t).ZeroSince
 	time.Sleep(2 * time.Millisecond)
-	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{stale}))
+	storeChunks(t, s, []dfms.ChunkRef{stale})
 	if again := must(s.GetChunk(ctx, stale.Hash))(t).ZeroSince; !again.After(first) {
 		t.Fatalf("zero-since %v not refreshed (was %v)", again, first)
 	}
@@ -792,7 +801,7 @@ func testMultipart(t *testing.T, s meta.Store) {
 	if r := refs(t, s, chunk("p2", 30)); r != 1 {
 		t.Fatalf("refs(p2) after re-put = %d, want 1", r)
 	}
-	_, _, err := s.CompleteUpload(ctx, u.ID, up.ID, dfms.Hash{}, "")
+	_, _, err := s.CompleteUpload(ctx, u.ID, up.ID, dfms.Hash{}, "", nil)
 	wantKind(t, "complete with a gap", err, dfms.Invalid)
 	ok(t, s.PutPart(ctx, u.ID, up.ID, 1, 30, dfms.Sum([]byte("p1")), p1))
 	parts := must(s.ListParts(ctx, u.ID, up.ID))(t)
@@ -805,7 +814,7 @@ func testMultipart(t *testing.T, s meta.Store) {
 	}
 	_, err = s.PartManifests(ctx, newUser(t, s).ID, up.ID)
 	wantKind(t, "another owner's part manifests", err, dfms.NotExist)
-	e, v, err := s.CompleteUpload(ctx, u.ID, up.ID, dfms.Sum([]byte("whole")), "video/mp4")
+	e, v, err := s.CompleteUpload(ctx, u.ID, up.ID, dfms.Sum([]byte("whole")), "video/mp4", nil)
 	ok(t, err)
 	if e.Name != "big.mp4" || e.Parent != d.ID || v.Size != 60 || v.ChunkCount != 3 || e.MIME != "video/mp4" {
 		t.Fatalf("completed: %+v %+v", e, v)
@@ -855,13 +864,13 @@ func testMultipartErrors(t *testing.T, s meta.Store) {
 	wantKind(t, "other owner's part", s.PutPart(ctx, b.ID, up.ID, 1, 10, dfms.Hash{}, p), dfms.NotExist)
 	_, err := s.ListParts(ctx, b.ID, up.ID)
 	wantKind(t, "other owner's list", err, dfms.NotExist)
-	_, _, err = s.CompleteUpload(ctx, b.ID, up.ID, dfms.Hash{}, "")
+	_, _, err = s.CompleteUpload(ctx, b.ID, up.ID, dfms.Hash{}, "", nil)
 	wantKind(t, "other owner's complete", err, dfms.NotExist)
 	wantKind(t, "other owner's abort", s.AbortUpload(ctx, b.ID, up.ID), dfms.NotExist)
-	_, _, err = s.CompleteUpload(ctx, a.ID, up.ID, dfms.Hash{}, "")
+	_, _, err = s.CompleteUpload(ctx, a.ID, up.ID, dfms.Hash{}, "", nil)
 	wantKind(t, "complete with no parts", err, dfms.Invalid)
 	ok(t, s.PutPart(ctx, a.ID, up.ID, 1, 10, dfms.Hash{}, p))
-	_, _, err = s.CompleteUpload(ctx, a.ID, up.ID, dfms.Hash{}, "")
+	_, _, err = s.CompleteUpload(ctx, a.ID, up.ID, dfms.Hash{}, "", nil)
 	wantKind(t, "complete with a size other than declared", err, dfms.Invalid)
 	_, err = s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "..", PartSize: 10})
 	wantKind(t, "bad name", err, dfms.Invalid)
@@ -986,7 +995,7 @@ func testNodes(t *testing.T, s meta.Store) {
 func testConcurrentCommits(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	shared := chunk("shared", 8)
-	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{shared}))
+	storeChunks(t, s, []dfms.ChunkRef{shared})
 	e := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "hot", Kind: meta.KindFile}))(t)
 	const writers, each = 6, 5
 	var wg sync.WaitGroup
@@ -995,6 +1004,10 @@ func testConcurrentCommits(t *testing.T, s meta.Store) {
 		wg.Go(func() {
 			for i := range each {
 				own := chunk(fmt.Sprint("cc", w, i), 4)
+				if err := s.ReserveChunks(ctx, []dfms.ChunkRef{own}); err != nil {
+					errs <- err
+					return
+				}
 				if err := s.AddChunks(ctx, []dfms.ChunkRef{own}); err != nil {
 					errs <- err
 					return
@@ -1163,7 +1176,7 @@ func testListSortPage(t *testing.T, s meta.Store) {
 func testChunkOwners(t *testing.T, s meta.Store) {
 	a, b := newUser(t, s), newUser(t, s)
 	x, y, z := chunk("own-x", 1), chunk("own-y", 2), chunk("own-z", 3)
-	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{x, y}))
+	storeChunks(t, s, []dfms.ChunkRef{x, y})
 	hs := []dfms.Hash{x.Hash, y.Hash, z.Hash, x.Hash}
 	if got := must(s.UnownedChunks(ctx, a.ID, hs))(t); !slices.Equal(got, []dfms.Hash{x.Hash, y.Hash, z.Hash}) {
 		t.Fatalf("unowned before anything = %v", got)
@@ -1182,4 +1195,52 @@ func testChunkOwners(t *testing.T, s meta.Store) {
 	if got := must(s.UnownedChunks(ctx, b.ID, []dfms.Hash{y.Hash}))(t); len(got) != 0 {
 		t.Fatalf("a part did not record possession: %v", got)
 	}
+}
+
+// A reserved chunk is pending: not usable, not claimable as an orphan,
+// and collected like an unreferenced chunk once stale.
+func testPendingChunks(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	p := chunk("pending", 9)
+	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{p}))
+	if c := must(s.GetChunk(ctx, p.Hash))(t); !c.Pending || c.Refs != 0 {
+		t.Fatalf("reserved chunk = %+v", c)
+	}
+	if miss := must(s.MissingChunks(ctx, []dfms.Hash{p.Hash}))(t); len(miss) != 1 {
+		t.Fatal("a pending chunk is reported stored")
+	}
+	if must(s.ClaimOrphan(ctx, p.Hash, 9))(t) {
+		t.Fatal("the orphan collector claimed a reserved chunk")
+	}
+	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "f", Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{p}}})
+	var mce *meta.MissingChunksError
+	if !errors.As(err, &mce) {
+		t.Fatalf("commit of a pending chunk: %v, want MissingChunksError", err)
+	}
+	wantKind(t, "KeepChunks of a pending chunk", s.KeepChunks(ctx, []dfms.Hash{p.Hash}), dfms.Conflict)
+	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{p})) // a second writer
+	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{p}))
+	commit(t, s, u.ID, u.Root, "f", dfms.Manifest{Chunks: []dfms.ChunkRef{p}})
+	// AddChunks without a reservation: the row may have been collected.
+	wantKind(t, "AddChunks without a reservation", s.AddChunks(ctx, []dfms.ChunkRef{chunk("never reserved", 1)}), dfms.Conflict)
+	// A stale reservation is swept.
+	stale := chunk("stale reservation", 4)
+	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{stale}))
+	future := time.Now().Add(time.Hour)
+	if !must(s.BeginDelete(ctx, stale.Hash, future))(t) {
+		t.Fatal("a stale reservation cannot be collected")
+	}
+	ok(t, s.FinishDelete(ctx, stale.Hash))
+}
+
+func testLock(t *testing.T, s meta.Store) {
+	unlock := must(s.Lock(ctx, "gc"))(t)
+	_, err := s.Lock(ctx, "gc")
+	wantKind(t, "second lock", err, dfms.Conflict)
+	other := must(s.Lock(ctx, "other"))(t)
+	unlock()
+	unlock() // idempotent
+	again := must(s.Lock(ctx, "gc"))(t)
+	again()
+	other()
 }

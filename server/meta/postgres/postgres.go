@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dfms/dfms"
@@ -38,6 +39,7 @@ var Dialect = sqlmeta.Dialect{
 		return `(search @@ plainto_tsquery('simple', ?) OR name ILIKE ? ESCAPE '\' OR mime ILIKE ? ESCAPE '\')`, []any{w, like, like}
 	},
 	WriteTx:  &sql.TxOptions{Isolation: sql.LevelSerializable},
+	Lock:     advisoryLock,
 	Classify: classify,
 }
 
@@ -105,4 +107,33 @@ func classify(err error) error {
 		return dfms.E("", dfms.Unavailable, err)
 	}
 	return err
+}
+
+// advisoryLock takes a session-level advisory lock on a connection of its
+// own, held until the release (or until the connection dies, which frees
+// the lock: a crashed holder never blocks the others).
+func advisoryLock(ctx context.Context, db *sql.DB, name string) (func(), error) {
+	const op dfms.Op = "meta/postgres.Lock"
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, dfms.E(op, dfms.Unavailable, err)
+	}
+	var ok bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, name).Scan(&ok); err != nil {
+		conn.Close()
+		return nil, dfms.E(op, dfms.Unavailable, err)
+	}
+	if !ok {
+		conn.Close()
+		return nil, dfms.E(op, dfms.Conflict, fmt.Errorf("lock %q is held", name))
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			conn.ExecContext(ctx, `SELECT pg_advisory_unlock(hashtext($1))`, name)
+			conn.Close()
+		})
+	}, nil
 }

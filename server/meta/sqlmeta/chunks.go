@@ -28,14 +28,14 @@ func (s *Store) MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.H
 			for i := range part {
 				args = append(args, part[i][:])
 			}
-			rows, err := t.query(ctx, `SELECT hash, deleting FROM chunks WHERE hash IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
+			rows, err := t.query(ctx, `SELECT hash, deleting, pending FROM chunks WHERE hash IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
 			if err != nil {
 				return err
 			}
 			for rows.Next() {
 				var b []byte
-				var deleting bool
-				if err := rows.Scan(&b, &deleting); err != nil {
+				var deleting, pending bool
+				if err := rows.Scan(&b, &deleting, &pending); err != nil {
 					rows.Close()
 					return err
 				}
@@ -45,7 +45,7 @@ func (s *Store) MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.H
 					rows.Close()
 					return dfms.E("meta.MissingChunks", dfms.Conflict, fmt.Errorf("chunk %s is being deleted; ask again shortly", h))
 				}
-				present[h] = true
+				present[h] = !pending
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
@@ -72,13 +72,13 @@ func (s *Store) UnownedChunks(ctx context.Context, owner dfms.UserID, hashes []d
 		usable := make(map[dfms.Hash]bool, len(hashes))
 		for start := 0; start < len(hashes); start += batch {
 			part := hashes[start:min(start+batch, len(hashes))]
-			args := make([]any, 0, len(part)+1)
-			args = append(args, owner)
+			args := make([]any, 0, len(part)+2)
+			args = append(args, owner, false)
 			for i := range part {
 				args = append(args, part[i][:])
 			}
 			rows, err := t.query(ctx, `SELECT c.hash, c.deleting FROM chunks c JOIN chunk_owners o ON o.hash = c.hash AND o.user_id = ?
-				WHERE c.hash IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
+				WHERE c.pending = ? AND c.hash IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
 			if err != nil {
 				return err
 			}
@@ -132,22 +132,20 @@ func (t *tx) own(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) err
 	return nil
 }
 
-// AddChunks implements meta.Store. Existing rows with no references have
-// their grace period restarted, so that a chunk an upload relies on cannot
-// be swept before the upload commits.
-func (s *Store) AddChunks(ctx context.Context, refs []dfms.ChunkRef) error {
-	const op dfms.Op = "meta.AddChunks"
+// ReserveChunks implements meta.Store.
+func (s *Store) ReserveChunks(ctx context.Context, refs []dfms.ChunkRef) error {
+	const op dfms.Op = "meta.ReserveChunks"
 	sizes := make(map[dfms.Hash]int64, len(refs))
 	for _, r := range refs {
 		sizes[r.Hash] = int64(r.Size)
 	}
 	return s.write(ctx, op, func(t *tx) error {
 		for _, h := range sortedHashes(sizes) {
-			if _, err := t.exec(ctx, `INSERT INTO chunks (hash, size, refs, deleting, zero_since, created_at)
-				VALUES (?, ?, 0, ?, ?, ?)
+			if _, err := t.exec(ctx, `INSERT INTO chunks (hash, size, refs, deleting, pending, zero_since, created_at)
+				VALUES (?, ?, 0, ?, ?, ?, ?)
 				ON CONFLICT (hash) DO UPDATE SET zero_since = CASE WHEN chunks.refs = 0 THEN excluded.zero_since ELSE NULL END
 				WHERE chunks.deleting = ?`,
-				h[:], sizes[h], false, ns(t.now), ns(t.now), false); err != nil {
+				h[:], sizes[h], false, true, ns(t.now), ns(t.now), false); err != nil {
 				return err
 			}
 			var deleting bool
@@ -156,6 +154,30 @@ func (s *Store) AddChunks(ctx context.Context, refs []dfms.ChunkRef) error {
 			}
 			if deleting {
 				return dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is being deleted; store it again shortly", h))
+			}
+		}
+		return nil
+	})
+}
+
+// AddChunks implements meta.Store.
+func (s *Store) AddChunks(ctx context.Context, refs []dfms.ChunkRef) error {
+	const op dfms.Op = "meta.AddChunks"
+	sizes := make(map[dfms.Hash]int64, len(refs))
+	for _, r := range refs {
+		sizes[r.Hash] = int64(r.Size)
+	}
+	return s.write(ctx, op, func(t *tx) error {
+		for _, h := range sortedHashes(sizes) {
+			res, err := t.exec(ctx, `UPDATE chunks SET pending = ?, zero_since = CASE WHEN refs = 0 THEN CAST(? AS BIGINT) ELSE NULL END
+				WHERE hash = ? AND deleting = ?`, false, ns(t.now), h[:], false)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n != 1 {
+				return dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s was not reserved, or is being deleted; store it again", h))
 			}
 		}
 		return nil
@@ -172,7 +194,7 @@ func (s *Store) KeepChunks(ctx context.Context, hashes []dfms.Hash) error {
 	return s.write(ctx, op, func(t *tx) error {
 		for _, h := range sortedHashes(set) {
 			res, err := t.exec(ctx, `UPDATE chunks SET zero_since = CASE WHEN refs = 0 THEN CAST(? AS BIGINT) ELSE NULL END
-				WHERE hash = ? AND deleting = ?`, ns(t.now), h[:], false)
+				WHERE hash = ? AND deleting = ? AND pending = ?`, ns(t.now), h[:], false, false)
 			if err != nil {
 				return err
 			}
@@ -186,13 +208,13 @@ func (s *Store) KeepChunks(ctx context.Context, hashes []dfms.Hash) error {
 	})
 }
 
-const chunkCols = `hash, size, refs, deleting, COALESCE(zero_since, 0), created_at`
+const chunkCols = `hash, size, refs, pending, deleting, COALESCE(zero_since, 0), created_at`
 
 func scanChunk(row interface{ Scan(...any) error }) (meta.Chunk, error) {
 	var c meta.Chunk
 	var h []byte
 	var zero, created int64
-	err := row.Scan(&h, &c.Size, &c.Refs, &c.Deleting, &zero, &created)
+	err := row.Scan(&h, &c.Size, &c.Refs, &c.Pending, &c.Deleting, &zero, &created)
 	copy(c.Hash[:], h)
 	c.ZeroSince, c.CreatedAt = fromNS(zero), fromNS(created)
 	return c, err
@@ -213,26 +235,43 @@ func (s *Store) GetChunk(ctx context.Context, h dfms.Hash) (meta.Chunk, error) {
 	return c, err
 }
 
-// SweepCandidates implements meta.Store.
+// SweepCandidates implements meta.Store. Rows left deleting come first;
+// then unreferenced (or stale pending) chunks, oldest first. Each query
+// uses its own partial index.
 func (s *Store) SweepCandidates(ctx context.Context, cutoff time.Time, limit int) ([]meta.Chunk, error) {
 	var out []meta.Chunk
 	err := s.read(ctx, "meta.SweepCandidates", func(t *tx) error {
 		out = out[:0]
-		rows, err := t.query(ctx, `SELECT `+chunkCols+` FROM chunks
-			WHERE deleting = ? OR (refs = 0 AND zero_since IS NOT NULL AND zero_since < ?)
-			ORDER BY zero_since LIMIT ?`, true, ns(cutoff), limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			c, err := scanChunk(rows)
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`SELECT ` + chunkCols + ` FROM chunks WHERE deleting = ? LIMIT ?`, []any{true, limit}},
+			{`SELECT ` + chunkCols + ` FROM chunks WHERE zero_since IS NOT NULL AND zero_since < ? AND refs = 0 AND deleting = ?
+				ORDER BY zero_since LIMIT ?`, []any{ns(cutoff), false, limit}},
+		} {
+			if len(out) >= limit {
+				break
+			}
+			q.args[len(q.args)-1] = limit - len(out)
+			rows, err := t.query(ctx, q.sql, q.args...)
 			if err != nil {
 				return err
 			}
-			out = append(out, c)
+			for rows.Next() {
+				c, err := scanChunk(rows)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				out = append(out, c)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
 		}
-		return rows.Err()
+		return nil
 	})
 	return out, err
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -39,6 +40,10 @@ type Dialect struct {
 	// case, in an entry's name or MIME type (a substring, wildcards
 	// literal), with its arguments: each backend uses its own index.
 	SearchWord func(word string) (cond string, args []any)
+	// Lock takes a named lock shared by every process using the database
+	// (nil: locks are local to this process, right for SQLite's single
+	// server). It returns the release, or kind Conflict if held.
+	Lock func(ctx context.Context, db *sql.DB, name string) (func(), error)
 	// WriteTx are the options of write transactions.
 	WriteTx *sql.TxOptions
 	// Classify turns a driver error into a *dfms.Error with a kind:
@@ -54,6 +59,34 @@ type Store struct {
 	now  func() time.Time
 
 	rebound sync.Map // query text -> rebound text
+
+	// locks are the process-local named locks (dialects without Lock).
+	locksMu sync.Mutex
+	locks   map[string]bool
+}
+
+// Lock implements meta.Store.
+func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
+	if s.d.Lock != nil {
+		return s.d.Lock(ctx, s.w, name)
+	}
+	s.locksMu.Lock()
+	defer s.locksMu.Unlock()
+	if s.locks[name] {
+		return nil, dfms.E("meta.Lock", dfms.Conflict, fmt.Errorf("lock %q is held", name))
+	}
+	if s.locks == nil {
+		s.locks = map[string]bool{}
+	}
+	s.locks[name] = true
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.locksMu.Lock()
+			delete(s.locks, name)
+			s.locksMu.Unlock()
+		})
+	}, nil
 }
 
 var _ meta.Store = (*Store)(nil)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dfms/dfms"
@@ -64,8 +65,8 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) (meta.Upload, e
 		if u.ExpiresAt.IsZero() {
 			u.ExpiresAt = t.now.Add(DefaultUploadTTL)
 		}
-		if _, err := t.exec(ctx, `INSERT INTO multipart_uploads (`+uploadCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			u.ID, u.Owner, u.Parent, u.Name, u.Size, u.PartSize, ns(u.CreatedAt), ns(u.ExpiresAt)); err != nil {
+		if _, err := t.exec(ctx, `INSERT INTO multipart_uploads (`+uploadCols+`, idle_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, u.Owner, u.Parent, u.Name, u.Size, u.PartSize, ns(u.CreatedAt), ns(u.ExpiresAt), int64(u.ExpiresAt.Sub(u.CreatedAt))); err != nil {
 			return err
 		}
 		var err error
@@ -128,8 +129,12 @@ func (s *Store) PutPart(ctx context.Context, owner dfms.UserID, id string, n int
 				return err
 			}
 		}
-		_, err = t.exec(ctx, `INSERT INTO multipart_parts (upload_id, number, size, sha256, manifest, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			id, n, size, sum[:], blob, ns(t.now))
+		if _, err := t.exec(ctx, `INSERT INTO multipart_parts (upload_id, number, size, sha256, manifest, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			id, n, size, sum[:], blob, ns(t.now)); err != nil {
+			return err
+		}
+		// Idle expiry: activity pushes the deadline out by the lifetime.
+		_, err = t.exec(ctx, `UPDATE multipart_uploads SET expires_at = ? + idle_ns WHERE id = ? AND idle_ns > 0`, ns(t.now), id)
 		return err
 	})
 }
@@ -198,7 +203,7 @@ func (s *Store) PartManifests(ctx context.Context, owner dfms.UserID, id string)
 }
 
 // CompleteUpload implements meta.Store.
-func (s *Store) CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string) (meta.Entry, meta.Version, error) {
+func (s *Store) CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string, expect *dfms.Manifest) (meta.Entry, meta.Version, error) {
 	const op dfms.Op = "meta.CompleteUpload"
 	var e meta.Entry
 	var v meta.Version
@@ -220,6 +225,9 @@ func (s *Store) CompleteUpload(ctx context.Context, owner dfms.UserID, id string
 				return dfms.E(op, dfms.Invalid, fmt.Errorf("part %d is missing", i+1))
 			}
 			m.Chunks = append(m.Chunks, p.Manifest.Chunks...)
+		}
+		if expect != nil && !slices.Equal(expect.Chunks, m.Chunks) {
+			return dfms.Errorf(op, dfms.Conflict, "a part changed while the upload was being completed; complete it again")
 		}
 		if u.Size > 0 && m.Size() != u.Size {
 			return dfms.E(op, dfms.Invalid, fmt.Errorf("parts hold %d bytes, the upload declared %d", m.Size(), u.Size))

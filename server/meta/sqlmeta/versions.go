@@ -42,8 +42,8 @@ func sortedHashes(counts map[dfms.Hash]int64) []dfms.Hash {
 func (t *tx) takeChunks(ctx context.Context, counts map[dfms.Hash]int64) error {
 	var missing []dfms.Hash
 	for _, h := range sortedHashes(counts) {
-		res, err := t.exec(ctx, `UPDATE chunks SET refs = refs + ?, zero_since = NULL WHERE hash = ? AND deleting = ?`,
-			counts[h], h[:], false)
+		res, err := t.exec(ctx, `UPDATE chunks SET refs = refs + ?, zero_since = NULL WHERE hash = ? AND deleting = ? AND pending = ?`,
+			counts[h], h[:], false, false)
 		if err != nil {
 			return err
 		}
@@ -106,12 +106,14 @@ func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (meta
 		if err := t.takeChunks(ctx, counts); err != nil {
 			return err
 		}
-		if err := t.own(ctx, req.Owner, sortedHashes(counts)); err != nil {
+		var err error
+		if e, v, err = t.commit(ctx, op, req, blob); err != nil {
 			return err
 		}
-		var err error
-		e, v, err = t.commit(ctx, op, req, blob)
-		return err
+		// After commit, which locked the owner's row for update: inserting
+		// possession rows first would take a key-share lock on it that two
+		// concurrent commits then both try to upgrade (a deadlock).
+		return t.own(ctx, req.Owner, sortedHashes(counts))
 	})
 	return e, v, err
 }

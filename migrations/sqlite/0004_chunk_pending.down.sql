@@ -1,0 +1,3 @@
+ALTER TABLE multipart_uploads DROP COLUMN idle_ns;
+DROP INDEX chunks_deleting;
+ALTER TABLE chunks DROP COLUMN pending;
