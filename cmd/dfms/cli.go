@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/cmd/dfms/client"
 )
 
 // usageError marks errors in how the command was called (exit code 2).
@@ -28,9 +29,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintln(stderr, "dfms:", err)
+	// Usage and configuration errors exit 2; a server's answer (even a 400
+	// about a name) and every other failure exit 1.
 	var ue usageError
+	var se *client.Error
 	switch {
-	case errors.As(err, &ue), dfms.Is(err, dfms.Invalid):
+	case errors.As(err, &ue):
+		return 2
+	case errors.As(err, &se):
+		return 1
+	case dfms.Is(err, dfms.Invalid):
 		return 2
 	}
 	return 1
@@ -47,5 +55,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServerCmd(), newMigrateCmd(), newVersionCmd(), newHealthcheckCmd(), newKeygenCmd())
+	root.AddCommand(newClientCmds()...)
 	return root
 }

@@ -1,0 +1,355 @@
+// Package client is a typed Go client of the DFMS REST API (/api/v1).
+//
+// A Client holds a server's base URL and a token pair. Requests carry the
+// access token; when the server answers 401, the client exchanges the
+// refresh token for a new pair once, hands the pair to the TokenSaver (so
+// the caller can persist it: the old refresh token is used up), and
+// repeats the request. Refreshes are serialized, so concurrent requests
+// never present the same refresh token twice (the server would revoke the
+// whole login).
+//
+// Every failure is a *dfms.Error whose Kind classifies it (NotExist,
+// Unauthenticated, Unavailable for transport failures, …). Failures the
+// server reported also carry an *Error, reachable with errors.As, holding
+// the HTTP status and the envelope's code and message.
+//
+// Transfers stream: uploads read from an io.Reader and downloads write to
+// an io.Writer, and neither holds a file in memory. Large files go through
+// the resumable multipart protocol (UploadMultipart); downloads to a file
+// resume from a partial file with a Range request (DownloadFile).
+//
+// A Client is safe for concurrent use.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dfms/dfms"
+)
+
+// Tokens is a token pair as the server issues it.
+type Tokens struct {
+	Access  string `json:"access_token"`
+	Refresh string `json:"refresh_token"`
+}
+
+// TokenSaver persists a new token pair. It is called after a login and
+// after every refresh, with the client's refresh lock held (so calls never
+// overlap). A refresh whose pair cannot be saved fails: the refresh token
+// that was saved before is used up.
+type TokenSaver func(Tokens) error
+
+// Client talks to one DFMS server.
+type Client struct {
+	base  string // scheme://host[:port][/prefix], no trailing slash
+	hc    *http.Client
+	save  TokenSaver
+	agent string
+
+	// refreshMu serializes refreshes (and TokenSaver calls). It is taken
+	// before mu.
+	refreshMu sync.Mutex
+	// mu guards tokens.
+	mu     sync.Mutex
+	tokens Tokens
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the HTTP client (default: one without an overall
+// timeout, since transfers of large files take long).
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithTokens sets the initial token pair.
+func WithTokens(t Tokens) Option { return func(c *Client) { c.tokens = t } }
+
+// WithTokenSaver sets the function that persists new token pairs.
+func WithTokenSaver(fn TokenSaver) Option { return func(c *Client) { c.save = fn } }
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.agent = ua } }
+
+// New returns a client of the server at baseURL (for example
+// http://127.0.0.1:8080). A baseURL that is not an absolute http or https
+// URL has kind dfms.Invalid.
+func New(baseURL string, opts ...Option) (*Client, error) {
+	const op dfms.Op = "client.New"
+	u, err := url.Parse(strings.TrimSpace(baseURL))
+	if err != nil {
+		return nil, dfms.E(op, dfms.Invalid, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("server URL %q: want http://host:port or https://host", baseURL))
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("server URL %q: no user, query or fragment allowed", baseURL))
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	c := &Client{base: u.String(), hc: &http.Client{}, agent: "dfms-client"}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// BaseURL returns the server's URL as normalized by New.
+func (c *Client) BaseURL() string { return c.base }
+
+// Tokens returns the current token pair.
+func (c *Client) Tokens() Tokens {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tokens
+}
+
+// SetTokens replaces the token pair (without calling the TokenSaver).
+func (c *Client) SetTokens(t Tokens) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tokens = t
+}
+
+// request describes one API call.
+type request struct {
+	method string
+	path   string // under the base URL, e.g. /api/v1/files/3
+	query  url.Values
+	header http.Header
+	// body is either nil, JSON to encode (json), or a stream (stream). A
+	// stream can be sent again after a 401 only if it is an io.Seeker.
+	json   any
+	stream io.Reader
+	size   int64 // of stream; -1 unknown
+	// progress, if set, is told how many bytes of stream were sent so far.
+	progress func(sent int64)
+	// anonymous requests carry no token and are never refreshed.
+	anonymous bool
+}
+
+// do sends r and returns the response of a 2xx status; the caller closes
+// its body. Any other status becomes an error (the body decoded as the
+// envelope). One 401 on an authenticated request triggers a refresh and
+// a second attempt.
+func (c *Client) do(ctx context.Context, op dfms.Op, r request) (*http.Response, error) {
+	var payload []byte
+	if r.json != nil {
+		var err error
+		if payload, err = json.Marshal(r.json); err != nil {
+			return nil, dfms.E(op, dfms.Invalid, err)
+		}
+	}
+	start := int64(-1) // the stream's offset, if it can be rewound
+	if s, ok := r.stream.(io.Seeker); ok {
+		if off, err := s.Seek(0, io.SeekCurrent); err == nil {
+			start = off
+		}
+	}
+	if !r.anonymous && r.stream != nil && start < 0 {
+		// A stream that cannot be sent twice goes with a token that will
+		// not expire on the way.
+		if err := c.refreshIfExpiring(ctx, op); err != nil {
+			return nil, err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		var body io.Reader
+		switch {
+		case payload != nil:
+			body = bytes.NewReader(payload)
+		case r.stream != nil:
+			body = &countingReader{r: r.stream, fn: r.progress}
+		}
+		req, err := http.NewRequestWithContext(ctx, r.method, c.base+r.path, body)
+		if err != nil {
+			return nil, dfms.E(op, dfms.Invalid, err)
+		}
+		if len(r.query) > 0 {
+			req.URL.RawQuery = r.query.Encode()
+		}
+		for k, vs := range r.header {
+			req.Header[k] = vs
+		}
+		if payload != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if r.stream != nil && r.size >= 0 {
+			req.ContentLength = r.size
+			if r.size == 0 {
+				req.Body = http.NoBody
+			}
+		}
+		req.Header.Set("User-Agent", c.agent)
+		req.Header.Set("Accept", "application/json")
+		sentWith := ""
+		if !r.anonymous {
+			sentWith = c.Tokens().Access
+			if sentWith == "" {
+				return nil, dfms.Errorf(op, dfms.Unauthenticated, "not logged in")
+			}
+			req.Header.Set("Authorization", "Bearer "+sentWith)
+		}
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, dfms.E(op, dfms.Other, ctx.Err())
+			}
+			var ce *clientSideError
+			if errors.As(err, &ce) {
+				return nil, dfms.E(op, dfms.Other, ce.err) // the caller's reader failed
+			}
+			return nil, dfms.E(op, dfms.Unavailable, err)
+		}
+		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+			return resp, nil
+		}
+		apiErr := readError(resp)
+		if resp.StatusCode != http.StatusUnauthorized || r.anonymous || attempt > 0 {
+			return nil, apiErr.wrap(op)
+		}
+		if err := c.refresh(ctx, op, sentWith); err != nil {
+			if dfms.Is(err, dfms.Unauthenticated) {
+				return nil, apiErr.wrap(op) // the session is over: report the original 401
+			}
+			return nil, err
+		}
+		if r.stream != nil {
+			if start < 0 {
+				return nil, apiErr.wrap(op)
+			}
+			if _, err := r.stream.(io.Seeker).Seek(start, io.SeekStart); err != nil {
+				return nil, dfms.E(op, dfms.Other, err)
+			}
+		}
+	}
+}
+
+// doJSON is do for a JSON answer decoded into out (nil: discarded).
+func (c *Client) doJSON(ctx context.Context, op dfms.Op, r request, out any) error {
+	resp, err := c.do(ctx, op, r)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return dfms.E(op, dfms.Other, fmt.Errorf("decoding the answer to %s %s: %w", r.method, r.path, err))
+	}
+	return nil
+}
+
+// refresh exchanges the refresh token for a new pair, unless the access
+// token is no longer sentWith (another request refreshed meanwhile).
+func (c *Client) refresh(ctx context.Context, op dfms.Op, sentWith string) error {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	cur := c.Tokens()
+	if cur.Access != sentWith && cur.Access != "" {
+		return nil
+	}
+	if cur.Refresh == "" {
+		return dfms.Errorf(op, dfms.Unauthenticated, "no refresh token")
+	}
+	var out Tokens
+	err := c.doJSON(ctx, op, request{method: http.MethodPost, path: "/api/v1/auth/refresh", anonymous: true,
+		json: map[string]string{"refresh_token": cur.Refresh}}, &out)
+	if err != nil {
+		return err
+	}
+	if out.Access == "" || out.Refresh == "" {
+		return dfms.Errorf(op, dfms.Other, "the refresh answer holds no tokens")
+	}
+	c.SetTokens(out)
+	if c.save != nil {
+		if err := c.save(out); err != nil {
+			return dfms.E(op, dfms.Other, fmt.Errorf("saving the refreshed tokens: %w", err))
+		}
+	}
+	return nil
+}
+
+// refreshIfExpiring refreshes when the access token expires within a
+// minute (read from its exp claim, unverified: the server decides).
+func (c *Client) refreshIfExpiring(ctx context.Context, op dfms.Op) error {
+	t := c.Tokens()
+	if t.Access == "" || t.Refresh == "" {
+		return nil
+	}
+	exp, ok := expiry(t.Access)
+	if !ok || time.Until(exp) > time.Minute {
+		return nil
+	}
+	return c.refresh(ctx, op, t.Access)
+}
+
+// expiry reads the exp claim of a JWT without verifying it.
+func expiry(jwt string) (time.Time, bool) {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if json.Unmarshal(b, &claims) != nil || claims.Exp == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(claims.Exp, 0), true
+}
+
+// countingReader reports progress and marks the caller's read errors, so
+// that do can tell them from network failures.
+type countingReader struct {
+	r  io.Reader
+	n  int64
+	fn func(int64)
+}
+
+func (cr *countingReader) Read(p []byte) (int, error) {
+	n, err := cr.r.Read(p)
+	cr.n += int64(n)
+	if cr.fn != nil && n > 0 {
+		cr.fn(cr.n)
+	}
+	if err != nil && err != io.EOF {
+		err = &clientSideError{err}
+	}
+	return n, err
+}
+
+// clientSideError is a failure of the reader the caller gave.
+type clientSideError struct{ err error }
+
+func (e *clientSideError) Error() string { return e.err.Error() }
+func (e *clientSideError) Unwrap() error { return e.err }
+
+// escape encodes a path segment.
+func escape(s string) string { return url.PathEscape(s) }
+
+// idParam is the path form of an entry id; 0 (Root) is the caller's root
+// folder.
+func idParam(id dfms.EntryID) string {
+	if id == Root {
+		return "root"
+	}
+	return id.String()
+}

@@ -1,0 +1,116 @@
+// Package clienttest runs the real DFMS API (SQLite metadata and a disk
+// chunk store under a test's temporary directory) behind an httptest
+// server, for tests of the client and of the CLI.
+package clienttest
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/dfms/dfms/placement/store/disk"
+	"github.com/dfms/dfms/server/api"
+	"github.com/dfms/dfms/server/auth"
+	"github.com/dfms/dfms/server/files"
+	"github.com/dfms/dfms/server/meta"
+	"github.com/dfms/dfms/server/meta/sqlite"
+)
+
+// The account every Server has.
+const (
+	Email    = "alice@example.com"
+	Password = "correct horse battery"
+)
+
+// Server is a running API.
+type Server struct {
+	URL   string
+	API   *api.API
+	Auth  *auth.Service
+	Keys  *auth.Keys
+	Files *files.Service
+	User  meta.User // the account Email/Password
+	HTTP  *httptest.Server
+}
+
+// Options configure NewServer.
+type Options struct {
+	API  api.Config
+	Auth auth.Config // BcryptCost defaults to 4 (fast tests)
+	// Wrap, if set, wraps the API's handler (to observe or break requests).
+	Wrap func(http.Handler) http.Handler
+}
+
+// NewServer starts the API and creates the account Email/Password. It
+// stops when the test ends.
+func NewServer(t testing.TB, o Options) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	m, err := sqlite.Open(filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	chunks, err := disk.Open(filepath.Join(dir, "chunks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { chunks.Close() })
+	fs, err := files.New(m, chunks, files.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Auth.BcryptCost == 0 {
+		o.Auth.BcryptCost = 4
+	}
+	as := auth.New(m, keys, o.Auth)
+	a := api.New(api.Deps{Files: fs, Auth: as, Keys: keys, Log: slog.New(slog.DiscardHandler), Version: "test"}, o.API)
+	var h http.Handler = a.Handler()
+	if o.Wrap != nil {
+		h = o.Wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	u, err := as.CreateUser(context.Background(), Email, Password, "Alice", meta.RoleUser, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Server{URL: srv.URL, API: a, Auth: as, Keys: keys, Files: fs, User: u, HTTP: srv}
+}
+
+// ExpiredAccessToken returns an access token for the account, signed with
+// the server's key, that expired a minute ago (past the verifier's 30 s
+// leeway): what a client holds after a long pause.
+func (s *Server) ExpiredAccessToken(t testing.TB) string {
+	t.Helper()
+	now := time.Now()
+	claims := jwt.MapClaims{
+		"sub":   s.User.ID.String(),
+		"iss":   auth.DefaultIssuer,
+		"aud":   []string{auth.DefaultAudience},
+		"iat":   now.Add(-20 * time.Minute).Unix(),
+		"nbf":   now.Add(-20 * time.Minute).Unix(),
+		"exp":   now.Add(-time.Minute).Unix(),
+		"jti":   "expired-test-token",
+		"typ":   "access",
+		"email": s.User.Email,
+		"role":  s.User.Role,
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+	tok.Header["kid"] = s.Keys.KID
+	signed, err := tok.SignedString(s.Keys.Private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
