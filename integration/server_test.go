@@ -66,7 +66,9 @@ func startServer(t *testing.T, dir string, env []string, args ...string) *proc {
 	addr := freeAddr(t)
 	cmd := exec.Command(dfmsBin, append([]string{"server", "--addr", addr}, args...)...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
+	// Cheap password hashing: at the default cost each login takes seconds
+	// under the race detector. (server/auth checks the default is 12.)
+	cmd.Env = append(append(os.Environ(), "DFMS_BCRYPT_COST=4"), env...)
 	p := &proc{cmd: cmd, addr: addr, logs: &strings.Builder{}, done: make(chan error, 1)}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -52,6 +52,9 @@ type Config struct {
 		Issuer     string        `yaml:"issuer"`
 		AccessTTL  time.Duration `yaml:"access_ttl"`
 		RefreshTTL time.Duration `yaml:"refresh_ttl"`
+		// BcryptCost of new password hashes (default 12; lower only for
+		// tests: each step halves the work of a guess).
+		BcryptCost int `yaml:"bcrypt_cost"`
 	} `yaml:"auth"`
 
 	// Admin, when both are set, is created as an administrator on start
@@ -205,6 +208,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.Admin.Email == "") != (c.Admin.Password == "") {
 		return dfms.Errorf(op, dfms.Invalid, "set both the admin email and password, or neither")
+	}
+	if c.Auth.BcryptCost != 0 && (c.Auth.BcryptCost < 4 || c.Auth.BcryptCost > 31) {
+		return dfms.Errorf(op, dfms.Invalid, "auth.bcrypt_cost must be between 4 and 31")
 	}
 	if (c.Auth.PrivateKey == "") != (c.Auth.PublicKey == "") {
 		return dfms.Errorf(op, dfms.Invalid, "set both auth.private_key and auth.public_key, or neither")

@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	s.auth = auth.New(s.meta, keys, auth.Config{Issuer: cfg.Auth.Issuer, AccessTTL: cfg.Auth.AccessTTL,
-		RefreshTTL: cfg.Auth.RefreshTTL, DefaultQuota: cfg.Storage.DefaultQuota})
+		RefreshTTL: cfg.Auth.RefreshTTL, BcryptCost: cfg.Auth.BcryptCost, DefaultQuota: cfg.Storage.DefaultQuota})
 	if err := s.ensureAdmin(ctx); err != nil {
 		return nil, err
 	}

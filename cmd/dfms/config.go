@@ -56,6 +56,7 @@ func envVars(c *server.Config) map[string]any {
 		"DFMS_JWT_PRIVATE_KEY":      &c.Auth.PrivateKey,
 		"DFMS_JWT_PUBLIC_KEY":       &c.Auth.PublicKey,
 		"DFMS_JWT_ISSUER":           &c.Auth.Issuer,
+		"DFMS_BCRYPT_COST":          &c.Auth.BcryptCost,
 		"DFMS_MAX_UPLOAD_SIZE":      &c.Storage.MaxUploadSize,
 		"DFMS_DEFAULT_QUOTA":        &c.Storage.DefaultQuota,
 		"DFMS_VERSIONS_KEEP_LAST":   &c.Versions.KeepLast,

@@ -211,7 +211,7 @@ func (a *API) commitManifest(c *gin.Context) {
 		req.Entry = id
 	} else {
 		var ok bool
-		if req.Parent, ok = a.folderRef(c, b.FolderID.raw); !ok {
+		if req.Parent, ok = a.folderRef(c, b.FolderID.raw); !ok || !a.validName(c, b.Name) {
 			return
 		}
 	}

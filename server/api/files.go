@@ -113,8 +113,7 @@ func (a *API) upload(c *gin.Context) {
 			return
 		}
 	}
-	if err := dfms.ValidName(req.Name); err != nil {
-		a.fail(c, err)
+	if !a.validName(c, req.Name) {
 		return
 	}
 	if req.MIME == "" || req.MIME == "application/octet-stream" {
@@ -442,7 +441,9 @@ func (a *API) rename(c *gin.Context, id dfms.EntryID, name *string, parent optio
 	}
 	newParent, newName := e.Parent, e.Name
 	if name != nil {
-		newName = *name
+		if newName = *name; !a.validName(c, newName) {
+			return
+		}
 	}
 	if parent.set {
 		if newParent, ok = a.folderRef(c, parent.raw); !ok {
@@ -480,7 +481,9 @@ func (a *API) copyFile(c *gin.Context) {
 		}
 	}
 	if b.Name != nil {
-		name = *b.Name
+		if name = *b.Name; !a.validName(c, name) {
+			return
+		}
 	} else if parent == src.Parent {
 		name = copyName(src.Name)
 	}

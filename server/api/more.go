@@ -89,8 +89,7 @@ func (a *API) multipartInit(c *gin.Context) {
 	if !a.bindJSON(c, &b, false) {
 		return
 	}
-	if err := dfms.ValidName(b.FileName); err != nil {
-		a.fail(c, err)
+	if !a.validName(c, b.FileName) {
 		return
 	}
 	if b.FileSize < 0 {
@@ -184,7 +183,7 @@ func (a *API) multipartComplete(c *gin.Context) {
 			b.MIMEType = mime.TypeByExtension(path.Ext(up.Name))
 		}
 	}
-	e, v, err := a.Files.CompleteUpload(c.Request.Context(), user(c).ID, c.Param("upload"), b.MIMEType)
+	e, v, err := a.Files.CompleteUpload(c.Request.Context(), user(c).ID, c.Param("upload"), b.MIMEType, a.cfg.MaxUploadSize)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -211,7 +210,7 @@ func (a *API) createFolder(c *gin.Context) {
 		return
 	}
 	parent, ok := a.folderRef(c, b.ParentID.raw)
-	if !ok {
+	if !ok || !a.validName(c, b.Name) {
 		return
 	}
 	e, err := a.Files.Mkdir(c.Request.Context(), user(c).ID, parent, b.Name, 0o755)

@@ -957,7 +957,7 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	cp := num(c.call(201, "POST", "/api/v1/files/{id}/copy", id(file), nil).obj("file")["id"])
 	c.call(409, "POST", "/api/v1/files/{id}/copy", id(file), map[string]any{})
 	c.call(201, "POST", "/api/v1/files/{id}/copy", id(file), map[string]any{"name": "copy.txt", "parent_id": folder})
-	c.call(501, "POST", "/api/v1/files/{id}/copy", id(folder), nil)
+	c.call(400, "POST", "/api/v1/files/{id}/copy", id(folder), nil)
 	c.call(200, "GET", "/api/v1/folders/{id}", id(folder), nil)
 	c.call(200, "GET", "/api/v1/folders/{id}/contents", id(folder), nil)
 	c.call(200, "GET", "/api/v1/folders/{id}/contents?sort=updated_at&order=desc&page=2&page_size=1", id("root"), nil)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -105,6 +106,20 @@ func (a *API) bindJSON(c *gin.Context, v any, optional bool) bool {
 		return false
 	case err != nil:
 		a.bad(c, "malformed JSON: %v", err)
+		return false
+	}
+	return true
+}
+
+// validName checks a name given through the API: a valid entry name, and
+// valid UTF-8, since JSON cannot carry other bytes back to the client.
+func (a *API) validName(c *gin.Context, name string) bool {
+	if err := dfms.ValidName(name); err != nil {
+		a.fail(c, err)
+		return false
+	}
+	if !utf8.ValidString(name) {
+		a.bad(c, "names must be valid UTF-8")
 		return false
 	}
 	return true

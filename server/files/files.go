@@ -154,7 +154,7 @@ func (s *Service) Write(ctx context.Context, req WriteRequest) (WriteResult, err
 	if err != nil {
 		return res, dfms.E(op, dfms.Other, err)
 	}
-	body := req.Body
+	var body io.Reader = bodyReader{req.Body}
 	if req.MaxSize > 0 {
 		body = &limitReader{r: body, left: req.MaxSize, kind: dfms.TooLarge, msg: "body exceeds the size limit"}
 	}
@@ -478,6 +478,19 @@ func (s *Service) storeOnce(ctx context.Context, b *batch, hashes []dfms.Hash) e
 	s.stats.ChunksStored.Add(stored)
 	s.stats.BytesStored.Add(storedBytes)
 	return nil
+}
+
+// bodyReader marks failures to read the client's body as bad input (a
+// short body, a broken multipart encoding, a client that went away): they
+// are not the server's failures.
+type bodyReader struct{ r io.Reader }
+
+func (b bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && dfms.KindOf(err) == dfms.Other {
+		err = dfms.E("files.Write", dfms.Invalid, fmt.Errorf("reading the request body: %w", err))
+	}
+	return n, err
 }
 
 // limitReader fails with an error of the given kind once more than left

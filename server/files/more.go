@@ -59,7 +59,7 @@ func (s *Service) Copy(ctx context.Context, owner dfms.UserID, id, newParent dfm
 		return src, meta.Version{}, dfms.E(op, dfms.Other, err)
 	}
 	if src.Kind != meta.KindFile {
-		return src, meta.Version{}, dfms.E(op, dfms.NotSupported, fmt.Errorf("only files can be copied; %q is a %s", src.Name, src.Kind))
+		return src, meta.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("only files can be copied; %q is a %s", src.Name, src.Kind))
 	}
 	v, err := s.OpenVersion(ctx, owner, id, 0)
 	if err != nil {
@@ -85,6 +85,7 @@ func (s *Service) WritePart(ctx context.Context, owner dfms.UserID, uploadID str
 	if n < 1 || n > 10000 {
 		return meta.Part{}, dfms.E(op, dfms.Invalid, fmt.Errorf("part number %d is not in 1..10000", n))
 	}
+	body = bodyReader{body}
 	if maxSize > 0 {
 		body = &limitReader{r: body, left: maxSize, kind: dfms.TooLarge, msg: "part exceeds the size limit"}
 	}
@@ -99,14 +100,18 @@ func (s *Service) WritePart(ctx context.Context, owner dfms.UserID, uploadID str
 	return meta.Part{Number: n, Size: m.Size(), SHA256: sum, CreatedAt: time.Now()}, nil
 }
 
-// CompleteUpload commits a multipart upload's parts as a new version. The
+// CompleteUpload commits a multipart upload's parts as a new version (at
+// most maxSize bytes if maxSize > 0, kind TooLarge otherwise). The
 // whole content is read back once (every chunk verified) to compute its
 // SHA-256, which a multipart upload cannot know otherwise.
-func (s *Service) CompleteUpload(ctx context.Context, owner dfms.UserID, uploadID, mime string) (meta.Entry, meta.Version, error) {
+func (s *Service) CompleteUpload(ctx context.Context, owner dfms.UserID, uploadID, mime string, maxSize int64) (meta.Entry, meta.Version, error) {
 	const op dfms.Op = "files.CompleteUpload"
 	m, err := s.uploadManifest(ctx, owner, uploadID)
 	if err != nil {
 		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+	}
+	if maxSize > 0 && m.Size() > maxSize {
+		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.TooLarge, fmt.Errorf("the parts hold %d bytes; files are limited to %d", m.Size(), maxSize))
 	}
 	if err := s.keepAll(ctx, &m); err != nil {
 		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)

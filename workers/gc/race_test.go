@@ -155,7 +155,7 @@ func TestCompleteUploadRefusesAChangedPart(t *testing.T) {
 	if _, err := svc.WritePart(ctx, e.user.ID, up.ID, 1, bytes.NewReader(random(9, 5000)), 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := svc.CompleteUpload(ctx, e.user.ID, up.ID, ""); !dfms.Is(err, dfms.Conflict) {
+	if _, _, err := svc.CompleteUpload(ctx, e.user.ID, up.ID, "", 0); !dfms.Is(err, dfms.Conflict) {
 		t.Fatalf("completion over a changed part: %v, want kind Conflict", err)
 	}
 	if _, err := e.meta.Lookup(ctx, e.user.ID, e.user.Root, "mp"); !dfms.Is(err, dfms.NotExist) {
@@ -163,7 +163,7 @@ func TestCompleteUploadRefusesAChangedPart(t *testing.T) {
 	}
 	// Completing again (no race now) records the right checksum.
 	rm.part = nil
-	ent, v, err := e.svc.CompleteUpload(ctx, e.user.ID, up.ID, "")
+	ent, v, err := e.svc.CompleteUpload(ctx, e.user.ID, up.ID, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
