@@ -182,7 +182,7 @@ func (t *tx) execOne(ctx context.Context, notFound error, query string, args ...
 	return nil
 }
 
-const maxAttempts = 12
+const maxAttempts = 30
 
 // write runs fn in a write transaction, retrying transient failures with
 // jittered exponential backoff. fn may therefore run more than once and must
