@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,8 +48,12 @@ type Options struct {
 	// cores).
 	HashWorkers int
 	// BatchBytes is how many bytes of chunks are checked and stored
-	// together (default 8 MiB). A write holds at most three batches.
+	// together (default 8 MiB).
 	BatchBytes int
+	// Uploaders is how many batches of one write are stored concurrently
+	// (default 2: one batch's durability barrier overlaps the next one's
+	// checks and writes). A write holds Uploaders+2 batches.
+	Uploaders int
 	// PutConcurrency bounds parallel chunk stores per write (default 16:
 	// stores spend most of a Put waiting for fsync or the network).
 	PutConcurrency int
@@ -92,6 +97,9 @@ func New(m meta.Store, c dfms.ChunkStore, opts Options) (*Service, error) {
 	}
 	if opts.PutConcurrency <= 0 {
 		opts.PutConcurrency = 16
+	}
+	if opts.Uploaders <= 0 {
+		opts.Uploaders = 2
 	}
 	if opts.ReadAhead <= 0 {
 		opts.ReadAhead = 4
@@ -278,24 +286,26 @@ func (s *Service) ingest(ctx context.Context, owner dfms.UserID, body io.Reader,
 	whole := sha256.New()
 
 	g, gctx := errgroup.WithContext(ctx)
-	full := make(chan *batch, 1) // filled batches, to the uploader
-	free := make(chan *batch, 3) // empty batches, back to the chunker
+	full := make(chan *batch, 1)                  // filled batches, to the uploaders
+	free := make(chan *batch, s.opts.Uploaders+2) // empty batches, back to the chunker
 	for range cap(free) {
 		// Room for a full batch plus the chunk that overflows it, so
 		// appends never reallocate.
 		free <- &batch{data: make([]byte, 0, s.opts.BatchBytes+s.opts.Chunking.Max)}
 	}
-	seen := map[dfms.Hash]bool{} // chunks of this write already counted
-	g.Go(func() error {
-		for b := range full {
-			if err := s.storeBatch(gctx, owner, b, res, seen); err != nil {
-				return err
+	acct := &accounting{res: res, seen: map[dfms.Hash]bool{}}
+	for range s.opts.Uploaders {
+		g.Go(func() error {
+			for b := range full {
+				if err := s.storeBatch(gctx, owner, b, acct); err != nil {
+					return err
+				}
+				b.reset()
+				free <- b
 			}
-			b.reset()
-			free <- b
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	g.Go(func() error {
 		defer close(full)
 		cur := <-free
@@ -359,7 +369,7 @@ func (b *batch) reset() { b.refs, b.offs, b.data = b.refs[:0], b.offs[:0], b.dat
 // once the sweep has finished. res counts chunks from the owner's point of
 // view: a chunk is deduplicated if the owner already had it (or this write
 // had it earlier); whether another user stored it is not revealed.
-func (s *Service) storeBatch(ctx context.Context, owner dfms.UserID, b *batch, res *WriteResult, seen map[dfms.Hash]bool) error {
+func (s *Service) storeBatch(ctx context.Context, owner dfms.UserID, b *batch, acct *accounting) error {
 	hashes := make([]dfms.Hash, len(b.refs))
 	for i, r := range b.refs {
 		hashes[i] = r.Hash
@@ -396,6 +406,9 @@ func (s *Service) storeBatch(ctx context.Context, owner dfms.UserID, b *batch, r
 	for _, h := range unowned {
 		had[h] = false
 	}
+	acct.mu.Lock()
+	defer acct.mu.Unlock()
+	res, seen := acct.res, acct.seen
 	for _, r := range b.refs {
 		if had[r.Hash] || seen[r.Hash] {
 			res.DedupChunks++
@@ -406,6 +419,13 @@ func (s *Service) storeBatch(ctx context.Context, owner dfms.UserID, b *batch, r
 		res.NewBytes += int64(r.Size)
 	}
 	return nil
+}
+
+// accounting is a write's view of its chunks, shared by its uploaders.
+type accounting struct {
+	mu   sync.Mutex
+	res  *WriteResult
+	seen map[dfms.Hash]bool // chunks of this write already counted
 }
 
 // storeOnce stores the batch's missing chunks and records them.

@@ -168,7 +168,7 @@ func (s *Service) PutChunk(ctx context.Context, owner dfms.UserID, h dfms.Hash, 
 	b := &batch{}
 	b.add(h, data)
 	var res WriteResult
-	if err := s.storeBatch(ctx, owner, b, &res, map[dfms.Hash]bool{}); err != nil {
+	if err := s.storeBatch(ctx, owner, b, &accounting{res: &res, seen: map[dfms.Hash]bool{}}); err != nil {
 		return false, dfms.E(op, dfms.Other, err)
 	}
 	if err := s.meta.OwnChunks(ctx, owner, []dfms.Hash{h}); err != nil {
