@@ -169,15 +169,10 @@ func (s *Store) AddChunks(ctx context.Context, refs []dfms.ChunkRef) error {
 	}
 	return s.write(ctx, op, func(t *tx) error {
 		for _, h := range sortedHashes(sizes) {
-			res, err := t.exec(ctx, `UPDATE chunks SET pending = ?, zero_since = CASE WHEN refs = 0 THEN CAST(? AS BIGINT) ELSE NULL END
-				WHERE hash = ? AND deleting = ?`, false, ns(t.now), h[:], false)
-			if err != nil {
+			if err := t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s was not reserved, or is being deleted; store it again", h)),
+				`UPDATE chunks SET pending = ?, zero_since = CASE WHEN refs = 0 THEN CAST(? AS BIGINT) ELSE NULL END
+				WHERE hash = ? AND deleting = ?`, false, ns(t.now), h[:], false); err != nil {
 				return err
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n != 1 {
-				return dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s was not reserved, or is being deleted; store it again", h))
 			}
 		}
 		return nil
@@ -193,15 +188,10 @@ func (s *Store) KeepChunks(ctx context.Context, hashes []dfms.Hash) error {
 	}
 	return s.write(ctx, op, func(t *tx) error {
 		for _, h := range sortedHashes(set) {
-			res, err := t.exec(ctx, `UPDATE chunks SET zero_since = CASE WHEN refs = 0 THEN CAST(? AS BIGINT) ELSE NULL END
-				WHERE hash = ? AND deleting = ? AND pending = ?`, ns(t.now), h[:], false, false)
-			if err != nil {
+			if err := t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s was collected or is being deleted; store it", h)),
+				`UPDATE chunks SET zero_since = CASE WHEN refs = 0 THEN CAST(? AS BIGINT) ELSE NULL END
+				WHERE hash = ? AND deleting = ? AND pending = ?`, ns(t.now), h[:], false, false); err != nil {
 				return err
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n != 1 {
-				return dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s was collected or is being deleted; store it", h))
 			}
 		}
 		return nil
@@ -280,13 +270,9 @@ func (s *Store) SweepCandidates(ctx context.Context, cutoff time.Time, limit int
 func (s *Store) BeginDelete(ctx context.Context, h dfms.Hash, cutoff time.Time) (bool, error) {
 	var ok bool
 	err := s.write(ctx, "meta.BeginDelete", func(t *tx) error {
-		res, err := t.exec(ctx, `UPDATE chunks SET deleting = ?
+		n, err := t.affected(ctx, `UPDATE chunks SET deleting = ?
 			WHERE hash = ? AND refs = 0 AND (deleting = ? OR (zero_since IS NOT NULL AND zero_since < ?))`,
 			true, h[:], true, ns(cutoff))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
 		ok = n == 1
 		return err
 	})
@@ -309,12 +295,8 @@ func (s *Store) FinishDelete(ctx context.Context, h dfms.Hash) error {
 func (s *Store) ClaimOrphan(ctx context.Context, h dfms.Hash, size int64) (bool, error) {
 	var ok bool
 	err := s.write(ctx, "meta.ClaimOrphan", func(t *tx) error {
-		res, err := t.exec(ctx, `INSERT INTO chunks (hash, size, refs, deleting, zero_since, created_at)
+		n, err := t.affected(ctx, `INSERT INTO chunks (hash, size, refs, deleting, zero_since, created_at)
 			VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`, h[:], size, true, ns(t.now), ns(t.now))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
 		ok = n == 1
 		return err
 	})

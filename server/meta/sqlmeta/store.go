@@ -165,14 +165,19 @@ func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 	return t.QueryContext(ctx, t.s.q(query), args...)
 }
 
+// affected runs a statement and returns how many rows it changed.
+func (t *tx) affected(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := t.exec(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // execOne runs a statement that must change exactly one row; otherwise it
 // fails with notFound.
 func (t *tx) execOne(ctx context.Context, notFound error, query string, args ...any) error {
-	res, err := t.exec(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	n, err := res.RowsAffected()
+	n, err := t.affected(ctx, query, args...)
 	if err != nil {
 		return err
 	}

@@ -42,12 +42,8 @@ func sortedHashes(counts map[dfms.Hash]int64) []dfms.Hash {
 func (t *tx) takeChunks(ctx context.Context, counts map[dfms.Hash]int64) error {
 	var missing []dfms.Hash
 	for _, h := range sortedHashes(counts) {
-		res, err := t.exec(ctx, `UPDATE chunks SET refs = refs + ?, zero_since = NULL WHERE hash = ? AND deleting = ? AND pending = ?`,
+		n, err := t.affected(ctx, `UPDATE chunks SET refs = refs + ?, zero_since = NULL WHERE hash = ? AND deleting = ? AND pending = ?`,
 			counts[h], h[:], false, false)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
 		if err != nil {
 			return err
 		}
@@ -66,17 +62,11 @@ func (t *tx) takeChunks(ctx context.Context, counts map[dfms.Hash]int64) error {
 func (t *tx) releaseChunks(ctx context.Context, counts map[dfms.Hash]int64) error {
 	for _, h := range sortedHashes(counts) {
 		n := counts[h]
-		res, err := t.exec(ctx, `UPDATE chunks SET refs = refs - ?,
-				zero_since = CASE WHEN refs - ? = 0 THEN ? ELSE zero_since END
-			WHERE hash = ?`, n, n, ns(t.now), h[:])
-		if err != nil {
+		// A referenced chunk without a row means the store is inconsistent.
+		if err := t.execOne(ctx, dfms.E("meta.releaseChunks", dfms.Other, fmt.Errorf("chunk %s is referenced but has no row", h)),
+			`UPDATE chunks SET refs = refs - ?, zero_since = CASE WHEN refs - ? = 0 THEN ? ELSE zero_since END WHERE hash = ?`,
+			n, n, ns(t.now), h[:]); err != nil {
 			return err
-		}
-		if k, err := res.RowsAffected(); err != nil {
-			return err
-		} else if k != 1 {
-			// A referenced chunk has no row: the store is inconsistent.
-			return dfms.E("meta.releaseChunks", dfms.Other, fmt.Errorf("chunk %s is referenced but has no row", h))
 		}
 	}
 	return nil
