@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/auth"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -23,6 +24,18 @@ type userView struct {
 
 func userOf(u meta.User) userView {
 	return userView{u.ID, u.Email, u.DisplayName, u.Role, u.Active, u.QuotaBytes, u.UsedBytes, u.Root}
+}
+
+// session is the answer of register, login and refresh: the user and the
+// tokens at the top level (what clients read). Register also nests them
+// under "tokens", the reference API's shape.
+func session(u meta.User, toks auth.Tokens, nested bool) gin.H {
+	h := gin.H{"user": userOf(u), "access_token": toks.AccessToken, "refresh_token": toks.RefreshToken,
+		"token_type": toks.TokenType, "expires_in": toks.ExpiresIn}
+	if nested {
+		h["tokens"] = toks
+	}
+	return h
 }
 
 func (a *API) register(c *gin.Context) {
@@ -43,10 +56,7 @@ func (a *API) register(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	// Tokens at the top level (what clients read) and nested (the
-	// reference's shape).
-	c.JSON(http.StatusCreated, gin.H{"user": userOf(u), "tokens": toks, "access_token": toks.AccessToken,
-		"refresh_token": toks.RefreshToken, "token_type": toks.TokenType, "expires_in": toks.ExpiresIn})
+	c.JSON(http.StatusCreated, session(u, toks, true))
 }
 
 func (a *API) login(c *gin.Context) {
@@ -66,8 +76,7 @@ func (a *API) login(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"user": userOf(u), "access_token": toks.AccessToken, "refresh_token": toks.RefreshToken,
-		"token_type": toks.TokenType, "expires_in": toks.ExpiresIn})
+	c.JSON(http.StatusOK, session(u, toks, false))
 }
 
 func (a *API) refresh(c *gin.Context) {
@@ -86,8 +95,7 @@ func (a *API) refresh(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"user": userOf(u), "access_token": toks.AccessToken, "refresh_token": toks.RefreshToken,
-		"token_type": toks.TokenType, "expires_in": toks.ExpiresIn})
+	c.JSON(http.StatusOK, session(u, toks, false))
 }
 
 func (a *API) logout(c *gin.Context) {
