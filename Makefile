@@ -8,18 +8,28 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X $(PKG)/server.Version=$(VERSION)
 
 # Settings of `make run`.
-ADDR ?= 127.0.0.1:8080
-DATA ?= ./data
+ADDR  ?= 127.0.0.1:8080
+DATA  ?= ./data
+MOUNT ?= ./mnt
 
-.PHONY: all build run test test-short bench lint fmt vet tools clean
+.PHONY: all build run server test test-short bench lint fmt vet tools clean
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/dfms
 
-## run: the embedded server (SQLite + local disk under $(DATA)) on $(ADDR).
+## run: the embedded server (SQLite + local disk under $(DATA)) on $(ADDR),
+## mounted on $(MOUNT) in the same process, until Ctrl-C. As root the mount
+## needs no package; otherwise fuse3 (fusermount3) is installed first.
 run: build
+	@mkdir -p $(MOUNT)
+	@[ "$$(id -u)" = 0 ] || command -v fusermount3 >/dev/null || \
+		{ echo "installing fuse3 (for fusermount3)"; sudo apt-get update -q && sudo apt-get install -y -q fuse3; }
+	./$(BIN) up $(MOUNT) --addr $(ADDR) --data $(DATA)
+
+## server: the embedded server alone, without the mount.
+server: build
 	./$(BIN) server --addr $(ADDR) --data $(DATA)
 
 ## test: every test, with -race, against real PostgreSQL and S3 (versitygw)

@@ -10,5 +10,5 @@ source integration/services.sh
 trap svc_down EXIT INT TERM
 
 svc_up postgres s3 redis
-export DFMS_TEST_REQUIRE=postgres,s3,redis
+export DFMS_TEST_REQUIRE=postgres,s3,redis,fuse
 go test -race -count=1 -timeout 25m "$@" ./...

@@ -56,5 +56,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServerCmd(), newMigrateCmd(), newVersionCmd(), newHealthcheckCmd(), newKeygenCmd())
 	root.AddCommand(newClientCmds()...)
+	root.AddCommand(newMountCmds()...)
 	return root
 }

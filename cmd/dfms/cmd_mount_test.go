@@ -1,0 +1,356 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/posixtest"
+
+	"github.com/dfms/dfms/fusefs/fusetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(fusetest.Main(m)) }
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// dfmsBinary builds the dfms binary once. It is built without the race
+// detector: the mount code is race-tested in process by package fusefs,
+// and here the suites run against the product at its real speed.
+func dfmsBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "dfms-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "dfms")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/dfms/dfms/cmd/dfms").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// upProc is a running `dfms up`.
+type upProc struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startUp runs `dfms up mnt` and waits until the API answers and the
+// mount is there. If the test ends with the process still running, it is
+// killed and its mount detached.
+func startUp(t *testing.T, mnt, data, addr string) *upProc {
+	t.Helper()
+	cmd := exec.Command(dfmsBinary(t), "up", mnt, "--data", data, "--addr", addr)
+	cmd.Env = append(os.Environ(), "DFMS_BCRYPT_COST=4", "XDG_CACHE_HOME="+filepath.Join(data, "cache"),
+		"DFMS_ADMIN_EMAIL=", "DFMS_ADMIN_PASSWORD=")
+	p := &upProc{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-p.done
+			t.Logf("dfms up was killed; its log:\n%s", p.logs)
+		}
+		// A killed daemon leaves its mount behind.
+		if left, _ := fusetest.Mounts(mnt); len(left) > 0 {
+			syscall.Unmount(mnt, syscall.MNT_DETACH)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/health")
+		if err == nil {
+			resp.Body.Close()
+		}
+		mounted, _ := fusetest.Mounts(mnt)
+		if err == nil && resp.StatusCode == 200 && len(mounted) == 1 {
+			return p
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("dfms up exited early: %v\n%s", err, p.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dfms up did not come up\n%s", p.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wait waits for the process to exit by itself and requires success.
+func (p *upProc) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("dfms up: %v\n%s", err, p.logs)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("dfms up did not stop\n%s", p.logs)
+	}
+}
+
+// restClient is a logged-in REST client.
+type restClient struct {
+	base, token string
+}
+
+func login(t *testing.T, addr, email, password string) *restClient {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	resp, err := http.Post("http://"+addr+"/api/v1/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&out) != nil {
+		t.Fatalf("login: %s", resp.Status)
+	}
+	return &restClient{base: "http://" + addr + "/api/v1", token: out.AccessToken}
+}
+
+func (a *restClient) get(t *testing.T, path string) []byte {
+	t.Helper()
+	req, _ := http.NewRequest("GET", a.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s %s %v", path, resp.Status, b, err)
+	}
+	return b
+}
+
+// download reads the file name of the root folder through the REST API.
+func (a *restClient) download(t *testing.T, name string) []byte {
+	t.Helper()
+	var list struct {
+		Files []struct {
+			ID   int64  `json:"id"`
+			Name string `json:"name"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal(a.get(t, "/files?limit=1000"), &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range list.Files {
+		if f.Name == name {
+			return a.get(t, fmt.Sprintf("/files/%d/download", f.ID))
+		}
+	}
+	t.Fatalf("%s is not in the root folder: %+v", name, list.Files)
+	return nil
+}
+
+func readCredentials(t *testing.T, data string) (email, password string) {
+	t.Helper()
+	path := filepath.Join(data, credentialFile)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", path, fi.Mode())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "email="); ok {
+			email = v
+		}
+		if v, ok := strings.CutPrefix(sc.Text(), "password="); ok {
+			password = v
+		}
+	}
+	return email, password
+}
+
+// TestUp runs `dfms up` as a real process: files written through the mount
+// are read back through the REST API, go-fuse's POSIX suite passes on the
+// mount, SIGTERM unmounts cleanly, and a second start finds everything
+// again and stops on `dfms umount`.
+func TestUp(t *testing.T) {
+	fusetest.Require(t)
+	data, mnt, addr := t.TempDir(), t.TempDir(), freeAddr(t)
+	p := startUp(t, mnt, data, addr)
+
+	content := bytes.Repeat([]byte("written through the mount\n"), 100000)
+	if err := os.WriteFile(filepath.Join(mnt, "hello.txt"), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "hello.txt"), []byte("version 2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	email, password := readCredentials(t, data)
+	if email != localEmail || len(password) < 16 {
+		t.Fatalf("credentials: %q / %d-byte password", email, len(password))
+	}
+	a := login(t, addr, email, password)
+	if got := a.download(t, "hello.txt"); string(got) != "version 2" {
+		t.Fatalf("REST download: got %.40q", got)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, ".versions", "hello.txt", "v1")); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf(".versions/hello.txt/v1: %d bytes, %v", len(got), err)
+	}
+
+	t.Run("posix", func(t *testing.T) {
+		names := make([]string, 0, len(posixtest.All))
+		for name := range posixtest.All {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			t.Run(name, func(t *testing.T) {
+				if why, ok := fusetest.PosixSkips[name]; ok {
+					t.Skip(why)
+				}
+				dir := filepath.Join(mnt, "posix-"+name)
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				posixtest.All[name](t, dir)
+			})
+		}
+	})
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t)
+	if left, err := fusetest.Mounts(mnt); err != nil || len(left) > 0 {
+		t.Fatalf("after SIGTERM the mount is still there: %v %v", left, err)
+	}
+	if left, _ := os.ReadDir(filepath.Join(data, "cache", "dfms", "mount")); len(left) > 0 {
+		t.Errorf("the stage directory was not cleaned: %v", left)
+	}
+
+	// Again: the same user and data; `dfms umount` stops it.
+	p = startUp(t, mnt, data, addr)
+	if got, err := os.ReadFile(filepath.Join(mnt, "hello.txt")); err != nil || string(got) != "version 2" {
+		t.Fatalf("after a restart: %q, %v", got, err)
+	}
+	if e2, p2 := readCredentials(t, data); e2 != email || p2 != password {
+		t.Error("the credentials changed on restart")
+	}
+	login(t, addr, email, password)
+	var out bytes.Buffer
+	if err := runUmount(mnt, &out); err != nil {
+		t.Fatalf("dfms umount: %v", err)
+	}
+	p.wait(t)
+	if left, err := fusetest.Mounts(mnt); err != nil || len(left) > 0 {
+		t.Fatalf("after dfms umount the mount is still there: %v %v", left, err)
+	}
+	if err := runUmount(mnt, &out); err == nil || !strings.Contains(err.Error(), "not a mount point") {
+		t.Errorf("umount of a plain directory: got %v", err)
+	}
+}
+
+func TestLocalCredentials(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	e1, p1, err := localCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, p2, err := localCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e1 != localEmail || e2 != e1 || p2 != p1 || len(p1) < 16 {
+		t.Fatalf("got %q %q then %q %q", e1, p1, e2, p2)
+	}
+	if err := os.WriteFile(filepath.Join(dir, credentialFile), []byte("garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := localCredentials(dir); err == nil {
+		t.Fatal("a malformed credentials file was accepted")
+	}
+}
+
+func TestDefaultCacheDir(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"XDG_CACHE_HOME": "/x", "HOME": "/h"}, "/x/dfms/mount"},
+		{map[string]string{"HOME": "/h"}, "/h/.cache/dfms/mount"},
+	} {
+		if got, err := defaultCacheDir(env(c.env)); err != nil || got != c.want {
+			t.Errorf("%v: got %q, %v, want %q", c.env, got, err, c.want)
+		}
+	}
+	if _, err := defaultCacheDir(env(nil)); err == nil {
+		t.Error("no HOME and no XDG_CACHE_HOME: want an error")
+	}
+}

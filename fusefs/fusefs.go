@@ -1,0 +1,177 @@
+// Package fusefs mounts a DFMS file system ([vfs.FS]) in the kernel with
+// go-fuse v2. It is a thin adapter: each node embeds fs.Inode and holds an
+// inode number; every operation calls the vfs layer and maps the dfms
+// error kind of a failure to an errno in one table ([Errno]).
+//
+// # Kernel caching
+//
+// Entries and attributes are cached by the kernel for one second (the
+// libfuse default), failed lookups not at all, so a change made elsewhere
+// shows within a second. File data is not kept across opens: each open
+// re-reads, which gives close-to-open consistency. Children are created on
+// demand with StableAttr{Ino: entry id}, so concurrent lookups of one file
+// share one kernel inode.
+//
+// # Interrupts
+//
+// FUSE interrupts do not cancel operations: a Go client's own runtime
+// preempts goroutines with SIGURG, which the kernel forwards as interrupts,
+// so honouring them would fail ordinary reads, writes and closes with
+// EINTR at random, and a commit must not stop half-way anyway.
+//
+// # Limits of this version
+//
+//   - Hard links fail with ENOTSUP (an entry has exactly one parent).
+//   - Extended attributes are disabled (ENOTSUP, and the kernel stops
+//     asking).
+//   - POSIX and flock locks are handled by the kernel for this mount
+//     (EnableLocks is off): they hold between processes on this machine,
+//     with POSIX semantics, not between machines.
+//   - O_TMPFILE, mknod of devices and FIFOs, RENAME_EXCHANGE: not
+//     supported.
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/vfs"
+)
+
+// errnos maps dfms error kinds to errno values; kinds not listed are EIO.
+var errnos = map[dfms.Kind]syscall.Errno{
+	dfms.NotExist:        syscall.ENOENT,
+	dfms.Exist:           syscall.EEXIST,
+	dfms.NotEmpty:        syscall.ENOTEMPTY,
+	dfms.NotDir:          syscall.ENOTDIR,
+	dfms.IsDir:           syscall.EISDIR,
+	dfms.Permission:      syscall.EACCES,
+	dfms.Unauthenticated: syscall.EACCES,
+	dfms.ReadOnly:        syscall.EROFS,
+	dfms.Invalid:         syscall.EINVAL,
+	dfms.TooLarge:        syscall.EFBIG,
+	dfms.Quota:           syscall.EDQUOT,
+	dfms.NotSupported:    syscall.ENOTSUP,
+	dfms.RateLimited:     syscall.EAGAIN,
+}
+
+// Errno maps an error of the vfs layer to the errno the kernel returns.
+// An unclassified error that wraps an errno (the local stage file ran out
+// of space, say) keeps it.
+func Errno(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	k := dfms.KindOf(err)
+	if e, ok := errnos[k]; ok {
+		return e
+	}
+	var e syscall.Errno
+	if k == dfms.Other && errors.As(err, &e) {
+		return e
+	}
+	return syscall.EIO
+}
+
+// Options configures a mount.
+type Options struct {
+	// FsName is the source shown in /proc/mounts and df (default "dfms").
+	FsName string
+	// Strict mounts with mount(2) only, never through fusermount (tests:
+	// no fallback may hide a problem). Otherwise mount(2) is tried first.
+	Strict bool
+	// AllowOther lets other users in; the kernel checks permissions
+	// against the mode bits (default_permissions) either way.
+	AllowOther bool
+	// Debug logs every FUSE request.
+	Debug bool
+	// Log receives failures that map to EIO (default: discard).
+	Log *slog.Logger
+}
+
+// cacheTimeout is the entry and attribute timeout.
+const cacheTimeout = time.Second
+
+// Mount mounts fsys on dir and serves it until the returned server is
+// unmounted. The caller closes fsys after Unmount returns.
+func Mount(dir string, fsys *vfs.FS, opts Options) (*fuse.Server, error) {
+	if opts.FsName == "" {
+		opts.FsName = "dfms"
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	timeout := cacheTimeout
+	var negative time.Duration
+	root := &node{m: &mount{fsys: fsys, log: log}, ino: fsys.Root()}
+	return fs.Mount(dir, root, &fs.Options{
+		MountOptions: fuse.MountOptions{
+			FsName:            opts.FsName,
+			Name:              "dfms",
+			DirectMount:       true,
+			DirectMountStrict: opts.Strict,
+			AllowOther:        opts.AllowOther,
+			Options:           []string{"default_permissions"},
+			// No xattrs yet: ENOSYS makes the kernel stop asking and
+			// answer ENOTSUP itself.
+			DisableXAttrs: true,
+			// open(O_TRUNC) arrives as one call, so truncate-and-rewrite
+			// makes one version, not an empty one first.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+			MaxWrite:          1 << 20,
+			Debug:             opts.Debug,
+		},
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &negative,
+		// chmod 000 must show as 000, not as go-fuse's 0644 default.
+		NullPermissions: true,
+		RootStableAttr:  &fs.StableAttr{Ino: uint64(fsys.Root())},
+	})
+}
+
+// mount is what every node of one mount shares.
+type mount struct {
+	fsys *vfs.FS
+	log  *slog.Logger
+}
+
+// errno maps err and logs what maps to EIO: the caller only sees "I/O
+// error", the log says why.
+func (m *mount) errno(op string, ino vfs.Ino, err error) syscall.Errno {
+	e := Errno(err)
+	if e == syscall.EIO {
+		m.log.Warn("fuse operation failed", "op", op, "ino", ino.String(), "err", err)
+	}
+	return e
+}
+
+// uninterruptible detaches ctx from FUSE interrupts (see the package doc).
+func uninterruptible(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
+func caller(ctx context.Context) vfs.Caller {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return vfs.Caller{UID: c.Uid, GID: c.Gid}
+	}
+	return vfs.Caller{}
+}
+
+func fillAttr(out *fuse.Attr, a vfs.Attr) {
+	out.Ino = uint64(a.Ino)
+	out.Mode = a.Mode
+	out.Nlink = a.Nlink
+	out.Size = uint64(a.Size)
+	out.Blocks = (out.Size + 511) / 512
+	out.Blksize = 4096
+	out.Owner = fuse.Owner{Uid: a.UID, Gid: a.GID}
+	// No atime is kept: it shows as the mtime.
+	out.SetTimes(&a.MTime, &a.MTime, &a.CTime)
+}

@@ -1,0 +1,324 @@
+package fusefs
+
+import (
+	"context"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/dfms/dfms/fusefs/vfs"
+)
+
+// node is one inode of the mount: a directory, file or symlink of the
+// tree, or a directory or version of the .versions tree.
+type node struct {
+	fs.Inode
+	m   *mount
+	ino vfs.Ino
+}
+
+var (
+	_ fs.NodeLookuper       = (*node)(nil)
+	_ fs.NodeGetattrer      = (*node)(nil)
+	_ fs.NodeSetattrer      = (*node)(nil)
+	_ fs.NodeOpendirHandler = (*node)(nil)
+	_ fs.NodeMkdirer        = (*node)(nil)
+	_ fs.NodeCreater        = (*node)(nil)
+	_ fs.NodeOpener         = (*node)(nil)
+	_ fs.NodeReader         = (*node)(nil)
+	_ fs.NodeWriter         = (*node)(nil)
+	_ fs.NodeFlusher        = (*node)(nil)
+	_ fs.NodeFsyncer        = (*node)(nil)
+	_ fs.NodeReleaser       = (*node)(nil)
+	_ fs.NodeAllocater      = (*node)(nil)
+	_ fs.NodeUnlinker       = (*node)(nil)
+	_ fs.NodeRmdirer        = (*node)(nil)
+	_ fs.NodeRenamer        = (*node)(nil)
+	_ fs.NodeSymlinker      = (*node)(nil)
+	_ fs.NodeReadlinker     = (*node)(nil)
+	_ fs.NodeLinker         = (*node)(nil)
+	_ fs.NodeStatfser       = (*node)(nil)
+)
+
+// child returns the kernel inode for a, reusing the existing one of the
+// same number.
+func (n *node) child(ctx context.Context, a vfs.Attr, out *fuse.EntryOut) *fs.Inode {
+	fillAttr(&out.Attr, a)
+	return n.NewInode(ctx, &node{m: n.m, ino: a.Ino}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: uint64(a.Ino)})
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	a, err := n.m.fsys.Lookup(uninterruptible(ctx), n.ino, name)
+	if err != nil {
+		return nil, n.m.errno("lookup", n.ino, err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
+func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	a, err := n.m.fsys.GetAttr(uninterruptible(ctx), n.ino)
+	if err != nil {
+		return n.m.errno("getattr", n.ino, err)
+	}
+	fillAttr(&out.Attr, a)
+	return 0
+}
+
+func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	var s vfs.SetAttrIn
+	if size, ok := in.GetSize(); ok {
+		v := int64(size)
+		s.Size = &v
+	}
+	if mode, ok := in.GetMode(); ok {
+		s.Mode = &mode
+	}
+	if uid, ok := in.GetUID(); ok {
+		s.UID = &uid
+	}
+	if gid, ok := in.GetGID(); ok {
+		s.GID = &gid
+	}
+	if mtime, ok := in.GetMTime(); ok {
+		s.MTime = &mtime
+	}
+	// atime is not kept, and ctime follows the change itself.
+	h, _ := f.(*vfs.Handle)
+	a, err := n.m.fsys.SetAttr(uninterruptible(ctx), n.ino, h, s)
+	if err != nil {
+		return n.m.errno("setattr", n.ino, err)
+	}
+	fillAttr(&out.Attr, a)
+	return 0
+}
+
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	return &dirHandle{n: n}, 0, 0
+}
+
+// dirHandle is an open directory. It lists the directory when first read
+// and again on rewinddir; offsets are positions in that listing. The
+// listing carries attributes, so readdirplus answers its lookups from it.
+type dirHandle struct {
+	n *node
+
+	mu     sync.Mutex // guards the fields below
+	loaded bool
+	list   []vfs.DirEntry
+	next   int
+}
+
+var (
+	_ fs.FileReaddirenter = (*dirHandle)(nil)
+	_ fs.FileSeekdirer    = (*dirHandle)(nil)
+	_ fs.FileLookuper     = (*dirHandle)(nil)
+	_ fs.FileFsyncdirer   = (*dirHandle)(nil)
+)
+
+func (d *dirHandle) loadLocked(ctx context.Context) syscall.Errno {
+	es, err := d.n.m.fsys.ReadDir(uninterruptible(ctx), d.n.ino)
+	if err != nil {
+		return d.n.m.errno("readdir", d.n.ino, err)
+	}
+	d.list, d.loaded, d.next = es, true, 0
+	return 0
+}
+
+func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.loaded {
+		if errno := d.loadLocked(ctx); errno != 0 {
+			return nil, errno
+		}
+	}
+	if d.next >= len(d.list) {
+		return nil, 0
+	}
+	e := d.list[d.next]
+	d.next++
+	return &fuse.DirEntry{Name: e.Name, Ino: uint64(e.Attr.Ino), Mode: e.Attr.Mode & syscall.S_IFMT, Off: uint64(d.next)}, 0
+}
+
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if off == 0 {
+		// rewinddir: a fresh listing.
+		return d.loadLocked(ctx)
+	}
+	if !d.loaded {
+		if errno := d.loadLocked(ctx); errno != 0 {
+			return errno
+		}
+	}
+	if off > uint64(len(d.list)) {
+		return syscall.EINVAL
+	}
+	d.next = int(off)
+	return 0
+}
+
+// Lookup is readdirplus's lookup of a listed name.
+func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	d.mu.Lock()
+	var a *vfs.Attr
+	for i := range d.list {
+		if d.list[i].Name == name {
+			a = &d.list[i].Attr
+			break
+		}
+	}
+	d.mu.Unlock()
+	if a == nil {
+		return d.n.Lookup(ctx, name, out)
+	}
+	return d.n.child(ctx, *a, out), 0
+}
+
+func (d *dirHandle) Fsyncdir(context.Context, uint32) syscall.Errno { return 0 }
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	a, err := n.m.fsys.Mkdir(uninterruptible(ctx), n.ino, name, mode&0o7777, caller(ctx))
+	if err != nil {
+		return nil, n.m.errno("mkdir", n.ino, err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	a, h, err := n.m.fsys.Create(uninterruptible(ctx), n.ino, name, int(flags), mode&0o7777, caller(ctx))
+	if err != nil {
+		return nil, nil, 0, n.m.errno("create", n.ino, err)
+	}
+	return n.child(ctx, a, out), h, 0, 0
+}
+
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	h, err := n.m.fsys.Open(uninterruptible(ctx), n.ino, int(flags))
+	if err != nil {
+		return nil, 0, n.m.errno("open", n.ino, err)
+	}
+	return h, 0, 0
+}
+
+func (n *node) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h, ok := f.(*vfs.Handle)
+	if !ok {
+		return nil, syscall.EBADF
+	}
+	k, err := h.Read(uninterruptible(ctx), dest, off)
+	if err != nil {
+		return nil, n.m.errno("read", n.ino, err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+func (n *node) Write(ctx context.Context, f fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	h, ok := f.(*vfs.Handle)
+	if !ok {
+		return 0, syscall.EBADF
+	}
+	k, err := h.Write(uninterruptible(ctx), data, off)
+	if err != nil {
+		return uint32(k), n.m.errno("write", n.ino, err)
+	}
+	return uint32(k), 0
+}
+
+func (n *node) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
+	h, ok := f.(*vfs.Handle)
+	if !ok {
+		return 0
+	}
+	return n.m.errno("flush", n.ino, h.Flush(uninterruptible(ctx)))
+}
+
+func (n *node) Fsync(ctx context.Context, f fs.FileHandle, _ uint32) syscall.Errno {
+	h, ok := f.(*vfs.Handle)
+	if !ok {
+		return 0 // a directory: its changes are committed as they happen
+	}
+	return n.m.errno("fsync", n.ino, h.Fsync(uninterruptible(ctx)))
+}
+
+func (n *node) Release(ctx context.Context, f fs.FileHandle) syscall.Errno {
+	h, ok := f.(*vfs.Handle)
+	if !ok {
+		return 0
+	}
+	// The kernel ignores the result of release; Release logs a failed
+	// commit itself and keeps the data staged.
+	return n.m.errno("release", n.ino, h.Release(uninterruptible(ctx)))
+}
+
+// FALLOC_FL_KEEP_SIZE, the only fallocate flag supported.
+const fallocKeepSize = 0x01
+
+func (n *node) Allocate(ctx context.Context, f fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	h, ok := f.(*vfs.Handle)
+	if !ok {
+		return syscall.EBADF
+	}
+	if mode&^fallocKeepSize != 0 {
+		return syscall.EOPNOTSUPP // punching holes, collapsing, zeroing ranges
+	}
+	return n.m.errno("fallocate", n.ino, h.Allocate(uninterruptible(ctx), int64(off), int64(size), mode&fallocKeepSize != 0))
+}
+
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	return n.m.errno("unlink", n.ino, n.m.fsys.Unlink(uninterruptible(ctx), n.ino, name))
+}
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return n.m.errno("rmdir", n.ino, n.m.fsys.Rmdir(uninterruptible(ctx), n.ino, name))
+}
+
+func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	np, ok := newParent.(*node)
+	if !ok {
+		return syscall.EXDEV
+	}
+	return n.m.errno("rename", n.ino, n.m.fsys.Rename(uninterruptible(ctx), n.ino, name, np.ino, newName, flags))
+}
+
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	a, err := n.m.fsys.Symlink(uninterruptible(ctx), n.ino, name, target, caller(ctx))
+	if err != nil {
+		return nil, n.m.errno("symlink", n.ino, err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	t, err := n.m.fsys.Readlink(uninterruptible(ctx), n.ino)
+	if err != nil {
+		return nil, n.m.errno("readlink", n.ino, err)
+	}
+	return []byte(t), 0
+}
+
+// Link fails: an entry has exactly one parent in DFMS.
+func (n *node) Link(context.Context, fs.InodeEmbedder, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.ENOTSUP
+}
+
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	s, err := n.m.fsys.Statfs(uninterruptible(ctx))
+	if err != nil {
+		return n.m.errno("statfs", n.ino, err)
+	}
+	const bsize = 4096
+	out.Bsize = bsize
+	out.Frsize = bsize
+	out.Blocks = uint64(s.TotalBytes) / bsize
+	out.Bfree = uint64(s.FreeBytes) / bsize
+	out.Bavail = out.Bfree
+	// Entries are rows, not preallocated inodes: report plenty.
+	out.Files = 1 << 40
+	out.Ffree = 1 << 40
+	out.NameLen = 255
+	return 0
+}

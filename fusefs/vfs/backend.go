@@ -1,0 +1,124 @@
+package vfs
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/dfms/dfms"
+)
+
+// Kind says what an entry is.
+type Kind uint8
+
+// Entry kinds.
+const (
+	KindDir Kind = iota + 1
+	KindFile
+	KindSymlink
+)
+
+// Entry is an entry as the backend stores it.
+type Entry struct {
+	ID     dfms.EntryID
+	Parent dfms.EntryID
+	Name   string
+	Kind   Kind
+	Mode   uint32 // permission bits with set-id and sticky bits (07777)
+	UID    uint32
+	GID    uint32
+	Size   int64 // of the current version; length of Target for symlinks
+	MTime  time.Time
+	CTime  time.Time
+	Target string // symlink target
+	// Version is the current version of a file (0: created, never
+	// written, empty).
+	Version int64
+	// Live is false once the entry is in the trash: it was unlinked or
+	// replaced, but may still be open.
+	Live bool
+}
+
+// VersionInfo describes one committed version of a file.
+type VersionInfo struct {
+	Number int64 // 1, 2, …
+	Size   int64
+	Time   time.Time // when it was committed
+}
+
+// VersionReader reads one immutable version of a file. It is safe for
+// concurrent use.
+type VersionReader interface {
+	Info() VersionInfo
+	// ReadAt reads len(p) bytes at off, as io.ReaderAt does: fewer bytes
+	// only at the end of the file, with io.EOF.
+	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
+}
+
+// SetAttr lists the attributes to change; nil fields are left alone.
+type SetAttr struct {
+	Mode  *uint32
+	UID   *uint32
+	GID   *uint32
+	MTime *time.Time
+}
+
+// Usage is what statfs reports.
+type Usage struct {
+	UsedBytes  int64
+	QuotaBytes int64 // 0: unlimited
+}
+
+// Backend is what the file layer needs from the server: one owner's tree,
+// as seen by that owner. Implementations are safe for concurrent use.
+// Errors carry dfms kinds: NotExist for a missing name or entry, Exist for
+// a taken name, NotDir, IsDir and NotEmpty for misuse of the tree, Invalid
+// for bad names or arguments, Quota and TooLarge when a commit does not
+// fit. Methods that take a name never follow symlinks.
+type Backend interface {
+	// Root returns the owner's root directory.
+	Root(ctx context.Context) (Entry, error)
+	// Lookup returns the live entry parent/name.
+	Lookup(ctx context.Context, parent dfms.EntryID, name string) (Entry, error)
+	// GetAttr returns an entry by id, live or trashed (Live tells).
+	GetAttr(ctx context.Context, id dfms.EntryID) (Entry, error)
+	// ReadDir returns the live entries of a directory.
+	ReadDir(ctx context.Context, dir dfms.EntryID) ([]Entry, error)
+
+	// Mkdir creates directory parent/name.
+	Mkdir(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (Entry, error)
+	// Symlink creates symlink parent/name pointing at target.
+	Symlink(ctx context.Context, parent dfms.EntryID, name, target string, uid, gid uint32) (Entry, error)
+	// Readlink returns a symlink's target (Invalid if id is no symlink).
+	Readlink(ctx context.Context, id dfms.EntryID) (string, error)
+	// CreateFile creates an empty file parent/name with no version yet;
+	// Exist if the name is taken.
+	CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (Entry, error)
+	// Commit stores size bytes of body as the new current version of file
+	// id, with the given mtime (zero: now). A file in the trash fails with
+	// NotExist and is not brought back. body is read once, sequentially.
+	Commit(ctx context.Context, id dfms.EntryID, body io.Reader, size int64, mtime time.Time) (Entry, error)
+	// OpenVersion returns a reader of version number of file id (0: the
+	// current one; a file never written reads as empty).
+	OpenVersion(ctx context.Context, id dfms.EntryID, number int64) (VersionReader, error)
+	// Versions lists the versions of file id, oldest first.
+	Versions(ctx context.Context, id dfms.EntryID) ([]VersionInfo, error)
+	// SetAttr changes mode, owner ids or mtime of entry id.
+	SetAttr(ctx context.Context, id dfms.EntryID, a SetAttr) (Entry, error)
+
+	// Rename moves parent/name to newParent/newName. If the new name is
+	// taken: without replace it fails with Exist; with replace a file or
+	// symlink there moves to the trash, an empty directory is removed, a
+	// non-empty one fails with NotEmpty, and a kind mismatch fails with
+	// IsDir or NotDir. Moving a directory under itself fails with Invalid.
+	Rename(ctx context.Context, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) error
+	// Unlink moves the file or symlink parent/name to the trash (IsDir for
+	// a directory). Open readers keep reading it.
+	Unlink(ctx context.Context, parent dfms.EntryID, name string) error
+	// Rmdir moves the empty directory parent/name to the trash (NotDir
+	// for a non-directory, NotEmpty if it has live entries).
+	Rmdir(ctx context.Context, parent dfms.EntryID, name string) error
+
+	// Usage returns the owner's storage use and quota.
+	Usage(ctx context.Context) (Usage, error)
+}

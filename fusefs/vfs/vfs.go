@@ -1,0 +1,559 @@
+// Package vfs is the client-side file system layer of the DFMS mount: the
+// POSIX-shaped operations (lookup, getattr, readdir, create, open, read,
+// write, truncate, rename, …) on inode numbers, without any FUSE type.
+// Package fusefs adapts it to the kernel; tests drive it directly.
+//
+// # Backends
+//
+// The layer talks to the server through the narrow [Backend] interface.
+// [Local] is the in-process implementation over the server's file layer
+// (server/files), which `dfms up` uses; a remote one over the REST API
+// comes later.
+//
+// # Consistency and writes
+//
+// Close-to-open, as NFS: opening a file sees the version that is current
+// at that moment; a writer's data becomes a new version when it closes
+// (flush), calls fsync, or releases the file. Until then it is staged in a
+// local file under the cache directory: a file opened with O_TRUNC or just
+// created starts from an empty stage; any other file is copied into the
+// stage on its first write or truncate (copy-on-write). Random writes,
+// appends and truncation up (sparse) or down all happen on the stage.
+// Reads of a staged file read the stage; other reads go to the backend.
+// All handles of one file in this mount share one stage, so they see each
+// other's writes at once. A commit that fails at close keeps the data
+// staged and dirty; it is retried at the next flush or at release, and a
+// stage that cannot be committed at release is left in the cache directory
+// and logged, never silently dropped. A file unlinked while open is
+// written to its stage only: its data goes when it is released, as on a
+// local disk.
+//
+// # .versions
+//
+// Every directory has a hidden, read-only `.versions` directory: reachable
+// by name, absent from ReadDir. `.versions/NAME/` lists the versions of
+// file NAME as v1, v2, … (mode 0444, size and mtime of that version), and
+// reading one reads exactly that version. Anything that would change the
+// .versions tree fails with kind ReadOnly (EROFS). Copying a version back
+// over NAME is an ordinary write, so it makes a new version.
+//
+// # Not in this layer yet
+//
+// Hard links (NotSupported), extended attributes, a shared chunk cache,
+// chunked uploads while writing, staged data surviving a crash of the
+// mount, and change-feed invalidation.
+package vfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dfms/dfms"
+)
+
+// Options configures an FS.
+type Options struct {
+	// CacheDir is where writes are staged (required). The FS uses a fresh
+	// subdirectory of it and removes that on Close.
+	CacheDir string
+	// Log receives what cannot be returned to a caller (a commit that
+	// failed at release). Nil: discard.
+	Log *slog.Logger
+}
+
+// FS is the file system of one owner over one Backend. It is safe for
+// concurrent use.
+type FS struct {
+	b        Backend
+	root     dfms.EntryID
+	stageDir string
+	log      *slog.Logger
+
+	// mu guards open and kept. Lock order: an openFile's mu may be held
+	// while taking mu, never the reverse.
+	mu   sync.Mutex
+	open map[dfms.EntryID]*openFile
+	kept []string // stages left on disk because their commit failed
+}
+
+// New returns the FS of b's owner.
+func New(ctx context.Context, b Backend, opts Options) (*FS, error) {
+	const op dfms.Op = "vfs.New"
+	if opts.CacheDir == "" {
+		return nil, dfms.Errorf(op, dfms.Invalid, "no cache directory")
+	}
+	root, err := b.Root(ctx)
+	if err != nil {
+		return nil, dfms.E(op, dfms.Other, err)
+	}
+	if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
+		return nil, dfms.E(op, dfms.Other, err)
+	}
+	dir, err := os.MkdirTemp(opts.CacheDir, "stage-")
+	if err != nil {
+		return nil, dfms.E(op, dfms.Other, err)
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &FS{b: b, root: root.ID, stageDir: dir, log: log, open: map[dfms.EntryID]*openFile{}}, nil
+}
+
+// Root returns the inode number of the root directory.
+func (fsys *FS) Root() Ino { return Ino(fsys.root) }
+
+// Close commits what is still dirty (files left open when the mount went
+// away) and removes the stage directory, unless a stage could not be
+// committed: then it stays, and the error says where.
+func (fsys *FS) Close(ctx context.Context) error {
+	fsys.mu.Lock()
+	var left []*openFile
+	for id, f := range fsys.open {
+		left = append(left, f)
+		delete(fsys.open, id)
+	}
+	fsys.mu.Unlock()
+	var errs []error
+	for _, f := range left {
+		if err := f.finish(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	fsys.mu.Lock()
+	kept := fsys.kept
+	fsys.mu.Unlock()
+	if len(kept) > 0 {
+		errs = append(errs, fmt.Errorf("uncommitted data is left in %s", strings.Join(kept, ", ")))
+		return dfms.E("vfs.Close", dfms.Other, errors.Join(errs...))
+	}
+	return os.RemoveAll(fsys.stageDir)
+}
+
+// Attr is what stat shows of an inode.
+type Attr struct {
+	Ino   Ino
+	Mode  uint32 // file type bits (syscall.S_IFDIR, …) and permission bits
+	Nlink uint32
+	Size  int64
+	UID   uint32
+	GID   uint32
+	MTime time.Time
+	CTime time.Time
+}
+
+// IsDir reports whether a is a directory.
+func (a Attr) IsDir() bool { return a.Mode&syscall.S_IFMT == syscall.S_IFDIR }
+
+// DirEntry is one name of a directory listing, with the attribute of
+// what it names (so that readdirplus needs no lookups).
+type DirEntry struct {
+	Name string
+	Attr Attr
+}
+
+func typeBits(k Kind) uint32 {
+	switch k {
+	case KindDir:
+		return syscall.S_IFDIR
+	case KindSymlink:
+		return syscall.S_IFLNK
+	}
+	return syscall.S_IFREG
+}
+
+func (fsys *FS) attrOf(e Entry) Attr {
+	a := Attr{Ino: Ino(e.ID), Mode: typeBits(e.Kind) | e.Mode&0o7777, Nlink: 1, Size: e.Size,
+		UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime}
+	if !e.Live {
+		a.Nlink = 0
+	}
+	if e.Kind == KindFile {
+		fsys.mu.Lock()
+		f := fsys.open[e.ID]
+		fsys.mu.Unlock()
+		if f != nil {
+			f.overlay(&a)
+		}
+	}
+	return a
+}
+
+// versionsDirAttr is the attribute of a read-only directory of the
+// .versions tree, with the times of the entry it shows.
+func versionsDirAttr(ino Ino, e Entry) Attr {
+	return Attr{Ino: ino, Mode: syscall.S_IFDIR | 0o555, Nlink: 1, UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime}
+}
+
+func errReadOnly(op dfms.Op) error {
+	return dfms.Errorf(op, dfms.ReadOnly, "the .versions tree is read-only")
+}
+
+// dirOf returns the directory entry id of a regular directory inode; a
+// .versions inode fails with ReadOnly (op changes the tree).
+func dirOf(op dfms.Op, ino Ino) (dfms.EntryID, error) {
+	if ino.tag() != tagEntry {
+		return 0, errReadOnly(op)
+	}
+	return ino.entry(), nil
+}
+
+// Lookup returns the inode parent/name.
+func (fsys *FS) Lookup(ctx context.Context, parent Ino, name string) (Attr, error) {
+	const op dfms.Op = "vfs.Lookup"
+	if err := checkName(op, name); err != nil {
+		return Attr{}, err
+	}
+	switch parent.tag() {
+	case tagEntry:
+		if name == dfms.VersionsDir {
+			d, err := fsys.b.GetAttr(ctx, parent.entry())
+			if err != nil {
+				return Attr{}, err
+			}
+			if d.Kind != KindDir {
+				return Attr{}, dfms.Errorf(op, dfms.NotDir, "not a directory")
+			}
+			return versionsDirAttr(versionsDirIno(d.ID), d), nil
+		}
+		e, err := fsys.b.Lookup(ctx, parent.entry(), name)
+		if err != nil {
+			return Attr{}, err
+		}
+		return fsys.attrOf(e), nil
+	case tagVersionsDir:
+		e, err := fsys.b.Lookup(ctx, parent.entry(), name)
+		if err != nil {
+			return Attr{}, err
+		}
+		if e.Kind != KindFile {
+			return Attr{}, dfms.E(op, dfms.NotExist, fmt.Errorf("%q is not a file: it has no versions", name))
+		}
+		return versionsDirAttr(versionsFileIno(e.ID), e), nil
+	case tagVersionsFile:
+		n, ok := parseVersionName(name)
+		if !ok {
+			return Attr{}, dfms.E(op, dfms.NotExist, fmt.Errorf("no version %q", name))
+		}
+		return fsys.versionAttr(ctx, parent.entry(), n)
+	}
+	return Attr{}, dfms.Errorf(op, dfms.NotDir, "not a directory")
+}
+
+// versionAttr returns the attribute of version n of file id.
+func (fsys *FS) versionAttr(ctx context.Context, id dfms.EntryID, n int64) (Attr, error) {
+	const op dfms.Op = "vfs.versionAttr"
+	ino, ok := versionIno(id, n)
+	if !ok {
+		return Attr{}, dfms.E(op, dfms.NotExist, fmt.Errorf("version %d of entry %d is out of the mount's range", n, id))
+	}
+	e, err := fsys.b.GetAttr(ctx, id)
+	if err != nil {
+		return Attr{}, err
+	}
+	vs, err := fsys.b.Versions(ctx, id)
+	if err != nil {
+		return Attr{}, err
+	}
+	for _, v := range vs {
+		if v.Number == n {
+			return versionAttrOf(ino, e, v), nil
+		}
+	}
+	return Attr{}, dfms.E(op, dfms.NotExist, fmt.Errorf("no version %d", n))
+}
+
+// versionAttrOf is the attribute of version v of file e: read-only, with
+// the version's size and time.
+func versionAttrOf(ino Ino, e Entry, v VersionInfo) Attr {
+	return Attr{Ino: ino, Mode: syscall.S_IFREG | 0o444, Nlink: 1, Size: v.Size, UID: e.UID, GID: e.GID, MTime: v.Time, CTime: v.Time}
+}
+
+// GetAttr returns the attribute of an inode. It works on unlinked files
+// that are still open (Nlink 0), and shows the staged size and mtime of a
+// file being written.
+func (fsys *FS) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
+	switch ino.tag() {
+	case tagVersionsDir, tagVersionsFile:
+		e, err := fsys.b.GetAttr(ctx, ino.entry())
+		if err != nil {
+			return Attr{}, err
+		}
+		return versionsDirAttr(ino, e), nil
+	case tagVersion:
+		id, n := ino.version()
+		return fsys.versionAttr(ctx, id, n)
+	}
+	e, err := fsys.b.GetAttr(ctx, ino.entry())
+	if err != nil {
+		return Attr{}, err
+	}
+	return fsys.attrOf(e), nil
+}
+
+// ReadDir lists a directory, without "." and "..". A directory's
+// .versions is not listed.
+func (fsys *FS) ReadDir(ctx context.Context, dir Ino) ([]DirEntry, error) {
+	const op dfms.Op = "vfs.ReadDir"
+	switch dir.tag() {
+	case tagEntry, tagVersionsDir:
+		es, err := fsys.b.ReadDir(ctx, dir.entry())
+		if err != nil {
+			return nil, err
+		}
+		out := make([]DirEntry, 0, len(es))
+		for _, e := range es {
+			switch {
+			case e.Name == dfms.VersionsDir:
+				continue // shadowed by the virtual directory
+			case dir.tag() == tagEntry:
+				out = append(out, DirEntry{Name: e.Name, Attr: fsys.attrOf(e)})
+			case e.Kind == KindFile && e.Version > 0:
+				out = append(out, DirEntry{Name: e.Name, Attr: versionsDirAttr(versionsFileIno(e.ID), e)})
+			}
+		}
+		return out, nil
+	case tagVersionsFile:
+		e, err := fsys.b.GetAttr(ctx, dir.entry())
+		if err != nil {
+			return nil, err
+		}
+		vs, err := fsys.b.Versions(ctx, dir.entry())
+		if err != nil {
+			return nil, err
+		}
+		out := make([]DirEntry, 0, len(vs))
+		for _, v := range vs {
+			if ino, ok := versionIno(dir.entry(), v.Number); ok {
+				out = append(out, DirEntry{Name: versionName(v.Number), Attr: versionAttrOf(ino, e, v)})
+			}
+		}
+		return out, nil
+	}
+	return nil, dfms.Errorf(op, dfms.NotDir, "not a directory")
+}
+
+// Caller is who asks, for the ownership of what they create.
+type Caller struct {
+	UID uint32
+	GID uint32
+}
+
+// checkName rejects names longer than NAME_MAX with ENAMETOOLONG, which
+// no dfms kind expresses.
+func checkName(op dfms.Op, name string) error {
+	if len(name) > dfms.MaxNameLen {
+		return dfms.E(op, dfms.Other, fmt.Errorf("name of %d bytes: %w", len(name), syscall.ENAMETOOLONG))
+	}
+	return nil
+}
+
+// checkNewName rejects creating the reserved name or a too long one.
+func checkNewName(op dfms.Op, name string) error {
+	if err := checkName(op, name); err != nil {
+		return err
+	}
+	if name == dfms.VersionsDir {
+		return dfms.E(op, dfms.Exist, fmt.Errorf("%q is reserved for version history", name))
+	}
+	return nil
+}
+
+// Mkdir creates directory parent/name.
+func (fsys *FS) Mkdir(ctx context.Context, parent Ino, name string, mode uint32, c Caller) (Attr, error) {
+	const op dfms.Op = "vfs.Mkdir"
+	dir, err := dirOf(op, parent)
+	if err != nil {
+		return Attr{}, err
+	}
+	if err := checkNewName(op, name); err != nil {
+		return Attr{}, err
+	}
+	e, err := fsys.b.Mkdir(ctx, dir, name, mode, c.UID, c.GID)
+	if err != nil {
+		return Attr{}, err
+	}
+	return fsys.attrOf(e), nil
+}
+
+// Symlink creates symlink parent/name pointing at target.
+func (fsys *FS) Symlink(ctx context.Context, parent Ino, name, target string, c Caller) (Attr, error) {
+	const op dfms.Op = "vfs.Symlink"
+	dir, err := dirOf(op, parent)
+	if err != nil {
+		return Attr{}, err
+	}
+	if err := checkNewName(op, name); err != nil {
+		return Attr{}, err
+	}
+	e, err := fsys.b.Symlink(ctx, dir, name, target, c.UID, c.GID)
+	if err != nil {
+		return Attr{}, err
+	}
+	return fsys.attrOf(e), nil
+}
+
+// Readlink returns a symlink's target.
+func (fsys *FS) Readlink(ctx context.Context, ino Ino) (string, error) {
+	if ino.tag() != tagEntry {
+		return "", dfms.Errorf("vfs.Readlink", dfms.Invalid, "not a symlink")
+	}
+	return fsys.b.Readlink(ctx, ino.entry())
+}
+
+// Unlink removes the file or symlink parent/name (to the trash).
+func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) error {
+	const op dfms.Op = "vfs.Unlink"
+	dir, err := dirOf(op, parent)
+	if err != nil {
+		return err
+	}
+	if name == dfms.VersionsDir {
+		return errReadOnly(op)
+	}
+	return fsys.b.Unlink(ctx, dir, name)
+}
+
+// Rmdir removes the empty directory parent/name (to the trash).
+func (fsys *FS) Rmdir(ctx context.Context, parent Ino, name string) error {
+	const op dfms.Op = "vfs.Rmdir"
+	dir, err := dirOf(op, parent)
+	if err != nil {
+		return err
+	}
+	if name == dfms.VersionsDir {
+		return errReadOnly(op)
+	}
+	return fsys.b.Rmdir(ctx, dir, name)
+}
+
+// Rename flags, as rename(2) defines them.
+const (
+	RenameNoReplace = 1 << 0 // fail with Exist if the new name is taken
+	RenameExchange  = 1 << 1 // not supported
+)
+
+// Rename moves parent/name to newParent/newName, replacing what is there
+// unless flags has RenameNoReplace.
+func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent Ino, newName string, flags uint32) error {
+	const op dfms.Op = "vfs.Rename"
+	from, err := dirOf(op, parent)
+	if err != nil {
+		return err
+	}
+	to, err := dirOf(op, newParent)
+	if err != nil {
+		return err
+	}
+	if name == dfms.VersionsDir || newName == dfms.VersionsDir {
+		return errReadOnly(op)
+	}
+	if err := checkName(op, newName); err != nil {
+		return err
+	}
+	if flags&^RenameNoReplace != 0 {
+		return dfms.E(op, dfms.Invalid, fmt.Errorf("unsupported rename flags %#x", flags))
+	}
+	return fsys.b.Rename(ctx, from, name, to, newName, flags&RenameNoReplace == 0)
+}
+
+// SetAttrIn lists the attributes to change; nil fields are left alone.
+type SetAttrIn struct {
+	Size  *int64
+	Mode  *uint32
+	UID   *uint32
+	GID   *uint32
+	MTime *time.Time
+}
+
+// SetAttr changes attributes of ino. A size change truncates or extends
+// the file: through h's stage if h is given (committed when h is flushed),
+// otherwise at once, as a new version.
+func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (Attr, error) {
+	const op dfms.Op = "vfs.SetAttr"
+	if ino.tag() != tagEntry {
+		return Attr{}, errReadOnly(op)
+	}
+	id := ino.entry()
+	var f *openFile
+	if h != nil {
+		f = h.f
+	}
+	if in.Size != nil {
+		if *in.Size < 0 {
+			return Attr{}, dfms.Errorf(op, dfms.Invalid, "negative size")
+		}
+		e, err := fsys.b.GetAttr(ctx, id)
+		if err != nil {
+			return Attr{}, err
+		}
+		switch e.Kind {
+		case KindDir:
+			return Attr{}, dfms.Errorf(op, dfms.IsDir, "is a directory")
+		case KindSymlink:
+			return Attr{}, dfms.Errorf(op, dfms.Invalid, "not a regular file")
+		}
+		if f == nil {
+			// truncate(2) on a path: change the content now.
+			tf, err := fsys.acquire(ctx, id, false)
+			if err != nil {
+				return Attr{}, err
+			}
+			err = tf.truncate(ctx, *in.Size)
+			if err == nil {
+				err = tf.flush(ctx)
+			}
+			if rerr := fsys.release(ctx, tf); err == nil {
+				err = rerr
+			}
+			if err != nil {
+				return Attr{}, err
+			}
+		} else if err := f.truncate(ctx, *in.Size); err != nil {
+			return Attr{}, err
+		}
+	}
+	if in.Mode != nil || in.UID != nil || in.GID != nil || in.MTime != nil {
+		if in.MTime != nil {
+			fsys.mu.Lock()
+			of := fsys.open[id]
+			fsys.mu.Unlock()
+			if of != nil {
+				of.setMTime(*in.MTime)
+			}
+		}
+		if _, err := fsys.b.SetAttr(ctx, id, SetAttr{Mode: in.Mode, UID: in.UID, GID: in.GID, MTime: in.MTime}); err != nil {
+			return Attr{}, err
+		}
+	}
+	return fsys.GetAttr(ctx, ino)
+}
+
+// StatFS is what statfs shows.
+type StatFS struct {
+	TotalBytes int64
+	FreeBytes  int64
+}
+
+// unlimited is the size reported for an owner without a quota: 1 PiB.
+const unlimited = 1 << 50
+
+// Statfs reports the owner's quota (or 1 PiB without one) and use.
+func (fsys *FS) Statfs(ctx context.Context) (StatFS, error) {
+	u, err := fsys.b.Usage(ctx)
+	if err != nil {
+		return StatFS{}, err
+	}
+	total := u.QuotaBytes
+	if total <= 0 {
+		total = max(unlimited, u.UsedBytes)
+	}
+	return StatFS{TotalBytes: total, FreeBytes: max(0, total-u.UsedBytes)}, nil
+}

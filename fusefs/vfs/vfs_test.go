@@ -1,0 +1,406 @@
+package vfs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/placement/store"
+	"github.com/dfms/dfms/server/files"
+	"github.com/dfms/dfms/server/meta"
+	"github.com/dfms/dfms/server/meta/sqlite"
+)
+
+var ctx = context.Background()
+
+// newLocal returns a Local backend on SQLite and a disk chunk store.
+func newLocal(t *testing.T) *vfs.Local {
+	t.Helper()
+	d := t.TempDir()
+	m, err := sqlite.Open(filepath.Join(d, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	c, err := store.Open(ctx, "file://"+filepath.Join(d, "chunks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	svc, err := files.New(m, c, files.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := m.CreateUser(ctx, meta.User{Email: "vfs@example.com", PasswordHash: "x", Active: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vfs.NewLocal(svc, u.ID)
+}
+
+func newFS(t *testing.T, b vfs.Backend) (*vfs.FS, string) {
+	t.Helper()
+	cache := t.TempDir()
+	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsys, cache
+}
+
+func wantKind(t *testing.T, what string, err error, k dfms.Kind) {
+	t.Helper()
+	if !dfms.Is(err, k) {
+		t.Fatalf("%s: got %v, want kind %q", what, err, k)
+	}
+}
+
+func readAll(t *testing.T, h *vfs.Handle) []byte {
+	t.Helper()
+	var out []byte
+	buf := make([]byte, 7) // small on purpose: reads span chunk and call boundaries
+	for off := int64(0); ; {
+		n, err := h.Read(ctx, buf, off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return out
+		}
+		out = append(out, buf[:n]...)
+		off += int64(n)
+	}
+}
+
+func create(t *testing.T, fsys *vfs.FS, name string, data string) vfs.Attr {
+	t.Helper()
+	a, h, err := fsys.Create(ctx, fsys.Root(), name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{UID: 7, GID: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte(data), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestStaging(t *testing.T) {
+	b := newLocal(t)
+	fsys, _ := newFS(t, b)
+	a := create(t, fsys, "f", "hello, world")
+	if a.UID != 7 || a.GID != 8 || a.Mode != syscall.S_IFREG|0o644 {
+		t.Errorf("created %+v", a)
+	}
+	w, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := fsys.Open(ctx, a.Ino, os.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(ctx, []byte("HELLO"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, r); string(got) != "HELLO, world" {
+		t.Fatalf("reader sees %q before commit, want the staged bytes", got)
+	}
+	if got, _ := fsys.GetAttr(ctx, a.Ino); got.Size != 12 {
+		t.Errorf("staged size %d", got.Size)
+	}
+	// Closing the read-only handle commits nothing; closing the writer
+	// does.
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if vs, _ := b.Versions(ctx, dfms.EntryID(a.Ino)); len(vs) != 1 {
+		t.Fatalf("after a reader's close: %d versions, want 1", len(vs))
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if vs, _ := b.Versions(ctx, dfms.EntryID(a.Ino)); len(vs) != 2 {
+		t.Fatalf("after the writer's close: %d versions, want 2", len(vs))
+	}
+	// A clean flush commits nothing more.
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*vfs.Handle{w, r} {
+		if err := h.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if vs, _ := b.Versions(ctx, dfms.EntryID(a.Ino)); len(vs) != 2 {
+		t.Fatalf("after release: %d versions, want 2", len(vs))
+	}
+	// Truncate by path makes a version at once.
+	size := int64(5)
+	if got, err := fsys.SetAttr(ctx, a.Ino, nil, vfs.SetAttrIn{Size: &size}); err != nil || got.Size != 5 {
+		t.Fatalf("truncate: %+v, %v", got, err)
+	}
+	r, err = fsys.Open(ctx, a.Ino, os.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx)
+	if got := readAll(t, r); string(got) != "HELLO" {
+		t.Fatalf("after truncate: %q", got)
+	}
+}
+
+func TestVersionsTree(t *testing.T) {
+	b := newLocal(t)
+	fsys, _ := newFS(t, b)
+	a := create(t, fsys, "f", "one")
+	for _, s := range []string{"two", "three"} {
+		h, err := fsys.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Write(ctx, []byte(s), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Release(ctx); err != nil { // release alone commits
+			t.Fatal(err)
+		}
+	}
+	list, err := fsys.ReadDir(ctx, fsys.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Name != "f" {
+		t.Fatalf("root lists %+v, want only f", list)
+	}
+	vd, err := fsys.Lookup(ctx, fsys.Root(), ".versions")
+	if err != nil || !vd.IsDir() {
+		t.Fatalf("lookup .versions: %+v, %v", vd, err)
+	}
+	vf, err := fsys.Lookup(ctx, vd.Ino, "f")
+	if err != nil || !vf.IsDir() || vf.Mode&0o777 != 0o555 {
+		t.Fatalf("lookup .versions/f: %+v, %v", vf, err)
+	}
+	vs, err := fsys.ReadDir(ctx, vf.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"one", "two", "three"} {
+		if vs[i].Name != "v"+string(rune('1'+i)) || vs[i].Attr.Size != int64(len(want)) {
+			t.Fatalf("version %d listed as %+v", i+1, vs[i])
+		}
+		h, err := fsys.Open(ctx, vs[i].Attr.Ino, os.O_RDONLY)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, h); string(got) != want {
+			t.Errorf("v%d reads %q, want %q", i+1, got, want)
+		}
+		h.Release(ctx)
+	}
+	v1 := vs[0].Attr.Ino
+	_, err = fsys.Open(ctx, v1, os.O_RDWR)
+	wantKind(t, "open a version for writing", err, dfms.ReadOnly)
+	_, _, err = fsys.Create(ctx, vf.Ino, "x", os.O_WRONLY|os.O_CREATE, 0o644, vfs.Caller{})
+	wantKind(t, "create in .versions/f", err, dfms.ReadOnly)
+	_, err = fsys.Mkdir(ctx, vd.Ino, "x", 0o755, vfs.Caller{})
+	wantKind(t, "mkdir in .versions", err, dfms.ReadOnly)
+	wantKind(t, "unlink a version", fsys.Unlink(ctx, vf.Ino, "v1"), dfms.ReadOnly)
+	wantKind(t, "rename out of .versions", fsys.Rename(ctx, vf.Ino, "v1", fsys.Root(), "g", 0), dfms.ReadOnly)
+	wantKind(t, "rename over .versions", fsys.Rename(ctx, fsys.Root(), "f", fsys.Root(), ".versions", 0), dfms.ReadOnly)
+	_, err = fsys.SetAttr(ctx, v1, nil, vfs.SetAttrIn{})
+	wantKind(t, "setattr a version", err, dfms.ReadOnly)
+	_, err = fsys.Mkdir(ctx, fsys.Root(), ".versions", 0o755, vfs.Caller{})
+	wantKind(t, "mkdir .versions", err, dfms.Exist)
+	_, err = fsys.Lookup(ctx, vf.Ino, "v4")
+	wantKind(t, "lookup v4", err, dfms.NotExist)
+	_, err = fsys.Lookup(ctx, vf.Ino, "v01")
+	wantKind(t, "lookup v01", err, dfms.NotExist)
+}
+
+func TestTreeErrors(t *testing.T) {
+	fsys, _ := newFS(t, newLocal(t))
+	root := fsys.Root()
+	d, err := fsys.Mkdir(ctx, root, "d", 0o700, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, fsys, "f", "f")
+	if _, err := fsys.Symlink(ctx, d.Ino, "l", "../f", vfs.Caller{}); err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, "rmdir non-empty", fsys.Rmdir(ctx, root, "d"), dfms.NotEmpty)
+	wantKind(t, "rmdir file", fsys.Rmdir(ctx, root, "f"), dfms.NotDir)
+	wantKind(t, "unlink dir", fsys.Unlink(ctx, root, "d"), dfms.IsDir)
+	wantKind(t, "rename noreplace", fsys.Rename(ctx, d.Ino, "l", root, "f", vfs.RenameNoReplace), dfms.Exist)
+	wantKind(t, "rename exchange", fsys.Rename(ctx, d.Ino, "l", root, "f", vfs.RenameExchange), dfms.Invalid)
+	wantKind(t, "dir under itself", fsys.Rename(ctx, root, "d", d.Ino, "x", 0), dfms.Invalid)
+	_, err = fsys.Lookup(ctx, root, strings.Repeat("x", 256))
+	if !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Fatalf("long name: got %v, want ENAMETOOLONG", err)
+	}
+	if err := fsys.Rename(ctx, d.Ino, "l", root, "f", 0); err != nil {
+		t.Fatal(err)
+	}
+	if target, err := fsys.Readlink(ctx, mustLookup(t, fsys, root, "f").Ino); err != nil || target != "../f" {
+		t.Fatalf("readlink after rename over: %q, %v", target, err)
+	}
+	if err := fsys.Rmdir(ctx, root, "d"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := fsys.Statfs(ctx)
+	if err != nil || s.TotalBytes <= 0 || s.FreeBytes <= 0 {
+		t.Fatalf("statfs: %+v, %v", s, err)
+	}
+}
+
+func mustLookup(t *testing.T, fsys *vfs.FS, dir vfs.Ino, name string) vfs.Attr {
+	t.Helper()
+	a, err := fsys.Lookup(ctx, dir, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// failing is a backend whose commits fail while fail is set.
+type failing struct {
+	vfs.Backend
+	fail atomic.Bool
+}
+
+func (f *failing) Commit(ctx context.Context, id dfms.EntryID, body io.Reader, size int64, mtime time.Time) (vfs.Entry, error) {
+	if f.fail.Load() {
+		return vfs.Entry{}, dfms.Errorf("test", dfms.Unavailable, "the server is down")
+	}
+	return f.Backend.Commit(ctx, id, body, size, mtime)
+}
+
+func TestFailedCommitKeepsData(t *testing.T) {
+	b := &failing{Backend: newLocal(t)}
+	fsys, cache := newFS(t, b)
+	a := create(t, fsys, "f", "v1")
+	h, err := fsys.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte("precious"), 0); err != nil {
+		t.Fatal(err)
+	}
+	b.fail.Store(true)
+	wantKind(t, "flush while the server is down", h.Flush(ctx), dfms.Unavailable)
+	// Still dirty: a later flush retries and succeeds.
+	b.fail.Store(false)
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte("PRECIOUS"), 0); err != nil {
+		t.Fatal(err)
+	}
+	b.fail.Store(true)
+	wantKind(t, "release while the server is down", h.Release(ctx), dfms.Unavailable)
+	// The data is kept on disk, and Close says so.
+	var kept []byte
+	filepath.WalkDir(cache, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			kept, _ = os.ReadFile(p)
+		}
+		return nil
+	})
+	if string(kept) != "PRECIOUS" {
+		t.Fatalf("the stage left in the cache holds %q", kept)
+	}
+	if err := fsys.Close(ctx); err == nil || !strings.Contains(err.Error(), "uncommitted") {
+		t.Fatalf("close: got %v, want an error naming the uncommitted data", err)
+	}
+}
+
+func TestUnlinkedWriterDiscards(t *testing.T) {
+	b := newLocal(t)
+	fsys, cache := newFS(t, b)
+	a := create(t, fsys, "f", "v1")
+	h, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Unlink(ctx, fsys.Root(), "f"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte("gone"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fsys.GetAttr(ctx, a.Ino); err != nil || got.Nlink != 0 {
+		t.Fatalf("getattr of the unlinked file: %+v, %v", got, err)
+	}
+	if err := h.Flush(ctx); err != nil {
+		t.Fatalf("flush of an unlinked file: %v", err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if vs, _ := b.Versions(ctx, dfms.EntryID(a.Ino)); len(vs) != 1 {
+		t.Errorf("%d versions, want 1", len(vs))
+	}
+	if err := fsys.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(cache); len(left) != 0 {
+		t.Errorf("the cache directory still holds %v", left)
+	}
+}
+
+func TestLocalReadAt(t *testing.T) {
+	b := newLocal(t)
+	fsys, _ := newFS(t, b)
+	// Several chunks (the default minimum is 256 KiB).
+	data := bytes.Repeat([]byte("0123456789abcdef"), 300000)
+	for i := range data {
+		data[i] ^= byte(i * 131 >> 7)
+	}
+	a, h, err := fsys.Create(ctx, fsys.Root(), "big", os.O_WRONLY|os.O_CREATE, 0o644, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.OpenVersion(ctx, dfms.EntryID(a.Ino), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Info().Size != int64(len(data)) {
+		t.Fatalf("size %d", r.Info().Size)
+	}
+	for _, c := range []struct{ off, n int }{{0, 10}, {262140, 100000}, {len(data) - 5, 5}, {len(data) - 5, 50}, {1 << 20, 3 << 20}} {
+		p := make([]byte, c.n)
+		n, err := r.ReadAt(ctx, p, int64(c.off))
+		want := data[c.off:min(c.off+c.n, len(data))]
+		if n != len(want) || !bytes.Equal(p[:n], want) {
+			t.Errorf("ReadAt(%d, %d): got %d bytes, want %d", c.off, c.n, n, len(want))
+		}
+		if (n < c.n) != errors.Is(err, io.EOF) || (err != nil && !errors.Is(err, io.EOF)) {
+			t.Errorf("ReadAt(%d, %d): err %v", c.off, c.n, err)
+		}
+	}
+	if n, err := r.ReadAt(ctx, make([]byte, 1), int64(len(data))); n != 0 || !errors.Is(err, io.EOF) {
+		t.Errorf("ReadAt at the end: %d, %v", n, err)
+	}
+}
