@@ -64,8 +64,9 @@ func Split(ctx context.Context, r io.Reader, p Params, workers int, fn func(Hash
 	inOrder := make(chan *splitJob, poolSize)
 	var (
 		wg      sync.WaitGroup
-		readErr error // set by the cutter before it closes inOrder
-		atEOF   bool  // likewise: every chunk was cut
+		readErr error       // set by the cutter before it closes inOrder
+		atEOF   bool        // likewise: every chunk was cut
+		jobs    []*splitJob // every job allocated, by the cutter
 	)
 
 	// The cutter.
@@ -81,7 +82,9 @@ func Split(ctx context.Context, r io.Reader, p Params, workers int, fn func(Hash
 			}
 			if allocated < poolSize {
 				allocated++
-				return &splitJob{buf: make([]byte, p.Max), done: make(chan struct{}, 1)}
+				j := &splitJob{buf: getBuf(p.Max), done: make(chan struct{}, 1)}
+				jobs = append(jobs, j)
+				return j
 			}
 			select {
 			case j := <-free:
@@ -161,6 +164,11 @@ loop:
 	}
 	cancel()
 	wg.Wait()
+	// Nothing refers to the buffers any more (fn's Data was valid only
+	// during fn): they serve the next Split.
+	for _, j := range jobs {
+		putBuf(j.buf)
+	}
 	switch {
 	case fnErr != nil:
 		return fnErr
@@ -173,4 +181,19 @@ loop:
 	}
 	// Unreachable: the cutter stops early only on ctx or a read error.
 	return dfms.Errorf(op, dfms.Other, "pipeline stopped early")
+}
+
+// bufs recycles chunk buffers between calls of Split, so that cutting a
+// small stream does not cost zeroing a Max-sized buffer.
+var bufs sync.Pool // of *[]byte
+
+func getBuf(n int) []byte {
+	if b, ok := bufs.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n)
+}
+
+func putBuf(b []byte) {
+	bufs.Put(&b)
 }

@@ -82,6 +82,8 @@ type Service struct {
 	chunks dfms.ChunkStore
 	opts   Options
 	stats  Stats
+
+	batchBufs sync.Pool // batch data buffers, shared by writes
 }
 
 // New returns a Service over a metadata store and a chunk store.
@@ -288,11 +290,18 @@ func (s *Service) ingest(ctx context.Context, owner dfms.UserID, body io.Reader,
 	g, gctx := errgroup.WithContext(ctx)
 	full := make(chan *batch, 1)                  // filled batches, to the uploaders
 	free := make(chan *batch, s.opts.Uploaders+2) // empty batches, back to the chunker
-	for range cap(free) {
-		// Room for a full batch plus the chunk that overflows it, so
-		// appends never reallocate.
-		free <- &batch{data: make([]byte, 0, s.opts.BatchBytes+s.opts.Chunking.Max)}
+	// Batch buffers come from a pool shared by all writes, on first use:
+	// a small file must not pay for zeroing megabytes it never fills.
+	batches := make([]*batch, cap(free))
+	for i := range batches {
+		batches[i] = &batch{pool: &s.batchBufs, size: s.opts.BatchBytes + s.opts.Chunking.Max}
+		free <- batches[i]
 	}
+	defer func() {
+		for _, b := range batches {
+			b.release()
+		}
+	}()
 	acct := &accounting{res: res, seen: map[dfms.Hash]bool{}}
 	for range s.opts.Uploaders {
 		g.Go(func() error {
@@ -346,17 +355,38 @@ func (s *Service) ingest(ctx context.Context, owner dfms.UserID, body io.Reader,
 	return m, sum, nil
 }
 
-// batch holds chunks copied out of the chunker's buffers.
+// batch holds chunks copied out of the chunker's buffers. Its data buffer,
+// with room for a full batch plus the chunk that overflows it (so appends
+// never reallocate), is taken from pool on the first add and given back by
+// release. A batch without a pool allocates what it needs.
 type batch struct {
 	refs []dfms.ChunkRef
 	offs []int
 	data []byte
+	pool *sync.Pool // of *[]byte with capacity size
+	size int
 }
 
 func (b *batch) add(h dfms.Hash, data []byte) {
+	if b.data == nil && b.pool != nil {
+		if p, ok := b.pool.Get().(*[]byte); ok {
+			b.data = (*p)[:0]
+		} else {
+			b.data = make([]byte, 0, b.size)
+		}
+	}
 	b.refs = append(b.refs, dfms.ChunkRef{Hash: h, Size: uint32(len(data))})
 	b.offs = append(b.offs, len(b.data))
 	b.data = append(b.data, data...)
+}
+
+// release gives the data buffer back to the pool.
+func (b *batch) release() {
+	if b.pool != nil && cap(b.data) == b.size {
+		d := b.data[:0]
+		b.pool.Put(&d)
+	}
+	b.data = nil
 }
 
 func (b *batch) bytes(i int) []byte { return b.data[b.offs[i] : b.offs[i]+int(b.refs[i].Size)] }
