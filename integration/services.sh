@@ -67,7 +67,7 @@ s3_up() {
 	_port_free "$S3_PORT" || { _log "port $S3_PORT is taken"; return 1; }
 	ak=$(_rand); sk=$(_rand)
 	rm -rf "$SVC/s3"; mkdir -p "$SVC/s3/data"
-	ROOT_ACCESS_KEY=$ak ROOT_SECRET_KEY=$sk nohup "$bin" --port "127.0.0.1:$S3_PORT" --keep-alive --quiet posix "$SVC/s3/data" >"$SVC/s3/log" 2>&1 &
+	ROOT_ACCESS_KEY=$ak ROOT_SECRET_KEY=$sk nohup "$bin" --port "127.0.0.1:$S3_PORT" --quiet posix "$SVC/s3/data" >"$SVC/s3/log" 2>&1 &
 	echo $! >"$SVC/s3/pid"
 	for ((i = 0; i < 300; i++)); do
 		_port_free "$S3_PORT" || break
