@@ -79,18 +79,28 @@ func (a *API) login(c *gin.Context) {
 	c.JSON(http.StatusOK, session(u, toks, false))
 }
 
-func (a *API) refresh(c *gin.Context) {
+// refreshToken decodes the {"refresh_token": …} body of refresh and
+// logout, answering 400 if it is missing.
+func (a *API) refreshToken(c *gin.Context) (string, bool) {
 	var b struct {
 		RefreshToken string `json:"refresh_token"`
 	}
 	if !a.bindJSON(c, &b, false) {
-		return
+		return "", false
 	}
 	if b.RefreshToken == "" {
 		a.bad(c, "refresh_token is required")
+		return "", false
+	}
+	return b.RefreshToken, true
+}
+
+func (a *API) refresh(c *gin.Context) {
+	tok, ok := a.refreshToken(c)
+	if !ok {
 		return
 	}
-	u, toks, err := a.Auth.Refresh(c.Request.Context(), b.RefreshToken)
+	u, toks, err := a.Auth.Refresh(c.Request.Context(), tok)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -99,17 +109,11 @@ func (a *API) refresh(c *gin.Context) {
 }
 
 func (a *API) logout(c *gin.Context) {
-	var b struct {
-		RefreshToken string `json:"refresh_token"`
-	}
-	if !a.bindJSON(c, &b, false) {
+	tok, ok := a.refreshToken(c)
+	if !ok {
 		return
 	}
-	if b.RefreshToken == "" {
-		a.bad(c, "refresh_token is required")
-		return
-	}
-	if err := a.Auth.Logout(c.Request.Context(), b.RefreshToken); err != nil {
+	if err := a.Auth.Logout(c.Request.Context(), tok); err != nil {
 		a.fail(c, err)
 		return
 	}
