@@ -290,7 +290,7 @@ func TestUp(t *testing.T) {
 	if left, err := fusetest.Mounts(mnt); err != nil || len(left) > 0 {
 		t.Fatalf("after SIGTERM the mount is still there: %v %v", left, err)
 	}
-	if left, _ := os.ReadDir(filepath.Join(data, "cache", "dfms", "mount")); len(left) > 0 {
+	if left, _ := os.ReadDir(filepath.Join(data, "cache", "dfms", "mount", "stage")); len(left) > 0 {
 		t.Errorf("the stage directory was not cleaned: %v", left)
 	}
 

@@ -2,10 +2,10 @@ package vfs
 
 import (
 	"context"
-	"io"
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/chunking"
 )
 
 // Kind says what an entry is.
@@ -44,15 +44,6 @@ type VersionInfo struct {
 	Number int64 // 1, 2, …
 	Size   int64
 	Time   time.Time // when it was committed
-}
-
-// VersionReader reads one immutable version of a file. It is safe for
-// concurrent use.
-type VersionReader interface {
-	Info() VersionInfo
-	// ReadAt reads len(p) bytes at off, as io.ReaderAt does: fewer bytes
-	// only at the end of the file, with io.EOF.
-	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
 }
 
 // SetAttr lists the attributes to change; nil fields are left alone.
@@ -94,13 +85,27 @@ type Backend interface {
 	// CreateFile creates an empty file parent/name with no version yet;
 	// Exist if the name is taken.
 	CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (Entry, error)
-	// Commit stores size bytes of body as the new current version of file
-	// id, with the given mtime (zero: now). A file in the trash fails with
-	// NotExist and is not brought back. body is read once, sequentially.
-	Commit(ctx context.Context, id dfms.EntryID, body io.Reader, size int64, mtime time.Time) (Entry, error)
-	// OpenVersion returns a reader of version number of file id (0: the
-	// current one; a file never written reads as empty).
-	OpenVersion(ctx context.Context, id dfms.EntryID, number int64) (VersionReader, error)
+	// Manifest returns version number of file id (0: the current one) and
+	// its chunk list. A file never written has version 0 and no chunks.
+	Manifest(ctx context.Context, id dfms.EntryID, number int64) (VersionInfo, dfms.Manifest, error)
+	// ReadChunk returns the bytes of chunk ref of version number of file
+	// id (the file and version say the caller may read it). The caller
+	// verifies them.
+	ReadChunk(ctx context.Context, id dfms.EntryID, number int64, ref dfms.ChunkRef) ([]byte, error)
+	// Chunking returns the parameters the server chunks with; the mount
+	// chunks with the same ones, so that its chunks deduplicate with
+	// everyone else's.
+	Chunking(ctx context.Context) (chunking.Params, error)
+	// Missing returns the hashes among hs that must be sent (PutChunks)
+	// before a manifest may name them.
+	Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, error)
+	// PutChunks stores chunks; each one's data hashes to its hash.
+	PutChunks(ctx context.Context, cs []dfms.ChunkData) error
+	// CommitManifest makes m the new current version of file id, edited
+	// from version base, with the given mtime (zero: now). A file in the
+	// trash fails with NotExist and is not brought back; a chunk that was
+	// not sent fails it with Conflict.
+	CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (Entry, error)
 	// Versions lists the versions of file id, oldest first.
 	Versions(ctx context.Context, id dfms.EntryID) ([]VersionInfo, error)
 	// SetAttr changes mode, owner ids or mtime of entry id.

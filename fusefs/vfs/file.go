@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -14,8 +15,17 @@ import (
 )
 
 // openFile is the state shared by every handle of one file in this mount:
-// the version its clean content is, and the stage once the file is
-// written.
+// the version its clean content is, and what was written on top of it.
+//
+// The content of a file being written is described, not copied: bytes in
+// dirty come from the stage (a sparse local file holding exactly what was
+// written, at its offsets); other bytes below limit come from the base
+// version's chunks; the rest (a file extended by truncate or by a write
+// past its end) are zeros. Writing one byte of a large file therefore
+// costs one byte of stage, and its commit re-chunks only the neighbourhood
+// of the change (rechunk.go). Each change is also appended to a journal
+// next to the stage, so that data written but not committed survives a
+// crash of the mount and is committed by the next one (journal.go).
 type openFile struct {
 	fsys *FS
 	id   dfms.EntryID
@@ -28,13 +38,17 @@ type openFile struct {
 	// mu guards the fields below. It is held during stage I/O and during
 	// commits, so a commit sees a stage no write is changing.
 	mu      sync.Mutex
-	init    bool          // version and size were set at first open
-	version int64         // the version of the clean content (0: empty)
-	size    int64         // of the content: the version's or the stage's
-	reader  VersionReader // of version, opened on first read; nil if staged
-	stage   *os.File      // the content, once written or truncated
-	dirty   bool          // stage differs from the committed version
-	mtime   time.Time     // of the dirty content: last write or explicit utimens
+	init    bool    // version and size were set at first open
+	version int64   // the version the content is based on (0: empty)
+	base    *view   // of version, loaded on first need
+	size    int64   // of the content
+	limit   int64   // base bytes at or past limit were truncated away
+	dirty   extents // ranges written since the last commit, held by stage
+	changed bool    // the content differs from version
+	mtime   time.Time
+	stage   *os.File // the written bytes, at their offsets; nil until a write
+	journal *journal // the changes since the last commit, for recovery
+	lastEnd int64    // where the last clean read ended (read-ahead)
 }
 
 // acquire takes a reference on the open state of file id, creating it if
@@ -71,8 +85,8 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 	f.mu.Lock()
 	// Close-to-open: a file nobody here is writing shows the version that
 	// is current now.
-	if !f.init || (f.stage == nil && !f.dirty && f.version != e.Version) {
-		f.init, f.version, f.size, f.reader = true, e.Version, e.Size, nil
+	if !f.init || (!f.changed && f.version != e.Version) {
+		f.init, f.version, f.size, f.limit, f.base, f.lastEnd = true, e.Version, e.Size, e.Size, nil, 0
 	}
 	var terr error
 	if trunc {
@@ -119,7 +133,8 @@ func (fsys *FS) release(ctx context.Context, f *openFile) error {
 }
 
 // finish commits what is dirty and drops the stage. A stage that could not
-// be committed stays on disk, and is logged.
+// be committed stays on disk with its journal, is logged, and is committed
+// by the next mount of this cache directory.
 func (f *openFile) finish(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -127,17 +142,19 @@ func (f *openFile) finish(ctx context.Context) error {
 	if f.stage != nil {
 		name := f.stage.Name()
 		f.stage.Close()
-		if f.dirty {
-			f.fsys.log.Error("a written file could not be committed; its data is kept", "entry", f.id, "stage", name, "err", err)
+		f.journal.close()
+		if f.changed {
+			f.fsys.log.Error("a written file could not be committed; its data is kept and the next mount commits it", "entry", f.id, "stage", name, "err", err)
 			f.fsys.mu.Lock()
 			f.fsys.kept = append(f.fsys.kept, name)
 			f.fsys.mu.Unlock()
 		} else {
 			os.Remove(name)
+			f.journal.remove()
 		}
-		f.stage = nil
+		f.stage, f.journal = nil, nil
 	}
-	f.reader = nil
+	f.base = nil
 	return err
 }
 
@@ -145,11 +162,8 @@ func (f *openFile) finish(ctx context.Context) error {
 func (f *openFile) overlay(a *Attr) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.stage != nil || f.dirty {
-		a.Size = f.size
-	}
-	if f.dirty {
-		a.MTime = f.mtime
+	if f.changed {
+		a.Size, a.MTime = f.size, f.mtime
 	}
 }
 
@@ -158,127 +172,142 @@ func (f *openFile) overlay(a *Attr) {
 func (f *openFile) setMTime(t time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.dirty {
+	if f.changed {
 		f.mtime = t
+		_ = f.journal.mtime(t)
 	}
 }
 
-// readerLocked returns the reader of the clean version.
-func (f *openFile) readerLocked(ctx context.Context) (VersionReader, error) {
-	if f.reader == nil {
-		r, err := f.fsys.b.OpenVersion(ctx, f.id, f.version)
+// baseLocked returns the view of the base version.
+func (f *openFile) baseLocked(ctx context.Context) (*view, error) {
+	if f.base == nil {
+		if f.version == 0 {
+			f.base = newView(f.id, VersionInfo{}, dfms.Manifest{})
+			return f.base, nil
+		}
+		info, m, err := f.fsys.b.Manifest(ctx, f.id, f.version)
 		if err != nil {
 			return nil, err
 		}
-		f.reader = r
+		f.base = newView(f.id, info, m)
 	}
-	return f.reader, nil
+	return f.base, nil
 }
 
 func (f *openFile) read(ctx context.Context, p []byte, off int64) (int, error) {
-	const op dfms.Op = "vfs.Read"
 	f.mu.Lock()
 	if off >= f.size {
 		f.mu.Unlock()
 		return 0, nil
 	}
 	p = p[:min(int64(len(p)), f.size-off)]
-	if f.stage != nil {
-		// Stage reads are local and short: under the lock, so that they
-		// never see a half-done truncate.
+	if f.changed {
+		// Reads of content being written are under the lock, so that
+		// they never see half a write or truncate.
 		defer f.mu.Unlock()
-		n, err := f.stage.ReadAt(p, off)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return n, dfms.E(op, dfms.Other, err)
-		}
-		return n, nil
+		return f.readContentLocked(ctx, p, off)
 	}
-	if f.version == 0 {
-		f.mu.Unlock()
-		return 0, nil
+	v, err := f.baseLocked(ctx)
+	ahead := 0
+	if off == f.lastEnd || off == 0 {
+		ahead = f.fsys.readAhead
 	}
-	r, err := f.readerLocked(ctx)
+	f.lastEnd = off + int64(len(p))
 	f.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
 	// Outside the lock: the version is immutable, and the kernel's
 	// concurrent reads of a large file proceed in parallel.
-	n, err := r.ReadAt(ctx, p, off)
+	n, err := f.fsys.readView(ctx, v, p, off, ahead)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return n, err
 	}
 	return n, nil
 }
 
-// ensureStageLocked copies the first limit bytes (all if limit < 0) of the
-// clean content into a new stage, unless there is one.
-func (f *openFile) ensureStageLocked(ctx context.Context, limit int64) error {
+// readContentLocked reads len(p) bytes of the content at off (all within
+// the size): written bytes from the stage, others from the base version
+// below limit, zeros past it.
+func (f *openFile) readContentLocked(ctx context.Context, p []byte, off int64) (int, error) {
+	const op dfms.Op = "vfs.Read"
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		i, in := f.dirty.at(pos)
+		if in {
+			m := int(min(int64(len(p)-n), f.dirty[i].end-pos))
+			if _, err := f.stage.ReadAt(p[n:n+m], pos); err != nil && !errors.Is(err, io.EOF) {
+				return n, dfms.E(op, dfms.Other, err)
+			}
+			n += m
+			continue
+		}
+		end := off + int64(len(p))
+		if i < len(f.dirty) {
+			end = min(end, f.dirty[i].off)
+		}
+		seg := p[n : n+int(end-pos)]
+		k := 0
+		if pos < f.limit {
+			v, err := f.baseLocked(ctx)
+			if err != nil {
+				return n, err
+			}
+			if lim := min(f.limit, v.size); pos < lim {
+				m := int(min(int64(len(seg)), lim-pos))
+				if _, err := f.fsys.readView(ctx, v, seg[:m], pos, 0); err != nil && !errors.Is(err, io.EOF) {
+					return n, err
+				}
+				k = m
+			}
+		}
+		clear(seg[k:])
+		n += len(seg)
+	}
+	return n, nil
+}
+
+// ensureStageLocked creates the stage and its journal unless they exist.
+func (f *openFile) ensureStageLocked() error {
 	const op dfms.Op = "vfs.stage"
 	if f.stage != nil {
 		return nil
 	}
-	n := f.size
-	if limit >= 0 && limit < n {
-		n = limit
-	}
-	st, err := os.CreateTemp(f.fsys.stageDir, fmt.Sprintf("%d-*", f.id))
+	name := filepath.Join(f.fsys.stageDir, fmt.Sprintf("%d-%d", f.id, time.Now().UnixNano()))
+	st, err := os.OpenFile(name+stageSuffix, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return dfms.E(op, dfms.Other, err)
 	}
-	if err := f.fillLocked(ctx, st, n); err != nil {
+	j, err := createJournal(name+journalSuffix, f.id, f.version, f.size)
+	if err != nil {
 		st.Close()
 		os.Remove(st.Name())
-		return err
+		return dfms.E(op, dfms.Other, err)
 	}
-	f.stage, f.size, f.reader = st, n, nil
+	f.stage, f.journal = st, j
 	return nil
 }
 
-// fillLocked copies the first n bytes of the clean content to st.
-func (f *openFile) fillLocked(ctx context.Context, st *os.File, n int64) error {
-	const op dfms.Op = "vfs.stage"
-	if n == 0 || f.version == 0 {
-		return nil
-	}
-	r, err := f.readerLocked(ctx)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, min(n, 4<<20))
-	for off := int64(0); off < n; {
-		m, err := r.ReadAt(ctx, buf[:min(int64(len(buf)), n-off)], off)
-		if m > 0 {
-			if _, werr := st.WriteAt(buf[:m], off); werr != nil {
-				return dfms.E(op, dfms.Other, werr)
-			}
-			off += int64(m)
-		}
-		if err != nil && !(errors.Is(err, io.EOF) && off == n) {
-			if errors.Is(err, io.EOF) {
-				return dfms.E(op, dfms.Corrupt, fmt.Errorf("version %d of entry %d ended at %d bytes, want %d", f.version, f.id, off, n))
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-func (f *openFile) write(ctx context.Context, p []byte, off int64, appendMode bool) (int, error) {
+func (f *openFile) write(_ context.Context, p []byte, off int64, appendMode bool) (int, error) {
 	const op dfms.Op = "vfs.Write"
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.ensureStageLocked(ctx, -1); err != nil {
+	if err := f.ensureStageLocked(); err != nil {
 		return 0, err
 	}
 	if appendMode {
-		// The kernel's idea of the end may be stale; the stage's is not.
+		// The kernel's idea of the end may be stale; ours is not.
 		off = f.size
 	}
 	n, err := f.stage.WriteAt(p, off)
 	if n > 0 {
+		if jerr := f.journal.write(off, int64(n)); jerr != nil {
+			return 0, dfms.E(op, dfms.Other, jerr)
+		}
+		f.dirty = f.dirty.add(off, off+int64(n))
 		f.size = max(f.size, off+int64(n))
-		f.dirty, f.mtime = true, time.Now()
+		f.changed, f.mtime = true, time.Now()
 	}
 	if err != nil {
 		return n, dfms.E(op, dfms.Other, err)
@@ -292,18 +321,25 @@ func (f *openFile) truncate(ctx context.Context, size int64) error {
 	return f.truncateLocked(ctx, size)
 }
 
-func (f *openFile) truncateLocked(ctx context.Context, size int64) error {
+func (f *openFile) truncateLocked(_ context.Context, size int64) error {
 	const op dfms.Op = "vfs.Truncate"
 	if size == f.size {
 		return nil
 	}
-	if err := f.ensureStageLocked(ctx, size); err != nil {
+	if err := f.ensureStageLocked(); err != nil {
 		return err
 	}
-	if err := f.stage.Truncate(size); err != nil {
+	if size < f.size {
+		if err := f.stage.Truncate(size); err != nil {
+			return dfms.E(op, dfms.Other, err)
+		}
+		f.limit = min(f.limit, size)
+		f.dirty = f.dirty.clip(size)
+	}
+	if err := f.journal.truncate(size); err != nil {
 		return dfms.E(op, dfms.Other, err)
 	}
-	f.size, f.dirty, f.mtime = size, true, time.Now()
+	f.size, f.changed, f.mtime = size, true, time.Now()
 	return nil
 }
 
@@ -324,32 +360,51 @@ func (f *openFile) flush(ctx context.Context) error {
 	return f.commitLocked(ctx)
 }
 
-// commitLocked commits the stage as a new version if it is dirty. The data
-// of a file deleted meanwhile is dropped, as a local file system drops an
-// unlinked file's data.
+// commitLocked commits the content as a new version if it changed: the
+// chunks that changed are cut and uploaded, then the manifest committed.
+// The data of a file deleted meanwhile is dropped, as a local file system
+// drops an unlinked file's data.
 func (f *openFile) commitLocked(ctx context.Context) error {
-	if !f.dirty {
+	if !f.changed {
 		return nil
 	}
-	e, err := f.fsys.b.Commit(ctx, f.id, io.NewSectionReader(f.stage, 0, f.size), f.size, f.mtime)
+	m, err := f.rechunkLocked(ctx)
+	if err != nil {
+		return err
+	}
+	e, err := f.fsys.b.CommitManifest(ctx, f.id, m, f.version, f.mtime)
 	if err != nil {
 		if dfms.Is(err, dfms.NotExist) {
 			if cur, gerr := f.fsys.b.GetAttr(ctx, f.id); (gerr == nil && !cur.Live) || dfms.Is(gerr, dfms.NotExist) {
-				f.dirty = false
-				return nil
+				f.changed, f.dirty = false, nil
+				return f.resetStageLocked()
 			}
 		}
 		return err
 	}
-	f.dirty, f.version = false, e.Version
-	return nil
+	f.version = e.Version
+	f.base = newView(f.id, VersionInfo{Number: e.Version, Time: e.MTime}, m)
+	f.size, f.limit, f.dirty, f.changed = f.base.size, f.base.size, nil, false
+	return f.resetStageLocked()
+}
+
+// resetStageLocked empties the stage and restarts its journal from the
+// committed version.
+func (f *openFile) resetStageLocked() error {
+	if f.stage == nil {
+		return nil
+	}
+	if err := f.stage.Truncate(0); err != nil {
+		return dfms.E("vfs.commit", dfms.Other, err)
+	}
+	return f.journal.reset(f.version, f.size)
 }
 
 // Handle is an open file.
 type Handle struct {
 	fsys       *FS
-	f          *openFile     // a file of the tree
-	v          VersionReader // a file of the .versions tree
+	f          *openFile // a file of the tree
+	v          *view     // a file of the .versions tree
 	writable   bool
 	appendMode bool
 
@@ -369,11 +424,11 @@ func (fsys *FS) Open(ctx context.Context, ino Ino, flags int) (*Handle, error) {
 			return nil, errReadOnly(op)
 		}
 		id, n := ino.version()
-		r, err := fsys.b.OpenVersion(ctx, id, n)
+		info, m, err := fsys.b.Manifest(ctx, id, n)
 		if err != nil {
 			return nil, err
 		}
-		return &Handle{fsys: fsys, v: r}, nil
+		return &Handle{fsys: fsys, v: newView(id, info, m)}, nil
 	case tagVersionsDir, tagVersionsFile:
 		if writable {
 			return nil, errReadOnly(op)
@@ -427,7 +482,7 @@ func (fsys *FS) Create(ctx context.Context, parent Ino, name string, flags int, 
 // len(p) only at the end of the file.
 func (h *Handle) Read(ctx context.Context, p []byte, off int64) (int, error) {
 	if h.v != nil {
-		n, err := h.v.ReadAt(ctx, p, off)
+		n, err := h.fsys.readView(ctx, h.v, p, off, h.fsys.readAhead)
 		if errors.Is(err, io.EOF) {
 			err = nil
 		}

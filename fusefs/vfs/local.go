@@ -3,14 +3,12 @@ package vfs
 import (
 	"context"
 	"fmt"
-	"io"
 	"mime"
 	"path"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/chunking"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 )
@@ -113,30 +111,51 @@ func (l *Local) CreateFile(ctx context.Context, parent dfms.EntryID, name string
 		MIME: mime.TypeByExtension(path.Ext(name))})
 }
 
-// Commit implements Backend.
-func (l *Local) Commit(ctx context.Context, id dfms.EntryID, body io.Reader, size int64, mtime time.Time) (Entry, error) {
-	res, err := l.files.Write(ctx, files.WriteRequest{Owner: l.owner, Entry: id, Body: io.LimitReader(body, size), MTime: mtime})
+// VerifiesChunks reports that ReadChunk verifies what it returns
+// (files.ReadChunk does), so the mount does not hash chunks again.
+func (l *Local) VerifiesChunks() bool { return true }
+
+// Manifest implements Backend.
+func (l *Local) Manifest(ctx context.Context, id dfms.EntryID, number int64) (VersionInfo, dfms.Manifest, error) {
+	v, err := l.files.OpenVersion(ctx, l.owner, id, number)
+	if err != nil {
+		return VersionInfo{}, dfms.Manifest{}, err
+	}
+	var m dfms.Manifest
+	if v.Manifest != nil {
+		m = *v.Manifest
+	}
+	return VersionInfo{Number: max(v.Number, 0), Size: m.Size(), Time: v.CreatedAt}, m, nil
+}
+
+// ReadChunk implements Backend. The file layer reads and verifies it.
+func (l *Local) ReadChunk(ctx context.Context, _ dfms.EntryID, _ int64, ref dfms.ChunkRef) ([]byte, error) {
+	return l.files.ReadChunk(ctx, ref, nil)
+}
+
+// Chunking implements Backend.
+func (l *Local) Chunking(context.Context) (chunking.Params, error) {
+	return l.files.Chunking(), nil
+}
+
+// Missing implements Backend.
+func (l *Local) Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, error) {
+	return l.files.Meta().UnownedChunks(ctx, l.owner, hs)
+}
+
+// PutChunks implements Backend.
+func (l *Local) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
+	_, err := l.files.PutChunks(ctx, l.owner, cs)
+	return err
+}
+
+// CommitManifest implements Backend.
+func (l *Local) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (Entry, error) {
+	e, _, err := l.files.CommitChunks(ctx, meta.CommitRequest{Owner: l.owner, Entry: id, Manifest: m, Base: base, MTime: mtime})
 	if err != nil {
 		return Entry{}, err
 	}
-	return entryOf(res.Entry), nil
-}
-
-// OpenVersion implements Backend.
-func (l *Local) OpenVersion(ctx context.Context, id dfms.EntryID, number int64) (VersionReader, error) {
-	v, err := l.files.OpenVersion(ctx, l.owner, id, number)
-	if err != nil {
-		return nil, err
-	}
-	r := &localVersion{files: l.files, v: v}
-	r.info = VersionInfo{Number: v.Number, Size: v.Manifest.Size(), Time: v.CreatedAt}
-	r.starts = make([]int64, len(v.Manifest.Chunks))
-	var off int64
-	for i, c := range v.Manifest.Chunks {
-		r.starts[i] = off
-		off += int64(c.Size)
-	}
-	return r, nil
+	return entryOf(e), nil
 }
 
 // Versions implements Backend.
@@ -221,66 +240,4 @@ func (l *Local) Usage(ctx context.Context) (Usage, error) {
 		return Usage{}, err
 	}
 	return Usage{UsedBytes: u.UsedBytes, QuotaBytes: u.QuotaBytes}, nil
-}
-
-// localVersion reads a version chunk by chunk. It remembers the last chunk
-// it fetched, because the kernel reads in pieces far smaller than a chunk:
-// without it a sequential read would fetch and verify each chunk many
-// times. (The shared, bounded chunk cache of the mount replaces this.)
-type localVersion struct {
-	files  *files.Service
-	v      meta.Version
-	info   VersionInfo
-	starts []int64 // offset of each chunk
-
-	mu      sync.Mutex // guards lastIdx and last
-	lastIdx int
-	last    []byte
-}
-
-func (r *localVersion) Info() VersionInfo { return r.info }
-
-func (r *localVersion) chunk(ctx context.Context, i int) ([]byte, error) {
-	r.mu.Lock()
-	if r.last != nil && r.lastIdx == i {
-		b := r.last
-		r.mu.Unlock()
-		return b, nil
-	}
-	r.mu.Unlock()
-	// Fetched outside the lock: concurrent reads of other chunks proceed.
-	// The buffer is never reused, so readers of an older r.last are safe.
-	b, err := r.files.ReadChunk(ctx, r.v.Manifest.Chunks[i], nil)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	r.lastIdx, r.last = i, b
-	r.mu.Unlock()
-	return b, nil
-}
-
-func (r *localVersion) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	size := r.info.Size
-	if off < 0 {
-		return 0, dfms.Errorf("vfs.Local.ReadAt", dfms.Invalid, "negative offset")
-	}
-	if off >= size {
-		return 0, io.EOF
-	}
-	// The chunk holding off: the last one starting at or before it.
-	i := sort.Search(len(r.starts), func(i int) bool { return r.starts[i] > off }) - 1
-	n := 0
-	for n < len(p) && i < len(r.starts) {
-		b, err := r.chunk(ctx, i)
-		if err != nil {
-			return n, err
-		}
-		n += copy(p[n:], b[off+int64(n)-r.starts[i]:])
-		i++
-	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
 }

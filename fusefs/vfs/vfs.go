@@ -50,31 +50,63 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/chunking"
 )
 
 // Options configures an FS.
 type Options struct {
-	// CacheDir is where writes are staged (required). The FS uses a fresh
-	// subdirectory of it and removes that on Close.
+	// CacheDir holds the stages of files being written (in stage/) and
+	// the chunk cache (in chunks/). Required. One mount at a time uses a
+	// cache directory: stages a crashed mount left there are committed by
+	// the next one.
 	CacheDir string
+	// CacheSize bounds the on-disk chunk cache in bytes; 0 turns it off
+	// (the in-process backend, whose chunks are local already).
+	CacheSize int64
+	// MemCacheSize bounds the in-memory chunk cache (default 64 MiB).
+	MemCacheSize int64
+	// ReadAhead is how many chunks a sequential read fetches ahead
+	// (default 4).
+	ReadAhead int
 	// Log receives what cannot be returned to a caller (a commit that
 	// failed at release). Nil: discard.
 	Log *slog.Logger
 }
 
+// Stats counts what the FS did, for tests and metrics.
+type Stats struct {
+	ChunksFetched int64 // chunks fetched from the backend (cache misses)
+	ChunksCut     int64 // chunks cut by commits
+	ChunksSent    int64 // chunks uploaded by commits
+}
+
+type stats struct {
+	chunksCut, chunksSent atomic.Int64
+}
+
 // FS is the file system of one owner over one Backend. It is safe for
 // concurrent use.
 type FS struct {
-	b        Backend
-	root     dfms.EntryID
-	stageDir string
-	log      *slog.Logger
+	b         Backend
+	root      dfms.EntryID
+	stageDir  string
+	lock      *os.File // flock'ed: one mount per cache directory
+	log       *slog.Logger
+	cache     *chunkCache
+	readAhead int
+	stats     stats
+	bufs      sync.Pool // chunking buffers
+
+	paramsOnce sync.Mutex
+	chunkP     chunking.Params
 
 	// mu guards open and kept. Lock order: an openFile's mu may be held
 	// while taking mu, never the reverse.
@@ -83,7 +115,13 @@ type FS struct {
 	kept []string // stages left on disk because their commit failed
 }
 
-// New returns the FS of b's owner.
+// trustedBackend is implemented by backends that verify the chunks they
+// return (the in-process one), so the FS does not hash them again.
+type trustedBackend interface{ VerifiesChunks() bool }
+
+// New returns the FS of b's owner. Stages a previous mount of the same
+// cache directory left behind are committed first; one that cannot be is
+// kept and logged, and New goes on.
 func New(ctx context.Context, b Backend, opts Options) (*FS, error) {
 	const op dfms.Op = "vfs.New"
 	if opts.CacheDir == "" {
@@ -93,26 +131,79 @@ func New(ctx context.Context, b Backend, opts Options) (*FS, error) {
 	if err != nil {
 		return nil, dfms.E(op, dfms.Other, err)
 	}
-	if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
+	dir := filepath.Join(opts.CacheDir, "stage")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, dfms.E(op, dfms.Other, err)
 	}
-	dir, err := os.MkdirTemp(opts.CacheDir, "stage-")
+	lock, err := os.OpenFile(filepath.Join(opts.CacheDir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, dfms.E(op, dfms.Other, err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, dfms.E(op, dfms.Exist, fmt.Errorf("cache directory %s is in use by another mount", opts.CacheDir))
 	}
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &FS{b: b, root: root.ID, stageDir: dir, log: log, open: map[dfms.EntryID]*openFile{}}, nil
+	var disk *diskCache
+	if opts.CacheSize > 0 {
+		if disk, err = openDiskCache(filepath.Join(opts.CacheDir, "chunks"), opts.CacheSize); err != nil {
+			lock.Close()
+			return nil, dfms.E(op, dfms.Other, err)
+		}
+	}
+	if opts.MemCacheSize <= 0 {
+		opts.MemCacheSize = 64 << 20
+	}
+	if opts.ReadAhead <= 0 {
+		opts.ReadAhead = 4
+	}
+	tb, ok := b.(trustedBackend)
+	fsys := &FS{b: b, root: root.ID, stageDir: dir, lock: lock, log: log, open: map[dfms.EntryID]*openFile{},
+		cache: newChunkCache(opts.MemCacheSize, disk, ok && tb.VerifiesChunks(), opts.ReadAhead), readAhead: opts.ReadAhead}
+	if err := fsys.recoverStages(ctx); err != nil {
+		log.Error("some staged data of an earlier mount is not committed yet", "err", err)
+	}
+	return fsys, nil
 }
+
+// Stats returns what the FS did so far.
+func (fsys *FS) Stats() Stats {
+	return Stats{ChunksFetched: fsys.cache.fetched.Load(), ChunksCut: fsys.stats.chunksCut.Load(), ChunksSent: fsys.stats.chunksSent.Load()}
+}
+
+// params returns the server's chunking parameters, asked once.
+func (fsys *FS) params(ctx context.Context) (chunking.Params, error) {
+	fsys.paramsOnce.Lock()
+	defer fsys.paramsOnce.Unlock()
+	if fsys.chunkP == (chunking.Params{}) {
+		p, err := fsys.b.Chunking(ctx)
+		if err != nil {
+			return p, err
+		}
+		fsys.chunkP = p
+	}
+	return fsys.chunkP, nil
+}
+
+func (fsys *FS) chunkBuf(n int) []byte {
+	if b, ok := fsys.bufs.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n)
+}
+
+func (fsys *FS) putChunkBuf(b []byte) { fsys.bufs.Put(&b) }
 
 // Root returns the inode number of the root directory.
 func (fsys *FS) Root() Ino { return Ino(fsys.root) }
 
 // Close commits what is still dirty (files left open when the mount went
-// away) and removes the stage directory, unless a stage could not be
-// committed: then it stays, and the error says where.
+// away) and releases the cache directory. A stage that could not be
+// committed stays there, and the error says where; the next mount of the
+// directory commits it.
 func (fsys *FS) Close(ctx context.Context) error {
 	fsys.mu.Lock()
 	var left []*openFile
@@ -130,11 +221,12 @@ func (fsys *FS) Close(ctx context.Context) error {
 	fsys.mu.Lock()
 	kept := fsys.kept
 	fsys.mu.Unlock()
+	defer fsys.lock.Close()
 	if len(kept) > 0 {
-		errs = append(errs, fmt.Errorf("uncommitted data is left in %s", strings.Join(kept, ", ")))
+		errs = append(errs, fmt.Errorf("uncommitted data is left in %s; the next mount commits it", strings.Join(kept, ", ")))
 		return dfms.E("vfs.Close", dfms.Other, errors.Join(errs...))
 	}
-	return os.RemoveAll(fsys.stageDir)
+	return nil
 }
 
 // Attr is what stat shows of an inode.

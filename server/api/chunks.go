@@ -125,6 +125,10 @@ func (a *API) manifest(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	if _, err := a.Files.Checksum(c.Request.Context(), user(c).ID, &v); err != nil {
+		a.fail(c, err)
+		return
+	}
 	type ref struct {
 		Hash string `json:"hash"`
 		Size uint32 `json:"size"`
@@ -185,6 +189,7 @@ func (a *API) commitManifest(c *gin.Context) {
 		BaseVersion int64      `json:"base_version"`
 		RequireBase bool       `json:"require_base"`
 		Checksum    string     `json:"checksum"`
+		Defer       bool       `json:"defer_checksum"`
 		MIMEType    string     `json:"mime_type"`
 		Mode        uint32     `json:"mode"`
 		MTime       *time.Time `json:"mtime"`
@@ -240,7 +245,11 @@ func (a *API) commitManifest(c *gin.Context) {
 	if req.MIME == "" && b.Name != "" {
 		req.MIME = mime.TypeByExtension(path.Ext(b.Name))
 	}
-	e, v, err := a.Files.CommitManifest(c.Request.Context(), req)
+	commit := a.Files.CommitManifest
+	if b.Defer && req.SHA256.IsZero() {
+		commit = a.Files.CommitChunks
+	}
+	e, v, err := commit(c.Request.Context(), req)
 	if err != nil {
 		var mce *meta.MissingChunksError
 		if errors.As(err, &mce) {

@@ -273,6 +273,12 @@ func (a *API) serve(c *gin.Context, id dfms.EntryID, number int64) {
 		a.fail(c, err)
 		return
 	}
+	// A version the mount committed has its checksum computed on its
+	// first download.
+	if _, err := a.Files.Checksum(c.Request.Context(), u.ID, &v); err != nil {
+		a.fail(c, err)
+		return
+	}
 	size := v.Manifest.Size()
 	etag := `"` + v.SHA256.String() + `"`
 	h := c.Writer.Header()

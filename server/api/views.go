@@ -45,7 +45,7 @@ func view(e meta.Entry) fileView {
 		v.Type = "symlink"
 	default:
 		v.Type = "file"
-		if e.Version > 0 {
+		if e.Version > 0 && !e.SHA256.IsZero() {
 			v.Checksum = e.SHA256.String()
 		}
 	}
@@ -68,7 +68,7 @@ func views(es []meta.Entry) []fileView {
 type versionView struct {
 	Version    int64     `json:"version"`
 	Size       int64     `json:"size"`
-	Checksum   string    `json:"checksum"`
+	Checksum   string    `json:"checksum,omitempty"` // absent until computed (CommitChunks)
 	ChunkCount int       `json:"chunk_count"`
 	Base       int64     `json:"base_version,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
@@ -76,8 +76,12 @@ type versionView struct {
 }
 
 func versionOf(v meta.Version, current int64) versionView {
-	return versionView{Version: v.Number, Size: v.Size, Checksum: v.SHA256.String(), ChunkCount: v.ChunkCount,
+	vv := versionView{Version: v.Number, Size: v.Size, ChunkCount: v.ChunkCount,
 		Base: v.Base, CreatedAt: v.CreatedAt.UTC(), Current: v.Number == current}
+	if !v.SHA256.IsZero() {
+		vv.Checksum = v.SHA256.String()
+	}
+	return vv
 }
 
 // maxJSON bounds JSON request bodies.

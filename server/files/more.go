@@ -177,6 +177,36 @@ func (s *Service) PutChunk(ctx context.Context, owner dfms.UserID, h dfms.Hash, 
 	return res.NewChunks > 0, nil
 }
 
+// PutChunks stores chunks sent by a smart client in one batch, as
+// PutChunk does for one (each must hash to its name, kind Invalid
+// otherwise). It returns how many the owner lacked before.
+func (s *Service) PutChunks(ctx context.Context, owner dfms.UserID, cs []dfms.ChunkData) (newChunks int, err error) {
+	const op dfms.Op = "files.PutChunks"
+	if len(cs) == 0 {
+		return 0, nil
+	}
+	b := &batch{}
+	hashes := make([]dfms.Hash, len(cs))
+	for i, c := range cs {
+		if len(c.Data) == 0 || len(c.Data) > s.opts.Chunking.Max {
+			return 0, dfms.E(op, dfms.Invalid, fmt.Errorf("a chunk has 1..%d bytes, not %d", s.opts.Chunking.Max, len(c.Data)))
+		}
+		if dfms.Sum(c.Data) != c.Hash {
+			return 0, dfms.E(op, dfms.Invalid, fmt.Errorf("the bytes do not hash to %s", c.Hash))
+		}
+		b.add(c.Hash, c.Data)
+		hashes[i] = c.Hash
+	}
+	var res WriteResult
+	if err := s.storeBatch(ctx, owner, b, &accounting{res: &res, seen: map[dfms.Hash]bool{}}); err != nil {
+		return 0, dfms.E(op, dfms.Other, err)
+	}
+	if err := s.meta.OwnChunks(ctx, owner, hashes); err != nil {
+		return 0, dfms.E(op, dfms.Other, err)
+	}
+	return res.NewChunks, nil
+}
+
 // CommitManifest commits a version a smart client assembled from chunks it
 // has sent (PutChunk) or committed before. Chunks the owner never sent, or
 // that are not stored, fail it with a *meta.MissingChunksError (kind
@@ -185,46 +215,8 @@ func (s *Service) PutChunk(ctx context.Context, owner dfms.UserID, h dfms.Hash, 
 // mismatch is kind Invalid and commits nothing.
 func (s *Service) CommitManifest(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
 	const op dfms.Op = "files.CommitManifest"
-	// Cheap checks first, so that a stale base or a missing file is
-	// reported before the content is read.
-	if req.Entry != 0 {
-		e, err := s.Stat(ctx, req.Owner, req.Entry)
-		if err != nil {
-			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
-		}
-		if req.RequireBase && e.Version != req.Base {
-			return e, meta.Version{}, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d, not %d", e.Name, e.Version, req.Base))
-		}
-	}
-	hashes := make([]dfms.Hash, len(req.Manifest.Chunks))
-	for i, c := range req.Manifest.Chunks {
-		if c.Size == 0 || int(c.Size) > s.opts.Chunking.Max {
-			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %d has size %d", i, c.Size))
-		}
-		hashes[i] = c.Hash
-	}
-	if len(hashes) > 0 {
-		unowned, err := s.meta.UnownedChunks(ctx, req.Owner, hashes)
-		if err != nil {
-			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
-		}
-		if len(unowned) > 0 {
-			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Conflict, &meta.MissingChunksError{Hashes: unowned})
-		}
-		if err := s.meta.KeepChunks(ctx, hashes); err != nil {
-			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
-		}
-		// Sizes must match what is stored: a client cannot claim a chunk is
-		// longer or shorter than it is.
-		for _, c := range uniqueRefs(req.Manifest.Chunks) {
-			ch, err := s.meta.GetChunk(ctx, c.Hash)
-			if err != nil {
-				return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s: %w", c.Hash, err))
-			}
-			if ch.Size != int64(c.Size) {
-				return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %s has %d bytes, not %d", c.Hash, ch.Size, c.Size))
-			}
-		}
+	if e, err := s.checkManifest(ctx, req); err != nil {
+		return e, meta.Version{}, err
 	}
 	h := sha256.New()
 	if _, err := s.ReadRange(ctx, meta.Version{Manifest: &req.Manifest}, 0, -1, h); err != nil {
@@ -237,12 +229,98 @@ func (s *Service) CommitManifest(ctx context.Context, req meta.CommitRequest) (m
 	} else if req.SHA256 != sum {
 		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("checksum %s does not match the content (%s)", req.SHA256, sum))
 	}
+	return s.commitChecked(ctx, req)
+}
+
+// CommitChunks is CommitManifest without reading the content back: the
+// version's SHA-256 is left unknown (zero) and computed when first needed
+// (Checksum). The mount commits this way, so that an edit of a large file
+// costs the chunks that changed, not a read of the whole file.
+func (s *Service) CommitChunks(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
+	if e, err := s.checkManifest(ctx, req); err != nil {
+		return e, meta.Version{}, err
+	}
+	req.SHA256 = dfms.Hash{}
+	return s.commitChecked(ctx, req)
+}
+
+func (s *Service) commitChecked(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
 	e, v, err := s.meta.CommitVersion(ctx, req)
 	if err != nil {
-		return e, v, dfms.E(op, dfms.Other, commitError(err))
+		return e, v, dfms.E("files.CommitManifest", dfms.Other, commitError(err))
 	}
 	s.applyRetention(ctx, req.Owner, e.ID)
 	return e, v, nil
+}
+
+// checkManifest checks what a commit of a client's manifest needs: the
+// base, possession of every chunk, and their sizes. It also re-arms the
+// chunks' GC grace period.
+func (s *Service) checkManifest(ctx context.Context, req meta.CommitRequest) (meta.Entry, error) {
+	const op dfms.Op = "files.CommitManifest"
+	// Cheap checks first, so that a stale base or a missing file is
+	// reported before the content is read.
+	if req.Entry != 0 {
+		e, err := s.Stat(ctx, req.Owner, req.Entry)
+		if err != nil {
+			return meta.Entry{}, dfms.E(op, dfms.Other, err)
+		}
+		if req.RequireBase && e.Version != req.Base {
+			return e, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d, not %d", e.Name, e.Version, req.Base))
+		}
+	}
+	hashes := make([]dfms.Hash, len(req.Manifest.Chunks))
+	for i, c := range req.Manifest.Chunks {
+		if c.Size == 0 || int(c.Size) > s.opts.Chunking.Max {
+			return meta.Entry{}, dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %d has size %d", i, c.Size))
+		}
+		hashes[i] = c.Hash
+	}
+	if len(hashes) == 0 {
+		return meta.Entry{}, nil
+	}
+	unowned, err := s.meta.UnownedChunks(ctx, req.Owner, hashes)
+	if err != nil {
+		return meta.Entry{}, dfms.E(op, dfms.Other, err)
+	}
+	if len(unowned) > 0 {
+		return meta.Entry{}, dfms.E(op, dfms.Conflict, &meta.MissingChunksError{Hashes: unowned})
+	}
+	if err := s.meta.KeepChunks(ctx, hashes); err != nil {
+		return meta.Entry{}, dfms.E(op, dfms.Other, err)
+	}
+	// Sizes must match what is stored: a client cannot claim a chunk is
+	// longer or shorter than it is.
+	for _, c := range uniqueRefs(req.Manifest.Chunks) {
+		ch, err := s.meta.GetChunk(ctx, c.Hash)
+		if err != nil {
+			return meta.Entry{}, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s: %w", c.Hash, err))
+		}
+		if ch.Size != int64(c.Size) {
+			return meta.Entry{}, dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %s has %d bytes, not %d", c.Hash, ch.Size, c.Size))
+		}
+	}
+	return meta.Entry{}, nil
+}
+
+// Checksum returns the SHA-256 of version v's content, computing and
+// recording it if the version was committed without one (CommitChunks).
+// v must carry its manifest (OpenVersion).
+func (s *Service) Checksum(ctx context.Context, owner dfms.UserID, v *meta.Version) (dfms.Hash, error) {
+	if !v.SHA256.IsZero() {
+		return v.SHA256, nil
+	}
+	h := sha256.New()
+	if _, err := s.ReadRange(ctx, *v, 0, -1, h); err != nil {
+		return dfms.Hash{}, err
+	}
+	var sum dfms.Hash
+	h.Sum(sum[:0])
+	if err := s.meta.SetChecksum(ctx, owner, v.Entry, v.Number, sum); err != nil {
+		return dfms.Hash{}, err
+	}
+	v.SHA256 = sum
+	return sum, nil
 }
 
 func uniqueRefs(refs []dfms.ChunkRef) []dfms.ChunkRef {

@@ -399,6 +399,10 @@ type Store interface {
 	GetVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (Version, error)
 	// ListVersions returns every version of a file, oldest first.
 	ListVersions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]Version, error)
+	// SetChecksum records the SHA-256 of a version committed without one
+	// (a zero SHA256 means "not computed yet"); a version that already has
+	// one keeps it.
+	SetChecksum(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64, sum dfms.Hash) error
 	// DeleteVersion removes one version that is not the current one and
 	// releases its chunk references.
 	DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error

@@ -262,6 +262,19 @@ func (s *Store) ListVersions(ctx context.Context, owner dfms.UserID, id dfms.Ent
 	return out, err
 }
 
+// SetChecksum implements meta.Store.
+func (s *Store) SetChecksum(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64, sum dfms.Hash) error {
+	const op dfms.Op = "meta.SetChecksum"
+	return s.write(ctx, op, func(t *tx) error {
+		if _, err := t.entry(ctx, owner, id, true); err != nil {
+			return err
+		}
+		var zero dfms.Hash
+		_, err := t.exec(ctx, `UPDATE versions SET sha256 = ? WHERE entry_id = ? AND number = ? AND sha256 = ?`, sum[:], id, number, zero[:])
+		return err
+	})
+}
+
 // DeleteVersion implements meta.Store.
 func (s *Store) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error {
 	const op dfms.Op = "meta.DeleteVersion"

@@ -1,0 +1,218 @@
+package vfs
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dfms/dfms"
+)
+
+// A journal records how a stage differs from the version it is based on,
+// so that written data outlives a crash of the mount: a header (file,
+// base version, size at the start) followed by one record per change, each
+// appended before the change is acknowledged. The stage file holds the
+// bytes. Recovery replays the records over the base version and commits
+// the result. A crash of the mount leaves both files in the page cache, so
+// no fsync is needed for that; a crash of the machine may lose what was
+// not yet fsync'ed, as on any file system (fsync commits to the server).
+
+const (
+	stageSuffix   = ".data"
+	journalSuffix = ".journal"
+
+	journalMagic = "DFMSJNL1"
+	headerLen    = len(journalMagic) + 3*8
+	recordLen    = 1 + 2*8
+
+	recWrite    = 'W' // off, length
+	recTruncate = 'T' // size, 0
+	recMTime    = 'M' // unix nanoseconds, 0
+)
+
+type journal struct {
+	f  *os.File
+	id dfms.EntryID
+}
+
+func createJournal(path string, id dfms.EntryID, version, size int64) (*journal, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	j := &journal{f: f, id: id}
+	if err := j.reset(version, size); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return j, nil
+}
+
+// reset empties the journal and starts it over version, of size bytes.
+func (j *journal) reset(version, size int64) error {
+	if err := j.f.Truncate(0); err != nil {
+		return err
+	}
+	var h [headerLen]byte
+	copy(h[:], journalMagic)
+	binary.LittleEndian.PutUint64(h[8:], uint64(j.id))
+	binary.LittleEndian.PutUint64(h[16:], uint64(version))
+	binary.LittleEndian.PutUint64(h[24:], uint64(size))
+	_, err := j.f.WriteAt(h[:], 0)
+	if err == nil {
+		_, err = j.f.Seek(int64(headerLen), io.SeekStart)
+	}
+	return err
+}
+
+func (j *journal) record(kind byte, a, b int64) error {
+	var r [recordLen]byte
+	r[0] = kind
+	binary.LittleEndian.PutUint64(r[1:], uint64(a))
+	binary.LittleEndian.PutUint64(r[9:], uint64(b))
+	_, err := j.f.Write(r[:])
+	return err
+}
+
+func (j *journal) write(off, n int64) error  { return j.record(recWrite, off, n) }
+func (j *journal) truncate(size int64) error { return j.record(recTruncate, size, 0) }
+func (j *journal) mtime(t time.Time) error   { return j.record(recMTime, t.UnixNano(), 0) }
+func (j *journal) close()                    { j.f.Close() }
+func (j *journal) remove()                   { os.Remove(j.f.Name()) }
+func stageBase(journalPath string) string    { return strings.TrimSuffix(journalPath, journalSuffix) }
+
+// replayed is the state a journal describes.
+type replayed struct {
+	id      dfms.EntryID
+	version int64
+	size    int64
+	limit   int64
+	dirty   extents
+	mtime   time.Time
+}
+
+// replay reads a journal. A torn last record (a crash mid-append) is
+// ignored: its change was never acknowledged.
+func replay(path string) (replayed, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return replayed{}, err
+	}
+	if len(b) < headerLen || string(b[:8]) != journalMagic {
+		return replayed{}, fmt.Errorf("%s is not a stage journal", path)
+	}
+	r := replayed{id: dfms.EntryID(binary.LittleEndian.Uint64(b[8:])), version: int64(binary.LittleEndian.Uint64(b[16:]))}
+	r.size = int64(binary.LittleEndian.Uint64(b[24:]))
+	r.limit = r.size
+	for p := b[headerLen:]; len(p) >= recordLen; p = p[recordLen:] {
+		a, c := int64(binary.LittleEndian.Uint64(p[1:])), int64(binary.LittleEndian.Uint64(p[9:]))
+		switch p[0] {
+		case recWrite:
+			r.dirty = r.dirty.add(a, a+c)
+			r.size = max(r.size, a+c)
+			if r.mtime.IsZero() {
+				r.mtime = time.Now()
+			}
+		case recTruncate:
+			if a < r.size {
+				r.limit = min(r.limit, a)
+				r.dirty = r.dirty.clip(a)
+			}
+			r.size = a
+		case recMTime:
+			r.mtime = time.Unix(0, a)
+		default:
+			return r, fmt.Errorf("%s: unknown record %q", path, p[0])
+		}
+	}
+	return r, nil
+}
+
+// recoverStages commits the stages a previous mount of this cache
+// directory left behind (it crashed, or could not reach the server), oldest
+// first. A stage of a file deleted since is dropped; one that cannot be
+// committed now stays for the next mount.
+func (fsys *FS) recoverStages(ctx context.Context) error {
+	names, err := filepath.Glob(filepath.Join(fsys.stageDir, "*"+journalSuffix))
+	if err != nil {
+		return err
+	}
+	// Names are id-nanoseconds: order by the time part, so that two stages
+	// of one file commit in the order they were written.
+	stamp := func(p string) string {
+		base := stageBase(filepath.Base(p))
+		_, t, _ := strings.Cut(base, "-")
+		return fmt.Sprintf("%020s", t)
+	}
+	sort.Slice(names, func(i, j int) bool { return stamp(names[i]) < stamp(names[j]) })
+	var errs []error
+	for _, jp := range names {
+		if err := fsys.recoverStage(ctx, jp); err != nil {
+			fsys.log.Error("staged data could not be committed; it is kept for the next mount", "journal", jp, "err", err)
+			errs = append(errs, err)
+			fsys.kept = append(fsys.kept, stageBase(jp)+stageSuffix)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (fsys *FS) recoverStage(ctx context.Context, jp string) error {
+	base := stageBase(jp)
+	r, err := replay(jp)
+	if err != nil {
+		return err
+	}
+	drop := func() error {
+		os.Remove(base + stageSuffix)
+		os.Remove(jp)
+		return nil
+	}
+	e, err := fsys.b.GetAttr(ctx, r.id)
+	if dfms.Is(err, dfms.NotExist) || (err == nil && !e.Live) {
+		fsys.log.Info("dropped the staged data of a file deleted since", "entry", r.id)
+		return drop()
+	}
+	if err != nil {
+		return err
+	}
+	if len(r.dirty) == 0 && r.size == r.limit && r.limit == e.Size && r.version == e.Version {
+		return drop() // nothing was changed
+	}
+	st, err := os.OpenFile(base+stageSuffix, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	jf, err := os.OpenFile(jp, os.O_RDWR, 0)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	if _, err := jf.Seek(0, io.SeekEnd); err != nil {
+		st.Close()
+		jf.Close()
+		return err
+	}
+	if r.mtime.IsZero() {
+		r.mtime = time.Now()
+	}
+	f := &openFile{fsys: fsys, id: r.id, init: true, version: r.version, size: r.size, limit: r.limit,
+		dirty: r.dirty, changed: true, mtime: r.mtime, stage: st, journal: &journal{f: jf, id: r.id}}
+	f.mu.Lock()
+	err = f.commitLocked(ctx)
+	f.mu.Unlock()
+	st.Close()
+	jf.Close()
+	if err != nil {
+		return err
+	}
+	fsys.log.Info("committed data staged before the last unmount", "entry", r.id, "version", f.version, "size", f.size)
+	return drop()
+}

@@ -1,0 +1,299 @@
+package vfs_test
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/chunking"
+	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/placement/store"
+	"github.com/dfms/dfms/server/files"
+	"github.com/dfms/dfms/server/meta"
+	"github.com/dfms/dfms/server/meta/sqlite"
+)
+
+// newLocalParams is newLocal with small chunks, so that small files span
+// many of them.
+func newLocalParams(t *testing.T, p chunking.Params) (*vfs.Local, *files.Service) {
+	t.Helper()
+	d := t.TempDir()
+	m, err := sqlite.Open(filepath.Join(d, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	c, err := store.Open(ctx, "file://"+filepath.Join(d, "chunks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	svc, err := files.New(m, c, files.Options{Chunking: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := m.CreateUser(ctx, meta.User{Email: "w@example.com", PasswordHash: "x", Active: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vfs.NewLocal(svc, u.ID), svc
+}
+
+var smallChunks = chunking.Params{Algorithm: chunking.Gear, Min: 256, Avg: 1024, Max: 4096}
+
+// storedContent reads the current version straight from the server.
+func storedContent(t *testing.T, svc *files.Service, b *vfs.Local, ino vfs.Ino) []byte {
+	t.Helper()
+	_, m, err := b.Manifest(ctx, dfms.EntryID(ino), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for _, c := range m.Chunks {
+		data, err := svc.ReadChunk(ctx, c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, data...)
+	}
+	return out
+}
+
+// TestRandomOps applies random writes, truncates and commits to a file and
+// to a byte slice, and checks that what the file reads and what the
+// server stores after each commit are the slice.
+func TestRandomOps(t *testing.T) {
+	b, svc := newLocalParams(t, smallChunks)
+	for seed := uint64(1); seed <= 4; seed++ {
+		fsys, _ := newFS(t, b)
+		rng := rand.New(rand.NewPCG(seed, 99))
+		a, h, err := fsys.Create(ctx, fsys.Root(), "f"+string(rune('0'+seed)), os.O_RDWR|os.O_CREATE, 0o644, vfs.Caller{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var model []byte
+		for step := 0; step < 300; step++ {
+			switch r := rng.IntN(20); {
+			case r < 12: // write
+				off := rng.IntN(len(model) + 3000)
+				p := make([]byte, 1+rng.IntN(5000))
+				for i := range p {
+					p[i] = byte(rng.IntN(4)) // low entropy: repeated chunks
+				}
+				if _, err := h.Write(ctx, p, int64(off)); err != nil {
+					t.Fatal(err)
+				}
+				if need := off + len(p); need > len(model) {
+					model = append(model, make([]byte, need-len(model))...)
+				}
+				copy(model[off:], p)
+			case r < 15: // truncate
+				size := rng.IntN(len(model) + 4000)
+				if err := truncate(fsys, a.Ino, h, int64(size)); err != nil {
+					t.Fatal(err)
+				}
+				if size < len(model) {
+					model = model[:size]
+				} else {
+					model = append(model, make([]byte, size-len(model))...)
+				}
+			case r < 18: // commit
+				if err := h.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, model) {
+					t.Fatalf("seed %d step %d: the server holds %d bytes that differ from the %d written", seed, step, len(got), len(model))
+				}
+			default: // read a range
+				off := rng.IntN(len(model) + 10)
+				p := make([]byte, rng.IntN(9000))
+				n, err := h.Read(ctx, p, int64(off))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := []byte{}
+				if off < len(model) {
+					want = model[off:min(len(model), off+len(p))]
+				}
+				if !bytes.Equal(p[:n], want) {
+					t.Fatalf("seed %d step %d: read(%d, %d) differs", seed, step, off, len(p))
+				}
+			}
+		}
+		if err := h.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, model) {
+			t.Fatalf("seed %d: after release the server holds other bytes", seed)
+		}
+		if err := fsys.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestOneByteEdit changes one byte in the middle of a large file: the
+// commit cuts and sends at most two chunks and reads no other chunk.
+func TestOneByteEdit(t *testing.T) {
+	b, svc := newLocalParams(t, chunking.Params{Algorithm: chunking.Gear, Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10})
+	fsys, _ := newFS(t, b)
+	data := randBytes(3, 8<<20)
+	a, h, err := fsys.Create(ctx, fsys.Root(), "big", os.O_RDWR|os.O_CREATE, 0o644, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, off := range []int{len(data) / 2, 12345, len(data) - 1, 0} {
+		fsys2, _ := newFS(t, b) // a cold cache
+		before, read := svc.Stats().ChunksStored.Load(), svc.Stats().ChunksRead.Load()
+		w, err := fsys2.Open(ctx, a.Ino, os.O_RDWR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[off] ^= 0xff
+		if _, err := w.Write(ctx, data[off:off+1], int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Fsync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st := fsys2.Stats()
+		t.Logf("edit at %d: %d chunks cut, %d sent, %d fetched", off, st.ChunksCut, st.ChunksSent, st.ChunksFetched)
+		stored, fetched := svc.Stats().ChunksStored.Load()-before, svc.Stats().ChunksRead.Load()-read
+		if st.ChunksSent > 2 || stored > 2 || fetched > 2 {
+			t.Errorf("edit %d at %d: %d chunks cut, %d sent, %d stored, %d read; want at most 2 each", i, off, st.ChunksCut, st.ChunksSent, stored, fetched)
+		}
+		if err := w.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, data) {
+			t.Fatalf("edit %d: the stored content differs", i)
+		}
+		if err := fsys2.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestAppendsKeepChunksWhole appends in small pieces with a commit after
+// each: the result is cut as one write of the whole would be.
+func TestAppendsKeepChunksWhole(t *testing.T) {
+	b, _ := newLocalParams(t, smallChunks)
+	fsys, _ := newFS(t, b)
+	data := randBytes(5, 40<<10)
+	a, h, err := fsys.Create(ctx, fsys.Root(), "log", os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(data); off += 700 {
+		if _, err := h.Write(ctx, data[off:min(off+700, len(data))], 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Release(ctx)
+	_, m, err := b.Manifest(ctx, dfms.EntryID(a.Ino), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []dfms.ChunkRef
+	if err := chunking.Split(ctx, bytes.NewReader(data), smallChunks, 1, func(c chunking.HashedChunk) error {
+		want = append(want, dfms.ChunkRef{Hash: c.Hash, Size: uint32(len(c.Data))})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Chunks) != len(want) {
+		t.Fatalf("%d chunks after appends, %d for one write", len(m.Chunks), len(want))
+	}
+	for i := range want {
+		if m.Chunks[i] != want[i] {
+			t.Fatalf("chunk %d differs from a single write's", i)
+		}
+	}
+}
+
+// TestCrashRecovery: data written but not committed when the mount dies
+// is committed by the next mount of the same cache directory.
+func TestCrashRecovery(t *testing.T) {
+	b, svc := newLocalParams(t, smallChunks)
+	cache := t.TempDir()
+	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := randBytes(9, 100<<10)
+	a := create(t, fsys, "f", string(base))
+	h, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte(nil), base...)
+	for _, w := range []struct {
+		off int
+		s   string
+	}{{10, "crash"}, {50000, "survives"}, {len(base) + 10, "past the end"}} {
+		if _, err := h.Write(ctx, []byte(w.s), int64(w.off)); err != nil {
+			t.Fatal(err)
+		}
+		if need := w.off + len(w.s); need > len(want) {
+			want = append(want, make([]byte, need-len(want))...)
+		}
+		copy(want[w.off:], w.s)
+	}
+	if err := truncate(fsys, a.Ino, h, 80000); err != nil {
+		t.Fatal(err)
+	}
+	want = want[:80000]
+	if _, err := h.Write(ctx, []byte("tail"), 90000); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, make([]byte, 90004-80000)...)
+	copy(want[90000:], "tail")
+	// Another mount cannot take the cache directory meanwhile.
+	if _, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache}); !dfms.Is(err, dfms.Exist) {
+		t.Fatalf("a second mount of a cache directory in use: %v", err)
+	}
+	if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, base) {
+		t.Fatal("the server changed before any commit")
+	}
+	fsys.Crash()
+
+	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, want) {
+		t.Fatalf("after recovery the server holds %d bytes, want %d written", len(got), len(want))
+	}
+	if left, _ := os.ReadDir(filepath.Join(cache, "stage")); len(left) != 0 {
+		t.Errorf("recovery left %v", left)
+	}
+	if err := fsys2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func truncate(fsys *vfs.FS, ino vfs.Ino, h *vfs.Handle, size int64) error {
+	_, err := fsys.SetAttr(ctx, ino, h, vfs.SetAttrIn{Size: &size})
+	return err
+}
+
+func randBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
