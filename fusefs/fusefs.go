@@ -35,6 +35,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"syscall"
 	"time"
 
@@ -111,8 +112,10 @@ func Mount(dir string, fsys *vfs.FS, opts Options) (*fuse.Server, error) {
 	}
 	timeout := cacheTimeout
 	var negative time.Duration
-	root := &node{m: &mount{fsys: fsys, log: log}, ino: fsys.Root()}
-	return fs.Mount(dir, root, &fs.Options{
+	m := &mount{fsys: fsys, log: log}
+	root := &node{m: m, ino: fsys.Root()}
+	m.nodes.Store(fsys.Root(), root)
+	srv, err := fs.Mount(dir, root, &fs.Options{
 		MountOptions: fuse.MountOptions{
 			FsName:            opts.FsName,
 			Name:              "dfms",
@@ -136,12 +139,58 @@ func Mount(dir string, fsys *vfs.FS, opts Options) (*fuse.Server, error) {
 		NullPermissions: true,
 		RootStableAttr:  &fs.StableAttr{Ino: uint64(fsys.Root())},
 	})
+	if err != nil {
+		return nil, err
+	}
+	// Follow the change feed while mounted, so that changes made by others
+	// show up without waiting for the cache timeouts.
+	ctx, stop := context.WithCancel(context.Background())
+	go func() { srv.Wait(); stop() }()
+	go fsys.Watch(ctx, func(chs []vfs.Change) { m.invalidate(ctx, chs) })
+	return srv, nil
 }
 
 // mount is what every node of one mount shares.
 type mount struct {
 	fsys *vfs.FS
 	log  *slog.Logger
+	// nodes indexes the inodes the kernel knows, by number, for the
+	// change feed's invalidations.
+	nodes sync.Map // vfs.Ino → *node
+}
+
+// invalidate drops what the kernel cached of changed entries: the pages
+// and attributes of each entry, its name in its directory, and the
+// directory's listing. Names an entry had before a rename expire with the
+// entry timeout (1 s).
+func (m *mount) invalidate(ctx context.Context, chs []vfs.Change) {
+	type name struct {
+		dir  vfs.Ino
+		name string
+	}
+	inodes := map[vfs.Ino]bool{}
+	names := map[name]bool{}
+	for _, c := range chs {
+		inodes[vfs.Ino(c.Entry)] = true
+		if c.Parent != 0 {
+			inodes[vfs.Ino(c.Parent)] = true
+		}
+		if _, known := m.nodes.Load(vfs.Ino(c.Parent)); known && c.Op != "version" && c.Op != "attr" {
+			if n, err := m.fsys.EntryName(ctx, vfs.Ino(c.Entry)); err == nil {
+				names[name{vfs.Ino(c.Parent), n}] = true
+			}
+		}
+	}
+	for ino := range inodes {
+		if v, ok := m.nodes.Load(ino); ok {
+			v.(*node).NotifyContent(0, 0)
+		}
+	}
+	for nm := range names {
+		if v, ok := m.nodes.Load(nm.dir); ok {
+			v.(*node).NotifyEntry(nm.name)
+		}
+	}
 }
 
 // errno maps err and logs what maps to EIO: the caller only sees "I/O

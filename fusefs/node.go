@@ -40,14 +40,22 @@ var (
 	_ fs.NodeReadlinker     = (*node)(nil)
 	_ fs.NodeLinker         = (*node)(nil)
 	_ fs.NodeStatfser       = (*node)(nil)
+	_ fs.NodeOnForgetter    = (*node)(nil)
 )
 
 // child returns the kernel inode for a, reusing the existing one of the
 // same number.
 func (n *node) child(ctx context.Context, a vfs.Attr, out *fuse.EntryOut) *fs.Inode {
 	fillAttr(&out.Attr, a)
-	return n.NewInode(ctx, &node{m: n.m, ino: a.Ino}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: uint64(a.Ino)})
+	in := n.NewInode(ctx, &node{m: n.m, ino: a.Ino}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: uint64(a.Ino)})
+	if c, ok := in.Operations().(*node); ok {
+		n.m.nodes.Store(a.Ino, c)
+	}
+	return in
 }
+
+// OnForget drops the node from the mount's index once the kernel forgot it.
+func (n *node) OnForget() { n.m.nodes.CompareAndDelete(n.ino, n) }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	a, err := n.m.fsys.Lookup(uninterruptible(ctx), n.ino, name)
@@ -200,6 +208,10 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	h, err := n.m.fsys.Open(uninterruptible(ctx), n.ino, int(flags))
 	if err != nil {
 		return nil, 0, n.m.errno("open", n.ino, err)
+	}
+	if h.KeepCache {
+		// The version did not change since the kernel cached its pages.
+		return h, fuse.FOPEN_KEEP_CACHE, 0
 	}
 	return h, 0, 0
 }

@@ -26,7 +26,7 @@ import (
 )
 
 func newMountCmds() []*cobra.Command {
-	return []*cobra.Command{newUpCmd(), newUmountCmd()}
+	return []*cobra.Command{newUpCmd(), newMountCmd(), newUmountCmd()}
 }
 
 // upOptions are the flags of `dfms up`.

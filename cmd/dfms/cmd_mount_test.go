@@ -95,7 +95,10 @@ func startUp(t *testing.T, mnt, data, addr string) *upProc {
 	t.Helper()
 	cmd := exec.Command(dfmsBinary(t), "up", mnt, "--data", data, "--addr", addr)
 	cmd.Env = append(os.Environ(), "DFMS_BCRYPT_COST=4", "XDG_CACHE_HOME="+filepath.Join(data, "cache"),
-		"DFMS_ADMIN_EMAIL=", "DFMS_ADMIN_PASSWORD=")
+		"DFMS_ADMIN_EMAIL=", "DFMS_ADMIN_PASSWORD=",
+		// Mounts over HTTP make many small requests.
+		"DFMS_RATE_LIMIT_GLOBAL=10000000", "DFMS_RATE_LIMIT_USER=10000000",
+		"DFMS_RATE_LIMIT_UPLOAD=10000000", "DFMS_RATE_LIMIT_DOWNLOAD=10000000")
 	p := &upProc{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {

@@ -127,3 +127,24 @@ type Backend interface {
 	// Usage returns the owner's storage use and quota.
 	Usage(ctx context.Context) (Usage, error)
 }
+
+// Change is one change of the owner's tree, as the change feed reports
+// it: what changed (Entry), in which directory (Parent), and how (Op, one
+// of the meta.Op* names).
+type Change struct {
+	Entry   dfms.EntryID
+	Parent  dfms.EntryID
+	Op      string
+	Version int64
+}
+
+// ChangeFeed is implemented by backends that report changes made by
+// others (the REST API, other mounts), so that the mount can drop what
+// the kernel cached of them.
+type ChangeFeed interface {
+	// LatestChange returns the cursor of the latest change.
+	LatestChange(ctx context.Context) (int64, error)
+	// Changes returns the changes after cursor, waiting up to wait for
+	// one, and the cursor to ask from next.
+	Changes(ctx context.Context, cursor int64, wait time.Duration) ([]Change, int64, error)
+}

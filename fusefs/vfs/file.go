@@ -372,6 +372,7 @@ func (f *openFile) commitLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	f.fsys.touch(f.id)
 	e, err := f.fsys.b.CommitManifest(ctx, f.id, m, f.version, f.mtime)
 	if err != nil {
 		if dfms.Is(err, dfms.NotExist) {
@@ -383,6 +384,9 @@ func (f *openFile) commitLocked(ctx context.Context) error {
 		return err
 	}
 	f.version = e.Version
+	f.fsys.mu.Lock()
+	f.fsys.cachedVersion[f.id] = e.Version
+	f.fsys.mu.Unlock()
 	f.base = newView(f.id, VersionInfo{Number: e.Version, Time: e.MTime}, m)
 	f.size, f.limit, f.dirty, f.changed = f.base.size, f.base.size, nil, false
 	return f.resetStageLocked()
@@ -407,6 +411,9 @@ type Handle struct {
 	v          *view     // a file of the .versions tree
 	writable   bool
 	appendMode bool
+	// KeepCache says the kernel may keep the pages it cached of this file
+	// at an earlier open: the version did not change since.
+	KeepCache bool
 
 	// released guards against a second Release; only the FUSE adapter's
 	// one release call touches it.
@@ -445,11 +452,16 @@ func (fsys *FS) Open(ctx context.Context, ino Ino, flags int) (*Handle, error) {
 // openEntry opens an entry just read from the backend.
 func (fsys *FS) openEntry(ctx context.Context, e Entry, flags int) (*Handle, error) {
 	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
-	f, err := fsys.acquireEntry(ctx, e, writable && flags&syscall.O_TRUNC != 0)
+	trunc := writable && flags&syscall.O_TRUNC != 0
+	f, err := fsys.acquireEntry(ctx, e, trunc)
 	if err != nil {
 		return nil, err
 	}
-	return &Handle{fsys: fsys, f: f, writable: writable, appendMode: flags&syscall.O_APPEND != 0}, nil
+	f.mu.Lock()
+	clean := !f.changed && f.version == e.Version
+	f.mu.Unlock()
+	keep := fsys.keepCache(e.ID, e.Version) && clean && !trunc
+	return &Handle{fsys: fsys, f: f, writable: writable, appendMode: flags&syscall.O_APPEND != 0, KeepCache: keep}, nil
 }
 
 // Create creates file parent/name and opens it. Without O_EXCL an
@@ -464,6 +476,7 @@ func (fsys *FS) Create(ctx context.Context, parent Ino, name string, flags int, 
 	if err := checkNewName(op, name); err != nil {
 		return Attr{}, nil, err
 	}
+	fsys.touch(dir)
 	e, err := fsys.b.CreateFile(ctx, dir, name, mode, c.UID, c.GID)
 	if dfms.Is(err, dfms.Exist) && flags&syscall.O_EXCL == 0 {
 		e, err = fsys.b.Lookup(ctx, dir, name)

@@ -2,7 +2,6 @@ package vfs
 
 import (
 	"context"
-	"fmt"
 	"mime"
 	"path"
 	"time"
@@ -182,55 +181,18 @@ func (l *Local) SetAttr(ctx context.Context, id dfms.EntryID, a SetAttr) (Entry,
 
 // Rename implements Backend.
 func (l *Local) Rename(ctx context.Context, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) error {
-	const op dfms.Op = "vfs.Local.Rename"
-	e, err := l.files.Lookup(ctx, l.owner, parent, name)
-	if err != nil {
-		return err
-	}
-	if _, err := l.files.Rename(ctx, l.owner, e.ID, newParent, newName, replace); err != nil {
-		if dfms.Is(err, dfms.Conflict) {
-			// The metadata store's only Conflict here is a directory
-			// moved under itself, which rename(2) reports as EINVAL.
-			return dfms.E(op, dfms.Invalid, err)
-		}
-		return err
-	}
-	return nil
+	_, err := l.files.RenameName(ctx, l.owner, parent, name, newParent, newName, replace)
+	return err
 }
 
 // Unlink implements Backend.
 func (l *Local) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
-	const op dfms.Op = "vfs.Local.Unlink"
-	e, err := l.files.Lookup(ctx, l.owner, parent, name)
-	if err != nil {
-		return err
-	}
-	if e.Kind == meta.KindDir {
-		return dfms.E(op, dfms.IsDir, fmt.Errorf("%q is a directory", name))
-	}
-	return l.files.Delete(ctx, l.owner, e.ID)
+	return l.files.UnlinkName(ctx, l.owner, parent, name)
 }
 
-// Rmdir implements Backend. The emptiness check and the deletion are two
-// transactions: an entry created in between is trashed with the
-// directory (and can be restored from the trash).
+// Rmdir implements Backend.
 func (l *Local) Rmdir(ctx context.Context, parent dfms.EntryID, name string) error {
-	const op dfms.Op = "vfs.Local.Rmdir"
-	e, err := l.files.Lookup(ctx, l.owner, parent, name)
-	if err != nil {
-		return err
-	}
-	if e.Kind != meta.KindDir {
-		return dfms.E(op, dfms.NotDir, fmt.Errorf("%q is not a directory", name))
-	}
-	n, err := l.files.Meta().CountDir(ctx, l.owner, e.ID)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		return dfms.E(op, dfms.NotEmpty, fmt.Errorf("%q is not empty", name))
-	}
-	return l.files.Delete(ctx, l.owner, e.ID)
+	return l.files.RmdirName(ctx, l.owner, parent, name)
 }
 
 // Usage implements Backend.
@@ -240,4 +202,33 @@ func (l *Local) Usage(ctx context.Context) (Usage, error) {
 		return Usage{}, err
 	}
 	return Usage{UsedBytes: u.UsedBytes, QuotaBytes: u.QuotaBytes}, nil
+}
+
+// LatestChange implements ChangeFeed.
+func (l *Local) LatestChange(ctx context.Context) (int64, error) {
+	return l.files.Meta().LastChange(ctx, l.owner)
+}
+
+// Changes implements ChangeFeed, polling the journal every 100 ms.
+func (l *Local) Changes(ctx context.Context, cursor int64, wait time.Duration) ([]Change, int64, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		chs, err := l.files.Meta().Changes(ctx, l.owner, cursor, 1000)
+		if err != nil {
+			return nil, cursor, err
+		}
+		if len(chs) > 0 || !time.Now().Before(deadline) {
+			out := make([]Change, len(chs))
+			for i, c := range chs {
+				out[i] = Change{Entry: c.Entry, Parent: c.Parent, Op: c.Op, Version: c.Version}
+				cursor = c.Seq
+			}
+			return out, cursor, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, cursor, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

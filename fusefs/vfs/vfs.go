@@ -113,6 +113,12 @@ type FS struct {
 	mu   sync.Mutex
 	open map[dfms.EntryID]*openFile
 	kept []string // stages left on disk because their commit failed
+	// cachedVersion is, per file, the version whose pages the kernel may
+	// hold from an earlier open (KeepCache).
+	cachedVersion map[dfms.EntryID]int64
+	// touched is when this mount last changed an entry (or a directory's
+	// names): the change feed's reports of its own changes are skipped.
+	touched map[dfms.EntryID]time.Time
 }
 
 // trustedBackend is implemented by backends that verify the chunks they
@@ -161,7 +167,7 @@ func New(ctx context.Context, b Backend, opts Options) (*FS, error) {
 		opts.ReadAhead = 4
 	}
 	tb, ok := b.(trustedBackend)
-	fsys := &FS{b: b, root: root.ID, stageDir: dir, lock: lock, log: log, open: map[dfms.EntryID]*openFile{},
+	fsys := &FS{b: b, root: root.ID, stageDir: dir, lock: lock, log: log, open: map[dfms.EntryID]*openFile{}, cachedVersion: map[dfms.EntryID]int64{}, touched: map[dfms.EntryID]time.Time{},
 		cache: newChunkCache(opts.MemCacheSize, disk, ok && tb.VerifiesChunks(), opts.ReadAhead), readAhead: opts.ReadAhead}
 	if err := fsys.recoverStages(ctx); err != nil {
 		log.Error("some staged data of an earlier mount is not committed yet", "err", err)
@@ -468,6 +474,7 @@ func (fsys *FS) Mkdir(ctx context.Context, parent Ino, name string, mode uint32,
 	if err := checkNewName(op, name); err != nil {
 		return Attr{}, err
 	}
+	fsys.touch(dir)
 	e, err := fsys.b.Mkdir(ctx, dir, name, mode, c.UID, c.GID)
 	if err != nil {
 		return Attr{}, err
@@ -485,6 +492,7 @@ func (fsys *FS) Symlink(ctx context.Context, parent Ino, name, target string, c 
 	if err := checkNewName(op, name); err != nil {
 		return Attr{}, err
 	}
+	fsys.touch(dir)
 	e, err := fsys.b.Symlink(ctx, dir, name, target, c.UID, c.GID)
 	if err != nil {
 		return Attr{}, err
@@ -510,6 +518,7 @@ func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) error {
 	if name == dfms.VersionsDir {
 		return errReadOnly(op)
 	}
+	fsys.touch(dir)
 	return fsys.b.Unlink(ctx, dir, name)
 }
 
@@ -523,6 +532,7 @@ func (fsys *FS) Rmdir(ctx context.Context, parent Ino, name string) error {
 	if name == dfms.VersionsDir {
 		return errReadOnly(op)
 	}
+	fsys.touch(dir)
 	return fsys.b.Rmdir(ctx, dir, name)
 }
 
@@ -553,6 +563,7 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 	if flags&^RenameNoReplace != 0 {
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("unsupported rename flags %#x", flags))
 	}
+	fsys.touch(from, to)
 	return fsys.b.Rename(ctx, from, name, to, newName, flags&RenameNoReplace == 0)
 }
 
@@ -621,6 +632,7 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 				of.setMTime(*in.MTime)
 			}
 		}
+		fsys.touch(id)
 		if _, err := fsys.b.SetAttr(ctx, id, SetAttr{Mode: in.Mode, UID: in.UID, GID: in.GID, MTime: in.MTime}); err != nil {
 			return Attr{}, err
 		}

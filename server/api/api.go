@@ -188,6 +188,15 @@ func (a *API) routes() *gin.Engine {
 	p.POST("/files/commit", a.commitManifest)
 	p.GET("/changes", a.changes)
 
+	p.GET("/fs/root", a.fsRoot)
+	p.GET("/fs/entries/:id", a.fsGet)
+	p.PATCH("/fs/entries/:id", a.fsSetAttr)
+	p.GET("/fs/entries/:id/children", a.fsChildren)
+	p.POST("/fs/entries/:id/children", a.fsCreate)
+	p.GET("/fs/entries/:id/children/:name", a.fsLookup)
+	p.DELETE("/fs/entries/:id/children/:name", a.fsRemove)
+	p.POST("/fs/rename", a.fsRename)
+
 	adm := p.Group("/admin", a.requireAdmin)
 	adm.GET("/users", a.adminUsers)
 	adm.PATCH("/users/:id", a.adminPatchUser)

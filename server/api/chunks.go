@@ -125,10 +125,6 @@ func (a *API) manifest(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	if _, err := a.Files.Checksum(c.Request.Context(), user(c).ID, &v); err != nil {
-		a.fail(c, err)
-		return
-	}
 	type ref struct {
 		Hash string `json:"hash"`
 		Size uint32 `json:"size"`
@@ -137,8 +133,15 @@ func (a *API) manifest(c *gin.Context) {
 	for i, r := range v.Manifest.Chunks {
 		chunks[i] = ref{r.Hash.String(), r.Size}
 	}
-	c.JSON(http.StatusOK, gin.H{"file_id": id, "version": v.Number, "current": v.Number == e.Version || n == 0,
-		"size": v.Manifest.Size(), "checksum": v.SHA256.String(), "chunks": chunks})
+	out := gin.H{"file_id": id, "version": v.Number, "current": v.Number == e.Version || n == 0,
+		"size": v.Manifest.Size(), "chunks": chunks}
+	if !v.CreatedAt.IsZero() {
+		out["created_at"] = v.CreatedAt.UTC()
+	}
+	if !v.SHA256.IsZero() { // unknown until computed for a version the mount committed
+		out["checksum"] = v.SHA256.String()
+	}
+	c.JSON(http.StatusOK, out)
 }
 
 // getChunk returns one chunk of one of the caller's versions, verified.
@@ -273,6 +276,16 @@ func (a *API) commitManifest(c *gin.Context) {
 func (a *API) changes(c *gin.Context) {
 	u := user(c)
 	var cursor int64
+	if c.Query("cursor") == "latest" {
+		// Where a new client starts: nothing of the past, only what follows.
+		last, err := a.meta.LastChange(c.Request.Context(), u.ID)
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"cursor": last, "changes": []any{}, "more": false})
+		return
+	}
 	if s := c.Query("cursor"); s != "" {
 		var err error
 		if cursor, err = strconv.ParseInt(s, 10, 64); err != nil || cursor < 0 {

@@ -149,3 +149,57 @@ func (s *Service) Resolve(ctx context.Context, owner dfms.UserID, path string) (
 func (s *Service) StoredBytes(ctx context.Context, owner dfms.UserID) (int64, error) {
 	return s.meta.StoredBytes(ctx, owner)
 }
+
+// UnlinkName moves the file or symlink parent/name to the trash, as
+// unlink(2): a directory fails with IsDir.
+func (s *Service) UnlinkName(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) error {
+	e, err := s.Lookup(ctx, owner, parent, name)
+	if err != nil {
+		return err
+	}
+	if e.Kind == meta.KindDir {
+		return dfms.E("files.Unlink", dfms.IsDir, fmt.Errorf("%q is a directory", name))
+	}
+	return s.Delete(ctx, owner, e.ID)
+}
+
+// RmdirName moves the empty directory parent/name to the trash, as
+// rmdir(2): a non-directory fails with NotDir, a directory with live
+// entries with NotEmpty. The check and the deletion are two transactions:
+// an entry created in between goes to the trash with the directory (and
+// can be restored from there).
+func (s *Service) RmdirName(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) error {
+	const op dfms.Op = "files.Rmdir"
+	e, err := s.Lookup(ctx, owner, parent, name)
+	if err != nil {
+		return err
+	}
+	if e.Kind != meta.KindDir {
+		return dfms.E(op, dfms.NotDir, fmt.Errorf("%q is not a directory", name))
+	}
+	n, err := s.meta.CountDir(ctx, owner, e.ID)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return dfms.E(op, dfms.NotEmpty, fmt.Errorf("%q is not empty", name))
+	}
+	return s.Delete(ctx, owner, e.ID)
+}
+
+// RenameName moves parent/name to newParent/newName, as rename(2) (see
+// meta.Store.Rename for replace); moving a directory under itself fails
+// with Invalid, as rename(2) reports it.
+func (s *Service) RenameName(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) (meta.Entry, error) {
+	e, err := s.Lookup(ctx, owner, parent, name)
+	if err != nil {
+		return meta.Entry{}, err
+	}
+	moved, err := s.Rename(ctx, owner, e.ID, newParent, newName, replace)
+	if dfms.Is(err, dfms.Conflict) {
+		// The metadata store's only Conflict here is a directory moved
+		// under itself.
+		return meta.Entry{}, dfms.E("files.Rename", dfms.Invalid, err)
+	}
+	return moved, err
+}

@@ -488,6 +488,9 @@ type Store interface {
 	// Changes returns the owner's journal rows with Seq > after, oldest
 	// first, at most limit.
 	Changes(ctx context.Context, owner dfms.UserID, after int64, limit int) ([]Change, error)
+	// LastChange returns the sequence number of the owner's latest change
+	// (0 if none): a cursor from which Changes reports only what follows.
+	LastChange(ctx context.Context, owner dfms.UserID) (int64, error)
 
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dfms/dfms"
 )
@@ -19,6 +21,8 @@ type Error struct {
 	RequestID string
 	// Details is the envelope's details member, if any (raw JSON).
 	Details json.RawMessage
+	// RetryAfter is the wait a 429 or 503 answer asked for (0: none).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -99,6 +103,9 @@ func readError(resp *http.Response) *Error {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	e := &Error{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-ID")}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
 	var env struct {
 		Error struct {
 			Code      string          `json:"code"`

@@ -641,3 +641,12 @@ func (s *Store) Changes(ctx context.Context, owner dfms.UserID, after int64, lim
 	})
 	return out, err
 }
+
+// LastChange implements meta.Store.
+func (s *Store) LastChange(ctx context.Context, owner dfms.UserID) (int64, error) {
+	var seq int64
+	err := s.read(ctx, "meta.LastChange", func(t *tx) error {
+		return t.queryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes WHERE owner_id = ?`, owner).Scan(&seq)
+	})
+	return seq, err
+}

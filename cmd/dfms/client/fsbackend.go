@@ -1,0 +1,397 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/chunking"
+	"github.com/dfms/dfms/fusefs/vfs"
+)
+
+// FSBackend is the mount's backend over the REST API (vfs.Backend): the
+// /fs tree operations, and the chunk endpoints for content. Requests the
+// server rate-limits are retried after the time it asks for.
+type FSBackend struct {
+	c *Client
+	// PutConcurrency is how many chunk uploads run at once (default 4).
+	PutConcurrency int
+}
+
+var _ vfs.Backend = (*FSBackend)(nil)
+
+// NewFSBackend returns the backend of c's user.
+func NewFSBackend(c *Client) *FSBackend { return &FSBackend{c: c, PutConcurrency: 4} }
+
+// maxRetryWait bounds how long a rate-limited request is retried.
+const maxRetryWait = 30 * time.Second
+
+// call is doJSON with retries of 429 answers.
+func (b *FSBackend) call(ctx context.Context, op dfms.Op, r request, out any) error {
+	deadline := time.Now().Add(maxRetryWait)
+	for {
+		err := b.c.doJSON(ctx, op, r, out)
+		if !dfms.Is(err, dfms.RateLimited) || time.Now().After(deadline) {
+			return err
+		}
+		wait := time.Second
+		var e *Error
+		if errors.As(err, &e) && e.RetryAfter > 0 {
+			wait = e.RetryAfter
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+type fsEntry struct {
+	ID      dfms.EntryID `json:"id"`
+	Parent  dfms.EntryID `json:"parent_id"`
+	Name    string       `json:"name"`
+	Kind    string       `json:"kind"`
+	Mode    uint32       `json:"mode"`
+	UID     uint32       `json:"uid"`
+	GID     uint32       `json:"gid"`
+	Size    int64        `json:"size"`
+	MTime   time.Time    `json:"mtime"`
+	CTime   time.Time    `json:"ctime"`
+	Target  string       `json:"target"`
+	Version int64        `json:"version"`
+	Live    bool         `json:"live"`
+}
+
+func (e fsEntry) vfs() vfs.Entry {
+	out := vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: vfs.KindFile, Mode: e.Mode, UID: e.UID, GID: e.GID,
+		Size: e.Size, MTime: e.MTime, CTime: e.CTime, Target: e.Target, Version: e.Version, Live: e.Live}
+	switch e.Kind {
+	case "dir":
+		out.Kind = vfs.KindDir
+	case "symlink":
+		out.Kind = vfs.KindSymlink
+	}
+	return out
+}
+
+func (b *FSBackend) entry(ctx context.Context, op dfms.Op, r request) (vfs.Entry, error) {
+	var out struct {
+		Entry fsEntry `json:"entry"`
+	}
+	if err := b.call(ctx, op, r, &out); err != nil {
+		return vfs.Entry{}, err
+	}
+	return out.Entry.vfs(), nil
+}
+
+func entryPath(id dfms.EntryID) string { return "/api/v1/fs/entries/" + idParam(id) }
+
+func childPath(parent dfms.EntryID, name string) string {
+	return entryPath(parent) + "/children/" + url.PathEscape(name)
+}
+
+// Root implements vfs.Backend.
+func (b *FSBackend) Root(ctx context.Context) (vfs.Entry, error) {
+	return b.entry(ctx, "client.fs.Root", request{method: http.MethodGet, path: "/api/v1/fs/root"})
+}
+
+// Lookup implements vfs.Backend.
+func (b *FSBackend) Lookup(ctx context.Context, parent dfms.EntryID, name string) (vfs.Entry, error) {
+	return b.entry(ctx, "client.fs.Lookup", request{method: http.MethodGet, path: childPath(parent, name)})
+}
+
+// GetAttr implements vfs.Backend.
+func (b *FSBackend) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
+	return b.entry(ctx, "client.fs.GetAttr", request{method: http.MethodGet, path: entryPath(id)})
+}
+
+// ReadDir implements vfs.Backend.
+func (b *FSBackend) ReadDir(ctx context.Context, dir dfms.EntryID) ([]vfs.Entry, error) {
+	var out struct {
+		Items []fsEntry `json:"items"`
+	}
+	if err := b.call(ctx, "client.fs.ReadDir", request{method: http.MethodGet, path: entryPath(dir) + "/children"}, &out); err != nil {
+		return nil, err
+	}
+	es := make([]vfs.Entry, len(out.Items))
+	for i, e := range out.Items {
+		es[i] = e.vfs()
+	}
+	return es, nil
+}
+
+func (b *FSBackend) create(ctx context.Context, op dfms.Op, parent dfms.EntryID, body map[string]any) (vfs.Entry, error) {
+	return b.entry(ctx, op, request{method: http.MethodPost, path: entryPath(parent) + "/children", json: body})
+}
+
+// Mkdir implements vfs.Backend.
+func (b *FSBackend) Mkdir(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
+	return b.create(ctx, "client.fs.Mkdir", parent, map[string]any{"name": name, "kind": "dir", "mode": mode & 0o7777, "uid": uid, "gid": gid})
+}
+
+// Symlink implements vfs.Backend.
+func (b *FSBackend) Symlink(ctx context.Context, parent dfms.EntryID, name, target string, uid, gid uint32) (vfs.Entry, error) {
+	return b.create(ctx, "client.fs.Symlink", parent, map[string]any{"name": name, "kind": "symlink", "target": target, "uid": uid, "gid": gid})
+}
+
+// CreateFile implements vfs.Backend.
+func (b *FSBackend) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
+	return b.create(ctx, "client.fs.CreateFile", parent, map[string]any{"name": name, "kind": "file", "mode": mode & 0o7777, "uid": uid, "gid": gid})
+}
+
+// Readlink implements vfs.Backend.
+func (b *FSBackend) Readlink(ctx context.Context, id dfms.EntryID) (string, error) {
+	e, err := b.GetAttr(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if e.Kind != vfs.KindSymlink {
+		return "", dfms.Errorf("client.fs.Readlink", dfms.Invalid, "not a symlink")
+	}
+	return e.Target, nil
+}
+
+// Manifest implements vfs.Backend.
+func (b *FSBackend) Manifest(ctx context.Context, id dfms.EntryID, number int64) (vfs.VersionInfo, dfms.Manifest, error) {
+	const op dfms.Op = "client.fs.Manifest"
+	var out struct {
+		Version   int64     `json:"version"`
+		CreatedAt time.Time `json:"created_at"`
+		Chunks    []struct {
+			Hash string `json:"hash"`
+			Size uint32 `json:"size"`
+		} `json:"chunks"`
+	}
+	r := request{method: http.MethodGet, path: "/api/v1/files/" + idParam(id) + "/manifest"}
+	if number > 0 {
+		r.query = url.Values{"version": {strconv.FormatInt(number, 10)}}
+	}
+	if err := b.call(ctx, op, r, &out); err != nil {
+		return vfs.VersionInfo{}, dfms.Manifest{}, err
+	}
+	m := dfms.Manifest{Chunks: make([]dfms.ChunkRef, len(out.Chunks))}
+	for i, c := range out.Chunks {
+		h, err := dfms.ParseHash(c.Hash)
+		if err != nil {
+			return vfs.VersionInfo{}, dfms.Manifest{}, dfms.E(op, dfms.Other, err)
+		}
+		m.Chunks[i] = dfms.ChunkRef{Hash: h, Size: c.Size}
+	}
+	return vfs.VersionInfo{Number: out.Version, Size: m.Size(), Time: out.CreatedAt}, m, nil
+}
+
+// ReadChunk implements vfs.Backend.
+func (b *FSBackend) ReadChunk(ctx context.Context, id dfms.EntryID, number int64, ref dfms.ChunkRef) ([]byte, error) {
+	const op dfms.Op = "client.fs.ReadChunk"
+	r := request{method: http.MethodGet, path: fmt.Sprintf("/api/v1/files/%s/versions/%d/chunks/%s", idParam(id), number, ref.Hash)}
+	deadline := time.Now().Add(maxRetryWait)
+	for {
+		resp, err := b.c.do(ctx, op, r)
+		if dfms.Is(err, dfms.RateLimited) && time.Now().Before(deadline) {
+			select {
+			case <-time.After(time.Second):
+				continue
+			case <-ctx.Done():
+				return nil, err
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		buf := bytes.NewBuffer(make([]byte, 0, ref.Size))
+		_, err = io.Copy(buf, io.LimitReader(resp.Body, int64(ref.Size)+1))
+		resp.Body.Close()
+		if err != nil {
+			return nil, dfms.E(op, dfms.Unavailable, err)
+		}
+		return buf.Bytes(), nil
+	}
+}
+
+// Chunking implements vfs.Backend.
+func (b *FSBackend) Chunking(ctx context.Context) (chunking.Params, error) {
+	var out struct {
+		Algorithm string `json:"algorithm"`
+		Min       int    `json:"min_size"`
+		Avg       int    `json:"avg_size"`
+		Max       int    `json:"max_size"`
+	}
+	if err := b.call(ctx, "client.fs.Chunking", request{method: http.MethodGet, path: "/api/v1/chunks/params"}, &out); err != nil {
+		return chunking.Params{}, err
+	}
+	p := chunking.Params{Algorithm: chunking.Algorithm(out.Algorithm), Min: out.Min, Avg: out.Avg, Max: out.Max}
+	if err := p.Validate(); err != nil {
+		return p, dfms.E("client.fs.Chunking", dfms.Other, err)
+	}
+	return p, nil
+}
+
+// maxMissingBatch is the server's bound on one missing-chunks question.
+const maxMissingBatch = 10000
+
+// Missing implements vfs.Backend.
+func (b *FSBackend) Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, error) {
+	const op dfms.Op = "client.fs.Missing"
+	var missing []dfms.Hash
+	for len(hs) > 0 {
+		n := min(len(hs), maxMissingBatch)
+		strs := make([]string, n)
+		for i, h := range hs[:n] {
+			strs[i] = h.String()
+		}
+		var out struct {
+			Missing []string `json:"missing"`
+		}
+		if err := b.call(ctx, op, request{method: http.MethodPost, path: "/api/v1/chunks/missing", json: map[string]any{"hashes": strs}}, &out); err != nil {
+			return nil, err
+		}
+		for _, s := range out.Missing {
+			h, err := dfms.ParseHash(s)
+			if err != nil {
+				return nil, dfms.E(op, dfms.Other, err)
+			}
+			missing = append(missing, h)
+		}
+		hs = hs[n:]
+	}
+	return missing, nil
+}
+
+// PutChunks implements vfs.Backend: one PUT per chunk, several at once.
+func (b *FSBackend) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(b.PutConcurrency, 1))
+	for _, c := range cs {
+		g.Go(func() error {
+			r := request{method: http.MethodPut, path: "/api/v1/chunks/" + c.Hash.String(),
+				stream: bytes.NewReader(c.Data), size: int64(len(c.Data)),
+				header: http.Header{"Content-Type": {"application/octet-stream"}}}
+			return b.call(gctx, "client.fs.PutChunks", r, nil)
+		})
+	}
+	return g.Wait()
+}
+
+// CommitManifest implements vfs.Backend. The server does not read the
+// content back (defer_checksum): a commit costs the chunks that changed.
+func (b *FSBackend) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (vfs.Entry, error) {
+	type ref struct {
+		Hash string `json:"hash"`
+		Size uint32 `json:"size"`
+	}
+	chunks := make([]ref, len(m.Chunks))
+	for i, c := range m.Chunks {
+		chunks[i] = ref{c.Hash.String(), c.Size}
+	}
+	body := map[string]any{"file_id": id, "base_version": base, "defer_checksum": true, "chunks": chunks}
+	if !mtime.IsZero() {
+		body["mtime"] = mtime.UTC()
+	}
+	if err := b.call(ctx, "client.fs.Commit", request{method: http.MethodPost, path: "/api/v1/files/commit", json: body}, nil); err != nil {
+		return vfs.Entry{}, err
+	}
+	return b.GetAttr(ctx, id)
+}
+
+// Versions implements vfs.Backend.
+func (b *FSBackend) Versions(ctx context.Context, id dfms.EntryID) ([]vfs.VersionInfo, error) {
+	var out struct {
+		Versions []Version `json:"versions"`
+	}
+	if err := b.call(ctx, "client.fs.Versions", request{method: http.MethodGet, path: "/api/v1/files/" + idParam(id) + "/versions"}, &out); err != nil {
+		return nil, err
+	}
+	vs := make([]vfs.VersionInfo, len(out.Versions))
+	for i, v := range out.Versions {
+		vs[i] = vfs.VersionInfo{Number: v.Version, Size: v.Size, Time: v.CreatedAt}
+	}
+	return vs, nil
+}
+
+// SetAttr implements vfs.Backend.
+func (b *FSBackend) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
+	body := map[string]any{}
+	if a.Mode != nil {
+		body["mode"] = *a.Mode & 0o7777
+	}
+	if a.UID != nil {
+		body["uid"] = *a.UID
+	}
+	if a.GID != nil {
+		body["gid"] = *a.GID
+	}
+	if a.MTime != nil {
+		body["mtime"] = a.MTime.UTC()
+	}
+	return b.entry(ctx, "client.fs.SetAttr", request{method: http.MethodPatch, path: entryPath(id), json: body})
+}
+
+// Rename implements vfs.Backend.
+func (b *FSBackend) Rename(ctx context.Context, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) error {
+	return b.call(ctx, "client.fs.Rename", request{method: http.MethodPost, path: "/api/v1/fs/rename",
+		json: map[string]any{"parent_id": parent, "name": name, "new_parent_id": newParent, "new_name": newName, "replace": replace}}, nil)
+}
+
+// Unlink implements vfs.Backend.
+func (b *FSBackend) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
+	return b.call(ctx, "client.fs.Unlink", request{method: http.MethodDelete, path: childPath(parent, name)}, nil)
+}
+
+// Rmdir implements vfs.Backend.
+func (b *FSBackend) Rmdir(ctx context.Context, parent dfms.EntryID, name string) error {
+	return b.call(ctx, "client.fs.Rmdir", request{method: http.MethodDelete, path: childPath(parent, name),
+		query: url.Values{"dir": {"true"}}}, nil)
+}
+
+// Usage implements vfs.Backend.
+func (b *FSBackend) Usage(ctx context.Context) (vfs.Usage, error) {
+	var out struct {
+		Used  int64 `json:"used_bytes"`
+		Quota int64 `json:"quota_bytes"`
+	}
+	if err := b.call(ctx, "client.fs.Usage", request{method: http.MethodGet, path: "/api/v1/storage/usage"}, &out); err != nil {
+		return vfs.Usage{}, err
+	}
+	return vfs.Usage{UsedBytes: out.Used, QuotaBytes: out.Quota}, nil
+}
+
+// LatestChange implements vfs.ChangeFeed.
+func (b *FSBackend) LatestChange(ctx context.Context) (int64, error) {
+	var out struct {
+		Cursor int64 `json:"cursor"`
+	}
+	err := b.call(ctx, "client.fs.LatestChange", request{method: http.MethodGet, path: "/api/v1/changes", query: url.Values{"cursor": {"latest"}}}, &out)
+	return out.Cursor, err
+}
+
+// Changes implements vfs.ChangeFeed with the long-polled change feed.
+func (b *FSBackend) Changes(ctx context.Context, cursor int64, wait time.Duration) ([]vfs.Change, int64, error) {
+	var out struct {
+		Cursor  int64 `json:"cursor"`
+		Changes []struct {
+			Op       string       `json:"op"`
+			FileID   dfms.EntryID `json:"file_id"`
+			FolderID dfms.EntryID `json:"folder_id"`
+			Version  int64        `json:"version"`
+		} `json:"changes"`
+	}
+	q := url.Values{"cursor": {strconv.FormatInt(cursor, 10)}, "wait": {strconv.Itoa(int(wait / time.Second))}}
+	if err := b.c.doJSON(ctx, "client.fs.Changes", request{method: http.MethodGet, path: "/api/v1/changes", query: q}, &out); err != nil {
+		return nil, cursor, err
+	}
+	chs := make([]vfs.Change, len(out.Changes))
+	for i, c := range out.Changes {
+		chs[i] = vfs.Change{Entry: c.FileID, Parent: c.FolderID, Op: c.Op, Version: c.Version}
+	}
+	return chs, out.Cursor, nil
+}

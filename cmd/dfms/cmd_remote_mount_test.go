@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/posixtest"
+
+	"github.com/dfms/dfms/fusefs/fusetest"
+)
+
+// mountProc is a running `dfms mount`.
+type mountProc struct{ upProc }
+
+// startMount runs `dfms mount mnt` against the server at addr, logged in
+// as email/password from the environment, with its cache in cache.
+func startMount(t *testing.T, mnt, cache, addr, email, password string) *mountProc {
+	t.Helper()
+	cmd := exec.Command(dfmsBinary(t), "mount", mnt, "--server", "http://"+addr, "--cache-dir", cache, "--cache-size", "4GiB")
+	cmd.Env = append(os.Environ(), "DFMS_EMAIL="+email, "DFMS_PASSWORD="+password, "XDG_CONFIG_HOME="+t.TempDir())
+	p := &mountProc{upProc{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-p.done
+		}
+		if left, _ := fusetest.Mounts(mnt); len(left) > 0 {
+			syscall.Unmount(mnt, syscall.MNT_DETACH)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if mounted, _ := fusetest.Mounts(mnt); len(mounted) == 1 {
+			return p
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("dfms mount exited early: %v\n%s", err, p.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dfms mount did not come up\n%s", p.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill9 kills the mount daemon as a crash would, and detaches its mount.
+func (p *mountProc) kill9(t *testing.T, mnt string) {
+	t.Helper()
+	p.cmd.Process.Kill()
+	<-p.done
+	syscall.Unmount(mnt, syscall.MNT_DETACH)
+}
+
+// metric returns the sum of the server's counter name over the series
+// whose labels contain match.
+func metric(t *testing.T, addr, name, match string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) || !strings.Contains(line, match) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// within polls cond until it holds or d passes, and says how long it took.
+func within(d time.Duration, cond func() bool) (time.Duration, bool) {
+	start := time.Now()
+	for {
+		if cond() {
+			return time.Since(start), true
+		}
+		if time.Since(start) > d {
+			return time.Since(start), false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func fileIs(path string, want []byte) func() bool {
+	return func() bool {
+		got, err := os.ReadFile(path)
+		return err == nil && bytes.Equal(got, want)
+	}
+}
+
+// TestMountRemote mounts a server over HTTP with `dfms mount` next to the
+// `dfms up` mount of the same user: go-fuse's POSIX suite passes on it,
+// changes made through the REST API or the other mount show up within a
+// second, a one-byte edit of a large file uploads at most two chunks, a
+// second read of a file fetches nothing, and a killed daemon's unclosed
+// writes are committed by the next mount.
+func TestMountRemote(t *testing.T) {
+	fusetest.Require(t)
+	data, mntA, addr := t.TempDir(), t.TempDir(), freeAddr(t)
+	startUp(t, mntA, data, addr)
+	email, password := readCredentials(t, data)
+	mntB, cacheB := t.TempDir(), t.TempDir()
+	b := startMount(t, mntB, cacheB, addr, email, password)
+
+	t.Run("posix", func(t *testing.T) {
+		for name, fn := range posixtest.All {
+			t.Run(name, func(t *testing.T) {
+				if why, skip := fusetest.PosixSkips[name]; skip {
+					t.Skip(why)
+				}
+				dir := filepath.Join(mntB, "posix-"+name)
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				fn(t, dir)
+			})
+		}
+	})
+
+	t.Run("coherence", func(t *testing.T) {
+		// A write in mount A shows up in mount B, and the other way.
+		for i, dirs := range [][2]string{{mntA, mntB}, {mntB, mntA}} {
+			name := "coherent-" + strconv.Itoa(i)
+			for v := 1; v <= 3; v++ {
+				want := []byte(strings.Repeat(name+" v"+strconv.Itoa(v)+"\n", v*100))
+				if err := os.WriteFile(filepath.Join(dirs[0], name), want, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if took, ok := within(time.Second, fileIs(filepath.Join(dirs[1], name), want)); !ok {
+					t.Errorf("%s v%d written in %s is not visible in %s after %v", name, v, dirs[0], dirs[1], took)
+				}
+			}
+		}
+		// A file uploaded through the REST API shows up in mount B.
+		rc := login(t, addr, email, password)
+		body := []byte("uploaded through the REST API\n")
+		req, _ := http.NewRequest("POST", rc.base+"/files/upload", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+rc.token)
+		req.Header.Set("X-File-Name", "from-rest.txt")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("upload: %s", resp.Status)
+		}
+		if took, ok := within(time.Second, fileIs(filepath.Join(mntB, "from-rest.txt"), body)); !ok {
+			t.Errorf("a REST upload is not visible in the mount after %v", took)
+		}
+	})
+
+	t.Run("one-byte-edit", func(t *testing.T) {
+		path := filepath.Join(mntB, "big")
+		data := make([]byte, 256<<20)
+		r := rand.New(rand.NewPCG(1, 2))
+		for i := 0; i < len(data); i += 8 {
+			v := r.Uint64()
+			for j := 0; j < 8; j++ {
+				data[i+j] = byte(v >> (8 * j))
+			}
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		puts := metric(t, addr, "dfms_http_requests_total", `route="/api/v1/chunks/:hash",status="201"`)
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte{^data[len(data)/2]}, int64(len(data)/2)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := metric(t, addr, "dfms_http_requests_total", `route="/api/v1/chunks/:hash",status="201"`) - puts; n > 2 || n < 1 {
+			t.Errorf("a one-byte edit of 256 MiB uploaded %v chunks, want 1 or 2", n)
+		}
+	})
+
+	t.Run("second-read-fetches-nothing", func(t *testing.T) {
+		want, err := os.ReadFile(filepath.Join(mntA, "big"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A cold cache: a new mount B with an empty cache directory.
+		b.cmd.Process.Signal(syscall.SIGTERM)
+		b.wait(t)
+		cacheB = t.TempDir()
+		b = startMount(t, mntB, cacheB, addr, email, password)
+		gets := func() float64 {
+			return metric(t, addr, "dfms_http_requests_total", `route="/api/v1/files/:id/versions/:version/chunks/:hash"`)
+		}
+		before := gets()
+		for i := 0; i < 2; i++ {
+			got, err := os.ReadFile(filepath.Join(mntB, "big"))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("read %d of big: %d bytes, %v", i+1, len(got), err)
+			}
+			// Out of the kernel's page cache, so that the second read asks
+			// the mount again.
+			os.WriteFile("/proc/sys/vm/drop_caches", []byte("1"), 0)
+			if i == 0 {
+				if n := gets() - before; n < 1 {
+					t.Fatalf("the first read fetched %v chunks", n)
+				}
+				before = gets()
+			}
+		}
+		if n := gets() - before; n != 0 {
+			t.Errorf("the second read fetched %v chunks from the server, want 0", n)
+		}
+	})
+
+	t.Run("kill-9", func(t *testing.T) {
+		synced := filepath.Join(mntB, "synced")
+		f, err := os.Create(synced)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString("fsync'ed before the crash")
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		open, err := os.Create(filepath.Join(mntB, "unclosed"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		open.WriteString("written, never closed")
+		b.kill9(t, mntB)
+		open.Close()
+		f.Close()
+		// The fsync'ed data is on the server already.
+		if got, err := os.ReadFile(filepath.Join(mntA, "synced")); err != nil || string(got) != "fsync'ed before the crash" {
+			t.Errorf("after kill -9 the server has %q, %v", got, err)
+		}
+		b = startMount(t, mntB, cacheB, addr, email, password)
+		if got, err := os.ReadFile(filepath.Join(mntA, "unclosed")); err != nil || string(got) != "written, never closed" {
+			t.Errorf("after remounting the server has %q, %v; want the unclosed write", got, err)
+		}
+	})
+
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	b.wait(t)
+}

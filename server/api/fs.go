@@ -1,0 +1,224 @@
+package api
+
+import (
+	"mime"
+	"net/http"
+	"path"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// The /fs endpoints are the POSIX-shaped surface the mount (dfms mount)
+// uses besides the chunk endpoints: entries by id with their owner ids,
+// mode and nanosecond times, lookup by name, create with a kind, unlink
+// and rmdir semantics, and rename with replace. Names in paths are
+// percent-encoded.
+
+// fsEntry is an entry as the mount sees it.
+type fsEntry struct {
+	ID      dfms.EntryID `json:"id"`
+	Parent  dfms.EntryID `json:"parent_id"`
+	Name    string       `json:"name"`
+	Kind    string       `json:"kind"` // file, dir or symlink
+	Mode    uint32       `json:"mode"`
+	UID     uint32       `json:"uid"`
+	GID     uint32       `json:"gid"`
+	Size    int64        `json:"size"`
+	MTime   time.Time    `json:"mtime"`
+	CTime   time.Time    `json:"ctime"`
+	Target  string       `json:"target,omitempty"`
+	Version int64        `json:"version"`
+	Live    bool         `json:"live"`
+}
+
+func fsView(e meta.Entry) fsEntry {
+	v := fsEntry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: "file", Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
+		Size: e.Size, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), Target: e.Target, Version: e.Version, Live: e.Live()}
+	switch e.Kind {
+	case meta.KindDir:
+		v.Kind = "dir"
+	case meta.KindSymlink:
+		v.Kind = "symlink"
+	}
+	return v
+}
+
+func (a *API) fsRoot(c *gin.Context) {
+	a.fsEntryOut(c, user(c).Root)
+}
+
+func (a *API) fsGet(c *gin.Context) {
+	id, ok := a.entryParam(c, "id")
+	if !ok {
+		return
+	}
+	a.fsEntryOut(c, id)
+}
+
+// fsEntryOut answers entry id, live or in the trash.
+func (a *API) fsEntryOut(c *gin.Context, id dfms.EntryID) {
+	e, err := a.meta.GetEntry(c.Request.Context(), user(c).ID, id)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"entry": fsView(e)})
+}
+
+func (a *API) fsChildren(c *gin.Context) {
+	id, ok := a.entryParam(c, "id")
+	if !ok {
+		return
+	}
+	es, err := a.Files.List(c.Request.Context(), user(c).ID, id, meta.ListOptions{})
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	out := make([]fsEntry, len(es))
+	for i, e := range es {
+		out[i] = fsView(e)
+	}
+	c.JSON(http.StatusOK, gin.H{"items": out})
+}
+
+func (a *API) fsLookup(c *gin.Context) {
+	id, ok := a.entryParam(c, "id")
+	if !ok {
+		return
+	}
+	name := c.Param("name")
+	if !a.validName(c, name) {
+		return
+	}
+	e, err := a.Files.Lookup(c.Request.Context(), user(c).ID, id, name)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"entry": fsView(e)})
+}
+
+func (a *API) fsCreate(c *gin.Context) {
+	parent, ok := a.entryParam(c, "id")
+	if !ok {
+		return
+	}
+	var b struct {
+		Name   string `json:"name"`
+		Kind   string `json:"kind"`
+		Mode   uint32 `json:"mode"`
+		UID    uint32 `json:"uid"`
+		GID    uint32 `json:"gid"`
+		Target string `json:"target"`
+	}
+	if !a.bindJSON(c, &b, false) || !a.validName(c, b.Name) {
+		return
+	}
+	e := meta.Entry{Owner: user(c).ID, Parent: parent, Name: b.Name, Mode: b.Mode & 0o7777, UID: b.UID, GID: b.GID}
+	switch b.Kind {
+	case "file":
+		e.Kind, e.MIME = meta.KindFile, mime.TypeByExtension(path.Ext(b.Name))
+	case "dir":
+		e.Kind = meta.KindDir
+	case "symlink":
+		if b.Target == "" || len(b.Target) > 4096 {
+			a.bad(c, "a symlink needs a target of 1..4096 bytes")
+			return
+		}
+		e.Kind, e.Mode, e.Target = meta.KindSymlink, 0o777, b.Target
+	default:
+		a.bad(c, "kind must be file, dir or symlink")
+		return
+	}
+	if b.Kind != "symlink" && b.Target != "" {
+		a.bad(c, "only a symlink has a target")
+		return
+	}
+	out, err := a.meta.CreateEntry(c.Request.Context(), e)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"entry": fsView(out)})
+}
+
+func (a *API) fsSetAttr(c *gin.Context) {
+	id, ok := a.entryParam(c, "id")
+	if !ok {
+		return
+	}
+	var b struct {
+		Mode  *uint32    `json:"mode"`
+		UID   *uint32    `json:"uid"`
+		GID   *uint32    `json:"gid"`
+		MTime *time.Time `json:"mtime"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	if b.Mode != nil && *b.Mode > 0o7777 {
+		a.bad(c, "mode has only permission, set-id and sticky bits (at most 07777)")
+		return
+	}
+	e, err := a.Files.SetAttr(c.Request.Context(), user(c).ID, id, meta.SetAttr{Mode: b.Mode, UID: b.UID, GID: b.GID, MTime: b.MTime})
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"entry": fsView(e)})
+}
+
+// fsRemove is unlink(2), or rmdir(2) with ?dir=true.
+func (a *API) fsRemove(c *gin.Context) {
+	parent, ok := a.entryParam(c, "id")
+	if !ok {
+		return
+	}
+	name := c.Param("name")
+	if !a.validName(c, name) {
+		return
+	}
+	var err error
+	switch c.Query("dir") {
+	case "true":
+		err = a.Files.RmdirName(c.Request.Context(), user(c).ID, parent, name)
+	case "", "false":
+		err = a.Files.UnlinkName(c.Request.Context(), user(c).ID, parent, name)
+	default:
+		a.bad(c, "dir must be true or false")
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (a *API) fsRename(c *gin.Context) {
+	var b struct {
+		Parent    dfms.EntryID `json:"parent_id"`
+		Name      string       `json:"name"`
+		NewParent dfms.EntryID `json:"new_parent_id"`
+		NewName   string       `json:"new_name"`
+		Replace   bool         `json:"replace"`
+	}
+	if !a.bindJSON(c, &b, false) || !a.validName(c, b.Name) || !a.validName(c, b.NewName) {
+		return
+	}
+	if b.Parent == 0 || b.NewParent == 0 {
+		a.bad(c, "parent_id and new_parent_id are required")
+		return
+	}
+	e, err := a.Files.RenameName(c.Request.Context(), user(c).ID, b.Parent, b.Name, b.NewParent, b.NewName, b.Replace)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"entry": fsView(e)})
+}
