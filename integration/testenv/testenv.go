@@ -14,7 +14,10 @@
 // `go test ./...` passes on a bare laptop. When the service is named in
 // DFMS_TEST_REQUIRE (a comma-separated list such as "postgres,s3"), or when
 // CI is set, a missing service fails the test instead: in CI a skip would
-// hide a backend that was never exercised.
+// hide a backend that was never exercised. Two more names are checked by
+// their own tests: "fuse" (fusefs/fusetest: /dev/fuse and the right to
+// mount) and "tools" (the programs that the mount tests run, such as rsync,
+// git and sqlite3, which integration/test.sh installs).
 package testenv
 
 import (
