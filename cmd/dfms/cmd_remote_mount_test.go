@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/posixtest"
+	"golang.org/x/sys/unix"
 
 	"github.com/dfms/dfms/fusefs/fusetest"
 )
@@ -23,8 +25,10 @@ import (
 type mountProc struct{ upProc }
 
 // startMount runs `dfms mount mnt` against the server at addr, logged in
-// as email/password from the environment, with its cache in cache.
-func startMount(t *testing.T, mnt, cache, addr, email, password string) *mountProc {
+// as email/password from the environment, with its cache in cache. The
+// process is killed when owner ends (the test, not a subtest that starts
+// it).
+func startMount(t, owner *testing.T, mnt, cache, addr, email, password string) *mountProc {
 	t.Helper()
 	cmd := exec.Command(dfmsBinary(t), "mount", mnt, "--server", "http://"+addr, "--cache-dir", cache, "--cache-size", "4GiB")
 	cmd.Env = append(os.Environ(), "DFMS_EMAIL="+email, "DFMS_PASSWORD="+password, "XDG_CONFIG_HOME="+t.TempDir())
@@ -34,7 +38,7 @@ func startMount(t *testing.T, mnt, cache, addr, email, password string) *mountPr
 		t.Fatal(err)
 	}
 	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
+	owner.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
 			<-p.done
@@ -64,7 +68,15 @@ func startMount(t *testing.T, mnt, cache, addr, email, password string) *mountPr
 // kill9 kills the mount daemon as a crash would, and detaches its mount.
 func (p *mountProc) kill9(t *testing.T, mnt string) {
 	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
 	p.cmd.Process.Kill()
+	// Abort the connection, as an administrator would after a crash: a
+	// request in flight can otherwise keep the dead daemon's threads (and
+	// so its end of the connection) from going away.
+	os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(st.Dev)), []byte("1"), 0)
 	<-p.done
 	syscall.Unmount(mnt, syscall.MNT_DETACH)
 }
@@ -127,7 +139,8 @@ func TestMountRemote(t *testing.T) {
 	startUp(t, mntA, data, addr)
 	email, password := readCredentials(t, data)
 	mntB, cacheB := t.TempDir(), t.TempDir()
-	b := startMount(t, mntB, cacheB, addr, email, password)
+	owner := t
+	b := startMount(t, owner, mntB, cacheB, addr, email, password)
 
 	t.Run("posix", func(t *testing.T) {
 		for name, fn := range posixtest.All {
@@ -214,8 +227,8 @@ func TestMountRemote(t *testing.T) {
 		// A cold cache: a new mount B with an empty cache directory.
 		b.cmd.Process.Signal(syscall.SIGTERM)
 		b.wait(t)
-		cacheB = t.TempDir()
-		b = startMount(t, mntB, cacheB, addr, email, password)
+		cacheB = owner.TempDir()
+		b = startMount(t, owner, mntB, cacheB, addr, email, password)
 		gets := func() float64 {
 			return metric(t, addr, "dfms_http_requests_total", `route="/api/v1/files/:id/versions/:version/chunks/:hash"`)
 		}
@@ -262,7 +275,7 @@ func TestMountRemote(t *testing.T) {
 		if got, err := os.ReadFile(filepath.Join(mntA, "synced")); err != nil || string(got) != "fsync'ed before the crash" {
 			t.Errorf("after kill -9 the server has %q, %v", got, err)
 		}
-		b = startMount(t, mntB, cacheB, addr, email, password)
+		b = startMount(t, owner, mntB, cacheB, addr, email, password)
 		if got, err := os.ReadFile(filepath.Join(mntA, "unclosed")); err != nil || string(got) != "written, never closed" {
 			t.Errorf("after remounting the server has %q, %v; want the unclosed write", got, err)
 		}

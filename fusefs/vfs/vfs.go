@@ -5,28 +5,39 @@
 //
 // # Backends
 //
-// The layer talks to the server through the narrow [Backend] interface.
+// The layer talks to the server through the narrow [Backend] interface:
+// tree operations by entry id, and content as manifests and chunks.
 // [Local] is the in-process implementation over the server's file layer
-// (server/files), which `dfms up` uses; a remote one over the REST API
-// comes later.
+// (server/files), which `dfms up` uses; client.FSBackend (cmd/dfms/client)
+// is the one over the REST API, which `dfms mount` uses.
+//
+// # Reads
+//
+// A file's version is read as its manifest's chunks, through a chunk
+// cache: a small in-memory LRU and an optional on-disk LRU bounded in
+// bytes (Options.CacheSize). Chunks are named by their SHA-256, so a
+// cached chunk is never stale, and every chunk is verified before use. A
+// sequential read fetches the next chunks in the background
+// (Options.ReadAhead). Opening a file whose version did not change since
+// the kernel cached its pages lets the kernel keep them (Handle.KeepCache).
 //
 // # Consistency and writes
 //
 // Close-to-open, as NFS: opening a file sees the version that is current
 // at that moment; a writer's data becomes a new version when it closes
-// (flush), calls fsync, or releases the file. Until then it is staged in a
-// local file under the cache directory: a file opened with O_TRUNC or just
-// created starts from an empty stage; any other file is copied into the
-// stage on its first write or truncate (copy-on-write). Random writes,
-// appends and truncation up (sparse) or down all happen on the stage.
-// Reads of a staged file read the stage; other reads go to the backend.
-// All handles of one file in this mount share one stage, so they see each
-// other's writes at once. A commit that fails at close keeps the data
-// staged and dirty; it is retried at the next flush or at release, and a
-// stage that cannot be committed at release is left in the cache directory
-// and logged, never silently dropped. A file unlinked while open is
-// written to its stage only: its data goes when it is released, as on a
-// local disk.
+// (flush), calls fsync, or releases the file. Until then a file is its
+// base version plus what was written: the written ranges are kept in a
+// sparse stage file, truncation lowers a limit past which base bytes are
+// gone, and nothing is copied. A commit re-cuts content-defined chunks
+// only around the changes (rechunk.go), uploads the chunks the server
+// lacks and commits the manifest, so a one-byte edit of a large file
+// costs one or two chunks. All handles of one file in this mount share
+// one stage. Every change is appended to a journal next to the stage
+// (journal.go): the next mount of the same cache directory commits what a
+// crashed mount left behind. A commit that fails at close keeps the data
+// staged; it is retried at the next flush, at release, or by the next
+// mount. A file unlinked while open is written to its stage only: its
+// data goes when it is released, as on a local disk.
 //
 // # .versions
 //
@@ -35,13 +46,20 @@
 // file NAME as v1, v2, … (mode 0444, size and mtime of that version), and
 // reading one reads exactly that version. Anything that would change the
 // .versions tree fails with kind ReadOnly (EROFS). Copying a version back
-// over NAME is an ordinary write, so it makes a new version.
+// over NAME is an ordinary write, so it makes a new version; its chunks
+// are all known to the server, so it stores nothing new.
 //
-// # Not in this layer yet
+// # Coherence
 //
-// Hard links (NotSupported), extended attributes, a shared chunk cache,
-// chunked uploads while writing, staged data surviving a crash of the
-// mount, and change-feed invalidation.
+// [FS.Watch] follows the backend's change feed; the FUSE adapter uses it
+// to drop what the kernel cached of changes made elsewhere (the REST API,
+// other mounts), so that they show up at once rather than after the
+// one-second attribute and entry timeouts.
+//
+// # Not in this layer
+//
+// Hard links (NotSupported: an entry has one parent) and extended
+// attributes.
 package vfs
 
 import (

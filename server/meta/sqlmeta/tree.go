@@ -114,7 +114,25 @@ func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e meta.Entry) (meta.En
 	if err := t.journal(ctx, e.Owner, id, e.Parent, meta.OpCreate, 0); err != nil {
 		return e, err
 	}
+	if err := t.dirChanged(ctx, e.Parent); err != nil {
+		return e, err
+	}
 	return t.entry(ctx, e.Owner, id, false)
+}
+
+// dirChanged sets the mtime and ctime of directories whose names changed,
+// as a local file system does (make, rsync and git's untracked cache rely
+// on it).
+func (t *tx) dirChanged(ctx context.Context, dirs ...dfms.EntryID) error {
+	for i, d := range dirs {
+		if d == 0 || (i > 0 && d == dirs[0]) {
+			continue
+		}
+		if _, err := t.exec(ctx, `UPDATE entries SET mtime_ns = ?, ctime_ns = ? WHERE id = ?`, ns(t.now), ns(t.now), d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // GetEntry implements meta.Store.
@@ -368,6 +386,9 @@ func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfm
 		if err := t.journal(ctx, owner, id, newParent, meta.OpRename, 0); err != nil {
 			return err
 		}
+		if err := t.dirChanged(ctx, newParent, e.Parent); err != nil {
+			return err
+		}
 		// The old parent changed too; tell its watchers.
 		if e.Parent != newParent {
 			if err := t.journal(ctx, owner, id, e.Parent, meta.OpRename, 0); err != nil {
@@ -389,6 +410,9 @@ func (t *tx) trash(ctx context.Context, owner dfms.UserID, e meta.Entry) error {
 		) UPDATE entries SET deleted_at = ?, trash_root = ? WHERE id IN (SELECT id FROM sub)`,
 		e.ID, ns(t.now), e.ID)
 	if err != nil {
+		return err
+	}
+	if err := t.dirChanged(ctx, e.Parent); err != nil {
 		return err
 	}
 	return t.journal(ctx, owner, e.ID, e.Parent, meta.OpTrash, 0)
@@ -436,6 +460,9 @@ func (s *Store) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID)
 			return err
 		}
 		if err := t.journal(ctx, owner, id, e.Parent, meta.OpRestore, 0); err != nil {
+			return err
+		}
+		if err := t.dirChanged(ctx, e.Parent); err != nil {
 			return err
 		}
 		out, err = t.entry(ctx, owner, id, false)
