@@ -1,0 +1,155 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestFSEndpoints drives the mount's /fs surface: create by kind, lookup,
+// attributes, rename with and without replace, unlink and rmdir with their
+// errors; bad input is a 4xx that changes nothing.
+func TestFSEndpoints(t *testing.T) {
+	hs := newHarness(t, Config{})
+	type entry struct {
+		ID      int64  `json:"id"`
+		Parent  int64  `json:"parent_id"`
+		Name    string `json:"name"`
+		Kind    string `json:"kind"`
+		Mode    uint32 `json:"mode"`
+		UID     uint32 `json:"uid"`
+		GID     uint32 `json:"gid"`
+		Target  string `json:"target"`
+		Live    bool   `json:"live"`
+		Version int64  `json:"version"`
+	}
+	var out struct {
+		Entry entry `json:"entry"`
+	}
+	hs.mustJSON(t, 200, "GET", "/api/v1/fs/root", "", &out)
+	root := out.Entry.ID
+	if root != hs.root || out.Entry.Kind != "dir" {
+		t.Fatalf("root %+v, want id %d", out.Entry, hs.root)
+	}
+	children := fmt.Sprintf("/api/v1/fs/entries/%d/children", root)
+	hs.mustJSON(t, 201, "POST", children, `{"name":"d","kind":"dir","mode":448,"uid":7,"gid":8}`, &out)
+	dir := out.Entry
+	if dir.Mode != 0o700 || dir.UID != 7 || dir.GID != 8 || !dir.Live {
+		t.Errorf("mkdir: %+v", dir)
+	}
+	hs.mustJSON(t, 201, "POST", children, `{"name":"a b?.txt","kind":"file","mode":420}`, &out)
+	file := out.Entry
+	hs.mustJSON(t, 201, "POST", children, `{"name":"l","kind":"symlink","target":"a b?.txt"}`, &out)
+	if out.Entry.Target != "a b?.txt" || out.Entry.Kind != "symlink" {
+		t.Errorf("symlink: %+v", out.Entry)
+	}
+	hs.mustJSON(t, 200, "GET", children+"/a%20b%3F.txt", "", &out)
+	if out.Entry.ID != file.ID {
+		t.Errorf("lookup of an escaped name: %+v", out.Entry)
+	}
+	hs.mustJSON(t, 200, "PATCH", fmt.Sprintf("/api/v1/fs/entries/%d", file.ID), `{"mode":384,"uid":1,"mtime":"2001-02-03T04:05:06.123456789Z"}`, &out)
+	if out.Entry.Mode != 0o600 || out.Entry.UID != 1 {
+		t.Errorf("setattr: %+v", out.Entry)
+	}
+	var list struct {
+		Items []entry `json:"items"`
+	}
+	hs.mustJSON(t, 200, "GET", children, "", &list)
+	if len(list.Items) != 3 {
+		t.Errorf("children: %+v", list.Items)
+	}
+
+	// Bad input: a 4xx in the envelope, and the tree unchanged.
+	for _, c := range []struct {
+		method, target, body string
+		want                 int
+	}{
+		{"POST", children, `{"name":"x","kind":"fifo"}`, 400},
+		{"POST", children, `{"name":"x","kind":"file","target":"t"}`, 400},
+		{"POST", children, `{"name":"x","kind":"symlink"}`, 400},
+		{"POST", children, `{"name":"a/b","kind":"file"}`, 400},
+		{"POST", children, `{"name":"d","kind":"file"}`, 409},
+		{"PATCH", fmt.Sprintf("/api/v1/fs/entries/%d", file.ID), `{"mode":99999}`, 400},
+		{"DELETE", children + "/d?dir=false", "", 400},
+		{"DELETE", children + "/a%20b%3F.txt?dir=true", "", 400},
+		{"DELETE", children + "/d?dir=maybe", "", 400},
+		{"DELETE", children + "/nothing", "", 404},
+		{"POST", "/api/v1/fs/rename", fmt.Sprintf(`{"parent_id":%d,"name":"l","new_parent_id":%d,"new_name":"d"}`, root, root), 409},
+		{"POST", "/api/v1/fs/rename", fmt.Sprintf(`{"parent_id":%d,"name":"l","new_parent_id":%d,"new_name":"d","replace":true}`, root, root), 400},
+		{"POST", "/api/v1/fs/rename", fmt.Sprintf(`{"parent_id":%d,"name":"d","new_parent_id":%d,"new_name":"in"}`, root, dir.ID), 400},
+		{"GET", "/api/v1/fs/entries/999999", "", 404},
+	} {
+		rec := hs.do(c.method, c.target, strings.NewReader(c.body), "Content-Type", "application/json")
+		checkAnswer(t, c.method+" "+c.target, rec)
+		if rec.Code != c.want {
+			t.Errorf("%s %s %s: got %d %s, want %d", c.method, c.target, c.body, rec.Code, rec.Body, c.want)
+		}
+	}
+	hs.mustJSON(t, 200, "GET", children, "", &list)
+	if len(list.Items) != 3 {
+		t.Errorf("bad input changed the tree: %+v", list.Items)
+	}
+
+	// Rename over a file with replace; the replaced one goes to the trash.
+	hs.mustJSON(t, 200, "POST", "/api/v1/fs/rename", fmt.Sprintf(`{"parent_id":%d,"name":"l","new_parent_id":%d,"new_name":"a b?.txt","replace":true}`, root, dir.ID), &out)
+	hs.mustJSON(t, 200, "POST", "/api/v1/fs/rename", fmt.Sprintf(`{"parent_id":%d,"name":"a b?.txt","new_parent_id":%d,"new_name":"a b?.txt","replace":true}`, root, dir.ID), &out)
+	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/fs/entries/%d", file.ID), "", &out)
+	if !out.Entry.Live || out.Entry.Parent != dir.ID {
+		t.Errorf("moved file: %+v", out.Entry)
+	}
+	rec := hs.do("DELETE", children+"/d?dir=true", nil)
+	if rec.Code != http.StatusConflict {
+		t.Errorf("rmdir of a full directory: %d %s", rec.Code, rec.Body)
+	}
+	if rec := hs.do("DELETE", fmt.Sprintf("/api/v1/fs/entries/%d/children/a%%20b%%3F.txt", dir.ID), nil); rec.Code != http.StatusNoContent {
+		t.Errorf("unlink: %d %s", rec.Code, rec.Body)
+	}
+	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/fs/entries/%d", file.ID), "", &out)
+	if out.Entry.Live {
+		t.Errorf("an unlinked file is still live: %+v", out.Entry)
+	}
+	if rec := hs.do("DELETE", children+"/d?dir=true", nil); rec.Code != http.StatusNoContent {
+		t.Errorf("rmdir: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestDeferredChecksum commits a manifest with defer_checksum: the
+// version has no checksum until its first download computes it.
+func TestDeferredChecksum(t *testing.T) {
+	hs := newHarness(t, Config{})
+	data := []byte("deferred checksum content")
+	sum := sha256.Sum256(data)
+	h := hex.EncodeToString(sum[:])
+	if rec := hs.do("PUT", "/api/v1/chunks/"+h, strings.NewReader(string(data)), "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
+		t.Fatalf("put chunk: %d %s", rec.Code, rec.Body)
+	}
+	var c struct {
+		File struct {
+			ID       int64  `json:"id"`
+			Checksum string `json:"checksum"`
+		} `json:"file"`
+	}
+	hs.mustJSON(t, 201, "POST", "/api/v1/files/commit",
+		fmt.Sprintf(`{"name":"d.txt","defer_checksum":true,"chunks":[{"hash":%q,"size":%d}]}`, h, len(data)), &c)
+	if c.File.Checksum != "" {
+		t.Errorf("a deferred commit reports checksum %q", c.File.Checksum)
+	}
+	var m struct {
+		Checksum string `json:"checksum"`
+	}
+	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/files/%d/manifest", c.File.ID), "", &m)
+	if m.Checksum != "" {
+		t.Errorf("the manifest reports checksum %q before any download", m.Checksum)
+	}
+	rec := hs.do("GET", fmt.Sprintf("/api/v1/files/%d/download", c.File.ID), nil)
+	if rec.Code != 200 || rec.Body.String() != string(data) || rec.Header().Get("X-Checksum-SHA256") != h {
+		t.Fatalf("download: %d %q checksum %q, want %s", rec.Code, rec.Body, rec.Header().Get("X-Checksum-SHA256"), h)
+	}
+	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/files/%d/manifest", c.File.ID), "", &m)
+	if m.Checksum != h {
+		t.Errorf("after the download the manifest reports %q, want %s", m.Checksum, h)
+	}
+}
