@@ -666,9 +666,14 @@ func TestVersionsDir(t *testing.T) {
 	wantErrno(t, "mkdir .versions", os.Mkdir(filepath.Join(e.dir, ".versions"), 0o755), syscall.EEXIST)
 	wantErrno(t, "missing version", func() error { _, err := os.Stat(filepath.Join(vdir, "f", "v4")); return err }(), syscall.ENOENT)
 
-	// Copying a version back over the file is a rollback: version 4.
+	// Copying a version back over the file is a rollback: version 4, and
+	// the chunk store does not grow.
+	storedBefore := e.files.Stats().BytesStored.Load()
 	run(t, "cp", v1, p)
 	checkFile(t, p, contents[0])
+	if grew := e.files.Stats().BytesStored.Load() - storedBefore; grew != 0 {
+		t.Errorf("the rollback stored %d new bytes, want 0", grew)
+	}
 	if n := e.versions(t, p); n != 4 {
 		t.Fatalf("after copying v1 back: %d versions, want 4", n)
 	}
