@@ -42,10 +42,13 @@ test-short:
 	$(GO) test -race ./...
 
 ## bench: throughput figures (medians of several runs, ratios to baselines):
-## chunking and hashing, then REST upload/download of a 1 GiB file.
+## chunking and hashing, REST upload/download of a 1 GiB file, then file
+## workloads through the mount against a local ext4 directory and go-fuse's
+## loopback (needs root: loop and FUSE mounts, drop_caches).
 bench:
 	$(GO) run ./integration/cmd/benchchunk
 	$(GO) run ./integration/cmd/benchrest
+	$(GO) run ./integration/cmd/benchmount
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -208,8 +208,10 @@ func (f *openFile) read(ctx context.Context, p []byte, off int64) (int, error) {
 		return f.readContentLocked(ctx, p, off)
 	}
 	v, err := f.baseLocked(ctx)
+	// Sequential, give or take the kernel's own read-ahead, which sends
+	// reads of one stream out of order: fetch the next chunks early.
 	ahead := 0
-	if off == f.lastEnd || off == 0 {
+	if d := off - f.lastEnd; off == 0 || (d > -seqSlack && d < seqSlack) {
 		ahead = f.fsys.readAhead
 	}
 	f.lastEnd = off + int64(len(p))
@@ -225,6 +227,10 @@ func (f *openFile) read(ctx context.Context, p []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
+
+// seqSlack is how far from the end of the previous read a read may start
+// and still count as sequential.
+const seqSlack = 4 << 20
 
 // readContentLocked reads len(p) bytes of the content at off (all within
 // the size): written bytes from the stage, others from the base version

@@ -1,0 +1,1380 @@
+//go:build linux
+
+// Command benchmount measures file-system workloads through the DFMS mount
+// (`dfms up`) and, in the same run, through two references: a plain
+// directory on a loop-mounted ext4 image with a journal, and go-fuse's
+// loopback example over a directory of that image (the cost of FUSE alone,
+// the floor a FUSE file system can reach).
+//
+//	go run ./integration/cmd/benchmount [-runs 3] [-size 1GiB] [-edit-size 256MiB]
+//		[-files 10000] [-only seq,edit,small,untar,git] [-targets local,loopback,dfms]
+//
+// It needs root: for the loop mount (without it the local target falls back
+// to a plain temporary directory, with a warning), for FUSE mounts without
+// fusermount, and for dropping the page cache.
+//
+// Workloads, each run on every target before the next one starts (in an
+// order rotated from run to run), and the whole sequence -runs times:
+//
+//   - seq: write a file of -size random bytes in 1 MiB blocks, fsync and
+//     close it (all timed); read it again right away (warm); read it after
+//     sync and drop_caches (cold). MiB/s.
+//   - edit: in a file of -edit-size, -edits times: open O_RDWR, pwrite one
+//     byte in the middle, fsync, close. Milliseconds, median of the edits.
+//   - small: -files files of -file-size bytes in -dirs directories: create
+//     (write and close), stat, read, delete. Files per second per phase.
+//   - untar: tar -xf of a tar of $GOROOT/src made once. Seconds.
+//   - git: git init (untimed), then git add -A and git commit of a tree of
+//     about 1,900 files of $GOROOT/src (-git-dirs). Seconds.
+//
+// The data of seq, edit and small is fresh pseudo-random bytes per run (the
+// same on every target within a run), so a deduplicating store never finds
+// an earlier run's content; the untar and git trees are the same every run,
+// which is why their first run is reported apart as well. DFMS keeps one
+// mount (and one data directory) for the whole benchmark.
+//
+// Figures are medians over the runs; each target's ratio is its median
+// divided by the local directory's (a cell whose runs partly failed shows
+// the median of the others and says so). A failure on one target is recorded in
+// its cell and the benchmark goes on; a target that hangs past -timeout is
+// aborted (its FUSE connection too) and restarted for the next workload.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const fuseSuperMagic = 0x65735546
+
+func main() {
+	c := config{}
+	flag.IntVar(&c.runs, "runs", 3, "runs of every workload on every target")
+	sizeFlag := flag.String("size", "1GiB", "size of the sequential file (KiB, MiB, GiB suffixes)")
+	editSizeFlag := flag.String("edit-size", "256MiB", "size of the file edited in place")
+	flag.IntVar(&c.edits, "edits", 5, "one-byte edits per run (median reported)")
+	flag.IntVar(&c.files, "files", 10000, "small files")
+	flag.IntVar(&c.dirs, "dirs", 10, "directories the small files are spread over")
+	fileSizeFlag := flag.String("file-size", "4KiB", "size of each small file")
+	gitDirs := flag.String("git-dirs", "net,crypto,os,time,reflect", "directories of $GOROOT/src committed by the git workload")
+	only := flag.String("only", "seq,edit,small,untar,git", "workloads to run (comma-separated subset)")
+	targets := flag.String("targets", "local,loopback,dfms", "targets to measure (comma-separated subset)")
+	flag.StringVar(&c.dir, "dir", os.TempDir(), "scratch directory (holds the sparse ext4 image)")
+	imageSizeFlag := flag.String("image-size", "", "size of the sparse ext4 image (default: from the workload sizes)")
+	flag.StringVar(&c.dfmsBin, "bin", "", "dfms binary (default: go build ./cmd/dfms)")
+	flag.StringVar(&c.loopbackBin, "loopback", "", "go-fuse loopback binary (default: go build github.com/hanwen/go-fuse/v2/example/loopback)")
+	flag.DurationVar(&c.timeout, "timeout", 15*time.Minute, "longest one workload may take on one target in one run")
+	flag.Parse()
+
+	var err error
+	if c.size, err = parseSize(*sizeFlag); err != nil {
+		usage(err)
+	}
+	if c.editSize, err = parseSize(*editSizeFlag); err != nil {
+		usage(err)
+	}
+	if c.fileSize, err = parseSize(*fileSizeFlag); err != nil {
+		usage(err)
+	}
+	if *imageSizeFlag != "" {
+		if c.imageSize, err = parseSize(*imageSizeFlag); err != nil {
+			usage(err)
+		}
+	}
+	if c.runs < 1 || c.edits < 1 || c.files < 1 || c.dirs < 1 || c.dirs > c.files {
+		usage(fmt.Errorf("want -runs, -edits, -files >= 1 and 1 <= -dirs <= -files"))
+	}
+	if c.groups, err = subset(*only, allGroups, "workload"); err != nil {
+		usage(err)
+	}
+	if c.targets, err = subset(*targets, allTargets, "target"); err != nil {
+		usage(err)
+	}
+	c.gitDirs = strings.Split(*gitDirs, ",")
+
+	b := &bench{config: c, cells: map[string]map[string]*cell{}}
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	signal.Ignore(syscall.SIGPIPE) // a closed stdout or stderr fails writes instead of killing us
+	go func() {
+		s := <-sigc
+		b.interrupted.Store(true)
+		fmt.Fprintf(os.Stderr, "benchmount: %v: cleaning up\n", s)
+		b.cleanup()
+		os.Exit(130)
+	}()
+	if err := b.setup(); err != nil {
+		b.fatal(err)
+	}
+	b.run()
+	b.halt()
+	b.stopTargets()
+	b.halt()
+	b.cleanup() // before printing: a closed stdout must not leave mounts behind
+	b.report(os.Stdout)
+}
+
+func usage(err error) {
+	fmt.Fprintln(os.Stderr, "benchmount:", err)
+	os.Exit(2)
+}
+
+var (
+	allGroups  = []string{"seq", "edit", "small", "untar", "git"}
+	allTargets = []string{"local", "loopback", "dfms"}
+)
+
+// subset parses a comma-separated list of names out of all, in all's order.
+func subset(list string, all []string, what string) ([]string, error) {
+	want := map[string]bool{}
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if s == "all" {
+			return all, nil
+		}
+		if !slices.Contains(all, s) {
+			return nil, fmt.Errorf("unknown %s %q (want some of %s)", what, s, strings.Join(all, ","))
+		}
+		want[s] = true
+	}
+	var out []string
+	for _, s := range all {
+		if want[s] {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no %s selected", what)
+	}
+	return out, nil
+}
+
+type config struct {
+	runs, edits, files, dirs            int
+	size, editSize, fileSize, imageSize int64
+	gitDirs, groups, targets            []string
+	dir, dfmsBin, loopbackBin           string
+	timeout                             time.Duration
+}
+
+// row is one line of the table.
+type row struct {
+	key, label, unit string
+	first            bool // also report the first run apart
+}
+
+// cell holds one row's figures on one target.
+type cell struct {
+	vals     []float64 // successful runs
+	errs     []string  // failed runs
+	first    float64   // the first run's figure,
+	firstErr string    // or its error
+}
+
+type bench struct {
+	config
+	work      string // scratch directory of this run
+	base      string // where the local target and the FUSE backing directories live
+	localDesc string // what the local directory is
+	imageMnt  string // the loop-mounted image, if any
+	fuseVer   string
+	gosrcTar  string
+	gosrcN    int
+	gosrcMiB  float64
+	gitTar    string
+	gitN      int
+	tgts      []*target
+	cells     map[string]map[string]*cell
+	notes     []string
+	load0     string
+
+	mu          sync.Mutex
+	cleanups    []func()
+	cleanOnce   sync.Once
+	interrupted atomic.Bool
+}
+
+func (b *bench) rows() []row {
+	var rs []row
+	for _, g := range b.groups {
+		switch g {
+		case "seq":
+			s := sizeString(b.size)
+			rs = append(rs,
+				row{key: "write", label: "seq write " + s + " (1 MiB blocks, +fsync+close)", unit: "MiB/s"},
+				row{key: "readwarm", label: "seq read " + s + ", warm", unit: "MiB/s"},
+				row{key: "readcold", label: "seq read " + s + ", after drop_caches", unit: "MiB/s"})
+		case "edit":
+			rs = append(rs, row{key: "edit", label: "1-byte edit mid " + sizeString(b.editSize) + " file +fsync", unit: "ms"})
+		case "small":
+			what := fmt.Sprintf("%d × %s files in %d dirs", b.files, sizeString(b.fileSize), b.dirs)
+			rs = append(rs,
+				row{key: "create", label: "create " + what, unit: "files/s"},
+				row{key: "stat", label: "stat " + what, unit: "files/s"},
+				row{key: "read", label: "read " + what, unit: "files/s"},
+				row{key: "delete", label: "delete " + what, unit: "files/s"})
+		case "untar":
+			rs = append(rs, row{key: "untar", label: fmt.Sprintf("untar Go src (%d files, %.0f MiB)", b.gosrcN, b.gosrcMiB), unit: "s", first: true})
+		case "git":
+			rs = append(rs, row{key: "git", label: fmt.Sprintf("git add -A + commit (%d files)", b.gitN), unit: "s", first: true})
+		}
+	}
+	return rs
+}
+
+func (b *bench) atCleanup(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cleanups = append(b.cleanups, f)
+}
+
+// cleanup undoes the setup in reverse order, once; a second caller waits
+// for the first to finish.
+func (b *bench) cleanup() {
+	b.cleanOnce.Do(func() {
+		b.mu.Lock()
+		fs := b.cleanups
+		b.mu.Unlock()
+		for i := len(fs) - 1; i >= 0; i-- {
+			fs[i]()
+		}
+	})
+}
+
+// halt parks the caller for good once a signal has interrupted the
+// benchmark: the signal handler cleans up and exits, and nothing measured
+// while it tears the mounts down may be reported.
+func (b *bench) halt() {
+	if b.interrupted.Load() {
+		select {}
+	}
+}
+
+func (b *bench) fatal(err error) {
+	b.halt()
+	fmt.Fprintln(os.Stderr, "benchmount:", err)
+	b.cleanup()
+	os.Exit(1)
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "benchmount: "+format+"\n", args...)
+}
+
+func (b *bench) note(format string, args ...any) {
+	s := strings.Join(strings.Fields(fmt.Sprintf(format, args...)), " ")
+	b.notes = append(b.notes, s)
+	progress("note: %s", s)
+}
+
+func (b *bench) setup() error {
+	b.load0 = loadAvg()
+	work, err := os.MkdirTemp(b.dir, "benchmount-")
+	if err != nil {
+		return err
+	}
+	b.work = work
+	b.atCleanup(func() {
+		if err := os.RemoveAll(work); err != nil {
+			progress("removing the scratch directory: %v", err)
+		}
+	})
+	bin := filepath.Join(work, "bin")
+	want := func(t string) bool { return slices.Contains(b.targets, t) }
+	if want("dfms") && b.dfmsBin == "" {
+		b.dfmsBin = filepath.Join(bin, "dfms")
+		progress("building dfms")
+		if err := goBuild(b.dfmsBin, "./cmd/dfms"); err != nil {
+			return err
+		}
+	}
+	if want("loopback") && b.loopbackBin == "" {
+		b.loopbackBin = filepath.Join(bin, "loopback")
+		progress("building go-fuse's loopback example")
+		if err := goBuild(b.loopbackBin, "github.com/hanwen/go-fuse/v2/example/loopback"); err != nil {
+			return err
+		}
+	}
+	if out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/hanwen/go-fuse/v2").Output(); err == nil {
+		b.fuseVer = strings.TrimSpace(string(out))
+	}
+
+	if err := b.setupImage(); err != nil {
+		return err
+	}
+	if slices.Contains(b.groups, "untar") || slices.Contains(b.groups, "git") {
+		if err := b.setupTars(); err != nil {
+			return err
+		}
+	}
+	for _, name := range b.targets {
+		t := &target{name: name, b: b}
+		switch name {
+		case "local":
+			t.dir = filepath.Join(b.base, "local")
+			if err := os.Mkdir(t.dir, 0o755); err != nil {
+				return err
+			}
+		case "loopback", "dfms":
+			t.mnt = filepath.Join(work, "mnt-"+name)
+			t.dir = t.mnt
+			t.backing = filepath.Join(b.base, name)
+			t.log = filepath.Join(work, name+".log")
+			for _, d := range []string{t.mnt, t.backing} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					return err
+				}
+			}
+			b.atCleanup(func() { t.stop(true) })
+			progress("starting %s", name)
+			if err := t.start(); err != nil {
+				t.down = err
+				b.note("%s did not start: %v", name, err)
+			}
+		}
+		b.tgts = append(b.tgts, t)
+	}
+	return nil
+}
+
+func goBuild(out, pkg string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	return nil
+}
+
+// setupImage makes and loop-mounts a sparse ext4 image with a journal, or
+// falls back to a plain directory under the scratch directory.
+func (b *bench) setupImage() error {
+	if b.imageSize == 0 {
+		// Everything DFMS keeps (deleted files stay in its trash) plus one
+		// run of the other targets, with room to spare; the image is
+		// sparse, so only what is written takes space.
+		b.imageSize = 4<<30 + int64(b.runs+1)*(2*b.size+2*b.editSize+1<<30)
+		b.imageSize = (b.imageSize + 1<<30 - 1) &^ (1<<30 - 1)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(b.work, &st); err == nil && int64(st.Bavail)*st.Bsize < b.imageSize/2 {
+		b.note("only %s free for a %s sparse image: the benchmark may run out of space",
+			sizeString(int64(st.Bavail)*st.Bsize), sizeString(b.imageSize))
+	}
+	img := filepath.Join(b.work, "ext4.img")
+	mnt := filepath.Join(b.work, "img")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		return err
+	}
+	err := func() error {
+		f, err := os.Create(img)
+		if err != nil {
+			return err
+		}
+		err = f.Truncate(b.imageSize)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		if out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput(); err != nil {
+			return fmt.Errorf("mkfs.ext4: %v: %s", err, strings.TrimSpace(string(out)))
+		}
+		// noinit_itable: no background zeroing of inode tables while we
+		// measure.
+		if out, err := exec.Command("mount", "-o", "loop,noinit_itable", img, mnt).CombinedOutput(); err != nil {
+			return fmt.Errorf("mount -o loop: %v: %s", err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}()
+	if err != nil {
+		b.note("WARNING: no loop-mounted ext4 image (%v); the local target is a plain temporary directory, whose numbers depend on the file system of the scratch directory", err)
+		os.Remove(img)
+		b.base = mnt
+		b.localDesc = "plain temporary directory (loop mount failed)"
+		if err := unix.Statfs(mnt, &st); err == nil {
+			b.localDesc += fmt.Sprintf(", fs magic %#x", st.Type)
+		}
+		return nil
+	}
+	b.imageMnt = mnt
+	b.base = mnt
+	b.localDesc = fmt.Sprintf("ext4 with journal, sparse %s image, loop-mounted", sizeString(b.imageSize))
+	b.atCleanup(func() {
+		if err := unix.Unmount(mnt, 0); err != nil {
+			progress("unmounting the image: %v; detaching it", err)
+			if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
+				progress("umount -l of the image: %v", err)
+			}
+		}
+	})
+	return nil
+}
+
+// setupTars makes the tars of $GOROOT/src (untar) and of the git subset.
+func (b *bench) setupTars() error {
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOROOT: %w", err)
+	}
+	goroot := strings.TrimSpace(string(out))
+	src := filepath.Join(goroot, "src")
+	count := func(dirs ...string) (n int, bytes int64, err error) {
+		for _, d := range dirs {
+			err = filepath.WalkDir(d, func(_ string, e fs.DirEntry, err error) error {
+				if err != nil || !e.Type().IsRegular() {
+					return err
+				}
+				n++
+				if fi, err := e.Info(); err == nil {
+					bytes += fi.Size()
+				}
+				return nil
+			})
+			if err != nil {
+				return 0, 0, err
+			}
+		}
+		return n, bytes, nil
+	}
+	mkTar := func(tar, dir string, members ...string) error {
+		args := append([]string{"-cf", tar, "-C", dir}, members...)
+		if out, err := exec.Command("tar", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("tar %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	if slices.Contains(b.groups, "untar") {
+		n, size, err := count(src)
+		if err != nil {
+			return err
+		}
+		b.gosrcN, b.gosrcMiB = n, float64(size)/(1<<20)
+		b.gosrcTar = filepath.Join(b.work, "gosrc.tar")
+		progress("tar of $GOROOT/src: %d files, %.0f MiB", n, b.gosrcMiB)
+		if err := mkTar(b.gosrcTar, goroot, "src"); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(b.groups, "git") {
+		var dirs []string
+		for _, d := range b.gitDirs {
+			dirs = append(dirs, filepath.Join(src, d))
+		}
+		n, _, err := count(dirs...)
+		if err != nil {
+			return err
+		}
+		b.gitN = n
+		b.gitTar = filepath.Join(b.work, "gitsrc.tar")
+		progress("git tree: $GOROOT/src/{%s}, %d files", strings.Join(b.gitDirs, ","), n)
+		if err := mkTar(b.gitTar, src, b.gitDirs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// target is one place the workloads run.
+type target struct {
+	name    string
+	b       *bench
+	dir     string // where the workloads run
+	mnt     string // FUSE targets: the mount point (== dir)
+	backing string // FUSE targets: the directory on the image behind the mount
+	log     string // FUSE targets: the server's output
+
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	waitErr  error
+	conn     string // /sys/fs/fuse/connections/N of the mount
+	down     error  // the target is unusable: why
+	restarts int
+}
+
+func (t *target) fuse() bool { return t.mnt != "" }
+
+// start runs the FUSE server and waits until its mount answers.
+func (t *target) start() error {
+	b := t.b
+	var cmd *exec.Cmd
+	switch t.name {
+	case "loopback":
+		cmd = exec.Command(b.loopbackBin, "-q", "-directmountstrict", t.mnt, t.backing)
+	case "dfms":
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		cmd = exec.Command(b.dfmsBin, "up", t.mnt,
+			"--data", filepath.Join(t.backing, "data"),
+			"--cache-dir", filepath.Join(t.backing, "cache"),
+			"--addr", "127.0.0.1:"+strconv.Itoa(port),
+			"--log-level", "warn")
+		for _, kv := range os.Environ() { // no configuration from the caller's environment
+			if !strings.HasPrefix(kv, "DFMS_") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+	}
+	logf, err := os.OpenFile(t.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	var before unix.Stat_t
+	if err := unix.Stat(t.mnt, &before); err != nil {
+		logf.Close()
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own process group: a Ctrl-C of the benchmark reaches us, and we
+	// stop the servers in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	exited := make(chan struct{})
+	t.cmd, t.exited, t.waitErr = cmd, exited, nil
+	go func() {
+		t.waitErr = cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var st unix.Statfs_t
+		var now unix.Stat_t
+		if unix.Statfs(t.mnt, &st) == nil && st.Type == fuseSuperMagic && unix.Stat(t.mnt, &now) == nil && now.Dev != before.Dev {
+			// The kernel names a connection by its device number.
+			t.conn = fmt.Sprintf("/sys/fs/fuse/connections/%d", unix.Major(now.Dev)<<20|unix.Minor(now.Dev))
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("%s exited before mounting: %v; %s", t.name, t.waitErr, t.logTail())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.kill()
+			return fmt.Errorf("%s: not mounted after 2 minutes; %s", t.name, t.logTail())
+		}
+	}
+}
+
+// logTail is the end of the server's output.
+func (t *target) logTail() string {
+	b, err := os.ReadFile(t.log)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return "no output"
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return "last output: " + strings.Join(lines[max(0, len(lines)-5):], " | ")
+}
+
+// kill aborts the FUSE connection, kills the server and detaches the mount.
+func (t *target) kill() {
+	if t.cmd == nil {
+		return
+	}
+	if t.conn != "" {
+		os.WriteFile(filepath.Join(t.conn, "abort"), []byte("1"), 0)
+	}
+	syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-t.exited:
+	case <-time.After(10 * time.Second):
+		progress("%s: the killed server has not exited", t.name)
+	}
+	t.detach()
+	t.cmd = nil
+}
+
+func (t *target) detach() {
+	if err := unix.Unmount(t.mnt, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+		progress("umount -l %s: %v", t.name, err)
+	}
+}
+
+// stop asks the server to unmount and exit (SIGTERM), and kills it if it
+// does not within two minutes.
+func (t *target) stop(quiet bool) {
+	if t.cmd == nil {
+		return
+	}
+	select {
+	case <-t.exited:
+	default:
+		t.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-t.exited:
+			if t.waitErr != nil && !quiet {
+				t.b.note("%s exited with %v when stopped; %s", t.name, t.waitErr, t.logTail())
+			}
+		case <-time.After(2 * time.Minute):
+			if !quiet {
+				t.b.note("%s did not stop within 2 minutes of SIGTERM: killed", t.name)
+			}
+		}
+	}
+	t.kill()
+}
+
+// step runs f on the target with the timeout, and notices a server that
+// exits meanwhile. A target that failed that way is restarted before its
+// next step (up to three times).
+func (t *target) step(f func() error) error {
+	if t.down != nil && t.fuse() && t.restarts < 3 {
+		t.restarts++
+		progress("restarting %s (it failed: %v)", t.name, t.down)
+		t.kill()
+		if err := t.start(); err != nil {
+			t.down = fmt.Errorf("restart failed: %w", err)
+		} else {
+			t.b.note("%s was restarted after: %v", t.name, t.down)
+			t.down = nil
+		}
+	}
+	if t.down != nil {
+		return fmt.Errorf("not run: %v", t.down)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	timeout := time.NewTimer(t.b.timeout)
+	defer timeout.Stop()
+	var exited <-chan struct{}
+	if t.fuse() {
+		exited = t.exited
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-timeout.C:
+		t.down = fmt.Errorf("timed out after %v", t.b.timeout)
+	case <-exited:
+		t.down = fmt.Errorf("%s exited: %v; %s", t.name, t.waitErr, t.logTail())
+	}
+	if t.fuse() {
+		t.kill()
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		progress("%s: the failed workload is still running", t.name)
+	}
+	return t.down
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// recorder collects the figures of one workload on one target in one run.
+type recorder struct {
+	b      *bench
+	t      *target
+	run    int
+	keys   []string
+	set    map[string]bool
+	report []string
+}
+
+func (r *recorder) cell(key string) *cell {
+	m := r.b.cells[key]
+	if m == nil {
+		m = map[string]*cell{}
+		r.b.cells[key] = m
+	}
+	c := m[r.t.name]
+	if c == nil {
+		c = &cell{}
+		m[r.t.name] = c
+	}
+	return c
+}
+
+func (r *recorder) put(key string, v float64, unit string) {
+	c := r.cell(key)
+	c.vals = append(c.vals, v)
+	if r.run == 0 {
+		c.first = v
+	}
+	r.set[key] = true
+	r.report = append(r.report, fmt.Sprintf("%s %s %s", key, fmtNum(v), unit))
+}
+
+func (r *recorder) fail(key string, err error) {
+	msg := strings.ReplaceAll(err.Error(), r.b.work+"/", "")
+	c := r.cell(key)
+	c.errs = append(c.errs, fmt.Sprintf("run %d: %s", r.run+1, msg))
+	if r.run == 0 {
+		c.firstErr = msg
+	}
+	r.set[key] = true
+	r.report = append(r.report, fmt.Sprintf("%s error: %s", key, msg))
+}
+
+var groupKeys = map[string][]string{
+	"seq":   {"write", "readwarm", "readcold"},
+	"edit":  {"edit"},
+	"small": {"create", "stat", "read", "delete"},
+	"untar": {"untar"},
+	"git":   {"git"},
+}
+
+func (b *bench) run() {
+	start := time.Now()
+	for run := range b.runs {
+		for _, g := range b.groups {
+			in := b.input(g, run)
+			// Each run starts with another target, so none is always
+			// the one measured right after another target's workload.
+			for i := range b.tgts {
+				t := b.tgts[(i+run)%len(b.tgts)]
+				r := &recorder{b: b, t: t, run: run, keys: groupKeys[g], set: map[string]bool{}}
+				dir := filepath.Join(t.dir, fmt.Sprintf("%s-%d", g, run))
+				t0 := time.Now()
+				err := t.step(func() error {
+					if err := os.Mkdir(dir, 0o755); err != nil {
+						return err
+					}
+					unix.Sync() // no writeback of earlier steps while we measure
+					if err := b.workload(g, r, dir, in); err != nil {
+						return err
+					}
+					t1 := time.Now()
+					if err := os.RemoveAll(dir); err != nil {
+						b.note("%s: removing the %s tree of run %d: %v", t.name, g, run+1, err)
+					} else if d := time.Since(t1); d > 10*time.Second {
+						r.report = append(r.report, fmt.Sprintf("(removing the tree took %.0f s)", d.Seconds()))
+					}
+					return nil
+				})
+				b.halt()
+				for _, k := range r.keys {
+					if !r.set[k] {
+						if err == nil {
+							err = errors.New("no figure")
+						}
+						r.fail(k, err)
+					}
+				}
+				progress("run %d/%d %-5s %-8s %s  [%.1f s, %.0f s elapsed]", run+1, b.runs, g, t.name,
+					strings.Join(r.report, ", "), time.Since(t0).Seconds(), time.Since(start).Seconds())
+			}
+		}
+	}
+}
+
+// input is the data of one workload in one run, the same on every target.
+type input struct {
+	data []byte
+}
+
+func (b *bench) input(g string, run int) input {
+	var n int64
+	switch g {
+	case "seq":
+		n = b.size
+	case "edit":
+		n = b.editSize
+	case "small":
+		n = int64(b.files) * b.fileSize
+	default:
+		return input{}
+	}
+	seed := [32]byte{'b', 'e', 'n', 'c', 'h', 'm', 'o', 'u', 'n', 't'}
+	seed[16], seed[17] = byte(run), g[0]
+	data := make([]byte, n)
+	rand.NewChaCha8(seed).Read(data)
+	return input{data: data}
+}
+
+func (b *bench) workload(g string, r *recorder, dir string, in input) error {
+	switch g {
+	case "seq":
+		return b.seq(r, dir, in.data)
+	case "edit":
+		return b.edit(r, dir, in.data)
+	case "small":
+		return b.small(r, dir, in.data)
+	case "untar":
+		return b.untar(r, dir)
+	case "git":
+		return b.git(r, dir)
+	}
+	return fmt.Errorf("unknown workload %q", g)
+}
+
+const block = 1 << 20
+
+func mibps(n int64, d time.Duration) float64 { return float64(n) / (1 << 20) / d.Seconds() }
+
+func (b *bench) seq(r *recorder, dir string, data []byte) error {
+	p := filepath.Join(dir, "big")
+	start := time.Now()
+	if err := writeFile(p, data, true); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	r.put("write", mibps(int64(len(data)), time.Since(start)), "MiB/s")
+
+	start = time.Now()
+	if err := readFile(p, data); err != nil {
+		return fmt.Errorf("warm read: %w", err)
+	}
+	r.put("readwarm", mibps(int64(len(data)), time.Since(start)), "MiB/s")
+
+	if err := dropCaches(); err != nil {
+		r.fail("readcold", fmt.Errorf("drop_caches: %w", err))
+		return nil
+	}
+	start = time.Now()
+	if err := readFile(p, data); err != nil {
+		return fmt.Errorf("cold read: %w", err)
+	}
+	r.put("readcold", mibps(int64(len(data)), time.Since(start)), "MiB/s")
+	return nil
+}
+
+// writeFile writes data in 1 MiB blocks, then fsyncs (if sync) and closes.
+func writeFile(p string, data []byte, sync bool) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	for off := 0; off < len(data); off += block {
+		if _, err := f.Write(data[off:min(len(data), off+block)]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+// readFile reads p in 1 MiB blocks and checks its length, and its first and
+// last blocks against want.
+func readFile(p string, want []byte) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, block)
+	var off int
+	for {
+		n, err := io.ReadFull(f, buf)
+		if n > 0 {
+			if off+n > len(want) {
+				return fmt.Errorf("longer than the %d bytes written", len(want))
+			}
+			if (off == 0 || off+n == len(want)) && !bytes.Equal(buf[:n], want[off:off+n]) {
+				return fmt.Errorf("wrong bytes at offset %d", off)
+			}
+			off += n
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if off != len(want) {
+		return fmt.Errorf("read %d bytes, wrote %d", off, len(want))
+	}
+	return nil
+}
+
+// dropCaches is `sync; echo 3 > /proc/sys/vm/drop_caches`.
+func dropCaches() error {
+	unix.Sync()
+	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0)
+}
+
+func (b *bench) edit(r *recorder, dir string, data []byte) error {
+	p := filepath.Join(dir, "edit")
+	if err := writeFile(p, data, true); err != nil {
+		return fmt.Errorf("writing the file to edit: %w", err)
+	}
+	unix.Sync()
+	at := int64(len(data) / 2)
+	var ms []float64
+	var last byte
+	for i := range b.edits {
+		last = data[at] + byte(i) + 1 // never the byte already there
+		start := time.Now()
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		if _, err := f.WriteAt([]byte{last}, at); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		ms = append(ms, float64(time.Since(start).Microseconds())/1000)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	got := make([]byte, 3)
+	if _, err := f.ReadAt(got, at-1); err != nil {
+		return fmt.Errorf("reading the edit back: %w", err)
+	}
+	if got[0] != data[at-1] || got[1] != last || got[2] != data[at+1] {
+		return fmt.Errorf("read back % x around the edit, want % x", got, []byte{data[at-1], last, data[at+1]})
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != int64(len(data)) {
+		return fmt.Errorf("size after the edits: %v, %v; want %d", fi.Size(), err, len(data))
+	}
+	r.put("edit", median(ms), "ms")
+	var each []string
+	for _, v := range ms {
+		each = append(each, fmtNum(v))
+	}
+	r.report = append(r.report, "(edits: "+strings.Join(each, " ")+" ms)")
+	return nil
+}
+
+func (b *bench) small(r *recorder, dir string, data []byte) error {
+	n, sz := b.files, int(b.fileSize)
+	paths := make([]string, n)
+	var dirs []string
+	for i := range b.dirs {
+		dirs = append(dirs, filepath.Join(dir, fmt.Sprintf("d%02d", i)))
+	}
+	per := (n + b.dirs - 1) / b.dirs
+	for i := range paths {
+		paths[i] = filepath.Join(dirs[i/per], fmt.Sprintf("f%05d", i))
+	}
+	rate := func(d time.Duration) float64 { return float64(n) / d.Seconds() }
+
+	start := time.Now()
+	for _, d := range dirs {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+	}
+	for i, p := range paths {
+		if err := os.WriteFile(p, data[i*sz:(i+1)*sz], 0o644); err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+	}
+	r.put("create", rate(time.Since(start)), "files/s")
+
+	start = time.Now()
+	for _, p := range paths {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return fmt.Errorf("stat: %w", err)
+		}
+		if fi.Size() != int64(sz) {
+			return fmt.Errorf("stat: %s has %d bytes, want %d", p, fi.Size(), sz)
+		}
+	}
+	r.put("stat", rate(time.Since(start)), "files/s")
+
+	start = time.Now()
+	for i, p := range paths {
+		got, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		if !bytes.Equal(got, data[i*sz:(i+1)*sz]) {
+			return fmt.Errorf("read: %s: wrong content (%d bytes)", p, len(got))
+		}
+	}
+	r.put("read", rate(time.Since(start)), "files/s")
+
+	start = time.Now()
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("delete: %w", err)
+		}
+	}
+	for _, d := range dirs {
+		if err := os.Remove(d); err != nil {
+			return fmt.Errorf("delete: %w", err)
+		}
+	}
+	r.put("delete", rate(time.Since(start)), "files/s")
+	return nil
+}
+
+// runCmd runs a command in dir and returns how long it took.
+func (b *bench) runCmd(dir string, name string, args ...string) (time.Duration, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	// git: no global or system configuration, a scratch HOME.
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "HOME="+b.work)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		// Name the command without its -c settings: "git add -A".
+		what := []string{name}
+		for i := 0; i < len(args) && len(what) < 3; i++ {
+			if args[i] == "-c" {
+				i++
+				continue
+			}
+			what = append(what, args[i])
+		}
+		msg := strings.Join(strings.Fields(out.String()), " ")
+		return d, fmt.Errorf("%s: %v: %s", strings.Join(what, " "), err, truncate(msg, 300))
+	}
+	return d, nil
+}
+
+// countFiles counts the regular files under dir.
+func countFiles(dir string) (int, error) {
+	n := 0
+	err := filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			n++
+		}
+		return err
+	})
+	return n, err
+}
+
+func (b *bench) untar(r *recorder, dir string) error {
+	d, err := b.runCmd(dir, "tar", "-xf", b.gosrcTar)
+	if err != nil {
+		return err
+	}
+	if n, err := countFiles(dir); err != nil || n != b.gosrcN {
+		return fmt.Errorf("after tar -xf: %d files (%v), want %d", n, err, b.gosrcN)
+	}
+	r.put("untar", d.Seconds(), "s")
+	return nil
+}
+
+func (b *bench) git(r *recorder, dir string) error {
+	if _, err := b.runCmd(dir, "tar", "-xf", b.gitTar); err != nil {
+		return err
+	}
+	if _, err := b.runCmd(dir, "git", "-c", "init.defaultBranch=main", "init", "-q"); err != nil {
+		return err
+	}
+	unix.Sync()
+	gitc := []string{"-c", "user.name=bench", "-c", "user.email=bench@example.com", "-c", "safe.directory=*"}
+	add, err := b.runCmd(dir, "git", append(gitc, "add", "-A")...)
+	if err != nil {
+		return err
+	}
+	commit, err := b.runCmd(dir, "git", append(gitc, "commit", "-q", "-m", "x")...)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("git", append(gitc, "ls-files", "-z")...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "HOME="+b.work)
+	out, err := cmd.Output()
+	if n := bytes.Count(out, []byte{0}); err != nil || n != b.gitN {
+		return fmt.Errorf("after the commit git ls-files lists %d files (%v), want %d", n, err, b.gitN)
+	}
+	r.put("git", (add + commit).Seconds(), "s")
+	r.report = append(r.report, fmt.Sprintf("(add %.2f s, commit %.2f s)", add.Seconds(), commit.Seconds()))
+	return nil
+}
+
+func (b *bench) stopTargets() {
+	for _, t := range b.tgts {
+		if t.fuse() {
+			progress("stopping %s", t.name)
+			t.stop(false)
+			if out, err := os.ReadFile(t.log); err == nil && len(bytes.TrimSpace(out)) > 0 {
+				b.note("%s wrote %d lines of output (warnings and errors); %s", t.name,
+					len(strings.Split(strings.TrimSpace(string(out)), "\n")), t.logTail())
+			}
+		}
+	}
+}
+
+func (b *bench) report(w io.Writer) {
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	fmt.Fprintf(w, "benchmount: medians of %d runs; ratio = target / local (MiB/s, files/s: below 1 is slower; ms, s: above 1 is slower)\n", b.runs)
+	fmt.Fprintf(w, "machine: %d CPUs (%s), %s RAM, Linux %s, %s; load average before %s, after %s\n",
+		runtime.NumCPU(), cpuModel(), memTotal(), unix.ByteSliceToString(uts.Release[:]), runtime.Version(), b.load0, loadAvg())
+	for _, t := range b.tgts {
+		switch t.name {
+		case "local":
+			fmt.Fprintf(w, "local:    %s\n", b.localDesc)
+		case "loopback":
+			fmt.Fprintf(w, "loopback: go-fuse %s example/loopback over a directory of the same file system (1 s entry/attr timeouts)\n", b.fuseVer)
+		case "dfms":
+			fmt.Fprintf(w, "dfms:     dfms up (embedded SQLite + chunks on disk), data and write cache on the same file system; one mount for all runs\n")
+		}
+	}
+	fmt.Fprintln(w)
+
+	rows := b.rows()
+	header := []string{"workload", "unit"}
+	for _, t := range b.tgts {
+		header = append(header, t.name)
+	}
+	table := [][]string{header}
+	for _, r := range rows {
+		line := []string{r.label, r.unit}
+		for _, t := range b.tgts {
+			line = append(line, b.cellText(r.key, t.name))
+		}
+		table = append(table, line)
+	}
+	var firsts [][]string
+	for _, r := range rows {
+		if !r.first {
+			continue
+		}
+		line := []string{r.label + ", first run", r.unit}
+		for _, t := range b.tgts {
+			line = append(line, b.firstText(r.key, t.name))
+		}
+		firsts = append(firsts, line)
+	}
+	if len(firsts) > 0 {
+		table = append(table, nil)
+		table = append(table, firsts...)
+	}
+	printTable(w, table)
+
+	var errs []string
+	for _, r := range rows {
+		for _, t := range b.tgts {
+			if c := b.cells[r.key][t.name]; c != nil {
+				for _, e := range c.errs {
+					errs = append(errs, fmt.Sprintf("%s, %s, %s", t.name, r.key, e))
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		fmt.Fprintln(w, "\nerrors:")
+		for _, e := range errs {
+			fmt.Fprintln(w, "  "+e)
+		}
+	}
+	if len(b.notes) > 0 {
+		fmt.Fprintln(w, "\nnotes:")
+		for _, n := range b.notes {
+			fmt.Fprintln(w, "  "+strings.ReplaceAll(n, b.work+"/", ""))
+		}
+	}
+}
+
+func (b *bench) cellText(key, target string) string {
+	c := b.cells[key][target]
+	if c == nil {
+		return "-"
+	}
+	if len(c.vals) == 0 {
+		s := c.errs[0]
+		if _, after, ok := strings.Cut(s, ": "); ok {
+			s = after // without "run N: "
+		}
+		return "error: " + truncate(s, 40)
+	}
+	v := median(c.vals)
+	s := fmtNum(v)
+	if target != "local" {
+		if l := b.cells[key]["local"]; l != nil && len(l.errs) == 0 && len(l.vals) > 0 {
+			s += " (" + fmtRatio(v/median(l.vals)) + ")"
+		}
+	}
+	if len(c.errs) > 0 { // some runs failed: the median of the others
+		s += fmt.Sprintf(" [error in %d/%d runs]", len(c.errs), len(c.errs)+len(c.vals))
+	}
+	return s
+}
+
+func (b *bench) firstText(key, target string) string {
+	c := b.cells[key][target]
+	switch {
+	case c == nil:
+		return "-"
+	case c.firstErr != "":
+		return "error: " + truncate(c.firstErr, 40)
+	}
+	s := fmtNum(c.first)
+	if l := b.cells[key]["local"]; target != "local" && l != nil && l.firstErr == "" && l.first > 0 {
+		s += " (" + fmtRatio(c.first/l.first) + ")"
+	}
+	return s
+}
+
+// printTable prints rows in aligned columns: the first left-aligned, the
+// others right-aligned; a nil row is a blank line.
+func printTable(w io.Writer, rows [][]string) {
+	widths := map[int]int{}
+	for _, r := range rows {
+		for i, s := range r {
+			widths[i] = max(widths[i], len([]rune(s)))
+		}
+	}
+	for _, r := range rows {
+		var sb strings.Builder
+		for i, s := range r {
+			pad := strings.Repeat(" ", widths[i]-len([]rune(s)))
+			switch i {
+			case 0:
+				sb.WriteString(s + pad)
+			default:
+				sb.WriteString("  " + pad + s)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(sb.String(), " "))
+	}
+}
+
+func truncate(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fmtNum(v float64) string {
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+// fmtRatio shows two significant digits below 0.1 (0.0027×), so a ratio
+// far below the local directory's still reads as a number.
+func fmtRatio(r float64) string {
+	switch {
+	case r >= 10:
+		return strconv.FormatFloat(r, 'f', 0, 64) + "×"
+	case r >= 0.1:
+		return strconv.FormatFloat(r, 'f', 2, 64) + "×"
+	}
+	return strconv.FormatFloat(r, 'g', 2, 64) + "×"
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suf) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suf)), u.m
+			break
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v <= 0 || v > (1<<50)/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return v * mult, nil
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "?"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+func memTotal() string {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f GiB", float64(si.Totalram)*float64(si.Unit)/(1<<30))
+}
