@@ -23,7 +23,9 @@ import (
 var ctx = context.Background()
 
 // newLocal returns a Local backend on SQLite and a disk chunk store.
-func newLocal(t *testing.T) *vfs.Local {
+func newLocal(t *testing.T) *vfs.Local { return newLocalB(t) }
+
+func newLocalB(t testing.TB) *vfs.Local {
 	t.Helper()
 	d := t.TempDir()
 	m, err := sqlite.Open(filepath.Join(d, "meta.db"))

@@ -60,6 +60,14 @@ type Store struct {
 
 	rebound sync.Map // query text -> rebound text
 
+	// stmts holds prepared statements (stmtKey -> *sql.Stmt); pending the
+	// statements to prepare before the next transaction on their pool
+	// (stmtKey -> struct{}). Compiling a statement costs more than running
+	// most of them. Statements are prepared outside transactions: the
+	// SQLite writer pool has one connection, held by the transaction.
+	stmts   sync.Map
+	pending sync.Map
+
 	// locks are the process-local named locks (dialects without Lock).
 	locksMu sync.Mutex
 	locks   map[string]bool
@@ -101,6 +109,11 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 // Close closes both pools.
 func (s *Store) Close() error {
+	s.stmts.Range(func(k, v any) bool {
+		v.(*sql.Stmt).Close()
+		s.stmts.Delete(k)
+		return true
+	})
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
@@ -150,19 +163,76 @@ func (s *Store) q(query string) string {
 type tx struct {
 	*sql.Tx
 	s   *Store
+	db  *sql.DB   // the pool the transaction came from
 	now time.Time // one clock reading per transaction
 }
 
+// stmtKey names a prepared statement: its text on one pool.
+type stmtKey struct {
+	db *sql.DB
+	q  string
+}
+
+// maxPreparedLen bounds the statements kept prepared: long ones are IN
+// lists of varying length, each distinct.
+const maxPreparedLen = 2000
+
+// prepared returns the transaction's handle of the prepared statement q,
+// or nil (then q is queued to be prepared before the next transaction).
+func (t *tx) prepared(ctx context.Context, q string) *sql.Stmt {
+	if len(q) > maxPreparedLen {
+		return nil
+	}
+	key := stmtKey{t.db, q}
+	if v, ok := t.s.stmts.Load(key); ok {
+		return t.StmtContext(ctx, v.(*sql.Stmt))
+	}
+	t.s.pending.Store(key, struct{}{})
+	return nil
+}
+
+// preparePending prepares the statements queued for db.
+func (s *Store) preparePending(ctx context.Context, db *sql.DB) {
+	s.pending.Range(func(k, _ any) bool {
+		key := k.(stmtKey)
+		if key.db != db {
+			return true
+		}
+		s.pending.Delete(k)
+		if _, ok := s.stmts.Load(key); ok {
+			return true
+		}
+		if st, err := db.PrepareContext(ctx, key.q); err == nil {
+			if _, loaded := s.stmts.LoadOrStore(key, st); loaded {
+				st.Close()
+			}
+		}
+		return true
+	})
+}
+
 func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.ExecContext(ctx, t.s.q(query), args...)
+	q := t.s.q(query)
+	if st := t.prepared(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.ExecContext(ctx, q, args...)
 }
 
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.QueryRowContext(ctx, t.s.q(query), args...)
+	q := t.s.q(query)
+	if st := t.prepared(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.QueryRowContext(ctx, q, args...)
 }
 
 func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.QueryContext(ctx, t.s.q(query), args...)
+	q := t.s.q(query)
+	if st := t.prepared(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.QueryContext(ctx, q, args...)
 }
 
 // affected runs a statement and returns how many rows it changed.
@@ -231,11 +301,12 @@ func isKinded(err error) bool {
 }
 
 func (s *Store) once(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(t *tx) error) (err error) {
+	s.preparePending(ctx, db)
 	sqlTx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}
-	t := &tx{Tx: sqlTx, s: s, now: s.now()}
+	t := &tx{Tx: sqlTx, s: s, db: db, now: s.now()}
 	defer func() {
 		if err != nil {
 			_ = sqlTx.Rollback()
