@@ -35,3 +35,32 @@ func BenchmarkSmallFiles(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSeqWrite writes 64 MiB in 128 KiB writes (as the kernel sends
+// them) and closes: staging, cutting, hashing, storing and committing.
+func BenchmarkSeqWrite(b *testing.B) {
+	be := newLocalB(b)
+	fsys, err := vfs.New(ctx, be, vfs.Options{CacheDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const size = 64 << 20
+	data := randBytes(2, size)
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		data[0], data[1] = byte(i), byte(i>>8) // new content each time
+		_, h, err := fsys.Create(ctx, fsys.Root(), fmt.Sprintf("big%d", i), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for off := 0; off < size; off += 128 << 10 {
+			if _, err := h.Write(ctx, data[off:off+128<<10], int64(off)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := h.Release(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -144,7 +144,7 @@ func (l *Local) Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, error
 
 // PutChunks implements Backend.
 func (l *Local) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
-	_, err := l.files.PutChunks(ctx, l.owner, cs)
+	_, err := l.files.PutChunks(ctx, l.owner, cs, true) // hashed by the mount, in this process
 	return err
 }
 

@@ -3,6 +3,8 @@ package vfs
 import (
 	"context"
 	"io"
+	"runtime"
+	"sync"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
@@ -47,6 +49,7 @@ func (f *openFile) rechunkLocked(ctx context.Context) (dfms.Manifest, error) {
 		known[c.Hash] = true
 	}
 	up := &uploader{fsys: f.fsys, known: known}
+	defer func() { _ = up.wait() }() // a batch still in flight after an error
 	var out dfms.Manifest
 	var ch *chunking.Chunker
 	buf := f.fsys.chunkBuf(p.Max)
@@ -76,11 +79,11 @@ func (f *openFile) rechunkLocked(ctx context.Context) (dfms.Manifest, error) {
 				}
 				return dfms.Manifest{}, err
 			}
-			ref, err := up.add(ctx, c.Data)
-			if err != nil {
+			// The hash is filled in by the uploader (hashed in parallel).
+			out.Chunks = append(out.Chunks, dfms.ChunkRef{Size: uint32(len(c.Data))})
+			if err := up.add(ctx, c.Data, len(out.Chunks)-1); err != nil {
 				return dfms.Manifest{}, err
 			}
-			out.Chunks = append(out.Chunks, ref)
 			pos += int64(len(c.Data))
 			for i < len(v.chunks) && v.starts[i] < pos {
 				i++
@@ -90,8 +93,11 @@ func (f *openFile) rechunkLocked(ctx context.Context) (dfms.Manifest, error) {
 			}
 		}
 	}
-	if err := up.flush(ctx); err != nil {
+	if err := up.finish(ctx); err != nil {
 		return dfms.Manifest{}, err
+	}
+	for _, r := range up.done {
+		out.Chunks[r.idx].Hash = r.hash
 	}
 	f.fsys.stats.chunksCut.Add(up.cut)
 	f.fsys.stats.chunksSent.Add(up.sent)
@@ -120,54 +126,114 @@ func (r *contentReader) Read(p []byte) (int, error) {
 const uploadBatch = 16 << 20
 
 // uploader collects the chunks a commit cut and sends those the server
-// lacks, in batches: one question (Missing) and one upload (PutChunks)
-// per batch.
+// lacks, in batches: the batch's chunks are hashed in parallel, then one
+// question (Missing) and one upload (PutChunks) per batch, while the next
+// batch is being cut.
 type uploader struct {
 	fsys    *FS
-	known   map[dfms.Hash]bool // the server has these (the base's chunks, and batches sent)
-	pending []dfms.ChunkData
+	known   map[dfms.Hash]bool // the server has these (the base's chunks); read by the batch in flight
+	pending []cutChunk
 	bytes   int
 	cut     int64 // chunks cut
 	sent    int64 // chunks uploaded
+
+	inflight chan error  // the batch being sent, if any
+	done     []hashedRef // hashes of the chunks sent, for the manifest
+	doneMu   sync.Mutex
 }
 
-func (u *uploader) add(ctx context.Context, data []byte) (dfms.ChunkRef, error) {
-	h := dfms.Sum(data)
-	ref := dfms.ChunkRef{Hash: h, Size: uint32(len(data))}
+type cutChunk struct {
+	idx  int // in the manifest
+	data []byte
+}
+
+type hashedRef struct {
+	idx  int
+	hash dfms.Hash
+}
+
+func (u *uploader) add(ctx context.Context, data []byte, idx int) error {
 	u.cut++
-	if u.known[h] {
-		return ref, nil
-	}
-	u.known[h] = true
-	own := append([]byte(nil), data...)
-	u.pending = append(u.pending, dfms.ChunkData{Hash: h, Data: own})
-	u.bytes += len(own)
+	u.pending = append(u.pending, cutChunk{idx: idx, data: append([]byte(nil), data...)})
+	u.bytes += len(data)
 	if u.bytes >= uploadBatch {
-		return ref, u.flush(ctx)
+		return u.flush(ctx)
 	}
-	return ref, nil
+	return nil
 }
 
+// flush starts sending the pending batch, after the previous one is sent.
 func (u *uploader) flush(ctx context.Context) error {
+	if err := u.wait(); err != nil {
+		return err
+	}
 	if len(u.pending) == 0 {
 		return nil
 	}
-	hs := make([]dfms.Hash, len(u.pending))
-	for i, c := range u.pending {
-		hs[i] = c.Hash
+	batch := u.pending
+	u.pending, u.bytes = nil, 0
+	u.inflight = make(chan error, 1)
+	go func() { u.inflight <- u.send(ctx, batch) }()
+	return nil
+}
+
+// wait waits for the batch in flight.
+func (u *uploader) wait() error {
+	if u.inflight == nil {
+		return nil
 	}
-	missing, err := u.fsys.b.Missing(ctx, hs)
-	if err != nil {
+	err := <-u.inflight
+	u.inflight = nil
+	return err
+}
+
+// finish sends what is pending and waits for it.
+func (u *uploader) finish(ctx context.Context) error {
+	if err := u.flush(ctx); err != nil {
 		return err
 	}
-	want := make(map[dfms.Hash]bool, len(missing))
-	for _, h := range missing {
-		want[h] = true
+	return u.wait()
+}
+
+// send hashes a batch (on every core), asks which chunks the server lacks,
+// and uploads those.
+func (u *uploader) send(ctx context.Context, batch []cutChunk) error {
+	hashes := make([]dfms.Hash, len(batch))
+	var wg sync.WaitGroup
+	workers := min(runtime.GOMAXPROCS(0), len(batch))
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(batch); i += workers {
+				hashes[i] = dfms.Sum(batch[i].data)
+			}
+		}(w)
+	}
+	wg.Wait()
+	var ask []dfms.Hash
+	seen := map[dfms.Hash]bool{}
+	for _, h := range hashes {
+		if !u.known[h] && !seen[h] {
+			seen[h] = true
+			ask = append(ask, h)
+		}
 	}
 	var send []dfms.ChunkData
-	for _, c := range u.pending {
-		if want[c.Hash] {
-			send = append(send, c)
+	if len(ask) > 0 {
+		missing, err := u.fsys.b.Missing(ctx, ask)
+		if err != nil {
+			return err
+		}
+		want := make(map[dfms.Hash]bool, len(missing))
+		for _, h := range missing {
+			want[h] = true
+		}
+		for i, c := range batch {
+			if want[hashes[i]] {
+				send = append(send, dfms.ChunkData{Hash: hashes[i], Data: c.data})
+				delete(want, hashes[i])
+			}
 		}
 	}
 	if len(send) > 0 {
@@ -175,10 +241,12 @@ func (u *uploader) flush(ctx context.Context) error {
 			return err
 		}
 	}
+	u.doneMu.Lock()
 	u.sent += int64(len(send))
-	for _, c := range u.pending {
-		u.fsys.cache.put(c.Hash, c.Data)
+	for i, c := range batch {
+		u.done = append(u.done, hashedRef{c.idx, hashes[i]})
+		u.fsys.cache.put(hashes[i], c.data)
 	}
-	u.pending, u.bytes = u.pending[:0], 0
+	u.doneMu.Unlock()
 	return nil
 }
