@@ -49,6 +49,9 @@ type openFile struct {
 	stage   *os.File // the written bytes, at their offsets; nil until a write
 	journal *journal // the changes since the last commit, for recovery
 	lastEnd int64    // where the last clean read ended (read-ahead)
+
+	pmu sync.Mutex  // guards pre; taken after mu
+	pre precutState // chunks cut and uploaded while the file is written (precut.go)
 }
 
 // acquire takes a reference on the open state of file id, creating it if
@@ -314,6 +317,7 @@ func (f *openFile) write(_ context.Context, p []byte, off int64, appendMode bool
 		f.dirty = f.dirty.add(off, off+int64(n))
 		f.size = max(f.size, off+int64(n))
 		f.changed, f.mtime = true, time.Now()
+		f.notePrefixWriteLocked(off)
 	}
 	if err != nil {
 		return n, dfms.E(op, dfms.Other, err)
@@ -341,6 +345,7 @@ func (f *openFile) truncateLocked(_ context.Context, size int64) error {
 		}
 		f.limit = min(f.limit, size)
 		f.dirty = f.dirty.clip(size)
+		f.notePrefixWriteLocked(size)
 	}
 	if err := f.journal.truncate(size); err != nil {
 		return dfms.E(op, dfms.Other, err)

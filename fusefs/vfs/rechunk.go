@@ -55,6 +55,15 @@ func (f *openFile) rechunkLocked(ctx context.Context) (dfms.Manifest, error) {
 	buf := f.fsys.chunkBuf(p.Max)
 	defer f.fsys.putChunkBuf(buf)
 	i, pos := 0, int64(0)
+	// What was cut and uploaded while the file was written (precut.go):
+	// the prefix [0, pos) is then done, ending at a content-defined cut.
+	if refs, end := f.takePrecutLocked(); end > 0 {
+		out.Chunks = append(out.Chunks, refs...)
+		pos = end
+		for i < len(v.chunks) && v.starts[i] < pos {
+			i++
+		}
+	}
 	for pos < f.size {
 		if i < len(v.chunks) && v.starts[i] == pos && f.cleanLocked(v, i) {
 			out.Chunks = append(out.Chunks, v.chunks[i])

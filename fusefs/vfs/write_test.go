@@ -5,7 +5,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
@@ -296,4 +298,75 @@ func randBytes(seed uint64, n int) []byte {
 		b[i] = byte(r.Uint32())
 	}
 	return b
+}
+
+// TestPrecut writes large files from the start: chunks are uploaded while
+// the file is written, the result is cut as one pass over the content
+// would cut it, and writes or truncates into the pre-cut prefix discard it
+// without changing what is committed.
+func TestPrecut(t *testing.T) {
+	p := chunking.Params{Algorithm: chunking.Gear, Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}
+	b, svc := newLocalParams(t, p)
+	fsys, _ := newFS(t, b)
+	for _, c := range []struct {
+		name  string
+		after func(h *vfs.Handle, ino vfs.Ino, data []byte) []byte
+	}{
+		{"sequential", nil},
+		{"rewrite-inside", func(h *vfs.Handle, _ vfs.Ino, data []byte) []byte {
+			data[1<<20] ^= 1
+			h.Write(ctx, data[1<<20:1<<20+1], 1<<20)
+			return data
+		}},
+		{"truncate-inside", func(h *vfs.Handle, ino vfs.Ino, data []byte) []byte {
+			if err := truncate(fsys, ino, h, 5<<20); err != nil {
+				t.Fatal(err)
+			}
+			data = data[:5<<20]
+			more := randBytes(11, 3<<20)
+			h.Write(ctx, more, int64(len(data)))
+			return append(data, more...)
+		}},
+	} {
+		data := randBytes(uint64(len(c.name)), 36<<20)
+		a, h, err := fsys.Create(ctx, fsys.Root(), c.name, os.O_RDWR|os.O_CREATE, 0o644, vfs.Caller{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := fsys.Stats().ChunksCut
+		for off := 0; off < len(data); off += 128 << 10 {
+			if _, err := h.Write(ctx, data[off:off+128<<10], int64(off)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The worker runs in the background: wait until it uploaded some.
+		deadline := time.Now().Add(30 * time.Second)
+		for fsys.Stats().ChunksCut == before && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if fsys.Stats().ChunksCut == before {
+			t.Fatalf("%s: nothing was uploaded while the file was written", c.name)
+		}
+		if c.after != nil {
+			data = c.after(h, a.Ino, data)
+		}
+		if err := h.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, data) {
+			t.Fatalf("%s: the stored content differs (%d bytes, want %d)", c.name, len(got), len(data))
+		}
+		_, m, err := b.Manifest(ctx, dfms.EntryID(a.Ino), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []dfms.ChunkRef
+		chunking.Split(ctx, bytes.NewReader(data), p, 1, func(c chunking.HashedChunk) error {
+			want = append(want, dfms.ChunkRef{Hash: c.Hash, Size: uint32(len(c.Data))})
+			return nil
+		})
+		if !slices.Equal(m.Chunks, want) {
+			t.Errorf("%s: %d chunks committed, differing from the %d of one pass", c.name, len(m.Chunks), len(want))
+		}
+	}
 }
