@@ -126,6 +126,15 @@ func TestDeferredChecksum(t *testing.T) {
 	if rec := hs.do("PUT", "/api/v1/chunks/"+h, strings.NewReader(string(data)), "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
 		t.Fatalf("put chunk: %d %s", rec.Code, rec.Body)
 	}
+	// A manifest that claims another size for a stored chunk is refused.
+	for _, size := range []int{len(data) + 1, len(data) - 1} {
+		rec := hs.do("POST", "/api/v1/files/commit", strings.NewReader(fmt.Sprintf(`{"name":"bad.txt","defer_checksum":true,"chunks":[{"hash":%q,"size":%d}]}`, h, size)),
+			"Content-Type", "application/json")
+		checkAnswer(t, "commit with a wrong size", rec)
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("commit claiming %d bytes for a %d-byte chunk: %d %s", size, len(data), rec.Code, rec.Body)
+		}
+	}
 	var c struct {
 		File struct {
 			ID       int64  `json:"id"`

@@ -37,24 +37,51 @@ func sortedHashes(counts map[dfms.Hash]int64) []dfms.Hash {
 }
 
 // takeChunks adds references for every occurrence in counts. Chunks without
-// a live row make it fail with a *meta.MissingChunksError; the caller's
-// transaction then rolls back, so nothing changes.
-func (t *tx) takeChunks(ctx context.Context, counts map[dfms.Hash]int64) error {
+// a live row make it fail with a *meta.MissingChunksError, and a chunk
+// whose stored size differs from sizes (when given) with kind Invalid; the
+// caller's transaction then rolls back, so nothing changes.
+func (t *tx) takeChunks(ctx context.Context, counts map[dfms.Hash]int64, sizes map[dfms.Hash]uint32) error {
 	var missing []dfms.Hash
 	for _, h := range sortedHashes(counts) {
-		n, err := t.affected(ctx, `UPDATE chunks SET refs = refs + ?, zero_since = NULL WHERE hash = ? AND deleting = ? AND pending = ?`,
-			counts[h], h[:], false, false)
+		q := `UPDATE chunks SET refs = refs + ?, zero_since = NULL WHERE hash = ? AND deleting = ? AND pending = ?`
+		args := []any{counts[h], h[:], false, false}
+		size, checkSize := sizes[h]
+		if checkSize {
+			q += ` AND size = ?`
+			args = append(args, int64(size))
+		}
+		n, err := t.affected(ctx, q, args...)
 		if err != nil {
 			return err
 		}
-		if n != 1 {
-			missing = append(missing, h)
+		if n == 1 {
+			continue
 		}
+		if checkSize {
+			var stored int64
+			err := t.queryRow(ctx, `SELECT size FROM chunks WHERE hash = ?`, h[:]).Scan(&stored)
+			if err == nil && stored != int64(size) {
+				return dfms.E("meta.takeChunks", dfms.Invalid, fmt.Errorf("chunk %s has %d bytes, not %d", h, stored, size))
+			}
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		missing = append(missing, h)
 	}
 	if len(missing) > 0 {
 		return &meta.MissingChunksError{Hashes: missing}
 	}
 	return nil
+}
+
+// sizesOf returns each chunk's size in m.
+func sizesOf(m *dfms.Manifest) map[dfms.Hash]uint32 {
+	out := make(map[dfms.Hash]uint32, len(m.Chunks))
+	for _, c := range m.Chunks {
+		out[c.Hash] = c.Size
+	}
+	return out
 }
 
 // releaseChunks removes references; a chunk whose count reaches zero starts
@@ -72,12 +99,18 @@ func (t *tx) releaseChunks(ctx context.Context, counts map[dfms.Hash]int64) erro
 	return nil
 }
 
-// checkManifest validates a manifest's chunk sizes.
+// checkManifest validates a manifest's chunk sizes: none empty, and one
+// size per hash.
 func checkManifest(op dfms.Op, m *dfms.Manifest) error {
+	sizes := make(map[dfms.Hash]uint32, len(m.Chunks))
 	for i, c := range m.Chunks {
 		if c.Size == 0 {
 			return dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %d of the manifest is empty", i))
 		}
+		if s, ok := sizes[c.Hash]; ok && s != c.Size {
+			return dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %s appears with sizes %d and %d", c.Hash, s, c.Size))
+		}
+		sizes[c.Hash] = c.Size
 	}
 	return nil
 }
@@ -93,7 +126,7 @@ func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (meta
 	var e meta.Entry
 	var v meta.Version
 	err := s.write(ctx, op, func(t *tx) error {
-		if err := t.takeChunks(ctx, counts); err != nil {
+		if err := t.takeChunks(ctx, counts, sizesOf(&req.Manifest)); err != nil {
 			return err
 		}
 		var err error
