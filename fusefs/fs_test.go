@@ -778,3 +778,47 @@ func TestLocks(t *testing.T) {
 		t.Errorf("flock -n after unlock: %v", err)
 	}
 }
+
+// TestXattrs sets, reads, lists and removes extended attributes on a real
+// mount, with the errnos of a local file system, and none on .versions.
+func TestXattrs(t *testing.T) {
+	e := mount(t)
+	p := filepath.Join(e.dir, "f")
+	writeFile(t, p, []byte("x"))
+	wantErrno(t, "get a missing attribute", func() error { _, err := unix.Getxattr(p, "user.a", make([]byte, 10)); return err }(), syscall.ENODATA)
+	if err := unix.Setxattr(p, "user.a", []byte("value one"), 0); err != nil {
+		t.Fatal(err)
+	}
+	wantErrno(t, "create an existing attribute", unix.Setxattr(p, "user.a", []byte("x"), unix.XATTR_CREATE), syscall.EEXIST)
+	wantErrno(t, "replace a missing attribute", unix.Setxattr(p, "user.b", []byte("x"), unix.XATTR_REPLACE), syscall.ENODATA)
+	if err := unix.Setxattr(p, "user.b", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := unix.Getxattr(p, "user.a", nil); err != nil || n != 9 {
+		t.Fatalf("size query: %d, %v", n, err)
+	}
+	wantErrno(t, "a short buffer", func() error { _, err := unix.Getxattr(p, "user.a", make([]byte, 3)); return err }(), syscall.ERANGE)
+	buf := make([]byte, 64)
+	if n, err := unix.Getxattr(p, "user.a", buf); err != nil || string(buf[:n]) != "value one" {
+		t.Fatalf("get: %q, %v", buf[:n], err)
+	}
+	if n, err := unix.Listxattr(p, buf); err != nil || string(buf[:n]) != "user.a\x00user.b\x00" {
+		t.Fatalf("list: %q, %v", buf[:n], err)
+	}
+	wantErrno(t, "an ACL", unix.Setxattr(p, "system.posix_acl_access", []byte{2, 0, 0, 0}, 0), syscall.EOPNOTSUPP)
+	if err := unix.Removexattr(p, "user.a"); err != nil {
+		t.Fatal(err)
+	}
+	wantErrno(t, "remove a missing attribute", unix.Removexattr(p, "user.a"), syscall.ENODATA)
+	// Writes still work (the kernel asks for security.capability first).
+	writeFile(t, p, []byte("after"))
+	// Attributes survive on the server, and .versions has none.
+	if v, found, err := e.files.Meta().GetXattr(ctx, e.owner, entryID(t, p), "user.b"); err != nil || !found || len(v) != 0 {
+		t.Fatalf("on the server: %q %v %v", v, found, err)
+	}
+	v1 := filepath.Join(e.dir, ".versions", "f", "v1")
+	wantErrno(t, "set on a version", unix.Setxattr(v1, "user.c", []byte("x"), 0), syscall.EROFS)
+	if n, err := unix.Listxattr(v1, buf); err != nil || n != 0 {
+		t.Fatalf("list on a version: %d, %v", n, err)
+	}
+}

@@ -123,9 +123,6 @@ func Mount(dir string, fsys *vfs.FS, opts Options) (*fuse.Server, error) {
 			DirectMountStrict: opts.Strict,
 			AllowOther:        opts.AllowOther,
 			Options:           []string{"default_permissions"},
-			// No xattrs yet: ENOSYS makes the kernel stop asking and
-			// answer ENOTSUP itself.
-			DisableXAttrs: true,
 			// open(O_TRUNC) arrives as one call, so truncate-and-rewrite
 			// makes one version, not an empty one first.
 			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,

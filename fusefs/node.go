@@ -8,6 +8,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/vfs"
 )
 
@@ -333,4 +334,69 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	out.Ffree = 1 << 40
 	out.NameLen = 255
 	return 0
+}
+
+var (
+	_ fs.NodeGetxattrer    = (*node)(nil)
+	_ fs.NodeSetxattrer    = (*node)(nil)
+	_ fs.NodeListxattrer   = (*node)(nil)
+	_ fs.NodeRemovexattrer = (*node)(nil)
+)
+
+// Getxattr answers with the value's size when dest is too small (ERANGE)
+// or empty (a size query), as getxattr(2) expects.
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	v, found, err := n.m.fsys.GetXattr(uninterruptible(ctx), n.ino, attr)
+	if err != nil {
+		return 0, n.m.errno("getxattr", n.ino, err)
+	}
+	if !found {
+		return 0, syscall.ENODATA
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	err := n.m.fsys.SetXattr(uninterruptible(ctx), n.ino, attr, data, int(flags))
+	if dfms.Is(err, dfms.NotExist) {
+		return syscall.ENODATA // XATTR_REPLACE of a missing attribute
+	}
+	if dfms.Is(err, dfms.TooLarge) {
+		return syscall.E2BIG
+	}
+	return n.m.errno("setxattr", n.ino, err)
+}
+
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	err := n.m.fsys.RemoveXattr(uninterruptible(ctx), n.ino, attr)
+	if dfms.Is(err, dfms.NotExist) {
+		return syscall.ENODATA
+	}
+	return n.m.errno("removexattr", n.ino, err)
+}
+
+// Listxattr writes the names, each NUL-terminated; like Getxattr it
+// answers with the size needed when dest is too small.
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	names, err := n.m.fsys.ListXattrs(uninterruptible(ctx), n.ino)
+	if err != nil {
+		return 0, n.m.errno("listxattr", n.ino, err)
+	}
+	size := 0
+	for _, name := range names {
+		size += len(name) + 1
+	}
+	if len(dest) < size {
+		return uint32(size), syscall.ERANGE
+	}
+	off := 0
+	for _, name := range names {
+		off += copy(dest[off:], name)
+		dest[off] = 0
+		off++
+	}
+	return uint32(size), 0
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
+	"github.com/dfms/dfms/server/meta"
 )
 
 // Kind says what an entry is.
@@ -123,6 +124,17 @@ type Backend interface {
 	// Rmdir moves the empty directory parent/name to the trash (NotDir
 	// for a non-directory, NotEmpty if it has live entries).
 	Rmdir(ctx context.Context, parent dfms.EntryID, name string) error
+
+	// GetXattr returns extended attribute name of entry id, with found
+	// false if it has none of that name.
+	GetXattr(ctx context.Context, id dfms.EntryID, name string) (value []byte, found bool, err error)
+	// ListXattrs returns the names of entry id's extended attributes.
+	ListXattrs(ctx context.Context, id dfms.EntryID) ([]string, error)
+	// SetXattr sets an extended attribute (Exist or NotExist per mode, as
+	// meta.Store.SetXattr).
+	SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode meta.XattrMode) error
+	// RemoveXattr removes an extended attribute (NotExist if absent).
+	RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error
 
 	// Usage returns the owner's storage use and quota.
 	Usage(ctx context.Context) (Usage, error)

@@ -232,3 +232,23 @@ func (l *Local) Changes(ctx context.Context, cursor int64, wait time.Duration) (
 		}
 	}
 }
+
+// GetXattr implements Backend.
+func (l *Local) GetXattr(ctx context.Context, id dfms.EntryID, name string) ([]byte, bool, error) {
+	return l.files.Meta().GetXattr(ctx, l.owner, id, name)
+}
+
+// ListXattrs implements Backend.
+func (l *Local) ListXattrs(ctx context.Context, id dfms.EntryID) ([]string, error) {
+	return l.files.Meta().ListXattrs(ctx, l.owner, id)
+}
+
+// SetXattr implements Backend.
+func (l *Local) SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode meta.XattrMode) error {
+	return l.files.Meta().SetXattr(ctx, l.owner, id, name, value, mode)
+}
+
+// RemoveXattr implements Backend.
+func (l *Local) RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error {
+	return l.files.Meta().RemoveXattr(ctx, l.owner, id, name)
+}

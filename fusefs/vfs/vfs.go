@@ -56,10 +56,15 @@
 // other mounts), so that they show up at once rather than after the
 // one-second attribute and entry timeouts.
 //
+// # Extended attributes
+//
+// Stored by the server per entry (xattr.go); system.* (POSIX ACLs, not
+// enforced) is NotSupported, and security.capability is answered "none"
+// without a round trip, since the kernel asks for it before every write.
+//
 // # Not in this layer
 //
-// Hard links (NotSupported: an entry has one parent) and extended
-// attributes.
+// Hard links (NotSupported: an entry has one parent).
 package vfs
 
 import (

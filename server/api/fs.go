@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"mime"
 	"net/http"
 	"path"
@@ -221,4 +222,103 @@ func (a *API) fsRename(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"entry": fsView(e)})
+}
+
+// Extended attributes, as opaque names and values (base64 in JSON).
+
+func (a *API) xattrName(c *gin.Context) (string, bool) {
+	name := c.Param("name")
+	if name == "" || len(name) > meta.MaxXattrName {
+		a.bad(c, "attribute names have 1..%d bytes", meta.MaxXattrName)
+		return "", false
+	}
+	return name, true
+}
+
+func (a *API) fsListXattrs(c *gin.Context) {
+	id, ok := a.entryParam(c, "id")
+	if !ok {
+		return
+	}
+	names, err := a.meta.ListXattrs(c.Request.Context(), user(c).ID, id)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	if names == nil {
+		names = []string{}
+	}
+	c.JSON(http.StatusOK, gin.H{"names": names})
+}
+
+func (a *API) fsGetXattr(c *gin.Context) {
+	id, ok := a.entryParam(c, "id")
+	if !ok {
+		return
+	}
+	name, ok := a.xattrName(c)
+	if !ok {
+		return
+	}
+	v, found, err := a.meta.GetXattr(c.Request.Context(), user(c).ID, id, name)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	if !found {
+		a.fail(c, dfms.E("", dfms.NotExist, fmt.Errorf("no attribute %q", name)))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"name": name, "value": v})
+}
+
+func (a *API) fsSetXattr(c *gin.Context) {
+	id, ok := a.entryParam(c, "id")
+	if !ok {
+		return
+	}
+	name, ok := a.xattrName(c)
+	if !ok {
+		return
+	}
+	var b struct {
+		Value []byte `json:"value"`
+		Mode  string `json:"mode"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	var mode meta.XattrMode
+	switch b.Mode {
+	case "", "any":
+		mode = meta.XattrAny
+	case "create":
+		mode = meta.XattrCreate
+	case "replace":
+		mode = meta.XattrReplace
+	default:
+		a.bad(c, "mode must be any, create or replace")
+		return
+	}
+	if err := a.meta.SetXattr(c.Request.Context(), user(c).ID, id, name, b.Value, mode); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (a *API) fsRemoveXattr(c *gin.Context) {
+	id, ok := a.entryParam(c, "id")
+	if !ok {
+		return
+	}
+	name, ok := a.xattrName(c)
+	if !ok {
+		return
+	}
+	if err := a.meta.RemoveXattr(c.Request.Context(), user(c).ID, id, name); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }

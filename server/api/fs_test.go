@@ -162,3 +162,54 @@ func TestDeferredChecksum(t *testing.T) {
 		t.Errorf("after the download the manifest reports %q, want %s", m.Checksum, h)
 	}
 }
+
+// TestXattrEndpoints sets, reads, lists and removes an attribute, and
+// answers bad requests with 4xx.
+func TestXattrEndpoints(t *testing.T) {
+	hs := newHarness(t, Config{})
+	var out struct {
+		Entry struct {
+			ID int64 `json:"id"`
+		} `json:"entry"`
+	}
+	hs.mustJSON(t, 201, "POST", fmt.Sprintf("/api/v1/fs/entries/%d/children", hs.root), `{"name":"f","kind":"file"}`, &out)
+	x := fmt.Sprintf("/api/v1/fs/entries/%d/xattrs", out.Entry.ID)
+	hs.mustJSON(t, 204, "PUT", x+"/user.a", `{"value":"AAEC","mode":"create"}`, nil)
+	for _, c := range []struct {
+		method, target, body string
+		want                 int
+	}{
+		{"PUT", x + "/user.a", `{"value":"AA==","mode":"create"}`, 409},
+		{"PUT", x + "/user.b", `{"value":"AA==","mode":"replace"}`, 404},
+		{"PUT", x + "/user.b", `{"value":"AA==","mode":"sometimes"}`, 400},
+		{"PUT", x + "/user.b", `{"value":"not base64!"}`, 400},
+		{"GET", x + "/user.b", "", 404},
+		{"DELETE", x + "/user.b", "", 404},
+		{"GET", "/api/v1/fs/entries/999999/xattrs", "", 404},
+	} {
+		rec := hs.do(c.method, c.target, strings.NewReader(c.body), "Content-Type", "application/json")
+		checkAnswer(t, c.method+" "+c.target, rec)
+		if rec.Code != c.want {
+			t.Errorf("%s %s %s: %d %s, want %d", c.method, c.target, c.body, rec.Code, rec.Body, c.want)
+		}
+	}
+	var v struct {
+		Value []byte `json:"value"`
+	}
+	hs.mustJSON(t, 200, "GET", x+"/user.a", "", &v)
+	if string(v.Value) != "\x00\x01\x02" {
+		t.Errorf("value %q", v.Value)
+	}
+	var l struct {
+		Names []string `json:"names"`
+	}
+	hs.mustJSON(t, 200, "GET", x, "", &l)
+	if len(l.Names) != 1 || l.Names[0] != "user.a" {
+		t.Errorf("names %q", l.Names)
+	}
+	hs.mustJSON(t, 204, "DELETE", x+"/user.a", "", nil)
+	hs.mustJSON(t, 200, "GET", x, "", &l)
+	if len(l.Names) != 0 {
+		t.Errorf("names after delete %q", l.Names)
+	}
+}

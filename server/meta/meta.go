@@ -399,6 +399,17 @@ type Store interface {
 	GetVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (Version, error)
 	// ListVersions returns every version of a file, oldest first.
 	ListVersions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]Version, error)
+	// GetXattr returns extended attribute name of entry id, with found
+	// false (and no error) if the entry has no such attribute.
+	GetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) (value []byte, found bool, err error)
+	// ListXattrs returns the names of entry id's extended attributes.
+	ListXattrs(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]string, error)
+	// SetXattr sets an extended attribute. With XattrCreate it fails with
+	// Exist if the attribute exists; with XattrReplace with NotExist if it
+	// does not.
+	SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string, value []byte, mode XattrMode) error
+	// RemoveXattr removes an extended attribute (NotExist if absent).
+	RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) error
 	// SetChecksum records the SHA-256 of a version committed without one
 	// (a zero SHA256 means "not computed yet"); a version that already has
 	// one keeps it.
@@ -496,3 +507,20 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// XattrMode says whether SetXattr may create or replace an attribute.
+type XattrMode int
+
+// XattrMode values, as setxattr(2)'s flags.
+const (
+	XattrAny     XattrMode = iota // create or replace
+	XattrCreate                   // only create
+	XattrReplace                  // only replace
+)
+
+// Bounds of extended attributes.
+const (
+	MaxXattrName  = 255
+	MaxXattrValue = 64 << 10
+	MaxXattrs     = 1024 // per entry
+)

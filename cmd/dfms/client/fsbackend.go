@@ -16,6 +16,7 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/server/meta"
 )
 
 // FSBackend is the mount's backend over the REST API (vfs.Backend): the
@@ -394,4 +395,56 @@ func (b *FSBackend) Changes(ctx context.Context, cursor int64, wait time.Duratio
 		chs[i] = vfs.Change{Entry: c.FileID, Parent: c.FolderID, Op: c.Op, Version: c.Version}
 	}
 	return chs, out.Cursor, nil
+}
+
+func xattrPath(id dfms.EntryID, name string) string {
+	return entryPath(id) + "/xattrs/" + url.PathEscape(name)
+}
+
+// GetXattr implements vfs.Backend.
+func (b *FSBackend) GetXattr(ctx context.Context, id dfms.EntryID, name string) ([]byte, bool, error) {
+	var out struct {
+		Value []byte `json:"value"`
+	}
+	err := b.call(ctx, "client.fs.GetXattr", request{method: http.MethodGet, path: xattrPath(id, name)}, &out)
+	if dfms.Is(err, dfms.NotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if out.Value == nil {
+		out.Value = []byte{}
+	}
+	return out.Value, true, nil
+}
+
+// ListXattrs implements vfs.Backend.
+func (b *FSBackend) ListXattrs(ctx context.Context, id dfms.EntryID) ([]string, error) {
+	var out struct {
+		Names []string `json:"names"`
+	}
+	err := b.call(ctx, "client.fs.ListXattrs", request{method: http.MethodGet, path: entryPath(id) + "/xattrs"}, &out)
+	return out.Names, err
+}
+
+// SetXattr implements vfs.Backend.
+func (b *FSBackend) SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode meta.XattrMode) error {
+	m := "any"
+	switch mode {
+	case meta.XattrCreate:
+		m = "create"
+	case meta.XattrReplace:
+		m = "replace"
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	return b.call(ctx, "client.fs.SetXattr", request{method: http.MethodPut, path: xattrPath(id, name),
+		json: map[string]any{"value": value, "mode": m}}, nil)
+}
+
+// RemoveXattr implements vfs.Backend.
+func (b *FSBackend) RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error {
+	return b.call(ctx, "client.fs.RemoveXattr", request{method: http.MethodDelete, path: xattrPath(id, name)}, nil)
 }

@@ -42,6 +42,8 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"CommitErrors", testCommitErrors},
 		{"Quota", testQuota},
 		{"DeleteVersion", testDeleteVersion},
+		{"Xattrs", testXattrs},
+		{"DirTimes", testDirTimes},
 		{"MissingChunks", testMissingChunks},
 		{"SweepProtocol", testSweepProtocol},
 		{"Multipart", testMultipart},
@@ -1243,4 +1245,67 @@ func testLock(t *testing.T, s meta.Store) {
 	again := must(s.Lock(ctx, "gc"))(t)
 	again()
 	other()
+}
+
+func testXattrs(t *testing.T, s meta.Store) {
+	u, other := newUser(t, s), newUser(t, s)
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: meta.KindFile, Mode: 0o644}))(t)
+	if v, found, err := s.GetXattr(ctx, u.ID, f.ID, "user.a"); err != nil || found || v != nil {
+		t.Fatalf("get of a missing attribute: %q %v %v", v, found, err)
+	}
+	wantKind(t, "replace a missing attribute", s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("1"), meta.XattrReplace), dfms.NotExist)
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("1"), meta.XattrCreate))
+	wantKind(t, "create an existing attribute", s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("2"), meta.XattrCreate), dfms.Exist)
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("2"), meta.XattrReplace))
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.empty", nil, meta.XattrAny))
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "trusted.b", []byte{0, 1, 2}, meta.XattrAny))
+	if v, found, err := s.GetXattr(ctx, u.ID, f.ID, "user.a"); err != nil || !found || string(v) != "2" {
+		t.Fatalf("get: %q %v %v", v, found, err)
+	}
+	if v, found, err := s.GetXattr(ctx, u.ID, f.ID, "user.empty"); err != nil || !found || v == nil || len(v) != 0 {
+		t.Fatalf("get of an empty value: %q %v %v", v, found, err)
+	}
+	if names := must(s.ListXattrs(ctx, u.ID, f.ID))(t); !slices.Equal(names, []string{"trusted.b", "user.a", "user.empty"}) {
+		t.Fatalf("list: %q", names)
+	}
+	wantKind(t, "too long a value", s.SetXattr(ctx, u.ID, f.ID, "user.big", make([]byte, meta.MaxXattrValue+1), meta.XattrAny), dfms.TooLarge)
+	wantKind(t, "an empty name", s.SetXattr(ctx, u.ID, f.ID, "", nil, meta.XattrAny), dfms.Invalid)
+	// Another user sees no entry.
+	_, _, err := s.GetXattr(ctx, other.ID, f.ID, "user.a")
+	wantKind(t, "another user's get", err, dfms.NotExist)
+	wantKind(t, "another user's set", s.SetXattr(ctx, other.ID, f.ID, "user.a", nil, meta.XattrAny), dfms.NotExist)
+	ok(t, s.RemoveXattr(ctx, u.ID, f.ID, "user.a"))
+	wantKind(t, "remove a missing attribute", s.RemoveXattr(ctx, u.ID, f.ID, "user.a"), dfms.NotExist)
+	// Purging the entry takes its attributes.
+	ok(t, s.Trash(ctx, u.ID, f.ID))
+	must(s.Purge(ctx, u.ID, f.ID))(t)
+	_, _, err = s.GetXattr(ctx, u.ID, f.ID, "trusted.b")
+	wantKind(t, "get after purge", err, dfms.NotExist)
+}
+
+func testDirTimes(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	d := mkdir(t, s, u.ID, u.Root, "d")
+	d2 := mkdir(t, s, u.ID, u.Root, "d2")
+	past := time.Unix(1000000000, 0)
+	for _, id := range []dfms.EntryID{d.ID, d2.ID} {
+		must(s.SetAttr(ctx, u.ID, id, meta.SetAttr{MTime: &past}))(t)
+	}
+	changed := func(what string, ids ...dfms.EntryID) {
+		t.Helper()
+		for _, id := range ids {
+			e := must(s.GetEntry(ctx, u.ID, id))(t)
+			if !e.MTime.After(past) || !e.CTime.After(past) {
+				t.Errorf("%s: directory %d has mtime %v, ctime %v; want both moved", what, id, e.MTime, e.CTime)
+			}
+			must(s.SetAttr(ctx, u.ID, id, meta.SetAttr{MTime: &past}))(t)
+		}
+	}
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: meta.KindFile, Mode: 0o644}))(t)
+	changed("create", d.ID)
+	_, _, err := s.Rename(ctx, u.ID, f.ID, d2.ID, "g", false)
+	ok(t, err)
+	changed("rename across", d.ID, d2.ID)
+	ok(t, s.Trash(ctx, u.ID, f.ID))
+	changed("trash", d2.ID)
 }

@@ -1,0 +1,126 @@
+package sqlmeta
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// GetXattr implements meta.Store.
+func (s *Store) GetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) ([]byte, bool, error) {
+	var value []byte
+	found := false
+	err := s.read(ctx, "meta.GetXattr", func(t *tx) error {
+		if _, err := t.entry(ctx, owner, id, false); err != nil {
+			return err
+		}
+		err := t.queryRow(ctx, `SELECT value FROM xattrs WHERE entry_id = ? AND name = ?`, id, name).Scan(&value)
+		if errors.Is(err, sql.ErrNoRows) {
+			value, found = nil, false
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	if value == nil && found {
+		value = []byte{}
+	}
+	return value, found, err
+}
+
+// ListXattrs implements meta.Store.
+func (s *Store) ListXattrs(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]string, error) {
+	var names []string
+	err := s.read(ctx, "meta.ListXattrs", func(t *tx) error {
+		names = names[:0]
+		if _, err := t.entry(ctx, owner, id, false); err != nil {
+			return err
+		}
+		rows, err := t.query(ctx, `SELECT name FROM xattrs WHERE entry_id = ? ORDER BY name`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				return err
+			}
+			names = append(names, n)
+		}
+		return rows.Err()
+	})
+	return names, err
+}
+
+// SetXattr implements meta.Store.
+func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string, value []byte, mode meta.XattrMode) error {
+	const op dfms.Op = "meta.SetXattr"
+	if name == "" || len(name) > meta.MaxXattrName {
+		return dfms.E(op, dfms.Invalid, fmt.Errorf("attribute names have 1..%d bytes", meta.MaxXattrName))
+	}
+	if len(value) > meta.MaxXattrValue {
+		return dfms.E(op, dfms.TooLarge, fmt.Errorf("attribute values have at most %d bytes", meta.MaxXattrValue))
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	return s.write(ctx, op, func(t *tx) error {
+		e, err := t.entry(ctx, owner, id, true)
+		if err != nil {
+			return err
+		}
+		var n int
+		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM xattrs WHERE entry_id = ? AND name = ?`, id, name).Scan(&n); err != nil {
+			return err
+		}
+		switch {
+		case n > 0 && mode == meta.XattrCreate:
+			return dfms.E(op, dfms.Exist, fmt.Errorf("attribute %q exists", name))
+		case n == 0 && mode == meta.XattrReplace:
+			return dfms.E(op, dfms.NotExist, fmt.Errorf("no attribute %q", name))
+		case n > 0:
+			if _, err := t.exec(ctx, `UPDATE xattrs SET value = ? WHERE entry_id = ? AND name = ?`, value, id, name); err != nil {
+				return err
+			}
+		default:
+			var total int
+			if err := t.queryRow(ctx, `SELECT COUNT(*) FROM xattrs WHERE entry_id = ?`, id).Scan(&total); err != nil {
+				return err
+			}
+			if total >= meta.MaxXattrs {
+				return dfms.E(op, dfms.TooLarge, fmt.Errorf("at most %d attributes per entry", meta.MaxXattrs))
+			}
+			if _, err := t.exec(ctx, `INSERT INTO xattrs (entry_id, name, value) VALUES (?, ?, ?)`, id, name, value); err != nil {
+				return err
+			}
+		}
+		if _, err := t.exec(ctx, `UPDATE entries SET ctime_ns = ? WHERE id = ?`, ns(t.now), id); err != nil {
+			return err
+		}
+		return t.journal(ctx, owner, id, e.Parent, meta.OpAttr, 0)
+	})
+}
+
+// RemoveXattr implements meta.Store.
+func (s *Store) RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) error {
+	const op dfms.Op = "meta.RemoveXattr"
+	return s.write(ctx, op, func(t *tx) error {
+		e, err := t.entry(ctx, owner, id, true)
+		if err != nil {
+			return err
+		}
+		if err := t.execOne(ctx, dfms.E(op, dfms.NotExist, fmt.Errorf("no attribute %q", name)),
+			`DELETE FROM xattrs WHERE entry_id = ? AND name = ?`, id, name); err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `UPDATE entries SET ctime_ns = ? WHERE id = ?`, ns(t.now), id); err != nil {
+			return err
+		}
+		return t.journal(ctx, owner, id, e.Parent, meta.OpAttr, 0)
+	})
+}
