@@ -126,8 +126,14 @@ func Mount(dir string, fsys *vfs.FS, opts Options) (*fuse.Server, error) {
 			// open(O_TRUNC) arrives as one call, so truncate-and-rewrite
 			// makes one version, not an empty one first.
 			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
-			MaxWrite:          1 << 20,
-			Debug:             opts.Debug,
+			// The kernel would drop a file's pages whenever it sees a new
+			// mtime, including the one of our own commit. The mount
+			// decides instead: an open keeps the pages only while the
+			// version is unchanged (FOPEN_KEEP_CACHE), and the change feed
+			// drops the pages of files changed elsewhere.
+			ExplicitDataCacheControl: true,
+			MaxWrite:                 1 << 20,
+			Debug:                    opts.Debug,
 		},
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
