@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/posixtest"
-	"golang.org/x/sys/unix"
 
 	"github.com/dfms/dfms/fusefs/fusetest"
 )
@@ -68,17 +66,17 @@ func startMount(t, owner *testing.T, mnt, cache, addr, email, password string) *
 // kill9 kills the mount daemon as a crash would, and detaches its mount.
 func (p *mountProc) kill9(t *testing.T, mnt string) {
 	t.Helper()
-	var st syscall.Stat_t
-	if err := syscall.Stat(mnt, &st); err != nil {
-		t.Fatal(err)
-	}
 	p.cmd.Process.Kill()
-	// Abort the connection, as an administrator would after a crash: a
-	// request in flight can otherwise keep the dead daemon's threads (and
-	// so its end of the connection) from going away.
-	os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(st.Dev)), []byte("1"), 0)
+	// As an administrator would after a crash: abort the connection (a
+	// request in flight could otherwise keep the dead daemon's threads,
+	// and so its end of the connection, alive) and detach the mount.
+	if out, err := exec.Command(dfmsBinary(t), "umount", "--force", mnt).CombinedOutput(); err != nil {
+		t.Errorf("dfms umount --force: %v\n%s", err, out)
+	}
 	<-p.done
-	syscall.Unmount(mnt, syscall.MNT_DETACH)
+	if left, _ := fusetest.Mounts(mnt); len(left) > 0 {
+		t.Errorf("after dfms umount --force the mount is still there: %v", left)
+	}
 }
 
 // metric returns the sum of the server's counter name over the series
