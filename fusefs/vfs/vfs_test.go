@@ -13,11 +13,8 @@ import (
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/chunking"
 	"github.com/dfms/dfms/fusefs/vfs"
-	"github.com/dfms/dfms/placement/store"
-	"github.com/dfms/dfms/server/files"
-	"github.com/dfms/dfms/server/meta"
-	"github.com/dfms/dfms/server/meta/sqlite"
 )
 
 var ctx = context.Background()
@@ -26,27 +23,8 @@ var ctx = context.Background()
 func newLocal(t *testing.T) *vfs.Local { return newLocalB(t) }
 
 func newLocalB(t testing.TB) *vfs.Local {
-	t.Helper()
-	d := t.TempDir()
-	m, err := sqlite.Open(filepath.Join(d, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	c, err := store.Open(ctx, "file://"+filepath.Join(d, "chunks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	svc, err := files.New(m, c, files.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := m.CreateUser(ctx, meta.User{Email: "vfs@example.com", PasswordHash: "x", Active: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return vfs.NewLocal(svc, u.ID)
+	l, _ := newLocalParams(t, chunking.Params{}) // the default parameters
+	return l
 }
 
 func newFS(t *testing.T, b vfs.Backend) (*vfs.FS, string) {

@@ -20,7 +20,7 @@ import (
 
 // newLocalParams is newLocal with small chunks, so that small files span
 // many of them.
-func newLocalParams(t *testing.T, p chunking.Params) (*vfs.Local, *files.Service) {
+func newLocalParams(t testing.TB, p chunking.Params) (*vfs.Local, *files.Service) {
 	t.Helper()
 	d := t.TempDir()
 	m, err := sqlite.Open(filepath.Join(d, "meta.db"))
