@@ -39,9 +39,9 @@ type logWriter struct{ t testing.TB }
 func (w logWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
 // mount mounts a fresh file system and unmounts it when t ends.
-func mount(t testing.TB) *env {
+func mount(t testing.TB, opts ...func(*fusefs.Options)) *env {
 	t.Helper()
-	e, srv := mountRaw(t)
+	e, srv := mountRaw(t, opts...)
 	t.Cleanup(func() {
 		if err := fusetest.Unmount(e.dir, srv); err != nil {
 			t.Error(err)
@@ -54,7 +54,7 @@ func mount(t testing.TB) *env {
 }
 
 // mountRaw mounts a fresh file system; the caller unmounts it.
-func mountRaw(t testing.TB) (*env, *fuse.Server) {
+func mountRaw(t testing.TB, opts ...func(*fusefs.Options)) (*env, *fuse.Server) {
 	t.Helper()
 	fusetest.Require(t)
 	data := t.TempDir()
@@ -82,7 +82,11 @@ func mountRaw(t testing.TB) (*env, *fuse.Server) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	srv, err := fusefs.Mount(dir, fsys, fusefs.Options{FsName: "dfms-test", Strict: true, Log: log, Debug: os.Getenv("FUSEDEBUG") != ""})
+	o := fusefs.Options{FsName: "dfms-test", Strict: true, Log: log, Debug: os.Getenv("FUSEDEBUG") != ""}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv, err := fusefs.Mount(dir, fsys, o)
 	if err != nil {
 		t.Fatalf("mount: %v", err)
 	}
