@@ -910,3 +910,41 @@ func TestPermissions(t *testing.T) {
 		t.Error("another user listed a mount without allow_other")
 	}
 }
+
+// TestLargeOffsets writes past 4 GiB into a sparse file and extends it
+// with truncate: the size, the bytes and the zeros around them read back.
+func TestLargeOffsets(t *testing.T) {
+	e := mount(t)
+	p := filepath.Join(e.dir, "sparse")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const off = 5<<30 + 3
+	if _, err := f.WriteAt([]byte("far"), off); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, off+10); err != nil { // and up again, through the path
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil || fi.Size() != off+10 {
+		t.Fatalf("stat: %v, %v", fi, err)
+	}
+	r, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 16)
+	n, err := r.ReadAt(buf, off-3)
+	if n != 13 || string(buf[:n]) != "\x00\x00\x00far\x00\x00\x00\x00\x00\x00\x00" {
+		t.Fatalf("read at 5 GiB: %q, %v", buf[:n], err)
+	}
+	if n, _ := r.ReadAt(buf, 4<<30); n != 16 || string(buf) != string(make([]byte, 16)) {
+		t.Fatalf("read at 4 GiB: %q", buf[:n])
+	}
+}

@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"runtime"
@@ -81,6 +82,25 @@ func (f *openFile) rechunkLocked(ctx context.Context) (dfms.Manifest, error) {
 			ch.Reset(r)
 		}
 		for pos < f.size {
+			// A long run of zeros nobody wrote (a sparse file, a file
+			// extended by truncate) is cut without reading it: content-
+			// defined cuts repeat with the same length on zeros.
+			if z := f.fsys.zeroChunk(p); z != nil && f.holeEndLocked(pos)-pos >= 2*int64(p.Max) {
+				for end := f.holeEndLocked(pos); pos+int64(p.Max) <= end; pos += int64(z.ref.Size) {
+					out.Chunks = append(out.Chunks, z.ref)
+					if err := up.addZero(ctx, z, len(out.Chunks)-1); err != nil {
+						return dfms.Manifest{}, err
+					}
+				}
+				ch.Reset(&contentReader{ctx: ctx, f: f, pos: pos})
+				for i < len(v.chunks) && v.starts[i] < pos {
+					i++
+				}
+				if i < len(v.chunks) && v.starts[i] == pos && f.cleanLocked(v, i) {
+					break
+				}
+				continue
+			}
 			c, err := ch.Next(buf)
 			if err != nil {
 				if err == io.EOF {
@@ -146,14 +166,17 @@ type uploader struct {
 	cut     int64 // chunks cut
 	sent    int64 // chunks uploaded
 
+	zeroSent bool        // the zero chunk is queued (addZero)
 	inflight chan error  // the batch being sent, if any
 	done     []hashedRef // hashes of the chunks sent, for the manifest
 	doneMu   sync.Mutex
 }
 
 type cutChunk struct {
-	idx  int // in the manifest
-	data []byte
+	idx    int // in the manifest
+	data   []byte
+	hash   dfms.Hash // known already if hashed
+	hashed bool
 }
 
 type hashedRef struct {
@@ -165,6 +188,25 @@ func (u *uploader) add(ctx context.Context, data []byte, idx int) error {
 	u.cut++
 	u.pending = append(u.pending, cutChunk{idx: idx, data: append([]byte(nil), data...)})
 	u.bytes += len(data)
+	if u.bytes >= uploadBatch {
+		return u.flush(ctx)
+	}
+	return nil
+}
+
+// addZero records the zero chunk at manifest index idx; its bytes are
+// queued once per commit.
+func (u *uploader) addZero(ctx context.Context, z *zeroChunk, idx int) error {
+	u.cut++
+	if u.zeroSent {
+		u.doneMu.Lock()
+		u.done = append(u.done, hashedRef{idx, z.ref.Hash})
+		u.doneMu.Unlock()
+		return nil
+	}
+	u.zeroSent = true
+	u.pending = append(u.pending, cutChunk{idx: idx, data: z.data, hash: z.ref.Hash, hashed: true})
+	u.bytes += len(z.data)
 	if u.bytes >= uploadBatch {
 		return u.flush(ctx)
 	}
@@ -215,7 +257,11 @@ func (u *uploader) send(ctx context.Context, batch []cutChunk) error {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < len(batch); i += workers {
-				hashes[i] = dfms.Sum(batch[i].data)
+				if batch[i].hashed {
+					hashes[i] = batch[i].hash
+				} else {
+					hashes[i] = dfms.Sum(batch[i].data)
+				}
 			}
 		}(w)
 	}
@@ -258,4 +304,43 @@ func (u *uploader) send(ctx context.Context, batch []cutChunk) error {
 	}
 	u.doneMu.Unlock()
 	return nil
+}
+
+// zeroChunk is the first content-defined chunk of a long run of zeros.
+type zeroChunk struct {
+	ref  dfms.ChunkRef
+	data []byte
+}
+
+// zeroChunk returns the zero chunk of the parameters p, computed once.
+func (fsys *FS) zeroChunk(p chunking.Params) *zeroChunk {
+	fsys.zeroOnce.Do(func() {
+		ch, err := chunking.New(bytes.NewReader(make([]byte, 2*p.Max)), p)
+		if err != nil {
+			return
+		}
+		c, err := ch.Next(nil)
+		if err != nil {
+			return
+		}
+		data := append([]byte(nil), c.Data...)
+		fsys.zero = &zeroChunk{ref: dfms.ChunkRef{Hash: dfms.Sum(data), Size: uint32(len(data))}, data: data}
+	})
+	return fsys.zero
+}
+
+// holeEndLocked returns where the run of unwritten zeros at pos ends: pos
+// itself if pos holds written or base bytes.
+func (f *openFile) holeEndLocked(pos int64) int64 {
+	if pos < f.limit {
+		return pos
+	}
+	i, in := f.dirty.at(pos)
+	if in {
+		return pos
+	}
+	if i < len(f.dirty) {
+		return min(f.dirty[i].off, f.size)
+	}
+	return f.size
 }

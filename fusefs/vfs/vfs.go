@@ -130,6 +130,8 @@ type FS struct {
 
 	paramsOnce sync.Mutex
 	chunkP     chunking.Params
+	zeroOnce   sync.Once
+	zero       *zeroChunk
 
 	// mu guards open and kept. Lock order: an openFile's mu may be held
 	// while taking mu, never the reverse.

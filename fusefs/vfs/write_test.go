@@ -370,3 +370,79 @@ func TestPrecut(t *testing.T) {
 		}
 	}
 }
+
+// TestSparse extends files with holes: they are cut as one pass over the
+// content would cut them, without reading the zeros, and offsets past
+// 4 GiB read back.
+func TestSparse(t *testing.T) {
+	b, _ := newLocalParams(t, smallChunks)
+	fsys, _ := newFS(t, b)
+	// Small: compare with one pass over the same content.
+	a, h, err := fsys.Create(ctx, fsys.Root(), "holes", os.O_RDWR|os.O_CREATE, 0o644, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 3<<20)
+	copy(want[100:], "head")
+	copy(want[2<<20:], "middle")
+	copy(want[len(want)-4:], "tail")
+	for _, off := range []int{100, 2 << 20, len(want) - 4} {
+		if _, err := h.Write(ctx, want[off:off+4], int64(off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Write(ctx, want[2<<20:2<<20+6], 2<<20)
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, m, err := b.Manifest(ctx, dfms.EntryID(a.Ino), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one []dfms.ChunkRef
+	chunking.Split(ctx, bytes.NewReader(want), smallChunks, 1, func(c chunking.HashedChunk) error {
+		one = append(one, dfms.ChunkRef{Hash: c.Hash, Size: uint32(len(c.Data))})
+		return nil
+	})
+	if !slices.Equal(m.Chunks, one) {
+		t.Fatalf("a sparse file was cut into %d chunks, one pass cuts %d", len(m.Chunks), len(one))
+	}
+
+	// Large: 5 GiB and a byte, through truncate, with the default chunk
+	// sizes.
+	b = newLocalB(t)
+	fsys, _ = newFS(t, b)
+	big, h, err := fsys.Create(ctx, fsys.Root(), "big", os.O_RDWR|os.O_CREATE, 0o644, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 5 << 30
+	if err := truncate(fsys, big.Ino, h, size); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte("!"), size); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fsys2, _ := newFS(t, b)
+	r, err := fsys2.Open(ctx, big.Ino, os.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx)
+	if got, _ := fsys2.GetAttr(ctx, big.Ino); got.Size != size+1 {
+		t.Fatalf("size %d", got.Size)
+	}
+	p := make([]byte, 8)
+	for _, c := range []struct {
+		off  int64
+		want string
+	}{{0, "\x00\x00\x00\x00\x00\x00\x00\x00"}, {4<<30 + 5, "\x00\x00\x00\x00\x00\x00\x00\x00"}, {size - 7, "\x00\x00\x00\x00\x00\x00\x00!"}} {
+		n, err := r.Read(ctx, p, c.off)
+		if err != nil || string(p[:n]) != c.want {
+			t.Errorf("read at %d: %q, %v", c.off, p[:n], err)
+		}
+	}
+}
