@@ -105,7 +105,8 @@ type Backend interface {
 	// CommitManifest makes m the new current version of file id, edited
 	// from version base, with the given mtime (zero: now). A file in the
 	// trash fails with NotExist and is not brought back; a chunk that was
-	// not sent fails it with Conflict.
+	// not sent fails it with Conflict. The entry returned carries the
+	// version this commit made and its mtime (other fields may be partial).
 	CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (Entry, error)
 	// Versions lists the versions of file id, oldest first.
 	Versions(ctx context.Context, id dfms.EntryID) ([]VersionInfo, error)

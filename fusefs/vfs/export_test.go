@@ -6,8 +6,13 @@ import "github.com/dfms/dfms"
 // stages and journals stay on disk, and the cache directory is released.
 func (fsys *FS) Crash() {
 	fsys.mu.Lock()
-	defer fsys.mu.Unlock()
+	var files []*openFile
 	for _, f := range fsys.open {
+		files = append(files, f)
+	}
+	fsys.open = map[dfms.EntryID]*openFile{}
+	fsys.mu.Unlock()
+	for _, f := range files {
 		f.mu.Lock()
 		if f.stage != nil {
 			f.stage.Close()
@@ -15,6 +20,5 @@ func (fsys *FS) Crash() {
 		}
 		f.mu.Unlock()
 	}
-	fsys.open = map[dfms.EntryID]*openFile{}
 	fsys.lock.Close()
 }

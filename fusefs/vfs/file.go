@@ -88,8 +88,15 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 	f.mu.Lock()
 	// Close-to-open: a file nobody here is writing shows the version that
 	// is current now.
-	if !f.init || (!f.changed && f.version != e.Version) {
+	if !f.init || (!f.changed && e.Version > f.version) {
 		f.init, f.version, f.size, f.limit, f.base, f.lastEnd = true, e.Version, e.Size, e.Size, nil, 0
+		if f.stage != nil {
+			if err := f.resetStageLocked(); err != nil {
+				f.mu.Unlock()
+				_ = fsys.release(ctx, f)
+				return nil, err
+			}
+		}
 	}
 	var terr error
 	if trunc {
@@ -115,7 +122,15 @@ func (fsys *FS) release(ctx context.Context, f *openFile) error {
 	}
 	f.mu.Lock()
 	err := f.commitLocked(ctx)
+	kept := f.changed
 	f.mu.Unlock()
+	if kept {
+		// The commit failed: the file stays open here with its stage, so
+		// that later opens build on what was written and later closes (or
+		// Close, or the next mount) retry the commit.
+		fsys.log.Error("a written file could not be committed at close; it stays staged and is retried", "entry", f.id, "err", err)
+		return err
+	}
 
 	fsys.mu.Lock()
 	if f.refs > 0 || f.done {
@@ -246,9 +261,13 @@ func (f *openFile) readContentLocked(ctx context.Context, p []byte, off int64) (
 		i, in := f.dirty.at(pos)
 		if in {
 			m := int(min(int64(len(p)-n), f.dirty[i].end-pos))
-			if _, err := f.stage.ReadAt(p[n:n+m], pos); err != nil && !errors.Is(err, io.EOF) {
+			k, err := f.stage.ReadAt(p[n:n+m], pos)
+			if err != nil && !errors.Is(err, io.EOF) {
 				return n, dfms.E(op, dfms.Other, err)
 			}
+			// A stage shorter than its journal says (a machine crash before
+			// writeback) reads as zeros, never as stale buffer bytes.
+			clear(p[n+k : n+m])
 			n += m
 			continue
 		}
@@ -381,16 +400,18 @@ func (f *openFile) commitLocked(ctx context.Context) error {
 	}
 	m, err := f.rechunkLocked(ctx)
 	if err != nil {
+		if dfms.Is(err, dfms.NotExist) && f.deletedLocked(ctx) {
+			f.changed, f.dirty = false, nil
+			return f.resetStageLocked()
+		}
 		return err
 	}
 	f.fsys.touch(f.id)
 	e, err := f.fsys.b.CommitManifest(ctx, f.id, m, f.version, f.mtime)
 	if err != nil {
-		if dfms.Is(err, dfms.NotExist) {
-			if cur, gerr := f.fsys.b.GetAttr(ctx, f.id); (gerr == nil && !cur.Live) || dfms.Is(gerr, dfms.NotExist) {
-				f.changed, f.dirty = false, nil
-				return f.resetStageLocked()
-			}
+		if dfms.Is(err, dfms.NotExist) && f.deletedLocked(ctx) {
+			f.changed, f.dirty = false, nil
+			return f.resetStageLocked()
 		}
 		return err
 	}
@@ -401,6 +422,13 @@ func (f *openFile) commitLocked(ctx context.Context) error {
 	f.base = newView(f.id, VersionInfo{Number: e.Version, Time: e.MTime}, m)
 	f.size, f.limit, f.dirty, f.changed = f.base.size, f.base.size, nil, false
 	return f.resetStageLocked()
+}
+
+// deletedLocked reports whether the file was deleted (unlinked while
+// open): its data goes, as a local file system drops an unlinked file's.
+func (f *openFile) deletedLocked(ctx context.Context) bool {
+	cur, err := f.fsys.b.GetAttr(ctx, f.id)
+	return (err == nil && !cur.Live) || dfms.Is(err, dfms.NotExist)
 }
 
 // resetStageLocked empties the stage and restarts its journal from the

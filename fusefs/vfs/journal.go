@@ -95,6 +95,7 @@ type replayed struct {
 	version int64
 	size    int64
 	limit   int64
+	base    int64 // size of the base version (the header's)
 	dirty   extents
 	mtime   time.Time
 }
@@ -111,7 +112,7 @@ func replay(path string) (replayed, error) {
 	}
 	r := replayed{id: dfms.EntryID(binary.LittleEndian.Uint64(b[8:])), version: int64(binary.LittleEndian.Uint64(b[16:]))}
 	r.size = int64(binary.LittleEndian.Uint64(b[24:]))
-	r.limit = r.size
+	r.limit, r.base = r.size, r.size
 	for p := b[headerLen:]; len(p) >= recordLen; p = p[recordLen:] {
 		a, c := int64(binary.LittleEndian.Uint64(p[1:])), int64(binary.LittleEndian.Uint64(p[9:]))
 		switch p[0] {
@@ -183,7 +184,7 @@ func (fsys *FS) recoverStage(ctx context.Context, jp string) error {
 	if err != nil {
 		return err
 	}
-	if len(r.dirty) == 0 && r.size == r.limit && r.limit == e.Size && r.version == e.Version {
+	if len(r.dirty) == 0 && r.size == r.limit && r.limit == r.base {
 		return drop() // nothing was changed
 	}
 	st, err := os.OpenFile(base+stageSuffix, os.O_RDWR, 0)
@@ -206,7 +207,13 @@ func (fsys *FS) recoverStage(ctx context.Context, jp string) error {
 	f := &openFile{fsys: fsys, id: r.id, init: true, version: r.version, size: r.size, limit: r.limit,
 		dirty: r.dirty, changed: true, mtime: r.mtime, stage: st, journal: &journal{f: jf, id: r.id}}
 	f.mu.Lock()
-	err = f.commitLocked(ctx)
+	if e.Version != r.version {
+		// The file moved on since this stage was based on it (another
+		// client committed): keep both, as a conflict copy beside it.
+		err = f.commitConflictCopyLocked(ctx, e)
+	} else {
+		err = f.commitLocked(ctx)
+	}
 	f.mu.Unlock()
 	st.Close()
 	jf.Close()
@@ -215,4 +222,35 @@ func (fsys *FS) recoverStage(ctx context.Context, jp string) error {
 	}
 	fsys.log.Info("committed data staged before the last unmount", "entry", r.id, "version", f.version, "size", f.size)
 	return drop()
+}
+
+// commitConflictCopyLocked commits the content as a new file next to e,
+// named after it, rather than over a version it was not based on.
+func (f *openFile) commitConflictCopyLocked(ctx context.Context, e Entry) error {
+	m, err := f.rechunkLocked(ctx)
+	if err != nil {
+		return err
+	}
+	name := conflictName(e.Name, time.Now())
+	c, err := f.fsys.b.CreateFile(ctx, e.Parent, name, e.Mode, e.UID, e.GID)
+	if err != nil {
+		return err
+	}
+	if _, err := f.fsys.b.CommitManifest(ctx, c.ID, m, 0, f.mtime); err != nil {
+		return err
+	}
+	f.changed, f.dirty = false, nil
+	f.fsys.log.Warn("staged data was based on an older version; it is kept as a conflict copy",
+		"entry", e.ID, "name", e.Name, "copy", name)
+	return nil
+}
+
+// conflictName is "NAME (conflict 2006-01-02 150405)", shortened to fit a
+// name.
+func conflictName(name string, t time.Time) string {
+	suffix := " (conflict " + t.UTC().Format("2006-01-02 150405.000") + ")"
+	if max := dfms.MaxNameLen - len(suffix); len(name) > max {
+		name = name[:max]
+	}
+	return name + suffix
 }

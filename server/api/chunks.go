@@ -116,7 +116,8 @@ func (a *API) manifest(c *gin.Context) {
 			return
 		}
 	}
-	e, ok := a.live(c, id)
+	// Trashed files too: the mount reads a file unlinked while open.
+	e, ok := a.owned(c, id)
 	if !ok {
 		return
 	}
@@ -159,7 +160,7 @@ func (a *API) getChunk(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	if _, ok := a.live(c, id); !ok {
+	if _, ok := a.owned(c, id); !ok { // trashed too, as manifest
 		return
 	}
 	v, err := a.Files.OpenVersion(c.Request.Context(), user(c).ID, id, n)
@@ -337,4 +338,14 @@ func (a *API) changes(c *gin.Context) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// owned is live, but also finds the caller's entries in the trash.
+func (a *API) owned(c *gin.Context, id dfms.EntryID) (meta.Entry, bool) {
+	e, err := a.meta.GetEntry(c.Request.Context(), user(c).ID, id)
+	if err != nil {
+		a.fail(c, err)
+		return e, false
+	}
+	return e, true
 }

@@ -40,6 +40,12 @@ const maxRetryWait = 30 * time.Second
 func (b *FSBackend) call(ctx context.Context, op dfms.Op, r request, out any) error {
 	deadline := time.Now().Add(maxRetryWait)
 	for {
+		if s, ok := r.stream.(io.Seeker); ok {
+			// A body the last attempt consumed is sent again whole.
+			if _, err := s.Seek(0, io.SeekStart); err != nil {
+				return dfms.E(op, dfms.Other, err)
+			}
+		}
 		err := b.c.doJSON(ctx, op, r, out)
 		if !dfms.Is(err, dfms.RateLimited) || time.Now().After(deadline) {
 			return err
@@ -298,10 +304,19 @@ func (b *FSBackend) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.
 	if !mtime.IsZero() {
 		body["mtime"] = mtime.UTC()
 	}
-	if err := b.call(ctx, "client.fs.Commit", request{method: http.MethodPost, path: "/api/v1/files/commit", json: body}, nil); err != nil {
+	// The answer names the version this commit made: asking again could
+	// see a later one of another client's.
+	var out struct {
+		File    Entry `json:"file"`
+		Version struct {
+			Version int64 `json:"version"`
+		} `json:"version"`
+	}
+	if err := b.call(ctx, "client.fs.Commit", request{method: http.MethodPost, path: "/api/v1/files/commit", json: body}, &out); err != nil {
 		return vfs.Entry{}, err
 	}
-	return b.GetAttr(ctx, id)
+	return vfs.Entry{ID: id, Parent: out.File.ParentID, Name: out.File.Name, Kind: vfs.KindFile, Mode: out.File.Mode,
+		Size: m.Size(), MTime: out.File.UpdatedAt, CTime: out.File.ChangedAt, Version: out.Version.Version, Live: true}, nil
 }
 
 // Versions implements vfs.Backend.

@@ -1,0 +1,193 @@
+package vfs_test
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/dfms/dfms/fusefs/vfs"
+)
+
+// A clean journal (reset after a commit, no change since) is dropped by
+// recovery, not committed: committing it would revert what another client
+// committed meanwhile.
+func TestRecoveryDropsCleanJournal(t *testing.T) {
+	b, svc := newLocalParams(t, smallChunks)
+	cache := t.TempDir()
+	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := create(t, fsys, "f", "first version")
+	h, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte("FIRST"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Flush(ctx); err != nil { // committed; h stays open, so the stage and journal stay
+		t.Fatal(err)
+	}
+	// Another client (a second mount here; the REST API alike) commits a
+	// newer version.
+	other, _ := newFS(t, b)
+	oh, err := other.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oh.Write(ctx, []byte("written elsewhere"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := oh.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fsys.Crash() // nothing was written through h since its commit
+	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys2.Close(ctx)
+	if got := storedContent(t, svc, b, a.Ino); string(got) != "written elsewhere" {
+		t.Fatalf("after recovery the current version is %q, want the other client's %q", got, "written elsewhere")
+	}
+}
+
+// The journal's header names the base version; when acquire moves a clean
+// file with a live stage to a newer version, the header is not updated,
+// and recovery replays the writes over the old version.
+func TestJournalFollowsReopen(t *testing.T) {
+	b, svc := newLocalParams(t, smallChunks)
+	cache := t.TempDir()
+	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := create(t, fsys, "f", "aaaaaaaaaa")
+	h1, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1.Write(ctx, []byte("b"), 0)
+	if err := h1.Flush(ctx); err != nil { // stage stays, journal base = v2
+		t.Fatal(err)
+	}
+	other, _ := newFS(t, b)
+	oh, _ := other.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
+	oh.Write(ctx, []byte("0123456789abcdefghij"), 0)
+	if err := oh.Release(ctx); err != nil { // v3
+		t.Fatal(err)
+	}
+	// A new open here sees v3 (close-to-open) ...
+	h2, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h2.Write(ctx, []byte("Z"), 1); err != nil {
+		t.Fatal(err)
+	}
+	want := "0Z23456789abcdefghij"
+	if got := readAll(t, h2); string(got) != want {
+		t.Fatalf("before the crash the file reads %q, want %q", got, want)
+	}
+	fsys.Crash()
+	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys2.Close(ctx)
+	if got := storedContent(t, svc, b, a.Ino); string(got) != want {
+		t.Fatalf("after recovery the server holds %q, want %q (what the app wrote and read back)", got, want)
+	}
+}
+
+// A file whose commit failed at release stays open in the mount: a later
+// open builds on what was written, and a later close commits, so the next
+// mount has nothing stale to commit over it.
+func TestFailedReleaseStaysOpen(t *testing.T) {
+	b := &failing{Backend: newLocal(t)}
+	cache := t.TempDir()
+	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := create(t, fsys, "f", "v1")
+	h, _ := fsys.Open(ctx, a.Ino, os.O_WRONLY)
+	h.Write(ctx, []byte("old edit"), 0)
+	b.fail.Store(true)
+	h.Flush(ctx)
+	_ = h.Release(ctx) // fails: kept for the next mount
+	b.fail.Store(false)
+	r, _ := fsys.Open(ctx, a.Ino, os.O_RDWR)
+	seen := readAll(t, r)
+	t.Logf("reopened in the same mount, the file reads %q", seen)
+	r.Write(ctx, []byte("NEWEST, acknowledged"), 0)
+	if err := r.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fsys.Close(ctx)
+	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys2.Close(ctx)
+	rh, _ := fsys2.Open(ctx, a.Ino, os.O_RDONLY)
+	got := readAll(t, rh)
+	rh.Release(ctx)
+	if !bytes.Equal(got, []byte("NEWEST, acknowledged")) {
+		t.Fatalf("after the next mount the file reads %q; the last acknowledged close wrote %q", got, "NEWEST, acknowledged")
+	}
+}
+
+// TestRecoveryConflictCopy: a stage left by a crash, based on a version
+// another client has since replaced, is committed beside the file as a
+// conflict copy; the other client's version stays current.
+func TestRecoveryConflictCopy(t *testing.T) {
+	b, svc := newLocalParams(t, smallChunks)
+	cache := t.TempDir()
+	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := create(t, fsys, "report.txt", "base content")
+	h, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Write(ctx, []byte("MINE"), 0)
+	other, _ := newFS(t, b)
+	oh, err := other.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oh.Write(ctx, []byte("theirs"), 0)
+	if err := oh.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fsys.Crash()
+	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys2.Close(ctx)
+	if got := storedContent(t, svc, b, a.Ino); string(got) != "theirs" {
+		t.Fatalf("the file holds %q, want the other client's version", got)
+	}
+	es, err := fsys2.ReadDir(ctx, fsys2.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copies []string
+	for _, e := range es {
+		if strings.HasPrefix(e.Name, "report.txt (conflict ") {
+			copies = append(copies, e.Name)
+			if got := storedContent(t, svc, b, e.Attr.Ino); string(got) != "MINE content" {
+				t.Errorf("the conflict copy holds %q", got)
+			}
+		}
+	}
+	if len(copies) != 1 {
+		t.Fatalf("conflict copies: %q in %v", copies, es)
+	}
+}
