@@ -94,14 +94,6 @@ func (c *chunkCache) put(h dfms.Hash, data []byte) {
 	}
 }
 
-// has reports whether the chunk is cached (in memory or on disk).
-func (c *chunkCache) has(h dfms.Hash) bool {
-	if _, ok := c.memGet(h); ok {
-		return true
-	}
-	return c.disk != nil && c.disk.has(h)
-}
-
 // get returns chunk ref, from the cache or fetched with load. Concurrent
 // gets of one chunk share one fetch. The returned bytes are shared: never
 // modify them.

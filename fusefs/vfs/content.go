@@ -120,12 +120,3 @@ func (es extents) overlaps(off, end int64) bool {
 	i, _ := es.at(off)
 	return i < len(es) && es[i].off < end
 }
-
-// bytes returns the total length.
-func (es extents) bytes() int64 {
-	var n int64
-	for _, e := range es {
-		n += e.end - e.off
-	}
-	return n
-}

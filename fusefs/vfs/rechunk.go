@@ -56,14 +56,21 @@ func (f *openFile) rechunkLocked(ctx context.Context) (dfms.Manifest, error) {
 	buf := f.fsys.chunkBuf(p.Max)
 	defer f.fsys.putChunkBuf(buf)
 	i, pos := 0, int64(0)
+	// resynced moves i to the first base chunk at or after pos and
+	// reports whether the new cuts met an old boundary followed by an
+	// untouched chunk, from where the base's chunks are kept.
+	resynced := func() bool {
+		for i < len(v.chunks) && v.starts[i] < pos {
+			i++
+		}
+		return i < len(v.chunks) && v.starts[i] == pos && f.cleanLocked(v, i)
+	}
 	// What was cut and uploaded while the file was written (precut.go):
 	// the prefix [0, pos) is then done, ending at a content-defined cut.
 	if refs, end := f.takePrecutLocked(); end > 0 {
 		out.Chunks = append(out.Chunks, refs...)
 		pos = end
-		for i < len(v.chunks) && v.starts[i] < pos {
-			i++
-		}
+		resynced()
 	}
 	for pos < f.size {
 		if i < len(v.chunks) && v.starts[i] == pos && f.cleanLocked(v, i) {
@@ -85,18 +92,15 @@ func (f *openFile) rechunkLocked(ctx context.Context) (dfms.Manifest, error) {
 			// A long run of zeros nobody wrote (a sparse file, a file
 			// extended by truncate) is cut without reading it: content-
 			// defined cuts repeat with the same length on zeros.
-			if z := f.fsys.zeroChunk(p); z != nil && f.holeEndLocked(pos)-pos >= 2*int64(p.Max) {
-				for end := f.holeEndLocked(pos); pos+int64(p.Max) <= end; pos += int64(z.ref.Size) {
+			if z, end := f.fsys.zeroChunk(p), f.holeEndLocked(pos); z != nil && end-pos >= 2*int64(p.Max) {
+				for ; pos+int64(p.Max) <= end; pos += int64(z.ref.Size) {
 					out.Chunks = append(out.Chunks, z.ref)
 					if err := up.addZero(ctx, z, len(out.Chunks)-1); err != nil {
 						return dfms.Manifest{}, err
 					}
 				}
 				ch.Reset(&contentReader{ctx: ctx, f: f, pos: pos})
-				for i < len(v.chunks) && v.starts[i] < pos {
-					i++
-				}
-				if i < len(v.chunks) && v.starts[i] == pos && f.cleanLocked(v, i) {
+				if resynced() {
 					break
 				}
 				continue
@@ -114,10 +118,7 @@ func (f *openFile) rechunkLocked(ctx context.Context) (dfms.Manifest, error) {
 				return dfms.Manifest{}, err
 			}
 			pos += int64(len(c.Data))
-			for i < len(v.chunks) && v.starts[i] < pos {
-				i++
-			}
-			if i < len(v.chunks) && v.starts[i] == pos && f.cleanLocked(v, i) {
+			if resynced() {
 				break
 			}
 		}

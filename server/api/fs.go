@@ -62,9 +62,8 @@ func (a *API) fsGet(c *gin.Context) {
 
 // fsEntryOut answers entry id, live or in the trash.
 func (a *API) fsEntryOut(c *gin.Context, id dfms.EntryID) {
-	e, err := a.meta.GetEntry(c.Request.Context(), user(c).ID, id)
-	if err != nil {
-		a.fail(c, err)
+	e, ok := a.owned(c, id)
+	if !ok {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"entry": fsView(e)})
@@ -226,13 +225,18 @@ func (a *API) fsRename(c *gin.Context) {
 
 // Extended attributes, as opaque names and values (base64 in JSON).
 
-func (a *API) xattrName(c *gin.Context) (string, bool) {
+// xattrParams parses the entry id and attribute name of the path.
+func (a *API) xattrParams(c *gin.Context) (dfms.EntryID, string, bool) {
+	id, ok := a.entryParam(c, "id")
+	if !ok {
+		return 0, "", false
+	}
 	name := c.Param("name")
 	if name == "" || len(name) > meta.MaxXattrName {
 		a.bad(c, "attribute names have 1..%d bytes", meta.MaxXattrName)
-		return "", false
+		return 0, "", false
 	}
-	return name, true
+	return id, name, true
 }
 
 func (a *API) fsListXattrs(c *gin.Context) {
@@ -252,11 +256,7 @@ func (a *API) fsListXattrs(c *gin.Context) {
 }
 
 func (a *API) fsGetXattr(c *gin.Context) {
-	id, ok := a.entryParam(c, "id")
-	if !ok {
-		return
-	}
-	name, ok := a.xattrName(c)
+	id, name, ok := a.xattrParams(c)
 	if !ok {
 		return
 	}
@@ -273,11 +273,7 @@ func (a *API) fsGetXattr(c *gin.Context) {
 }
 
 func (a *API) fsSetXattr(c *gin.Context) {
-	id, ok := a.entryParam(c, "id")
-	if !ok {
-		return
-	}
-	name, ok := a.xattrName(c)
+	id, name, ok := a.xattrParams(c)
 	if !ok {
 		return
 	}
@@ -308,11 +304,7 @@ func (a *API) fsSetXattr(c *gin.Context) {
 }
 
 func (a *API) fsRemoveXattr(c *gin.Context) {
-	id, ok := a.entryParam(c, "id")
-	if !ok {
-		return
-	}
-	name, ok := a.xattrName(c)
+	id, name, ok := a.xattrParams(c)
 	if !ok {
 		return
 	}

@@ -158,23 +158,8 @@ func (s *Service) uploadManifest(ctx context.Context, owner dfms.UserID, uploadI
 // may reference the chunk. It reports whether the owner lacked the chunk
 // before (never whether another user had it).
 func (s *Service) PutChunk(ctx context.Context, owner dfms.UserID, h dfms.Hash, data []byte) (isNew bool, err error) {
-	const op dfms.Op = "files.PutChunk"
-	if len(data) == 0 || len(data) > s.opts.Chunking.Max {
-		return false, dfms.E(op, dfms.Invalid, fmt.Errorf("a chunk has 1..%d bytes, not %d", s.opts.Chunking.Max, len(data)))
-	}
-	if dfms.Sum(data) != h {
-		return false, dfms.E(op, dfms.Invalid, fmt.Errorf("the bytes do not hash to %s", h))
-	}
-	b := &batch{}
-	b.add(h, data)
-	var res WriteResult
-	if err := s.storeBatch(ctx, owner, b, &accounting{res: &res, seen: map[dfms.Hash]bool{}}); err != nil {
-		return false, dfms.E(op, dfms.Other, err)
-	}
-	if err := s.meta.OwnChunks(ctx, owner, []dfms.Hash{h}); err != nil {
-		return false, dfms.E(op, dfms.Other, err)
-	}
-	return res.NewChunks > 0, nil
+	n, err := s.PutChunks(ctx, owner, []dfms.ChunkData{{Hash: h, Data: data}}, false)
+	return n > 0, err
 }
 
 // PutChunks stores chunks sent by a smart client in one batch, as
