@@ -72,6 +72,14 @@ func entryID(t *testing.T, path string) dfms.EntryID {
 // stored returns the content of the current version on the server.
 func (e *env) stored(t *testing.T, path string) []byte {
 	t.Helper()
+	e.sync(t)
+	return e.storedNow(t, path)
+}
+
+// storedNow is stored without waiting for write-back: what the server
+// has at this moment.
+func (e *env) storedNow(t *testing.T, path string) []byte {
+	t.Helper()
 	var b bytes.Buffer
 	if _, err := e.files.ReadFile(ctx, e.owner, entryID(t, path), &b); err != nil {
 		t.Fatalf("read %s from the server: %v", path, err)
@@ -79,9 +87,24 @@ func (e *env) stored(t *testing.T, path string) []byte {
 	return b.Bytes()
 }
 
+// sync waits, as fsync of a directory of the mount does, until every
+// file closed so far is committed (write-back).
+func (e *env) sync(t *testing.T) {
+	t.Helper()
+	d, err := os.Open(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		t.Fatalf("fsync of the mount's root: %v", err)
+	}
+}
+
 // versions returns the number of versions of path on the server.
 func (e *env) versions(t *testing.T, path string) int {
 	t.Helper()
+	e.sync(t)
 	vs, err := e.files.Versions(ctx, e.owner, entryID(t, path))
 	if err != nil {
 		t.Fatal(err)
@@ -606,6 +629,7 @@ func TestVersionsDir(t *testing.T) {
 	var times []time.Time
 	for _, c := range contents {
 		writeFile(t, p, c)
+		e.sync(t) // committed in the background after close
 		times = append(times, time.Now())
 	}
 	vdir := filepath.Join(e.dir, "d", ".versions")
@@ -695,7 +719,7 @@ func TestSharedStage(t *testing.T) {
 	}
 	// Another open of the same file in this mount sees the staged data.
 	checkFile(t, p, []byte("012abc6789"))
-	if got := e.stored(t, p); string(got) != "0123456789" {
+	if got := e.storedNow(t, p); string(got) != "0123456789" {
 		t.Fatalf("before close the server has %q, want the old version", got)
 	}
 	if err := w.Close(); err != nil {

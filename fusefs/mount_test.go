@@ -77,7 +77,7 @@ func mountRaw(t testing.TB, opts ...func(*fusefs.Options)) (*env, *fuse.Server) 
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(logWriter{t}, nil))
-	fsys, err := vfs.New(ctx, vfs.NewLocal(svc, u.ID), vfs.Options{CacheDir: filepath.Join(data, "cache"), Log: log})
+	fsys, err := vfs.New(ctx, vfs.NewLocal(svc, u.ID), vfs.Options{CacheDir: filepath.Join(data, "cache"), Log: log, WriteBack: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -187,7 +187,12 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	return d.n.child(ctx, *a, out), 0
 }
 
-func (d *dirHandle) Fsyncdir(context.Context, uint32) syscall.Errno { return 0 }
+// Fsyncdir commits every changed file of the mount (vfs.FS.Sync); names
+// and attributes are committed as they change. With write-back, fsync of
+// any directory is the way to wait until closed files are on the server.
+func (d *dirHandle) Fsyncdir(ctx context.Context, _ uint32) syscall.Errno {
+	return d.n.m.errno("fsyncdir", d.n.ino, d.n.m.fsys.Sync(ctx))
+}
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	a, err := n.m.fsys.Mkdir(uninterruptible(ctx), n.ino, name, mode&0o7777, caller(ctx))

@@ -32,16 +32,20 @@ func newMountCmds() []*cobra.Command {
 
 // upOptions are the flags of `dfms up`.
 type upOptions struct {
-	config   configOptions
-	cacheDir string
-	debug    bool
+	config    configOptions
+	cacheDir  string
+	debug     bool
+	syncClose bool
 }
 
 func (o *upOptions) addFlags(fs *pflag.FlagSet) {
 	o.config.addFlags(fs)
 	fs.StringVar(&o.cacheDir, "cache-dir", "", "where writes are staged (default $XDG_CACHE_HOME/dfms/mount)")
 	fs.BoolVar(&o.debug, "fuse-debug", false, "log every FUSE request")
+	fs.BoolVar(&o.syncClose, "sync-close", false, syncCloseHelp)
 }
+
+const syncCloseHelp = "commit a written file before close(2) returns (default: in the background, right after; fsync always waits)"
 
 func newUpCmd() *cobra.Command {
 	var o upOptions
@@ -190,7 +194,7 @@ func runUp(ctx context.Context, o upOptions, dir string, getenv func(string) str
 			ln.Close()
 		}
 	}()
-	fsys, err := vfs.New(ctx, vfs.NewLocal(srv.Files(), u.ID), vfs.Options{CacheDir: cacheDir, Log: log})
+	fsys, err := vfs.New(ctx, vfs.NewLocal(srv.Files(), u.ID), vfs.Options{CacheDir: cacheDir, Log: log, WriteBack: !o.syncClose})
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ type mountOptions struct {
 	allowOther bool
 	background bool
 	debug      bool
+	syncClose  bool
 }
 
 func newMountCmd() *cobra.Command {
@@ -64,6 +65,7 @@ In the foreground it runs until SIGINT or SIGTERM, then unmounts; with
 	fs.BoolVar(&o.allowOther, "allow-other", false, "let other users in (permissions are checked by the kernel)")
 	fs.BoolVarP(&o.background, "background", "d", false, "return once mounted; the mount runs on in the background")
 	fs.BoolVar(&o.debug, "fuse-debug", false, "log every FUSE request")
+	fs.BoolVar(&o.syncClose, "sync-close", false, syncCloseHelp)
 	return cmd
 }
 
@@ -118,7 +120,7 @@ func runMount(ctx context.Context, o mountOptions, dir string, logger func(serve
 		sum := sha256.Sum256([]byte(c.BaseURL() + "\x00" + who))
 		cacheDir = filepath.Join(filepath.Dir(base), "mounts", hex.EncodeToString(sum[:8]))
 	}
-	fsys, err := vfs.New(ctx, client.NewFSBackend(c), vfs.Options{CacheDir: cacheDir, CacheSize: int64(cacheSize), Log: log})
+	fsys, err := vfs.New(ctx, client.NewFSBackend(c), vfs.Options{CacheDir: cacheDir, CacheSize: int64(cacheSize), Log: log, WriteBack: !o.syncClose})
 	if err != nil {
 		return err
 	}

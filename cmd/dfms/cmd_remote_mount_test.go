@@ -201,6 +201,7 @@ func TestMountRemote(t *testing.T) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		syncDir(t, mntB)
 		puts := metric(t, addr, "dfms_http_requests_total", `route="/api/v1/chunks/:hash",status="201"`)
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
@@ -212,6 +213,7 @@ func TestMountRemote(t *testing.T) {
 		if err := f.Close(); err != nil {
 			t.Fatal(err)
 		}
+		syncDir(t, mntB)
 		if n := metric(t, addr, "dfms_http_requests_total", `route="/api/v1/chunks/:hash",status="201"`) - puts; n > 2 || n < 1 {
 			t.Errorf("a one-byte edit of 256 MiB uploaded %v chunks, want 1 or 2", n)
 		}

@@ -161,3 +161,28 @@ type ChangeFeed interface {
 	// one, and the cursor to ask from next.
 	Changes(ctx context.Context, cursor int64, wait time.Duration) ([]Change, int64, error)
 }
+
+// Commit is one commit of a CommitBatcher batch: the arguments of
+// Backend.CommitManifest.
+type Commit struct {
+	ID       dfms.EntryID
+	Manifest dfms.Manifest
+	Base     int64
+	MTime    time.Time
+}
+
+// CommitResult is the outcome of one Commit: the entry as CommitManifest
+// returns it, or the error it would return.
+type CommitResult struct {
+	Entry Entry
+	Err   error
+}
+
+// CommitBatcher is implemented by backends that commit several files in
+// one request: the write-back commits many small files that way.
+type CommitBatcher interface {
+	// CommitManifests makes each commit as CommitManifest would; one that
+	// fails does not stop the others. The error is for the whole batch
+	// (nothing was committed).
+	CommitManifests(ctx context.Context, cs []Commit) ([]CommitResult, error)
+}

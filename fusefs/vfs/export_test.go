@@ -5,6 +5,10 @@ import "github.com/dfms/dfms"
 // Crash drops the FS as a killed mount would: nothing is committed, the
 // stages and journals stay on disk, and the cache directory is released.
 func (fsys *FS) Crash() {
+	if fsys.wb != nil {
+		fsys.wb.cancel() // commits in flight fail
+		fsys.wb.close()
+	}
 	fsys.mu.Lock()
 	var files []*openFile
 	for _, f := range fsys.open {

@@ -45,6 +45,10 @@ type openFile struct {
 	limit   int64   // base bytes at or past limit were truncated away
 	dirty   extents // ranges written since the last commit, held by stage
 	changed bool    // the content differs from version
+	// sealed says the changes were closed (close(2) with write-back): the
+	// next change or open commits them first, so that every close makes
+	// its own version, as when close commits.
+	sealed bool
 	mtime   time.Time
 	stage   *os.File // the written bytes, at their offsets; nil until a write
 	journal *journal // the changes since the last commit, for recovery
@@ -82,10 +86,18 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 		f = &openFile{fsys: fsys, id: id}
 		fsys.open[id] = f
 	}
+	reopened := f.refs == 0 // closed, and its commit not done yet
 	f.refs++
 	fsys.mu.Unlock()
 
 	f.mu.Lock()
+	if reopened && f.changed {
+		// Closed by everyone and still queued for write-back, or kept
+		// by a failed commit: what was closed is a version of its own,
+		// so commit it before this open builds on it.
+		f.sealed = true
+	}
+	f.unsealLocked(ctx)
 	// Close-to-open: a file nobody here is writing shows the version that
 	// is current now.
 	if !f.init || (!f.changed && e.Version > f.version) {
@@ -110,8 +122,8 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 	return f, nil
 }
 
-// release drops a reference; the last one commits dirty content and
-// discards the stage.
+// release drops a reference; the last one commits dirty content (or,
+// with write-back, queues it for a committer) and discards the stage.
 func (fsys *FS) release(ctx context.Context, f *openFile) error {
 	fsys.mu.Lock()
 	f.refs--
@@ -119,6 +131,14 @@ func (fsys *FS) release(ctx context.Context, f *openFile) error {
 	fsys.mu.Unlock()
 	if !last {
 		return nil
+	}
+	if fsys.wb != nil {
+		f.mu.Lock()
+		changed := f.changed
+		f.mu.Unlock()
+		if changed && fsys.wb.enqueue(f) {
+			return nil
+		}
 	}
 	f.mu.Lock()
 	err := f.commitLocked(ctx)
@@ -131,23 +151,27 @@ func (fsys *FS) release(ctx context.Context, f *openFile) error {
 		fsys.log.Error("a written file could not be committed at close; it stays staged and is retried", "entry", f.id, "err", err)
 		return err
 	}
+	if rerr := fsys.retire(ctx, f); err == nil {
+		err = rerr
+	}
+	return err
+}
 
+// retire takes a committed file out of fsys.open and drops its stage,
+// unless it was opened again meanwhile (it keeps the stage) or is retired
+// already.
+func (fsys *FS) retire(ctx context.Context, f *openFile) error {
 	fsys.mu.Lock()
 	if f.refs > 0 || f.done {
-		// Opened again meanwhile (it keeps the stage), or another release
-		// finished it.
 		fsys.mu.Unlock()
-		return err
+		return nil
 	}
 	f.done = true
 	if fsys.open[f.id] == f {
 		delete(fsys.open, f.id)
 	}
 	fsys.mu.Unlock()
-	if ferr := f.finish(ctx); err == nil {
-		err = ferr
-	}
-	return err
+	return f.finish(ctx)
 }
 
 // finish commits what is dirty and drops the stage. A stage that could not
@@ -177,10 +201,12 @@ func (f *openFile) finish(ctx context.Context) error {
 }
 
 // overlay shows the staged size and mtime of a file being written.
-func (f *openFile) overlay(a *Attr) {
+func (f *openFile) overlay(a *Attr, version int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.changed {
+	// Also a version committed here after the caller read a (write-back
+	// commits while stat runs).
+	if f.changed || (f.version > version && !f.mtime.IsZero()) {
 		a.Size, a.MTime = f.size, f.mtime
 	}
 }
@@ -317,10 +343,11 @@ func (f *openFile) ensureStageLocked() error {
 	return nil
 }
 
-func (f *openFile) write(_ context.Context, p []byte, off int64, appendMode bool) (int, error) {
+func (f *openFile) write(ctx context.Context, p []byte, off int64, appendMode bool) (int, error) {
 	const op dfms.Op = "vfs.Write"
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.unsealLocked(ctx)
 	if err := f.ensureStageLocked(); err != nil {
 		return 0, err
 	}
@@ -350,11 +377,12 @@ func (f *openFile) truncate(ctx context.Context, size int64) error {
 	return f.truncateLocked(ctx, size)
 }
 
-func (f *openFile) truncateLocked(_ context.Context, size int64) error {
+func (f *openFile) truncateLocked(ctx context.Context, size int64) error {
 	const op dfms.Op = "vfs.Truncate"
 	if size == f.size {
 		return nil
 	}
+	f.unsealLocked(ctx)
 	if err := f.ensureStageLocked(); err != nil {
 		return err
 	}
@@ -400,27 +428,65 @@ func (f *openFile) commitLocked(ctx context.Context) error {
 	}
 	m, err := f.rechunkLocked(ctx)
 	if err != nil {
-		if dfms.Is(err, dfms.NotExist) && f.deletedLocked(ctx) {
-			f.changed, f.dirty = false, nil
-			return f.resetStageLocked()
-		}
-		return err
+		return f.commitFailedLocked(ctx, err)
 	}
 	f.fsys.touch(f.id)
 	e, err := f.fsys.b.CommitManifest(ctx, f.id, m, f.version, f.mtime)
 	if err != nil {
-		if dfms.Is(err, dfms.NotExist) && f.deletedLocked(ctx) {
-			f.changed, f.dirty = false, nil
-			return f.resetStageLocked()
-		}
-		return err
+		return f.commitFailedLocked(ctx, err)
 	}
+	return f.committedLocked(e, m)
+}
+
+// afterCommitLocked ends a commit of manifest m that returned e, err.
+func (f *openFile) afterCommitLocked(ctx context.Context, e Entry, m dfms.Manifest, err error) error {
+	if err != nil {
+		return f.commitFailedLocked(ctx, err)
+	}
+	return f.committedLocked(e, m)
+}
+
+// seal records that a handle of the file was closed (write-back).
+func (f *openFile) seal() {
+	f.mu.Lock()
+	f.sealed = f.changed
+	f.mu.Unlock()
+}
+
+// unsealLocked commits changes that were closed, before new ones are
+// made. If that fails the new changes join them in one later version.
+func (f *openFile) unsealLocked(ctx context.Context) {
+	if !f.sealed {
+		return
+	}
+	f.sealed = false
+	if err := f.commitLocked(ctx); err != nil {
+		f.fsys.log.Warn("closed changes could not be committed before new ones; they will be committed together", "entry", f.id, "err", err)
+	}
+}
+
+// commitFailedLocked handles a commit that failed with err: the data of a
+// file deleted meanwhile is dropped (nil), anything else stays staged.
+func (f *openFile) commitFailedLocked(ctx context.Context, err error) error {
+	if dfms.Is(err, dfms.NotExist) && f.deletedLocked(ctx) {
+		f.changed, f.sealed, f.dirty = false, false, nil
+		return f.resetStageLocked()
+	}
+	return err
+}
+
+// committedLocked makes version e (of manifest m), just committed, the
+// file's clean base.
+func (f *openFile) committedLocked(e Entry, m dfms.Manifest) error {
 	f.version = e.Version
+	if !e.MTime.IsZero() {
+		f.mtime = e.MTime
+	}
 	f.fsys.mu.Lock()
 	f.fsys.cachedVersion[f.id] = e.Version
 	f.fsys.mu.Unlock()
 	f.base = newView(f.id, VersionInfo{Number: e.Version, Time: e.MTime}, m)
-	f.size, f.limit, f.dirty, f.changed = f.base.size, f.base.size, nil, false
+	f.size, f.limit, f.dirty, f.changed, f.sealed = f.base.size, f.base.size, nil, false, false
 	return f.resetStageLocked()
 }
 
@@ -554,8 +620,13 @@ func (h *Handle) Write(ctx context.Context, p []byte, off int64) (int, error) {
 // Flush is close(2) of a handle: one opened for writing commits the
 // file's dirty content as a new version (all of it: the handles of a file
 // share one stage). Closing a read-only handle commits nothing, as on NFS.
+// With write-back it commits nothing either: the last release queues it.
 func (h *Handle) Flush(ctx context.Context) error {
 	if h.f == nil || !h.writable {
+		return nil
+	}
+	if h.fsys.wb != nil {
+		h.f.seal() // the last release queues the commit
 		return nil
 	}
 	return h.f.flush(ctx)

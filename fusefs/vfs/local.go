@@ -19,7 +19,10 @@ type Local struct {
 	owner dfms.UserID
 }
 
-var _ Backend = (*Local)(nil)
+var (
+	_ Backend       = (*Local)(nil)
+	_ CommitBatcher = (*Local)(nil)
+)
 
 // NewLocal returns a Backend over svc that acts as owner.
 func NewLocal(svc *files.Service, owner dfms.UserID) *Local {
@@ -155,6 +158,23 @@ func (l *Local) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Mani
 		return Entry{}, err
 	}
 	return entryOf(e), nil
+}
+
+// CommitManifests implements CommitBatcher: one metadata transaction.
+func (l *Local) CommitManifests(ctx context.Context, cs []Commit) ([]CommitResult, error) {
+	reqs := make([]meta.CommitRequest, len(cs))
+	for i, c := range cs {
+		reqs[i] = meta.CommitRequest{Owner: l.owner, Entry: c.ID, Manifest: c.Manifest, Base: c.Base, MTime: c.MTime}
+	}
+	res, err := l.files.CommitChunksBatch(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]CommitResult, len(res))
+	for i, r := range res {
+		out[i] = CommitResult{Entry: entryOf(r.Entry), Err: r.Err}
+	}
+	return out, nil
 }
 
 // Versions implements Backend.

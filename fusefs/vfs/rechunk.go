@@ -37,6 +37,13 @@ func (f *openFile) cleanLocked(v *view, i int) bool {
 // rechunkLocked returns the manifest of the content, uploading the chunks
 // it cut that the server lacks.
 func (f *openFile) rechunkLocked(ctx context.Context) (dfms.Manifest, error) {
+	return f.cutLocked(ctx, nil)
+}
+
+// cutLocked is rechunkLocked; with collect, the chunks cut (other than the
+// base's) are appended there instead of uploaded, for the caller to
+// upload with other files' (writeback.go).
+func (f *openFile) cutLocked(ctx context.Context, collect *[]dfms.ChunkData) (dfms.Manifest, error) {
 	v, err := f.baseLocked(ctx)
 	if err != nil {
 		return dfms.Manifest{}, err
@@ -49,7 +56,7 @@ func (f *openFile) rechunkLocked(ctx context.Context) (dfms.Manifest, error) {
 	for _, c := range v.chunks {
 		known[c.Hash] = true
 	}
-	up := &uploader{fsys: f.fsys, known: known}
+	up := &uploader{fsys: f.fsys, known: known, collect: collect}
 	defer func() { _ = up.wait() }() // a batch still in flight after an error
 	var out dfms.Manifest
 	var ch *chunking.Chunker
@@ -171,6 +178,9 @@ type uploader struct {
 	inflight chan error  // the batch being sent, if any
 	done     []hashedRef // hashes of the chunks sent, for the manifest
 	doneMu   sync.Mutex
+
+	// collect, if set, receives the chunks instead of the backend.
+	collect *[]dfms.ChunkData
 }
 
 type cutChunk struct {
@@ -224,6 +234,20 @@ func (u *uploader) flush(ctx context.Context) error {
 	}
 	batch := u.pending
 	u.pending, u.bytes = nil, 0
+	if u.collect != nil {
+		for _, c := range batch {
+			h := c.hash
+			if !c.hashed {
+				h = dfms.Sum(c.data)
+			}
+			if !u.known[h] {
+				*u.collect = append(*u.collect, dfms.ChunkData{Hash: h, Data: c.data})
+			}
+			u.done = append(u.done, hashedRef{c.idx, h})
+			u.fsys.cache.put(h, c.data)
+		}
+		return nil
+	}
 	u.inflight = make(chan error, 1)
 	go func() { u.inflight <- u.send(ctx, batch) }()
 	return nil

@@ -102,6 +102,10 @@ type Options struct {
 	// Log receives what cannot be returned to a caller (a commit that
 	// failed at release). Nil: discard.
 	Log *slog.Logger
+	// WriteBack commits closed files in the background (writeback.go):
+	// close(2) returns without waiting for the server, fsync(2) still
+	// waits. Off, the last close of a changed file commits it.
+	WriteBack bool
 }
 
 // Stats counts what the FS did, for tests and metrics.
@@ -132,6 +136,7 @@ type FS struct {
 	chunkP     chunking.Params
 	zeroOnce   sync.Once
 	zero       *zeroChunk
+	wb         *writeBack // nil without Options.WriteBack
 
 	// mu guards open and kept. Lock order: an openFile's mu may be held
 	// while taking mu, never the reverse.
@@ -197,6 +202,9 @@ func New(ctx context.Context, b Backend, opts Options) (*FS, error) {
 	if err := fsys.recoverStages(ctx); err != nil {
 		log.Error("some staged data of an earlier mount is not committed yet", "err", err)
 	}
+	if opts.WriteBack {
+		fsys.wb = newWriteBack(fsys)
+	}
 	return fsys, nil
 }
 
@@ -236,6 +244,9 @@ func (fsys *FS) Root() Ino { return Ino(fsys.root) }
 // committed stays there, and the error says where; the next mount of the
 // directory commits it.
 func (fsys *FS) Close(ctx context.Context) error {
+	if fsys.wb != nil {
+		fsys.wb.close()
+	}
 	fsys.mu.Lock()
 	var left []*openFile
 	for id, f := range fsys.open {
@@ -256,6 +267,31 @@ func (fsys *FS) Close(ctx context.Context) error {
 	if len(kept) > 0 {
 		errs = append(errs, fmt.Errorf("uncommitted data is left in %s; the next mount commits it", strings.Join(kept, ", ")))
 		return dfms.E("vfs.Close", dfms.Other, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Sync commits every file of this mount whose content changed: the ones
+// closed and waiting for write-back, and the ones still open (as fsync of
+// each would). It fails if one of them cannot be committed (that one
+// stays staged and is retried).
+func (fsys *FS) Sync(ctx context.Context) error {
+	fsys.mu.Lock()
+	files := make([]*openFile, 0, len(fsys.open))
+	for _, f := range fsys.open {
+		files = append(files, f)
+	}
+	fsys.mu.Unlock()
+	var errs []error
+	for _, f := range files {
+		f.mu.Lock()
+		if err := f.commitLocked(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("entry %d: %w", f.id, err))
+		}
+		f.mu.Unlock()
+	}
+	if len(errs) > 0 {
+		return dfms.E("vfs.Sync", dfms.Other, errors.Join(errs...))
 	}
 	return nil
 }
@@ -303,7 +339,7 @@ func (fsys *FS) attrOf(e Entry) Attr {
 		f := fsys.open[e.ID]
 		fsys.mu.Unlock()
 		if f != nil {
-			f.overlay(&a)
+			f.overlay(&a, e.Version)
 		}
 	}
 	return a
@@ -350,7 +386,7 @@ func (fsys *FS) Lookup(ctx context.Context, parent Ino, name string) (Attr, erro
 		if err != nil {
 			return Attr{}, err
 		}
-		return fsys.attrOf(e), nil
+		return fsys.freshAttr(ctx, e), nil
 	case tagVersionsDir:
 		e, err := fsys.b.Lookup(ctx, parent.entry(), name)
 		if err != nil {
@@ -418,7 +454,26 @@ func (fsys *FS) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
 	if err != nil {
 		return Attr{}, err
 	}
-	return fsys.attrOf(e), nil
+	return fsys.freshAttr(ctx, e), nil
+}
+
+// freshAttr is attrOf(e) for an entry just read from the backend. If this
+// mount committed a newer version of it meanwhile (write-back commits run
+// beside stat) and the file's open state is gone, e is stale: read again.
+func (fsys *FS) freshAttr(ctx context.Context, e Entry) Attr {
+	a := fsys.attrOf(e)
+	if e.Kind != KindFile {
+		return a
+	}
+	fsys.mu.Lock()
+	v, ok := fsys.cachedVersion[e.ID]
+	fsys.mu.Unlock()
+	if ok && v > e.Version {
+		if e2, err := fsys.b.GetAttr(ctx, e.ID); err == nil {
+			a = fsys.attrOf(e2)
+		}
+	}
+	return a
 }
 
 // ReadDir lists a directory, without "." and "..". A directory's

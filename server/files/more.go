@@ -202,7 +202,7 @@ func (s *Service) PutChunks(ctx context.Context, owner dfms.UserID, cs []dfms.Ch
 // mismatch is kind Invalid and commits nothing.
 func (s *Service) CommitManifest(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
 	const op dfms.Op = "files.CommitManifest"
-	if e, err := s.checkManifest(ctx, req); err != nil {
+	if e, err := s.checkManifest(ctx, req, true); err != nil {
 		return e, meta.Version{}, err
 	}
 	h := sha256.New()
@@ -224,11 +224,46 @@ func (s *Service) CommitManifest(ctx context.Context, req meta.CommitRequest) (m
 // (Checksum). The mount commits this way, so that an edit of a large file
 // costs the chunks that changed, not a read of the whole file.
 func (s *Service) CommitChunks(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
-	if e, err := s.checkManifest(ctx, req); err != nil {
+	if e, err := s.checkManifest(ctx, req, false); err != nil {
 		return e, meta.Version{}, err
 	}
 	req.SHA256 = dfms.Hash{}
 	return s.commitChecked(ctx, req)
+}
+
+// CommitChunksBatch makes several CommitChunks commits in one metadata
+// transaction: a commit that fails (its result's Err) changes nothing and
+// does not stop the others. The error returned fails the whole batch.
+func (s *Service) CommitChunksBatch(ctx context.Context, reqs []meta.CommitRequest) ([]meta.CommitResult, error) {
+	const op dfms.Op = "files.CommitChunks"
+	out := make([]meta.CommitResult, len(reqs))
+	var todo []meta.CommitRequest
+	var at []int // index in reqs of each of todo
+	for i, req := range reqs {
+		if e, err := s.checkManifest(ctx, req, false); err != nil {
+			out[i] = meta.CommitResult{Entry: e, Err: err}
+			continue
+		}
+		req.SHA256 = dfms.Hash{}
+		todo = append(todo, req)
+		at = append(at, i)
+	}
+	if len(todo) == 0 {
+		return out, nil
+	}
+	res, err := s.meta.CommitVersions(ctx, todo)
+	if err != nil {
+		return nil, dfms.E(op, dfms.Other, err)
+	}
+	for j, r := range res {
+		if r.Err != nil {
+			r.Err = dfms.E(op, dfms.Other, commitError(r.Err))
+		} else {
+			s.applyRetention(ctx, todo[j].Owner, r.Entry.ID)
+		}
+		out[at[j]] = r
+	}
+	return out, nil
 }
 
 func (s *Service) commitChecked(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
@@ -241,9 +276,11 @@ func (s *Service) commitChecked(ctx context.Context, req meta.CommitRequest) (me
 }
 
 // checkManifest checks what a commit of a client's manifest needs: the
-// base, possession of every chunk, and their sizes. It also re-arms the
-// chunks' GC grace period.
-func (s *Service) checkManifest(ctx context.Context, req meta.CommitRequest) (meta.Entry, error) {
+// base, possession of every chunk, and their sizes. With keep it also
+// re-arms the chunks' GC grace period, for a commit that reads the content
+// back first; the commit itself takes the references atomically (failing
+// with Conflict on a chunk GC is deleting), so a prompt commit needs not.
+func (s *Service) checkManifest(ctx context.Context, req meta.CommitRequest, keep bool) (meta.Entry, error) {
 	const op dfms.Op = "files.CommitManifest"
 	// Cheap checks first, so that a stale base or a missing file is
 	// reported before the content is read.
@@ -273,8 +310,10 @@ func (s *Service) checkManifest(ctx context.Context, req meta.CommitRequest) (me
 	if len(unowned) > 0 {
 		return meta.Entry{}, dfms.E(op, dfms.Conflict, &meta.MissingChunksError{Hashes: unowned})
 	}
-	if err := s.meta.KeepChunks(ctx, hashes); err != nil {
-		return meta.Entry{}, dfms.E(op, dfms.Other, err)
+	if keep {
+		if err := s.meta.KeepChunks(ctx, hashes); err != nil {
+			return meta.Entry{}, dfms.E(op, dfms.Other, err)
+		}
 	}
 	// Sizes must match what is stored: CommitVersion checks each chunk's
 	// size as it takes its reference (kind Invalid otherwise).

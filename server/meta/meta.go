@@ -276,6 +276,13 @@ type CommitRequest struct {
 	CreatedBy  dfms.UserID
 }
 
+// CommitResult is the outcome of one commit of a CommitVersions batch.
+type CommitResult struct {
+	Entry   Entry
+	Version Version
+	Err     error
+}
+
 // PurgeStats reports what a purge released.
 type PurgeStats struct {
 	Entries  int
@@ -395,6 +402,11 @@ type Store interface {
 	// CommitVersion adds a new version of a file as described by req, with
 	// its chunk references, in one transaction.
 	CommitVersion(ctx context.Context, req CommitRequest) (Entry, Version, error)
+	// CommitVersions makes several commits in one transaction, each as
+	// CommitVersion would. A commit that fails (its result's Err) changes
+	// nothing and does not stop the others; the error returned is for the
+	// batch as a whole (nothing was committed).
+	CommitVersions(ctx context.Context, reqs []CommitRequest) ([]CommitResult, error)
 	// GetVersion returns a version with its manifest (number 0: current).
 	GetVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (Version, error)
 	// ListVersions returns every version of a file, oldest first.

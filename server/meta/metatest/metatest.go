@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"TrashRestorePurge", testTrashRestorePurge},
 		{"TrashRestoreConflicts", testTrashRestoreConflicts},
 		{"CommitVersions", testCommitVersions},
+		{"CommitBatch", testCommitBatch},
 		{"RefsPerOccurrence", testRefsPerOccurrence},
 		{"CommitMissingChunk", testCommitMissingChunk},
 		{"CommitErrors", testCommitErrors},
@@ -554,6 +555,75 @@ func testCommitVersions(t *testing.T, s meta.Store) {
 	ee, ev := commit(t, s, u.ID, u.Root, "empty", dfms.Manifest{})
 	if ev.Size != 0 || ee.Size != 0 || ev.ChunkCount != 0 {
 		t.Fatalf("empty commit: %+v %+v", ee, ev)
+	}
+}
+
+// A batch of commits: each one that fails changes nothing, the others
+// are made as CommitVersion makes them.
+func testCommitBatch(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	a := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "a", Kind: meta.KindFile, Mode: 0o644}))(t)
+	d := mkdir(t, s, u.ID, u.Root, "d")
+	have := chunk("batch-have", 10)
+	m := manifest(t, s, have)
+	ghost := chunk("batch-ghost", 7)
+	before := must(s.Changes(ctx, u.ID, 0, 1000))(t)
+	res, err := s.CommitVersions(ctx, []meta.CommitRequest{
+		{Owner: u.ID, Entry: a.ID, Manifest: m, MTime: time.Unix(1700000000, 0)},                  // ok
+		{Owner: u.ID, Entry: a.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{have, ghost}}}, // missing chunk
+		{Owner: u.ID, Entry: d.ID, Manifest: m},                                                   // a directory
+		{Owner: u.ID, Entry: a.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{{Size: 0}}}},   // bad manifest
+		{Owner: u.ID, Entry: 1 << 40, Manifest: m},                                                // no such entry
+		{Owner: u.ID, Parent: u.Root, Name: "b", Manifest: m, Mode: 0o600},                        // created by name
+		{Owner: u.ID, Entry: a.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{have, have}}},  // ok, second version
+	})
+	ok(t, err)
+	if len(res) != 7 {
+		t.Fatalf("%d results, want 7", len(res))
+	}
+	for _, i := range []int{0, 5, 6} {
+		if res[i].Err != nil {
+			t.Fatalf("commit %d: %v", i, res[i].Err)
+		}
+	}
+	var mce *meta.MissingChunksError
+	if !errors.As(res[1].Err, &mce) || !dfms.Is(res[1].Err, dfms.Conflict) {
+		t.Fatalf("commit 1: %v, want a MissingChunksError", res[1].Err)
+	}
+	wantKind(t, "commit 2 (a directory)", res[2].Err, dfms.IsDir)
+	wantKind(t, "commit 3 (empty chunk)", res[3].Err, dfms.Invalid)
+	wantKind(t, "commit 4 (no entry)", res[4].Err, dfms.NotExist)
+	if res[0].Version.Number != 1 || res[6].Version.Number != 2 || res[6].Entry.Size != 20 || !res[0].Entry.MTime.Equal(time.Unix(1700000000, 0)) {
+		t.Fatalf("results %+v / %+v", res[0], res[6])
+	}
+	b := must(s.Lookup(ctx, u.ID, u.Root, "b"))(t)
+	if b.ID != res[5].Entry.ID || b.Version != 1 || b.Mode != 0o600 {
+		t.Fatalf("b = %+v", b)
+	}
+	if r := refs(t, s, have); r != 4 { // a v1, a v2 (twice), b
+		t.Fatalf("refs = %d, want 4", r)
+	}
+	if us := must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 40 {
+		t.Fatalf("usage %d, want 40", us.LogicalBytes)
+	}
+	// One journal row per commit made (a v1, b created and v1, a v2).
+	after := must(s.Changes(ctx, u.ID, 0, 1000))(t)
+	var versions int
+	for _, c := range after[len(before):] {
+		if c.Op == meta.OpVersion {
+			versions++
+		}
+	}
+	if versions != 3 {
+		t.Fatalf("%d version changes in the journal, want 3: %+v", versions, after[len(before):])
+	}
+	if ws := must(s.UnownedChunks(ctx, u.ID, []dfms.Hash{have.Hash}))(t); len(ws) != 0 {
+		t.Fatalf("the committer does not own the chunk: %v", ws)
+	}
+	// An empty batch is fine.
+	res, err = s.CommitVersions(ctx, nil)
+	if err != nil || len(res) != 0 {
+		t.Fatalf("empty batch: %v, %v", res, err)
 	}
 }
 

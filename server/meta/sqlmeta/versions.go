@@ -141,6 +141,62 @@ func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (meta
 	return e, v, err
 }
 
+// CommitVersions implements meta.Store: each commit runs inside a
+// savepoint of one transaction, so that one failing rolls back only itself.
+func (s *Store) CommitVersions(ctx context.Context, reqs []meta.CommitRequest) ([]meta.CommitResult, error) {
+	const op dfms.Op = "meta.CommitVersions"
+	out := make([]meta.CommitResult, len(reqs))
+	blobs := make([][]byte, len(reqs))
+	checked := make([]error, len(reqs))
+	for i := range reqs {
+		if checked[i] = checkManifest(op, &reqs[i].Manifest); checked[i] == nil {
+			blobs[i], _ = reqs[i].Manifest.MarshalBinary()
+		}
+	}
+	err := s.write(ctx, op, func(t *tx) error {
+		for i, req := range reqs {
+			out[i] = meta.CommitResult{Err: checked[i]} // fn may run again
+			if checked[i] != nil {
+				continue
+			}
+			if _, err := t.ExecContext(ctx, `SAVEPOINT commit_one`); err != nil {
+				return err
+			}
+			counts := req.Manifest.Counts()
+			e, v, err := func() (meta.Entry, meta.Version, error) {
+				if err := t.takeChunks(ctx, counts, sizesOf(&req.Manifest)); err != nil {
+					return meta.Entry{}, meta.Version{}, err
+				}
+				e, v, err := t.commit(ctx, op, req, blobs[i])
+				if err != nil {
+					return e, v, err
+				}
+				return e, v, t.own(ctx, req.Owner, sortedHashes(counts))
+			}()
+			if err != nil {
+				cerr := s.classify(err)
+				if !isKinded(cerr) || dfms.Is(cerr, dfms.Transient) {
+					return err // the database's failure, not this commit's: retry or fail the batch
+				}
+				if _, rerr := t.ExecContext(ctx, `ROLLBACK TO SAVEPOINT commit_one`); rerr != nil {
+					return rerr
+				}
+				out[i].Err = cerr
+			} else {
+				out[i].Entry, out[i].Version = e, v
+			}
+			if _, err := t.ExecContext(ctx, `RELEASE SAVEPOINT commit_one`); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // commit adds the version row and updates the entry, usage and journal.
 // The caller has taken the chunk references.
 func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blob []byte) (meta.Entry, meta.Version, error) {

@@ -1,0 +1,258 @@
+package vfs_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/server/files"
+)
+
+// versionContent reads version number of ino straight from the server.
+func versionContent(t *testing.T, svc *files.Service, b *vfs.Local, ino vfs.Ino, number int64) []byte {
+	t.Helper()
+	_, m, err := b.Manifest(ctx, dfms.EntryID(ino), number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for _, c := range m.Chunks {
+		data, err := svc.ReadChunk(ctx, c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, data...)
+	}
+	return out
+}
+
+func newWriteBackFS(t *testing.T, b vfs.Backend, cache string) *vfs.FS {
+	t.Helper()
+	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache, WriteBack: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsys
+}
+
+// countingBatcher counts the batched commits of the in-process backend.
+type countingBatcher struct {
+	*vfs.Local
+	batches, commits atomic.Int64
+}
+
+func (c *countingBatcher) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
+	c.batches.Add(1)
+	c.commits.Add(int64(len(cs)))
+	return c.Local.CommitManifests(ctx, cs)
+}
+
+// Closed files are committed in the background: before that the mount
+// shows what was written, after Sync the server has every file, one
+// version each.
+func TestWriteBackCommitsClosedFiles(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	b := &countingBatcher{Local: l}
+	fsys := newWriteBackFS(t, b, t.TempDir())
+	defer fsys.Close(ctx)
+	const n = 300
+	attrs := make([]vfs.Attr, n)
+	for i := range n {
+		attrs[i] = create(t, fsys, fmt.Sprintf("f%03d", i), fmt.Sprintf("content of file %d", i))
+		if i%50 == 0 { // as stat and cat right after close would
+			want := fmt.Sprintf("content of file %d", i)
+			if a, err := fsys.GetAttr(ctx, attrs[i].Ino); err != nil || a.Size != int64(len(want)) {
+				t.Fatalf("stat after close: %+v, %v", a, err)
+			}
+			h, err := fsys.Open(ctx, attrs[i].Ino, os.O_RDONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, h); string(got) != want {
+				t.Fatalf("read after close: %q", got)
+			}
+			h.Release(ctx)
+		}
+	}
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range attrs {
+		if got := storedContent(t, svc, l, a.Ino); string(got) != fmt.Sprintf("content of file %d", i) {
+			t.Fatalf("f%03d on the server: %q", i, got)
+		}
+		if vs, err := b.Versions(ctx, dfms.EntryID(a.Ino)); err != nil || len(vs) != 1 {
+			t.Fatalf("f%03d: %d versions, %v; want 1", i, len(vs), err)
+		}
+	}
+	t.Logf("%d commits in %d batches", b.commits.Load(), b.batches.Load())
+}
+
+// Every close is a version, however soon the file is opened, truncated or
+// written again after it.
+func TestWriteBackVersionPerClose(t *testing.T) {
+	b, svc := newLocalParams(t, smallChunks)
+	fsys := newWriteBackFS(t, b, t.TempDir())
+	defer fsys.Close(ctx)
+	a := create(t, fsys, "f", "one")
+	for _, s := range []string{"two", "three"} {
+		h, err := fsys.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Write(ctx, []byte(s), 0); err != nil {
+			t.Fatal(err)
+		}
+		h.Flush(ctx)
+		h.Release(ctx)
+	}
+	// Two handles: closing one seals what was written so far; a write
+	// through the other starts the next version.
+	w1, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1.Write(ctx, []byte("FOUR!"), 0)
+	w1.Flush(ctx)
+	w1.Release(ctx)
+	w2.Write(ctx, []byte("5"), 0)
+	// A truncation by path after the last close is a version of its own.
+	w2.Flush(ctx)
+	w2.Release(ctx)
+	size := int64(2)
+	if _, err := fsys.SetAttr(ctx, a.Ino, nil, vfs.SetAttrIn{Size: &size}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"one", "two", "three", "FOUR!", "5OUR!", "5O"}
+	vs, err := b.Versions(ctx, dfms.EntryID(a.Ino))
+	if err != nil || len(vs) != len(want) {
+		t.Fatalf("%d versions, %v; want %d", len(vs), err, len(want))
+	}
+	for i, w := range want {
+		if got := versionContent(t, svc, b, a.Ino, int64(i+1)); string(got) != w {
+			t.Errorf("v%d = %q, want %q", i+1, got, w)
+		}
+	}
+}
+
+// failingBatch fails commits, batched or not, while fail is set.
+type failingBatch struct {
+	*vfs.Local
+	fail atomic.Bool
+}
+
+func (f *failingBatch) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (vfs.Entry, error) {
+	if f.fail.Load() {
+		return vfs.Entry{}, dfms.Errorf("test", dfms.Unavailable, "the server is down")
+	}
+	return f.Local.CommitManifest(ctx, id, m, base, mtime)
+}
+
+func (f *failingBatch) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
+	if f.fail.Load() {
+		return nil, dfms.Errorf("test", dfms.Unavailable, "the server is down")
+	}
+	return f.Local.CommitManifests(ctx, cs)
+}
+
+// A background commit that fails is retried until it succeeds; Sync
+// reports the files it could not commit; Close commits what is left.
+func TestWriteBackRetries(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	b := &failingBatch{Local: l}
+	b.fail.Store(true)
+	fsys := newWriteBackFS(t, b, t.TempDir())
+	var attrs []vfs.Attr
+	for i := range 5 {
+		attrs = append(attrs, create(t, fsys, fmt.Sprintf("f%d", i), fmt.Sprintf("precious %d", i)))
+	}
+	wantKind(t, "sync while the server is down", fsys.Sync(ctx), dfms.Unavailable)
+	b.fail.Store(false)
+	deadline := time.Now().Add(20 * time.Second)
+	for i, a := range attrs {
+		for {
+			vs, err := b.Versions(ctx, dfms.EntryID(a.Ino))
+			if err == nil && len(vs) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("f%d is not committed 20 s after the server came back: %d versions, %v", i, len(vs), err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if got := storedContent(t, svc, l, a.Ino); string(got) != fmt.Sprintf("precious %d", i) {
+			t.Fatalf("f%d: %q", i, got)
+		}
+	}
+	// Down again: Close commits what is queued once it can, or says
+	// what it left for the next mount.
+	b.fail.Store(true)
+	last := create(t, fsys, "last", "closed just before unmount")
+	b.fail.Store(false)
+	if err := fsys.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedContent(t, svc, l, last.Ino); string(got) != "closed just before unmount" {
+		t.Fatalf("after Close the server has %q", got)
+	}
+}
+
+// A file deleted before its background commit is dropped, without an
+// error; its name stays free.
+func TestWriteBackUnlinkedBeforeCommit(t *testing.T) {
+	b, _ := newLocalParams(t, smallChunks)
+	blocked := &failingBatch{Local: b}
+	blocked.fail.Store(true) // keep it queued
+	fsys := newWriteBackFS(t, blocked, t.TempDir())
+	defer fsys.Close(ctx)
+	a := create(t, fsys, "f", "short-lived")
+	if err := fsys.Unlink(ctx, fsys.Root(), "f"); err != nil {
+		t.Fatal(err)
+	}
+	blocked.fail.Store(false)
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatalf("sync after the unlink: %v", err)
+	}
+	if vs, _ := b.Versions(ctx, dfms.EntryID(a.Ino)); len(vs) != 0 {
+		t.Fatalf("the deleted file got %d versions", len(vs))
+	}
+	if _, err := fsys.Lookup(ctx, fsys.Root(), "f"); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("lookup: %v", err)
+	}
+}
+
+// Files closed but not yet committed when the mount dies are committed by
+// the next mount of the cache directory.
+func TestWriteBackCrash(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	b := &failingBatch{Local: l}
+	b.fail.Store(true) // nothing gets committed before the crash
+	cache := t.TempDir()
+	fsys := newWriteBackFS(t, b, cache)
+	var attrs []vfs.Attr
+	for i := range 10 {
+		attrs = append(attrs, create(t, fsys, fmt.Sprintf("f%d", i), fmt.Sprintf("closed %d", i)))
+	}
+	fsys.Crash()
+	b.fail.Store(false)
+	fsys2 := newWriteBackFS(t, b, cache)
+	defer fsys2.Close(ctx)
+	for i, a := range attrs {
+		if got := storedContent(t, svc, l, a.Ino); !bytes.Equal(got, []byte(fmt.Sprintf("closed %d", i))) {
+			t.Fatalf("f%d after recovery: %q", i, got)
+		}
+	}
+}
