@@ -48,7 +48,7 @@ type openFile struct {
 	// sealed says the changes were closed (close(2) with write-back): the
 	// next change or open commits them first, so that every close makes
 	// its own version, as when close commits.
-	sealed bool
+	sealed  bool
 	mtime   time.Time
 	stage   *os.File // the written bytes, at their offsets; nil until a write
 	journal *journal // the changes since the last commit, for recovery
