@@ -406,6 +406,7 @@ func TestAttributes(t *testing.T) {
 	check("after setattr")
 	// What the server stores is what stat shows, after the kernel's cache
 	// has expired too.
+	e.sync(t) // the mtime of a file closed a moment ago goes with its commit
 	ent, err := e.files.Stat(ctx, e.owner, entryID(t, p))
 	if err != nil {
 		t.Fatal(err)
@@ -599,7 +600,7 @@ func TestEditorSave(t *testing.T) {
 			t.Fatal(err)
 		}
 		// After fsync the server has the data, before close.
-		if got := e.stored(t, tmp); string(got) != content {
+		if got := e.storedNow(t, tmp); string(got) != content {
 			t.Fatalf("after fsync the server has %q, want %q", got, content)
 		}
 		if err := f.Close(); err != nil {
@@ -610,12 +611,44 @@ func TestEditorSave(t *testing.T) {
 		}
 		checkFile(t, p, []byte(content))
 	}
+	// A save without fsync: closed (its commit still queued), renamed at
+	// once.
+	tmp := filepath.Join(e.dir, "doc.txt~new")
+	writeFile(t, tmp, []byte("draft 4, not fsync'ed"))
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
 	names, err := os.ReadDir(e.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(names) != 1 || names[0].Name() != "doc.txt" {
 		t.Errorf("directory holds %v, want only doc.txt", names)
+	}
+	// Every save is in the history of doc.txt: the file renamed over it
+	// took it over.
+	vdir := filepath.Join(e.dir, ".versions", "doc.txt")
+	want := []string{"draft 1", "draft 2", "draft 3", "draft 4, not fsync'ed"}
+	e.sync(t)
+	list, err := os.ReadDir(vdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != len(want) {
+		t.Fatalf(".versions/doc.txt lists %d versions, want %d", len(list), len(want))
+	}
+	for i, w := range want {
+		checkFile(t, filepath.Join(vdir, fmt.Sprintf("v%d", i+1)), []byte(w))
+	}
+	// Roll back to draft 1.
+	v1, err := os.ReadFile(filepath.Join(vdir, "v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, p, v1)
+	checkFile(t, p, []byte("draft 1"))
+	if n := e.versions(t, p); n != 5 {
+		t.Errorf("after the rollback: %d versions, want 5", n)
 	}
 }
 
@@ -659,7 +692,8 @@ func TestVersionsDir(t *testing.T) {
 		got = append(got, n.Name())
 	}
 	if want := []string{"v1", "v2", "v3"}; !slices.Equal(got, want) {
-		t.Fatalf(".versions/f lists %v, want %v", got, want)
+		vs, _ := e.files.Versions(ctx, e.owner, entryID(t, p))
+		t.Fatalf(".versions/f lists %v, want %v; %+v", got, want, vs)
 	}
 	for i, c := range contents {
 		vp := filepath.Join(vdir, "f", fmt.Sprintf("v%d", i+1))

@@ -213,13 +213,16 @@ func (f *openFile) overlay(a *Attr, version int64) {
 
 // setMTime records an explicit mtime for the dirty content (utimens
 // between the last write and close, as cp -p and tar do).
-func (f *openFile) setMTime(t time.Time) {
+// It reports whether it did: the file has changes, whose commit will
+// carry the mtime.
+func (f *openFile) setMTime(t time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.changed {
 		f.mtime = t
 		_ = f.journal.mtime(t)
 	}
+	return f.changed
 }
 
 // baseLocked returns the view of the base version.
@@ -444,6 +447,15 @@ func (f *openFile) afterCommitLocked(ctx context.Context, e Entry, m dfms.Manife
 		return f.commitFailedLocked(ctx, err)
 	}
 	return f.committedLocked(e, m)
+}
+
+// idleLocked reports whether no handle has the file open (the caller holds
+// f.mu, so no open can start using it meanwhile: acquire takes its
+// reference first, then waits for f.mu).
+func (f *openFile) idleLocked() bool {
+	f.fsys.mu.Lock()
+	defer f.fsys.mu.Unlock()
+	return f.refs == 0 && !f.done
 }
 
 // seal records that a handle of the file was closed (write-back).

@@ -643,8 +643,46 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 	if flags&^RenameNoReplace != 0 {
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("unsupported rename flags %#x", flags))
 	}
+	replace := flags&RenameNoReplace == 0
+	// What was closed before the rename is a version of its own, and a
+	// file renamed over another takes over its history (an editor's
+	// save): commit closed changes of both first.
+	fsys.commitClosed(ctx, from, name)
+	if replace {
+		fsys.commitClosed(ctx, to, newName)
+	}
 	fsys.touch(from, to)
-	return fsys.b.Rename(ctx, from, name, to, newName, flags&RenameNoReplace == 0)
+	return fsys.b.Rename(ctx, from, name, to, newName, replace)
+}
+
+// commitClosed commits the changes of file dir/name if they were closed
+// (a write-back commit still queued), not if it is still being written.
+// A failure is logged: the changes stay staged for their queued commit.
+func (fsys *FS) commitClosed(ctx context.Context, dir dfms.EntryID, name string) {
+	fsys.mu.Lock()
+	none := len(fsys.open) == 0
+	fsys.mu.Unlock()
+	if none {
+		return
+	}
+	e, err := fsys.b.Lookup(ctx, dir, name)
+	if err != nil {
+		return
+	}
+	fsys.mu.Lock()
+	f := fsys.open[e.ID]
+	fsys.mu.Unlock()
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.changed && (f.sealed || f.idleLocked()) {
+		f.sealed = false
+		if err := f.commitLocked(ctx); err != nil {
+			fsys.log.Warn("closed changes could not be committed before a rename", "entry", f.id, "err", err)
+		}
+	}
 }
 
 // SetAttrIn lists the attributes to change; nil fields are left alone.
@@ -703,21 +741,40 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 			return Attr{}, err
 		}
 	}
-	if in.Mode != nil || in.UID != nil || in.GID != nil || in.MTime != nil {
-		if in.MTime != nil {
-			fsys.mu.Lock()
-			of := fsys.open[id]
-			fsys.mu.Unlock()
-			if of != nil {
-				of.setMTime(*in.MTime)
-			}
+	if in.Mode == nil && in.UID == nil && in.GID == nil && in.MTime == nil {
+		return fsys.GetAttr(ctx, ino)
+	}
+	set := SetAttr{Mode: in.Mode, UID: in.UID, GID: in.GID, MTime: in.MTime}
+	if in.MTime != nil {
+		fsys.mu.Lock()
+		of := fsys.open[id]
+		fsys.mu.Unlock()
+		if of != nil && of.setMTime(*in.MTime) {
+			set.MTime = nil // the commit of the changes carries it
 		}
+	}
+	cur, err := fsys.b.GetAttr(ctx, id)
+	if err != nil {
+		return Attr{}, err
+	}
+	// tar, cp -a and rsync set owner and mode to what a file has already:
+	// no round trip for those.
+	if set.Mode != nil && *set.Mode&0o7777 == cur.Mode&0o7777 {
+		set.Mode = nil
+	}
+	if set.UID != nil && *set.UID == cur.UID {
+		set.UID = nil
+	}
+	if set.GID != nil && *set.GID == cur.GID {
+		set.GID = nil
+	}
+	if set.Mode != nil || set.UID != nil || set.GID != nil || set.MTime != nil {
 		fsys.touch(id)
-		if _, err := fsys.b.SetAttr(ctx, id, SetAttr{Mode: in.Mode, UID: in.UID, GID: in.GID, MTime: in.MTime}); err != nil {
+		if cur, err = fsys.b.SetAttr(ctx, id, set); err != nil {
 			return Attr{}, err
 		}
 	}
-	return fsys.GetAttr(ctx, ino)
+	return fsys.freshAttr(ctx, cur), nil
 }
 
 // StatFS is what statfs shows.

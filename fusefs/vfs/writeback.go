@@ -185,13 +185,11 @@ func (w *writeBack) close() {
 // meanwhile is left to its handles: their last release queues it again.
 // An error means the commit failed and the file is still staged.
 func (fsys *FS) commitReleased(ctx context.Context, f *openFile) error {
-	fsys.mu.Lock()
-	busy := f.refs > 0 || f.done
-	fsys.mu.Unlock()
-	if busy {
+	f.mu.Lock()
+	if !f.idleLocked() {
+		f.mu.Unlock()
 		return nil
 	}
-	f.mu.Lock()
 	err := f.commitLocked(ctx)
 	kept := f.changed
 	f.mu.Unlock()
@@ -229,13 +227,11 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 	var items []item
 	var chunks []dfms.ChunkData
 	for _, f := range batch {
-		fsys.mu.Lock()
-		busy := f.refs > 0 || f.done // opened again: its last release queues it again
-		fsys.mu.Unlock()
-		if busy {
+		f.mu.Lock()
+		if !f.idleLocked() { // opened again: its last release queues it again
+			f.mu.Unlock()
 			continue
 		}
-		f.mu.Lock()
 		if !f.changed || f.size > writeBackSmall {
 			done(f, f.commitLocked(ctx))
 			continue

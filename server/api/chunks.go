@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -163,17 +164,12 @@ func (a *API) getChunk(c *gin.Context) {
 	if _, ok := a.owned(c, id); !ok { // trashed too, as manifest
 		return
 	}
-	v, err := a.Files.OpenVersion(c.Request.Context(), user(c).ID, id, n)
+	ref, err := a.versionChunk(c.Request.Context(), user(c).ID, id, n, h)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	i := slices.IndexFunc(v.Manifest.Chunks, func(r dfms.ChunkRef) bool { return r.Hash == h })
-	if i < 0 {
-		a.fail(c, dfms.Errorf("", dfms.NotExist, "no such chunk in this version"))
-		return
-	}
-	data, err := a.Files.ReadChunk(c.Request.Context(), v.Manifest.Chunks[i], nil)
+	data, err := a.Files.ReadChunk(c.Request.Context(), ref, nil)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -182,6 +178,34 @@ func (a *API) getChunk(c *gin.Context) {
 	c.Header("ETag", `"`+h.String()+`"`)
 	c.Header("Cache-Control", "private, max-age=31536000, immutable")
 	c.Data(http.StatusOK, "application/octet-stream", data)
+}
+
+// versionChunk returns chunk h of version n of file id. A chunk that
+// version does not hold is still served if the caller owns it (sent or
+// committed it): version numbers move when a rename over a file adopts
+// its history, and a reader that opened the old number must not fail.
+func (a *API) versionChunk(ctx context.Context, owner dfms.UserID, id dfms.EntryID, n int64, h dfms.Hash) (dfms.ChunkRef, error) {
+	v, err := a.Files.OpenVersion(ctx, owner, id, n)
+	if err != nil && !dfms.Is(err, dfms.NotExist) {
+		return dfms.ChunkRef{}, err
+	}
+	if err == nil {
+		if i := slices.IndexFunc(v.Manifest.Chunks, func(r dfms.ChunkRef) bool { return r.Hash == h }); i >= 0 {
+			return v.Manifest.Chunks[i], nil
+		}
+	}
+	unowned, err := a.meta.UnownedChunks(ctx, owner, []dfms.Hash{h})
+	if err != nil {
+		return dfms.ChunkRef{}, err
+	}
+	if len(unowned) > 0 {
+		return dfms.ChunkRef{}, dfms.Errorf("", dfms.NotExist, "no such chunk in this version")
+	}
+	ch, err := a.meta.GetChunk(ctx, h)
+	if err != nil {
+		return dfms.ChunkRef{}, err
+	}
+	return dfms.ChunkRef{Hash: h, Size: uint32(ch.Size)}, nil
 }
 
 // commitManifest commits a version from chunks the client stored.

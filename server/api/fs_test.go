@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -212,4 +213,89 @@ func TestXattrEndpoints(t *testing.T) {
 	if len(l.Names) != 0 {
 		t.Errorf("names after delete %q", l.Names)
 	}
+}
+
+// A file renamed over another takes over its history, and a reader that
+// opened a version number before the renumbering still gets its chunks.
+func TestRenameOverKeepsHistory(t *testing.T) {
+	hs := newHarness(t, Config{})
+	put := func(s string) string {
+		sum := sha256.Sum256([]byte(s))
+		h := hex.EncodeToString(sum[:])
+		if rec := hs.do("PUT", "/api/v1/chunks/"+h, strings.NewReader(s), "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
+			t.Fatalf("put chunk: %d %s", rec.Code, rec.Body)
+		}
+		return h
+	}
+	commit := func(name, s string) int64 {
+		var c struct {
+			File struct {
+				ID int64 `json:"id"`
+			} `json:"file"`
+		}
+		hs.mustJSON(t, 201, "POST", "/api/v1/files/commit",
+			fmt.Sprintf(`{"name":%q,"defer_checksum":true,"chunks":[{"hash":%q,"size":%d}]}`, name, put(s), len(s)), &c)
+		return c.File.ID
+	}
+	old := commit("doc.txt", "the saved document")
+	commit("doc.txt", "the saved document, edited")
+	tmp := commit(".doc.txt.swp", "the new draft")
+	draft := sha256.Sum256([]byte("the new draft"))
+	hs.mustJSON(t, 200, "POST", "/api/v1/fs/rename",
+		fmt.Sprintf(`{"parent_id":%d,"name":".doc.txt.swp","new_parent_id":%d,"new_name":"doc.txt","replace":true}`, hs.root, hs.root), nil)
+	var vs struct {
+		Versions []struct {
+			Number int64 `json:"version"`
+			Size   int64 `json:"size"`
+		} `json:"versions"`
+	}
+	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/files/%d/versions", tmp), "", &vs) // newest first
+	if len(vs.Versions) != 3 || vs.Versions[0].Number != 3 || vs.Versions[0].Size != int64(len("the new draft")) || vs.Versions[2].Number != 1 {
+		t.Fatalf("versions after the rename: %+v", vs.Versions)
+	}
+	if rec := hs.do("GET", fmt.Sprintf("/api/v1/files/%d", old), nil); rec.Code != http.StatusNotFound {
+		t.Errorf("the replaced file: %d, want 404", rec.Code)
+	}
+	if rec := hs.do("GET", fmt.Sprintf("/api/v1/files/%d/versions/1/download", tmp), nil); rec.Code != 200 || rec.Body.String() != "the saved document" {
+		t.Fatalf("version 1: %d %q", rec.Code, rec.Body)
+	}
+	// A reader that opened version 1 of the draft before the rename.
+	rec := hs.do("GET", fmt.Sprintf("/api/v1/files/%d/versions/1/chunks/%x", tmp, draft), nil)
+	if rec.Code != 200 || rec.Body.String() != "the new draft" {
+		t.Fatalf("old version number, own chunk: %d %q", rec.Code, rec.Body)
+	}
+	// A chunk the caller never sent nor committed stays unreachable.
+	other := newHarnessUser(t, hs, "other@example.com")
+	rec = other.do("PUT", "/api/v1/chunks/"+fmt.Sprintf("%x", sha256.Sum256([]byte("secret"))), strings.NewReader("secret"), "Content-Type", "application/octet-stream")
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("put as another user: %d", rec.Code)
+	}
+	rec = hs.do("GET", fmt.Sprintf("/api/v1/files/%d/versions/1/chunks/%x", tmp, sha256.Sum256([]byte("secret"))), nil)
+	checkAnswer(t, "someone else's chunk", rec)
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("someone else's chunk: %d, want 404", rec.Code)
+	}
+}
+
+// newHarnessUser registers another user on hs's API and returns a harness
+// that acts as them.
+func newHarnessUser(t *testing.T, hs *harness, email string) *harness {
+	t.Helper()
+	other := &harness{api: hs.api, h: hs.h}
+	rec := other.do("POST", "/api/v1/auth/register", strings.NewReader(fmt.Sprintf(`{"email":%q,"password":"another password"}`, email)),
+		"Content-Type", "application/json")
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("register %s: %d %s", email, rec.Code, rec.Body)
+	}
+	var reg struct {
+		AccessToken string `json:"access_token"`
+		User        struct {
+			Root int64 `json:"root_folder_id"`
+		} `json:"user"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &reg); err != nil {
+		t.Fatal(err)
+	}
+	other.token, other.root = reg.AccessToken, reg.User.Root
+	return other
 }

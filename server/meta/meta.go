@@ -373,10 +373,14 @@ type Store interface {
 	SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a SetAttr) (Entry, error)
 	// Rename moves id to newParent/newName. A directory cannot move into
 	// itself or a descendant (Conflict). If the name is taken: with replace
-	// unset it fails with Exist; with replace set, a file or symlink there
-	// moves to the trash, an empty directory is removed, and a non-empty
-	// one fails with NotEmpty. It returns the moved entry and the replaced
-	// one (ID 0 if none).
+	// unset it fails with Exist; with replace set, a file moved over a file
+	// with versions takes over its history (the replaced file's versions
+	// become versions 1..n of the moved one, whose own versions follow: an
+	// editor's save keeps the history) and the replaced file moves to the
+	// trash with a copy of its current version; any other file or symlink
+	// there moves to the trash, as does an empty directory, and a
+	// non-empty one fails with NotEmpty. It returns the moved entry and the
+	// replaced one (ID 0 if none).
 	Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (moved, replaced Entry, err error)
 	// Trash moves id and its whole subtree to the trash.
 	Trash(ctx context.Context, owner dfms.UserID, id dfms.EntryID) error

@@ -388,16 +388,67 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 		t.Fatalf("moved %d replaced %d, want %d and %d", moved.ID, replaced.ID, tmp.ID, old.ID)
 	}
 	got := must(s.Lookup(ctx, u.ID, u.Root, "file"))(t)
-	if got.ID != tmp.ID || got.Size != 5 {
+	if got.ID != tmp.ID || got.Size != 5 || got.Version != 2 {
 		t.Fatalf("file after replace = %+v", got)
 	}
-	// The replaced file is in the trash, restorable once the name is free.
+	// The moved file took over the replaced one's history (an editor's
+	// save): its version 1 is the old content, version 2 its own.
+	vs := must(s.ListVersions(ctx, u.ID, tmp.ID))(t)
+	if len(vs) != 2 || vs[0].Number != 1 || vs[0].Size != 3 || vs[1].Number != 2 || vs[1].Size != 5 {
+		t.Fatalf("versions after replace = %+v", vs)
+	}
+	if v := must(s.GetVersion(ctx, u.ID, tmp.ID, 1))(t); v.Manifest == nil || !slices.Equal(v.Manifest.Chunks, m1.Chunks) {
+		t.Fatalf("version 1 after replace = %+v", v)
+	}
+	// The replaced file is in the trash with a copy of its current
+	// version (open handles still read it), restorable once the name is
+	// free.
 	trash := must(s.ListTrash(ctx, u.ID))(t)
 	if len(trash) != 1 || trash[0].ID != old.ID {
 		t.Fatalf("trash = %v", names(trash))
 	}
-	if refs(t, s, chunk("old", 3)) != 1 {
-		t.Fatal("the replaced file's chunk lost its reference")
+	if ov := must(s.ListVersions(ctx, u.ID, old.ID))(t); len(ov) != 1 || ov[0].Number != 1 || ov[0].Size != 3 {
+		t.Fatalf("the replaced file's versions = %+v", ov)
+	}
+	if refs(t, s, chunk("old", 3)) != 2 || refs(t, s, chunk("new", 5)) != 1 {
+		t.Fatalf("refs = %d, %d; want 2 (the moved version and the trashed copy), 1", refs(t, s, chunk("old", 3)), refs(t, s, chunk("new", 5)))
+	}
+	if us := must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 11 {
+		t.Fatalf("usage after replace = %+v", us)
+	}
+	// Again, with more versions on both sides: numbers and bases follow.
+	a, _ := commit(t, s, u.ID, u.Root, "a", m1)
+	commit(t, s, u.ID, u.Root, "a", m2) // a: v1 old, v2 new
+	b, _ := commit(t, s, u.ID, u.Root, "b", m2)
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: b.ID, Manifest: m1, Base: 1}) // b: v1 new, v2 old (base 1)
+	ok(t, err)
+	must2(t)(s.Rename(ctx, u.ID, b.ID, u.Root, "a", true))
+	vs = must(s.ListVersions(ctx, u.ID, b.ID))(t)
+	if len(vs) != 4 || vs[3].Number != 4 || vs[3].Base != 3 || vs[3].Size != 3 || vs[2].Size != 5 || vs[0].Size != 3 {
+		t.Fatalf("versions after the second replace = %+v", vs)
+	}
+	if cur := must(s.GetEntry(ctx, u.ID, b.ID))(t); cur.Version != 4 || cur.Size != 3 {
+		t.Fatalf("b after replace = %+v", cur)
+	}
+	if ae := must(s.GetEntry(ctx, u.ID, a.ID))(t); ae.Live() || ae.Version != 2 {
+		t.Fatalf("the second replaced entry = %+v", ae)
+	}
+	// A file with no version yet replacing one: an empty version on top.
+	fresh := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "fresh", Kind: meta.KindFile, Mode: 0o644}))(t)
+	must2(t)(s.Rename(ctx, u.ID, fresh.ID, u.Root, "a", true))
+	if cur := must(s.GetEntry(ctx, u.ID, fresh.ID))(t); cur.Version != 5 || cur.Size != 0 {
+		t.Fatalf("an empty file after replace = %+v", cur)
+	}
+	if v := must(s.GetVersion(ctx, u.ID, fresh.ID, 0))(t); v.Number != 5 || v.Size != 0 || v.Manifest == nil || len(v.Manifest.Chunks) != 0 {
+		t.Fatalf("its current version = %+v", v)
+	}
+	// A symlink replaced by a file goes to the trash, restorable once the
+	// name is free.
+	l := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "link", Kind: meta.KindSymlink, Target: "x"}))(t)
+	other, _ := commit(t, s, u.ID, u.Root, "other", m2)
+	must2(t)(s.Rename(ctx, u.ID, other.ID, u.Root, "link", true))
+	if trash := must(s.ListTrash(ctx, u.ID))(t); !slices.ContainsFunc(trash, func(e meta.Entry) bool { return e.ID == l.ID }) {
+		t.Fatalf("trash = %v", names(trash))
 	}
 
 	d := mkdir(t, s, u.ID, u.Root, "d")

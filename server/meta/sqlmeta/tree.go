@@ -374,7 +374,14 @@ func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfm
 					return dfms.E(op, dfms.NotEmpty, fmt.Errorf("%q is not empty", newName))
 				}
 			}
-			if err := t.trash(ctx, owner, old); err != nil {
+			if old.Kind == meta.KindFile && e.Kind == meta.KindFile && old.Version > 0 {
+				// An editor's save (write a temporary file, rename it
+				// over): the file takes over the history of the one it
+				// replaces, which goes to the trash.
+				if err := t.adoptHistory(ctx, owner, old, e); err != nil {
+					return err
+				}
+			} else if err := t.trash(ctx, owner, old); err != nil {
 				return err
 			}
 			replaced = old
@@ -399,6 +406,68 @@ func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfm
 		return err
 	})
 	return moved, replaced, err
+}
+
+// adoptHistory makes the versions of file old (about to be replaced by
+// file e) the first versions of e, and moves old to the trash with a copy
+// of its current version (open handles and fstat keep working, and it
+// can be restored): old's versions keep their numbers 1..n, e's move up
+// by n (their bases too), and e's current version stays current. A file e
+// without a version gets an empty one on top, as its content is empty.
+func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e meta.Entry) error {
+	n := old.Version
+	// Out of the way first: (entry_id, number) is unique row by row, and
+	// numbers are positive.
+	const away = 1 << 40
+	if _, err := t.exec(ctx, `UPDATE versions SET number = number + ? WHERE entry_id = ?`, int64(away), e.ID); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `UPDATE versions SET number = number - ?, base = CASE WHEN base > 0 THEN base + ? ELSE base END WHERE entry_id = ?`,
+		int64(away)-n, n, e.ID); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `UPDATE versions SET entry_id = ? WHERE entry_id = ?`, e.ID, old.ID); err != nil {
+		return err
+	}
+	cur := e.Version + n
+	if e.Version == 0 {
+		cur = n + 1
+		blob, _ := (&dfms.Manifest{}).MarshalBinary()
+		sum := dfms.Sum(nil)
+		if _, err := t.exec(ctx, `INSERT INTO versions (entry_id, number, size, sha256, manifest, chunk_count, base, created_at, created_by)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.ID, cur, 0, sum[:], blob, 0, n, ns(t.now), owner); err != nil {
+			return err
+		}
+	}
+	if _, err := t.exec(ctx, `UPDATE entries SET cur_version = ? WHERE id = ?`, cur, e.ID); err != nil {
+		return err
+	}
+	// The replaced file keeps a copy of its current version, with its
+	// references and its share of the usage, until it is purged.
+	if _, err := t.exec(ctx, `INSERT INTO versions (entry_id, number, size, sha256, manifest, chunk_count, base, created_at, created_by)
+		SELECT ?, number, size, sha256, manifest, chunk_count, base, created_at, created_by FROM versions WHERE entry_id = ? AND number = ?`,
+		old.ID, e.ID, n); err != nil {
+		return err
+	}
+	var blob []byte
+	var size int64
+	if err := t.queryRow(ctx, `SELECT manifest, size FROM versions WHERE entry_id = ? AND number = ?`, old.ID, n).Scan(&blob, &size); err != nil {
+		return err
+	}
+	counts := map[dfms.Hash]int64{}
+	if err := addCounts(counts, blob); err != nil {
+		return err
+	}
+	if err := t.takeChunks(ctx, counts, nil); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?`, size, owner); err != nil {
+		return err
+	}
+	if err := t.trash(ctx, owner, old); err != nil {
+		return err
+	}
+	return t.journal(ctx, owner, e.ID, old.Parent, meta.OpVersion, cur)
 }
 
 // trash moves e and its live subtree to the trash, with e as trash root.
