@@ -769,6 +769,10 @@ func TestServerChangesShow(t *testing.T) {
 	p := filepath.Join(e.dir, "f")
 	writeFile(t, p, []byte("from the mount"))
 	checkFile(t, p, []byte("from the mount"))
+	// Committed (write-back commits a moment after close; a version
+	// written elsewhere within that moment would be overwritten by it,
+	// both staying in the history).
+	e.sync(t)
 	// A new version written on the server, as the REST API would.
 	if _, err := e.files.Write(ctx, files.WriteRequest{Owner: e.owner, Entry: entryID(t, p), Body: strings.NewReader("from the server, longer")}); err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ import (
 )
 
 func newMountCmds() []*cobra.Command {
-	return []*cobra.Command{newUpCmd(), newMountCmd(), newUmountCmd()}
+	return []*cobra.Command{newUpCmd(), newMountCmd(), newUmountCmd(), newSyncCmd()}
 }
 
 // upOptions are the flags of `dfms up`.
@@ -284,6 +284,32 @@ same cache directory commits it.`,
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "abort the FUSE connection first (a dead or hung daemon)")
 	return cmd
+}
+
+func newSyncCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "sync DIR...",
+		Short: "Wait until every file written in the mount holding DIR is on the server",
+		Long: `Commit every changed file of the DFMS mount holding each DIR, and wait for it:
+files closed a moment ago (close returns before their commit, which runs in
+the background) and files still open alike. It is fsync(2) of the directory,
+which a program can call itself; sync(1) does not reach FUSE mounts.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, dir := range args {
+				d, err := os.Open(dir)
+				if err != nil {
+					return err
+				}
+				err = d.Sync()
+				d.Close()
+				if err != nil {
+					return fmt.Errorf("sync %s: %w", dir, err)
+				}
+			}
+			return nil
+		},
+	}
 }
 
 // abortFuse aborts the FUSE connection of the mount on dir, found by its

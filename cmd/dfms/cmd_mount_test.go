@@ -268,7 +268,10 @@ func TestUp(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mnt, "hello.txt"), []byte("version 2"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	syncDir(t, mnt) // closed files are committed in the background
+	// Closed files are committed in the background; dfms sync waits.
+	if out, err := exec.Command(dfmsBinary(t), "sync", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("dfms sync: %v: %s", err, out)
+	}
 	email, password := readCredentials(t, data)
 	if email != localEmail || len(password) < 16 {
 		t.Fatalf("credentials: %q / %d-byte password", email, len(password))

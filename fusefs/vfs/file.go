@@ -85,6 +85,15 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 	if f == nil {
 		f = &openFile{fsys: fsys, id: id}
 		fsys.open[id] = f
+		if v, ok := fsys.cachedVersion[id]; ok && v > e.Version {
+			// e was read before a commit of this mount that has
+			// retired the file's open state since: read it again.
+			fsys.mu.Unlock()
+			if e2, err := fsys.b.GetAttr(ctx, id); err == nil && e2.Kind == KindFile {
+				e = e2
+			}
+			fsys.mu.Lock()
+		}
 	}
 	reopened := f.refs == 0 // closed, and its commit not done yet
 	f.refs++
@@ -94,10 +103,9 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 	if reopened && f.changed {
 		// Closed by everyone and still queued for write-back, or kept
 		// by a failed commit: what was closed is a version of its own,
-		// so commit it before this open builds on it.
+		// committed before a change builds on it (reads need not wait).
 		f.sealed = true
 	}
-	f.unsealLocked(ctx)
 	// Close-to-open: a file nobody here is writing shows the version that
 	// is current now.
 	if !f.init || (!f.changed && e.Version > f.version) {

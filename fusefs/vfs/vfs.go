@@ -492,7 +492,7 @@ func (fsys *FS) ReadDir(ctx context.Context, dir Ino) ([]DirEntry, error) {
 			case e.Name == dfms.VersionsDir:
 				continue // shadowed by the virtual directory
 			case dir.tag() == tagEntry:
-				out = append(out, DirEntry{Name: e.Name, Attr: fsys.attrOf(e)})
+				out = append(out, DirEntry{Name: e.Name, Attr: fsys.freshAttr(ctx, e)})
 			case e.Kind == KindFile && e.Version > 0:
 				out = append(out, DirEntry{Name: e.Name, Attr: versionsDirAttr(versionsFileIno(e.ID), e)})
 			}
@@ -644,12 +644,12 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("unsupported rename flags %#x", flags))
 	}
 	replace := flags&RenameNoReplace == 0
-	// What was closed before the rename is a version of its own, and a
-	// file renamed over another takes over its history (an editor's
-	// save): commit closed changes of both first.
-	fsys.commitClosed(ctx, from, name)
-	if replace {
-		fsys.commitClosed(ctx, to, newName)
+	// A file renamed over another takes over its history (an editor's
+	// save): what was closed of both before the rename is committed
+	// first, so that each is a version of its own. A rename to a free
+	// name (git's objects, temporary files) needs none of that.
+	if replace && fsys.commitClosed(ctx, to, newName) {
+		fsys.commitClosed(ctx, from, name)
 	}
 	fsys.touch(from, to)
 	return fsys.b.Rename(ctx, from, name, to, newName, replace)
@@ -658,22 +658,17 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 // commitClosed commits the changes of file dir/name if they were closed
 // (a write-back commit still queued), not if it is still being written.
 // A failure is logged: the changes stay staged for their queued commit.
-func (fsys *FS) commitClosed(ctx context.Context, dir dfms.EntryID, name string) {
-	fsys.mu.Lock()
-	none := len(fsys.open) == 0
-	fsys.mu.Unlock()
-	if none {
-		return
-	}
+// It reports whether dir/name is a file.
+func (fsys *FS) commitClosed(ctx context.Context, dir dfms.EntryID, name string) bool {
 	e, err := fsys.b.Lookup(ctx, dir, name)
-	if err != nil {
-		return
+	if err != nil || e.Kind != KindFile {
+		return false
 	}
 	fsys.mu.Lock()
 	f := fsys.open[e.ID]
 	fsys.mu.Unlock()
 	if f == nil {
-		return
+		return true
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -683,6 +678,7 @@ func (fsys *FS) commitClosed(ctx context.Context, dir dfms.EntryID, name string)
 			fsys.log.Warn("closed changes could not be committed before a rename", "entry", f.id, "err", err)
 		}
 	}
+	return true
 }
 
 // SetAttrIn lists the attributes to change; nil fields are left alone.

@@ -28,9 +28,14 @@ import (
 const (
 	writeBackQueue      = 256 // files waiting or being committed
 	writeBackCommitters = 2
-	writeBackBatch      = 64      // files a committer takes at once
-	writeBackSmall      = 4 << 20 // files up to this size are uploaded together
-	writeBackRetryMax   = 30 * time.Second
+	writeBackBatch      = 64 // files a committer takes at once
+	// writeBackLinger is how long a committer lets a short queue grow
+	// before it takes it: a file closed every millisecond or so is then
+	// committed with others, not alone (one upload and one transaction
+	// per batch).
+	writeBackLinger   = 20 * time.Millisecond
+	writeBackSmall    = 4 << 20 // files up to this size are uploaded together
+	writeBackRetryMax = 30 * time.Second
 )
 
 type writeBack struct {
@@ -40,6 +45,7 @@ type writeBack struct {
 	// queue holds the files waiting for a commit, oldest first; queued
 	// says which are in it (or being committed), so a file is queued once.
 	queue    []*openFile
+	queuedAt []time.Time // when each of queue was queued
 	queued   map[*openFile]bool
 	inflight int
 	retrying int                  // failed commits waiting for their retry
@@ -77,6 +83,7 @@ func (w *writeBack) enqueue(f *openFile) bool {
 	}
 	w.queued[f] = true
 	w.queue = append(w.queue, f)
+	w.queuedAt = append(w.queuedAt, time.Now())
 	w.cond.Broadcast()
 	return true
 }
@@ -99,9 +106,19 @@ func (w *writeBack) run() {
 			w.mu.Unlock()
 			return
 		}
+		if wait := writeBackLinger - time.Since(w.queuedAt[0]); len(w.queue) < writeBackBatch && wait > 0 {
+			w.mu.Unlock()
+			time.Sleep(wait)
+			w.mu.Lock()
+			if len(w.queue) == 0 || w.closed { // another committer took them, or Close
+				w.mu.Unlock()
+				continue
+			}
+		}
 		n := min(len(w.queue), writeBackBatch)
 		batch := append([]*openFile(nil), w.queue[:n]...)
 		w.queue = w.queue[n:]
+		w.queuedAt = w.queuedAt[n:]
 		w.inflight += n
 		w.mu.Unlock()
 
