@@ -78,7 +78,8 @@ type Config struct {
 		KeepDays int `yaml:"keep_days"`
 	} `yaml:"versions"`
 
-	// RateLimit: requests per minute per tier (0 = unlimited).
+	// RateLimit: requests per minute per tier (0: the default; negative:
+	// unlimited).
 	RateLimit struct {
 		URL      string `yaml:"url"` // mem:// (default) or redis://host:port/db
 		FailOpen bool   `yaml:"fail_open"`
@@ -148,7 +149,7 @@ func (c *Config) Defaults() {
 	for _, d := range []struct {
 		v   *int
 		def int
-	}{{&rl.Global, 20000}, {&rl.User, 6000}, {&rl.Auth, 20}, {&rl.Upload, 1200}, {&rl.Download, 6000}} {
+	}{{&rl.Global, 600000}, {&rl.User, 120000}, {&rl.Auth, 20}, {&rl.Upload, 60000}, {&rl.Download, 120000}} {
 		if *d.v == 0 {
 			*d.v = d.def
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -152,6 +153,37 @@ func TestMountRemote(t *testing.T) {
 				}
 				fn(t, dir)
 			})
+		}
+	})
+
+	t.Run("write-back", func(t *testing.T) {
+		// Files closed in a burst are committed in the background, many
+		// per request; fsync of a directory waits for them.
+		commits := func() float64 {
+			return metric(t, addr, "dfms_http_requests_total", `route="/api/v1/fs/commits",status="200"`)
+		}
+		before := commits()
+		dir := filepath.Join(mntB, "burst")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		const n = 200
+		for i := range n {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", i)), []byte(fmt.Sprintf("small file %d\n", i)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		syncDir(t, dir)
+		batches := commits() - before
+		t.Logf("%d files closed in a burst: %v batched commit requests", n, batches)
+		if batches < 1 || batches >= n/2 {
+			t.Errorf("%d files were committed in %v batched requests, want at least 1 and far fewer than files", n, batches)
+		}
+		for i := range n {
+			p := filepath.Join(mntA, "burst", fmt.Sprintf("f%03d", i))
+			if took, ok := within(time.Second, fileIs(p, []byte(fmt.Sprintf("small file %d\n", i)))); !ok {
+				t.Fatalf("%s is not visible in mount A after %v", p, took)
+			}
 		}
 	})
 

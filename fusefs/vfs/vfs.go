@@ -25,19 +25,24 @@
 //
 // Close-to-open, as NFS: opening a file sees the version that is current
 // at that moment; a writer's data becomes a new version when it closes
-// (flush), calls fsync, or releases the file. Until then a file is its
-// base version plus what was written: the written ranges are kept in a
-// sparse stage file, truncation lowers a limit past which base bytes are
-// gone, and nothing is copied. A commit re-cuts content-defined chunks
+// (flush), calls fsync, or releases the file. With Options.WriteBack the
+// commit of a close runs in the background right after it
+// (writeback.go): this mount sees the data at once, other clients a
+// moment later, and every close is still a version of its own. Until
+// then a file is its base version plus what was written: the written
+// ranges are kept in a sparse stage file, truncation lowers a limit past
+// which base bytes are gone, and nothing is copied. A commit re-cuts content-defined chunks
 // only around the changes (rechunk.go), uploads the chunks the server
 // lacks and commits the manifest, so a one-byte edit of a large file
 // costs one or two chunks. All handles of one file in this mount share
 // one stage. Every change is appended to a journal next to the stage
 // (journal.go): the next mount of the same cache directory commits what a
 // crashed mount left behind. A commit that fails at close keeps the data
-// staged; it is retried at the next flush, at release, or by the next
-// mount. A file unlinked while open is written to its stage only: its
-// data goes when it is released, as on a local disk.
+// staged; it is retried (in the background with write-back, otherwise at
+// the next flush or release), at Close, or by the next mount. A file
+// unlinked while open is written to its stage only: its data goes when it
+// is released, as on a local disk. A file renamed over another takes over
+// its history on the server (an editor's save keeps .versions).
 //
 // # .versions
 //

@@ -196,6 +196,7 @@ func (a *API) routes() *gin.Engine {
 	p.GET("/fs/entries/:id/children/:name", a.fsLookup)
 	p.DELETE("/fs/entries/:id/children/:name", a.fsRemove)
 	p.POST("/fs/rename", a.fsRename)
+	p.POST("/fs/commits", a.fsCommits)
 	p.GET("/fs/entries/:id/xattrs", a.fsListXattrs)
 	p.GET("/fs/entries/:id/xattrs/:name", a.fsGetXattr)
 	p.PUT("/fs/entries/:id/xattrs/:name", a.fsSetXattr)

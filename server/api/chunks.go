@@ -281,13 +281,7 @@ func (a *API) commitManifest(c *gin.Context) {
 	if err != nil {
 		var mce *meta.MissingChunksError
 		if errors.As(err, &mce) {
-			miss := make([]string, len(mce.Hashes))
-			for i, h := range mce.Hashes {
-				miss[i] = h.String()
-			}
-			c.AbortWithStatusJSON(http.StatusConflict, errorBody{Error: errorInfo{Code: "CHUNKS_MISSING",
-				Message: "some chunks are not stored; upload them and commit again", RequestID: c.GetString(ctxRequestID),
-				Details: gin.H{"missing": miss}}})
+			c.AbortWithStatusJSON(http.StatusConflict, errorBody{Error: a.itemError(c, err)})
 			return
 		}
 		a.fail(c, err)

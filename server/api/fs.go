@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -313,4 +314,96 @@ func (a *API) fsRemoveXattr(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// maxBatchCommits bounds the commits of one POST /fs/commits.
+const maxBatchCommits = 256
+
+// fsCommits makes several commits of existing files from chunks the
+// caller sent, in one metadata transaction: the mount's write-back of
+// many small files. Each commit is as POST /files/commit with
+// defer_checksum; one that fails is reported in its result and does not
+// stop the others.
+func (a *API) fsCommits(c *gin.Context) {
+	var b struct {
+		Commits []struct {
+			FileID      dfms.EntryID `json:"file_id"`
+			BaseVersion int64        `json:"base_version"`
+			MTime       *time.Time   `json:"mtime"`
+			Chunks      []struct {
+				Hash string `json:"hash"`
+				Size uint32 `json:"size"`
+			} `json:"chunks"`
+		} `json:"commits"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	if len(b.Commits) == 0 || len(b.Commits) > maxBatchCommits {
+		a.bad(c, "commits must hold 1 to %d commits", maxBatchCommits)
+		return
+	}
+	u := user(c)
+	reqs := make([]meta.CommitRequest, len(b.Commits))
+	for i, in := range b.Commits {
+		if in.FileID <= 0 {
+			a.bad(c, "commit %d: file_id is required", i)
+			return
+		}
+		req := meta.CommitRequest{Owner: u.ID, Entry: in.FileID, Base: in.BaseVersion, CreatedBy: u.ID}
+		if in.MTime != nil {
+			req.MTime = *in.MTime
+		}
+		var size int64
+		for _, r := range in.Chunks {
+			h, err := dfms.ParseHash(r.Hash)
+			if err != nil {
+				a.bad(c, "commit %d: %v", i, err)
+				return
+			}
+			req.Manifest.Chunks = append(req.Manifest.Chunks, dfms.ChunkRef{Hash: h, Size: r.Size})
+			size += int64(r.Size)
+		}
+		if size > a.cfg.MaxUploadSize {
+			a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("commit %d: files are limited to %d bytes", i, a.cfg.MaxUploadSize))
+			return
+		}
+		reqs[i] = req
+	}
+	res, err := a.Files.CommitChunksBatch(c.Request.Context(), reqs)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	out := make([]gin.H, len(res))
+	for i, r := range res {
+		if r.Err == nil {
+			out[i] = gin.H{"entry": fsView(r.Entry), "version": r.Version.Number}
+			continue
+		}
+		out[i] = gin.H{"error": a.itemError(c, r.Err)}
+	}
+	c.JSON(http.StatusOK, gin.H{"results": out})
+}
+
+// itemError is the envelope's error member for err, one item of a batch.
+func (a *API) itemError(c *gin.Context, err error) errorInfo {
+	var mce *meta.MissingChunksError
+	if errors.As(err, &mce) {
+		miss := make([]string, len(mce.Hashes))
+		for i, h := range mce.Hashes {
+			miss[i] = h.String()
+		}
+		return errorInfo{Code: "CHUNKS_MISSING", Message: "some chunks are not stored; upload them and commit again",
+			RequestID: c.GetString(ctxRequestID), Details: gin.H{"missing": miss}}
+	}
+	ks, ok := kindStatus[dfms.KindOf(err)]
+	if !ok || (ks.status >= 500 && ks.status != http.StatusNotImplemented && ks.status != http.StatusInsufficientStorage) {
+		a.Log.Error("batch item failed", "request_id", c.GetString(ctxRequestID), "path", c.FullPath(), "err", err)
+	}
+	if !ok {
+		return errorInfo{Code: "INTERNAL_ERROR", Message: "internal error; see the server log for request " + c.GetString(ctxRequestID),
+			RequestID: c.GetString(ctxRequestID)}
+	}
+	return errorInfo{Code: ks.code, Message: userMessage(err), RequestID: c.GetString(ctxRequestID)}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestFSEndpoints drives the mount's /fs surface: create by kind, lookup,
@@ -298,4 +299,92 @@ func newHarnessUser(t *testing.T, hs *harness, email string) *harness {
 	}
 	other.token, other.root = reg.AccessToken, reg.User.Root
 	return other
+}
+
+// TestFSCommits commits several files in one request: each result stands
+// alone, and bad requests are a 400 that commits nothing.
+func TestFSCommits(t *testing.T) {
+	hs := newHarness(t, Config{})
+	data := []byte("batched content")
+	sum := sha256.Sum256(data)
+	h := hex.EncodeToString(sum[:])
+	if rec := hs.do("PUT", "/api/v1/chunks/"+h, strings.NewReader(string(data)), "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
+		t.Fatalf("put chunk: %d %s", rec.Code, rec.Body)
+	}
+	var out struct {
+		Entry struct {
+			ID int64 `json:"id"`
+		} `json:"entry"`
+	}
+	children := fmt.Sprintf("/api/v1/fs/entries/%d/children", hs.root)
+	var ids []int64
+	for _, name := range []string{"a", "b"} {
+		hs.mustJSON(t, 201, "POST", children, fmt.Sprintf(`{"name":%q,"kind":"file","mode":420}`, name), &out)
+		ids = append(ids, out.Entry.ID)
+	}
+	hs.mustJSON(t, 201, "POST", children, `{"name":"d","kind":"dir","mode":493}`, &out)
+	dir := out.Entry.ID
+	ghost := strings.Repeat("ab", 32)
+	ok := fmt.Sprintf(`{"hash":%q,"size":%d}`, h, len(data))
+	body := fmt.Sprintf(`{"commits":[
+		{"file_id":%d,"base_version":0,"mtime":"2001-02-03T04:05:06Z","chunks":[%s]},
+		{"file_id":%d,"chunks":[%s,{"hash":%q,"size":5}]},
+		{"file_id":%d,"chunks":[%s]},
+		{"file_id":%d,"chunks":[%s,%s]}]}`, ids[0], ok, ids[1], ok, ghost, dir, ok, ids[1], ok, ok)
+	var res struct {
+		Results []struct {
+			Entry *struct {
+				ID    int64     `json:"id"`
+				Size  int64     `json:"size"`
+				MTime time.Time `json:"mtime"`
+			} `json:"entry"`
+			Version int64 `json:"version"`
+			Error   *struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+				Details struct {
+					Missing []string `json:"missing"`
+				} `json:"details"`
+			} `json:"error"`
+		} `json:"results"`
+	}
+	hs.mustJSON(t, 200, "POST", "/api/v1/fs/commits", body, &res)
+	if len(res.Results) != 4 {
+		t.Fatalf("%d results", len(res.Results))
+	}
+	r := res.Results
+	if r[0].Entry == nil || r[0].Entry.ID != ids[0] || r[0].Version != 1 || r[0].Entry.Size != int64(len(data)) || !r[0].Entry.MTime.Equal(time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)) {
+		t.Errorf("result 0: %+v %+v", r[0].Entry, r[0].Error)
+	}
+	if r[1].Error == nil || r[1].Error.Code != "CHUNKS_MISSING" || len(r[1].Error.Details.Missing) != 1 || r[1].Error.Details.Missing[0] != ghost {
+		t.Errorf("result 1: %+v", r[1].Error)
+	}
+	if r[2].Error == nil || r[2].Error.Code != "IS_A_FOLDER" {
+		t.Errorf("result 2: %+v", r[2].Error)
+	}
+	if r[3].Entry == nil || r[3].Version != 1 || r[3].Entry.Size != 2*int64(len(data)) {
+		t.Errorf("result 3: %+v %+v", r[3].Entry, r[3].Error)
+	}
+	// Bad requests change nothing.
+	for _, bad := range []string{
+		`{"commits":[]}`,
+		`{}`,
+		fmt.Sprintf(`{"commits":[{"file_id":%d,"chunks":[%s]},{"file_id":0,"chunks":[]}]}`, ids[0], ok),
+		fmt.Sprintf(`{"commits":[{"file_id":%d,"chunks":[{"hash":"zz","size":1}]}]}`, ids[0]),
+		fmt.Sprintf(`{"commits":[{"file_id":"x","chunks":[%s]}]}`, ok),
+		`not json`,
+	} {
+		rec := hs.do("POST", "/api/v1/fs/commits", strings.NewReader(bad), "Content-Type", "application/json")
+		checkAnswer(t, bad, rec)
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", bad, rec.Code)
+		}
+	}
+	var vs struct {
+		Versions []struct{} `json:"versions"`
+	}
+	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/files/%d/versions", ids[0]), "", &vs)
+	if len(vs.Versions) != 1 {
+		t.Errorf("a has %d versions after the bad requests, want 1", len(vs.Versions))
+	}
 }

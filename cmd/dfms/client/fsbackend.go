@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +29,10 @@ type FSBackend struct {
 	PutConcurrency int
 }
 
-var _ vfs.Backend = (*FSBackend)(nil)
+var (
+	_ vfs.Backend       = (*FSBackend)(nil)
+	_ vfs.CommitBatcher = (*FSBackend)(nil)
+)
 
 // NewFSBackend returns the backend of c's user.
 func NewFSBackend(c *Client) *FSBackend { return &FSBackend{c: c, PutConcurrency: 4} }
@@ -317,6 +321,83 @@ func (b *FSBackend) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.
 	}
 	return vfs.Entry{ID: id, Parent: out.File.ParentID, Name: out.File.Name, Kind: vfs.KindFile, Mode: out.File.Mode,
 		Size: m.Size(), MTime: out.File.UpdatedAt, CTime: out.File.ChangedAt, Version: out.Version.Version, Live: true}, nil
+}
+
+// CommitManifests implements vfs.CommitBatcher: one request for up to
+// 256 commits (POST /api/v1/fs/commits).
+func (b *FSBackend) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
+	const op dfms.Op = "client.fs.CommitManifests"
+	const most = 256
+	out := make([]vfs.CommitResult, 0, len(cs))
+	for len(cs) > 0 {
+		n := min(len(cs), most)
+		res, err := b.commitBatch(ctx, op, cs[:n])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+		cs = cs[n:]
+	}
+	return out, nil
+}
+
+func (b *FSBackend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) ([]vfs.CommitResult, error) {
+	type ref struct {
+		Hash string `json:"hash"`
+		Size uint32 `json:"size"`
+	}
+	type commit struct {
+		FileID dfms.EntryID `json:"file_id"`
+		Base   int64        `json:"base_version"`
+		MTime  *time.Time   `json:"mtime,omitempty"`
+		Chunks []ref        `json:"chunks"`
+	}
+	body := struct {
+		Commits []commit `json:"commits"`
+	}{Commits: make([]commit, len(cs))}
+	for i, c := range cs {
+		chunks := make([]ref, len(c.Manifest.Chunks))
+		for j, r := range c.Manifest.Chunks {
+			chunks[j] = ref{r.Hash.String(), r.Size}
+		}
+		body.Commits[i] = commit{FileID: c.ID, Base: c.Base, Chunks: chunks}
+		if !c.MTime.IsZero() {
+			t := c.MTime.UTC()
+			body.Commits[i].MTime = &t
+		}
+	}
+	var out struct {
+		Results []struct {
+			Entry   *fsEntry `json:"entry"`
+			Version int64    `json:"version"`
+			Error   *struct {
+				Code      string          `json:"code"`
+				Message   string          `json:"message"`
+				RequestID string          `json:"request_id"`
+				Details   json.RawMessage `json:"details"`
+			} `json:"error"`
+		} `json:"results"`
+	}
+	if err := b.call(ctx, op, request{method: http.MethodPost, path: "/api/v1/fs/commits", json: body}, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Results) != len(cs) {
+		return nil, dfms.E(op, dfms.Other, fmt.Errorf("the server answered %d results for %d commits", len(out.Results), len(cs)))
+	}
+	res := make([]vfs.CommitResult, len(cs))
+	for i, r := range out.Results {
+		switch {
+		case r.Error != nil:
+			e := &Error{Status: http.StatusOK, Code: r.Error.Code, Message: r.Error.Message, RequestID: r.Error.RequestID, Details: r.Error.Details}
+			res[i].Err = e.wrap(op)
+		case r.Entry != nil:
+			res[i].Entry = r.Entry.vfs()
+			res[i].Entry.Version = r.Version
+		default:
+			return nil, dfms.E(op, dfms.Other, fmt.Errorf("result %d has neither an entry nor an error", i))
+		}
+	}
+	return res, nil
 }
 
 // Versions implements vfs.Backend.
