@@ -26,3 +26,7 @@ func (fsys *FS) Crash() {
 	}
 	fsys.lock.Close()
 }
+
+// WaitWorkers waits for the background pre-cut workers (a test's temporary
+// directories must not be removed under them).
+func (fsys *FS) WaitWorkers() { fsys.workers.Wait() }

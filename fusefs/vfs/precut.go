@@ -52,7 +52,11 @@ func (f *openFile) notePrefixWriteLocked(off int64) {
 		return
 	}
 	f.pre.busy = true
-	go f.precutWorker()
+	f.fsys.workers.Add(1)
+	go func() {
+		defer f.fsys.workers.Done()
+		f.precutWorker()
+	}()
 }
 
 // takePrecutLocked returns the pre-cut chunks the commit may use, and

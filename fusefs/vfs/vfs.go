@@ -141,7 +141,8 @@ type FS struct {
 	chunkP     chunking.Params
 	zeroOnce   sync.Once
 	zero       *zeroChunk
-	wb         *writeBack // nil without Options.WriteBack
+	wb         *writeBack     // nil without Options.WriteBack
+	workers    sync.WaitGroup // pre-cut workers (Close waits for them)
 
 	// mu guards open and kept. Lock order: an openFile's mu may be held
 	// while taking mu, never the reverse.
@@ -252,6 +253,7 @@ func (fsys *FS) Close(ctx context.Context) error {
 	if fsys.wb != nil {
 		fsys.wb.close()
 	}
+	defer fsys.workers.Wait() // uploads of pre-cut chunks still in flight
 	fsys.mu.Lock()
 	var left []*openFile
 	for id, f := range fsys.open {

@@ -34,6 +34,7 @@ func newFS(t *testing.T, b vfs.Backend) (*vfs.FS, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(fsys.WaitWorkers)
 	return fsys, cache
 }
 
