@@ -49,7 +49,14 @@ var smallChunks = chunking.Params{Algorithm: chunking.Gear, Min: 256, Avg: 1024,
 // storedContent reads the current version straight from the server.
 func storedContent(t *testing.T, svc *files.Service, b *vfs.Local, ino vfs.Ino) []byte {
 	t.Helper()
-	_, m, err := b.Manifest(ctx, dfms.EntryID(ino), 0)
+	return versionContent(t, svc, b, ino, 0)
+}
+
+// versionContent reads version number of ino (0: the current one)
+// straight from the server.
+func versionContent(t *testing.T, svc *files.Service, b *vfs.Local, ino vfs.Ino, number int64) []byte {
+	t.Helper()
+	_, m, err := b.Manifest(ctx, dfms.EntryID(ino), number)
 	if err != nil {
 		t.Fatal(err)
 	}

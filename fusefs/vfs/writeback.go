@@ -163,7 +163,7 @@ func (w *writeBack) retry(f *openFile, attempt int) {
 		}
 		delete(w.timers, t)
 		w.mu.Unlock()
-		if err := w.fsys.commitReleased(w.ctx, f); err != nil {
+		if err := w.fsys.commitQueued(w.ctx, []*openFile{f})[f]; err != nil {
 			w.retry(f, attempt+1)
 			return
 		}
@@ -195,26 +195,6 @@ func (w *writeBack) close() {
 	}
 	w.mu.Unlock()
 	w.cancel()
-}
-
-// commitReleased commits a released file taken from the queue, then
-// finishes it as the last release would have. A file opened again
-// meanwhile is left to its handles: their last release queues it again.
-// An error means the commit failed and the file is still staged.
-func (fsys *FS) commitReleased(ctx context.Context, f *openFile) error {
-	f.mu.Lock()
-	if !f.idleLocked() {
-		f.mu.Unlock()
-		return nil
-	}
-	err := f.commitLocked(ctx)
-	kept := f.changed
-	f.mu.Unlock()
-	if kept {
-		fsys.log.Error("a closed file could not be committed; it stays staged and is retried", "entry", f.id, "err", err)
-		return err
-	}
-	return fsys.retire(ctx, f)
 }
 
 // commitQueued commits a batch of released files and retires them. The

@@ -11,26 +11,7 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/vfs"
-	"github.com/dfms/dfms/server/files"
 )
-
-// versionContent reads version number of ino straight from the server.
-func versionContent(t *testing.T, svc *files.Service, b *vfs.Local, ino vfs.Ino, number int64) []byte {
-	t.Helper()
-	_, m, err := b.Manifest(ctx, dfms.EntryID(ino), number)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []byte
-	for _, c := range m.Chunks {
-		data, err := svc.ReadChunk(ctx, c, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, data...)
-	}
-	return out
-}
 
 func newWriteBackFS(t *testing.T, b vfs.Backend, cache string) *vfs.FS {
 	t.Helper()
