@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/server/meta"
@@ -117,7 +118,12 @@ func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e meta.Entry) (meta.En
 	if err := t.dirChanged(ctx, e.Parent); err != nil {
 		return e, err
 	}
-	return t.entry(ctx, e.Owner, id, false)
+	// As a read of the row would return it (times at the stored
+	// precision), without the read.
+	out := e
+	out.ID, out.MTime, out.CTime = id, fromNS(ns(mtime)), fromNS(ns(t.now))
+	out.Version, out.SHA256, out.DeletedAt, out.TrashRoot = 0, dfms.Hash{}, time.Time{}, 0
+	return out, nil
 }
 
 // dirChanged sets the mtime and ctime of directories whose names changed,
