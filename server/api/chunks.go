@@ -96,9 +96,11 @@ func (a *API) putChunk(c *gin.Context) {
 	}
 	// 201 when the caller did not have the chunk before, 200 when it did.
 	// Whether someone else stored it is never revealed.
+	a.metrics.bytesIn.Add(float64(len(data)))
 	status := http.StatusOK
 	if isNew {
 		status = http.StatusCreated
+		a.metrics.newChunks.Inc()
 	}
 	c.JSON(status, gin.H{"hash": h.String(), "size": len(data), "new": isNew})
 }
