@@ -85,7 +85,7 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 	if f == nil {
 		f = &openFile{fsys: fsys, id: id}
 		fsys.open[id] = f
-		if v, ok := fsys.cachedVersion[id]; ok && v > e.Version {
+		if fsys.staleLocked(e) {
 			// e was read before a commit of this mount that has
 			// retired the file's open state since: read it again.
 			fsys.mu.Unlock()

@@ -464,6 +464,13 @@ func (fsys *FS) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
 	return fsys.freshAttr(ctx, e), nil
 }
 
+// staleLocked reports whether entry e, read from the backend, is older
+// than a version this mount committed since. The caller holds fsys.mu.
+func (fsys *FS) staleLocked(e Entry) bool {
+	v, ok := fsys.cachedVersion[e.ID]
+	return ok && v > e.Version
+}
+
 // freshAttr is attrOf(e) for an entry just read from the backend. If this
 // mount committed a newer version of it meanwhile (write-back commits run
 // beside stat) and the file's open state is gone, e is stale: read again.
@@ -473,9 +480,9 @@ func (fsys *FS) freshAttr(ctx context.Context, e Entry) Attr {
 		return a
 	}
 	fsys.mu.Lock()
-	v, ok := fsys.cachedVersion[e.ID]
+	stale := fsys.staleLocked(e)
 	fsys.mu.Unlock()
-	if ok && v > e.Version {
+	if stale {
 		if e2, err := fsys.b.GetAttr(ctx, e.ID); err == nil {
 			a = fsys.attrOf(e2)
 		}
@@ -679,12 +686,10 @@ func (fsys *FS) commitClosed(ctx context.Context, dir dfms.EntryID, name string)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.changed && (f.sealed || f.idleLocked()) {
-		f.sealed = false
-		if err := f.commitLocked(ctx); err != nil {
-			fsys.log.Warn("closed changes could not be committed before a rename", "entry", f.id, "err", err)
-		}
+	if f.changed && f.idleLocked() {
+		f.sealed = true // closed by every handle
 	}
+	f.unsealLocked(ctx)
 	return true
 }
 

@@ -41,13 +41,12 @@ const (
 type writeBack struct {
 	fsys *FS
 	mu   sync.Mutex
-	cond *sync.Cond // queue, inflight, closed changed
+	cond *sync.Cond // queue, queued, retrying or closed changed
 	// queue holds the files waiting for a commit, oldest first; queued
 	// says which are in it (or being committed), so a file is queued once.
 	queue    []*openFile
 	queuedAt []time.Time // when each of queue was queued
 	queued   map[*openFile]bool
-	inflight int
 	retrying int                  // failed commits waiting for their retry
 	timers   map[*time.Timer]bool // retries waiting
 	closed   bool
@@ -119,13 +118,11 @@ func (w *writeBack) run() {
 		batch := append([]*openFile(nil), w.queue[:n]...)
 		w.queue = w.queue[n:]
 		w.queuedAt = w.queuedAt[n:]
-		w.inflight += n
 		w.mu.Unlock()
 
 		failed := w.fsys.commitQueued(w.ctx, batch)
 
 		w.mu.Lock()
-		w.inflight -= n
 		var retry []*openFile
 		for _, f := range batch {
 			if failed[f] != nil && !w.closed {

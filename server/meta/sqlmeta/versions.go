@@ -122,23 +122,31 @@ func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (meta
 		return meta.Entry{}, meta.Version{}, err
 	}
 	blob, _ := req.Manifest.MarshalBinary()
-	counts := req.Manifest.Counts()
 	var e meta.Entry
 	var v meta.Version
 	err := s.write(ctx, op, func(t *tx) error {
-		if err := t.takeChunks(ctx, counts, sizesOf(&req.Manifest)); err != nil {
-			return err
-		}
 		var err error
-		if e, v, err = t.commit(ctx, op, req, blob); err != nil {
-			return err
-		}
-		// After commit, which locked the owner's row for update: inserting
-		// possession rows first would take a key-share lock on it that two
-		// concurrent commits then both try to upgrade (a deadlock).
-		return t.own(ctx, req.Owner, sortedHashes(counts))
+		e, v, err = t.commitWithChunks(ctx, op, req, blob)
+		return err
 	})
 	return e, v, err
+}
+
+// commitWithChunks takes the references of req's chunks, commits the
+// version, and records the owner's possession of the chunks.
+func (t *tx) commitWithChunks(ctx context.Context, op dfms.Op, req meta.CommitRequest, blob []byte) (meta.Entry, meta.Version, error) {
+	counts := req.Manifest.Counts()
+	if err := t.takeChunks(ctx, counts, sizesOf(&req.Manifest)); err != nil {
+		return meta.Entry{}, meta.Version{}, err
+	}
+	e, v, err := t.commit(ctx, op, req, blob)
+	if err != nil {
+		return e, v, err
+	}
+	// After commit, which locked the owner's row for update: inserting
+	// possession rows first would take a key-share lock on it that two
+	// concurrent commits then both try to upgrade (a deadlock).
+	return e, v, t.own(ctx, req.Owner, sortedHashes(counts))
 }
 
 // CommitVersions implements meta.Store: each commit runs inside a
@@ -162,17 +170,7 @@ func (s *Store) CommitVersions(ctx context.Context, reqs []meta.CommitRequest) (
 			if _, err := t.ExecContext(ctx, `SAVEPOINT commit_one`); err != nil {
 				return err
 			}
-			counts := req.Manifest.Counts()
-			e, v, err := func() (meta.Entry, meta.Version, error) {
-				if err := t.takeChunks(ctx, counts, sizesOf(&req.Manifest)); err != nil {
-					return meta.Entry{}, meta.Version{}, err
-				}
-				e, v, err := t.commit(ctx, op, req, blobs[i])
-				if err != nil {
-					return e, v, err
-				}
-				return e, v, t.own(ctx, req.Owner, sortedHashes(counts))
-			}()
+			e, v, err := t.commitWithChunks(ctx, op, req, blobs[i])
 			if err != nil {
 				cerr := s.classify(err)
 				if !isKinded(cerr) || dfms.Is(cerr, dfms.Transient) {
