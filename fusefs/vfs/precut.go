@@ -74,10 +74,15 @@ func (f *openFile) takePrecutLocked() ([]dfms.ChunkRef, int64) {
 }
 
 // precutWorker cuts rounds of the written prefix until too little is
-// left, the prefix changes, or the file is committed.
+// left, the prefix changes, or the file is committed. Each round is
+// uploaded while the next one is read and cut.
 func (f *openFile) precutWorker() {
 	ctx := context.Background()
+	var prev *precutBatch
 	defer func() {
+		if prev != nil {
+			<-prev.done // its chunks are GC's if not recorded
+		}
 		f.pmu.Lock()
 		f.pre.busy, f.pre.inflight = false, 0
 		f.pmu.Unlock()
@@ -100,9 +105,16 @@ func (f *openFile) precutWorker() {
 		stage, written := f.stage, f.dirty[0].end
 		f.pmu.Lock()
 		from, gen := f.pre.end, f.pre.gen
-		if written-from < precutStart {
+		if prev != nil {
+			from = prev.from + prev.n // recorded when its upload is done
+		}
+		if written-from < precutStart || (prev != nil && gen != prev.gen) {
 			f.pmu.Unlock()
 			f.mu.Unlock()
+			if prev != nil {
+				f.recordPrecut(prev)
+				prev = nil
+			}
 			return
 		}
 		to := min(written, from+precutRound)
@@ -117,7 +129,8 @@ func (f *openFile) precutWorker() {
 		// Every chunk but the last, which ends where the read ended rather
 		// than at a content-defined cut.
 		ch.Reset(bytes.NewReader(data))
-		var cut [][]byte
+		r := &precutBatch{from: from, gen: gen, done: make(chan error, 1),
+			up: &uploader{fsys: f.fsys, known: map[dfms.Hash]bool{}}}
 		for {
 			c, err := ch.Next(cbuf)
 			if err == io.EOF {
@@ -126,39 +139,55 @@ func (f *openFile) precutWorker() {
 			if err != nil {
 				return
 			}
-			cut = append(cut, append([]byte(nil), c.Data...))
+			r.cut = append(r.cut, append([]byte(nil), c.Data...))
 		}
-		if len(cut) < 2 {
+		if len(r.cut) < 2 {
 			return
 		}
-		cut = cut[:len(cut)-1]
-		up := &uploader{fsys: f.fsys, known: map[dfms.Hash]bool{}}
-		batch := make([]cutChunk, len(cut))
-		var n int64
-		for i, c := range cut {
+		r.cut = r.cut[:len(r.cut)-1]
+		batch := make([]cutChunk, len(r.cut))
+		for i, c := range r.cut {
 			batch[i] = cutChunk{idx: i, data: c}
-			n += int64(len(c))
+			r.n += int64(len(c))
 		}
-		if err := up.send(ctx, batch); err != nil {
-			f.fsys.log.Warn("uploading while writing failed; close will retry", "entry", f.id, "err", err)
+		go func() { r.done <- r.up.send(ctx, batch) }()
+		if prev != nil && !f.recordPrecut(prev) {
+			prev = r
 			return
 		}
-		refs := make([]dfms.ChunkRef, len(cut))
-		for _, r := range up.done {
-			refs[r.idx] = dfms.ChunkRef{Hash: r.hash, Size: uint32(len(cut[r.idx]))}
-		}
-		f.fsys.stats.chunksCut.Add(int64(len(cut)))
-		f.fsys.stats.chunksSent.Add(up.sent)
-		f.pmu.Lock()
-		ok := f.pre.gen == gen && f.pre.end == from
-		if ok {
-			f.pre.refs = append(f.pre.refs, refs...)
-			f.pre.end = from + n
-		}
-		f.pre.inflight = 0
-		f.pmu.Unlock()
-		if !ok {
-			return
-		}
+		prev = r
 	}
+}
+
+// precutBatch is one round of a pre-cut: the chunks of [from, from+n).
+type precutBatch struct {
+	from, n int64
+	gen     uint64
+	cut     [][]byte
+	up      *uploader
+	done    chan error // the upload's result
+}
+
+// recordPrecut waits for the upload of r and adds its chunks to the
+// pre-cut if nothing changed it meanwhile. It reports whether they were
+// added.
+func (f *openFile) recordPrecut(r *precutBatch) bool {
+	if err := <-r.done; err != nil {
+		f.fsys.log.Warn("uploading while writing failed; close will retry", "entry", f.id, "err", err)
+		return false
+	}
+	refs := make([]dfms.ChunkRef, len(r.cut))
+	for _, d := range r.up.done {
+		refs[d.idx] = dfms.ChunkRef{Hash: d.hash, Size: uint32(len(r.cut[d.idx]))}
+	}
+	f.fsys.stats.chunksCut.Add(int64(len(r.cut)))
+	f.fsys.stats.chunksSent.Add(r.up.sent)
+	f.pmu.Lock()
+	defer f.pmu.Unlock()
+	if f.pre.gen != r.gen || f.pre.end != r.from {
+		return false
+	}
+	f.pre.refs = append(f.pre.refs, refs...)
+	f.pre.end = r.from + r.n
+	return true
 }

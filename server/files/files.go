@@ -355,16 +355,17 @@ func (s *Service) ingest(ctx context.Context, owner dfms.UserID, body io.Reader,
 	return m, sum, nil
 }
 
-// batch holds chunks copied out of the chunker's buffers. Its data buffer,
+// batch holds the chunks of one store round. Chunks cut by the server's
+// own chunker are copied out of its buffers into the batch's data buffer,
 // with room for a full batch plus the chunk that overflows it (so appends
-// never reallocate), is taken from pool on the first add and given back by
-// release. A batch without a pool allocates what it needs.
+// never reallocate), taken from pool on the first add and given back by
+// release. Chunks a caller hands over whole (addRef) are not copied.
 type batch struct {
-	refs []dfms.ChunkRef
-	offs []int
-	data []byte
-	pool *sync.Pool // of *[]byte with capacity size
-	size int
+	refs   []dfms.ChunkRef
+	chunks [][]byte
+	data   []byte
+	pool   *sync.Pool // of *[]byte with capacity size
+	size   int
 }
 
 func (b *batch) add(h dfms.Hash, data []byte) {
@@ -375,9 +376,16 @@ func (b *batch) add(h dfms.Hash, data []byte) {
 			b.data = make([]byte, 0, b.size)
 		}
 	}
-	b.refs = append(b.refs, dfms.ChunkRef{Hash: h, Size: uint32(len(data))})
-	b.offs = append(b.offs, len(b.data))
+	off := len(b.data)
 	b.data = append(b.data, data...)
+	b.addRef(h, b.data[off:len(b.data):len(b.data)])
+}
+
+// addRef adds a chunk whose bytes the caller keeps unchanged until the
+// batch is stored.
+func (b *batch) addRef(h dfms.Hash, data []byte) {
+	b.refs = append(b.refs, dfms.ChunkRef{Hash: h, Size: uint32(len(data))})
+	b.chunks = append(b.chunks, data)
 }
 
 // release gives the data buffer back to the pool.
@@ -389,9 +397,12 @@ func (b *batch) release() {
 	b.data = nil
 }
 
-func (b *batch) bytes(i int) []byte { return b.data[b.offs[i] : b.offs[i]+int(b.refs[i].Size)] }
+func (b *batch) bytes(i int) []byte { return b.chunks[i] }
 
-func (b *batch) reset() { b.refs, b.offs, b.data = b.refs[:0], b.offs[:0], b.data[:0] }
+func (b *batch) reset() {
+	clear(b.chunks)
+	b.refs, b.chunks, b.data = b.refs[:0], b.chunks[:0], b.data[:0]
+}
 
 // storeBatch stores the chunks of b that the metadata store lacks and
 // records all of them (which also restarts the GC grace period of chunks

@@ -181,7 +181,7 @@ func (s *Service) PutChunks(ctx context.Context, owner dfms.UserID, cs []dfms.Ch
 		if !hashed && dfms.Sum(c.Data) != c.Hash {
 			return 0, dfms.E(op, dfms.Invalid, fmt.Errorf("the bytes do not hash to %s", c.Hash))
 		}
-		b.add(c.Hash, c.Data)
+		b.addRef(c.Hash, c.Data)
 		hashes[i] = c.Hash
 	}
 	var res WriteResult

@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/dfms/dfms"
@@ -15,74 +17,152 @@ import (
 
 var _ dfms.BatchPutter = (*Disk)(nil)
 
-// PutBatch stores chunks with two file-system-wide durability barriers
-// instead of several fsyncs per chunk: every chunk is written to a
-// temporary file, syncfs makes their bytes durable, the files are renamed
-// into place, and a second syncfs makes the names (and new shard
-// directories) durable. A crash at any point leaves each chunk either
-// absent, or present under its name with all of its bytes, as Put does.
+const (
+	// syncWorkers is how many files PutBatch writes and syncs at once.
+	syncWorkers = 8
+	// perFileSyncMin is the average chunk size from which PutBatch syncs
+	// each file rather than the whole file system.
+	perFileSyncMin = 256 << 10
+)
+
+// PutBatch stores chunks so that a crash at any point leaves each chunk
+// either absent, or present under its name with all of its bytes, as Put
+// does: every chunk is written to a temporary file, the bytes are made
+// durable, the files are renamed into place, and then the names (and new
+// shard directories) are made durable.
+//
+// The durability barriers come in two kinds, chosen by the average chunk
+// size. A syncfs flushes every dirty byte of the file system, the
+// caller's unrelated ones too (a mount's stage on the same disk, for
+// instance), at a fixed cost per barrier: two of them serve a batch of
+// many small chunks best. Large chunks are synced file by file instead
+// (fdatasync of each, then fsync of each directory, several at once), so
+// that a batch costs its own bytes only.
 func (d *Disk) PutBatch(ctx context.Context, chunks []dfms.ChunkData) (err error) {
 	const op dfms.Op = "store/disk.PutBatch"
 	if err := ctx.Err(); err != nil {
 		return dfms.E(op, dfms.Other, err)
 	}
-	type pending struct{ tmp, name string }
-	var todo []pending
+	if len(chunks) == 0 {
+		return nil
+	}
+	var total int
+	for _, c := range chunks {
+		total += len(c.Data)
+	}
+	perFile := total/len(chunks) >= perFileSyncMin
+	b := &putBatch{d: d, perFile: perFile, now: time.Now(), dirs: map[string]bool{}}
 	defer func() {
 		if err != nil {
-			for _, p := range todo {
+			for _, p := range b.todo {
 				os.Remove(p.tmp)
 			}
 		}
 	}()
-	now := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(syncWorkers)
 	for _, c := range chunks {
-		name, _ := d.path(c.Hash)
-		dir := filepath.Dir(name)
-		if fi, err := os.Stat(name); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(c.Data)) {
-			if err := os.Chtimes(name, now, now); err != nil { // wanted again: tell GC
-				return dfms.E(op, writeKind(err), err)
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
 			}
-			continue
-		}
-		if err := mkdirs(dir); err != nil {
-			return dfms.E(op, writeKind(err), err)
-		}
-		f, err := os.CreateTemp(dir, tempPrefix+"*")
-		if err != nil {
-			return dfms.E(op, writeKind(err), err)
-		}
-		todo = append(todo, pending{f.Name(), name})
-		_, werr := f.Write(c.Data)
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			return dfms.E(op, writeKind(werr), werr)
-		}
+			return b.write(c)
+		})
 	}
-	// The barrier also covers the directory entries of touched files,
-	// which Put's early return syncs one by one.
-	if err := d.syncfs(); err != nil {
+	if err := g.Wait(); err != nil {
 		return dfms.E(op, writeKind(err), err)
 	}
-	if len(todo) == 0 {
-		return nil
+	if !perFile {
+		// The barrier also covers the directory entries of chunks found
+		// stored already, which Put's early return syncs one by one.
+		if err := d.syncfs(); err != nil {
+			return dfms.E(op, writeKind(err), err)
+		}
 	}
-	for _, p := range todo {
+	for _, p := range b.todo {
 		if err := os.Rename(p.tmp, p.name); err != nil {
 			return dfms.E(op, writeKind(err), err)
 		}
 	}
-	todo = nil
-	if err := d.syncfs(); err != nil {
+	b.todo = nil
+	if !perFile {
+		if len(b.dirs) > 0 {
+			err = d.syncfs()
+		}
+	} else {
+		g, _ := errgroup.WithContext(ctx)
+		g.SetLimit(syncWorkers)
+		for dir := range b.dirs {
+			g.Go(func() error { return syncDir(dir) })
+		}
+		err = g.Wait()
+	}
+	if err != nil {
 		return dfms.E(op, writeKind(err), err)
 	}
 	return nil
 }
 
+// putBatch is one PutBatch in progress.
+type putBatch struct {
+	d       *Disk
+	perFile bool
+	now     time.Time
+
+	mu   sync.Mutex
+	todo []pendingChunk  // written to temporary files, to rename
+	dirs map[string]bool // shard directories to sync at the end
+}
+
+type pendingChunk struct{ tmp, name string }
+
+// write writes one chunk to a temporary file (synced when per file), or
+// finds it stored already.
+func (b *putBatch) write(c dfms.ChunkData) error {
+	name, shard := b.d.path(c.Hash)
+	dir := filepath.Dir(name)
+	if fi, err := os.Stat(name); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(c.Data)) {
+		if err := os.Chtimes(name, b.now, b.now); err != nil { // wanted again: tell GC
+			return err
+		}
+		if b.perFile {
+			// An earlier Put may have died between its rename and its
+			// directory sync.
+			b.mu.Lock()
+			b.dirs[dir] = true
+			b.mu.Unlock()
+		}
+		return nil
+	}
+	mkdir := mkdirs
+	if b.perFile {
+		// New shard directories must be durable before the leaf's sync
+		// means anything: makeShard syncs their parents.
+		mkdir = func(leaf string) error { return b.d.makeShard(shard, leaf) }
+	}
+	if err := mkdir(dir); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.todo = append(b.todo, pendingChunk{f.Name(), name})
+	b.dirs[dir] = true
+	b.mu.Unlock()
+	_, werr := f.Write(c.Data)
+	if werr == nil && b.perFile {
+		werr = unix.Fdatasync(int(f.Fd()))
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	return werr
+}
+
 // mkdirs creates a shard's two directory levels if missing. Their entries
-// become durable at the next barrier.
+// become durable at the next syncfs.
 func mkdirs(leaf string) error {
 	if _, err := os.Stat(leaf); err == nil {
 		return nil

@@ -10,15 +10,22 @@ import (
 	"github.com/dfms/dfms"
 )
 
+// TestPutBatch runs with small chunks (synced by syncfs) and large ones
+// (synced file by file).
 func TestPutBatch(t *testing.T) {
+	t.Run("small", func(t *testing.T) { testPutBatch(t, 40, 100) })
+	t.Run("large", func(t *testing.T) { testPutBatch(t, 12, perFileSyncMin) })
+}
+
+func testPutBatch(t *testing.T, chunks, step int) {
 	ctx := context.Background()
 	d, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var cs []dfms.ChunkData
-	for i := range 40 {
-		data := []byte(fmt.Sprintf("chunk %d %s", i, bytes.Repeat([]byte{byte(i)}, i*100)))
+	for i := range chunks {
+		data := []byte(fmt.Sprintf("chunk %d %s", i, bytes.Repeat([]byte{byte(i)}, i*step)))
 		cs = append(cs, dfms.ChunkData{Hash: dfms.Sum(data), Data: data})
 	}
 	if err := d.Put(ctx, cs[0].Hash, cs[0].Data); err != nil { // one exists already
