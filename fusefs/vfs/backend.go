@@ -186,3 +186,10 @@ type CommitBatcher interface {
 	// (nothing was committed).
 	CommitManifests(ctx context.Context, cs []Commit) ([]CommitResult, error)
 }
+
+// Syncer is implemented by backends that acknowledge namespace changes
+// before they are durable (Local): Sync makes what was acknowledged so far
+// durable. fsync(2) of a file or directory, FS.Sync and FS.Close call it.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}

@@ -653,12 +653,15 @@ func (h *Handle) Flush(ctx context.Context) error {
 }
 
 // Fsync commits the file's dirty content through any handle: a version is
-// durable once committed.
+// durable once committed. The namespace changes made before it (the
+// file's creation, a rename) are made durable too.
 func (h *Handle) Fsync(ctx context.Context) error {
-	if h.f == nil {
-		return nil
+	if h.f != nil {
+		if err := h.f.flush(ctx); err != nil {
+			return err
+		}
 	}
-	return h.f.flush(ctx)
+	return h.fsys.syncBackend(ctx)
 }
 
 // Allocate is fallocate(2) without flags (extend the file to off+length

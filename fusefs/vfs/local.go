@@ -4,6 +4,7 @@ import (
 	"context"
 	"mime"
 	"path"
+	"sync/atomic"
 	"time"
 
 	"github.com/dfms/dfms"
@@ -14,15 +15,59 @@ import (
 
 // Local is the in-process Backend: the server's file layer, used directly
 // by `dfms up`, which runs the server and the mount in one process.
+//
+// Its namespace changes (create, mkdir, symlink, unlink, rmdir, rename,
+// attributes, xattrs) are made with meta.WithLazyDurability, as a local
+// file system makes them: atomic and in order at once, durable with the
+// next version commit or Sync (fsync(2) of any file or directory of the
+// mount). Version commits are durable when they return.
 type Local struct {
 	files *files.Service
 	owner dfms.UserID
+	// lazy counts the lazy writes made; durable is the count up to which
+	// they are known durable (a durable commit or Sync started after them).
+	lazy, durable atomic.Int64
 }
 
 var (
 	_ Backend       = (*Local)(nil)
 	_ CommitBatcher = (*Local)(nil)
+	_ Syncer        = (*Local)(nil)
 )
+
+// lazyCtx marks a namespace change; done counts it once made.
+func (l *Local) lazyCtx(ctx context.Context) context.Context { return meta.WithLazyDurability(ctx) }
+
+func (l *Local) done(err error) error {
+	if err == nil {
+		l.lazy.Add(1)
+	}
+	return err
+}
+
+// madeDurable records that the lazy writes counted up to n are durable.
+func (l *Local) madeDurable(n int64) {
+	for {
+		d := l.durable.Load()
+		if n <= d || l.durable.CompareAndSwap(d, n) {
+			return
+		}
+	}
+}
+
+// Sync implements Syncer: it makes the namespace changes made so far
+// durable, unless a durable commit since has done so.
+func (l *Local) Sync(ctx context.Context) error {
+	n := l.lazy.Load()
+	if n <= l.durable.Load() {
+		return nil
+	}
+	if err := l.files.Meta().Sync(ctx); err != nil {
+		return err
+	}
+	l.madeDurable(n)
+	return nil
+}
 
 // NewLocal returns a Backend over svc that acts as owner.
 func NewLocal(svc *files.Service, owner dfms.UserID) *Local {
@@ -85,8 +130,8 @@ func (l *Local) ReadDir(ctx context.Context, dir dfms.EntryID) ([]Entry, error) 
 
 func (l *Local) create(ctx context.Context, e meta.Entry) (Entry, error) {
 	e.Owner = l.owner
-	out, err := l.files.Meta().CreateEntry(ctx, e)
-	if err != nil {
+	out, err := l.files.Meta().CreateEntry(l.lazyCtx(ctx), e)
+	if l.done(err) != nil {
 		return Entry{}, err
 	}
 	return entryOf(out), nil
@@ -153,10 +198,12 @@ func (l *Local) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
 
 // CommitManifest implements Backend.
 func (l *Local) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (Entry, error) {
+	n := l.lazy.Load()
 	e, _, err := l.files.CommitChunks(ctx, meta.CommitRequest{Owner: l.owner, Entry: id, Manifest: m, Base: base, MTime: mtime})
 	if err != nil {
 		return Entry{}, err
 	}
+	l.madeDurable(n) // a durable commit: the lazy writes before it are durable too
 	return entryOf(e), nil
 }
 
@@ -166,10 +213,12 @@ func (l *Local) CommitManifests(ctx context.Context, cs []Commit) ([]CommitResul
 	for i, c := range cs {
 		reqs[i] = meta.CommitRequest{Owner: l.owner, Entry: c.ID, Manifest: c.Manifest, Base: c.Base, MTime: c.MTime}
 	}
+	n := l.lazy.Load()
 	res, err := l.files.CommitChunksBatch(ctx, reqs)
 	if err != nil {
 		return nil, err
 	}
+	l.madeDurable(n)
 	out := make([]CommitResult, len(res))
 	for i, r := range res {
 		out[i] = CommitResult{Entry: entryOf(r.Entry), Err: r.Err}
@@ -192,8 +241,8 @@ func (l *Local) Versions(ctx context.Context, id dfms.EntryID) ([]VersionInfo, e
 
 // SetAttr implements Backend.
 func (l *Local) SetAttr(ctx context.Context, id dfms.EntryID, a SetAttr) (Entry, error) {
-	e, err := l.files.SetAttr(ctx, l.owner, id, meta.SetAttr{Mode: a.Mode, UID: a.UID, GID: a.GID, MTime: a.MTime})
-	if err != nil {
+	e, err := l.files.SetAttr(l.lazyCtx(ctx), l.owner, id, meta.SetAttr{Mode: a.Mode, UID: a.UID, GID: a.GID, MTime: a.MTime})
+	if l.done(err) != nil {
 		return Entry{}, err
 	}
 	return entryOf(e), nil
@@ -201,18 +250,18 @@ func (l *Local) SetAttr(ctx context.Context, id dfms.EntryID, a SetAttr) (Entry,
 
 // Rename implements Backend.
 func (l *Local) Rename(ctx context.Context, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) error {
-	_, err := l.files.RenameName(ctx, l.owner, parent, name, newParent, newName, replace)
-	return err
+	_, err := l.files.RenameName(l.lazyCtx(ctx), l.owner, parent, name, newParent, newName, replace)
+	return l.done(err)
 }
 
 // Unlink implements Backend.
 func (l *Local) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
-	return l.files.UnlinkName(ctx, l.owner, parent, name)
+	return l.done(l.files.UnlinkName(l.lazyCtx(ctx), l.owner, parent, name))
 }
 
 // Rmdir implements Backend.
 func (l *Local) Rmdir(ctx context.Context, parent dfms.EntryID, name string) error {
-	return l.files.RmdirName(ctx, l.owner, parent, name)
+	return l.done(l.files.RmdirName(l.lazyCtx(ctx), l.owner, parent, name))
 }
 
 // Usage implements Backend.
@@ -265,10 +314,10 @@ func (l *Local) ListXattrs(ctx context.Context, id dfms.EntryID) ([]string, erro
 
 // SetXattr implements Backend.
 func (l *Local) SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode meta.XattrMode) error {
-	return l.files.Meta().SetXattr(ctx, l.owner, id, name, value, mode)
+	return l.done(l.files.Meta().SetXattr(l.lazyCtx(ctx), l.owner, id, name, value, mode))
 }
 
 // RemoveXattr implements Backend.
 func (l *Local) RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error {
-	return l.files.Meta().RemoveXattr(ctx, l.owner, id, name)
+	return l.done(l.files.Meta().RemoveXattr(l.lazyCtx(ctx), l.owner, id, name))
 }

@@ -267,12 +267,17 @@ func (fsys *FS) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if err := fsys.syncBackend(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	fsys.mu.Lock()
 	kept := fsys.kept
 	fsys.mu.Unlock()
 	defer fsys.lock.Close()
 	if len(kept) > 0 {
 		errs = append(errs, fmt.Errorf("uncommitted data is left in %s; the next mount commits it", strings.Join(kept, ", ")))
+	}
+	if len(errs) > 0 {
 		return dfms.E("vfs.Close", dfms.Other, errors.Join(errs...))
 	}
 	return nil
@@ -280,8 +285,9 @@ func (fsys *FS) Close(ctx context.Context) error {
 
 // Sync commits every file of this mount whose content changed: the ones
 // closed and waiting for write-back, and the ones still open (as fsync of
-// each would). It fails if one of them cannot be committed (that one
-// stays staged and is retried).
+// each would), and makes the namespace changes made so far durable. It
+// fails if one of them cannot be committed (that one stays staged and is
+// retried).
 func (fsys *FS) Sync(ctx context.Context) error {
 	fsys.mu.Lock()
 	files := make([]*openFile, 0, len(fsys.open))
@@ -297,8 +303,20 @@ func (fsys *FS) Sync(ctx context.Context) error {
 		}
 		f.mu.Unlock()
 	}
+	if err := fsys.syncBackend(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return dfms.E("vfs.Sync", dfms.Other, errors.Join(errs...))
+	}
+	return nil
+}
+
+// syncBackend makes the backend's acknowledged namespace changes durable
+// (Syncer).
+func (fsys *FS) syncBackend(ctx context.Context) error {
+	if s, ok := fsys.b.(Syncer); ok {
+		return s.Sync(ctx)
 	}
 	return nil
 }

@@ -519,6 +519,10 @@ type Store interface {
 	// (0 if none): a cursor from which Changes reports only what follows.
 	LastChange(ctx context.Context, owner dfms.UserID) (int64, error)
 
+	// Sync makes every write committed so far durable, the ones made
+	// with WithLazyDurability included.
+	Sync(ctx context.Context) error
+
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	Close() error
@@ -540,3 +544,22 @@ const (
 	MaxXattrValue = 64 << 10
 	MaxXattrs     = 1024 // per entry
 )
+
+type lazyKey struct{}
+
+// WithLazyDurability marks the writes made with ctx as ones that may
+// become durable after they return: each is still atomic, ordered after
+// the writes before it and visible at once, and survives a crash of the
+// process, but a crash of the machine may undo the latest of them until
+// the next durable write or Sync. The mount makes its namespace changes
+// this way (a local file system makes a create durable at fsync too).
+// Stores whose every commit is durable anyway ignore it.
+func WithLazyDurability(ctx context.Context) context.Context {
+	return context.WithValue(ctx, lazyKey{}, true)
+}
+
+// LazyDurability reports whether ctx carries WithLazyDurability.
+func LazyDurability(ctx context.Context) bool {
+	v, _ := ctx.Value(lazyKey{}).(bool)
+	return v
+}

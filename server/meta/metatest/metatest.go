@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"ChunkOwners", testChunkOwners},
 		{"PendingChunks", testPendingChunks},
 		{"Lock", testLock},
+		{"LazyDurability", testLazyDurability},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1429,4 +1430,55 @@ func testDirTimes(t *testing.T, s meta.Store) {
 	changed("rename across", d.ID, d2.ID)
 	ok(t, s.Trash(ctx, u.ID, f.ID))
 	changed("trash", d2.ID)
+}
+
+// testLazyDurability: writes made with meta.WithLazyDurability behave as
+// any other (visible at once, atomic, failing cleanly), also when they
+// interleave with durable ones, and Sync makes them durable.
+func testLazyDurability(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	lazy := meta.WithLazyDurability(ctx)
+	if !meta.LazyDurability(lazy) || meta.LazyDurability(ctx) {
+		t.Fatal("LazyDurability does not report what the context carries")
+	}
+	d := must(s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d", Kind: meta.KindDir, Mode: 0o755}))(t)
+	got := must(s.Lookup(ctx, u.ID, u.Root, "d"))(t)
+	if got.ID != d.ID {
+		t.Fatalf("a lazy create is not visible: %+v", got)
+	}
+	_, err := s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d", Kind: meta.KindFile})
+	wantKind(t, "lazy create of a taken name", err, dfms.Exist)
+
+	// Lazy and durable writes at once: each lands once, in its place.
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 20 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, err := s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("lazy%02d", i), Kind: meta.KindFile, Mode: 0o644})
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("sync%02d", i), Kind: meta.KindFile, Mode: 0o644})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		ok(t, err)
+	}
+	if list := must(s.ListDir(ctx, u.ID, d.ID, meta.ListOptions{}))(t); len(list) != 40 {
+		t.Fatalf("ListDir after mixed creates: %d names, want 40", len(list))
+	}
+	f := must(s.Lookup(ctx, u.ID, d.ID, "lazy00"))(t)
+	mode := uint32(0o600)
+	must(s.SetAttr(lazy, u.ID, f.ID, meta.SetAttr{Mode: &mode}))(t)
+	ok(t, s.Sync(ctx))
+	if got := must(s.GetEntry(ctx, u.ID, f.ID))(t); got.Mode != 0o600 {
+		t.Fatalf("mode after a lazy SetAttr and Sync = %o", got.Mode)
+	}
+	ok(t, s.Sync(ctx)) // nothing left to sync
 }

@@ -7,7 +7,9 @@
 // Writes go through one connection (SQLite has a single writer; queueing in
 // the pool is cheaper than busy retries) with BEGIN IMMEDIATE transactions;
 // reads use a small pool of read-only connections that see every committed
-// write. synchronous=FULL makes every commit durable before it returns.
+// write. synchronous=FULL makes every commit durable before it returns,
+// except those made with meta.WithLazyDurability, which are durable after
+// the next durable commit or Sync.
 package sqlite
 
 import (
@@ -34,6 +36,12 @@ var Dialect = sqlmeta.Dialect{
 	ILike:      "LIKE", // case-insensitive for ASCII in SQLite
 	SearchWord: searchWord,
 	Classify:   classify,
+	// A lazy commit is written to the WAL (so it survives a crash of the
+	// process) without waiting for the disk; a checkpoint syncs the WAL
+	// before it copies it, so it makes every earlier commit durable.
+	LazySync: "PRAGMA synchronous=NORMAL",
+	FullSync: "PRAGMA synchronous=FULL",
+	Barrier:  "PRAGMA wal_checkpoint(PASSIVE)",
 }
 
 // searchWord matches a word through the FTS5 trigram index (migration

@@ -59,3 +59,38 @@ func TestRefusesNewerSchema(t *testing.T) {
 		t.Fatal("opened a database with a newer schema")
 	}
 }
+
+// A lazy write runs at synchronous=NORMAL and leaves the writer connection
+// at FULL, so that the durable commits after it wait for the disk; it
+// survives closing and reopening the database.
+func TestLazyDurabilityRestoresFull(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.CreateUser(ctx, meta.User{Email: "a@b.c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.CreateEntry(meta.WithLazyDurability(ctx), meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: meta.KindFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var level int
+	if err := s.DB().QueryRow(`PRAGMA synchronous`).Scan(&level); err != nil || level != 2 {
+		t.Fatalf("synchronous after a lazy write = %d (%v), want 2 (FULL)", level, err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = sqlite.Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.Lookup(ctx, u.ID, u.Root, "f"); err != nil || got.ID != e.ID {
+		t.Fatalf("after reopen: %+v, %v", got, err)
+	}
+}

@@ -11,6 +11,7 @@ package sqlmeta
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -44,6 +45,12 @@ type Dialect struct {
 	// (nil: locks are local to this process, right for SQLite's single
 	// server). It returns the release, or kind Conflict if held.
 	Lock func(ctx context.Context, db *sql.DB, name string) (func(), error)
+	// LazySync and FullSync switch the writer connection between commits
+	// that may become durable later (meta.WithLazyDurability) and commits
+	// that are durable when they return; the connection is left at
+	// FullSync. Barrier makes every commit so far durable (Sync). Empty:
+	// every commit is durable, and lazy writes are ordinary ones.
+	LazySync, FullSync, Barrier string
 	// WriteTx are the options of write transactions.
 	WriteTx *sql.TxOptions
 	// Classify turns a driver error into a *dfms.Error with a kind:
@@ -302,10 +309,54 @@ func isKinded(err error) bool {
 
 func (s *Store) once(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(t *tx) error) (err error) {
 	s.preparePending(ctx, db)
+	if db == s.w && s.d.LazySync != "" && meta.LazyDurability(ctx) {
+		return s.onceLazy(ctx, db, opts, fn)
+	}
 	sqlTx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}
+	return s.finish(ctx, sqlTx, db, fn)
+}
+
+// onceLazy runs fn in a transaction whose commit may become durable
+// later: on a connection of its own, switched to LazySync for it and back
+// to FullSync after (a connection that cannot be switched back is
+// dropped, so that no durable commit ever runs lazily).
+func (s *Store) onceLazy(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(t *tx) error) (err error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, s.d.LazySync); err != nil {
+		return err
+	}
+	defer func() {
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), s.d.FullSync); rerr != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	sqlTx, err := conn.BeginTx(ctx, opts)
+	if err != nil {
+		return err
+	}
+	return s.finish(ctx, sqlTx, db, fn)
+}
+
+// Sync implements meta.Store.
+func (s *Store) Sync(ctx context.Context) error {
+	if s.d.Barrier == "" {
+		return nil
+	}
+	if _, err := s.w.ExecContext(ctx, s.d.Barrier); err != nil {
+		return dfms.E("meta.Sync", dfms.Other, s.classify(err))
+	}
+	return nil
+}
+
+// finish runs fn in sqlTx and commits, or rolls back on failure.
+func (s *Store) finish(ctx context.Context, sqlTx *sql.Tx, db *sql.DB, fn func(t *tx) error) (err error) {
 	t := &tx{Tx: sqlTx, s: s, db: db, now: s.now()}
 	defer func() {
 		if err != nil {

@@ -1,0 +1,113 @@
+package vfs_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/placement/store"
+	"github.com/dfms/dfms/server/files"
+	"github.com/dfms/dfms/server/meta"
+	"github.com/dfms/dfms/server/meta/sqlite"
+)
+
+// syncCounter counts the metadata store's durability barriers.
+type syncCounter struct {
+	meta.Store
+	syncs atomic.Int64
+}
+
+func (s *syncCounter) Sync(ctx context.Context) error {
+	s.syncs.Add(1)
+	return s.Store.Sync(ctx)
+}
+
+// Namespace changes of the in-process backend are lazy: fsync of a file,
+// FS.Sync and Close make them durable, with a barrier only when no
+// durable version commit has covered them already.
+func TestNamespaceChangesDurableOnFsync(t *testing.T) {
+	d := t.TempDir()
+	m, err := sqlite.Open(filepath.Join(d, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	sc := &syncCounter{Store: m}
+	c, err := store.Open(ctx, "file://"+filepath.Join(d, "chunks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	svc, err := files.New(sc, c, files.Options{Chunking: smallChunks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := m.CreateUser(ctx, meta.User{Email: "w@example.com", PasswordHash: "x", Active: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := vfs.New(ctx, vfs.NewLocal(svc, u.ID), vfs.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(what string, n int64) {
+		t.Helper()
+		if got := sc.syncs.Load(); got != n {
+			t.Fatalf("%s: %d barriers, want %d", what, got, n)
+		}
+	}
+
+	// Create, write, fsync: the version commit is durable and covers
+	// the create before it.
+	a, h, err := fsys.Create(ctx, fsys.Root(), "f", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte("data"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Fsync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want("fsync after a write", 0)
+
+	// A rename, then fsync without a write: only a barrier makes it
+	// durable.
+	if err := fsys.Rename(ctx, fsys.Root(), "f", fsys.Root(), "g", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Fsync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want("fsync after a rename", 1)
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want("Sync with nothing new", 1)
+
+	if _, err := fsys.Mkdir(ctx, fsys.Root(), "dir", 0o755, vfs.Caller{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want("Sync after mkdir", 2)
+	if _, err := fsys.SetAttr(ctx, a.Ino, nil, vfs.SetAttrIn{Mode: ptr(uint32(0o600))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want("Close after chmod", 3)
+	if e, err := m.Lookup(ctx, u.ID, u.Root, "g"); err != nil || e.Mode != 0o600 {
+		t.Fatalf("g after Close: %+v, %v", e, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
