@@ -168,10 +168,10 @@ func (s *Store) q(query string) string {
 
 // tx is a transaction with the store's helpers.
 type tx struct {
-	*sql.Tx
-	s   *Store
-	db  *sql.DB   // the pool the transaction came from
-	now time.Time // one clock reading per transaction
+	*sql.Tx // nil in readOne: statements run on db
+	s       *Store
+	db      *sql.DB   // the pool the transaction came from
+	now     time.Time // one clock reading per transaction
 }
 
 // stmtKey names a prepared statement: its text on one pool.
@@ -192,6 +192,9 @@ func (t *tx) prepared(ctx context.Context, q string) *sql.Stmt {
 	}
 	key := stmtKey{t.db, q}
 	if v, ok := t.s.stmts.Load(key); ok {
+		if t.Tx == nil {
+			return v.(*sql.Stmt)
+		}
 		return t.StmtContext(ctx, v.(*sql.Stmt))
 	}
 	t.s.pending.Store(key, struct{}{})
@@ -223,6 +226,9 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	if st := t.prepared(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
+	if t.Tx == nil {
+		return t.db.ExecContext(ctx, q, args...)
+	}
 	return t.ExecContext(ctx, q, args...)
 }
 
@@ -231,6 +237,9 @@ func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	if st := t.prepared(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
+	if t.Tx == nil {
+		return t.db.QueryRowContext(ctx, q, args...)
+	}
 	return t.QueryRowContext(ctx, q, args...)
 }
 
@@ -238,6 +247,9 @@ func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 	q := t.s.q(query)
 	if st := t.prepared(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
+	}
+	if t.Tx == nil {
+		return t.db.QueryContext(ctx, q, args...)
 	}
 	return t.QueryContext(ctx, q, args...)
 }
@@ -278,6 +290,17 @@ func (s *Store) read(ctx context.Context, op dfms.Op, fn func(t *tx) error) erro
 	return s.run(ctx, op, s.r, &sql.TxOptions{ReadOnly: true}, fn)
 }
 
+// readOne runs fn on the reader pool without a transaction: each of its
+// statements sees the latest commit on its own, which is right for a read
+// of one statement (or of one whose answer does not depend on a second),
+// and saves the BEGIN and COMMIT that cost as much as a small read.
+func (s *Store) readOne(ctx context.Context, op dfms.Op, fn func(t *tx) error) error {
+	return s.run(ctx, op, s.r, autocommit, fn)
+}
+
+// autocommit marks the transaction options of readOne.
+var autocommit = &sql.TxOptions{ReadOnly: true}
+
 func (s *Store) run(ctx context.Context, op dfms.Op, db *sql.DB, opts *sql.TxOptions, fn func(t *tx) error) error {
 	backoff := time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -311,6 +334,9 @@ func (s *Store) once(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn fu
 	s.preparePending(ctx, db)
 	if db == s.w && s.d.LazySync != "" && meta.LazyDurability(ctx) {
 		return s.onceLazy(ctx, db, opts, fn)
+	}
+	if opts == autocommit {
+		return fn(&tx{s: s, db: db, now: s.now()})
 	}
 	sqlTx, err := db.BeginTx(ctx, opts)
 	if err != nil {

@@ -144,7 +144,7 @@ func (t *tx) dirChanged(ctx context.Context, dirs ...dfms.EntryID) error {
 // GetEntry implements meta.Store.
 func (s *Store) GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
 	var e meta.Entry
-	err := s.read(ctx, "meta.GetEntry", func(t *tx) error {
+	err := s.readOne(ctx, "meta.GetEntry", func(t *tx) error {
 		var err error
 		e, err = t.entry(ctx, owner, id, false)
 		return err
@@ -156,7 +156,9 @@ func (s *Store) GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 func (s *Store) Lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (meta.Entry, error) {
 	const op dfms.Op = "meta.Lookup"
 	var e meta.Entry
-	err := s.read(ctx, op, func(t *tx) error {
+	// Without a transaction: a parent deleted between the two reads
+	// answers NotExist either way.
+	err := s.readOne(ctx, op, func(t *tx) error {
 		var found bool
 		var err error
 		e, found, err = t.lookup(ctx, owner, parent, name, false)
