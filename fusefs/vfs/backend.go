@@ -2,6 +2,8 @@ package vfs
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"time"
 
 	"github.com/dfms/dfms"
@@ -149,6 +151,7 @@ type Change struct {
 	Parent  dfms.EntryID
 	Op      string
 	Version int64
+	Origin  string // the Originator.Origin of the backend that made it, or ""
 }
 
 // ChangeFeed is implemented by backends that report changes made by
@@ -192,4 +195,18 @@ type CommitBatcher interface {
 // durable. fsync(2) of a file or directory, FS.Sync and FS.Close call it.
 type Syncer interface {
 	Sync(ctx context.Context) error
+}
+
+// Originator is implemented by backends that name the changes they make
+// with an origin of their own, which the change feed reports: the mount
+// skips its own changes by it.
+type Originator interface {
+	Origin() string
+}
+
+// NewOrigin returns a new random origin (a session's name).
+func NewOrigin() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "m-" + hex.EncodeToString(b[:])
 }

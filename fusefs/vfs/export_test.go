@@ -30,3 +30,10 @@ func (fsys *FS) Crash() {
 // WaitWorkers waits for the background pre-cut workers (a test's temporary
 // directories must not be removed under them).
 func (fsys *FS) WaitWorkers() { fsys.workers.Wait() }
+
+// MetaCacheOn reports whether the metadata cache is in use.
+func MetaCacheOn(fsys *FS) bool {
+	fsys.mc.mu.Lock()
+	defer fsys.mc.mu.Unlock()
+	return fsys.mc.on
+}

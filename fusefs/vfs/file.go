@@ -61,7 +61,7 @@ type openFile struct {
 // acquire takes a reference on the open state of file id, creating it if
 // needed; with trunc the content is truncated to zero bytes.
 func (fsys *FS) acquire(ctx context.Context, id dfms.EntryID, trunc bool) (*openFile, error) {
-	e, err := fsys.b.GetAttr(ctx, id)
+	e, err := fsys.getEntry(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -441,8 +441,9 @@ func (f *openFile) commitLocked(ctx context.Context) error {
 	if err != nil {
 		return f.commitFailedLocked(ctx, err)
 	}
-	f.fsys.touch(f.id)
+	g := f.fsys.mc.begin()
 	e, err := f.fsys.b.CommitManifest(ctx, f.id, m, f.version, f.mtime)
+	f.fsys.changed(g, f.id, e, err)
 	if err != nil {
 		return f.commitFailedLocked(ctx, err)
 	}
@@ -567,7 +568,7 @@ func (fsys *FS) Open(ctx context.Context, ino Ino, flags int) (*Handle, error) {
 		}
 		return nil, dfms.Errorf(op, dfms.IsDir, "is a directory")
 	}
-	e, err := fsys.b.GetAttr(ctx, ino.entry())
+	e, err := fsys.getEntry(ctx, ino.entry())
 	if err != nil {
 		return nil, err
 	}
@@ -601,10 +602,15 @@ func (fsys *FS) Create(ctx context.Context, parent Ino, name string, flags int, 
 	if err := checkNewName(op, name); err != nil {
 		return Attr{}, nil, err
 	}
-	fsys.touch(dir)
+	g := fsys.mc.begin()
 	e, err := fsys.b.CreateFile(ctx, dir, name, mode, c.UID, c.GID)
+	created := err == nil
 	if dfms.Is(err, dfms.Exist) && flags&syscall.O_EXCL == 0 {
-		e, err = fsys.b.Lookup(ctx, dir, name)
+		e, err = fsys.lookupEntry(ctx, dir, name)
+	}
+	if created {
+		fsys.touch(dir)
+		fsys.mc.put(g, e)
 	}
 	if err != nil {
 		return Attr{}, nil, err

@@ -22,8 +22,9 @@ import (
 // next version commit or Sync (fsync(2) of any file or directory of the
 // mount). Version commits are durable when they return.
 type Local struct {
-	files *files.Service
-	owner dfms.UserID
+	files  *files.Service
+	owner  dfms.UserID
+	origin string // stamped on every change it makes
 	// lazy counts the lazy writes made; durable is the count up to which
 	// they are known durable (a durable commit or Sync started after them).
 	lazy, durable atomic.Int64
@@ -33,10 +34,19 @@ var (
 	_ Backend       = (*Local)(nil)
 	_ CommitBatcher = (*Local)(nil)
 	_ Syncer        = (*Local)(nil)
+	_ Originator    = (*Local)(nil)
 )
 
+// Origin implements Originator.
+func (l *Local) Origin() string { return l.origin }
+
 // lazyCtx marks a namespace change; done counts it once made.
-func (l *Local) lazyCtx(ctx context.Context) context.Context { return meta.WithLazyDurability(ctx) }
+func (l *Local) lazyCtx(ctx context.Context) context.Context {
+	return meta.WithLazyDurability(l.ctx(ctx))
+}
+
+// ctx names the changes made with it as this backend's.
+func (l *Local) ctx(ctx context.Context) context.Context { return meta.WithOrigin(ctx, l.origin) }
 
 func (l *Local) done(err error) error {
 	if err == nil {
@@ -71,7 +81,7 @@ func (l *Local) Sync(ctx context.Context) error {
 
 // NewLocal returns a Backend over svc that acts as owner.
 func NewLocal(svc *files.Service, owner dfms.UserID) *Local {
-	return &Local{files: svc, owner: owner}
+	return &Local{files: svc, owner: owner, origin: NewOrigin()}
 }
 
 func entryOf(e meta.Entry) Entry {
@@ -199,7 +209,7 @@ func (l *Local) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
 // CommitManifest implements Backend.
 func (l *Local) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (Entry, error) {
 	n := l.lazy.Load()
-	e, _, err := l.files.CommitChunks(ctx, meta.CommitRequest{Owner: l.owner, Entry: id, Manifest: m, Base: base, MTime: mtime})
+	e, _, err := l.files.CommitChunks(l.ctx(ctx), meta.CommitRequest{Owner: l.owner, Entry: id, Manifest: m, Base: base, MTime: mtime})
 	if err != nil {
 		return Entry{}, err
 	}
@@ -214,7 +224,7 @@ func (l *Local) CommitManifests(ctx context.Context, cs []Commit) ([]CommitResul
 		reqs[i] = meta.CommitRequest{Owner: l.owner, Entry: c.ID, Manifest: c.Manifest, Base: c.Base, MTime: c.MTime}
 	}
 	n := l.lazy.Load()
-	res, err := l.files.CommitChunksBatch(ctx, reqs)
+	res, err := l.files.CommitChunksBatch(l.ctx(ctx), reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +299,7 @@ func (l *Local) Changes(ctx context.Context, cursor int64, wait time.Duration) (
 		if len(chs) > 0 || !time.Now().Before(deadline) {
 			out := make([]Change, len(chs))
 			for i, c := range chs {
-				out[i] = Change{Entry: c.Entry, Parent: c.Parent, Op: c.Op, Version: c.Version}
+				out[i] = Change{Entry: c.Entry, Parent: c.Parent, Op: c.Op, Version: c.Version, Origin: c.Origin}
 				cursor = c.Seq
 			}
 			return out, cursor, nil

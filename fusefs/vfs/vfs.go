@@ -152,9 +152,8 @@ type FS struct {
 	// cachedVersion is, per file, the version whose pages the kernel may
 	// hold from an earlier open (KeepCache).
 	cachedVersion map[dfms.EntryID]int64
-	// touched is when this mount last changed an entry (or a directory's
-	// names): the change feed's reports of its own changes are skipped.
-	touched map[dfms.EntryID]time.Time
+	// mc caches entries while the change feed is followed (metacache.go).
+	mc *metaCache
 }
 
 // trustedBackend is implemented by backends that verify the chunks they
@@ -203,7 +202,7 @@ func New(ctx context.Context, b Backend, opts Options) (*FS, error) {
 		opts.ReadAhead = 4
 	}
 	tb, ok := b.(trustedBackend)
-	fsys := &FS{b: b, root: root.ID, stageDir: dir, lock: lock, log: log, open: map[dfms.EntryID]*openFile{}, cachedVersion: map[dfms.EntryID]int64{}, touched: map[dfms.EntryID]time.Time{},
+	fsys := &FS{b: b, root: root.ID, stageDir: dir, lock: lock, log: log, open: map[dfms.EntryID]*openFile{}, cachedVersion: map[dfms.EntryID]int64{}, mc: newMetaCache(),
 		cache: newChunkCache(opts.MemCacheSize, disk, ok && tb.VerifiesChunks(), opts.ReadAhead), readAhead: opts.ReadAhead}
 	if err := fsys.recoverStages(ctx); err != nil {
 		log.Error("some staged data of an earlier mount is not committed yet", "err", err)
@@ -398,7 +397,7 @@ func (fsys *FS) Lookup(ctx context.Context, parent Ino, name string) (Attr, erro
 	switch parent.tag() {
 	case tagEntry:
 		if name == dfms.VersionsDir {
-			d, err := fsys.b.GetAttr(ctx, parent.entry())
+			d, err := fsys.getEntry(ctx, parent.entry())
 			if err != nil {
 				return Attr{}, err
 			}
@@ -407,13 +406,13 @@ func (fsys *FS) Lookup(ctx context.Context, parent Ino, name string) (Attr, erro
 			}
 			return versionsDirAttr(versionsDirIno(d.ID), d), nil
 		}
-		e, err := fsys.b.Lookup(ctx, parent.entry(), name)
+		e, err := fsys.lookupEntry(ctx, parent.entry(), name)
 		if err != nil {
 			return Attr{}, err
 		}
 		return fsys.freshAttr(ctx, e), nil
 	case tagVersionsDir:
-		e, err := fsys.b.Lookup(ctx, parent.entry(), name)
+		e, err := fsys.lookupEntry(ctx, parent.entry(), name)
 		if err != nil {
 			return Attr{}, err
 		}
@@ -438,7 +437,7 @@ func (fsys *FS) versionAttr(ctx context.Context, id dfms.EntryID, n int64) (Attr
 	if !ok {
 		return Attr{}, dfms.E(op, dfms.NotExist, fmt.Errorf("version %d of entry %d is out of the mount's range", n, id))
 	}
-	e, err := fsys.b.GetAttr(ctx, id)
+	e, err := fsys.getEntry(ctx, id)
 	if err != nil {
 		return Attr{}, err
 	}
@@ -466,7 +465,7 @@ func versionAttrOf(ino Ino, e Entry, v VersionInfo) Attr {
 func (fsys *FS) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
 	switch ino.tag() {
 	case tagVersionsDir, tagVersionsFile:
-		e, err := fsys.b.GetAttr(ctx, ino.entry())
+		e, err := fsys.getEntry(ctx, ino.entry())
 		if err != nil {
 			return Attr{}, err
 		}
@@ -475,7 +474,7 @@ func (fsys *FS) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
 		id, n := ino.version()
 		return fsys.versionAttr(ctx, id, n)
 	}
-	e, err := fsys.b.GetAttr(ctx, ino.entry())
+	e, err := fsys.getEntry(ctx, ino.entry())
 	if err != nil {
 		return Attr{}, err
 	}
@@ -514,10 +513,12 @@ func (fsys *FS) ReadDir(ctx context.Context, dir Ino) ([]DirEntry, error) {
 	const op dfms.Op = "vfs.ReadDir"
 	switch dir.tag() {
 	case tagEntry, tagVersionsDir:
+		g := fsys.mc.begin()
 		es, err := fsys.b.ReadDir(ctx, dir.entry())
 		if err != nil {
 			return nil, err
 		}
+		fsys.mc.put(g, es...)
 		out := make([]DirEntry, 0, len(es))
 		for _, e := range es {
 			switch {
@@ -531,7 +532,7 @@ func (fsys *FS) ReadDir(ctx context.Context, dir Ino) ([]DirEntry, error) {
 		}
 		return out, nil
 	case tagVersionsFile:
-		e, err := fsys.b.GetAttr(ctx, dir.entry())
+		e, err := fsys.getEntry(ctx, dir.entry())
 		if err != nil {
 			return nil, err
 		}
@@ -586,11 +587,13 @@ func (fsys *FS) Mkdir(ctx context.Context, parent Ino, name string, mode uint32,
 	if err := checkNewName(op, name); err != nil {
 		return Attr{}, err
 	}
-	fsys.touch(dir)
+	g := fsys.mc.begin()
 	e, err := fsys.b.Mkdir(ctx, dir, name, mode, c.UID, c.GID)
 	if err != nil {
 		return Attr{}, err
 	}
+	fsys.touch(dir)
+	fsys.mc.put(g, e)
 	return fsys.attrOf(e), nil
 }
 
@@ -604,11 +607,13 @@ func (fsys *FS) Symlink(ctx context.Context, parent Ino, name, target string, c 
 	if err := checkNewName(op, name); err != nil {
 		return Attr{}, err
 	}
-	fsys.touch(dir)
+	g := fsys.mc.begin()
 	e, err := fsys.b.Symlink(ctx, dir, name, target, c.UID, c.GID)
 	if err != nil {
 		return Attr{}, err
 	}
+	fsys.touch(dir)
+	fsys.mc.put(g, e)
 	return fsys.attrOf(e), nil
 }
 
@@ -630,8 +635,9 @@ func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) error {
 	if name == dfms.VersionsDir {
 		return errReadOnly(op)
 	}
-	fsys.touch(dir)
-	return fsys.b.Unlink(ctx, dir, name)
+	err = fsys.b.Unlink(ctx, dir, name)
+	fsys.touchName(dir, name)
+	return err
 }
 
 // Rmdir removes the empty directory parent/name (to the trash).
@@ -644,8 +650,9 @@ func (fsys *FS) Rmdir(ctx context.Context, parent Ino, name string) error {
 	if name == dfms.VersionsDir {
 		return errReadOnly(op)
 	}
-	fsys.touch(dir)
-	return fsys.b.Rmdir(ctx, dir, name)
+	err = fsys.b.Rmdir(ctx, dir, name)
+	fsys.touchName(dir, name)
+	return err
 }
 
 // Rename flags, as rename(2) defines them.
@@ -683,8 +690,10 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 	if replace && fsys.commitClosed(ctx, to, newName) {
 		fsys.commitClosed(ctx, from, name)
 	}
-	fsys.touch(from, to)
-	return fsys.b.Rename(ctx, from, name, to, newName, replace)
+	err = fsys.b.Rename(ctx, from, name, to, newName, replace)
+	fsys.touchName(from, name)
+	fsys.touchName(to, newName)
+	return err
 }
 
 // commitClosed commits the changes of file dir/name if they were closed
@@ -692,7 +701,7 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 // A failure is logged: the changes stay staged for their queued commit.
 // It reports whether dir/name is a file.
 func (fsys *FS) commitClosed(ctx context.Context, dir dfms.EntryID, name string) bool {
-	e, err := fsys.b.Lookup(ctx, dir, name)
+	e, err := fsys.lookupEntry(ctx, dir, name)
 	if err != nil || e.Kind != KindFile {
 		return false
 	}
@@ -737,7 +746,7 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 		if *in.Size < 0 {
 			return Attr{}, dfms.Errorf(op, dfms.Invalid, "negative size")
 		}
-		e, err := fsys.b.GetAttr(ctx, id)
+		e, err := fsys.getEntry(ctx, id)
 		if err != nil {
 			return Attr{}, err
 		}
@@ -779,7 +788,7 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 			set.MTime = nil // the commit of the changes carries it
 		}
 	}
-	cur, err := fsys.b.GetAttr(ctx, id)
+	cur, err := fsys.getEntry(ctx, id)
 	if err != nil {
 		return Attr{}, err
 	}
@@ -795,8 +804,10 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 		set.GID = nil
 	}
 	if set.Mode != nil || set.UID != nil || set.GID != nil || set.MTime != nil {
-		fsys.touch(id)
-		if cur, err = fsys.b.SetAttr(ctx, id, set); err != nil {
+		g := fsys.mc.begin()
+		cur, err = fsys.b.SetAttr(ctx, id, set)
+		fsys.changed(g, id, cur, err)
+		if err != nil {
 			return Attr{}, err
 		}
 	}

@@ -8,15 +8,18 @@ import (
 )
 
 // Watch follows the backend's change feed until ctx ends and calls fn with
-// each batch of changes made since Watch started, by this mount or
-// anyone else: the FUSE adapter drops what the kernel cached of them. A
-// backend without a feed returns at once. Failures of the feed are
-// retried every second.
+// each batch of changes made since Watch started by others than this
+// mount (the REST API, other mounts): the FUSE adapter drops what the
+// kernel cached of them. While the feed answers, the FS keeps a cache of
+// entries that the feed's changes invalidate (metacache.go). A backend
+// without a feed returns at once. Failures of the feed are retried every
+// second.
 func (fsys *FS) Watch(ctx context.Context, fn func([]Change)) {
 	feed, ok := fsys.b.(ChangeFeed)
 	if !ok {
 		return
 	}
+	defer fsys.mc.setOn(false)
 	var cursor int64
 	for {
 		c, err := feed.LatestChange(ctx)
@@ -28,9 +31,11 @@ func (fsys *FS) Watch(ctx context.Context, fn func([]Change)) {
 			return
 		}
 	}
+	fsys.mc.setOn(true)
 	for ctx.Err() == nil {
 		chs, next, err := feed.Changes(ctx, cursor, 25*time.Second)
 		if err != nil {
+			fsys.mc.setOn(false)
 			if ctx.Err() == nil {
 				fsys.log.Warn("change feed", "err", err)
 			}
@@ -41,7 +46,9 @@ func (fsys *FS) Watch(ctx context.Context, fn func([]Change)) {
 		}
 		cursor = next
 		fsys.forget(chs)
-		if others := fsys.others(chs); len(others) > 0 {
+		others := fsys.others(chs)
+		fsys.mc.setOn(true)
+		if len(others) > 0 {
 			fn(others)
 		}
 	}
@@ -87,52 +94,42 @@ func (fsys *FS) EntryName(ctx context.Context, ino Ino) (string, error) {
 	return e.Name, nil
 }
 
-// ownChangeWindow is how long after this mount changed an entry the feed's
-// reports of that entry are taken for its own.
-const ownChangeWindow = 2 * time.Second
+// touch records that this mount changed entries ids: the metadata cache
+// drops them (the feed's reports of this mount's own changes are skipped).
+// It is called once the change is made.
+func (fsys *FS) touch(ids ...dfms.EntryID) { fsys.mc.drop(ids...) }
 
-// touch records that this mount is changing entries ids.
-func (fsys *FS) touch(ids ...dfms.EntryID) {
-	now := time.Now()
-	fsys.mu.Lock()
-	defer fsys.mu.Unlock()
-	for _, id := range ids {
-		fsys.touched[id] = now
-	}
-	if len(fsys.touched) > 10000 {
-		for id, t := range fsys.touched {
-			if now.Sub(t) > ownChangeWindow {
-				delete(fsys.touched, id)
-			}
-		}
-	}
-}
+// touchName is touch of the entry named name in dir, and of dir.
+func (fsys *FS) touchName(dir dfms.EntryID, names ...string) { fsys.mc.dropName(dir, names...) }
 
-// others drops the changes this mount made itself: the kernel already
-// knows them, and invalidating them would only race with its requests
-// (an invalidation of a name waits for the directory's lock, held by
-// requests this mount is serving).
+// others drops the changes this mount made itself (by the backend's
+// Originator): the kernel and the metadata cache know them already, and
+// invalidating them would only race with its requests (an invalidation of
+// a name waits for the directory's lock, held by requests this mount is
+// serving). What is left is dropped from the metadata cache.
 func (fsys *FS) others(chs []Change) []Change {
-	now := time.Now()
-	fsys.mu.Lock()
-	defer fsys.mu.Unlock()
-	recent := func(id dfms.EntryID) bool {
-		t, ok := fsys.touched[id]
-		return ok && now.Sub(t) < ownChangeWindow
+	own := ""
+	if o, ok := fsys.b.(Originator); ok {
+		own = o.Origin()
 	}
 	var out []Change
+	var ids []dfms.EntryID
 	for _, c := range chs {
-		switch c.Op {
-		case "version", "attr":
-			if recent(c.Entry) {
-				continue
-			}
-		default: // the names of a directory changed
-			if recent(c.Parent) {
-				continue
-			}
+		if own != "" && c.Origin == own {
+			continue
 		}
 		out = append(out, c)
+		switch c.Op {
+		case "trash", "restore", "purge": // of a whole tree, maybe
+			fsys.mc.reset()
+		}
+		ids = append(ids, c.Entry)
+		if c.Parent != 0 {
+			ids = append(ids, c.Parent)
+		}
+	}
+	if len(ids) > 0 {
+		fsys.mc.drop(ids...)
 	}
 	return out
 }

@@ -248,9 +248,7 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 		}
 		return failed
 	}
-	for _, it := range items {
-		fsys.touch(it.f.id)
-	}
+	g := fsys.mc.begin()
 	if cb, ok := fsys.b.(CommitBatcher); ok && len(items) > 1 {
 		cs := make([]Commit, len(items))
 		for i, it := range items {
@@ -262,8 +260,10 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 		}
 		for i, it := range items {
 			if err != nil {
+				fsys.changed(g, it.f.id, Entry{}, err)
 				done(it.f, err)
 			} else {
+				fsys.changed(g, it.f.id, res[i].Entry, res[i].Err)
 				done(it.f, it.f.afterCommitLocked(ctx, res[i].Entry, it.m, res[i].Err))
 			}
 		}
@@ -272,6 +272,7 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 	for _, it := range items {
 		f := it.f
 		e, err := fsys.b.CommitManifest(ctx, f.id, it.m, f.version, f.mtime)
+		fsys.changed(g, f.id, e, err)
 		done(f, f.afterCommitLocked(ctx, e, it.m, err))
 	}
 	return failed

@@ -68,7 +68,7 @@ func (fsys *FS) SetXattr(ctx context.Context, ino Ino, name string, value []byte
 	case flags&XattrReplace != 0:
 		mode = meta.XattrReplace
 	}
-	fsys.touch(ino.entry())
+	defer fsys.touch(ino.entry())
 	return fsys.b.SetXattr(ctx, ino.entry(), name, value, mode)
 }
 
@@ -81,6 +81,6 @@ func (fsys *FS) RemoveXattr(ctx context.Context, ino Ino, name string) error {
 	if err := checkXattrName(op, name); err != nil {
 		return err
 	}
-	fsys.touch(ino.entry())
+	defer fsys.touch(ino.entry())
 	return fsys.b.RemoveXattr(ctx, ino.entry(), name)
 }

@@ -342,11 +342,12 @@ func (a *API) changes(c *gin.Context) {
 				FolderID dfms.EntryID `json:"folder_id"`
 				Version  int64        `json:"version,omitempty"`
 				At       time.Time    `json:"at"`
+				Origin   string       `json:"origin,omitempty"`
 			}
 			out := make([]changeView, len(chs))
 			next := cursor
 			for i, ch := range chs {
-				out[i] = changeView{ch.Seq, ch.Op, ch.Entry, ch.Parent, ch.Version, ch.At.UTC()}
+				out[i] = changeView{ch.Seq, ch.Op, ch.Entry, ch.Parent, ch.Version, ch.At.UTC(), ch.Origin}
 				next = ch.Seq
 			}
 			c.JSON(http.StatusOK, gin.H{"cursor": next, "changes": out, "more": len(chs) == 1000})

@@ -177,7 +177,31 @@ func (a *API) authenticate(c *gin.Context) {
 	}
 	u.PasswordHash = ""
 	c.Set(ctxUser, u)
+	if o := c.GetHeader(OriginHeader); o != "" {
+		if !validOrigin(o) {
+			a.bad(c, "%s must be 1..%d letters, digits, '.', '_' or '-'", OriginHeader, meta.MaxOriginLen)
+			return
+		}
+		c.Request = c.Request.WithContext(meta.WithOrigin(c.Request.Context(), o))
+	}
 	c.Next()
+}
+
+// OriginHeader names the client session a request comes from (a mount):
+// the change feed reports it with the changes the request made, so that
+// the client can skip its own.
+const OriginHeader = "X-DFMS-Origin"
+
+func validOrigin(o string) bool {
+	if len(o) > meta.MaxOriginLen {
+		return false
+	}
+	for _, r := range o {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *API) requireAdmin(c *gin.Context) {

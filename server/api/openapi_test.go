@@ -1042,6 +1042,15 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 		t.Error("the change feed is empty")
 	}
 	c.call(200, "GET", "/api/v1/changes?wait=0&cursor={id}", id(num(ch.json["cursor"])), nil)
+	// A change reports the X-DFMS-Origin of the request that made it; a
+	// malformed origin is refused and changes nothing.
+	c.call(201, "POST", "/api/v1/folders", none, map[string]any{"name": "from-a-mount"}, "X-DFMS-Origin", "mount-7.a_b")
+	c.call(400, "POST", "/api/v1/folders", none, map[string]any{"name": "bad-origin"}, "X-DFMS-Origin", "no spaces")
+	c.call(400, "POST", "/api/v1/folders", none, map[string]any{"name": "bad-origin"}, "X-DFMS-Origin", strings.Repeat("x", 65))
+	after := c.call(200, "GET", "/api/v1/changes?wait=0&cursor={id}", id(num(ch.json["cursor"])), nil)
+	if got := asList(after.json["changes"]); len(got) != 1 || got[0].(map[string]any)["origin"] != "mount-7.a_b" {
+		t.Errorf("changes after a create with an origin = %v", got)
+	}
 	c.call(400, "GET", "/api/v1/changes?cursor=-1", none, nil)
 	c.call(400, "GET", "/api/v1/changes?wait=soon", none, nil)
 

@@ -220,6 +220,8 @@ type Change struct {
 	Op      string
 	Version int64
 	At      time.Time
+	// Origin is the WithOrigin of the change's context ("" if none).
+	Origin string
 }
 
 // SetAttr lists the attributes to change; nil fields are left alone.
@@ -561,5 +563,23 @@ func WithLazyDurability(ctx context.Context) context.Context {
 // LazyDurability reports whether ctx carries WithLazyDurability.
 func LazyDurability(ctx context.Context) bool {
 	v, _ := ctx.Value(lazyKey{}).(bool)
+	return v
+}
+
+type originKey struct{}
+
+// MaxOriginLen bounds an origin.
+const MaxOriginLen = 64
+
+// WithOrigin names who makes the writes done with ctx (a mount's
+// session): the change feed reports it with each change, so that a
+// client can tell its own changes from others'.
+func WithOrigin(ctx context.Context, origin string) context.Context {
+	return context.WithValue(ctx, originKey{}, origin)
+}
+
+// Origin returns the WithOrigin of ctx, or "".
+func Origin(ctx context.Context) string {
+	v, _ := ctx.Value(originKey{}).(string)
 	return v
 }

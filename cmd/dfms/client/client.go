@@ -60,9 +60,10 @@ type Client struct {
 	// refreshMu serializes refreshes (and TokenSaver calls). It is taken
 	// before mu.
 	refreshMu sync.Mutex
-	// mu guards tokens.
+	// mu guards tokens and origin.
 	mu     sync.Mutex
 	tokens Tokens
+	origin string
 }
 
 // Option configures a Client.
@@ -113,6 +114,22 @@ func (c *Client) Tokens() Tokens {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.tokens
+}
+
+// SetOrigin names the session the client's requests come from (the
+// X-DFMS-Origin header): the change feed reports it with the changes they
+// make. Empty: no header.
+func (c *Client) SetOrigin(o string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.origin = o
+}
+
+// Origin returns what SetOrigin set.
+func (c *Client) Origin() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.origin
 }
 
 // SetTokens replaces the token pair (without calling the TokenSaver).
@@ -193,6 +210,9 @@ func (c *Client) do(ctx context.Context, op dfms.Op, r request) (*http.Response,
 		}
 		req.Header.Set("User-Agent", c.agent)
 		req.Header.Set("Accept", "application/json")
+		if o := c.Origin(); o != "" && !r.anonymous {
+			req.Header.Set("X-DFMS-Origin", o)
+		}
 		sentWith := ""
 		if !r.anonymous {
 			sentWith = c.Tokens().Access

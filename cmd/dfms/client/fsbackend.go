@@ -34,8 +34,16 @@ var (
 	_ vfs.CommitBatcher = (*FSBackend)(nil)
 )
 
-// NewFSBackend returns the backend of c's user.
-func NewFSBackend(c *Client) *FSBackend { return &FSBackend{c: c, PutConcurrency: 4} }
+// NewFSBackend returns the backend of c's user. It names c's requests
+// with a new origin (Client.SetOrigin), by which the mount tells its own
+// changes from others' in the change feed.
+func NewFSBackend(c *Client) *FSBackend {
+	c.SetOrigin(vfs.NewOrigin())
+	return &FSBackend{c: c, PutConcurrency: 4}
+}
+
+// Origin implements vfs.Originator.
+func (b *FSBackend) Origin() string { return b.c.Origin() }
 
 // maxRetryWait bounds how long a rate-limited request is retried.
 const maxRetryWait = 30 * time.Second
@@ -480,6 +488,7 @@ func (b *FSBackend) Changes(ctx context.Context, cursor int64, wait time.Duratio
 			FileID   dfms.EntryID `json:"file_id"`
 			FolderID dfms.EntryID `json:"folder_id"`
 			Version  int64        `json:"version"`
+			Origin   string       `json:"origin"`
 		} `json:"changes"`
 	}
 	q := url.Values{"cursor": {strconv.FormatInt(cursor, 10)}, "wait": {strconv.Itoa(int(wait / time.Second))}}
@@ -488,7 +497,7 @@ func (b *FSBackend) Changes(ctx context.Context, cursor int64, wait time.Duratio
 	}
 	chs := make([]vfs.Change, len(out.Changes))
 	for i, c := range out.Changes {
-		chs[i] = vfs.Change{Entry: c.FileID, Parent: c.FolderID, Op: c.Op, Version: c.Version}
+		chs[i] = vfs.Change{Entry: c.FileID, Parent: c.FolderID, Op: c.Op, Version: c.Version, Origin: c.Origin}
 	}
 	return chs, out.Cursor, nil
 }

@@ -1094,6 +1094,22 @@ func testChanges(t *testing.T, s meta.Store) {
 	if len(rest) != 2 || rest[0].Seq != ch[4].Seq {
 		t.Fatalf("changes after %d = %v", ch[3].Seq, rest)
 	}
+	for _, c := range ch {
+		if c.Origin != "" {
+			t.Fatalf("change without an origin reports %q", c.Origin)
+		}
+	}
+	// The origin of the context is reported with the change.
+	mine := meta.WithOrigin(ctx, "mount-1")
+	if meta.Origin(mine) != "mount-1" || meta.Origin(ctx) != "" {
+		t.Fatal("Origin does not report what the context carries")
+	}
+	h := must(s.CreateEntry(mine, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "h", Kind: meta.KindFile}))(t)
+	last := ch[len(ch)-1].Seq
+	got := must(s.Changes(ctx, u.ID, last, 100))(t)
+	if len(got) != 1 || got[0].Entry != h.ID || got[0].Origin != "mount-1" {
+		t.Fatalf("changes after a create with an origin = %+v", got)
+	}
 }
 
 func testNodes(t *testing.T, s meta.Store) {

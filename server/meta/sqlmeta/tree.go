@@ -91,8 +91,8 @@ func (t *tx) lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID,
 
 // journal writes a change row.
 func (t *tx) journal(ctx context.Context, owner dfms.UserID, entry, parent dfms.EntryID, op string, version int64) error {
-	_, err := t.exec(ctx, `INSERT INTO changes (owner_id, entry_id, parent_id, op, version, at) VALUES (?, ?, ?, ?, ?, ?)`,
-		owner, entry, parent, op, version, ns(t.now))
+	_, err := t.exec(ctx, `INSERT INTO changes (owner_id, entry_id, parent_id, op, version, at, origin) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		owner, entry, parent, op, version, ns(t.now), meta.Origin(ctx))
 	return err
 }
 
@@ -726,7 +726,7 @@ func (s *Store) Changes(ctx context.Context, owner dfms.UserID, after int64, lim
 	var out []meta.Change
 	err := s.read(ctx, "meta.Changes", func(t *tx) error {
 		out = out[:0]
-		rows, err := t.query(ctx, `SELECT seq, owner_id, entry_id, parent_id, op, version, at FROM changes
+		rows, err := t.query(ctx, `SELECT seq, owner_id, entry_id, parent_id, op, version, at, origin FROM changes
 			WHERE owner_id = ? AND seq > ? ORDER BY seq LIMIT ?`, owner, after, limit)
 		if err != nil {
 			return err
@@ -735,7 +735,7 @@ func (s *Store) Changes(ctx context.Context, owner dfms.UserID, after int64, lim
 		for rows.Next() {
 			var c meta.Change
 			var at int64
-			if err := rows.Scan(&c.Seq, &c.Owner, &c.Entry, &c.Parent, &c.Op, &c.Version, &at); err != nil {
+			if err := rows.Scan(&c.Seq, &c.Owner, &c.Entry, &c.Parent, &c.Op, &c.Version, &at, &c.Origin); err != nil {
 				return err
 			}
 			c.At = fromNS(at)

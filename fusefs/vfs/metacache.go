@@ -1,0 +1,246 @@
+package vfs
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/dfms/dfms"
+)
+
+// The metadata cache keeps the entries this mount read from the backend,
+// by id and by name, so that stat, lookup and open of a file seen lately
+// cost no request (an in-process read of SQLite, or an HTTP round trip
+// for `dfms mount`). The kernel's own caches stay short (one second); this
+// one stays valid until the entry changes, as the change feed tells:
+//
+//   - It is used only while FS.Watch follows the feed and the feed
+//     answers; it starts empty when the feed starts, and is emptied when
+//     the feed fails. Entries are kept at most metaCacheTTL in any case.
+//   - Every change made by someone else drops the changed entry and its
+//     directory when the feed reports it (within the feed's latency, as
+//     the kernel's caches are dropped); moving a tree to or from the trash,
+//     or purging it, changes its descendants too, so it empties the cache.
+//   - Every change this mount makes drops what it changed once it is made
+//     (FS.touch), since the feed's reports of it are skipped.
+//   - A read whose entry was dropped while it was in flight does not fill
+//     the cache (generations): it may be older than the drop.
+type metaCache struct {
+	mu      sync.Mutex
+	on      bool                    // the feed is followed and healthy
+	gen     uint64                  // bumped by every drop
+	floor   uint64                  // reads begun before it fill nothing
+	dropped map[dfms.EntryID]uint64 // the gen of each entry's last drop, since floor
+	entries map[dfms.EntryID]cachedEntry
+	names   map[nameKey]dfms.EntryID // of the live entries held
+}
+
+type cachedEntry struct {
+	e  Entry
+	at time.Time
+}
+
+type nameKey struct {
+	dir  dfms.EntryID
+	name string
+}
+
+const (
+	// metaCacheTTL bounds how long an entry is used without a read.
+	metaCacheTTL = 30 * time.Second
+	// metaCacheMax bounds the entries held; past it the cache starts over.
+	metaCacheMax = 200_000
+	// maxDropped bounds the drop records; past it the floor moves up.
+	maxDropped = 20_000
+)
+
+func newMetaCache() *metaCache {
+	return &metaCache{dropped: map[dfms.EntryID]uint64{}, entries: map[dfms.EntryID]cachedEntry{}, names: map[nameKey]dfms.EntryID{}}
+}
+
+// begin returns the generation to pass to put for a read starting now.
+func (c *metaCache) begin() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// put keeps e, read by a read that began at generation g, unless the cache
+// is off or e was dropped since.
+func (c *metaCache) put(g uint64, es ...Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.on || g < c.floor {
+		return
+	}
+	if len(c.entries)+len(es) > metaCacheMax {
+		c.resetLocked()
+		return
+	}
+	now := time.Now()
+	for _, e := range es {
+		if c.dropped[e.ID] > g {
+			continue
+		}
+		if old, ok := c.entries[e.ID]; ok {
+			c.unnameLocked(old.e)
+		}
+		c.entries[e.ID] = cachedEntry{e, now}
+		if e.Live && e.Parent != 0 {
+			c.names[nameKey{e.Parent, e.Name}] = e.ID
+		}
+	}
+}
+
+// replace drops e's entry and keeps e, the result of a change this mount
+// just made, unless a read that began at generation g (before the change)
+// would be refused: then someone else's change, or another of this mount,
+// may have followed it.
+func (c *metaCache) replace(g uint64, e Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keep := c.on && g >= c.floor && c.dropped[e.ID] <= g && len(c.entries) < metaCacheMax
+	c.gen++
+	c.dropLocked(e.ID)
+	if keep {
+		c.entries[e.ID] = cachedEntry{e, time.Now()}
+		if e.Live && e.Parent != 0 {
+			c.names[nameKey{e.Parent, e.Name}] = e.ID
+		}
+	}
+}
+
+// get returns the entry id if held and fresh.
+func (c *metaCache) get(id dfms.EntryID) (Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ce, ok := c.entries[id]
+	if !ok || !c.on || time.Since(ce.at) > metaCacheTTL {
+		return Entry{}, false
+	}
+	return ce.e, true
+}
+
+// lookup returns the live entry named name in dir if held and fresh.
+func (c *metaCache) lookup(dir dfms.EntryID, name string) (Entry, bool) {
+	c.mu.Lock()
+	id, ok := c.names[nameKey{dir, name}]
+	c.mu.Unlock()
+	if !ok {
+		return Entry{}, false
+	}
+	e, ok := c.get(id)
+	if !ok || !e.Live || e.Parent != dir || e.Name != name {
+		return Entry{}, false
+	}
+	return e, true
+}
+
+// drop forgets entries ids.
+func (c *metaCache) drop(ids ...dfms.EntryID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, id := range ids {
+		c.dropLocked(id)
+	}
+	if len(c.dropped) > maxDropped {
+		c.floor = c.gen
+		clear(c.dropped)
+	}
+}
+
+// dropName forgets the entry named name in dir (and dir itself): for
+// changes by name, whose entry this mount may not know.
+func (c *metaCache) dropName(dir dfms.EntryID, names ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.dropLocked(dir)
+	for _, name := range names {
+		if id, ok := c.names[nameKey{dir, name}]; ok {
+			c.dropLocked(id)
+		}
+		delete(c.names, nameKey{dir, name})
+	}
+}
+
+func (c *metaCache) dropLocked(id dfms.EntryID) {
+	c.dropped[id] = c.gen
+	if old, ok := c.entries[id]; ok {
+		c.unnameLocked(old.e)
+		delete(c.entries, id)
+	}
+}
+
+func (c *metaCache) unnameLocked(e Entry) {
+	k := nameKey{e.Parent, e.Name}
+	if c.names[k] == e.ID {
+		delete(c.names, k)
+	}
+}
+
+// setOn turns the cache on (the feed is followed from now on) or off
+// (the feed failed); either way it starts empty.
+func (c *metaCache) setOn(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.on == on {
+		return
+	}
+	c.on = on
+	c.resetLocked()
+}
+
+// reset forgets everything.
+func (c *metaCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resetLocked()
+}
+
+func (c *metaCache) resetLocked() {
+	c.gen++
+	c.floor = c.gen
+	clear(c.dropped)
+	clear(c.entries)
+	clear(c.names)
+}
+
+// changed records the outcome of a change of entry id that this mount
+// began at generation g: the entry it answered (err nil), or nothing
+// known.
+func (fsys *FS) changed(g uint64, id dfms.EntryID, e Entry, err error) {
+	if err != nil || e.ID != id {
+		fsys.mc.drop(id)
+		return
+	}
+	fsys.mc.replace(g, e)
+}
+
+// getEntry is the backend's GetAttr through the metadata cache.
+func (fsys *FS) getEntry(ctx context.Context, id dfms.EntryID) (Entry, error) {
+	if e, ok := fsys.mc.get(id); ok {
+		return e, nil
+	}
+	g := fsys.mc.begin()
+	e, err := fsys.b.GetAttr(ctx, id)
+	if err == nil {
+		fsys.mc.put(g, e)
+	}
+	return e, err
+}
+
+// lookupEntry is the backend's Lookup through the metadata cache (a name
+// that is not there is asked for every time).
+func (fsys *FS) lookupEntry(ctx context.Context, dir dfms.EntryID, name string) (Entry, error) {
+	if e, ok := fsys.mc.lookup(dir, name); ok {
+		return e, nil
+	}
+	g := fsys.mc.begin()
+	e, err := fsys.b.Lookup(ctx, dir, name)
+	if err == nil {
+		fsys.mc.put(g, e)
+	}
+	return e, err
+}

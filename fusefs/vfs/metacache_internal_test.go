@@ -1,0 +1,80 @@
+package vfs
+
+import (
+	"testing"
+
+	"github.com/dfms/dfms"
+)
+
+func TestMetaCacheGenerations(t *testing.T) {
+	c := newMetaCache()
+	e := Entry{ID: 5, Parent: 1, Name: "a", Kind: KindFile, Live: true, Size: 3}
+	c.put(c.begin(), e)
+	if _, ok := c.get(5); ok {
+		t.Fatal("the cache holds entries while it is off")
+	}
+	c.setOn(true)
+	c.put(c.begin(), e)
+	if got, ok := c.get(5); !ok || got.Size != 3 {
+		t.Fatalf("get = %+v, %v", got, ok)
+	}
+	if got, ok := c.lookup(1, "a"); !ok || got.ID != 5 {
+		t.Fatalf("lookup = %+v, %v", got, ok)
+	}
+
+	// A read that began before a drop of its entry fills nothing.
+	g := c.begin()
+	c.drop(5)
+	c.put(g, Entry{ID: 5, Parent: 1, Name: "a", Kind: KindFile, Live: true, Size: 1})
+	if _, ok := c.get(5); ok {
+		t.Fatal("a read older than a drop filled the cache")
+	}
+	// Drops of other entries do not stop it.
+	g = c.begin()
+	c.drop(6)
+	c.put(g, e)
+	if _, ok := c.get(5); !ok {
+		t.Fatal("a drop of another entry stopped a fill")
+	}
+
+	// Renamed: the old name is gone, the new one found.
+	c.put(c.begin(), Entry{ID: 5, Parent: 2, Name: "b", Kind: KindFile, Live: true})
+	if _, ok := c.lookup(1, "a"); ok {
+		t.Fatal("the old name of a renamed entry is still found")
+	}
+	if got, ok := c.lookup(2, "b"); !ok || got.ID != 5 {
+		t.Fatalf("lookup of the new name = %+v, %v", got, ok)
+	}
+	// dropName drops the entry behind the name, and the directory.
+	c.put(c.begin(), Entry{ID: 2, Parent: 1, Name: "d", Kind: KindDir, Live: true})
+	c.dropName(2, "b")
+	if _, ok := c.get(5); ok {
+		t.Fatal("dropName kept the named entry")
+	}
+	if _, ok := c.get(2); ok {
+		t.Fatal("dropName kept the directory")
+	}
+	// Entries in the trash are held by id, never by name.
+	c.put(c.begin(), Entry{ID: 7, Parent: 1, Name: "t", Kind: KindFile})
+	if _, ok := c.lookup(1, "t"); ok {
+		t.Fatal("a deleted entry is found by name")
+	}
+
+	// Too many drop records move the floor: older reads fill nothing.
+	g = c.begin()
+	for i := range maxDropped + 1 {
+		c.drop(dfms.EntryID(1000 + i))
+	}
+	c.put(g, Entry{ID: 9, Parent: 1, Name: "n", Live: true})
+	if _, ok := c.get(9); ok {
+		t.Fatal("a read older than the floor filled the cache")
+	}
+
+	// Off empties it.
+	c.put(c.begin(), e)
+	c.setOn(false)
+	c.setOn(true)
+	if _, ok := c.get(5); ok {
+		t.Fatal("the cache kept entries across the feed's failure")
+	}
+}

@@ -1,0 +1,176 @@
+package vfs_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/server/files"
+)
+
+// countingReads counts the entry reads that reach the backend.
+type countingReads struct {
+	*vfs.Local
+	reads atomic.Int64
+}
+
+func (c *countingReads) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
+	c.reads.Add(1)
+	return c.Local.GetAttr(ctx, id)
+}
+
+func (c *countingReads) Lookup(ctx context.Context, parent dfms.EntryID, name string) (vfs.Entry, error) {
+	c.reads.Add(1)
+	return c.Local.Lookup(ctx, parent, name)
+}
+
+// watched returns an FS over b that follows the change feed, as a mount
+// does, and waits until the metadata cache is on.
+func watched(t *testing.T, b vfs.Backend) *vfs.FS {
+	t.Helper()
+	fsys, _ := newFS(t, b)
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); fsys.Watch(wctx, func([]vfs.Change) {}) }()
+	t.Cleanup(func() { stop(); <-done })
+	// The cache is on once a read fills it.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err := fsys.GetAttr(ctx, fsys.Root()); err != nil {
+			t.Fatal(err)
+		}
+		if vfs.MetaCacheOn(fsys) {
+			return fsys
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the metadata cache did not turn on")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// With the change feed followed, what this mount created, stats and
+// opens costs no backend read, and its own changes show at once.
+func TestMetaCacheServesOwnEntries(t *testing.T) {
+	l, _ := newLocalParams(t, smallChunks)
+	b := &countingReads{Local: l}
+	fsys := watched(t, b)
+	var inos []vfs.Ino
+	for i := range 20 {
+		inos = append(inos, create(t, fsys, fmt.Sprintf("f%02d", i), "x").Ino)
+	}
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := b.reads.Load()
+	for i, ino := range inos {
+		a, err := fsys.Lookup(ctx, fsys.Root(), fmt.Sprintf("f%02d", i))
+		if err != nil || a.Ino != ino {
+			t.Fatalf("lookup f%02d = %+v, %v", i, a, err)
+		}
+		if _, err := fsys.GetAttr(ctx, ino); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The creates and the commits of the closes left their entries.
+	if n := b.reads.Load() - before; n != 0 {
+		t.Fatalf("%d backend reads for %d lookups and stats", n, 2*len(inos))
+	}
+	if a, err := fsys.GetAttr(ctx, inos[0]); err != nil || a.Size != 1 {
+		t.Fatalf("stat of a committed file = %+v, %v", a, err)
+	}
+
+	// Own changes show at once, without waiting for the feed.
+	if err := fsys.Rename(ctx, fsys.Root(), "f00", fsys.Root(), "g00", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.Lookup(ctx, fsys.Root(), "f00"); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("lookup of a renamed name: %v", err)
+	}
+	if a, err := fsys.Lookup(ctx, fsys.Root(), "g00"); err != nil || a.Ino != inos[0] {
+		t.Fatalf("lookup of the new name = %+v, %v", a, err)
+	}
+	if err := fsys.Unlink(ctx, fsys.Root(), "f01"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.Lookup(ctx, fsys.Root(), "f01"); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("lookup of an unlinked name: %v", err)
+	}
+	if a, err := fsys.GetAttr(ctx, inos[1]); err != nil || a.Nlink != 0 {
+		t.Fatalf("stat of an unlinked file = %+v, %v", a, err)
+	}
+	mode := uint32(0o600)
+	if _, err := fsys.SetAttr(ctx, inos[2], nil, vfs.SetAttrIn{Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := fsys.GetAttr(ctx, inos[2]); err != nil || a.Mode&0o777 != 0o600 {
+		t.Fatalf("stat after chmod = %+v, %v", a, err)
+	}
+	h, err := fsys.Open(ctx, inos[3], 1 /* O_WRONLY */)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte("longer content"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := fsys.GetAttr(ctx, inos[3]); err != nil || a.Size != int64(len("longer content")) {
+		t.Fatalf("stat after a write = %+v, %v", a, err)
+	}
+}
+
+// Changes made by others (here the server's file layer, as the REST API
+// makes them) reach the cache through the feed: a cached entry shows the
+// change within the feed's latency.
+func TestMetaCacheFollowsOthers(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	fsys := watched(t, l)
+	a := create(t, fsys, "doc", "one")
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.GetAttr(ctx, a.Ino); err != nil { // cached now
+		t.Fatal(err)
+	}
+	owner := localOwner(t, svc)
+	if _, err := svc.Write(ctx, files.WriteRequest{Owner: owner, Entry: dfms.EntryID(a.Ino), Body: strings.NewReader("two, longer")}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the size written by another client", func() bool {
+		got, err := fsys.GetAttr(ctx, a.Ino)
+		return err == nil && got.Size == int64(len("two, longer"))
+	})
+	if err := svc.Delete(ctx, owner, dfms.EntryID(a.Ino)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a file deleted by another client", func() bool {
+		_, err := fsys.Lookup(ctx, fsys.Root(), "doc")
+		return dfms.Is(err, dfms.NotExist)
+	})
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); !ok(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not show within 2 s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// localOwner is the user of newLocalParams.
+func localOwner(t *testing.T, svc *files.Service) dfms.UserID {
+	t.Helper()
+	u, err := svc.Meta().GetUserByEmail(ctx, "w@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.ID
+}
