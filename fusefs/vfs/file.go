@@ -608,8 +608,9 @@ func (fsys *FS) Create(ctx context.Context, parent Ino, name string, flags int, 
 		e, err = fsys.lookupEntry(ctx, dir, name)
 	}
 	if created {
-		fsys.touch(dir)
-		fsys.mc.put(g, e)
+		fsys.mc.created(g, e)
+	} else {
+		fsys.touchName(dir, name) // Exist: the cache may not have known the name
 	}
 	if err != nil {
 		return Attr{}, nil, err

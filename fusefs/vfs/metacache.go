@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -25,6 +26,11 @@ import (
 //     (FS.touch), since the feed's reports of it are skipped.
 //   - A read whose entry was dropped while it was in flight does not fill
 //     the cache (generations): it may be older than the drop.
+//   - A directory this mount created is complete: the cache knows every
+//     name in it (the ones this mount made there since), so a lookup of
+//     another name fails without a request, as a create's lookup does.
+//     A rename into or out of it, or any change in it by someone else,
+//     ends that.
 type metaCache struct {
 	mu      sync.Mutex
 	on      bool                    // the feed is followed and healthy
@@ -33,6 +39,9 @@ type metaCache struct {
 	dropped map[dfms.EntryID]uint64 // the gen of each entry's last drop, since floor
 	entries map[dfms.EntryID]cachedEntry
 	names   map[nameKey]dfms.EntryID // of the live entries held
+	// complete holds every name of the directories known complete.
+	complete      map[dfms.EntryID]map[string]struct{}
+	completeNames int
 }
 
 type cachedEntry struct {
@@ -46,6 +55,8 @@ type nameKey struct {
 }
 
 const (
+	// maxCompleteNames bounds the names of complete directories held.
+	maxCompleteNames = 200_000
 	// metaCacheTTL bounds how long an entry is used without a read.
 	metaCacheTTL = 30 * time.Second
 	// metaCacheMax bounds the entries held; past it the cache starts over.
@@ -55,7 +66,8 @@ const (
 )
 
 func newMetaCache() *metaCache {
-	return &metaCache{dropped: map[dfms.EntryID]uint64{}, entries: map[dfms.EntryID]cachedEntry{}, names: map[nameKey]dfms.EntryID{}}
+	return &metaCache{dropped: map[dfms.EntryID]uint64{}, entries: map[dfms.EntryID]cachedEntry{}, names: map[nameKey]dfms.EntryID{},
+		complete: map[dfms.EntryID]map[string]struct{}{}}
 }
 
 // begin returns the generation to pass to put for a read starting now.
@@ -121,28 +133,85 @@ func (c *metaCache) get(id dfms.EntryID) (Entry, bool) {
 	return ce.e, true
 }
 
-// lookup returns the live entry named name in dir if held and fresh.
-func (c *metaCache) lookup(dir dfms.EntryID, name string) (Entry, bool) {
+// lookup returns the live entry named name in dir if held and fresh;
+// absent reports that dir is complete and has no such name.
+func (c *metaCache) lookup(dir dfms.EntryID, name string) (e Entry, ok, absent bool) {
 	c.mu.Lock()
 	id, ok := c.names[nameKey{dir, name}]
+	if !ok && c.on {
+		if names, complete := c.complete[dir]; complete {
+			_, has := names[name]
+			c.mu.Unlock()
+			return Entry{}, false, !has
+		}
+	}
 	c.mu.Unlock()
 	if !ok {
-		return Entry{}, false
+		return Entry{}, false, false
 	}
-	e, ok := c.get(id)
+	e, ok = c.get(id)
 	if !ok || !e.Live || e.Parent != dir || e.Name != name {
-		return Entry{}, false
+		return Entry{}, false, false
 	}
-	return e, true
+	return e, true, false
 }
 
-// drop forgets entries ids.
+// created records e, which this mount just created in its directory by a
+// change begun at generation g: the directory's times are e's change
+// time (the server sets both in one transaction), the name joins a
+// complete directory, and a new directory is complete.
+func (c *metaCache) created(g uint64, e Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keep := c.on && g >= c.floor
+	dir, dirOK := c.entries[e.Parent]
+	dirOK = dirOK && keep && c.dropped[e.Parent] <= g
+	c.gen++
+	c.dropLocked(e.Parent)
+	if dirOK {
+		dir.e.MTime, dir.e.CTime = e.CTime, e.CTime
+		c.entries[e.Parent] = dir
+		if dir.e.Live && dir.e.Parent != 0 {
+			c.names[nameKey{dir.e.Parent, dir.e.Name}] = dir.e.ID
+		}
+	}
+	if names, ok := c.complete[e.Parent]; ok {
+		names[e.Name] = struct{}{}
+		c.completeNames++
+	}
+	if !keep || c.dropped[e.ID] > g || len(c.entries) >= metaCacheMax {
+		return
+	}
+	c.entries[e.ID] = cachedEntry{e, time.Now()}
+	c.names[nameKey{e.Parent, e.Name}] = e.ID
+	if e.Kind == KindDir {
+		c.complete[e.ID] = map[string]struct{}{}
+	}
+	if c.completeNames > maxCompleteNames {
+		clear(c.complete)
+		c.completeNames = 0
+	}
+}
+
+// removed records that this mount removed dir/name: a complete directory
+// stays complete without it.
+func (c *metaCache) removed(dir dfms.EntryID, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropNameLocked(dir, name)
+	if names, ok := c.complete[dir]; ok {
+		delete(names, name)
+	}
+}
+
+// drop forgets entries ids (and that they are complete directories).
 func (c *metaCache) drop(ids ...dfms.EntryID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
 	for _, id := range ids {
 		c.dropLocked(id)
+		delete(c.complete, id)
 	}
 	if len(c.dropped) > maxDropped {
 		c.floor = c.gen
@@ -150,19 +219,23 @@ func (c *metaCache) drop(ids ...dfms.EntryID) {
 	}
 }
 
-// dropName forgets the entry named name in dir (and dir itself): for
-// changes by name, whose entry this mount may not know.
-func (c *metaCache) dropName(dir dfms.EntryID, names ...string) {
+// dropName forgets the entry named name in dir, dir itself, and that dir
+// is complete: for changes by name, whose entry this mount may not know.
+func (c *metaCache) dropName(dir dfms.EntryID, name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.dropNameLocked(dir, name)
+	delete(c.complete, dir)
+}
+
+func (c *metaCache) dropNameLocked(dir dfms.EntryID, name string) {
 	c.gen++
 	c.dropLocked(dir)
-	for _, name := range names {
-		if id, ok := c.names[nameKey{dir, name}]; ok {
-			c.dropLocked(id)
-		}
-		delete(c.names, nameKey{dir, name})
+	if id, ok := c.names[nameKey{dir, name}]; ok {
+		c.dropLocked(id)
+		delete(c.complete, id) // a directory renamed away
 	}
+	delete(c.names, nameKey{dir, name})
 }
 
 func (c *metaCache) dropLocked(id dfms.EntryID) {
@@ -205,6 +278,8 @@ func (c *metaCache) resetLocked() {
 	clear(c.dropped)
 	clear(c.entries)
 	clear(c.names)
+	clear(c.complete)
+	c.completeNames = 0
 }
 
 // changed records the outcome of a change of entry id that this mount
@@ -234,8 +309,10 @@ func (fsys *FS) getEntry(ctx context.Context, id dfms.EntryID) (Entry, error) {
 // lookupEntry is the backend's Lookup through the metadata cache (a name
 // that is not there is asked for every time).
 func (fsys *FS) lookupEntry(ctx context.Context, dir dfms.EntryID, name string) (Entry, error) {
-	if e, ok := fsys.mc.lookup(dir, name); ok {
+	if e, ok, absent := fsys.mc.lookup(dir, name); ok {
 		return e, nil
+	} else if absent {
+		return Entry{}, dfms.E("vfs.Lookup", dfms.NotExist, fmt.Errorf("%q not found", name))
 	}
 	g := fsys.mc.begin()
 	e, err := fsys.b.Lookup(ctx, dir, name)

@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"testing"
+	"time"
 
 	"github.com/dfms/dfms"
 )
@@ -18,7 +19,7 @@ func TestMetaCacheGenerations(t *testing.T) {
 	if got, ok := c.get(5); !ok || got.Size != 3 {
 		t.Fatalf("get = %+v, %v", got, ok)
 	}
-	if got, ok := c.lookup(1, "a"); !ok || got.ID != 5 {
+	if got, ok, _ := c.lookup(1, "a"); !ok || got.ID != 5 {
 		t.Fatalf("lookup = %+v, %v", got, ok)
 	}
 
@@ -39,10 +40,10 @@ func TestMetaCacheGenerations(t *testing.T) {
 
 	// Renamed: the old name is gone, the new one found.
 	c.put(c.begin(), Entry{ID: 5, Parent: 2, Name: "b", Kind: KindFile, Live: true})
-	if _, ok := c.lookup(1, "a"); ok {
+	if _, ok, _ := c.lookup(1, "a"); ok {
 		t.Fatal("the old name of a renamed entry is still found")
 	}
-	if got, ok := c.lookup(2, "b"); !ok || got.ID != 5 {
+	if got, ok, _ := c.lookup(2, "b"); !ok || got.ID != 5 {
 		t.Fatalf("lookup of the new name = %+v, %v", got, ok)
 	}
 	// dropName drops the entry behind the name, and the directory.
@@ -56,7 +57,7 @@ func TestMetaCacheGenerations(t *testing.T) {
 	}
 	// Entries in the trash are held by id, never by name.
 	c.put(c.begin(), Entry{ID: 7, Parent: 1, Name: "t", Kind: KindFile})
-	if _, ok := c.lookup(1, "t"); ok {
+	if _, ok, _ := c.lookup(1, "t"); ok {
 		t.Fatal("a deleted entry is found by name")
 	}
 
@@ -76,5 +77,57 @@ func TestMetaCacheGenerations(t *testing.T) {
 	c.setOn(true)
 	if _, ok := c.get(5); ok {
 		t.Fatal("the cache kept entries across the feed's failure")
+	}
+}
+
+// A directory this mount created knows all its names until a rename or a
+// change by someone else.
+func TestMetaCacheCompleteDirs(t *testing.T) {
+	c := newMetaCache()
+	c.setOn(true)
+	absent := func(dir dfms.EntryID, name string) bool {
+		_, _, a := c.lookup(dir, name)
+		return a
+	}
+	c.put(c.begin(), Entry{ID: 1, Parent: 0, Kind: KindDir, Live: true})
+	c.created(c.begin(), Entry{ID: 2, Parent: 1, Name: "d", Kind: KindDir, Live: true})
+	if absent(1, "x") {
+		t.Fatal("a directory this mount did not create is taken as complete")
+	}
+	if !absent(2, "x") {
+		t.Fatal("a new directory is not complete")
+	}
+	g := c.begin()
+	c.created(g, Entry{ID: 3, Parent: 2, Name: "f", Kind: KindFile, Live: true, CTime: time.Unix(5, 0)})
+	if e, ok, _ := c.lookup(2, "f"); !ok || e.ID != 3 {
+		t.Fatalf("lookup of a created name = %+v, %v", e, ok)
+	}
+	if d, ok := c.get(2); !ok || !d.MTime.Equal(time.Unix(5, 0)) {
+		t.Fatalf("the directory's times after a create = %+v, %v", d, ok)
+	}
+	c.drop(3) // a commit's drop of the file
+	if absent(2, "f") {
+		t.Fatal("a dropped entry's name is taken as absent")
+	}
+	c.removed(2, "f")
+	if !absent(2, "f") {
+		t.Fatal("a removed name is not absent")
+	}
+	c.created(c.begin(), Entry{ID: 4, Parent: 2, Name: "g", Kind: KindFile, Live: true})
+	c.dropName(2, "h") // a rename, or a failed change
+	if absent(2, "x") {
+		t.Fatal("a directory stays complete after a rename into it")
+	}
+	c.created(c.begin(), Entry{ID: 5, Parent: 1, Name: "e", Kind: KindDir, Live: true})
+	c.drop(5) // someone else changed something in it
+	if absent(5, "x") {
+		t.Fatal("a directory stays complete after a change by someone else")
+	}
+	// A directory dropped while its mkdir was in flight is not complete.
+	g = c.begin()
+	c.drop(6)
+	c.created(g, Entry{ID: 6, Parent: 1, Name: "late", Kind: KindDir, Live: true})
+	if absent(6, "x") {
+		t.Fatal("a directory changed during its mkdir is taken as complete")
 	}
 }

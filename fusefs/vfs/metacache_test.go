@@ -166,6 +166,23 @@ func TestMetaCacheFollowsOthers(t *testing.T) {
 		_, err := fsys.Lookup(ctx, fsys.Root(), "doc")
 		return dfms.Is(err, dfms.NotExist)
 	})
+
+	// A directory this mount made answers lookups of absent names itself,
+	// until someone else adds one.
+	d, err := fsys.Mkdir(ctx, fsys.Root(), "new", 0o755, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.Lookup(ctx, d.Ino, "x"); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("lookup in a new directory: %v", err)
+	}
+	if _, err := svc.Write(ctx, files.WriteRequest{Owner: owner, Parent: dfms.EntryID(d.Ino), Name: "x", Body: strings.NewReader("from elsewhere")}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a file created by another client in a new directory", func() bool {
+		a, err := fsys.Lookup(ctx, d.Ino, "x")
+		return err == nil && a.Size == int64(len("from elsewhere"))
+	})
 }
 
 func eventually(t *testing.T, what string, ok func() bool) {

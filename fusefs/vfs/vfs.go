@@ -590,10 +590,10 @@ func (fsys *FS) Mkdir(ctx context.Context, parent Ino, name string, mode uint32,
 	g := fsys.mc.begin()
 	e, err := fsys.b.Mkdir(ctx, dir, name, mode, c.UID, c.GID)
 	if err != nil {
+		fsys.touchName(dir, name) // Exist: the cache did not know the name
 		return Attr{}, err
 	}
-	fsys.touch(dir)
-	fsys.mc.put(g, e)
+	fsys.mc.created(g, e)
 	return fsys.attrOf(e), nil
 }
 
@@ -610,10 +610,10 @@ func (fsys *FS) Symlink(ctx context.Context, parent Ino, name, target string, c 
 	g := fsys.mc.begin()
 	e, err := fsys.b.Symlink(ctx, dir, name, target, c.UID, c.GID)
 	if err != nil {
+		fsys.touchName(dir, name) // Exist: the cache did not know the name
 		return Attr{}, err
 	}
-	fsys.touch(dir)
-	fsys.mc.put(g, e)
+	fsys.mc.created(g, e)
 	return fsys.attrOf(e), nil
 }
 
@@ -636,7 +636,7 @@ func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) error {
 		return errReadOnly(op)
 	}
 	err = fsys.b.Unlink(ctx, dir, name)
-	fsys.touchName(dir, name)
+	fsys.nameChanged(dir, name, err)
 	return err
 }
 
@@ -651,7 +651,7 @@ func (fsys *FS) Rmdir(ctx context.Context, parent Ino, name string) error {
 		return errReadOnly(op)
 	}
 	err = fsys.b.Rmdir(ctx, dir, name)
-	fsys.touchName(dir, name)
+	fsys.nameChanged(dir, name, err)
 	return err
 }
 

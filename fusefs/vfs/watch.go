@@ -99,8 +99,17 @@ func (fsys *FS) EntryName(ctx context.Context, ino Ino) (string, error) {
 // It is called once the change is made.
 func (fsys *FS) touch(ids ...dfms.EntryID) { fsys.mc.drop(ids...) }
 
+// nameChanged records the outcome of this mount's removal of dir/name.
+func (fsys *FS) nameChanged(dir dfms.EntryID, name string, err error) {
+	if err == nil {
+		fsys.mc.removed(dir, name)
+	} else {
+		fsys.touchName(dir, name)
+	}
+}
+
 // touchName is touch of the entry named name in dir, and of dir.
-func (fsys *FS) touchName(dir dfms.EntryID, names ...string) { fsys.mc.dropName(dir, names...) }
+func (fsys *FS) touchName(dir dfms.EntryID, name string) { fsys.mc.dropName(dir, name) }
 
 // others drops the changes this mount made itself (by the backend's
 // Originator): the kernel and the metadata cache know them already, and
