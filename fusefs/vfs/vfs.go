@@ -59,7 +59,19 @@
 // [FS.Watch] follows the backend's change feed; the FUSE adapter uses it
 // to drop what the kernel cached of changes made elsewhere (the REST API,
 // other mounts), so that they show up at once rather than after the
-// one-second attribute and entry timeouts.
+// one-second attribute and entry timeouts. Changes carry the origin of
+// the backend that made them ([Originator]), so the mount skips exactly
+// its own. While the feed answers, the FS also keeps a cache of the
+// entries it read or changed, which the feed's changes invalidate
+// (metacache.go): a stat or lookup of an entry seen lately costs no
+// request.
+//
+// # Durability
+//
+// A version is durable once committed. A backend may acknowledge
+// namespace changes before they are durable ([Syncer]; the in-process one
+// does, as a local file system does): fsync(2) of a file or directory,
+// [FS.Sync] and [FS.Close] make them durable.
 //
 // # Extended attributes
 //
