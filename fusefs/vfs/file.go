@@ -240,9 +240,14 @@ func (f *openFile) baseLocked(ctx context.Context) (*view, error) {
 			f.base = newView(f.id, VersionInfo{}, dfms.Manifest{})
 			return f.base, nil
 		}
-		info, m, err := f.fsys.b.Manifest(ctx, f.id, f.version)
-		if err != nil {
-			return nil, err
+		info, m, ok := f.fsys.mc.manifest(f.id, f.version)
+		if !ok {
+			g := f.fsys.mc.begin()
+			var err error
+			if info, m, err = f.fsys.b.Manifest(ctx, f.id, f.version); err != nil {
+				return nil, err
+			}
+			f.fsys.mc.putManifest(g, f.id, info, m)
 		}
 		f.base = newView(f.id, info, m)
 	}
@@ -441,8 +446,9 @@ func (f *openFile) commitLocked(ctx context.Context) error {
 	if err != nil {
 		return f.commitFailedLocked(ctx, err)
 	}
+	g := f.fsys.mc.begin()
 	e, err := f.fsys.b.CommitManifest(ctx, f.id, m, f.version, f.mtime)
-	f.fsys.touch(f.id) // its answer may not hold every attribute (REST)
+	f.fsys.committed(g, f.id, e, false, m, err) // the answer may lack attributes (REST)
 	if err != nil {
 		return f.commitFailedLocked(ctx, err)
 	}

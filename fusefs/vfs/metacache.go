@@ -3,6 +3,7 @@ package vfs
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,19 +27,26 @@ import (
 //     (FS.touch), since the feed's reports of it are skipped.
 //   - A read whose entry was dropped while it was in flight does not fill
 //     the cache (generations): it may be older than the drop.
+//   - With an entry goes the manifest of its current version, if read
+//     or committed here (only manifests of up to maxCachedChunks chunks),
+//     so that opening and reading a small file seen lately costs no
+//     request either. A version's number names the same manifest until
+//     the entry changes (a rename over a file renumbers its versions).
 //   - A directory this mount created is complete: the cache knows every
 //     name in it (the ones this mount made there since), so a lookup of
 //     another name fails without a request, as a create's lookup does.
 //     A rename into or out of it, or any change in it by someone else,
 //     ends that.
 type metaCache struct {
-	mu      sync.Mutex
-	on      bool                    // the feed is followed and healthy
-	gen     uint64                  // bumped by every drop
-	floor   uint64                  // reads begun before it fill nothing
-	dropped map[dfms.EntryID]uint64 // the gen of each entry's last drop, since floor
-	entries map[dfms.EntryID]cachedEntry
-	names   map[nameKey]dfms.EntryID // of the live entries held
+	mu        sync.Mutex
+	on        bool                    // the feed is followed and healthy
+	gen       uint64                  // bumped by every drop
+	floor     uint64                  // reads begun before it fill nothing
+	dropped   map[dfms.EntryID]uint64 // the gen of each entry's last drop, since floor
+	entries   map[dfms.EntryID]cachedEntry
+	names     map[nameKey]dfms.EntryID        // of the live entries held
+	mans      map[dfms.EntryID]cachedManifest // of the entries' current versions
+	manChunks int                             // chunk references held in mans
 	// complete holds every name of the directories known complete.
 	complete      map[dfms.EntryID]map[string]struct{}
 	completeNames int
@@ -49,12 +57,22 @@ type cachedEntry struct {
 	at time.Time
 }
 
+type cachedManifest struct {
+	info VersionInfo
+	m    dfms.Manifest
+	at   time.Time
+}
+
 type nameKey struct {
 	dir  dfms.EntryID
 	name string
 }
 
 const (
+	// maxCachedChunks bounds the chunks of a manifest kept, and
+	// maxCachedChunkRefs those of all of them.
+	maxCachedChunks    = 4096
+	maxCachedChunkRefs = 1 << 20
 	// maxCompleteNames bounds the names of complete directories held.
 	maxCompleteNames = 200_000
 	// metaCacheTTL bounds how long an entry is used without a read.
@@ -67,7 +85,7 @@ const (
 
 func newMetaCache() *metaCache {
 	return &metaCache{dropped: map[dfms.EntryID]uint64{}, entries: map[dfms.EntryID]cachedEntry{}, names: map[nameKey]dfms.EntryID{},
-		complete: map[dfms.EntryID]map[string]struct{}{}}
+		complete: map[dfms.EntryID]map[string]struct{}{}, mans: map[dfms.EntryID]cachedManifest{}}
 }
 
 // begin returns the generation to pass to put for a read starting now.
@@ -104,22 +122,65 @@ func (c *metaCache) put(g uint64, es ...Entry) {
 	}
 }
 
-// replace drops e's entry and keeps e, the result of a change this mount
-// just made, unless a read that began at generation g (before the change)
-// would be refused: then someone else's change, or another of this mount,
-// may have followed it.
-func (c *metaCache) replace(g uint64, e Entry) {
+// replace drops entry id and keeps the result of a change this mount just
+// made to it (a change begun at generation g): the entry e if not nil, and
+// the manifest m of version number if not nil. Nothing is kept if a read
+// that began at g would be refused: then someone else's change, or
+// another of this mount, may have followed it.
+func (c *metaCache) replace(g uint64, id dfms.EntryID, e *Entry, number int64, m *dfms.Manifest) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	keep := c.on && g >= c.floor && c.dropped[e.ID] <= g && len(c.entries) < metaCacheMax
+	keep := c.on && g >= c.floor && c.dropped[id] <= g && len(c.entries) < metaCacheMax
 	c.gen++
-	c.dropLocked(e.ID)
-	if keep {
-		c.entries[e.ID] = cachedEntry{e, time.Now()}
+	c.dropLocked(id)
+	if !keep {
+		return
+	}
+	if e != nil && e.ID == id {
+		c.entries[id] = cachedEntry{*e, time.Now()}
 		if e.Live && e.Parent != 0 {
-			c.names[nameKey{e.Parent, e.Name}] = e.ID
+			c.names[nameKey{e.Parent, e.Name}] = id
 		}
 	}
+	if m != nil && number > 0 {
+		c.putManifestLocked(id, VersionInfo{Number: number, Size: m.Size()}, *m)
+	}
+}
+
+// manifest returns the manifest of version number of entry id if held.
+func (c *metaCache) manifest(id dfms.EntryID, number int64) (VersionInfo, dfms.Manifest, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cm, ok := c.mans[id]
+	if !ok || !c.on || cm.info.Number != number || time.Since(cm.at) > metaCacheTTL {
+		return VersionInfo{}, dfms.Manifest{}, false
+	}
+	return cm.info, dfms.Manifest{Chunks: slices.Clone(cm.m.Chunks)}, true
+}
+
+// putManifest keeps the manifest of a version of entry id, read by a read
+// that began at generation g.
+func (c *metaCache) putManifest(g uint64, id dfms.EntryID, info VersionInfo, m dfms.Manifest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.on && g >= c.floor && c.dropped[id] <= g {
+		c.putManifestLocked(id, info, m)
+	}
+}
+
+func (c *metaCache) putManifestLocked(id dfms.EntryID, info VersionInfo, m dfms.Manifest) {
+	if len(m.Chunks) > maxCachedChunks {
+		return
+	}
+	if c.manChunks+len(m.Chunks) > maxCachedChunkRefs {
+		clear(c.mans)
+		c.manChunks = 0
+	}
+	if old, ok := c.mans[id]; ok {
+		c.manChunks -= len(old.m.Chunks)
+	}
+	c.mans[id] = cachedManifest{info, dfms.Manifest{Chunks: slices.Clone(m.Chunks)}, time.Now()}
+	c.manChunks += len(m.Chunks)
 }
 
 // get returns the entry id if held and fresh.
@@ -244,6 +305,10 @@ func (c *metaCache) dropLocked(id dfms.EntryID) {
 		c.unnameLocked(old.e)
 		delete(c.entries, id)
 	}
+	if old, ok := c.mans[id]; ok {
+		c.manChunks -= len(old.m.Chunks)
+		delete(c.mans, id)
+	}
 }
 
 func (c *metaCache) unnameLocked(e Entry) {
@@ -280,6 +345,8 @@ func (c *metaCache) resetLocked() {
 	clear(c.names)
 	clear(c.complete)
 	c.completeNames = 0
+	clear(c.mans)
+	c.manChunks = 0
 }
 
 // changed records the outcome of a change of entry id that this mount
@@ -290,7 +357,23 @@ func (fsys *FS) changed(g uint64, id dfms.EntryID, e Entry, err error) {
 		fsys.mc.drop(id)
 		return
 	}
-	fsys.mc.replace(g, e)
+	fsys.mc.replace(g, id, &e, 0, nil)
+}
+
+// committed records the outcome of a commit of manifest m to entry id
+// that began at generation g: the manifest of the new version, and the
+// entry the backend answered if complete (a REST commit's answer lacks
+// the owner ids).
+func (fsys *FS) committed(g uint64, id dfms.EntryID, e Entry, complete bool, m dfms.Manifest, err error) {
+	if err != nil || e.ID != id {
+		fsys.mc.drop(id)
+		return
+	}
+	var ep *Entry
+	if complete {
+		ep = &e
+	}
+	fsys.mc.replace(g, id, ep, e.Version, &m)
 }
 
 // getEntry is the backend's GetAttr through the metadata cache.

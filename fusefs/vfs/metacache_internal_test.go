@@ -131,3 +131,38 @@ func TestMetaCacheCompleteDirs(t *testing.T) {
 		t.Fatal("a directory changed during its mkdir is taken as complete")
 	}
 }
+
+// Manifests go with their entries, by version number.
+func TestMetaCacheManifests(t *testing.T) {
+	c := newMetaCache()
+	c.setOn(true)
+	m := dfms.Manifest{Chunks: []dfms.ChunkRef{{Size: 3}, {Size: 4}}}
+	e := Entry{ID: 5, Parent: 1, Name: "f", Kind: KindFile, Live: true, Version: 2, Size: 7}
+	c.replace(c.begin(), 5, &e, 2, &m)
+	info, got, ok := c.manifest(5, 2)
+	if !ok || info.Number != 2 || info.Size != 7 || len(got.Chunks) != 2 {
+		t.Fatalf("manifest(5, 2) = %+v %+v %v", info, got, ok)
+	}
+	got.Chunks[0].Size = 99 // the caller's copy
+	if _, again, _ := c.manifest(5, 2); again.Chunks[0].Size != 3 {
+		t.Fatal("a caller changed the cached manifest")
+	}
+	if _, _, ok := c.manifest(5, 1); ok {
+		t.Fatal("another version's manifest was answered")
+	}
+	c.drop(5)
+	if _, _, ok := c.manifest(5, 2); ok {
+		t.Fatal("a dropped entry's manifest is still held")
+	}
+	g := c.begin()
+	c.drop(5)
+	c.putManifest(g, 5, VersionInfo{Number: 2}, m)
+	if _, _, ok := c.manifest(5, 2); ok {
+		t.Fatal("a manifest read before a drop filled the cache")
+	}
+	big := dfms.Manifest{Chunks: make([]dfms.ChunkRef, maxCachedChunks+1)}
+	c.putManifest(c.begin(), 6, VersionInfo{Number: 1}, big)
+	if _, _, ok := c.manifest(6, 1); ok {
+		t.Fatal("a manifest over the size bound was kept")
+	}
+}

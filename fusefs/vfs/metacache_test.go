@@ -3,6 +3,7 @@ package vfs_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,7 +17,7 @@ import (
 // countingReads counts the entry reads that reach the backend.
 type countingReads struct {
 	*vfs.Local
-	reads atomic.Int64
+	reads, manifests atomic.Int64
 }
 
 func (c *countingReads) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
@@ -27,6 +28,11 @@ func (c *countingReads) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry
 func (c *countingReads) Lookup(ctx context.Context, parent dfms.EntryID, name string) (vfs.Entry, error) {
 	c.reads.Add(1)
 	return c.Local.Lookup(ctx, parent, name)
+}
+
+func (c *countingReads) Manifest(ctx context.Context, id dfms.EntryID, number int64) (vfs.VersionInfo, dfms.Manifest, error) {
+	c.manifests.Add(1)
+	return c.Local.Manifest(ctx, id, number)
 }
 
 // watched returns an FS over b that follows the change feed, as a mount
@@ -207,7 +213,7 @@ func localOwner(t *testing.T, svc *files.Service) dfms.UserID {
 
 // Batched write-back commits leave the committed entries in the cache.
 func TestMetaCacheKeepsBatchCommits(t *testing.T) {
-	l, _ := newLocalParams(t, smallChunks)
+	l, svc := newLocalParams(t, smallChunks)
 	b := &countingReads{Local: l}
 	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: t.TempDir(), WriteBack: true})
 	if err != nil {
@@ -238,4 +244,36 @@ func TestMetaCacheKeepsBatchCommits(t *testing.T) {
 	if n := b.reads.Load() - before; n > int64(len(inos))/2 {
 		t.Fatalf("%d backend reads for %d stats after batched commits", n, len(inos))
 	}
+	// Reading them back needs no manifest from the backend either: the
+	// commits left theirs.
+	before = b.manifests.Load()
+	for i, ino := range inos {
+		h, err := fsys.Open(ctx, ino, os.O_RDONLY)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(readAll(t, h)), fmt.Sprintf("content %d", i); got != want {
+			t.Fatalf("read f%02d = %q, want %q", i, got, want)
+		}
+		if err := h.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.manifests.Load() - before; n != 0 {
+		t.Fatalf("%d manifests fetched to read back %d committed files", n, len(inos))
+	}
+	// A change elsewhere drops the manifest with the entry: the new
+	// content is read.
+	owner := localOwner(t, svc)
+	if _, err := svc.Write(ctx, files.WriteRequest{Owner: owner, Entry: dfms.EntryID(inos[0]), Body: strings.NewReader("rewritten elsewhere")}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "content written elsewhere", func() bool {
+		h, err := fsys.Open(ctx, inos[0], os.O_RDONLY)
+		if err != nil {
+			return false
+		}
+		defer h.Release(ctx)
+		return string(readAll(t, h)) == "rewritten elsewhere"
+	})
 }

@@ -263,7 +263,7 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 				fsys.changed(g, it.f.id, Entry{}, err)
 				done(it.f, err)
 			} else {
-				fsys.changed(g, it.f.id, res[i].Entry, res[i].Err)
+				fsys.committed(g, it.f.id, res[i].Entry, true, it.m, res[i].Err)
 				done(it.f, it.f.afterCommitLocked(ctx, res[i].Entry, it.m, res[i].Err))
 			}
 		}
@@ -272,7 +272,7 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 	for _, it := range items {
 		f := it.f
 		e, err := fsys.b.CommitManifest(ctx, f.id, it.m, f.version, f.mtime)
-		fsys.touch(f.id) // its answer may not hold every attribute (REST)
+		fsys.committed(g, f.id, e, false, it.m, err) // the answer may lack attributes (REST)
 		done(f, f.afterCommitLocked(ctx, e, it.m, err))
 	}
 	return failed
