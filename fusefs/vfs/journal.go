@@ -48,7 +48,8 @@ func createJournal(path string, id dfms.EntryID, version, size int64) (*journal,
 		return nil, err
 	}
 	j := &journal{f: f, id: id}
-	if err := j.reset(version, size); err != nil {
+	// A new file: the header is its first write, and records follow.
+	if _, err := f.Write(j.header(version, size)); err != nil {
 		f.Close()
 		os.Remove(path)
 		return nil, err
@@ -56,17 +57,21 @@ func createJournal(path string, id dfms.EntryID, version, size int64) (*journal,
 	return j, nil
 }
 
+func (j *journal) header(version, size int64) []byte {
+	h := make([]byte, headerLen)
+	copy(h, journalMagic)
+	binary.LittleEndian.PutUint64(h[8:], uint64(j.id))
+	binary.LittleEndian.PutUint64(h[16:], uint64(version))
+	binary.LittleEndian.PutUint64(h[24:], uint64(size))
+	return h
+}
+
 // reset empties the journal and starts it over version, of size bytes.
 func (j *journal) reset(version, size int64) error {
 	if err := j.f.Truncate(0); err != nil {
 		return err
 	}
-	var h [headerLen]byte
-	copy(h[:], journalMagic)
-	binary.LittleEndian.PutUint64(h[8:], uint64(j.id))
-	binary.LittleEndian.PutUint64(h[16:], uint64(version))
-	binary.LittleEndian.PutUint64(h[24:], uint64(size))
-	_, err := j.f.WriteAt(h[:], 0)
+	_, err := j.f.WriteAt(j.header(version, size), 0)
 	if err == nil {
 		_, err = j.f.Seek(int64(headerLen), io.SeekStart)
 	}
