@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/placement/store"
 	"github.com/dfms/dfms/server/files"
@@ -111,3 +112,49 @@ func TestNamespaceChangesDurableOnFsync(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A batch of commits that all fail writes nothing, so it makes nothing
+// durable: the next Sync still runs the barrier for the lazy writes
+// before it.
+func TestFailedCommitBatchIsNoBarrier(t *testing.T) {
+	d := t.TempDir()
+	m, err := sqlite.Open(filepath.Join(d, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	sc := &syncCounter{Store: m}
+	c, err := store.Open(ctx, "file://"+filepath.Join(d, "chunks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	svc, err := files.New(sc, c, files.Options{Chunking: smallChunks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := m.CreateUser(ctx, meta.User{Email: "w@example.com", PasswordHash: "x", Active: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := vfs.NewLocal(svc, u.ID)
+	if _, err := l.Mkdir(ctx, u.Root, "lazy-dir", 0o755, 0, 0); err != nil { // lazy
+		t.Fatal(err)
+	}
+	// Two closed files deleted before write-back committed them.
+	res, err := l.CommitManifests(ctx, []vfs.Commit{{ID: 999998}, {ID: 999999}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if !dfms.Is(r.Err, dfms.NotExist) {
+			t.Fatalf("commit result %v", r.Err)
+		}
+	}
+	if err := l.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := sc.syncs.Load(); got != 1 {
+		t.Fatalf("Sync after a lazy mkdir and an all-failed commit batch ran %d barriers, want 1: the mkdir is acknowledged durable but is not", got)
+	}
+}

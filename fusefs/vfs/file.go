@@ -610,13 +610,13 @@ func (fsys *FS) Create(ctx context.Context, parent Ino, name string, flags int, 
 	g := fsys.mc.begin()
 	e, err := fsys.b.CreateFile(ctx, dir, name, mode, c.UID, c.GID)
 	created := err == nil
-	if dfms.Is(err, dfms.Exist) && flags&syscall.O_EXCL == 0 {
-		e, err = fsys.lookupEntry(ctx, dir, name)
-	}
 	if created {
 		fsys.mc.created(g, e)
 	} else {
 		fsys.touchName(dir, name) // Exist: the cache may not have known the name
+	}
+	if dfms.Is(err, dfms.Exist) && flags&syscall.O_EXCL == 0 {
+		e, err = fsys.lookupEntry(ctx, dir, name)
 	}
 	if err != nil {
 		return Attr{}, nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"mime"
 	"path"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -228,7 +229,10 @@ func (l *Local) CommitManifests(ctx context.Context, cs []Commit) ([]CommitResul
 	if err != nil {
 		return nil, err
 	}
-	l.madeDurable(n)
+	// A batch whose every commit failed wrote nothing, so synced nothing.
+	if slices.ContainsFunc(res, func(r meta.CommitResult) bool { return r.Err == nil }) {
+		l.madeDurable(n)
+	}
 	out := make([]CommitResult, len(res))
 	for i, r := range res {
 		out[i] = CommitResult{Entry: entryOf(r.Entry), Err: r.Err}

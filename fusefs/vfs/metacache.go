@@ -47,9 +47,19 @@ type metaCache struct {
 	names     map[nameKey]dfms.EntryID        // of the live entries held
 	mans      map[dfms.EntryID]cachedManifest // of the entries' current versions
 	manChunks int                             // chunk references held in mans
-	// complete holds every name of the directories known complete.
-	complete      map[dfms.EntryID]map[string]struct{}
+	// complete holds every name of the directories known complete, since
+	// when (they expire as entries do).
+	complete      map[dfms.EntryID]*completeDir
 	completeNames int
+	// droppedNames is the gen of each name's last drop by a change by name
+	// whose entry was not known, since floor: a read of the entry that
+	// had it, begun before, must not put it back.
+	droppedNames map[nameKey]uint64
+}
+
+type completeDir struct {
+	names map[string]struct{}
+	at    time.Time
 }
 
 type cachedEntry struct {
@@ -85,7 +95,7 @@ const (
 
 func newMetaCache() *metaCache {
 	return &metaCache{dropped: map[dfms.EntryID]uint64{}, entries: map[dfms.EntryID]cachedEntry{}, names: map[nameKey]dfms.EntryID{},
-		complete: map[dfms.EntryID]map[string]struct{}{}, mans: map[dfms.EntryID]cachedManifest{}}
+		complete: map[dfms.EntryID]*completeDir{}, mans: map[dfms.EntryID]cachedManifest{}, droppedNames: map[nameKey]uint64{}}
 }
 
 // begin returns the generation to pass to put for a read starting now.
@@ -109,7 +119,7 @@ func (c *metaCache) put(g uint64, es ...Entry) {
 	}
 	now := time.Now()
 	for _, e := range es {
-		if c.dropped[e.ID] > g {
+		if c.dropped[e.ID] > g || c.droppedNames[nameKey{e.Parent, e.Name}] > g {
 			continue
 		}
 		if old, ok := c.entries[e.ID]; ok {
@@ -136,7 +146,7 @@ func (c *metaCache) replace(g uint64, id dfms.EntryID, e *Entry, number int64, m
 	if !keep {
 		return
 	}
-	if e != nil && e.ID == id {
+	if e != nil && e.ID == id && c.droppedNames[nameKey{e.Parent, e.Name}] <= g {
 		c.entries[id] = cachedEntry{*e, time.Now()}
 		if e.Live && e.Parent != 0 {
 			c.names[nameKey{e.Parent, e.Name}] = id
@@ -200,8 +210,8 @@ func (c *metaCache) lookup(dir dfms.EntryID, name string) (e Entry, ok, absent b
 	c.mu.Lock()
 	id, ok := c.names[nameKey{dir, name}]
 	if !ok && c.on {
-		if names, complete := c.complete[dir]; complete {
-			_, has := names[name]
+		if cd, complete := c.complete[dir]; complete && time.Since(cd.at) <= metaCacheTTL {
+			_, has := cd.names[name]
 			c.mu.Unlock()
 			return Entry{}, false, !has
 		}
@@ -236,17 +246,17 @@ func (c *metaCache) created(g uint64, e Entry) {
 			c.names[nameKey{dir.e.Parent, dir.e.Name}] = dir.e.ID
 		}
 	}
-	if names, ok := c.complete[e.Parent]; ok {
-		names[e.Name] = struct{}{}
+	if cd, ok := c.complete[e.Parent]; ok {
+		cd.names[e.Name] = struct{}{}
 		c.completeNames++
 	}
-	if !keep || c.dropped[e.ID] > g || len(c.entries) >= metaCacheMax {
+	if !keep || c.dropped[e.ID] > g || c.droppedNames[nameKey{e.Parent, e.Name}] > g || len(c.entries) >= metaCacheMax {
 		return
 	}
 	c.entries[e.ID] = cachedEntry{e, time.Now()}
 	c.names[nameKey{e.Parent, e.Name}] = e.ID
 	if e.Kind == KindDir {
-		c.complete[e.ID] = map[string]struct{}{}
+		c.complete[e.ID] = &completeDir{names: map[string]struct{}{}, at: time.Now()}
 	}
 	if c.completeNames > maxCompleteNames {
 		clear(c.complete)
@@ -260,8 +270,8 @@ func (c *metaCache) removed(dir dfms.EntryID, name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropNameLocked(dir, name)
-	if names, ok := c.complete[dir]; ok {
-		delete(names, name)
+	if cd, ok := c.complete[dir]; ok {
+		delete(cd.names, name)
 	}
 }
 
@@ -274,10 +284,7 @@ func (c *metaCache) drop(ids ...dfms.EntryID) {
 		c.dropLocked(id)
 		delete(c.complete, id)
 	}
-	if len(c.dropped) > maxDropped {
-		c.floor = c.gen
-		clear(c.dropped)
-	}
+	c.boundDropsLocked()
 }
 
 // dropName forgets the entry named name in dir, dir itself, and that dir
@@ -292,11 +299,25 @@ func (c *metaCache) dropName(dir dfms.EntryID, name string) {
 func (c *metaCache) dropNameLocked(dir dfms.EntryID, name string) {
 	c.gen++
 	c.dropLocked(dir)
-	if id, ok := c.names[nameKey{dir, name}]; ok {
+	k := nameKey{dir, name}
+	if id, ok := c.names[k]; ok {
 		c.dropLocked(id)
 		delete(c.complete, id) // a directory renamed away
 	}
-	delete(c.names, nameKey{dir, name})
+	delete(c.names, k)
+	// The entry that had the name may be in a read right now, by id.
+	c.droppedNames[k] = c.gen
+	c.boundDropsLocked()
+}
+
+// boundDropsLocked keeps the drop records bounded: past maxDropped, the
+// floor moves up (reads begun before fill nothing) and they start over.
+func (c *metaCache) boundDropsLocked() {
+	if len(c.dropped)+len(c.droppedNames) > maxDropped {
+		c.floor = c.gen
+		clear(c.dropped)
+		clear(c.droppedNames)
+	}
 }
 
 func (c *metaCache) dropLocked(id dfms.EntryID) {
@@ -341,6 +362,7 @@ func (c *metaCache) resetLocked() {
 	c.gen++
 	c.floor = c.gen
 	clear(c.dropped)
+	clear(c.droppedNames)
 	clear(c.entries)
 	clear(c.names)
 	clear(c.complete)

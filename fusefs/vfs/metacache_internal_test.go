@@ -166,3 +166,18 @@ func TestMetaCacheManifests(t *testing.T) {
 		t.Fatal("a manifest over the size bound was kept")
 	}
 }
+
+// A complete directory expires as entries do: a name someone else made
+// there shows up after the TTL even if the feed never tells.
+func TestMetaCacheCompleteDirExpires(t *testing.T) {
+	c := newMetaCache()
+	c.setOn(true)
+	c.created(c.begin(), Entry{ID: 2, Parent: 1, Name: "d", Kind: KindDir, Live: true})
+	if _, _, absent := c.lookup(2, "x"); !absent {
+		t.Fatal("a new directory is not complete")
+	}
+	c.complete[2].at = time.Now().Add(-metaCacheTTL - time.Second)
+	if _, _, absent := c.lookup(2, "x"); absent {
+		t.Fatal("a complete directory older than the TTL still answers absent")
+	}
+}

@@ -492,6 +492,10 @@ func (b *FSBackend) Changes(ctx context.Context, cursor int64, wait time.Duratio
 		} `json:"changes"`
 	}
 	q := url.Values{"cursor": {strconv.FormatInt(cursor, 10)}, "wait": {strconv.Itoa(int(wait / time.Second))}}
+	// A long poll that outlives its wait is a stalled connection: fail it,
+	// so that the mount stops trusting what it cached (vfs.FS.Watch).
+	ctx, cancel := context.WithTimeout(ctx, wait+30*time.Second)
+	defer cancel()
 	if err := b.c.doJSON(ctx, "client.fs.Changes", request{method: http.MethodGet, path: "/api/v1/changes", query: q}, &out); err != nil {
 		return nil, cursor, err
 	}

@@ -13,9 +13,11 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -37,11 +39,28 @@ var Dialect = sqlmeta.Dialect{
 	SearchWord: searchWord,
 	Classify:   classify,
 	// A lazy commit is written to the WAL (so it survives a crash of the
-	// process) without waiting for the disk; a checkpoint syncs the WAL
-	// before it copies it, so it makes every earlier commit durable.
+	// process) without waiting for the disk; Open sets the barrier.
 	LazySync: "PRAGMA synchronous=NORMAL",
 	FullSync: "PRAGMA synchronous=FULL",
-	Barrier:  "PRAGMA wal_checkpoint(PASSIVE)",
+}
+
+// walBarrier makes every commit to the database at path durable: it
+// syncs the write-ahead log, which holds every commit not yet copied to
+// the database file (a checkpoint syncs the database file before the log
+// starts over, at every synchronous level). A checkpoint is no barrier:
+// one that finds a reader in the way copies nothing and syncs nothing.
+func walBarrier(path string) func(context.Context) error {
+	return func(context.Context) error {
+		f, err := os.Open(path + "-wal")
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // no log: every commit is in the synced database file
+		}
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	}
 }
 
 // searchWord matches a word through the FTS5 trigram index (migration
@@ -89,7 +108,9 @@ func Open(path string) (*sqlmeta.Store, error) {
 		return nil, dfms.E(op, dfms.Other, err)
 	}
 	r.SetMaxOpenConns(4)
-	return sqlmeta.New(w, r, Dialect), nil
+	d := Dialect
+	d.Barrier = walBarrier(path)
+	return sqlmeta.New(w, r, d), nil
 }
 
 // migrate applies the migrations over a connection of its own: the migrate

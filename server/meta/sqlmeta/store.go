@@ -48,9 +48,12 @@ type Dialect struct {
 	// LazySync and FullSync switch the writer connection between commits
 	// that may become durable later (meta.WithLazyDurability) and commits
 	// that are durable when they return; the connection is left at
-	// FullSync. Barrier makes every commit so far durable (Sync). Empty:
-	// every commit is durable, and lazy writes are ordinary ones.
-	LazySync, FullSync, Barrier string
+	// FullSync. Empty: every commit is durable, and lazy writes are
+	// ordinary ones.
+	LazySync, FullSync string
+	// Barrier makes every commit so far durable (Sync); nil when every
+	// commit is durable anyway.
+	Barrier func(ctx context.Context) error
 	// WriteTx are the options of write transactions.
 	WriteTx *sql.TxOptions
 	// Classify turns a driver error into a *dfms.Error with a kind:
@@ -355,14 +358,16 @@ func (s *Store) onceLazy(ctx context.Context, db *sql.DB, opts *sql.TxOptions, f
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, s.d.LazySync); err != nil {
-		return err
-	}
+	// Back to FullSync whatever happens from here: a switch that took
+	// effect but reported a failure (a cancelled context) included.
 	defer func() {
 		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), s.d.FullSync); rerr != nil {
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
+	if _, err := conn.ExecContext(ctx, s.d.LazySync); err != nil {
+		return err
+	}
 	sqlTx, err := conn.BeginTx(ctx, opts)
 	if err != nil {
 		return err
@@ -372,11 +377,11 @@ func (s *Store) onceLazy(ctx context.Context, db *sql.DB, opts *sql.TxOptions, f
 
 // Sync implements meta.Store.
 func (s *Store) Sync(ctx context.Context) error {
-	if s.d.Barrier == "" {
+	if s.d.Barrier == nil {
 		return nil
 	}
-	if _, err := s.w.ExecContext(ctx, s.d.Barrier); err != nil {
-		return dfms.E("meta.Sync", dfms.Other, s.classify(err))
+	if err := s.d.Barrier(ctx); err != nil {
+		return dfms.E("meta.Sync", dfms.Other, err)
 	}
 	return nil
 }

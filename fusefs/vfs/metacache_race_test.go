@@ -1,0 +1,111 @@
+package vfs_test
+
+import (
+	"context"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// gated is a Local whose change feed answers only when let go (a feed
+// behind by its latency, or a long poll stuck on a dead connection), and
+// whose GetAttr of one entry can be held after it read the entry (a
+// stat in flight).
+type gated struct {
+	*vfs.Local
+	feed    chan struct{}
+	holdID  atomic.Int64
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (g *gated) Changes(ctx context.Context, cursor int64, wait time.Duration) ([]vfs.Change, int64, error) {
+	select {
+	case <-g.feed:
+	case <-ctx.Done():
+		return nil, cursor, ctx.Err()
+	}
+	return g.Local.Changes(ctx, cursor, wait)
+}
+
+func (g *gated) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
+	e, err := g.Local.GetAttr(ctx, id)
+	if id != 0 && int64(id) == g.holdID.Load() {
+		g.holdID.Store(0)
+		close(g.held)
+		<-g.release
+	}
+	return e, err
+}
+
+// newGated returns the backend, an FS following its feed, and a create
+// by another client.
+func newGated(t *testing.T) (*gated, *vfs.FS, func(parent dfms.EntryID, name string)) {
+	l, svc := newLocalParams(t, smallChunks)
+	g := &gated{Local: l, feed: make(chan struct{}), held: make(chan struct{}), release: make(chan struct{})}
+	fsys := watched(t, g)
+	u, err := svc.Meta().GetUserByEmail(ctx, "w@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := func(parent dfms.EntryID, name string) {
+		if _, err := svc.Meta().CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: parent, Name: name, Kind: meta.KindFile, Mode: 0o644}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return g, fsys, other
+}
+
+// open(O_CREAT) without O_EXCL of a name another client created in a
+// directory this mount made (the feed has not told yet) opens that file:
+// the failed create ends the directory's completeness before the lookup.
+func TestMetaCacheCreateExistingInCompleteDir(t *testing.T) {
+	_, fsys, other := newGated(t)
+	d, err := fsys.Mkdir(ctx, fsys.Root(), "d", 0o755, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other(dfms.EntryID(d.Ino), "x")
+	_, h, err := fsys.Create(ctx, d.Ino, "x", os.O_RDWR|os.O_CREATE, 0o644, vfs.Caller{})
+	if err != nil {
+		t.Fatalf("open(d/x, O_CREAT) of an existing file: %v", err)
+	}
+	h.Release(ctx)
+}
+
+// A stat in flight across this mount's unlink or rename of an entry the
+// cache does not hold by name does not put the old name back (the feed
+// skips own changes, so nothing would correct it).
+func TestMetaCacheStatRacingUnlink(t *testing.T) {
+	for _, op := range []string{"unlink", "rename"} {
+		t.Run(op, func(t *testing.T) {
+			g, fsys, _ := newGated(t)
+			a := create(t, fsys, "x", "data") // its commit dropped the entry
+			g.holdID.Store(int64(a.Ino))
+			done := make(chan error, 1)
+			go func() { _, err := fsys.GetAttr(ctx, a.Ino); done <- err }()
+			<-g.held
+			var err error
+			if op == "unlink" {
+				err = fsys.Unlink(ctx, fsys.Root(), "x")
+			} else {
+				err = fsys.Rename(ctx, fsys.Root(), "x", fsys.Root(), "y", vfs.RenameNoReplace)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			close(g.release)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if got, err := fsys.Lookup(ctx, fsys.Root(), "x"); err == nil {
+				t.Fatalf("after %s, lookup of x = ino %d (the old entry)", op, got.Ino)
+			}
+		})
+	}
+}
