@@ -3,16 +3,12 @@ package vfs_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/vfs"
-	"github.com/dfms/dfms/placement/store"
-	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
-	"github.com/dfms/dfms/server/meta/sqlite"
 )
 
 // syncCounter counts the metadata store's durability barriers.
@@ -30,27 +26,8 @@ func (s *syncCounter) Sync(ctx context.Context) error {
 // FS.Sync and Close make them durable, with a barrier only when no
 // durable version commit has covered them already.
 func TestNamespaceChangesDurableOnFsync(t *testing.T) {
-	d := t.TempDir()
-	m, err := sqlite.Open(filepath.Join(d, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	sc := &syncCounter{Store: m}
-	c, err := store.Open(ctx, "file://"+filepath.Join(d, "chunks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	svc, err := files.New(sc, c, files.Options{Chunking: smallChunks})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := m.CreateUser(ctx, meta.User{Email: "w@example.com", PasswordHash: "x", Active: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := vfs.New(ctx, vfs.NewLocal(svc, u.ID), vfs.Options{CacheDir: t.TempDir()})
+	l, sc, m, u := newSyncCounted(t)
+	fsys, err := vfs.New(ctx, l, vfs.Options{CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,31 +90,27 @@ func TestNamespaceChangesDurableOnFsync(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
+// newSyncCounted is newLocalParams with the barriers counted; it returns
+// the store as the file layer sees it, and the user.
+func newSyncCounted(t *testing.T) (*vfs.Local, *syncCounter, meta.Store, meta.User) {
+	t.Helper()
+	var sc *syncCounter
+	l, svc := newLocalMeta(t, smallChunks, func(m meta.Store) meta.Store {
+		sc = &syncCounter{Store: m}
+		return sc
+	})
+	u, err := svc.Meta().GetUserByEmail(ctx, "w@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, sc, svc.Meta(), u
+}
+
 // A batch of commits that all fail writes nothing, so it makes nothing
 // durable: the next Sync still runs the barrier for the lazy writes
 // before it.
 func TestFailedCommitBatchIsNoBarrier(t *testing.T) {
-	d := t.TempDir()
-	m, err := sqlite.Open(filepath.Join(d, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	sc := &syncCounter{Store: m}
-	c, err := store.Open(ctx, "file://"+filepath.Join(d, "chunks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	svc, err := files.New(sc, c, files.Options{Chunking: smallChunks})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := m.CreateUser(ctx, meta.User{Email: "w@example.com", PasswordHash: "x", Active: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := vfs.NewLocal(svc, u.ID)
+	l, sc, _, u := newSyncCounted(t)
 	if _, err := l.Mkdir(ctx, u.Root, "lazy-dir", 0o755, 0, 0); err != nil { // lazy
 		t.Fatal(err)
 	}

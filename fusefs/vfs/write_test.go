@@ -21,13 +21,23 @@ import (
 // newLocalParams is newLocal with small chunks, so that small files span
 // many of them.
 func newLocalParams(t testing.TB, p chunking.Params) (*vfs.Local, *files.Service) {
+	return newLocalMeta(t, p, nil)
+}
+
+// newLocalMeta is newLocalParams with the metadata store wrapped by wrap
+// (if not nil), as the file layer sees it.
+func newLocalMeta(t testing.TB, p chunking.Params, wrap func(meta.Store) meta.Store) (*vfs.Local, *files.Service) {
 	t.Helper()
 	d := t.TempDir()
+	var m meta.Store
 	m, err := sqlite.Open(filepath.Join(d, "meta.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	if wrap != nil {
+		m = wrap(m)
+	}
 	c, err := store.Open(ctx, "file://"+filepath.Join(d, "chunks"))
 	if err != nil {
 		t.Fatal(err)
