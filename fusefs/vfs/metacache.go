@@ -125,10 +125,15 @@ func (c *metaCache) put(g uint64, es ...Entry) {
 		if old, ok := c.entries[e.ID]; ok {
 			c.unnameLocked(old.e)
 		}
-		c.entries[e.ID] = cachedEntry{e, now}
-		if e.Live && e.Parent != 0 {
-			c.names[nameKey{e.Parent, e.Name}] = e.ID
-		}
+		c.storeLocked(e, now)
+	}
+}
+
+// storeLocked holds e, read at time at, by id and, if live, by name.
+func (c *metaCache) storeLocked(e Entry, at time.Time) {
+	c.entries[e.ID] = cachedEntry{e, at}
+	if e.Live && e.Parent != 0 {
+		c.names[nameKey{e.Parent, e.Name}] = e.ID
 	}
 }
 
@@ -147,10 +152,7 @@ func (c *metaCache) replace(g uint64, id dfms.EntryID, e *Entry, number int64, m
 		return
 	}
 	if e != nil && e.ID == id && c.droppedNames[nameKey{e.Parent, e.Name}] <= g {
-		c.entries[id] = cachedEntry{*e, time.Now()}
-		if e.Live && e.Parent != 0 {
-			c.names[nameKey{e.Parent, e.Name}] = id
-		}
+		c.storeLocked(*e, time.Now())
 	}
 	if m != nil && number > 0 {
 		c.putManifestLocked(id, VersionInfo{Number: number, Size: m.Size()}, *m)
@@ -241,10 +243,7 @@ func (c *metaCache) created(g uint64, e Entry) {
 	c.dropLocked(e.Parent)
 	if dirOK {
 		dir.e.MTime, dir.e.CTime = e.CTime, e.CTime
-		c.entries[e.Parent] = dir
-		if dir.e.Live && dir.e.Parent != 0 {
-			c.names[nameKey{dir.e.Parent, dir.e.Name}] = dir.e.ID
-		}
+		c.storeLocked(dir.e, dir.at)
 	}
 	if cd, ok := c.complete[e.Parent]; ok {
 		cd.names[e.Name] = struct{}{}
@@ -253,8 +252,7 @@ func (c *metaCache) created(g uint64, e Entry) {
 	if !keep || c.dropped[e.ID] > g || c.droppedNames[nameKey{e.Parent, e.Name}] > g || len(c.entries) >= metaCacheMax {
 		return
 	}
-	c.entries[e.ID] = cachedEntry{e, time.Now()}
-	c.names[nameKey{e.Parent, e.Name}] = e.ID
+	c.storeLocked(e, time.Now())
 	if e.Kind == KindDir {
 		c.complete[e.ID] = &completeDir{names: map[string]struct{}{}, at: time.Now()}
 	}
