@@ -285,6 +285,12 @@ type CommitResult struct {
 	Err     error
 }
 
+// CreateResult is the outcome of one entry of a CreateEntries batch.
+type CreateResult struct {
+	Entry Entry
+	Err   error
+}
+
 // PurgeStats reports what a purge released.
 type PurgeStats struct {
 	Entries  int
@@ -371,6 +377,16 @@ type Store interface {
 	// CreateEntry adds a directory, a symlink or an empty file (version 0)
 	// under e.Parent. ID, Size, Version and the trash fields are ignored.
 	CreateEntry(ctx context.Context, e Entry) (Entry, error)
+	// ReserveEntryIDs returns n entry ids that no entry has and that
+	// CreateEntry will never pick: a client may name entries with them
+	// before it creates them (CreateEntries).
+	ReserveEntryIDs(ctx context.Context, n int) ([]dfms.EntryID, error)
+	// CreateEntries adds each entry as CreateEntry would, with the id in
+	// its ID (one ReserveEntryIDs returned), in one transaction; one that
+	// fails (Exist for a taken name, NotExist for a missing parent) does
+	// not stop the others. The error is for the whole batch (nothing was
+	// created).
+	CreateEntries(ctx context.Context, es []Entry) ([]CreateResult, error)
 	// SetAttr changes an entry's attributes and returns the result.
 	SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a SetAttr) (Entry, error)
 	// Rename moves id to newParent/newName. A directory cannot move into

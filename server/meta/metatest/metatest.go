@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"PendingChunks", testPendingChunks},
 		{"Lock", testLock},
 		{"LazyDurability", testLazyDurability},
+		{"ReservedIDs", testReservedIDs},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1498,3 +1499,81 @@ func testLazyDurability(t *testing.T, s meta.Store) {
 	}
 	ok(t, s.Sync(ctx)) // nothing left to sync
 }
+
+func testReservedIDs(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	d := mkdir(t, s, u.ID, u.Root, "d")
+	wantKind(t, "reserve 0", must1Err(s.ReserveEntryIDs(ctx, 0)), dfms.Invalid)
+	ids := must(s.ReserveEntryIDs(ctx, 3))(t)
+	more := must(s.ReserveEntryIDs(ctx, 2))(t)
+	seen := map[dfms.EntryID]bool{d.ID: true, u.Root: true}
+	for _, id := range append(slices.Clone(ids), more...) {
+		if id <= 0 || seen[id] {
+			t.Fatalf("reserved ids %v then %v: %d is taken or repeated", ids, more, id)
+		}
+		seen[id] = true
+	}
+	// Entries made the ordinary way never take a reserved id.
+	for i := range 3 {
+		e := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("plain%d", i), Kind: meta.KindFile}))(t)
+		if seen[e.ID] {
+			t.Fatalf("CreateEntry picked reserved id %d", e.ID)
+		}
+	}
+	mine := meta.WithOrigin(ctx, "mount-9")
+	var last int64
+	if ch := must(s.Changes(ctx, u.ID, 0, 1000))(t); len(ch) > 0 {
+		last = ch[len(ch)-1].Seq
+	}
+	res := must(s.CreateEntries(mine, []meta.Entry{
+		{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "a", Kind: meta.KindFile, Mode: 0o640, UID: 7, GID: 8, MTime: time.Unix(1e9, 0)},
+		{ID: ids[1], Owner: u.ID, Parent: d.ID, Name: "plain0", Kind: meta.KindFile}, // taken
+		{ID: ids[2], Owner: u.ID, Parent: ids[0], Name: "x", Kind: meta.KindFile},    // parent is a file
+		{ID: more[0], Owner: u.ID, Parent: 1 << 40, Name: "y", Kind: meta.KindFile},  // no such parent
+		{ID: more[1], Owner: u.ID, Parent: d.ID, Name: "bad/name", Kind: meta.KindFile},
+		{Owner: u.ID, Parent: d.ID, Name: "noid", Kind: meta.KindFile},
+	}))(t)
+	if len(res) != 6 {
+		t.Fatalf("%d results for 6 entries", len(res))
+	}
+	ok(t, res[0].Err)
+	a := res[0].Entry
+	if a.ID != ids[0] || a.Name != "a" || a.Mode != 0o640 || a.UID != 7 || a.GID != 8 || !a.MTime.Equal(time.Unix(1e9, 0)) || a.Version != 0 {
+		t.Fatalf("created %+v", a)
+	}
+	if got := must(s.Lookup(ctx, u.ID, d.ID, "a"))(t); got.ID != ids[0] || got.Mode != 0o640 {
+		t.Fatalf("lookup of the created entry = %+v", got)
+	}
+	wantKind(t, "taken name", res[1].Err, dfms.Exist)
+	wantKind(t, "file as parent", res[2].Err, dfms.NotDir)
+	wantKind(t, "missing parent", res[3].Err, dfms.NotExist)
+	wantKind(t, "bad name", res[4].Err, dfms.Invalid)
+	wantKind(t, "no id", res[5].Err, dfms.Invalid)
+	// A failed entry left nothing behind, and its id stays unused.
+	if _, err := s.GetEntry(ctx, u.ID, ids[1]); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("entry of a failed create: %v", err)
+	}
+	// The create is in the change feed with its origin, and the
+	// directory's times moved.
+	ch := must(s.Changes(ctx, u.ID, last, 100))(t)
+	if len(ch) != 1 || ch[0].Entry != ids[0] || ch[0].Op != meta.OpCreate || ch[0].Parent != d.ID || ch[0].Origin != "mount-9" {
+		t.Fatalf("changes = %+v", ch)
+	}
+	if got := must(s.GetEntry(ctx, u.ID, d.ID))(t); !got.MTime.After(d.MTime) && !got.MTime.Equal(d.MTime) {
+		t.Fatalf("directory mtime went back: %v < %v", got.MTime, d.MTime)
+	}
+	// A reserved id already used is not taken twice.
+	res = must(s.CreateEntries(ctx, []meta.Entry{{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "again", Kind: meta.KindFile}}))(t)
+	if res[0].Err == nil {
+		t.Fatal("a used id was taken again")
+	}
+	// Versions commit on top of an entry made this way.
+	m := manifest(t, s, chunk("reserved", 5))
+	_, v, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: ids[0], Manifest: m})
+	ok(t, err)
+	if v.Number != 1 {
+		t.Fatalf("first version of a reserved-id entry is %d", v.Number)
+	}
+}
+
+func must1Err[T any](_ T, err error) error { return err }

@@ -38,9 +38,29 @@ var Dialect = sqlmeta.Dialect{
 		like := "%" + sqlmeta.EscapeLike(w) + "%"
 		return `(search @@ plainto_tsquery('simple', ?) OR name ILIKE ? ESCAPE '\' OR mime ILIKE ? ESCAPE '\')`, []any{w, like, like}
 	},
-	WriteTx:  &sql.TxOptions{Isolation: sql.LevelSerializable},
-	Lock:     advisoryLock,
-	Classify: classify,
+	WriteTx:    &sql.TxOptions{Isolation: sql.LevelSerializable},
+	Lock:       advisoryLock,
+	Classify:   classify,
+	ReserveIDs: reserveIDs,
+}
+
+// reserveIDs draws n values from the identity sequence of entries (not
+// necessarily consecutive: other sessions draw too).
+func reserveIDs(ctx context.Context, tx *sql.Tx, n int) ([]dfms.EntryID, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT nextval(pg_get_serial_sequence('entries', 'id')) FROM generate_series(1, $1)`, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := make([]dfms.EntryID, 0, n)
+	for rows.Next() {
+		var id dfms.EntryID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // Options tunes the connection pool.

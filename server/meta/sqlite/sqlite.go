@@ -40,8 +40,29 @@ var Dialect = sqlmeta.Dialect{
 	Classify:   classify,
 	// A lazy commit is written to the WAL (so it survives a crash of the
 	// process) without waiting for the disk; Open sets the barrier.
-	LazySync: "PRAGMA synchronous=NORMAL",
-	FullSync: "PRAGMA synchronous=FULL",
+	LazySync:   "PRAGMA synchronous=NORMAL",
+	FullSync:   "PRAGMA synchronous=FULL",
+	ReserveIDs: reserveIDs,
+}
+
+// reserveIDs moves the AUTOINCREMENT counter of entries past n ids and
+// returns them: SQLite never again picks an id at or below the counter.
+func reserveIDs(ctx context.Context, tx *sql.Tx, n int) ([]dfms.EntryID, error) {
+	var last int64
+	err := tx.QueryRowContext(ctx, `UPDATE sqlite_sequence SET seq = MAX(seq, (SELECT COALESCE(MAX(id), 0) FROM entries)) + ?
+		WHERE name = 'entries' RETURNING seq`, n).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) { // no entry was ever made
+		err = tx.QueryRowContext(ctx, `INSERT INTO sqlite_sequence (name, seq) SELECT 'entries', COALESCE(MAX(id), 0) + ? FROM entries
+			RETURNING seq`, n).Scan(&last)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]dfms.EntryID, n)
+	for i := range ids {
+		ids[i] = dfms.EntryID(last - int64(n) + 1 + int64(i))
+	}
+	return ids, nil
 }
 
 // walBarrier makes every commit to the database at path durable: it

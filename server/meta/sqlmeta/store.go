@@ -54,6 +54,9 @@ type Dialect struct {
 	// Barrier makes every commit so far durable (Sync); nil when every
 	// commit is durable anyway.
 	Barrier func(ctx context.Context) error
+	// ReserveIDs takes n entry ids out of the sequence the entries table
+	// draws from, in a write transaction (meta.Store.ReserveEntryIDs).
+	ReserveIDs func(ctx context.Context, tx *sql.Tx, n int) ([]dfms.EntryID, error)
 	// WriteTx are the options of write transactions.
 	WriteTx *sql.TxOptions
 	// Classify turns a driver error into a *dfms.Error with a kind:

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,9 +104,17 @@ func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e meta.Entry) (meta.En
 		mtime = t.now
 	}
 	var id dfms.EntryID
-	err := t.queryRow(ctx, `INSERT INTO entries (owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, target, mime)
+	var err error
+	if e.ID == 0 {
+		err = t.queryRow(ctx, `INSERT INTO entries (owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, target, mime)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(t.now), e.Target, e.MIME).Scan(&id)
+			e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(t.now), e.Target, e.MIME).Scan(&id)
+	} else {
+		// An id ReserveEntryIDs handed out.
+		err = t.queryRow(ctx, `INSERT INTO entries (id, owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, target, mime)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			e.ID, e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(t.now), e.Target, e.MIME).Scan(&id)
+	}
 	if err != nil {
 		if dfms.Is(t.s.classify(err), dfms.Exist) {
 			return e, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", e.Name))
@@ -244,11 +253,11 @@ func (s *Store) CountDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryI
 	return n, err
 }
 
-// CreateEntry implements meta.Store.
-func (s *Store) CreateEntry(ctx context.Context, e meta.Entry) (meta.Entry, error) {
-	const op dfms.Op = "meta.CreateEntry"
+// checkNewEntry validates an entry to create and sets what its kind
+// implies.
+func checkNewEntry(op dfms.Op, e *meta.Entry) error {
 	if err := dfms.ValidName(e.Name); err != nil {
-		return e, dfms.E(op, dfms.Invalid, err)
+		return dfms.E(op, dfms.Invalid, err)
 	}
 	switch e.Kind {
 	case meta.KindDir, meta.KindFile:
@@ -256,12 +265,22 @@ func (s *Store) CreateEntry(ctx context.Context, e meta.Entry) (meta.Entry, erro
 		e.Size = 0
 	case meta.KindSymlink:
 		if e.Target == "" || strings.IndexByte(e.Target, 0) >= 0 || len(e.Target) > 4095 {
-			return e, dfms.Errorf(op, dfms.Invalid, "symlink target must be 1..4095 bytes without NUL")
+			return dfms.Errorf(op, dfms.Invalid, "symlink target must be 1..4095 bytes without NUL")
 		}
 		e.Size = int64(len(e.Target))
 	default:
-		return e, dfms.E(op, dfms.Invalid, fmt.Errorf("unknown kind %d", e.Kind))
+		return dfms.E(op, dfms.Invalid, fmt.Errorf("unknown kind %d", e.Kind))
 	}
+	return nil
+}
+
+// CreateEntry implements meta.Store.
+func (s *Store) CreateEntry(ctx context.Context, e meta.Entry) (meta.Entry, error) {
+	const op dfms.Op = "meta.CreateEntry"
+	if err := checkNewEntry(op, &e); err != nil {
+		return e, err
+	}
+	e.ID = 0
 	var out meta.Entry
 	err := s.write(ctx, op, func(t *tx) error {
 		if _, err := t.liveDir(ctx, e.Owner, e.Parent, true); err != nil {
@@ -272,6 +291,71 @@ func (s *Store) CreateEntry(ctx context.Context, e meta.Entry) (meta.Entry, erro
 		return err
 	})
 	return out, err
+}
+
+// ReserveEntryIDs implements meta.Store.
+func (s *Store) ReserveEntryIDs(ctx context.Context, n int) ([]dfms.EntryID, error) {
+	const op dfms.Op = "meta.ReserveEntryIDs"
+	if n < 1 || n > 1<<16 {
+		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("cannot reserve %d ids", n))
+	}
+	if s.d.ReserveIDs == nil {
+		return nil, dfms.E(op, dfms.NotSupported, fmt.Errorf("%s cannot reserve ids", s.d.Name))
+	}
+	var ids []dfms.EntryID
+	err := s.write(ctx, op, func(t *tx) error {
+		var err error
+		ids, err = s.d.ReserveIDs(ctx, t.Tx, n)
+		return err
+	})
+	return ids, err
+}
+
+// CreateEntries implements meta.Store: each entry in a savepoint of one
+// transaction, so that one failing rolls back only itself.
+func (s *Store) CreateEntries(ctx context.Context, es []meta.Entry) ([]meta.CreateResult, error) {
+	const op dfms.Op = "meta.CreateEntries"
+	out := make([]meta.CreateResult, len(es))
+	checked := make([]error, len(es))
+	es = slices.Clone(es)
+	for i := range es {
+		if checked[i] = checkNewEntry(op, &es[i]); checked[i] == nil && es[i].ID <= 0 {
+			checked[i] = dfms.E(op, dfms.Invalid, fmt.Errorf("entry %q has no reserved id", es[i].Name))
+		}
+	}
+	err := s.write(ctx, op, func(t *tx) error {
+		for i, e := range es {
+			out[i] = meta.CreateResult{Err: checked[i]} // fn may run again
+			if checked[i] != nil {
+				continue
+			}
+			if _, err := t.ExecContext(ctx, `SAVEPOINT create_one`); err != nil {
+				return err
+			}
+			_, err := t.liveDir(ctx, e.Owner, e.Parent, true)
+			if err == nil {
+				out[i].Entry, err = t.insertEntry(ctx, op, e)
+			}
+			if err != nil {
+				cerr := s.classify(err)
+				if !isKinded(cerr) || dfms.Is(cerr, dfms.Transient) {
+					return err // the database's failure, not this entry's
+				}
+				if _, rerr := t.ExecContext(ctx, `ROLLBACK TO SAVEPOINT create_one`); rerr != nil {
+					return rerr
+				}
+				out[i] = meta.CreateResult{Err: cerr}
+			}
+			if _, err := t.ExecContext(ctx, `RELEASE SAVEPOINT create_one`); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // SetAttr implements meta.Store.
