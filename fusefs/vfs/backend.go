@@ -190,6 +190,18 @@ type CommitBatcher interface {
 	CommitManifests(ctx context.Context, cs []Commit) ([]CommitResult, error)
 }
 
+// FileCreator is implemented by backends that create files under ids
+// reserved ahead (Local): the mount then creates a file without a round
+// trip and tells the backend with the file's first commit (pending.go).
+type FileCreator interface {
+	// ReserveIDs returns n entry ids no entry has or will be given.
+	ReserveIDs(ctx context.Context, n int) ([]dfms.EntryID, error)
+	// CreateFiles creates each of es (ID reserved, Parent, Name, Mode,
+	// UID, GID, MTime) as an empty file, as CreateFile would; one that
+	// fails does not stop the others. The error is for the whole batch.
+	CreateFiles(ctx context.Context, es []Entry) ([]CommitResult, error)
+}
+
 // Syncer is implemented by backends that acknowledge namespace changes
 // before they are durable (Local): Sync makes what was acknowledged so far
 // durable. fsync(2) of a file or directory, FS.Sync and FS.Close call it.

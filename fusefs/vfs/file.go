@@ -142,15 +142,15 @@ func (fsys *FS) release(ctx context.Context, f *openFile) error {
 	}
 	if fsys.wb != nil {
 		f.mu.Lock()
-		changed := f.changed
+		unsettled := f.unsettledLocked()
 		f.mu.Unlock()
-		if changed && fsys.wb.enqueue(f) {
+		if unsettled && fsys.wb.enqueue(f) {
 			return nil
 		}
 	}
 	f.mu.Lock()
 	err := f.commitLocked(ctx)
-	kept := f.changed
+	kept := f.unsettledLocked()
 	f.mu.Unlock()
 	if kept {
 		// The commit failed: the file stays open here with its stage, so
@@ -193,7 +193,7 @@ func (f *openFile) finish(ctx context.Context) error {
 		name := f.stage.Name()
 		f.stage.Close()
 		f.journal.close()
-		if f.changed {
+		if f.unsettledLocked() {
 			f.fsys.log.Error("a written file could not be committed; its data is kept and the next mount commits it", "entry", f.id, "stage", name, "err", err)
 			f.fsys.mu.Lock()
 			f.fsys.kept = append(f.fsys.kept, name)
@@ -340,16 +340,34 @@ func (f *openFile) readContentLocked(ctx context.Context, p []byte, off int64) (
 
 // ensureStageLocked creates the stage and its journal unless they exist.
 func (f *openFile) ensureStageLocked() error {
-	const op dfms.Op = "vfs.stage"
 	if f.stage != nil {
 		return nil
 	}
+	return f.createStageLocked(nil)
+}
+
+// dropStageLocked closes and removes the stage and its journal.
+func (f *openFile) dropStageLocked() {
+	if f.stage == nil {
+		return
+	}
+	f.stage.Close()
+	os.Remove(f.stage.Name())
+	f.journal.close()
+	f.journal.remove()
+	f.stage, f.journal = nil, nil
+}
+
+// createStageLocked creates the stage and its journal, which starts with
+// records.
+func (f *openFile) createStageLocked(records []byte) error {
+	const op dfms.Op = "vfs.stage"
 	name := filepath.Join(f.fsys.stageDir, fmt.Sprintf("%d-%d", f.id, time.Now().UnixNano()))
 	st, err := os.OpenFile(name+stageSuffix, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return dfms.E(op, dfms.Other, err)
 	}
-	j, err := createJournal(name+journalSuffix, f.id, f.version, f.size)
+	j, err := createJournal(name+journalSuffix, f.id, f.version, f.size, records)
 	if err != nil {
 		st.Close()
 		os.Remove(st.Name())
@@ -439,6 +457,9 @@ func (f *openFile) flush(ctx context.Context) error {
 // The data of a file deleted meanwhile is dropped, as a local file system
 // drops an unlinked file's data.
 func (f *openFile) commitLocked(ctx context.Context) error {
+	if err := f.fsys.materialize(ctx, f.id); err != nil {
+		return err
+	}
 	if !f.changed {
 		return nil
 	}
@@ -461,6 +482,12 @@ func (f *openFile) afterCommitLocked(ctx context.Context, e Entry, m dfms.Manife
 		return f.commitFailedLocked(ctx, err)
 	}
 	return f.committedLocked(e, m)
+}
+
+// unsettledLocked reports whether the backend lacks something of the
+// file: changed content, or the file itself (pending.go).
+func (f *openFile) unsettledLocked() bool {
+	return f.changed || f.fsys.isPending(f.id)
 }
 
 // idleLocked reports whether no handle has the file open (the caller holds
@@ -607,11 +634,14 @@ func (fsys *FS) Create(ctx context.Context, parent Ino, name string, flags int, 
 	if err := checkNewName(op, name); err != nil {
 		return Attr{}, nil, err
 	}
+	if a, h, ok, err := fsys.createPending(ctx, dir, name, flags, mode, c); ok {
+		return a, h, err
+	}
 	g := fsys.mc.begin()
 	e, err := fsys.b.CreateFile(ctx, dir, name, mode, c.UID, c.GID)
 	created := err == nil
 	if created {
-		fsys.mc.created(g, e)
+		fsys.mc.created(g, e, false)
 	} else {
 		fsys.touchName(dir, name) // Exist: the cache may not have known the name
 	}

@@ -42,14 +42,15 @@ type journal struct {
 	id dfms.EntryID
 }
 
-func createJournal(path string, id dfms.EntryID, version, size int64) (*journal, error) {
+// createJournal creates a journal whose first records are records.
+func createJournal(path string, id dfms.EntryID, version, size int64, records []byte) (*journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	j := &journal{f: f, id: id}
 	// A new file: the header is its first write, and records follow.
-	if _, err := f.Write(j.header(version, size)); err != nil {
+	if _, err := f.Write(append(j.header(version, size), records...)); err != nil {
 		f.Close()
 		os.Remove(path)
 		return nil, err
@@ -79,11 +80,7 @@ func (j *journal) reset(version, size int64) error {
 }
 
 func (j *journal) record(kind byte, a, b int64) error {
-	var r [recordLen]byte
-	r[0] = kind
-	binary.LittleEndian.PutUint64(r[1:], uint64(a))
-	binary.LittleEndian.PutUint64(r[9:], uint64(b))
-	_, err := j.f.Write(r[:])
+	_, err := j.f.Write(appendRecord(make([]byte, 0, recordLen), kind, a, b))
 	return err
 }
 
@@ -103,6 +100,9 @@ type replayed struct {
 	base    int64 // size of the base version (the header's)
 	dirty   extents
 	mtime   time.Time
+	// create is the pending file the journal creates (pending.go), nil
+	// once it was materialized or if the file was not created here.
+	create *Entry
 }
 
 // replay reads a journal. A torn last record (a crash mid-append) is
@@ -121,6 +121,18 @@ func replay(path string) (replayed, error) {
 	for p := b[headerLen:]; len(p) >= recordLen; p = p[recordLen:] {
 		a, c := int64(binary.LittleEndian.Uint64(p[1:])), int64(binary.LittleEndian.Uint64(p[9:]))
 		switch p[0] {
+		case recCreate:
+			if c < 0 || c > dfms.MaxNameLen || int64(len(p)) < int64(recordLen)+c {
+				return r, nil // torn: the create was never acknowledged
+			}
+			r.create = &Entry{ID: r.id, Parent: dfms.EntryID(a), Name: string(p[recordLen : recordLen+int(c)]), Kind: KindFile, Live: true}
+			p = p[c:]
+		case recPerm:
+			if r.create != nil {
+				r.create.Mode, r.create.UID, r.create.GID = uint32(a), uint32(uint64(c)>>32), uint32(c)
+			}
+		case recCreated:
+			r.create = nil
 		case recWrite:
 			r.dirty = r.dirty.add(a, a+c)
 			r.size = max(r.size, a+c)
@@ -181,6 +193,11 @@ func (fsys *FS) recoverStage(ctx context.Context, jp string) error {
 		os.Remove(jp)
 		return nil
 	}
+	if r.create != nil {
+		if err := fsys.recoverCreate(ctx, &r); err != nil {
+			return err
+		}
+	}
 	e, err := fsys.b.GetAttr(ctx, r.id)
 	if dfms.Is(err, dfms.NotExist) || (err == nil && !e.Live) {
 		fsys.log.Info("dropped the staged data of a file deleted since", "entry", r.id)
@@ -227,6 +244,40 @@ func (fsys *FS) recoverStage(ctx context.Context, jp string) error {
 	}
 	fsys.log.Info("committed data staged before the last unmount", "entry", r.id, "version", f.version, "size", f.size)
 	return drop()
+}
+
+// recoverCreate creates the file a crashed mount created (pending.go) and
+// had not materialized yet.
+func (fsys *FS) recoverCreate(ctx context.Context, r *replayed) error {
+	if _, err := fsys.b.GetAttr(ctx, r.id); !dfms.Is(err, dfms.NotExist) {
+		return err // it was materialized (nil), or the backend failed
+	}
+	c := *r.create
+	c.MTime = r.mtime
+	if c.MTime.IsZero() {
+		c.MTime = time.Now()
+	}
+	c.CTime = c.MTime
+	if fsys.pend != nil {
+		res, err := fsys.createFiles(ctx, []Entry{c})
+		if err == nil {
+			err = res[0].Err
+		}
+		if err == nil {
+			fsys.log.Info("created a file made before the last unmount", "entry", c.ID, "name", res[0].Entry.Name)
+		}
+		return err
+	}
+	// A backend that cannot take the reserved id: a new one.
+	e, err := fsys.b.CreateFile(ctx, c.Parent, c.Name, c.Mode, c.UID, c.GID)
+	if dfms.Is(err, dfms.Exist) {
+		e, err = fsys.b.CreateFile(ctx, c.Parent, conflictName(c.Name, time.Now()), c.Mode, c.UID, c.GID)
+	}
+	if err != nil {
+		return err
+	}
+	r.id = e.ID
+	return nil
 }
 
 // commitConflictCopyLocked commits the content as a new file next to e,

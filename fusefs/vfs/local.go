@@ -36,6 +36,7 @@ var (
 	_ CommitBatcher = (*Local)(nil)
 	_ Syncer        = (*Local)(nil)
 	_ Originator    = (*Local)(nil)
+	_ FileCreator   = (*Local)(nil)
 )
 
 // Origin implements Originator.
@@ -167,6 +168,33 @@ func (l *Local) Readlink(ctx context.Context, id dfms.EntryID) (string, error) {
 func (l *Local) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (Entry, error) {
 	return l.create(ctx, meta.Entry{Parent: parent, Name: name, Kind: meta.KindFile, Mode: mode & 0o7777, UID: uid, GID: gid,
 		MIME: mime.TypeByExtension(path.Ext(name))})
+}
+
+// ReserveIDs implements FileCreator. The reservation is durable when it
+// returns: an id a journal names is never handed to another entry.
+func (l *Local) ReserveIDs(ctx context.Context, n int) ([]dfms.EntryID, error) {
+	return l.files.Meta().ReserveEntryIDs(l.ctx(ctx), n)
+}
+
+// CreateFiles implements FileCreator: one metadata transaction.
+func (l *Local) CreateFiles(ctx context.Context, es []Entry) ([]CommitResult, error) {
+	in := make([]meta.Entry, len(es))
+	for i, e := range es {
+		in[i] = meta.Entry{ID: e.ID, Owner: l.owner, Parent: e.Parent, Name: e.Name, Kind: meta.KindFile, Mode: e.Mode & 0o7777,
+			UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime, MIME: mime.TypeByExtension(path.Ext(e.Name))}
+	}
+	res, err := l.files.Meta().CreateEntries(l.lazyCtx(ctx), in)
+	if l.done(err) != nil {
+		return nil, err
+	}
+	out := make([]CommitResult, len(res))
+	for i, r := range res {
+		out[i] = CommitResult{Err: r.Err}
+		if r.Err == nil {
+			out[i].Entry = entryOf(r.Entry)
+		}
+	}
+	return out, nil
 }
 
 // VerifiesChunks reports that ReadChunk verifies what it returns

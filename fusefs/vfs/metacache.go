@@ -233,7 +233,7 @@ func (c *metaCache) lookup(dir dfms.EntryID, name string) (e Entry, ok, absent b
 // change begun at generation g: the directory's times are e's change
 // time (the server sets both in one transaction), the name joins a
 // complete directory, and a new directory is complete.
-func (c *metaCache) created(g uint64, e Entry) {
+func (c *metaCache) created(g uint64, e Entry, deferred bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	keep := c.on && g >= c.floor
@@ -242,7 +242,15 @@ func (c *metaCache) created(g uint64, e Entry) {
 	c.gen++
 	c.dropLocked(e.Parent)
 	if dirOK {
-		dir.e.MTime, dir.e.CTime = e.CTime, e.CTime
+		// As the server sets them: to the create's time; a deferred
+		// create (pending.go), older than its transaction, only moves
+		// them forward.
+		if !deferred || dir.e.MTime.Before(e.CTime) {
+			dir.e.MTime = e.CTime
+		}
+		if !deferred || dir.e.CTime.Before(e.CTime) {
+			dir.e.CTime = e.CTime
+		}
 		c.storeLocked(dir.e, dir.at)
 	}
 	if cd, ok := c.complete[e.Parent]; ok {
@@ -398,6 +406,9 @@ func (fsys *FS) committed(g uint64, id dfms.EntryID, e Entry, complete bool, m d
 
 // getEntry is the backend's GetAttr through the metadata cache.
 func (fsys *FS) getEntry(ctx context.Context, id dfms.EntryID) (Entry, error) {
+	if e, ok := fsys.pendingEntry(id); ok {
+		return e, nil
+	}
 	if e, ok := fsys.mc.get(id); ok {
 		return e, nil
 	}
@@ -412,6 +423,9 @@ func (fsys *FS) getEntry(ctx context.Context, id dfms.EntryID) (Entry, error) {
 // lookupEntry is the backend's Lookup through the metadata cache (a name
 // that is not there is asked for every time).
 func (fsys *FS) lookupEntry(ctx context.Context, dir dfms.EntryID, name string) (Entry, error) {
+	if e, ok := fsys.pendingLookup(dir, name); ok {
+		return e, nil
+	}
 	if e, ok, absent := fsys.mc.lookup(dir, name); ok {
 		return e, nil
 	} else if absent {

@@ -90,7 +90,7 @@ func TestMetaCacheCompleteDirs(t *testing.T) {
 		return a
 	}
 	c.put(c.begin(), Entry{ID: 1, Parent: 0, Kind: KindDir, Live: true})
-	c.created(c.begin(), Entry{ID: 2, Parent: 1, Name: "d", Kind: KindDir, Live: true})
+	c.created(c.begin(), Entry{ID: 2, Parent: 1, Name: "d", Kind: KindDir, Live: true}, false)
 	if absent(1, "x") {
 		t.Fatal("a directory this mount did not create is taken as complete")
 	}
@@ -98,7 +98,7 @@ func TestMetaCacheCompleteDirs(t *testing.T) {
 		t.Fatal("a new directory is not complete")
 	}
 	g := c.begin()
-	c.created(g, Entry{ID: 3, Parent: 2, Name: "f", Kind: KindFile, Live: true, CTime: time.Unix(5, 0)})
+	c.created(g, Entry{ID: 3, Parent: 2, Name: "f", Kind: KindFile, Live: true, CTime: time.Unix(5, 0)}, false)
 	if e, ok, _ := c.lookup(2, "f"); !ok || e.ID != 3 {
 		t.Fatalf("lookup of a created name = %+v, %v", e, ok)
 	}
@@ -113,12 +113,12 @@ func TestMetaCacheCompleteDirs(t *testing.T) {
 	if !absent(2, "f") {
 		t.Fatal("a removed name is not absent")
 	}
-	c.created(c.begin(), Entry{ID: 4, Parent: 2, Name: "g", Kind: KindFile, Live: true})
+	c.created(c.begin(), Entry{ID: 4, Parent: 2, Name: "g", Kind: KindFile, Live: true}, false)
 	c.dropName(2, "h") // a rename, or a failed change
 	if absent(2, "x") {
 		t.Fatal("a directory stays complete after a rename into it")
 	}
-	c.created(c.begin(), Entry{ID: 5, Parent: 1, Name: "e", Kind: KindDir, Live: true})
+	c.created(c.begin(), Entry{ID: 5, Parent: 1, Name: "e", Kind: KindDir, Live: true}, false)
 	c.drop(5) // someone else changed something in it
 	if absent(5, "x") {
 		t.Fatal("a directory stays complete after a change by someone else")
@@ -126,7 +126,7 @@ func TestMetaCacheCompleteDirs(t *testing.T) {
 	// A directory dropped while its mkdir was in flight is not complete.
 	g = c.begin()
 	c.drop(6)
-	c.created(g, Entry{ID: 6, Parent: 1, Name: "late", Kind: KindDir, Live: true})
+	c.created(g, Entry{ID: 6, Parent: 1, Name: "late", Kind: KindDir, Live: true}, false)
 	if absent(6, "x") {
 		t.Fatal("a directory changed during its mkdir is taken as complete")
 	}
@@ -172,7 +172,7 @@ func TestMetaCacheManifests(t *testing.T) {
 func TestMetaCacheCompleteDirExpires(t *testing.T) {
 	c := newMetaCache()
 	c.setOn(true)
-	c.created(c.begin(), Entry{ID: 2, Parent: 1, Name: "d", Kind: KindDir, Live: true})
+	c.created(c.begin(), Entry{ID: 2, Parent: 1, Name: "d", Kind: KindDir, Live: true}, false)
 	if _, _, absent := c.lookup(2, "x"); !absent {
 		t.Fatal("a new directory is not complete")
 	}

@@ -166,6 +166,9 @@ type FS struct {
 	cachedVersion map[dfms.EntryID]int64
 	// mc caches entries while the change feed is followed (metacache.go).
 	mc *metaCache
+	// pend holds the files created here that the backend does not know
+	// yet (pending.go); nil if the backend cannot create them later.
+	pend *pendingFiles
 }
 
 // trustedBackend is implemented by backends that verify the chunks they
@@ -215,7 +218,8 @@ func New(ctx context.Context, b Backend, opts Options) (*FS, error) {
 	}
 	tb, ok := b.(trustedBackend)
 	fsys := &FS{b: b, root: root.ID, stageDir: dir, lock: lock, log: log, open: map[dfms.EntryID]*openFile{}, cachedVersion: map[dfms.EntryID]int64{}, mc: newMetaCache(),
-		cache: newChunkCache(opts.MemCacheSize, disk, ok && tb.VerifiesChunks(), opts.ReadAhead), readAhead: opts.ReadAhead}
+		cache: newChunkCache(opts.MemCacheSize, disk, ok && tb.VerifiesChunks(), opts.ReadAhead), readAhead: opts.ReadAhead,
+		pend: newPendingFiles(b)}
 	if err := fsys.recoverStages(ctx); err != nil {
 		log.Error("some staged data of an earlier mount is not committed yet", "err", err)
 	}
@@ -265,6 +269,10 @@ func (fsys *FS) Close(ctx context.Context) error {
 		fsys.wb.close()
 	}
 	defer fsys.workers.Wait() // uploads of pre-cut chunks still in flight
+	var errs []error
+	if err := fsys.materializeAll(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	fsys.mu.Lock()
 	var left []*openFile
 	for id, f := range fsys.open {
@@ -272,7 +280,6 @@ func (fsys *FS) Close(ctx context.Context) error {
 		delete(fsys.open, id)
 	}
 	fsys.mu.Unlock()
-	var errs []error
 	for _, f := range left {
 		if err := f.finish(ctx); err != nil {
 			errs = append(errs, err)
@@ -307,6 +314,9 @@ func (fsys *FS) Sync(ctx context.Context) error {
 	}
 	fsys.mu.Unlock()
 	var errs []error
+	if err := fsys.materializeAll(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	for _, f := range files {
 		f.mu.Lock()
 		if err := f.commitLocked(ctx); err != nil {
@@ -369,6 +379,9 @@ func (fsys *FS) attrOf(e Entry) Attr {
 		UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime}
 	if !e.Live {
 		a.Nlink = 0
+	}
+	if e.Kind == KindDir {
+		fsys.pendingDirTimes(&a, e)
 	}
 	if e.Kind == KindFile {
 		fsys.mu.Lock()
@@ -453,7 +466,7 @@ func (fsys *FS) versionAttr(ctx context.Context, id dfms.EntryID, n int64) (Attr
 	if err != nil {
 		return Attr{}, err
 	}
-	vs, err := fsys.b.Versions(ctx, id)
+	vs, err := fsys.versions(ctx, id)
 	if err != nil {
 		return Attr{}, err
 	}
@@ -463,6 +476,14 @@ func (fsys *FS) versionAttr(ctx context.Context, id dfms.EntryID, n int64) (Attr
 		}
 	}
 	return Attr{}, dfms.E(op, dfms.NotExist, fmt.Errorf("no version %d", n))
+}
+
+// versions lists the versions of file id: none while it is pending.
+func (fsys *FS) versions(ctx context.Context, id dfms.EntryID) ([]VersionInfo, error) {
+	if fsys.isPending(id) {
+		return nil, nil
+	}
+	return fsys.b.Versions(ctx, id)
 }
 
 // versionAttrOf is the attribute of version v of file e: read-only, with
@@ -525,12 +546,26 @@ func (fsys *FS) ReadDir(ctx context.Context, dir Ino) ([]DirEntry, error) {
 	const op dfms.Op = "vfs.ReadDir"
 	switch dir.tag() {
 	case tagEntry, tagVersionsDir:
+		// Pending files first: one materialized meanwhile is then in
+		// the backend's list.
+		pending := fsys.pendingIn(dir.entry())
 		g := fsys.mc.begin()
 		es, err := fsys.b.ReadDir(ctx, dir.entry())
 		if err != nil {
 			return nil, err
 		}
 		fsys.mc.put(g, es...)
+		if len(pending) > 0 {
+			listed := make(map[dfms.EntryID]bool, len(es))
+			for _, e := range es {
+				listed[e.ID] = true
+			}
+			for _, e := range pending {
+				if !listed[e.ID] {
+					es = append(es, e)
+				}
+			}
+		}
 		out := make([]DirEntry, 0, len(es))
 		for _, e := range es {
 			switch {
@@ -548,7 +583,7 @@ func (fsys *FS) ReadDir(ctx context.Context, dir Ino) ([]DirEntry, error) {
 		if err != nil {
 			return nil, err
 		}
-		vs, err := fsys.b.Versions(ctx, dir.entry())
+		vs, err := fsys.versions(ctx, dir.entry())
 		if err != nil {
 			return nil, err
 		}
@@ -599,13 +634,16 @@ func (fsys *FS) Mkdir(ctx context.Context, parent Ino, name string, mode uint32,
 	if err := checkNewName(op, name); err != nil {
 		return Attr{}, err
 	}
+	if _, ok := fsys.pendingLookup(dir, name); ok {
+		return Attr{}, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", name))
+	}
 	g := fsys.mc.begin()
 	e, err := fsys.b.Mkdir(ctx, dir, name, mode, c.UID, c.GID)
 	if err != nil {
 		fsys.touchName(dir, name) // Exist: the cache did not know the name
 		return Attr{}, err
 	}
-	fsys.mc.created(g, e)
+	fsys.mc.created(g, e, false)
 	return fsys.attrOf(e), nil
 }
 
@@ -619,19 +657,22 @@ func (fsys *FS) Symlink(ctx context.Context, parent Ino, name, target string, c 
 	if err := checkNewName(op, name); err != nil {
 		return Attr{}, err
 	}
+	if _, ok := fsys.pendingLookup(dir, name); ok {
+		return Attr{}, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", name))
+	}
 	g := fsys.mc.begin()
 	e, err := fsys.b.Symlink(ctx, dir, name, target, c.UID, c.GID)
 	if err != nil {
 		fsys.touchName(dir, name) // Exist: the cache did not know the name
 		return Attr{}, err
 	}
-	fsys.mc.created(g, e)
+	fsys.mc.created(g, e, false)
 	return fsys.attrOf(e), nil
 }
 
 // Readlink returns a symlink's target.
 func (fsys *FS) Readlink(ctx context.Context, ino Ino) (string, error) {
-	if ino.tag() != tagEntry {
+	if ino.tag() != tagEntry || fsys.isPending(ino.entry()) {
 		return "", dfms.Errorf("vfs.Readlink", dfms.Invalid, "not a symlink")
 	}
 	return fsys.b.Readlink(ctx, ino.entry())
@@ -647,6 +688,9 @@ func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) error {
 	if name == dfms.VersionsDir {
 		return errReadOnly(op)
 	}
+	if err := fsys.materializeName(ctx, dir, name); err != nil {
+		return err
+	}
 	err = fsys.b.Unlink(ctx, dir, name)
 	fsys.nameChanged(dir, name, err)
 	return err
@@ -661,6 +705,15 @@ func (fsys *FS) Rmdir(ctx context.Context, parent Ino, name string) error {
 	}
 	if name == dfms.VersionsDir {
 		return errReadOnly(op)
+	}
+	if _, ok := fsys.pendingLookup(dir, name); ok {
+		return dfms.Errorf(op, dfms.NotDir, "not a directory")
+	}
+	// Files created in it here make it not empty.
+	if d, err := fsys.lookupEntry(ctx, dir, name); err == nil && d.Kind == KindDir {
+		if err := fsys.materializeIn(ctx, d.ID); err != nil {
+			return err
+		}
 	}
 	err = fsys.b.Rmdir(ctx, dir, name)
 	fsys.nameChanged(dir, name, err)
@@ -695,6 +748,12 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("unsupported rename flags %#x", flags))
 	}
 	replace := flags&RenameNoReplace == 0
+	if err := fsys.materializeName(ctx, from, name); err != nil {
+		return err
+	}
+	if err := fsys.materializeName(ctx, to, newName); err != nil {
+		return err
+	}
 	// A file renamed over another takes over its history (an editor's
 	// save): what was closed of both before the rename is committed
 	// first, so that each is a version of its own. A rename to a free
@@ -800,9 +859,17 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 			set.MTime = nil // the commit of the changes carries it
 		}
 	}
+	if e, ok := fsys.setPendingAttr(id, set); ok {
+		return fsys.attrOf(e), nil
+	}
 	cur, err := fsys.getEntry(ctx, id)
 	if err != nil {
 		return Attr{}, err
+	}
+	if cur.Kind == KindDir && set.MTime != nil {
+		if err := fsys.setDirTimes(ctx, id); err != nil {
+			return Attr{}, err
+		}
 	}
 	// tar, cp -a and rsync set owner and mode to what a file has already:
 	// no round trip for those.

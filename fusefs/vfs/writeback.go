@@ -203,7 +203,7 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 	// done ends the commit of f, which the caller locked: committed (or
 	// dropped) files are retired, others stay staged.
 	done := func(f *openFile, err error) {
-		kept := f.changed
+		kept := f.unsettledLocked()
 		f.mu.Unlock()
 		if kept {
 			fsys.log.Error("a closed file could not be committed; it stays staged and is retried", "entry", f.id, "err", err)
@@ -218,6 +218,18 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 		f *openFile
 		m dfms.Manifest
 	}
+	// The files created here first, in one request (pending.go).
+	ids := make([]dfms.EntryID, len(batch))
+	for i, f := range batch {
+		ids[i] = f.id
+	}
+	if err := fsys.materialize(ctx, ids...); err != nil {
+		fsys.log.Error("files created here could not be created on the server; they are retried", "err", err)
+		for _, f := range batch {
+			failed[f] = err
+		}
+		return failed
+	}
 	var items []item
 	var chunks []dfms.ChunkData
 	for _, f := range batch {
@@ -226,7 +238,7 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 			f.mu.Unlock()
 			continue
 		}
-		if !f.changed || f.size > writeBackSmall {
+		if !f.changed || f.size > writeBackSmall { // commitLocked, or a file only created
 			done(f, f.commitLocked(ctx))
 			continue
 		}

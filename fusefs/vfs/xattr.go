@@ -30,7 +30,7 @@ func checkXattrName(op dfms.Op, name string) error {
 // GetXattr returns extended attribute name of ino, with found false if it
 // has none of that name.
 func (fsys *FS) GetXattr(ctx context.Context, ino Ino, name string) ([]byte, bool, error) {
-	if ino.tag() != tagEntry || name == capabilityXattr || strings.HasPrefix(name, "system.") {
+	if ino.tag() != tagEntry || name == capabilityXattr || strings.HasPrefix(name, "system.") || fsys.isPending(ino.entry()) {
 		return nil, false, nil
 	}
 	return fsys.b.GetXattr(ctx, ino.entry(), name)
@@ -38,7 +38,7 @@ func (fsys *FS) GetXattr(ctx context.Context, ino Ino, name string) ([]byte, boo
 
 // ListXattrs returns the names of ino's extended attributes.
 func (fsys *FS) ListXattrs(ctx context.Context, ino Ino) ([]string, error) {
-	if ino.tag() != tagEntry {
+	if ino.tag() != tagEntry || fsys.isPending(ino.entry()) {
 		return nil, nil
 	}
 	return fsys.b.ListXattrs(ctx, ino.entry())
@@ -68,6 +68,9 @@ func (fsys *FS) SetXattr(ctx context.Context, ino Ino, name string, value []byte
 	case flags&XattrReplace != 0:
 		mode = meta.XattrReplace
 	}
+	if err := fsys.materialize(ctx, ino.entry()); err != nil {
+		return err
+	}
 	defer fsys.touch(ino.entry())
 	return fsys.b.SetXattr(ctx, ino.entry(), name, value, mode)
 }
@@ -79,6 +82,9 @@ func (fsys *FS) RemoveXattr(ctx context.Context, ino Ino, name string) error {
 		return errReadOnly(op)
 	}
 	if err := checkXattrName(op, name); err != nil {
+		return err
+	}
+	if err := fsys.materialize(ctx, ino.entry()); err != nil {
 		return err
 	}
 	defer fsys.touch(ino.entry())

@@ -382,7 +382,8 @@ type Store interface {
 	// before it creates them (CreateEntries).
 	ReserveEntryIDs(ctx context.Context, n int) ([]dfms.EntryID, error)
 	// CreateEntries adds each entry as CreateEntry would, with the id in
-	// its ID (one ReserveEntryIDs returned), in one transaction; one that
+	// its ID (one ReserveEntryIDs returned) and its CTime (zero: now;
+	// the directory's times move up to it, not back), in one transaction; one that
 	// fails (Exist for a taken name, NotExist for a missing parent) does
 	// not stop the others. The error is for the whole batch (nothing was
 	// created).

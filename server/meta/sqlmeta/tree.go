@@ -99,21 +99,24 @@ func (t *tx) journal(ctx context.Context, owner dfms.UserID, entry, parent dfms.
 
 // insertEntry adds e (validated by the caller) and returns it as stored.
 func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e meta.Entry) (meta.Entry, error) {
-	mtime := e.MTime
+	mtime, ctime := e.MTime, e.CTime
 	if mtime.IsZero() {
 		mtime = t.now
+	}
+	if ctime.IsZero() {
+		ctime = t.now
 	}
 	var id dfms.EntryID
 	var err error
 	if e.ID == 0 {
 		err = t.queryRow(ctx, `INSERT INTO entries (owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, target, mime)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(t.now), e.Target, e.MIME).Scan(&id)
+			e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(ctime), e.Target, e.MIME).Scan(&id)
 	} else {
 		// An id ReserveEntryIDs handed out.
 		err = t.queryRow(ctx, `INSERT INTO entries (id, owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, target, mime)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			e.ID, e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(t.now), e.Target, e.MIME).Scan(&id)
+			e.ID, e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(ctime), e.Target, e.MIME).Scan(&id)
 	}
 	if err != nil {
 		if dfms.Is(t.s.classify(err), dfms.Exist) {
@@ -124,13 +127,22 @@ func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e meta.Entry) (meta.En
 	if err := t.journal(ctx, e.Owner, id, e.Parent, meta.OpCreate, 0); err != nil {
 		return e, err
 	}
-	if err := t.dirChanged(ctx, e.Parent); err != nil {
+	if e.CTime.IsZero() {
+		if err := t.dirChanged(ctx, e.Parent); err != nil {
+			return e, err
+		}
+	} else if _, err := t.exec(ctx, `UPDATE entries SET
+			mtime_ns = CASE WHEN mtime_ns < ? THEN ? ELSE mtime_ns END,
+			ctime_ns = CASE WHEN ctime_ns < ? THEN ? ELSE ctime_ns END WHERE id = ?`,
+		ns(ctime), ns(ctime), ns(ctime), ns(ctime), e.Parent); err != nil {
+		// A create made earlier (CreateEntries): the directory changed
+		// then, and does not go back in time for it.
 		return e, err
 	}
 	// As a read of the row would return it (times at the stored
 	// precision), without the read.
 	out := e
-	out.ID, out.MTime, out.CTime = id, fromNS(ns(mtime)), fromNS(ns(t.now))
+	out.ID, out.MTime, out.CTime = id, fromNS(ns(mtime)), fromNS(ns(ctime))
 	out.Version, out.SHA256, out.DeletedAt, out.TrashRoot = 0, dfms.Hash{}, time.Time{}, 0
 	return out, nil
 }
@@ -280,7 +292,7 @@ func (s *Store) CreateEntry(ctx context.Context, e meta.Entry) (meta.Entry, erro
 	if err := checkNewEntry(op, &e); err != nil {
 		return e, err
 	}
-	e.ID = 0
+	e.ID, e.CTime = 0, time.Time{}
 	var out meta.Entry
 	err := s.write(ctx, op, func(t *tx) error {
 		if _, err := t.liveDir(ctx, e.Owner, e.Parent, true); err != nil {

@@ -1,0 +1,489 @@
+package vfs
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dfms/dfms"
+)
+
+// Deferred creates. Over a backend that creates files under ids reserved
+// ahead (FileCreator, the in-process one), create(2) of a regular file
+// does not wait for the backend. The file takes a reserved id at once and
+// is pending: this mount shows it (lookup, stat, readdir, open) and its
+// journal, made with it, records the create. The backend learns of it when
+// it is materialized:
+//
+//   - before its first commit: the write-back creates the pending files of
+//     a batch in one transaction and then commits their content in one
+//     more, so untarring a tree costs two transactions per 64 files where
+//     it cost one per file and one per chmod;
+//   - before anything else uses its name or needs the backend to know it:
+//     unlink, rename from or over it, rmdir of its directory, mkdir or
+//     symlink of its name (which then fail with EEXIST here already),
+//     xattr changes, fsync, FS.Sync and unmount.
+//
+// chmod, chown and utimens of a pending file change it in memory and in
+// its journal: tar's fchmod after each create costs no transaction.
+//
+// Others (the REST API, other mounts) see the file when it is
+// materialized, with its first content: tens of milliseconds after
+// close(2), as the content itself under write-back. If another client
+// takes the name meanwhile, the file is materialized beside it under a
+// conflict name (conflictName), and if its directory was removed
+// meanwhile, in the root under one; the log says so, and nothing written
+// is lost. O_EXCL is exact within this mount.
+//
+// A crash of the mount leaves the journal, which names the file's parent,
+// name and attributes: the next mount creates the file (unless it was
+// materialized already) and commits what was staged.
+
+// reserveBatch is how many ids one reservation takes.
+const reserveBatch = 512
+
+type pendingFiles struct {
+	fc FileCreator
+
+	mu     sync.Mutex
+	cond   *sync.Cond // a materialization ended
+	byID   map[dfms.EntryID]*pendingFile
+	byName map[nameKey]dfms.EntryID
+	ids    []dfms.EntryID // reserved, not used yet
+	// dirTimes are the times of directories that pending creates
+	// changed, shown until the backend's are as late (its ctime is).
+	dirTimes map[dfms.EntryID]time.Time
+	// gen counts materializations: a create that looked the name up in
+	// the backend tells from it that the name may have got there since.
+	gen uint64
+
+	matMu sync.Mutex // one materialization at a time
+	resMu sync.Mutex // one reservation at a time
+}
+
+type pendingFile struct {
+	e        Entry
+	j        *journal // the file's journal, which records the create
+	inflight bool     // being materialized: attribute changes wait for it
+}
+
+func newPendingFiles(b Backend) *pendingFiles {
+	fc, ok := b.(FileCreator)
+	if !ok {
+		return nil
+	}
+	p := &pendingFiles{fc: fc, byID: map[dfms.EntryID]*pendingFile{}, byName: map[nameKey]dfms.EntryID{}, dirTimes: map[dfms.EntryID]time.Time{}}
+	p.cond = sync.NewCond(&p.mu)
+	return p
+}
+
+// take returns a reserved id, reserving more when none is left.
+func (p *pendingFiles) take(ctx context.Context) (dfms.EntryID, error) {
+	p.resMu.Lock()
+	defer p.resMu.Unlock()
+	p.mu.Lock()
+	if len(p.ids) > 0 {
+		id := p.ids[0]
+		p.ids = p.ids[1:]
+		p.mu.Unlock()
+		return id, nil
+	}
+	p.mu.Unlock()
+	ids, err := p.fc.ReserveIDs(ctx, reserveBatch)
+	if err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, fmt.Errorf("the backend reserved no ids")
+	}
+	p.mu.Lock()
+	p.ids = append(p.ids, ids[1:]...)
+	p.mu.Unlock()
+	return ids[0], nil
+}
+
+// pendingEntry returns pending file id.
+func (fsys *FS) pendingEntry(id dfms.EntryID) (Entry, bool) {
+	p := fsys.pend
+	if p == nil {
+		return Entry{}, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pf := p.byID[id]; pf != nil {
+		return pf.e, true
+	}
+	return Entry{}, false
+}
+
+// pendingLookup returns the pending file dir/name.
+func (fsys *FS) pendingLookup(dir dfms.EntryID, name string) (Entry, bool) {
+	p := fsys.pend
+	if p == nil {
+		return Entry{}, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if id, ok := p.byName[nameKey{dir, name}]; ok {
+		return p.byID[id].e, true
+	}
+	return Entry{}, false
+}
+
+// pendingIn returns the pending files of directory dir.
+func (fsys *FS) pendingIn(dir dfms.EntryID) []Entry {
+	p := fsys.pend
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Entry
+	for _, pf := range p.byID {
+		if pf.e.Parent == dir {
+			out = append(out, pf.e)
+		}
+	}
+	return out
+}
+
+// isPending reports whether file id is pending.
+func (fsys *FS) isPending(id dfms.EntryID) bool {
+	_, ok := fsys.pendingEntry(id)
+	return ok
+}
+
+// createPending creates file dir/name as a pending file and opens it, or,
+// without O_EXCL, opens the file of that name if there is one. ok false
+// says the caller must create through the backend (no FileCreator).
+func (fsys *FS) createPending(ctx context.Context, dir dfms.EntryID, name string, flags int, mode uint32, c Caller) (Attr, *Handle, bool, error) {
+	const op dfms.Op = "vfs.Create"
+	p := fsys.pend
+	if p == nil {
+		return Attr{}, nil, false, nil
+	}
+	if err := dfms.ValidName(name); err != nil {
+		return Attr{}, nil, true, dfms.E(op, dfms.Invalid, err)
+	}
+	existing := func(e Entry) (Attr, *Handle, bool, error) {
+		if flags&syscall.O_EXCL != 0 {
+			return Attr{}, nil, true, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", name))
+		}
+		h, err := fsys.openEntry(ctx, e, flags)
+		if err != nil {
+			return Attr{}, nil, true, err
+		}
+		return fsys.attrOf(e), h, true, nil
+	}
+	for {
+		p.mu.Lock()
+		gen := p.gen
+		p.mu.Unlock()
+		if e, ok := fsys.pendingLookup(dir, name); ok {
+			return existing(e)
+		}
+		e, err := fsys.lookupEntry(ctx, dir, name)
+		if err == nil {
+			return existing(e)
+		}
+		if !dfms.Is(err, dfms.NotExist) {
+			return Attr{}, nil, true, err
+		}
+		d, err := fsys.getEntry(ctx, dir)
+		switch {
+		case err != nil:
+			return Attr{}, nil, true, err
+		case !d.Live:
+			return Attr{}, nil, true, dfms.E(op, dfms.NotExist, fmt.Errorf("directory %d was removed", dir))
+		case d.Kind != KindDir:
+			return Attr{}, nil, true, dfms.Errorf(op, dfms.NotDir, "not a directory")
+		}
+		id, err := p.take(ctx)
+		if err != nil {
+			return Attr{}, nil, true, err
+		}
+		now := time.Now()
+		e = Entry{ID: id, Parent: dir, Name: name, Kind: KindFile, Mode: mode & 0o7777, UID: c.UID, GID: c.GID,
+			MTime: now, CTime: now, Live: true}
+		// The open state and the journal first: once the name is
+		// visible, the file may be opened, and a crash must find it.
+		f := &openFile{fsys: fsys, id: id, init: true, refs: 1}
+		f.mu.Lock()
+		err = f.createStageLocked(createRecords(e))
+		j := f.journal
+		f.mu.Unlock()
+		if err != nil {
+			p.mu.Lock()
+			p.ids = append(p.ids, id)
+			p.mu.Unlock()
+			return Attr{}, nil, true, err
+		}
+		fsys.mu.Lock()
+		fsys.open[id] = f
+		fsys.mu.Unlock()
+		p.mu.Lock()
+		_, taken := p.byName[nameKey{dir, name}]
+		if taken || p.gen != gen {
+			// Another create of the name, or a materialization that
+			// may have put it in the backend, since the lookup.
+			p.ids = append(p.ids, id)
+			p.mu.Unlock()
+			fsys.mu.Lock()
+			delete(fsys.open, id)
+			fsys.mu.Unlock()
+			f.mu.Lock()
+			f.dropStageLocked()
+			f.mu.Unlock()
+			continue
+		}
+		p.byID[id] = &pendingFile{e: e, j: j}
+		p.byName[nameKey{dir, name}] = id
+		p.dirTimes[dir] = now // as a create changes its directory (make, git's untracked cache)
+		p.mu.Unlock()
+		writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+		return fsys.attrOf(e), &Handle{fsys: fsys, f: f, writable: writable, appendMode: flags&syscall.O_APPEND != 0}, true, nil
+	}
+}
+
+// pendingDirTimes shows in a the times pending creates gave directory e.
+func (fsys *FS) pendingDirTimes(a *Attr, e Entry) {
+	p := fsys.pend
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.dirTimes[e.ID]
+	switch {
+	case !ok:
+	case !e.CTime.Before(t): // the backend caught up
+		delete(p.dirTimes, e.ID)
+	default:
+		a.MTime, a.CTime = t, t
+	}
+}
+
+// setDirTimes makes the times of directory dir the backend's business
+// again: the creates in it are materialized first, so that they do not
+// move the times the caller sets.
+func (fsys *FS) setDirTimes(ctx context.Context, dir dfms.EntryID) error {
+	p := fsys.pend
+	if p == nil {
+		return nil
+	}
+	if err := fsys.materializeIn(ctx, dir); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	delete(p.dirTimes, dir)
+	p.mu.Unlock()
+	return nil
+}
+
+// setPendingAttr changes attributes of pending file id; ok false says id
+// is not pending (any more).
+func (fsys *FS) setPendingAttr(id dfms.EntryID, a SetAttr) (Entry, bool) {
+	p := fsys.pend
+	if p == nil {
+		return Entry{}, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		pf := p.byID[id]
+		if pf == nil {
+			return Entry{}, false
+		}
+		if !pf.inflight {
+			break
+		}
+		p.cond.Wait()
+	}
+	pf := p.byID[id]
+	if a.Mode != nil {
+		pf.e.Mode = *a.Mode & 0o7777
+	}
+	if a.UID != nil {
+		pf.e.UID = *a.UID
+	}
+	if a.GID != nil {
+		pf.e.GID = *a.GID
+	}
+	if a.Mode != nil || a.UID != nil || a.GID != nil {
+		_ = pf.j.record(recPerm, int64(pf.e.Mode), int64(pf.e.UID)<<32|int64(pf.e.GID))
+	}
+	if a.MTime != nil {
+		pf.e.MTime = *a.MTime
+		_ = pf.j.mtime(*a.MTime)
+	}
+	pf.e.CTime = time.Now()
+	return pf.e, true
+}
+
+// materialize creates those of files ids that are pending in the
+// backend (the package comment says when). It fails if the backend
+// failed; the files that could not be made stay pending.
+func (fsys *FS) materialize(ctx context.Context, ids ...dfms.EntryID) error {
+	p := fsys.pend
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	some := false
+	for _, id := range ids {
+		if p.byID[id] != nil {
+			some = true
+			break
+		}
+	}
+	p.mu.Unlock()
+	if !some {
+		return nil
+	}
+	p.matMu.Lock()
+	defer p.matMu.Unlock()
+	p.mu.Lock()
+	var batch []*pendingFile
+	var es []Entry
+	for _, id := range ids {
+		if pf := p.byID[id]; pf != nil && !pf.inflight {
+			pf.inflight = true
+			batch = append(batch, pf)
+			es = append(es, pf.e)
+		}
+	}
+	p.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	g := fsys.mc.begin()
+	res, err := fsys.createFiles(ctx, es)
+	for _, r := range res {
+		if r.Err == nil {
+			fsys.mc.created(g, r.Entry, true) // before the name leaves pending: a lookup finds one or the other
+		}
+		if err == nil && r.Err != nil {
+			err = r.Err
+		}
+	}
+	p.mu.Lock()
+	for i, pf := range batch {
+		pf.inflight = false
+		if i < len(res) && res[i].Err == nil {
+			id := pf.e.ID
+			delete(p.byID, id)
+			if k := (nameKey{pf.e.Parent, pf.e.Name}); p.byName[k] == id {
+				delete(p.byName, k)
+			}
+			_ = pf.j.record(recCreated, 0, 0)
+		}
+	}
+	p.gen++
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	return err
+}
+
+// materializeName materializes the pending file dir/name, if there is one.
+func (fsys *FS) materializeName(ctx context.Context, dir dfms.EntryID, name string) error {
+	if e, ok := fsys.pendingLookup(dir, name); ok {
+		return fsys.materialize(ctx, e.ID)
+	}
+	return nil
+}
+
+// materializeIn materializes the pending files of directory dir.
+func (fsys *FS) materializeIn(ctx context.Context, dir dfms.EntryID) error {
+	es := fsys.pendingIn(dir)
+	if len(es) == 0 {
+		return nil
+	}
+	ids := make([]dfms.EntryID, len(es))
+	for i, e := range es {
+		ids[i] = e.ID
+	}
+	return fsys.materialize(ctx, ids...)
+}
+
+// materializeAll materializes every pending file.
+func (fsys *FS) materializeAll(ctx context.Context) error {
+	p := fsys.pend
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	ids := make([]dfms.EntryID, 0, len(p.byID))
+	for id := range p.byID {
+		ids = append(ids, id)
+	}
+	p.mu.Unlock()
+	return fsys.materialize(ctx, ids...)
+}
+
+// createFiles creates es in the backend. A file whose name was taken
+// meanwhile is created beside it under a conflict name; one whose
+// directory is gone, in the root under a conflict name.
+func (fsys *FS) createFiles(ctx context.Context, es []Entry) ([]CommitResult, error) {
+	fc := fsys.pend.fc
+	res, err := fc.CreateFiles(ctx, es)
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != len(es) {
+		return nil, fmt.Errorf("%d results for %d creates", len(res), len(es))
+	}
+	var again []Entry
+	var at []int
+	for i, r := range res {
+		e := es[i]
+		switch {
+		case dfms.Is(r.Err, dfms.Exist):
+		case dfms.Is(r.Err, dfms.NotExist), dfms.Is(r.Err, dfms.NotDir):
+			e.Parent = fsys.root
+		default:
+			continue
+		}
+		e.Name = conflictName(e.Name, time.Now())
+		again, at = append(again, e), append(at, i)
+	}
+	if len(again) == 0 {
+		return res, nil
+	}
+	res2, err := fc.CreateFiles(ctx, again)
+	if err != nil || len(res2) != len(again) {
+		return res, nil // those stay pending, and are tried again later
+	}
+	for k, i := range at {
+		res[i] = res2[k]
+		if res2[k].Err == nil {
+			fsys.log.Warn("a file created here got a conflict name: its name was taken, or its directory removed, by another client before the file reached the server",
+				"entry", es[i].ID, "name", es[i].Name, "now", again[k].Name, "parent", again[k].Parent)
+		}
+	}
+	return res, nil
+}
+
+// Journal records of a pending file (journal.go has the others).
+const (
+	recCreate  = 'C' // parent, name length; the name follows
+	recPerm    = 'P' // mode, uid<<32 | gid
+	recCreated = 'c' // the file was materialized: the records above are done
+)
+
+// createRecords are the journal records that create e.
+func createRecords(e Entry) []byte {
+	b := make([]byte, 0, 2*recordLen+len(e.Name))
+	b = appendRecord(b, recCreate, int64(e.Parent), int64(len(e.Name)))
+	b = append(b, e.Name...)
+	b = appendRecord(b, recPerm, int64(e.Mode), int64(e.UID)<<32|int64(e.GID))
+	return b
+}
+
+func appendRecord(b []byte, kind byte, a, c int64) []byte {
+	b = append(b, kind)
+	b = binary.LittleEndian.AppendUint64(b, uint64(a))
+	return binary.LittleEndian.AppendUint64(b, uint64(c))
+}

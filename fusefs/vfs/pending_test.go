@@ -1,0 +1,403 @@
+package vfs_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/vfs"
+)
+
+// countingCreates counts the namespace calls that deferred creates save.
+type countingCreates struct {
+	*vfs.Local
+	creates, batches, created, setattrs atomic.Int64
+}
+
+func (c *countingCreates) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
+	c.creates.Add(1)
+	return c.Local.CreateFile(ctx, parent, name, mode, uid, gid)
+}
+
+func (c *countingCreates) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.CommitResult, error) {
+	c.batches.Add(1)
+	c.created.Add(int64(len(es)))
+	return c.Local.CreateFiles(ctx, es)
+}
+
+func (c *countingCreates) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
+	c.setattrs.Add(1)
+	return c.Local.SetAttr(ctx, id, a)
+}
+
+// Files created, written, chmod'ed and closed as tar does reach the server
+// in batches: no create and no chmod of their own, and the mount shows
+// them meanwhile as they will be.
+func TestPendingCreatesBatched(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	b := &countingCreates{Local: l}
+	fsys := newWriteBackFS(t, b, t.TempDir())
+	defer fsys.Close(ctx)
+	const n = 200
+	inos := make([]vfs.Ino, n)
+	for i := range n {
+		name := fmt.Sprintf("f%03d", i)
+		a, h, err := fsys.Create(ctx, fsys.Root(), name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600, vfs.Caller{UID: 7, GID: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inos[i] = a.Ino
+		if _, err := h.Write(ctx, []byte("content of "+name), 0); err != nil {
+			t.Fatal(err)
+		}
+		mt := time.Unix(1_700_000_000+int64(i), 0)
+		if _, err := fsys.SetAttr(ctx, a.Ino, h, vfs.SetAttrIn{MTime: &mt}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := fsys.SetAttr(ctx, a.Ino, h, vfs.SetAttrIn{Mode: ptr(uint32(0o644))}); err != nil || got.Mode&0o7777 != 0o644 {
+			t.Fatalf("chmod: %+v, %v", got, err)
+		}
+		if err := h.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got := mustLookup(t, fsys, fsys.Root(), name)
+		if got.Ino != a.Ino || got.Mode&0o7777 != 0o644 || got.UID != 7 || got.Size != int64(len("content of "+name)) {
+			t.Fatalf("lookup after close: %+v", got)
+		}
+	}
+	des, err := fsys.ReadDir(ctx, fsys.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(des) != n {
+		t.Fatalf("readdir lists %d entries, want %d", len(des), n)
+	}
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := b.creates.Load(); c != 0 {
+		t.Fatalf("%d creates of one file each", c)
+	}
+	if c := b.setattrs.Load(); c != 0 {
+		t.Fatalf("%d attribute changes sent on their own", c)
+	}
+	if got := b.created.Load(); got != n {
+		t.Fatalf("%d files created in batches, want %d", got, n)
+	}
+	if bt := b.batches.Load(); bt > n/4 {
+		t.Fatalf("%d batches of creates for %d files", bt, n)
+	}
+	for i, ino := range inos {
+		name := fmt.Sprintf("f%03d", i)
+		e, err := b.Local.Lookup(ctx, dfms.EntryID(fsys.Root()), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vfs.Ino(e.ID) != ino || e.Mode != 0o644 || e.UID != 7 || e.GID != 8 || e.Version != 1 ||
+			!e.MTime.Equal(time.Unix(1_700_000_000+int64(i), 0)) {
+			t.Fatalf("stored %s: %+v", name, e)
+		}
+		if got := storedContent(t, svc, l, ino); string(got) != "content of "+name {
+			t.Fatalf("stored content of %s: %q", name, got)
+		}
+	}
+}
+
+// createOpen creates name in dir and keeps it open, so that it stays
+// pending (the FS has no write-back: close would create it).
+func createOpen(t *testing.T, fsys *vfs.FS, dir vfs.Ino, name string) (vfs.Attr, *vfs.Handle) {
+	t.Helper()
+	a, h, err := fsys.Create(ctx, dir, name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640, vfs.Caller{UID: 1, GID: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, h
+}
+
+// A pending name is taken, for this mount, as any other name.
+func TestPendingNamesAreTaken(t *testing.T) {
+	b := &countingCreates{Local: newLocal(t)}
+	fsys, _ := newFS(t, b)
+	defer fsys.Close(ctx)
+	a, h := createOpen(t, fsys, fsys.Root(), "p")
+	defer h.Release(ctx)
+	if _, err := b.Local.Lookup(ctx, dfms.EntryID(fsys.Root()), "p"); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("the backend knows the file before its commit: %v", err)
+	}
+	_, _, err := fsys.Create(ctx, fsys.Root(), "p", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{})
+	wantKind(t, "O_EXCL create of a pending name", err, dfms.Exist)
+	_, err = fsys.Mkdir(ctx, fsys.Root(), "p", 0o755, vfs.Caller{})
+	wantKind(t, "mkdir of a pending name", err, dfms.Exist)
+	_, err = fsys.Symlink(ctx, fsys.Root(), "p", "target", vfs.Caller{})
+	wantKind(t, "symlink of a pending name", err, dfms.Exist)
+	err = fsys.Rmdir(ctx, fsys.Root(), "p")
+	wantKind(t, "rmdir of a pending file", err, dfms.NotDir)
+	_, err = fsys.Readlink(ctx, a.Ino)
+	wantKind(t, "readlink of a pending file", err, dfms.Invalid)
+	// Without O_EXCL the same file opens.
+	a2, h2, err := fsys.Create(ctx, fsys.Root(), "p", os.O_RDWR|os.O_CREATE, 0o644, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a2.Ino != a.Ino {
+		t.Fatalf("create without O_EXCL opened inode %d, want %d", a2.Ino, a.Ino)
+	}
+	if _, err := h2.Write(ctx, []byte("via the second handle"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, h); string(got) != "via the second handle" {
+		t.Fatalf("first handle reads %q", got)
+	}
+	if err := h2.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// .versions shows no version yet, and xattrs none.
+	vd := mustLookup(t, fsys, fsys.Root(), dfms.VersionsDir)
+	vf := mustLookup(t, fsys, vd.Ino, "p")
+	if vs, err := fsys.ReadDir(ctx, vf.Ino); err != nil || len(vs) != 0 {
+		t.Fatalf(".versions/p of a file not committed yet lists %v, %v", vs, err)
+	}
+	if names, err := fsys.ListXattrs(ctx, a.Ino); err != nil || len(names) != 0 {
+		t.Fatalf("xattrs %v, %v", names, err)
+	}
+	if b.creates.Load() != 0 {
+		t.Fatal("a create of its own")
+	}
+}
+
+// Everything that needs the backend to know a pending file creates it
+// first: rename, unlink, xattrs, rmdir of its directory.
+func TestPendingNamespaceOps(t *testing.T) {
+	b := &countingCreates{Local: newLocal(t)}
+	fsys, _ := newFS(t, b)
+	defer fsys.Close(ctx)
+	root := fsys.Root()
+	rootID := dfms.EntryID(root)
+
+	a, h := createOpen(t, fsys, root, "renamed-from")
+	if err := fsys.Rename(ctx, root, "renamed-from", root, "renamed-to", 0); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := b.Local.Lookup(ctx, rootID, "renamed-to"); err != nil || vfs.Ino(e.ID) != a.Ino || e.Mode != 0o640 {
+		t.Fatalf("renamed pending file in the backend: %+v, %v", e, err)
+	}
+	if _, err := fsys.Lookup(ctx, root, "renamed-from"); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("old name after rename: %v", err)
+	}
+	h.Release(ctx)
+
+	_, h = createOpen(t, fsys, root, "unlinked")
+	if err := fsys.Unlink(ctx, root, "unlinked"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.Lookup(ctx, root, "unlinked"); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("lookup after unlink: %v", err)
+	}
+	if _, err := b.Local.Lookup(ctx, rootID, "unlinked"); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("backend lookup after unlink: %v", err)
+	}
+	h.Release(ctx)
+
+	x, h := createOpen(t, fsys, root, "xattr")
+	if err := fsys.SetXattr(ctx, x.Ino, "user.k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := fsys.GetXattr(ctx, x.Ino, "user.k"); err != nil || !ok || string(v) != "v" {
+		t.Fatalf("xattr of a created file: %q %v %v", v, ok, err)
+	}
+	h.Release(ctx)
+
+	d, err := fsys.Mkdir(ctx, root, "d", 0o755, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, h = createOpen(t, fsys, d.Ino, "inside")
+	wantKind(t, "rmdir of a directory holding a pending file", fsys.Rmdir(ctx, root, "d"), dfms.NotEmpty)
+	h.Release(ctx)
+
+	// A create in a directory that is gone fails at once.
+	if err := fsys.Unlink(ctx, d.Ino, "inside"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Rmdir(ctx, root, "d"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fsys.Create(ctx, d.Ino, "late", os.O_RDWR|os.O_CREATE, 0o644, vfs.Caller{}); err == nil {
+		t.Fatal("create in a removed directory succeeded")
+	}
+	if b.creates.Load() != 0 {
+		t.Fatal("a create of its own")
+	}
+}
+
+// A name another client takes before the pending file reaches the server
+// does not lose either file: the pending one gets a conflict name beside
+// it. So does a file whose directory another client removed: it goes to
+// the root.
+func TestPendingConflicts(t *testing.T) {
+	l := newLocal(t)
+	fsys, _ := newFS(t, l)
+	defer fsys.Close(ctx)
+	other, _ := newFS(t, l) // another client of the same owner
+	defer other.Close(ctx)
+	root := fsys.Root()
+
+	a, h := createOpen(t, fsys, root, "x")
+	if _, err := h.Write(ctx, []byte("mine"), 0); err != nil {
+		t.Fatal(err)
+	}
+	create(t, other, "x", "theirs")
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	des, err := l.ReadDir(ctx, dfms.EntryID(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range des {
+		names = append(names, e.Name)
+		if vfs.Ino(e.ID) == a.Ino && !strings.HasPrefix(e.Name, "x (conflict ") {
+			t.Fatalf("the pending file was created as %q", e.Name)
+		}
+	}
+	if len(des) != 2 || !slices.Contains(names, "x") {
+		t.Fatalf("root holds %v", names)
+	}
+
+	d, err := fsys.Mkdir(ctx, root, "gone", 0o755, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, h := createOpen(t, fsys, d.Ino, "orphan")
+	if _, err := h.Write(ctx, []byte("kept"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Rmdir(ctx, other.Root(), "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e, err := l.GetAttr(ctx, dfms.EntryID(g.Ino))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Parent != dfms.EntryID(root) || !strings.HasPrefix(e.Name, "orphan (conflict ") || e.Version != 1 {
+		t.Fatalf("file of a removed directory: %+v", e)
+	}
+}
+
+// A crash before a pending file reached the server: the next mount
+// creates it from the journal, with the attributes set since, and commits
+// what was written. A file created and never written comes back too.
+func TestPendingRecovery(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	cache := t.TempDir()
+	fsys, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := fsys.Mkdir(ctx, fsys.Root(), "d", 0o755, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, h := createOpen(t, fsys, d.Ino, "written")
+	if _, err := h.Write(ctx, []byte("staged, never closed"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.SetAttr(ctx, a.Ino, h, vfs.SetAttrIn{Mode: ptr(uint32(0o604)), UID: ptr(uint32(55))}); err != nil {
+		t.Fatal(err)
+	}
+	empty, _ := createOpen(t, fsys, d.Ino, "empty")
+	mt := time.Unix(1_600_000_000, 0)
+	if _, err := fsys.SetAttr(ctx, empty.Ino, nil, vfs.SetAttrIn{MTime: &mt}); err != nil {
+		t.Fatal(err)
+	}
+	fsys.Crash()
+	if _, err := l.GetAttr(ctx, dfms.EntryID(a.Ino)); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("the backend knew the file before the crash: %v", err)
+	}
+	fsys2, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys2.Close(ctx)
+	e, err := l.Lookup(ctx, dfms.EntryID(d.Ino), "written")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vfs.Ino(e.ID) != a.Ino || e.Mode != 0o604 || e.UID != 55 || e.GID != 2 || e.Version != 1 {
+		t.Fatalf("recovered file: %+v", e)
+	}
+	if got := storedContent(t, svc, l, a.Ino); string(got) != "staged, never closed" {
+		t.Fatalf("recovered content %q", got)
+	}
+	e, err = l.Lookup(ctx, dfms.EntryID(d.Ino), "empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vfs.Ino(e.ID) != empty.Ino || e.Mode != 0o640 || e.Version != 0 || !e.MTime.Equal(mt) {
+		t.Fatalf("recovered empty file: %+v", e)
+	}
+	// Its stage is gone: a second recovery finds nothing.
+	fsys2.Close(ctx)
+	left, _ := os.ReadDir(cache + "/stage")
+	if len(left) != 0 {
+		t.Fatalf("stage directory holds %d files after recovery", len(left))
+	}
+	fsys3, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys3.Close(ctx)
+}
+
+// Two creates of one name racing in one mount: exactly one wins with
+// O_EXCL.
+func TestPendingExclusiveRace(t *testing.T) {
+	fsys := newWriteBackFS(t, newLocal(t), t.TempDir())
+	defer fsys.Close(ctx)
+	for round := range 50 {
+		name := fmt.Sprintf("race%d", round)
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				_, h, err := fsys.Create(ctx, fsys.Root(), name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{})
+				if err == nil {
+					err = h.Release(ctx)
+				}
+				errs <- err
+			}()
+		}
+		won := 0
+		for range 4 {
+			err := <-errs
+			switch {
+			case err == nil:
+				won++
+			case !dfms.Is(err, dfms.Exist):
+				t.Fatal(err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d exclusive creates succeeded", round, won)
+		}
+	}
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	des, err := fsys.ReadDir(ctx, fsys.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(des) != 50 {
+		t.Fatalf("%d files after the races, want 50", len(des))
+	}
+}
