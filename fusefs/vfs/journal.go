@@ -125,7 +125,10 @@ func replay(path string) (replayed, error) {
 			if c < 0 || c > dfms.MaxNameLen || int64(len(p)) < int64(recordLen)+c {
 				return r, nil // torn: the create was never acknowledged
 			}
-			r.create = &Entry{ID: r.id, Parent: dfms.EntryID(a), Name: string(p[recordLen : recordLen+int(c)]), Kind: KindFile, Live: true}
+			if r.create == nil { // a rename (pending.go) keeps the attributes
+				r.create = &Entry{ID: r.id, Kind: KindFile, Live: true}
+			}
+			r.create.Parent, r.create.Name = dfms.EntryID(a), string(p[recordLen:recordLen+int(c)])
 			p = p[c:]
 		case recPerm:
 			if r.create != nil {

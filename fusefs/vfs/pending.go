@@ -283,6 +283,64 @@ func (fsys *FS) setDirTimes(ctx context.Context, dir dfms.EntryID) error {
 	return nil
 }
 
+// renamePending renames pending file from/name to a free name to/newName
+// in memory (git's objects, written under a temporary name and renamed).
+// done false says the caller renames through the backend: the source is
+// not pending, or the new name is taken (the replaced file's history
+// needs the backend).
+func (fsys *FS) renamePending(ctx context.Context, from dfms.EntryID, name string, to dfms.EntryID, newName string) (bool, error) {
+	const op dfms.Op = "vfs.Rename"
+	p := fsys.pend
+	if p == nil {
+		return false, nil
+	}
+	src, ok := fsys.pendingLookup(from, name)
+	if !ok {
+		return false, nil
+	}
+	if err := dfms.ValidName(newName); err != nil {
+		return true, dfms.E(op, dfms.Invalid, err)
+	}
+	if from == to && name == newName {
+		return true, nil
+	}
+	p.mu.Lock()
+	gen := p.gen
+	p.mu.Unlock()
+	if _, ok := fsys.pendingLookup(to, newName); ok {
+		return false, nil
+	}
+	if _, err := fsys.lookupEntry(ctx, to, newName); !dfms.Is(err, dfms.NotExist) {
+		return false, nil // taken (or unknown): the backend decides
+	}
+	if to != from {
+		d, err := fsys.getEntry(ctx, to)
+		switch {
+		case err != nil:
+			return true, err
+		case !d.Live:
+			return true, dfms.E(op, dfms.NotExist, fmt.Errorf("directory %d was removed", to))
+		case d.Kind != KindDir:
+			return true, dfms.Errorf(op, dfms.NotDir, "not a directory")
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pf := p.byID[src.ID]
+	_, taken := p.byName[nameKey{to, newName}]
+	if pf == nil || pf.inflight || taken || p.gen != gen || pf.e.Parent != from || pf.e.Name != name {
+		return false, nil // it changed meanwhile: through the backend
+	}
+	delete(p.byName, nameKey{from, name})
+	p.byName[nameKey{to, newName}] = src.ID
+	now := time.Now()
+	pf.e.Parent, pf.e.Name, pf.e.CTime = to, newName, now
+	p.dirTimes[from], p.dirTimes[to] = now, now
+	rec := appendRecord(nil, recCreate, int64(to), int64(len(newName)))
+	_, _ = pf.j.f.Write(append(rec, newName...))
+	return true, nil
+}
+
 // setPendingAttr changes attributes of pending file id; ok false says id
 // is not pending (any more).
 func (fsys *FS) setPendingAttr(id dfms.EntryID, a SetAttr) (Entry, bool) {

@@ -180,15 +180,37 @@ func TestPendingNamespaceOps(t *testing.T) {
 	root := fsys.Root()
 	rootID := dfms.EntryID(root)
 
-	a, h := createOpen(t, fsys, root, "renamed-from")
-	if err := fsys.Rename(ctx, root, "renamed-from", root, "renamed-to", 0); err != nil {
+	// A rename to a free name stays in memory (git's objects).
+	sub, err := fsys.Mkdir(ctx, root, "sub", 0o755, vfs.Caller{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if e, err := b.Local.Lookup(ctx, rootID, "renamed-to"); err != nil || vfs.Ino(e.ID) != a.Ino || e.Mode != 0o640 {
-		t.Fatalf("renamed pending file in the backend: %+v, %v", e, err)
+	a, h := createOpen(t, fsys, root, "renamed-from")
+	if err := fsys.Rename(ctx, root, "renamed-from", sub.Ino, "renamed-to", vfs.RenameNoReplace); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustLookup(t, fsys, sub.Ino, "renamed-to"); got.Ino != a.Ino {
+		t.Fatalf("new name is inode %d, want %d", got.Ino, a.Ino)
 	}
 	if _, err := fsys.Lookup(ctx, root, "renamed-from"); !dfms.Is(err, dfms.NotExist) {
 		t.Fatalf("old name after rename: %v", err)
+	}
+	if _, err := b.Local.GetAttr(ctx, dfms.EntryID(a.Ino)); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("a rename to a free name reached the backend: %v", err)
+	}
+	h.Release(ctx) // commits, so creates it
+	if e, err := b.Local.Lookup(ctx, dfms.EntryID(sub.Ino), "renamed-to"); err != nil || vfs.Ino(e.ID) != a.Ino || e.Mode != 0o640 {
+		t.Fatalf("renamed pending file in the backend: %+v, %v", e, err)
+	}
+	// A rename over a file the backend has creates the pending file
+	// first: the replaced file's history moves to it.
+	create(t, fsys, "old", "old content")
+	o, h := createOpen(t, fsys, root, "new")
+	if err := fsys.Rename(ctx, root, "new", root, "old", 0); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := b.Local.Lookup(ctx, rootID, "old"); err != nil || vfs.Ino(e.ID) != o.Ino || e.Version != 2 { // the old one's, then its own (empty)
+		t.Fatalf("file renamed over a committed one: %+v, %v", e, err)
 	}
 	h.Release(ctx)
 
@@ -315,7 +337,10 @@ func TestPendingRecovery(t *testing.T) {
 	if _, err := fsys.SetAttr(ctx, a.Ino, h, vfs.SetAttrIn{Mode: ptr(uint32(0o604)), UID: ptr(uint32(55))}); err != nil {
 		t.Fatal(err)
 	}
-	empty, _ := createOpen(t, fsys, d.Ino, "empty")
+	empty, _ := createOpen(t, fsys, d.Ino, "empty-at-first")
+	if err := fsys.Rename(ctx, d.Ino, "empty-at-first", d.Ino, "empty", 0); err != nil {
+		t.Fatal(err)
+	}
 	mt := time.Unix(1_600_000_000, 0)
 	if _, err := fsys.SetAttr(ctx, empty.Ino, nil, vfs.SetAttrIn{MTime: &mt}); err != nil {
 		t.Fatal(err)

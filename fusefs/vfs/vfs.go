@@ -748,6 +748,9 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("unsupported rename flags %#x", flags))
 	}
 	replace := flags&RenameNoReplace == 0
+	if done, err := fsys.renamePending(ctx, from, name, to, newName); done {
+		return err
+	}
 	if err := fsys.materializeName(ctx, from, name); err != nil {
 		return err
 	}
