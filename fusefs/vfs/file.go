@@ -540,6 +540,15 @@ func (f *openFile) committedLocked(e Entry, m dfms.Manifest) error {
 	f.fsys.mu.Unlock()
 	f.base = newView(f.id, VersionInfo{Number: e.Version, Time: e.MTime}, m)
 	f.size, f.limit, f.dirty, f.changed, f.sealed = f.base.size, f.base.size, nil, false, false
+	f.pmu.Lock()
+	busy := f.pre.busy
+	f.pmu.Unlock()
+	if !busy && f.idleLocked() {
+		// Closed by everyone, so retired next: the stage goes now
+		// rather than being emptied first.
+		f.dropStageLocked()
+		return nil
+	}
 	return f.resetStageLocked()
 }
 

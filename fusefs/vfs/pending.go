@@ -361,6 +361,12 @@ func (fsys *FS) setPendingAttr(id dfms.EntryID, a SetAttr) (Entry, bool) {
 		p.cond.Wait()
 	}
 	pf := p.byID[id]
+	if (a.Mode == nil || *a.Mode&0o7777 == pf.e.Mode) && (a.UID == nil || *a.UID == pf.e.UID) && (a.GID == nil || *a.GID == pf.e.GID) {
+		a.Mode, a.UID, a.GID = nil, nil, nil // tar's fchown to the owner it has
+		if a.MTime == nil {
+			return pf.e, true
+		}
+	}
 	if a.Mode != nil {
 		pf.e.Mode = *a.Mode & 0o7777
 	}
