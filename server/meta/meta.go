@@ -403,6 +403,11 @@ type Store interface {
 	Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (moved, replaced Entry, err error)
 	// Trash moves id and its whole subtree to the trash.
 	Trash(ctx context.Context, owner dfms.UserID, id dfms.EntryID) error
+	// TrashEntries trashes each of ids as Trash would, in one
+	// transaction; one that fails (NotExist if it is not live) does not
+	// stop the others. The error is for the whole batch (nothing was
+	// trashed).
+	TrashEntries(ctx context.Context, owner dfms.UserID, ids []dfms.EntryID) ([]error, error)
 	// Restore brings a trashed subtree back under its old parent, which must
 	// be live (Conflict otherwise; Exist if its name was taken meanwhile).
 	Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (Entry, error)

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"Lock", testLock},
 		{"LazyDurability", testLazyDurability},
 		{"ReservedIDs", testReservedIDs},
+		{"TrashEntries", testTrashEntries},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1577,3 +1578,44 @@ func testReservedIDs(t *testing.T, s meta.Store) {
 }
 
 func must1Err[T any](_ T, err error) error { return err }
+
+func testTrashEntries(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	d := mkdir(t, s, u.ID, u.Root, "d")
+	sub := mkdir(t, s, u.ID, d.ID, "sub")
+	f, _ := commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("te", 3)))
+	g := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: sub.ID, Name: "g", Kind: meta.KindFile}))(t)
+	ok(t, s.Trash(ctx, u.ID, must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "gone", Kind: meta.KindFile}))(t).ID))
+	gone := must(s.ListTrash(ctx, u.ID))(t)[0]
+	other := newUser(t, s)
+	theirs := must(s.CreateEntry(ctx, meta.Entry{Owner: other.ID, Parent: other.Root, Name: "t", Kind: meta.KindFile}))(t)
+
+	errs := must(s.TrashEntries(ctx, u.ID, []dfms.EntryID{f.ID, gone.ID, sub.ID, u.Root, theirs.ID, 1 << 40}))(t)
+	if len(errs) != 6 {
+		t.Fatalf("%d results for 6 entries", len(errs))
+	}
+	ok(t, errs[0])
+	wantKind(t, "already trashed", errs[1], dfms.NotExist)
+	ok(t, errs[2])
+	wantKind(t, "root", errs[3], dfms.Invalid)
+	wantKind(t, "another owner's entry", errs[4], dfms.NotExist)
+	wantKind(t, "no such entry", errs[5], dfms.NotExist)
+	// The file and the directory went, the directory with what it held;
+	// the other owner's file stayed.
+	for _, id := range []dfms.EntryID{f.ID, sub.ID, g.ID} {
+		if e := must(s.GetEntry(ctx, u.ID, id))(t); e.Live() {
+			t.Fatalf("entry %d is still live", id)
+		}
+	}
+	if e := must(s.GetEntry(ctx, other.ID, theirs.ID))(t); !e.Live() {
+		t.Fatal("another owner's entry was trashed")
+	}
+	if names := names(must(s.ListTrash(ctx, u.ID))(t)); !slices.Contains(names, "f") || !slices.Contains(names, "sub") || slices.Contains(names, "g") {
+		t.Fatalf("trash holds %v", names)
+	}
+	// Trashed files restore with their versions.
+	r := must(s.Restore(ctx, u.ID, f.ID))(t)
+	if r.Version != 1 || r.Name != "f" {
+		t.Fatalf("restored %+v", r)
+	}
+}

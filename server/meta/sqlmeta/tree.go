@@ -576,12 +576,17 @@ func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e meta.En
 
 // trash moves e and its live subtree to the trash, with e as trash root.
 func (t *tx) trash(ctx context.Context, owner dfms.UserID, e meta.Entry) error {
-	_, err := t.exec(ctx, `WITH RECURSIVE sub(id) AS (
+	var err error
+	if e.Kind == meta.KindDir {
+		_, err = t.exec(ctx, `WITH RECURSIVE sub(id) AS (
 			SELECT id FROM entries WHERE id = ?
 			UNION ALL
 			SELECT c.id FROM entries c JOIN sub ON c.parent_id = sub.id WHERE c.deleted_at IS NULL
 		) UPDATE entries SET deleted_at = ?, trash_root = ? WHERE id IN (SELECT id FROM sub)`,
-		e.ID, ns(t.now), e.ID)
+			e.ID, ns(t.now), e.ID)
+	} else { // no subtree
+		_, err = t.exec(ctx, `UPDATE entries SET deleted_at = ?, trash_root = ? WHERE id = ?`, ns(t.now), e.ID, e.ID)
+	}
 	if err != nil {
 		return err
 	}
@@ -604,6 +609,46 @@ func (s *Store) Trash(ctx context.Context, owner dfms.UserID, id dfms.EntryID) e
 		}
 		return t.trash(ctx, owner, e)
 	})
+}
+
+// TrashEntries implements meta.Store: each entry in a savepoint of one
+// transaction.
+func (s *Store) TrashEntries(ctx context.Context, owner dfms.UserID, ids []dfms.EntryID) ([]error, error) {
+	const op dfms.Op = "meta.TrashEntries"
+	out := make([]error, len(ids))
+	err := s.write(ctx, op, func(t *tx) error {
+		for i, id := range ids {
+			out[i] = nil // fn may run again
+			if _, err := t.ExecContext(ctx, `SAVEPOINT trash_one`); err != nil {
+				return err
+			}
+			e, err := t.liveEntry(ctx, owner, id, true)
+			if err == nil && e.Parent == 0 {
+				err = dfms.Errorf(op, dfms.Invalid, "cannot delete the root")
+			}
+			if err == nil {
+				err = t.trash(ctx, owner, e)
+			}
+			if err != nil {
+				cerr := s.classify(err)
+				if !isKinded(cerr) || dfms.Is(cerr, dfms.Transient) {
+					return err // the database's failure, not this entry's
+				}
+				if _, rerr := t.ExecContext(ctx, `ROLLBACK TO SAVEPOINT trash_one`); rerr != nil {
+					return rerr
+				}
+				out[i] = cerr
+			}
+			if _, err := t.ExecContext(ctx, `RELEASE SAVEPOINT trash_one`); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Restore implements meta.Store.
