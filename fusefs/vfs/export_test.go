@@ -9,6 +9,13 @@ func (fsys *FS) Crash() {
 		fsys.wb.cancel() // commits in flight fail
 		fsys.wb.close()
 	}
+	if r := fsys.rm; r != nil { // nothing logged is made
+		r.closing.Do(func() {
+			close(r.stop)
+			<-r.done
+			r.log.Close()
+		})
+	}
 	fsys.mu.Lock()
 	var files []*openFile
 	for _, f := range fsys.open {

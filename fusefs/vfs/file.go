@@ -460,7 +460,7 @@ func (f *openFile) commitLocked(ctx context.Context) error {
 	if err := f.fsys.materialize(ctx, f.id); err != nil {
 		return err
 	}
-	if !f.changed {
+	if !f.changed || f.discardUnlinkedLocked() {
 		return nil
 	}
 	m, err := f.rechunkLocked(ctx)
@@ -550,6 +550,18 @@ func (f *openFile) committedLocked(e Entry, m dfms.Manifest) error {
 		return nil
 	}
 	return f.resetStageLocked()
+}
+
+// discardUnlinkedLocked drops the changes of a file unlinked here whose
+// removal is not made on the backend yet (removals.go), as a commit to a
+// deleted file would. It reports whether it did.
+func (f *openFile) discardUnlinkedLocked() bool {
+	if _, ok := f.fsys.removedEntry(f.id); !ok {
+		return false
+	}
+	f.changed, f.sealed, f.dirty = false, false, nil
+	_ = f.resetStageLocked()
+	return true
 }
 
 // deletedLocked reports whether the file was deleted (unlinked while
@@ -645,6 +657,9 @@ func (fsys *FS) Create(ctx context.Context, parent Ino, name string, flags int, 
 	}
 	if a, h, ok, err := fsys.createPending(ctx, dir, name, flags, mode, c); ok {
 		return a, h, err
+	}
+	if err := fsys.flushRemovals(ctx); err != nil {
+		return Attr{}, nil, err
 	}
 	g := fsys.mc.begin()
 	e, err := fsys.b.CreateFile(ctx, dir, name, mode, c.UID, c.GID)

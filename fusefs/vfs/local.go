@@ -37,6 +37,7 @@ var (
 	_ Syncer        = (*Local)(nil)
 	_ Originator    = (*Local)(nil)
 	_ FileCreator   = (*Local)(nil)
+	_ Trasher       = (*Local)(nil)
 )
 
 // Origin implements Originator.
@@ -299,6 +300,16 @@ func (l *Local) Rename(ctx context.Context, parent dfms.EntryID, name string, ne
 // Unlink implements Backend.
 func (l *Local) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
 	return l.done(l.files.UnlinkName(l.lazyCtx(ctx), l.owner, parent, name))
+}
+
+// TrashFiles implements Trasher: one metadata transaction.
+func (l *Local) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.Time) ([]error, error) {
+	items := make([]meta.TrashItem, len(ids))
+	for i, id := range ids {
+		items[i] = meta.TrashItem{ID: id, At: at[i]}
+	}
+	errs, err := l.files.Meta().TrashEntries(l.lazyCtx(ctx), l.owner, items)
+	return errs, l.done(err)
 }
 
 // Rmdir implements Backend.

@@ -409,6 +409,9 @@ func (fsys *FS) getEntry(ctx context.Context, id dfms.EntryID) (Entry, error) {
 	if e, ok := fsys.pendingEntry(id); ok {
 		return e, nil
 	}
+	if e, ok := fsys.removedEntry(id); ok {
+		return e, nil
+	}
 	if e, ok := fsys.mc.get(id); ok {
 		return e, nil
 	}
@@ -425,6 +428,9 @@ func (fsys *FS) getEntry(ctx context.Context, id dfms.EntryID) (Entry, error) {
 func (fsys *FS) lookupEntry(ctx context.Context, dir dfms.EntryID, name string) (Entry, error) {
 	if e, ok := fsys.pendingLookup(dir, name); ok {
 		return e, nil
+	}
+	if fsys.removedName(dir, name) {
+		return Entry{}, dfms.E("vfs.Lookup", dfms.NotExist, fmt.Errorf("%q not found", name))
 	}
 	if e, ok, absent := fsys.mc.lookup(dir, name); ok {
 		return e, nil

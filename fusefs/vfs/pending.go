@@ -266,6 +266,21 @@ func (fsys *FS) pendingDirTimes(a *Attr, e Entry) {
 	}
 }
 
+// dirTouched shows t as the times of directory dir until the backend's
+// are as late: a change of its names made here and not yet on the
+// backend (a deferred unlink).
+func (fsys *FS) dirTouched(dir dfms.EntryID, t time.Time) {
+	p := fsys.pend
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	if t.After(p.dirTimes[dir]) {
+		p.dirTimes[dir] = t
+	}
+	p.mu.Unlock()
+}
+
 // setDirTimes makes the times of directory dir the backend's business
 // again: the creates in it are materialized first, so that they do not
 // move the times the caller sets.
@@ -273,6 +288,9 @@ func (fsys *FS) setDirTimes(ctx context.Context, dir dfms.EntryID) error {
 	p := fsys.pend
 	if p == nil {
 		return nil
+	}
+	if err := fsys.flushRemovals(ctx); err != nil {
+		return err
 	}
 	if err := fsys.materializeIn(ctx, dir); err != nil {
 		return err
@@ -406,6 +424,11 @@ func (fsys *FS) materialize(ctx context.Context, ids ...dfms.EntryID) error {
 	p.mu.Unlock()
 	if !some {
 		return nil
+	}
+	// Unlinks made here before come first: a file may take a name one
+	// of them freed.
+	if err := fsys.flushRemovals(ctx); err != nil {
+		return err
 	}
 	p.matMu.Lock()
 	defer p.matMu.Unlock()

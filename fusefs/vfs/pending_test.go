@@ -221,6 +221,9 @@ func TestPendingNamespaceOps(t *testing.T) {
 	if _, err := fsys.Lookup(ctx, root, "unlinked"); !dfms.Is(err, dfms.NotExist) {
 		t.Fatalf("lookup after unlink: %v", err)
 	}
+	if err := fsys.Sync(ctx); err != nil { // unlinks are deferred too
+		t.Fatal(err)
+	}
 	if _, err := b.Local.Lookup(ctx, rootID, "unlinked"); !dfms.Is(err, dfms.NotExist) {
 		t.Fatalf("backend lookup after unlink: %v", err)
 	}
@@ -424,5 +427,179 @@ func TestPendingExclusiveRace(t *testing.T) {
 	}
 	if len(des) != 50 {
 		t.Fatalf("%d files after the races, want 50", len(des))
+	}
+}
+
+// countingTrash counts the batches of deferred unlinks.
+type countingTrash struct {
+	*vfs.Local
+	batches, trashed, unlinks atomic.Int64
+}
+
+func (c *countingTrash) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.Time) ([]error, error) {
+	c.batches.Add(1)
+	c.trashed.Add(int64(len(ids)))
+	return c.Local.TrashFiles(ctx, ids, at)
+}
+
+func (c *countingTrash) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
+	c.unlinks.Add(1)
+	return c.Local.Unlink(ctx, parent, name)
+}
+
+// Unlinks are answered at once and made on the server in batches, in
+// order with what follows them.
+func TestDeferredUnlinks(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	b := &countingTrash{Local: l}
+	fsys := newWriteBackFS(t, b, t.TempDir())
+	defer fsys.Close(ctx)
+	root := fsys.Root()
+	d, err := fsys.Mkdir(ctx, root, "d", 0o755, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	for i := range n {
+		_, h, err := fsys.Create(ctx, d.Ino, fmt.Sprintf("f%03d", i), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Write(ctx, []byte(fmt.Sprint("file ", i)), 0); err != nil {
+			t.Fatal(err)
+		}
+		h.Release(ctx)
+	}
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, "unlink of a directory", fsys.Unlink(ctx, root, "d"), dfms.IsDir)
+	wantKind(t, "unlink of a missing name", fsys.Unlink(ctx, d.Ino, "nope"), dfms.NotExist)
+	for i := range n {
+		if err := fsys.Unlink(ctx, d.Ino, fmt.Sprintf("f%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantKind(t, "unlink twice", fsys.Unlink(ctx, d.Ino, "f000"), dfms.NotExist)
+	wantKind(t, "rename of an unlinked name", fsys.Rename(ctx, d.Ino, "f001", root, "x", 0), dfms.NotExist)
+	if _, err := fsys.Lookup(ctx, d.Ino, "f005"); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("lookup after unlink: %v", err)
+	}
+	if des, err := fsys.ReadDir(ctx, d.Ino); err != nil || len(des) != 0 {
+		t.Fatalf("readdir after unlinking everything: %v, %v", des, err)
+	}
+	// A name freed here can be taken again at once.
+	a, h, err := fsys.Create(ctx, d.Ino, "f007", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte("new f007"), 0); err != nil {
+		t.Fatal(err)
+	}
+	h.Release(ctx)
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b.unlinks.Load() != 0 {
+		t.Fatalf("%d unlinks made one by one", b.unlinks.Load())
+	}
+	if got := b.trashed.Load(); got != n {
+		t.Fatalf("%d files trashed in batches, want %d", got, n)
+	}
+	if bt := b.batches.Load(); bt > n/4 {
+		t.Fatalf("%d batches for %d unlinks", bt, n)
+	}
+	owner := localOwner(t, svc)
+	trash, err := svc.Trash(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(trash) != n {
+		t.Fatalf("trash holds %d entries, want %d", len(trash), n)
+	}
+	es, err := l.ReadDir(ctx, dfms.EntryID(d.Ino))
+	if err != nil || len(es) != 1 || vfs.Ino(es[0].ID) != a.Ino || es[0].Version != 1 {
+		t.Fatalf("directory on the server: %+v, %v", es, err)
+	}
+	// rmdir after unlinking what the directory held.
+	if err := fsys.Unlink(ctx, d.Ino, "f007"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Rmdir(ctx, root, "d"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A crash after unlinks were answered: the next mount makes them.
+func TestDeferredUnlinkRecovery(t *testing.T) {
+	l := newLocal(t)
+	cache := t.TempDir()
+	fsys, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := create(t, fsys, "doomed", "bytes")
+	create(t, fsys, "kept", "bytes")
+	if err := fsys.Unlink(ctx, fsys.Root(), "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	fsys.Crash()
+	fsys2, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys2.Close(ctx)
+	if e, err := l.GetAttr(ctx, dfms.EntryID(a.Ino)); err != nil || e.Live {
+		t.Fatalf("unlinked file after recovery: %+v, %v", e, err)
+	}
+	if _, err := l.Lookup(ctx, dfms.EntryID(fsys2.Root()), "kept"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// git's lock files: a name unlinked here and created again at once is the
+// new file, for every operation (here a rename over a committed file).
+func TestUnlinkedNameTakenAgain(t *testing.T) {
+	l := newLocal(t)
+	fsys := newWriteBackFS(t, l, t.TempDir())
+	defer fsys.Close(ctx)
+	root := fsys.Root()
+	create(t, fsys, "config", "v1")
+	for round := range 3 {
+		_, h, err := fsys.Create(ctx, root, "config.lock", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if _, err := h.Write(ctx, []byte(fmt.Sprint("v", round+2)), 0); err != nil {
+			t.Fatal(err)
+		}
+		h.Release(ctx)
+		if round == 1 { // abandoned, as git does when nothing changed
+			if err := fsys.Unlink(ctx, root, "config.lock"); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := fsys.Rename(ctx, root, "config.lock", root, "config", 0); err != nil {
+			t.Fatalf("round %d: rename over the committed file: %v", round, err)
+		}
+	}
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e, err := l.Lookup(ctx, dfms.EntryID(root), "config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := fsys.Open(ctx, vfs.Ino(e.ID), os.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(ctx)
+	if got := readAll(t, h); string(got) != "v4" {
+		t.Fatalf("config holds %q, want v4", got)
+	}
+	if _, err := l.Lookup(ctx, dfms.EntryID(root), "config.lock"); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("config.lock after the last rename: %v", err)
 	}
 }

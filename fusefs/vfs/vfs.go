@@ -91,6 +91,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,6 +170,9 @@ type FS struct {
 	// pend holds the files created here that the backend does not know
 	// yet (pending.go); nil if the backend cannot create them later.
 	pend *pendingFiles
+	// rm holds the files unlinked here that the backend has not trashed
+	// yet (removals.go); nil if it cannot trash them later.
+	rm *removals
 }
 
 // trustedBackend is implemented by backends that verify the chunks they
@@ -223,6 +227,9 @@ func New(ctx context.Context, b Backend, opts Options) (*FS, error) {
 	if err := fsys.recoverStages(ctx); err != nil {
 		log.Error("some staged data of an earlier mount is not committed yet", "err", err)
 	}
+	if fsys.rm, err = fsys.openRemovals(ctx); err != nil {
+		log.Error("files unlinked before the last unmount could not be trashed yet; unlinks are made one by one until the next mount", "err", err)
+	}
 	if opts.WriteBack {
 		fsys.wb = newWriteBack(fsys)
 	}
@@ -270,6 +277,9 @@ func (fsys *FS) Close(ctx context.Context) error {
 	}
 	defer fsys.workers.Wait() // uploads of pre-cut chunks still in flight
 	var errs []error
+	if err := fsys.closeRemovals(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := fsys.materializeAll(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -314,6 +324,9 @@ func (fsys *FS) Sync(ctx context.Context) error {
 	}
 	fsys.mu.Unlock()
 	var errs []error
+	if err := fsys.flushRemovals(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := fsys.materializeAll(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -549,12 +562,20 @@ func (fsys *FS) ReadDir(ctx context.Context, dir Ino) ([]DirEntry, error) {
 		// Pending files first: one materialized meanwhile is then in
 		// the backend's list.
 		pending := fsys.pendingIn(dir.entry())
+		removed := fsys.removedIn(dir.entry())
 		g := fsys.mc.begin()
 		es, err := fsys.b.ReadDir(ctx, dir.entry())
 		if err != nil {
 			return nil, err
 		}
 		fsys.mc.put(g, es...)
+		es = slices.DeleteFunc(es, func(e Entry) bool {
+			if removed[e.ID] {
+				return true
+			}
+			_, ok := fsys.removedEntry(e.ID)
+			return ok
+		})
 		if len(pending) > 0 {
 			listed := make(map[dfms.EntryID]bool, len(es))
 			for _, e := range es {
@@ -637,6 +658,9 @@ func (fsys *FS) Mkdir(ctx context.Context, parent Ino, name string, mode uint32,
 	if _, ok := fsys.pendingLookup(dir, name); ok {
 		return Attr{}, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", name))
 	}
+	if err := fsys.flushRemovals(ctx); err != nil {
+		return Attr{}, err
+	}
 	g := fsys.mc.begin()
 	e, err := fsys.b.Mkdir(ctx, dir, name, mode, c.UID, c.GID)
 	if err != nil {
@@ -659,6 +683,9 @@ func (fsys *FS) Symlink(ctx context.Context, parent Ino, name, target string, c 
 	}
 	if _, ok := fsys.pendingLookup(dir, name); ok {
 		return Attr{}, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", name))
+	}
+	if err := fsys.flushRemovals(ctx); err != nil {
+		return Attr{}, err
 	}
 	g := fsys.mc.begin()
 	e, err := fsys.b.Symlink(ctx, dir, name, target, c.UID, c.GID)
@@ -691,6 +718,18 @@ func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) error {
 	if err := fsys.materializeName(ctx, dir, name); err != nil {
 		return err
 	}
+	if fsys.rm != nil {
+		e, err := fsys.lookupEntry(ctx, dir, name)
+		if err != nil {
+			return err
+		}
+		if e.Kind == KindDir {
+			return dfms.Errorf(op, dfms.IsDir, "is a directory")
+		}
+		if ok, err := fsys.unlinkDeferred(ctx, e); ok {
+			return err
+		}
+	}
 	err = fsys.b.Unlink(ctx, dir, name)
 	fsys.nameChanged(dir, name, err)
 	return err
@@ -709,7 +748,11 @@ func (fsys *FS) Rmdir(ctx context.Context, parent Ino, name string) error {
 	if _, ok := fsys.pendingLookup(dir, name); ok {
 		return dfms.Errorf(op, dfms.NotDir, "not a directory")
 	}
-	// Files created in it here make it not empty.
+	// Files unlinked in it here do not count; files created in it here
+	// make it not empty.
+	if err := fsys.flushRemovals(ctx); err != nil {
+		return err
+	}
 	if d, err := fsys.lookupEntry(ctx, dir, name); err == nil && d.Kind == KindDir {
 		if err := fsys.materializeIn(ctx, d.ID); err != nil {
 			return err
@@ -749,6 +792,12 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 	}
 	replace := flags&RenameNoReplace == 0
 	if done, err := fsys.renamePending(ctx, from, name, to, newName); done {
+		return err
+	}
+	if _, pending := fsys.pendingLookup(from, name); !pending && fsys.removedName(from, name) {
+		return dfms.E(op, dfms.NotExist, fmt.Errorf("%q not found", name))
+	}
+	if err := fsys.flushRemovals(ctx); err != nil {
 		return err
 	}
 	if err := fsys.materializeName(ctx, from, name); err != nil {
@@ -886,6 +935,9 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 		set.GID = nil
 	}
 	if set.Mode != nil || set.UID != nil || set.GID != nil || set.MTime != nil {
+		if err := fsys.flushRemovals(ctx); err != nil { // in order
+			return Attr{}, err
+		}
 		g := fsys.mc.begin()
 		cur, err = fsys.b.SetAttr(ctx, id, set)
 		fsys.changed(g, id, cur, err)

@@ -238,7 +238,7 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 			f.mu.Unlock()
 			continue
 		}
-		if !f.changed || f.size > writeBackSmall { // commitLocked, or a file only created
+		if !f.changed || f.size > writeBackSmall || f.discardUnlinkedLocked() { // commitLocked, or nothing to commit
 			done(f, f.commitLocked(ctx))
 			continue
 		}

@@ -285,6 +285,15 @@ type CommitResult struct {
 	Err     error
 }
 
+// TrashItem is one entry of a TrashEntries batch, and when it was deleted
+// (zero: now; a client that deletes first and tells later says when): the
+// entry's deletion time, and its directory's times move up to it, not
+// back.
+type TrashItem struct {
+	ID dfms.EntryID
+	At time.Time
+}
+
 // CreateResult is the outcome of one entry of a CreateEntries batch.
 type CreateResult struct {
 	Entry Entry
@@ -403,11 +412,11 @@ type Store interface {
 	Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (moved, replaced Entry, err error)
 	// Trash moves id and its whole subtree to the trash.
 	Trash(ctx context.Context, owner dfms.UserID, id dfms.EntryID) error
-	// TrashEntries trashes each of ids as Trash would, in one
+	// TrashEntries trashes each item's entry as Trash would, in one
 	// transaction; one that fails (NotExist if it is not live) does not
 	// stop the others. The error is for the whole batch (nothing was
 	// trashed).
-	TrashEntries(ctx context.Context, owner dfms.UserID, ids []dfms.EntryID) ([]error, error)
+	TrashEntries(ctx context.Context, owner dfms.UserID, items []TrashItem) ([]error, error)
 	// Restore brings a trashed subtree back under its old parent, which must
 	// be live (Conflict otherwise; Exist if its name was taken meanwhile).
 	Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (Entry, error)

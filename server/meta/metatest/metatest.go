@@ -1590,7 +1590,14 @@ func testTrashEntries(t *testing.T, s meta.Store) {
 	other := newUser(t, s)
 	theirs := must(s.CreateEntry(ctx, meta.Entry{Owner: other.ID, Parent: other.Root, Name: "t", Kind: meta.KindFile}))(t)
 
-	errs := must(s.TrashEntries(ctx, u.ID, []dfms.EntryID{f.ID, gone.ID, sub.ID, u.Root, theirs.ID, 1 << 40}))(t)
+	at := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	var items []meta.TrashItem
+	for _, id := range []dfms.EntryID{f.ID, gone.ID, sub.ID, u.Root, theirs.ID, 1 << 40} {
+		items = append(items, meta.TrashItem{ID: id})
+	}
+	items[0].At = at // deleted an hour ago, told now
+	dBefore := must(s.GetEntry(ctx, u.ID, d.ID))(t)
+	errs := must(s.TrashEntries(ctx, u.ID, items))(t)
 	if len(errs) != 6 {
 		t.Fatalf("%d results for 6 entries", len(errs))
 	}
@@ -1612,6 +1619,14 @@ func testTrashEntries(t *testing.T, s meta.Store) {
 	}
 	if names := names(must(s.ListTrash(ctx, u.ID))(t)); !slices.Contains(names, "f") || !slices.Contains(names, "sub") || slices.Contains(names, "g") {
 		t.Fatalf("trash holds %v", names)
+	}
+	// The file's deletion time is the one given; its directory's times
+	// did not go back to it.
+	if e := must(s.GetEntry(ctx, u.ID, f.ID))(t); !e.DeletedAt.Equal(at) {
+		t.Fatalf("deleted at %v, want %v", e.DeletedAt, at)
+	}
+	if e := must(s.GetEntry(ctx, u.ID, d.ID))(t); e.MTime.Before(dBefore.MTime) || e.CTime.Before(dBefore.CTime) {
+		t.Fatalf("directory times went back: %v/%v, before %v/%v", e.MTime, e.CTime, dBefore.MTime, dBefore.CTime)
 	}
 	// Trashed files restore with their versions.
 	r := must(s.Restore(ctx, u.ID, f.ID))(t)

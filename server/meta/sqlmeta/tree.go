@@ -131,12 +131,7 @@ func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e meta.Entry) (meta.En
 		if err := t.dirChanged(ctx, e.Parent); err != nil {
 			return e, err
 		}
-	} else if _, err := t.exec(ctx, `UPDATE entries SET
-			mtime_ns = CASE WHEN mtime_ns < ? THEN ? ELSE mtime_ns END,
-			ctime_ns = CASE WHEN ctime_ns < ? THEN ? ELSE ctime_ns END WHERE id = ?`,
-		ns(ctime), ns(ctime), ns(ctime), ns(ctime), e.Parent); err != nil {
-		// A create made earlier (CreateEntries): the directory changed
-		// then, and does not go back in time for it.
+	} else if err := t.dirChangedAt(ctx, e.Parent, ctime); err != nil {
 		return e, err
 	}
 	// As a read of the row would return it (times at the stored
@@ -160,6 +155,17 @@ func (t *tx) dirChanged(ctx context.Context, dirs ...dfms.EntryID) error {
 		}
 	}
 	return nil
+}
+
+// dirChangedAt is dirChanged for a change made at time at by a client that
+// tells the server later (CreateEntries, TrashEntries): the directory's
+// times move up to at, never back.
+func (t *tx) dirChangedAt(ctx context.Context, dir dfms.EntryID, at time.Time) error {
+	_, err := t.exec(ctx, `UPDATE entries SET
+			mtime_ns = CASE WHEN mtime_ns < ? THEN ? ELSE mtime_ns END,
+			ctime_ns = CASE WHEN ctime_ns < ? THEN ? ELSE ctime_ns END WHERE id = ?`,
+		ns(at), ns(at), ns(at), ns(at), dir)
+	return err
 }
 
 // GetEntry implements meta.Store.
@@ -485,7 +491,7 @@ func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfm
 				if err := t.adoptHistory(ctx, owner, old, e); err != nil {
 					return err
 				}
-			} else if err := t.trash(ctx, owner, old); err != nil {
+			} else if err := t.trash(ctx, owner, old, time.Time{}); err != nil {
 				return err
 			}
 			replaced = old
@@ -568,14 +574,18 @@ func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e meta.En
 	if _, err := t.exec(ctx, `UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?`, size, owner); err != nil {
 		return err
 	}
-	if err := t.trash(ctx, owner, old); err != nil {
+	if err := t.trash(ctx, owner, old, time.Time{}); err != nil {
 		return err
 	}
 	return t.journal(ctx, owner, e.ID, old.Parent, meta.OpVersion, cur)
 }
 
 // trash moves e and its live subtree to the trash, with e as trash root.
-func (t *tx) trash(ctx context.Context, owner dfms.UserID, e meta.Entry) error {
+func (t *tx) trash(ctx context.Context, owner dfms.UserID, e meta.Entry, at time.Time) error {
+	when := at
+	if when.IsZero() {
+		when = t.now
+	}
 	var err error
 	if e.Kind == meta.KindDir {
 		_, err = t.exec(ctx, `WITH RECURSIVE sub(id) AS (
@@ -583,14 +593,19 @@ func (t *tx) trash(ctx context.Context, owner dfms.UserID, e meta.Entry) error {
 			UNION ALL
 			SELECT c.id FROM entries c JOIN sub ON c.parent_id = sub.id WHERE c.deleted_at IS NULL
 		) UPDATE entries SET deleted_at = ?, trash_root = ? WHERE id IN (SELECT id FROM sub)`,
-			e.ID, ns(t.now), e.ID)
+			e.ID, ns(when), e.ID)
 	} else { // no subtree
-		_, err = t.exec(ctx, `UPDATE entries SET deleted_at = ?, trash_root = ? WHERE id = ?`, ns(t.now), e.ID, e.ID)
+		_, err = t.exec(ctx, `UPDATE entries SET deleted_at = ?, trash_root = ? WHERE id = ?`, ns(when), e.ID, e.ID)
 	}
 	if err != nil {
 		return err
 	}
-	if err := t.dirChanged(ctx, e.Parent); err != nil {
+	if at.IsZero() {
+		err = t.dirChanged(ctx, e.Parent)
+	} else {
+		err = t.dirChangedAt(ctx, e.Parent, at)
+	}
+	if err != nil {
 		return err
 	}
 	return t.journal(ctx, owner, e.ID, e.Parent, meta.OpTrash, 0)
@@ -607,17 +622,18 @@ func (s *Store) Trash(ctx context.Context, owner dfms.UserID, id dfms.EntryID) e
 		if e.Parent == 0 {
 			return dfms.Errorf(op, dfms.Invalid, "cannot delete the root")
 		}
-		return t.trash(ctx, owner, e)
+		return t.trash(ctx, owner, e, time.Time{})
 	})
 }
 
 // TrashEntries implements meta.Store: each entry in a savepoint of one
 // transaction.
-func (s *Store) TrashEntries(ctx context.Context, owner dfms.UserID, ids []dfms.EntryID) ([]error, error) {
+func (s *Store) TrashEntries(ctx context.Context, owner dfms.UserID, items []meta.TrashItem) ([]error, error) {
 	const op dfms.Op = "meta.TrashEntries"
-	out := make([]error, len(ids))
+	out := make([]error, len(items))
 	err := s.write(ctx, op, func(t *tx) error {
-		for i, id := range ids {
+		for i, it := range items {
+			id := it.ID
 			out[i] = nil // fn may run again
 			if _, err := t.ExecContext(ctx, `SAVEPOINT trash_one`); err != nil {
 				return err
@@ -627,7 +643,7 @@ func (s *Store) TrashEntries(ctx context.Context, owner dfms.UserID, ids []dfms.
 				err = dfms.Errorf(op, dfms.Invalid, "cannot delete the root")
 			}
 			if err == nil {
-				err = t.trash(ctx, owner, e)
+				err = t.trash(ctx, owner, e, it.At)
 			}
 			if err != nil {
 				cerr := s.classify(err)
