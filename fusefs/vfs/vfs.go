@@ -44,6 +44,18 @@
 // is released, as on a local disk. A file renamed over another takes over
 // its history on the server (an editor's save keeps .versions).
 //
+// # Deferred creates and unlinks
+//
+// Over a backend that can create files under ids reserved ahead
+// ([FileCreator]) and trash them in batches ([Trasher]) — the in-process
+// one — creates and unlinks of files do not wait for it. A created file is
+// pending (pending.go): this mount shows it, its journal records it, and
+// the backend learns of it with its first commit or before anything else
+// needs it there. An unlinked file's name goes at once and its removal is
+// logged (removals.go); a remover trashes those in batches. Any other
+// change sent to the backend goes after the removals made before it, so
+// the backend sees this mount's changes in order.
+//
 // # .versions
 //
 // Every directory has a hidden, read-only `.versions` directory: reachable
