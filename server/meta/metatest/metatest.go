@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"LazyDurability", testLazyDurability},
 		{"ReservedIDs", testReservedIDs},
 		{"TrashEntries", testTrashEntries},
+		{"ManyChunks", testManyChunks},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1632,5 +1633,49 @@ func testTrashEntries(t *testing.T, s meta.Store) {
 	r := must(s.Restore(ctx, u.ID, f.ID))(t)
 	if r.Version != 1 || r.Name != "f" {
 		t.Fatalf("restored %+v", r)
+	}
+}
+
+// A manifest of many chunks (several statements' worth): all references
+// are taken, or none.
+func testManyChunks(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	var cs []dfms.ChunkRef
+	for i := range 150 {
+		cs = append(cs, chunk(fmt.Sprint("many-", i), uint32(100+i)))
+	}
+	storeChunks(t, s, cs[:140])
+	late := chunk("many-late", 7)
+	m := dfms.Manifest{Chunks: append(append(slices.Clone(cs[:140]), late), cs[3], cs[3])}
+	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "f", Manifest: m})
+	var mc *meta.MissingChunksError
+	if !errors.As(err, &mc) || len(mc.Hashes) != 1 || mc.Hashes[0] != late.Hash {
+		t.Fatalf("commit with one chunk missing: %v", err)
+	}
+	for _, r := range cs[:140] {
+		if n := refs(t, s, r); n != 0 {
+			t.Fatalf("a failed commit left %d references on %s", n, r.Hash)
+		}
+	}
+	// A size that does not match the stored chunk's.
+	bad := dfms.Manifest{Chunks: slices.Clone(cs[:100])}
+	bad.Chunks[90].Size++
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "f", Manifest: bad})
+	wantKind(t, "commit with a wrong chunk size", err, dfms.Invalid)
+	storeChunks(t, s, []dfms.ChunkRef{late})
+	if _, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "f", Manifest: m}); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range cs[:140] {
+		want := int64(1)
+		if i == 3 {
+			want = 3 // per occurrence
+		}
+		if n := refs(t, s, r); n != want {
+			t.Fatalf("chunk %d has %d references, want %d", i, n, want)
+		}
+	}
+	if n := refs(t, s, late); n != 1 {
+		t.Fatalf("late chunk has %d references", n)
 	}
 }
