@@ -727,6 +727,14 @@ func (h *Handle) Fsync(ctx context.Context) error {
 			return err
 		}
 	}
+	// The namespace changes acknowledged before, as on a local disk
+	// whose fsync commits the journal: deferred unlinks and creates too.
+	if err := h.fsys.flushRemovals(ctx); err != nil {
+		return err
+	}
+	if err := h.fsys.materializeAll(ctx); err != nil {
+		return err
+	}
 	return h.fsys.syncBackend(ctx)
 }
 

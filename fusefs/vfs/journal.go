@@ -139,15 +139,14 @@ func replay(path string) (replayed, error) {
 		case recWrite:
 			r.dirty = r.dirty.add(a, a+c)
 			r.size = max(r.size, a+c)
-			if r.mtime.IsZero() {
-				r.mtime = time.Now()
-			}
+			r.mtime = time.Now() // a write after a utimens moves the time again
 		case recTruncate:
 			if a < r.size {
 				r.limit = min(r.limit, a)
 				r.dirty = r.dirty.clip(a)
 			}
 			r.size = a
+			r.mtime = time.Now()
 		case recMTime:
 			r.mtime = time.Unix(0, a)
 		default:

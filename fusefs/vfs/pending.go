@@ -301,15 +301,19 @@ func (fsys *FS) setDirTimes(ctx context.Context, dir dfms.EntryID) error {
 	return nil
 }
 
-// renamePending renames pending file from/name to a free name to/newName
-// in memory (git's objects, written under a temporary name and renamed).
-// done false says the caller renames through the backend: the source is
-// not pending, or the new name is taken (the replaced file's history
-// needs the backend).
+// renamePending renames pending file from/name to a free name newName in
+// the same directory, in memory (git writes each object under a temporary
+// name beside its final one). done false says the caller renames through
+// the backend: the source is not pending, the new name is taken (the
+// replaced file's history needs the backend), or the directory changes
+// (the backend then moves both directories' times).
 func (fsys *FS) renamePending(ctx context.Context, from dfms.EntryID, name string, to dfms.EntryID, newName string) (bool, error) {
 	const op dfms.Op = "vfs.Rename"
 	p := fsys.pend
 	if p == nil {
+		return false, nil
+	}
+	if from != to {
 		return false, nil
 	}
 	src, ok := fsys.pendingLookup(from, name)
@@ -331,17 +335,6 @@ func (fsys *FS) renamePending(ctx context.Context, from dfms.EntryID, name strin
 	if _, err := fsys.lookupEntry(ctx, to, newName); !dfms.Is(err, dfms.NotExist) {
 		return false, nil // taken (or unknown): the backend decides
 	}
-	if to != from {
-		d, err := fsys.getEntry(ctx, to)
-		switch {
-		case err != nil:
-			return true, err
-		case !d.Live:
-			return true, dfms.E(op, dfms.NotExist, fmt.Errorf("directory %d was removed", to))
-		case d.Kind != KindDir:
-			return true, dfms.Errorf(op, dfms.NotDir, "not a directory")
-		}
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pf := p.byID[src.ID]
@@ -353,7 +346,7 @@ func (fsys *FS) renamePending(ctx context.Context, from dfms.EntryID, name strin
 	p.byName[nameKey{to, newName}] = src.ID
 	now := time.Now()
 	pf.e.Parent, pf.e.Name, pf.e.CTime = to, newName, now
-	p.dirTimes[from], p.dirTimes[to] = now, now
+	p.dirTimes[to] = now
 	rec := appendRecord(nil, recCreate, int64(to), int64(len(newName)))
 	_, _ = pf.j.f.Write(append(rec, newName...))
 	return true, nil
@@ -482,6 +475,21 @@ func (fsys *FS) materializeName(ctx context.Context, dir dfms.EntryID, name stri
 	return nil
 }
 
+// materializeNamed materializes the pending file dir/name, if there is
+// one, and returns it as the backend has it: under a conflict name if
+// another client took the name meanwhile.
+func (fsys *FS) materializeNamed(ctx context.Context, dir dfms.EntryID, name string) (Entry, bool, error) {
+	pe, ok := fsys.pendingLookup(dir, name)
+	if !ok {
+		return Entry{}, false, nil
+	}
+	if err := fsys.materialize(ctx, pe.ID); err != nil {
+		return Entry{}, true, err
+	}
+	e, err := fsys.b.GetAttr(ctx, pe.ID)
+	return e, true, err
+}
+
 // materializeIn materializes the pending files of directory dir.
 func (fsys *FS) materializeIn(ctx context.Context, dir dfms.EntryID) error {
 	es := fsys.pendingIn(dir)
@@ -526,6 +534,14 @@ func (fsys *FS) createFiles(ctx context.Context, es []Entry) ([]CommitResult, er
 	var at []int
 	for i, r := range res {
 		e := es[i]
+		if dfms.Is(r.Err, dfms.Exist) {
+			// An earlier attempt that failed to answer may have made it
+			// (the id is taken, not the name).
+			if got, err := fsys.b.GetAttr(ctx, e.ID); err == nil && got.Live {
+				res[i] = CommitResult{Entry: got}
+				continue
+			}
+		}
 		switch {
 		case dfms.Is(r.Err, dfms.Exist):
 		case dfms.Is(r.Err, dfms.NotExist), dfms.Is(r.Err, dfms.NotDir):
@@ -540,8 +556,16 @@ func (fsys *FS) createFiles(ctx context.Context, es []Entry) ([]CommitResult, er
 		return res, nil
 	}
 	res2, err := fc.CreateFiles(ctx, again)
-	if err != nil || len(res2) != len(again) {
-		return res, nil // those stay pending, and are tried again later
+	if err == nil && len(res2) != len(again) {
+		err = fmt.Errorf("%d results for %d creates", len(res2), len(again))
+	}
+	if err != nil {
+		// Those stay pending and are tried again later; their callers
+		// see why, not the name conflict that was worked around.
+		for _, i := range at {
+			res[i].Err = dfms.E("vfs.materialize", dfms.Other, fmt.Errorf("creating %q under a conflict name: %w", es[i].Name, err))
+		}
+		return res, nil
 	}
 	for k, i := range at {
 		res[i] = res2[k]

@@ -180,16 +180,17 @@ func TestPendingNamespaceOps(t *testing.T) {
 	root := fsys.Root()
 	rootID := dfms.EntryID(root)
 
-	// A rename to a free name stays in memory (git's objects).
+	// A rename to a free name in the same directory stays in memory
+	// (git's objects); to another directory it goes to the backend.
 	sub, err := fsys.Mkdir(ctx, root, "sub", 0o755, vfs.Caller{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, h := createOpen(t, fsys, root, "renamed-from")
-	if err := fsys.Rename(ctx, root, "renamed-from", sub.Ino, "renamed-to", vfs.RenameNoReplace); err != nil {
+	if err := fsys.Rename(ctx, root, "renamed-from", root, "renamed-to", vfs.RenameNoReplace); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustLookup(t, fsys, sub.Ino, "renamed-to"); got.Ino != a.Ino {
+	if got := mustLookup(t, fsys, root, "renamed-to"); got.Ino != a.Ino {
 		t.Fatalf("new name is inode %d, want %d", got.Ino, a.Ino)
 	}
 	if _, err := fsys.Lookup(ctx, root, "renamed-from"); !dfms.Is(err, dfms.NotExist) {
@@ -198,10 +199,13 @@ func TestPendingNamespaceOps(t *testing.T) {
 	if _, err := b.Local.GetAttr(ctx, dfms.EntryID(a.Ino)); !dfms.Is(err, dfms.NotExist) {
 		t.Fatalf("a rename to a free name reached the backend: %v", err)
 	}
-	h.Release(ctx) // commits, so creates it
-	if e, err := b.Local.Lookup(ctx, dfms.EntryID(sub.Ino), "renamed-to"); err != nil || vfs.Ino(e.ID) != a.Ino || e.Mode != 0o640 {
-		t.Fatalf("renamed pending file in the backend: %+v, %v", e, err)
+	if err := fsys.Rename(ctx, root, "renamed-to", sub.Ino, "moved", 0); err != nil {
+		t.Fatal(err)
 	}
+	if e, err := b.Local.Lookup(ctx, dfms.EntryID(sub.Ino), "moved"); err != nil || vfs.Ino(e.ID) != a.Ino || e.Mode != 0o640 {
+		t.Fatalf("pending file moved to another directory, in the backend: %+v, %v", e, err)
+	}
+	h.Release(ctx)
 	// A rename over a file the backend has creates the pending file
 	// first: the replaced file's history moves to it.
 	create(t, fsys, "old", "old content")

@@ -236,11 +236,15 @@ func New(ctx context.Context, b Backend, opts Options) (*FS, error) {
 	fsys := &FS{b: b, root: root.ID, stageDir: dir, lock: lock, log: log, open: map[dfms.EntryID]*openFile{}, cachedVersion: map[dfms.EntryID]int64{}, mc: newMetaCache(),
 		cache: newChunkCache(opts.MemCacheSize, disk, ok && tb.VerifiesChunks(), opts.ReadAhead), readAhead: opts.ReadAhead,
 		pend: newPendingFiles(b)}
-	if err := fsys.recoverStages(ctx); err != nil {
-		log.Error("some staged data of an earlier mount is not committed yet", "err", err)
-	}
+	// The unlinks a crashed mount logged first: every create and write its
+	// journals hold that is still to be made came after them (an unlink of
+	// a file created here creates it first), and the data of a file
+	// unlinked then is not committed.
 	if fsys.rm, err = fsys.openRemovals(ctx); err != nil {
 		log.Error("files unlinked before the last unmount could not be trashed yet; unlinks are made one by one until the next mount", "err", err)
+	}
+	if err := fsys.recoverStages(ctx); err != nil {
+		log.Error("some staged data of an earlier mount is not committed yet", "err", err)
 	}
 	if opts.WriteBack {
 		fsys.wb = newWriteBack(fsys)
@@ -727,13 +731,20 @@ func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) error {
 	if name == dfms.VersionsDir {
 		return errReadOnly(op)
 	}
-	if err := fsys.materializeName(ctx, dir, name); err != nil {
+	e, created, err := fsys.materializeNamed(ctx, dir, name)
+	if err != nil {
 		return err
 	}
+	if created {
+		// This mount's file, wherever a conflict with another client
+		// put it.
+		dir, name = e.Parent, e.Name
+	}
 	if fsys.rm != nil {
-		e, err := fsys.lookupEntry(ctx, dir, name)
-		if err != nil {
-			return err
+		if !created {
+			if e, err = fsys.lookupEntry(ctx, dir, name); err != nil {
+				return err
+			}
 		}
 		if e.Kind == KindDir {
 			return dfms.Errorf(op, dfms.IsDir, "is a directory")
@@ -812,11 +823,19 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 	if err := fsys.flushRemovals(ctx); err != nil {
 		return err
 	}
-	if err := fsys.materializeName(ctx, from, name); err != nil {
+	if e, created, err := fsys.materializeNamed(ctx, from, name); err != nil {
 		return err
+	} else if created {
+		from, name = e.Parent, e.Name // where a conflict put this mount's file
 	}
 	if err := fsys.materializeName(ctx, to, newName); err != nil {
 		return err
+	}
+	// A directory renamed over must be empty on the backend as here.
+	if d, err := fsys.lookupEntry(ctx, to, newName); err == nil && d.Kind == KindDir && replace {
+		if err := fsys.materializeIn(ctx, d.ID); err != nil {
+			return err
+		}
 	}
 	// A file renamed over another takes over its history (an editor's
 	// save): what was closed of both before the rename is committed
