@@ -218,7 +218,12 @@ func (fsys *FS) unlinkDeferred(ctx context.Context, e Entry) (bool, error) {
 	r.mu.Unlock()
 	fsys.dirTouched(e.Parent, now)
 	if n >= removalsMax {
-		return true, fsys.flushRemovals(ctx)
+		// Made here, to bound the backlog; the unlink itself is done
+		// (logged), so a failure is the remover's to retry.
+		if err := fsys.flushRemovals(ctx); err != nil {
+			fsys.log.Warn("unlinked files could not be trashed on the server yet; retrying", "err", err)
+			r.signal()
+		}
 	}
 	r.signal()
 	return true, nil
