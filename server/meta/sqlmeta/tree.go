@@ -342,33 +342,24 @@ func (s *Store) CreateEntries(ctx context.Context, es []meta.Entry) ([]meta.Crea
 		}
 	}
 	err := s.write(ctx, op, func(t *tx) error {
-		for i, e := range es {
-			out[i] = meta.CreateResult{Err: checked[i]} // fn may run again
+		errs, err := t.eachInSavepoint(ctx, len(es), func(i int) error {
+			out[i] = meta.CreateResult{} // fn may run again
 			if checked[i] != nil {
-				continue
+				return checked[i]
 			}
-			if _, err := t.ExecContext(ctx, `SAVEPOINT create_one`); err != nil {
+			if _, err := t.liveDir(ctx, es[i].Owner, es[i].Parent, true); err != nil {
 				return err
 			}
-			_, err := t.liveDir(ctx, e.Owner, e.Parent, true)
-			if err == nil {
-				out[i].Entry, err = t.insertEntry(ctx, op, e)
-			}
+			var err error
+			out[i].Entry, err = t.insertEntry(ctx, op, es[i])
+			return err
+		})
+		for i, err := range errs {
 			if err != nil {
-				cerr := s.classify(err)
-				if !isKinded(cerr) || dfms.Is(cerr, dfms.Transient) {
-					return err // the database's failure, not this entry's
-				}
-				if _, rerr := t.ExecContext(ctx, `ROLLBACK TO SAVEPOINT create_one`); rerr != nil {
-					return rerr
-				}
-				out[i] = meta.CreateResult{Err: cerr}
-			}
-			if _, err := t.ExecContext(ctx, `RELEASE SAVEPOINT create_one`); err != nil {
-				return err
+				out[i] = meta.CreateResult{Err: err}
 			}
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -632,34 +623,18 @@ func (s *Store) TrashEntries(ctx context.Context, owner dfms.UserID, items []met
 	const op dfms.Op = "meta.TrashEntries"
 	out := make([]error, len(items))
 	err := s.write(ctx, op, func(t *tx) error {
-		for i, it := range items {
-			id := it.ID
-			out[i] = nil // fn may run again
-			if _, err := t.ExecContext(ctx, `SAVEPOINT trash_one`); err != nil {
-				return err
-			}
-			e, err := t.liveEntry(ctx, owner, id, true)
-			if err == nil && e.Parent == 0 {
-				err = dfms.Errorf(op, dfms.Invalid, "cannot delete the root")
-			}
-			if err == nil {
-				err = t.trash(ctx, owner, e, it.At)
-			}
+		errs, err := t.eachInSavepoint(ctx, len(items), func(i int) error {
+			e, err := t.liveEntry(ctx, owner, items[i].ID, true)
 			if err != nil {
-				cerr := s.classify(err)
-				if !isKinded(cerr) || dfms.Is(cerr, dfms.Transient) {
-					return err // the database's failure, not this entry's
-				}
-				if _, rerr := t.ExecContext(ctx, `ROLLBACK TO SAVEPOINT trash_one`); rerr != nil {
-					return rerr
-				}
-				out[i] = cerr
-			}
-			if _, err := t.ExecContext(ctx, `RELEASE SAVEPOINT trash_one`); err != nil {
 				return err
 			}
-		}
-		return nil
+			if e.Parent == 0 {
+				return dfms.Errorf(op, dfms.Invalid, "cannot delete the root")
+			}
+			return t.trash(ctx, owner, e, items[i].At)
+		})
+		copy(out, errs)
+		return err
 	})
 	if err != nil {
 		return nil, err

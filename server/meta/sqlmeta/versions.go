@@ -162,37 +162,53 @@ func (s *Store) CommitVersions(ctx context.Context, reqs []meta.CommitRequest) (
 		}
 	}
 	err := s.write(ctx, op, func(t *tx) error {
-		for i, req := range reqs {
-			out[i] = meta.CommitResult{Err: checked[i]} // fn may run again
+		errs, err := t.eachInSavepoint(ctx, len(reqs), func(i int) error {
+			out[i] = meta.CommitResult{} // fn may run again
 			if checked[i] != nil {
-				continue
+				return checked[i]
 			}
-			if _, err := t.ExecContext(ctx, `SAVEPOINT commit_one`); err != nil {
-				return err
-			}
-			e, v, err := t.commitWithChunks(ctx, op, req, blobs[i])
+			e, v, err := t.commitWithChunks(ctx, op, reqs[i], blobs[i])
+			out[i].Entry, out[i].Version = e, v
+			return err
+		})
+		for i, err := range errs {
 			if err != nil {
-				cerr := s.classify(err)
-				if !isKinded(cerr) || dfms.Is(cerr, dfms.Transient) {
-					return err // the database's failure, not this commit's: retry or fail the batch
-				}
-				if _, rerr := t.ExecContext(ctx, `ROLLBACK TO SAVEPOINT commit_one`); rerr != nil {
-					return rerr
-				}
-				out[i].Err = cerr
-			} else {
-				out[i].Entry, out[i].Version = e, v
-			}
-			if _, err := t.ExecContext(ctx, `RELEASE SAVEPOINT commit_one`); err != nil {
-				return err
+				out[i] = meta.CommitResult{Err: err}
 			}
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// eachInSavepoint runs fn(i) for every i below n, each in a savepoint of
+// t: an error of the item's own (one with a kind, not Transient) rolls
+// back only that item and is returned in its place; any other error is
+// the database's and fails the whole transaction (retried or returned).
+func (t *tx) eachInSavepoint(ctx context.Context, n int, fn func(i int) error) ([]error, error) {
+	errs := make([]error, n)
+	for i := range n {
+		if _, err := t.ExecContext(ctx, `SAVEPOINT item`); err != nil {
+			return nil, err
+		}
+		if err := fn(i); err != nil {
+			cerr := t.s.classify(err)
+			if !isKinded(cerr) || dfms.Is(cerr, dfms.Transient) {
+				return nil, err
+			}
+			if _, rerr := t.ExecContext(ctx, `ROLLBACK TO SAVEPOINT item`); rerr != nil {
+				return nil, rerr
+			}
+			errs[i] = cerr
+		}
+		if _, err := t.ExecContext(ctx, `RELEASE SAVEPOINT item`); err != nil {
+			return nil, err
+		}
+	}
+	return errs, nil
 }
 
 // commit adds the version row and updates the entry, usage and journal.
