@@ -347,8 +347,7 @@ func (fsys *FS) renamePending(ctx context.Context, from dfms.EntryID, name strin
 	now := time.Now()
 	pf.e.Parent, pf.e.Name, pf.e.CTime = to, newName, now
 	p.dirTimes[to] = now
-	rec := appendRecord(nil, recCreate, int64(to), int64(len(newName)))
-	_, _ = pf.j.f.Write(append(rec, newName...))
+	_, _ = pf.j.f.Write(nameRecord(nil, to, newName))
 	return true, nil
 }
 
@@ -467,14 +466,6 @@ func (fsys *FS) materialize(ctx context.Context, ids ...dfms.EntryID) error {
 	return err
 }
 
-// materializeName materializes the pending file dir/name, if there is one.
-func (fsys *FS) materializeName(ctx context.Context, dir dfms.EntryID, name string) error {
-	if e, ok := fsys.pendingLookup(dir, name); ok {
-		return fsys.materialize(ctx, e.ID)
-	}
-	return nil
-}
-
 // materializeNamed materializes the pending file dir/name, if there is
 // one, and returns it as the backend has it: under a conflict name if
 // another client took the name meanwhile.
@@ -586,11 +577,15 @@ const (
 
 // createRecords are the journal records that create e.
 func createRecords(e Entry) []byte {
-	b := make([]byte, 0, 2*recordLen+len(e.Name))
-	b = appendRecord(b, recCreate, int64(e.Parent), int64(len(e.Name)))
-	b = append(b, e.Name...)
-	b = appendRecord(b, recPerm, int64(e.Mode), int64(e.UID)<<32|int64(e.GID))
-	return b
+	b := nameRecord(make([]byte, 0, 2*recordLen+len(e.Name)), e.Parent, e.Name)
+	return appendRecord(b, recPerm, int64(e.Mode), int64(e.UID)<<32|int64(e.GID))
+}
+
+// nameRecord appends the record that names a pending file dir/name (at
+// its create, and at each rename).
+func nameRecord(b []byte, dir dfms.EntryID, name string) []byte {
+	b = appendRecord(b, recCreate, int64(dir), int64(len(name)))
+	return append(b, name...)
 }
 
 func appendRecord(b []byte, kind byte, a, c int64) []byte {

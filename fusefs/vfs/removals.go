@@ -166,18 +166,15 @@ func (fsys *FS) removedEntry(id dfms.EntryID) (Entry, bool) {
 // removedIn returns the files unlinked here from directory dir and not
 // trashed on the backend yet.
 func (fsys *FS) removedIn(dir dfms.EntryID) map[dfms.EntryID]bool {
+	out := map[dfms.EntryID]bool{}
 	r := fsys.rm
 	if r == nil {
-		return nil
+		return out
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out map[dfms.EntryID]bool
 	for id, e := range r.byID {
 		if e.Parent == dir {
-			if out == nil {
-				out = map[dfms.EntryID]bool{}
-			}
 			out[id] = true
 		}
 	}

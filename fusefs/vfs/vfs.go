@@ -585,13 +585,11 @@ func (fsys *FS) ReadDir(ctx context.Context, dir Ino) ([]DirEntry, error) {
 			return nil, err
 		}
 		fsys.mc.put(g, es...)
-		es = slices.DeleteFunc(es, func(e Entry) bool {
-			if removed[e.ID] {
-				return true
-			}
-			_, ok := fsys.removedEntry(e.ID)
-			return ok
-		})
+		// Unlinked here before the read or during it.
+		for id := range fsys.removedIn(dir.entry()) {
+			removed[id] = true
+		}
+		es = slices.DeleteFunc(es, func(e Entry) bool { return removed[e.ID] })
 		if len(pending) > 0 {
 			listed := make(map[dfms.EntryID]bool, len(es))
 			for _, e := range es {
@@ -828,13 +826,15 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 	} else if created {
 		from, name = e.Parent, e.Name // where a conflict put this mount's file
 	}
-	if err := fsys.materializeName(ctx, to, newName); err != nil {
+	if _, _, err := fsys.materializeNamed(ctx, to, newName); err != nil {
 		return err
 	}
 	// A directory renamed over must be empty on the backend as here.
-	if d, err := fsys.lookupEntry(ctx, to, newName); err == nil && d.Kind == KindDir && replace {
-		if err := fsys.materializeIn(ctx, d.ID); err != nil {
-			return err
+	if replace {
+		if d, err := fsys.lookupEntry(ctx, to, newName); err == nil && d.Kind == KindDir {
+			if err := fsys.materializeIn(ctx, d.ID); err != nil {
+				return err
+			}
 		}
 	}
 	// A file renamed over another takes over its history (an editor's
