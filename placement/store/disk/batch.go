@@ -18,8 +18,11 @@ import (
 var _ dfms.BatchPutter = (*Disk)(nil)
 
 const (
-	// syncWorkers is how many files PutBatch writes and syncs at once.
-	syncWorkers = 8
+	// writeWorkers is how many files PutBatch writes at once.
+	writeWorkers = 8
+	// syncWorkers is how many files or directories PutBatch syncs at
+	// once: concurrent syncs share the file system's journal commits.
+	syncWorkers = 32
 	// perFileSyncMin is the average chunk size from which PutBatch syncs
 	// each file rather than the whole file system.
 	perFileSyncMin = 256 << 10
@@ -35,9 +38,11 @@ const (
 // size. A syncfs flushes every dirty byte of the file system, the
 // caller's unrelated ones too (a mount's stage on the same disk, for
 // instance), at a fixed cost per barrier: two of them serve a batch of
-// many small chunks best. Large chunks are synced file by file instead
-// (fdatasync of each, then fsync of each directory, several at once), so
-// that a batch costs its own bytes only.
+// many small chunks best. Large chunks are synced file by file instead,
+// so that a batch costs its own bytes only: each file's write-out starts
+// as soon as it is written, then all are synced at once (a journaling
+// file system commits concurrent syncs together), renamed, and their
+// directories (with the parents of new shard directories) synced at once.
 func (d *Disk) PutBatch(ctx context.Context, chunks []dfms.ChunkData) (err error) {
 	const op dfms.Op = "store/disk.PutBatch"
 	if err := ctx.Err(); err != nil {
@@ -55,12 +60,15 @@ func (d *Disk) PutBatch(ctx context.Context, chunks []dfms.ChunkData) (err error
 	defer func() {
 		if err != nil {
 			for _, p := range b.todo {
+				if p.f != nil {
+					p.f.Close()
+				}
 				os.Remove(p.tmp)
 			}
 		}
 	}()
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(syncWorkers)
+	g.SetLimit(writeWorkers)
 	for _, c := range chunks {
 		g.Go(func() error {
 			if err := gctx.Err(); err != nil {
@@ -72,12 +80,23 @@ func (d *Disk) PutBatch(ctx context.Context, chunks []dfms.ChunkData) (err error
 	if err := g.Wait(); err != nil {
 		return dfms.E(op, writeKind(err), err)
 	}
-	if !perFile {
+	if perFile {
+		err = parallel(len(b.todo), func(i int) error {
+			p := &b.todo[i]
+			err := unix.Fdatasync(int(p.f.Fd()))
+			if cerr := p.f.Close(); err == nil {
+				err = cerr
+			}
+			p.f = nil
+			return err
+		})
+	} else {
 		// The barrier also covers the directory entries of chunks found
 		// stored already, which Put's early return syncs one by one.
-		if err := d.syncfs(); err != nil {
-			return dfms.E(op, writeKind(err), err)
-		}
+		err = d.syncfs()
+	}
+	if err != nil {
+		return dfms.E(op, writeKind(err), err)
 	}
 	for _, p := range b.todo {
 		if err := os.Rename(p.tmp, p.name); err != nil {
@@ -90,17 +109,30 @@ func (d *Disk) PutBatch(ctx context.Context, chunks []dfms.ChunkData) (err error
 			err = d.syncfs()
 		}
 	} else {
-		g, _ := errgroup.WithContext(ctx)
-		g.SetLimit(syncWorkers)
+		dirs := make([]string, 0, len(b.dirs))
 		for dir := range b.dirs {
-			g.Go(func() error { return syncDir(dir) })
+			dirs = append(dirs, dir)
 		}
-		err = g.Wait()
+		err = parallel(len(dirs), func(i int) error { return syncDir(dirs[i]) })
 	}
 	if err != nil {
 		return dfms.E(op, writeKind(err), err)
 	}
+	for _, shard := range b.shards {
+		d.durable[shard].Store(true)
+	}
 	return nil
+}
+
+// parallel runs fn(0..n-1) on up to syncWorkers goroutines and returns
+// the first error.
+func parallel(n int, fn func(i int) error) error {
+	var g errgroup.Group
+	g.SetLimit(syncWorkers)
+	for i := range n {
+		g.Go(func() error { return fn(i) })
+	}
+	return g.Wait()
 }
 
 // putBatch is one PutBatch in progress.
@@ -109,15 +141,21 @@ type putBatch struct {
 	perFile bool
 	now     time.Time
 
-	mu   sync.Mutex
-	todo []pendingChunk  // written to temporary files, to rename
-	dirs map[string]bool // shard directories to sync at the end
+	mu     sync.Mutex
+	todo   []pendingChunk  // written to temporary files, to rename
+	dirs   map[string]bool // directories to sync at the end
+	shards []int           // shard directories made durable by those syncs
 }
 
-type pendingChunk struct{ tmp, name string }
+// pendingChunk is a chunk written to a temporary file; f is the file,
+// still open when it is to be synced file by file.
+type pendingChunk struct {
+	tmp, name string
+	f         *os.File
+}
 
-// write writes one chunk to a temporary file (synced when per file), or
-// finds it stored already.
+// write writes one chunk to a temporary file (its write-out started when
+// it is synced file by file), or finds it stored already.
 func (b *putBatch) write(c dfms.ChunkData) error {
 	name, shard := b.d.path(c.Hash)
 	dir := filepath.Dir(name)
@@ -134,30 +172,40 @@ func (b *putBatch) write(c dfms.ChunkData) error {
 		}
 		return nil
 	}
-	mkdir := mkdirs
-	if b.perFile {
-		// New shard directories must be durable before the leaf's sync
-		// means anything: makeShard syncs their parents.
-		mkdir = func(leaf string) error { return b.d.makeShard(shard, leaf) }
-	}
-	if err := mkdir(dir); err != nil {
+	if err := mkdirs(dir); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(dir, tempPrefix+"*")
 	if err != nil {
 		return err
 	}
-	b.mu.Lock()
-	b.todo = append(b.todo, pendingChunk{f.Name(), name})
-	b.dirs[dir] = true
-	b.mu.Unlock()
+	p := pendingChunk{tmp: f.Name(), name: name}
 	_, werr := f.Write(c.Data)
 	if werr == nil && b.perFile {
-		werr = unix.Fdatasync(int(f.Fd()))
+		// Start the write-out now; the sync after the last write then
+		// mostly waits for what is already under way.
+		werr = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+		if werr == nil {
+			p.f = f
+		}
 	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
+	if p.f == nil {
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
 	}
+	b.mu.Lock()
+	b.todo = append(b.todo, p)
+	b.dirs[dir] = true
+	if b.perFile && !b.d.durable[shard].Load() {
+		// New shard directories must be durable with the chunk's name
+		// (a directory found to exist is synced too: whoever made it
+		// may have died before syncing its parent).
+		b.dirs[filepath.Dir(dir)] = true
+		b.dirs[filepath.Dir(filepath.Dir(dir))] = true
+		b.shards = append(b.shards, shard)
+	}
+	b.mu.Unlock()
 	return werr
 }
 

@@ -3,6 +3,7 @@ package disk
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
@@ -59,5 +60,29 @@ func testPutBatch(t *testing.T, chunks, step int) {
 	cancel()
 	if err := d.PutBatch(cctx, cs); err == nil {
 		t.Fatal("PutBatch with a cancelled context succeeded")
+	}
+}
+
+// BenchmarkPutBatch32x1MiB measures a batch as a sequential write sends
+// it: 32 chunks of 1 MiB under random names, so that most land in shard
+// directories that do not exist yet, as in a young store.
+func BenchmarkPutBatch32x1MiB(b *testing.B) {
+	ctx := context.Background()
+	d, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := benchChunk()
+	b.SetBytes(32 * int64(len(data)))
+	var seq uint64
+	for b.Loop() {
+		batch := make([]dfms.ChunkData, 32)
+		for i := range batch {
+			seq++
+			batch[i] = dfms.ChunkData{Hash: dfms.Sum(binary.LittleEndian.AppendUint64(nil, seq)), Data: data}
+		}
+		if err := d.PutBatch(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
