@@ -3,7 +3,7 @@ package vfs
 import (
 	"bytes"
 	"context"
-	"io"
+	"sync"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
@@ -28,14 +28,31 @@ const (
 	precutRound = 32 << 20
 )
 
+// precutSends is how many rounds may be uploading at once.
+const precutSends = 2
+
 // precutState is guarded by openFile.pmu. Lock order: openFile.mu, then
 // pmu.
 type precutState struct {
-	refs     []dfms.ChunkRef // chunks of [0, end)
-	end      int64
-	gen      uint64 // bumped by every discard
-	busy     bool   // a worker runs
-	inflight int64  // end of the range the worker is cutting (0: none)
+	refs []dfms.ChunkRef // chunks of [0, end)
+	end  int64
+	gen  uint64 // bumped by every discard
+	busy bool   // a worker runs
+	// next is the end of the rounds started in this generation (cut or
+	// uploading; 0 if none), active how many of them are not recorded
+	// yet, and last the most recent one (the next one records after it).
+	next   int64
+	active int
+	last   *precutBatch
+	// idle is signalled (on pmu) whenever active drops.
+	idle sync.Cond
+}
+
+// discardLocked drops the pre-cut and everything in flight (pmu held).
+func (p *precutState) discardLocked() {
+	p.refs, p.end, p.next, p.active, p.last = nil, 0, 0, 0, nil
+	p.gen++
+	p.idle.Broadcast()
 }
 
 // notePrefixWriteLocked is called by write and truncate (f.mu held) with
@@ -44,11 +61,10 @@ type precutState struct {
 func (f *openFile) notePrefixWriteLocked(off int64) {
 	f.pmu.Lock()
 	defer f.pmu.Unlock()
-	if off < f.pre.end || (f.pre.inflight > 0 && off < f.pre.inflight) {
-		f.pre.refs, f.pre.end = nil, 0
-		f.pre.gen++
+	if off < max(f.pre.end, f.pre.next) {
+		f.pre.discardLocked()
 	}
-	if f.pre.busy || len(f.dirty) == 0 || f.dirty[0].off != 0 || f.dirty[0].end-f.pre.end < precutStart {
+	if f.pre.busy || len(f.dirty) == 0 || f.dirty[0].off != 0 || f.dirty[0].end-max(f.pre.end, f.pre.next) < precutStart {
 		return
 	}
 	f.pre.busy = true
@@ -60,13 +76,17 @@ func (f *openFile) notePrefixWriteLocked(off int64) {
 }
 
 // takePrecutLocked returns the pre-cut chunks the commit may use, and
-// discards the pre-cut state (the commit changes the base).
+// discards the pre-cut state (the commit changes the base). It first
+// waits for the rounds in flight (none of which needs f.mu), so that the
+// commit continues where they end rather than cutting their bytes again.
 func (f *openFile) takePrecutLocked() ([]dfms.ChunkRef, int64) {
 	f.pmu.Lock()
 	defer f.pmu.Unlock()
+	for f.pre.active > 0 {
+		f.waitPrecutLocked()
+	}
 	refs, end := f.pre.refs, f.pre.end
-	f.pre.refs, f.pre.end = nil, 0
-	f.pre.gen++
+	f.pre.discardLocked()
 	if len(f.dirty) == 0 || f.dirty[0].off != 0 || f.dirty[0].end < end || end > f.size {
 		return nil, 0
 	}
@@ -75,19 +95,14 @@ func (f *openFile) takePrecutLocked() ([]dfms.ChunkRef, int64) {
 
 // precutWorker cuts rounds of the written prefix until too little is
 // left, the prefix changes, or the file is committed. Each round is
-// uploaded while the next one is read and cut.
+// uploaded (and then recorded, in order) while the next ones are cut.
 func (f *openFile) precutWorker() {
-	ctx := context.Background()
-	var prev *precutBatch
 	defer func() {
-		if prev != nil {
-			<-prev.done // its chunks are GC's if not recorded
-		}
 		f.pmu.Lock()
-		f.pre.busy, f.pre.inflight = false, 0
+		f.pre.busy = false
 		f.pmu.Unlock()
 	}()
-	p, err := f.fsys.params(ctx)
+	p, err := f.fsys.params(context.Background())
 	if err != nil {
 		return
 	}
@@ -96,7 +111,8 @@ func (f *openFile) precutWorker() {
 		return
 	}
 	cbuf := make([]byte, p.Max)
-	for {
+	var gen uint64
+	for first := true; ; first = false {
 		f.mu.Lock()
 		if f.stage == nil || len(f.dirty) == 0 || f.dirty[0].off != 0 {
 			f.mu.Unlock()
@@ -104,44 +120,39 @@ func (f *openFile) precutWorker() {
 		}
 		stage, written := f.stage, f.dirty[0].end
 		f.pmu.Lock()
-		from, gen := f.pre.end, f.pre.gen
-		if prev != nil {
-			from = prev.from + prev.n // recorded when its upload is done
+		if first {
+			gen = f.pre.gen
 		}
-		if written-from < precutStart || (prev != nil && gen != prev.gen) {
+		from := max(f.pre.end, f.pre.next)
+		if f.pre.gen != gen || written-from < precutStart {
 			f.pmu.Unlock()
 			f.mu.Unlock()
-			if prev != nil {
-				f.recordPrecut(prev)
-				prev = nil
-			}
 			return
 		}
 		to := min(written, from+precutRound)
-		f.pre.inflight = to
+		r := &precutBatch{from: from, gen: gen, prev: f.pre.last, recorded: make(chan struct{})}
+		f.pre.next, f.pre.active, f.pre.last = to, f.pre.active+1, r
 		f.pmu.Unlock()
 		f.mu.Unlock()
 
+		// Every chunk but the last, which ends where the read ended rather
+		// than at a content-defined cut. The chunks are slices of data
+		// (the chunker cuts a copy in cbuf).
 		data := make([]byte, to-from)
 		if _, err := stage.ReadAt(data, from); err != nil {
-			return
+			data = nil
 		}
-		// Every chunk but the last, which ends where the read ended rather
-		// than at a content-defined cut.
 		ch.Reset(bytes.NewReader(data))
-		r := &precutBatch{from: from, gen: gen, done: make(chan error, 1),
-			up: &uploader{fsys: f.fsys, known: map[dfms.Hash]bool{}}}
-		for {
+		for pos := 0; data != nil; {
 			c, err := ch.Next(cbuf)
-			if err == io.EOF {
+			if err != nil {
 				break
 			}
-			if err != nil {
-				return
-			}
-			r.cut = append(r.cut, append([]byte(nil), c.Data...))
+			r.cut = append(r.cut, data[pos:pos+len(c.Data):pos+len(c.Data)])
+			pos += len(c.Data)
 		}
 		if len(r.cut) < 2 {
+			f.finishPrecut(r, false)
 			return
 		}
 		r.cut = r.cut[:len(r.cut)-1]
@@ -150,44 +161,78 @@ func (f *openFile) precutWorker() {
 			batch[i] = cutChunk{idx: i, data: c}
 			r.n += int64(len(c))
 		}
-		go func() { r.done <- r.up.send(ctx, batch) }()
-		if prev != nil && !f.recordPrecut(prev) {
-			prev = r
-			return
+		f.pmu.Lock()
+		if f.pre.gen == gen {
+			f.pre.next = from + r.n
 		}
-		prev = r
+		f.pmu.Unlock()
+		up := &uploader{fsys: f.fsys, known: map[dfms.Hash]bool{}}
+		f.fsys.workers.Add(1)
+		go func() {
+			defer f.fsys.workers.Done()
+			err := up.send(context.Background(), batch)
+			if err != nil {
+				f.fsys.log.Warn("uploading while writing failed; close will retry", "entry", f.id, "err", err)
+			} else {
+				r.refs = make([]dfms.ChunkRef, len(r.cut))
+				for _, d := range up.done {
+					r.refs[d.idx] = dfms.ChunkRef{Hash: d.hash, Size: uint32(len(r.cut[d.idx]))}
+				}
+				f.fsys.stats.chunksCut.Add(int64(len(r.cut)))
+				f.fsys.stats.chunksSent.Add(up.sent)
+			}
+			f.finishPrecut(r, err == nil)
+		}()
+		f.pmu.Lock()
+		for f.pre.gen == gen && f.pre.active > precutSends {
+			f.waitPrecutLocked()
+		}
+		f.pmu.Unlock()
 	}
+}
+
+// waitPrecutLocked waits (pmu held) until active drops or the pre-cut is
+// discarded.
+func (f *openFile) waitPrecutLocked() {
+	if f.pre.idle.L == nil {
+		f.pre.idle.L = &f.pmu
+	}
+	f.pre.idle.Wait()
 }
 
 // precutBatch is one round of a pre-cut: the chunks of [from, from+n).
 type precutBatch struct {
-	from, n int64
-	gen     uint64
-	cut     [][]byte
-	up      *uploader
-	done    chan error // the upload's result
+	from, n  int64
+	gen      uint64
+	cut      [][]byte
+	refs     []dfms.ChunkRef // set when uploaded
+	prev     *precutBatch    // the round before, recorded first
+	recorded chan struct{}   // closed when this round is settled
 }
 
-// recordPrecut waits for the upload of r and adds its chunks to the
-// pre-cut if nothing changed it meanwhile. It reports whether they were
-// added.
-func (f *openFile) recordPrecut(r *precutBatch) bool {
-	if err := <-r.done; err != nil {
-		f.fsys.log.Warn("uploading while writing failed; close will retry", "entry", f.id, "err", err)
-		return false
+// finishPrecut settles round r once the rounds before it are: its chunks
+// are added to the pre-cut if ok and nothing changed it meanwhile; a round
+// that failed discards the pre-cut (the rounds after it cannot follow a
+// gap).
+func (f *openFile) finishPrecut(r *precutBatch, ok bool) {
+	if r.prev != nil {
+		<-r.prev.recorded
 	}
-	refs := make([]dfms.ChunkRef, len(r.cut))
-	for _, d := range r.up.done {
-		refs[d.idx] = dfms.ChunkRef{Hash: d.hash, Size: uint32(len(r.cut[d.idx]))}
-	}
-	f.fsys.stats.chunksCut.Add(int64(len(r.cut)))
-	f.fsys.stats.chunksSent.Add(r.up.sent)
+	defer close(r.recorded)
 	f.pmu.Lock()
 	defer f.pmu.Unlock()
-	if f.pre.gen != r.gen || f.pre.end != r.from {
-		return false
+	if f.pre.gen != r.gen {
+		return // discarded: active was reset then
 	}
-	f.pre.refs = append(f.pre.refs, refs...)
+	if !ok || f.pre.end != r.from {
+		f.pre.discardLocked()
+		return
+	}
+	f.pre.refs = append(f.pre.refs, r.refs...)
 	f.pre.end = r.from + r.n
-	return true
+	if f.pre.last == r {
+		f.pre.last = nil
+	}
+	f.pre.active--
+	f.pre.idle.Broadcast()
 }
