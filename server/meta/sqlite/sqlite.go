@@ -43,6 +43,17 @@ var Dialect = sqlmeta.Dialect{
 	LazySync:   "PRAGMA synchronous=NORMAL",
 	FullSync:   "PRAGMA synchronous=FULL",
 	ReserveIDs: reserveIDs,
+	// The full-text index is updated once per write transaction from the
+	// entries its triggers noted (migration 0007): first the old names of
+	// entries indexed before, then the current names of those that exist.
+	SearchPending: `SELECT EXISTS (SELECT 1 FROM entries_fts_pending)`,
+	SearchFlush: []string{
+		`INSERT INTO entries_fts (entries_fts, rowid, name, mime)
+			SELECT 'delete', id, old_name, old_mime FROM entries_fts_pending WHERE indexed = 1`,
+		`INSERT INTO entries_fts (rowid, name, mime)
+			SELECT e.id, e.name, e.mime FROM entries_fts_pending p JOIN entries e ON e.id = p.id`,
+		`DELETE FROM entries_fts_pending`,
+	},
 }
 
 // reserveIDs moves the AUTOINCREMENT counter of entries past n ids and

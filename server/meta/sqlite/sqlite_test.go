@@ -110,3 +110,79 @@ func TestLazyDurabilityRestoresFull(t *testing.T) {
 		t.Fatalf("after reopen: %+v, %v", got, err)
 	}
 }
+
+// The full-text index, brought up to date once per write transaction,
+// matches the entries after batches, renames (one replacing another),
+// deletions and purges: FTS5's integrity check compares it with the
+// entries table, and nothing is left waiting after a commit.
+func TestSearchIndexFollowsEntries(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, err := s.CreateUser(ctx, meta.User{Email: "a@b.c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(step string) {
+		t.Helper()
+		if _, err := s.DB().Exec(`INSERT INTO entries_fts (entries_fts, rank) VALUES ('integrity-check', 1)`); err != nil {
+			t.Fatalf("%s: the index does not match the entries: %v", step, err)
+		}
+		var n int
+		if err := s.DB().QueryRow(`SELECT COUNT(*) FROM entries_fts_pending`).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("%s: %d entries left to index (%v)", step, n, err)
+		}
+	}
+	search := func(text string) []string {
+		t.Helper()
+		es, _, err := s.Search(ctx, u.ID, meta.SearchQuery{Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Name)
+		}
+		return out
+	}
+	names := []string{"alpha.txt", "beta.txt", "gamma.txt", "alpha.txt"} // the second alpha fails alone
+	ids, err := s.ReserveEntryIDs(ctx, len(names))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch []meta.Entry
+	for i, n := range names {
+		batch = append(batch, meta.Entry{ID: ids[i], Owner: u.ID, Parent: u.Root, Name: n, Kind: meta.KindFile})
+	}
+	res, err := s.CreateEntries(ctx, batch)
+	if err != nil || res[0].Err != nil || res[3].Err == nil {
+		t.Fatalf("CreateEntries: %+v, %v", res, err)
+	}
+	check("batch")
+	if _, _, err := s.Rename(ctx, u.ID, res[1].Entry.ID, u.Root, "delta.txt", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Rename(ctx, u.ID, res[1].Entry.ID, u.Root, "gamma.txt", true); err != nil { // replaces gamma
+		t.Fatal(err)
+	}
+	check("renames")
+	if got := search("gamma"); len(got) != 1 {
+		t.Fatalf("search gamma after the replace = %v, want one entry", got)
+	}
+	if got := search("delta"); len(got) != 0 {
+		t.Fatalf("search delta after renaming it away = %v", got)
+	}
+	if errs, err := s.TrashEntries(ctx, u.ID, []meta.TrashItem{{ID: res[0].Entry.ID}, {ID: res[1].Entry.ID}}); err != nil || errs[0] != nil || errs[1] != nil {
+		t.Fatalf("TrashEntries: %v, %v", errs, err)
+	}
+	if _, err := s.Purge(ctx, u.ID, res[0].Entry.ID); err != nil {
+		t.Fatal(err)
+	}
+	check("trash and purge")
+	if got := search("alpha"); len(got) != 0 {
+		t.Fatalf("search alpha after the purge = %v", got)
+	}
+}

@@ -57,6 +57,13 @@ type Dialect struct {
 	// ReserveIDs takes n entry ids out of the sequence the entries table
 	// draws from, in a write transaction (meta.Store.ReserveEntryIDs).
 	ReserveIDs func(ctx context.Context, tx *sql.Tx, n int) ([]dfms.EntryID, error)
+	// SearchPending and SearchFlush keep a search index that is brought up
+	// to date once per write transaction: before each commit of one,
+	// SearchPending (a query of one boolean) says whether entries changed
+	// since the last flush, and if so the SearchFlush statements run in
+	// order. Empty when the index keeps itself current.
+	SearchPending string
+	SearchFlush   []string
 	// WriteTx are the options of write transactions.
 	WriteTx *sql.TxOptions
 	// Classify turns a driver error into a *dfms.Error with a kind:
@@ -399,6 +406,20 @@ func (s *Store) finish(ctx context.Context, sqlTx *sql.Tx, db *sql.DB, fn func(t
 	}()
 	if err := fn(t); err != nil {
 		return err
+	}
+	if db == s.w && s.d.SearchPending != "" {
+		var pending bool
+		if err := t.queryRow(ctx, s.d.SearchPending).Scan(&pending); err != nil {
+			return err
+		}
+		for _, q := range s.d.SearchFlush {
+			if !pending {
+				break
+			}
+			if _, err := t.exec(ctx, q); err != nil {
+				return err
+			}
+		}
 	}
 	return sqlTx.Commit()
 }
