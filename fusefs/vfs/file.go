@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,7 +57,29 @@ type openFile struct {
 
 	pmu sync.Mutex  // guards pre; taken after mu
 	pre precutState // chunks cut and uploaded while the file is written (precut.go)
+
+	// committing holds the size and mtime stat shows while a write-back
+	// committer holds mu (for the whole upload and commit of its batch),
+	// so that stat of a file being committed does not wait for it.
+	committing atomic.Pointer[attrSnapshot]
 }
+
+// attrSnapshot is what overlay applies to a file's attributes.
+type attrSnapshot struct {
+	size  int64
+	mtime time.Time
+}
+
+// holdForCommitLocked publishes the attributes stat shows of f while a
+// committer holds f.mu; the committer calls releaseCommitLocked before it
+// unlocks.
+func (f *openFile) holdForCommitLocked() {
+	if f.changed {
+		f.committing.Store(&attrSnapshot{f.size, f.mtime})
+	}
+}
+
+func (f *openFile) releaseCommitLocked() { f.committing.Store(nil) }
 
 // acquire takes a reference on the open state of file id, creating it if
 // needed; with trunc the content is truncated to zero bytes.
@@ -210,6 +233,10 @@ func (f *openFile) finish(ctx context.Context) error {
 
 // overlay shows the staged size and mtime of a file being written.
 func (f *openFile) overlay(a *Attr, version int64) {
+	if s := f.committing.Load(); s != nil {
+		a.Size, a.MTime = s.size, s.mtime
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	// Also a version committed here after the caller read a (write-back

@@ -204,6 +204,7 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 	// dropped) files are retired, others stay staged.
 	done := func(f *openFile, err error) {
 		kept := f.unsettledLocked()
+		f.releaseCommitLocked()
 		f.mu.Unlock()
 		if kept {
 			fsys.log.Error("a closed file could not be committed; it stays staged and is retried", "entry", f.id, "err", err)
@@ -238,6 +239,7 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 			f.mu.Unlock()
 			continue
 		}
+		f.holdForCommitLocked()
 		if !f.changed || f.size > writeBackSmall || f.discardUnlinkedLocked() { // commitLocked, or nothing to commit
 			done(f, f.commitLocked(ctx))
 			continue

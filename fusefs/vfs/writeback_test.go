@@ -237,3 +237,65 @@ func TestWriteBackCrash(t *testing.T) {
 		}
 	}
 }
+
+// gatedBatcher holds every batched commit until gate is closed, and
+// reports on started when one is waiting.
+type gatedBatcher struct {
+	*vfs.Local
+	started chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedBatcher) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
+	select {
+	case g.started <- struct{}{}:
+	default:
+	}
+	<-g.gate
+	return g.Local.CommitManifests(ctx, cs)
+}
+
+// stat of files whose write-back commit is under way answers at once,
+// with what was written, instead of waiting for the commit.
+func TestWriteBackStatDuringCommit(t *testing.T) {
+	l, _ := newLocalParams(t, smallChunks)
+	b := &gatedBatcher{Local: l, started: make(chan struct{}, 1), gate: make(chan struct{})}
+	fsys := newWriteBackFS(t, b, t.TempDir())
+	defer fsys.Close(ctx)
+	var attrs []vfs.Attr
+	for i := range 3 {
+		attrs = append(attrs, create(t, fsys, fmt.Sprintf("f%d", i), fmt.Sprintf("content %d", i)))
+	}
+	select {
+	case <-b.started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no commit started")
+	}
+	done := make(chan error, 1)
+	go func() {
+		for i, a := range attrs {
+			got, err := fsys.GetAttr(ctx, a.Ino)
+			if err == nil && got.Size != int64(len(fmt.Sprintf("content %d", i))) {
+				err = fmt.Errorf("f%d: size %d during its commit", i, got.Size)
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(b.gate)
+		t.Fatal("stat waited for the commit of the file")
+	}
+	close(b.gate)
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
