@@ -70,3 +70,21 @@ func BenchmarkSplit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSmallFile measures a Chunker made for one small file, as the
+// mount makes one per file it commits: New, and one chunk of 4 KiB.
+func BenchmarkSmallFile(b *testing.B) {
+	p := DefaultParams()
+	data := make([]byte, 4<<10)
+	buf := make([]byte, p.Max)
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := New(bytes.NewReader(data), p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Next(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

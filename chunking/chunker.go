@@ -3,6 +3,7 @@ package chunking
 import (
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/dfms/dfms"
 )
@@ -23,13 +24,28 @@ type config struct {
 }
 
 func newConfig(p Params) config {
+	if last := lastConfig.Load(); last != nil && last.p == p {
+		return last.c
+	}
 	t := computeThresholds(p)
-	return config{
+	c := config{
 		alg: p.Algorithm, min: p.Min, avg: p.Avg, max: p.Max,
 		t1: t.t1, t2: t.t2,
 		rabin1: rabinThreshold(t.t1), rabin2: rabinThreshold(t.t2),
 		step: min(max(p.Avg/4, 16<<10), p.Max),
 	}
+	lastConfig.Store(&paramsConfig{p, c})
+	return c
+}
+
+// lastConfig holds the config made last: a process cuts with one set of
+// parameters, and computing the thresholds costs more than cutting a
+// small file, for which the mount makes a Chunker of its own.
+var lastConfig atomic.Pointer[paramsConfig]
+
+type paramsConfig struct {
+	p Params
+	c config
 }
 
 // rabinThreshold converts a 64-bit-scaled "below t" threshold into the
@@ -65,8 +81,9 @@ func New(r io.Reader, p Params) (*Chunker, error) {
 	if err := p.Validate(); err != nil {
 		return nil, dfms.E("chunking.New", dfms.Other, err)
 	}
+	// The carry grows on first need (up to one read step): a small file
+	// has none.
 	c := &Chunker{cfg: newConfig(p)}
-	c.carry = make([]byte, 0, c.cfg.step)
 	c.Reset(r)
 	return c, nil
 }
