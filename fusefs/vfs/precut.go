@@ -15,7 +15,9 @@ import (
 // hashes them and uploads those the server lacks, so that close has only
 // the tail left to do. The result, a chunk list covering [0, precutEnd),
 // is used by the commit only if nothing below precutEnd was written or
-// truncated since (every such change discards it). The stage keeps all the
+// truncated since (every such change discards it). A commit waits for the
+// rounds in flight (they need no lock the commit holds) and cuts only what
+// they leave, rather than cutting their bytes again. The stage keeps all the
 // bytes until the commit, so crash recovery is unchanged; chunks uploaded
 // by a pre-cut that is discarded are collected by GC like any unreferenced
 // chunk.
