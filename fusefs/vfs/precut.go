@@ -3,6 +3,7 @@ package vfs
 import (
 	"bytes"
 	"context"
+	"io"
 	"sync"
 
 	"github.com/dfms/dfms"
@@ -30,7 +31,8 @@ const (
 	precutRound = 32 << 20
 )
 
-// precutSends is how many rounds may be uploading at once.
+// precutSends is how many rounds of one file may be uploading at once,
+// counted across discards (a discarded round uploads to its end).
 const precutSends = 2
 
 // precutState is guarded by openFile.pmu. Lock order: openFile.mu, then
@@ -42,17 +44,21 @@ type precutState struct {
 	busy bool   // a worker runs
 	// next is the end of the rounds started in this generation (cut or
 	// uploading; 0 if none), active how many of them are not recorded
-	// yet, and last the most recent one (the next one records after it).
-	next   int64
-	active int
-	last   *precutBatch
-	// idle is signalled (on pmu) whenever active drops.
+	// yet, and lastDone is closed when the most recent one is settled
+	// (the next one records after it).
+	next     int64
+	active   int
+	lastDone chan struct{}
+	// sending counts the uploads in flight, of every generation.
+	sending int
+	// idle is signalled (on pmu) whenever active or sending drops, and at
+	// every discard.
 	idle sync.Cond
 }
 
 // discardLocked drops the pre-cut and everything in flight (pmu held).
 func (p *precutState) discardLocked() {
-	p.refs, p.end, p.next, p.active, p.last = nil, 0, 0, 0, nil
+	p.refs, p.end, p.next, p.active, p.lastDone = nil, 0, 0, 0, nil
 	p.gen++
 	p.idle.Broadcast()
 }
@@ -80,12 +86,21 @@ func (f *openFile) notePrefixWriteLocked(off int64) {
 // takePrecutLocked returns the pre-cut chunks the commit may use, and
 // discards the pre-cut state (the commit changes the base). It first
 // waits for the rounds in flight (none of which needs f.mu), so that the
-// commit continues where they end rather than cutting their bytes again.
-func (f *openFile) takePrecutLocked() ([]dfms.ChunkRef, int64) {
+// commit continues where they end rather than cutting their bytes again;
+// if ctx ends first, the commit cuts everything past what is recorded.
+func (f *openFile) takePrecutLocked(ctx context.Context) ([]dfms.ChunkRef, int64) {
 	f.pmu.Lock()
 	defer f.pmu.Unlock()
-	for f.pre.active > 0 {
-		f.waitPrecutLocked()
+	if f.pre.active > 0 {
+		stop := context.AfterFunc(ctx, func() {
+			f.pmu.Lock()
+			f.pre.idle.Broadcast()
+			f.pmu.Unlock()
+		})
+		for f.pre.active > 0 && ctx.Err() == nil {
+			f.waitPrecutLocked()
+		}
+		stop()
 	}
 	refs, end := f.pre.refs, f.pre.end
 	f.pre.discardLocked()
@@ -115,6 +130,14 @@ func (f *openFile) precutWorker() {
 	cbuf := make([]byte, p.Max)
 	var gen uint64
 	for first := true; ; first = false {
+		// Not more than precutSends uploads of this file at once, those
+		// of discarded generations included.
+		f.pmu.Lock()
+		for f.pre.sending >= precutSends {
+			f.waitPrecutLocked()
+		}
+		f.pmu.Unlock()
+
 		f.mu.Lock()
 		if f.stage == nil || len(f.dirty) == 0 || f.dirty[0].off != 0 {
 			f.mu.Unlock()
@@ -132,26 +155,25 @@ func (f *openFile) precutWorker() {
 			return
 		}
 		to := min(written, from+precutRound)
-		r := &precutBatch{from: from, gen: gen, prev: f.pre.last, recorded: make(chan struct{})}
-		f.pre.next, f.pre.active, f.pre.last = to, f.pre.active+1, r
+		r := &precutBatch{from: from, gen: gen, prevDone: f.pre.lastDone, done: make(chan struct{})}
+		f.pre.next, f.pre.active, f.pre.lastDone = to, f.pre.active+1, r.done
 		f.pmu.Unlock()
 		f.mu.Unlock()
 
 		// Every chunk but the last, which ends where the read ended rather
-		// than at a content-defined cut. The chunks are slices of data
-		// (the chunker cuts a copy in cbuf).
-		data := make([]byte, to-from)
-		if _, err := stage.ReadAt(data, from); err != nil {
-			data = nil
-		}
-		ch.Reset(bytes.NewReader(data))
-		for pos := 0; data != nil; {
+		// than at a content-defined cut. Each chunk gets a buffer of its
+		// own: the memory cache may keep it, and must not keep a round.
+		ch.Reset(io.NewSectionReader(stage, from, to-from))
+		for {
 			c, err := ch.Next(cbuf)
-			if err != nil {
+			if err == io.EOF {
 				break
 			}
-			r.cut = append(r.cut, data[pos:pos+len(c.Data):pos+len(c.Data)])
-			pos += len(c.Data)
+			if err != nil {
+				r.cut = nil
+				break
+			}
+			r.cut = append(r.cut, append([]byte(nil), c.Data...))
 		}
 		if len(r.cut) < 2 {
 			f.finishPrecut(r, false)
@@ -167,12 +189,17 @@ func (f *openFile) precutWorker() {
 		if f.pre.gen == gen {
 			f.pre.next = from + r.n
 		}
+		f.pre.sending++
 		f.pmu.Unlock()
 		up := &uploader{fsys: f.fsys, known: map[dfms.Hash]bool{}}
 		f.fsys.workers.Add(1)
 		go func() {
 			defer f.fsys.workers.Done()
 			err := up.send(context.Background(), batch)
+			f.pmu.Lock()
+			f.pre.sending--
+			f.pre.idle.Broadcast()
+			f.pmu.Unlock()
 			if err != nil {
 				f.fsys.log.Warn("uploading while writing failed; close will retry", "entry", f.id, "err", err)
 			} else {
@@ -185,16 +212,11 @@ func (f *openFile) precutWorker() {
 			}
 			f.finishPrecut(r, err == nil)
 		}()
-		f.pmu.Lock()
-		for f.pre.gen == gen && f.pre.active > precutSends {
-			f.waitPrecutLocked()
-		}
-		f.pmu.Unlock()
 	}
 }
 
-// waitPrecutLocked waits (pmu held) until active drops or the pre-cut is
-// discarded.
+// waitPrecutLocked waits (pmu held) until active or sending drops, or the
+// pre-cut is discarded.
 func (f *openFile) waitPrecutLocked() {
 	if f.pre.idle.L == nil {
 		f.pre.idle.L = &f.pmu
@@ -208,32 +230,34 @@ type precutBatch struct {
 	gen      uint64
 	cut      [][]byte
 	refs     []dfms.ChunkRef // set when uploaded
-	prev     *precutBatch    // the round before, recorded first
-	recorded chan struct{}   // closed when this round is settled
+	prevDone chan struct{}   // closed when the round before is settled
+	done     chan struct{}   // closed when this round is settled
 }
 
 // finishPrecut settles round r once the rounds before it are: its chunks
-// are added to the pre-cut if ok and nothing changed it meanwhile; a round
-// that failed discards the pre-cut (the rounds after it cannot follow a
-// gap).
+// are added to the pre-cut if ok and nothing changed it meanwhile. A round
+// that failed ends its generation (the rounds after it cannot follow a
+// gap) but keeps what the rounds before it recorded.
 func (f *openFile) finishPrecut(r *precutBatch, ok bool) {
-	if r.prev != nil {
-		<-r.prev.recorded
+	if r.prevDone != nil {
+		<-r.prevDone
 	}
-	defer close(r.recorded)
+	defer close(r.done)
 	f.pmu.Lock()
 	defer f.pmu.Unlock()
 	if f.pre.gen != r.gen {
 		return // discarded: active was reset then
 	}
 	if !ok || f.pre.end != r.from {
+		refs, end := f.pre.refs, f.pre.end
 		f.pre.discardLocked()
+		f.pre.refs, f.pre.end = refs, end
 		return
 	}
 	f.pre.refs = append(f.pre.refs, r.refs...)
 	f.pre.end = r.from + r.n
-	if f.pre.last == r {
-		f.pre.last = nil
+	if f.pre.lastDone == r.done {
+		f.pre.lastDone = nil
 	}
 	f.pre.active--
 	f.pre.idle.Broadcast()

@@ -74,7 +74,7 @@ func (f *openFile) cutLocked(ctx context.Context, collect *[]dfms.ChunkData) (df
 	}
 	// What was cut and uploaded while the file was written (precut.go):
 	// the prefix [0, pos) is then done, ending at a content-defined cut.
-	if refs, end := f.takePrecutLocked(); end > 0 {
+	if refs, end := f.takePrecutLocked(ctx); end > 0 {
 		out.Chunks = append(out.Chunks, refs...)
 		pos = end
 		resynced()
