@@ -169,6 +169,13 @@ type FS struct {
 	wb         *writeBack     // nil without Options.WriteBack
 	workers    sync.WaitGroup // pre-cut workers (Close waits for them)
 
+	// watchMu guards closing and the start of a Watch; Close ends every
+	// Watch (watchStop) and waits for it (watching) before it tears down.
+	watchMu   sync.Mutex
+	closing   bool
+	watchStop chan struct{}
+	watching  sync.WaitGroup
+
 	// mu guards open and kept. Lock order: an openFile's mu may be held
 	// while taking mu, never the reverse.
 	mu   sync.Mutex
@@ -233,7 +240,7 @@ func New(ctx context.Context, b Backend, opts Options) (*FS, error) {
 		opts.ReadAhead = 8
 	}
 	tb, ok := b.(trustedBackend)
-	fsys := &FS{b: b, root: root.ID, stageDir: dir, lock: lock, log: log, open: map[dfms.EntryID]*openFile{}, cachedVersion: map[dfms.EntryID]int64{}, mc: newMetaCache(),
+	fsys := &FS{b: b, root: root.ID, watchStop: make(chan struct{}), stageDir: dir, lock: lock, log: log, open: map[dfms.EntryID]*openFile{}, cachedVersion: map[dfms.EntryID]int64{}, mc: newMetaCache(),
 		cache: newChunkCache(opts.MemCacheSize, disk, ok && tb.VerifiesChunks(), opts.ReadAhead), readAhead: opts.ReadAhead,
 		pend: newPendingFiles(b)}
 	// The unlinks a crashed mount logged first: every create and write its
@@ -288,6 +295,13 @@ func (fsys *FS) Root() Ino { return Ino(fsys.root) }
 // committed stays there, and the error says where; the next mount of the
 // directory commits it.
 func (fsys *FS) Close(ctx context.Context) error {
+	fsys.watchMu.Lock()
+	if !fsys.closing {
+		fsys.closing = true
+		close(fsys.watchStop)
+	}
+	fsys.watchMu.Unlock()
+	fsys.watching.Wait() // the change feed's reader is done with the backend
 	if fsys.wb != nil {
 		fsys.wb.close()
 	}

@@ -7,7 +7,7 @@ import (
 	"github.com/dfms/dfms"
 )
 
-// Watch follows the backend's change feed until ctx ends and calls fn with
+// Watch follows the backend's change feed until ctx ends (or Close) and calls fn with
 // each batch of changes made since Watch started by others than this
 // mount (the REST API, other mounts): the FUSE adapter drops what the
 // kernel cached of them. While the feed answers, the FS keeps a cache of
@@ -19,6 +19,23 @@ func (fsys *FS) Watch(ctx context.Context, fn func([]Change)) {
 	if !ok {
 		return
 	}
+	fsys.watchMu.Lock()
+	if fsys.closing {
+		fsys.watchMu.Unlock()
+		return
+	}
+	fsys.watching.Add(1)
+	fsys.watchMu.Unlock()
+	defer fsys.watching.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-fsys.watchStop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	defer fsys.mc.setOn(false)
 	var cursor int64
 	for {
