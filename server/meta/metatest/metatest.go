@@ -581,6 +581,15 @@ func testCommitVersions(t *testing.T, s meta.Store) {
 	if v2.Number != 2 || e2.ID != e.ID || e2.Size != 30 || !e2.MTime.Equal(mt) || e2.MIME != "text/plain" || v2.Base != 1 {
 		t.Fatalf("second commit: entry %+v version %+v", e2, v2)
 	}
+	// What a commit returns is the entry as stored, for a new file and
+	// for a new version of an existing one.
+	if stored := must(s.GetEntry(ctx, u.ID, e.ID))(t); !sameEntry(stored, e2) {
+		t.Fatalf("second commit returned %+v, GetEntry reads %+v", e2, stored)
+	}
+	ne, _ := commit(t, s, u.ID, d.ID, "new", manifest(t, s, chunk("v4", 7)))
+	if stored := must(s.GetEntry(ctx, u.ID, ne.ID))(t); !sameEntry(stored, ne) {
+		t.Fatalf("a new file's commit returned %+v, GetEntry reads %+v", ne, stored)
+	}
 	// By name in a subfolder, an upload to an existing name is a new version.
 	_, v3 := commit(t, s, u.ID, d.ID, "doc", m1)
 	if v3.Number != 3 {
@@ -611,6 +620,18 @@ func testCommitVersions(t *testing.T, s meta.Store) {
 	if ev.Size != 0 || ee.Size != 0 || ev.ChunkCount != 0 {
 		t.Fatalf("empty commit: %+v %+v", ee, ev)
 	}
+}
+
+// sameEntry reports whether a and b are equal, times compared as instants.
+func sameEntry(a, b meta.Entry) bool {
+	times := [][2]time.Time{{a.MTime, b.MTime}, {a.CTime, b.CTime}, {a.DeletedAt, b.DeletedAt}}
+	for _, p := range times {
+		if !p[0].Equal(p[1]) {
+			return false
+		}
+	}
+	a.MTime, a.CTime, a.DeletedAt = b.MTime, b.CTime, b.DeletedAt
+	return a == b
 }
 
 // A batch of commits: each one that fails changes nothing, the others

@@ -324,8 +324,11 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 	if err := t.journal(ctx, req.Owner, e.ID, e.Parent, meta.OpVersion, v.Number); err != nil {
 		return e, v, err
 	}
-	e, err = t.entry(ctx, req.Owner, e.ID, false)
-	return e, v, err
+	// The entry as just updated (as stored: times to the nanosecond),
+	// without reading it back.
+	e.Size, e.Version, e.MIME, e.SHA256 = size, v.Number, mime, v.SHA256
+	e.MTime, e.CTime = fromNS(ns(mtime)), fromNS(ns(t.now))
+	return e, v, nil
 }
 
 const versionCols = `v.entry_id, v.number, v.size, v.sha256, v.chunk_count, v.base, v.created_at, v.created_by`
