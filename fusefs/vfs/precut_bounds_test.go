@@ -50,6 +50,33 @@ func (b *gatedBackend) release(i int) {
 	close(b.gates[i])
 }
 
+// drain lets every upload of f finish, those started meanwhile too, and
+// waits for its workers: whatever the test did, nothing is left running.
+func (b *gatedBackend) drain(f *openFile) {
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			b.mu.Lock()
+			for _, g := range b.gates {
+				select {
+				case <-g:
+				default:
+					close(g)
+				}
+			}
+			b.mu.Unlock()
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	f.fsys.workers.Wait()
+	close(done)
+}
+
 // newPrecutTestFile returns an open file whose stage holds size written
 // bytes (a sparse file: zeros), on an FS over b.
 func newPrecutTestFile(t *testing.T, b Backend, size int64) *openFile {
@@ -99,40 +126,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // TestPrecutRoundsNotRetained: a round that is recorded must not
 // stay reachable (its 32 MiB read buffer with it) just because later
-// rounds were started while it was still uploading. Every round keeps a
-// pointer to the one before (prev) for ever, so while the uploads lag
-// behind the worker, as they do when the writer is faster than the
-// network, the whole file written so far stays in memory until the
-// commit.
+// rounds were started while it was still uploading (a writer faster than
+// the network would otherwise keep all it wrote in memory until the
+// commit).
 func TestPrecutRoundsNotRetained(t *testing.T) {
 	base := heapNow()
 	b := &gatedBackend{}
 	f := newPrecutTestFile(t, b, 5*precutRound)
-	defer func() {
-		// Let everything finish, whatever happened.
-		done := make(chan struct{})
-		go func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				b.mu.Lock()
-				for _, g := range b.gates {
-					select {
-					case <-g:
-					default:
-						close(g)
-					}
-				}
-				b.mu.Unlock()
-				time.Sleep(time.Millisecond)
-			}
-		}()
-		f.fsys.workers.Wait()
-		close(done)
-	}()
+	defer b.drain(f)
 	f.mu.Lock()
 	f.notePrefixWriteLocked(f.size)
 	f.mu.Unlock()
@@ -173,30 +174,7 @@ func TestPrecutRoundsNotRetained(t *testing.T) {
 func TestPrecutDiscardBoundsUploads(t *testing.T) {
 	b := &gatedBackend{}
 	f := newPrecutTestFile(t, b, 4*precutRound)
-	defer func() {
-		done := make(chan struct{})
-		go func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				b.mu.Lock()
-				for _, g := range b.gates {
-					select {
-					case <-g:
-					default:
-						close(g)
-					}
-				}
-				b.mu.Unlock()
-				time.Sleep(time.Millisecond)
-			}
-		}()
-		f.fsys.workers.Wait()
-		close(done)
-	}()
+	defer b.drain(f)
 	const discards = 3
 	for i := 0; i <= discards; i++ {
 		// An append far from the start starts a worker (if none runs)...
@@ -236,30 +214,7 @@ func TestPrecutDiscardBoundsUploads(t *testing.T) {
 func TestPrecutCommitHonoursContext(t *testing.T) {
 	b := &gatedBackend{}
 	f := newPrecutTestFile(t, b, 2*precutRound)
-	defer func() {
-		done := make(chan struct{})
-		go func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				b.mu.Lock()
-				for _, g := range b.gates {
-					select {
-					case <-g:
-					default:
-						close(g)
-					}
-				}
-				b.mu.Unlock()
-				time.Sleep(time.Millisecond)
-			}
-		}()
-		f.fsys.workers.Wait()
-		close(done)
-	}()
+	defer b.drain(f)
 	f.mu.Lock()
 	f.notePrefixWriteLocked(f.size)
 	f.mu.Unlock()

@@ -1,12 +1,9 @@
 package sqlite_test
 
 import (
-	"context"
 	"database/sql"
-	"path/filepath"
 	"testing"
 
-	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/server/meta/sqlite"
 )
 
@@ -18,16 +15,7 @@ import (
 // dialect's flush as the store runs it before COMMIT, and checks the
 // index against the entries with FTS5's integrity check.
 func TestSearchFlushSequences(t *testing.T) {
-	ctx := context.Background()
-	s, err := sqlite.Open(filepath.Join(t.TempDir(), "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	u, err := s.CreateUser(ctx, meta.User{Email: "a@b.c"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, u := openWithUser(t)
 	db := s.DB()
 	ins := func(tx *sql.Tx, id int64, name string) {
 		t.Helper()

@@ -10,6 +10,7 @@ import (
 	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/server/meta/metatest"
 	"github.com/dfms/dfms/server/meta/sqlite"
+	"github.com/dfms/dfms/server/meta/sqlmeta"
 )
 
 func TestConformance(t *testing.T) {
@@ -117,15 +118,7 @@ func TestLazyDurabilityRestoresFull(t *testing.T) {
 // entries table, and nothing is left waiting after a commit.
 func TestSearchIndexFollowsEntries(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(filepath.Join(t.TempDir(), "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	u, err := s.CreateUser(ctx, meta.User{Email: "a@b.c"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, u := openWithUser(t)
 	check := func(step string) {
 		t.Helper()
 		if _, err := s.DB().Exec(`INSERT INTO entries_fts (entries_fts, rank) VALUES ('integrity-check', 1)`); err != nil {
@@ -185,4 +178,20 @@ func TestSearchIndexFollowsEntries(t *testing.T) {
 	if got := search("alpha"); len(got) != 0 {
 		t.Fatalf("search alpha after the purge = %v", got)
 	}
+}
+
+// openWithUser opens a fresh database (closed at the end of the test)
+// with one user.
+func openWithUser(t *testing.T) (*sqlmeta.Store, meta.User) {
+	t.Helper()
+	s, err := sqlite.Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	u, err := s.CreateUser(context.Background(), meta.User{Email: "a@b.c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, u
 }
