@@ -1657,37 +1657,37 @@ func testTrashEntries(t *testing.T, s meta.Store) {
 	}
 }
 
-// A manifest of many chunks (several statements' worth): all references
-// are taken, or none.
+// A manifest of many chunks (several statements' worth, the wrong size in
+// the second): all references are taken, or none.
 func testManyChunks(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	var cs []dfms.ChunkRef
-	for i := range 150 {
+	for i := range 600 {
 		cs = append(cs, chunk(fmt.Sprint("many-", i), uint32(100+i)))
 	}
-	storeChunks(t, s, cs[:140])
+	storeChunks(t, s, cs[:560])
 	late := chunk("many-late", 7)
-	m := dfms.Manifest{Chunks: append(append(slices.Clone(cs[:140]), late), cs[3], cs[3])}
+	m := dfms.Manifest{Chunks: append(append(slices.Clone(cs[:560]), late), cs[3], cs[3])}
 	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "f", Manifest: m})
 	var mc *meta.MissingChunksError
 	if !errors.As(err, &mc) || len(mc.Hashes) != 1 || mc.Hashes[0] != late.Hash {
 		t.Fatalf("commit with one chunk missing: %v", err)
 	}
-	for _, r := range cs[:140] {
+	for _, r := range cs[:560] {
 		if n := refs(t, s, r); n != 0 {
 			t.Fatalf("a failed commit left %d references on %s", n, r.Hash)
 		}
 	}
 	// A size that does not match the stored chunk's.
-	bad := dfms.Manifest{Chunks: slices.Clone(cs[:100])}
-	bad.Chunks[90].Size++
+	bad := dfms.Manifest{Chunks: slices.Clone(cs[:400])}
+	bad.Chunks[390].Size++
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "f", Manifest: bad})
 	wantKind(t, "commit with a wrong chunk size", err, dfms.Invalid)
 	storeChunks(t, s, []dfms.ChunkRef{late})
 	if _, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "f", Manifest: m}); err != nil {
 		t.Fatal(err)
 	}
-	for i, r := range cs[:140] {
+	for i, r := range cs[:560] {
 		want := int64(1)
 		if i == 3 {
 			want = 3 // per occurrence
@@ -1698,5 +1698,13 @@ func testManyChunks(t *testing.T, s meta.Store) {
 	}
 	if n := refs(t, s, late); n != 1 {
 		t.Fatalf("late chunk has %d references", n)
+	}
+	// The commit recorded the owner's possession of every chunk.
+	hs := make([]dfms.Hash, 0, len(m.Chunks))
+	for _, r := range m.Chunks {
+		hs = append(hs, r.Hash)
+	}
+	if un := must(s.UnownedChunks(ctx, u.ID, hs))(t); len(un) != 0 {
+		t.Fatalf("after the commit, %d chunks are not the owner's", len(un))
 	}
 }

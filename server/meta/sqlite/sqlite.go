@@ -34,10 +34,12 @@ import (
 
 // Dialect is SQLite's flavour of the shared SQL.
 var Dialect = sqlmeta.Dialect{
-	Name:       "sqlite",
-	ILike:      "LIKE", // case-insensitive for ASCII in SQLite
-	SearchWord: searchWord,
-	Classify:   classify,
+	Name:  "sqlite",
+	ILike: "LIKE", // case-insensitive for ASCII in SQLite
+	// One writer connection, BEGIN IMMEDIATE.
+	SerialWriters: true,
+	SearchWord:    searchWord,
+	Classify:      classify,
 	// A lazy commit is written to the WAL (so it survives a crash of the
 	// process) without waiting for the disk; Open sets the barrier.
 	LazySync:   "PRAGMA synchronous=NORMAL",

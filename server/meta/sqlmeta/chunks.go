@@ -124,8 +124,17 @@ func (t *tx) own(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) err
 	for _, h := range hashes {
 		set[h] = 0
 	}
-	for _, h := range sortedHashes(set) {
-		if _, err := t.exec(ctx, `INSERT INTO chunk_owners (user_id, hash) VALUES (?, ?) ON CONFLICT DO NOTHING`, owner, h[:]); err != nil {
+	// Many rows per statement, inserted in hash order (so that concurrent
+	// writers on PostgreSQL take the rows' locks in one order).
+	hs := sortedHashes(set)
+	for start := 0; start < len(hs); start += batch / 2 {
+		part := hs[start:min(start+batch/2, len(hs))]
+		args := make([]any, 0, 2*len(part))
+		for _, h := range part {
+			args = append(args, owner, h[:])
+		}
+		if _, err := t.exec(ctx, `INSERT INTO chunk_owners (user_id, hash) VALUES (?, ?)`+strings.Repeat(", (?, ?)", len(part)-1)+
+			` ON CONFLICT DO NOTHING`, args...); err != nil {
 			return err
 		}
 	}

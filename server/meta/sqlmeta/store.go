@@ -32,6 +32,10 @@ type Dialect struct {
 	// ForUpdate is appended to SELECTs that lock the rows they read
 	// (" FOR UPDATE" on PostgreSQL; SQLite serialises writers instead).
 	ForUpdate string
+	// SerialWriters says that write transactions run one at a time
+	// (SQLite): one statement may then change many rows in any order
+	// without the risk of a deadlock with another writer.
+	SerialWriters bool
 	// ILike is the case-insensitive LIKE operator.
 	ILike string
 	// Collate is appended to name comparisons and orderings so that every

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/server/meta"
@@ -41,8 +42,15 @@ func sortedHashes(counts map[dfms.Hash]int64) []dfms.Hash {
 // whose stored size differs from sizes (when given) with kind Invalid; the
 // caller's transaction then rolls back, so nothing changes.
 func (t *tx) takeChunks(ctx context.Context, counts map[dfms.Hash]int64, sizes map[dfms.Hash]uint32) error {
+	hs := sortedHashes(counts)
+	if t.s.d.SerialWriters {
+		var err error
+		if hs, err = t.takeChunksBatched(ctx, hs, counts, sizes); err != nil {
+			return err
+		}
+	}
 	var missing []dfms.Hash
-	for _, h := range sortedHashes(counts) {
+	for _, h := range hs {
 		q := `UPDATE chunks SET refs = refs + ?, zero_since = NULL WHERE hash = ? AND deleting = ? AND pending = ?`
 		args := []any{counts[h], h[:], false, false}
 		size, checkSize := sizes[h]
@@ -73,6 +81,63 @@ func (t *tx) takeChunks(ctx context.Context, counts map[dfms.Hash]int64, sizes m
 		return &meta.MissingChunksError{Hashes: missing}
 	}
 	return nil
+}
+
+// takeChunksBatched adds the references of hs (sorted) with one statement
+// per batch of hashes that occur equally often (nearly always once), and
+// returns those it could not take (no live row), for takeChunks to look
+// at one by one. A commit of a large file references hundreds of chunks,
+// and a statement each costs more than the rows they change. Only where
+// writers run one at a time: a statement over many rows does not lock them
+// in hs's order.
+func (t *tx) takeChunksBatched(ctx context.Context, hs []dfms.Hash, counts map[dfms.Hash]int64, sizes map[dfms.Hash]uint32) ([]dfms.Hash, error) {
+	byCount := map[int64][]dfms.Hash{}
+	for _, h := range hs {
+		byCount[counts[h]] = append(byCount[counts[h]], h)
+	}
+	taken := make(map[dfms.Hash]bool, len(hs))
+	for n, group := range byCount {
+		for start := 0; start < len(group); start += batch {
+			part := group[start:min(start+batch, len(group))]
+			args := make([]any, 0, len(part)+3)
+			args = append(args, n)
+			for _, h := range part {
+				args = append(args, h[:])
+			}
+			args = append(args, false, false)
+			rows, err := t.query(ctx, `UPDATE chunks SET refs = refs + ?, zero_since = NULL
+				WHERE hash IN (?`+strings.Repeat(", ?", len(part)-1)+`) AND deleting = ? AND pending = ?
+				RETURNING hash, size`, args...)
+			if err != nil {
+				return nil, err
+			}
+			for rows.Next() {
+				var b []byte
+				var size int64
+				if err := rows.Scan(&b, &size); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				h := dfms.Hash(b)
+				if want, ok := sizes[h]; ok && int64(want) != size {
+					rows.Close()
+					return nil, dfms.E("meta.takeChunks", dfms.Invalid, fmt.Errorf("chunk %s has %d bytes, not %d", h, size, want))
+				}
+				taken[h] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var left []dfms.Hash
+	for _, h := range hs {
+		if !taken[h] {
+			left = append(left, h)
+		}
+	}
+	return left, nil
 }
 
 // sizesOf returns each chunk's size in m.
