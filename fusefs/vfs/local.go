@@ -230,16 +230,19 @@ func (l *Local) Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, error
 	return l.files.Meta().UnownedChunks(ctx, l.owner, hs)
 }
 
-// PutChunks implements Backend.
+// PutChunks implements Backend. The chunks' bytes are durable when it
+// returns; their rows become durable with the commit that references them
+// (a durable commit syncs every write made before it): until then a crash
+// leaves unrecorded bytes, which the orphan collector removes.
 func (l *Local) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
-	_, err := l.files.PutChunks(ctx, l.owner, cs, true) // hashed by the mount, in this process
+	_, err := l.files.PutChunks(meta.WithLazyDurability(l.ctx(ctx)), l.owner, cs, true) // hashed by the mount, in this process
 	return err
 }
 
 // CommitManifest implements Backend.
 func (l *Local) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (Entry, error) {
 	n := l.lazy.Load()
-	e, _, err := l.files.CommitChunks(l.ctx(ctx), meta.CommitRequest{Owner: l.owner, Entry: id, Manifest: m, Base: base, MTime: mtime})
+	e, _, err := l.files.CommitOwnChunks(l.ctx(ctx), meta.CommitRequest{Owner: l.owner, Entry: id, Manifest: m, Base: base, MTime: mtime})
 	if err != nil {
 		return Entry{}, err
 	}
@@ -254,7 +257,7 @@ func (l *Local) CommitManifests(ctx context.Context, cs []Commit) ([]CommitResul
 		reqs[i] = meta.CommitRequest{Owner: l.owner, Entry: c.ID, Manifest: c.Manifest, Base: c.Base, MTime: c.MTime}
 	}
 	n := l.lazy.Load()
-	res, err := l.files.CommitChunksBatch(l.ctx(ctx), reqs)
+	res, err := l.files.CommitOwnChunksBatch(l.ctx(ctx), reqs)
 	if err != nil {
 		return nil, err
 	}

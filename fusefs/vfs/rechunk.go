@@ -149,11 +149,25 @@ type contentReader struct {
 	pos int64
 }
 
+// Read stops at the end of the base chunk that holds r.pos: the chunker
+// scans what it has before it reads on, so a new cut that falls on the old
+// boundary ends the re-chunking before the next chunk is fetched (and
+// verified) for nothing.
 func (r *contentReader) Read(p []byte) (int, error) {
 	if r.pos >= r.f.size {
 		return 0, io.EOF
 	}
-	p = p[:min(int64(len(p)), r.f.size-r.pos)]
+	end := r.f.size
+	if r.pos < r.f.limit {
+		v, err := r.f.baseLocked(r.ctx)
+		if err != nil {
+			return 0, err
+		}
+		if r.pos < v.size {
+			end = min(end, v.end(v.find(r.pos)))
+		}
+	}
+	p = p[:min(int64(len(p)), end-r.pos)]
 	n, err := r.f.readContentLocked(r.ctx, p, r.pos)
 	r.pos += int64(n)
 	return n, err

@@ -222,10 +222,23 @@ func (s *Service) CommitManifest(ctx context.Context, req meta.CommitRequest) (m
 // CommitChunks is CommitManifest without reading the content back: the
 // version's SHA-256 is left unknown (zero) and computed when first needed
 // (Checksum). The mount commits this way, so that an edit of a large file
-// costs the chunks that changed, not a read of the whole file.
+// costs the chunks that changed, not a read of the whole file. The file
+// and its base are checked by the commit itself.
 func (s *Service) CommitChunks(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
-	if e, err := s.checkManifest(ctx, req, false); err != nil {
-		return e, meta.Version{}, err
+	return s.commitChunks(ctx, req, true)
+}
+
+// CommitOwnChunks is CommitChunks for the mount in this process, which
+// acts as the owner and references only chunks it stored itself or read
+// from the owner's versions: possession is not asked again (a chunk that
+// is not stored still fails the commit).
+func (s *Service) CommitOwnChunks(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
+	return s.commitChunks(ctx, req, false)
+}
+
+func (s *Service) commitChunks(ctx context.Context, req meta.CommitRequest, possession bool) (meta.Entry, meta.Version, error) {
+	if err := s.checkChunks(ctx, req, possession, false); err != nil {
+		return meta.Entry{}, meta.Version{}, err
 	}
 	req.SHA256 = dfms.Hash{}
 	return s.commitChecked(ctx, req)
@@ -235,13 +248,23 @@ func (s *Service) CommitChunks(ctx context.Context, req meta.CommitRequest) (met
 // transaction: a commit that fails (its result's Err) changes nothing and
 // does not stop the others. The error returned fails the whole batch.
 func (s *Service) CommitChunksBatch(ctx context.Context, reqs []meta.CommitRequest) ([]meta.CommitResult, error) {
+	return s.commitChunksBatch(ctx, reqs, true)
+}
+
+// CommitOwnChunksBatch is CommitChunksBatch for the mount in this process
+// (see CommitOwnChunks).
+func (s *Service) CommitOwnChunksBatch(ctx context.Context, reqs []meta.CommitRequest) ([]meta.CommitResult, error) {
+	return s.commitChunksBatch(ctx, reqs, false)
+}
+
+func (s *Service) commitChunksBatch(ctx context.Context, reqs []meta.CommitRequest, possession bool) ([]meta.CommitResult, error) {
 	const op dfms.Op = "files.CommitChunks"
 	out := make([]meta.CommitResult, len(reqs))
 	var todo []meta.CommitRequest
 	var at []int // index in reqs of each of todo
 	for i, req := range reqs {
-		if e, err := s.checkManifest(ctx, req, false); err != nil {
-			out[i] = meta.CommitResult{Entry: e, Err: err}
+		if err := s.checkChunks(ctx, req, possession, false); err != nil {
+			out[i] = meta.CommitResult{Err: err}
 			continue
 		}
 		req.SHA256 = dfms.Hash{}
@@ -293,31 +316,41 @@ func (s *Service) checkManifest(ctx context.Context, req meta.CommitRequest, kee
 			return e, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d, not %d", e.Name, e.Version, req.Base))
 		}
 	}
+	return meta.Entry{}, s.checkChunks(ctx, req, true, keep)
+}
+
+// checkChunks checks the sizes of a manifest's chunks and, with
+// possession, that the owner sent or committed every one; with keep it
+// re-arms their grace period (checkManifest).
+func (s *Service) checkChunks(ctx context.Context, req meta.CommitRequest, possession, keep bool) error {
+	const op dfms.Op = "files.CommitManifest"
 	hashes := make([]dfms.Hash, len(req.Manifest.Chunks))
 	for i, c := range req.Manifest.Chunks {
 		if c.Size == 0 || int(c.Size) > s.opts.Chunking.Max {
-			return meta.Entry{}, dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %d has size %d", i, c.Size))
+			return dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %d has size %d", i, c.Size))
 		}
 		hashes[i] = c.Hash
 	}
 	if len(hashes) == 0 {
-		return meta.Entry{}, nil
+		return nil
 	}
-	unowned, err := s.meta.UnownedChunks(ctx, req.Owner, hashes)
-	if err != nil {
-		return meta.Entry{}, dfms.E(op, dfms.Other, err)
-	}
-	if len(unowned) > 0 {
-		return meta.Entry{}, dfms.E(op, dfms.Conflict, &meta.MissingChunksError{Hashes: unowned})
+	if possession {
+		unowned, err := s.meta.UnownedChunks(ctx, req.Owner, hashes)
+		if err != nil {
+			return dfms.E(op, dfms.Other, err)
+		}
+		if len(unowned) > 0 {
+			return dfms.E(op, dfms.Conflict, &meta.MissingChunksError{Hashes: unowned})
+		}
 	}
 	if keep {
 		if err := s.meta.KeepChunks(ctx, hashes); err != nil {
-			return meta.Entry{}, dfms.E(op, dfms.Other, err)
+			return dfms.E(op, dfms.Other, err)
 		}
 	}
 	// Sizes must match what is stored: CommitVersion checks each chunk's
 	// size as it takes its reference (kind Invalid otherwise).
-	return meta.Entry{}, nil
+	return nil
 }
 
 // Checksum returns the SHA-256 of version v's content, computing and
