@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,8 +23,7 @@ func (s *Store) MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.H
 	err := s.read(ctx, "meta.MissingChunks", func(t *tx) error {
 		missing = missing[:0]
 		present := make(map[dfms.Hash]bool, len(hashes))
-		for start := 0; start < len(hashes); start += batch {
-			part := hashes[start:min(start+batch, len(hashes))]
+		for part := range slices.Chunk(hashes, batch) {
 			args := make([]any, 0, len(part))
 			for i := range part {
 				args = append(args, part[i][:])
@@ -70,8 +70,7 @@ func (s *Store) UnownedChunks(ctx context.Context, owner dfms.UserID, hashes []d
 	err := s.read(ctx, op, func(t *tx) error {
 		out = out[:0]
 		usable := make(map[dfms.Hash]bool, len(hashes))
-		for start := 0; start < len(hashes); start += batch {
-			part := hashes[start:min(start+batch, len(hashes))]
+		for part := range slices.Chunk(hashes, batch) {
 			args := make([]any, 0, len(part)+2)
 			args = append(args, owner, false)
 			for i := range part {
@@ -126,9 +125,7 @@ func (t *tx) own(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) err
 	}
 	// Many rows per statement, inserted in hash order (so that concurrent
 	// writers on PostgreSQL take the rows' locks in one order).
-	hs := sortedHashes(set)
-	for start := 0; start < len(hs); start += batch / 2 {
-		part := hs[start:min(start+batch/2, len(hs))]
+	for part := range slices.Chunk(sortedHashes(set), batch/2) {
 		args := make([]any, 0, 2*len(part))
 		for _, h := range part {
 			args = append(args, owner, h[:])

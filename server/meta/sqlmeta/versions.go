@@ -97,8 +97,7 @@ func (t *tx) takeChunksBatched(ctx context.Context, hs []dfms.Hash, counts map[d
 	}
 	taken := make(map[dfms.Hash]bool, len(hs))
 	for n, group := range byCount {
-		for start := 0; start < len(group); start += batch {
-			part := group[start:min(start+batch, len(group))]
+		for part := range slices.Chunk(group, batch) {
 			args := make([]any, 0, len(part)+3)
 			args = append(args, n)
 			for _, h := range part {
