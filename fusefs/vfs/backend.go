@@ -190,6 +190,16 @@ type CommitBatcher interface {
 	CommitManifests(ctx context.Context, cs []Commit) ([]CommitResult, error)
 }
 
+// ChunkCommitter is implemented by backends that store a commit's new
+// chunks while the commit runs (Local): the chunk write overlaps the
+// commit's metadata work, and the commit is made once they are durable.
+type ChunkCommitter interface {
+	// CommitManifestStoring is CommitManifest for a manifest that also
+	// references cs (hashed; those the backend has already are not stored
+	// again).
+	CommitManifestStoring(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time, cs []dfms.ChunkData) (Entry, error)
+}
+
 // FileCreator is implemented by backends that create files under ids
 // reserved ahead (Local): the mount then creates a file without a round
 // trip and tells the backend with the file's first commit (pending.go).

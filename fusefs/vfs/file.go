@@ -490,13 +490,27 @@ func (f *openFile) commitLocked(ctx context.Context) error {
 	if !f.changed || f.discardUnlinkedLocked() {
 		return nil
 	}
-	m, err := f.rechunkLocked(ctx)
-	if err != nil {
-		return f.commitFailedLocked(ctx, err)
+	var m dfms.Manifest
+	var e Entry
+	var err error
+	if cc, ok := f.fsys.b.(ChunkCommitter); ok {
+		// The last chunks cut (all of an edit's) are stored with the commit.
+		var tail []dfms.ChunkData
+		if m, err = f.cutLocked(ctx, nil, &tail); err != nil {
+			return f.commitFailedLocked(ctx, err)
+		}
+		f.fsys.stats.chunksSent.Add(int64(len(tail)))
+		g := f.fsys.mc.begin()
+		e, err = cc.CommitManifestStoring(ctx, f.id, m, f.version, f.mtime, tail)
+		f.fsys.committed(g, f.id, e, false, m, err)
+	} else {
+		if m, err = f.rechunkLocked(ctx); err != nil {
+			return f.commitFailedLocked(ctx, err)
+		}
+		g := f.fsys.mc.begin()
+		e, err = f.fsys.b.CommitManifest(ctx, f.id, m, f.version, f.mtime)
+		f.fsys.committed(g, f.id, e, false, m, err) // the answer may lack attributes (REST)
 	}
-	g := f.fsys.mc.begin()
-	e, err := f.fsys.b.CommitManifest(ctx, f.id, m, f.version, f.mtime)
-	f.fsys.committed(g, f.id, e, false, m, err) // the answer may lack attributes (REST)
 	if err != nil {
 		return f.commitFailedLocked(ctx, err)
 	}

@@ -250,6 +250,18 @@ func (l *Local) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Mani
 	return entryOf(e), nil
 }
 
+// CommitManifestStoring implements ChunkCommitter: the chunks' bytes are
+// written while the commit's metadata work runs (files.CommitOwnChunksStoring).
+func (l *Local) CommitManifestStoring(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time, cs []dfms.ChunkData) (Entry, error) {
+	n := l.lazy.Load()
+	e, _, err := l.files.CommitOwnChunksStoring(l.ctx(ctx), meta.CommitRequest{Owner: l.owner, Entry: id, Manifest: m, Base: base, MTime: mtime}, cs)
+	if err != nil {
+		return Entry{}, err
+	}
+	l.madeDurable(n)
+	return entryOf(e), nil
+}
+
 // CommitManifests implements CommitBatcher: one metadata transaction.
 func (l *Local) CommitManifests(ctx context.Context, cs []Commit) ([]CommitResult, error) {
 	reqs := make([]meta.CommitRequest, len(cs))

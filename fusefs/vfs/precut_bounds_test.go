@@ -226,7 +226,7 @@ func TestPrecutCommitHonoursContext(t *testing.T) {
 	go func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		_, err := f.cutLocked(ctx, nil)
+		_, err := f.cutLocked(ctx, nil, nil)
 		ret <- err
 	}()
 	select {

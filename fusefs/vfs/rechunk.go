@@ -37,13 +37,15 @@ func (f *openFile) cleanLocked(v *view, i int) bool {
 // rechunkLocked returns the manifest of the content, uploading the chunks
 // it cut that the server lacks.
 func (f *openFile) rechunkLocked(ctx context.Context) (dfms.Manifest, error) {
-	return f.cutLocked(ctx, nil)
+	return f.cutLocked(ctx, nil, nil)
 }
 
 // cutLocked is rechunkLocked; with collect, the chunks cut (other than the
 // base's) are appended there instead of uploaded, for the caller to
-// upload with other files' (writeback.go).
-func (f *openFile) cutLocked(ctx context.Context, collect *[]dfms.ChunkData) (dfms.Manifest, error) {
+// upload with other files' (writeback.go). With tail, only the last batch
+// (at most uploadBatch bytes, all of an edit's) is left there unsent, for
+// a ChunkCommitter to store with the commit.
+func (f *openFile) cutLocked(ctx context.Context, collect, tail *[]dfms.ChunkData) (dfms.Manifest, error) {
 	v, err := f.baseLocked(ctx)
 	if err != nil {
 		return dfms.Manifest{}, err
@@ -56,7 +58,7 @@ func (f *openFile) cutLocked(ctx context.Context, collect *[]dfms.ChunkData) (df
 	for _, c := range v.chunks {
 		known[c.Hash] = true
 	}
-	up := &uploader{fsys: f.fsys, known: known, collect: collect}
+	up := &uploader{fsys: f.fsys, known: known, collect: collect, tail: tail}
 	defer func() { _ = up.wait() }() // a batch still in flight after an error
 	var out dfms.Manifest
 	var ch *chunking.Chunker
@@ -193,8 +195,9 @@ type uploader struct {
 	done     []hashedRef // hashes of the chunks sent, for the manifest
 	doneMu   sync.Mutex
 
-	// collect, if set, receives the chunks instead of the backend.
-	collect *[]dfms.ChunkData
+	// collect, if set, receives the chunks instead of the backend; tail,
+	// if set, receives those of the last batch.
+	collect, tail *[]dfms.ChunkData
 }
 
 type cutChunk struct {
@@ -249,22 +252,25 @@ func (u *uploader) flush(ctx context.Context) error {
 	batch := u.pending
 	u.pending, u.bytes = nil, 0
 	if u.collect != nil {
-		for _, c := range batch {
-			h := c.hash
-			if !c.hashed {
-				h = dfms.Sum(c.data)
-			}
-			if !u.known[h] {
-				*u.collect = append(*u.collect, dfms.ChunkData{Hash: h, Data: c.data})
-			}
-			u.done = append(u.done, hashedRef{c.idx, h})
-			u.fsys.cache.put(h, c.data)
-		}
+		u.keep(batch, u.collect)
 		return nil
 	}
 	u.inflight = make(chan error, 1)
 	go func() { u.inflight <- u.send(ctx, batch) }()
 	return nil
+}
+
+// keep hashes a batch and appends its chunks that are not the base's to
+// into, instead of sending them.
+func (u *uploader) keep(batch []cutChunk, into *[]dfms.ChunkData) {
+	hashes := hashBatch(batch)
+	for i, c := range batch {
+		if !u.known[hashes[i]] {
+			*into = append(*into, dfms.ChunkData{Hash: hashes[i], Data: c.data})
+		}
+		u.done = append(u.done, hashedRef{c.idx, hashes[i]})
+		u.fsys.cache.put(hashes[i], c.data)
+	}
 }
 
 // wait waits for the batch in flight.
@@ -277,8 +283,17 @@ func (u *uploader) wait() error {
 	return err
 }
 
-// finish sends what is pending and waits for it.
+// finish sends what is pending and waits for it; with tail, what is
+// pending goes there.
 func (u *uploader) finish(ctx context.Context) error {
+	if u.tail != nil && u.collect == nil {
+		if err := u.wait(); err != nil {
+			return err
+		}
+		u.keep(u.pending, u.tail)
+		u.pending, u.bytes = nil, 0
+		return nil
+	}
 	if err := u.flush(ctx); err != nil {
 		return err
 	}
@@ -288,23 +303,7 @@ func (u *uploader) finish(ctx context.Context) error {
 // send hashes a batch (on every core), asks which chunks the server lacks,
 // and uploads those.
 func (u *uploader) send(ctx context.Context, batch []cutChunk) error {
-	hashes := make([]dfms.Hash, len(batch))
-	var wg sync.WaitGroup
-	workers := min(runtime.GOMAXPROCS(0), len(batch))
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < len(batch); i += workers {
-				if batch[i].hashed {
-					hashes[i] = batch[i].hash
-				} else {
-					hashes[i] = dfms.Sum(batch[i].data)
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
+	hashes := hashBatch(batch)
 	var ask []dfms.Hash
 	seen := map[dfms.Hash]bool{}
 	for _, h := range hashes {
@@ -343,6 +342,32 @@ func (u *uploader) send(ctx context.Context, batch []cutChunk) error {
 	}
 	u.doneMu.Unlock()
 	return nil
+}
+
+// hashBatch returns the hashes of a batch's chunks, hashed on every core.
+func hashBatch(batch []cutChunk) []dfms.Hash {
+	hashes := make([]dfms.Hash, len(batch))
+	if len(batch) == 1 && !batch[0].hashed {
+		hashes[0] = dfms.Sum(batch[0].data)
+		return hashes
+	}
+	var wg sync.WaitGroup
+	workers := min(runtime.GOMAXPROCS(0), len(batch))
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(batch); i += workers {
+				if batch[i].hashed {
+					hashes[i] = batch[i].hash
+				} else {
+					hashes[i] = dfms.Sum(batch[i].data)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	return hashes
 }
 
 // zeroChunk is the first content-defined chunk of a long run of zeros.

@@ -245,7 +245,7 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 			continue
 		}
 		n := len(chunks)
-		m, err := f.cutLocked(ctx, &chunks)
+		m, err := f.cutLocked(ctx, &chunks, nil)
 		if err != nil {
 			chunks = chunks[:n]
 			done(f, f.commitFailedLocked(ctx, err))

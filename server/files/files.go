@@ -471,24 +471,55 @@ type accounting struct {
 
 // storeOnce stores the batch's missing chunks and records them.
 func (s *Service) storeOnce(ctx context.Context, b *batch, hashes []dfms.Hash) error {
-	missing, err := s.meta.MissingChunks(ctx, hashes)
+	p, err := s.prepareStore(ctx, b, hashes)
 	if err != nil {
 		return err
+	}
+	if err := s.putBytes(ctx, p.puts); err != nil {
+		return err
+	}
+	if len(p.added) > 0 {
+		if err := s.meta.AddChunks(ctx, p.added); err != nil {
+			return err
+		}
+	}
+	p.count(s)
+	return nil
+}
+
+// storing is what a batch needs stored: the chunks the store lacks, each
+// once, reserved (prepareStore).
+type storing struct {
+	added  []dfms.ChunkRef
+	puts   []dfms.ChunkData
+	chunks int64 // in the batch, duplicates included
+}
+
+// count adds a stored batch to the service's counters.
+func (p *storing) count(s *Service) {
+	var n int64
+	for _, c := range p.puts {
+		n += int64(len(c.Data))
+	}
+	s.stats.ChunksDeduped.Add(p.chunks - int64(len(p.puts)))
+	s.stats.ChunksStored.Add(int64(len(p.puts)))
+	s.stats.BytesStored.Add(n)
+}
+
+// prepareStore finds which of the batch's chunks the store lacks and
+// reserves them; the chunks it has already get their grace period re-armed
+// first, so that GC cannot take them before the commit.
+func (s *Service) prepareStore(ctx context.Context, b *batch, hashes []dfms.Hash) (*storing, error) {
+	missing, err := s.meta.MissingChunks(ctx, hashes)
+	if err != nil {
+		return nil, err
 	}
 	want := make(map[dfms.Hash]bool, len(missing))
 	for _, h := range missing {
 		want[h] = true
 	}
-	// Chunks already stored: re-arm their grace period first, so that GC
-	// cannot take them before the commit. Chunks missing: store, then record.
+	p := &storing{chunks: int64(len(b.refs))}
 	var kept []dfms.Hash
-	var added []dfms.ChunkRef
-	var puts []dfms.ChunkData
-	var pending []func() error
-	bp, _ := s.chunks.(dfms.BatchPutter)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.opts.PutConcurrency)
-	var stored, storedBytes int64
 	seen := make(map[dfms.Hash]bool, len(b.refs))
 	for i, r := range b.refs {
 		if seen[r.Hash] {
@@ -499,46 +530,39 @@ func (s *Service) storeOnce(ctx context.Context, b *batch, hashes []dfms.Hash) e
 			kept = append(kept, r.Hash)
 			continue
 		}
-		data := b.bytes(i)
-		added = append(added, r)
-		stored++
-		storedBytes += int64(len(data))
-		if bp != nil {
-			puts = append(puts, dfms.ChunkData{Hash: r.Hash, Data: data})
-			continue
-		}
-		pending = append(pending, func() error { return s.chunks.Put(gctx, r.Hash, data) })
+		p.added = append(p.added, r)
+		p.puts = append(p.puts, dfms.ChunkData{Hash: r.Hash, Data: b.bytes(i)})
 	}
 	if len(kept) > 0 {
 		if err := s.meta.KeepChunks(ctx, kept); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// Reserve before storing: a pending row keeps the orphan collector
 	// away from bytes that are not recorded yet.
-	if len(added) > 0 {
-		if err := s.meta.ReserveChunks(ctx, added); err != nil {
-			return err
+	if len(p.added) > 0 {
+		if err := s.meta.ReserveChunks(ctx, p.added); err != nil {
+			return nil, err
 		}
 	}
-	for _, p := range pending {
-		g.Go(p)
+	return p, nil
+}
+
+// putBytes makes the chunks durable in the chunk store: as one batch if
+// the store takes batches, else up to PutConcurrency at a time.
+func (s *Service) putBytes(ctx context.Context, puts []dfms.ChunkData) error {
+	if len(puts) == 0 {
+		return nil
 	}
-	if len(puts) > 0 {
-		g.Go(func() error { return bp.PutBatch(gctx, puts) })
+	if bp, ok := s.chunks.(dfms.BatchPutter); ok {
+		return bp.PutBatch(ctx, puts)
 	}
-	if err := g.Wait(); err != nil {
-		return err
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.PutConcurrency)
+	for _, c := range puts {
+		g.Go(func() error { return s.chunks.Put(gctx, c.Hash, c.Data) })
 	}
-	if len(added) > 0 {
-		if err := s.meta.AddChunks(ctx, added); err != nil {
-			return err
-		}
-	}
-	s.stats.ChunksDeduped.Add(int64(len(b.refs)) - stored)
-	s.stats.ChunksStored.Add(stored)
-	s.stats.BytesStored.Add(storedBytes)
-	return nil
+	return g.Wait()
 }
 
 // bodyReader marks failures to read the client's body as bad input (a

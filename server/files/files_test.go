@@ -581,3 +581,111 @@ func TestConcurrentWritersKeepEveryVersion(t *testing.T) {
 		}
 	})
 }
+
+// failingPuts is a chunk store whose writes fail (and that offers no
+// batches, so every chunk goes through Put).
+type failingPuts struct {
+	dfms.ChunkStore
+	err error
+}
+
+func (f failingPuts) Put(context.Context, dfms.Hash, []byte) error { return f.err }
+
+// A commit that stores its own new chunks (the mount's edit) stores only
+// those the store lacks, records them with the version, and changes
+// nothing if their bytes cannot be stored.
+func TestCommitStoringChunks(t *testing.T) {
+	forEach(t, files.Options{}, func(t *testing.T, e *env) {
+		v1 := randomBytes(3, 6<<20)
+		r1 := e.write(t, e.user.Root, "edited", v1)
+		old, err := e.svc.OpenVersion(ctx, e.user.ID, r1.Entry.ID, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks := old.Manifest.Chunks
+		if len(chunks) < 3 {
+			t.Fatalf("%d chunks, want 3 or more", len(chunks))
+		}
+		// Version 2: the second chunk replaced by new bytes.
+		fresh := randomBytes(4, 300<<10)
+		freshRef := dfms.ChunkRef{Hash: dfms.Sum(fresh), Size: uint32(len(fresh))}
+		m := dfms.Manifest{Chunks: slices.Clone(chunks)}
+		m.Chunks[1] = freshRef
+		var want []byte
+		off := int64(0)
+		for i, c := range chunks {
+			if i == 1 {
+				want = append(want, fresh...)
+			} else {
+				want = append(want, v1[off:off+int64(c.Size)]...)
+			}
+			off += int64(c.Size)
+		}
+		stored, deduped := e.svc.Stats().ChunksStored.Load(), e.svc.Stats().ChunksDeduped.Load()
+		first := v1[:chunks[0].Size] // stored already: not stored again
+		ent, v, err := e.svc.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m, Base: 1},
+			[]dfms.ChunkData{{Hash: freshRef.Hash, Data: fresh}, {Hash: chunks[0].Hash, Data: first}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ent.Version != 2 || v.Number != 2 {
+			t.Fatalf("committed version %d (entry at %d), want 2", v.Number, ent.Version)
+		}
+		if got := e.read(t, r1.Entry.ID, 0); !bytes.Equal(got, want) {
+			t.Fatal("version 2 does not read back as committed")
+		}
+		if n := e.svc.Stats().ChunksStored.Load() - stored; n != 1 {
+			t.Fatalf("%d chunks stored, want 1 (the other was stored already)", n)
+		}
+		if n := e.svc.Stats().ChunksDeduped.Load() - deduped; n != 1 {
+			t.Fatalf("%d chunks deduplicated, want 1", n)
+		}
+		if c := must(e.meta.GetChunk(ctx, freshRef.Hash))(t); c.Pending || c.Refs != 1 {
+			t.Fatalf("the new chunk is %+v, want stored with one reference", c)
+		}
+
+		// The store fails: no version 3, the new chunk is not usable, and
+		// the references of the others did not move.
+		boom := errors.New("disk on fire")
+		broken, err := files.New(e.meta, failingPuts{e.store, boom}, files.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lost := randomBytes(5, 200<<10)
+		lostRef := dfms.ChunkRef{Hash: dfms.Sum(lost), Size: uint32(len(lost))}
+		m3 := dfms.Manifest{Chunks: slices.Clone(m.Chunks)}
+		m3.Chunks[0] = lostRef
+		refs := must(e.meta.GetChunk(ctx, chunks[2].Hash))(t).Refs
+		_, _, err = broken.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m3, Base: 2},
+			[]dfms.ChunkData{{Hash: lostRef.Hash, Data: lost}})
+		if !errors.Is(err, boom) {
+			t.Fatalf("commit over a failing store: %v, want %v", err, boom)
+		}
+		if got := must(e.svc.Stat(ctx, e.user.ID, r1.Entry.ID))(t); got.Version != 2 {
+			t.Fatalf("the failed commit moved the file to version %d", got.Version)
+		}
+		if c, err := e.meta.GetChunk(ctx, lostRef.Hash); err == nil && (!c.Pending || c.Refs != 0) {
+			t.Fatalf("the chunk that was never stored is %+v", c)
+		}
+		if n := must(e.meta.GetChunk(ctx, chunks[2].Hash))(t).Refs; n != refs {
+			t.Fatalf("a kept chunk has %d references after the failed commit, want %d", n, refs)
+		}
+
+		// Bad input: an empty chunk.
+		_, _, err = e.svc.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m, Base: 2},
+			[]dfms.ChunkData{{Hash: dfms.Sum(nil)}})
+		if !dfms.Is(err, dfms.Invalid) {
+			t.Fatalf("an empty chunk: %v, want kind Invalid", err)
+		}
+	})
+}
+
+func must[T any](v T, err error) func(t *testing.T) T {
+	return func(t *testing.T) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}

@@ -236,6 +236,63 @@ func (s *Service) CommitOwnChunks(ctx context.Context, req meta.CommitRequest) (
 	return s.commitChunks(ctx, req, false)
 }
 
+// CommitOwnChunksStoring is CommitOwnChunks for a commit that brings
+// chunks of its own (cs, hashed by the caller in this process): those the
+// store lacks are written while the commit's metadata work runs, and the
+// commit, which records them stored, is made only once they are durable
+// (meta.CommitRequest.Stored). An edit then costs the slower of its chunk
+// write and its metadata work, not their sum. Their rows are reserved
+// lazily: durable with the commit, or bytes the orphan collector removes.
+func (s *Service) CommitOwnChunksStoring(ctx context.Context, req meta.CommitRequest, cs []dfms.ChunkData) (meta.Entry, meta.Version, error) {
+	const op dfms.Op = "files.CommitChunks"
+	if len(cs) == 0 {
+		return s.CommitOwnChunks(ctx, req)
+	}
+	if req.Stored != nil || req.Durable != nil {
+		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("the request stores chunks already"))
+	}
+	b := &batch{}
+	hashes := make([]dfms.Hash, len(cs))
+	for i, c := range cs {
+		if len(c.Data) == 0 || len(c.Data) > s.opts.Chunking.Max {
+			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("a chunk has 1..%d bytes, not %d", s.opts.Chunking.Max, len(c.Data)))
+		}
+		b.addRef(c.Hash, c.Data)
+		hashes[i] = c.Hash
+	}
+	if err := s.checkChunks(ctx, req, false, false); err != nil {
+		return meta.Entry{}, meta.Version{}, err
+	}
+	p, err := s.prepareStore(meta.WithLazyDurability(ctx), b, hashes)
+	if dfms.Is(err, dfms.Conflict) {
+		// GC is deleting one of them: store them the patient way.
+		if _, err := s.PutChunks(meta.WithLazyDurability(ctx), req.Owner, cs, true); err != nil {
+			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+		}
+		return s.CommitOwnChunks(ctx, req)
+	}
+	if err != nil {
+		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.putBytes(ctx, p.puts) }()
+	var stored error
+	waited := false
+	wait := func() error {
+		if !waited {
+			stored, waited = <-done, true
+		}
+		return stored
+	}
+	req.Stored, req.Durable = p.added, wait
+	req.SHA256 = dfms.Hash{}
+	e, v, err := s.commitChecked(ctx, req)
+	if werr := wait(); werr == nil {
+		p.count(s) // the bytes are stored, whether or not the commit was made
+	}
+	return e, v, err
+}
+
 func (s *Service) commitChunks(ctx context.Context, req meta.CommitRequest, possession bool) (meta.Entry, meta.Version, error) {
 	if err := s.checkChunks(ctx, req, possession, false); err != nil {
 		return meta.Entry{}, meta.Version{}, err

@@ -27,7 +27,9 @@
 // # Chunks and garbage collection
 //
 // A chunk row is created by [Store.AddChunks] after the chunk's bytes are
-// durably stored, with zero references. Commits only increment rows that
+// durably stored, with zero references (or by the commit that references
+// it, in the same transaction, which commits only once the bytes are
+// durable: [CommitRequest.Stored]). Commits only increment rows that
 // exist and are live; if one is missing or being deleted the commit fails
 // with a *MissingChunksError and changes nothing, and the caller uploads the
 // chunk again. The sweeper deletes a chunk in three steps: it marks the row
@@ -276,6 +278,18 @@ type CommitRequest struct {
 	// already exists (server-side copy, create-exclusive).
 	CreateOnly bool
 	CreatedBy  dfms.UserID
+
+	// Stored and Durable let a commit record chunks whose bytes are still
+	// being written, so that the write overlaps the commit's work (the
+	// mount in the server's process does this). Stored are rows reserved
+	// with ReserveChunks: the commit marks them stored, as AddChunks
+	// would, in its own transaction. Durable is called after the commit's
+	// work and before its transaction commits, and returns once the bytes
+	// are durable (or why they are not, which fails the commit and changes
+	// nothing). It may be called more than once (a transaction retried),
+	// and is required when Stored is set.
+	Stored  []dfms.ChunkRef
+	Durable func() error
 }
 
 // CommitResult is the outcome of one commit of a CommitVersions batch.

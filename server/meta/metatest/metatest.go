@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"ReservedIDs", testReservedIDs},
 		{"TrashEntries", testTrashEntries},
 		{"ManyChunks", testManyChunks},
+		{"CommitStoring", testCommitStoring},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1395,6 +1396,82 @@ func testPendingChunks(t *testing.T, s meta.Store) {
 		t.Fatal("a stale reservation cannot be collected")
 	}
 	ok(t, s.FinishDelete(ctx, stale.Hash))
+}
+
+// A commit can record chunks whose bytes are still being stored
+// (CommitRequest.Stored): it marks them stored in its own transaction and
+// commits only once Durable returns; a failure there changes nothing.
+func testCommitStoring(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	old := chunk("storing: kept", 7)
+	first := manifest(t, s, old)
+	e, _ := commit(t, s, u.ID, u.Root, "f", first)
+	fresh := chunk("storing: new", 11)
+	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{fresh}))
+	m := dfms.Manifest{Chunks: []dfms.ChunkRef{old, fresh, fresh}}
+
+	// Stored needs Durable.
+	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: m, Stored: []dfms.ChunkRef{fresh}})
+	wantKind(t, "Stored without Durable", err, dfms.Invalid)
+
+	// The bytes could not be stored: nothing changes, the row stays pending.
+	calls := 0
+	failed := errors.New("disk full")
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: m, Base: 1,
+		Stored: []dfms.ChunkRef{fresh}, Durable: func() error { calls++; return failed }})
+	if !errors.Is(err, failed) || calls == 0 {
+		t.Fatalf("commit whose chunks failed: %v (Durable called %d times), want %v", err, calls, failed)
+	}
+	if c := must(s.GetChunk(ctx, fresh.Hash))(t); !c.Pending || c.Refs != 0 {
+		t.Fatalf("after a failed commit the new chunk is %+v, want pending with no references", c)
+	}
+	if got := must(s.GetEntry(ctx, u.ID, e.ID))(t); got.Version != 1 {
+		t.Fatalf("a failed commit moved the file to version %d", got.Version)
+	}
+	if refs(t, s, old) != 1 {
+		t.Fatalf("a failed commit left %d references to the kept chunk, want 1", refs(t, s, old))
+	}
+
+	// Durable is called after the commit's work: the version is not
+	// visible to others until it returns.
+	calls = 0
+	got, v, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: m, Base: 1,
+		Stored: []dfms.ChunkRef{fresh}, Durable: func() error { calls++; return nil }})
+	ok(t, err)
+	if calls == 0 || got.Version != 2 || v.Number != 2 {
+		t.Fatalf("commit: entry version %d, version %d, Durable called %d times", got.Version, v.Number, calls)
+	}
+	if c := must(s.GetChunk(ctx, fresh.Hash))(t); c.Pending || c.Refs != 2 {
+		t.Fatalf("after the commit the new chunk is %+v, want stored with 2 references", c)
+	}
+	if refs(t, s, old) != 2 {
+		t.Fatalf("kept chunk has %d references, want 2", refs(t, s, old))
+	}
+	if un := must(s.UnownedChunks(ctx, u.ID, []dfms.Hash{fresh.Hash}))(t); len(un) != 0 {
+		t.Fatal("the commit did not record possession of the chunk it stored")
+	}
+
+	// A chunk that was never reserved (its reservation was collected)
+	// fails the commit as AddChunks would.
+	lost := chunk("storing: never reserved", 3)
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{lost}},
+		Stored: []dfms.ChunkRef{lost}, Durable: func() error { return nil }})
+	wantKind(t, "commit storing an unreserved chunk", err, dfms.Conflict)
+
+	// In a batch, a failing Durable fails only its own commit.
+	other, _ := commit(t, s, u.ID, u.Root, "g", first)
+	also := chunk("storing: batch", 5)
+	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{also}))
+	res := must(s.CommitVersions(ctx, []meta.CommitRequest{
+		{Owner: u.ID, Entry: e.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{also}}, Stored: []dfms.ChunkRef{also}, Durable: func() error { return failed }},
+		{Owner: u.ID, Entry: other.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{old}}},
+	}))(t)
+	if !errors.Is(res[0].Err, failed) || res[1].Err != nil || res[1].Entry.Version != 2 {
+		t.Fatalf("batch: %v / %v (version %d)", res[0].Err, res[1].Err, res[1].Entry.Version)
+	}
+	if c := must(s.GetChunk(ctx, also.Hash))(t); !c.Pending {
+		t.Fatalf("the failed commit of a batch recorded its chunk: %+v", c)
+	}
 }
 
 func testLock(t *testing.T, s meta.Store) {

@@ -173,16 +173,19 @@ func (s *Store) AddChunks(ctx context.Context, refs []dfms.ChunkRef) error {
 	for _, r := range refs {
 		sizes[r.Hash] = int64(r.Size)
 	}
-	return s.write(ctx, op, func(t *tx) error {
-		for _, h := range sortedHashes(sizes) {
-			if err := t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s was not reserved, or is being deleted; store it again", h)),
-				`UPDATE chunks SET pending = ?, zero_since = CASE WHEN refs = 0 THEN CAST(? AS BIGINT) ELSE NULL END
-				WHERE hash = ? AND deleting = ?`, false, ns(t.now), h[:], false); err != nil {
-				return err
-			}
+	return s.write(ctx, op, func(t *tx) error { return t.addChunks(ctx, op, sizes) })
+}
+
+// addChunks marks the reserved chunks of sizes stored (AddChunks).
+func (t *tx) addChunks(ctx context.Context, op dfms.Op, sizes map[dfms.Hash]int64) error {
+	for _, h := range sortedHashes(sizes) {
+		if err := t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s was not reserved, or is being deleted; store it again", h)),
+			`UPDATE chunks SET pending = ?, zero_since = CASE WHEN refs = 0 THEN CAST(? AS BIGINT) ELSE NULL END
+			WHERE hash = ? AND deleting = ?`, false, ns(t.now), h[:], false); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // KeepChunks implements meta.Store.

@@ -179,10 +179,18 @@ func checkManifest(op dfms.Op, m *dfms.Manifest) error {
 	return nil
 }
 
+// checkRequest checks a commit request before its transaction.
+func checkRequest(op dfms.Op, req *meta.CommitRequest) error {
+	if len(req.Stored) > 0 && req.Durable == nil {
+		return dfms.E(op, dfms.Invalid, fmt.Errorf("a commit that records chunks being stored needs to wait for them (Durable)"))
+	}
+	return checkManifest(op, &req.Manifest)
+}
+
 // CommitVersion implements meta.Store.
 func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
 	const op dfms.Op = "meta.CommitVersion"
-	if err := checkManifest(op, &req.Manifest); err != nil {
+	if err := checkRequest(op, &req); err != nil {
 		return meta.Entry{}, meta.Version{}, err
 	}
 	blob, _ := req.Manifest.MarshalBinary()
@@ -199,6 +207,15 @@ func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (meta
 // commitWithChunks takes the references of req's chunks, commits the
 // version, and records the owner's possession of the chunks.
 func (t *tx) commitWithChunks(ctx context.Context, op dfms.Op, req meta.CommitRequest, blob []byte) (meta.Entry, meta.Version, error) {
+	if len(req.Stored) > 0 {
+		sizes := make(map[dfms.Hash]int64, len(req.Stored))
+		for _, r := range req.Stored {
+			sizes[r.Hash] = int64(r.Size)
+		}
+		if err := t.addChunks(ctx, op, sizes); err != nil {
+			return meta.Entry{}, meta.Version{}, err
+		}
+	}
 	counts := req.Manifest.Counts()
 	if err := t.takeChunks(ctx, counts, sizesOf(&req.Manifest)); err != nil {
 		return meta.Entry{}, meta.Version{}, err
@@ -210,7 +227,15 @@ func (t *tx) commitWithChunks(ctx context.Context, op dfms.Op, req meta.CommitRe
 	// After commit, which locked the owner's row for update: inserting
 	// possession rows first would take a key-share lock on it that two
 	// concurrent commits then both try to upgrade (a deadlock).
-	return e, v, t.own(ctx, req.Owner, sortedHashes(counts))
+	if err := t.own(ctx, req.Owner, sortedHashes(counts)); err != nil {
+		return e, v, err
+	}
+	if req.Durable != nil {
+		if err := req.Durable(); err != nil {
+			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, fmt.Errorf("storing the commit's chunks: %w", err))
+		}
+	}
+	return e, v, nil
 }
 
 // CommitVersions implements meta.Store: each commit runs inside a
@@ -221,7 +246,7 @@ func (s *Store) CommitVersions(ctx context.Context, reqs []meta.CommitRequest) (
 	blobs := make([][]byte, len(reqs))
 	checked := make([]error, len(reqs))
 	for i := range reqs {
-		if checked[i] = checkManifest(op, &reqs[i].Manifest); checked[i] == nil {
+		if checked[i] = checkRequest(op, &reqs[i]); checked[i] == nil {
 			blobs[i], _ = reqs[i].Manifest.MarshalBinary()
 		}
 	}
