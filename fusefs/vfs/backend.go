@@ -196,8 +196,8 @@ type CommitBatcher interface {
 type ChunkCommitter interface {
 	// CommitManifestStoring is CommitManifest for a manifest that also
 	// references cs (hashed; those the backend has already are not stored
-	// again).
-	CommitManifestStoring(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time, cs []dfms.ChunkData) (Entry, error)
+	// again). It returns how many of cs it stored.
+	CommitManifestStoring(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time, cs []dfms.ChunkData) (Entry, int, error)
 }
 
 // FileCreator is implemented by backends that create files under ids

@@ -499,9 +499,10 @@ func (f *openFile) commitLocked(ctx context.Context) error {
 		if m, err = f.cutLocked(ctx, nil, &tail); err != nil {
 			return f.commitFailedLocked(ctx, err)
 		}
-		f.fsys.stats.chunksSent.Add(int64(len(tail)))
 		g := f.fsys.mc.begin()
-		e, err = cc.CommitManifestStoring(ctx, f.id, m, f.version, f.mtime, tail)
+		var sent int
+		e, sent, err = cc.CommitManifestStoring(ctx, f.id, m, f.version, f.mtime, tail)
+		f.fsys.stats.chunksSent.Add(int64(sent))
 		f.fsys.committed(g, f.id, e, false, m, err)
 	} else {
 		if m, err = f.rechunkLocked(ctx); err != nil {

@@ -252,14 +252,14 @@ func (l *Local) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Mani
 
 // CommitManifestStoring implements ChunkCommitter: the chunks' bytes are
 // written while the commit's metadata work runs (files.CommitOwnChunksStoring).
-func (l *Local) CommitManifestStoring(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time, cs []dfms.ChunkData) (Entry, error) {
+func (l *Local) CommitManifestStoring(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time, cs []dfms.ChunkData) (Entry, int, error) {
 	n := l.lazy.Load()
-	e, _, err := l.files.CommitOwnChunksStoring(l.ctx(ctx), meta.CommitRequest{Owner: l.owner, Entry: id, Manifest: m, Base: base, MTime: mtime}, cs)
+	e, _, stored, err := l.files.CommitOwnChunksStoring(l.ctx(ctx), meta.CommitRequest{Owner: l.owner, Entry: id, Manifest: m, Base: base, MTime: mtime}, cs)
 	if err != nil {
-		return Entry{}, err
+		return Entry{}, stored, err
 	}
 	l.madeDurable(n)
-	return entryOf(e), nil
+	return entryOf(e), stored, nil
 }
 
 // CommitManifests implements CommitBatcher: one metadata transaction.

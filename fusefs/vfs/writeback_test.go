@@ -142,9 +142,9 @@ func (f *failingBatch) CommitManifest(ctx context.Context, id dfms.EntryID, m df
 	return f.Local.CommitManifest(ctx, id, m, base, mtime)
 }
 
-func (f *failingBatch) CommitManifestStoring(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time, cs []dfms.ChunkData) (vfs.Entry, error) {
+func (f *failingBatch) CommitManifestStoring(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time, cs []dfms.ChunkData) (vfs.Entry, int, error) {
 	if f.fail.Load() {
-		return vfs.Entry{}, dfms.Errorf("test", dfms.Unavailable, "the server is down")
+		return vfs.Entry{}, 0, dfms.Errorf("test", dfms.Unavailable, "the server is down")
 	}
 	return f.Local.CommitManifestStoring(ctx, id, m, base, mtime, cs)
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
@@ -623,10 +624,13 @@ func TestCommitStoringChunks(t *testing.T) {
 		}
 		stored, deduped := e.svc.Stats().ChunksStored.Load(), e.svc.Stats().ChunksDeduped.Load()
 		first := v1[:chunks[0].Size] // stored already: not stored again
-		ent, v, err := e.svc.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m, Base: 1},
+		ent, v, n, err := e.svc.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m, Base: 1},
 			[]dfms.ChunkData{{Hash: freshRef.Hash, Data: fresh}, {Hash: chunks[0].Hash, Data: first}})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("CommitOwnChunksStoring says it stored %d chunks, want 1", n)
 		}
 		if ent.Version != 2 || v.Number != 2 {
 			t.Fatalf("committed version %d (entry at %d), want 2", v.Number, ent.Version)
@@ -656,7 +660,7 @@ func TestCommitStoringChunks(t *testing.T) {
 		m3 := dfms.Manifest{Chunks: slices.Clone(m.Chunks)}
 		m3.Chunks[0] = lostRef
 		refs := must(e.meta.GetChunk(ctx, chunks[2].Hash))(t).Refs
-		_, _, err = broken.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m3, Base: 2},
+		_, _, _, err = broken.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m3, Base: 2},
 			[]dfms.ChunkData{{Hash: lostRef.Hash, Data: lost}})
 		if !errors.Is(err, boom) {
 			t.Fatalf("commit over a failing store: %v, want %v", err, boom)
@@ -672,10 +676,74 @@ func TestCommitStoringChunks(t *testing.T) {
 		}
 
 		// Bad input: an empty chunk.
-		_, _, err = e.svc.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m, Base: 2},
+		_, _, _, err = e.svc.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m, Base: 2},
 			[]dfms.ChunkData{{Hash: dfms.Sum(nil)}})
 		if !dfms.Is(err, dfms.Invalid) {
 			t.Fatalf("an empty chunk: %v, want kind Invalid", err)
+		}
+	})
+}
+
+// gatedPuts is a chunk store whose writes wait for release.
+type gatedPuts struct {
+	dfms.ChunkStore
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g gatedPuts) Put(ctx context.Context, h dfms.Hash, data []byte) error {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.ChunkStore.Put(ctx, h, data)
+}
+
+// A chunk store that is slow to store a commit's chunks does not hold the
+// metadata store's write locks meanwhile: the commit waits outside its
+// transaction and is made once the bytes are stored.
+func TestCommitStoringSlowStore(t *testing.T) {
+	forEach(t, files.Options{}, func(t *testing.T, e *env) {
+		r1 := e.write(t, e.user.Root, "slow", randomBytes(6, 100<<10))
+		g := gatedPuts{e.store, make(chan struct{}, 1), make(chan struct{})}
+		slow, err := files.New(e.meta, g, files.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := randomBytes(7, 64<<10)
+		ref := dfms.ChunkRef{Hash: dfms.Sum(data), Size: uint32(len(data))}
+		type result struct {
+			v   meta.Version
+			err error
+		}
+		res := make(chan result, 1)
+		go func() {
+			_, v, _, err := slow.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{ref}}, Base: 1},
+				[]dfms.ChunkData{{Hash: ref.Hash, Data: data}})
+			res <- result{v, err}
+		}()
+		<-g.entered
+		// While the bytes are held back, other metadata writes go through
+		// (on SQLite they would wait for the commit's transaction).
+		made := make(chan error, 1)
+		go func() {
+			_, err := e.meta.CreateUser(ctx, meta.User{Email: "bystander@example.com", Active: true})
+			made <- err
+		}()
+		select {
+		case err := <-made:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			close(g.release)
+			t.Fatal("a metadata write waited for a commit whose chunks were still being stored")
+		}
+		close(g.release)
+		r := <-res
+		if r.err != nil || r.v.Number != 2 {
+			t.Fatalf("commit after the slow store: version %d, %v", r.v.Number, r.err)
+		}
+		if got := e.read(t, r1.Entry.ID, 0); !bytes.Equal(got, data) {
+			t.Fatal("the commit does not read back")
 		}
 	})
 }

@@ -3,6 +3,7 @@ package files
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -243,55 +244,88 @@ func (s *Service) CommitOwnChunks(ctx context.Context, req meta.CommitRequest) (
 // (meta.CommitRequest.Stored). An edit then costs the slower of its chunk
 // write and its metadata work, not their sum. Their rows are reserved
 // lazily: durable with the commit, or bytes the orphan collector removes.
-func (s *Service) CommitOwnChunksStoring(ctx context.Context, req meta.CommitRequest, cs []dfms.ChunkData) (meta.Entry, meta.Version, error) {
+// It returns how many chunks it stored (the others were stored already).
+//
+// The commit's transaction waits for the bytes at most storingWait, so
+// that a slow chunk store cannot hold the metadata store's locks (all of
+// SQLite's writes wait for them): past that it rolls back, waits for the
+// bytes outside, and commits again.
+func (s *Service) CommitOwnChunksStoring(ctx context.Context, req meta.CommitRequest, cs []dfms.ChunkData) (meta.Entry, meta.Version, int, error) {
 	const op dfms.Op = "files.CommitChunks"
 	if len(cs) == 0 {
-		return s.CommitOwnChunks(ctx, req)
+		e, v, err := s.CommitOwnChunks(ctx, req)
+		return e, v, 0, err
 	}
 	if req.Stored != nil || req.Durable != nil {
-		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("the request stores chunks already"))
+		return meta.Entry{}, meta.Version{}, 0, dfms.E(op, dfms.Invalid, fmt.Errorf("the request stores chunks already"))
 	}
 	b := &batch{}
 	hashes := make([]dfms.Hash, len(cs))
 	for i, c := range cs {
 		if len(c.Data) == 0 || len(c.Data) > s.opts.Chunking.Max {
-			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("a chunk has 1..%d bytes, not %d", s.opts.Chunking.Max, len(c.Data)))
+			return meta.Entry{}, meta.Version{}, 0, dfms.E(op, dfms.Invalid, fmt.Errorf("a chunk has 1..%d bytes, not %d", s.opts.Chunking.Max, len(c.Data)))
 		}
 		b.addRef(c.Hash, c.Data)
 		hashes[i] = c.Hash
 	}
 	if err := s.checkChunks(ctx, req, false, false); err != nil {
-		return meta.Entry{}, meta.Version{}, err
+		return meta.Entry{}, meta.Version{}, 0, err
 	}
 	p, err := s.prepareStore(meta.WithLazyDurability(ctx), b, hashes)
 	if dfms.Is(err, dfms.Conflict) {
 		// GC is deleting one of them: store them the patient way.
-		if _, err := s.PutChunks(meta.WithLazyDurability(ctx), req.Owner, cs, true); err != nil {
-			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+		n, err := s.PutChunks(meta.WithLazyDurability(ctx), req.Owner, cs, true)
+		if err != nil {
+			return meta.Entry{}, meta.Version{}, 0, dfms.E(op, dfms.Other, err)
 		}
-		return s.CommitOwnChunks(ctx, req)
+		e, v, err := s.CommitOwnChunks(ctx, req)
+		return e, v, n, err
 	}
 	if err != nil {
-		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+		return meta.Entry{}, meta.Version{}, 0, dfms.E(op, dfms.Other, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.putBytes(ctx, p.puts) }()
 	var stored error
 	waited := false
-	wait := func() error {
+	wait := func(limit <-chan time.Time) error {
 		if !waited {
-			stored, waited = <-done, true
+			select {
+			case stored = <-done:
+				waited = true
+			case <-limit:
+				return errStoreSlow
+			}
 		}
 		return stored
 	}
-	req.Stored, req.Durable = p.added, wait
+	req.Stored = p.added
+	req.Durable = func() error { return wait(time.After(storingWait)) }
 	req.SHA256 = dfms.Hash{}
 	e, v, err := s.commitChecked(ctx, req)
-	if werr := wait(); werr == nil {
-		p.count(s) // the bytes are stored, whether or not the commit was made
+	if errors.Is(err, errStoreSlow) {
+		// Rolled back; the bytes are awaited outside the transaction,
+		// and the commit made again (its wait then returns at once).
+		if werr := wait(nil); werr == nil {
+			e, v, err = s.commitChecked(ctx, req)
+		}
 	}
-	return e, v, err
+	if werr := wait(nil); werr != nil {
+		if err == nil || errors.Is(err, errStoreSlow) {
+			err = dfms.E(op, dfms.Other, werr)
+		}
+		return meta.Entry{}, meta.Version{}, 0, err
+	}
+	p.count(s) // the bytes are stored, whether or not the commit was made
+	return e, v, len(p.puts), err
 }
+
+// storingWait bounds how long a commit's transaction waits for the bytes
+// of the chunks it records (CommitOwnChunksStoring): enough for a local
+// disk's write and sync, short enough not to stall other writers long.
+const storingWait = 100 * time.Millisecond
+
+var errStoreSlow = errors.New("the chunk store is slow: commit after the chunks are stored")
 
 func (s *Service) commitChunks(ctx context.Context, req meta.CommitRequest, possession bool) (meta.Entry, meta.Version, error) {
 	if err := s.checkChunks(ctx, req, possession, false); err != nil {

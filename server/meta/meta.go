@@ -286,8 +286,10 @@ type CommitRequest struct {
 	// would, in its own transaction. Durable is called after the commit's
 	// work and before its transaction commits, and returns once the bytes
 	// are durable (or why they are not, which fails the commit and changes
-	// nothing). It may be called more than once (a transaction retried),
-	// and is required when Stored is set.
+	// nothing). It runs while the transaction holds its locks, so it
+	// should not wait long (files.CommitOwnChunksStoring bounds it). It may
+	// be called more than once (a transaction retried), and is required
+	// when Stored is set.
 	Stored  []dfms.ChunkRef
 	Durable func() error
 }

@@ -559,7 +559,7 @@ func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e meta.En
 	if err := addCounts(counts, blob); err != nil {
 		return err
 	}
-	if err := t.takeChunks(ctx, counts, nil); err != nil {
+	if err := t.takeChunks(ctx, counts, nil, nil); err != nil {
 		return err
 	}
 	if _, err := t.exec(ctx, `UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?`, size, owner); err != nil {

@@ -105,7 +105,7 @@ func (s *Store) PutPart(ctx context.Context, owner dfms.UserID, id string, n int
 			return err
 		}
 		counts := m.Counts()
-		if err := t.takeChunks(ctx, counts, sizesOf(&m)); err != nil {
+		if err := t.takeChunks(ctx, counts, sizesOf(&m), nil); err != nil {
 			return err
 		}
 		if err := t.own(ctx, owner, sortedHashes(counts)); err != nil {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -41,7 +42,12 @@ func sortedHashes(counts map[dfms.Hash]int64) []dfms.Hash {
 // a live row make it fail with a *meta.MissingChunksError, and a chunk
 // whose stored size differs from sizes (when given) with kind Invalid; the
 // caller's transaction then rolls back, so nothing changes.
-func (t *tx) takeChunks(ctx context.Context, counts map[dfms.Hash]int64, sizes map[dfms.Hash]uint32) error {
+//
+// stored are reserved chunks to mark stored first (CommitRequest.Stored),
+// each just before its reference is taken, so that every row is locked in
+// one order (only where writers run concurrently; the caller marks them
+// beforehand otherwise).
+func (t *tx) takeChunks(ctx context.Context, counts map[dfms.Hash]int64, sizes map[dfms.Hash]uint32, stored map[dfms.Hash]int64) error {
 	hs := sortedHashes(counts)
 	if t.s.d.SerialWriters {
 		var err error
@@ -49,8 +55,23 @@ func (t *tx) takeChunks(ctx context.Context, counts map[dfms.Hash]int64, sizes m
 			return err
 		}
 	}
+	if len(stored) > 0 {
+		all := maps.Clone(stored)
+		for h := range counts {
+			all[h] = 0
+		}
+		hs = sortedHashes(all)
+	}
 	var missing []dfms.Hash
 	for _, h := range hs {
+		if size, ok := stored[h]; ok {
+			if err := t.addChunks(ctx, "meta.CommitVersion", map[dfms.Hash]int64{h: size}); err != nil {
+				return err
+			}
+		}
+		if _, ok := counts[h]; !ok {
+			continue
+		}
 		q := `UPDATE chunks SET refs = refs + ?, zero_since = NULL WHERE hash = ? AND deleting = ? AND pending = ?`
 		args := []any{counts[h], h[:], false, false}
 		size, checkSize := sizes[h]
@@ -207,17 +228,23 @@ func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (meta
 // commitWithChunks takes the references of req's chunks, commits the
 // version, and records the owner's possession of the chunks.
 func (t *tx) commitWithChunks(ctx context.Context, op dfms.Op, req meta.CommitRequest, blob []byte) (meta.Entry, meta.Version, error) {
+	var stored map[dfms.Hash]int64
 	if len(req.Stored) > 0 {
-		sizes := make(map[dfms.Hash]int64, len(req.Stored))
+		stored = make(map[dfms.Hash]int64, len(req.Stored))
 		for _, r := range req.Stored {
-			sizes[r.Hash] = int64(r.Size)
+			stored[r.Hash] = int64(r.Size)
 		}
-		if err := t.addChunks(ctx, op, sizes); err != nil {
-			return meta.Entry{}, meta.Version{}, err
+		if t.s.d.SerialWriters {
+			// One writer at a time: no lock order to keep, and the
+			// references are then taken in batches.
+			if err := t.addChunks(ctx, op, stored); err != nil {
+				return meta.Entry{}, meta.Version{}, err
+			}
+			stored = nil
 		}
 	}
 	counts := req.Manifest.Counts()
-	if err := t.takeChunks(ctx, counts, sizesOf(&req.Manifest)); err != nil {
+	if err := t.takeChunks(ctx, counts, sizesOf(&req.Manifest), stored); err != nil {
 		return meta.Entry{}, meta.Version{}, err
 	}
 	e, v, err := t.commit(ctx, op, req, blob)
