@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -112,6 +113,31 @@ func TestUnmountBusy(t *testing.T) {
 		t.Fatalf("mounts left: %v, %v", left, err)
 	}
 	e.fsys.Close(ctx)
+}
+
+// The mount raises the kernel's read-ahead (root only), to the default or
+// to what Options says.
+func TestReadAhead(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to write /sys/class/bdi")
+	}
+	for _, c := range []struct {
+		opt  int
+		want string
+	}{{0, "4096"}, {2048, "2048"}} {
+		e := mount(t, func(o *fusefs.Options) { o.ReadAheadKB = c.opt })
+		p, err := fusefs.ReadAheadPath(e.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(string(got)) != c.want {
+			t.Errorf("ReadAheadKB %d: %s holds %q, want %s", c.opt, p, got, c.want)
+		}
+	}
 }
 
 func TestPosix(t *testing.T) {
