@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -60,8 +61,10 @@ type Service struct {
 	now   func() time.Time // replaced by tests
 
 	// dummyHash is compared against when the email is unknown, so that
-	// Login costs the same whether or not an account exists.
-	dummyHash []byte
+	// Login costs the same whether or not an account exists. It is made
+	// in the background from New on (a bcrypt hash is a quarter of a
+	// second of CPU, which a start need not wait for).
+	dummyHash func() []byte
 
 	parser        *jwt.Parser // full validation
 	anyTimeParser *jwt.Parser // signature only (logout of expired tokens)
@@ -71,8 +74,12 @@ type Service struct {
 // with k, which must not be nil.
 func New(m meta.Store, k *Keys, c Config) *Service {
 	s := &Service{store: m, keys: k, cfg: c.withDefaults(), now: time.Now}
-	// Cannot fail: the cost is in range and the password short.
-	s.dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not anyone's password"), s.cfg.BcryptCost)
+	s.dummyHash = sync.OnceValue(func() []byte {
+		// Cannot fail: the cost is in range and the password short.
+		h, _ := bcrypt.GenerateFromPassword([]byte("not anyone's password"), s.cfg.BcryptCost)
+		return h
+	})
+	go s.dummyHash()
 	methods := jwt.WithValidMethods([]string{jwt.SigningMethodES256.Alg()})
 	s.parser = jwt.NewParser(
 		methods,
@@ -160,7 +167,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (meta.User,
 	const op dfms.Op = "auth.Login"
 	u, err := s.store.GetUserByEmail(ctx, email)
 	if dfms.Is(err, dfms.NotExist) {
-		checkPasswordHash(s.dummyHash, password)
+		checkPasswordHash(s.dummyHash(), password)
 		return meta.User{}, Tokens{}, dfms.E(op, dfms.Unauthenticated, errBadLogin)
 	}
 	if err != nil {
