@@ -173,17 +173,9 @@ func (s *Service) PutChunks(ctx context.Context, owner dfms.UserID, cs []dfms.Ch
 	if len(cs) == 0 {
 		return 0, nil
 	}
-	b := &batch{}
-	hashes := make([]dfms.Hash, len(cs))
-	for i, c := range cs {
-		if len(c.Data) == 0 || len(c.Data) > s.opts.Chunking.Max {
-			return 0, dfms.E(op, dfms.Invalid, fmt.Errorf("a chunk has 1..%d bytes, not %d", s.opts.Chunking.Max, len(c.Data)))
-		}
-		if !hashed && dfms.Sum(c.Data) != c.Hash {
-			return 0, dfms.E(op, dfms.Invalid, fmt.Errorf("the bytes do not hash to %s", c.Hash))
-		}
-		b.addRef(c.Hash, c.Data)
-		hashes[i] = c.Hash
+	b, hashes, err := s.chunkBatch(op, cs, hashed)
+	if err != nil {
+		return 0, err
 	}
 	var res WriteResult
 	if err := s.storeBatch(ctx, owner, b, &accounting{res: &res, seen: map[dfms.Hash]bool{}}); err != nil {
@@ -237,6 +229,24 @@ func (s *Service) CommitOwnChunks(ctx context.Context, req meta.CommitRequest) (
 	return s.commitChunks(ctx, req, false)
 }
 
+// chunkBatch checks a client's chunks (sizes; and hashes unless hashed)
+// and returns them as a batch with their hashes in order.
+func (s *Service) chunkBatch(op dfms.Op, cs []dfms.ChunkData, hashed bool) (*batch, []dfms.Hash, error) {
+	b := &batch{}
+	hashes := make([]dfms.Hash, len(cs))
+	for i, c := range cs {
+		if len(c.Data) == 0 || len(c.Data) > s.opts.Chunking.Max {
+			return nil, nil, dfms.E(op, dfms.Invalid, fmt.Errorf("a chunk has 1..%d bytes, not %d", s.opts.Chunking.Max, len(c.Data)))
+		}
+		if !hashed && dfms.Sum(c.Data) != c.Hash {
+			return nil, nil, dfms.E(op, dfms.Invalid, fmt.Errorf("the bytes do not hash to %s", c.Hash))
+		}
+		b.addRef(c.Hash, c.Data)
+		hashes[i] = c.Hash
+	}
+	return b, hashes, nil
+}
+
 // CommitOwnChunksStoring is CommitOwnChunks for a commit that brings
 // chunks of its own (cs, hashed by the caller in this process): those the
 // store lacks are written while the commit's metadata work runs, and the
@@ -259,14 +269,9 @@ func (s *Service) CommitOwnChunksStoring(ctx context.Context, req meta.CommitReq
 	if req.Stored != nil || req.Durable != nil {
 		return meta.Entry{}, meta.Version{}, 0, dfms.E(op, dfms.Invalid, fmt.Errorf("the request stores chunks already"))
 	}
-	b := &batch{}
-	hashes := make([]dfms.Hash, len(cs))
-	for i, c := range cs {
-		if len(c.Data) == 0 || len(c.Data) > s.opts.Chunking.Max {
-			return meta.Entry{}, meta.Version{}, 0, dfms.E(op, dfms.Invalid, fmt.Errorf("a chunk has 1..%d bytes, not %d", s.opts.Chunking.Max, len(c.Data)))
-		}
-		b.addRef(c.Hash, c.Data)
-		hashes[i] = c.Hash
+	b, hashes, err := s.chunkBatch(op, cs, true)
+	if err != nil {
+		return meta.Entry{}, meta.Version{}, 0, err
 	}
 	if err := s.checkChunks(ctx, req, false, false); err != nil {
 		return meta.Entry{}, meta.Version{}, 0, err
