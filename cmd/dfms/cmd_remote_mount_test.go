@@ -187,6 +187,17 @@ func TestMountRemote(t *testing.T) {
 		}
 	})
 
+	t.Run("log-rotation", func(t *testing.T) {
+		// Through `dfms up` (A) with a reader in `dfms mount` (B), and the
+		// other way.
+		t.Run("up", func(t *testing.T) {
+			logRotation(t, filepath.Join(mntA, "rotation-up"), filepath.Join(mntB, "rotation-up"))
+		})
+		t.Run("mount", func(t *testing.T) {
+			logRotation(t, filepath.Join(mntB, "rotation-mount"), filepath.Join(mntA, "rotation-mount"))
+		})
+	})
+
 	t.Run("coherence", func(t *testing.T) {
 		// A write in mount A shows up in mount B, and the other way.
 		for i, dirs := range [][2]string{{mntA, mntB}, {mntB, mntA}} {

@@ -34,8 +34,10 @@ type Entry struct {
 	MTime  time.Time
 	CTime  time.Time
 	Target string // symlink target
-	// Version is the current version of a file (0: created, never
-	// written, empty).
+	// Version is the lasting ID of the current version of a file (0:
+	// created, never written, empty). IDs of a file's successive current
+	// versions grow; unlike a version's number, an ID never comes to
+	// name other content (a rename over a file renumbers versions).
 	Version int64
 	// Live is false once the entry is in the trash: it was unlinked or
 	// replaced, but may still be open.
@@ -44,7 +46,8 @@ type Entry struct {
 
 // VersionInfo describes one committed version of a file.
 type VersionInfo struct {
-	Number int64 // 1, 2, …
+	ID     int64 // lasting: names this version for good
+	Number int64 // 1, 2, … its place in the file's history, as users see it
 	Size   int64
 	Time   time.Time // when it was committed
 }
@@ -88,13 +91,15 @@ type Backend interface {
 	// CreateFile creates an empty file parent/name with no version yet;
 	// Exist if the name is taken.
 	CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (Entry, error)
-	// Manifest returns version number of file id (0: the current one) and
-	// its chunk list. A file never written has version 0 and no chunks.
-	Manifest(ctx context.Context, id dfms.EntryID, number int64) (VersionInfo, dfms.Manifest, error)
-	// ReadChunk returns the bytes of chunk ref of version number of file
-	// id (the file and version say the caller may read it). The caller
-	// verifies them.
-	ReadChunk(ctx context.Context, id dfms.EntryID, number int64, ref dfms.ChunkRef) ([]byte, error)
+	// Manifest returns the version of file id with lasting ID version (0:
+	// the current one) and its chunk list; the version is found even if
+	// another file holds it now (a rename over id took id's history). A
+	// file never written has version 0 and no chunks.
+	Manifest(ctx context.Context, id dfms.EntryID, version int64) (VersionInfo, dfms.Manifest, error)
+	// ReadChunk returns the bytes of chunk ref of the version with
+	// lasting ID version of file id (they say the caller may read it).
+	// The caller verifies them.
+	ReadChunk(ctx context.Context, id dfms.EntryID, version int64, ref dfms.ChunkRef) ([]byte, error)
 	// Chunking returns the parameters the server chunks with; the mount
 	// chunks with the same ones, so that its chunks deduplicate with
 	// everyone else's.
@@ -104,12 +109,12 @@ type Backend interface {
 	Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, error)
 	// PutChunks stores chunks; each one's data hashes to its hash.
 	PutChunks(ctx context.Context, cs []dfms.ChunkData) error
-	// CommitManifest makes m the new current version of file id, edited
-	// from version base, with the given mtime (zero: now). A file in the
-	// trash fails with NotExist and is not brought back; a chunk that was
-	// not sent fails it with Conflict. The entry returned carries the
-	// version this commit made and its mtime (other fields may be partial).
-	CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (Entry, error)
+	// CommitManifest makes c.Manifest the new current version of file
+	// c.ID, as c describes. A file in the trash fails with NotExist and is
+	// not brought back; a chunk that was not sent fails it with Conflict.
+	// The entry returned carries the version this commit made and its
+	// mtime (other fields may be partial).
+	CommitManifest(ctx context.Context, c Commit) (Entry, error)
 	// Versions lists the versions of file id, oldest first.
 	Versions(ctx context.Context, id dfms.EntryID) ([]VersionInfo, error)
 	// SetAttr changes mode, owner ids or mtime of entry id.
@@ -150,7 +155,7 @@ type Change struct {
 	Entry   dfms.EntryID
 	Parent  dfms.EntryID
 	Op      string
-	Version int64
+	Version int64  // for "version": the lasting ID of the version made current
 	Origin  string // the Originator.Origin of the backend that made it, or ""
 }
 
@@ -165,13 +170,20 @@ type ChangeFeed interface {
 	Changes(ctx context.Context, cursor int64, wait time.Duration) ([]Change, int64, error)
 }
 
-// Commit is one commit of a CommitBatcher batch: the arguments of
-// Backend.CommitManifest.
+// Commit is one commit of a file (Backend.CommitManifest).
 type Commit struct {
 	ID       dfms.EntryID
 	Manifest dfms.Manifest
-	Base     int64
-	MTime    time.Time
+	// Base is the lasting ID of the version the content was edited from.
+	// With RequireBase a file at another version fails with Conflict.
+	Base        int64
+	RequireBase bool
+	MTime       time.Time // zero: now
+	// CommitID identifies this commit for good (newCommitID): a commit
+	// with the ID of one the backend made already makes nothing and
+	// answers that one's version, so that a commit whose answer was lost,
+	// or made just before a crash, can be retried without a duplicate.
+	CommitID string
 }
 
 // CommitResult is the outcome of one Commit: the entry as CommitManifest
@@ -197,7 +209,7 @@ type ChunkCommitter interface {
 	// CommitManifestStoring is CommitManifest for a manifest that also
 	// references cs (hashed; those the backend has already are not stored
 	// again). It returns how many of cs it stored.
-	CommitManifestStoring(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time, cs []dfms.ChunkData) (Entry, int, error)
+	CommitManifestStoring(ctx context.Context, c Commit, cs []dfms.ChunkData) (Entry, int, error)
 }
 
 // FileCreator is implemented by backends that create files under ids

@@ -40,7 +40,7 @@ type openFile struct {
 	// commits, so a commit sees a stage no write is changing.
 	mu      sync.Mutex
 	init    bool    // version and size were set at first open
-	version int64   // the version the content is based on (0: empty)
+	version int64   // lasting ID of the version the content is based on (0: empty)
 	base    *view   // of version, loaded on first need
 	size    int64   // of the content
 	limit   int64   // base bytes at or past limit were truncated away
@@ -49,11 +49,19 @@ type openFile struct {
 	// sealed says the changes were closed (close(2) with write-back): the
 	// next change or open commits them first, so that every close makes
 	// its own version, as when close commits.
-	sealed  bool
-	mtime   time.Time
-	stage   *os.File // the written bytes, at their offsets; nil until a write
-	journal *journal // the changes since the last commit, for recovery
-	lastEnd int64    // where the last clean read ended (read-ahead)
+	sealed bool
+	mtime  time.Time
+	// commitID names the commit of the changes as they are (newCommitID):
+	// made at their first commit attempt and journaled before it, so that
+	// a retry or the next mount's recovery of that commit is recognised
+	// by the backend if the attempt did commit; dropped by any change.
+	commitID string
+	// requireBase makes the commit fail with Conflict if the file is no
+	// longer at version (recovery of a crashed mount's stage).
+	requireBase bool
+	stage       *os.File // the written bytes, at their offsets; nil until a write
+	journal     *journal // the changes since the last commit, for recovery
+	lastEnd     int64    // where the last clean read ended (read-ahead)
 
 	pmu sync.Mutex  // guards pre; taken after mu
 	pre precutState // chunks cut and uploaded while the file is written (precut.go)
@@ -254,7 +262,7 @@ func (f *openFile) setMTime(t time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.changed {
-		f.mtime = t
+		f.mtime, f.commitID = t, ""
 		_ = f.journal.mtime(t)
 	}
 	return f.changed
@@ -423,7 +431,7 @@ func (f *openFile) write(ctx context.Context, p []byte, off int64, appendMode bo
 		}
 		f.dirty = f.dirty.add(off, off+int64(n))
 		f.size = max(f.size, off+int64(n))
-		f.changed, f.mtime = true, time.Now()
+		f.changed, f.mtime, f.commitID = true, time.Now(), ""
 		f.notePrefixWriteLocked(off)
 	}
 	if err != nil {
@@ -458,7 +466,7 @@ func (f *openFile) truncateLocked(ctx context.Context, size int64) error {
 	if err := f.journal.truncate(size); err != nil {
 		return dfms.E(op, dfms.Other, err)
 	}
-	f.size, f.changed, f.mtime = size, true, time.Now()
+	f.size, f.changed, f.mtime, f.commitID = size, true, time.Now(), ""
 	return nil
 }
 
@@ -499,23 +507,49 @@ func (f *openFile) commitLocked(ctx context.Context) error {
 		if m, err = f.cutLocked(ctx, nil, &tail); err != nil {
 			return f.commitFailedLocked(ctx, err)
 		}
+		var c Commit
+		if c, err = f.commitOfLocked(m); err != nil {
+			return err
+		}
 		g := f.fsys.mc.begin()
 		var sent int
-		e, sent, err = cc.CommitManifestStoring(ctx, f.id, m, f.version, f.mtime, tail)
+		e, sent, err = cc.CommitManifestStoring(ctx, c, tail)
 		f.fsys.stats.chunksSent.Add(int64(sent))
 		f.fsys.committed(g, f.id, e, false, m, err)
 	} else {
 		if m, err = f.rechunkLocked(ctx); err != nil {
 			return f.commitFailedLocked(ctx, err)
 		}
+		var c Commit
+		if c, err = f.commitOfLocked(m); err != nil {
+			return err
+		}
 		g := f.fsys.mc.begin()
-		e, err = f.fsys.b.CommitManifest(ctx, f.id, m, f.version, f.mtime)
+		e, err = f.fsys.b.CommitManifest(ctx, c)
 		f.fsys.committed(g, f.id, e, false, m, err) // the answer may lack attributes (REST)
 	}
 	if err != nil {
 		return f.commitFailedLocked(ctx, err)
 	}
 	return f.committedLocked(e, m)
+}
+
+// commitOfLocked is the commit of the content, as manifest m. The first
+// attempt of a commit of these changes names it (commitID) and journals
+// the name before the backend can make the commit, so that whoever tries
+// it again (a retry, the next mount after a crash) finds the version it
+// made instead of making another.
+func (f *openFile) commitOfLocked(m dfms.Manifest) (Commit, error) {
+	if f.commitID == "" {
+		id := newCommitID()
+		if f.journal != nil {
+			if err := f.journal.commit(id); err != nil {
+				return Commit{}, dfms.E("vfs.commit", dfms.Other, err)
+			}
+		}
+		f.commitID = id
+	}
+	return Commit{ID: f.id, Manifest: m, Base: f.version, RequireBase: f.requireBase, MTime: f.mtime, CommitID: f.commitID}, nil
 }
 
 // afterCommitLocked ends a commit of manifest m that returned e, err.
@@ -580,8 +614,9 @@ func (f *openFile) committedLocked(e Entry, m dfms.Manifest) error {
 	f.fsys.mu.Lock()
 	f.fsys.cachedVersion[f.id] = e.Version
 	f.fsys.mu.Unlock()
-	f.base = newView(f.id, VersionInfo{Number: e.Version, Time: e.MTime}, m)
+	f.base = newView(f.id, VersionInfo{ID: e.Version, Time: e.MTime}, m)
 	f.size, f.limit, f.dirty, f.changed, f.sealed = f.base.size, f.base.size, nil, false, false
+	f.commitID, f.requireBase = "", false
 	f.pmu.Lock()
 	busy := f.pre.busy
 	f.pmu.Unlock()
@@ -652,7 +687,11 @@ func (fsys *FS) Open(ctx context.Context, ino Ino, flags int) (*Handle, error) {
 			return nil, errReadOnly(op)
 		}
 		id, n := ino.version()
-		info, m, err := fsys.b.Manifest(ctx, id, n)
+		vi, err := fsys.versionNumbered(ctx, id, n)
+		if err != nil {
+			return nil, err
+		}
+		info, m, err := fsys.b.Manifest(ctx, id, vi.ID)
 		if err != nil {
 			return nil, err
 		}

@@ -2,7 +2,9 @@ package vfs
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +19,11 @@ import (
 
 // A journal records how a stage differs from the version it is based on,
 // so that written data outlives a crash of the mount: a header (file,
-// base version, size at the start) followed by one record per change, each
-// appended before the change is acknowledged. The stage file holds the
+// base version by its lasting ID, size at the start) followed by one
+// record per change, each appended before the change is acknowledged, and
+// the commit ID of an attempt to commit them, appended before the attempt
+// (so that recovery recognises a commit that was made just before a
+// crash). The stage file holds the
 // bytes. Recovery replays the records over the base version and commits
 // the result. A crash of the mount leaves both files in the page cache, so
 // no fsync is needed for that; a crash of the machine may lose what was
@@ -28,14 +33,28 @@ const (
 	stageSuffix   = ".data"
 	journalSuffix = ".journal"
 
-	journalMagic = "DFMSJNL1"
-	headerLen    = len(journalMagic) + 3*8
-	recordLen    = 1 + 2*8
+	// journalMagic starts a journal whose header names the base version by
+	// its lasting ID; one of journalMagicV1, written by earlier releases,
+	// names it by number.
+	journalMagic   = "DFMSJNL2"
+	journalMagicV1 = "DFMSJNL1"
+	headerLen      = len(journalMagic) + 3*8
+	recordLen      = 1 + 2*8
 
 	recWrite    = 'W' // off, length
 	recTruncate = 'T' // size, 0
 	recMTime    = 'M' // unix nanoseconds, 0
+	recCommit   = 'K' // the 16 bytes of a commit ID (newCommitID)
 )
+
+// newCommitID returns a new commit ID: 16 random bytes in hex.
+func newCommitID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
 
 type journal struct {
 	f  *os.File
@@ -84,6 +103,15 @@ func (j *journal) record(kind byte, a, b int64) error {
 	return err
 }
 
+// commit records the ID of a commit about to be attempted.
+func (j *journal) commit(id string) error {
+	b, err := hex.DecodeString(id)
+	if err != nil || len(b) != 16 {
+		return fmt.Errorf("commit id %q is not 16 bytes in hex", id)
+	}
+	return j.record(recCommit, int64(binary.LittleEndian.Uint64(b)), int64(binary.LittleEndian.Uint64(b[8:])))
+}
+
 func (j *journal) write(off, n int64) error  { return j.record(recWrite, off, n) }
 func (j *journal) truncate(size int64) error { return j.record(recTruncate, size, 0) }
 func (j *journal) mtime(t time.Time) error   { return j.record(recMTime, t.UnixNano(), 0) }
@@ -94,12 +122,17 @@ func stageBase(journalPath string) string    { return strings.TrimSuffix(journal
 // replayed is the state a journal describes.
 type replayed struct {
 	id      dfms.EntryID
-	version int64
-	size    int64
-	limit   int64
-	base    int64 // size of the base version (the header's)
-	dirty   extents
-	mtime   time.Time
+	version int64 // lasting ID of the base version, or its number if byNumber
+	// byNumber says version is a number (a journal of an earlier release).
+	byNumber bool
+	// commitID is the ID of the last commit attempted of the changes, ""
+	// if none was since the last change.
+	commitID string
+	size     int64
+	limit    int64
+	base     int64 // size of the base version (the header's)
+	dirty    extents
+	mtime    time.Time
 	// create is the pending file the journal creates (pending.go), nil
 	// once it was materialized or if the file was not created here.
 	create *Entry
@@ -112,10 +145,11 @@ func replay(path string) (replayed, error) {
 	if err != nil {
 		return replayed{}, err
 	}
-	if len(b) < headerLen || string(b[:8]) != journalMagic {
+	if len(b) < headerLen || (string(b[:8]) != journalMagic && string(b[:8]) != journalMagicV1) {
 		return replayed{}, fmt.Errorf("%s is not a stage journal", path)
 	}
-	r := replayed{id: dfms.EntryID(binary.LittleEndian.Uint64(b[8:])), version: int64(binary.LittleEndian.Uint64(b[16:]))}
+	r := replayed{id: dfms.EntryID(binary.LittleEndian.Uint64(b[8:])), version: int64(binary.LittleEndian.Uint64(b[16:])),
+		byNumber: string(b[:8]) == journalMagicV1}
 	r.size = int64(binary.LittleEndian.Uint64(b[24:]))
 	r.limit, r.base = r.size, r.size
 	for p := b[headerLen:]; len(p) >= recordLen; p = p[recordLen:] {
@@ -140,6 +174,7 @@ func replay(path string) (replayed, error) {
 			r.dirty = r.dirty.add(a, a+c)
 			r.size = max(r.size, a+c)
 			r.mtime = time.Now() // a write after a utimens moves the time again
+			r.commitID = ""
 		case recTruncate:
 			if a < r.size {
 				r.limit = min(r.limit, a)
@@ -147,8 +182,15 @@ func replay(path string) (replayed, error) {
 			}
 			r.size = a
 			r.mtime = time.Now()
+			r.commitID = ""
 		case recMTime:
 			r.mtime = time.Unix(0, a)
+			r.commitID = ""
+		case recCommit:
+			var id [16]byte
+			binary.LittleEndian.PutUint64(id[:], uint64(a))
+			binary.LittleEndian.PutUint64(id[8:], uint64(c))
+			r.commitID = hex.EncodeToString(id[:])
 		default:
 			return r, fmt.Errorf("%s: unknown record %q", path, p[0])
 		}
@@ -211,6 +253,18 @@ func (fsys *FS) recoverStage(ctx context.Context, jp string) error {
 	if len(r.dirty) == 0 && r.size == r.limit && r.limit == r.base {
 		return drop() // nothing was changed
 	}
+	if r.byNumber && r.version > 0 {
+		// An earlier release's journal: the base by number, which a
+		// rename over the file may have moved since; if so the base is
+		// unknown, and the data is kept as a conflict copy.
+		if v, err := fsys.versionNumbered(ctx, r.id, r.version); err == nil {
+			r.version = v.ID
+		} else if !dfms.Is(err, dfms.NotExist) {
+			return err
+		} else {
+			r.version = -1
+		}
+	}
 	st, err := os.OpenFile(base+stageSuffix, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -228,15 +282,24 @@ func (fsys *FS) recoverStage(ctx context.Context, jp string) error {
 	if r.mtime.IsZero() {
 		r.mtime = time.Now()
 	}
+	// The commit requires its base to be current still, unless the
+	// journal names an attempt the backend made already (it then answers
+	// that version).
 	f := &openFile{fsys: fsys, id: r.id, init: true, version: r.version, size: r.size, limit: r.limit,
-		dirty: r.dirty, changed: true, mtime: r.mtime, stage: st, journal: &journal{f: jf, id: r.id}}
+		dirty: r.dirty, changed: true, mtime: r.mtime, stage: st, journal: &journal{f: jf, id: r.id},
+		commitID: r.commitID, requireBase: true}
 	f.mu.Lock()
-	if e.Version != r.version {
-		// The file moved on since this stage was based on it (another
-		// client committed): keep both, as a conflict copy beside it.
-		err = f.commitConflictCopyLocked(ctx, e)
+	if e.Version != r.version && r.commitID == "" {
+		err = dfms.Errorf("vfs.recover", dfms.Conflict, "the file moved on")
 	} else {
 		err = f.commitLocked(ctx)
+	}
+	if dfms.Is(err, dfms.Conflict) && f.changed {
+		if cur, gerr := fsys.b.GetAttr(ctx, r.id); gerr == nil && cur.Live && cur.Version != r.version {
+			// The file moved on since this stage was based on it (another
+			// client committed): keep both, as a conflict copy beside it.
+			err = f.commitConflictCopyLocked(ctx, cur)
+		}
 	}
 	f.mu.Unlock()
 	st.Close()
@@ -294,7 +357,7 @@ func (f *openFile) commitConflictCopyLocked(ctx context.Context, e Entry) error 
 	if err != nil {
 		return err
 	}
-	if _, err := f.fsys.b.CommitManifest(ctx, c.ID, m, 0, f.mtime); err != nil {
+	if _, err := f.fsys.b.CommitManifest(ctx, Commit{ID: c.ID, Manifest: m, MTime: f.mtime, CommitID: newCommitID()}); err != nil {
 		return err
 	}
 	f.changed, f.dirty = false, nil

@@ -89,7 +89,7 @@ func NewLocal(svc *files.Service, owner dfms.UserID) *Local {
 
 func entryOf(e meta.Entry) Entry {
 	out := Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: e.MTime, CTime: e.CTime, Target: e.Target, Version: e.Version, Live: e.Live()}
+		Size: e.Size, MTime: e.MTime, CTime: e.CTime, Target: e.Target, Version: e.VersionID, Live: e.Live()}
 	switch e.Kind {
 	case meta.KindDir:
 		out.Kind = KindDir
@@ -203,8 +203,14 @@ func (l *Local) CreateFiles(ctx context.Context, es []Entry) ([]CommitResult, er
 func (l *Local) VerifiesChunks() bool { return true }
 
 // Manifest implements Backend.
-func (l *Local) Manifest(ctx context.Context, id dfms.EntryID, number int64) (VersionInfo, dfms.Manifest, error) {
-	v, err := l.files.OpenVersion(ctx, l.owner, id, number)
+func (l *Local) Manifest(ctx context.Context, id dfms.EntryID, version int64) (VersionInfo, dfms.Manifest, error) {
+	var v meta.Version
+	var err error
+	if version == 0 {
+		v, err = l.files.OpenVersion(ctx, l.owner, id, 0)
+	} else {
+		v, err = l.files.VersionByID(ctx, l.owner, version)
+	}
 	if err != nil {
 		return VersionInfo{}, dfms.Manifest{}, err
 	}
@@ -212,7 +218,7 @@ func (l *Local) Manifest(ctx context.Context, id dfms.EntryID, number int64) (Ve
 	if v.Manifest != nil {
 		m = *v.Manifest
 	}
-	return VersionInfo{Number: max(v.Number, 0), Size: m.Size(), Time: v.CreatedAt}, m, nil
+	return VersionInfo{ID: v.ID, Number: max(v.Number, 0), Size: m.Size(), Time: v.CreatedAt}, m, nil
 }
 
 // ReadChunk implements Backend. The file layer reads and verifies it.
@@ -239,10 +245,16 @@ func (l *Local) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
 	return err
 }
 
+// commitRequest is the metadata store's request for commit c.
+func (l *Local) commitRequest(c Commit) meta.CommitRequest {
+	return meta.CommitRequest{Owner: l.owner, Entry: c.ID, Manifest: c.Manifest, Base: c.Base, RequireBase: c.RequireBase,
+		MTime: c.MTime, CommitID: c.CommitID}
+}
+
 // CommitManifest implements Backend.
-func (l *Local) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (Entry, error) {
+func (l *Local) CommitManifest(ctx context.Context, c Commit) (Entry, error) {
 	n := l.lazy.Load()
-	e, _, err := l.files.CommitOwnChunks(l.ctx(ctx), meta.CommitRequest{Owner: l.owner, Entry: id, Manifest: m, Base: base, MTime: mtime})
+	e, _, err := l.files.CommitOwnChunks(l.ctx(ctx), l.commitRequest(c))
 	if err != nil {
 		return Entry{}, err
 	}
@@ -252,9 +264,9 @@ func (l *Local) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Mani
 
 // CommitManifestStoring implements ChunkCommitter: the chunks' bytes are
 // written while the commit's metadata work runs (files.CommitOwnChunksStoring).
-func (l *Local) CommitManifestStoring(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time, cs []dfms.ChunkData) (Entry, int, error) {
+func (l *Local) CommitManifestStoring(ctx context.Context, c Commit, cs []dfms.ChunkData) (Entry, int, error) {
 	n := l.lazy.Load()
-	e, _, stored, err := l.files.CommitOwnChunksStoring(l.ctx(ctx), meta.CommitRequest{Owner: l.owner, Entry: id, Manifest: m, Base: base, MTime: mtime}, cs)
+	e, _, stored, err := l.files.CommitOwnChunksStoring(l.ctx(ctx), l.commitRequest(c), cs)
 	if err != nil {
 		return Entry{}, stored, err
 	}
@@ -266,7 +278,7 @@ func (l *Local) CommitManifestStoring(ctx context.Context, id dfms.EntryID, m df
 func (l *Local) CommitManifests(ctx context.Context, cs []Commit) ([]CommitResult, error) {
 	reqs := make([]meta.CommitRequest, len(cs))
 	for i, c := range cs {
-		reqs[i] = meta.CommitRequest{Owner: l.owner, Entry: c.ID, Manifest: c.Manifest, Base: c.Base, MTime: c.MTime}
+		reqs[i] = l.commitRequest(c)
 	}
 	n := l.lazy.Load()
 	res, err := l.files.CommitOwnChunksBatch(l.ctx(ctx), reqs)
@@ -292,7 +304,7 @@ func (l *Local) Versions(ctx context.Context, id dfms.EntryID) ([]VersionInfo, e
 	}
 	out := make([]VersionInfo, len(vs))
 	for i, v := range vs {
-		out[i] = VersionInfo{Number: v.Number, Size: v.Size, Time: v.CreatedAt}
+		out[i] = VersionInfo{ID: v.ID, Number: v.Number, Size: v.Size, Time: v.CreatedAt}
 	}
 	return out, nil
 }

@@ -30,8 +30,7 @@ import (
 //   - With an entry goes the manifest of its current version, if read
 //     or committed here (only manifests of up to maxCachedChunks chunks),
 //     so that opening and reading a small file seen lately costs no
-//     request either. A version's number names the same manifest until
-//     the entry changes (a rename over a file renumbers its versions).
+//     request either. Manifests are kept by their versions' lasting IDs.
 //   - A directory this mount created is complete: the cache knows every
 //     name in it (the ones this mount made there since), so a lookup of
 //     another name fails without a request, as a create's lookup does.
@@ -139,10 +138,10 @@ func (c *metaCache) storeLocked(e Entry, at time.Time) {
 
 // replace drops entry id and keeps the result of a change this mount just
 // made to it (a change begun at generation g): the entry e if not nil, and
-// the manifest m of version number if not nil. Nothing is kept if a read
+// the manifest m of the version with lasting ID version if not nil. Nothing is kept if a read
 // that began at g would be refused: then someone else's change, or
 // another of this mount, may have followed it.
-func (c *metaCache) replace(g uint64, id dfms.EntryID, e *Entry, number int64, m *dfms.Manifest) {
+func (c *metaCache) replace(g uint64, id dfms.EntryID, e *Entry, version int64, m *dfms.Manifest) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	keep := c.on && g >= c.floor && c.dropped[id] <= g && len(c.entries) < metaCacheMax
@@ -154,17 +153,18 @@ func (c *metaCache) replace(g uint64, id dfms.EntryID, e *Entry, number int64, m
 	if e != nil && e.ID == id && c.droppedNames[nameKey{e.Parent, e.Name}] <= g {
 		c.storeLocked(*e, time.Now())
 	}
-	if m != nil && number > 0 {
-		c.putManifestLocked(id, VersionInfo{Number: number, Size: m.Size()}, *m)
+	if m != nil && version > 0 {
+		c.putManifestLocked(id, VersionInfo{ID: version, Size: m.Size()}, *m)
 	}
 }
 
-// manifest returns the manifest of version number of entry id if held.
-func (c *metaCache) manifest(id dfms.EntryID, number int64) (VersionInfo, dfms.Manifest, bool) {
+// manifest returns the manifest of the version with lasting ID version
+// of entry id if held.
+func (c *metaCache) manifest(id dfms.EntryID, version int64) (VersionInfo, dfms.Manifest, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cm, ok := c.mans[id]
-	if !ok || !c.on || cm.info.Number != number || time.Since(cm.at) > metaCacheTTL {
+	if !ok || !c.on || cm.info.ID != version || time.Since(cm.at) > metaCacheTTL {
 		return VersionInfo{}, dfms.Manifest{}, false
 	}
 	return cm.info, dfms.Manifest{Chunks: slices.Clone(cm.m.Chunks)}, true

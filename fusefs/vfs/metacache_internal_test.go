@@ -132,7 +132,7 @@ func TestMetaCacheCompleteDirs(t *testing.T) {
 	}
 }
 
-// Manifests go with their entries, by version number.
+// Manifests go with their entries, by version ID.
 func TestMetaCacheManifests(t *testing.T) {
 	c := newMetaCache()
 	c.setOn(true)
@@ -140,7 +140,7 @@ func TestMetaCacheManifests(t *testing.T) {
 	e := Entry{ID: 5, Parent: 1, Name: "f", Kind: KindFile, Live: true, Version: 2, Size: 7}
 	c.replace(c.begin(), 5, &e, 2, &m)
 	info, got, ok := c.manifest(5, 2)
-	if !ok || info.Number != 2 || info.Size != 7 || len(got.Chunks) != 2 {
+	if !ok || info.ID != 2 || info.Size != 7 || len(got.Chunks) != 2 {
 		t.Fatalf("manifest(5, 2) = %+v %+v %v", info, got, ok)
 	}
 	got.Chunks[0].Size = 99 // the caller's copy

@@ -509,16 +509,25 @@ func (fsys *FS) versionAttr(ctx context.Context, id dfms.EntryID, n int64) (Attr
 	if err != nil {
 		return Attr{}, err
 	}
-	vs, err := fsys.versions(ctx, id)
+	v, err := fsys.versionNumbered(ctx, id, n)
 	if err != nil {
 		return Attr{}, err
 	}
+	return versionAttrOf(ino, e, v), nil
+}
+
+// versionNumbered returns the version that is number n of file id now.
+func (fsys *FS) versionNumbered(ctx context.Context, id dfms.EntryID, n int64) (VersionInfo, error) {
+	vs, err := fsys.versions(ctx, id)
+	if err != nil {
+		return VersionInfo{}, err
+	}
 	for _, v := range vs {
 		if v.Number == n {
-			return versionAttrOf(ino, e, v), nil
+			return v, nil
 		}
 	}
-	return Attr{}, dfms.E(op, dfms.NotExist, fmt.Errorf("no version %d", n))
+	return VersionInfo{}, dfms.E("vfs.version", dfms.NotExist, fmt.Errorf("no version %d", n))
 }
 
 // versions lists the versions of file id: none while it is pending.

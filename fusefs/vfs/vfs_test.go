@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
@@ -264,11 +263,11 @@ type failing struct {
 	fail atomic.Bool
 }
 
-func (f *failing) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (vfs.Entry, error) {
+func (f *failing) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
 	if f.fail.Load() {
 		return vfs.Entry{}, dfms.Errorf("test", dfms.Unavailable, "the server is down")
 	}
-	return f.Backend.CommitManifest(ctx, id, m, base, mtime)
+	return f.Backend.CommitManifest(ctx, c)
 }
 
 func TestFailedCommitKeepsData(t *testing.T) {

@@ -66,7 +66,19 @@ func storedContent(t *testing.T, svc *files.Service, b *vfs.Local, ino vfs.Ino) 
 // straight from the server.
 func versionContent(t *testing.T, svc *files.Service, b *vfs.Local, ino vfs.Ino, number int64) []byte {
 	t.Helper()
-	_, m, err := b.Manifest(ctx, dfms.EntryID(ino), number)
+	var id int64 // the current version's
+	if number > 0 {
+		vs, err := b.Versions(ctx, dfms.EntryID(ino))
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(vs, func(v vfs.VersionInfo) bool { return v.Number == number })
+		if i < 0 {
+			t.Fatalf("no version %d of %v", number, ino)
+		}
+		id = vs[i].ID
+	}
+	_, m, err := b.Manifest(ctx, dfms.EntryID(ino), id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -264,10 +264,18 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 	}
 	g := fsys.mc.begin()
 	if cb, ok := fsys.b.(CommitBatcher); ok && len(items) > 1 {
-		cs := make([]Commit, len(items))
-		for i, it := range items {
-			cs[i] = Commit{ID: it.f.id, Manifest: it.m, Base: it.f.version, MTime: it.f.mtime}
+		cs := make([]Commit, 0, len(items))
+		for _, it := range items {
+			c, err := it.f.commitOfLocked(it.m)
+			if err != nil {
+				// Not committed, and retried: the others go on.
+				done(it.f, err)
+				continue
+			}
+			cs = append(cs, c)
+			items[len(cs)-1] = it
 		}
+		items = items[:len(cs)]
 		res, err := cb.CommitManifests(ctx, cs)
 		if err == nil && len(res) != len(cs) {
 			err = fmt.Errorf("%d results for %d commits", len(res), len(cs))
@@ -285,7 +293,12 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 	}
 	for _, it := range items {
 		f := it.f
-		e, err := fsys.b.CommitManifest(ctx, f.id, it.m, f.version, f.mtime)
+		c, err := f.commitOfLocked(it.m)
+		if err != nil {
+			done(f, err)
+			continue
+		}
+		e, err := fsys.b.CommitManifest(ctx, c)
 		fsys.committed(g, f.id, e, false, it.m, err) // the answer may lack attributes (REST)
 		done(f, f.afterCommitLocked(ctx, e, it.m, err))
 	}

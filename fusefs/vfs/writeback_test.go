@@ -135,18 +135,18 @@ type failingBatch struct {
 	fail atomic.Bool
 }
 
-func (f *failingBatch) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (vfs.Entry, error) {
+func (f *failingBatch) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
 	if f.fail.Load() {
 		return vfs.Entry{}, dfms.Errorf("test", dfms.Unavailable, "the server is down")
 	}
-	return f.Local.CommitManifest(ctx, id, m, base, mtime)
+	return f.Local.CommitManifest(ctx, c)
 }
 
-func (f *failingBatch) CommitManifestStoring(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time, cs []dfms.ChunkData) (vfs.Entry, int, error) {
+func (f *failingBatch) CommitManifestStoring(ctx context.Context, c vfs.Commit, cs []dfms.ChunkData) (vfs.Entry, int, error) {
 	if f.fail.Load() {
 		return vfs.Entry{}, 0, dfms.Errorf("test", dfms.Unavailable, "the server is down")
 	}
-	return f.Local.CommitManifestStoring(ctx, id, m, base, mtime, cs)
+	return f.Local.CommitManifestStoring(ctx, c, cs)
 }
 
 func (f *failingBatch) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {

@@ -185,6 +185,8 @@ func (a *API) routes() *gin.Engine {
 	p.PUT("/chunks/:hash", up, a.putChunk)
 	p.GET("/files/:id/manifest", a.manifest)
 	p.GET("/files/:id/versions/:version/chunks/:hash", down, a.getChunk)
+	p.GET("/versions/:vid/manifest", a.versionManifest)
+	p.GET("/versions/:vid/chunks/:hash", down, a.versionIDChunk)
 	p.POST("/files/commit", a.commitManifest)
 	p.GET("/changes", a.changes)
 

@@ -129,6 +129,30 @@ func (a *API) manifest(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	a.manifestOut(c, v, v.Number == e.Version || n == 0)
+}
+
+// versionManifest returns the chunk list of the version with a lasting
+// id (GET /versions/{vid}/manifest), whichever file holds it now.
+func (a *API) versionManifest(c *gin.Context) {
+	vid, ok := a.versionIDParam(c)
+	if !ok {
+		return
+	}
+	v, err := a.Files.VersionByID(c.Request.Context(), user(c).ID, vid)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	e, ok := a.owned(c, v.Entry)
+	if !ok {
+		return
+	}
+	a.manifestOut(c, v, v.ID == e.VersionID)
+}
+
+// manifestOut answers version v's chunk list.
+func (a *API) manifestOut(c *gin.Context, v meta.Version, current bool) {
 	type ref struct {
 		Hash string `json:"hash"`
 		Size uint32 `json:"size"`
@@ -137,7 +161,7 @@ func (a *API) manifest(c *gin.Context) {
 	for i, r := range v.Manifest.Chunks {
 		chunks[i] = ref{r.Hash.String(), r.Size}
 	}
-	out := gin.H{"file_id": id, "version": v.Number, "current": v.Number == e.Version || n == 0,
+	out := gin.H{"file_id": v.Entry, "version": v.Number, "version_id": v.ID, "current": current,
 		"size": v.Manifest.Size(), "chunks": chunks}
 	if !v.CreatedAt.IsZero() {
 		out["created_at"] = v.CreatedAt.UTC()
@@ -171,13 +195,43 @@ func (a *API) getChunk(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	a.chunkOut(c, ref)
+}
+
+// versionIDChunk returns one chunk of the version with a lasting id
+// (GET /versions/{vid}/chunks/{hash}), verified.
+func (a *API) versionIDChunk(c *gin.Context) {
+	vid, ok := a.versionIDParam(c)
+	if !ok {
+		return
+	}
+	h, err := dfms.ParseHash(c.Param("hash"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	v, err := a.Files.VersionByID(c.Request.Context(), user(c).ID, vid)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	i := slices.IndexFunc(v.Manifest.Chunks, func(r dfms.ChunkRef) bool { return r.Hash == h })
+	if i < 0 {
+		a.fail(c, dfms.Errorf("", dfms.NotExist, "no such chunk in this version"))
+		return
+	}
+	a.chunkOut(c, v.Manifest.Chunks[i])
+}
+
+// chunkOut answers the bytes of chunk ref, verified.
+func (a *API) chunkOut(c *gin.Context, ref dfms.ChunkRef) {
 	data, err := a.Files.ReadChunk(c.Request.Context(), ref, nil)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
 	a.metrics.bytesOut.Add(float64(len(data)))
-	c.Header("ETag", `"`+h.String()+`"`)
+	c.Header("ETag", `"`+ref.Hash.String()+`"`)
 	c.Header("Cache-Control", "private, max-age=31536000, immutable")
 	c.Data(http.StatusOK, "application/octet-stream", data)
 }
@@ -217,7 +271,9 @@ func (a *API) commitManifest(c *gin.Context) {
 		FolderID    optionalID `json:"folder_id"`
 		Name        string     `json:"name"`
 		BaseVersion int64      `json:"base_version"`
+		BaseID      int64      `json:"base_version_id"`
 		RequireBase bool       `json:"require_base"`
+		CommitID    string     `json:"commit_id"`
 		Checksum    string     `json:"checksum"`
 		Defer       bool       `json:"defer_checksum"`
 		MIMEType    string     `json:"mime_type"`
@@ -232,8 +288,12 @@ func (a *API) commitManifest(c *gin.Context) {
 		return
 	}
 	u := user(c)
-	req := meta.CommitRequest{Owner: u.ID, Name: b.Name, Base: b.BaseVersion, RequireBase: b.RequireBase,
-		MIME: b.MIMEType, Mode: b.Mode & 0o7777, CreatedBy: u.ID}
+	if len(b.CommitID) > meta.MaxCommitIDLen {
+		a.bad(c, "commit_id has at most %d bytes", meta.MaxCommitIDLen)
+		return
+	}
+	req := meta.CommitRequest{Owner: u.ID, Name: b.Name, Base: b.BaseID, RequireBase: b.RequireBase,
+		CommitID: b.CommitID, MIME: b.MIMEType, Mode: b.Mode & 0o7777, CreatedBy: u.ID}
 	if b.MTime != nil {
 		req.MTime = *b.MTime
 	}
@@ -272,6 +332,9 @@ func (a *API) commitManifest(c *gin.Context) {
 		a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("files are limited to %d bytes", a.cfg.MaxUploadSize))
 		return
 	}
+	if b.BaseVersion != 0 && !a.baseByNumber(c, &req, b.BaseVersion) {
+		return
+	}
 	if req.MIME == "" && b.Name != "" {
 		req.MIME = mime.TypeByExtension(path.Ext(b.Name))
 	}
@@ -290,6 +353,43 @@ func (a *API) commitManifest(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusCreated, gin.H{"file": view(e), "version": versionOf(v, e.Version)})
+}
+
+// baseByNumber sets req's base to the version now numbered n of the file
+// it commits to: base_version names the base by number, as a client that
+// listed the versions sees it. With require_base, a file at another
+// version fails now; the commit then checks the id again, atomically.
+func (a *API) baseByNumber(c *gin.Context, req *meta.CommitRequest, n int64) bool {
+	ctx, owner := c.Request.Context(), user(c).ID
+	var e meta.Entry
+	var err error
+	if req.Entry != 0 {
+		e, err = a.meta.GetEntry(ctx, owner, req.Entry)
+	} else if e, err = a.meta.Lookup(ctx, owner, req.Parent, req.Name); dfms.Is(err, dfms.NotExist) {
+		err = nil // a new file, at version 0
+	}
+	if err != nil {
+		a.fail(c, err)
+		return false
+	}
+	if e.Version == n {
+		req.Base = e.VersionID
+		return true
+	}
+	if req.RequireBase {
+		if req.CommitID != "" {
+			// Perhaps this commit, made before: the store answers it if
+			// so, and refuses the base (no version has ID -1) if not.
+			req.Base = -1
+			return true
+		}
+		a.fail(c, dfms.Errorf("api.commit", dfms.Conflict, fmt.Sprintf("the file is at version %d, not %d", e.Version, n)))
+		return false
+	}
+	if v, err := a.meta.GetVersion(ctx, owner, e.ID, n); err == nil {
+		req.Base = v.ID
+	}
+	return true
 }
 
 // changes is the change feed: the caller's journal after ?cursor=N. With
@@ -340,7 +440,7 @@ func (a *API) changes(c *gin.Context) {
 				Op       string       `json:"op"`
 				FileID   dfms.EntryID `json:"file_id"`
 				FolderID dfms.EntryID `json:"folder_id"`
-				Version  int64        `json:"version,omitempty"`
+				Version  int64        `json:"version_id,omitempty"` // the version made current (negated: deleted)
 				At       time.Time    `json:"at"`
 				Origin   string       `json:"origin,omitempty"`
 			}

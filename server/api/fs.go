@@ -34,12 +34,15 @@ type fsEntry struct {
 	CTime   time.Time    `json:"ctime"`
 	Target  string       `json:"target,omitempty"`
 	Version int64        `json:"version"`
-	Live    bool         `json:"live"`
+	// VersionID is the current version's lasting id: the mount names a
+	// version by it.
+	VersionID int64 `json:"version_id"`
+	Live      bool  `json:"live"`
 }
 
 func fsView(e meta.Entry) fsEntry {
 	v := fsEntry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: "file", Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), Target: e.Target, Version: e.Version, Live: e.Live()}
+		Size: e.Size, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), Target: e.Target, Version: e.Version, VersionID: e.VersionID, Live: e.Live()}
 	switch e.Kind {
 	case meta.KindDir:
 		v.Kind = "dir"
@@ -327,10 +330,11 @@ const maxBatchCommits = 256
 func (a *API) fsCommits(c *gin.Context) {
 	var b struct {
 		Commits []struct {
-			FileID      dfms.EntryID `json:"file_id"`
-			BaseVersion int64        `json:"base_version"`
-			MTime       *time.Time   `json:"mtime"`
-			Chunks      []struct {
+			FileID   dfms.EntryID `json:"file_id"`
+			BaseID   int64        `json:"base_version_id"`
+			CommitID string       `json:"commit_id"`
+			MTime    *time.Time   `json:"mtime"`
+			Chunks   []struct {
 				Hash string `json:"hash"`
 				Size uint32 `json:"size"`
 			} `json:"chunks"`
@@ -350,7 +354,11 @@ func (a *API) fsCommits(c *gin.Context) {
 			a.bad(c, "commit %d: file_id is required", i)
 			return
 		}
-		req := meta.CommitRequest{Owner: u.ID, Entry: in.FileID, Base: in.BaseVersion, CreatedBy: u.ID}
+		if len(in.CommitID) > meta.MaxCommitIDLen {
+			a.bad(c, "commit %d: commit_id has at most %d bytes", i, meta.MaxCommitIDLen)
+			return
+		}
+		req := meta.CommitRequest{Owner: u.ID, Entry: in.FileID, Base: in.BaseID, CommitID: in.CommitID, CreatedBy: u.ID}
 		if in.MTime != nil {
 			req.MTime = *in.MTime
 		}
@@ -378,7 +386,7 @@ func (a *API) fsCommits(c *gin.Context) {
 	out := make([]gin.H, len(res))
 	for i, r := range res {
 		if r.Err == nil {
-			out[i] = gin.H{"entry": fsView(r.Entry), "version": r.Version.Number}
+			out[i] = gin.H{"entry": fsView(r.Entry), "version": r.Version.Number, "version_id": r.Version.ID}
 			continue
 		}
 		out[i] = gin.H{"error": a.itemError(c, r.Err)}

@@ -327,7 +327,7 @@ func TestFSCommits(t *testing.T) {
 	ghost := strings.Repeat("ab", 32)
 	ok := fmt.Sprintf(`{"hash":%q,"size":%d}`, h, len(data))
 	body := fmt.Sprintf(`{"commits":[
-		{"file_id":%d,"base_version":0,"mtime":"2001-02-03T04:05:06Z","chunks":[%s]},
+		{"file_id":%d,"base_version_id":0,"mtime":"2001-02-03T04:05:06Z","chunks":[%s]},
 		{"file_id":%d,"chunks":[%s,{"hash":%q,"size":5}]},
 		{"file_id":%d,"chunks":[%s]},
 		{"file_id":%d,"chunks":[%s,%s]}]}`, ids[0], ok, ids[1], ok, ghost, dir, ok, ids[1], ok, ok)

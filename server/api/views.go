@@ -28,6 +28,7 @@ type fileView struct {
 	MIMEType    string       `json:"mime_type,omitempty"`
 	Checksum    string       `json:"checksum,omitempty"` // SHA-256 of the current version, hex
 	Version     int64        `json:"version,omitempty"`
+	VersionID   int64        `json:"version_id,omitempty"` // the current version's lasting id
 	Mode        uint32       `json:"mode"`
 	Target      string       `json:"target,omitempty"`
 	UpdatedAt   time.Time    `json:"updated_at"`
@@ -36,7 +37,7 @@ type fileView struct {
 }
 
 func view(e meta.Entry) fileView {
-	v := fileView{ID: e.ID, ParentID: e.Parent, Name: e.Name, Size: e.Size, MIMEType: e.MIME, Version: e.Version,
+	v := fileView{ID: e.ID, ParentID: e.Parent, Name: e.Name, Size: e.Size, MIMEType: e.MIME, Version: e.Version, VersionID: e.VersionID,
 		Mode: e.Mode, Target: e.Target, UpdatedAt: e.MTime.UTC(), ChangedAt: e.CTime.UTC()}
 	switch e.Kind {
 	case meta.KindDir:
@@ -66,17 +67,18 @@ func views(es []meta.Entry) []fileView {
 
 // versionView is one version of a file.
 type versionView struct {
+	ID         int64     `json:"id"` // lasting: numbers move when a file takes over another's history
 	Version    int64     `json:"version"`
 	Size       int64     `json:"size"`
 	Checksum   string    `json:"checksum,omitempty"` // absent until computed (CommitChunks)
 	ChunkCount int       `json:"chunk_count"`
-	Base       int64     `json:"base_version,omitempty"`
+	Base       int64     `json:"base_version_id,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	Current    bool      `json:"current"`
 }
 
 func versionOf(v meta.Version, current int64) versionView {
-	vv := versionView{Version: v.Number, Size: v.Size, ChunkCount: v.ChunkCount,
+	vv := versionView{ID: v.ID, Version: v.Number, Size: v.Size, ChunkCount: v.ChunkCount,
 		Base: v.Base, CreatedAt: v.CreatedAt.UTC(), Current: v.Number == current}
 	if !v.SHA256.IsZero() {
 		vv.Checksum = v.SHA256.String()
@@ -177,6 +179,16 @@ func (a *API) versionParam(c *gin.Context) (int64, bool) {
 	n, err := strconv.ParseInt(c.Param("version"), 10, 64)
 	if err != nil || n < 1 {
 		a.bad(c, "version %q is not a positive number", c.Param("version"))
+		return 0, false
+	}
+	return n, true
+}
+
+// versionIDParam parses :vid, a version's lasting id.
+func (a *API) versionIDParam(c *gin.Context) (int64, bool) {
+	n, err := strconv.ParseInt(c.Param("vid"), 10, 64)
+	if err != nil || n < 1 {
+		a.bad(c, "version id %q is not a positive number", c.Param("vid"))
 		return 0, false
 	}
 	return n, true

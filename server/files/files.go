@@ -137,7 +137,7 @@ type WriteRequest struct {
 	UID, GID    uint32
 	MIME        string
 	MTime       time.Time
-	Base        int64
+	Base        int64 // the ID of the version the body was edited from
 	RequireBase bool
 	CreateOnly  bool // fail with kind Exist if Parent/Name exists
 }

@@ -428,14 +428,14 @@ func TestRestoreVersionStoresNothing(t *testing.T) {
 		v1 := randomBytes(11, 3<<20)
 		v2 := randomBytes(12, 2<<20)
 		r := e.write(t, e.user.Root, "f", v1)
-		e.write(t, e.user.Root, "f", v2)
+		r2 := e.write(t, e.user.Root, "f", v2)
 		bytesBefore, chunksBefore := e.storedBytes(t)
 		stored := e.svc.Stats().BytesStored.Load()
 		ent, ver, err := e.svc.RestoreVersion(ctx, e.user.ID, r.Entry.ID, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ver.Number != 3 || ver.Base != 2 || ent.Size != int64(len(v1)) || ver.SHA256 != dfms.Sum(v1) {
+		if ver.Number != 3 || ver.Base != r2.Version.ID || ent.Size != int64(len(v1)) || ver.SHA256 != dfms.Sum(v1) {
 			t.Fatalf("restored: %+v %+v", ent, ver)
 		}
 		if got := e.read(t, r.Entry.ID, 0); !bytes.Equal(got, v1) {
@@ -756,4 +756,66 @@ func must[T any](v T, err error) func(t *testing.T) T {
 		}
 		return v
 	}
+}
+
+// A checksum computed for a version lands on that version, even if a
+// rename over its file renumbered the versions meanwhile: a download of
+// version N reads it, then records what it computed.
+func TestDeferredChecksumFollowsVersion(t *testing.T) {
+	forEach(t, files.Options{}, func(t *testing.T, e *env) {
+		// A version without a checksum (as the mount commits): the
+		// manifest of one written before, committed again.
+		again := func(name string, data []byte) (meta.Entry, meta.Version) {
+			t.Helper()
+			r := e.write(t, e.user.Root, name+".src", data)
+			v, err := e.svc.OpenVersion(ctx, e.user.ID, r.Entry.ID, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ent, ver, err := e.svc.CommitChunks(ctx, meta.CommitRequest{Owner: e.user.ID, Parent: e.user.Root, Name: name, Manifest: *v.Manifest})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ver.SHA256.IsZero() {
+				t.Fatalf("a deferred commit has checksum %s", ver.SHA256)
+			}
+			return ent, ver
+		}
+		rotated1, rotated2 := []byte("rotated one\n"), []byte("rotated one\nrotated two\n")
+		log1, log2 := []byte("line one\n"), []byte("line one\nline two\n")
+		again("app.log.1", rotated1)
+		again("app.log.1", rotated2)
+		again("app.log", log1)
+		logE, _ := again("app.log", log2)
+		// A download of app.log's version 2 starts…
+		v, err := e.svc.OpenVersion(ctx, e.user.ID, logE.ID, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// …the log is rotated…
+		if _, err := e.svc.Rename(ctx, e.user.ID, logE.ID, e.user.Root, "app.log.1", true); err != nil {
+			t.Fatal(err)
+		}
+		// …and the download records the checksum it computed.
+		sum, err := e.svc.Checksum(ctx, e.user.ID, &v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum != dfms.Sum(log2) {
+			t.Fatalf("checksum %s, want that of app.log's second version", sum)
+		}
+		vs, err := e.svc.Versions(ctx, e.user.ID, logE.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ver := range vs {
+			content := e.read(t, logE.ID, ver.Number)
+			if !ver.SHA256.IsZero() && ver.SHA256 != dfms.Sum(content) {
+				t.Fatalf("version %d (id %d) records checksum %s, which is not its content's", ver.Number, ver.ID, ver.SHA256)
+			}
+			if ver.ID == v.ID && ver.SHA256 != sum {
+				t.Fatalf("the downloaded version %d (id %d) has no checksum", ver.Number, ver.ID)
+			}
+		}
+	})
 }

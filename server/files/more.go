@@ -408,8 +408,10 @@ func (s *Service) checkManifest(ctx context.Context, req meta.CommitRequest, kee
 		if err != nil {
 			return meta.Entry{}, dfms.E(op, dfms.Other, err)
 		}
-		if req.RequireBase && e.Version != req.Base {
-			return e, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d, not %d", e.Name, e.Version, req.Base))
+		// (A commit with an ID may have been made already, which moved
+		// the file on: the metadata store tells, atomically.)
+		if req.RequireBase && req.CommitID == "" && e.VersionID != req.Base {
+			return e, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d (id %d), not id %d", e.Name, e.Version, e.VersionID, req.Base))
 		}
 	}
 	return meta.Entry{}, s.checkChunks(ctx, req, true, keep)
@@ -462,7 +464,7 @@ func (s *Service) Checksum(ctx context.Context, owner dfms.UserID, v *meta.Versi
 	}
 	var sum dfms.Hash
 	h.Sum(sum[:0])
-	if err := s.meta.SetChecksum(ctx, owner, v.Entry, v.Number, sum); err != nil {
+	if err := s.meta.SetChecksum(ctx, owner, v.ID, sum); err != nil {
 		return dfms.Hash{}, err
 	}
 	v.SHA256 = sum

@@ -32,6 +32,16 @@ func (s *Service) OpenVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 	return v, nil
 }
 
+// VersionByID returns, with its manifest, the version with lasting id
+// vid, whichever of the owner's files holds it now.
+func (s *Service) VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (meta.Version, error) {
+	v, err := s.meta.VersionByID(ctx, owner, vid)
+	if err != nil {
+		return v, dfms.E("files.VersionByID", dfms.Other, err)
+	}
+	return v, nil
+}
+
 // ReadChunk fetches one chunk, appending it to buf, and verifies it: a
 // chunk whose bytes do not hash to its name fails with kind Corrupt and its
 // bytes are never returned.

@@ -109,7 +109,7 @@ func (s *Service) RestoreVersion(ctx context.Context, owner dfms.UserID, id dfms
 		return cur, old, dfms.E(op, dfms.Other, err)
 	}
 	e, v, err := s.meta.CommitVersion(ctx, meta.CommitRequest{Owner: owner, Entry: id, Manifest: *old.Manifest,
-		SHA256: old.SHA256, MTime: time.Now(), Base: cur.Version, CreatedBy: owner})
+		SHA256: old.SHA256, MTime: time.Now(), Base: cur.VersionID, CreatedBy: owner})
 	if err != nil {
 		return e, v, dfms.E(op, dfms.Other, err)
 	}

@@ -123,8 +123,11 @@ type Entry struct {
 	CTime   time.Time
 	Target  string // symlink target
 	MIME    string
-	Version int64     // current version number of a file; 0 for none yet
-	SHA256  dfms.Hash // of the current version's content (zero if none)
+	Version int64 // current version number of a file; 0 for none yet
+	// VersionID is the current version's ID (0 for none): unlike its
+	// number, it names that version for good.
+	VersionID int64
+	SHA256    dfms.Hash // of the current version's content (zero if none)
 
 	// Trash state: DeletedAt is zero for live entries. TrashRoot is the
 	// entry whose deletion moved this one to the trash (itself for the
@@ -137,16 +140,28 @@ type Entry struct {
 func (e *Entry) Live() bool { return e.DeletedAt.IsZero() }
 
 // Version is one immutable version of a file.
+//
+// Its ID is its identity: assigned at commit, never changed and never
+// reused, so that whoever must keep naming one version (an open file's
+// base, a checksum computed after a download, a crash journal) names it
+// by ID. Its Number is its place in the history of the file that holds it
+// (1, 2, …, oldest first), which is what users see: a rename of a file
+// over another with history makes the moved file hold both histories,
+// and renumbers its own versions after the adopted ones (Rename).
 type Version struct {
+	ID         int64
 	Entry      dfms.EntryID
 	Number     int64 // 1, 2, …
 	Size       int64
 	SHA256     dfms.Hash // of the whole content
 	ChunkCount int
-	Base       int64 // the version this one was edited from; 0 if none
-	CreatedAt  time.Time
-	CreatedBy  dfms.UserID
-	Manifest   *dfms.Manifest // filled by GetVersion, nil in lists
+	Base       int64 // the ID of the version this one was edited from; 0 if none
+	// CommitID is the identity the committing client gave the commit
+	// (CommitRequest.CommitID), "" if none.
+	CommitID  string
+	CreatedAt time.Time
+	CreatedBy dfms.UserID
+	Manifest  *dfms.Manifest // filled by GetVersion, nil in lists
 }
 
 // Chunk is the metadata of one stored chunk.
@@ -215,11 +230,13 @@ const (
 // Change is one row of the change journal (the outbox): every mutation of an
 // owner's tree writes one in the same transaction.
 type Change struct {
-	Seq     int64
-	Owner   dfms.UserID
-	Entry   dfms.EntryID
-	Parent  dfms.EntryID
-	Op      string
+	Seq    int64
+	Owner  dfms.UserID
+	Entry  dfms.EntryID
+	Parent dfms.EntryID
+	Op     string
+	// Version is, for OpVersion, the ID of the version the change made
+	// current (or, negated, of the version it deleted).
 	Version int64
 	At      time.Time
 	// Origin is the WithOrigin of the change's context ("" if none).
@@ -269,11 +286,20 @@ type CommitRequest struct {
 	SHA256   dfms.Hash
 	MIME     string
 	MTime    time.Time // zero: now
-	// Base is the version this content was edited from (0: none). If
-	// RequireBase is set and the file's current version differs, the commit
-	// fails with kind Conflict; otherwise Base is only recorded.
+	// Base is the ID of the version this content was edited from (0:
+	// none). If RequireBase is set and the file's current version is
+	// another, the commit fails with kind Conflict; otherwise Base is only
+	// recorded.
 	Base        int64
 	RequireBase bool
+	// CommitID, if set, identifies the commit for good (up to
+	// MaxCommitIDLen bytes, unique per committing user): a commit whose
+	// CommitID a version of the same user already has makes nothing and
+	// answers that version and its entry, as the first attempt did, so
+	// that a client can retry a commit whose answer it lost, or recover
+	// one it made just before a crash, without a duplicate. The same
+	// CommitID with another manifest fails with kind Conflict.
+	CommitID string
 	// CreateOnly makes the commit fail with kind Exist if Parent/Name
 	// already exists (server-side copy, create-exclusive).
 	CreateOnly bool
@@ -347,6 +373,9 @@ type Usage struct {
 	Versions     int64
 	QuotaBytes   int64
 }
+
+// MaxCommitIDLen bounds CommitRequest.CommitID.
+const MaxCommitIDLen = 64
 
 // MissingChunksError is returned by commits that reference chunks whose rows
 // do not exist or are being deleted. Nothing was changed; the caller should
@@ -462,6 +491,9 @@ type Store interface {
 	CommitVersions(ctx context.Context, reqs []CommitRequest) ([]CommitResult, error)
 	// GetVersion returns a version with its manifest (number 0: current).
 	GetVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (Version, error)
+	// VersionByID returns the version with ID vid, with its manifest,
+	// whichever file holds it now (NotExist if none of owner's does).
+	VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (Version, error)
 	// ListVersions returns every version of a file, oldest first.
 	ListVersions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]Version, error)
 	// GetXattr returns extended attribute name of entry id, with found
@@ -475,10 +507,10 @@ type Store interface {
 	SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string, value []byte, mode XattrMode) error
 	// RemoveXattr removes an extended attribute (NotExist if absent).
 	RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) error
-	// SetChecksum records the SHA-256 of a version committed without one
-	// (a zero SHA256 means "not computed yet"); a version that already has
-	// one keeps it.
-	SetChecksum(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64, sum dfms.Hash) error
+	// SetChecksum records the SHA-256 of the version with ID vid,
+	// committed without one (a zero SHA256 means "not computed yet"); a
+	// version that already has one keeps it.
+	SetChecksum(ctx context.Context, owner dfms.UserID, vid int64, sum dfms.Hash) error
 	// DeleteVersion removes one version that is not the current one and
 	// releases its chunk references.
 	DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error

@@ -51,11 +51,12 @@ func (e Entry) IsDir() bool { return e.IsDirectory || e.Type == "folder" }
 
 // Version is one version of a file.
 type Version struct {
+	ID         int64     `json:"id"` // lasting; Version is its place in the history, which can move
 	Version    int64     `json:"version"`
 	Size       int64     `json:"size"`
 	Checksum   string    `json:"checksum"`
 	ChunkCount int       `json:"chunk_count"`
-	Base       int64     `json:"base_version,omitempty"`
+	Base       int64     `json:"base_version_id,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	Current    bool      `json:"current"`
 }

@@ -87,7 +87,7 @@ type fsEntry struct {
 	MTime   time.Time    `json:"mtime"`
 	CTime   time.Time    `json:"ctime"`
 	Target  string       `json:"target"`
-	Version int64        `json:"version"`
+	Version int64        `json:"version_id"` // the lasting id, as the mount names versions
 	Live    bool         `json:"live"`
 }
 
@@ -181,10 +181,11 @@ func (b *FSBackend) Readlink(ctx context.Context, id dfms.EntryID) (string, erro
 }
 
 // Manifest implements vfs.Backend.
-func (b *FSBackend) Manifest(ctx context.Context, id dfms.EntryID, number int64) (vfs.VersionInfo, dfms.Manifest, error) {
+func (b *FSBackend) Manifest(ctx context.Context, id dfms.EntryID, version int64) (vfs.VersionInfo, dfms.Manifest, error) {
 	const op dfms.Op = "client.fs.Manifest"
 	var out struct {
 		Version   int64     `json:"version"`
+		VersionID int64     `json:"version_id"`
 		CreatedAt time.Time `json:"created_at"`
 		Chunks    []struct {
 			Hash string `json:"hash"`
@@ -192,8 +193,8 @@ func (b *FSBackend) Manifest(ctx context.Context, id dfms.EntryID, number int64)
 		} `json:"chunks"`
 	}
 	r := request{method: http.MethodGet, path: "/api/v1/files/" + idParam(id) + "/manifest"}
-	if number > 0 {
-		r.query = url.Values{"version": {strconv.FormatInt(number, 10)}}
+	if version > 0 {
+		r.path = "/api/v1/versions/" + strconv.FormatInt(version, 10) + "/manifest"
 	}
 	if err := b.call(ctx, op, r, &out); err != nil {
 		return vfs.VersionInfo{}, dfms.Manifest{}, err
@@ -206,13 +207,13 @@ func (b *FSBackend) Manifest(ctx context.Context, id dfms.EntryID, number int64)
 		}
 		m.Chunks[i] = dfms.ChunkRef{Hash: h, Size: c.Size}
 	}
-	return vfs.VersionInfo{Number: out.Version, Size: m.Size(), Time: out.CreatedAt}, m, nil
+	return vfs.VersionInfo{ID: out.VersionID, Number: out.Version, Size: m.Size(), Time: out.CreatedAt}, m, nil
 }
 
 // ReadChunk implements vfs.Backend.
-func (b *FSBackend) ReadChunk(ctx context.Context, id dfms.EntryID, number int64, ref dfms.ChunkRef) ([]byte, error) {
+func (b *FSBackend) ReadChunk(ctx context.Context, _ dfms.EntryID, version int64, ref dfms.ChunkRef) ([]byte, error) {
 	const op dfms.Op = "client.fs.ReadChunk"
-	r := request{method: http.MethodGet, path: fmt.Sprintf("/api/v1/files/%s/versions/%d/chunks/%s", idParam(id), number, ref.Hash)}
+	r := request{method: http.MethodGet, path: fmt.Sprintf("/api/v1/versions/%d/chunks/%s", version, ref.Hash)}
 	deadline := time.Now().Add(maxRetryWait)
 	for {
 		resp, err := b.c.do(ctx, op, r)
@@ -303,7 +304,8 @@ func (b *FSBackend) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
 
 // CommitManifest implements vfs.Backend. The server does not read the
 // content back (defer_checksum): a commit costs the chunks that changed.
-func (b *FSBackend) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (vfs.Entry, error) {
+func (b *FSBackend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
+	id, m, mtime := c.ID, c.Manifest, c.MTime
 	type ref struct {
 		Hash string `json:"hash"`
 		Size uint32 `json:"size"`
@@ -312,7 +314,8 @@ func (b *FSBackend) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.
 	for i, c := range m.Chunks {
 		chunks[i] = ref{c.Hash.String(), c.Size}
 	}
-	body := map[string]any{"file_id": id, "base_version": base, "defer_checksum": true, "chunks": chunks}
+	body := map[string]any{"file_id": id, "base_version_id": c.Base, "require_base": c.RequireBase,
+		"commit_id": c.CommitID, "defer_checksum": true, "chunks": chunks}
 	if !mtime.IsZero() {
 		body["mtime"] = mtime.UTC()
 	}
@@ -321,14 +324,14 @@ func (b *FSBackend) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.
 	var out struct {
 		File    Entry `json:"file"`
 		Version struct {
-			Version int64 `json:"version"`
+			ID int64 `json:"id"`
 		} `json:"version"`
 	}
 	if err := b.call(ctx, "client.fs.Commit", request{method: http.MethodPost, path: "/api/v1/files/commit", json: body}, &out); err != nil {
 		return vfs.Entry{}, err
 	}
 	return vfs.Entry{ID: id, Parent: out.File.ParentID, Name: out.File.Name, Kind: vfs.KindFile, Mode: out.File.Mode,
-		Size: m.Size(), MTime: out.File.UpdatedAt, CTime: out.File.ChangedAt, Version: out.Version.Version, Live: true}, nil
+		Size: m.Size(), MTime: out.File.UpdatedAt, CTime: out.File.ChangedAt, Version: out.Version.ID, Live: true}, nil
 }
 
 // CommitManifests implements vfs.CommitBatcher: one request for up to
@@ -355,10 +358,11 @@ func (b *FSBackend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit
 		Size uint32 `json:"size"`
 	}
 	type commit struct {
-		FileID dfms.EntryID `json:"file_id"`
-		Base   int64        `json:"base_version"`
-		MTime  *time.Time   `json:"mtime,omitempty"`
-		Chunks []ref        `json:"chunks"`
+		FileID   dfms.EntryID `json:"file_id"`
+		Base     int64        `json:"base_version_id"`
+		CommitID string       `json:"commit_id,omitempty"`
+		MTime    *time.Time   `json:"mtime,omitempty"`
+		Chunks   []ref        `json:"chunks"`
 	}
 	body := struct {
 		Commits []commit `json:"commits"`
@@ -368,7 +372,7 @@ func (b *FSBackend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit
 		for j, r := range c.Manifest.Chunks {
 			chunks[j] = ref{r.Hash.String(), r.Size}
 		}
-		body.Commits[i] = commit{FileID: c.ID, Base: c.Base, Chunks: chunks}
+		body.Commits[i] = commit{FileID: c.ID, Base: c.Base, CommitID: c.CommitID, Chunks: chunks}
 		if !c.MTime.IsZero() {
 			t := c.MTime.UTC()
 			body.Commits[i].MTime = &t
@@ -376,9 +380,9 @@ func (b *FSBackend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit
 	}
 	var out struct {
 		Results []struct {
-			Entry   *fsEntry `json:"entry"`
-			Version int64    `json:"version"`
-			Error   *struct {
+			Entry     *fsEntry `json:"entry"`
+			VersionID int64    `json:"version_id"`
+			Error     *struct {
 				Code      string          `json:"code"`
 				Message   string          `json:"message"`
 				RequestID string          `json:"request_id"`
@@ -400,7 +404,7 @@ func (b *FSBackend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit
 			res[i].Err = e.wrap(op)
 		case r.Entry != nil:
 			res[i].Entry = r.Entry.vfs()
-			res[i].Entry.Version = r.Version
+			res[i].Entry.Version = r.VersionID
 		default:
 			return nil, dfms.E(op, dfms.Other, fmt.Errorf("result %d has neither an entry nor an error", i))
 		}
@@ -418,7 +422,7 @@ func (b *FSBackend) Versions(ctx context.Context, id dfms.EntryID) ([]vfs.Versio
 	}
 	vs := make([]vfs.VersionInfo, len(out.Versions))
 	for i, v := range out.Versions {
-		vs[i] = vfs.VersionInfo{Number: v.Version, Size: v.Size, Time: v.CreatedAt}
+		vs[i] = vfs.VersionInfo{ID: v.ID, Number: v.Version, Size: v.Size, Time: v.CreatedAt}
 	}
 	return vs, nil
 }
@@ -487,7 +491,7 @@ func (b *FSBackend) Changes(ctx context.Context, cursor int64, wait time.Duratio
 			Op       string       `json:"op"`
 			FileID   dfms.EntryID `json:"file_id"`
 			FolderID dfms.EntryID `json:"folder_id"`
-			Version  int64        `json:"version"`
+			Version  int64        `json:"version_id"`
 			Origin   string       `json:"origin"`
 		} `json:"changes"`
 	}

@@ -65,6 +65,8 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"TrashEntries", testTrashEntries},
 		{"ManyChunks", testManyChunks},
 		{"CommitStoring", testCommitStoring},
+		{"VersionIdentity", testVersionIdentity},
+		{"CommitIdempotent", testCommitIdempotent},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -424,12 +426,12 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 	// Again, with more versions on both sides: numbers and bases follow.
 	a, _ := commit(t, s, u.ID, u.Root, "a", m1)
 	commit(t, s, u.ID, u.Root, "a", m2) // a: v1 old, v2 new
-	b, _ := commit(t, s, u.ID, u.Root, "b", m2)
-	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: b.ID, Manifest: m1, Base: 1}) // b: v1 new, v2 old (base 1)
+	b, bv1 := commit(t, s, u.ID, u.Root, "b", m2)
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: b.ID, Manifest: m1, Base: bv1.ID}) // b: v1 new, v2 old (base v1)
 	ok(t, err)
 	must2(t)(s.Rename(ctx, u.ID, b.ID, u.Root, "a", true))
 	vs = must(s.ListVersions(ctx, u.ID, b.ID))(t)
-	if len(vs) != 4 || vs[3].Number != 4 || vs[3].Base != 3 || vs[3].Size != 3 || vs[2].Size != 5 || vs[0].Size != 3 {
+	if len(vs) != 4 || vs[3].Number != 4 || vs[3].Base != bv1.ID || vs[2].ID != bv1.ID || vs[3].Size != 3 || vs[2].Size != 5 || vs[0].Size != 3 {
 		t.Fatalf("versions after the second replace = %+v", vs)
 	}
 	if cur := must(s.GetEntry(ctx, u.ID, b.ID))(t); cur.Version != 4 || cur.Size != 3 {
@@ -577,9 +579,10 @@ func testCommitVersions(t *testing.T, s meta.Store) {
 	m2 := manifest(t, s, c1, c2)
 	mt := time.Unix(1700000000, 5)
 	e2, v2, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: m2, SHA256: dfms.Sum([]byte("x")),
-		Base: 1, RequireBase: true, MTime: mt, MIME: "text/plain"})
+		Base: v.ID, RequireBase: true, MTime: mt, MIME: "text/plain"})
 	ok(t, err)
-	if v2.Number != 2 || e2.ID != e.ID || e2.Size != 30 || !e2.MTime.Equal(mt) || e2.MIME != "text/plain" || v2.Base != 1 {
+	if v2.Number != 2 || e2.ID != e.ID || e2.Size != 30 || !e2.MTime.Equal(mt) || e2.MIME != "text/plain" || v2.Base != v.ID ||
+		v2.ID == v.ID || e2.VersionID != v2.ID || e.VersionID != v.ID {
 		t.Fatalf("second commit: entry %+v version %+v", e2, v2)
 	}
 	// What a commit returns is the entry as stored, for a new file and
@@ -596,7 +599,7 @@ func testCommitVersions(t *testing.T, s meta.Store) {
 	if v3.Number != 3 {
 		t.Fatalf("third commit number %d", v3.Number)
 	}
-	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: m1, Base: 2, RequireBase: true})
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: m1, Base: v2.ID, RequireBase: true})
 	wantKind(t, "stale base", err, dfms.Conflict)
 
 	vs := must(s.ListVersions(ctx, u.ID, e.ID))(t)
@@ -1784,4 +1787,164 @@ func testManyChunks(t *testing.T, s meta.Store) {
 	if un := must(s.UnownedChunks(ctx, u.ID, hs))(t); len(un) != 0 {
 		t.Fatalf("after the commit, %d chunks are not the owner's", len(un))
 	}
+}
+
+// A version's ID names it for good: a rename over a file renumbers
+// versions, but every ID still finds the same content, a checksum
+// recorded by ID lands on that content, and no ID is reused.
+func testVersionIdentity(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	content := map[int64]dfms.Manifest{}
+	put := func(name string, parts ...string) (meta.Entry, meta.Version) {
+		t.Helper()
+		var refs []dfms.ChunkRef
+		for _, p := range parts {
+			refs = append(refs, chunk(p, uint32(len(p))))
+		}
+		// No checksum: computed later (SetChecksum), as for the mount's.
+		e, v, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: name, Manifest: manifest(t, s, refs...)})
+		ok(t, err)
+		content[v.ID] = dfms.Manifest{Chunks: refs}
+		return e, v
+	}
+	// app.log.1 has two versions; app.log (the file an appender holds
+	// open) three.
+	old, _ := put("app.log.1", "old one")
+	_, o2 := put("app.log.1", "old one", "old two")
+	cur, _ := put("app.log", "new one")
+	put("app.log", "new one", "new two")
+	_, c3 := put("app.log", "new one", "new two", "new three")
+	if c3.ID != must(s.GetEntry(ctx, u.ID, cur.ID))(t).VersionID {
+		t.Fatal("an entry's VersionID is not its current version's ID")
+	}
+	must2(t)(s.Rename(ctx, u.ID, cur.ID, u.Root, "app.log.1", true))
+	// Every ID still names its content, whichever file holds it.
+	for id, m := range content {
+		v, err := s.VersionByID(ctx, u.ID, id)
+		ok(t, err)
+		if v.ID != id || v.Entry != cur.ID || !slices.Equal(v.Manifest.Chunks, m.Chunks) {
+			t.Fatalf("version %d after the rename = %+v, want the content it was committed with, held by %d", id, v, cur.ID)
+		}
+	}
+	// The moved file's current version is the same version as before,
+	// under a new number.
+	e := must(s.GetEntry(ctx, u.ID, cur.ID))(t)
+	if e.VersionID != c3.ID || e.Version != 5 {
+		t.Fatalf("the moved file = version %d id %d, want 5 and id %d", e.Version, e.VersionID, c3.ID)
+	}
+	// The replaced file keeps a copy of its current version: a new ID, the
+	// same content.
+	oe := must(s.GetEntry(ctx, u.ID, old.ID))(t)
+	if oe.VersionID == o2.ID || content[oe.VersionID].Chunks != nil {
+		t.Fatalf("the replaced file's version id %d reuses an id", oe.VersionID)
+	}
+	if ov := must(s.VersionByID(ctx, u.ID, oe.VersionID))(t); ov.Entry != old.ID || !slices.Equal(ov.Manifest.Chunks, content[o2.ID].Chunks) {
+		t.Fatalf("the replaced file's copy = %+v", ov)
+	}
+	// A checksum recorded by ID goes to that version, not to whatever
+	// holds its old number now.
+	sum := dfms.Sum([]byte("the content of c3"))
+	ok(t, s.SetChecksum(ctx, u.ID, c3.ID, sum))
+	for _, v := range must(s.ListVersions(ctx, u.ID, cur.ID))(t) {
+		if (v.SHA256 == sum) != (v.ID == c3.ID) {
+			t.Fatalf("after SetChecksum(%d), version %d (id %d) has checksum %s", c3.ID, v.Number, v.ID, v.SHA256)
+		}
+	}
+	// Bases are IDs: a commit on the moved file based on its current
+	// version records that ID, and RequireBase compares IDs.
+	m := manifest(t, s, chunk("appended", 8))
+	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: cur.ID, Manifest: m, Base: o2.ID, RequireBase: true})
+	wantKind(t, "a base that is not current", err, dfms.Conflict)
+	ne, nv, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: cur.ID, Manifest: m, Base: c3.ID, RequireBase: true})
+	ok(t, err)
+	if nv.Base != c3.ID || nv.Number != 6 || ne.VersionID != nv.ID {
+		t.Fatalf("a commit after the rename: %+v %+v", ne, nv)
+	}
+	for id := range content {
+		if nv.ID == id || nv.ID == oe.VersionID {
+			t.Fatalf("a new version reuses id %d", id)
+		}
+	}
+	// Another user's IDs do not exist for this one.
+	other := newUser(t, s)
+	_, err = s.VersionByID(ctx, other.ID, c3.ID)
+	wantKind(t, "another user's version", err, dfms.NotExist)
+	wantKind(t, "a checksum of another user's version", s.SetChecksum(ctx, other.ID, nv.ID, sum), dfms.NotExist)
+	if v := must(s.VersionByID(ctx, u.ID, nv.ID))(t); !v.SHA256.IsZero() && v.SHA256 == sum {
+		t.Fatal("another user set a checksum")
+	}
+}
+
+// A commit with a CommitID is made once: a retry (a lost answer, a crash
+// right after the commit) answers the version the first attempt made.
+func testCommitIdempotent(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	c := chunk("idem", 4)
+	m := manifest(t, s, c)
+	req := meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "f", Manifest: m, CommitID: "0123456789abcdef0123456789abcdef"}
+	e1, v1, err := s.CommitVersion(ctx, req)
+	ok(t, err)
+	e2, v2, err := s.CommitVersion(ctx, req)
+	ok(t, err)
+	if v2.ID != v1.ID || v2.Number != 1 || e2.ID != e1.ID || e2.VersionID != v1.ID || v2.CommitID != req.CommitID {
+		t.Fatalf("a retried commit made %+v, want the first one %+v", v2, v1)
+	}
+	if vs := must(s.ListVersions(ctx, u.ID, e1.ID))(t); len(vs) != 1 {
+		t.Fatalf("%d versions after a retried commit", len(vs))
+	}
+	if r := refs(t, s, c); r != 1 {
+		t.Fatalf("refs = %d after a retried commit, want 1", r)
+	}
+	if us := must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 4 {
+		t.Fatalf("usage after a retried commit = %+v", us)
+	}
+	// Once the file moved on, a retry based on the old version still
+	// answers what it made, even with RequireBase.
+	commit(t, s, u.ID, u.Root, "f", m)
+	byID := req
+	byID.Parent, byID.Name, byID.Entry, byID.Base, byID.RequireBase = 0, "", e1.ID, 0, true
+	_, v3, err := s.CommitVersion(ctx, byID)
+	ok(t, err)
+	if v3.ID != v1.ID {
+		t.Fatalf("a retry after the file moved on made %+v", v3)
+	}
+	// The same ID for other content is refused.
+	other := req
+	other.Manifest = manifest(t, s, chunk("other", 5))
+	_, _, err = s.CommitVersion(ctx, other)
+	wantKind(t, "the same commit id for other content", err, dfms.Conflict)
+	// In a batch too.
+	res, err := s.CommitVersions(ctx, []meta.CommitRequest{byID, {Owner: u.ID, Entry: e1.ID, Manifest: m, CommitID: "b2"}})
+	ok(t, err)
+	if res[0].Err != nil || res[0].Version.ID != v1.ID || res[1].Err != nil {
+		t.Fatalf("batch = %+v", res)
+	}
+	res2, err := s.CommitVersions(ctx, []meta.CommitRequest{{Owner: u.ID, Entry: e1.ID, Manifest: m, CommitID: "b2"}})
+	ok(t, err)
+	if res2[0].Err != nil || res2[0].Version.ID != res[1].Version.ID {
+		t.Fatalf("a retried batch = %+v, want %+v", res2, res[1])
+	}
+	if vs := must(s.ListVersions(ctx, u.ID, e1.ID))(t); len(vs) != 3 {
+		t.Fatalf("%d versions, want 3", len(vs))
+	}
+	// After a rename over f took its history, a retry of a commit to f
+	// answers the version, now held by the file that replaced it.
+	tmp, _ := commit(t, s, u.ID, u.Root, "f.tmp", m)
+	must2(t)(s.Rename(ctx, u.ID, tmp.ID, u.Root, "f", true))
+	e4, v4, err := s.CommitVersion(ctx, byID)
+	ok(t, err)
+	if v4.ID != v1.ID || e4.ID != tmp.ID || v4.Entry != tmp.ID {
+		t.Fatalf("a retry after a rename over the file: entry %d version %+v", e4.ID, v4)
+	}
+	// Commit IDs are per user: another user's same ID is theirs.
+	o := newUser(t, s)
+	oe, ov, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: o.ID, Parent: o.Root, Name: "f", Manifest: m, CommitID: req.CommitID})
+	ok(t, err)
+	if ov.ID == v1.ID || oe.Owner != o.ID {
+		t.Fatalf("another user's commit with the same id answered %+v", ov)
+	}
+	long := req
+	long.CommitID = strings.Repeat("x", meta.MaxCommitIDLen+1)
+	_, _, err = s.CommitVersion(ctx, long)
+	wantKind(t, "a commit id too long", err, dfms.Invalid)
 }

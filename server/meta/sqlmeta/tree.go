@@ -14,15 +14,15 @@ import (
 )
 
 const entryCols = `id, owner_id, COALESCE(parent_id, 0), name, kind, mode, uid, gid, size, mtime_ns, ctime_ns,
-	target, mime, cur_version, COALESCE(deleted_at, 0), COALESCE(trash_root, 0),
-	(SELECT v.sha256 FROM versions v WHERE v.entry_id = entries.id AND v.number = entries.cur_version)`
+	target, mime, cur_version, cur_version_id, COALESCE(deleted_at, 0), COALESCE(trash_root, 0),
+	(SELECT v.sha256 FROM versions v WHERE v.id = entries.cur_version_id)`
 
 func scanEntry(row interface{ Scan(...any) error }) (meta.Entry, error) {
 	var e meta.Entry
 	var mtime, ctime, deleted int64
 	var sum []byte
 	err := row.Scan(&e.ID, &e.Owner, &e.Parent, &e.Name, &e.Kind, &e.Mode, &e.UID, &e.GID, &e.Size,
-		&mtime, &ctime, &e.Target, &e.MIME, &e.Version, &deleted, &e.TrashRoot, &sum)
+		&mtime, &ctime, &e.Target, &e.MIME, &e.Version, &e.VersionID, &deleted, &e.TrashRoot, &sum)
 	e.MTime, e.CTime, e.DeletedAt = fromNS(mtime), fromNS(ctime), fromNS(deleted)
 	copy(e.SHA256[:], sum)
 	return e, err
@@ -138,7 +138,7 @@ func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e meta.Entry) (meta.En
 	// precision), without the read.
 	out := e
 	out.ID, out.MTime, out.CTime = id, fromNS(ns(mtime)), fromNS(ns(ctime))
-	out.Version, out.SHA256, out.DeletedAt, out.TrashRoot = 0, dfms.Hash{}, time.Time{}, 0
+	out.Version, out.VersionID, out.SHA256, out.DeletedAt, out.TrashRoot = 0, 0, dfms.Hash{}, time.Time{}, 0
 	return out, nil
 }
 
@@ -511,10 +511,12 @@ func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfm
 
 // adoptHistory makes the versions of file old (about to be replaced by
 // file e) the first versions of e, and moves old to the trash with a copy
-// of its current version (open handles and fstat keep working, and it
-// can be restored): old's versions keep their numbers 1..n, e's move up
-// by n (their bases too), and e's current version stays current. A file e
-// without a version gets an empty one on top, as its content is empty.
+// of its current version (fstat of it keeps working, and it can be
+// restored): old's versions keep their numbers 1..n, e's move up by n,
+// and e's current version stays current. A file e without a version gets
+// an empty one on top, as its content is empty. Every version keeps its
+// ID, so whatever names one by ID (an open file's base) still finds the
+// same content.
 func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e meta.Entry) error {
 	n := old.Version
 	// Out of the way first: (entry_id, number) is unique row by row, and
@@ -523,36 +525,39 @@ func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e meta.En
 	if _, err := t.exec(ctx, `UPDATE versions SET number = number + ? WHERE entry_id = ?`, int64(away), e.ID); err != nil {
 		return err
 	}
-	if _, err := t.exec(ctx, `UPDATE versions SET number = number - ?, base = CASE WHEN base > 0 THEN base + ? ELSE base END WHERE entry_id = ?`,
-		int64(away)-n, n, e.ID); err != nil {
+	if _, err := t.exec(ctx, `UPDATE versions SET number = number - ? WHERE entry_id = ?`, int64(away)-n, e.ID); err != nil {
 		return err
 	}
 	if _, err := t.exec(ctx, `UPDATE versions SET entry_id = ? WHERE entry_id = ?`, e.ID, old.ID); err != nil {
 		return err
 	}
-	cur := e.Version + n
+	cur, curID := e.Version+n, e.VersionID
 	if e.Version == 0 {
 		cur = n + 1
 		blob, _ := (&dfms.Manifest{}).MarshalBinary()
 		sum := dfms.Sum(nil)
-		if _, err := t.exec(ctx, `INSERT INTO versions (entry_id, number, size, sha256, manifest, chunk_count, base, created_at, created_by)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.ID, cur, 0, sum[:], blob, 0, n, ns(t.now), owner); err != nil {
+		if err := t.queryRow(ctx, `INSERT INTO versions (entry_id, number, size, sha256, manifest, chunk_count, base, created_at, created_by)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.ID, cur, 0, sum[:], blob, 0, old.VersionID, ns(t.now), owner).Scan(&curID); err != nil {
 			return err
 		}
 	}
-	if _, err := t.exec(ctx, `UPDATE entries SET cur_version = ? WHERE id = ?`, cur, e.ID); err != nil {
+	if _, err := t.exec(ctx, `UPDATE entries SET cur_version = ?, cur_version_id = ? WHERE id = ?`, cur, curID, e.ID); err != nil {
 		return err
 	}
 	// The replaced file keeps a copy of its current version, with its
 	// references and its share of the usage, until it is purged.
-	if _, err := t.exec(ctx, `INSERT INTO versions (entry_id, number, size, sha256, manifest, chunk_count, base, created_at, created_by)
-		SELECT ?, number, size, sha256, manifest, chunk_count, base, created_at, created_by FROM versions WHERE entry_id = ? AND number = ?`,
-		old.ID, e.ID, n); err != nil {
+	var copyID int64
+	if err := t.queryRow(ctx, `INSERT INTO versions (entry_id, number, size, sha256, manifest, chunk_count, base, created_at, created_by)
+		SELECT ?, number, size, sha256, manifest, chunk_count, base, created_at, created_by FROM versions WHERE id = ? RETURNING id`,
+		old.ID, old.VersionID).Scan(&copyID); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `UPDATE entries SET cur_version_id = ? WHERE id = ?`, copyID, old.ID); err != nil {
 		return err
 	}
 	var blob []byte
 	var size int64
-	if err := t.queryRow(ctx, `SELECT manifest, size FROM versions WHERE entry_id = ? AND number = ?`, old.ID, n).Scan(&blob, &size); err != nil {
+	if err := t.queryRow(ctx, `SELECT manifest, size FROM versions WHERE id = ?`, copyID).Scan(&blob, &size); err != nil {
 		return err
 	}
 	counts := map[dfms.Hash]int64{}
@@ -568,7 +573,7 @@ func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e meta.En
 	if err := t.trash(ctx, owner, old, time.Time{}); err != nil {
 		return err
 	}
-	return t.journal(ctx, owner, e.ID, old.Parent, meta.OpVersion, cur)
+	return t.journal(ctx, owner, e.ID, old.Parent, meta.OpVersion, curID)
 }
 
 // trash moves e and its live subtree to the trash, with e as trash root.

@@ -205,6 +205,9 @@ func checkRequest(op dfms.Op, req *meta.CommitRequest) error {
 	if len(req.Stored) > 0 && req.Durable == nil {
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("a commit that records chunks being stored needs to wait for them (Durable)"))
 	}
+	if len(req.CommitID) > meta.MaxCommitIDLen {
+		return dfms.E(op, dfms.Invalid, fmt.Errorf("a commit id has at most %d bytes", meta.MaxCommitIDLen))
+	}
 	return checkManifest(op, &req.Manifest)
 }
 
@@ -228,6 +231,11 @@ func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (meta
 // commitWithChunks takes the references of req's chunks, commits the
 // version, and records the owner's possession of the chunks.
 func (t *tx) commitWithChunks(ctx context.Context, op dfms.Op, req meta.CommitRequest, blob []byte) (meta.Entry, meta.Version, error) {
+	if req.CommitID != "" {
+		if e, v, done, err := t.committedBefore(ctx, op, req, blob); done || err != nil {
+			return e, v, err
+		}
+	}
 	var stored map[dfms.Hash]int64
 	if len(req.Stored) > 0 {
 		stored = make(map[dfms.Hash]int64, len(req.Stored))
@@ -263,6 +271,32 @@ func (t *tx) commitWithChunks(ctx context.Context, op dfms.Op, req meta.CommitRe
 		}
 	}
 	return e, v, nil
+}
+
+// committedBefore looks for the version that an earlier attempt of req
+// (same committer, same CommitID) made, and reports whether there is one:
+// then it returns that version and the entry that holds it now, and the
+// commit makes nothing. The same id with another manifest is a client's
+// mistake (kind Conflict).
+func (t *tx) committedBefore(ctx context.Context, op dfms.Op, req meta.CommitRequest, blob []byte) (meta.Entry, meta.Version, bool, error) {
+	by := req.CreatedBy
+	if by == 0 {
+		by = req.Owner
+	}
+	var had []byte
+	v, err := scanVersion(t.queryRow(ctx, `SELECT `+versionCols+`, v.manifest FROM versions v JOIN entries e ON e.id = v.entry_id
+		WHERE v.created_by = ? AND v.commit_id = ? AND e.owner_id = ?`, by, req.CommitID, req.Owner), &had)
+	if errors.Is(err, sql.ErrNoRows) {
+		return meta.Entry{}, meta.Version{}, false, nil
+	}
+	if err != nil {
+		return meta.Entry{}, meta.Version{}, false, err
+	}
+	if !bytes.Equal(had, blob) {
+		return meta.Entry{}, meta.Version{}, false, dfms.E(op, dfms.Conflict, fmt.Errorf("commit id %q was used for other content", req.CommitID))
+	}
+	e, err := t.entry(ctx, req.Owner, v.Entry, false)
+	return e, v, err == nil, err
 }
 
 // CommitVersions implements meta.Store: each commit runs inside a
@@ -402,8 +436,8 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 	case meta.KindSymlink:
 		return e, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("%q is a symlink", e.Name))
 	}
-	if req.RequireBase && e.Version != req.Base {
-		return e, meta.Version{}, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d, not %d", e.Name, e.Version, req.Base))
+	if req.RequireBase && e.VersionID != req.Base {
+		return e, meta.Version{}, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d (id %d), not id %d", e.Name, e.Version, e.VersionID, req.Base))
 	}
 	size := req.Manifest.Size()
 	var used, quota int64
@@ -414,12 +448,17 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 		return e, meta.Version{}, dfms.E(op, dfms.Quota, fmt.Errorf("%d bytes used of %d, %d more needed", used, quota, size))
 	}
 	v := meta.Version{Entry: e.ID, Number: e.Version + 1, Size: size, SHA256: req.SHA256,
-		ChunkCount: len(req.Manifest.Chunks), Base: req.Base, CreatedAt: t.now, CreatedBy: req.CreatedBy}
+		ChunkCount: len(req.Manifest.Chunks), Base: req.Base, CreatedAt: t.now, CreatedBy: req.CreatedBy, CommitID: req.CommitID}
 	if v.CreatedBy == 0 {
 		v.CreatedBy = req.Owner
 	}
-	if _, err := t.exec(ctx, `INSERT INTO versions (entry_id, number, size, sha256, manifest, chunk_count, base, created_at, created_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, v.Entry, v.Number, v.Size, v.SHA256[:], blob, v.ChunkCount, v.Base, ns(v.CreatedAt), v.CreatedBy); err != nil {
+	var commitID any
+	if v.CommitID != "" {
+		commitID = v.CommitID
+	}
+	if err := t.queryRow(ctx, `INSERT INTO versions (entry_id, number, size, sha256, manifest, chunk_count, base, created_at, created_by, commit_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, v.Entry, v.Number, v.Size, v.SHA256[:], blob, v.ChunkCount, v.Base,
+		ns(v.CreatedAt), v.CreatedBy, commitID).Scan(&v.ID); err != nil {
 		return e, v, err
 	}
 	mtime := req.MTime
@@ -430,30 +469,30 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 	if mime == "" {
 		mime = e.MIME
 	}
-	if _, err := t.exec(ctx, `UPDATE entries SET size = ?, cur_version = ?, mtime_ns = ?, ctime_ns = ?, mime = ? WHERE id = ?`,
-		size, v.Number, ns(mtime), ns(t.now), mime, e.ID); err != nil {
+	if _, err := t.exec(ctx, `UPDATE entries SET size = ?, cur_version = ?, cur_version_id = ?, mtime_ns = ?, ctime_ns = ?, mime = ? WHERE id = ?`,
+		size, v.Number, v.ID, ns(mtime), ns(t.now), mime, e.ID); err != nil {
 		return e, v, err
 	}
 	if _, err := t.exec(ctx, `UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?`, size, req.Owner); err != nil {
 		return e, v, err
 	}
-	if err := t.journal(ctx, req.Owner, e.ID, e.Parent, meta.OpVersion, v.Number); err != nil {
+	if err := t.journal(ctx, req.Owner, e.ID, e.Parent, meta.OpVersion, v.ID); err != nil {
 		return e, v, err
 	}
 	// The entry as just updated (as stored: times to the nanosecond),
 	// without reading it back.
-	e.Size, e.Version, e.MIME, e.SHA256 = size, v.Number, mime, v.SHA256
+	e.Size, e.Version, e.VersionID, e.MIME, e.SHA256 = size, v.Number, v.ID, mime, v.SHA256
 	e.MTime, e.CTime = fromNS(ns(mtime)), fromNS(ns(t.now))
 	return e, v, nil
 }
 
-const versionCols = `v.entry_id, v.number, v.size, v.sha256, v.chunk_count, v.base, v.created_at, v.created_by`
+const versionCols = `v.id, v.entry_id, v.number, v.size, v.sha256, v.chunk_count, v.base, v.created_at, v.created_by, COALESCE(v.commit_id, '')`
 
 func scanVersion(row interface{ Scan(...any) error }, manifest *[]byte) (meta.Version, error) {
 	var v meta.Version
 	var sum []byte
 	var created int64
-	dest := []any{&v.Entry, &v.Number, &v.Size, &sum, &v.ChunkCount, &v.Base, &created, &v.CreatedBy}
+	dest := []any{&v.ID, &v.Entry, &v.Number, &v.Size, &sum, &v.ChunkCount, &v.Base, &created, &v.CreatedBy, &v.CommitID}
 	if manifest != nil {
 		dest = append(dest, manifest)
 	}
@@ -477,18 +516,40 @@ func (s *Store) GetVersion(ctx context.Context, owner dfms.UserID, id dfms.Entry
 		if number == 0 {
 			number = e.Version
 		}
-		var blob []byte
-		v, err = scanVersion(t.queryRow(ctx, `SELECT `+versionCols+`, v.manifest FROM versions v WHERE v.entry_id = ? AND v.number = ?`, id, number), &blob)
+		v, err = t.versionWithManifest(ctx, `v.entry_id = ? AND v.number = ?`, id, number)
 		if errors.Is(err, sql.ErrNoRows) {
 			return dfms.E(op, dfms.NotExist, fmt.Errorf("entry %d has no version %d", id, number))
 		}
-		if err != nil {
-			return err
-		}
-		v.Manifest = new(dfms.Manifest)
-		return v.Manifest.UnmarshalBinary(blob)
+		return err
 	})
 	return v, err
+}
+
+// VersionByID implements meta.Store.
+func (s *Store) VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (meta.Version, error) {
+	const op dfms.Op = "meta.VersionByID"
+	var v meta.Version
+	err := s.read(ctx, op, func(t *tx) error {
+		var err error
+		v, err = t.versionWithManifest(ctx, `v.id = ? AND v.entry_id IN (SELECT id FROM entries WHERE owner_id = ?)`, vid, owner)
+		if errors.Is(err, sql.ErrNoRows) {
+			return dfms.E(op, dfms.NotExist, fmt.Errorf("no version %d", vid))
+		}
+		return err
+	})
+	return v, err
+}
+
+// versionWithManifest reads the version that where selects, with its
+// manifest (sql.ErrNoRows if none).
+func (t *tx) versionWithManifest(ctx context.Context, where string, args ...any) (meta.Version, error) {
+	var blob []byte
+	v, err := scanVersion(t.queryRow(ctx, `SELECT `+versionCols+`, v.manifest FROM versions v WHERE `+where, args...), &blob)
+	if err != nil {
+		return v, err
+	}
+	v.Manifest = new(dfms.Manifest)
+	return v, v.Manifest.UnmarshalBinary(blob)
 }
 
 // ListVersions implements meta.Store.
@@ -517,14 +578,22 @@ func (s *Store) ListVersions(ctx context.Context, owner dfms.UserID, id dfms.Ent
 }
 
 // SetChecksum implements meta.Store.
-func (s *Store) SetChecksum(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64, sum dfms.Hash) error {
+func (s *Store) SetChecksum(ctx context.Context, owner dfms.UserID, vid int64, sum dfms.Hash) error {
 	const op dfms.Op = "meta.SetChecksum"
 	return s.write(ctx, op, func(t *tx) error {
-		if _, err := t.entry(ctx, owner, id, true); err != nil {
+		var zero dfms.Hash
+		n, err := t.affected(ctx, `UPDATE versions SET sha256 = ? WHERE id = ? AND sha256 = ?
+			AND entry_id IN (SELECT id FROM entries WHERE owner_id = ?)`, sum[:], vid, zero[:], owner)
+		if err != nil || n == 1 {
 			return err
 		}
-		var zero dfms.Hash
-		_, err := t.exec(ctx, `UPDATE versions SET sha256 = ? WHERE entry_id = ? AND number = ? AND sha256 = ?`, sum[:], id, number, zero[:])
+		// Nothing changed: a version with a checksum keeps it, a foreign
+		// or missing one is NotExist.
+		var one int
+		err = t.queryRow(ctx, `SELECT 1 FROM versions WHERE id = ? AND entry_id IN (SELECT id FROM entries WHERE owner_id = ?)`, vid, owner).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return dfms.E(op, dfms.NotExist, fmt.Errorf("no version %d", vid))
+		}
 		return err
 	})
 }
@@ -540,9 +609,9 @@ func (s *Store) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 		if number == e.Version {
 			return dfms.E(op, dfms.Conflict, fmt.Errorf("version %d is the current version", number))
 		}
-		var size int64
+		var vid, size int64
 		var blob []byte
-		err = t.queryRow(ctx, `SELECT size, manifest FROM versions WHERE entry_id = ? AND number = ?`, id, number).Scan(&size, &blob)
+		err = t.queryRow(ctx, `SELECT id, size, manifest FROM versions WHERE entry_id = ? AND number = ?`, id, number).Scan(&vid, &size, &blob)
 		if errors.Is(err, sql.ErrNoRows) {
 			return dfms.E(op, dfms.NotExist, fmt.Errorf("entry %d has no version %d", id, number))
 		}
@@ -556,12 +625,12 @@ func (s *Store) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 		if err := t.releaseChunks(ctx, counts); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `DELETE FROM versions WHERE entry_id = ? AND number = ?`, id, number); err != nil {
+		if _, err := t.exec(ctx, `DELETE FROM versions WHERE id = ?`, vid); err != nil {
 			return err
 		}
 		if _, err := t.exec(ctx, `UPDATE users SET used_bytes = used_bytes - ? WHERE id = ?`, size, owner); err != nil {
 			return err
 		}
-		return t.journal(ctx, owner, id, e.Parent, meta.OpVersion, -number)
+		return t.journal(ctx, owner, id, e.Parent, meta.OpVersion, -vid)
 	})
 }

@@ -1,0 +1,184 @@
+package vfs_test
+
+import (
+	"context"
+	"os"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/vfs"
+)
+
+// lostReplies is a backend that makes commits but answers the next few
+// with an error, as when the server's answer is lost: a connection cut
+// after the commit, or a crash of the mount right after it.
+type lostReplies struct {
+	*vfs.Local
+	lose atomic.Int32 // commits still to answer with an error once made
+}
+
+func (l *lostReplies) lost() bool { return l.lose.Add(-1) >= 0 }
+
+var errLost = dfms.Errorf("test", dfms.Unavailable, "the answer was lost")
+
+func (l *lostReplies) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
+	e, err := l.Local.CommitManifest(ctx, c)
+	if err == nil && l.lost() {
+		return vfs.Entry{}, errLost
+	}
+	return e, err
+}
+
+func (l *lostReplies) CommitManifestStoring(ctx context.Context, c vfs.Commit, cs []dfms.ChunkData) (vfs.Entry, int, error) {
+	e, n, err := l.Local.CommitManifestStoring(ctx, c, cs)
+	if err == nil && l.lost() {
+		return vfs.Entry{}, n, errLost
+	}
+	return e, n, err
+}
+
+func (l *lostReplies) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
+	res, err := l.Local.CommitManifests(ctx, cs)
+	if err == nil && l.lost() {
+		return nil, errLost
+	}
+	return res, err
+}
+
+// versionCount returns how many versions file ino has on the server.
+func versionCount(t *testing.T, b vfs.Backend, ino vfs.Ino) int {
+	t.Helper()
+	vs, err := b.Versions(ctx, dfms.EntryID(ino))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(vs)
+}
+
+// rootNames lists the root directory of fsys.
+func rootNames(t *testing.T, fsys *vfs.FS) []string {
+	t.Helper()
+	des, err := fsys.ReadDir(ctx, fsys.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range des {
+		out = append(out, d.Name)
+	}
+	return out
+}
+
+// A commit made but not acknowledged (its answer lost) and tried again
+// makes one version, not two.
+func TestCommitRetryAfterLostAnswer(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	b := &lostReplies{Local: l}
+	fsys, _ := newFS(t, b)
+	a := create(t, fsys, "f", "first")
+	h, err := fsys.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte("second"), 0); err != nil {
+		t.Fatal(err)
+	}
+	b.lose.Store(1)
+	if err := h.Flush(ctx); err == nil {
+		t.Fatal("a commit whose answer was lost succeeded")
+	}
+	if err := h.Release(ctx); err != nil { // the retry
+		t.Fatal(err)
+	}
+	if n := versionCount(t, b, a.Ino); n != 2 {
+		t.Fatalf("%d versions after a retried commit, want 2", n)
+	}
+	if got := storedContent(t, svc, l, a.Ino); string(got) != "second" {
+		t.Fatalf("the server holds %q", got)
+	}
+}
+
+// A mount that crashes right after a commit it was not told of leaves the
+// commit's journal: the next mount finds that commit made, and neither
+// commits it again nor keeps it as a conflict copy.
+func TestRecoveryFindsCommitMade(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	b := &lostReplies{Local: l}
+	cache := t.TempDir()
+	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := create(t, fsys, "report.txt", "first")
+	h, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte("SECOND"), 0); err != nil {
+		t.Fatal(err)
+	}
+	b.lose.Store(1)
+	if err := h.Flush(ctx); err == nil {
+		t.Fatal("a commit whose answer was lost succeeded")
+	}
+	fsys.Crash()
+	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys2.Close(ctx)
+	if names := rootNames(t, fsys2); len(names) != 1 || names[0] != "report.txt" {
+		t.Fatalf("after recovery the root holds %q, want only report.txt (no conflict copy)", names)
+	}
+	if n := versionCount(t, b, a.Ino); n != 2 {
+		t.Fatalf("%d versions after recovery, want 2", n)
+	}
+	if got := storedContent(t, svc, l, a.Ino); string(got) != "SECOND" {
+		t.Fatalf("the server holds %q", got)
+	}
+}
+
+// The same through the write-back's batches: a batch whose answer was
+// lost is retried without duplicates.
+func TestWriteBackRetryAfterLostAnswer(t *testing.T) {
+	l, _ := newLocalParams(t, smallChunks)
+	b := &lostReplies{Local: l}
+	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: t.TempDir(), WriteBack: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close(ctx)
+	var inos []vfs.Ino
+	for _, name := range []string{"a", "b", "c"} {
+		a, h, err := fsys.Create(ctx, fsys.Root(), name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Write(ctx, []byte("content of "+name), 0); err != nil {
+			t.Fatal(err)
+		}
+		inos = append(inos, a.Ino)
+		b.lose.Store(1) // the first commit (batched or not) after the last close
+		if err := h.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A sync that meets a lost answer reports it; the next one commits
+	// what is left.
+	err = fsys.Sync(ctx)
+	for i := 0; err != nil && i < 3; i++ {
+		err = fsys.Sync(ctx)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ino := range inos {
+		if n := versionCount(t, b, ino); n != 1 {
+			t.Fatalf("file %v has %d versions after a retried write-back, want 1", ino, n)
+		}
+	}
+}
