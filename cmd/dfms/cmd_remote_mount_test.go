@@ -275,7 +275,7 @@ func TestMountRemote(t *testing.T) {
 		cacheB = owner.TempDir()
 		b = startMount(t, owner, mntB, cacheB, addr, email, password)
 		gets := func() float64 {
-			return metric(t, addr, "dfms_http_requests_total", `route="/api/v1/files/:id/versions/:version/chunks/:hash"`)
+			return metric(t, addr, "dfms_http_requests_total", `route="/api/v1/versions/:vid/chunks/:hash"`)
 		}
 		before := gets()
 		for i := 0; i < 2; i++ {

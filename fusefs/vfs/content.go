@@ -11,16 +11,16 @@ import (
 // view is one immutable version of a file: its chunks and where each
 // starts.
 type view struct {
-	id     dfms.EntryID
-	number int64 // the version (0: a file never written)
-	info   VersionInfo
-	chunks []dfms.ChunkRef
-	starts []int64 // starts[i] is the offset of chunks[i]
-	size   int64
+	id      dfms.EntryID
+	version int64 // the version's lasting ID (0: a file never written)
+	info    VersionInfo
+	chunks  []dfms.ChunkRef
+	starts  []int64 // starts[i] is the offset of chunks[i]
+	size    int64
 }
 
 func newView(id dfms.EntryID, info VersionInfo, m dfms.Manifest) *view {
-	v := &view{id: id, number: info.Number, info: info, chunks: m.Chunks, starts: make([]int64, len(m.Chunks))}
+	v := &view{id: id, version: info.ID, info: info, chunks: m.Chunks, starts: make([]int64, len(m.Chunks))}
 	for i, c := range m.Chunks {
 		v.starts[i] = v.size
 		v.size += int64(c.Size)
@@ -39,7 +39,7 @@ func (v *view) find(off int64) int {
 
 // loader returns the function that fetches chunk ref of v from b.
 func (v *view) loader(b Backend, ref dfms.ChunkRef) func(context.Context) ([]byte, error) {
-	return func(ctx context.Context) ([]byte, error) { return b.ReadChunk(ctx, v.id, v.number, ref) }
+	return func(ctx context.Context) ([]byte, error) { return b.ReadChunk(ctx, v.id, v.version, ref) }
 }
 
 // readView reads p at off from v through the chunk cache: fewer bytes only
