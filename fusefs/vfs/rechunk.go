@@ -159,6 +159,9 @@ func (r *contentReader) Read(p []byte) (int, error) {
 	if r.pos >= r.f.size {
 		return 0, io.EOF
 	}
+	if err := r.ctx.Err(); err != nil { // a commit given up: no more cutting
+		return 0, err
+	}
 	end := r.f.size
 	if r.pos < r.f.limit {
 		v, err := r.f.baseLocked(r.ctx)
