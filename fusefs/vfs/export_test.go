@@ -44,3 +44,14 @@ func MetaCacheOn(fsys *FS) bool {
 	defer fsys.mc.mu.Unlock()
 	return fsys.mc.on
 }
+
+// WaitWriteBack waits until the write-back has no file queued, being
+// committed or waiting for a retry: what it was given is done.
+func (fsys *FS) WaitWriteBack() {
+	w := fsys.wb
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for len(w.queued) > 0 || w.retrying > 0 {
+		w.cond.Wait()
+	}
+}

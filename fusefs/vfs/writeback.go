@@ -20,8 +20,10 @@ import (
 // fsync(2) of a file commits it at once, as without write-back; fsync of a
 // directory (FS.Sync) commits every changed file of the mount, queued or
 // still open. A reopen of a queued file commits it first, so that every
-// close still makes its own version. A commit that fails is logged and
-// retried with a backoff.
+// close still makes its own version. A file closed again while the batch
+// that took it is being committed is queued again when that batch ends:
+// every close of a changed file leads to a commit. A commit that fails is
+// logged and retried with a backoff.
 // The queue is bounded (writeBackQueue files): a release that finds it
 // full waits, so a writer cannot get arbitrarily far ahead of the server.
 
@@ -47,6 +49,12 @@ type writeBack struct {
 	queue    []*openFile
 	queuedAt []time.Time // when each of queue was queued
 	queued   map[*openFile]bool
+	// inflight holds the files of the batches being committed; again
+	// those of them closed once more meanwhile (after their committer
+	// passed over them or took what they held), which go back to the
+	// queue when their batch ends.
+	inflight map[*openFile]bool
+	again    map[*openFile]bool
 	retrying int                  // failed commits waiting for their retry
 	timers   map[*time.Timer]bool // retries waiting
 	closed   bool
@@ -56,7 +64,8 @@ type writeBack struct {
 }
 
 func newWriteBack(fsys *FS) *writeBack {
-	w := &writeBack{fsys: fsys, queued: map[*openFile]bool{}, timers: map[*time.Timer]bool{}}
+	w := &writeBack{fsys: fsys, queued: map[*openFile]bool{}, inflight: map[*openFile]bool{}, again: map[*openFile]bool{},
+		timers: map[*time.Timer]bool{}}
 	w.cond = sync.NewCond(&w.mu)
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	for range writeBackCommitters {
@@ -72,6 +81,11 @@ func (w *writeBack) enqueue(f *openFile) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.queued[f] {
+		if w.inflight[f] && !w.closed {
+			// Its batch may have passed over it (open then) or taken
+			// what it held before this close: committed again after.
+			w.again[f] = true
+		}
 		return !w.closed
 	}
 	for !w.closed && len(w.queued)+w.retrying >= writeBackQueue {
@@ -118,17 +132,32 @@ func (w *writeBack) run() {
 		batch := append([]*openFile(nil), w.queue[:n]...)
 		w.queue = w.queue[n:]
 		w.queuedAt = w.queuedAt[n:]
+		for _, f := range batch {
+			w.inflight[f] = true
+		}
 		w.mu.Unlock()
 
 		failed := w.fsys.commitQueued(w.ctx, batch)
 
 		w.mu.Lock()
 		var retry []*openFile
+		now := time.Now()
 		for _, f := range batch {
-			if failed[f] != nil && !w.closed {
-				// Retried later; it still counts against the bound.
+			delete(w.inflight, f)
+			again := w.again[f]
+			delete(w.again, f)
+			switch {
+			case failed[f] != nil && !w.closed:
+				// Retried later (with what was closed since); it still
+				// counts against the bound.
 				w.retrying++
 				retry = append(retry, f)
+			case again && !w.closed:
+				// Still queued: what was closed during the batch.
+				w.queue = append(w.queue, f)
+				w.queuedAt = append(w.queuedAt, now)
+				w.cond.Broadcast()
+				continue
 			}
 			w.markDone(f)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -304,5 +305,83 @@ func TestWriteBackStatDuringCommit(t *testing.T) {
 	close(b.gate)
 	if err := fsys.Sync(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// steppedCommits holds each write-back commit (batched or of one file)
+// until the test lets it go: a commit reports on started, then waits for
+// one value on proceed, or for open to be closed (then commits pass).
+type steppedCommits struct {
+	*vfs.Local
+	started chan struct{}
+	proceed chan struct{}
+	open    chan struct{}
+}
+
+func (s *steppedCommits) step() {
+	select {
+	case s.started <- struct{}{}:
+	case <-s.open:
+		return
+	}
+	select {
+	case <-s.proceed:
+	case <-s.open:
+	}
+}
+
+func (s *steppedCommits) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (vfs.Entry, error) {
+	s.step()
+	return s.Local.CommitManifest(ctx, id, m, base, mtime)
+}
+
+func (s *steppedCommits) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
+	s.step()
+	return s.Local.CommitManifests(ctx, cs)
+}
+
+// A file reopened, written and closed while the batch that took it is
+// still being committed is committed afterwards without anything else
+// happening (no open, fsync, sync or unmount).
+func TestWriteBackCloseDuringItsBatch(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	b := &steppedCommits{Local: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
+	fsys := newWriteBackFS(t, b, t.TempDir())
+	defer fsys.Close(ctx)
+	letGo := sync.OnceFunc(func() { close(b.open) })
+	defer letGo() // before Close, which waits for the committers
+	// Both committers busy, each with a commit held.
+	create(t, fsys, "g1", "held")
+	<-b.started
+	create(t, fsys, "g2", "held")
+	<-b.started
+	// f and two others queued; f opened again before a committer takes
+	// them, so the committer passes over it and commits the others.
+	f := create(t, fsys, "f", "one")
+	create(t, fsys, "h1", "h1")
+	create(t, fsys, "h2", "h2")
+	h, err := fsys.Open(ctx, f.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.proceed <- struct{}{} // a committer takes f, h1 and h2
+	<-b.started             // and commits h1 and h2, held
+	// f written and closed while that batch is in flight.
+	if _, err := h.Write(ctx, []byte("two"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	letGo() // the held commits end, and later ones pass
+	fsys.WaitWriteBack()
+	if got := storedContent(t, svc, l, f.Ino); string(got) != "onetwo" {
+		t.Fatalf("after the write-back settled the server has %q, want %q", got, "onetwo")
+	}
+	if vs, err := l.Versions(ctx, dfms.EntryID(f.Ino)); err != nil || len(vs) != 2 {
+		t.Fatalf("%d versions, %v; want 2 (one per close)", len(vs), err)
 	}
 }
