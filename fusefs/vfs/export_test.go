@@ -13,7 +13,9 @@ func (fsys *FS) Crash() {
 		r.closing.Do(func() {
 			close(r.stop)
 			<-r.done
+			r.mu.Lock()
 			r.log.Close()
+			r.mu.Unlock()
 		})
 	}
 	fsys.mu.Lock()

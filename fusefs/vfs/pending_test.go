@@ -607,3 +607,72 @@ func TestUnlinkedNameTakenAgain(t *testing.T) {
 		t.Fatalf("config.lock after the last rename: %v", err)
 	}
 }
+
+// steppedTrash holds the first batch of deferred unlinks until the test
+// lets it go, and fails later batches while fail is set; each batch
+// reports on started.
+type steppedTrash struct {
+	*vfs.Local
+	calls   atomic.Int64
+	fail    atomic.Bool
+	started chan struct{}
+	proceed chan struct{}
+}
+
+func (s *steppedTrash) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.Time) ([]error, error) {
+	first := s.calls.Add(1) == 1
+	select {
+	case s.started <- struct{}{}:
+	default:
+	}
+	if first {
+		<-s.proceed
+	} else if s.fail.Load() {
+		return nil, dfms.Errorf("test", dfms.Unavailable, "the server is down")
+	}
+	return s.Local.TrashFiles(ctx, ids, at)
+}
+
+// A crash while unlinks keep coming: the next mount makes the removals
+// that were not made yet, and not the ones made already (a file restored
+// from the trash since stays restored).
+func TestDeferredUnlinkRecoveryReplaysOnlyUnmade(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	b := &steppedTrash{Local: l, started: make(chan struct{}, 4), proceed: make(chan struct{})}
+	cache := t.TempDir()
+	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := create(t, fsys, "x", "restored later")
+	y := create(t, fsys, "y", "unlinked last")
+	if err := fsys.Unlink(ctx, fsys.Root(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	<-b.started // x's removal is being made
+	if err := fsys.Unlink(ctx, fsys.Root(), "y"); err != nil {
+		t.Fatal(err)
+	}
+	b.fail.Store(true)
+	b.proceed <- struct{}{} // x is trashed; y's removal then fails
+	<-b.started
+	if e, err := l.GetAttr(ctx, dfms.EntryID(x.Ino)); err != nil || e.Live {
+		t.Fatalf("x after its removal was made: %+v, %v", e, err)
+	}
+	if _, err := svc.Restore(ctx, localOwner(t, svc), dfms.EntryID(x.Ino)); err != nil {
+		t.Fatal(err)
+	}
+	fsys.Crash()
+	b.fail.Store(false)
+	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys2.Close(ctx)
+	if e, err := l.GetAttr(ctx, dfms.EntryID(x.Ino)); err != nil || !e.Live {
+		t.Fatalf("x, restored after its removal was made, after recovery: %+v, %v; want it live", e, err)
+	}
+	if e, err := l.GetAttr(ctx, dfms.EntryID(y.Ino)); err != nil || e.Live {
+		t.Fatalf("y, whose removal was not made, after recovery: %+v, %v; want it trashed", e, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,7 +24,12 @@ import (
 // rename or rmdir, FS.Sync, unmount) the removals so far are made first,
 // so that the backend sees this mount's changes in the order they were
 // made. Others see the name go when its removal is made. A crash of the
-// mount leaves the log: the next mount trashes what it names.
+// mount leaves the log: the next mount trashes what it names. The log
+// names only the removals not made yet: after each batch it is rewritten
+// (a new file renamed over it) with those logged since, so that a crash
+// never makes an old removal again (a file restored from the trash since
+// stays restored). Only a crash between a batch and that rewrite makes
+// the batch's removals a second time.
 
 const (
 	removalsLog    = "removals"
@@ -45,10 +51,16 @@ type Trasher interface {
 }
 
 type removals struct {
-	tr  Trasher
-	log *os.File // appended to before an unlink is answered
+	tr   Trasher
+	path string
 
-	mu     sync.Mutex
+	mu  sync.Mutex
+	log *os.File // appended to before an unlink is answered
+	end int64    // the size of log: where the next record goes
+	// stale says log may name removals made already, or end in a torn
+	// record (a failed rewrite or append): unlinks go to the backend
+	// until the next flush rewrites it.
+	stale  bool
 	byName map[nameKey]dfms.EntryID
 	byID   map[dfms.EntryID]Entry // as they were when unlinked
 	wake   chan struct{}
@@ -95,7 +107,7 @@ func (fsys *FS) openRemovals(ctx context.Context) (*removals, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &removals{tr: tr, log: f, byName: map[nameKey]dfms.EntryID{}, byID: map[dfms.EntryID]Entry{},
+	r := &removals{tr: tr, path: path, log: f, byName: map[nameKey]dfms.EntryID{}, byID: map[dfms.EntryID]Entry{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go fsys.remover(r)
 	return r, nil
@@ -145,7 +157,9 @@ func (fsys *FS) closeRemovals(ctx context.Context) error {
 		close(r.stop)
 		<-r.done
 		err = fsys.flushRemovals(ctx)
+		r.mu.Lock()
 		r.log.Close()
+		r.mu.Unlock()
 	})
 	return err
 }
@@ -204,10 +218,21 @@ func (fsys *FS) unlinkDeferred(ctx context.Context, e Entry) (bool, error) {
 	}
 	now := time.Now()
 	r.mu.Lock()
-	if _, err := r.log.Write(appendRecord(make([]byte, 0, recordLen), recRemove, int64(e.ID), now.UnixNano())); err != nil {
+	if r.stale {
 		r.mu.Unlock()
+		r.signal() // the remover rewrites the log
+		return false, nil
+	}
+	if _, err := r.log.Write(appendRecord(make([]byte, 0, recordLen), recRemove, int64(e.ID), now.UnixNano())); err != nil {
+		// A torn record would garble the ones appended after it.
+		if terr := r.log.Truncate(r.end); terr != nil {
+			r.stale = true
+		}
+		r.mu.Unlock()
+		fsys.log.Warn("the log of removals cannot be written; unlinking on the server", "err", err)
 		return false, nil // the backend then
 	}
+	r.end += recordLen
 	r.byName[nameKey{e.Parent, e.Name}] = e.ID
 	e.Live, e.CTime = false, now // CTime: when it was unlinked
 	r.byID[e.ID] = e
@@ -233,9 +258,9 @@ func (fsys *FS) flushRemovals(ctx context.Context) error {
 		return nil
 	}
 	r.mu.Lock()
-	empty := len(r.byID) == 0
+	idle := len(r.byID) == 0 && !r.stale
 	r.mu.Unlock()
-	if empty {
+	if idle {
 		return nil
 	}
 	r.flushMu.Lock()
@@ -251,7 +276,9 @@ func (fsys *FS) flushRemovals(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 	if len(ids) == 0 {
-		return nil
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.rewriteLocked()
 	}
 	errs, err := r.tr.TrashFiles(ctx, ids, at)
 	if err == nil && len(errs) != len(ids) {
@@ -277,10 +304,54 @@ func (fsys *FS) flushRemovals(ctx context.Context) error {
 			delete(r.byName, k)
 		}
 	}
-	if len(r.byID) == 0 {
-		// Everything logged is made: the log starts over.
-		_ = r.log.Truncate(0)
-	}
+	werr := r.rewriteLocked()
 	r.mu.Unlock()
+	if werr != nil {
+		fsys.log.Error("the log of removals could not be rewritten; unlinks go to the server until it is", "err", werr)
+		return errors.Join(failed, werr)
+	}
 	return failed
+}
+
+// rewriteLocked makes the log name exactly the removals not made yet
+// (byID): emptied if there are none, otherwise replaced, through a new
+// file renamed over it, so that a crash finds either log whole. On
+// failure the log is stale (it may name removals made already) until a
+// later rewrite succeeds.
+func (r *removals) rewriteLocked() error {
+	if len(r.byID) == 0 {
+		if err := r.log.Truncate(0); err != nil {
+			r.stale = true
+			return err
+		}
+		r.end, r.stale = 0, false
+		return nil
+	}
+	es := make([]Entry, 0, len(r.byID))
+	for _, e := range r.byID {
+		es = append(es, e)
+	}
+	slices.SortFunc(es, func(a, b Entry) int { return a.CTime.Compare(b.CTime) }) // in the order unlinked
+	b := make([]byte, 0, len(es)*recordLen)
+	for _, e := range es {
+		b = appendRecord(b, recRemove, int64(e.ID), e.CTime.UnixNano())
+	}
+	tmp := r.path + ".new"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err == nil {
+		if _, err = f.Write(b); err == nil {
+			err = os.Rename(tmp, r.path)
+		}
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}
+	if err != nil {
+		r.stale = true
+		return err
+	}
+	r.log.Close()
+	r.log, r.end, r.stale = f, int64(len(b)), false
+	return nil
 }
