@@ -258,14 +258,17 @@ func (f *openFile) overlay(a *Attr, version int64) {
 // between the last write and close, as cp -p and tar do).
 // It reports whether it did: the file has changes, whose commit will
 // carry the mtime.
-func (f *openFile) setMTime(t time.Time) bool {
+func (f *openFile) setMTime(t time.Time) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.changed {
-		f.mtime, f.commitID = t, ""
-		_ = f.journal.mtime(t)
+	if !f.changed {
+		return false, nil
 	}
-	return f.changed
+	if err := f.journal.mtime(t); err != nil {
+		return false, journalError("vfs.SetAttr", err)
+	}
+	f.mtime, f.commitID = t, ""
+	return true, nil
 }
 
 // baseLocked returns the view of the base version.
@@ -427,7 +430,7 @@ func (f *openFile) write(ctx context.Context, p []byte, off int64, appendMode bo
 	n, err := f.stage.WriteAt(p, off)
 	if n > 0 {
 		if jerr := f.journal.write(off, int64(n)); jerr != nil {
-			return 0, dfms.E(op, dfms.Other, jerr)
+			return 0, journalError(op, jerr)
 		}
 		f.dirty = f.dirty.add(off, off+int64(n))
 		f.size = max(f.size, off+int64(n))
@@ -455,16 +458,20 @@ func (f *openFile) truncateLocked(ctx context.Context, size int64) error {
 	if err := f.ensureStageLocked(); err != nil {
 		return err
 	}
+	// Recorded first: a truncation the journal lacks must not have
+	// happened, not even to the stage's bytes.
+	if err := f.journal.truncate(size); err != nil {
+		return journalError(op, err)
+	}
 	if size < f.size {
-		if err := f.stage.Truncate(size); err != nil {
-			return dfms.E(op, dfms.Other, err)
-		}
 		f.limit = min(f.limit, size)
 		f.dirty = f.dirty.clip(size)
 		f.notePrefixWriteLocked(size)
-	}
-	if err := f.journal.truncate(size); err != nil {
-		return dfms.E(op, dfms.Other, err)
+		// Only frees the bytes past size: none of them is read again
+		// (they are past dirty), so a failure changes nothing.
+		if err := f.stage.Truncate(size); err != nil {
+			f.fsys.log.Warn("the stage could not be shortened; its bytes past the size stay unused", "entry", f.id, "err", err)
+		}
 	}
 	f.size, f.changed, f.mtime, f.commitID = size, true, time.Now(), ""
 	return nil
@@ -637,7 +644,11 @@ func (f *openFile) discardUnlinkedLocked() bool {
 		return false
 	}
 	f.changed, f.sealed, f.dirty = false, false, nil
-	_ = f.resetStageLocked()
+	if err := f.resetStageLocked(); err != nil {
+		// Its journal stays as it was: the next mount finds the file
+		// deleted and drops it.
+		f.fsys.log.Warn("the stage of an unlinked file could not be emptied", "entry", f.id, "err", err)
+	}
 	return true
 }
 

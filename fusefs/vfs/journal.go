@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dfms/dfms"
@@ -59,6 +60,21 @@ func newCommitID() string {
 type journal struct {
 	f  *os.File
 	id dfms.EntryID
+
+	// mu orders the appends and resets of the file's owner (under the
+	// file's mu) and of its pending create (under the pending files' mu).
+	mu sync.Mutex
+	// torn is set when a record could not be written and its torn part
+	// not cut off again: the records after it would be unreadable, so
+	// none is written until reset.
+	torn error
+}
+
+// journalError is the error of a change whose journal record could not be
+// written: the change is not made, and the caller sees EIO (the cache
+// disk is full or failing), not a success whose data a crash would lose.
+func journalError(op dfms.Op, err error) error {
+	return dfms.E(op, dfms.Unavailable, fmt.Errorf("recording the change in the crash journal: %w", err))
 }
 
 // createJournal creates a journal whose first records are records.
@@ -88,6 +104,8 @@ func (j *journal) header(version, size int64) []byte {
 
 // reset empties the journal and starts it over version, of size bytes.
 func (j *journal) reset(version, size int64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	if err := j.f.Truncate(0); err != nil {
 		return err
 	}
@@ -95,12 +113,37 @@ func (j *journal) reset(version, size int64) error {
 	if err == nil {
 		_, err = j.f.Seek(int64(headerLen), io.SeekStart)
 	}
+	if err == nil {
+		j.torn = nil
+	}
 	return err
 }
 
+// append appends records b whole, or fails and leaves the journal as it
+// was: a write that fails part way (a full disk) is cut off again.
+func (j *journal) append(b []byte) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.torn != nil {
+		return j.torn
+	}
+	end, err := j.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	if _, err := j.f.Write(b); err != nil {
+		if terr := j.f.Truncate(end); terr != nil {
+			j.torn = fmt.Errorf("the journal ends in a torn record: %w", terr)
+		} else if _, serr := j.f.Seek(end, io.SeekStart); serr != nil {
+			j.torn = fmt.Errorf("the journal ends in a torn record: %w", serr)
+		}
+		return err
+	}
+	return nil
+}
+
 func (j *journal) record(kind byte, a, b int64) error {
-	_, err := j.f.Write(appendRecord(make([]byte, 0, recordLen), kind, a, b))
-	return err
+	return j.append(appendRecord(make([]byte, 0, recordLen), kind, a, b))
 }
 
 // commit records the ID of a commit about to be attempted.

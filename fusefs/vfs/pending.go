@@ -342,28 +342,34 @@ func (fsys *FS) renamePending(ctx context.Context, from dfms.EntryID, name strin
 	if pf == nil || pf.inflight || taken || p.gen != gen || pf.e.Parent != from || pf.e.Name != name {
 		return false, nil // it changed meanwhile: through the backend
 	}
+	// Recorded before it is made: a crash must find the file under the
+	// name this mount answered with.
+	if err := pf.j.append(nameRecord(nil, to, newName)); err != nil {
+		return true, journalError(op, err)
+	}
 	delete(p.byName, nameKey{from, name})
 	p.byName[nameKey{to, newName}] = src.ID
 	now := time.Now()
 	pf.e.Parent, pf.e.Name, pf.e.CTime = to, newName, now
 	p.dirTimes[to] = now
-	_, _ = pf.j.f.Write(nameRecord(nil, to, newName))
 	return true, nil
 }
 
 // setPendingAttr changes attributes of pending file id; ok false says id
-// is not pending (any more).
-func (fsys *FS) setPendingAttr(id dfms.EntryID, a SetAttr) (Entry, bool) {
+// is not pending (any more). A change its journal cannot record is not
+// made.
+func (fsys *FS) setPendingAttr(id dfms.EntryID, a SetAttr) (Entry, bool, error) {
+	const op dfms.Op = "vfs.SetAttr"
 	p := fsys.pend
 	if p == nil {
-		return Entry{}, false
+		return Entry{}, false, nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for {
 		pf := p.byID[id]
 		if pf == nil {
-			return Entry{}, false
+			return Entry{}, false, nil
 		}
 		if !pf.inflight {
 			break
@@ -374,27 +380,33 @@ func (fsys *FS) setPendingAttr(id dfms.EntryID, a SetAttr) (Entry, bool) {
 	if (a.Mode == nil || *a.Mode&0o7777 == pf.e.Mode) && (a.UID == nil || *a.UID == pf.e.UID) && (a.GID == nil || *a.GID == pf.e.GID) {
 		a.Mode, a.UID, a.GID = nil, nil, nil // tar's fchown to the owner it has
 		if a.MTime == nil {
-			return pf.e, true
+			return pf.e, true, nil
 		}
 	}
+	e := pf.e
 	if a.Mode != nil {
-		pf.e.Mode = *a.Mode & 0o7777
+		e.Mode = *a.Mode & 0o7777
 	}
 	if a.UID != nil {
-		pf.e.UID = *a.UID
+		e.UID = *a.UID
 	}
 	if a.GID != nil {
-		pf.e.GID = *a.GID
+		e.GID = *a.GID
 	}
+	var rec []byte
 	if a.Mode != nil || a.UID != nil || a.GID != nil {
-		_ = pf.j.record(recPerm, int64(pf.e.Mode), int64(pf.e.UID)<<32|int64(pf.e.GID))
+		rec = appendRecord(rec, recPerm, int64(e.Mode), int64(e.UID)<<32|int64(e.GID))
 	}
 	if a.MTime != nil {
-		pf.e.MTime = *a.MTime
-		_ = pf.j.mtime(*a.MTime)
+		e.MTime = *a.MTime
+		rec = appendRecord(rec, recMTime, a.MTime.UnixNano(), 0)
 	}
-	pf.e.CTime = time.Now()
-	return pf.e, true
+	if err := pf.j.append(rec); err != nil {
+		return pf.e, true, journalError(op, err)
+	}
+	e.CTime = time.Now()
+	pf.e = e
+	return e, true, nil
 }
 
 // materialize creates those of files ids that are pending in the
@@ -457,7 +469,14 @@ func (fsys *FS) materialize(ctx context.Context, ids ...dfms.EntryID) error {
 			if k := (nameKey{pf.e.Parent, pf.e.Name}); p.byName[k] == id {
 				delete(p.byName, k)
 			}
-			_ = pf.j.record(recCreated, 0, 0)
+			if jerr := pf.j.record(recCreated, 0, 0); jerr != nil {
+				// The file is made: a crash finds it there and does
+				// not create it again (recoverCreate), so the
+				// materialization stands. The journal refuses records
+				// after a torn one, so no later change pretends to be
+				// recorded.
+				fsys.log.Warn("the journal of a file made on the server could not record it", "entry", id, "err", jerr)
+			}
 		}
 	}
 	p.gen++

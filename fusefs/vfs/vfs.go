@@ -961,11 +961,17 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 		fsys.mu.Lock()
 		of := fsys.open[id]
 		fsys.mu.Unlock()
-		if of != nil && of.setMTime(*in.MTime) {
-			set.MTime = nil // the commit of the changes carries it
+		if of != nil {
+			if ok, err := of.setMTime(*in.MTime); err != nil {
+				return Attr{}, err
+			} else if ok {
+				set.MTime = nil // the commit of the changes carries it
+			}
 		}
 	}
-	if e, ok := fsys.setPendingAttr(id, set); ok {
+	if e, ok, err := fsys.setPendingAttr(id, set); err != nil {
+		return Attr{}, err
+	} else if ok {
 		return fsys.attrOf(e), nil
 	}
 	cur, err := fsys.getEntry(ctx, id)
