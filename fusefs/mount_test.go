@@ -54,8 +54,15 @@ func mount(t testing.TB, opts ...func(*fusefs.Options)) *env {
 	return e
 }
 
-// mountRaw mounts a fresh file system; the caller unmounts it.
+// mountRaw mounts a fresh file system (with write-back); the caller
+// unmounts it.
 func mountRaw(t testing.TB, opts ...func(*fusefs.Options)) (*env, *fuse.Server) {
+	t.Helper()
+	return mountRawWB(t, true, opts...)
+}
+
+// mountRawWB is mountRaw with or without write-back.
+func mountRawWB(t testing.TB, writeBack bool, opts ...func(*fusefs.Options)) (*env, *fuse.Server) {
 	t.Helper()
 	fusetest.Require(t)
 	data := t.TempDir()
@@ -78,7 +85,7 @@ func mountRaw(t testing.TB, opts ...func(*fusefs.Options)) (*env, *fuse.Server) 
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(logWriter{t}, nil))
-	fsys, err := vfs.New(ctx, vfs.NewLocal(svc, u.ID), vfs.Options{CacheDir: filepath.Join(data, "cache"), Log: log, WriteBack: true})
+	fsys, err := vfs.New(ctx, vfs.NewLocal(svc, u.ID), vfs.Options{CacheDir: filepath.Join(data, "cache"), Log: log, WriteBack: writeBack})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,9 +48,13 @@ type openFile struct {
 	changed bool    // the content differs from version
 	// sealed says the changes were closed (close(2) with write-back): the
 	// next change or open commits them first, so that every close makes
-	// its own version, as when close commits.
-	sealed bool
-	mtime  time.Time
+	// its own version, as when close commits. sealedBy is the handle
+	// whose close sealed them: its own later changes continue them
+	// instead (one open's session makes one version: a shell's redirect
+	// closes a duplicate of the descriptor before it writes).
+	sealed   bool
+	sealedBy *Handle
+	mtime    time.Time
 	// commitID names the commit of the changes as they are (newCommitID):
 	// made at their first commit attempt and journaled before it, so that
 	// a retry or the next mount's recovery of that commit is recognised
@@ -135,7 +139,7 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 		// Closed by everyone and still queued for write-back, or kept
 		// by a failed commit: what was closed is a version of its own,
 		// committed before a change builds on it (reads need not wait).
-		f.sealed = true
+		f.sealed, f.sealedBy = true, nil
 	}
 	// Close-to-open: a file nobody here is writing shows the version that
 	// is current now.
@@ -151,7 +155,7 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 	}
 	var terr error
 	if trunc {
-		terr = f.truncateLocked(ctx, 0)
+		terr = f.truncateLocked(ctx, 0, nil)
 	}
 	f.mu.Unlock()
 	if terr != nil {
@@ -415,11 +419,11 @@ func (f *openFile) createStageLocked(records []byte) error {
 	return nil
 }
 
-func (f *openFile) write(ctx context.Context, p []byte, off int64, appendMode bool) (int, error) {
+func (f *openFile) write(ctx context.Context, p []byte, off int64, appendMode bool, by *Handle) (int, error) {
 	const op dfms.Op = "vfs.Write"
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.unsealLocked(ctx)
+	f.unsealLocked(ctx, by)
 	if err := f.ensureStageLocked(); err != nil {
 		return 0, err
 	}
@@ -443,18 +447,20 @@ func (f *openFile) write(ctx context.Context, p []byte, off int64, appendMode bo
 	return n, nil
 }
 
-func (f *openFile) truncate(ctx context.Context, size int64) error {
+// truncate truncates or extends the content to size, through handle by
+// (nil: a path or an open(O_TRUNC)).
+func (f *openFile) truncate(ctx context.Context, size int64, by *Handle) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.truncateLocked(ctx, size)
+	return f.truncateLocked(ctx, size, by)
 }
 
-func (f *openFile) truncateLocked(ctx context.Context, size int64) error {
+func (f *openFile) truncateLocked(ctx context.Context, size int64, by *Handle) error {
 	const op dfms.Op = "vfs.Truncate"
 	if size == f.size {
 		return nil
 	}
-	f.unsealLocked(ctx)
+	f.unsealLocked(ctx, by)
 	if err := f.ensureStageLocked(); err != nil {
 		return err
 	}
@@ -479,19 +485,34 @@ func (f *openFile) truncateLocked(ctx context.Context, size int64) error {
 
 // allocate makes room for off+length bytes: like truncate when it grows
 // the file, a no-op otherwise. keepSize only checks the arguments.
-func (f *openFile) allocate(ctx context.Context, off, length int64, keepSize bool) error {
+func (f *openFile) allocate(ctx context.Context, off, length int64, keepSize bool, by *Handle) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if keepSize || off+length <= f.size {
 		return nil
 	}
-	return f.truncateLocked(ctx, off+length)
+	return f.truncateLocked(ctx, off+length, by)
 }
 
 func (f *openFile) flush(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.commitLocked(ctx)
+}
+
+// flushClose is close(2) without write-back: it commits, unless the
+// change is a truncation to nothing (a shell's redirect, or a truncation
+// before writes, closes a duplicate of its descriptor before it writes).
+// That stays for the writes that follow and the close after them, or for
+// the handle's release, so that the session never makes an empty version
+// first. It reports whether it left the truncation.
+func (f *openFile) flushClose(ctx context.Context) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.changed && f.size == 0 && !f.sealed {
+		return true, nil
+	}
+	return false, f.commitLocked(ctx)
 }
 
 // commitLocked commits the content as a new version if it changed: the
@@ -582,20 +603,26 @@ func (f *openFile) idleLocked() bool {
 	return f.refs == 0 && !f.done
 }
 
-// seal records that a handle of the file was closed (write-back).
-func (f *openFile) seal() {
+// seal records that handle by of the file was closed (write-back).
+func (f *openFile) seal(by *Handle) {
 	f.mu.Lock()
-	f.sealed = f.changed
+	f.sealed, f.sealedBy = f.changed, by
 	f.mu.Unlock()
 }
 
 // unsealLocked commits changes that were closed, before new ones are
-// made. If that fails the new changes join them in one later version.
-func (f *openFile) unsealLocked(ctx context.Context) {
+// made through handle by (nil: no handle), unless by closed them: then
+// its session goes on, and its changes join them. If the commit fails
+// the new changes join them in one later version.
+func (f *openFile) unsealLocked(ctx context.Context, by *Handle) {
 	if !f.sealed {
 		return
 	}
-	f.sealed = false
+	sealedBy := f.sealedBy
+	f.sealed, f.sealedBy = false, nil
+	if by != nil && by == sealedBy {
+		return
+	}
 	if err := f.commitLocked(ctx); err != nil {
 		f.fsys.log.Warn("closed changes could not be committed before new ones; they will be committed together", "entry", f.id, "err", err)
 	}
@@ -685,6 +712,10 @@ type Handle struct {
 	// released guards against a second Release; only the FUSE adapter's
 	// one release call touches it.
 	released bool
+	// held says the last Flush left a truncation uncommitted (flushClose);
+	// Release commits it. Closes of two descriptors of the handle may
+	// flush at once.
+	held atomic.Bool
 }
 
 // Open opens ino with open(2) flags. O_TRUNC truncates at once (the
@@ -792,22 +823,32 @@ func (h *Handle) Write(ctx context.Context, p []byte, off int64) (int, error) {
 	if h.v != nil {
 		return 0, errReadOnly("vfs.Write")
 	}
-	return h.f.write(ctx, p, off, h.appendMode)
+	return h.f.write(ctx, p, off, h.appendMode, h)
 }
 
 // Flush is close(2) of a handle: one opened for writing commits the
 // file's dirty content as a new version (all of it: the handles of a file
 // share one stage). Closing a read-only handle commits nothing, as on NFS.
 // With write-back it commits nothing either: the last release queues it.
+//
+// A handle is one open's session, and makes one version: changes made
+// through it after a close of one of its descriptors (the kernel flushes
+// at each) join what was closed, rather than making a version of their
+// own. Without write-back, a close that finds the file truncated to
+// nothing (a shell's redirect closes a duplicate of the descriptor it
+// opened with O_TRUNC before it writes) commits nothing; the handle's
+// next close, or its release, does.
 func (h *Handle) Flush(ctx context.Context) error {
 	if h.f == nil || !h.writable {
 		return nil
 	}
 	if h.fsys.wb != nil {
-		h.f.seal() // the last release queues the commit
+		h.f.seal(h) // the last release queues the commit
 		return nil
 	}
-	return h.f.flush(ctx)
+	held, err := h.f.flushClose(ctx)
+	h.held.Store(held)
+	return err
 }
 
 // Fsync commits the file's dirty content through any handle: a version is
@@ -840,7 +881,7 @@ func (h *Handle) Allocate(ctx context.Context, off, length int64, keepSize bool)
 	if off < 0 || length <= 0 {
 		return dfms.Errorf("vfs.Allocate", dfms.Invalid, "bad range")
 	}
-	return h.f.allocate(ctx, off, length, keepSize)
+	return h.f.allocate(ctx, off, length, keepSize, h)
 }
 
 // Release closes the handle. The last handle of a file commits what is
@@ -852,5 +893,13 @@ func (h *Handle) Release(ctx context.Context) error {
 		return nil
 	}
 	h.released = true
+	if h.held.Load() {
+		// What its last close left: committed now, as that close would
+		// have, even if other handles keep the file open.
+		if err := h.f.flush(ctx); err != nil {
+			_ = h.fsys.release(ctx, h.f)
+			return err
+		}
+	}
 	return h.fsys.release(ctx, h.f)
 }

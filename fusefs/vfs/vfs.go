@@ -28,7 +28,12 @@
 // (flush), calls fsync, or releases the file. With Options.WriteBack the
 // commit of a close runs in the background right after it
 // (writeback.go): this mount sees the data at once, other clients a
-// moment later, and every close is still a version of its own. Until
+// moment later, and every close is still a version of its own. A version
+// is per open, not per descriptor: changes made through an open after
+// one of its duplicated descriptors was closed (a shell's redirect
+// closes one before it writes) join what that close sealed, and without
+// write-back a close that finds the file truncated to nothing leaves it
+// for the writes that follow, so no empty version comes first. Until
 // then a file is its base version plus what was written: the written
 // ranges are kept in a sparse stage file, truncation lowers a limit past
 // which base bytes are gone, and nothing is copied. A commit re-cuts content-defined chunks
@@ -891,9 +896,9 @@ func (fsys *FS) commitClosed(ctx context.Context, dir dfms.EntryID, name string)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.changed && f.idleLocked() {
-		f.sealed = true // closed by every handle
+		f.sealed, f.sealedBy = true, nil // closed by every handle
 	}
-	f.unsealLocked(ctx)
+	f.unsealLocked(ctx, nil)
 	return true
 }
 
@@ -939,7 +944,7 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 			if err != nil {
 				return Attr{}, err
 			}
-			err = tf.truncate(ctx, *in.Size)
+			err = tf.truncate(ctx, *in.Size, nil)
 			if err == nil {
 				err = tf.flush(ctx)
 			}
@@ -949,7 +954,7 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 			if err != nil {
 				return Attr{}, err
 			}
-		} else if err := f.truncate(ctx, *in.Size); err != nil {
+		} else if err := f.truncate(ctx, *in.Size, h); err != nil {
 			return Attr{}, err
 		}
 	}

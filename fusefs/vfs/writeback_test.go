@@ -330,9 +330,9 @@ func (s *steppedCommits) step() {
 	}
 }
 
-func (s *steppedCommits) CommitManifest(ctx context.Context, id dfms.EntryID, m dfms.Manifest, base int64, mtime time.Time) (vfs.Entry, error) {
+func (s *steppedCommits) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
 	s.step()
-	return s.Local.CommitManifest(ctx, id, m, base, mtime)
+	return s.Local.CommitManifest(ctx, c)
 }
 
 func (s *steppedCommits) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
