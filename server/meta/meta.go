@@ -594,7 +594,10 @@ type Store interface {
 	ExpiredUploads(ctx context.Context, now time.Time, limit int) ([]Upload, error)
 
 	// Changes returns the owner's journal rows with Seq > after, oldest
-	// first, at most limit.
+	// first, at most limit. An owner's rows become visible in Seq order
+	// (a transaction draws its numbers only after the owner's earlier
+	// ones committed), so a reader that moves its cursor to the last Seq
+	// it got sees every change exactly once.
 	Changes(ctx context.Context, owner dfms.UserID, after int64, limit int) ([]Change, error)
 	// LastChange returns the sequence number of the owner's latest change
 	// (0 if none): a cursor from which Changes reports only what follows.

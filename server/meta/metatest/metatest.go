@@ -51,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"MultipartErrors", testMultipartErrors},
 		{"Search", testSearch},
 		{"Changes", testChanges},
+		{"ChangesInCommitOrder", testChangesInCommitOrder},
+		{"ChangesConcurrentWriters", testChangesConcurrentWriters},
 		{"Nodes", testNodes},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"ConcurrentRenames", testConcurrentRenames},
@@ -1137,6 +1139,162 @@ func testChanges(t *testing.T, s meta.Store) {
 	got := must(s.Changes(ctx, u.ID, last, 100))(t)
 	if len(got) != 1 || got[0].Entry != h.ID || got[0].Origin != "mount-1" {
 		t.Fatalf("changes after a create with an origin = %+v", got)
+	}
+}
+
+// feedReader follows an owner's change feed as a client does: from a
+// cursor, in pages, each page's last Seq the next cursor.
+type feedReader struct {
+	s      meta.Store
+	owner  dfms.UserID
+	start  int64 // the first cursor
+	cursor int64
+	seen   map[int64]bool
+}
+
+// poll reads what follows the cursor and fails t if a change comes twice
+// or out of order.
+func (r *feedReader) poll(t *testing.T) {
+	t.Helper()
+	for {
+		page := must(r.s.Changes(ctx, r.owner, r.cursor, 7))(t)
+		for _, c := range page {
+			if c.Seq <= r.cursor || r.seen[c.Seq] {
+				t.Fatalf("change %d delivered again or out of order (cursor %d)", c.Seq, r.cursor)
+			}
+			r.seen[c.Seq] = true
+			r.cursor = c.Seq
+		}
+		if len(page) < 7 {
+			return
+		}
+	}
+}
+
+// missed returns the owner's changes after the first cursor that the
+// reader has not seen, and how many there are.
+func (r *feedReader) missed(t *testing.T) (missed []int64, total int) {
+	t.Helper()
+	all := must(r.s.Changes(ctx, r.owner, r.start, 10000))(t)
+	for _, c := range all {
+		if !r.seen[c.Seq] {
+			missed = append(missed, c.Seq)
+		}
+	}
+	return missed, len(all)
+}
+
+// A change that becomes visible after a later-numbered one must not be
+// passed by a reader's cursor: a commit held open after its work (its
+// Durable waits) while another commit of the owner completes.
+func testChangesInCommitOrder(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	da, db := mkdir(t, s, u.ID, u.Root, "a"), mkdir(t, s, u.ID, u.Root, "b")
+	f, _ := commit(t, s, u.ID, da.ID, "f", manifest(t, s, chunk("order", 3)))
+	last := must(s.LastChange(ctx, u.ID))(t)
+	r := &feedReader{s: s, owner: u.ID, start: last, cursor: last, seen: map[int64]bool{}}
+	inA, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	errA, errB := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: f.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{chunk("order", 3)}},
+			Durable: func() error {
+				once.Do(func() { close(inA) })
+				<-release
+				return nil
+			}})
+		errA <- err
+	}()
+	<-inA
+	go func() {
+		mode := uint32(0o700)
+		_, err := s.SetAttr(ctx, u.ID, db.ID, meta.SetAttr{Mode: &mode})
+		errB <- err
+	}()
+	// The second write completes while the first is held (or, on a store
+	// with one writer at a time, waits for it): follow the feed meanwhile.
+	bDone := false
+	for range 200 {
+		r.poll(t)
+		select {
+		case err := <-errB:
+			ok(t, err)
+			bDone = true
+		case <-time.After(time.Millisecond):
+		}
+		if bDone {
+			break
+		}
+	}
+	r.poll(t)
+	close(release)
+	ok(t, <-errA)
+	if !bDone {
+		ok(t, <-errB)
+	}
+	r.poll(t)
+	if missed, total := r.missed(t); len(missed) > 0 {
+		t.Fatalf("the reader missed changes %v of %d", missed, total)
+	}
+	if len(r.seen) != 2 {
+		t.Fatalf("the reader saw %d changes, want 2", len(r.seen))
+	}
+}
+
+// Concurrent writers and a reader following the cursor: the reader sees
+// every change exactly once, in increasing Seq.
+func testChangesConcurrentWriters(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	base := manifest(t, s, chunk("feed", 5))
+	const writers, each = 6, 15
+	dirs := make([]meta.Entry, writers)
+	files := make([]meta.Entry, writers)
+	for w := range writers {
+		dirs[w] = mkdir(t, s, u.ID, u.Root, fmt.Sprint("d", w))
+		files[w], _ = commit(t, s, u.ID, dirs[w].ID, "f", base)
+	}
+	r := &feedReader{s: s, owner: u.ID, seen: map[int64]bool{}}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				var err error
+				switch i % 3 {
+				case 0:
+					_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: dirs[w].ID, Name: fmt.Sprint("e", i), Kind: meta.KindDir, Mode: 0o755})
+				case 1:
+					// A commit that stays open a moment after its work.
+					_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: files[w].ID, Manifest: base,
+						Durable: func() error { time.Sleep(time.Duration(i%4) * time.Millisecond); return nil }})
+				case 2:
+					mode := uint32(0o700 + i)
+					_, err = s.SetAttr(ctx, u.ID, dirs[w].ID, meta.SetAttr{Mode: &mode})
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for following := true; following; {
+		select {
+		case <-done:
+			following = false
+		default:
+		}
+		r.poll(t)
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	r.poll(t)
+	if missed, total := r.missed(t); len(missed) > 0 {
+		t.Fatalf("the reader missed %d of %d changes: %v", len(missed), total, missed)
 	}
 }
 

@@ -38,10 +38,14 @@ var Dialect = sqlmeta.Dialect{
 		like := "%" + sqlmeta.EscapeLike(w) + "%"
 		return `(search @@ plainto_tsquery('simple', ?) OR name ILIKE ? ESCAPE '\' OR mime ILIKE ? ESCAPE '\')`, []any{w, like, like}
 	},
-	WriteTx:    &sql.TxOptions{Isolation: sql.LevelSerializable},
-	Lock:       advisoryLock,
-	Classify:   classify,
-	ReserveIDs: reserveIDs,
+	// A transaction-level advisory lock per owner, in a key space of its
+	// own: two int4 keys, the first "DFMS" in ASCII (the GC lock uses one
+	// bigint key).
+	JournalLock: `SELECT pg_advisory_xact_lock(1145458003, CAST(CAST(? AS BIGINT) % 2147483647 AS INTEGER))`,
+	WriteTx:     &sql.TxOptions{Isolation: sql.LevelSerializable},
+	Lock:        advisoryLock,
+	Classify:    classify,
+	ReserveIDs:  reserveIDs,
 }
 
 // reserveIDs draws n values from the identity sequence of entries (not

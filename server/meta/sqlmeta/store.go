@@ -68,6 +68,13 @@ type Dialect struct {
 	// order. Empty when the index keeps itself current.
 	SearchPending string
 	SearchFlush   []string
+	// JournalLock is a statement taking a lock on the change journal of
+	// one owner (its one argument) that holds until the transaction
+	// ends; a write transaction takes it, for each owner it journals,
+	// just before adding its change rows (flushJournal), so that an
+	// owner's rows become visible in Seq order. Empty when write
+	// transactions run one at a time anyway.
+	JournalLock string
 	// WriteTx are the options of write transactions.
 	WriteTx *sql.TxOptions
 	// Classify turns a driver error into a *dfms.Error with a kind:
@@ -189,6 +196,10 @@ type tx struct {
 	s       *Store
 	db      *sql.DB   // the pool the transaction came from
 	now     time.Time // one clock reading per transaction
+
+	// changes are the change rows to write when the transaction ends
+	// (journal, flushJournal).
+	changes []meta.Change
 }
 
 // stmtKey names a prepared statement: its text on one pool.
@@ -424,6 +435,9 @@ func (s *Store) finish(ctx context.Context, sqlTx *sql.Tx, db *sql.DB, fn func(t
 				return err
 			}
 		}
+	}
+	if err := t.flushJournal(ctx); err != nil {
+		return err
 	}
 	return sqlTx.Commit()
 }

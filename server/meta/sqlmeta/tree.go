@@ -90,11 +90,54 @@ func (t *tx) lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID,
 	return e, err == nil, err
 }
 
-// journal writes a change row.
+// journal records a change row, which the transaction writes when it
+// ends (flushJournal).
 func (t *tx) journal(ctx context.Context, owner dfms.UserID, entry, parent dfms.EntryID, op string, version int64) error {
-	_, err := t.exec(ctx, `INSERT INTO changes (owner_id, entry_id, parent_id, op, version, at, origin) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		owner, entry, parent, op, version, ns(t.now), meta.Origin(ctx))
-	return err
+	t.changes = append(t.changes, meta.Change{Owner: owner, Entry: entry, Parent: parent, Op: op, Version: version,
+		At: t.now, Origin: meta.Origin(ctx)})
+	return nil
+}
+
+// flushJournal writes the transaction's change rows, as its last
+// statements. A row's Seq is drawn when it is inserted, but a reader sees
+// it only once the transaction commits: two transactions of one owner
+// that drew their numbers at once could become visible in the other
+// order, and a reader whose cursor had passed the higher number would
+// never see the lower one. The dialect's JournalLock, held until the
+// transaction ends, makes an owner's transactions draw their numbers one
+// after the other's commit. Taking it last (no other lock is asked for
+// after it) keeps it short and out of deadlocks.
+func (t *tx) flushJournal(ctx context.Context) error {
+	if len(t.changes) == 0 {
+		return nil
+	}
+	if t.s.d.JournalLock != "" {
+		owners := make([]dfms.UserID, 0, 1)
+		for _, c := range t.changes {
+			if !slices.Contains(owners, c.Owner) {
+				owners = append(owners, c.Owner)
+			}
+		}
+		slices.Sort(owners) // one order for every transaction
+		for _, o := range owners {
+			if _, err := t.exec(ctx, t.s.d.JournalLock, o); err != nil {
+				return err
+			}
+		}
+	}
+	const cols = 7
+	for part := range slices.Chunk(t.changes, batch/cols) {
+		args := make([]any, 0, cols*len(part))
+		for _, c := range part {
+			args = append(args, c.Owner, c.Entry, c.Parent, c.Op, c.Version, ns(c.At), c.Origin)
+		}
+		if _, err := t.exec(ctx, `INSERT INTO changes (owner_id, entry_id, parent_id, op, version, at, origin) VALUES (?, ?, ?, ?, ?, ?, ?)`+
+			strings.Repeat(", (?, ?, ?, ?, ?, ?, ?)", len(part)-1), args...); err != nil {
+			return err
+		}
+	}
+	t.changes = nil
+	return nil
 }
 
 // insertEntry adds e (validated by the caller) and returns it as stored.
