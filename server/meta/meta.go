@@ -36,7 +36,9 @@
 // deleting (only if the count is still zero after the grace period), deletes
 // the bytes, then deletes the row. Because of that order, no committed
 // version can reference a chunk whose bytes were deleted, whatever the
-// interleaving of uploads and sweeps.
+// interleaving of uploads and sweeps. A mark belongs to the sweeper that
+// made it (a [Fence]), so that two sweepers never delete one chunk: one
+// could otherwise delete bytes stored again after the other finished.
 //
 // # Visibility
 //
@@ -377,6 +379,25 @@ type Usage struct {
 // MaxCommitIDLen bounds CommitRequest.CommitID.
 const MaxCommitIDLen = 64
 
+// Fence is one holding of a named lock (Store.Lock). Each taking of any
+// lock gets an Epoch greater than every one before, and the store keeps
+// the latest Epoch of each lock. A holder can lose its lock without
+// knowing (on PostgreSQL the lock lives on a connection, which a restart,
+// a failover or an idle timeout can end) while another takes it: the
+// writes it makes on behalf of the lock carry the fence, and the store
+// refuses them, in the same transaction, once the fence is no longer the
+// lock's latest.
+//
+// What a holder does outside the store (deleting a chunk's bytes) cannot
+// be refused that way. The store records the fence on each chunk it
+// marks deleting, and no other holder may take that mark over until it is
+// old (BeginDelete's stale): a collector must finish deleting the bytes
+// well within that time of asking for the mark (see workers/gc).
+type Fence struct {
+	Name  string
+	Epoch int64
+}
+
 // MissingChunksError is returned by commits that reference chunks whose rows
 // do not exist or are being deleted. Nothing was changed; the caller should
 // store those chunks again (and AddChunks them), then retry.
@@ -551,21 +572,31 @@ type Store interface {
 	// SweepCandidates returns up to limit chunks whose count has been zero
 	// since before cutoff, and rows left deleting by an interrupted sweep.
 	SweepCandidates(ctx context.Context, cutoff time.Time, limit int) ([]Chunk, error)
-	// BeginDelete marks h deleting if its count is still zero since before
-	// cutoff (or it is already deleting) and reports whether it did. Only
-	// then may the caller delete the bytes, and then call FinishDelete.
-	BeginDelete(ctx context.Context, h dfms.Hash, cutoff time.Time) (bool, error)
-	// FinishDelete removes the row of a chunk marked deleting.
-	FinishDelete(ctx context.Context, h dfms.Hash) error
+	// BeginDelete marks h deleting on behalf of the holder of f if its
+	// count is still zero since before cutoff, and reports whether it
+	// did. A row already deleting is the holder's own again if f marked
+	// it, or is taken over if another holder marked it before stale (that
+	// collector died or lost its lock: see Fence); a younger mark of
+	// another holder is left alone, and BeginDelete reports false. Only
+	// after true may the caller delete the bytes, and then call
+	// FinishDelete. A stale f fails it with kind Conflict.
+	BeginDelete(ctx context.Context, f Fence, h dfms.Hash, cutoff, stale time.Time) (bool, error)
+	// FinishDelete removes the row of a chunk that f marked deleting
+	// (BeginDelete, ClaimOrphan); kind Conflict if the row is not marked
+	// by f (never marked, or taken over).
+	FinishDelete(ctx context.Context, f Fence, h dfms.Hash) error
 	// ClaimOrphan records h, found in a chunk store without a row, as
-	// deleting and reports whether it did; false means a row exists (an
-	// upload reserved or recorded it meanwhile) and the bytes must stay.
-	// After true the caller deletes the bytes and calls FinishDelete.
-	ClaimOrphan(ctx context.Context, h dfms.Hash, size int64) (bool, error)
+	// deleting on behalf of the holder of f and reports whether it did;
+	// false means a row exists (an upload reserved or recorded it
+	// meanwhile) and the bytes must stay. After true the caller deletes
+	// the bytes and calls FinishDelete. A stale f fails it with kind
+	// Conflict.
+	ClaimOrphan(ctx context.Context, f Fence, h dfms.Hash, size int64) (bool, error)
 
 	// Lock takes the named cluster-wide lock (the GC sweep is a
-	// singleton) and returns its release; kind Conflict if it is held.
-	Lock(ctx context.Context, name string) (unlock func(), err error)
+	// singleton) and returns its fence and its release; kind Conflict if
+	// it is held.
+	Lock(ctx context.Context, name string) (f Fence, unlock func(), err error)
 
 	// Storage nodes.
 	PutNode(ctx context.Context, n Node) error

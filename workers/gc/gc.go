@@ -12,10 +12,25 @@
 // never references a chunk being deleted, so GC can never delete a chunk
 // that a committed version references, even when an upload of the same
 // content races the sweep.
+//
+// # One collector at a time
+//
+// A run holds the metadata store's GC lock, and every mark it makes
+// carries the lock's fence (meta.Fence): a collector that lost its lock
+// without knowing (its PostgreSQL connection died) is refused its next
+// mark, and a collector that takes the lock after it leaves the chunks
+// that collector marked alone until their marks are older than Lease. A
+// collector deletes the bytes of a chunk only within half of Lease of
+// asking for its mark (the delete's context ends then), so that it never
+// deletes bytes that were stored again after another collector finished
+// the same chunk. That bound is a matter of time, with the clocks of the
+// servers sharing the metadata store assumed to agree to well within
+// Lease/2; everything else is decided by the store's transactions.
 package gc
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -38,7 +53,13 @@ type Collector struct {
 	// before it is deleted (default: Grace, at least an hour). It must
 	// exceed the time between a write storing a chunk and recording it.
 	OrphanGrace time.Duration
-	Log         *slog.Logger
+	// Lease is how long a collector's deletion mark keeps other
+	// collectors away from the chunk (default 10 minutes). The
+	// collector deletes the bytes only within Lease/2 of asking for the
+	// mark; a mark older than Lease, left by a collector that died or
+	// lost the lock, is taken over by the next run.
+	Lease time.Duration
+	Log   *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -72,7 +93,7 @@ func (c *Collector) log() *slog.Logger {
 // Conflict.
 func (c *Collector) Run(ctx context.Context) (Stats, error) {
 	var st Stats
-	unlock, err := c.Meta.Lock(ctx, "dfms-gc")
+	fence, unlock, err := c.Meta.Lock(ctx, "dfms-gc")
 	if err != nil {
 		return st, err
 	}
@@ -80,10 +101,10 @@ func (c *Collector) Run(ctx context.Context) (Stats, error) {
 	if err := c.expireUploads(ctx, &st); err != nil {
 		return st, err
 	}
-	if err := c.sweep(ctx, &st); err != nil {
+	if err := c.sweep(ctx, fence, &st); err != nil {
 		return st, err
 	}
-	if err := c.collectOrphans(ctx, &st); err != nil {
+	if err := c.collectOrphans(ctx, fence, &st); err != nil {
 		return st, err
 	}
 	if st != (Stats{}) {
@@ -118,41 +139,61 @@ func (c *Collector) expireUploads(ctx context.Context, st *Stats) error {
 }
 
 // sweep deletes chunks unreferenced since before the grace period.
-func (c *Collector) sweep(ctx context.Context, st *Stats) error {
+func (c *Collector) sweep(ctx context.Context, fence meta.Fence, st *Stats) error {
 	cutoff := c.now().Add(-c.Grace)
 	for {
 		cands, err := c.Meta.SweepCandidates(ctx, cutoff, c.batch())
 		if err != nil {
 			return err
 		}
+		deleted := 0
 		for _, ch := range cands {
-			ok, err := c.Meta.BeginDelete(ctx, ch.Hash, cutoff)
+			asked := time.Now()
+			ok, err := c.Meta.BeginDelete(ctx, fence, ch.Hash, cutoff, c.now().Add(-c.lease()))
 			if err != nil {
 				return err
 			}
 			if !ok {
-				continue // referenced or re-armed meanwhile
+				continue // referenced or re-armed meanwhile, or another collector's
 			}
-			if err := c.Chunks.Delete(ctx, ch.Hash); err != nil {
-				return err // the row stays deleting; the next run retries
+			if err := c.deleteBytes(ctx, ch.Hash, asked); err != nil {
+				return err // the row stays deleting; a later run retries
 			}
-			if err := c.Meta.FinishDelete(ctx, ch.Hash); err != nil {
+			if err := c.Meta.FinishDelete(ctx, fence, ch.Hash); err != nil {
 				return err
 			}
+			deleted++
 			st.Chunks++
 			st.Bytes += ch.Size
 		}
-		if len(cands) < c.batch() {
+		// A full batch of candidates none of which could be taken (marks
+		// of another collector) would come back unchanged.
+		if len(cands) < c.batch() || deleted == 0 {
 			return nil
 		}
 	}
+}
+
+// deleteBytes deletes the bytes of a chunk marked deleting, at the latest
+// Lease/2 after the mark was asked for (at asked): later, another
+// collector may take the mark over.
+func (c *Collector) deleteBytes(ctx context.Context, h dfms.Hash, asked time.Time) error {
+	ctx, cancel := context.WithDeadline(ctx, asked.Add(c.lease()/2))
+	defer cancel()
+	if err := c.Chunks.Delete(ctx, h); err != nil {
+		if ctx.Err() != nil {
+			return dfms.E("gc.Collect", dfms.Unavailable, fmt.Errorf("deleting chunk %s took longer than its mark lasts: %w", h, err))
+		}
+		return err
+	}
+	return nil
 }
 
 // collectOrphans deletes chunks that have bytes but no row and were last
 // stored before the orphan grace period: a write stores a chunk's bytes
 // before recording it, so a young row-less chunk is most likely being
 // uploaded right now.
-func (c *Collector) collectOrphans(ctx context.Context, st *Stats) error {
+func (c *Collector) collectOrphans(ctx context.Context, fence meta.Fence, st *Stats) error {
 	cutoff := c.now().Add(-c.orphanGrace())
 	var old []dfms.ChunkInfo
 	err := c.Chunks.Walk(ctx, func(ci dfms.ChunkInfo) error {
@@ -171,7 +212,8 @@ func (c *Collector) collectOrphans(ctx context.Context, st *Stats) error {
 		return err
 	}
 	for _, ci := range old {
-		claimed, err := c.Meta.ClaimOrphan(ctx, ci.Hash, ci.Size)
+		asked := time.Now()
+		claimed, err := c.Meta.ClaimOrphan(ctx, fence, ci.Hash, ci.Size)
 		if err != nil {
 			return err
 		}
@@ -180,16 +222,23 @@ func (c *Collector) collectOrphans(ctx context.Context, st *Stats) error {
 		}
 		// An upload that stored the same bytes after the walk finds the
 		// row deleting when it records them, and stores them again.
-		if err := c.Chunks.Delete(ctx, ci.Hash); err != nil {
+		if err := c.deleteBytes(ctx, ci.Hash, asked); err != nil {
 			return err
 		}
-		if err := c.Meta.FinishDelete(ctx, ci.Hash); err != nil {
+		if err := c.Meta.FinishDelete(ctx, fence, ci.Hash); err != nil {
 			return err
 		}
 		st.Orphans++
 		st.OrphanBytes += ci.Size
 	}
 	return nil
+}
+
+func (c *Collector) lease() time.Duration {
+	if c.Lease > 0 {
+		return c.Lease
+	}
+	return 10 * time.Minute
 }
 
 func (c *Collector) orphanGrace() time.Duration {

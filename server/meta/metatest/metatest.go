@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"ChunkOwners", testChunkOwners},
 		{"PendingChunks", testPendingChunks},
 		{"Lock", testLock},
+		{"LockFencing", testLockFencing},
 		{"LazyDurability", testLazyDurability},
 		{"ReservedIDs", testReservedIDs},
 		{"TrashEntries", testTrashEntries},
@@ -860,6 +861,7 @@ func testMissingChunks(t *testing.T, s meta.Store) {
 // deleted, and a commit can never reference a chunk being deleted.
 func testSweepProtocol(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
+	f := lock(t, s, "gc")
 	live, orphan := chunk("live", 5), chunk("orphan", 6)
 	storeChunks(t, s, []dfms.ChunkRef{live, orphan})
 	commit(t, s, u.ID, u.Root, "f", dfms.Manifest{Chunks: []dfms.ChunkRef{live}})
@@ -868,7 +870,7 @@ func testSweepProtocol(t *testing.T, s meta.Store) {
 	if c := must(s.SweepCandidates(ctx, past, 10))(t); len(c) != 0 {
 		t.Fatalf("candidates inside the grace period: %v", c)
 	}
-	if did := must(s.BeginDelete(ctx, orphan.Hash, past))(t); did {
+	if did := must(s.BeginDelete(ctx, f, orphan.Hash, past, time.Time{}))(t); did {
 		t.Fatal("BeginDelete inside the grace period succeeded")
 	}
 	future := time.Now().Add(time.Hour)
@@ -876,10 +878,10 @@ func testSweepProtocol(t *testing.T, s meta.Store) {
 	if len(cands) != 1 || cands[0].Hash != orphan.Hash {
 		t.Fatalf("candidates = %v, want only the orphan", cands)
 	}
-	if did := must(s.BeginDelete(ctx, live.Hash, future))(t); did {
+	if did := must(s.BeginDelete(ctx, f, live.Hash, future, time.Time{}))(t); did {
 		t.Fatal("BeginDelete of a referenced chunk succeeded")
 	}
-	if !must(s.BeginDelete(ctx, orphan.Hash, future))(t) {
+	if !must(s.BeginDelete(ctx, f, orphan.Hash, future, time.Time{}))(t) {
 		t.Fatal("BeginDelete of the orphan failed")
 	}
 	// While deleting: commits, AddChunks and MissingChunks refuse it.
@@ -895,10 +897,10 @@ func testSweepProtocol(t *testing.T, s meta.Store) {
 	if c := must(s.SweepCandidates(ctx, past, 10))(t); len(c) != 1 || !c[0].Deleting {
 		t.Fatalf("deleting rows are not candidates: %v", c)
 	}
-	ok(t, s.FinishDelete(ctx, orphan.Hash))
+	ok(t, s.FinishDelete(ctx, f, orphan.Hash))
 	_, err = s.GetChunk(ctx, orphan.Hash)
 	wantKind(t, "chunk after FinishDelete", err, dfms.NotExist)
-	wantKind(t, "FinishDelete twice", s.FinishDelete(ctx, orphan.Hash), dfms.Conflict)
+	wantKind(t, "FinishDelete twice", s.FinishDelete(ctx, f, orphan.Hash), dfms.Conflict)
 	// Storing it again works.
 	storeChunks(t, s, []dfms.ChunkRef{orphan})
 	commit(t, s, u.ID, u.Root, "g", dfms.Manifest{Chunks: []dfms.ChunkRef{orphan}})
@@ -906,19 +908,19 @@ func testSweepProtocol(t *testing.T, s meta.Store) {
 	// An orphan (bytes without a row) can be claimed once; a recorded
 	// chunk cannot be claimed at all.
 	ghost := chunk("ghost-orphan", 7)
-	if !must(s.ClaimOrphan(ctx, ghost.Hash, 7))(t) {
+	if !must(s.ClaimOrphan(ctx, f, ghost.Hash, 7))(t) {
 		t.Fatal("ClaimOrphan of a row-less chunk failed")
 	}
 	wantKind(t, "AddChunks of a claimed orphan", s.AddChunks(ctx, []dfms.ChunkRef{ghost}), dfms.Conflict)
-	if must(s.ClaimOrphan(ctx, live.Hash, 5))(t) {
+	if must(s.ClaimOrphan(ctx, f, live.Hash, 5))(t) {
 		t.Fatal("ClaimOrphan of a referenced chunk succeeded")
 	}
-	ok(t, s.FinishDelete(ctx, ghost.Hash))
+	ok(t, s.FinishDelete(ctx, f, ghost.Hash))
 
 	// KeepChunks re-arms present chunks and refuses gone or deleting ones.
 	ok(t, s.KeepChunks(ctx, []dfms.Hash{live.Hash, orphan.Hash}))
 	wantKind(t, "KeepChunks of an unknown chunk", s.KeepChunks(ctx, []dfms.Hash{chunk("never", 1).Hash}), dfms.Conflict)
-	if !must(s.ClaimOrphan(ctx, chunk("claimed", 2).Hash, 2))(t) {
+	if !must(s.ClaimOrphan(ctx, f, chunk("claimed", 2).Hash, 2))(t) {
 		t.Fatal("claim failed")
 	}
 	wantKind(t, "KeepChunks of a deleting chunk", s.KeepChunks(ctx, []dfms.Hash{chunk("claimed", 2).Hash}), dfms.Conflict)
@@ -1527,6 +1529,7 @@ func testChunkOwners(t *testing.T, s meta.Store) {
 // and collected like an unreferenced chunk once stale.
 func testPendingChunks(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
+	f := lock(t, s, "gc")
 	p := chunk("pending", 9)
 	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{p}))
 	if c := must(s.GetChunk(ctx, p.Hash))(t); !c.Pending || c.Refs != 0 {
@@ -1535,7 +1538,7 @@ func testPendingChunks(t *testing.T, s meta.Store) {
 	if miss := must(s.MissingChunks(ctx, []dfms.Hash{p.Hash}))(t); len(miss) != 1 {
 		t.Fatal("a pending chunk is reported stored")
 	}
-	if must(s.ClaimOrphan(ctx, p.Hash, 9))(t) {
+	if must(s.ClaimOrphan(ctx, f, p.Hash, 9))(t) {
 		t.Fatal("the orphan collector claimed a reserved chunk")
 	}
 	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "f", Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{p}}})
@@ -1553,10 +1556,10 @@ func testPendingChunks(t *testing.T, s meta.Store) {
 	stale := chunk("stale reservation", 4)
 	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{stale}))
 	future := time.Now().Add(time.Hour)
-	if !must(s.BeginDelete(ctx, stale.Hash, future))(t) {
+	if !must(s.BeginDelete(ctx, f, stale.Hash, future, time.Time{}))(t) {
 		t.Fatal("a stale reservation cannot be collected")
 	}
-	ok(t, s.FinishDelete(ctx, stale.Hash))
+	ok(t, s.FinishDelete(ctx, f, stale.Hash))
 }
 
 // A commit can record chunks whose bytes are still being stored
@@ -1635,16 +1638,90 @@ func testCommitStoring(t *testing.T, s meta.Store) {
 	}
 }
 
+// lock takes the named lock for the rest of the test and returns its
+// fence.
+func lock(t *testing.T, s meta.Store, name string) meta.Fence {
+	t.Helper()
+	f, unlock, err := s.Lock(ctx, name)
+	ok(t, err)
+	t.Cleanup(unlock)
+	return f
+}
+
 func testLock(t *testing.T, s meta.Store) {
-	unlock := must(s.Lock(ctx, "gc"))(t)
-	_, err := s.Lock(ctx, "gc")
+	f, unlock, err := s.Lock(ctx, "gc")
+	ok(t, err)
+	_, _, err = s.Lock(ctx, "gc")
 	wantKind(t, "second lock", err, dfms.Conflict)
-	other := must(s.Lock(ctx, "other"))(t)
+	o, other, err := s.Lock(ctx, "other")
+	ok(t, err)
 	unlock()
 	unlock() // idempotent
-	again := must(s.Lock(ctx, "gc"))(t)
+	g, again, err := s.Lock(ctx, "gc")
+	ok(t, err)
+	if f.Name != "gc" || o.Name != "other" || !(f.Epoch < o.Epoch && o.Epoch < g.Epoch) {
+		t.Fatalf("fences %+v, %+v, %+v: want names gc, other, gc and growing epochs", f, o, g)
+	}
 	again()
 	other()
+}
+
+// A holder that lost its lock changes nothing with its fence, and a
+// chunk's deletion mark belongs to the holder that made it until it is
+// old.
+func testLockFencing(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	x, y := chunk("fence-x", 4), chunk("fence-y", 5)
+	storeChunks(t, s, []dfms.ChunkRef{x, y})
+	future, past := time.Now().Add(time.Hour), time.Now().Add(-time.Hour)
+
+	old, unlock, err := s.Lock(ctx, "gc")
+	ok(t, err)
+	unlock() // as if its connection died: the lock is free
+	f, unlockF, err := s.Lock(ctx, "gc")
+	ok(t, err)
+	_, err = s.BeginDelete(ctx, old, x.Hash, future, past)
+	wantKind(t, "BeginDelete with a stale fence", err, dfms.Conflict)
+	_, err = s.ClaimOrphan(ctx, old, chunk("fence-orphan", 1).Hash, 1)
+	wantKind(t, "ClaimOrphan with a stale fence", err, dfms.Conflict)
+	if c := must(s.GetChunk(ctx, x.Hash))(t); c.Deleting {
+		t.Fatal("a stale fence marked a chunk deleting")
+	}
+	if _, err := s.GetChunk(ctx, chunk("fence-orphan", 1).Hash); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("a stale fence claimed an orphan: %v", err)
+	}
+
+	// f marks x, and may ask again (an interrupted run of its own).
+	if !must(s.BeginDelete(ctx, f, x.Hash, future, past))(t) || !must(s.BeginDelete(ctx, f, x.Hash, future, past))(t) {
+		t.Fatal("the lock's holder could not mark an unreferenced chunk")
+	}
+	wantKind(t, "FinishDelete by a fence that did not mark it", s.FinishDelete(ctx, old, x.Hash), dfms.Conflict)
+	if !must(s.ClaimOrphan(ctx, f, chunk("fence-orphan", 1).Hash, 1))(t) {
+		t.Fatal("the lock's holder could not claim an orphan")
+	}
+
+	// f loses the lock to g: g leaves f's young marks alone, and takes
+	// them over once they are older than its stale.
+	unlockF()
+	g := lock(t, s, "gc")
+	if must(s.BeginDelete(ctx, g, x.Hash, future, past))(t) {
+		t.Fatal("a young mark of another holder was taken over")
+	}
+	wantKind(t, "f marking after losing the lock", must1Err(s.BeginDelete(ctx, f, y.Hash, future, past)), dfms.Conflict)
+	ok(t, s.FinishDelete(ctx, f, chunk("fence-orphan", 1).Hash)) // its own mark: f deleted the bytes
+	if !must(s.BeginDelete(ctx, g, x.Hash, future, future))(t) {
+		t.Fatal("an old mark of another holder was not taken over")
+	}
+	wantKind(t, "FinishDelete by the holder whose mark was taken over", s.FinishDelete(ctx, f, x.Hash), dfms.Conflict)
+	ok(t, s.FinishDelete(ctx, g, x.Hash))
+	_, err = s.GetChunk(ctx, x.Hash)
+	wantKind(t, "chunk after FinishDelete", err, dfms.NotExist)
+
+	// Referenced chunks are never marked, whoever asks.
+	commit(t, s, u.ID, u.Root, "f", dfms.Manifest{Chunks: []dfms.ChunkRef{y}})
+	if must(s.BeginDelete(ctx, g, y.Hash, future, future))(t) {
+		t.Fatal("a referenced chunk was marked")
+	}
 }
 
 func testXattrs(t *testing.T, s meta.Store) {

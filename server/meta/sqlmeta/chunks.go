@@ -276,36 +276,47 @@ func (s *Store) SweepCandidates(ctx context.Context, cutoff time.Time, limit int
 }
 
 // BeginDelete implements meta.Store.
-func (s *Store) BeginDelete(ctx context.Context, h dfms.Hash, cutoff time.Time) (bool, error) {
+func (s *Store) BeginDelete(ctx context.Context, f meta.Fence, h dfms.Hash, cutoff, stale time.Time) (bool, error) {
+	const op dfms.Op = "meta.BeginDelete"
 	var ok bool
-	err := s.write(ctx, "meta.BeginDelete", func(t *tx) error {
-		n, err := t.affected(ctx, `UPDATE chunks SET deleting = ?
-			WHERE hash = ? AND refs = 0 AND (deleting = ? OR (zero_since IS NOT NULL AND zero_since < ?))`,
-			true, h[:], true, ns(cutoff))
+	err := s.write(ctx, op, func(t *tx) error {
+		if err := t.fenced(ctx, op, f); err != nil {
+			return err
+		}
+		n, err := t.affected(ctx, `UPDATE chunks SET deleting = ?, deleting_fence = ?, deleting_since = ?
+			WHERE hash = ? AND refs = 0 AND (deleting = ? AND (deleting_fence = ? OR deleting_since < ?)
+				OR deleting = ? AND zero_since IS NOT NULL AND zero_since < ?)`,
+			true, f.Epoch, ns(t.now), h[:], true, f.Epoch, ns(stale), false, ns(cutoff))
 		ok = n == 1
 		return err
 	})
 	return ok, err
 }
 
-// FinishDelete implements meta.Store.
-func (s *Store) FinishDelete(ctx context.Context, h dfms.Hash) error {
+// FinishDelete implements meta.Store. It is not fenced by the lock: the
+// holder that marked the row has deleted the bytes, and while its mark
+// stood nobody could store them again.
+func (s *Store) FinishDelete(ctx context.Context, f meta.Fence, h dfms.Hash) error {
 	const op dfms.Op = "meta.FinishDelete"
 	return s.write(ctx, op, func(t *tx) error {
 		if _, err := t.exec(ctx, `DELETE FROM chunk_replicas WHERE hash = ?`, h[:]); err != nil {
 			return err
 		}
-		return t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is not being deleted", h)),
-			`DELETE FROM chunks WHERE hash = ? AND deleting = ?`, h[:], true)
+		return t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is not being deleted by fence %d", h, f.Epoch)),
+			`DELETE FROM chunks WHERE hash = ? AND deleting = ? AND deleting_fence = ?`, h[:], true, f.Epoch)
 	})
 }
 
 // ClaimOrphan implements meta.Store.
-func (s *Store) ClaimOrphan(ctx context.Context, h dfms.Hash, size int64) (bool, error) {
+func (s *Store) ClaimOrphan(ctx context.Context, f meta.Fence, h dfms.Hash, size int64) (bool, error) {
+	const op dfms.Op = "meta.ClaimOrphan"
 	var ok bool
-	err := s.write(ctx, "meta.ClaimOrphan", func(t *tx) error {
-		n, err := t.affected(ctx, `INSERT INTO chunks (hash, size, refs, deleting, zero_since, created_at)
-			VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`, h[:], size, true, ns(t.now), ns(t.now))
+	err := s.write(ctx, op, func(t *tx) error {
+		if err := t.fenced(ctx, op, f); err != nil {
+			return err
+		}
+		n, err := t.affected(ctx, `INSERT INTO chunks (hash, size, refs, deleting, deleting_fence, deleting_since, zero_since, created_at)
+			VALUES (?, ?, 0, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`, h[:], size, true, f.Epoch, ns(t.now), ns(t.now), ns(t.now))
 		ok = n == 1
 		return err
 	})

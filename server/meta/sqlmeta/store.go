@@ -104,8 +104,32 @@ type Store struct {
 	locks   map[string]bool
 }
 
-// Lock implements meta.Store.
-func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
+// Lock implements meta.Store: the dialect's lock (or one of this
+// process), then a new epoch for its fence.
+func (s *Store) Lock(ctx context.Context, name string) (meta.Fence, func(), error) {
+	const op dfms.Op = "meta.Lock"
+	unlock, err := s.lock(ctx, name)
+	if err != nil {
+		return meta.Fence{}, nil, err
+	}
+	f := meta.Fence{Name: name}
+	err = s.write(ctx, op, func(t *tx) error {
+		// One counter for every lock: an epoch names one holding of one lock.
+		if _, err := t.exec(ctx, `INSERT INTO locks (name, epoch) VALUES (?, (SELECT COALESCE(MAX(epoch), 0) + 1 FROM locks))
+			ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch`, name); err != nil {
+			return err
+		}
+		return t.queryRow(ctx, `SELECT epoch FROM locks WHERE name = ?`, name).Scan(&f.Epoch)
+	})
+	if err != nil {
+		unlock()
+		return meta.Fence{}, nil, err
+	}
+	return f, unlock, nil
+}
+
+// lock takes the dialect's named lock, or one local to this process.
+func (s *Store) lock(ctx context.Context, name string) (func(), error) {
 	if s.d.Lock != nil {
 		return s.d.Lock(ctx, s.w, name)
 	}
@@ -126,6 +150,19 @@ func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 			s.locksMu.Unlock()
 		})
 	}, nil
+}
+
+// fenced fails with kind Conflict unless f is its lock's latest fence. A
+// write on behalf of a lock runs it in its transaction: on PostgreSQL
+// (serializable) the transaction is then ordered either before the next
+// taking of the lock, or after it and refused.
+func (t *tx) fenced(ctx context.Context, op dfms.Op, f meta.Fence) error {
+	var epoch int64
+	err := t.queryRow(ctx, `SELECT epoch FROM locks WHERE name = ?`, f.Name).Scan(&epoch)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && epoch != f.Epoch {
+		return dfms.E(op, dfms.Conflict, fmt.Errorf("lock %q was taken again since (fence %d, latest %d)", f.Name, f.Epoch, epoch))
+	}
+	return err
 }
 
 var _ meta.Store = (*Store)(nil)

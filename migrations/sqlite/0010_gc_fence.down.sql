@@ -1,0 +1,3 @@
+ALTER TABLE chunks DROP COLUMN deleting_since;
+ALTER TABLE chunks DROP COLUMN deleting_fence;
+DROP TABLE locks;
