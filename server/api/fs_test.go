@@ -280,7 +280,7 @@ func TestRenameOverKeepsHistory(t *testing.T) {
 
 // newHarnessUser registers another user on hs's API and returns a harness
 // that acts as them.
-func newHarnessUser(t *testing.T, hs *harness, email string) *harness {
+func newHarnessUser(t testing.TB, hs *harness, email string) *harness {
 	t.Helper()
 	other := &harness{api: hs.api, h: hs.h}
 	rec := other.do("POST", "/api/v1/auth/register", strings.NewReader(fmt.Sprintf(`{"email":%q,"password":"another password"}`, email)),

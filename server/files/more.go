@@ -276,7 +276,7 @@ func (s *Service) CommitOwnChunksStoring(ctx context.Context, req meta.CommitReq
 	if err := s.checkChunks(ctx, req, false, false); err != nil {
 		return meta.Entry{}, meta.Version{}, 0, err
 	}
-	p, err := s.prepareStore(meta.WithLazyDurability(ctx), b, hashes)
+	p, err := s.prepareStore(meta.WithLazyDurability(ctx), 0, b, hashes) // the owner's own mount: what the store lacks
 	if dfms.Is(err, dfms.Conflict) {
 		// GC is deleting one of them: store them the patient way.
 		n, err := s.PutChunks(meta.WithLazyDurability(ctx), req.Owner, cs, true)

@@ -561,6 +561,10 @@ type Store interface {
 	UnownedChunks(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) ([]dfms.Hash, error)
 	// OwnChunks records that owner has sent the bytes of hashes (proof of
 	// possession). CommitVersion and PutPart record their chunks too.
+	// Possession is of stored bytes: it is recorded only for chunks with
+	// a row that is not being deleted, and it ends when GC deletes the
+	// chunk, so that storing the same bytes later, by anyone, does not
+	// bring it back.
 	OwnChunks(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) error
 	// KeepChunks re-arms the GC grace period of chunks that a write relies
 	// on without storing them (MissingChunks reported them present). It
@@ -582,8 +586,9 @@ type Store interface {
 	// FinishDelete. A stale f fails it with kind Conflict.
 	BeginDelete(ctx context.Context, f Fence, h dfms.Hash, cutoff, stale time.Time) (bool, error)
 	// FinishDelete removes the row of a chunk that f marked deleting
-	// (BeginDelete, ClaimOrphan); kind Conflict if the row is not marked
-	// by f (never marked, or taken over).
+	// (BeginDelete, ClaimOrphan), and every user's possession of it (see
+	// OwnChunks); kind Conflict if the row is not marked by f (never
+	// marked, or taken over).
 	FinishDelete(ctx context.Context, f Fence, h dfms.Hash) error
 	// ClaimOrphan records h, found in a chunk store without a row, as
 	// deleting on behalf of the holder of f and reports whether it did;

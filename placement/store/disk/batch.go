@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -56,7 +55,7 @@ func (d *Disk) PutBatch(ctx context.Context, chunks []dfms.ChunkData) (err error
 		total += len(c.Data)
 	}
 	perFile := total/len(chunks) >= perFileSyncMin
-	b := &putBatch{d: d, perFile: perFile, now: time.Now(), dirs: map[string]bool{}}
+	b := &putBatch{d: d, perFile: perFile, dirs: map[string]bool{}}
 	defer func() {
 		if err != nil {
 			for _, p := range b.todo {
@@ -91,8 +90,6 @@ func (d *Disk) PutBatch(ctx context.Context, chunks []dfms.ChunkData) (err error
 			return err
 		})
 	} else {
-		// The barrier also covers the directory entries of chunks found
-		// stored already, which Put's early return syncs one by one.
 		err = d.syncfs()
 	}
 	if err != nil {
@@ -139,7 +136,6 @@ func parallel(n int, fn func(i int) error) error {
 type putBatch struct {
 	d       *Disk
 	perFile bool
-	now     time.Time
 
 	mu     sync.Mutex
 	todo   []pendingChunk  // written to temporary files, to rename
@@ -155,23 +151,10 @@ type pendingChunk struct {
 }
 
 // write writes one chunk to a temporary file (its write-out started when
-// it is synced file by file), or finds it stored already.
+// it is synced file by file), stored already or not, as Put does.
 func (b *putBatch) write(c dfms.ChunkData) error {
 	name, shard := b.d.path(c.Hash)
 	dir := filepath.Dir(name)
-	if fi, err := os.Stat(name); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(c.Data)) {
-		if err := os.Chtimes(name, b.now, b.now); err != nil { // wanted again: tell GC
-			return err
-		}
-		if b.perFile {
-			// An earlier Put may have died between its rename and its
-			// directory sync.
-			b.mu.Lock()
-			b.dirs[dir] = true
-			b.mu.Unlock()
-		}
-		return nil
-	}
 	if err := mkdirs(dir); err != nil {
 		return err
 	}

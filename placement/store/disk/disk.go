@@ -118,9 +118,10 @@ func (d *Disk) path(h dfms.Hash) (name string, shard int) {
 	return filepath.Join(d.dir, x[0:2], x[2:4], x), int(h[0])<<8 | int(h[1])
 }
 
-// Put stores data under h, durably. If a file of the same size is already
-// stored under h, Put only makes sure its directory entry is durable: chunks
-// are immutable, and a file can only have reached its final name complete.
+// Put stores data under h, durably. It writes the bytes even if the chunk
+// is stored already, replacing the file: a Put then costs the same whether
+// or not the chunk was there (a caller that must not reveal which chunks
+// others stored relies on that), and a copy gone bad on disk is repaired.
 func (d *Disk) Put(ctx context.Context, h dfms.Hash, data []byte) error {
 	const op dfms.Op = "store/disk.Put"
 	if err := ctx.Err(); err != nil {
@@ -128,19 +129,6 @@ func (d *Disk) Put(ctx context.Context, h dfms.Hash, data []byte) error {
 	}
 	name, shard := d.path(h)
 	dir := filepath.Dir(name)
-	if fi, err := os.Stat(name); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(data)) {
-		// An earlier Put may have died between its rename and its
-		// directory sync; a clean directory syncs quickly. The new
-		// modification time tells GC the chunk is wanted again.
-		now := time.Now()
-		if err := os.Chtimes(name, now, now); err != nil {
-			return dfms.E(op, writeKind(err), err)
-		}
-		if err := syncDir(dir); err != nil {
-			return dfms.E(op, writeKind(err), err)
-		}
-		return nil
-	}
 	if err := d.makeShard(shard, dir); err != nil {
 		return dfms.E(op, writeKind(err), err)
 	}

@@ -167,13 +167,34 @@ func TestCorruptReturnedAsIs(t *testing.T) {
 	if !bytes.Equal(got, bad) {
 		t.Errorf("Get: got %q, want the corrupted %q", got, bad)
 	}
-	// A Put of the right bytes with the same size keeps the file: the
-	// store trusts a complete file (repair deletes, then puts).
+	// A Put writes the bytes whatever is stored already: it replaces a
+	// corrupt file of the right size (and costs the same whether or not
+	// the chunk was stored, which the file layer relies on).
 	if err := d.Put(ctx, h, data); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := d.Get(ctx, h, nil); !bytes.Equal(got, bad) {
-		t.Errorf("Get after Put over a corrupt file of the right size: got %q, want %q", got, bad)
+	if got, _ := d.Get(ctx, h, nil); !bytes.Equal(got, data) {
+		t.Errorf("Get after Put over a corrupt file of the right size: got %q, want %q", got, data)
+	}
+	// So does a batch, of small chunks (one barrier for the file system)
+	// and of large ones (file by file).
+	big := bytes.Repeat([]byte("large chunk "), perFileSyncMin/8)
+	for _, c := range []dfms.ChunkData{{Hash: h, Data: data}, {Hash: dfms.Sum(big), Data: big}} {
+		if err := d.PutBatch(ctx, []dfms.ChunkData{c}); err != nil {
+			t.Fatal(err)
+		}
+		x := c.Hash.String()
+		worse := bytes.Clone(c.Data)
+		worse[0] ^= 1
+		if err := os.WriteFile(filepath.Join(dir, x[:2], x[2:4], x), worse, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.PutBatch(ctx, []dfms.ChunkData{c}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := d.Get(ctx, c.Hash, nil); !bytes.Equal(got, c.Data) {
+			t.Errorf("Get after PutBatch of %d bytes over a corrupt file of the right size: got other bytes", len(c.Data))
+		}
 	}
 	// A file of the wrong size is replaced.
 	if err := os.WriteFile(filepath.Join(dir, x[:2], x[2:4], x), bad[:3], 0o600); err != nil {

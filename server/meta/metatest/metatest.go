@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"RefreshTokens", testRefreshTokens},
 		{"ListSortPage", testListSortPage},
 		{"ChunkOwners", testChunkOwners},
+		{"PossessionGoesWithTheChunk", testPossessionGoesWithTheChunk},
 		{"PendingChunks", testPendingChunks},
 		{"Lock", testLock},
 		{"LockFencing", testLockFencing},
@@ -1522,6 +1523,52 @@ func testChunkOwners(t *testing.T, s meta.Store) {
 	ok(t, s.PutPart(ctx, b.ID, up.ID, 1, 2, dfms.Hash{}, dfms.Manifest{Chunks: []dfms.ChunkRef{y}}))
 	if got := must(s.UnownedChunks(ctx, b.ID, []dfms.Hash{y.Hash}))(t); len(got) != 0 {
 		t.Fatalf("a part did not record possession: %v", got)
+	}
+}
+
+// Possession is of bytes: when GC deletes a chunk, every user's
+// possession of it goes with it, and storing the same bytes later (by
+// someone else) does not bring it back. Otherwise "which chunks am I
+// missing" would tell a user whether others store a chunk it once had.
+func testPossessionGoesWithTheChunk(t *testing.T, s meta.Store) {
+	a, b := newUser(t, s), newUser(t, s)
+	f := lock(t, s, "gc")
+	future := time.Now().Add(time.Hour)
+	swept, orphan, deleting := chunk("possession: swept", 3), chunk("possession: orphan", 4), chunk("possession: deleting", 5)
+	storeChunks(t, s, []dfms.ChunkRef{swept, deleting})
+	ok(t, s.OwnChunks(ctx, a.ID, []dfms.Hash{swept.Hash, deleting.Hash}))
+	// a once sent orphan's bytes, whose row is gone (collected, or the
+	// write died before recording them).
+	ok(t, s.OwnChunks(ctx, a.ID, []dfms.Hash{orphan.Hash}))
+
+	// GC deletes swept (unreferenced) and orphan (bytes without a row).
+	if !must(s.BeginDelete(ctx, f, swept.Hash, future, time.Time{}))(t) {
+		t.Fatal("BeginDelete of an unreferenced chunk failed")
+	}
+	ok(t, s.FinishDelete(ctx, f, swept.Hash))
+	if !must(s.ClaimOrphan(ctx, f, orphan.Hash, 4))(t) {
+		t.Fatal("ClaimOrphan of a row-less chunk failed")
+	}
+	ok(t, s.FinishDelete(ctx, f, orphan.Hash))
+	// Possession recorded while a chunk is being deleted is of bytes
+	// about to vanish.
+	if !must(s.BeginDelete(ctx, f, deleting.Hash, future, time.Time{}))(t) {
+		t.Fatal("BeginDelete failed")
+	}
+	ok(t, s.OwnChunks(ctx, b.ID, []dfms.Hash{deleting.Hash}))
+	ok(t, s.FinishDelete(ctx, f, deleting.Hash))
+
+	// b stores all three; a's possession does not come back, nor b's
+	// from before the deletion.
+	all := []dfms.ChunkRef{swept, orphan, deleting}
+	storeChunks(t, s, all)
+	ok(t, s.OwnChunks(ctx, b.ID, []dfms.Hash{swept.Hash, orphan.Hash}))
+	hs := []dfms.Hash{swept.Hash, orphan.Hash, deleting.Hash}
+	if got := must(s.UnownedChunks(ctx, a.ID, hs))(t); !slices.Equal(got, hs) {
+		t.Fatalf("a still possesses %d of the chunks GC deleted (unowned %v)", len(hs)-len(got), got)
+	}
+	if got := must(s.UnownedChunks(ctx, b.ID, hs))(t); !slices.Equal(got, []dfms.Hash{deleting.Hash}) {
+		t.Fatalf("unowned for b = %v, want only the chunk it claimed while it was being deleted", got)
 	}
 }
 

@@ -117,7 +117,9 @@ func (s *Store) OwnChunks(ctx context.Context, owner dfms.UserID, hashes []dfms.
 	return s.write(ctx, "meta.OwnChunks", func(t *tx) error { return t.own(ctx, owner, hashes) })
 }
 
-// own records possession of hashes by owner.
+// own records possession of hashes by owner, for those that have a row
+// not being deleted: possession is of stored bytes, and goes with them
+// (FinishDelete).
 func (t *tx) own(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) error {
 	set := make(map[dfms.Hash]int64, len(hashes))
 	for _, h := range hashes {
@@ -125,13 +127,16 @@ func (t *tx) own(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) err
 	}
 	// Many rows per statement, inserted in hash order (so that concurrent
 	// writers on PostgreSQL take the rows' locks in one order).
-	for part := range slices.Chunk(sortedHashes(set), batch/2) {
-		args := make([]any, 0, 2*len(part))
+	for part := range slices.Chunk(sortedHashes(set), batch) {
+		args := make([]any, 0, len(part)+2)
+		args = append(args, owner)
 		for _, h := range part {
-			args = append(args, owner, h[:])
+			args = append(args, h[:])
 		}
-		if _, err := t.exec(ctx, `INSERT INTO chunk_owners (user_id, hash) VALUES (?, ?)`+strings.Repeat(", (?, ?)", len(part)-1)+
-			` ON CONFLICT DO NOTHING`, args...); err != nil {
+		args = append(args, false)
+		if _, err := t.exec(ctx, `INSERT INTO chunk_owners (user_id, hash) SELECT ?, hash FROM chunks
+			WHERE hash IN (?`+strings.Repeat(",?", len(part)-1)+`) AND deleting = ? ORDER BY hash
+			ON CONFLICT DO NOTHING`, args...); err != nil {
 			return err
 		}
 	}
@@ -299,11 +304,17 @@ func (s *Store) BeginDelete(ctx context.Context, f meta.Fence, h dfms.Hash, cuto
 func (s *Store) FinishDelete(ctx context.Context, f meta.Fence, h dfms.Hash) error {
 	const op dfms.Op = "meta.FinishDelete"
 	return s.write(ctx, op, func(t *tx) error {
+		if err := t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is not being deleted by fence %d", h, f.Epoch)),
+			`DELETE FROM chunks WHERE hash = ? AND deleting = ? AND deleting_fence = ?`, h[:], true, f.Epoch); err != nil {
+			return err
+		}
 		if _, err := t.exec(ctx, `DELETE FROM chunk_replicas WHERE hash = ?`, h[:]); err != nil {
 			return err
 		}
-		return t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is not being deleted by fence %d", h, f.Epoch)),
-			`DELETE FROM chunks WHERE hash = ? AND deleting = ? AND deleting_fence = ?`, h[:], true, f.Epoch)
+		// The bytes are gone: so is every user's possession of them, or
+		// it would come back when someone stores the same bytes again.
+		_, err := t.exec(ctx, `DELETE FROM chunk_owners WHERE hash = ?`, h[:])
+		return err
 	})
 }
 
