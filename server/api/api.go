@@ -98,7 +98,7 @@ func New(d Deps, cfg Config) *API {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	a := &API{Deps: d, meta: d.Files.Meta(), cfg: cfg, metrics: newMetrics()}
+	a := &API{Deps: d, meta: d.Files.Meta(), cfg: cfg, metrics: newMetrics(d.GC)}
 	a.engine = a.routes()
 	return a
 }

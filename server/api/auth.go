@@ -277,5 +277,5 @@ func (a *API) adminGC(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"chunks": st.Chunks, "bytes": st.Bytes, "orphans": st.Orphans,
-		"orphan_bytes": st.OrphanBytes, "expired_uploads": st.ExpiredUploads})
+		"orphan_bytes": st.OrphanBytes, "expired_uploads": st.ExpiredUploads, "temp_files": st.TempFiles})
 }

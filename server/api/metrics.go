@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dfms/dfms/workers/gc"
 )
 
 // metrics are the API's Prometheus metrics, in a registry of their own so
@@ -23,7 +25,8 @@ type metrics struct {
 	dedup     prometheus.Counter
 }
 
-func newMetrics() *metrics {
+// newMetrics makes the API's metrics; with a collector, its totals too.
+func newMetrics(collector *gc.Collector) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -40,6 +43,11 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.newChunks, m.dedup,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if collector != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "dfms_gc_temp_files_removed_total", Help: "Temporary files of chunk writes that died, deleted by garbage collection.",
+		}, func() float64 { return float64(collector.Totals().TempFiles) }))
+	}
 	return m
 }
 

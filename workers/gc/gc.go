@@ -1,7 +1,9 @@
 // Package gc is the garbage collector of DFMS: it deletes chunks that no
 // version or multipart part references any more, chunks whose bytes were
-// stored but never recorded (a write that died before recording them), and
-// multipart uploads that expired.
+// stored but never recorded (a write that died before recording them),
+// multipart uploads that expired, and the temporary files a chunk store
+// keeps while it writes a chunk, left behind by a write that died (the
+// disk store's ".tmp-" files).
 //
 // Collection is two-phase. Reference counts reaching zero record the time
 // (the mark, done by the metadata store in the same transaction that
@@ -32,6 +34,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/dfms/dfms"
@@ -40,7 +43,8 @@ import (
 
 // Collector collects garbage of one metadata store and one chunk store.
 // Its methods may be called repeatedly (typically on a timer); only one
-// collector should run per deployment at a time.
+// collector should run per deployment at a time. Its fields must not
+// change once it runs.
 type Collector struct {
 	Meta   meta.Store
 	Chunks dfms.ChunkStore
@@ -62,6 +66,10 @@ type Collector struct {
 	Log   *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	// mu guards total.
+	mu    sync.Mutex
+	total Stats // of every run so far
 }
 
 // Stats reports one run.
@@ -71,6 +79,31 @@ type Stats struct {
 	Orphans        int   // row-less chunks deleted
 	OrphanBytes    int64
 	ExpiredUploads int
+	TempFiles      int // temporary files of dead writes deleted
+}
+
+// add adds o to s.
+func (s *Stats) add(o Stats) {
+	s.Chunks += o.Chunks
+	s.Bytes += o.Bytes
+	s.Orphans += o.Orphans
+	s.OrphanBytes += o.OrphanBytes
+	s.ExpiredUploads += o.ExpiredUploads
+	s.TempFiles += o.TempFiles
+}
+
+// Totals returns what every run of c has collected so far, failed runs
+// included (for metrics).
+func (c *Collector) Totals() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
+}
+
+// tempRemover is a chunk store that keeps temporary files while it writes
+// a chunk, which a write that dies leaves behind (the disk store).
+type tempRemover interface {
+	RemoveStaleTemp(ctx context.Context, cutoff time.Time) (int, error)
 }
 
 func (c *Collector) now() time.Time {
@@ -88,16 +121,20 @@ func (c *Collector) log() *slog.Logger {
 }
 
 // Run does one full collection: expired uploads, unreferenced chunks,
-// orphans. Only one collection runs at a time across every server sharing
-// the metadata store (a lock in the store); a second one fails with kind
-// Conflict.
-func (c *Collector) Run(ctx context.Context) (Stats, error) {
-	var st Stats
+// orphans, then stale temporary files. Only one collection runs at a time
+// across every server sharing the metadata store (a lock in the store); a
+// second one fails with kind Conflict.
+func (c *Collector) Run(ctx context.Context) (st Stats, err error) {
 	fence, unlock, err := c.Meta.Lock(ctx, "dfms-gc")
 	if err != nil {
 		return st, err
 	}
 	defer unlock()
+	defer func() {
+		c.mu.Lock()
+		c.total.add(st)
+		c.mu.Unlock()
+	}()
 	if err := c.expireUploads(ctx, &st); err != nil {
 		return st, err
 	}
@@ -107,8 +144,17 @@ func (c *Collector) Run(ctx context.Context) (Stats, error) {
 	if err := c.collectOrphans(ctx, fence, &st); err != nil {
 		return st, err
 	}
+	if tr, ok := c.Chunks.(tempRemover); ok {
+		// As for orphans: a young temporary file may be a write under way.
+		n, err := tr.RemoveStaleTemp(ctx, c.now().Add(-c.orphanGrace()))
+		st.TempFiles += n
+		if err != nil {
+			return st, err
+		}
+	}
 	if st != (Stats{}) {
-		c.log().Info("gc", "chunks", st.Chunks, "bytes", st.Bytes, "orphans", st.Orphans, "expired_uploads", st.ExpiredUploads)
+		c.log().Info("gc", "chunks", st.Chunks, "bytes", st.Bytes, "orphans", st.Orphans, "expired_uploads", st.ExpiredUploads,
+			"temp_files", st.TempFiles)
 	}
 	return st, nil
 }

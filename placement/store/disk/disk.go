@@ -21,7 +21,8 @@
 // the directory. A chunk is therefore either absent or complete, even if the
 // process or the machine dies halfway; when Put returns nil it survives a
 // power loss. A crash can leave temporary files behind: Get and Walk never see
-// them, and [Disk.RemoveStaleTemp] deletes them.
+// them, and [Disk.RemoveStaleTemp] deletes them (the garbage collector calls
+// it on every run).
 //
 // Delete does not sync its directory: a chunk deleted just before a power loss
 // may come back. That is harmless, because nothing references a deleted chunk
@@ -300,14 +301,14 @@ type callerError struct{ err error }
 
 func (e callerError) Error() string { return e.err.Error() }
 
-// RemoveStaleTemp deletes the temporary files that Put leaves behind when the
-// process dies while writing, if they were last modified more than olderThan
-// ago, and returns how many it removed. A temporary file that a running Put
-// is still writing is young; olderThan must exceed the longest Put (an hour
-// is generous), or be zero only while no Put runs, at startup.
-func (d *Disk) RemoveStaleTemp(ctx context.Context, olderThan time.Duration) (removed int, err error) {
+// RemoveStaleTemp deletes the temporary files that Put and PutBatch leave
+// behind when the process dies while writing, if they were last modified
+// before cutoff, and returns how many it removed. A temporary file that a
+// running Put is still writing is young: cutoff must be earlier than the
+// start of the longest Put (an hour ago is generous). The garbage
+// collector calls it (workers/gc).
+func (d *Disk) RemoveStaleTemp(ctx context.Context, cutoff time.Time) (removed int, err error) {
 	const op dfms.Op = "store/disk.RemoveStaleTemp"
-	cutoff := time.Now().Add(-olderThan)
 	err = d.walkLeaves(ctx, func(leaf string, _ string) error {
 		ents, err := readDir(leaf)
 		if err != nil {

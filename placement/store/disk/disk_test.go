@@ -126,13 +126,13 @@ func TestStaleTemp(t *testing.T) {
 	}
 
 	// Young temp files belong to running Puts and stay.
-	n, err := d.RemoveStaleTemp(ctx, 3*time.Hour)
+	n, err := d.RemoveStaleTemp(ctx, time.Now().Add(-3*time.Hour))
 	if err != nil || n != 0 {
-		t.Errorf("RemoveStaleTemp(3h): got %d, %v; want 0, nil", n, err)
+		t.Errorf("RemoveStaleTemp(3h ago): got %d, %v; want 0, nil", n, err)
 	}
-	n, err = d.RemoveStaleTemp(ctx, time.Hour)
+	n, err = d.RemoveStaleTemp(ctx, time.Now().Add(-time.Hour))
 	if err != nil || n != 2 {
-		t.Errorf("RemoveStaleTemp(1h): got %d, %v; want 2, nil", n, err)
+		t.Errorf("RemoveStaleTemp(1h ago): got %d, %v; want 2, nil", n, err)
 	}
 	for _, name := range temps {
 		if _, err := os.Stat(name); !os.IsNotExist(err) {
