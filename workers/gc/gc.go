@@ -228,7 +228,7 @@ func (c *Collector) deleteBytes(ctx context.Context, h dfms.Hash, asked time.Tim
 	defer cancel()
 	if err := c.Chunks.Delete(ctx, h); err != nil {
 		if ctx.Err() != nil {
-			return dfms.E("gc.Collect", dfms.Unavailable, fmt.Errorf("deleting chunk %s took longer than its mark lasts: %w", h, err))
+			return dfms.E("gc.Run", dfms.Unavailable, fmt.Errorf("deleting chunk %s took longer than its mark lasts: %w", h, err))
 		}
 		return err
 	}
