@@ -70,6 +70,9 @@ type (
 	// ctx.Err(); an unreachable backend fails with kind Unavailable. It is
 	// safe for concurrent use, including on one key.
 	//
+	// AllowN counts a request that weighs n (1..l.Requests): all n slots
+	// or none. The API charges a commit this way, by the bytes it makes.
+	//
 	// Close releases the limiter's resources; Allow must not be called
 	// after it.
 	Limiter = rate.Limiter

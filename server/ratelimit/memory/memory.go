@@ -7,7 +7,8 @@
 //	res, err := l.Allow(ctx, "user:42", ratelimit.Limit{Requests: 200, Window: time.Minute})
 //
 // It keeps, per key, the times of the requests allowed in the window (at
-// most Requests of them), in a ring. Keys are spread over mutex-guarded
+// most Requests of them; a request of weight n is kept n times), in a
+// ring. Keys are spread over mutex-guarded
 // shards, so requests on different keys rarely contend. A key whose
 // requests have all left the window is deleted when its shard is next swept;
 // each shard is swept at most once a minute, by the Allow call that finds
@@ -17,6 +18,7 @@ package memory
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -86,11 +88,20 @@ func New(opts ...Option) *Limiter {
 
 // Allow implements ratelimit.Limiter.
 func (l *Limiter) Allow(ctx context.Context, key string, lim rate.Limit) (rate.Result, error) {
+	return l.AllowN(ctx, key, lim, 1)
+}
+
+// AllowN implements ratelimit.Limiter: a request of weight n is logged n
+// times at its time.
+func (l *Limiter) AllowN(ctx context.Context, key string, lim rate.Limit, n int) (rate.Result, error) {
 	const op dfms.Op = "ratelimit/memory.Allow"
 	if lim.Unlimited() {
+		if n < 1 {
+			return rate.Result{}, dfms.E(op, dfms.Invalid, fmt.Errorf("a request of weight %d", n))
+		}
 		return rate.Result{Allowed: true}, nil
 	}
-	if err := rate.Check(ctx, op, lim); err != nil {
+	if err := rate.Check(ctx, op, lim, n); err != nil {
 		return rate.Result{}, err
 	}
 	w := int64(lim.Window)
@@ -113,8 +124,10 @@ func (l *Limiter) Allow(ctx context.Context, key string, lim rate.Limit) (rate.R
 		now = e.at(e.n - 1)
 	}
 	e.drop(now - w)
-	if e.n < lim.Requests {
-		e.push(now, lim.Requests)
+	if e.n+n <= lim.Requests {
+		for range n {
+			e.push(now, lim.Requests)
+		}
 		e.until = max(e.until, now+w)
 		return rate.Result{
 			Allowed:   true,
@@ -123,9 +136,10 @@ func (l *Limiter) Allow(ctx context.Context, key string, lim rate.Limit) (rate.R
 			Reset:     t.Add(time.Duration(e.at(0) + w - now)),
 		}, nil
 	}
-	// The request is allowed once all but Requests-1 of the logged ones
-	// have left; with an unchanged limit that is when the oldest leaves.
-	retry := time.Duration(e.at(e.n-lim.Requests) + w - now)
+	// The request is allowed once all but Requests-n of the logged ones
+	// have left; with an unchanged limit and n = 1 that is when the oldest
+	// leaves.
+	retry := time.Duration(e.at(e.n-lim.Requests+n-1) + w - now)
 	return rate.Result{
 		Limit:      lim.Requests,
 		Reset:      t.Add(retry),

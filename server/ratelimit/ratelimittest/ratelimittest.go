@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) ratelimit.Limiter) {
 		{"Sliding", testSliding},
 		{"SmallerLimit", testSmallerLimit},
 		{"Concurrent", testConcurrent},
+		{"Weighted", testWeighted},
 	}
 	run := fmt.Sprintf("rltest-%x", rand.Uint64())
 	for _, tc := range cases {
@@ -317,5 +318,45 @@ func testConcurrent(t *testing.T, s *suite) {
 	slices.Sort(remaining)
 	if want := []int{0, 1, 2, 3, 4, 5, 6}; !slices.Equal(remaining, want) {
 		t.Errorf("Remaining of the allowed requests: got %v, want %v", remaining, want)
+	}
+}
+
+// testWeighted: AllowN counts a request n times, all or nothing: it is
+// allowed only if n slots are free, and a denied one takes none. n must be
+// in 1..Requests (a request that can never be allowed is the caller's
+// bug), and an unlimited limit lets any weight through.
+func testWeighted(t *testing.T, s *suite) {
+	l := ratelimit.Limit{Requests: 10, Window: 10 * time.Second}
+	k := s.key("k")
+	allowN := func(n int) (ratelimit.Result, time.Time) {
+		t.Helper()
+		start := time.Now()
+		res, err := s.l.AllowN(context.Background(), k, l, n)
+		if err != nil {
+			t.Fatalf("AllowN(%d): %v", n, err)
+		}
+		return res, start.Add(time.Since(start) / 2)
+	}
+	res, first := allowN(4)
+	wantAllowed(t, "a request of 4", res, l, 6)
+	wantTime(t, "its Reset", res.Reset, first.Add(l.Window))
+	res, now := allowN(7)
+	wantDenied(t, "a request of 7 with 6 free", res, l, now, first.Add(l.Window).Sub(now))
+	res, _ = allowN(6)
+	wantAllowed(t, "a request of 6 after the denied one", res, l, 0)
+	res, now = s.allow(t, k, l)
+	wantDenied(t, "a plain request", res, l, now, first.Add(l.Window).Sub(now))
+
+	for _, n := range []int{0, -1, l.Requests + 1} {
+		_, err := s.l.AllowN(context.Background(), s.key("bad"), l, n)
+		if !dfms.Is(err, dfms.Invalid) {
+			t.Errorf("AllowN(%d) under %v: got error %v (kind %v), want kind %v", n, l, err, dfms.KindOf(err), dfms.Invalid)
+		}
+	}
+	res, _ = s.allow(t, s.key("bad"), l)
+	wantAllowed(t, "after the invalid calls", res, l, l.Requests-1)
+	res, err := s.l.AllowN(context.Background(), s.key("free"), ratelimit.Limit{}, 1000)
+	if err != nil || !res.Allowed {
+		t.Errorf("AllowN(1000) unlimited: got %+v, %v; want allowed", res, err)
 	}
 }

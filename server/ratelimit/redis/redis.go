@@ -17,11 +17,12 @@
 // # Algorithm
 //
 // Each key is a sorted set whose members are the allowed requests, scored
-// by their time in microseconds. One Lua script, run atomically by Redis,
-// removes the members at or before now − window, counts the rest, and if
-// there are fewer than the limit adds the request and sets the key to
-// expire (PEXPIRE, in milliseconds, rounded up) one window later, when all
-// its members are out of the window. "Now" is the Redis server's clock
+// by their time in microseconds (a request of weight n is n members). One
+// Lua script, run atomically by Redis, removes the members at or before
+// now − window, counts the rest, and if the request still fits under the
+// limit adds it and sets the key to expire (PEXPIRE, in milliseconds,
+// rounded up) one window later, when all its members are out of the
+// window. "Now" is the Redis server's clock
 // (TIME), so gateways with skewed clocks still agree; the times in a
 // Result are converted to the local clock as offsets from the server's
 // now. The script touches only its one key, so it runs on Redis Cluster
@@ -150,6 +151,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Limiter, error) 
 //	ARGV[2]  limit (> 0)
 //	ARGV[3]  expiry, ms: the window rounded up
 //	ARGV[4]  random suffix that keeps members unique across gateways
+//	ARGV[5]  the request's weight n (1..limit): it is logged n times
 //
 // It returns {allowed (1 or 0), members now in the window, a time in µs,
 // the server's now in µs}. The third is, when allowed, when the oldest
@@ -160,34 +162,46 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
+local weight = tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local n = redis.call('ZCARD', KEYS[1])
-if n < limit then
-	redis.call('ZADD', KEYS[1], now, t[1] .. string.format('%06d', tonumber(t[2])) .. '-' .. ARGV[4])
+if n + weight <= limit then
+	local member = t[1] .. string.format('%06d', tonumber(t[2])) .. '-' .. ARGV[4]
+	for i = 1, weight do
+		redis.call('ZADD', KEYS[1], now, member .. '-' .. i)
+	end
 	redis.call('PEXPIRE', KEYS[1], ARGV[3])
 	local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-	return {1, n + 1, tonumber(oldest[2]) + window, now}
+	return {1, n + weight, tonumber(oldest[2]) + window, now}
 end
--- Allowed again once all but limit-1 members have left; with an unchanged
--- limit, that is when the oldest leaves.
-local m = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
+-- Allowed again once all but limit-weight members have left; with an
+-- unchanged limit and a weight of 1, that is when the oldest leaves.
+local m = redis.call('ZRANGE', KEYS[1], n - limit + weight - 1, n - limit + weight - 1, 'WITHSCORES')
 return {0, n, tonumber(m[2]) + window, now}
 `)
 
 // Allow implements ratelimit.Limiter. Any Redis failure is of kind
 // Unavailable, unless ctx was done.
 func (l *Limiter) Allow(ctx context.Context, key string, lim rate.Limit) (rate.Result, error) {
+	return l.AllowN(ctx, key, lim, 1)
+}
+
+// AllowN implements ratelimit.Limiter, as Allow.
+func (l *Limiter) AllowN(ctx context.Context, key string, lim rate.Limit, n int) (rate.Result, error) {
 	const op dfms.Op = "ratelimit/redis.Allow"
 	if lim.Unlimited() {
+		if n < 1 {
+			return rate.Result{}, dfms.E(op, dfms.Invalid, fmt.Errorf("a request of weight %d", n))
+		}
 		return rate.Result{Allowed: true}, nil
 	}
-	if err := rate.Check(ctx, op, lim); err != nil {
+	if err := rate.Check(ctx, op, lim, n); err != nil {
 		return rate.Result{}, err
 	}
 	windowUS := ceilDiv(lim.Window, time.Microsecond)
 	ttlMS := ceilDiv(lim.Window, time.Millisecond)
 	suffix := strconv.FormatUint(rand.Uint64(), 36)
-	v, err := allowScript.Run(ctx, l.c, []string{l.prefix + key}, windowUS, lim.Requests, ttlMS, suffix).Int64Slice()
+	v, err := allowScript.Run(ctx, l.c, []string{l.prefix + key}, windowUS, lim.Requests, ttlMS, suffix, n).Int64Slice()
 	if err != nil {
 		return rate.Result{}, classify(ctx, op, err)
 	}

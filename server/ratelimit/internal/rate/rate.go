@@ -76,16 +76,29 @@ type Limiter interface {
 	// burst are allowed.
 	Allow(ctx context.Context, key string, l Limit) (Result, error)
 
+	// AllowN is Allow for a request that weighs n: it is allowed iff at
+	// most l.Requests − n requests were allowed in the window, and is
+	// then counted n times (Remaining and Reset as after n requests at
+	// once); a denied one is not counted at all. n must be in
+	// 1..l.Requests for a limited l (a request that could never be
+	// allowed is the caller's bug: kind Invalid); an unlimited l lets any
+	// n > 0 through. Allow is AllowN with n = 1.
+	AllowN(ctx context.Context, key string, l Limit, n int) (Result, error)
+
 	// Close releases the limiter's resources. Allow must not be called
 	// after Close.
 	Close() error
 }
 
-// Check returns the error Allow reports, before any work, for a limited l
-// that is malformed or a ctx that is already done; nil otherwise.
-func Check(ctx context.Context, op dfms.Op, l Limit) error {
+// Check returns the error AllowN reports, before any work, for a limited
+// l that is malformed, a weight n outside 1..l.Requests, or a ctx that is
+// already done; nil otherwise.
+func Check(ctx context.Context, op dfms.Op, l Limit, n int) error {
 	if l.Window <= 0 {
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("limit %d per %v: the window must be positive", l.Requests, l.Window))
+	}
+	if n < 1 || n > l.Requests {
+		return dfms.E(op, dfms.Invalid, fmt.Errorf("a request of weight %d under a limit of %d", n, l.Requests))
 	}
 	if err := ctx.Err(); err != nil {
 		return dfms.E(op, dfms.Other, err)
