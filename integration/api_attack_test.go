@@ -909,11 +909,13 @@ func TestAPIBadInput(t *testing.T) {
 			c.json(t, "POST", "/api/v1/files/upload/multipart/init", map[string]any{"file_name": "undeclared.bin"}).
 				want(t, http.StatusCreated).decode(t, &up)
 			p := "/api/v1/files/upload/multipart/" + up.UploadID
-			c.do(t, "PUT", p+"/part/1", randBytes(206, 200<<10), nil)
-			if r := c.do(t, "POST", p+"/complete", nil, nil); r.status != http.StatusInsufficientStorage {
-				t.Errorf("completing a multipart upload over the quota (no size declared): got %d %s, want 507", r.status, tail(string(r.body), 200))
-				c.do(t, "DELETE", p, nil, nil)
+			// Parts count against the quota as they arrive: the part that
+			// does not fit is refused, and the upload cannot complete.
+			c.do(t, "PUT", p+"/part/1", randBytes(206, 200<<10), nil).wantErr(t, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
+			if r := c.do(t, "POST", p+"/complete", nil, nil); r.status == http.StatusCreated {
+				t.Errorf("completing a multipart upload over the quota (no size declared): got %d %s, want a 4xx", r.status, tail(string(r.body), 200))
 			}
+			c.do(t, "DELETE", p, nil, nil).want(t, http.StatusOK)
 			if r := c.json(t, "POST", fmt.Sprintf("/api/v1/files/%d/copy", big.ID), map[string]any{}); r.status != http.StatusInsufficientStorage {
 				t.Errorf("a copy over the quota: got %d %s, want 507", r.status, tail(string(r.body), 200))
 			}
@@ -923,6 +925,45 @@ func TestAPIBadInput(t *testing.T) {
 			}
 			if d := full.diff(takeLite(t, c, dir.ID)); d != "" {
 				t.Errorf("after the other paths over the quota: %s", d)
+			}
+		})
+
+		t.Run("quota counts held bytes", func(t *testing.T) {
+			// What is left of the quota (the previous cases) is less than
+			// a chunk, a part or an attribute below: each is refused
+			// before it is stored, and the usage does not move.
+			full := takeLite(t, c, dir.ID)
+			left := smallQuota - full.usage.UsedBytes - full.usage.HeldBytes
+			if left <= 0 || left >= 60<<10 {
+				t.Fatalf("quota left: %d, want 1..60 KiB", left)
+			}
+			big := randBytes(209, 60<<10)
+			c.do(t, "PUT", "/api/v1/chunks/"+sha(big), big, nil).wantErr(t, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
+			c.json(t, "POST", "/api/v1/chunks/missing", map[string]any{"hashes": []string{sha(big)}}).want(t, http.StatusOK)
+			var up struct {
+				UploadID string `json:"upload_id"`
+			}
+			c.json(t, "POST", "/api/v1/files/upload/multipart/init", map[string]any{"file_name": "held.bin"}).
+				want(t, http.StatusCreated).decode(t, &up)
+			p := "/api/v1/files/upload/multipart/" + up.UploadID
+			c.do(t, "PUT", p+"/part/1", big, nil).wantErr(t, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
+			c.do(t, "DELETE", p, nil, nil).want(t, http.StatusOK)
+			c.json(t, "PUT", fmt.Sprintf("/api/v1/fs/entries/%d/xattrs/user.big", file.ID), map[string]any{"value": big}).
+				wantErr(t, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
+			if d := full.diff(takeLite(t, c, dir.ID)); d != "" {
+				t.Errorf("after chunks, parts and attributes over the quota: %s", d)
+			}
+			// A chunk that fits is held until a commit references it.
+			small := randBytes(210, int(left))
+			c.do(t, "PUT", "/api/v1/chunks/"+sha(small), small, nil).want(t, http.StatusCreated)
+			if u := c.usage(t); u.HeldBytes != full.usage.HeldBytes+left || u.UsedBytes != full.usage.UsedBytes {
+				t.Errorf("after a chunk of %d bytes: usage %+v, want %d more held", left, u, left)
+			}
+			c.do(t, "PUT", "/api/v1/chunks/"+sha(big[:1024]), big[:1024], nil).wantErr(t, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
+			c.json(t, "POST", "/api/v1/files/commit", map[string]any{"name": "held.bin", "folder_id": dir.ID, "defer_checksum": true,
+				"chunks": []map[string]any{{"hash": sha(small), "size": len(small)}}}).want(t, http.StatusCreated)
+			if u := c.usage(t); u.HeldBytes != full.usage.HeldBytes || u.UsedBytes != full.usage.UsedBytes+left {
+				t.Errorf("after committing it: usage %+v, want %d more used and nothing more held", u, left)
 			}
 		})
 	})

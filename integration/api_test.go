@@ -335,6 +335,7 @@ type versionJSON struct {
 
 type usageJSON struct {
 	UsedBytes    int64 `json:"used_bytes"`
+	HeldBytes    int64 `json:"held_bytes"`
 	DedupBytes   int64 `json:"deduplicated_bytes"`
 	QuotaBytes   int64 `json:"quota_bytes"`
 	FileCount    int64 `json:"file_count"`

@@ -68,6 +68,13 @@ type Config struct {
 		MaxUploadSize int64 `yaml:"max_upload_size"` // bytes per file
 		PartSize      int64 `yaml:"part_size"`       // suggested multipart part size
 		DefaultQuota  int64 `yaml:"default_quota"`   // bytes per new user; 0 = unlimited
+		// A multipart upload expires UploadTTL after its last part
+		// (default 24h), and UploadLifetime after it started however busy
+		// (default a week, at least UploadTTL); a user may have
+		// MaxOpenUploads open at once (default 100).
+		UploadTTL      time.Duration `yaml:"upload_ttl"`
+		UploadLifetime time.Duration `yaml:"upload_lifetime"`
+		MaxOpenUploads int           `yaml:"max_open_uploads"`
 	} `yaml:"storage"`
 
 	// Versions is the retention of each file's history: a version other
@@ -142,6 +149,15 @@ func (c *Config) Defaults() {
 	if c.Storage.PartSize == 0 {
 		c.Storage.PartSize = 64 << 20
 	}
+	if c.Storage.UploadTTL == 0 {
+		c.Storage.UploadTTL = 24 * time.Hour
+	}
+	if c.Storage.UploadLifetime == 0 {
+		c.Storage.UploadLifetime = max(7*24*time.Hour, c.Storage.UploadTTL)
+	}
+	if c.Storage.MaxOpenUploads == 0 {
+		c.Storage.MaxOpenUploads = 100
+	}
 	if c.RateLimit.URL == "" {
 		c.RateLimit.URL = "mem://"
 	}
@@ -167,6 +183,18 @@ func absOrSelf(p string) string {
 		return a
 	}
 	return p
+}
+
+// HoldFor is how long a chunk stored without a reference counts against
+// its sender's quota: as long as GC may keep it, its grace period plus the
+// interval between collections (an hour when the collector runs
+// elsewhere).
+func (c *Config) HoldFor() time.Duration {
+	every := c.GC.Interval
+	if every <= 0 {
+		every = time.Hour
+	}
+	return c.GC.Grace + every
 }
 
 // ChunkingParams returns the chunking parameters.
@@ -196,6 +224,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.MaxUploadSize < 0 || c.Storage.PartSize <= 0 || c.Storage.DefaultQuota < 0 {
 		return dfms.Errorf(op, dfms.Invalid, "storage sizes must not be negative")
+	}
+	if c.Storage.UploadTTL < time.Minute || c.Storage.UploadLifetime < c.Storage.UploadTTL {
+		return dfms.Errorf(op, dfms.Invalid, "storage.upload_ttl must be at least a minute, and upload_lifetime at least upload_ttl")
+	}
+	if c.Storage.MaxOpenUploads < 1 {
+		return dfms.Errorf(op, dfms.Invalid, "storage.max_open_uploads must be positive")
 	}
 	if c.Versions.KeepLast < 0 || c.Versions.KeepDays < 0 {
 		return dfms.Errorf(op, dfms.Invalid, "versions.keep_last and keep_days must not be negative")

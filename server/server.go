@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if s.limiter, err = ratelimit.Open(ctx, cfg.RateLimit.URL); err != nil {
 		return nil, err
 	}
-	s.files, err = files.New(s.meta, s.chunks, files.Options{Chunking: cfg.ChunkingParams(),
+	s.files, err = files.New(s.meta, s.chunks, files.Options{Chunking: cfg.ChunkingParams(), HoldFor: cfg.HoldFor(),
 		Retention: files.Retention{KeepLast: cfg.Versions.KeepLast, KeepFor: time.Duration(cfg.Versions.KeepDays) * 24 * time.Hour}})
 	if err != nil {
 		return nil, err
@@ -140,6 +140,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 			},
 		}},
 		api.Config{MaxUploadSize: cfg.Storage.MaxUploadSize, PartSize: cfg.Storage.PartSize,
+			UploadTTL: cfg.Storage.UploadTTL, UploadLifetime: cfg.Storage.UploadLifetime, MaxOpenUploads: cfg.Storage.MaxOpenUploads,
 			Limits: api.Limits{Global: perMin(rl.Global), User: perMin(rl.User), Auth: perMin(rl.Auth),
 				Upload: perMin(rl.Upload), Download: perMin(rl.Download), FailOpen: rl.FailOpen}})
 	s.http = &http.Server{

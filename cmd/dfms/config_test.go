@@ -75,14 +75,17 @@ func TestConfigErrors(t *testing.T) {
 		o   configOptions
 		env map[string]string
 	}{
-		"unknown key":    {configOptions{file: bad}, nil},
-		"missing file":   {configOptions{file: filepath.Join(dir, "none.yaml")}, nil},
-		"bad log level":  {configOptions{logLevel: "loud"}, nil},
-		"bad int env":    {configOptions{}, map[string]string{"DFMS_CHUNKING_AVG_SIZE": "big"}},
-		"bad chunking":   {configOptions{}, map[string]string{"DFMS_CHUNKING_MIN_SIZE": "999999999"}},
-		"bad algorithm":  {configOptions{algo: "md5"}, nil},
-		"bad duration":   {configOptions{}, map[string]string{"DFMS_SHUTDOWN_TIMEOUT": "soon"}},
-		"bad log format": {configOptions{logFmt: "xml"}, nil},
+		"unknown key":                   {configOptions{file: bad}, nil},
+		"missing file":                  {configOptions{file: filepath.Join(dir, "none.yaml")}, nil},
+		"bad log level":                 {configOptions{logLevel: "loud"}, nil},
+		"bad int env":                   {configOptions{}, map[string]string{"DFMS_CHUNKING_AVG_SIZE": "big"}},
+		"bad chunking":                  {configOptions{}, map[string]string{"DFMS_CHUNKING_MIN_SIZE": "999999999"}},
+		"bad algorithm":                 {configOptions{algo: "md5"}, nil},
+		"bad duration":                  {configOptions{}, map[string]string{"DFMS_SHUTDOWN_TIMEOUT": "soon"}},
+		"bad log format":                {configOptions{logFmt: "xml"}, nil},
+		"upload ttl":                    {configOptions{}, map[string]string{"DFMS_UPLOAD_TTL": "30s"}},
+		"upload lifetime below the ttl": {configOptions{}, map[string]string{"DFMS_UPLOAD_TTL": "2h", "DFMS_UPLOAD_LIFETIME": "1h"}},
+		"negative open uploads":         {configOptions{}, map[string]string{"DFMS_MAX_OPEN_UPLOADS": "-1"}},
 	} {
 		_, err := tc.o.load(func(k string) string { return tc.env[k] })
 		if err == nil {
@@ -105,5 +108,41 @@ func TestRunExitCodes(t *testing.T) {
 	}
 	if code := run([]string{"server", "--log-level", "loud"}, &out, &errb); code != 2 {
 		t.Errorf("bad config: code %d, want 2", code)
+	}
+}
+
+// The multipart upload bounds and the quota's hold time: defaults, and
+// each key from the environment and from YAML.
+func TestConfigUploadBounds(t *testing.T) {
+	var o configOptions
+	c, err := o.load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage.UploadTTL != 24*time.Hour || c.Storage.UploadLifetime != 7*24*time.Hour || c.Storage.MaxOpenUploads != 100 {
+		t.Errorf("defaults: ttl %v, lifetime %v, open %d; want 24h, 168h, 100", c.Storage.UploadTTL, c.Storage.UploadLifetime, c.Storage.MaxOpenUploads)
+	}
+	if c.HoldFor() != 25*time.Hour {
+		t.Errorf("hold time: got %v, want the GC grace plus its interval (25h)", c.HoldFor())
+	}
+	env := map[string]string{"DFMS_UPLOAD_TTL": "2h", "DFMS_UPLOAD_LIFETIME": "3h", "DFMS_MAX_OPEN_UPLOADS": "5", "DFMS_GC_GRACE": "2h", "DFMS_GC_INTERVAL": "-1s"}
+	c, err = o.load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage.UploadTTL != 2*time.Hour || c.Storage.UploadLifetime != 3*time.Hour || c.Storage.MaxOpenUploads != 5 || c.HoldFor() != 3*time.Hour {
+		t.Errorf("from the environment: ttl %v, lifetime %v, open %d, hold %v", c.Storage.UploadTTL, c.Storage.UploadLifetime, c.Storage.MaxOpenUploads, c.HoldFor())
+	}
+	file := filepath.Join(t.TempDir(), "dfms.yaml")
+	yaml := "storage:\n  upload_ttl: 48h\n  max_open_uploads: 7\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = (&configOptions{file: file}).load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage.UploadTTL != 48*time.Hour || c.Storage.UploadLifetime != 7*24*time.Hour || c.Storage.MaxOpenUploads != 7 {
+		t.Errorf("from YAML: ttl %v, lifetime %v, open %d", c.Storage.UploadTTL, c.Storage.UploadLifetime, c.Storage.MaxOpenUploads)
 	}
 }

@@ -35,8 +35,12 @@ type Config struct {
 	// PartSize is the part size suggested to multipart clients;
 	// MaxPartSize bounds one part.
 	PartSize, MaxPartSize int64
-	// UploadTTL is how long an idle multipart upload lives.
-	UploadTTL time.Duration
+	// UploadTTL is how long an idle multipart upload lives, and
+	// UploadLifetime how long one lives at most, however busy.
+	UploadTTL, UploadLifetime time.Duration
+	// MaxOpenUploads is how many multipart uploads a user may have open
+	// at once.
+	MaxOpenUploads int
 	// Limits are the rate limits per tier.
 	Limits Limits
 }
@@ -53,6 +57,9 @@ type Limits struct {
 	FailOpen bool
 }
 
+// DefaultMaxOpenUploads is Config.MaxOpenUploads unless set.
+const DefaultMaxOpenUploads = 100
+
 // Defaults fills unset fields.
 func (c *Config) Defaults() {
 	if c.MaxUploadSize == 0 {
@@ -66,6 +73,13 @@ func (c *Config) Defaults() {
 	}
 	if c.UploadTTL == 0 {
 		c.UploadTTL = 24 * time.Hour
+	}
+	if c.UploadLifetime == 0 {
+		c.UploadLifetime = 7 * 24 * time.Hour
+	}
+	c.UploadLifetime = max(c.UploadLifetime, c.UploadTTL)
+	if c.MaxOpenUploads == 0 {
+		c.MaxOpenUploads = DefaultMaxOpenUploads
 	}
 }
 

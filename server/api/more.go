@@ -105,24 +105,23 @@ func (a *API) multipartInit(c *gin.Context) {
 		return
 	}
 	u := user(c)
-	if b.FileSize > 0 {
-		if us, err := a.meta.Usage(c.Request.Context(), u.ID); err == nil && us.QuotaBytes > 0 && us.LogicalBytes+b.FileSize > us.QuotaBytes {
-			a.fail(c, dfms.Errorf("", dfms.Quota, "the file would exceed the storage quota"))
-			return
-		}
+	if b.FileSize > 0 && u.QuotaBytes > 0 && u.UsedBytes+u.HeldBytes+b.FileSize > u.QuotaBytes {
+		a.fail(c, dfms.Errorf("", dfms.Quota, "the file would exceed the storage quota"))
+		return
 	}
 	partSize := a.cfg.PartSize
 	if b.FileSize > partSize*10000 {
 		partSize = (b.FileSize + 9999) / 10000
 	}
+	now := time.Now()
 	up, err := a.meta.CreateUpload(c.Request.Context(), meta.Upload{Owner: u.ID, Parent: parent, Name: b.FileName, Size: b.FileSize,
-		PartSize: partSize, ExpiresAt: time.Now().Add(a.cfg.UploadTTL)})
+		PartSize: partSize, ExpiresAt: now.Add(a.cfg.UploadTTL), Deadline: now.Add(a.cfg.UploadLifetime)}, a.cfg.MaxOpenUploads)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusCreated, gin.H{"upload_id": up.ID, "part_size": up.PartSize, "max_parts": 10000,
-		"expires_at": up.ExpiresAt.UTC(), "file_name": up.Name, "folder_id": up.Parent})
+		"expires_at": up.ExpiresAt.UTC(), "deadline": up.Deadline.UTC(), "file_name": up.Name, "folder_id": up.Parent})
 }
 
 func (a *API) multipartPart(c *gin.Context) {
@@ -168,7 +167,7 @@ func (a *API) multipartStatus(c *gin.Context) {
 		total += p.Size
 	}
 	c.JSON(http.StatusOK, gin.H{"upload_id": up.ID, "file_name": up.Name, "folder_id": up.Parent, "file_size": up.Size,
-		"part_size": up.PartSize, "expires_at": up.ExpiresAt.UTC(), "parts": out, "uploaded_bytes": total})
+		"part_size": up.PartSize, "expires_at": up.ExpiresAt.UTC(), "deadline": up.Deadline.UTC(), "parts": out, "uploaded_bytes": total})
 }
 
 func (a *API) multipartComplete(c *gin.Context) {
@@ -353,8 +352,8 @@ func (a *API) usage(c *gin.Context) {
 	}
 	avail := int64(-1)
 	if us.QuotaBytes > 0 {
-		avail = max(us.QuotaBytes-us.LogicalBytes, 0)
+		avail = max(us.QuotaBytes-us.LogicalBytes-us.HeldBytes, 0)
 	}
-	c.JSON(http.StatusOK, gin.H{"used_bytes": us.LogicalBytes, "deduplicated_bytes": dedup, "quota_bytes": us.QuotaBytes,
+	c.JSON(http.StatusOK, gin.H{"used_bytes": us.LogicalBytes, "held_bytes": us.HeldBytes, "deduplicated_bytes": dedup, "quota_bytes": us.QuotaBytes,
 		"available_bytes": avail, "file_count": us.Files, "folder_count": us.Dirs, "version_count": us.Versions})
 }

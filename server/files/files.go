@@ -84,6 +84,12 @@ type Options struct {
 	ReadAhead int
 	// Retention bounds each file's history after every new version.
 	Retention Retention
+	// HoldFor is how long the chunks an owner with a quota stores count
+	// against it (meta.Store.HoldChunks) unless a commit references them
+	// first: at least as long as GC may keep an unreferenced chunk, its
+	// grace period plus the interval between collections (default 25 h,
+	// for the default day and hour).
+	HoldFor time.Duration
 	// BeforeCommit, if set, runs after every chunk of a write is stored and
 	// before its version is committed; an error aborts the write. It exists
 	// for fault-injection tests.
@@ -128,6 +134,9 @@ func New(m meta.Store, c dfms.ChunkStore, opts Options) (*Service, error) {
 	}
 	if opts.ReadAhead <= 0 {
 		opts.ReadAhead = 4
+	}
+	if opts.HoldFor <= 0 {
+		opts.HoldFor = 25 * time.Hour
 	}
 	return &Service{meta: m, chunks: c, opts: opts}, nil
 }
@@ -249,52 +258,67 @@ func commitError(err error) error {
 }
 
 // precheck fails early if the target cannot take a version, and returns
-// the owner's remaining quota in bytes (-1: unlimited).
+// the owner's remaining quota in bytes (-1: unlimited; quotaLeft).
 func (s *Service) precheck(ctx context.Context, req WriteRequest) (int64, error) {
+	if err := s.checkTarget(ctx, req); err != nil {
+		return 0, err
+	}
+	return s.quotaLeft(ctx, req.Owner)
+}
+
+// checkTarget fails if the file a write names (req.Entry, or req.Parent
+// and req.Name) cannot take a new version.
+func (s *Service) checkTarget(ctx context.Context, req WriteRequest) error {
 	if req.Entry != 0 {
 		e, err := s.meta.GetEntry(ctx, req.Owner, req.Entry)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if !e.Live() {
-			return 0, dfms.Errorf("", dfms.NotExist, "the file is in the trash")
+			return dfms.Errorf("", dfms.NotExist, "the file is in the trash")
 		}
 		if e.Kind == meta.KindDir {
-			return 0, dfms.Errorf("", dfms.IsDir, "is a directory")
+			return dfms.Errorf("", dfms.IsDir, "is a directory")
 		}
 	} else {
 		if err := dfms.ValidName(req.Name); err != nil {
-			return 0, err
+			return err
 		}
 		e, err := s.meta.Lookup(ctx, req.Owner, req.Parent, req.Name)
 		switch {
 		case err == nil && e.Kind == meta.KindDir:
-			return 0, dfms.E("", dfms.IsDir, fmt.Errorf("%q is a directory", req.Name))
+			return dfms.E("", dfms.IsDir, fmt.Errorf("%q is a directory", req.Name))
 		case err == nil && req.CreateOnly:
-			return 0, dfms.E("", dfms.Exist, fmt.Errorf("%q already exists", req.Name))
+			return dfms.E("", dfms.Exist, fmt.Errorf("%q already exists", req.Name))
 		case err != nil && !dfms.Is(err, dfms.NotExist):
-			return 0, err
+			return err
 		case err != nil: // a missing name is fine, a missing parent is not
 			p, perr := s.meta.GetEntry(ctx, req.Owner, req.Parent)
 			if perr != nil {
-				return 0, perr
+				return perr
 			}
 			if !p.Live() {
-				return 0, dfms.Errorf("", dfms.NotExist, "the folder is in the trash")
+				return dfms.Errorf("", dfms.NotExist, "the folder is in the trash")
 			}
 			if p.Kind != meta.KindDir {
-				return 0, dfms.Errorf("", dfms.NotDir, "not a directory")
+				return dfms.Errorf("", dfms.NotDir, "not a directory")
 			}
 		}
 	}
-	u, err := s.meta.GetUser(ctx, req.Owner)
+	return nil
+}
+
+// quotaLeft returns how many more bytes the owner's quota takes (-1:
+// unlimited), failing with kind Quota if none.
+func (s *Service) quotaLeft(ctx context.Context, owner dfms.UserID) (int64, error) {
+	u, err := s.meta.GetUser(ctx, owner)
 	if err != nil {
 		return 0, err
 	}
 	if u.QuotaBytes <= 0 {
 		return -1, nil
 	}
-	left := u.QuotaBytes - u.UsedBytes
+	left := u.QuotaBytes - u.UsedBytes - u.HeldBytes
 	if left <= 0 {
 		return 0, dfms.Errorf("", dfms.Quota, "storage quota exhausted")
 	}
@@ -437,10 +461,19 @@ func (b *batch) reset() {
 // the time the write takes: a chunk the owner does not possess is written
 // to the chunk store and recorded whether or not another user stored it
 // (the store keeps one copy either way).
+//
+// The chunks are charged to the owner's quota first (held until a commit
+// references them): a batch that does not fit fails with kind Quota and
+// stores nothing.
 func (s *Service) storeBatch(ctx context.Context, owner dfms.UserID, b *batch, acct *accounting) error {
 	hashes := make([]dfms.Hash, len(b.refs))
 	for i, r := range b.refs {
 		hashes[i] = r.Hash
+	}
+	if owner != 0 {
+		if err := s.meta.HoldChunks(ctx, owner, b.refs, s.opts.HoldFor); err != nil {
+			return err
+		}
 	}
 	backoff := 10 * time.Millisecond
 	var p *storing

@@ -40,6 +40,33 @@
 // made it (a [Fence]), so that two sweepers never delete one chunk: one
 // could otherwise delete bytes stored again after the other finished.
 //
+// # Quota
+//
+// A user's quota bounds every byte the user makes the server keep, counted
+// in two sums of the user's row:
+//
+//   - Used bytes (User.UsedBytes) are what the user's tree holds: the size
+//     of every stored version (trash included, shared chunks counted per
+//     version) and the name and value of every extended attribute. A
+//     version is charged in the transaction that commits it, an attribute
+//     in the one that sets it.
+//   - Held bytes (User.HeldBytes) are what the server keeps for the user
+//     that no version accounts for yet: the parts of its open multipart
+//     uploads (from PutPart until the upload completes, is aborted or
+//     expires), and the chunks it stored that nothing referenced when it
+//     stored them (HoldChunks: possession without reference). A chunk is
+//     held for a fixed time from its last store, which the caller sets to
+//     at least the GC grace period plus the interval between collections,
+//     so that it is charged for as long as it may be kept; a commit or
+//     part of the user that references it ends the hold at once (its
+//     bytes then count as used).
+//
+// Every admission of new bytes (HoldChunks, PutPart, SetXattr, a commit)
+// fails with kind Quota, changing nothing, when used + held + new would
+// exceed the quota, so a user's bytes exceed its quota at no moment by more
+// than the chunks whose holds ended while GC has not collected them yet.
+// Users without a quota hold nothing (HoldChunks does not write for them).
+//
 // # Visibility
 //
 // Methods take the calling owner explicitly. An entry, version or upload of
@@ -91,7 +118,8 @@ type User struct {
 	Role         string // RoleUser or RoleAdmin
 	Active       bool
 	QuotaBytes   int64 // 0: unlimited
-	UsedBytes    int64 // logical bytes of every stored version, trash included
+	UsedBytes    int64 // bytes of every stored version (trash included) and extended attribute
+	HeldBytes    int64 // bytes kept for the user that no version accounts for (see Quota above)
 	Root         dfms.EntryID
 	CreatedAt    time.Time
 }
@@ -205,7 +233,12 @@ type Upload struct {
 	Size      int64 // declared total size; 0 if unknown
 	PartSize  int64
 	CreatedAt time.Time
+	// ExpiresAt is when the upload expires unless a part pushes it out
+	// (by the lifetime it was created with, ExpiresAt − CreatedAt), never
+	// past Deadline: an upload lives at most until Deadline however busy.
+	// An expired upload takes no parts and cannot complete; GC aborts it.
 	ExpiresAt time.Time
+	Deadline  time.Time
 }
 
 // Part is one uploaded part of a multipart upload. Its chunks hold
@@ -369,7 +402,8 @@ type SearchQuery struct {
 
 // Usage summarises an owner's storage.
 type Usage struct {
-	LogicalBytes int64 // sum of every stored version's size
+	LogicalBytes int64 // User.UsedBytes: every stored version's size and every extended attribute
+	HeldBytes    int64 // User.HeldBytes
 	Files        int64
 	Dirs         int64
 	Versions     int64
@@ -524,7 +558,8 @@ type Store interface {
 	ListXattrs(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]string, error)
 	// SetXattr sets an extended attribute. With XattrCreate it fails with
 	// Exist if the attribute exists; with XattrReplace with NotExist if it
-	// does not.
+	// does not. The name and value count as used bytes (kind Quota if
+	// they do not fit).
 	SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string, value []byte, mode XattrMode) error
 	// RemoveXattr removes an extended attribute (NotExist if absent).
 	RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) error
@@ -566,6 +601,14 @@ type Store interface {
 	// chunk, so that storing the same bytes later, by anyone, does not
 	// bring it back.
 	OwnChunks(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) error
+	// HoldChunks charges owner, before it stores them, for the chunks of
+	// refs that nothing references (no row yet, or a count of zero) and
+	// that it does not hold already: they count as held bytes for d from
+	// now (see Quota in the package doc); chunks it holds already have
+	// their hold renewed for d at no charge. It fails with kind Quota,
+	// holding nothing, if the owner's quota cannot take the new bytes. An
+	// owner without a quota is not charged.
+	HoldChunks(ctx context.Context, owner dfms.UserID, refs []dfms.ChunkRef, d time.Duration) error
 	// KeepChunks re-arms the GC grace period of chunks that a write relies
 	// on without storing them (MissingChunks reported them present). It
 	// fails with kind Conflict if one of them has no row any more or is
@@ -608,23 +651,31 @@ type Store interface {
 	ListNodes(ctx context.Context) ([]Node, error)
 	SetNodeState(ctx context.Context, id, state string, failures int, probe time.Time) error
 
-	// CreateUpload starts a multipart upload of parent/name.
-	CreateUpload(ctx context.Context, u Upload) (Upload, error)
+	// CreateUpload starts a multipart upload of parent/name, expiring at
+	// u.ExpiresAt (zero: in a day) and living at most until u.Deadline
+	// (zero: a week, or ExpiresAt if later). With maxOpen > 0, an owner
+	// who has maxOpen uploads that have not expired gets kind Quota.
+	CreateUpload(ctx context.Context, u Upload, maxOpen int) (Upload, error)
 	GetUpload(ctx context.Context, owner dfms.UserID, id string) (Upload, error)
 	// PutPart records part number n (replacing an earlier one with the same
 	// number), takes references on its chunks, and extends the upload's
-	// expiry by its original lifetime (uploads expire when idle).
+	// expiry by its original lifetime (uploads expire when idle), never
+	// past its Deadline. The part's size is charged to the owner's held
+	// bytes (kind Quota if it does not fit; a replaced part's size is
+	// given back), and ends the owner's holds on its chunks. An expired
+	// upload fails with kind NotExist.
 	PutPart(ctx context.Context, owner dfms.UserID, id string, n int, size int64, sum dfms.Hash, m dfms.Manifest) error
 	ListParts(ctx context.Context, owner dfms.UserID, id string) ([]Part, error)
 	// PartManifests is ListParts with each part's Manifest filled in.
 	PartManifests(ctx context.Context, owner dfms.UserID, id string) ([]Part, error)
 	// CompleteUpload commits the parts 1..N (no gaps: Invalid otherwise) as
-	// a new version, moving the parts' references to it, and removes the
-	// upload. sum is the SHA-256 of the whole content. If expect is not
+	// a new version, moving the parts' references (and their bytes, from
+	// held to used) to it, and removes the upload. sum is the SHA-256 of the whole content. If expect is not
 	// nil, the parts must still make exactly that manifest (the one sum was
 	// computed over), or it fails with kind Conflict.
 	CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string, expect *dfms.Manifest) (Entry, Version, error)
-	// AbortUpload removes an upload and releases its parts' references.
+	// AbortUpload removes an upload and releases its parts' references
+	// and held bytes.
 	AbortUpload(ctx context.Context, owner dfms.UserID, id string) error
 	// ExpiredUploads lists uploads that expired before now.
 	ExpiredUploads(ctx context.Context, now time.Time, limit int) ([]Upload, error)

@@ -138,7 +138,7 @@ func TestOrphansAndExpiredUploads(t *testing.T) {
 	if err := e.meta.AddChunks(ctx, m.Chunks); err != nil {
 		t.Fatal(err)
 	}
-	up, err := e.meta.CreateUpload(ctx, meta.Upload{Owner: e.user.ID, Parent: e.user.Root, Name: "u", PartSize: 4, ExpiresAt: time.Now().Add(time.Minute)})
+	up, err := e.meta.CreateUpload(ctx, meta.Upload{Owner: e.user.ID, Parent: e.user.Root, Name: "u", PartSize: 4, ExpiresAt: time.Now().Add(time.Minute)}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,7 +148,7 @@ func TestCompleteUploadRefusesAChangedPart(t *testing.T) {
 		t.Fatal(err)
 	}
 	rm.svc = svc
-	up, err := e.meta.CreateUpload(ctx, meta.Upload{Owner: e.user.ID, Parent: e.user.Root, Name: "mp", PartSize: 5000})
+	up, err := e.meta.CreateUpload(ctx, meta.Upload{Owner: e.user.ID, Parent: e.user.Root, Name: "mp", PartSize: 5000}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

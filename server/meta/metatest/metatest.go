@@ -71,6 +71,12 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"CommitStoring", testCommitStoring},
 		{"VersionIdentity", testVersionIdentity},
 		{"CommitIdempotent", testCommitIdempotent},
+		{"QuotaHolds", testQuotaHolds},
+		{"QuotaHoldsExpire", testQuotaHoldsExpire},
+		{"QuotaParts", testQuotaParts},
+		{"QuotaXattrs", testQuotaXattrs},
+		{"UploadLifetime", testUploadLifetime},
+		{"UploadCap", testUploadCap},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -304,7 +310,7 @@ func testIsolation(t *testing.T, s meta.Store) {
 	wantKind(t, "CommitVersion by id", err, dfms.NotExist)
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: b.ID, Parent: d.ID, Name: "x", Manifest: m})
 	wantKind(t, "CommitVersion into another's folder", err, dfms.NotExist)
-	_, err = s.CreateUpload(ctx, meta.Upload{Owner: b.ID, Parent: d.ID, Name: "x", PartSize: 1})
+	_, err = s.CreateUpload(ctx, meta.Upload{Owner: b.ID, Parent: d.ID, Name: "x", PartSize: 1}, 0)
 	wantKind(t, "CreateUpload into another's folder", err, dfms.NotExist)
 	if hits, _, _ := s.Search(ctx, b.ID, meta.SearchQuery{Text: "secret"}); len(hits) != 0 {
 		t.Fatalf("b's search found %v", names(hits))
@@ -943,7 +949,7 @@ func testSweepProtocol(t *testing.T, s meta.Store) {
 func testMultipart(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	d := mkdir(t, s, u.ID, u.Root, "videos")
-	up := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "big.mp4", Size: 60, PartSize: 30}))(t)
+	up := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "big.mp4", Size: 60, PartSize: 30}, 0))(t)
 	if up.ID == "" || up.ExpiresAt.Before(up.CreatedAt) {
 		t.Fatalf("upload = %+v", up)
 	}
@@ -985,7 +991,7 @@ func testMultipart(t *testing.T, s meta.Store) {
 	wantKind(t, "upload after complete", err, dfms.NotExist)
 
 	// Abort releases the parts' references.
-	up2 := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "x", PartSize: 10}))(t)
+	up2 := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "x", PartSize: 10}, 0))(t)
 	ok(t, s.PutPart(ctx, u.ID, up2.ID, 1, 30, dfms.Hash{}, p2))
 	if r := refs(t, s, chunk("p2", 30)); r != 2 {
 		t.Fatalf("refs(p2) with a part = %d, want 2", r)
@@ -995,7 +1001,7 @@ func testMultipart(t *testing.T, s meta.Store) {
 		t.Fatalf("refs(p2) after abort = %d, want 1", r)
 	}
 	// Expiry.
-	up3 := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "y", PartSize: 10, ExpiresAt: time.Now().Add(time.Minute)}))(t)
+	up3 := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "y", PartSize: 10, ExpiresAt: time.Now().Add(time.Minute)}, 0))(t)
 	if exp := must(s.ExpiredUploads(ctx, time.Now(), 10))(t); len(exp) != 0 {
 		t.Fatalf("expired too early: %v", exp)
 	}
@@ -1013,7 +1019,7 @@ func testMultipart(t *testing.T, s meta.Store) {
 
 func testMultipartErrors(t *testing.T, s meta.Store) {
 	a, b := newUser(t, s), newUser(t, s)
-	up := must(s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "f", PartSize: 10, Size: 99}))(t)
+	up := must(s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "f", PartSize: 10, Size: 99}, 0))(t)
 	p := manifest(t, s, chunk("mpe", 10))
 	wantKind(t, "part 0", s.PutPart(ctx, a.ID, up.ID, 0, 10, dfms.Hash{}, p), dfms.Invalid)
 	wantKind(t, "part 10001", s.PutPart(ctx, a.ID, up.ID, 10001, 10, dfms.Hash{}, p), dfms.Invalid)
@@ -1029,9 +1035,9 @@ func testMultipartErrors(t *testing.T, s meta.Store) {
 	ok(t, s.PutPart(ctx, a.ID, up.ID, 1, 10, dfms.Hash{}, p))
 	_, _, err = s.CompleteUpload(ctx, a.ID, up.ID, dfms.Hash{}, "", nil)
 	wantKind(t, "complete with a size other than declared", err, dfms.Invalid)
-	_, err = s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "..", PartSize: 10})
+	_, err = s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "..", PartSize: 10}, 0)
 	wantKind(t, "bad name", err, dfms.Invalid)
-	_, err = s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "f", PartSize: 0})
+	_, err = s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "f", PartSize: 0}, 0)
 	wantKind(t, "zero part size", err, dfms.Invalid)
 }
 
@@ -1519,7 +1525,7 @@ func testChunkOwners(t *testing.T, s meta.Store) {
 	if got := must(s.UnownedChunks(ctx, b.ID, hs))(t); len(got) != 3 {
 		t.Fatalf("b owns %d of a's chunks", 3-len(got))
 	}
-	up := must(s.CreateUpload(ctx, meta.Upload{Owner: b.ID, Parent: b.Root, Name: "p", PartSize: 2}))(t)
+	up := must(s.CreateUpload(ctx, meta.Upload{Owner: b.ID, Parent: b.Root, Name: "p", PartSize: 2}, 0))(t)
 	ok(t, s.PutPart(ctx, b.ID, up.ID, 1, 2, dfms.Hash{}, dfms.Manifest{Chunks: []dfms.ChunkRef{y}}))
 	if got := must(s.UnownedChunks(ctx, b.ID, []dfms.Hash{y.Hash}))(t); len(got) != 0 {
 		t.Fatalf("a part did not record possession: %v", got)
@@ -2229,4 +2235,241 @@ func testCommitIdempotent(t *testing.T, s meta.Store) {
 	long.CommitID = strings.Repeat("x", meta.MaxCommitIDLen+1)
 	_, _, err = s.CommitVersion(ctx, long)
 	wantKind(t, "a commit id too long", err, dfms.Invalid)
+}
+
+// clock is a settable clock for the stores that take one (SetClock).
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// fakeClock makes s read the time from a clock the test moves, or skips
+// the test if s cannot.
+func fakeClock(t *testing.T, s meta.Store) *clock {
+	t.Helper()
+	cs, ok := s.(interface{ SetClock(func() time.Time) })
+	if !ok {
+		t.Skipf("%T has no SetClock", s)
+	}
+	c := &clock{now: time.Now()}
+	cs.SetClock(c.Now)
+	t.Cleanup(func() { cs.SetClock(time.Now) })
+	return c
+}
+
+// charges returns an owner's used and held bytes, as Usage and GetUser
+// report them (which must agree).
+func charges(t *testing.T, s meta.Store, owner dfms.UserID) (used, held int64) {
+	t.Helper()
+	us := must(s.Usage(ctx, owner))(t)
+	u := must(s.GetUser(ctx, owner))(t)
+	if u.UsedBytes != us.LogicalBytes || u.HeldBytes != us.HeldBytes {
+		t.Fatalf("GetUser says used %d, held %d; Usage %d, %d", u.UsedBytes, u.HeldBytes, us.LogicalBytes, us.HeldBytes)
+	}
+	return us.LogicalBytes, us.HeldBytes
+}
+
+func wantCharges(t *testing.T, what string, s meta.Store, owner dfms.UserID, used, held int64) {
+	t.Helper()
+	if u, h := charges(t, s, owner); u != used || h != held {
+		t.Fatalf("%s: used %d, held %d; want %d, %d", what, u, h, used, held)
+	}
+}
+
+// testQuotaHolds: chunks an owner stores that nothing references are held
+// bytes until one of its commits references them; each hold is charged
+// once, a referenced chunk not at all, and a hold that does not fit is
+// refused whole.
+func testQuotaHolds(t *testing.T, s meta.Store) {
+	u := must(s.CreateUser(ctx, meta.User{Email: "holds@example.com", QuotaBytes: 100, Active: true}))(t)
+	other := newUser(t, s)
+	a, b, c := chunk("hold-a", 40), chunk("hold-b", 40), chunk("hold-c", 30)
+	ok(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{a, b, a}, time.Hour))
+	wantCharges(t, "two chunks held", s, u.ID, 0, 80)
+	wantKind(t, "a hold past the quota", s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{c, a}, time.Hour), dfms.Quota)
+	wantCharges(t, "after the refused hold", s, u.ID, 0, 80)
+	ok(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{a}, time.Hour)) // renewed, not charged again
+	wantCharges(t, "a renewed hold", s, u.ID, 0, 80)
+	// A chunk some version references is kept anyway: no charge.
+	r := chunk("hold-referenced", 30)
+	commit(t, s, other.ID, other.Root, "r", manifest(t, s, r))
+	ok(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{r}, time.Hour))
+	wantCharges(t, "a referenced chunk", s, u.ID, 0, 80)
+	// A commit moves the bytes of the chunks it references from held to
+	// used; one that does not fit changes nothing.
+	storeChunks(t, s, []dfms.ChunkRef{a, b})
+	commit(t, s, u.ID, u.Root, "a", dfms.Manifest{Chunks: []dfms.ChunkRef{a}})
+	wantCharges(t, "after a commit of a", s, u.ID, 40, 40)
+	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "bb", Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{b, b}}})
+	wantKind(t, "a commit past the quota", err, dfms.Quota)
+	wantCharges(t, "after the refused commit", s, u.ID, 40, 40)
+	commit(t, s, u.ID, u.Root, "b", dfms.Manifest{Chunks: []dfms.ChunkRef{b}})
+	wantCharges(t, "after a commit of b", s, u.ID, 80, 0)
+	wantKind(t, "a hold with the quota used", s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{c}, time.Hour), dfms.Quota)
+	// An owner without a quota is not charged.
+	ok(t, s.HoldChunks(ctx, other.ID, []dfms.ChunkRef{c}, time.Hour))
+	wantCharges(t, "an owner without a quota", s, other.ID, 30, 0)
+	wantKind(t, "a missing owner", s.HoldChunks(ctx, 987654, []dfms.ChunkRef{c}, time.Hour), dfms.NotExist)
+}
+
+// testQuotaHoldsExpire: a hold ends when its time is up, and its bytes
+// stop counting at once.
+func testQuotaHoldsExpire(t *testing.T, s meta.Store) {
+	clk := fakeClock(t, s)
+	u := must(s.CreateUser(ctx, meta.User{Email: "expire@example.com", QuotaBytes: 100, Active: true}))(t)
+	a, b := chunk("exp-a", 60), chunk("exp-b", 60)
+	ok(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{a}, time.Hour))
+	wantKind(t, "a second hold", s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{b}, time.Hour), dfms.Quota)
+	clk.Add(59 * time.Minute)
+	ok(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{a}, time.Hour)) // renewed for another hour
+	clk.Add(59 * time.Minute)
+	wantCharges(t, "a renewed hold", s, u.ID, 0, 60)
+	clk.Add(2 * time.Minute)
+	wantCharges(t, "an ended hold", s, u.ID, 0, 0)
+	ok(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{b}, time.Hour))
+	wantCharges(t, "a new hold after it", s, u.ID, 0, 60)
+}
+
+// testQuotaParts: the parts of an open upload are held bytes until it
+// completes (then used) or is aborted; a part that does not fit is refused
+// and changes nothing.
+func testQuotaParts(t *testing.T, s meta.Store) {
+	u := must(s.CreateUser(ctx, meta.User{Email: "parts@example.com", QuotaBytes: 100, Active: true}))(t)
+	d := mkdir(t, s, u.ID, u.Root, "d")
+	up := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "f", PartSize: 60}, 0))(t)
+	p60, p50, p30 := manifest(t, s, chunk("qp60", 60)), manifest(t, s, chunk("qp50", 50)), manifest(t, s, chunk("qp30", 30))
+	ok(t, s.HoldChunks(ctx, u.ID, p60.Chunks, time.Hour))
+	wantCharges(t, "a part's chunk held", s, u.ID, 0, 60)
+	ok(t, s.PutPart(ctx, u.ID, up.ID, 1, 60, dfms.Hash{}, p60)) // the part's bytes replace its chunk's hold
+	wantCharges(t, "one part", s, u.ID, 0, 60)
+	wantKind(t, "a part past the quota", s.PutPart(ctx, u.ID, up.ID, 2, 50, dfms.Hash{}, p50), dfms.Quota)
+	if r := refs(t, s, chunk("qp50", 50)); r != 0 {
+		t.Fatalf("the refused part took %d references", r)
+	}
+	ok(t, s.PutPart(ctx, u.ID, up.ID, 1, 30, dfms.Hash{}, p30))
+	wantCharges(t, "a part replaced by a smaller one", s, u.ID, 0, 30)
+	ok(t, s.PutPart(ctx, u.ID, up.ID, 2, 50, dfms.Hash{}, p50))
+	wantCharges(t, "two parts", s, u.ID, 0, 80)
+	must3(s.CompleteUpload(ctx, u.ID, up.ID, dfms.Hash{}, "", nil))(t)
+	wantCharges(t, "completed", s, u.ID, 80, 0)
+	up2 := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "g", PartSize: 20}, 0))(t)
+	ok(t, s.PutPart(ctx, u.ID, up2.ID, 1, 20, dfms.Hash{}, manifest(t, s, chunk("qp20", 20))))
+	wantCharges(t, "a second upload", s, u.ID, 80, 20)
+	ok(t, s.AbortUpload(ctx, u.ID, up2.ID))
+	wantCharges(t, "aborted", s, u.ID, 80, 0)
+	up3 := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "h", PartSize: 20}, 0))(t)
+	ok(t, s.PutPart(ctx, u.ID, up3.ID, 1, 20, dfms.Hash{}, manifest(t, s, chunk("qp20", 20))))
+	ok(t, s.Trash(ctx, u.ID, d.ID))
+	must(s.Purge(ctx, u.ID, d.ID))(t)
+	wantCharges(t, "the folder purged with an upload into it", s, u.ID, 0, 0)
+}
+
+func must3[A, B any](a A, b B, err error) func(t *testing.T) (A, B) {
+	return func(t *testing.T) (A, B) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	}
+}
+
+// testQuotaXattrs: an extended attribute's name and value are used bytes,
+// from when it is set until it is removed or its entry purged.
+func testQuotaXattrs(t *testing.T, s meta.Store) {
+	u := must(s.CreateUser(ctx, meta.User{Email: "xattr-quota@example.com", QuotaBytes: 100, Active: true}))(t)
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: meta.KindFile, Mode: 0o644}))(t)
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", make([]byte, 40), meta.XattrAny))
+	wantCharges(t, "one attribute", s, u.ID, 46, 0)
+	wantKind(t, "an attribute past the quota", s.SetXattr(ctx, u.ID, f.ID, "user.b", make([]byte, 60), meta.XattrAny), dfms.Quota)
+	if _, found, _ := s.GetXattr(ctx, u.ID, f.ID, "user.b"); found {
+		t.Fatal("the refused attribute was set")
+	}
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", make([]byte, 10), meta.XattrReplace))
+	wantCharges(t, "a smaller value", s, u.ID, 16, 0)
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.b", make([]byte, 60), meta.XattrAny))
+	wantCharges(t, "two attributes", s, u.ID, 82, 0)
+	ok(t, s.RemoveXattr(ctx, u.ID, f.ID, "user.a"))
+	wantCharges(t, "one removed", s, u.ID, 66, 0)
+	ok(t, s.Trash(ctx, u.ID, f.ID))
+	wantCharges(t, "in the trash", s, u.ID, 66, 0)
+	if st := must(s.Purge(ctx, u.ID, f.ID))(t); st.Bytes != 66 {
+		t.Fatalf("purge released %d bytes, want 66", st.Bytes)
+	}
+	wantCharges(t, "purged", s, u.ID, 0, 0)
+}
+
+// testUploadLifetime: parts push an upload's expiry out, never past its
+// deadline; an expired upload takes no part and cannot complete.
+func testUploadLifetime(t *testing.T, s meta.Store) {
+	clk := fakeClock(t, s)
+	u := newUser(t, s)
+	start := clk.Now()
+	up := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: u.Root, Name: "f", PartSize: 10,
+		ExpiresAt: start.Add(time.Hour), Deadline: start.Add(90 * time.Minute)}, 0))(t)
+	if !up.Deadline.Equal(start.Add(90*time.Minute)) || !up.ExpiresAt.Equal(start.Add(time.Hour)) {
+		t.Fatalf("created %+v", up)
+	}
+	p := manifest(t, s, chunk("life", 10))
+	clk.Add(20 * time.Minute)
+	ok(t, s.PutPart(ctx, u.ID, up.ID, 1, 10, dfms.Hash{}, p))
+	if got := must(s.GetUpload(ctx, u.ID, up.ID))(t).ExpiresAt; !got.Equal(start.Add(80 * time.Minute)) {
+		t.Fatalf("expiry after a part at +20m: %v, want +80m", got.Sub(start))
+	}
+	clk.Add(50 * time.Minute)
+	ok(t, s.PutPart(ctx, u.ID, up.ID, 2, 10, dfms.Hash{}, p))
+	if got := must(s.GetUpload(ctx, u.ID, up.ID))(t).ExpiresAt; !got.Equal(up.Deadline) {
+		t.Fatalf("expiry after a part at +70m: %v, want the deadline (+90m)", got.Sub(start))
+	}
+	clk.Add(21 * time.Minute)
+	wantKind(t, "a part after the deadline", s.PutPart(ctx, u.ID, up.ID, 3, 10, dfms.Hash{}, p), dfms.NotExist)
+	_, _, err := s.CompleteUpload(ctx, u.ID, up.ID, dfms.Hash{}, "", nil)
+	wantKind(t, "completing after the deadline", err, dfms.NotExist)
+	if exp := must(s.ExpiredUploads(ctx, clk.Now(), 10))(t); len(exp) != 1 || exp[0].ID != up.ID {
+		t.Fatalf("expired: %+v", exp)
+	}
+	ok(t, s.AbortUpload(ctx, u.ID, up.ID)) // what GC does
+	// Without a deadline: a week, or the expiry if later.
+	def := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: u.Root, Name: "g", PartSize: 10}, 0))(t)
+	if got := def.Deadline.Sub(def.CreatedAt); got != 7*24*time.Hour {
+		t.Fatalf("default lifetime %v, want a week", got)
+	}
+	long := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: u.Root, Name: "h", PartSize: 10, ExpiresAt: clk.Now().Add(30 * 24 * time.Hour)}, 0))(t)
+	if !long.Deadline.Equal(long.ExpiresAt) {
+		t.Fatalf("an expiry past a week: deadline %v, expiry %v", long.Deadline, long.ExpiresAt)
+	}
+}
+
+// testUploadCap: an owner may have at most maxOpen uploads that have not
+// expired; others' uploads do not count.
+func testUploadCap(t *testing.T, s meta.Store) {
+	clk := fakeClock(t, s)
+	u, other := newUser(t, s), newUser(t, s)
+	create := func(owner meta.User, name string) (meta.Upload, error) {
+		return s.CreateUpload(ctx, meta.Upload{Owner: owner.ID, Parent: owner.Root, Name: name, PartSize: 10, ExpiresAt: clk.Now().Add(time.Hour)}, 2)
+	}
+	first := must(create(u, "a"))(t)
+	must(create(u, "b"))(t)
+	_, err := create(u, "c")
+	wantKind(t, "a third upload", err, dfms.Quota)
+	must(create(other, "a"))(t)
+	ok(t, s.AbortUpload(ctx, u.ID, first.ID))
+	must(create(u, "c"))(t)
+	clk.Add(2 * time.Hour) // both expire; GC has not aborted them yet
+	must(create(u, "d"))(t)
+	must(create(u, "e"))(t)
+	_, err = create(u, "f")
+	wantKind(t, "a third live upload", err, dfms.Quota)
 }

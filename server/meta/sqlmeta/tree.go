@@ -779,7 +779,7 @@ func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (
 			return err
 		}
 		for _, u := range uploads {
-			if err := t.abortUpload(ctx, u); err != nil {
+			if err := t.abortUpload(ctx, owner, u); err != nil {
 				return err
 			}
 		}
@@ -810,6 +810,13 @@ func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (
 		if err := t.releaseChunks(ctx, counts); err != nil {
 			return err
 		}
+		// Extended attributes go with their entries, and their bytes
+		// with them.
+		var xattrBytes int64
+		if err := t.queryRow(ctx, subtree+`SELECT COALESCE(SUM(size), 0) FROM xattrs WHERE entry_id IN (SELECT id FROM sub)`, id).Scan(&xattrBytes); err != nil {
+			return err
+		}
+		st.Bytes += xattrBytes
 		if _, err := t.exec(ctx, subtree+`DELETE FROM versions WHERE entry_id IN (SELECT id FROM sub)`, id); err != nil {
 			return err
 		}

@@ -20,13 +20,17 @@ const MaxParts = 10000
 // DefaultUploadTTL is how long an idle multipart upload lives.
 const DefaultUploadTTL = 24 * time.Hour
 
-const uploadCols = `id, owner_id, parent_id, name, size, part_size, created_at, expires_at`
+// DefaultUploadLifetime is how long a multipart upload lives at most,
+// however busy.
+const DefaultUploadLifetime = 7 * 24 * time.Hour
+
+const uploadCols = `id, owner_id, parent_id, name, size, part_size, created_at, expires_at, deadline_ns`
 
 func scanUpload(row interface{ Scan(...any) error }) (meta.Upload, error) {
 	var u meta.Upload
-	var created, expires int64
-	err := row.Scan(&u.ID, &u.Owner, &u.Parent, &u.Name, &u.Size, &u.PartSize, &created, &expires)
-	u.CreatedAt, u.ExpiresAt = fromNS(created), fromNS(expires)
+	var created, expires, deadline int64
+	err := row.Scan(&u.ID, &u.Owner, &u.Parent, &u.Name, &u.Size, &u.PartSize, &created, &expires, &deadline)
+	u.CreatedAt, u.ExpiresAt, u.Deadline = fromNS(created), fromNS(expires), fromNS(deadline)
 	return u, err
 }
 
@@ -43,7 +47,7 @@ func (t *tx) upload(ctx context.Context, owner dfms.UserID, id string, lock bool
 }
 
 // CreateUpload implements meta.Store.
-func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) (meta.Upload, error) {
+func (s *Store) CreateUpload(ctx context.Context, u meta.Upload, maxOpen int) (meta.Upload, error) {
 	const op dfms.Op = "meta.CreateUpload"
 	if err := dfms.ValidName(u.Name); err != nil {
 		return u, dfms.E(op, dfms.Invalid, err)
@@ -65,8 +69,30 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) (meta.Upload, e
 		if u.ExpiresAt.IsZero() {
 			u.ExpiresAt = t.now.Add(DefaultUploadTTL)
 		}
-		if _, err := t.exec(ctx, `INSERT INTO multipart_uploads (`+uploadCols+`, idle_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			u.ID, u.Owner, u.Parent, u.Name, u.Size, u.PartSize, ns(u.CreatedAt), ns(u.ExpiresAt), int64(u.ExpiresAt.Sub(u.CreatedAt))); err != nil {
+		if u.Deadline.IsZero() {
+			u.Deadline = t.now.Add(DefaultUploadLifetime)
+			if u.Deadline.Before(u.ExpiresAt) {
+				u.Deadline = u.ExpiresAt
+			}
+		}
+		if u.ExpiresAt.After(u.Deadline) {
+			u.ExpiresAt = u.Deadline
+		}
+		if maxOpen > 0 {
+			// The owner's row serialises its uploads' creations.
+			if _, err := t.lockQuota(ctx, u.Owner); err != nil {
+				return err
+			}
+			var open int
+			if err := t.queryRow(ctx, `SELECT COUNT(*) FROM multipart_uploads WHERE owner_id = ? AND expires_at >= ?`, u.Owner, ns(t.now)).Scan(&open); err != nil {
+				return err
+			}
+			if open >= maxOpen {
+				return dfms.E(op, dfms.Quota, fmt.Errorf("%d multipart uploads are open, the most allowed; complete or abort one first", open))
+			}
+		}
+		if _, err := t.exec(ctx, `INSERT INTO multipart_uploads (`+uploadCols+`, idle_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, u.Owner, u.Parent, u.Name, u.Size, u.PartSize, ns(u.CreatedAt), ns(u.ExpiresAt), ns(u.Deadline), int64(u.ExpiresAt.Sub(u.CreatedAt))); err != nil {
 			return err
 		}
 		var err error
@@ -101,18 +127,28 @@ func (s *Store) PutPart(ctx context.Context, owner dfms.UserID, id string, n int
 	}
 	blob, _ := m.MarshalBinary()
 	return s.write(ctx, op, func(t *tx) error {
-		if _, err := t.upload(ctx, owner, id, true); err != nil {
+		u, err := t.upload(ctx, owner, id, true)
+		if err != nil {
 			return err
+		}
+		if u.ExpiresAt.Before(t.now) {
+			return dfms.E(op, dfms.NotExist, fmt.Errorf("upload %q expired", id))
 		}
 		counts := m.Counts()
 		if err := t.takeChunks(ctx, counts, sizesOf(&m), nil); err != nil {
 			return err
 		}
-		if err := t.own(ctx, owner, sortedHashes(counts)); err != nil {
+		q, err := t.lockQuota(ctx, owner)
+		if err != nil {
+			return err
+		}
+		hashes := sortedHashes(counts)
+		if err := t.own(ctx, owner, hashes); err != nil {
 			return err
 		}
 		var old []byte
-		err := t.queryRow(ctx, `SELECT manifest FROM multipart_parts WHERE upload_id = ? AND number = ?`, id, n).Scan(&old)
+		var oldSize int64
+		err = t.queryRow(ctx, `SELECT manifest, size FROM multipart_parts WHERE upload_id = ? AND number = ?`, id, n).Scan(&old, &oldSize)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
@@ -129,12 +165,25 @@ func (s *Store) PutPart(ctx context.Context, owner dfms.UserID, id string, n int
 				return err
 			}
 		}
+		// The part's bytes are held in place of its chunks' holds, and
+		// of the part it replaces.
+		if err := q.releaseHolds(ctx, t, hashes); err != nil {
+			return err
+		}
+		if err := q.admit(op, size-oldSize, fmt.Sprintf("part %d", n)); err != nil {
+			return err
+		}
+		if err := q.addHeld(ctx, t, size-oldSize); err != nil {
+			return err
+		}
 		if _, err := t.exec(ctx, `INSERT INTO multipart_parts (upload_id, number, size, sha256, manifest, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			id, n, size, sum[:], blob, ns(t.now)); err != nil {
 			return err
 		}
-		// Idle expiry: activity pushes the deadline out by the lifetime.
-		_, err = t.exec(ctx, `UPDATE multipart_uploads SET expires_at = ? + idle_ns WHERE id = ? AND idle_ns > 0`, ns(t.now), id)
+		// Idle expiry: activity pushes the expiry out by the lifetime,
+		// never past the deadline.
+		_, err = t.exec(ctx, `UPDATE multipart_uploads SET expires_at = CASE WHEN ? + idle_ns < deadline_ns THEN ? + idle_ns ELSE deadline_ns END
+			WHERE id = ? AND idle_ns > 0`, ns(t.now), ns(t.now), id)
 		return err
 	})
 }
@@ -212,6 +261,9 @@ func (s *Store) CompleteUpload(ctx context.Context, owner dfms.UserID, id string
 		if err != nil {
 			return err
 		}
+		if u.ExpiresAt.Before(t.now) {
+			return dfms.E(op, dfms.NotExist, fmt.Errorf("upload %q expired", id))
+		}
 		parts, err := t.parts(ctx, id, true)
 		if err != nil {
 			return err
@@ -233,7 +285,19 @@ func (s *Store) CompleteUpload(ctx context.Context, owner dfms.UserID, id string
 			return dfms.E(op, dfms.Invalid, fmt.Errorf("parts hold %d bytes, the upload declared %d", m.Size(), u.Size))
 		}
 		blob, _ := m.MarshalBinary()
-		// The parts' references move to the version: no count changes.
+		// The parts' references move to the version: no count changes;
+		// their bytes move from held to used (commit charges the
+		// version). The target is locked first, in the order commit
+		// locks it and then the owner's row.
+		if _, err := t.liveDir(ctx, owner, u.Parent, true); err != nil {
+			return err
+		}
+		if _, _, err := t.lookup(ctx, owner, u.Parent, u.Name, true); err != nil {
+			return err
+		}
+		if err := t.releaseParts(ctx, owner, parts); err != nil {
+			return err
+		}
 		e, v, err = t.commit(ctx, op, meta.CommitRequest{Owner: owner, Parent: u.Parent, Name: u.Name,
 			Manifest: m, SHA256: sum, MIME: mime, CreatedBy: owner}, blob)
 		if err != nil {
@@ -248,8 +312,25 @@ func (s *Store) CompleteUpload(ctx context.Context, owner dfms.UserID, id string
 	return e, v, err
 }
 
-// abortUpload releases an upload's part references and removes it.
-func (t *tx) abortUpload(ctx context.Context, id string) error {
+// releaseParts gives the held bytes of an upload's parts back to owner.
+func (t *tx) releaseParts(ctx context.Context, owner dfms.UserID, parts []meta.Part) error {
+	var n int64
+	for _, p := range parts {
+		n += p.Size
+	}
+	if n == 0 {
+		return nil
+	}
+	q, err := t.lockQuota(ctx, owner)
+	if err != nil {
+		return err
+	}
+	return q.addHeld(ctx, t, -n)
+}
+
+// abortUpload releases an upload's part references and held bytes, and
+// removes it.
+func (t *tx) abortUpload(ctx context.Context, owner dfms.UserID, id string) error {
 	parts, err := t.parts(ctx, id, true)
 	if err != nil {
 		return err
@@ -261,6 +342,9 @@ func (t *tx) abortUpload(ctx context.Context, id string) error {
 		}
 	}
 	if err := t.releaseChunks(ctx, counts); err != nil {
+		return err
+	}
+	if err := t.releaseParts(ctx, owner, parts); err != nil {
 		return err
 	}
 	if _, err := t.exec(ctx, `DELETE FROM multipart_parts WHERE upload_id = ?`, id); err != nil {
@@ -276,7 +360,7 @@ func (s *Store) AbortUpload(ctx context.Context, owner dfms.UserID, id string) e
 		if _, err := t.upload(ctx, owner, id, true); err != nil {
 			return err
 		}
-		return t.abortUpload(ctx, id)
+		return t.abortUpload(ctx, owner, id)
 	})
 }
 

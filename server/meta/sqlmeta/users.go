@@ -11,13 +11,15 @@ import (
 	"github.com/dfms/dfms/server/meta"
 )
 
-const userCols = `id, email, password_hash, display_name, role, active, quota_bytes, used_bytes, COALESCE(root_id, 0), created_at`
+// userCols are a user's columns; their one argument is the time at which
+// held bytes are counted (heldCol).
+const userCols = `id, email, password_hash, display_name, role, active, quota_bytes, used_bytes, ` + heldCol + `, COALESCE(root_id, 0), created_at`
 
 func scanUser(row interface{ Scan(...any) error }) (meta.User, error) {
 	var u meta.User
 	var created int64
 	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &u.DisplayName, &u.Role, &u.Active,
-		&u.QuotaBytes, &u.UsedBytes, &u.Root, &created)
+		&u.QuotaBytes, &u.UsedBytes, &u.HeldBytes, &u.Root, &created)
 	u.CreatedAt = fromNS(created)
 	return u, err
 }
@@ -67,7 +69,7 @@ func (s *Store) CreateUser(ctx context.Context, u meta.User) (meta.User, error) 
 		if _, err := t.exec(ctx, `UPDATE users SET root_id = ? WHERE id = ?`, root, id); err != nil {
 			return err
 		}
-		out, err = scanUser(t.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+		out, err = scanUser(t.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, ns(t.now), id))
 		return err
 	})
 	return out, err
@@ -77,7 +79,7 @@ func (s *Store) getUser(ctx context.Context, op dfms.Op, where string, arg any) 
 	var u meta.User
 	err := s.read(ctx, op, func(t *tx) error {
 		var err error
-		u, err = scanUser(t.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE `+where, arg))
+		u, err = scanUser(t.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE `+where, ns(t.now), arg))
 		if errors.Is(err, sql.ErrNoRows) {
 			return dfms.Errorf(op, dfms.NotExist, "no such user")
 		}
@@ -114,7 +116,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]meta.User, error) {
 	var out []meta.User
 	err := s.read(ctx, "meta.ListUsers", func(t *tx) error {
 		out = out[:0]
-		rows, err := t.query(ctx, `SELECT `+userCols+` FROM users ORDER BY id`)
+		rows, err := t.query(ctx, `SELECT `+userCols+` FROM users ORDER BY id`, ns(t.now))
 		if err != nil {
 			return err
 		}
@@ -136,7 +138,7 @@ func (s *Store) Usage(ctx context.Context, owner dfms.UserID) (meta.Usage, error
 	const op dfms.Op = "meta.Usage"
 	var u meta.Usage
 	err := s.read(ctx, op, func(t *tx) error {
-		err := t.queryRow(ctx, `SELECT used_bytes, quota_bytes FROM users WHERE id = ?`, owner).Scan(&u.LogicalBytes, &u.QuotaBytes)
+		err := t.queryRow(ctx, `SELECT used_bytes, `+heldCol+`, quota_bytes FROM users WHERE id = ?`, ns(t.now), owner).Scan(&u.LogicalBytes, &u.HeldBytes, &u.QuotaBytes)
 		if errors.Is(err, sql.ErrNoRows) {
 			return dfms.Errorf(op, dfms.NotExist, "no such user")
 		}

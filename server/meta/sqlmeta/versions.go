@@ -444,12 +444,9 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 		return e, meta.Version{}, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d (id %d), not id %d", e.Name, e.Version, e.VersionID, req.Base))
 	}
 	size := req.Manifest.Size()
-	var used, quota int64
-	if err := t.queryRow(ctx, `SELECT used_bytes, quota_bytes FROM users WHERE id = ?`+t.s.d.ForUpdate, req.Owner).Scan(&used, &quota); err != nil {
+	q, err := t.chargeVersion(ctx, op, req.Owner, size, &req.Manifest) // quota.go
+	if err != nil {
 		return e, meta.Version{}, err
-	}
-	if quota > 0 && used+size > quota {
-		return e, meta.Version{}, dfms.E(op, dfms.Quota, fmt.Errorf("%d bytes used of %d, %d more needed", used, quota, size))
 	}
 	v := meta.Version{Entry: e.ID, Number: e.Version + 1, Size: size, SHA256: req.SHA256,
 		ChunkCount: len(req.Manifest.Chunks), Base: req.Base, CreatedAt: t.now, CreatedBy: req.CreatedBy, CommitID: req.CommitID}
@@ -477,7 +474,7 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 		size, v.Number, v.ID, ns(mtime), ns(t.now), mime, e.ID); err != nil {
 		return e, v, err
 	}
-	if _, err := t.exec(ctx, `UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?`, size, req.Owner); err != nil {
+	if err := q.addUsed(ctx, t, size); err != nil {
 		return e, v, err
 	}
 	if err := t.journal(ctx, req.Owner, e.ID, e.Parent, meta.OpVersion, v.ID); err != nil {

@@ -74,20 +74,32 @@ func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 		if err != nil {
 			return err
 		}
-		var n int
-		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM xattrs WHERE entry_id = ? AND name = ?`, id, name).Scan(&n); err != nil {
+		q, err := t.lockQuota(ctx, owner)
+		if err != nil {
+			return err
+		}
+		// An attribute is charged its name and value (quota.go).
+		size := int64(len(name) + len(value))
+		var old int64
+		err = t.queryRow(ctx, `SELECT size FROM xattrs WHERE entry_id = ? AND name = ?`, id, name).Scan(&old)
+		exists := err == nil
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		switch {
-		case n > 0 && mode == meta.XattrCreate:
+		case exists && mode == meta.XattrCreate:
 			return dfms.E(op, dfms.Exist, fmt.Errorf("attribute %q exists", name))
-		case n == 0 && mode == meta.XattrReplace:
+		case !exists && mode == meta.XattrReplace:
 			return dfms.E(op, dfms.NotExist, fmt.Errorf("no attribute %q", name))
-		case n > 0:
-			if _, err := t.exec(ctx, `UPDATE xattrs SET value = ? WHERE entry_id = ? AND name = ?`, value, id, name); err != nil {
+		}
+		if err := q.admit(op, size-old, fmt.Sprintf("attribute %q", name)); err != nil {
+			return err
+		}
+		if exists {
+			if _, err := t.exec(ctx, `UPDATE xattrs SET value = ?, size = ? WHERE entry_id = ? AND name = ?`, value, size, id, name); err != nil {
 				return err
 			}
-		default:
+		} else {
 			var total int
 			if err := t.queryRow(ctx, `SELECT COUNT(*) FROM xattrs WHERE entry_id = ?`, id).Scan(&total); err != nil {
 				return err
@@ -95,9 +107,12 @@ func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 			if total >= meta.MaxXattrs {
 				return dfms.E(op, dfms.TooLarge, fmt.Errorf("at most %d attributes per entry", meta.MaxXattrs))
 			}
-			if _, err := t.exec(ctx, `INSERT INTO xattrs (entry_id, name, value) VALUES (?, ?, ?)`, id, name, value); err != nil {
+			if _, err := t.exec(ctx, `INSERT INTO xattrs (entry_id, name, value, size) VALUES (?, ?, ?, ?)`, id, name, value, size); err != nil {
 				return err
 			}
+		}
+		if err := q.addUsed(ctx, t, size-old); err != nil {
+			return err
 		}
 		if _, err := t.exec(ctx, `UPDATE entries SET ctime_ns = ? WHERE id = ?`, ns(t.now), id); err != nil {
 			return err
@@ -114,8 +129,22 @@ func (s *Store) RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.Entr
 		if err != nil {
 			return err
 		}
-		if err := t.execOne(ctx, dfms.E(op, dfms.NotExist, fmt.Errorf("no attribute %q", name)),
-			`DELETE FROM xattrs WHERE entry_id = ? AND name = ?`, id, name); err != nil {
+		var size int64
+		err = t.queryRow(ctx, `SELECT size FROM xattrs WHERE entry_id = ? AND name = ?`, id, name).Scan(&size)
+		if errors.Is(err, sql.ErrNoRows) {
+			return dfms.E(op, dfms.NotExist, fmt.Errorf("no attribute %q", name))
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `DELETE FROM xattrs WHERE entry_id = ? AND name = ?`, id, name); err != nil {
+			return err
+		}
+		q, err := t.lockQuota(ctx, owner)
+		if err != nil {
+			return err
+		}
+		if err := q.addUsed(ctx, t, -size); err != nil {
 			return err
 		}
 		if _, err := t.exec(ctx, `UPDATE entries SET ctime_ns = ? WHERE id = ?`, ns(t.now), id); err != nil {

@@ -1,0 +1,70 @@
+package sqlite_test
+
+import (
+	"context"
+	"io/fs"
+	"testing"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/migrations"
+	"github.com/dfms/dfms/server/meta"
+)
+
+// Migration 0009 charges what users kept before it: the bytes of their
+// extended attributes as used, the parts of their open uploads as held.
+// Its down file gives the attributes' bytes back.
+func TestQuotaMigrationCountsExistingBytes(t *testing.T) {
+	ctx := context.Background()
+	s, u := openWithUser(t)
+	f, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: meta.KindFile, Mode: 0o644})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetXattr(ctx, u.ID, f.ID, "user.é", make([]byte, 40), meta.XattrAny); err != nil { // 7-byte name
+		t.Fatal(err)
+	}
+	part := dfms.ChunkRef{Hash: dfms.Sum([]byte("part")), Size: 25}
+	if err := s.ReserveChunks(ctx, []dfms.ChunkRef{part}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddChunks(ctx, []dfms.ChunkRef{part}); err != nil {
+		t.Fatal(err)
+	}
+	up, err := s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: u.Root, Name: "g", PartSize: 25}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPart(ctx, u.ID, up.ID, 1, 25, dfms.Hash{}, dfms.Manifest{Chunks: []dfms.ChunkRef{part}}); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := migrations.FS("sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(name string) {
+		t.Helper()
+		script, err := fs.ReadFile(sub, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DB().Exec(string(script)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	run("0009_quota.down.sql")
+	var used int64
+	if err := s.DB().QueryRow(`SELECT used_bytes FROM users WHERE id = ?`, u.ID).Scan(&used); err != nil || used != 0 {
+		t.Fatalf("used bytes before 0009: %d, %v; want 0", used, err)
+	}
+	run("0009_quota.up.sql")
+	got, err := s.GetUser(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.UsedBytes != 47 || got.HeldBytes != 25 {
+		t.Fatalf("after 0009: used %d, held %d; want 47 (the attribute), 25 (the part)", got.UsedBytes, got.HeldBytes)
+	}
+	if u2, err := s.GetUpload(ctx, u.ID, up.ID); err != nil || u2.Deadline.Sub(u2.CreatedAt) < u2.ExpiresAt.Sub(u2.CreatedAt) {
+		t.Fatalf("after 0009 the upload is %+v, %v; want a deadline no earlier than its expiry", u2, err)
+	}
+}
