@@ -50,7 +50,7 @@ type Limits struct {
 	Global   ratelimit.Limit // all requests together
 	User     ratelimit.Limit // per user (per client address before login)
 	Auth     ratelimit.Limit // per client address and auth route
-	Upload   ratelimit.Limit // per user, uploads and parts
+	Upload   ratelimit.Limit // per user, uploads, parts, chunks and commits (by bytes: charge.go)
 	Download ratelimit.Limit // per user, downloads
 	// FailOpen lets requests through when the limiter is unavailable;
 	// otherwise they get 503.
@@ -201,7 +201,7 @@ func (a *API) routes() *gin.Engine {
 	p.GET("/files/:id/versions/:version/chunks/:hash", down, a.getChunk)
 	p.GET("/versions/:vid/manifest", a.versionManifest)
 	p.GET("/versions/:vid/chunks/:hash", down, a.versionIDChunk)
-	p.POST("/files/commit", a.commitManifest)
+	p.POST("/files/commit", up, a.commitManifest)
 	p.GET("/changes", a.changes)
 
 	p.GET("/fs/root", a.fsRoot)
@@ -212,7 +212,7 @@ func (a *API) routes() *gin.Engine {
 	p.GET("/fs/entries/:id/children/:name", a.fsLookup)
 	p.DELETE("/fs/entries/:id/children/:name", a.fsRemove)
 	p.POST("/fs/rename", a.fsRename)
-	p.POST("/fs/commits", a.fsCommits)
+	p.POST("/fs/commits", up, a.fsCommits)
 	p.GET("/fs/entries/:id/xattrs", a.fsListXattrs)
 	p.GET("/fs/entries/:id/xattrs/:name", a.fsGetXattr)
 	p.PUT("/fs/entries/:id/xattrs/:name", a.fsSetXattr)

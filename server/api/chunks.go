@@ -276,7 +276,7 @@ func (a *API) commitManifest(c *gin.Context) {
 		RequireBase bool       `json:"require_base"`
 		CommitID    string     `json:"commit_id"`
 		Checksum    string     `json:"checksum"`
-		Defer       bool       `json:"defer_checksum"`
+		Defer       bool       `json:"defer_checksum"` // accepted; every commit without a checksum defers it
 		MIMEType    string     `json:"mime_type"`
 		Mode        uint32     `json:"mode"`
 		MTime       *time.Time `json:"mtime"`
@@ -333,15 +333,21 @@ func (a *API) commitManifest(c *gin.Context) {
 		a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("files are limited to %d bytes", a.cfg.MaxUploadSize))
 		return
 	}
+	if !a.chargeUpload(c, size) {
+		return
+	}
 	if b.BaseVersion != 0 && !a.baseByNumber(c, &req, b.BaseVersion) {
 		return
 	}
 	if req.MIME == "" && b.Name != "" {
 		req.MIME = mime.TypeByExtension(path.Ext(b.Name))
 	}
-	commit := a.Files.CommitManifest
-	if b.Defer && req.SHA256.IsZero() {
-		commit = a.Files.CommitChunks
+	// The content is read back only to verify a checksum the client
+	// declared; otherwise the checksum is computed on first download
+	// (defer_checksum is the default now, and kept for old clients).
+	commit := a.Files.CommitChunks
+	if !req.SHA256.IsZero() {
+		commit = a.Files.CommitManifest
 	}
 	e, v, err := commit(c.Request.Context(), req)
 	if err != nil {

@@ -324,9 +324,9 @@ const maxBatchCommits = 256
 
 // fsCommits makes several commits of existing files from chunks the
 // caller sent, in one metadata transaction: the mount's write-back of
-// many small files. Each commit is as POST /files/commit with
-// defer_checksum; one that fails is reported in its result and does not
-// stop the others.
+// many small files. Each commit is as POST /files/commit without a
+// checksum; one that fails is reported in its result and does not stop
+// the others. The request is charged the bytes of all of them.
 func (a *API) fsCommits(c *gin.Context) {
 	var b struct {
 		Commits []struct {
@@ -349,6 +349,7 @@ func (a *API) fsCommits(c *gin.Context) {
 	}
 	u := user(c)
 	reqs := make([]meta.CommitRequest, len(b.Commits))
+	var total int64
 	for i, in := range b.Commits {
 		if in.FileID <= 0 {
 			a.bad(c, "commit %d: file_id is required", i)
@@ -377,6 +378,10 @@ func (a *API) fsCommits(c *gin.Context) {
 			return
 		}
 		reqs[i] = req
+		total += size
+	}
+	if !a.chargeUpload(c, total) {
+		return
 	}
 	res, err := a.Files.CommitChunksBatch(c.Request.Context(), reqs)
 	if err != nil {

@@ -230,47 +230,59 @@ func (a *API) limit(t tier) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		var l ratelimit.Limit
-		var key string
-		who := "ip:" + c.ClientIP()
-		if v, ok := c.Get(ctxUser); ok {
-			who = "user:" + v.(meta.User).ID.String()
-		}
-		switch t {
-		case tierGlobal:
-			l, key = a.cfg.Limits.Global, "global"
-		case tierUser:
-			l, key = a.cfg.Limits.User, who
-		case tierAuth:
-			l, key = a.cfg.Limits.Auth, "auth:"+c.FullPath()+":ip:"+c.ClientIP()
-		case tierUpload:
-			l, key = a.cfg.Limits.Upload, "upload:"+who
-		case tierDownload:
-			l, key = a.cfg.Limits.Download, "download:"+who
-		}
-		if l.Requests <= 0 {
+		l, key := a.tierLimit(c, t)
+		if a.admit(c, l, key, 1) {
 			c.Next()
-			return
 		}
-		res, err := a.Limiter.Allow(c.Request.Context(), key, l)
-		if err != nil {
-			a.Log.Warn("rate limiter unavailable", "err", err, "fail_open", a.cfg.Limits.FailOpen)
-			if a.cfg.Limits.FailOpen {
-				c.Next()
-				return
-			}
-			a.failCode(c, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "rate limiter unavailable")
-			return
-		}
-		setLimitHeaders(c, res)
-		if !res.Allowed {
-			secs := int((res.RetryAfter + time.Second - 1) / time.Second)
-			c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
-			a.failCode(c, http.StatusTooManyRequests, "RATE_LIMIT_EXCEEDED", "too many requests; retry after "+strconv.Itoa(max(secs, 1))+" s")
-			return
-		}
-		c.Next()
 	}
+}
+
+// tierLimit returns tier t's limit and the key it counts c's request
+// under.
+func (a *API) tierLimit(c *gin.Context, t tier) (ratelimit.Limit, string) {
+	who := "ip:" + c.ClientIP()
+	if v, ok := c.Get(ctxUser); ok {
+		who = "user:" + v.(meta.User).ID.String()
+	}
+	switch t {
+	case tierGlobal:
+		return a.cfg.Limits.Global, "global"
+	case tierUser:
+		return a.cfg.Limits.User, who
+	case tierAuth:
+		return a.cfg.Limits.Auth, "auth:" + c.FullPath() + ":ip:" + c.ClientIP()
+	case tierUpload:
+		return a.cfg.Limits.Upload, "upload:" + who
+	case tierDownload:
+		return a.cfg.Limits.Download, "download:" + who
+	}
+	return ratelimit.Limit{}, ""
+}
+
+// admit counts a request of weight n under l and key, and reports whether
+// it may proceed; if not, it has answered (429, or 503 when the limiter is
+// unavailable and the limits fail closed).
+func (a *API) admit(c *gin.Context, l ratelimit.Limit, key string, n int) bool {
+	if l.Requests <= 0 {
+		return true
+	}
+	res, err := a.Limiter.AllowN(c.Request.Context(), key, l, n)
+	if err != nil {
+		a.Log.Warn("rate limiter unavailable", "err", err, "fail_open", a.cfg.Limits.FailOpen)
+		if a.cfg.Limits.FailOpen {
+			return true
+		}
+		a.failCode(c, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "rate limiter unavailable")
+		return false
+	}
+	setLimitHeaders(c, res)
+	if !res.Allowed {
+		secs := int((res.RetryAfter + time.Second - 1) / time.Second)
+		c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
+		a.failCode(c, http.StatusTooManyRequests, "RATE_LIMIT_EXCEEDED", "too many requests; retry after "+strconv.Itoa(max(secs, 1))+" s")
+		return false
+	}
+	return true
 }
 
 // setLimitHeaders reports the most restrictive tier seen so far.

@@ -177,8 +177,24 @@ func (a *API) multipartComplete(c *gin.Context) {
 	if !a.bindJSON(c, &b, true) {
 		return
 	}
+	// The completion reads the parts back (for the checksum): it is
+	// charged their bytes, so that completions that fail after the read
+	// cannot be repeated for free.
+	u := user(c)
+	parts, err := a.meta.ListParts(c.Request.Context(), u.ID, c.Param("upload"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	var size int64
+	for _, p := range parts {
+		size += p.Size
+	}
+	if !a.chargeUpload(c, size) {
+		return
+	}
 	if b.MIMEType == "" {
-		if up, err := a.meta.GetUpload(c.Request.Context(), user(c).ID, c.Param("upload")); err == nil {
+		if up, err := a.meta.GetUpload(c.Request.Context(), u.ID, c.Param("upload")); err == nil {
 			b.MIMEType = mime.TypeByExtension(path.Ext(up.Name))
 		}
 	}

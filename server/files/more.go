@@ -132,15 +132,27 @@ func (s *Service) partSize(ctx context.Context, owner dfms.UserID, uploadID stri
 // CompleteUpload commits a multipart upload's parts as a new version (at
 // most maxSize bytes if maxSize > 0, kind TooLarge otherwise). The
 // whole content is read back once (every chunk verified) to compute its
-// SHA-256, which a multipart upload cannot know otherwise.
+// SHA-256, which a multipart upload cannot know otherwise; what can be
+// checked without it (the parts, the size, the target) is checked first,
+// so that a completion bound to fail costs no read.
 func (s *Service) CompleteUpload(ctx context.Context, owner dfms.UserID, uploadID, mime string, maxSize int64) (meta.Entry, meta.Version, error) {
 	const op dfms.Op = "files.CompleteUpload"
+	up, err := s.meta.GetUpload(ctx, owner, uploadID)
+	if err != nil {
+		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+	}
 	m, err := s.uploadManifest(ctx, owner, uploadID)
 	if err != nil {
 		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
 	}
 	if maxSize > 0 && m.Size() > maxSize {
 		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.TooLarge, fmt.Errorf("the parts hold %d bytes; files are limited to %d", m.Size(), maxSize))
+	}
+	if up.Size > 0 && m.Size() != up.Size {
+		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("parts hold %d bytes, the upload declared %d", m.Size(), up.Size))
+	}
+	if err := s.checkTarget(ctx, WriteRequest{Owner: owner, Parent: up.Parent, Name: up.Name}); err != nil {
+		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
 	}
 	if err := s.keepAll(ctx, &m); err != nil {
 		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
@@ -220,11 +232,17 @@ func (s *Service) PutChunks(ctx context.Context, owner dfms.UserID, cs []dfms.Ch
 // that are not stored, fail it with a *meta.MissingChunksError (kind
 // Conflict) naming them. The content is read back once to verify the
 // client's SHA-256 of the whole file (computed if req.SHA256 is zero); a
-// mismatch is kind Invalid and commits nothing.
+// mismatch is kind Invalid and commits nothing. That read costs the whole
+// file however small the request: the caller must make the client pay for
+// it (the API charges commits by their bytes), and use CommitChunks when
+// there is nothing to verify.
 func (s *Service) CommitManifest(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
 	const op dfms.Op = "files.CommitManifest"
 	if e, err := s.checkManifest(ctx, req, true); err != nil {
 		return e, meta.Version{}, err
+	}
+	if err := s.checkTarget(ctx, WriteRequest{Owner: req.Owner, Entry: req.Entry, Parent: req.Parent, Name: req.Name, CreateOnly: req.CreateOnly}); err != nil {
+		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
 	}
 	h := sha256.New()
 	if _, err := s.ReadRange(ctx, meta.Version{Manifest: &req.Manifest}, 0, -1, h); err != nil {
