@@ -165,13 +165,13 @@ func (a *API) routes() *gin.Engine {
 	p.HEAD("/files/:id/download", down, a.download)
 	p.PATCH("/files/:id", a.patchEntry)
 	p.PUT("/files/:id/move", a.moveEntry)
-	p.POST("/files/:id/copy", a.copyFile)
+	p.POST("/files/:id/copy", up, a.copyFile)
 	p.DELETE("/files/:id", a.deleteEntry)
 
 	p.GET("/files/:id/versions", a.listVersions)
 	p.GET("/files/:id/versions/:version/download", down, a.downloadVersion)
 	p.HEAD("/files/:id/versions/:version/download", down, a.downloadVersion)
-	p.POST("/files/:id/versions/:version/restore", a.restoreVersion)
+	p.POST("/files/:id/versions/:version/restore", up, a.restoreVersion)
 	p.DELETE("/files/:id/versions/:version", a.deleteVersion)
 
 	p.POST("/files/upload/multipart/init", up, a.multipartInit)

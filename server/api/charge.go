@@ -14,7 +14,8 @@ import (
 // it pays for in the upload tier: it weighs one request per largest chunk
 // of the file, what sending those bytes as chunk PUTs would cost. So the
 // bytes a user can make per window are bounded by the tier, as the bytes
-// it can send are.
+// it can send are. A server-side copy or restore makes a version the same
+// way, and is charged the same.
 
 // chargeUpload counts a request that makes size bytes of files against
 // the caller's upload tier (the tier's middleware counted one request of

@@ -169,3 +169,50 @@ func TestMultipartCompleteChecksFirst(t *testing.T) {
 		t.Errorf("three doomed completions read %d bytes back, want 0", n)
 	}
 }
+
+// TestCopyRestoreChargedByBytes: a server-side copy or restore makes a
+// version of a file without a byte sent, and the version's first download
+// reads it all for its checksum: each is charged the bytes it makes, as a
+// commit is.
+func TestCopyRestoreChargedByBytes(t *testing.T) {
+	hs := newHarness(t, Config{Limits: Limits{Upload: rateLimit(300)}})
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	hs.api.Limiter = memory.New(memory.WithClock(clock.Now))
+	max := hs.api.Files.Chunking().Max
+	data := filled(9, max)
+	h := hexSum(data)
+	if rec := hs.do("PUT", "/api/v1/chunks/"+h, strings.NewReader(string(data)), "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
+		t.Fatalf("put chunk: %d %s", rec.Code, rec.Body)
+	}
+	refs := make([]map[string]any, 128) // 512 MiB
+	for i := range refs {
+		refs[i] = map[string]any{"hash": h, "size": max}
+	}
+	b, _ := json.Marshal(map[string]any{"name": "half", "chunks": refs})
+	var out struct {
+		File struct {
+			ID int64 `json:"id"`
+		} `json:"file"`
+	}
+	hs.mustJSON(t, 201, "POST", "/api/v1/files/commit", string(b), &out) // 1 + 128 of 300
+	hs.mustJSON(t, 201, "POST", "/api/v1/files/commit", fmt.Sprintf(`{"file_id":%d,"chunks":[{"hash":%q,"size":%d}]}`, out.File.ID, h, max), nil)
+	clock.Add(time.Minute)
+	copyOf := func(name string) *httptest.ResponseRecorder {
+		return hs.do("POST", fmt.Sprintf("/api/v1/files/%d/copy", out.File.ID), strings.NewReader(`{"name":"`+name+`"}`), "Content-Type", "application/json")
+	}
+	restore := func() *httptest.ResponseRecorder {
+		return hs.do("POST", fmt.Sprintf("/api/v1/files/%d/versions/1/restore", out.File.ID), nil)
+	}
+	if rec := restore(); rec.Code != http.StatusCreated { // 128 of 300
+		t.Fatalf("restore of 512 MiB: %d %s", rec.Code, rec.Body)
+	}
+	if rec := copyOf("copy-1"); rec.Code != http.StatusCreated { // 256 of 300
+		t.Fatalf("copy of 512 MiB: %d %s", rec.Code, rec.Body)
+	}
+	for what, rec := range map[string]*httptest.ResponseRecorder{"a copy": copyOf("copy-2"), "a restore": restore()} {
+		checkAnswer(t, what, rec)
+		if rec.Code != http.StatusTooManyRequests {
+			t.Errorf("%s of 512 MiB past the window's budget: got %d %s, want 429", what, rec.Code, rec.Body)
+		}
+	}
+}

@@ -493,6 +493,9 @@ func (a *API) copyFile(c *gin.Context) {
 	} else if parent == src.Parent {
 		name = copyName(src.Name)
 	}
+	if !a.chargeUpload(c, src.Size) {
+		return
+	}
 	e, _, err := a.Files.Copy(c.Request.Context(), user(c).ID, id, parent, name)
 	if err != nil {
 		a.fail(c, err)

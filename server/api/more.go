@@ -50,6 +50,14 @@ func (a *API) restoreVersion(c *gin.Context) {
 	if _, ok := a.live(c, id); !ok {
 		return
 	}
+	old, err := a.Files.OpenVersion(c.Request.Context(), user(c).ID, id, n)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	if !a.chargeUpload(c, old.Size) {
+		return
+	}
 	e, v, err := a.Files.RestoreVersion(c.Request.Context(), user(c).ID, id, n)
 	if err != nil {
 		a.fail(c, err)
