@@ -113,7 +113,9 @@ func (a *API) multipartInit(c *gin.Context) {
 		return
 	}
 	u := user(c)
-	if b.FileSize > 0 && u.QuotaBytes > 0 && u.UsedBytes+u.HeldBytes+b.FileSize > u.QuotaBytes {
+	// Held bytes may be this file's own chunks (a retry): the parts are
+	// charged exactly as they arrive.
+	if b.FileSize > 0 && u.QuotaBytes > 0 && u.UsedBytes+b.FileSize > u.QuotaBytes {
 		a.fail(c, dfms.Errorf("", dfms.Quota, "the file would exceed the storage quota"))
 		return
 	}

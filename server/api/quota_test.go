@@ -117,6 +117,30 @@ func TestQuotaCountsHeldBytes(t *testing.T) {
 		wantError(t, "a chunk with the quota used", put(chunks[2]), http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
 	})
 
+	t.Run("writes of held chunks", func(t *testing.T) {
+		// Chunks held with the quota full do not stop a write made of
+		// them (a retry of a write that failed after storing them): its
+		// commit turns them into used bytes.
+		hs := newHarness(t, Config{})
+		data := filled(8, 300<<10) // one chunk: below the minimum chunk size
+		hs.setQuota(t, int64(len(data)))
+		if rec := hs.do("PUT", "/api/v1/chunks/"+hexSum(data), bytes.NewReader(data), "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
+			t.Fatalf("put: %d %s", rec.Code, rec.Body)
+		}
+		if rec := hs.do("POST", "/api/v1/files/upload", bytes.NewReader(data), "X-File-Name", "again.bin"); rec.Code != http.StatusCreated {
+			t.Fatalf("an upload of the held chunk: got %d %s, want 201", rec.Code, rec.Body)
+		}
+		var up struct {
+			ID string `json:"upload_id"`
+		}
+		hs.mustJSON(t, 201, "POST", "/api/v1/files/upload/multipart/init", `{"file_name":"parts.bin"}`, &up)
+		rec := hs.do("PUT", "/api/v1/files/upload/multipart/"+up.ID+"/part/1", bytes.NewReader(data))
+		wantError(t, "a part with the quota used", rec, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
+		if u := hs.usage(t); u.Used != int64(len(data)) || u.Held != 0 {
+			t.Errorf("usage: got %+v, want used %d, held 0", u, len(data))
+		}
+	})
+
 	t.Run("parts", func(t *testing.T) {
 		hs := newHarness(t, Config{})
 		hs.setQuota(t, quota)

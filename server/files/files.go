@@ -308,8 +308,12 @@ func (s *Service) checkTarget(ctx context.Context, req WriteRequest) error {
 	return nil
 }
 
-// quotaLeft returns how many more bytes the owner's quota takes (-1:
-// unlimited), failing with kind Quota if none.
+// quotaLeft returns how many more bytes the owner's quota may take (-1:
+// unlimited), failing with kind Quota if none: where a write's stream
+// stops. Held bytes are left out: they may be the write's own chunks (a
+// retry of a write that failed after storing them), which its commit turns
+// into used bytes; the store charges what is new exactly (HoldChunks,
+// PutPart, the commit).
 func (s *Service) quotaLeft(ctx context.Context, owner dfms.UserID) (int64, error) {
 	u, err := s.meta.GetUser(ctx, owner)
 	if err != nil {
@@ -318,7 +322,7 @@ func (s *Service) quotaLeft(ctx context.Context, owner dfms.UserID) (int64, erro
 	if u.QuotaBytes <= 0 {
 		return -1, nil
 	}
-	left := u.QuotaBytes - u.UsedBytes - u.HeldBytes
+	left := u.QuotaBytes - u.UsedBytes
 	if left <= 0 {
 		return 0, dfms.Errorf("", dfms.Quota, "storage quota exhausted")
 	}

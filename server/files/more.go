@@ -90,19 +90,14 @@ func (s *Service) WritePart(ctx context.Context, owner dfms.UserID, uploadID str
 	if maxSize > 0 {
 		body = &limitReader{r: body, left: maxSize, kind: dfms.TooLarge, msg: "part exceeds the size limit"}
 	}
-	// The stream stops where the quota ends (the store checks exactly
-	// when it records the part); a part that replaces another may take
-	// the bytes the other holds.
-	u, err := s.meta.GetUser(ctx, owner)
+	// The stream stops where the quota ends (quotaLeft); the store
+	// charges the part exactly when it records it.
+	quotaLeft, err := s.quotaLeft(ctx, owner)
 	if err != nil {
 		return meta.Part{}, dfms.E(op, dfms.Other, err)
 	}
-	if u.QuotaBytes > 0 {
-		old, err := s.partSize(ctx, owner, uploadID, n)
-		if err != nil {
-			return meta.Part{}, dfms.E(op, dfms.Other, err)
-		}
-		body = &limitReader{r: body, left: u.QuotaBytes - u.UsedBytes - u.HeldBytes + old, kind: dfms.Quota, msg: "storage quota exceeded"}
+	if quotaLeft >= 0 {
+		body = &limitReader{r: body, left: quotaLeft, kind: dfms.Quota, msg: "storage quota exceeded"}
 	}
 	var res WriteResult
 	m, sum, err := s.ingest(ctx, owner, body, &res)
@@ -113,20 +108,6 @@ func (s *Service) WritePart(ctx context.Context, owner dfms.UserID, uploadID str
 		return meta.Part{}, dfms.E(op, dfms.Other, commitError(err))
 	}
 	return meta.Part{Number: n, Size: m.Size(), SHA256: sum, CreatedAt: time.Now()}, nil
-}
-
-// partSize returns the size of part n of an upload (0 if none).
-func (s *Service) partSize(ctx context.Context, owner dfms.UserID, uploadID string, n int) (int64, error) {
-	parts, err := s.meta.ListParts(ctx, owner, uploadID)
-	if err != nil {
-		return 0, err
-	}
-	for _, p := range parts {
-		if p.Number == n {
-			return p.Size, nil
-		}
-	}
-	return 0, nil
 }
 
 // CompleteUpload commits a multipart upload's parts as a new version (at
