@@ -51,20 +51,20 @@ func TestQuotaMigrationCountsExistingBytes(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	run("0009_quota.down.sql")
+	run("0012_quota.down.sql")
 	var used int64
 	if err := s.DB().QueryRow(`SELECT used_bytes FROM users WHERE id = ?`, u.ID).Scan(&used); err != nil || used != 0 {
-		t.Fatalf("used bytes before 0009: %d, %v; want 0", used, err)
+		t.Fatalf("used bytes before 0012: %d, %v; want 0", used, err)
 	}
-	run("0009_quota.up.sql")
+	run("0012_quota.up.sql")
 	got, err := s.GetUser(ctx, u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.UsedBytes != 47 || got.HeldBytes != 25 {
-		t.Fatalf("after 0009: used %d, held %d; want 47 (the attribute), 25 (the part)", got.UsedBytes, got.HeldBytes)
+		t.Fatalf("after 0012: used %d, held %d; want 47 (the attribute), 25 (the part)", got.UsedBytes, got.HeldBytes)
 	}
 	if u2, err := s.GetUpload(ctx, u.ID, up.ID); err != nil || u2.Deadline.Sub(u2.CreatedAt) < u2.ExpiresAt.Sub(u2.CreatedAt) {
-		t.Fatalf("after 0009 the upload is %+v, %v; want a deadline no earlier than its expiry", u2, err)
+		t.Fatalf("after 0012 the upload is %+v, %v; want a deadline no earlier than its expiry", u2, err)
 	}
 }
