@@ -10,7 +10,7 @@ import (
 	"github.com/dfms/dfms/server/meta"
 )
 
-// Migration 0009 charges what users kept before it: the bytes of their
+// Migration 0012 charges what users kept before it: the bytes of their
 // extended attributes as used, the parts of their open uploads as held.
 // Its down file gives the attributes' bytes back.
 func TestQuotaMigrationCountsExistingBytes(t *testing.T) {
