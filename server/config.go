@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -18,6 +19,12 @@ type Config struct {
 	Addr string `yaml:"addr"`
 	// DataDir holds the embedded backends' files (meta.db, chunks/, keys).
 	DataDir string `yaml:"data_dir"`
+	// TrustedProxies are the reverse proxies (IP addresses or CIDR
+	// prefixes) whose X-Forwarded-For and X-Real-IP headers name the
+	// client. Default: none, so a client cannot choose the address its
+	// rate limits count against. Set it to the proxy's network (Traefik's
+	// in a compose deployment).
+	TrustedProxies []string `yaml:"trusted_proxies"`
 
 	Metadata struct {
 		// URL selects the metadata backend: sqlite:///path/meta.db or
@@ -246,6 +253,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.BcryptCost != 0 && (c.Auth.BcryptCost < 4 || c.Auth.BcryptCost > 31) {
 		return dfms.Errorf(op, dfms.Invalid, "auth.bcrypt_cost must be between 4 and 31")
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return dfms.E(op, dfms.Invalid, fmt.Errorf("trusted_proxies: %q is not an IP address or a CIDR prefix", p))
+			}
+		}
 	}
 	if (c.Auth.PrivateKey == "") != (c.Auth.PublicKey == "") {
 		return dfms.Errorf(op, dfms.Invalid, "set both auth.private_key and auth.public_key, or neither")

@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 				return err
 			},
 		}},
-		api.Config{MaxUploadSize: cfg.Storage.MaxUploadSize, PartSize: cfg.Storage.PartSize,
+		api.Config{MaxUploadSize: cfg.Storage.MaxUploadSize, PartSize: cfg.Storage.PartSize, TrustedProxies: cfg.TrustedProxies,
 			UploadTTL: cfg.Storage.UploadTTL, UploadLifetime: cfg.Storage.UploadLifetime, MaxOpenUploads: cfg.Storage.MaxOpenUploads,
 			Limits: api.Limits{Global: perMin(rl.Global), User: perMin(rl.User), Auth: perMin(rl.Auth),
 				Upload: perMin(rl.Upload), Download: perMin(rl.Download), FailOpen: rl.FailOpen}})

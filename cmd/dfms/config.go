@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -24,6 +25,8 @@ type configOptions struct {
 	algo     string
 	logLevel string
 	logFmt   string
+	// trustedProxies is comma-separated.
+	trustedProxies string
 }
 
 func (o *configOptions) addFlags(fs *pflag.FlagSet) {
@@ -35,6 +38,7 @@ func (o *configOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.algo, "chunking-algorithm", "", "content-defined chunking: gear or rabin (env DFMS_CHUNKING_ALGORITHM)")
 	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error (env DFMS_LOG_LEVEL)")
 	fs.StringVar(&o.logFmt, "log-format", "", "text or json (env DFMS_LOG_FORMAT)")
+	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs or CIDR prefixes of the reverse proxies whose X-Forwarded-For is believed (env DFMS_TRUSTED_PROXIES; default none)")
 }
 
 // envVars maps each DFMS_* variable to the setting it overrides.
@@ -42,6 +46,7 @@ func envVars(c *server.Config) map[string]any {
 	return map[string]any{
 		"DFMS_ADDR":                 &c.Addr,
 		"DFMS_DATA":                 &c.DataDir,
+		"DFMS_TRUSTED_PROXIES":      &c.TrustedProxies,
 		"DFMS_METADATA_URL":         &c.Metadata.URL,
 		"DFMS_CHUNKS_URL":           &c.Chunks.URL,
 		"DFMS_CHUNKING_ALGORITHM":   &c.Chunking.Algorithm,
@@ -115,6 +120,9 @@ func (o *configOptions) load(getenv func(string) string) (server.Config, error) 
 			*f.dst = f.flag
 		}
 	}
+	if o.trustedProxies != "" {
+		setValue(&c.TrustedProxies, o.trustedProxies)
+	}
 	if c.DataDir == "" {
 		if x := getenv("XDG_DATA_HOME"); x != "" {
 			c.DataDir = filepath.Join(x, "dfms")
@@ -149,6 +157,13 @@ func setValue(dst any, v string) error {
 			return err
 		}
 		*p = b
+	case *[]string: // comma-separated
+		*p = nil
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				*p = append(*p, s)
+			}
+		}
 	case *time.Duration:
 		d, err := time.ParseDuration(v)
 		if err != nil {

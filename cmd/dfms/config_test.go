@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,45 @@ func TestConfigUploadBounds(t *testing.T) {
 	}
 	if c.Storage.UploadTTL != 48*time.Hour || c.Storage.UploadLifetime != 7*24*time.Hour || c.Storage.MaxOpenUploads != 7 {
 		t.Errorf("from YAML: ttl %v, lifetime %v, open %d", c.Storage.UploadTTL, c.Storage.UploadLifetime, c.Storage.MaxOpenUploads)
+	}
+}
+
+// trusted_proxies comes from the file as a list, from DFMS_TRUSTED_PROXIES
+// and --trusted-proxies as a comma-separated one; a malformed entry is a
+// usage error.
+func TestConfigTrustedProxies(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "dfms.yaml")
+	if err := os.WriteFile(file, []byte("trusted_proxies: [172.18.0.0/16, 10.0.0.1]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		o    configOptions
+		env  map[string]string
+		want []string
+	}{
+		{"default", configOptions{}, nil, nil},
+		{"file", configOptions{file: file}, nil, []string{"172.18.0.0/16", "10.0.0.1"}},
+		{"env", configOptions{file: file}, map[string]string{"DFMS_TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8"}, []string{"10.0.0.0/8", "fd00::/8"}},
+		{"flag", configOptions{file: file, trustedProxies: "192.0.2.1"}, map[string]string{"DFMS_TRUSTED_PROXIES": "10.0.0.0/8"}, []string{"192.0.2.1"}},
+	} {
+		c, err := tc.o.load(func(k string) string { return tc.env[k] })
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if !slices.Equal(c.TrustedProxies, tc.want) {
+			t.Errorf("%s: got trusted proxies %q, want %q", tc.name, c.TrustedProxies, tc.want)
+		}
+	}
+	_, err := (&configOptions{}).load(func(k string) string {
+		if k == "DFMS_TRUSTED_PROXIES" {
+			return "traefik"
+		}
+		return ""
+	})
+	if _, ok := err.(usageError); !ok {
+		t.Errorf("DFMS_TRUSTED_PROXIES=traefik: got %v, want a usage error", err)
 	}
 }

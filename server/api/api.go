@@ -43,6 +43,11 @@ type Config struct {
 	MaxOpenUploads int
 	// Limits are the rate limits per tier.
 	Limits Limits
+	// TrustedProxies are the addresses (IPs or CIDR prefixes) of the
+	// reverse proxies in front of the server: only a request from one of
+	// them has its client taken from X-Forwarded-For or X-Real-IP.
+	// Empty: none, and the client is always the connection's peer.
+	TrustedProxies []string
 }
 
 // Limits are the rate-limit tiers. A zero Limit is unlimited.
@@ -128,6 +133,14 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 
 func (a *API) routes() *gin.Engine {
 	r := gin.New()
+	// Forwarding headers name the client only when a configured proxy
+	// sent them: anyone else could rotate them to escape the per-address
+	// limits. The server validates the addresses before; should a bad one
+	// reach here, no proxy is trusted.
+	if err := r.SetTrustedProxies(a.cfg.TrustedProxies); err != nil {
+		a.Log.Error("trusted proxies ignored", "err", err)
+		_ = r.SetTrustedProxies(nil)
+	}
 	r.HandleMethodNotAllowed = true
 	r.RemoveExtraSlash = true
 	r.Use(a.requestID, a.accessLog, a.recovery, a.metrics.middleware)

@@ -1,0 +1,81 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/dfms/dfms/server/ratelimit/memory"
+)
+
+// limitedRequest serves one request from the peer at remote (host:port)
+// with extra headers as name, value pairs.
+func limitedRequest(h http.Handler, remote, method, target, body string, hdr ...string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	r.RemoteAddr = remote
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
+
+// A client that rotates X-Forwarded-For (or X-Real-IP) on every login
+// attempt stays one client: forwarding headers count only from configured
+// proxies, and there are none by default.
+func TestAuthLimitIgnoresForwardingHeadersOfClients(t *testing.T) {
+	const login = `{"email":"nobody@example.com","password":"wrong password"}`
+	for _, header := range []string{"X-Forwarded-For", "X-Real-IP"} {
+		t.Run(header, func(t *testing.T) {
+			a := newTestAPI(t, Deps{Limiter: memory.New()}, Config{Limits: Limits{Auth: rateLimit(5)}})
+			var limited int
+			for i := range 25 {
+				rec := limitedRequest(a.Handler(), "198.51.100.7:40000", "POST", "/api/v1/auth/login", login,
+					header, fmt.Sprintf("203.0.113.%d", i+1))
+				checkAnswer(t, "login", rec)
+				switch rec.Code {
+				case http.StatusUnauthorized:
+				case http.StatusTooManyRequests:
+					limited++
+				default:
+					t.Fatalf("attempt %d: got %d %s, want 401 or 429", i+1, rec.Code, rec.Body)
+				}
+			}
+			if limited != 20 {
+				t.Errorf("got %d of 25 attempts refused, want 20 (the limit is 5 per client)", limited)
+			}
+		})
+	}
+}
+
+// Behind a configured proxy, the address the proxy reports is the client:
+// two clients behind it have a budget each, and a peer that is not a
+// configured proxy is still counted by its own address.
+func TestAuthLimitTrustsConfiguredProxies(t *testing.T) {
+	const login = `{"email":"nobody@example.com","password":"wrong password"}`
+	a := newTestAPI(t, Deps{Limiter: memory.New()}, Config{TrustedProxies: []string{"10.0.0.0/8"}, Limits: Limits{Auth: rateLimit(2)}})
+	h := a.Handler()
+	for _, client := range []string{"203.0.113.1", "203.0.113.2"} {
+		for i := range 2 {
+			if rec := limitedRequest(h, "10.1.2.3:5000", "POST", "/api/v1/auth/login", login, "X-Forwarded-For", client); rec.Code != http.StatusUnauthorized {
+				t.Fatalf("client %s attempt %d through the proxy: got %d %s, want 401", client, i+1, rec.Code, rec.Body)
+			}
+		}
+		if rec := limitedRequest(h, "10.1.2.3:5000", "POST", "/api/v1/auth/login", login, "X-Forwarded-For", client); rec.Code != http.StatusTooManyRequests {
+			t.Fatalf("client %s attempt 3 through the proxy: got %d, want 429", client, rec.Code)
+		}
+	}
+	// A direct peer claiming to forward for a fresh client is not a proxy.
+	for i := range 3 {
+		rec := limitedRequest(h, "198.51.100.9:5000", "POST", "/api/v1/auth/login", login, "X-Forwarded-For", fmt.Sprintf("192.0.2.%d", i))
+		if want := []int{401, 401, 429}[i]; rec.Code != want {
+			t.Fatalf("direct attempt %d: got %d, want %d", i+1, rec.Code, want)
+		}
+	}
+}

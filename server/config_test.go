@@ -1,0 +1,33 @@
+package server
+
+import (
+	"strings"
+	"testing"
+)
+
+// Every trusted proxy is an IP address or a CIDR prefix; anything else is
+// a configuration error, not a silently trusted (or ignored) entry.
+func TestConfigTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		proxies []string
+		ok      bool
+	}{
+		{nil, true},
+		{[]string{"10.0.0.0/8", "172.18.0.0/16", "192.0.2.7", "::1", "fd00::/8"}, true},
+		{[]string{"traefik"}, false},
+		{[]string{"10.0.0.0/33"}, false},
+		{[]string{""}, false},
+		{[]string{"10.0.0.1:80"}, false},
+	} {
+		var c Config
+		c.Defaults()
+		c.TrustedProxies = tc.proxies
+		err := c.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("trusted_proxies %q: got %v, want ok=%v", tc.proxies, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "trusted_proxies") {
+			t.Errorf("trusted_proxies %q: error %q does not name the setting", tc.proxies, err)
+		}
+	}
+}
