@@ -52,8 +52,8 @@ type Config struct {
 
 // Limits are the rate-limit tiers. A zero Limit is unlimited.
 type Limits struct {
-	Global   ratelimit.Limit // all requests together
-	User     ratelimit.Limit // per user (per client address before login)
+	Global   ratelimit.Limit // all authenticated requests together
+	User     ratelimit.Limit // per user; per client address for anonymous requests
 	Auth     ratelimit.Limit // per client address and auth route
 	Upload   ratelimit.Limit // per user, uploads, parts, chunks and commits (by bytes: charge.go)
 	Download ratelimit.Limit // per user, downloads
@@ -158,14 +158,17 @@ func (a *API) routes() *gin.Engine {
 	r.GET("/docs", a.docs)
 	r.GET("/.well-known/jwks.json", a.jwks)
 
-	v1 := r.Group("/api/v1", a.limit(tierGlobal))
-	pub := v1.Group("/auth", a.limit(tierAuth))
+	// Anonymous requests are limited per client address (the user tier
+	// before login), authenticated ones per user and all together
+	// (global); see allow.
+	v1 := r.Group("/api/v1")
+	pub := v1.Group("/auth", a.limit(tierUser), a.limit(tierAuth))
 	pub.POST("/register", a.register)
 	pub.POST("/login", a.login)
 	pub.POST("/refresh", a.refresh)
 	pub.POST("/logout", a.logout)
 
-	p := v1.Group("", a.authenticate, a.limit(tierUser))
+	p := v1.Group("", a.authenticate, a.limit(tierGlobal), a.limit(tierUser))
 	p.GET("/auth/me", a.me)
 	p.PUT("/auth/password", a.changePassword)
 

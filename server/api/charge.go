@@ -40,5 +40,5 @@ func (a *API) chargeUpload(c *gin.Context, size int64) bool {
 	if n <= 1 {
 		return true
 	}
-	return a.admit(c, l, key, int(n-1))
+	return a.admit(c, tierUpload, l, key, int(n-1))
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -77,5 +78,76 @@ func TestAuthLimitTrustsConfiguredProxies(t *testing.T) {
 		if want := []int{401, 401, 429}[i]; rec.Code != want {
 			t.Fatalf("direct attempt %d: got %d, want %d", i+1, rec.Code, want)
 		}
+	}
+}
+
+// registerFrom registers a user from the peer at remote and returns its
+// access token.
+func registerFrom(t *testing.T, h http.Handler, remote, email string) string {
+	t.Helper()
+	rec := limitedRequest(h, remote, "POST", "/api/v1/auth/register", `{"email":"`+email+`","password":"a long password"}`)
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("register %s: got %d %s, want 201", email, rec.Code, rec.Body)
+	}
+	var reg struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &reg); err != nil || reg.AccessToken == "" {
+		t.Fatalf("register %s: %v in %s", email, err, rec.Body)
+	}
+	return reg.AccessToken
+}
+
+// Anonymous requests (no token, a bad token, the public auth routes) are
+// limited per client address: a flood of them from one address exhausts
+// that address's budget only. Users who authenticate are never refused
+// because of it, and every caller sees its own counters.
+func TestAnonymousTrafficIsLimitedPerAddress(t *testing.T) {
+	a := newTestAPI(t, Deps{Limiter: memory.New()}, Config{Limits: Limits{Global: rateLimit(30), User: rateLimit(20)}})
+	h := a.Handler()
+	alice := registerFrom(t, h, "192.0.2.10:1000", "alice@example.com")
+	admin := registerFrom(t, h, "192.0.2.11:1000", "admin@example.com")
+
+	const flooder = "198.51.100.66:4000"
+	allowed := 0
+	for i := range 200 {
+		var rec *httptest.ResponseRecorder
+		switch i % 3 {
+		case 0:
+			rec = limitedRequest(h, flooder, "GET", "/api/v1/files", "")
+		case 1:
+			rec = limitedRequest(h, flooder, "GET", "/api/v1/files", "", "Authorization", "Bearer not-a-token")
+		case 2:
+			rec = limitedRequest(h, flooder, "POST", "/api/v1/auth/refresh", `{"refresh_token":"nope"}`)
+		}
+		checkAnswer(t, "anonymous request", rec)
+		switch rec.Code {
+		case http.StatusTooManyRequests:
+		case http.StatusUnauthorized:
+			allowed++
+		default:
+			t.Fatalf("anonymous request %d: got %d %s, want 401 or 429", i+1, rec.Code, rec.Body)
+		}
+	}
+	if allowed != 20 {
+		t.Errorf("the flooder got %d of 200 requests served, want 20 (its address's budget)", allowed)
+	}
+
+	for _, u := range []struct{ name, remote, token string }{{"alice", "192.0.2.10:1001", alice}, {"admin", "192.0.2.11:1001", admin}} {
+		rec := limitedRequest(h, u.remote, "GET", "/api/v1/auth/me", "", "Authorization", "Bearer "+u.token)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s after the flood: got %d %s, want 200", u.name, rec.Code, rec.Body)
+		}
+		if l, r := rec.Header().Get("X-RateLimit-Limit"), rec.Header().Get("X-RateLimit-Remaining"); l != "20" || r != "19" {
+			t.Errorf("%s's first request: got X-RateLimit-Limit %q, -Remaining %q; want its own 20, 19", u.name, l, r)
+		}
+	}
+	// A new anonymous client sees its own budget, not the server's.
+	rec := limitedRequest(h, "203.0.113.5:1000", "POST", "/api/v1/auth/login", `{"email":"alice@example.com","password":"wrong password"}`)
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("a new client's login: got %d %s, want 401", rec.Code, rec.Body)
+	}
+	if l, r := rec.Header().Get("X-RateLimit-Limit"), rec.Header().Get("X-RateLimit-Remaining"); l != "20" || r != "19" {
+		t.Errorf("a new client's first request: got X-RateLimit-Limit %q, -Remaining %q; want its own 20, 19", l, r)
 	}
 }

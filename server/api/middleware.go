@@ -149,26 +149,36 @@ func user(c *gin.Context) meta.User {
 
 // authenticate requires a valid access token of an active user. The
 // active flag and role are read from the store on every request, so a
-// deactivation takes effect at once.
+// deactivation takes effect at once. A request that fails is anonymous:
+// it counts against its client address's budget (allow) before it gets
+// its 401.
 func (a *API) authenticate(c *gin.Context) {
 	h := c.GetHeader("Authorization")
 	if h == "" {
-		a.failCode(c, http.StatusUnauthorized, "AUTH_TOKEN_MISSING", "missing Authorization: Bearer token")
+		if a.anonymous(c) {
+			a.failCode(c, http.StatusUnauthorized, "AUTH_TOKEN_MISSING", "missing Authorization: Bearer token")
+		}
 		return
 	}
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-		a.failCode(c, http.StatusUnauthorized, "AUTH_TOKEN_INVALID", "the Authorization header must be: Bearer <token>")
+		if a.anonymous(c) {
+			a.failCode(c, http.StatusUnauthorized, "AUTH_TOKEN_INVALID", "the Authorization header must be: Bearer <token>")
+		}
 		return
 	}
 	claims, err := a.Auth.Verify(strings.TrimSpace(tok))
 	if err != nil {
-		a.failCode(c, http.StatusUnauthorized, "AUTH_TOKEN_INVALID", userMessage(err))
+		if a.anonymous(c) {
+			a.failCode(c, http.StatusUnauthorized, "AUTH_TOKEN_INVALID", userMessage(err))
+		}
 		return
 	}
 	u, err := a.meta.GetUser(c.Request.Context(), claims.UserID)
 	if dfms.Is(err, dfms.NotExist) || (err == nil && !u.Active) {
-		a.failCode(c, http.StatusUnauthorized, "AUTH_TOKEN_INVALID", "the account is deactivated or gone")
+		if a.anonymous(c) {
+			a.failCode(c, http.StatusUnauthorized, "AUTH_TOKEN_INVALID", "the account is deactivated or gone")
+		}
 		return
 	}
 	if err != nil {
@@ -186,6 +196,11 @@ func (a *API) authenticate(c *gin.Context) {
 	}
 	c.Next()
 }
+
+// anonymous counts a request that failed authentication against its
+// client address's budget, and reports whether it may get its 401 (if
+// not, it got 429).
+func (a *API) anonymous(c *gin.Context) bool { return a.allow(c, tierUser) }
 
 // OriginHeader names the client session a request comes from (a mount):
 // the change feed reports it with the changes the request made, so that
@@ -222,19 +237,32 @@ const (
 	tierDownload
 )
 
-// limit applies one rate-limit tier, and sets the X-RateLimit-* headers of
-// the tier closest to its limit.
+// limit applies one rate-limit tier (see allow).
 func (a *API) limit(t tier) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if a.Limiter == nil {
-			c.Next()
-			return
-		}
-		l, key := a.tierLimit(c, t)
-		if a.admit(c, l, key, 1) {
+		if a.allow(c, t) {
 			c.Next()
 		}
 	}
+}
+
+// allow counts the request in tier t and reports whether it may go on;
+// if not, it has answered (429, or 503 when the limiter is unavailable
+// and the server does not fail open).
+//
+// A request is its user's once authenticate has run, and its client
+// address's before (or when authentication fails): anonymous requests are
+// limited per address by the user tier, so a flood of them costs their
+// own address its budget and nobody else anything. The global tier counts
+// authenticated requests only, for the same reason, and its counter, which
+// is everybody's, is shown only when it refuses; the X-RateLimit-* headers
+// otherwise report the caller's own tier closest to its limit.
+func (a *API) allow(c *gin.Context, t tier) bool {
+	if a.Limiter == nil {
+		return true
+	}
+	l, key := a.tierLimit(c, t)
+	return a.admit(c, t, l, key, 1)
 }
 
 // tierLimit returns tier t's limit and the key it counts c's request
@@ -250,7 +278,7 @@ func (a *API) tierLimit(c *gin.Context, t tier) (ratelimit.Limit, string) {
 	case tierUser:
 		return a.cfg.Limits.User, who
 	case tierAuth:
-		return a.cfg.Limits.Auth, "auth:" + c.FullPath() + ":ip:" + c.ClientIP()
+		return a.cfg.Limits.Auth, "auth:" + c.FullPath() + ":" + who
 	case tierUpload:
 		return a.cfg.Limits.Upload, "upload:" + who
 	case tierDownload:
@@ -259,10 +287,10 @@ func (a *API) tierLimit(c *gin.Context, t tier) (ratelimit.Limit, string) {
 	return ratelimit.Limit{}, ""
 }
 
-// admit counts a request of weight n under l and key, and reports whether
-// it may proceed; if not, it has answered (429, or 503 when the limiter is
-// unavailable and the limits fail closed).
-func (a *API) admit(c *gin.Context, l ratelimit.Limit, key string, n int) bool {
+// admit counts a request of weight n in tier t under l and key, and
+// reports whether it may proceed; if not, it has answered (429, or 503
+// when the limiter is unavailable and the limits fail closed).
+func (a *API) admit(c *gin.Context, t tier, l ratelimit.Limit, key string, n int) bool {
 	if l.Requests <= 0 {
 		return true
 	}
@@ -275,7 +303,9 @@ func (a *API) admit(c *gin.Context, l ratelimit.Limit, key string, n int) bool {
 		a.failCode(c, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "rate limiter unavailable")
 		return false
 	}
-	setLimitHeaders(c, res)
+	if t != tierGlobal || !res.Allowed {
+		setLimitHeaders(c, res)
+	}
 	if !res.Allowed {
 		secs := int((res.RetryAfter + time.Second - 1) / time.Second)
 		c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
