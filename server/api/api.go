@@ -54,7 +54,7 @@ type Config struct {
 type Limits struct {
 	Global   ratelimit.Limit // all authenticated requests together
 	User     ratelimit.Limit // per user; per client address for anonymous requests
-	Auth     ratelimit.Limit // per client address and auth route
+	Auth     ratelimit.Limit // per client address and public auth route; per user for a password change
 	Upload   ratelimit.Limit // per user, uploads, parts, chunks and commits (by bytes: charge.go)
 	Download ratelimit.Limit // per user, downloads
 	// FailOpen lets requests through when the limiter is unavailable;
@@ -170,7 +170,8 @@ func (a *API) routes() *gin.Engine {
 
 	p := v1.Group("", a.authenticate, a.limit(tierGlobal), a.limit(tierUser))
 	p.GET("/auth/me", a.me)
-	p.PUT("/auth/password", a.changePassword)
+	// A bcrypt per guess of the current password: the auth tier, per user.
+	p.PUT("/auth/password", a.limit(tierAuth), a.changePassword)
 
 	up := a.limit(tierUpload)
 	down := a.limit(tierDownload)

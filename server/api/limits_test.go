@@ -151,3 +151,32 @@ func TestAnonymousTrafficIsLimitedPerAddress(t *testing.T) {
 		t.Errorf("a new client's first request: got X-RateLimit-Limit %q, -Remaining %q; want its own 20, 19", l, r)
 	}
 }
+
+// Guessing the current password through PUT /auth/password costs a bcrypt
+// per guess: it is in the auth tier, counted per user (a stolen token does
+// not get more guesses from more addresses).
+func TestPasswordChangeIsInTheAuthTier(t *testing.T) {
+	a := newTestAPI(t, Deps{Limiter: memory.New()}, Config{Limits: Limits{Auth: rateLimit(3)}})
+	h := a.Handler()
+	token := registerFrom(t, h, "192.0.2.10:1000", "alice@example.com")
+	var refused int
+	for i := range 10 {
+		rec := limitedRequest(h, fmt.Sprintf("198.51.100.%d:1000", i), "PUT", "/api/v1/auth/password",
+			`{"old_password":"guess `+fmt.Sprint(i)+`","new_password":"a new long password"}`, "Authorization", "Bearer "+token)
+		checkAnswer(t, "PUT /auth/password", rec)
+		switch rec.Code {
+		case http.StatusForbidden:
+		case http.StatusTooManyRequests:
+			refused++
+		default:
+			t.Fatalf("guess %d: got %d %s, want 403 or 429", i+1, rec.Code, rec.Body)
+		}
+	}
+	if refused != 7 {
+		t.Errorf("got %d of 10 guesses refused, want 7 (the auth limit is 3)", refused)
+	}
+	// The refusals did not lock the user out of anything else.
+	if rec := limitedRequest(h, "192.0.2.10:1000", "GET", "/api/v1/auth/me", "", "Authorization", "Bearer "+token); rec.Code != http.StatusOK {
+		t.Errorf("GET /auth/me after the guesses: got %d, want 200", rec.Code)
+	}
+}
