@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"Multipart", testMultipart},
 		{"MultipartErrors", testMultipartErrors},
 		{"Search", testSearch},
+		{"SearchBadText", testSearchBadText},
 		{"Changes", testChanges},
 		{"ChangesInCommitOrder", testChangesInCommitOrder},
 		{"ChangesConcurrentWriters", testChangesConcurrentWriters},

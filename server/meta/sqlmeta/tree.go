@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/server/meta"
@@ -847,6 +848,11 @@ func (s *Store) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuer
 	if q.Offset < 0 {
 		return nil, 0, dfms.Errorf(op, dfms.Invalid, "negative offset")
 	}
+	// No name or type holds these, and the databases reject them (an FTS5
+	// syntax error on SQLite, an encoding error on PostgreSQL).
+	if !searchable(q.Text) || !searchable(q.MIME) {
+		return nil, 0, dfms.Errorf(op, dfms.Invalid, "search text and type must be UTF-8 without NUL bytes")
+	}
 	var out []meta.Entry
 	var total int
 	err := s.read(ctx, op, func(t *tx) error {
@@ -903,6 +909,12 @@ func (s *Store) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuer
 		return err
 	})
 	return out, total, err
+}
+
+// searchable reports whether s can be searched for: valid UTF-8 without
+// NUL bytes.
+func searchable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // Changes implements meta.Store.
