@@ -227,6 +227,9 @@ func (s *Service) CommitManifest(ctx context.Context, req meta.CommitRequest) (m
 	}
 	h := sha256.New()
 	if _, err := s.ReadRange(ctx, meta.Version{Manifest: &req.Manifest}, 0, -1, h); err != nil {
+		if ws := (*wrongSizeError)(nil); errors.As(err, &ws) {
+			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, ws) // the client's sizes, not corruption
+		}
 		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
 	}
 	var sum dfms.Hash

@@ -54,11 +54,28 @@ func (s *Service) ReadChunk(ctx context.Context, ref dfms.ChunkRef, buf []byte) 
 	}
 	data := out[start:]
 	if len(data) != int(ref.Size) || dfms.Sum(data) != ref.Hash {
+		if len(data) != int(ref.Size) && dfms.Sum(data) == ref.Hash {
+			// The bytes are intact; the reference has the wrong size.
+			return buf, dfms.E(op, dfms.Corrupt, &wrongSizeError{ref: ref, size: len(data)})
+		}
 		return buf, dfms.E(op, dfms.Corrupt, fmt.Errorf("chunk %s failed verification (%d bytes read, %d expected)", ref.Hash, len(data), ref.Size))
 	}
 	s.stats.ChunksRead.Add(1)
 	s.stats.BytesRead.Add(int64(len(data)))
 	return out, nil
+}
+
+// wrongSizeError is a chunk read through a reference whose size is not
+// the chunk's. A stored version never has one (a commit checks the sizes),
+// so on a read it is corruption of the metadata; in a client's manifest it
+// is bad input (CommitManifest).
+type wrongSizeError struct {
+	ref  dfms.ChunkRef
+	size int
+}
+
+func (e *wrongSizeError) Error() string {
+	return fmt.Sprintf("chunk %s has %d bytes, not %d", e.ref.Hash, e.size, e.ref.Size)
 }
 
 // ReadRange writes length bytes of version v starting at off to w (length
