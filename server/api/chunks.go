@@ -288,13 +288,17 @@ func (a *API) commitManifest(c *gin.Context) {
 	if !a.bindJSON(c, &b, false) {
 		return
 	}
+	mt, ok := a.mediaType(c, "mime_type", b.MIMEType)
+	if !ok {
+		return
+	}
 	u := user(c)
 	if len(b.CommitID) > meta.MaxCommitIDLen {
 		a.bad(c, "commit_id has at most %d bytes", meta.MaxCommitIDLen)
 		return
 	}
 	req := meta.CommitRequest{Owner: u.ID, Name: b.Name, Base: b.BaseID, RequireBase: b.RequireBase,
-		CommitID: b.CommitID, MIME: b.MIMEType, Mode: b.Mode & 0o7777, CreatedBy: u.ID}
+		CommitID: b.CommitID, MIME: mt, Mode: b.Mode & 0o7777, CreatedBy: u.ID}
 	if b.MTime != nil {
 		req.MTime = *b.MTime
 	}

@@ -72,7 +72,10 @@ func (a *API) upload(c *gin.Context) {
 			if req.Name == "" {
 				req.Name = part.FileName()
 			}
-			req.MIME = part.Header.Get("Content-Type")
+			var ok bool
+			if req.MIME, ok = a.mediaType(c, "the file's Content-Type", part.Header.Get("Content-Type")); !ok {
+				return
+			}
 			req.Body = part
 			break
 		}
@@ -107,7 +110,10 @@ func (a *API) upload(c *gin.Context) {
 		if req.Parent, ok = a.folderRef(c, folder); !ok {
 			return
 		}
-		req.Name, req.MIME, req.Body = name, ct, c.Request.Body
+		if req.MIME, ok = a.mediaType(c, "Content-Type", c.GetHeader("Content-Type")); !ok {
+			return
+		}
+		req.Name, req.Body = name, c.Request.Body
 		if c.Request.ContentLength > a.cfg.MaxUploadSize {
 			a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("uploads are limited to %d bytes", a.cfg.MaxUploadSize))
 			return

@@ -2,10 +2,13 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"strings"
 	"sync"
 	"testing"
@@ -80,5 +83,92 @@ func TestCommitWrongChunkSizeIsBadInput(t *testing.T) {
 	rec = limitedRequest(h, "192.0.2.1:1000", "GET", "/api/v1/files", "", "Authorization", "Bearer "+token)
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"total":0`) {
 		t.Errorf("after the refused commits: GET /files = %d %s, want an empty root", rec.Code, rec.Body)
+	}
+}
+
+// mime_type (and an upload's Content-Type) is a media type of at most 255
+// bytes: anything else is refused with 400 and stores nothing. A valid one
+// is kept as its bare, lower-case type, which downloads echo.
+func TestMIMETypeValidated(t *testing.T) {
+	hs := newHarness(t, Config{})
+	huge := "application/" + strings.Repeat("x", 900<<10)
+	bad := []string{huge, "application/" + strings.Repeat("x", 250), "text", "text/", "/plain", "not a type", "text/plain\r\nX-Evil: 1", "tëxt/plain"}
+
+	up := func(name, ctype string) *httptest.ResponseRecorder {
+		return hs.do("POST", "/api/v1/files/upload", strings.NewReader("content"), "X-File-Name", name, "Content-Type", ctype)
+	}
+	form := func(name, ctype string) *httptest.ResponseRecorder {
+		var b bytes.Buffer
+		w := multipart.NewWriter(&b)
+		hdr := textproto.MIMEHeader{}
+		hdr.Set("Content-Disposition", `form-data; name="file"; filename="`+name+`"`)
+		hdr.Set("Content-Type", ctype)
+		p, _ := w.CreatePart(hdr)
+		p.Write([]byte("content"))
+		w.Close()
+		return hs.do("POST", "/api/v1/files/upload", &b, "Content-Type", w.FormDataContentType())
+	}
+	commit := func(name, ctype string) *httptest.ResponseRecorder {
+		data := []byte("content of " + name)
+		if rec := hs.do("PUT", "/api/v1/chunks/"+sum(data), bytes.NewReader(data)); rec.Code >= 300 {
+			t.Fatalf("PUT chunk: %d %s", rec.Code, rec.Body)
+		}
+		body, _ := json.Marshal(map[string]any{"name": name, "mime_type": ctype, "chunks": []any{map[string]any{"hash": sum(data), "size": len(data)}}})
+		return hs.do("POST", "/api/v1/files/commit", bytes.NewReader(body), "Content-Type", "application/json")
+	}
+	complete := func(name, ctype string) *httptest.ResponseRecorder {
+		var init struct {
+			UploadID string `json:"upload_id"`
+		}
+		hs.mustJSON(t, 201, "POST", "/api/v1/files/upload/multipart/init", `{"file_name":"`+name+`"}`, &init)
+		if rec := hs.do("PUT", "/api/v1/files/upload/multipart/"+init.UploadID+"/part/1", strings.NewReader("part")); rec.Code != 200 {
+			t.Fatalf("part: %d %s", rec.Code, rec.Body)
+		}
+		body, _ := json.Marshal(map[string]any{"mime_type": ctype})
+		rec := hs.do("POST", "/api/v1/files/upload/multipart/"+init.UploadID+"/complete", bytes.NewReader(body), "Content-Type", "application/json")
+		if rec.Code >= 400 { // the upload is still there to complete
+			if st := hs.do("GET", "/api/v1/files/upload/multipart/"+init.UploadID, nil); st.Code != 200 {
+				t.Errorf("a refused completion removed the upload: %d %s", st.Code, st.Body)
+			}
+		}
+		return rec
+	}
+	ways := []struct {
+		name string
+		send func(name, ctype string) *httptest.ResponseRecorder
+	}{{"upload", up}, {"form", form}, {"commit", commit}, {"complete", complete}}
+	for _, w := range ways {
+		for i, ct := range bad {
+			if w.name == "form" && strings.ContainsAny(ct, "\r\n") {
+				continue // a header a multipart writer cannot carry
+			}
+			name := fmt.Sprintf("%s-%d.bin", w.name, i)
+			rec := w.send(name, ct)
+			checkAnswer(t, w.name, rec)
+			if rec.Code != http.StatusBadRequest {
+				t.Errorf("%s with type %.40q: got %d %.200s, want 400", w.name, ct, rec.Code, rec.Body)
+			}
+			if found := hs.do("GET", "/api/v1/search?q="+name, nil); !strings.Contains(found.Body.String(), `"total":0`) {
+				t.Errorf("%s with type %.40q stored the file: %s", w.name, ct, found.Body)
+			}
+		}
+		rec := w.send(w.name+"-good.bin", "Text/Plain; charset=utf-8")
+		if rec.Code != http.StatusCreated {
+			t.Fatalf("%s with a good type: %d %s", w.name, rec.Code, rec.Body)
+		}
+		var found struct {
+			Results []struct {
+				ID   int64  `json:"id"`
+				MIME string `json:"mime_type"`
+			} `json:"results"`
+		}
+		hs.mustJSON(t, 200, "GET", "/api/v1/search?q="+w.name+"-good.bin", "", &found)
+		if len(found.Results) != 1 || found.Results[0].MIME != "text/plain" {
+			t.Fatalf("%s with a good type: found %+v, want one file of type text/plain", w.name, found.Results)
+		}
+		dl := hs.do("GET", fmt.Sprintf("/api/v1/files/%d/download", found.Results[0].ID), nil)
+		if ct := dl.Header().Get("Content-Type"); dl.Code != 200 || ct != "text/plain" {
+			t.Errorf("%s: download answers %d with Content-Type %q, want text/plain", w.name, dl.Code, ct)
+		}
 	}
 }

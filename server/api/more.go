@@ -100,6 +100,9 @@ func (a *API) multipartInit(c *gin.Context) {
 	if !a.validName(c, b.FileName) {
 		return
 	}
+	if _, ok := a.mediaType(c, "mime_type", b.MIMEType); !ok {
+		return
+	}
 	if b.FileSize < 0 {
 		a.bad(c, "file_size must not be negative")
 		return
@@ -185,6 +188,10 @@ func (a *API) multipartComplete(c *gin.Context) {
 		MIMEType string `json:"mime_type"`
 	}
 	if !a.bindJSON(c, &b, true) {
+		return
+	}
+	var ok bool
+	if b.MIMEType, ok = a.mediaType(c, "mime_type", b.MIMEType); !ok {
 		return
 	}
 	// The completion reads the parts back (for the checksum): it is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -115,6 +116,28 @@ func (a *API) bindJSON(c *gin.Context, v any, optional bool) bool {
 		return false
 	}
 	return true
+}
+
+// maxMIMELen bounds a media type: RFC 6838 gives the type and the subtype
+// at most 127 characters each.
+const maxMIMELen = 255
+
+// mediaType checks a media type a client gives a file (mime_type, an
+// upload's Content-Type) and returns it bare and in lower case
+// ("Text/Plain; charset=utf-8" is text/plain): it is stored, indexed and
+// sent back as the Content-Type of downloads. "" stays "" (the caller
+// picks a default). Anything else is answered 400 here (ok false).
+func (a *API) mediaType(c *gin.Context, field, s string) (string, bool) {
+	if s == "" {
+		return "", true
+	}
+	t, _, err := mime.ParseMediaType(s)
+	typ, sub, slash := strings.Cut(t, "/")
+	if err != nil || !slash || typ == "" || sub == "" || len(t) > maxMIMELen {
+		a.bad(c, "%s must be a media type such as text/plain, of at most %d bytes", field, maxMIMELen)
+		return "", false
+	}
+	return t, true
 }
 
 // validName checks a name given through the API: a valid entry name, and
