@@ -300,6 +300,9 @@ func (a *API) commitManifest(c *gin.Context) {
 	req := meta.CommitRequest{Owner: u.ID, Name: b.Name, Base: b.BaseID, RequireBase: b.RequireBase,
 		CommitID: b.CommitID, MIME: mt, Mode: b.Mode & 0o7777, CreatedBy: u.ID}
 	if b.MTime != nil {
+		if !a.validTime(c, "mtime", *b.MTime) {
+			return
+		}
 		req.MTime = *b.MTime
 	}
 	if b.FileID.set && b.FileID.raw != "null" {

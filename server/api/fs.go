@@ -169,6 +169,9 @@ func (a *API) fsSetAttr(c *gin.Context) {
 		a.bad(c, "mode has only permission, set-id and sticky bits (at most 07777)")
 		return
 	}
+	if b.MTime != nil && !a.validTime(c, "mtime", *b.MTime) {
+		return
+	}
 	e, err := a.Files.SetAttr(c.Request.Context(), user(c).ID, id, meta.SetAttr{Mode: b.Mode, UID: b.UID, GID: b.GID, MTime: b.MTime})
 	if err != nil {
 		a.fail(c, err)
@@ -361,6 +364,9 @@ func (a *API) fsCommits(c *gin.Context) {
 		}
 		req := meta.CommitRequest{Owner: u.ID, Entry: in.FileID, Base: in.BaseID, CommitID: in.CommitID, CreatedBy: u.ID}
 		if in.MTime != nil {
+			if !a.validTime(c, fmt.Sprintf("commit %d: mtime", i), *in.MTime) {
+				return
+			}
 			req.MTime = *in.MTime
 		}
 		var size int64

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // A NUL byte or bytes that are not UTF-8 in a search are bad input (400),
@@ -169,6 +170,55 @@ func TestMIMETypeValidated(t *testing.T) {
 		dl := hs.do("GET", fmt.Sprintf("/api/v1/files/%d/download", found.Results[0].ID), nil)
 		if ct := dl.Header().Get("Content-Type"); dl.Code != 200 || ct != "text/plain" {
 			t.Errorf("%s: download answers %d with Content-Type %q, want text/plain", w.name, dl.Code, ct)
+		}
+	}
+}
+
+// Times are stored as nanoseconds since 1970 in 64 bits (1677..2262): an
+// mtime outside that range is refused with 400 and changes nothing,
+// instead of wrapping around (9999-12-31 was stored as 1816).
+func TestMTimeOutOfRange(t *testing.T) {
+	hs := newHarness(t, Config{})
+	var made struct {
+		Entry struct {
+			ID    int64     `json:"id"`
+			MTime time.Time `json:"mtime"`
+		} `json:"entry"`
+	}
+	hs.mustJSON(t, 201, "POST", fmt.Sprintf("/api/v1/fs/entries/%d/children", hs.root), `{"name":"f","kind":"file","mode":420}`, &made)
+	f := made.Entry
+	data := []byte("some content")
+	if rec := hs.do("PUT", "/api/v1/chunks/"+sum(data), bytes.NewReader(data)); rec.Code >= 300 {
+		t.Fatalf("PUT chunk: %d %s", rec.Code, rec.Body)
+	}
+	chunks := fmt.Sprintf(`[{"hash":%q,"size":%d}]`, sum(data), len(data))
+	for _, mt := range []string{"9999-12-31T00:00:00Z", "2262-04-12T00:00:00Z", "1677-09-20T00:00:00Z", "0001-01-01T00:00:00Z"} {
+		for _, r := range []struct{ method, target, body string }{
+			{"PATCH", fmt.Sprintf("/api/v1/fs/entries/%d", f.ID), `{"mtime":"` + mt + `"}`},
+			{"POST", "/api/v1/files/commit", `{"name":"g","mtime":"` + mt + `","chunks":` + chunks + `}`},
+			{"POST", "/api/v1/fs/commits", fmt.Sprintf(`{"commits":[{"file_id":%d,"mtime":%q,"chunks":%s}]}`, f.ID, mt, chunks)},
+			{"GET", "/api/v1/search?before=" + mt, ""},
+			{"GET", "/api/v1/search?after=" + mt, ""},
+		} {
+			rec := hs.do(r.method, r.target, strings.NewReader(r.body), "Content-Type", "application/json")
+			checkAnswer(t, r.method+" "+r.target, rec)
+			if rec.Code != http.StatusBadRequest {
+				t.Errorf("%s %s with mtime %s: got %d %s, want 400", r.method, r.target, mt, rec.Code, rec.Body)
+			}
+		}
+	}
+	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/fs/entries/%d", f.ID), "", &made)
+	if !made.Entry.MTime.Equal(f.MTime) {
+		t.Errorf("mtime changed from %v to %v by refused requests", f.MTime, made.Entry.MTime)
+	}
+	if rec := hs.do("GET", fmt.Sprintf("/api/v1/fs/entries/%d/children/g", hs.root), nil); rec.Code != http.StatusNotFound {
+		t.Errorf("a refused commit created g: %d %s", rec.Code, rec.Body)
+	}
+	// The ends of the range are fine.
+	for _, mt := range []string{"2262-04-11T23:47:16Z", "1677-09-21T00:12:44Z"} {
+		hs.mustJSON(t, 200, "PATCH", fmt.Sprintf("/api/v1/fs/entries/%d", f.ID), `{"mtime":"`+mt+`"}`, &made)
+		if want, _ := time.Parse(time.RFC3339, mt); !made.Entry.MTime.Equal(want) {
+			t.Errorf("mtime %s: stored as %v", mt, made.Entry.MTime)
 		}
 	}
 }

@@ -348,6 +348,9 @@ func (a *API) search(c *gin.Context) {
 					return
 				}
 			}
+			if !a.validTime(c, f.name, t) {
+				return
+			}
 			*f.dst = t
 		}
 	}

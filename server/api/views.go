@@ -140,6 +140,16 @@ func (a *API) mediaType(c *gin.Context, field, s string) (string, bool) {
 	return t, true
 }
 
+// validTime checks a time a client gives (an mtime, a search bound): the
+// store holds 1677..2262 only (meta.ValidTime). It answers 400 if not.
+func (a *API) validTime(c *gin.Context, field string, t time.Time) bool {
+	if !meta.ValidTime(t) {
+		a.bad(c, "%s must be between %s and %s", field, meta.MinTime.Format(time.RFC3339), meta.MaxTime.Format(time.RFC3339))
+		return false
+	}
+	return true
+}
+
 // validName checks a name given through the API: a valid entry name, and
 // valid UTF-8, since JSON cannot carry other bytes back to the client.
 func (a *API) validName(c *gin.Context, name string) bool {

@@ -76,6 +76,7 @@ package meta
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/dfms/dfms"
@@ -383,6 +384,18 @@ type PurgeStats struct {
 	Versions int
 	Bytes    int64 // logical bytes released from the owner's usage
 }
+
+// The store keeps times as nanoseconds since 1970 in 64 bits: MinTime
+// and MaxTime (1677-09-21 and 2262-04-11) are the earliest and latest it
+// can hold. Callers refuse others (ValidTime) rather than let them wrap
+// around.
+var (
+	MinTime = time.Unix(0, math.MinInt64).UTC()
+	MaxTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// ValidTime reports whether the store can keep t.
+func ValidTime(t time.Time) bool { return !t.Before(MinTime) && !t.After(MaxTime) }
 
 // SearchQuery selects live entries. Every word of Text must occur, without
 // regard to case, in the entry's name or MIME type; wildcards are literal.
