@@ -187,12 +187,18 @@ func (a *API) adminPatchUser(c *gin.Context) {
 	if b.QuotaBytes != nil {
 		u.QuotaBytes = *b.QuotaBytes
 	}
+	if b.Active != nil {
+		u.Active = *b.Active
+	}
+	// One update for every field: it happens whole or not at all (the
+	// store refuses one that leaves no active administrator).
 	if err := a.meta.UpdateUser(c.Request.Context(), u); err != nil {
 		a.fail(c, err)
 		return
 	}
-	if b.Active != nil && *b.Active != u.Active {
-		if err := a.Auth.SetActive(c.Request.Context(), u.ID, *b.Active); err != nil {
+	if !u.Active {
+		// Sign the account out everywhere (its flag is already down).
+		if err := a.Auth.SetActive(c.Request.Context(), u.ID, false); err != nil {
 			a.fail(c, err)
 			return
 		}

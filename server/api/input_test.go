@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
 )
 
 // A NUL byte or bytes that are not UTF-8 in a search are bad input (400),
@@ -220,5 +224,49 @@ func TestMTimeOutOfRange(t *testing.T) {
 		if want, _ := time.Parse(time.RFC3339, mt); !made.Entry.MTime.Equal(want) {
 			t.Errorf("mtime %s: stored as %v", mt, made.Entry.MTime)
 		}
+	}
+}
+
+// The last active administrator cannot demote or deactivate themselves
+// nor be demoted: 409 and nothing changes. With a second administrator,
+// demoting works.
+func TestLastAdminStays(t *testing.T) {
+	a := newTestAPI(t, Deps{}, Config{})
+	h := a.Handler()
+	admin := func(email string) (string, meta.User) {
+		token := registerFrom(t, h, "192.0.2.1:1000", email)
+		u, err := a.meta.GetUserByEmail(context.Background(), email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Role = meta.RoleAdmin
+		if err := a.meta.UpdateUser(context.Background(), u); err != nil {
+			t.Fatal(err)
+		}
+		return token, u
+	}
+	patch := func(token string, id dfms.UserID, body string) *httptest.ResponseRecorder {
+		rec := limitedRequest(h, "192.0.2.1:1000", "PATCH", fmt.Sprintf("/api/v1/admin/users/%d", id), body, "Authorization", "Bearer "+token)
+		checkAnswer(t, "PATCH /admin/users", rec)
+		return rec
+	}
+	tokA, ua := admin("a@example.com")
+	for _, body := range []string{`{"role":"user"}`, `{"role":"user","quota_bytes":5}`} {
+		if rec := patch(tokA, ua.ID, body); rec.Code != http.StatusConflict {
+			t.Errorf("the last admin patches themselves %s: got %d %s, want 409", body, rec.Code, rec.Body)
+		}
+	}
+	if u, _ := a.meta.GetUser(context.Background(), ua.ID); u.Role != meta.RoleAdmin || !u.Active || u.QuotaBytes != 0 {
+		t.Fatalf("after the refused patches: %+v, want the unchanged admin", u)
+	}
+	tokB, ub := admin("b@example.com")
+	if rec := patch(tokB, ua.ID, `{"role":"user","active":false}`); rec.Code != http.StatusOK {
+		t.Fatalf("b demotes and deactivates a: got %d %s, want 200", rec.Code, rec.Body)
+	}
+	if u, _ := a.meta.GetUser(context.Background(), ua.ID); u.Role != meta.RoleUser || u.Active {
+		t.Fatalf("a after b's patch: %+v, want an inactive user", u)
+	}
+	if rec := patch(tokB, ub.ID, `{"role":"user"}`); rec.Code != http.StatusConflict {
+		t.Errorf("b, now the last admin, demotes themselves: got %d %s, want 409", rec.Code, rec.Body)
 	}
 }

@@ -356,7 +356,11 @@ func TestRefreshRereadsUser(t *testing.T) {
 		t.Errorf("after refresh: got role %q email %q, want admin and promote@example.com", c.Role, c.Email)
 	}
 
-	// Demotion, likewise.
+	// Demotion, likewise (with another administrator left: the store
+	// keeps the last one).
+	if _, err := m.CreateUser(ctx, meta.User{Email: "other-admin@example.com", Role: meta.RoleAdmin, Active: true}); err != nil {
+		t.Fatal(err)
+	}
 	stored.Role = meta.RoleUser
 	if err := m.UpdateUser(ctx, stored); err != nil {
 		t.Fatal(err)

@@ -468,7 +468,8 @@ type Store interface {
 	GetUser(ctx context.Context, id dfms.UserID) (User, error)
 	GetUserByEmail(ctx context.Context, email string) (User, error)
 	// UpdateUser writes the mutable fields of u (password hash, display
-	// name, role, active, quota).
+	// name, role, active, quota). An update that would leave no active
+	// administrator, where there was one, fails with kind Conflict.
 	UpdateUser(ctx context.Context, u User) error
 	ListUsers(ctx context.Context) ([]User, error)
 

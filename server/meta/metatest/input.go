@@ -2,6 +2,7 @@ package metatest
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/dfms/dfms"
@@ -27,5 +28,79 @@ func testSearchBadText(t *testing.T, s meta.Store) {
 	}
 	if es, _, err := s.Search(ctx, u.ID, meta.SearchQuery{Text: "abc"}); err != nil || len(es) != 1 {
 		t.Fatalf("Search abc after the bad queries: got %d entries, %v; want 1", len(es), err)
+	}
+}
+
+// testLastAdmin: an update that would leave no active administrator (the
+// last one demoted or deactivated) fails with kind Conflict and changes
+// nothing; with another active administrator it is fine.
+func testLastAdmin(t *testing.T, s meta.Store) {
+	a := newUser(t, s)
+	a.Role = meta.RoleAdmin
+	ok(t, s.UpdateUser(ctx, a))
+	u := newUser(t, s)
+	ok(t, s.UpdateUser(ctx, u)) // other users are not concerned
+
+	demoted, inactive := a, a
+	demoted.Role = meta.RoleUser
+	inactive.Active = false
+	wantKind(t, "demote the last admin", s.UpdateUser(ctx, demoted), dfms.Conflict)
+	wantKind(t, "deactivate the last admin", s.UpdateUser(ctx, inactive), dfms.Conflict)
+	if got := must(s.GetUser(ctx, a.ID))(t); got.Role != meta.RoleAdmin || !got.Active {
+		t.Fatalf("after the refused updates: %+v, want an active admin", got)
+	}
+	// An inactive admin does not count, and may be changed freely.
+	c := newUser(t, s)
+	c.Role, c.Active = meta.RoleAdmin, false
+	ok(t, s.UpdateUser(ctx, c))
+	wantKind(t, "demote the last active admin", s.UpdateUser(ctx, demoted), dfms.Conflict)
+	c.Role = meta.RoleUser
+	ok(t, s.UpdateUser(ctx, c))
+
+	b := newUser(t, s)
+	b.Role = meta.RoleAdmin
+	ok(t, s.UpdateUser(ctx, b))
+	ok(t, s.UpdateUser(ctx, inactive)) // b remains
+	b.Role = meta.RoleUser
+	wantKind(t, "demote the admin that remains", s.UpdateUser(ctx, b), dfms.Conflict)
+	b.Role = meta.RoleAdmin
+	ok(t, s.UpdateUser(ctx, b)) // no change to an admin is fine
+}
+
+// testLastAdminRace: two active administrators demoting each other at
+// once leave one of them (on PostgreSQL, serializable transactions must
+// catch the write skew).
+func testLastAdminRace(t *testing.T, s meta.Store) {
+	var survivor meta.User
+	for round := range 5 {
+		var admins [2]meta.User
+		for i := range admins {
+			admins[i] = newUser(t, s)
+			admins[i].Role = meta.RoleAdmin
+			ok(t, s.UpdateUser(ctx, admins[i]))
+		}
+		if survivor.ID != 0 { // the last round's, which must not count
+			survivor.Role = meta.RoleUser
+			ok(t, s.UpdateUser(ctx, survivor))
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, a := range admins {
+			a.Role = meta.RoleUser
+			wg.Go(func() { errs[i] = s.UpdateUser(ctx, a) })
+		}
+		wg.Wait()
+		if (errs[0] == nil) == (errs[1] == nil) {
+			t.Fatalf("round %d: two admins demoting each other: got %v and %v, want exactly one refused", round, errs[0], errs[1])
+		}
+		for i, err := range errs {
+			if err != nil {
+				wantKind(t, "the second demotion", err, dfms.Conflict)
+				survivor = admins[i]
+			}
+		}
+		if got := must(s.GetUser(ctx, survivor.ID))(t); got.Role != meta.RoleAdmin || !got.Active {
+			t.Fatalf("round %d: the survivor is %+v, want an active admin", round, got)
+		}
 	}
 }

@@ -28,6 +28,8 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		fn   func(t *testing.T, s meta.Store)
 	}{
 		{"Users", testUsers},
+		{"LastAdmin", testLastAdmin},
+		{"LastAdminRace", testLastAdminRace},
 		{"TreeBasics", testTreeBasics},
 		{"Names", testNames},
 		{"Isolation", testIsolation},

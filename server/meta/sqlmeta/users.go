@@ -105,9 +105,33 @@ func (s *Store) UpdateUser(ctx context.Context, u meta.User) error {
 		return err
 	}
 	return s.write(ctx, op, func(t *tx) error {
-		return t.execOne(ctx, dfms.Errorf(op, dfms.NotExist, "no such user"),
-			`UPDATE users SET password_hash = ?, display_name = ?, role = ?, active = ?, quota_bytes = ? WHERE id = ?`,
-			u.PasswordHash, u.DisplayName, u.Role, u.Active, u.QuotaBytes, u.ID)
+		var role string
+		var active bool
+		err := t.queryRow(ctx, `SELECT role, active FROM users WHERE id = ?`, u.ID).Scan(&role, &active)
+		if errors.Is(err, sql.ErrNoRows) {
+			return dfms.Errorf(op, dfms.NotExist, "no such user")
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `UPDATE users SET password_hash = ?, display_name = ?, role = ?, active = ?, quota_bytes = ? WHERE id = ?`,
+			u.PasswordHash, u.DisplayName, u.Role, u.Active, u.QuotaBytes, u.ID); err != nil {
+			return err
+		}
+		if role != meta.RoleAdmin || !active || u.Role == meta.RoleAdmin && u.Active {
+			return nil
+		}
+		// An active administrator steps down: someone must remain. (Two
+		// stepping down at once are serialized: SQLite has one writer,
+		// and PostgreSQL's serializable transactions abort one of them.)
+		var admins int
+		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM users WHERE role = ? AND active = ?`, meta.RoleAdmin, true).Scan(&admins); err != nil {
+			return err
+		}
+		if admins == 0 {
+			return dfms.Errorf(op, dfms.Conflict, "the last active administrator cannot be demoted or deactivated")
+		}
+		return nil
 	})
 }
 
