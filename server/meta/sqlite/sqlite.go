@@ -120,6 +120,14 @@ func Open(path string) (*sqlmeta.Store, error) {
 			return nil, dfms.E(op, dfms.Other, err)
 		}
 	}
+	// SQLite would create the file by the umask (usually 0644), and its
+	// -wal and -shm files with the database's mode: create it private
+	// first. An existing file keeps the mode it has.
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, dfms.E(op, dfms.Other, err)
+	}
+	f.Close()
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
 		"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
 	w, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_txlock=immediate")
