@@ -17,6 +17,10 @@ import (
 type Config struct {
 	// Addr is the HTTP listen address.
 	Addr string `yaml:"addr"`
+	// MetricsAddr, if set, is where /metrics is served instead of Addr,
+	// so that the metrics need not be public (127.0.0.1:9090, or an
+	// address only the monitoring network reaches).
+	MetricsAddr string `yaml:"metrics_addr"`
 	// DataDir holds the embedded backends' files (meta.db, chunks/, keys).
 	DataDir string `yaml:"data_dir"`
 	// TrustedProxies are the reverse proxies (IP addresses or CIDR

@@ -78,6 +78,7 @@ type Server struct {
 	gc      *gc.Collector
 	api     *api.API
 	http    *http.Server
+	metrics *http.Server // on cfg.MetricsAddr; nil if /metrics is on the API's address
 }
 
 // New opens the backends of cfg (applying metadata migrations), creates
@@ -141,6 +142,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		}},
 		api.Config{MaxUploadSize: cfg.Storage.MaxUploadSize, PartSize: cfg.Storage.PartSize, TrustedProxies: cfg.TrustedProxies,
 			UploadTTL: cfg.Storage.UploadTTL, UploadLifetime: cfg.Storage.UploadLifetime, MaxOpenUploads: cfg.Storage.MaxOpenUploads,
+			MetricsElsewhere: cfg.MetricsAddr != "",
 			Limits: api.Limits{Global: perMin(rl.Global), User: perMin(rl.User), Auth: perMin(rl.Auth),
 				Upload: perMin(rl.Upload), Download: perMin(rl.Download), FailOpen: rl.FailOpen}})
 	s.http = &http.Server{
@@ -151,6 +153,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.api.MetricsHandler())
+		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10, ErrorLog: s.http.ErrorLog}
 	}
 	return s, nil
 }
@@ -187,9 +195,25 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve is Run on an existing listener.
+// Serve is Run on an existing listener. It listens on the metrics address
+// itself, if one is configured.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	const op dfms.Op = "server.Serve"
 	defer s.Close()
+	merrc := make(chan error, 1) // the metrics server's; never sent to without one
+	if s.metrics != nil {
+		mln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return dfms.E(op, dfms.Unavailable, fmt.Errorf("metrics address: %w", err))
+		}
+		s.log.Info("metrics listening", "addr", mln.Addr().String())
+		go func() { merrc <- s.metrics.Serve(mln) }()
+		defer func() {
+			s.metrics.Close()
+			<-merrc
+		}()
+	}
 	s.log.Info("dfms server listening", "addr", ln.Addr().String(), "version", Version,
 		"metadata", redact(s.cfg.Metadata.URL), "chunks", redact(s.cfg.Chunks.URL), "chunking", s.cfg.ChunkingParams().String())
 	errc := make(chan error, 1)
@@ -202,7 +226,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer func() { stopBG(); wg.Wait() }()
 	select {
 	case err := <-errc:
-		return dfms.E("server.Serve", dfms.Other, err)
+		return dfms.E(op, dfms.Other, err)
+	case err := <-merrc:
+		merrc <- err // for the deferred wait
+		s.http.Close()
+		<-errc
+		return dfms.E(op, dfms.Other, fmt.Errorf("metrics server: %w", err))
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
@@ -213,7 +242,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = errors.Join(err, serr)
 	}
 	if err != nil {
-		return dfms.E("server.Serve", dfms.Other, err)
+		return dfms.E(op, dfms.Other, err)
 	}
 	s.log.Info("stopped")
 	return nil

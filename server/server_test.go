@@ -5,10 +5,13 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dfms/dfms/server/files"
 )
@@ -79,4 +82,92 @@ func filesWrite(t *testing.T, s *Server) files.WriteRequest {
 		t.Fatal(err)
 	}
 	return files.WriteRequest{Owner: u.ID, Parent: u.Root, Name: "f.txt", Body: strings.NewReader("some content")}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// serve runs s on a loopback listener until the test ends, and returns
+// the base URL.
+func serve(t *testing.T, s *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// With metrics_addr, /metrics is served there only, so that the API's
+// public address need not expose it.
+func TestMetricsAddr(t *testing.T) {
+	cfg := testConfig(t)
+	base := serve(t, must(New(context.Background(), cfg, quiet))(t))
+	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, "# TYPE") {
+		t.Fatalf("GET /metrics without metrics_addr: %d %.100s, want the metrics", code, body)
+	}
+
+	cfg = testConfig(t)
+	cfg.MetricsAddr = freeAddr(t)
+	base = serve(t, must(New(context.Background(), cfg, quiet))(t))
+	if code, body := get(t, base+"/metrics"); code != http.StatusNotFound {
+		t.Errorf("GET /metrics on the API's address with metrics_addr: %d %.100s, want 404", code, body)
+	}
+	var code int
+	var body string
+	for range 100 { // Serve listens on the metrics address as it starts
+		resp, err := http.Get("http://" + cfg.MetricsAddr + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			code, body = resp.StatusCode, string(b)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code != 200 || !strings.Contains(body, "# TYPE") {
+		t.Errorf("GET /metrics on metrics_addr: %d %.100s, want the metrics", code, body)
+	}
+	if code, _ := get(t, "http://"+cfg.MetricsAddr+"/api/v1/files"); code != http.StatusNotFound {
+		t.Errorf("GET /api/v1/files on metrics_addr: %d, want 404 (the API is not served there)", code)
+	}
+}
+
+func must[T any](v T, err error) func(*testing.T) T {
+	return func(t *testing.T) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
 }

@@ -27,6 +27,7 @@ type configOptions struct {
 	logFmt   string
 	// trustedProxies is comma-separated.
 	trustedProxies string
+	metricsAddr    string
 }
 
 func (o *configOptions) addFlags(fs *pflag.FlagSet) {
@@ -38,6 +39,7 @@ func (o *configOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.algo, "chunking-algorithm", "", "content-defined chunking: gear or rabin (env DFMS_CHUNKING_ALGORITHM)")
 	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error (env DFMS_LOG_LEVEL)")
 	fs.StringVar(&o.logFmt, "log-format", "", "text or json (env DFMS_LOG_FORMAT)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of --addr, e.g. 127.0.0.1:9090 (env DFMS_METRICS_ADDR)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs or CIDR prefixes of the reverse proxies whose X-Forwarded-For is believed (env DFMS_TRUSTED_PROXIES; default none)")
 }
 
@@ -45,6 +47,7 @@ func (o *configOptions) addFlags(fs *pflag.FlagSet) {
 func envVars(c *server.Config) map[string]any {
 	return map[string]any{
 		"DFMS_ADDR":                 &c.Addr,
+		"DFMS_METRICS_ADDR":         &c.MetricsAddr,
 		"DFMS_DATA":                 &c.DataDir,
 		"DFMS_TRUSTED_PROXIES":      &c.TrustedProxies,
 		"DFMS_METADATA_URL":         &c.Metadata.URL,
@@ -113,7 +116,7 @@ func (o *configOptions) load(getenv func(string) string) (server.Config, error) 
 		flag string
 		dst  *string
 	}{
-		{o.addr, &c.Addr}, {o.data, &c.DataDir}, {o.metadata, &c.Metadata.URL}, {o.chunks, &c.Chunks.URL},
+		{o.addr, &c.Addr}, {o.metricsAddr, &c.MetricsAddr}, {o.data, &c.DataDir}, {o.metadata, &c.Metadata.URL}, {o.chunks, &c.Chunks.URL},
 		{o.algo, &c.Chunking.Algorithm}, {o.logLevel, &c.Log.Level}, {o.logFmt, &c.Log.Format},
 	} {
 		if f.flag != "" {

@@ -187,3 +187,28 @@ func TestConfigTrustedProxies(t *testing.T) {
 		t.Errorf("DFMS_TRUSTED_PROXIES=traefik: got %v, want a usage error", err)
 	}
 }
+
+// metrics_addr comes from the file, DFMS_METRICS_ADDR or --metrics-addr,
+// in that increasing precedence; unset, /metrics stays on the API address.
+func TestConfigMetricsAddr(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "dfms.yaml")
+	if err := os.WriteFile(file, []byte("metrics_addr: 127.0.0.1:9001\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		o    configOptions
+		env  map[string]string
+		want string
+	}{
+		{"default", configOptions{}, nil, ""},
+		{"file", configOptions{file: file}, nil, "127.0.0.1:9001"},
+		{"env", configOptions{file: file}, map[string]string{"DFMS_METRICS_ADDR": "127.0.0.1:9002"}, "127.0.0.1:9002"},
+		{"flag", configOptions{file: file, metricsAddr: "127.0.0.1:9003"}, map[string]string{"DFMS_METRICS_ADDR": "127.0.0.1:9002"}, "127.0.0.1:9003"},
+	} {
+		c, err := tc.o.load(func(k string) string { return tc.env[k] })
+		if err != nil || c.MetricsAddr != tc.want {
+			t.Errorf("%s: got metrics address %q, %v; want %q", tc.name, c.MetricsAddr, err, tc.want)
+		}
+	}
+}

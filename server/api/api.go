@@ -48,6 +48,9 @@ type Config struct {
 	// them has its client taken from X-Forwarded-For or X-Real-IP.
 	// Empty: none, and the client is always the connection's peer.
 	TrustedProxies []string
+	// MetricsElsewhere leaves /metrics out of the router: the server
+	// serves MetricsHandler on an address of its own.
+	MetricsElsewhere bool
 }
 
 // Limits are the rate-limit tiers. A zero Limit is unlimited.
@@ -125,6 +128,9 @@ func New(d Deps, cfg Config) *API {
 // Handler returns the HTTP handler of the whole API.
 func (a *API) Handler() http.Handler { return a.engine }
 
+// MetricsHandler serves the Prometheus metrics (GET /metrics).
+func (a *API) MetricsHandler() http.Handler { return a.metrics.handler() }
+
 // Routes lists the registered routes as "METHOD /path/{param}" (for the
 // OpenAPI consistency test).
 func (a *API) Routes() []gin.RouteInfo { return a.engine.Routes() }
@@ -153,7 +159,9 @@ func (a *API) routes() *gin.Engine {
 	// throttled by user traffic).
 	r.GET("/health", a.health)
 	r.GET("/ready", a.ready)
-	r.GET("/metrics", gin.WrapH(a.metrics.handler()))
+	if !a.cfg.MetricsElsewhere {
+		r.GET("/metrics", gin.WrapH(a.metrics.handler()))
+	}
 	r.GET("/openapi.yaml", a.openAPI)
 	r.GET("/docs", a.docs)
 	r.GET("/.well-known/jwks.json", a.jwks)
