@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -169,5 +170,78 @@ func must[T any](v T, err error) func(*testing.T) T {
 			t.Fatal(err)
 		}
 		return v
+	}
+}
+
+// trickle is a body that arrives in pieces, a pause before each.
+type trickle struct {
+	pieces [][]byte
+	pause  time.Duration
+}
+
+func (r *trickle) Read(p []byte) (int, error) {
+	if len(r.pieces) == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(r.pause)
+	n := copy(p, r.pieces[0])
+	r.pieces = r.pieces[1:]
+	return n, nil
+}
+
+// A client that sends its headers a byte at a time is cut off once the
+// header timeout passes (it would hold a connection and a goroutine for as
+// long as it likes); one that trickles a body after prompt headers is a
+// slow upload, and completes.
+func TestSlowHeadersAreCut(t *testing.T) {
+	s := must(New(context.Background(), testConfig(t), quiet))(t)
+	if s.http.ReadHeaderTimeout <= 0 || s.http.IdleTimeout <= 0 {
+		t.Fatalf("header timeout %v, idle timeout %v; want both set", s.http.ReadHeaderTimeout, s.http.IdleTimeout)
+	}
+	const headerTimeout = 200 * time.Millisecond
+	s.http.ReadHeaderTimeout = headerTimeout // the real one is seconds
+	base := serve(t, s)
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head := "GET /health HTTP/1.1\r\nHost: dfms\r\nX-Slow: " + strings.Repeat("x", 40) + "\r\n\r\n"
+	var werr error
+	for i := 0; i < len(head) && werr == nil; i++ {
+		_, werr = conn.Write([]byte{head[i]})
+		time.Sleep(headerTimeout / 2)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, _ := io.ReadAll(conn)
+	if strings.Contains(string(answer), "200 OK") {
+		t.Errorf("a request whose headers took %d times the header timeout was served: %q", len(head)/2, answer)
+	}
+
+	reg, err := http.Post(base+"/api/v1/auth/register", "application/json",
+		strings.NewReader(`{"email":"slow@example.com","password":"a long password"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(reg.Body).Decode(&tok)
+	reg.Body.Close()
+	body := &trickle{pause: headerTimeout}
+	for range 8 {
+		body.pieces = append(body.pieces, []byte("a slowly uploaded piece\n"))
+	}
+	req, _ := http.NewRequest("POST", base+"/api/v1/files/upload", body)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("X-File-Name", "slow.txt")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("an upload trickled over 8 header timeouts: got %d, want 201", resp.StatusCode)
 	}
 }
