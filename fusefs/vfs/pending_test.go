@@ -514,7 +514,7 @@ func TestDeferredUnlinks(t *testing.T) {
 		t.Fatalf("%d batches for %d unlinks", bt, n)
 	}
 	owner := localOwner(t, svc)
-	trash, err := svc.Trash(ctx, owner)
+	trash, _, err := svc.Trash(ctx, owner, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

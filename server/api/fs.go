@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -73,21 +74,45 @@ func (a *API) fsEntryOut(c *gin.Context, id dfms.EntryID) {
 	c.JSON(http.StatusOK, gin.H{"entry": fsView(e)})
 }
 
+// maxChildren bounds a page of GET /fs/entries/{id}/children.
+const maxChildren = 1000
+
+// fsChildren lists a directory by name, a page (?limit=, at most
+// maxChildren) at a time: "more" says whether entries remain after the
+// last one, whose name continues the walk (?after=).
 func (a *API) fsChildren(c *gin.Context) {
 	id, ok := a.entryParam(c, "id")
 	if !ok {
 		return
 	}
-	es, err := a.Files.List(c.Request.Context(), user(c).ID, id, meta.ListOptions{})
+	limit := maxChildren
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			a.bad(c, "limit must be a positive number")
+			return
+		}
+		limit = min(n, maxChildren)
+	}
+	opts := meta.ListOptions{ByName: true, Limit: limit + 1}
+	if after, ok := c.GetQuery("after"); ok {
+		if !a.validName(c, after) {
+			return
+		}
+		opts.After = after
+	}
+	es, err := a.Files.List(c.Request.Context(), user(c).ID, id, opts)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
+	more := len(es) > limit
+	es = es[:min(len(es), limit)]
 	out := make([]fsEntry, len(es))
 	for i, e := range es {
 		out[i] = fsView(e)
 	}
-	c.JSON(http.StatusOK, gin.H{"items": out})
+	c.JSON(http.StatusOK, gin.H{"items": out, "more": more})
 }
 
 func (a *API) fsLookup(c *gin.Context) {

@@ -254,12 +254,16 @@ func (a *API) createFolder(c *gin.Context) {
 }
 
 func (a *API) listTrash(c *gin.Context) {
-	es, err := a.Files.Trash(c.Request.Context(), user(c).ID)
+	p, ok := a.pageParams(c)
+	if !ok {
+		return
+	}
+	es, total, err := a.Files.Trash(c.Request.Context(), user(c).ID, p.offset(), p.size)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"items": views(es), "total": len(es)})
+	c.JSON(http.StatusOK, pageBody("items", views(es), total, p))
 }
 
 func (a *API) restoreTrash(c *gin.Context) {

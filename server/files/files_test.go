@@ -528,7 +528,7 @@ func TestTreeOperations(t *testing.T) {
 		if _, err := e.svc.Stat(ctx, owner, l.ID); !dfms.Is(err, dfms.NotExist) {
 			t.Fatalf("stat in a trashed folder: %v", err)
 		}
-		tr, _ := e.svc.Trash(ctx, owner)
+		tr, _, _ := e.svc.Trash(ctx, owner, 0, 0)
 		if len(tr) != 1 || tr[0].ID != a.ID {
 			t.Fatalf("trash = %v", tr)
 		}

@@ -75,9 +75,10 @@ func (s *Service) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryI
 	return s.meta.Restore(ctx, owner, id)
 }
 
-// Trash lists what the owner deleted, newest first.
-func (s *Service) Trash(ctx context.Context, owner dfms.UserID) ([]meta.Entry, error) {
-	return s.meta.ListTrash(ctx, owner)
+// Trash lists a page of what the owner deleted, newest first, and how
+// much that is in all (see meta.Store.ListTrash).
+func (s *Service) Trash(ctx context.Context, owner dfms.UserID, offset, limit int) ([]meta.Entry, int, error) {
+	return s.meta.ListTrash(ctx, owner, offset, limit)
 }
 
 // Purge deletes a trashed entry for good, releasing its chunks to GC.

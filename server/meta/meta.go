@@ -294,10 +294,17 @@ type ListOptions struct {
 	Offset int    // skip this many entries first
 	Limit  int    // 0: no limit
 	// Sort is SortName (default), SortSize or SortMTime; Desc reverses it.
-	// Directories always come before other entries.
+	// Directories come before other entries, except in name order with
+	// After or ByName set.
 	Sort string
 	Desc bool
+	// ByName lists in plain name order (byte order), as the pages of a
+	// walk with After do: the first page of such a walk.
+	ByName bool
 }
+
+// MaxTrashPage bounds a page of ListTrash.
+const MaxTrashPage = 1000
 
 // Sort orders of ListDir.
 const (
@@ -534,9 +541,11 @@ type Store interface {
 	// Restore brings a trashed subtree back under its old parent, which must
 	// be live (Conflict otherwise; Exist if its name was taken meanwhile).
 	Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (Entry, error)
-	// ListTrash returns the entries the owner deleted (the roots of trashed
-	// subtrees), newest first.
-	ListTrash(ctx context.Context, owner dfms.UserID) ([]Entry, error)
+	// ListTrash returns one page of the entries the owner deleted (the
+	// roots of trashed subtrees), newest first: at most limit (0 or more
+	// than MaxTrashPage: MaxTrashPage) after skipping offset, and the total
+	// number of them.
+	ListTrash(ctx context.Context, owner dfms.UserID, offset, limit int) ([]Entry, int, error)
 	// Purge deletes a trashed subtree for good: its entries, all their
 	// versions and the chunk references they held.
 	Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (PurgeStats, error)

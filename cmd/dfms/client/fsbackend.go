@@ -134,19 +134,28 @@ func (b *FSBackend) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, er
 	return b.entry(ctx, "client.fs.GetAttr", request{method: http.MethodGet, path: entryPath(id)})
 }
 
-// ReadDir implements vfs.Backend.
+// ReadDir implements vfs.Backend. The server answers a page of names at
+// a time, in name order; each page continues after the last name of the
+// one before.
 func (b *FSBackend) ReadDir(ctx context.Context, dir dfms.EntryID) ([]vfs.Entry, error) {
-	var out struct {
-		Items []fsEntry `json:"items"`
+	es := []vfs.Entry{}
+	q := url.Values{}
+	for {
+		var out struct {
+			Items []fsEntry `json:"items"`
+			More  bool      `json:"more"`
+		}
+		if err := b.call(ctx, "client.fs.ReadDir", request{method: http.MethodGet, path: entryPath(dir) + "/children", query: q}, &out); err != nil {
+			return nil, err
+		}
+		for _, e := range out.Items {
+			es = append(es, e.vfs())
+		}
+		if !out.More || len(out.Items) == 0 {
+			return es, nil
+		}
+		q = url.Values{"after": {out.Items[len(out.Items)-1].Name}}
 	}
-	if err := b.call(ctx, "client.fs.ReadDir", request{method: http.MethodGet, path: entryPath(dir) + "/children"}, &out); err != nil {
-		return nil, err
-	}
-	es := make([]vfs.Entry, len(out.Items))
-	for i, e := range out.Items {
-		es[i] = e.vfs()
-	}
-	return es, nil
 }
 
 func (b *FSBackend) create(ctx context.Context, op dfms.Op, parent dfms.EntryID, body map[string]any) (vfs.Entry, error) {

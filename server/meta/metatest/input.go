@@ -2,6 +2,7 @@ package metatest
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -102,5 +103,69 @@ func testLastAdminRace(t *testing.T, s meta.Store) {
 		if got := must(s.GetUser(ctx, survivor.ID))(t); got.Role != meta.RoleAdmin || !got.Active {
 			t.Fatalf("round %d: the survivor is %+v, want an active admin", round, got)
 		}
+	}
+}
+
+// trashOf is the owner's whole trash (one page of the maximum size).
+func trashOf(t *testing.T, s meta.Store, owner dfms.UserID) []meta.Entry {
+	t.Helper()
+	es, total, err := s.ListTrash(ctx, owner, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != len(es) {
+		t.Fatalf("ListTrash: %d entries of %d; want the whole trash in one page", len(es), total)
+	}
+	return es
+}
+
+// testListPages: ListTrash pages newest first with the total, and its
+// page size is bounded; ListDir with ByName and After walks a directory in
+// plain byte order of names, directories not first.
+func testListPages(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	var trashed []dfms.EntryID
+	for i := range 5 {
+		d := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: fmt.Sprintf("t%d", i), Kind: meta.KindDir, Mode: 0o755}))(t)
+		ok(t, s.Trash(ctx, u.ID, d.ID))
+		trashed = append([]dfms.EntryID{d.ID}, trashed...) // newest first
+	}
+	var got []dfms.EntryID
+	for off := 0; off < 6; off += 2 {
+		es, total, err := s.ListTrash(ctx, u.ID, off, 2)
+		ok(t, err)
+		if total != 5 || len(es) > 2 {
+			t.Fatalf("ListTrash(%d, 2): %d entries of %d, want at most 2 of 5", off, len(es), total)
+		}
+		for _, e := range es {
+			got = append(got, e.ID)
+		}
+	}
+	if !slices.Equal(got, trashed) {
+		t.Fatalf("ListTrash pages: %v, want %v", got, trashed)
+	}
+	_, _, err := s.ListTrash(ctx, u.ID, -1, 0)
+	wantKind(t, "ListTrash at a negative offset", err, dfms.Invalid)
+
+	// Names whose byte order differs from "directories first".
+	for i, n := range []string{"b", "A", "c", "a", "é"} {
+		kind := meta.KindFile
+		if i%2 == 0 {
+			kind = meta.KindDir
+		}
+		must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: n, Kind: kind, Mode: 0o755}))(t)
+	}
+	var walked []string
+	opts := meta.ListOptions{ByName: true, Limit: 2}
+	for range 10 {
+		es := must(s.ListDir(ctx, u.ID, u.Root, opts))(t)
+		walked = append(walked, names(es)...)
+		if len(es) < 2 {
+			break
+		}
+		opts.After = es[len(es)-1].Name
+	}
+	if want := []string{"A", "a", "b", "c", "é"}; !slices.Equal(walked, want) {
+		t.Fatalf("ListDir ByName in pages of 2: %q, want %q", walked, want)
 	}
 }

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"Usage", testUsage},
 		{"RefreshTokens", testRefreshTokens},
 		{"ListSortPage", testListSortPage},
+		{"ListPages", testListPages},
 		{"ChunkOwners", testChunkOwners},
 		{"PossessionGoesWithTheChunk", testPossessionGoesWithTheChunk},
 		{"PendingChunks", testPendingChunks},
@@ -423,7 +424,7 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 	// The replaced file is in the trash with a copy of its current
 	// version (open handles still read it), restorable once the name is
 	// free.
-	trash := must(s.ListTrash(ctx, u.ID))(t)
+	trash := trashOf(t, s, u.ID)
 	if len(trash) != 1 || trash[0].ID != old.ID {
 		t.Fatalf("trash = %v", names(trash))
 	}
@@ -467,7 +468,7 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 	l := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "link", Kind: meta.KindSymlink, Target: "x"}))(t)
 	other, _ := commit(t, s, u.ID, u.Root, "other", m2)
 	must2(t)(s.Rename(ctx, u.ID, other.ID, u.Root, "link", true))
-	if trash := must(s.ListTrash(ctx, u.ID))(t); !slices.ContainsFunc(trash, func(e meta.Entry) bool { return e.ID == l.ID }) {
+	if trash := trashOf(t, s, u.ID); !slices.ContainsFunc(trash, func(e meta.Entry) bool { return e.ID == l.ID }) {
 		t.Fatalf("trash = %v", names(trash))
 	}
 
@@ -518,7 +519,7 @@ func testTrashRestorePurge(t *testing.T, s meta.Store) {
 	if hits, _, _ := s.Search(ctx, u.ID, meta.SearchQuery{Text: "f"}); len(hits) != 0 {
 		t.Fatalf("search finds trashed entries: %v", names(hits))
 	}
-	trash := must(s.ListTrash(ctx, u.ID))(t)
+	trash := trashOf(t, s, u.ID)
 	if len(trash) != 1 || trash[0].ID != top.ID {
 		t.Fatalf("trash = %v, want [top]", names(trash))
 	}
@@ -556,7 +557,7 @@ func testTrashRestorePurge(t *testing.T, s meta.Store) {
 	}
 	_, err = s.GetEntry(ctx, u.ID, f2.ID)
 	wantKind(t, "purged entry", err, dfms.NotExist)
-	if trash := must(s.ListTrash(ctx, u.ID))(t); len(trash) != 0 {
+	if trash := trashOf(t, s, u.ID); len(trash) != 0 {
 		t.Fatalf("trash after purge = %v", names(trash))
 	}
 }
@@ -1979,7 +1980,7 @@ func testTrashEntries(t *testing.T, s meta.Store) {
 	f, _ := commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("te", 3)))
 	g := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: sub.ID, Name: "g", Kind: meta.KindFile}))(t)
 	ok(t, s.Trash(ctx, u.ID, must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "gone", Kind: meta.KindFile}))(t).ID))
-	gone := must(s.ListTrash(ctx, u.ID))(t)[0]
+	gone := trashOf(t, s, u.ID)[0]
 	other := newUser(t, s)
 	theirs := must(s.CreateEntry(ctx, meta.Entry{Owner: other.ID, Parent: other.Root, Name: "t", Kind: meta.KindFile}))(t)
 
@@ -2010,7 +2011,7 @@ func testTrashEntries(t *testing.T, s meta.Store) {
 	if e := must(s.GetEntry(ctx, other.ID, theirs.ID))(t); !e.Live() {
 		t.Fatal("another owner's entry was trashed")
 	}
-	if names := names(must(s.ListTrash(ctx, u.ID))(t)); !slices.Contains(names, "f") || !slices.Contains(names, "sub") || slices.Contains(names, "g") {
+	if names := names(trashOf(t, s, u.ID)); !slices.Contains(names, "f") || !slices.Contains(names, "sub") || slices.Contains(names, "g") {
 		t.Fatalf("trash holds %v", names)
 	}
 	// The file's deletion time is the one given; its directory's times

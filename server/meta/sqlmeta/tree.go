@@ -279,6 +279,8 @@ func (s *Store) ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID
 			if opts.After != "" {
 				q += ` AND name` + t.s.d.Collate + ` > ?`
 				args = append(args, opts.After)
+			}
+			if opts.After != "" || opts.ByName {
 				dirs = "" // a name cursor pages in pure name order
 			}
 			q += ` ORDER BY ` + dirs + `name` + t.s.d.Collate + desc
@@ -730,15 +732,26 @@ func (s *Store) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID)
 }
 
 // ListTrash implements meta.Store.
-func (s *Store) ListTrash(ctx context.Context, owner dfms.UserID) ([]meta.Entry, error) {
+func (s *Store) ListTrash(ctx context.Context, owner dfms.UserID, offset, limit int) ([]meta.Entry, int, error) {
+	const op dfms.Op = "meta.ListTrash"
+	if offset < 0 || limit < 0 {
+		return nil, 0, dfms.Errorf(op, dfms.Invalid, "negative offset or limit")
+	}
+	if limit == 0 || limit > meta.MaxTrashPage {
+		limit = meta.MaxTrashPage
+	}
 	var out []meta.Entry
-	err := s.read(ctx, "meta.ListTrash", func(t *tx) error {
+	var total int
+	err := s.read(ctx, op, func(t *tx) error {
+		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM entries WHERE owner_id = ? AND trash_root = id`, owner).Scan(&total); err != nil {
+			return err
+		}
 		var err error
 		out, err = scanEntries(t.query(ctx, `SELECT `+entryCols+` FROM entries
-			WHERE owner_id = ? AND trash_root = id ORDER BY deleted_at DESC, id DESC`, owner))
+			WHERE owner_id = ? AND trash_root = id ORDER BY deleted_at DESC, id DESC LIMIT ? OFFSET ?`, owner, limit, offset))
 		return err
 	})
-	return out, err
+	return out, total, err
 }
 
 // Purge implements meta.Store.
