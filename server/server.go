@@ -29,6 +29,7 @@ import (
 	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/server/meta/postgres"
 	"github.com/dfms/dfms/server/meta/sqlite"
+	"github.com/dfms/dfms/server/meta/sqlmeta"
 	"github.com/dfms/dfms/server/ratelimit"
 	"github.com/dfms/dfms/workers/gc"
 )
@@ -40,23 +41,38 @@ var Version = "dev"
 // a bare path (SQLite), or postgres://….
 func OpenMeta(ctx context.Context, raw string) (meta.Store, error) {
 	const op dfms.Op = "server.OpenMeta"
+	// A failed Open returns a nil *sqlmeta.Store, which must not become
+	// a non-nil meta.Store.
+	var s *sqlmeta.Store
+	var err error
 	switch {
 	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
-		return postgres.Open(ctx, raw, postgres.Options{})
+		s, err = postgres.Open(ctx, raw, postgres.Options{})
 	case strings.HasPrefix(raw, "sqlite://"):
-		u, err := url.Parse(raw)
-		if err != nil {
-			return nil, dfms.E(op, dfms.Invalid, err)
+		u, perr := url.Parse(raw)
+		if perr != nil {
+			return nil, dfms.E(op, dfms.Invalid, errors.New("malformed metadata URL"))
 		}
 		path := u.Path
 		if u.Host != "" { // sqlite://relative/path
 			path = u.Host + u.Path
 		}
-		return sqlite.Open(path)
+		s, err = sqlite.Open(path)
 	case !strings.Contains(raw, "://"):
-		return sqlite.Open(raw)
+		s, err = sqlite.Open(raw)
+	default:
+		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("metadata URL %q: want sqlite:///path or postgres://…", redact(raw)))
 	}
-	return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("metadata URL %q: want sqlite:///path or postgres://…", redact(raw)))
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// backendError is the failure to open one backend: what it is, its URL
+// without credentials, and why, on one line; it keeps err's kind.
+func backendError(what, raw string, err error) error {
+	return dfms.E("server.New", dfms.Other, fmt.Errorf("%s %s: %w", what, redact(raw), err))
 }
 
 func redact(raw string) string {
@@ -95,15 +111,24 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 			s.Close()
 		}
 	}()
-	if s.meta, err = OpenMeta(ctx, cfg.Metadata.URL); err != nil {
-		return nil, err
+	// Each backend is kept only once open, so that the cleanup closes
+	// exactly those; a failure names the backend and its URL, without
+	// credentials.
+	m, err := OpenMeta(ctx, cfg.Metadata.URL)
+	if err != nil {
+		return nil, backendError("metadata", cfg.Metadata.URL, err)
 	}
-	if s.chunks, err = store.Open(ctx, cfg.Chunks.URL); err != nil {
-		return nil, err
+	s.meta = m
+	chunks, err := store.Open(ctx, cfg.Chunks.URL)
+	if err != nil {
+		return nil, backendError("chunk store", cfg.Chunks.URL, err)
 	}
-	if s.limiter, err = ratelimit.Open(ctx, cfg.RateLimit.URL); err != nil {
-		return nil, err
+	s.chunks = chunks
+	limiter, err := ratelimit.Open(ctx, cfg.RateLimit.URL)
+	if err != nil {
+		return nil, backendError("rate limiter", cfg.RateLimit.URL, err)
 	}
+	s.limiter = limiter
 	s.files, err = files.New(s.meta, s.chunks, files.Options{Chunking: cfg.ChunkingParams(), HoldFor: cfg.HoldFor(),
 		Retention: files.Retention{KeepLast: cfg.Versions.KeepLast, KeepFor: time.Duration(cfg.Versions.KeepDays) * 24 * time.Hour}})
 	if err != nil {
@@ -268,17 +293,9 @@ func (s *Server) collect(ctx context.Context) {
 func (s *Server) Close() error {
 	var errs []error
 	for _, c := range []interface{ Close() error }{s.meta, s.chunks, s.limiter} {
-		if c != nil && !isNil(c) {
+		if c != nil {
 			errs = append(errs, c.Close())
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func isNil(v any) bool {
-	switch x := v.(type) {
-	case meta.Store:
-		return x == nil
-	}
-	return v == nil
 }

@@ -2,19 +2,24 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dfms/dfms/integration/testenv"
 	"github.com/dfms/dfms/server/files"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to count sessions
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -244,4 +249,87 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Errorf("an upload trickled over 8 header timeouts: got %d, want 201", resp.StatusCode)
 	}
+}
+
+// pgConnections counts the sessions connected to the database of url.
+func pgConnections(t *testing.T, raw string) int {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("pgx", os.Getenv("DFMS_TEST_POSTGRES"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = $1`, strings.TrimPrefix(u.Path, "/")).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// openFiles lists the files this process holds open under dir.
+func openFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	var out []string
+	for _, fd := range fds {
+		if p, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(p, dir) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// A start that fails at one backend closes the ones it opened before:
+// no database session, no open file is left behind.
+func TestFailedStartClosesWhatItOpened(t *testing.T) {
+	unreachable := freeAddr(t)
+	t.Run("postgres then s3", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.Metadata.URL = testenv.Postgres(t)
+		cfg.Chunks.URL = "s3://key:secret@" + unreachable + "/bucket?secure=false"
+		if _, err := New(context.Background(), cfg, quiet); err == nil {
+			t.Fatal("New succeeded with an unreachable chunk store")
+		}
+		waitNoSessions(t, cfg.Metadata.URL)
+	})
+	t.Run("postgres and s3 then redis", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.Metadata.URL, cfg.Chunks.URL = testenv.Postgres(t), testenv.S3(t)
+		cfg.RateLimit.URL = "redis://" + unreachable + "/0"
+		if _, err := New(context.Background(), cfg, quiet); err == nil {
+			t.Fatal("New succeeded with an unreachable rate limiter")
+		}
+		waitNoSessions(t, cfg.Metadata.URL)
+	})
+	t.Run("sqlite then redis", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.RateLimit.URL = "redis://" + unreachable + "/0"
+		if _, err := New(context.Background(), cfg, quiet); err == nil {
+			t.Fatal("New succeeded with an unreachable rate limiter")
+		}
+		if open := openFiles(t, cfg.DataDir); len(open) > 0 {
+			t.Errorf("files still open after the failed start: %q", open)
+		}
+	})
+}
+
+// waitNoSessions waits until the database of raw has no session (closing
+// a pool ends its sessions on the server a little later).
+func waitNoSessions(t *testing.T, raw string) {
+	t.Helper()
+	var n int
+	for range 250 {
+		if n = pgConnections(t, raw); n == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("%d sessions still open on the metadata database after the failed start", n)
 }

@@ -76,6 +76,12 @@ type Options struct {
 // the store.
 func Open(ctx context.Context, url string, opts Options) (*sqlmeta.Store, error) {
 	const op dfms.Op = "meta/postgres.Open"
+	// A URL that cannot be parsed is a configuration error, not an
+	// unreachable server (the driver would only find out on connecting).
+	// pgconn's message hides the password.
+	if _, err := pgconn.ParseConfig(url); err != nil {
+		return nil, dfms.E(op, dfms.Invalid, err)
+	}
 	db, err := sql.Open("pgx", url)
 	if err != nil {
 		return nil, dfms.E(op, dfms.Invalid, err)

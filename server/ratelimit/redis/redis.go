@@ -38,9 +38,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -48,6 +50,18 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/server/ratelimit/internal/rate"
 )
+
+// debugLogger takes go-redis's own log lines (a failed dial, say) off the
+// process's stderr, where the library writes them unasked, to slog's debug
+// level: the failures themselves reach the caller as errors (Open's, and
+// Allow's, which the API logs), so a start that fails prints one line.
+type debugLogger struct{}
+
+func (debugLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}
+
+var quietOnce sync.Once
 
 // DefaultPrefix is put before every key unless WithPrefix or the URL's
 // prefix option says otherwise.
@@ -134,6 +148,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Limiter, error) 
 	}
 	// Let a caller's deadline cut a slow command short, too.
 	o.ContextTimeoutEnabled = true
+	quietOnce.Do(func() { goredis.SetLogger(debugLogger{}) })
 	c := goredis.NewClient(o)
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
