@@ -7,7 +7,12 @@
 //
 // Entries and attributes are cached by the kernel for one second (the
 // libfuse default), failed lookups not at all, so a change made elsewhere
-// shows within a second. File data is not kept across opens: each open
+// shows within a second even without the change feed. The mount follows
+// the feed ([vfs.FS.Watch]) and drops what the kernel cached of each
+// change made elsewhere (pages, attributes, the name in its directory,
+// the directory's listing), so that it shows at once. File data is cached
+// under explicit control: an open keeps the kernel's pages of a file only
+// while its version is unchanged (FOPEN_KEEP_CACHE), otherwise it
 // re-reads, which gives close-to-open consistency. Children are created on
 // demand with StableAttr{Ino: entry id}, so concurrent lookups of one file
 // share one kernel inode.
@@ -15,8 +20,10 @@
 // # Read-ahead
 //
 // The kernel's read-ahead for the mount is raised from 128 KiB to 4 MiB
-// (Options.ReadAheadKB, through /sys/class/bdi, as root only), so that a
-// sequential read keeps several chunks in flight.
+// (Options.ReadAheadKB, through /sys/class/bdi, as root only; the FUSE
+// handshake cannot ask for more than 128 KiB), so that a sequential read
+// keeps several chunks in flight. Measured with integration/cmd/benchmount
+// on one image: cold sequential reads 1.15-1.2x faster in alternating runs.
 //
 // # Interrupts
 //
@@ -28,8 +35,8 @@
 // # Limits of this version
 //
 //   - Hard links fail with ENOTSUP (an entry has exactly one parent).
-//   - Extended attributes are disabled (ENOTSUP, and the kernel stops
-//     asking).
+//   - Extended attributes are stored by the server (package vfs); only
+//     system.* (POSIX ACLs) fails with ENOTSUP.
 //   - POSIX and flock locks are handled by the kernel for this mount
 //     (EnableLocks is off): they hold between processes on this machine,
 //     with POSIX semantics, not between machines.
