@@ -4,4 +4,71 @@
 //
 // TestMain builds the binary once; each test starts the processes it
 // needs on loopback and stops them when it ends.
+//
+// # make test
+//
+// `make test` runs test.sh: it starts a throwaway PostgreSQL 15 cluster
+// (as the postgres user), versitygw (an Apache-2.0 S3 server, built with
+// go install on first use) and Redis on loopback with random credentials
+// (services.sh), installs rsync, git and sqlite3 for the mount tests, runs
+// `go test -race ./...` with every service, FUSE and those tools required
+// (DFMS_TEST_REQUIRE: a test that would skip for lack of one fails
+// instead), and stops what it started. It needs root on a Debian machine.
+// `make test-short` runs the same tests without services; those that need
+// one skip.
+//
+// # The suites
+//
+//   - server/meta/metatest: one conformance suite, run on SQLite and on
+//     PostgreSQL;
+//   - placement/store/storetest: one conformance suite, run on file:// and
+//     on S3;
+//   - server/files: the file layer on sqlite+file and on postgres+s3 —
+//     dedup across files (stored bytes asserted), exact reference counts
+//     for 64 MiB of zeros through overwrite and purge, a failure injected
+//     before commit changes nothing, corrupted chunks are detected;
+//   - chunking: golden, fuzz, stability (one inserted byte in 64 MiB keeps
+//     ≥ 95 % of chunks) and average-size tests;
+//   - server/api: the OpenAPI document is compared with the router both
+//     ways, and about 170 real responses are checked against its schemas;
+//     fuzz tests on request decoding;
+//   - server/auth: an attack table of forged, expired, confused and
+//     replayed tokens;
+//   - server/ratelimit/ratelimittest: one suite, run on the in-memory
+//     limiter and on Redis;
+//   - workers/gc: sweeps, orphans, expired uploads, and the races between
+//     writes and collections;
+//   - cmd/dfms: the CLI against the real handler (resumed uploads and
+//     downloads, token refresh), and `dfms up` as a real process with
+//     go-fuse's POSIX suite run through its mount;
+//   - fusefs: real FUSE mounts (as root, no helper needed): go-fuse's
+//     posixtest suite plus our cases (cp -a / tar round trips with diff -r,
+//     editor-style saves, truncate, rename variants, chmod/chown/utimens,
+//     .versions, locks, unmount while busy) and real tools: rsync -a twice
+//     (the second transfers nothing), git init/add/commit/status/fsck,
+//     sqlite3 with 10,000 rows and PRAGMA integrity_check, directory times;
+//   - fusefs/vfs: random writes, truncates and commits checked against a
+//     model, one-byte edits cost at most two chunks, appends cut as one
+//     write would, crash recovery from the journal, and write-back (closed
+//     files committed in batches, a version per close however soon the
+//     file is reopened, retries while the server is down, a crash before
+//     the commit); an editor's save keeps the history in .versions; the
+//     metadata cache (its generations, directories known complete, own
+//     changes seen at once and others' within the feed's latency, no
+//     backend read for cached stats); namespace changes made durable by
+//     fsync, Sync and Close with a barrier only when needed;
+//   - cmd/dfms TestMountRemote: `dfms mount` of a `dfms up` server over
+//     HTTP — posixtest, changes through the REST API and between two
+//     mounts visible within a second, 200 files closed in a burst committed
+//     in batched requests, a one-byte edit of 256 MiB uploading at most two
+//     chunks (server metrics), a second read fetching no chunk, and kill -9
+//     of the daemon (fsync'ed data is on the server, unclosed writes are
+//     committed by the next mount);
+//   - integration (this package): the real `dfms server` process — zero
+//     configuration, PostgreSQL + S3 by flags, environment and config
+//     file, graceful shutdown, the README's curl sequence (TestAPI, the
+//     readme case: the same requests, verbatim but for the address, the
+//     token and the ids), cross-user isolation on every endpoint, JWT
+//     attacks, bad input, rate limits on memory and Redis, and a corrupt
+//     chunk cut from a download.
 package integration

@@ -7,19 +7,47 @@
 // # Writing
 //
 // A write streams the body through the content-defined chunker (one
-// chunker goroutine feeding SHA-256 workers), collects chunks into small
-// batches, asks the metadata store which of them it lacks, stores only
-// those (in parallel), records them, and finally commits the manifest as a
-// new version in one metadata transaction. Memory stays bounded by the
-// batch size whatever the file size. Until the commit nothing is visible:
-// a failure before it leaves no version and no changed reference count
-// (chunks already stored stay unreferenced and are collected by GC).
+// chunker goroutine feeding SHA-256 workers), copies the chunks into
+// batches (Options.BatchBytes, 8 MiB by default), and for each batch asks
+// the metadata store in one query which of its hashes the store lacks,
+// stores only those (in parallel), and records the batch; two batches are
+// stored at once (Options.Uploaders) while the next one is cut. Finally
+// it commits the manifest as a new version in one metadata transaction,
+// together with its reference counts, the owner's usage and a
+// change-journal row. Memory stays bounded by a few batches whatever the
+// file size. Until the commit nothing is visible: a failure before it
+// leaves no version and no changed reference count (chunks already stored
+// stay unreferenced and are collected by GC).
+//
+// Every chunk a write relies on has its GC grace period re-armed, once
+// per batch and again just before the commit, so that only a write longer
+// than the grace period itself can lose a chunk to GC before it commits
+// (it then fails with kind Conflict, to be retried; see package gc).
 //
 // # Reading
 //
 // A read fetches the version's manifest, then the chunks covering the
-// range, a few ahead of the writer. Every chunk is re-hashed before any of
-// its bytes are returned; a mismatch fails the read with kind Corrupt.
+// range, a few ahead of the reader (Options.ReadAhead, 4 by default).
+// Every chunk is re-hashed before any of its bytes are returned; a
+// mismatch fails the read with kind Corrupt: a corrupt chunk is never
+// served.
+//
+// # Deleting
+//
+// Deleting moves a whole subtree to the trash, from which it can be
+// restored; purging it releases the references of its versions, and the
+// chunks left unreferenced are collected by package gc after the grace
+// period.
+//
+// # Isolation
+//
+// Every query is scoped to its owner, and another user's ids answer
+// NotExist (404) like missing ones. Chunks are shared between users for
+// storage (each is stored once), but a user may reference a chunk only
+// after sending its bytes or committing it (proof of possession): the
+// missing-chunks answers and the dedup counts of an upload are from the
+// caller's point of view, so they reveal nothing about what other users
+// store; possession ends when GC deletes the chunk.
 //
 // # What a write reveals about other users
 //

@@ -8,13 +8,55 @@
 // (postgres://user:pass@host:5432/db). One conformance suite,
 // meta/metatest, runs every case on both.
 //
+// # What it holds
+//
+//   - users;
+//   - the entry tree: directories, files and symlinks with their POSIX
+//     attributes, one live name per directory, enforced by a unique index
+//     that covers the root too;
+//   - versions, whose manifests are stored as packed (hash, length)
+//     records;
+//   - chunks, with reference counts kept exactly (below);
+//   - storage nodes;
+//   - multipart uploads and their parts, which hold references until the
+//     upload is completed or aborted;
+//   - the change journal, whose rows name the origin of each change (the
+//     X-DFMS-Origin of the request), so that a mount can skip its own.
+//
 // # Transactions
 //
 // Every method is one transaction: it either happens completely or not at
 // all. Transactions that fail with a serialization failure, a deadlock or a
-// busy database are retried inside the store, so callers never see those.
-// In particular [Store.CommitVersion] adds the version, its chunk references,
-// the owner's usage and a change-journal row atomically.
+// busy database are retried inside the store, so callers never see those
+// (PostgreSQL's write transactions are SERIALIZABLE; SQLite has one writer
+// connection). In particular [Store.CommitVersion] adds the version, its
+// chunk references, the owner's usage and a change-journal row
+// atomically.
+//
+// A commit is durable when the method returns, except in a context marked
+// with [WithLazyDurability] (the mount's namespace changes in `dfms up`):
+// such transactions may be acknowledged before they are durable, and
+// become durable with the next durable commit or [Store.Sync]. On SQLite
+// they run with synchronous=NORMAL on the writer connection.
+//
+// # Batches and ids reserved ahead
+//
+// Entry ids can be reserved ahead ([Store.ReserveEntryIDs]: SQLite moves
+// its AUTOINCREMENT counter, PostgreSQL draws from the identity
+// sequence), so that a client names an entry before it creates it.
+// [Store.CreateEntries] and [Store.TrashEntries] make a batch of creates
+// or deletions in one transaction, with the times the client made them (a
+// directory's times move up to them, never back). A batch (those two, and
+// [Store.CommitVersions]) runs in one savepoint, and item by item, a
+// savepoint each, only when one of its items fails, so that a failing
+// item changes nothing and the others still land.
+//
+// # Search
+//
+// [Store.Search] matches names and MIME types by substring, through
+// trigram indexes: SQLite's FTS5 with the trigram tokenizer (words shorter
+// than three characters use LIKE), PostgreSQL's pg_trgm. See package
+// meta/sqlite for how its index is kept up to date.
 //
 // # Reference counts
 //
@@ -26,19 +68,25 @@
 //
 // # Chunks and garbage collection
 //
-// A chunk row is created by [Store.AddChunks] after the chunk's bytes are
-// durably stored, with zero references (or by the commit that references
-// it, in the same transaction, which commits only once the bytes are
-// durable: [CommitRequest.Stored]). Commits only increment rows that
-// exist and are live; if one is missing or being deleted the commit fails
-// with a *MissingChunksError and changes nothing, and the caller uploads the
-// chunk again. The sweeper deletes a chunk in three steps: it marks the row
-// deleting (only if the count is still zero after the grace period), deletes
-// the bytes, then deletes the row. Because of that order, no committed
-// version can reference a chunk whose bytes were deleted, whatever the
-// interleaving of uploads and sweeps. A mark belongs to the sweeper that
-// made it (a [Fence]), so that two sweepers never delete one chunk: one
-// could otherwise delete bytes stored again after the other finished.
+// A write reserves a chunk before storing its bytes ([Store.ReserveChunks]
+// creates a pending row, which keeps the orphan collector away from the
+// bytes and cannot be referenced), and [Store.AddChunks] marks it stored,
+// with zero references, once the bytes are durable. Alternatively the
+// commit that references the chunks marks them stored in its own
+// transaction ([CommitRequest.Stored]): the in-process mount's fsync
+// writes the bytes while the commit's statements run, and the transaction
+// commits only once they are durable ([CommitRequest.Durable]), or rolls
+// back if they could not be stored. Commits only increment rows that are
+// stored and live; if one is missing, pending or being deleted the commit
+// fails with a *MissingChunksError and changes nothing, and the caller
+// uploads the chunk again. The sweeper deletes a chunk in three steps: it
+// marks the row deleting (only if the count is still zero after the grace
+// period), deletes the bytes, then deletes the row. Because of that order,
+// no committed version can reference a chunk whose bytes were deleted,
+// whatever the interleaving of uploads and sweeps (see package gc). A
+// mark belongs to the sweeper that made it (a [Fence]), so that two
+// sweepers never delete one chunk: one could otherwise delete bytes
+// stored again after the other finished.
 //
 // # Quota
 //

@@ -5,15 +5,35 @@
 // keeps while it writes a chunk, left behind by a write that died (the
 // disk store's ".tmp-" files).
 //
+// Deleting a file moves it to the trash; purging it releases its
+// references, and what that leaves unreferenced is this package's work.
+//
 // Collection is two-phase. Reference counts reaching zero record the time
 // (the mark, done by the metadata store in the same transaction that
 // released the last reference); a sweep deletes only chunks whose count
 // has stayed zero for the grace period, through the metadata store's
-// three-step protocol (BeginDelete, delete the bytes, FinishDelete). A
-// write that relies on a chunk re-arms its grace period, and a commit
-// never references a chunk being deleted, so GC can never delete a chunk
-// that a committed version references, even when an upload of the same
-// content races the sweep.
+// three-step protocol (BeginDelete marks the row deleting, then the bytes
+// are deleted, then FinishDelete removes the row).
+//
+// # Why GC never takes a chunk a version needs
+//
+//   - A write reserves a chunk (a pending row) before storing its bytes,
+//     and marks it stored once they are durable; a commit only increments
+//     rows that are stored and not being deleted, otherwise it fails and
+//     changes nothing.
+//   - A write re-arms the grace period of every chunk it relies on, once
+//     per batch and again just before its commit.
+//   - Bytes with no row at all (a write that died before reserving) are
+//     collected once older than OrphanGrace (the grace period, at least an
+//     hour), and never while a reservation exists: ClaimOrphan declines if
+//     a row exists by then.
+//   - Only one collection runs at a time across all servers sharing the
+//     metadata store (a lock in the store, fenced: see below).
+//
+// So no committed version can reference a chunk whose bytes GC removed,
+// whatever the interleaving, even when an upload of the same content
+// races the sweep. The tests of this package stop a write and a
+// collection at the worst moments.
 //
 // # One collector at a time
 //

@@ -10,6 +10,16 @@
 // All figures come from one run on seeded pseudo-random data held in memory,
 // so they are comparable with each other. Each throughput is measured -runs
 // times, interleaved with the others, and reported as median, min and max.
+// It is the first part of `make bench`.
+//
+// The figures of the development machine, and why they made gear the
+// default chunker, are in the package doc of chunking ("Why gear is the
+// default"). The targets, as ratios to SHA-256 alone on one core measured
+// in the same run: gear + SHA-256 on one core ≥ 0.55 (measured 0.58), gear
+// Split pipelined on two cores ≥ 1.10 (measured 1.12, varying between 0.98
+// and 1.18 across runs on the shared machine). With the same dedup, gear
+// chunks and hashes at 2.9 times the speed of Rabin (986 against 343 MB/s
+// on one core).
 package main
 
 import (

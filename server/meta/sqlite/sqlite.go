@@ -8,8 +8,23 @@
 // the pool is cheaper than busy retries) with BEGIN IMMEDIATE transactions;
 // reads use a small pool of read-only connections that see every committed
 // write. synchronous=FULL makes every commit durable before it returns,
-// except those made with meta.WithLazyDurability, which are durable after
-// the next durable commit or Sync.
+// except those made with meta.WithLazyDurability, which run at
+// synchronous=NORMAL on the same connection: written to the write-ahead
+// log, so they survive a crash of the process, without waiting for the
+// disk. They are durable after the next durable commit or Sync, whose
+// barrier is an fsync of the write-ahead log.
+//
+// The full-text index of names and MIME types (FTS5, trigram tokenizer)
+// is brought up to date once per write transaction, just before it
+// commits, from the entries whose name or MIME type changed (migration
+// 0007): FTS5 writes out what it holds at every statement savepoint, so a
+// trigger per row cost an index segment per statement of a batch.
+//
+// The chunks table keeps its rows in write order (migration 0008), so the
+// chunks of one file share a few pages, and a commit takes its chunks'
+// references, and records their possession, with one statement per batch
+// of hashes: the commit of a 256-chunk file costs 1.7 ms instead of 3.4
+// ms (BenchmarkCommitEdit).
 package sqlite
 
 import (

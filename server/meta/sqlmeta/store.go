@@ -6,6 +6,8 @@
 //
 // Every exported method runs in one transaction (see write and read) and is
 // retried when the dialect classifies the failure as transient.
+// Single-statement reads (an entry by id or by name) run without BEGIN and
+// COMMIT (readOne), which cost as much as such a read.
 package sqlmeta
 
 import (
