@@ -16,6 +16,7 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
+	"github.com/dfms/dfms/server/meta"
 )
 
 // Options configures an FS.
@@ -822,6 +823,17 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 	var f *openFile
 	if h != nil {
 		f = h.f
+	}
+	if in.MTime != nil {
+		// What the store cannot keep is clamped, as a local file system
+		// clamps to its range (utimensat to the year 9999).
+		t := *in.MTime
+		if t.Before(meta.MinTime) {
+			t = meta.MinTime
+		} else if t.After(meta.MaxTime) {
+			t = meta.MaxTime
+		}
+		in.MTime = &t
 	}
 	if in.Size != nil {
 		if *in.Size < 0 {

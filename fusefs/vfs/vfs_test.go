@@ -10,10 +10,12 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/server/meta"
 )
 
 var ctx = context.Background()
@@ -378,5 +380,36 @@ func TestReadAt(t *testing.T) {
 	}
 	if n, err := r.Read(ctx, make([]byte, 1), int64(len(data))); n != 0 || err != nil {
 		t.Errorf("Read at the end: %d, %v", n, err)
+	}
+}
+
+// A time beyond what the store keeps (utimensat to the year 9999, or
+// before 1677) is clamped to the nearest it keeps, as a local file system
+// clamps to its own range, instead of wrapping around.
+func TestSetAttrClampsTimes(t *testing.T) {
+	b := newLocal(t)
+	fsys, _ := newFS(t, b)
+	a := create(t, fsys, "f", "data")
+	for _, c := range []struct {
+		set, want time.Time
+	}{
+		{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), meta.MaxTime},
+		{time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), meta.MinTime},
+	} {
+		mt := c.set
+		got, err := fsys.SetAttr(ctx, a.Ino, nil, vfs.SetAttrIn{MTime: &mt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.MTime.Equal(c.want) {
+			t.Errorf("mtime set to %v reads %v, want %v", c.set, got.MTime, c.want)
+		}
+		e, err := b.GetAttr(ctx, dfms.EntryID(a.Ino))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !e.MTime.Equal(c.want) {
+			t.Errorf("mtime set to %v is stored as %v, want %v", c.set, e.MTime, c.want)
+		}
 	}
 }

@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"CommitStoring", testCommitStoring},
 		{"VersionIdentity", testVersionIdentity},
 		{"CommitIdempotent", testCommitIdempotent},
+		{"TimesOutOfRange", testTimesOutOfRange},
 		{"QuotaHolds", testQuotaHolds},
 		{"QuotaHoldsExpire", testQuotaHoldsExpire},
 		{"QuotaParts", testQuotaParts},
@@ -2476,4 +2477,28 @@ func testUploadCap(t *testing.T, s meta.Store) {
 	must(create(u, "e"))(t)
 	_, err = create(u, "f")
 	wantKind(t, "a third live upload", err, dfms.Quota)
+}
+
+// A time the store cannot keep (64-bit nanoseconds since 1970) is
+// refused, whichever way it comes, instead of wrapping around.
+func testTimesOutOfRange(t *testing.T, s meta.Store) {
+	u := newUser(t, s)
+	e, _ := commit(t, s, u.ID, u.Root, "f", manifest(t, s, chunk("times", 5)))
+	for _, bad := range []time.Time{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		_, err := s.SetAttr(ctx, u.ID, e.ID, meta.SetAttr{MTime: &bad})
+		wantKind(t, "SetAttr of "+bad.String(), err, dfms.Invalid)
+		_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: dfms.Manifest{}, MTime: bad})
+		wantKind(t, "a commit at "+bad.String(), err, dfms.Invalid)
+		_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d" + bad.Format("2006"), Kind: meta.KindDir, Mode: 0o755, MTime: bad})
+		wantKind(t, "a create at "+bad.String(), err, dfms.Invalid)
+	}
+	if got := must(s.GetEntry(ctx, u.ID, e.ID))(t); got.Version != 1 || got.MTime.Year() < 2000 {
+		t.Fatalf("after refused changes the file is %+v", got)
+	}
+	edge := meta.MaxTime
+	got, err := s.SetAttr(ctx, u.ID, e.ID, meta.SetAttr{MTime: &edge})
+	ok(t, err)
+	if !got.MTime.Equal(edge) {
+		t.Fatalf("the latest time the store keeps reads back as %v", got.MTime)
+	}
 }

@@ -335,6 +335,17 @@ func checkNewEntry(op dfms.Op, e *meta.Entry) error {
 	default:
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("unknown kind %d", e.Kind))
 	}
+	return checkTimes(op, e.MTime, e.CTime)
+}
+
+// checkTimes refuses times the store cannot keep (kind Invalid); a zero
+// time means now.
+func checkTimes(op dfms.Op, ts ...time.Time) error {
+	for _, t := range ts {
+		if !t.IsZero() && !meta.ValidTime(t) {
+			return dfms.E(op, dfms.Invalid, fmt.Errorf("time %v is outside %v..%v", t, meta.MinTime, meta.MaxTime))
+		}
+	}
 	return nil
 }
 
@@ -418,6 +429,11 @@ func (s *Store) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID,
 	const op dfms.Op = "meta.SetAttr"
 	if a.Size != nil {
 		return meta.Entry{}, dfms.Errorf(op, dfms.Invalid, "size changes only through a new version")
+	}
+	if a.MTime != nil {
+		if err := checkTimes(op, *a.MTime); err != nil {
+			return meta.Entry{}, err
+		}
 	}
 	var out meta.Entry
 	err := s.write(ctx, op, func(t *tx) error {

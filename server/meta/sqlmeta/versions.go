@@ -205,6 +205,9 @@ func checkRequest(op dfms.Op, req *meta.CommitRequest) error {
 	if len(req.Stored) > 0 && req.Durable == nil {
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("a commit that records chunks being stored needs to wait for them (Durable)"))
 	}
+	if err := checkTimes(op, req.MTime); err != nil {
+		return err
+	}
 	if len(req.CommitID) > meta.MaxCommitIDLen {
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("a commit id has at most %d bytes", meta.MaxCommitIDLen))
 	}
