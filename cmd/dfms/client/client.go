@@ -13,6 +13,11 @@
 // server reported also carry an *Error, reachable with errors.As, holding
 // the HTTP status and the envelope's code and message.
 //
+// A client made WithServerWait repeats the requests marked safe to repeat
+// when the server cannot be reached (connection refused or broken, or a
+// proxy's 502, 503 or 504), with a backoff, until the server answers or
+// the wait is over; see retry.
+//
 // Transfers stream: uploads read from an io.Reader and downloads write to
 // an io.Writer, and neither holds a file in memory. Large files go through
 // the resumable multipart protocol (UploadMultipart); downloads to a file
@@ -29,6 +34,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -56,6 +63,10 @@ type Client struct {
 	hc    *http.Client
 	save  TokenSaver
 	agent string
+	// wait bounds how long requests marked retry wait for a server that
+	// cannot be reached (0: they fail at once).
+	wait time.Duration
+	log  *slog.Logger
 
 	// refreshMu serializes refreshes (and TokenSaver calls). It is taken
 	// before mu.
@@ -64,6 +75,13 @@ type Client struct {
 	mu     sync.Mutex
 	tokens Tokens
 	origin string
+
+	// downMu guards downSince, since when requests find the server
+	// unreachable (zero: they do not; any answer of the server ends it),
+	// and gaveUp, whether that lasted the whole wait.
+	downMu    sync.Mutex
+	downSince time.Time
+	gaveUp    bool
 }
 
 // Option configures a Client.
@@ -81,6 +99,15 @@ func WithTokenSaver(fn TokenSaver) Option { return func(c *Client) { c.save = fn
 
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.agent = ua } }
+
+// WithServerWait makes the requests that are safe to repeat wait up to d
+// for a server that cannot be reached, sending them again with a backoff
+// (default 0: they fail at once with kind dfms.Unavailable).
+func WithServerWait(d time.Duration) Option { return func(c *Client) { c.wait = d } }
+
+// WithLogger sets where the client says that the server cannot be
+// reached and when it answers again (default: nowhere).
+func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
 
 // New returns a client of the server at baseURL (for example
 // http://127.0.0.1:8080). A baseURL that is not an absolute http or https
@@ -102,6 +129,9 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	c := &Client{base: u.String(), hc: &http.Client{}, agent: "dfms-client"}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
 }
@@ -154,13 +184,151 @@ type request struct {
 	progress func(sent int64)
 	// anonymous requests carry no token and are never refreshed.
 	anonymous bool
+	// retry marks a request that may be sent again while the server
+	// cannot be reached (WithServerWait): one that is safe to repeat, or
+	// one whose caller tells by delivered whether an earlier attempt
+	// may have been made and checks the outcome.
+	retry bool
+	// delivered, if set, is set when an attempt failed after the request
+	// may have reached the server: the connection broke after it was
+	// sent, or a proxy answered 502, 503 or 504.
+	delivered *bool
 }
 
 // do sends r and returns the response of a 2xx status; the caller closes
 // its body. Any other status becomes an error (the body decoded as the
 // envelope). One 401 on an authenticated request triggers a refresh and
-// a second attempt.
+// a second attempt. A request marked retry is sent again while the server
+// cannot be reached (retry).
 func (c *Client) do(ctx context.Context, op dfms.Op, r request) (*http.Response, error) {
+	if !r.retry || c.wait <= 0 {
+		return c.send(ctx, op, r)
+	}
+	var resp *http.Response
+	err := c.retry(ctx, op, r, func() (err error) {
+		resp, err = c.send(ctx, op, r)
+		return err
+	})
+	return resp, err
+}
+
+// retry runs attempt (which sends r) until it succeeds, fails otherwise
+// than by the server being unreachable (kind dfms.Unavailable), or the
+// client's wait is over (counted from when r began, or from when the
+// server was found unreachable if earlier: once an outage lasted the
+// whole wait, requests try once until the server answers again): then it
+// fails with kind dfms.Unavailable and says so. Between attempts it waits 50 ms, doubling up to 1 s, and
+// rewinds r's stream; a stream that cannot be rewound is not retried.
+func (c *Client) retry(ctx context.Context, op dfms.Op, r request, attempt func() error) error {
+	start := int64(-1)
+	if r.stream != nil {
+		if s, ok := r.stream.(io.Seeker); ok {
+			if off, err := s.Seek(0, io.SeekCurrent); err == nil {
+				start = off
+			}
+		}
+	}
+	began := time.Now()
+	backoff := 50 * time.Millisecond
+	for {
+		err := attempt()
+		if err == nil {
+			return nil
+		}
+		if !dfms.Is(err, dfms.Unavailable) || ctx.Err() != nil || (r.stream != nil && start < 0) {
+			return err
+		}
+		if r.delivered != nil && mayHaveArrived(err) {
+			*r.delivered = true
+		}
+		// The wait runs from when this request began, or from when the
+		// server was found unreachable if earlier: past the wait, a
+		// request tries once and fails.
+		from := began
+		if down := c.unreachable(err); down.Before(from) {
+			from = down
+		}
+		waited := time.Since(from)
+		if waited >= c.wait {
+			cause := err
+			if de := (*dfms.Error)(nil); errors.As(err, &de) && de.Err != nil {
+				cause = de.Err // without the op and kind said again
+			}
+			return dfms.E(op, dfms.Unavailable, fmt.Errorf("the server %s could not be reached for %s, giving up: %w", c.base, waited.Round(100*time.Millisecond), cause))
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(min(backoff, c.wait-waited)):
+		}
+		backoff = min(2*backoff, time.Second)
+		if start >= 0 {
+			if _, err := r.stream.(io.Seeker).Seek(start, io.SeekStart); err != nil {
+				return dfms.E(op, dfms.Other, err)
+			}
+		}
+	}
+}
+
+// mayHaveArrived reports whether a request that failed with err, of kind
+// dfms.Unavailable, may have reached the server: anything but a failure
+// to connect, or an answer of the server itself (its error envelope: it
+// changed nothing).
+func mayHaveArrived(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Code != "" {
+		return false
+	}
+	return true
+}
+
+// proxyUnavailable reports whether status is a proxy's word that the
+// server behind it cannot be reached.
+func proxyUnavailable(status int) bool {
+	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+}
+
+// unreachable notes that a request found the server unreachable, and
+// returns since when it is: the first such request since it last
+// answered is logged, and so is the end of the wait.
+func (c *Client) unreachable(err error) time.Time {
+	c.downMu.Lock()
+	first := c.downSince.IsZero()
+	if first {
+		c.downSince, c.gaveUp = time.Now(), false
+	}
+	since := c.downSince
+	gaveUp := !c.gaveUp && time.Since(since) >= c.wait
+	if gaveUp {
+		c.gaveUp = true
+	}
+	c.downMu.Unlock()
+	if first {
+		c.log.Warn("the server cannot be reached; requests wait for it", "server", c.base, "wait", c.wait, "err", err)
+	}
+	if gaveUp {
+		c.log.Error("the server could not be reached for the whole wait; requests fail until it answers", "server", c.base, "wait", c.wait, "err", err)
+	}
+	return since
+}
+
+// reachable notes that the server answered.
+func (c *Client) reachable() {
+	c.downMu.Lock()
+	since := c.downSince
+	c.downSince = time.Time{}
+	c.downMu.Unlock()
+	if !since.IsZero() {
+		c.log.Info("the server answers again", "server", c.base, "after", time.Since(since).Round(time.Millisecond))
+	}
+}
+
+// send is one attempt of do.
+func (c *Client) send(ctx context.Context, op dfms.Op, r request) (*http.Response, error) {
 	var payload []byte
 	if r.json != nil {
 		var err error
@@ -222,6 +390,9 @@ func (c *Client) do(ctx context.Context, op dfms.Op, r request) (*http.Response,
 			req.Header.Set("Authorization", "Bearer "+sentWith)
 		}
 		resp, err := c.hc.Do(req)
+		if err == nil && c.wait > 0 && !proxyUnavailable(resp.StatusCode) {
+			c.reachable()
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, dfms.E(op, dfms.Other, ctx.Err())
@@ -256,9 +427,18 @@ func (c *Client) do(ctx context.Context, op dfms.Op, r request) (*http.Response,
 	}
 }
 
-// doJSON is do for a JSON answer decoded into out (nil: discarded).
+// doJSON is do for a JSON answer decoded into out (nil: discarded). An
+// answer cut short is, like a failure to send, kind dfms.Unavailable, and
+// retried as do retries.
 func (c *Client) doJSON(ctx context.Context, op dfms.Op, r request, out any) error {
-	resp, err := c.do(ctx, op, r)
+	if !r.retry || c.wait <= 0 {
+		return c.sendJSON(ctx, op, r, out)
+	}
+	return c.retry(ctx, op, r, func() error { return c.sendJSON(ctx, op, r, out) })
+}
+
+func (c *Client) sendJSON(ctx context.Context, op dfms.Op, r request, out any) error {
+	resp, err := c.send(ctx, op, r)
 	if err != nil {
 		return err
 	}
@@ -268,7 +448,13 @@ func (c *Client) doJSON(ctx context.Context, op dfms.Op, r request, out any) err
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return dfms.E(op, dfms.Other, fmt.Errorf("decoding the answer to %s %s: %w", r.method, r.path, err))
+		kind := dfms.Other
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		if !errors.As(err, &se) && !errors.As(err, &te) && err != io.EOF && ctx.Err() == nil {
+			kind = dfms.Unavailable // the connection broke in the body
+		}
+		return dfms.E(op, kind, fmt.Errorf("decoding the answer to %s %s: %w", r.method, r.path, err))
 	}
 	return nil
 }

@@ -23,6 +23,9 @@ type Error struct {
 	Details json.RawMessage
 	// RetryAfter is the wait a 429 or 503 answer asked for (0: none).
 	RetryAfter time.Duration
+	// Date is when the server answered, by its clock (the Date header, to
+	// the second; zero if absent).
+	Date time.Time
 }
 
 func (e *Error) Error() string {
@@ -105,6 +108,9 @@ func readError(resp *http.Response) *Error {
 	e := &Error{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-ID")}
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		e.Date = d
 	}
 	var env struct {
 		Error struct {

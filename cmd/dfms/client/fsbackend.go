@@ -23,6 +23,17 @@ import (
 // FSBackend is the mount's backend over the REST API (vfs.Backend): the
 // /fs tree operations, and the chunk endpoints for content. Requests the
 // server rate-limits are retried after the time it asks for.
+//
+// With a client made WithServerWait, every request but the change feed's
+// waits for a server that cannot be reached (a restart, a network blip):
+// reads, chunk uploads, attribute changes and commits (which carry their
+// commit id) are safe to send again. Creates, renames and removals are
+// not: when an attempt may have reached the server before the connection
+// broke, the answer of the next one is checked against what the first
+// would have done (create: a name taken by an entry as this create makes
+// it, made meanwhile; rename: the old name gone, the new one there;
+// unlink, rmdir and xattr removal: the name gone), and that counts as
+// success (sameCreate).
 type FSBackend struct {
 	c *Client
 	// PutConcurrency is how many chunk uploads run at once (default 4).
@@ -121,17 +132,17 @@ func childPath(parent dfms.EntryID, name string) string {
 
 // Root implements vfs.Backend.
 func (b *FSBackend) Root(ctx context.Context) (vfs.Entry, error) {
-	return b.entry(ctx, "client.fs.Root", request{method: http.MethodGet, path: "/api/v1/fs/root"})
+	return b.entry(ctx, "client.fs.Root", request{method: http.MethodGet, path: "/api/v1/fs/root", retry: true})
 }
 
 // Lookup implements vfs.Backend.
 func (b *FSBackend) Lookup(ctx context.Context, parent dfms.EntryID, name string) (vfs.Entry, error) {
-	return b.entry(ctx, "client.fs.Lookup", request{method: http.MethodGet, path: childPath(parent, name)})
+	return b.entry(ctx, "client.fs.Lookup", request{method: http.MethodGet, path: childPath(parent, name), retry: true})
 }
 
 // GetAttr implements vfs.Backend.
 func (b *FSBackend) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
-	return b.entry(ctx, "client.fs.GetAttr", request{method: http.MethodGet, path: entryPath(id)})
+	return b.entry(ctx, "client.fs.GetAttr", request{method: http.MethodGet, path: entryPath(id), retry: true})
 }
 
 // ReadDir implements vfs.Backend. The server answers a page of names at
@@ -145,7 +156,7 @@ func (b *FSBackend) ReadDir(ctx context.Context, dir dfms.EntryID) ([]vfs.Entry,
 			Items []fsEntry `json:"items"`
 			More  bool      `json:"more"`
 		}
-		if err := b.call(ctx, "client.fs.ReadDir", request{method: http.MethodGet, path: entryPath(dir) + "/children", query: q}, &out); err != nil {
+		if err := b.call(ctx, "client.fs.ReadDir", request{method: http.MethodGet, path: entryPath(dir) + "/children", query: q, retry: true}, &out); err != nil {
 			return nil, err
 		}
 		for _, e := range out.Items {
@@ -158,23 +169,78 @@ func (b *FSBackend) ReadDir(ctx context.Context, dir dfms.EntryID) ([]vfs.Entry,
 	}
 }
 
-func (b *FSBackend) create(ctx context.Context, op dfms.Op, parent dfms.EntryID, body map[string]any) (vfs.Entry, error) {
-	return b.entry(ctx, op, request{method: http.MethodPost, path: entryPath(parent) + "/children", json: body})
+// create makes entry body["name"] in parent. When an attempt may have
+// made it before its answer was lost, an answer Exist is checked with
+// sameCreate.
+func (b *FSBackend) create(ctx context.Context, op dfms.Op, parent dfms.EntryID, body map[string]any, want vfs.Entry) (vfs.Entry, error) {
+	var delivered bool
+	began := time.Now()
+	e, err := b.entry(ctx, op, request{method: http.MethodPost, path: entryPath(parent) + "/children", json: body, retry: true, delivered: &delivered})
+	if err == nil || !delivered || !dfms.Is(err, dfms.Exist) {
+		return e, err
+	}
+	if got, ok := b.sameCreate(ctx, parent, body["name"].(string), want, began, err); ok {
+		return got, nil
+	}
+	return e, err
+}
+
+// sameCreate reports whether the entry named name in parent is the one a
+// create of want (kind, mode, owner ids, target) began at began made:
+// exist is the Exist the create was answered by a later attempt. It must
+// be as that create makes it (a file without content, a directory
+// without entries) and have been made since began, by the server's
+// clock (the answer's Date, less the time since began, less 2 s for the
+// Date's resolution). Another client's identical create of the same
+// name within that span would pass too.
+func (b *FSBackend) sameCreate(ctx context.Context, parent dfms.EntryID, name string, want vfs.Entry, began time.Time, exist error) (vfs.Entry, bool) {
+	var ae *Error
+	if !errors.As(exist, &ae) || ae.Date.IsZero() {
+		return vfs.Entry{}, false
+	}
+	e, err := b.Lookup(ctx, parent, name)
+	if err != nil || e.Kind != want.Kind || e.UID != want.UID || e.GID != want.GID || e.Target != want.Target {
+		return vfs.Entry{}, false
+	}
+	if want.Kind != vfs.KindSymlink && e.Mode&0o7777 != want.Mode&0o7777 {
+		return vfs.Entry{}, false
+	}
+	if e.CTime.Before(ae.Date.Add(-time.Since(began) - 2*time.Second)) {
+		return vfs.Entry{}, false
+	}
+	switch e.Kind {
+	case vfs.KindFile:
+		if e.Version != 0 || e.Size != 0 {
+			return vfs.Entry{}, false
+		}
+	case vfs.KindDir:
+		var out struct {
+			Items []fsEntry `json:"items"`
+		}
+		r := request{method: http.MethodGet, path: entryPath(e.ID) + "/children", query: url.Values{"limit": {"1"}}, retry: true}
+		if err := b.call(ctx, "client.fs.Mkdir", r, &out); err != nil || len(out.Items) > 0 {
+			return vfs.Entry{}, false
+		}
+	}
+	return e, true
 }
 
 // Mkdir implements vfs.Backend.
 func (b *FSBackend) Mkdir(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
-	return b.create(ctx, "client.fs.Mkdir", parent, map[string]any{"name": name, "kind": "dir", "mode": mode & 0o7777, "uid": uid, "gid": gid})
+	return b.create(ctx, "client.fs.Mkdir", parent, map[string]any{"name": name, "kind": "dir", "mode": mode & 0o7777, "uid": uid, "gid": gid},
+		vfs.Entry{Kind: vfs.KindDir, Mode: mode, UID: uid, GID: gid})
 }
 
 // Symlink implements vfs.Backend.
 func (b *FSBackend) Symlink(ctx context.Context, parent dfms.EntryID, name, target string, uid, gid uint32) (vfs.Entry, error) {
-	return b.create(ctx, "client.fs.Symlink", parent, map[string]any{"name": name, "kind": "symlink", "target": target, "uid": uid, "gid": gid})
+	return b.create(ctx, "client.fs.Symlink", parent, map[string]any{"name": name, "kind": "symlink", "target": target, "uid": uid, "gid": gid},
+		vfs.Entry{Kind: vfs.KindSymlink, Target: target, UID: uid, GID: gid})
 }
 
 // CreateFile implements vfs.Backend.
 func (b *FSBackend) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
-	return b.create(ctx, "client.fs.CreateFile", parent, map[string]any{"name": name, "kind": "file", "mode": mode & 0o7777, "uid": uid, "gid": gid})
+	return b.create(ctx, "client.fs.CreateFile", parent, map[string]any{"name": name, "kind": "file", "mode": mode & 0o7777, "uid": uid, "gid": gid},
+		vfs.Entry{Kind: vfs.KindFile, Mode: mode, UID: uid, GID: gid})
 }
 
 // Readlink implements vfs.Backend.
@@ -201,7 +267,7 @@ func (b *FSBackend) Manifest(ctx context.Context, id dfms.EntryID, version int64
 			Size uint32 `json:"size"`
 		} `json:"chunks"`
 	}
-	r := request{method: http.MethodGet, path: "/api/v1/files/" + idParam(id) + "/manifest"}
+	r := request{method: http.MethodGet, path: "/api/v1/files/" + idParam(id) + "/manifest", retry: true}
 	if version > 0 {
 		r.path = "/api/v1/versions/" + strconv.FormatInt(version, 10) + "/manifest"
 	}
@@ -219,13 +285,33 @@ func (b *FSBackend) Manifest(ctx context.Context, id dfms.EntryID, version int64
 	return vfs.VersionInfo{ID: out.VersionID, Number: out.Version, Size: m.Size(), Time: out.CreatedAt}, m, nil
 }
 
-// ReadChunk implements vfs.Backend.
+// ReadChunk implements vfs.Backend. A transfer cut short is sent again
+// as a request the server did not answer is.
 func (b *FSBackend) ReadChunk(ctx context.Context, _ dfms.EntryID, version int64, ref dfms.ChunkRef) ([]byte, error) {
 	const op dfms.Op = "client.fs.ReadChunk"
-	r := request{method: http.MethodGet, path: fmt.Sprintf("/api/v1/versions/%d/chunks/%s", version, ref.Hash)}
+	r := request{method: http.MethodGet, path: fmt.Sprintf("/api/v1/versions/%d/chunks/%s", version, ref.Hash), retry: true}
 	deadline := time.Now().Add(maxRetryWait)
 	for {
-		resp, err := b.c.do(ctx, op, r)
+		var data []byte
+		get := func() error {
+			resp, err := b.c.send(ctx, op, r)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			buf := bytes.NewBuffer(make([]byte, 0, ref.Size))
+			if _, err := io.Copy(buf, io.LimitReader(resp.Body, int64(ref.Size)+1)); err != nil {
+				return dfms.E(op, dfms.Unavailable, err)
+			}
+			data = buf.Bytes()
+			return nil
+		}
+		var err error
+		if b.c.wait > 0 {
+			err = b.c.retry(ctx, op, r, get)
+		} else {
+			err = get()
+		}
 		if dfms.Is(err, dfms.RateLimited) && time.Now().Before(deadline) {
 			select {
 			case <-time.After(time.Second):
@@ -234,16 +320,7 @@ func (b *FSBackend) ReadChunk(ctx context.Context, _ dfms.EntryID, version int64
 				return nil, err
 			}
 		}
-		if err != nil {
-			return nil, err
-		}
-		buf := bytes.NewBuffer(make([]byte, 0, ref.Size))
-		_, err = io.Copy(buf, io.LimitReader(resp.Body, int64(ref.Size)+1))
-		resp.Body.Close()
-		if err != nil {
-			return nil, dfms.E(op, dfms.Unavailable, err)
-		}
-		return buf.Bytes(), nil
+		return data, err
 	}
 }
 
@@ -255,7 +332,7 @@ func (b *FSBackend) Chunking(ctx context.Context) (chunking.Params, error) {
 		Avg       int    `json:"avg_size"`
 		Max       int    `json:"max_size"`
 	}
-	if err := b.call(ctx, "client.fs.Chunking", request{method: http.MethodGet, path: "/api/v1/chunks/params"}, &out); err != nil {
+	if err := b.call(ctx, "client.fs.Chunking", request{method: http.MethodGet, path: "/api/v1/chunks/params", retry: true}, &out); err != nil {
 		return chunking.Params{}, err
 	}
 	p := chunking.Params{Algorithm: chunking.Algorithm(out.Algorithm), Min: out.Min, Avg: out.Avg, Max: out.Max}
@@ -281,7 +358,7 @@ func (b *FSBackend) Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, e
 		var out struct {
 			Missing []string `json:"missing"`
 		}
-		if err := b.call(ctx, op, request{method: http.MethodPost, path: "/api/v1/chunks/missing", json: map[string]any{"hashes": strs}}, &out); err != nil {
+		if err := b.call(ctx, op, request{method: http.MethodPost, path: "/api/v1/chunks/missing", json: map[string]any{"hashes": strs}, retry: true}, &out); err != nil {
 			return nil, err
 		}
 		for _, s := range out.Missing {
@@ -304,7 +381,7 @@ func (b *FSBackend) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
 		g.Go(func() error {
 			r := request{method: http.MethodPut, path: "/api/v1/chunks/" + c.Hash.String(),
 				stream: bytes.NewReader(c.Data), size: int64(len(c.Data)),
-				header: http.Header{"Content-Type": {"application/octet-stream"}}}
+				header: http.Header{"Content-Type": {"application/octet-stream"}}, retry: true}
 			return b.call(gctx, "client.fs.PutChunks", r, nil)
 		})
 	}
@@ -336,7 +413,10 @@ func (b *FSBackend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry
 			ID int64 `json:"id"`
 		} `json:"version"`
 	}
-	if err := b.call(ctx, "client.fs.Commit", request{method: http.MethodPost, path: "/api/v1/files/commit", json: body}, &out); err != nil {
+	// A commit id makes the commit safe to send again: the server answers
+	// a repeat with the version the first made.
+	r := request{method: http.MethodPost, path: "/api/v1/files/commit", json: body, retry: c.CommitID != ""}
+	if err := b.call(ctx, "client.fs.Commit", r, &out); err != nil {
 		return vfs.Entry{}, err
 	}
 	return vfs.Entry{ID: id, Parent: out.File.ParentID, Name: out.File.Name, Kind: vfs.KindFile, Mode: out.File.Mode,
@@ -376,7 +456,9 @@ func (b *FSBackend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit
 	body := struct {
 		Commits []commit `json:"commits"`
 	}{Commits: make([]commit, len(cs))}
+	retry := true // if every commit has an id
 	for i, c := range cs {
+		retry = retry && c.CommitID != ""
 		chunks := make([]ref, len(c.Manifest.Chunks))
 		for j, r := range c.Manifest.Chunks {
 			chunks[j] = ref{r.Hash.String(), r.Size}
@@ -399,7 +481,7 @@ func (b *FSBackend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit
 			} `json:"error"`
 		} `json:"results"`
 	}
-	if err := b.call(ctx, op, request{method: http.MethodPost, path: "/api/v1/fs/commits", json: body}, &out); err != nil {
+	if err := b.call(ctx, op, request{method: http.MethodPost, path: "/api/v1/fs/commits", json: body, retry: retry}, &out); err != nil {
 		return nil, err
 	}
 	if len(out.Results) != len(cs) {
@@ -426,7 +508,7 @@ func (b *FSBackend) Versions(ctx context.Context, id dfms.EntryID) ([]vfs.Versio
 	var out struct {
 		Versions []Version `json:"versions"`
 	}
-	if err := b.call(ctx, "client.fs.Versions", request{method: http.MethodGet, path: "/api/v1/files/" + idParam(id) + "/versions"}, &out); err != nil {
+	if err := b.call(ctx, "client.fs.Versions", request{method: http.MethodGet, path: "/api/v1/files/" + idParam(id) + "/versions", retry: true}, &out); err != nil {
 		return nil, err
 	}
 	vs := make([]vfs.VersionInfo, len(out.Versions))
@@ -451,24 +533,49 @@ func (b *FSBackend) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr)
 	if a.MTime != nil {
 		body["mtime"] = a.MTime.UTC()
 	}
-	return b.entry(ctx, "client.fs.SetAttr", request{method: http.MethodPatch, path: entryPath(id), json: body})
+	// It sets values, not changes: safe to send again.
+	return b.entry(ctx, "client.fs.SetAttr", request{method: http.MethodPatch, path: entryPath(id), json: body, retry: true})
 }
 
-// Rename implements vfs.Backend.
+// Rename implements vfs.Backend. When an attempt may have moved the entry
+// before its answer was lost, a later one's NotExist (the old name is
+// gone) or Exist (the new name is taken) is success if the old name is
+// gone and the new one there.
 func (b *FSBackend) Rename(ctx context.Context, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) error {
-	return b.call(ctx, "client.fs.Rename", request{method: http.MethodPost, path: "/api/v1/fs/rename",
-		json: map[string]any{"parent_id": parent, "name": name, "new_parent_id": newParent, "new_name": newName, "replace": replace}}, nil)
+	var delivered bool
+	err := b.call(ctx, "client.fs.Rename", request{method: http.MethodPost, path: "/api/v1/fs/rename",
+		json:  map[string]any{"parent_id": parent, "name": name, "new_parent_id": newParent, "new_name": newName, "replace": replace},
+		retry: true, delivered: &delivered}, nil)
+	if delivered && (dfms.Is(err, dfms.NotExist) || dfms.Is(err, dfms.Exist)) {
+		if _, lerr := b.Lookup(ctx, parent, name); dfms.Is(lerr, dfms.NotExist) {
+			if _, lerr := b.Lookup(ctx, newParent, newName); lerr == nil {
+				return nil
+			}
+		}
+	}
+	return err
 }
 
-// Unlink implements vfs.Backend.
+// Unlink implements vfs.Backend. When an attempt may have removed the
+// name before its answer was lost, a later one's NotExist is success.
 func (b *FSBackend) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
-	return b.call(ctx, "client.fs.Unlink", request{method: http.MethodDelete, path: childPath(parent, name)}, nil)
+	var delivered bool
+	err := b.call(ctx, "client.fs.Unlink", request{method: http.MethodDelete, path: childPath(parent, name), retry: true, delivered: &delivered}, nil)
+	if delivered && dfms.Is(err, dfms.NotExist) {
+		return nil
+	}
+	return err
 }
 
-// Rmdir implements vfs.Backend.
+// Rmdir implements vfs.Backend, as Unlink.
 func (b *FSBackend) Rmdir(ctx context.Context, parent dfms.EntryID, name string) error {
-	return b.call(ctx, "client.fs.Rmdir", request{method: http.MethodDelete, path: childPath(parent, name),
-		query: url.Values{"dir": {"true"}}}, nil)
+	var delivered bool
+	err := b.call(ctx, "client.fs.Rmdir", request{method: http.MethodDelete, path: childPath(parent, name),
+		query: url.Values{"dir": {"true"}}, retry: true, delivered: &delivered}, nil)
+	if delivered && dfms.Is(err, dfms.NotExist) {
+		return nil
+	}
+	return err
 }
 
 // Usage implements vfs.Backend.
@@ -477,7 +584,7 @@ func (b *FSBackend) Usage(ctx context.Context) (vfs.Usage, error) {
 		Used  int64 `json:"used_bytes"`
 		Quota int64 `json:"quota_bytes"`
 	}
-	if err := b.call(ctx, "client.fs.Usage", request{method: http.MethodGet, path: "/api/v1/storage/usage"}, &out); err != nil {
+	if err := b.call(ctx, "client.fs.Usage", request{method: http.MethodGet, path: "/api/v1/storage/usage", retry: true}, &out); err != nil {
 		return vfs.Usage{}, err
 	}
 	return vfs.Usage{UsedBytes: out.Used, QuotaBytes: out.Quota}, nil
@@ -528,7 +635,7 @@ func (b *FSBackend) GetXattr(ctx context.Context, id dfms.EntryID, name string) 
 	var out struct {
 		Value []byte `json:"value"`
 	}
-	err := b.call(ctx, "client.fs.GetXattr", request{method: http.MethodGet, path: xattrPath(id, name)}, &out)
+	err := b.call(ctx, "client.fs.GetXattr", request{method: http.MethodGet, path: xattrPath(id, name), retry: true}, &out)
 	if dfms.Is(err, dfms.NotExist) {
 		return nil, false, nil
 	}
@@ -546,7 +653,7 @@ func (b *FSBackend) ListXattrs(ctx context.Context, id dfms.EntryID) ([]string, 
 	var out struct {
 		Names []string `json:"names"`
 	}
-	err := b.call(ctx, "client.fs.ListXattrs", request{method: http.MethodGet, path: entryPath(id) + "/xattrs"}, &out)
+	err := b.call(ctx, "client.fs.ListXattrs", request{method: http.MethodGet, path: entryPath(id) + "/xattrs", retry: true}, &out)
 	return out.Names, err
 }
 
@@ -562,11 +669,25 @@ func (b *FSBackend) SetXattr(ctx context.Context, id dfms.EntryID, name string, 
 	if value == nil {
 		value = []byte{}
 	}
-	return b.call(ctx, "client.fs.SetXattr", request{method: http.MethodPut, path: xattrPath(id, name),
-		json: map[string]any{"value": value, "mode": m}}, nil)
+	// Setting a value again is harmless, but a create's repeat finds it
+	// there: success if it holds the value.
+	var delivered bool
+	err := b.call(ctx, "client.fs.SetXattr", request{method: http.MethodPut, path: xattrPath(id, name),
+		json: map[string]any{"value": value, "mode": m}, retry: true, delivered: &delivered}, nil)
+	if delivered && mode == meta.XattrCreate && dfms.Is(err, dfms.Exist) {
+		if got, ok, gerr := b.GetXattr(ctx, id, name); gerr == nil && ok && bytes.Equal(got, value) {
+			return nil
+		}
+	}
+	return err
 }
 
 // RemoveXattr implements vfs.Backend.
 func (b *FSBackend) RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error {
-	return b.call(ctx, "client.fs.RemoveXattr", request{method: http.MethodDelete, path: xattrPath(id, name)}, nil)
+	var delivered bool
+	err := b.call(ctx, "client.fs.RemoveXattr", request{method: http.MethodDelete, path: xattrPath(id, name), retry: true, delivered: &delivered}, nil)
+	if delivered && dfms.Is(err, dfms.NotExist) {
+		return nil // an earlier attempt removed it
+	}
+	return err
 }
