@@ -133,7 +133,15 @@
 // latency (about 0.1 s). The cache starts empty whenever the feed starts
 // or fails (a long poll past its deadline counts as failed), and nothing
 // in it, a directory's list of names included, is used for more than
-// 30 s without being read again.
+// 30 s without being read again. One failure is different: while the
+// server cannot be reached (the feed fails with kind Unavailable),
+// nothing can change through it, so the cache keeps answering with what
+// it holds, whatever its age, and the feed, resumed from where it
+// stopped, drops what changed meanwhile (through another server of a
+// cluster) once it answers; any other answer first (the server is back,
+// the feed not yet) empties the cache instead. Other operations then wait
+// for the server as the backend does (client.FSBackend waits up to
+// `dfms mount --server-wait`, and repeats only what is safe to repeat).
 //
 // # Durability
 //

@@ -19,6 +19,14 @@ import (
 //   - It is used only while FS.Watch follows the feed and the feed
 //     answers; it starts empty when the feed starts, and is emptied when
 //     the feed fails. Entries are kept at most metaCacheTTL in any case.
+//   - Except while the server cannot be reached (the feed fails with kind
+//     Unavailable: a restart, a network blip): then nothing can change
+//     through it, so the cache stays as it was and answers whatever the
+//     age of its entries (offline). The feed resumes from where it
+//     stopped, so its first answers drop what changed meanwhile (in a
+//     cluster, through another server). Any answer of the backend before
+//     the feed's ends that: the server is back but the feed is not, so
+//     the cache is emptied and off until the feed answers.
 //   - Every change made by someone else drops the changed entry and its
 //     directory when the feed reports it (within the feed's latency, as
 //     the kernel's caches are dropped); moving a tree to or from the trash,
@@ -39,6 +47,7 @@ import (
 type metaCache struct {
 	mu        sync.Mutex
 	on        bool                    // the feed is followed and healthy
+	offline   bool                    // on, but the server cannot be reached
 	gen       uint64                  // bumped by every drop
 	floor     uint64                  // reads begun before it fill nothing
 	dropped   map[dfms.EntryID]uint64 // the gen of each entry's last drop, since floor
@@ -109,6 +118,7 @@ func (c *metaCache) begin() uint64 {
 func (c *metaCache) put(g uint64, es ...Entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.answeredLocked()
 	if !c.on || g < c.floor {
 		return
 	}
@@ -144,6 +154,7 @@ func (c *metaCache) storeLocked(e Entry, at time.Time) {
 func (c *metaCache) replace(g uint64, id dfms.EntryID, e *Entry, version int64, m *dfms.Manifest) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.answeredLocked()
 	keep := c.on && g >= c.floor && c.dropped[id] <= g && len(c.entries) < metaCacheMax
 	c.gen++
 	c.dropLocked(id)
@@ -164,7 +175,7 @@ func (c *metaCache) manifest(id dfms.EntryID, version int64) (VersionInfo, dfms.
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cm, ok := c.mans[id]
-	if !ok || !c.on || cm.info.ID != version || time.Since(cm.at) > metaCacheTTL {
+	if !ok || !c.on || cm.info.ID != version || c.expiredLocked(cm.at) {
 		return VersionInfo{}, dfms.Manifest{}, false
 	}
 	return cm.info, dfms.Manifest{Chunks: slices.Clone(cm.m.Chunks)}, true
@@ -175,6 +186,7 @@ func (c *metaCache) manifest(id dfms.EntryID, version int64) (VersionInfo, dfms.
 func (c *metaCache) putManifest(g uint64, id dfms.EntryID, info VersionInfo, m dfms.Manifest) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.answeredLocked()
 	if c.on && g >= c.floor && c.dropped[id] <= g {
 		c.putManifestLocked(id, info, m)
 	}
@@ -200,7 +212,7 @@ func (c *metaCache) get(id dfms.EntryID) (Entry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ce, ok := c.entries[id]
-	if !ok || !c.on || time.Since(ce.at) > metaCacheTTL {
+	if !ok || !c.on || c.expiredLocked(ce.at) {
 		return Entry{}, false
 	}
 	return ce.e, true
@@ -212,7 +224,7 @@ func (c *metaCache) lookup(dir dfms.EntryID, name string) (e Entry, ok, absent b
 	c.mu.Lock()
 	id, ok := c.names[nameKey{dir, name}]
 	if !ok && c.on {
-		if cd, complete := c.complete[dir]; complete && time.Since(cd.at) <= metaCacheTTL {
+		if cd, complete := c.complete[dir]; complete && !c.expiredLocked(cd.at) {
 			_, has := cd.names[name]
 			c.mu.Unlock()
 			return Entry{}, false, !has
@@ -236,6 +248,7 @@ func (c *metaCache) lookup(dir dfms.EntryID, name string) (e Entry, ok, absent b
 func (c *metaCache) created(g uint64, e Entry, deferred bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.answeredLocked()
 	keep := c.on && g >= c.floor
 	dir, dirOK := c.entries[e.Parent]
 	dirOK = dirOK && keep && c.dropped[e.Parent] <= g
@@ -345,16 +358,52 @@ func (c *metaCache) unnameLocked(e Entry) {
 	}
 }
 
-// setOn turns the cache on (the feed is followed from now on) or off
-// (the feed failed); either way it starts empty.
+// setOn turns the cache on (the feed is followed from now on, or answers
+// again) or off (the feed failed); either way it starts empty, except
+// that the feed answering again after the server could not be reached
+// keeps what the cache held (setOffline).
 func (c *metaCache) setOn(on bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if on && c.offline {
+		c.offline = false
+		return
+	}
+	c.offline = false
 	if c.on == on {
 		return
 	}
 	c.on = on
 	c.resetLocked()
+}
+
+// setOffline records that the feed failed because the server cannot be
+// reached: a cache that is on keeps its entries and answers with them,
+// whatever their age, until the feed answers again (setOn) or another
+// request does (answeredLocked). It reports whether the cache is on.
+func (c *metaCache) setOffline() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.on {
+		c.offline = true
+	}
+	return c.on
+}
+
+// answeredLocked records that the backend answered a request: if the
+// cache is offline, the server is back but the feed has not answered yet
+// (or fails otherwise), so the cache goes off, empty.
+func (c *metaCache) answeredLocked() {
+	if c.offline {
+		c.offline, c.on = false, false
+		c.resetLocked()
+	}
+}
+
+// expiredLocked reports whether what was read at is too old to use: older
+// than metaCacheTTL, unless the cache is offline.
+func (c *metaCache) expiredLocked(at time.Time) bool {
+	return !c.offline && time.Since(at) > metaCacheTTL
 }
 
 // reset forgets everything.

@@ -181,3 +181,75 @@ func TestMetaCacheCompleteDirExpires(t *testing.T) {
 		t.Fatal("a complete directory older than the TTL still answers absent")
 	}
 }
+
+// While the server cannot be reached the cache answers whatever the age
+// of its entries; the feed answering again keeps them (and the TTL), any
+// other answer first empties it and turns it off.
+func TestMetaCacheOffline(t *testing.T) {
+	c := newMetaCache()
+	if c.setOffline() {
+		t.Fatal("a cache that is off went offline")
+	}
+	c.setOn(true)
+	e := Entry{ID: 5, Parent: 1, Name: "a", Kind: KindFile, Live: true, Size: 3, Version: 2}
+	m := dfms.Manifest{Chunks: []dfms.ChunkRef{{Size: 3}}}
+	c.replace(c.begin(), 5, &e, 2, &m)
+	old := time.Now().Add(-metaCacheTTL - time.Second)
+	age := func() {
+		ce := c.entries[5]
+		ce.at = old
+		c.entries[5] = ce
+		cm := c.mans[5]
+		cm.at = old
+		c.mans[5] = cm
+	}
+	age()
+	if _, ok := c.get(5); ok {
+		t.Fatal("an entry older than the TTL was answered")
+	}
+	c.replace(c.begin(), 5, &e, 2, &m)
+	age()
+	if !c.setOffline() {
+		t.Fatal("setOffline says the cache is off")
+	}
+	if got, ok := c.get(5); !ok || got.Size != 3 {
+		t.Fatalf("offline, get of an old entry = %+v, %v", got, ok)
+	}
+	if got, ok, _ := c.lookup(1, "a"); !ok || got.ID != 5 {
+		t.Fatalf("offline, lookup of an old entry = %+v, %v", got, ok)
+	}
+	if _, _, ok := c.manifest(5, 2); !ok {
+		t.Fatal("offline, an old manifest was not answered")
+	}
+	// The feed answers again: the entries stay, under the TTL again.
+	c.setOn(true)
+	if _, ok := c.get(5); ok {
+		t.Fatal("back online, an entry older than the TTL was answered")
+	}
+	c.replace(c.begin(), 5, &e, 2, &m)
+	c.setOffline()
+	c.setOn(true)
+	if _, ok := c.get(5); !ok {
+		t.Fatal("the feed's return dropped a fresh entry")
+	}
+	// Another answer while offline: the server is back, the feed is not.
+	c.setOffline()
+	c.put(c.begin(), Entry{ID: 6, Parent: 1, Name: "b", Kind: KindFile, Live: true})
+	if _, ok := c.get(5); ok {
+		t.Fatal("an answer while offline left the cache on")
+	}
+	if _, ok := c.get(6); ok {
+		t.Fatal("an answer while offline was kept")
+	}
+	if c.setOffline() {
+		t.Fatal("the cache went offline again without the feed")
+	}
+	c.setOn(true)
+	c.put(c.begin(), e)
+	c.setOffline()
+	c.setOn(false)
+	c.setOn(true)
+	if _, ok := c.get(5); ok {
+		t.Fatal("the cache kept entries across the feed's failure")
+	}
+}

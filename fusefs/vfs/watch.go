@@ -13,7 +13,8 @@ import (
 // kernel cached of them. While the feed answers, the FS keeps a cache of
 // entries that the feed's changes invalidate (metacache.go). A backend
 // without a feed returns at once. Failures of the feed are retried every
-// second.
+// second; while they say the server cannot be reached, the cache keeps
+// answering (metacache.go).
 func (fsys *FS) Watch(ctx context.Context, fn func([]Change)) {
 	feed, ok := fsys.b.(ChangeFeed)
 	if !ok {
@@ -49,11 +50,23 @@ func (fsys *FS) Watch(ctx context.Context, fn func([]Change)) {
 		}
 	}
 	fsys.mc.setOn(true)
+	offline := false // the feed failed because the server cannot be reached
 	for ctx.Err() == nil {
 		chs, next, err := feed.Changes(ctx, cursor, 25*time.Second)
 		if err != nil {
-			fsys.mc.setOn(false)
-			if ctx.Err() == nil {
+			switch {
+			case ctx.Err() != nil:
+				fsys.mc.setOn(false)
+			case dfms.Is(err, dfms.Unavailable):
+				// The server cannot be reached: nothing changes
+				// through it meanwhile (metacache.go).
+				kept := fsys.mc.setOffline()
+				if !offline {
+					offline = true
+					fsys.log.Warn("change feed: the server cannot be reached; the mount answers from its cache until it is back", "cache", kept, "err", err)
+				}
+			default:
+				fsys.mc.setOn(false)
 				fsys.log.Warn("change feed", "err", err)
 			}
 			if !sleepCtx(ctx, time.Second) {
@@ -65,6 +78,10 @@ func (fsys *FS) Watch(ctx context.Context, fn func([]Change)) {
 		fsys.forget(chs)
 		others := fsys.others(chs)
 		fsys.mc.setOn(true)
+		if offline {
+			offline = false
+			fsys.log.Info("change feed: the server answers again")
+		}
 		if len(others) > 0 {
 			fn(others)
 		}
