@@ -177,9 +177,9 @@ type session struct {
 	server string
 }
 
-// open builds the session. Without a stored login for this server it
-// fails with kind Unauthenticated.
-func (o *clientOptions) open() (*session, error) {
+// open builds the session, with the client options extra. Without a
+// stored login for this server it fails with kind Unauthenticated.
+func (o *clientOptions) open(extra ...client.Option) (*session, error) {
 	stored, ok, err := loadCredentials()
 	if err != nil {
 		return nil, err
@@ -195,13 +195,13 @@ func (o *clientOptions) open() (*session, error) {
 			err: dfms.Errorf("", dfms.Unauthenticated, "not logged in")}
 	}
 	creds := stored
-	c, err = client.New(server,
+	c, err = client.New(server, append([]client.Option{
 		client.WithTokens(client.Tokens{Access: stored.AccessToken, Refresh: stored.RefreshToken}),
 		client.WithUserAgent("dfms-cli"),
 		client.WithTokenSaver(func(t client.Tokens) error {
 			creds.AccessToken, creds.RefreshToken = t.Access, t.Refresh
 			return saveCredentials(creds)
-		}))
+		})}, extra...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,7 @@ type mountOptions struct {
 	background bool
 	debug      bool
 	syncClose  bool
+	serverWait time.Duration
 }
 
 func newMountCmd() *cobra.Command {
@@ -47,6 +48,8 @@ Chunks read are kept in a local cache (--cache-size, least recently used
 go first); writes are staged in the cache directory until close or fsync
 commit them, and a stage left by a crash is committed at the next mount.
 Every directory has a hidden .versions directory with each file's history.
+While the server cannot be reached (a restart), operations wait for it up
+to --server-wait, and files cached here are still read.
 
 In the foreground it runs until SIGINT or SIGTERM, then unmounts; with
 --background it returns once the mount is ready. "dfms umount DIR" unmounts.`,
@@ -66,19 +69,23 @@ In the foreground it runs until SIGINT or SIGTERM, then unmounts; with
 	fs.BoolVarP(&o.background, "background", "d", false, "return once mounted; the mount runs on in the background")
 	fs.BoolVar(&o.debug, "fuse-debug", false, "log every FUSE request")
 	fs.BoolVar(&o.syncClose, "sync-close", false, syncCloseHelp)
+	fs.DurationVar(&o.serverWait, "server-wait", 60*time.Second,
+		"how long an operation waits for a server that cannot be reached (a restart, a network blip) before it fails with EIO; 0: at once")
 	return cmd
 }
 
 // mountClient returns a client of the chosen server: with DFMS_EMAIL and
 // DFMS_PASSWORD a fresh login (tokens kept in memory), otherwise the
-// stored login.
-func (o *mountOptions) mountClient(ctx context.Context) (*client.Client, string, error) {
+// stored login. Its requests wait up to --server-wait for a server that
+// cannot be reached, and say so in log.
+func (o *mountOptions) mountClient(ctx context.Context, log *slog.Logger) (*client.Client, string, error) {
+	wait := []client.Option{client.WithServerWait(o.serverWait), client.WithLogger(log)}
 	if email := os.Getenv("DFMS_EMAIL"); email != "" {
 		stored, ok, err := loadCredentials()
 		if err != nil {
 			return nil, "", err
 		}
-		c, err := client.New(o.client.serverURL(stored, ok), client.WithUserAgent("dfms-mount"))
+		c, err := client.New(o.client.serverURL(stored, ok), append(wait, client.WithUserAgent("dfms-mount"))...)
 		if err != nil {
 			return nil, "", usageError{fmt.Errorf("--server: %s", describe(err))}
 		}
@@ -87,7 +94,7 @@ func (o *mountOptions) mountClient(ctx context.Context) (*client.Client, string,
 		}
 		return c, email, nil
 	}
-	s, err := o.client.open()
+	s, err := o.client.open(wait...)
 	if err != nil {
 		return nil, "", err
 	}
@@ -107,7 +114,10 @@ func runMount(ctx context.Context, o mountOptions, dir string, logger func(serve
 	var cfg server.Config
 	cfg.Log.Level = "info"
 	log := logger(cfg)
-	c, who, err := o.mountClient(ctx)
+	if o.serverWait < 0 {
+		return usageError{fmt.Errorf("--server-wait: %v is negative", o.serverWait)}
+	}
+	c, who, err := o.mountClient(ctx, log)
 	if err != nil {
 		return err
 	}

@@ -26,10 +26,10 @@ type mountProc struct{ upProc }
 // startMount runs `dfms mount mnt` against the server at addr, logged in
 // as email/password from the environment, with its cache in cache. The
 // process is killed when owner ends (the test, not a subtest that starts
-// it).
-func startMount(t, owner *testing.T, mnt, cache, addr, email, password string) *mountProc {
+// it). args are more flags.
+func startMount(t, owner *testing.T, mnt, cache, addr, email, password string, args ...string) *mountProc {
 	t.Helper()
-	cmd := exec.Command(dfmsBinary(t), "mount", mnt, "--server", "http://"+addr, "--cache-dir", cache, "--cache-size", "4GiB")
+	cmd := exec.Command(dfmsBinary(t), append([]string{"mount", mnt, "--server", "http://" + addr, "--cache-dir", cache, "--cache-size", "4GiB"}, args...)...)
 	cmd.Env = append(os.Environ(), "DFMS_EMAIL="+email, "DFMS_PASSWORD="+password, "XDG_CONFIG_HOME="+t.TempDir())
 	p := &mountProc{upProc{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
