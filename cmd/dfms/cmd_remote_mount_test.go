@@ -42,6 +42,9 @@ func startMount(t, owner *testing.T, mnt, cache, addr, email, password string, a
 			cmd.Process.Kill()
 			<-p.done
 		}
+		if owner.Failed() {
+			owner.Logf("the log of dfms mount %s:\n%s", mnt, p.logs)
+		}
 		if left, _ := fusetest.Mounts(mnt); len(left) > 0 {
 			syscall.Unmount(mnt, syscall.MNT_DETACH)
 		}

@@ -44,6 +44,9 @@ func startServer(t *testing.T, data, addr, email, password string) *serverProc {
 			cmd.Process.Kill()
 			<-p.done
 		}
+		if t.Failed() {
+			t.Logf("the log of dfms server %s:\n%s", addr, p.logs)
+		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
