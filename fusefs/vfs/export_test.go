@@ -1,6 +1,10 @@
 package vfs
 
-import "github.com/dfms/dfms"
+import (
+	"time"
+
+	"github.com/dfms/dfms"
+)
 
 // Crash drops the FS as a killed mount would: nothing is committed, the
 // stages and journals stay on disk, and the cache directory is released.
@@ -56,4 +60,20 @@ func (fsys *FS) WaitWriteBack() {
 	for len(w.queued) > 0 || w.retrying > 0 {
 		w.cond.Wait()
 	}
+}
+
+// OnMaterializing makes fn run when a materialization of pending files
+// begins, before it takes their names.
+func (fsys *FS) OnMaterializing(fn func()) {
+	fsys.pend.matMu.Lock()
+	defer fsys.pend.matMu.Unlock()
+	fsys.pend.testMaterializing = fn
+}
+
+// HoldRemovals makes the remover wait an hour after an unlink instead of
+// removalsLinger: removals are made only by what needs them made.
+func (fsys *FS) HoldRemovals() {
+	fsys.rm.mu.Lock()
+	defer fsys.rm.mu.Unlock()
+	fsys.rm.linger = time.Hour
 }

@@ -62,6 +62,10 @@ type pendingFiles struct {
 
 	matMu sync.Mutex // one materialization at a time
 	resMu sync.Mutex // one reservation at a time
+
+	// testMaterializing, if set, runs when a materialization begins
+	// (export_test.go). Guarded by matMu.
+	testMaterializing func()
 }
 
 type pendingFile struct {
@@ -429,13 +433,11 @@ func (fsys *FS) materialize(ctx context.Context, ids ...dfms.EntryID) error {
 	if !some {
 		return nil
 	}
-	// Unlinks made here before come first: a file may take a name one
-	// of them freed.
-	if err := fsys.flushRemovals(ctx); err != nil {
-		return err
-	}
 	p.matMu.Lock()
 	defer p.matMu.Unlock()
+	if p.testMaterializing != nil {
+		p.testMaterializing()
+	}
 	p.mu.Lock()
 	var batch []*pendingFile
 	var es []Entry
@@ -449,6 +451,19 @@ func (fsys *FS) materialize(ctx context.Context, ids ...dfms.EntryID) error {
 	p.mu.Unlock()
 	if len(batch) == 0 {
 		return nil
+	}
+	// Unlinks made here before come first: a file may take a name one
+	// of them freed. Made now, once the names are fixed (inflight): an
+	// unlink and a rename to the name it freed may come in between, and
+	// the name must be free on the backend when the file gets it.
+	if err := fsys.flushRemovals(ctx); err != nil {
+		p.mu.Lock()
+		for _, pf := range batch {
+			pf.inflight = false
+		}
+		p.cond.Broadcast()
+		p.mu.Unlock()
+		return err
 	}
 	g := fsys.mc.begin()
 	res, err := fsys.createFiles(ctx, es)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -674,5 +675,58 @@ func TestDeferredUnlinkRecoveryReplaysOnlyUnmade(t *testing.T) {
 	}
 	if e, err := l.GetAttr(ctx, dfms.EntryID(y.Ino)); err != nil || e.Live {
 		t.Fatalf("y, whose removal was not made, after recovery: %+v, %v; want it trashed", e, err)
+	}
+}
+
+// Regression test; the bug was: a materialization made the unlinks logged
+// here before it began, then took the names of its files, so an unlink
+// and a rename of a pending file to the name it freed, coming in between
+// (git replacing a ref, an editor's save; the stress test's step 142),
+// found the name still taken on the backend: the file was created under
+// a conflict name, and the next rename of the name failed with ENOENT.
+func TestMaterializeAfterUnlinkAndRenameToItsName(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	fsys := newWriteBackFS(t, l, t.TempDir())
+	defer fsys.Close(ctx)
+	root := fsys.Root()
+	create(t, fsys, "c", "old")
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fsys.HoldRemovals()
+	reached, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	fsys.OnMaterializing(func() {
+		once.Do(func() {
+			close(reached)
+			<-proceed
+		})
+	})
+	create(t, fsys, "b", "new") // pending; its commit materializes it
+	<-reached
+	if err := fsys.Unlink(ctx, root, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Rename(ctx, root, "b", root, "c", 0); err != nil {
+		t.Fatal(err)
+	}
+	close(proceed)
+	fsys.WaitWriteBack() // b is made, its commit too
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	es, err := l.ReadDir(ctx, dfms.EntryID(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range es {
+		got[e.Name] = string(storedContent(t, svc, l, vfs.Ino(e.ID)))
+	}
+	if want := map[string]string{"c": "new"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("the server holds %v, want %v", got, want)
+	}
+	if err := fsys.Rename(ctx, root, "c", root, "d", 0); err != nil {
+		t.Fatalf("rename of c: %v", err)
 	}
 }

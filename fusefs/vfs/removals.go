@@ -64,6 +64,7 @@ type removals struct {
 	byName map[nameKey]dfms.EntryID
 	byID   map[dfms.EntryID]Entry // as they were when unlinked
 	wake   chan struct{}
+	linger time.Duration // removalsLinger; longer in tests
 
 	flushMu sync.Mutex // one flush at a time
 	stop    chan struct{}
@@ -107,7 +108,7 @@ func (fsys *FS) openRemovals(ctx context.Context) (*removals, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &removals{tr: tr, path: path, log: f, byName: map[nameKey]dfms.EntryID{}, byID: map[dfms.EntryID]Entry{},
+	r := &removals{tr: tr, path: path, log: f, byName: map[nameKey]dfms.EntryID{}, byID: map[dfms.EntryID]Entry{}, linger: removalsLinger,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go fsys.remover(r)
 	return r, nil
@@ -125,7 +126,7 @@ func (fsys *FS) remover(r *removals) {
 		select {
 		case <-r.stop:
 			return
-		case <-time.After(removalsLinger): // let a burst (rm -r) gather
+		case <-time.After(r.lingerTime()): // let a burst (rm -r) gather
 		}
 		if err := fsys.flushRemovals(context.Background()); err != nil {
 			fsys.log.Error("unlinked files could not be trashed on the server; retrying", "err", err)
@@ -137,6 +138,12 @@ func (fsys *FS) remover(r *removals) {
 			r.signal()
 		}
 	}
+}
+
+func (r *removals) lingerTime() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.linger
 }
 
 func (r *removals) signal() {
