@@ -77,3 +77,11 @@ func (fsys *FS) HoldRemovals() {
 	defer fsys.rm.mu.Unlock()
 	fsys.rm.linger = time.Hour
 }
+
+// HasOpenState reports whether the FS holds open state for file ino (it
+// is open, or closed and not retired yet).
+func (fsys *FS) HasOpenState(ino Ino) bool {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	return fsys.open[ino.entry()] != nil
+}

@@ -107,9 +107,13 @@ func (fsys *FS) acquire(ctx context.Context, id dfms.EntryID, trunc bool) (*open
 func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFile, error) {
 	const op dfms.Op = "vfs.Open"
 	id := e.ID
+	// A file deleted since the kernel looked it up opens as on a local
+	// disk, where an inode lives while it is referenced: a reader whose
+	// lookup of NAME came before a rename over NAME reads the replaced
+	// file, it does not fail with ENOENT while the name is there all
+	// along. What is written to it is dropped at release, as for a file
+	// unlinked while open (commitFailedLocked).
 	switch {
-	case !e.Live:
-		return nil, dfms.E(op, dfms.NotExist, fmt.Errorf("entry %d was deleted", id))
 	case e.Kind == KindDir:
 		return nil, dfms.Errorf(op, dfms.IsDir, "is a directory")
 	case e.Kind != KindFile:
@@ -122,12 +126,17 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 		fsys.open[id] = f
 		if fsys.staleLocked(e) {
 			// e was read before a commit of this mount that has
-			// retired the file's open state since: read it again.
+			// retired the file's open state since: read it again. f
+			// is held meanwhile: an open and release of the file in
+			// that moment would otherwise retire it, and this open
+			// would then write to a state no one commits.
+			f.refs++
 			fsys.mu.Unlock()
 			if e2, err := fsys.b.GetAttr(ctx, id); err == nil && e2.Kind == KindFile {
 				e = e2
 			}
 			fsys.mu.Lock()
+			f.refs--
 		}
 	}
 	reopened := f.refs == 0 // closed, and its commit not done yet
@@ -135,10 +144,12 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 	fsys.mu.Unlock()
 
 	f.mu.Lock()
-	if reopened && f.changed {
+	if reopened && f.changed && f.soleRefLocked() {
 		// Closed by everyone and still queued for write-back, or kept
 		// by a failed commit: what was closed is a version of its own,
 		// committed before a change builds on it (reads need not wait).
+		// Not if another open came in meanwhile and got here first: the
+		// changes may be its own (O_TRUNC), not closed yet.
 		f.sealed, f.sealedBy = true, nil
 	}
 	// Close-to-open: a file nobody here is writing shows the version that
@@ -601,6 +612,13 @@ func (f *openFile) idleLocked() bool {
 	f.fsys.mu.Lock()
 	defer f.fsys.mu.Unlock()
 	return f.refs == 0 && !f.done
+}
+
+// soleRefLocked reports whether one handle has the file open (the caller's).
+func (f *openFile) soleRefLocked() bool {
+	f.fsys.mu.Lock()
+	defer f.fsys.mu.Unlock()
+	return f.refs == 1
 }
 
 // seal records that handle by of the file was closed (write-back).

@@ -62,3 +62,68 @@ func TestOpenRacingCommit(t *testing.T) {
 		t.Fatalf("stored %q, want %q: the first save was lost", got, "SAVEDntent!")
 	}
 }
+
+// TestOpenRacingRetire: an open whose entry was read before a commit of
+// this mount reads the entry again, and meanwhile another open and
+// release of the file must not retire the open state it is about to use.
+// Before, it was retired: what this open wrote went to a state that was
+// no longer the file's, the write-back never committed it, and the next
+// open did not see it.
+func TestOpenRacingRetire(t *testing.T) {
+	b := &hooked{Backend: newLocal(t)}
+	fsys := newWriteBackFS(t, b, t.TempDir())
+	a := create(t, fsys, "f", "v1")
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(ctx, []byte("v2"), 0)
+	// The open below reads v1; then w's close is committed (v2) and its
+	// open state retired; then, while the open reads the entry again,
+	// another process opens and closes the file.
+	other := func() {
+		x, err := fsys.Open(ctx, a.Ino, os.O_RDONLY)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		x.Release(ctx)
+	}
+	commit := func() {
+		w.Flush(ctx)
+		w.Release(ctx)
+		eventually(t, "the write-back commit of w's close", func() bool { return !fsys.HasOpenState(a.Ino) })
+		b.hook.Store(&other)
+	}
+	b.hook.Store(&commit)
+	r, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.hook.Load() != nil {
+		t.Fatal("the open did not read the entry again")
+	}
+	if _, err := r.Write(ctx, []byte("v3"), 0); err != nil {
+		t.Fatal(err)
+	}
+	r.Flush(ctx)
+	r.Release(ctx)
+	x, err := fsys.Open(ctx, a.Ino, os.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(readAll(t, x)); got != "v3" {
+		t.Errorf("the next open reads %q, want the close before it (%q)", got, "v3")
+	}
+	x.Release(ctx)
+	if err := fsys.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := b.Versions(ctx, dfms.EntryID(a.Ino))
+	if err != nil || len(vs) != 3 {
+		t.Fatalf("%d versions (%v), want 3: v1, v2, v3", len(vs), err)
+	}
+}

@@ -345,6 +345,55 @@ func TestUnlinkedWriterDiscards(t *testing.T) {
 	}
 }
 
+// TestOpenReplaced: the kernel may open a file by the node it looked up
+// before a rename over its name ended (an editor's save while a reader
+// opens NAME). That open reads the replaced file, as on a local disk; it
+// must not fail with ENOENT while NAME exists all along. What is written
+// through it is dropped, as for a file unlinked while open.
+func TestOpenReplaced(t *testing.T) {
+	b := newLocal(t)
+	fsys, _ := newFS(t, b)
+	old := create(t, fsys, "f", "old")
+	create(t, fsys, "f.tmp", "new")
+	if err := fsys.Rename(ctx, fsys.Root(), "f.tmp", fsys.Root(), "f", 0); err != nil {
+		t.Fatal(err)
+	}
+	r, err := fsys.Open(ctx, old.Ino, os.O_RDONLY)
+	if err != nil {
+		t.Fatalf("open of the replaced file: %v", err)
+	}
+	if got := readAll(t, r); string(got) != "old" {
+		t.Errorf("the replaced file reads %q, want %q", got, "old")
+	}
+	if err := r.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, err := fsys.Open(ctx, old.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatalf("open of the replaced file for writing: %v", err)
+	}
+	if _, err := w.Write(ctx, []byte("lost"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatalf("flush of the replaced file: %v", err)
+	}
+	if err := w.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h, err := fsys.Open(ctx, mustLookup(t, fsys, fsys.Root(), "f").Ino, os.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, h); string(got) != "new" {
+		t.Errorf("f reads %q, want %q", got, "new")
+	}
+	h.Release(ctx)
+	if err := fsys.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestReadAt(t *testing.T) {
 	b := newLocal(t)
 	fsys, _ := newFS(t, b)
