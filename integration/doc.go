@@ -63,7 +63,19 @@
 //     in batched requests, a one-byte edit of 256 MiB uploading at most two
 //     chunks (server metrics), a second read fetching no chunk, and kill -9
 //     of the daemon (fsync'ed data is on the server, unclosed writes are
-//     committed by the next mount);
+//     committed by the next mount), and the log rotation (an appender
+//     holding a file renamed over another with history) on both mounts;
+//   - cmd/dfms TestUpStress, the mount's data-safety stress test: 4 writers
+//     and a reader per file on 20 files for 60 s through a `dfms up` mount
+//     (writes, appends, holes, truncates, saves renamed over, fsyncs),
+//     killed with SIGKILL and started again in the middle, each file's
+//     history checked against a model of the writers' changes (a version
+//     per close or fsync, nothing else, nothing lost, each close committed
+//     within 2 s). DFMS_STRESS_DURATION=15s shortens it; DFMS_STRESS_SEED
+//     repeats a run's choices;
+//   - cmd/dfms TestMountServerRestart: a workload on `dfms mount` while its
+//     server is killed and restarted 5 s later sees no error, and every
+//     file written is on the server afterwards;
 //   - integration (this package): the real `dfms server` process — zero
 //     configuration, PostgreSQL + S3 by flags, environment and config
 //     file, graceful shutdown, the README's curl sequence (TestAPI, the

@@ -67,8 +67,9 @@ func startMount(t, owner *testing.T, mnt, cache, addr, email, password string, a
 	}
 }
 
-// kill9 kills the mount daemon as a crash would, and detaches its mount.
-func (p *mountProc) kill9(t *testing.T, mnt string) {
+// kill9 kills the mount daemon (dfms mount or dfms up) as a crash would,
+// and detaches its mount.
+func (p *upProc) kill9(t *testing.T, mnt string) {
 	t.Helper()
 	p.cmd.Process.Kill()
 	// As an administrator would after a crash: abort the connection (a
