@@ -156,8 +156,9 @@ func Mount(dir string, fsys *vfs.FS, opts Options) (*fuse.Server, error) {
 			// The kernel would drop a file's pages whenever it sees a new
 			// mtime, including the one of our own commit. The mount
 			// decides instead: an open keeps the pages only while the
-			// version is unchanged (FOPEN_KEEP_CACHE), and the change feed
-			// drops the pages of files changed elsewhere.
+			// version is unchanged or the file is being written here
+			// (FOPEN_KEEP_CACHE), and the change feed drops the pages of
+			// files changed elsewhere.
 			ExplicitDataCacheControl: true,
 			MaxWrite:                 1 << 20,
 			Debug:                    opts.Debug,

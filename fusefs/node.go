@@ -216,7 +216,8 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return nil, 0, n.m.errno("open", n.ino, err)
 	}
 	if h.KeepCache {
-		// The version did not change since the kernel cached its pages.
+		// The version did not change since the kernel cached its pages,
+		// or they hold what was written here.
 		return h, fuse.FOPEN_KEEP_CACHE, 0
 	}
 	return h, 0, 0

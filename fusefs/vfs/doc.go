@@ -24,8 +24,11 @@
 // stale, and every chunk is verified before use. A sequential read fetches
 // the next chunks in the background (Options.ReadAhead, 8 chunks by
 // default). Opening a file whose version did not change since the kernel
-// cached its pages lets the kernel keep them (Handle.KeepCache). The
-// kernel's own read-ahead for the mount is raised by package fusefs.
+// cached its pages lets the kernel keep them (Handle.KeepCache), and so
+// does opening a file written here and not committed yet: what was
+// written went through those pages, and dropping them would lose a write
+// the kernel has copied there and not sent yet. The kernel's own
+// read-ahead for the mount is raised by package fusefs.
 //
 // # Consistency and writes
 //

@@ -723,8 +723,9 @@ type Handle struct {
 	v          *view     // a file of the .versions tree
 	writable   bool
 	appendMode bool
-	// KeepCache says the kernel may keep the pages it cached of this file
-	// at an earlier open: the version did not change since.
+	// KeepCache says the kernel may keep the pages it cached of this file:
+	// the version did not change since it cached them, or the file has
+	// changes made here, all of which went through its pages.
 	KeepCache bool
 
 	// released guards against a second Release; only the FUSE adapter's
@@ -778,9 +779,24 @@ func (fsys *FS) openEntry(ctx context.Context, e Entry, flags int) (*Handle, err
 		return nil, err
 	}
 	f.mu.Lock()
-	clean := !f.changed && f.version == e.Version
+	written, version := f.changed, f.version
 	f.mu.Unlock()
-	keep := fsys.keepCache(e.ID, e.Version) && clean && !trunc
+	// The kernel keeps the pages it cached of the file if they are the
+	// content this open sees: what was written here (every change made
+	// here went through them: the kernel copies a write into its pages
+	// before it sends it, and truncates them itself), or else the file's
+	// version, if they were read from it. That is f's version, which e
+	// may be older than (a commit made here since e was read). Dropping
+	// them would not only cost reads again: a write the kernel copied
+	// there and has not sent yet, or that is not served yet, would be
+	// lost from them, as a read asking for the page again before the
+	// write is served here caches it as it was before, and the writer
+	// reads back zeros or old bytes where it wrote.
+	keep := written
+	if !written {
+		keep = fsys.keepCache(e.ID, version)
+	}
+	keep = keep && !trunc
 	return &Handle{fsys: fsys, f: f, writable: writable, appendMode: flags&syscall.O_APPEND != 0, KeepCache: keep}, nil
 }
 

@@ -75,8 +75,8 @@ func (fsys *FS) Watch(ctx context.Context, fn func([]Change)) {
 			continue
 		}
 		cursor = next
-		fsys.forget(chs)
 		others := fsys.others(chs)
+		fsys.forget(others)
 		fsys.mc.setOn(true)
 		if offline {
 			offline = false
@@ -97,8 +97,10 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// forget drops what the FS remembers of changed files: the version whose
-// pages the kernel may keep.
+// forget drops what the FS remembers of files others changed: the
+// version whose pages the kernel may keep. Not for this mount's own
+// changes: what it wrote went through the kernel's pages, and the report
+// of one of its commits comes when a later one may have been made.
 func (fsys *FS) forget(chs []Change) {
 	fsys.mu.Lock()
 	defer fsys.mu.Unlock()
