@@ -31,10 +31,12 @@ type openFile struct {
 	fsys *FS
 	id   dfms.EntryID
 
-	// refs (open handles, and path truncations in progress) and done (the
-	// file left fsys.open) are guarded by fsys.mu.
-	refs int
-	done bool
+	// refs (open handles, and path truncations in progress), writers
+	// (the handles open for writing) and done (the file left fsys.open)
+	// are guarded by fsys.mu.
+	refs    int
+	writers int
+	done    bool
 
 	// mu guards the fields below. It is held during stage I/O and during
 	// commits, so a commit sees a stage no write is changing.
@@ -94,17 +96,19 @@ func (f *openFile) holdForCommitLocked() {
 func (f *openFile) releaseCommitLocked() { f.committing.Store(nil) }
 
 // acquire takes a reference on the open state of file id, creating it if
-// needed; with trunc the content is truncated to zero bytes.
-func (fsys *FS) acquire(ctx context.Context, id dfms.EntryID, trunc bool) (*openFile, error) {
+// needed, as a writer (whose changes the write-back leaves alone until
+// its release) if writer; with trunc the content is truncated to zero
+// bytes.
+func (fsys *FS) acquire(ctx context.Context, id dfms.EntryID, trunc, writer bool) (*openFile, error) {
 	e, err := fsys.getEntry(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return fsys.acquireEntry(ctx, e, trunc)
+	return fsys.acquireEntry(ctx, e, trunc, writer)
 }
 
 // acquireEntry is acquire of an entry just read from the backend.
-func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFile, error) {
+func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc, writer bool) (*openFile, error) {
 	const op dfms.Op = "vfs.Open"
 	id := e.ID
 	// A file deleted since the kernel looked it up opens as on a local
@@ -141,6 +145,9 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 	}
 	reopened := f.refs == 0 // closed, and its commit not done yet
 	f.refs++
+	if writer {
+		f.writers++
+	}
 	fsys.mu.Unlock()
 
 	f.mu.Lock()
@@ -159,7 +166,7 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 		if f.stage != nil {
 			if err := f.resetStageLocked(); err != nil {
 				f.mu.Unlock()
-				_ = fsys.release(ctx, f)
+				_ = fsys.release(ctx, f, writer)
 				return nil, err
 			}
 		}
@@ -170,20 +177,42 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc bool) (*openFil
 	}
 	f.mu.Unlock()
 	if terr != nil {
-		_ = fsys.release(ctx, f)
+		_ = fsys.release(ctx, f, writer)
 		return nil, terr
 	}
 	return f, nil
 }
 
-// release drops a reference; the last one commits dirty content (or,
-// with write-back, queues it for a committer) and discards the stage.
-func (fsys *FS) release(ctx context.Context, f *openFile) error {
+// newHandle returns a handle of f, which the caller acquired (as a
+// writer if flags open it for writing).
+func (fsys *FS) newHandle(f *openFile, flags int, keepCache bool) *Handle {
+	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	return &Handle{fsys: fsys, f: f, writable: writable, appendMode: flags&syscall.O_APPEND != 0, KeepCache: keepCache}
+}
+
+// release drops a reference (of a handle open for writing if writer);
+// the last one commits dirty content (or, with write-back, queues it for a
+// committer) and discards the stage. With write-back, the last writer's
+// release queues the changes too, though readers keep the file open: what
+// was closed is committed now, not when the last reader goes (tail -f of
+// a file that is being replaced).
+func (fsys *FS) release(ctx context.Context, f *openFile, writer bool) error {
 	fsys.mu.Lock()
 	f.refs--
-	last := f.refs == 0
+	if writer {
+		f.writers--
+	}
+	last, lastWriter := f.refs == 0, writer && f.writers == 0
 	fsys.mu.Unlock()
 	if !last {
+		if lastWriter && fsys.wb != nil {
+			f.mu.Lock()
+			changed := f.changed
+			f.mu.Unlock()
+			if changed {
+				fsys.wb.enqueue(f)
+			}
+		}
 		return nil
 	}
 	if fsys.wb != nil {
@@ -605,6 +634,14 @@ func (f *openFile) unsettledLocked() bool {
 	return f.changed || f.fsys.isPending(f.id)
 }
 
+// writingLocked reports whether a handle has the file open for writing
+// (the caller holds f.mu).
+func (f *openFile) writingLocked() bool {
+	f.fsys.mu.Lock()
+	defer f.fsys.mu.Unlock()
+	return f.writers > 0
+}
+
 // idleLocked reports whether no handle has the file open (the caller holds
 // f.mu, so no open can start using it meanwhile: acquire takes its
 // reference first, then waits for f.mu).
@@ -774,7 +811,7 @@ func (fsys *FS) Open(ctx context.Context, ino Ino, flags int) (*Handle, error) {
 func (fsys *FS) openEntry(ctx context.Context, e Entry, flags int) (*Handle, error) {
 	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	trunc := writable && flags&syscall.O_TRUNC != 0
-	f, err := fsys.acquireEntry(ctx, e, trunc)
+	f, err := fsys.acquireEntry(ctx, e, trunc, writable)
 	if err != nil {
 		return nil, err
 	}
@@ -797,7 +834,7 @@ func (fsys *FS) openEntry(ctx context.Context, e Entry, flags int) (*Handle, err
 		keep = fsys.keepCache(e.ID, version)
 	}
 	keep = keep && !trunc
-	return &Handle{fsys: fsys, f: f, writable: writable, appendMode: flags&syscall.O_APPEND != 0, KeepCache: keep}, nil
+	return fsys.newHandle(f, flags, keep), nil
 }
 
 // Create creates file parent/name and opens it. Without O_EXCL an
@@ -931,9 +968,9 @@ func (h *Handle) Release(ctx context.Context) error {
 		// What its last close left: committed now, as that close would
 		// have, even if other handles keep the file open.
 		if err := h.f.flush(ctx); err != nil {
-			_ = h.fsys.release(ctx, h.f)
+			_ = h.fsys.release(ctx, h.f, h.writable)
 			return err
 		}
 	}
-	return h.fsys.release(ctx, h.f)
+	return h.fsys.release(ctx, h.f, h.writable)
 }

@@ -214,7 +214,10 @@ func (fsys *FS) createPending(ctx context.Context, dir dfms.EntryID, name string
 			MTime: now, CTime: now, Live: true}
 		// The open state and the journal first: once the name is
 		// visible, the file may be opened, and a crash must find it.
-		f := &openFile{fsys: fsys, id: id, init: true, refs: 1}
+		f := &openFile{fsys: fsys, id: id, init: true, refs: 1, writers: 0}
+		if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+			f.writers = 1
+		}
 		f.mu.Lock()
 		err = f.createStageLocked(createRecords(e))
 		j := f.journal
@@ -247,8 +250,7 @@ func (fsys *FS) createPending(ctx context.Context, dir dfms.EntryID, name string
 		p.byName[nameKey{dir, name}] = id
 		p.dirTimes[dir] = now // as a create changes its directory (make, git's untracked cache)
 		p.mu.Unlock()
-		writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
-		return fsys.attrOf(e), &Handle{fsys: fsys, f: f, writable: writable, appendMode: flags&syscall.O_APPEND != 0}, true, nil
+		return fsys.attrOf(e), fsys.newHandle(f, flags, false), true, nil
 	}
 }
 

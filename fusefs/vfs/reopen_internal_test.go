@@ -27,7 +27,7 @@ func TestReopenSealsOnlyClosedChanges(t *testing.T) {
 	// Closed changes, and nobody else: sealed.
 	f := &openFile{fsys: fsys, id: 1, init: true, version: 1, size: 3, limit: 3, changed: true}
 	fsys.open[1] = f
-	if _, err := fsys.acquireEntry(ctx, e, false); err != nil {
+	if _, err := fsys.acquireEntry(ctx, e, false, false); err != nil {
 		t.Fatal(err)
 	}
 	if !f.sealed {
@@ -41,7 +41,7 @@ func TestReopenSealsOnlyClosedChanges(t *testing.T) {
 	f.mu.Lock()
 	done := make(chan error)
 	go func() {
-		_, err := fsys.acquireEntry(ctx, e, false)
+		_, err := fsys.acquireEntry(ctx, e, false, false)
 		done <- err
 	}()
 	waitFor(t, "the reader's reference", func() bool { return refs(f) == 1 })

@@ -851,7 +851,7 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 		}
 		if f == nil {
 			// truncate(2) on a path: change the content now.
-			tf, err := fsys.acquire(ctx, id, false)
+			tf, err := fsys.acquire(ctx, id, false, true)
 			if err != nil {
 				return Attr{}, err
 			}
@@ -859,7 +859,7 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 			if err == nil {
 				err = tf.flush(ctx)
 			}
-			if rerr := fsys.release(ctx, tf); err == nil {
+			if rerr := fsys.release(ctx, tf, true); err == nil {
 				err = rerr
 			}
 			if err != nil {

@@ -264,7 +264,7 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 	var chunks []dfms.ChunkData
 	for _, f := range batch {
 		f.mu.Lock()
-		if !f.idleLocked() { // opened again: its last release queues it again
+		if f.writingLocked() { // opened again for writing: its last release queues it again
 			f.mu.Unlock()
 			continue
 		}

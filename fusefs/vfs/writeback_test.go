@@ -121,7 +121,11 @@ func TestWriteBackVersionPerClose(t *testing.T) {
 	want := []string{"one", "two", "three", "FOUR!", "5OUR!", "5O"}
 	vs, err := b.Versions(ctx, dfms.EntryID(a.Ino))
 	if err != nil || len(vs) != len(want) {
-		t.Fatalf("%d versions, %v; want %d", len(vs), err, len(want))
+		var all []string
+		for i := range vs {
+			all = append(all, string(versionContent(t, svc, b, a.Ino, int64(i+1))))
+		}
+		t.Fatalf("%d versions %q, %v; want %q", len(vs), all, err, want)
 	}
 	for i, w := range want {
 		if got := versionContent(t, svc, b, a.Ino, int64(i+1)); string(got) != w {
@@ -383,5 +387,42 @@ func TestWriteBackCloseDuringItsBatch(t *testing.T) {
 	}
 	if vs, err := l.Versions(ctx, dfms.EntryID(f.Ino)); err != nil || len(vs) != 2 {
 		t.Fatalf("%d versions, %v; want 2 (one per close)", len(vs), err)
+	}
+}
+
+// A close is committed right after, even while a reader keeps the file
+// open (tail -f of a file that is being replaced): `exec 3< f; echo v2 > f`.
+func TestWriteBackCloseWhileReaderOpen(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	fsys := newWriteBackFS(t, l, t.TempDir())
+	defer fsys.Close(ctx)
+	f := create(t, fsys, "f", "v1")
+	fsys.WaitWriteBack()
+	r, err := fsys.Open(ctx, f.Ino, os.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx)
+	for i, content := range []string{"v2", "version three"} {
+		w, err := fsys.Open(ctx, f.Ino, os.O_WRONLY|os.O_TRUNC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(ctx, []byte(content), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fsys.WaitWriteBack()
+		if got := storedContent(t, svc, l, f.Ino); string(got) != content {
+			t.Fatalf("close %d: with a reader open, after the write-back settled the server has %q, want %q", i+1, got, content)
+		}
+	}
+	if vs, err := l.Versions(ctx, dfms.EntryID(f.Ino)); err != nil || len(vs) != 3 {
+		t.Fatalf("%d versions, %v; want 3 (one per close)", len(vs), err)
 	}
 }
