@@ -557,13 +557,18 @@ func (f *openFile) flushClose(ctx context.Context) (bool, error) {
 
 // commitLocked commits the content as a new version if it changed: the
 // chunks that changed are cut and uploaded, then the manifest committed.
-// The data of a file deleted meanwhile is dropped, as a local file system
-// drops an unlinked file's data.
+// The data of a file deleted meanwhile is not committed: it is dropped
+// with the file's last handle, as a local file system drops an unlinked
+// file's data (the handles still open read it until then).
 func (f *openFile) commitLocked(ctx context.Context) error {
 	if err := f.fsys.materialize(ctx, f.id); err != nil {
 		return err
 	}
-	if !f.changed || f.discardUnlinkedLocked() {
+	if !f.changed {
+		return nil
+	}
+	if f.unlinkedHere() {
+		f.discardDeletedLocked()
 		return nil
 	}
 	var m dfms.Manifest
@@ -687,8 +692,8 @@ func (f *openFile) unsealLocked(ctx context.Context, by *Handle) {
 // file deleted meanwhile is dropped (nil), anything else stays staged.
 func (f *openFile) commitFailedLocked(ctx context.Context, err error) error {
 	if dfms.Is(err, dfms.NotExist) && f.deletedLocked(ctx) {
-		f.changed, f.sealed, f.dirty = false, false, nil
-		return f.resetStageLocked()
+		f.discardDeletedLocked()
+		return nil
 	}
 	return err
 }
@@ -718,20 +723,29 @@ func (f *openFile) committedLocked(e Entry, m dfms.Manifest) error {
 	return f.resetStageLocked()
 }
 
-// discardUnlinkedLocked drops the changes of a file unlinked here whose
-// removal is not made on the backend yet (removals.go), as a commit to a
-// deleted file would. It reports whether it did.
-func (f *openFile) discardUnlinkedLocked() bool {
-	if _, ok := f.fsys.removedEntry(f.id); !ok {
-		return false
+// unlinkedHere reports whether file f was unlinked here and its removal
+// is not made on the backend yet (removals.go): a commit would find it
+// deleted.
+func (f *openFile) unlinkedHere() bool {
+	_, ok := f.fsys.removedEntry(f.id)
+	return ok
+}
+
+// discardDeletedLocked drops the changes of file f, deleted, once no
+// handle holds it: until then they stay, for the handles to read.
+func (f *openFile) discardDeletedLocked() {
+	f.fsys.mu.Lock()
+	held := f.refs > 0
+	f.fsys.mu.Unlock()
+	if held {
+		return
 	}
 	f.changed, f.sealed, f.dirty = false, false, nil
 	if err := f.resetStageLocked(); err != nil {
 		// Its journal stays as it was: the next mount finds the file
 		// deleted and drops it.
-		f.fsys.log.Warn("the stage of an unlinked file could not be emptied", "entry", f.id, "err", err)
+		f.fsys.log.Warn("the stage of a deleted file could not be emptied", "entry", f.id, "err", err)
 	}
-	return true
 }
 
 // deletedLocked reports whether the file was deleted (unlinked while

@@ -269,7 +269,7 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 			continue
 		}
 		f.holdForCommitLocked()
-		if !f.changed || f.size > writeBackSmall || f.discardUnlinkedLocked() { // commitLocked, or nothing to commit
+		if !f.changed || f.size > writeBackSmall || f.unlinkedHere() { // commitLocked, or nothing to commit
 			done(f, f.commitLocked(ctx))
 			continue
 		}

@@ -426,3 +426,46 @@ func TestWriteBackCloseWhileReaderOpen(t *testing.T) {
 		t.Fatalf("%d versions, %v; want 3 (one per close)", len(vs), err)
 	}
 }
+
+// Regression test; the bug was: the write-back committing a closed file
+// while a reader still held it found it unlinked and dropped what was
+// written, so the reader's fstat showed the size of before the writes
+// and its reads lost them (posixtest FstatDeleted under load). An
+// unlinked file's data goes with its last handle, as on a local disk.
+func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
+	l, _ := newLocalParams(t, smallChunks)
+	fsys := newWriteBackFS(t, l, t.TempDir())
+	defer fsys.Close(ctx)
+	root := fsys.Root()
+	fsys.HoldRemovals()
+	content := "written, then unlinked while open"
+	f := create(t, fsys, "f", content) // closed; its commit is queued
+	r, err := fsys.Open(ctx, f.Ino, os.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Unlink(ctx, root, "f"); err != nil {
+		t.Fatal(err)
+	}
+	fsys.WaitWriteBack()
+	a, err := fsys.GetAttr(ctx, f.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Size != int64(len(content)) || a.Nlink != 0 {
+		t.Errorf("fstat of the open unlinked file: size %d, nlink %d; want %d, 0", a.Size, a.Nlink, len(content))
+	}
+	if got := string(readAll(t, r)); got != content {
+		t.Errorf("the reader reads %q, want %q", got, content)
+	}
+	if err := r.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fsys.WaitWriteBack()
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fsys.HasOpenState(f.Ino) {
+		t.Error("the unlinked file's open state outlives its last handle")
+	}
+}
