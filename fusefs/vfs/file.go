@@ -663,6 +663,13 @@ func (f *openFile) soleRefLocked() bool {
 	return f.refs == 1
 }
 
+// closedChangesLocked reports whether f's changes were all closed: a
+// writer that has it open did not change it since, so they can be
+// committed under it (a later change of its makes a version of its own).
+func (f *openFile) closedChangesLocked() bool {
+	return f.sealed && f.sealedBy == nil
+}
+
 // seal records that handle by of the file was closed (write-back).
 func (f *openFile) seal(by *Handle) {
 	f.mu.Lock()
@@ -978,6 +985,12 @@ func (h *Handle) Release(ctx context.Context) error {
 		return nil
 	}
 	h.released = true
+	h.f.mu.Lock()
+	if h.f.sealedBy == h {
+		// Its session is over: a later open's changes do not join it.
+		h.f.sealedBy = nil
+	}
+	h.f.mu.Unlock()
 	if h.held.Load() {
 		// What its last close left: committed now, as that close would
 		// have, even if other handles keep the file open.

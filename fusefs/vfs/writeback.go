@@ -235,6 +235,9 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 		kept := f.unsettledLocked()
 		f.releaseCommitLocked()
 		f.mu.Unlock()
+		if kept && err == nil {
+			return // deleted, and open: its changes go with its last handle
+		}
 		if kept {
 			fsys.log.Error("a closed file could not be committed; it stays staged and is retried", "entry", f.id, "err", err)
 			failed[f] = err
@@ -264,7 +267,9 @@ func (fsys *FS) commitQueued(ctx context.Context, batch []*openFile) map[*openFi
 	var chunks []dfms.ChunkData
 	for _, f := range batch {
 		f.mu.Lock()
-		if f.writingLocked() { // opened again for writing: its last release queues it again
+		if f.writingLocked() && !f.closedChangesLocked() {
+			// Opened again for writing and changed since: its last
+			// release queues it again.
 			f.mu.Unlock()
 			continue
 		}

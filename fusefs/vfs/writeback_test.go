@@ -315,6 +315,7 @@ func TestWriteBackStatDuringCommit(t *testing.T) {
 // steppedCommits holds each write-back commit (batched or of one file)
 // until the test lets it go: a commit reports on started, then waits for
 // one value on proceed, or for open to be closed (then commits pass).
+// Commits made in a call of the test (its context) are not held.
 type steppedCommits struct {
 	*vfs.Local
 	started chan struct{}
@@ -322,7 +323,10 @@ type steppedCommits struct {
 	open    chan struct{}
 }
 
-func (s *steppedCommits) step() {
+func (s *steppedCommits) step(c context.Context) {
+	if c == ctx {
+		return
+	}
 	select {
 	case s.started <- struct{}{}:
 	case <-s.open:
@@ -335,12 +339,12 @@ func (s *steppedCommits) step() {
 }
 
 func (s *steppedCommits) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
-	s.step()
+	s.step(ctx)
 	return s.Local.CommitManifest(ctx, c)
 }
 
 func (s *steppedCommits) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
-	s.step()
+	s.step(ctx)
 	return s.Local.CommitManifests(ctx, cs)
 }
 
@@ -359,8 +363,9 @@ func TestWriteBackCloseDuringItsBatch(t *testing.T) {
 	<-b.started
 	create(t, fsys, "g2", "held")
 	<-b.started
-	// f and two others queued; f opened again before a committer takes
-	// them, so the committer passes over it and commits the others.
+	// f and two others queued; f opened again and written before a
+	// committer takes them (the write commits what create closed first),
+	// so the committer passes over it and commits the others.
 	f := create(t, fsys, "f", "one")
 	create(t, fsys, "h1", "h1")
 	create(t, fsys, "h2", "h2")
@@ -368,12 +373,12 @@ func TestWriteBackCloseDuringItsBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.proceed <- struct{}{} // a committer takes f, h1 and h2
-	<-b.started             // and commits h1 and h2, held
-	// f written and closed while that batch is in flight.
 	if _, err := h.Write(ctx, []byte("two"), 3); err != nil {
 		t.Fatal(err)
 	}
+	b.proceed <- struct{}{} // a committer takes f, h1 and h2
+	<-b.started             // and commits h1 and h2, held
+	// f closed while that batch is in flight.
 	if err := h.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -467,5 +472,34 @@ func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
 	}
 	if fsys.HasOpenState(f.Ino) {
 		t.Error("the unlinked file's open state outlives its last handle")
+	}
+}
+
+// A close is committed right after even when the file is opened for
+// writing again before the write-back takes it, as long as that open
+// changed nothing (an editor that opens O_RDWR to look): the close does
+// not wait for the next one.
+func TestWriteBackCloseCommittedUnderIdleWriter(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	b := &steppedCommits{Local: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
+	fsys := newWriteBackFS(t, b, t.TempDir())
+	defer fsys.Close(ctx)
+	letGo := sync.OnceFunc(func() { close(b.open) })
+	defer letGo()
+	// Both committers busy, so f is still queued when it is opened again.
+	create(t, fsys, "g1", "held")
+	<-b.started
+	create(t, fsys, "g2", "held")
+	<-b.started
+	f := create(t, fsys, "f", "closed")
+	h, err := fsys.Open(ctx, f.Ino, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(ctx)
+	letGo()
+	fsys.WaitWriteBack()
+	if got := storedContent(t, svc, l, f.Ino); string(got) != "closed" {
+		t.Fatalf("with the file open for writing and unchanged, the server has %q, want %q", got, "closed")
 	}
 }
