@@ -44,6 +44,12 @@ func (fsys *FS) Crash() {
 // directories must not be removed under them).
 func (fsys *FS) WaitWorkers() { fsys.workers.Wait() }
 
+// MetaCacheHas reports whether the metadata cache holds the entry of ino.
+func MetaCacheHas(fsys *FS, ino Ino) bool {
+	_, ok := fsys.mc.get(ino.entry())
+	return ok
+}
+
 // MetaCacheOn reports whether the metadata cache is in use.
 func MetaCacheOn(fsys *FS) bool {
 	fsys.mc.mu.Lock()

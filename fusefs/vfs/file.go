@@ -882,7 +882,7 @@ func (fsys *FS) Create(ctx context.Context, parent Ino, name string, flags int, 
 	if created {
 		fsys.mc.created(g, e, false)
 	} else {
-		fsys.touchName(dir, name) // Exist: the cache may not have known the name
+		fsys.touchName(err, dir, name) // Exist: the cache may not have known the name
 	}
 	if dfms.Is(err, dfms.Exist) && flags&syscall.O_EXCL == 0 {
 		e, err = fsys.lookupEntry(ctx, dir, name)

@@ -45,16 +45,19 @@ import (
 //     A rename into or out of it, or any change in it by someone else,
 //     ends that.
 type metaCache struct {
-	mu        sync.Mutex
-	on        bool                    // the feed is followed and healthy
-	offline   bool                    // on, but the server cannot be reached
-	gen       uint64                  // bumped by every drop
-	floor     uint64                  // reads begun before it fill nothing
-	dropped   map[dfms.EntryID]uint64 // the gen of each entry's last drop, since floor
-	entries   map[dfms.EntryID]cachedEntry
-	names     map[nameKey]dfms.EntryID        // of the live entries held
-	mans      map[dfms.EntryID]cachedManifest // of the entries' current versions
-	manChunks int                             // chunk references held in mans
+	mu      sync.Mutex
+	on      bool // the feed is followed and healthy
+	offline bool // on, but the server cannot be reached
+	// dropsWaiting: changes tried while offline failed, and their drops
+	// wait for the feed's return (dropAfter).
+	dropsWaiting bool
+	gen          uint64                  // bumped by every drop
+	floor        uint64                  // reads begun before it fill nothing
+	dropped      map[dfms.EntryID]uint64 // the gen of each entry's last drop, since floor
+	entries      map[dfms.EntryID]cachedEntry
+	names        map[nameKey]dfms.EntryID        // of the live entries held
+	mans         map[dfms.EntryID]cachedManifest // of the entries' current versions
+	manChunks    int                             // chunk references held in mans
 	// complete holds every name of the directories known complete, since
 	// when (they expire as entries do).
 	complete      map[dfms.EntryID]*completeDir
@@ -294,6 +297,46 @@ func (c *metaCache) removed(dir dfms.EntryID, name string) {
 	}
 }
 
+// dropAfter is drop of what a change this mount made changed, or may
+// have: one that ended with err. A change that failed because the server
+// cannot be reached, while the cache is offline, changed nothing as far
+// as anyone can tell (it may have arrived without its answer): the cache
+// goes on answering as it was, and the drop is made when the feed
+// answers again, by starting over. An answer of the server (err nil, or
+// its refusal) means it is back (answeredLocked).
+func (c *metaCache) dropAfter(err error, ids ...dfms.EntryID) {
+	if c.waitOffline(err) {
+		return
+	}
+	c.drop(ids...)
+}
+
+// dropNameAfter is dropName after a change that ended with err
+// (dropAfter).
+func (c *metaCache) dropNameAfter(err error, dir dfms.EntryID, name string) {
+	if c.waitOffline(err) {
+		return
+	}
+	c.dropName(dir, name)
+}
+
+// waitOffline reports whether the drops after a change that ended with
+// err wait for the feed (dropAfter), and ends the offline state if the
+// server answered.
+func (c *metaCache) waitOffline(err error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.offline {
+		return false
+	}
+	if err == nil || !dfms.Is(err, dfms.Unavailable) {
+		c.answeredLocked()
+		return false
+	}
+	c.dropsWaiting = true
+	return true
+}
+
 // drop forgets entries ids (and that they are complete directories).
 func (c *metaCache) drop(ids ...dfms.EntryID) {
 	c.mu.Lock()
@@ -361,20 +404,26 @@ func (c *metaCache) unnameLocked(e Entry) {
 // setOn turns the cache on (the feed is followed from now on, or answers
 // again) or off (the feed failed); either way it starts empty, except
 // that the feed answering again after the server could not be reached
-// keeps what the cache held (setOffline).
-func (c *metaCache) setOn(on bool) {
+// keeps what the cache held (setOffline). It reports whether the cache
+// is on and started empty.
+func (c *metaCache) setOn(on bool) (started bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if on && c.offline {
 		c.offline = false
-		return
+		if c.dropsWaiting {
+			c.resetLocked()
+			return true
+		}
+		return false
 	}
 	c.offline = false
 	if c.on == on {
-		return
+		return false
 	}
 	c.on = on
 	c.resetLocked()
+	return on
 }
 
 // setOffline records that the feed failed because the server cannot be
@@ -414,6 +463,7 @@ func (c *metaCache) reset() {
 }
 
 func (c *metaCache) resetLocked() {
+	c.dropsWaiting = false
 	c.gen++
 	c.floor = c.gen
 	clear(c.dropped)
@@ -431,7 +481,7 @@ func (c *metaCache) resetLocked() {
 // known.
 func (fsys *FS) changed(g uint64, id dfms.EntryID, e Entry, err error) {
 	if err != nil || e.ID != id {
-		fsys.mc.drop(id)
+		fsys.mc.dropAfter(err, id)
 		return
 	}
 	fsys.mc.replace(g, id, &e, 0, nil)
@@ -443,7 +493,7 @@ func (fsys *FS) changed(g uint64, id dfms.EntryID, e Entry, err error) {
 // the owner ids).
 func (fsys *FS) committed(g uint64, id dfms.EntryID, e Entry, complete bool, m dfms.Manifest, err error) {
 	if err != nil || e.ID != id {
-		fsys.mc.drop(id)
+		fsys.mc.dropAfter(err, id)
 		return
 	}
 	var ep *Entry

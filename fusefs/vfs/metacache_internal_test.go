@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -251,5 +252,47 @@ func TestMetaCacheOffline(t *testing.T) {
 	c.setOn(true)
 	if _, ok := c.get(5); ok {
 		t.Fatal("the cache kept entries across the feed's failure")
+	}
+}
+
+// A change this mount tried while the server cannot be reached failed, so
+// what the cache holds still holds: its drops wait for the feed's return
+// (the change may have arrived without its answer), and until then the
+// cache keeps answering, directory included (a failed mkdir in the root
+// left the root's attributes to the server, whose outage made every path
+// walk fail with EIO).
+func TestMetaCacheOfflineDropsWait(t *testing.T) {
+	c := newMetaCache()
+	c.setOn(true)
+	root := Entry{ID: 1, Kind: KindDir, Live: true}
+	e := Entry{ID: 5, Parent: 1, Name: "a", Kind: KindFile, Live: true}
+	c.put(c.begin(), root, e)
+	c.setOffline()
+	down := dfms.E("test", dfms.Unavailable, errors.New("connection refused"))
+	c.dropNameAfter(down, 1, "d") // a mkdir of d failed
+	c.dropAfter(down, 5)          // a commit of a failed
+	if _, ok := c.get(1); !ok {
+		t.Fatal("offline, a failed change in the root dropped the root")
+	}
+	if got, ok, _ := c.lookup(1, "a"); !ok || got.ID != 5 {
+		t.Fatalf("offline, a failed change of a dropped it: %+v, %v", got, ok)
+	}
+	c.setOn(true) // the feed answers again: the drops are made
+	if _, ok := c.get(1); ok {
+		t.Fatal("back online, the drops that waited were not made")
+	}
+	if _, ok := c.get(5); ok {
+		t.Fatal("back online, the drops that waited were not made")
+	}
+	c.put(c.begin(), root)
+	if _, ok := c.get(1); !ok {
+		t.Fatal("back online, the cache is not filled again")
+	}
+	// Offline again, a change the server answered (here refused): it is
+	// back, so the cache starts over, off until the feed answers.
+	c.setOffline()
+	c.dropNameAfter(dfms.E("test", dfms.Exist, errors.New("exists")), 1, "d")
+	if _, ok := c.get(1); ok {
+		t.Fatal("an answer of the server while offline left the cache on")
 	}
 }

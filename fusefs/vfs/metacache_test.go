@@ -277,3 +277,29 @@ func TestMetaCacheKeepsBatchCommits(t *testing.T) {
 		return string(readAll(t, h)) == "rewritten elsewhere"
 	})
 }
+
+// The cache holds the root's entry once the feed is followed, without a
+// read of it: the kernel may have read it before (and not again until its
+// copy expires), and a server outage then would fail every path walk.
+func TestMetaCacheWarmsTheRoot(t *testing.T) {
+	l, _ := newLocalParams(t, smallChunks)
+	b := &countingReads{Local: l}
+	fsys, _ := newFS(t, b)
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); fsys.Watch(wctx, func([]vfs.Change) {}) }()
+	t.Cleanup(func() { stop(); <-done })
+	for deadline := time.Now().Add(5 * time.Second); !vfs.MetaCacheHas(fsys, fsys.Root()); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the root is not in the metadata cache (on: %v)", vfs.MetaCacheOn(fsys))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := b.reads.Load()
+	if _, err := fsys.GetAttr(ctx, fsys.Root()); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.reads.Load() - before; n != 0 {
+		t.Fatalf("%d backend reads for a stat of the root", n)
+	}
+}

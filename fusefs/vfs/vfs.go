@@ -606,7 +606,7 @@ func (fsys *FS) Mkdir(ctx context.Context, parent Ino, name string, mode uint32,
 	g := fsys.mc.begin()
 	e, err := fsys.b.Mkdir(ctx, dir, name, mode, c.UID, c.GID)
 	if err != nil {
-		fsys.touchName(dir, name) // Exist: the cache did not know the name
+		fsys.touchName(err, dir, name) // Exist: the cache did not know the name
 		return Attr{}, err
 	}
 	fsys.mc.created(g, e, false)
@@ -632,7 +632,7 @@ func (fsys *FS) Symlink(ctx context.Context, parent Ino, name, target string, c 
 	g := fsys.mc.begin()
 	e, err := fsys.b.Symlink(ctx, dir, name, target, c.UID, c.GID)
 	if err != nil {
-		fsys.touchName(dir, name) // Exist: the cache did not know the name
+		fsys.touchName(err, dir, name) // Exist: the cache did not know the name
 		return Attr{}, err
 	}
 	fsys.mc.created(g, e, false)
@@ -773,8 +773,8 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 		fsys.commitClosed(ctx, from, name)
 	}
 	err = fsys.b.Rename(ctx, from, name, to, newName, replace)
-	fsys.touchName(from, name)
-	fsys.touchName(to, newName)
+	fsys.touchName(err, from, name)
+	fsys.touchName(err, to, newName)
 	return err
 }
 

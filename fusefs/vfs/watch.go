@@ -49,7 +49,9 @@ func (fsys *FS) Watch(ctx context.Context, fn func([]Change)) {
 			return
 		}
 	}
-	fsys.mc.setOn(true)
+	if fsys.mc.setOn(true) {
+		fsys.warmCache(ctx)
+	}
 	offline := false // the feed failed because the server cannot be reached
 	for ctx.Err() == nil {
 		chs, next, err := feed.Changes(ctx, cursor, 25*time.Second)
@@ -77,7 +79,9 @@ func (fsys *FS) Watch(ctx context.Context, fn func([]Change)) {
 		cursor = next
 		others := fsys.others(chs)
 		fsys.forget(others)
-		fsys.mc.setOn(true)
+		if fsys.mc.setOn(true) {
+			fsys.warmCache(ctx)
+		}
 		if offline {
 			offline = false
 			fsys.log.Info("change feed: the server answers again")
@@ -85,6 +89,18 @@ func (fsys *FS) Watch(ctx context.Context, fn func([]Change)) {
 		if len(others) > 0 {
 			fn(others)
 		}
+	}
+}
+
+// warmCache reads the root's entry into the metadata cache, which has
+// just started empty: every path walk of the kernel needs it once the
+// kernel's own copy expires, and what the kernel read before the cache
+// was on is not in it, so without this a server outage that began before
+// the next read of it would fail every path with EIO (the cache answers
+// in an outage only with what it holds).
+func (fsys *FS) warmCache(ctx context.Context) {
+	if _, err := fsys.getEntry(ctx, fsys.root); err != nil {
+		fsys.log.Debug("reading the root into the metadata cache", "err", err)
 	}
 }
 
@@ -130,22 +146,25 @@ func (fsys *FS) EntryName(ctx context.Context, ino Ino) (string, error) {
 	return e.Name, nil
 }
 
-// touch records that this mount changed entries ids: the metadata cache
-// drops them (the feed's reports of this mount's own changes are skipped).
-// It is called once the change is made.
-func (fsys *FS) touch(ids ...dfms.EntryID) { fsys.mc.drop(ids...) }
+// touch records that this mount changed entries ids, or tried to (the
+// change ended with err): the metadata cache drops them (the feed's
+// reports of this mount's own changes are skipped). It is called once
+// the change is made or has failed.
+func (fsys *FS) touch(err error, ids ...dfms.EntryID) { fsys.mc.dropAfter(err, ids...) }
 
 // nameChanged records the outcome of this mount's removal of dir/name.
 func (fsys *FS) nameChanged(dir dfms.EntryID, name string, err error) {
 	if err == nil {
 		fsys.mc.removed(dir, name)
 	} else {
-		fsys.touchName(dir, name)
+		fsys.touchName(err, dir, name)
 	}
 }
 
 // touchName is touch of the entry named name in dir, and of dir.
-func (fsys *FS) touchName(dir dfms.EntryID, name string) { fsys.mc.dropName(dir, name) }
+func (fsys *FS) touchName(err error, dir dfms.EntryID, name string) {
+	fsys.mc.dropNameAfter(err, dir, name)
+}
 
 // others drops the changes this mount made itself (by the backend's
 // Originator): the kernel and the metadata cache know them already, and

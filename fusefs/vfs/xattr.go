@@ -71,8 +71,9 @@ func (fsys *FS) SetXattr(ctx context.Context, ino Ino, name string, value []byte
 	if err := fsys.materialize(ctx, ino.entry()); err != nil {
 		return err
 	}
-	defer fsys.touch(ino.entry())
-	return fsys.b.SetXattr(ctx, ino.entry(), name, value, mode)
+	err := fsys.b.SetXattr(ctx, ino.entry(), name, value, mode)
+	fsys.touch(err, ino.entry())
+	return err
 }
 
 // RemoveXattr removes extended attribute name of ino (NotExist if absent).
@@ -87,6 +88,7 @@ func (fsys *FS) RemoveXattr(ctx context.Context, ino Ino, name string) error {
 	if err := fsys.materialize(ctx, ino.entry()); err != nil {
 		return err
 	}
-	defer fsys.touch(ino.entry())
-	return fsys.b.RemoveXattr(ctx, ino.entry(), name)
+	err := fsys.b.RemoveXattr(ctx, ino.entry(), name)
+	fsys.touch(err, ino.entry())
+	return err
 }
