@@ -87,6 +87,11 @@ func Errno(err error) syscall.Errno {
 	if err == nil {
 		return 0
 	}
+	if errors.Is(err, syscall.ESTALE) {
+		// An inode deleted or replaced elsewhere: the kernel looks its
+		// name up again and retries.
+		return syscall.ESTALE
+	}
 	k := dfms.KindOf(err)
 	if e, ok := errnos[k]; ok {
 		return e

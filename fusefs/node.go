@@ -191,7 +191,7 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 // and attributes are committed as they change. With write-back, fsync of
 // any directory is the way to wait until closed files are on the server.
 func (d *dirHandle) Fsyncdir(ctx context.Context, _ uint32) syscall.Errno {
-	return d.n.m.errno("fsyncdir", d.n.ino, d.n.m.fsys.Sync(ctx))
+	return d.n.m.errno("fsyncdir", d.n.ino, d.n.m.fsys.Sync(uninterruptible(ctx)))
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -220,6 +220,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		// or they hold what was written here.
 		return h, fuse.FOPEN_KEEP_CACHE, 0
 	}
+	// Another version, or not known to be the one the kernel cached: its
+	// pages go (no FOPEN_KEEP_CACHE), and so do its attributes, read
+	// again before a read past the size they hold: the kernel would cut
+	// the new content at the old size.
+	n.NotifyContent(-1, 0)
 	return h, 0, 0
 }
 

@@ -66,6 +66,23 @@ type Usage struct {
 	QuotaBytes int64 // 0: unlimited
 }
 
+// noWaitKey marks a context of WithoutWait.
+type noWaitKey struct{}
+
+// WithoutWait returns ctx marked for a request whose caller has an answer
+// of its own if the server cannot be reached: a backend that waits for an
+// unreachable server (REST, with its bounded wait) fails it at once with
+// kind dfms.Unavailable instead.
+func WithoutWait(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noWaitKey{}, true)
+}
+
+// NoWait reports whether ctx was marked by WithoutWait.
+func NoWait(ctx context.Context) bool {
+	v, _ := ctx.Value(noWaitKey{}).(bool)
+	return v
+}
+
 // Backend is what the file layer needs from the server: one owner's tree,
 // as seen by that owner. Implementations are safe for concurrent use.
 // Errors carry dfms kinds: NotExist for a missing name or entry, Exist for

@@ -821,7 +821,7 @@ func (fsys *FS) Open(ctx context.Context, ino Ino, flags int) (*Handle, error) {
 		}
 		return nil, dfms.Errorf(op, dfms.IsDir, "is a directory")
 	}
-	e, err := fsys.getEntry(ctx, ino.entry())
+	e, err := fsys.openedEntry(ctx, ino.entry())
 	if err != nil {
 		return nil, err
 	}

@@ -426,6 +426,14 @@ func (c *metaCache) setOn(on bool) (started bool) {
 	return on
 }
 
+// isOffline reports whether the cache answers for a server that cannot
+// be reached (setOffline).
+func (c *metaCache) isOffline() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.offline
+}
+
 // setOffline records that the feed failed because the server cannot be
 // reached: a cache that is on keeps its entries and answers with them,
 // whatever their age, until the feed answers again (setOn) or another

@@ -91,6 +91,9 @@ type FS struct {
 	cachedVersion map[dfms.EntryID]int64
 	// mc caches entries while the change feed is followed (metacache.go).
 	mc *metaCache
+	// gone holds the files this mount deleted or replaced lately
+	// (stale.go).
+	gone goneHere
 	// pend holds the files created here that the backend does not know
 	// yet (pending.go); nil if the backend cannot create them later.
 	pend *pendingFiles
@@ -648,7 +651,7 @@ func (fsys *FS) Readlink(ctx context.Context, ino Ino) (string, error) {
 }
 
 // Unlink removes the file or symlink parent/name (to the trash).
-func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) error {
+func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) (err error) {
 	const op dfms.Op = "vfs.Unlink"
 	dir, err := dirOf(op, parent)
 	if err != nil {
@@ -657,6 +660,13 @@ func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) error {
 	if name == dfms.VersionsDir {
 		return errReadOnly(op)
 	}
+	var victim dfms.EntryID // the file unlinked, if known
+	defer func() {
+		if err == nil && victim != 0 {
+			fsys.gone.add(victim)
+		}
+	}()
+	victim, _ = fsys.knownFile(dir, name)
 	e, created, err := fsys.materializeNamed(ctx, dir, name)
 	if err != nil {
 		return err
@@ -675,6 +685,7 @@ func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) error {
 		if e.Kind == KindDir {
 			return dfms.Errorf(op, dfms.IsDir, "is a directory")
 		}
+		victim = e.ID
 		if ok, err := fsys.unlinkDeferred(ctx, e); ok {
 			return err
 		}
@@ -720,7 +731,7 @@ const (
 
 // Rename moves parent/name to newParent/newName, replacing what is there
 // unless flags has RenameNoReplace.
-func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent Ino, newName string, flags uint32) error {
+func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent Ino, newName string, flags uint32) (err error) {
 	const op dfms.Op = "vfs.Rename"
 	from, err := dirOf(op, parent)
 	if err != nil {
@@ -740,6 +751,15 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("unsupported rename flags %#x", flags))
 	}
 	replace := flags&RenameNoReplace == 0
+	var victim dfms.EntryID // the file renamed over, if known
+	defer func() {
+		if err == nil && victim != 0 {
+			fsys.gone.add(victim)
+		}
+	}()
+	if id, ok := fsys.knownFile(to, newName); ok && replace {
+		victim = id
+	}
 	if done, err := fsys.renamePending(ctx, from, name, to, newName); done {
 		return err
 	}
@@ -763,6 +783,8 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 			if err := fsys.materializeIn(ctx, d.ID); err != nil {
 				return err
 			}
+		} else if err == nil && d.Kind == KindFile {
+			victim = d.ID
 		}
 	}
 	// A file renamed over another takes over its history (an editor's

@@ -462,3 +462,54 @@ func TestSetAttrClampsTimes(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenReplacedElsewhere: an open of a file another client deleted or
+// replaced since this mount's kernel looked its name up fails with ESTALE,
+// so that the kernel looks the name up again and opens (or creates) what
+// it names now: opening the deleted file would read bytes that are gone,
+// or write where nothing is kept (an O_CREAT|O_TRUNC open of a name the
+// other client had just deleted wrote to the deleted file, and its bytes
+// were lost).
+func TestOpenReplacedElsewhere(t *testing.T) {
+	b := newLocal(t)
+	here, _ := newFS(t, b)
+	there, _ := newFS(t, b)
+	f := create(t, here, "f", "old")
+	g := create(t, here, "g", "gone")
+	if err := here.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	create(t, there, "f.tmp", "new")
+	if err := there.Rename(ctx, there.Root(), "f.tmp", there.Root(), "f", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := there.Unlink(ctx, there.Root(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := there.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, ino := range []vfs.Ino{f.Ino, g.Ino} {
+		for _, flags := range []int{os.O_RDONLY, os.O_RDWR, os.O_WRONLY | os.O_TRUNC} {
+			if h, err := here.Open(ctx, ino, flags); !errors.Is(err, syscall.ESTALE) {
+				if err == nil {
+					h.Release(ctx)
+				}
+				t.Fatalf("open (flags %#x) of a file replaced elsewhere: %v, want ESTALE", flags, err)
+			}
+		}
+	}
+	h, err := here.Open(ctx, mustLookup(t, here, here.Root(), "f").Ino, os.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, h); string(got) != "new" {
+		t.Errorf("f reads %q, want %q", got, "new")
+	}
+	h.Release(ctx)
+	for _, fsys := range []*vfs.FS{here, there} {
+		if err := fsys.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

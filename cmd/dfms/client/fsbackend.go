@@ -140,9 +140,10 @@ func (b *FSBackend) Lookup(ctx context.Context, parent dfms.EntryID, name string
 	return b.entry(ctx, "client.fs.Lookup", request{method: http.MethodGet, path: childPath(parent, name), retry: true})
 }
 
-// GetAttr implements vfs.Backend.
+// GetAttr implements vfs.Backend; with a context of vfs.WithoutWait it
+// fails at once if the server cannot be reached.
 func (b *FSBackend) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
-	return b.entry(ctx, "client.fs.GetAttr", request{method: http.MethodGet, path: entryPath(id), retry: true})
+	return b.entry(ctx, "client.fs.GetAttr", request{method: http.MethodGet, path: entryPath(id), retry: !vfs.NoWait(ctx)})
 }
 
 // ReadDir implements vfs.Backend. The server answers a page of names at
