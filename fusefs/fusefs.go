@@ -12,8 +12,9 @@
 // change made elsewhere (pages, attributes, the name in its directory,
 // the directory's listing), so that it shows at once. File data is cached
 // under explicit control: an open keeps the kernel's pages of a file only
-// while its version is unchanged (FOPEN_KEEP_CACHE), otherwise it
-// re-reads, which gives close-to-open consistency. Children are created on
+// while its version is unchanged (FOPEN_KEEP_CACHE), otherwise it drops
+// them and the attributes (the size) with them, which gives close-to-open
+// consistency. Children are created on
 // demand with StableAttr{Ino: entry id}, so concurrent lookups of one file
 // share one kernel inode.
 //

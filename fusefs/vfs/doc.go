@@ -33,7 +33,10 @@
 // # Consistency and writes
 //
 // Close-to-open, as NFS: opening a file sees the version that is current
-// at that moment; a writer's data becomes a new version when it closes
+// at that moment on the server (stale.go: the open asks it, since the
+// change feed tells of others' changes only with its lag; an inode
+// deleted elsewhere since the kernel looked it up answers ESTALE, and the
+// kernel looks its name up again); a writer's data becomes a new version when it closes
 // (flush), calls fsync, or releases the file. With Options.WriteBack the
 // commit of a close runs in the background right after it
 // (writeback.go): this mount sees the data at once, other clients a

@@ -37,8 +37,9 @@ import (
 //     the cache (generations): it may be older than the drop.
 //   - With an entry goes the manifest of its current version, if read
 //     or committed here (only manifests of up to maxCachedChunks chunks),
-//     so that opening and reading a small file seen lately costs no
-//     request either. Manifests are kept by their versions' lasting IDs.
+//     so that reading a small file seen lately costs no request but the
+//     open's (openedEntry asks the server which version is current).
+//     Manifests are kept by their versions' lasting IDs.
 //   - A directory this mount created is complete: the cache knows every
 //     name in it (the ones this mount made there since), so a lookup of
 //     another name fails without a request, as a create's lookup does.
