@@ -18,6 +18,18 @@ type node struct {
 	fs.Inode
 	m   *mount
 	ino vfs.Ino
+
+	// names are the names the kernel was given for the node, if a file
+	// of the tree: an open checks them against the file's name on the
+	// server (staleName).
+	namesMu sync.Mutex
+	names   map[kernelName]struct{}
+}
+
+// kernelName is a name in a directory, as the kernel holds it.
+type kernelName struct {
+	dir  vfs.Ino
+	name string
 }
 
 var (
@@ -44,15 +56,71 @@ var (
 	_ fs.NodeOnForgetter    = (*node)(nil)
 )
 
-// child returns the kernel inode for a, reusing the existing one of the
-// same number.
-func (n *node) child(ctx context.Context, a vfs.Attr, out *fuse.EntryOut) *fs.Inode {
+// child returns the kernel inode for a, named name in n, reusing the
+// existing one of the same number.
+func (n *node) child(ctx context.Context, name string, a vfs.Attr, out *fuse.EntryOut) *fs.Inode {
 	fillAttr(&out.Attr, a)
 	in := n.NewInode(ctx, &node{m: n.m, ino: a.Ino}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: uint64(a.Ino)})
 	if c, ok := in.Operations().(*node); ok {
-		n.m.nodes.Store(a.Ino, c)
+		// The kernel's inode of the number is the node registered first
+		// (go-fuse drops a new one for a number it knows), kept until
+		// the kernel forgets it (OnForget): the change feed's
+		// invalidations and the names go to that one.
+		actual, _ := n.m.nodes.LoadOrStore(a.Ino, c)
+		if a.Mode&syscall.S_IFMT == syscall.S_IFREG {
+			actual.(*node).named(kernelName{n.ino, name}, true)
+		}
 	}
 	return in
+}
+
+// named records that the kernel holds name for n (or, with has false,
+// does not any more).
+func (n *node) named(k kernelName, has bool) {
+	n.namesMu.Lock()
+	defer n.namesMu.Unlock()
+	if !has {
+		delete(n.names, k)
+		return
+	}
+	if n.names == nil {
+		n.names = map[kernelName]struct{}{}
+	}
+	n.names[k] = struct{}{}
+}
+
+// staleName reports whether the kernel may hold a name for file n that
+// is not its name now (dir, name): another client renamed it since, and
+// the kernel may have opened it by that name, which names nothing now, or
+// another file. The kernel is told to drop the stale names (its retry
+// after ESTALE looks up every name of its path again, and a later open
+// by a stale name must not come here with it), and they are forgotten.
+func (n *node) staleName(dir vfs.Ino, name string) bool {
+	n.namesMu.Lock()
+	var stale []kernelName
+	for k := range n.names {
+		if k.dir != dir || k.name != name {
+			stale = append(stale, k)
+		}
+	}
+	n.namesMu.Unlock()
+	for _, k := range stale {
+		if p, ok := n.m.nodes.Load(k.dir); ok {
+			p.(*node).NotifyEntry(k.name)
+		}
+		n.named(k, false)
+	}
+	return len(stale) > 0
+}
+
+// childNode returns n's child name as the kernel knows it, if any.
+func (n *node) childNode(name string) *node {
+	if c := n.GetChild(name); c != nil {
+		if cn, ok := c.Operations().(*node); ok {
+			return cn
+		}
+	}
+	return nil
 }
 
 // OnForget drops the node from the mount's index once the kernel forgot it.
@@ -63,7 +131,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if err != nil {
 		return nil, n.m.errno("lookup", n.ino, err)
 	}
-	return n.child(ctx, a, out), 0
+	return n.child(ctx, name, a, out), 0
 }
 
 func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -184,7 +252,7 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	if a == nil {
 		return d.n.Lookup(ctx, name, out)
 	}
-	return d.n.child(ctx, *a, out), 0
+	return d.n.child(ctx, name, *a, out), 0
 }
 
 // Fsyncdir commits every changed file of the mount (vfs.FS.Sync); names
@@ -199,7 +267,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if err != nil {
 		return nil, n.m.errno("mkdir", n.ino, err)
 	}
-	return n.child(ctx, a, out), 0
+	return n.child(ctx, name, a, out), 0
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
@@ -207,11 +275,16 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if err != nil {
 		return nil, nil, 0, n.m.errno("create", n.ino, err)
 	}
-	return n.child(ctx, a, out), h, 0, 0
+	return n.child(ctx, name, a, out), h, 0, 0
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	h, err := n.m.fsys.Open(uninterruptible(ctx), n.ino, int(flags))
+	h, err := n.m.fsys.OpenVerified(uninterruptible(ctx), n.ino, int(flags), func(e vfs.Entry) error {
+		if e.Live && e.Kind == vfs.KindFile && n.staleName(vfs.Ino(e.Parent), e.Name) {
+			return syscall.ESTALE
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, 0, n.m.errno("open", n.ino, err)
 	}
@@ -293,7 +366,12 @@ func (n *node) Allocate(ctx context.Context, f fs.FileHandle, off, size uint64, 
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
-	return n.m.errno("unlink", n.ino, n.m.fsys.Unlink(uninterruptible(ctx), n.ino, name))
+	c := n.childNode(name)
+	err := n.m.fsys.Unlink(uninterruptible(ctx), n.ino, name)
+	if err == nil && c != nil {
+		c.named(kernelName{n.ino, name}, false)
+	}
+	return n.m.errno("unlink", n.ino, err)
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
@@ -305,7 +383,18 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if !ok {
 		return syscall.EXDEV
 	}
-	return n.m.errno("rename", n.ino, n.m.fsys.Rename(uninterruptible(ctx), n.ino, name, np.ino, newName, flags))
+	c, victim := n.childNode(name), np.childNode(newName)
+	err := n.m.fsys.Rename(uninterruptible(ctx), n.ino, name, np.ino, newName, flags)
+	if err == nil {
+		if victim != nil {
+			victim.named(kernelName{np.ino, newName}, false)
+		}
+		if c != nil {
+			c.named(kernelName{n.ino, name}, false)
+			c.named(kernelName{np.ino, newName}, true)
+		}
+	}
+	return n.m.errno("rename", n.ino, err)
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -313,7 +402,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if err != nil {
 		return nil, n.m.errno("symlink", n.ino, err)
 	}
-	return n.child(ctx, a, out), 0
+	return n.child(ctx, name, a, out), 0
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {

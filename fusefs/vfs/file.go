@@ -798,6 +798,13 @@ type Handle struct {
 // Open opens ino with open(2) flags. O_TRUNC truncates at once (the
 // truncation is committed at close). Files of .versions open read-only.
 func (fsys *FS) Open(ctx context.Context, ino Ino, flags int) (*Handle, error) {
+	return fsys.OpenVerified(ctx, ino, flags, nil)
+}
+
+// OpenVerified is Open that calls verify, if not nil, with the entry of a
+// file of the tree as the server has it, before the open has any effect
+// (an O_TRUNC): an error of verify fails the open.
+func (fsys *FS) OpenVerified(ctx context.Context, ino Ino, flags int, verify func(Entry) error) (*Handle, error) {
 	const op dfms.Op = "vfs.Open"
 	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	switch ino.tag() {
@@ -824,6 +831,11 @@ func (fsys *FS) Open(ctx context.Context, ino Ino, flags int) (*Handle, error) {
 	e, err := fsys.openedEntry(ctx, ino.entry())
 	if err != nil {
 		return nil, err
+	}
+	if verify != nil {
+		if err := verify(e); err != nil {
+			return nil, err
+		}
 	}
 	return fsys.openEntry(ctx, e, flags)
 }

@@ -56,9 +56,10 @@ type metaCache struct {
 	floor        uint64                  // reads begun before it fill nothing
 	dropped      map[dfms.EntryID]uint64 // the gen of each entry's last drop, since floor
 	entries      map[dfms.EntryID]cachedEntry
-	names        map[nameKey]dfms.EntryID        // of the live entries held
-	mans         map[dfms.EntryID]cachedManifest // of the entries' current versions
-	manChunks    int                             // chunk references held in mans
+	names        map[nameKey]dfms.EntryID         // of the live entries held
+	byDir        map[dfms.EntryID]map[string]bool // the names held, by directory
+	mans         map[dfms.EntryID]cachedManifest  // of the entries' current versions
+	manChunks    int                              // chunk references held in mans
 	// complete holds every name of the directories known complete, since
 	// when (they expire as entries do).
 	complete      map[dfms.EntryID]*completeDir
@@ -106,7 +107,7 @@ const (
 )
 
 func newMetaCache() *metaCache {
-	return &metaCache{dropped: map[dfms.EntryID]uint64{}, entries: map[dfms.EntryID]cachedEntry{}, names: map[nameKey]dfms.EntryID{},
+	return &metaCache{dropped: map[dfms.EntryID]uint64{}, entries: map[dfms.EntryID]cachedEntry{}, names: map[nameKey]dfms.EntryID{}, byDir: map[dfms.EntryID]map[string]bool{},
 		complete: map[dfms.EntryID]*completeDir{}, mans: map[dfms.EntryID]cachedManifest{}, droppedNames: map[nameKey]uint64{}}
 }
 
@@ -142,11 +143,59 @@ func (c *metaCache) put(g uint64, es ...Entry) {
 	}
 }
 
+// listed keeps the entries of directory dir that a listing begun at
+// generation g read (put), and drops the names held in dir that it did
+// not list: the listing is newer than they are (another client's unlink
+// or rename the feed has not reported yet; without this, an ls showed a
+// name gone while a lookup of it, as mkdir's, still found it).
+func (c *metaCache) listed(g uint64, dir dfms.EntryID, es []Entry) {
+	c.put(g, es...)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	held := c.byDir[dir]
+	if len(held) == 0 {
+		return
+	}
+	in := make(map[string]bool, len(es))
+	for _, e := range es {
+		in[e.Name] = true
+	}
+	var gone []string
+	for name := range held {
+		if !in[name] {
+			gone = append(gone, name)
+		}
+	}
+	for _, name := range gone {
+		c.dropNameLocked(dir, name)
+	}
+}
+
+func (c *metaCache) setNameLocked(k nameKey, id dfms.EntryID) {
+	c.names[k] = id
+	m := c.byDir[k.dir]
+	if m == nil {
+		m = map[string]bool{}
+		c.byDir[k.dir] = m
+	}
+	m[k.name] = true
+}
+
+func (c *metaCache) delNameLocked(k nameKey) {
+	delete(c.names, k)
+	if m := c.byDir[k.dir]; m != nil {
+		delete(m, k.name)
+		if len(m) == 0 {
+			delete(c.byDir, k.dir)
+		}
+	}
+}
+
 // storeLocked holds e, read at time at, by id and, if live, by name.
 func (c *metaCache) storeLocked(e Entry, at time.Time) {
 	c.entries[e.ID] = cachedEntry{e, at}
 	if e.Live && e.Parent != 0 {
-		c.names[nameKey{e.Parent, e.Name}] = e.ID
+		c.setNameLocked(nameKey{e.Parent, e.Name}, e.ID)
 	}
 }
 
@@ -367,7 +416,7 @@ func (c *metaCache) dropNameLocked(dir dfms.EntryID, name string) {
 		c.dropLocked(id)
 		delete(c.complete, id) // a directory renamed away
 	}
-	delete(c.names, k)
+	c.delNameLocked(k)
 	// The entry that had the name may be in a read right now, by id.
 	c.droppedNames[k] = c.gen
 	c.boundDropsLocked()
@@ -398,7 +447,7 @@ func (c *metaCache) dropLocked(id dfms.EntryID) {
 func (c *metaCache) unnameLocked(e Entry) {
 	k := nameKey{e.Parent, e.Name}
 	if c.names[k] == e.ID {
-		delete(c.names, k)
+		c.delNameLocked(k)
 	}
 }
 
@@ -479,6 +528,7 @@ func (c *metaCache) resetLocked() {
 	clear(c.droppedNames)
 	clear(c.entries)
 	clear(c.names)
+	clear(c.byDir)
 	clear(c.complete)
 	c.completeNames = 0
 	clear(c.mans)

@@ -296,3 +296,26 @@ func TestMetaCacheOfflineDropsWait(t *testing.T) {
 		t.Fatal("an answer of the server while offline left the cache on")
 	}
 }
+
+// A listing is newer than the names held in its directory: those it did
+// not list are dropped (another client's unlink or rename the feed has not
+// reported yet), so that a lookup after ls does not find a name ls did
+// not show.
+func TestMetaCacheListingDropsUnlistedNames(t *testing.T) {
+	c := newMetaCache()
+	c.setOn(true)
+	a := Entry{ID: 5, Parent: 1, Name: "a", Kind: KindFile, Live: true}
+	b := Entry{ID: 6, Parent: 1, Name: "b", Kind: KindDir, Live: true}
+	other := Entry{ID: 7, Parent: 2, Name: "b", Kind: KindFile, Live: true}
+	c.put(c.begin(), a, b, other)
+	c.listed(c.begin(), 1, []Entry{a})
+	if _, ok, _ := c.lookup(1, "a"); !ok {
+		t.Fatal("a listed name was dropped")
+	}
+	if e, ok, _ := c.lookup(1, "b"); ok {
+		t.Fatalf("a name the listing did not show is still found: %+v", e)
+	}
+	if _, ok, _ := c.lookup(2, "b"); !ok {
+		t.Fatal("a name of another directory was dropped")
+	}
+}

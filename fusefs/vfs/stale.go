@@ -19,7 +19,9 @@ import (
 // kernel looked its name up) fails with ESTALE, and its name leaves the
 // cache: the kernel looks the name up again and opens what it names now
 // (or creates it), where opening the inode it held would read a deleted
-// file, or write to one and lose what is written. Not if this mount
+// file, or write to one and lose what is written (package fusefs checks
+// the names the kernel holds against the entry's for the same reason).
+// Not if this mount
 // deleted or replaced it itself: its kernel knows, and an open that
 // looked the name up just before opens the file as on a local disk (a
 // second ESTALE, after the kernel's retry, would reach the application).

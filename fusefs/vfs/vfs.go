@@ -515,7 +515,7 @@ func (fsys *FS) ReadDir(ctx context.Context, dir Ino) ([]DirEntry, error) {
 		if err != nil {
 			return nil, err
 		}
-		fsys.mc.put(g, es...)
+		fsys.mc.listed(g, dir.entry(), es)
 		// Unlinked here before the read or during it.
 		for id := range fsys.removedIn(dir.entry()) {
 			removed[id] = true
