@@ -200,8 +200,11 @@ type mount struct {
 	fsys *vfs.FS
 	log  *slog.Logger
 	// nodes indexes the inodes the kernel knows, by number, for the
-	// change feed's invalidations.
+	// change feed's invalidations: the node go-fuse keeps for the number
+	// (a guess until the kernel's first request on it; node.seen).
 	nodes sync.Map // vfs.Ino → *node
+	// names holds the names the kernel was given for its files.
+	names kernelNames
 }
 
 // invalidate drops what the kernel cached of changed entries: the pages

@@ -18,18 +18,6 @@ type node struct {
 	fs.Inode
 	m   *mount
 	ino vfs.Ino
-
-	// names are the names the kernel was given for the node, if a file
-	// of the tree: an open checks them against the file's name on the
-	// server (staleName).
-	namesMu sync.Mutex
-	names   map[kernelName]struct{}
-}
-
-// kernelName is a name in a directory, as the kernel holds it.
-type kernelName struct {
-	dir  vfs.Ino
-	name string
 }
 
 var (
@@ -62,55 +50,39 @@ func (n *node) child(ctx context.Context, name string, a vfs.Attr, out *fuse.Ent
 	fillAttr(&out.Attr, a)
 	in := n.NewInode(ctx, &node{m: n.m, ino: a.Ino}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: uint64(a.Ino)})
 	if c, ok := in.Operations().(*node); ok {
-		// The kernel's inode of the number is the node registered first
-		// (go-fuse drops a new one for a number it knows), kept until
-		// the kernel forgets it (OnForget): the change feed's
-		// invalidations and the names go to that one.
-		actual, _ := n.m.nodes.LoadOrStore(a.Ino, c)
-		if a.Mode&syscall.S_IFMT == syscall.S_IFREG {
-			actual.(*node).named(kernelName{n.ino, name}, true)
-		}
+		// go-fuse keeps the node it knows for the number, if any, and
+		// drops this one; the first request on a node corrects the index
+		// (seen) if this guess was wrong.
+		n.m.nodes.LoadOrStore(a.Ino, c)
+	}
+	if a.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		n.m.names.looked(a.Ino, kernelName{n.ino, name})
 	}
 	return in
 }
 
-// named records that the kernel holds name for n (or, with has false,
-// does not any more).
-func (n *node) named(k kernelName, has bool) {
-	n.namesMu.Lock()
-	defer n.namesMu.Unlock()
-	if !has {
-		delete(n.names, k)
-		return
+// seen records that the kernel knows n: it sent a request for it.
+func (n *node) seen() {
+	if v, ok := n.m.nodes.Load(n.ino); !ok || v != n {
+		n.m.nodes.Store(n.ino, n)
 	}
-	if n.names == nil {
-		n.names = map[kernelName]struct{}{}
-	}
-	n.names[k] = struct{}{}
 }
 
 // staleName reports whether the kernel may hold a name for file n that
 // is not its name now (dir, name): another client renamed it since, and
 // the kernel may have opened it by that name, which names nothing now, or
-// another file. The kernel is told to drop the stale names (its retry
-// after ESTALE looks up every name of its path again, and a later open
-// by a stale name must not come here with it), and they are forgotten.
+// another file. The kernel is told to drop the stale names; until it
+// looks the file up by its name again (its retry after ESTALE does), opens
+// of the file fail with ESTALE, so that one that came by a stale name
+// before the kernel dropped it cannot pass.
 func (n *node) staleName(dir vfs.Ino, name string) bool {
-	n.namesMu.Lock()
-	var stale []kernelName
-	for k := range n.names {
-		if k.dir != dir || k.name != name {
-			stale = append(stale, k)
-		}
-	}
-	n.namesMu.Unlock()
-	for _, k := range stale {
+	notify, stale := n.m.names.stale(n.ino, kernelName{dir, name})
+	for _, k := range notify {
 		if p, ok := n.m.nodes.Load(k.dir); ok {
 			p.(*node).NotifyEntry(k.name)
 		}
-		n.named(k, false)
 	}
-	return len(stale) > 0
+	return stale
 }
 
 // childNode returns n's child name as the kernel knows it, if any.
@@ -123,10 +95,16 @@ func (n *node) childNode(name string) *node {
 	return nil
 }
 
-// OnForget drops the node from the mount's index once the kernel forgot it.
-func (n *node) OnForget() { n.m.nodes.CompareAndDelete(n.ino, n) }
+// OnForget drops the node from the mount's indexes once the kernel forgot
+// it.
+func (n *node) OnForget() {
+	if n.m.nodes.CompareAndDelete(n.ino, n) {
+		n.m.names.forget(n.ino)
+	}
+}
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	n.seen()
 	a, err := n.m.fsys.Lookup(uninterruptible(ctx), n.ino, name)
 	if err != nil {
 		return nil, n.m.errno("lookup", n.ino, err)
@@ -135,6 +113,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 }
 
 func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.seen()
 	a, err := n.m.fsys.GetAttr(uninterruptible(ctx), n.ino)
 	if err != nil {
 		return n.m.errno("getattr", n.ino, err)
@@ -172,6 +151,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 }
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	n.seen()
 	return &dirHandle{n: n}, 0, 0
 }
 
@@ -279,6 +259,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	n.seen()
 	h, err := n.m.fsys.OpenVerified(uninterruptible(ctx), n.ino, int(flags), func(e vfs.Entry) error {
 		if e.Live && e.Kind == vfs.KindFile && n.staleName(vfs.Ino(e.Parent), e.Name) {
 			return syscall.ESTALE
@@ -369,7 +350,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	c := n.childNode(name)
 	err := n.m.fsys.Unlink(uninterruptible(ctx), n.ino, name)
 	if err == nil && c != nil {
-		c.named(kernelName{n.ino, name}, false)
+		n.m.names.renamed(c.ino, kernelName{n.ino, name}, nil)
 	}
 	return n.m.errno("unlink", n.ino, err)
 }
@@ -386,12 +367,11 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	c, victim := n.childNode(name), np.childNode(newName)
 	err := n.m.fsys.Rename(uninterruptible(ctx), n.ino, name, np.ino, newName, flags)
 	if err == nil {
-		if victim != nil {
-			victim.named(kernelName{np.ino, newName}, false)
+		if victim != nil && victim != c {
+			n.m.names.renamed(victim.ino, kernelName{np.ino, newName}, nil)
 		}
 		if c != nil {
-			c.named(kernelName{n.ino, name}, false)
-			c.named(kernelName{np.ino, newName}, true)
+			n.m.names.renamed(c.ino, kernelName{n.ino, name}, &kernelName{np.ino, newName})
 		}
 	}
 	return n.m.errno("rename", n.ino, err)

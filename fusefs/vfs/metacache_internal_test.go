@@ -319,3 +319,20 @@ func TestMetaCacheListingDropsUnlistedNames(t *testing.T) {
 		t.Fatal("a name of another directory was dropped")
 	}
 }
+
+// goneHere keeps the newest maxGone files.
+func TestGoneHereBounded(t *testing.T) {
+	var g goneHere
+	for id := range dfms.EntryID(maxGone + 10) {
+		g.add(id + 1)
+	}
+	if g.has(1) || g.has(10) {
+		t.Fatal("the oldest files were kept past the bound")
+	}
+	if !g.has(11) || !g.has(maxGone+10) {
+		t.Fatal("the newest files were not kept")
+	}
+	if len(g.ids) != maxGone {
+		t.Fatalf("%d files held, want %d", len(g.ids), maxGone)
+	}
+}

@@ -75,9 +75,11 @@ func (fsys *FS) changedHere(id dfms.EntryID) bool {
 // goneHere remembers the files this mount deleted or replaced lately, a
 // bounded number, newest kept.
 type goneHere struct {
-	mu    sync.Mutex
-	ids   map[dfms.EntryID]struct{}
-	order []dfms.EntryID
+	mu   sync.Mutex
+	ids  map[dfms.EntryID]struct{}
+	ring [maxGone]dfms.EntryID // the ids, oldest at next once full
+	next int
+	n    int
 }
 
 // maxGone bounds the files goneHere remembers: an open racing with its
@@ -93,12 +95,14 @@ func (g *goneHere) add(id dfms.EntryID) {
 	if _, ok := g.ids[id]; ok {
 		return
 	}
-	if len(g.order) == maxGone {
-		delete(g.ids, g.order[0])
-		g.order = append(g.order[:0], g.order[1:]...)
+	if g.n == maxGone {
+		delete(g.ids, g.ring[g.next])
+	} else {
+		g.n++
 	}
 	g.ids[id] = struct{}{}
-	g.order = append(g.order, id)
+	g.ring[g.next] = id
+	g.next = (g.next + 1) % maxGone
 }
 
 func (g *goneHere) has(id dfms.EntryID) bool {
