@@ -72,7 +72,8 @@ type noWaitKey struct{}
 // WithoutWait returns ctx marked for a request whose caller has an answer
 // of its own if the server cannot be reached: a backend that waits for an
 // unreachable server (REST, with its bounded wait) fails it at once with
-// kind dfms.Unavailable instead.
+// kind dfms.Unavailable instead. Only GetAttr is asked so (FS.Open's
+// check of the current version).
 func WithoutWait(ctx context.Context) context.Context {
 	return context.WithValue(ctx, noWaitKey{}, true)
 }
