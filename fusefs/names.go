@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"sync"
+	"time"
 
 	"github.com/dfms/dfms/fusefs/vfs"
 )
@@ -13,36 +14,60 @@ type kernelName struct {
 }
 
 // kernelNames holds, per file the kernel knows, the names it was given
-// for it (lookups, creates, renames through the mount): an open checks
-// them against the file's name on the server, since the kernel opens a
-// file by a name it holds, which another client may have renamed it away
-// from since (node.staleName). A name found stale stays, marked, until
-// the kernel looks the file up by a name again. Files the kernel forgot
-// leave (node.OnForget).
+// for it (lookups, creates, renames through the mount). The kernel opens
+// a file by a name it holds, and FUSE's OPEN does not say which: if
+// another client renamed the file away from one of them, an open by that
+// name would open (and with O_TRUNC truncate) the renamed file. So a name
+// found stale is dropped from the kernel (NotifyEntry): when a lookup
+// finds the file under another name, in the background (the lookup's
+// directory is locked by the kernel meanwhile), and an open waits for
+// that; when an open finds the file renamed (the server's entry) with no
+// lookup of the new name, the open drops it and fails with ESTALE, so
+// that the kernel walks the path again. Files the kernel forgot leave
+// (node.OnForget).
 type kernelNames struct {
 	mu    sync.Mutex
-	files map[vfs.Ino]map[kernelName]bool // name → found stale
+	files map[vfs.Ino]map[kernelName]chan struct{} // name → closed once dropped from the kernel (nil: current)
 }
 
-// looked records that the kernel looked file ino up as k: it walked a
-// path to it again, so the stale names it was told to drop are gone.
-func (kn *kernelNames) looked(ino vfs.Ino, k kernelName) {
+// looked records that the kernel looked file ino up as k, and returns
+// the other names it holds for it, now being dropped: the caller drops
+// them from the kernel, then calls dropped.
+func (kn *kernelNames) looked(ino vfs.Ino, k kernelName) (stale []kernelName) {
 	kn.mu.Lock()
 	defer kn.mu.Unlock()
 	if kn.files == nil {
-		kn.files = map[vfs.Ino]map[kernelName]bool{}
+		kn.files = map[vfs.Ino]map[kernelName]chan struct{}{}
 	}
 	names := kn.files[ino]
 	if names == nil {
-		names = map[kernelName]bool{}
+		names = map[kernelName]chan struct{}{}
 		kn.files[ino] = names
 	}
-	for old, stale := range names {
-		if stale {
-			delete(names, old)
+	for old, dropping := range names {
+		if old != k && dropping == nil {
+			names[old] = make(chan struct{})
+			stale = append(stale, old)
 		}
 	}
-	names[k] = false
+	if ch := names[k]; ch != nil {
+		close(ch) // looked up again: current after all
+	}
+	names[k] = nil
+	return stale
+}
+
+// dropped records that the kernel dropped names of file ino.
+func (kn *kernelNames) dropped(ino vfs.Ino, ks []kernelName) {
+	kn.mu.Lock()
+	defer kn.mu.Unlock()
+	names := kn.files[ino]
+	for _, k := range ks {
+		if ch := names[k]; ch != nil {
+			close(ch)
+			delete(names, k)
+		}
+	}
 }
 
 // renamed records that the kernel moved file ino's name from to (nil: it
@@ -54,33 +79,50 @@ func (kn *kernelNames) renamed(ino vfs.Ino, from kernelName, to *kernelName) {
 	if names == nil {
 		return
 	}
+	if ch := names[from]; ch != nil {
+		close(ch)
+	}
 	delete(names, from)
 	if to != nil {
-		names[*to] = false
+		if ch := names[*to]; ch != nil {
+			close(ch)
+		}
+		names[*to] = nil
 	}
 }
 
-// stale reports whether the kernel may hold a name for file ino other
-// than cur, and returns those it was not told to drop yet (now marked).
-func (kn *kernelNames) stale(ino vfs.Ino, cur kernelName) (notify []kernelName, stale bool) {
+// stale sorts the names the kernel holds for file ino other than cur:
+// those being dropped already (wait for them), and the others, now being
+// dropped by the caller (it calls dropped).
+func (kn *kernelNames) stale(ino vfs.Ino, cur kernelName) (drop []kernelName, wait []chan struct{}) {
 	kn.mu.Lock()
 	defer kn.mu.Unlock()
-	for k, found := range kn.files[ino] {
-		if k == cur {
-			continue
-		}
-		stale = true
-		if !found {
-			kn.files[ino][k] = true
-			notify = append(notify, k)
+	for k, dropping := range kn.files[ino] {
+		switch {
+		case k == cur:
+		case dropping != nil:
+			wait = append(wait, dropping)
+		default:
+			kn.files[ino][k] = make(chan struct{})
+			drop = append(drop, k)
 		}
 	}
-	return notify, stale
+	return drop, wait
 }
 
 // forget drops what is held of file ino.
 func (kn *kernelNames) forget(ino vfs.Ino) {
 	kn.mu.Lock()
 	defer kn.mu.Unlock()
+	for _, ch := range kn.files[ino] {
+		if ch != nil {
+			close(ch)
+		}
+	}
 	delete(kn.files, ino)
 }
+
+// staleWait bounds how long an open waits for the kernel to drop a stale
+// name (it waits for the lock of the name's directory): past it, the open
+// fails with ESTALE and the kernel retries.
+const staleWait = time.Second

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -56,7 +57,11 @@ func (n *node) child(ctx context.Context, name string, a vfs.Attr, out *fuse.Ent
 		n.m.nodes.LoadOrStore(a.Ino, c)
 	}
 	if a.Mode&syscall.S_IFMT == syscall.S_IFREG {
-		n.m.names.looked(a.Ino, kernelName{n.ino, name})
+		if stale := n.m.names.looked(a.Ino, kernelName{n.ino, name}); len(stale) > 0 {
+			// Renamed by another client: the kernel drops the old names
+			// (not here: it holds n's lock while n is looked up in).
+			go n.m.dropNames(a.Ino, stale)
+		}
 	}
 	return in
 }
@@ -68,21 +73,37 @@ func (n *node) seen() {
 	}
 }
 
-// staleName reports whether the kernel may hold a name for file n that
-// is not its name now (dir, name): another client renamed it since, and
-// the kernel may have opened it by that name, which names nothing now, or
-// another file. The kernel is told to drop the stale names; until it
-// looks the file up by its name again (its retry after ESTALE does), opens
-// of the file fail with ESTALE, so that one that came by a stale name
-// before the kernel dropped it cannot pass.
+// staleName reports whether an open of file n, whose name is now (dir,
+// name), may have come by a name that no longer names it (kernelNames):
+// names being dropped since a lookup are waited for; others are dropped
+// now, and the open fails with ESTALE, so that the kernel walks the path
+// again.
 func (n *node) staleName(dir vfs.Ino, name string) bool {
-	notify, stale := n.m.names.stale(n.ino, kernelName{dir, name})
-	for _, k := range notify {
-		if p, ok := n.m.nodes.Load(k.dir); ok {
+	drop, wait := n.m.names.stale(n.ino, kernelName{dir, name})
+	if len(drop) > 0 {
+		n.m.dropNames(n.ino, drop)
+		return true
+	}
+	timeout := time.NewTimer(staleWait)
+	defer timeout.Stop()
+	for _, ch := range wait {
+		select {
+		case <-ch:
+		case <-timeout.C:
+			return true
+		}
+	}
+	return false
+}
+
+// dropNames makes the kernel drop names ks of file ino.
+func (m *mount) dropNames(ino vfs.Ino, ks []kernelName) {
+	for _, k := range ks {
+		if p, ok := m.nodes.Load(k.dir); ok {
 			p.(*node).NotifyEntry(k.name)
 		}
 	}
-	return stale
+	m.names.dropped(ino, ks)
 }
 
 // childNode returns n's child name as the kernel knows it, if any.
