@@ -24,22 +24,21 @@ var mountPairs = map[string]func(t *testing.T) (a, b string){
 		startMount(t, t, b, t.TempDir(), addr, email, password)
 		return a, b
 	},
-	"up+remote": func(t *testing.T) (a, b string) {
-		data, addr := t.TempDir(), freeAddr(t)
-		a, b = t.TempDir(), t.TempDir()
-		startUp(t, a, data, addr)
-		email, password := readCredentials(t, data)
-		startMount(t, t, b, t.TempDir(), addr, email, password)
-		return a, b
-	},
+	"up+remote": upAndRemote,
 	"remote+up": func(t *testing.T) (a, b string) {
-		data, addr := t.TempDir(), freeAddr(t)
-		a, b = t.TempDir(), t.TempDir()
-		startUp(t, b, data, addr)
-		email, password := readCredentials(t, data)
-		startMount(t, t, a, t.TempDir(), addr, email, password)
-		return a, b
+		up, remote := upAndRemote(t)
+		return remote, up
 	},
+}
+
+// upAndRemote starts `dfms up` and a `dfms mount` of its server.
+func upAndRemote(t *testing.T) (up, remote string) {
+	data, addr := t.TempDir(), freeAddr(t)
+	up, remote = t.TempDir(), t.TempDir()
+	startUp(t, up, data, addr)
+	email, password := readCredentials(t, data)
+	startMount(t, t, remote, t.TempDir(), addr, email, password)
+	return up, remote
 }
 
 // onPairs runs fn on every pair of mounts.

@@ -21,10 +21,10 @@ import (
 // (or creates it), where opening the inode it held would read a deleted
 // file, or write to one and lose what is written (package fusefs checks
 // the names the kernel holds against the entry's for the same reason).
-// Not if this mount
-// deleted or replaced it itself: its kernel knows, and an open that
-// looked the name up just before opens the file as on a local disk (a
-// second ESTALE, after the kernel's retry, would reach the application).
+// Not if this mount deleted or replaced it itself: its kernel knows, and
+// an open that looked the name up just before opens the file as on a
+// local disk (a second ESTALE, after the kernel's retry, would reach the
+// application).
 func (fsys *FS) openedEntry(ctx context.Context, id dfms.EntryID) (Entry, error) {
 	const op dfms.Op = "vfs.Open"
 	if e, ok := fsys.pendingEntry(id); ok {
@@ -43,7 +43,7 @@ func (fsys *FS) openedEntry(ctx context.Context, id dfms.EntryID) (Entry, error)
 		return Entry{}, err
 	case dfms.Is(err, dfms.NotExist):
 		fsys.mc.drop(id)
-		return Entry{}, dfms.E(op, dfms.NotExist, fmt.Errorf("entry %d was deleted since its name was looked up: %w", id, syscall.ESTALE))
+		return Entry{}, errStale(op, id)
 	case dfms.Is(err, dfms.Unavailable):
 		// The server cannot be reached: nothing changes through it
 		// meanwhile, and the cache answers (or a request that waits).
@@ -53,9 +53,15 @@ func (fsys *FS) openedEntry(ctx context.Context, id dfms.EntryID) (Entry, error)
 	}
 	fsys.mc.put(g, e)
 	if !e.Live && e.Kind == KindFile && !fsys.gone.has(id) {
-		return Entry{}, dfms.E(op, dfms.NotExist, fmt.Errorf("entry %d was deleted or replaced since its name was looked up: %w", id, syscall.ESTALE))
+		return Entry{}, errStale(op, id)
 	}
 	return e, nil
+}
+
+// errStale says that entry id is gone since the kernel looked its name
+// up: kind NotExist, and ESTALE for the kernel (fusefs.Errno).
+func errStale(op dfms.Op, id dfms.EntryID) error {
+	return dfms.E(op, dfms.NotExist, fmt.Errorf("entry %d was deleted or replaced since its name was looked up: %w", id, syscall.ESTALE))
 }
 
 // changedHere reports whether file id has changes here that the server
