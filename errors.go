@@ -9,31 +9,31 @@ import (
 // "meta/sqlite.CommitVersion"). It is for people reading logs.
 type Op string
 
-// Kind classifies an error so that the edges can translate it: the REST API
-// maps a Kind to an HTTP status, the mount maps it to an errno. Kinds are
+// ErrorKind classifies an error so that the edges can translate it: the REST API
+// maps an ErrorKind to an HTTP status, the mount maps it to an errno. Kinds are
 // append-only: their numeric values may be stored or logged.
-type Kind uint8
+type ErrorKind uint8
 
 // The error kinds.
 const (
-	Other           Kind = iota // unclassified; an internal error (HTTP 500, EIO)
-	Invalid                     // bad input from the caller (400, EINVAL)
-	NotExist                    // no such item, or not visible to the caller (404, ENOENT)
-	Exist                       // the item already exists (409, EEXIST)
-	NotEmpty                    // directory not empty (409, ENOTEMPTY)
-	NotDir                      // a path component is not a directory (400, ENOTDIR)
-	IsDir                       // the operation needs a non-directory (400, EISDIR)
-	Permission                  // the caller may not do this (403, EACCES)
-	Corrupt                     // stored bytes failed verification (500, EIO); never served
-	Conflict                    // the state changed underneath (a cycle, a stale base, a race) (409)
-	TooLarge                    // the input exceeds a size limit (413, EFBIG)
-	Quota                       // the owner's quota is exhausted (507, EDQUOT)
-	Unavailable                 // a dependency is down; the caller may retry later (503, EIO)
-	Transient                   // a retryable failure (serialization, deadlock, busy); retried internally
-	ReadOnly                    // the item cannot be written (a committed version, .versions) (403, EROFS)
-	NotSupported                // the operation is not supported here (501, ENOTSUP)
-	Unauthenticated             // no valid credentials (401, EACCES)
-	RateLimited                 // too many requests; retry later (429, EAGAIN)
+	Other           ErrorKind = iota // unclassified; an internal error (HTTP 500, EIO)
+	Invalid                          // bad input from the caller (400, EINVAL)
+	NotExist                         // no such item, or not visible to the caller (404, ENOENT)
+	Exist                            // the item already exists (409, EEXIST)
+	NotEmpty                         // directory not empty (409, ENOTEMPTY)
+	NotDir                           // a path component is not a directory (400, ENOTDIR)
+	IsDir                            // the operation needs a non-directory (400, EISDIR)
+	Permission                       // the caller may not do this (403, EACCES)
+	Corrupt                          // stored bytes failed verification (500, EIO); never served
+	Conflict                         // the state changed underneath (a cycle, a stale base, a race) (409)
+	TooLarge                         // the input exceeds a size limit (413, EFBIG)
+	Quota                            // the owner's quota is exhausted (507, EDQUOT)
+	Unavailable                      // a dependency is down; the caller may retry later (503, EIO)
+	Transient                        // a retryable failure (serialization, deadlock, busy); retried internally
+	ReadOnly                         // the item cannot be written (a committed version, .versions) (403, EROFS)
+	NotSupported                     // the operation is not supported here (501, ENOTSUP)
+	Unauthenticated                  // no valid credentials (401, EACCES)
+	RateLimited                      // too many requests; retry later (429, EAGAIN)
 )
 
 var kindNames = [...]string{
@@ -58,7 +58,7 @@ var kindNames = [...]string{
 }
 
 // String returns the kind's short description, e.g. "corrupt".
-func (k Kind) String() string {
+func (k ErrorKind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
 	}
@@ -69,13 +69,13 @@ func (k Kind) String() string {
 // error. It implements Unwrap, so errors.Is and errors.As see through it.
 type Error struct {
 	Op   Op
-	Kind Kind
+	Kind ErrorKind
 	Err  error
 }
 
 // E builds an *Error. If kind is Other and err already carries a kind, that
 // kind is kept, so wrapping never loses a classification.
-func E(op Op, kind Kind, err error) error {
+func E(op Op, kind ErrorKind, err error) error {
 	if kind == Other {
 		kind = KindOf(err)
 	}
@@ -83,7 +83,7 @@ func E(op Op, kind Kind, err error) error {
 }
 
 // Errorf is E with a message and no underlying error.
-func Errorf(op Op, kind Kind, msg string) error {
+func Errorf(op Op, kind ErrorKind, msg string) error {
 	return &Error{Op: op, Kind: kind, Err: errors.New(msg)}
 }
 
@@ -105,7 +105,7 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // KindOf returns the Kind of the outermost *Error in err's chain that has a
 // kind other than Other, or Other if there is none.
-func KindOf(err error) Kind {
+func KindOf(err error) ErrorKind {
 	for err != nil {
 		var e *Error
 		if !errors.As(err, &e) {
@@ -120,4 +120,4 @@ func KindOf(err error) Kind {
 }
 
 // Is reports whether err has kind k.
-func Is(err error, k Kind) bool { return err != nil && KindOf(err) == k }
+func Is(err error, k ErrorKind) bool { return err != nil && KindOf(err) == k }

@@ -65,7 +65,7 @@ import (
 )
 
 // errnos maps dfms error kinds to errno values; kinds not listed are EIO.
-var errnos = map[dfms.Kind]syscall.Errno{
+var errnos = map[dfms.ErrorKind]syscall.Errno{
 	dfms.NotExist:        syscall.ENOENT,
 	dfms.Exist:           syscall.EEXIST,
 	dfms.NotEmpty:        syscall.ENOTEMPTY,

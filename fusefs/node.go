@@ -282,7 +282,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	n.seen()
 	h, err := n.m.fsys.OpenVerified(uninterruptible(ctx), n.ino, int(flags), func(e vfs.Entry) error {
-		if e.Live && e.Kind == vfs.KindFile && n.staleName(vfs.Ino(e.Parent), e.Name) {
+		if e.Live && e.Kind == dfms.KindFile && n.staleName(vfs.Ino(e.Parent), e.Name) {
 			return syscall.ESTALE
 		}
 		return nil

@@ -8,17 +8,6 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
-	"github.com/dfms/dfms/server/meta"
-)
-
-// Kind says what an entry is.
-type Kind uint8
-
-// Entry kinds.
-const (
-	KindDir Kind = iota + 1
-	KindFile
-	KindSymlink
 )
 
 // Entry is an entry as the backend stores it.
@@ -26,7 +15,7 @@ type Entry struct {
 	ID     dfms.EntryID
 	Parent dfms.EntryID
 	Name   string
-	Kind   Kind
+	Kind   dfms.EntryKind
 	Mode   uint32 // permission bits with set-id and sticky bits (07777)
 	UID    uint32
 	GID    uint32
@@ -158,7 +147,7 @@ type Backend interface {
 	ListXattrs(ctx context.Context, id dfms.EntryID) ([]string, error)
 	// SetXattr sets an extended attribute (Exist or NotExist per mode, as
 	// meta.Store.SetXattr).
-	SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode meta.XattrMode) error
+	SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error
 	// RemoveXattr removes an extended attribute (NotExist if absent).
 	RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error
 

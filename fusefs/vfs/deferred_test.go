@@ -317,7 +317,7 @@ func TestDeferredRandomOpsMountMatchesServer(t *testing.T) {
 						t.Fatal(err)
 					}
 					for _, e := range es {
-						if e.Kind == vfs.KindFile {
+						if e.Kind == dfms.KindFile {
 							got[key(d, e.Name)] = string(storedContent(t, svc, l, vfs.Ino(e.ID)))
 						}
 					}
@@ -333,7 +333,7 @@ func TestDeferredRandomOpsMountMatchesServer(t *testing.T) {
 					}
 					var srv []string
 					for _, e := range es {
-						if e.Kind == vfs.KindFile {
+						if e.Kind == dfms.KindFile {
 							srv = append(srv, e.Name)
 						}
 					}

@@ -118,9 +118,9 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc, writer bool) (
 	// along. What is written to it is dropped at release, as for a file
 	// unlinked while open (commitFailedLocked).
 	switch {
-	case e.Kind == KindDir:
+	case e.Kind == dfms.KindDir:
 		return nil, dfms.Errorf(op, dfms.IsDir, "is a directory")
-	case e.Kind != KindFile:
+	case e.Kind != dfms.KindFile:
 		return nil, dfms.Errorf(op, dfms.Invalid, "not a regular file")
 	}
 	fsys.mu.Lock()
@@ -136,7 +136,7 @@ func (fsys *FS) acquireEntry(ctx context.Context, e Entry, trunc, writer bool) (
 			// would then write to a state no one commits.
 			f.refs++
 			fsys.mu.Unlock()
-			if e2, err := fsys.b.GetAttr(ctx, id); err == nil && e2.Kind == KindFile {
+			if e2, err := fsys.b.GetAttr(ctx, id); err == nil && e2.Kind == dfms.KindFile {
 				e = e2
 			}
 			fsys.mu.Lock()

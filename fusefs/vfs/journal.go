@@ -203,7 +203,7 @@ func replay(path string) (replayed, error) {
 				return r, nil // torn: the create was never acknowledged
 			}
 			if r.create == nil { // a rename (pending.go) keeps the attributes
-				r.create = &Entry{ID: r.id, Kind: KindFile, Live: true}
+				r.create = &Entry{ID: r.id, Kind: dfms.KindFile, Live: true}
 			}
 			r.create.Parent, r.create.Name = dfms.EntryID(a), string(p[recordLen:recordLen+int(c)])
 			p = p[c:]

@@ -91,12 +91,12 @@ func entryOf(e meta.Entry) Entry {
 	out := Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
 		Size: e.Size, MTime: e.MTime, CTime: e.CTime, Target: e.Target, Version: e.VersionID, Live: e.Live()}
 	switch e.Kind {
-	case meta.KindDir:
-		out.Kind = KindDir
-	case meta.KindSymlink:
-		out.Kind = KindSymlink
+	case dfms.KindDir:
+		out.Kind = dfms.KindDir
+	case dfms.KindSymlink:
+		out.Kind = dfms.KindSymlink
 	default:
-		out.Kind = KindFile
+		out.Kind = dfms.KindFile
 	}
 	return out
 }
@@ -152,12 +152,12 @@ func (l *Local) create(ctx context.Context, e meta.Entry) (Entry, error) {
 
 // Mkdir implements Backend.
 func (l *Local) Mkdir(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (Entry, error) {
-	return l.create(ctx, meta.Entry{Parent: parent, Name: name, Kind: meta.KindDir, Mode: mode & 0o7777, UID: uid, GID: gid})
+	return l.create(ctx, meta.Entry{Parent: parent, Name: name, Kind: dfms.KindDir, Mode: mode & 0o7777, UID: uid, GID: gid})
 }
 
 // Symlink implements Backend.
 func (l *Local) Symlink(ctx context.Context, parent dfms.EntryID, name, target string, uid, gid uint32) (Entry, error) {
-	return l.create(ctx, meta.Entry{Parent: parent, Name: name, Kind: meta.KindSymlink, Mode: 0o777, UID: uid, GID: gid, Target: target})
+	return l.create(ctx, meta.Entry{Parent: parent, Name: name, Kind: dfms.KindSymlink, Mode: 0o777, UID: uid, GID: gid, Target: target})
 }
 
 // Readlink implements Backend.
@@ -167,7 +167,7 @@ func (l *Local) Readlink(ctx context.Context, id dfms.EntryID) (string, error) {
 
 // CreateFile implements Backend.
 func (l *Local) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (Entry, error) {
-	return l.create(ctx, meta.Entry{Parent: parent, Name: name, Kind: meta.KindFile, Mode: mode & 0o7777, UID: uid, GID: gid,
+	return l.create(ctx, meta.Entry{Parent: parent, Name: name, Kind: dfms.KindFile, Mode: mode & 0o7777, UID: uid, GID: gid,
 		MIME: mime.TypeByExtension(path.Ext(name))})
 }
 
@@ -181,7 +181,7 @@ func (l *Local) ReserveIDs(ctx context.Context, n int) ([]dfms.EntryID, error) {
 func (l *Local) CreateFiles(ctx context.Context, es []Entry) ([]CommitResult, error) {
 	in := make([]meta.Entry, len(es))
 	for i, e := range es {
-		in[i] = meta.Entry{ID: e.ID, Owner: l.owner, Parent: e.Parent, Name: e.Name, Kind: meta.KindFile, Mode: e.Mode & 0o7777,
+		in[i] = meta.Entry{ID: e.ID, Owner: l.owner, Parent: e.Parent, Name: e.Name, Kind: dfms.KindFile, Mode: e.Mode & 0o7777,
 			UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime, MIME: mime.TypeByExtension(path.Ext(e.Name))}
 	}
 	res, err := l.files.Meta().CreateEntries(l.lazyCtx(ctx), in)
@@ -393,7 +393,7 @@ func (l *Local) ListXattrs(ctx context.Context, id dfms.EntryID) ([]string, erro
 }
 
 // SetXattr implements Backend.
-func (l *Local) SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode meta.XattrMode) error {
+func (l *Local) SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error {
 	return l.done(l.files.Meta().SetXattr(l.lazyCtx(ctx), l.owner, id, name, value, mode))
 }
 

@@ -327,7 +327,7 @@ func (c *metaCache) created(g uint64, e Entry, deferred bool) {
 		return
 	}
 	c.storeLocked(e, time.Now())
-	if e.Kind == KindDir {
+	if e.Kind == dfms.KindDir {
 		c.complete[e.ID] = &completeDir{names: map[string]struct{}{}, at: time.Now()}
 	}
 	if c.completeNames > maxCompleteNames {

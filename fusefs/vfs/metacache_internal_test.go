@@ -10,7 +10,7 @@ import (
 
 func TestMetaCacheGenerations(t *testing.T) {
 	c := newMetaCache()
-	e := Entry{ID: 5, Parent: 1, Name: "a", Kind: KindFile, Live: true, Size: 3}
+	e := Entry{ID: 5, Parent: 1, Name: "a", Kind: dfms.KindFile, Live: true, Size: 3}
 	c.put(c.begin(), e)
 	if _, ok := c.get(5); ok {
 		t.Fatal("the cache holds entries while it is off")
@@ -27,7 +27,7 @@ func TestMetaCacheGenerations(t *testing.T) {
 	// A read that began before a drop of its entry fills nothing.
 	g := c.begin()
 	c.drop(5)
-	c.put(g, Entry{ID: 5, Parent: 1, Name: "a", Kind: KindFile, Live: true, Size: 1})
+	c.put(g, Entry{ID: 5, Parent: 1, Name: "a", Kind: dfms.KindFile, Live: true, Size: 1})
 	if _, ok := c.get(5); ok {
 		t.Fatal("a read older than a drop filled the cache")
 	}
@@ -40,7 +40,7 @@ func TestMetaCacheGenerations(t *testing.T) {
 	}
 
 	// Renamed: the old name is gone, the new one found.
-	c.put(c.begin(), Entry{ID: 5, Parent: 2, Name: "b", Kind: KindFile, Live: true})
+	c.put(c.begin(), Entry{ID: 5, Parent: 2, Name: "b", Kind: dfms.KindFile, Live: true})
 	if _, ok, _ := c.lookup(1, "a"); ok {
 		t.Fatal("the old name of a renamed entry is still found")
 	}
@@ -48,7 +48,7 @@ func TestMetaCacheGenerations(t *testing.T) {
 		t.Fatalf("lookup of the new name = %+v, %v", got, ok)
 	}
 	// dropName drops the entry behind the name, and the directory.
-	c.put(c.begin(), Entry{ID: 2, Parent: 1, Name: "d", Kind: KindDir, Live: true})
+	c.put(c.begin(), Entry{ID: 2, Parent: 1, Name: "d", Kind: dfms.KindDir, Live: true})
 	c.dropName(2, "b")
 	if _, ok := c.get(5); ok {
 		t.Fatal("dropName kept the named entry")
@@ -57,7 +57,7 @@ func TestMetaCacheGenerations(t *testing.T) {
 		t.Fatal("dropName kept the directory")
 	}
 	// Entries in the trash are held by id, never by name.
-	c.put(c.begin(), Entry{ID: 7, Parent: 1, Name: "t", Kind: KindFile})
+	c.put(c.begin(), Entry{ID: 7, Parent: 1, Name: "t", Kind: dfms.KindFile})
 	if _, ok, _ := c.lookup(1, "t"); ok {
 		t.Fatal("a deleted entry is found by name")
 	}
@@ -90,8 +90,8 @@ func TestMetaCacheCompleteDirs(t *testing.T) {
 		_, _, a := c.lookup(dir, name)
 		return a
 	}
-	c.put(c.begin(), Entry{ID: 1, Parent: 0, Kind: KindDir, Live: true})
-	c.created(c.begin(), Entry{ID: 2, Parent: 1, Name: "d", Kind: KindDir, Live: true}, false)
+	c.put(c.begin(), Entry{ID: 1, Parent: 0, Kind: dfms.KindDir, Live: true})
+	c.created(c.begin(), Entry{ID: 2, Parent: 1, Name: "d", Kind: dfms.KindDir, Live: true}, false)
 	if absent(1, "x") {
 		t.Fatal("a directory this mount did not create is taken as complete")
 	}
@@ -99,7 +99,7 @@ func TestMetaCacheCompleteDirs(t *testing.T) {
 		t.Fatal("a new directory is not complete")
 	}
 	g := c.begin()
-	c.created(g, Entry{ID: 3, Parent: 2, Name: "f", Kind: KindFile, Live: true, CTime: time.Unix(5, 0)}, false)
+	c.created(g, Entry{ID: 3, Parent: 2, Name: "f", Kind: dfms.KindFile, Live: true, CTime: time.Unix(5, 0)}, false)
 	if e, ok, _ := c.lookup(2, "f"); !ok || e.ID != 3 {
 		t.Fatalf("lookup of a created name = %+v, %v", e, ok)
 	}
@@ -114,12 +114,12 @@ func TestMetaCacheCompleteDirs(t *testing.T) {
 	if !absent(2, "f") {
 		t.Fatal("a removed name is not absent")
 	}
-	c.created(c.begin(), Entry{ID: 4, Parent: 2, Name: "g", Kind: KindFile, Live: true}, false)
+	c.created(c.begin(), Entry{ID: 4, Parent: 2, Name: "g", Kind: dfms.KindFile, Live: true}, false)
 	c.dropName(2, "h") // a rename, or a failed change
 	if absent(2, "x") {
 		t.Fatal("a directory stays complete after a rename into it")
 	}
-	c.created(c.begin(), Entry{ID: 5, Parent: 1, Name: "e", Kind: KindDir, Live: true}, false)
+	c.created(c.begin(), Entry{ID: 5, Parent: 1, Name: "e", Kind: dfms.KindDir, Live: true}, false)
 	c.drop(5) // someone else changed something in it
 	if absent(5, "x") {
 		t.Fatal("a directory stays complete after a change by someone else")
@@ -127,7 +127,7 @@ func TestMetaCacheCompleteDirs(t *testing.T) {
 	// A directory dropped while its mkdir was in flight is not complete.
 	g = c.begin()
 	c.drop(6)
-	c.created(g, Entry{ID: 6, Parent: 1, Name: "late", Kind: KindDir, Live: true}, false)
+	c.created(g, Entry{ID: 6, Parent: 1, Name: "late", Kind: dfms.KindDir, Live: true}, false)
 	if absent(6, "x") {
 		t.Fatal("a directory changed during its mkdir is taken as complete")
 	}
@@ -138,7 +138,7 @@ func TestMetaCacheManifests(t *testing.T) {
 	c := newMetaCache()
 	c.setOn(true)
 	m := dfms.Manifest{Chunks: []dfms.ChunkRef{{Size: 3}, {Size: 4}}}
-	e := Entry{ID: 5, Parent: 1, Name: "f", Kind: KindFile, Live: true, Version: 2, Size: 7}
+	e := Entry{ID: 5, Parent: 1, Name: "f", Kind: dfms.KindFile, Live: true, Version: 2, Size: 7}
 	c.replace(c.begin(), 5, &e, 2, &m)
 	info, got, ok := c.manifest(5, 2)
 	if !ok || info.ID != 2 || info.Size != 7 || len(got.Chunks) != 2 {
@@ -173,7 +173,7 @@ func TestMetaCacheManifests(t *testing.T) {
 func TestMetaCacheCompleteDirExpires(t *testing.T) {
 	c := newMetaCache()
 	c.setOn(true)
-	c.created(c.begin(), Entry{ID: 2, Parent: 1, Name: "d", Kind: KindDir, Live: true}, false)
+	c.created(c.begin(), Entry{ID: 2, Parent: 1, Name: "d", Kind: dfms.KindDir, Live: true}, false)
 	if _, _, absent := c.lookup(2, "x"); !absent {
 		t.Fatal("a new directory is not complete")
 	}
@@ -192,7 +192,7 @@ func TestMetaCacheOffline(t *testing.T) {
 		t.Fatal("a cache that is off went offline")
 	}
 	c.setOn(true)
-	e := Entry{ID: 5, Parent: 1, Name: "a", Kind: KindFile, Live: true, Size: 3, Version: 2}
+	e := Entry{ID: 5, Parent: 1, Name: "a", Kind: dfms.KindFile, Live: true, Size: 3, Version: 2}
 	m := dfms.Manifest{Chunks: []dfms.ChunkRef{{Size: 3}}}
 	c.replace(c.begin(), 5, &e, 2, &m)
 	old := time.Now().Add(-metaCacheTTL - time.Second)
@@ -235,7 +235,7 @@ func TestMetaCacheOffline(t *testing.T) {
 	}
 	// Another answer while offline: the server is back, the feed is not.
 	c.setOffline()
-	c.put(c.begin(), Entry{ID: 6, Parent: 1, Name: "b", Kind: KindFile, Live: true})
+	c.put(c.begin(), Entry{ID: 6, Parent: 1, Name: "b", Kind: dfms.KindFile, Live: true})
 	if _, ok := c.get(5); ok {
 		t.Fatal("an answer while offline left the cache on")
 	}
@@ -264,8 +264,8 @@ func TestMetaCacheOffline(t *testing.T) {
 func TestMetaCacheOfflineDropsWait(t *testing.T) {
 	c := newMetaCache()
 	c.setOn(true)
-	root := Entry{ID: 1, Kind: KindDir, Live: true}
-	e := Entry{ID: 5, Parent: 1, Name: "a", Kind: KindFile, Live: true}
+	root := Entry{ID: 1, Kind: dfms.KindDir, Live: true}
+	e := Entry{ID: 5, Parent: 1, Name: "a", Kind: dfms.KindFile, Live: true}
 	c.put(c.begin(), root, e)
 	c.setOffline()
 	down := dfms.E("test", dfms.Unavailable, errors.New("connection refused"))
@@ -304,9 +304,9 @@ func TestMetaCacheOfflineDropsWait(t *testing.T) {
 func TestMetaCacheListingDropsUnlistedNames(t *testing.T) {
 	c := newMetaCache()
 	c.setOn(true)
-	a := Entry{ID: 5, Parent: 1, Name: "a", Kind: KindFile, Live: true}
-	b := Entry{ID: 6, Parent: 1, Name: "b", Kind: KindDir, Live: true}
-	other := Entry{ID: 7, Parent: 2, Name: "b", Kind: KindFile, Live: true}
+	a := Entry{ID: 5, Parent: 1, Name: "a", Kind: dfms.KindFile, Live: true}
+	b := Entry{ID: 6, Parent: 1, Name: "b", Kind: dfms.KindDir, Live: true}
+	other := Entry{ID: 7, Parent: 2, Name: "b", Kind: dfms.KindFile, Live: true}
 	c.put(c.begin(), a, b, other)
 	c.listed(c.begin(), 1, []Entry{a})
 	if _, ok, _ := c.lookup(1, "a"); !ok {

@@ -54,7 +54,7 @@ func newGated(t *testing.T) (*gated, *vfs.FS, func(parent dfms.EntryID, name str
 		t.Fatal(err)
 	}
 	other := func(parent dfms.EntryID, name string) {
-		if _, err := svc.Meta().CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: parent, Name: name, Kind: meta.KindFile, Mode: 0o644}); err != nil {
+		if _, err := svc.Meta().CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: parent, Name: name, Kind: dfms.KindFile, Mode: 0o644}); err != nil {
 			t.Fatal(err)
 		}
 	}

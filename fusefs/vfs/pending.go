@@ -202,7 +202,7 @@ func (fsys *FS) createPending(ctx context.Context, dir dfms.EntryID, name string
 			return Attr{}, nil, true, err
 		case !d.Live:
 			return Attr{}, nil, true, dfms.E(op, dfms.NotExist, fmt.Errorf("directory %d was removed", dir))
-		case d.Kind != KindDir:
+		case d.Kind != dfms.KindDir:
 			return Attr{}, nil, true, dfms.Errorf(op, dfms.NotDir, "not a directory")
 		}
 		id, err := p.take(ctx)
@@ -210,7 +210,7 @@ func (fsys *FS) createPending(ctx context.Context, dir dfms.EntryID, name string
 			return Attr{}, nil, true, err
 		}
 		now := time.Now()
-		e = Entry{ID: id, Parent: dir, Name: name, Kind: KindFile, Mode: mode & 0o7777, UID: c.UID, GID: c.GID,
+		e = Entry{ID: id, Parent: dir, Name: name, Kind: dfms.KindFile, Mode: mode & 0o7777, UID: c.UID, GID: c.GID,
 			MTime: now, CTime: now, Live: true}
 		// The open state and the journal first: once the name is
 		// visible, the file may be opened, and a crash must find it.

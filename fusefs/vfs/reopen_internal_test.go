@@ -17,7 +17,7 @@ import (
 func TestReopenSealsOnlyClosedChanges(t *testing.T) {
 	ctx := context.Background()
 	fsys := &FS{log: slog.New(slog.DiscardHandler), open: map[dfms.EntryID]*openFile{}, cachedVersion: map[dfms.EntryID]int64{}}
-	e := Entry{ID: 1, Kind: KindFile, Live: true, Version: 1, Size: 5}
+	e := Entry{ID: 1, Kind: dfms.KindFile, Live: true, Version: 1, Size: 5}
 	refs := func(f *openFile) int {
 		fsys.mu.Lock()
 		defer fsys.mu.Unlock()

@@ -52,7 +52,7 @@ func (fsys *FS) openedEntry(ctx context.Context, id dfms.EntryID) (Entry, error)
 		return Entry{}, err
 	}
 	fsys.mc.put(g, e)
-	if !e.Live && e.Kind == KindFile && !fsys.gone.has(id) {
+	if !e.Live && e.Kind == dfms.KindFile && !fsys.gone.has(id) {
 		return Entry{}, errStale(op, id)
 	}
 	return e, nil
@@ -122,10 +122,10 @@ func (g *goneHere) has(id dfms.EntryID) bool {
 // knows it without asking the backend (a file created here, or cached).
 func (fsys *FS) knownFile(dir dfms.EntryID, name string) (dfms.EntryID, bool) {
 	if e, ok := fsys.pendingLookup(dir, name); ok {
-		return e.ID, e.Kind == KindFile
+		return e.ID, e.Kind == dfms.KindFile
 	}
 	if e, ok, _ := fsys.mc.lookup(dir, name); ok {
-		return e.ID, e.Kind == KindFile
+		return e.ID, e.Kind == dfms.KindFile
 	}
 	return 0, false
 }

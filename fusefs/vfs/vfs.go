@@ -16,7 +16,6 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
-	"github.com/dfms/dfms/server/meta"
 )
 
 // Options configures an FS.
@@ -315,11 +314,11 @@ type DirEntry struct {
 	Attr Attr
 }
 
-func typeBits(k Kind) uint32 {
+func typeBits(k dfms.EntryKind) uint32 {
 	switch k {
-	case KindDir:
+	case dfms.KindDir:
 		return syscall.S_IFDIR
-	case KindSymlink:
+	case dfms.KindSymlink:
 		return syscall.S_IFLNK
 	}
 	return syscall.S_IFREG
@@ -331,10 +330,10 @@ func (fsys *FS) attrOf(e Entry) Attr {
 	if !e.Live {
 		a.Nlink = 0
 	}
-	if e.Kind == KindDir {
+	if e.Kind == dfms.KindDir {
 		fsys.pendingDirTimes(&a, e)
 	}
-	if e.Kind == KindFile {
+	if e.Kind == dfms.KindFile {
 		fsys.mu.Lock()
 		f := fsys.open[e.ID]
 		fsys.mu.Unlock()
@@ -377,7 +376,7 @@ func (fsys *FS) Lookup(ctx context.Context, parent Ino, name string) (Attr, erro
 			if err != nil {
 				return Attr{}, err
 			}
-			if d.Kind != KindDir {
+			if d.Kind != dfms.KindDir {
 				return Attr{}, dfms.Errorf(op, dfms.NotDir, "not a directory")
 			}
 			return versionsDirAttr(versionsDirIno(d.ID), d), nil
@@ -392,7 +391,7 @@ func (fsys *FS) Lookup(ctx context.Context, parent Ino, name string) (Attr, erro
 		if err != nil {
 			return Attr{}, err
 		}
-		if e.Kind != KindFile {
+		if e.Kind != dfms.KindFile {
 			return Attr{}, dfms.E(op, dfms.NotExist, fmt.Errorf("%q is not a file: it has no versions", name))
 		}
 		return versionsDirAttr(versionsFileIno(e.ID), e), nil
@@ -486,7 +485,7 @@ func (fsys *FS) staleLocked(e Entry) bool {
 // beside stat) and the file's open state is gone, e is stale: read again.
 func (fsys *FS) freshAttr(ctx context.Context, e Entry) Attr {
 	a := fsys.attrOf(e)
-	if e.Kind != KindFile {
+	if e.Kind != dfms.KindFile {
 		return a
 	}
 	fsys.mu.Lock()
@@ -539,7 +538,7 @@ func (fsys *FS) ReadDir(ctx context.Context, dir Ino) ([]DirEntry, error) {
 				continue // shadowed by the virtual directory
 			case dir.tag() == tagEntry:
 				out = append(out, DirEntry{Name: e.Name, Attr: fsys.freshAttr(ctx, e)})
-			case e.Kind == KindFile && e.Version > 0:
+			case e.Kind == dfms.KindFile && e.Version > 0:
 				out = append(out, DirEntry{Name: e.Name, Attr: versionsDirAttr(versionsFileIno(e.ID), e)})
 			}
 		}
@@ -682,7 +681,7 @@ func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) (err error)
 				return err
 			}
 		}
-		if e.Kind == KindDir {
+		if e.Kind == dfms.KindDir {
 			return dfms.Errorf(op, dfms.IsDir, "is a directory")
 		}
 		victim = e.ID
@@ -713,7 +712,7 @@ func (fsys *FS) Rmdir(ctx context.Context, parent Ino, name string) error {
 	if err := fsys.flushRemovals(ctx); err != nil {
 		return err
 	}
-	if d, err := fsys.lookupEntry(ctx, dir, name); err == nil && d.Kind == KindDir {
+	if d, err := fsys.lookupEntry(ctx, dir, name); err == nil && d.Kind == dfms.KindDir {
 		if err := fsys.materializeIn(ctx, d.ID); err != nil {
 			return err
 		}
@@ -779,11 +778,11 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 	}
 	// A directory renamed over must be empty on the backend as here.
 	if replace {
-		if d, err := fsys.lookupEntry(ctx, to, newName); err == nil && d.Kind == KindDir {
+		if d, err := fsys.lookupEntry(ctx, to, newName); err == nil && d.Kind == dfms.KindDir {
 			if err := fsys.materializeIn(ctx, d.ID); err != nil {
 				return err
 			}
-		} else if err == nil && d.Kind == KindFile {
+		} else if err == nil && d.Kind == dfms.KindFile {
 			victim = d.ID
 		}
 	}
@@ -806,7 +805,7 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 // It reports whether dir/name is a file.
 func (fsys *FS) commitClosed(ctx context.Context, dir dfms.EntryID, name string) bool {
 	e, err := fsys.lookupEntry(ctx, dir, name)
-	if err != nil || e.Kind != KindFile {
+	if err != nil || e.Kind != dfms.KindFile {
 		return false
 	}
 	fsys.mu.Lock()
@@ -850,10 +849,10 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 		// What the store cannot keep is clamped, as a local file system
 		// clamps to its range (utimensat to the year 9999).
 		t := *in.MTime
-		if t.Before(meta.MinTime) {
-			t = meta.MinTime
-		} else if t.After(meta.MaxTime) {
-			t = meta.MaxTime
+		if t.Before(dfms.MinTime) {
+			t = dfms.MinTime
+		} else if t.After(dfms.MaxTime) {
+			t = dfms.MaxTime
 		}
 		in.MTime = &t
 	}
@@ -866,9 +865,9 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 			return Attr{}, err
 		}
 		switch e.Kind {
-		case KindDir:
+		case dfms.KindDir:
 			return Attr{}, dfms.Errorf(op, dfms.IsDir, "is a directory")
-		case KindSymlink:
+		case dfms.KindSymlink:
 			return Attr{}, dfms.Errorf(op, dfms.Invalid, "not a regular file")
 		}
 		if f == nil {
@@ -916,7 +915,7 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 	if err != nil {
 		return Attr{}, err
 	}
-	if cur.Kind == KindDir && set.MTime != nil {
+	if cur.Kind == dfms.KindDir && set.MTime != nil {
 		if err := fsys.setDirTimes(ctx, id); err != nil {
 			return Attr{}, err
 		}

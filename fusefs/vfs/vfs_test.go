@@ -15,7 +15,6 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
 	"github.com/dfms/dfms/fusefs/vfs"
-	"github.com/dfms/dfms/server/meta"
 )
 
 var ctx = context.Background()
@@ -39,7 +38,7 @@ func newFS(t *testing.T, b vfs.Backend) (*vfs.FS, string) {
 	return fsys, cache
 }
 
-func wantKind(t *testing.T, what string, err error, k dfms.Kind) {
+func wantKind(t *testing.T, what string, err error, k dfms.ErrorKind) {
 	t.Helper()
 	if !dfms.Is(err, k) {
 		t.Fatalf("%s: got %v, want kind %q", what, err, k)
@@ -442,8 +441,8 @@ func TestSetAttrClampsTimes(t *testing.T) {
 	for _, c := range []struct {
 		set, want time.Time
 	}{
-		{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), meta.MaxTime},
-		{time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), meta.MinTime},
+		{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), dfms.MaxTime},
+		{time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), dfms.MinTime},
 	} {
 		mt := c.set
 		got, err := fsys.SetAttr(ctx, a.Ino, nil, vfs.SetAttrIn{MTime: &mt})

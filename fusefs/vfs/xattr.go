@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/server/meta"
 )
 
 // Extended attributes are stored by the server as opaque names and
@@ -19,7 +18,7 @@ const capabilityXattr = "security.capability"
 
 func checkXattrName(op dfms.Op, name string) error {
 	switch {
-	case name == "" || len(name) > meta.MaxXattrName:
+	case name == "" || len(name) > dfms.MaxXattrName:
 		return dfms.Errorf(op, dfms.Invalid, "bad attribute name")
 	case strings.HasPrefix(name, "system.") || name == capabilityXattr:
 		return dfms.Errorf(op, dfms.NotSupported, "this attribute is not supported")
@@ -59,14 +58,14 @@ func (fsys *FS) SetXattr(ctx context.Context, ino Ino, name string, value []byte
 	if err := checkXattrName(op, name); err != nil {
 		return err
 	}
-	mode := meta.XattrAny
+	mode := dfms.XattrAny
 	switch {
 	case flags&XattrCreate != 0 && flags&XattrReplace != 0:
 		return dfms.Errorf(op, dfms.Invalid, "XATTR_CREATE and XATTR_REPLACE together")
 	case flags&XattrCreate != 0:
-		mode = meta.XattrCreate
+		mode = dfms.XattrCreate
 	case flags&XattrReplace != 0:
-		mode = meta.XattrReplace
+		mode = dfms.XattrReplace
 	}
 	if err := fsys.materialize(ctx, ino.entry()); err != nil {
 		return err

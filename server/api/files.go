@@ -233,7 +233,7 @@ func (a *API) getFile(c *gin.Context) {
 // kindMatchesRoute answers 400 when a /folders route names a file or
 // symlink (files routes accept folders too: they are entries).
 func (a *API) kindMatchesRoute(c *gin.Context, e meta.Entry) bool {
-	if strings.HasPrefix(c.FullPath(), "/api/v1/folders") && e.Kind != meta.KindDir {
+	if strings.HasPrefix(c.FullPath(), "/api/v1/folders") && e.Kind != dfms.KindDir {
 		a.fail(c, dfms.Errorf("", dfms.NotDir, "this is not a folder"))
 		return false
 	}
@@ -270,7 +270,7 @@ func (a *API) serve(c *gin.Context, id dfms.EntryID, number int64) {
 	if !ok {
 		return
 	}
-	if e.Kind == meta.KindDir {
+	if e.Kind == dfms.KindDir {
 		a.fail(c, dfms.Errorf("", dfms.IsDir, "a folder cannot be downloaded"))
 		return
 	}
@@ -533,8 +533,8 @@ func (a *API) deleteEntry(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if strings.HasPrefix(c.FullPath(), "/api/v1/folders") != (e.Kind == meta.KindDir) {
-		if e.Kind == meta.KindDir {
+	if strings.HasPrefix(c.FullPath(), "/api/v1/folders") != (e.Kind == dfms.KindDir) {
+		if e.Kind == dfms.KindDir {
 			a.fail(c, dfms.Errorf("", dfms.IsDir, "this is a folder: use DELETE /api/v1/folders/{id}"))
 		} else {
 			a.fail(c, dfms.Errorf("", dfms.NotDir, "this is not a folder: use DELETE /api/v1/files/{id}"))

@@ -45,9 +45,9 @@ func fsView(e meta.Entry) fsEntry {
 	v := fsEntry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: "file", Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
 		Size: e.Size, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), Target: e.Target, Version: e.Version, VersionID: e.VersionID, Live: e.Live()}
 	switch e.Kind {
-	case meta.KindDir:
+	case dfms.KindDir:
 		v.Kind = "dir"
-	case meta.KindSymlink:
+	case dfms.KindSymlink:
 		v.Kind = "symlink"
 	}
 	return v
@@ -151,15 +151,15 @@ func (a *API) fsCreate(c *gin.Context) {
 	e := meta.Entry{Owner: user(c).ID, Parent: parent, Name: b.Name, Mode: b.Mode & 0o7777, UID: b.UID, GID: b.GID}
 	switch b.Kind {
 	case "file":
-		e.Kind, e.MIME = meta.KindFile, mime.TypeByExtension(path.Ext(b.Name))
+		e.Kind, e.MIME = dfms.KindFile, mime.TypeByExtension(path.Ext(b.Name))
 	case "dir":
-		e.Kind = meta.KindDir
+		e.Kind = dfms.KindDir
 	case "symlink":
 		if b.Target == "" || len(b.Target) > 4096 {
 			a.bad(c, "a symlink needs a target of 1..4096 bytes")
 			return
 		}
-		e.Kind, e.Mode, e.Target = meta.KindSymlink, 0o777, b.Target
+		e.Kind, e.Mode, e.Target = dfms.KindSymlink, 0o777, b.Target
 	default:
 		a.bad(c, "kind must be file, dir or symlink")
 		return
@@ -264,8 +264,8 @@ func (a *API) xattrParams(c *gin.Context) (dfms.EntryID, string, bool) {
 		return 0, "", false
 	}
 	name := c.Param("name")
-	if name == "" || len(name) > meta.MaxXattrName {
-		a.bad(c, "attribute names have 1..%d bytes", meta.MaxXattrName)
+	if name == "" || len(name) > dfms.MaxXattrName {
+		a.bad(c, "attribute names have 1..%d bytes", dfms.MaxXattrName)
 		return 0, "", false
 	}
 	return id, name, true
@@ -316,14 +316,14 @@ func (a *API) fsSetXattr(c *gin.Context) {
 	if !a.bindJSON(c, &b, false) {
 		return
 	}
-	var mode meta.XattrMode
+	var mode dfms.XattrMode
 	switch b.Mode {
 	case "", "any":
-		mode = meta.XattrAny
+		mode = dfms.XattrAny
 	case "create":
-		mode = meta.XattrCreate
+		mode = dfms.XattrCreate
 	case "replace":
-		mode = meta.XattrReplace
+		mode = dfms.XattrReplace
 	default:
 		a.bad(c, "mode must be any, create or replace")
 		return

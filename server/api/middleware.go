@@ -31,7 +31,7 @@ type errorInfo struct {
 
 // kindStatus maps each error kind to its status and stable code. This is
 // the one place where kinds become HTTP.
-var kindStatus = map[dfms.Kind]struct {
+var kindStatus = map[dfms.ErrorKind]struct {
 	status int
 	code   string
 }{

@@ -317,11 +317,11 @@ func (a *API) search(c *gin.Context) {
 	switch t := c.Query("type"); t {
 	case "":
 	case "file":
-		q.Kind = meta.KindFile
+		q.Kind = dfms.KindFile
 	case "folder", "dir":
-		q.Kind = meta.KindDir
+		q.Kind = dfms.KindDir
 	case "symlink":
-		q.Kind = meta.KindSymlink
+		q.Kind = dfms.KindSymlink
 	default:
 		q.MIME = t // a MIME type or prefix such as image/
 	}
@@ -365,7 +365,7 @@ func (a *API) search(c *gin.Context) {
 		}
 		if e, ok := a.live(c, q.Folder); !ok {
 			return
-		} else if e.Kind != meta.KindDir {
+		} else if e.Kind != dfms.KindDir {
 			a.fail(c, dfms.Errorf("", dfms.NotDir, "folder_id is not a folder"))
 			return
 		}

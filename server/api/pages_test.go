@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -76,7 +77,7 @@ func TestChildrenPaginated(t *testing.T) {
 	}
 	many := make([]meta.Entry, len(ids))
 	for i, id := range ids {
-		many[i] = meta.Entry{ID: id, Owner: u.ID, Parent: u.Root, Name: fmt.Sprintf("many-%04d", i), Kind: meta.KindFile, Mode: 0o644}
+		many[i] = meta.Entry{ID: id, Owner: u.ID, Parent: u.Root, Name: fmt.Sprintf("many-%04d", i), Kind: dfms.KindFile, Mode: 0o644}
 	}
 	if _, err := a.meta.CreateEntries(context.Background(), many); err != nil {
 		t.Fatal(err)

@@ -41,9 +41,9 @@ func view(e meta.Entry) fileView {
 	v := fileView{ID: e.ID, ParentID: e.Parent, Name: e.Name, Size: e.Size, MIMEType: e.MIME, Version: e.Version, VersionID: e.VersionID,
 		Mode: e.Mode, Target: e.Target, UpdatedAt: e.MTime.UTC(), ChangedAt: e.CTime.UTC()}
 	switch e.Kind {
-	case meta.KindDir:
+	case dfms.KindDir:
 		v.Type, v.IsDirectory = "folder", true
-	case meta.KindSymlink:
+	case dfms.KindSymlink:
 		v.Type = "symlink"
 	default:
 		v.Type = "file"
@@ -143,8 +143,8 @@ func (a *API) mediaType(c *gin.Context, field, s string) (string, bool) {
 // validTime checks a time a client gives (an mtime, a search bound): the
 // store holds 1677..2262 only (meta.ValidTime). It answers 400 if not.
 func (a *API) validTime(c *gin.Context, field string, t time.Time) bool {
-	if !meta.ValidTime(t) {
-		a.bad(c, "%s must be between %s and %s", field, meta.MinTime.Format(time.RFC3339), meta.MaxTime.Format(time.RFC3339))
+	if !dfms.ValidTime(t) {
+		a.bad(c, "%s must be between %s and %s", field, dfms.MinTime.Format(time.RFC3339), dfms.MaxTime.Format(time.RFC3339))
 		return false
 	}
 	return true

@@ -54,7 +54,7 @@ func register(t testing.TB, s *Service, email string) (meta.User, Tokens) {
 	return u, tok
 }
 
-func wantKind(t testing.TB, err error, k dfms.Kind) {
+func wantKind(t testing.TB, err error, k dfms.ErrorKind) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("got nil error, want kind %q", k)
@@ -90,10 +90,10 @@ func TestDefaults(t *testing.T) {
 func TestRegisterValidation(t *testing.T) {
 	s, _ := newService(t)
 	long := func(r string, n int) string { return strings.Repeat(r, n) }
-	ok := dfms.Kind(255) // sentinel: no error expected
+	ok := dfms.ErrorKind(255) // sentinel: no error expected
 	tests := []struct {
 		name, email, password, display string
-		kind                           dfms.Kind
+		kind                           dfms.ErrorKind
 		msg                            string // part of the error
 	}{
 		{"valid", "a@example.com", testPassword, "Ann", ok, ""},

@@ -175,7 +175,7 @@ func WriteKeyFiles(privPath, pubPath string) error {
 	return nil
 }
 
-func existKind(err error) dfms.Kind {
+func existKind(err error) dfms.ErrorKind {
 	if errors.Is(err, fs.ErrExist) {
 		return dfms.Exist
 	}

@@ -168,7 +168,7 @@ func TestLoadKeys(t *testing.T) {
 
 	tests := []struct {
 		name, priv, pub string
-		kind            dfms.Kind
+		kind            dfms.ErrorKind
 	}{
 		{"mismatched pair", "pkcs8.pem", "other-pub.pem", dfms.Invalid},
 		{"P-384 private key", "p384.pem", "p384-pub.pem", dfms.Invalid},

@@ -305,7 +305,7 @@ func (s *Service) checkTarget(ctx context.Context, req WriteRequest) error {
 		if !e.Live() {
 			return dfms.Errorf("", dfms.NotExist, "the file is in the trash")
 		}
-		if e.Kind == meta.KindDir {
+		if e.Kind == dfms.KindDir {
 			return dfms.Errorf("", dfms.IsDir, "is a directory")
 		}
 	} else {
@@ -314,7 +314,7 @@ func (s *Service) checkTarget(ctx context.Context, req WriteRequest) error {
 		}
 		e, err := s.meta.Lookup(ctx, req.Owner, req.Parent, req.Name)
 		switch {
-		case err == nil && e.Kind == meta.KindDir:
+		case err == nil && e.Kind == dfms.KindDir:
 			return dfms.E("", dfms.IsDir, fmt.Errorf("%q is a directory", req.Name))
 		case err == nil && req.CreateOnly:
 			return dfms.E("", dfms.Exist, fmt.Errorf("%q already exists", req.Name))
@@ -328,7 +328,7 @@ func (s *Service) checkTarget(ctx context.Context, req WriteRequest) error {
 			if !p.Live() {
 				return dfms.Errorf("", dfms.NotExist, "the folder is in the trash")
 			}
-			if p.Kind != meta.KindDir {
+			if p.Kind != dfms.KindDir {
 				return dfms.Errorf("", dfms.NotDir, "not a directory")
 			}
 		}
@@ -678,7 +678,7 @@ func (b bodyReader) Read(p []byte) (int, error) {
 type limitReader struct {
 	r    io.Reader
 	left int64
-	kind dfms.Kind
+	kind dfms.ErrorKind
 	msg  string
 }
 

@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
 	"github.com/dfms/dfms/integration/testenv"
@@ -23,8 +26,6 @@ import (
 	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/server/meta/postgres"
 	"github.com/dfms/dfms/server/meta/sqlite"
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 var ctx = context.Background()
@@ -471,7 +472,7 @@ func TestWriteLimitsAndErrors(t *testing.T) {
 		for _, tc := range []struct {
 			name string
 			req  files.WriteRequest
-			kind dfms.Kind
+			kind dfms.ErrorKind
 		}{
 			{"into a missing folder", files.WriteRequest{Parent: 99999, Name: "x"}, dfms.NotExist},
 			{"over a directory", files.WriteRequest{Parent: e.user.Root, Name: "dir"}, dfms.IsDir},
@@ -539,7 +540,7 @@ func TestTreeOperations(t *testing.T) {
 			t.Fatalf("stat after restore: %v", err)
 		}
 		// A created-but-never-written file reads as empty.
-		empty, err := e.meta.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: e.user.Root, Name: "empty", Kind: meta.KindFile, Mode: 0o644})
+		empty, err := e.meta.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: e.user.Root, Name: "empty", Kind: dfms.KindFile, Mode: 0o644})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -59,7 +59,7 @@ func (s *Service) Copy(ctx context.Context, owner dfms.UserID, id, newParent dfm
 	if err != nil {
 		return src, meta.Version{}, dfms.E(op, dfms.Other, err)
 	}
-	if src.Kind != meta.KindFile {
+	if src.Kind != dfms.KindFile {
 		return src, meta.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("only files can be copied; %q is a %s", src.Name, src.Kind))
 	}
 	v, err := s.OpenVersion(ctx, owner, id, 0)

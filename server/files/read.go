@@ -18,7 +18,7 @@ func (s *Service) OpenVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 	if err != nil {
 		return meta.Version{}, dfms.E(op, dfms.Other, err)
 	}
-	if e.Kind != meta.KindFile {
+	if e.Kind != dfms.KindFile {
 		return meta.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("%q is not a file", e.Name))
 	}
 	if number == 0 && e.Version == 0 {

@@ -15,12 +15,12 @@ func (s *Service) Mkdir(ctx context.Context, owner dfms.UserID, parent dfms.Entr
 	if mode == 0 {
 		mode = 0o755
 	}
-	return s.meta.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: meta.KindDir, Mode: mode & 0o7777})
+	return s.meta.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindDir, Mode: mode & 0o7777})
 }
 
 // Symlink creates a symbolic link parent/name pointing at target.
 func (s *Service) Symlink(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name, target string) (meta.Entry, error) {
-	return s.meta.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: meta.KindSymlink, Mode: 0o777, Target: target})
+	return s.meta.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindSymlink, Mode: 0o777, Target: target})
 }
 
 // Readlink returns a symlink's target.
@@ -29,7 +29,7 @@ func (s *Service) Readlink(ctx context.Context, owner dfms.UserID, id dfms.Entry
 	if err != nil {
 		return "", err
 	}
-	if e.Kind != meta.KindSymlink {
+	if e.Kind != dfms.KindSymlink {
 		return "", dfms.E("files.Readlink", dfms.Invalid, fmt.Errorf("%q is not a symlink", e.Name))
 	}
 	return e.Target, nil
@@ -158,7 +158,7 @@ func (s *Service) UnlinkName(ctx context.Context, owner dfms.UserID, parent dfms
 	if err != nil {
 		return err
 	}
-	if e.Kind == meta.KindDir {
+	if e.Kind == dfms.KindDir {
 		return dfms.E("files.Unlink", dfms.IsDir, fmt.Errorf("%q is a directory", name))
 	}
 	return s.Delete(ctx, owner, e.ID)
@@ -175,7 +175,7 @@ func (s *Service) RmdirName(ctx context.Context, owner dfms.UserID, parent dfms.
 	if err != nil {
 		return err
 	}
-	if e.Kind != meta.KindDir {
+	if e.Kind != dfms.KindDir {
 		return dfms.E(op, dfms.NotDir, fmt.Errorf("%q is not a directory", name))
 	}
 	n, err := s.meta.CountDir(ctx, owner, e.ID)

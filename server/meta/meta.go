@@ -124,33 +124,10 @@ package meta
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/dfms/dfms"
 )
-
-// EntryKind says what an entry is.
-type EntryKind uint8
-
-// Entry kinds. The values are stored.
-const (
-	KindDir     EntryKind = 1
-	KindFile    EntryKind = 2
-	KindSymlink EntryKind = 3
-)
-
-func (k EntryKind) String() string {
-	switch k {
-	case KindDir:
-		return "dir"
-	case KindFile:
-		return "file"
-	case KindSymlink:
-		return "symlink"
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
 
 // Roles of users.
 const (
@@ -193,7 +170,7 @@ type Entry struct {
 	Owner   dfms.UserID
 	Parent  dfms.EntryID
 	Name    string
-	Kind    EntryKind
+	Kind    dfms.EntryKind
 	Mode    uint32 // permission bits (and set-id/sticky bits); the type is Kind
 	UID     uint32
 	GID     uint32
@@ -299,17 +276,6 @@ type Part struct {
 	Manifest  *dfms.Manifest // filled by PartManifests; nil in ListParts
 	CreatedAt time.Time
 }
-
-// Change operations in the journal.
-const (
-	OpCreate  = "create"  // entry created (mkdir, symlink, new file)
-	OpVersion = "version" // a new version committed
-	OpAttr    = "attr"    // attributes changed
-	OpRename  = "rename"  // moved or renamed
-	OpTrash   = "trash"   // moved to trash
-	OpRestore = "restore" // restored from trash
-	OpPurge   = "purge"   // deleted for good
-)
 
 // Change is one row of the change journal (the outbox): every mutation of an
 // owner's tree writes one in the same transaction.
@@ -440,24 +406,12 @@ type PurgeStats struct {
 	Bytes    int64 // logical bytes released from the owner's usage
 }
 
-// The store keeps times as nanoseconds since 1970 in 64 bits: MinTime
-// and MaxTime (1677-09-21 and 2262-04-11) are the earliest and latest it
-// can hold. Callers refuse others (ValidTime) rather than let them wrap
-// around.
-var (
-	MinTime = time.Unix(0, math.MinInt64).UTC()
-	MaxTime = time.Unix(0, math.MaxInt64).UTC()
-)
-
-// ValidTime reports whether the store can keep t.
-func ValidTime(t time.Time) bool { return !t.Before(MinTime) && !t.After(MaxTime) }
-
 // SearchQuery selects live entries. Every word of Text must occur, without
 // regard to case, in the entry's name or MIME type; wildcards are literal.
 // The other fields filter; zero values do not.
 type SearchQuery struct {
 	Text    string
-	Kind    EntryKind
+	Kind    dfms.EntryKind
 	MIME    string // exact type, or a prefix ending in '/' (image/)
 	MinSize int64
 	MaxSize int64
@@ -631,7 +585,7 @@ type Store interface {
 	// Exist if the attribute exists; with XattrReplace with NotExist if it
 	// does not. The name and value count as used bytes (kind Quota if
 	// they do not fit).
-	SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string, value []byte, mode XattrMode) error
+	SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error
 	// RemoveXattr removes an extended attribute (NotExist if absent).
 	RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) error
 	// SetChecksum records the SHA-256 of the version with ID vid,
@@ -769,23 +723,6 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
-
-// XattrMode says whether SetXattr may create or replace an attribute.
-type XattrMode int
-
-// XattrMode values, as setxattr(2)'s flags.
-const (
-	XattrAny     XattrMode = iota // create or replace
-	XattrCreate                   // only create
-	XattrReplace                  // only replace
-)
-
-// Bounds of extended attributes.
-const (
-	MaxXattrName  = 255
-	MaxXattrValue = 64 << 10
-	MaxXattrs     = 1024 // per entry
-)
 
 type lazyKey struct{}
 

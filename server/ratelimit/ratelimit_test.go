@@ -49,7 +49,7 @@ func TestOpenRedis(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	for _, tc := range []struct {
 		url  string
-		want dfms.Kind
+		want dfms.ErrorKind
 	}{
 		{"mem://host", dfms.Invalid},
 		{"mem:///path", dfms.Invalid},

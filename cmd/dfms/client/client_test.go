@@ -433,7 +433,7 @@ func TestErrorMapping(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		call   func() error
-		kind   dfms.Kind
+		kind   dfms.ErrorKind
 		status int
 		code   string
 	}{

@@ -37,7 +37,7 @@ func (e *Error) Error() string {
 
 // Kind maps the envelope's code (or, for unknown codes, the status) to a
 // dfms error kind: the inverse of the server's table.
-func (e *Error) Kind() dfms.Kind {
+func (e *Error) Kind() dfms.ErrorKind {
 	if k, ok := codeKinds[e.Code]; ok {
 		return k
 	}
@@ -71,7 +71,7 @@ func (e *Error) Kind() dfms.Kind {
 
 // codeKinds maps the API's stable error codes to kinds (server/api
 // middleware.go, plus the codes handlers answer directly).
-var codeKinds = map[string]dfms.Kind{
+var codeKinds = map[string]dfms.ErrorKind{
 	"VALIDATION_FAILED":        dfms.Invalid,
 	"RANGE_NOT_SATISFIABLE":    dfms.Invalid,
 	"NOT_FOUND":                dfms.NotExist,

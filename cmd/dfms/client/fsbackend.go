@@ -17,7 +17,6 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
 	"github.com/dfms/dfms/fusefs/vfs"
-	"github.com/dfms/dfms/server/meta"
 )
 
 // FSBackend is the mount's backend over the REST API (vfs.Backend): the
@@ -103,13 +102,13 @@ type fsEntry struct {
 }
 
 func (e fsEntry) vfs() vfs.Entry {
-	out := vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: vfs.KindFile, Mode: e.Mode, UID: e.UID, GID: e.GID,
+	out := vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: dfms.KindFile, Mode: e.Mode, UID: e.UID, GID: e.GID,
 		Size: e.Size, MTime: e.MTime, CTime: e.CTime, Target: e.Target, Version: e.Version, Live: e.Live}
 	switch e.Kind {
 	case "dir":
-		out.Kind = vfs.KindDir
+		out.Kind = dfms.KindDir
 	case "symlink":
-		out.Kind = vfs.KindSymlink
+		out.Kind = dfms.KindSymlink
 	}
 	return out
 }
@@ -203,18 +202,18 @@ func (b *FSBackend) sameCreate(ctx context.Context, parent dfms.EntryID, name st
 	if err != nil || e.Kind != want.Kind || e.UID != want.UID || e.GID != want.GID || e.Target != want.Target {
 		return vfs.Entry{}, false
 	}
-	if want.Kind != vfs.KindSymlink && e.Mode&0o7777 != want.Mode&0o7777 {
+	if want.Kind != dfms.KindSymlink && e.Mode&0o7777 != want.Mode&0o7777 {
 		return vfs.Entry{}, false
 	}
 	if e.CTime.Before(ae.Date.Add(-time.Since(began) - 2*time.Second)) {
 		return vfs.Entry{}, false
 	}
 	switch e.Kind {
-	case vfs.KindFile:
+	case dfms.KindFile:
 		if e.Version != 0 || e.Size != 0 {
 			return vfs.Entry{}, false
 		}
-	case vfs.KindDir:
+	case dfms.KindDir:
 		var out struct {
 			Items []fsEntry `json:"items"`
 		}
@@ -229,19 +228,19 @@ func (b *FSBackend) sameCreate(ctx context.Context, parent dfms.EntryID, name st
 // Mkdir implements vfs.Backend.
 func (b *FSBackend) Mkdir(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
 	return b.create(ctx, "client.fs.Mkdir", parent, map[string]any{"name": name, "kind": "dir", "mode": mode & 0o7777, "uid": uid, "gid": gid},
-		vfs.Entry{Kind: vfs.KindDir, Mode: mode, UID: uid, GID: gid})
+		vfs.Entry{Kind: dfms.KindDir, Mode: mode, UID: uid, GID: gid})
 }
 
 // Symlink implements vfs.Backend.
 func (b *FSBackend) Symlink(ctx context.Context, parent dfms.EntryID, name, target string, uid, gid uint32) (vfs.Entry, error) {
 	return b.create(ctx, "client.fs.Symlink", parent, map[string]any{"name": name, "kind": "symlink", "target": target, "uid": uid, "gid": gid},
-		vfs.Entry{Kind: vfs.KindSymlink, Target: target, UID: uid, GID: gid})
+		vfs.Entry{Kind: dfms.KindSymlink, Target: target, UID: uid, GID: gid})
 }
 
 // CreateFile implements vfs.Backend.
 func (b *FSBackend) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
 	return b.create(ctx, "client.fs.CreateFile", parent, map[string]any{"name": name, "kind": "file", "mode": mode & 0o7777, "uid": uid, "gid": gid},
-		vfs.Entry{Kind: vfs.KindFile, Mode: mode, UID: uid, GID: gid})
+		vfs.Entry{Kind: dfms.KindFile, Mode: mode, UID: uid, GID: gid})
 }
 
 // Readlink implements vfs.Backend.
@@ -250,7 +249,7 @@ func (b *FSBackend) Readlink(ctx context.Context, id dfms.EntryID) (string, erro
 	if err != nil {
 		return "", err
 	}
-	if e.Kind != vfs.KindSymlink {
+	if e.Kind != dfms.KindSymlink {
 		return "", dfms.Errorf("client.fs.Readlink", dfms.Invalid, "not a symlink")
 	}
 	return e.Target, nil
@@ -420,7 +419,7 @@ func (b *FSBackend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry
 	if err := b.call(ctx, "client.fs.Commit", r, &out); err != nil {
 		return vfs.Entry{}, err
 	}
-	return vfs.Entry{ID: id, Parent: out.File.ParentID, Name: out.File.Name, Kind: vfs.KindFile, Mode: out.File.Mode,
+	return vfs.Entry{ID: id, Parent: out.File.ParentID, Name: out.File.Name, Kind: dfms.KindFile, Mode: out.File.Mode,
 		Size: m.Size(), MTime: out.File.UpdatedAt, CTime: out.File.ChangedAt, Version: out.Version.ID, Live: true}, nil
 }
 
@@ -659,12 +658,12 @@ func (b *FSBackend) ListXattrs(ctx context.Context, id dfms.EntryID) ([]string, 
 }
 
 // SetXattr implements vfs.Backend.
-func (b *FSBackend) SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode meta.XattrMode) error {
+func (b *FSBackend) SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error {
 	m := "any"
 	switch mode {
-	case meta.XattrCreate:
+	case dfms.XattrCreate:
 		m = "create"
-	case meta.XattrReplace:
+	case dfms.XattrReplace:
 		m = "replace"
 	}
 	if value == nil {
@@ -675,7 +674,7 @@ func (b *FSBackend) SetXattr(ctx context.Context, id dfms.EntryID, name string, 
 	var delivered bool
 	err := b.call(ctx, "client.fs.SetXattr", request{method: http.MethodPut, path: xattrPath(id, name),
 		json: map[string]any{"value": value, "mode": m}, retry: true, delivered: &delivered}, nil)
-	if delivered && mode == meta.XattrCreate && dfms.Is(err, dfms.Exist) {
+	if delivered && mode == dfms.XattrCreate && dfms.Is(err, dfms.Exist) {
 		if got, ok, gerr := b.GetXattr(ctx, id, name); gerr == nil && ok && bytes.Equal(got, value) {
 			return nil
 		}

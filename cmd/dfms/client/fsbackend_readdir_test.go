@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/cmd/dfms/client"
 	"github.com/dfms/dfms/cmd/dfms/client/clienttest"
 	"github.com/dfms/dfms/server/meta"
@@ -24,7 +25,7 @@ func TestReadDirFollowsPages(t *testing.T) {
 	}
 	es := make([]meta.Entry, n)
 	for i, id := range ids {
-		es[i] = meta.Entry{ID: id, Owner: srv.User.ID, Parent: srv.User.Root, Name: fmt.Sprintf("f%05d", i), Kind: meta.KindFile, Mode: 0o644}
+		es[i] = meta.Entry{ID: id, Owner: srv.User.ID, Parent: srv.User.Root, Name: fmt.Sprintf("f%05d", i), Kind: dfms.KindFile, Mode: 0o644}
 	}
 	if _, err := m.CreateEntries(ctx, es); err != nil {
 		t.Fatal(err)

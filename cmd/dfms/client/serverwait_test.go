@@ -17,7 +17,6 @@ import (
 	"github.com/dfms/dfms/cmd/dfms/client"
 	"github.com/dfms/dfms/cmd/dfms/client/clienttest"
 	"github.com/dfms/dfms/fusefs/vfs"
-	"github.com/dfms/dfms/server/meta"
 )
 
 // restartable serves an API on a fixed address that can be stopped (the
@@ -250,7 +249,7 @@ func TestServerWaitAnswerLost(t *testing.T) {
 	if err := lost("POST", func() (err error) { d, err = b.Mkdir(ctx, root, "d", 0o750, 1, 2); return err }); err != nil {
 		t.Fatalf("mkdir whose answer was lost: %v", err)
 	}
-	if got, err := b.Lookup(ctx, root, "d"); err != nil || got.ID != d.ID || got.Kind != vfs.KindDir {
+	if got, err := b.Lookup(ctx, root, "d"); err != nil || got.ID != d.ID || got.Kind != dfms.KindDir {
 		t.Fatalf("mkdir answered %+v; the server has %+v (%v)", d, got, err)
 	}
 	if _, err := b.Mkdir(ctx, root, "d", 0o750, 1, 2); !dfms.Is(err, dfms.Exist) {
@@ -302,7 +301,7 @@ func TestServerWaitAnswerLost(t *testing.T) {
 	if _, err := b.Lookup(ctx, root, "s2"); err != nil {
 		t.Fatalf("the renamed symlink: %v", err)
 	}
-	if err := lost("PUT", func() error { return b.SetXattr(ctx, f.ID, "user.a", []byte("v"), meta.XattrCreate) }); err != nil {
+	if err := lost("PUT", func() error { return b.SetXattr(ctx, f.ID, "user.a", []byte("v"), dfms.XattrCreate) }); err != nil {
 		t.Fatalf("xattr create whose answer was lost: %v", err)
 	}
 	if err := lost("DELETE", func() error { return b.RemoveXattr(ctx, f.ID, "user.a") }); err != nil {

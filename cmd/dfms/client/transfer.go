@@ -255,7 +255,7 @@ func (p *progressW) Write(b []byte) (int, error) {
 }
 
 // localKind classifies a local file system error.
-func localKind(err error) dfms.Kind {
+func localKind(err error) dfms.ErrorKind {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return dfms.NotExist

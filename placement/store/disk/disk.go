@@ -417,7 +417,7 @@ func syncDir(dir string) error {
 func (d *Disk) Close() error { return nil }
 
 // kindOf classifies a file system error.
-func kindOf(err error) dfms.Kind {
+func kindOf(err error) dfms.ErrorKind {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return dfms.NotExist
@@ -432,7 +432,7 @@ func kindOf(err error) dfms.Kind {
 
 // writeKind is kindOf for writes, where a missing file or directory means the
 // store's directory went away, not that a chunk does not exist.
-func writeKind(err error) dfms.Kind {
+func writeKind(err error) dfms.ErrorKind {
 	if k := kindOf(err); k != dfms.NotExist {
 		return k
 	}

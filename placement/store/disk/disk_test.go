@@ -256,7 +256,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		dir  string
-		want dfms.Kind
+		want dfms.ErrorKind
 	}{
 		{"", dfms.Invalid},
 		{file, dfms.NotDir},

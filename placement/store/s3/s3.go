@@ -523,7 +523,7 @@ func classify(op dfms.Op, err error) error {
 }
 
 // responseKind classifies an S3 error response, by code and then by status.
-func responseKind(r minio.ErrorResponse) dfms.Kind {
+func responseKind(r minio.ErrorResponse) dfms.ErrorKind {
 	switch r.Code {
 	case "NoSuchKey":
 		return dfms.NotExist

@@ -16,7 +16,7 @@ import (
 // SQLite, an encoding error on PostgreSQL).
 func testSearchBadText(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
-	must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "abcdef", Kind: meta.KindFile, Mode: 0o644}))(t)
+	must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "abcdef", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	for _, q := range []meta.SearchQuery{
 		{Text: "abc\x00def"},
 		{Text: "\x00"},
@@ -126,7 +126,7 @@ func testListPages(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	var trashed []dfms.EntryID
 	for i := range 5 {
-		d := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: fmt.Sprintf("t%d", i), Kind: meta.KindDir, Mode: 0o755}))(t)
+		d := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: fmt.Sprintf("t%d", i), Kind: dfms.KindDir, Mode: 0o755}))(t)
 		ok(t, s.Trash(ctx, u.ID, d.ID))
 		trashed = append([]dfms.EntryID{d.ID}, trashed...) // newest first
 	}
@@ -149,9 +149,9 @@ func testListPages(t *testing.T, s meta.Store) {
 
 	// Names whose byte order differs from "directories first".
 	for i, n := range []string{"b", "A", "c", "a", "é"} {
-		kind := meta.KindFile
+		kind := dfms.KindFile
 		if i%2 == 0 {
-			kind = meta.KindDir
+			kind = dfms.KindDir
 		}
 		must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: n, Kind: kind, Mode: 0o755}))(t)
 	}

@@ -95,7 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 var ctx = context.Background()
 
 // wantKind fails t unless err has kind k.
-func wantKind(t *testing.T, what string, err error, k dfms.Kind) {
+func wantKind(t *testing.T, what string, err error, k dfms.ErrorKind) {
 	t.Helper()
 	if !dfms.Is(err, k) {
 		t.Fatalf("%s: got error %v (kind %q), want kind %q", what, err, dfms.KindOf(err), k)
@@ -137,7 +137,7 @@ func newUser(t *testing.T, s meta.Store) meta.User {
 
 func mkdir(t *testing.T, s meta.Store, owner dfms.UserID, parent dfms.EntryID, name string) meta.Entry {
 	t.Helper()
-	return must(s.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: meta.KindDir, Mode: 0o755}))(t)
+	return must(s.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindDir, Mode: 0o755}))(t)
 }
 
 // chunk returns a ChunkRef for a made-up chunk named by s.
@@ -188,7 +188,7 @@ func testUsers(t *testing.T, s meta.Store) {
 		t.Fatalf("created user = %+v", u)
 	}
 	root := must(s.GetEntry(ctx, u.ID, u.Root))(t)
-	if root.Kind != meta.KindDir || root.Parent != 0 || root.Name != "" {
+	if root.Kind != dfms.KindDir || root.Parent != 0 || root.Name != "" {
 		t.Fatalf("root = %+v, want a parentless directory", root)
 	}
 	got := must(s.GetUserByEmail(ctx, "alice@EXAMPLE.com"))(t)
@@ -223,19 +223,19 @@ func testTreeBasics(t *testing.T, s meta.Store) {
 	d := mkdir(t, s, u.ID, u.Root, "docs")
 	mkdir(t, s, u.ID, u.Root, "b")
 	mkdir(t, s, u.ID, u.Root, "a")
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "empty", Kind: meta.KindFile, Mode: 0o600}))(t)
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "empty", Kind: dfms.KindFile, Mode: 0o600}))(t)
 	if f.Size != 0 || f.Version != 0 || f.Mode != 0o600 {
 		t.Fatalf("empty file = %+v", f)
 	}
-	l := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "link", Kind: meta.KindSymlink, Mode: 0o777, Target: "../a"}))(t)
+	l := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "link", Kind: dfms.KindSymlink, Mode: 0o777, Target: "../a"}))(t)
 	if l.Size != 4 || l.Target != "../a" {
 		t.Fatalf("symlink = %+v", l)
 	}
-	_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "bad", Kind: meta.KindSymlink})
+	_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "bad", Kind: dfms.KindSymlink})
 	wantKind(t, "symlink without target", err, dfms.Invalid)
 
 	got := must(s.Lookup(ctx, u.ID, u.Root, "docs"))(t)
-	if got.ID != d.ID || got.Kind != meta.KindDir || got.Parent != u.Root {
+	if got.ID != d.ID || got.Kind != dfms.KindDir || got.Parent != u.Root {
 		t.Fatalf("Lookup docs = %+v", got)
 	}
 	_, err = s.Lookup(ctx, u.ID, u.Root, "nope")
@@ -254,11 +254,11 @@ func testTreeBasics(t *testing.T, s meta.Store) {
 	_, err = s.ListDir(ctx, u.ID, f.ID, meta.ListOptions{})
 	wantKind(t, "list a file", err, dfms.NotDir)
 
-	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "docs", Kind: meta.KindFile})
+	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "docs", Kind: dfms.KindFile})
 	wantKind(t, "duplicate name", err, dfms.Exist)
-	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: f.ID, Name: "x", Kind: meta.KindFile})
+	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: f.ID, Name: "x", Kind: dfms.KindFile})
 	wantKind(t, "create under a file", err, dfms.NotDir)
-	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: 987654, Name: "x", Kind: meta.KindFile})
+	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: 987654, Name: "x", Kind: dfms.KindFile})
 	wantKind(t, "create under a missing parent", err, dfms.NotExist)
 	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: 9})
 	wantKind(t, "bad kind", err, dfms.Invalid)
@@ -267,7 +267,7 @@ func testTreeBasics(t *testing.T, s meta.Store) {
 func testNames(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	for _, name := range []string{"", ".", "..", ".versions", "a/b", "a\x00b", strings.Repeat("n", 256)} {
-		_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: name, Kind: meta.KindDir})
+		_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: name, Kind: dfms.KindDir})
 		wantKind(t, fmt.Sprintf("create %q", name), err, dfms.Invalid)
 	}
 	long := strings.Repeat("n", 255)
@@ -298,7 +298,7 @@ func testIsolation(t *testing.T, s meta.Store) {
 	wantKind(t, "Lookup", err, dfms.NotExist)
 	_, err = s.ListDir(ctx, b.ID, d.ID, meta.ListOptions{})
 	wantKind(t, "ListDir", err, dfms.NotExist)
-	_, err = s.CreateEntry(ctx, meta.Entry{Owner: b.ID, Parent: d.ID, Name: "x", Kind: meta.KindFile})
+	_, err = s.CreateEntry(ctx, meta.Entry{Owner: b.ID, Parent: d.ID, Name: "x", Kind: dfms.KindFile})
 	wantKind(t, "CreateEntry", err, dfms.NotExist)
 	_, err = s.GetVersion(ctx, b.ID, f.ID, 1)
 	wantKind(t, "GetVersion", err, dfms.NotExist)
@@ -331,7 +331,7 @@ func testIsolation(t *testing.T, s meta.Store) {
 
 func testSetAttr(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: meta.KindFile, Mode: 0o644}))(t)
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	mode, uid, gid := uint32(0o4750), uint32(1000), uint32(100)
 	mt := time.Date(2001, 2, 3, 4, 5, 6, 789, time.UTC)
 	e := must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Mode: &mode, UID: &uid, GID: &gid, MTime: &mt}))(t)
@@ -352,7 +352,7 @@ func testRename(t *testing.T, s meta.Store) {
 	a := mkdir(t, s, u.ID, u.Root, "a")
 	b := mkdir(t, s, u.ID, a.ID, "b")
 	c := mkdir(t, s, u.ID, b.ID, "c")
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: c.ID, Name: "f", Kind: meta.KindFile}))(t)
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: c.ID, Name: "f", Kind: dfms.KindFile}))(t)
 
 	moved, replaced := must2(t)(s.Rename(ctx, u.ID, f.ID, u.Root, "g", false))
 	if moved.Parent != u.Root || moved.Name != "g" || replaced.ID != 0 {
@@ -456,7 +456,7 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 		t.Fatalf("the second replaced entry = %+v", ae)
 	}
 	// A file with no version yet replacing one: an empty version on top.
-	fresh := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "fresh", Kind: meta.KindFile, Mode: 0o644}))(t)
+	fresh := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "fresh", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	must2(t)(s.Rename(ctx, u.ID, fresh.ID, u.Root, "a", true))
 	if cur := must(s.GetEntry(ctx, u.ID, fresh.ID))(t); cur.Version != 5 || cur.Size != 0 {
 		t.Fatalf("an empty file after replace = %+v", cur)
@@ -466,7 +466,7 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 	}
 	// A symlink replaced by a file goes to the trash, restorable once the
 	// name is free.
-	l := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "link", Kind: meta.KindSymlink, Target: "x"}))(t)
+	l := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "link", Kind: dfms.KindSymlink, Target: "x"}))(t)
 	other, _ := commit(t, s, u.ID, u.Root, "other", m2)
 	must2(t)(s.Rename(ctx, u.ID, other.ID, u.Root, "link", true))
 	if trash := trashOf(t, s, u.ID); !slices.ContainsFunc(trash, func(e meta.Entry) bool { return e.ID == l.ID }) {
@@ -566,10 +566,10 @@ func testTrashRestorePurge(t *testing.T, s meta.Store) {
 func testTrashRestoreConflicts(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	d := mkdir(t, s, u.ID, u.Root, "d")
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: meta.KindFile}))(t)
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile}))(t)
 	ok(t, s.Trash(ctx, u.ID, f.ID))
 	// The name is free again while f is in the trash.
-	again := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: meta.KindFile}))(t)
+	again := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile}))(t)
 	_, err := s.Restore(ctx, u.ID, f.ID)
 	wantKind(t, "restore over a taken name", err, dfms.Exist)
 	ok(t, s.Trash(ctx, u.ID, again.ID))
@@ -588,7 +588,7 @@ func testCommitVersions(t *testing.T, s meta.Store) {
 	c1, c2 := chunk("v1", 10), chunk("v2", 20)
 	m1 := manifest(t, s, c1)
 	e, v := commit(t, s, u.ID, d.ID, "doc", m1)
-	if v.Number != 1 || e.Version != 1 || e.Size != 10 || e.Kind != meta.KindFile || e.Mode != 0o644 {
+	if v.Number != 1 || e.Version != 1 || e.Size != 10 || e.Kind != dfms.KindFile || e.Mode != 0o644 {
 		t.Fatalf("first commit: entry %+v version %+v", e, v)
 	}
 	m2 := manifest(t, s, c1, c2)
@@ -657,7 +657,7 @@ func sameEntry(a, b meta.Entry) bool {
 // are made as CommitVersion makes them.
 func testCommitBatch(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
-	a := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "a", Kind: meta.KindFile, Mode: 0o644}))(t)
+	a := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "a", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	d := mkdir(t, s, u.ID, u.Root, "d")
 	have := chunk("batch-have", 10)
 	m := manifest(t, s, have)
@@ -705,7 +705,7 @@ func testCommitBatch(t *testing.T, s meta.Store) {
 	after := must(s.Changes(ctx, u.ID, 0, 1000))(t)
 	var versions int
 	for _, c := range after[len(before):] {
-		if c.Op == meta.OpVersion {
+		if c.Op == dfms.ChangeVersion {
 			versions++
 		}
 	}
@@ -788,7 +788,7 @@ func testCommitMissingChunk(t *testing.T, s meta.Store) {
 func testCommitErrors(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	d := mkdir(t, s, u.ID, u.Root, "d")
-	l := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: meta.KindSymlink, Target: "d"}))(t)
+	l := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: dfms.KindSymlink, Target: "d"}))(t)
 	m := manifest(t, s, chunk("ce", 1))
 	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: d.ID, Manifest: m})
 	wantKind(t, "commit to a dir", err, dfms.IsDir)
@@ -1051,7 +1051,7 @@ func testSearch(t *testing.T, s meta.Store) {
 	d := mkdir(t, s, u.ID, u.Root, "Reports")
 	sub := mkdir(t, s, u.ID, d.ID, "2024")
 	for _, n := range []string{"report-2024.pdf", "REPORT_final.txt", "notes.md", "100%.txt", "a_b.txt", "axb.txt"} {
-		must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: n, Kind: meta.KindFile}))(t)
+		must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: n, Kind: dfms.KindFile}))(t)
 	}
 	base := time.Unix(1700000000, 0)
 	m := manifest(t, s, chunk("search", 5000))
@@ -1070,7 +1070,7 @@ func testSearch(t *testing.T, s meta.Store) {
 		want []string
 	}{
 		{meta.SearchQuery{Text: "report"}, []string{"REPORT_final.txt", "Reports", "annual report.png", "report-2024.pdf"}},
-		{meta.SearchQuery{Text: "report", Kind: meta.KindFile}, []string{"REPORT_final.txt", "annual report.png", "report-2024.pdf"}},
+		{meta.SearchQuery{Text: "report", Kind: dfms.KindFile}, []string{"REPORT_final.txt", "annual report.png", "report-2024.pdf"}},
 		{meta.SearchQuery{Text: "%"}, []string{"100%.txt"}},  // wildcards are literal
 		{meta.SearchQuery{Text: "a_b"}, []string{"a_b.txt"}}, // so is _
 		{meta.SearchQuery{Text: "annual png"}, []string{"annual report.png"}},
@@ -1078,8 +1078,8 @@ func testSearch(t *testing.T, s meta.Store) {
 		{meta.SearchQuery{MIME: "image/"}, []string{"annual report.png"}},
 		{meta.SearchQuery{MIME: "image/jpeg"}, nil},
 		{meta.SearchQuery{MinSize: 4000}, []string{"annual report.png"}},
-		{meta.SearchQuery{MaxSize: 10, Kind: meta.KindFile, Text: "report"}, []string{"REPORT_final.txt", "report-2024.pdf"}},
-		{meta.SearchQuery{After: base, Kind: meta.KindFile, MaxSize: 1 << 20, MinSize: 1}, []string{"annual report.png"}},
+		{meta.SearchQuery{MaxSize: 10, Kind: dfms.KindFile, Text: "report"}, []string{"REPORT_final.txt", "report-2024.pdf"}},
+		{meta.SearchQuery{After: base, Kind: dfms.KindFile, MaxSize: 1 << 20, MinSize: 1}, []string{"annual report.png"}},
 		{meta.SearchQuery{Before: base, Text: "annual"}, nil},
 		{meta.SearchQuery{Folder: sub.ID}, []string{"annual report.png"}},
 		{meta.SearchQuery{Folder: d.ID, Text: "2024"}, []string{"2024", "report-2024.pdf"}},
@@ -1127,7 +1127,7 @@ func testChanges(t *testing.T, s meta.Store) {
 			t.Fatalf("change %+v", c)
 		}
 	}
-	want := []string{meta.OpCreate, meta.OpCreate, meta.OpVersion, meta.OpRename, meta.OpRename, meta.OpTrash}
+	want := []string{dfms.ChangeCreate, dfms.ChangeCreate, dfms.ChangeVersion, dfms.ChangeRename, dfms.ChangeRename, dfms.ChangeTrash}
 	if !slices.Equal(ops, want) {
 		t.Fatalf("ops = %v, want %v", ops, want)
 	}
@@ -1148,7 +1148,7 @@ func testChanges(t *testing.T, s meta.Store) {
 	if meta.Origin(mine) != "mount-1" || meta.Origin(ctx) != "" {
 		t.Fatal("Origin does not report what the context carries")
 	}
-	h := must(s.CreateEntry(mine, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "h", Kind: meta.KindFile}))(t)
+	h := must(s.CreateEntry(mine, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "h", Kind: dfms.KindFile}))(t)
 	last := ch[len(ch)-1].Seq
 	got := must(s.Changes(ctx, u.ID, last, 100))(t)
 	if len(got) != 1 || got[0].Entry != h.ID || got[0].Origin != "mount-1" {
@@ -1276,7 +1276,7 @@ func testChangesConcurrentWriters(t *testing.T, s meta.Store) {
 				var err error
 				switch i % 3 {
 				case 0:
-					_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: dirs[w].ID, Name: fmt.Sprint("e", i), Kind: meta.KindDir, Mode: 0o755})
+					_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: dirs[w].ID, Name: fmt.Sprint("e", i), Kind: dfms.KindDir, Mode: 0o755})
 				case 1:
 					// A commit that stays open a moment after its work.
 					_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: files[w].ID, Manifest: base,
@@ -1336,7 +1336,7 @@ func testConcurrentCommits(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	shared := chunk("shared", 8)
 	storeChunks(t, s, []dfms.ChunkRef{shared})
-	e := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "hot", Kind: meta.KindFile}))(t)
+	e := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "hot", Kind: dfms.KindFile}))(t)
 	const writers, each = 6, 5
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*each)
@@ -1414,7 +1414,7 @@ func testUsage(t *testing.T, s meta.Store) {
 	d := mkdir(t, s, u.ID, u.Root, "d")
 	commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("u1", 100)))
 	commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("u2", 50)))
-	must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: meta.KindSymlink, Target: "d"}))(t)
+	must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: dfms.KindSymlink, Target: "d"}))(t)
 	us := must(s.Usage(ctx, u.ID))(t)
 	if us.LogicalBytes != 150 || us.Files != 1 || us.Dirs != 1 || us.Versions != 2 {
 		t.Fatalf("usage = %+v", us)
@@ -1784,16 +1784,16 @@ func testLockFencing(t *testing.T, s meta.Store) {
 
 func testXattrs(t *testing.T, s meta.Store) {
 	u, other := newUser(t, s), newUser(t, s)
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: meta.KindFile, Mode: 0o644}))(t)
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	if v, found, err := s.GetXattr(ctx, u.ID, f.ID, "user.a"); err != nil || found || v != nil {
 		t.Fatalf("get of a missing attribute: %q %v %v", v, found, err)
 	}
-	wantKind(t, "replace a missing attribute", s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("1"), meta.XattrReplace), dfms.NotExist)
-	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("1"), meta.XattrCreate))
-	wantKind(t, "create an existing attribute", s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("2"), meta.XattrCreate), dfms.Exist)
-	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("2"), meta.XattrReplace))
-	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.empty", nil, meta.XattrAny))
-	ok(t, s.SetXattr(ctx, u.ID, f.ID, "trusted.b", []byte{0, 1, 2}, meta.XattrAny))
+	wantKind(t, "replace a missing attribute", s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("1"), dfms.XattrReplace), dfms.NotExist)
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("1"), dfms.XattrCreate))
+	wantKind(t, "create an existing attribute", s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("2"), dfms.XattrCreate), dfms.Exist)
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("2"), dfms.XattrReplace))
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.empty", nil, dfms.XattrAny))
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "trusted.b", []byte{0, 1, 2}, dfms.XattrAny))
 	if v, found, err := s.GetXattr(ctx, u.ID, f.ID, "user.a"); err != nil || !found || string(v) != "2" {
 		t.Fatalf("get: %q %v %v", v, found, err)
 	}
@@ -1803,12 +1803,12 @@ func testXattrs(t *testing.T, s meta.Store) {
 	if names := must(s.ListXattrs(ctx, u.ID, f.ID))(t); !slices.Equal(names, []string{"trusted.b", "user.a", "user.empty"}) {
 		t.Fatalf("list: %q", names)
 	}
-	wantKind(t, "too long a value", s.SetXattr(ctx, u.ID, f.ID, "user.big", make([]byte, meta.MaxXattrValue+1), meta.XattrAny), dfms.TooLarge)
-	wantKind(t, "an empty name", s.SetXattr(ctx, u.ID, f.ID, "", nil, meta.XattrAny), dfms.Invalid)
+	wantKind(t, "too long a value", s.SetXattr(ctx, u.ID, f.ID, "user.big", make([]byte, dfms.MaxXattrValue+1), dfms.XattrAny), dfms.TooLarge)
+	wantKind(t, "an empty name", s.SetXattr(ctx, u.ID, f.ID, "", nil, dfms.XattrAny), dfms.Invalid)
 	// Another user sees no entry.
 	_, _, err := s.GetXattr(ctx, other.ID, f.ID, "user.a")
 	wantKind(t, "another user's get", err, dfms.NotExist)
-	wantKind(t, "another user's set", s.SetXattr(ctx, other.ID, f.ID, "user.a", nil, meta.XattrAny), dfms.NotExist)
+	wantKind(t, "another user's set", s.SetXattr(ctx, other.ID, f.ID, "user.a", nil, dfms.XattrAny), dfms.NotExist)
 	ok(t, s.RemoveXattr(ctx, u.ID, f.ID, "user.a"))
 	wantKind(t, "remove a missing attribute", s.RemoveXattr(ctx, u.ID, f.ID, "user.a"), dfms.NotExist)
 	// Purging the entry takes its attributes.
@@ -1836,7 +1836,7 @@ func testDirTimes(t *testing.T, s meta.Store) {
 			must(s.SetAttr(ctx, u.ID, id, meta.SetAttr{MTime: &past}))(t)
 		}
 	}
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: meta.KindFile, Mode: 0o644}))(t)
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	changed("create", d.ID)
 	_, _, err := s.Rename(ctx, u.ID, f.ID, d2.ID, "g", false)
 	ok(t, err)
@@ -1854,12 +1854,12 @@ func testLazyDurability(t *testing.T, s meta.Store) {
 	if !meta.LazyDurability(lazy) || meta.LazyDurability(ctx) {
 		t.Fatal("LazyDurability does not report what the context carries")
 	}
-	d := must(s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d", Kind: meta.KindDir, Mode: 0o755}))(t)
+	d := must(s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d", Kind: dfms.KindDir, Mode: 0o755}))(t)
 	got := must(s.Lookup(ctx, u.ID, u.Root, "d"))(t)
 	if got.ID != d.ID {
 		t.Fatalf("a lazy create is not visible: %+v", got)
 	}
-	_, err := s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d", Kind: meta.KindFile})
+	_, err := s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d", Kind: dfms.KindFile})
 	wantKind(t, "lazy create of a taken name", err, dfms.Exist)
 
 	// Lazy and durable writes at once: each lands once, in its place.
@@ -1869,12 +1869,12 @@ func testLazyDurability(t *testing.T, s meta.Store) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			_, err := s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("lazy%02d", i), Kind: meta.KindFile, Mode: 0o644})
+			_, err := s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("lazy%02d", i), Kind: dfms.KindFile, Mode: 0o644})
 			errs <- err
 		}()
 		go func() {
 			defer wg.Done()
-			_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("sync%02d", i), Kind: meta.KindFile, Mode: 0o644})
+			_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("sync%02d", i), Kind: dfms.KindFile, Mode: 0o644})
 			errs <- err
 		}()
 	}
@@ -1911,7 +1911,7 @@ func testReservedIDs(t *testing.T, s meta.Store) {
 	}
 	// Entries made the ordinary way never take a reserved id.
 	for i := range 3 {
-		e := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("plain%d", i), Kind: meta.KindFile}))(t)
+		e := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("plain%d", i), Kind: dfms.KindFile}))(t)
 		if seen[e.ID] {
 			t.Fatalf("CreateEntry picked reserved id %d", e.ID)
 		}
@@ -1922,12 +1922,12 @@ func testReservedIDs(t *testing.T, s meta.Store) {
 		last = ch[len(ch)-1].Seq
 	}
 	res := must(s.CreateEntries(mine, []meta.Entry{
-		{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "a", Kind: meta.KindFile, Mode: 0o640, UID: 7, GID: 8, MTime: time.Unix(1e9, 0)},
-		{ID: ids[1], Owner: u.ID, Parent: d.ID, Name: "plain0", Kind: meta.KindFile}, // taken
-		{ID: ids[2], Owner: u.ID, Parent: ids[0], Name: "x", Kind: meta.KindFile},    // parent is a file
-		{ID: more[0], Owner: u.ID, Parent: 1 << 40, Name: "y", Kind: meta.KindFile},  // no such parent
-		{ID: more[1], Owner: u.ID, Parent: d.ID, Name: "bad/name", Kind: meta.KindFile},
-		{Owner: u.ID, Parent: d.ID, Name: "noid", Kind: meta.KindFile},
+		{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "a", Kind: dfms.KindFile, Mode: 0o640, UID: 7, GID: 8, MTime: time.Unix(1e9, 0)},
+		{ID: ids[1], Owner: u.ID, Parent: d.ID, Name: "plain0", Kind: dfms.KindFile},
+		{ID: ids[2], Owner: u.ID, Parent: ids[0], Name: "x", Kind: dfms.KindFile},
+		{ID: more[0], Owner: u.ID, Parent: 1 << 40, Name: "y", Kind: dfms.KindFile},
+		{ID: more[1], Owner: u.ID, Parent: d.ID, Name: "bad/name", Kind: dfms.KindFile},
+		{Owner: u.ID, Parent: d.ID, Name: "noid", Kind: dfms.KindFile},
 	}))(t)
 	if len(res) != 6 {
 		t.Fatalf("%d results for 6 entries", len(res))
@@ -1952,14 +1952,14 @@ func testReservedIDs(t *testing.T, s meta.Store) {
 	// The create is in the change feed with its origin, and the
 	// directory's times moved.
 	ch := must(s.Changes(ctx, u.ID, last, 100))(t)
-	if len(ch) != 1 || ch[0].Entry != ids[0] || ch[0].Op != meta.OpCreate || ch[0].Parent != d.ID || ch[0].Origin != "mount-9" {
+	if len(ch) != 1 || ch[0].Entry != ids[0] || ch[0].Op != dfms.ChangeCreate || ch[0].Parent != d.ID || ch[0].Origin != "mount-9" {
 		t.Fatalf("changes = %+v", ch)
 	}
 	if got := must(s.GetEntry(ctx, u.ID, d.ID))(t); !got.MTime.After(d.MTime) && !got.MTime.Equal(d.MTime) {
 		t.Fatalf("directory mtime went back: %v < %v", got.MTime, d.MTime)
 	}
 	// A reserved id already used is not taken twice.
-	res = must(s.CreateEntries(ctx, []meta.Entry{{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "again", Kind: meta.KindFile}}))(t)
+	res = must(s.CreateEntries(ctx, []meta.Entry{{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "again", Kind: dfms.KindFile}}))(t)
 	if res[0].Err == nil {
 		t.Fatal("a used id was taken again")
 	}
@@ -1979,11 +1979,11 @@ func testTrashEntries(t *testing.T, s meta.Store) {
 	d := mkdir(t, s, u.ID, u.Root, "d")
 	sub := mkdir(t, s, u.ID, d.ID, "sub")
 	f, _ := commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("te", 3)))
-	g := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: sub.ID, Name: "g", Kind: meta.KindFile}))(t)
-	ok(t, s.Trash(ctx, u.ID, must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "gone", Kind: meta.KindFile}))(t).ID))
+	g := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: sub.ID, Name: "g", Kind: dfms.KindFile}))(t)
+	ok(t, s.Trash(ctx, u.ID, must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "gone", Kind: dfms.KindFile}))(t).ID))
 	gone := trashOf(t, s, u.ID)[0]
 	other := newUser(t, s)
-	theirs := must(s.CreateEntry(ctx, meta.Entry{Owner: other.ID, Parent: other.Root, Name: "t", Kind: meta.KindFile}))(t)
+	theirs := must(s.CreateEntry(ctx, meta.Entry{Owner: other.ID, Parent: other.Root, Name: "t", Kind: dfms.KindFile}))(t)
 
 	at := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
 	var items []meta.TrashItem
@@ -2395,16 +2395,16 @@ func must3[A, B any](a A, b B, err error) func(t *testing.T) (A, B) {
 // from when it is set until it is removed or its entry purged.
 func testQuotaXattrs(t *testing.T, s meta.Store) {
 	u := must(s.CreateUser(ctx, meta.User{Email: "xattr-quota@example.com", QuotaBytes: 100, Active: true}))(t)
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: meta.KindFile, Mode: 0o644}))(t)
-	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", make([]byte, 40), meta.XattrAny))
+	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", make([]byte, 40), dfms.XattrAny))
 	wantCharges(t, "one attribute", s, u.ID, 46, 0)
-	wantKind(t, "an attribute past the quota", s.SetXattr(ctx, u.ID, f.ID, "user.b", make([]byte, 60), meta.XattrAny), dfms.Quota)
+	wantKind(t, "an attribute past the quota", s.SetXattr(ctx, u.ID, f.ID, "user.b", make([]byte, 60), dfms.XattrAny), dfms.Quota)
 	if _, found, _ := s.GetXattr(ctx, u.ID, f.ID, "user.b"); found {
 		t.Fatal("the refused attribute was set")
 	}
-	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", make([]byte, 10), meta.XattrReplace))
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", make([]byte, 10), dfms.XattrReplace))
 	wantCharges(t, "a smaller value", s, u.ID, 16, 0)
-	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.b", make([]byte, 60), meta.XattrAny))
+	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.b", make([]byte, 60), dfms.XattrAny))
 	wantCharges(t, "two attributes", s, u.ID, 82, 0)
 	ok(t, s.RemoveXattr(ctx, u.ID, f.ID, "user.a"))
 	wantCharges(t, "one removed", s, u.ID, 66, 0)
@@ -2489,13 +2489,13 @@ func testTimesOutOfRange(t *testing.T, s meta.Store) {
 		wantKind(t, "SetAttr of "+bad.String(), err, dfms.Invalid)
 		_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: dfms.Manifest{}, MTime: bad})
 		wantKind(t, "a commit at "+bad.String(), err, dfms.Invalid)
-		_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d" + bad.Format("2006"), Kind: meta.KindDir, Mode: 0o755, MTime: bad})
+		_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d" + bad.Format("2006"), Kind: dfms.KindDir, Mode: 0o755, MTime: bad})
 		wantKind(t, "a create at "+bad.String(), err, dfms.Invalid)
 	}
 	if got := must(s.GetEntry(ctx, u.ID, e.ID))(t); got.Version != 1 || got.MTime.Year() < 2000 {
 		t.Fatalf("after refused changes the file is %+v", got)
 	}
-	edge := meta.MaxTime
+	edge := dfms.MaxTime
 	got, err := s.SetAttr(ctx, u.ID, e.ID, meta.SetAttr{MTime: &edge})
 	ok(t, err)
 	if !got.MTime.Equal(edge) {

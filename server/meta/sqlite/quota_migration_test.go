@@ -16,11 +16,11 @@ import (
 func TestQuotaMigrationCountsExistingBytes(t *testing.T) {
 	ctx := context.Background()
 	s, u := openWithUser(t)
-	f, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: meta.KindFile, Mode: 0o644})
+	f, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile, Mode: 0o644})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetXattr(ctx, u.ID, f.ID, "user.é", make([]byte, 40), meta.XattrAny); err != nil { // 7-byte name
+	if err := s.SetXattr(ctx, u.ID, f.ID, "user.é", make([]byte, 40), dfms.XattrAny); err != nil { // 7-byte name
 		t.Fatal(err)
 	}
 	part := dfms.ChunkRef{Hash: dfms.Sum([]byte("part")), Size: 25}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/server/meta/metatest"
 	"github.com/dfms/dfms/server/meta/sqlite"
@@ -77,7 +78,7 @@ func TestLazyDurabilityRestoresFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := s.CreateEntry(meta.WithLazyDurability(ctx), meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: meta.KindFile})
+	e, err := s.CreateEntry(meta.WithLazyDurability(ctx), meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestSearchIndexFollowsEntries(t *testing.T) {
 	}
 	var batch []meta.Entry
 	for i, n := range names {
-		batch = append(batch, meta.Entry{ID: ids[i], Owner: u.ID, Parent: u.Root, Name: n, Kind: meta.KindFile})
+		batch = append(batch, meta.Entry{ID: ids[i], Owner: u.ID, Parent: u.Root, Name: n, Kind: dfms.KindFile})
 	}
 	res, err := s.CreateEntries(ctx, batch)
 	if err != nil || res[0].Err != nil || res[3].Err == nil {

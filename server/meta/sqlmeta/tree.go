@@ -72,7 +72,7 @@ func (t *tx) liveEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID, 
 // liveDir reads a live directory.
 func (t *tx) liveDir(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lock bool) (meta.Entry, error) {
 	e, err := t.liveEntry(ctx, owner, id, lock)
-	if err == nil && e.Kind != meta.KindDir {
+	if err == nil && e.Kind != dfms.KindDir {
 		return e, dfms.E("", dfms.NotDir, fmt.Errorf("entry %d is a %s", id, e.Kind))
 	}
 	return e, err
@@ -168,7 +168,7 @@ func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e meta.Entry) (meta.En
 		}
 		return e, err
 	}
-	if err := t.journal(ctx, e.Owner, id, e.Parent, meta.OpCreate, 0); err != nil {
+	if err := t.journal(ctx, e.Owner, id, e.Parent, dfms.ChangeCreate, 0); err != nil {
 		return e, err
 	}
 	if e.CTime.IsZero() {
@@ -324,10 +324,10 @@ func checkNewEntry(op dfms.Op, e *meta.Entry) error {
 		return dfms.E(op, dfms.Invalid, err)
 	}
 	switch e.Kind {
-	case meta.KindDir, meta.KindFile:
+	case dfms.KindDir, dfms.KindFile:
 		e.Target = ""
 		e.Size = 0
-	case meta.KindSymlink:
+	case dfms.KindSymlink:
 		if e.Target == "" || strings.IndexByte(e.Target, 0) >= 0 || len(e.Target) > 4095 {
 			return dfms.Errorf(op, dfms.Invalid, "symlink target must be 1..4095 bytes without NUL")
 		}
@@ -342,8 +342,8 @@ func checkNewEntry(op dfms.Op, e *meta.Entry) error {
 // time means now.
 func checkTimes(op dfms.Op, ts ...time.Time) error {
 	for _, t := range ts {
-		if !t.IsZero() && !meta.ValidTime(t) {
-			return dfms.E(op, dfms.Invalid, fmt.Errorf("time %v is outside %v..%v", t, meta.MinTime, meta.MaxTime))
+		if !t.IsZero() && !dfms.ValidTime(t) {
+			return dfms.E(op, dfms.Invalid, fmt.Errorf("time %v is outside %v..%v", t, dfms.MinTime, dfms.MaxTime))
 		}
 	}
 	return nil
@@ -457,7 +457,7 @@ func (s *Store) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID,
 			e.Mode, e.UID, e.GID, ns(e.MTime), ns(t.now), id); err != nil {
 			return err
 		}
-		if err := t.journal(ctx, owner, id, e.Parent, meta.OpAttr, 0); err != nil {
+		if err := t.journal(ctx, owner, id, e.Parent, dfms.ChangeAttr, 0); err != nil {
 			return err
 		}
 		out, err = t.entry(ctx, owner, id, false)
@@ -502,7 +502,7 @@ func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfm
 		if _, err := t.liveDir(ctx, owner, newParent, true); err != nil {
 			return err
 		}
-		if e.Kind == meta.KindDir {
+		if e.Kind == dfms.KindDir {
 			cycle, err := t.isAncestor(ctx, id, newParent)
 			if err != nil {
 				return err
@@ -524,11 +524,11 @@ func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfm
 				return dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", newName))
 			}
 			switch {
-			case old.Kind == meta.KindDir && e.Kind != meta.KindDir:
+			case old.Kind == dfms.KindDir && e.Kind != dfms.KindDir:
 				return dfms.E(op, dfms.IsDir, fmt.Errorf("%q is a directory", newName))
-			case old.Kind != meta.KindDir && e.Kind == meta.KindDir:
+			case old.Kind != dfms.KindDir && e.Kind == dfms.KindDir:
 				return dfms.E(op, dfms.NotDir, fmt.Errorf("%q is not a directory", newName))
-			case old.Kind == meta.KindDir:
+			case old.Kind == dfms.KindDir:
 				busy, err := t.hasLiveChildren(ctx, old.ID)
 				if err != nil {
 					return err
@@ -537,7 +537,7 @@ func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfm
 					return dfms.E(op, dfms.NotEmpty, fmt.Errorf("%q is not empty", newName))
 				}
 			}
-			if old.Kind == meta.KindFile && e.Kind == meta.KindFile && old.Version > 0 {
+			if old.Kind == dfms.KindFile && e.Kind == dfms.KindFile && old.Version > 0 {
 				// An editor's save (write a temporary file, rename it
 				// over): the file takes over the history of the one it
 				// replaces, which goes to the trash.
@@ -553,7 +553,7 @@ func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfm
 			newParent, newName, ns(t.now), id); err != nil {
 			return err
 		}
-		if err := t.journal(ctx, owner, id, newParent, meta.OpRename, 0); err != nil {
+		if err := t.journal(ctx, owner, id, newParent, dfms.ChangeRename, 0); err != nil {
 			return err
 		}
 		if err := t.dirChanged(ctx, newParent, e.Parent); err != nil {
@@ -561,7 +561,7 @@ func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfm
 		}
 		// The old parent changed too; tell its watchers.
 		if e.Parent != newParent {
-			if err := t.journal(ctx, owner, id, e.Parent, meta.OpRename, 0); err != nil {
+			if err := t.journal(ctx, owner, id, e.Parent, dfms.ChangeRename, 0); err != nil {
 				return err
 			}
 		}
@@ -635,7 +635,7 @@ func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e meta.En
 	if err := t.trash(ctx, owner, old, time.Time{}); err != nil {
 		return err
 	}
-	return t.journal(ctx, owner, e.ID, old.Parent, meta.OpVersion, curID)
+	return t.journal(ctx, owner, e.ID, old.Parent, dfms.ChangeVersion, curID)
 }
 
 // trash moves e and its live subtree to the trash, with e as trash root.
@@ -645,7 +645,7 @@ func (t *tx) trash(ctx context.Context, owner dfms.UserID, e meta.Entry, at time
 		when = t.now
 	}
 	var err error
-	if e.Kind == meta.KindDir {
+	if e.Kind == dfms.KindDir {
 		_, err = t.exec(ctx, `WITH RECURSIVE sub(id) AS (
 			SELECT id FROM entries WHERE id = ?
 			UNION ALL
@@ -666,7 +666,7 @@ func (t *tx) trash(ctx context.Context, owner dfms.UserID, e meta.Entry, at time
 	if err != nil {
 		return err
 	}
-	return t.journal(ctx, owner, e.ID, e.Parent, meta.OpTrash, 0)
+	return t.journal(ctx, owner, e.ID, e.Parent, dfms.ChangeTrash, 0)
 }
 
 // Trash implements meta.Store.
@@ -735,7 +735,7 @@ func (s *Store) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID)
 		if _, err := t.exec(ctx, `UPDATE entries SET deleted_at = NULL, trash_root = NULL WHERE trash_root = ? AND owner_id = ?`, id, owner); err != nil {
 			return err
 		}
-		if err := t.journal(ctx, owner, id, e.Parent, meta.OpRestore, 0); err != nil {
+		if err := t.journal(ctx, owner, id, e.Parent, dfms.ChangeRestore, 0); err != nil {
 			return err
 		}
 		if err := t.dirChanged(ctx, e.Parent); err != nil {
@@ -862,7 +862,7 @@ func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (
 		if _, err := t.exec(ctx, `UPDATE users SET used_bytes = used_bytes - ? WHERE id = ?`, st.Bytes, owner); err != nil {
 			return err
 		}
-		return t.journal(ctx, owner, id, e.Parent, meta.OpPurge, 0)
+		return t.journal(ctx, owner, id, e.Parent, dfms.ChangePurge, 0)
 	})
 	return st, err
 }

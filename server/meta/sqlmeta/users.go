@@ -62,7 +62,7 @@ func (s *Store) CreateUser(ctx context.Context, u meta.User) (meta.User, error) 
 		}
 		var root int64
 		err = t.queryRow(ctx, `INSERT INTO entries (owner_id, parent_id, name, kind, mode, mtime_ns, ctime_ns)
-			VALUES (?, NULL, '', ?, ?, ?, ?) RETURNING id`, id, meta.KindDir, 0o755, ns(t.now), ns(t.now)).Scan(&root)
+			VALUES (?, NULL, '', ?, ?, ?, ?) RETURNING id`, id, dfms.KindDir, 0o755, ns(t.now), ns(t.now)).Scan(&root)
 		if err != nil {
 			return err
 		}
@@ -172,7 +172,7 @@ func (s *Store) Usage(ctx context.Context, owner dfms.UserID) (meta.Usage, error
 		err = t.queryRow(ctx, `SELECT
 				COALESCE(SUM(CASE WHEN kind = ? THEN 1 ELSE 0 END), 0),
 				COALESCE(SUM(CASE WHEN kind = ? AND parent_id IS NOT NULL THEN 1 ELSE 0 END), 0)
-			FROM entries WHERE owner_id = ? AND deleted_at IS NULL`, meta.KindFile, meta.KindDir, owner).Scan(&u.Files, &u.Dirs)
+			FROM entries WHERE owner_id = ? AND deleted_at IS NULL`, dfms.KindFile, dfms.KindDir, owner).Scan(&u.Files, &u.Dirs)
 		if err != nil {
 			return err
 		}

@@ -431,16 +431,16 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 				mode = 0o644
 			}
 			e, err = t.insertEntry(ctx, op, meta.Entry{Owner: req.Owner, Parent: req.Parent, Name: req.Name,
-				Kind: meta.KindFile, Mode: mode, UID: req.UID, GID: req.GID, MIME: req.MIME})
+				Kind: dfms.KindFile, Mode: mode, UID: req.UID, GID: req.GID, MIME: req.MIME})
 			if err != nil {
 				return e, meta.Version{}, err
 			}
 		}
 	}
 	switch e.Kind {
-	case meta.KindDir:
+	case dfms.KindDir:
 		return e, meta.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("%q is a directory", e.Name))
-	case meta.KindSymlink:
+	case dfms.KindSymlink:
 		return e, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("%q is a symlink", e.Name))
 	}
 	if req.RequireBase && e.VersionID != req.Base {
@@ -480,7 +480,7 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 	if err := q.addUsed(ctx, t, size); err != nil {
 		return e, v, err
 	}
-	if err := t.journal(ctx, req.Owner, e.ID, e.Parent, meta.OpVersion, v.ID); err != nil {
+	if err := t.journal(ctx, req.Owner, e.ID, e.Parent, dfms.ChangeVersion, v.ID); err != nil {
 		return e, v, err
 	}
 	// The entry as just updated (as stored: times to the nanosecond),
@@ -635,6 +635,6 @@ func (s *Store) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 		if _, err := t.exec(ctx, `UPDATE users SET used_bytes = used_bytes - ? WHERE id = ?`, size, owner); err != nil {
 			return err
 		}
-		return t.journal(ctx, owner, id, e.Parent, meta.OpVersion, -vid)
+		return t.journal(ctx, owner, id, e.Parent, dfms.ChangeVersion, -vid)
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/server/meta"
 )
 
 // GetXattr implements meta.Store.
@@ -58,13 +57,13 @@ func (s *Store) ListXattrs(ctx context.Context, owner dfms.UserID, id dfms.Entry
 }
 
 // SetXattr implements meta.Store.
-func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string, value []byte, mode meta.XattrMode) error {
+func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error {
 	const op dfms.Op = "meta.SetXattr"
-	if name == "" || len(name) > meta.MaxXattrName {
-		return dfms.E(op, dfms.Invalid, fmt.Errorf("attribute names have 1..%d bytes", meta.MaxXattrName))
+	if name == "" || len(name) > dfms.MaxXattrName {
+		return dfms.E(op, dfms.Invalid, fmt.Errorf("attribute names have 1..%d bytes", dfms.MaxXattrName))
 	}
-	if len(value) > meta.MaxXattrValue {
-		return dfms.E(op, dfms.TooLarge, fmt.Errorf("attribute values have at most %d bytes", meta.MaxXattrValue))
+	if len(value) > dfms.MaxXattrValue {
+		return dfms.E(op, dfms.TooLarge, fmt.Errorf("attribute values have at most %d bytes", dfms.MaxXattrValue))
 	}
 	if value == nil {
 		value = []byte{}
@@ -87,9 +86,9 @@ func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 			return err
 		}
 		switch {
-		case exists && mode == meta.XattrCreate:
+		case exists && mode == dfms.XattrCreate:
 			return dfms.E(op, dfms.Exist, fmt.Errorf("attribute %q exists", name))
-		case !exists && mode == meta.XattrReplace:
+		case !exists && mode == dfms.XattrReplace:
 			return dfms.E(op, dfms.NotExist, fmt.Errorf("no attribute %q", name))
 		}
 		if err := q.admit(op, size-old, fmt.Sprintf("attribute %q", name)); err != nil {
@@ -104,8 +103,8 @@ func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 			if err := t.queryRow(ctx, `SELECT COUNT(*) FROM xattrs WHERE entry_id = ?`, id).Scan(&total); err != nil {
 				return err
 			}
-			if total >= meta.MaxXattrs {
-				return dfms.E(op, dfms.TooLarge, fmt.Errorf("at most %d attributes per entry", meta.MaxXattrs))
+			if total >= dfms.MaxXattrs {
+				return dfms.E(op, dfms.TooLarge, fmt.Errorf("at most %d attributes per entry", dfms.MaxXattrs))
 			}
 			if _, err := t.exec(ctx, `INSERT INTO xattrs (entry_id, name, value, size) VALUES (?, ?, ?, ?)`, id, name, value, size); err != nil {
 				return err
@@ -117,7 +116,7 @@ func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 		if _, err := t.exec(ctx, `UPDATE entries SET ctime_ns = ? WHERE id = ?`, ns(t.now), id); err != nil {
 			return err
 		}
-		return t.journal(ctx, owner, id, e.Parent, meta.OpAttr, 0)
+		return t.journal(ctx, owner, id, e.Parent, dfms.ChangeAttr, 0)
 	})
 }
 
@@ -150,6 +149,6 @@ func (s *Store) RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.Entr
 		if _, err := t.exec(ctx, `UPDATE entries SET ctime_ns = ? WHERE id = ?`, ns(t.now), id); err != nil {
 			return err
 		}
-		return t.journal(ctx, owner, id, e.Parent, meta.OpAttr, 0)
+		return t.journal(ctx, owner, id, e.Parent, dfms.ChangeAttr, 0)
 	})
 }
