@@ -15,6 +15,7 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs"
 	"github.com/dfms/dfms/fusefs/fusetest"
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/placement/store"
 	"github.com/dfms/dfms/server/files"
@@ -85,7 +86,7 @@ func mountRawWB(t testing.TB, writeBack bool, opts ...func(*fusefs.Options)) (*e
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(logWriter{t}, nil))
-	fsys, err := vfs.New(ctx, vfs.NewLocal(svc, u.ID), vfs.Options{CacheDir: filepath.Join(data, "cache"), Log: log, WriteBack: writeBack})
+	fsys, err := vfs.New(ctx, local.New(svc, u.ID), vfs.Options{CacheDir: filepath.Join(data, "cache"), Log: log, WriteBack: writeBack})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dfms/dfms/fusefs"
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/server"
 )
@@ -194,7 +195,7 @@ func runUp(ctx context.Context, o upOptions, dir string, getenv func(string) str
 			ln.Close()
 		}
 	}()
-	fsys, err := vfs.New(ctx, vfs.NewLocal(srv.Files(), u.ID), vfs.Options{CacheDir: cacheDir, Log: log, WriteBack: !o.syncClose})
+	fsys, err := vfs.New(ctx, local.New(srv.Files(), u.ID), vfs.Options{CacheDir: cacheDir, Log: log, WriteBack: !o.syncClose})
 	if err != nil {
 		return err
 	}

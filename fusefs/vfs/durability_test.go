@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/server/meta"
 )
@@ -92,7 +93,7 @@ func ptr[T any](v T) *T { return &v }
 
 // newSyncCounted is newLocalParams with the barriers counted; it returns
 // the store as the file layer sees it, and the user.
-func newSyncCounted(t *testing.T) (*vfs.Local, *syncCounter, meta.Store, meta.User) {
+func newSyncCounted(t *testing.T) (*local.Backend, *syncCounter, meta.Store, meta.User) {
 	t.Helper()
 	var sc *syncCounter
 	l, svc := newLocalMeta(t, smallChunks, func(m meta.Store) meta.Store {

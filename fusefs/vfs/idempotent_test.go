@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 )
 
@@ -14,7 +15,7 @@ import (
 // with an error, as when the server's answer is lost: a connection cut
 // after the commit, or a crash of the mount right after it.
 type lostReplies struct {
-	*vfs.Local
+	*local.Backend
 	lose atomic.Int32 // commits still to answer with an error once made
 }
 
@@ -23,7 +24,7 @@ func (l *lostReplies) lost() bool { return l.lose.Add(-1) >= 0 }
 var errLost = dfms.Errorf("test", dfms.Unavailable, "the answer was lost")
 
 func (l *lostReplies) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
-	e, err := l.Local.CommitManifest(ctx, c)
+	e, err := l.Backend.CommitManifest(ctx, c)
 	if err == nil && l.lost() {
 		return vfs.Entry{}, errLost
 	}
@@ -31,7 +32,7 @@ func (l *lostReplies) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Ent
 }
 
 func (l *lostReplies) CommitManifestStoring(ctx context.Context, c vfs.Commit, cs []dfms.ChunkData) (vfs.Entry, int, error) {
-	e, n, err := l.Local.CommitManifestStoring(ctx, c, cs)
+	e, n, err := l.Backend.CommitManifestStoring(ctx, c, cs)
 	if err == nil && l.lost() {
 		return vfs.Entry{}, n, errLost
 	}
@@ -39,7 +40,7 @@ func (l *lostReplies) CommitManifestStoring(ctx context.Context, c vfs.Commit, c
 }
 
 func (l *lostReplies) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
-	res, err := l.Local.CommitManifests(ctx, cs)
+	res, err := l.Backend.CommitManifests(ctx, cs)
 	if err == nil && l.lost() {
 		return nil, errLost
 	}
@@ -74,7 +75,7 @@ func rootNames(t *testing.T, fsys *vfs.FS) []string {
 // makes one version, not two.
 func TestCommitRetryAfterLostAnswer(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &lostReplies{Local: l}
+	b := &lostReplies{Backend: l}
 	fsys, _ := newFS(t, b)
 	a := create(t, fsys, "f", "first")
 	h, err := fsys.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
@@ -104,7 +105,7 @@ func TestCommitRetryAfterLostAnswer(t *testing.T) {
 // commits it again nor keeps it as a conflict copy.
 func TestRecoveryFindsCommitMade(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &lostReplies{Local: l}
+	b := &lostReplies{Backend: l}
 	cache := t.TempDir()
 	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
 	if err != nil {
@@ -143,7 +144,7 @@ func TestRecoveryFindsCommitMade(t *testing.T) {
 // lost is retried without duplicates.
 func TestWriteBackRetryAfterLostAnswer(t *testing.T) {
 	l, _ := newLocalParams(t, smallChunks)
-	b := &lostReplies{Local: l}
+	b := &lostReplies{Backend: l}
 	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: t.TempDir(), WriteBack: true})
 	if err != nil {
 		t.Fatal(err)

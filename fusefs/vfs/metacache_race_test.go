@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/server/meta"
 )
@@ -17,7 +18,7 @@ import (
 // whose GetAttr of one entry can be held after it read the entry (a
 // stat in flight).
 type gated struct {
-	*vfs.Local
+	*local.Backend
 	feed    chan struct{}
 	holdID  atomic.Int64
 	held    chan struct{}
@@ -30,11 +31,11 @@ func (g *gated) Changes(ctx context.Context, cursor int64, wait time.Duration) (
 	case <-ctx.Done():
 		return nil, cursor, ctx.Err()
 	}
-	return g.Local.Changes(ctx, cursor, wait)
+	return g.Backend.Changes(ctx, cursor, wait)
 }
 
 func (g *gated) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
-	e, err := g.Local.GetAttr(ctx, id)
+	e, err := g.Backend.GetAttr(ctx, id)
 	if id != 0 && int64(id) == g.holdID.Load() {
 		g.holdID.Store(0)
 		close(g.held)
@@ -47,7 +48,7 @@ func (g *gated) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error)
 // by another client.
 func newGated(t *testing.T) (*gated, *vfs.FS, func(parent dfms.EntryID, name string)) {
 	l, svc := newLocalParams(t, smallChunks)
-	g := &gated{Local: l, feed: make(chan struct{}), held: make(chan struct{}), release: make(chan struct{})}
+	g := &gated{Backend: l, feed: make(chan struct{}), held: make(chan struct{}), release: make(chan struct{})}
 	fsys := watched(t, g)
 	u, err := svc.Meta().GetUserByEmail(ctx, "w@example.com")
 	if err != nil {

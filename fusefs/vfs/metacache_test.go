@@ -10,29 +10,30 @@ import (
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/server/files"
 )
 
 // countingReads counts the entry reads that reach the backend.
 type countingReads struct {
-	*vfs.Local
+	*local.Backend
 	reads, manifests atomic.Int64
 }
 
 func (c *countingReads) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
 	c.reads.Add(1)
-	return c.Local.GetAttr(ctx, id)
+	return c.Backend.GetAttr(ctx, id)
 }
 
 func (c *countingReads) Lookup(ctx context.Context, parent dfms.EntryID, name string) (vfs.Entry, error) {
 	c.reads.Add(1)
-	return c.Local.Lookup(ctx, parent, name)
+	return c.Backend.Lookup(ctx, parent, name)
 }
 
 func (c *countingReads) Manifest(ctx context.Context, id dfms.EntryID, number int64) (vfs.VersionInfo, dfms.Manifest, error) {
 	c.manifests.Add(1)
-	return c.Local.Manifest(ctx, id, number)
+	return c.Backend.Manifest(ctx, id, number)
 }
 
 // watched returns an FS over b that follows the change feed, as a mount
@@ -63,7 +64,7 @@ func watched(t *testing.T, b vfs.Backend) *vfs.FS {
 // opens costs no backend read, and its own changes show at once.
 func TestMetaCacheServesOwnEntries(t *testing.T) {
 	l, _ := newLocalParams(t, smallChunks)
-	b := &countingReads{Local: l}
+	b := &countingReads{Backend: l}
 	fsys := watched(t, b)
 	var inos []vfs.Ino
 	for i := range 20 {
@@ -214,7 +215,7 @@ func localOwner(t *testing.T, svc *files.Service) dfms.UserID {
 // Batched write-back commits leave the committed entries in the cache.
 func TestMetaCacheKeepsBatchCommits(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &countingReads{Local: l}
+	b := &countingReads{Backend: l}
 	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: t.TempDir(), WriteBack: true})
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +284,7 @@ func TestMetaCacheKeepsBatchCommits(t *testing.T) {
 // copy expires), and a server outage then would fail every path walk.
 func TestMetaCacheWarmsTheRoot(t *testing.T) {
 	l, _ := newLocalParams(t, smallChunks)
-	b := &countingReads{Local: l}
+	b := &countingReads{Backend: l}
 	fsys, _ := newFS(t, b)
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/server/files"
 )
@@ -210,7 +211,7 @@ func TestOpenAfterCommitKeepsPages(t *testing.T) {
 
 // heldFeed holds the change feed's answers until held is closed.
 type heldFeed struct {
-	*vfs.Local
+	*local.Backend
 	held chan struct{}
 }
 
@@ -220,7 +221,7 @@ func (h *heldFeed) Changes(ctx context.Context, cursor int64, wait time.Duration
 	case <-ctx.Done():
 		return nil, cursor, ctx.Err()
 	}
-	return h.Local.Changes(ctx, cursor, wait)
+	return h.Backend.Changes(ctx, cursor, wait)
 }
 
 // TestOpenAfterOwnCommitsReportedKeepsPages: the same after the change
@@ -229,7 +230,7 @@ func (h *heldFeed) Changes(ctx context.Context, cursor int64, wait time.Duration
 // of the version committed since.
 func TestOpenAfterOwnCommitsReportedKeepsPages(t *testing.T) {
 	l, svc := newLocalParams(t, chunking.Params{})
-	b := &heldFeed{Local: l, held: make(chan struct{})}
+	b := &heldFeed{Backend: l, held: make(chan struct{})}
 	fsys := newWriteBackFS(t, b, t.TempDir())
 	defer fsys.Close(ctx)
 	seen := make(chan struct{}, 1)

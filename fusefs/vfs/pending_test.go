@@ -12,29 +12,30 @@ import (
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 )
 
 // countingCreates counts the namespace calls that deferred creates save.
 type countingCreates struct {
-	*vfs.Local
+	*local.Backend
 	creates, batches, created, setattrs atomic.Int64
 }
 
 func (c *countingCreates) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
 	c.creates.Add(1)
-	return c.Local.CreateFile(ctx, parent, name, mode, uid, gid)
+	return c.Backend.CreateFile(ctx, parent, name, mode, uid, gid)
 }
 
 func (c *countingCreates) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.CommitResult, error) {
 	c.batches.Add(1)
 	c.created.Add(int64(len(es)))
-	return c.Local.CreateFiles(ctx, es)
+	return c.Backend.CreateFiles(ctx, es)
 }
 
 func (c *countingCreates) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
 	c.setattrs.Add(1)
-	return c.Local.SetAttr(ctx, id, a)
+	return c.Backend.SetAttr(ctx, id, a)
 }
 
 // Files created, written, chmod'ed and closed as tar does reach the server
@@ -42,7 +43,7 @@ func (c *countingCreates) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.Se
 // them meanwhile as they will be.
 func TestPendingCreatesBatched(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &countingCreates{Local: l}
+	b := &countingCreates{Backend: l}
 	fsys := newWriteBackFS(t, b, t.TempDir())
 	defer fsys.Close(ctx)
 	const n = 200
@@ -96,7 +97,7 @@ func TestPendingCreatesBatched(t *testing.T) {
 	}
 	for i, ino := range inos {
 		name := fmt.Sprintf("f%03d", i)
-		e, err := b.Local.Lookup(ctx, dfms.EntryID(fsys.Root()), name)
+		e, err := b.Backend.Lookup(ctx, dfms.EntryID(fsys.Root()), name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,12 +124,12 @@ func createOpen(t *testing.T, fsys *vfs.FS, dir vfs.Ino, name string) (vfs.Attr,
 
 // A pending name is taken, for this mount, as any other name.
 func TestPendingNamesAreTaken(t *testing.T) {
-	b := &countingCreates{Local: newLocal(t)}
+	b := &countingCreates{Backend: newLocal(t)}
 	fsys, _ := newFS(t, b)
 	defer fsys.Close(ctx)
 	a, h := createOpen(t, fsys, fsys.Root(), "p")
 	defer h.Release(ctx)
-	if _, err := b.Local.Lookup(ctx, dfms.EntryID(fsys.Root()), "p"); !dfms.Is(err, dfms.NotExist) {
+	if _, err := b.Backend.Lookup(ctx, dfms.EntryID(fsys.Root()), "p"); !dfms.Is(err, dfms.NotExist) {
 		t.Fatalf("the backend knows the file before its commit: %v", err)
 	}
 	_, _, err := fsys.Create(ctx, fsys.Root(), "p", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{})
@@ -175,7 +176,7 @@ func TestPendingNamesAreTaken(t *testing.T) {
 // Everything that needs the backend to know a pending file creates it
 // first: rename, unlink, xattrs, rmdir of its directory.
 func TestPendingNamespaceOps(t *testing.T) {
-	b := &countingCreates{Local: newLocal(t)}
+	b := &countingCreates{Backend: newLocal(t)}
 	fsys, _ := newFS(t, b)
 	defer fsys.Close(ctx)
 	root := fsys.Root()
@@ -197,13 +198,13 @@ func TestPendingNamespaceOps(t *testing.T) {
 	if _, err := fsys.Lookup(ctx, root, "renamed-from"); !dfms.Is(err, dfms.NotExist) {
 		t.Fatalf("old name after rename: %v", err)
 	}
-	if _, err := b.Local.GetAttr(ctx, dfms.EntryID(a.Ino)); !dfms.Is(err, dfms.NotExist) {
+	if _, err := b.Backend.GetAttr(ctx, dfms.EntryID(a.Ino)); !dfms.Is(err, dfms.NotExist) {
 		t.Fatalf("a rename to a free name reached the backend: %v", err)
 	}
 	if err := fsys.Rename(ctx, root, "renamed-to", sub.Ino, "moved", 0); err != nil {
 		t.Fatal(err)
 	}
-	if e, err := b.Local.Lookup(ctx, dfms.EntryID(sub.Ino), "moved"); err != nil || vfs.Ino(e.ID) != a.Ino || e.Mode != 0o640 {
+	if e, err := b.Backend.Lookup(ctx, dfms.EntryID(sub.Ino), "moved"); err != nil || vfs.Ino(e.ID) != a.Ino || e.Mode != 0o640 {
 		t.Fatalf("pending file moved to another directory, in the backend: %+v, %v", e, err)
 	}
 	h.Release(ctx)
@@ -214,7 +215,7 @@ func TestPendingNamespaceOps(t *testing.T) {
 	if err := fsys.Rename(ctx, root, "new", root, "old", 0); err != nil {
 		t.Fatal(err)
 	}
-	if e, err := b.Local.Lookup(ctx, rootID, "old"); err != nil || vfs.Ino(e.ID) != o.Ino || e.Version != 2 { // the old one's, then its own (empty)
+	if e, err := b.Backend.Lookup(ctx, rootID, "old"); err != nil || vfs.Ino(e.ID) != o.Ino || e.Version != 2 { // the old one's, then its own (empty)
 		t.Fatalf("file renamed over a committed one: %+v, %v", e, err)
 	}
 	h.Release(ctx)
@@ -229,7 +230,7 @@ func TestPendingNamespaceOps(t *testing.T) {
 	if err := fsys.Sync(ctx); err != nil { // unlinks are deferred too
 		t.Fatal(err)
 	}
-	if _, err := b.Local.Lookup(ctx, rootID, "unlinked"); !dfms.Is(err, dfms.NotExist) {
+	if _, err := b.Backend.Lookup(ctx, rootID, "unlinked"); !dfms.Is(err, dfms.NotExist) {
 		t.Fatalf("backend lookup after unlink: %v", err)
 	}
 	h.Release(ctx)
@@ -437,26 +438,26 @@ func TestPendingExclusiveRace(t *testing.T) {
 
 // countingTrash counts the batches of deferred unlinks.
 type countingTrash struct {
-	*vfs.Local
+	*local.Backend
 	batches, trashed, unlinks atomic.Int64
 }
 
 func (c *countingTrash) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.Time) ([]error, error) {
 	c.batches.Add(1)
 	c.trashed.Add(int64(len(ids)))
-	return c.Local.TrashFiles(ctx, ids, at)
+	return c.Backend.TrashFiles(ctx, ids, at)
 }
 
 func (c *countingTrash) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
 	c.unlinks.Add(1)
-	return c.Local.Unlink(ctx, parent, name)
+	return c.Backend.Unlink(ctx, parent, name)
 }
 
 // Unlinks are answered at once and made on the server in batches, in
 // order with what follows them.
 func TestDeferredUnlinks(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &countingTrash{Local: l}
+	b := &countingTrash{Backend: l}
 	fsys := newWriteBackFS(t, b, t.TempDir())
 	defer fsys.Close(ctx)
 	root := fsys.Root()
@@ -613,7 +614,7 @@ func TestUnlinkedNameTakenAgain(t *testing.T) {
 // lets it go, and fails later batches while fail is set; each batch
 // reports on started.
 type steppedTrash struct {
-	*vfs.Local
+	*local.Backend
 	calls   atomic.Int64
 	fail    atomic.Bool
 	started chan struct{}
@@ -631,7 +632,7 @@ func (s *steppedTrash) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []
 	} else if s.fail.Load() {
 		return nil, dfms.Errorf("test", dfms.Unavailable, "the server is down")
 	}
-	return s.Local.TrashFiles(ctx, ids, at)
+	return s.Backend.TrashFiles(ctx, ids, at)
 }
 
 // A crash while unlinks keep coming: the next mount makes the removals
@@ -639,7 +640,7 @@ func (s *steppedTrash) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []
 // from the trash since stays restored).
 func TestDeferredUnlinkRecoveryReplaysOnlyUnmade(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &steppedTrash{Local: l, started: make(chan struct{}, 4), proceed: make(chan struct{})}
+	b := &steppedTrash{Backend: l, started: make(chan struct{}, 4), proceed: make(chan struct{})}
 	cache := t.TempDir()
 	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
 	if err != nil {

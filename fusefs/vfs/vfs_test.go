@@ -14,15 +14,16 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 )
 
 var ctx = context.Background()
 
 // newLocal returns a Local backend on SQLite and a disk chunk store.
-func newLocal(t *testing.T) *vfs.Local { return newLocalB(t) }
+func newLocal(t *testing.T) *local.Backend { return newLocalB(t) }
 
-func newLocalB(t testing.TB) *vfs.Local {
+func newLocalB(t testing.TB) *local.Backend {
 	l, _ := newLocalParams(t, chunking.Params{}) // the default parameters
 	return l
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/placement/store"
 	"github.com/dfms/dfms/server/files"
@@ -20,13 +21,13 @@ import (
 
 // newLocalParams is newLocal with small chunks, so that small files span
 // many of them.
-func newLocalParams(t testing.TB, p chunking.Params) (*vfs.Local, *files.Service) {
+func newLocalParams(t testing.TB, p chunking.Params) (*local.Backend, *files.Service) {
 	return newLocalMeta(t, p, nil)
 }
 
 // newLocalMeta is newLocalParams with the metadata store wrapped by wrap
 // (if not nil), as the file layer sees it.
-func newLocalMeta(t testing.TB, p chunking.Params, wrap func(meta.Store) meta.Store) (*vfs.Local, *files.Service) {
+func newLocalMeta(t testing.TB, p chunking.Params, wrap func(meta.Store) meta.Store) (*local.Backend, *files.Service) {
 	t.Helper()
 	d := t.TempDir()
 	var m meta.Store
@@ -51,20 +52,20 @@ func newLocalMeta(t testing.TB, p chunking.Params, wrap func(meta.Store) meta.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	return vfs.NewLocal(svc, u.ID), svc
+	return local.New(svc, u.ID), svc
 }
 
 var smallChunks = chunking.Params{Algorithm: chunking.Gear, Min: 256, Avg: 1024, Max: 4096}
 
 // storedContent reads the current version straight from the server.
-func storedContent(t *testing.T, svc *files.Service, b *vfs.Local, ino vfs.Ino) []byte {
+func storedContent(t *testing.T, svc *files.Service, b *local.Backend, ino vfs.Ino) []byte {
 	t.Helper()
 	return versionContent(t, svc, b, ino, 0)
 }
 
 // versionContent reads version number of ino (0: the current one)
 // straight from the server.
-func versionContent(t *testing.T, svc *files.Service, b *vfs.Local, ino vfs.Ino, number int64) []byte {
+func versionContent(t *testing.T, svc *files.Service, b *local.Backend, ino vfs.Ino, number int64) []byte {
 	t.Helper()
 	var id int64 // the current version's
 	if number > 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 )
 
@@ -25,14 +26,14 @@ func newWriteBackFS(t *testing.T, b vfs.Backend, cache string) *vfs.FS {
 
 // countingBatcher counts the batched commits of the in-process backend.
 type countingBatcher struct {
-	*vfs.Local
+	*local.Backend
 	batches, commits atomic.Int64
 }
 
 func (c *countingBatcher) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
 	c.batches.Add(1)
 	c.commits.Add(int64(len(cs)))
-	return c.Local.CommitManifests(ctx, cs)
+	return c.Backend.CommitManifests(ctx, cs)
 }
 
 // Closed files are committed in the background: before that the mount
@@ -40,7 +41,7 @@ func (c *countingBatcher) CommitManifests(ctx context.Context, cs []vfs.Commit) 
 // version each.
 func TestWriteBackCommitsClosedFiles(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &countingBatcher{Local: l}
+	b := &countingBatcher{Backend: l}
 	fsys := newWriteBackFS(t, b, t.TempDir())
 	defer fsys.Close(ctx)
 	const n = 300
@@ -136,7 +137,7 @@ func TestWriteBackVersionPerClose(t *testing.T) {
 
 // failingBatch fails commits, batched or not, while fail is set.
 type failingBatch struct {
-	*vfs.Local
+	*local.Backend
 	fail atomic.Bool
 }
 
@@ -144,28 +145,28 @@ func (f *failingBatch) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.En
 	if f.fail.Load() {
 		return vfs.Entry{}, dfms.Errorf("test", dfms.Unavailable, "the server is down")
 	}
-	return f.Local.CommitManifest(ctx, c)
+	return f.Backend.CommitManifest(ctx, c)
 }
 
 func (f *failingBatch) CommitManifestStoring(ctx context.Context, c vfs.Commit, cs []dfms.ChunkData) (vfs.Entry, int, error) {
 	if f.fail.Load() {
 		return vfs.Entry{}, 0, dfms.Errorf("test", dfms.Unavailable, "the server is down")
 	}
-	return f.Local.CommitManifestStoring(ctx, c, cs)
+	return f.Backend.CommitManifestStoring(ctx, c, cs)
 }
 
 func (f *failingBatch) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
 	if f.fail.Load() {
 		return nil, dfms.Errorf("test", dfms.Unavailable, "the server is down")
 	}
-	return f.Local.CommitManifests(ctx, cs)
+	return f.Backend.CommitManifests(ctx, cs)
 }
 
 // A background commit that fails is retried until it succeeds; Sync
 // reports the files it could not commit; Close commits what is left.
 func TestWriteBackRetries(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &failingBatch{Local: l}
+	b := &failingBatch{Backend: l}
 	b.fail.Store(true)
 	fsys := newWriteBackFS(t, b, t.TempDir())
 	var attrs []vfs.Attr
@@ -207,7 +208,7 @@ func TestWriteBackRetries(t *testing.T) {
 // error; its name stays free.
 func TestWriteBackUnlinkedBeforeCommit(t *testing.T) {
 	b, _ := newLocalParams(t, smallChunks)
-	blocked := &failingBatch{Local: b}
+	blocked := &failingBatch{Backend: b}
 	blocked.fail.Store(true) // keep it queued
 	fsys := newWriteBackFS(t, blocked, t.TempDir())
 	defer fsys.Close(ctx)
@@ -231,7 +232,7 @@ func TestWriteBackUnlinkedBeforeCommit(t *testing.T) {
 // the next mount of the cache directory.
 func TestWriteBackCrash(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &failingBatch{Local: l}
+	b := &failingBatch{Backend: l}
 	b.fail.Store(true) // nothing gets committed before the crash
 	cache := t.TempDir()
 	fsys := newWriteBackFS(t, b, cache)
@@ -253,7 +254,7 @@ func TestWriteBackCrash(t *testing.T) {
 // gatedBatcher holds every batched commit until gate is closed, and
 // reports on started when one is waiting.
 type gatedBatcher struct {
-	*vfs.Local
+	*local.Backend
 	started chan struct{}
 	gate    chan struct{}
 }
@@ -264,14 +265,14 @@ func (g *gatedBatcher) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]
 	default:
 	}
 	<-g.gate
-	return g.Local.CommitManifests(ctx, cs)
+	return g.Backend.CommitManifests(ctx, cs)
 }
 
 // stat of files whose write-back commit is under way answers at once,
 // with what was written, instead of waiting for the commit.
 func TestWriteBackStatDuringCommit(t *testing.T) {
 	l, _ := newLocalParams(t, smallChunks)
-	b := &gatedBatcher{Local: l, started: make(chan struct{}, 1), gate: make(chan struct{})}
+	b := &gatedBatcher{Backend: l, started: make(chan struct{}, 1), gate: make(chan struct{})}
 	fsys := newWriteBackFS(t, b, t.TempDir())
 	defer fsys.Close(ctx)
 	var attrs []vfs.Attr
@@ -317,7 +318,7 @@ func TestWriteBackStatDuringCommit(t *testing.T) {
 // one value on proceed, or for open to be closed (then commits pass).
 // Commits made in a call of the test (its context) are not held.
 type steppedCommits struct {
-	*vfs.Local
+	*local.Backend
 	started chan struct{}
 	proceed chan struct{}
 	open    chan struct{}
@@ -340,12 +341,12 @@ func (s *steppedCommits) step(c context.Context) {
 
 func (s *steppedCommits) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
 	s.step(ctx)
-	return s.Local.CommitManifest(ctx, c)
+	return s.Backend.CommitManifest(ctx, c)
 }
 
 func (s *steppedCommits) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
 	s.step(ctx)
-	return s.Local.CommitManifests(ctx, cs)
+	return s.Backend.CommitManifests(ctx, cs)
 }
 
 // A file reopened, written and closed while the batch that took it is
@@ -353,7 +354,7 @@ func (s *steppedCommits) CommitManifests(ctx context.Context, cs []vfs.Commit) (
 // happening (no open, fsync, sync or unmount).
 func TestWriteBackCloseDuringItsBatch(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &steppedCommits{Local: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
+	b := &steppedCommits{Backend: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
 	fsys := newWriteBackFS(t, b, t.TempDir())
 	defer fsys.Close(ctx)
 	letGo := sync.OnceFunc(func() { close(b.open) })
@@ -481,7 +482,7 @@ func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
 // not wait for the next one.
 func TestWriteBackCloseCommittedUnderIdleWriter(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &steppedCommits{Local: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
+	b := &steppedCommits{Backend: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
 	fsys := newWriteBackFS(t, b, t.TempDir())
 	defer fsys.Close(ctx)
 	letGo := sync.OnceFunc(func() { close(b.open) })

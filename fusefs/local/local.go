@@ -1,4 +1,7 @@
-package vfs
+// Package local is the in-process backend of the mount: the server's file
+// layer used directly, as `dfms up` runs the server and the mount in one
+// process.
+package local
 
 import (
 	"context"
@@ -10,11 +13,12 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
+	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 )
 
-// Local is the in-process Backend: the server's file layer, used directly
+// Backend is the in-process vfs.Backend: the server's file layer, used directly
 // by `dfms up`, which runs the server and the mount in one process.
 //
 // Its namespace changes (create, mkdir, symlink, unlink, rmdir, rename,
@@ -22,7 +26,7 @@ import (
 // file system makes them: atomic and in order at once, durable with the
 // next version commit or Sync (fsync(2) of any file or directory of the
 // mount). Version commits are durable when they return.
-type Local struct {
+type Backend struct {
 	files  *files.Service
 	owner  dfms.UserID
 	origin string // stamped on every change it makes
@@ -32,26 +36,26 @@ type Local struct {
 }
 
 var (
-	_ Backend       = (*Local)(nil)
-	_ CommitBatcher = (*Local)(nil)
-	_ Syncer        = (*Local)(nil)
-	_ Originator    = (*Local)(nil)
-	_ FileCreator   = (*Local)(nil)
-	_ Trasher       = (*Local)(nil)
+	_ vfs.Backend       = (*Backend)(nil)
+	_ vfs.CommitBatcher = (*Backend)(nil)
+	_ vfs.Syncer        = (*Backend)(nil)
+	_ vfs.Originator    = (*Backend)(nil)
+	_ vfs.FileCreator   = (*Backend)(nil)
+	_ vfs.Trasher       = (*Backend)(nil)
 )
 
-// Origin implements Originator.
-func (l *Local) Origin() string { return l.origin }
+// Origin implements vfs.Originator.
+func (l *Backend) Origin() string { return l.origin }
 
 // lazyCtx marks a namespace change; done counts it once made.
-func (l *Local) lazyCtx(ctx context.Context) context.Context {
+func (l *Backend) lazyCtx(ctx context.Context) context.Context {
 	return meta.WithLazyDurability(l.ctx(ctx))
 }
 
 // ctx names the changes made with it as this backend's.
-func (l *Local) ctx(ctx context.Context) context.Context { return meta.WithOrigin(ctx, l.origin) }
+func (l *Backend) ctx(ctx context.Context) context.Context { return meta.WithOrigin(ctx, l.origin) }
 
-func (l *Local) done(err error) error {
+func (l *Backend) done(err error) error {
 	if err == nil {
 		l.lazy.Add(1)
 	}
@@ -59,7 +63,7 @@ func (l *Local) done(err error) error {
 }
 
 // madeDurable records that the lazy writes counted up to n are durable.
-func (l *Local) madeDurable(n int64) {
+func (l *Backend) madeDurable(n int64) {
 	for {
 		d := l.durable.Load()
 		if n <= d || l.durable.CompareAndSwap(d, n) {
@@ -68,9 +72,9 @@ func (l *Local) madeDurable(n int64) {
 	}
 }
 
-// Sync implements Syncer: it makes the namespace changes made so far
+// Sync implements vfs.Syncer: it makes the namespace changes made so far
 // durable, unless a durable commit since has done so.
-func (l *Local) Sync(ctx context.Context) error {
+func (l *Backend) Sync(ctx context.Context) error {
 	n := l.lazy.Load()
 	if n <= l.durable.Load() {
 		return nil
@@ -82,13 +86,13 @@ func (l *Local) Sync(ctx context.Context) error {
 	return nil
 }
 
-// NewLocal returns a Backend over svc that acts as owner.
-func NewLocal(svc *files.Service, owner dfms.UserID) *Local {
-	return &Local{files: svc, owner: owner, origin: NewOrigin()}
+// New returns a vfs.Backend over svc that acts as owner.
+func New(svc *files.Service, owner dfms.UserID) *Backend {
+	return &Backend{files: svc, owner: owner, origin: vfs.NewOrigin()}
 }
 
-func entryOf(e meta.Entry) Entry {
-	out := Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
+func entryOf(e meta.Entry) vfs.Entry {
+	out := vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
 		Size: e.Size, MTime: e.MTime, CTime: e.CTime, Target: e.Target, Version: e.VersionID, Live: e.Live()}
 	switch e.Kind {
 	case dfms.KindDir:
@@ -101,84 +105,84 @@ func entryOf(e meta.Entry) Entry {
 	return out
 }
 
-// Root implements Backend.
-func (l *Local) Root(ctx context.Context) (Entry, error) {
+// Root implements vfs.Backend.
+func (l *Backend) Root(ctx context.Context) (vfs.Entry, error) {
 	u, err := l.files.Meta().GetUser(ctx, l.owner)
 	if err != nil {
-		return Entry{}, err
+		return vfs.Entry{}, err
 	}
 	return l.GetAttr(ctx, u.Root)
 }
 
-// Lookup implements Backend.
-func (l *Local) Lookup(ctx context.Context, parent dfms.EntryID, name string) (Entry, error) {
+// Lookup implements vfs.Backend.
+func (l *Backend) Lookup(ctx context.Context, parent dfms.EntryID, name string) (vfs.Entry, error) {
 	e, err := l.files.Lookup(ctx, l.owner, parent, name)
 	if err != nil {
-		return Entry{}, err
+		return vfs.Entry{}, err
 	}
 	return entryOf(e), nil
 }
 
-// GetAttr implements Backend.
-func (l *Local) GetAttr(ctx context.Context, id dfms.EntryID) (Entry, error) {
+// GetAttr implements vfs.Backend.
+func (l *Backend) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
 	e, err := l.files.Meta().GetEntry(ctx, l.owner, id)
 	if err != nil {
-		return Entry{}, err
+		return vfs.Entry{}, err
 	}
 	return entryOf(e), nil
 }
 
-// ReadDir implements Backend.
-func (l *Local) ReadDir(ctx context.Context, dir dfms.EntryID) ([]Entry, error) {
+// ReadDir implements vfs.Backend.
+func (l *Backend) ReadDir(ctx context.Context, dir dfms.EntryID) ([]vfs.Entry, error) {
 	es, err := l.files.List(ctx, l.owner, dir, meta.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Entry, len(es))
+	out := make([]vfs.Entry, len(es))
 	for i, e := range es {
 		out[i] = entryOf(e)
 	}
 	return out, nil
 }
 
-func (l *Local) create(ctx context.Context, e meta.Entry) (Entry, error) {
+func (l *Backend) create(ctx context.Context, e meta.Entry) (vfs.Entry, error) {
 	e.Owner = l.owner
 	out, err := l.files.Meta().CreateEntry(l.lazyCtx(ctx), e)
 	if l.done(err) != nil {
-		return Entry{}, err
+		return vfs.Entry{}, err
 	}
 	return entryOf(out), nil
 }
 
-// Mkdir implements Backend.
-func (l *Local) Mkdir(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (Entry, error) {
+// Mkdir implements vfs.Backend.
+func (l *Backend) Mkdir(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
 	return l.create(ctx, meta.Entry{Parent: parent, Name: name, Kind: dfms.KindDir, Mode: mode & 0o7777, UID: uid, GID: gid})
 }
 
-// Symlink implements Backend.
-func (l *Local) Symlink(ctx context.Context, parent dfms.EntryID, name, target string, uid, gid uint32) (Entry, error) {
+// Symlink implements vfs.Backend.
+func (l *Backend) Symlink(ctx context.Context, parent dfms.EntryID, name, target string, uid, gid uint32) (vfs.Entry, error) {
 	return l.create(ctx, meta.Entry{Parent: parent, Name: name, Kind: dfms.KindSymlink, Mode: 0o777, UID: uid, GID: gid, Target: target})
 }
 
-// Readlink implements Backend.
-func (l *Local) Readlink(ctx context.Context, id dfms.EntryID) (string, error) {
+// Readlink implements vfs.Backend.
+func (l *Backend) Readlink(ctx context.Context, id dfms.EntryID) (string, error) {
 	return l.files.Readlink(ctx, l.owner, id)
 }
 
-// CreateFile implements Backend.
-func (l *Local) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (Entry, error) {
+// CreateFile implements vfs.Backend.
+func (l *Backend) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
 	return l.create(ctx, meta.Entry{Parent: parent, Name: name, Kind: dfms.KindFile, Mode: mode & 0o7777, UID: uid, GID: gid,
 		MIME: mime.TypeByExtension(path.Ext(name))})
 }
 
-// ReserveIDs implements FileCreator. The reservation is durable when it
+// ReserveIDs implements vfs.FileCreator. The reservation is durable when it
 // returns: an id a journal names is never handed to another entry.
-func (l *Local) ReserveIDs(ctx context.Context, n int) ([]dfms.EntryID, error) {
+func (l *Backend) ReserveIDs(ctx context.Context, n int) ([]dfms.EntryID, error) {
 	return l.files.Meta().ReserveEntryIDs(l.ctx(ctx), n)
 }
 
-// CreateFiles implements FileCreator: one metadata transaction.
-func (l *Local) CreateFiles(ctx context.Context, es []Entry) ([]CommitResult, error) {
+// CreateFiles implements vfs.FileCreator: one metadata transaction.
+func (l *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.CommitResult, error) {
 	in := make([]meta.Entry, len(es))
 	for i, e := range es {
 		in[i] = meta.Entry{ID: e.ID, Owner: l.owner, Parent: e.Parent, Name: e.Name, Kind: dfms.KindFile, Mode: e.Mode & 0o7777,
@@ -188,9 +192,9 @@ func (l *Local) CreateFiles(ctx context.Context, es []Entry) ([]CommitResult, er
 	if l.done(err) != nil {
 		return nil, err
 	}
-	out := make([]CommitResult, len(res))
+	out := make([]vfs.CommitResult, len(res))
 	for i, r := range res {
-		out[i] = CommitResult{Err: r.Err}
+		out[i] = vfs.CommitResult{Err: r.Err}
 		if r.Err == nil {
 			out[i].Entry = entryOf(r.Entry)
 		}
@@ -200,10 +204,10 @@ func (l *Local) CreateFiles(ctx context.Context, es []Entry) ([]CommitResult, er
 
 // VerifiesChunks reports that ReadChunk verifies what it returns
 // (files.ReadChunk does), so the mount does not hash chunks again.
-func (l *Local) VerifiesChunks() bool { return true }
+func (l *Backend) VerifiesChunks() bool { return true }
 
-// Manifest implements Backend.
-func (l *Local) Manifest(ctx context.Context, id dfms.EntryID, version int64) (VersionInfo, dfms.Manifest, error) {
+// Manifest implements vfs.Backend.
+func (l *Backend) Manifest(ctx context.Context, id dfms.EntryID, version int64) (vfs.VersionInfo, dfms.Manifest, error) {
 	var v meta.Version
 	var err error
 	if version == 0 {
@@ -212,70 +216,70 @@ func (l *Local) Manifest(ctx context.Context, id dfms.EntryID, version int64) (V
 		v, err = l.files.VersionByID(ctx, l.owner, version)
 	}
 	if err != nil {
-		return VersionInfo{}, dfms.Manifest{}, err
+		return vfs.VersionInfo{}, dfms.Manifest{}, err
 	}
 	var m dfms.Manifest
 	if v.Manifest != nil {
 		m = *v.Manifest
 	}
-	return VersionInfo{ID: v.ID, Number: max(v.Number, 0), Size: m.Size(), Time: v.CreatedAt}, m, nil
+	return vfs.VersionInfo{ID: v.ID, Number: max(v.Number, 0), Size: m.Size(), Time: v.CreatedAt}, m, nil
 }
 
-// ReadChunk implements Backend. The file layer reads and verifies it.
-func (l *Local) ReadChunk(ctx context.Context, _ dfms.EntryID, _ int64, ref dfms.ChunkRef) ([]byte, error) {
+// ReadChunk implements vfs.Backend. The file layer reads and verifies it.
+func (l *Backend) ReadChunk(ctx context.Context, _ dfms.EntryID, _ int64, ref dfms.ChunkRef) ([]byte, error) {
 	return l.files.ReadChunk(ctx, ref, nil)
 }
 
-// Chunking implements Backend.
-func (l *Local) Chunking(context.Context) (chunking.Params, error) {
+// Chunking implements vfs.Backend.
+func (l *Backend) Chunking(context.Context) (chunking.Params, error) {
 	return l.files.Chunking(), nil
 }
 
-// Missing implements Backend.
-func (l *Local) Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, error) {
+// Missing implements vfs.Backend.
+func (l *Backend) Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, error) {
 	return l.files.Meta().UnownedChunks(ctx, l.owner, hs)
 }
 
-// PutChunks implements Backend. The chunks' bytes are durable when it
+// PutChunks implements vfs.Backend. The chunks' bytes are durable when it
 // returns; their rows become durable with the commit that references them
 // (a durable commit syncs every write made before it): until then a crash
 // leaves unrecorded bytes, which the orphan collector removes.
-func (l *Local) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
+func (l *Backend) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
 	_, err := l.files.PutChunks(meta.WithLazyDurability(l.ctx(ctx)), l.owner, cs, true) // hashed by the mount, in this process
 	return err
 }
 
 // commitRequest is the metadata store's request for commit c.
-func (l *Local) commitRequest(c Commit) meta.CommitRequest {
+func (l *Backend) commitRequest(c vfs.Commit) meta.CommitRequest {
 	return meta.CommitRequest{Owner: l.owner, Entry: c.ID, Manifest: c.Manifest, Base: c.Base, RequireBase: c.RequireBase,
 		MTime: c.MTime, CommitID: c.CommitID}
 }
 
-// CommitManifest implements Backend.
-func (l *Local) CommitManifest(ctx context.Context, c Commit) (Entry, error) {
+// CommitManifest implements vfs.Backend.
+func (l *Backend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
 	n := l.lazy.Load()
 	e, _, err := l.files.CommitOwnChunks(l.ctx(ctx), l.commitRequest(c))
 	if err != nil {
-		return Entry{}, err
+		return vfs.Entry{}, err
 	}
 	l.madeDurable(n) // a durable commit: the lazy writes before it are durable too
 	return entryOf(e), nil
 }
 
-// CommitManifestStoring implements ChunkCommitter: the chunks' bytes are
+// CommitManifestStoring implements vfs.ChunkCommitter: the chunks' bytes are
 // written while the commit's metadata work runs (files.CommitOwnChunksStoring).
-func (l *Local) CommitManifestStoring(ctx context.Context, c Commit, cs []dfms.ChunkData) (Entry, int, error) {
+func (l *Backend) CommitManifestStoring(ctx context.Context, c vfs.Commit, cs []dfms.ChunkData) (vfs.Entry, int, error) {
 	n := l.lazy.Load()
 	e, _, stored, err := l.files.CommitOwnChunksStoring(l.ctx(ctx), l.commitRequest(c), cs)
 	if err != nil {
-		return Entry{}, stored, err
+		return vfs.Entry{}, stored, err
 	}
 	l.madeDurable(n)
 	return entryOf(e), stored, nil
 }
 
-// CommitManifests implements CommitBatcher: one metadata transaction.
-func (l *Local) CommitManifests(ctx context.Context, cs []Commit) ([]CommitResult, error) {
+// CommitManifests implements vfs.CommitBatcher: one metadata transaction.
+func (l *Backend) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
 	reqs := make([]meta.CommitRequest, len(cs))
 	for i, c := range cs {
 		reqs[i] = l.commitRequest(c)
@@ -289,48 +293,48 @@ func (l *Local) CommitManifests(ctx context.Context, cs []Commit) ([]CommitResul
 	if slices.ContainsFunc(res, func(r meta.CommitResult) bool { return r.Err == nil }) {
 		l.madeDurable(n)
 	}
-	out := make([]CommitResult, len(res))
+	out := make([]vfs.CommitResult, len(res))
 	for i, r := range res {
-		out[i] = CommitResult{Entry: entryOf(r.Entry), Err: r.Err}
+		out[i] = vfs.CommitResult{Entry: entryOf(r.Entry), Err: r.Err}
 	}
 	return out, nil
 }
 
-// Versions implements Backend.
-func (l *Local) Versions(ctx context.Context, id dfms.EntryID) ([]VersionInfo, error) {
+// Versions implements vfs.Backend.
+func (l *Backend) Versions(ctx context.Context, id dfms.EntryID) ([]vfs.VersionInfo, error) {
 	vs, err := l.files.Versions(ctx, l.owner, id)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]VersionInfo, len(vs))
+	out := make([]vfs.VersionInfo, len(vs))
 	for i, v := range vs {
-		out[i] = VersionInfo{ID: v.ID, Number: v.Number, Size: v.Size, Time: v.CreatedAt}
+		out[i] = vfs.VersionInfo{ID: v.ID, Number: v.Number, Size: v.Size, Time: v.CreatedAt}
 	}
 	return out, nil
 }
 
-// SetAttr implements Backend.
-func (l *Local) SetAttr(ctx context.Context, id dfms.EntryID, a SetAttr) (Entry, error) {
+// vfs.SetAttr implements vfs.Backend.
+func (l *Backend) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
 	e, err := l.files.SetAttr(l.lazyCtx(ctx), l.owner, id, meta.SetAttr{Mode: a.Mode, UID: a.UID, GID: a.GID, MTime: a.MTime})
 	if l.done(err) != nil {
-		return Entry{}, err
+		return vfs.Entry{}, err
 	}
 	return entryOf(e), nil
 }
 
-// Rename implements Backend.
-func (l *Local) Rename(ctx context.Context, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) error {
+// Rename implements vfs.Backend.
+func (l *Backend) Rename(ctx context.Context, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) error {
 	_, err := l.files.RenameName(l.lazyCtx(ctx), l.owner, parent, name, newParent, newName, replace)
 	return l.done(err)
 }
 
-// Unlink implements Backend.
-func (l *Local) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
+// Unlink implements vfs.Backend.
+func (l *Backend) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
 	return l.done(l.files.UnlinkName(l.lazyCtx(ctx), l.owner, parent, name))
 }
 
-// TrashFiles implements Trasher: one metadata transaction.
-func (l *Local) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.Time) ([]error, error) {
+// TrashFiles implements vfs.Trasher: one metadata transaction.
+func (l *Backend) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.Time) ([]error, error) {
 	items := make([]meta.TrashItem, len(ids))
 	for i, id := range ids {
 		items[i] = meta.TrashItem{ID: id, At: at[i]}
@@ -339,27 +343,27 @@ func (l *Local) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.Ti
 	return errs, l.done(err)
 }
 
-// Rmdir implements Backend.
-func (l *Local) Rmdir(ctx context.Context, parent dfms.EntryID, name string) error {
+// Rmdir implements vfs.Backend.
+func (l *Backend) Rmdir(ctx context.Context, parent dfms.EntryID, name string) error {
 	return l.done(l.files.RmdirName(l.lazyCtx(ctx), l.owner, parent, name))
 }
 
-// Usage implements Backend.
-func (l *Local) Usage(ctx context.Context) (Usage, error) {
+// vfs.Usage implements vfs.Backend.
+func (l *Backend) Usage(ctx context.Context) (vfs.Usage, error) {
 	u, err := l.files.Meta().GetUser(ctx, l.owner)
 	if err != nil {
-		return Usage{}, err
+		return vfs.Usage{}, err
 	}
-	return Usage{UsedBytes: u.UsedBytes, QuotaBytes: u.QuotaBytes}, nil
+	return vfs.Usage{UsedBytes: u.UsedBytes, QuotaBytes: u.QuotaBytes}, nil
 }
 
-// LatestChange implements ChangeFeed.
-func (l *Local) LatestChange(ctx context.Context) (int64, error) {
+// LatestChange implements vfs.ChangeFeed.
+func (l *Backend) LatestChange(ctx context.Context) (int64, error) {
 	return l.files.Meta().LastChange(ctx, l.owner)
 }
 
-// Changes implements ChangeFeed, polling the journal every 100 ms.
-func (l *Local) Changes(ctx context.Context, cursor int64, wait time.Duration) ([]Change, int64, error) {
+// Changes implements vfs.ChangeFeed, polling the journal every 100 ms.
+func (l *Backend) Changes(ctx context.Context, cursor int64, wait time.Duration) ([]vfs.Change, int64, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		chs, err := l.files.Meta().Changes(ctx, l.owner, cursor, 1000)
@@ -367,9 +371,9 @@ func (l *Local) Changes(ctx context.Context, cursor int64, wait time.Duration) (
 			return nil, cursor, err
 		}
 		if len(chs) > 0 || !time.Now().Before(deadline) {
-			out := make([]Change, len(chs))
+			out := make([]vfs.Change, len(chs))
 			for i, c := range chs {
-				out[i] = Change{Entry: c.Entry, Parent: c.Parent, Op: c.Op, Version: c.Version, Origin: c.Origin}
+				out[i] = vfs.Change{Entry: c.Entry, Parent: c.Parent, Op: c.Op, Version: c.Version, Origin: c.Origin}
 				cursor = c.Seq
 			}
 			return out, cursor, nil
@@ -382,22 +386,22 @@ func (l *Local) Changes(ctx context.Context, cursor int64, wait time.Duration) (
 	}
 }
 
-// GetXattr implements Backend.
-func (l *Local) GetXattr(ctx context.Context, id dfms.EntryID, name string) ([]byte, bool, error) {
+// GetXattr implements vfs.Backend.
+func (l *Backend) GetXattr(ctx context.Context, id dfms.EntryID, name string) ([]byte, bool, error) {
 	return l.files.Meta().GetXattr(ctx, l.owner, id, name)
 }
 
-// ListXattrs implements Backend.
-func (l *Local) ListXattrs(ctx context.Context, id dfms.EntryID) ([]string, error) {
+// ListXattrs implements vfs.Backend.
+func (l *Backend) ListXattrs(ctx context.Context, id dfms.EntryID) ([]string, error) {
 	return l.files.Meta().ListXattrs(ctx, l.owner, id)
 }
 
-// SetXattr implements Backend.
-func (l *Local) SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error {
+// SetXattr implements vfs.Backend.
+func (l *Backend) SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error {
 	return l.done(l.files.Meta().SetXattr(l.lazyCtx(ctx), l.owner, id, name, value, mode))
 }
 
-// RemoveXattr implements Backend.
-func (l *Local) RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error {
+// RemoveXattr implements vfs.Backend.
+func (l *Backend) RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error {
 	return l.done(l.files.Meta().RemoveXattr(l.lazyCtx(ctx), l.owner, id, name))
 }
