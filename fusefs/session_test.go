@@ -11,11 +11,12 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/cmd/dfms/client"
-	"github.com/dfms/dfms/cmd/dfms/client/clienttest"
 	"github.com/dfms/dfms/fusefs"
 	"github.com/dfms/dfms/fusefs/fusetest"
+	"github.com/dfms/dfms/fusefs/remote"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/server/api/client"
+	"github.com/dfms/dfms/server/api/client/clienttest"
 	"github.com/dfms/dfms/server/files"
 )
 
@@ -48,7 +49,7 @@ func mountRemote(t *testing.T, writeBack bool) (string, serverContent) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(logWriter{t}, nil))
-	fsys, err := vfs.New(ctx, client.NewFSBackend(c), vfs.Options{CacheDir: t.TempDir(), CacheSize: 64 << 20, Log: log, WriteBack: writeBack})
+	fsys, err := vfs.New(ctx, remote.New(c), vfs.Options{CacheDir: t.TempDir(), CacheSize: 64 << 20, Log: log, WriteBack: writeBack})
 	if err != nil {
 		t.Fatal(err)
 	}

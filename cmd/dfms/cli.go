@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/cmd/dfms/client"
+	"github.com/dfms/dfms/server/api/client"
 )
 
 // usageError marks errors in how the command was called (exit code 2).

@@ -30,7 +30,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/cmd/dfms/client"
+	"github.com/dfms/dfms/server/api/client"
 )
 
 // defaultServer is used when neither --server, DFMS_SERVER nor a stored

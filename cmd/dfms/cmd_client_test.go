@@ -15,9 +15,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/dfms/dfms/cmd/dfms/client"
-	"github.com/dfms/dfms/cmd/dfms/client/clienttest"
 	"github.com/dfms/dfms/server/api"
+	"github.com/dfms/dfms/server/api/client"
+	"github.com/dfms/dfms/server/api/client/clienttest"
 )
 
 // env points the client commands at temporary config and cache

@@ -17,10 +17,11 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
-	"github.com/dfms/dfms/cmd/dfms/client"
 	"github.com/dfms/dfms/fusefs"
+	"github.com/dfms/dfms/fusefs/remote"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/server"
+	"github.com/dfms/dfms/server/api/client"
 )
 
 // mountOptions are the flags of `dfms mount`.
@@ -130,7 +131,7 @@ func runMount(ctx context.Context, o mountOptions, dir string, logger func(serve
 		sum := sha256.Sum256([]byte(c.BaseURL() + "\x00" + who))
 		cacheDir = filepath.Join(filepath.Dir(base), "mounts", hex.EncodeToString(sum[:8]))
 	}
-	fsys, err := vfs.New(ctx, client.NewFSBackend(c), vfs.Options{CacheDir: cacheDir, CacheSize: int64(cacheSize), Log: log, WriteBack: !o.syncClose})
+	fsys, err := vfs.New(ctx, remote.New(c), vfs.Options{CacheDir: cacheDir, CacheSize: int64(cacheSize), Log: log, WriteBack: !o.syncClose})
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@
 // The layer talks to the server through the narrow [Backend] interface:
 // tree operations by entry id, and content as manifests and chunks.
 // [Local] is the in-process implementation over the server's file layer
-// (server/files), which `dfms up` uses; client.FSBackend (cmd/dfms/client)
+// (server/files), which `dfms up` uses; remote.Backend (cmd/dfms/client)
 // is the one over the REST API, which `dfms mount` uses.
 //
 // # Reads
@@ -146,7 +146,7 @@
 // stopped, drops what changed meanwhile (through another server of a
 // cluster) once it answers; any other answer first (the server is back,
 // the feed not yet) empties the cache instead. Other operations then wait
-// for the server as the backend does (client.FSBackend waits up to
+// for the server as the backend does (remote.Backend waits up to
 // `dfms mount --server-wait`, and repeats only what is safe to repeat).
 //
 // # Durability

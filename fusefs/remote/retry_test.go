@@ -1,4 +1,4 @@
-package client_test
+package remote_test
 
 import (
 	"context"
@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/cmd/dfms/client"
+	"github.com/dfms/dfms/fusefs/remote"
+	"github.com/dfms/dfms/server/api/client"
 )
 
 // A chunk PUT answered 429 is sent again, whole, after Retry-After.
@@ -35,7 +36,7 @@ func TestPutChunkRetryAfter429(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.SetTokens(client.Tokens{Access: "a", Refresh: "r"})
-	b := client.NewFSBackend(c)
+	b := remote.New(c)
 	data := []byte("some chunk bytes")
 	err = b.PutChunks(context.Background(), []dfms.ChunkData{{Hash: dfms.Sum(data), Data: data}})
 	t.Logf("calls %d, last body %d bytes, err %v", calls.Load(), lastLen.Load(), err)

@@ -49,11 +49,11 @@ type UploadStatus struct {
 // name in parent (Root: the root folder).
 func (c *Client) InitMultipart(ctx context.Context, parent dfms.EntryID, name string, size int64, mimeType string) (MultipartUpload, error) {
 	var out MultipartUpload
-	body := map[string]any{"file_name": name, "file_size": size, "folder_id": idParam(parent)}
+	body := map[string]any{"file_name": name, "file_size": size, "folder_id": PathID(parent)}
 	if mimeType != "" {
 		body["mime_type"] = mimeType
 	}
-	err := c.doJSON(ctx, "client.InitMultipart", request{method: http.MethodPost, path: "/api/v1/files/upload/multipart/init", json: body}, &out)
+	err := c.DoJSON(ctx, "client.InitMultipart", Request{Method: http.MethodPost, Path: "/api/v1/files/upload/multipart/init", JSON: body}, &out)
 	return out, err
 }
 
@@ -65,10 +65,10 @@ func (c *Client) UploadPart(ctx context.Context, uploadID string, n int, body io
 	if body == nil {
 		body = bytes.NewReader(nil)
 	}
-	err := c.doJSON(ctx, "client.UploadPart", request{method: http.MethodPut,
-		path:   fmt.Sprintf("/api/v1/files/upload/multipart/%s/part/%d", escape(uploadID), n),
-		header: http.Header{"Content-Type": {"application/octet-stream"}},
-		stream: body, size: size, progress: progress}, &out)
+	err := c.DoJSON(ctx, "client.UploadPart", Request{Method: http.MethodPut,
+		Path:   fmt.Sprintf("/api/v1/files/upload/multipart/%s/part/%d", escape(uploadID), n),
+		Header: http.Header{"Content-Type": {"application/octet-stream"}},
+		Body: body, Size: size, Progress: progress}, &out)
 	return out, err
 }
 
@@ -76,7 +76,7 @@ func (c *Client) UploadPart(ctx context.Context, uploadID string, n int, body io
 // completed or aborted upload has kind NotExist.
 func (c *Client) MultipartStatus(ctx context.Context, uploadID string) (UploadStatus, error) {
 	var out UploadStatus
-	err := c.doJSON(ctx, "client.MultipartStatus", request{method: http.MethodGet, path: "/api/v1/files/upload/multipart/" + escape(uploadID)}, &out)
+	err := c.DoJSON(ctx, "client.MultipartStatus", Request{Method: http.MethodGet, Path: "/api/v1/files/upload/multipart/" + escape(uploadID)}, &out)
 	return out, err
 }
 
@@ -89,14 +89,14 @@ func (c *Client) CompleteMultipart(ctx context.Context, uploadID, mimeType strin
 	if mimeType != "" {
 		body = map[string]string{"mime_type": mimeType}
 	}
-	err := c.doJSON(ctx, "client.CompleteMultipart", request{method: http.MethodPost,
-		path: "/api/v1/files/upload/multipart/" + escape(uploadID) + "/complete", json: body}, &out)
+	err := c.DoJSON(ctx, "client.CompleteMultipart", Request{Method: http.MethodPost,
+		Path: "/api/v1/files/upload/multipart/" + escape(uploadID) + "/complete", JSON: body}, &out)
 	return out.File, err
 }
 
 // AbortMultipart drops an upload and its parts.
 func (c *Client) AbortMultipart(ctx context.Context, uploadID string) error {
-	return c.doJSON(ctx, "client.AbortMultipart", request{method: http.MethodDelete, path: "/api/v1/files/upload/multipart/" + escape(uploadID)}, nil)
+	return c.DoJSON(ctx, "client.AbortMultipart", Request{Method: http.MethodDelete, Path: "/api/v1/files/upload/multipart/" + escape(uploadID)}, nil)
 }
 
 // MultipartOptions tune UploadMultipart.

@@ -38,7 +38,7 @@ func (c *Client) Upload(ctx context.Context, parent dfms.EntryID, name string, b
 	// Percent-encoded, so that any name survives a header; the server
 	// decodes names that contain %.
 	h.Set("X-File-Name", escape(name))
-	h.Set("X-Folder-ID", idParam(parent))
+	h.Set("X-Folder-ID", PathID(parent))
 	ct := o.MIMEType
 	if ct == "" {
 		ct = "application/octet-stream"
@@ -52,8 +52,8 @@ func (c *Client) Upload(ctx context.Context, parent dfms.EntryID, name string, b
 		body, size = strings.NewReader(""), 0
 	}
 	var out Entry
-	err := c.doJSON(ctx, op, request{method: http.MethodPost, path: "/api/v1/files/upload", header: h,
-		stream: body, size: size, progress: o.Progress}, &out)
+	err := c.DoJSON(ctx, op, Request{Method: http.MethodPost, Path: "/api/v1/files/upload", Header: h,
+		Body: body, Size: size, Progress: o.Progress}, &out)
 	return out, err
 }
 
@@ -75,9 +75,9 @@ type Download struct {
 // the server sends the whole file: check Offset.
 func (c *Client) Open(ctx context.Context, id dfms.EntryID, n int64, offset int64, ifRange string) (*Download, error) {
 	const op dfms.Op = "client.Open"
-	p := "/api/v1/files/" + idParam(id) + "/download"
+	p := "/api/v1/files/" + PathID(id) + "/download"
 	if n > 0 {
-		p = fmt.Sprintf("/api/v1/files/%s/versions/%d/download", idParam(id), n)
+		p = fmt.Sprintf("/api/v1/files/%s/versions/%d/download", PathID(id), n)
 	}
 	h := http.Header{}
 	if offset > 0 {
@@ -86,7 +86,7 @@ func (c *Client) Open(ctx context.Context, id dfms.EntryID, n int64, offset int6
 			h.Set("If-Range", ifRange)
 		}
 	}
-	resp, err := c.do(ctx, op, request{method: http.MethodGet, path: p, header: h})
+	resp, err := c.do(ctx, op, Request{Method: http.MethodGet, Path: p, Header: h})
 	if err != nil {
 		return nil, err
 	}

@@ -169,30 +169,30 @@ func (c *Client) SetTokens(t Tokens) {
 	c.tokens = t
 }
 
-// request describes one API call.
-type request struct {
-	method string
-	path   string // under the base URL, e.g. /api/v1/files/3
-	query  url.Values
-	header http.Header
-	// body is either nil, JSON to encode (json), or a stream (stream). A
+// Request describes one API call.
+type Request struct {
+	Method string
+	Path   string // under the base URL, e.g. /api/v1/files/3
+	Query  url.Values
+	Header http.Header
+	// body is either nil, JSON to encode (JSON), or a stream (stream). A
 	// stream can be sent again after a 401 only if it is an io.Seeker.
-	json   any
-	stream io.Reader
-	size   int64 // of stream; -1 unknown
-	// progress, if set, is told how many bytes of stream were sent so far.
-	progress func(sent int64)
-	// anonymous requests carry no token and are never refreshed.
-	anonymous bool
-	// retry marks a request that may be sent again while the server
+	JSON   any
+	Body io.Reader
+	Size   int64 // of stream; -1 unknown
+	// Progress, if set, is told how many bytes of stream were sent so far.
+	Progress func(sent int64)
+	// Anonymous requests carry no token and are never refreshed.
+	Anonymous bool
+	// Retry marks a request that may be sent again while the server
 	// cannot be reached (WithServerWait): one that is safe to repeat, or
 	// one whose caller tells by delivered whether an earlier attempt
 	// may have been made and checks the outcome.
-	retry bool
-	// delivered, if set, is set when an attempt failed after the request
+	Retry bool
+	// Delivered, if set, is set when an attempt failed after the request
 	// may have reached the server: the connection broke after it was
 	// sent, or a proxy answered 502, 503 or 504.
-	delivered *bool
+	Delivered *bool
 }
 
 // do sends r and returns the response of a 2xx status; the caller closes
@@ -200,8 +200,8 @@ type request struct {
 // envelope). One 401 on an authenticated request triggers a refresh and
 // a second attempt. A request marked retry is sent again while the server
 // cannot be reached (retry).
-func (c *Client) do(ctx context.Context, op dfms.Op, r request) (*http.Response, error) {
-	if !r.retry || c.wait <= 0 {
+func (c *Client) do(ctx context.Context, op dfms.Op, r Request) (*http.Response, error) {
+	if !r.Retry || c.wait <= 0 {
 		return c.send(ctx, op, r)
 	}
 	var resp *http.Response
@@ -212,6 +212,24 @@ func (c *Client) do(ctx context.Context, op dfms.Op, r request) (*http.Response,
 	return resp, err
 }
 
+// DoBody sends r and hands the body of a 2xx answer to read. A request
+// marked Retry is sent again, as do sends it, also when read fails with
+// kind dfms.Unavailable (the transfer was cut short).
+func (c *Client) DoBody(ctx context.Context, op dfms.Op, r Request, read func(io.Reader) error) error {
+	attempt := func() error {
+		resp, err := c.send(ctx, op, r)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		return read(resp.Body)
+	}
+	if !r.Retry || c.wait <= 0 {
+		return attempt()
+	}
+	return c.retry(ctx, op, r, attempt)
+}
+
 // retry runs attempt (which sends r) until it succeeds, fails otherwise
 // than by the server being unreachable (kind dfms.Unavailable), or the
 // client's wait is over (counted from when r began, or from when the
@@ -219,10 +237,10 @@ func (c *Client) do(ctx context.Context, op dfms.Op, r request) (*http.Response,
 // whole wait, requests try once until the server answers again): then it
 // fails with kind dfms.Unavailable and says so. Between attempts it waits 50 ms, doubling up to 1 s, and
 // rewinds r's stream; a stream that cannot be rewound is not retried.
-func (c *Client) retry(ctx context.Context, op dfms.Op, r request, attempt func() error) error {
+func (c *Client) retry(ctx context.Context, op dfms.Op, r Request, attempt func() error) error {
 	start := int64(-1)
-	if r.stream != nil {
-		if s, ok := r.stream.(io.Seeker); ok {
+	if r.Body != nil {
+		if s, ok := r.Body.(io.Seeker); ok {
 			if off, err := s.Seek(0, io.SeekCurrent); err == nil {
 				start = off
 			}
@@ -235,11 +253,11 @@ func (c *Client) retry(ctx context.Context, op dfms.Op, r request, attempt func(
 		if err == nil {
 			return nil
 		}
-		if !dfms.Is(err, dfms.Unavailable) || ctx.Err() != nil || (r.stream != nil && start < 0) {
+		if !dfms.Is(err, dfms.Unavailable) || ctx.Err() != nil || (r.Body != nil && start < 0) {
 			return err
 		}
-		if r.delivered != nil && mayHaveArrived(err) {
-			*r.delivered = true
+		if r.Delivered != nil && mayHaveArrived(err) {
+			*r.Delivered = true
 		}
 		// The wait runs from when this request began, or from when the
 		// server was found unreachable if earlier: past the wait, a
@@ -263,7 +281,7 @@ func (c *Client) retry(ctx context.Context, op dfms.Op, r request, attempt func(
 		}
 		backoff = min(2*backoff, time.Second)
 		if start >= 0 {
-			if _, err := r.stream.(io.Seeker).Seek(start, io.SeekStart); err != nil {
+			if _, err := r.Body.(io.Seeker).Seek(start, io.SeekStart); err != nil {
 				return dfms.E(op, dfms.Other, err)
 			}
 		}
@@ -328,21 +346,21 @@ func (c *Client) reachable() {
 }
 
 // send is one attempt of do.
-func (c *Client) send(ctx context.Context, op dfms.Op, r request) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, op dfms.Op, r Request) (*http.Response, error) {
 	var payload []byte
-	if r.json != nil {
+	if r.JSON != nil {
 		var err error
-		if payload, err = json.Marshal(r.json); err != nil {
+		if payload, err = json.Marshal(r.JSON); err != nil {
 			return nil, dfms.E(op, dfms.Invalid, err)
 		}
 	}
 	start := int64(-1) // the stream's offset, if it can be rewound
-	if s, ok := r.stream.(io.Seeker); ok {
+	if s, ok := r.Body.(io.Seeker); ok {
 		if off, err := s.Seek(0, io.SeekCurrent); err == nil {
 			start = off
 		}
 	}
-	if !r.anonymous && r.stream != nil && start < 0 {
+	if !r.Anonymous && r.Body != nil && start < 0 {
 		// A stream that cannot be sent twice goes with a token that will
 		// not expire on the way.
 		if err := c.refreshIfExpiring(ctx, op); err != nil {
@@ -354,35 +372,35 @@ func (c *Client) send(ctx context.Context, op dfms.Op, r request) (*http.Respons
 		switch {
 		case payload != nil:
 			body = bytes.NewReader(payload)
-		case r.stream != nil:
-			body = &countingReader{r: r.stream, fn: r.progress}
+		case r.Body != nil:
+			body = &countingReader{r: r.Body, fn: r.Progress}
 		}
-		req, err := http.NewRequestWithContext(ctx, r.method, c.base+r.path, body)
+		req, err := http.NewRequestWithContext(ctx, r.Method, c.base+r.Path, body)
 		if err != nil {
 			return nil, dfms.E(op, dfms.Invalid, err)
 		}
-		if len(r.query) > 0 {
-			req.URL.RawQuery = r.query.Encode()
+		if len(r.Query) > 0 {
+			req.URL.RawQuery = r.Query.Encode()
 		}
-		for k, vs := range r.header {
+		for k, vs := range r.Header {
 			req.Header[k] = vs
 		}
 		if payload != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
-		if r.stream != nil && r.size >= 0 {
-			req.ContentLength = r.size
-			if r.size == 0 {
+		if r.Body != nil && r.Size >= 0 {
+			req.ContentLength = r.Size
+			if r.Size == 0 {
 				req.Body = http.NoBody
 			}
 		}
 		req.Header.Set("User-Agent", c.agent)
 		req.Header.Set("Accept", "application/json")
-		if o := c.Origin(); o != "" && !r.anonymous {
+		if o := c.Origin(); o != "" && !r.Anonymous {
 			req.Header.Set("X-DFMS-Origin", o)
 		}
 		sentWith := ""
-		if !r.anonymous {
+		if !r.Anonymous {
 			sentWith = c.Tokens().Access
 			if sentWith == "" {
 				return nil, dfms.Errorf(op, dfms.Unauthenticated, "not logged in")
@@ -407,37 +425,37 @@ func (c *Client) send(ctx context.Context, op dfms.Op, r request) (*http.Respons
 			return resp, nil
 		}
 		apiErr := readError(resp)
-		if resp.StatusCode != http.StatusUnauthorized || r.anonymous || attempt > 0 {
-			return nil, apiErr.wrap(op)
+		if resp.StatusCode != http.StatusUnauthorized || r.Anonymous || attempt > 0 {
+			return nil, apiErr.Wrap(op)
 		}
 		if err := c.refresh(ctx, op, sentWith); err != nil {
 			if dfms.Is(err, dfms.Unauthenticated) {
-				return nil, apiErr.wrap(op) // the session is over: report the original 401
+				return nil, apiErr.Wrap(op) // the session is over: report the original 401
 			}
 			return nil, err
 		}
-		if r.stream != nil {
+		if r.Body != nil {
 			if start < 0 {
-				return nil, apiErr.wrap(op)
+				return nil, apiErr.Wrap(op)
 			}
-			if _, err := r.stream.(io.Seeker).Seek(start, io.SeekStart); err != nil {
+			if _, err := r.Body.(io.Seeker).Seek(start, io.SeekStart); err != nil {
 				return nil, dfms.E(op, dfms.Other, err)
 			}
 		}
 	}
 }
 
-// doJSON is do for a JSON answer decoded into out (nil: discarded). An
+// DoJSON is do for a JSON answer decoded into out (nil: discarded). An
 // answer cut short is, like a failure to send, kind dfms.Unavailable, and
 // retried as do retries.
-func (c *Client) doJSON(ctx context.Context, op dfms.Op, r request, out any) error {
-	if !r.retry || c.wait <= 0 {
+func (c *Client) DoJSON(ctx context.Context, op dfms.Op, r Request, out any) error {
+	if !r.Retry || c.wait <= 0 {
 		return c.sendJSON(ctx, op, r, out)
 	}
 	return c.retry(ctx, op, r, func() error { return c.sendJSON(ctx, op, r, out) })
 }
 
-func (c *Client) sendJSON(ctx context.Context, op dfms.Op, r request, out any) error {
+func (c *Client) sendJSON(ctx context.Context, op dfms.Op, r Request, out any) error {
 	resp, err := c.send(ctx, op, r)
 	if err != nil {
 		return err
@@ -454,7 +472,7 @@ func (c *Client) sendJSON(ctx context.Context, op dfms.Op, r request, out any) e
 		if !errors.As(err, &se) && !errors.As(err, &te) && err != io.EOF && ctx.Err() == nil {
 			kind = dfms.Unavailable // the connection broke in the body
 		}
-		return dfms.E(op, kind, fmt.Errorf("decoding the answer to %s %s: %w", r.method, r.path, err))
+		return dfms.E(op, kind, fmt.Errorf("decoding the answer to %s %s: %w", r.Method, r.Path, err))
 	}
 	return nil
 }
@@ -472,8 +490,8 @@ func (c *Client) refresh(ctx context.Context, op dfms.Op, sentWith string) error
 		return dfms.Errorf(op, dfms.Unauthenticated, "no refresh token")
 	}
 	var out Tokens
-	err := c.doJSON(ctx, op, request{method: http.MethodPost, path: "/api/v1/auth/refresh", anonymous: true,
-		json: map[string]string{"refresh_token": cur.Refresh}}, &out)
+	err := c.DoJSON(ctx, op, Request{Method: http.MethodPost, Path: "/api/v1/auth/refresh", Anonymous: true,
+		JSON: map[string]string{"refresh_token": cur.Refresh}}, &out)
 	if err != nil {
 		return err
 	}
@@ -551,9 +569,9 @@ func (e *clientSideError) Unwrap() error { return e.err }
 // escape encodes a path segment.
 func escape(s string) string { return url.PathEscape(s) }
 
-// idParam is the path form of an entry id; 0 (Root) is the caller's root
+// PathID is the path form of an entry id; 0 (Root) is the caller's root
 // folder.
-func idParam(id dfms.EntryID) string {
+func PathID(id dfms.EntryID) string {
 	if id == Root {
 		return "root"
 	}

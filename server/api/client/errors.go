@@ -98,8 +98,9 @@ var codeKinds = map[string]dfms.ErrorKind{
 	"INTERNAL_ERROR":           dfms.Other,
 }
 
-// wrap classifies e for the caller.
-func (e *Error) wrap(op dfms.Op) error { return &dfms.Error{Op: op, Kind: e.Kind(), Err: e} }
+// Wrap classifies e for the caller.
+// Wrap returns e as a dfms error of op, of the kind e maps to.
+func (e *Error) Wrap(op dfms.Op) error { return &dfms.Error{Op: op, Kind: e.Kind(), Err: e} }
 
 // readError decodes an error answer and closes its body.
 func readError(resp *http.Response) *Error {

@@ -69,8 +69,8 @@ func (c *Client) Login(ctx context.Context, email, password string) (User, error
 		User User `json:"user"`
 		Tokens
 	}
-	err := c.doJSON(ctx, op, request{method: http.MethodPost, path: "/api/v1/auth/login", anonymous: true,
-		json: map[string]string{"email": email, "password": password}}, &out)
+	err := c.DoJSON(ctx, op, Request{Method: http.MethodPost, Path: "/api/v1/auth/login", Anonymous: true,
+		JSON: map[string]string{"email": email, "password": password}}, &out)
 	if err != nil {
 		return User{}, err
 	}
@@ -96,8 +96,8 @@ func (c *Client) Logout(ctx context.Context) error {
 	if t.Refresh == "" {
 		return nil
 	}
-	err := c.doJSON(ctx, op, request{method: http.MethodPost, path: "/api/v1/auth/logout", anonymous: true,
-		json: map[string]string{"refresh_token": t.Refresh}}, nil)
+	err := c.DoJSON(ctx, op, Request{Method: http.MethodPost, Path: "/api/v1/auth/logout", Anonymous: true,
+		JSON: map[string]string{"refresh_token": t.Refresh}}, nil)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func (c *Client) Me(ctx context.Context) (User, error) {
 	var out struct {
 		User User `json:"user"`
 	}
-	err := c.doJSON(ctx, "client.Me", request{method: http.MethodGet, path: "/api/v1/auth/me"}, &out)
+	err := c.DoJSON(ctx, "client.Me", Request{Method: http.MethodGet, Path: "/api/v1/auth/me"}, &out)
 	return out.User, err
 }
 
@@ -119,7 +119,7 @@ func (c *Client) Stat(ctx context.Context, id dfms.EntryID) (Entry, error) {
 	var out struct {
 		File Entry `json:"file"`
 	}
-	err := c.doJSON(ctx, "client.Stat", request{method: http.MethodGet, path: "/api/v1/files/" + idParam(id)}, &out)
+	err := c.DoJSON(ctx, "client.Stat", Request{Method: http.MethodGet, Path: "/api/v1/files/" + PathID(id)}, &out)
 	return out.File, err
 }
 
@@ -156,8 +156,8 @@ func (c *Client) listPages(ctx context.Context, op dfms.Op, folder dfms.EntryID,
 			TotalPages int     `json:"total_pages"`
 		}
 		q := url.Values{"page": {strconv.Itoa(page)}, "page_size": {strconv.Itoa(pageSize)}, "sort": {"name"}}
-		err := c.doJSON(ctx, op, request{method: http.MethodGet,
-			path: "/api/v1/folders/" + idParam(folder) + "/contents", query: q}, &out)
+		err := c.DoJSON(ctx, op, Request{Method: http.MethodGet,
+			Path: "/api/v1/folders/" + PathID(folder) + "/contents", Query: q}, &out)
 		if err != nil {
 			return err
 		}
@@ -184,7 +184,7 @@ func (c *Client) Lookup(ctx context.Context, folder dfms.EntryID, name string) (
 		return Entry{}, err
 	}
 	if found == nil {
-		return Entry{}, dfms.Errorf(op, dfms.NotExist, fmt.Sprintf("no %q in folder %s", name, idParam(folder)))
+		return Entry{}, dfms.Errorf(op, dfms.NotExist, fmt.Sprintf("no %q in folder %s", name, PathID(folder)))
 	}
 	return *found, nil
 }
@@ -234,33 +234,33 @@ func (c *Client) Mkdir(ctx context.Context, parent dfms.EntryID, name string) (E
 	var out struct {
 		Folder Entry `json:"folder"`
 	}
-	err := c.doJSON(ctx, "client.Mkdir", request{method: http.MethodPost, path: "/api/v1/folders",
-		json: map[string]any{"name": name, "parent_id": idParam(parent)}}, &out)
+	err := c.DoJSON(ctx, "client.Mkdir", Request{Method: http.MethodPost, Path: "/api/v1/folders",
+		JSON: map[string]any{"name": name, "parent_id": PathID(parent)}}, &out)
 	return out.Folder, err
 }
 
 // Move renames an entry and/or moves it to another folder. An empty
 // newName keeps the name; newParent Root is the root folder.
 func (c *Client) Move(ctx context.Context, id, newParent dfms.EntryID, newName string) (Entry, error) {
-	body := map[string]any{"parent_id": idParam(newParent)}
+	body := map[string]any{"parent_id": PathID(newParent)}
 	if newName != "" {
 		body["name"] = newName
 	}
 	var out struct {
 		File Entry `json:"file"`
 	}
-	err := c.doJSON(ctx, "client.Move", request{method: http.MethodPatch, path: "/api/v1/files/" + idParam(id), json: body}, &out)
+	err := c.DoJSON(ctx, "client.Move", Request{Method: http.MethodPatch, Path: "/api/v1/files/" + PathID(id), JSON: body}, &out)
 	return out.File, err
 }
 
 // Delete moves a file or a whole folder to the trash.
 func (c *Client) Delete(ctx context.Context, id dfms.EntryID) error {
 	const op dfms.Op = "client.Delete"
-	err := c.doJSON(ctx, op, request{method: http.MethodDelete, path: "/api/v1/files/" + idParam(id)}, nil)
+	err := c.DoJSON(ctx, op, Request{Method: http.MethodDelete, Path: "/api/v1/files/" + PathID(id)}, nil)
 	if dfms.Is(err, dfms.IsDir) {
 		// Folders have their own route; trying the file route first saves
 		// a request in the common case.
-		err = c.doJSON(ctx, op, request{method: http.MethodDelete, path: "/api/v1/folders/" + idParam(id)}, nil)
+		err = c.DoJSON(ctx, op, Request{Method: http.MethodDelete, Path: "/api/v1/folders/" + PathID(id)}, nil)
 	}
 	return err
 }
@@ -270,7 +270,7 @@ func (c *Client) Versions(ctx context.Context, id dfms.EntryID) ([]Version, erro
 	var out struct {
 		Versions []Version `json:"versions"`
 	}
-	err := c.doJSON(ctx, "client.Versions", request{method: http.MethodGet, path: "/api/v1/files/" + idParam(id) + "/versions"}, &out)
+	err := c.DoJSON(ctx, "client.Versions", Request{Method: http.MethodGet, Path: "/api/v1/files/" + PathID(id) + "/versions"}, &out)
 	return out.Versions, err
 }
 
@@ -280,8 +280,8 @@ func (c *Client) RestoreVersion(ctx context.Context, id dfms.EntryID, n int64) (
 		File    Entry   `json:"file"`
 		Version Version `json:"version"`
 	}
-	err := c.doJSON(ctx, "client.RestoreVersion", request{method: http.MethodPost,
-		path: fmt.Sprintf("/api/v1/files/%s/versions/%d/restore", idParam(id), n)}, &out)
+	err := c.DoJSON(ctx, "client.RestoreVersion", Request{Method: http.MethodPost,
+		Path: fmt.Sprintf("/api/v1/files/%s/versions/%d/restore", PathID(id), n)}, &out)
 	return out.File, out.Version, err
 }
 
@@ -312,7 +312,7 @@ func (c *Client) Search(ctx context.Context, text string, o SearchOptions) ([]En
 		if o.Folder != Root {
 			q.Set("folder_id", o.Folder.String())
 		}
-		if err := c.doJSON(ctx, "client.Search", request{method: http.MethodGet, path: "/api/v1/search", query: q}, &out); err != nil {
+		if err := c.DoJSON(ctx, "client.Search", Request{Method: http.MethodGet, Path: "/api/v1/search", Query: q}, &out); err != nil {
 			return nil, 0, err
 		}
 		all = append(all, out.Results...)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dfms/dfms/placement/store/disk"
 	"github.com/dfms/dfms/server/api"
+	"github.com/dfms/dfms/server/api/client"
 	"github.com/dfms/dfms/server/auth"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
@@ -113,4 +114,17 @@ func (s *Server) ExpiredAccessToken(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return signed
+}
+
+// Login returns a client of the server logged in as the account.
+func (s *Server) Login(t testing.TB, opts ...client.Option) *client.Client {
+	t.Helper()
+	c, err := client.New(s.URL, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Login(context.Background(), Email, Password); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

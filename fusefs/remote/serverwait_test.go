@@ -1,4 +1,4 @@
-package client_test
+package remote_test
 
 import (
 	"bytes"
@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/cmd/dfms/client"
-	"github.com/dfms/dfms/cmd/dfms/client/clienttest"
+	"github.com/dfms/dfms/fusefs/remote"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/server/api/client"
+	"github.com/dfms/dfms/server/api/client/clienttest"
 )
 
 // restartable serves an API on a fixed address that can be stopped (the
@@ -98,7 +99,7 @@ func TestServerWaitRetriesUntilBack(t *testing.T) {
 	if _, err := c.Login(ctx, clienttest.Email, clienttest.Password); err != nil {
 		t.Fatal(err)
 	}
-	b := client.NewFSBackend(c)
+	b := remote.New(c)
 	root, err := b.Root(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +142,7 @@ func TestServerWaitGivesUp(t *testing.T) {
 		if _, err := c.Login(ctx, clienttest.Email, clienttest.Password); err != nil {
 			t.Fatal(err)
 		}
-		b := client.NewFSBackend(c)
+		b := remote.New(c)
 		rs.stop()
 		began := time.Now()
 		_, err = b.Root(ctx)
@@ -228,7 +229,7 @@ func TestServerWaitAnswerLost(t *testing.T) {
 	if _, err := c.Login(ctx, clienttest.Email, clienttest.Password); err != nil {
 		t.Fatal(err)
 	}
-	b := client.NewFSBackend(c)
+	b := remote.New(c)
 	root := srv.User.Root
 	lost := func(method string, fn func() error) error {
 		t.Helper()
@@ -349,7 +350,7 @@ func TestServerWaitNotForTheFeed(t *testing.T) {
 	if _, err := c.Login(ctx, clienttest.Email, clienttest.Password); err != nil {
 		t.Fatal(err)
 	}
-	b := client.NewFSBackend(c)
+	b := remote.New(c)
 	cur, err := b.LatestChange(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package client_test
+package remote_test
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/cmd/dfms/client"
-	"github.com/dfms/dfms/cmd/dfms/client/clienttest"
+	"github.com/dfms/dfms/fusefs/remote"
+	"github.com/dfms/dfms/server/api/client/clienttest"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -30,7 +30,7 @@ func TestReadDirFollowsPages(t *testing.T) {
 	if _, err := m.CreateEntries(ctx, es); err != nil {
 		t.Fatal(err)
 	}
-	b := client.NewFSBackend(login(t, srv, nil))
+	b := remote.New(srv.Login(t))
 	got, err := b.ReadDir(ctx, srv.User.Root)
 	if err != nil {
 		t.Fatal(err)

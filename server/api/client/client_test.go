@@ -18,9 +18,9 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/cmd/dfms/client"
-	"github.com/dfms/dfms/cmd/dfms/client/clienttest"
 	"github.com/dfms/dfms/server/api"
+	"github.com/dfms/dfms/server/api/client"
+	"github.com/dfms/dfms/server/api/client/clienttest"
 )
 
 // recorder is an http.RoundTripper that records each request as

@@ -1,4 +1,4 @@
-package client
+package remote
 
 import (
 	"bytes"
@@ -17,9 +17,10 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/server/api/client"
 )
 
-// FSBackend is the mount's backend over the REST API (vfs.Backend): the
+// Backend is the mount's backend over the REST API (vfs.Backend): the
 // /fs tree operations, and the chunk endpoints for content. Requests the
 // server rate-limits are retried after the time it asks for.
 //
@@ -33,47 +34,47 @@ import (
 // it, made meanwhile; rename: the old name gone, the new one there;
 // unlink, rmdir and xattr removal: the name gone), and that counts as
 // success (sameCreate).
-type FSBackend struct {
-	c *Client
+type Backend struct {
+	c *client.Client
 	// PutConcurrency is how many chunk uploads run at once (default 4).
 	PutConcurrency int
 }
 
 var (
-	_ vfs.Backend       = (*FSBackend)(nil)
-	_ vfs.CommitBatcher = (*FSBackend)(nil)
+	_ vfs.Backend       = (*Backend)(nil)
+	_ vfs.CommitBatcher = (*Backend)(nil)
 )
 
-// NewFSBackend returns the backend of c's user. It names c's requests
+// New returns the backend of c's user. It names c's requests
 // with a new origin (Client.SetOrigin), by which the mount tells its own
 // changes from others' in the change feed.
-func NewFSBackend(c *Client) *FSBackend {
+func New(c *client.Client) *Backend {
 	c.SetOrigin(vfs.NewOrigin())
-	return &FSBackend{c: c, PutConcurrency: 4}
+	return &Backend{c: c, PutConcurrency: 4}
 }
 
 // Origin implements vfs.Originator.
-func (b *FSBackend) Origin() string { return b.c.Origin() }
+func (b *Backend) Origin() string { return b.c.Origin() }
 
 // maxRetryWait bounds how long a rate-limited request is retried.
 const maxRetryWait = 30 * time.Second
 
 // call is doJSON with retries of 429 answers.
-func (b *FSBackend) call(ctx context.Context, op dfms.Op, r request, out any) error {
+func (b *Backend) call(ctx context.Context, op dfms.Op, r client.Request, out any) error {
 	deadline := time.Now().Add(maxRetryWait)
 	for {
-		if s, ok := r.stream.(io.Seeker); ok {
+		if s, ok := r.Body.(io.Seeker); ok {
 			// A body the last attempt consumed is sent again whole.
 			if _, err := s.Seek(0, io.SeekStart); err != nil {
 				return dfms.E(op, dfms.Other, err)
 			}
 		}
-		err := b.c.doJSON(ctx, op, r, out)
+		err := b.c.DoJSON(ctx, op, r, out)
 		if !dfms.Is(err, dfms.RateLimited) || time.Now().After(deadline) {
 			return err
 		}
 		wait := time.Second
-		var e *Error
+		var e *client.Error
 		if errors.As(err, &e) && e.RetryAfter > 0 {
 			wait = e.RetryAfter
 		}
@@ -113,7 +114,7 @@ func (e fsEntry) vfs() vfs.Entry {
 	return out
 }
 
-func (b *FSBackend) entry(ctx context.Context, op dfms.Op, r request) (vfs.Entry, error) {
+func (b *Backend) entry(ctx context.Context, op dfms.Op, r client.Request) (vfs.Entry, error) {
 	var out struct {
 		Entry fsEntry `json:"entry"`
 	}
@@ -123,32 +124,32 @@ func (b *FSBackend) entry(ctx context.Context, op dfms.Op, r request) (vfs.Entry
 	return out.Entry.vfs(), nil
 }
 
-func entryPath(id dfms.EntryID) string { return "/api/v1/fs/entries/" + idParam(id) }
+func entryPath(id dfms.EntryID) string { return "/api/v1/fs/entries/" + client.PathID(id) }
 
 func childPath(parent dfms.EntryID, name string) string {
 	return entryPath(parent) + "/children/" + url.PathEscape(name)
 }
 
-// Root implements vfs.Backend.
-func (b *FSBackend) Root(ctx context.Context) (vfs.Entry, error) {
-	return b.entry(ctx, "client.fs.Root", request{method: http.MethodGet, path: "/api/v1/fs/root", retry: true})
+// client.Root implements vfs.Backend.
+func (b *Backend) Root(ctx context.Context) (vfs.Entry, error) {
+	return b.entry(ctx, "client.fs.Root", client.Request{Method: http.MethodGet, Path: "/api/v1/fs/root", Retry: true})
 }
 
 // Lookup implements vfs.Backend.
-func (b *FSBackend) Lookup(ctx context.Context, parent dfms.EntryID, name string) (vfs.Entry, error) {
-	return b.entry(ctx, "client.fs.Lookup", request{method: http.MethodGet, path: childPath(parent, name), retry: true})
+func (b *Backend) Lookup(ctx context.Context, parent dfms.EntryID, name string) (vfs.Entry, error) {
+	return b.entry(ctx, "client.fs.Lookup", client.Request{Method: http.MethodGet, Path: childPath(parent, name), Retry: true})
 }
 
 // GetAttr implements vfs.Backend; with a context of vfs.WithoutWait it
 // fails at once if the server cannot be reached.
-func (b *FSBackend) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
-	return b.entry(ctx, "client.fs.GetAttr", request{method: http.MethodGet, path: entryPath(id), retry: !vfs.NoWait(ctx)})
+func (b *Backend) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
+	return b.entry(ctx, "client.fs.GetAttr", client.Request{Method: http.MethodGet, Path: entryPath(id), Retry: !vfs.NoWait(ctx)})
 }
 
 // ReadDir implements vfs.Backend. The server answers a page of names at
 // a time, in name order; each page continues after the last name of the
 // one before.
-func (b *FSBackend) ReadDir(ctx context.Context, dir dfms.EntryID) ([]vfs.Entry, error) {
+func (b *Backend) ReadDir(ctx context.Context, dir dfms.EntryID) ([]vfs.Entry, error) {
 	es := []vfs.Entry{}
 	q := url.Values{}
 	for {
@@ -156,7 +157,7 @@ func (b *FSBackend) ReadDir(ctx context.Context, dir dfms.EntryID) ([]vfs.Entry,
 			Items []fsEntry `json:"items"`
 			More  bool      `json:"more"`
 		}
-		if err := b.call(ctx, "client.fs.ReadDir", request{method: http.MethodGet, path: entryPath(dir) + "/children", query: q, retry: true}, &out); err != nil {
+		if err := b.call(ctx, "client.fs.ReadDir", client.Request{Method: http.MethodGet, Path: entryPath(dir) + "/children", Query: q, Retry: true}, &out); err != nil {
 			return nil, err
 		}
 		for _, e := range out.Items {
@@ -172,10 +173,10 @@ func (b *FSBackend) ReadDir(ctx context.Context, dir dfms.EntryID) ([]vfs.Entry,
 // create makes entry body["name"] in parent. When an attempt may have
 // made it before its answer was lost, an answer Exist is checked with
 // sameCreate.
-func (b *FSBackend) create(ctx context.Context, op dfms.Op, parent dfms.EntryID, body map[string]any, want vfs.Entry) (vfs.Entry, error) {
+func (b *Backend) create(ctx context.Context, op dfms.Op, parent dfms.EntryID, body map[string]any, want vfs.Entry) (vfs.Entry, error) {
 	var delivered bool
 	began := time.Now()
-	e, err := b.entry(ctx, op, request{method: http.MethodPost, path: entryPath(parent) + "/children", json: body, retry: true, delivered: &delivered})
+	e, err := b.entry(ctx, op, client.Request{Method: http.MethodPost, Path: entryPath(parent) + "/children", JSON: body, Retry: true, Delivered: &delivered})
 	if err == nil || !delivered || !dfms.Is(err, dfms.Exist) {
 		return e, err
 	}
@@ -193,8 +194,8 @@ func (b *FSBackend) create(ctx context.Context, op dfms.Op, parent dfms.EntryID,
 // clock (the answer's Date, less the time since began, less 2 s for the
 // Date's resolution). Another client's identical create of the same
 // name within that span would pass too.
-func (b *FSBackend) sameCreate(ctx context.Context, parent dfms.EntryID, name string, want vfs.Entry, began time.Time, exist error) (vfs.Entry, bool) {
-	var ae *Error
+func (b *Backend) sameCreate(ctx context.Context, parent dfms.EntryID, name string, want vfs.Entry, began time.Time, exist error) (vfs.Entry, bool) {
+	var ae *client.Error
 	if !errors.As(exist, &ae) || ae.Date.IsZero() {
 		return vfs.Entry{}, false
 	}
@@ -217,7 +218,7 @@ func (b *FSBackend) sameCreate(ctx context.Context, parent dfms.EntryID, name st
 		var out struct {
 			Items []fsEntry `json:"items"`
 		}
-		r := request{method: http.MethodGet, path: entryPath(e.ID) + "/children", query: url.Values{"limit": {"1"}}, retry: true}
+		r := client.Request{Method: http.MethodGet, Path: entryPath(e.ID) + "/children", Query: url.Values{"limit": {"1"}}, Retry: true}
 		if err := b.call(ctx, "client.fs.Mkdir", r, &out); err != nil || len(out.Items) > 0 {
 			return vfs.Entry{}, false
 		}
@@ -226,25 +227,25 @@ func (b *FSBackend) sameCreate(ctx context.Context, parent dfms.EntryID, name st
 }
 
 // Mkdir implements vfs.Backend.
-func (b *FSBackend) Mkdir(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
+func (b *Backend) Mkdir(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
 	return b.create(ctx, "client.fs.Mkdir", parent, map[string]any{"name": name, "kind": "dir", "mode": mode & 0o7777, "uid": uid, "gid": gid},
 		vfs.Entry{Kind: dfms.KindDir, Mode: mode, UID: uid, GID: gid})
 }
 
 // Symlink implements vfs.Backend.
-func (b *FSBackend) Symlink(ctx context.Context, parent dfms.EntryID, name, target string, uid, gid uint32) (vfs.Entry, error) {
+func (b *Backend) Symlink(ctx context.Context, parent dfms.EntryID, name, target string, uid, gid uint32) (vfs.Entry, error) {
 	return b.create(ctx, "client.fs.Symlink", parent, map[string]any{"name": name, "kind": "symlink", "target": target, "uid": uid, "gid": gid},
 		vfs.Entry{Kind: dfms.KindSymlink, Target: target, UID: uid, GID: gid})
 }
 
 // CreateFile implements vfs.Backend.
-func (b *FSBackend) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
+func (b *Backend) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
 	return b.create(ctx, "client.fs.CreateFile", parent, map[string]any{"name": name, "kind": "file", "mode": mode & 0o7777, "uid": uid, "gid": gid},
 		vfs.Entry{Kind: dfms.KindFile, Mode: mode, UID: uid, GID: gid})
 }
 
 // Readlink implements vfs.Backend.
-func (b *FSBackend) Readlink(ctx context.Context, id dfms.EntryID) (string, error) {
+func (b *Backend) Readlink(ctx context.Context, id dfms.EntryID) (string, error) {
 	e, err := b.GetAttr(ctx, id)
 	if err != nil {
 		return "", err
@@ -256,7 +257,7 @@ func (b *FSBackend) Readlink(ctx context.Context, id dfms.EntryID) (string, erro
 }
 
 // Manifest implements vfs.Backend.
-func (b *FSBackend) Manifest(ctx context.Context, id dfms.EntryID, version int64) (vfs.VersionInfo, dfms.Manifest, error) {
+func (b *Backend) Manifest(ctx context.Context, id dfms.EntryID, version int64) (vfs.VersionInfo, dfms.Manifest, error) {
 	const op dfms.Op = "client.fs.Manifest"
 	var out struct {
 		Version   int64     `json:"version"`
@@ -267,9 +268,9 @@ func (b *FSBackend) Manifest(ctx context.Context, id dfms.EntryID, version int64
 			Size uint32 `json:"size"`
 		} `json:"chunks"`
 	}
-	r := request{method: http.MethodGet, path: "/api/v1/files/" + idParam(id) + "/manifest", retry: true}
+	r := client.Request{Method: http.MethodGet, Path: "/api/v1/files/" + client.PathID(id) + "/manifest", Retry: true}
 	if version > 0 {
-		r.path = "/api/v1/versions/" + strconv.FormatInt(version, 10) + "/manifest"
+		r.Path = "/api/v1/versions/" + strconv.FormatInt(version, 10) + "/manifest"
 	}
 	if err := b.call(ctx, op, r, &out); err != nil {
 		return vfs.VersionInfo{}, dfms.Manifest{}, err
@@ -287,31 +288,20 @@ func (b *FSBackend) Manifest(ctx context.Context, id dfms.EntryID, version int64
 
 // ReadChunk implements vfs.Backend. A transfer cut short is sent again
 // as a request the server did not answer is.
-func (b *FSBackend) ReadChunk(ctx context.Context, _ dfms.EntryID, version int64, ref dfms.ChunkRef) ([]byte, error) {
+func (b *Backend) ReadChunk(ctx context.Context, _ dfms.EntryID, version int64, ref dfms.ChunkRef) ([]byte, error) {
 	const op dfms.Op = "client.fs.ReadChunk"
-	r := request{method: http.MethodGet, path: fmt.Sprintf("/api/v1/versions/%d/chunks/%s", version, ref.Hash), retry: true}
+	r := client.Request{Method: http.MethodGet, Path: fmt.Sprintf("/api/v1/versions/%d/chunks/%s", version, ref.Hash), Retry: true}
 	deadline := time.Now().Add(maxRetryWait)
 	for {
 		var data []byte
-		get := func() error {
-			resp, err := b.c.send(ctx, op, r)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
+		err := b.c.DoBody(ctx, op, r, func(body io.Reader) error {
 			buf := bytes.NewBuffer(make([]byte, 0, ref.Size))
-			if _, err := io.Copy(buf, io.LimitReader(resp.Body, int64(ref.Size)+1)); err != nil {
+			if _, err := io.Copy(buf, io.LimitReader(body, int64(ref.Size)+1)); err != nil {
 				return dfms.E(op, dfms.Unavailable, err)
 			}
 			data = buf.Bytes()
 			return nil
-		}
-		var err error
-		if b.c.wait > 0 {
-			err = b.c.retry(ctx, op, r, get)
-		} else {
-			err = get()
-		}
+		})
 		if dfms.Is(err, dfms.RateLimited) && time.Now().Before(deadline) {
 			select {
 			case <-time.After(time.Second):
@@ -325,14 +315,14 @@ func (b *FSBackend) ReadChunk(ctx context.Context, _ dfms.EntryID, version int64
 }
 
 // Chunking implements vfs.Backend.
-func (b *FSBackend) Chunking(ctx context.Context) (chunking.Params, error) {
+func (b *Backend) Chunking(ctx context.Context) (chunking.Params, error) {
 	var out struct {
 		Algorithm string `json:"algorithm"`
 		Min       int    `json:"min_size"`
 		Avg       int    `json:"avg_size"`
 		Max       int    `json:"max_size"`
 	}
-	if err := b.call(ctx, "client.fs.Chunking", request{method: http.MethodGet, path: "/api/v1/chunks/params", retry: true}, &out); err != nil {
+	if err := b.call(ctx, "client.fs.Chunking", client.Request{Method: http.MethodGet, Path: "/api/v1/chunks/params", Retry: true}, &out); err != nil {
 		return chunking.Params{}, err
 	}
 	p := chunking.Params{Algorithm: chunking.Algorithm(out.Algorithm), Min: out.Min, Avg: out.Avg, Max: out.Max}
@@ -346,7 +336,7 @@ func (b *FSBackend) Chunking(ctx context.Context) (chunking.Params, error) {
 const maxMissingBatch = 10000
 
 // Missing implements vfs.Backend.
-func (b *FSBackend) Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, error) {
+func (b *Backend) Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, error) {
 	const op dfms.Op = "client.fs.Missing"
 	var missing []dfms.Hash
 	for len(hs) > 0 {
@@ -358,7 +348,7 @@ func (b *FSBackend) Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, e
 		var out struct {
 			Missing []string `json:"missing"`
 		}
-		if err := b.call(ctx, op, request{method: http.MethodPost, path: "/api/v1/chunks/missing", json: map[string]any{"hashes": strs}, retry: true}, &out); err != nil {
+		if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: "/api/v1/chunks/missing", JSON: map[string]any{"hashes": strs}, Retry: true}, &out); err != nil {
 			return nil, err
 		}
 		for _, s := range out.Missing {
@@ -374,14 +364,14 @@ func (b *FSBackend) Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, e
 }
 
 // PutChunks implements vfs.Backend: one PUT per chunk, several at once.
-func (b *FSBackend) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
+func (b *Backend) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(b.PutConcurrency, 1))
 	for _, c := range cs {
 		g.Go(func() error {
-			r := request{method: http.MethodPut, path: "/api/v1/chunks/" + c.Hash.String(),
-				stream: bytes.NewReader(c.Data), size: int64(len(c.Data)),
-				header: http.Header{"Content-Type": {"application/octet-stream"}}, retry: true}
+			r := client.Request{Method: http.MethodPut, Path: "/api/v1/chunks/" + c.Hash.String(),
+				Body: bytes.NewReader(c.Data), Size: int64(len(c.Data)),
+				Header: http.Header{"Content-Type": {"application/octet-stream"}}, Retry: true}
 			return b.call(gctx, "client.fs.PutChunks", r, nil)
 		})
 	}
@@ -390,7 +380,7 @@ func (b *FSBackend) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
 
 // CommitManifest implements vfs.Backend. The server does not read the
 // content back (defer_checksum): a commit costs the chunks that changed.
-func (b *FSBackend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
+func (b *Backend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
 	id, m, mtime := c.ID, c.Manifest, c.MTime
 	type ref struct {
 		Hash string `json:"hash"`
@@ -408,14 +398,14 @@ func (b *FSBackend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry
 	// The answer names the version this commit made: asking again could
 	// see a later one of another client's.
 	var out struct {
-		File    Entry `json:"file"`
+		File    client.Entry `json:"file"`
 		Version struct {
 			ID int64 `json:"id"`
 		} `json:"version"`
 	}
 	// A commit id makes the commit safe to send again: the server answers
 	// a repeat with the version the first made.
-	r := request{method: http.MethodPost, path: "/api/v1/files/commit", json: body, retry: c.CommitID != ""}
+	r := client.Request{Method: http.MethodPost, Path: "/api/v1/files/commit", JSON: body, Retry: c.CommitID != ""}
 	if err := b.call(ctx, "client.fs.Commit", r, &out); err != nil {
 		return vfs.Entry{}, err
 	}
@@ -425,7 +415,7 @@ func (b *FSBackend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry
 
 // CommitManifests implements vfs.CommitBatcher: one request for up to
 // 256 commits (POST /api/v1/fs/commits).
-func (b *FSBackend) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
+func (b *Backend) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
 	const op dfms.Op = "client.fs.CommitManifests"
 	const most = 256
 	out := make([]vfs.CommitResult, 0, len(cs))
@@ -441,7 +431,7 @@ func (b *FSBackend) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs
 	return out, nil
 }
 
-func (b *FSBackend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) ([]vfs.CommitResult, error) {
+func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) ([]vfs.CommitResult, error) {
 	type ref struct {
 		Hash string `json:"hash"`
 		Size uint32 `json:"size"`
@@ -481,7 +471,7 @@ func (b *FSBackend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit
 			} `json:"error"`
 		} `json:"results"`
 	}
-	if err := b.call(ctx, op, request{method: http.MethodPost, path: "/api/v1/fs/commits", json: body, retry: retry}, &out); err != nil {
+	if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: "/api/v1/fs/commits", JSON: body, Retry: retry}, &out); err != nil {
 		return nil, err
 	}
 	if len(out.Results) != len(cs) {
@@ -491,8 +481,8 @@ func (b *FSBackend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit
 	for i, r := range out.Results {
 		switch {
 		case r.Error != nil:
-			e := &Error{Status: http.StatusOK, Code: r.Error.Code, Message: r.Error.Message, RequestID: r.Error.RequestID, Details: r.Error.Details}
-			res[i].Err = e.wrap(op)
+			e := &client.Error{Status: http.StatusOK, Code: r.Error.Code, Message: r.Error.Message, RequestID: r.Error.RequestID, Details: r.Error.Details}
+			res[i].Err = e.Wrap(op)
 		case r.Entry != nil:
 			res[i].Entry = r.Entry.vfs()
 			res[i].Entry.Version = r.VersionID
@@ -504,11 +494,11 @@ func (b *FSBackend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit
 }
 
 // Versions implements vfs.Backend.
-func (b *FSBackend) Versions(ctx context.Context, id dfms.EntryID) ([]vfs.VersionInfo, error) {
+func (b *Backend) Versions(ctx context.Context, id dfms.EntryID) ([]vfs.VersionInfo, error) {
 	var out struct {
-		Versions []Version `json:"versions"`
+		Versions []client.Version `json:"versions"`
 	}
-	if err := b.call(ctx, "client.fs.Versions", request{method: http.MethodGet, path: "/api/v1/files/" + idParam(id) + "/versions", retry: true}, &out); err != nil {
+	if err := b.call(ctx, "client.fs.Versions", client.Request{Method: http.MethodGet, Path: "/api/v1/files/" + client.PathID(id) + "/versions", Retry: true}, &out); err != nil {
 		return nil, err
 	}
 	vs := make([]vfs.VersionInfo, len(out.Versions))
@@ -519,7 +509,7 @@ func (b *FSBackend) Versions(ctx context.Context, id dfms.EntryID) ([]vfs.Versio
 }
 
 // SetAttr implements vfs.Backend.
-func (b *FSBackend) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
+func (b *Backend) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
 	body := map[string]any{}
 	if a.Mode != nil {
 		body["mode"] = *a.Mode & 0o7777
@@ -534,18 +524,18 @@ func (b *FSBackend) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr)
 		body["mtime"] = a.MTime.UTC()
 	}
 	// It sets values, not changes: safe to send again.
-	return b.entry(ctx, "client.fs.SetAttr", request{method: http.MethodPatch, path: entryPath(id), json: body, retry: true})
+	return b.entry(ctx, "client.fs.SetAttr", client.Request{Method: http.MethodPatch, Path: entryPath(id), JSON: body, Retry: true})
 }
 
 // Rename implements vfs.Backend. When an attempt may have moved the entry
 // before its answer was lost, a later one's NotExist (the old name is
 // gone) or Exist (the new name is taken) is success if the old name is
 // gone and the new one there.
-func (b *FSBackend) Rename(ctx context.Context, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) error {
+func (b *Backend) Rename(ctx context.Context, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) error {
 	var delivered bool
-	err := b.call(ctx, "client.fs.Rename", request{method: http.MethodPost, path: "/api/v1/fs/rename",
-		json:  map[string]any{"parent_id": parent, "name": name, "new_parent_id": newParent, "new_name": newName, "replace": replace},
-		retry: true, delivered: &delivered}, nil)
+	err := b.call(ctx, "client.fs.Rename", client.Request{Method: http.MethodPost, Path: "/api/v1/fs/rename",
+		JSON:  map[string]any{"parent_id": parent, "name": name, "new_parent_id": newParent, "new_name": newName, "replace": replace},
+		Retry: true, Delivered: &delivered}, nil)
 	if delivered && (dfms.Is(err, dfms.NotExist) || dfms.Is(err, dfms.Exist)) {
 		if _, lerr := b.Lookup(ctx, parent, name); dfms.Is(lerr, dfms.NotExist) {
 			if _, lerr := b.Lookup(ctx, newParent, newName); lerr == nil {
@@ -558,9 +548,9 @@ func (b *FSBackend) Rename(ctx context.Context, parent dfms.EntryID, name string
 
 // Unlink implements vfs.Backend. When an attempt may have removed the
 // name before its answer was lost, a later one's NotExist is success.
-func (b *FSBackend) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
+func (b *Backend) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
 	var delivered bool
-	err := b.call(ctx, "client.fs.Unlink", request{method: http.MethodDelete, path: childPath(parent, name), retry: true, delivered: &delivered}, nil)
+	err := b.call(ctx, "client.fs.Unlink", client.Request{Method: http.MethodDelete, Path: childPath(parent, name), Retry: true, Delivered: &delivered}, nil)
 	if delivered && dfms.Is(err, dfms.NotExist) {
 		return nil
 	}
@@ -568,10 +558,10 @@ func (b *FSBackend) Unlink(ctx context.Context, parent dfms.EntryID, name string
 }
 
 // Rmdir implements vfs.Backend, as Unlink.
-func (b *FSBackend) Rmdir(ctx context.Context, parent dfms.EntryID, name string) error {
+func (b *Backend) Rmdir(ctx context.Context, parent dfms.EntryID, name string) error {
 	var delivered bool
-	err := b.call(ctx, "client.fs.Rmdir", request{method: http.MethodDelete, path: childPath(parent, name),
-		query: url.Values{"dir": {"true"}}, retry: true, delivered: &delivered}, nil)
+	err := b.call(ctx, "client.fs.Rmdir", client.Request{Method: http.MethodDelete, Path: childPath(parent, name),
+		Query: url.Values{"dir": {"true"}}, Retry: true, Delivered: &delivered}, nil)
 	if delivered && dfms.Is(err, dfms.NotExist) {
 		return nil
 	}
@@ -579,28 +569,28 @@ func (b *FSBackend) Rmdir(ctx context.Context, parent dfms.EntryID, name string)
 }
 
 // Usage implements vfs.Backend.
-func (b *FSBackend) Usage(ctx context.Context) (vfs.Usage, error) {
+func (b *Backend) Usage(ctx context.Context) (vfs.Usage, error) {
 	var out struct {
 		Used  int64 `json:"used_bytes"`
 		Quota int64 `json:"quota_bytes"`
 	}
-	if err := b.call(ctx, "client.fs.Usage", request{method: http.MethodGet, path: "/api/v1/storage/usage", retry: true}, &out); err != nil {
+	if err := b.call(ctx, "client.fs.Usage", client.Request{Method: http.MethodGet, Path: "/api/v1/storage/usage", Retry: true}, &out); err != nil {
 		return vfs.Usage{}, err
 	}
 	return vfs.Usage{UsedBytes: out.Used, QuotaBytes: out.Quota}, nil
 }
 
 // LatestChange implements vfs.ChangeFeed.
-func (b *FSBackend) LatestChange(ctx context.Context) (int64, error) {
+func (b *Backend) LatestChange(ctx context.Context) (int64, error) {
 	var out struct {
 		Cursor int64 `json:"cursor"`
 	}
-	err := b.call(ctx, "client.fs.LatestChange", request{method: http.MethodGet, path: "/api/v1/changes", query: url.Values{"cursor": {"latest"}}}, &out)
+	err := b.call(ctx, "client.fs.LatestChange", client.Request{Method: http.MethodGet, Path: "/api/v1/changes", Query: url.Values{"cursor": {"latest"}}}, &out)
 	return out.Cursor, err
 }
 
 // Changes implements vfs.ChangeFeed with the long-polled change feed.
-func (b *FSBackend) Changes(ctx context.Context, cursor int64, wait time.Duration) ([]vfs.Change, int64, error) {
+func (b *Backend) Changes(ctx context.Context, cursor int64, wait time.Duration) ([]vfs.Change, int64, error) {
 	var out struct {
 		Cursor  int64 `json:"cursor"`
 		Changes []struct {
@@ -616,7 +606,7 @@ func (b *FSBackend) Changes(ctx context.Context, cursor int64, wait time.Duratio
 	// so that the mount stops trusting what it cached (vfs.FS.Watch).
 	ctx, cancel := context.WithTimeout(ctx, wait+30*time.Second)
 	defer cancel()
-	if err := b.c.doJSON(ctx, "client.fs.Changes", request{method: http.MethodGet, path: "/api/v1/changes", query: q}, &out); err != nil {
+	if err := b.c.DoJSON(ctx, "client.fs.Changes", client.Request{Method: http.MethodGet, Path: "/api/v1/changes", Query: q}, &out); err != nil {
 		return nil, cursor, err
 	}
 	chs := make([]vfs.Change, len(out.Changes))
@@ -631,11 +621,11 @@ func xattrPath(id dfms.EntryID, name string) string {
 }
 
 // GetXattr implements vfs.Backend.
-func (b *FSBackend) GetXattr(ctx context.Context, id dfms.EntryID, name string) ([]byte, bool, error) {
+func (b *Backend) GetXattr(ctx context.Context, id dfms.EntryID, name string) ([]byte, bool, error) {
 	var out struct {
 		Value []byte `json:"value"`
 	}
-	err := b.call(ctx, "client.fs.GetXattr", request{method: http.MethodGet, path: xattrPath(id, name), retry: true}, &out)
+	err := b.call(ctx, "client.fs.GetXattr", client.Request{Method: http.MethodGet, Path: xattrPath(id, name), Retry: true}, &out)
 	if dfms.Is(err, dfms.NotExist) {
 		return nil, false, nil
 	}
@@ -649,16 +639,16 @@ func (b *FSBackend) GetXattr(ctx context.Context, id dfms.EntryID, name string) 
 }
 
 // ListXattrs implements vfs.Backend.
-func (b *FSBackend) ListXattrs(ctx context.Context, id dfms.EntryID) ([]string, error) {
+func (b *Backend) ListXattrs(ctx context.Context, id dfms.EntryID) ([]string, error) {
 	var out struct {
 		Names []string `json:"names"`
 	}
-	err := b.call(ctx, "client.fs.ListXattrs", request{method: http.MethodGet, path: entryPath(id) + "/xattrs", retry: true}, &out)
+	err := b.call(ctx, "client.fs.ListXattrs", client.Request{Method: http.MethodGet, Path: entryPath(id) + "/xattrs", Retry: true}, &out)
 	return out.Names, err
 }
 
 // SetXattr implements vfs.Backend.
-func (b *FSBackend) SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error {
+func (b *Backend) SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error {
 	m := "any"
 	switch mode {
 	case dfms.XattrCreate:
@@ -672,8 +662,8 @@ func (b *FSBackend) SetXattr(ctx context.Context, id dfms.EntryID, name string, 
 	// Setting a value again is harmless, but a create's repeat finds it
 	// there: success if it holds the value.
 	var delivered bool
-	err := b.call(ctx, "client.fs.SetXattr", request{method: http.MethodPut, path: xattrPath(id, name),
-		json: map[string]any{"value": value, "mode": m}, retry: true, delivered: &delivered}, nil)
+	err := b.call(ctx, "client.fs.SetXattr", client.Request{Method: http.MethodPut, Path: xattrPath(id, name),
+		JSON: map[string]any{"value": value, "mode": m}, Retry: true, Delivered: &delivered}, nil)
 	if delivered && mode == dfms.XattrCreate && dfms.Is(err, dfms.Exist) {
 		if got, ok, gerr := b.GetXattr(ctx, id, name); gerr == nil && ok && bytes.Equal(got, value) {
 			return nil
@@ -683,9 +673,9 @@ func (b *FSBackend) SetXattr(ctx context.Context, id dfms.EntryID, name string, 
 }
 
 // RemoveXattr implements vfs.Backend.
-func (b *FSBackend) RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error {
+func (b *Backend) RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error {
 	var delivered bool
-	err := b.call(ctx, "client.fs.RemoveXattr", request{method: http.MethodDelete, path: xattrPath(id, name), retry: true, delivered: &delivered}, nil)
+	err := b.call(ctx, "client.fs.RemoveXattr", client.Request{Method: http.MethodDelete, Path: xattrPath(id, name), Retry: true, Delivered: &delivered}, nil)
 	if delivered && dfms.Is(err, dfms.NotExist) {
 		return nil // an earlier attempt removed it
 	}
