@@ -11,9 +11,10 @@
 //
 // The layer talks to the server through the narrow [Backend] interface:
 // tree operations by entry id, and content as manifests and chunks.
-// [Local] is the in-process implementation over the server's file layer
-// (server/files), which `dfms up` uses; remote.Backend (cmd/dfms/client)
-// is the one over the REST API, which `dfms mount` uses.
+// Package fusefs/local is the in-process implementation over the
+// server's file layer (server/files), which `dfms up` uses; fusefs/remote
+// is the one over the REST API (server/api/client), which `dfms mount`
+// uses. The layer itself imports neither.
 //
 // # Reads
 //

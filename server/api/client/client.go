@@ -177,9 +177,9 @@ type Request struct {
 	Header http.Header
 	// body is either nil, JSON to encode (JSON), or a stream (stream). A
 	// stream can be sent again after a 401 only if it is an io.Seeker.
-	JSON   any
+	JSON any
 	Body io.Reader
-	Size   int64 // of stream; -1 unknown
+	Size int64 // of stream; -1 unknown
 	// Progress, if set, is told how many bytes of stream were sent so far.
 	Progress func(sent int64)
 	// Anonymous requests carry no token and are never refreshed.

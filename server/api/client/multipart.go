@@ -68,7 +68,7 @@ func (c *Client) UploadPart(ctx context.Context, uploadID string, n int, body io
 	err := c.DoJSON(ctx, "client.UploadPart", Request{Method: http.MethodPut,
 		Path:   fmt.Sprintf("/api/v1/files/upload/multipart/%s/part/%d", escape(uploadID), n),
 		Header: http.Header{"Content-Type": {"application/octet-stream"}},
-		Body: body, Size: size, Progress: progress}, &out)
+		Body:   body, Size: size, Progress: progress}, &out)
 	return out, err
 }
 
