@@ -151,7 +151,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	s.gc = &gc.Collector{Meta: s.meta, Chunks: s.chunks, Grace: cfg.GC.Grace, Log: log}
 	perMin := func(n int) ratelimit.Limit { return ratelimit.Limit{Requests: n, Window: time.Minute} }
 	rl := cfg.RateLimit
-	s.api = api.New(api.Deps{Files: s.files, Auth: s.auth, Keys: keys, Limiter: s.limiter, GC: s.gc, Log: log, Version: Version,
+	s.api = api.New(api.Deps{Files: s.files, Auth: s.auth, Keys: keys, Limiter: s.limiter, GC: s.gc, Metrics: s.gc.Metrics(), Log: log, Version: Version,
 		Ready: map[string]func(context.Context) error{
 			"metadata": s.meta.Ping,
 			"chunks": func(ctx context.Context) error {

@@ -333,3 +333,50 @@ func waitNoSessions(t *testing.T, raw string) {
 	}
 	t.Errorf("%d sessions still open on the metadata database after the failed start", n)
 }
+
+// The temporary files of dead writes that GC deletes are counted in
+// dfms_gc_temp_files_removed_total, whether the run was asked for
+// (POST /admin/gc) or the server's timer started it.
+func TestMetricGCTempFiles(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.GC.Grace = time.Hour
+	s := must(New(context.Background(), cfg, quiet))(t)
+	t.Cleanup(func() { s.Close() })
+	base := serve(t, s)
+	dir := cfg.DataDir
+
+	metric := func() string {
+		t.Helper()
+		_, body := get(t, base+"/metrics")
+		for line := range strings.Lines(body) {
+			if strings.HasPrefix(line, "dfms_gc_temp_files_removed_total ") {
+				return strings.TrimSpace(line)
+			}
+		}
+		t.Fatalf("no dfms_gc_temp_files_removed_total in /metrics:\n%s", body)
+		return ""
+	}
+	if got := metric(); got != "dfms_gc_temp_files_removed_total 0" {
+		t.Fatalf("before any run: %q", got)
+	}
+	shard := filepath.Join(dir, "chunks", "ab", "cd")
+	if err := os.MkdirAll(shard, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	long := time.Now().Add(-2 * time.Hour)
+	for _, name := range []string{".tmp-1", ".tmp-2"} {
+		p := filepath.Join(shard, name)
+		if err := os.WriteFile(p, []byte("half a chunk"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, long, long); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.gc.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := metric(); got != "dfms_gc_temp_files_removed_total 2" {
+		t.Fatalf("after a run that removed 2: %q", got)
+	}
+}

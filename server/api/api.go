@@ -20,12 +20,12 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dfms/dfms/server/auth"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/server/ratelimit"
-	"github.com/dfms/dfms/workers/gc"
 )
 
 // Config tunes the API.
@@ -91,13 +91,23 @@ func (c *Config) Defaults() {
 	}
 }
 
+// Collector is the garbage collector an administrator runs on request
+// (POST /admin/gc); the server passes the GC worker's.
+type Collector interface {
+	// Collect runs one collection now and reports it; the report is the
+	// answer's JSON body.
+	Collect(ctx context.Context) (any, error)
+}
+
 // Deps are the services the API is built on.
 type Deps struct {
 	Files   *files.Service
 	Auth    *auth.Service
 	Keys    *auth.Keys
 	Limiter ratelimit.Limiter
-	GC      *gc.Collector // optional: enables POST /admin/gc
+	GC      Collector // optional: enables POST /admin/gc
+	// Metrics are more collectors /metrics exports (the workers' own).
+	Metrics []prometheus.Collector
 	Log     *slog.Logger
 	// Ready checks every configured dependency for /ready: name → check.
 	Ready map[string]func(context.Context) error
@@ -120,7 +130,7 @@ func New(d Deps, cfg Config) *API {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	a := &API{Deps: d, meta: d.Files.Meta(), cfg: cfg, metrics: newMetrics(d.GC)}
+	a := &API{Deps: d, meta: d.Files.Meta(), cfg: cfg, metrics: newMetrics(d.Metrics...)}
 	a.engine = a.routes()
 	return a
 }

@@ -277,11 +277,10 @@ func (a *API) adminGC(c *gin.Context) {
 		a.fail(c, dfms.Errorf("", dfms.NotSupported, "garbage collection is not configured on this server"))
 		return
 	}
-	st, err := a.GC.Run(c.Request.Context())
+	report, err := a.GC.Collect(c.Request.Context())
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"chunks": st.Chunks, "bytes": st.Bytes, "orphans": st.Orphans,
-		"orphan_bytes": st.OrphanBytes, "expired_uploads": st.ExpiredUploads, "temp_files": st.TempFiles})
+	c.JSON(http.StatusOK, report)
 }

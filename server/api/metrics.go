@@ -9,8 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/dfms/dfms/workers/gc"
 )
 
 // metrics are the API's Prometheus metrics, in a registry of their own so
@@ -25,8 +23,8 @@ type metrics struct {
 	dedup     prometheus.Counter
 }
 
-// newMetrics makes the API's metrics; with a collector, its totals too.
-func newMetrics(collector *gc.Collector) *metrics {
+// newMetrics makes the API's metrics, with more collectors (the workers').
+func newMetrics(more ...prometheus.Collector) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -43,11 +41,7 @@ func newMetrics(collector *gc.Collector) *metrics {
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.newChunks, m.dedup,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if collector != nil {
-		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "dfms_gc_temp_files_removed_total", Help: "Temporary files of chunk writes that died, deleted by garbage collection.",
-		}, func() float64 { return float64(collector.Totals().TempFiles) }))
-	}
+	m.reg.MustRegister(more...)
 	return m
 }
 

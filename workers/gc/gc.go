@@ -57,6 +57,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/server/meta"
 )
@@ -94,12 +96,12 @@ type Collector struct {
 
 // Stats reports one run.
 type Stats struct {
-	Chunks         int   // unreferenced chunks deleted
-	Bytes          int64 // their bytes
-	Orphans        int   // row-less chunks deleted
-	OrphanBytes    int64
-	ExpiredUploads int
-	TempFiles      int // temporary files of dead writes deleted
+	Chunks         int   `json:"chunks"`  // unreferenced chunks deleted
+	Bytes          int64 `json:"bytes"`   // their bytes
+	Orphans        int   `json:"orphans"` // row-less chunks deleted
+	OrphanBytes    int64 `json:"orphan_bytes"`
+	ExpiredUploads int   `json:"expired_uploads"`
+	TempFiles      int   `json:"temp_files"` // temporary files of dead writes deleted
 }
 
 // add adds o to s.
@@ -110,6 +112,17 @@ func (s *Stats) add(o Stats) {
 	s.OrphanBytes += o.OrphanBytes
 	s.ExpiredUploads += o.ExpiredUploads
 	s.TempFiles += o.TempFiles
+}
+
+// Collect runs one collection now (Run) and returns its Stats: the
+// collector as the admin API runs it (api.Collector).
+func (c *Collector) Collect(ctx context.Context) (any, error) { return c.Run(ctx) }
+
+// Metrics returns the collector's Prometheus metrics.
+func (c *Collector) Metrics() []prometheus.Collector {
+	return []prometheus.Collector{prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "dfms_gc_temp_files_removed_total", Help: "Temporary files of chunk writes that died, deleted by garbage collection.",
+	}, func() float64 { return float64(c.Totals().TempFiles) })}
 }
 
 // Totals returns what every run of c has collected so far, failed runs
