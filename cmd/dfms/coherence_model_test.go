@@ -46,7 +46,7 @@ func TestCoherenceModel(t *testing.T) {
 }
 
 // convergeBound is how long the other client may take to show a step: far
-// above the lag the README states, so that a loaded machine does not fail
+// above the lag docs/mount.md states, so that a loaded machine does not fail
 // the test, and short enough that a change never shown fails it.
 const convergeBound = 15 * time.Second
 

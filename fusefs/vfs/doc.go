@@ -3,8 +3,8 @@
 // write, truncate, rename, …) on inode numbers, without any FUSE type.
 // Package fusefs adapts it to the kernel; tests drive it directly.
 //
-// What a user of the mount may expect is summed up in the README (The
-// mount); this comment is how it is done, and the file comments named
+// What a user of the mount may expect is described in docs/mount.md;
+// this comment is how it is done, and the file comments named
 // below hold the details.
 //
 // # Backends
