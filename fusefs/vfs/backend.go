@@ -79,7 +79,17 @@ func NoWait(ctx context.Context) bool {
 // a taken name, NotDir, IsDir and NotEmpty for misuse of the tree, Invalid
 // for bad names or arguments, Quota and TooLarge when a commit does not
 // fit. Methods that take a name never follow symlinks.
+//
+// It is the union of the capabilities below, consumed whole by FS, which
+// serves every file-system operation from it.
 type Backend interface {
+	Tree
+	Content
+	Xattrs
+}
+
+// Tree is the namespace part of a Backend: entries, names and attributes.
+type Tree interface {
 	// Root returns the owner's root directory.
 	Root(ctx context.Context) (Entry, error)
 	// Lookup returns the live entry parent/name.
@@ -98,6 +108,28 @@ type Backend interface {
 	// CreateFile creates an empty file parent/name with no version yet;
 	// Exist if the name is taken.
 	CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (Entry, error)
+	// SetAttr changes mode, owner ids or mtime of entry id.
+	SetAttr(ctx context.Context, id dfms.EntryID, a SetAttr) (Entry, error)
+
+	// Rename moves parent/name to newParent/newName. If the new name is
+	// taken: without replace it fails with Exist; with replace a file or
+	// symlink there moves to the trash, an empty directory is removed, a
+	// non-empty one fails with NotEmpty, and a kind mismatch fails with
+	// IsDir or NotDir. Moving a directory under itself fails with Invalid.
+	Rename(ctx context.Context, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) error
+	// Unlink moves the file or symlink parent/name to the trash (IsDir for
+	// a directory). Open readers keep reading it.
+	Unlink(ctx context.Context, parent dfms.EntryID, name string) error
+	// Rmdir moves the empty directory parent/name to the trash (NotDir
+	// for a non-directory, NotEmpty if it has live entries).
+	Rmdir(ctx context.Context, parent dfms.EntryID, name string) error
+
+	// Usage returns the owner's storage use and quota.
+	Usage(ctx context.Context) (Usage, error)
+}
+
+// Content is the data part of a Backend: versions as manifests of chunks.
+type Content interface {
 	// Manifest returns the version of file id with lasting ID version (0:
 	// the current one) and its chunk list; the version is found even if
 	// another file holds it now (a rename over id took id's history). A
@@ -124,22 +156,10 @@ type Backend interface {
 	CommitManifest(ctx context.Context, c Commit) (Entry, error)
 	// Versions lists the versions of file id, oldest first.
 	Versions(ctx context.Context, id dfms.EntryID) ([]VersionInfo, error)
-	// SetAttr changes mode, owner ids or mtime of entry id.
-	SetAttr(ctx context.Context, id dfms.EntryID, a SetAttr) (Entry, error)
+}
 
-	// Rename moves parent/name to newParent/newName. If the new name is
-	// taken: without replace it fails with Exist; with replace a file or
-	// symlink there moves to the trash, an empty directory is removed, a
-	// non-empty one fails with NotEmpty, and a kind mismatch fails with
-	// IsDir or NotDir. Moving a directory under itself fails with Invalid.
-	Rename(ctx context.Context, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) error
-	// Unlink moves the file or symlink parent/name to the trash (IsDir for
-	// a directory). Open readers keep reading it.
-	Unlink(ctx context.Context, parent dfms.EntryID, name string) error
-	// Rmdir moves the empty directory parent/name to the trash (NotDir
-	// for a non-directory, NotEmpty if it has live entries).
-	Rmdir(ctx context.Context, parent dfms.EntryID, name string) error
-
+// Xattrs is the extended-attribute part of a Backend.
+type Xattrs interface {
 	// GetXattr returns extended attribute name of entry id, with found
 	// false if it has none of that name.
 	GetXattr(ctx context.Context, id dfms.EntryID, name string) (value []byte, found bool, err error)
@@ -150,9 +170,6 @@ type Backend interface {
 	SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error
 	// RemoveXattr removes an extended attribute (NotExist if absent).
 	RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error
-
-	// Usage returns the owner's storage use and quota.
-	Usage(ctx context.Context) (Usage, error)
 }
 
 // Change is one change of the owner's tree, as the change feed reports

@@ -38,7 +38,7 @@ func (v *view) find(off int64) int {
 }
 
 // loader returns the function that fetches chunk ref of v from b.
-func (v *view) loader(b Backend, ref dfms.ChunkRef) func(context.Context) ([]byte, error) {
+func (v *view) loader(b Content, ref dfms.ChunkRef) func(context.Context) ([]byte, error) {
 	return func(ctx context.Context) ([]byte, error) { return b.ReadChunk(ctx, v.id, v.version, ref) }
 }
 
