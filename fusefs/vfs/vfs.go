@@ -591,33 +591,22 @@ func checkNewName(op dfms.Op, name string) error {
 
 // Mkdir creates directory parent/name.
 func (fsys *FS) Mkdir(ctx context.Context, parent Ino, name string, mode uint32, c Caller) (Attr, error) {
-	const op dfms.Op = "vfs.Mkdir"
-	dir, err := dirOf(op, parent)
-	if err != nil {
-		return Attr{}, err
-	}
-	if err := checkNewName(op, name); err != nil {
-		return Attr{}, err
-	}
-	if _, ok := fsys.pendingLookup(dir, name); ok {
-		return Attr{}, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", name))
-	}
-	if err := fsys.flushRemovals(ctx); err != nil {
-		return Attr{}, err
-	}
-	g := fsys.mc.begin()
-	e, err := fsys.b.Mkdir(ctx, dir, name, mode, c.UID, c.GID)
-	if err != nil {
-		fsys.touchName(err, dir, name) // Exist: the cache did not know the name
-		return Attr{}, err
-	}
-	fsys.mc.created(g, e, false)
-	return fsys.attrOf(e), nil
+	return fsys.makeNode(ctx, "vfs.Mkdir", parent, name, func(dir dfms.EntryID) (Entry, error) {
+		return fsys.b.Mkdir(ctx, dir, name, mode, c.UID, c.GID)
+	})
 }
 
 // Symlink creates symlink parent/name pointing at target.
 func (fsys *FS) Symlink(ctx context.Context, parent Ino, name, target string, c Caller) (Attr, error) {
-	const op dfms.Op = "vfs.Symlink"
+	return fsys.makeNode(ctx, "vfs.Symlink", parent, name, func(dir dfms.EntryID) (Entry, error) {
+		return fsys.b.Symlink(ctx, dir, name, target, c.UID, c.GID)
+	})
+}
+
+// makeNode creates the directory or symlink parent/name that make makes
+// on the backend, once the name is known free here and the removals
+// that might free it are sent.
+func (fsys *FS) makeNode(ctx context.Context, op dfms.Op, parent Ino, name string, make func(dir dfms.EntryID) (Entry, error)) (Attr, error) {
 	dir, err := dirOf(op, parent)
 	if err != nil {
 		return Attr{}, err
@@ -632,7 +621,7 @@ func (fsys *FS) Symlink(ctx context.Context, parent Ino, name, target string, c 
 		return Attr{}, err
 	}
 	g := fsys.mc.begin()
-	e, err := fsys.b.Symlink(ctx, dir, name, target, c.UID, c.GID)
+	e, err := make(dir)
 	if err != nil {
 		fsys.touchName(err, dir, name) // Exist: the cache did not know the name
 		return Attr{}, err

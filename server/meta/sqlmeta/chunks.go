@@ -143,13 +143,19 @@ func (t *tx) own(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) err
 	return nil
 }
 
-// ReserveChunks implements meta.Store.
-func (s *Store) ReserveChunks(ctx context.Context, refs []dfms.ChunkRef) error {
-	const op dfms.Op = "meta.ReserveChunks"
+// refSizes maps each chunk of refs to its size.
+func refSizes(refs []dfms.ChunkRef) map[dfms.Hash]int64 {
 	sizes := make(map[dfms.Hash]int64, len(refs))
 	for _, r := range refs {
 		sizes[r.Hash] = int64(r.Size)
 	}
+	return sizes
+}
+
+// ReserveChunks implements meta.Store.
+func (s *Store) ReserveChunks(ctx context.Context, refs []dfms.ChunkRef) error {
+	const op dfms.Op = "meta.ReserveChunks"
+	sizes := refSizes(refs)
 	return s.write(ctx, op, func(t *tx) error {
 		for _, h := range sortedHashes(sizes) {
 			if _, err := t.exec(ctx, `INSERT INTO chunks (hash, size, refs, deleting, pending, zero_since, created_at)
@@ -174,10 +180,7 @@ func (s *Store) ReserveChunks(ctx context.Context, refs []dfms.ChunkRef) error {
 // AddChunks implements meta.Store.
 func (s *Store) AddChunks(ctx context.Context, refs []dfms.ChunkRef) error {
 	const op dfms.Op = "meta.AddChunks"
-	sizes := make(map[dfms.Hash]int64, len(refs))
-	for _, r := range refs {
-		sizes[r.Hash] = int64(r.Size)
-	}
+	sizes := refSizes(refs)
 	return s.write(ctx, op, func(t *tx) error { return t.addChunks(ctx, op, sizes) })
 }
 
@@ -214,7 +217,7 @@ func (s *Store) KeepChunks(ctx context.Context, hashes []dfms.Hash) error {
 
 const chunkCols = `hash, size, refs, pending, deleting, COALESCE(zero_since, 0), created_at`
 
-func scanChunk(row interface{ Scan(...any) error }) (meta.Chunk, error) {
+func scanChunk(row row) (meta.Chunk, error) {
 	var c meta.Chunk
 	var h []byte
 	var zero, created int64
@@ -259,21 +262,11 @@ func (s *Store) SweepCandidates(ctx context.Context, cutoff time.Time, limit int
 			}
 			q.args[len(q.args)-1] = limit - len(out)
 			rows, err := t.query(ctx, q.sql, q.args...)
+			cs, err := scanAll(rows, err, scanChunk)
 			if err != nil {
 				return err
 			}
-			for rows.Next() {
-				c, err := scanChunk(rows)
-				if err != nil {
-					rows.Close()
-					return err
-				}
-				out = append(out, c)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
+			out = append(out, cs...)
 		}
 		return nil
 	})
@@ -365,20 +358,13 @@ func (s *Store) ListNodes(ctx context.Context) ([]meta.Node, error) {
 	err := s.read(ctx, "meta.ListNodes", func(t *tx) error {
 		out = out[:0]
 		rows, err := t.query(ctx, `SELECT id, endpoint, weight, state, COALESCE(last_probe, 0), failures, created_at FROM storage_nodes ORDER BY id`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var n meta.Node
+		out, err = scanAll(rows, err, func(r row) (n meta.Node, err error) {
 			var probe, created int64
-			if err := rows.Scan(&n.ID, &n.Endpoint, &n.Weight, &n.State, &probe, &n.Failures, &created); err != nil {
-				return err
-			}
+			err = r.Scan(&n.ID, &n.Endpoint, &n.Weight, &n.State, &probe, &n.Failures, &created)
 			n.LastProbe, n.CreatedAt = fromNS(probe), fromNS(created)
-			out = append(out, n)
-		}
-		return rows.Err()
+			return n, err
+		})
+		return err
 	})
 	return out, err
 }

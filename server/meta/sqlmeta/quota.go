@@ -160,10 +160,7 @@ func (s *Store) HoldChunks(ctx context.Context, owner dfms.UserID, refs []dfms.C
 	if err != nil || limit == 0 {
 		return err
 	}
-	sizes := make(map[dfms.Hash]int64, len(refs))
-	for _, r := range refs {
-		sizes[r.Hash] = int64(r.Size)
-	}
+	sizes := refSizes(refs)
 	hashes := sortedHashes(sizes)
 	return s.write(ctx, op, func(t *tx) error {
 		q, err := t.lockQuota(ctx, owner)

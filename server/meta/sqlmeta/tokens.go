@@ -11,7 +11,7 @@ import (
 
 const tokenCols = `id, user_id, family, expires_at, revoked, COALESCE(replaced_by, ''), created_at`
 
-func scanToken(row interface{ Scan(...any) error }) (meta.RefreshToken, error) {
+func scanToken(row row) (meta.RefreshToken, error) {
 	var t meta.RefreshToken
 	var exp, created int64
 	err := row.Scan(&t.ID, &t.User, &t.Family, &exp, &t.Revoked, &t.ReplacedBy, &created)

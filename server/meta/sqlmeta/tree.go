@@ -18,7 +18,7 @@ const entryCols = `id, owner_id, COALESCE(parent_id, 0), name, kind, mode, uid, 
 	target, mime, cur_version, cur_version_id, COALESCE(deleted_at, 0), COALESCE(trash_root, 0),
 	(SELECT v.sha256 FROM versions v WHERE v.id = entries.cur_version_id)`
 
-func scanEntry(row interface{ Scan(...any) error }) (meta.Entry, error) {
+func scanEntry(row row) (meta.Entry, error) {
 	var e meta.Entry
 	var mtime, ctime, deleted int64
 	var sum []byte
@@ -30,17 +30,27 @@ func scanEntry(row interface{ Scan(...any) error }) (meta.Entry, error) {
 }
 
 func scanEntries(rows *sql.Rows, err error) ([]meta.Entry, error) {
+	return scanAll(rows, err, scanEntry)
+}
+
+// row is what the scan functions read: a *sql.Row or the current row of
+// a *sql.Rows.
+type row = interface{ Scan(...any) error }
+
+// scanAll reads every row of rows (the result of a query that failed with
+// err, if not nil) with scan, and closes rows.
+func scanAll[T any](rows *sql.Rows, err error, scan func(row) (T, error)) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []meta.Entry
+	var out []T
 	for rows.Next() {
-		e, err := scanEntry(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, e)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
@@ -792,20 +802,8 @@ func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (
 			) `
 		// Uploads into the subtree are aborted (their parts release refs).
 		rows, err := t.query(ctx, subtree+`SELECT id FROM multipart_uploads WHERE parent_id IN (SELECT id FROM sub)`, id)
+		uploads, err := scanAll(rows, err, func(r row) (u string, err error) { return u, r.Scan(&u) })
 		if err != nil {
-			return err
-		}
-		var uploads []string
-		for rows.Next() {
-			var u string
-			if err := rows.Scan(&u); err != nil {
-				rows.Close()
-				return err
-			}
-			uploads = append(uploads, u)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, u := range uploads {
@@ -956,20 +954,13 @@ func (s *Store) Changes(ctx context.Context, owner dfms.UserID, after int64, lim
 		out = out[:0]
 		rows, err := t.query(ctx, `SELECT seq, owner_id, entry_id, parent_id, op, version, at, origin FROM changes
 			WHERE owner_id = ? AND seq > ? ORDER BY seq LIMIT ?`, owner, after, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var c meta.Change
+		out, err = scanAll(rows, err, func(r row) (c meta.Change, err error) {
 			var at int64
-			if err := rows.Scan(&c.Seq, &c.Owner, &c.Entry, &c.Parent, &c.Op, &c.Version, &at, &c.Origin); err != nil {
-				return err
-			}
+			err = r.Scan(&c.Seq, &c.Owner, &c.Entry, &c.Parent, &c.Op, &c.Version, &at, &c.Origin)
 			c.At = fromNS(at)
-			out = append(out, c)
-		}
-		return rows.Err()
+			return c, err
+		})
+		return err
 	})
 	return out, err
 }

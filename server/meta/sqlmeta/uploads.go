@@ -26,7 +26,7 @@ const DefaultUploadLifetime = 7 * 24 * time.Hour
 
 const uploadCols = `id, owner_id, parent_id, name, size, part_size, created_at, expires_at, deadline_ns`
 
-func scanUpload(row interface{ Scan(...any) error }) (meta.Upload, error) {
+func scanUpload(row row) (meta.Upload, error) {
 	var u meta.Upload
 	var created, expires, deadline int64
 	err := row.Scan(&u.ID, &u.Owner, &u.Parent, &u.Name, &u.Size, &u.PartSize, &created, &expires, &deadline)
@@ -370,18 +370,8 @@ func (s *Store) ExpiredUploads(ctx context.Context, now time.Time, limit int) ([
 	err := s.read(ctx, "meta.ExpiredUploads", func(t *tx) error {
 		out = out[:0]
 		rows, err := t.query(ctx, `SELECT `+uploadCols+` FROM multipart_uploads WHERE expires_at < ? ORDER BY expires_at LIMIT ?`, ns(now), limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			u, err := scanUpload(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, u)
-		}
-		return rows.Err()
+		out, err = scanAll(rows, err, scanUpload)
+		return err
 	})
 	return out, err
 }

@@ -15,7 +15,7 @@ import (
 // held bytes are counted (heldCol).
 const userCols = `id, email, password_hash, display_name, role, active, quota_bytes, used_bytes, ` + heldCol + `, COALESCE(root_id, 0), created_at`
 
-func scanUser(row interface{ Scan(...any) error }) (meta.User, error) {
+func scanUser(row row) (meta.User, error) {
 	var u meta.User
 	var created int64
 	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &u.DisplayName, &u.Role, &u.Active,
@@ -141,18 +141,8 @@ func (s *Store) ListUsers(ctx context.Context) ([]meta.User, error) {
 	err := s.read(ctx, "meta.ListUsers", func(t *tx) error {
 		out = out[:0]
 		rows, err := t.query(ctx, `SELECT `+userCols+` FROM users ORDER BY id`, ns(t.now))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			u, err := scanUser(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, u)
-		}
-		return rows.Err()
+		out, err = scanAll(rows, err, scanUser)
+		return err
 	})
 	return out, err
 }
