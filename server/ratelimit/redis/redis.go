@@ -186,7 +186,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Limiter, error) 
 //	ARGV[6]  optional: now, µs (WithClock); the server's TIME if absent
 //
 // It returns {allowed (1 or 0), members now in the window, a time in µs,
-// the server's now in µs}. The third is, when allowed, when the oldest
+// the script's now in µs}. The third is, when allowed, when the oldest
 // member leaves the window; when denied, when a request would next be
 // allowed. Numbers stay below 2^53, so Lua's doubles hold them exactly.
 var allowScript = goredis.NewScript(`
