@@ -1,65 +1,20 @@
 package disk
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"testing"
-	"time"
 
 	"github.com/dfms/dfms"
 )
 
-// TestPutBatch runs with small chunks (synced by syncfs) and large ones
-// (synced file by file).
-func TestPutBatch(t *testing.T) {
-	t.Run("small", func(t *testing.T) { testPutBatch(t, 40, 100) })
-	t.Run("large", func(t *testing.T) { testPutBatch(t, 12, perFileSyncMin) })
-}
-
-func testPutBatch(t *testing.T, chunks, step int) {
-	ctx := context.Background()
-	d, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cs []dfms.ChunkData
-	for i := range chunks {
-		data := []byte(fmt.Sprintf("chunk %d %s", i, bytes.Repeat([]byte{byte(i)}, i*step)))
-		cs = append(cs, dfms.ChunkData{Hash: dfms.Sum(data), Data: data})
-	}
-	if err := d.Put(ctx, cs[0].Hash, cs[0].Data); err != nil { // one exists already
-		t.Fatal(err)
-	}
-	before := time.Now().Add(-time.Second)
-	if err := d.PutBatch(ctx, cs); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.PutBatch(ctx, cs[:5]); err != nil { // idempotent
-		t.Fatal(err)
-	}
-	for _, c := range cs {
-		got, err := d.Get(ctx, c.Hash, nil)
-		if err != nil || !bytes.Equal(got, c.Data) {
-			t.Fatalf("Get(%s) = %d bytes, %v", c.Hash, len(got), err)
-		}
-	}
-	n := 0
-	err = d.Walk(ctx, func(ci dfms.ChunkInfo) error {
-		n++
-		if ci.ModTime.Before(before) {
-			t.Errorf("chunk %s has modification time %v, before the batch", ci.Hash, ci.ModTime)
-		}
-		return nil
-	})
-	if err != nil || n != len(cs) {
-		t.Fatalf("Walk saw %d chunks (%v), want %d", n, err, len(cs))
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := d.PutBatch(cctx, cs); err == nil {
-		t.Fatal("PutBatch with a cancelled context succeeded")
+// TestPutBatchPaths: the conformance suite's PutBatch case (storetest)
+// stores a batch of chunks under 4 KiB and one of 1 MiB chunks, so that it
+// takes both of PutBatch's ways to make a batch durable, syncfs and file
+// by file.
+func TestPutBatchPaths(t *testing.T) {
+	if perFileSyncMin <= 4<<10 || perFileSyncMin > 1<<20 {
+		t.Errorf("perFileSyncMin is %d: the conformance suite's batches no longer take both paths", perFileSyncMin)
 	}
 }
 

@@ -14,6 +14,11 @@
 // Backends that persist (all real ones) also run [RunReopen], which checks
 // that a second handle over the same place sees what the first one stored.
 //
+// The suite also checks the optional interfaces a store may implement, each
+// found by type assertion on the store that open returns: [dfms.BatchPutter]
+// (PutBatch…) and RemoveStaleTemp (as the garbage collector in workers/gc
+// calls it). A store without one skips those cases, saying so.
+//
 // A bug found in one backend becomes a new case here, so that every backend
 // is checked for it.
 //
@@ -55,6 +60,11 @@ func Run(t *testing.T, open func(t *testing.T) dfms.ChunkStore) {
 		{"Large", testLarge},
 		{"Concurrent", testConcurrent},
 		{"Cancelled", testCancelled},
+		// Optional interfaces.
+		{"PutBatch", testPutBatch},
+		{"PutBatchConcurrent", testPutBatchConcurrent},
+		{"PutBatchCancelled", testPutBatchCancelled},
+		{"RemoveStaleTemp", testRemoveStaleTemp},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -487,18 +497,191 @@ func testModTime(t *testing.T, s dfms.ChunkStore) {
 
 func modTime(t *testing.T, s dfms.ChunkStore, h dfms.Hash) time.Time {
 	t.Helper()
-	var mt time.Time
+	mt := modTimes(t, s)[h]
+	if mt.IsZero() {
+		t.Fatalf("Walk did not list %s with a modification time", h)
+	}
+	return mt
+}
+
+// modTimes returns the modification time of every chunk, as Walk lists
+// them.
+func modTimes(t *testing.T, s dfms.ChunkStore) map[dfms.Hash]time.Time {
+	t.Helper()
+	mt := make(map[dfms.Hash]time.Time)
 	err := s.Walk(context.Background(), func(ci dfms.ChunkInfo) error {
-		if ci.Hash == h {
-			mt = ci.ModTime
-		}
+		mt[ci.Hash] = ci.ModTime
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mt.IsZero() {
-		t.Fatalf("Walk did not list %s with a modification time", h)
-	}
 	return mt
+}
+
+// batchPutter returns s as a dfms.BatchPutter, or skips the test if it is
+// not one.
+func batchPutter(t *testing.T, s dfms.ChunkStore) dfms.BatchPutter {
+	t.Helper()
+	bp, ok := s.(dfms.BatchPutter)
+	if !ok {
+		t.Skipf("%T does not implement dfms.BatchPutter: its chunks are stored one Put at a time", s)
+	}
+	return bp
+}
+
+// batch returns cs as PutBatch takes them, with their bytes copied: the
+// caller's slices are cleared after the call, and the store must not have
+// kept them.
+func batch(cs []chunk) []dfms.ChunkData {
+	b := make([]dfms.ChunkData, len(cs))
+	for i, c := range cs {
+		b[i] = dfms.ChunkData{Hash: c.hash, Data: bytes.Clone(c.data)}
+	}
+	return b
+}
+
+// putBatch calls PutBatch with a copy of cs, which it then clears.
+func putBatch(t *testing.T, bp dfms.BatchPutter, cs []chunk) {
+	t.Helper()
+	b := batch(cs)
+	if err := bp.PutBatch(context.Background(), b); err != nil {
+		t.Fatalf("PutBatch of %d chunks: %v", len(cs), err)
+	}
+	for _, c := range b {
+		clear(c.Data)
+	}
+}
+
+// testPutBatch checks that PutBatch stores every chunk as Put would: over
+// chunks stored already, with the same chunk twice in a batch, again
+// (idempotent), and with a fresh modification time. It runs on small
+// chunks and on large ones, since a backend may make them durable
+// differently (the disk store syncs chunks from 256 KiB file by file, and
+// smaller ones with the whole file system).
+func testPutBatch(t *testing.T, s dfms.ChunkStore) {
+	bp := batchPutter(t, s)
+	ctx := context.Background()
+	if err := bp.PutBatch(ctx, nil); err != nil {
+		t.Fatalf("PutBatch of no chunks: %v", err)
+	}
+	var all []chunk
+	for _, b := range []struct {
+		name string
+		seed uint64
+		size func(i int) int
+		n    int
+	}{
+		{"small", 4000, func(i int) int { return 100 * i }, 40}, // the first one empty
+		{"large", 4100, func(i int) int { return 1<<20 + i }, 8},
+	} {
+		cs := make([]chunk, b.n)
+		for i := range cs {
+			cs[i] = newChunk(b.seed+uint64(i), b.size(i))
+		}
+		putAll(t, s, cs[:1]) // one is stored already
+		before := time.Now().Add(-time.Second)
+		putBatch(t, bp, append(cs, cs[1])) // and one is in the batch twice
+		putBatch(t, bp, cs[:5])            // idempotent
+		mt := modTimes(t, s)
+		for _, c := range cs {
+			checkGet(t, s, c)
+			if mt[c.hash].Before(before) {
+				t.Errorf("%s: chunk %s has modification time %v, before the batch (%v)", b.name, c.hash, mt[c.hash], before)
+			}
+		}
+		all = append(all, cs...)
+		checkWalk(t, s, all)
+	}
+}
+
+// testPutBatchConcurrent runs batches from 8 goroutines, on chunks they
+// share and chunks of their own. Run it with -race.
+func testPutBatchConcurrent(t *testing.T, s dfms.ChunkStore) {
+	bp := batchPutter(t, s)
+	const workers = 8
+	shared := makeChunks(t, 5000, 6, 8<<10)
+	all := append([]chunk(nil), shared...)
+	own := make([][]chunk, workers)
+	for w := range own {
+		own[w] = makeChunks(t, uint64(6000+10*w), 4, 4<<10+w)
+		all = append(all, own[w]...)
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			b := batch(append(append([]chunk(nil), own[w]...), shared[w%3:]...))
+			if err := bp.PutBatch(context.Background(), b); err != nil {
+				t.Errorf("worker %d: PutBatch: %v", w, err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, c := range all {
+		checkGet(t, s, c)
+	}
+	checkWalk(t, s, all)
+}
+
+// testPutBatchCancelled checks that PutBatch fails on a cancelled context,
+// with an error that says so, and that the store still works after it.
+func testPutBatchCancelled(t *testing.T, s dfms.ChunkStore) {
+	bp := batchPutter(t, s)
+	cs := makeChunks(t, 7000, 3, 1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := bp.PutBatch(ctx, batch(cs)); !errors.Is(err, context.Canceled) {
+		t.Errorf("PutBatch with a cancelled context: got error %v, want one wrapping %v", err, context.Canceled)
+	}
+	putBatch(t, bp, cs)
+	for _, c := range cs {
+		checkGet(t, s, c)
+	}
+	checkWalk(t, s, cs)
+}
+
+// tempRemover is implemented by stores that write a chunk through a
+// temporary file, which a write that dies leaves behind (the disk store);
+// the garbage collector removes those once they are old.
+type tempRemover interface {
+	RemoveStaleTemp(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// testRemoveStaleTemp checks what RemoveStaleTemp must do on any store: it
+// never takes a chunk, however late the cutoff, finds nothing to remove
+// where every write completed, and fails on a cancelled context. Where a
+// backend leaves its temporary files, and so which ones it removes, is the
+// backend's own test.
+func testRemoveStaleTemp(t *testing.T, s dfms.ChunkStore) {
+	tr, ok := s.(tempRemover)
+	if !ok {
+		t.Skipf("%T has no RemoveStaleTemp: it leaves no temporary files behind", s)
+	}
+	ctx := context.Background()
+	cs := makeChunks(t, 8000, 5, 3000)
+	putAll(t, s, cs)
+	if bp, ok := s.(dfms.BatchPutter); ok {
+		more := makeChunks(t, 8100, 5, 3000)
+		putBatch(t, bp, more)
+		cs = append(cs, more...)
+	}
+	for _, cutoff := range []time.Time{time.Now().Add(-time.Hour), time.Now().Add(time.Hour)} {
+		if n, err := tr.RemoveStaleTemp(ctx, cutoff); n != 0 || err != nil {
+			t.Errorf("RemoveStaleTemp(%v) after completed writes: got %d, %v; want 0, nil", time.Until(cutoff).Round(time.Minute), n, err)
+		}
+	}
+	for _, c := range cs {
+		checkGet(t, s, c)
+	}
+	checkWalk(t, s, cs)
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := tr.RemoveStaleTemp(cctx, time.Now().Add(time.Hour)); !errors.Is(err, context.Canceled) {
+		t.Errorf("RemoveStaleTemp with a cancelled context: got error %v, want one wrapping %v", err, context.Canceled)
+	}
+	checkWalk(t, s, cs)
 }

@@ -1,15 +1,20 @@
 // Package ratelimittest is the conformance suite of ratelimit.Limiter.
-// Every backend runs all of it:
+// Every backend runs all of it, on a fake clock that the suite steps:
 //
-//	ratelimittest.Run(t, func(t *testing.T) ratelimit.Limiter { return memory.New() })
+//	ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
+//		return memory.New(memory.WithClock(now))
+//	})
 //
-// open is called once per case and must return a working limiter on the
-// real clock; the suite closes it. Cases run in parallel and their keys are
-// unique to the run, so limiters may share a backend. Some cases sleep
-// through short windows (about 1.5 s in all, since they run in parallel):
-// backends whose clock lives elsewhere (Redis's TIME) cannot be stepped.
-// Times are checked to within tolerance of what the log semantics say. A
-// bug found in one backend becomes a case here.
+// open is called once per case and must return a working limiter that
+// reads the time from now alone; the suite closes it. Each case has a
+// [Clock] of its own, which stands still until the case advances it, so
+// the suite never sleeps and every time in a Result is checked exactly.
+// The clock moves in whole microseconds, the finest step of every backend
+// (Redis scores requests in microseconds). Cases run in parallel and
+// their keys are unique to the run, so limiters may share a backend; the
+// windows are a minute long, so a backend that also expires keys by a
+// clock of its own (Redis does, by the server's) keeps them for the whole
+// case. A bug found in one backend becomes a case here.
 package ratelimittest
 
 import (
@@ -26,12 +31,40 @@ import (
 	"github.com/dfms/dfms/server/ratelimit"
 )
 
-// tolerance is how far a backend's times may stray from those the local
-// clock predicts: a round trip to the backend, the scheduler, -race.
-const tolerance = 100 * time.Millisecond
+// Clock is a fake clock: it stands still until Advance moves it. It is
+// safe for concurrent use; its Now is what a limiter's clock option takes.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time // guarded by mu
+}
 
-// Run runs every case against limiters made by open.
-func Run(t *testing.T, open func(t *testing.T) ratelimit.Limiter) {
+// NewClock returns a clock stopped at a fixed time, a whole second.
+func NewClock() *Clock { return &Clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// tick is the smallest step the suite takes: every backend tells times a
+// microsecond apart.
+const tick = time.Microsecond
+
+// window is the window of the cases' limits.
+const window = time.Minute
+
+// Run runs every case against limiters made by open, each reading the
+// time from now.
+func Run(t *testing.T, open func(t *testing.T, now func() time.Time) ratelimit.Limiter) {
 	cases := []struct {
 		name string
 		fn   func(t *testing.T, s *suite)
@@ -51,39 +84,60 @@ func Run(t *testing.T, open func(t *testing.T) ratelimit.Limiter) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			l := open(t)
+			c := NewClock()
+			l := open(t, c.Now)
 			t.Cleanup(func() {
 				if err := l.Close(); err != nil {
 					t.Errorf("Close: %v", err)
 				}
 			})
-			tc.fn(t, &suite{l: l, prefix: run + "/" + tc.name + "/"})
+			tc.fn(t, &suite{l: l, clock: c, t0: c.Now(), prefix: run + "/" + tc.name + "/"})
 		})
 	}
 }
 
 type suite struct {
 	l      ratelimit.Limiter
+	clock  *Clock
+	t0     time.Time // the clock's time when the case began
 	prefix string
 }
 
 // key returns a key unique to the run and case.
 func (s *suite) key(name string) string { return s.prefix + name }
 
-// allow calls Allow and fails the test on an error. It also returns the
-// midpoint of the call, the local time that best matches the backend's.
-func (s *suite) allow(t *testing.T, key string, l ratelimit.Limit) (ratelimit.Result, time.Time) {
+// at returns the time d after the case began.
+func (s *suite) at(d time.Duration) time.Time { return s.t0.Add(d) }
+
+// set moves the clock forward to d after the case began.
+func (s *suite) set(t *testing.T, d time.Duration) {
 	t.Helper()
-	start := time.Now()
-	res, err := s.l.Allow(context.Background(), key, l)
-	if err != nil {
-		t.Fatalf("Allow(%q, %v): %v", key, l, err)
+	step := s.at(d).Sub(s.clock.Now())
+	if step < 0 {
+		t.Fatalf("the clock cannot go back to t0+%v", d)
 	}
-	return res, start.Add(time.Since(start) / 2)
+	s.clock.Advance(step)
 }
 
-// wantAllowed checks an allowed result.
-func wantAllowed(t *testing.T, what string, res ratelimit.Result, l ratelimit.Limit, remaining int) {
+// allow calls Allow and fails the test on an error.
+func (s *suite) allow(t *testing.T, key string, l ratelimit.Limit) ratelimit.Result {
+	t.Helper()
+	return s.allowN(t, key, l, 1)
+}
+
+// allowN calls AllowN and fails the test on an error.
+func (s *suite) allowN(t *testing.T, key string, l ratelimit.Limit, n int) ratelimit.Result {
+	t.Helper()
+	res, err := s.l.AllowN(context.Background(), key, l, n)
+	if err != nil {
+		t.Fatalf("AllowN(%q, %v, %d) at t0+%v: %v", key, l, n, s.clock.Now().Sub(s.t0), err)
+	}
+	return res
+}
+
+// wantAllowed checks an allowed result: its counts, and that the oldest
+// request counted leaves the window at reset.
+func (s *suite) wantAllowed(t *testing.T, what string, res ratelimit.Result, l ratelimit.Limit, remaining int, reset time.Time) {
 	t.Helper()
 	if !res.Allowed {
 		t.Fatalf("%s: denied (retry after %v), want allowed", what, res.RetryAfter)
@@ -92,11 +146,13 @@ func wantAllowed(t *testing.T, what string, res ratelimit.Result, l ratelimit.Li
 		t.Errorf("%s: got Limit %d, Remaining %d, RetryAfter %v; want %d, %d, 0",
 			what, res.Limit, res.Remaining, res.RetryAfter, l.Requests, remaining)
 	}
+	s.wantTime(t, what+": Reset", res.Reset, reset)
 }
 
-// wantDenied checks a denied result, and that RetryAfter is about
-// wantRetry (to within tolerance) and within (0, l.Window].
-func wantDenied(t *testing.T, what string, res ratelimit.Result, l ratelimit.Limit, at time.Time, wantRetry time.Duration) {
+// wantDenied checks a denied result, and that a request is next allowed
+// at reset: RetryAfter is the time from now until then, within
+// (0, l.Window].
+func (s *suite) wantDenied(t *testing.T, what string, res ratelimit.Result, l ratelimit.Limit, reset time.Time) {
 	t.Helper()
 	if res.Allowed {
 		t.Fatalf("%s: allowed (remaining %d), want denied", what, res.Remaining)
@@ -107,73 +163,63 @@ func wantDenied(t *testing.T, what string, res ratelimit.Result, l ratelimit.Lim
 	if res.RetryAfter <= 0 || res.RetryAfter > l.Window {
 		t.Errorf("%s: got RetryAfter %v, want in (0, %v]", what, res.RetryAfter, l.Window)
 	}
-	if d := res.RetryAfter - wantRetry; d < -tolerance || d > tolerance {
-		t.Errorf("%s: got RetryAfter %v, want %v ± %v", what, res.RetryAfter, wantRetry, tolerance)
+	if want := reset.Sub(s.clock.Now()); res.RetryAfter != want {
+		t.Errorf("%s: got RetryAfter %v, want %v", what, res.RetryAfter, want)
 	}
-	wantTime(t, what+": Reset", res.Reset, at.Add(res.RetryAfter))
+	s.wantTime(t, what+": Reset", res.Reset, reset)
 }
 
-func wantTime(t *testing.T, what string, got, want time.Time) {
+// wantTime checks a time, showing both as offsets from t0.
+func (s *suite) wantTime(t *testing.T, what string, got, want time.Time) {
 	t.Helper()
-	if d := got.Sub(want); d < -tolerance || d > tolerance {
-		t.Errorf("%s: got %v, want %v ± %v (off by %v)", what, got.Format(time.StampMilli), want.Format(time.StampMilli), tolerance, d)
+	if !got.Equal(want) {
+		t.Errorf("%s: got t0+%v, want t0+%v", what, got.Sub(s.t0), want.Sub(s.t0))
 	}
 }
-
-func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
 
 // testCountDown: Remaining counts down to 0, then requests are denied
 // with Remaining 0 and a RetryAfter that ends the oldest's window.
 func testCountDown(t *testing.T, s *suite) {
-	l := ratelimit.Limit{Requests: 5, Window: 10 * time.Second}
+	l := ratelimit.Limit{Requests: 5, Window: window}
 	k := s.key("k")
-	var first time.Time
-	for i := range 5 {
-		res, at := s.allow(t, k, l)
-		if i == 0 {
-			first = at
-		}
-		wantAllowed(t, fmt.Sprintf("request %d", i+1), res, l, 4-i)
-		wantTime(t, fmt.Sprintf("request %d: Reset", i+1), res.Reset, first.Add(l.Window))
+	for i := range 5 { // at t0, t0+1s, …, t0+4s
+		s.set(t, time.Duration(i)*time.Second)
+		s.wantAllowed(t, fmt.Sprintf("request %d", i+1), s.allow(t, k, l), l, 4-i, s.at(l.Window))
 	}
-	for i := 6; i <= 8; i++ {
-		res, at := s.allow(t, k, l)
-		wantDenied(t, fmt.Sprintf("request %d", i), res, l, at, first.Add(l.Window).Sub(at))
+	for i := 6; i <= 8; i++ { // at t0+4s, right after the fifth, t0+5s and t0+6s
+		s.set(t, time.Duration(i-2)*time.Second)
+		s.wantDenied(t, fmt.Sprintf("request %d", i), s.allow(t, k, l), l, s.at(l.Window))
 	}
 }
 
 // testKeysIndependent: exhausting one key leaves others alone, however
 // similar their names.
 func testKeysIndependent(t *testing.T, s *suite) {
-	l := ratelimit.Limit{Requests: 2, Window: 10 * time.Second}
+	l := ratelimit.Limit{Requests: 2, Window: window}
 	a := s.key("a")
 	for i := range 2 {
-		res, _ := s.allow(t, a, l)
-		wantAllowed(t, fmt.Sprintf("a, request %d", i+1), res, l, 1-i)
+		s.wantAllowed(t, fmt.Sprintf("a, request %d", i+1), s.allow(t, a, l), l, 1-i, s.at(l.Window))
 	}
-	if res, _ := s.allow(t, a, l); res.Allowed {
-		t.Fatalf("a, request 3: allowed, want denied")
-	}
+	s.wantDenied(t, "a, request 3", s.allow(t, a, l), l, s.at(l.Window))
 	for _, k := range []string{"b", "A", "a:", "a/x", "a "} {
-		res, _ := s.allow(t, s.key(k), l)
-		wantAllowed(t, fmt.Sprintf("key %q after a is exhausted", k), res, l, 1)
+		s.wantAllowed(t, fmt.Sprintf("key %q after a is exhausted", k), s.allow(t, s.key(k), l), l, 1, s.at(l.Window))
 	}
 }
 
-// testUnlimited: Requests <= 0 lets everything through and counts nothing.
+// testUnlimited: Requests <= 0 lets everything through and counts nothing;
+// its Result has no limit, and no Reset.
 func testUnlimited(t *testing.T, s *suite) {
 	k := s.key("k")
 	for _, l := range []ratelimit.Limit{{}, {Requests: 0, Window: time.Second}, {Requests: -1, Window: time.Second}, {Requests: -5}} {
 		for i := range 50 {
-			res, _ := s.allow(t, k, l)
-			if !res.Allowed || res.RetryAfter != 0 {
-				t.Fatalf("%v, request %d: got Allowed %v, RetryAfter %v; want true, 0", l, i+1, res.Allowed, res.RetryAfter)
+			res := s.allow(t, k, l)
+			if !res.Allowed || res.Limit != 0 || res.RetryAfter != 0 || !res.Reset.IsZero() {
+				t.Fatalf("%v, request %d: got %+v; want allowed, with Limit 0, RetryAfter 0 and no Reset", l, i+1, res)
 			}
 		}
 	}
-	l := ratelimit.Limit{Requests: 1, Window: 10 * time.Second}
-	res, _ := s.allow(t, k, l)
-	wantAllowed(t, "first limited request after 200 unlimited ones", res, l, 0)
+	l := ratelimit.Limit{Requests: 1, Window: window}
+	s.wantAllowed(t, "first limited request after 200 unlimited ones", s.allow(t, k, l), l, 0, s.at(l.Window))
 }
 
 // testInvalidLimit: a limited Limit without a positive window is the
@@ -190,10 +236,11 @@ func testInvalidLimit(t *testing.T, s *suite) {
 // testContextDone: a cancelled or expired ctx fails the call, which then
 // counts nothing.
 func testContextDone(t *testing.T, s *suite) {
-	l := ratelimit.Limit{Requests: 1, Window: 10 * time.Second}
+	l := ratelimit.Limit{Requests: 1, Window: window}
 	k := s.key("k")
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
+	// Contexts keep the real clock: a deadline in its past has expired.
 	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel2()
 	for _, c := range []struct {
@@ -205,93 +252,83 @@ func testContextDone(t *testing.T, s *suite) {
 			t.Errorf("Allow with a done ctx: got %v, %v; want an error wrapping %v", res, err, c.want)
 		}
 	}
-	res, _ := s.allow(t, k, l)
-	wantAllowed(t, "after the failed calls", res, l, 0)
+	s.wantAllowed(t, "after the failed calls", s.allow(t, k, l), l, 0, s.at(l.Window))
 }
 
 // testWindowPasses: once the window has passed, the full limit is
 // available again, however many denied requests came in between: denied
 // requests are not counted.
 func testWindowPasses(t *testing.T, s *suite) {
-	l := ratelimit.Limit{Requests: 2, Window: time.Second}
+	l := ratelimit.Limit{Requests: 2, Window: window}
 	k := s.key("k")
-	_, first := s.allow(t, k, l)
-	_, second := s.allow(t, k, l)
-	for deadline := first.Add(l.Window / 2); time.Now().Before(deadline); time.Sleep(25 * time.Millisecond) {
-		res, at := s.allow(t, k, l)
-		wantDenied(t, "denied request within the window", res, l, at, first.Add(l.Window).Sub(at))
+	s.wantAllowed(t, "request 1", s.allow(t, k, l), l, 1, s.at(l.Window))
+	s.set(t, time.Second)
+	s.wantAllowed(t, "request 2", s.allow(t, k, l), l, 0, s.at(l.Window))
+	for d := time.Second; d <= l.Window/2; d += 3 * time.Second {
+		s.set(t, d)
+		s.wantDenied(t, fmt.Sprintf("denied request at t0+%v", d), s.allow(t, k, l), l, s.at(l.Window))
 	}
-	sleepUntil(second.Add(l.Window + tolerance))
+	// The second request leaves exactly a window after it was made, and
+	// the denied ones after it are not in the window.
+	after := time.Second + l.Window
+	s.set(t, after)
 	for i := range 2 {
-		res, _ := s.allow(t, k, l)
-		wantAllowed(t, fmt.Sprintf("request %d after the window", i+1), res, l, 1-i)
+		s.wantAllowed(t, fmt.Sprintf("request %d after the window", i+1), s.allow(t, k, l), l, 1-i, s.at(after+l.Window))
 	}
-	if res, _ := s.allow(t, k, l); res.Allowed {
-		t.Fatalf("request 3 after the window: allowed, want denied")
-	}
+	s.wantDenied(t, "request 3 after the window", s.allow(t, k, l), l, s.at(after+l.Window))
 }
 
-// testSliding: requests spread over the window leave it one by one, each a
-// window after it was made; a fixed window would free them all at once.
+// testSliding: requests spread over the window leave it one by one, each
+// exactly a window after it was made (the window (t − Window, t] is
+// half-open); a fixed window would free them all at once.
 func testSliding(t *testing.T, s *suite) {
-	l := ratelimit.Limit{Requests: 3, Window: time.Second}
+	l := ratelimit.Limit{Requests: 3, Window: window}
 	k := s.key("k")
-	start := time.Now()
-	var at [3]time.Time
-	for i := range at {
-		sleepUntil(start.Add(time.Duration(i) * 300 * time.Millisecond))
-		var res ratelimit.Result
-		res, at[i] = s.allow(t, k, l)
-		wantAllowed(t, fmt.Sprintf("request %d", i+1), res, l, 2-i)
-		wantTime(t, fmt.Sprintf("request %d: Reset", i+1), res.Reset, at[0].Add(l.Window))
+	sent := []time.Duration{0, 10 * time.Second, 20 * time.Second}
+	for i, d := range sent {
+		s.set(t, d)
+		s.wantAllowed(t, fmt.Sprintf("request %d", i+1), s.allow(t, k, l), l, 2-i, s.at(l.Window))
 	}
-	res, now := s.allow(t, k, l)
-	wantDenied(t, "request 4, right after", res, l, now, at[0].Add(l.Window).Sub(now))
+	s.wantDenied(t, "request 4, right after", s.allow(t, k, l), l, s.at(l.Window))
 
 	// Just before the first request leaves, still full.
-	sleepUntil(at[0].Add(l.Window - tolerance))
-	res, now = s.allow(t, k, l)
-	wantDenied(t, "request just before the first leaves", res, l, now, at[0].Add(l.Window).Sub(now))
+	s.set(t, l.Window-tick)
+	s.wantDenied(t, "request just before the first leaves", s.allow(t, k, l), l, s.at(l.Window))
 
-	// Just after, exactly one slot is free.
-	sleepUntil(at[0].Add(l.Window + tolerance))
-	res, now = s.allow(t, k, l)
-	wantAllowed(t, "request just after the first leaves", res, l, 0)
-	wantTime(t, "its Reset (when the second leaves)", res.Reset, at[1].Add(l.Window))
-	res, now = s.allow(t, k, l)
-	wantDenied(t, "the next one", res, l, now, at[1].Add(l.Window).Sub(now))
+	// As it leaves, exactly one slot is free.
+	s.set(t, l.Window)
+	s.wantAllowed(t, "request as the first leaves", s.allow(t, k, l), l, 0, s.at(sent[1]+l.Window))
+	res := s.allow(t, k, l)
+	s.wantDenied(t, "the next one", res, l, s.at(sent[1]+l.Window))
 
-	// RetryAfter is right: waiting it out (and a little) is enough.
-	time.Sleep(res.RetryAfter + 20*time.Millisecond)
-	res, _ = s.allow(t, k, l)
-	wantAllowed(t, "request after waiting RetryAfter", res, l, 0)
-	res, now = s.allow(t, k, l)
-	wantDenied(t, "the next one", res, l, now, at[2].Add(l.Window).Sub(now))
+	// RetryAfter is right: waiting it out is enough.
+	s.clock.Advance(res.RetryAfter)
+	s.wantAllowed(t, "request after waiting RetryAfter", s.allow(t, k, l), l, 0, s.at(sent[2]+l.Window))
+	s.wantDenied(t, "the next one", s.allow(t, k, l), l, s.at(sent[2]+l.Window))
 }
 
-// testSmallerLimit: a key's older requests count against a smaller limit.
+// testSmallerLimit: a key's older requests count against a smaller limit:
+// a request waits until all but Requests-1 of them have left, not just the
+// oldest.
 func testSmallerLimit(t *testing.T, s *suite) {
-	big := ratelimit.Limit{Requests: 5, Window: 10 * time.Second}
-	small := ratelimit.Limit{Requests: 2, Window: 10 * time.Second}
+	big := ratelimit.Limit{Requests: 5, Window: window}
+	small := ratelimit.Limit{Requests: 2, Window: window}
 	k := s.key("k")
-	var first time.Time
-	for i := range 4 {
-		_, at := s.allow(t, k, big)
-		if i == 0 {
-			first = at
-		}
+	for i := range 4 { // at t0, t0+1s, t0+2s, t0+3s
+		s.set(t, time.Duration(i)*time.Second)
+		s.wantAllowed(t, fmt.Sprintf("request %d", i+1), s.allow(t, k, big), big, 4-i, s.at(big.Window))
 	}
-	res, now := s.allow(t, k, small)
-	// Three of the four must leave: the requests were made together, so
-	// about when the first leaves.
-	wantDenied(t, "request under the smaller limit", res, small, now, first.Add(small.Window).Sub(now))
+	// Three must leave; the third was made at t0+2s.
+	s.wantDenied(t, "request under the smaller limit", s.allow(t, k, small), small, s.at(2*time.Second+small.Window))
+	s.set(t, 2*time.Second+small.Window)
+	s.wantAllowed(t, "request under the smaller limit once the third left", s.allow(t, k, small), small, 0, s.at(3*time.Second+small.Window))
 }
 
 // testConcurrent: of a burst on one key from many goroutines, exactly
 // Requests are allowed, each with a different Remaining.
 func testConcurrent(t *testing.T, s *suite) {
 	const goroutines, each = 20, 3
-	l := ratelimit.Limit{Requests: 7, Window: 10 * time.Second}
+	l := ratelimit.Limit{Requests: 7, Window: window}
 	k := s.key("k")
 	results := make(chan ratelimit.Result, goroutines*each)
 	var wg sync.WaitGroup
@@ -313,6 +350,9 @@ func testConcurrent(t *testing.T, s *suite) {
 	for res := range results {
 		if res.Allowed {
 			remaining = append(remaining, res.Remaining)
+			s.wantAllowed(t, "an allowed request", res, l, res.Remaining, s.at(l.Window))
+		} else {
+			s.wantDenied(t, "a denied request", res, l, s.at(l.Window))
 		}
 	}
 	slices.Sort(remaining)
@@ -326,26 +366,18 @@ func testConcurrent(t *testing.T, s *suite) {
 // in 1..Requests (a request that can never be allowed is the caller's
 // bug), and an unlimited limit lets any weight through.
 func testWeighted(t *testing.T, s *suite) {
-	l := ratelimit.Limit{Requests: 10, Window: 10 * time.Second}
+	l := ratelimit.Limit{Requests: 10, Window: window}
 	k := s.key("k")
-	allowN := func(n int) (ratelimit.Result, time.Time) {
-		t.Helper()
-		start := time.Now()
-		res, err := s.l.AllowN(context.Background(), k, l, n)
-		if err != nil {
-			t.Fatalf("AllowN(%d): %v", n, err)
-		}
-		return res, start.Add(time.Since(start) / 2)
-	}
-	res, first := allowN(4)
-	wantAllowed(t, "a request of 4", res, l, 6)
-	wantTime(t, "its Reset", res.Reset, first.Add(l.Window))
-	res, now := allowN(7)
-	wantDenied(t, "a request of 7 with 6 free", res, l, now, first.Add(l.Window).Sub(now))
-	res, _ = allowN(6)
-	wantAllowed(t, "a request of 6 after the denied one", res, l, 0)
-	res, now = s.allow(t, k, l)
-	wantDenied(t, "a plain request", res, l, now, first.Add(l.Window).Sub(now))
+	s.wantAllowed(t, "a request of 4", s.allowN(t, k, l, 4), l, 6, s.at(l.Window))
+	s.set(t, time.Second)
+	s.wantDenied(t, "a request of 7 with 6 free", s.allowN(t, k, l, 7), l, s.at(l.Window))
+	s.wantAllowed(t, "a request of 6 after the denied one", s.allowN(t, k, l, 6), l, 0, s.at(l.Window))
+	s.wantDenied(t, "a plain request", s.allow(t, k, l), l, s.at(l.Window))
+
+	// As the 4 leave, 4 slots are free: a request of 5 waits for the 6.
+	s.set(t, l.Window)
+	s.wantDenied(t, "a request of 5 with 4 free", s.allowN(t, k, l, 5), l, s.at(time.Second+l.Window))
+	s.wantAllowed(t, "a request of 4 with 4 free", s.allowN(t, k, l, 4), l, 0, s.at(time.Second+l.Window))
 
 	for _, n := range []int{0, -1, l.Requests + 1} {
 		_, err := s.l.AllowN(context.Background(), s.key("bad"), l, n)
@@ -353,8 +385,7 @@ func testWeighted(t *testing.T, s *suite) {
 			t.Errorf("AllowN(%d) under %v: got error %v (kind %v), want kind %v", n, l, err, dfms.KindOf(err), dfms.Invalid)
 		}
 	}
-	res, _ = s.allow(t, s.key("bad"), l)
-	wantAllowed(t, "after the invalid calls", res, l, l.Requests-1)
+	s.wantAllowed(t, "after the invalid calls", s.allow(t, s.key("bad"), l), l, l.Requests-1, s.clock.Now().Add(l.Window))
 	res, err := s.l.AllowN(context.Background(), s.key("free"), ratelimit.Limit{}, 1000)
 	if err != nil || !res.Allowed {
 		t.Errorf("AllowN(1000) unlimited: got %+v, %v; want allowed", res, err)

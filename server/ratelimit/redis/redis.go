@@ -22,11 +22,12 @@
 // now − window, counts the rest, and if the request still fits under the
 // limit adds it and sets the key to expire (PEXPIRE, in milliseconds,
 // rounded up) one window later, when all its members are out of the
-// window. "Now" is the Redis server's clock
-// (TIME), so gateways with skewed clocks still agree; the times in a
-// Result are converted to the local clock as offsets from the server's
-// now. The script touches only its one key, so it runs on Redis Cluster
-// too. It needs Redis 5 or later (scripts that call TIME before writing).
+// window. "Now" is the Redis server's clock (TIME), so gateways with skewed
+// clocks still agree; the times in a Result are converted to the local
+// clock as offsets from the server's now. [WithClock] replaces TIME with a
+// clock of the caller's, for tests. The script touches only its one key, so
+// it runs on Redis Cluster too. It needs Redis 5 or later (scripts that
+// call TIME before writing).
 //
 // A key costs 50 to 125 bytes per logged request (Redis 7.0: a small set
 // is packed, one over 128 members is not): a limit of 200 per minute holds
@@ -79,7 +80,8 @@ const (
 type Limiter struct {
 	c      goredis.Scripter
 	prefix string
-	owned  *goredis.Client // the client Open made, closed by Close; nil after New
+	now    func() time.Time // nil: the server's TIME
+	owned  *goredis.Client  // the client Open made, closed by Close; nil after New
 }
 
 // rate.Limiter is ratelimit.Limiter (an alias), which this package cannot
@@ -93,6 +95,20 @@ type Option func(*Limiter)
 // URL's prefix.
 func WithPrefix(p string) Option {
 	return func(l *Limiter) { l.prefix = p }
+}
+
+// WithClock makes the limiter stamp requests with now, read on the gateway,
+// instead of the Redis server's TIME; tests use it to step time
+// deterministically. Production leaves it unset, and should: the server's
+// clock is the one clock that every gateway sharing the counts reads, while
+// gateways' own clocks are skewed, and a gateway whose clock runs ahead
+// would push the others' requests out of the window early (and one that
+// lags, keep them in late), so the limit would no longer hold across them.
+// Keys still expire by the server's clock, one window after their last
+// allowed request. now must not go backwards, and its times are kept to the
+// microsecond.
+func WithClock(now func() time.Time) Option {
+	return func(l *Limiter) { l.now = now }
 }
 
 // New returns a limiter that runs its script through c: a *goredis.Client,
@@ -167,21 +183,28 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Limiter, error) 
 //	ARGV[3]  expiry, ms: the window rounded up
 //	ARGV[4]  random suffix that keeps members unique across gateways
 //	ARGV[5]  the request's weight n (1..limit): it is logged n times
+//	ARGV[6]  optional: now, µs (WithClock); the server's TIME if absent
 //
 // It returns {allowed (1 or 0), members now in the window, a time in µs,
-// the server's now in µs}. The third is, when allowed, when the oldest
+// the script's now in µs}. The third is, when allowed, when the oldest
 // member leaves the window; when denied, when a request would next be
 // allowed. Numbers stay below 2^53, so Lua's doubles hold them exactly.
 var allowScript = goredis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now, stamp
+if ARGV[6] then
+	now, stamp = tonumber(ARGV[6]), ARGV[6]
+else
+	local t = redis.call('TIME')
+	now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+	stamp = t[1] .. string.format('%06d', tonumber(t[2]))
+end
 local window = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local weight = tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local n = redis.call('ZCARD', KEYS[1])
 if n + weight <= limit then
-	local member = t[1] .. string.format('%06d', tonumber(t[2])) .. '-' .. ARGV[4]
+	local member = stamp .. '-' .. ARGV[4]
 	for i = 1, weight do
 		redis.call('ZADD', KEYS[1], now, member .. '-' .. i)
 	end
@@ -216,17 +239,27 @@ func (l *Limiter) AllowN(ctx context.Context, key string, lim rate.Limit, n int)
 	windowUS := ceilDiv(lim.Window, time.Microsecond)
 	ttlMS := ceilDiv(lim.Window, time.Millisecond)
 	suffix := strconv.FormatUint(rand.Uint64(), 36)
-	v, err := allowScript.Run(ctx, l.c, []string{l.prefix + key}, windowUS, lim.Requests, ttlMS, suffix, n).Int64Slice()
+	args := []any{windowUS, lim.Requests, ttlMS, suffix, n}
+	var at time.Time
+	if l.now != nil {
+		at = l.now()
+		args = append(args, at.UnixMicro())
+	}
+	v, err := allowScript.Run(ctx, l.c, []string{l.prefix + key}, args...).Int64Slice()
 	if err != nil {
 		return rate.Result{}, classify(ctx, op, err)
 	}
 	if len(v) != 4 {
 		return rate.Result{}, dfms.E(op, dfms.Other, fmt.Errorf("rate-limit script returned %d values, want 4", len(v)))
 	}
-	// Offsets from the server's now, applied to the local clock read after
-	// the reply: late by the round trip at most, never early.
+	// Offsets from the script's now, applied to the local clock: the time
+	// the request was stamped with, or else the local clock read after the
+	// reply, late by the round trip at most, never early.
 	wait := time.Duration(v[2]-v[3]) * time.Microsecond
-	now := time.Now()
+	now := at
+	if l.now == nil {
+		now = time.Now()
+	}
 	if v[0] == 1 {
 		return rate.Result{
 			Allowed:   true,

@@ -29,14 +29,50 @@ func open(t *testing.T, rawURL string) *redis.Limiter {
 	return l
 }
 
+// TestConformance runs the suite on the suite's clock (WithClock), in
+// place of the server's TIME, which no test can step; TestServerClock
+// checks the production path.
 func TestConformance(t *testing.T) {
-	ratelimittest.Run(t, func(t *testing.T) ratelimit.Limiter {
-		l, err := redis.Open(context.Background(), testenv.Redis(t))
+	ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
+		l, err := redis.Open(context.Background(), testenv.Redis(t), redis.WithClock(now))
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
 		return l
 	})
+}
+
+// TestServerClock: without WithClock, requests are stamped by the server's
+// TIME, and the times in a Result are carried over to the local clock
+// (the server runs on this machine, so the two clocks agree): a Reset a
+// window after a request made between start and end, and a RetryAfter
+// that ends it.
+func TestServerClock(t *testing.T) {
+	ctx := context.Background()
+	l := open(t, testenv.Redis(t))
+	lim := ratelimit.Limit{Requests: 2, Window: time.Minute}
+	start := time.Now()
+	var results []ratelimit.Result
+	for range 3 {
+		res, err := l.Allow(ctx, "k", lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, res)
+	}
+	end := time.Now()
+	for i, res := range results {
+		if allowed := i < 2; res.Allowed != allowed {
+			t.Fatalf("request %d: got %+v, want Allowed %v", i+1, res, allowed)
+		}
+		// The server's microseconds may round the local times down.
+		if lo, hi := lim.Window-time.Microsecond, end.Sub(start)+lim.Window; res.Reset.Before(start.Add(lo)) || res.Reset.After(start.Add(hi)) {
+			t.Errorf("request %d: got Reset start+%v, want in [start+%v, start+%v]", i+1, res.Reset.Sub(start), lo, hi)
+		}
+	}
+	if lo, d := lim.Window-end.Sub(start)-time.Microsecond, results[2]; d.RetryAfter < lo || d.RetryAfter > lim.Window {
+		t.Errorf("the denied request: got RetryAfter %v, want in [%v, %v]", d.RetryAfter, lo, lim.Window)
+	}
 }
 
 // client returns a go-redis client for the test server and the key prefix
