@@ -27,6 +27,8 @@ import (
 // next version commit or Sync (fsync(2) of any file or directory of the
 // mount). Version commits are durable when they return.
 type Backend struct {
+	// files.Meta is the whole metadata store, which the backend mirrors
+	// most of (tree, trash, xattrs, journal, users, chunk index, Sync).
 	files  *files.Service
 	owner  dfms.UserID
 	origin string // stamped on every change it makes

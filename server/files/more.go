@@ -30,7 +30,7 @@ func (s *Service) applyRetention(ctx context.Context, owner dfms.UserID, id dfms
 	if r.KeepLast <= 0 && r.KeepFor <= 0 {
 		return
 	}
-	vs, err := s.meta.ListVersions(ctx, owner, id)
+	vs, err := s.versions.ListVersions(ctx, owner, id)
 	if err != nil {
 		slog.Warn("retention: list versions", "entry", id, "err", err)
 		return
@@ -44,7 +44,7 @@ func (s *Service) applyRetention(ctx context.Context, owner dfms.UserID, id dfms
 		if r.KeepFor > 0 && now.Sub(v.CreatedAt) < r.KeepFor {
 			continue
 		}
-		if err := s.meta.DeleteVersion(ctx, owner, id, v.Number); err != nil && !dfms.Is(err, dfms.NotExist) {
+		if err := s.versions.DeleteVersion(ctx, owner, id, v.Number); err != nil && !dfms.Is(err, dfms.NotExist) {
 			slog.Warn("retention: delete version", "entry", id, "version", v.Number, "err", err)
 		}
 	}
@@ -66,7 +66,7 @@ func (s *Service) Copy(ctx context.Context, owner dfms.UserID, id, newParent dfm
 	if err != nil {
 		return src, v, dfms.E(op, dfms.Other, err)
 	}
-	e, nv, err := s.meta.CommitVersion(ctx, meta.CommitRequest{Owner: owner, Parent: newParent, Name: newName,
+	e, nv, err := s.versions.CommitVersion(ctx, meta.CommitRequest{Owner: owner, Parent: newParent, Name: newName,
 		Mode: src.Mode, UID: src.UID, GID: src.GID, Manifest: *v.Manifest, SHA256: v.SHA256, MIME: src.MIME,
 		MTime: src.MTime, CreateOnly: true, CreatedBy: owner})
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *Service) Copy(ctx context.Context, owner dfms.UserID, id, newParent dfm
 // its chunks until the upload completes or is aborted.
 func (s *Service) WritePart(ctx context.Context, owner dfms.UserID, uploadID string, n int, body io.Reader, maxSize int64) (meta.Part, error) {
 	const op dfms.Op = "files.WritePart"
-	if _, err := s.meta.GetUpload(ctx, owner, uploadID); err != nil {
+	if _, err := s.uploads.GetUpload(ctx, owner, uploadID); err != nil {
 		return meta.Part{}, dfms.E(op, dfms.Other, err)
 	}
 	if n < 1 || n > 10000 {
@@ -104,7 +104,7 @@ func (s *Service) WritePart(ctx context.Context, owner dfms.UserID, uploadID str
 	if err != nil {
 		return meta.Part{}, dfms.E(op, dfms.Other, err)
 	}
-	if err := s.meta.PutPart(ctx, owner, uploadID, n, m.Size(), sum, m); err != nil {
+	if err := s.uploads.PutPart(ctx, owner, uploadID, n, m.Size(), sum, m); err != nil {
 		return meta.Part{}, dfms.E(op, dfms.Other, commitError(err))
 	}
 	return meta.Part{Number: n, Size: m.Size(), SHA256: sum, CreatedAt: time.Now()}, nil
@@ -118,7 +118,7 @@ func (s *Service) WritePart(ctx context.Context, owner dfms.UserID, uploadID str
 // so that a completion bound to fail costs no read.
 func (s *Service) CompleteUpload(ctx context.Context, owner dfms.UserID, uploadID, mime string, maxSize int64) (meta.Entry, meta.Version, error) {
 	const op dfms.Op = "files.CompleteUpload"
-	up, err := s.meta.GetUpload(ctx, owner, uploadID)
+	up, err := s.uploads.GetUpload(ctx, owner, uploadID)
 	if err != nil {
 		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
 	}
@@ -146,7 +146,7 @@ func (s *Service) CompleteUpload(ctx context.Context, owner dfms.UserID, uploadI
 	h.Sum(sum[:0])
 	// The store checks that the parts are still those hashed here: a part
 	// replaced meanwhile fails the completion (kind Conflict).
-	e, v, err := s.meta.CompleteUpload(ctx, owner, uploadID, sum, mime, &m)
+	e, v, err := s.uploads.CompleteUpload(ctx, owner, uploadID, sum, mime, &m)
 	if err != nil {
 		return e, v, dfms.E(op, dfms.Other, err)
 	}
@@ -157,7 +157,7 @@ func (s *Service) CompleteUpload(ctx context.Context, owner dfms.UserID, uploadI
 // uploadManifest concatenates the parts' manifests in order. Gaps are left
 // for the metadata store to reject.
 func (s *Service) uploadManifest(ctx context.Context, owner dfms.UserID, uploadID string) (dfms.Manifest, error) {
-	parts, err := s.meta.PartManifests(ctx, owner, uploadID)
+	parts, err := s.uploads.PartManifests(ctx, owner, uploadID)
 	if err != nil {
 		return dfms.Manifest{}, err
 	}
@@ -202,7 +202,7 @@ func (s *Service) PutChunks(ctx context.Context, owner dfms.UserID, cs []dfms.Ch
 	if err := s.storeBatch(ctx, owner, b, &accounting{res: &res, seen: map[dfms.Hash]bool{}}); err != nil {
 		return 0, dfms.E(op, dfms.Other, err)
 	}
-	if err := s.meta.OwnChunks(ctx, owner, hashes); err != nil {
+	if err := s.index.OwnChunks(ctx, owner, hashes); err != nil {
 		return 0, dfms.E(op, dfms.Other, err)
 	}
 	return res.NewChunks, nil
@@ -400,7 +400,7 @@ func (s *Service) commitChunksBatch(ctx context.Context, reqs []meta.CommitReque
 	if len(todo) == 0 {
 		return out, nil
 	}
-	res, err := s.meta.CommitVersions(ctx, todo)
+	res, err := s.versions.CommitVersions(ctx, todo)
 	if err != nil {
 		return nil, dfms.E(op, dfms.Other, err)
 	}
@@ -416,7 +416,7 @@ func (s *Service) commitChunksBatch(ctx context.Context, reqs []meta.CommitReque
 }
 
 func (s *Service) commitChecked(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
-	e, v, err := s.meta.CommitVersion(ctx, req)
+	e, v, err := s.versions.CommitVersion(ctx, req)
 	if err != nil {
 		return e, v, dfms.E("files.CommitManifest", dfms.Other, commitError(err))
 	}
@@ -463,7 +463,7 @@ func (s *Service) checkChunks(ctx context.Context, req meta.CommitRequest, posse
 		return nil
 	}
 	if possession {
-		unowned, err := s.meta.UnownedChunks(ctx, req.Owner, hashes)
+		unowned, err := s.index.UnownedChunks(ctx, req.Owner, hashes)
 		if err != nil {
 			return dfms.E(op, dfms.Other, err)
 		}
@@ -472,7 +472,7 @@ func (s *Service) checkChunks(ctx context.Context, req meta.CommitRequest, posse
 		}
 	}
 	if keep {
-		if err := s.meta.KeepChunks(ctx, hashes); err != nil {
+		if err := s.index.KeepChunks(ctx, hashes); err != nil {
 			return dfms.E(op, dfms.Other, err)
 		}
 	}
@@ -494,7 +494,7 @@ func (s *Service) Checksum(ctx context.Context, owner dfms.UserID, v *meta.Versi
 	}
 	var sum dfms.Hash
 	h.Sum(sum[:0])
-	if err := s.meta.SetChecksum(ctx, owner, v.ID, sum); err != nil {
+	if err := s.versions.SetChecksum(ctx, owner, v.ID, sum); err != nil {
 		return dfms.Hash{}, err
 	}
 	v.SHA256 = sum

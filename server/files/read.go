@@ -14,7 +14,7 @@ import (
 // (number 0: the current version).
 func (s *Service) OpenVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (meta.Version, error) {
 	const op dfms.Op = "files.OpenVersion"
-	e, err := s.meta.GetEntry(ctx, owner, id)
+	e, err := s.tree.GetEntry(ctx, owner, id)
 	if err != nil {
 		return meta.Version{}, dfms.E(op, dfms.Other, err)
 	}
@@ -25,7 +25,7 @@ func (s *Service) OpenVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 		// A file created but never written: empty.
 		return meta.Version{Entry: id, Manifest: &dfms.Manifest{}, SHA256: dfms.Sum(nil)}, nil
 	}
-	v, err := s.meta.GetVersion(ctx, owner, id, number)
+	v, err := s.versions.GetVersion(ctx, owner, id, number)
 	if err != nil {
 		return v, dfms.E(op, dfms.Other, err)
 	}
@@ -35,7 +35,7 @@ func (s *Service) OpenVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 // VersionByID returns, with its manifest, the version with lasting id
 // vid, whichever of the owner's files holds it now.
 func (s *Service) VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (meta.Version, error) {
-	v, err := s.meta.VersionByID(ctx, owner, vid)
+	v, err := s.versions.VersionByID(ctx, owner, vid)
 	if err != nil {
 		return v, dfms.E("files.VersionByID", dfms.Other, err)
 	}

@@ -17,7 +17,7 @@ import (
 // PostgreSQL's parameter limits.
 const batch = 500
 
-// MissingChunks implements meta.Store.
+// MissingChunks implements meta.Chunks.
 func (s *Store) MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.Hash, error) {
 	var missing []dfms.Hash
 	err := s.read(ctx, "meta.MissingChunks", func(t *tx) error {
@@ -63,7 +63,7 @@ func (s *Store) MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.H
 	return missing, err
 }
 
-// UnownedChunks implements meta.Store.
+// UnownedChunks implements meta.Chunks.
 func (s *Store) UnownedChunks(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) ([]dfms.Hash, error) {
 	const op dfms.Op = "meta.UnownedChunks"
 	var out []dfms.Hash
@@ -112,7 +112,7 @@ func (s *Store) UnownedChunks(ctx context.Context, owner dfms.UserID, hashes []d
 	return out, err
 }
 
-// OwnChunks implements meta.Store.
+// OwnChunks implements meta.Chunks.
 func (s *Store) OwnChunks(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) error {
 	return s.write(ctx, "meta.OwnChunks", func(t *tx) error { return t.own(ctx, owner, hashes) })
 }
@@ -143,7 +143,7 @@ func (t *tx) own(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) err
 	return nil
 }
 
-// ReserveChunks implements meta.Store.
+// ReserveChunks implements meta.Chunks.
 func (s *Store) ReserveChunks(ctx context.Context, refs []dfms.ChunkRef) error {
 	const op dfms.Op = "meta.ReserveChunks"
 	sizes := make(map[dfms.Hash]int64, len(refs))
@@ -171,7 +171,7 @@ func (s *Store) ReserveChunks(ctx context.Context, refs []dfms.ChunkRef) error {
 	})
 }
 
-// AddChunks implements meta.Store.
+// AddChunks implements meta.Chunks.
 func (s *Store) AddChunks(ctx context.Context, refs []dfms.ChunkRef) error {
 	const op dfms.Op = "meta.AddChunks"
 	sizes := make(map[dfms.Hash]int64, len(refs))
@@ -193,7 +193,7 @@ func (t *tx) addChunks(ctx context.Context, op dfms.Op, sizes map[dfms.Hash]int6
 	return nil
 }
 
-// KeepChunks implements meta.Store.
+// KeepChunks implements meta.Chunks.
 func (s *Store) KeepChunks(ctx context.Context, hashes []dfms.Hash) error {
 	const op dfms.Op = "meta.KeepChunks"
 	set := make(map[dfms.Hash]int64, len(hashes))
@@ -224,7 +224,7 @@ func scanChunk(row interface{ Scan(...any) error }) (meta.Chunk, error) {
 	return c, err
 }
 
-// GetChunk implements meta.Store.
+// GetChunk implements meta.Chunks.
 func (s *Store) GetChunk(ctx context.Context, h dfms.Hash) (meta.Chunk, error) {
 	const op dfms.Op = "meta.GetChunk"
 	var c meta.Chunk
@@ -239,7 +239,7 @@ func (s *Store) GetChunk(ctx context.Context, h dfms.Hash) (meta.Chunk, error) {
 	return c, err
 }
 
-// SweepCandidates implements meta.Store. Rows left deleting come first;
+// SweepCandidates implements meta.Sweeper. Rows left deleting come first;
 // then unreferenced (or stale pending) chunks, oldest first. Each query
 // uses its own partial index.
 func (s *Store) SweepCandidates(ctx context.Context, cutoff time.Time, limit int) ([]meta.Chunk, error) {
@@ -280,7 +280,7 @@ func (s *Store) SweepCandidates(ctx context.Context, cutoff time.Time, limit int
 	return out, err
 }
 
-// BeginDelete implements meta.Store.
+// BeginDelete implements meta.Sweeper.
 func (s *Store) BeginDelete(ctx context.Context, f meta.Fence, h dfms.Hash, cutoff, stale time.Time) (bool, error) {
 	const op dfms.Op = "meta.BeginDelete"
 	var ok bool
@@ -298,7 +298,7 @@ func (s *Store) BeginDelete(ctx context.Context, f meta.Fence, h dfms.Hash, cuto
 	return ok, err
 }
 
-// FinishDelete implements meta.Store. It is not fenced by the lock: the
+// FinishDelete implements meta.Sweeper. It is not fenced by the lock: the
 // holder that marked the row has deleted the bytes, and while its mark
 // stood nobody could store them again.
 func (s *Store) FinishDelete(ctx context.Context, f meta.Fence, h dfms.Hash) error {
@@ -318,7 +318,7 @@ func (s *Store) FinishDelete(ctx context.Context, f meta.Fence, h dfms.Hash) err
 	})
 }
 
-// ClaimOrphan implements meta.Store.
+// ClaimOrphan implements meta.Sweeper.
 func (s *Store) ClaimOrphan(ctx context.Context, f meta.Fence, h dfms.Hash, size int64) (bool, error) {
 	const op dfms.Op = "meta.ClaimOrphan"
 	var ok bool
@@ -334,7 +334,7 @@ func (s *Store) ClaimOrphan(ctx context.Context, f meta.Fence, h dfms.Hash, size
 	return ok, err
 }
 
-// PutNode implements meta.Store.
+// PutNode implements meta.Nodes.
 func (s *Store) PutNode(ctx context.Context, n meta.Node) error {
 	const op dfms.Op = "meta.PutNode"
 	if n.ID == "" || n.Endpoint == "" {
@@ -359,7 +359,7 @@ func (s *Store) PutNode(ctx context.Context, n meta.Node) error {
 	})
 }
 
-// ListNodes implements meta.Store.
+// ListNodes implements meta.Nodes.
 func (s *Store) ListNodes(ctx context.Context) ([]meta.Node, error) {
 	var out []meta.Node
 	err := s.read(ctx, "meta.ListNodes", func(t *tx) error {
@@ -383,7 +383,7 @@ func (s *Store) ListNodes(ctx context.Context) ([]meta.Node, error) {
 	return out, err
 }
 
-// SetNodeState implements meta.Store.
+// SetNodeState implements meta.Nodes.
 func (s *Store) SetNodeState(ctx context.Context, id, state string, failures int, probe time.Time) error {
 	const op dfms.Op = "meta.SetNodeState"
 	switch state {
