@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -352,11 +353,7 @@ func (a *API) commitManifest(c *gin.Context) {
 	// The content is read back only to verify a checksum the client
 	// declared; otherwise the checksum is computed on first download
 	// (defer_checksum is the default now, and kept for old clients).
-	commit := a.Files.CommitChunks
-	if !req.SHA256.IsZero() {
-		commit = a.Files.CommitManifest
-	}
-	e, v, err := commit(c.Request.Context(), req)
+	res, err := a.Files.Commit(c.Request.Context(), req, files.CommitOptions{Verify: !req.SHA256.IsZero()})
 	if err != nil {
 		var mce *meta.MissingChunksError
 		if errors.As(err, &mce) {
@@ -366,7 +363,7 @@ func (a *API) commitManifest(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"file": view(e), "version": versionOf(v, e.Version)})
+	c.JSON(http.StatusCreated, gin.H{"file": view(res.Entry), "version": versionOf(res.Version, res.Entry.Version)})
 }
 
 // baseByNumber sets req's base to the version now numbered n of the file

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -414,7 +415,7 @@ func (a *API) fsCommits(c *gin.Context) {
 	if !a.chargeUpload(c, total) {
 		return
 	}
-	res, err := a.Files.CommitChunksBatch(c.Request.Context(), reqs)
+	res, err := a.Files.CommitBatch(c.Request.Context(), reqs, files.CommitOptions{})
 	if err != nil {
 		a.fail(c, err)
 		return

@@ -374,7 +374,7 @@ type CommitRequest struct {
 	// work and before its transaction commits, and returns once the bytes
 	// are durable (or why they are not, which fails the commit and changes
 	// nothing). It runs while the transaction holds its locks, so it
-	// should not wait long (files.CommitOwnChunksStoring bounds it). It may
+	// should not wait long (files.Commit bounds it). It may
 	// be called more than once (a transaction retried), and is required
 	// when Stored is set.
 	Stored  []dfms.ChunkRef
