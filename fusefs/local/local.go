@@ -27,6 +27,8 @@ import (
 // next version commit or Sync (fsync(2) of any file or directory of the
 // mount). Version commits are durable when they return.
 type Backend struct {
+	// files.Meta is the whole metadata store, which the backend mirrors
+	// most of (tree, trash, xattrs, journal, users, chunk index, Sync).
 	files  *files.Service
 	owner  dfms.UserID
 	origin string // stamped on every change it makes
@@ -258,24 +260,24 @@ func (l *Backend) commitRequest(c vfs.Commit) meta.CommitRequest {
 // CommitManifest implements vfs.Backend.
 func (l *Backend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
 	n := l.lazy.Load()
-	e, _, err := l.files.CommitOwnChunks(l.ctx(ctx), l.commitRequest(c))
+	res, err := l.files.Commit(l.ctx(ctx), l.commitRequest(c), files.CommitOptions{Trusted: true})
 	if err != nil {
 		return vfs.Entry{}, err
 	}
 	l.madeDurable(n) // a durable commit: the lazy writes before it are durable too
-	return entryOf(e), nil
+	return entryOf(res.Entry), nil
 }
 
 // CommitManifestStoring implements vfs.ChunkCommitter: the chunks' bytes are
-// written while the commit's metadata work runs (files.CommitOwnChunksStoring).
+// written while the commit's metadata work runs (files.CommitOptions.Chunks).
 func (l *Backend) CommitManifestStoring(ctx context.Context, c vfs.Commit, cs []dfms.ChunkData) (vfs.Entry, int, error) {
 	n := l.lazy.Load()
-	e, _, stored, err := l.files.CommitOwnChunksStoring(l.ctx(ctx), l.commitRequest(c), cs)
+	res, err := l.files.Commit(l.ctx(ctx), l.commitRequest(c), files.CommitOptions{Trusted: true, Chunks: cs})
 	if err != nil {
-		return vfs.Entry{}, stored, err
+		return vfs.Entry{}, res.Stored, err
 	}
 	l.madeDurable(n)
-	return entryOf(e), stored, nil
+	return entryOf(res.Entry), res.Stored, nil
 }
 
 // CommitManifests implements vfs.CommitBatcher: one metadata transaction.
@@ -285,7 +287,7 @@ func (l *Backend) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.C
 		reqs[i] = l.commitRequest(c)
 	}
 	n := l.lazy.Load()
-	res, err := l.files.CommitOwnChunksBatch(l.ctx(ctx), reqs)
+	res, err := l.files.CommitBatch(l.ctx(ctx), reqs, files.CommitOptions{Trusted: true})
 	if err != nil {
 		return nil, err
 	}

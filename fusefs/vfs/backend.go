@@ -166,7 +166,7 @@ type Xattrs interface {
 	// ListXattrs returns the names of entry id's extended attributes.
 	ListXattrs(ctx context.Context, id dfms.EntryID) ([]string, error)
 	// SetXattr sets an extended attribute (Exist or NotExist per mode, as
-	// meta.Store.SetXattr).
+	// meta.Xattrs.SetXattr).
 	SetXattr(ctx context.Context, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error
 	// RemoveXattr removes an extended attribute (NotExist if absent).
 	RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error

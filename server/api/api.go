@@ -118,7 +118,17 @@ type Deps struct {
 // API serves the REST API.
 type API struct {
 	Deps
-	meta    meta.Store
+	// The metadata store by capability, for the handlers that reach past
+	// the file layer (Files.Meta).
+	users    meta.Users
+	tree     meta.Tree
+	xattrs   meta.Xattrs
+	versions meta.Versions
+	index    meta.Chunks
+	uploads  meta.Uploads
+	journal  meta.Journal
+	nodes    meta.Nodes
+
 	cfg     Config
 	metrics *metrics
 	engine  *gin.Engine
@@ -130,7 +140,9 @@ func New(d Deps, cfg Config) *API {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	a := &API{Deps: d, meta: d.Files.Meta(), cfg: cfg, metrics: newMetrics(d.Metrics...)}
+	m := d.Files.Meta()
+	a := &API{Deps: d, users: m, tree: m, xattrs: m, versions: m, index: m, uploads: m, journal: m, nodes: m,
+		cfg: cfg, metrics: newMetrics(d.Metrics...)}
 	a.engine = a.routes()
 	return a
 }

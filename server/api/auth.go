@@ -146,7 +146,7 @@ func (a *API) changePassword(c *gin.Context) {
 // ---- admin ----
 
 func (a *API) adminUsers(c *gin.Context) {
-	us, err := a.meta.ListUsers(c.Request.Context())
+	us, err := a.users.ListUsers(c.Request.Context())
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -172,7 +172,7 @@ func (a *API) adminPatchUser(c *gin.Context) {
 	if !a.bindJSON(c, &b, false) {
 		return
 	}
-	u, err := a.meta.GetUser(c.Request.Context(), dfms.UserID(id))
+	u, err := a.users.GetUser(c.Request.Context(), dfms.UserID(id))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -192,7 +192,7 @@ func (a *API) adminPatchUser(c *gin.Context) {
 	}
 	// One update for every field: it happens whole or not at all (the
 	// store refuses one that leaves no active administrator).
-	if err := a.meta.UpdateUser(c.Request.Context(), u); err != nil {
+	if err := a.users.UpdateUser(c.Request.Context(), u); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -203,7 +203,7 @@ func (a *API) adminPatchUser(c *gin.Context) {
 			return
 		}
 	}
-	u, err = a.meta.GetUser(c.Request.Context(), u.ID)
+	u, err = a.users.GetUser(c.Request.Context(), u.ID)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -212,7 +212,7 @@ func (a *API) adminPatchUser(c *gin.Context) {
 }
 
 func (a *API) adminNodes(c *gin.Context) {
-	ns, err := a.meta.ListNodes(c.Request.Context())
+	ns, err := a.nodes.ListNodes(c.Request.Context())
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -249,7 +249,7 @@ func (a *API) adminPutNode(c *gin.Context) {
 	if b.Weight != nil {
 		weight = *b.Weight
 	}
-	if err := a.meta.PutNode(c.Request.Context(), meta.Node{ID: b.ID, Endpoint: b.Endpoint, Weight: weight, State: b.State}); err != nil {
+	if err := a.nodes.PutNode(c.Request.Context(), meta.Node{ID: b.ID, Endpoint: b.Endpoint, Weight: weight, State: b.State}); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -257,7 +257,7 @@ func (a *API) adminPutNode(c *gin.Context) {
 }
 
 func (a *API) adminStats(c *gin.Context) {
-	us, err := a.meta.ListUsers(c.Request.Context())
+	us, err := a.users.ListUsers(c.Request.Context())
 	if err != nil {
 		a.fail(c, err)
 		return

@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -56,7 +57,7 @@ func (a *API) missingChunks(c *gin.Context) {
 	// Missing means missing for the caller: chunks it never sent are
 	// reported even if another user stored them, so the answer reveals
 	// nothing about other users' files (the server still stores them once).
-	miss, err := a.meta.UnownedChunks(c.Request.Context(), user(c).ID, hs)
+	miss, err := a.index.UnownedChunks(c.Request.Context(), user(c).ID, hs)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -251,14 +252,14 @@ func (a *API) versionChunk(ctx context.Context, owner dfms.UserID, id dfms.Entry
 			return v.Manifest.Chunks[i], nil
 		}
 	}
-	unowned, err := a.meta.UnownedChunks(ctx, owner, []dfms.Hash{h})
+	unowned, err := a.index.UnownedChunks(ctx, owner, []dfms.Hash{h})
 	if err != nil {
 		return dfms.ChunkRef{}, err
 	}
 	if len(unowned) > 0 {
 		return dfms.ChunkRef{}, dfms.Errorf("", dfms.NotExist, "no such chunk in this version")
 	}
-	ch, err := a.meta.GetChunk(ctx, h)
+	ch, err := a.index.GetChunk(ctx, h)
 	if err != nil {
 		return dfms.ChunkRef{}, err
 	}
@@ -352,11 +353,7 @@ func (a *API) commitManifest(c *gin.Context) {
 	// The content is read back only to verify a checksum the client
 	// declared; otherwise the checksum is computed on first download
 	// (defer_checksum is the default now, and kept for old clients).
-	commit := a.Files.CommitChunks
-	if !req.SHA256.IsZero() {
-		commit = a.Files.CommitManifest
-	}
-	e, v, err := commit(c.Request.Context(), req)
+	res, err := a.Files.Commit(c.Request.Context(), req, files.CommitOptions{Verify: !req.SHA256.IsZero()})
 	if err != nil {
 		var mce *meta.MissingChunksError
 		if errors.As(err, &mce) {
@@ -366,7 +363,7 @@ func (a *API) commitManifest(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"file": view(e), "version": versionOf(v, e.Version)})
+	c.JSON(http.StatusCreated, gin.H{"file": view(res.Entry), "version": versionOf(res.Version, res.Entry.Version)})
 }
 
 // baseByNumber sets req's base to the version now numbered n of the file
@@ -378,8 +375,8 @@ func (a *API) baseByNumber(c *gin.Context, req *meta.CommitRequest, n int64) boo
 	var e meta.Entry
 	var err error
 	if req.Entry != 0 {
-		e, err = a.meta.GetEntry(ctx, owner, req.Entry)
-	} else if e, err = a.meta.Lookup(ctx, owner, req.Parent, req.Name); dfms.Is(err, dfms.NotExist) {
+		e, err = a.tree.GetEntry(ctx, owner, req.Entry)
+	} else if e, err = a.tree.Lookup(ctx, owner, req.Parent, req.Name); dfms.Is(err, dfms.NotExist) {
 		err = nil // a new file, at version 0
 	}
 	if err != nil {
@@ -400,7 +397,7 @@ func (a *API) baseByNumber(c *gin.Context, req *meta.CommitRequest, n int64) boo
 		a.fail(c, dfms.Errorf("api.commit", dfms.Conflict, fmt.Sprintf("the file is at version %d, not %d", e.Version, n)))
 		return false
 	}
-	if v, err := a.meta.GetVersion(ctx, owner, e.ID, n); err == nil {
+	if v, err := a.versions.GetVersion(ctx, owner, e.ID, n); err == nil {
 		req.Base = v.ID
 	}
 	return true
@@ -413,7 +410,7 @@ func (a *API) changes(c *gin.Context) {
 	var cursor int64
 	if c.Query("cursor") == "latest" {
 		// Where a new client starts: nothing of the past, only what follows.
-		last, err := a.meta.LastChange(c.Request.Context(), u.ID)
+		last, err := a.journal.LastChange(c.Request.Context(), u.ID)
 		if err != nil {
 			a.fail(c, err)
 			return
@@ -443,7 +440,7 @@ func (a *API) changes(c *gin.Context) {
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		chs, err := a.meta.Changes(c.Request.Context(), u.ID, cursor, 1000)
+		chs, err := a.journal.Changes(c.Request.Context(), u.ID, cursor, 1000)
 		if err != nil {
 			a.fail(c, err)
 			return
@@ -477,7 +474,7 @@ func (a *API) changes(c *gin.Context) {
 
 // owned is live, but also finds the caller's entries in the trash.
 func (a *API) owned(c *gin.Context, id dfms.EntryID) (meta.Entry, bool) {
-	e, err := a.meta.GetEntry(c.Request.Context(), user(c).ID, id)
+	e, err := a.tree.GetEntry(c.Request.Context(), user(c).ID, id)
 	if err != nil {
 		a.fail(c, err)
 		return e, false

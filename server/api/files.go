@@ -177,12 +177,12 @@ func (a *API) listDir(c *gin.Context, dir dfms.EntryID, key string) {
 		return
 	}
 	u := user(c)
-	total, err := a.meta.CountDir(c.Request.Context(), u.ID, dir)
+	total, err := a.tree.CountDir(c.Request.Context(), u.ID, dir)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	es, err := a.meta.ListDir(c.Request.Context(), u.ID, dir, o)
+	es, err := a.tree.ListDir(c.Request.Context(), u.ID, dir, o)
 	if err != nil {
 		a.fail(c, err)
 		return

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -168,7 +169,7 @@ func (a *API) fsCreate(c *gin.Context) {
 		a.bad(c, "only a symlink has a target")
 		return
 	}
-	out, err := a.meta.CreateEntry(c.Request.Context(), e)
+	out, err := a.tree.CreateEntry(c.Request.Context(), e)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -276,7 +277,7 @@ func (a *API) fsListXattrs(c *gin.Context) {
 	if !ok {
 		return
 	}
-	names, err := a.meta.ListXattrs(c.Request.Context(), user(c).ID, id)
+	names, err := a.xattrs.ListXattrs(c.Request.Context(), user(c).ID, id)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -292,7 +293,7 @@ func (a *API) fsGetXattr(c *gin.Context) {
 	if !ok {
 		return
 	}
-	v, found, err := a.meta.GetXattr(c.Request.Context(), user(c).ID, id, name)
+	v, found, err := a.xattrs.GetXattr(c.Request.Context(), user(c).ID, id, name)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -328,7 +329,7 @@ func (a *API) fsSetXattr(c *gin.Context) {
 		a.bad(c, "mode must be any, create or replace")
 		return
 	}
-	if err := a.meta.SetXattr(c.Request.Context(), user(c).ID, id, name, b.Value, mode); err != nil {
+	if err := a.xattrs.SetXattr(c.Request.Context(), user(c).ID, id, name, b.Value, mode); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -340,7 +341,7 @@ func (a *API) fsRemoveXattr(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := a.meta.RemoveXattr(c.Request.Context(), user(c).ID, id, name); err != nil {
+	if err := a.xattrs.RemoveXattr(c.Request.Context(), user(c).ID, id, name); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -414,7 +415,7 @@ func (a *API) fsCommits(c *gin.Context) {
 	if !a.chargeUpload(c, total) {
 		return
 	}
-	res, err := a.Files.CommitChunksBatch(c.Request.Context(), reqs)
+	res, err := a.Files.CommitBatch(c.Request.Context(), reqs, files.CommitOptions{})
 	if err != nil {
 		a.fail(c, err)
 		return

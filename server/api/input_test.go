@@ -235,12 +235,12 @@ func TestLastAdminStays(t *testing.T) {
 	h := a.Handler()
 	admin := func(email string) (string, meta.User) {
 		token := registerFrom(t, h, "192.0.2.1:1000", email)
-		u, err := a.meta.GetUserByEmail(context.Background(), email)
+		u, err := a.Files.Meta().GetUserByEmail(context.Background(), email)
 		if err != nil {
 			t.Fatal(err)
 		}
 		u.Role = meta.RoleAdmin
-		if err := a.meta.UpdateUser(context.Background(), u); err != nil {
+		if err := a.Files.Meta().UpdateUser(context.Background(), u); err != nil {
 			t.Fatal(err)
 		}
 		return token, u
@@ -256,14 +256,14 @@ func TestLastAdminStays(t *testing.T) {
 			t.Errorf("the last admin patches themselves %s: got %d %s, want 409", body, rec.Code, rec.Body)
 		}
 	}
-	if u, _ := a.meta.GetUser(context.Background(), ua.ID); u.Role != meta.RoleAdmin || !u.Active || u.QuotaBytes != 0 {
+	if u, _ := a.Files.Meta().GetUser(context.Background(), ua.ID); u.Role != meta.RoleAdmin || !u.Active || u.QuotaBytes != 0 {
 		t.Fatalf("after the refused patches: %+v, want the unchanged admin", u)
 	}
 	tokB, ub := admin("b@example.com")
 	if rec := patch(tokB, ua.ID, `{"role":"user","active":false}`); rec.Code != http.StatusOK {
 		t.Fatalf("b demotes and deactivates a: got %d %s, want 200", rec.Code, rec.Body)
 	}
-	if u, _ := a.meta.GetUser(context.Background(), ua.ID); u.Role != meta.RoleUser || u.Active {
+	if u, _ := a.Files.Meta().GetUser(context.Background(), ua.ID); u.Role != meta.RoleUser || u.Active {
 		t.Fatalf("a after b's patch: %+v, want an inactive user", u)
 	}
 	if rec := patch(tokB, ub.ID, `{"role":"user"}`); rec.Code != http.StatusConflict {

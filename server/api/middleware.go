@@ -174,7 +174,7 @@ func (a *API) authenticate(c *gin.Context) {
 		}
 		return
 	}
-	u, err := a.meta.GetUser(c.Request.Context(), claims.UserID)
+	u, err := a.users.GetUser(c.Request.Context(), claims.UserID)
 	if dfms.Is(err, dfms.NotExist) || (err == nil && !u.Active) {
 		if a.anonymous(c) {
 			a.failCode(c, http.StatusUnauthorized, "AUTH_TOKEN_INVALID", "the account is deactivated or gone")

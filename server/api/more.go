@@ -127,7 +127,7 @@ func (a *API) multipartInit(c *gin.Context) {
 		partSize = (b.FileSize + 9999) / 10000
 	}
 	now := time.Now()
-	up, err := a.meta.CreateUpload(c.Request.Context(), meta.Upload{Owner: u.ID, Parent: parent, Name: b.FileName, Size: b.FileSize,
+	up, err := a.uploads.CreateUpload(c.Request.Context(), meta.Upload{Owner: u.ID, Parent: parent, Name: b.FileName, Size: b.FileSize,
 		PartSize: partSize, ExpiresAt: now.Add(a.cfg.UploadTTL), Deadline: now.Add(a.cfg.UploadLifetime)}, a.cfg.MaxOpenUploads)
 	if err != nil {
 		a.fail(c, err)
@@ -158,12 +158,12 @@ func (a *API) multipartPart(c *gin.Context) {
 
 func (a *API) multipartStatus(c *gin.Context) {
 	u := user(c)
-	up, err := a.meta.GetUpload(c.Request.Context(), u.ID, c.Param("upload"))
+	up, err := a.uploads.GetUpload(c.Request.Context(), u.ID, c.Param("upload"))
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	parts, err := a.meta.ListParts(c.Request.Context(), u.ID, up.ID)
+	parts, err := a.uploads.ListParts(c.Request.Context(), u.ID, up.ID)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -198,7 +198,7 @@ func (a *API) multipartComplete(c *gin.Context) {
 	// charged their bytes, so that completions that fail after the read
 	// cannot be repeated for free.
 	u := user(c)
-	parts, err := a.meta.ListParts(c.Request.Context(), u.ID, c.Param("upload"))
+	parts, err := a.uploads.ListParts(c.Request.Context(), u.ID, c.Param("upload"))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -211,7 +211,7 @@ func (a *API) multipartComplete(c *gin.Context) {
 		return
 	}
 	if b.MIMEType == "" {
-		if up, err := a.meta.GetUpload(c.Request.Context(), u.ID, c.Param("upload")); err == nil {
+		if up, err := a.uploads.GetUpload(c.Request.Context(), u.ID, c.Param("upload")); err == nil {
 			b.MIMEType = mime.TypeByExtension(path.Ext(up.Name))
 		}
 	}
@@ -224,7 +224,7 @@ func (a *API) multipartComplete(c *gin.Context) {
 }
 
 func (a *API) multipartAbort(c *gin.Context) {
-	if err := a.meta.AbortUpload(c.Request.Context(), user(c).ID, c.Param("upload")); err != nil {
+	if err := a.uploads.AbortUpload(c.Request.Context(), user(c).ID, c.Param("upload")); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -285,7 +285,7 @@ func (a *API) purgeTrash(c *gin.Context) {
 		return
 	}
 	u := user(c)
-	e, err := a.meta.GetEntry(c.Request.Context(), u.ID, id)
+	e, err := a.tree.GetEntry(c.Request.Context(), u.ID, id)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -370,7 +370,7 @@ func (a *API) search(c *gin.Context) {
 			return
 		}
 	}
-	res, total, err := a.meta.Search(c.Request.Context(), user(c).ID, q)
+	res, total, err := a.tree.Search(c.Request.Context(), user(c).ID, q)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -380,7 +380,7 @@ func (a *API) search(c *gin.Context) {
 
 func (a *API) usage(c *gin.Context) {
 	u := user(c)
-	us, err := a.meta.Usage(c.Request.Context(), u.ID)
+	us, err := a.tree.Usage(c.Request.Context(), u.ID)
 	if err != nil {
 		a.fail(c, err)
 		return

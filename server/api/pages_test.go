@@ -19,7 +19,7 @@ func TestChildrenPaginated(t *testing.T) {
 	c := newClient(t, a)
 	c.token = asString(c.call(201, "POST", "/api/v1/auth/register", nil,
 		map[string]any{"email": "pager@example.com", "password": "a long password"}).json["access_token"])
-	u, err := a.meta.GetUserByEmail(context.Background(), "pager@example.com")
+	u, err := a.Files.Meta().GetUserByEmail(context.Background(), "pager@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestChildrenPaginated(t *testing.T) {
 	}
 
 	// The server's maximum holds whatever the client asks.
-	ids, err := a.meta.ReserveEntryIDs(context.Background(), 1100)
+	ids, err := a.Files.Meta().ReserveEntryIDs(context.Background(), 1100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestChildrenPaginated(t *testing.T) {
 	for i, id := range ids {
 		many[i] = meta.Entry{ID: id, Owner: u.ID, Parent: u.Root, Name: fmt.Sprintf("many-%04d", i), Kind: dfms.KindFile, Mode: 0o644}
 	}
-	if _, err := a.meta.CreateEntries(context.Background(), many); err != nil {
+	if _, err := a.Files.Meta().CreateEntries(context.Background(), many); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{"", "?limit=5000"} {

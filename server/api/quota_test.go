@@ -33,7 +33,7 @@ func (hs *harness) usage(t *testing.T) usageOf {
 // setQuota gives the harness's first user a quota.
 func (hs *harness) setQuota(t *testing.T, quota int64) {
 	t.Helper()
-	m := hs.api.meta
+	m := hs.api.Files.Meta()
 	u, err := m.GetUserByEmail(context.Background(), "fuzz@example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func TestQuotaCountsHeldBytes(t *testing.T) {
 			rec := put(c)
 			checkAnswer(t, "a chunk over the quota", rec)
 			wantError(t, fmt.Sprintf("chunk %d over the quota", i+2), rec, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
-			if _, err := hs.api.meta.GetChunk(context.Background(), dfms.Sum(c)); !dfms.Is(err, dfms.NotExist) {
+			if _, err := hs.api.Files.Meta().GetChunk(context.Background(), dfms.Sum(c)); !dfms.Is(err, dfms.NotExist) {
 				t.Errorf("chunk %d over the quota has a row: %v", i+2, err)
 			}
 		}

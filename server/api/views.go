@@ -71,7 +71,7 @@ type versionView struct {
 	ID         int64     `json:"id"` // lasting: numbers move when a file takes over another's history
 	Version    int64     `json:"version"`
 	Size       int64     `json:"size"`
-	Checksum   string    `json:"checksum,omitempty"` // absent until computed (CommitChunks)
+	Checksum   string    `json:"checksum,omitempty"` // absent until computed (files.Checksum)
 	ChunkCount int       `json:"chunk_count"`
 	Base       int64     `json:"base_version_id,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`

@@ -55,7 +55,7 @@ func (c Config) withDefaults() Config {
 // Service registers and authenticates users and issues their tokens. It is
 // safe for concurrent use.
 type Service struct {
-	store meta.Store
+	store meta.Users
 	keys  *Keys
 	cfg   Config
 	now   func() time.Time // replaced by tests
@@ -72,7 +72,7 @@ type Service struct {
 
 // New returns a Service that keeps users and refresh tokens in m and signs
 // with k, which must not be nil.
-func New(m meta.Store, k *Keys, c Config) *Service {
+func New(m meta.Users, k *Keys, c Config) *Service {
 	s := &Service{store: m, keys: k, cfg: c.withDefaults(), now: time.Now}
 	s.dummyHash = sync.OnceValue(func() []byte {
 		// Cannot fail: the cost is in range and the password short.

@@ -1,7 +1,6 @@
 package files_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/dfms/dfms"
@@ -20,18 +19,18 @@ func TestCommitWrongChunkSize(t *testing.T) {
 			t.Fatal(err)
 		}
 		commits := []struct {
-			name   string
-			commit func(context.Context, meta.CommitRequest) (meta.Entry, meta.Version, error)
+			name string
+			opts files.CommitOptions
 		}{
-			{"CommitManifest", e.svc.CommitManifest},
-			{"CommitChunks", e.svc.CommitChunks},
+			{"Commit verified", files.CommitOptions{Verify: true}},
+			{"Commit", files.CommitOptions{}},
 		}
 		for _, c := range commits {
 			for _, size := range []uint32{uint32(len(data)) - 1, uint32(len(data)) + 1, 1} {
 				for _, sum := range []dfms.Hash{{}, dfms.Sum(data)} {
 					req := meta.CommitRequest{Owner: e.user.ID, Parent: e.user.Root, Name: "f", CreatedBy: e.user.ID, SHA256: sum,
 						Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{{Hash: h, Size: size}}}}
-					_, _, err := c.commit(ctx, req)
+					_, err := e.svc.Commit(ctx, req, c.opts)
 					if !dfms.Is(err, dfms.Invalid) {
 						t.Errorf("%s of a %d-byte chunk as %d bytes (checksum %v): got %v (kind %q), want kind Invalid",
 							c.name, len(data), size, !sum.IsZero(), err, dfms.KindOf(err))

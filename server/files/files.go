@@ -53,7 +53,7 @@
 //
 // Chunks are stored once, whoever sends them, but a user may reference
 // only chunks it possesses: ones it sent the bytes of or committed
-// (meta.Store.OwnChunks). Possession ends when GC deletes the chunk. A
+// (meta.Chunks.OwnChunks). Possession ends when GC deletes the chunk. A
 // write (a file, a part, a chunk sent alone) treats every chunk its owner
 // does not possess as new: it reserves it, writes its bytes to the chunk
 // store (over the stored copy, if another user has one) and records it,
@@ -113,7 +113,7 @@ type Options struct {
 	// Retention bounds each file's history after every new version.
 	Retention Retention
 	// HoldFor is how long the chunks an owner with a quota stores count
-	// against it (meta.Store.HoldChunks) unless a commit references them
+	// against it (meta.Chunks.HoldChunks) unless a commit references them
 	// first: at least as long as GC may keep an unreferenced chunk, its
 	// grace period plus the interval between collections (default 25 h,
 	// for the default day and hour).
@@ -135,7 +135,16 @@ type Stats struct {
 
 // Service implements the file operations. It is safe for concurrent use.
 type Service struct {
-	meta   meta.Store
+	// store is the whole metadata store, which the Service only hands on
+	// (Meta); its own calls go through the capabilities it uses.
+	store    meta.Store
+	users    meta.Users
+	tree     meta.Tree
+	trash    meta.Trash
+	versions meta.Versions
+	index    meta.Chunks // the chunk index; chunks holds the bytes
+	uploads  meta.Uploads
+
 	chunks dfms.ChunkStore
 	opts   Options
 	stats  Stats
@@ -166,11 +175,13 @@ func New(m meta.Store, c dfms.ChunkStore, opts Options) (*Service, error) {
 	if opts.HoldFor <= 0 {
 		opts.HoldFor = 25 * time.Hour
 	}
-	return &Service{meta: m, chunks: c, opts: opts}, nil
+	return &Service{store: m, users: m, tree: m, trash: m, versions: m, index: m, uploads: m, chunks: c, opts: opts}, nil
 }
 
-// Meta returns the metadata store.
-func (s *Service) Meta() meta.Store { return s.meta }
+// Meta returns the whole metadata store, for the layers above that reach
+// past the file layer (the API's account, attribute and journal handlers,
+// the mount's in-process backend), each of which uses several capabilities.
+func (s *Service) Meta() meta.Store { return s.store }
 
 // Chunks returns the chunk store.
 func (s *Service) Chunks() dfms.ChunkStore { return s.chunks }
@@ -246,7 +257,7 @@ func (s *Service) Write(ctx context.Context, req WriteRequest) (WriteResult, err
 	if err := s.keepAll(ctx, &m); err != nil {
 		return res, dfms.E(op, dfms.Other, err)
 	}
-	e, v, err := s.meta.CommitVersion(ctx, meta.CommitRequest{
+	e, v, err := s.versions.CommitVersion(ctx, meta.CommitRequest{
 		Owner: req.Owner, Entry: req.Entry, Parent: req.Parent, Name: req.Name,
 		Mode: req.Mode, UID: req.UID, GID: req.GID,
 		Manifest: m, SHA256: sum, MIME: req.MIME, MTime: req.MTime,
@@ -269,7 +280,7 @@ func (s *Service) keepAll(ctx context.Context, m *dfms.Manifest) error {
 	for i, c := range m.Chunks {
 		hs[i] = c.Hash
 	}
-	if err := s.meta.KeepChunks(ctx, hs); err != nil {
+	if err := s.index.KeepChunks(ctx, hs); err != nil {
 		return commitError(err)
 	}
 	return nil
@@ -298,7 +309,7 @@ func (s *Service) precheck(ctx context.Context, req WriteRequest) (int64, error)
 // and req.Name) cannot take a new version.
 func (s *Service) checkTarget(ctx context.Context, req WriteRequest) error {
 	if req.Entry != 0 {
-		e, err := s.meta.GetEntry(ctx, req.Owner, req.Entry)
+		e, err := s.tree.GetEntry(ctx, req.Owner, req.Entry)
 		if err != nil {
 			return err
 		}
@@ -312,7 +323,7 @@ func (s *Service) checkTarget(ctx context.Context, req WriteRequest) error {
 		if err := dfms.ValidName(req.Name); err != nil {
 			return err
 		}
-		e, err := s.meta.Lookup(ctx, req.Owner, req.Parent, req.Name)
+		e, err := s.tree.Lookup(ctx, req.Owner, req.Parent, req.Name)
 		switch {
 		case err == nil && e.Kind == dfms.KindDir:
 			return dfms.E("", dfms.IsDir, fmt.Errorf("%q is a directory", req.Name))
@@ -321,7 +332,7 @@ func (s *Service) checkTarget(ctx context.Context, req WriteRequest) error {
 		case err != nil && !dfms.Is(err, dfms.NotExist):
 			return err
 		case err != nil: // a missing name is fine, a missing parent is not
-			p, perr := s.meta.GetEntry(ctx, req.Owner, req.Parent)
+			p, perr := s.tree.GetEntry(ctx, req.Owner, req.Parent)
 			if perr != nil {
 				return perr
 			}
@@ -343,7 +354,7 @@ func (s *Service) checkTarget(ctx context.Context, req WriteRequest) error {
 // into used bytes; the store charges what is new exactly (HoldChunks,
 // PutPart, the commit).
 func (s *Service) quotaLeft(ctx context.Context, owner dfms.UserID) (int64, error) {
-	u, err := s.meta.GetUser(ctx, owner)
+	u, err := s.users.GetUser(ctx, owner)
 	if err != nil {
 		return 0, err
 	}
@@ -503,7 +514,7 @@ func (s *Service) storeBatch(ctx context.Context, owner dfms.UserID, b *batch, a
 		hashes[i] = r.Hash
 	}
 	if owner != 0 {
-		if err := s.meta.HoldChunks(ctx, owner, b.refs, s.opts.HoldFor); err != nil {
+		if err := s.index.HoldChunks(ctx, owner, b.refs, s.opts.HoldFor); err != nil {
 			return err
 		}
 	}
@@ -566,7 +577,7 @@ func (s *Service) storeOnce(ctx context.Context, owner dfms.UserID, b *batch, ha
 		return nil, err
 	}
 	if len(p.added) > 0 {
-		if err := s.meta.AddChunks(ctx, p.added); err != nil {
+		if err := s.index.AddChunks(ctx, p.added); err != nil {
 			return nil, err
 		}
 	}
@@ -602,9 +613,9 @@ func (s *Service) prepareStore(ctx context.Context, owner dfms.UserID, b *batch,
 	var missing []dfms.Hash
 	var err error
 	if owner == 0 {
-		missing, err = s.meta.MissingChunks(ctx, hashes)
+		missing, err = s.index.MissingChunks(ctx, hashes)
 	} else {
-		missing, err = s.meta.UnownedChunks(ctx, owner, hashes)
+		missing, err = s.index.UnownedChunks(ctx, owner, hashes)
 	}
 	if err != nil {
 		return nil, err
@@ -629,14 +640,14 @@ func (s *Service) prepareStore(ctx context.Context, owner dfms.UserID, b *batch,
 		p.puts = append(p.puts, dfms.ChunkData{Hash: r.Hash, Data: b.bytes(i)})
 	}
 	if len(kept) > 0 {
-		if err := s.meta.KeepChunks(ctx, kept); err != nil {
+		if err := s.index.KeepChunks(ctx, kept); err != nil {
 			return nil, err
 		}
 	}
 	// Reserve before storing: a pending row keeps the orphan collector
 	// away from bytes that are not recorded yet.
 	if len(p.added) > 0 {
-		if err := s.meta.ReserveChunks(ctx, p.added); err != nil {
+		if err := s.index.ReserveChunks(ctx, p.added); err != nil {
 			return nil, err
 		}
 	}

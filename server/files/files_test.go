@@ -625,16 +625,16 @@ func TestCommitStoringChunks(t *testing.T) {
 		}
 		stored, deduped := e.svc.Stats().ChunksStored.Load(), e.svc.Stats().ChunksDeduped.Load()
 		first := v1[:chunks[0].Size] // stored already: not stored again
-		ent, v, n, err := e.svc.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m, Base: 1},
-			[]dfms.ChunkData{{Hash: freshRef.Hash, Data: fresh}, {Hash: chunks[0].Hash, Data: first}})
+		res, err := e.svc.Commit(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m, Base: 1},
+			files.CommitOptions{Trusted: true, Chunks: []dfms.ChunkData{{Hash: freshRef.Hash, Data: fresh}, {Hash: chunks[0].Hash, Data: first}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != 1 {
-			t.Fatalf("CommitOwnChunksStoring says it stored %d chunks, want 1", n)
+		if res.Stored != 1 {
+			t.Fatalf("Commit says it stored %d chunks, want 1", res.Stored)
 		}
-		if ent.Version != 2 || v.Number != 2 {
-			t.Fatalf("committed version %d (entry at %d), want 2", v.Number, ent.Version)
+		if res.Entry.Version != 2 || res.Version.Number != 2 {
+			t.Fatalf("committed version %d (entry at %d), want 2", res.Version.Number, res.Entry.Version)
 		}
 		if got := e.read(t, r1.Entry.ID, 0); !bytes.Equal(got, want) {
 			t.Fatal("version 2 does not read back as committed")
@@ -661,8 +661,8 @@ func TestCommitStoringChunks(t *testing.T) {
 		m3 := dfms.Manifest{Chunks: slices.Clone(m.Chunks)}
 		m3.Chunks[0] = lostRef
 		refs := must(e.meta.GetChunk(ctx, chunks[2].Hash))(t).Refs
-		_, _, _, err = broken.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m3, Base: 2},
-			[]dfms.ChunkData{{Hash: lostRef.Hash, Data: lost}})
+		_, err = broken.Commit(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m3, Base: 2},
+			files.CommitOptions{Trusted: true, Chunks: []dfms.ChunkData{{Hash: lostRef.Hash, Data: lost}}})
 		if !errors.Is(err, boom) {
 			t.Fatalf("commit over a failing store: %v, want %v", err, boom)
 		}
@@ -677,8 +677,8 @@ func TestCommitStoringChunks(t *testing.T) {
 		}
 
 		// Bad input: an empty chunk.
-		_, _, _, err = e.svc.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m, Base: 2},
-			[]dfms.ChunkData{{Hash: dfms.Sum(nil)}})
+		_, err = e.svc.Commit(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m, Base: 2},
+			files.CommitOptions{Trusted: true, Chunks: []dfms.ChunkData{{Hash: dfms.Sum(nil)}}})
 		if !dfms.Is(err, dfms.Invalid) {
 			t.Fatalf("an empty chunk: %v, want kind Invalid", err)
 		}
@@ -717,9 +717,9 @@ func TestCommitStoringSlowStore(t *testing.T) {
 		}
 		res := make(chan result, 1)
 		go func() {
-			_, v, _, err := slow.CommitOwnChunksStoring(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{ref}}, Base: 1},
-				[]dfms.ChunkData{{Hash: ref.Hash, Data: data}})
-			res <- result{v, err}
+			c, err := slow.Commit(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{ref}}, Base: 1},
+				files.CommitOptions{Trusted: true, Chunks: []dfms.ChunkData{{Hash: ref.Hash, Data: data}}})
+			res <- result{c.Version, err}
 		}()
 		<-g.entered
 		// While the bytes are held back, other metadata writes go through
@@ -773,14 +773,14 @@ func TestDeferredChecksumFollowsVersion(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ent, ver, err := e.svc.CommitChunks(ctx, meta.CommitRequest{Owner: e.user.ID, Parent: e.user.Root, Name: name, Manifest: *v.Manifest})
+			c, err := e.svc.Commit(ctx, meta.CommitRequest{Owner: e.user.ID, Parent: e.user.Root, Name: name, Manifest: *v.Manifest}, files.CommitOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !ver.SHA256.IsZero() {
-				t.Fatalf("a deferred commit has checksum %s", ver.SHA256)
+			if !c.Version.SHA256.IsZero() {
+				t.Fatalf("a deferred commit has checksum %s", c.Version.SHA256)
 			}
-			return ent, ver
+			return c.Entry, c.Version
 		}
 		rotated1, rotated2 := []byte("rotated one\n"), []byte("rotated one\nrotated two\n")
 		log1, log2 := []byte("line one\n"), []byte("line one\nline two\n")

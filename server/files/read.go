@@ -2,6 +2,7 @@ package files
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"sync"
@@ -14,7 +15,7 @@ import (
 // (number 0: the current version).
 func (s *Service) OpenVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (meta.Version, error) {
 	const op dfms.Op = "files.OpenVersion"
-	e, err := s.meta.GetEntry(ctx, owner, id)
+	e, err := s.tree.GetEntry(ctx, owner, id)
 	if err != nil {
 		return meta.Version{}, dfms.E(op, dfms.Other, err)
 	}
@@ -25,7 +26,7 @@ func (s *Service) OpenVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 		// A file created but never written: empty.
 		return meta.Version{Entry: id, Manifest: &dfms.Manifest{}, SHA256: dfms.Sum(nil)}, nil
 	}
-	v, err := s.meta.GetVersion(ctx, owner, id, number)
+	v, err := s.versions.GetVersion(ctx, owner, id, number)
 	if err != nil {
 		return v, dfms.E(op, dfms.Other, err)
 	}
@@ -35,7 +36,7 @@ func (s *Service) OpenVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 // VersionByID returns, with its manifest, the version with lasting id
 // vid, whichever of the owner's files holds it now.
 func (s *Service) VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (meta.Version, error) {
-	v, err := s.meta.VersionByID(ctx, owner, vid)
+	v, err := s.versions.VersionByID(ctx, owner, vid)
 	if err != nil {
 		return v, dfms.E("files.VersionByID", dfms.Other, err)
 	}
@@ -68,7 +69,7 @@ func (s *Service) ReadChunk(ctx context.Context, ref dfms.ChunkRef, buf []byte) 
 // wrongSizeError is a chunk read through a reference whose size is not
 // the chunk's. A stored version never has one (a commit checks the sizes),
 // so on a read it is corruption of the metadata; in a client's manifest it
-// is bad input (CommitManifest).
+// is bad input (Commit with Verify).
 type wrongSizeError struct {
 	ref  dfms.ChunkRef
 	size int
@@ -183,4 +184,25 @@ func (s *Service) ReadFile(ctx context.Context, owner dfms.UserID, id dfms.Entry
 		return 0, err
 	}
 	return s.ReadRange(ctx, v, 0, -1, w)
+}
+
+// Checksum returns the SHA-256 of version v's content, computing and
+// recording it if the version was committed without one (Commit without
+// Verify).
+// v must carry its manifest (OpenVersion).
+func (s *Service) Checksum(ctx context.Context, owner dfms.UserID, v *meta.Version) (dfms.Hash, error) {
+	if !v.SHA256.IsZero() {
+		return v.SHA256, nil
+	}
+	h := sha256.New()
+	if _, err := s.ReadRange(ctx, *v, 0, -1, h); err != nil {
+		return dfms.Hash{}, err
+	}
+	var sum dfms.Hash
+	h.Sum(sum[:0])
+	if err := s.versions.SetChecksum(ctx, owner, v.ID, sum); err != nil {
+		return dfms.Hash{}, err
+	}
+	v.SHA256 = sum
+	return sum, nil
 }

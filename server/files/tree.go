@@ -15,12 +15,12 @@ func (s *Service) Mkdir(ctx context.Context, owner dfms.UserID, parent dfms.Entr
 	if mode == 0 {
 		mode = 0o755
 	}
-	return s.meta.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindDir, Mode: mode & 0o7777})
+	return s.tree.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindDir, Mode: mode & 0o7777})
 }
 
 // Symlink creates a symbolic link parent/name pointing at target.
 func (s *Service) Symlink(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name, target string) (meta.Entry, error) {
-	return s.meta.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindSymlink, Mode: 0o777, Target: target})
+	return s.tree.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindSymlink, Mode: 0o777, Target: target})
 }
 
 // Readlink returns a symlink's target.
@@ -37,7 +37,7 @@ func (s *Service) Readlink(ctx context.Context, owner dfms.UserID, id dfms.Entry
 
 // Stat returns a live entry.
 func (s *Service) Stat(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
-	e, err := s.meta.GetEntry(ctx, owner, id)
+	e, err := s.tree.GetEntry(ctx, owner, id)
 	if err == nil && !e.Live() {
 		return e, dfms.E("files.Stat", dfms.NotExist, fmt.Errorf("entry %d is in the trash", id))
 	}
@@ -46,54 +46,54 @@ func (s *Service) Stat(ctx context.Context, owner dfms.UserID, id dfms.EntryID) 
 
 // Lookup returns the live entry parent/name.
 func (s *Service) Lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (meta.Entry, error) {
-	return s.meta.Lookup(ctx, owner, parent, name)
+	return s.tree.Lookup(ctx, owner, parent, name)
 }
 
 // List returns a directory's live entries by name.
 func (s *Service) List(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts meta.ListOptions) ([]meta.Entry, error) {
-	return s.meta.ListDir(ctx, owner, dir, opts)
+	return s.tree.ListDir(ctx, owner, dir, opts)
 }
 
 // SetAttr changes mode, owner ids or mtime.
 func (s *Service) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a meta.SetAttr) (meta.Entry, error) {
-	return s.meta.SetAttr(ctx, owner, id, a)
+	return s.tree.SetAttr(ctx, owner, id, a)
 }
 
-// Rename moves id to newParent/newName; see meta.Store.Rename.
+// Rename moves id to newParent/newName; see meta.Tree.Rename.
 func (s *Service) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (meta.Entry, error) {
-	e, _, err := s.meta.Rename(ctx, owner, id, newParent, newName, replace)
+	e, _, err := s.tree.Rename(ctx, owner, id, newParent, newName, replace)
 	return e, err
 }
 
 // Delete moves an entry, and everything under it, to the trash.
 func (s *Service) Delete(ctx context.Context, owner dfms.UserID, id dfms.EntryID) error {
-	return s.meta.Trash(ctx, owner, id)
+	return s.trash.Trash(ctx, owner, id)
 }
 
 // Restore brings a deleted entry back from the trash.
 func (s *Service) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
-	return s.meta.Restore(ctx, owner, id)
+	return s.trash.Restore(ctx, owner, id)
 }
 
 // Trash lists a page of what the owner deleted, newest first, and how
-// much that is in all (see meta.Store.ListTrash).
+// much that is in all (see meta.Trash.ListTrash).
 func (s *Service) Trash(ctx context.Context, owner dfms.UserID, offset, limit int) ([]meta.Entry, int, error) {
-	return s.meta.ListTrash(ctx, owner, offset, limit)
+	return s.trash.ListTrash(ctx, owner, offset, limit)
 }
 
 // Purge deletes a trashed entry for good, releasing its chunks to GC.
 func (s *Service) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.PurgeStats, error) {
-	return s.meta.Purge(ctx, owner, id)
+	return s.trash.Purge(ctx, owner, id)
 }
 
 // Versions lists a file's versions, oldest first.
 func (s *Service) Versions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]meta.Version, error) {
-	return s.meta.ListVersions(ctx, owner, id)
+	return s.versions.ListVersions(ctx, owner, id)
 }
 
 // DeleteVersion removes an old version of a file.
 func (s *Service) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error {
-	return s.meta.DeleteVersion(ctx, owner, id, number)
+	return s.versions.DeleteVersion(ctx, owner, id, number)
 }
 
 // RestoreVersion makes version number of a file its newest version again:
@@ -101,7 +101,7 @@ func (s *Service) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.
 // version's chunks gain references.
 func (s *Service) RestoreVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (meta.Entry, meta.Version, error) {
 	const op dfms.Op = "files.RestoreVersion"
-	old, err := s.meta.GetVersion(ctx, owner, id, number)
+	old, err := s.versions.GetVersion(ctx, owner, id, number)
 	if err != nil {
 		return meta.Entry{}, old, dfms.E(op, dfms.Other, err)
 	}
@@ -109,7 +109,7 @@ func (s *Service) RestoreVersion(ctx context.Context, owner dfms.UserID, id dfms
 	if err != nil {
 		return cur, old, dfms.E(op, dfms.Other, err)
 	}
-	e, v, err := s.meta.CommitVersion(ctx, meta.CommitRequest{Owner: owner, Entry: id, Manifest: *old.Manifest,
+	e, v, err := s.versions.CommitVersion(ctx, meta.CommitRequest{Owner: owner, Entry: id, Manifest: *old.Manifest,
 		SHA256: old.SHA256, MTime: time.Now(), Base: cur.VersionID, CreatedBy: owner})
 	if err != nil {
 		return e, v, dfms.E(op, dfms.Other, err)
@@ -120,18 +120,18 @@ func (s *Service) RestoreVersion(ctx context.Context, owner dfms.UserID, id dfms
 // Search finds live entries; it returns one page and the total number of
 // matches.
 func (s *Service) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuery) ([]meta.Entry, int, error) {
-	return s.meta.Search(ctx, owner, q)
+	return s.tree.Search(ctx, owner, q)
 }
 
 // Resolve walks a slash-separated path from the owner's root ("" and "/"
 // name the root) and returns the live entry it names. Symlinks are not
 // followed.
 func (s *Service) Resolve(ctx context.Context, owner dfms.UserID, path string) (meta.Entry, error) {
-	u, err := s.meta.GetUser(ctx, owner)
+	u, err := s.users.GetUser(ctx, owner)
 	if err != nil {
 		return meta.Entry{}, err
 	}
-	e, err := s.meta.GetEntry(ctx, owner, u.Root)
+	e, err := s.tree.GetEntry(ctx, owner, u.Root)
 	if err != nil {
 		return e, err
 	}
@@ -139,7 +139,7 @@ func (s *Service) Resolve(ctx context.Context, owner dfms.UserID, path string) (
 		if name == "" || name == "." {
 			continue
 		}
-		if e, err = s.meta.Lookup(ctx, owner, e.ID, name); err != nil {
+		if e, err = s.tree.Lookup(ctx, owner, e.ID, name); err != nil {
 			return e, err
 		}
 	}
@@ -148,7 +148,7 @@ func (s *Service) Resolve(ctx context.Context, owner dfms.UserID, path string) (
 
 // StoredBytes returns what the owner's data takes after deduplication.
 func (s *Service) StoredBytes(ctx context.Context, owner dfms.UserID) (int64, error) {
-	return s.meta.StoredBytes(ctx, owner)
+	return s.tree.StoredBytes(ctx, owner)
 }
 
 // UnlinkName moves the file or symlink parent/name to the trash, as
@@ -178,7 +178,7 @@ func (s *Service) RmdirName(ctx context.Context, owner dfms.UserID, parent dfms.
 	if e.Kind != dfms.KindDir {
 		return dfms.E(op, dfms.NotDir, fmt.Errorf("%q is not a directory", name))
 	}
-	n, err := s.meta.CountDir(ctx, owner, e.ID)
+	n, err := s.tree.CountDir(ctx, owner, e.ID)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func (s *Service) RmdirName(ctx context.Context, owner dfms.UserID, parent dfms.
 }
 
 // RenameName moves parent/name to newParent/newName, as rename(2) (see
-// meta.Store.Rename for replace); moving a directory under itself fails
+// meta.Tree.Rename for replace); moving a directory under itself fails
 // with Invalid, as rename(2) reports it.
 func (s *Service) RenameName(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) (meta.Entry, error) {
 	e, err := s.Lookup(ctx, owner, parent, name)

@@ -2,8 +2,12 @@
 // file versions and their manifests, chunks with exact reference counts,
 // storage nodes, multipart uploads and the change journal.
 //
-// The contract is [Store]. Two implementations share one SQL core
-// (package meta/sqlmeta): meta/sqlite, the embedded default
+// The contract is [Store], cut by capability into [Users], [Tree],
+// [Trash], [Xattrs], [Versions], [Chunks], [Sweeper], [Uploads],
+// [Journal], [Nodes] and [Lifecycle]: a consumer takes the ones it uses
+// (the garbage collector a Sweeper, authentication Users), and only what
+// opens or assembles a store takes the whole. Two implementations share
+// one SQL core (package meta/sqlmeta): meta/sqlite, the embedded default
 // (sqlite:///var/lib/dfms/meta.db), and meta/postgres
 // (postgres://user:pass@host:5432/db). One conformance suite,
 // meta/metatest, runs every case on both.
@@ -29,31 +33,31 @@
 // all. Transactions that fail with a serialization failure, a deadlock or a
 // busy database are retried inside the store, so callers never see those
 // (PostgreSQL's write transactions are SERIALIZABLE; SQLite has one writer
-// connection). In particular [Store.CommitVersion] adds the version, its
+// connection). In particular [Versions.CommitVersion] adds the version, its
 // chunk references, the owner's usage and a change-journal row
 // atomically.
 //
 // A commit is durable when the method returns, except in a context marked
 // with [WithLazyDurability] (the mount's namespace changes in `dfms up`):
 // such transactions may be acknowledged before they are durable, and
-// become durable with the next durable commit or [Store.Sync]. On SQLite
+// become durable with the next durable commit or [Lifecycle.Sync]. On SQLite
 // they run with synchronous=NORMAL on the writer connection.
 //
 // # Batches and ids reserved ahead
 //
-// Entry ids can be reserved ahead ([Store.ReserveEntryIDs]: SQLite moves
+// Entry ids can be reserved ahead ([Tree.ReserveEntryIDs]: SQLite moves
 // its AUTOINCREMENT counter, PostgreSQL draws from the identity
 // sequence), so that a client names an entry before it creates it.
-// [Store.CreateEntries] and [Store.TrashEntries] make a batch of creates
+// [Tree.CreateEntries] and [Trash.TrashEntries] make a batch of creates
 // or deletions in one transaction, with the times the client made them (a
 // directory's times move up to them, never back). A batch (those two, and
-// [Store.CommitVersions]) runs in one savepoint, and item by item, a
+// [Versions.CommitVersions]) runs in one savepoint, and item by item, a
 // savepoint each, only when one of its items fails, so that a failing
 // item changes nothing and the others still land.
 //
 // # Search
 //
-// [Store.Search] matches names and MIME types by substring, through
+// [Tree.Search] matches names and MIME types by substring, through
 // trigram indexes: SQLite's FTS5 with the trigram tokenizer (words shorter
 // than three characters use LIKE), PostgreSQL's pg_trgm. See package
 // meta/sqlite for how its index is kept up to date.
@@ -68,9 +72,9 @@
 //
 // # Chunks and garbage collection
 //
-// A write reserves a chunk before storing its bytes ([Store.ReserveChunks]
+// A write reserves a chunk before storing its bytes ([Chunks.ReserveChunks]
 // creates a pending row, which keeps the orphan collector away from the
-// bytes and cannot be referenced), and [Store.AddChunks] marks it stored,
+// bytes and cannot be referenced), and [Chunks.AddChunks] marks it stored,
 // with zero references, once the bytes are durable. Alternatively the
 // commit that references the chunks marks them stored in its own
 // transaction ([CommitRequest.Stored]): the in-process mount's fsync
@@ -370,7 +374,7 @@ type CommitRequest struct {
 	// work and before its transaction commits, and returns once the bytes
 	// are durable (or why they are not, which fails the commit and changes
 	// nothing). It runs while the transaction holds its locks, so it
-	// should not wait long (files.CommitOwnChunksStoring bounds it). It may
+	// should not wait long (files.Commit bounds it). It may
 	// be called more than once (a transaction retried), and is required
 	// when Stored is set.
 	Stored  []dfms.ChunkRef
@@ -435,7 +439,7 @@ type Usage struct {
 // MaxCommitIDLen bounds CommitRequest.CommitID.
 const MaxCommitIDLen = 64
 
-// Fence is one holding of a named lock (Store.Lock). Each taking of any
+// Fence is one holding of a named lock (Sweeper.Lock). Each taking of any
 // lock gets an Epoch greater than every one before, and the store keeps
 // the latest Epoch of each lock. A holder can lose its lock without
 // knowing (on PostgreSQL the lock lives on a connection, which a restart,
@@ -465,12 +469,31 @@ func (e *MissingChunksError) Error() string {
 	return fmt.Sprintf("%d chunk(s) not stored, e.g. %s", len(e.Hashes), e.Hashes[0])
 }
 
-// Store is the metadata store. It is safe for concurrent use. Errors carry
-// dfms kinds: NotExist for missing or foreign items, Exist for a taken name
-// or email, NotDir/IsDir/NotEmpty for tree misuse, Invalid for bad
-// arguments, Conflict for cycles, stale bases and chunk races, Quota when
-// an owner's quota would be exceeded.
+// Store is the metadata store: every capability below, which each
+// implementation provides and meta/metatest checks. It is safe for
+// concurrent use, as is each capability. A consumer takes the narrowest
+// capability it needs; the whole Store is for whoever opens or assembles
+// one. Errors carry dfms kinds: NotExist for missing or foreign items,
+// Exist for a taken name or email, NotDir/IsDir/NotEmpty for tree misuse,
+// Invalid for bad arguments, Conflict for cycles, stale bases and chunk
+// races, Quota when an owner's quota would be exceeded.
 type Store interface {
+	Users
+	Tree
+	Trash
+	Xattrs
+	Versions
+	Chunks
+	Sweeper
+	Uploads
+	Journal
+	Nodes
+	Lifecycle
+}
+
+// Users holds the accounts and their refresh tokens: what authentication
+// needs.
+type Users interface {
 	// CreateUser adds a user and its root directory. Email is matched
 	// without regard to case (kind Exist if taken).
 	CreateUser(ctx context.Context, u User) (User, error)
@@ -497,7 +520,11 @@ type Store interface {
 	// RevokeUserRefreshTokens revokes every refresh token of a user
 	// (password change, deactivation).
 	RevokeUserRefreshTokens(ctx context.Context, user dfms.UserID) error
+}
 
+// Tree holds each owner's entries: lookups, listings, creation,
+// attributes, renames, search, and the owner's usage.
+type Tree interface {
 	// GetEntry returns the entry with id, live or trashed.
 	GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (Entry, error)
 	// Lookup returns the live entry named name in directory parent.
@@ -533,6 +560,20 @@ type Store interface {
 	// non-empty one fails with NotEmpty. It returns the moved entry and the
 	// replaced one (ID 0 if none).
 	Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (moved, replaced Entry, err error)
+	// Search finds live entries, ordered by name, and returns one page and
+	// the total number of matches.
+	Search(ctx context.Context, owner dfms.UserID, q SearchQuery) ([]Entry, int, error)
+	// Usage returns the owner's storage summary.
+	Usage(ctx context.Context, owner dfms.UserID) (Usage, error)
+	// StoredBytes returns the bytes of the distinct chunks that the
+	// owner's versions reference: what the owner's data takes after
+	// deduplication. It reads every manifest of the owner.
+	StoredBytes(ctx context.Context, owner dfms.UserID) (int64, error)
+}
+
+// Trash moves subtrees to the trash, lists it, restores from it and
+// purges it.
+type Trash interface {
 	// Trash moves id and its whole subtree to the trash.
 	Trash(ctx context.Context, owner dfms.UserID, id dfms.EntryID) error
 	// TrashEntries trashes each item's entry as Trash would, in one
@@ -551,16 +592,27 @@ type Store interface {
 	// Purge deletes a trashed subtree for good: its entries, all their
 	// versions and the chunk references they held.
 	Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (PurgeStats, error)
-	// Search finds live entries, ordered by name, and returns one page and
-	// the total number of matches.
-	Search(ctx context.Context, owner dfms.UserID, q SearchQuery) ([]Entry, int, error)
-	// Usage returns the owner's storage summary.
-	Usage(ctx context.Context, owner dfms.UserID) (Usage, error)
-	// StoredBytes returns the bytes of the distinct chunks that the
-	// owner's versions reference: what the owner's data takes after
-	// deduplication. It reads every manifest of the owner.
-	StoredBytes(ctx context.Context, owner dfms.UserID) (int64, error)
+}
 
+// Xattrs holds entries' extended attributes.
+type Xattrs interface {
+	// GetXattr returns extended attribute name of entry id, with found
+	// false (and no error) if the entry has no such attribute.
+	GetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) (value []byte, found bool, err error)
+	// ListXattrs returns the names of entry id's extended attributes.
+	ListXattrs(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]string, error)
+	// SetXattr sets an extended attribute. With XattrCreate it fails with
+	// Exist if the attribute exists; with XattrReplace with NotExist if it
+	// does not. The name and value count as used bytes (kind Quota if
+	// they do not fit).
+	SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error
+	// RemoveXattr removes an extended attribute (NotExist if absent).
+	RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) error
+}
+
+// Versions commits new versions of files and reads, checksums and
+// deletes old ones.
+type Versions interface {
 	// CommitVersion adds a new version of a file as described by req, with
 	// its chunk references, in one transaction.
 	CommitVersion(ctx context.Context, req CommitRequest) (Entry, Version, error)
@@ -576,18 +628,6 @@ type Store interface {
 	VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (Version, error)
 	// ListVersions returns every version of a file, oldest first.
 	ListVersions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]Version, error)
-	// GetXattr returns extended attribute name of entry id, with found
-	// false (and no error) if the entry has no such attribute.
-	GetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) (value []byte, found bool, err error)
-	// ListXattrs returns the names of entry id's extended attributes.
-	ListXattrs(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]string, error)
-	// SetXattr sets an extended attribute. With XattrCreate it fails with
-	// Exist if the attribute exists; with XattrReplace with NotExist if it
-	// does not. The name and value count as used bytes (kind Quota if
-	// they do not fit).
-	SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error
-	// RemoveXattr removes an extended attribute (NotExist if absent).
-	RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) error
 	// SetChecksum records the SHA-256 of the version with ID vid,
 	// committed without one (a zero SHA256 means "not computed yet"); a
 	// version that already has one keeps it.
@@ -595,7 +635,12 @@ type Store interface {
 	// DeleteVersion removes one version that is not the current one and
 	// releases its chunk references.
 	DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error
+}
 
+// Chunks is the chunk index as writers use it: which chunks are stored,
+// reservations before their bytes are stored, possession and holds (see
+// Chunks and garbage collection, and Quota, in the package doc).
+type Chunks interface {
 	// MissingChunks returns those of hashes that are not stored (no row, or
 	// a pending one), in the order given, without duplicates. If one of them is being deleted by
 	// GC it fails with kind Conflict instead: its bytes may vanish after
@@ -641,6 +686,15 @@ type Store interface {
 	KeepChunks(ctx context.Context, hashes []dfms.Hash) error
 	// GetChunk returns a chunk's row.
 	GetChunk(ctx context.Context, h dfms.Hash) (Chunk, error)
+}
+
+// Sweeper is the garbage collector's side of the chunk index: the
+// collection's lock and the fenced three-step deletion of a chunk.
+type Sweeper interface {
+	// Lock takes the named cluster-wide lock (the GC sweep is a
+	// singleton) and returns its fence and its release; kind Conflict if
+	// it is held.
+	Lock(ctx context.Context, name string) (f Fence, unlock func(), err error)
 	// SweepCandidates returns up to limit chunks whose count has been zero
 	// since before cutoff, and rows left deleting by an interrupted sweep.
 	SweepCandidates(ctx context.Context, cutoff time.Time, limit int) ([]Chunk, error)
@@ -665,17 +719,10 @@ type Store interface {
 	// the bytes and calls FinishDelete. A stale f fails it with kind
 	// Conflict.
 	ClaimOrphan(ctx context.Context, f Fence, h dfms.Hash, size int64) (bool, error)
+}
 
-	// Lock takes the named cluster-wide lock (the GC sweep is a
-	// singleton) and returns its fence and its release; kind Conflict if
-	// it is held.
-	Lock(ctx context.Context, name string) (f Fence, unlock func(), err error)
-
-	// Storage nodes.
-	PutNode(ctx context.Context, n Node) error
-	ListNodes(ctx context.Context) ([]Node, error)
-	SetNodeState(ctx context.Context, id, state string, failures int, probe time.Time) error
-
+// Uploads holds multipart uploads and their parts.
+type Uploads interface {
 	// CreateUpload starts a multipart upload of parent/name, expiring at
 	// u.ExpiresAt (zero: in a day) and living at most until u.Deadline
 	// (zero: a week, or ExpiresAt if later). With maxOpen > 0, an owner
@@ -704,7 +751,10 @@ type Store interface {
 	AbortUpload(ctx context.Context, owner dfms.UserID, id string) error
 	// ExpiredUploads lists uploads that expired before now.
 	ExpiredUploads(ctx context.Context, now time.Time, limit int) ([]Upload, error)
+}
 
+// Journal reads each owner's change journal.
+type Journal interface {
 	// Changes returns the owner's journal rows with Seq > after, oldest
 	// first, at most limit. An owner's rows become visible in Seq order
 	// (a transaction draws its numbers only after the owner's earlier
@@ -714,13 +764,23 @@ type Store interface {
 	// LastChange returns the sequence number of the owner's latest change
 	// (0 if none): a cursor from which Changes reports only what follows.
 	LastChange(ctx context.Context, owner dfms.UserID) (int64, error)
+}
 
+// Nodes holds the storage nodes.
+type Nodes interface {
+	// Storage nodes.
+	PutNode(ctx context.Context, n Node) error
+	ListNodes(ctx context.Context) ([]Node, error)
+	SetNodeState(ctx context.Context, id, state string, failures int, probe time.Time) error
+}
+
+// Lifecycle checks, syncs and closes the store as a whole.
+type Lifecycle interface {
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
 	// Sync makes every write committed so far durable, the ones made
 	// with WithLazyDurability included.
 	Sync(ctx context.Context) error
-
-	// Ping checks that the store answers.
-	Ping(ctx context.Context) error
 	Close() error
 }
 

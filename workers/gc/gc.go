@@ -63,12 +63,23 @@ import (
 	"github.com/dfms/dfms/server/meta"
 )
 
+// Meta is what a Collector uses of the metadata store, all of which a
+// meta.Store has: the sweep's lock and fenced deletions, a chunk's row (to
+// tell an orphan from a chunk recorded meanwhile), and the expired
+// multipart uploads it aborts.
+type Meta interface {
+	meta.Sweeper
+	GetChunk(ctx context.Context, h dfms.Hash) (meta.Chunk, error)
+	ExpiredUploads(ctx context.Context, now time.Time, limit int) ([]meta.Upload, error)
+	AbortUpload(ctx context.Context, owner dfms.UserID, id string) error
+}
+
 // Collector collects garbage of one metadata store and one chunk store.
 // Its methods may be called repeatedly (typically on a timer); only one
 // collector should run per deployment at a time. Its fields must not
 // change once it runs.
 type Collector struct {
-	Meta   meta.Store
+	Meta   Meta
 	Chunks dfms.ChunkStore
 	// Grace is how long a chunk must stay unreferenced (or unrecorded)
 	// before it is deleted. It must exceed the longest write.

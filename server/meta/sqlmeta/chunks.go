@@ -17,7 +17,7 @@ import (
 // PostgreSQL's parameter limits.
 const batch = 500
 
-// MissingChunks implements meta.Store.
+// MissingChunks implements meta.Chunks.
 func (s *Store) MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.Hash, error) {
 	var missing []dfms.Hash
 	err := s.read(ctx, "meta.MissingChunks", func(t *tx) error {
@@ -63,7 +63,7 @@ func (s *Store) MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.H
 	return missing, err
 }
 
-// UnownedChunks implements meta.Store.
+// UnownedChunks implements meta.Chunks.
 func (s *Store) UnownedChunks(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) ([]dfms.Hash, error) {
 	const op dfms.Op = "meta.UnownedChunks"
 	var out []dfms.Hash
@@ -112,7 +112,7 @@ func (s *Store) UnownedChunks(ctx context.Context, owner dfms.UserID, hashes []d
 	return out, err
 }
 
-// OwnChunks implements meta.Store.
+// OwnChunks implements meta.Chunks.
 func (s *Store) OwnChunks(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) error {
 	return s.write(ctx, "meta.OwnChunks", func(t *tx) error { return t.own(ctx, owner, hashes) })
 }
@@ -152,7 +152,7 @@ func refSizes(refs []dfms.ChunkRef) map[dfms.Hash]int64 {
 	return sizes
 }
 
-// ReserveChunks implements meta.Store.
+// ReserveChunks implements meta.Chunks.
 func (s *Store) ReserveChunks(ctx context.Context, refs []dfms.ChunkRef) error {
 	const op dfms.Op = "meta.ReserveChunks"
 	sizes := refSizes(refs)
@@ -177,7 +177,7 @@ func (s *Store) ReserveChunks(ctx context.Context, refs []dfms.ChunkRef) error {
 	})
 }
 
-// AddChunks implements meta.Store.
+// AddChunks implements meta.Chunks.
 func (s *Store) AddChunks(ctx context.Context, refs []dfms.ChunkRef) error {
 	const op dfms.Op = "meta.AddChunks"
 	sizes := refSizes(refs)
@@ -196,7 +196,7 @@ func (t *tx) addChunks(ctx context.Context, op dfms.Op, sizes map[dfms.Hash]int6
 	return nil
 }
 
-// KeepChunks implements meta.Store.
+// KeepChunks implements meta.Chunks.
 func (s *Store) KeepChunks(ctx context.Context, hashes []dfms.Hash) error {
 	const op dfms.Op = "meta.KeepChunks"
 	set := make(map[dfms.Hash]int64, len(hashes))
@@ -227,7 +227,7 @@ func scanChunk(row row) (meta.Chunk, error) {
 	return c, err
 }
 
-// GetChunk implements meta.Store.
+// GetChunk implements meta.Chunks.
 func (s *Store) GetChunk(ctx context.Context, h dfms.Hash) (meta.Chunk, error) {
 	const op dfms.Op = "meta.GetChunk"
 	var c meta.Chunk
@@ -242,7 +242,7 @@ func (s *Store) GetChunk(ctx context.Context, h dfms.Hash) (meta.Chunk, error) {
 	return c, err
 }
 
-// SweepCandidates implements meta.Store. Rows left deleting come first;
+// SweepCandidates implements meta.Sweeper. Rows left deleting come first;
 // then unreferenced (or stale pending) chunks, oldest first. Each query
 // uses its own partial index.
 func (s *Store) SweepCandidates(ctx context.Context, cutoff time.Time, limit int) ([]meta.Chunk, error) {
@@ -273,7 +273,7 @@ func (s *Store) SweepCandidates(ctx context.Context, cutoff time.Time, limit int
 	return out, err
 }
 
-// BeginDelete implements meta.Store.
+// BeginDelete implements meta.Sweeper.
 func (s *Store) BeginDelete(ctx context.Context, f meta.Fence, h dfms.Hash, cutoff, stale time.Time) (bool, error) {
 	const op dfms.Op = "meta.BeginDelete"
 	var ok bool
@@ -291,7 +291,7 @@ func (s *Store) BeginDelete(ctx context.Context, f meta.Fence, h dfms.Hash, cuto
 	return ok, err
 }
 
-// FinishDelete implements meta.Store. It is not fenced by the lock: the
+// FinishDelete implements meta.Sweeper. It is not fenced by the lock: the
 // holder that marked the row has deleted the bytes, and while its mark
 // stood nobody could store them again.
 func (s *Store) FinishDelete(ctx context.Context, f meta.Fence, h dfms.Hash) error {
@@ -311,7 +311,7 @@ func (s *Store) FinishDelete(ctx context.Context, f meta.Fence, h dfms.Hash) err
 	})
 }
 
-// ClaimOrphan implements meta.Store.
+// ClaimOrphan implements meta.Sweeper.
 func (s *Store) ClaimOrphan(ctx context.Context, f meta.Fence, h dfms.Hash, size int64) (bool, error) {
 	const op dfms.Op = "meta.ClaimOrphan"
 	var ok bool
@@ -327,7 +327,7 @@ func (s *Store) ClaimOrphan(ctx context.Context, f meta.Fence, h dfms.Hash, size
 	return ok, err
 }
 
-// PutNode implements meta.Store.
+// PutNode implements meta.Nodes.
 func (s *Store) PutNode(ctx context.Context, n meta.Node) error {
 	const op dfms.Op = "meta.PutNode"
 	if n.ID == "" || n.Endpoint == "" {
@@ -352,7 +352,7 @@ func (s *Store) PutNode(ctx context.Context, n meta.Node) error {
 	})
 }
 
-// ListNodes implements meta.Store.
+// ListNodes implements meta.Nodes.
 func (s *Store) ListNodes(ctx context.Context) ([]meta.Node, error) {
 	var out []meta.Node
 	err := s.read(ctx, "meta.ListNodes", func(t *tx) error {
@@ -369,7 +369,7 @@ func (s *Store) ListNodes(ctx context.Context) ([]meta.Node, error) {
 	return out, err
 }
 
-// SetNodeState implements meta.Store.
+// SetNodeState implements meta.Nodes.
 func (s *Store) SetNodeState(ctx context.Context, id, state string, failures int, probe time.Time) error {
 	const op dfms.Op = "meta.SetNodeState"
 	switch state {

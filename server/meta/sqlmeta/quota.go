@@ -142,7 +142,7 @@ func manifestHashes(m *dfms.Manifest) []dfms.Hash {
 	return sortedHashes(m.Counts())
 }
 
-// HoldChunks implements meta.Store.
+// HoldChunks implements meta.Chunks.
 func (s *Store) HoldChunks(ctx context.Context, owner dfms.UserID, refs []dfms.ChunkRef, d time.Duration) error {
 	const op dfms.Op = "meta.HoldChunks"
 	if len(refs) == 0 {

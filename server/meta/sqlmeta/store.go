@@ -61,7 +61,7 @@ type Dialect struct {
 	// commit is durable anyway.
 	Barrier func(ctx context.Context) error
 	// ReserveIDs takes n entry ids out of the sequence the entries table
-	// draws from, in a write transaction (meta.Store.ReserveEntryIDs).
+	// draws from, in a write transaction (meta.Tree.ReserveEntryIDs).
 	ReserveIDs func(ctx context.Context, tx *sql.Tx, n int) ([]dfms.EntryID, error)
 	// SearchPending and SearchFlush keep a search index that is brought up
 	// to date once per write transaction: before each commit of one,
@@ -106,7 +106,7 @@ type Store struct {
 	locks   map[string]bool
 }
 
-// Lock implements meta.Store: the dialect's lock (or one of this
+// Lock implements meta.Sweeper: the dialect's lock (or one of this
 // process), then a new epoch for its fence.
 func (s *Store) Lock(ctx context.Context, name string) (meta.Fence, func(), error) {
 	const op dfms.Op = "meta.Lock"
@@ -439,7 +439,7 @@ func (s *Store) onceLazy(ctx context.Context, db *sql.DB, opts *sql.TxOptions, f
 	return s.finish(ctx, sqlTx, db, fn)
 }
 
-// Sync implements meta.Store.
+// Sync implements meta.Lifecycle.
 func (s *Store) Sync(ctx context.Context) error {
 	if s.d.Barrier == nil {
 		return nil

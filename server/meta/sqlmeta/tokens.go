@@ -32,7 +32,7 @@ func checkToken(op dfms.Op, rt meta.RefreshToken) error {
 	return nil
 }
 
-// CreateRefreshToken implements meta.Store.
+// CreateRefreshToken implements meta.Users.
 func (s *Store) CreateRefreshToken(ctx context.Context, rt meta.RefreshToken) error {
 	const op dfms.Op = "meta.CreateRefreshToken"
 	if err := checkToken(op, rt); err != nil {
@@ -45,7 +45,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt meta.RefreshToken) er
 // committed, that a token was presented twice.
 var errReused = errors.New("refresh token reused; its family is revoked")
 
-// RotateRefreshToken implements meta.Store.
+// RotateRefreshToken implements meta.Users.
 func (s *Store) RotateRefreshToken(ctx context.Context, id string, next meta.RefreshToken) (meta.RefreshToken, error) {
 	const op dfms.Op = "meta.RotateRefreshToken"
 	var old meta.RefreshToken
@@ -90,7 +90,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, id string, next meta.Ref
 	return old, nil
 }
 
-// RevokeRefreshToken implements meta.Store.
+// RevokeRefreshToken implements meta.Users.
 func (s *Store) RevokeRefreshToken(ctx context.Context, id string) error {
 	const op dfms.Op = "meta.RevokeRefreshToken"
 	return s.write(ctx, op, func(t *tx) error {
@@ -107,7 +107,7 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, id string) error {
 	})
 }
 
-// RevokeUserRefreshTokens implements meta.Store.
+// RevokeUserRefreshTokens implements meta.Users.
 func (s *Store) RevokeUserRefreshTokens(ctx context.Context, user dfms.UserID) error {
 	return s.write(ctx, "meta.RevokeUserRefreshTokens", func(t *tx) error {
 		_, err := t.exec(ctx, `UPDATE refresh_tokens SET revoked = ? WHERE user_id = ? AND revoked = ?`, true, user, false)

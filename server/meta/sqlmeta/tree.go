@@ -222,7 +222,7 @@ func (t *tx) dirChangedAt(ctx context.Context, dir dfms.EntryID, at time.Time) e
 	return err
 }
 
-// GetEntry implements meta.Store.
+// GetEntry implements meta.Tree.
 func (s *Store) GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
 	var e meta.Entry
 	err := s.readOne(ctx, "meta.GetEntry", func(t *tx) error {
@@ -233,7 +233,7 @@ func (s *Store) GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 	return e, err
 }
 
-// Lookup implements meta.Store.
+// Lookup implements meta.Tree.
 func (s *Store) Lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (meta.Entry, error) {
 	const op dfms.Op = "meta.Lookup"
 	var e meta.Entry
@@ -257,7 +257,7 @@ func (s *Store) Lookup(ctx context.Context, owner dfms.UserID, parent dfms.Entry
 	return e, err
 }
 
-// ListDir implements meta.Store.
+// ListDir implements meta.Tree.
 func (s *Store) ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts meta.ListOptions) ([]meta.Entry, error) {
 	const op dfms.Op = "meta.ListDir"
 	if opts.Offset < 0 || opts.Limit < 0 {
@@ -315,7 +315,7 @@ func (s *Store) ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID
 	return out, err
 }
 
-// CountDir implements meta.Store.
+// CountDir implements meta.Tree.
 func (s *Store) CountDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID) (int, error) {
 	var n int
 	err := s.read(ctx, "meta.CountDir", func(t *tx) error {
@@ -359,7 +359,7 @@ func checkTimes(op dfms.Op, ts ...time.Time) error {
 	return nil
 }
 
-// CreateEntry implements meta.Store.
+// CreateEntry implements meta.Tree.
 func (s *Store) CreateEntry(ctx context.Context, e meta.Entry) (meta.Entry, error) {
 	const op dfms.Op = "meta.CreateEntry"
 	if err := checkNewEntry(op, &e); err != nil {
@@ -378,7 +378,7 @@ func (s *Store) CreateEntry(ctx context.Context, e meta.Entry) (meta.Entry, erro
 	return out, err
 }
 
-// ReserveEntryIDs implements meta.Store.
+// ReserveEntryIDs implements meta.Tree.
 func (s *Store) ReserveEntryIDs(ctx context.Context, n int) ([]dfms.EntryID, error) {
 	const op dfms.Op = "meta.ReserveEntryIDs"
 	if n < 1 || n > 1<<16 {
@@ -396,7 +396,7 @@ func (s *Store) ReserveEntryIDs(ctx context.Context, n int) ([]dfms.EntryID, err
 	return ids, err
 }
 
-// CreateEntries implements meta.Store: each entry in a savepoint of one
+// CreateEntries implements meta.Tree: each entry in a savepoint of one
 // transaction, so that one failing rolls back only itself.
 func (s *Store) CreateEntries(ctx context.Context, es []meta.Entry) ([]meta.CreateResult, error) {
 	const op dfms.Op = "meta.CreateEntries"
@@ -434,7 +434,7 @@ func (s *Store) CreateEntries(ctx context.Context, es []meta.Entry) ([]meta.Crea
 	return out, nil
 }
 
-// SetAttr implements meta.Store.
+// SetAttr implements meta.Tree.
 func (s *Store) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a meta.SetAttr) (meta.Entry, error) {
 	const op dfms.Op = "meta.SetAttr"
 	if a.Size != nil {
@@ -494,7 +494,7 @@ func (t *tx) hasLiveChildren(ctx context.Context, id dfms.EntryID) (bool, error)
 	return n > 0, err
 }
 
-// Rename implements meta.Store.
+// Rename implements meta.Tree.
 func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (moved, replaced meta.Entry, err error) {
 	const op dfms.Op = "meta.Rename"
 	if err := dfms.ValidName(newName); err != nil {
@@ -679,7 +679,7 @@ func (t *tx) trash(ctx context.Context, owner dfms.UserID, e meta.Entry, at time
 	return t.journal(ctx, owner, e.ID, e.Parent, dfms.ChangeTrash, 0)
 }
 
-// Trash implements meta.Store.
+// Trash implements meta.Trash.
 func (s *Store) Trash(ctx context.Context, owner dfms.UserID, id dfms.EntryID) error {
 	const op dfms.Op = "meta.Trash"
 	return s.write(ctx, op, func(t *tx) error {
@@ -694,7 +694,7 @@ func (s *Store) Trash(ctx context.Context, owner dfms.UserID, id dfms.EntryID) e
 	})
 }
 
-// TrashEntries implements meta.Store: each entry in a savepoint of one
+// TrashEntries implements meta.Trash: each entry in a savepoint of one
 // transaction.
 func (s *Store) TrashEntries(ctx context.Context, owner dfms.UserID, items []meta.TrashItem) ([]error, error) {
 	const op dfms.Op = "meta.TrashEntries"
@@ -719,7 +719,7 @@ func (s *Store) TrashEntries(ctx context.Context, owner dfms.UserID, items []met
 	return out, nil
 }
 
-// Restore implements meta.Store.
+// Restore implements meta.Trash.
 func (s *Store) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
 	const op dfms.Op = "meta.Restore"
 	var out meta.Entry
@@ -757,7 +757,7 @@ func (s *Store) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID)
 	return out, err
 }
 
-// ListTrash implements meta.Store.
+// ListTrash implements meta.Trash.
 func (s *Store) ListTrash(ctx context.Context, owner dfms.UserID, offset, limit int) ([]meta.Entry, int, error) {
 	const op dfms.Op = "meta.ListTrash"
 	if offset < 0 || limit < 0 {
@@ -780,7 +780,7 @@ func (s *Store) ListTrash(ctx context.Context, owner dfms.UserID, offset, limit 
 	return out, total, err
 }
 
-// Purge implements meta.Store.
+// Purge implements meta.Trash.
 func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.PurgeStats, error) {
 	const op dfms.Op = "meta.Purge"
 	var st meta.PurgeStats
@@ -865,7 +865,7 @@ func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (
 	return st, err
 }
 
-// Search implements meta.Store.
+// Search implements meta.Tree.
 func (s *Store) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuery) ([]meta.Entry, int, error) {
 	const op dfms.Op = "meta.Search"
 	limit := q.Limit
@@ -944,7 +944,7 @@ func searchable(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
-// Changes implements meta.Store.
+// Changes implements meta.Journal.
 func (s *Store) Changes(ctx context.Context, owner dfms.UserID, after int64, limit int) ([]meta.Change, error) {
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
@@ -965,7 +965,7 @@ func (s *Store) Changes(ctx context.Context, owner dfms.UserID, after int64, lim
 	return out, err
 }
 
-// LastChange implements meta.Store.
+// LastChange implements meta.Journal.
 func (s *Store) LastChange(ctx context.Context, owner dfms.UserID) (int64, error) {
 	var seq int64
 	err := s.read(ctx, "meta.LastChange", func(t *tx) error {

@@ -46,7 +46,7 @@ func (t *tx) upload(ctx context.Context, owner dfms.UserID, id string, lock bool
 	return u, err
 }
 
-// CreateUpload implements meta.Store.
+// CreateUpload implements meta.Uploads.
 func (s *Store) CreateUpload(ctx context.Context, u meta.Upload, maxOpen int) (meta.Upload, error) {
 	const op dfms.Op = "meta.CreateUpload"
 	if err := dfms.ValidName(u.Name); err != nil {
@@ -102,7 +102,7 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload, maxOpen int) (m
 	return out, err
 }
 
-// GetUpload implements meta.Store.
+// GetUpload implements meta.Uploads.
 func (s *Store) GetUpload(ctx context.Context, owner dfms.UserID, id string) (meta.Upload, error) {
 	var u meta.Upload
 	err := s.read(ctx, "meta.GetUpload", func(t *tx) error {
@@ -113,7 +113,7 @@ func (s *Store) GetUpload(ctx context.Context, owner dfms.UserID, id string) (me
 	return u, err
 }
 
-// PutPart implements meta.Store.
+// PutPart implements meta.Uploads.
 func (s *Store) PutPart(ctx context.Context, owner dfms.UserID, id string, n int, size int64, sum dfms.Hash, m dfms.Manifest) error {
 	const op dfms.Op = "meta.PutPart"
 	if n < 1 || n > MaxParts {
@@ -223,7 +223,7 @@ func (t *tx) parts(ctx context.Context, id string, withManifest bool) ([]meta.Pa
 	return out, rows.Err()
 }
 
-// ListParts implements meta.Store.
+// ListParts implements meta.Uploads.
 func (s *Store) ListParts(ctx context.Context, owner dfms.UserID, id string) ([]meta.Part, error) {
 	var out []meta.Part
 	err := s.read(ctx, "meta.ListParts", func(t *tx) error {
@@ -237,7 +237,7 @@ func (s *Store) ListParts(ctx context.Context, owner dfms.UserID, id string) ([]
 	return out, err
 }
 
-// PartManifests implements meta.Store.
+// PartManifests implements meta.Uploads.
 func (s *Store) PartManifests(ctx context.Context, owner dfms.UserID, id string) ([]meta.Part, error) {
 	var out []meta.Part
 	err := s.read(ctx, "meta.PartManifests", func(t *tx) error {
@@ -251,7 +251,7 @@ func (s *Store) PartManifests(ctx context.Context, owner dfms.UserID, id string)
 	return out, err
 }
 
-// CompleteUpload implements meta.Store.
+// CompleteUpload implements meta.Uploads.
 func (s *Store) CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string, expect *dfms.Manifest) (meta.Entry, meta.Version, error) {
 	const op dfms.Op = "meta.CompleteUpload"
 	var e meta.Entry
@@ -354,7 +354,7 @@ func (t *tx) abortUpload(ctx context.Context, owner dfms.UserID, id string) erro
 	return err
 }
 
-// AbortUpload implements meta.Store.
+// AbortUpload implements meta.Uploads.
 func (s *Store) AbortUpload(ctx context.Context, owner dfms.UserID, id string) error {
 	return s.write(ctx, "meta.AbortUpload", func(t *tx) error {
 		if _, err := t.upload(ctx, owner, id, true); err != nil {
@@ -364,7 +364,7 @@ func (s *Store) AbortUpload(ctx context.Context, owner dfms.UserID, id string) e
 	})
 }
 
-// ExpiredUploads implements meta.Store.
+// ExpiredUploads implements meta.Uploads.
 func (s *Store) ExpiredUploads(ctx context.Context, now time.Time, limit int) ([]meta.Upload, error) {
 	var out []meta.Upload
 	err := s.read(ctx, "meta.ExpiredUploads", func(t *tx) error {

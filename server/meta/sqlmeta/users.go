@@ -42,7 +42,7 @@ func checkUser(op dfms.Op, u *meta.User) error {
 	return nil
 }
 
-// CreateUser implements meta.Store.
+// CreateUser implements meta.Users.
 func (s *Store) CreateUser(ctx context.Context, u meta.User) (meta.User, error) {
 	const op dfms.Op = "meta.CreateUser"
 	if err := checkUser(op, &u); err != nil {
@@ -88,17 +88,17 @@ func (s *Store) getUser(ctx context.Context, op dfms.Op, where string, arg any) 
 	return u, err
 }
 
-// GetUser implements meta.Store.
+// GetUser implements meta.Users.
 func (s *Store) GetUser(ctx context.Context, id dfms.UserID) (meta.User, error) {
 	return s.getUser(ctx, "meta.GetUser", "id = ?", id)
 }
 
-// GetUserByEmail implements meta.Store.
+// GetUserByEmail implements meta.Users.
 func (s *Store) GetUserByEmail(ctx context.Context, email string) (meta.User, error) {
 	return s.getUser(ctx, "meta.GetUserByEmail", "email_key = ?", emailKey(email))
 }
 
-// UpdateUser implements meta.Store.
+// UpdateUser implements meta.Users.
 func (s *Store) UpdateUser(ctx context.Context, u meta.User) error {
 	const op dfms.Op = "meta.UpdateUser"
 	if err := checkUser(op, &u); err != nil {
@@ -135,7 +135,7 @@ func (s *Store) UpdateUser(ctx context.Context, u meta.User) error {
 	})
 }
 
-// ListUsers implements meta.Store.
+// ListUsers implements meta.Users.
 func (s *Store) ListUsers(ctx context.Context) ([]meta.User, error) {
 	var out []meta.User
 	err := s.read(ctx, "meta.ListUsers", func(t *tx) error {
@@ -147,7 +147,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]meta.User, error) {
 	return out, err
 }
 
-// Usage implements meta.Store.
+// Usage implements meta.Tree.
 func (s *Store) Usage(ctx context.Context, owner dfms.UserID) (meta.Usage, error) {
 	const op dfms.Op = "meta.Usage"
 	var u meta.Usage
@@ -171,7 +171,7 @@ func (s *Store) Usage(ctx context.Context, owner dfms.UserID) (meta.Usage, error
 	return u, err
 }
 
-// StoredBytes implements meta.Store.
+// StoredBytes implements meta.Tree.
 func (s *Store) StoredBytes(ctx context.Context, owner dfms.UserID) (int64, error) {
 	var n int64
 	err := s.read(ctx, "meta.StoredBytes", func(t *tx) error {

@@ -214,7 +214,7 @@ func checkRequest(op dfms.Op, req *meta.CommitRequest) error {
 	return checkManifest(op, &req.Manifest)
 }
 
-// CommitVersion implements meta.Store.
+// CommitVersion implements meta.Versions.
 func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
 	const op dfms.Op = "meta.CommitVersion"
 	if err := checkRequest(op, &req); err != nil {
@@ -302,7 +302,7 @@ func (t *tx) committedBefore(ctx context.Context, op dfms.Op, req meta.CommitReq
 	return e, v, err == nil, err
 }
 
-// CommitVersions implements meta.Store: each commit runs inside a
+// CommitVersions implements meta.Versions: each commit runs inside a
 // savepoint of one transaction, so that one failing rolls back only itself.
 func (s *Store) CommitVersions(ctx context.Context, reqs []meta.CommitRequest) ([]meta.CommitResult, error) {
 	const op dfms.Op = "meta.CommitVersions"
@@ -508,7 +508,7 @@ func scanVersion(row interface{ Scan(...any) error }, manifest *[]byte) (meta.Ve
 	return v, nil
 }
 
-// GetVersion implements meta.Store.
+// GetVersion implements meta.Versions.
 func (s *Store) GetVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (meta.Version, error) {
 	const op dfms.Op = "meta.GetVersion"
 	var v meta.Version
@@ -529,7 +529,7 @@ func (s *Store) GetVersion(ctx context.Context, owner dfms.UserID, id dfms.Entry
 	return v, err
 }
 
-// VersionByID implements meta.Store.
+// VersionByID implements meta.Versions.
 func (s *Store) VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (meta.Version, error) {
 	const op dfms.Op = "meta.VersionByID"
 	var v meta.Version
@@ -556,7 +556,7 @@ func (t *tx) versionWithManifest(ctx context.Context, where string, args ...any)
 	return v, v.Manifest.UnmarshalBinary(blob)
 }
 
-// ListVersions implements meta.Store.
+// ListVersions implements meta.Versions.
 func (s *Store) ListVersions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]meta.Version, error) {
 	var out []meta.Version
 	err := s.read(ctx, "meta.ListVersions", func(t *tx) error {
@@ -581,7 +581,7 @@ func (s *Store) ListVersions(ctx context.Context, owner dfms.UserID, id dfms.Ent
 	return out, err
 }
 
-// SetChecksum implements meta.Store.
+// SetChecksum implements meta.Versions.
 func (s *Store) SetChecksum(ctx context.Context, owner dfms.UserID, vid int64, sum dfms.Hash) error {
 	const op dfms.Op = "meta.SetChecksum"
 	return s.write(ctx, op, func(t *tx) error {
@@ -602,7 +602,7 @@ func (s *Store) SetChecksum(ctx context.Context, owner dfms.UserID, vid int64, s
 	})
 }
 
-// DeleteVersion implements meta.Store.
+// DeleteVersion implements meta.Versions.
 func (s *Store) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error {
 	const op dfms.Op = "meta.DeleteVersion"
 	return s.write(ctx, op, func(t *tx) error {

@@ -9,7 +9,7 @@ import (
 	"github.com/dfms/dfms"
 )
 
-// GetXattr implements meta.Store.
+// GetXattr implements meta.Xattrs.
 func (s *Store) GetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) ([]byte, bool, error) {
 	var value []byte
 	found := false
@@ -31,7 +31,7 @@ func (s *Store) GetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 	return value, found, err
 }
 
-// ListXattrs implements meta.Store.
+// ListXattrs implements meta.Xattrs.
 func (s *Store) ListXattrs(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]string, error) {
 	var names []string
 	err := s.read(ctx, "meta.ListXattrs", func(t *tx) error {
@@ -56,7 +56,7 @@ func (s *Store) ListXattrs(ctx context.Context, owner dfms.UserID, id dfms.Entry
 	return names, err
 }
 
-// SetXattr implements meta.Store.
+// SetXattr implements meta.Xattrs.
 func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string, value []byte, mode dfms.XattrMode) error {
 	const op dfms.Op = "meta.SetXattr"
 	if name == "" || len(name) > dfms.MaxXattrName {
@@ -120,7 +120,7 @@ func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 	})
 }
 
-// RemoveXattr implements meta.Store.
+// RemoveXattr implements meta.Xattrs.
 func (s *Store) RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) error {
 	const op dfms.Op = "meta.RemoveXattr"
 	return s.write(ctx, op, func(t *tx) error {
