@@ -208,6 +208,27 @@ func (a *API) folderContents(c *gin.Context) {
 	a.listDir(c, dir, "contents")
 }
 
+// createFolder creates a folder (POST /folders).
+func (a *API) createFolder(c *gin.Context) {
+	var b struct {
+		Name     string     `json:"name"`
+		ParentID optionalID `json:"parent_id"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	parent, ok := a.folderRef(c, b.ParentID.raw)
+	if !ok || !a.validName(c, b.Name) {
+		return
+	}
+	e, err := a.Files.Mkdir(c.Request.Context(), user(c).ID, parent, b.Name, 0o755)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"folder": view(e)})
+}
+
 // live returns a live entry of the caller, or answers 404.
 func (a *API) live(c *gin.Context, id dfms.EntryID) (meta.Entry, bool) {
 	e, err := a.Files.Stat(c.Request.Context(), user(c).ID, id)
