@@ -151,19 +151,12 @@ func (a *API) multipartComplete(c *gin.Context) {
 		}
 	}
 	e, v, err := a.Files.CompleteUpload(c.Request.Context(), user(c).ID, c.Param("upload"), b.MIMEType, a.cfg.MaxUploadSize)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, gin.H{"file": view(e), "version": versionOf(v, e.Version)})
+	a.reply(c, http.StatusCreated, gin.H{"file": view(e), "version": versionOf(v, e.Version)}, err)
 }
 
 // multipartAbort forgets an upload and its parts
 // (DELETE /files/upload/multipart/{upload}).
 func (a *API) multipartAbort(c *gin.Context) {
-	if err := a.meta.AbortUpload(c.Request.Context(), user(c).ID, c.Param("upload")); err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"message": "upload aborted"})
+	err := a.meta.AbortUpload(c.Request.Context(), user(c).ID, c.Param("upload"))
+	a.reply(c, http.StatusOK, gin.H{"message": "upload aborted"}, err)
 }

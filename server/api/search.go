@@ -80,9 +80,5 @@ func (a *API) search(c *gin.Context) {
 		}
 	}
 	res, total, err := a.meta.Search(c.Request.Context(), user(c).ID, q)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, pageBody("results", views(res), total, p))
+	a.reply(c, http.StatusOK, pageBody("results", views(res), total, p), err)
 }

@@ -15,11 +15,7 @@ func (a *API) listTrash(c *gin.Context) {
 		return
 	}
 	es, total, err := a.Files.Trash(c.Request.Context(), user(c).ID, p.offset(), p.size)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, pageBody("items", views(es), total, p))
+	a.reply(c, http.StatusOK, pageBody("items", views(es), total, p), err)
 }
 
 // restoreTrash puts an entry, with what was deleted with it, back in its
@@ -30,11 +26,7 @@ func (a *API) restoreTrash(c *gin.Context) {
 		return
 	}
 	e, err := a.Files.Restore(c.Request.Context(), user(c).ID, id)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"file": view(e)})
+	a.reply(c, http.StatusOK, gin.H{"file": view(e)}, err)
 }
 
 // purgeTrash deletes an entry in the trash permanently (DELETE /trash/{id}).
@@ -54,9 +46,5 @@ func (a *API) purgeTrash(c *gin.Context) {
 		return
 	}
 	st, err := a.Files.Purge(c.Request.Context(), u.ID, id)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"message": "deleted permanently", "entries": st.Entries, "versions": st.Versions, "bytes": st.Bytes})
+	a.reply(c, http.StatusOK, gin.H{"message": "deleted permanently", "entries": st.Entries, "versions": st.Versions, "bytes": st.Bytes}, err)
 }

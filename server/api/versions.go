@@ -10,15 +10,11 @@ import (
 // listVersions lists a file's versions, newest first
 // (GET /files/{id}/versions).
 func (a *API) listVersions(c *gin.Context) {
-	id, ok := a.entryParam(c, "id")
+	e, ok := a.liveParam(c)
 	if !ok {
 		return
 	}
-	e, ok := a.live(c, id)
-	if !ok {
-		return
-	}
-	vs, err := a.Files.Versions(c.Request.Context(), user(c).ID, id)
+	vs, err := a.Files.Versions(c.Request.Context(), user(c).ID, e.ID)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -27,24 +23,17 @@ func (a *API) listVersions(c *gin.Context) {
 	for i := len(vs) - 1; i >= 0; i-- { // newest first
 		out = append(out, versionOf(vs[i], e.Version))
 	}
-	c.JSON(http.StatusOK, gin.H{"file_id": id, "file_name": e.Name, "versions": out, "total": len(out)})
+	c.JSON(http.StatusOK, gin.H{"file_id": e.ID, "file_name": e.Name, "versions": out, "total": len(out)})
 }
 
 // restoreVersion makes a copy of an old version the current one
 // (POST /files/{id}/versions/{version}/restore).
 func (a *API) restoreVersion(c *gin.Context) {
-	id, ok := a.entryParam(c, "id")
+	f, n, ok := a.liveVersionParams(c)
 	if !ok {
 		return
 	}
-	n, ok := a.versionParam(c)
-	if !ok {
-		return
-	}
-	if _, ok := a.live(c, id); !ok {
-		return
-	}
-	old, err := a.Files.OpenVersion(c.Request.Context(), user(c).ID, id, n)
+	old, err := a.Files.OpenVersion(c.Request.Context(), user(c).ID, f.ID, n)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -52,31 +41,17 @@ func (a *API) restoreVersion(c *gin.Context) {
 	if !a.chargeUpload(c, old.Size) {
 		return
 	}
-	e, v, err := a.Files.RestoreVersion(c.Request.Context(), user(c).ID, id, n)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, gin.H{"file": view(e), "version": versionOf(v, e.Version), "restored_from": n})
+	e, v, err := a.Files.RestoreVersion(c.Request.Context(), user(c).ID, f.ID, n)
+	a.reply(c, http.StatusCreated, gin.H{"file": view(e), "version": versionOf(v, e.Version), "restored_from": n}, err)
 }
 
 // deleteVersion deletes one version of a file
 // (DELETE /files/{id}/versions/{version}).
 func (a *API) deleteVersion(c *gin.Context) {
-	id, ok := a.entryParam(c, "id")
+	f, n, ok := a.liveVersionParams(c)
 	if !ok {
 		return
 	}
-	n, ok := a.versionParam(c)
-	if !ok {
-		return
-	}
-	if _, ok := a.live(c, id); !ok {
-		return
-	}
-	if err := a.Files.DeleteVersion(c.Request.Context(), user(c).ID, id, n); err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"message": fmt.Sprintf("version %d deleted", n)})
+	err := a.Files.DeleteVersion(c.Request.Context(), user(c).ID, f.ID, n)
+	a.reply(c, http.StatusOK, gin.H{"message": fmt.Sprintf("version %d deleted", n)}, err)
 }
