@@ -135,6 +135,17 @@ func (o *clientOptions) resolve(ctx context.Context, p string) (*session, client
 	return s, e, nil
 }
 
+// resolveNotRoot is resolve for the path arg, cleaned (returned as p),
+// that must not be the root folder: rm and mv say it cannot be verb.
+func (o *clientOptions) resolveNotRoot(ctx context.Context, arg, verb string) (s *session, p string, e client.Entry, err error) {
+	p = cleanRemote(arg)
+	if p == "/" {
+		return nil, p, e, usageError{errors.New("the root folder cannot be " + verb)}
+	}
+	s, e, err = o.resolve(ctx, p)
+	return s, p, e, err
+}
+
 // resolveFile is resolve for a path that must name a file; isDir is the
 // error message for a folder.
 func (o *clientOptions) resolveFile(ctx context.Context, p, isDir string) (*session, client.Entry, error) {

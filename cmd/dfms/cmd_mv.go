@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -14,12 +13,8 @@ func newMvCmd() *cobra.Command {
 		Short: "Rename or move a remote file or folder (into DST if it is a folder)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src := cleanRemote(args[0])
-			if src == "/" {
-				return usageError{errors.New("the root folder cannot be moved")}
-			}
 			ctx := cmd.Context()
-			s, e, err := o.resolve(ctx, src)
+			s, src, e, err := o.resolveNotRoot(ctx, args[0], "moved")
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -14,12 +13,8 @@ func newRmCmd() *cobra.Command {
 		Short: "Move a remote file or folder (with its contents) to the trash",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := cleanRemote(args[0])
-			if p == "/" {
-				return usageError{errors.New("the root folder cannot be removed")}
-			}
 			ctx := cmd.Context()
-			s, e, err := o.resolve(ctx, p)
+			s, p, e, err := o.resolveNotRoot(ctx, args[0], "removed")
 			if err != nil {
 				return err
 			}
