@@ -7,6 +7,74 @@
 // FILE when its command returns (go tool pprof FILE).
 package main
 
-import "os"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/api/client"
+)
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// usageError marks errors in how the command was called (exit code 2).
+type usageError struct{ error }
+
+// run executes one command line and returns the process exit code: 0 on
+// success, 2 for bad usage or configuration, 1 for any other failure.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if path := os.Getenv("DFMS_CPUPROFILE"); path != "" {
+		// For profiling a whole process (dfms up under a benchmark): the
+		// profile is written when the command returns.
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+	}
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "dfms:", err)
+	// Usage and configuration errors exit 2; a server's answer (even a 400
+	// about a name) and every other failure exit 1.
+	var ue usageError
+	var se *client.Error
+	switch {
+	case errors.As(err, &ue):
+		return 2
+	case errors.As(err, &se):
+		return 1
+	case dfms.Is(err, dfms.Invalid):
+		return 2
+	}
+	return 1
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "dfms",
+		Short:         "DFMS: a distributed file store with a FUSE mount, versions and a REST API",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newServerCmd(), newMigrateCmd(), newVersionCmd(), newHealthcheckCmd(), newKeygenCmd())
+	root.AddCommand(newClientCmds()...)
+	root.AddCommand(newMountCmds()...)
+	return root
+}

@@ -101,11 +101,7 @@ func (a *API) refresh(c *gin.Context) {
 		return
 	}
 	u, toks, err := a.Auth.Refresh(c.Request.Context(), tok)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, session(u, toks, false))
+	a.reply(c, http.StatusOK, session(u, toks, false), err)
 }
 
 func (a *API) logout(c *gin.Context) {
@@ -113,11 +109,8 @@ func (a *API) logout(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := a.Auth.Logout(c.Request.Context(), tok); err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"message": "logged out"})
+	err := a.Auth.Logout(c.Request.Context(), tok)
+	a.reply(c, http.StatusOK, gin.H{"message": "logged out"}, err)
 }
 
 func (a *API) me(c *gin.Context) {
@@ -204,11 +197,7 @@ func (a *API) adminPatchUser(c *gin.Context) {
 		}
 	}
 	u, err = a.users.GetUser(c.Request.Context(), u.ID)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"user": userOf(u)})
+	a.reply(c, http.StatusOK, gin.H{"user": userOf(u)}, err)
 }
 
 func (a *API) adminNodes(c *gin.Context) {
@@ -249,11 +238,8 @@ func (a *API) adminPutNode(c *gin.Context) {
 	if b.Weight != nil {
 		weight = *b.Weight
 	}
-	if err := a.nodes.PutNode(c.Request.Context(), meta.Node{ID: b.ID, Endpoint: b.Endpoint, Weight: weight, State: b.State}); err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, gin.H{"id": b.ID})
+	err := a.nodes.PutNode(c.Request.Context(), meta.Node{ID: b.ID, Endpoint: b.Endpoint, Weight: weight, State: b.State})
+	a.reply(c, http.StatusCreated, gin.H{"id": b.ID}, err)
 }
 
 func (a *API) adminStats(c *gin.Context) {
@@ -278,9 +264,5 @@ func (a *API) adminGC(c *gin.Context) {
 		return
 	}
 	report, err := a.GC.Collect(c.Request.Context())
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, report)
+	a.reply(c, http.StatusOK, report, err)
 }

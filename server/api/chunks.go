@@ -70,9 +70,8 @@ func (a *API) missingChunks(c *gin.Context) {
 }
 
 func (a *API) putChunk(c *gin.Context) {
-	h, err := dfms.ParseHash(c.Param("hash"))
-	if err != nil {
-		a.fail(c, err)
+	h, ok := a.hashParam(c)
+	if !ok {
 		return
 	}
 	max := int64(a.Files.Chunking().Max)
@@ -176,17 +175,12 @@ func (a *API) manifestOut(c *gin.Context, v meta.Version, current bool) {
 
 // getChunk returns one chunk of one of the caller's versions, verified.
 func (a *API) getChunk(c *gin.Context) {
-	id, ok := a.entryParam(c, "id")
+	id, n, ok := a.fileVersionParams(c)
 	if !ok {
 		return
 	}
-	n, ok := a.versionParam(c)
+	h, ok := a.hashParam(c)
 	if !ok {
-		return
-	}
-	h, err := dfms.ParseHash(c.Param("hash"))
-	if err != nil {
-		a.fail(c, err)
 		return
 	}
 	if _, ok := a.owned(c, id); !ok { // trashed too, as manifest
@@ -207,9 +201,8 @@ func (a *API) versionIDChunk(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h, err := dfms.ParseHash(c.Param("hash"))
-	if err != nil {
-		a.fail(c, err)
+	h, ok := a.hashParam(c)
+	if !ok {
 		return
 	}
 	v, err := a.Files.VersionByID(c.Request.Context(), user(c).ID, vid)

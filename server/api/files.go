@@ -208,6 +208,23 @@ func (a *API) folderContents(c *gin.Context) {
 	a.listDir(c, dir, "contents")
 }
 
+// createFolder creates a folder (POST /folders).
+func (a *API) createFolder(c *gin.Context) {
+	var b struct {
+		Name     string     `json:"name"`
+		ParentID optionalID `json:"parent_id"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	parent, ok := a.folderRef(c, b.ParentID.raw)
+	if !ok || !a.validName(c, b.Name) {
+		return
+	}
+	e, err := a.Files.Mkdir(c.Request.Context(), user(c).ID, parent, b.Name, 0o755)
+	a.reply(c, http.StatusCreated, gin.H{"folder": view(e)}, err)
+}
+
 // live returns a live entry of the caller, or answers 404.
 func (a *API) live(c *gin.Context, id dfms.EntryID) (meta.Entry, bool) {
 	e, err := a.Files.Stat(c.Request.Context(), user(c).ID, id)
@@ -218,12 +235,29 @@ func (a *API) live(c *gin.Context, id dfms.EntryID) (meta.Entry, bool) {
 	return e, true
 }
 
-func (a *API) getFile(c *gin.Context) {
+// liveParam parses :id and returns that live entry of the caller, or
+// answers 400 or 404.
+func (a *API) liveParam(c *gin.Context) (meta.Entry, bool) {
 	id, ok := a.entryParam(c, "id")
 	if !ok {
-		return
+		return meta.Entry{}, false
+	}
+	return a.live(c, id)
+}
+
+// liveVersionParams parses :id and :version: a live entry of the caller
+// and a version number, or it answers 400 or 404.
+func (a *API) liveVersionParams(c *gin.Context) (meta.Entry, int64, bool) {
+	id, n, ok := a.fileVersionParams(c)
+	if !ok {
+		return meta.Entry{}, 0, false
 	}
 	e, ok := a.live(c, id)
+	return e, n, ok
+}
+
+func (a *API) getFile(c *gin.Context) {
+	e, ok := a.liveParam(c)
 	if !ok || !a.kindMatchesRoute(c, e) {
 		return
 	}
@@ -249,11 +283,7 @@ func (a *API) download(c *gin.Context) {
 }
 
 func (a *API) downloadVersion(c *gin.Context) {
-	id, ok := a.entryParam(c, "id")
-	if !ok {
-		return
-	}
-	n, ok := a.versionParam(c)
+	id, n, ok := a.fileVersionParams(c)
 	if !ok {
 		return
 	}
@@ -463,11 +493,7 @@ func (a *API) rename(c *gin.Context, id dfms.EntryID, name *string, parent optio
 		}
 	}
 	moved, err := a.Files.Rename(c.Request.Context(), u.ID, id, newParent, newName, false)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"file": view(moved)})
+	a.reply(c, http.StatusOK, gin.H{"file": view(moved)}, err)
 }
 
 func (a *API) copyFile(c *gin.Context) {
@@ -503,11 +529,7 @@ func (a *API) copyFile(c *gin.Context) {
 		return
 	}
 	e, _, err := a.Files.Copy(c.Request.Context(), user(c).ID, id, parent, name)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, gin.H{"file": view(e)})
+	a.reply(c, http.StatusCreated, gin.H{"file": view(e)}, err)
 }
 
 // copyName turns "a.txt" into "a (copy).txt".
@@ -525,11 +547,7 @@ func copyName(name string) string {
 
 // deleteEntry moves a file or a whole folder to the trash.
 func (a *API) deleteEntry(c *gin.Context) {
-	id, ok := a.entryParam(c, "id")
-	if !ok {
-		return
-	}
-	e, ok := a.live(c, id)
+	e, ok := a.liveParam(c)
 	if !ok {
 		return
 	}
@@ -541,9 +559,6 @@ func (a *API) deleteEntry(c *gin.Context) {
 		}
 		return
 	}
-	if err := a.Files.Delete(c.Request.Context(), user(c).ID, id); err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"message": "moved to the trash", "id": id})
+	err := a.Files.Delete(c.Request.Context(), user(c).ID, e.ID)
+	a.reply(c, http.StatusOK, gin.H{"message": "moved to the trash", "id": e.ID}, err)
 }

@@ -126,11 +126,7 @@ func (a *API) fsLookup(c *gin.Context) {
 		return
 	}
 	e, err := a.Files.Lookup(c.Request.Context(), user(c).ID, id, name)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"entry": fsView(e)})
+	a.reply(c, http.StatusOK, gin.H{"entry": fsView(e)}, err)
 }
 
 func (a *API) fsCreate(c *gin.Context) {
@@ -170,11 +166,7 @@ func (a *API) fsCreate(c *gin.Context) {
 		return
 	}
 	out, err := a.tree.CreateEntry(c.Request.Context(), e)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, gin.H{"entry": fsView(out)})
+	a.reply(c, http.StatusCreated, gin.H{"entry": fsView(out)}, err)
 }
 
 func (a *API) fsSetAttr(c *gin.Context) {
@@ -199,11 +191,7 @@ func (a *API) fsSetAttr(c *gin.Context) {
 		return
 	}
 	e, err := a.Files.SetAttr(c.Request.Context(), user(c).ID, id, meta.SetAttr{Mode: b.Mode, UID: b.UID, GID: b.GID, MTime: b.MTime})
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"entry": fsView(e)})
+	a.reply(c, http.StatusOK, gin.H{"entry": fsView(e)}, err)
 }
 
 // fsRemove is unlink(2), or rmdir(2) with ?dir=true.
@@ -226,11 +214,7 @@ func (a *API) fsRemove(c *gin.Context) {
 		a.bad(c, "dir must be true or false")
 		return
 	}
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	a.reply(c, http.StatusNoContent, nil, err)
 }
 
 func (a *API) fsRename(c *gin.Context) {
@@ -249,11 +233,7 @@ func (a *API) fsRename(c *gin.Context) {
 		return
 	}
 	e, err := a.Files.RenameName(c.Request.Context(), user(c).ID, b.Parent, b.Name, b.NewParent, b.NewName, b.Replace)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"entry": fsView(e)})
+	a.reply(c, http.StatusOK, gin.H{"entry": fsView(e)}, err)
 }
 
 // Extended attributes, as opaque names and values (base64 in JSON).
@@ -329,11 +309,8 @@ func (a *API) fsSetXattr(c *gin.Context) {
 		a.bad(c, "mode must be any, create or replace")
 		return
 	}
-	if err := a.xattrs.SetXattr(c.Request.Context(), user(c).ID, id, name, b.Value, mode); err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	err := a.xattrs.SetXattr(c.Request.Context(), user(c).ID, id, name, b.Value, mode)
+	a.reply(c, http.StatusNoContent, nil, err)
 }
 
 func (a *API) fsRemoveXattr(c *gin.Context) {
@@ -341,11 +318,8 @@ func (a *API) fsRemoveXattr(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := a.xattrs.RemoveXattr(c.Request.Context(), user(c).ID, id, name); err != nil {
-		a.fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	err := a.xattrs.RemoveXattr(c.Request.Context(), user(c).ID, id, name)
+	a.reply(c, http.StatusNoContent, nil, err)
 }
 
 // maxBatchCommits bounds the commits of one POST /fs/commits.

@@ -71,6 +71,20 @@ func (a *API) fail(c *gin.Context, err error) {
 	a.failCode(c, ks.status, ks.code, userMessage(err))
 }
 
+// reply answers err or, if err is nil, status with body as JSON (no body
+// with 204 No Content). A handler builds body before looking at err, from
+// the zero values a failed call returns; it is then thrown away.
+func (a *API) reply(c *gin.Context, status int, body any, err error) {
+	switch {
+	case err != nil:
+		a.fail(c, err)
+	case status == http.StatusNoContent:
+		c.Status(status)
+	default:
+		c.JSON(status, body)
+	}
+}
+
 // userMessage is err's text without the chain of operation names, which
 // is for logs.
 func userMessage(err error) string {

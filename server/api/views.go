@@ -209,22 +209,41 @@ func (o *optionalID) UnmarshalJSON(b []byte) error {
 
 // versionParam parses :version.
 func (a *API) versionParam(c *gin.Context) (int64, bool) {
-	n, err := strconv.ParseInt(c.Param("version"), 10, 64)
+	return a.positiveParam(c, "version", "version")
+}
+
+// versionIDParam parses :vid, a version's lasting id.
+func (a *API) versionIDParam(c *gin.Context) (int64, bool) {
+	return a.positiveParam(c, "vid", "version id")
+}
+
+// positiveParam parses the path parameter name, a positive number that
+// the error message calls what.
+func (a *API) positiveParam(c *gin.Context, name, what string) (int64, bool) {
+	n, err := strconv.ParseInt(c.Param(name), 10, 64)
 	if err != nil || n < 1 {
-		a.bad(c, "version %q is not a positive number", c.Param("version"))
+		a.bad(c, "%s %q is not a positive number", what, c.Param(name))
 		return 0, false
 	}
 	return n, true
 }
 
-// versionIDParam parses :vid, a version's lasting id.
-func (a *API) versionIDParam(c *gin.Context) (int64, bool) {
-	n, err := strconv.ParseInt(c.Param("vid"), 10, 64)
-	if err != nil || n < 1 {
-		a.bad(c, "version id %q is not a positive number", c.Param("vid"))
-		return 0, false
+// fileVersionParams parses :id and :version, version number n of file id.
+func (a *API) fileVersionParams(c *gin.Context) (id dfms.EntryID, n int64, ok bool) {
+	if id, ok = a.entryParam(c, "id"); ok {
+		n, ok = a.versionParam(c)
 	}
-	return n, true
+	return id, n, ok
+}
+
+// hashParam parses :hash, a chunk's hash.
+func (a *API) hashParam(c *gin.Context) (dfms.Hash, bool) {
+	h, err := dfms.ParseHash(c.Param("hash"))
+	if err != nil {
+		a.fail(c, err)
+		return h, false
+	}
+	return h, true
 }
 
 // page parses page and page_size (capped at maxPageSize).
