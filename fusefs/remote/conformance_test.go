@@ -34,11 +34,5 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		return remote.New(c)
-	}, vfstest.Options{
-		// Discrepancies to fix: CommitManifests sends no require_base
-		// (POST /api/v1/fs/commits has none), and Versions keeps the
-		// order of GET /api/v1/files/{id}/versions, newest first.
-		BatchIgnoresRequireBase: true,
-		VersionsNewestFirst:     true,
-	})
+	}, vfstest.Options{})
 }

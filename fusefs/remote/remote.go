@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -437,11 +439,12 @@ func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) 
 		Size uint32 `json:"size"`
 	}
 	type commit struct {
-		FileID   dfms.EntryID `json:"file_id"`
-		Base     int64        `json:"base_version_id"`
-		CommitID string       `json:"commit_id,omitempty"`
-		MTime    *time.Time   `json:"mtime,omitempty"`
-		Chunks   []ref        `json:"chunks"`
+		FileID      dfms.EntryID `json:"file_id"`
+		Base        int64        `json:"base_version_id"`
+		RequireBase bool         `json:"require_base,omitempty"`
+		CommitID    string       `json:"commit_id,omitempty"`
+		MTime       *time.Time   `json:"mtime,omitempty"`
+		Chunks      []ref        `json:"chunks"`
 	}
 	body := struct {
 		Commits []commit `json:"commits"`
@@ -453,7 +456,7 @@ func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) 
 		for j, r := range c.Manifest.Chunks {
 			chunks[j] = ref{r.Hash.String(), r.Size}
 		}
-		body.Commits[i] = commit{FileID: c.ID, Base: c.Base, CommitID: c.CommitID, Chunks: chunks}
+		body.Commits[i] = commit{FileID: c.ID, Base: c.Base, RequireBase: c.RequireBase, CommitID: c.CommitID, Chunks: chunks}
 		if !c.MTime.IsZero() {
 			t := c.MTime.UTC()
 			body.Commits[i].MTime = &t
@@ -505,6 +508,8 @@ func (b *Backend) Versions(ctx context.Context, id dfms.EntryID) ([]vfs.VersionI
 	for i, v := range out.Versions {
 		vs[i] = vfs.VersionInfo{ID: v.ID, Number: v.Version, Size: v.Size, Time: v.CreatedAt}
 	}
+	// The API lists newest first; the contract is oldest first.
+	slices.SortFunc(vs, func(a, b vfs.VersionInfo) int { return cmp.Compare(a.Number, b.Number) })
 	return vs, nil
 }
 

@@ -333,11 +333,12 @@ const maxBatchCommits = 256
 func (a *API) fsCommits(c *gin.Context) {
 	var b struct {
 		Commits []struct {
-			FileID   dfms.EntryID `json:"file_id"`
-			BaseID   int64        `json:"base_version_id"`
-			CommitID string       `json:"commit_id"`
-			MTime    *time.Time   `json:"mtime"`
-			Chunks   []struct {
+			FileID      dfms.EntryID `json:"file_id"`
+			BaseID      int64        `json:"base_version_id"`
+			RequireBase bool         `json:"require_base"`
+			CommitID    string       `json:"commit_id"`
+			MTime       *time.Time   `json:"mtime"`
+			Chunks      []struct {
 				Hash string `json:"hash"`
 				Size uint32 `json:"size"`
 			} `json:"chunks"`
@@ -362,7 +363,7 @@ func (a *API) fsCommits(c *gin.Context) {
 			a.bad(c, "commit %d: commit_id has at most %d bytes", i, meta.MaxCommitIDLen)
 			return
 		}
-		req := meta.CommitRequest{Owner: u.ID, Entry: in.FileID, Base: in.BaseID, CommitID: in.CommitID, CreatedBy: u.ID}
+		req := meta.CommitRequest{Owner: u.ID, Entry: in.FileID, Base: in.BaseID, RequireBase: in.RequireBase, CommitID: in.CommitID, CreatedBy: u.ID}
 		if in.MTime != nil {
 			if !a.validTime(c, fmt.Sprintf("commit %d: mtime", i), *in.MTime) {
 				return
