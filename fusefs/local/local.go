@@ -265,7 +265,7 @@ func (l *Backend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, 
 		return vfs.Entry{}, err
 	}
 	l.madeDurable(n) // a durable commit: the lazy writes before it are durable too
-	return entryOf(res.Entry), nil
+	return committed(res.Entry, res.Version), nil
 }
 
 // CommitManifestStoring implements vfs.ChunkCommitter: the chunks' bytes are
@@ -277,7 +277,7 @@ func (l *Backend) CommitManifestStoring(ctx context.Context, c vfs.Commit, cs []
 		return vfs.Entry{}, res.Stored, err
 	}
 	l.madeDurable(n)
-	return entryOf(res.Entry), res.Stored, nil
+	return committed(res.Entry, res.Version), res.Stored, nil
 }
 
 // CommitManifests implements vfs.CommitBatcher: one metadata transaction.
@@ -297,7 +297,7 @@ func (l *Backend) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.C
 	}
 	out := make([]vfs.CommitResult, len(res))
 	for i, r := range res {
-		out[i] = vfs.CommitResult{Entry: entryOf(r.Entry), Err: r.Err}
+		out[i] = vfs.CommitResult{Entry: committed(r.Entry, r.Version), Err: r.Err}
 	}
 	return out, nil
 }
@@ -406,4 +406,15 @@ func (l *Backend) SetXattr(ctx context.Context, id dfms.EntryID, name string, va
 // RemoveXattr implements vfs.Backend.
 func (l *Backend) RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error {
 	return l.done(l.files.Meta().RemoveXattr(l.lazyCtx(ctx), l.owner, id, name))
+}
+
+// committed is the entry a commit answers: the file, with the version the
+// commit made, which is not the current one when the commit was a repeat
+// (its CommitID known) and other commits followed the first.
+func committed(e meta.Entry, v meta.Version) vfs.Entry {
+	out := entryOf(e)
+	if v.ID != 0 {
+		out.Version, out.Size = v.ID, v.Size
+	}
+	return out
 }

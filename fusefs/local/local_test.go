@@ -25,11 +25,5 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		return local.New(srv.Files, u.ID)
-	}, vfstest.Options{
-		// A discrepancy to fix: CommitManifest, CommitManifestStoring and
-		// CommitManifests answer the entry's current version (meta.Entry's
-		// VersionID) and drop the meta.Version the store returns, which is
-		// the one a repeated commit made.
-		RepeatAnswersCurrentVersion: true,
 	})
 }

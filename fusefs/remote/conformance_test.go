@@ -34,5 +34,5 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		return remote.New(c)
-	}, vfstest.Options{})
+	})
 }

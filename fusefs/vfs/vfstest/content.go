@@ -12,7 +12,7 @@ import (
 )
 
 // testChunking: the parameters are valid ones.
-func testChunking(t *testing.T, b vfs.Backend, _ Options) {
+func testChunking(t *testing.T, b vfs.Backend) {
 	p := must(b.Chunking(ctx))(t)
 	if err := p.Validate(); err != nil {
 		t.Fatalf("Chunking = %+v: %v", p, err)
@@ -24,7 +24,7 @@ func testChunking(t *testing.T, b vfs.Backend, _ Options) {
 
 // testMissingPutChunks: Missing names the chunks not sent yet, once each
 // is sent no more; a chunk committed is not missing either.
-func testMissingPutChunks(t *testing.T, b vfs.Backend, _ Options) {
+func testMissingPutChunks(t *testing.T, b vfs.Backend) {
 	cs := chunks("alpha", "beta", "gamma")
 	hs := []dfms.Hash{cs[0].Hash, cs[1].Hash, cs[2].Hash}
 	if got := must(b.Missing(ctx, hs))(t); !sameHashes(got, hs) {
@@ -63,7 +63,7 @@ func sameHashes(a, b []dfms.Hash) bool {
 
 // testReadChunk: the chunks of a version read back as sent, by the
 // version's lasting ID, for each version of a file.
-func testReadChunk(t *testing.T, b vfs.Backend, _ Options) {
+func testReadChunk(t *testing.T, b vfs.Backend) {
 	f := create(t, b, root(t, b), "f")
 	big := strings.Repeat("0123456789", 10000)
 	v1 := write(t, b, f.ID, 0, "head-", big, "-tail").Version
@@ -81,7 +81,7 @@ func testReadChunk(t *testing.T, b vfs.Backend, _ Options) {
 
 // testNeverWritten: a file never written has version 0 and no chunks, and
 // no versions.
-func testNeverWritten(t *testing.T, b vfs.Backend, _ Options) {
+func testNeverWritten(t *testing.T, b vfs.Backend) {
 	f := create(t, b, root(t, b), "f")
 	vi, m, err := b.Manifest(ctx, f.ID, 0)
 	if err != nil {
@@ -100,7 +100,7 @@ func testNeverWritten(t *testing.T, b vfs.Backend, _ Options) {
 // testCommit: a commit makes a new current version; the entry returned
 // carries it (its lasting ID, the size) and GetAttr agrees. An empty
 // manifest is a commit too.
-func testCommit(t *testing.T, b vfs.Backend, _ Options) {
+func testCommit(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	f := create(t, b, r, "f")
 	e1 := write(t, b, f.ID, 0, "hello, ", "world")
@@ -127,7 +127,7 @@ func testCommit(t *testing.T, b vfs.Backend, _ Options) {
 }
 
 // testCommitMTime: a commit's mtime is the one given, or now.
-func testCommitMTime(t *testing.T, b vfs.Backend, _ Options) {
+func testCommitMTime(t *testing.T, b vfs.Backend) {
 	f := create(t, b, root(t, b), "f")
 	mt := stamp(72 * time.Hour)
 	e, err := b.CommitManifest(ctx, vfs.Commit{ID: f.ID, Manifest: send(t, b, "dated"), MTime: mt})
@@ -148,7 +148,7 @@ func testCommitMTime(t *testing.T, b vfs.Backend, _ Options) {
 // testCommitRequireBase: with RequireBase, a commit edited from a version
 // that is no longer current fails with Conflict and makes nothing;
 // without it, the commit is made.
-func testCommitRequireBase(t *testing.T, b vfs.Backend, _ Options) {
+func testCommitRequireBase(t *testing.T, b vfs.Backend) {
 	f := create(t, b, root(t, b), "f")
 	// A file never written is at version 0.
 	e, err := b.CommitManifest(ctx, vfs.Commit{ID: f.ID, Manifest: send(t, b, "one"), Base: 0, RequireBase: true})
@@ -174,7 +174,7 @@ func testCommitRequireBase(t *testing.T, b vfs.Backend, _ Options) {
 
 // testCommitID: a commit with the CommitID of one made already makes
 // nothing and answers that one's version.
-func testCommitID(t *testing.T, b vfs.Backend, _ Options) {
+func testCommitID(t *testing.T, b vfs.Backend) {
 	f := create(t, b, root(t, b), "f")
 	c := vfs.Commit{ID: f.ID, Manifest: send(t, b, "once"), CommitID: "0123456789abcdef0123456789abcdef"}
 	e1 := must(b.CommitManifest(ctx, c))(t)
@@ -198,7 +198,7 @@ func testCommitID(t *testing.T, b vfs.Backend, _ Options) {
 // testCommitIDAfterNewerCommit: a repeated commit still makes nothing
 // and answers its version once a later commit made another, even with
 // RequireBase (its base is stale now).
-func testCommitIDAfterNewerCommit(t *testing.T, b vfs.Backend, o Options) {
+func testCommitIDAfterNewerCommit(t *testing.T, b vfs.Backend) {
 	f := create(t, b, root(t, b), "f")
 	c := vfs.Commit{ID: f.ID, Manifest: send(t, b, "once"), CommitID: "0123456789abcdef0123456789abcdef"}
 	v1 := must(b.CommitManifest(ctx, c))(t).Version
@@ -206,7 +206,7 @@ func testCommitIDAfterNewerCommit(t *testing.T, b vfs.Backend, o Options) {
 	again := must(b.CommitManifest(ctx, c))(t)
 	c.RequireBase = true
 	required := must(b.CommitManifest(ctx, c))(t)
-	vs := versions(t, b, o, f.ID)
+	vs := versions(t, b, f.ID)
 	if len(vs) != 2 || vs[1].ID != v2 {
 		t.Fatalf("after the repeats: %+v, want 2 versions, the current %d", vs, v2)
 	}
@@ -216,9 +216,6 @@ func testCommitIDAfterNewerCommit(t *testing.T, b vfs.Backend, o Options) {
 	if vi, s := content(t, b, f.ID, 0); vi.ID != v2 || s != "next" {
 		t.Fatalf("a repeated commit changed the file: %+v %q", vi, s)
 	}
-	if o.RepeatAnswersCurrentVersion {
-		t.Skipf("the repeats answered versions %d and %d, not %d (Options.RepeatAnswersCurrentVersion)", again.Version, required.Version, v1)
-	}
 	if again.Version != v1 || required.Version != v1 {
 		t.Fatalf("the repeats after another commit answered versions %d and %d (with RequireBase), want the first's %d",
 			again.Version, required.Version, v1)
@@ -227,7 +224,7 @@ func testCommitIDAfterNewerCommit(t *testing.T, b vfs.Backend, o Options) {
 
 // testCommitUnsentChunk: a commit naming a chunk never sent fails with
 // Conflict and makes nothing; once it is sent the commit is made.
-func testCommitUnsentChunk(t *testing.T, b vfs.Backend, _ Options) {
+func testCommitUnsentChunk(t *testing.T, b vfs.Backend) {
 	f := create(t, b, root(t, b), "f")
 	sent := send(t, b, "sent")
 	text := neverSent()
@@ -247,7 +244,7 @@ func testCommitUnsentChunk(t *testing.T, b vfs.Backend, _ Options) {
 
 // testCommitTrashed: a commit to a file in the trash fails with NotExist
 // and does not bring it back.
-func testCommitTrashed(t *testing.T, b vfs.Backend, _ Options) {
+func testCommitTrashed(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	f := create(t, b, r, "f")
 	v1 := write(t, b, f.ID, 0, "before").Version
@@ -268,7 +265,7 @@ func testCommitTrashed(t *testing.T, b vfs.Backend, _ Options) {
 }
 
 // testCommitNotAFile: only files have versions.
-func testCommitNotAFile(t *testing.T, b vfs.Backend, _ Options) {
+func testCommitNotAFile(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	d := mkdir(t, b, r, "d")
 	_, err := b.CommitManifest(ctx, vfs.Commit{ID: d.ID, Manifest: send(t, b, "x")})
@@ -277,7 +274,7 @@ func testCommitNotAFile(t *testing.T, b vfs.Backend, _ Options) {
 
 // testTrashedStaysReadable: a file unlinked while open is still read, by
 // its current version and by lasting ID.
-func testTrashedStaysReadable(t *testing.T, b vfs.Backend, _ Options) {
+func testTrashedStaysReadable(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	f := create(t, b, r, "f")
 	v1 := write(t, b, f.ID, 0, "first").Version
@@ -293,7 +290,7 @@ func testTrashedStaysReadable(t *testing.T, b vfs.Backend, _ Options) {
 
 // testVersions: Versions lists a file's versions oldest first, numbered
 // 1, 2, …, with lasting IDs that grow; Manifest finds each by its ID.
-func testVersions(t *testing.T, b vfs.Backend, o Options) {
+func testVersions(t *testing.T, b vfs.Backend) {
 	f := create(t, b, root(t, b), "f")
 	contents := []string{"a", "bb", "ccc"}
 	var ids []int64
@@ -303,7 +300,7 @@ func testVersions(t *testing.T, b vfs.Backend, o Options) {
 		base = write(t, b, f.ID, base, c).Version
 		ids = append(ids, base)
 	}
-	vs := versions(t, b, o, f.ID)
+	vs := versions(t, b, f.ID)
 	if len(vs) != len(contents) {
 		t.Fatalf("Versions = %+v, want %d", vs, len(contents))
 	}
@@ -326,15 +323,12 @@ func testVersions(t *testing.T, b vfs.Backend, o Options) {
 	wantKind(t, "Manifest of no version", err, dfms.NotExist)
 	_, err = b.Versions(ctx, noSuchID)
 	wantKind(t, "Versions of no file", err, dfms.NotExist)
-	if o.VersionsNewestFirst {
-		t.Skip("the versions were listed newest first (Options.VersionsNewestFirst)")
-	}
 }
 
 // testVersionsAfterRenameOver: a rename over a file takes its history:
 // the file renamed keeps its current version and follows the history of
 // the one it replaced; each old version is still found by its lasting ID.
-func testVersionsAfterRenameOver(t *testing.T, b vfs.Backend, o Options) {
+func testVersionsAfterRenameOver(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	dst := create(t, b, r, "dst")
 	d1 := write(t, b, dst.ID, 0, "dst one").Version
@@ -350,7 +344,7 @@ func testVersionsAfterRenameOver(t *testing.T, b vfs.Backend, o Options) {
 	if vi, s := content(t, b, src.ID, 0); vi.ID != s1 || s != "src one" {
 		t.Fatalf("the current version after the rename: %+v %q", vi, s)
 	}
-	vs := versions(t, b, o, src.ID)
+	vs := versions(t, b, src.ID)
 	var ids []int64
 	for i, v := range vs {
 		ids = append(ids, v.ID)
@@ -378,7 +372,7 @@ func testVersionsAfterRenameOver(t *testing.T, b vfs.Backend, o Options) {
 
 // testUsage: a new owner uses nothing and has no quota; committed content
 // counts.
-func testUsage(t *testing.T, b vfs.Backend, _ Options) {
+func testUsage(t *testing.T, b vfs.Backend) {
 	u := must(b.Usage(ctx))(t)
 	if u.UsedBytes != 0 || u.QuotaBytes != 0 {
 		t.Fatalf("a new owner's usage = %+v, want none and no quota", u)
@@ -393,7 +387,7 @@ func testUsage(t *testing.T, b vfs.Backend, _ Options) {
 // testConcurrent: a backend is safe for concurrent use: workers that
 // each make, write, read and rename files of their own directory at once
 // find what they made.
-func testConcurrent(t *testing.T, b vfs.Backend, _ Options) {
+func testConcurrent(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	const workers, files = 4, 5
 	t.Run("workers", func(t *testing.T) {

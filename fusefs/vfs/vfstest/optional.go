@@ -17,7 +17,7 @@ import (
 // entry, directory, operation (a commit's with the version it made) and,
 // from a backend that names its changes (Originator), its origin; the
 // cursor returned continues after them.
-func testChangeFeed(t *testing.T, b vfs.Backend, _ Options) {
+func testChangeFeed(t *testing.T, b vfs.Backend) {
 	cf := as[vfs.ChangeFeed](t, b)
 	r := root(t, b)
 	cur := must(cf.LatestChange(ctx))(t)
@@ -83,7 +83,7 @@ func changesSince(t *testing.T, cf vfs.ChangeFeed, cur int64, n int) ([]vfs.Chan
 
 // testChangeFeedWait: Changes waits for a change up to its wait, and
 // answers one made meanwhile without waiting the rest.
-func testChangeFeedWait(t *testing.T, b vfs.Backend, _ Options) {
+func testChangeFeedWait(t *testing.T, b vfs.Backend) {
 	cf := as[vfs.ChangeFeed](t, b)
 	r := root(t, b)
 	cur := must(cf.LatestChange(ctx))(t)
@@ -123,7 +123,7 @@ func testChangeFeedWait(t *testing.T, b vfs.Backend, _ Options) {
 // testCommitBatcher: CommitManifests makes each commit as CommitManifest
 // would, answering each one's entry (with the version made) or error; one
 // that fails does not stop the others.
-func testCommitBatcher(t *testing.T, b vfs.Backend, _ Options) {
+func testCommitBatcher(t *testing.T, b vfs.Backend) {
 	cb := as[vfs.CommitBatcher](t, b)
 	r := root(t, b)
 	f := create(t, b, r, "f")
@@ -171,7 +171,7 @@ func testCommitBatcher(t *testing.T, b vfs.Backend, _ Options) {
 // testCommitBatcherRequireBase: a batched commit with RequireBase on a
 // stale base fails with Conflict and makes nothing; on the current base
 // it is made.
-func testCommitBatcherRequireBase(t *testing.T, b vfs.Backend, o Options) {
+func testCommitBatcherRequireBase(t *testing.T, b vfs.Backend) {
 	cb := as[vfs.CommitBatcher](t, b)
 	r := root(t, b)
 	stale := create(t, b, r, "stale")
@@ -190,9 +190,6 @@ func testCommitBatcherRequireBase(t *testing.T, b vfs.Backend, o Options) {
 	if res[1].Entry.Version <= c1 {
 		t.Fatalf("a batched commit on the current base made version %d, after %d", res[1].Entry.Version, c1)
 	}
-	if o.BatchIgnoresRequireBase {
-		t.Skipf("a batched commit on a stale base with RequireBase answered %+v, %v (Options.BatchIgnoresRequireBase)", res[0].Entry, res[0].Err)
-	}
 	wantKind(t, "a batched commit on a stale base with RequireBase", res[0].Err, dfms.Conflict)
 	if vi, s := content(t, b, stale.ID, 0); vi.ID != s2 || s != "s2" {
 		t.Fatalf("a refused batched commit changed the file: %+v %q", vi, s)
@@ -201,7 +198,7 @@ func testCommitBatcherRequireBase(t *testing.T, b vfs.Backend, o Options) {
 
 // testCommitBatcherIdempotent: a batched commit with the CommitID of one
 // made already, batched or not, answers that one's version.
-func testCommitBatcherIdempotent(t *testing.T, b vfs.Backend, o Options) {
+func testCommitBatcherIdempotent(t *testing.T, b vfs.Backend) {
 	cb := as[vfs.CommitBatcher](t, b)
 	r := root(t, b)
 	f := create(t, b, r, "f")
@@ -238,9 +235,6 @@ func testCommitBatcherIdempotent(t *testing.T, b vfs.Backend, o Options) {
 	if vs := must(b.Versions(ctx, g.ID))(t); len(vs) != 2 {
 		t.Fatalf("a batched repeat after another commit: %d versions, want 2", len(vs))
 	}
-	if o.RepeatAnswersCurrentVersion {
-		t.Skipf("a batched repeat answered version %d, not %d (Options.RepeatAnswersCurrentVersion)", late[0].Entry.Version, first[1].Entry.Version)
-	}
 	if late[0].Entry.Version != first[1].Entry.Version {
 		t.Fatalf("a batched repeat after another commit answered version %d, want %d", late[0].Entry.Version, first[1].Entry.Version)
 	}
@@ -248,7 +242,7 @@ func testCommitBatcherIdempotent(t *testing.T, b vfs.Backend, o Options) {
 
 // testChunkCommitter: CommitManifestStoring stores the chunks the backend
 // lacks while it commits, and says how many.
-func testChunkCommitter(t *testing.T, b vfs.Backend, _ Options) {
+func testChunkCommitter(t *testing.T, b vfs.Backend) {
 	cc := as[vfs.ChunkCommitter](t, b)
 	r := root(t, b)
 	f := create(t, b, r, "f")
@@ -282,7 +276,7 @@ func testChunkCommitter(t *testing.T, b vfs.Backend, _ Options) {
 // testFileCreator: ReserveIDs hands out ids no entry has; CreateFiles
 // makes empty files under them, as CreateFile would, one that fails not
 // stopping the others.
-func testFileCreator(t *testing.T, b vfs.Backend, _ Options) {
+func testFileCreator(t *testing.T, b vfs.Backend) {
 	fc := as[vfs.FileCreator](t, b)
 	r := root(t, b)
 	existing := create(t, b, r, "taken")
@@ -342,7 +336,7 @@ func testFileCreator(t *testing.T, b vfs.Backend, _ Options) {
 // testTrasher: TrashFiles moves each entry to the trash as unlinked at
 // the time given; one that fails (NotExist if it is not live) does not
 // stop the others, and the directory's times move up to it, not back.
-func testTrasher(t *testing.T, b vfs.Backend, _ Options) {
+func testTrasher(t *testing.T, b vfs.Backend) {
 	tr := as[vfs.Trasher](t, b)
 	r := root(t, b)
 	d := mkdir(t, b, r, "d")
@@ -375,7 +369,7 @@ func testTrasher(t *testing.T, b vfs.Backend, _ Options) {
 }
 
 // testSyncer: Sync succeeds, with changes to make durable or none.
-func testSyncer(t *testing.T, b vfs.Backend, _ Options) {
+func testSyncer(t *testing.T, b vfs.Backend) {
 	s := as[vfs.Syncer](t, b)
 	ok(t, s.Sync(ctx))
 	r := root(t, b)
@@ -392,7 +386,7 @@ func testSyncer(t *testing.T, b vfs.Backend, _ Options) {
 
 // testOriginator: a backend's origin is not empty and stays the same.
 // (ChangeFeed checks that its changes carry it.)
-func testOriginator(t *testing.T, b vfs.Backend, _ Options) {
+func testOriginator(t *testing.T, b vfs.Backend) {
 	o := as[vfs.Originator](t, b)
 	origin := o.Origin()
 	if origin == "" {

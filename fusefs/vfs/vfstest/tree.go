@@ -12,7 +12,7 @@ import (
 
 // testRoot: the root is a live, empty directory, found again by id; no
 // entry has an unknown id.
-func testRoot(t *testing.T, b vfs.Backend, _ Options) {
+func testRoot(t *testing.T, b vfs.Backend) {
 	r := must(b.Root(ctx))(t)
 	if r.ID == 0 || r.Kind != dfms.KindDir || !r.Live {
 		t.Fatalf("Root = %+v, want a live directory", r)
@@ -34,7 +34,7 @@ func testRoot(t *testing.T, b vfs.Backend, _ Options) {
 // testCreateFile: a new file is empty, with no version, and has the
 // attributes asked for; a taken name fails with Exist whatever takes it;
 // a parent that is no directory, or none, fails.
-func testCreateFile(t *testing.T, b vfs.Backend, _ Options) {
+func testCreateFile(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	// The mode's type bits are dropped.
 	f := must(b.CreateFile(ctx, r, "f.txt", 0o100640, 1001, 1002))(t)
@@ -68,7 +68,7 @@ func testCreateFile(t *testing.T, b vfs.Backend, _ Options) {
 
 // testMkdir: a new directory is live and empty, with the attributes asked
 // for; a taken name fails with Exist.
-func testMkdir(t *testing.T, b vfs.Backend, _ Options) {
+func testMkdir(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	d := must(b.Mkdir(ctx, r, "d", 0o41777, 7, 8))(t)
 	wantMade(t, "Mkdir", d, vfs.Entry{Parent: r, Name: "d", Kind: dfms.KindDir, Mode: 0o1777, UID: 7, GID: 8})
@@ -90,7 +90,7 @@ func testMkdir(t *testing.T, b vfs.Backend, _ Options) {
 
 // testSymlinkReadlink: a symlink holds its target (its size is the
 // target's length); Readlink of anything else fails with Invalid.
-func testSymlinkReadlink(t *testing.T, b vfs.Backend, _ Options) {
+func testSymlinkReadlink(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	const target = "../somewhere/else"
 	l := must(b.Symlink(ctx, r, "l", target, 5, 6))(t)
@@ -127,7 +127,7 @@ func testSymlinkReadlink(t *testing.T, b vfs.Backend, _ Options) {
 
 // testNames: names that cannot be a directory entry fail with Invalid
 // before anything is made.
-func testNames(t *testing.T, b vfs.Backend, _ Options) {
+func testNames(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	create(t, b, r, "f")
 	for _, name := range []string{"", ".", "..", "a/b"} {
@@ -154,7 +154,7 @@ func testNames(t *testing.T, b vfs.Backend, _ Options) {
 // testLookup: Lookup finds live entries by name, in the directory given
 // only; a missing name fails with NotExist, a parent that is no directory
 // with NotDir.
-func testLookup(t *testing.T, b vfs.Backend, _ Options) {
+func testLookup(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	d := mkdir(t, b, r, "d")
 	f := create(t, b, d.ID, "f")
@@ -171,7 +171,7 @@ func testLookup(t *testing.T, b vfs.Backend, _ Options) {
 
 // testReadDir: ReadDir lists a directory's live entries, each once, with
 // their kinds; not the trashed ones, nor those of other directories.
-func testReadDir(t *testing.T, b vfs.Backend, _ Options) {
+func testReadDir(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	d := mkdir(t, b, r, "d")
 	f := create(t, b, r, "f")
@@ -203,7 +203,7 @@ func testReadDir(t *testing.T, b vfs.Backend, _ Options) {
 // testUnlink: Unlink moves a file or symlink to the trash: the name goes,
 // GetAttr still finds the entry (Live false). A directory fails with
 // IsDir, a missing name with NotExist.
-func testUnlink(t *testing.T, b vfs.Backend, _ Options) {
+func testUnlink(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	f := create(t, b, r, "f")
 	write(t, b, f.ID, 0, "unlinked")
@@ -232,7 +232,7 @@ func testUnlink(t *testing.T, b vfs.Backend, _ Options) {
 // testRmdir: Rmdir moves an empty directory to the trash (entries in the
 // trash do not count); one with live entries fails with NotEmpty, a
 // non-directory with NotDir.
-func testRmdir(t *testing.T, b vfs.Backend, _ Options) {
+func testRmdir(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	d := mkdir(t, b, r, "d")
 	ok(t, b.Rmdir(ctx, r, "d"))
@@ -264,7 +264,7 @@ func testRmdir(t *testing.T, b vfs.Backend, _ Options) {
 // testRename: Rename moves an entry, keeping its id, to a free name in
 // the same or another directory; a taken name without replace fails with
 // Exist and changes nothing.
-func testRename(t *testing.T, b vfs.Backend, _ Options) {
+func testRename(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	d := mkdir(t, b, r, "d")
 	f := create(t, b, r, "f")
@@ -314,7 +314,7 @@ func testRename(t *testing.T, b vfs.Backend, _ Options) {
 // testRenameReplace: with replace, a file or symlink at the new name goes
 // to the trash, an empty directory is removed, a non-empty one fails with
 // NotEmpty, and a kind mismatch fails with IsDir or NotDir.
-func testRenameReplace(t *testing.T, b vfs.Backend, _ Options) {
+func testRenameReplace(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	src := create(t, b, r, "src")
 	dst := create(t, b, r, "dst")
@@ -372,7 +372,7 @@ func testRenameReplace(t *testing.T, b vfs.Backend, _ Options) {
 
 // testRenameUnderItself: moving a directory under itself, or under one of
 // its descendants, fails with Invalid and changes nothing.
-func testRenameUnderItself(t *testing.T, b vfs.Backend, _ Options) {
+func testRenameUnderItself(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	a := mkdir(t, b, r, "a")
 	sub := mkdir(t, b, a.ID, "sub")
@@ -389,7 +389,7 @@ func testRenameUnderItself(t *testing.T, b vfs.Backend, _ Options) {
 }
 
 // testSetAttr: SetAttr changes the attributes given and leaves the others.
-func testSetAttr(t *testing.T, b vfs.Backend, _ Options) {
+func testSetAttr(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	f := must(b.CreateFile(ctx, r, "f", 0o644, 10, 20))(t)
 	mode := uint32(0o2750)
@@ -432,7 +432,7 @@ func testSetAttr(t *testing.T, b vfs.Backend, _ Options) {
 // testXattrs: extended attributes by mode (XattrCreate fails with Exist
 // on a name set, XattrReplace with NotExist on one not set), listed by
 // name, removed (NotExist if absent); an absent one is found false.
-func testXattrs(t *testing.T, b vfs.Backend, _ Options) {
+func testXattrs(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	f := create(t, b, r, "f")
 	if v, found, err := b.GetXattr(ctx, f.ID, "user.a"); err != nil || found || len(v) != 0 {

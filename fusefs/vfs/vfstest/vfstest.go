@@ -6,7 +6,7 @@
 //		vfstest.Run(t, func(t *testing.T) vfs.Backend {
 //			srv := clienttest.NewServer(t, clienttest.Options{})
 //			return remote.New(srv.Login(t))
-//		}, vfstest.Options{})
+//		})
 //	}
 //
 // newBackend must return, for each call, a backend over an owner's tree of
@@ -24,7 +24,6 @@ package vfstest
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"reflect"
@@ -36,29 +35,11 @@ import (
 	"github.com/dfms/dfms/fusefs/vfs"
 )
 
-// Options tell the suite of a backend's known departures from the
-// contract. Each one is a discrepancy to fix in the backend, not a freedom
-// the contract gives: the suite passes over the one check it breaks (the
-// case is reported skipped, naming it) and runs the rest.
-type Options struct {
-	// RepeatAnswersCurrentVersion: a repeated commit (the CommitID of one
-	// made already) answers the file's current version once a later
-	// commit made another, not the version it made.
-	RepeatAnswersCurrentVersion bool
-	// BatchIgnoresRequireBase: the CommitBatcher makes a commit whose
-	// Base is stale although it has RequireBase, where CommitManifest
-	// fails it with Conflict.
-	BatchIgnoresRequireBase bool
-	// VersionsNewestFirst: Versions lists the versions newest first, not
-	// oldest first.
-	VersionsNewestFirst bool
-}
-
 // Run runs the suite on backends made by newBackend (one per subtest).
-func Run(t *testing.T, newBackend func(t *testing.T) vfs.Backend, o Options) {
+func Run(t *testing.T, newBackend func(t *testing.T) vfs.Backend) {
 	cases := []struct {
 		name string
-		fn   func(t *testing.T, b vfs.Backend, o Options)
+		fn   func(t *testing.T, b vfs.Backend)
 	}{
 		{"Root", testRoot},
 		{"CreateFile", testCreateFile},
@@ -104,7 +85,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) vfs.Backend, o Options) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			c.fn(t, newBackend(t), o)
+			c.fn(t, newBackend(t))
 		})
 	}
 }
@@ -302,15 +283,10 @@ func content(t *testing.T, b vfs.Backend, id dfms.EntryID, version int64) (vfs.V
 	return vi, buf.String()
 }
 
-// versions returns the versions of file id, oldest first: as Versions
-// lists them, or reversed if o says the backend lists them newest first
-// and it does.
-func versions(t *testing.T, b vfs.Backend, o Options, id dfms.EntryID) []vfs.VersionInfo {
+// versions returns the versions of file id.
+func versions(t *testing.T, b vfs.Backend, id dfms.EntryID) []vfs.VersionInfo {
 	t.Helper()
 	vs := must(b.Versions(ctx, id))(t)
-	if o.VersionsNewestFirst && slices.IsSortedFunc(vs, func(a, b vfs.VersionInfo) int { return cmp.Compare(b.Number, a.Number) }) {
-		slices.Reverse(vs)
-	}
 	return vs
 }
 
