@@ -1,380 +1,214 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/dfms/dfms/fusefs"
-	"github.com/dfms/dfms/fusefs/local"
+	"github.com/dfms/dfms/fusefs/remote"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/server"
+	"github.com/dfms/dfms/server/api/client"
 )
 
-func newMountCmds() []*cobra.Command {
-	return []*cobra.Command{newUpCmd(), newMountCmd(), newUmountCmd(), newSyncCmd()}
+// mountOptions are the flags of `dfms mount`.
+type mountOptions struct {
+	client     clientOptions
+	cacheDir   string
+	cacheSize  string
+	allowOther bool
+	background bool
+	debug      bool
+	syncClose  bool
+	serverWait time.Duration
 }
 
-// upOptions are the flags of `dfms up`.
-type upOptions struct {
-	config    configOptions
-	cacheDir  string
-	debug     bool
-	syncClose bool
-}
-
-func (o *upOptions) addFlags(fs *pflag.FlagSet) {
-	o.config.addFlags(fs)
-	fs.StringVar(&o.cacheDir, "cache-dir", "", "where writes are staged (default $XDG_CACHE_HOME/dfms/mount)")
-	fs.BoolVar(&o.debug, "fuse-debug", false, "log every FUSE request")
-	fs.BoolVar(&o.syncClose, "sync-close", false, syncCloseHelp)
-}
-
-const syncCloseHelp = "commit a written file before close(2) returns (default: in the background, right after; fsync always waits)"
-
-func newUpCmd() *cobra.Command {
-	var o upOptions
+func newMountCmd() *cobra.Command {
+	var o mountOptions
 	cmd := &cobra.Command{
-		Use:   "up DIR",
-		Short: "Run the server and mount DIR in one process, for one local user, until interrupted",
-		Long: `Run the DFMS server (configured as for "dfms server") and mount the files of one
-user on DIR, in the foreground, until SIGINT or SIGTERM; then unmount and stop.
+		Use:   "mount DIR",
+		Short: "Mount your files of a DFMS server on DIR (foreground until interrupted, or --background)",
+		Long: `Mount the files of the logged-in user (dfms login) on DIR, over the REST API.
 
-The user is DFMS_ADMIN_EMAIL (with DFMS_ADMIN_PASSWORD) if set; otherwise
-local@localhost (an administrator of this single-user server), created on
-first start with a random password that is kept
-in DATA/local-credentials (mode 0600) for logging in to the REST API.`,
+The server and the login come from "dfms login" (or --server / DFMS_SERVER),
+or from DFMS_EMAIL and DFMS_PASSWORD, which log in without storing tokens.
+Chunks read are kept in a local cache (--cache-size, least recently used
+go first); writes are staged in the cache directory until close or fsync
+commit them, and a stage left by a crash is committed at the next mount.
+Every directory has a hidden .versions directory with each file's history.
+While the server cannot be reached (a restart), operations wait for it up
+to --server-wait, and files cached here are still read.
+
+In the foreground it runs until SIGINT or SIGTERM, then unmounts; with
+--background it returns once the mount is ready. "dfms umount DIR" unmounts.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runUp(cmd.Context(), o, args[0], os.Getenv, func(cfg server.Config) *slog.Logger { return newLogger(cmd, cfg) })
+			if o.background {
+				return runBackground(cmd, args[0])
+			}
+			return runMount(cmd.Context(), o, args[0], func(cfg server.Config) *slog.Logger { return newLogger(cmd, cfg) })
 		},
 	}
-	o.addFlags(cmd.Flags())
+	o.client.addFlags(cmd.Flags())
+	fs := cmd.Flags()
+	fs.StringVar(&o.cacheDir, "cache-dir", "", "chunk cache and write stages (default $XDG_CACHE_HOME/dfms/mounts/<server and user>)")
+	fs.StringVar(&o.cacheSize, "cache-size", "10GiB", "bound of the on-disk chunk cache")
+	fs.BoolVar(&o.allowOther, "allow-other", false, "let other users in (permissions are checked by the kernel)")
+	fs.BoolVarP(&o.background, "background", "d", false, "return once mounted; the mount runs on in the background")
+	fs.BoolVar(&o.debug, "fuse-debug", false, "log every FUSE request")
+	fs.BoolVar(&o.syncClose, "sync-close", false, syncCloseHelp)
+	fs.DurationVar(&o.serverWait, "server-wait", 60*time.Second,
+		"how long an operation waits for a server that cannot be reached (a restart, a network blip) before it fails with EIO; 0: at once")
 	return cmd
 }
 
-// The local user of `dfms up` when no administrator is configured.
-const (
-	localEmail     = "local@localhost"
-	credentialFile = "local-credentials"
-)
-
-// localCredentials returns the password of the local user of a data
-// directory, creating it (and the file holding it) on first use.
-func localCredentials(dataDir string) (email, password string, err error) {
-	path := filepath.Join(dataDir, credentialFile)
-	f, err := os.Open(path)
-	if err == nil {
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
-			switch {
-			case !ok || strings.HasPrefix(k, "#"):
-			case k == "email":
-				email = v
-			case k == "password":
-				password = v
-			}
+// mountClient returns a client of the chosen server: with DFMS_EMAIL and
+// DFMS_PASSWORD a fresh login (tokens kept in memory), otherwise the
+// stored login. Its requests wait up to --server-wait for a server that
+// cannot be reached, and say so in log.
+func (o *mountOptions) mountClient(ctx context.Context, log *slog.Logger) (*client.Client, string, error) {
+	wait := []client.Option{client.WithServerWait(o.serverWait), client.WithLogger(log)}
+	if email := os.Getenv("DFMS_EMAIL"); email != "" {
+		stored, ok, err := loadCredentials()
+		if err != nil {
+			return nil, "", err
 		}
-		if err := sc.Err(); err != nil {
-			return "", "", err
+		c, err := client.New(o.client.serverURL(stored, ok), append(wait, client.WithUserAgent("dfms-mount"))...)
+		if err != nil {
+			return nil, "", usageError{fmt.Errorf("--server: %s", describe(err))}
 		}
-		if email == "" || password == "" {
-			return "", "", usageError{fmt.Errorf("%s: want email= and password= lines", path)}
+		if _, err := c.Login(ctx, email, os.Getenv("DFMS_PASSWORD")); err != nil {
+			return nil, "", err
 		}
-		return email, password, nil
+		return c, email, nil
 	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return "", "", err
-	}
-	var b [18]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", "", err
-	}
-	password = base64.RawURLEncoding.EncodeToString(b[:])
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return "", "", err
-	}
-	content := fmt.Sprintf("# dfms up: the local user of this data directory (REST API login)\nemail=%s\npassword=%s\n", localEmail, password)
-	// O_EXCL: two first starts at once must not hand out two passwords.
-	f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	s, err := o.client.open(wait...)
 	if err != nil {
-		return "", "", err
+		return nil, "", err
 	}
-	if _, err := f.WriteString(content); err != nil {
-		f.Close()
-		return "", "", err
-	}
-	if err := f.Close(); err != nil {
-		return "", "", err
-	}
-	return localEmail, password, nil
+	stored, _, _ := loadCredentials()
+	return s.c, stored.Email, nil
 }
 
-// defaultCacheDir is $XDG_CACHE_HOME/dfms/mount, or ~/.cache/dfms/mount.
-func defaultCacheDir(getenv func(string) string) (string, error) {
-	base := getenv("XDG_CACHE_HOME")
-	if base == "" {
-		home := getenv("HOME")
-		if home == "" {
-			return "", usageError{errors.New("neither XDG_CACHE_HOME nor HOME is set: pass --cache-dir")}
-		}
-		base = filepath.Join(home, ".cache")
-	}
-	return filepath.Join(base, "dfms", "mount"), nil
-}
-
-// runUp runs the embedded server and the mount until ctx ends or the
-// mount goes away (dfms umount), then unmounts and stops the server.
-func runUp(ctx context.Context, o upOptions, dir string, getenv func(string) string, logger func(server.Config) *slog.Logger) (err error) {
-	dir, err = filepath.Abs(dir)
+func runMount(ctx context.Context, o mountOptions, dir string, logger func(server.Config) *slog.Logger) error {
+	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+	cacheSize, err := humanize.ParseBytes(o.cacheSize)
+	if err != nil {
+		return usageError{fmt.Errorf("--cache-size: %w", err)}
 	}
-	cfg, err := o.config.load(getenv)
+	var cfg server.Config
+	cfg.Log.Level = "info"
+	log := logger(cfg)
+	if o.serverWait < 0 {
+		return usageError{fmt.Errorf("--server-wait: %v is negative", o.serverWait)}
+	}
+	c, who, err := o.mountClient(ctx, log)
 	if err != nil {
 		return err
-	}
-	credentials := ""
-	if cfg.Admin.Email == "" {
-		if cfg.Admin.Email, cfg.Admin.Password, err = localCredentials(cfg.DataDir); err != nil {
-			return fmt.Errorf("local user: %w", err)
-		}
-		if credentials, err = filepath.Abs(filepath.Join(cfg.DataDir, credentialFile)); err != nil {
-			return err
-		}
 	}
 	cacheDir := o.cacheDir
 	if cacheDir == "" {
-		if cacheDir, err = defaultCacheDir(getenv); err != nil {
+		base, err := defaultCacheDir(os.Getenv)
+		if err != nil {
 			return err
 		}
+		sum := sha256.Sum256([]byte(c.BaseURL() + "\x00" + who))
+		cacheDir = filepath.Join(filepath.Dir(base), "mounts", hex.EncodeToString(sum[:8]))
 	}
-	log := logger(cfg)
-
-	srv, err := server.New(ctx, cfg, log)
+	fsys, err := vfs.New(ctx, remote.New(c), vfs.Options{CacheDir: cacheDir, CacheSize: int64(cacheSize), Log: log, WriteBack: !o.syncClose})
 	if err != nil {
 		return err
 	}
-	serving := false
-	defer func() {
-		if !serving {
-			srv.Close()
-		}
-	}()
-	u, err := srv.Files().Meta().GetUserByEmail(ctx, cfg.Admin.Email)
-	if err != nil {
-		return fmt.Errorf("user %s: %w", cfg.Admin.Email, err)
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if !serving {
-			ln.Close()
-		}
-	}()
-	fsys, err := vfs.New(ctx, local.New(srv.Files(), u.ID), vfs.Options{CacheDir: cacheDir, Log: log, WriteBack: !o.syncClose})
-	if err != nil {
-		return err
-	}
-	mnt, err := fusefs.Mount(dir, fsys, fusefs.Options{Log: log, Debug: o.debug})
+	mnt, err := fusefs.Mount(dir, fsys, fusefs.Options{Log: log, Debug: o.debug, AllowOther: o.allowOther,
+		FsName: "dfms:" + c.BaseURL()})
 	if err != nil {
 		fsys.Close(context.WithoutCancel(ctx))
 		return fmt.Errorf("mount %s: %w", dir, err)
 	}
-
-	// The server outlives ctx: it stops only after the mount, which uses
-	// its backends, is gone.
-	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopServer()
-	serving = true
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(srvCtx, ln) }()
 	unmounted := make(chan struct{})
 	go func() { mnt.Wait(); close(unmounted) }()
-	log.Info("dfms up: mounted", "dir", dir, "user", cfg.Admin.Email, "credentials", credentials, "api", "http://"+ln.Addr().String())
+	log.Info("dfms mount: mounted", "dir", dir, "server", c.BaseURL(), "cache", cacheDir)
 
 	var errs []error
 	select {
 	case <-ctx.Done():
-		log.Info("dfms up: unmounting", "dir", dir)
+		log.Info("dfms mount: unmounting", "dir", dir)
 		if err := unmount(mnt, dir, unmounted, log); err != nil {
 			errs = append(errs, err)
 		}
 	case <-unmounted:
-		log.Info("dfms up: unmounted from outside", "dir", dir)
-	case err := <-served:
-		errs = append(errs, fmt.Errorf("server: %w", err))
-		served <- nil
-		if err := unmount(mnt, dir, unmounted, log); err != nil {
-			errs = append(errs, err)
-		}
+		log.Info("dfms mount: unmounted from outside", "dir", dir)
 	}
 	if err := fsys.Close(context.WithoutCancel(ctx)); err != nil {
-		errs = append(errs, err)
-	}
-	stopServer()
-	if err := <-served; err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// unmount unmounts dir, detaching it lazily if it stays busy (a shell
-// inside it), and waits a little for the FUSE server to finish.
-func unmount(mnt interface{ Unmount() error }, dir string, unmounted <-chan struct{}, log *slog.Logger) error {
-	err := mnt.Unmount()
-	if err == nil {
-		return nil
+// runBackground starts this command again without --background, detached
+// from the terminal, and returns once dir is mounted (or the child failed).
+func runBackground(cmd *cobra.Command, dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
 	}
-	log.Warn("dfms up: the mount is busy; detaching it", "dir", dir, "err", err)
-	if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return fmt.Errorf("unmount %s: %w", dir, err)
+	self, err := os.Executable()
+	if err != nil {
+		return err
 	}
-	select {
-	case <-unmounted:
-	case <-time.After(5 * time.Second):
-		log.Warn("dfms up: files are still open in the detached mount; stopping anyway", "dir", dir)
+	args := slices.DeleteFunc(slices.Clone(os.Args[1:]), func(a string) bool {
+		return a == "--background" || a == "-d" || a == "--background=true"
+	})
+	logPath := filepath.Join(os.TempDir(), fmt.Sprintf("dfms-mount-%d.log", os.Getpid()))
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
 	}
-	return nil
-}
-
-func newUmountCmd() *cobra.Command {
-	var force bool
-	cmd := &cobra.Command{
-		Use:   "umount DIR",
-		Short: "Unmount a DFMS mount (lazily if it is busy)",
-		Long: `Unmount a DFMS mount: at once if nothing in it is in use, otherwise lazily
-(it goes away when the last file in it is closed).
-
-With --force the mount's FUSE connection is aborted first, for a mount whose
-daemon died or hangs: requests in flight fail with ENOTCONN instead of
-waiting for it. Data not yet committed is not lost: the next mount of the
-same cache directory commits it.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if force {
-				if err := abortFuse(args[0]); err != nil {
-					return err
-				}
-			}
-			return runUmount(args[0], cmd.OutOrStdout())
-		},
+	defer logf.Close()
+	child := exec.Command(self, args...)
+	child.Stdout, child.Stderr = logf, logf
+	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := child.Start(); err != nil {
+		return err
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "abort the FUSE connection first (a dead or hung daemon)")
-	return cmd
-}
-
-func newSyncCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "sync DIR...",
-		Short: "Wait until every file written in the mount holding DIR is on the server",
-		Long: `Commit every changed file of the DFMS mount holding each DIR, and wait for it:
-files closed a moment ago (close returns before their commit, which runs in
-the background) and files still open alike. It is fsync(2) of the directory,
-which a program can call itself; sync(1) does not reach FUSE mounts.`,
-		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, dir := range args {
-				d, err := os.Open(dir)
-				if err != nil {
-					return err
-				}
-				err = d.Sync()
-				d.Close()
-				if err != nil {
-					return fmt.Errorf("sync %s: %w", dir, err)
-				}
-			}
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if isFuseMount(dir) {
+			fmt.Fprintf(cmd.OutOrStdout(), "mounted %s (pid %d, log %s)\n", dir, child.Process.Pid, logPath)
 			return nil
-		},
+		}
+		select {
+		case err := <-exited:
+			b, _ := os.ReadFile(logPath)
+			return fmt.Errorf("the mount exited (%v): %s", err, b)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
+	child.Process.Signal(syscall.SIGTERM)
+	return fmt.Errorf("%s was not mounted within 30 s (log %s)", dir, logPath)
 }
 
-// abortFuse aborts the FUSE connection of the mount on dir, found by its
-// device number in /proc/self/mountinfo (stat would hang on a dead one).
-func abortFuse(dir string) error {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		// id parent major:minor root mountpoint options ... - fstype source
-		if len(f) < 10 || f[4] != dir {
-			continue
-		}
-		i := slices.Index(f, "-")
-		if i < 0 || i+1 >= len(f) || !strings.HasPrefix(f[i+1], "fuse") {
-			return fmt.Errorf("%s is not a FUSE mount", dir)
-		}
-		_, minor, ok := strings.Cut(f[2], ":")
-		if !ok {
-			return fmt.Errorf("mountinfo: bad device %q", f[2])
-		}
-		abort := filepath.Join("/sys/fs/fuse/connections", minor, "abort")
-		if err := os.WriteFile(abort, []byte("1"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("aborting the FUSE connection of %s: %w", dir, err)
-		}
-		return nil
-	}
-	return fmt.Errorf("%s: not a mount point", dir)
-}
-
-// runUmount unmounts dir: with umount(2), lazily (MNT_DETACH) if it is
-// busy, and through fusermount when not permitted (a user's mount).
-func runUmount(dir string, out io.Writer) error {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	err = syscall.Unmount(dir, 0)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, syscall.EBUSY):
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			return fmt.Errorf("unmount %s: %w", dir, err)
-		}
-		fmt.Fprintf(out, "%s was busy: detached; it goes away when the last file in it is closed\n", dir)
-		return nil
-	case errors.Is(err, syscall.EPERM):
-		for _, name := range []string{"fusermount3", "fusermount"} {
-			if bin, lerr := exec.LookPath(name); lerr == nil {
-				if b, ferr := exec.Command(bin, "-u", "-z", dir).CombinedOutput(); ferr != nil {
-					return fmt.Errorf("%s -u %s: %v: %s", name, dir, ferr, strings.TrimSpace(string(b)))
-				}
-				return nil
-			}
-		}
-	case errors.Is(err, syscall.EINVAL):
-		return fmt.Errorf("unmount %s: not a mount point", dir)
-	}
-	return fmt.Errorf("unmount %s: %w", dir, err)
+// isFuseMount reports whether dir is the root of a FUSE mount.
+func isFuseMount(dir string) bool {
+	var st syscall.Statfs_t
+	const fuseMagic = 0x65735546
+	return syscall.Statfs(dir, &st) == nil && st.Type == fuseMagic
 }

@@ -78,3 +78,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newMountCmds()...)
 	return root
 }
+
+// newMountCmds are the commands of the mount: up, mount, umount and sync.
+func newMountCmds() []*cobra.Command {
+	return []*cobra.Command{newUpCmd(), newMountCmd(), newUmountCmd(), newSyncCmd()}
+}
