@@ -11,14 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/hanwen/go-fuse/v2/posixtest"
 
 	"github.com/dfms/dfms/fusefs/fusetest"
 )
@@ -284,25 +281,7 @@ func TestUp(t *testing.T) {
 		t.Fatalf(".versions/hello.txt/v1: %d bytes, %v", len(got), err)
 	}
 
-	t.Run("posix", func(t *testing.T) {
-		names := make([]string, 0, len(posixtest.All))
-		for name := range posixtest.All {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			t.Run(name, func(t *testing.T) {
-				if why, ok := fusetest.PosixSkips[name]; ok {
-					t.Skip(why)
-				}
-				dir := filepath.Join(mnt, "posix-"+name)
-				if err := os.Mkdir(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				posixtest.All[name](t, dir)
-			})
-		}
-	})
+	t.Run("posix", func(t *testing.T) { fusetest.RunPosix(t, posixDirs(mnt)) })
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -334,6 +313,18 @@ func TestUp(t *testing.T) {
 	}
 	if err := runUmount(mnt, &out); err == nil || !strings.Contains(err.Error(), "not a mount point") {
 		t.Errorf("umount of a plain directory: got %v", err)
+	}
+}
+
+// posixDirs gives each case of the POSIX suite a fresh directory of its
+// own under mnt.
+func posixDirs(mnt string) func(t *testing.T, name string) string {
+	return func(t *testing.T, name string) string {
+		dir := filepath.Join(mnt, "posix-"+name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
 	}
 }
 

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/posixtest"
-
 	"github.com/dfms/dfms/fusefs/fusetest"
 )
 
@@ -145,20 +143,7 @@ func TestMountRemote(t *testing.T) {
 	owner := t
 	b := startMount(t, owner, mntB, cacheB, addr, email, password)
 
-	t.Run("posix", func(t *testing.T) {
-		for name, fn := range posixtest.All {
-			t.Run(name, func(t *testing.T) {
-				if why, skip := fusetest.PosixSkips[name]; skip {
-					t.Skip(why)
-				}
-				dir := filepath.Join(mntB, "posix-"+name)
-				if err := os.Mkdir(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				fn(t, dir)
-			})
-		}
-	})
+	t.Run("posix", func(t *testing.T) { fusetest.RunPosix(t, posixDirs(mntB)) })
 
 	t.Run("write-back", func(t *testing.T) {
 		// Files closed in a burst are committed in the background, many

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // BenchmarkSmallFiles creates, writes and closes 4 KiB files through the
@@ -17,7 +18,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	data := randBytes(1, 4096)
+	data := testkit.RandBytes(1, 4096)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		data[0], data[1], data[2] = byte(i), byte(i>>8), byte(i>>16) // new content each time
@@ -46,7 +47,7 @@ func BenchmarkSeqWrite(b *testing.B) {
 		b.Fatal(err)
 	}
 	const size = 64 << 20
-	data := randBytes(2, size)
+	data := testkit.RandBytes(2, size)
 	b.SetBytes(size)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

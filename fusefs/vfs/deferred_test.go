@@ -11,6 +11,7 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // Regression test; the bug was: a crash after unlink(x) + create(x) recovers the new x under a conflict name (journals are recovered before the logged removals are made), and x is gone.
@@ -96,7 +97,7 @@ func TestDeferredRenameDirOverDirWithCommittedFile(t *testing.T) {
 	}
 	_, h := createOpen(t, fsys, d.Ino, "p")
 	h.Release(ctx) // materialized
-	wantKind(t, "rename over a non-empty directory", fsys.Rename(ctx, root, "E", root, "D", 0), dfms.NotEmpty)
+	testkit.WantKind(t, fsys.Rename(ctx, root, "E", root, "D", 0), dfms.NotEmpty, "rename over a non-empty directory")
 }
 
 // Regression test; the bug was: unlink of a pending x whose name another client took meanwhile trashes the OTHER client's x; ours survives under a conflict name.

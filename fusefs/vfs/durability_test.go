@@ -100,11 +100,7 @@ func newSyncCounted(t *testing.T) (*local.Backend, *syncCounter, meta.Store, met
 		sc = &syncCounter{Store: m}
 		return sc
 	})
-	u, err := svc.Meta().GetUserByEmail(ctx, "w@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l, sc, svc.Meta(), u
+	return l, sc, svc.Meta(), localUser(t, svc)
 }
 
 // A batch of commits that all fail writes nothing, so it makes nothing

@@ -264,7 +264,7 @@ func TestOpenAfterOwnCommitsReportedKeepsPages(t *testing.T) {
 	// A change made elsewhere after them: once the feed reports it, it
 	// has reported them.
 	close(b.held)
-	if _, err := svc.Write(ctx, files.WriteRequest{Owner: localOwner(t, svc), Parent: dfms.EntryID(fsys.Root()), Name: "elsewhere", Body: strings.NewReader("x")}); err != nil {
+	if _, err := svc.Write(ctx, files.WriteRequest{Owner: localUser(t, svc).ID, Parent: dfms.EntryID(fsys.Root()), Name: "elsewhere", Body: strings.NewReader("x")}); err != nil {
 		t.Fatal(err)
 	}
 	select {

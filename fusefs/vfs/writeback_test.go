@@ -13,6 +13,7 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 func newWriteBackFS(t *testing.T, b vfs.Backend, cache string) *vfs.FS {
@@ -173,20 +174,17 @@ func TestWriteBackRetries(t *testing.T) {
 	for i := range 5 {
 		attrs = append(attrs, create(t, fsys, fmt.Sprintf("f%d", i), fmt.Sprintf("precious %d", i)))
 	}
-	wantKind(t, "sync while the server is down", fsys.Sync(ctx), dfms.Unavailable)
+	testkit.WantKind(t, fsys.Sync(ctx), dfms.Unavailable, "sync while the server is down")
 	b.fail.Store(false)
-	deadline := time.Now().Add(20 * time.Second)
-	for i, a := range attrs {
-		for {
-			vs, err := b.Versions(ctx, dfms.EntryID(a.Ino))
-			if err == nil && len(vs) == 1 {
-				break
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		for _, a := range attrs {
+			if vs, err := b.Versions(ctx, dfms.EntryID(a.Ino)); err != nil || len(vs) != 1 {
+				return false
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("f%d is not committed 20 s after the server came back: %d versions, %v", i, len(vs), err)
-			}
-			time.Sleep(50 * time.Millisecond)
 		}
+		return true
+	}, "one version of each file after the server came back")
+	for i, a := range attrs {
 		if got := storedContent(t, svc, l, a.Ino); string(got) != fmt.Sprintf("precious %d", i) {
 			t.Fatalf("f%d: %q", i, got)
 		}
