@@ -91,18 +91,6 @@ func filesWrite(t *testing.T, s *Server) files.WriteRequest {
 	return files.WriteRequest{Owner: u.ID, Parent: u.Root, Name: "f.txt", Body: strings.NewReader("some content")}
 }
 
-// freeAddr returns a loopback address with a port that was free a moment
-// ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // serve runs s on a loopback listener until the test ends, and returns
 // the base URL.
 func serve(t *testing.T, s *Server) string {
@@ -144,7 +132,7 @@ func TestMetricsAddr(t *testing.T) {
 	}
 
 	cfg = testConfig(t)
-	cfg.MetricsAddr = freeAddr(t)
+	cfg.MetricsAddr = testkit.FreeAddr(t)
 	base = serve(t, testkit.Must(New(context.Background(), cfg, quiet))(t))
 	if code, body := get(t, base+"/metrics"); code != http.StatusNotFound {
 		t.Errorf("GET /metrics on the API's address with metrics_addr: %d %.100s, want 404", code, body)
@@ -280,7 +268,7 @@ func openFiles(t *testing.T, dir string) []string {
 // A start that fails at one backend closes the ones it opened before:
 // no database session, no open file is left behind.
 func TestFailedStartClosesWhatItOpened(t *testing.T) {
-	unreachable := freeAddr(t)
+	unreachable := testkit.FreeAddr(t)
 	t.Run("postgres then s3", func(t *testing.T) {
 		cfg := testConfig(t)
 		cfg.Metadata.URL = testenv.Postgres(t)

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -179,4 +180,16 @@ func Must[T any](v T, err error) func(t testing.TB) T {
 		}
 		return v
 	}
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago: nothing listens there until a test starts a server on it.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
