@@ -14,10 +14,7 @@ import (
 // chunk-store cost of a small file.
 func BenchmarkSmallFiles(b *testing.B) {
 	be := newLocalB(b)
-	fsys, err := vfs.New(ctx, be, vfs.Options{CacheDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
+	fsys := openFS(b, be, vfs.Options{CacheDir: b.TempDir()})
 	data := testkit.RandBytes(1, 4096)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -42,10 +39,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 // them) and closes: staging, cutting, hashing, storing and committing.
 func BenchmarkSeqWrite(b *testing.B) {
 	be := newLocalB(b)
-	fsys, err := vfs.New(ctx, be, vfs.Options{CacheDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
+	fsys := openFS(b, be, vfs.Options{CacheDir: b.TempDir()})
 	const size = 64 << 20
 	data := testkit.RandBytes(2, size)
 	b.SetBytes(size)

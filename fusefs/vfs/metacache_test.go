@@ -194,10 +194,7 @@ func TestMetaCacheFollowsOthers(t *testing.T) {
 func TestMetaCacheKeepsBatchCommits(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
 	b := &countingReads{Backend: l}
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: t.TempDir(), WriteBack: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, b, vfs.Options{CacheDir: t.TempDir(), WriteBack: true})
 	defer fsys.Close(ctx)
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})

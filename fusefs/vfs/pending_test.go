@@ -332,10 +332,7 @@ func TestPendingConflicts(t *testing.T) {
 func TestPendingRecovery(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, l, vfs.Options{CacheDir: cache})
 	d, err := fsys.Mkdir(ctx, fsys.Root(), "d", 0o755, vfs.Caller{})
 	if err != nil {
 		t.Fatal(err)
@@ -359,10 +356,7 @@ func TestPendingRecovery(t *testing.T) {
 	if _, err := l.GetAttr(ctx, dfms.EntryID(a.Ino)); !dfms.Is(err, dfms.NotExist) {
 		t.Fatalf("the backend knew the file before the crash: %v", err)
 	}
-	fsys2, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys2 := openFS(t, l, vfs.Options{CacheDir: cache})
 	defer fsys2.Close(ctx)
 	e, err := l.Lookup(ctx, dfms.EntryID(d.Ino), "written")
 	if err != nil {
@@ -387,10 +381,7 @@ func TestPendingRecovery(t *testing.T) {
 	if len(left) != 0 {
 		t.Fatalf("stage directory holds %d files after recovery", len(left))
 	}
-	fsys3, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys3 := openFS(t, l, vfs.Options{CacheDir: cache})
 	fsys3.Close(ctx)
 }
 
@@ -541,21 +532,13 @@ func TestDeferredUnlinks(t *testing.T) {
 func TestDeferredUnlinkRecovery(t *testing.T) {
 	l := newLocal(t)
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, l, vfs.Options{CacheDir: cache})
 	a := create(t, fsys, "doomed", "bytes")
 	create(t, fsys, "kept", "bytes")
 	if err := fsys.Unlink(ctx, fsys.Root(), "doomed"); err != nil {
 		t.Fatal(err)
 	}
-	fsys.Crash()
-	fsys2, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsys2.Close(ctx)
+	fsys2 := remountAfterCrash(t, fsys, l, cache)
 	if e, err := l.GetAttr(ctx, dfms.EntryID(a.Ino)); err != nil || e.Live {
 		t.Fatalf("unlinked file after recovery: %+v, %v", e, err)
 	}
@@ -643,10 +626,7 @@ func TestDeferredUnlinkRecoveryReplaysOnlyUnmade(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
 	b := &steppedTrash{Backend: l, started: make(chan struct{}, 4), proceed: make(chan struct{})}
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
 	x := create(t, fsys, "x", "restored later")
 	y := create(t, fsys, "y", "unlinked last")
 	if err := fsys.Unlink(ctx, fsys.Root(), "x"); err != nil {
@@ -667,10 +647,7 @@ func TestDeferredUnlinkRecoveryReplaysOnlyUnmade(t *testing.T) {
 	}
 	fsys.Crash()
 	b.fail.Store(false)
-	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys2 := openFS(t, b, vfs.Options{CacheDir: cache})
 	defer fsys2.Close(ctx)
 	if e, err := l.GetAttr(ctx, dfms.EntryID(x.Ino)); err != nil || !e.Live {
 		t.Fatalf("x, restored after its removal was made, after recovery: %+v, %v; want it live", e, err)

@@ -29,13 +29,20 @@ func newLocalB(t testing.TB) *local.Backend {
 	return l
 }
 
-func newFS(t *testing.T, b vfs.Backend) (*vfs.FS, string) {
+// openFS is vfs.New, failing t if it fails.
+func openFS(t testing.TB, b vfs.Backend, o vfs.Options) *vfs.FS {
 	t.Helper()
-	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	fsys, err := vfs.New(ctx, b, o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fsys
+}
+
+func newFS(t *testing.T, b vfs.Backend) (*vfs.FS, string) {
+	t.Helper()
+	cache := t.TempDir()
+	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
 	t.Cleanup(fsys.WaitWorkers)
 	return fsys, cache
 }
@@ -55,6 +62,20 @@ func readAll(t *testing.T, h *vfs.Handle) []byte {
 		out = append(out, buf[:n]...)
 		off += int64(n)
 	}
+}
+
+// openWrite opens ino with flags and writes data at offset 0 through the
+// new handle, failing t on an error.
+func openWrite(t *testing.T, fsys *vfs.FS, ino vfs.Ino, flags int, data string) *vfs.Handle {
+	t.Helper()
+	h, err := fsys.Open(ctx, ino, flags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte(data), 0); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func create(t *testing.T, fsys *vfs.FS, name string, data string) vfs.Attr {
@@ -145,13 +166,7 @@ func TestVersionsTree(t *testing.T) {
 	fsys, _ := newFS(t, b)
 	a := create(t, fsys, "f", "one")
 	for _, s := range []string{"two", "three"} {
-		h, err := fsys.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := h.Write(ctx, []byte(s), 0); err != nil {
-			t.Fatal(err)
-		}
+		h := openWrite(t, fsys, a.Ino, os.O_WRONLY|os.O_TRUNC, s)
 		if err := h.Release(ctx); err != nil { // release alone commits
 			t.Fatal(err)
 		}
@@ -270,13 +285,7 @@ func TestFailedCommitKeepsData(t *testing.T) {
 	b := &failing{Backend: newLocal(t)}
 	fsys, cache := newFS(t, b)
 	a := create(t, fsys, "f", "v1")
-	h, err := fsys.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Write(ctx, []byte("precious"), 0); err != nil {
-		t.Fatal(err)
-	}
+	h := openWrite(t, fsys, a.Ino, os.O_WRONLY|os.O_TRUNC, "precious")
 	b.fail.Store(true)
 	testkit.WantKind(t, h.Flush(ctx), dfms.Unavailable, "flush while the server is down")
 	// Still dirty: a later flush retries and succeeds.

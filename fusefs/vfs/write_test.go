@@ -252,10 +252,7 @@ func TestAppendsKeepChunksWhole(t *testing.T) {
 func TestCrashRecovery(t *testing.T) {
 	b, svc := newLocalParams(t, smallChunks)
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
 	base := testkit.RandBytes(9, 100<<10)
 	a := create(t, fsys, "f", string(base))
 	h, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
@@ -293,10 +290,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	fsys.Crash()
 
-	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys2 := openFS(t, b, vfs.Options{CacheDir: cache})
 	if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, want) {
 		t.Fatalf("after recovery the server holds %d bytes, want %d written", len(got), len(want))
 	}

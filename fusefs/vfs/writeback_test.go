@@ -18,11 +18,7 @@ import (
 
 func newWriteBackFS(t *testing.T, b vfs.Backend, cache string) *vfs.FS {
 	t.Helper()
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache, WriteBack: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fsys
+	return openFS(t, b, vfs.Options{CacheDir: cache, WriteBack: true})
 }
 
 // countingBatcher counts the batched commits of the in-process backend.
@@ -86,13 +82,7 @@ func TestWriteBackVersionPerClose(t *testing.T) {
 	defer fsys.Close(ctx)
 	a := create(t, fsys, "f", "one")
 	for _, s := range []string{"two", "three"} {
-		h, err := fsys.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := h.Write(ctx, []byte(s), 0); err != nil {
-			t.Fatal(err)
-		}
+		h := openWrite(t, fsys, a.Ino, os.O_WRONLY|os.O_TRUNC, s)
 		h.Flush(ctx)
 		h.Release(ctx)
 	}
@@ -408,13 +398,7 @@ func TestWriteBackCloseWhileReaderOpen(t *testing.T) {
 	}
 	defer r.Release(ctx)
 	for i, content := range []string{"v2", "version three"} {
-		w, err := fsys.Open(ctx, f.Ino, os.O_WRONLY|os.O_TRUNC)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(ctx, []byte(content), 0); err != nil {
-			t.Fatal(err)
-		}
+		w := openWrite(t, fsys, f.Ino, os.O_WRONLY|os.O_TRUNC, content)
 		if err := w.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
