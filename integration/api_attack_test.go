@@ -667,13 +667,8 @@ func TestAPIBadInput(t *testing.T) {
 		t.Run("multipart upload size", func(t *testing.T) {
 			// A multipart upload that declares no size still may not grow
 			// past the limit.
-			var up struct {
-				UploadID string `json:"upload_id"`
-			}
-			c.json(t, "POST", "/api/v1/files/upload/multipart/init", map[string]any{"file_name": "parts.bin"}).
-				want(t, http.StatusCreated).decode(t, &up)
+			p := c.initMultipart(t, map[string]any{"file_name": "parts.bin"})
 			half := testkit.RandBytes(202, smallMaxUpload/2+1024)
-			p := "/api/v1/files/upload/multipart/" + up.UploadID
 			c.do(t, "PUT", p+"/part/1", half, nil).want(t, 200)
 			r2 := c.do(t, "PUT", p+"/part/2", half, nil)
 			if r2.status == 200 {
@@ -695,11 +690,7 @@ func TestAPIBadInput(t *testing.T) {
 		t.Run("truncated bodies", func(t *testing.T) {
 			// A body that ends early is the client's fault: a 4xx, never a
 			// 5xx, and nothing stored.
-			var up struct {
-				UploadID string `json:"upload_id"`
-			}
-			c.json(t, "POST", "/api/v1/files/upload/multipart/init", map[string]any{"file_name": "short.bin"}).
-				want(t, http.StatusCreated).decode(t, &up)
+			up := c.initMultipart(t, map[string]any{"file_name": "short.bin"})
 			form, ctype := formBody(t, nil, "short.bin", testkit.RandBytes(208, 1000))
 			form = form[:len(form)-200] // the file part loses its end and the closing boundary
 			c.do(t, "POST", "/api/v1/files/upload", form, hdr{"Content-Type", ctype}).wantErr(t, http.StatusBadRequest, "VALIDATION_FAILED")
@@ -717,7 +708,7 @@ func TestAPIBadInput(t *testing.T) {
 				{"raw upload, chunked, no last chunk",
 					"POST /api/v1/files/upload HTTP/1.1\r\nX-File-Name: short.bin\r\nTransfer-Encoding: chunked\r\n", []byte("a\r\n0123456789\r\n")},
 				{"multipart part, Content-Length 1000, 10 bytes sent",
-					"PUT /api/v1/files/upload/multipart/" + up.UploadID + "/part/1 HTTP/1.1\r\nContent-Length: 1000\r\n", []byte("0123456789")},
+					"PUT " + up + "/part/1 HTTP/1.1\r\nContent-Length: 1000\r\n", []byte("0123456789")},
 			}
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
@@ -745,21 +736,16 @@ func TestAPIBadInput(t *testing.T) {
 				})
 			}
 			var st struct{ Parts []any }
-			c.get(t, "/api/v1/files/upload/multipart/"+up.UploadID).want(t, 200).decode(t, &st)
+			c.get(t, up).want(t, 200).decode(t, &st)
 			if len(st.Parts) != 0 {
 				t.Errorf("the upload holds %d parts after a truncated part, want none", len(st.Parts))
 			}
-			c.do(t, "DELETE", "/api/v1/files/upload/multipart/"+up.UploadID, nil, nil).want(t, 200)
+			c.do(t, "DELETE", up, nil, nil).want(t, 200)
 			unchanged(t, "truncated bodies")
 		})
 
 		t.Run("part numbers", func(t *testing.T) {
-			var up struct {
-				UploadID string `json:"upload_id"`
-			}
-			c.json(t, "POST", "/api/v1/files/upload/multipart/init", map[string]any{"file_name": "p.bin", "file_size": 3}).
-				want(t, http.StatusCreated).decode(t, &up)
-			p := "/api/v1/files/upload/multipart/" + up.UploadID
+			p := c.initMultipart(t, map[string]any{"file_name": "p.bin", "file_size": 3})
 			for _, n := range []string{"0", "10001", "-1", "abc", "1.5", "99999999999999999999"} {
 				c.do(t, "PUT", p+"/part/"+n, []byte("abc"), nil).wantErr(t, 400, "VALIDATION_FAILED")
 			}
@@ -904,12 +890,7 @@ func TestAPIBadInput(t *testing.T) {
 			// ways of making a new version must not get around it.
 			big := c.upload(t, 0, "big-enough.bin", testkit.RandBytes(205, 250<<10)) // fits in what is left
 			full := takeLite(t, c, dir.ID)
-			var up struct {
-				UploadID string `json:"upload_id"`
-			}
-			c.json(t, "POST", "/api/v1/files/upload/multipart/init", map[string]any{"file_name": "undeclared.bin"}).
-				want(t, http.StatusCreated).decode(t, &up)
-			p := "/api/v1/files/upload/multipart/" + up.UploadID
+			p := c.initMultipart(t, map[string]any{"file_name": "undeclared.bin"})
 			// Parts count against the quota as they arrive: the part that
 			// does not fit is refused, and the upload cannot complete.
 			c.do(t, "PUT", p+"/part/1", testkit.RandBytes(206, 200<<10), nil).wantErr(t, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
@@ -941,12 +922,7 @@ func TestAPIBadInput(t *testing.T) {
 			big := testkit.RandBytes(209, 60<<10)
 			c.do(t, "PUT", "/api/v1/chunks/"+sha(big), big, nil).wantErr(t, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
 			c.json(t, "POST", "/api/v1/chunks/missing", map[string]any{"hashes": []string{sha(big)}}).want(t, http.StatusOK)
-			var up struct {
-				UploadID string `json:"upload_id"`
-			}
-			c.json(t, "POST", "/api/v1/files/upload/multipart/init", map[string]any{"file_name": "held.bin"}).
-				want(t, http.StatusCreated).decode(t, &up)
-			p := "/api/v1/files/upload/multipart/" + up.UploadID
+			p := c.initMultipart(t, map[string]any{"file_name": "held.bin"})
 			c.do(t, "PUT", p+"/part/1", big, nil).wantErr(t, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
 			c.do(t, "DELETE", p, nil, nil).want(t, http.StatusOK)
 			c.json(t, "PUT", fmt.Sprintf("/api/v1/fs/entries/%d/xattrs/user.big", file.ID), map[string]any{"value": big}).

@@ -444,6 +444,17 @@ func pathEscape(s string) string {
 	return b.String()
 }
 
+// initMultipart starts a multipart upload with the init request body and
+// returns the upload's URL path.
+func (c *client) initMultipart(t *testing.T, body map[string]any) string {
+	t.Helper()
+	var up struct {
+		UploadID string `json:"upload_id"`
+	}
+	c.json(t, "POST", "/api/v1/files/upload/multipart/init", body).want(t, http.StatusCreated).decode(t, &up)
+	return "/api/v1/files/upload/multipart/" + up.UploadID
+}
+
 func (c *client) mkdir(t *testing.T, parent int64, name string) fileJSON {
 	t.Helper()
 	body := map[string]any{"name": name}
