@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,18 +19,9 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/files"
 )
-
-// randBytes returns n pseudo-random bytes, the same for the same seed.
-func randBytes(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, seed))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
@@ -116,7 +106,7 @@ func TestWriteReadBack(t *testing.T) {
 	e := mount(t)
 	for _, n := range []int{0, 1, 4095, 4096, 128<<10 + 7, 3<<20 + 11} {
 		p := filepath.Join(e.dir, fmt.Sprintf("f%d", n))
-		data := randBytes(uint64(n), n)
+		data := testkit.RandBytes(uint64(n), n)
 		writeFile(t, p, data)
 		checkFile(t, p, data)
 		if got := e.stored(t, p); !bytes.Equal(got, data) {
@@ -159,7 +149,7 @@ func TestAppend(t *testing.T) {
 func TestRandomWrite(t *testing.T) {
 	e := mount(t)
 	p := filepath.Join(e.dir, "data")
-	want := randBytes(1, 2<<20)
+	want := testkit.RandBytes(1, 2<<20)
 	writeFile(t, p, want)
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
@@ -168,7 +158,7 @@ func TestRandomWrite(t *testing.T) {
 	patches := []struct {
 		off int64
 		b   []byte
-	}{{1 << 20, []byte("middle")}, {0, []byte("start")}, {int64(len(want)) - 3, []byte("end")}, {777777, randBytes(2, 300000)}}
+	}{{1 << 20, []byte("middle")}, {0, []byte("start")}, {int64(len(want)) - 3, []byte("end")}, {777777, testkit.RandBytes(2, 300000)}}
 	for _, pt := range patches {
 		if _, err := f.WriteAt(pt.b, pt.off); err != nil {
 			t.Fatal(err)
@@ -197,7 +187,7 @@ func TestRandomWrite(t *testing.T) {
 func TestTruncate(t *testing.T) {
 	e := mount(t)
 	p := filepath.Join(e.dir, "t")
-	data := randBytes(3, 100000)
+	data := testkit.RandBytes(3, 100000)
 	writeFile(t, p, data)
 
 	// By path: each truncate is a version.
@@ -485,7 +475,7 @@ func makeTree(t *testing.T, dir string) {
 	i := uint64(10)
 	for name, n := range files {
 		i++
-		writeFile(t, filepath.Join(dir, name), randBytes(i, n))
+		writeFile(t, filepath.Join(dir, name), testkit.RandBytes(i, n))
 	}
 	if err := os.Chmod(filepath.Join(dir, "exec.sh"), 0o755); err != nil {
 		t.Fatal(err)
@@ -658,7 +648,7 @@ func TestVersionsDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := filepath.Join(e.dir, "d", "f")
-	contents := [][]byte{[]byte("first"), randBytes(4, 1<<20+3), []byte("third, shorter")}
+	contents := [][]byte{[]byte("first"), testkit.RandBytes(4, 1<<20+3), []byte("third, shorter")}
 	var times []time.Time
 	for _, c := range contents {
 		writeFile(t, p, c)
@@ -777,17 +767,10 @@ func TestServerChangesShow(t *testing.T) {
 	if _, err := e.files.Write(ctx, files.WriteRequest{Owner: e.owner, Entry: entryID(t, p), Body: strings.NewReader("from the server, longer")}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for {
+	testkit.Eventually(t, 3*time.Second, func() bool {
 		b, err := os.ReadFile(p)
-		if err == nil && string(b) == "from the server, longer" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server's version did not show within the attribute timeout: %q, %v", b, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil && string(b) == "from the server, longer"
+	}, "the server's version within the attribute timeout")
 }
 
 func TestStatfs(t *testing.T) {

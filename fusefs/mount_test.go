@@ -5,22 +5,18 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/hanwen/go-fuse/v2/posixtest"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs"
 	"github.com/dfms/dfms/fusefs/fusetest"
 	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
-	"github.com/dfms/dfms/placement/store"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/files"
-	"github.com/dfms/dfms/server/meta"
-	"github.com/dfms/dfms/server/meta/sqlite"
 )
 
 func TestMain(m *testing.M) { os.Exit(fusetest.Main(m)) }
@@ -66,27 +62,9 @@ func mountRaw(t testing.TB, opts ...func(*fusefs.Options)) (*env, *fuse.Server) 
 func mountRawWB(t testing.TB, writeBack bool, opts ...func(*fusefs.Options)) (*env, *fuse.Server) {
 	t.Helper()
 	fusetest.Require(t)
-	data := t.TempDir()
-	m, err := sqlite.Open(filepath.Join(data, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	c, err := store.Open(ctx, "file://"+filepath.Join(data, "chunks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	svc, err := files.New(m, c, files.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := m.CreateUser(ctx, meta.User{Email: "test@example.com", PasswordHash: "x", Active: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := testkit.NewStack(t, testkit.Options{})
 	log := slog.New(slog.NewTextHandler(logWriter{t}, nil))
-	fsys, err := vfs.New(ctx, local.New(svc, u.ID), vfs.Options{CacheDir: filepath.Join(data, "cache"), Log: log, WriteBack: writeBack})
+	fsys, err := vfs.New(ctx, local.New(st.Files, st.User.ID), vfs.Options{CacheDir: filepath.Join(t.TempDir(), "cache"), Log: log, WriteBack: writeBack})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +77,7 @@ func mountRawWB(t testing.TB, writeBack bool, opts ...func(*fusefs.Options)) (*e
 	if err != nil {
 		t.Fatalf("mount: %v", err)
 	}
-	return &env{dir: dir, files: svc, owner: u.ID, fsys: fsys}, srv
+	return &env{dir: dir, files: st.Files, owner: st.User.ID, fsys: fsys}, srv
 }
 
 // TestUnmountBusy checks the test helper itself: a mount still in use is
@@ -149,25 +127,14 @@ func TestReadAhead(t *testing.T) {
 }
 
 func TestPosix(t *testing.T) {
-	names := make([]string, 0, len(posixtest.All))
-	for name := range posixtest.All {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		t.Run(name, func(t *testing.T) {
-			if why, ok := fusetest.PosixSkips[name]; ok {
-				t.Skip(why)
-			}
-			if name == "OpenSymlinkRace" && raceEnabled {
-				// 1000 create/symlink/rename rounds cost ~60 s when the
-				// race detector instruments the pure-Go SQLite; without
-				// -race here, and in cmd/dfms TestUp against a real
-				// `dfms up` process, it runs in seconds.
-				t.Skip("too slow under -race (~60 s); runs without -race and against `dfms up` in cmd/dfms TestUp")
-			}
-			e := mount(t)
-			posixtest.All[name](t, e.dir)
-		})
-	}
+	fusetest.RunPosix(t, func(t *testing.T, name string) string {
+		if name == "OpenSymlinkRace" && raceEnabled {
+			// 1000 create/symlink/rename rounds cost ~60 s when the
+			// race detector instruments the pure-Go SQLite; without
+			// -race here, and in cmd/dfms TestUp against a real
+			// `dfms up` process, it runs in seconds.
+			t.Skip("too slow under -race (~60 s); runs without -race and against `dfms up` in cmd/dfms TestUp")
+		}
+		return mount(t).dir
+	})
 }

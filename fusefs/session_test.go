@@ -15,7 +15,6 @@ import (
 	"github.com/dfms/dfms/fusefs/fusetest"
 	"github.com/dfms/dfms/fusefs/remote"
 	"github.com/dfms/dfms/fusefs/vfs"
-	"github.com/dfms/dfms/server/api/client"
 	"github.com/dfms/dfms/server/api/client/clienttest"
 	"github.com/dfms/dfms/server/files"
 )
@@ -41,13 +40,7 @@ func mountRemote(t *testing.T, writeBack bool) (string, serverContent) {
 	t.Helper()
 	fusetest.Require(t)
 	srv := clienttest.NewServer(t, clienttest.Options{})
-	c, err := client.New(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Login(ctx, clienttest.Email, clienttest.Password); err != nil {
-		t.Fatal(err)
-	}
+	c := srv.Login(t)
 	log := slog.New(slog.NewTextHandler(logWriter{t}, nil))
 	fsys, err := vfs.New(ctx, remote.New(c), vfs.Options{CacheDir: t.TempDir(), CacheSize: 64 << 20, Log: log, WriteBack: writeBack})
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dfms/dfms/integration/testenv"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // requireTool returns the path of program name, or skips t without it
@@ -204,7 +205,7 @@ func makeToolTree(t *testing.T, dir string) {
 		{"top", 1, 0o444},
 	}
 	for i, f := range files {
-		data := randBytes(uint64(100+i), f.size)
+		data := testkit.RandBytes(uint64(100+i), f.size)
 		if f.name == "docs/readme.txt" {
 			data = []byte("hello, rsync\n")
 		}
@@ -395,7 +396,7 @@ func TestGit(t *testing.T) {
 	writeFile(t, filepath.Join(repo, "src/main.go"), []byte("package main\n\nfunc main() {}\n"))
 	writeFile(t, filepath.Join(repo, "src/util/util.go"), []byte("package util\n"))
 	writeFile(t, filepath.Join(repo, "docs/empty"), nil)
-	writeFile(t, filepath.Join(repo, "docs/blob.bin"), randBytes(7, 300000))
+	writeFile(t, filepath.Join(repo, "docs/blob.bin"), testkit.RandBytes(7, 300000))
 	writeFile(t, filepath.Join(repo, "run.sh"), []byte("#!/bin/sh\necho hi\n"))
 	if err := os.Chmod(filepath.Join(repo, "run.sh"), 0o755); err != nil {
 		t.Fatal(err)
@@ -700,7 +701,7 @@ func TestToolSymlinks(t *testing.T) {
 func TestToolTruncate(t *testing.T) {
 	e := mount(t)
 	p := filepath.Join(e.dir, "t")
-	orig := randBytes(9, 5000)
+	orig := testkit.RandBytes(9, 5000)
 	writeFile(t, p, orig)
 	want := slices.Clone(orig)
 	steps := []struct {

@@ -27,6 +27,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/dfms/dfms/integration/testenv"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // This file attacks the REST API of a real server: another user's ids,
@@ -141,10 +142,10 @@ func testCrossUser(t *testing.T, s *apiServer) {
 	// a trashed file and folder, a multipart upload with one part.
 	fa := a.mkdir(t, 0, "a-private")
 	fa2 := a.mkdir(t, fa.ID, "nested")
-	v1, v2 := randBytes(100, 60<<10), randBytes(101, 70<<10)
+	v1, v2 := testkit.RandBytes(100, 60<<10), testkit.RandBytes(101, 70<<10)
 	secret := a.upload(t, fa.ID, "secret.txt", v1)
 	secret = a.upload(t, fa.ID, "secret.txt", v2)
-	rootFile := a.upload(t, 0, "root-secret.bin", randBytes(102, 30<<10))
+	rootFile := a.upload(t, 0, "root-secret.bin", testkit.RandBytes(102, 30<<10))
 	trashed := a.upload(t, fa2.ID, "trashed.txt", []byte("trash me"))
 	a.do(t, "DELETE", fmt.Sprintf("/api/v1/files/%d", trashed.ID), nil, nil).want(t, http.StatusOK)
 	trashedDir := a.mkdir(t, 0, "trashed-folder")
@@ -154,7 +155,7 @@ func testCrossUser(t *testing.T, s *apiServer) {
 	}
 	a.json(t, "POST", "/api/v1/files/upload/multipart/init", map[string]any{"file_name": "big.bin", "folder_id": fa.ID}).
 		want(t, http.StatusCreated).decode(t, &up)
-	a.do(t, "PUT", "/api/v1/files/upload/multipart/"+up.UploadID+"/part/1", randBytes(103, 20<<10), nil).want(t, http.StatusOK)
+	a.do(t, "PUT", "/api/v1/files/upload/multipart/"+up.UploadID+"/part/1", testkit.RandBytes(103, 20<<10), nil).want(t, http.StatusOK)
 	aManifest := a.manifest(t, secret.ID, 1)
 	aHash := aManifest.Chunks[0].Hash
 
@@ -543,7 +544,7 @@ func TestAPIBadInput(t *testing.T) {
 	forEachBackend(t, env, func(t *testing.T, s *apiServer) {
 		c := newUser(t, s, "bad")
 		dir := c.mkdir(t, 0, "target")
-		data := randBytes(200, 40<<10)
+		data := testkit.RandBytes(200, 40<<10)
 		file := c.upload(t, dir.ID, "existing.txt", data)
 		empty := c.upload(t, 0, "empty.txt", nil)
 		snap := func() snapshotLite { return takeLite(t, c, dir.ID) }
@@ -648,7 +649,7 @@ func TestAPIBadInput(t *testing.T) {
 		})
 
 		t.Run("upload size", func(t *testing.T) {
-			over := randBytes(201, smallMaxUpload+1)
+			over := testkit.RandBytes(201, smallMaxUpload+1)
 			c.do(t, "POST", "/api/v1/files/upload", over, hdr{"X-File-Name", "big.bin"}).wantErr(t, 413, "TOO_LARGE")
 			// Without a Content-Length: stopped while streaming.
 			c.do(t, "POST", "/api/v1/files/upload", bytes.NewReader(over), hdr{"X-File-Name", "big.bin"}).wantErr(t, 413, "TOO_LARGE")
@@ -666,13 +667,8 @@ func TestAPIBadInput(t *testing.T) {
 		t.Run("multipart upload size", func(t *testing.T) {
 			// A multipart upload that declares no size still may not grow
 			// past the limit.
-			var up struct {
-				UploadID string `json:"upload_id"`
-			}
-			c.json(t, "POST", "/api/v1/files/upload/multipart/init", map[string]any{"file_name": "parts.bin"}).
-				want(t, http.StatusCreated).decode(t, &up)
-			half := randBytes(202, smallMaxUpload/2+1024)
-			p := "/api/v1/files/upload/multipart/" + up.UploadID
+			p := c.initMultipart(t, map[string]any{"file_name": "parts.bin"})
+			half := testkit.RandBytes(202, smallMaxUpload/2+1024)
 			c.do(t, "PUT", p+"/part/1", half, nil).want(t, 200)
 			r2 := c.do(t, "PUT", p+"/part/2", half, nil)
 			if r2.status == 200 {
@@ -694,12 +690,8 @@ func TestAPIBadInput(t *testing.T) {
 		t.Run("truncated bodies", func(t *testing.T) {
 			// A body that ends early is the client's fault: a 4xx, never a
 			// 5xx, and nothing stored.
-			var up struct {
-				UploadID string `json:"upload_id"`
-			}
-			c.json(t, "POST", "/api/v1/files/upload/multipart/init", map[string]any{"file_name": "short.bin"}).
-				want(t, http.StatusCreated).decode(t, &up)
-			form, ctype := formBody(t, nil, "short.bin", randBytes(208, 1000))
+			up := c.initMultipart(t, map[string]any{"file_name": "short.bin"})
+			form, ctype := formBody(t, nil, "short.bin", testkit.RandBytes(208, 1000))
 			form = form[:len(form)-200] // the file part loses its end and the closing boundary
 			c.do(t, "POST", "/api/v1/files/upload", form, hdr{"Content-Type", ctype}).wantErr(t, http.StatusBadRequest, "VALIDATION_FAILED")
 
@@ -716,7 +708,7 @@ func TestAPIBadInput(t *testing.T) {
 				{"raw upload, chunked, no last chunk",
 					"POST /api/v1/files/upload HTTP/1.1\r\nX-File-Name: short.bin\r\nTransfer-Encoding: chunked\r\n", []byte("a\r\n0123456789\r\n")},
 				{"multipart part, Content-Length 1000, 10 bytes sent",
-					"PUT /api/v1/files/upload/multipart/" + up.UploadID + "/part/1 HTTP/1.1\r\nContent-Length: 1000\r\n", []byte("0123456789")},
+					"PUT " + up + "/part/1 HTTP/1.1\r\nContent-Length: 1000\r\n", []byte("0123456789")},
 			}
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
@@ -744,21 +736,16 @@ func TestAPIBadInput(t *testing.T) {
 				})
 			}
 			var st struct{ Parts []any }
-			c.get(t, "/api/v1/files/upload/multipart/"+up.UploadID).want(t, 200).decode(t, &st)
+			c.get(t, up).want(t, 200).decode(t, &st)
 			if len(st.Parts) != 0 {
 				t.Errorf("the upload holds %d parts after a truncated part, want none", len(st.Parts))
 			}
-			c.do(t, "DELETE", "/api/v1/files/upload/multipart/"+up.UploadID, nil, nil).want(t, 200)
+			c.do(t, "DELETE", up, nil, nil).want(t, 200)
 			unchanged(t, "truncated bodies")
 		})
 
 		t.Run("part numbers", func(t *testing.T) {
-			var up struct {
-				UploadID string `json:"upload_id"`
-			}
-			c.json(t, "POST", "/api/v1/files/upload/multipart/init", map[string]any{"file_name": "p.bin", "file_size": 3}).
-				want(t, http.StatusCreated).decode(t, &up)
-			p := "/api/v1/files/upload/multipart/" + up.UploadID
+			p := c.initMultipart(t, map[string]any{"file_name": "p.bin", "file_size": 3})
 			for _, n := range []string{"0", "10001", "-1", "abc", "1.5", "99999999999999999999"} {
 				c.do(t, "PUT", p+"/part/"+n, []byte("abc"), nil).wantErr(t, 400, "VALIDATION_FAILED")
 			}
@@ -871,15 +858,15 @@ func TestAPIBadInput(t *testing.T) {
 				t.Fatalf("quota: got %d, want DFMS_DEFAULT_QUOTA %d", u.QuotaBytes, smallQuota)
 			}
 			// Fill the quota to within 300 KiB.
-			fill1 := randBytes(203, smallMaxUpload-100)
-			fill2 := randBytes(207, smallQuota-int(u.UsedBytes)-len(fill1)-300<<10)
+			fill1 := testkit.RandBytes(203, smallMaxUpload-100)
+			fill2 := testkit.RandBytes(207, smallQuota-int(u.UsedBytes)-len(fill1)-300<<10)
 			c.upload(t, dir.ID, "fill1.bin", fill1)
 			c.upload(t, dir.ID, "fill2.bin", fill2)
 			full := takeLite(t, c, dir.ID)
 			if left := smallQuota - full.usage.UsedBytes; left != 300<<10 {
 				t.Fatalf("quota left: got %d, want %d", left, 300<<10)
 			}
-			over := randBytes(204, 400<<10)
+			over := testkit.RandBytes(204, 400<<10)
 			// Streamed without a Content-Length: refused when the quota
 			// runs out, and nothing is stored.
 			c.do(t, "POST", "/api/v1/files/upload", bytes.NewReader(over), hdr{"X-File-Name", "over.bin"}).
@@ -901,17 +888,12 @@ func TestAPIBadInput(t *testing.T) {
 		t.Run("quota on every path", func(t *testing.T) {
 			// The quota is nearly used up (the previous case): the other
 			// ways of making a new version must not get around it.
-			big := c.upload(t, 0, "big-enough.bin", randBytes(205, 250<<10)) // fits in what is left
+			big := c.upload(t, 0, "big-enough.bin", testkit.RandBytes(205, 250<<10)) // fits in what is left
 			full := takeLite(t, c, dir.ID)
-			var up struct {
-				UploadID string `json:"upload_id"`
-			}
-			c.json(t, "POST", "/api/v1/files/upload/multipart/init", map[string]any{"file_name": "undeclared.bin"}).
-				want(t, http.StatusCreated).decode(t, &up)
-			p := "/api/v1/files/upload/multipart/" + up.UploadID
+			p := c.initMultipart(t, map[string]any{"file_name": "undeclared.bin"})
 			// Parts count against the quota as they arrive: the part that
 			// does not fit is refused, and the upload cannot complete.
-			c.do(t, "PUT", p+"/part/1", randBytes(206, 200<<10), nil).wantErr(t, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
+			c.do(t, "PUT", p+"/part/1", testkit.RandBytes(206, 200<<10), nil).wantErr(t, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
 			if r := c.do(t, "POST", p+"/complete", nil, nil); r.status == http.StatusCreated {
 				t.Errorf("completing a multipart upload over the quota (no size declared): got %d %s, want a 4xx", r.status, tail(string(r.body), 200))
 			}
@@ -937,15 +919,10 @@ func TestAPIBadInput(t *testing.T) {
 			if left <= 0 || left >= 60<<10 {
 				t.Fatalf("quota left: %d, want 1..60 KiB", left)
 			}
-			big := randBytes(209, 60<<10)
+			big := testkit.RandBytes(209, 60<<10)
 			c.do(t, "PUT", "/api/v1/chunks/"+sha(big), big, nil).wantErr(t, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
 			c.json(t, "POST", "/api/v1/chunks/missing", map[string]any{"hashes": []string{sha(big)}}).want(t, http.StatusOK)
-			var up struct {
-				UploadID string `json:"upload_id"`
-			}
-			c.json(t, "POST", "/api/v1/files/upload/multipart/init", map[string]any{"file_name": "held.bin"}).
-				want(t, http.StatusCreated).decode(t, &up)
-			p := "/api/v1/files/upload/multipart/" + up.UploadID
+			p := c.initMultipart(t, map[string]any{"file_name": "held.bin"})
 			c.do(t, "PUT", p+"/part/1", big, nil).wantErr(t, http.StatusInsufficientStorage, "QUOTA_EXCEEDED")
 			c.do(t, "DELETE", p, nil, nil).want(t, http.StatusOK)
 			c.json(t, "PUT", fmt.Sprintf("/api/v1/fs/entries/%d/xattrs/user.big", file.ID), map[string]any{"value": big}).
@@ -954,7 +931,7 @@ func TestAPIBadInput(t *testing.T) {
 				t.Errorf("after chunks, parts and attributes over the quota: %s", d)
 			}
 			// A chunk that fits is held until a commit references it.
-			small := randBytes(210, int(left))
+			small := testkit.RandBytes(210, int(left))
 			c.do(t, "PUT", "/api/v1/chunks/"+sha(small), small, nil).want(t, http.StatusCreated)
 			if u := c.usage(t); u.HeldBytes != full.usage.HeldBytes+left || u.UsedBytes != full.usage.UsedBytes {
 				t.Errorf("after a chunk of %d bytes: usage %+v, want %d more held", left, u, left)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/dfms/dfms/integration/testenv"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // This file drives the REST API of a real `dfms server` process: the
@@ -444,6 +444,17 @@ func pathEscape(s string) string {
 	return b.String()
 }
 
+// initMultipart starts a multipart upload with the init request body and
+// returns the upload's URL path.
+func (c *client) initMultipart(t *testing.T, body map[string]any) string {
+	t.Helper()
+	var up struct {
+		UploadID string `json:"upload_id"`
+	}
+	c.json(t, "POST", "/api/v1/files/upload/multipart/init", body).want(t, http.StatusCreated).decode(t, &up)
+	return "/api/v1/files/upload/multipart/" + up.UploadID
+}
+
 func (c *client) mkdir(t *testing.T, parent int64, name string) fileJSON {
 	t.Helper()
 	body := map[string]any{"name": name}
@@ -511,22 +522,6 @@ func ids(fs []fileJSON) []int64 {
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
-}
-
-// randBytes returns n pseudo-random bytes from seed.
-func randBytes(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := make([]byte, n)
-	for i := 0; i+8 <= n; i += 8 {
-		v := r.Uint64()
-		for j := range 8 {
-			b[i+j] = byte(v >> (8 * j))
-		}
-	}
-	for i := n &^ 7; i < n; i++ {
-		b[i] = byte(r.Uint32())
-	}
-	return b
 }
 
 // ---- curl ----
@@ -759,7 +754,7 @@ func testReadme(t *testing.T, s *apiServer) {
 	auth := "Authorization: Bearer " + TOKEN
 
 	// Upload a file
-	report := randBytes(1, 200<<10+123)
+	report := testkit.RandBytes(1, 200<<10+123)
 	write("report.pdf", report)
 	code, b = curl(t, dir, "-X", "POST", base+"/api/v1/files/upload",
 		"-H", auth,
@@ -785,7 +780,7 @@ func testReadme(t *testing.T, s *apiServer) {
 	if code != http.StatusCreated || folder.Folder.Name != "reports" || !folder.Folder.IsDirectory {
 		t.Fatalf("create folder: got %d %s, want 201", code, b)
 	}
-	inFolder := randBytes(2, 50<<10)
+	inFolder := testkit.RandBytes(2, 50<<10)
 	write("q3-report.txt", inFolder)
 	code, b = curl(t, dir, "-X", "POST", base+"/api/v1/files/upload",
 		"-H", auth,
@@ -874,7 +869,7 @@ func testReadme(t *testing.T, s *apiServer) {
 	}
 
 	// The same flow with the real size of the file, in three parts.
-	video := randBytes(3, 300<<10+77)
+	video := testkit.RandBytes(3, 300<<10+77)
 	parts := [][]byte{video[:120<<10], video[120<<10 : 240<<10], video[240<<10:]}
 	for i, p := range parts {
 		write(fmt.Sprintf("part%d.bin", i+1), p)
@@ -917,7 +912,7 @@ func testReadme(t *testing.T, s *apiServer) {
 	}
 
 	// multipart/form-data
-	photo := randBytes(4, 90<<10)
+	photo := testkit.RandBytes(4, 90<<10)
 	write("photo.jpg", photo)
 	code, b = curl(t, dir, "-X", "POST", base+"/api/v1/files/upload",
 		"-H", auth,
@@ -965,7 +960,7 @@ func testFunctional(t *testing.T, s *apiServer) {
 
 func testVersions(t *testing.T, c *client) {
 	dir := c.mkdir(t, 0, "docs")
-	content := [][]byte{randBytes(10, 40<<10), randBytes(11, 41<<10), randBytes(12, 42<<10)}
+	content := [][]byte{testkit.RandBytes(10, 40<<10), testkit.RandBytes(11, 41<<10), testkit.RandBytes(12, 42<<10)}
 	var f fileJSON
 	for i, b := range content {
 		got := c.upload(t, dir.ID, "plan.txt", b)
@@ -1032,7 +1027,7 @@ func testVersions(t *testing.T, c *client) {
 func testCopy(t *testing.T, c *client) {
 	src := c.mkdir(t, 0, "copy-src")
 	dst := c.mkdir(t, 0, "copy-dst")
-	data := randBytes(20, 100<<10)
+	data := testkit.RandBytes(20, 100<<10)
 	f := c.upload(t, src.ID, "a.bin", data)
 	before := c.usage(t)
 	var cp struct{ File fileJSON }
@@ -1165,7 +1160,7 @@ func testFolders(t *testing.T, c *client) {
 
 func testRangeETag(t *testing.T, c *client) {
 	dir := c.mkdir(t, 0, "range")
-	data := randBytes(30, 150<<10+7)
+	data := testkit.RandBytes(30, 150<<10+7)
 	f := c.upload(t, dir.ID, "r.bin", data)
 	path := fmt.Sprintf("/api/v1/files/%d/download", f.ID)
 	size := int64(len(data))

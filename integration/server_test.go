@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dfms/dfms/integration/testenv"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 var dfmsBin string
@@ -40,17 +40,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freeAddr returns a loopback address with a free port.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // proc is a running dfms process.
 type proc struct {
 	cmd  *exec.Cmd
@@ -63,7 +52,7 @@ type proc struct {
 // answers.
 func startServer(t *testing.T, dir string, env []string, args ...string) *proc {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	cmd := exec.Command(dfmsBin, append([]string{"server", "--addr", addr}, args...)...)
 	cmd.Dir = dir
 	// Cheap password hashing: at the default cost each login takes seconds
@@ -92,13 +81,12 @@ func startServer(t *testing.T, dir string, env []string, args ...string) *proc {
 			<-p.done
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testkit.Eventually(t, 60*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return p
+				return true
 			}
 		}
 		select {
@@ -106,11 +94,9 @@ func startServer(t *testing.T, dir string, env []string, args ...string) *proc {
 			t.Fatalf("dfms server exited early: %v\n%s", err, p.logs)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dfms server did not answer /health\n%s", p.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	}, "dfms server answering /health\n%s", p.logs)
+	return p
 }
 
 // stop sends SIGTERM and requires a clean exit.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dfms/dfms/integration/testenv"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/files"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to count sessions
@@ -90,18 +91,6 @@ func filesWrite(t *testing.T, s *Server) files.WriteRequest {
 	return files.WriteRequest{Owner: u.ID, Parent: u.Root, Name: "f.txt", Body: strings.NewReader("some content")}
 }
 
-// freeAddr returns a loopback address with a port that was free a moment
-// ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // serve runs s on a loopback listener until the test ends, and returns
 // the base URL.
 func serve(t *testing.T, s *Server) string {
@@ -137,14 +126,14 @@ func get(t *testing.T, url string) (int, string) {
 // public address need not expose it.
 func TestMetricsAddr(t *testing.T) {
 	cfg := testConfig(t)
-	base := serve(t, must(New(context.Background(), cfg, quiet))(t))
+	base := serve(t, testkit.Must(New(context.Background(), cfg, quiet))(t))
 	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, "# TYPE") {
 		t.Fatalf("GET /metrics without metrics_addr: %d %.100s, want the metrics", code, body)
 	}
 
 	cfg = testConfig(t)
-	cfg.MetricsAddr = freeAddr(t)
-	base = serve(t, must(New(context.Background(), cfg, quiet))(t))
+	cfg.MetricsAddr = testkit.FreeAddr(t)
+	base = serve(t, testkit.Must(New(context.Background(), cfg, quiet))(t))
 	if code, body := get(t, base+"/metrics"); code != http.StatusNotFound {
 		t.Errorf("GET /metrics on the API's address with metrics_addr: %d %.100s, want 404", code, body)
 	}
@@ -165,16 +154,6 @@ func TestMetricsAddr(t *testing.T) {
 	}
 	if code, _ := get(t, "http://"+cfg.MetricsAddr+"/api/v1/files"); code != http.StatusNotFound {
 		t.Errorf("GET /api/v1/files on metrics_addr: %d, want 404 (the API is not served there)", code)
-	}
-}
-
-func must[T any](v T, err error) func(*testing.T) T {
-	return func(t *testing.T) T {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
 	}
 }
 
@@ -199,7 +178,7 @@ func (r *trickle) Read(p []byte) (int, error) {
 // long as it likes); one that trickles a body after prompt headers is a
 // slow upload, and completes.
 func TestSlowHeadersAreCut(t *testing.T) {
-	s := must(New(context.Background(), testConfig(t), quiet))(t)
+	s := testkit.Must(New(context.Background(), testConfig(t), quiet))(t)
 	if s.http.ReadHeaderTimeout <= 0 || s.http.IdleTimeout <= 0 {
 		t.Fatalf("header timeout %v, idle timeout %v; want both set", s.http.ReadHeaderTimeout, s.http.IdleTimeout)
 	}
@@ -289,7 +268,7 @@ func openFiles(t *testing.T, dir string) []string {
 // A start that fails at one backend closes the ones it opened before:
 // no database session, no open file is left behind.
 func TestFailedStartClosesWhatItOpened(t *testing.T) {
-	unreachable := freeAddr(t)
+	unreachable := testkit.FreeAddr(t)
 	t.Run("postgres then s3", func(t *testing.T) {
 		cfg := testConfig(t)
 		cfg.Metadata.URL = testenv.Postgres(t)
@@ -340,7 +319,7 @@ func waitNoSessions(t *testing.T, raw string) {
 func TestMetricGCTempFiles(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.GC.Grace = time.Hour
-	s := must(New(context.Background(), cfg, quiet))(t)
+	s := testkit.Must(New(context.Background(), cfg, quiet))(t)
 	t.Cleanup(func() { s.Close() })
 	base := serve(t, s)
 	dir := cfg.DataDir

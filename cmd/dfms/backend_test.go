@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms/integration/testenv"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // captureFD2 runs fn with file descriptor 2 (the process's stderr, which
@@ -45,18 +45,6 @@ func captureFD2(t *testing.T, fn func()) string {
 	out := <-done
 	r.Close()
 	return out
-}
-
-// closedPort returns a loopback address where nothing listens.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // withPassword returns raw with its password replaced.
@@ -107,18 +95,18 @@ func TestBackendOpenFailures(t *testing.T) {
 	}{
 		{"postgres wrong password", "--metadata", withPassword(t, pg, secret), "metadata", 1},
 		{"postgres missing database", "--metadata", withPath(t, pg, "/"+testenv.RandomName("dfms_missing_")), "metadata", 1},
-		{"postgres unreachable", "--metadata", "postgres://dfms:" + secret + "@" + closedPort(t) + "/dfms?sslmode=disable", "metadata", 1},
+		{"postgres unreachable", "--metadata", "postgres://dfms:" + secret + "@" + testkit.FreeAddr(t) + "/dfms?sslmode=disable", "metadata", 1},
 		{"postgres malformed", "--metadata", "postgres://dfms:" + secret + "@127.0.0.1:port/dfms", "metadata", 2},
 		{"sqlite under a file", "--metadata", "sqlite://" + file + "/meta.db", "metadata", 1},
 		{"metadata unknown scheme", "--metadata", "mysql://dfms:" + secret + "@127.0.0.1/dfms", "metadata", 2},
 		{"s3 wrong secret", "--chunks", withPassword(t, s3, secret), "chunk store", 1},
-		{"s3 unreachable", "--chunks", "s3://key:" + secret + "@" + closedPort(t) + "/bucket?secure=false", "chunk store", 1},
+		{"s3 unreachable", "--chunks", "s3://key:" + secret + "@" + testkit.FreeAddr(t) + "/bucket?secure=false", "chunk store", 1},
 		{"s3 malformed", "--chunks", "s3://key:" + secret + "@127.0.0.1:port/bucket", "chunk store", 2},
 		{"s3 bad bucket name", "--chunks", withPath(t, s3, "/No_Such..Bucket"), "chunk store", 2},
 		{"file under a file", "--chunks", "file://" + file + "/chunks", "chunk store", 1},
 		{"redis wrong password", "DFMS_RATE_LIMIT_URL", withPassword(t, redis, secret), "rate limiter", 1},
 		{"redis missing database", "DFMS_RATE_LIMIT_URL", withPath(t, redis, "/99"), "rate limiter", 1},
-		{"redis unreachable", "DFMS_RATE_LIMIT_URL", "redis://:" + secret + "@" + closedPort(t) + "/0", "rate limiter", 1},
+		{"redis unreachable", "DFMS_RATE_LIMIT_URL", "redis://:" + secret + "@" + testkit.FreeAddr(t) + "/0", "rate limiter", 1},
 		{"redis malformed", "DFMS_RATE_LIMIT_URL", "redis://:" + secret + "@127.0.0.1:port/0", "rate limiter", 2},
 	}
 	for _, cmd := range []string{"server", "up"} {
@@ -129,7 +117,7 @@ func TestBackendOpenFailures(t *testing.T) {
 				if cmd == "up" {
 					args = append(args, filepath.Join(dir, "mnt"), "--cache-dir", filepath.Join(dir, "cache"))
 				}
-				args = append(args, "--data", filepath.Join(dir, "data"), "--addr", closedPort(t))
+				args = append(args, "--data", filepath.Join(dir, "data"), "--addr", testkit.FreeAddr(t))
 				if strings.HasPrefix(tc.flag, "--") {
 					args = append(args, tc.flag, tc.url)
 				} else {

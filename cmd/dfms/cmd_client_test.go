@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/api"
 	"github.com/dfms/dfms/server/api/client"
 	"github.com/dfms/dfms/server/api/client/clienttest"
@@ -281,11 +281,7 @@ func (p *partCounter) take() (parts, ranges []string) {
 
 func randomFile(t *testing.T, p string, n int) []byte {
 	t.Helper()
-	r := rand.New(rand.NewPCG(uint64(n), 7))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
+	b := testkit.RandBytes(uint64(n), n)
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}

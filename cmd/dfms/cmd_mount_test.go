@@ -6,21 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/posixtest"
-
 	"github.com/dfms/dfms/fusefs/fusetest"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 func TestMain(m *testing.M) { os.Exit(fusetest.Main(m)) }
@@ -54,16 +51,6 @@ func dfmsBinary(t *testing.T) string {
 	return binPath
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // upProc is a running `dfms up`.
 type upProc struct {
 	cmd  *exec.Cmd
@@ -88,55 +75,82 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startUp runs `dfms up mnt` and waits until the API answers and the
-// mount is there. If the test ends with the process still running, it is
-// killed and its mount detached.
-func startUp(t *testing.T, mnt, data, addr string) *upProc {
+// unlimited lifts the server's rate limits: mounts over HTTP make many
+// small requests.
+var unlimited = []string{"DFMS_RATE_LIMIT_GLOBAL=10000000", "DFMS_RATE_LIMIT_USER=10000000",
+	"DFMS_RATE_LIMIT_UPLOAD=10000000", "DFMS_RATE_LIMIT_DOWNLOAD=10000000"}
+
+// startProc starts cmd, named name in messages, with its output in the
+// returned process's log, and waits up to 30 s until ready reports true;
+// it fails t with the log if the process exits first. When owner ends, a
+// process still running is killed and a FUSE mount left on mnt (if not
+// "") is detached; the log is shown if owner failed or, with logKilled,
+// if the process had to be killed.
+func startProc(t, owner testing.TB, name string, cmd *exec.Cmd, mnt string, logKilled bool, ready func() bool) *upProc {
 	t.Helper()
-	cmd := exec.Command(dfmsBinary(t), "up", mnt, "--data", data, "--addr", addr)
-	cmd.Env = append(os.Environ(), "DFMS_BCRYPT_COST=4", "XDG_CACHE_HOME="+filepath.Join(data, "cache"),
-		"DFMS_ADMIN_EMAIL=", "DFMS_ADMIN_PASSWORD=",
-		// Mounts over HTTP make many small requests.
-		"DFMS_RATE_LIMIT_GLOBAL=10000000", "DFMS_RATE_LIMIT_USER=10000000",
-		"DFMS_RATE_LIMIT_UPLOAD=10000000", "DFMS_RATE_LIMIT_DOWNLOAD=10000000")
 	p := &upProc{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+	owner.Cleanup(func() {
+		killed := cmd.ProcessState == nil
+		if killed {
 			cmd.Process.Kill()
 			<-p.done
-			t.Logf("dfms up was killed; its log:\n%s", p.logs)
+		}
+		if owner.Failed() || killed && logKilled {
+			owner.Logf("the log of %s (killed at the end: %v):\n%s", name, killed, p.logs)
 		}
 		// A killed daemon leaves its mount behind.
+		if mnt == "" {
+			return
+		}
 		if left, _ := fusetest.Mounts(mnt); len(left) > 0 {
 			syscall.Unmount(mnt, syscall.MNT_DETACH)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/health")
-		if err == nil {
-			resp.Body.Close()
-		}
-		mounted, _ := fusetest.Mounts(mnt)
-		if err == nil && resp.StatusCode == 200 && len(mounted) == 1 {
-			return p
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		if ready() {
+			return true
 		}
 		select {
 		case err := <-p.done:
 			p.done <- err
-			t.Fatalf("dfms up exited early: %v\n%s", err, p.logs)
+			t.Fatalf("%s exited early: %v\n%s", name, err, p.logs)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dfms up did not come up\n%s", p.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}, "%s coming up\n%s", name, p.logs)
+	return p
+}
+
+// healthy reports whether the API at addr answers its health check.
+func healthy(addr string) bool {
+	resp, err := http.Get("http://" + addr + "/health")
+	if err != nil {
+		return false
 	}
+	resp.Body.Close()
+	return resp.StatusCode == 200
+}
+
+// mounted reports whether one FUSE file system is mounted on mnt.
+func mounted(mnt string) bool {
+	left, _ := fusetest.Mounts(mnt)
+	return len(left) == 1
+}
+
+// startUp runs `dfms up mnt` and waits until the API answers and the
+// mount is there. If the test ends with the process still running, it is
+// killed and its mount detached.
+func startUp(t *testing.T, mnt, data, addr string) *upProc {
+	t.Helper()
+	cmd := exec.Command(dfmsBinary(t), "up", mnt, "--data", data, "--addr", addr)
+	cmd.Env = append(append(os.Environ(), "DFMS_BCRYPT_COST=4", "XDG_CACHE_HOME="+filepath.Join(data, "cache"),
+		"DFMS_ADMIN_EMAIL=", "DFMS_ADMIN_PASSWORD="), unlimited...)
+	return startProc(t, t, "dfms up", cmd, mnt, true, func() bool { return healthy(addr) && mounted(mnt) })
 }
 
 // wait waits for the process to exit by itself and requires success.
@@ -258,7 +272,7 @@ func syncDir(t *testing.T, dir string) {
 // again and stops on `dfms umount`.
 func TestUp(t *testing.T) {
 	fusetest.Require(t)
-	data, mnt, addr := t.TempDir(), t.TempDir(), freeAddr(t)
+	data, mnt, addr := t.TempDir(), t.TempDir(), testkit.FreeAddr(t)
 	p := startUp(t, mnt, data, addr)
 
 	content := bytes.Repeat([]byte("written through the mount\n"), 100000)
@@ -284,25 +298,7 @@ func TestUp(t *testing.T) {
 		t.Fatalf(".versions/hello.txt/v1: %d bytes, %v", len(got), err)
 	}
 
-	t.Run("posix", func(t *testing.T) {
-		names := make([]string, 0, len(posixtest.All))
-		for name := range posixtest.All {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			t.Run(name, func(t *testing.T) {
-				if why, ok := fusetest.PosixSkips[name]; ok {
-					t.Skip(why)
-				}
-				dir := filepath.Join(mnt, "posix-"+name)
-				if err := os.Mkdir(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				posixtest.All[name](t, dir)
-			})
-		}
-	})
+	t.Run("posix", func(t *testing.T) { fusetest.RunPosix(t, posixDirs(mnt)) })
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -334,6 +330,18 @@ func TestUp(t *testing.T) {
 	}
 	if err := runUmount(mnt, &out); err == nil || !strings.Contains(err.Error(), "not a mount point") {
 		t.Errorf("umount of a plain directory: got %v", err)
+	}
+}
+
+// posixDirs gives each case of the POSIX suite a fresh directory of its
+// own under mnt.
+func posixDirs(mnt string) func(t *testing.T, name string) string {
+	return func(t *testing.T, name string) string {
+		dir := filepath.Join(mnt, "posix-"+name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
 	}
 }
 

@@ -15,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/posixtest"
-
 	"github.com/dfms/dfms/fusefs/fusetest"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // mountProc is a running `dfms mount`.
@@ -31,40 +30,7 @@ func startMount(t, owner *testing.T, mnt, cache, addr, email, password string, a
 	t.Helper()
 	cmd := exec.Command(dfmsBinary(t), append([]string{"mount", mnt, "--server", "http://" + addr, "--cache-dir", cache, "--cache-size", "4GiB"}, args...)...)
 	cmd.Env = append(os.Environ(), "DFMS_EMAIL="+email, "DFMS_PASSWORD="+password, "XDG_CONFIG_HOME="+t.TempDir())
-	p := &mountProc{upProc{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}}
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	owner.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-p.done
-		}
-		if owner.Failed() {
-			owner.Logf("the log of dfms mount %s:\n%s", mnt, p.logs)
-		}
-		if left, _ := fusetest.Mounts(mnt); len(left) > 0 {
-			syscall.Unmount(mnt, syscall.MNT_DETACH)
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if mounted, _ := fusetest.Mounts(mnt); len(mounted) == 1 {
-			return p
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("dfms mount exited early: %v\n%s", err, p.logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dfms mount did not come up\n%s", p.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return &mountProc{*startProc(t, owner, "dfms mount "+mnt, cmd, mnt, false, func() bool { return mounted(mnt) })}
 }
 
 // kill9 kills the mount daemon (dfms mount or dfms up) as a crash would,
@@ -138,27 +104,14 @@ func fileIs(path string, want []byte) func() bool {
 // writes are committed by the next mount.
 func TestMountRemote(t *testing.T) {
 	fusetest.Require(t)
-	data, mntA, addr := t.TempDir(), t.TempDir(), freeAddr(t)
+	data, mntA, addr := t.TempDir(), t.TempDir(), testkit.FreeAddr(t)
 	startUp(t, mntA, data, addr)
 	email, password := readCredentials(t, data)
 	mntB, cacheB := t.TempDir(), t.TempDir()
 	owner := t
 	b := startMount(t, owner, mntB, cacheB, addr, email, password)
 
-	t.Run("posix", func(t *testing.T) {
-		for name, fn := range posixtest.All {
-			t.Run(name, func(t *testing.T) {
-				if why, skip := fusetest.PosixSkips[name]; skip {
-					t.Skip(why)
-				}
-				dir := filepath.Join(mntB, "posix-"+name)
-				if err := os.Mkdir(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				fn(t, dir)
-			})
-		}
-	})
+	t.Run("posix", func(t *testing.T) { fusetest.RunPosix(t, posixDirs(mntB)) })
 
 	t.Run("write-back", func(t *testing.T) {
 		// Files closed in a burst are committed in the background, many

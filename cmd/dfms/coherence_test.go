@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms/fusefs/fusetest"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // mountPairs are the pairs of clients of one server the coherence tests
@@ -16,7 +17,7 @@ import (
 // returns the two mount points, the first one the writer.
 var mountPairs = map[string]func(t *testing.T) (a, b string){
 	"remote+remote": func(t *testing.T) (a, b string) {
-		data, addr := t.TempDir(), freeAddr(t)
+		data, addr := t.TempDir(), testkit.FreeAddr(t)
 		const email, password = "two@example.com", "a long enough password"
 		startServer(t, data, addr, email, password)
 		a, b = t.TempDir(), t.TempDir()
@@ -33,7 +34,7 @@ var mountPairs = map[string]func(t *testing.T) (a, b string){
 
 // upAndRemote starts `dfms up` and a `dfms mount` of its server.
 func upAndRemote(t *testing.T) (up, remote string) {
-	data, addr := t.TempDir(), freeAddr(t)
+	data, addr := t.TempDir(), testkit.FreeAddr(t)
 	up, remote = t.TempDir(), t.TempDir()
 	startUp(t, up, data, addr)
 	email, password := readCredentials(t, data)

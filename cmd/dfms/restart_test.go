@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dfms/dfms/fusefs/fusetest"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // serverProc is a running `dfms server`.
@@ -30,44 +31,8 @@ type serverProc struct{ upProc }
 func startServer(t *testing.T, data, addr, email, password string) *serverProc {
 	t.Helper()
 	cmd := exec.Command(dfmsBinary(t), "server", "--data", data, "--addr", addr)
-	cmd.Env = append(os.Environ(), "DFMS_BCRYPT_COST=4", "DFMS_ADMIN_EMAIL="+email, "DFMS_ADMIN_PASSWORD="+password,
-		"DFMS_RATE_LIMIT_GLOBAL=10000000", "DFMS_RATE_LIMIT_USER=10000000",
-		"DFMS_RATE_LIMIT_UPLOAD=10000000", "DFMS_RATE_LIMIT_DOWNLOAD=10000000")
-	p := &serverProc{upProc{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}}
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("the log of dfms server %s:\n%s", addr, p.logs)
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("dfms server exited early: %v\n%s", err, p.logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dfms server did not come up\n%s", p.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cmd.Env = append(append(os.Environ(), "DFMS_BCRYPT_COST=4", "DFMS_ADMIN_EMAIL="+email, "DFMS_ADMIN_PASSWORD="+password), unlimited...)
+	return &serverProc{*startProc(t, t, "dfms server "+addr, cmd, "", false, func() bool { return healthy(addr) })}
 }
 
 // kill9 kills the server as a crash would.
@@ -118,7 +83,7 @@ func (a *restClient) fetchPath(t *testing.T, path string) (data []byte, ok bool)
 // afterwards every file written is on the server with its bytes.
 func TestMountServerRestart(t *testing.T) {
 	fusetest.Require(t)
-	data, addr := t.TempDir(), freeAddr(t)
+	data, addr := t.TempDir(), testkit.FreeAddr(t)
 	const email, password = "restart@example.com", "a long enough password"
 	srv := startServer(t, data, addr, email, password)
 	mnt, cache := t.TempDir(), t.TempDir()
@@ -313,7 +278,7 @@ func TestMountServerRestart(t *testing.T) {
 // read; once the server is back everything works again.
 func TestMountServerWaitBound(t *testing.T) {
 	fusetest.Require(t)
-	data, addr := t.TempDir(), freeAddr(t)
+	data, addr := t.TempDir(), testkit.FreeAddr(t)
 	const email, password = "bound@example.com", "a long enough password"
 	srv := startServer(t, data, addr, email, password)
 	mnt, cache := t.TempDir(), t.TempDir()

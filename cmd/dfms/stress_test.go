@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/dfms/dfms/fusefs/fusetest"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // The stress test's shape: files, writers per file (each file also has a
@@ -78,7 +79,7 @@ func TestUpStress(t *testing.T) {
 	}
 	fusetest.Require(t)
 	dur := stressDuration(t)
-	data, mnt, addr := t.TempDir(), t.TempDir(), freeAddr(t)
+	data, mnt, addr := t.TempDir(), t.TempDir(), testkit.FreeAddr(t)
 	p := startUp(t, mnt, data, addr)
 	s := &stress{dir: filepath.Join(mnt, "stress"), gate: newStressGate(stressFiles * stressWriters)}
 	if err := os.Mkdir(s.dir, 0o755); err != nil {

@@ -1,6 +1,7 @@
 // Package fusetest holds what tests that mount for real share: the gate
 // that decides whether FUSE is usable here, an unmount that never leaves a
-// mount behind, and a TestMain helper that finds leftovers.
+// mount behind, a TestMain helper that finds leftovers, and a runner of
+// go-fuse's POSIX suite.
 //
 // FUSE is a required service when testenv.Required("fuse") (CI, or
 // DFMS_TEST_REQUIRE=fuse): then a missing /dev/fuse or a refused mount
@@ -14,6 +15,7 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/hanwen/go-fuse/v2/posixtest"
 	"golang.org/x/sys/unix"
 
 	"github.com/dfms/dfms/integration/testenv"
@@ -35,6 +38,25 @@ var PosixSkips = map[string]string{
 	"LinkUnlinkRename": "needs hard links, which are not supported",
 	"FcntlFlockLocksFile": "expects two fds of one process to conflict, which is OFD-lock behaviour; " +
 		"the kernel's local POSIX locks (EnableLocks off) correctly let one process's locks coexist",
+}
+
+// RunPosix runs every case of go-fuse's posixtest suite, in name order,
+// as a subtest of t, except PosixSkips. Each case runs in the directory
+// that dir returns for it; dir may also skip the case.
+func RunPosix(t *testing.T, dir func(t *testing.T, name string) string) {
+	names := make([]string, 0, len(posixtest.All))
+	for name := range posixtest.All {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			if why, ok := PosixSkips[name]; ok {
+				t.Skip(why)
+			}
+			posixtest.All[name](t, dir(t, name))
+		})
+	}
 }
 
 var (

@@ -221,14 +221,8 @@ func (l *loser) wrap(h http.Handler) http.Handler {
 func TestServerWaitAnswerLost(t *testing.T) {
 	l := &loser{}
 	srv := clienttest.NewServer(t, clienttest.Options{Wrap: l.wrap})
-	c, err := client.New(srv.URL, client.WithServerWait(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := srv.Login(t, client.WithServerWait(time.Minute))
 	ctx := context.Background()
-	if _, err := c.Login(ctx, clienttest.Email, clienttest.Password); err != nil {
-		t.Fatal(err)
-	}
 	b := remote.New(c)
 	root := srv.User.Root
 	lost := func(method string, fn func() error) error {
@@ -342,14 +336,8 @@ func TestServerWaitNotForTheFeed(t *testing.T) {
 		})
 	}
 	srv := clienttest.NewServer(t, clienttest.Options{Wrap: wrap})
-	c, err := client.New(srv.URL, client.WithServerWait(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := srv.Login(t, client.WithServerWait(time.Minute))
 	ctx := context.Background()
-	if _, err := c.Login(ctx, clienttest.Email, clienttest.Password); err != nil {
-		t.Fatal(err)
-	}
 	b := remote.New(c)
 	cur, err := b.LatestChange(ctx)
 	if err != nil {

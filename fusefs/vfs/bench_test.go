@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // BenchmarkSmallFiles creates, writes and closes 4 KiB files through the
@@ -13,11 +14,8 @@ import (
 // chunk-store cost of a small file.
 func BenchmarkSmallFiles(b *testing.B) {
 	be := newLocalB(b)
-	fsys, err := vfs.New(ctx, be, vfs.Options{CacheDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	data := randBytes(1, 4096)
+	fsys := openFS(b, be, vfs.Options{CacheDir: b.TempDir()})
+	data := testkit.RandBytes(1, 4096)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		data[0], data[1], data[2] = byte(i), byte(i>>8), byte(i>>16) // new content each time
@@ -41,12 +39,9 @@ func BenchmarkSmallFiles(b *testing.B) {
 // them) and closes: staging, cutting, hashing, storing and committing.
 func BenchmarkSeqWrite(b *testing.B) {
 	be := newLocalB(b)
-	fsys, err := vfs.New(ctx, be, vfs.Options{CacheDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
+	fsys := openFS(b, be, vfs.Options{CacheDir: b.TempDir()})
 	const size = 64 << 20
-	data := randBytes(2, size)
+	data := testkit.RandBytes(2, size)
 	b.SetBytes(size)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -10,17 +10,16 @@ import (
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // Regression test; the bug was: a crash after unlink(x) + create(x) recovers the new x under a conflict name (journals are recovered before the logged removals are made), and x is gone.
 func TestDeferredCrashUnlinkThenRecreateKeepsName(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, l, vfs.Options{CacheDir: cache})
 	root := fsys.Root()
 	create(t, fsys, "cfg", "old")
 	if err := fsys.Unlink(ctx, root, "cfg"); err != nil {
@@ -30,12 +29,7 @@ func TestDeferredCrashUnlinkThenRecreateKeepsName(t *testing.T) {
 	if _, err := h.Write(ctx, []byte("new"), 0); err != nil {
 		t.Fatal(err)
 	}
-	fsys.Crash()
-	fsys2, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsys2.Close(ctx)
+	remountAfterCrash(t, fsys, l, cache)
 	e, err := l.Lookup(ctx, dfms.EntryID(root), "cfg")
 	if err != nil {
 		des, _ := l.ReadDir(ctx, dfms.EntryID(root))
@@ -55,23 +49,13 @@ func TestDeferredCrashUnlinkThenRecreateKeepsName(t *testing.T) {
 
 // Regression test; the bug was: rename(E, D) over a directory holding a pending file succeeds (backend sees D empty); want ENOTEMPTY, the file is moved to the root under a conflict name.
 func TestDeferredRenameDirOverDirWithPendingFile(t *testing.T) {
-	l := newLocal(t)
-	fsys, _ := newFS(t, l)
-	defer fsys.Close(ctx)
+	l, fsys, p, h := newDirsDE(t)
 	root := fsys.Root()
-	d, err := fsys.Mkdir(ctx, root, "D", 0o755, vfs.Caller{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fsys.Mkdir(ctx, root, "E", 0o755, vfs.Caller{}); err != nil {
-		t.Fatal(err)
-	}
-	p, h := createOpen(t, fsys, d.Ino, "p")
 	if _, err := h.Write(ctx, []byte("keep"), 0); err != nil {
 		t.Fatal(err)
 	}
 	defer h.Release(ctx)
-	err = fsys.Rename(ctx, root, "E", root, "D", 0)
+	err := fsys.Rename(ctx, root, "E", root, "D", 0)
 	if !dfms.Is(err, dfms.NotEmpty) {
 		h.Release(ctx)
 		fsys.Sync(ctx)
@@ -83,9 +67,20 @@ func TestDeferredRenameDirOverDirWithPendingFile(t *testing.T) {
 // Control for the above: the same rename over a directory whose file the
 // backend knows fails with NotEmpty.
 func TestDeferredRenameDirOverDirWithCommittedFile(t *testing.T) {
+	_, fsys, _, h := newDirsDE(t)
+	root := fsys.Root()
+	h.Release(ctx) // materialized
+	testkit.WantKind(t, fsys.Rename(ctx, root, "E", root, "D", 0), dfms.NotEmpty, "rename over a non-empty directory")
+}
+
+// newDirsDE returns a backend and an FS over it, closed when the test
+// ends, whose root holds the directories D and E, and the file p created
+// in D, open.
+func newDirsDE(t *testing.T) (*local.Backend, *vfs.FS, vfs.Attr, *vfs.Handle) {
+	t.Helper()
 	l := newLocal(t)
 	fsys, _ := newFS(t, l)
-	defer fsys.Close(ctx)
+	t.Cleanup(func() { fsys.Close(ctx) })
 	root := fsys.Root()
 	d, err := fsys.Mkdir(ctx, root, "D", 0o755, vfs.Caller{})
 	if err != nil {
@@ -94,23 +89,31 @@ func TestDeferredRenameDirOverDirWithCommittedFile(t *testing.T) {
 	if _, err := fsys.Mkdir(ctx, root, "E", 0o755, vfs.Caller{}); err != nil {
 		t.Fatal(err)
 	}
-	_, h := createOpen(t, fsys, d.Ino, "p")
-	h.Release(ctx) // materialized
-	wantKind(t, "rename over a non-empty directory", fsys.Rename(ctx, root, "E", root, "D", 0), dfms.NotEmpty)
+	p, h := createOpen(t, fsys, d.Ino, "p")
+	return l, fsys, p, h
+}
+
+// newPendingX returns a backend, two FSs over it (this mount and another
+// client's), closed when the test ends, and the file x that this mount
+// created in the root and wrote "mine" to, still open: pending.
+func newPendingX(t *testing.T) (*local.Backend, *vfs.FS, *vfs.FS, vfs.Attr, *vfs.Handle) {
+	t.Helper()
+	l := newLocal(t)
+	fsys, _ := newFS(t, l)
+	t.Cleanup(func() { fsys.Close(ctx) })
+	other, _ := newFS(t, l)
+	t.Cleanup(func() { other.Close(ctx) })
+	mine, h := createOpen(t, fsys, fsys.Root(), "x")
+	if _, err := h.Write(ctx, []byte("mine"), 0); err != nil {
+		t.Fatal(err)
+	}
+	return l, fsys, other, mine, h
 }
 
 // Regression test; the bug was: unlink of a pending x whose name another client took meanwhile trashes the OTHER client's x; ours survives under a conflict name.
 func TestDeferredUnlinkPendingTrashesOtherClientsFile(t *testing.T) {
-	l := newLocal(t)
-	fsys, _ := newFS(t, l)
-	defer fsys.Close(ctx)
-	other, _ := newFS(t, l)
-	defer other.Close(ctx)
+	l, fsys, other, mine, h := newPendingX(t)
 	root := fsys.Root()
-	mine, h := createOpen(t, fsys, root, "x")
-	if _, err := h.Write(ctx, []byte("mine"), 0); err != nil {
-		t.Fatal(err)
-	}
 	theirs := create(t, other, "x", "theirs")
 	if err := fsys.Unlink(ctx, root, "x"); err != nil {
 		t.Fatal(err)
@@ -128,17 +131,9 @@ func TestDeferredUnlinkPendingTrashesOtherClientsFile(t *testing.T) {
 
 // Regression test; the bug was: rename(x, z) of a pending x whose name another client took moves the OTHER client's x over z; this mount's x stays under a conflict name.
 func TestDeferredRenamePendingOverTakenMovesOtherClientsFile(t *testing.T) {
-	l := newLocal(t)
-	fsys, _ := newFS(t, l)
-	defer fsys.Close(ctx)
-	other, _ := newFS(t, l)
-	defer other.Close(ctx)
+	l, fsys, other, mine, h := newPendingX(t)
 	root := fsys.Root()
 	create(t, fsys, "z", "old z")
-	mine, h := createOpen(t, fsys, root, "x")
-	if _, err := h.Write(ctx, []byte("mine"), 0); err != nil {
-		t.Fatal(err)
-	}
 	create(t, other, "x", "theirs")
 	if err := fsys.Rename(ctx, root, "x", root, "z", 0); err != nil {
 		t.Fatal(err)
@@ -160,10 +155,7 @@ func TestDeferredRenamePendingOverTakenMovesOtherClientsFile(t *testing.T) {
 func TestDeferredRecoveredPendingMTimeAfterWrite(t *testing.T) {
 	l := newLocal(t)
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, l, vfs.Options{CacheDir: cache})
 	root := fsys.Root()
 	a, h := createOpen(t, fsys, root, "f")
 	old := time.Unix(1_000_000_000, 0)
@@ -177,12 +169,7 @@ func TestDeferredRecoveredPendingMTimeAfterWrite(t *testing.T) {
 	if got, err := fsys.GetAttr(ctx, a.Ino); err != nil || got.MTime.Before(before) {
 		t.Fatalf("live mtime %v, %v", got.MTime, err)
 	}
-	fsys.Crash()
-	fsys2, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsys2.Close(ctx)
+	remountAfterCrash(t, fsys, l, cache)
 	e, err := l.GetAttr(ctx, dfms.EntryID(a.Ino))
 	if err != nil {
 		t.Fatal(err)
@@ -219,12 +206,7 @@ func TestDeferredWriteBackCrashPendingRenameUnlink(t *testing.T) {
 	if err := fsys.Unlink(ctx, root, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	fsys.Crash()
-	fsys2, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsys2.Close(ctx)
+	remountAfterCrash(t, fsys, l, cache)
 	e, err := l.Lookup(ctx, dfms.EntryID(root), "obj")
 	if err != nil || vfs.Ino(e.ID) != a.Ino || e.Mode != 0o444 {
 		t.Fatalf("obj after recovery: %+v, %v", e, err)

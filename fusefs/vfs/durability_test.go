@@ -28,10 +28,7 @@ func (s *syncCounter) Sync(ctx context.Context) error {
 // durable version commit has covered them already.
 func TestNamespaceChangesDurableOnFsync(t *testing.T) {
 	l, sc, m, u := newSyncCounted(t)
-	fsys, err := vfs.New(ctx, l, vfs.Options{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, l, vfs.Options{CacheDir: t.TempDir()})
 	want := func(what string, n int64) {
 		t.Helper()
 		if got := sc.syncs.Load(); got != n {
@@ -100,11 +97,7 @@ func newSyncCounted(t *testing.T) (*local.Backend, *syncCounter, meta.Store, met
 		sc = &syncCounter{Store: m}
 		return sc
 	})
-	u, err := svc.Meta().GetUserByEmail(ctx, "w@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l, sc, svc.Meta(), u
+	return l, sc, svc.Meta(), localUser(t, svc)
 }
 
 // A batch of commits that all fail writes nothing, so it makes nothing

@@ -78,13 +78,7 @@ func TestCommitRetryAfterLostAnswer(t *testing.T) {
 	b := &lostReplies{Backend: l}
 	fsys, _ := newFS(t, b)
 	a := create(t, fsys, "f", "first")
-	h, err := fsys.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Write(ctx, []byte("second"), 0); err != nil {
-		t.Fatal(err)
-	}
+	h := openWrite(t, fsys, a.Ino, os.O_WRONLY|os.O_TRUNC, "second")
 	b.lose.Store(1)
 	if err := h.Flush(ctx); err == nil {
 		t.Fatal("a commit whose answer was lost succeeded")
@@ -107,28 +101,14 @@ func TestRecoveryFindsCommitMade(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
 	b := &lostReplies{Backend: l}
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
 	a := create(t, fsys, "report.txt", "first")
-	h, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Write(ctx, []byte("SECOND"), 0); err != nil {
-		t.Fatal(err)
-	}
+	h := openWrite(t, fsys, a.Ino, os.O_RDWR, "SECOND")
 	b.lose.Store(1)
 	if err := h.Flush(ctx); err == nil {
 		t.Fatal("a commit whose answer was lost succeeded")
 	}
-	fsys.Crash()
-	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsys2.Close(ctx)
+	fsys2 := remountAfterCrash(t, fsys, b, cache)
 	if names := rootNames(t, fsys2); len(names) != 1 || names[0] != "report.txt" {
 		t.Fatalf("after recovery the root holds %q, want only report.txt (no conflict copy)", names)
 	}
@@ -145,10 +125,7 @@ func TestRecoveryFindsCommitMade(t *testing.T) {
 func TestWriteBackRetryAfterLostAnswer(t *testing.T) {
 	l, _ := newLocalParams(t, smallChunks)
 	b := &lostReplies{Backend: l}
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: t.TempDir(), WriteBack: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, b, vfs.Options{CacheDir: t.TempDir(), WriteBack: true})
 	defer fsys.Close(ctx)
 	var inos []vfs.Ino
 	for _, name := range []string{"a", "b", "c"} {
@@ -170,7 +147,7 @@ func TestWriteBackRetryAfterLostAnswer(t *testing.T) {
 	}
 	// A sync that meets a lost answer reports it; the next one commits
 	// what is left.
-	err = fsys.Sync(ctx)
+	err := fsys.Sync(ctx)
 	for i := 0; err != nil && i < 3; i++ {
 		err = fsys.Sync(ctx)
 	}

@@ -88,10 +88,7 @@ func wantEIO(t *testing.T, what string, err error) {
 func TestJournalWriteFails(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
 	cache := smallDisk(t)
-	fsys, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache, WriteBack: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, l, vfs.Options{CacheDir: cache, WriteBack: true})
 	root := fsys.Root()
 	// A file created here and still open: pending, so that chmod and
 	// rename are changes recorded in its journal too.
@@ -183,10 +180,7 @@ func TestJournalWriteFails(t *testing.T) {
 	want := readAll(t, h) // what this mount shows
 	fsys.Crash()
 
-	fsys2, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys2 := openFS(t, l, vfs.Options{CacheDir: cache})
 	defer fsys2.Close(ctx)
 	e, err := l.Lookup(ctx, dfms.EntryID(root), name)
 	if err != nil || vfs.Ino(e.ID) != a.Ino {

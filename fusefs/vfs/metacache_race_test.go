@@ -50,10 +50,7 @@ func newGated(t *testing.T) (*gated, *vfs.FS, func(parent dfms.EntryID, name str
 	l, svc := newLocalParams(t, smallChunks)
 	g := &gated{Backend: l, feed: make(chan struct{}), held: make(chan struct{}), release: make(chan struct{})}
 	fsys := watched(t, g)
-	u, err := svc.Meta().GetUserByEmail(ctx, "w@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := localUser(t, svc)
 	other := func(parent dfms.EntryID, name string) {
 		if _, err := svc.Meta().CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: parent, Name: name, Kind: dfms.KindFile, Mode: 0o644}); err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/files"
 )
 
@@ -46,18 +47,13 @@ func watched(t *testing.T, b vfs.Backend) *vfs.FS {
 	go func() { defer close(done); fsys.Watch(wctx, func([]vfs.Change) {}) }()
 	t.Cleanup(func() { stop(); <-done })
 	// The cache is on once a read fills it.
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	testkit.Eventually(t, 5*time.Second, func() bool {
 		if _, err := fsys.GetAttr(ctx, fsys.Root()); err != nil {
 			t.Fatal(err)
 		}
-		if vfs.MetaCacheOn(fsys) {
-			return fsys
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the metadata cache did not turn on")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return vfs.MetaCacheOn(fsys)
+	}, "the metadata cache turning on")
+	return fsys
 }
 
 // With the change feed followed, what this mount created, stats and
@@ -158,21 +154,22 @@ func TestMetaCacheFollowsOthers(t *testing.T) {
 	if _, err := fsys.GetAttr(ctx, a.Ino); err != nil { // cached now
 		t.Fatal(err)
 	}
-	owner := localOwner(t, svc)
+	owner := localUser(t, svc).ID
 	if _, err := svc.Write(ctx, files.WriteRequest{Owner: owner, Entry: dfms.EntryID(a.Ino), Body: strings.NewReader("two, longer")}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the size written by another client", func() bool {
+	testkit.Eventually(t, 2*time.Second, func() bool {
 		got, err := fsys.GetAttr(ctx, a.Ino)
 		return err == nil && got.Size == int64(len("two, longer"))
-	})
+	}, "the size written by another client")
+
 	if err := svc.Delete(ctx, owner, dfms.EntryID(a.Ino)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a file deleted by another client", func() bool {
+	testkit.Eventually(t, 2*time.Second, func() bool {
 		_, err := fsys.Lookup(ctx, fsys.Root(), "doc")
 		return dfms.Is(err, dfms.NotExist)
-	})
+	}, "a file deleted by another client")
 
 	// A directory this mount made answers lookups of absent names itself,
 	// until someone else adds one.
@@ -186,46 +183,24 @@ func TestMetaCacheFollowsOthers(t *testing.T) {
 	if _, err := svc.Write(ctx, files.WriteRequest{Owner: owner, Parent: dfms.EntryID(d.Ino), Name: "x", Body: strings.NewReader("from elsewhere")}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a file created by another client in a new directory", func() bool {
+	testkit.Eventually(t, 2*time.Second, func() bool {
 		a, err := fsys.Lookup(ctx, d.Ino, "x")
 		return err == nil && a.Size == int64(len("from elsewhere"))
-	})
-}
+	}, "a file created by another client in a new directory")
 
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); !ok(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not show within 2 s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// localOwner is the user of newLocalParams.
-func localOwner(t *testing.T, svc *files.Service) dfms.UserID {
-	t.Helper()
-	u, err := svc.Meta().GetUserByEmail(ctx, "w@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.ID
 }
 
 // Batched write-back commits leave the committed entries in the cache.
 func TestMetaCacheKeepsBatchCommits(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
 	b := &countingReads{Backend: l}
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: t.TempDir(), WriteBack: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, b, vfs.Options{CacheDir: t.TempDir(), WriteBack: true})
 	defer fsys.Close(ctx)
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); fsys.Watch(wctx, func([]vfs.Change) {}) }()
 	defer func() { stop(); <-done }()
-	eventually(t, "the metadata cache", func() bool { return vfs.MetaCacheOn(fsys) })
+	testkit.Eventually(t, 2*time.Second, func() bool { return vfs.MetaCacheOn(fsys) }, "the metadata cache")
 	var inos []vfs.Ino
 	for i := range 50 {
 		inos = append(inos, create(t, fsys, fmt.Sprintf("f%02d", i), fmt.Sprintf("content %d", i)).Ino)
@@ -265,18 +240,19 @@ func TestMetaCacheKeepsBatchCommits(t *testing.T) {
 	}
 	// A change elsewhere drops the manifest with the entry: the new
 	// content is read.
-	owner := localOwner(t, svc)
+	owner := localUser(t, svc).ID
 	if _, err := svc.Write(ctx, files.WriteRequest{Owner: owner, Entry: dfms.EntryID(inos[0]), Body: strings.NewReader("rewritten elsewhere")}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "content written elsewhere", func() bool {
+	testkit.Eventually(t, 2*time.Second, func() bool {
 		h, err := fsys.Open(ctx, inos[0], os.O_RDONLY)
 		if err != nil {
 			return false
 		}
 		defer h.Release(ctx)
 		return string(readAll(t, h)) == "rewritten elsewhere"
-	})
+	}, "content written elsewhere")
+
 }
 
 // The cache holds the root's entry once the feed is followed, without a
@@ -290,12 +266,7 @@ func TestMetaCacheWarmsTheRoot(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); fsys.Watch(wctx, func([]vfs.Change) {}) }()
 	t.Cleanup(func() { stop(); <-done })
-	for deadline := time.Now().Add(5 * time.Second); !vfs.MetaCacheHas(fsys, fsys.Root()); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the root is not in the metadata cache (on: %v)", vfs.MetaCacheOn(fsys))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return vfs.MetaCacheHas(fsys, fsys.Root()) }, "the root in the metadata cache")
 	before := b.reads.Load()
 	if _, err := fsys.GetAttr(ctx, fsys.Root()); err != nil {
 		t.Fatal(err)

@@ -5,9 +5,11 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // hooked runs hook once, after a GetAttr read its answer and before it
@@ -95,7 +97,7 @@ func TestOpenRacingRetire(t *testing.T) {
 	commit := func() {
 		w.Flush(ctx)
 		w.Release(ctx)
-		eventually(t, "the write-back commit of w's close", func() bool { return !fsys.HasOpenState(a.Ino) })
+		testkit.Eventually(t, 2*time.Second, func() bool { return !fsys.HasOpenState(a.Ino) }, "the write-back commit of w's close")
 		b.hook.Store(&other)
 	}
 	b.hook.Store(&commit)

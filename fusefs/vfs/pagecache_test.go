@@ -151,18 +151,7 @@ func TestOpenWhileWritingKeepsPages(t *testing.T) {
 		{"rewrite", os.O_RDWR | os.O_TRUNC},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fsys := newWriteBackFS(t, newLocal(t), t.TempDir())
-			defer fsys.Close(ctx)
-			old := strings.Repeat("o", 10000)
-			a := create(t, fsys, "f", old)
-			fsys.WaitWriteBack()
-			k := &kernelFile{t: t, fsys: fsys, ino: a.Ino, pages: map[int64][]byte{}}
-			wr := k.writer(tc.flags, old)
-			defer wr.w.Release(ctx)
-
-			// A first write, and a reader: the pages are cached.
-			wr.write(bytes.Repeat([]byte("1"), 6000), 2000)()
-			wr.reader()
+			wr := newCachedWriter(t, newLocal(t), tc.flags)
 			// A second write, whose WRITE is overtaken by another
 			// reader's open and read.
 			send := wr.write([]byte("22222"), 5000)
@@ -173,22 +162,33 @@ func TestOpenWhileWritingKeepsPages(t *testing.T) {
 	}
 }
 
+// newCachedWriter mounts a write-back FS over b holding the committed
+// file f, 10000 bytes, and returns a writer of f opened with flags that
+// wrote to it; a reader read that write, so the pages are cached. The
+// writer and the FS are closed when the test ends.
+func newCachedWriter(t *testing.T, b vfs.Backend, flags int) *writing {
+	t.Helper()
+	fsys := newWriteBackFS(t, b, t.TempDir())
+	t.Cleanup(func() { fsys.Close(ctx) })
+	old := strings.Repeat("o", 10000)
+	a := create(t, fsys, "f", old)
+	fsys.WaitWriteBack()
+	k := &kernelFile{t: t, fsys: fsys, ino: a.Ino, pages: map[int64][]byte{}}
+	wr := k.writer(flags, old)
+	t.Cleanup(func() { wr.w.Release(ctx) })
+	// A first write, and a reader: the pages are cached.
+	wr.write(bytes.Repeat([]byte("1"), 6000), 2000)()
+	wr.reader()
+	return wr
+}
+
 // TestOpenAfterCommitKeepsPages: the same when the file's changes were
 // just committed (fsync) and the reader's open read the file's entry
 // before that commit: the open sees the version committed, whose pages
 // the kernel has, not the older one the entry names.
 func TestOpenAfterCommitKeepsPages(t *testing.T) {
 	b := &hooked{Backend: newLocal(t)}
-	fsys := newWriteBackFS(t, b, t.TempDir())
-	defer fsys.Close(ctx)
-	old := strings.Repeat("o", 10000)
-	a := create(t, fsys, "f", old)
-	fsys.WaitWriteBack()
-	k := &kernelFile{t: t, fsys: fsys, ino: a.Ino, pages: map[int64][]byte{}}
-	wr := k.writer(os.O_RDWR, old)
-	defer wr.w.Release(ctx)
-	wr.write(bytes.Repeat([]byte("1"), 6000), 2000)()
-	wr.reader()
+	wr := newCachedWriter(t, b, os.O_RDWR)
 
 	// The reader's open reads the entry; then the writer's fsync commits
 	// and its next write is copied into the pages; then the open goes on,
@@ -264,7 +264,7 @@ func TestOpenAfterOwnCommitsReportedKeepsPages(t *testing.T) {
 	// A change made elsewhere after them: once the feed reports it, it
 	// has reported them.
 	close(b.held)
-	if _, err := svc.Write(ctx, files.WriteRequest{Owner: localOwner(t, svc), Parent: dfms.EntryID(fsys.Root()), Name: "elsewhere", Body: strings.NewReader("x")}); err != nil {
+	if _, err := svc.Write(ctx, files.WriteRequest{Owner: localUser(t, svc).ID, Parent: dfms.EntryID(fsys.Root()), Name: "elsewhere", Body: strings.NewReader("x")}); err != nil {
 		t.Fatal(err)
 	}
 	select {

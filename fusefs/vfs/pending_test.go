@@ -14,6 +14,7 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // countingCreates counts the namespace calls that deferred creates save.
@@ -133,15 +134,15 @@ func TestPendingNamesAreTaken(t *testing.T) {
 		t.Fatalf("the backend knows the file before its commit: %v", err)
 	}
 	_, _, err := fsys.Create(ctx, fsys.Root(), "p", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{})
-	wantKind(t, "O_EXCL create of a pending name", err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist, "O_EXCL create of a pending name")
 	_, err = fsys.Mkdir(ctx, fsys.Root(), "p", 0o755, vfs.Caller{})
-	wantKind(t, "mkdir of a pending name", err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist, "mkdir of a pending name")
 	_, err = fsys.Symlink(ctx, fsys.Root(), "p", "target", vfs.Caller{})
-	wantKind(t, "symlink of a pending name", err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist, "symlink of a pending name")
 	err = fsys.Rmdir(ctx, fsys.Root(), "p")
-	wantKind(t, "rmdir of a pending file", err, dfms.NotDir)
+	testkit.WantKind(t, err, dfms.NotDir, "rmdir of a pending file")
 	_, err = fsys.Readlink(ctx, a.Ino)
-	wantKind(t, "readlink of a pending file", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "readlink of a pending file")
 	// Without O_EXCL the same file opens.
 	a2, h2, err := fsys.Create(ctx, fsys.Root(), "p", os.O_RDWR|os.O_CREATE, 0o644, vfs.Caller{})
 	if err != nil {
@@ -249,7 +250,7 @@ func TestPendingNamespaceOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, h = createOpen(t, fsys, d.Ino, "inside")
-	wantKind(t, "rmdir of a directory holding a pending file", fsys.Rmdir(ctx, root, "d"), dfms.NotEmpty)
+	testkit.WantKind(t, fsys.Rmdir(ctx, root, "d"), dfms.NotEmpty, "rmdir of a directory holding a pending file")
 	h.Release(ctx)
 
 	// A create in a directory that is gone fails at once.
@@ -331,10 +332,7 @@ func TestPendingConflicts(t *testing.T) {
 func TestPendingRecovery(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, l, vfs.Options{CacheDir: cache})
 	d, err := fsys.Mkdir(ctx, fsys.Root(), "d", 0o755, vfs.Caller{})
 	if err != nil {
 		t.Fatal(err)
@@ -358,10 +356,7 @@ func TestPendingRecovery(t *testing.T) {
 	if _, err := l.GetAttr(ctx, dfms.EntryID(a.Ino)); !dfms.Is(err, dfms.NotExist) {
 		t.Fatalf("the backend knew the file before the crash: %v", err)
 	}
-	fsys2, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys2 := openFS(t, l, vfs.Options{CacheDir: cache})
 	defer fsys2.Close(ctx)
 	e, err := l.Lookup(ctx, dfms.EntryID(d.Ino), "written")
 	if err != nil {
@@ -386,10 +381,7 @@ func TestPendingRecovery(t *testing.T) {
 	if len(left) != 0 {
 		t.Fatalf("stage directory holds %d files after recovery", len(left))
 	}
-	fsys3, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys3 := openFS(t, l, vfs.Options{CacheDir: cache})
 	fsys3.Close(ctx)
 }
 
@@ -479,15 +471,15 @@ func TestDeferredUnlinks(t *testing.T) {
 	if err := fsys.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wantKind(t, "unlink of a directory", fsys.Unlink(ctx, root, "d"), dfms.IsDir)
-	wantKind(t, "unlink of a missing name", fsys.Unlink(ctx, d.Ino, "nope"), dfms.NotExist)
+	testkit.WantKind(t, fsys.Unlink(ctx, root, "d"), dfms.IsDir, "unlink of a directory")
+	testkit.WantKind(t, fsys.Unlink(ctx, d.Ino, "nope"), dfms.NotExist, "unlink of a missing name")
 	for i := range n {
 		if err := fsys.Unlink(ctx, d.Ino, fmt.Sprintf("f%03d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	wantKind(t, "unlink twice", fsys.Unlink(ctx, d.Ino, "f000"), dfms.NotExist)
-	wantKind(t, "rename of an unlinked name", fsys.Rename(ctx, d.Ino, "f001", root, "x", 0), dfms.NotExist)
+	testkit.WantKind(t, fsys.Unlink(ctx, d.Ino, "f000"), dfms.NotExist, "unlink twice")
+	testkit.WantKind(t, fsys.Rename(ctx, d.Ino, "f001", root, "x", 0), dfms.NotExist, "rename of an unlinked name")
 	if _, err := fsys.Lookup(ctx, d.Ino, "f005"); !dfms.Is(err, dfms.NotExist) {
 		t.Fatalf("lookup after unlink: %v", err)
 	}
@@ -515,7 +507,7 @@ func TestDeferredUnlinks(t *testing.T) {
 	if bt := b.batches.Load(); bt > n/4 {
 		t.Fatalf("%d batches for %d unlinks", bt, n)
 	}
-	owner := localOwner(t, svc)
+	owner := localUser(t, svc).ID
 	trash, _, err := svc.Trash(ctx, owner, 0, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -540,21 +532,13 @@ func TestDeferredUnlinks(t *testing.T) {
 func TestDeferredUnlinkRecovery(t *testing.T) {
 	l := newLocal(t)
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, l, vfs.Options{CacheDir: cache})
 	a := create(t, fsys, "doomed", "bytes")
 	create(t, fsys, "kept", "bytes")
 	if err := fsys.Unlink(ctx, fsys.Root(), "doomed"); err != nil {
 		t.Fatal(err)
 	}
-	fsys.Crash()
-	fsys2, err := vfs.New(ctx, l, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsys2.Close(ctx)
+	fsys2 := remountAfterCrash(t, fsys, l, cache)
 	if e, err := l.GetAttr(ctx, dfms.EntryID(a.Ino)); err != nil || e.Live {
 		t.Fatalf("unlinked file after recovery: %+v, %v", e, err)
 	}
@@ -642,10 +626,7 @@ func TestDeferredUnlinkRecoveryReplaysOnlyUnmade(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
 	b := &steppedTrash{Backend: l, started: make(chan struct{}, 4), proceed: make(chan struct{})}
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
 	x := create(t, fsys, "x", "restored later")
 	y := create(t, fsys, "y", "unlinked last")
 	if err := fsys.Unlink(ctx, fsys.Root(), "x"); err != nil {
@@ -661,15 +642,12 @@ func TestDeferredUnlinkRecoveryReplaysOnlyUnmade(t *testing.T) {
 	if e, err := l.GetAttr(ctx, dfms.EntryID(x.Ino)); err != nil || e.Live {
 		t.Fatalf("x after its removal was made: %+v, %v", e, err)
 	}
-	if _, err := svc.Restore(ctx, localOwner(t, svc), dfms.EntryID(x.Ino)); err != nil {
+	if _, err := svc.Restore(ctx, localUser(t, svc).ID, dfms.EntryID(x.Ino)); err != nil {
 		t.Fatal(err)
 	}
 	fsys.Crash()
 	b.fail.Store(false)
-	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys2 := openFS(t, b, vfs.Options{CacheDir: cache})
 	defer fsys2.Close(ctx)
 	if e, err := l.GetAttr(ctx, dfms.EntryID(x.Ino)); err != nil || !e.Live {
 		t.Fatalf("x, restored after its removal was made, after recovery: %+v, %v; want it live", e, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // gatedBackend answers that every chunk is missing and holds each
@@ -113,17 +114,6 @@ func waitUpTo(d time.Duration, cond func() bool) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // TestPrecutRoundsNotRetained: a round that is recorded must not
 // stay reachable (its 32 MiB read buffer with it) just because later
 // rounds were started while it was still uploading (a writer faster than
@@ -140,11 +130,11 @@ func TestPrecutRoundsNotRetained(t *testing.T) {
 
 	// As many rounds uploading as allowed, then the first two recorded:
 	// the worker starts two more.
-	waitFor(t, "the first uploads", func() bool { return b.calls() >= precutSends })
+	testkit.Eventually(t, 60*time.Second, func() bool { return b.calls() >= precutSends }, "the first uploads")
 	b.release(0)
-	waitFor(t, "one more upload", func() bool { return b.calls() >= precutSends+1 })
+	testkit.Eventually(t, 60*time.Second, func() bool { return b.calls() >= precutSends+1 }, "one more upload")
 	b.release(1)
-	waitFor(t, "two more uploads", func() bool { return b.calls() >= precutSends+2 })
+	testkit.Eventually(t, 60*time.Second, func() bool { return b.calls() >= precutSends+2 }, "two more uploads")
 
 	f.pmu.Lock()
 	end, active := f.pre.end, f.pre.active
@@ -218,7 +208,7 @@ func TestPrecutCommitHonoursContext(t *testing.T) {
 	f.mu.Lock()
 	f.notePrefixWriteLocked(f.size)
 	f.mu.Unlock()
-	waitFor(t, "an upload in flight", func() bool { return b.calls() >= 1 })
+	testkit.Eventually(t, 60*time.Second, func() bool { return b.calls() >= 1 }, "an upload in flight")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -254,11 +244,12 @@ func TestPrecutCachePinsRounds(t *testing.T) {
 	f.mu.Lock()
 	f.notePrefixWriteLocked(f.size)
 	f.mu.Unlock()
-	waitFor(t, "the worker", func() bool {
+	testkit.Eventually(t, 60*time.Second, func() bool {
 		f.pmu.Lock()
 		defer f.pmu.Unlock()
 		return !f.pre.busy && f.pre.active == 0
-	})
+	}, "the worker")
+
 	f.fsys.workers.Wait()
 	f.mu.Lock()
 	_, end := f.takePrecutLocked(context.Background())

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dfms/dfms/chunking"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 func TestPrecutStress(t *testing.T) {
@@ -22,7 +23,7 @@ func TestPrecutStress(t *testing.T) {
 			t.Fatal(err)
 		}
 		var model []byte
-		piece := randBytes(seed, 512<<10)
+		piece := testkit.RandBytes(seed, 512<<10)
 		for step := 0; step < 200; step++ {
 			switch r := rng.IntN(40); {
 			case r < 30: // append sequentially

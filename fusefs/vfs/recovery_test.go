@@ -9,46 +9,43 @@ import (
 	"github.com/dfms/dfms/fusefs/vfs"
 )
 
+// remountAfterCrash crashes fsys and mounts b again on the same cache, as
+// the next mount after a crash does. The new FS is closed when the test
+// ends.
+func remountAfterCrash(t *testing.T, fsys *vfs.FS, b vfs.Backend, cache string) *vfs.FS {
+	t.Helper()
+	fsys.Crash()
+	fsys2 := openFS(t, b, vfs.Options{CacheDir: cache})
+	t.Cleanup(func() { fsys2.Close(ctx) })
+	return fsys2
+}
+
+// writeElsewhere replaces the content of ino through a second FS over b,
+// as another client (a second mount, the REST API alike) would, and
+// commits it.
+func writeElsewhere(t *testing.T, b vfs.Backend, ino vfs.Ino, content string) {
+	t.Helper()
+	other, _ := newFS(t, b)
+	oh := openWrite(t, other, ino, os.O_WRONLY|os.O_TRUNC, content)
+	if err := oh.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A clean journal (reset after a commit, no change since) is dropped by
 // recovery, not committed: committing it would revert what another client
 // committed meanwhile.
 func TestRecoveryDropsCleanJournal(t *testing.T) {
 	b, svc := newLocalParams(t, smallChunks)
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
 	a := create(t, fsys, "f", "first version")
-	h, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Write(ctx, []byte("FIRST"), 0); err != nil {
-		t.Fatal(err)
-	}
+	h := openWrite(t, fsys, a.Ino, os.O_RDWR, "FIRST")
 	if err := h.Flush(ctx); err != nil { // committed; h stays open, so the stage and journal stay
 		t.Fatal(err)
 	}
-	// Another client (a second mount here; the REST API alike) commits a
-	// newer version.
-	other, _ := newFS(t, b)
-	oh, err := other.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := oh.Write(ctx, []byte("written elsewhere"), 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := oh.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fsys.Crash() // nothing was written through h since its commit
-	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsys2.Close(ctx)
+	writeElsewhere(t, b, a.Ino, "written elsewhere") // a newer version
+	remountAfterCrash(t, fsys, b, cache)             // nothing was written through h since its commit
 	if got := storedContent(t, svc, b, a.Ino); string(got) != "written elsewhere" {
 		t.Fatalf("after recovery the current version is %q, want the other client's %q", got, "written elsewhere")
 	}
@@ -60,10 +57,7 @@ func TestRecoveryDropsCleanJournal(t *testing.T) {
 func TestJournalFollowsReopen(t *testing.T) {
 	b, svc := newLocalParams(t, smallChunks)
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
 	a := create(t, fsys, "f", "aaaaaaaaaa")
 	h1, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
 	if err != nil {
@@ -73,12 +67,7 @@ func TestJournalFollowsReopen(t *testing.T) {
 	if err := h1.Flush(ctx); err != nil { // stage stays, journal base = v2
 		t.Fatal(err)
 	}
-	other, _ := newFS(t, b)
-	oh, _ := other.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
-	oh.Write(ctx, []byte("0123456789abcdefghij"), 0)
-	if err := oh.Release(ctx); err != nil { // v3
-		t.Fatal(err)
-	}
+	writeElsewhere(t, b, a.Ino, "0123456789abcdefghij") // v3
 	// A new open here sees v3 (close-to-open) ...
 	h2, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
 	if err != nil {
@@ -91,12 +80,7 @@ func TestJournalFollowsReopen(t *testing.T) {
 	if got := readAll(t, h2); string(got) != want {
 		t.Fatalf("before the crash the file reads %q, want %q", got, want)
 	}
-	fsys.Crash()
-	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsys2.Close(ctx)
+	remountAfterCrash(t, fsys, b, cache)
 	if got := storedContent(t, svc, b, a.Ino); string(got) != want {
 		t.Fatalf("after recovery the server holds %q, want %q (what the app wrote and read back)", got, want)
 	}
@@ -108,10 +92,7 @@ func TestJournalFollowsReopen(t *testing.T) {
 func TestFailedReleaseStaysOpen(t *testing.T) {
 	b := &failing{Backend: newLocal(t)}
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
 	a := create(t, fsys, "f", "v1")
 	h, _ := fsys.Open(ctx, a.Ino, os.O_WRONLY)
 	h.Write(ctx, []byte("old edit"), 0)
@@ -127,10 +108,7 @@ func TestFailedReleaseStaysOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	fsys.Close(ctx)
-	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys2 := openFS(t, b, vfs.Options{CacheDir: cache})
 	defer fsys2.Close(ctx)
 	rh, _ := fsys2.Open(ctx, a.Ino, os.O_RDONLY)
 	got := readAll(t, rh)
@@ -146,31 +124,15 @@ func TestFailedReleaseStaysOpen(t *testing.T) {
 func TestRecoveryConflictCopy(t *testing.T) {
 	b, svc := newLocalParams(t, smallChunks)
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
 	a := create(t, fsys, "report.txt", "base content")
 	h, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.Write(ctx, []byte("MINE"), 0)
-	other, _ := newFS(t, b)
-	oh, err := other.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oh.Write(ctx, []byte("theirs"), 0)
-	if err := oh.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fsys.Crash()
-	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsys2.Close(ctx)
+	writeElsewhere(t, b, a.Ino, "theirs")
+	fsys2 := remountAfterCrash(t, fsys, b, cache)
 	if got := storedContent(t, svc, b, a.Ino); string(got) != "theirs" {
 		t.Fatalf("the file holds %q, want the other client's version", got)
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // TestReopenSealsOnlyClosedChanges: an open of a file nobody holds seals
@@ -44,7 +46,7 @@ func TestReopenSealsOnlyClosedChanges(t *testing.T) {
 		_, err := fsys.acquireEntry(ctx, e, false, false)
 		done <- err
 	}()
-	waitFor(t, "the reader's reference", func() bool { return refs(f) == 1 })
+	testkit.Eventually(t, 60*time.Second, func() bool { return refs(f) == 1 }, "the reader's reference")
 	fsys.mu.Lock()
 	f.refs++ // the writer's
 	fsys.mu.Unlock()

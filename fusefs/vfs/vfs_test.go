@@ -16,6 +16,7 @@ import (
 	"github.com/dfms/dfms/chunking"
 	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 var ctx = context.Background()
@@ -28,22 +29,22 @@ func newLocalB(t testing.TB) *local.Backend {
 	return l
 }
 
-func newFS(t *testing.T, b vfs.Backend) (*vfs.FS, string) {
+// openFS is vfs.New, failing t if it fails.
+func openFS(t testing.TB, b vfs.Backend, o vfs.Options) *vfs.FS {
 	t.Helper()
-	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
+	fsys, err := vfs.New(ctx, b, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(fsys.WaitWorkers)
-	return fsys, cache
+	return fsys
 }
 
-func wantKind(t *testing.T, what string, err error, k dfms.ErrorKind) {
+func newFS(t *testing.T, b vfs.Backend) (*vfs.FS, string) {
 	t.Helper()
-	if !dfms.Is(err, k) {
-		t.Fatalf("%s: got %v, want kind %q", what, err, k)
-	}
+	cache := t.TempDir()
+	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
+	t.Cleanup(fsys.WaitWorkers)
+	return fsys, cache
 }
 
 func readAll(t *testing.T, h *vfs.Handle) []byte {
@@ -61,6 +62,20 @@ func readAll(t *testing.T, h *vfs.Handle) []byte {
 		out = append(out, buf[:n]...)
 		off += int64(n)
 	}
+}
+
+// openWrite opens ino with flags and writes data at offset 0 through the
+// new handle, failing t on an error.
+func openWrite(t *testing.T, fsys *vfs.FS, ino vfs.Ino, flags int, data string) *vfs.Handle {
+	t.Helper()
+	h, err := fsys.Open(ctx, ino, flags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte(data), 0); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func create(t *testing.T, fsys *vfs.FS, name string, data string) vfs.Attr {
@@ -151,13 +166,7 @@ func TestVersionsTree(t *testing.T) {
 	fsys, _ := newFS(t, b)
 	a := create(t, fsys, "f", "one")
 	for _, s := range []string{"two", "three"} {
-		h, err := fsys.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := h.Write(ctx, []byte(s), 0); err != nil {
-			t.Fatal(err)
-		}
+		h := openWrite(t, fsys, a.Ino, os.O_WRONLY|os.O_TRUNC, s)
 		if err := h.Release(ctx); err != nil { // release alone commits
 			t.Fatal(err)
 		}
@@ -196,22 +205,22 @@ func TestVersionsTree(t *testing.T) {
 	}
 	v1 := vs[0].Attr.Ino
 	_, err = fsys.Open(ctx, v1, os.O_RDWR)
-	wantKind(t, "open a version for writing", err, dfms.ReadOnly)
+	testkit.WantKind(t, err, dfms.ReadOnly, "open a version for writing")
 	_, _, err = fsys.Create(ctx, vf.Ino, "x", os.O_WRONLY|os.O_CREATE, 0o644, vfs.Caller{})
-	wantKind(t, "create in .versions/f", err, dfms.ReadOnly)
+	testkit.WantKind(t, err, dfms.ReadOnly, "create in .versions/f")
 	_, err = fsys.Mkdir(ctx, vd.Ino, "x", 0o755, vfs.Caller{})
-	wantKind(t, "mkdir in .versions", err, dfms.ReadOnly)
-	wantKind(t, "unlink a version", fsys.Unlink(ctx, vf.Ino, "v1"), dfms.ReadOnly)
-	wantKind(t, "rename out of .versions", fsys.Rename(ctx, vf.Ino, "v1", fsys.Root(), "g", 0), dfms.ReadOnly)
-	wantKind(t, "rename over .versions", fsys.Rename(ctx, fsys.Root(), "f", fsys.Root(), ".versions", 0), dfms.ReadOnly)
+	testkit.WantKind(t, err, dfms.ReadOnly, "mkdir in .versions")
+	testkit.WantKind(t, fsys.Unlink(ctx, vf.Ino, "v1"), dfms.ReadOnly, "unlink a version")
+	testkit.WantKind(t, fsys.Rename(ctx, vf.Ino, "v1", fsys.Root(), "g", 0), dfms.ReadOnly, "rename out of .versions")
+	testkit.WantKind(t, fsys.Rename(ctx, fsys.Root(), "f", fsys.Root(), ".versions", 0), dfms.ReadOnly, "rename over .versions")
 	_, err = fsys.SetAttr(ctx, v1, nil, vfs.SetAttrIn{})
-	wantKind(t, "setattr a version", err, dfms.ReadOnly)
+	testkit.WantKind(t, err, dfms.ReadOnly, "setattr a version")
 	_, err = fsys.Mkdir(ctx, fsys.Root(), ".versions", 0o755, vfs.Caller{})
-	wantKind(t, "mkdir .versions", err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist, "mkdir .versions")
 	_, err = fsys.Lookup(ctx, vf.Ino, "v4")
-	wantKind(t, "lookup v4", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "lookup v4")
 	_, err = fsys.Lookup(ctx, vf.Ino, "v01")
-	wantKind(t, "lookup v01", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "lookup v01")
 }
 
 func TestTreeErrors(t *testing.T) {
@@ -225,12 +234,12 @@ func TestTreeErrors(t *testing.T) {
 	if _, err := fsys.Symlink(ctx, d.Ino, "l", "../f", vfs.Caller{}); err != nil {
 		t.Fatal(err)
 	}
-	wantKind(t, "rmdir non-empty", fsys.Rmdir(ctx, root, "d"), dfms.NotEmpty)
-	wantKind(t, "rmdir file", fsys.Rmdir(ctx, root, "f"), dfms.NotDir)
-	wantKind(t, "unlink dir", fsys.Unlink(ctx, root, "d"), dfms.IsDir)
-	wantKind(t, "rename noreplace", fsys.Rename(ctx, d.Ino, "l", root, "f", vfs.RenameNoReplace), dfms.Exist)
-	wantKind(t, "rename exchange", fsys.Rename(ctx, d.Ino, "l", root, "f", vfs.RenameExchange), dfms.Invalid)
-	wantKind(t, "dir under itself", fsys.Rename(ctx, root, "d", d.Ino, "x", 0), dfms.Invalid)
+	testkit.WantKind(t, fsys.Rmdir(ctx, root, "d"), dfms.NotEmpty, "rmdir non-empty")
+	testkit.WantKind(t, fsys.Rmdir(ctx, root, "f"), dfms.NotDir, "rmdir file")
+	testkit.WantKind(t, fsys.Unlink(ctx, root, "d"), dfms.IsDir, "unlink dir")
+	testkit.WantKind(t, fsys.Rename(ctx, d.Ino, "l", root, "f", vfs.RenameNoReplace), dfms.Exist, "rename noreplace")
+	testkit.WantKind(t, fsys.Rename(ctx, d.Ino, "l", root, "f", vfs.RenameExchange), dfms.Invalid, "rename exchange")
+	testkit.WantKind(t, fsys.Rename(ctx, root, "d", d.Ino, "x", 0), dfms.Invalid, "dir under itself")
 	_, err = fsys.Lookup(ctx, root, strings.Repeat("x", 256))
 	if !errors.Is(err, syscall.ENAMETOOLONG) {
 		t.Fatalf("long name: got %v, want ENAMETOOLONG", err)
@@ -276,15 +285,9 @@ func TestFailedCommitKeepsData(t *testing.T) {
 	b := &failing{Backend: newLocal(t)}
 	fsys, cache := newFS(t, b)
 	a := create(t, fsys, "f", "v1")
-	h, err := fsys.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Write(ctx, []byte("precious"), 0); err != nil {
-		t.Fatal(err)
-	}
+	h := openWrite(t, fsys, a.Ino, os.O_WRONLY|os.O_TRUNC, "precious")
 	b.fail.Store(true)
-	wantKind(t, "flush while the server is down", h.Flush(ctx), dfms.Unavailable)
+	testkit.WantKind(t, h.Flush(ctx), dfms.Unavailable, "flush while the server is down")
 	// Still dirty: a later flush retries and succeeds.
 	b.fail.Store(false)
 	if err := h.Flush(ctx); err != nil {
@@ -294,7 +297,7 @@ func TestFailedCommitKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.fail.Store(true)
-	wantKind(t, "release while the server is down", h.Release(ctx), dfms.Unavailable)
+	testkit.WantKind(t, h.Release(ctx), dfms.Unavailable, "release while the server is down")
 	// The data is kept on disk, and Close says so.
 	var kept []byte
 	filepath.WalkDir(cache, func(p string, d os.DirEntry, err error) error {

@@ -13,10 +13,9 @@ import (
 	"github.com/dfms/dfms/chunking"
 	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
-	"github.com/dfms/dfms/placement/store"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
-	"github.com/dfms/dfms/server/meta/sqlite"
 )
 
 // newLocalParams is newLocal with small chunks, so that small files span
@@ -29,30 +28,18 @@ func newLocalParams(t testing.TB, p chunking.Params) (*local.Backend, *files.Ser
 // (if not nil), as the file layer sees it.
 func newLocalMeta(t testing.TB, p chunking.Params, wrap func(meta.Store) meta.Store) (*local.Backend, *files.Service) {
 	t.Helper()
-	d := t.TempDir()
-	var m meta.Store
-	m, err := sqlite.Open(filepath.Join(d, "meta.db"))
+	st := testkit.NewStack(t, testkit.Options{Files: files.Options{Chunking: p}, WrapMeta: wrap})
+	return local.New(st.Files, st.User.ID), st.Files
+}
+
+// localUser is the user of newLocalMeta, who owns the backend's files.
+func localUser(t testing.TB, svc *files.Service) meta.User {
+	t.Helper()
+	u, err := svc.Meta().GetUserByEmail(ctx, testkit.Email)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Close() })
-	if wrap != nil {
-		m = wrap(m)
-	}
-	c, err := store.Open(ctx, "file://"+filepath.Join(d, "chunks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	svc, err := files.New(m, c, files.Options{Chunking: p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := m.CreateUser(ctx, meta.User{Email: "w@example.com", PasswordHash: "x", Active: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return local.New(svc, u.ID), svc
+	return u
 }
 
 var smallChunks = chunking.Params{Algorithm: chunking.Gear, Min: 256, Avg: 1024, Max: 4096}
@@ -172,7 +159,7 @@ func TestRandomOps(t *testing.T) {
 func TestOneByteEdit(t *testing.T) {
 	b, svc := newLocalParams(t, chunking.Params{Algorithm: chunking.Gear, Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10})
 	fsys, _ := newFS(t, b)
-	data := randBytes(3, 8<<20)
+	data := testkit.RandBytes(3, 8<<20)
 	a, h, err := fsys.Create(ctx, fsys.Root(), "big", os.O_RDWR|os.O_CREATE, 0o644, vfs.Caller{})
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +212,7 @@ func TestOneByteEdit(t *testing.T) {
 func TestAppendsKeepChunksWhole(t *testing.T) {
 	b, _ := newLocalParams(t, smallChunks)
 	fsys, _ := newFS(t, b)
-	data := randBytes(5, 40<<10)
+	data := testkit.RandBytes(5, 40<<10)
 	a, h, err := fsys.Create(ctx, fsys.Root(), "log", os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644, vfs.Caller{})
 	if err != nil {
 		t.Fatal(err)
@@ -265,11 +252,8 @@ func TestAppendsKeepChunksWhole(t *testing.T) {
 func TestCrashRecovery(t *testing.T) {
 	b, svc := newLocalParams(t, smallChunks)
 	cache := t.TempDir()
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := randBytes(9, 100<<10)
+	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
+	base := testkit.RandBytes(9, 100<<10)
 	a := create(t, fsys, "f", string(base))
 	h, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
 	if err != nil {
@@ -306,10 +290,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	fsys.Crash()
 
-	fsys2, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys2 := openFS(t, b, vfs.Options{CacheDir: cache})
 	if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, want) {
 		t.Fatalf("after recovery the server holds %d bytes, want %d written", len(got), len(want))
 	}
@@ -324,15 +305,6 @@ func TestCrashRecovery(t *testing.T) {
 func truncate(fsys *vfs.FS, ino vfs.Ino, h *vfs.Handle, size int64) error {
 	_, err := fsys.SetAttr(ctx, ino, h, vfs.SetAttrIn{Size: &size})
 	return err
-}
-
-func randBytes(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, seed))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
 }
 
 // TestPrecut writes large files from the start: chunks are uploaded while
@@ -358,12 +330,12 @@ func TestPrecut(t *testing.T) {
 				t.Fatal(err)
 			}
 			data = data[:5<<20]
-			more := randBytes(11, 3<<20)
+			more := testkit.RandBytes(11, 3<<20)
 			h.Write(ctx, more, int64(len(data)))
 			return append(data, more...)
 		}},
 	} {
-		data := randBytes(uint64(len(c.name)), 36<<20)
+		data := testkit.RandBytes(uint64(len(c.name)), 36<<20)
 		a, h, err := fsys.Create(ctx, fsys.Root(), c.name, os.O_RDWR|os.O_CREATE, 0o644, vfs.Caller{})
 		if err != nil {
 			t.Fatal(err)
@@ -375,13 +347,8 @@ func TestPrecut(t *testing.T) {
 			}
 		}
 		// The worker runs in the background: wait until it uploaded some.
-		deadline := time.Now().Add(30 * time.Second)
-		for fsys.Stats().ChunksCut == before && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if fsys.Stats().ChunksCut == before {
-			t.Fatalf("%s: nothing was uploaded while the file was written", c.name)
-		}
+		testkit.Eventually(t, 30*time.Second, func() bool { return fsys.Stats().ChunksCut != before },
+			"%s: an upload while the file was written", c.name)
 		if c.after != nil {
 			data = c.after(h, a.Ino, data)
 		}

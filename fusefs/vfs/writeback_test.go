@@ -13,15 +13,12 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 func newWriteBackFS(t *testing.T, b vfs.Backend, cache string) *vfs.FS {
 	t.Helper()
-	fsys, err := vfs.New(ctx, b, vfs.Options{CacheDir: cache, WriteBack: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fsys
+	return openFS(t, b, vfs.Options{CacheDir: cache, WriteBack: true})
 }
 
 // countingBatcher counts the batched commits of the in-process backend.
@@ -85,13 +82,7 @@ func TestWriteBackVersionPerClose(t *testing.T) {
 	defer fsys.Close(ctx)
 	a := create(t, fsys, "f", "one")
 	for _, s := range []string{"two", "three"} {
-		h, err := fsys.Open(ctx, a.Ino, os.O_WRONLY|os.O_TRUNC)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := h.Write(ctx, []byte(s), 0); err != nil {
-			t.Fatal(err)
-		}
+		h := openWrite(t, fsys, a.Ino, os.O_WRONLY|os.O_TRUNC, s)
 		h.Flush(ctx)
 		h.Release(ctx)
 	}
@@ -173,20 +164,17 @@ func TestWriteBackRetries(t *testing.T) {
 	for i := range 5 {
 		attrs = append(attrs, create(t, fsys, fmt.Sprintf("f%d", i), fmt.Sprintf("precious %d", i)))
 	}
-	wantKind(t, "sync while the server is down", fsys.Sync(ctx), dfms.Unavailable)
+	testkit.WantKind(t, fsys.Sync(ctx), dfms.Unavailable, "sync while the server is down")
 	b.fail.Store(false)
-	deadline := time.Now().Add(20 * time.Second)
-	for i, a := range attrs {
-		for {
-			vs, err := b.Versions(ctx, dfms.EntryID(a.Ino))
-			if err == nil && len(vs) == 1 {
-				break
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		for _, a := range attrs {
+			if vs, err := b.Versions(ctx, dfms.EntryID(a.Ino)); err != nil || len(vs) != 1 {
+				return false
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("f%d is not committed 20 s after the server came back: %d versions, %v", i, len(vs), err)
-			}
-			time.Sleep(50 * time.Millisecond)
 		}
+		return true
+	}, "one version of each file after the server came back")
+	for i, a := range attrs {
 		if got := storedContent(t, svc, l, a.Ino); string(got) != fmt.Sprintf("precious %d", i) {
 			t.Fatalf("f%d: %q", i, got)
 		}
@@ -410,13 +398,7 @@ func TestWriteBackCloseWhileReaderOpen(t *testing.T) {
 	}
 	defer r.Release(ctx)
 	for i, content := range []string{"v2", "version three"} {
-		w, err := fsys.Open(ctx, f.Ino, os.O_WRONLY|os.O_TRUNC)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(ctx, []byte(content), 0); err != nil {
-			t.Fatal(err)
-		}
+		w := openWrite(t, fsys, f.Ino, os.O_WRONLY|os.O_TRUNC, content)
 		if err := w.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}

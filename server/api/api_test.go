@@ -8,17 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/placement/store/disk"
-	"github.com/dfms/dfms/server/auth"
-	"github.com/dfms/dfms/server/files"
-	"github.com/dfms/dfms/server/meta/sqlite"
 )
 
 // harness is an API on real dependencies (SQLite metadata, chunks on disk,
@@ -34,26 +29,7 @@ type harness struct {
 // cost is the minimum, so that registering is cheap.
 func newHarness(t testing.TB, cfg Config) *harness {
 	t.Helper()
-	dir := t.TempDir()
-	m, err := sqlite.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	chunks, err := disk.Open(filepath.Join(dir, "chunks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, err := files.New(m, chunks, files.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := auth.GenerateKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := New(Deps{Files: fs, Keys: keys, Auth: auth.New(m, keys, auth.Config{BcryptCost: 4}),
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, cfg)
+	a := newTestAPI(t, Deps{}, cfg)
 	hs := &harness{api: a, h: a.Handler()}
 	rec := hs.do("POST", "/api/v1/auth/register", strings.NewReader(`{"email":"fuzz@example.com","password":"fuzz password"}`),
 		"Content-Type", "application/json")

@@ -29,11 +29,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/placement/store/disk"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/auth"
-	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
-	"github.com/dfms/dfms/server/meta/sqlite"
 	"github.com/dfms/dfms/server/ratelimit"
 	"github.com/dfms/dfms/server/ratelimit/memory"
 )
@@ -59,29 +57,17 @@ var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "p
 // and chunks on disk, both in a temporary directory.
 func newTestAPI(t testing.TB, d Deps, cfg Config, wrap ...func(dfms.ChunkStore) dfms.ChunkStore) *API {
 	t.Helper()
-	dir := t.TempDir()
-	m, err := sqlite.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	chunks, err := disk.Open(filepath.Join(dir, "chunks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cs dfms.ChunkStore = chunks
-	for _, w := range wrap {
-		cs = w(cs)
-	}
-	fs, err := files.New(m, cs, files.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := testkit.NewStack(t, testkit.Options{NoUser: true, WrapChunks: func(c dfms.ChunkStore) dfms.ChunkStore {
+		for _, w := range wrap {
+			c = w(c)
+		}
+		return c
+	}})
 	keys, err := auth.GenerateKeys()
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Files, d.Keys, d.Auth = fs, keys, auth.New(m, keys, auth.Config{BcryptCost: 4})
+	d.Files, d.Keys, d.Auth = st.Files, keys, auth.New(st.Meta, keys, auth.Config{BcryptCost: 4})
 	if d.Log == nil {
 		d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -249,14 +250,14 @@ func TestVerifyAttacks(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Verify accepted it: %+v", c)
 			}
-			wantKind(t, err, dfms.Unauthenticated)
+			testkit.WantKind(t, err, dfms.Unauthenticated)
 			if c != (Claims{}) {
 				t.Errorf("got claims %+v with the error, want none", c)
 			}
 			if raw != tok.RefreshToken { // which Refresh does accept
 				// Neither may it pass as a refresh token.
 				_, _, err = s.Refresh(ctx, raw)
-				wantKind(t, err, dfms.Unauthenticated)
+				testkit.WantKind(t, err, dfms.Unauthenticated)
 			}
 		})
 	}
@@ -429,13 +430,13 @@ func TestRefreshAttacks(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Refresh accepted it: user %d", u.ID)
 			}
-			wantKind(t, err, dfms.Unauthenticated)
+			testkit.WantKind(t, err, dfms.Unauthenticated)
 			if tok != (Tokens{}) || u.ID != 0 {
 				t.Errorf("got user %d and tokens %+v with the error, want none", u.ID, tok)
 			}
 			// A second try fails too (nothing was half-done by the first).
 			_, _, err = s.Refresh(ctx, raw)
-			wantKind(t, err, dfms.Unauthenticated)
+			testkit.WantKind(t, err, dfms.Unauthenticated)
 		})
 	}
 }

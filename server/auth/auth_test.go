@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,22 +10,11 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/meta"
-	"github.com/dfms/dfms/server/meta/sqlite"
 )
 
 const testPassword = "correct horse"
-
-// newStore opens a fresh SQLite metadata store.
-func newStore(t testing.TB) meta.Store {
-	t.Helper()
-	m, err := sqlite.Open(filepath.Join(t.TempDir(), "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
-}
 
 func newKeys(t testing.TB) *Keys {
 	t.Helper()
@@ -41,7 +29,7 @@ func newKeys(t testing.TB) *Keys {
 // bcrypt cost.
 func newService(t testing.TB) (*Service, meta.Store) {
 	t.Helper()
-	m := newStore(t)
+	m := testkit.OpenSQLite(t)
 	return New(m, newKeys(t), Config{BcryptCost: bcrypt.MinCost}), m
 }
 
@@ -54,19 +42,9 @@ func register(t testing.TB, s *Service, email string) (meta.User, Tokens) {
 	return u, tok
 }
 
-func wantKind(t testing.TB, err error, k dfms.ErrorKind) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("got nil error, want kind %q", k)
-	}
-	if got := dfms.KindOf(err); got != k {
-		t.Fatalf("got error %q of kind %q, want kind %q", err, got, k)
-	}
-}
-
 func TestDefaults(t *testing.T) {
 	t.Parallel() // cost 12 is slow, more so under -race
-	s := New(newStore(t), newKeys(t), Config{})
+	s := New(testkit.OpenSQLite(t), newKeys(t), Config{})
 	h, err := s.HashPassword(testPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +128,7 @@ func TestRegisterValidation(t *testing.T) {
 				}
 				return
 			}
-			wantKind(t, err, tc.kind)
+			testkit.WantKind(t, err, tc.kind)
 			if !strings.Contains(err.Error(), tc.msg) {
 				t.Errorf("got error %q, want it to mention %q", err, tc.msg)
 			}
@@ -159,7 +137,7 @@ func TestRegisterValidation(t *testing.T) {
 }
 
 func TestRegisterDefaultQuota(t *testing.T) {
-	m := newStore(t)
+	m := testkit.OpenSQLite(t)
 	s := New(m, newKeys(t), Config{BcryptCost: bcrypt.MinCost, DefaultQuota: 1 << 30})
 	u, _ := register(t, s, "q@example.com")
 	stored, err := m.GetUser(context.Background(), u.ID)
@@ -178,9 +156,9 @@ func TestRegisterDuplicateEmail(t *testing.T) {
 	s, _ := newService(t)
 	register(t, s, "Dup@Example.com")
 	_, _, err := s.Register(context.Background(), "dUP@example.COM", testPassword, "")
-	wantKind(t, err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist)
 	_, err = s.CreateUser(context.Background(), " dup@example.com", testPassword, "", meta.RoleAdmin, 0)
-	wantKind(t, err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist)
 }
 
 func TestCreateUser(t *testing.T) {
@@ -198,11 +176,11 @@ func TestCreateUser(t *testing.T) {
 		t.Errorf("got %+v, want an active admin with quota 5000", stored)
 	}
 	_, err = s.CreateUser(ctx, "x@example.com", testPassword, "", "root", 0)
-	wantKind(t, err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid)
 	_, err = s.CreateUser(ctx, "x@example.com", testPassword, "", meta.RoleUser, -1)
-	wantKind(t, err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid)
 	_, err = s.CreateUser(ctx, "x@example.com", "short", "", meta.RoleUser, 0)
-	wantKind(t, err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid)
 	_, _, err = s.Login(ctx, "ROOT@example.com", testPassword)
 	if err != nil {
 		t.Errorf("Login as created admin: %v", err)
@@ -239,7 +217,7 @@ func TestLogin(t *testing.T) {
 	_, _, errWrong := s.Login(ctx, "mixed.case@example.com", "wrong password")
 	_, _, errLong := s.Login(ctx, "mixed.case@example.com", testPassword+strings.Repeat("x", 80))
 	for _, err := range []error{errUnknown, errWrong, errLong} {
-		wantKind(t, err, dfms.Unauthenticated)
+		testkit.WantKind(t, err, dfms.Unauthenticated)
 		if err.Error() != errUnknown.Error() {
 			t.Errorf("got error %q, want the same as for an unknown email, %q", err, errUnknown)
 		}
@@ -277,12 +255,12 @@ func TestLoginDeactivated(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err := s.Login(ctx, "gone@example.com", "wrong password")
-	wantKind(t, err, dfms.Unauthenticated)
+	testkit.WantKind(t, err, dfms.Unauthenticated)
 	if strings.Contains(err.Error(), "deactivated") {
 		t.Errorf("wrong password: got %q, which reveals the account state", err)
 	}
 	_, _, err = s.Login(ctx, "gone@example.com", testPassword)
-	wantKind(t, err, dfms.Unauthenticated)
+	testkit.WantKind(t, err, dfms.Unauthenticated)
 	if !strings.Contains(err.Error(), "account is deactivated") {
 		t.Errorf("right password: got %q, want it to say the account is deactivated", err)
 	}
@@ -292,7 +270,7 @@ func TestLoginDeactivated(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = s.Refresh(ctx, tok.RefreshToken)
-	wantKind(t, err, dfms.Unauthenticated)
+	testkit.WantKind(t, err, dfms.Unauthenticated)
 	if _, _, err := s.Login(ctx, "gone@example.com", testPassword); err != nil {
 		t.Errorf("Login after reactivation: %v", err)
 	}
@@ -390,7 +368,7 @@ func TestRefreshInactiveInDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = s.Refresh(ctx, tok.RefreshToken)
-	wantKind(t, err, dfms.Unauthenticated)
+	testkit.WantKind(t, err, dfms.Unauthenticated)
 	if !strings.Contains(err.Error(), "deactivated") {
 		t.Errorf("got %q, want it to say deactivated", err)
 	}
@@ -406,9 +384,9 @@ func TestReuseRevokesFamily(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = s.Refresh(ctx, t0.RefreshToken)
-	wantKind(t, err, dfms.Unauthenticated)
+	testkit.WantKind(t, err, dfms.Unauthenticated)
 	_, _, err = s.Refresh(ctx, t1.RefreshToken)
-	wantKind(t, err, dfms.Unauthenticated)
+	testkit.WantKind(t, err, dfms.Unauthenticated)
 	// Other families are untouched.
 	if _, _, err := s.Refresh(ctx, other.RefreshToken); err != nil {
 		t.Errorf("another user's family: %v", err)
@@ -452,7 +430,7 @@ func TestConcurrentRefresh(t *testing.T) {
 			succeeded++
 			continue
 		}
-		wantKind(t, err, dfms.Unauthenticated)
+		testkit.WantKind(t, err, dfms.Unauthenticated)
 	}
 	if succeeded > 1 {
 		t.Errorf("got %d successful refreshes of one token, want at most 1", succeeded)
@@ -472,7 +450,7 @@ func TestLogout(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = s.Refresh(ctx, t1.RefreshToken)
-	wantKind(t, err, dfms.Unauthenticated)
+	testkit.WantKind(t, err, dfms.Unauthenticated)
 	if err := s.Logout(ctx, t1.RefreshToken); err != nil {
 		t.Errorf("second logout: got %v, want none", err)
 	}
@@ -495,11 +473,11 @@ func TestLogoutExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = s.Refresh(ctx, tok.RefreshToken)
-	wantKind(t, err, dfms.Unauthenticated)
+	testkit.WantKind(t, err, dfms.Unauthenticated)
 	if err := s.Logout(ctx, tok.RefreshToken); err != nil {
 		t.Errorf("logout with an expired token: got %v, want none", err)
 	}
-	other := New(newStore(t), newKeys(t), s.cfg)
+	other := New(testkit.OpenSQLite(t), newKeys(t), s.cfg)
 	if err := other.Logout(ctx, tok.RefreshToken); !dfms.Is(err, dfms.Unauthenticated) {
 		t.Errorf("logout with a token of another key: got %v, want kind Unauthenticated", err)
 	}
@@ -512,11 +490,11 @@ func TestChangePassword(t *testing.T) {
 	const newPassword = "battery staple"
 
 	err := s.ChangePassword(ctx, u.ID, "wrong password", newPassword)
-	wantKind(t, err, dfms.Unauthenticated)
+	testkit.WantKind(t, err, dfms.Unauthenticated)
 	err = s.ChangePassword(ctx, u.ID, testPassword, "short")
-	wantKind(t, err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid)
 	err = s.ChangePassword(ctx, u.ID, testPassword, strings.Repeat("x", 73))
-	wantKind(t, err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid)
 	// Nothing changed so far.
 	if _, _, err := s.Login(ctx, "pw@example.com", testPassword); err != nil {
 		t.Fatalf("login with the old password before the change: %v", err)
@@ -526,9 +504,9 @@ func TestChangePassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = s.Refresh(ctx, tok.RefreshToken)
-	wantKind(t, err, dfms.Unauthenticated)
+	testkit.WantKind(t, err, dfms.Unauthenticated)
 	_, _, err = s.Login(ctx, "pw@example.com", testPassword)
-	wantKind(t, err, dfms.Unauthenticated)
+	testkit.WantKind(t, err, dfms.Unauthenticated)
 	if _, _, err := s.Login(ctx, "pw@example.com", newPassword); err != nil {
 		t.Errorf("login with the new password: %v", err)
 	}
@@ -551,5 +529,5 @@ func TestSetActive(t *testing.T) {
 		}
 	}
 	err := s.SetActive(ctx, 9999, false)
-	wantKind(t, err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 func wantMode(t *testing.T, path string, want fs.FileMode) {
@@ -100,7 +101,7 @@ func TestLoadOrGenerateKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = LoadOrGenerateKeys(dir)
-	wantKind(t, err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid)
 	if _, err := os.Stat(priv); !os.IsNotExist(err) {
 		t.Errorf("a private key was created next to a lone public key")
 	}
@@ -184,7 +185,7 @@ func TestLoadKeys(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadKeys(path(tc.priv), path(tc.pub))
-			wantKind(t, err, tc.kind)
+			testkit.WantKind(t, err, tc.kind)
 		})
 	}
 }
@@ -207,7 +208,7 @@ func TestWriteKeyFiles(t *testing.T) {
 	}
 
 	err = WriteKeyFiles(priv, pub)
-	wantKind(t, err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist)
 	after, err := os.ReadFile(priv)
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +223,7 @@ func TestWriteKeyFiles(t *testing.T) {
 	// Either file existing is enough to refuse, and nothing is written.
 	fresh := filepath.Join(dir, "b.pem")
 	err = WriteKeyFiles(fresh, pub)
-	wantKind(t, err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist)
 	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
 		t.Errorf("WriteKeyFiles wrote %s although the public file existed", fresh)
 	}
@@ -288,7 +289,7 @@ func TestJWKS(t *testing.T) {
 	}
 
 	// A token issued by the service verifies with the rebuilt key alone.
-	s := New(newStore(t), k, Config{BcryptCost: 4})
+	s := New(testkit.OpenSQLite(t), k, Config{BcryptCost: 4})
 	_, tok := register(t, s, "jwks@example.com")
 	parsed, err := jwt.Parse(tok.AccessToken, func(tk *jwt.Token) (any, error) {
 		if tk.Header["kid"] != jwk["kid"] {

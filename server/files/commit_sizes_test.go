@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 )
@@ -13,7 +14,7 @@ import (
 // the stored bytes are intact. Nothing is committed.
 func TestCommitWrongChunkSize(t *testing.T) {
 	forEach(t, files.Options{}, func(t *testing.T, e *env) {
-		data := randomBytes(11, 5000)
+		data := testkit.RandBytes(11, 5000)
 		h := dfms.Sum(data)
 		if _, err := e.svc.PutChunk(ctx, e.user.ID, h, data); err != nil {
 			t.Fatal(err)

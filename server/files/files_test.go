@@ -20,54 +20,48 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
 	"github.com/dfms/dfms/integration/testenv"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/placement/store"
 	"github.com/dfms/dfms/placement/store/s3"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/server/meta/postgres"
-	"github.com/dfms/dfms/server/meta/sqlite"
 )
 
 var ctx = context.Background()
 
-// backend is one combination of metadata and chunk store. corrupt
-// replaces a stored chunk's bytes behind the store's back, as bit rot on
-// the disk or in the object store would.
+// backend is one combination of metadata and chunk store. open returns
+// the stores, or nil for the SQLite and disk stores of package testkit,
+// and a corrupt function, which replaces a stored chunk's bytes behind
+// the store's back, as bit rot on the disk or in the object store would.
 type backend struct {
 	name string
-	open func(t *testing.T) (m meta.Store, c dfms.ChunkStore, corrupt func(h dfms.Hash, data []byte))
+	open func(t *testing.T) (m meta.Store, c dfms.ChunkStore, corrupt func(s *testkit.Stack, h dfms.Hash, data []byte))
 }
 
 var backends = []backend{
-	{"sqlite+file", func(t *testing.T) (meta.Store, dfms.ChunkStore, func(dfms.Hash, []byte)) {
-		m, err := sqlite.Open(filepath.Join(t.TempDir(), "meta.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir := filepath.Join(t.TempDir(), "chunks")
-		c, err := store.Open(ctx, "file://"+dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		corrupt := func(h dfms.Hash, data []byte) {
+	{"sqlite+file", func(t *testing.T) (meta.Store, dfms.ChunkStore, func(*testkit.Stack, dfms.Hash, []byte)) {
+		corrupt := func(s *testkit.Stack, h dfms.Hash, data []byte) {
 			x := h.String() // the layout documented in package disk
-			if err := os.WriteFile(filepath.Join(dir, x[:2], x[2:4], x), data, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(s.ChunkDir, x[:2], x[2:4], x), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
-		return m, c, corrupt
+		return nil, nil, corrupt
 	}},
-	{"postgres+s3", func(t *testing.T) (meta.Store, dfms.ChunkStore, func(dfms.Hash, []byte)) {
+	{"postgres+s3", func(t *testing.T) (meta.Store, dfms.ChunkStore, func(*testkit.Stack, dfms.Hash, []byte)) {
 		m, err := postgres.Open(ctx, testenv.Postgres(t), postgres.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { m.Close() })
 		raw := testenv.S3(t)
 		c, err := store.Open(ctx, raw)
 		if err != nil {
 			t.Fatal(err)
 		}
-		corrupt := func(h dfms.Hash, data []byte) {
+		t.Cleanup(func() { c.Close() })
+		corrupt := func(_ *testkit.Stack, h dfms.Hash, data []byte) {
 			u, _ := url.Parse(raw)
 			o, err := s3.ParseURL(u)
 			if err != nil {
@@ -95,38 +89,21 @@ type env struct {
 	user    meta.User
 }
 
-func newEnv(t *testing.T, b backend, opts files.Options) *env {
+// newEnv builds the file layer on backend b as o says (o's stores are
+// b's).
+func newEnv(t *testing.T, b backend, o testkit.Options) *env {
 	t.Helper()
 	m, c, corrupt := b.open(t)
-	t.Cleanup(func() { m.Close(); c.Close() })
-	svc, err := files.New(m, c, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := m.CreateUser(ctx, meta.User{Email: "owner@example.com", Active: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{svc: svc, meta: m, store: c, corrupt: corrupt, user: u}
+	o.Meta, o.Chunks = m, c
+	s := testkit.NewStack(t, o)
+	return &env{svc: s.Files, meta: s.Meta, store: s.Chunks, corrupt: func(h dfms.Hash, data []byte) { corrupt(s, h, data) }, user: s.User}
 }
 
 // forEach runs fn on every backend.
 func forEach(t *testing.T, opts files.Options, fn func(t *testing.T, e *env)) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) { fn(t, newEnv(t, b, opts)) })
+		t.Run(b.name, func(t *testing.T) { fn(t, newEnv(t, b, testkit.Options{Files: opts})) })
 	}
-}
-
-func randomBytes(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := make([]byte, n)
-	for i := 0; i < n; i += 8 {
-		v := r.Uint64()
-		for j := 0; j < 8 && i+j < n; j++ {
-			b[i+j] = byte(v >> (8 * j))
-		}
-	}
-	return b
 }
 
 func (e *env) write(t *testing.T, parent dfms.EntryID, name string, data []byte) files.WriteResult {
@@ -169,7 +146,7 @@ func (e *env) storedBytes(t *testing.T) (n int64, chunks int) {
 func TestWriteReadRoundTrip(t *testing.T) {
 	forEach(t, files.Options{}, func(t *testing.T, e *env) {
 		for _, size := range []int{0, 1, 4095, 300 << 10, 5<<20 + 7} {
-			data := randomBytes(uint64(size), size)
+			data := testkit.RandBytes(uint64(size), size)
 			name := fmt.Sprint("f", size)
 			res := e.write(t, e.user.Root, name, data)
 			if res.Entry.Size != int64(size) || res.Version.Number != 1 || res.Version.SHA256 != dfms.Sum(data) {
@@ -186,7 +163,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 func TestDedupAcrossFiles(t *testing.T) {
 	size := 100 << 20
 	forEach(t, files.Options{}, func(t *testing.T, e *env) {
-		data := randomBytes(100, size)
+		data := testkit.RandBytes(100, size)
 		r1 := e.write(t, e.user.Root, "one.bin", data)
 		d, err := e.svc.Mkdir(ctx, e.user.ID, e.user.Root, "elsewhere", 0)
 		if err != nil {
@@ -276,7 +253,7 @@ func TestFailureBeforeCommitChangesNothing(t *testing.T) {
 	}}
 	forEach(t, opts, func(t *testing.T, e *env) {
 		fail = false
-		v1 := randomBytes(1, 8<<20)
+		v1 := testkit.RandBytes(1, 8<<20)
 		r1 := e.write(t, e.user.Root, "doc", v1)
 		before := map[dfms.Hash]int64{}
 		vv, _ := e.svc.OpenVersion(ctx, e.user.ID, r1.Entry.ID, 1)
@@ -288,7 +265,7 @@ func TestFailureBeforeCommitChangesNothing(t *testing.T) {
 
 		fail = true
 		// v2 shares its first 4 MiB with v1, so some chunks are reused.
-		v2 := append(slices.Clone(v1[:4<<20]), randomBytes(2, 6<<20)...)
+		v2 := append(slices.Clone(v1[:4<<20]), testkit.RandBytes(2, 6<<20)...)
 		_, err := e.svc.Write(ctx, files.WriteRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Body: bytes.NewReader(v2)})
 		if !errors.Is(err, boom) {
 			t.Fatalf("write error %v, want the injected failure", err)
@@ -345,7 +322,7 @@ func TestFailureBeforeCommitChangesNothing(t *testing.T) {
 // A chunk corrupted in the store is detected on read and never returned.
 func TestCorruptChunkDetected(t *testing.T) {
 	forEach(t, files.Options{}, func(t *testing.T, e *env) {
-		data := randomBytes(7, 6<<20)
+		data := testkit.RandBytes(7, 6<<20)
 		res := e.write(t, e.user.Root, "victim", data)
 		v, err := e.svc.OpenVersion(ctx, e.user.ID, res.Entry.ID, 0)
 		if err != nil {
@@ -385,7 +362,7 @@ func TestCorruptChunkDetected(t *testing.T) {
 
 func TestReadRanges(t *testing.T) {
 	forEach(t, files.Options{ReadAhead: 3}, func(t *testing.T, e *env) {
-		data := randomBytes(9, 9<<20+123)
+		data := testkit.RandBytes(9, 9<<20+123)
 		res := e.write(t, e.user.Root, "r", data)
 		v, _ := e.svc.OpenVersion(ctx, e.user.ID, res.Entry.ID, 0)
 		r := rand.New(rand.NewPCG(1, 2))
@@ -426,8 +403,8 @@ func (failWriter) Write([]byte) (int, error) { return 0, errors.New("client went
 // stores nothing.
 func TestRestoreVersionStoresNothing(t *testing.T) {
 	forEach(t, files.Options{}, func(t *testing.T, e *env) {
-		v1 := randomBytes(11, 3<<20)
-		v2 := randomBytes(12, 2<<20)
+		v1 := testkit.RandBytes(11, 3<<20)
+		v2 := testkit.RandBytes(12, 2<<20)
 		r := e.write(t, e.user.Root, "f", v1)
 		r2 := e.write(t, e.user.Root, "f", v2)
 		bytesBefore, chunksBefore := e.storedBytes(t)
@@ -456,7 +433,7 @@ func TestRestoreVersionStoresNothing(t *testing.T) {
 
 func TestWriteLimitsAndErrors(t *testing.T) {
 	forEach(t, files.Options{}, func(t *testing.T, e *env) {
-		data := randomBytes(3, 2<<20)
+		data := testkit.RandBytes(3, 2<<20)
 		_, err := e.svc.Write(ctx, files.WriteRequest{Owner: e.user.ID, Parent: e.user.Root, Name: "big", Body: bytes.NewReader(data), MaxSize: 1 << 20})
 		if !dfms.Is(err, dfms.TooLarge) {
 			t.Fatalf("oversized body: %v, want TooLarge", err)
@@ -561,7 +538,7 @@ func TestConcurrentWritersKeepEveryVersion(t *testing.T) {
 		errs := make(chan error, n)
 		for i := range n {
 			go func() {
-				_, err := e.svc.Write(ctx, files.WriteRequest{Owner: e.user.ID, Entry: f.Entry.ID, Body: bytes.NewReader(randomBytes(uint64(i+50), 700<<10))})
+				_, err := e.svc.Write(ctx, files.WriteRequest{Owner: e.user.ID, Entry: f.Entry.ID, Body: bytes.NewReader(testkit.RandBytes(uint64(i+50), 700<<10))})
 				errs <- err
 			}()
 		}
@@ -598,7 +575,7 @@ func (f failingPuts) Put(context.Context, dfms.Hash, []byte) error { return f.er
 // nothing if their bytes cannot be stored.
 func TestCommitStoringChunks(t *testing.T) {
 	forEach(t, files.Options{}, func(t *testing.T, e *env) {
-		v1 := randomBytes(3, 6<<20)
+		v1 := testkit.RandBytes(3, 6<<20)
 		r1 := e.write(t, e.user.Root, "edited", v1)
 		old, err := e.svc.OpenVersion(ctx, e.user.ID, r1.Entry.ID, 1)
 		if err != nil {
@@ -609,7 +586,7 @@ func TestCommitStoringChunks(t *testing.T) {
 			t.Fatalf("%d chunks, want 3 or more", len(chunks))
 		}
 		// Version 2: the second chunk replaced by new bytes.
-		fresh := randomBytes(4, 300<<10)
+		fresh := testkit.RandBytes(4, 300<<10)
 		freshRef := dfms.ChunkRef{Hash: dfms.Sum(fresh), Size: uint32(len(fresh))}
 		m := dfms.Manifest{Chunks: slices.Clone(chunks)}
 		m.Chunks[1] = freshRef
@@ -645,7 +622,7 @@ func TestCommitStoringChunks(t *testing.T) {
 		if n := e.svc.Stats().ChunksDeduped.Load() - deduped; n != 1 {
 			t.Fatalf("%d chunks deduplicated, want 1", n)
 		}
-		if c := must(e.meta.GetChunk(ctx, freshRef.Hash))(t); c.Pending || c.Refs != 1 {
+		if c := testkit.Must(e.meta.GetChunk(ctx, freshRef.Hash))(t); c.Pending || c.Refs != 1 {
 			t.Fatalf("the new chunk is %+v, want stored with one reference", c)
 		}
 
@@ -656,23 +633,23 @@ func TestCommitStoringChunks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lost := randomBytes(5, 200<<10)
+		lost := testkit.RandBytes(5, 200<<10)
 		lostRef := dfms.ChunkRef{Hash: dfms.Sum(lost), Size: uint32(len(lost))}
 		m3 := dfms.Manifest{Chunks: slices.Clone(m.Chunks)}
 		m3.Chunks[0] = lostRef
-		refs := must(e.meta.GetChunk(ctx, chunks[2].Hash))(t).Refs
+		refs := testkit.Must(e.meta.GetChunk(ctx, chunks[2].Hash))(t).Refs
 		_, err = broken.Commit(ctx, meta.CommitRequest{Owner: e.user.ID, Entry: r1.Entry.ID, Manifest: m3, Base: 2},
 			files.CommitOptions{Trusted: true, Chunks: []dfms.ChunkData{{Hash: lostRef.Hash, Data: lost}}})
 		if !errors.Is(err, boom) {
 			t.Fatalf("commit over a failing store: %v, want %v", err, boom)
 		}
-		if got := must(e.svc.Stat(ctx, e.user.ID, r1.Entry.ID))(t); got.Version != 2 {
+		if got := testkit.Must(e.svc.Stat(ctx, e.user.ID, r1.Entry.ID))(t); got.Version != 2 {
 			t.Fatalf("the failed commit moved the file to version %d", got.Version)
 		}
 		if c, err := e.meta.GetChunk(ctx, lostRef.Hash); err == nil && (!c.Pending || c.Refs != 0) {
 			t.Fatalf("the chunk that was never stored is %+v", c)
 		}
-		if n := must(e.meta.GetChunk(ctx, chunks[2].Hash))(t).Refs; n != refs {
+		if n := testkit.Must(e.meta.GetChunk(ctx, chunks[2].Hash))(t).Refs; n != refs {
 			t.Fatalf("a kept chunk has %d references after the failed commit, want %d", n, refs)
 		}
 
@@ -703,13 +680,13 @@ func (g gatedPuts) Put(ctx context.Context, h dfms.Hash, data []byte) error {
 // transaction and is made once the bytes are stored.
 func TestCommitStoringSlowStore(t *testing.T) {
 	forEach(t, files.Options{}, func(t *testing.T, e *env) {
-		r1 := e.write(t, e.user.Root, "slow", randomBytes(6, 100<<10))
+		r1 := e.write(t, e.user.Root, "slow", testkit.RandBytes(6, 100<<10))
 		g := gatedPuts{e.store, make(chan struct{}, 1), make(chan struct{})}
 		slow, err := files.New(e.meta, g, files.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		data := randomBytes(7, 64<<10)
+		data := testkit.RandBytes(7, 64<<10)
 		ref := dfms.ChunkRef{Hash: dfms.Sum(data), Size: uint32(len(data))}
 		type result struct {
 			v   meta.Version
@@ -747,16 +724,6 @@ func TestCommitStoringSlowStore(t *testing.T) {
 			t.Fatal("the commit does not read back")
 		}
 	})
-}
-
-func must[T any](v T, err error) func(t *testing.T) T {
-	return func(t *testing.T) T {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
 }
 
 // A checksum computed for a version lands on that version, even if a

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/server/files"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -112,16 +112,17 @@ func (c *countingStore) PutBatch(ctx context.Context, cs []dfms.ChunkData) error
 func TestPutChunkWorkIndependentOfOthers(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			m, c, _ := b.open(t)
-			t.Cleanup(func() { m.Close(); c.Close() })
-			rec, cs := &recordingMeta{Store: m}, &countingStore{ChunkStore: c}
-			svc, err := files.New(rec, cs, files.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			alice := must(m.CreateUser(ctx, meta.User{Email: "alice@example.com", Active: true}))(t)
-			bob := must(m.CreateUser(ctx, meta.User{Email: "bob@example.com", Active: true}))(t)
-			theirs, nobodys := randomBytes(40, 5000), randomBytes(41, 5000)
+			var rec *recordingMeta
+			var cs *countingStore
+			svc := newEnv(t, b, testkit.Options{
+				NoUser:     true,
+				WrapMeta:   func(m meta.Store) meta.Store { rec = &recordingMeta{Store: m}; return rec },
+				WrapChunks: func(c dfms.ChunkStore) dfms.ChunkStore { cs = &countingStore{ChunkStore: c}; return cs },
+			}).svc
+			m := rec.Store // unrecorded
+			alice := testkit.Must(m.CreateUser(ctx, meta.User{Email: "alice@example.com", Active: true}))(t)
+			bob := testkit.Must(m.CreateUser(ctx, meta.User{Email: "bob@example.com", Active: true}))(t)
+			theirs, nobodys := testkit.RandBytes(40, 5000), testkit.RandBytes(41, 5000)
 			if _, err := svc.PutChunk(ctx, alice.ID, dfms.Sum(theirs), theirs); err != nil {
 				t.Fatal(err)
 			}
@@ -141,7 +142,7 @@ func TestPutChunkWorkIndependentOfOthers(t *testing.T) {
 				t.Fatalf("a chunk nobody stores: %v and %d bytes stored; one another user stores: %v and %d bytes; want the same, %d bytes",
 					callsNew, storedNew, callsDup, storedDup, len(theirs))
 			}
-			if un := must(m.UnownedChunks(ctx, bob.ID, []dfms.Hash{dfms.Sum(theirs), dfms.Sum(nobodys)}))(t); len(un) != 0 {
+			if un := testkit.Must(m.UnownedChunks(ctx, bob.ID, []dfms.Hash{dfms.Sum(theirs), dfms.Sum(nobodys)}))(t); len(un) != 0 {
 				t.Fatalf("bob does not possess the chunks he sent: %v", un)
 			}
 			// What the caller possesses already may cost less: that tells

@@ -2,15 +2,12 @@ package files_test
 
 import (
 	"bytes"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/dfms/dfms/placement/store"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/files"
-	"github.com/dfms/dfms/server/meta"
-	"github.com/dfms/dfms/server/meta/sqlite"
 )
 
 func TestRetention(t *testing.T) {
@@ -26,23 +23,11 @@ func TestRetention(t *testing.T) {
 		{"last 1 or a day", files.Retention{KeepLast: 1, KeepFor: 24 * time.Hour}, []int64{1, 2, 3, 4, 5}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := sqlite.Open(filepath.Join(t.TempDir(), "meta.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			c, err := store.Open(ctx, filepath.Join(t.TempDir(), "chunks"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc, err := files.New(m, c, files.Options{Retention: tc.r})
-			if err != nil {
-				t.Fatal(err)
-			}
-			u, _ := m.CreateUser(ctx, meta.User{Email: "r@example.com", Active: true})
+			st := testkit.NewStack(t, testkit.Options{Files: files.Options{Retention: tc.r}})
+			svc, u := st.Files, st.User
 			var id = u.Root
 			for i := range 5 {
-				res, err := svc.Write(ctx, files.WriteRequest{Owner: u.ID, Parent: u.Root, Name: "f", Body: bytes.NewReader(randomBytes(uint64(i), 1000))})
+				res, err := svc.Write(ctx, files.WriteRequest{Owner: u.ID, Parent: u.Root, Name: "f", Body: bytes.NewReader(testkit.RandBytes(uint64(i), 1000))})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -3,16 +3,14 @@ package gc_test
 import (
 	"bytes"
 	"database/sql"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/integration/testenv"
-	"github.com/dfms/dfms/placement/store/disk"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/files"
-	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/server/meta/postgres"
 	"github.com/dfms/dfms/workers/gc"
 )
@@ -26,24 +24,12 @@ func newPostgresEnv(t *testing.T) (*env, *sql.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := disk.Open(filepath.Join(t.TempDir(), "chunks"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	other, err := sql.Open("pgx", url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { other.Close(); m.Close(); d.Close() })
-	svc, err := files.New(m, d, files.Options{Chunking: smallChunks})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := m.CreateUser(ctx, meta.User{Email: "gc@example.com", Active: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{svc: svc, meta: m, store: d, user: u}, other
+	t.Cleanup(func() { other.Close(); m.Close() })
+	return envOf(testkit.NewStack(t, testkit.Options{Meta: m, Files: files.Options{Chunking: smallChunks}})), other
 }
 
 // A collector whose lock's connection dies while it deletes a chunk's
@@ -53,7 +39,7 @@ func newPostgresEnv(t *testing.T) (*env, *sql.DB) {
 // by the first collector.
 func TestLostLockCannotDeleteAStoredChunk(t *testing.T) {
 	e, db := newPostgresEnv(t)
-	data := random(12, 3000) // one chunk
+	data := testkit.RandBytes(12, 3000) // one chunk
 	old := e.write(t, "old", data)
 	if err := e.meta.Trash(ctx, e.user.ID, old.Entry.ID); err != nil {
 		t.Fatal(err)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,10 +11,10 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/placement/store/disk"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
-	"github.com/dfms/dfms/server/meta/sqlite"
 	"github.com/dfms/dfms/workers/gc"
 )
 
@@ -34,33 +32,12 @@ var smallChunks = chunking.Params{Algorithm: chunking.Gear, Min: 4 << 10, Avg: 1
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	m, err := sqlite.Open(filepath.Join(t.TempDir(), "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := disk.Open(filepath.Join(t.TempDir(), "chunks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close(); d.Close() })
-	svc, err := files.New(m, d, files.Options{Chunking: smallChunks})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := m.CreateUser(ctx, meta.User{Email: "gc@example.com", Active: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{svc: svc, meta: m, store: d, user: u}
+	return envOf(testkit.NewStack(t, testkit.Options{Files: files.Options{Chunking: smallChunks}}))
 }
 
-func random(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, 1))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
+// envOf is the env of a stack on a disk chunk store.
+func envOf(s *testkit.Stack) *env {
+	return &env{svc: s.Files, meta: s.Meta, store: s.Disk, user: s.User}
 }
 
 func (e *env) write(t *testing.T, name string, data []byte) files.WriteResult {
@@ -80,8 +57,8 @@ func (e *env) count(t *testing.T) (n int) {
 
 func TestSweepAfterGracePeriod(t *testing.T) {
 	e := newEnv(t)
-	shared := random(1, 200<<10)
-	a := e.write(t, "a", append(random(2, 300<<10), shared...))
+	shared := testkit.RandBytes(1, 200<<10)
+	a := e.write(t, "a", append(testkit.RandBytes(2, 300<<10), shared...))
 	b := e.write(t, "b", shared)
 	total := e.count(t)
 	if err := e.svc.Delete(ctx, e.user.ID, a.Entry.ID); err != nil {
@@ -123,7 +100,7 @@ func TestSweepAfterGracePeriod(t *testing.T) {
 
 func TestOrphansAndExpiredUploads(t *testing.T) {
 	e := newEnv(t)
-	orphan := random(3, 1000)
+	orphan := testkit.RandBytes(3, 1000)
 	h := dfms.Sum(orphan)
 	if err := e.store.Put(ctx, h, orphan); err != nil {
 		t.Fatal(err)
@@ -169,7 +146,7 @@ func TestOrphansAndExpiredUploads(t *testing.T) {
 // commits a version whose every chunk stays readable.
 func TestGCRacingUploads(t *testing.T) {
 	e := newEnv(t)
-	contents := [][]byte{random(10, 256<<10), random(11, 256<<10)}
+	contents := [][]byte{testkit.RandBytes(10, 256<<10), testkit.RandBytes(11, 256<<10)}
 	// No grace at all for unreferenced chunks: the race is as tight as it
 	// gets. Row-less chunks keep a grace period: they are uploads in flight.
 	c := &gc.Collector{Meta: e.meta, Chunks: e.store, Grace: 0, OrphanGrace: time.Hour}
@@ -206,7 +183,7 @@ func TestGCRacingUploads(t *testing.T) {
 				// writers upload them again; every fifth is unique and kept.
 				data, keep := contents[(w+i)%2], i%5 == 4
 				if keep {
-					data = random(uint64(1000+100*w+i), 64<<10)
+					data = testkit.RandBytes(uint64(1000+100*w+i), 64<<10)
 				}
 				res, err := e.svc.Write(ctx, files.WriteRequest{Owner: e.user.ID, Parent: e.user.Root, Name: name, Body: bytes.NewReader(data)})
 				if dfms.Is(err, dfms.Conflict) {

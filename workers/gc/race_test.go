@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/workers/gc"
@@ -53,7 +54,7 @@ func (s *hookStore) Delete(ctx context.Context, h dfms.Hash) error {
 // collector decides to delete it: the write's reservation must win.
 func TestOrphanCollectionSparesAWriteInFlight(t *testing.T) {
 	e := newEnv(t)
-	data := random(7, 3000) // one chunk
+	data := testkit.RandBytes(7, 3000) // one chunk
 	h := dfms.Sum(data)
 	if err := e.store.Put(ctx, h, data); err != nil { // left by an earlier failed write
 		t.Fatal(err)
@@ -89,7 +90,7 @@ func TestOrphanCollectionSparesAWriteInFlight(t *testing.T) {
 // candidate after a write stored the chunk again.
 func TestCollectorsAreExclusive(t *testing.T) {
 	e := newEnv(t)
-	data := random(8, 3000)
+	data := testkit.RandBytes(8, 3000)
 	res := e.write(t, "old", data)
 	if err := e.meta.Trash(ctx, e.user.ID, res.Entry.ID); err != nil {
 		t.Fatal(err)
@@ -142,7 +143,7 @@ func (r *raceMeta) CompleteUpload(ctx context.Context, owner dfms.UserID, id str
 // than committing the new content under the old checksum.
 func TestCompleteUploadRefusesAChangedPart(t *testing.T) {
 	e := newEnv(t)
-	rm := &raceMeta{Store: e.meta, part: random(10, 5000)}
+	rm := &raceMeta{Store: e.meta, part: testkit.RandBytes(10, 5000)}
 	svc, err := files.New(rm, e.store, files.Options{Chunking: smallChunks})
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +153,7 @@ func TestCompleteUploadRefusesAChangedPart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.WritePart(ctx, e.user.ID, up.ID, 1, bytes.NewReader(random(9, 5000)), 0); err != nil {
+	if _, err := svc.WritePart(ctx, e.user.ID, up.ID, 1, bytes.NewReader(testkit.RandBytes(9, 5000)), 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := svc.CompleteUpload(ctx, e.user.ID, up.ID, "", 0); !dfms.Is(err, dfms.Conflict) {

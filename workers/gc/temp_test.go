@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/workers/gc"
 )
 
@@ -16,7 +17,7 @@ import (
 // orphan grace period; younger ones may belong to a write under way.
 func TestCollectsStaleTempFiles(t *testing.T) {
 	e := newEnv(t)
-	data := random(20, 3000)
+	data := testkit.RandBytes(20, 3000)
 	res := e.write(t, "kept", data)
 	var chunk dfms.Hash
 	e.store.Walk(ctx, func(ci dfms.ChunkInfo) error { chunk = ci.Hash; return nil })

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/api"
 	"github.com/dfms/dfms/server/api/client"
 	"github.com/dfms/dfms/server/api/client/clienttest"
@@ -76,15 +76,6 @@ func login(t *testing.T, srv *clienttest.Server, rec *recorder, opts ...client.O
 	return c
 }
 
-func randomBytes(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, seed))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
 func sum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -103,7 +94,7 @@ func TestUploadDownloadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := randomBytes(3<<20+17, 1)
+	data := testkit.RandBytes(1, 3<<20+17)
 	name := "naïve 100% [x].bin" // not ASCII, and a literal %
 	var sent int64
 	e, err := c.Upload(ctx, docs.ID, name, bytes.NewReader(data), client.UploadOptions{Size: int64(len(data)),
@@ -206,7 +197,7 @@ func TestMultipartResume(t *testing.T) {
 	srv := clienttest.NewServer(t, clienttest.Options{API: api.Config{PartSize: part}})
 	rec := &recorder{}
 	c := login(t, srv, rec)
-	data := randomBytes(5*part+part/2, 2) // 6 parts
+	data := testkit.RandBytes(2, 5*part+part/2) // 6 parts
 	var id string
 	started := func(u string) error { id = u; return nil }
 
@@ -284,7 +275,7 @@ func TestDownloadResume(t *testing.T) {
 	srv := clienttest.NewServer(t, clienttest.Options{})
 	rec := &recorder{}
 	c := login(t, srv, rec)
-	data := randomBytes(2<<20+333, 3)
+	data := testkit.RandBytes(3, 2<<20+333)
 	e, err := c.Upload(ctx, client.Root, "f.bin", bytes.NewReader(data), client.UploadOptions{Size: int64(len(data))})
 	if err != nil {
 		t.Fatal(err)

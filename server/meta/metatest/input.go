@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -16,7 +17,7 @@ import (
 // SQLite, an encoding error on PostgreSQL).
 func testSearchBadText(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
-	must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "abcdef", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "abcdef", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	for _, q := range []meta.SearchQuery{
 		{Text: "abc\x00def"},
 		{Text: "\x00"},
@@ -25,7 +26,7 @@ func testSearchBadText(t *testing.T, s meta.Store) {
 		{MIME: "image/\xff"},
 	} {
 		_, _, err := s.Search(ctx, u.ID, q)
-		wantKind(t, fmt.Sprintf("Search %+q", q.Text+q.MIME), err, dfms.Invalid)
+		testkit.WantKind(t, err, dfms.Invalid, fmt.Sprintf("Search %+q", q.Text+q.MIME))
 	}
 	if es, _, err := s.Search(ctx, u.ID, meta.SearchQuery{Text: "abc"}); err != nil || len(es) != 1 {
 		t.Fatalf("Search abc after the bad queries: got %d entries, %v; want 1", len(es), err)
@@ -45,16 +46,16 @@ func testLastAdmin(t *testing.T, s meta.Store) {
 	demoted, inactive := a, a
 	demoted.Role = meta.RoleUser
 	inactive.Active = false
-	wantKind(t, "demote the last admin", s.UpdateUser(ctx, demoted), dfms.Conflict)
-	wantKind(t, "deactivate the last admin", s.UpdateUser(ctx, inactive), dfms.Conflict)
-	if got := must(s.GetUser(ctx, a.ID))(t); got.Role != meta.RoleAdmin || !got.Active {
+	testkit.WantKind(t, s.UpdateUser(ctx, demoted), dfms.Conflict, "demote the last admin")
+	testkit.WantKind(t, s.UpdateUser(ctx, inactive), dfms.Conflict, "deactivate the last admin")
+	if got := testkit.Must(s.GetUser(ctx, a.ID))(t); got.Role != meta.RoleAdmin || !got.Active {
 		t.Fatalf("after the refused updates: %+v, want an active admin", got)
 	}
 	// An inactive admin does not count, and may be changed freely.
 	c := newUser(t, s)
 	c.Role, c.Active = meta.RoleAdmin, false
 	ok(t, s.UpdateUser(ctx, c))
-	wantKind(t, "demote the last active admin", s.UpdateUser(ctx, demoted), dfms.Conflict)
+	testkit.WantKind(t, s.UpdateUser(ctx, demoted), dfms.Conflict, "demote the last active admin")
 	c.Role = meta.RoleUser
 	ok(t, s.UpdateUser(ctx, c))
 
@@ -63,7 +64,7 @@ func testLastAdmin(t *testing.T, s meta.Store) {
 	ok(t, s.UpdateUser(ctx, b))
 	ok(t, s.UpdateUser(ctx, inactive)) // b remains
 	b.Role = meta.RoleUser
-	wantKind(t, "demote the admin that remains", s.UpdateUser(ctx, b), dfms.Conflict)
+	testkit.WantKind(t, s.UpdateUser(ctx, b), dfms.Conflict, "demote the admin that remains")
 	b.Role = meta.RoleAdmin
 	ok(t, s.UpdateUser(ctx, b)) // no change to an admin is fine
 }
@@ -96,11 +97,11 @@ func testLastAdminRace(t *testing.T, s meta.Store) {
 		}
 		for i, err := range errs {
 			if err != nil {
-				wantKind(t, "the second demotion", err, dfms.Conflict)
+				testkit.WantKind(t, err, dfms.Conflict, "the second demotion")
 				survivor = admins[i]
 			}
 		}
-		if got := must(s.GetUser(ctx, survivor.ID))(t); got.Role != meta.RoleAdmin || !got.Active {
+		if got := testkit.Must(s.GetUser(ctx, survivor.ID))(t); got.Role != meta.RoleAdmin || !got.Active {
 			t.Fatalf("round %d: the survivor is %+v, want an active admin", round, got)
 		}
 	}
@@ -126,7 +127,7 @@ func testListPages(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	var trashed []dfms.EntryID
 	for i := range 5 {
-		d := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: fmt.Sprintf("t%d", i), Kind: dfms.KindDir, Mode: 0o755}))(t)
+		d := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: fmt.Sprintf("t%d", i), Kind: dfms.KindDir, Mode: 0o755}))(t)
 		ok(t, s.Trash(ctx, u.ID, d.ID))
 		trashed = append([]dfms.EntryID{d.ID}, trashed...) // newest first
 	}
@@ -145,7 +146,7 @@ func testListPages(t *testing.T, s meta.Store) {
 		t.Fatalf("ListTrash pages: %v, want %v", got, trashed)
 	}
 	_, _, err := s.ListTrash(ctx, u.ID, -1, 0)
-	wantKind(t, "ListTrash at a negative offset", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "ListTrash at a negative offset")
 
 	// Names whose byte order differs from "directories first".
 	for i, n := range []string{"b", "A", "c", "a", "é"} {
@@ -153,12 +154,12 @@ func testListPages(t *testing.T, s meta.Store) {
 		if i%2 == 0 {
 			kind = dfms.KindDir
 		}
-		must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: n, Kind: kind, Mode: 0o755}))(t)
+		testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: n, Kind: kind, Mode: 0o755}))(t)
 	}
 	var walked []string
 	opts := meta.ListOptions{ByName: true, Limit: 2}
 	for range 10 {
-		es := must(s.ListDir(ctx, u.ID, u.Root, opts))(t)
+		es := testkit.Must(s.ListDir(ctx, u.ID, u.Root, opts))(t)
 		walked = append(walked, names(es)...)
 		if len(es) < 2 {
 			break

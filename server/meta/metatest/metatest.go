@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -94,26 +95,6 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 
 var ctx = context.Background()
 
-// wantKind fails t unless err has kind k.
-func wantKind(t *testing.T, what string, err error, k dfms.ErrorKind) {
-	t.Helper()
-	if !dfms.Is(err, k) {
-		t.Fatalf("%s: got error %v (kind %q), want kind %q", what, err, dfms.KindOf(err), k)
-	}
-}
-
-// must returns v, failing the test given to the returned function if err
-// is not nil: must(s.GetUser(ctx, id))(t).
-func must[T any](v T, err error) func(t *testing.T) T {
-	return func(t *testing.T) T {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-}
-
 func ok(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -132,12 +113,12 @@ func newUser(t *testing.T, s meta.Store) meta.User {
 	userSeq.n++
 	n := userSeq.n
 	userSeq.Unlock()
-	return must(s.CreateUser(ctx, meta.User{Email: fmt.Sprintf("user%d@example.com", n), Active: true, DisplayName: "U"}))(t)
+	return testkit.Must(s.CreateUser(ctx, meta.User{Email: fmt.Sprintf("user%d@example.com", n), Active: true, DisplayName: "U"}))(t)
 }
 
 func mkdir(t *testing.T, s meta.Store, owner dfms.UserID, parent dfms.EntryID, name string) meta.Entry {
 	t.Helper()
-	return must(s.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindDir, Mode: 0o755}))(t)
+	return testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindDir, Mode: 0o755}))(t)
 }
 
 // chunk returns a ChunkRef for a made-up chunk named by s.
@@ -171,7 +152,7 @@ func commit(t *testing.T, s meta.Store, owner dfms.UserID, parent dfms.EntryID, 
 
 func refs(t *testing.T, s meta.Store, r dfms.ChunkRef) int64 {
 	t.Helper()
-	return must(s.GetChunk(ctx, r.Hash))(t).Refs
+	return testkit.Must(s.GetChunk(ctx, r.Hash))(t).Refs
 }
 
 func names(es []meta.Entry) []string {
@@ -183,36 +164,36 @@ func names(es []meta.Entry) []string {
 }
 
 func testUsers(t *testing.T, s meta.Store) {
-	u := must(s.CreateUser(ctx, meta.User{Email: "Alice@Example.com", PasswordHash: "h", DisplayName: "Alice", Active: true, QuotaBytes: 100}))(t)
+	u := testkit.Must(s.CreateUser(ctx, meta.User{Email: "Alice@Example.com", PasswordHash: "h", DisplayName: "Alice", Active: true, QuotaBytes: 100}))(t)
 	if u.ID == 0 || u.Root == 0 || u.Role != meta.RoleUser || !u.Active || u.QuotaBytes != 100 {
 		t.Fatalf("created user = %+v", u)
 	}
-	root := must(s.GetEntry(ctx, u.ID, u.Root))(t)
+	root := testkit.Must(s.GetEntry(ctx, u.ID, u.Root))(t)
 	if root.Kind != dfms.KindDir || root.Parent != 0 || root.Name != "" {
 		t.Fatalf("root = %+v, want a parentless directory", root)
 	}
-	got := must(s.GetUserByEmail(ctx, "alice@EXAMPLE.com"))(t)
+	got := testkit.Must(s.GetUserByEmail(ctx, "alice@EXAMPLE.com"))(t)
 	if got.ID != u.ID || got.Email != "Alice@Example.com" {
 		t.Fatalf("by email: got %+v, want id %d", got, u.ID)
 	}
 	_, err := s.CreateUser(ctx, meta.User{Email: "ALICE@example.COM"})
-	wantKind(t, "duplicate email in another case", err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist, "duplicate email in another case")
 	_, err = s.CreateUser(ctx, meta.User{Email: " "})
-	wantKind(t, "empty email", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "empty email")
 	_, err = s.CreateUser(ctx, meta.User{Email: "x@y", Role: "root"})
-	wantKind(t, "bad role", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "bad role")
 	_, err = s.GetUser(ctx, u.ID+1000)
-	wantKind(t, "missing user", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "missing user")
 
 	got.Role, got.Active, got.QuotaBytes, got.PasswordHash = meta.RoleAdmin, false, 5, "h2"
 	ok(t, s.UpdateUser(ctx, got))
-	got = must(s.GetUser(ctx, u.ID))(t)
+	got = testkit.Must(s.GetUser(ctx, u.ID))(t)
 	if got.Role != meta.RoleAdmin || got.Active || got.QuotaBytes != 5 || got.PasswordHash != "h2" {
 		t.Fatalf("after update: %+v", got)
 	}
-	wantKind(t, "update missing", s.UpdateUser(ctx, meta.User{ID: 9999, Email: "a@b"}), dfms.NotExist)
+	testkit.WantKind(t, s.UpdateUser(ctx, meta.User{ID: 9999, Email: "a@b"}), dfms.NotExist, "update missing")
 	b := newUser(t, s)
-	all := must(s.ListUsers(ctx))(t)
+	all := testkit.Must(s.ListUsers(ctx))(t)
 	if len(all) != 2 || all[0].ID != u.ID || all[1].ID != b.ID {
 		t.Fatalf("ListUsers = %v", all)
 	}
@@ -223,63 +204,63 @@ func testTreeBasics(t *testing.T, s meta.Store) {
 	d := mkdir(t, s, u.ID, u.Root, "docs")
 	mkdir(t, s, u.ID, u.Root, "b")
 	mkdir(t, s, u.ID, u.Root, "a")
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "empty", Kind: dfms.KindFile, Mode: 0o600}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "empty", Kind: dfms.KindFile, Mode: 0o600}))(t)
 	if f.Size != 0 || f.Version != 0 || f.Mode != 0o600 {
 		t.Fatalf("empty file = %+v", f)
 	}
-	l := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "link", Kind: dfms.KindSymlink, Mode: 0o777, Target: "../a"}))(t)
+	l := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "link", Kind: dfms.KindSymlink, Mode: 0o777, Target: "../a"}))(t)
 	if l.Size != 4 || l.Target != "../a" {
 		t.Fatalf("symlink = %+v", l)
 	}
 	_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "bad", Kind: dfms.KindSymlink})
-	wantKind(t, "symlink without target", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "symlink without target")
 
-	got := must(s.Lookup(ctx, u.ID, u.Root, "docs"))(t)
+	got := testkit.Must(s.Lookup(ctx, u.ID, u.Root, "docs"))(t)
 	if got.ID != d.ID || got.Kind != dfms.KindDir || got.Parent != u.Root {
 		t.Fatalf("Lookup docs = %+v", got)
 	}
 	_, err = s.Lookup(ctx, u.ID, u.Root, "nope")
-	wantKind(t, "lookup missing", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "lookup missing")
 	_, err = s.Lookup(ctx, u.ID, f.ID, "x")
-	wantKind(t, "lookup in a file", err, dfms.NotDir)
+	testkit.WantKind(t, err, dfms.NotDir, "lookup in a file")
 
-	list := must(s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{}))(t)
+	list := testkit.Must(s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{}))(t)
 	if want := []string{"a", "b", "docs", "empty"}; !slices.Equal(names(list), want) {
 		t.Fatalf("ListDir = %v, want %v", names(list), want)
 	}
-	page := must(s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{After: "a", Limit: 2}))(t)
+	page := testkit.Must(s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{After: "a", Limit: 2}))(t)
 	if want := []string{"b", "docs"}; !slices.Equal(names(page), want) {
 		t.Fatalf("ListDir page = %v, want %v", names(page), want)
 	}
 	_, err = s.ListDir(ctx, u.ID, f.ID, meta.ListOptions{})
-	wantKind(t, "list a file", err, dfms.NotDir)
+	testkit.WantKind(t, err, dfms.NotDir, "list a file")
 
 	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "docs", Kind: dfms.KindFile})
-	wantKind(t, "duplicate name", err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist, "duplicate name")
 	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: f.ID, Name: "x", Kind: dfms.KindFile})
-	wantKind(t, "create under a file", err, dfms.NotDir)
+	testkit.WantKind(t, err, dfms.NotDir, "create under a file")
 	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: 987654, Name: "x", Kind: dfms.KindFile})
-	wantKind(t, "create under a missing parent", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "create under a missing parent")
 	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: 9})
-	wantKind(t, "bad kind", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "bad kind")
 }
 
 func testNames(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	for _, name := range []string{"", ".", "..", ".versions", "a/b", "a\x00b", strings.Repeat("n", 256)} {
 		_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: name, Kind: dfms.KindDir})
-		wantKind(t, fmt.Sprintf("create %q", name), err, dfms.Invalid)
+		testkit.WantKind(t, err, dfms.Invalid, fmt.Sprintf("create %q", name))
 	}
 	long := strings.Repeat("n", 255)
 	mkdir(t, s, u.ID, u.Root, long)
 	mkdir(t, s, u.ID, u.Root, "ünïcödé ☃")
-	if list := must(s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{}))(t); len(list) != 2 {
+	if list := testkit.Must(s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{}))(t); len(list) != 2 {
 		t.Fatalf("got %d entries, want 2", len(list))
 	}
 	// Names are bytes, and sort bytewise on every backend.
 	mkdir(t, s, u.ID, u.Root, "B")
 	mkdir(t, s, u.ID, u.Root, "a")
-	list := must(s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{}))(t)
+	list := testkit.Must(s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{}))(t)
 	if want := []string{"B", "a", long, "ünïcödé ☃"}; !slices.Equal(names(list), want) {
 		t.Fatalf("order = %q, want %q", names(list), want)
 	}
@@ -293,58 +274,58 @@ func testIsolation(t *testing.T, s meta.Store) {
 	f, _ := commit(t, s, a.ID, d.ID, "secret.txt", m)
 
 	_, err := s.GetEntry(ctx, b.ID, f.ID)
-	wantKind(t, "GetEntry", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "GetEntry")
 	_, err = s.Lookup(ctx, b.ID, d.ID, "secret.txt")
-	wantKind(t, "Lookup", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "Lookup")
 	_, err = s.ListDir(ctx, b.ID, d.ID, meta.ListOptions{})
-	wantKind(t, "ListDir", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "ListDir")
 	_, err = s.CreateEntry(ctx, meta.Entry{Owner: b.ID, Parent: d.ID, Name: "x", Kind: dfms.KindFile})
-	wantKind(t, "CreateEntry", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "CreateEntry")
 	_, err = s.GetVersion(ctx, b.ID, f.ID, 1)
-	wantKind(t, "GetVersion", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "GetVersion")
 	_, err = s.ListVersions(ctx, b.ID, f.ID)
-	wantKind(t, "ListVersions", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "ListVersions")
 	_, _, err = s.Rename(ctx, b.ID, f.ID, b.Root, "mine", false)
-	wantKind(t, "Rename", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "Rename")
 	_, _, err = s.Rename(ctx, a.ID, f.ID, b.Root, "gift", false)
-	wantKind(t, "Rename into another's folder", err, dfms.NotExist)
-	wantKind(t, "Trash", s.Trash(ctx, b.ID, f.ID), dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "Rename into another's folder")
+	testkit.WantKind(t, s.Trash(ctx, b.ID, f.ID), dfms.NotExist, "Trash")
 	_, err = s.SetAttr(ctx, b.ID, f.ID, meta.SetAttr{})
-	wantKind(t, "SetAttr", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "SetAttr")
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: b.ID, Entry: f.ID, Manifest: m})
-	wantKind(t, "CommitVersion by id", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "CommitVersion by id")
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: b.ID, Parent: d.ID, Name: "x", Manifest: m})
-	wantKind(t, "CommitVersion into another's folder", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "CommitVersion into another's folder")
 	_, err = s.CreateUpload(ctx, meta.Upload{Owner: b.ID, Parent: d.ID, Name: "x", PartSize: 1}, 0)
-	wantKind(t, "CreateUpload into another's folder", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "CreateUpload into another's folder")
 	if hits, _, _ := s.Search(ctx, b.ID, meta.SearchQuery{Text: "secret"}); len(hits) != 0 {
 		t.Fatalf("b's search found %v", names(hits))
 	}
-	if ch := must(s.Changes(ctx, b.ID, 0, 100))(t); len(ch) != 0 {
+	if ch := testkit.Must(s.Changes(ctx, b.ID, 0, 100))(t); len(ch) != 0 {
 		t.Fatalf("b sees %d of a's changes", len(ch))
 	}
 	// a's data is unchanged.
-	if v := must(s.GetVersion(ctx, a.ID, f.ID, 0))(t); v.Number != 1 || v.Size != 10 {
+	if v := testkit.Must(s.GetVersion(ctx, a.ID, f.ID, 0))(t); v.Number != 1 || v.Size != 10 {
 		t.Fatalf("a's version after b's attempts: %+v", v)
 	}
 }
 
 func testSetAttr(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	mode, uid, gid := uint32(0o4750), uint32(1000), uint32(100)
 	mt := time.Date(2001, 2, 3, 4, 5, 6, 789, time.UTC)
-	e := must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Mode: &mode, UID: &uid, GID: &gid, MTime: &mt}))(t)
+	e := testkit.Must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Mode: &mode, UID: &uid, GID: &gid, MTime: &mt}))(t)
 	if e.Mode != 0o4750 || e.UID != 1000 || e.GID != 100 || !e.MTime.Equal(mt) {
 		t.Fatalf("after SetAttr: %+v", e)
 	}
-	e = must(s.GetEntry(ctx, u.ID, f.ID))(t)
+	e = testkit.Must(s.GetEntry(ctx, u.ID, f.ID))(t)
 	if !e.MTime.Equal(mt) || e.MTime.Nanosecond() != 789 {
 		t.Fatalf("mtime stored as %v, want %v (nanoseconds kept)", e.MTime, mt)
 	}
 	size := int64(5)
 	_, err := s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Size: &size})
-	wantKind(t, "SetAttr size", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "SetAttr size")
 }
 
 func testRename(t *testing.T, s meta.Store) {
@@ -352,27 +333,27 @@ func testRename(t *testing.T, s meta.Store) {
 	a := mkdir(t, s, u.ID, u.Root, "a")
 	b := mkdir(t, s, u.ID, a.ID, "b")
 	c := mkdir(t, s, u.ID, b.ID, "c")
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: c.ID, Name: "f", Kind: dfms.KindFile}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: c.ID, Name: "f", Kind: dfms.KindFile}))(t)
 
 	moved, replaced := must2(t)(s.Rename(ctx, u.ID, f.ID, u.Root, "g", false))
 	if moved.Parent != u.Root || moved.Name != "g" || replaced.ID != 0 {
 		t.Fatalf("moved %+v replaced %+v", moved, replaced)
 	}
 	_, err := s.Lookup(ctx, u.ID, c.ID, "f")
-	wantKind(t, "old name after rename", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "old name after rename")
 
 	_, _, err = s.Rename(ctx, u.ID, a.ID, c.ID, "loop", false)
-	wantKind(t, "move into a descendant", err, dfms.Conflict)
+	testkit.WantKind(t, err, dfms.Conflict, "move into a descendant")
 	_, _, err = s.Rename(ctx, u.ID, a.ID, a.ID, "self", false)
-	wantKind(t, "move into itself", err, dfms.Conflict)
+	testkit.WantKind(t, err, dfms.Conflict, "move into itself")
 	_, _, err = s.Rename(ctx, u.ID, u.Root, a.ID, "root", false)
-	wantKind(t, "move the root", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "move the root")
 	_, _, err = s.Rename(ctx, u.ID, c.ID, u.Root, "a", false)
-	wantKind(t, "rename onto an existing name", err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist, "rename onto an existing name")
 	_, _, err = s.Rename(ctx, u.ID, c.ID, u.Root, "..", false)
-	wantKind(t, "rename to ..", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "rename to ..")
 	_, _, err = s.Rename(ctx, u.ID, c.ID, moved.ID, "x", false)
-	wantKind(t, "rename under a file", err, dfms.NotDir)
+	testkit.WantKind(t, err, dfms.NotDir, "rename under a file")
 
 	// Moving a subtree up keeps its content.
 	m2, _ := must2(t)(s.Rename(ctx, u.ID, c.ID, u.Root, "c2", false))
@@ -404,22 +385,22 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 	tmp, _ := commit(t, s, u.ID, u.Root, ".file.swp", m2)
 
 	_, _, err := s.Rename(ctx, u.ID, tmp.ID, u.Root, "file", false)
-	wantKind(t, "replace without flag", err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist, "replace without flag")
 	moved, replaced := must2(t)(s.Rename(ctx, u.ID, tmp.ID, u.Root, "file", true))
 	if moved.ID != tmp.ID || replaced.ID != old.ID {
 		t.Fatalf("moved %d replaced %d, want %d and %d", moved.ID, replaced.ID, tmp.ID, old.ID)
 	}
-	got := must(s.Lookup(ctx, u.ID, u.Root, "file"))(t)
+	got := testkit.Must(s.Lookup(ctx, u.ID, u.Root, "file"))(t)
 	if got.ID != tmp.ID || got.Size != 5 || got.Version != 2 {
 		t.Fatalf("file after replace = %+v", got)
 	}
 	// The moved file took over the replaced one's history (an editor's
 	// save): its version 1 is the old content, version 2 its own.
-	vs := must(s.ListVersions(ctx, u.ID, tmp.ID))(t)
+	vs := testkit.Must(s.ListVersions(ctx, u.ID, tmp.ID))(t)
 	if len(vs) != 2 || vs[0].Number != 1 || vs[0].Size != 3 || vs[1].Number != 2 || vs[1].Size != 5 {
 		t.Fatalf("versions after replace = %+v", vs)
 	}
-	if v := must(s.GetVersion(ctx, u.ID, tmp.ID, 1))(t); v.Manifest == nil || !slices.Equal(v.Manifest.Chunks, m1.Chunks) {
+	if v := testkit.Must(s.GetVersion(ctx, u.ID, tmp.ID, 1))(t); v.Manifest == nil || !slices.Equal(v.Manifest.Chunks, m1.Chunks) {
 		t.Fatalf("version 1 after replace = %+v", v)
 	}
 	// The replaced file is in the trash with a copy of its current
@@ -429,13 +410,13 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 	if len(trash) != 1 || trash[0].ID != old.ID {
 		t.Fatalf("trash = %v", names(trash))
 	}
-	if ov := must(s.ListVersions(ctx, u.ID, old.ID))(t); len(ov) != 1 || ov[0].Number != 1 || ov[0].Size != 3 {
+	if ov := testkit.Must(s.ListVersions(ctx, u.ID, old.ID))(t); len(ov) != 1 || ov[0].Number != 1 || ov[0].Size != 3 {
 		t.Fatalf("the replaced file's versions = %+v", ov)
 	}
 	if refs(t, s, chunk("old", 3)) != 2 || refs(t, s, chunk("new", 5)) != 1 {
 		t.Fatalf("refs = %d, %d; want 2 (the moved version and the trashed copy), 1", refs(t, s, chunk("old", 3)), refs(t, s, chunk("new", 5)))
 	}
-	if us := must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 11 {
+	if us := testkit.Must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 11 {
 		t.Fatalf("usage after replace = %+v", us)
 	}
 	// Again, with more versions on both sides: numbers and bases follow.
@@ -445,28 +426,28 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: b.ID, Manifest: m1, Base: bv1.ID}) // b: v1 new, v2 old (base v1)
 	ok(t, err)
 	must2(t)(s.Rename(ctx, u.ID, b.ID, u.Root, "a", true))
-	vs = must(s.ListVersions(ctx, u.ID, b.ID))(t)
+	vs = testkit.Must(s.ListVersions(ctx, u.ID, b.ID))(t)
 	if len(vs) != 4 || vs[3].Number != 4 || vs[3].Base != bv1.ID || vs[2].ID != bv1.ID || vs[3].Size != 3 || vs[2].Size != 5 || vs[0].Size != 3 {
 		t.Fatalf("versions after the second replace = %+v", vs)
 	}
-	if cur := must(s.GetEntry(ctx, u.ID, b.ID))(t); cur.Version != 4 || cur.Size != 3 {
+	if cur := testkit.Must(s.GetEntry(ctx, u.ID, b.ID))(t); cur.Version != 4 || cur.Size != 3 {
 		t.Fatalf("b after replace = %+v", cur)
 	}
-	if ae := must(s.GetEntry(ctx, u.ID, a.ID))(t); ae.Live() || ae.Version != 2 {
+	if ae := testkit.Must(s.GetEntry(ctx, u.ID, a.ID))(t); ae.Live() || ae.Version != 2 {
 		t.Fatalf("the second replaced entry = %+v", ae)
 	}
 	// A file with no version yet replacing one: an empty version on top.
-	fresh := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "fresh", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	fresh := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "fresh", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	must2(t)(s.Rename(ctx, u.ID, fresh.ID, u.Root, "a", true))
-	if cur := must(s.GetEntry(ctx, u.ID, fresh.ID))(t); cur.Version != 5 || cur.Size != 0 {
+	if cur := testkit.Must(s.GetEntry(ctx, u.ID, fresh.ID))(t); cur.Version != 5 || cur.Size != 0 {
 		t.Fatalf("an empty file after replace = %+v", cur)
 	}
-	if v := must(s.GetVersion(ctx, u.ID, fresh.ID, 0))(t); v.Number != 5 || v.Size != 0 || v.Manifest == nil || len(v.Manifest.Chunks) != 0 {
+	if v := testkit.Must(s.GetVersion(ctx, u.ID, fresh.ID, 0))(t); v.Number != 5 || v.Size != 0 || v.Manifest == nil || len(v.Manifest.Chunks) != 0 {
 		t.Fatalf("its current version = %+v", v)
 	}
 	// A symlink replaced by a file goes to the trash, restorable once the
 	// name is free.
-	l := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "link", Kind: dfms.KindSymlink, Target: "x"}))(t)
+	l := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "link", Kind: dfms.KindSymlink, Target: "x"}))(t)
 	other, _ := commit(t, s, u.ID, u.Root, "other", m2)
 	must2(t)(s.Rename(ctx, u.ID, other.ID, u.Root, "link", true))
 	if trash := trashOf(t, s, u.ID); !slices.ContainsFunc(trash, func(e meta.Entry) bool { return e.ID == l.ID }) {
@@ -477,11 +458,11 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 	e := mkdir(t, s, u.ID, u.Root, "e")
 	mkdir(t, s, u.ID, e.ID, "child")
 	_, _, err = s.Rename(ctx, u.ID, d.ID, u.Root, "e", true)
-	wantKind(t, "replace a non-empty dir", err, dfms.NotEmpty)
+	testkit.WantKind(t, err, dfms.NotEmpty, "replace a non-empty dir")
 	_, _, err = s.Rename(ctx, u.ID, d.ID, u.Root, "file", true)
-	wantKind(t, "replace a file with a dir", err, dfms.NotDir)
+	testkit.WantKind(t, err, dfms.NotDir, "replace a file with a dir")
 	_, _, err = s.Rename(ctx, u.ID, tmp.ID, u.Root, "d", true)
-	wantKind(t, "replace a dir with a file", err, dfms.IsDir)
+	testkit.WantKind(t, err, dfms.IsDir, "replace a dir with a file")
 	empty := mkdir(t, s, u.ID, u.Root, "empty")
 	_, replaced = must2(t)(s.Rename(ctx, u.ID, d.ID, u.Root, "empty", true))
 	if replaced.ID != empty.ID {
@@ -501,22 +482,22 @@ func testTrashRestorePurge(t *testing.T, s meta.Store) {
 	if got := refs(t, s, c1); got != 4 {
 		t.Fatalf("refs(c1) = %d, want 4", got)
 	}
-	usage := must(s.Usage(ctx, u.ID))(t)
+	usage := testkit.Must(s.Usage(ctx, u.ID))(t)
 	if usage.LogicalBytes != 250+250+50 {
 		t.Fatalf("used = %d, want 550", usage.LogicalBytes)
 	}
 
 	ok(t, s.Trash(ctx, u.ID, top.ID))
 	for _, id := range []dfms.EntryID{top.ID, sub.ID, f1.ID, f2.ID} {
-		e := must(s.GetEntry(ctx, u.ID, id))(t)
+		e := testkit.Must(s.GetEntry(ctx, u.ID, id))(t)
 		if e.Live() || e.TrashRoot != top.ID {
 			t.Fatalf("entry %d after trashing its folder: deleted %v root %d", id, e.DeletedAt, e.TrashRoot)
 		}
 	}
 	_, err := s.Lookup(ctx, u.ID, u.Root, "top")
-	wantKind(t, "lookup trashed", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "lookup trashed")
 	_, err = s.ListDir(ctx, u.ID, sub.ID, meta.ListOptions{})
-	wantKind(t, "list a trashed dir", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "list a trashed dir")
 	if hits, _, _ := s.Search(ctx, u.ID, meta.SearchQuery{Text: "f"}); len(hits) != 0 {
 		t.Fatalf("search finds trashed entries: %v", names(hits))
 	}
@@ -529,35 +510,35 @@ func testTrashRestorePurge(t *testing.T, s meta.Store) {
 		t.Fatalf("refs(c1) after trash = %d, want 4", got)
 	}
 	_, err = s.Restore(ctx, u.ID, sub.ID)
-	wantKind(t, "restore a non-root of the trash", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "restore a non-root of the trash")
 
-	r := must(s.Restore(ctx, u.ID, top.ID))(t)
+	r := testkit.Must(s.Restore(ctx, u.ID, top.ID))(t)
 	if !r.Live() {
 		t.Fatal("restored entry still trashed")
 	}
-	if got := must(s.Lookup(ctx, u.ID, sub.ID, "f2"))(t); got.Version != 2 {
+	if got := testkit.Must(s.Lookup(ctx, u.ID, sub.ID, "f2"))(t); got.Version != 2 {
 		t.Fatalf("f2 after restore: %+v", got)
 	}
 
 	_, err = s.Purge(ctx, u.ID, top.ID)
-	wantKind(t, "purge a live entry", err, dfms.Conflict)
+	testkit.WantKind(t, err, dfms.Conflict, "purge a live entry")
 	ok(t, s.Trash(ctx, u.ID, f1.ID)) // trashed on its own first
 	ok(t, s.Trash(ctx, u.ID, top.ID))
-	st := must(s.Purge(ctx, u.ID, top.ID))(t)
+	st := testkit.Must(s.Purge(ctx, u.ID, top.ID))(t)
 	if st.Entries != 4 || st.Versions != 3 || st.Bytes != 550 {
 		t.Fatalf("purge stats = %+v, want 4 entries, 3 versions, 550 bytes", st)
 	}
 	for _, c := range []dfms.ChunkRef{c1, c2} {
-		ch := must(s.GetChunk(ctx, c.Hash))(t)
+		ch := testkit.Must(s.GetChunk(ctx, c.Hash))(t)
 		if ch.Refs != 0 || ch.ZeroSince.IsZero() {
 			t.Fatalf("chunk after purge: %+v, want 0 refs and a zero-since time", ch)
 		}
 	}
-	if u2 := must(s.Usage(ctx, u.ID))(t); u2.LogicalBytes != 0 || u2.Files != 0 {
+	if u2 := testkit.Must(s.Usage(ctx, u.ID))(t); u2.LogicalBytes != 0 || u2.Files != 0 {
 		t.Fatalf("usage after purge = %+v", u2)
 	}
 	_, err = s.GetEntry(ctx, u.ID, f2.ID)
-	wantKind(t, "purged entry", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "purged entry")
 	if trash := trashOf(t, s, u.ID); len(trash) != 0 {
 		t.Fatalf("trash after purge = %v", names(trash))
 	}
@@ -566,20 +547,20 @@ func testTrashRestorePurge(t *testing.T, s meta.Store) {
 func testTrashRestoreConflicts(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	d := mkdir(t, s, u.ID, u.Root, "d")
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile}))(t)
 	ok(t, s.Trash(ctx, u.ID, f.ID))
 	// The name is free again while f is in the trash.
-	again := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile}))(t)
+	again := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile}))(t)
 	_, err := s.Restore(ctx, u.ID, f.ID)
-	wantKind(t, "restore over a taken name", err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist, "restore over a taken name")
 	ok(t, s.Trash(ctx, u.ID, again.ID))
 	ok(t, s.Trash(ctx, u.ID, d.ID))
 	_, err = s.Restore(ctx, u.ID, f.ID)
-	wantKind(t, "restore into a trashed folder", err, dfms.Conflict)
-	must(s.Restore(ctx, u.ID, d.ID))(t)
-	must(s.Restore(ctx, u.ID, f.ID))(t)
-	wantKind(t, "trash the root", s.Trash(ctx, u.ID, u.Root), dfms.Invalid)
-	wantKind(t, "trash twice", s.Trash(ctx, u.ID, again.ID), dfms.NotExist)
+	testkit.WantKind(t, err, dfms.Conflict, "restore into a trashed folder")
+	testkit.Must(s.Restore(ctx, u.ID, d.ID))(t)
+	testkit.Must(s.Restore(ctx, u.ID, f.ID))(t)
+	testkit.WantKind(t, s.Trash(ctx, u.ID, u.Root), dfms.Invalid, "trash the root")
+	testkit.WantKind(t, s.Trash(ctx, u.ID, again.ID), dfms.NotExist, "trash twice")
 }
 
 func testCommitVersions(t *testing.T, s meta.Store) {
@@ -602,11 +583,11 @@ func testCommitVersions(t *testing.T, s meta.Store) {
 	}
 	// What a commit returns is the entry as stored, for a new file and
 	// for a new version of an existing one.
-	if stored := must(s.GetEntry(ctx, u.ID, e.ID))(t); !sameEntry(stored, e2) {
+	if stored := testkit.Must(s.GetEntry(ctx, u.ID, e.ID))(t); !sameEntry(stored, e2) {
 		t.Fatalf("second commit returned %+v, GetEntry reads %+v", e2, stored)
 	}
 	ne, _ := commit(t, s, u.ID, d.ID, "new", manifest(t, s, chunk("v4", 7)))
-	if stored := must(s.GetEntry(ctx, u.ID, ne.ID))(t); !sameEntry(stored, ne) {
+	if stored := testkit.Must(s.GetEntry(ctx, u.ID, ne.ID))(t); !sameEntry(stored, ne) {
 		t.Fatalf("a new file's commit returned %+v, GetEntry reads %+v", ne, stored)
 	}
 	// By name in a subfolder, an upload to an existing name is a new version.
@@ -615,22 +596,22 @@ func testCommitVersions(t *testing.T, s meta.Store) {
 		t.Fatalf("third commit number %d", v3.Number)
 	}
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: m1, Base: v2.ID, RequireBase: true})
-	wantKind(t, "stale base", err, dfms.Conflict)
+	testkit.WantKind(t, err, dfms.Conflict, "stale base")
 
-	vs := must(s.ListVersions(ctx, u.ID, e.ID))(t)
+	vs := testkit.Must(s.ListVersions(ctx, u.ID, e.ID))(t)
 	if len(vs) != 3 || vs[0].Number != 1 || vs[2].Number != 3 || vs[1].Size != 30 || vs[1].ChunkCount != 2 {
 		t.Fatalf("versions = %+v", vs)
 	}
-	got := must(s.GetVersion(ctx, u.ID, e.ID, 2))(t)
+	got := testkit.Must(s.GetVersion(ctx, u.ID, e.ID, 2))(t)
 	if got.Manifest == nil || !slices.Equal(got.Manifest.Chunks, m2.Chunks) || got.SHA256 != dfms.Sum([]byte("x")) {
 		t.Fatalf("GetVersion(2) = %+v", got)
 	}
-	cur := must(s.GetVersion(ctx, u.ID, e.ID, 0))(t)
+	cur := testkit.Must(s.GetVersion(ctx, u.ID, e.ID, 0))(t)
 	if cur.Number != 3 {
 		t.Fatalf("current version %d, want 3", cur.Number)
 	}
 	_, err = s.GetVersion(ctx, u.ID, e.ID, 4)
-	wantKind(t, "missing version", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "missing version")
 	if r := refs(t, s, c1); r != 3 {
 		t.Fatalf("refs(c1) = %d, want 3", r)
 	}
@@ -657,12 +638,12 @@ func sameEntry(a, b meta.Entry) bool {
 // are made as CommitVersion makes them.
 func testCommitBatch(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
-	a := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "a", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	a := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "a", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	d := mkdir(t, s, u.ID, u.Root, "d")
 	have := chunk("batch-have", 10)
 	m := manifest(t, s, have)
 	ghost := chunk("batch-ghost", 7)
-	before := must(s.Changes(ctx, u.ID, 0, 1000))(t)
+	before := testkit.Must(s.Changes(ctx, u.ID, 0, 1000))(t)
 	res, err := s.CommitVersions(ctx, []meta.CommitRequest{
 		{Owner: u.ID, Entry: a.ID, Manifest: m, MTime: time.Unix(1700000000, 0)},                  // ok
 		{Owner: u.ID, Entry: a.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{have, ghost}}}, // missing chunk
@@ -685,24 +666,24 @@ func testCommitBatch(t *testing.T, s meta.Store) {
 	if !errors.As(res[1].Err, &mce) || !dfms.Is(res[1].Err, dfms.Conflict) {
 		t.Fatalf("commit 1: %v, want a MissingChunksError", res[1].Err)
 	}
-	wantKind(t, "commit 2 (a directory)", res[2].Err, dfms.IsDir)
-	wantKind(t, "commit 3 (empty chunk)", res[3].Err, dfms.Invalid)
-	wantKind(t, "commit 4 (no entry)", res[4].Err, dfms.NotExist)
+	testkit.WantKind(t, res[2].Err, dfms.IsDir, "commit 2 (a directory)")
+	testkit.WantKind(t, res[3].Err, dfms.Invalid, "commit 3 (empty chunk)")
+	testkit.WantKind(t, res[4].Err, dfms.NotExist, "commit 4 (no entry)")
 	if res[0].Version.Number != 1 || res[6].Version.Number != 2 || res[6].Entry.Size != 20 || !res[0].Entry.MTime.Equal(time.Unix(1700000000, 0)) {
 		t.Fatalf("results %+v / %+v", res[0], res[6])
 	}
-	b := must(s.Lookup(ctx, u.ID, u.Root, "b"))(t)
+	b := testkit.Must(s.Lookup(ctx, u.ID, u.Root, "b"))(t)
 	if b.ID != res[5].Entry.ID || b.Version != 1 || b.Mode != 0o600 {
 		t.Fatalf("b = %+v", b)
 	}
 	if r := refs(t, s, have); r != 4 { // a v1, a v2 (twice), b
 		t.Fatalf("refs = %d, want 4", r)
 	}
-	if us := must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 40 {
+	if us := testkit.Must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 40 {
 		t.Fatalf("usage %d, want 40", us.LogicalBytes)
 	}
 	// One journal row per commit made (a v1, b created and v1, a v2).
-	after := must(s.Changes(ctx, u.ID, 0, 1000))(t)
+	after := testkit.Must(s.Changes(ctx, u.ID, 0, 1000))(t)
 	var versions int
 	for _, c := range after[len(before):] {
 		if c.Op == dfms.ChangeVersion {
@@ -712,7 +693,7 @@ func testCommitBatch(t *testing.T, s meta.Store) {
 	if versions != 3 {
 		t.Fatalf("%d version changes in the journal, want 3: %+v", versions, after[len(before):])
 	}
-	if ws := must(s.UnownedChunks(ctx, u.ID, []dfms.Hash{have.Hash}))(t); len(ws) != 0 {
+	if ws := testkit.Must(s.UnownedChunks(ctx, u.ID, []dfms.Hash{have.Hash}))(t); len(ws) != 0 {
 		t.Fatalf("the committer does not own the chunk: %v", ws)
 	}
 	// An empty batch is fine.
@@ -745,7 +726,7 @@ func testRefsPerOccurrence(t *testing.T, s meta.Store) {
 		t.Fatalf("refs after deleting v1 = %d, want 16", r)
 	}
 	ok(t, s.Trash(ctx, u.ID, e.ID))
-	must(s.Purge(ctx, u.ID, e.ID))(t)
+	testkit.Must(s.Purge(ctx, u.ID, e.ID))(t)
 	if r := refs(t, s, z); r != 0 {
 		t.Fatalf("refs after purge = %d, want 0", r)
 	}
@@ -757,14 +738,14 @@ func testCommitMissingChunk(t *testing.T, s meta.Store) {
 	have := chunk("have", 10)
 	m := manifest(t, s, have)
 	e, _ := commit(t, s, u.ID, u.Root, "f", m)
-	before := must(s.Changes(ctx, u.ID, 0, 1000))(t)
+	before := testkit.Must(s.Changes(ctx, u.ID, 0, 1000))(t)
 	ghost := chunk("ghost", 10)
 	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{have, ghost}}})
 	var mce *meta.MissingChunksError
 	if !errors.As(err, &mce) || len(mce.Hashes) != 1 || mce.Hashes[0] != ghost.Hash {
 		t.Fatalf("got %v, want a MissingChunksError naming the ghost chunk", err)
 	}
-	wantKind(t, "missing chunk", err, dfms.Conflict)
+	testkit.WantKind(t, err, dfms.Conflict, "missing chunk")
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "new", Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{ghost}}})
 	if !errors.As(err, &mce) {
 		t.Fatalf("new file with a missing chunk: %v", err)
@@ -772,15 +753,15 @@ func testCommitMissingChunk(t *testing.T, s meta.Store) {
 	if r := refs(t, s, have); r != 1 {
 		t.Fatalf("refs(have) = %d, want 1 (unchanged)", r)
 	}
-	if vs := must(s.ListVersions(ctx, u.ID, e.ID))(t); len(vs) != 1 {
+	if vs := testkit.Must(s.ListVersions(ctx, u.ID, e.ID))(t); len(vs) != 1 {
 		t.Fatalf("%d versions, want 1", len(vs))
 	}
 	_, err = s.Lookup(ctx, u.ID, u.Root, "new")
-	wantKind(t, "file of a failed commit", err, dfms.NotExist)
-	if after := must(s.Changes(ctx, u.ID, 0, 1000))(t); len(after) != len(before) {
+	testkit.WantKind(t, err, dfms.NotExist, "file of a failed commit")
+	if after := testkit.Must(s.Changes(ctx, u.ID, 0, 1000))(t); len(after) != len(before) {
 		t.Fatalf("journal grew from %d to %d rows", len(before), len(after))
 	}
-	if us := must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 10 {
+	if us := testkit.Must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 10 {
 		t.Fatalf("usage %d, want 10", us.LogicalBytes)
 	}
 }
@@ -788,26 +769,26 @@ func testCommitMissingChunk(t *testing.T, s meta.Store) {
 func testCommitErrors(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	d := mkdir(t, s, u.ID, u.Root, "d")
-	l := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: dfms.KindSymlink, Target: "d"}))(t)
+	l := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: dfms.KindSymlink, Target: "d"}))(t)
 	m := manifest(t, s, chunk("ce", 1))
 	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: d.ID, Manifest: m})
-	wantKind(t, "commit to a dir", err, dfms.IsDir)
+	testkit.WantKind(t, err, dfms.IsDir, "commit to a dir")
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "d", Manifest: m})
-	wantKind(t, "commit to a dir by name", err, dfms.IsDir)
+	testkit.WantKind(t, err, dfms.IsDir, "commit to a dir by name")
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: l.ID, Manifest: m})
-	wantKind(t, "commit to a symlink", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "commit to a symlink")
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "a/b", Manifest: m})
-	wantKind(t, "bad name", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "bad name")
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "z", Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{{Size: 0}}}})
-	wantKind(t, "empty chunk", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "empty chunk")
 }
 
 func testQuota(t *testing.T, s meta.Store) {
-	u := must(s.CreateUser(ctx, meta.User{Email: "quota@example.com", QuotaBytes: 100, Active: true}))(t)
+	u := testkit.Must(s.CreateUser(ctx, meta.User{Email: "quota@example.com", QuotaBytes: 100, Active: true}))(t)
 	m60 := manifest(t, s, chunk("q60", 60))
 	commit(t, s, u.ID, u.Root, "a", m60)
 	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "b", Manifest: m60})
-	wantKind(t, "over quota", err, dfms.Quota)
+	testkit.WantKind(t, err, dfms.Quota, "over quota")
 	if _, err := s.Lookup(ctx, u.ID, u.Root, "b"); !dfms.Is(err, dfms.NotExist) {
 		t.Fatalf("the rejected file exists: %v", err)
 	}
@@ -823,13 +804,13 @@ func testDeleteVersion(t *testing.T, s meta.Store) {
 	a, b := chunk("dv-a", 7), chunk("dv-b", 9)
 	e, _ := commit(t, s, u.ID, u.Root, "f", manifest(t, s, a))
 	commit(t, s, u.ID, u.Root, "f", manifest(t, s, b))
-	wantKind(t, "delete current", s.DeleteVersion(ctx, u.ID, e.ID, 2), dfms.Conflict)
-	wantKind(t, "delete missing", s.DeleteVersion(ctx, u.ID, e.ID, 9), dfms.NotExist)
+	testkit.WantKind(t, s.DeleteVersion(ctx, u.ID, e.ID, 2), dfms.Conflict, "delete current")
+	testkit.WantKind(t, s.DeleteVersion(ctx, u.ID, e.ID, 9), dfms.NotExist, "delete missing")
 	ok(t, s.DeleteVersion(ctx, u.ID, e.ID, 1))
 	if r := refs(t, s, a); r != 0 {
 		t.Fatalf("refs(a) = %d, want 0", r)
 	}
-	if us := must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 9 || us.Versions != 1 {
+	if us := testkit.Must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 9 || us.Versions != 1 {
 		t.Fatalf("usage = %+v", us)
 	}
 	// Numbers are never reused.
@@ -851,22 +832,22 @@ func testMissingChunks(t *testing.T, s meta.Store) {
 	}
 	storeChunks(t, s, stored)
 	storeChunks(t, s, stored[:10]) // idempotent
-	miss := must(s.MissingChunks(ctx, append(hs, hs[1])))(t)
+	miss := testkit.Must(s.MissingChunks(ctx, append(hs, hs[1])))(t)
 	if len(miss) != 800 {
 		t.Fatalf("%d missing, want 800", len(miss))
 	}
 	if miss[0] != hs[1] || miss[1] != hs[2] {
 		t.Fatal("missing hashes not in input order")
 	}
-	if got := must(s.MissingChunks(ctx, nil))(t); len(got) != 0 {
+	if got := testkit.Must(s.MissingChunks(ctx, nil))(t); len(got) != 0 {
 		t.Fatalf("MissingChunks(nil) = %v", got)
 	}
-	c := must(s.GetChunk(ctx, stored[0].Hash))(t)
+	c := testkit.Must(s.GetChunk(ctx, stored[0].Hash))(t)
 	if c.Refs != 0 || c.Size != 1 || c.ZeroSince.IsZero() || c.Deleting {
 		t.Fatalf("new chunk row = %+v", c)
 	}
 	_, err := s.GetChunk(ctx, hs[1])
-	wantKind(t, "GetChunk missing", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "GetChunk missing")
 }
 
 // The GC protocol: only unreferenced chunks past the grace period can be
@@ -879,21 +860,21 @@ func testSweepProtocol(t *testing.T, s meta.Store) {
 	commit(t, s, u.ID, u.Root, "f", dfms.Manifest{Chunks: []dfms.ChunkRef{live}})
 
 	past := time.Now().Add(-time.Hour)
-	if c := must(s.SweepCandidates(ctx, past, 10))(t); len(c) != 0 {
+	if c := testkit.Must(s.SweepCandidates(ctx, past, 10))(t); len(c) != 0 {
 		t.Fatalf("candidates inside the grace period: %v", c)
 	}
-	if did := must(s.BeginDelete(ctx, f, orphan.Hash, past, time.Time{}))(t); did {
+	if did := testkit.Must(s.BeginDelete(ctx, f, orphan.Hash, past, time.Time{}))(t); did {
 		t.Fatal("BeginDelete inside the grace period succeeded")
 	}
 	future := time.Now().Add(time.Hour)
-	cands := must(s.SweepCandidates(ctx, future, 10))(t)
+	cands := testkit.Must(s.SweepCandidates(ctx, future, 10))(t)
 	if len(cands) != 1 || cands[0].Hash != orphan.Hash {
 		t.Fatalf("candidates = %v, want only the orphan", cands)
 	}
-	if did := must(s.BeginDelete(ctx, f, live.Hash, future, time.Time{}))(t); did {
+	if did := testkit.Must(s.BeginDelete(ctx, f, live.Hash, future, time.Time{}))(t); did {
 		t.Fatal("BeginDelete of a referenced chunk succeeded")
 	}
-	if !must(s.BeginDelete(ctx, f, orphan.Hash, future, time.Time{}))(t) {
+	if !testkit.Must(s.BeginDelete(ctx, f, orphan.Hash, future, time.Time{}))(t) {
 		t.Fatal("BeginDelete of the orphan failed")
 	}
 	// While deleting: commits, AddChunks and MissingChunks refuse it.
@@ -902,17 +883,17 @@ func testSweepProtocol(t *testing.T, s meta.Store) {
 	if !errors.As(err, &mce) {
 		t.Fatalf("commit of a deleting chunk: %v, want MissingChunksError", err)
 	}
-	wantKind(t, "AddChunks of a deleting chunk", s.AddChunks(ctx, []dfms.ChunkRef{orphan}), dfms.Conflict)
+	testkit.WantKind(t, s.AddChunks(ctx, []dfms.ChunkRef{orphan}), dfms.Conflict, "AddChunks of a deleting chunk")
 	_, err = s.MissingChunks(ctx, []dfms.Hash{live.Hash, orphan.Hash})
-	wantKind(t, "MissingChunks of a deleting chunk", err, dfms.Conflict)
+	testkit.WantKind(t, err, dfms.Conflict, "MissingChunks of a deleting chunk")
 	// An interrupted sweep finds it again.
-	if c := must(s.SweepCandidates(ctx, past, 10))(t); len(c) != 1 || !c[0].Deleting {
+	if c := testkit.Must(s.SweepCandidates(ctx, past, 10))(t); len(c) != 1 || !c[0].Deleting {
 		t.Fatalf("deleting rows are not candidates: %v", c)
 	}
 	ok(t, s.FinishDelete(ctx, f, orphan.Hash))
 	_, err = s.GetChunk(ctx, orphan.Hash)
-	wantKind(t, "chunk after FinishDelete", err, dfms.NotExist)
-	wantKind(t, "FinishDelete twice", s.FinishDelete(ctx, f, orphan.Hash), dfms.Conflict)
+	testkit.WantKind(t, err, dfms.NotExist, "chunk after FinishDelete")
+	testkit.WantKind(t, s.FinishDelete(ctx, f, orphan.Hash), dfms.Conflict, "FinishDelete twice")
 	// Storing it again works.
 	storeChunks(t, s, []dfms.ChunkRef{orphan})
 	commit(t, s, u.ID, u.Root, "g", dfms.Manifest{Chunks: []dfms.ChunkRef{orphan}})
@@ -920,33 +901,33 @@ func testSweepProtocol(t *testing.T, s meta.Store) {
 	// An orphan (bytes without a row) can be claimed once; a recorded
 	// chunk cannot be claimed at all.
 	ghost := chunk("ghost-orphan", 7)
-	if !must(s.ClaimOrphan(ctx, f, ghost.Hash, 7))(t) {
+	if !testkit.Must(s.ClaimOrphan(ctx, f, ghost.Hash, 7))(t) {
 		t.Fatal("ClaimOrphan of a row-less chunk failed")
 	}
-	wantKind(t, "AddChunks of a claimed orphan", s.AddChunks(ctx, []dfms.ChunkRef{ghost}), dfms.Conflict)
-	if must(s.ClaimOrphan(ctx, f, live.Hash, 5))(t) {
+	testkit.WantKind(t, s.AddChunks(ctx, []dfms.ChunkRef{ghost}), dfms.Conflict, "AddChunks of a claimed orphan")
+	if testkit.Must(s.ClaimOrphan(ctx, f, live.Hash, 5))(t) {
 		t.Fatal("ClaimOrphan of a referenced chunk succeeded")
 	}
 	ok(t, s.FinishDelete(ctx, f, ghost.Hash))
 
 	// KeepChunks re-arms present chunks and refuses gone or deleting ones.
 	ok(t, s.KeepChunks(ctx, []dfms.Hash{live.Hash, orphan.Hash}))
-	wantKind(t, "KeepChunks of an unknown chunk", s.KeepChunks(ctx, []dfms.Hash{chunk("never", 1).Hash}), dfms.Conflict)
-	if !must(s.ClaimOrphan(ctx, f, chunk("claimed", 2).Hash, 2))(t) {
+	testkit.WantKind(t, s.KeepChunks(ctx, []dfms.Hash{chunk("never", 1).Hash}), dfms.Conflict, "KeepChunks of an unknown chunk")
+	if !testkit.Must(s.ClaimOrphan(ctx, f, chunk("claimed", 2).Hash, 2))(t) {
 		t.Fatal("claim failed")
 	}
-	wantKind(t, "KeepChunks of a deleting chunk", s.KeepChunks(ctx, []dfms.Hash{chunk("claimed", 2).Hash}), dfms.Conflict)
-	if c := must(s.GetChunk(ctx, live.Hash))(t); !c.ZeroSince.IsZero() {
+	testkit.WantKind(t, s.KeepChunks(ctx, []dfms.Hash{chunk("claimed", 2).Hash}), dfms.Conflict, "KeepChunks of a deleting chunk")
+	if c := testkit.Must(s.GetChunk(ctx, live.Hash))(t); !c.ZeroSince.IsZero() {
 		t.Fatalf("KeepChunks set zero-since on a referenced chunk: %+v", c)
 	}
 
 	// AddChunks of an existing unreferenced chunk restarts its grace period.
 	stale := chunk("stale", 3)
 	storeChunks(t, s, []dfms.ChunkRef{stale})
-	first := must(s.GetChunk(ctx, stale.Hash))(t).ZeroSince
+	first := testkit.Must(s.GetChunk(ctx, stale.Hash))(t).ZeroSince
 	time.Sleep(2 * time.Millisecond)
 	storeChunks(t, s, []dfms.ChunkRef{stale})
-	if again := must(s.GetChunk(ctx, stale.Hash))(t).ZeroSince; !again.After(first) {
+	if again := testkit.Must(s.GetChunk(ctx, stale.Hash))(t).ZeroSince; !again.After(first) {
 		t.Fatalf("zero-since %v not refreshed (was %v)", again, first)
 	}
 }
@@ -954,11 +935,11 @@ func testSweepProtocol(t *testing.T, s meta.Store) {
 func testMultipart(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	d := mkdir(t, s, u.ID, u.Root, "videos")
-	up := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "big.mp4", Size: 60, PartSize: 30}, 0))(t)
+	up := testkit.Must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "big.mp4", Size: 60, PartSize: 30}, 0))(t)
 	if up.ID == "" || up.ExpiresAt.Before(up.CreatedAt) {
 		t.Fatalf("upload = %+v", up)
 	}
-	if got := must(s.GetUpload(ctx, u.ID, up.ID))(t); got.Name != "big.mp4" || got.Size != 60 {
+	if got := testkit.Must(s.GetUpload(ctx, u.ID, up.ID))(t); got.Name != "big.mp4" || got.Size != 60 {
 		t.Fatalf("GetUpload = %+v", got)
 	}
 	p1 := manifest(t, s, chunk("p1a", 10), chunk("p1b", 20))
@@ -970,18 +951,18 @@ func testMultipart(t *testing.T, s meta.Store) {
 		t.Fatalf("refs(p2) after re-put = %d, want 1", r)
 	}
 	_, _, err := s.CompleteUpload(ctx, u.ID, up.ID, dfms.Hash{}, "", nil)
-	wantKind(t, "complete with a gap", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "complete with a gap")
 	ok(t, s.PutPart(ctx, u.ID, up.ID, 1, 30, dfms.Sum([]byte("p1")), p1))
-	parts := must(s.ListParts(ctx, u.ID, up.ID))(t)
+	parts := testkit.Must(s.ListParts(ctx, u.ID, up.ID))(t)
 	if len(parts) != 2 || parts[0].Number != 1 || parts[1].Size != 30 || parts[1].SHA256 != dfms.Sum([]byte("p2")) {
 		t.Fatalf("parts = %+v", parts)
 	}
-	pm := must(s.PartManifests(ctx, u.ID, up.ID))(t)
+	pm := testkit.Must(s.PartManifests(ctx, u.ID, up.ID))(t)
 	if len(pm) != 2 || pm[0].Manifest == nil || !slices.Equal(pm[0].Manifest.Chunks, p1.Chunks) {
 		t.Fatalf("PartManifests = %+v", pm)
 	}
 	_, err = s.PartManifests(ctx, newUser(t, s).ID, up.ID)
-	wantKind(t, "another owner's part manifests", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "another owner's part manifests")
 	e, v, err := s.CompleteUpload(ctx, u.ID, up.ID, dfms.Sum([]byte("whole")), "video/mp4", nil)
 	ok(t, err)
 	if e.Name != "big.mp4" || e.Parent != d.ID || v.Size != 60 || v.ChunkCount != 3 || e.MIME != "video/mp4" {
@@ -993,10 +974,10 @@ func testMultipart(t *testing.T, s meta.Store) {
 		}
 	}
 	_, err = s.GetUpload(ctx, u.ID, up.ID)
-	wantKind(t, "upload after complete", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "upload after complete")
 
 	// Abort releases the parts' references.
-	up2 := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "x", PartSize: 10}, 0))(t)
+	up2 := testkit.Must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "x", PartSize: 10}, 0))(t)
 	ok(t, s.PutPart(ctx, u.ID, up2.ID, 1, 30, dfms.Hash{}, p2))
 	if r := refs(t, s, chunk("p2", 30)); r != 2 {
 		t.Fatalf("refs(p2) with a part = %d, want 2", r)
@@ -1006,17 +987,17 @@ func testMultipart(t *testing.T, s meta.Store) {
 		t.Fatalf("refs(p2) after abort = %d, want 1", r)
 	}
 	// Expiry.
-	up3 := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "y", PartSize: 10, ExpiresAt: time.Now().Add(time.Minute)}, 0))(t)
-	if exp := must(s.ExpiredUploads(ctx, time.Now(), 10))(t); len(exp) != 0 {
+	up3 := testkit.Must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "y", PartSize: 10, ExpiresAt: time.Now().Add(time.Minute)}, 0))(t)
+	if exp := testkit.Must(s.ExpiredUploads(ctx, time.Now(), 10))(t); len(exp) != 0 {
 		t.Fatalf("expired too early: %v", exp)
 	}
-	if exp := must(s.ExpiredUploads(ctx, time.Now().Add(2*time.Minute), 10))(t); len(exp) != 1 || exp[0].ID != up3.ID {
+	if exp := testkit.Must(s.ExpiredUploads(ctx, time.Now().Add(2*time.Minute), 10))(t); len(exp) != 1 || exp[0].ID != up3.ID {
 		t.Fatalf("expired = %v", exp)
 	}
 	// Purging a folder aborts uploads into it.
 	ok(t, s.PutPart(ctx, u.ID, up3.ID, 1, 30, dfms.Hash{}, p2))
 	ok(t, s.Trash(ctx, u.ID, d.ID))
-	must(s.Purge(ctx, u.ID, d.ID))(t)
+	testkit.Must(s.Purge(ctx, u.ID, d.ID))(t)
 	if r := refs(t, s, chunk("p2", 30)); r != 0 {
 		t.Fatalf("refs(p2) after purging the folder = %d, want 0", r)
 	}
@@ -1024,26 +1005,26 @@ func testMultipart(t *testing.T, s meta.Store) {
 
 func testMultipartErrors(t *testing.T, s meta.Store) {
 	a, b := newUser(t, s), newUser(t, s)
-	up := must(s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "f", PartSize: 10, Size: 99}, 0))(t)
+	up := testkit.Must(s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "f", PartSize: 10, Size: 99}, 0))(t)
 	p := manifest(t, s, chunk("mpe", 10))
-	wantKind(t, "part 0", s.PutPart(ctx, a.ID, up.ID, 0, 10, dfms.Hash{}, p), dfms.Invalid)
-	wantKind(t, "part 10001", s.PutPart(ctx, a.ID, up.ID, 10001, 10, dfms.Hash{}, p), dfms.Invalid)
-	wantKind(t, "size mismatch", s.PutPart(ctx, a.ID, up.ID, 1, 11, dfms.Hash{}, p), dfms.Invalid)
-	wantKind(t, "other owner's part", s.PutPart(ctx, b.ID, up.ID, 1, 10, dfms.Hash{}, p), dfms.NotExist)
+	testkit.WantKind(t, s.PutPart(ctx, a.ID, up.ID, 0, 10, dfms.Hash{}, p), dfms.Invalid, "part 0")
+	testkit.WantKind(t, s.PutPart(ctx, a.ID, up.ID, 10001, 10, dfms.Hash{}, p), dfms.Invalid, "part 10001")
+	testkit.WantKind(t, s.PutPart(ctx, a.ID, up.ID, 1, 11, dfms.Hash{}, p), dfms.Invalid, "size mismatch")
+	testkit.WantKind(t, s.PutPart(ctx, b.ID, up.ID, 1, 10, dfms.Hash{}, p), dfms.NotExist, "other owner's part")
 	_, err := s.ListParts(ctx, b.ID, up.ID)
-	wantKind(t, "other owner's list", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "other owner's list")
 	_, _, err = s.CompleteUpload(ctx, b.ID, up.ID, dfms.Hash{}, "", nil)
-	wantKind(t, "other owner's complete", err, dfms.NotExist)
-	wantKind(t, "other owner's abort", s.AbortUpload(ctx, b.ID, up.ID), dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "other owner's complete")
+	testkit.WantKind(t, s.AbortUpload(ctx, b.ID, up.ID), dfms.NotExist, "other owner's abort")
 	_, _, err = s.CompleteUpload(ctx, a.ID, up.ID, dfms.Hash{}, "", nil)
-	wantKind(t, "complete with no parts", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "complete with no parts")
 	ok(t, s.PutPart(ctx, a.ID, up.ID, 1, 10, dfms.Hash{}, p))
 	_, _, err = s.CompleteUpload(ctx, a.ID, up.ID, dfms.Hash{}, "", nil)
-	wantKind(t, "complete with a size other than declared", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "complete with a size other than declared")
 	_, err = s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "..", PartSize: 10}, 0)
-	wantKind(t, "bad name", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "bad name")
 	_, err = s.CreateUpload(ctx, meta.Upload{Owner: a.ID, Parent: a.Root, Name: "f", PartSize: 0}, 0)
-	wantKind(t, "zero part size", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "zero part size")
 }
 
 func testSearch(t *testing.T, s meta.Store) {
@@ -1051,7 +1032,7 @@ func testSearch(t *testing.T, s meta.Store) {
 	d := mkdir(t, s, u.ID, u.Root, "Reports")
 	sub := mkdir(t, s, u.ID, d.ID, "2024")
 	for _, n := range []string{"report-2024.pdf", "REPORT_final.txt", "notes.md", "100%.txt", "a_b.txt", "axb.txt"} {
-		must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: n, Kind: dfms.KindFile}))(t)
+		testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: n, Kind: dfms.KindFile}))(t)
 	}
 	base := time.Unix(1700000000, 0)
 	m := manifest(t, s, chunk("search", 5000))
@@ -1089,7 +1070,7 @@ func testSearch(t *testing.T, s meta.Store) {
 		}
 	}
 	// The index follows renames and purges.
-	notes := must(s.Lookup(ctx, u.ID, d.ID, "notes.md"))(t)
+	notes := testkit.Must(s.Lookup(ctx, u.ID, d.ID, "notes.md"))(t)
 	must2(t)(s.Rename(ctx, u.ID, notes.ID, d.ID, "minutes.md", false))
 	if got, _ := search(meta.SearchQuery{Text: "notes"}); len(got) != 0 {
 		t.Fatalf("old name still found: %v", got)
@@ -1098,7 +1079,7 @@ func testSearch(t *testing.T, s meta.Store) {
 		t.Fatalf("new name not found: %v", got)
 	}
 	ok(t, s.Trash(ctx, u.ID, notes.ID))
-	must(s.Purge(ctx, u.ID, notes.ID))(t)
+	testkit.Must(s.Purge(ctx, u.ID, notes.ID))(t)
 	if got, _ := search(meta.SearchQuery{Text: "minutes"}); len(got) != 0 {
 		t.Fatalf("purged entry found: %v", got)
 	}
@@ -1107,7 +1088,7 @@ func testSearch(t *testing.T, s meta.Store) {
 		t.Fatalf("paged search = %v of %d", got, total)
 	}
 	_, _, err = s.Search(ctx, u.ID, meta.SearchQuery{Offset: -1})
-	wantKind(t, "negative offset", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "negative offset")
 }
 
 func testChanges(t *testing.T, s meta.Store) {
@@ -1116,7 +1097,7 @@ func testChanges(t *testing.T, s meta.Store) {
 	f, _ := commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("ch", 1)))
 	must2(t)(s.Rename(ctx, u.ID, f.ID, u.Root, "g", false))
 	ok(t, s.Trash(ctx, u.ID, f.ID))
-	ch := must(s.Changes(ctx, u.ID, 0, 100))(t)
+	ch := testkit.Must(s.Changes(ctx, u.ID, 0, 100))(t)
 	var ops []string
 	for i, c := range ch {
 		ops = append(ops, c.Op)
@@ -1134,7 +1115,7 @@ func testChanges(t *testing.T, s meta.Store) {
 	if ch[2].Version != 1 || ch[2].Entry != f.ID || ch[2].Parent != d.ID {
 		t.Fatalf("version change = %+v", ch[2])
 	}
-	rest := must(s.Changes(ctx, u.ID, ch[3].Seq, 100))(t)
+	rest := testkit.Must(s.Changes(ctx, u.ID, ch[3].Seq, 100))(t)
 	if len(rest) != 2 || rest[0].Seq != ch[4].Seq {
 		t.Fatalf("changes after %d = %v", ch[3].Seq, rest)
 	}
@@ -1148,9 +1129,9 @@ func testChanges(t *testing.T, s meta.Store) {
 	if meta.Origin(mine) != "mount-1" || meta.Origin(ctx) != "" {
 		t.Fatal("Origin does not report what the context carries")
 	}
-	h := must(s.CreateEntry(mine, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "h", Kind: dfms.KindFile}))(t)
+	h := testkit.Must(s.CreateEntry(mine, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "h", Kind: dfms.KindFile}))(t)
 	last := ch[len(ch)-1].Seq
-	got := must(s.Changes(ctx, u.ID, last, 100))(t)
+	got := testkit.Must(s.Changes(ctx, u.ID, last, 100))(t)
 	if len(got) != 1 || got[0].Entry != h.ID || got[0].Origin != "mount-1" {
 		t.Fatalf("changes after a create with an origin = %+v", got)
 	}
@@ -1171,7 +1152,7 @@ type feedReader struct {
 func (r *feedReader) poll(t *testing.T) {
 	t.Helper()
 	for {
-		page := must(r.s.Changes(ctx, r.owner, r.cursor, 7))(t)
+		page := testkit.Must(r.s.Changes(ctx, r.owner, r.cursor, 7))(t)
 		for _, c := range page {
 			if c.Seq <= r.cursor || r.seen[c.Seq] {
 				t.Fatalf("change %d delivered again or out of order (cursor %d)", c.Seq, r.cursor)
@@ -1189,7 +1170,7 @@ func (r *feedReader) poll(t *testing.T) {
 // reader has not seen, and how many there are.
 func (r *feedReader) missed(t *testing.T) (missed []int64, total int) {
 	t.Helper()
-	all := must(r.s.Changes(ctx, r.owner, r.start, 10000))(t)
+	all := testkit.Must(r.s.Changes(ctx, r.owner, r.start, 10000))(t)
 	for _, c := range all {
 		if !r.seen[c.Seq] {
 			missed = append(missed, c.Seq)
@@ -1205,7 +1186,7 @@ func testChangesInCommitOrder(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	da, db := mkdir(t, s, u.ID, u.Root, "a"), mkdir(t, s, u.ID, u.Root, "b")
 	f, _ := commit(t, s, u.ID, da.ID, "f", manifest(t, s, chunk("order", 3)))
-	last := must(s.LastChange(ctx, u.ID))(t)
+	last := testkit.Must(s.LastChange(ctx, u.ID))(t)
 	r := &feedReader{s: s, owner: u.ID, start: last, cursor: last, seen: map[int64]bool{}}
 	inA, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -1316,12 +1297,12 @@ func testNodes(t *testing.T, s meta.Store) {
 	ok(t, s.PutNode(ctx, meta.Node{ID: "n2", Endpoint: "s3://b", Weight: 200}))
 	ok(t, s.PutNode(ctx, meta.Node{ID: "n1", Endpoint: "file:///a", Weight: 100}))
 	ok(t, s.PutNode(ctx, meta.Node{ID: "n1", Endpoint: "file:///a2", Weight: 50}))
-	wantKind(t, "node without endpoint", s.PutNode(ctx, meta.Node{ID: "n3"}), dfms.Invalid)
-	wantKind(t, "bad state", s.PutNode(ctx, meta.Node{ID: "n3", Endpoint: "x", State: "gone"}), dfms.Invalid)
+	testkit.WantKind(t, s.PutNode(ctx, meta.Node{ID: "n3"}), dfms.Invalid, "node without endpoint")
+	testkit.WantKind(t, s.PutNode(ctx, meta.Node{ID: "n3", Endpoint: "x", State: "gone"}), dfms.Invalid, "bad state")
 	probe := time.Now()
 	ok(t, s.SetNodeState(ctx, "n2", meta.NodeDown, 3, probe))
-	wantKind(t, "state of a missing node", s.SetNodeState(ctx, "n9", meta.NodeUp, 0, probe), dfms.NotExist)
-	ns := must(s.ListNodes(ctx))(t)
+	testkit.WantKind(t, s.SetNodeState(ctx, "n9", meta.NodeUp, 0, probe), dfms.NotExist, "state of a missing node")
+	ns := testkit.Must(s.ListNodes(ctx))(t)
 	if len(ns) != 2 || ns[0].ID != "n1" || ns[0].Endpoint != "file:///a2" || ns[0].Weight != 50 || ns[0].State != meta.NodeUp {
 		t.Fatalf("nodes = %+v", ns)
 	}
@@ -1336,7 +1317,7 @@ func testConcurrentCommits(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	shared := chunk("shared", 8)
 	storeChunks(t, s, []dfms.ChunkRef{shared})
-	e := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "hot", Kind: dfms.KindFile}))(t)
+	e := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "hot", Kind: dfms.KindFile}))(t)
 	const writers, each = 6, 5
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*each)
@@ -1370,7 +1351,7 @@ func testConcurrentCommits(t *testing.T, s meta.Store) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	vs := must(s.ListVersions(ctx, u.ID, e.ID))(t)
+	vs := testkit.Must(s.ListVersions(ctx, u.ID, e.ID))(t)
 	if len(vs) != writers*each {
 		t.Fatalf("%d versions, want %d", len(vs), writers*each)
 	}
@@ -1382,7 +1363,7 @@ func testConcurrentCommits(t *testing.T, s meta.Store) {
 	if r := refs(t, s, shared); r != 2*writers*each+writers*each {
 		t.Fatalf("refs(shared) = %d, want %d", r, 3*writers*each)
 	}
-	if us := must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != int64(writers*each*(20+8)) {
+	if us := testkit.Must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != int64(writers*each*(20+8)) {
 		t.Fatalf("usage %d, want %d", us.LogicalBytes, writers*each*28)
 	}
 }
@@ -1414,16 +1395,16 @@ func testUsage(t *testing.T, s meta.Store) {
 	d := mkdir(t, s, u.ID, u.Root, "d")
 	commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("u1", 100)))
 	commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("u2", 50)))
-	must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: dfms.KindSymlink, Target: "d"}))(t)
-	us := must(s.Usage(ctx, u.ID))(t)
+	testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: dfms.KindSymlink, Target: "d"}))(t)
+	us := testkit.Must(s.Usage(ctx, u.ID))(t)
 	if us.LogicalBytes != 150 || us.Files != 1 || us.Dirs != 1 || us.Versions != 2 {
 		t.Fatalf("usage = %+v", us)
 	}
 	_, err := s.Usage(ctx, 987654)
-	wantKind(t, "usage of a missing user", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "usage of a missing user")
 	// Two versions sharing nothing, then a copy sharing everything.
 	commit(t, s, u.ID, u.Root, "g", dfms.Manifest{Chunks: []dfms.ChunkRef{chunk("u1", 100), chunk("u1", 100)}})
-	if n := must(s.StoredBytes(ctx, u.ID))(t); n != 150 {
+	if n := testkit.Must(s.StoredBytes(ctx, u.ID))(t); n != 150 {
 		t.Fatalf("StoredBytes = %d, want 150", n)
 	}
 }
@@ -1432,40 +1413,40 @@ func testRefreshTokens(t *testing.T, s meta.Store) {
 	u, v := newUser(t, s), newUser(t, s)
 	exp := time.Now().Add(time.Hour)
 	ok(t, s.CreateRefreshToken(ctx, meta.RefreshToken{ID: "t1", User: u.ID, Family: "f1", ExpiresAt: exp}))
-	wantKind(t, "token without family", s.CreateRefreshToken(ctx, meta.RefreshToken{ID: "x", User: u.ID, ExpiresAt: exp}), dfms.Invalid)
+	testkit.WantKind(t, s.CreateRefreshToken(ctx, meta.RefreshToken{ID: "x", User: u.ID, ExpiresAt: exp}), dfms.Invalid, "token without family")
 
-	old := must(s.RotateRefreshToken(ctx, "t1", meta.RefreshToken{ID: "t2", ExpiresAt: exp}))(t)
+	old := testkit.Must(s.RotateRefreshToken(ctx, "t1", meta.RefreshToken{ID: "t2", ExpiresAt: exp}))(t)
 	if old.ID != "t1" || old.User != u.ID || old.Family != "f1" {
 		t.Fatalf("rotated token = %+v", old)
 	}
-	next := must(s.RotateRefreshToken(ctx, "t2", meta.RefreshToken{ID: "t3", ExpiresAt: exp}))(t)
+	next := testkit.Must(s.RotateRefreshToken(ctx, "t2", meta.RefreshToken{ID: "t3", ExpiresAt: exp}))(t)
 	if next.User != u.ID {
 		t.Fatalf("t2 belongs to %d", next.User)
 	}
 	// Presenting t1 again: reuse, the family is revoked, t3 is dead too.
 	_, err := s.RotateRefreshToken(ctx, "t1", meta.RefreshToken{ID: "t4", ExpiresAt: exp})
-	wantKind(t, "reused token", err, dfms.Permission)
+	testkit.WantKind(t, err, dfms.Permission, "reused token")
 	_, err = s.RotateRefreshToken(ctx, "t3", meta.RefreshToken{ID: "t5", ExpiresAt: exp})
-	wantKind(t, "token of a revoked family", err, dfms.Permission)
+	testkit.WantKind(t, err, dfms.Permission, "token of a revoked family")
 	_, err = s.RotateRefreshToken(ctx, "nope", meta.RefreshToken{ID: "t6", ExpiresAt: exp})
-	wantKind(t, "unknown token", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "unknown token")
 
 	ok(t, s.CreateRefreshToken(ctx, meta.RefreshToken{ID: "old", User: u.ID, Family: "f2", ExpiresAt: time.Now().Add(-time.Second)}))
 	_, err = s.RotateRefreshToken(ctx, "old", meta.RefreshToken{ID: "t7", ExpiresAt: exp})
-	wantKind(t, "expired token", err, dfms.Permission)
+	testkit.WantKind(t, err, dfms.Permission, "expired token")
 
 	// Logout revokes a family; a password change revokes a user's tokens.
 	ok(t, s.CreateRefreshToken(ctx, meta.RefreshToken{ID: "l1", User: u.ID, Family: "f3", ExpiresAt: exp}))
 	ok(t, s.RevokeRefreshToken(ctx, "l1"))
 	_, err = s.RotateRefreshToken(ctx, "l1", meta.RefreshToken{ID: "l2", ExpiresAt: exp})
-	wantKind(t, "logged-out token", err, dfms.Permission)
-	wantKind(t, "revoke unknown", s.RevokeRefreshToken(ctx, "zzz"), dfms.NotExist)
+	testkit.WantKind(t, err, dfms.Permission, "logged-out token")
+	testkit.WantKind(t, s.RevokeRefreshToken(ctx, "zzz"), dfms.NotExist, "revoke unknown")
 
 	ok(t, s.CreateRefreshToken(ctx, meta.RefreshToken{ID: "a1", User: u.ID, Family: "f4", ExpiresAt: exp}))
 	ok(t, s.CreateRefreshToken(ctx, meta.RefreshToken{ID: "b1", User: v.ID, Family: "f5", ExpiresAt: exp}))
 	ok(t, s.RevokeUserRefreshTokens(ctx, u.ID))
 	_, err = s.RotateRefreshToken(ctx, "a1", meta.RefreshToken{ID: "a2", ExpiresAt: exp})
-	wantKind(t, "token after password change", err, dfms.Permission)
+	testkit.WantKind(t, err, dfms.Permission, "token after password change")
 	if _, err := s.RotateRefreshToken(ctx, "b1", meta.RefreshToken{ID: "b2", ExpiresAt: exp}); err != nil {
 		t.Fatalf("another user's token was revoked: %v", err)
 	}
@@ -1481,7 +1462,7 @@ func testListSortPage(t *testing.T, s meta.Store) {
 			MTime: base.Add(time.Duration(i) * time.Hour)})
 		ok(t, err)
 	}
-	list := func(o meta.ListOptions) []string { return names(must(s.ListDir(ctx, u.ID, u.Root, o))(t)) }
+	list := func(o meta.ListOptions) []string { return names(testkit.Must(s.ListDir(ctx, u.ID, u.Root, o))(t)) }
 	for _, tc := range []struct {
 		o    meta.ListOptions
 		want []string
@@ -1500,16 +1481,16 @@ func testListSortPage(t *testing.T, s meta.Store) {
 		}
 	}
 	_, err := s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{Sort: "colour"})
-	wantKind(t, "unknown sort", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "unknown sort")
 	_, err = s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{Offset: -1})
-	wantKind(t, "negative offset", err, dfms.Invalid)
-	if n := must(s.CountDir(ctx, u.ID, u.Root))(t); n != 4 {
+	testkit.WantKind(t, err, dfms.Invalid, "negative offset")
+	if n := testkit.Must(s.CountDir(ctx, u.ID, u.Root))(t); n != 4 {
 		t.Fatalf("CountDir = %d, want 4", n)
 	}
 	_, err = s.CountDir(ctx, newUser(t, s).ID, u.Root)
-	wantKind(t, "CountDir of another's folder", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "CountDir of another's folder")
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "a", CreateOnly: true})
-	wantKind(t, "create-only over an existing file", err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist, "create-only over an existing file")
 }
 
 // Possession: a user may only reference chunks it sent or committed.
@@ -1518,21 +1499,21 @@ func testChunkOwners(t *testing.T, s meta.Store) {
 	x, y, z := chunk("own-x", 1), chunk("own-y", 2), chunk("own-z", 3)
 	storeChunks(t, s, []dfms.ChunkRef{x, y})
 	hs := []dfms.Hash{x.Hash, y.Hash, z.Hash, x.Hash}
-	if got := must(s.UnownedChunks(ctx, a.ID, hs))(t); !slices.Equal(got, []dfms.Hash{x.Hash, y.Hash, z.Hash}) {
+	if got := testkit.Must(s.UnownedChunks(ctx, a.ID, hs))(t); !slices.Equal(got, []dfms.Hash{x.Hash, y.Hash, z.Hash}) {
 		t.Fatalf("unowned before anything = %v", got)
 	}
 	commit(t, s, a.ID, a.Root, "f", dfms.Manifest{Chunks: []dfms.ChunkRef{x}})
 	ok(t, s.OwnChunks(ctx, a.ID, []dfms.Hash{y.Hash, z.Hash}))
 	// z is owned but not stored: still unusable.
-	if got := must(s.UnownedChunks(ctx, a.ID, hs))(t); !slices.Equal(got, []dfms.Hash{z.Hash}) {
+	if got := testkit.Must(s.UnownedChunks(ctx, a.ID, hs))(t); !slices.Equal(got, []dfms.Hash{z.Hash}) {
 		t.Fatalf("unowned for a = %v, want only the unstored z", got)
 	}
-	if got := must(s.UnownedChunks(ctx, b.ID, hs))(t); len(got) != 3 {
+	if got := testkit.Must(s.UnownedChunks(ctx, b.ID, hs))(t); len(got) != 3 {
 		t.Fatalf("b owns %d of a's chunks", 3-len(got))
 	}
-	up := must(s.CreateUpload(ctx, meta.Upload{Owner: b.ID, Parent: b.Root, Name: "p", PartSize: 2}, 0))(t)
+	up := testkit.Must(s.CreateUpload(ctx, meta.Upload{Owner: b.ID, Parent: b.Root, Name: "p", PartSize: 2}, 0))(t)
 	ok(t, s.PutPart(ctx, b.ID, up.ID, 1, 2, dfms.Hash{}, dfms.Manifest{Chunks: []dfms.ChunkRef{y}}))
-	if got := must(s.UnownedChunks(ctx, b.ID, []dfms.Hash{y.Hash}))(t); len(got) != 0 {
+	if got := testkit.Must(s.UnownedChunks(ctx, b.ID, []dfms.Hash{y.Hash}))(t); len(got) != 0 {
 		t.Fatalf("a part did not record possession: %v", got)
 	}
 }
@@ -1553,17 +1534,17 @@ func testPossessionGoesWithTheChunk(t *testing.T, s meta.Store) {
 	ok(t, s.OwnChunks(ctx, a.ID, []dfms.Hash{orphan.Hash}))
 
 	// GC deletes swept (unreferenced) and orphan (bytes without a row).
-	if !must(s.BeginDelete(ctx, f, swept.Hash, future, time.Time{}))(t) {
+	if !testkit.Must(s.BeginDelete(ctx, f, swept.Hash, future, time.Time{}))(t) {
 		t.Fatal("BeginDelete of an unreferenced chunk failed")
 	}
 	ok(t, s.FinishDelete(ctx, f, swept.Hash))
-	if !must(s.ClaimOrphan(ctx, f, orphan.Hash, 4))(t) {
+	if !testkit.Must(s.ClaimOrphan(ctx, f, orphan.Hash, 4))(t) {
 		t.Fatal("ClaimOrphan of a row-less chunk failed")
 	}
 	ok(t, s.FinishDelete(ctx, f, orphan.Hash))
 	// Possession recorded while a chunk is being deleted is of bytes
 	// about to vanish.
-	if !must(s.BeginDelete(ctx, f, deleting.Hash, future, time.Time{}))(t) {
+	if !testkit.Must(s.BeginDelete(ctx, f, deleting.Hash, future, time.Time{}))(t) {
 		t.Fatal("BeginDelete failed")
 	}
 	ok(t, s.OwnChunks(ctx, b.ID, []dfms.Hash{deleting.Hash}))
@@ -1575,10 +1556,10 @@ func testPossessionGoesWithTheChunk(t *testing.T, s meta.Store) {
 	storeChunks(t, s, all)
 	ok(t, s.OwnChunks(ctx, b.ID, []dfms.Hash{swept.Hash, orphan.Hash}))
 	hs := []dfms.Hash{swept.Hash, orphan.Hash, deleting.Hash}
-	if got := must(s.UnownedChunks(ctx, a.ID, hs))(t); !slices.Equal(got, hs) {
+	if got := testkit.Must(s.UnownedChunks(ctx, a.ID, hs))(t); !slices.Equal(got, hs) {
 		t.Fatalf("a still possesses %d of the chunks GC deleted (unowned %v)", len(hs)-len(got), got)
 	}
-	if got := must(s.UnownedChunks(ctx, b.ID, hs))(t); !slices.Equal(got, []dfms.Hash{deleting.Hash}) {
+	if got := testkit.Must(s.UnownedChunks(ctx, b.ID, hs))(t); !slices.Equal(got, []dfms.Hash{deleting.Hash}) {
 		t.Fatalf("unowned for b = %v, want only the chunk it claimed while it was being deleted", got)
 	}
 }
@@ -1590,13 +1571,13 @@ func testPendingChunks(t *testing.T, s meta.Store) {
 	f := lock(t, s, "gc")
 	p := chunk("pending", 9)
 	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{p}))
-	if c := must(s.GetChunk(ctx, p.Hash))(t); !c.Pending || c.Refs != 0 {
+	if c := testkit.Must(s.GetChunk(ctx, p.Hash))(t); !c.Pending || c.Refs != 0 {
 		t.Fatalf("reserved chunk = %+v", c)
 	}
-	if miss := must(s.MissingChunks(ctx, []dfms.Hash{p.Hash}))(t); len(miss) != 1 {
+	if miss := testkit.Must(s.MissingChunks(ctx, []dfms.Hash{p.Hash}))(t); len(miss) != 1 {
 		t.Fatal("a pending chunk is reported stored")
 	}
-	if must(s.ClaimOrphan(ctx, f, p.Hash, 9))(t) {
+	if testkit.Must(s.ClaimOrphan(ctx, f, p.Hash, 9))(t) {
 		t.Fatal("the orphan collector claimed a reserved chunk")
 	}
 	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "f", Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{p}}})
@@ -1604,17 +1585,17 @@ func testPendingChunks(t *testing.T, s meta.Store) {
 	if !errors.As(err, &mce) {
 		t.Fatalf("commit of a pending chunk: %v, want MissingChunksError", err)
 	}
-	wantKind(t, "KeepChunks of a pending chunk", s.KeepChunks(ctx, []dfms.Hash{p.Hash}), dfms.Conflict)
+	testkit.WantKind(t, s.KeepChunks(ctx, []dfms.Hash{p.Hash}), dfms.Conflict, "KeepChunks of a pending chunk")
 	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{p})) // a second writer
 	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{p}))
 	commit(t, s, u.ID, u.Root, "f", dfms.Manifest{Chunks: []dfms.ChunkRef{p}})
 	// AddChunks without a reservation: the row may have been collected.
-	wantKind(t, "AddChunks without a reservation", s.AddChunks(ctx, []dfms.ChunkRef{chunk("never reserved", 1)}), dfms.Conflict)
+	testkit.WantKind(t, s.AddChunks(ctx, []dfms.ChunkRef{chunk("never reserved", 1)}), dfms.Conflict, "AddChunks without a reservation")
 	// A stale reservation is swept.
 	stale := chunk("stale reservation", 4)
 	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{stale}))
 	future := time.Now().Add(time.Hour)
-	if !must(s.BeginDelete(ctx, f, stale.Hash, future, time.Time{}))(t) {
+	if !testkit.Must(s.BeginDelete(ctx, f, stale.Hash, future, time.Time{}))(t) {
 		t.Fatal("a stale reservation cannot be collected")
 	}
 	ok(t, s.FinishDelete(ctx, f, stale.Hash))
@@ -1634,7 +1615,7 @@ func testCommitStoring(t *testing.T, s meta.Store) {
 
 	// Stored needs Durable.
 	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: m, Stored: []dfms.ChunkRef{fresh}})
-	wantKind(t, "Stored without Durable", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "Stored without Durable")
 
 	// The bytes could not be stored: nothing changes, the row stays pending.
 	calls := 0
@@ -1644,10 +1625,10 @@ func testCommitStoring(t *testing.T, s meta.Store) {
 	if !errors.Is(err, failed) || calls == 0 {
 		t.Fatalf("commit whose chunks failed: %v (Durable called %d times), want %v", err, calls, failed)
 	}
-	if c := must(s.GetChunk(ctx, fresh.Hash))(t); !c.Pending || c.Refs != 0 {
+	if c := testkit.Must(s.GetChunk(ctx, fresh.Hash))(t); !c.Pending || c.Refs != 0 {
 		t.Fatalf("after a failed commit the new chunk is %+v, want pending with no references", c)
 	}
-	if got := must(s.GetEntry(ctx, u.ID, e.ID))(t); got.Version != 1 {
+	if got := testkit.Must(s.GetEntry(ctx, u.ID, e.ID))(t); got.Version != 1 {
 		t.Fatalf("a failed commit moved the file to version %d", got.Version)
 	}
 	if refs(t, s, old) != 1 {
@@ -1663,13 +1644,13 @@ func testCommitStoring(t *testing.T, s meta.Store) {
 	if calls == 0 || got.Version != 2 || v.Number != 2 {
 		t.Fatalf("commit: entry version %d, version %d, Durable called %d times", got.Version, v.Number, calls)
 	}
-	if c := must(s.GetChunk(ctx, fresh.Hash))(t); c.Pending || c.Refs != 2 {
+	if c := testkit.Must(s.GetChunk(ctx, fresh.Hash))(t); c.Pending || c.Refs != 2 {
 		t.Fatalf("after the commit the new chunk is %+v, want stored with 2 references", c)
 	}
 	if refs(t, s, old) != 2 {
 		t.Fatalf("kept chunk has %d references, want 2", refs(t, s, old))
 	}
-	if un := must(s.UnownedChunks(ctx, u.ID, []dfms.Hash{fresh.Hash}))(t); len(un) != 0 {
+	if un := testkit.Must(s.UnownedChunks(ctx, u.ID, []dfms.Hash{fresh.Hash}))(t); len(un) != 0 {
 		t.Fatal("the commit did not record possession of the chunk it stored")
 	}
 
@@ -1678,20 +1659,20 @@ func testCommitStoring(t *testing.T, s meta.Store) {
 	lost := chunk("storing: never reserved", 3)
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{lost}},
 		Stored: []dfms.ChunkRef{lost}, Durable: func() error { return nil }})
-	wantKind(t, "commit storing an unreserved chunk", err, dfms.Conflict)
+	testkit.WantKind(t, err, dfms.Conflict, "commit storing an unreserved chunk")
 
 	// In a batch, a failing Durable fails only its own commit.
 	other, _ := commit(t, s, u.ID, u.Root, "g", first)
 	also := chunk("storing: batch", 5)
 	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{also}))
-	res := must(s.CommitVersions(ctx, []meta.CommitRequest{
+	res := testkit.Must(s.CommitVersions(ctx, []meta.CommitRequest{
 		{Owner: u.ID, Entry: e.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{also}}, Stored: []dfms.ChunkRef{also}, Durable: func() error { return failed }},
 		{Owner: u.ID, Entry: other.ID, Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{old}}},
 	}))(t)
 	if !errors.Is(res[0].Err, failed) || res[1].Err != nil || res[1].Entry.Version != 2 {
 		t.Fatalf("batch: %v / %v (version %d)", res[0].Err, res[1].Err, res[1].Entry.Version)
 	}
-	if c := must(s.GetChunk(ctx, also.Hash))(t); !c.Pending {
+	if c := testkit.Must(s.GetChunk(ctx, also.Hash))(t); !c.Pending {
 		t.Fatalf("the failed commit of a batch recorded its chunk: %+v", c)
 	}
 }
@@ -1710,7 +1691,7 @@ func testLock(t *testing.T, s meta.Store) {
 	f, unlock, err := s.Lock(ctx, "gc")
 	ok(t, err)
 	_, _, err = s.Lock(ctx, "gc")
-	wantKind(t, "second lock", err, dfms.Conflict)
+	testkit.WantKind(t, err, dfms.Conflict, "second lock")
 	o, other, err := s.Lock(ctx, "other")
 	ok(t, err)
 	unlock()
@@ -1739,10 +1720,10 @@ func testLockFencing(t *testing.T, s meta.Store) {
 	f, unlockF, err := s.Lock(ctx, "gc")
 	ok(t, err)
 	_, err = s.BeginDelete(ctx, old, x.Hash, future, past)
-	wantKind(t, "BeginDelete with a stale fence", err, dfms.Conflict)
+	testkit.WantKind(t, err, dfms.Conflict, "BeginDelete with a stale fence")
 	_, err = s.ClaimOrphan(ctx, old, chunk("fence-orphan", 1).Hash, 1)
-	wantKind(t, "ClaimOrphan with a stale fence", err, dfms.Conflict)
-	if c := must(s.GetChunk(ctx, x.Hash))(t); c.Deleting {
+	testkit.WantKind(t, err, dfms.Conflict, "ClaimOrphan with a stale fence")
+	if c := testkit.Must(s.GetChunk(ctx, x.Hash))(t); c.Deleting {
 		t.Fatal("a stale fence marked a chunk deleting")
 	}
 	if _, err := s.GetChunk(ctx, chunk("fence-orphan", 1).Hash); !dfms.Is(err, dfms.NotExist) {
@@ -1750,11 +1731,11 @@ func testLockFencing(t *testing.T, s meta.Store) {
 	}
 
 	// f marks x, and may ask again (an interrupted run of its own).
-	if !must(s.BeginDelete(ctx, f, x.Hash, future, past))(t) || !must(s.BeginDelete(ctx, f, x.Hash, future, past))(t) {
+	if !testkit.Must(s.BeginDelete(ctx, f, x.Hash, future, past))(t) || !testkit.Must(s.BeginDelete(ctx, f, x.Hash, future, past))(t) {
 		t.Fatal("the lock's holder could not mark an unreferenced chunk")
 	}
-	wantKind(t, "FinishDelete by a fence that did not mark it", s.FinishDelete(ctx, old, x.Hash), dfms.Conflict)
-	if !must(s.ClaimOrphan(ctx, f, chunk("fence-orphan", 1).Hash, 1))(t) {
+	testkit.WantKind(t, s.FinishDelete(ctx, old, x.Hash), dfms.Conflict, "FinishDelete by a fence that did not mark it")
+	if !testkit.Must(s.ClaimOrphan(ctx, f, chunk("fence-orphan", 1).Hash, 1))(t) {
 		t.Fatal("the lock's holder could not claim an orphan")
 	}
 
@@ -1762,35 +1743,35 @@ func testLockFencing(t *testing.T, s meta.Store) {
 	// them over once they are older than its stale.
 	unlockF()
 	g := lock(t, s, "gc")
-	if must(s.BeginDelete(ctx, g, x.Hash, future, past))(t) {
+	if testkit.Must(s.BeginDelete(ctx, g, x.Hash, future, past))(t) {
 		t.Fatal("a young mark of another holder was taken over")
 	}
-	wantKind(t, "f marking after losing the lock", must1Err(s.BeginDelete(ctx, f, y.Hash, future, past)), dfms.Conflict)
+	testkit.WantKind(t, must1Err(s.BeginDelete(ctx, f, y.Hash, future, past)), dfms.Conflict, "f marking after losing the lock")
 	ok(t, s.FinishDelete(ctx, f, chunk("fence-orphan", 1).Hash)) // its own mark: f deleted the bytes
-	if !must(s.BeginDelete(ctx, g, x.Hash, future, future))(t) {
+	if !testkit.Must(s.BeginDelete(ctx, g, x.Hash, future, future))(t) {
 		t.Fatal("an old mark of another holder was not taken over")
 	}
-	wantKind(t, "FinishDelete by the holder whose mark was taken over", s.FinishDelete(ctx, f, x.Hash), dfms.Conflict)
+	testkit.WantKind(t, s.FinishDelete(ctx, f, x.Hash), dfms.Conflict, "FinishDelete by the holder whose mark was taken over")
 	ok(t, s.FinishDelete(ctx, g, x.Hash))
 	_, err = s.GetChunk(ctx, x.Hash)
-	wantKind(t, "chunk after FinishDelete", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "chunk after FinishDelete")
 
 	// Referenced chunks are never marked, whoever asks.
 	commit(t, s, u.ID, u.Root, "f", dfms.Manifest{Chunks: []dfms.ChunkRef{y}})
-	if must(s.BeginDelete(ctx, g, y.Hash, future, future))(t) {
+	if testkit.Must(s.BeginDelete(ctx, g, y.Hash, future, future))(t) {
 		t.Fatal("a referenced chunk was marked")
 	}
 }
 
 func testXattrs(t *testing.T, s meta.Store) {
 	u, other := newUser(t, s), newUser(t, s)
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	if v, found, err := s.GetXattr(ctx, u.ID, f.ID, "user.a"); err != nil || found || v != nil {
 		t.Fatalf("get of a missing attribute: %q %v %v", v, found, err)
 	}
-	wantKind(t, "replace a missing attribute", s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("1"), dfms.XattrReplace), dfms.NotExist)
+	testkit.WantKind(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("1"), dfms.XattrReplace), dfms.NotExist, "replace a missing attribute")
 	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("1"), dfms.XattrCreate))
-	wantKind(t, "create an existing attribute", s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("2"), dfms.XattrCreate), dfms.Exist)
+	testkit.WantKind(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("2"), dfms.XattrCreate), dfms.Exist, "create an existing attribute")
 	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", []byte("2"), dfms.XattrReplace))
 	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.empty", nil, dfms.XattrAny))
 	ok(t, s.SetXattr(ctx, u.ID, f.ID, "trusted.b", []byte{0, 1, 2}, dfms.XattrAny))
@@ -1800,22 +1781,22 @@ func testXattrs(t *testing.T, s meta.Store) {
 	if v, found, err := s.GetXattr(ctx, u.ID, f.ID, "user.empty"); err != nil || !found || v == nil || len(v) != 0 {
 		t.Fatalf("get of an empty value: %q %v %v", v, found, err)
 	}
-	if names := must(s.ListXattrs(ctx, u.ID, f.ID))(t); !slices.Equal(names, []string{"trusted.b", "user.a", "user.empty"}) {
+	if names := testkit.Must(s.ListXattrs(ctx, u.ID, f.ID))(t); !slices.Equal(names, []string{"trusted.b", "user.a", "user.empty"}) {
 		t.Fatalf("list: %q", names)
 	}
-	wantKind(t, "too long a value", s.SetXattr(ctx, u.ID, f.ID, "user.big", make([]byte, dfms.MaxXattrValue+1), dfms.XattrAny), dfms.TooLarge)
-	wantKind(t, "an empty name", s.SetXattr(ctx, u.ID, f.ID, "", nil, dfms.XattrAny), dfms.Invalid)
+	testkit.WantKind(t, s.SetXattr(ctx, u.ID, f.ID, "user.big", make([]byte, dfms.MaxXattrValue+1), dfms.XattrAny), dfms.TooLarge, "too long a value")
+	testkit.WantKind(t, s.SetXattr(ctx, u.ID, f.ID, "", nil, dfms.XattrAny), dfms.Invalid, "an empty name")
 	// Another user sees no entry.
 	_, _, err := s.GetXattr(ctx, other.ID, f.ID, "user.a")
-	wantKind(t, "another user's get", err, dfms.NotExist)
-	wantKind(t, "another user's set", s.SetXattr(ctx, other.ID, f.ID, "user.a", nil, dfms.XattrAny), dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "another user's get")
+	testkit.WantKind(t, s.SetXattr(ctx, other.ID, f.ID, "user.a", nil, dfms.XattrAny), dfms.NotExist, "another user's set")
 	ok(t, s.RemoveXattr(ctx, u.ID, f.ID, "user.a"))
-	wantKind(t, "remove a missing attribute", s.RemoveXattr(ctx, u.ID, f.ID, "user.a"), dfms.NotExist)
+	testkit.WantKind(t, s.RemoveXattr(ctx, u.ID, f.ID, "user.a"), dfms.NotExist, "remove a missing attribute")
 	// Purging the entry takes its attributes.
 	ok(t, s.Trash(ctx, u.ID, f.ID))
-	must(s.Purge(ctx, u.ID, f.ID))(t)
+	testkit.Must(s.Purge(ctx, u.ID, f.ID))(t)
 	_, _, err = s.GetXattr(ctx, u.ID, f.ID, "trusted.b")
-	wantKind(t, "get after purge", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "get after purge")
 }
 
 func testDirTimes(t *testing.T, s meta.Store) {
@@ -1824,19 +1805,19 @@ func testDirTimes(t *testing.T, s meta.Store) {
 	d2 := mkdir(t, s, u.ID, u.Root, "d2")
 	past := time.Unix(1000000000, 0)
 	for _, id := range []dfms.EntryID{d.ID, d2.ID} {
-		must(s.SetAttr(ctx, u.ID, id, meta.SetAttr{MTime: &past}))(t)
+		testkit.Must(s.SetAttr(ctx, u.ID, id, meta.SetAttr{MTime: &past}))(t)
 	}
 	changed := func(what string, ids ...dfms.EntryID) {
 		t.Helper()
 		for _, id := range ids {
-			e := must(s.GetEntry(ctx, u.ID, id))(t)
+			e := testkit.Must(s.GetEntry(ctx, u.ID, id))(t)
 			if !e.MTime.After(past) || !e.CTime.After(past) {
 				t.Errorf("%s: directory %d has mtime %v, ctime %v; want both moved", what, id, e.MTime, e.CTime)
 			}
-			must(s.SetAttr(ctx, u.ID, id, meta.SetAttr{MTime: &past}))(t)
+			testkit.Must(s.SetAttr(ctx, u.ID, id, meta.SetAttr{MTime: &past}))(t)
 		}
 	}
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	changed("create", d.ID)
 	_, _, err := s.Rename(ctx, u.ID, f.ID, d2.ID, "g", false)
 	ok(t, err)
@@ -1854,13 +1835,13 @@ func testLazyDurability(t *testing.T, s meta.Store) {
 	if !meta.LazyDurability(lazy) || meta.LazyDurability(ctx) {
 		t.Fatal("LazyDurability does not report what the context carries")
 	}
-	d := must(s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d", Kind: dfms.KindDir, Mode: 0o755}))(t)
-	got := must(s.Lookup(ctx, u.ID, u.Root, "d"))(t)
+	d := testkit.Must(s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d", Kind: dfms.KindDir, Mode: 0o755}))(t)
+	got := testkit.Must(s.Lookup(ctx, u.ID, u.Root, "d"))(t)
 	if got.ID != d.ID {
 		t.Fatalf("a lazy create is not visible: %+v", got)
 	}
 	_, err := s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d", Kind: dfms.KindFile})
-	wantKind(t, "lazy create of a taken name", err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist, "lazy create of a taken name")
 
 	// Lazy and durable writes at once: each lands once, in its place.
 	var wg sync.WaitGroup
@@ -1883,14 +1864,14 @@ func testLazyDurability(t *testing.T, s meta.Store) {
 	for err := range errs {
 		ok(t, err)
 	}
-	if list := must(s.ListDir(ctx, u.ID, d.ID, meta.ListOptions{}))(t); len(list) != 40 {
+	if list := testkit.Must(s.ListDir(ctx, u.ID, d.ID, meta.ListOptions{}))(t); len(list) != 40 {
 		t.Fatalf("ListDir after mixed creates: %d names, want 40", len(list))
 	}
-	f := must(s.Lookup(ctx, u.ID, d.ID, "lazy00"))(t)
+	f := testkit.Must(s.Lookup(ctx, u.ID, d.ID, "lazy00"))(t)
 	mode := uint32(0o600)
-	must(s.SetAttr(lazy, u.ID, f.ID, meta.SetAttr{Mode: &mode}))(t)
+	testkit.Must(s.SetAttr(lazy, u.ID, f.ID, meta.SetAttr{Mode: &mode}))(t)
 	ok(t, s.Sync(ctx))
-	if got := must(s.GetEntry(ctx, u.ID, f.ID))(t); got.Mode != 0o600 {
+	if got := testkit.Must(s.GetEntry(ctx, u.ID, f.ID))(t); got.Mode != 0o600 {
 		t.Fatalf("mode after a lazy SetAttr and Sync = %o", got.Mode)
 	}
 	ok(t, s.Sync(ctx)) // nothing left to sync
@@ -1899,9 +1880,9 @@ func testLazyDurability(t *testing.T, s meta.Store) {
 func testReservedIDs(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	d := mkdir(t, s, u.ID, u.Root, "d")
-	wantKind(t, "reserve 0", must1Err(s.ReserveEntryIDs(ctx, 0)), dfms.Invalid)
-	ids := must(s.ReserveEntryIDs(ctx, 3))(t)
-	more := must(s.ReserveEntryIDs(ctx, 2))(t)
+	testkit.WantKind(t, must1Err(s.ReserveEntryIDs(ctx, 0)), dfms.Invalid, "reserve 0")
+	ids := testkit.Must(s.ReserveEntryIDs(ctx, 3))(t)
+	more := testkit.Must(s.ReserveEntryIDs(ctx, 2))(t)
 	seen := map[dfms.EntryID]bool{d.ID: true, u.Root: true}
 	for _, id := range append(slices.Clone(ids), more...) {
 		if id <= 0 || seen[id] {
@@ -1911,17 +1892,17 @@ func testReservedIDs(t *testing.T, s meta.Store) {
 	}
 	// Entries made the ordinary way never take a reserved id.
 	for i := range 3 {
-		e := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("plain%d", i), Kind: dfms.KindFile}))(t)
+		e := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("plain%d", i), Kind: dfms.KindFile}))(t)
 		if seen[e.ID] {
 			t.Fatalf("CreateEntry picked reserved id %d", e.ID)
 		}
 	}
 	mine := meta.WithOrigin(ctx, "mount-9")
 	var last int64
-	if ch := must(s.Changes(ctx, u.ID, 0, 1000))(t); len(ch) > 0 {
+	if ch := testkit.Must(s.Changes(ctx, u.ID, 0, 1000))(t); len(ch) > 0 {
 		last = ch[len(ch)-1].Seq
 	}
-	res := must(s.CreateEntries(mine, []meta.Entry{
+	res := testkit.Must(s.CreateEntries(mine, []meta.Entry{
 		{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "a", Kind: dfms.KindFile, Mode: 0o640, UID: 7, GID: 8, MTime: time.Unix(1e9, 0)},
 		{ID: ids[1], Owner: u.ID, Parent: d.ID, Name: "plain0", Kind: dfms.KindFile},
 		{ID: ids[2], Owner: u.ID, Parent: ids[0], Name: "x", Kind: dfms.KindFile},
@@ -1937,29 +1918,29 @@ func testReservedIDs(t *testing.T, s meta.Store) {
 	if a.ID != ids[0] || a.Name != "a" || a.Mode != 0o640 || a.UID != 7 || a.GID != 8 || !a.MTime.Equal(time.Unix(1e9, 0)) || a.Version != 0 {
 		t.Fatalf("created %+v", a)
 	}
-	if got := must(s.Lookup(ctx, u.ID, d.ID, "a"))(t); got.ID != ids[0] || got.Mode != 0o640 {
+	if got := testkit.Must(s.Lookup(ctx, u.ID, d.ID, "a"))(t); got.ID != ids[0] || got.Mode != 0o640 {
 		t.Fatalf("lookup of the created entry = %+v", got)
 	}
-	wantKind(t, "taken name", res[1].Err, dfms.Exist)
-	wantKind(t, "file as parent", res[2].Err, dfms.NotDir)
-	wantKind(t, "missing parent", res[3].Err, dfms.NotExist)
-	wantKind(t, "bad name", res[4].Err, dfms.Invalid)
-	wantKind(t, "no id", res[5].Err, dfms.Invalid)
+	testkit.WantKind(t, res[1].Err, dfms.Exist, "taken name")
+	testkit.WantKind(t, res[2].Err, dfms.NotDir, "file as parent")
+	testkit.WantKind(t, res[3].Err, dfms.NotExist, "missing parent")
+	testkit.WantKind(t, res[4].Err, dfms.Invalid, "bad name")
+	testkit.WantKind(t, res[5].Err, dfms.Invalid, "no id")
 	// A failed entry left nothing behind, and its id stays unused.
 	if _, err := s.GetEntry(ctx, u.ID, ids[1]); !dfms.Is(err, dfms.NotExist) {
 		t.Fatalf("entry of a failed create: %v", err)
 	}
 	// The create is in the change feed with its origin, and the
 	// directory's times moved.
-	ch := must(s.Changes(ctx, u.ID, last, 100))(t)
+	ch := testkit.Must(s.Changes(ctx, u.ID, last, 100))(t)
 	if len(ch) != 1 || ch[0].Entry != ids[0] || ch[0].Op != dfms.ChangeCreate || ch[0].Parent != d.ID || ch[0].Origin != "mount-9" {
 		t.Fatalf("changes = %+v", ch)
 	}
-	if got := must(s.GetEntry(ctx, u.ID, d.ID))(t); !got.MTime.After(d.MTime) && !got.MTime.Equal(d.MTime) {
+	if got := testkit.Must(s.GetEntry(ctx, u.ID, d.ID))(t); !got.MTime.After(d.MTime) && !got.MTime.Equal(d.MTime) {
 		t.Fatalf("directory mtime went back: %v < %v", got.MTime, d.MTime)
 	}
 	// A reserved id already used is not taken twice.
-	res = must(s.CreateEntries(ctx, []meta.Entry{{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "again", Kind: dfms.KindFile}}))(t)
+	res = testkit.Must(s.CreateEntries(ctx, []meta.Entry{{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "again", Kind: dfms.KindFile}}))(t)
 	if res[0].Err == nil {
 		t.Fatal("a used id was taken again")
 	}
@@ -1979,11 +1960,11 @@ func testTrashEntries(t *testing.T, s meta.Store) {
 	d := mkdir(t, s, u.ID, u.Root, "d")
 	sub := mkdir(t, s, u.ID, d.ID, "sub")
 	f, _ := commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("te", 3)))
-	g := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: sub.ID, Name: "g", Kind: dfms.KindFile}))(t)
-	ok(t, s.Trash(ctx, u.ID, must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "gone", Kind: dfms.KindFile}))(t).ID))
+	g := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: sub.ID, Name: "g", Kind: dfms.KindFile}))(t)
+	ok(t, s.Trash(ctx, u.ID, testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "gone", Kind: dfms.KindFile}))(t).ID))
 	gone := trashOf(t, s, u.ID)[0]
 	other := newUser(t, s)
-	theirs := must(s.CreateEntry(ctx, meta.Entry{Owner: other.ID, Parent: other.Root, Name: "t", Kind: dfms.KindFile}))(t)
+	theirs := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: other.ID, Parent: other.Root, Name: "t", Kind: dfms.KindFile}))(t)
 
 	at := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
 	var items []meta.TrashItem
@@ -1991,25 +1972,25 @@ func testTrashEntries(t *testing.T, s meta.Store) {
 		items = append(items, meta.TrashItem{ID: id})
 	}
 	items[0].At = at // deleted an hour ago, told now
-	dBefore := must(s.GetEntry(ctx, u.ID, d.ID))(t)
-	errs := must(s.TrashEntries(ctx, u.ID, items))(t)
+	dBefore := testkit.Must(s.GetEntry(ctx, u.ID, d.ID))(t)
+	errs := testkit.Must(s.TrashEntries(ctx, u.ID, items))(t)
 	if len(errs) != 6 {
 		t.Fatalf("%d results for 6 entries", len(errs))
 	}
 	ok(t, errs[0])
-	wantKind(t, "already trashed", errs[1], dfms.NotExist)
+	testkit.WantKind(t, errs[1], dfms.NotExist, "already trashed")
 	ok(t, errs[2])
-	wantKind(t, "root", errs[3], dfms.Invalid)
-	wantKind(t, "another owner's entry", errs[4], dfms.NotExist)
-	wantKind(t, "no such entry", errs[5], dfms.NotExist)
+	testkit.WantKind(t, errs[3], dfms.Invalid, "root")
+	testkit.WantKind(t, errs[4], dfms.NotExist, "another owner's entry")
+	testkit.WantKind(t, errs[5], dfms.NotExist, "no such entry")
 	// The file and the directory went, the directory with what it held;
 	// the other owner's file stayed.
 	for _, id := range []dfms.EntryID{f.ID, sub.ID, g.ID} {
-		if e := must(s.GetEntry(ctx, u.ID, id))(t); e.Live() {
+		if e := testkit.Must(s.GetEntry(ctx, u.ID, id))(t); e.Live() {
 			t.Fatalf("entry %d is still live", id)
 		}
 	}
-	if e := must(s.GetEntry(ctx, other.ID, theirs.ID))(t); !e.Live() {
+	if e := testkit.Must(s.GetEntry(ctx, other.ID, theirs.ID))(t); !e.Live() {
 		t.Fatal("another owner's entry was trashed")
 	}
 	if names := names(trashOf(t, s, u.ID)); !slices.Contains(names, "f") || !slices.Contains(names, "sub") || slices.Contains(names, "g") {
@@ -2017,14 +1998,14 @@ func testTrashEntries(t *testing.T, s meta.Store) {
 	}
 	// The file's deletion time is the one given; its directory's times
 	// did not go back to it.
-	if e := must(s.GetEntry(ctx, u.ID, f.ID))(t); !e.DeletedAt.Equal(at) {
+	if e := testkit.Must(s.GetEntry(ctx, u.ID, f.ID))(t); !e.DeletedAt.Equal(at) {
 		t.Fatalf("deleted at %v, want %v", e.DeletedAt, at)
 	}
-	if e := must(s.GetEntry(ctx, u.ID, d.ID))(t); e.MTime.Before(dBefore.MTime) || e.CTime.Before(dBefore.CTime) {
+	if e := testkit.Must(s.GetEntry(ctx, u.ID, d.ID))(t); e.MTime.Before(dBefore.MTime) || e.CTime.Before(dBefore.CTime) {
 		t.Fatalf("directory times went back: %v/%v, before %v/%v", e.MTime, e.CTime, dBefore.MTime, dBefore.CTime)
 	}
 	// Trashed files restore with their versions.
-	r := must(s.Restore(ctx, u.ID, f.ID))(t)
+	r := testkit.Must(s.Restore(ctx, u.ID, f.ID))(t)
 	if r.Version != 1 || r.Name != "f" {
 		t.Fatalf("restored %+v", r)
 	}
@@ -2055,7 +2036,7 @@ func testManyChunks(t *testing.T, s meta.Store) {
 	bad := dfms.Manifest{Chunks: slices.Clone(cs[:400])}
 	bad.Chunks[390].Size++
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "f", Manifest: bad})
-	wantKind(t, "commit with a wrong chunk size", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "commit with a wrong chunk size")
 	storeChunks(t, s, []dfms.ChunkRef{late})
 	if _, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "f", Manifest: m}); err != nil {
 		t.Fatal(err)
@@ -2077,7 +2058,7 @@ func testManyChunks(t *testing.T, s meta.Store) {
 	for _, r := range m.Chunks {
 		hs = append(hs, r.Hash)
 	}
-	if un := must(s.UnownedChunks(ctx, u.ID, hs))(t); len(un) != 0 {
+	if un := testkit.Must(s.UnownedChunks(ctx, u.ID, hs))(t); len(un) != 0 {
 		t.Fatalf("after the commit, %d chunks are not the owner's", len(un))
 	}
 }
@@ -2107,7 +2088,7 @@ func testVersionIdentity(t *testing.T, s meta.Store) {
 	cur, _ := put("app.log", "new one")
 	put("app.log", "new one", "new two")
 	_, c3 := put("app.log", "new one", "new two", "new three")
-	if c3.ID != must(s.GetEntry(ctx, u.ID, cur.ID))(t).VersionID {
+	if c3.ID != testkit.Must(s.GetEntry(ctx, u.ID, cur.ID))(t).VersionID {
 		t.Fatal("an entry's VersionID is not its current version's ID")
 	}
 	must2(t)(s.Rename(ctx, u.ID, cur.ID, u.Root, "app.log.1", true))
@@ -2121,24 +2102,24 @@ func testVersionIdentity(t *testing.T, s meta.Store) {
 	}
 	// The moved file's current version is the same version as before,
 	// under a new number.
-	e := must(s.GetEntry(ctx, u.ID, cur.ID))(t)
+	e := testkit.Must(s.GetEntry(ctx, u.ID, cur.ID))(t)
 	if e.VersionID != c3.ID || e.Version != 5 {
 		t.Fatalf("the moved file = version %d id %d, want 5 and id %d", e.Version, e.VersionID, c3.ID)
 	}
 	// The replaced file keeps a copy of its current version: a new ID, the
 	// same content.
-	oe := must(s.GetEntry(ctx, u.ID, old.ID))(t)
+	oe := testkit.Must(s.GetEntry(ctx, u.ID, old.ID))(t)
 	if oe.VersionID == o2.ID || content[oe.VersionID].Chunks != nil {
 		t.Fatalf("the replaced file's version id %d reuses an id", oe.VersionID)
 	}
-	if ov := must(s.VersionByID(ctx, u.ID, oe.VersionID))(t); ov.Entry != old.ID || !slices.Equal(ov.Manifest.Chunks, content[o2.ID].Chunks) {
+	if ov := testkit.Must(s.VersionByID(ctx, u.ID, oe.VersionID))(t); ov.Entry != old.ID || !slices.Equal(ov.Manifest.Chunks, content[o2.ID].Chunks) {
 		t.Fatalf("the replaced file's copy = %+v", ov)
 	}
 	// A checksum recorded by ID goes to that version, not to whatever
 	// holds its old number now.
 	sum := dfms.Sum([]byte("the content of c3"))
 	ok(t, s.SetChecksum(ctx, u.ID, c3.ID, sum))
-	for _, v := range must(s.ListVersions(ctx, u.ID, cur.ID))(t) {
+	for _, v := range testkit.Must(s.ListVersions(ctx, u.ID, cur.ID))(t) {
 		if (v.SHA256 == sum) != (v.ID == c3.ID) {
 			t.Fatalf("after SetChecksum(%d), version %d (id %d) has checksum %s", c3.ID, v.Number, v.ID, v.SHA256)
 		}
@@ -2147,7 +2128,7 @@ func testVersionIdentity(t *testing.T, s meta.Store) {
 	// version records that ID, and RequireBase compares IDs.
 	m := manifest(t, s, chunk("appended", 8))
 	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: cur.ID, Manifest: m, Base: o2.ID, RequireBase: true})
-	wantKind(t, "a base that is not current", err, dfms.Conflict)
+	testkit.WantKind(t, err, dfms.Conflict, "a base that is not current")
 	ne, nv, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: cur.ID, Manifest: m, Base: c3.ID, RequireBase: true})
 	ok(t, err)
 	if nv.Base != c3.ID || nv.Number != 6 || ne.VersionID != nv.ID {
@@ -2161,9 +2142,9 @@ func testVersionIdentity(t *testing.T, s meta.Store) {
 	// Another user's IDs do not exist for this one.
 	other := newUser(t, s)
 	_, err = s.VersionByID(ctx, other.ID, c3.ID)
-	wantKind(t, "another user's version", err, dfms.NotExist)
-	wantKind(t, "a checksum of another user's version", s.SetChecksum(ctx, other.ID, nv.ID, sum), dfms.NotExist)
-	if v := must(s.VersionByID(ctx, u.ID, nv.ID))(t); !v.SHA256.IsZero() && v.SHA256 == sum {
+	testkit.WantKind(t, err, dfms.NotExist, "another user's version")
+	testkit.WantKind(t, s.SetChecksum(ctx, other.ID, nv.ID, sum), dfms.NotExist, "a checksum of another user's version")
+	if v := testkit.Must(s.VersionByID(ctx, u.ID, nv.ID))(t); !v.SHA256.IsZero() && v.SHA256 == sum {
 		t.Fatal("another user set a checksum")
 	}
 }
@@ -2182,13 +2163,13 @@ func testCommitIdempotent(t *testing.T, s meta.Store) {
 	if v2.ID != v1.ID || v2.Number != 1 || e2.ID != e1.ID || e2.VersionID != v1.ID || v2.CommitID != req.CommitID {
 		t.Fatalf("a retried commit made %+v, want the first one %+v", v2, v1)
 	}
-	if vs := must(s.ListVersions(ctx, u.ID, e1.ID))(t); len(vs) != 1 {
+	if vs := testkit.Must(s.ListVersions(ctx, u.ID, e1.ID))(t); len(vs) != 1 {
 		t.Fatalf("%d versions after a retried commit", len(vs))
 	}
 	if r := refs(t, s, c); r != 1 {
 		t.Fatalf("refs = %d after a retried commit, want 1", r)
 	}
-	if us := must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 4 {
+	if us := testkit.Must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 4 {
 		t.Fatalf("usage after a retried commit = %+v", us)
 	}
 	// Once the file moved on, a retry based on the old version still
@@ -2205,7 +2186,7 @@ func testCommitIdempotent(t *testing.T, s meta.Store) {
 	other := req
 	other.Manifest = manifest(t, s, chunk("other", 5))
 	_, _, err = s.CommitVersion(ctx, other)
-	wantKind(t, "the same commit id for other content", err, dfms.Conflict)
+	testkit.WantKind(t, err, dfms.Conflict, "the same commit id for other content")
 	// In a batch too.
 	res, err := s.CommitVersions(ctx, []meta.CommitRequest{byID, {Owner: u.ID, Entry: e1.ID, Manifest: m, CommitID: "b2"}})
 	ok(t, err)
@@ -2217,7 +2198,7 @@ func testCommitIdempotent(t *testing.T, s meta.Store) {
 	if res2[0].Err != nil || res2[0].Version.ID != res[1].Version.ID {
 		t.Fatalf("a retried batch = %+v, want %+v", res2, res[1])
 	}
-	if vs := must(s.ListVersions(ctx, u.ID, e1.ID))(t); len(vs) != 3 {
+	if vs := testkit.Must(s.ListVersions(ctx, u.ID, e1.ID))(t); len(vs) != 3 {
 		t.Fatalf("%d versions, want 3", len(vs))
 	}
 	// After a rename over f took its history, a retry of a commit to f
@@ -2239,7 +2220,7 @@ func testCommitIdempotent(t *testing.T, s meta.Store) {
 	long := req
 	long.CommitID = strings.Repeat("x", meta.MaxCommitIDLen+1)
 	_, _, err = s.CommitVersion(ctx, long)
-	wantKind(t, "a commit id too long", err, dfms.Invalid)
+	testkit.WantKind(t, err, dfms.Invalid, "a commit id too long")
 }
 
 // clock is a settable clock for the stores that take one (SetClock).
@@ -2278,8 +2259,8 @@ func fakeClock(t *testing.T, s meta.Store) *clock {
 // report them (which must agree).
 func charges(t *testing.T, s meta.Store, owner dfms.UserID) (used, held int64) {
 	t.Helper()
-	us := must(s.Usage(ctx, owner))(t)
-	u := must(s.GetUser(ctx, owner))(t)
+	us := testkit.Must(s.Usage(ctx, owner))(t)
+	u := testkit.Must(s.GetUser(ctx, owner))(t)
 	if u.UsedBytes != us.LogicalBytes || u.HeldBytes != us.HeldBytes {
 		t.Fatalf("GetUser says used %d, held %d; Usage %d, %d", u.UsedBytes, u.HeldBytes, us.LogicalBytes, us.HeldBytes)
 	}
@@ -2298,12 +2279,12 @@ func wantCharges(t *testing.T, what string, s meta.Store, owner dfms.UserID, use
 // once, a referenced chunk not at all, and a hold that does not fit is
 // refused whole.
 func testQuotaHolds(t *testing.T, s meta.Store) {
-	u := must(s.CreateUser(ctx, meta.User{Email: "holds@example.com", QuotaBytes: 100, Active: true}))(t)
+	u := testkit.Must(s.CreateUser(ctx, meta.User{Email: "holds@example.com", QuotaBytes: 100, Active: true}))(t)
 	other := newUser(t, s)
 	a, b, c := chunk("hold-a", 40), chunk("hold-b", 40), chunk("hold-c", 30)
 	ok(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{a, b, a}, time.Hour))
 	wantCharges(t, "two chunks held", s, u.ID, 0, 80)
-	wantKind(t, "a hold past the quota", s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{c, a}, time.Hour), dfms.Quota)
+	testkit.WantKind(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{c, a}, time.Hour), dfms.Quota, "a hold past the quota")
 	wantCharges(t, "after the refused hold", s, u.ID, 0, 80)
 	ok(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{a}, time.Hour)) // renewed, not charged again
 	wantCharges(t, "a renewed hold", s, u.ID, 0, 80)
@@ -2318,25 +2299,25 @@ func testQuotaHolds(t *testing.T, s meta.Store) {
 	commit(t, s, u.ID, u.Root, "a", dfms.Manifest{Chunks: []dfms.ChunkRef{a}})
 	wantCharges(t, "after a commit of a", s, u.ID, 40, 40)
 	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "bb", Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{b, b}}})
-	wantKind(t, "a commit past the quota", err, dfms.Quota)
+	testkit.WantKind(t, err, dfms.Quota, "a commit past the quota")
 	wantCharges(t, "after the refused commit", s, u.ID, 40, 40)
 	commit(t, s, u.ID, u.Root, "b", dfms.Manifest{Chunks: []dfms.ChunkRef{b}})
 	wantCharges(t, "after a commit of b", s, u.ID, 80, 0)
-	wantKind(t, "a hold with the quota used", s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{c}, time.Hour), dfms.Quota)
+	testkit.WantKind(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{c}, time.Hour), dfms.Quota, "a hold with the quota used")
 	// An owner without a quota is not charged.
 	ok(t, s.HoldChunks(ctx, other.ID, []dfms.ChunkRef{c}, time.Hour))
 	wantCharges(t, "an owner without a quota", s, other.ID, 30, 0)
-	wantKind(t, "a missing owner", s.HoldChunks(ctx, 987654, []dfms.ChunkRef{c}, time.Hour), dfms.NotExist)
+	testkit.WantKind(t, s.HoldChunks(ctx, 987654, []dfms.ChunkRef{c}, time.Hour), dfms.NotExist, "a missing owner")
 }
 
 // testQuotaHoldsExpire: a hold ends when its time is up, and its bytes
 // stop counting at once.
 func testQuotaHoldsExpire(t *testing.T, s meta.Store) {
 	clk := fakeClock(t, s)
-	u := must(s.CreateUser(ctx, meta.User{Email: "expire@example.com", QuotaBytes: 100, Active: true}))(t)
+	u := testkit.Must(s.CreateUser(ctx, meta.User{Email: "expire@example.com", QuotaBytes: 100, Active: true}))(t)
 	a, b := chunk("exp-a", 60), chunk("exp-b", 60)
 	ok(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{a}, time.Hour))
-	wantKind(t, "a second hold", s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{b}, time.Hour), dfms.Quota)
+	testkit.WantKind(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{b}, time.Hour), dfms.Quota, "a second hold")
 	clk.Add(59 * time.Minute)
 	ok(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{a}, time.Hour)) // renewed for another hour
 	clk.Add(59 * time.Minute)
@@ -2351,15 +2332,15 @@ func testQuotaHoldsExpire(t *testing.T, s meta.Store) {
 // completes (then used) or is aborted; a part that does not fit is refused
 // and changes nothing.
 func testQuotaParts(t *testing.T, s meta.Store) {
-	u := must(s.CreateUser(ctx, meta.User{Email: "parts@example.com", QuotaBytes: 100, Active: true}))(t)
+	u := testkit.Must(s.CreateUser(ctx, meta.User{Email: "parts@example.com", QuotaBytes: 100, Active: true}))(t)
 	d := mkdir(t, s, u.ID, u.Root, "d")
-	up := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "f", PartSize: 60}, 0))(t)
+	up := testkit.Must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "f", PartSize: 60}, 0))(t)
 	p60, p50, p30 := manifest(t, s, chunk("qp60", 60)), manifest(t, s, chunk("qp50", 50)), manifest(t, s, chunk("qp30", 30))
 	ok(t, s.HoldChunks(ctx, u.ID, p60.Chunks, time.Hour))
 	wantCharges(t, "a part's chunk held", s, u.ID, 0, 60)
 	ok(t, s.PutPart(ctx, u.ID, up.ID, 1, 60, dfms.Hash{}, p60)) // the part's bytes replace its chunk's hold
 	wantCharges(t, "one part", s, u.ID, 0, 60)
-	wantKind(t, "a part past the quota", s.PutPart(ctx, u.ID, up.ID, 2, 50, dfms.Hash{}, p50), dfms.Quota)
+	testkit.WantKind(t, s.PutPart(ctx, u.ID, up.ID, 2, 50, dfms.Hash{}, p50), dfms.Quota, "a part past the quota")
 	if r := refs(t, s, chunk("qp50", 50)); r != 0 {
 		t.Fatalf("the refused part took %d references", r)
 	}
@@ -2369,15 +2350,15 @@ func testQuotaParts(t *testing.T, s meta.Store) {
 	wantCharges(t, "two parts", s, u.ID, 0, 80)
 	must3(s.CompleteUpload(ctx, u.ID, up.ID, dfms.Hash{}, "", nil))(t)
 	wantCharges(t, "completed", s, u.ID, 80, 0)
-	up2 := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "g", PartSize: 20}, 0))(t)
+	up2 := testkit.Must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "g", PartSize: 20}, 0))(t)
 	ok(t, s.PutPart(ctx, u.ID, up2.ID, 1, 20, dfms.Hash{}, manifest(t, s, chunk("qp20", 20))))
 	wantCharges(t, "a second upload", s, u.ID, 80, 20)
 	ok(t, s.AbortUpload(ctx, u.ID, up2.ID))
 	wantCharges(t, "aborted", s, u.ID, 80, 0)
-	up3 := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "h", PartSize: 20}, 0))(t)
+	up3 := testkit.Must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: d.ID, Name: "h", PartSize: 20}, 0))(t)
 	ok(t, s.PutPart(ctx, u.ID, up3.ID, 1, 20, dfms.Hash{}, manifest(t, s, chunk("qp20", 20))))
 	ok(t, s.Trash(ctx, u.ID, d.ID))
-	must(s.Purge(ctx, u.ID, d.ID))(t)
+	testkit.Must(s.Purge(ctx, u.ID, d.ID))(t)
 	wantCharges(t, "the folder purged with an upload into it", s, u.ID, 0, 0)
 }
 
@@ -2394,11 +2375,11 @@ func must3[A, B any](a A, b B, err error) func(t *testing.T) (A, B) {
 // testQuotaXattrs: an extended attribute's name and value are used bytes,
 // from when it is set until it is removed or its entry purged.
 func testQuotaXattrs(t *testing.T, s meta.Store) {
-	u := must(s.CreateUser(ctx, meta.User{Email: "xattr-quota@example.com", QuotaBytes: 100, Active: true}))(t)
-	f := must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	u := testkit.Must(s.CreateUser(ctx, meta.User{Email: "xattr-quota@example.com", QuotaBytes: 100, Active: true}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", make([]byte, 40), dfms.XattrAny))
 	wantCharges(t, "one attribute", s, u.ID, 46, 0)
-	wantKind(t, "an attribute past the quota", s.SetXattr(ctx, u.ID, f.ID, "user.b", make([]byte, 60), dfms.XattrAny), dfms.Quota)
+	testkit.WantKind(t, s.SetXattr(ctx, u.ID, f.ID, "user.b", make([]byte, 60), dfms.XattrAny), dfms.Quota, "an attribute past the quota")
 	if _, found, _ := s.GetXattr(ctx, u.ID, f.ID, "user.b"); found {
 		t.Fatal("the refused attribute was set")
 	}
@@ -2410,7 +2391,7 @@ func testQuotaXattrs(t *testing.T, s meta.Store) {
 	wantCharges(t, "one removed", s, u.ID, 66, 0)
 	ok(t, s.Trash(ctx, u.ID, f.ID))
 	wantCharges(t, "in the trash", s, u.ID, 66, 0)
-	if st := must(s.Purge(ctx, u.ID, f.ID))(t); st.Bytes != 66 {
+	if st := testkit.Must(s.Purge(ctx, u.ID, f.ID))(t); st.Bytes != 66 {
 		t.Fatalf("purge released %d bytes, want 66", st.Bytes)
 	}
 	wantCharges(t, "purged", s, u.ID, 0, 0)
@@ -2422,7 +2403,7 @@ func testUploadLifetime(t *testing.T, s meta.Store) {
 	clk := fakeClock(t, s)
 	u := newUser(t, s)
 	start := clk.Now()
-	up := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: u.Root, Name: "f", PartSize: 10,
+	up := testkit.Must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: u.Root, Name: "f", PartSize: 10,
 		ExpiresAt: start.Add(time.Hour), Deadline: start.Add(90 * time.Minute)}, 0))(t)
 	if !up.Deadline.Equal(start.Add(90*time.Minute)) || !up.ExpiresAt.Equal(start.Add(time.Hour)) {
 		t.Fatalf("created %+v", up)
@@ -2430,28 +2411,28 @@ func testUploadLifetime(t *testing.T, s meta.Store) {
 	p := manifest(t, s, chunk("life", 10))
 	clk.Add(20 * time.Minute)
 	ok(t, s.PutPart(ctx, u.ID, up.ID, 1, 10, dfms.Hash{}, p))
-	if got := must(s.GetUpload(ctx, u.ID, up.ID))(t).ExpiresAt; !got.Equal(start.Add(80 * time.Minute)) {
+	if got := testkit.Must(s.GetUpload(ctx, u.ID, up.ID))(t).ExpiresAt; !got.Equal(start.Add(80 * time.Minute)) {
 		t.Fatalf("expiry after a part at +20m: %v, want +80m", got.Sub(start))
 	}
 	clk.Add(50 * time.Minute)
 	ok(t, s.PutPart(ctx, u.ID, up.ID, 2, 10, dfms.Hash{}, p))
-	if got := must(s.GetUpload(ctx, u.ID, up.ID))(t).ExpiresAt; !got.Equal(up.Deadline) {
+	if got := testkit.Must(s.GetUpload(ctx, u.ID, up.ID))(t).ExpiresAt; !got.Equal(up.Deadline) {
 		t.Fatalf("expiry after a part at +70m: %v, want the deadline (+90m)", got.Sub(start))
 	}
 	clk.Add(21 * time.Minute)
-	wantKind(t, "a part after the deadline", s.PutPart(ctx, u.ID, up.ID, 3, 10, dfms.Hash{}, p), dfms.NotExist)
+	testkit.WantKind(t, s.PutPart(ctx, u.ID, up.ID, 3, 10, dfms.Hash{}, p), dfms.NotExist, "a part after the deadline")
 	_, _, err := s.CompleteUpload(ctx, u.ID, up.ID, dfms.Hash{}, "", nil)
-	wantKind(t, "completing after the deadline", err, dfms.NotExist)
-	if exp := must(s.ExpiredUploads(ctx, clk.Now(), 10))(t); len(exp) != 1 || exp[0].ID != up.ID {
+	testkit.WantKind(t, err, dfms.NotExist, "completing after the deadline")
+	if exp := testkit.Must(s.ExpiredUploads(ctx, clk.Now(), 10))(t); len(exp) != 1 || exp[0].ID != up.ID {
 		t.Fatalf("expired: %+v", exp)
 	}
 	ok(t, s.AbortUpload(ctx, u.ID, up.ID)) // what GC does
 	// Without a deadline: a week, or the expiry if later.
-	def := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: u.Root, Name: "g", PartSize: 10}, 0))(t)
+	def := testkit.Must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: u.Root, Name: "g", PartSize: 10}, 0))(t)
 	if got := def.Deadline.Sub(def.CreatedAt); got != 7*24*time.Hour {
 		t.Fatalf("default lifetime %v, want a week", got)
 	}
-	long := must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: u.Root, Name: "h", PartSize: 10, ExpiresAt: clk.Now().Add(30 * 24 * time.Hour)}, 0))(t)
+	long := testkit.Must(s.CreateUpload(ctx, meta.Upload{Owner: u.ID, Parent: u.Root, Name: "h", PartSize: 10, ExpiresAt: clk.Now().Add(30 * 24 * time.Hour)}, 0))(t)
 	if !long.Deadline.Equal(long.ExpiresAt) {
 		t.Fatalf("an expiry past a week: deadline %v, expiry %v", long.Deadline, long.ExpiresAt)
 	}
@@ -2465,18 +2446,18 @@ func testUploadCap(t *testing.T, s meta.Store) {
 	create := func(owner meta.User, name string) (meta.Upload, error) {
 		return s.CreateUpload(ctx, meta.Upload{Owner: owner.ID, Parent: owner.Root, Name: name, PartSize: 10, ExpiresAt: clk.Now().Add(time.Hour)}, 2)
 	}
-	first := must(create(u, "a"))(t)
-	must(create(u, "b"))(t)
+	first := testkit.Must(create(u, "a"))(t)
+	testkit.Must(create(u, "b"))(t)
 	_, err := create(u, "c")
-	wantKind(t, "a third upload", err, dfms.Quota)
-	must(create(other, "a"))(t)
+	testkit.WantKind(t, err, dfms.Quota, "a third upload")
+	testkit.Must(create(other, "a"))(t)
 	ok(t, s.AbortUpload(ctx, u.ID, first.ID))
-	must(create(u, "c"))(t)
+	testkit.Must(create(u, "c"))(t)
 	clk.Add(2 * time.Hour) // both expire; GC has not aborted them yet
-	must(create(u, "d"))(t)
-	must(create(u, "e"))(t)
+	testkit.Must(create(u, "d"))(t)
+	testkit.Must(create(u, "e"))(t)
 	_, err = create(u, "f")
-	wantKind(t, "a third live upload", err, dfms.Quota)
+	testkit.WantKind(t, err, dfms.Quota, "a third live upload")
 }
 
 // A time the store cannot keep (64-bit nanoseconds since 1970) is
@@ -2486,13 +2467,13 @@ func testTimesOutOfRange(t *testing.T, s meta.Store) {
 	e, _ := commit(t, s, u.ID, u.Root, "f", manifest(t, s, chunk("times", 5)))
 	for _, bad := range []time.Time{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)} {
 		_, err := s.SetAttr(ctx, u.ID, e.ID, meta.SetAttr{MTime: &bad})
-		wantKind(t, "SetAttr of "+bad.String(), err, dfms.Invalid)
+		testkit.WantKind(t, err, dfms.Invalid, "SetAttr of "+bad.String())
 		_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: dfms.Manifest{}, MTime: bad})
-		wantKind(t, "a commit at "+bad.String(), err, dfms.Invalid)
+		testkit.WantKind(t, err, dfms.Invalid, "a commit at "+bad.String())
 		_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d" + bad.Format("2006"), Kind: dfms.KindDir, Mode: 0o755, MTime: bad})
-		wantKind(t, "a create at "+bad.String(), err, dfms.Invalid)
+		testkit.WantKind(t, err, dfms.Invalid, "a create at "+bad.String())
 	}
-	if got := must(s.GetEntry(ctx, u.ID, e.ID))(t); got.Version != 1 || got.MTime.Year() < 2000 {
+	if got := testkit.Must(s.GetEntry(ctx, u.ID, e.ID))(t); got.Version != 1 || got.MTime.Year() < 2000 {
 		t.Fatalf("after refused changes the file is %+v", got)
 	}
 	edge := dfms.MaxTime

@@ -8,19 +8,17 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/dfms/dfms/placement/store/disk"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/api"
 	"github.com/dfms/dfms/server/api/client"
 	"github.com/dfms/dfms/server/auth"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
-	"github.com/dfms/dfms/server/meta/sqlite"
 )
 
 // The account every Server has.
@@ -52,21 +50,7 @@ type Options struct {
 // stops when the test ends.
 func NewServer(t testing.TB, o Options) *Server {
 	t.Helper()
-	dir := t.TempDir()
-	m, err := sqlite.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	chunks, err := disk.Open(filepath.Join(dir, "chunks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { chunks.Close() })
-	fs, err := files.New(m, chunks, files.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := testkit.NewStack(t, testkit.Options{NoUser: true})
 	keys, err := auth.GenerateKeys()
 	if err != nil {
 		t.Fatal(err)
@@ -74,8 +58,8 @@ func NewServer(t testing.TB, o Options) *Server {
 	if o.Auth.BcryptCost == 0 {
 		o.Auth.BcryptCost = 4
 	}
-	as := auth.New(m, keys, o.Auth)
-	a := api.New(api.Deps{Files: fs, Auth: as, Keys: keys, Log: slog.New(slog.DiscardHandler), Version: "test"}, o.API)
+	as := auth.New(st.Meta, keys, o.Auth)
+	a := api.New(api.Deps{Files: st.Files, Auth: as, Keys: keys, Log: slog.New(slog.DiscardHandler), Version: "test"}, o.API)
 	var h http.Handler = a.Handler()
 	if o.Wrap != nil {
 		h = o.Wrap(h)
@@ -86,7 +70,7 @@ func NewServer(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Server{URL: srv.URL, API: a, Auth: as, Keys: keys, Files: fs, User: u, HTTP: srv}
+	return &Server{URL: srv.URL, API: a, Auth: as, Keys: keys, Files: st.Files, User: u, HTTP: srv}
 }
 
 // ExpiredAccessToken returns an access token for the account, signed with
