@@ -19,19 +19,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		data[0], data[1], data[2] = byte(i), byte(i>>8), byte(i>>16) // new content each time
-		_, h, err := fsys.Create(ctx, fsys.Root(), fmt.Sprintf("f%d", i), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := h.Write(ctx, data, 0); err != nil {
-			b.Fatal(err)
-		}
-		if err := h.Flush(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if err := h.Release(ctx); err != nil {
-			b.Fatal(err)
-		}
+		createBytes(b, fsys, fmt.Sprintf("f%d", i), data)
 	}
 }
 
@@ -51,12 +39,8 @@ func BenchmarkSeqWrite(b *testing.B) {
 			b.Fatal(err)
 		}
 		for off := 0; off < size; off += 128 << 10 {
-			if _, err := h.Write(ctx, data[off:off+128<<10], int64(off)); err != nil {
-				b.Fatal(err)
-			}
+			writeAt(b, h, data[off:off+128<<10], int64(off))
 		}
-		if err := h.Release(ctx); err != nil {
-			b.Fatal(err)
-		}
+		release(b, h)
 	}
 }

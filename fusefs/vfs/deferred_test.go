@@ -26,9 +26,7 @@ func TestDeferredCrashUnlinkThenRecreateKeepsName(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, h := createOpen(t, fsys, root, "cfg") // git's lock file / an editor's save: same name again
-	if _, err := h.Write(ctx, []byte("new"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("new"), 0)
 	remountAfterCrash(t, fsys, l, cache)
 	e, err := l.Lookup(ctx, dfms.EntryID(root), "cfg")
 	if err != nil {
@@ -51,9 +49,7 @@ func TestDeferredCrashUnlinkThenRecreateKeepsName(t *testing.T) {
 func TestDeferredRenameDirOverDirWithPendingFile(t *testing.T) {
 	l, fsys, p, h := newDirsDE(t)
 	root := fsys.Root()
-	if _, err := h.Write(ctx, []byte("keep"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("keep"), 0)
 	defer h.Release(ctx)
 	err := fsys.Rename(ctx, root, "E", root, "D", 0)
 	if !dfms.Is(err, dfms.NotEmpty) {
@@ -104,9 +100,7 @@ func newPendingX(t *testing.T) (*local.Backend, *vfs.FS, *vfs.FS, vfs.Attr, *vfs
 	other, _ := newFS(t, l)
 	t.Cleanup(func() { other.Close(ctx) })
 	mine, h := createOpen(t, fsys, fsys.Root(), "x")
-	if _, err := h.Write(ctx, []byte("mine"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("mine"), 0)
 	return l, fsys, other, mine, h
 }
 
@@ -163,9 +157,7 @@ func TestDeferredRecoveredPendingMTimeAfterWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := time.Now().Add(-time.Second)
-	if _, err := h.Write(ctx, []byte("written after the utimens"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("written after the utimens"), 0)
 	if got, err := fsys.GetAttr(ctx, a.Ino); err != nil || got.MTime.Before(before) {
 		t.Fatalf("live mtime %v, %v", got.MTime, err)
 	}
@@ -191,9 +183,7 @@ func TestDeferredWriteBackCrashPendingRenameUnlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, h := createOpen(t, fsys, d.Ino, "tmp")
-	if _, err := h.Write(ctx, []byte("object"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("object"), 0)
 	h.Release(ctx)
 	if err := fsys.Rename(ctx, d.Ino, "tmp", root, "obj", vfs.RenameNoReplace); err != nil {
 		t.Fatal(err)
@@ -250,9 +240,7 @@ func TestDeferredRandomOpsMountMatchesServer(t *testing.T) {
 				t.Fatalf("step %d create %s: %v", step, k, err)
 			}
 			c := fmt.Sprint("step ", step)
-			if _, err := h.Write(ctx, []byte(c), 0); err != nil {
-				t.Fatal(err)
-			}
+			writeAt(t, h, []byte(c), 0)
 			h.Flush(ctx)
 			h.Release(ctx)
 			want[k] = c
@@ -345,10 +333,7 @@ func TestDeferredFsyncCoversEarlierUnlink(t *testing.T) {
 	if err := fsys.Unlink(ctx, root, "x"); err != nil {
 		t.Fatal(err)
 	}
-	h, err := fsys.Open(ctx, y.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := mustOpen(t, fsys, y.Ino, os.O_RDWR)
 	defer h.Release(ctx)
 	if err := h.Fsync(ctx); err != nil {
 		t.Fatal(err)

@@ -42,9 +42,7 @@ func TestNamespaceChangesDurableOnFsync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Write(ctx, []byte("data"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("data"), 0)
 	if err := h.Fsync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -59,9 +57,7 @@ func TestNamespaceChangesDurableOnFsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("fsync after a rename", 1)
-	if err := h.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release(t, h)
 	if err := fsys.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}

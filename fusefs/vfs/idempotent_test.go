@@ -133,17 +133,13 @@ func TestWriteBackRetryAfterLostAnswer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.Write(ctx, []byte("content of "+name), 0); err != nil {
-			t.Fatal(err)
-		}
+		writeAt(t, h, []byte("content of "+name), 0)
 		inos = append(inos, a.Ino)
 		b.lose.Store(1) // the first commit (batched or not) after the last close
 		if err := h.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
+		release(t, h)
 	}
 	// A sync that meets a lost answer reports it; the next one commits
 	// what is left.

@@ -93,9 +93,7 @@ func TestJournalWriteFails(t *testing.T) {
 	// A file created here and still open: pending, so that chmod and
 	// rename are changes recorded in its journal too.
 	a, h := createOpen(t, fsys, root, "f0")
-	if _, err := h.Write(ctx, []byte("0123456789"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("0123456789"), 0)
 	name := "f0"
 	mode := uint32(0o640)
 	size := int64(10)

@@ -130,12 +130,8 @@ func TestMetaCacheServesOwnEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Write(ctx, []byte("longer content"), 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("longer content"), 0)
+	release(t, h)
 	if a, err := fsys.GetAttr(ctx, inos[3]); err != nil || a.Size != int64(len("longer content")) {
 		t.Fatalf("stat after a write = %+v, %v", a, err)
 	}
@@ -224,16 +220,11 @@ func TestMetaCacheKeepsBatchCommits(t *testing.T) {
 	// commits left theirs.
 	before = b.manifests.Load()
 	for i, ino := range inos {
-		h, err := fsys.Open(ctx, ino, os.O_RDONLY)
-		if err != nil {
-			t.Fatal(err)
-		}
+		h := mustOpen(t, fsys, ino, os.O_RDONLY)
 		if got, want := string(readAll(t, h)), fmt.Sprintf("content %d", i); got != want {
 			t.Fatalf("read f%02d = %q, want %q", i, got, want)
 		}
-		if err := h.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
+		release(t, h)
 	}
 	if n := b.manifests.Load() - before; n != 0 {
 		t.Fatalf("%d manifests fetched to read back %d committed files", n, len(inos))

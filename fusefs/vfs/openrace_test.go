@@ -32,10 +32,7 @@ func TestOpenRacingCommit(t *testing.T) {
 	b := &hooked{Backend: newLocal(t)}
 	fsys, _ := newFS(t, b)
 	a := create(t, fsys, "f", "v1 content")
-	w, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustOpen(t, fsys, a.Ino, os.O_RDWR)
 	w.Write(ctx, []byte("SAVED"), 0)
 	// Another process opens the file; its GetAttr answers v1, then the
 	// writer's close commits v2, then the open proceeds.
@@ -45,19 +42,14 @@ func TestOpenRacingCommit(t *testing.T) {
 		}
 	}
 	b.hook.Store(&flush)
-	r, err := fsys.Open(ctx, a.Ino, os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustOpen(t, fsys, a.Ino, os.O_RDONLY)
 	defer r.Release(ctx)
 	if got := string(readAll(t, w)); got != "SAVEDntent" {
 		t.Errorf("the writer's own handle reads %q after its commit, want %q", got, "SAVEDntent")
 	}
 	// The writer goes on (saves again): the commit is based on v1.
 	w.Write(ctx, []byte("!"), 10)
-	if err := w.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release(t, w)
 	x, _ := fsys.Open(ctx, a.Ino, os.O_RDONLY)
 	defer x.Release(ctx)
 	if got := string(readAll(t, x)); got != "SAVEDntent!" {
@@ -78,10 +70,7 @@ func TestOpenRacingRetire(t *testing.T) {
 	if err := fsys.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	w, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustOpen(t, fsys, a.Ino, os.O_RDWR)
 	w.Write(ctx, []byte("v2"), 0)
 	// The open below reads v1; then w's close is committed (v2) and its
 	// open state retired; then, while the open reads the entry again,
@@ -101,22 +90,14 @@ func TestOpenRacingRetire(t *testing.T) {
 		b.hook.Store(&other)
 	}
 	b.hook.Store(&commit)
-	r, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustOpen(t, fsys, a.Ino, os.O_RDWR)
 	if b.hook.Load() != nil {
 		t.Fatal("the open did not read the entry again")
 	}
-	if _, err := r.Write(ctx, []byte("v3"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, r, []byte("v3"), 0)
 	r.Flush(ctx)
 	r.Release(ctx)
-	x, err := fsys.Open(ctx, a.Ino, os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
+	x := mustOpen(t, fsys, a.Ino, os.O_RDONLY)
 	if got := string(readAll(t, x)); got != "v3" {
 		t.Errorf("the next open reads %q, want the close before it (%q)", got, "v3")
 	}

@@ -56,9 +56,7 @@ func TestPendingCreatesBatched(t *testing.T) {
 			t.Fatal(err)
 		}
 		inos[i] = a.Ino
-		if _, err := h.Write(ctx, []byte("content of "+name), 0); err != nil {
-			t.Fatal(err)
-		}
+		writeAt(t, h, []byte("content of "+name), 0)
 		mt := time.Unix(1_700_000_000+int64(i), 0)
 		if _, err := fsys.SetAttr(ctx, a.Ino, h, vfs.SetAttrIn{MTime: &mt}); err != nil {
 			t.Fatal(err)
@@ -66,9 +64,7 @@ func TestPendingCreatesBatched(t *testing.T) {
 		if got, err := fsys.SetAttr(ctx, a.Ino, h, vfs.SetAttrIn{Mode: ptr(uint32(0o644))}); err != nil || got.Mode&0o7777 != 0o644 {
 			t.Fatalf("chmod: %+v, %v", got, err)
 		}
-		if err := h.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
+		release(t, h)
 		got := mustLookup(t, fsys, fsys.Root(), name)
 		if got.Ino != a.Ino || got.Mode&0o7777 != 0o644 || got.UID != 7 || got.Size != int64(len("content of "+name)) {
 			t.Fatalf("lookup after close: %+v", got)
@@ -151,15 +147,11 @@ func TestPendingNamesAreTaken(t *testing.T) {
 	if a2.Ino != a.Ino {
 		t.Fatalf("create without O_EXCL opened inode %d, want %d", a2.Ino, a.Ino)
 	}
-	if _, err := h2.Write(ctx, []byte("via the second handle"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h2, []byte("via the second handle"), 0)
 	if got := readAll(t, h); string(got) != "via the second handle" {
 		t.Fatalf("first handle reads %q", got)
 	}
-	if err := h2.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release(t, h2)
 	// .versions shows no version yet, and xattrs none.
 	vd := mustLookup(t, fsys, fsys.Root(), dfms.VersionsDir)
 	vf := mustLookup(t, fsys, vd.Ino, "p")
@@ -281,13 +273,9 @@ func TestPendingConflicts(t *testing.T) {
 	root := fsys.Root()
 
 	a, h := createOpen(t, fsys, root, "x")
-	if _, err := h.Write(ctx, []byte("mine"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("mine"), 0)
 	create(t, other, "x", "theirs")
-	if err := h.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release(t, h)
 	des, err := l.ReadDir(ctx, dfms.EntryID(root))
 	if err != nil {
 		t.Fatal(err)
@@ -308,15 +296,11 @@ func TestPendingConflicts(t *testing.T) {
 		t.Fatal(err)
 	}
 	g, h := createOpen(t, fsys, d.Ino, "orphan")
-	if _, err := h.Write(ctx, []byte("kept"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("kept"), 0)
 	if err := other.Rmdir(ctx, other.Root(), "gone"); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release(t, h)
 	e, err := l.GetAttr(ctx, dfms.EntryID(g.Ino))
 	if err != nil {
 		t.Fatal(err)
@@ -338,9 +322,7 @@ func TestPendingRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, h := createOpen(t, fsys, d.Ino, "written")
-	if _, err := h.Write(ctx, []byte("staged, never closed"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("staged, never closed"), 0)
 	if _, err := fsys.SetAttr(ctx, a.Ino, h, vfs.SetAttrIn{Mode: ptr(uint32(0o604)), UID: ptr(uint32(55))}); err != nil {
 		t.Fatal(err)
 	}
@@ -463,9 +445,7 @@ func TestDeferredUnlinks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.Write(ctx, []byte(fmt.Sprint("file ", i)), 0); err != nil {
-			t.Fatal(err)
-		}
+		writeAt(t, h, []byte(fmt.Sprint("file ", i)), 0)
 		h.Release(ctx)
 	}
 	if err := fsys.Sync(ctx); err != nil {
@@ -491,9 +471,7 @@ func TestDeferredUnlinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Write(ctx, []byte("new f007"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("new f007"), 0)
 	h.Release(ctx)
 	if err := fsys.Sync(ctx); err != nil {
 		t.Fatal(err)
@@ -560,9 +538,7 @@ func TestUnlinkedNameTakenAgain(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		if _, err := h.Write(ctx, []byte(fmt.Sprint("v", round+2)), 0); err != nil {
-			t.Fatal(err)
-		}
+		writeAt(t, h, []byte(fmt.Sprint("v", round+2)), 0)
 		h.Release(ctx)
 		if round == 1 { // abandoned, as git does when nothing changed
 			if err := fsys.Unlink(ctx, root, "config.lock"); err != nil {
@@ -581,10 +557,7 @@ func TestUnlinkedNameTakenAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := fsys.Open(ctx, vfs.Ino(e.ID), os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := mustOpen(t, fsys, vfs.Ino(e.ID), os.O_RDONLY)
 	defer h.Release(ctx)
 	if got := readAll(t, h); string(got) != "v4" {
 		t.Fatalf("config holds %q, want v4", got)

@@ -29,9 +29,7 @@ func TestPrecutStress(t *testing.T) {
 			case r < 30: // append sequentially
 				q := piece[:64<<10+rng.IntN(len(piece)-64<<10)]
 				q[0] = byte(step)
-				if _, err := h.Write(ctx, q, int64(len(model))); err != nil {
-					t.Fatal(err)
-				}
+				writeAt(t, h, q, int64(len(model)))
 				model = append(model, q...)
 			case r < 34 && len(model) > 0: // poke the prefix
 				off := rng.IntN(len(model))
@@ -55,9 +53,7 @@ func TestPrecutStress(t *testing.T) {
 				}
 			}
 		}
-		if err := h.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
+		release(t, h)
 		if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, model) {
 			t.Fatalf("seed %d: stored content differs", seed)
 		}

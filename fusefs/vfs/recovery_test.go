@@ -27,9 +27,7 @@ func writeElsewhere(t *testing.T, b vfs.Backend, ino vfs.Ino, content string) {
 	t.Helper()
 	other, _ := newFS(t, b)
 	oh := openWrite(t, other, ino, os.O_WRONLY|os.O_TRUNC, content)
-	if err := oh.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release(t, oh)
 }
 
 // A clean journal (reset after a commit, no change since) is dropped by
@@ -59,23 +57,15 @@ func TestJournalFollowsReopen(t *testing.T) {
 	cache := t.TempDir()
 	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
 	a := create(t, fsys, "f", "aaaaaaaaaa")
-	h1, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h1 := mustOpen(t, fsys, a.Ino, os.O_RDWR)
 	h1.Write(ctx, []byte("b"), 0)
 	if err := h1.Flush(ctx); err != nil { // stage stays, journal base = v2
 		t.Fatal(err)
 	}
 	writeElsewhere(t, b, a.Ino, "0123456789abcdefghij") // v3
 	// A new open here sees v3 (close-to-open) ...
-	h2, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h2.Write(ctx, []byte("Z"), 1); err != nil {
-		t.Fatal(err)
-	}
+	h2 := mustOpen(t, fsys, a.Ino, os.O_RDWR)
+	writeAt(t, h2, []byte("Z"), 1)
 	want := "0Z23456789abcdefghij"
 	if got := readAll(t, h2); string(got) != want {
 		t.Fatalf("before the crash the file reads %q, want %q", got, want)
@@ -104,9 +94,7 @@ func TestFailedReleaseStaysOpen(t *testing.T) {
 	seen := readAll(t, r)
 	t.Logf("reopened in the same mount, the file reads %q", seen)
 	r.Write(ctx, []byte("NEWEST, acknowledged"), 0)
-	if err := r.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release(t, r)
 	fsys.Close(ctx)
 	fsys2 := openFS(t, b, vfs.Options{CacheDir: cache})
 	defer fsys2.Close(ctx)
@@ -126,10 +114,7 @@ func TestRecoveryConflictCopy(t *testing.T) {
 	cache := t.TempDir()
 	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
 	a := create(t, fsys, "report.txt", "base content")
-	h, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := mustOpen(t, fsys, a.Ino, os.O_RDWR)
 	h.Write(ctx, []byte("MINE"), 0)
 	writeElsewhere(t, b, a.Ino, "theirs")
 	fsys2 := remountAfterCrash(t, fsys, b, cache)

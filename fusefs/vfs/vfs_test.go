@@ -64,35 +64,60 @@ func readAll(t *testing.T, h *vfs.Handle) []byte {
 	}
 }
 
-// openWrite opens ino with flags and writes data at offset 0 through the
-// new handle, failing t on an error.
-func openWrite(t *testing.T, fsys *vfs.FS, ino vfs.Ino, flags int, data string) *vfs.Handle {
+// mustOpen opens ino with flags, failing t on an error.
+func mustOpen(t testing.TB, fsys *vfs.FS, ino vfs.Ino, flags int) *vfs.Handle {
 	t.Helper()
 	h, err := fsys.Open(ctx, ino, flags)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Write(ctx, []byte(data), 0); err != nil {
-		t.Fatal(err)
-	}
 	return h
 }
 
+// writeAt writes data at off through h, failing t on an error.
+func writeAt(t testing.TB, h *vfs.Handle, data []byte, off int64) {
+	t.Helper()
+	if _, err := h.Write(ctx, data, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// release closes h, failing t on an error.
+func release(t testing.TB, h *vfs.Handle) {
+	t.Helper()
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openWrite opens ino with flags and writes data at offset 0 through the
+// new handle, failing t on an error.
+func openWrite(t *testing.T, fsys *vfs.FS, ino vfs.Ino, flags int, data string) *vfs.Handle {
+	t.Helper()
+	h := mustOpen(t, fsys, ino, flags)
+	writeAt(t, h, []byte(data), 0)
+	return h
+}
+
+// create makes the file name in the root, as UID 7 and GID 8, writes data
+// to it, flushes and closes it, failing t on an error.
 func create(t *testing.T, fsys *vfs.FS, name string, data string) vfs.Attr {
+	t.Helper()
+	return createBytes(t, fsys, name, []byte(data))
+}
+
+// createBytes is create with data as bytes.
+func createBytes(t testing.TB, fsys *vfs.FS, name string, data []byte) vfs.Attr {
 	t.Helper()
 	a, h, err := fsys.Create(ctx, fsys.Root(), name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{UID: 7, GID: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Write(ctx, []byte(data), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, data, 0)
 	if err := h.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release(t, h)
 	return a
 }
 
@@ -103,17 +128,9 @@ func TestStaging(t *testing.T) {
 	if a.UID != 7 || a.GID != 8 || a.Mode != syscall.S_IFREG|0o644 {
 		t.Errorf("created %+v", a)
 	}
-	w, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := fsys.Open(ctx, a.Ino, os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(ctx, []byte("HELLO"), 0); err != nil {
-		t.Fatal(err)
-	}
+	w := mustOpen(t, fsys, a.Ino, os.O_RDWR)
+	r := mustOpen(t, fsys, a.Ino, os.O_RDONLY)
+	writeAt(t, w, []byte("HELLO"), 0)
 	if got := readAll(t, r); string(got) != "HELLO, world" {
 		t.Fatalf("reader sees %q before commit, want the staged bytes", got)
 	}
@@ -139,9 +156,7 @@ func TestStaging(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range []*vfs.Handle{w, r} {
-		if err := h.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
+		release(t, h)
 	}
 	if vs, _ := b.Versions(ctx, dfms.EntryID(a.Ino)); len(vs) != 2 {
 		t.Fatalf("after release: %d versions, want 2", len(vs))
@@ -151,10 +166,7 @@ func TestStaging(t *testing.T) {
 	if got, err := fsys.SetAttr(ctx, a.Ino, nil, vfs.SetAttrIn{Size: &size}); err != nil || got.Size != 5 {
 		t.Fatalf("truncate: %+v, %v", got, err)
 	}
-	r, err = fsys.Open(ctx, a.Ino, os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r = mustOpen(t, fsys, a.Ino, os.O_RDONLY)
 	defer r.Release(ctx)
 	if got := readAll(t, r); string(got) != "HELLO" {
 		t.Fatalf("after truncate: %q", got)
@@ -194,10 +206,7 @@ func TestVersionsTree(t *testing.T) {
 		if vs[i].Name != "v"+string(rune('1'+i)) || vs[i].Attr.Size != int64(len(want)) {
 			t.Fatalf("version %d listed as %+v", i+1, vs[i])
 		}
-		h, err := fsys.Open(ctx, vs[i].Attr.Ino, os.O_RDONLY)
-		if err != nil {
-			t.Fatal(err)
-		}
+		h := mustOpen(t, fsys, vs[i].Attr.Ino, os.O_RDONLY)
 		if got := readAll(t, h); string(got) != want {
 			t.Errorf("v%d reads %q, want %q", i+1, got, want)
 		}
@@ -293,9 +302,7 @@ func TestFailedCommitKeepsData(t *testing.T) {
 	if err := h.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Write(ctx, []byte("PRECIOUS"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("PRECIOUS"), 0)
 	b.fail.Store(true)
 	testkit.WantKind(t, h.Release(ctx), dfms.Unavailable, "release while the server is down")
 	// The data is kept on disk, and Close says so.
@@ -318,25 +325,18 @@ func TestUnlinkedWriterDiscards(t *testing.T) {
 	b := newLocal(t)
 	fsys, cache := newFS(t, b)
 	a := create(t, fsys, "f", "v1")
-	h, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := mustOpen(t, fsys, a.Ino, os.O_RDWR)
 	if err := fsys.Unlink(ctx, fsys.Root(), "f"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Write(ctx, []byte("gone"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("gone"), 0)
 	if got, err := fsys.GetAttr(ctx, a.Ino); err != nil || got.Nlink != 0 {
 		t.Fatalf("getattr of the unlinked file: %+v, %v", got, err)
 	}
 	if err := h.Flush(ctx); err != nil {
 		t.Fatalf("flush of an unlinked file: %v", err)
 	}
-	if err := h.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release(t, h)
 	if vs, _ := b.Versions(ctx, dfms.EntryID(a.Ino)); len(vs) != 1 {
 		t.Errorf("%d versions, want 1", len(vs))
 	}
@@ -368,26 +368,17 @@ func TestOpenReplaced(t *testing.T) {
 	if got := readAll(t, r); string(got) != "old" {
 		t.Errorf("the replaced file reads %q, want %q", got, "old")
 	}
-	if err := r.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release(t, r)
 	w, err := fsys.Open(ctx, old.Ino, os.O_RDWR)
 	if err != nil {
 		t.Fatalf("open of the replaced file for writing: %v", err)
 	}
-	if _, err := w.Write(ctx, []byte("lost"), 0); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, w, []byte("lost"), 0)
 	if err := w.Flush(ctx); err != nil {
 		t.Fatalf("flush of the replaced file: %v", err)
 	}
-	if err := w.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h, err := fsys.Open(ctx, mustLookup(t, fsys, fsys.Root(), "f").Ino, os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
+	release(t, w)
+	h := mustOpen(t, fsys, mustLookup(t, fsys, fsys.Root(), "f").Ino, os.O_RDONLY)
 	if got := readAll(t, h); string(got) != "new" {
 		t.Errorf("f reads %q, want %q", got, "new")
 	}
@@ -405,22 +396,10 @@ func TestReadAt(t *testing.T) {
 	for i := range data {
 		data[i] ^= byte(i * 131 >> 7)
 	}
-	a, h, err := fsys.Create(ctx, fsys.Root(), "big", os.O_WRONLY|os.O_CREATE, 0o644, vfs.Caller{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Write(ctx, data, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a := createBytes(t, fsys, "big", data)
 	// Through a fresh FS, so that reads go to the backend.
 	fsys2, _ := newFS(t, b)
-	r, err := fsys2.Open(ctx, a.Ino, os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustOpen(t, fsys2, a.Ino, os.O_RDONLY)
 	defer r.Release(ctx)
 	for _, c := range []struct{ off, n int }{{0, 10}, {262140, 100000}, {len(data) - 5, 5}, {len(data) - 5, 50}, {1 << 20, 3 << 20}} {
 		p := make([]byte, c.n)
@@ -502,10 +481,7 @@ func TestOpenReplacedElsewhere(t *testing.T) {
 			}
 		}
 	}
-	h, err := here.Open(ctx, mustLookup(t, here, here.Root(), "f").Ino, os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := mustOpen(t, here, mustLookup(t, here, here.Root(), "f").Ino, os.O_RDONLY)
 	if got := readAll(t, h); string(got) != "new" {
 		t.Errorf("f reads %q, want %q", got, "new")
 	}

@@ -102,9 +102,7 @@ func TestRandomOps(t *testing.T) {
 				for i := range p {
 					p[i] = byte(rng.IntN(4)) // low entropy: repeated chunks
 				}
-				if _, err := h.Write(ctx, p, int64(off)); err != nil {
-					t.Fatal(err)
-				}
+				writeAt(t, h, p, int64(off))
 				if need := off + len(p); need > len(model) {
 					model = append(model, make([]byte, need-len(model))...)
 				}
@@ -142,9 +140,7 @@ func TestRandomOps(t *testing.T) {
 				}
 			}
 		}
-		if err := h.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
+		release(t, h)
 		if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, model) {
 			t.Fatalf("seed %d: after release the server holds other bytes", seed)
 		}
@@ -160,27 +156,13 @@ func TestOneByteEdit(t *testing.T) {
 	b, svc := newLocalParams(t, chunking.Params{Algorithm: chunking.Gear, Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10})
 	fsys, _ := newFS(t, b)
 	data := testkit.RandBytes(3, 8<<20)
-	a, h, err := fsys.Create(ctx, fsys.Root(), "big", os.O_RDWR|os.O_CREATE, 0o644, vfs.Caller{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Write(ctx, data, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a := createBytes(t, fsys, "big", data)
 	for i, off := range []int{len(data) / 2, 12345, len(data) - 1, 0} {
 		fsys2, _ := newFS(t, b) // a cold cache
 		before, read := svc.Stats().ChunksStored.Load(), svc.Stats().ChunksRead.Load()
-		w, err := fsys2.Open(ctx, a.Ino, os.O_RDWR)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := mustOpen(t, fsys2, a.Ino, os.O_RDWR)
 		data[off] ^= 0xff
-		if _, err := w.Write(ctx, data[off:off+1], int64(off)); err != nil {
-			t.Fatal(err)
-		}
+		writeAt(t, w, data[off:off+1], int64(off))
 		if err := w.Fsync(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -195,9 +177,7 @@ func TestOneByteEdit(t *testing.T) {
 		if fetched > st.ChunksCut {
 			t.Errorf("edit %d at %d: %d chunks read for %d cut", i, off, fetched, st.ChunksCut)
 		}
-		if err := w.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
+		release(t, w)
 		if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, data) {
 			t.Fatalf("edit %d: the stored content differs", i)
 		}
@@ -218,9 +198,7 @@ func TestAppendsKeepChunksWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	for off := 0; off < len(data); off += 700 {
-		if _, err := h.Write(ctx, data[off:min(off+700, len(data))], 0); err != nil {
-			t.Fatal(err)
-		}
+		writeAt(t, h, data[off:min(off+700, len(data))], 0)
 		if err := h.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -255,18 +233,13 @@ func TestCrashRecovery(t *testing.T) {
 	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
 	base := testkit.RandBytes(9, 100<<10)
 	a := create(t, fsys, "f", string(base))
-	h, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := mustOpen(t, fsys, a.Ino, os.O_RDWR)
 	want := append([]byte(nil), base...)
 	for _, w := range []struct {
 		off int
 		s   string
 	}{{10, "crash"}, {50000, "survives"}, {len(base) + 10, "past the end"}} {
-		if _, err := h.Write(ctx, []byte(w.s), int64(w.off)); err != nil {
-			t.Fatal(err)
-		}
+		writeAt(t, h, []byte(w.s), int64(w.off))
 		if need := w.off + len(w.s); need > len(want) {
 			want = append(want, make([]byte, need-len(want))...)
 		}
@@ -276,9 +249,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = want[:80000]
-	if _, err := h.Write(ctx, []byte("tail"), 90000); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("tail"), 90000)
 	want = append(want, make([]byte, 90004-80000)...)
 	copy(want[90000:], "tail")
 	// Another mount cannot take the cache directory meanwhile.
@@ -342,9 +313,7 @@ func TestPrecut(t *testing.T) {
 		}
 		before := fsys.Stats().ChunksCut
 		for off := 0; off < len(data); off += 128 << 10 {
-			if _, err := h.Write(ctx, data[off:off+128<<10], int64(off)); err != nil {
-				t.Fatal(err)
-			}
+			writeAt(t, h, data[off:off+128<<10], int64(off))
 		}
 		// The worker runs in the background: wait until it uploaded some.
 		testkit.Eventually(t, 30*time.Second, func() bool { return fsys.Stats().ChunksCut != before },
@@ -352,9 +321,7 @@ func TestPrecut(t *testing.T) {
 		if c.after != nil {
 			data = c.after(h, a.Ino, data)
 		}
-		if err := h.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
+		release(t, h)
 		if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, data) {
 			t.Fatalf("%s: the stored content differs (%d bytes, want %d)", c.name, len(got), len(data))
 		}
@@ -389,14 +356,10 @@ func TestSparse(t *testing.T) {
 	copy(want[2<<20:], "middle")
 	copy(want[len(want)-4:], "tail")
 	for _, off := range []int{100, 2 << 20, len(want) - 4} {
-		if _, err := h.Write(ctx, want[off:off+4], int64(off)); err != nil {
-			t.Fatal(err)
-		}
+		writeAt(t, h, want[off:off+4], int64(off))
 	}
 	h.Write(ctx, want[2<<20:2<<20+6], 2<<20)
-	if err := h.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release(t, h)
 	_, m, err := b.Manifest(ctx, dfms.EntryID(a.Ino), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -422,17 +385,10 @@ func TestSparse(t *testing.T) {
 	if err := truncate(fsys, big.Ino, h, size); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Write(ctx, []byte("!"), size); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(t, h, []byte("!"), size)
+	release(t, h)
 	fsys2, _ := newFS(t, b)
-	r, err := fsys2.Open(ctx, big.Ino, os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustOpen(t, fsys2, big.Ino, os.O_RDONLY)
 	defer r.Release(ctx)
 	if got, _ := fsys2.GetAttr(ctx, big.Ino); got.Size != size+1 {
 		t.Fatalf("size %d", got.Size)

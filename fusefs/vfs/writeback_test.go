@@ -50,10 +50,7 @@ func TestWriteBackCommitsClosedFiles(t *testing.T) {
 			if a, err := fsys.GetAttr(ctx, attrs[i].Ino); err != nil || a.Size != int64(len(want)) {
 				t.Fatalf("stat after close: %+v, %v", a, err)
 			}
-			h, err := fsys.Open(ctx, attrs[i].Ino, os.O_RDONLY)
-			if err != nil {
-				t.Fatal(err)
-			}
+			h := mustOpen(t, fsys, attrs[i].Ino, os.O_RDONLY)
 			if got := readAll(t, h); string(got) != want {
 				t.Fatalf("read after close: %q", got)
 			}
@@ -88,14 +85,8 @@ func TestWriteBackVersionPerClose(t *testing.T) {
 	}
 	// Two handles: closing one seals what was written so far; a write
 	// through the other starts the next version.
-	w1, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w2, err := fsys.Open(ctx, a.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w1 := mustOpen(t, fsys, a.Ino, os.O_RDWR)
+	w2 := mustOpen(t, fsys, a.Ino, os.O_RDWR)
 	w1.Write(ctx, []byte("FOUR!"), 0)
 	w1.Flush(ctx)
 	w1.Release(ctx)
@@ -358,22 +349,15 @@ func TestWriteBackCloseDuringItsBatch(t *testing.T) {
 	f := create(t, fsys, "f", "one")
 	create(t, fsys, "h1", "h1")
 	create(t, fsys, "h2", "h2")
-	h, err := fsys.Open(ctx, f.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Write(ctx, []byte("two"), 3); err != nil {
-		t.Fatal(err)
-	}
+	h := mustOpen(t, fsys, f.Ino, os.O_RDWR)
+	writeAt(t, h, []byte("two"), 3)
 	b.proceed <- struct{}{} // a committer takes f, h1 and h2
 	<-b.started             // and commits h1 and h2, held
 	// f closed while that batch is in flight.
 	if err := h.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release(t, h)
 	letGo() // the held commits end, and later ones pass
 	fsys.WaitWriteBack()
 	if got := storedContent(t, svc, l, f.Ino); string(got) != "onetwo" {
@@ -392,19 +376,14 @@ func TestWriteBackCloseWhileReaderOpen(t *testing.T) {
 	defer fsys.Close(ctx)
 	f := create(t, fsys, "f", "v1")
 	fsys.WaitWriteBack()
-	r, err := fsys.Open(ctx, f.Ino, os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustOpen(t, fsys, f.Ino, os.O_RDONLY)
 	defer r.Release(ctx)
 	for i, content := range []string{"v2", "version three"} {
 		w := openWrite(t, fsys, f.Ino, os.O_WRONLY|os.O_TRUNC, content)
 		if err := w.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
+		release(t, w)
 		fsys.WaitWriteBack()
 		if got := storedContent(t, svc, l, f.Ino); string(got) != content {
 			t.Fatalf("close %d: with a reader open, after the write-back settled the server has %q, want %q", i+1, got, content)
@@ -428,10 +407,7 @@ func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
 	fsys.HoldRemovals()
 	content := "written, then unlinked while open"
 	f := create(t, fsys, "f", content) // closed; its commit is queued
-	r, err := fsys.Open(ctx, f.Ino, os.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustOpen(t, fsys, f.Ino, os.O_RDONLY)
 	if err := fsys.Unlink(ctx, root, "f"); err != nil {
 		t.Fatal(err)
 	}
@@ -446,9 +422,7 @@ func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
 	if got := string(readAll(t, r)); got != content {
 		t.Errorf("the reader reads %q, want %q", got, content)
 	}
-	if err := r.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release(t, r)
 	fsys.WaitWriteBack()
 	if err := fsys.Sync(ctx); err != nil {
 		t.Fatal(err)
@@ -475,10 +449,7 @@ func TestWriteBackCloseCommittedUnderIdleWriter(t *testing.T) {
 	create(t, fsys, "g2", "held")
 	<-b.started
 	f := create(t, fsys, "f", "closed")
-	h, err := fsys.Open(ctx, f.Ino, os.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := mustOpen(t, fsys, f.Ino, os.O_RDWR)
 	defer h.Release(ctx)
 	letGo()
 	fsys.WaitWriteBack()
