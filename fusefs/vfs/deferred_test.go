@@ -17,9 +17,7 @@ import (
 
 // Regression test; the bug was: a crash after unlink(x) + create(x) recovers the new x under a conflict name (journals are recovered before the logged removals are made), and x is gone.
 func TestDeferredCrashUnlinkThenRecreateKeepsName(t *testing.T) {
-	l, svc := newLocalParams(t, smallChunks)
-	cache := t.TempDir()
-	fsys := openFS(t, l, vfs.Options{CacheDir: cache})
+	l, svc, fsys, cache := newCrashable(t)
 	root := fsys.Root()
 	create(t, fsys, "cfg", "old")
 	if err := fsys.Unlink(ctx, root, "cfg"); err != nil {

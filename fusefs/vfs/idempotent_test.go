@@ -9,6 +9,7 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/server/files"
 )
 
 // lostReplies is a backend that makes commits but answers the next few
@@ -71,6 +72,29 @@ func rootNames(t *testing.T, fsys *vfs.FS) []string {
 	return out
 }
 
+// flushAnswerLost flushes h with the answer to its commit lost: the
+// commit is made, and the flush must fail.
+func flushAnswerLost(t *testing.T, b *lostReplies, h *vfs.Handle) {
+	t.Helper()
+	b.lose.Store(1)
+	if err := h.Flush(ctx); err == nil {
+		t.Fatal("a commit whose answer was lost succeeded")
+	}
+}
+
+// wantCommittedOnce fails t unless file ino has two versions on the
+// server, the second holding content: the commit whose answer was lost
+// was made once. when says when this is checked.
+func wantCommittedOnce(t *testing.T, svc *files.Service, l *local.Backend, ino vfs.Ino, content, when string) {
+	t.Helper()
+	if n := versionCount(t, l, ino); n != 2 {
+		t.Fatalf("%d versions %s, want 2", n, when)
+	}
+	if got := storedContent(t, svc, l, ino); string(got) != content {
+		t.Fatalf("the server holds %q", got)
+	}
+}
+
 // A commit made but not acknowledged (its answer lost) and tried again
 // makes one version, not two.
 func TestCommitRetryAfterLostAnswer(t *testing.T) {
@@ -79,19 +103,9 @@ func TestCommitRetryAfterLostAnswer(t *testing.T) {
 	fsys, _ := newFS(t, b)
 	a := create(t, fsys, "f", "first")
 	h := openWrite(t, fsys, a.Ino, os.O_WRONLY|os.O_TRUNC, "second")
-	b.lose.Store(1)
-	if err := h.Flush(ctx); err == nil {
-		t.Fatal("a commit whose answer was lost succeeded")
-	}
-	if err := h.Release(ctx); err != nil { // the retry
-		t.Fatal(err)
-	}
-	if n := versionCount(t, b, a.Ino); n != 2 {
-		t.Fatalf("%d versions after a retried commit, want 2", n)
-	}
-	if got := storedContent(t, svc, l, a.Ino); string(got) != "second" {
-		t.Fatalf("the server holds %q", got)
-	}
+	flushAnswerLost(t, b, h)
+	release(t, h) // the retry
+	wantCommittedOnce(t, svc, l, a.Ino, "second", "after a retried commit")
 }
 
 // A mount that crashes right after a commit it was not told of leaves the
@@ -104,20 +118,12 @@ func TestRecoveryFindsCommitMade(t *testing.T) {
 	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
 	a := create(t, fsys, "report.txt", "first")
 	h := openWrite(t, fsys, a.Ino, os.O_RDWR, "SECOND")
-	b.lose.Store(1)
-	if err := h.Flush(ctx); err == nil {
-		t.Fatal("a commit whose answer was lost succeeded")
-	}
+	flushAnswerLost(t, b, h)
 	fsys2 := remountAfterCrash(t, fsys, b, cache)
 	if names := rootNames(t, fsys2); len(names) != 1 || names[0] != "report.txt" {
 		t.Fatalf("after recovery the root holds %q, want only report.txt (no conflict copy)", names)
 	}
-	if n := versionCount(t, b, a.Ino); n != 2 {
-		t.Fatalf("%d versions after recovery, want 2", n)
-	}
-	if got := storedContent(t, svc, l, a.Ino); string(got) != "SECOND" {
-		t.Fatalf("the server holds %q", got)
-	}
+	wantCommittedOnce(t, svc, l, a.Ino, "SECOND", "after recovery")
 }
 
 // The same through the write-back's batches: a batch whose answer was

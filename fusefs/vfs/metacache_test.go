@@ -5,37 +5,14 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/files"
 )
-
-// countingReads counts the entry reads that reach the backend.
-type countingReads struct {
-	*local.Backend
-	reads, manifests atomic.Int64
-}
-
-func (c *countingReads) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
-	c.reads.Add(1)
-	return c.Backend.GetAttr(ctx, id)
-}
-
-func (c *countingReads) Lookup(ctx context.Context, parent dfms.EntryID, name string) (vfs.Entry, error) {
-	c.reads.Add(1)
-	return c.Backend.Lookup(ctx, parent, name)
-}
-
-func (c *countingReads) Manifest(ctx context.Context, id dfms.EntryID, number int64) (vfs.VersionInfo, dfms.Manifest, error) {
-	c.manifests.Add(1)
-	return c.Backend.Manifest(ctx, id, number)
-}
 
 // watched returns an FS over b that follows the change feed, as a mount
 // does, and waits until the metadata cache is on.
@@ -60,7 +37,7 @@ func watched(t *testing.T, b vfs.Backend) *vfs.FS {
 // opens costs no backend read, and its own changes show at once.
 func TestMetaCacheServesOwnEntries(t *testing.T) {
 	l, _ := newLocalParams(t, smallChunks)
-	b := &countingReads{Backend: l}
+	b := &counting{Backend: l}
 	fsys := watched(t, b)
 	var inos []vfs.Ino
 	for i := range 20 {
@@ -189,7 +166,7 @@ func TestMetaCacheFollowsOthers(t *testing.T) {
 // Batched write-back commits leave the committed entries in the cache.
 func TestMetaCacheKeepsBatchCommits(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &countingReads{Backend: l}
+	b := &counting{Backend: l}
 	fsys := openFS(t, b, vfs.Options{CacheDir: t.TempDir(), WriteBack: true})
 	defer fsys.Close(ctx)
 	wctx, stop := context.WithCancel(ctx)
@@ -251,7 +228,7 @@ func TestMetaCacheKeepsBatchCommits(t *testing.T) {
 // copy expires), and a server outage then would fail every path walk.
 func TestMetaCacheWarmsTheRoot(t *testing.T) {
 	l, _ := newLocalParams(t, smallChunks)
-	b := &countingReads{Backend: l}
+	b := &counting{Backend: l}
 	fsys, _ := newFS(t, b)
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})

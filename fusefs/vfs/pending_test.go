@@ -17,34 +17,12 @@ import (
 	"github.com/dfms/dfms/integration/testkit"
 )
 
-// countingCreates counts the namespace calls that deferred creates save.
-type countingCreates struct {
-	*local.Backend
-	creates, batches, created, setattrs atomic.Int64
-}
-
-func (c *countingCreates) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
-	c.creates.Add(1)
-	return c.Backend.CreateFile(ctx, parent, name, mode, uid, gid)
-}
-
-func (c *countingCreates) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.CommitResult, error) {
-	c.batches.Add(1)
-	c.created.Add(int64(len(es)))
-	return c.Backend.CreateFiles(ctx, es)
-}
-
-func (c *countingCreates) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
-	c.setattrs.Add(1)
-	return c.Backend.SetAttr(ctx, id, a)
-}
-
 // Files created, written, chmod'ed and closed as tar does reach the server
 // in batches: no create and no chmod of their own, and the mount shows
 // them meanwhile as they will be.
 func TestPendingCreatesBatched(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &countingCreates{Backend: l}
+	b := &counting{Backend: l}
 	fsys := newWriteBackFS(t, b, t.TempDir())
 	defer fsys.Close(ctx)
 	const n = 200
@@ -89,7 +67,7 @@ func TestPendingCreatesBatched(t *testing.T) {
 	if got := b.created.Load(); got != n {
 		t.Fatalf("%d files created in batches, want %d", got, n)
 	}
-	if bt := b.batches.Load(); bt > n/4 {
+	if bt := b.createBatches.Load(); bt > n/4 {
 		t.Fatalf("%d batches of creates for %d files", bt, n)
 	}
 	for i, ino := range inos {
@@ -121,7 +99,7 @@ func createOpen(t *testing.T, fsys *vfs.FS, dir vfs.Ino, name string) (vfs.Attr,
 
 // A pending name is taken, for this mount, as any other name.
 func TestPendingNamesAreTaken(t *testing.T) {
-	b := &countingCreates{Backend: newLocal(t)}
+	b := &counting{Backend: newLocal(t)}
 	fsys, _ := newFS(t, b)
 	defer fsys.Close(ctx)
 	a, h := createOpen(t, fsys, fsys.Root(), "p")
@@ -169,7 +147,7 @@ func TestPendingNamesAreTaken(t *testing.T) {
 // Everything that needs the backend to know a pending file creates it
 // first: rename, unlink, xattrs, rmdir of its directory.
 func TestPendingNamespaceOps(t *testing.T) {
-	b := &countingCreates{Backend: newLocal(t)}
+	b := &counting{Backend: newLocal(t)}
 	fsys, _ := newFS(t, b)
 	defer fsys.Close(ctx)
 	root := fsys.Root()
@@ -314,9 +292,7 @@ func TestPendingConflicts(t *testing.T) {
 // creates it from the journal, with the attributes set since, and commits
 // what was written. A file created and never written comes back too.
 func TestPendingRecovery(t *testing.T) {
-	l, svc := newLocalParams(t, smallChunks)
-	cache := t.TempDir()
-	fsys := openFS(t, l, vfs.Options{CacheDir: cache})
+	l, svc, fsys, cache := newCrashable(t)
 	d, err := fsys.Mkdir(ctx, fsys.Root(), "d", 0o755, vfs.Caller{})
 	if err != nil {
 		t.Fatal(err)
@@ -410,28 +386,11 @@ func TestPendingExclusiveRace(t *testing.T) {
 	}
 }
 
-// countingTrash counts the batches of deferred unlinks.
-type countingTrash struct {
-	*local.Backend
-	batches, trashed, unlinks atomic.Int64
-}
-
-func (c *countingTrash) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.Time) ([]error, error) {
-	c.batches.Add(1)
-	c.trashed.Add(int64(len(ids)))
-	return c.Backend.TrashFiles(ctx, ids, at)
-}
-
-func (c *countingTrash) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
-	c.unlinks.Add(1)
-	return c.Backend.Unlink(ctx, parent, name)
-}
-
 // Unlinks are answered at once and made on the server in batches, in
 // order with what follows them.
 func TestDeferredUnlinks(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &countingTrash{Backend: l}
+	b := &counting{Backend: l}
 	fsys := newWriteBackFS(t, b, t.TempDir())
 	defer fsys.Close(ctx)
 	root := fsys.Root()
@@ -482,7 +441,7 @@ func TestDeferredUnlinks(t *testing.T) {
 	if got := b.trashed.Load(); got != n {
 		t.Fatalf("%d files trashed in batches, want %d", got, n)
 	}
-	if bt := b.batches.Load(); bt > n/4 {
+	if bt := b.trashBatches.Load(); bt > n/4 {
 		t.Fatalf("%d batches for %d unlinks", bt, n)
 	}
 	owner := localUser(t, svc).ID

@@ -6,8 +6,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/server/files"
 )
+
+// newCrashable returns a backend with small chunks, its file layer, and
+// an FS over it whose cache directory, also returned, is the one
+// remountAfterCrash mounts again.
+func newCrashable(t *testing.T) (*local.Backend, *files.Service, *vfs.FS, string) {
+	t.Helper()
+	b, svc := newLocalParams(t, smallChunks)
+	cache := t.TempDir()
+	return b, svc, openFS(t, b, vfs.Options{CacheDir: cache}), cache
+}
 
 // remountAfterCrash crashes fsys and mounts b again on the same cache, as
 // the next mount after a crash does. The new FS is closed when the test
@@ -34,9 +46,7 @@ func writeElsewhere(t *testing.T, b vfs.Backend, ino vfs.Ino, content string) {
 // recovery, not committed: committing it would revert what another client
 // committed meanwhile.
 func TestRecoveryDropsCleanJournal(t *testing.T) {
-	b, svc := newLocalParams(t, smallChunks)
-	cache := t.TempDir()
-	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
+	b, svc, fsys, cache := newCrashable(t)
 	a := create(t, fsys, "f", "first version")
 	h := openWrite(t, fsys, a.Ino, os.O_RDWR, "FIRST")
 	if err := h.Flush(ctx); err != nil { // committed; h stays open, so the stage and journal stay
@@ -53,9 +63,7 @@ func TestRecoveryDropsCleanJournal(t *testing.T) {
 // file with a live stage to a newer version, the header is not updated,
 // and recovery replays the writes over the old version.
 func TestJournalFollowsReopen(t *testing.T) {
-	b, svc := newLocalParams(t, smallChunks)
-	cache := t.TempDir()
-	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
+	b, svc, fsys, cache := newCrashable(t)
 	a := create(t, fsys, "f", "aaaaaaaaaa")
 	h1 := mustOpen(t, fsys, a.Ino, os.O_RDWR)
 	h1.Write(ctx, []byte("b"), 0)
@@ -110,9 +118,7 @@ func TestFailedReleaseStaysOpen(t *testing.T) {
 // another client has since replaced, is committed beside the file as a
 // conflict copy; the other client's version stays current.
 func TestRecoveryConflictCopy(t *testing.T) {
-	b, svc := newLocalParams(t, smallChunks)
-	cache := t.TempDir()
-	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
+	b, svc, fsys, cache := newCrashable(t)
 	a := create(t, fsys, "report.txt", "base content")
 	h := mustOpen(t, fsys, a.Ino, os.O_RDWR)
 	h.Write(ctx, []byte("MINE"), 0)

@@ -277,6 +277,67 @@ func mustLookup(t *testing.T, fsys *vfs.FS, dir vfs.Ino, name string) vfs.Attr {
 	return a
 }
 
+// counting is the in-process backend counting the calls that reach it.
+type counting struct {
+	*local.Backend
+	reads, manifests atomic.Int64 // GetAttr and Lookup; Manifest
+	// CreateFile, SetAttr and Unlink, each made alone.
+	creates, setattrs, unlinks atomic.Int64
+	// The batches of CreateFiles, CommitManifests and TrashFiles, and the
+	// files in them.
+	createBatches, created atomic.Int64
+	commitBatches, commits atomic.Int64
+	trashBatches, trashed  atomic.Int64
+}
+
+func (c *counting) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
+	c.reads.Add(1)
+	return c.Backend.GetAttr(ctx, id)
+}
+
+func (c *counting) Lookup(ctx context.Context, parent dfms.EntryID, name string) (vfs.Entry, error) {
+	c.reads.Add(1)
+	return c.Backend.Lookup(ctx, parent, name)
+}
+
+func (c *counting) Manifest(ctx context.Context, id dfms.EntryID, number int64) (vfs.VersionInfo, dfms.Manifest, error) {
+	c.manifests.Add(1)
+	return c.Backend.Manifest(ctx, id, number)
+}
+
+func (c *counting) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
+	c.creates.Add(1)
+	return c.Backend.CreateFile(ctx, parent, name, mode, uid, gid)
+}
+
+func (c *counting) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
+	c.setattrs.Add(1)
+	return c.Backend.SetAttr(ctx, id, a)
+}
+
+func (c *counting) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
+	c.unlinks.Add(1)
+	return c.Backend.Unlink(ctx, parent, name)
+}
+
+func (c *counting) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.CommitResult, error) {
+	c.createBatches.Add(1)
+	c.created.Add(int64(len(es)))
+	return c.Backend.CreateFiles(ctx, es)
+}
+
+func (c *counting) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
+	c.commitBatches.Add(1)
+	c.commits.Add(int64(len(cs)))
+	return c.Backend.CommitManifests(ctx, cs)
+}
+
+func (c *counting) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.Time) ([]error, error) {
+	c.trashBatches.Add(1)
+	c.trashed.Add(int64(len(ids)))
+	return c.Backend.TrashFiles(ctx, ids, at)
+}
+
 // failing is a backend whose commits fail while fail is set.
 type failing struct {
 	vfs.Backend

@@ -228,9 +228,7 @@ func TestAppendsKeepChunksWhole(t *testing.T) {
 // TestCrashRecovery: data written but not committed when the mount dies
 // is committed by the next mount of the same cache directory.
 func TestCrashRecovery(t *testing.T) {
-	b, svc := newLocalParams(t, smallChunks)
-	cache := t.TempDir()
-	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
+	b, svc, fsys, cache := newCrashable(t)
 	base := testkit.RandBytes(9, 100<<10)
 	a := create(t, fsys, "f", string(base))
 	h := mustOpen(t, fsys, a.Ino, os.O_RDWR)

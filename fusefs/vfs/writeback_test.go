@@ -21,24 +21,12 @@ func newWriteBackFS(t *testing.T, b vfs.Backend, cache string) *vfs.FS {
 	return openFS(t, b, vfs.Options{CacheDir: cache, WriteBack: true})
 }
 
-// countingBatcher counts the batched commits of the in-process backend.
-type countingBatcher struct {
-	*local.Backend
-	batches, commits atomic.Int64
-}
-
-func (c *countingBatcher) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
-	c.batches.Add(1)
-	c.commits.Add(int64(len(cs)))
-	return c.Backend.CommitManifests(ctx, cs)
-}
-
 // Closed files are committed in the background: before that the mount
 // shows what was written, after Sync the server has every file, one
 // version each.
 func TestWriteBackCommitsClosedFiles(t *testing.T) {
 	l, svc := newLocalParams(t, smallChunks)
-	b := &countingBatcher{Backend: l}
+	b := &counting{Backend: l}
 	fsys := newWriteBackFS(t, b, t.TempDir())
 	defer fsys.Close(ctx)
 	const n = 300
@@ -68,7 +56,7 @@ func TestWriteBackCommitsClosedFiles(t *testing.T) {
 			t.Fatalf("f%03d: %d versions, %v; want 1", i, len(vs), err)
 		}
 	}
-	t.Logf("%d commits in %d batches", b.commits.Load(), b.batches.Load())
+	t.Logf("%d commits in %d batches", b.commits.Load(), b.commitBatches.Load())
 }
 
 // Every close is a version, however soon the file is opened, truncated or
