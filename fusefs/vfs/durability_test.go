@@ -73,9 +73,7 @@ func TestNamespaceChangesDurableOnFsync(t *testing.T) {
 	if _, err := fsys.SetAttr(ctx, a.Ino, nil, vfs.SetAttrIn{Mode: ptr(uint32(0o600))}); err != nil {
 		t.Fatal(err)
 	}
-	if err := fsys.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	closeFS(t, fsys)
 	want("Close after chmod", 3)
 	if e, err := m.Lookup(ctx, u.ID, u.Root, "g"); err != nil || e.Mode != 0o600 {
 		t.Fatalf("g after Close: %+v, %v", e, err)

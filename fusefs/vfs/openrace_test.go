@@ -102,9 +102,7 @@ func TestOpenRacingRetire(t *testing.T) {
 		t.Errorf("the next open reads %q, want the close before it (%q)", got, "v3")
 	}
 	x.Release(ctx)
-	if err := fsys.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	closeFS(t, fsys)
 	vs, err := b.Versions(ctx, dfms.EntryID(a.Ino))
 	if err != nil || len(vs) != 3 {
 		t.Fatalf("%d versions (%v), want 3: v1, v2, v3", len(vs), err)

@@ -65,8 +65,7 @@ func TestRecoveryDropsCleanJournal(t *testing.T) {
 func TestJournalFollowsReopen(t *testing.T) {
 	b, svc, fsys, cache := newCrashable(t)
 	a := create(t, fsys, "f", "aaaaaaaaaa")
-	h1 := mustOpen(t, fsys, a.Ino, os.O_RDWR)
-	h1.Write(ctx, []byte("b"), 0)
+	h1 := openWrite(t, fsys, a.Ino, os.O_RDWR, "b")
 	if err := h1.Flush(ctx); err != nil { // stage stays, journal base = v2
 		t.Fatal(err)
 	}
@@ -120,8 +119,7 @@ func TestFailedReleaseStaysOpen(t *testing.T) {
 func TestRecoveryConflictCopy(t *testing.T) {
 	b, svc, fsys, cache := newCrashable(t)
 	a := create(t, fsys, "report.txt", "base content")
-	h := mustOpen(t, fsys, a.Ino, os.O_RDWR)
-	h.Write(ctx, []byte("MINE"), 0)
+	openWrite(t, fsys, a.Ino, os.O_RDWR, "MINE")
 	writeElsewhere(t, b, a.Ino, "theirs")
 	fsys2 := remountAfterCrash(t, fsys, b, cache)
 	if got := storedContent(t, svc, b, a.Ino); string(got) != "theirs" {

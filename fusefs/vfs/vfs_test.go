@@ -90,6 +90,14 @@ func release(t testing.TB, h *vfs.Handle) {
 	}
 }
 
+// closeFS closes fsys, failing t on an error.
+func closeFS(t testing.TB, fsys *vfs.FS) {
+	t.Helper()
+	if err := fsys.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // openWrite opens ino with flags and writes data at offset 0 through the
 // new handle, failing t on an error.
 func openWrite(t *testing.T, fsys *vfs.FS, ino vfs.Ino, flags int, data string) *vfs.Handle {
@@ -401,9 +409,7 @@ func TestUnlinkedWriterDiscards(t *testing.T) {
 	if vs, _ := b.Versions(ctx, dfms.EntryID(a.Ino)); len(vs) != 1 {
 		t.Errorf("%d versions, want 1", len(vs))
 	}
-	if err := fsys.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	closeFS(t, fsys)
 	if left, _ := os.ReadDir(filepath.Join(cache, "stage")); len(left) != 0 {
 		t.Errorf("the stage directory still holds %v", left)
 	}
@@ -444,9 +450,7 @@ func TestOpenReplaced(t *testing.T) {
 		t.Errorf("f reads %q, want %q", got, "new")
 	}
 	h.Release(ctx)
-	if err := fsys.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	closeFS(t, fsys)
 }
 
 func TestReadAt(t *testing.T) {
@@ -548,8 +552,6 @@ func TestOpenReplacedElsewhere(t *testing.T) {
 	}
 	h.Release(ctx)
 	for _, fsys := range []*vfs.FS{here, there} {
-		if err := fsys.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
+		closeFS(t, fsys)
 	}
 }

@@ -144,9 +144,7 @@ func TestRandomOps(t *testing.T) {
 		if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, model) {
 			t.Fatalf("seed %d: after release the server holds other bytes", seed)
 		}
-		if err := fsys.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
+		closeFS(t, fsys)
 	}
 }
 
@@ -181,9 +179,7 @@ func TestOneByteEdit(t *testing.T) {
 		if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, data) {
 			t.Fatalf("edit %d: the stored content differs", i)
 		}
-		if err := fsys2.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
+		closeFS(t, fsys2)
 	}
 }
 
@@ -266,9 +262,7 @@ func TestCrashRecovery(t *testing.T) {
 	if left, _ := os.ReadDir(filepath.Join(cache, "stage")); len(left) != 0 {
 		t.Errorf("recovery left %v", left)
 	}
-	if err := fsys2.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	closeFS(t, fsys2)
 }
 
 func truncate(fsys *vfs.FS, ino vfs.Ino, h *vfs.Handle, size int64) error {

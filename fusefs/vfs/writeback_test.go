@@ -163,9 +163,7 @@ func TestWriteBackRetries(t *testing.T) {
 	b.fail.Store(true)
 	last := create(t, fsys, "last", "closed just before unmount")
 	b.fail.Store(false)
-	if err := fsys.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	closeFS(t, fsys)
 	if got := storedContent(t, svc, l, last.Ino); string(got) != "closed just before unmount" {
 		t.Fatalf("after Close the server has %q", got)
 	}
