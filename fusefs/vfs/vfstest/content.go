@@ -276,9 +276,8 @@ func testCommitNotAFile(t *testing.T, b vfs.Backend) {
 // its current version and by lasting ID.
 func testTrashedStaysReadable(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
-	f := create(t, b, r, "f")
-	v1 := write(t, b, f.ID, 0, "first").Version
-	v2 := write(t, b, f.ID, v1, "second").Version
+	f, vs := history(t, b, r, "f", "first", "second")
+	v1, v2 := vs[0], vs[1]
 	ok(t, b.Unlink(ctx, r, "f"))
 	if vi, s := content(t, b, f.ID, 0); vi.ID != v2 || s != "second" {
 		t.Fatalf("the current version of an unlinked file: %+v %q", vi, s)
@@ -291,15 +290,9 @@ func testTrashedStaysReadable(t *testing.T, b vfs.Backend) {
 // testVersions: Versions lists a file's versions oldest first, numbered
 // 1, 2, …, with lasting IDs that grow; Manifest finds each by its ID.
 func testVersions(t *testing.T, b vfs.Backend) {
-	f := create(t, b, root(t, b), "f")
 	contents := []string{"a", "bb", "ccc"}
-	var ids []int64
-	var base int64
 	before := time.Now().Add(-time.Minute)
-	for _, c := range contents {
-		base = write(t, b, f.ID, base, c).Version
-		ids = append(ids, base)
-	}
+	f, ids := history(t, b, root(t, b), "f", contents...)
 	vs := versions(t, b, f.ID)
 	if len(vs) != len(contents) {
 		t.Fatalf("Versions = %+v, want %d", vs, len(contents))
@@ -330,11 +323,10 @@ func testVersions(t *testing.T, b vfs.Backend) {
 // the one it replaced; each old version is still found by its lasting ID.
 func testVersionsAfterRenameOver(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
-	dst := create(t, b, r, "dst")
-	d1 := write(t, b, dst.ID, 0, "dst one").Version
-	d2 := write(t, b, dst.ID, d1, "dst two").Version
-	src := create(t, b, r, "src")
-	s1 := write(t, b, src.ID, 0, "src one").Version
+	dst, ds := history(t, b, r, "dst", "dst one", "dst two")
+	d1, d2 := ds[0], ds[1]
+	src, ss := history(t, b, r, "src", "src one")
+	s1 := ss[0]
 	ok(t, b.Rename(ctx, r, "src", r, "dst", true))
 
 	got := must(b.Lookup(ctx, r, "dst"))(t)

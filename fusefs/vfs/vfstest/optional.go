@@ -174,11 +174,10 @@ func testCommitBatcher(t *testing.T, b vfs.Backend) {
 func testCommitBatcherRequireBase(t *testing.T, b vfs.Backend) {
 	cb := as[vfs.CommitBatcher](t, b)
 	r := root(t, b)
-	stale := create(t, b, r, "stale")
-	s1 := write(t, b, stale.ID, 0, "s1").Version
-	s2 := write(t, b, stale.ID, s1, "s2").Version
-	cur := create(t, b, r, "current")
-	c1 := write(t, b, cur.ID, 0, "c1").Version
+	stale, ss := history(t, b, r, "stale", "s1", "s2")
+	s1, s2 := ss[0], ss[1]
+	cur, cs := history(t, b, r, "current", "c1")
+	c1 := cs[0]
 	res := must(cb.CommitManifests(ctx, []vfs.Commit{
 		{ID: stale.ID, Manifest: send(t, b, "on s1"), Base: s1, RequireBase: true},
 		{ID: cur.ID, Manifest: send(t, b, "on c1"), Base: c1, RequireBase: true},

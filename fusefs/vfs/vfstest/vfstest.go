@@ -257,6 +257,21 @@ func write(t *testing.T, b vfs.Backend, id dfms.EntryID, base int64, parts ...st
 	return e
 }
 
+// history creates the file name in parent and commits each of contents
+// to it in turn (one chunk each), each edited from the one before. It
+// returns the file and the lasting IDs of its versions, oldest first.
+func history(t *testing.T, b vfs.Backend, parent dfms.EntryID, name string, contents ...string) (vfs.Entry, []int64) {
+	t.Helper()
+	f := create(t, b, parent, name)
+	var ids []int64
+	var base int64
+	for _, c := range contents {
+		base = write(t, b, f.ID, base, c).Version
+		ids = append(ids, base)
+	}
+	return f, ids
+}
+
 // content reads the version with lasting ID version of file id (0: the
 // current one) through Manifest and ReadChunk, and returns it with the
 // version's description.
