@@ -5,9 +5,11 @@ package clienttest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +38,8 @@ type Server struct {
 	Files *files.Service
 	User  meta.User // the account Email/Password
 	HTTP  *httptest.Server
+
+	users atomic.Int64 // accounts AddUser created
 }
 
 // Options configure NewServer.
@@ -103,12 +107,31 @@ func (s *Server) ExpiredAccessToken(t testing.TB) string {
 // Login returns a client of the server logged in as the account.
 func (s *Server) Login(t testing.TB, opts ...client.Option) *client.Client {
 	t.Helper()
+	return s.LoginAs(t, Email, opts...)
+}
+
+// LoginAs returns a client of the server logged in as the account email,
+// whose password is Password.
+func (s *Server) LoginAs(t testing.TB, email string, opts ...client.Option) *client.Client {
+	t.Helper()
 	c, err := client.New(s.URL, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Login(context.Background(), Email, Password); err != nil {
+	if _, err := c.Login(context.Background(), email, Password); err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// AddUser creates another account, with an address of its own and the
+// password Password: an owner for a test that needs one apart from User.
+func (s *Server) AddUser(t testing.TB) meta.User {
+	t.Helper()
+	email := fmt.Sprintf("user%d@example.com", s.users.Add(1))
+	u, err := s.Auth.CreateUser(context.Background(), email, Password, "User", meta.RoleUser, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
