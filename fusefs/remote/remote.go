@@ -551,26 +551,28 @@ func (b *Backend) Rename(ctx context.Context, parent dfms.EntryID, name string, 
 	return err
 }
 
-// Unlink implements vfs.Backend. When an attempt may have removed the
-// name before its answer was lost, a later one's NotExist is success.
-func (b *Backend) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
+// remove sends r as a DELETE, retried. When an attempt may have removed
+// what r names before its answer was lost, a later one's NotExist is
+// success.
+func (b *Backend) remove(ctx context.Context, op dfms.Op, r client.Request) error {
 	var delivered bool
-	err := b.call(ctx, "client.fs.Unlink", client.Request{Method: http.MethodDelete, Path: childPath(parent, name), Retry: true, Delivered: &delivered}, nil)
+	r.Method, r.Retry, r.Delivered = http.MethodDelete, true, &delivered
+	err := b.call(ctx, op, r, nil)
 	if delivered && dfms.Is(err, dfms.NotExist) {
-		return nil
+		return nil // an earlier attempt removed it
 	}
 	return err
 }
 
+// Unlink implements vfs.Backend. When an attempt may have removed the
+// name before its answer was lost, a later one's NotExist is success.
+func (b *Backend) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
+	return b.remove(ctx, "client.fs.Unlink", client.Request{Path: childPath(parent, name)})
+}
+
 // Rmdir implements vfs.Backend, as Unlink.
 func (b *Backend) Rmdir(ctx context.Context, parent dfms.EntryID, name string) error {
-	var delivered bool
-	err := b.call(ctx, "client.fs.Rmdir", client.Request{Method: http.MethodDelete, Path: childPath(parent, name),
-		Query: url.Values{"dir": {"true"}}, Retry: true, Delivered: &delivered}, nil)
-	if delivered && dfms.Is(err, dfms.NotExist) {
-		return nil
-	}
-	return err
+	return b.remove(ctx, "client.fs.Rmdir", client.Request{Path: childPath(parent, name), Query: url.Values{"dir": {"true"}}})
 }
 
 // Usage implements vfs.Backend.
@@ -677,12 +679,7 @@ func (b *Backend) SetXattr(ctx context.Context, id dfms.EntryID, name string, va
 	return err
 }
 
-// RemoveXattr implements vfs.Backend.
+// RemoveXattr implements vfs.Backend, as Unlink.
 func (b *Backend) RemoveXattr(ctx context.Context, id dfms.EntryID, name string) error {
-	var delivered bool
-	err := b.call(ctx, "client.fs.RemoveXattr", client.Request{Method: http.MethodDelete, Path: xattrPath(id, name), Retry: true, Delivered: &delivered}, nil)
-	if delivered && dfms.Is(err, dfms.NotExist) {
-		return nil // an earlier attempt removed it
-	}
-	return err
+	return b.remove(ctx, "client.fs.RemoveXattr", client.Request{Path: xattrPath(id, name)})
 }

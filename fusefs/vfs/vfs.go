@@ -363,6 +363,17 @@ func dirOf(op dfms.Op, ino Ino) (dfms.EntryID, error) {
 	return ino.entry(), nil
 }
 
+// removable returns the directory of parent/name, which an unlink or
+// rmdir removes: the version history, parent in it or name for it, is
+// read-only.
+func removable(op dfms.Op, parent Ino, name string) (dfms.EntryID, error) {
+	dir, err := dirOf(op, parent)
+	if err == nil && name == dfms.VersionsDir {
+		err = errReadOnly(op)
+	}
+	return dir, err
+}
+
 // Lookup returns the inode parent/name.
 func (fsys *FS) Lookup(ctx context.Context, parent Ino, name string) (Attr, error) {
 	const op dfms.Op = "vfs.Lookup"
@@ -641,12 +652,9 @@ func (fsys *FS) Readlink(ctx context.Context, ino Ino) (string, error) {
 // Unlink removes the file or symlink parent/name (to the trash).
 func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) (err error) {
 	const op dfms.Op = "vfs.Unlink"
-	dir, err := dirOf(op, parent)
+	dir, err := removable(op, parent, name)
 	if err != nil {
 		return err
-	}
-	if name == dfms.VersionsDir {
-		return errReadOnly(op)
 	}
 	var victim dfms.EntryID // the file unlinked, if known
 	defer func() {
@@ -686,12 +694,9 @@ func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) (err error)
 // Rmdir removes the empty directory parent/name (to the trash).
 func (fsys *FS) Rmdir(ctx context.Context, parent Ino, name string) error {
 	const op dfms.Op = "vfs.Rmdir"
-	dir, err := dirOf(op, parent)
+	dir, err := removable(op, parent, name)
 	if err != nil {
 		return err
-	}
-	if name == dfms.VersionsDir {
-		return errReadOnly(op)
 	}
 	if _, ok := fsys.pendingLookup(dir, name); ok {
 		return dfms.Errorf(op, dfms.NotDir, "not a directory")
