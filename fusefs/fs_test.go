@@ -30,6 +30,16 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
+// openFile opens path with flag, failing t on an error.
+func openFile(t *testing.T, path string, flag int) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func checkFile(t *testing.T, path string, want []byte) {
 	t.Helper()
 	got, err := os.ReadFile(path)
@@ -81,10 +91,7 @@ func (e *env) storedNow(t *testing.T, path string) []byte {
 // file closed so far is committed (write-back).
 func (e *env) sync(t *testing.T) {
 	t.Helper()
-	d, err := os.Open(e.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openFile(t, e.dir, os.O_RDONLY)
 	defer d.Close()
 	if err := d.Sync(); err != nil {
 		t.Fatalf("fsync of the mount's root: %v", err)
@@ -127,10 +134,7 @@ func TestAppend(t *testing.T) {
 	p := filepath.Join(e.dir, "log")
 	writeFile(t, p, []byte("one\n"))
 	for _, line := range []string{"two\n", "three\n"} {
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		f := openFile(t, p, os.O_WRONLY|os.O_APPEND)
 		// A positional write is ignored in append mode by the kernel's
 		// contract: the data goes to the end.
 		if _, err := f.WriteString(line); err != nil {
@@ -151,10 +155,7 @@ func TestRandomWrite(t *testing.T) {
 	p := filepath.Join(e.dir, "data")
 	want := testkit.RandBytes(1, 2<<20)
 	writeFile(t, p, want)
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := openFile(t, p, os.O_RDWR)
 	patches := []struct {
 		off int64
 		b   []byte
@@ -201,10 +202,7 @@ func TestTruncate(t *testing.T) {
 	checkFile(t, p, append(slices.Clone(data[:1000]), make([]byte, 4000)...))
 
 	// Through a handle: committed at close, sparse in between.
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := openFile(t, p, os.O_RDWR)
 	if err := f.Truncate(10); err != nil {
 		t.Fatal(err)
 	}
@@ -435,15 +433,9 @@ func TestUnlinkWhileOpen(t *testing.T) {
 	e := mount(t)
 	p := filepath.Join(e.dir, "f")
 	writeFile(t, p, []byte("still readable"))
-	r, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openFile(t, p, os.O_RDONLY)
 	defer r.Close()
-	w, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openFile(t, p, os.O_WRONLY)
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
@@ -733,10 +725,7 @@ func TestSharedStage(t *testing.T) {
 	e := mount(t)
 	p := filepath.Join(e.dir, "f")
 	writeFile(t, p, []byte("0123456789"))
-	w, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := openFile(t, p, os.O_RDWR)
 	defer w.Close()
 	if _, err := w.WriteAt([]byte("abc"), 3); err != nil {
 		t.Fatal(err)
@@ -788,15 +777,9 @@ func TestLocks(t *testing.T) {
 	e := mount(t)
 	p := filepath.Join(e.dir, "lock")
 	writeFile(t, p, nil)
-	f1, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f1 := openFile(t, p, os.O_RDWR)
 	defer f1.Close()
-	f2, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f2 := openFile(t, p, os.O_RDWR)
 	defer f2.Close()
 	// Open file description locks conflict between two opens.
 	lk := unix.Flock_t{Type: unix.F_WRLCK}
@@ -812,7 +795,7 @@ func TestLocks(t *testing.T) {
 		t.Skip("flock(1) not installed")
 	}
 	cmd := exec.Command("flock", "-n", "-E", "42", p, "true")
-	err = cmd.Run()
+	err := cmd.Run()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 42 {
 		t.Errorf("flock -n by another process: got %v, want exit 42 (conflict)", err)
@@ -979,10 +962,7 @@ func TestLargeOffsets(t *testing.T) {
 	if err != nil || fi.Size() != off+10 {
 		t.Fatalf("stat: %v, %v", fi, err)
 	}
-	r, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openFile(t, p, os.O_RDONLY)
 	defer r.Close()
 	buf := make([]byte, 16)
 	n, err := r.ReadAt(buf, off-3)

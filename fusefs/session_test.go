@@ -82,10 +82,7 @@ func mountLocal(t *testing.T, writeBack bool) (string, serverContent) {
 // directory (which commits what write-back still holds).
 func versionContents(t *testing.T, path string) []string {
 	t.Helper()
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openFile(t, filepath.Dir(path), os.O_RDONLY)
 	if err := d.Sync(); err != nil {
 		t.Fatalf("fsync of the directory: %v", err)
 	}

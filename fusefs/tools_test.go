@@ -732,10 +732,7 @@ func TestToolTruncate(t *testing.T) {
 		}
 	}
 	// Content written after a truncation up keeps the zeros before it.
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := openFile(t, p, os.O_WRONLY|os.O_APPEND)
 	if _, err := f.WriteString("tail"); err != nil {
 		t.Fatal(err)
 	}
