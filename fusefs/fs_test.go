@@ -30,6 +30,15 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
+// writeFile writes data to the new file name in the root of the mount
+// and returns its path.
+func (e *env) writeFile(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(e.dir, name)
+	writeFile(t, p, data)
+	return p
+}
+
 // openFile opens path with flag, failing t on an error.
 func openFile(t *testing.T, path string, flag int) *os.File {
 	t.Helper()
@@ -131,8 +140,7 @@ func TestWriteReadBack(t *testing.T) {
 
 func TestAppend(t *testing.T) {
 	e := mount(t)
-	p := filepath.Join(e.dir, "log")
-	writeFile(t, p, []byte("one\n"))
+	p := e.writeFile(t, "log", []byte("one\n"))
 	for _, line := range []string{"two\n", "three\n"} {
 		f := openFile(t, p, os.O_WRONLY|os.O_APPEND)
 		// A positional write is ignored in append mode by the kernel's
@@ -152,9 +160,8 @@ func TestAppend(t *testing.T) {
 
 func TestRandomWrite(t *testing.T) {
 	e := mount(t)
-	p := filepath.Join(e.dir, "data")
 	want := testkit.RandBytes(1, 2<<20)
-	writeFile(t, p, want)
+	p := e.writeFile(t, "data", want)
 	f := openFile(t, p, os.O_RDWR)
 	patches := []struct {
 		off int64
@@ -187,9 +194,8 @@ func TestRandomWrite(t *testing.T) {
 
 func TestTruncate(t *testing.T) {
 	e := mount(t)
-	p := filepath.Join(e.dir, "t")
 	data := testkit.RandBytes(3, 100000)
-	writeFile(t, p, data)
+	p := e.writeFile(t, "t", data)
 
 	// By path: each truncate is a version.
 	if err := os.Truncate(p, 1000); err != nil {
@@ -353,8 +359,7 @@ func TestSymlink(t *testing.T) {
 
 func TestAttributes(t *testing.T) {
 	e := mount(t)
-	p := filepath.Join(e.dir, "f")
-	writeFile(t, p, []byte("attrs"))
+	p := e.writeFile(t, "f", []byte("attrs"))
 	for _, mode := range []uint32{0o600, 0o4755, 0o2750, 0o1777, 0} {
 		if err := syscall.Chmod(p, mode); err != nil {
 			t.Fatal(err)
@@ -431,8 +436,7 @@ func TestAttributes(t *testing.T) {
 
 func TestUnlinkWhileOpen(t *testing.T) {
 	e := mount(t)
-	p := filepath.Join(e.dir, "f")
-	writeFile(t, p, []byte("still readable"))
+	p := e.writeFile(t, "f", []byte("still readable"))
 	r := openFile(t, p, os.O_RDONLY)
 	defer r.Close()
 	w := openFile(t, p, os.O_WRONLY)
@@ -566,8 +570,7 @@ func TestTarRoundTrip(t *testing.T) {
 
 func TestEditorSave(t *testing.T) {
 	e := mount(t)
-	p := filepath.Join(e.dir, "doc.txt")
-	writeFile(t, p, []byte("draft 1"))
+	p := e.writeFile(t, "doc.txt", []byte("draft 1"))
 	for i := 2; i <= 3; i++ {
 		tmp := filepath.Join(e.dir, ".doc.txt.swp")
 		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
@@ -723,8 +726,7 @@ func TestVersionsDir(t *testing.T) {
 
 func TestSharedStage(t *testing.T) {
 	e := mount(t)
-	p := filepath.Join(e.dir, "f")
-	writeFile(t, p, []byte("0123456789"))
+	p := e.writeFile(t, "f", []byte("0123456789"))
 	w := openFile(t, p, os.O_RDWR)
 	defer w.Close()
 	if _, err := w.WriteAt([]byte("abc"), 3); err != nil {
@@ -745,8 +747,7 @@ func TestSharedStage(t *testing.T) {
 
 func TestServerChangesShow(t *testing.T) {
 	e := mount(t)
-	p := filepath.Join(e.dir, "f")
-	writeFile(t, p, []byte("from the mount"))
+	p := e.writeFile(t, "f", []byte("from the mount"))
 	checkFile(t, p, []byte("from the mount"))
 	// Committed (write-back commits a moment after close; a version
 	// written elsewhere within that moment would be overwritten by it,
@@ -775,8 +776,7 @@ func TestStatfs(t *testing.T) {
 
 func TestLocks(t *testing.T) {
 	e := mount(t)
-	p := filepath.Join(e.dir, "lock")
-	writeFile(t, p, nil)
+	p := e.writeFile(t, "lock", nil)
 	f1 := openFile(t, p, os.O_RDWR)
 	defer f1.Close()
 	f2 := openFile(t, p, os.O_RDWR)
@@ -812,8 +812,7 @@ func TestLocks(t *testing.T) {
 // mount, with the errnos of a local file system, and none on .versions.
 func TestXattrs(t *testing.T) {
 	e := mount(t)
-	p := filepath.Join(e.dir, "f")
-	writeFile(t, p, []byte("x"))
+	p := e.writeFile(t, "f", []byte("x"))
 	wantErrno(t, "get a missing attribute", func() error { _, err := unix.Getxattr(p, "user.a", make([]byte, 10)); return err }(), syscall.ENODATA)
 	if err := unix.Setxattr(p, "user.a", []byte("value one"), 0); err != nil {
 		t.Fatal(err)

@@ -700,9 +700,8 @@ func TestToolSymlinks(t *testing.T) {
 
 func TestToolTruncate(t *testing.T) {
 	e := mount(t)
-	p := filepath.Join(e.dir, "t")
 	orig := testkit.RandBytes(9, 5000)
-	writeFile(t, p, orig)
+	p := e.writeFile(t, "t", orig)
 	want := slices.Clone(orig)
 	steps := []struct {
 		arg  string
