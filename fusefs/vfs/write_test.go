@@ -44,6 +44,29 @@ func localUser(t testing.TB, svc *files.Service) meta.User {
 
 var smallChunks = chunking.Params{Algorithm: chunking.Gear, Min: 256, Avg: 1024, Max: 4096}
 
+// storedChunks returns the chunks of the current version of ino.
+func storedChunks(t *testing.T, b vfs.Backend, ino vfs.Ino) []dfms.ChunkRef {
+	t.Helper()
+	_, m, err := b.Manifest(ctx, dfms.EntryID(ino), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Chunks
+}
+
+// onePass returns the chunks that one pass over data cuts with p.
+func onePass(t *testing.T, data []byte, p chunking.Params) []dfms.ChunkRef {
+	t.Helper()
+	var out []dfms.ChunkRef
+	if err := chunking.Split(ctx, bytes.NewReader(data), p, 1, func(c chunking.HashedChunk) error {
+		out = append(out, dfms.ChunkRef{Hash: c.Hash, Size: uint32(len(c.Data))})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // storedContent reads the current version straight from the server.
 func storedContent(t *testing.T, svc *files.Service, b *local.Backend, ino vfs.Ino) []byte {
 	t.Helper()
@@ -200,22 +223,12 @@ func TestAppendsKeepChunksWhole(t *testing.T) {
 		}
 	}
 	h.Release(ctx)
-	_, m, err := b.Manifest(ctx, dfms.EntryID(a.Ino), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []dfms.ChunkRef
-	if err := chunking.Split(ctx, bytes.NewReader(data), smallChunks, 1, func(c chunking.HashedChunk) error {
-		want = append(want, dfms.ChunkRef{Hash: c.Hash, Size: uint32(len(c.Data))})
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if len(m.Chunks) != len(want) {
-		t.Fatalf("%d chunks after appends, %d for one write", len(m.Chunks), len(want))
+	got, want := storedChunks(t, b, a.Ino), onePass(t, data, smallChunks)
+	if len(got) != len(want) {
+		t.Fatalf("%d chunks after appends, %d for one write", len(got), len(want))
 	}
 	for i := range want {
-		if m.Chunks[i] != want[i] {
+		if got[i] != want[i] {
 			t.Fatalf("chunk %d differs from a single write's", i)
 		}
 	}
@@ -317,17 +330,8 @@ func TestPrecut(t *testing.T) {
 		if got := storedContent(t, svc, b, a.Ino); !bytes.Equal(got, data) {
 			t.Fatalf("%s: the stored content differs (%d bytes, want %d)", c.name, len(got), len(data))
 		}
-		_, m, err := b.Manifest(ctx, dfms.EntryID(a.Ino), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var want []dfms.ChunkRef
-		chunking.Split(ctx, bytes.NewReader(data), p, 1, func(c chunking.HashedChunk) error {
-			want = append(want, dfms.ChunkRef{Hash: c.Hash, Size: uint32(len(c.Data))})
-			return nil
-		})
-		if !slices.Equal(m.Chunks, want) {
-			t.Errorf("%s: %d chunks committed, differing from the %d of one pass", c.name, len(m.Chunks), len(want))
+		if got, want := storedChunks(t, b, a.Ino), onePass(t, data, p); !slices.Equal(got, want) {
+			t.Errorf("%s: %d chunks committed, differing from the %d of one pass", c.name, len(got), len(want))
 		}
 	}
 }
@@ -352,17 +356,8 @@ func TestSparse(t *testing.T) {
 	}
 	h.Write(ctx, want[2<<20:2<<20+6], 2<<20)
 	release(t, h)
-	_, m, err := b.Manifest(ctx, dfms.EntryID(a.Ino), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var one []dfms.ChunkRef
-	chunking.Split(ctx, bytes.NewReader(want), smallChunks, 1, func(c chunking.HashedChunk) error {
-		one = append(one, dfms.ChunkRef{Hash: c.Hash, Size: uint32(len(c.Data))})
-		return nil
-	})
-	if !slices.Equal(m.Chunks, one) {
-		t.Fatalf("a sparse file was cut into %d chunks, one pass cuts %d", len(m.Chunks), len(one))
+	if got, one := storedChunks(t, b, a.Ino), onePass(t, want, smallChunks); !slices.Equal(got, one) {
+		t.Fatalf("a sparse file was cut into %d chunks, one pass cuts %d", len(got), len(one))
 	}
 
 	// Large: 5 GiB and a byte, through truncate, with the default chunk
