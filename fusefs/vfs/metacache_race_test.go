@@ -5,10 +5,8 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/server/meta"
 )
@@ -18,20 +16,10 @@ import (
 // whose GetAttr of one entry can be held after it read the entry (a
 // stat in flight).
 type gated struct {
-	*local.Backend
-	feed    chan struct{}
+	heldFeed
 	holdID  atomic.Int64
 	held    chan struct{}
 	release chan struct{}
-}
-
-func (g *gated) Changes(ctx context.Context, cursor int64, wait time.Duration) ([]vfs.Change, int64, error) {
-	select {
-	case <-g.feed:
-	case <-ctx.Done():
-		return nil, cursor, ctx.Err()
-	}
-	return g.Backend.Changes(ctx, cursor, wait)
 }
 
 func (g *gated) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error) {
@@ -48,7 +36,7 @@ func (g *gated) GetAttr(ctx context.Context, id dfms.EntryID) (vfs.Entry, error)
 // by another client.
 func newGated(t *testing.T) (*gated, *vfs.FS, func(parent dfms.EntryID, name string)) {
 	l, svc := newLocalParams(t, smallChunks)
-	g := &gated{Backend: l, feed: make(chan struct{}), held: make(chan struct{}), release: make(chan struct{})}
+	g := &gated{heldFeed: heldFeed{Backend: l, feed: make(chan struct{})}, held: make(chan struct{}), release: make(chan struct{})}
 	fsys := watched(t, g)
 	u := localUser(t, svc)
 	other := func(parent dfms.EntryID, name string) {

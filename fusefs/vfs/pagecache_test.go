@@ -10,7 +10,6 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
-	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/server/files"
 )
@@ -209,28 +208,13 @@ func TestOpenAfterCommitKeepsPages(t *testing.T) {
 	wr.check()
 }
 
-// heldFeed holds the change feed's answers until held is closed.
-type heldFeed struct {
-	*local.Backend
-	held chan struct{}
-}
-
-func (h *heldFeed) Changes(ctx context.Context, cursor int64, wait time.Duration) ([]vfs.Change, int64, error) {
-	select {
-	case <-h.held:
-	case <-ctx.Done():
-		return nil, cursor, ctx.Err()
-	}
-	return h.Backend.Changes(ctx, cursor, wait)
-}
-
 // TestOpenAfterOwnCommitsReportedKeepsPages: the same after the change
 // feed reported commits of this mount's: a report comes when a later
 // commit may have been made, and must not make the kernel drop the pages
 // of the version committed since.
 func TestOpenAfterOwnCommitsReportedKeepsPages(t *testing.T) {
 	l, svc := newLocalParams(t, chunking.Params{})
-	b := &heldFeed{Backend: l, held: make(chan struct{})}
+	b := &heldFeed{Backend: l, feed: make(chan struct{})}
 	fsys := newWriteBackFS(t, b, t.TempDir())
 	defer fsys.Close(ctx)
 	seen := make(chan struct{}, 1)
@@ -263,7 +247,7 @@ func TestOpenAfterOwnCommitsReportedKeepsPages(t *testing.T) {
 	}
 	// A change made elsewhere after them: once the feed reports it, it
 	// has reported them.
-	close(b.held)
+	close(b.feed)
 	if _, err := svc.Write(ctx, files.WriteRequest{Owner: localUser(t, svc).ID, Parent: dfms.EntryID(fsys.Root()), Name: "elsewhere", Body: strings.NewReader("x")}); err != nil {
 		t.Fatal(err)
 	}

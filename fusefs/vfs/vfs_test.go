@@ -346,6 +346,22 @@ func (c *counting) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time
 	return c.Backend.TrashFiles(ctx, ids, at)
 }
 
+// heldFeed is the in-process backend whose change feed answers only once
+// feed is closed.
+type heldFeed struct {
+	*local.Backend
+	feed chan struct{}
+}
+
+func (h *heldFeed) Changes(ctx context.Context, cursor int64, wait time.Duration) ([]vfs.Change, int64, error) {
+	select {
+	case <-h.feed:
+	case <-ctx.Done():
+		return nil, cursor, ctx.Err()
+	}
+	return h.Backend.Changes(ctx, cursor, wait)
+}
+
 // failing is a backend whose commits fail while fail is set.
 type failing struct {
 	vfs.Backend
