@@ -99,6 +99,14 @@ func newPrecutTestFile(t *testing.T, b Backend, size int64) *openFile {
 		dirty: extents{{0, size}}}
 }
 
+// notePrefixWrite tells f of a write whose lowest changed offset is off,
+// holding f.mu as a write does.
+func notePrefixWrite(f *openFile, off int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.notePrefixWriteLocked(off)
+}
+
 // heapNow returns the bytes of live heap objects, after a collection.
 func heapNow() uint64 {
 	runtime.GC()
@@ -124,9 +132,7 @@ func TestPrecutRoundsNotRetained(t *testing.T) {
 	b := &gatedBackend{}
 	f := newPrecutTestFile(t, b, 5*precutRound)
 	defer b.drain(f)
-	f.mu.Lock()
-	f.notePrefixWriteLocked(f.size)
-	f.mu.Unlock()
+	notePrefixWrite(f, f.size)
 
 	// As many rounds uploading as allowed, then the first two recorded:
 	// the worker starts two more.
@@ -169,18 +175,14 @@ func TestPrecutDiscardBoundsUploads(t *testing.T) {
 	for i := 0; i <= discards; i++ {
 		// An append far from the start starts a worker (if none runs)...
 		before := b.calls()
-		f.mu.Lock()
-		f.notePrefixWriteLocked(f.size)
-		f.mu.Unlock()
+		notePrefixWrite(f, f.size)
 		waitUpTo(500*time.Millisecond, func() bool { return b.calls() >= before+2 })
 		t.Logf("round %d: %d uploads", i, b.calls())
 		if i == discards {
 			break
 		}
 		// ...a write of the header discards what it does.
-		f.mu.Lock()
-		f.notePrefixWriteLocked(0)
-		f.mu.Unlock()
+		notePrefixWrite(f, 0)
 		waitUpTo(time.Second, func() bool {
 			f.pmu.Lock()
 			defer f.pmu.Unlock()
@@ -205,9 +207,7 @@ func TestPrecutCommitHonoursContext(t *testing.T) {
 	b := &gatedBackend{}
 	f := newPrecutTestFile(t, b, 2*precutRound)
 	defer b.drain(f)
-	f.mu.Lock()
-	f.notePrefixWriteLocked(f.size)
-	f.mu.Unlock()
+	notePrefixWrite(f, f.size)
 	testkit.Eventually(t, 60*time.Second, func() bool { return b.calls() >= 1 }, "an upload in flight")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -241,9 +241,7 @@ func TestPrecutCachePinsRounds(t *testing.T) {
 	f := newPrecutTestFile(t, openBackend{}, 2*precutRound)
 	// Room for one chunk of the largest size.
 	f.fsys.cache = newChunkCache(int64(f.fsys.chunkP.Max), nil, false, 8)
-	f.mu.Lock()
-	f.notePrefixWriteLocked(f.size)
-	f.mu.Unlock()
+	notePrefixWrite(f, f.size)
 	testkit.Eventually(t, 60*time.Second, func() bool {
 		f.pmu.Lock()
 		defer f.pmu.Unlock()
