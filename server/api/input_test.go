@@ -64,10 +64,7 @@ func TestCommitWrongChunkSizeIsBadInput(t *testing.T) {
 	token := registerFrom(t, h, "192.0.2.1:1000", "alice@example.com")
 	data := bytes.Repeat([]byte("chunk "), 1000)
 	hash := sum(data)
-	r := httptest.NewRequest("PUT", "/api/v1/chunks/"+hash, bytes.NewReader(data))
-	r.Header.Set("Authorization", "Bearer "+token)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, r)
+	rec := serve(h, httptest.NewRequest("PUT", "/api/v1/chunks/"+hash, bytes.NewReader(data)), token)
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("PUT chunk: got %d %s", rec.Code, rec.Body)
 	}
@@ -115,10 +112,7 @@ func TestMIMETypeValidated(t *testing.T) {
 	}
 	commit := func(name, ctype string) *httptest.ResponseRecorder {
 		data := []byte("content of " + name)
-		if rec := hs.do("PUT", "/api/v1/chunks/"+sum(data), bytes.NewReader(data)); rec.Code >= 300 {
-			t.Fatalf("PUT chunk: %d %s", rec.Code, rec.Body)
-		}
-		body, _ := json.Marshal(map[string]any{"name": name, "mime_type": ctype, "chunks": []any{map[string]any{"hash": sum(data), "size": len(data)}}})
+		body, _ := json.Marshal(map[string]any{"name": name, "mime_type": ctype, "chunks": []any{map[string]any{"hash": hs.putChunk(t, data), "size": len(data)}}})
 		return hs.do("POST", "/api/v1/files/commit", bytes.NewReader(body), "Content-Type", "application/json")
 	}
 	complete := func(name, ctype string) *httptest.ResponseRecorder {
@@ -192,10 +186,7 @@ func TestMTimeOutOfRange(t *testing.T) {
 	hs.mustJSON(t, 201, "POST", fmt.Sprintf("/api/v1/fs/entries/%d/children", hs.root), `{"name":"f","kind":"file","mode":420}`, &made)
 	f := made.Entry
 	data := []byte("some content")
-	if rec := hs.do("PUT", "/api/v1/chunks/"+sum(data), bytes.NewReader(data)); rec.Code >= 300 {
-		t.Fatalf("PUT chunk: %d %s", rec.Code, rec.Body)
-	}
-	chunks := fmt.Sprintf(`[{"hash":%q,"size":%d}]`, sum(data), len(data))
+	chunks := fmt.Sprintf(`[{"hash":%q,"size":%d}]`, hs.putChunk(t, data), len(data))
 	for _, mt := range []string{"9999-12-31T00:00:00Z", "2262-04-12T00:00:00Z", "1677-09-20T00:00:00Z", "0001-01-01T00:00:00Z"} {
 		for _, r := range []struct{ method, target, body string }{
 			{"PATCH", fmt.Sprintf("/api/v1/fs/entries/%d", f.ID), `{"mtime":"` + mt + `"}`},

@@ -733,14 +733,7 @@ func (c *client) call(want int, method, tmpl string, args []any, body any, hdr .
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	rec := httptest.NewRecorder()
-	c.h.ServeHTTP(rec, req)
+	rec := serve(c.h, req, c.token, hdr...)
 	r := reply{ResponseRecorder: rec}
 	route, _, _ := strings.Cut(tmpl, "?")
 	key := method + " " + route
