@@ -421,9 +421,12 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch n := n.(type) {
 			case *ast.CallExpr:
-				if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "failCode" && len(n.Args) >= 3 {
-					if v, ok := lit(n.Args[2]); ok {
-						used[v] = true
+				// The code is failCode's third argument and failAs's fifth.
+				if sel, ok := n.Fun.(*ast.SelectorExpr); ok {
+					if i, ok := map[string]int{"failCode": 2, "failAs": 4}[sel.Sel.Name]; ok && len(n.Args) > i {
+						if v, ok := lit(n.Args[i]); ok {
+							used[v] = true
+						}
 					}
 				}
 			case *ast.CompositeLit:
