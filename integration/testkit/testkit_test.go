@@ -3,12 +3,6 @@ package testkit_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,30 +45,4 @@ func TestNewStack(t *testing.T) {
 	testkit.WantKind(t, err, dfms.NotExist, "lookup of %q", "missing")
 	n := 0
 	testkit.Eventually(t, time.Second, func() bool { n++; return n == 3 }, "the third call")
-}
-
-// Concurrent writes to a SyncBuffer all land, whole; Get returns the
-// status and the body.
-func TestSyncBufferAndGet(t *testing.T) {
-	var buf testkit.SyncBuffer
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for range 100 {
-				fmt.Fprintln(&buf, "line")
-			}
-		})
-	}
-	wg.Wait()
-	if got := strings.Count(buf.String(), "line\n"); got != 400 {
-		t.Fatalf("got %d whole lines, want 400", got)
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusTeapot)
-		io.WriteString(w, r.URL.Path)
-	}))
-	defer srv.Close()
-	if code, body := testkit.Get(t, srv.URL+"/x"); code != http.StatusTeapot || string(body) != "/x" {
-		t.Fatalf("Get: %d %q, want 418 and the path", code, body)
-	}
 }
