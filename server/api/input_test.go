@@ -11,11 +11,11 @@ import (
 	"net/http/httptest"
 	"net/textproto"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -37,28 +37,10 @@ func TestSearchBadText(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A commit that gives a stored chunk the wrong size is the client's
 // mistake: 400, no false DATA_CORRUPT alarm in the log, nothing committed.
 func TestCommitWrongChunkSizeIsBadInput(t *testing.T) {
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	a := newTestAPI(t, Deps{Log: slog.New(slog.NewTextHandler(&logs, nil))}, Config{})
 	h := a.Handler()
 	token := registerFrom(t, h, "192.0.2.1:1000", "alice@example.com")
