@@ -328,15 +328,21 @@ func testCrossUser(t *testing.T, s *apiServer) {
 // the public key in PEM and DER.
 func serverKeys(t *testing.T, s *apiServer) (*ecdsa.PrivateKey, []byte, []byte) {
 	t.Helper()
-	privPEM, err := os.ReadFile(filepath.Join(s.data, "keys", "jwt-private.pem"))
-	if err != nil {
-		t.Fatal(err)
+	// read returns a key file's PEM and the DER of its block.
+	read := func(name string) ([]byte, []byte) {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(s.data, "keys", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			t.Fatal(name + ": no PEM block")
+		}
+		return b, blk.Bytes
 	}
-	blk, _ := pem.Decode(privPEM)
-	if blk == nil {
-		t.Fatal("jwt-private.pem: no PEM block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	_, privDER := read("jwt-private.pem")
+	k, err := x509.ParsePKCS8PrivateKey(privDER)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,15 +350,8 @@ func serverKeys(t *testing.T, s *apiServer) (*ecdsa.PrivateKey, []byte, []byte) 
 	if !ok {
 		t.Fatalf("jwt-private.pem holds a %T, want an ECDSA key", k)
 	}
-	pubPEM, err := os.ReadFile(filepath.Join(s.data, "keys", "jwt-public.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pblk, _ := pem.Decode(pubPEM)
-	if pblk == nil {
-		t.Fatal("jwt-public.pem: no PEM block")
-	}
-	return priv, pubPEM, pblk.Bytes
+	pubPEM, pubDER := read("jwt-public.pem")
+	return priv, pubPEM, pubDER
 }
 
 // testJWT presents forged, stale and misused tokens over HTTP; every one

@@ -1,12 +1,10 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,7 +42,7 @@ func TestMain(m *testing.M) {
 type proc struct {
 	cmd  *exec.Cmd
 	addr string
-	logs *strings.Builder
+	logs *testkit.SyncBuffer
 	done chan error
 }
 
@@ -58,23 +56,12 @@ func startServer(t *testing.T, dir string, env []string, args ...string) *proc {
 	// Cheap password hashing: at the default cost each login takes seconds
 	// under the race detector. (server/auth checks the default is 12.)
 	cmd.Env = append(append(os.Environ(), "DFMS_BCRYPT_COST=4"), env...)
-	p := &proc{cmd: cmd, addr: addr, logs: &strings.Builder{}, done: make(chan error, 1)}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := &proc{cmd: cmd, addr: addr, logs: &testkit.SyncBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	logDone := make(chan struct{})
-	go func() {
-		defer close(logDone)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.logs.WriteString(sc.Text() + "\n")
-		}
-	}()
-	go func() { <-logDone; p.done <- cmd.Wait() }()
+	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
@@ -117,17 +104,12 @@ func (p *proc) stop(t *testing.T) {
 
 func getJSON(t *testing.T, url string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	code, b := testkit.Get(t, url)
 	var v map[string]any
 	if err := json.Unmarshal(b, &v); err != nil {
 		t.Fatalf("%s: %v in %q", url, err, b)
 	}
-	return resp.StatusCode, v
+	return code, v
 }
 
 // `dfms server` with no configuration at all starts on the embedded

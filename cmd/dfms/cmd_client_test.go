@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms/integration/testkit"
-	"github.com/dfms/dfms/server/api"
 	"github.com/dfms/dfms/server/api/client"
 	"github.com/dfms/dfms/server/api/client/clienttest"
 )
@@ -291,7 +290,7 @@ func randomFile(t *testing.T, p string, n int) []byte {
 func TestClientPutResumesMultipart(t *testing.T) {
 	_, cache := env(t)
 	pc := &partCounter{failOn: "3"}
-	srv := clienttest.NewServer(t, clienttest.Options{API: api.Config{PartSize: 1 << 20}, Wrap: pc.wrap})
+	srv := clienttest.NewServer(t, clienttest.Options{PartSize: 1 << 20, Wrap: pc.wrap})
 	loginCLI(t, srv)
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big.bin")

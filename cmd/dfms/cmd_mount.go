@@ -141,24 +141,8 @@ func runMount(ctx context.Context, o mountOptions, dir string, logger func(serve
 		fsys.Close(context.WithoutCancel(ctx))
 		return fmt.Errorf("mount %s: %w", dir, err)
 	}
-	unmounted := make(chan struct{})
-	go func() { mnt.Wait(); close(unmounted) }()
 	log.Info("dfms mount: mounted", "dir", dir, "server", c.BaseURL(), "cache", cacheDir)
-
-	var errs []error
-	select {
-	case <-ctx.Done():
-		log.Info("dfms mount: unmounting", "dir", dir)
-		if err := unmount(mnt, dir, unmounted, log); err != nil {
-			errs = append(errs, err)
-		}
-	case <-unmounted:
-		log.Info("dfms mount: unmounted from outside", "dir", dir)
-	}
-	if err := fsys.Close(context.WithoutCancel(ctx)); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return errors.Join(holdMount(ctx, "dfms mount", mnt, fsys, dir, log, nil)...)
 }
 
 // runBackground starts this command again without --background, detached

@@ -54,25 +54,8 @@ func dfmsBinary(t *testing.T) string {
 // upProc is a running `dfms up`.
 type upProc struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // unlimited lifts the server's rate limits: mounts over HTTP make many
@@ -88,7 +71,7 @@ var unlimited = []string{"DFMS_RATE_LIMIT_GLOBAL=10000000", "DFMS_RATE_LIMIT_USE
 // if the process had to be killed.
 func startProc(t, owner testing.TB, name string, cmd *exec.Cmd, mnt string, logKilled bool, ready func() bool) *upProc {
 	t.Helper()
-	p := &upProc{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &upProc{cmd: cmd, logs: &testkit.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

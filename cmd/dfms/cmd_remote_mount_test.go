@@ -54,13 +54,9 @@ func (p *upProc) kill9(t *testing.T, mnt string) {
 // whose labels contain match.
 func metric(t *testing.T, addr, name, match string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	_, body := testkit.Get(t, "http://"+addr+"/metrics")
 	var sum float64
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.HasPrefix(line, name) || !strings.Contains(line, match) {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -203,53 +204,62 @@ func runUp(ctx context.Context, o upOptions, dir string, getenv func(string) str
 	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServer()
 	serving = true
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(srvCtx, ln) }()
-	unmounted := make(chan struct{})
-	go func() { mnt.Wait(); close(unmounted) }()
+	var serveErr error
+	served := make(chan struct{})
+	go func() { serveErr = srv.Serve(srvCtx, ln); close(served) }()
 	log.Info("dfms up: mounted", "dir", dir, "user", cfg.Admin.Email, "credentials", credentials, "api", "http://"+ln.Addr().String())
 
+	errs := holdMount(ctx, "dfms up", mnt, fsys, dir, log, served)
+	stopServer()
+	<-served
+	if serveErr != nil {
+		errs = append(errs, fmt.Errorf("server: %w", serveErr))
+	}
+	return errors.Join(errs...)
+}
+
+// holdMount keeps the mount of fsys on dir until ctx ends, it is
+// unmounted from outside (dfms umount) or stop is closed (a nil stop never
+// is), unmounting it in the first and last cases; then it closes fsys. It
+// returns the errors met. prog starts its log messages.
+func holdMount(ctx context.Context, prog string, mnt *fuse.Server, fsys *vfs.FS, dir string, log *slog.Logger, stop <-chan struct{}) []error {
+	unmounted := make(chan struct{})
+	go func() { mnt.Wait(); close(unmounted) }()
 	var errs []error
 	select {
 	case <-ctx.Done():
-		log.Info("dfms up: unmounting", "dir", dir)
-		if err := unmount(mnt, dir, unmounted, log); err != nil {
+		log.Info(prog+": unmounting", "dir", dir)
+		if err := unmount(prog, mnt, dir, unmounted, log); err != nil {
 			errs = append(errs, err)
 		}
 	case <-unmounted:
-		log.Info("dfms up: unmounted from outside", "dir", dir)
-	case err := <-served:
-		errs = append(errs, fmt.Errorf("server: %w", err))
-		served <- nil
-		if err := unmount(mnt, dir, unmounted, log); err != nil {
+		log.Info(prog+": unmounted from outside", "dir", dir)
+	case <-stop:
+		if err := unmount(prog, mnt, dir, unmounted, log); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := fsys.Close(context.WithoutCancel(ctx)); err != nil {
 		errs = append(errs, err)
 	}
-	stopServer()
-	if err := <-served; err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // unmount unmounts dir, detaching it lazily if it stays busy (a shell
 // inside it), and waits a little for the FUSE server to finish.
-func unmount(mnt interface{ Unmount() error }, dir string, unmounted <-chan struct{}, log *slog.Logger) error {
+func unmount(prog string, mnt *fuse.Server, dir string, unmounted <-chan struct{}, log *slog.Logger) error {
 	err := mnt.Unmount()
 	if err == nil {
 		return nil
 	}
-	log.Warn("dfms up: the mount is busy; detaching it", "dir", dir, "err", err)
+	log.Warn(prog+": the mount is busy; detaching it", "dir", dir, "err", err)
 	if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
 		return fmt.Errorf("unmount %s: %w", dir, err)
 	}
 	select {
 	case <-unmounted:
 	case <-time.After(5 * time.Second):
-		log.Warn("dfms up: files are still open in the detached mount; stopping anyway", "dir", dir)
+		log.Warn(prog+": files are still open in the detached mount; stopping anyway", "dir", dir)
 	}
 	return nil
 }

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -121,8 +121,8 @@ func runModel(t *testing.T, seed uint64, steps int, mounts [2]string) []time.Dur
 // modelStep takes one random step through the mount at, and records it in
 // m if it succeeded.
 func modelStep(rng *rand.Rand, m *model, at func(string) string) (string, error) {
-	dirs := sortedKeys(m.dirs)
-	files := sortedKeys(m.files)
+	dirs := slices.Sorted(maps.Keys(m.dirs))
+	files := slices.Sorted(maps.Keys(m.files))
 	anyFile := func() string { // a file path in an existing directory
 		d := dirs[rng.IntN(len(dirs))]
 		return filepath.Join(d, fmt.Sprintf("f%d", rng.IntN(4)))
@@ -227,15 +227,6 @@ func emptyIn(m *model, d string) bool {
 		}
 	}
 	return true
-}
-
-func sortedKeys[V any](mp map[string]V) []string {
-	ks := make([]string, 0, len(mp))
-	for k := range mp {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // compareTree compares the tree under dir with m: "" if equal, else what

@@ -7,15 +7,49 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dfms/dfms/server"
 )
 
-func TestConfigPrecedence(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "dfms.yaml")
-	yaml := "addr: 127.0.0.1:1111\ndata_dir: /from/file\nlog:\n  level: debug\nchunking:\n  algorithm: rabin\n"
+// configFile writes yaml to a configuration file in a temporary directory
+// of t's, and returns its path.
+func configFile(t *testing.T, yaml string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "dfms.yaml")
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return file
+}
+
+// source is one load in a table of where a setting comes from: the
+// options (a file, a flag), the environment, and the value wanted.
+type source[T any] struct {
+	name string
+	o    configOptions
+	env  map[string]string
+	want T
+}
+
+// checkSources loads the configuration of each source and compares the
+// setting get picks from it, called what in messages, with the source's
+// want.
+func checkSources[T any](t *testing.T, what string, get func(server.Config) T, equal func(T, T) bool, sources []source[T]) {
+	t.Helper()
+	for _, tc := range sources {
+		c, err := tc.o.load(func(k string) string { return tc.env[k] })
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if got := get(c); !equal(got, tc.want) {
+			t.Errorf("%s: got %s %#v, want %#v", tc.name, what, got, tc.want)
+		}
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	file := configFile(t, "addr: 127.0.0.1:1111\ndata_dir: /from/file\nlog:\n  level: debug\nchunking:\n  algorithm: rabin\n")
 	env := map[string]string{
 		"DFMS_CONFIG":            file,
 		"DFMS_ADDR":              "127.0.0.1:2222",
@@ -134,11 +168,7 @@ func TestConfigUploadBounds(t *testing.T) {
 	if c.Storage.UploadTTL != 2*time.Hour || c.Storage.UploadLifetime != 3*time.Hour || c.Storage.MaxOpenUploads != 5 || c.HoldFor() != 3*time.Hour {
 		t.Errorf("from the environment: ttl %v, lifetime %v, open %d, hold %v", c.Storage.UploadTTL, c.Storage.UploadLifetime, c.Storage.MaxOpenUploads, c.HoldFor())
 	}
-	file := filepath.Join(t.TempDir(), "dfms.yaml")
-	yaml := "storage:\n  upload_ttl: 48h\n  max_open_uploads: 7\n"
-	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := configFile(t, "storage:\n  upload_ttl: 48h\n  max_open_uploads: 7\n")
 	c, err = (&configOptions{file: file}).load(func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -152,31 +182,13 @@ func TestConfigUploadBounds(t *testing.T) {
 // and --trusted-proxies as a comma-separated one; a malformed entry is a
 // usage error.
 func TestConfigTrustedProxies(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "dfms.yaml")
-	if err := os.WriteFile(file, []byte("trusted_proxies: [172.18.0.0/16, 10.0.0.1]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name string
-		o    configOptions
-		env  map[string]string
-		want []string
-	}{
+	file := configFile(t, "trusted_proxies: [172.18.0.0/16, 10.0.0.1]\n")
+	checkSources(t, "trusted proxies", func(c server.Config) []string { return c.TrustedProxies }, slices.Equal, []source[[]string]{
 		{"default", configOptions{}, nil, nil},
 		{"file", configOptions{file: file}, nil, []string{"172.18.0.0/16", "10.0.0.1"}},
 		{"env", configOptions{file: file}, map[string]string{"DFMS_TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8"}, []string{"10.0.0.0/8", "fd00::/8"}},
 		{"flag", configOptions{file: file, trustedProxies: "192.0.2.1"}, map[string]string{"DFMS_TRUSTED_PROXIES": "10.0.0.0/8"}, []string{"192.0.2.1"}},
-	} {
-		c, err := tc.o.load(func(k string) string { return tc.env[k] })
-		if err != nil {
-			t.Errorf("%s: %v", tc.name, err)
-			continue
-		}
-		if !slices.Equal(c.TrustedProxies, tc.want) {
-			t.Errorf("%s: got trusted proxies %q, want %q", tc.name, c.TrustedProxies, tc.want)
-		}
-	}
+	})
 	_, err := (&configOptions{}).load(func(k string) string {
 		if k == "DFMS_TRUSTED_PROXIES" {
 			return "traefik"
@@ -191,24 +203,11 @@ func TestConfigTrustedProxies(t *testing.T) {
 // metrics_addr comes from the file, DFMS_METRICS_ADDR or --metrics-addr,
 // in that increasing precedence; unset, /metrics stays on the API address.
 func TestConfigMetricsAddr(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "dfms.yaml")
-	if err := os.WriteFile(file, []byte("metrics_addr: 127.0.0.1:9001\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name string
-		o    configOptions
-		env  map[string]string
-		want string
-	}{
+	file := configFile(t, "metrics_addr: 127.0.0.1:9001\n")
+	checkSources(t, "metrics address", func(c server.Config) string { return c.MetricsAddr }, func(a, b string) bool { return a == b }, []source[string]{
 		{"default", configOptions{}, nil, ""},
 		{"file", configOptions{file: file}, nil, "127.0.0.1:9001"},
 		{"env", configOptions{file: file}, map[string]string{"DFMS_METRICS_ADDR": "127.0.0.1:9002"}, "127.0.0.1:9002"},
 		{"flag", configOptions{file: file, metricsAddr: "127.0.0.1:9003"}, map[string]string{"DFMS_METRICS_ADDR": "127.0.0.1:9002"}, "127.0.0.1:9003"},
-	} {
-		c, err := tc.o.load(func(k string) string { return tc.env[k] })
-		if err != nil || c.MetricsAddr != tc.want {
-			t.Errorf("%s: got metrics address %q, %v; want %q", tc.name, c.MetricsAddr, err, tc.want)
-		}
-	}
+	})
 }

@@ -123,6 +123,18 @@ func TestMountServerRestart(t *testing.T) {
 		defer mu.Unlock()
 		errs = append(errs, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
 	}
+	// step records a workload step: what it made (made runs under mu) if
+	// err is nil, else that what failed. It reports whether it succeeded.
+	step := func(what string, err error, made func()) bool {
+		if err != nil {
+			fail("%s: %v", what, err)
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		made()
+		return true
+	}
 	var wg sync.WaitGroup
 	for w := range 2 {
 		wg.Add(1)
@@ -130,13 +142,9 @@ func TestMountServerRestart(t *testing.T) {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(w), 7))
 			base := fmt.Sprintf("w%d", w)
-			if err := os.Mkdir(filepath.Join(mnt, base), 0o755); err != nil {
-				fail("mkdir %s: %v", base, err)
+			if !step("mkdir "+base, os.Mkdir(filepath.Join(mnt, base), 0o755), func() { dirs[base] = true }) {
 				return
 			}
-			mu.Lock()
-			dirs[base] = true
-			mu.Unlock()
 			var mine []string
 			for i := 0; !stop.Load(); i++ {
 				ops.Add(1)
@@ -145,13 +153,9 @@ func TestMountServerRestart(t *testing.T) {
 				case i%7 == 3 && len(mine) > 0:
 					// mkdir and cp of a file this worker wrote into it.
 					d := fmt.Sprintf("%s/d%04d", base, i)
-					if err := os.Mkdir(filepath.Join(mnt, d), 0o755); err != nil {
-						fail("mkdir %s: %v", d, err)
+					if !step("mkdir "+d, os.Mkdir(filepath.Join(mnt, d), 0o755), func() { dirs[d] = true }) {
 						continue
 					}
-					mu.Lock()
-					dirs[d] = true
-					mu.Unlock()
 					src := mine[r.IntN(len(mine))]
 					dst := d + "/copy"
 					if out, err := exec.Command("cp", filepath.Join(mnt, src), filepath.Join(mnt, dst)).CombinedOutput(); err != nil {
@@ -165,23 +169,15 @@ func TestMountServerRestart(t *testing.T) {
 					// Over an earlier file of this worker.
 					p := mine[r.IntN(len(mine))]
 					b := []byte(fmt.Sprintf("%s rewritten at step %d\n", p, i))
-					if err := os.WriteFile(filepath.Join(mnt, p), b, 0o644); err != nil {
-						fail("rewrite %s: %v", p, err)
+					if !step("rewrite "+p, os.WriteFile(filepath.Join(mnt, p), b, 0o644), func() { written[p] = b }) {
 						continue
 					}
-					mu.Lock()
-					written[p] = b
-					mu.Unlock()
 				default:
 					p := fmt.Sprintf("%s/f%04d", base, i)
 					b := bytes.Repeat([]byte(fmt.Sprintf("%s step %d\n", p, i)), 1+r.IntN(5000))
-					if err := os.WriteFile(filepath.Join(mnt, p), b, 0o644); err != nil {
-						fail("write %s: %v", p, err)
+					if !step("write "+p, os.WriteFile(filepath.Join(mnt, p), b, 0o644), func() { written[p] = b }) {
 						continue
 					}
-					mu.Lock()
-					written[p] = b
-					mu.Unlock()
 					mine = append(mine, p)
 				}
 				// Read back one of this worker's files, and list.

@@ -169,7 +169,7 @@ func TestUpStress(t *testing.T) {
 		syncDir(t, s.dir)
 		c.recheck(lost)
 	}
-	for _, log := range []*syncBuffer{killedLog, p.logs} {
+	for _, log := range []*testkit.SyncBuffer{killedLog, p.logs} {
 		if strings.Contains(log.String(), "(conflict") {
 			t.Errorf("the mount made a conflict copy; its log:\n%s", grepLog(log.String(), "conflict"))
 		}

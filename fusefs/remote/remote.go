@@ -1,3 +1,6 @@
+// Package remote is the mount's backend over the REST API (vfs.Backend),
+// which `dfms mount` uses: the /fs tree endpoints for the namespace and the
+// chunk endpoints for content, through the typed client of server/api/client.
 package remote
 
 import (

@@ -58,6 +58,21 @@ func missing(t testing.TB, service, why string) {
 	t.Skipf("%s unavailable (%s); run the tests through `make test` to start it", service, why)
 }
 
+// serviceURL returns the URL in the environment variable env that locates
+// service, skipping or failing t (as missing does) when env is unset.
+func serviceURL(t testing.TB, service, env string) *url.URL {
+	t.Helper()
+	raw := os.Getenv(env)
+	if raw == "" {
+		missing(t, service, env+" is not set")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", env, err)
+	}
+	return u
+}
+
 // RandomName returns prefix followed by 12 random hex digits: a name for a
 // throwaway database or bucket that cannot clash between parallel tests.
 func RandomName(prefix string) string {
@@ -72,14 +87,8 @@ func RandomName(prefix string) string {
 // its URL. The database is dropped when the test ends.
 func Postgres(t testing.TB) string {
 	t.Helper()
-	admin := os.Getenv("DFMS_TEST_POSTGRES")
-	if admin == "" {
-		missing(t, "postgres", "DFMS_TEST_POSTGRES is not set")
-	}
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("DFMS_TEST_POSTGRES: %v", err)
-	}
+	u := serviceURL(t, "postgres", "DFMS_TEST_POSTGRES")
+	admin := u.String()
 	db, err := sql.Open("pgx", admin)
 	if err != nil {
 		t.Fatalf("open admin connection: %v", err)
@@ -115,14 +124,7 @@ func Postgres(t testing.TB) string {
 // bucket name is random, so parallel tests never share one.
 func S3(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("DFMS_TEST_S3")
-	if base == "" {
-		missing(t, "s3", "DFMS_TEST_S3 is not set")
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("DFMS_TEST_S3: %v", err)
-	}
+	u := serviceURL(t, "s3", "DFMS_TEST_S3")
 	u.Path = "/" + strings.ReplaceAll(RandomName("dfms-test-"), "_", "-")
 	return u.String()
 }
@@ -136,14 +138,7 @@ func S3(t testing.TB) string {
 // do, after its window).
 func Redis(t testing.TB) string {
 	t.Helper()
-	raw := os.Getenv("DFMS_TEST_REDIS")
-	if raw == "" {
-		missing(t, "redis", "DFMS_TEST_REDIS is not set")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("DFMS_TEST_REDIS: %v", err)
-	}
+	u := serviceURL(t, "redis", "DFMS_TEST_REDIS")
 	addr := u.Host
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), "6379")

@@ -1,7 +1,8 @@
 // Package testkit holds the scaffolding that tests across DFMS share: a
 // file layer on real, local components (SQLite metadata and a disk chunk
 // store in the test's temporary directory) with one user, deterministic
-// random bytes, an assertion on error kinds and a wait for a condition.
+// random bytes, an assertion on error kinds, a wait for a condition, a
+// buffer that concurrent writers may share and an HTTP GET.
 //
 // It imports the file layer and the stores it is built on, so the
 // internal tests of those packages (and of the root package and chunking)

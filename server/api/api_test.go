@@ -52,15 +52,20 @@ func newHarness(t testing.TB, cfg Config) *harness {
 // do serves one request with the user's token (and headers as name, value
 // pairs) and returns the recorded answer.
 func (hs *harness) do(method, target string, body io.Reader, hdr ...string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(method, target, body)
-	if hs.token != "" {
-		r.Header.Set("Authorization", "Bearer "+hs.token)
+	return serve(hs.h, httptest.NewRequest(method, target, body), hs.token, hdr...)
+}
+
+// serve serves r on h with the bearer token (none if empty) and headers
+// as name, value pairs, and returns the recorded answer.
+func serve(h http.Handler, r *http.Request, token string, hdr ...string) *httptest.ResponseRecorder {
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		r.Header.Set(hdr[i], hdr[i+1])
 	}
 	rec := httptest.NewRecorder()
-	hs.h.ServeHTTP(rec, r)
+	h.ServeHTTP(rec, r)
 	return rec
 }
 
@@ -77,6 +82,17 @@ func (hs *harness) mustJSON(t testing.TB, want int, method, target, body string,
 			t.Fatalf("%s %s: %v in %s", method, target, err, rec.Body)
 		}
 	}
+}
+
+// putChunk stores data as one chunk of the user's, which must be new to
+// them (201), and returns its hash.
+func (hs *harness) putChunk(t testing.TB, data []byte) string {
+	t.Helper()
+	h := sum(data)
+	if rec := hs.do("PUT", "/api/v1/chunks/"+h, bytes.NewReader(data), "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
+		t.Fatalf("put chunk: %d %s", rec.Code, rec.Body)
+	}
+	return h
 }
 
 // checkAnswer fails unless rec is an answer a client may get: never a 5xx

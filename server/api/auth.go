@@ -49,11 +49,7 @@ func (a *API) register(c *gin.Context) {
 	}
 	u, toks, err := a.Auth.Register(c.Request.Context(), b.Email, b.Password, b.DisplayName)
 	if err != nil {
-		if dfms.Is(err, dfms.Exist) {
-			a.failCode(c, http.StatusConflict, "AUTH_USER_EXISTS", "an account with this email exists")
-			return
-		}
-		a.fail(c, err)
+		a.failAs(c, err, dfms.Exist, http.StatusConflict, "AUTH_USER_EXISTS", "an account with this email exists")
 		return
 	}
 	c.JSON(http.StatusCreated, session(u, toks, true))
@@ -69,11 +65,7 @@ func (a *API) login(c *gin.Context) {
 	}
 	u, toks, err := a.Auth.Login(c.Request.Context(), b.Email, b.Password)
 	if err != nil {
-		if dfms.Is(err, dfms.Unauthenticated) {
-			a.failCode(c, http.StatusUnauthorized, "AUTH_INVALID_CREDENTIALS", userMessage(err))
-			return
-		}
-		a.fail(c, err)
+		a.failAs(c, err, dfms.Unauthenticated, http.StatusUnauthorized, "AUTH_INVALID_CREDENTIALS", userMessage(err))
 		return
 	}
 	c.JSON(http.StatusOK, session(u, toks, false))
@@ -126,11 +118,8 @@ func (a *API) changePassword(c *gin.Context) {
 		return
 	}
 	if err := a.Auth.ChangePassword(c.Request.Context(), user(c).ID, b.OldPassword, b.NewPassword); err != nil {
-		if dfms.Is(err, dfms.Unauthenticated) { // the old password, not the token
-			a.failCode(c, http.StatusForbidden, "AUTH_INVALID_CREDENTIALS", "the current password is wrong")
-			return
-		}
-		a.fail(c, err)
+		// Unauthenticated here is the old password, not the token.
+		a.failAs(c, err, dfms.Unauthenticated, http.StatusForbidden, "AUTH_INVALID_CREDENTIALS", "the current password is wrong")
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"message": "password changed; every session was signed out"})

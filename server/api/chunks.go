@@ -140,9 +140,8 @@ func (a *API) versionManifest(c *gin.Context) {
 	if !ok {
 		return
 	}
-	v, err := a.Files.VersionByID(c.Request.Context(), user(c).ID, vid)
-	if err != nil {
-		a.fail(c, err)
+	v, ok := a.versionByID(c, vid)
+	if !ok {
 		return
 	}
 	e, ok := a.owned(c, v.Entry)
@@ -150,6 +149,13 @@ func (a *API) versionManifest(c *gin.Context) {
 		return
 	}
 	a.manifestOut(c, v, v.ID == e.VersionID)
+}
+
+// versionByID returns the caller's version with the lasting id vid, or
+// answers 404.
+func (a *API) versionByID(c *gin.Context, vid int64) (meta.Version, bool) {
+	v, err := a.Files.VersionByID(c.Request.Context(), user(c).ID, vid)
+	return v, a.check(c, err)
 }
 
 // manifestOut answers version v's chunk list.
@@ -205,9 +211,8 @@ func (a *API) versionIDChunk(c *gin.Context) {
 	if !ok {
 		return
 	}
-	v, err := a.Files.VersionByID(c.Request.Context(), user(c).ID, vid)
-	if err != nil {
-		a.fail(c, err)
+	v, ok := a.versionByID(c, vid)
+	if !ok {
 		return
 	}
 	i := slices.IndexFunc(v.Manifest.Chunks, func(r dfms.ChunkRef) bool { return r.Hash == h })
@@ -468,9 +473,5 @@ func (a *API) changes(c *gin.Context) {
 // owned is live, but also finds the caller's entries in the trash.
 func (a *API) owned(c *gin.Context, id dfms.EntryID) (meta.Entry, bool) {
 	e, err := a.tree.GetEntry(c.Request.Context(), user(c).ID, id)
-	if err != nil {
-		a.fail(c, err)
-		return e, false
-	}
-	return e, true
+	return e, a.check(c, err)
 }

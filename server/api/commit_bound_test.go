@@ -8,30 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dfms/dfms/server/ratelimit/memory"
+	"github.com/dfms/dfms/server/ratelimit/ratelimittest"
 )
-
-// fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // TestCommitWorkBounded: a commit costs the upload tier what sending its
 // bytes as chunks would (one request per largest chunk), whatever its body
@@ -41,15 +23,12 @@ func (c *fakeClock) Add(d time.Duration) {
 // cost one request nor make the server read 1 GiB.
 func TestCommitWorkBounded(t *testing.T) {
 	hs := newHarness(t, Config{Limits: Limits{Upload: rateLimit(300)}})
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := ratelimittest.NewClock()
 	hs.api.Limiter = memory.New(memory.WithClock(clock.Now))
 	stats := hs.api.Files.Stats()
 	max := hs.api.Files.Chunking().Max
 	data := filled(9, max)
-	h := hexSum(data)
-	if rec := hs.do("PUT", "/api/v1/chunks/"+h, strings.NewReader(string(data)), "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
-		t.Fatalf("put chunk: %d %s", rec.Code, rec.Body)
-	}
+	h := hs.putChunk(t, data)
 	refs := func(n int) string {
 		r := make([]map[string]any, n)
 		for i := range r {
@@ -101,7 +80,7 @@ func TestCommitWorkBounded(t *testing.T) {
 
 	// A declared checksum is verified by reading the content back, once:
 	// the charge pays for it.
-	clock.Add(time.Minute)
+	clock.Advance(time.Minute)
 	whole := sha256.New()
 	for range 64 {
 		whole.Write(data)
@@ -115,7 +94,7 @@ func TestCommitWorkBounded(t *testing.T) {
 
 	// /fs/commits is charged the sum of its commits; a batch that makes
 	// more than a window's budget can never be allowed: 413.
-	clock.Add(time.Minute)
+	clock.Advance(time.Minute)
 	batch := func(n int) string {
 		cs := make([]string, n)
 		for i := range cs {
@@ -176,14 +155,11 @@ func TestMultipartCompleteChecksFirst(t *testing.T) {
 // commit is.
 func TestCopyRestoreChargedByBytes(t *testing.T) {
 	hs := newHarness(t, Config{Limits: Limits{Upload: rateLimit(300)}})
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := ratelimittest.NewClock()
 	hs.api.Limiter = memory.New(memory.WithClock(clock.Now))
 	max := hs.api.Files.Chunking().Max
 	data := filled(9, max)
-	h := hexSum(data)
-	if rec := hs.do("PUT", "/api/v1/chunks/"+h, strings.NewReader(string(data)), "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
-		t.Fatalf("put chunk: %d %s", rec.Code, rec.Body)
-	}
+	h := hs.putChunk(t, data)
 	refs := make([]map[string]any, 128) // 512 MiB
 	for i := range refs {
 		refs[i] = map[string]any{"hash": h, "size": max}
@@ -196,7 +172,7 @@ func TestCopyRestoreChargedByBytes(t *testing.T) {
 	}
 	hs.mustJSON(t, 201, "POST", "/api/v1/files/commit", string(b), &out) // 1 + 128 of 300
 	hs.mustJSON(t, 201, "POST", "/api/v1/files/commit", fmt.Sprintf(`{"file_id":%d,"chunks":[{"hash":%q,"size":%d}]}`, out.File.ID, h, max), nil)
-	clock.Add(time.Minute)
+	clock.Advance(time.Minute)
 	copyOf := func(name string) *httptest.ResponseRecorder {
 		return hs.do("POST", fmt.Sprintf("/api/v1/files/%d/copy", out.File.ID), strings.NewReader(`{"name":"`+name+`"}`), "Content-Type", "application/json")
 	}

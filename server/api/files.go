@@ -228,11 +228,7 @@ func (a *API) createFolder(c *gin.Context) {
 // live returns a live entry of the caller, or answers 404.
 func (a *API) live(c *gin.Context, id dfms.EntryID) (meta.Entry, bool) {
 	e, err := a.Files.Stat(c.Request.Context(), user(c).ID, id)
-	if err != nil {
-		a.fail(c, err)
-		return e, false
-	}
-	return e, true
+	return e, a.check(c, err)
 }
 
 // liveParam parses :id and returns that live entry of the caller, or
@@ -435,12 +431,9 @@ type patchBody struct {
 }
 
 func (a *API) patchEntry(c *gin.Context) {
-	id, ok := a.entryParam(c, "id")
-	if !ok {
-		return
-	}
 	var b patchBody
-	if !a.bindJSON(c, &b, false) {
+	id, ok := a.entryBody(c, &b, false)
+	if !ok {
 		return
 	}
 	a.rename(c, id, b.Name, b.ParentID)
@@ -449,15 +442,12 @@ func (a *API) patchEntry(c *gin.Context) {
 // moveEntry is PUT …/move {"new_parent_id": id|null} (null: the root), the
 // reference API's shape; target_folder_id is accepted too.
 func (a *API) moveEntry(c *gin.Context) {
-	id, ok := a.entryParam(c, "id")
-	if !ok {
-		return
-	}
 	var b struct {
 		NewParentID    optionalID `json:"new_parent_id"`
 		TargetFolderID optionalID `json:"target_folder_id"`
 	}
-	if !a.bindJSON(c, &b, false) {
+	id, ok := a.entryBody(c, &b, false)
+	if !ok {
 		return
 	}
 	target := b.NewParentID
@@ -497,15 +487,12 @@ func (a *API) rename(c *gin.Context, id dfms.EntryID, name *string, parent optio
 }
 
 func (a *API) copyFile(c *gin.Context) {
-	id, ok := a.entryParam(c, "id")
-	if !ok {
-		return
-	}
 	var b struct {
 		Name     *string    `json:"name"`
 		ParentID optionalID `json:"parent_id"`
 	}
-	if !a.bindJSON(c, &b, true) {
+	id, ok := a.entryBody(c, &b, true)
+	if !ok {
 		return
 	}
 	src, ok := a.live(c, id)

@@ -116,13 +116,17 @@ func (a *API) fsChildren(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"items": out, "more": more})
 }
 
-func (a *API) fsLookup(c *gin.Context) {
+// childParams parses the :id of a folder and the :name of an entry in
+// it, or answers 400.
+func (a *API) childParams(c *gin.Context) (dfms.EntryID, string, bool) {
 	id, ok := a.entryParam(c, "id")
-	if !ok {
-		return
-	}
 	name := c.Param("name")
-	if !a.validName(c, name) {
+	return id, name, ok && a.validName(c, name)
+}
+
+func (a *API) fsLookup(c *gin.Context) {
+	id, name, ok := a.childParams(c)
+	if !ok {
 		return
 	}
 	e, err := a.Files.Lookup(c.Request.Context(), user(c).ID, id, name)
@@ -130,10 +134,6 @@ func (a *API) fsLookup(c *gin.Context) {
 }
 
 func (a *API) fsCreate(c *gin.Context) {
-	parent, ok := a.entryParam(c, "id")
-	if !ok {
-		return
-	}
 	var b struct {
 		Name   string `json:"name"`
 		Kind   string `json:"kind"`
@@ -142,7 +142,8 @@ func (a *API) fsCreate(c *gin.Context) {
 		GID    uint32 `json:"gid"`
 		Target string `json:"target"`
 	}
-	if !a.bindJSON(c, &b, false) || !a.validName(c, b.Name) {
+	parent, ok := a.entryBody(c, &b, false)
+	if !ok || !a.validName(c, b.Name) {
 		return
 	}
 	e := meta.Entry{Owner: user(c).ID, Parent: parent, Name: b.Name, Mode: b.Mode & 0o7777, UID: b.UID, GID: b.GID}
@@ -170,17 +171,14 @@ func (a *API) fsCreate(c *gin.Context) {
 }
 
 func (a *API) fsSetAttr(c *gin.Context) {
-	id, ok := a.entryParam(c, "id")
-	if !ok {
-		return
-	}
 	var b struct {
 		Mode  *uint32    `json:"mode"`
 		UID   *uint32    `json:"uid"`
 		GID   *uint32    `json:"gid"`
 		MTime *time.Time `json:"mtime"`
 	}
-	if !a.bindJSON(c, &b, false) {
+	id, ok := a.entryBody(c, &b, false)
+	if !ok {
 		return
 	}
 	if b.Mode != nil && *b.Mode > 0o7777 {
@@ -196,12 +194,8 @@ func (a *API) fsSetAttr(c *gin.Context) {
 
 // fsRemove is unlink(2), or rmdir(2) with ?dir=true.
 func (a *API) fsRemove(c *gin.Context) {
-	parent, ok := a.entryParam(c, "id")
+	parent, name, ok := a.childParams(c)
 	if !ok {
-		return
-	}
-	name := c.Param("name")
-	if !a.validName(c, name) {
 		return
 	}
 	var err error

@@ -2,7 +2,6 @@ package api
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -123,11 +122,7 @@ func TestFSEndpoints(t *testing.T) {
 func TestDeferredChecksum(t *testing.T) {
 	hs := newHarness(t, Config{})
 	data := []byte("deferred checksum content")
-	sum := sha256.Sum256(data)
-	h := hex.EncodeToString(sum[:])
-	if rec := hs.do("PUT", "/api/v1/chunks/"+h, strings.NewReader(string(data)), "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
-		t.Fatalf("put chunk: %d %s", rec.Code, rec.Body)
-	}
+	h := hs.putChunk(t, data)
 	// A manifest that claims another size for a stored chunk is refused.
 	for _, size := range []int{len(data) + 1, len(data) - 1} {
 		rec := hs.do("POST", "/api/v1/files/commit", strings.NewReader(fmt.Sprintf(`{"name":"bad.txt","defer_checksum":true,"chunks":[{"hash":%q,"size":%d}]}`, h, size)),
@@ -220,14 +215,6 @@ func TestXattrEndpoints(t *testing.T) {
 // opened a version number before the renumbering still gets its chunks.
 func TestRenameOverKeepsHistory(t *testing.T) {
 	hs := newHarness(t, Config{})
-	put := func(s string) string {
-		sum := sha256.Sum256([]byte(s))
-		h := hex.EncodeToString(sum[:])
-		if rec := hs.do("PUT", "/api/v1/chunks/"+h, strings.NewReader(s), "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
-			t.Fatalf("put chunk: %d %s", rec.Code, rec.Body)
-		}
-		return h
-	}
 	commit := func(name, s string) int64 {
 		var c struct {
 			File struct {
@@ -235,7 +222,7 @@ func TestRenameOverKeepsHistory(t *testing.T) {
 			} `json:"file"`
 		}
 		hs.mustJSON(t, 201, "POST", "/api/v1/files/commit",
-			fmt.Sprintf(`{"name":%q,"defer_checksum":true,"chunks":[{"hash":%q,"size":%d}]}`, name, put(s), len(s)), &c)
+			fmt.Sprintf(`{"name":%q,"defer_checksum":true,"chunks":[{"hash":%q,"size":%d}]}`, name, hs.putChunk(t, []byte(s)), len(s)), &c)
 		return c.File.ID
 	}
 	old := commit("doc.txt", "the saved document")
@@ -306,11 +293,7 @@ func newHarnessUser(t testing.TB, hs *harness, email string) *harness {
 func TestFSCommits(t *testing.T) {
 	hs := newHarness(t, Config{})
 	data := []byte("batched content")
-	sum := sha256.Sum256(data)
-	h := hex.EncodeToString(sum[:])
-	if rec := hs.do("PUT", "/api/v1/chunks/"+h, strings.NewReader(string(data)), "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
-		t.Fatalf("put chunk: %d %s", rec.Code, rec.Body)
-	}
+	h := hs.putChunk(t, data)
 	var out struct {
 		Entry struct {
 			ID int64 `json:"id"`

@@ -11,11 +11,11 @@ import (
 	"net/http/httptest"
 	"net/textproto"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -37,37 +37,16 @@ func TestSearchBadText(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A commit that gives a stored chunk the wrong size is the client's
 // mistake: 400, no false DATA_CORRUPT alarm in the log, nothing committed.
 func TestCommitWrongChunkSizeIsBadInput(t *testing.T) {
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	a := newTestAPI(t, Deps{Log: slog.New(slog.NewTextHandler(&logs, nil))}, Config{})
 	h := a.Handler()
 	token := registerFrom(t, h, "192.0.2.1:1000", "alice@example.com")
 	data := bytes.Repeat([]byte("chunk "), 1000)
 	hash := sum(data)
-	r := httptest.NewRequest("PUT", "/api/v1/chunks/"+hash, bytes.NewReader(data))
-	r.Header.Set("Authorization", "Bearer "+token)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, r)
+	rec := serve(h, httptest.NewRequest("PUT", "/api/v1/chunks/"+hash, bytes.NewReader(data)), token)
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("PUT chunk: got %d %s", rec.Code, rec.Body)
 	}
@@ -115,10 +94,7 @@ func TestMIMETypeValidated(t *testing.T) {
 	}
 	commit := func(name, ctype string) *httptest.ResponseRecorder {
 		data := []byte("content of " + name)
-		if rec := hs.do("PUT", "/api/v1/chunks/"+sum(data), bytes.NewReader(data)); rec.Code >= 300 {
-			t.Fatalf("PUT chunk: %d %s", rec.Code, rec.Body)
-		}
-		body, _ := json.Marshal(map[string]any{"name": name, "mime_type": ctype, "chunks": []any{map[string]any{"hash": sum(data), "size": len(data)}}})
+		body, _ := json.Marshal(map[string]any{"name": name, "mime_type": ctype, "chunks": []any{map[string]any{"hash": hs.putChunk(t, data), "size": len(data)}}})
 		return hs.do("POST", "/api/v1/files/commit", bytes.NewReader(body), "Content-Type", "application/json")
 	}
 	complete := func(name, ctype string) *httptest.ResponseRecorder {
@@ -192,10 +168,7 @@ func TestMTimeOutOfRange(t *testing.T) {
 	hs.mustJSON(t, 201, "POST", fmt.Sprintf("/api/v1/fs/entries/%d/children", hs.root), `{"name":"f","kind":"file","mode":420}`, &made)
 	f := made.Entry
 	data := []byte("some content")
-	if rec := hs.do("PUT", "/api/v1/chunks/"+sum(data), bytes.NewReader(data)); rec.Code >= 300 {
-		t.Fatalf("PUT chunk: %d %s", rec.Code, rec.Body)
-	}
-	chunks := fmt.Sprintf(`[{"hash":%q,"size":%d}]`, sum(data), len(data))
+	chunks := fmt.Sprintf(`[{"hash":%q,"size":%d}]`, hs.putChunk(t, data), len(data))
 	for _, mt := range []string{"9999-12-31T00:00:00Z", "2262-04-12T00:00:00Z", "1677-09-20T00:00:00Z", "0001-01-01T00:00:00Z"} {
 		for _, r := range []struct{ method, target, body string }{
 			{"PATCH", fmt.Sprintf("/api/v1/fs/entries/%d", f.ID), `{"mtime":"` + mt + `"}`},

@@ -19,12 +19,22 @@ func limitedRequest(h http.Handler, remote, method, target, body string, hdr ...
 	if body != "" {
 		r.Header.Set("Content-Type", "application/json")
 	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		r.Header.Set(hdr[i], hdr[i+1])
+	return serve(h, r, "", hdr...)
+}
+
+// refused reports whether rec is the answer of a limit (429). Any answer
+// but that and want fails the test.
+func refused(t *testing.T, what string, rec *httptest.ResponseRecorder, want int) bool {
+	t.Helper()
+	checkAnswer(t, what, rec)
+	switch rec.Code {
+	case http.StatusTooManyRequests:
+		return true
+	case want:
+		return false
 	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, r)
-	return rec
+	t.Fatalf("%s: got %d %s, want %d or 429", what, rec.Code, rec.Body, want)
+	return false
 }
 
 // A client that rotates X-Forwarded-For (or X-Real-IP) on every login
@@ -39,13 +49,8 @@ func TestAuthLimitIgnoresForwardingHeadersOfClients(t *testing.T) {
 			for i := range 25 {
 				rec := limitedRequest(a.Handler(), "198.51.100.7:40000", "POST", "/api/v1/auth/login", login,
 					header, fmt.Sprintf("203.0.113.%d", i+1))
-				checkAnswer(t, "login", rec)
-				switch rec.Code {
-				case http.StatusUnauthorized:
-				case http.StatusTooManyRequests:
+				if refused(t, fmt.Sprintf("login attempt %d", i+1), rec, http.StatusUnauthorized) {
 					limited++
-				default:
-					t.Fatalf("attempt %d: got %d %s, want 401 or 429", i+1, rec.Code, rec.Body)
 				}
 			}
 			if limited != 20 {
@@ -120,13 +125,8 @@ func TestAnonymousTrafficIsLimitedPerAddress(t *testing.T) {
 		case 2:
 			rec = limitedRequest(h, flooder, "POST", "/api/v1/auth/refresh", `{"refresh_token":"nope"}`)
 		}
-		checkAnswer(t, "anonymous request", rec)
-		switch rec.Code {
-		case http.StatusTooManyRequests:
-		case http.StatusUnauthorized:
+		if !refused(t, fmt.Sprintf("anonymous request %d", i+1), rec, http.StatusUnauthorized) {
 			allowed++
-		default:
-			t.Fatalf("anonymous request %d: got %d %s, want 401 or 429", i+1, rec.Code, rec.Body)
 		}
 	}
 	if allowed != 20 {
@@ -159,21 +159,16 @@ func TestPasswordChangeIsInTheAuthTier(t *testing.T) {
 	a := newTestAPI(t, Deps{Limiter: memory.New()}, Config{Limits: Limits{Auth: rateLimit(3)}})
 	h := a.Handler()
 	token := registerFrom(t, h, "192.0.2.10:1000", "alice@example.com")
-	var refused int
+	var limited int
 	for i := range 10 {
 		rec := limitedRequest(h, fmt.Sprintf("198.51.100.%d:1000", i), "PUT", "/api/v1/auth/password",
 			`{"old_password":"guess `+fmt.Sprint(i)+`","new_password":"a new long password"}`, "Authorization", "Bearer "+token)
-		checkAnswer(t, "PUT /auth/password", rec)
-		switch rec.Code {
-		case http.StatusForbidden:
-		case http.StatusTooManyRequests:
-			refused++
-		default:
-			t.Fatalf("guess %d: got %d %s, want 403 or 429", i+1, rec.Code, rec.Body)
+		if refused(t, fmt.Sprintf("PUT /auth/password, guess %d", i+1), rec, http.StatusForbidden) {
+			limited++
 		}
 	}
-	if refused != 7 {
-		t.Errorf("got %d of 10 guesses refused, want 7 (the auth limit is 3)", refused)
+	if limited != 7 {
+		t.Errorf("got %d of 10 guesses refused, want 7 (the auth limit is 3)", limited)
 	}
 	// The refusals did not lock the user out of anything else.
 	if rec := limitedRequest(h, "192.0.2.10:1000", "GET", "/api/v1/auth/me", "", "Authorization", "Bearer "+token); rec.Code != http.StatusOK {

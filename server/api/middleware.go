@@ -85,6 +85,25 @@ func (a *API) reply(c *gin.Context, status int, body any, err error) {
 	}
 }
 
+// check answers err unless it is nil, and reports whether it was nil.
+func (a *API) check(c *gin.Context, err error) bool {
+	if err != nil {
+		a.fail(c, err)
+		return false
+	}
+	return true
+}
+
+// failAs answers err as status with code and msg if it has kind k, and as
+// fail does otherwise.
+func (a *API) failAs(c *gin.Context, err error, k dfms.ErrorKind, status int, code, msg string) {
+	if dfms.Is(err, k) {
+		a.failCode(c, status, code, msg)
+		return
+	}
+	a.fail(c, err)
+}
+
 // userMessage is err's text without the chain of operation names, which
 // is for logs.
 func userMessage(err error) string {

@@ -421,9 +421,12 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch n := n.(type) {
 			case *ast.CallExpr:
-				if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "failCode" && len(n.Args) >= 3 {
-					if v, ok := lit(n.Args[2]); ok {
-						used[v] = true
+				// The code is failCode's third argument and failAs's fifth.
+				if sel, ok := n.Fun.(*ast.SelectorExpr); ok {
+					if i, ok := map[string]int{"failCode": 2, "failAs": 4}[sel.Sel.Name]; ok && len(n.Args) > i {
+						if v, ok := lit(n.Args[i]); ok {
+							used[v] = true
+						}
 					}
 				}
 			case *ast.CompositeLit:
@@ -733,14 +736,7 @@ func (c *client) call(want int, method, tmpl string, args []any, body any, hdr .
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	rec := httptest.NewRecorder()
-	c.h.ServeHTTP(rec, req)
+	rec := serve(c.h, req, c.token, hdr...)
 	r := reply{ResponseRecorder: rec}
 	route, _, _ := strings.Cut(tmpl, "?")
 	key := method + " " + route

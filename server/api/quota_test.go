@@ -3,8 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -59,11 +57,6 @@ func wantError(t *testing.T, what string, rec interface {
 // filled returns n bytes of b.
 func filled(b byte, n int) []byte { return bytes.Repeat([]byte{b}, n) }
 
-func hexSum(data []byte) string {
-	s := sha256.Sum256(data)
-	return hex.EncodeToString(s[:])
-}
-
 // TestQuotaCountsHeldBytes: every byte a user makes the server keep counts
 // against the quota. Chunks sent but not yet referenced and multipart
 // parts are held bytes (until a commit references them, or they are
@@ -77,7 +70,7 @@ func TestQuotaCountsHeldBytes(t *testing.T) {
 		hs := newHarness(t, Config{})
 		hs.setQuota(t, quota)
 		put := func(data []byte) *httptest.ResponseRecorder {
-			return hs.do("PUT", "/api/v1/chunks/"+hexSum(data), bytes.NewReader(data), "Content-Type", "application/octet-stream")
+			return hs.do("PUT", "/api/v1/chunks/"+sum(data), bytes.NewReader(data), "Content-Type", "application/octet-stream")
 		}
 		var chunks [][]byte
 		for i := range 4 {
@@ -109,7 +102,7 @@ func TestQuotaCountsHeldBytes(t *testing.T) {
 		}
 		// A commit turns the held chunks into used bytes.
 		body := fmt.Sprintf(`{"name":"f","defer_checksum":true,"chunks":[{"hash":%q,"size":%d},{"hash":%q,"size":%d}]}`,
-			hexSum(chunks[0]), len(chunks[0]), hexSum(chunks[1]), len(chunks[1]))
+			sum(chunks[0]), len(chunks[0]), sum(chunks[1]), len(chunks[1]))
 		hs.mustJSON(t, 201, "POST", "/api/v1/files/commit", body, nil)
 		if u := hs.usage(t); u.Used != quota || u.Held != 0 {
 			t.Errorf("usage after the commit: got %+v, want used %d, held 0", u, quota)
@@ -124,9 +117,7 @@ func TestQuotaCountsHeldBytes(t *testing.T) {
 		hs := newHarness(t, Config{})
 		data := filled(8, 300<<10) // one chunk: below the minimum chunk size
 		hs.setQuota(t, int64(len(data)))
-		if rec := hs.do("PUT", "/api/v1/chunks/"+hexSum(data), bytes.NewReader(data), "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
-			t.Fatalf("put: %d %s", rec.Code, rec.Body)
-		}
+		hs.putChunk(t, data)
 		if rec := hs.do("POST", "/api/v1/files/upload", bytes.NewReader(data), "X-File-Name", "again.bin"); rec.Code != http.StatusCreated {
 			t.Fatalf("an upload of the held chunk: got %d %s, want 201", rec.Code, rec.Body)
 		}

@@ -35,16 +35,14 @@ func (a *API) purgeTrash(c *gin.Context) {
 	if !ok {
 		return
 	}
-	u := user(c)
-	e, err := a.tree.GetEntry(c.Request.Context(), u.ID, id)
-	if err != nil {
-		a.fail(c, err)
+	e, ok := a.owned(c, id)
+	if !ok {
 		return
 	}
 	if e.Live() || e.TrashRoot != e.ID {
 		a.fail(c, dfms.Errorf("", dfms.NotExist, "not in the trash"))
 		return
 	}
-	st, err := a.Files.Purge(c.Request.Context(), u.ID, id)
+	st, err := a.Files.Purge(c.Request.Context(), user(c).ID, id)
 	a.reply(c, http.StatusOK, gin.H{"message": "deleted permanently", "entries": st.Entries, "versions": st.Versions, "bytes": st.Bytes}, err)
 }

@@ -118,6 +118,13 @@ func (a *API) bindJSON(c *gin.Context, v any, optional bool) bool {
 	return true
 }
 
+// entryBody parses the :id of an entry and decodes the JSON body into v
+// as bindJSON does, or answers 400 (ok false).
+func (a *API) entryBody(c *gin.Context, v any, optional bool) (dfms.EntryID, bool) {
+	id, ok := a.entryParam(c, "id")
+	return id, ok && a.bindJSON(c, v, optional)
+}
+
 // maxMIMELen bounds a media type: RFC 6838 gives the type and the subtype
 // at most 127 characters each.
 const maxMIMELen = 255

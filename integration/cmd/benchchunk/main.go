@@ -33,13 +33,12 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/chunking"
+	"github.com/dfms/dfms/integration/cmd/internal/benchkit"
 )
 
 func main() {
@@ -48,13 +47,13 @@ func main() {
 	dedupSize := flag.String("dedup-size", "64MiB", "size of the file edited for the dedup comparison")
 	copies := flag.Int("copies", 20, "edited copies in the dedup comparison")
 	flag.Parse()
-	size, err := parseSize(*sizeFlag)
+	size, err := benchkit.ParseSize(*sizeFlag)
 	if err == nil && *runs < 1 {
 		err = fmt.Errorf("-runs %d: want at least 1", *runs)
 	}
 	var dsize int64
 	if err == nil {
-		dsize, err = parseSize(*dedupSize)
+		dsize, err = benchkit.ParseSize(*dedupSize)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchchunk:", err)
@@ -66,26 +65,6 @@ func main() {
 	}
 }
 
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
-	t := strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
-}
-
 // figure is one measured throughput.
 type figure struct {
 	name  string
@@ -94,14 +73,6 @@ type figure struct {
 	mbps  []float64
 	cpu   time.Duration // process CPU time (user+sys) over all runs
 	wall  time.Duration
-}
-
-func (f *figure) median() float64 {
-	s := slices.Sorted(slices.Values(f.mbps))
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func run(w io.Writer, size, runs, dedupSize, copies int) error {
@@ -125,7 +96,7 @@ func run(w io.Writer, size, runs, dedupSize, copies int) error {
 	fmt.Fprintf(w, "benchchunk: %d MiB of random data, %d runs, %s/%s, %d CPUs, params %v\n\n",
 		size>>20, runs, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), gear)
 	copy(dst, data) // page dst in
-	loadAvg0 := loadAvg()
+	loadAvg0 := benchkit.LoadAvg()
 	old := runtime.GOMAXPROCS(0)
 	for _, f := range figures { // warm up code paths and allocations
 		runtime.GOMAXPROCS(f.procs)
@@ -151,16 +122,16 @@ func run(w io.Writer, size, runs, dedupSize, copies int) error {
 
 	fmt.Fprintf(w, "%-38s %10s %10s %10s %10s\n", "throughput (MB/s)", "median", "min", "max", "cores")
 	for _, f := range figures {
-		fmt.Fprintf(w, "%-38s %10.0f %10.0f %10.0f %10.2f\n", f.name, f.median(), slices.Min(f.mbps), slices.Max(f.mbps),
+		fmt.Fprintf(w, "%-38s %10.0f %10.0f %10.0f %10.2f\n", f.name, benchkit.Median(f.mbps), slices.Min(f.mbps), slices.Max(f.mbps),
 			f.cpu.Seconds()/f.wall.Seconds())
 	}
 	fmt.Fprintf(w, "(cores: CPU time of this process / wall time; other load on the machine lowers it for the pipeline)\n")
-	fmt.Fprintf(w, "load average: before %s, after %s\n", loadAvg0, loadAvg())
-	sha := figures[1].median()
+	fmt.Fprintf(w, "load average: before %s, after %s\n", loadAvg0, benchkit.LoadAvg())
+	sha := benchkit.Median(figures[1].mbps)
 	fmt.Fprintf(w, "\n%-38s %10s %10s\n", "ratio to SHA-256 alone (medians)", "ratio", "target")
-	fmt.Fprintf(w, "%-38s %10.2f %10s\n", "gear + SHA-256, 1 core", figures[4].median()/sha, ">= 0.55")
-	fmt.Fprintf(w, "%-38s %10.2f %10s\n", "rabin + SHA-256, 1 core", figures[5].median()/sha, "")
-	fmt.Fprintf(w, "%-38s %10.2f %10s\n", "gear Split pipelined, 2 cores", figures[6].median()/sha, ">= 1.10")
+	fmt.Fprintf(w, "%-38s %10.2f %10s\n", "gear + SHA-256, 1 core", benchkit.Median(figures[4].mbps)/sha, ">= 0.55")
+	fmt.Fprintf(w, "%-38s %10.2f %10s\n", "rabin + SHA-256, 1 core", benchkit.Median(figures[5].mbps)/sha, "")
+	fmt.Fprintf(w, "%-38s %10.2f %10s\n", "gear Split pipelined, 2 cores", benchkit.Median(figures[6].mbps)/sha, ">= 1.10")
 	data, dst = nil, nil
 	runtime.GC()
 
@@ -174,15 +145,6 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// loadAvg returns the 1-minute load average, or "?" where unknown.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
-		return f[0]
-	}
-	return "?"
 }
 
 func hashBlocks(d []byte) error {

@@ -191,6 +191,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dfms/dfms/integration/cmd/internal/benchkit"
 )
 
 const fuseSuperMagic = 0x65735546
@@ -215,17 +217,17 @@ func main() {
 	flag.Parse()
 
 	var err error
-	if c.size, err = parseSize(*sizeFlag); err != nil {
+	if c.size, err = benchkit.ParseSize(*sizeFlag); err != nil {
 		usage(err)
 	}
-	if c.editSize, err = parseSize(*editSizeFlag); err != nil {
+	if c.editSize, err = benchkit.ParseSize(*editSizeFlag); err != nil {
 		usage(err)
 	}
-	if c.fileSize, err = parseSize(*fileSizeFlag); err != nil {
+	if c.fileSize, err = benchkit.ParseSize(*fileSizeFlag); err != nil {
 		usage(err)
 	}
 	if *imageSizeFlag != "" {
-		if c.imageSize, err = parseSize(*imageSizeFlag); err != nil {
+		if c.imageSize, err = benchkit.ParseSize(*imageSizeFlag); err != nil {
 			usage(err)
 		}
 	}
@@ -419,7 +421,7 @@ func (b *bench) note(format string, args ...any) {
 }
 
 func (b *bench) setup() error {
-	b.load0 = loadAvg()
+	b.load0 = benchkit.LoadAvg()
 	work, err := os.MkdirTemp(b.dir, "benchmount-")
 	if err != nil {
 		return err
@@ -887,7 +889,7 @@ func (b *bench) run() {
 		progress("warm-up: writing and reading %s on the local file system", sizeString(b.size))
 		p := filepath.Join(b.base, "warmup")
 		data := b.input("seq", -1).data
-		err := writeFile(p, data, true)
+		err := writeFile(p, data)
 		if err == nil {
 			err = dropCaches()
 		}
@@ -989,7 +991,7 @@ func mibps(n int64, d time.Duration) float64 { return float64(n) / (1 << 20) / d
 func (b *bench) seq(r *recorder, dir string, data []byte) error {
 	p := filepath.Join(dir, "big")
 	start := time.Now()
-	if err := writeFile(p, data, true); err != nil {
+	if err := writeFile(p, data); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	r.put("write", mibps(int64(len(data)), time.Since(start)), "MiB/s")
@@ -1012,25 +1014,28 @@ func (b *bench) seq(r *recorder, dir string, data []byte) error {
 	return nil
 }
 
-// writeFile writes data in 1 MiB blocks, then fsyncs (if sync) and closes.
-func writeFile(p string, data []byte, sync bool) error {
+// writeFile writes data in 1 MiB blocks, then fsyncs and closes.
+func writeFile(p string, data []byte) error {
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	for off := 0; off < len(data); off += block {
-		if _, err := f.Write(data[off:min(len(data), off+block)]); err != nil {
-			f.Close()
-			return err
-		}
+	for off := 0; off < len(data) && err == nil; off += block {
+		_, err = f.Write(data[off:min(len(data), off+block)])
 	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
+	return syncClose(f, err)
+}
+
+// syncClose fsyncs and closes f after writes that answered err (it skips
+// the fsync if err is not nil), and returns the first error.
+func syncClose(f *os.File, err error) error {
+	if err == nil {
+		err = f.Sync()
 	}
-	return f.Close()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // readFile reads p in 1 MiB blocks and checks its length, and its first and
@@ -1075,7 +1080,7 @@ func dropCaches() error {
 
 func (b *bench) edit(r *recorder, dir string, data []byte) error {
 	p := filepath.Join(dir, "edit")
-	if err := writeFile(p, data, true); err != nil {
+	if err := writeFile(p, data); err != nil {
 		return fmt.Errorf("writing the file to edit: %w", err)
 	}
 	unix.Sync()
@@ -1089,15 +1094,8 @@ func (b *bench) edit(r *recorder, dir string, data []byte) error {
 		if err != nil {
 			return err
 		}
-		if _, err := f.WriteAt([]byte{last}, at); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
+		_, err = f.WriteAt([]byte{last}, at)
+		if err := syncClose(f, err); err != nil {
 			return err
 		}
 		ms = append(ms, float64(time.Since(start).Microseconds())/1000)
@@ -1117,7 +1115,7 @@ func (b *bench) edit(r *recorder, dir string, data []byte) error {
 	if fi, err := f.Stat(); err != nil || fi.Size() != int64(len(data)) {
 		return fmt.Errorf("size after the edits: %v, %v; want %d", fi.Size(), err, len(data))
 	}
-	r.put("edit", median(ms), "ms")
+	r.put("edit", benchkit.Median(ms), "ms")
 	var each []string
 	for _, v := range ms {
 		each = append(each, fmtNum(v))
@@ -1137,57 +1135,62 @@ func (b *bench) small(r *recorder, dir string, data []byte) error {
 	for i := range paths {
 		paths[i] = filepath.Join(dirs[i/per], fmt.Sprintf("f%05d", i))
 	}
-	rate := func(d time.Duration) float64 { return float64(n) / d.Seconds() }
 
-	start := time.Now()
-	for _, d := range dirs {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return fmt.Errorf("create: %w", err)
-		}
+	// The phases run in this order, each timed over all the files; a
+	// failure is named after its phase.
+	phases := []struct {
+		name string
+		run  func() error
+	}{
+		{"create", func() error {
+			for _, d := range dirs {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					return err
+				}
+			}
+			for i, p := range paths {
+				if err := os.WriteFile(p, data[i*sz:(i+1)*sz], 0o644); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"stat", func() error {
+			for _, p := range paths {
+				if fi, err := os.Lstat(p); err != nil {
+					return err
+				} else if fi.Size() != int64(sz) {
+					return fmt.Errorf("%s has %d bytes, want %d", p, fi.Size(), sz)
+				}
+			}
+			return nil
+		}},
+		{"read", func() error {
+			for i, p := range paths {
+				if got, err := os.ReadFile(p); err != nil {
+					return err
+				} else if !bytes.Equal(got, data[i*sz:(i+1)*sz]) {
+					return fmt.Errorf("%s: wrong content (%d bytes)", p, len(got))
+				}
+			}
+			return nil
+		}},
+		{"delete", func() error {
+			for _, p := range slices.Concat(paths, dirs) {
+				if err := os.Remove(p); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
 	}
-	for i, p := range paths {
-		if err := os.WriteFile(p, data[i*sz:(i+1)*sz], 0o644); err != nil {
-			return fmt.Errorf("create: %w", err)
+	for _, ph := range phases {
+		start := time.Now()
+		if err := ph.run(); err != nil {
+			return fmt.Errorf("%s: %w", ph.name, err)
 		}
+		r.put(ph.name, float64(n)/time.Since(start).Seconds(), "files/s")
 	}
-	r.put("create", rate(time.Since(start)), "files/s")
-
-	start = time.Now()
-	for _, p := range paths {
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return fmt.Errorf("stat: %w", err)
-		}
-		if fi.Size() != int64(sz) {
-			return fmt.Errorf("stat: %s has %d bytes, want %d", p, fi.Size(), sz)
-		}
-	}
-	r.put("stat", rate(time.Since(start)), "files/s")
-
-	start = time.Now()
-	for i, p := range paths {
-		got, err := os.ReadFile(p)
-		if err != nil {
-			return fmt.Errorf("read: %w", err)
-		}
-		if !bytes.Equal(got, data[i*sz:(i+1)*sz]) {
-			return fmt.Errorf("read: %s: wrong content (%d bytes)", p, len(got))
-		}
-	}
-	r.put("read", rate(time.Since(start)), "files/s")
-
-	start = time.Now()
-	for _, p := range paths {
-		if err := os.Remove(p); err != nil {
-			return fmt.Errorf("delete: %w", err)
-		}
-	}
-	for _, d := range dirs {
-		if err := os.Remove(d); err != nil {
-			return fmt.Errorf("delete: %w", err)
-		}
-	}
-	r.put("delete", rate(time.Since(start)), "files/s")
 	return nil
 }
 
@@ -1289,7 +1292,7 @@ func (b *bench) report(w io.Writer) {
 	unix.Uname(&uts)
 	fmt.Fprintf(w, "benchmount: medians of %d runs; ratio = target / local (MiB/s, files/s: below 1 is slower; ms, s: above 1 is slower)\n", b.runs)
 	fmt.Fprintf(w, "machine: %d CPUs (%s), %s RAM, Linux %s, %s; load average before %s, after %s\n",
-		runtime.NumCPU(), cpuModel(), memTotal(), unix.ByteSliceToString(uts.Release[:]), runtime.Version(), b.load0, loadAvg())
+		runtime.NumCPU(), cpuModel(), memTotal(), unix.ByteSliceToString(uts.Release[:]), runtime.Version(), b.load0, benchkit.LoadAvg())
 	for _, t := range b.tgts {
 		switch t.name {
 		case "local":
@@ -1368,11 +1371,11 @@ func (b *bench) cellText(key, target string) string {
 		}
 		return "error: " + truncate(s, 40)
 	}
-	v := median(c.vals)
+	v := benchkit.Median(c.vals)
 	s := fmtNum(v)
 	if target != "local" {
 		if l := b.cells[key]["local"]; l != nil && len(l.errs) == 0 && len(l.vals) > 0 {
-			s += " (" + fmtRatio(v/median(l.vals)) + ")"
+			s += " (" + fmtRatio(v/benchkit.Median(l.vals)) + ")"
 		}
 	}
 	if len(c.errs) > 0 { // some runs failed: the median of the others
@@ -1427,17 +1430,6 @@ func truncate(s string, n int) string {
 	return s
 }
 
-func median(v []float64) float64 {
-	s := slices.Sorted(slices.Values(v))
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func fmtNum(v float64) string {
 	switch {
 	case v >= 100:
@@ -1473,33 +1465,6 @@ func sizeString(n int64) string {
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range []struct {
-		suf string
-		m   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
-		if strings.HasSuffix(t, u.suf) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suf)), u.m
-			break
-		}
-	}
-	v, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || v <= 0 || v > (1<<50)/mult {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return v * mult, nil
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
-		return f[0]
-	}
-	return "?"
 }
 
 func cpuModel() string {

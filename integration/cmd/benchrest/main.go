@@ -56,6 +56,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dfms/dfms/integration/cmd/internal/benchkit"
 )
 
 func main() {
@@ -64,7 +66,7 @@ func main() {
 	dir := flag.String("dir", os.TempDir(), "scratch directory (needs about 2.2 × size free)")
 	bin := flag.String("bin", "", "dfms binary (default: go build ./cmd/dfms)")
 	flag.Parse()
-	n, err := parseSize(*size)
+	n, err := benchkit.ParseSize(*size)
 	check(err)
 	work, err := os.MkdirTemp(*dir, "benchrest-")
 	check(err)
@@ -209,21 +211,6 @@ func writeRandom(path string, n int64) error {
 		}
 	}
 	return f.Close()
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	for _, u := range []struct {
-		suf string
-		m   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if strings.HasSuffix(s, u.suf) {
-			s, mult = strings.TrimSuffix(s, u.suf), u.m
-			break
-		}
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	return v * mult, err
 }
 
 func check(err error) {

@@ -194,7 +194,7 @@ func (f *failingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 func TestMultipartResume(t *testing.T) {
 	ctx := context.Background()
 	const part = 1 << 20
-	srv := clienttest.NewServer(t, clienttest.Options{API: api.Config{PartSize: part}})
+	srv := clienttest.NewServer(t, clienttest.Options{PartSize: part})
 	rec := &recorder{}
 	c := login(t, srv, rec)
 	data := testkit.RandBytes(2, 5*part+part/2) // 6 parts

@@ -46,6 +46,9 @@ type Server struct {
 type Options struct {
 	API  api.Config
 	Auth auth.Config // BcryptCost defaults to 4 (fast tests)
+	// PartSize, if set, is the part size the API suggests to multipart
+	// clients (API.PartSize), for callers that set nothing else of API.
+	PartSize int64
 	// Wrap, if set, wraps the API's handler (to observe or break requests).
 	Wrap func(http.Handler) http.Handler
 }
@@ -63,6 +66,9 @@ func NewServer(t testing.TB, o Options) *Server {
 		o.Auth.BcryptCost = 4
 	}
 	as := auth.New(st.Meta, keys, o.Auth)
+	if o.PartSize != 0 {
+		o.API.PartSize = o.PartSize
+	}
 	a := api.New(api.Deps{Files: st.Files, Auth: as, Keys: keys, Log: slog.New(slog.DiscardHandler), Version: "test"}, o.API)
 	var h http.Handler = a.Handler()
 	if o.Wrap != nil {
