@@ -1,7 +1,6 @@
 package remote_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/remote"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/api/client"
 	"github.com/dfms/dfms/server/api/client/clienttest"
 )
@@ -66,30 +66,12 @@ func (r *restartable) start() {
 	r.serve(ln)
 }
 
-// syncLog is a log destination safe for concurrent writes.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // With WithServerWait, requests made while the server is down wait for it
 // and succeed once it is back; the log says when it went and came back.
 func TestServerWaitRetriesUntilBack(t *testing.T) {
 	srv := clienttest.NewServer(t, clienttest.Options{})
 	rs := newRestartable(t, srv.API.Handler())
-	var logs syncLog
+	var logs testkit.SyncBuffer
 	c, err := client.New("http://"+rs.addr, client.WithServerWait(time.Minute),
 		client.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
