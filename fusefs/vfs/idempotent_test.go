@@ -58,6 +58,15 @@ func versionCount(t *testing.T, b vfs.Backend, ino vfs.Ino) int {
 	return len(vs)
 }
 
+// wantVersions fails t unless file ino has n versions on the server;
+// when says when this is checked.
+func wantVersions(t *testing.T, b vfs.Backend, ino vfs.Ino, n int, when string) {
+	t.Helper()
+	if got := versionCount(t, b, ino); got != n {
+		t.Fatalf("%s: %d versions, want %d", when, got, n)
+	}
+}
+
 // rootNames lists the root directory of fsys.
 func rootNames(t *testing.T, fsys *vfs.FS) []string {
 	t.Helper()

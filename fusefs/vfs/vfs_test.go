@@ -150,15 +150,11 @@ func TestStaging(t *testing.T) {
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if vs, _ := b.Versions(ctx, dfms.EntryID(a.Ino)); len(vs) != 1 {
-		t.Fatalf("after a reader's close: %d versions, want 1", len(vs))
-	}
+	wantVersions(t, b, a.Ino, 1, "after a reader's close")
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if vs, _ := b.Versions(ctx, dfms.EntryID(a.Ino)); len(vs) != 2 {
-		t.Fatalf("after the writer's close: %d versions, want 2", len(vs))
-	}
+	wantVersions(t, b, a.Ino, 2, "after the writer's close")
 	// A clean flush commits nothing more.
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -166,9 +162,7 @@ func TestStaging(t *testing.T) {
 	for _, h := range []*vfs.Handle{w, r} {
 		release(t, h)
 	}
-	if vs, _ := b.Versions(ctx, dfms.EntryID(a.Ino)); len(vs) != 2 {
-		t.Fatalf("after release: %d versions, want 2", len(vs))
-	}
+	wantVersions(t, b, a.Ino, 2, "after release")
 	// Truncate by path makes a version at once.
 	size := int64(5)
 	if got, err := fsys.SetAttr(ctx, a.Ino, nil, vfs.SetAttrIn{Size: &size}); err != nil || got.Size != 5 {

@@ -52,9 +52,7 @@ func TestWriteBackCommitsClosedFiles(t *testing.T) {
 		if got := storedContent(t, svc, l, a.Ino); string(got) != fmt.Sprintf("content of file %d", i) {
 			t.Fatalf("f%03d on the server: %q", i, got)
 		}
-		if vs, err := b.Versions(ctx, dfms.EntryID(a.Ino)); err != nil || len(vs) != 1 {
-			t.Fatalf("f%03d: %d versions, %v; want 1", i, len(vs), err)
-		}
+		wantVersions(t, b, a.Ino, 1, fmt.Sprintf("f%03d", i))
 	}
 	t.Logf("%d commits in %d batches", b.commits.Load(), b.commitBatches.Load())
 }
@@ -349,9 +347,7 @@ func TestWriteBackCloseDuringItsBatch(t *testing.T) {
 	if got := storedContent(t, svc, l, f.Ino); string(got) != "onetwo" {
 		t.Fatalf("after the write-back settled the server has %q, want %q", got, "onetwo")
 	}
-	if vs, err := l.Versions(ctx, dfms.EntryID(f.Ino)); err != nil || len(vs) != 2 {
-		t.Fatalf("%d versions, %v; want 2 (one per close)", len(vs), err)
-	}
+	wantVersions(t, l, f.Ino, 2, "one per close")
 }
 
 // A close is committed right after, even while a reader keeps the file
@@ -375,9 +371,7 @@ func TestWriteBackCloseWhileReaderOpen(t *testing.T) {
 			t.Fatalf("close %d: with a reader open, after the write-back settled the server has %q, want %q", i+1, got, content)
 		}
 	}
-	if vs, err := l.Versions(ctx, dfms.EntryID(f.Ino)); err != nil || len(vs) != 3 {
-		t.Fatalf("%d versions, %v; want 3 (one per close)", len(vs), err)
-	}
+	wantVersions(t, l, f.Ino, 3, "one per close")
 }
 
 // Regression test; the bug was: the write-back committing a closed file
