@@ -14,6 +14,7 @@ import (
 	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/integration/testkit"
+	"github.com/dfms/dfms/server/files"
 )
 
 func newWriteBackFS(t *testing.T, b vfs.Backend, cache string) *vfs.FS {
@@ -287,6 +288,25 @@ type steppedCommits struct {
 	open    chan struct{}
 }
 
+// newStepped returns a write-back FS over a steppedCommits backend with
+// small chunks, its file layer, and the function that lets every commit
+// pass. Both committers are busy, each holding a commit (of g1 and g2).
+// When the test ends, the commits are let pass and the FS is closed.
+func newStepped(t *testing.T) (*steppedCommits, *files.Service, *vfs.FS, func()) {
+	t.Helper()
+	l, svc := newLocalParams(t, smallChunks)
+	b := &steppedCommits{Backend: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
+	fsys := newWriteBackFS(t, b, t.TempDir())
+	t.Cleanup(func() { fsys.Close(ctx) })
+	letGo := sync.OnceFunc(func() { close(b.open) })
+	t.Cleanup(letGo) // before Close, which waits for the committers
+	create(t, fsys, "g1", "held")
+	<-b.started
+	create(t, fsys, "g2", "held")
+	<-b.started
+	return b, svc, fsys, letGo
+}
+
 func (s *steppedCommits) step(c context.Context) {
 	if c == ctx {
 		return
@@ -316,17 +336,7 @@ func (s *steppedCommits) CommitManifests(ctx context.Context, cs []vfs.Commit) (
 // still being committed is committed afterwards without anything else
 // happening (no open, fsync, sync or unmount).
 func TestWriteBackCloseDuringItsBatch(t *testing.T) {
-	l, svc := newLocalParams(t, smallChunks)
-	b := &steppedCommits{Backend: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
-	fsys := newWriteBackFS(t, b, t.TempDir())
-	defer fsys.Close(ctx)
-	letGo := sync.OnceFunc(func() { close(b.open) })
-	defer letGo() // before Close, which waits for the committers
-	// Both committers busy, each with a commit held.
-	create(t, fsys, "g1", "held")
-	<-b.started
-	create(t, fsys, "g2", "held")
-	<-b.started
+	b, svc, fsys, letGo := newStepped(t) // both committers busy, each with a commit held
 	// f and two others queued; f opened again and written before a
 	// committer takes them (the write commits what create closed first),
 	// so the committer passes over it and commits the others.
@@ -344,10 +354,10 @@ func TestWriteBackCloseDuringItsBatch(t *testing.T) {
 	release(t, h)
 	letGo() // the held commits end, and later ones pass
 	fsys.WaitWriteBack()
-	if got := storedContent(t, svc, l, f.Ino); string(got) != "onetwo" {
+	if got := storedContent(t, svc, b.Backend, f.Ino); string(got) != "onetwo" {
 		t.Fatalf("after the write-back settled the server has %q, want %q", got, "onetwo")
 	}
-	wantVersions(t, l, f.Ino, 2, "one per close")
+	wantVersions(t, b, f.Ino, 2, "one per close")
 }
 
 // A close is committed right after, even while a reader keeps the file
@@ -417,23 +427,14 @@ func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
 // changed nothing (an editor that opens O_RDWR to look): the close does
 // not wait for the next one.
 func TestWriteBackCloseCommittedUnderIdleWriter(t *testing.T) {
-	l, svc := newLocalParams(t, smallChunks)
-	b := &steppedCommits{Backend: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
-	fsys := newWriteBackFS(t, b, t.TempDir())
-	defer fsys.Close(ctx)
-	letGo := sync.OnceFunc(func() { close(b.open) })
-	defer letGo()
 	// Both committers busy, so f is still queued when it is opened again.
-	create(t, fsys, "g1", "held")
-	<-b.started
-	create(t, fsys, "g2", "held")
-	<-b.started
+	b, svc, fsys, letGo := newStepped(t)
 	f := create(t, fsys, "f", "closed")
 	h := mustOpen(t, fsys, f.Ino, os.O_RDWR)
 	defer h.Release(ctx)
 	letGo()
 	fsys.WaitWriteBack()
-	if got := storedContent(t, svc, l, f.Ino); string(got) != "closed" {
+	if got := storedContent(t, svc, b.Backend, f.Ino); string(got) != "closed" {
 		t.Fatalf("with the file open for writing and unchanged, the server has %q, want %q", got, "closed")
 	}
 }
