@@ -18,7 +18,6 @@ package memory
 
 import (
 	"context"
-	"fmt"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -95,14 +94,11 @@ func (l *Limiter) Allow(ctx context.Context, key string, lim rate.Limit) (rate.R
 // times at its time.
 func (l *Limiter) AllowN(ctx context.Context, key string, lim rate.Limit, n int) (rate.Result, error) {
 	const op dfms.Op = "ratelimit/memory.Allow"
-	if lim.Unlimited() {
-		if n < 1 {
-			return rate.Result{}, dfms.E(op, dfms.Invalid, fmt.Errorf("a request of weight %d", n))
-		}
-		return rate.Result{Allowed: true}, nil
-	}
 	if err := rate.Check(ctx, op, lim, n); err != nil {
 		return rate.Result{}, err
+	}
+	if lim.Unlimited() {
+		return rate.Result{Allowed: true}, nil
 	}
 	w := int64(lim.Window)
 	s := &l.shards[maphash.String(l.seed, key)%numShards]
