@@ -40,22 +40,62 @@ type row = interface{ Scan(...any) error }
 // scanAll reads every row of rows (the result of a query that failed with
 // err, if not nil) with scan, and closes rows.
 func scanAll[T any](rows *sql.Rows, err error, scan func(row) (T, error)) ([]T, error) {
+	var out []T
+	err = eachRow(rows, err, func(r row) error {
+		v, err := scan(r)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
+	return out, nil
+}
+
+// eachRow calls fn on every row of rows (the result of a query that failed
+// with err, if not nil) until fn fails, and closes rows.
+func eachRow(rows *sql.Rows, err error, fn func(row) error) error {
+	if err != nil {
+		return err
 	}
-	return out, rows.Err()
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// without returns the hashes, in order and once each, that set does not
+// hold; it adds them to set.
+func without(hashes []dfms.Hash, set map[dfms.Hash]bool) []dfms.Hash {
+	var out []dfms.Hash
+	for _, h := range hashes {
+		if !set[h] {
+			out = append(out, h)
+			set[h] = true
+		}
+	}
+	return out
 }
 
 var errNoEntry = errors.New("no such entry")
+
+// writeEntry runs fn in a write transaction, with the owner's entry id
+// (live or trashed) read under a lock.
+func (s *Store) writeEntry(ctx context.Context, op dfms.Op, owner dfms.UserID, id dfms.EntryID, fn func(t *tx, e meta.Entry) error) error {
+	return s.write(ctx, op, func(t *tx) error {
+		e, err := t.entry(ctx, owner, id, true)
+		if err != nil {
+			return err
+		}
+		return fn(t, e)
+	})
+}
 
 // entry reads one entry of owner; lock makes it a locking read.
 func (t *tx) entry(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lock bool) (meta.Entry, error) {
@@ -224,13 +264,9 @@ func (t *tx) dirChangedAt(ctx context.Context, dir dfms.EntryID, at time.Time) e
 
 // GetEntry implements meta.Tree.
 func (s *Store) GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
-	var e meta.Entry
-	err := s.readOne(ctx, "meta.GetEntry", func(t *tx) error {
-		var err error
-		e, err = t.entry(ctx, owner, id, false)
-		return err
+	return result(ctx, s.readOne, "meta.GetEntry", func(t *tx) (meta.Entry, error) {
+		return t.entry(ctx, owner, id, false)
 	})
-	return e, err
 }
 
 // Lookup implements meta.Tree.
@@ -387,13 +423,9 @@ func (s *Store) ReserveEntryIDs(ctx context.Context, n int) ([]dfms.EntryID, err
 	if s.d.ReserveIDs == nil {
 		return nil, dfms.E(op, dfms.NotSupported, fmt.Errorf("%s cannot reserve ids", s.d.Name))
 	}
-	var ids []dfms.EntryID
-	err := s.write(ctx, op, func(t *tx) error {
-		var err error
-		ids, err = s.d.ReserveIDs(ctx, t.Tx, n)
-		return err
+	return result(ctx, s.write, op, func(t *tx) ([]dfms.EntryID, error) {
+		return s.d.ReserveIDs(ctx, t.Tx, n)
 	})
-	return ids, err
 }
 
 // CreateEntries implements meta.Tree: each entry in a savepoint of one

@@ -128,36 +128,25 @@ func (t *tx) takeChunksBatched(ctx context.Context, hs []dfms.Hash, counts map[d
 			rows, err := t.query(ctx, `UPDATE chunks SET refs = refs + ?, zero_since = NULL
 				WHERE hash IN (?`+strings.Repeat(", ?", len(part)-1)+`) AND deleting = ? AND pending = ?
 				RETURNING hash, size`, args...)
-			if err != nil {
-				return nil, err
-			}
-			for rows.Next() {
+			err = eachRow(rows, err, func(r row) error {
 				var b []byte
 				var size int64
-				if err := rows.Scan(&b, &size); err != nil {
-					rows.Close()
-					return nil, err
+				if err := r.Scan(&b, &size); err != nil {
+					return err
 				}
 				h := dfms.Hash(b)
 				if want, ok := sizes[h]; ok && int64(want) != size {
-					rows.Close()
-					return nil, dfms.E("meta.takeChunks", dfms.Invalid, fmt.Errorf("chunk %s has %d bytes, not %d", h, size, want))
+					return dfms.E("meta.takeChunks", dfms.Invalid, fmt.Errorf("chunk %s has %d bytes, not %d", h, size, want))
 				}
 				taken[h] = true
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+				return nil
+			})
+			if err != nil {
 				return nil, err
 			}
 		}
 	}
-	var left []dfms.Hash
-	for _, h := range hs {
-		if !taken[h] {
-			left = append(left, h)
-		}
-	}
-	return left, nil
+	return without(hs, taken), nil
 }
 
 // sizesOf returns each chunk's size in m.
@@ -605,17 +594,13 @@ func (s *Store) SetChecksum(ctx context.Context, owner dfms.UserID, vid int64, s
 // DeleteVersion implements meta.Versions.
 func (s *Store) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error {
 	const op dfms.Op = "meta.DeleteVersion"
-	return s.write(ctx, op, func(t *tx) error {
-		e, err := t.entry(ctx, owner, id, true)
-		if err != nil {
-			return err
-		}
+	return s.writeEntry(ctx, op, owner, id, func(t *tx, e meta.Entry) error {
 		if number == e.Version {
 			return dfms.E(op, dfms.Conflict, fmt.Errorf("version %d is the current version", number))
 		}
 		var vid, size int64
 		var blob []byte
-		err = t.queryRow(ctx, `SELECT id, size, manifest FROM versions WHERE entry_id = ? AND number = ?`, id, number).Scan(&vid, &size, &blob)
+		err := t.queryRow(ctx, `SELECT id, size, manifest FROM versions WHERE entry_id = ? AND number = ?`, id, number).Scan(&vid, &size, &blob)
 		if errors.Is(err, sql.ErrNoRows) {
 			return dfms.E(op, dfms.NotExist, fmt.Errorf("entry %d has no version %d", id, number))
 		}
