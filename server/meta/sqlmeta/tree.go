@@ -432,7 +432,6 @@ func (s *Store) ReserveEntryIDs(ctx context.Context, n int) ([]dfms.EntryID, err
 // transaction, so that one failing rolls back only itself.
 func (s *Store) CreateEntries(ctx context.Context, es []meta.Entry) ([]meta.CreateResult, error) {
 	const op dfms.Op = "meta.CreateEntries"
-	out := make([]meta.CreateResult, len(es))
 	checked := make([]error, len(es))
 	es = slices.Clone(es)
 	for i := range es {
@@ -440,30 +439,13 @@ func (s *Store) CreateEntries(ctx context.Context, es []meta.Entry) ([]meta.Crea
 			checked[i] = dfms.E(op, dfms.Invalid, fmt.Errorf("entry %q has no reserved id", es[i].Name))
 		}
 	}
-	err := s.write(ctx, op, func(t *tx) error {
-		errs, err := t.eachInSavepoint(ctx, len(es), func(i int) error {
-			out[i] = meta.CreateResult{} // fn may run again
-			if checked[i] != nil {
-				return checked[i]
-			}
-			if _, err := t.liveDir(ctx, es[i].Owner, es[i].Parent, true); err != nil {
-				return err
-			}
-			var err error
-			out[i].Entry, err = t.insertEntry(ctx, op, es[i])
-			return err
-		})
-		for i, err := range errs {
-			if err != nil {
-				out[i] = meta.CreateResult{Err: err}
-			}
+	return writeEach(ctx, s, op, checked, func(t *tx, i int) (meta.CreateResult, error) {
+		if _, err := t.liveDir(ctx, es[i].Owner, es[i].Parent, true); err != nil {
+			return meta.CreateResult{}, err
 		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+		e, err := t.insertEntry(ctx, op, es[i])
+		return meta.CreateResult{Entry: e}, err
+	}, func(err error) meta.CreateResult { return meta.CreateResult{Err: err} })
 }
 
 // SetAttr implements meta.Tree.
@@ -755,11 +737,7 @@ func (s *Store) TrashEntries(ctx context.Context, owner dfms.UserID, items []met
 func (s *Store) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
 	const op dfms.Op = "meta.Restore"
 	var out meta.Entry
-	err := s.write(ctx, op, func(t *tx) error {
-		e, err := t.entry(ctx, owner, id, true)
-		if err != nil {
-			return err
-		}
+	err := s.writeEntry(ctx, op, owner, id, func(t *tx, e meta.Entry) error {
 		if e.Live() || e.TrashRoot != e.ID {
 			return dfms.Errorf(op, dfms.NotExist, "not in the trash (restore the deleted folder that holds it)")
 		}
@@ -783,6 +761,7 @@ func (s *Store) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID)
 		if err := t.dirChanged(ctx, e.Parent); err != nil {
 			return err
 		}
+		var err error
 		out, err = t.entry(ctx, owner, id, false)
 		return err
 	})
@@ -816,12 +795,8 @@ func (s *Store) ListTrash(ctx context.Context, owner dfms.UserID, offset, limit 
 func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.PurgeStats, error) {
 	const op dfms.Op = "meta.Purge"
 	var st meta.PurgeStats
-	err := s.write(ctx, op, func(t *tx) error {
+	err := s.writeEntry(ctx, op, owner, id, func(t *tx, e meta.Entry) error {
 		st = meta.PurgeStats{}
-		e, err := t.entry(ctx, owner, id, true)
-		if err != nil {
-			return err
-		}
 		if e.Live() {
 			return dfms.Errorf(op, dfms.Conflict, "only entries in the trash can be purged")
 		}

@@ -295,7 +295,6 @@ func (t *tx) committedBefore(ctx context.Context, op dfms.Op, req meta.CommitReq
 // savepoint of one transaction, so that one failing rolls back only itself.
 func (s *Store) CommitVersions(ctx context.Context, reqs []meta.CommitRequest) ([]meta.CommitResult, error) {
 	const op dfms.Op = "meta.CommitVersions"
-	out := make([]meta.CommitResult, len(reqs))
 	blobs := make([][]byte, len(reqs))
 	checked := make([]error, len(reqs))
 	for i := range reqs {
@@ -303,19 +302,32 @@ func (s *Store) CommitVersions(ctx context.Context, reqs []meta.CommitRequest) (
 			blobs[i], _ = reqs[i].Manifest.MarshalBinary()
 		}
 	}
+	return writeEach(ctx, s, op, checked, func(t *tx, i int) (meta.CommitResult, error) {
+		e, v, err := t.commitWithChunks(ctx, op, reqs[i], blobs[i])
+		return meta.CommitResult{Entry: e, Version: v}, err
+	}, func(err error) meta.CommitResult { return meta.CommitResult{Err: err} })
+}
+
+// writeEach runs do for every item of a batch in one write transaction,
+// each in a savepoint (eachInSavepoint), and returns each item's result:
+// failed(err) for an item that failed with err, its own or checked[i]
+// (the item's error found before the transaction; do does not run then).
+func writeEach[R any](ctx context.Context, s *Store, op dfms.Op, checked []error, do func(t *tx, i int) (R, error), failed func(error) R) ([]R, error) {
+	out := make([]R, len(checked))
 	err := s.write(ctx, op, func(t *tx) error {
-		errs, err := t.eachInSavepoint(ctx, len(reqs), func(i int) error {
-			out[i] = meta.CommitResult{} // fn may run again
+		errs, err := t.eachInSavepoint(ctx, len(checked), func(i int) error {
+			var zero R
+			out[i] = zero // the transaction may run again
 			if checked[i] != nil {
 				return checked[i]
 			}
-			e, v, err := t.commitWithChunks(ctx, op, reqs[i], blobs[i])
-			out[i].Entry, out[i].Version = e, v
+			var err error
+			out[i], err = do(t, i)
 			return err
 		})
 		for i, err := range errs {
 			if err != nil {
-				out[i] = meta.CommitResult{Err: err}
+				out[i] = failed(err)
 			}
 		}
 		return err
