@@ -376,22 +376,7 @@ func TestStability(t *testing.T) {
 
 func hashList(t testing.TB, data []byte, p Params) []dfms.Hash {
 	t.Helper()
-	c, err := New(bytes.NewReader(data), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, p.Max)
-	var hs []dfms.Hash
-	for {
-		ch, err := c.Next(buf)
-		if err == io.EOF {
-			return hs
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs = append(hs, dfms.Sum(ch.Data))
-	}
+	return mapChunks(t, data, p, nil, func(ch Chunk) dfms.Hash { return dfms.Sum(ch.Data) })
 }
 
 func hashSet(t testing.TB, data []byte, p Params) map[dfms.Hash]bool {

@@ -25,6 +25,20 @@ func testData(seed uint64, n int) []byte {
 // returns the chunks' bytes (copies).
 func chunkAll(t testing.TB, data []byte, p Params, wrap func(io.Reader) io.Reader) [][]byte {
 	t.Helper()
+	return mapChunks(t, data, p, wrap, func(ch Chunk) []byte { return bytes.Clone(ch.Data) })
+}
+
+// chunkLens returns only the lengths of data's chunks, without copies.
+func chunkLens(t testing.TB, data []byte, p Params) []int {
+	t.Helper()
+	return mapChunks(t, data, p, nil, func(ch Chunk) int { return len(ch.Data) })
+}
+
+// mapChunks cuts data with Next through wrap (if not nil) and returns f of
+// each chunk, in order; it fails t if a chunk does not start where the one
+// before it ended.
+func mapChunks[T any](t testing.TB, data []byte, p Params, wrap func(io.Reader) io.Reader, f func(Chunk) T) []T {
+	t.Helper()
 	var r io.Reader = bytes.NewReader(data)
 	if wrap != nil {
 		r = wrap(r)
@@ -33,13 +47,13 @@ func chunkAll(t testing.TB, data []byte, p Params, wrap func(io.Reader) io.Reade
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out [][]byte
+	var out []T
 	buf := make([]byte, p.Max)
 	var off int64
 	for {
 		ch, err := c.Next(buf)
 		if err == io.EOF {
-			break
+			return out
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -48,29 +62,7 @@ func chunkAll(t testing.TB, data []byte, p Params, wrap func(io.Reader) io.Reade
 			t.Fatalf("chunk %d: offset %d, want %d", len(out), ch.Offset, off)
 		}
 		off += int64(len(ch.Data))
-		out = append(out, bytes.Clone(ch.Data))
-	}
-	return out
-}
-
-// chunkLens returns only the lengths of data's chunks, without copies.
-func chunkLens(t testing.TB, data []byte, p Params) []int {
-	t.Helper()
-	c, err := New(bytes.NewReader(data), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lens []int
-	buf := make([]byte, p.Max)
-	for {
-		ch, err := c.Next(buf)
-		if err == io.EOF {
-			return lens
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		lens = append(lens, len(ch.Data))
+		out = append(out, f(ch))
 	}
 }
 

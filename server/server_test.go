@@ -269,34 +269,36 @@ func openFiles(t *testing.T, dir string) []string {
 // no database session, no open file is left behind.
 func TestFailedStartClosesWhatItOpened(t *testing.T) {
 	unreachable := testkit.FreeAddr(t)
-	t.Run("postgres then s3", func(t *testing.T) {
-		cfg := testConfig(t)
-		cfg.Metadata.URL = testenv.Postgres(t)
-		cfg.Chunks.URL = "s3://key:secret@" + unreachable + "/bucket?secure=false"
-		if _, err := New(context.Background(), cfg, quiet); err == nil {
-			t.Fatal("New succeeded with an unreachable chunk store")
-		}
-		waitNoSessions(t, cfg.Metadata.URL)
-	})
-	t.Run("postgres and s3 then redis", func(t *testing.T) {
-		cfg := testConfig(t)
-		cfg.Metadata.URL, cfg.Chunks.URL = testenv.Postgres(t), testenv.S3(t)
-		cfg.RateLimit.URL = "redis://" + unreachable + "/0"
-		if _, err := New(context.Background(), cfg, quiet); err == nil {
-			t.Fatal("New succeeded with an unreachable rate limiter")
-		}
-		waitNoSessions(t, cfg.Metadata.URL)
-	})
-	t.Run("sqlite then redis", func(t *testing.T) {
-		cfg := testConfig(t)
-		cfg.RateLimit.URL = "redis://" + unreachable + "/0"
-		if _, err := New(context.Background(), cfg, quiet); err == nil {
-			t.Fatal("New succeeded with an unreachable rate limiter")
-		}
-		if open := openFiles(t, cfg.DataDir); len(open) > 0 {
-			t.Errorf("files still open after the failed start: %q", open)
-		}
-	})
+	for _, tc := range []struct {
+		name string
+		fail string // the backend that cannot be reached
+		set  func(t *testing.T, cfg *Config)
+	}{
+		{"postgres then s3", "chunk store", func(t *testing.T, cfg *Config) {
+			cfg.Metadata.URL = testenv.Postgres(t)
+			cfg.Chunks.URL = "s3://key:secret@" + unreachable + "/bucket?secure=false"
+		}},
+		{"postgres and s3 then redis", "rate limiter", func(t *testing.T, cfg *Config) {
+			cfg.Metadata.URL, cfg.Chunks.URL = testenv.Postgres(t), testenv.S3(t)
+			cfg.RateLimit.URL = "redis://" + unreachable + "/0"
+		}},
+		{"sqlite then redis", "rate limiter", func(t *testing.T, cfg *Config) {
+			cfg.RateLimit.URL = "redis://" + unreachable + "/0"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			tc.set(t, &cfg)
+			if _, err := New(context.Background(), cfg, quiet); err == nil {
+				t.Fatalf("New succeeded with an unreachable %s", tc.fail)
+			}
+			if strings.HasPrefix(cfg.Metadata.URL, "postgres") {
+				waitNoSessions(t, cfg.Metadata.URL)
+			} else if open := openFiles(t, cfg.DataDir); len(open) > 0 {
+				t.Errorf("files still open after the failed start: %q", open)
+			}
+		})
+	}
 }
 
 // waitNoSessions waits until the database of raw has no session (closing

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -77,7 +76,6 @@ func tamper(t *testing.T, raw string, f func(map[string]any)) string {
 
 func TestVerifyAttacks(t *testing.T) {
 	s, _ := newService(t)
-	ctx := context.Background()
 	_, tok := register(t, s, "victim@example.com")
 	if _, err := s.Verify(tok.AccessToken); err != nil {
 		t.Fatalf("the genuine token does not verify: %v", err)
@@ -97,10 +95,14 @@ func TestVerifyAttacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es256 := func(t *testing.T, change func(*tokenClaims)) string {
-		c := accessClaims(s)
-		change(c)
-		return signWith(t, s, jwt.SigningMethodES256, s.keys.Private, c)
+	// es256 makes a case's token: genuine claims, changed, signed with the
+	// service's key.
+	es256 := func(change func(*tokenClaims)) func(t *testing.T) string {
+		return func(t *testing.T) string {
+			c := accessClaims(s)
+			change(c)
+			return signWith(t, s, jwt.SigningMethodES256, s.keys.Private, c)
+		}
 	}
 	hour := time.Hour
 
@@ -148,55 +150,31 @@ func TestVerifyAttacks(t *testing.T) {
 			}
 			return raw
 		}},
-		{"expired", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) {
-				c.IssuedAt = jwt.NewNumericDate(time.Now().Add(-2 * hour))
-				c.NotBefore = c.IssuedAt
-				c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-hour))
-			})
-		}},
-		{"expired beyond the leeway", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) {
-				c.IssuedAt = jwt.NewNumericDate(time.Now().Add(-hour))
-				c.NotBefore = c.IssuedAt
-				c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-31 * time.Second))
-			})
-		}},
-		{"no expiry", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) { c.ExpiresAt = nil })
-		}},
-		{"not yet valid", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) {
-				c.NotBefore = jwt.NewNumericDate(time.Now().Add(hour))
-				c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(2 * hour))
-			})
-		}},
-		{"issued in the future", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) {
-				c.IssuedAt = jwt.NewNumericDate(time.Now().Add(hour))
-			})
-		}},
-		{"no iat", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) { c.IssuedAt = nil })
-		}},
-		{"no nbf", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) { c.NotBefore = nil })
-		}},
-		{"wrong issuer", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) { c.Issuer = "dfms-auth" })
-		}},
-		{"missing issuer", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) { c.Issuer = "" })
-		}},
-		{"wrong audience", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) { c.Audience = jwt.ClaimStrings{"other-api"} })
-		}},
-		{"missing audience", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) { c.Audience = nil })
-		}},
-		{"extra audience", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) { c.Audience = append(c.Audience, "other-api") })
-		}},
+		{"expired", es256(func(c *tokenClaims) {
+			c.IssuedAt = jwt.NewNumericDate(time.Now().Add(-2 * hour))
+			c.NotBefore = c.IssuedAt
+			c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-hour))
+		})},
+		{"expired beyond the leeway", es256(func(c *tokenClaims) {
+			c.IssuedAt = jwt.NewNumericDate(time.Now().Add(-hour))
+			c.NotBefore = c.IssuedAt
+			c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-31 * time.Second))
+		})},
+		{"no expiry", es256(func(c *tokenClaims) { c.ExpiresAt = nil })},
+		{"not yet valid", es256(func(c *tokenClaims) {
+			c.NotBefore = jwt.NewNumericDate(time.Now().Add(hour))
+			c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(2 * hour))
+		})},
+		{"issued in the future", es256(func(c *tokenClaims) {
+			c.IssuedAt = jwt.NewNumericDate(time.Now().Add(hour))
+		})},
+		{"no iat", es256(func(c *tokenClaims) { c.IssuedAt = nil })},
+		{"no nbf", es256(func(c *tokenClaims) { c.NotBefore = nil })},
+		{"wrong issuer", es256(func(c *tokenClaims) { c.Issuer = "dfms-auth" })},
+		{"missing issuer", es256(func(c *tokenClaims) { c.Issuer = "" })},
+		{"wrong audience", es256(func(c *tokenClaims) { c.Audience = jwt.ClaimStrings{"other-api"} })},
+		{"missing audience", es256(func(c *tokenClaims) { c.Audience = nil })},
+		{"extra audience", es256(func(c *tokenClaims) { c.Audience = append(c.Audience, "other-api") })},
 		{"tampered payload: role admin, signature kept", func(t *testing.T) string {
 			return tamper(t, tok.AccessToken, func(m map[string]any) { m["role"] = meta.RoleAdmin })
 		}},
@@ -218,19 +196,15 @@ func TestVerifyAttacks(t *testing.T) {
 			return p1[0] + "." + p1[1] + "." + p2[2]
 		}},
 		{"refresh token given to Verify", func(t *testing.T) string { return tok.RefreshToken }},
-		{"no typ", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) { c.Typ = "" })
-		}},
-		{"unknown role", func(t *testing.T) string {
-			return es256(t, func(c *tokenClaims) { c.Role = "root" })
-		}},
-		{"sub zero", func(t *testing.T) string { return es256(t, func(c *tokenClaims) { c.Subject = "0" }) }},
-		{"sub negative", func(t *testing.T) string { return es256(t, func(c *tokenClaims) { c.Subject = "-1" }) }},
-		{"sub leading zero", func(t *testing.T) string { return es256(t, func(c *tokenClaims) { c.Subject = "01" }) }},
-		{"sub plus sign", func(t *testing.T) string { return es256(t, func(c *tokenClaims) { c.Subject = "+1" }) }},
-		{"sub not a number", func(t *testing.T) string { return es256(t, func(c *tokenClaims) { c.Subject = "alice" }) }},
-		{"sub missing", func(t *testing.T) string { return es256(t, func(c *tokenClaims) { c.Subject = "" }) }},
-		{"no jti", func(t *testing.T) string { return es256(t, func(c *tokenClaims) { c.ID = "" }) }},
+		{"no typ", es256(func(c *tokenClaims) { c.Typ = "" })},
+		{"unknown role", es256(func(c *tokenClaims) { c.Role = "root" })},
+		{"sub zero", es256(func(c *tokenClaims) { c.Subject = "0" })},
+		{"sub negative", es256(func(c *tokenClaims) { c.Subject = "-1" })},
+		{"sub leading zero", es256(func(c *tokenClaims) { c.Subject = "01" })},
+		{"sub plus sign", es256(func(c *tokenClaims) { c.Subject = "+1" })},
+		{"sub not a number", es256(func(c *tokenClaims) { c.Subject = "alice" })},
+		{"sub missing", es256(func(c *tokenClaims) { c.Subject = "" })},
+		{"no jti", es256(func(c *tokenClaims) { c.ID = "" })},
 		{"empty string", func(t *testing.T) string { return "" }},
 		{"three dots", func(t *testing.T) string { return "..." }},
 		{"two dots", func(t *testing.T) string { return ".." }},
@@ -291,25 +265,27 @@ func TestVerifyLeeway(t *testing.T) {
 
 func TestRefreshAttacks(t *testing.T) {
 	s, m := newService(t)
-	ctx := context.Background()
 	n := 0
 	// login registers a new user and returns it with its first tokens.
 	login := func(t *testing.T) (meta.User, Tokens) {
 		n++
 		return register(t, s, "user"+string(rune('a'+n))+"@example.com")
 	}
-	refreshClaims := func(t *testing.T, change func(*tokenClaims)) string {
-		u, tok := login(t)
-		// Re-sign the genuine token's claims, changed.
-		c := new(tokenClaims)
-		if _, _, err := jwt.NewParser().ParseUnverified(tok.RefreshToken, c); err != nil {
-			t.Fatal(err)
+	// refreshClaims makes a case's token: a genuine refresh token's
+	// claims, changed, signed again.
+	refreshClaims := func(change func(*tokenClaims)) func(t *testing.T) string {
+		return func(t *testing.T) string {
+			u, tok := login(t)
+			c := new(tokenClaims)
+			if _, _, err := jwt.NewParser().ParseUnverified(tok.RefreshToken, c); err != nil {
+				t.Fatal(err)
+			}
+			if c.Subject != u.ID.String() {
+				t.Fatalf("refresh token sub: got %q, want %q", c.Subject, u.ID)
+			}
+			change(c)
+			return s.mustSign(t, c)
 		}
-		if c.Subject != u.ID.String() {
-			t.Fatalf("refresh token sub: got %q, want %q", c.Subject, u.ID)
-		}
-		change(c)
-		return s.mustSign(t, c)
 	}
 
 	tests := []struct {
@@ -336,24 +312,12 @@ func TestRefreshAttacks(t *testing.T) {
 			}
 			return tok.RefreshToken
 		}},
-		{"wrong issuer", func(t *testing.T) string {
-			return refreshClaims(t, func(c *tokenClaims) { c.Issuer = "evil" })
-		}},
-		{"missing audience", func(t *testing.T) string {
-			return refreshClaims(t, func(c *tokenClaims) { c.Audience = nil })
-		}},
-		{"no family", func(t *testing.T) string {
-			return refreshClaims(t, func(c *tokenClaims) { c.Fam = "" })
-		}},
-		{"other family", func(t *testing.T) string {
-			return refreshClaims(t, func(c *tokenClaims) { c.Fam = "someone-else" })
-		}},
-		{"other user", func(t *testing.T) string {
-			return refreshClaims(t, func(c *tokenClaims) { c.Subject = "1" })
-		}},
-		{"unknown jti", func(t *testing.T) string {
-			return refreshClaims(t, func(c *tokenClaims) { c.ID = newID() })
-		}},
+		{"wrong issuer", refreshClaims(func(c *tokenClaims) { c.Issuer = "evil" })},
+		{"missing audience", refreshClaims(func(c *tokenClaims) { c.Audience = nil })},
+		{"no family", refreshClaims(func(c *tokenClaims) { c.Fam = "" })},
+		{"other family", refreshClaims(func(c *tokenClaims) { c.Fam = "someone-else" })},
+		{"other user", refreshClaims(func(c *tokenClaims) { c.Subject = "1" })},
+		{"unknown jti", refreshClaims(func(c *tokenClaims) { c.ID = newID() })},
 		{"reused after rotation", func(t *testing.T) string {
 			_, t0 := login(t)
 			if _, _, err := s.Refresh(ctx, t0.RefreshToken); err != nil {
@@ -405,14 +369,7 @@ func TestRefreshAttacks(t *testing.T) {
 		}},
 		{"of a user deactivated in the database", func(t *testing.T) string {
 			u, tok := login(t)
-			stored, err := m.GetUser(ctx, u.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			stored.Active = false
-			if err := m.UpdateUser(ctx, stored); err != nil {
-				t.Fatal(err)
-			}
+			updateStored(t, m, u.ID, func(u *meta.User) { u.Active = false })
 			return tok.RefreshToken
 		}},
 		{"tampered payload, signature kept", func(t *testing.T) string {

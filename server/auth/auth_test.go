@@ -16,6 +16,8 @@ import (
 
 const testPassword = "correct horse"
 
+var ctx = context.Background()
+
 func newKeys(t testing.TB) *Keys {
 	t.Helper()
 	k, err := GenerateKeys()
@@ -35,11 +37,22 @@ func newService(t testing.TB) (*Service, meta.Store) {
 
 func register(t testing.TB, s *Service, email string) (meta.User, Tokens) {
 	t.Helper()
-	u, tok, err := s.Register(context.Background(), email, testPassword, "Test User")
+	u, tok, err := s.Register(ctx, email, testPassword, "Test User")
 	if err != nil {
 		t.Fatalf("Register(%q): %v", email, err)
 	}
 	return u, tok
+}
+
+// updateStored changes user id's row in m directly, behind the service's
+// back.
+func updateStored(t testing.TB, m meta.Store, id dfms.UserID, change func(*meta.User)) {
+	t.Helper()
+	u := testkit.Must(m.GetUser(ctx, id))(t)
+	change(&u)
+	if err := m.UpdateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestDefaults(t *testing.T) {
@@ -109,7 +122,7 @@ func TestRegisterValidation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			u, tok, err := s.Register(context.Background(), tc.email, tc.password, tc.display)
+			u, tok, err := s.Register(ctx, tc.email, tc.password, tc.display)
 			if tc.kind == ok {
 				if err != nil {
 					t.Fatalf("got error %v, want none", err)
@@ -123,7 +136,7 @@ func TestRegisterValidation(t *testing.T) {
 				if tok.AccessToken == "" || tok.RefreshToken == "" {
 					t.Errorf("got tokens %+v, want a pair", tok)
 				}
-				if _, _, err := s.Login(context.Background(), tc.email, tc.password); err != nil {
+				if _, _, err := s.Login(ctx, tc.email, tc.password); err != nil {
 					t.Errorf("Login after Register: got error %v, want none", err)
 				}
 				return
@@ -140,7 +153,7 @@ func TestRegisterDefaultQuota(t *testing.T) {
 	m := testkit.OpenSQLite(t)
 	s := New(m, newKeys(t), Config{BcryptCost: bcrypt.MinCost, DefaultQuota: 1 << 30})
 	u, _ := register(t, s, "q@example.com")
-	stored, err := m.GetUser(context.Background(), u.ID)
+	stored, err := m.GetUser(ctx, u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,15 +168,14 @@ func TestRegisterDefaultQuota(t *testing.T) {
 func TestRegisterDuplicateEmail(t *testing.T) {
 	s, _ := newService(t)
 	register(t, s, "Dup@Example.com")
-	_, _, err := s.Register(context.Background(), "dUP@example.COM", testPassword, "")
+	_, _, err := s.Register(ctx, "dUP@example.COM", testPassword, "")
 	testkit.WantKind(t, err, dfms.Exist)
-	_, err = s.CreateUser(context.Background(), " dup@example.com", testPassword, "", meta.RoleAdmin, 0)
+	_, err = s.CreateUser(ctx, " dup@example.com", testPassword, "", meta.RoleAdmin, 0)
 	testkit.WantKind(t, err, dfms.Exist)
 }
 
 func TestCreateUser(t *testing.T) {
 	s, m := newService(t)
-	ctx := context.Background()
 	u, err := s.CreateUser(ctx, "root@example.com", testPassword, "Root", meta.RoleAdmin, 5000)
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +201,6 @@ func TestCreateUser(t *testing.T) {
 
 func TestLogin(t *testing.T) {
 	s, _ := newService(t)
-	ctx := context.Background()
 	u, _ := register(t, s, "Mixed.Case@Example.com")
 
 	got, tok, err := s.Login(ctx, "mixed.case@example.COM", testPassword)
@@ -249,7 +260,6 @@ func TestCheckPasswordLong(t *testing.T) {
 
 func TestLoginDeactivated(t *testing.T) {
 	s, _ := newService(t)
-	ctx := context.Background()
 	u, tok := register(t, s, "gone@example.com")
 	if err := s.SetActive(ctx, u.ID, false); err != nil {
 		t.Fatal(err)
@@ -278,7 +288,6 @@ func TestLoginDeactivated(t *testing.T) {
 
 func TestRefreshRotates(t *testing.T) {
 	s, _ := newService(t)
-	ctx := context.Background()
 	u, tok := register(t, s, "r@example.com")
 	seen := map[string]bool{tok.RefreshToken: true}
 	for i := range 3 {
@@ -302,7 +311,6 @@ func TestRefreshRotates(t *testing.T) {
 
 func TestRefreshRereadsUser(t *testing.T) {
 	s, m := newService(t)
-	ctx := context.Background()
 	u, tok := register(t, s, "promote@example.com")
 	c, err := s.Verify(tok.AccessToken)
 	if err != nil {
@@ -311,14 +319,7 @@ func TestRefreshRereadsUser(t *testing.T) {
 	if c.Role != meta.RoleUser {
 		t.Fatalf("role before: got %q, want user", c.Role)
 	}
-	stored, err := m.GetUser(ctx, u.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored.Role = meta.RoleAdmin
-	if err := m.UpdateUser(ctx, stored); err != nil {
-		t.Fatal(err)
-	}
+	updateStored(t, m, u.ID, func(u *meta.User) { u.Role = meta.RoleAdmin })
 	got, tok, err := s.Refresh(ctx, tok.RefreshToken)
 	if err != nil {
 		t.Fatal(err)
@@ -339,10 +340,7 @@ func TestRefreshRereadsUser(t *testing.T) {
 	if _, err := m.CreateUser(ctx, meta.User{Email: "other-admin@example.com", Role: meta.RoleAdmin, Active: true}); err != nil {
 		t.Fatal(err)
 	}
-	stored.Role = meta.RoleUser
-	if err := m.UpdateUser(ctx, stored); err != nil {
-		t.Fatal(err)
-	}
+	updateStored(t, m, u.ID, func(u *meta.User) { u.Role = meta.RoleUser })
 	_, tok, err = s.Refresh(ctx, tok.RefreshToken)
 	if err != nil {
 		t.Fatal(err)
@@ -357,17 +355,9 @@ func TestRefreshRereadsUser(t *testing.T) {
 // token behind.
 func TestRefreshInactiveInDatabase(t *testing.T) {
 	s, m := newService(t)
-	ctx := context.Background()
 	u, tok := register(t, s, "flag@example.com")
-	stored, err := m.GetUser(ctx, u.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored.Active = false
-	if err := m.UpdateUser(ctx, stored); err != nil {
-		t.Fatal(err)
-	}
-	_, _, err = s.Refresh(ctx, tok.RefreshToken)
+	updateStored(t, m, u.ID, func(u *meta.User) { u.Active = false })
+	_, _, err := s.Refresh(ctx, tok.RefreshToken)
 	testkit.WantKind(t, err, dfms.Unauthenticated)
 	if !strings.Contains(err.Error(), "deactivated") {
 		t.Errorf("got %q, want it to say deactivated", err)
@@ -376,7 +366,6 @@ func TestRefreshInactiveInDatabase(t *testing.T) {
 
 func TestReuseRevokesFamily(t *testing.T) {
 	s, _ := newService(t)
-	ctx := context.Background()
 	_, t0 := register(t, s, "reuse@example.com")
 	_, other := register(t, s, "bystander@example.com")
 	_, t1, err := s.Refresh(ctx, t0.RefreshToken)
@@ -395,7 +384,6 @@ func TestReuseRevokesFamily(t *testing.T) {
 
 func TestLoginFamiliesAreSeparate(t *testing.T) {
 	s, _ := newService(t)
-	ctx := context.Background()
 	_, a := register(t, s, "two@example.com")
 	_, b, err := s.Login(ctx, "two@example.com", testPassword)
 	if err != nil {
@@ -411,7 +399,6 @@ func TestLoginFamiliesAreSeparate(t *testing.T) {
 
 func TestConcurrentRefresh(t *testing.T) {
 	s, _ := newService(t)
-	ctx := context.Background()
 	_, tok := register(t, s, "race@example.com")
 	const n = 8
 	errs := make(chan error, n)
@@ -439,7 +426,6 @@ func TestConcurrentRefresh(t *testing.T) {
 
 func TestLogout(t *testing.T) {
 	s, _ := newService(t)
-	ctx := context.Background()
 	_, t0 := register(t, s, "out@example.com")
 	_, t1, err := s.Refresh(ctx, t0.RefreshToken)
 	if err != nil {
@@ -464,7 +450,6 @@ func TestLogout(t *testing.T) {
 
 func TestLogoutExpired(t *testing.T) {
 	s, _ := newService(t)
-	ctx := context.Background()
 	register(t, s, "old@example.com")
 	s.now = func() time.Time { return time.Now().Add(-8 * 24 * time.Hour) }
 	_, tok, err := s.Login(ctx, "old@example.com", testPassword)
@@ -485,7 +470,6 @@ func TestLogoutExpired(t *testing.T) {
 
 func TestChangePassword(t *testing.T) {
 	s, _ := newService(t)
-	ctx := context.Background()
 	u, tok := register(t, s, "pw@example.com")
 	const newPassword = "battery staple"
 
@@ -514,7 +498,6 @@ func TestChangePassword(t *testing.T) {
 
 func TestSetActive(t *testing.T) {
 	s, m := newService(t)
-	ctx := context.Background()
 	u, _ := register(t, s, "act@example.com")
 	for _, active := range []bool{false, false, true, true} {
 		if err := s.SetActive(ctx, u.ID, active); err != nil {

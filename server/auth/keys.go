@@ -261,40 +261,47 @@ func readPEM(op dfms.Op, path string, types ...string) (*pem.Block, error) {
 }
 
 func readPrivateKey(op dfms.Op, path string) (*ecdsa.PrivateKey, error) {
-	b, err := readPEM(op, path, "PRIVATE KEY", "EC PRIVATE KEY")
-	if err != nil {
-		return nil, err
-	}
-	var key any
-	if b.Type == "EC PRIVATE KEY" {
-		key, err = x509.ParseECPrivateKey(b.Bytes)
-	} else {
-		key, err = x509.ParsePKCS8PrivateKey(b.Bytes)
-	}
-	if err != nil {
-		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("%s: %w", path, err))
-	}
-	priv, ok := key.(*ecdsa.PrivateKey)
-	if !ok || priv.Curve != elliptic.P256() {
-		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("%s: not an ECDSA P-256 private key", path))
-	}
-	return priv, nil
+	return readKey[*ecdsa.PrivateKey](op, path, "private", func(b *pem.Block) (any, error) {
+		if b.Type == "EC PRIVATE KEY" {
+			return x509.ParseECPrivateKey(b.Bytes)
+		}
+		return x509.ParsePKCS8PrivateKey(b.Bytes)
+	}, "PRIVATE KEY", "EC PRIVATE KEY")
 }
 
 func readPublicKey(op dfms.Op, path string) (*ecdsa.PublicKey, error) {
-	b, err := readPEM(op, path, "PUBLIC KEY")
+	return readKey[*ecdsa.PublicKey](op, path, "public", func(b *pem.Block) (any, error) {
+		return x509.ParsePKIXPublicKey(b.Bytes)
+	}, "PUBLIC KEY")
+}
+
+// readKey reads the ECDSA P-256 key, private or public (what), from the
+// first PEM block of path whose type is one of types, which parse decodes.
+func readKey[K *ecdsa.PrivateKey | *ecdsa.PublicKey](op dfms.Op, path, what string, parse func(*pem.Block) (any, error), types ...string) (K, error) {
+	b, err := readPEM(op, path, types...)
 	if err != nil {
 		return nil, err
 	}
-	key, err := x509.ParsePKIXPublicKey(b.Bytes)
+	key, err := parse(b)
 	if err != nil {
 		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("%s: %w", path, err))
 	}
-	pub, ok := key.(*ecdsa.PublicKey)
-	if !ok || pub.Curve != elliptic.P256() {
-		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("%s: not an ECDSA P-256 public key", path))
+	k, ok := key.(K)
+	if !ok || !isP256(k) {
+		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("%s: not an ECDSA P-256 %s key", path, what))
 	}
-	return pub, nil
+	return k, nil
+}
+
+// isP256 reports whether key, an ECDSA key, is on the P-256 curve.
+func isP256(key any) bool {
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		return k.Curve == elliptic.P256()
+	case *ecdsa.PublicKey:
+		return k.Curve == elliptic.P256()
+	}
+	return false
 }
 
 func exists(path string) (bool, error) {

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -113,34 +112,13 @@ func TestLoadKeys(t *testing.T) {
 	k := newKeys(t)
 	other := newKeys(t)
 
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(k.Private)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec1, err := x509.MarshalECPrivateKey(k.Private)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(k.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherDER, err := x509.MarshalPKIXPublicKey(other.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p384Priv, err := x509.MarshalPKCS8PrivateKey(p384)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p384Pub, err := x509.MarshalPKIXPublicKey(&p384.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pkcs8 := testkit.Must(x509.MarshalPKCS8PrivateKey(k.Private))(t)
+	sec1 := testkit.Must(x509.MarshalECPrivateKey(k.Private))(t)
+	pubDER := testkit.Must(x509.MarshalPKIXPublicKey(k.Public))(t)
+	otherDER := testkit.Must(x509.MarshalPKIXPublicKey(other.Public))(t)
+	p384 := testkit.Must(ecdsa.GenerateKey(elliptic.P384(), rand.Reader))(t)
+	p384Priv := testkit.Must(x509.MarshalPKCS8PrivateKey(p384))(t)
+	p384Pub := testkit.Must(x509.MarshalPKIXPublicKey(&p384.PublicKey))(t)
 	// The OID of prime256v1, as "openssl ecparam" writes before the key.
 	params := &pem.Block{Type: "EC PARAMETERS", Bytes: []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}}
 
@@ -300,7 +278,7 @@ func TestJWKS(t *testing.T) {
 	if err != nil || !parsed.Valid {
 		t.Errorf("verifying with the JWKS key: %v", err)
 	}
-	if _, _, err := s.Refresh(context.Background(), tok.RefreshToken); err != nil {
+	if _, _, err := s.Refresh(ctx, tok.RefreshToken); err != nil {
 		t.Errorf("refresh: %v", err)
 	}
 }

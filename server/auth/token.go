@@ -60,6 +60,20 @@ func newID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// registered returns the claims that both kinds of token carry: the
+// subject sub, the service as issuer and audience, the times at which the
+// token is issued and expires, and its id.
+func (s *Service) registered(sub string, now, exp time.Time, id string) jwt.RegisteredClaims {
+	return jwt.RegisteredClaims{
+		Subject:   sub,
+		Issuer:    s.cfg.Issuer,
+		Audience:  jwt.ClaimStrings{s.cfg.Audience},
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(exp),
+		ID:        id,
+	}
+}
+
 func (s *Service) sign(c *tokenClaims) (string, error) {
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, c)
 	t.Header["kid"] = s.keys.KID
@@ -70,34 +84,21 @@ func (s *Service) sign(c *tokenClaims) (string, error) {
 // in family fam, expiring at refreshExp.
 func (s *Service) issue(op dfms.Op, now time.Time, u meta.User, fam, refreshID string, refreshExp time.Time) (Tokens, error) {
 	sub := strconv.FormatInt(int64(u.ID), 10)
-	access, err := s.sign(&tokenClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   sub,
-			Issuer:    s.cfg.Issuer,
-			Audience:  jwt.ClaimStrings{s.cfg.Audience},
-			IssuedAt:  jwt.NewNumericDate(now),
-			NotBefore: jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.AccessTTL)),
-			ID:        newID(),
-		},
-		Typ:   typAccess,
-		Email: u.Email,
-		Role:  u.Role,
-	})
+	accessClaims := &tokenClaims{
+		RegisteredClaims: s.registered(sub, now, now.Add(s.cfg.AccessTTL), newID()),
+		Typ:              typAccess,
+		Email:            u.Email,
+		Role:             u.Role,
+	}
+	accessClaims.NotBefore = jwt.NewNumericDate(now)
+	access, err := s.sign(accessClaims)
 	if err != nil {
 		return Tokens{}, dfms.E(op, dfms.Other, err)
 	}
 	refresh, err := s.sign(&tokenClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   sub,
-			Issuer:    s.cfg.Issuer,
-			Audience:  jwt.ClaimStrings{s.cfg.Audience},
-			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(refreshExp),
-			ID:        refreshID,
-		},
-		Typ: typRefresh,
-		Fam: fam,
+		RegisteredClaims: s.registered(sub, now, refreshExp, refreshID),
+		Typ:              typRefresh,
+		Fam:              fam,
 	})
 	if err != nil {
 		return Tokens{}, dfms.E(op, dfms.Other, err)

@@ -117,10 +117,7 @@ func (e *env) write(t *testing.T, parent dfms.EntryID, name string, data []byte)
 
 func (e *env) read(t *testing.T, id dfms.EntryID, version int64) []byte {
 	t.Helper()
-	v, err := e.svc.OpenVersion(ctx, e.user.ID, id, version)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := testkit.Must(e.svc.OpenVersion(ctx, e.user.ID, id, version))(t)
 	var buf bytes.Buffer
 	if _, err := e.svc.ReadRange(ctx, v, 0, -1, &buf); err != nil {
 		t.Fatal(err)
@@ -199,10 +196,7 @@ func TestZerosRefcountsReturnToZero(t *testing.T) {
 		if r2.Version.Number != 2 || r2.NewBytes != 0 {
 			t.Fatalf("overwrite: version %d stored %d bytes", r2.Version.Number, r2.NewBytes)
 		}
-		v, err := e.svc.OpenVersion(ctx, e.user.ID, r1.Entry.ID, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		v := testkit.Must(e.svc.OpenVersion(ctx, e.user.ID, r1.Entry.ID, 1))(t)
 		counts := v.Manifest.Counts()
 		if len(counts) > 2 {
 			t.Fatalf("64 MiB of zeros made %d distinct chunks, want at most 2", len(counts))
@@ -324,10 +318,7 @@ func TestCorruptChunkDetected(t *testing.T) {
 	forEach(t, files.Options{}, func(t *testing.T, e *env) {
 		data := testkit.RandBytes(7, 6<<20)
 		res := e.write(t, e.user.Root, "victim", data)
-		v, err := e.svc.OpenVersion(ctx, e.user.ID, res.Entry.ID, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		v := testkit.Must(e.svc.OpenVersion(ctx, e.user.ID, res.Entry.ID, 0))(t)
 		if len(v.Manifest.Chunks) < 2 {
 			t.Fatalf("want at least 2 chunks, got %d", len(v.Manifest.Chunks))
 		}
@@ -577,10 +568,7 @@ func TestCommitStoringChunks(t *testing.T) {
 	forEach(t, files.Options{}, func(t *testing.T, e *env) {
 		v1 := testkit.RandBytes(3, 6<<20)
 		r1 := e.write(t, e.user.Root, "edited", v1)
-		old, err := e.svc.OpenVersion(ctx, e.user.ID, r1.Entry.ID, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		old := testkit.Must(e.svc.OpenVersion(ctx, e.user.ID, r1.Entry.ID, 1))(t)
 		chunks := old.Manifest.Chunks
 		if len(chunks) < 3 {
 			t.Fatalf("%d chunks, want 3 or more", len(chunks))
@@ -736,10 +724,7 @@ func TestDeferredChecksumFollowsVersion(t *testing.T) {
 		again := func(name string, data []byte) (meta.Entry, meta.Version) {
 			t.Helper()
 			r := e.write(t, e.user.Root, name+".src", data)
-			v, err := e.svc.OpenVersion(ctx, e.user.ID, r.Entry.ID, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			v := testkit.Must(e.svc.OpenVersion(ctx, e.user.ID, r.Entry.ID, 0))(t)
 			c, err := e.svc.Commit(ctx, meta.CommitRequest{Owner: e.user.ID, Parent: e.user.Root, Name: name, Manifest: *v.Manifest}, files.CommitOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -756,10 +741,7 @@ func TestDeferredChecksumFollowsVersion(t *testing.T) {
 		again("app.log", log1)
 		logE, _ := again("app.log", log2)
 		// A download of app.log's version 2 starts…
-		v, err := e.svc.OpenVersion(ctx, e.user.ID, logE.ID, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
+		v := testkit.Must(e.svc.OpenVersion(ctx, e.user.ID, logE.ID, 2))(t)
 		// …the log is rotated…
 		if _, err := e.svc.Rename(ctx, e.user.ID, logE.ID, e.user.Root, "app.log.1", true); err != nil {
 			t.Fatal(err)

@@ -1,11 +1,11 @@
 package disk
 
 import (
-	"context"
 	"encoding/binary"
 	"testing"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/placement/store/storetest"
 )
 
 // TestPutBatchPaths: the conformance suite's PutBatch case (storetest)
@@ -22,12 +22,8 @@ func TestPutBatchPaths(t *testing.T) {
 // it: 32 chunks of 1 MiB under random names, so that most land in shard
 // directories that do not exist yet, as in a young store.
 func BenchmarkPutBatch32x1MiB(b *testing.B) {
-	ctx := context.Background()
-	d, err := Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	data := benchChunk()
+	d := open(b, b.TempDir())
+	data, _ := storetest.BenchChunk()
 	b.SetBytes(32 * int64(len(data)))
 	var seq uint64
 	for b.Loop() {

@@ -14,13 +14,33 @@ import (
 	"github.com/dfms/dfms/placement/store/storetest"
 )
 
-func open(t *testing.T, dir string) *Disk {
+var ctx = context.Background()
+
+// open opens the store in dir, failing t if it cannot.
+func open(t testing.TB, dir string) *Disk {
 	t.Helper()
 	d, err := Open(dir)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", dir, err)
 	}
 	return d
+}
+
+// put stores data in d under its hash, which it returns, failing t if it
+// cannot.
+func put(t testing.TB, d *Disk, data []byte) dfms.Hash {
+	t.Helper()
+	h := dfms.Sum(data)
+	if err := d.Put(ctx, h, data); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// chunkFile is the file of chunk h in the store in dir.
+func chunkFile(dir string, h dfms.Hash) string {
+	x := h.String()
+	return filepath.Join(dir, x[:2], x[2:4], x)
 }
 
 func TestConformance(t *testing.T) {
@@ -35,13 +55,8 @@ func TestLayout(t *testing.T) {
 	dir := t.TempDir()
 	d := open(t, dir)
 	data := []byte("hello, chunk")
-	h := dfms.Sum(data)
-	if err := d.Put(context.Background(), h, data); err != nil {
-		t.Fatal(err)
-	}
-	x := h.String()
-	name := filepath.Join(dir, x[:2], x[2:4], x)
-	got, err := os.ReadFile(name)
+	h := put(t, d, data)
+	got, err := os.ReadFile(chunkFile(dir, h))
 	if err != nil {
 		t.Fatalf("chunk file: %v", err)
 	}
@@ -58,10 +73,7 @@ func TestPermissions(t *testing.T) {
 	dir := filepath.Join(root, "chunks")
 	d := open(t, dir)
 	data := []byte("private")
-	h := dfms.Sum(data)
-	if err := d.Put(context.Background(), h, data); err != nil {
-		t.Fatal(err)
-	}
+	h := put(t, d, data)
 	x := h.String()
 	for _, tc := range []struct {
 		name string
@@ -84,14 +96,10 @@ func TestPermissions(t *testing.T) {
 
 // TestStaleTemp plants the temporary file a crashed Put leaves behind.
 func TestStaleTemp(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	d := open(t, dir)
 	data := []byte("complete chunk")
-	h := dfms.Sum(data)
-	if err := d.Put(ctx, h, data); err != nil {
-		t.Fatal(err)
-	}
+	h := put(t, d, data)
 	// A half-written chunk in the same shard, and one of a chunk that was
 	// never completed, in a shard of its own.
 	partial := []byte("half-writ")
@@ -147,17 +155,12 @@ func TestStaleTemp(t *testing.T) {
 // TestCorruptReturnedAsIs checks that the store does not verify: detecting
 // corruption is the reader's job, which re-hashes.
 func TestCorruptReturnedAsIs(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	d := open(t, dir)
 	data := []byte("original bytes")
-	h := dfms.Sum(data)
-	if err := d.Put(ctx, h, data); err != nil {
-		t.Fatal(err)
-	}
-	x := h.String()
+	h := put(t, d, data)
 	bad := []byte("0riginal bytes")
-	if err := os.WriteFile(filepath.Join(dir, x[:2], x[2:4], x), bad, 0o600); err != nil {
+	if err := os.WriteFile(chunkFile(dir, h), bad, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	got, err := d.Get(ctx, h, nil)
@@ -170,9 +173,7 @@ func TestCorruptReturnedAsIs(t *testing.T) {
 	// A Put writes the bytes whatever is stored already: it replaces a
 	// corrupt file of the right size (and costs the same whether or not
 	// the chunk was stored, which the file layer relies on).
-	if err := d.Put(ctx, h, data); err != nil {
-		t.Fatal(err)
-	}
+	put(t, d, data)
 	if got, _ := d.Get(ctx, h, nil); !bytes.Equal(got, data) {
 		t.Errorf("Get after Put over a corrupt file of the right size: got %q, want %q", got, data)
 	}
@@ -183,10 +184,9 @@ func TestCorruptReturnedAsIs(t *testing.T) {
 		if err := d.PutBatch(ctx, []dfms.ChunkData{c}); err != nil {
 			t.Fatal(err)
 		}
-		x := c.Hash.String()
 		worse := bytes.Clone(c.Data)
 		worse[0] ^= 1
-		if err := os.WriteFile(filepath.Join(dir, x[:2], x[2:4], x), worse, 0o600); err != nil {
+		if err := os.WriteFile(chunkFile(dir, c.Hash), worse, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if err := d.PutBatch(ctx, []dfms.ChunkData{c}); err != nil {
@@ -197,12 +197,10 @@ func TestCorruptReturnedAsIs(t *testing.T) {
 		}
 	}
 	// A file of the wrong size is replaced.
-	if err := os.WriteFile(filepath.Join(dir, x[:2], x[2:4], x), bad[:3], 0o600); err != nil {
+	if err := os.WriteFile(chunkFile(dir, h), bad[:3], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Put(ctx, h, data); err != nil {
-		t.Fatal(err)
-	}
+	put(t, d, data)
 	if got, _ := d.Get(ctx, h, nil); !bytes.Equal(got, data) {
 		t.Errorf("Get after Put over a truncated file: got %q, want %q", got, data)
 	}
@@ -210,14 +208,10 @@ func TestCorruptReturnedAsIs(t *testing.T) {
 
 // TestForeignFiles checks that Walk skips what is not a chunk.
 func TestForeignFiles(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	d := open(t, dir)
 	data := []byte("x")
-	h := dfms.Sum(data)
-	if err := d.Put(ctx, h, data); err != nil {
-		t.Fatal(err)
-	}
+	h := put(t, d, data)
 	x := h.String()
 	other := dfms.Sum([]byte("y")).String()
 	for _, name := range []string{
@@ -267,25 +261,13 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// benchChunk returns 1 MiB of data. The disk store does not verify hashes,
-// so the benchmarks name distinct chunks by counting instead of hashing.
-func benchChunk() []byte {
-	data := make([]byte, 1<<20)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	return data
-}
-
 // BenchmarkPut1MiB measures the steady state, where the shard directories
 // exist: the chunks differ in their last bytes, so all go to one shard.
 func BenchmarkPut1MiB(b *testing.B) {
-	ctx := context.Background()
-	d, err := Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	data := benchChunk()
+	d := open(b, b.TempDir())
+	// The store does not verify hashes: the chunks are named by counting,
+	// not by hashing.
+	data, _ := storetest.BenchChunk()
 	b.SetBytes(int64(len(data)))
 	var h dfms.Hash
 	n := 0
@@ -299,21 +281,5 @@ func BenchmarkPut1MiB(b *testing.B) {
 }
 
 func BenchmarkGet1MiB(b *testing.B) {
-	ctx := context.Background()
-	d, err := Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	data := benchChunk()
-	h := dfms.Sum(data)
-	if err := d.Put(ctx, h, data); err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(data)))
-	buf := make([]byte, 0, len(data))
-	for b.Loop() {
-		if buf, err = d.Get(ctx, h, buf[:0]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	storetest.BenchGet(b, open(b, b.TempDir()), 0)
 }

@@ -324,19 +324,11 @@ func benchStore(b *testing.B) *Store {
 	return s
 }
 
-func benchChunk() ([]byte, dfms.Hash) {
-	data := make([]byte, 1<<20)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	return data, dfms.Sum(data)
-}
-
 // BenchmarkPut1MiB overwrites one object: an S3 PUT always sends the bytes.
 func BenchmarkPut1MiB(b *testing.B) {
 	ctx := context.Background()
 	s := benchStore(b)
-	data, h := benchChunk()
+	data, h := storetest.BenchChunk()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		if err := s.Put(ctx, h, data); err != nil {
@@ -346,20 +338,7 @@ func BenchmarkPut1MiB(b *testing.B) {
 }
 
 func BenchmarkGet1MiB(b *testing.B) {
-	ctx := context.Background()
-	s := benchStore(b)
-	data, h := benchChunk()
-	if err := s.Put(ctx, h, data); err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(data)))
-	buf := make([]byte, 0, len(data))
-	var err error
-	for b.Loop() {
-		if buf, err = s.Get(ctx, h, buf[:0]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	storetest.BenchGet(b, benchStore(b), 0)
 }
 
 // The parallel benchmarks run 16 requests at a time per GOMAXPROCS, as the
@@ -367,7 +346,7 @@ func BenchmarkGet1MiB(b *testing.B) {
 func BenchmarkPut1MiBParallel(b *testing.B) {
 	ctx := context.Background()
 	s := benchStore(b)
-	data, h := benchChunk()
+	data, h := storetest.BenchChunk()
 	b.SetBytes(int64(len(data)))
 	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
@@ -381,24 +360,7 @@ func BenchmarkPut1MiBParallel(b *testing.B) {
 }
 
 func BenchmarkGet1MiBParallel(b *testing.B) {
-	ctx := context.Background()
-	s := benchStore(b)
-	data, h := benchChunk()
-	if err := s.Put(ctx, h, data); err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(data)))
-	b.SetParallelism(16)
-	b.RunParallel(func(pb *testing.PB) {
-		buf := make([]byte, 0, len(data))
-		var err error
-		for pb.Next() {
-			if buf, err = s.Get(ctx, h, buf[:0]); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	storetest.BenchGet(b, benchStore(b), 16)
 }
 
 // TestConnectionReuse checks that Get and Put leave their connection

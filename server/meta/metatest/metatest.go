@@ -342,18 +342,22 @@ func testRename(t *testing.T, s meta.Store) {
 	_, err := s.Lookup(ctx, u.ID, c.ID, "f")
 	testkit.WantKind(t, err, dfms.NotExist, "old name after rename")
 
-	_, _, err = s.Rename(ctx, u.ID, a.ID, c.ID, "loop", false)
-	testkit.WantKind(t, err, dfms.Conflict, "move into a descendant")
-	_, _, err = s.Rename(ctx, u.ID, a.ID, a.ID, "self", false)
-	testkit.WantKind(t, err, dfms.Conflict, "move into itself")
-	_, _, err = s.Rename(ctx, u.ID, u.Root, a.ID, "root", false)
-	testkit.WantKind(t, err, dfms.Invalid, "move the root")
-	_, _, err = s.Rename(ctx, u.ID, c.ID, u.Root, "a", false)
-	testkit.WantKind(t, err, dfms.Exist, "rename onto an existing name")
-	_, _, err = s.Rename(ctx, u.ID, c.ID, u.Root, "..", false)
-	testkit.WantKind(t, err, dfms.Invalid, "rename to ..")
-	_, _, err = s.Rename(ctx, u.ID, c.ID, moved.ID, "x", false)
-	testkit.WantKind(t, err, dfms.NotDir, "rename under a file")
+	for _, tc := range []struct {
+		what   string
+		id, to dfms.EntryID
+		name   string
+		want   dfms.ErrorKind
+	}{
+		{"move into a descendant", a.ID, c.ID, "loop", dfms.Conflict},
+		{"move into itself", a.ID, a.ID, "self", dfms.Conflict},
+		{"move the root", u.Root, a.ID, "root", dfms.Invalid},
+		{"rename onto an existing name", c.ID, u.Root, "a", dfms.Exist},
+		{"rename to ..", c.ID, u.Root, "..", dfms.Invalid},
+		{"rename under a file", c.ID, moved.ID, "x", dfms.NotDir},
+	} {
+		_, _, err = s.Rename(ctx, u.ID, tc.id, tc.to, tc.name, false)
+		testkit.WantKind(t, err, tc.want, tc.what)
+	}
 
 	// Moving a subtree up keeps its content.
 	m2, _ := must2(t)(s.Rename(ctx, u.ID, c.ID, u.Root, "c2", false))
@@ -2223,33 +2227,15 @@ func testCommitIdempotent(t *testing.T, s meta.Store) {
 	testkit.WantKind(t, err, dfms.Invalid, "a commit id too long")
 }
 
-// clock is a settable clock for the stores that take one (SetClock).
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // fakeClock makes s read the time from a clock the test moves, or skips
 // the test if s cannot.
-func fakeClock(t *testing.T, s meta.Store) *clock {
+func fakeClock(t *testing.T, s meta.Store) *testkit.Clock {
 	t.Helper()
 	cs, ok := s.(interface{ SetClock(func() time.Time) })
 	if !ok {
 		t.Skipf("%T has no SetClock", s)
 	}
-	c := &clock{now: time.Now()}
+	c := testkit.NewClock(time.Now())
 	cs.SetClock(c.Now)
 	t.Cleanup(func() { cs.SetClock(time.Now) })
 	return c
@@ -2318,11 +2304,11 @@ func testQuotaHoldsExpire(t *testing.T, s meta.Store) {
 	a, b := chunk("exp-a", 60), chunk("exp-b", 60)
 	ok(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{a}, time.Hour))
 	testkit.WantKind(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{b}, time.Hour), dfms.Quota, "a second hold")
-	clk.Add(59 * time.Minute)
+	clk.Advance(59 * time.Minute)
 	ok(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{a}, time.Hour)) // renewed for another hour
-	clk.Add(59 * time.Minute)
+	clk.Advance(59 * time.Minute)
 	wantCharges(t, "a renewed hold", s, u.ID, 0, 60)
-	clk.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	wantCharges(t, "an ended hold", s, u.ID, 0, 0)
 	ok(t, s.HoldChunks(ctx, u.ID, []dfms.ChunkRef{b}, time.Hour))
 	wantCharges(t, "a new hold after it", s, u.ID, 0, 60)
@@ -2409,17 +2395,17 @@ func testUploadLifetime(t *testing.T, s meta.Store) {
 		t.Fatalf("created %+v", up)
 	}
 	p := manifest(t, s, chunk("life", 10))
-	clk.Add(20 * time.Minute)
+	clk.Advance(20 * time.Minute)
 	ok(t, s.PutPart(ctx, u.ID, up.ID, 1, 10, dfms.Hash{}, p))
 	if got := testkit.Must(s.GetUpload(ctx, u.ID, up.ID))(t).ExpiresAt; !got.Equal(start.Add(80 * time.Minute)) {
 		t.Fatalf("expiry after a part at +20m: %v, want +80m", got.Sub(start))
 	}
-	clk.Add(50 * time.Minute)
+	clk.Advance(50 * time.Minute)
 	ok(t, s.PutPart(ctx, u.ID, up.ID, 2, 10, dfms.Hash{}, p))
 	if got := testkit.Must(s.GetUpload(ctx, u.ID, up.ID))(t).ExpiresAt; !got.Equal(up.Deadline) {
 		t.Fatalf("expiry after a part at +70m: %v, want the deadline (+90m)", got.Sub(start))
 	}
-	clk.Add(21 * time.Minute)
+	clk.Advance(21 * time.Minute)
 	testkit.WantKind(t, s.PutPart(ctx, u.ID, up.ID, 3, 10, dfms.Hash{}, p), dfms.NotExist, "a part after the deadline")
 	_, _, err := s.CompleteUpload(ctx, u.ID, up.ID, dfms.Hash{}, "", nil)
 	testkit.WantKind(t, err, dfms.NotExist, "completing after the deadline")
@@ -2453,7 +2439,7 @@ func testUploadCap(t *testing.T, s meta.Store) {
 	testkit.Must(create(other, "a"))(t)
 	ok(t, s.AbortUpload(ctx, u.ID, first.ID))
 	testkit.Must(create(u, "c"))(t)
-	clk.Add(2 * time.Hour) // both expire; GC has not aborted them yet
+	clk.Advance(2 * time.Hour) // both expire; GC has not aborted them yet
 	testkit.Must(create(u, "d"))(t)
 	testkit.Must(create(u, "e"))(t)
 	_, err = create(u, "f")

@@ -1,7 +1,6 @@
 package sqlite_test
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -15,7 +14,6 @@ import (
 // differing from the one before in one chunk: the metadata side of a
 // one-byte edit of a 256 MiB file through the mount.
 func BenchmarkCommitEdit(b *testing.B) {
-	ctx := context.Background()
 	s, err := sqlite.Open(filepath.Join(b.TempDir(), "meta.db"))
 	if err != nil {
 		b.Fatal(err)

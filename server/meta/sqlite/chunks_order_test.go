@@ -1,13 +1,10 @@
 package sqlite_test
 
 import (
-	"context"
 	"fmt"
-	"io/fs"
 	"testing"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/migrations"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -15,7 +12,6 @@ import (
 // rebuilds it keyed by hash. Both keep every row as it was, and the hash
 // stays unique.
 func TestChunksMigrationKeepsRows(t *testing.T) {
-	ctx := context.Background()
 	s, u := openWithUser(t)
 	refs := make([]dfms.ChunkRef, 40)
 	for i := range refs {
@@ -38,18 +34,8 @@ func TestChunksMigrationKeepsRows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sub, err := migrations.FS("sqlite")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, name := range []string{"0008_chunks_in_write_order.down.sql", "0008_chunks_in_write_order.up.sql"} {
-		script, err := fs.ReadFile(sub, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.DB().Exec(string(script)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+		runMigration(t, s, name)
 		for i, r := range refs {
 			got, err := s.GetChunk(ctx, r.Hash)
 			if err != nil {

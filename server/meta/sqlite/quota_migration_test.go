@@ -1,12 +1,9 @@
 package sqlite_test
 
 import (
-	"context"
-	"io/fs"
 	"testing"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/migrations"
 	"github.com/dfms/dfms/server/meta"
 )
 
@@ -14,7 +11,6 @@ import (
 // extended attributes as used, the parts of their open uploads as held.
 // Its down file gives the attributes' bytes back.
 func TestQuotaMigrationCountsExistingBytes(t *testing.T) {
-	ctx := context.Background()
 	s, u := openWithUser(t)
 	f, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile, Mode: 0o644})
 	if err != nil {
@@ -37,26 +33,12 @@ func TestQuotaMigrationCountsExistingBytes(t *testing.T) {
 	if err := s.PutPart(ctx, u.ID, up.ID, 1, 25, dfms.Hash{}, dfms.Manifest{Chunks: []dfms.ChunkRef{part}}); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := migrations.FS("sqlite")
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := func(name string) {
-		t.Helper()
-		script, err := fs.ReadFile(sub, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.DB().Exec(string(script)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
-	run("0012_quota.down.sql")
+	runMigration(t, s, "0012_quota.down.sql")
 	var used int64
 	if err := s.DB().QueryRow(`SELECT used_bytes FROM users WHERE id = ?`, u.ID).Scan(&used); err != nil || used != 0 {
 		t.Fatalf("used bytes before 0012: %d, %v; want 0", used, err)
 	}
-	run("0012_quota.up.sql")
+	runMigration(t, s, "0012_quota.up.sql")
 	got, err := s.GetUser(ctx, u.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -3,16 +3,20 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/migrations"
 	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/server/meta/metatest"
 	"github.com/dfms/dfms/server/meta/sqlite"
 	"github.com/dfms/dfms/server/meta/sqlmeta"
 )
+
+var ctx = context.Background()
 
 func TestConformance(t *testing.T) {
 	metatest.Run(t, func(t *testing.T) meta.Store {
@@ -31,17 +35,14 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := s.CreateUser(context.Background(), meta.User{Email: "a@b.c"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := createUser(t, s)
 	s.Close()
 	s, err = sqlite.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	got, err := s.GetUser(context.Background(), u.ID)
+	got, err := s.GetUser(ctx, u.ID)
 	if err != nil || got.Email != "a@b.c" {
 		t.Fatalf("after reopen: %+v, %v", got, err)
 	}
@@ -68,16 +69,12 @@ func TestRefusesNewerSchema(t *testing.T) {
 // at FULL, so that the durable commits after it wait for the disk; it
 // survives closing and reopening the database.
 func TestLazyDurabilityRestoresFull(t *testing.T) {
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "meta.db")
 	s, err := sqlite.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := s.CreateUser(ctx, meta.User{Email: "a@b.c"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := createUser(t, s)
 	e, err := s.CreateEntry(meta.WithLazyDurability(ctx), meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +115,6 @@ func TestLazyDurabilityRestoresFull(t *testing.T) {
 // deletions and purges: FTS5's integrity check compares it with the
 // entries table, and nothing is left waiting after a commit.
 func TestSearchIndexFollowsEntries(t *testing.T) {
-	ctx := context.Background()
 	s, u := openWithUser(t)
 	check := func(step string) {
 		t.Helper()
@@ -190,9 +186,33 @@ func openWithUser(t *testing.T) (*sqlmeta.Store, meta.User) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	u, err := s.CreateUser(context.Background(), meta.User{Email: "a@b.c"})
+	u := createUser(t, s)
+	return s, u
+}
+
+// createUser creates a user in s, failing t if it cannot.
+func createUser(t *testing.T, s *sqlmeta.Store) meta.User {
+	t.Helper()
+	u, err := s.CreateUser(ctx, meta.User{Email: "a@b.c"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, u
+	return u
+}
+
+// runMigration runs the SQLite migration file name on s's database, as
+// migrating would.
+func runMigration(t *testing.T, s *sqlmeta.Store, name string) {
+	t.Helper()
+	sub, err := migrations.FS("sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := fs.ReadFile(sub, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().Exec(string(script)); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
 }

@@ -19,97 +19,54 @@ const batch = 500
 
 // MissingChunks implements meta.Chunks.
 func (s *Store) MissingChunks(ctx context.Context, hashes []dfms.Hash) ([]dfms.Hash, error) {
-	var missing []dfms.Hash
-	err := s.read(ctx, "meta.MissingChunks", func(t *tx) error {
-		missing = missing[:0]
-		present := make(map[dfms.Hash]bool, len(hashes))
-		for part := range slices.Chunk(hashes, batch) {
-			args := make([]any, 0, len(part))
-			for i := range part {
-				args = append(args, part[i][:])
-			}
-			rows, err := t.query(ctx, `SELECT hash, deleting, pending FROM chunks WHERE hash IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				var b []byte
-				var deleting, pending bool
-				if err := rows.Scan(&b, &deleting, &pending); err != nil {
-					rows.Close()
-					return err
-				}
-				var h dfms.Hash
-				copy(h[:], b)
-				if deleting {
-					rows.Close()
-					return dfms.E("meta.MissingChunks", dfms.Conflict, fmt.Errorf("chunk %s is being deleted; ask again shortly", h))
-				}
-				present[h] = !pending
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-		}
-		for _, h := range hashes {
-			if !present[h] {
-				missing = append(missing, h)
-				present[h] = true // report each hash once
-			}
-		}
-		return nil
+	const op dfms.Op = "meta.MissingChunks"
+	return result(ctx, s.read, op, func(t *tx) ([]dfms.Hash, error) {
+		return t.unusable(ctx, op, hashes, `SELECT hash, deleting, pending FROM chunks WHERE hash IN (`)
 	})
-	return missing, err
 }
 
 // UnownedChunks implements meta.Chunks.
 func (s *Store) UnownedChunks(ctx context.Context, owner dfms.UserID, hashes []dfms.Hash) ([]dfms.Hash, error) {
 	const op dfms.Op = "meta.UnownedChunks"
-	var out []dfms.Hash
-	err := s.read(ctx, op, func(t *tx) error {
-		out = out[:0]
-		usable := make(map[dfms.Hash]bool, len(hashes))
-		for part := range slices.Chunk(hashes, batch) {
-			args := make([]any, 0, len(part)+2)
-			args = append(args, owner, false)
-			for i := range part {
-				args = append(args, part[i][:])
-			}
-			rows, err := t.query(ctx, `SELECT c.hash, c.deleting FROM chunks c JOIN chunk_owners o ON o.hash = c.hash AND o.user_id = ?
-				WHERE c.pending = ? AND c.hash IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				var b []byte
-				var deleting bool
-				if err := rows.Scan(&b, &deleting); err != nil {
-					rows.Close()
-					return err
-				}
-				var h dfms.Hash
-				copy(h[:], b)
-				if deleting {
-					rows.Close()
-					return dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is being deleted; ask again shortly", h))
-				}
-				usable[h] = true
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-		}
-		for _, h := range hashes {
-			if !usable[h] {
-				out = append(out, h)
-				usable[h] = true // once
-			}
-		}
-		return nil
+	return result(ctx, s.read, op, func(t *tx) ([]dfms.Hash, error) {
+		return t.unusable(ctx, op, hashes, `SELECT c.hash, c.deleting, c.pending FROM chunks c JOIN chunk_owners o ON o.hash = c.hash AND o.user_id = ?
+				WHERE c.pending = ? AND c.hash IN (`, owner, false)
 	})
-	return out, err
+}
+
+// unusable returns the hashes, in order and once each, that query does not
+// find stored: it selects the hash, deleting and pending columns of the
+// chunks it finds among a batch of hashes, and ends in "IN (", which the
+// batch's parameters complete; they follow args. A chunk that is being
+// deleted fails with kind Conflict: the caller should ask again shortly.
+func (t *tx) unusable(ctx context.Context, op dfms.Op, hashes []dfms.Hash, query string, args ...any) ([]dfms.Hash, error) {
+	usable := make(map[dfms.Hash]bool, len(hashes))
+	for part := range slices.Chunk(hashes, batch) {
+		a := make([]any, 0, len(args)+len(part))
+		a = append(a, args...)
+		for i := range part {
+			a = append(a, part[i][:])
+		}
+		rows, err := t.query(ctx, query+`?`+strings.Repeat(",?", len(part)-1)+`)`, a...)
+		err = eachRow(rows, err, func(r row) error {
+			var b []byte
+			var deleting, pending bool
+			if err := r.Scan(&b, &deleting, &pending); err != nil {
+				return err
+			}
+			var h dfms.Hash
+			copy(h[:], b)
+			if deleting {
+				return dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is being deleted; ask again shortly", h))
+			}
+			usable[h] = !pending
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return without(hashes, usable), nil
 }
 
 // OwnChunks implements meta.Chunks.

@@ -72,20 +72,20 @@ func (q *quota) admit(op dfms.Op, n int64, what string) error {
 // addUsed and addHeld change the owner's charges by n (negative: give
 // bytes back).
 func (q *quota) addUsed(ctx context.Context, t *tx, n int64) error {
-	if n == 0 {
-		return nil
-	}
-	q.used += n
-	_, err := t.exec(ctx, `UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?`, n, q.owner)
-	return err
+	return q.add(ctx, t, &q.used, "used_bytes", n)
 }
 
 func (q *quota) addHeld(ctx context.Context, t *tx, n int64) error {
+	return q.add(ctx, t, &q.held, "held_bytes", n)
+}
+
+// add adds n to the charge c, which the owner's row keeps in column col.
+func (q *quota) add(ctx context.Context, t *tx, c *int64, col string, n int64) error {
 	if n == 0 {
 		return nil
 	}
-	q.held += n
-	_, err := t.exec(ctx, `UPDATE users SET held_bytes = held_bytes + ? WHERE id = ?`, n, q.owner)
+	*c += n
+	_, err := t.exec(ctx, `UPDATE users SET `+col+` = `+col+` + ? WHERE id = ?`, n, q.owner)
 	return err
 }
 

@@ -288,37 +288,56 @@ func (s *Store) preparePending(ctx context.Context, db *sql.DB) {
 	})
 }
 
-func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+// conn runs statements: a transaction, the pool itself (for readOne), or
+// a prepared statement (stmtConn).
+type conn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// stmtConn is a prepared statement as a conn: it runs itself, whatever
+// the query.
+type stmtConn struct{ st *sql.Stmt }
+
+func (c stmtConn) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
+	return c.st.ExecContext(ctx, args...)
+}
+
+func (c stmtConn) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return c.st.QueryContext(ctx, args...)
+}
+
+func (c stmtConn) QueryRowContext(ctx context.Context, _ string, args ...any) *sql.Row {
+	return c.st.QueryRowContext(ctx, args...)
+}
+
+// on returns query in the store's dialect and the conn to run it on: its
+// prepared statement if it has one, else the transaction or the pool.
+func (t *tx) on(ctx context.Context, query string) (conn, string) {
 	q := t.s.q(query)
 	if st := t.prepared(ctx, q); st != nil {
-		return st.ExecContext(ctx, args...)
+		return stmtConn{st}, q
 	}
 	if t.Tx == nil {
-		return t.db.ExecContext(ctx, q, args...)
+		return t.db, q
 	}
-	return t.ExecContext(ctx, q, args...)
+	return t.Tx, q
+}
+
+func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	c, q := t.on(ctx, query)
+	return c.ExecContext(ctx, q, args...)
 }
 
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	q := t.s.q(query)
-	if st := t.prepared(ctx, q); st != nil {
-		return st.QueryRowContext(ctx, args...)
-	}
-	if t.Tx == nil {
-		return t.db.QueryRowContext(ctx, q, args...)
-	}
-	return t.QueryRowContext(ctx, q, args...)
+	c, q := t.on(ctx, query)
+	return c.QueryRowContext(ctx, q, args...)
 }
 
 func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	q := t.s.q(query)
-	if st := t.prepared(ctx, q); st != nil {
-		return st.QueryContext(ctx, args...)
-	}
-	if t.Tx == nil {
-		return t.db.QueryContext(ctx, q, args...)
-	}
-	return t.QueryContext(ctx, q, args...)
+	c, q := t.on(ctx, query)
+	return c.QueryContext(ctx, q, args...)
 }
 
 // affected runs a statement and returns how many rows it changed.
@@ -363,6 +382,18 @@ func (s *Store) read(ctx context.Context, op dfms.Op, fn func(t *tx) error) erro
 // and saves the BEGIN and COMMIT that cost as much as a small read.
 func (s *Store) readOne(ctx context.Context, op dfms.Op, fn func(t *tx) error) error {
 	return s.run(ctx, op, s.r, autocommit, fn)
+}
+
+// result runs fn through run (s.read, s.readOne or s.write) and returns
+// what its last run returned.
+func result[T any](ctx context.Context, run func(context.Context, dfms.Op, func(*tx) error) error, op dfms.Op, fn func(t *tx) (T, error)) (T, error) {
+	var v T
+	err := run(ctx, op, func(t *tx) error {
+		var err error
+		v, err = fn(t)
+		return err
+	})
+	return v, err
 }
 
 // autocommit marks the transaction options of readOne.

@@ -40,22 +40,62 @@ type row = interface{ Scan(...any) error }
 // scanAll reads every row of rows (the result of a query that failed with
 // err, if not nil) with scan, and closes rows.
 func scanAll[T any](rows *sql.Rows, err error, scan func(row) (T, error)) ([]T, error) {
+	var out []T
+	err = eachRow(rows, err, func(r row) error {
+		v, err := scan(r)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
+	return out, nil
+}
+
+// eachRow calls fn on every row of rows (the result of a query that failed
+// with err, if not nil) until fn fails, and closes rows.
+func eachRow(rows *sql.Rows, err error, fn func(row) error) error {
+	if err != nil {
+		return err
 	}
-	return out, rows.Err()
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// without returns the hashes, in order and once each, that set does not
+// hold; it adds them to set.
+func without(hashes []dfms.Hash, set map[dfms.Hash]bool) []dfms.Hash {
+	var out []dfms.Hash
+	for _, h := range hashes {
+		if !set[h] {
+			out = append(out, h)
+			set[h] = true
+		}
+	}
+	return out
 }
 
 var errNoEntry = errors.New("no such entry")
+
+// writeEntry runs fn in a write transaction, with the owner's entry id
+// (live or trashed) read under a lock.
+func (s *Store) writeEntry(ctx context.Context, op dfms.Op, owner dfms.UserID, id dfms.EntryID, fn func(t *tx, e meta.Entry) error) error {
+	return s.write(ctx, op, func(t *tx) error {
+		e, err := t.entry(ctx, owner, id, true)
+		if err != nil {
+			return err
+		}
+		return fn(t, e)
+	})
+}
 
 // entry reads one entry of owner; lock makes it a locking read.
 func (t *tx) entry(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lock bool) (meta.Entry, error) {
@@ -224,13 +264,9 @@ func (t *tx) dirChangedAt(ctx context.Context, dir dfms.EntryID, at time.Time) e
 
 // GetEntry implements meta.Tree.
 func (s *Store) GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
-	var e meta.Entry
-	err := s.readOne(ctx, "meta.GetEntry", func(t *tx) error {
-		var err error
-		e, err = t.entry(ctx, owner, id, false)
-		return err
+	return result(ctx, s.readOne, "meta.GetEntry", func(t *tx) (meta.Entry, error) {
+		return t.entry(ctx, owner, id, false)
 	})
-	return e, err
 }
 
 // Lookup implements meta.Tree.
@@ -387,20 +423,15 @@ func (s *Store) ReserveEntryIDs(ctx context.Context, n int) ([]dfms.EntryID, err
 	if s.d.ReserveIDs == nil {
 		return nil, dfms.E(op, dfms.NotSupported, fmt.Errorf("%s cannot reserve ids", s.d.Name))
 	}
-	var ids []dfms.EntryID
-	err := s.write(ctx, op, func(t *tx) error {
-		var err error
-		ids, err = s.d.ReserveIDs(ctx, t.Tx, n)
-		return err
+	return result(ctx, s.write, op, func(t *tx) ([]dfms.EntryID, error) {
+		return s.d.ReserveIDs(ctx, t.Tx, n)
 	})
-	return ids, err
 }
 
 // CreateEntries implements meta.Tree: each entry in a savepoint of one
 // transaction, so that one failing rolls back only itself.
 func (s *Store) CreateEntries(ctx context.Context, es []meta.Entry) ([]meta.CreateResult, error) {
 	const op dfms.Op = "meta.CreateEntries"
-	out := make([]meta.CreateResult, len(es))
 	checked := make([]error, len(es))
 	es = slices.Clone(es)
 	for i := range es {
@@ -408,30 +439,13 @@ func (s *Store) CreateEntries(ctx context.Context, es []meta.Entry) ([]meta.Crea
 			checked[i] = dfms.E(op, dfms.Invalid, fmt.Errorf("entry %q has no reserved id", es[i].Name))
 		}
 	}
-	err := s.write(ctx, op, func(t *tx) error {
-		errs, err := t.eachInSavepoint(ctx, len(es), func(i int) error {
-			out[i] = meta.CreateResult{} // fn may run again
-			if checked[i] != nil {
-				return checked[i]
-			}
-			if _, err := t.liveDir(ctx, es[i].Owner, es[i].Parent, true); err != nil {
-				return err
-			}
-			var err error
-			out[i].Entry, err = t.insertEntry(ctx, op, es[i])
-			return err
-		})
-		for i, err := range errs {
-			if err != nil {
-				out[i] = meta.CreateResult{Err: err}
-			}
+	return writeEach(ctx, s, op, checked, func(t *tx, i int) (meta.CreateResult, error) {
+		if _, err := t.liveDir(ctx, es[i].Owner, es[i].Parent, true); err != nil {
+			return meta.CreateResult{}, err
 		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+		e, err := t.insertEntry(ctx, op, es[i])
+		return meta.CreateResult{Entry: e}, err
+	}, func(err error) meta.CreateResult { return meta.CreateResult{Err: err} })
 }
 
 // SetAttr implements meta.Tree.
@@ -723,11 +737,7 @@ func (s *Store) TrashEntries(ctx context.Context, owner dfms.UserID, items []met
 func (s *Store) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
 	const op dfms.Op = "meta.Restore"
 	var out meta.Entry
-	err := s.write(ctx, op, func(t *tx) error {
-		e, err := t.entry(ctx, owner, id, true)
-		if err != nil {
-			return err
-		}
+	err := s.writeEntry(ctx, op, owner, id, func(t *tx, e meta.Entry) error {
 		if e.Live() || e.TrashRoot != e.ID {
 			return dfms.Errorf(op, dfms.NotExist, "not in the trash (restore the deleted folder that holds it)")
 		}
@@ -751,6 +761,7 @@ func (s *Store) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID)
 		if err := t.dirChanged(ctx, e.Parent); err != nil {
 			return err
 		}
+		var err error
 		out, err = t.entry(ctx, owner, id, false)
 		return err
 	})
@@ -784,12 +795,8 @@ func (s *Store) ListTrash(ctx context.Context, owner dfms.UserID, offset, limit 
 func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.PurgeStats, error) {
 	const op dfms.Op = "meta.Purge"
 	var st meta.PurgeStats
-	err := s.write(ctx, op, func(t *tx) error {
+	err := s.writeEntry(ctx, op, owner, id, func(t *tx, e meta.Entry) error {
 		st = meta.PurgeStats{}
-		e, err := t.entry(ctx, owner, id, true)
-		if err != nil {
-			return err
-		}
 		if e.Live() {
 			return dfms.Errorf(op, dfms.Conflict, "only entries in the trash can be purged")
 		}

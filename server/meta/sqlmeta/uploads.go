@@ -104,13 +104,9 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload, maxOpen int) (m
 
 // GetUpload implements meta.Uploads.
 func (s *Store) GetUpload(ctx context.Context, owner dfms.UserID, id string) (meta.Upload, error) {
-	var u meta.Upload
-	err := s.read(ctx, "meta.GetUpload", func(t *tx) error {
-		var err error
-		u, err = t.upload(ctx, owner, id, false)
-		return err
+	return result(ctx, s.read, "meta.GetUpload", func(t *tx) (meta.Upload, error) {
+		return t.upload(ctx, owner, id, false)
 	})
-	return u, err
 }
 
 // PutPart implements meta.Uploads.
@@ -225,30 +221,23 @@ func (t *tx) parts(ctx context.Context, id string, withManifest bool) ([]meta.Pa
 
 // ListParts implements meta.Uploads.
 func (s *Store) ListParts(ctx context.Context, owner dfms.UserID, id string) ([]meta.Part, error) {
-	var out []meta.Part
-	err := s.read(ctx, "meta.ListParts", func(t *tx) error {
-		if _, err := t.upload(ctx, owner, id, false); err != nil {
-			return err
-		}
-		var err error
-		out, err = t.parts(ctx, id, false)
-		return err
-	})
-	return out, err
+	return s.listParts(ctx, "meta.ListParts", owner, id, false)
 }
 
 // PartManifests implements meta.Uploads.
 func (s *Store) PartManifests(ctx context.Context, owner dfms.UserID, id string) ([]meta.Part, error) {
-	var out []meta.Part
-	err := s.read(ctx, "meta.PartManifests", func(t *tx) error {
+	return s.listParts(ctx, "meta.PartManifests", owner, id, true)
+}
+
+// listParts returns the parts of the owner's upload id, with their
+// manifests if withManifest.
+func (s *Store) listParts(ctx context.Context, op dfms.Op, owner dfms.UserID, id string, withManifest bool) ([]meta.Part, error) {
+	return result(ctx, s.read, op, func(t *tx) ([]meta.Part, error) {
 		if _, err := t.upload(ctx, owner, id, false); err != nil {
-			return err
+			return nil, err
 		}
-		var err error
-		out, err = t.parts(ctx, id, true)
-		return err
+		return t.parts(ctx, id, withManifest)
 	})
-	return out, err
 }
 
 // CompleteUpload implements meta.Uploads.

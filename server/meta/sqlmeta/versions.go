@@ -128,36 +128,25 @@ func (t *tx) takeChunksBatched(ctx context.Context, hs []dfms.Hash, counts map[d
 			rows, err := t.query(ctx, `UPDATE chunks SET refs = refs + ?, zero_since = NULL
 				WHERE hash IN (?`+strings.Repeat(", ?", len(part)-1)+`) AND deleting = ? AND pending = ?
 				RETURNING hash, size`, args...)
-			if err != nil {
-				return nil, err
-			}
-			for rows.Next() {
+			err = eachRow(rows, err, func(r row) error {
 				var b []byte
 				var size int64
-				if err := rows.Scan(&b, &size); err != nil {
-					rows.Close()
-					return nil, err
+				if err := r.Scan(&b, &size); err != nil {
+					return err
 				}
 				h := dfms.Hash(b)
 				if want, ok := sizes[h]; ok && int64(want) != size {
-					rows.Close()
-					return nil, dfms.E("meta.takeChunks", dfms.Invalid, fmt.Errorf("chunk %s has %d bytes, not %d", h, size, want))
+					return dfms.E("meta.takeChunks", dfms.Invalid, fmt.Errorf("chunk %s has %d bytes, not %d", h, size, want))
 				}
 				taken[h] = true
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+				return nil
+			})
+			if err != nil {
 				return nil, err
 			}
 		}
 	}
-	var left []dfms.Hash
-	for _, h := range hs {
-		if !taken[h] {
-			left = append(left, h)
-		}
-	}
-	return left, nil
+	return without(hs, taken), nil
 }
 
 // sizesOf returns each chunk's size in m.
@@ -306,7 +295,6 @@ func (t *tx) committedBefore(ctx context.Context, op dfms.Op, req meta.CommitReq
 // savepoint of one transaction, so that one failing rolls back only itself.
 func (s *Store) CommitVersions(ctx context.Context, reqs []meta.CommitRequest) ([]meta.CommitResult, error) {
 	const op dfms.Op = "meta.CommitVersions"
-	out := make([]meta.CommitResult, len(reqs))
 	blobs := make([][]byte, len(reqs))
 	checked := make([]error, len(reqs))
 	for i := range reqs {
@@ -314,19 +302,32 @@ func (s *Store) CommitVersions(ctx context.Context, reqs []meta.CommitRequest) (
 			blobs[i], _ = reqs[i].Manifest.MarshalBinary()
 		}
 	}
+	return writeEach(ctx, s, op, checked, func(t *tx, i int) (meta.CommitResult, error) {
+		e, v, err := t.commitWithChunks(ctx, op, reqs[i], blobs[i])
+		return meta.CommitResult{Entry: e, Version: v}, err
+	}, func(err error) meta.CommitResult { return meta.CommitResult{Err: err} })
+}
+
+// writeEach runs do for every item of a batch in one write transaction,
+// each in a savepoint (eachInSavepoint), and returns each item's result:
+// failed(err) for an item that failed with err, its own or checked[i]
+// (the item's error found before the transaction; do does not run then).
+func writeEach[R any](ctx context.Context, s *Store, op dfms.Op, checked []error, do func(t *tx, i int) (R, error), failed func(error) R) ([]R, error) {
+	out := make([]R, len(checked))
 	err := s.write(ctx, op, func(t *tx) error {
-		errs, err := t.eachInSavepoint(ctx, len(reqs), func(i int) error {
-			out[i] = meta.CommitResult{} // fn may run again
+		errs, err := t.eachInSavepoint(ctx, len(checked), func(i int) error {
+			var zero R
+			out[i] = zero // the transaction may run again
 			if checked[i] != nil {
 				return checked[i]
 			}
-			e, v, err := t.commitWithChunks(ctx, op, reqs[i], blobs[i])
-			out[i].Entry, out[i].Version = e, v
+			var err error
+			out[i], err = do(t, i)
 			return err
 		})
 		for i, err := range errs {
 			if err != nil {
-				out[i] = meta.CommitResult{Err: err}
+				out[i] = failed(err)
 			}
 		}
 		return err
@@ -605,17 +606,13 @@ func (s *Store) SetChecksum(ctx context.Context, owner dfms.UserID, vid int64, s
 // DeleteVersion implements meta.Versions.
 func (s *Store) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error {
 	const op dfms.Op = "meta.DeleteVersion"
-	return s.write(ctx, op, func(t *tx) error {
-		e, err := t.entry(ctx, owner, id, true)
-		if err != nil {
-			return err
-		}
+	return s.writeEntry(ctx, op, owner, id, func(t *tx, e meta.Entry) error {
 		if number == e.Version {
 			return dfms.E(op, dfms.Conflict, fmt.Errorf("version %d is the current version", number))
 		}
 		var vid, size int64
 		var blob []byte
-		err = t.queryRow(ctx, `SELECT id, size, manifest FROM versions WHERE entry_id = ? AND number = ?`, id, number).Scan(&vid, &size, &blob)
+		err := t.queryRow(ctx, `SELECT id, size, manifest FROM versions WHERE entry_id = ? AND number = ?`, id, number).Scan(&vid, &size, &blob)
 		if errors.Is(err, sql.ErrNoRows) {
 			return dfms.E(op, dfms.NotExist, fmt.Errorf("entry %d has no version %d", id, number))
 		}

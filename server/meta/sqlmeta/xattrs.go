@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
 )
 
 // GetXattr implements meta.Xattrs.
@@ -68,11 +69,7 @@ func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 	if value == nil {
 		value = []byte{}
 	}
-	return s.write(ctx, op, func(t *tx) error {
-		e, err := t.entry(ctx, owner, id, true)
-		if err != nil {
-			return err
-		}
+	return s.writeEntry(ctx, op, owner, id, func(t *tx, e meta.Entry) error {
 		q, err := t.lockQuota(ctx, owner)
 		if err != nil {
 			return err
@@ -110,26 +107,16 @@ func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 				return err
 			}
 		}
-		if err := q.addUsed(ctx, t, size-old); err != nil {
-			return err
-		}
-		if _, err := t.exec(ctx, `UPDATE entries SET ctime_ns = ? WHERE id = ?`, ns(t.now), id); err != nil {
-			return err
-		}
-		return t.journal(ctx, owner, id, e.Parent, dfms.ChangeAttr, 0)
+		return t.xattrsChanged(ctx, q, e, size-old)
 	})
 }
 
 // RemoveXattr implements meta.Xattrs.
 func (s *Store) RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) error {
 	const op dfms.Op = "meta.RemoveXattr"
-	return s.write(ctx, op, func(t *tx) error {
-		e, err := t.entry(ctx, owner, id, true)
-		if err != nil {
-			return err
-		}
+	return s.writeEntry(ctx, op, owner, id, func(t *tx, e meta.Entry) error {
 		var size int64
-		err = t.queryRow(ctx, `SELECT size FROM xattrs WHERE entry_id = ? AND name = ?`, id, name).Scan(&size)
+		err := t.queryRow(ctx, `SELECT size FROM xattrs WHERE entry_id = ? AND name = ?`, id, name).Scan(&size)
 		if errors.Is(err, sql.ErrNoRows) {
 			return dfms.E(op, dfms.NotExist, fmt.Errorf("no attribute %q", name))
 		}
@@ -143,12 +130,19 @@ func (s *Store) RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.Entr
 		if err != nil {
 			return err
 		}
-		if err := q.addUsed(ctx, t, -size); err != nil {
-			return err
-		}
-		if _, err := t.exec(ctx, `UPDATE entries SET ctime_ns = ? WHERE id = ?`, ns(t.now), id); err != nil {
-			return err
-		}
-		return t.journal(ctx, owner, id, e.Parent, dfms.ChangeAttr, 0)
+		return t.xattrsChanged(ctx, q, e, -size)
 	})
+}
+
+// xattrsChanged charges the owner of e delta more bytes (q is its locked
+// quota), and records that e's attributes changed: its ctime, and the
+// journal.
+func (t *tx) xattrsChanged(ctx context.Context, q *quota, e meta.Entry, delta int64) error {
+	if err := q.addUsed(ctx, t, delta); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `UPDATE entries SET ctime_ns = ? WHERE id = ?`, ns(t.now), e.ID); err != nil {
+		return err
+	}
+	return t.journal(ctx, e.Owner, e.ID, e.Parent, dfms.ChangeAttr, 0)
 }

@@ -18,12 +18,10 @@ package memory
 
 import (
 	"context"
-	"fmt"
 	"hash/maphash"
 	"sync"
 	"time"
 
-	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/server/ratelimit/internal/rate"
 )
 
@@ -94,15 +92,8 @@ func (l *Limiter) Allow(ctx context.Context, key string, lim rate.Limit) (rate.R
 // AllowN implements ratelimit.Limiter: a request of weight n is logged n
 // times at its time.
 func (l *Limiter) AllowN(ctx context.Context, key string, lim rate.Limit, n int) (rate.Result, error) {
-	const op dfms.Op = "ratelimit/memory.Allow"
-	if lim.Unlimited() {
-		if n < 1 {
-			return rate.Result{}, dfms.E(op, dfms.Invalid, fmt.Errorf("a request of weight %d", n))
-		}
-		return rate.Result{Allowed: true}, nil
-	}
-	if err := rate.Check(ctx, op, lim, n); err != nil {
-		return rate.Result{}, err
+	if r, decided, err := rate.Decide(ctx, "ratelimit/memory.Allow", lim, n); decided {
+		return r, err
 	}
 	w := int64(lim.Window)
 	s := &l.shards[maphash.String(l.seed, key)%numShards]

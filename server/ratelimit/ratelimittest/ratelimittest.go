@@ -28,32 +28,16 @@ import (
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/ratelimit"
 )
 
 // Clock is a fake clock: it stands still until Advance moves it. It is
 // safe for concurrent use; its Now is what a limiter's clock option takes.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time // guarded by mu
-}
+type Clock = testkit.Clock
 
 // NewClock returns a clock stopped at a fixed time, a whole second.
-func NewClock() *Clock { return &Clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func NewClock() *Clock { return testkit.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 // tick is the smallest step the suite takes: every backend tells times a
 // microsecond apart.

@@ -227,14 +227,8 @@ func (l *Limiter) Allow(ctx context.Context, key string, lim rate.Limit) (rate.R
 // AllowN implements ratelimit.Limiter, as Allow.
 func (l *Limiter) AllowN(ctx context.Context, key string, lim rate.Limit, n int) (rate.Result, error) {
 	const op dfms.Op = "ratelimit/redis.Allow"
-	if lim.Unlimited() {
-		if n < 1 {
-			return rate.Result{}, dfms.E(op, dfms.Invalid, fmt.Errorf("a request of weight %d", n))
-		}
-		return rate.Result{Allowed: true}, nil
-	}
-	if err := rate.Check(ctx, op, lim, n); err != nil {
-		return rate.Result{}, err
+	if r, decided, err := rate.Decide(ctx, op, lim, n); decided {
+		return r, err
 	}
 	windowUS := ceilDiv(lim.Window, time.Microsecond)
 	ttlMS := ceilDiv(lim.Window, time.Millisecond)

@@ -90,10 +90,28 @@ type Limiter interface {
 	Close() error
 }
 
-// Check returns the error AllowN reports, before any work, for a limited
-// l that is malformed, a weight n outside 1..l.Requests, or a ctx that is
-// already done; nil otherwise.
+// Decide answers the AllowN calls that need no backend: decided is true
+// with Check's error, or with an allowed Result for an unlimited l; false
+// when the backend must count the request.
+func Decide(ctx context.Context, op dfms.Op, l Limit, n int) (r Result, decided bool, err error) {
+	if err := Check(ctx, op, l, n); err != nil {
+		return Result{}, true, err
+	}
+	return Result{Allowed: true}, l.Unlimited(), nil
+}
+
+// Check returns the error AllowN reports, before any work: for an
+// unlimited l, a weight n below 1; for a limited one, a malformed l, a
+// weight n outside 1..l.Requests, or a ctx that is already done. It
+// returns nil otherwise, and the backend then lets an unlimited request
+// through without counting it (Decide).
 func Check(ctx context.Context, op dfms.Op, l Limit, n int) error {
+	if l.Unlimited() {
+		if n < 1 {
+			return dfms.E(op, dfms.Invalid, fmt.Errorf("a request of weight %d", n))
+		}
+		return nil
+	}
 	if l.Window <= 0 {
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("limit %d per %v: the window must be positive", l.Requests, l.Window))
 	}
