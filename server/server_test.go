@@ -113,13 +113,8 @@ func serve(t *testing.T, s *Server) string {
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	code, b := testkit.Get(t, url)
+	return code, string(b)
 }
 
 // With metrics_addr, /metrics is served there only, so that the API's
