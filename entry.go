@@ -69,3 +69,60 @@ var (
 
 // ValidTime reports whether t can be kept.
 func ValidTime(t time.Time) bool { return !t.Before(MinTime) && !t.After(MaxTime) }
+
+// Entry is a node of a user's tree, as the metadata store keeps it. Each user has one root directory, whose
+// Parent is 0 and Name is "".
+type Entry struct {
+	ID      EntryID
+	Owner   UserID
+	Parent  EntryID
+	Name    string
+	Kind    EntryKind
+	Mode    uint32 // permission bits (and set-id/sticky bits); the type is Kind
+	UID     uint32
+	GID     uint32
+	Size    int64 // bytes of the current version; length of Target for symlinks
+	MTime   time.Time
+	CTime   time.Time
+	Target  string // symlink target
+	MIME    string
+	Version int64 // current version number of a file; 0 for none yet
+	// VersionID is the current version's ID (0 for none): unlike its
+	// number, it names that version for good.
+	VersionID int64
+	SHA256    Hash // of the current version's content (zero if none)
+
+	// Trash state: DeletedAt is zero for live entries. TrashRoot is the
+	// entry whose deletion moved this one to the trash (itself for the
+	// entry the user deleted).
+	DeletedAt time.Time
+	TrashRoot EntryID
+}
+
+// Live reports whether e is not in the trash.
+func (e *Entry) Live() bool { return e.DeletedAt.IsZero() }
+
+// Version is one immutable version of a file.
+//
+// Its ID is its identity: assigned at commit, never changed and never
+// reused, so that whoever must keep naming one version (an open file's
+// base, a checksum computed after a download, a crash journal) names it
+// by ID. Its Number is its place in the history of the file that holds it
+// (1, 2, …, oldest first), which is what users see: a rename of a file
+// over another with history makes the moved file hold both histories,
+// and renumbers its own versions after the adopted ones (Rename).
+type Version struct {
+	ID         int64
+	Entry      EntryID
+	Number     int64 // 1, 2, …
+	Size       int64
+	SHA256     Hash // of the whole content
+	ChunkCount int
+	Base       int64 // the ID of the version this one was edited from; 0 if none
+	// CommitID is the identity the committing client gave the commit
+	// (CommitRequest.CommitID), "" if none.
+	CommitID  string
+	CreatedAt time.Time
+	CreatedBy UserID
+	Manifest  *Manifest // filled by GetVersion, nil in lists
+}

@@ -93,7 +93,7 @@ func New(svc *files.Service, owner dfms.UserID) *Backend {
 	return &Backend{files: svc, owner: owner, origin: vfs.NewOrigin()}
 }
 
-func entryOf(e meta.Entry) vfs.Entry {
+func entryOf(e dfms.Entry) vfs.Entry {
 	out := vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
 		Size: e.Size, MTime: e.MTime, CTime: e.CTime, Target: e.Target, Version: e.VersionID, Live: e.Live()}
 	switch e.Kind {
@@ -147,7 +147,7 @@ func (l *Backend) ReadDir(ctx context.Context, dir dfms.EntryID) ([]vfs.Entry, e
 	return out, nil
 }
 
-func (l *Backend) create(ctx context.Context, e meta.Entry) (vfs.Entry, error) {
+func (l *Backend) create(ctx context.Context, e dfms.Entry) (vfs.Entry, error) {
 	e.Owner = l.owner
 	out, err := l.files.Meta().CreateEntry(l.lazyCtx(ctx), e)
 	if l.done(err) != nil {
@@ -158,12 +158,12 @@ func (l *Backend) create(ctx context.Context, e meta.Entry) (vfs.Entry, error) {
 
 // Mkdir implements vfs.Backend.
 func (l *Backend) Mkdir(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
-	return l.create(ctx, meta.Entry{Parent: parent, Name: name, Kind: dfms.KindDir, Mode: mode & 0o7777, UID: uid, GID: gid})
+	return l.create(ctx, dfms.Entry{Parent: parent, Name: name, Kind: dfms.KindDir, Mode: mode & 0o7777, UID: uid, GID: gid})
 }
 
 // Symlink implements vfs.Backend.
 func (l *Backend) Symlink(ctx context.Context, parent dfms.EntryID, name, target string, uid, gid uint32) (vfs.Entry, error) {
-	return l.create(ctx, meta.Entry{Parent: parent, Name: name, Kind: dfms.KindSymlink, Mode: 0o777, UID: uid, GID: gid, Target: target})
+	return l.create(ctx, dfms.Entry{Parent: parent, Name: name, Kind: dfms.KindSymlink, Mode: 0o777, UID: uid, GID: gid, Target: target})
 }
 
 // Readlink implements vfs.Backend.
@@ -173,7 +173,7 @@ func (l *Backend) Readlink(ctx context.Context, id dfms.EntryID) (string, error)
 
 // CreateFile implements vfs.Backend.
 func (l *Backend) CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (vfs.Entry, error) {
-	return l.create(ctx, meta.Entry{Parent: parent, Name: name, Kind: dfms.KindFile, Mode: mode & 0o7777, UID: uid, GID: gid,
+	return l.create(ctx, dfms.Entry{Parent: parent, Name: name, Kind: dfms.KindFile, Mode: mode & 0o7777, UID: uid, GID: gid,
 		MIME: mime.TypeByExtension(path.Ext(name))})
 }
 
@@ -185,9 +185,9 @@ func (l *Backend) ReserveIDs(ctx context.Context, n int) ([]dfms.EntryID, error)
 
 // CreateFiles implements vfs.FileCreator: one metadata transaction.
 func (l *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.CommitResult, error) {
-	in := make([]meta.Entry, len(es))
+	in := make([]dfms.Entry, len(es))
 	for i, e := range es {
-		in[i] = meta.Entry{ID: e.ID, Owner: l.owner, Parent: e.Parent, Name: e.Name, Kind: dfms.KindFile, Mode: e.Mode & 0o7777,
+		in[i] = dfms.Entry{ID: e.ID, Owner: l.owner, Parent: e.Parent, Name: e.Name, Kind: dfms.KindFile, Mode: e.Mode & 0o7777,
 			UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime, MIME: mime.TypeByExtension(path.Ext(e.Name))}
 	}
 	res, err := l.files.Meta().CreateEntries(l.lazyCtx(ctx), in)
@@ -210,7 +210,7 @@ func (l *Backend) VerifiesChunks() bool { return true }
 
 // Manifest implements vfs.Backend.
 func (l *Backend) Manifest(ctx context.Context, id dfms.EntryID, version int64) (vfs.VersionInfo, dfms.Manifest, error) {
-	var v meta.Version
+	var v dfms.Version
 	var err error
 	if version == 0 {
 		v, err = l.files.OpenVersion(ctx, l.owner, id, 0)
@@ -411,7 +411,7 @@ func (l *Backend) RemoveXattr(ctx context.Context, id dfms.EntryID, name string)
 // committed is the entry a commit answers: the file, with the version the
 // commit made, which is not the current one when the commit was a repeat
 // (its CommitID known) and other commits followed the first.
-func committed(e meta.Entry, v meta.Version) vfs.Entry {
+func committed(e dfms.Entry, v dfms.Version) vfs.Entry {
 	out := entryOf(e)
 	if v.ID != 0 {
 		out.Version, out.Size = v.ID, v.Size

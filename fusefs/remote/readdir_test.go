@@ -8,7 +8,6 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/remote"
 	"github.com/dfms/dfms/server/api/client/clienttest"
-	"github.com/dfms/dfms/server/meta"
 )
 
 // The server lists a directory a page at a time: the remote mount's
@@ -23,9 +22,9 @@ func TestReadDirFollowsPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es := make([]meta.Entry, n)
+	es := make([]dfms.Entry, n)
 	for i, id := range ids {
-		es[i] = meta.Entry{ID: id, Owner: srv.User.ID, Parent: srv.User.Root, Name: fmt.Sprintf("f%05d", i), Kind: dfms.KindFile, Mode: 0o644}
+		es[i] = dfms.Entry{ID: id, Owner: srv.User.ID, Parent: srv.User.Root, Name: fmt.Sprintf("f%05d", i), Kind: dfms.KindFile, Mode: 0o644}
 	}
 	if _, err := m.CreateEntries(ctx, es); err != nil {
 		t.Fatal(err)

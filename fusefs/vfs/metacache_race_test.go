@@ -8,7 +8,6 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/vfs"
-	"github.com/dfms/dfms/server/meta"
 )
 
 // gated is a Local whose change feed answers only when let go (a feed
@@ -40,7 +39,7 @@ func newGated(t *testing.T) (*gated, *vfs.FS, func(parent dfms.EntryID, name str
 	fsys := watched(t, g)
 	u := localUser(t, svc)
 	other := func(parent dfms.EntryID, name string) {
-		if _, err := svc.Meta().CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: parent, Name: name, Kind: dfms.KindFile, Mode: 0o644}); err != nil {
+		if _, err := svc.Meta().CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: parent, Name: name, Kind: dfms.KindFile, Mode: 0o644}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -153,13 +153,13 @@ func (a *API) versionManifest(c *gin.Context) {
 
 // versionByID returns the caller's version with the lasting id vid, or
 // answers 404.
-func (a *API) versionByID(c *gin.Context, vid int64) (meta.Version, bool) {
+func (a *API) versionByID(c *gin.Context, vid int64) (dfms.Version, bool) {
 	v, err := a.Files.VersionByID(c.Request.Context(), user(c).ID, vid)
 	return v, a.check(c, err)
 }
 
 // manifestOut answers version v's chunk list.
-func (a *API) manifestOut(c *gin.Context, v meta.Version, current bool) {
+func (a *API) manifestOut(c *gin.Context, v dfms.Version, current bool) {
 	type ref struct {
 		Hash string `json:"hash"`
 		Size uint32 `json:"size"`
@@ -370,7 +370,7 @@ func (a *API) commitManifest(c *gin.Context) {
 // version fails now; the commit then checks the id again, atomically.
 func (a *API) baseByNumber(c *gin.Context, req *meta.CommitRequest, n int64) bool {
 	ctx, owner := c.Request.Context(), user(c).ID
-	var e meta.Entry
+	var e dfms.Entry
 	var err error
 	if req.Entry != 0 {
 		e, err = a.tree.GetEntry(ctx, owner, req.Entry)
@@ -471,7 +471,7 @@ func (a *API) changes(c *gin.Context) {
 }
 
 // owned is live, but also finds the caller's entries in the trash.
-func (a *API) owned(c *gin.Context, id dfms.EntryID) (meta.Entry, bool) {
+func (a *API) owned(c *gin.Context, id dfms.EntryID) (dfms.Entry, bool) {
 	e, err := a.tree.GetEntry(c.Request.Context(), user(c).ID, id)
 	return e, a.check(c, err)
 }

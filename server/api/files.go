@@ -226,27 +226,27 @@ func (a *API) createFolder(c *gin.Context) {
 }
 
 // live returns a live entry of the caller, or answers 404.
-func (a *API) live(c *gin.Context, id dfms.EntryID) (meta.Entry, bool) {
+func (a *API) live(c *gin.Context, id dfms.EntryID) (dfms.Entry, bool) {
 	e, err := a.Files.Stat(c.Request.Context(), user(c).ID, id)
 	return e, a.check(c, err)
 }
 
 // liveParam parses :id and returns that live entry of the caller, or
 // answers 400 or 404.
-func (a *API) liveParam(c *gin.Context) (meta.Entry, bool) {
+func (a *API) liveParam(c *gin.Context) (dfms.Entry, bool) {
 	id, ok := a.entryParam(c, "id")
 	if !ok {
-		return meta.Entry{}, false
+		return dfms.Entry{}, false
 	}
 	return a.live(c, id)
 }
 
 // liveVersionParams parses :id and :version: a live entry of the caller
 // and a version number, or it answers 400 or 404.
-func (a *API) liveVersionParams(c *gin.Context) (meta.Entry, int64, bool) {
+func (a *API) liveVersionParams(c *gin.Context) (dfms.Entry, int64, bool) {
 	id, n, ok := a.fileVersionParams(c)
 	if !ok {
-		return meta.Entry{}, 0, false
+		return dfms.Entry{}, 0, false
 	}
 	e, ok := a.live(c, id)
 	return e, n, ok
@@ -262,7 +262,7 @@ func (a *API) getFile(c *gin.Context) {
 
 // kindMatchesRoute answers 400 when a /folders route names a file or
 // symlink (files routes accept folders too: they are entries).
-func (a *API) kindMatchesRoute(c *gin.Context, e meta.Entry) bool {
+func (a *API) kindMatchesRoute(c *gin.Context, e dfms.Entry) bool {
 	if strings.HasPrefix(c.FullPath(), "/api/v1/folders") && e.Kind != dfms.KindDir {
 		a.fail(c, dfms.Errorf("", dfms.NotDir, "this is not a folder"))
 		return false

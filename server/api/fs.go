@@ -42,7 +42,7 @@ type fsEntry struct {
 	Live      bool  `json:"live"`
 }
 
-func fsView(e meta.Entry) fsEntry {
+func fsView(e dfms.Entry) fsEntry {
 	v := fsEntry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: "file", Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
 		Size: e.Size, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), Target: e.Target, Version: e.Version, VersionID: e.VersionID, Live: e.Live()}
 	switch e.Kind {
@@ -146,7 +146,7 @@ func (a *API) fsCreate(c *gin.Context) {
 	if !ok || !a.validName(c, b.Name) {
 		return
 	}
-	e := meta.Entry{Owner: user(c).ID, Parent: parent, Name: b.Name, Mode: b.Mode & 0o7777, UID: b.UID, GID: b.GID}
+	e := dfms.Entry{Owner: user(c).ID, Parent: parent, Name: b.Name, Mode: b.Mode & 0o7777, UID: b.UID, GID: b.GID}
 	switch b.Kind {
 	case "file":
 		e.Kind, e.MIME = dfms.KindFile, mime.TypeByExtension(path.Ext(b.Name))

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/server/meta"
 )
 
 // GET /fs/entries/{id}/children pages by name: at most limit entries
@@ -75,9 +74,9 @@ func TestChildrenPaginated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	many := make([]meta.Entry, len(ids))
+	many := make([]dfms.Entry, len(ids))
 	for i, id := range ids {
-		many[i] = meta.Entry{ID: id, Owner: u.ID, Parent: u.Root, Name: fmt.Sprintf("many-%04d", i), Kind: dfms.KindFile, Mode: 0o644}
+		many[i] = dfms.Entry{ID: id, Owner: u.ID, Parent: u.Root, Name: fmt.Sprintf("many-%04d", i), Kind: dfms.KindFile, Mode: 0o644}
 	}
 	if _, err := a.Files.Meta().CreateEntries(context.Background(), many); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/server/meta"
 )
 
 // fileView is how entries (files, folders, symlinks) appear in responses.
@@ -37,7 +36,7 @@ type fileView struct {
 	DeletedAt   *time.Time   `json:"deleted_at,omitempty"`
 }
 
-func view(e meta.Entry) fileView {
+func view(e dfms.Entry) fileView {
 	v := fileView{ID: e.ID, ParentID: e.Parent, Name: e.Name, Size: e.Size, MIMEType: e.MIME, Version: e.Version, VersionID: e.VersionID,
 		Mode: e.Mode, Target: e.Target, UpdatedAt: e.MTime.UTC(), ChangedAt: e.CTime.UTC()}
 	switch e.Kind {
@@ -58,7 +57,7 @@ func view(e meta.Entry) fileView {
 	return v
 }
 
-func views(es []meta.Entry) []fileView {
+func views(es []dfms.Entry) []fileView {
 	out := make([]fileView, 0, len(es))
 	for _, e := range es {
 		out = append(out, view(e))
@@ -78,7 +77,7 @@ type versionView struct {
 	Current    bool      `json:"current"`
 }
 
-func versionOf(v meta.Version, current int64) versionView {
+func versionOf(v dfms.Version, current int64) versionView {
 	vv := versionView{ID: v.ID, Version: v.Number, Size: v.Size, ChunkCount: v.ChunkCount,
 		Base: v.Base, CreatedAt: v.CreatedAt.UTC(), Current: v.Number == current}
 	if !v.SHA256.IsZero() {

@@ -52,8 +52,8 @@ type CommitOptions struct {
 
 // Committed is what a Commit made.
 type Committed struct {
-	Entry   meta.Entry
-	Version meta.Version
+	Entry   dfms.Entry
+	Version dfms.Version
 	// Stored is how many of CommitOptions.Chunks the commit wrote (the
 	// others were stored already).
 	Stored int
@@ -137,7 +137,7 @@ func (s *Service) commitVerified(ctx context.Context, req meta.CommitRequest, po
 		return Committed{}, dfms.E(op, dfms.Other, err)
 	}
 	h := sha256.New()
-	if _, err := s.ReadRange(ctx, meta.Version{Manifest: &req.Manifest}, 0, -1, h); err != nil {
+	if _, err := s.ReadRange(ctx, dfms.Version{Manifest: &req.Manifest}, 0, -1, h); err != nil {
 		if ws := (*wrongSizeError)(nil); errors.As(err, &ws) {
 			return Committed{}, dfms.E(op, dfms.Invalid, ws) // the client's sizes, not corruption
 		}
@@ -241,14 +241,14 @@ func (s *Service) commitChecked(ctx context.Context, req meta.CommitRequest) (Co
 // GC grace period, for the read takes a while. An unverified commit needs
 // not: the commit itself takes the references atomically (failing with
 // Conflict on a chunk GC is deleting).
-func (s *Service) checkManifest(ctx context.Context, req meta.CommitRequest, possession bool) (meta.Entry, error) {
+func (s *Service) checkManifest(ctx context.Context, req meta.CommitRequest, possession bool) (dfms.Entry, error) {
 	const op dfms.Op = "files.Commit"
 	// Cheap checks first, so that a stale base or a missing file is
 	// reported before the content is read.
 	if req.Entry != 0 {
 		e, err := s.Stat(ctx, req.Owner, req.Entry)
 		if err != nil {
-			return meta.Entry{}, dfms.E(op, dfms.Other, err)
+			return dfms.Entry{}, dfms.E(op, dfms.Other, err)
 		}
 		// (A commit with an ID may have been made already, which moved
 		// the file on: the metadata store tells, atomically.)
@@ -256,7 +256,7 @@ func (s *Service) checkManifest(ctx context.Context, req meta.CommitRequest, pos
 			return e, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d (id %d), not id %d", e.Name, e.Version, e.VersionID, req.Base))
 		}
 	}
-	return meta.Entry{}, s.checkChunks(ctx, req, possession, true)
+	return dfms.Entry{}, s.checkChunks(ctx, req, possession, true)
 }
 
 // checkChunks checks the sizes of a manifest's chunks and, with

@@ -11,14 +11,14 @@ import (
 // Copy makes a new file newParent/newName with the content of a file's
 // current version, server-side: the chunks gain references, no data is
 // copied. An existing target name fails with kind Exist.
-func (s *Service) Copy(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string) (meta.Entry, meta.Version, error) {
+func (s *Service) Copy(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string) (dfms.Entry, dfms.Version, error) {
 	const op dfms.Op = "files.Copy"
 	src, err := s.Stat(ctx, owner, id)
 	if err != nil {
-		return src, meta.Version{}, dfms.E(op, dfms.Other, err)
+		return src, dfms.Version{}, dfms.E(op, dfms.Other, err)
 	}
 	if src.Kind != dfms.KindFile {
-		return src, meta.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("only files can be copied; %q is a %s", src.Name, src.Kind))
+		return src, dfms.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("only files can be copied; %q is a %s", src.Name, src.Kind))
 	}
 	v, err := s.OpenVersion(ctx, owner, id, 0)
 	if err != nil {

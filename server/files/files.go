@@ -215,8 +215,8 @@ type WriteRequest struct {
 
 // WriteResult reports a committed write.
 type WriteResult struct {
-	Entry       meta.Entry
-	Version     meta.Version
+	Entry       dfms.Entry
+	Version     dfms.Version
 	Chunks      int   // chunks in the manifest
 	NewChunks   int   // distinct chunks the owner did not have before
 	DedupChunks int   // chunk occurrences the owner already had

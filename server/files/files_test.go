@@ -508,7 +508,7 @@ func TestTreeOperations(t *testing.T) {
 			t.Fatalf("stat after restore: %v", err)
 		}
 		// A created-but-never-written file reads as empty.
-		empty, err := e.meta.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: e.user.Root, Name: "empty", Kind: dfms.KindFile, Mode: 0o644})
+		empty, err := e.meta.CreateEntry(ctx, dfms.Entry{Owner: owner, Parent: e.user.Root, Name: "empty", Kind: dfms.KindFile, Mode: 0o644})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -677,7 +677,7 @@ func TestCommitStoringSlowStore(t *testing.T) {
 		data := testkit.RandBytes(7, 64<<10)
 		ref := dfms.ChunkRef{Hash: dfms.Sum(data), Size: uint32(len(data))}
 		type result struct {
-			v   meta.Version
+			v   dfms.Version
 			err error
 		}
 		res := make(chan result, 1)
@@ -721,7 +721,7 @@ func TestDeferredChecksumFollowsVersion(t *testing.T) {
 	forEach(t, files.Options{}, func(t *testing.T, e *env) {
 		// A version without a checksum (as the mount commits): the
 		// manifest of one written before, committed again.
-		again := func(name string, data []byte) (meta.Entry, meta.Version) {
+		again := func(name string, data []byte) (dfms.Entry, dfms.Version) {
 			t.Helper()
 			r := e.write(t, e.user.Root, name+".src", data)
 			v := testkit.Must(e.svc.OpenVersion(ctx, e.user.ID, r.Entry.ID, 0))(t)

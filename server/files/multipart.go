@@ -52,31 +52,31 @@ func (s *Service) WritePart(ctx context.Context, owner dfms.UserID, uploadID str
 // SHA-256, which a multipart upload cannot know otherwise; what can be
 // checked without it (the parts, the size, the target) is checked first,
 // so that a completion bound to fail costs no read.
-func (s *Service) CompleteUpload(ctx context.Context, owner dfms.UserID, uploadID, mime string, maxSize int64) (meta.Entry, meta.Version, error) {
+func (s *Service) CompleteUpload(ctx context.Context, owner dfms.UserID, uploadID, mime string, maxSize int64) (dfms.Entry, dfms.Version, error) {
 	const op dfms.Op = "files.CompleteUpload"
 	up, err := s.uploads.GetUpload(ctx, owner, uploadID)
 	if err != nil {
-		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+		return dfms.Entry{}, dfms.Version{}, dfms.E(op, dfms.Other, err)
 	}
 	m, err := s.uploadManifest(ctx, owner, uploadID)
 	if err != nil {
-		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+		return dfms.Entry{}, dfms.Version{}, dfms.E(op, dfms.Other, err)
 	}
 	if maxSize > 0 && m.Size() > maxSize {
-		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.TooLarge, fmt.Errorf("the parts hold %d bytes; files are limited to %d", m.Size(), maxSize))
+		return dfms.Entry{}, dfms.Version{}, dfms.E(op, dfms.TooLarge, fmt.Errorf("the parts hold %d bytes; files are limited to %d", m.Size(), maxSize))
 	}
 	if up.Size > 0 && m.Size() != up.Size {
-		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("parts hold %d bytes, the upload declared %d", m.Size(), up.Size))
+		return dfms.Entry{}, dfms.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("parts hold %d bytes, the upload declared %d", m.Size(), up.Size))
 	}
 	if err := s.checkTarget(ctx, WriteRequest{Owner: owner, Parent: up.Parent, Name: up.Name}); err != nil {
-		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+		return dfms.Entry{}, dfms.Version{}, dfms.E(op, dfms.Other, err)
 	}
 	if err := s.keepAll(ctx, &m); err != nil {
-		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+		return dfms.Entry{}, dfms.Version{}, dfms.E(op, dfms.Other, err)
 	}
 	h := sha256.New()
-	if _, err := s.ReadRange(ctx, meta.Version{Manifest: &m}, 0, -1, h); err != nil {
-		return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, err)
+	if _, err := s.ReadRange(ctx, dfms.Version{Manifest: &m}, 0, -1, h); err != nil {
+		return dfms.Entry{}, dfms.Version{}, dfms.E(op, dfms.Other, err)
 	}
 	var sum dfms.Hash
 	h.Sum(sum[:0])

@@ -8,23 +8,22 @@ import (
 	"sync"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/server/meta"
 )
 
 // OpenVersion returns a version of a file, with its manifest, for reading
 // (number 0: the current version).
-func (s *Service) OpenVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (meta.Version, error) {
+func (s *Service) OpenVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (dfms.Version, error) {
 	const op dfms.Op = "files.OpenVersion"
 	e, err := s.tree.GetEntry(ctx, owner, id)
 	if err != nil {
-		return meta.Version{}, dfms.E(op, dfms.Other, err)
+		return dfms.Version{}, dfms.E(op, dfms.Other, err)
 	}
 	if e.Kind != dfms.KindFile {
-		return meta.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("%q is not a file", e.Name))
+		return dfms.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("%q is not a file", e.Name))
 	}
 	if number == 0 && e.Version == 0 {
 		// A file created but never written: empty.
-		return meta.Version{Entry: id, Manifest: &dfms.Manifest{}, SHA256: dfms.Sum(nil)}, nil
+		return dfms.Version{Entry: id, Manifest: &dfms.Manifest{}, SHA256: dfms.Sum(nil)}, nil
 	}
 	v, err := s.versions.GetVersion(ctx, owner, id, number)
 	if err != nil {
@@ -35,7 +34,7 @@ func (s *Service) OpenVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 
 // VersionByID returns, with its manifest, the version with lasting id
 // vid, whichever of the owner's files holds it now.
-func (s *Service) VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (meta.Version, error) {
+func (s *Service) VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (dfms.Version, error) {
 	v, err := s.versions.VersionByID(ctx, owner, vid)
 	if err != nil {
 		return v, dfms.E("files.VersionByID", dfms.Other, err)
@@ -83,7 +82,7 @@ func (e *wrongSizeError) Error() string {
 // < 0: to the end). Chunks are fetched up to ReadAhead ahead of w and each
 // is verified before any of its bytes are written. A range past the end
 // fails with kind Invalid; reading stops at the end of the file.
-func (s *Service) ReadRange(ctx context.Context, v meta.Version, off, length int64, w io.Writer) (int64, error) {
+func (s *Service) ReadRange(ctx context.Context, v dfms.Version, off, length int64, w io.Writer) (int64, error) {
 	const op dfms.Op = "files.ReadRange"
 	m := v.Manifest
 	size := m.Size()
@@ -190,7 +189,7 @@ func (s *Service) ReadFile(ctx context.Context, owner dfms.UserID, id dfms.Entry
 // recording it if the version was committed without one (Commit without
 // Verify).
 // v must carry its manifest (OpenVersion).
-func (s *Service) Checksum(ctx context.Context, owner dfms.UserID, v *meta.Version) (dfms.Hash, error) {
+func (s *Service) Checksum(ctx context.Context, owner dfms.UserID, v *dfms.Version) (dfms.Hash, error) {
 	if !v.SHA256.IsZero() {
 		return v.SHA256, nil
 	}

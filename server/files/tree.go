@@ -11,16 +11,16 @@ import (
 )
 
 // Mkdir creates directory parent/name.
-func (s *Service) Mkdir(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, mode uint32) (meta.Entry, error) {
+func (s *Service) Mkdir(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, mode uint32) (dfms.Entry, error) {
 	if mode == 0 {
 		mode = 0o755
 	}
-	return s.tree.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindDir, Mode: mode & 0o7777})
+	return s.tree.CreateEntry(ctx, dfms.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindDir, Mode: mode & 0o7777})
 }
 
 // Symlink creates a symbolic link parent/name pointing at target.
-func (s *Service) Symlink(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name, target string) (meta.Entry, error) {
-	return s.tree.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindSymlink, Mode: 0o777, Target: target})
+func (s *Service) Symlink(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name, target string) (dfms.Entry, error) {
+	return s.tree.CreateEntry(ctx, dfms.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindSymlink, Mode: 0o777, Target: target})
 }
 
 // Readlink returns a symlink's target.
@@ -36,7 +36,7 @@ func (s *Service) Readlink(ctx context.Context, owner dfms.UserID, id dfms.Entry
 }
 
 // Stat returns a live entry.
-func (s *Service) Stat(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
+func (s *Service) Stat(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (dfms.Entry, error) {
 	e, err := s.tree.GetEntry(ctx, owner, id)
 	if err == nil && !e.Live() {
 		return e, dfms.E("files.Stat", dfms.NotExist, fmt.Errorf("entry %d is in the trash", id))
@@ -45,22 +45,22 @@ func (s *Service) Stat(ctx context.Context, owner dfms.UserID, id dfms.EntryID) 
 }
 
 // Lookup returns the live entry parent/name.
-func (s *Service) Lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (meta.Entry, error) {
+func (s *Service) Lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (dfms.Entry, error) {
 	return s.tree.Lookup(ctx, owner, parent, name)
 }
 
 // List returns a directory's live entries by name.
-func (s *Service) List(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts meta.ListOptions) ([]meta.Entry, error) {
+func (s *Service) List(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts meta.ListOptions) ([]dfms.Entry, error) {
 	return s.tree.ListDir(ctx, owner, dir, opts)
 }
 
 // SetAttr changes mode, owner ids or mtime.
-func (s *Service) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a meta.SetAttr) (meta.Entry, error) {
+func (s *Service) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a meta.SetAttr) (dfms.Entry, error) {
 	return s.tree.SetAttr(ctx, owner, id, a)
 }
 
 // Rename moves id to newParent/newName; see meta.Tree.Rename.
-func (s *Service) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (meta.Entry, error) {
+func (s *Service) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (dfms.Entry, error) {
 	e, _, err := s.tree.Rename(ctx, owner, id, newParent, newName, replace)
 	return e, err
 }
@@ -71,13 +71,13 @@ func (s *Service) Delete(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 }
 
 // Restore brings a deleted entry back from the trash.
-func (s *Service) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
+func (s *Service) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (dfms.Entry, error) {
 	return s.trash.Restore(ctx, owner, id)
 }
 
 // Trash lists a page of what the owner deleted, newest first, and how
 // much that is in all (see meta.Trash.ListTrash).
-func (s *Service) Trash(ctx context.Context, owner dfms.UserID, offset, limit int) ([]meta.Entry, int, error) {
+func (s *Service) Trash(ctx context.Context, owner dfms.UserID, offset, limit int) ([]dfms.Entry, int, error) {
 	return s.trash.ListTrash(ctx, owner, offset, limit)
 }
 
@@ -87,7 +87,7 @@ func (s *Service) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID)
 }
 
 // Versions lists a file's versions, oldest first.
-func (s *Service) Versions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]meta.Version, error) {
+func (s *Service) Versions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]dfms.Version, error) {
 	return s.versions.ListVersions(ctx, owner, id)
 }
 
@@ -99,11 +99,11 @@ func (s *Service) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.
 // RestoreVersion makes version number of a file its newest version again:
 // a new version with the same manifest. No chunk is stored; the old
 // version's chunks gain references.
-func (s *Service) RestoreVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (meta.Entry, meta.Version, error) {
+func (s *Service) RestoreVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (dfms.Entry, dfms.Version, error) {
 	const op dfms.Op = "files.RestoreVersion"
 	old, err := s.versions.GetVersion(ctx, owner, id, number)
 	if err != nil {
-		return meta.Entry{}, old, dfms.E(op, dfms.Other, err)
+		return dfms.Entry{}, old, dfms.E(op, dfms.Other, err)
 	}
 	cur, err := s.Stat(ctx, owner, id)
 	if err != nil {
@@ -119,17 +119,17 @@ func (s *Service) RestoreVersion(ctx context.Context, owner dfms.UserID, id dfms
 
 // Search finds live entries; it returns one page and the total number of
 // matches.
-func (s *Service) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuery) ([]meta.Entry, int, error) {
+func (s *Service) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuery) ([]dfms.Entry, int, error) {
 	return s.tree.Search(ctx, owner, q)
 }
 
 // Resolve walks a slash-separated path from the owner's root ("" and "/"
 // name the root) and returns the live entry it names. Symlinks are not
 // followed.
-func (s *Service) Resolve(ctx context.Context, owner dfms.UserID, path string) (meta.Entry, error) {
+func (s *Service) Resolve(ctx context.Context, owner dfms.UserID, path string) (dfms.Entry, error) {
 	u, err := s.users.GetUser(ctx, owner)
 	if err != nil {
-		return meta.Entry{}, err
+		return dfms.Entry{}, err
 	}
 	e, err := s.tree.GetEntry(ctx, owner, u.Root)
 	if err != nil {
@@ -191,16 +191,16 @@ func (s *Service) RmdirName(ctx context.Context, owner dfms.UserID, parent dfms.
 // RenameName moves parent/name to newParent/newName, as rename(2) (see
 // meta.Tree.Rename for replace); moving a directory under itself fails
 // with Invalid, as rename(2) reports it.
-func (s *Service) RenameName(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) (meta.Entry, error) {
+func (s *Service) RenameName(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) (dfms.Entry, error) {
 	e, err := s.Lookup(ctx, owner, parent, name)
 	if err != nil {
-		return meta.Entry{}, err
+		return dfms.Entry{}, err
 	}
 	moved, err := s.Rename(ctx, owner, e.ID, newParent, newName, replace)
 	if dfms.Is(err, dfms.Conflict) {
 		// The metadata store's only Conflict here is a directory moved
 		// under itself.
-		return meta.Entry{}, dfms.E("files.Rename", dfms.Invalid, err)
+		return dfms.Entry{}, dfms.E("files.Rename", dfms.Invalid, err)
 	}
 	return moved, err
 }

@@ -167,62 +167,6 @@ type RefreshToken struct {
 	CreatedAt  time.Time
 }
 
-// Entry is a node of a user's tree. Each user has one root directory, whose
-// Parent is 0 and Name is "".
-type Entry struct {
-	ID      dfms.EntryID
-	Owner   dfms.UserID
-	Parent  dfms.EntryID
-	Name    string
-	Kind    dfms.EntryKind
-	Mode    uint32 // permission bits (and set-id/sticky bits); the type is Kind
-	UID     uint32
-	GID     uint32
-	Size    int64 // bytes of the current version; length of Target for symlinks
-	MTime   time.Time
-	CTime   time.Time
-	Target  string // symlink target
-	MIME    string
-	Version int64 // current version number of a file; 0 for none yet
-	// VersionID is the current version's ID (0 for none): unlike its
-	// number, it names that version for good.
-	VersionID int64
-	SHA256    dfms.Hash // of the current version's content (zero if none)
-
-	// Trash state: DeletedAt is zero for live entries. TrashRoot is the
-	// entry whose deletion moved this one to the trash (itself for the
-	// entry the user deleted).
-	DeletedAt time.Time
-	TrashRoot dfms.EntryID
-}
-
-// Live reports whether e is not in the trash.
-func (e *Entry) Live() bool { return e.DeletedAt.IsZero() }
-
-// Version is one immutable version of a file.
-//
-// Its ID is its identity: assigned at commit, never changed and never
-// reused, so that whoever must keep naming one version (an open file's
-// base, a checksum computed after a download, a crash journal) names it
-// by ID. Its Number is its place in the history of the file that holds it
-// (1, 2, …, oldest first), which is what users see: a rename of a file
-// over another with history makes the moved file hold both histories,
-// and renumbers its own versions after the adopted ones (Rename).
-type Version struct {
-	ID         int64
-	Entry      dfms.EntryID
-	Number     int64 // 1, 2, …
-	Size       int64
-	SHA256     dfms.Hash // of the whole content
-	ChunkCount int
-	Base       int64 // the ID of the version this one was edited from; 0 if none
-	// CommitID is the identity the committing client gave the commit
-	// (CommitRequest.CommitID), "" if none.
-	CommitID  string
-	CreatedAt time.Time
-	CreatedBy dfms.UserID
-	Manifest  *dfms.Manifest // filled by GetVersion, nil in lists
-}
 
 // Chunk is the metadata of one stored chunk.
 type Chunk struct {
@@ -383,8 +327,8 @@ type CommitRequest struct {
 
 // CommitResult is the outcome of one commit of a CommitVersions batch.
 type CommitResult struct {
-	Entry   Entry
-	Version Version
+	Entry   dfms.Entry
+	Version dfms.Version
 	Err     error
 }
 
@@ -399,7 +343,7 @@ type TrashItem struct {
 
 // CreateResult is the outcome of one entry of a CreateEntries batch.
 type CreateResult struct {
-	Entry Entry
+	Entry dfms.Entry
 	Err   error
 }
 
@@ -526,16 +470,16 @@ type Users interface {
 // attributes, renames, search, and the owner's usage.
 type Tree interface {
 	// GetEntry returns the entry with id, live or trashed.
-	GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (Entry, error)
+	GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (dfms.Entry, error)
 	// Lookup returns the live entry named name in directory parent.
-	Lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (Entry, error)
+	Lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (dfms.Entry, error)
 	// ListDir returns the live entries of dir in the order opts asks for.
-	ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts ListOptions) ([]Entry, error)
+	ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts ListOptions) ([]dfms.Entry, error)
 	// CountDir returns the number of live entries of dir.
 	CountDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID) (int, error)
 	// CreateEntry adds a directory, a symlink or an empty file (version 0)
 	// under e.Parent. ID, Size, Version and the trash fields are ignored.
-	CreateEntry(ctx context.Context, e Entry) (Entry, error)
+	CreateEntry(ctx context.Context, e dfms.Entry) (dfms.Entry, error)
 	// ReserveEntryIDs returns n entry ids that no entry has and that
 	// CreateEntry will never pick: a client may name entries with them
 	// before it creates them (CreateEntries).
@@ -546,9 +490,9 @@ type Tree interface {
 	// fails (Exist for a taken name, NotExist for a missing parent) does
 	// not stop the others. The error is for the whole batch (nothing was
 	// created).
-	CreateEntries(ctx context.Context, es []Entry) ([]CreateResult, error)
+	CreateEntries(ctx context.Context, es []dfms.Entry) ([]CreateResult, error)
 	// SetAttr changes an entry's attributes and returns the result.
-	SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a SetAttr) (Entry, error)
+	SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a SetAttr) (dfms.Entry, error)
 	// Rename moves id to newParent/newName. A directory cannot move into
 	// itself or a descendant (Conflict). If the name is taken: with replace
 	// unset it fails with Exist; with replace set, a file moved over a file
@@ -559,10 +503,10 @@ type Tree interface {
 	// there moves to the trash, as does an empty directory, and a
 	// non-empty one fails with NotEmpty. It returns the moved entry and the
 	// replaced one (ID 0 if none).
-	Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (moved, replaced Entry, err error)
+	Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (moved, replaced dfms.Entry, err error)
 	// Search finds live entries, ordered by name, and returns one page and
 	// the total number of matches.
-	Search(ctx context.Context, owner dfms.UserID, q SearchQuery) ([]Entry, int, error)
+	Search(ctx context.Context, owner dfms.UserID, q SearchQuery) ([]dfms.Entry, int, error)
 	// Usage returns the owner's storage summary.
 	Usage(ctx context.Context, owner dfms.UserID) (Usage, error)
 	// StoredBytes returns the bytes of the distinct chunks that the
@@ -583,12 +527,12 @@ type Trash interface {
 	TrashEntries(ctx context.Context, owner dfms.UserID, items []TrashItem) ([]error, error)
 	// Restore brings a trashed subtree back under its old parent, which must
 	// be live (Conflict otherwise; Exist if its name was taken meanwhile).
-	Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (Entry, error)
+	Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (dfms.Entry, error)
 	// ListTrash returns one page of the entries the owner deleted (the
 	// roots of trashed subtrees), newest first: at most limit (0 or more
 	// than MaxTrashPage: MaxTrashPage) after skipping offset, and the total
 	// number of them.
-	ListTrash(ctx context.Context, owner dfms.UserID, offset, limit int) ([]Entry, int, error)
+	ListTrash(ctx context.Context, owner dfms.UserID, offset, limit int) ([]dfms.Entry, int, error)
 	// Purge deletes a trashed subtree for good: its entries, all their
 	// versions and the chunk references they held.
 	Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (PurgeStats, error)
@@ -615,19 +559,19 @@ type Xattrs interface {
 type Versions interface {
 	// CommitVersion adds a new version of a file as described by req, with
 	// its chunk references, in one transaction.
-	CommitVersion(ctx context.Context, req CommitRequest) (Entry, Version, error)
+	CommitVersion(ctx context.Context, req CommitRequest) (dfms.Entry, dfms.Version, error)
 	// CommitVersions makes several commits in one transaction, each as
 	// CommitVersion would. A commit that fails (its result's Err) changes
 	// nothing and does not stop the others; the error returned is for the
 	// batch as a whole (nothing was committed).
 	CommitVersions(ctx context.Context, reqs []CommitRequest) ([]CommitResult, error)
 	// GetVersion returns a version with its manifest (number 0: current).
-	GetVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (Version, error)
+	GetVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (dfms.Version, error)
 	// VersionByID returns the version with ID vid, with its manifest,
 	// whichever file holds it now (NotExist if none of owner's does).
-	VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (Version, error)
+	VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (dfms.Version, error)
 	// ListVersions returns every version of a file, oldest first.
-	ListVersions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]Version, error)
+	ListVersions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]dfms.Version, error)
 	// SetChecksum records the SHA-256 of the version with ID vid,
 	// committed without one (a zero SHA256 means "not computed yet"); a
 	// version that already has one keeps it.
@@ -745,7 +689,7 @@ type Uploads interface {
 	// held to used) to it, and removes the upload. sum is the SHA-256 of the whole content. If expect is not
 	// nil, the parts must still make exactly that manifest (the one sum was
 	// computed over), or it fails with kind Conflict.
-	CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string, expect *dfms.Manifest) (Entry, Version, error)
+	CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string, expect *dfms.Manifest) (dfms.Entry, dfms.Version, error)
 	// AbortUpload removes an upload and releases its parts' references
 	// and held bytes.
 	AbortUpload(ctx context.Context, owner dfms.UserID, id string) error

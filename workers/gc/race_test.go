@@ -132,9 +132,9 @@ type raceMeta struct {
 }
 
 // CompleteUpload replaces part 1 just before the store completes.
-func (r *raceMeta) CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string, expect *dfms.Manifest) (meta.Entry, meta.Version, error) {
+func (r *raceMeta) CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string, expect *dfms.Manifest) (dfms.Entry, dfms.Version, error) {
 	if _, err := r.svc.WritePart(ctx, owner, id, 1, bytes.NewReader(r.part), 0); err != nil {
-		return meta.Entry{}, meta.Version{}, err
+		return dfms.Entry{}, dfms.Version{}, err
 	}
 	return r.Store.CompleteUpload(ctx, owner, id, sum, mime, expect)
 }

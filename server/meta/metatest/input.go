@@ -17,7 +17,7 @@ import (
 // SQLite, an encoding error on PostgreSQL).
 func testSearchBadText(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
-	testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "abcdef", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "abcdef", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	for _, q := range []meta.SearchQuery{
 		{Text: "abc\x00def"},
 		{Text: "\x00"},
@@ -108,7 +108,7 @@ func testLastAdminRace(t *testing.T, s meta.Store) {
 }
 
 // trashOf is the owner's whole trash (one page of the maximum size).
-func trashOf(t *testing.T, s meta.Store, owner dfms.UserID) []meta.Entry {
+func trashOf(t *testing.T, s meta.Store, owner dfms.UserID) []dfms.Entry {
 	t.Helper()
 	es, total, err := s.ListTrash(ctx, owner, 0, 0)
 	if err != nil {
@@ -127,7 +127,7 @@ func testListPages(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	var trashed []dfms.EntryID
 	for i := range 5 {
-		d := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: fmt.Sprintf("t%d", i), Kind: dfms.KindDir, Mode: 0o755}))(t)
+		d := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: fmt.Sprintf("t%d", i), Kind: dfms.KindDir, Mode: 0o755}))(t)
 		ok(t, s.Trash(ctx, u.ID, d.ID))
 		trashed = append([]dfms.EntryID{d.ID}, trashed...) // newest first
 	}
@@ -154,7 +154,7 @@ func testListPages(t *testing.T, s meta.Store) {
 		if i%2 == 0 {
 			kind = dfms.KindDir
 		}
-		testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: n, Kind: kind, Mode: 0o755}))(t)
+		testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: n, Kind: kind, Mode: 0o755}))(t)
 	}
 	var walked []string
 	opts := meta.ListOptions{ByName: true, Limit: 2}

@@ -116,9 +116,9 @@ func newUser(t *testing.T, s meta.Store) meta.User {
 	return testkit.Must(s.CreateUser(ctx, meta.User{Email: fmt.Sprintf("user%d@example.com", n), Active: true, DisplayName: "U"}))(t)
 }
 
-func mkdir(t *testing.T, s meta.Store, owner dfms.UserID, parent dfms.EntryID, name string) meta.Entry {
+func mkdir(t *testing.T, s meta.Store, owner dfms.UserID, parent dfms.EntryID, name string) dfms.Entry {
 	t.Helper()
-	return testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindDir, Mode: 0o755}))(t)
+	return testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: owner, Parent: parent, Name: name, Kind: dfms.KindDir, Mode: 0o755}))(t)
 }
 
 // chunk returns a ChunkRef for a made-up chunk named by s.
@@ -140,7 +140,7 @@ func manifest(t *testing.T, s meta.Store, refs ...dfms.ChunkRef) dfms.Manifest {
 	return dfms.Manifest{Chunks: refs}
 }
 
-func commit(t *testing.T, s meta.Store, owner dfms.UserID, parent dfms.EntryID, name string, m dfms.Manifest) (meta.Entry, meta.Version) {
+func commit(t *testing.T, s meta.Store, owner dfms.UserID, parent dfms.EntryID, name string, m dfms.Manifest) (dfms.Entry, dfms.Version) {
 	t.Helper()
 	e, v, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: owner, Parent: parent, Name: name, Manifest: m,
 		SHA256: dfms.Sum([]byte(name)), Mode: 0o644})
@@ -155,7 +155,7 @@ func refs(t *testing.T, s meta.Store, r dfms.ChunkRef) int64 {
 	return testkit.Must(s.GetChunk(ctx, r.Hash))(t).Refs
 }
 
-func names(es []meta.Entry) []string {
+func names(es []dfms.Entry) []string {
 	var out []string
 	for _, e := range es {
 		out = append(out, e.Name)
@@ -204,15 +204,15 @@ func testTreeBasics(t *testing.T, s meta.Store) {
 	d := mkdir(t, s, u.ID, u.Root, "docs")
 	mkdir(t, s, u.ID, u.Root, "b")
 	mkdir(t, s, u.ID, u.Root, "a")
-	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "empty", Kind: dfms.KindFile, Mode: 0o600}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "empty", Kind: dfms.KindFile, Mode: 0o600}))(t)
 	if f.Size != 0 || f.Version != 0 || f.Mode != 0o600 {
 		t.Fatalf("empty file = %+v", f)
 	}
-	l := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "link", Kind: dfms.KindSymlink, Mode: 0o777, Target: "../a"}))(t)
+	l := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: d.ID, Name: "link", Kind: dfms.KindSymlink, Mode: 0o777, Target: "../a"}))(t)
 	if l.Size != 4 || l.Target != "../a" {
 		t.Fatalf("symlink = %+v", l)
 	}
-	_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "bad", Kind: dfms.KindSymlink})
+	_, err := s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: d.ID, Name: "bad", Kind: dfms.KindSymlink})
 	testkit.WantKind(t, err, dfms.Invalid, "symlink without target")
 
 	got := testkit.Must(s.Lookup(ctx, u.ID, u.Root, "docs"))(t)
@@ -235,20 +235,20 @@ func testTreeBasics(t *testing.T, s meta.Store) {
 	_, err = s.ListDir(ctx, u.ID, f.ID, meta.ListOptions{})
 	testkit.WantKind(t, err, dfms.NotDir, "list a file")
 
-	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "docs", Kind: dfms.KindFile})
+	_, err = s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "docs", Kind: dfms.KindFile})
 	testkit.WantKind(t, err, dfms.Exist, "duplicate name")
-	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: f.ID, Name: "x", Kind: dfms.KindFile})
+	_, err = s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: f.ID, Name: "x", Kind: dfms.KindFile})
 	testkit.WantKind(t, err, dfms.NotDir, "create under a file")
-	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: 987654, Name: "x", Kind: dfms.KindFile})
+	_, err = s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: 987654, Name: "x", Kind: dfms.KindFile})
 	testkit.WantKind(t, err, dfms.NotExist, "create under a missing parent")
-	_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: 9})
+	_, err = s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: 9})
 	testkit.WantKind(t, err, dfms.Invalid, "bad kind")
 }
 
 func testNames(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	for _, name := range []string{"", ".", "..", ".versions", "a/b", "a\x00b", strings.Repeat("n", 256)} {
-		_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: name, Kind: dfms.KindDir})
+		_, err := s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: name, Kind: dfms.KindDir})
 		testkit.WantKind(t, err, dfms.Invalid, fmt.Sprintf("create %q", name))
 	}
 	long := strings.Repeat("n", 255)
@@ -279,7 +279,7 @@ func testIsolation(t *testing.T, s meta.Store) {
 	testkit.WantKind(t, err, dfms.NotExist, "Lookup")
 	_, err = s.ListDir(ctx, b.ID, d.ID, meta.ListOptions{})
 	testkit.WantKind(t, err, dfms.NotExist, "ListDir")
-	_, err = s.CreateEntry(ctx, meta.Entry{Owner: b.ID, Parent: d.ID, Name: "x", Kind: dfms.KindFile})
+	_, err = s.CreateEntry(ctx, dfms.Entry{Owner: b.ID, Parent: d.ID, Name: "x", Kind: dfms.KindFile})
 	testkit.WantKind(t, err, dfms.NotExist, "CreateEntry")
 	_, err = s.GetVersion(ctx, b.ID, f.ID, 1)
 	testkit.WantKind(t, err, dfms.NotExist, "GetVersion")
@@ -312,7 +312,7 @@ func testIsolation(t *testing.T, s meta.Store) {
 
 func testSetAttr(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
-	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	mode, uid, gid := uint32(0o4750), uint32(1000), uint32(100)
 	mt := time.Date(2001, 2, 3, 4, 5, 6, 789, time.UTC)
 	e := testkit.Must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Mode: &mode, UID: &uid, GID: &gid, MTime: &mt}))(t)
@@ -333,7 +333,7 @@ func testRename(t *testing.T, s meta.Store) {
 	a := mkdir(t, s, u.ID, u.Root, "a")
 	b := mkdir(t, s, u.ID, a.ID, "b")
 	c := mkdir(t, s, u.ID, b.ID, "c")
-	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: c.ID, Name: "f", Kind: dfms.KindFile}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: c.ID, Name: "f", Kind: dfms.KindFile}))(t)
 
 	moved, replaced := must2(t)(s.Rename(ctx, u.ID, f.ID, u.Root, "g", false))
 	if moved.Parent != u.Root || moved.Name != "g" || replaced.ID != 0 {
@@ -371,8 +371,8 @@ func testRename(t *testing.T, s meta.Store) {
 	}
 }
 
-func must2(t *testing.T) func(a, b meta.Entry, err error) (meta.Entry, meta.Entry) {
-	return func(a, b meta.Entry, err error) (meta.Entry, meta.Entry) {
+func must2(t *testing.T) func(a, b dfms.Entry, err error) (dfms.Entry, dfms.Entry) {
+	return func(a, b dfms.Entry, err error) (dfms.Entry, dfms.Entry) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
@@ -441,7 +441,7 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 		t.Fatalf("the second replaced entry = %+v", ae)
 	}
 	// A file with no version yet replacing one: an empty version on top.
-	fresh := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "fresh", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	fresh := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "fresh", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	must2(t)(s.Rename(ctx, u.ID, fresh.ID, u.Root, "a", true))
 	if cur := testkit.Must(s.GetEntry(ctx, u.ID, fresh.ID))(t); cur.Version != 5 || cur.Size != 0 {
 		t.Fatalf("an empty file after replace = %+v", cur)
@@ -451,10 +451,10 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 	}
 	// A symlink replaced by a file goes to the trash, restorable once the
 	// name is free.
-	l := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "link", Kind: dfms.KindSymlink, Target: "x"}))(t)
+	l := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "link", Kind: dfms.KindSymlink, Target: "x"}))(t)
 	other, _ := commit(t, s, u.ID, u.Root, "other", m2)
 	must2(t)(s.Rename(ctx, u.ID, other.ID, u.Root, "link", true))
-	if trash := trashOf(t, s, u.ID); !slices.ContainsFunc(trash, func(e meta.Entry) bool { return e.ID == l.ID }) {
+	if trash := trashOf(t, s, u.ID); !slices.ContainsFunc(trash, func(e dfms.Entry) bool { return e.ID == l.ID }) {
 		t.Fatalf("trash = %v", names(trash))
 	}
 
@@ -551,10 +551,10 @@ func testTrashRestorePurge(t *testing.T, s meta.Store) {
 func testTrashRestoreConflicts(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	d := mkdir(t, s, u.ID, u.Root, "d")
-	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile}))(t)
 	ok(t, s.Trash(ctx, u.ID, f.ID))
 	// The name is free again while f is in the trash.
-	again := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile}))(t)
+	again := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile}))(t)
 	_, err := s.Restore(ctx, u.ID, f.ID)
 	testkit.WantKind(t, err, dfms.Exist, "restore over a taken name")
 	ok(t, s.Trash(ctx, u.ID, again.ID))
@@ -627,7 +627,7 @@ func testCommitVersions(t *testing.T, s meta.Store) {
 }
 
 // sameEntry reports whether a and b are equal, times compared as instants.
-func sameEntry(a, b meta.Entry) bool {
+func sameEntry(a, b dfms.Entry) bool {
 	times := [][2]time.Time{{a.MTime, b.MTime}, {a.CTime, b.CTime}, {a.DeletedAt, b.DeletedAt}}
 	for _, p := range times {
 		if !p[0].Equal(p[1]) {
@@ -642,7 +642,7 @@ func sameEntry(a, b meta.Entry) bool {
 // are made as CommitVersion makes them.
 func testCommitBatch(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
-	a := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "a", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	a := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "a", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	d := mkdir(t, s, u.ID, u.Root, "d")
 	have := chunk("batch-have", 10)
 	m := manifest(t, s, have)
@@ -773,7 +773,7 @@ func testCommitMissingChunk(t *testing.T, s meta.Store) {
 func testCommitErrors(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	d := mkdir(t, s, u.ID, u.Root, "d")
-	l := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: dfms.KindSymlink, Target: "d"}))(t)
+	l := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: dfms.KindSymlink, Target: "d"}))(t)
 	m := manifest(t, s, chunk("ce", 1))
 	_, _, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: d.ID, Manifest: m})
 	testkit.WantKind(t, err, dfms.IsDir, "commit to a dir")
@@ -1036,7 +1036,7 @@ func testSearch(t *testing.T, s meta.Store) {
 	d := mkdir(t, s, u.ID, u.Root, "Reports")
 	sub := mkdir(t, s, u.ID, d.ID, "2024")
 	for _, n := range []string{"report-2024.pdf", "REPORT_final.txt", "notes.md", "100%.txt", "a_b.txt", "axb.txt"} {
-		testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: n, Kind: dfms.KindFile}))(t)
+		testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: d.ID, Name: n, Kind: dfms.KindFile}))(t)
 	}
 	base := time.Unix(1700000000, 0)
 	m := manifest(t, s, chunk("search", 5000))
@@ -1133,7 +1133,7 @@ func testChanges(t *testing.T, s meta.Store) {
 	if meta.Origin(mine) != "mount-1" || meta.Origin(ctx) != "" {
 		t.Fatal("Origin does not report what the context carries")
 	}
-	h := testkit.Must(s.CreateEntry(mine, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "h", Kind: dfms.KindFile}))(t)
+	h := testkit.Must(s.CreateEntry(mine, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "h", Kind: dfms.KindFile}))(t)
 	last := ch[len(ch)-1].Seq
 	got := testkit.Must(s.Changes(ctx, u.ID, last, 100))(t)
 	if len(got) != 1 || got[0].Entry != h.ID || got[0].Origin != "mount-1" {
@@ -1246,8 +1246,8 @@ func testChangesConcurrentWriters(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	base := manifest(t, s, chunk("feed", 5))
 	const writers, each = 6, 15
-	dirs := make([]meta.Entry, writers)
-	files := make([]meta.Entry, writers)
+	dirs := make([]dfms.Entry, writers)
+	files := make([]dfms.Entry, writers)
 	for w := range writers {
 		dirs[w] = mkdir(t, s, u.ID, u.Root, fmt.Sprint("d", w))
 		files[w], _ = commit(t, s, u.ID, dirs[w].ID, "f", base)
@@ -1261,7 +1261,7 @@ func testChangesConcurrentWriters(t *testing.T, s meta.Store) {
 				var err error
 				switch i % 3 {
 				case 0:
-					_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: dirs[w].ID, Name: fmt.Sprint("e", i), Kind: dfms.KindDir, Mode: 0o755})
+					_, err = s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: dirs[w].ID, Name: fmt.Sprint("e", i), Kind: dfms.KindDir, Mode: 0o755})
 				case 1:
 					// A commit that stays open a moment after its work.
 					_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: files[w].ID, Manifest: base,
@@ -1321,7 +1321,7 @@ func testConcurrentCommits(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	shared := chunk("shared", 8)
 	storeChunks(t, s, []dfms.ChunkRef{shared})
-	e := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "hot", Kind: dfms.KindFile}))(t)
+	e := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "hot", Kind: dfms.KindFile}))(t)
 	const writers, each = 6, 5
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*each)
@@ -1399,7 +1399,7 @@ func testUsage(t *testing.T, s meta.Store) {
 	d := mkdir(t, s, u.ID, u.Root, "d")
 	commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("u1", 100)))
 	commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("u2", 50)))
-	testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: dfms.KindSymlink, Target: "d"}))(t)
+	testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "l", Kind: dfms.KindSymlink, Target: "d"}))(t)
 	us := testkit.Must(s.Usage(ctx, u.ID))(t)
 	if us.LogicalBytes != 150 || us.Files != 1 || us.Dirs != 1 || us.Versions != 2 {
 		t.Fatalf("usage = %+v", us)
@@ -1769,7 +1769,7 @@ func testLockFencing(t *testing.T, s meta.Store) {
 
 func testXattrs(t *testing.T, s meta.Store) {
 	u, other := newUser(t, s), newUser(t, s)
-	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	if v, found, err := s.GetXattr(ctx, u.ID, f.ID, "user.a"); err != nil || found || v != nil {
 		t.Fatalf("get of a missing attribute: %q %v %v", v, found, err)
 	}
@@ -1821,7 +1821,7 @@ func testDirTimes(t *testing.T, s meta.Store) {
 			testkit.Must(s.SetAttr(ctx, u.ID, id, meta.SetAttr{MTime: &past}))(t)
 		}
 	}
-	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	changed("create", d.ID)
 	_, _, err := s.Rename(ctx, u.ID, f.ID, d2.ID, "g", false)
 	ok(t, err)
@@ -1839,12 +1839,12 @@ func testLazyDurability(t *testing.T, s meta.Store) {
 	if !meta.LazyDurability(lazy) || meta.LazyDurability(ctx) {
 		t.Fatal("LazyDurability does not report what the context carries")
 	}
-	d := testkit.Must(s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d", Kind: dfms.KindDir, Mode: 0o755}))(t)
+	d := testkit.Must(s.CreateEntry(lazy, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "d", Kind: dfms.KindDir, Mode: 0o755}))(t)
 	got := testkit.Must(s.Lookup(ctx, u.ID, u.Root, "d"))(t)
 	if got.ID != d.ID {
 		t.Fatalf("a lazy create is not visible: %+v", got)
 	}
-	_, err := s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d", Kind: dfms.KindFile})
+	_, err := s.CreateEntry(lazy, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "d", Kind: dfms.KindFile})
 	testkit.WantKind(t, err, dfms.Exist, "lazy create of a taken name")
 
 	// Lazy and durable writes at once: each lands once, in its place.
@@ -1854,12 +1854,12 @@ func testLazyDurability(t *testing.T, s meta.Store) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			_, err := s.CreateEntry(lazy, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("lazy%02d", i), Kind: dfms.KindFile, Mode: 0o644})
+			_, err := s.CreateEntry(lazy, dfms.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("lazy%02d", i), Kind: dfms.KindFile, Mode: 0o644})
 			errs <- err
 		}()
 		go func() {
 			defer wg.Done()
-			_, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("sync%02d", i), Kind: dfms.KindFile, Mode: 0o644})
+			_, err := s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("sync%02d", i), Kind: dfms.KindFile, Mode: 0o644})
 			errs <- err
 		}()
 	}
@@ -1896,7 +1896,7 @@ func testReservedIDs(t *testing.T, s meta.Store) {
 	}
 	// Entries made the ordinary way never take a reserved id.
 	for i := range 3 {
-		e := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("plain%d", i), Kind: dfms.KindFile}))(t)
+		e := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: d.ID, Name: fmt.Sprintf("plain%d", i), Kind: dfms.KindFile}))(t)
 		if seen[e.ID] {
 			t.Fatalf("CreateEntry picked reserved id %d", e.ID)
 		}
@@ -1906,7 +1906,7 @@ func testReservedIDs(t *testing.T, s meta.Store) {
 	if ch := testkit.Must(s.Changes(ctx, u.ID, 0, 1000))(t); len(ch) > 0 {
 		last = ch[len(ch)-1].Seq
 	}
-	res := testkit.Must(s.CreateEntries(mine, []meta.Entry{
+	res := testkit.Must(s.CreateEntries(mine, []dfms.Entry{
 		{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "a", Kind: dfms.KindFile, Mode: 0o640, UID: 7, GID: 8, MTime: time.Unix(1e9, 0)},
 		{ID: ids[1], Owner: u.ID, Parent: d.ID, Name: "plain0", Kind: dfms.KindFile},
 		{ID: ids[2], Owner: u.ID, Parent: ids[0], Name: "x", Kind: dfms.KindFile},
@@ -1944,7 +1944,7 @@ func testReservedIDs(t *testing.T, s meta.Store) {
 		t.Fatalf("directory mtime went back: %v < %v", got.MTime, d.MTime)
 	}
 	// A reserved id already used is not taken twice.
-	res = testkit.Must(s.CreateEntries(ctx, []meta.Entry{{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "again", Kind: dfms.KindFile}}))(t)
+	res = testkit.Must(s.CreateEntries(ctx, []dfms.Entry{{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "again", Kind: dfms.KindFile}}))(t)
 	if res[0].Err == nil {
 		t.Fatal("a used id was taken again")
 	}
@@ -1964,11 +1964,11 @@ func testTrashEntries(t *testing.T, s meta.Store) {
 	d := mkdir(t, s, u.ID, u.Root, "d")
 	sub := mkdir(t, s, u.ID, d.ID, "sub")
 	f, _ := commit(t, s, u.ID, d.ID, "f", manifest(t, s, chunk("te", 3)))
-	g := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: sub.ID, Name: "g", Kind: dfms.KindFile}))(t)
-	ok(t, s.Trash(ctx, u.ID, testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: d.ID, Name: "gone", Kind: dfms.KindFile}))(t).ID))
+	g := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: sub.ID, Name: "g", Kind: dfms.KindFile}))(t)
+	ok(t, s.Trash(ctx, u.ID, testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: d.ID, Name: "gone", Kind: dfms.KindFile}))(t).ID))
 	gone := trashOf(t, s, u.ID)[0]
 	other := newUser(t, s)
-	theirs := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: other.ID, Parent: other.Root, Name: "t", Kind: dfms.KindFile}))(t)
+	theirs := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: other.ID, Parent: other.Root, Name: "t", Kind: dfms.KindFile}))(t)
 
 	at := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
 	var items []meta.TrashItem
@@ -2073,7 +2073,7 @@ func testManyChunks(t *testing.T, s meta.Store) {
 func testVersionIdentity(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	content := map[int64]dfms.Manifest{}
-	put := func(name string, parts ...string) (meta.Entry, meta.Version) {
+	put := func(name string, parts ...string) (dfms.Entry, dfms.Version) {
 		t.Helper()
 		var refs []dfms.ChunkRef
 		for _, p := range parts {
@@ -2362,7 +2362,7 @@ func must3[A, B any](a A, b B, err error) func(t *testing.T) (A, B) {
 // from when it is set until it is removed or its entry purged.
 func testQuotaXattrs(t *testing.T, s meta.Store) {
 	u := testkit.Must(s.CreateUser(ctx, meta.User{Email: "xattr-quota@example.com", QuotaBytes: 100, Active: true}))(t)
-	f := testkit.Must(s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: dfms.KindFile, Mode: 0o644}))(t)
+	f := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "x", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	ok(t, s.SetXattr(ctx, u.ID, f.ID, "user.a", make([]byte, 40), dfms.XattrAny))
 	wantCharges(t, "one attribute", s, u.ID, 46, 0)
 	testkit.WantKind(t, s.SetXattr(ctx, u.ID, f.ID, "user.b", make([]byte, 60), dfms.XattrAny), dfms.Quota, "an attribute past the quota")
@@ -2456,7 +2456,7 @@ func testTimesOutOfRange(t *testing.T, s meta.Store) {
 		testkit.WantKind(t, err, dfms.Invalid, "SetAttr of "+bad.String())
 		_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: dfms.Manifest{}, MTime: bad})
 		testkit.WantKind(t, err, dfms.Invalid, "a commit at "+bad.String())
-		_, err = s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "d" + bad.Format("2006"), Kind: dfms.KindDir, Mode: 0o755, MTime: bad})
+		_, err = s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "d" + bad.Format("2006"), Kind: dfms.KindDir, Mode: 0o755, MTime: bad})
 		testkit.WantKind(t, err, dfms.Invalid, "a create at "+bad.String())
 	}
 	if got := testkit.Must(s.GetEntry(ctx, u.ID, e.ID))(t); got.Version != 1 || got.MTime.Year() < 2000 {

@@ -12,7 +12,7 @@ import (
 // Its down file gives the attributes' bytes back.
 func TestQuotaMigrationCountsExistingBytes(t *testing.T) {
 	s, u := openWithUser(t)
-	f, err := s.CreateEntry(ctx, meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile, Mode: 0o644})
+	f, err := s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile, Mode: 0o644})
 	if err != nil {
 		t.Fatal(err)
 	}

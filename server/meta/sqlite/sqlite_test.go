@@ -75,7 +75,7 @@ func TestLazyDurabilityRestoresFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := createUser(t, s)
-	e, err := s.CreateEntry(meta.WithLazyDurability(ctx), meta.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile})
+	e, err := s.CreateEntry(meta.WithLazyDurability(ctx), dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,9 +143,9 @@ func TestSearchIndexFollowsEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var batch []meta.Entry
+	var batch []dfms.Entry
 	for i, n := range names {
-		batch = append(batch, meta.Entry{ID: ids[i], Owner: u.ID, Parent: u.Root, Name: n, Kind: dfms.KindFile})
+		batch = append(batch, dfms.Entry{ID: ids[i], Owner: u.ID, Parent: u.Root, Name: n, Kind: dfms.KindFile})
 	}
 	res, err := s.CreateEntries(ctx, batch)
 	if err != nil || res[0].Err != nil || res[3].Err == nil {

@@ -18,8 +18,8 @@ const entryCols = `id, owner_id, COALESCE(parent_id, 0), name, kind, mode, uid, 
 	target, mime, cur_version, cur_version_id, COALESCE(deleted_at, 0), COALESCE(trash_root, 0),
 	(SELECT v.sha256 FROM versions v WHERE v.id = entries.cur_version_id)`
 
-func scanEntry(row row) (meta.Entry, error) {
-	var e meta.Entry
+func scanEntry(row row) (dfms.Entry, error) {
+	var e dfms.Entry
 	var mtime, ctime, deleted int64
 	var sum []byte
 	err := row.Scan(&e.ID, &e.Owner, &e.Parent, &e.Name, &e.Kind, &e.Mode, &e.UID, &e.GID, &e.Size,
@@ -29,7 +29,7 @@ func scanEntry(row row) (meta.Entry, error) {
 	return e, err
 }
 
-func scanEntries(rows *sql.Rows, err error) ([]meta.Entry, error) {
+func scanEntries(rows *sql.Rows, err error) ([]dfms.Entry, error) {
 	return scanAll(rows, err, scanEntry)
 }
 
@@ -87,7 +87,7 @@ var errNoEntry = errors.New("no such entry")
 
 // writeEntry runs fn in a write transaction, with the owner's entry id
 // (live or trashed) read under a lock.
-func (s *Store) writeEntry(ctx context.Context, op dfms.Op, owner dfms.UserID, id dfms.EntryID, fn func(t *tx, e meta.Entry) error) error {
+func (s *Store) writeEntry(ctx context.Context, op dfms.Op, owner dfms.UserID, id dfms.EntryID, fn func(t *tx, e dfms.Entry) error) error {
 	return s.write(ctx, op, func(t *tx) error {
 		e, err := t.entry(ctx, owner, id, true)
 		if err != nil {
@@ -98,7 +98,7 @@ func (s *Store) writeEntry(ctx context.Context, op dfms.Op, owner dfms.UserID, i
 }
 
 // entry reads one entry of owner; lock makes it a locking read.
-func (t *tx) entry(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lock bool) (meta.Entry, error) {
+func (t *tx) entry(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lock bool) (dfms.Entry, error) {
 	q := `SELECT ` + entryCols + ` FROM entries WHERE id = ? AND owner_id = ?`
 	if lock {
 		q += t.s.d.ForUpdate
@@ -111,7 +111,7 @@ func (t *tx) entry(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lock
 }
 
 // liveEntry reads a live entry.
-func (t *tx) liveEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lock bool) (meta.Entry, error) {
+func (t *tx) liveEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lock bool) (dfms.Entry, error) {
 	e, err := t.entry(ctx, owner, id, lock)
 	if err == nil && !e.Live() {
 		return e, dfms.E("", dfms.NotExist, fmt.Errorf("entry %d is in the trash", id))
@@ -120,7 +120,7 @@ func (t *tx) liveEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID, 
 }
 
 // liveDir reads a live directory.
-func (t *tx) liveDir(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lock bool) (meta.Entry, error) {
+func (t *tx) liveDir(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lock bool) (dfms.Entry, error) {
 	e, err := t.liveEntry(ctx, owner, id, lock)
 	if err == nil && e.Kind != dfms.KindDir {
 		return e, dfms.E("", dfms.NotDir, fmt.Errorf("entry %d is a %s", id, e.Kind))
@@ -129,7 +129,7 @@ func (t *tx) liveDir(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lo
 }
 
 // lookup reads the live entry parent/name; found is false if there is none.
-func (t *tx) lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, lock bool) (meta.Entry, bool, error) {
+func (t *tx) lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, lock bool) (dfms.Entry, bool, error) {
 	q := `SELECT ` + entryCols + ` FROM entries WHERE parent_id = ? AND name = ? AND deleted_at IS NULL AND owner_id = ?`
 	if lock {
 		q += t.s.d.ForUpdate
@@ -192,7 +192,7 @@ func (t *tx) flushJournal(ctx context.Context) error {
 }
 
 // insertEntry adds e (validated by the caller) and returns it as stored.
-func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e meta.Entry) (meta.Entry, error) {
+func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e dfms.Entry) (dfms.Entry, error) {
 	mtime, ctime := e.MTime, e.CTime
 	if mtime.IsZero() {
 		mtime = t.now
@@ -263,16 +263,16 @@ func (t *tx) dirChangedAt(ctx context.Context, dir dfms.EntryID, at time.Time) e
 }
 
 // GetEntry implements meta.Tree.
-func (s *Store) GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
-	return result(ctx, s.readOne, "meta.GetEntry", func(t *tx) (meta.Entry, error) {
+func (s *Store) GetEntry(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (dfms.Entry, error) {
+	return result(ctx, s.readOne, "meta.GetEntry", func(t *tx) (dfms.Entry, error) {
 		return t.entry(ctx, owner, id, false)
 	})
 }
 
 // Lookup implements meta.Tree.
-func (s *Store) Lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (meta.Entry, error) {
+func (s *Store) Lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (dfms.Entry, error) {
 	const op dfms.Op = "meta.Lookup"
-	var e meta.Entry
+	var e dfms.Entry
 	// Without a transaction: a parent deleted between the two reads
 	// answers NotExist either way.
 	err := s.readOne(ctx, op, func(t *tx) error {
@@ -294,7 +294,7 @@ func (s *Store) Lookup(ctx context.Context, owner dfms.UserID, parent dfms.Entry
 }
 
 // ListDir implements meta.Tree.
-func (s *Store) ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts meta.ListOptions) ([]meta.Entry, error) {
+func (s *Store) ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts meta.ListOptions) ([]dfms.Entry, error) {
 	const op dfms.Op = "meta.ListDir"
 	if opts.Offset < 0 || opts.Limit < 0 {
 		return nil, dfms.Errorf(op, dfms.Invalid, "negative offset or limit")
@@ -309,7 +309,7 @@ func (s *Store) ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID
 	default:
 		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("unknown sort %q", opts.Sort))
 	}
-	var out []meta.Entry
+	var out []dfms.Entry
 	err := s.read(ctx, op, func(t *tx) error {
 		if _, err := t.liveDir(ctx, owner, dir, false); err != nil {
 			return err
@@ -365,7 +365,7 @@ func (s *Store) CountDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryI
 
 // checkNewEntry validates an entry to create and sets what its kind
 // implies.
-func checkNewEntry(op dfms.Op, e *meta.Entry) error {
+func checkNewEntry(op dfms.Op, e *dfms.Entry) error {
 	if err := dfms.ValidName(e.Name); err != nil {
 		return dfms.E(op, dfms.Invalid, err)
 	}
@@ -396,13 +396,13 @@ func checkTimes(op dfms.Op, ts ...time.Time) error {
 }
 
 // CreateEntry implements meta.Tree.
-func (s *Store) CreateEntry(ctx context.Context, e meta.Entry) (meta.Entry, error) {
+func (s *Store) CreateEntry(ctx context.Context, e dfms.Entry) (dfms.Entry, error) {
 	const op dfms.Op = "meta.CreateEntry"
 	if err := checkNewEntry(op, &e); err != nil {
 		return e, err
 	}
 	e.ID, e.CTime = 0, time.Time{}
-	var out meta.Entry
+	var out dfms.Entry
 	err := s.write(ctx, op, func(t *tx) error {
 		if _, err := t.liveDir(ctx, e.Owner, e.Parent, true); err != nil {
 			return err
@@ -430,7 +430,7 @@ func (s *Store) ReserveEntryIDs(ctx context.Context, n int) ([]dfms.EntryID, err
 
 // CreateEntries implements meta.Tree: each entry in a savepoint of one
 // transaction, so that one failing rolls back only itself.
-func (s *Store) CreateEntries(ctx context.Context, es []meta.Entry) ([]meta.CreateResult, error) {
+func (s *Store) CreateEntries(ctx context.Context, es []dfms.Entry) ([]meta.CreateResult, error) {
 	const op dfms.Op = "meta.CreateEntries"
 	checked := make([]error, len(es))
 	es = slices.Clone(es)
@@ -449,17 +449,17 @@ func (s *Store) CreateEntries(ctx context.Context, es []meta.Entry) ([]meta.Crea
 }
 
 // SetAttr implements meta.Tree.
-func (s *Store) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a meta.SetAttr) (meta.Entry, error) {
+func (s *Store) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a meta.SetAttr) (dfms.Entry, error) {
 	const op dfms.Op = "meta.SetAttr"
 	if a.Size != nil {
-		return meta.Entry{}, dfms.Errorf(op, dfms.Invalid, "size changes only through a new version")
+		return dfms.Entry{}, dfms.Errorf(op, dfms.Invalid, "size changes only through a new version")
 	}
 	if a.MTime != nil {
 		if err := checkTimes(op, *a.MTime); err != nil {
-			return meta.Entry{}, err
+			return dfms.Entry{}, err
 		}
 	}
-	var out meta.Entry
+	var out dfms.Entry
 	err := s.write(ctx, op, func(t *tx) error {
 		e, err := t.liveEntry(ctx, owner, id, true)
 		if err != nil {
@@ -509,13 +509,13 @@ func (t *tx) hasLiveChildren(ctx context.Context, id dfms.EntryID) (bool, error)
 }
 
 // Rename implements meta.Tree.
-func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (moved, replaced meta.Entry, err error) {
+func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (moved, replaced dfms.Entry, err error) {
 	const op dfms.Op = "meta.Rename"
 	if err := dfms.ValidName(newName); err != nil {
 		return moved, replaced, dfms.E(op, dfms.Invalid, err)
 	}
 	err = s.write(ctx, op, func(t *tx) error {
-		replaced = meta.Entry{}
+		replaced = dfms.Entry{}
 		e, err := t.liveEntry(ctx, owner, id, true)
 		if err != nil {
 			return err
@@ -603,7 +603,7 @@ func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfm
 // an empty one on top, as its content is empty. Every version keeps its
 // ID, so whatever names one by ID (an open file's base) still finds the
 // same content.
-func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e meta.Entry) error {
+func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e dfms.Entry) error {
 	n := old.Version
 	// Out of the way first: (entry_id, number) is unique row by row, and
 	// numbers are positive.
@@ -663,7 +663,7 @@ func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e meta.En
 }
 
 // trash moves e and its live subtree to the trash, with e as trash root.
-func (t *tx) trash(ctx context.Context, owner dfms.UserID, e meta.Entry, at time.Time) error {
+func (t *tx) trash(ctx context.Context, owner dfms.UserID, e dfms.Entry, at time.Time) error {
 	when := at
 	if when.IsZero() {
 		when = t.now
@@ -734,10 +734,10 @@ func (s *Store) TrashEntries(ctx context.Context, owner dfms.UserID, items []met
 }
 
 // Restore implements meta.Trash.
-func (s *Store) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.Entry, error) {
+func (s *Store) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (dfms.Entry, error) {
 	const op dfms.Op = "meta.Restore"
-	var out meta.Entry
-	err := s.writeEntry(ctx, op, owner, id, func(t *tx, e meta.Entry) error {
+	var out dfms.Entry
+	err := s.writeEntry(ctx, op, owner, id, func(t *tx, e dfms.Entry) error {
 		if e.Live() || e.TrashRoot != e.ID {
 			return dfms.Errorf(op, dfms.NotExist, "not in the trash (restore the deleted folder that holds it)")
 		}
@@ -769,7 +769,7 @@ func (s *Store) Restore(ctx context.Context, owner dfms.UserID, id dfms.EntryID)
 }
 
 // ListTrash implements meta.Trash.
-func (s *Store) ListTrash(ctx context.Context, owner dfms.UserID, offset, limit int) ([]meta.Entry, int, error) {
+func (s *Store) ListTrash(ctx context.Context, owner dfms.UserID, offset, limit int) ([]dfms.Entry, int, error) {
 	const op dfms.Op = "meta.ListTrash"
 	if offset < 0 || limit < 0 {
 		return nil, 0, dfms.Errorf(op, dfms.Invalid, "negative offset or limit")
@@ -777,7 +777,7 @@ func (s *Store) ListTrash(ctx context.Context, owner dfms.UserID, offset, limit 
 	if limit == 0 || limit > meta.MaxTrashPage {
 		limit = meta.MaxTrashPage
 	}
-	var out []meta.Entry
+	var out []dfms.Entry
 	var total int
 	err := s.read(ctx, op, func(t *tx) error {
 		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM entries WHERE owner_id = ? AND trash_root = id`, owner).Scan(&total); err != nil {
@@ -795,7 +795,7 @@ func (s *Store) ListTrash(ctx context.Context, owner dfms.UserID, offset, limit 
 func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (meta.PurgeStats, error) {
 	const op dfms.Op = "meta.Purge"
 	var st meta.PurgeStats
-	err := s.writeEntry(ctx, op, owner, id, func(t *tx, e meta.Entry) error {
+	err := s.writeEntry(ctx, op, owner, id, func(t *tx, e dfms.Entry) error {
 		st = meta.PurgeStats{}
 		if e.Live() {
 			return dfms.Errorf(op, dfms.Conflict, "only entries in the trash can be purged")
@@ -873,7 +873,7 @@ func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (
 }
 
 // Search implements meta.Tree.
-func (s *Store) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuery) ([]meta.Entry, int, error) {
+func (s *Store) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuery) ([]dfms.Entry, int, error) {
 	const op dfms.Op = "meta.Search"
 	limit := q.Limit
 	if limit <= 0 || limit > 1000 {
@@ -887,7 +887,7 @@ func (s *Store) Search(ctx context.Context, owner dfms.UserID, q meta.SearchQuer
 	if !searchable(q.Text) || !searchable(q.MIME) {
 		return nil, 0, dfms.Errorf(op, dfms.Invalid, "search text and type must be UTF-8 without NUL bytes")
 	}
-	var out []meta.Entry
+	var out []dfms.Entry
 	var total int
 	err := s.read(ctx, op, func(t *tx) error {
 		where := ` FROM entries WHERE owner_id = ? AND deleted_at IS NULL AND parent_id IS NOT NULL`

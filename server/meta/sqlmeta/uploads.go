@@ -241,10 +241,10 @@ func (s *Store) listParts(ctx context.Context, op dfms.Op, owner dfms.UserID, id
 }
 
 // CompleteUpload implements meta.Uploads.
-func (s *Store) CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string, expect *dfms.Manifest) (meta.Entry, meta.Version, error) {
+func (s *Store) CompleteUpload(ctx context.Context, owner dfms.UserID, id string, sum dfms.Hash, mime string, expect *dfms.Manifest) (dfms.Entry, dfms.Version, error) {
 	const op dfms.Op = "meta.CompleteUpload"
-	var e meta.Entry
-	var v meta.Version
+	var e dfms.Entry
+	var v dfms.Version
 	err := s.write(ctx, op, func(t *tx) error {
 		u, err := t.upload(ctx, owner, id, true)
 		if err != nil {

@@ -204,14 +204,14 @@ func checkRequest(op dfms.Op, req *meta.CommitRequest) error {
 }
 
 // CommitVersion implements meta.Versions.
-func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (meta.Entry, meta.Version, error) {
+func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (dfms.Entry, dfms.Version, error) {
 	const op dfms.Op = "meta.CommitVersion"
 	if err := checkRequest(op, &req); err != nil {
-		return meta.Entry{}, meta.Version{}, err
+		return dfms.Entry{}, dfms.Version{}, err
 	}
 	blob, _ := req.Manifest.MarshalBinary()
-	var e meta.Entry
-	var v meta.Version
+	var e dfms.Entry
+	var v dfms.Version
 	err := s.write(ctx, op, func(t *tx) error {
 		var err error
 		e, v, err = t.commitWithChunks(ctx, op, req, blob)
@@ -222,7 +222,7 @@ func (s *Store) CommitVersion(ctx context.Context, req meta.CommitRequest) (meta
 
 // commitWithChunks takes the references of req's chunks, commits the
 // version, and records the owner's possession of the chunks.
-func (t *tx) commitWithChunks(ctx context.Context, op dfms.Op, req meta.CommitRequest, blob []byte) (meta.Entry, meta.Version, error) {
+func (t *tx) commitWithChunks(ctx context.Context, op dfms.Op, req meta.CommitRequest, blob []byte) (dfms.Entry, dfms.Version, error) {
 	if req.CommitID != "" {
 		if e, v, done, err := t.committedBefore(ctx, op, req, blob); done || err != nil {
 			return e, v, err
@@ -238,14 +238,14 @@ func (t *tx) commitWithChunks(ctx context.Context, op dfms.Op, req meta.CommitRe
 			// One writer at a time: no lock order to keep, and the
 			// references are then taken in batches.
 			if err := t.addChunks(ctx, op, stored); err != nil {
-				return meta.Entry{}, meta.Version{}, err
+				return dfms.Entry{}, dfms.Version{}, err
 			}
 			stored = nil
 		}
 	}
 	counts := req.Manifest.Counts()
 	if err := t.takeChunks(ctx, counts, sizesOf(&req.Manifest), stored); err != nil {
-		return meta.Entry{}, meta.Version{}, err
+		return dfms.Entry{}, dfms.Version{}, err
 	}
 	e, v, err := t.commit(ctx, op, req, blob)
 	if err != nil {
@@ -259,7 +259,7 @@ func (t *tx) commitWithChunks(ctx context.Context, op dfms.Op, req meta.CommitRe
 	}
 	if req.Durable != nil {
 		if err := req.Durable(); err != nil {
-			return meta.Entry{}, meta.Version{}, dfms.E(op, dfms.Other, fmt.Errorf("storing the commit's chunks: %w", err))
+			return dfms.Entry{}, dfms.Version{}, dfms.E(op, dfms.Other, fmt.Errorf("storing the commit's chunks: %w", err))
 		}
 	}
 	return e, v, nil
@@ -270,7 +270,7 @@ func (t *tx) commitWithChunks(ctx context.Context, op dfms.Op, req meta.CommitRe
 // then it returns that version and the entry that holds it now, and the
 // commit makes nothing. The same id with another manifest is a client's
 // mistake (kind Conflict).
-func (t *tx) committedBefore(ctx context.Context, op dfms.Op, req meta.CommitRequest, blob []byte) (meta.Entry, meta.Version, bool, error) {
+func (t *tx) committedBefore(ctx context.Context, op dfms.Op, req meta.CommitRequest, blob []byte) (dfms.Entry, dfms.Version, bool, error) {
 	by := req.CreatedBy
 	if by == 0 {
 		by = req.Owner
@@ -279,13 +279,13 @@ func (t *tx) committedBefore(ctx context.Context, op dfms.Op, req meta.CommitReq
 	v, err := scanVersion(t.queryRow(ctx, `SELECT `+versionCols+`, v.manifest FROM versions v JOIN entries e ON e.id = v.entry_id
 		WHERE v.created_by = ? AND v.commit_id = ? AND e.owner_id = ?`, by, req.CommitID, req.Owner), &had)
 	if errors.Is(err, sql.ErrNoRows) {
-		return meta.Entry{}, meta.Version{}, false, nil
+		return dfms.Entry{}, dfms.Version{}, false, nil
 	}
 	if err != nil {
-		return meta.Entry{}, meta.Version{}, false, err
+		return dfms.Entry{}, dfms.Version{}, false, err
 	}
 	if !bytes.Equal(had, blob) {
-		return meta.Entry{}, meta.Version{}, false, dfms.E(op, dfms.Conflict, fmt.Errorf("commit id %q was used for other content", req.CommitID))
+		return dfms.Entry{}, dfms.Version{}, false, dfms.E(op, dfms.Conflict, fmt.Errorf("commit id %q was used for other content", req.CommitID))
 	}
 	e, err := t.entry(ctx, req.Owner, v.Entry, false)
 	return e, v, err == nil, err
@@ -403,56 +403,56 @@ func (t *tx) eachInSavepoint(ctx context.Context, n int, fn func(i int) error) (
 
 // commit adds the version row and updates the entry, usage and journal.
 // The caller has taken the chunk references.
-func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blob []byte) (meta.Entry, meta.Version, error) {
-	var e meta.Entry
+func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blob []byte) (dfms.Entry, dfms.Version, error) {
+	var e dfms.Entry
 	var err error
 	if req.Entry != 0 {
 		e, err = t.liveEntry(ctx, req.Owner, req.Entry, true)
 		if err != nil {
-			return e, meta.Version{}, err
+			return e, dfms.Version{}, err
 		}
 	} else {
 		if err := dfms.ValidName(req.Name); err != nil {
-			return e, meta.Version{}, dfms.E(op, dfms.Invalid, err)
+			return e, dfms.Version{}, dfms.E(op, dfms.Invalid, err)
 		}
 		if _, err := t.liveDir(ctx, req.Owner, req.Parent, true); err != nil {
-			return e, meta.Version{}, err
+			return e, dfms.Version{}, err
 		}
 		var found bool
 		e, found, err = t.lookup(ctx, req.Owner, req.Parent, req.Name, true)
 		if err != nil {
-			return e, meta.Version{}, err
+			return e, dfms.Version{}, err
 		}
 		if found && req.CreateOnly {
-			return e, meta.Version{}, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", req.Name))
+			return e, dfms.Version{}, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", req.Name))
 		}
 		if !found {
 			mode := req.Mode
 			if mode == 0 {
 				mode = 0o644
 			}
-			e, err = t.insertEntry(ctx, op, meta.Entry{Owner: req.Owner, Parent: req.Parent, Name: req.Name,
+			e, err = t.insertEntry(ctx, op, dfms.Entry{Owner: req.Owner, Parent: req.Parent, Name: req.Name,
 				Kind: dfms.KindFile, Mode: mode, UID: req.UID, GID: req.GID, MIME: req.MIME})
 			if err != nil {
-				return e, meta.Version{}, err
+				return e, dfms.Version{}, err
 			}
 		}
 	}
 	switch e.Kind {
 	case dfms.KindDir:
-		return e, meta.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("%q is a directory", e.Name))
+		return e, dfms.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("%q is a directory", e.Name))
 	case dfms.KindSymlink:
-		return e, meta.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("%q is a symlink", e.Name))
+		return e, dfms.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("%q is a symlink", e.Name))
 	}
 	if req.RequireBase && e.VersionID != req.Base {
-		return e, meta.Version{}, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d (id %d), not id %d", e.Name, e.Version, e.VersionID, req.Base))
+		return e, dfms.Version{}, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d (id %d), not id %d", e.Name, e.Version, e.VersionID, req.Base))
 	}
 	size := req.Manifest.Size()
 	q, err := t.chargeVersion(ctx, op, req.Owner, size, &req.Manifest) // quota.go
 	if err != nil {
-		return e, meta.Version{}, err
+		return e, dfms.Version{}, err
 	}
-	v := meta.Version{Entry: e.ID, Number: e.Version + 1, Size: size, SHA256: req.SHA256,
+	v := dfms.Version{Entry: e.ID, Number: e.Version + 1, Size: size, SHA256: req.SHA256,
 		ChunkCount: len(req.Manifest.Chunks), Base: req.Base, CreatedAt: t.now, CreatedBy: req.CreatedBy, CommitID: req.CommitID}
 	if v.CreatedBy == 0 {
 		v.CreatedBy = req.Owner
@@ -493,8 +493,8 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 
 const versionCols = `v.id, v.entry_id, v.number, v.size, v.sha256, v.chunk_count, v.base, v.created_at, v.created_by, COALESCE(v.commit_id, '')`
 
-func scanVersion(row interface{ Scan(...any) error }, manifest *[]byte) (meta.Version, error) {
-	var v meta.Version
+func scanVersion(row interface{ Scan(...any) error }, manifest *[]byte) (dfms.Version, error) {
+	var v dfms.Version
 	var sum []byte
 	var created int64
 	dest := []any{&v.ID, &v.Entry, &v.Number, &v.Size, &sum, &v.ChunkCount, &v.Base, &created, &v.CreatedBy, &v.CommitID}
@@ -510,9 +510,9 @@ func scanVersion(row interface{ Scan(...any) error }, manifest *[]byte) (meta.Ve
 }
 
 // GetVersion implements meta.Versions.
-func (s *Store) GetVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (meta.Version, error) {
+func (s *Store) GetVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) (dfms.Version, error) {
 	const op dfms.Op = "meta.GetVersion"
-	var v meta.Version
+	var v dfms.Version
 	err := s.read(ctx, op, func(t *tx) error {
 		e, err := t.entry(ctx, owner, id, false)
 		if err != nil {
@@ -531,9 +531,9 @@ func (s *Store) GetVersion(ctx context.Context, owner dfms.UserID, id dfms.Entry
 }
 
 // VersionByID implements meta.Versions.
-func (s *Store) VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (meta.Version, error) {
+func (s *Store) VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (dfms.Version, error) {
 	const op dfms.Op = "meta.VersionByID"
-	var v meta.Version
+	var v dfms.Version
 	err := s.read(ctx, op, func(t *tx) error {
 		var err error
 		v, err = t.versionWithManifest(ctx, `v.id = ? AND v.entry_id IN (SELECT id FROM entries WHERE owner_id = ?)`, vid, owner)
@@ -547,7 +547,7 @@ func (s *Store) VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (
 
 // versionWithManifest reads the version that where selects, with its
 // manifest (sql.ErrNoRows if none).
-func (t *tx) versionWithManifest(ctx context.Context, where string, args ...any) (meta.Version, error) {
+func (t *tx) versionWithManifest(ctx context.Context, where string, args ...any) (dfms.Version, error) {
 	var blob []byte
 	v, err := scanVersion(t.queryRow(ctx, `SELECT `+versionCols+`, v.manifest FROM versions v WHERE `+where, args...), &blob)
 	if err != nil {
@@ -558,8 +558,8 @@ func (t *tx) versionWithManifest(ctx context.Context, where string, args ...any)
 }
 
 // ListVersions implements meta.Versions.
-func (s *Store) ListVersions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]meta.Version, error) {
-	var out []meta.Version
+func (s *Store) ListVersions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]dfms.Version, error) {
+	var out []dfms.Version
 	err := s.read(ctx, "meta.ListVersions", func(t *tx) error {
 		out = out[:0]
 		if _, err := t.entry(ctx, owner, id, false); err != nil {
@@ -606,7 +606,7 @@ func (s *Store) SetChecksum(ctx context.Context, owner dfms.UserID, vid int64, s
 // DeleteVersion implements meta.Versions.
 func (s *Store) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.EntryID, number int64) error {
 	const op dfms.Op = "meta.DeleteVersion"
-	return s.writeEntry(ctx, op, owner, id, func(t *tx, e meta.Entry) error {
+	return s.writeEntry(ctx, op, owner, id, func(t *tx, e dfms.Entry) error {
 		if number == e.Version {
 			return dfms.E(op, dfms.Conflict, fmt.Errorf("version %d is the current version", number))
 		}

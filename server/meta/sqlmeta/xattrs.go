@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/server/meta"
 )
 
 // GetXattr implements meta.Xattrs.
@@ -69,7 +68,7 @@ func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 	if value == nil {
 		value = []byte{}
 	}
-	return s.writeEntry(ctx, op, owner, id, func(t *tx, e meta.Entry) error {
+	return s.writeEntry(ctx, op, owner, id, func(t *tx, e dfms.Entry) error {
 		q, err := t.lockQuota(ctx, owner)
 		if err != nil {
 			return err
@@ -114,7 +113,7 @@ func (s *Store) SetXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID
 // RemoveXattr implements meta.Xattrs.
 func (s *Store) RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, name string) error {
 	const op dfms.Op = "meta.RemoveXattr"
-	return s.writeEntry(ctx, op, owner, id, func(t *tx, e meta.Entry) error {
+	return s.writeEntry(ctx, op, owner, id, func(t *tx, e dfms.Entry) error {
 		var size int64
 		err := t.queryRow(ctx, `SELECT size FROM xattrs WHERE entry_id = ? AND name = ?`, id, name).Scan(&size)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -137,7 +136,7 @@ func (s *Store) RemoveXattr(ctx context.Context, owner dfms.UserID, id dfms.Entr
 // xattrsChanged charges the owner of e delta more bytes (q is its locked
 // quota), and records that e's attributes changed: its ctime, and the
 // journal.
-func (t *tx) xattrsChanged(ctx context.Context, q *quota, e meta.Entry, delta int64) error {
+func (t *tx) xattrsChanged(ctx context.Context, q *quota, e dfms.Entry, delta int64) error {
 	if err := q.addUsed(ctx, t, delta); err != nil {
 		return err
 	}
