@@ -167,7 +167,6 @@ type RefreshToken struct {
 	CreatedAt  time.Time
 }
 
-
 // Chunk is the metadata of one stored chunk.
 type Chunk struct {
 	Hash      dfms.Hash

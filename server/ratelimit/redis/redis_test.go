@@ -75,6 +75,41 @@ func TestServerClock(t *testing.T) {
 	}
 }
 
+// TestServerClockSlides: on the server's own clock the window slides, as
+// the suite checks on a fake one: a request is denied while the window
+// is full and allowed once its oldest request has left it. The suite
+// cannot drive the server's TIME, so this case waits, once, for a short
+// window to pass.
+func TestServerClockSlides(t *testing.T) {
+	ctx := context.Background()
+	l := open(t, testenv.Redis(t))
+	lim := ratelimit.Limit{Requests: 2, Window: time.Second}
+	allow := func(what string, want bool) ratelimit.Result {
+		t.Helper()
+		res, err := l.Allow(ctx, "slide", lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Allowed != want {
+			t.Fatalf("%s: got %+v, want Allowed %v", what, res, want)
+		}
+		return res
+	}
+	allow("the first request", true)
+	time.Sleep(lim.Window / 2)
+	allow("the second request, half a window later", true)
+	denied := allow("a third request in the window", false)
+	if denied.RetryAfter <= 0 || denied.RetryAfter > lim.Window/2 {
+		t.Fatalf("the denied request: RetryAfter %v, want in (0, %v]", denied.RetryAfter, lim.Window/2)
+	}
+	// The server's clock: nothing else moves it. Once the first request
+	// left, the second is still in the window for about half of it.
+	time.Sleep(denied.RetryAfter + 20*time.Millisecond)
+	allow("a request once the first left the window", true)
+	allow("another, with the second and that one in the window", false)
+	allow("another request with the window full again", false)
+}
+
 // client returns a go-redis client for the test server and the key prefix
 // testenv chose, for the tests that look at the keys themselves.
 func client(t *testing.T) (*goredis.Client, string) {
