@@ -9,15 +9,16 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // testChunking: the parameters are valid ones.
 func testChunking(t *testing.T, b vfs.Backend) {
-	p := must(b.Chunking(ctx))(t)
+	p := testkit.Must(b.Chunking(ctx))(t)
 	if err := p.Validate(); err != nil {
 		t.Fatalf("Chunking = %+v: %v", p, err)
 	}
-	if again := must(b.Chunking(ctx))(t); again != p {
+	if again := testkit.Must(b.Chunking(ctx))(t); again != p {
 		t.Fatalf("Chunking changed: %+v, then %+v", p, again)
 	}
 }
@@ -27,21 +28,21 @@ func testChunking(t *testing.T, b vfs.Backend) {
 func testMissingPutChunks(t *testing.T, b vfs.Backend) {
 	cs := chunks("alpha", "beta", "gamma")
 	hs := []dfms.Hash{cs[0].Hash, cs[1].Hash, cs[2].Hash}
-	if got := must(b.Missing(ctx, hs))(t); !sameHashes(got, hs) {
+	if got := testkit.Must(b.Missing(ctx, hs))(t); !sameHashes(got, hs) {
 		t.Fatalf("Missing before any was sent = %v, want all three", got)
 	}
-	if got := must(b.Missing(ctx, nil))(t); len(got) != 0 {
+	if got := testkit.Must(b.Missing(ctx, nil))(t); len(got) != 0 {
 		t.Fatalf("Missing(nil) = %v", got)
 	}
 	ok(t, b.PutChunks(ctx, cs[:2]))
-	if got := must(b.Missing(ctx, hs))(t); !sameHashes(got, hs[2:]) {
+	if got := testkit.Must(b.Missing(ctx, hs))(t); !sameHashes(got, hs[2:]) {
 		t.Fatalf("Missing after two were sent = %v, want the third", got)
 	}
 	ok(t, b.PutChunks(ctx, cs[:2])) // sending again is harmless
 	ok(t, b.PutChunks(ctx, nil))
 	f := create(t, b, root(t, b), "f")
 	write(t, b, f.ID, 0, "gamma")
-	if got := must(b.Missing(ctx, hs))(t); len(got) != 0 {
+	if got := testkit.Must(b.Missing(ctx, hs))(t); len(got) != 0 {
 		t.Fatalf("Missing after all were sent = %v", got)
 	}
 }
@@ -90,11 +91,11 @@ func testNeverWritten(t *testing.T, b vfs.Backend) {
 	if vi.ID != 0 || vi.Number != 0 || vi.Size != 0 || len(m.Chunks) != 0 {
 		t.Fatalf("Manifest of a file never written = %+v, %d chunks; want version 0, none", vi, len(m.Chunks))
 	}
-	if vs := must(b.Versions(ctx, f.ID))(t); len(vs) != 0 {
+	if vs := testkit.Must(b.Versions(ctx, f.ID))(t); len(vs) != 0 {
 		t.Fatalf("Versions of a file never written = %+v", vs)
 	}
 	_, _, err = b.Manifest(ctx, noSuchID, 0)
-	wantKind(t, "Manifest of no file", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "Manifest of no file")
 }
 
 // testCommit: a commit makes a new current version; the entry returned
@@ -107,7 +108,7 @@ func testCommit(t *testing.T, b vfs.Backend) {
 	if e1.ID != f.ID || e1.Version <= 0 || e1.Size != 12 || !e1.Live {
 		t.Fatalf("CommitManifest = %+v, want file %d, a version, size 12", e1, f.ID)
 	}
-	got := must(b.GetAttr(ctx, f.ID))(t)
+	got := testkit.Must(b.GetAttr(ctx, f.ID))(t)
 	if got.Version != e1.Version || got.Size != 12 || got.Name != "f" || got.Parent != r {
 		t.Fatalf("GetAttr after a commit = %+v, want version %d size 12", got, e1.Version)
 	}
@@ -123,7 +124,7 @@ func testCommit(t *testing.T, b vfs.Backend) {
 		t.Fatalf("after an empty commit: %+v %q", vi, s)
 	}
 	_, err := b.CommitManifest(ctx, vfs.Commit{ID: noSuchID, Manifest: send(t, b, "x")})
-	wantKind(t, "a commit to no file", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "a commit to no file")
 }
 
 // testCommitMTime: a commit's mtime is the one given, or now.
@@ -135,7 +136,7 @@ func testCommitMTime(t *testing.T, b vfs.Backend) {
 	if !e.MTime.Equal(mt) {
 		t.Fatalf("a commit with mtime %v answered mtime %v", mt, e.MTime)
 	}
-	if got := must(b.GetAttr(ctx, f.ID))(t); !got.MTime.Equal(mt) {
+	if got := testkit.Must(b.GetAttr(ctx, f.ID))(t); !got.MTime.Equal(mt) {
 		t.Fatalf("GetAttr after a commit with mtime %v: mtime %v", mt, got.MTime)
 	}
 	before := time.Now().Add(-time.Minute)
@@ -156,7 +157,7 @@ func testCommitRequireBase(t *testing.T, b vfs.Backend) {
 	v1 := e.Version
 	v2 := write(t, b, f.ID, v1, "two").Version
 	_, err = b.CommitManifest(ctx, vfs.Commit{ID: f.ID, Manifest: send(t, b, "stale"), Base: v1, RequireBase: true})
-	wantKind(t, "a commit on a stale base with RequireBase", err, dfms.Conflict)
+	testkit.WantKind(t, err, dfms.Conflict, "a commit on a stale base with RequireBase")
 	if vi, s := content(t, b, f.ID, 0); vi.ID != v2 || s != "two" {
 		t.Fatalf("a refused commit changed the file: %+v %q", vi, s)
 	}
@@ -177,20 +178,20 @@ func testCommitRequireBase(t *testing.T, b vfs.Backend) {
 func testCommitID(t *testing.T, b vfs.Backend) {
 	f := create(t, b, root(t, b), "f")
 	c := vfs.Commit{ID: f.ID, Manifest: send(t, b, "once"), CommitID: "0123456789abcdef0123456789abcdef"}
-	e1 := must(b.CommitManifest(ctx, c))(t)
+	e1 := testkit.Must(b.CommitManifest(ctx, c))(t)
 	if e1.Version <= 0 {
 		t.Fatalf("a commit with an id = %+v", e1)
 	}
-	e2 := must(b.CommitManifest(ctx, c))(t)
+	e2 := testkit.Must(b.CommitManifest(ctx, c))(t)
 	if e2.Version != e1.Version {
 		t.Fatalf("a repeated commit answered version %d, want the first's %d", e2.Version, e1.Version)
 	}
-	if vs := must(b.Versions(ctx, f.ID))(t); len(vs) != 1 {
+	if vs := testkit.Must(b.Versions(ctx, f.ID))(t); len(vs) != 1 {
 		t.Fatalf("%d versions after a repeated commit, want 1", len(vs))
 	}
 	// Another id is another commit, of the same content or not.
 	c.CommitID = "fedcba9876543210fedcba9876543210"
-	if e3 := must(b.CommitManifest(ctx, c))(t); e3.Version <= e1.Version {
+	if e3 := testkit.Must(b.CommitManifest(ctx, c))(t); e3.Version <= e1.Version {
 		t.Fatalf("a commit with another id answered version %d, want one after %d", e3.Version, e1.Version)
 	}
 }
@@ -201,16 +202,16 @@ func testCommitID(t *testing.T, b vfs.Backend) {
 func testCommitIDAfterNewerCommit(t *testing.T, b vfs.Backend) {
 	f := create(t, b, root(t, b), "f")
 	c := vfs.Commit{ID: f.ID, Manifest: send(t, b, "once"), CommitID: "0123456789abcdef0123456789abcdef"}
-	v1 := must(b.CommitManifest(ctx, c))(t).Version
+	v1 := testkit.Must(b.CommitManifest(ctx, c))(t).Version
 	v2 := write(t, b, f.ID, v1, "next").Version
-	again := must(b.CommitManifest(ctx, c))(t)
+	again := testkit.Must(b.CommitManifest(ctx, c))(t)
 	c.RequireBase = true
-	required := must(b.CommitManifest(ctx, c))(t)
+	required := testkit.Must(b.CommitManifest(ctx, c))(t)
 	vs := versions(t, b, f.ID)
 	if len(vs) != 2 || vs[1].ID != v2 {
 		t.Fatalf("after the repeats: %+v, want 2 versions, the current %d", vs, v2)
 	}
-	if got := must(b.GetAttr(ctx, f.ID))(t); got.Version != v2 {
+	if got := testkit.Must(b.GetAttr(ctx, f.ID))(t); got.Version != v2 {
 		t.Fatalf("a repeated commit made version %d current, want %d still", got.Version, v2)
 	}
 	if vi, s := content(t, b, f.ID, 0); vi.ID != v2 || s != "next" {
@@ -231,12 +232,12 @@ func testCommitUnsentChunk(t *testing.T, b vfs.Backend) {
 	unsent := manifestOf(chunks(text))
 	m := dfms.Manifest{Chunks: append(slices.Clone(sent.Chunks), unsent.Chunks...)}
 	_, err := b.CommitManifest(ctx, vfs.Commit{ID: f.ID, Manifest: m})
-	wantKind(t, "a commit naming an unsent chunk", err, dfms.Conflict)
-	if got := must(b.GetAttr(ctx, f.ID))(t); got.Version != 0 || got.Size != 0 {
+	testkit.WantKind(t, err, dfms.Conflict, "a commit naming an unsent chunk")
+	if got := testkit.Must(b.GetAttr(ctx, f.ID))(t); got.Version != 0 || got.Size != 0 {
 		t.Fatalf("a refused commit changed the file: %+v", got)
 	}
 	send(t, b, text)
-	e := must(b.CommitManifest(ctx, vfs.Commit{ID: f.ID, Manifest: m}))(t)
+	e := testkit.Must(b.CommitManifest(ctx, vfs.Commit{ID: f.ID, Manifest: m}))(t)
 	if _, s := content(t, b, f.ID, e.Version); s != "sent"+text {
 		t.Fatalf("after sending the chunk: %q", s)
 	}
@@ -250,8 +251,8 @@ func testCommitTrashed(t *testing.T, b vfs.Backend) {
 	v1 := write(t, b, f.ID, 0, "before").Version
 	ok(t, b.Unlink(ctx, r, "f"))
 	_, err := b.CommitManifest(ctx, vfs.Commit{ID: f.ID, Manifest: send(t, b, "after"), Base: v1})
-	wantKind(t, "a commit to a trashed file", err, dfms.NotExist)
-	got := must(b.GetAttr(ctx, f.ID))(t)
+	testkit.WantKind(t, err, dfms.NotExist, "a commit to a trashed file")
+	got := testkit.Must(b.GetAttr(ctx, f.ID))(t)
 	if got.Live || got.Version != v1 {
 		t.Fatalf("after a commit to a trashed file: %+v, want it trashed at version %d", got, v1)
 	}
@@ -261,7 +262,7 @@ func testCommitTrashed(t *testing.T, b vfs.Backend) {
 	create(t, b, r, "h")
 	ok(t, b.Rename(ctx, r, "h", r, "g", true))
 	_, err = b.CommitManifest(ctx, vfs.Commit{ID: g.ID, Manifest: send(t, b, "after")})
-	wantKind(t, "a commit to a file renamed over", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "a commit to a file renamed over")
 }
 
 // testCommitNotAFile: only files have versions.
@@ -269,7 +270,7 @@ func testCommitNotAFile(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	d := mkdir(t, b, r, "d")
 	_, err := b.CommitManifest(ctx, vfs.Commit{ID: d.ID, Manifest: send(t, b, "x")})
-	wantKind(t, "a commit to a directory", err, dfms.IsDir)
+	testkit.WantKind(t, err, dfms.IsDir, "a commit to a directory")
 }
 
 // testTrashedStaysReadable: a file unlinked while open is still read, by
@@ -313,9 +314,9 @@ func testVersions(t *testing.T, b vfs.Backend) {
 		}
 	}
 	_, _, err := b.Manifest(ctx, f.ID, ids[2]+1000)
-	wantKind(t, "Manifest of no version", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "Manifest of no version")
 	_, err = b.Versions(ctx, noSuchID)
-	wantKind(t, "Versions of no file", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "Versions of no file")
 }
 
 // testVersionsAfterRenameOver: a rename over a file takes its history:
@@ -329,7 +330,7 @@ func testVersionsAfterRenameOver(t *testing.T, b vfs.Backend) {
 	s1 := ss[0]
 	ok(t, b.Rename(ctx, r, "src", r, "dst", true))
 
-	got := must(b.Lookup(ctx, r, "dst"))(t)
+	got := testkit.Must(b.Lookup(ctx, r, "dst"))(t)
 	if got.ID != src.ID || got.Version != s1 {
 		t.Fatalf("after the rename dst is %+v, want file %d at version %d", got, src.ID, s1)
 	}
@@ -365,13 +366,13 @@ func testVersionsAfterRenameOver(t *testing.T, b vfs.Backend) {
 // testUsage: a new owner uses nothing and has no quota; committed content
 // counts.
 func testUsage(t *testing.T, b vfs.Backend) {
-	u := must(b.Usage(ctx))(t)
+	u := testkit.Must(b.Usage(ctx))(t)
 	if u.UsedBytes != 0 || u.QuotaBytes != 0 {
 		t.Fatalf("a new owner's usage = %+v, want none and no quota", u)
 	}
 	f := create(t, b, root(t, b), "f")
 	write(t, b, f.ID, 0, strings.Repeat("x", 1000), strings.Repeat("y", 234))
-	if u := must(b.Usage(ctx))(t); u.UsedBytes != 1234 || u.QuotaBytes != 0 {
+	if u := testkit.Must(b.Usage(ctx))(t); u.UsedBytes != 1234 || u.QuotaBytes != 0 {
 		t.Fatalf("usage after a commit of 1234 bytes = %+v", u)
 	}
 }
@@ -400,12 +401,12 @@ func testConcurrent(t *testing.T, b vfs.Backend) {
 			})
 		}
 	})
-	if got := names(must(b.ReadDir(ctx, r))(t)); len(got) != workers {
+	if got := names(testkit.Must(b.ReadDir(ctx, r))(t)); len(got) != workers {
 		t.Fatalf("the root lists %v, want %d directories", got, workers)
 	}
 	for w := range workers {
-		d := must(b.Lookup(ctx, r, fmt.Sprintf("d%d", w)))(t)
-		es := must(b.ReadDir(ctx, d.ID))(t)
+		d := testkit.Must(b.Lookup(ctx, r, fmt.Sprintf("d%d", w)))(t)
+		es := testkit.Must(b.ReadDir(ctx, d.ID))(t)
 		if len(es) != files {
 			t.Fatalf("d%d lists %v, want %d files", w, names(es), files)
 		}

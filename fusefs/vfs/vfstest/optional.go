@@ -8,6 +8,7 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // The optional interfaces: each case skips a backend that does not
@@ -20,12 +21,12 @@ import (
 func testChangeFeed(t *testing.T, b vfs.Backend) {
 	cf := as[vfs.ChangeFeed](t, b)
 	r := root(t, b)
-	cur := must(cf.LatestChange(ctx))(t)
+	cur := testkit.Must(cf.LatestChange(ctx))(t)
 	f := create(t, b, r, "f")
 	v := write(t, b, f.ID, 0, "changed").Version
 	d := mkdir(t, b, r, "d")
 	mode := uint32(0o600)
-	must(b.SetAttr(ctx, f.ID, vfs.SetAttr{Mode: &mode}))(t)
+	testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{Mode: &mode}))(t)
 	ok(t, b.SetXattr(ctx, f.ID, "user.x", []byte("x"), dfms.XattrAny))
 	ok(t, b.Rename(ctx, r, "f", d.ID, "g", false))
 	ok(t, b.Unlink(ctx, d.ID, "g"))
@@ -54,7 +55,7 @@ func testChangeFeed(t *testing.T, b vfs.Backend) {
 	if next <= cur {
 		t.Fatalf("Changes after %d answered cursor %d", cur, next)
 	}
-	if latest := must(cf.LatestChange(ctx))(t); latest != next {
+	if latest := testkit.Must(cf.LatestChange(ctx))(t); latest != next {
 		t.Fatalf("LatestChange = %d after reading to %d", latest, next)
 	}
 	// Nothing after the latest: an empty answer, the cursor unchanged.
@@ -86,7 +87,7 @@ func changesSince(t *testing.T, cf vfs.ChangeFeed, cur int64, n int) ([]vfs.Chan
 func testChangeFeedWait(t *testing.T, b vfs.Backend) {
 	cf := as[vfs.ChangeFeed](t, b)
 	r := root(t, b)
-	cur := must(cf.LatestChange(ctx))(t)
+	cur := testkit.Must(cf.LatestChange(ctx))(t)
 	const wait = time.Second
 	start := time.Now()
 	chs, next, err := cf.Changes(ctx, cur, wait)
@@ -140,7 +141,7 @@ func testCommitBatcher(t *testing.T, b vfs.Backend) {
 		{ID: d.ID, Manifest: send(t, b, "d's")},
 		{ID: g.ID, Manifest: send(t, b, "g's", "too")},
 	}
-	res := must(cb.CommitManifests(ctx, cs))(t)
+	res := testkit.Must(cb.CommitManifests(ctx, cs))(t)
 	// A trashed file, an unsent chunk, no file, a directory.
 	wantOutcomes(t, "CommitManifests", errsOf(res), succeeds, failsWith(dfms.NotExist), failsWith(dfms.Conflict),
 		failsWith(dfms.NotExist), failsWith(dfms.IsDir), succeeds)
@@ -149,7 +150,7 @@ func testCommitBatcher(t *testing.T, b vfs.Backend) {
 		if e.ID != c.ID || e.Version <= 0 || e.Size != c.Manifest.Size() {
 			t.Fatalf("result %d = %+v, want file %d with a version and size %d", i, e, c.ID, c.Manifest.Size())
 		}
-		got := must(b.GetAttr(ctx, c.ID))(t)
+		got := testkit.Must(b.GetAttr(ctx, c.ID))(t)
 		if got.Version != e.Version || got.Size != e.Size {
 			t.Fatalf("GetAttr after batched commit %d = %+v, want version %d", i, got, e.Version)
 		}
@@ -178,7 +179,7 @@ func testCommitBatcherRequireBase(t *testing.T, b vfs.Backend) {
 	s1, s2 := ss[0], ss[1]
 	cur, cs := history(t, b, r, "current", "c1")
 	c1 := cs[0]
-	res := must(cb.CommitManifests(ctx, []vfs.Commit{
+	res := testkit.Must(cb.CommitManifests(ctx, []vfs.Commit{
 		{ID: stale.ID, Manifest: send(t, b, "on s1"), Base: s1, RequireBase: true},
 		{ID: cur.ID, Manifest: send(t, b, "on c1"), Base: c1, RequireBase: true},
 	}))(t)
@@ -189,7 +190,7 @@ func testCommitBatcherRequireBase(t *testing.T, b vfs.Backend) {
 	if res[1].Entry.Version <= c1 {
 		t.Fatalf("a batched commit on the current base made version %d, after %d", res[1].Entry.Version, c1)
 	}
-	wantKind(t, "a batched commit on a stale base with RequireBase", res[0].Err, dfms.Conflict)
+	testkit.WantKind(t, res[0].Err, dfms.Conflict, "a batched commit on a stale base with RequireBase")
 	if vi, s := content(t, b, stale.ID, 0); vi.ID != s2 || s != "s2" {
 		t.Fatalf("a refused batched commit changed the file: %+v %q", vi, s)
 	}
@@ -203,35 +204,35 @@ func testCommitBatcherIdempotent(t *testing.T, b vfs.Backend) {
 	f := create(t, b, r, "f")
 	g := create(t, b, r, "g")
 	single := vfs.Commit{ID: f.ID, Manifest: send(t, b, "single"), CommitID: "single-0123456789abcdef"}
-	v1 := must(b.CommitManifest(ctx, single))(t).Version
+	v1 := testkit.Must(b.CommitManifest(ctx, single))(t).Version
 	batched := vfs.Commit{ID: g.ID, Manifest: send(t, b, "batched"), CommitID: "batched-0123456789abcdef"}
-	first := must(cb.CommitManifests(ctx, []vfs.Commit{single, batched}))(t)
+	first := testkit.Must(cb.CommitManifests(ctx, []vfs.Commit{single, batched}))(t)
 	wantOutcomes(t, "CommitManifests", errsOf(first), succeeds, succeeds)
 	if first[0].Entry.Version != v1 {
 		t.Fatalf("a batched repeat of a commit answered version %d, want %d", first[0].Entry.Version, v1)
 	}
-	again := must(cb.CommitManifests(ctx, []vfs.Commit{batched}))(t)
+	again := testkit.Must(cb.CommitManifests(ctx, []vfs.Commit{batched}))(t)
 	wantOutcomes(t, "CommitManifests again", errsOf(again), succeeds)
 	if again[0].Entry.Version != first[1].Entry.Version {
 		t.Fatalf("a repeated batched commit answered version %d, want %d", again[0].Entry.Version, first[1].Entry.Version)
 	}
-	if e := must(b.CommitManifest(ctx, batched))(t); e.Version != first[1].Entry.Version {
+	if e := testkit.Must(b.CommitManifest(ctx, batched))(t); e.Version != first[1].Entry.Version {
 		t.Fatalf("a repeat of a batched commit answered version %d, want %d", e.Version, first[1].Entry.Version)
 	}
 	for _, id := range []dfms.EntryID{f.ID, g.ID} {
-		if vs := must(b.Versions(ctx, id))(t); len(vs) != 1 {
+		if vs := testkit.Must(b.Versions(ctx, id))(t); len(vs) != 1 {
 			t.Fatalf("file %d has %d versions after the repeats, want 1", id, len(vs))
 		}
 	}
 	// Once the file moved on, a batched repeat makes nothing and answers
 	// the version it made.
 	g2 := write(t, b, g.ID, first[1].Entry.Version, "moved on").Version
-	late := must(cb.CommitManifests(ctx, []vfs.Commit{batched}))(t)
+	late := testkit.Must(cb.CommitManifests(ctx, []vfs.Commit{batched}))(t)
 	wantOutcomes(t, "CommitManifests once moved on", errsOf(late), succeeds)
-	if got := must(b.GetAttr(ctx, g.ID))(t); got.Version != g2 {
+	if got := testkit.Must(b.GetAttr(ctx, g.ID))(t); got.Version != g2 {
 		t.Fatalf("a batched repeat made version %d current, want %d still", got.Version, g2)
 	}
-	if vs := must(b.Versions(ctx, g.ID))(t); len(vs) != 2 {
+	if vs := testkit.Must(b.Versions(ctx, g.ID))(t); len(vs) != 2 {
 		t.Fatalf("a batched repeat after another commit: %d versions, want 2", len(vs))
 	}
 	if late[0].Entry.Version != first[1].Entry.Version {
@@ -258,7 +259,7 @@ func testChunkCommitter(t *testing.T, b vfs.Backend) {
 	if vi, s := content(t, b, f.ID, 0); vi.ID != e.Version || s != "stored with the commit" {
 		t.Fatalf("after CommitManifestStoring: %+v %q", vi, s)
 	}
-	if miss := must(b.Missing(ctx, []dfms.Hash{cs[0].Hash, cs[2].Hash}))(t); len(miss) != 0 {
+	if miss := testkit.Must(b.Missing(ctx, []dfms.Hash{cs[0].Hash, cs[2].Hash}))(t); len(miss) != 0 {
 		t.Fatalf("chunks stored with a commit are missing: %v", miss)
 	}
 	e2, n, err := cc.CommitManifestStoring(ctx, vfs.Commit{ID: f.ID, Manifest: manifestOf(cs), Base: e.Version}, cs)
@@ -269,7 +270,7 @@ func testChunkCommitter(t *testing.T, b vfs.Backend) {
 	// The contract of CommitManifest holds: a trashed file fails NotExist.
 	ok(t, b.Unlink(ctx, r, "f"))
 	_, _, err = cc.CommitManifestStoring(ctx, vfs.Commit{ID: f.ID, Manifest: manifestOf(cs)}, cs)
-	wantKind(t, "CommitManifestStoring to a trashed file", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "CommitManifestStoring to a trashed file")
 }
 
 // testFileCreator: ReserveIDs hands out ids no entry has; CreateFiles
@@ -279,7 +280,7 @@ func testFileCreator(t *testing.T, b vfs.Backend) {
 	fc := as[vfs.FileCreator](t, b)
 	r := root(t, b)
 	existing := create(t, b, r, "taken")
-	ids := must(fc.ReserveIDs(ctx, 5))(t)
+	ids := testkit.Must(fc.ReserveIDs(ctx, 5))(t)
 	if len(ids) != 5 {
 		t.Fatalf("ReserveIDs(5) = %v", ids)
 	}
@@ -290,7 +291,7 @@ func testFileCreator(t *testing.T, b vfs.Backend) {
 		}
 		seen[id] = true
 	}
-	more := must(fc.ReserveIDs(ctx, 2))(t)
+	more := testkit.Must(fc.ReserveIDs(ctx, 2))(t)
 	for _, id := range more {
 		if seen[id] {
 			t.Fatalf("a second reservation %v repeats an id of the first %v", more, ids)
@@ -307,7 +308,7 @@ func testFileCreator(t *testing.T, b vfs.Backend) {
 		{ID: ids[3], Parent: existing.ID, Name: "c", Mode: 0o644},
 		{ID: ids[4], Parent: r, Name: "d", Mode: 0o600},
 	}
-	res := must(fc.CreateFiles(ctx, es))(t)
+	res := testkit.Must(fc.CreateFiles(ctx, es))(t)
 	// A taken name, no directory, a file for a directory.
 	wantOutcomes(t, "CreateFiles", errsOf(res), succeeds, failsWith(dfms.Exist), failsWith(dfms.NotExist),
 		failsWith(dfms.NotDir), succeeds)
@@ -315,14 +316,14 @@ func testFileCreator(t *testing.T, b vfs.Backend) {
 		want := es[i]
 		want.Kind = dfms.KindFile
 		wantMade(t, fmt.Sprintf("CreateFiles result %d", i), res[i].Entry, want)
-		if l := must(b.Lookup(ctx, r, want.Name))(t); l.ID != want.ID {
+		if l := testkit.Must(b.Lookup(ctx, r, want.Name))(t); l.ID != want.ID {
 			t.Fatalf("Lookup(%s) = %+v, want id %d", want.Name, l, want.ID)
 		}
 	}
-	if got := must(b.GetAttr(ctx, ids[0]))(t); !got.MTime.Equal(mt) {
+	if got := testkit.Must(b.GetAttr(ctx, ids[0]))(t); !got.MTime.Equal(mt) {
 		t.Fatalf("CreateFiles with mtime %v: %v", mt, got.MTime)
 	}
-	if l := must(b.Lookup(ctx, r, "taken"))(t); l.ID != existing.ID {
+	if l := testkit.Must(b.Lookup(ctx, r, "taken"))(t); l.ID != existing.ID {
 		t.Fatalf("a refused create replaced the name: %+v", l)
 	}
 	// The files made are files like any other.
@@ -340,12 +341,12 @@ func testTrasher(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	d := mkdir(t, b, r, "d")
 	f := create(t, b, d.ID, "f")
-	l := must(b.Symlink(ctx, d.ID, "l", "f", 0, 0))(t)
+	l := testkit.Must(b.Symlink(ctx, d.ID, "l", "f", 0, 0))(t)
 	old := create(t, b, d.ID, "old")
 	ok(t, b.Unlink(ctx, d.ID, "old"))
-	before := must(b.GetAttr(ctx, d.ID))(t)
+	before := testkit.Must(b.GetAttr(ctx, d.ID))(t)
 	earlier := before.MTime.Add(-time.Hour)
-	errs := must(tr.TrashFiles(ctx, []dfms.EntryID{f.ID, old.ID, l.ID, noSuchID}, []time.Time{earlier, earlier, earlier, earlier}))(t)
+	errs := testkit.Must(tr.TrashFiles(ctx, []dfms.EntryID{f.ID, old.ID, l.ID, noSuchID}, []time.Time{earlier, earlier, earlier, earlier}))(t)
 	wantOutcomes(t, "TrashFiles", errs, succeeds, failsWith(dfms.NotExist), succeeds, failsWith(dfms.NotExist))
 	for _, e := range []vfs.Entry{f, l} {
 		gone(t, b, d.ID, e.Name)
@@ -353,16 +354,16 @@ func testTrasher(t *testing.T, b vfs.Backend) {
 			t.Fatalf("%s is live after TrashFiles", e.Name)
 		}
 	}
-	after := must(b.GetAttr(ctx, d.ID))(t)
+	after := testkit.Must(b.GetAttr(ctx, d.ID))(t)
 	if after.MTime.Before(before.MTime) || after.CTime.Before(before.CTime) {
 		t.Fatalf("the directory's times went back: %v/%v, before %v/%v", after.MTime, after.CTime, before.MTime, before.CTime)
 	}
 	// A later time moves them up.
 	g := create(t, b, d.ID, "g")
 	later := stamp(-time.Hour) // an hour ahead
-	errs = must(tr.TrashFiles(ctx, []dfms.EntryID{g.ID}, []time.Time{later}))(t)
+	errs = testkit.Must(tr.TrashFiles(ctx, []dfms.EntryID{g.ID}, []time.Time{later}))(t)
 	wantOutcomes(t, "TrashFiles", errs, succeeds)
-	if got := must(b.GetAttr(ctx, d.ID))(t); !got.MTime.Equal(later) {
+	if got := testkit.Must(b.GetAttr(ctx, d.ID))(t); !got.MTime.Equal(later) {
 		t.Fatalf("after trashing at %v the directory's mtime is %v", later, got.MTime)
 	}
 }
@@ -378,7 +379,7 @@ func testSyncer(t *testing.T, b vfs.Backend) {
 	ok(t, b.Rename(ctx, r, "f", r, "g", false))
 	ok(t, s.Sync(ctx))
 	ok(t, s.Sync(ctx))
-	if got := must(b.Lookup(ctx, r, "g"))(t); got.ID != f.ID {
+	if got := testkit.Must(b.Lookup(ctx, r, "g"))(t); got.ID != f.ID {
 		t.Fatalf("after Sync: %+v", got)
 	}
 }

@@ -8,27 +8,28 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // testRoot: the root is a live, empty directory, found again by id; no
 // entry has an unknown id.
 func testRoot(t *testing.T, b vfs.Backend) {
-	r := must(b.Root(ctx))(t)
+	r := testkit.Must(b.Root(ctx))(t)
 	if r.ID == 0 || r.Kind != dfms.KindDir || !r.Live {
 		t.Fatalf("Root = %+v, want a live directory", r)
 	}
-	if got := must(b.GetAttr(ctx, r.ID))(t); got.ID != r.ID || got.Kind != dfms.KindDir {
+	if got := testkit.Must(b.GetAttr(ctx, r.ID))(t); got.ID != r.ID || got.Kind != dfms.KindDir {
 		t.Fatalf("GetAttr(root) = %+v, want %+v", got, r)
 	}
 	// A caller with an answer of its own asks the same (vfs.WithoutWait).
-	if got := must(b.GetAttr(vfs.WithoutWait(ctx), r.ID))(t); got.ID != r.ID {
+	if got := testkit.Must(b.GetAttr(vfs.WithoutWait(ctx), r.ID))(t); got.ID != r.ID {
 		t.Fatalf("GetAttr(root) without wait = %+v, want %+v", got, r)
 	}
-	if es := must(b.ReadDir(ctx, r.ID))(t); len(es) != 0 {
+	if es := testkit.Must(b.ReadDir(ctx, r.ID))(t); len(es) != 0 {
 		t.Fatalf("a new owner's root lists %v", names(es))
 	}
 	_, err := b.GetAttr(ctx, noSuchID)
-	wantKind(t, "GetAttr of no entry", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "GetAttr of no entry")
 }
 
 // testCreateFile: a new file is empty, with no version, and has the
@@ -37,29 +38,29 @@ func testRoot(t *testing.T, b vfs.Backend) {
 func testCreateFile(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	// The mode's type bits are dropped.
-	f := must(b.CreateFile(ctx, r, "f.txt", 0o100640, 1001, 1002))(t)
+	f := testkit.Must(b.CreateFile(ctx, r, "f.txt", 0o100640, 1001, 1002))(t)
 	wantMade(t, "CreateFile", f, vfs.Entry{Parent: r, Name: "f.txt", Kind: dfms.KindFile, Mode: 0o640, UID: 1001, GID: 1002})
-	if got := must(b.GetAttr(ctx, f.ID))(t); got.Name != "f.txt" || got.Parent != r || got.Mode != 0o640 || got.UID != 1001 || !got.Live {
+	if got := testkit.Must(b.GetAttr(ctx, f.ID))(t); got.Name != "f.txt" || got.Parent != r || got.Mode != 0o640 || got.UID != 1001 || !got.Live {
 		t.Fatalf("GetAttr of the new file = %+v", got)
 	}
 	// Set-id and sticky bits are kept.
-	if g := must(b.CreateFile(ctx, r, "suid", 0o4755, 0, 0))(t); g.Mode != 0o4755 {
+	if g := testkit.Must(b.CreateFile(ctx, r, "suid", 0o4755, 0, 0))(t); g.Mode != 0o4755 {
 		t.Fatalf("CreateFile with mode 4755: mode %o", g.Mode)
 	}
 
 	d := mkdir(t, b, r, "d")
-	must(b.Symlink(ctx, r, "l", "f.txt", 0, 0))(t)
+	testkit.Must(b.Symlink(ctx, r, "l", "f.txt", 0, 0))(t)
 	for _, name := range []string{"f.txt", "d", "l"} {
 		_, err := b.CreateFile(ctx, r, name, 0o644, 0, 0)
-		wantKind(t, "CreateFile over "+name, err, dfms.Exist)
+		testkit.WantKind(t, err, dfms.Exist, "CreateFile over "+name)
 	}
-	if e := must(b.Lookup(ctx, r, "f.txt"))(t); e.ID != f.ID {
+	if e := testkit.Must(b.Lookup(ctx, r, "f.txt"))(t); e.ID != f.ID {
 		t.Fatalf("a refused create replaced the file: %+v", e)
 	}
 	_, err := b.CreateFile(ctx, f.ID, "x", 0o644, 0, 0)
-	wantKind(t, "CreateFile in a file", err, dfms.NotDir)
+	testkit.WantKind(t, err, dfms.NotDir, "CreateFile in a file")
 	_, err = b.CreateFile(ctx, noSuchID, "x", 0o644, 0, 0)
-	wantKind(t, "CreateFile in no directory", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "CreateFile in no directory")
 	// In a subdirectory.
 	if g := create(t, b, d.ID, "f.txt"); g.Parent != d.ID || g.ID == f.ID {
 		t.Fatalf("CreateFile in d = %+v", g)
@@ -70,22 +71,22 @@ func testCreateFile(t *testing.T, b vfs.Backend) {
 // for; a taken name fails with Exist.
 func testMkdir(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
-	d := must(b.Mkdir(ctx, r, "d", 0o41777, 7, 8))(t)
+	d := testkit.Must(b.Mkdir(ctx, r, "d", 0o41777, 7, 8))(t)
 	wantMade(t, "Mkdir", d, vfs.Entry{Parent: r, Name: "d", Kind: dfms.KindDir, Mode: 0o1777, UID: 7, GID: 8})
-	if es := must(b.ReadDir(ctx, d.ID))(t); len(es) != 0 {
+	if es := testkit.Must(b.ReadDir(ctx, d.ID))(t); len(es) != 0 {
 		t.Fatalf("a new directory lists %v", names(es))
 	}
 	create(t, b, r, "f")
 	for _, name := range []string{"d", "f"} {
 		_, err := b.Mkdir(ctx, r, name, 0o755, 0, 0)
-		wantKind(t, "Mkdir over "+name, err, dfms.Exist)
+		testkit.WantKind(t, err, dfms.Exist, "Mkdir over "+name)
 	}
 	sub := mkdir(t, b, d.ID, "sub")
-	if got := must(b.Lookup(ctx, d.ID, "sub"))(t); got.ID != sub.ID || got.Kind != dfms.KindDir {
+	if got := testkit.Must(b.Lookup(ctx, d.ID, "sub"))(t); got.ID != sub.ID || got.Kind != dfms.KindDir {
 		t.Fatalf("Lookup(d, sub) = %+v, want %+v", got, sub)
 	}
 	_, err := b.Mkdir(ctx, noSuchID, "x", 0o755, 0, 0)
-	wantKind(t, "Mkdir in no directory", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "Mkdir in no directory")
 }
 
 // testSymlinkReadlink: a symlink holds its target (its size is the
@@ -93,23 +94,23 @@ func testMkdir(t *testing.T, b vfs.Backend) {
 func testSymlinkReadlink(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	const target = "../somewhere/else"
-	l := must(b.Symlink(ctx, r, "l", target, 5, 6))(t)
+	l := testkit.Must(b.Symlink(ctx, r, "l", target, 5, 6))(t)
 	wantMade(t, "Symlink", l, vfs.Entry{Parent: r, Name: "l", Kind: dfms.KindSymlink, Mode: 0o777, UID: 5, GID: 6, Target: target})
-	if got := must(b.Readlink(ctx, l.ID))(t); got != target {
+	if got := testkit.Must(b.Readlink(ctx, l.ID))(t); got != target {
 		t.Fatalf("Readlink = %q, want %q", got, target)
 	}
 	// Lookup does not follow it, whatever it points at.
 	d := mkdir(t, b, r, "d")
-	must(b.Symlink(ctx, r, "ld", "d", 0, 0))(t)
-	if got := must(b.Lookup(ctx, r, "ld"))(t); got.Kind != dfms.KindSymlink || got.Target != "d" {
+	testkit.Must(b.Symlink(ctx, r, "ld", "d", 0, 0))(t)
+	if got := testkit.Must(b.Lookup(ctx, r, "ld"))(t); got.Kind != dfms.KindSymlink || got.Target != "d" {
 		t.Fatalf("Lookup of a symlink to a directory = %+v", got)
 	}
-	ld := must(b.Lookup(ctx, r, "ld"))(t)
+	ld := testkit.Must(b.Lookup(ctx, r, "ld"))(t)
 	_, err := b.Lookup(ctx, ld.ID, "x")
-	wantKind(t, "Lookup in a symlink to a directory", err, dfms.NotDir)
+	testkit.WantKind(t, err, dfms.NotDir, "Lookup in a symlink to a directory")
 	_, err = b.CreateFile(ctx, ld.ID, "x", 0o644, 0, 0)
-	wantKind(t, "CreateFile in a symlink to a directory", err, dfms.NotDir)
-	wantKind(t, "Rmdir of a symlink to a directory", b.Rmdir(ctx, r, "ld"), dfms.NotDir)
+	testkit.WantKind(t, err, dfms.NotDir, "CreateFile in a symlink to a directory")
+	testkit.WantKind(t, b.Rmdir(ctx, r, "ld"), dfms.NotDir, "Rmdir of a symlink to a directory")
 	ok(t, b.Unlink(ctx, r, "ld")) // the symlink, not what it points at
 	if !live(t, b, d.ID) || live(t, b, ld.ID) {
 		t.Fatal("Unlink of a symlink to a directory did not remove the symlink alone")
@@ -117,12 +118,12 @@ func testSymlinkReadlink(t *testing.T, b vfs.Backend) {
 	f := create(t, b, r, "f")
 	for _, e := range []vfs.Entry{f, d, {ID: r, Name: "the root"}} {
 		_, err := b.Readlink(ctx, e.ID)
-		wantKind(t, "Readlink of "+e.Name, err, dfms.Invalid)
+		testkit.WantKind(t, err, dfms.Invalid, "Readlink of "+e.Name)
 	}
 	_, err = b.Readlink(ctx, noSuchID)
-	wantKind(t, "Readlink of no entry", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "Readlink of no entry")
 	_, err = b.Symlink(ctx, r, "f", "x", 0, 0)
-	wantKind(t, "Symlink over a file", err, dfms.Exist)
+	testkit.WantKind(t, err, dfms.Exist, "Symlink over a file")
 }
 
 // testNames: names that cannot be a directory entry fail with Invalid
@@ -132,20 +133,20 @@ func testNames(t *testing.T, b vfs.Backend) {
 	create(t, b, r, "f")
 	for _, name := range []string{"", ".", "..", "a/b"} {
 		_, err := b.CreateFile(ctx, r, name, 0o644, 0, 0)
-		wantKind(t, "CreateFile "+name, err, dfms.Invalid)
+		testkit.WantKind(t, err, dfms.Invalid, "CreateFile "+name)
 		_, err = b.Mkdir(ctx, r, name, 0o755, 0, 0)
-		wantKind(t, "Mkdir "+name, err, dfms.Invalid)
+		testkit.WantKind(t, err, dfms.Invalid, "Mkdir "+name)
 		_, err = b.Symlink(ctx, r, name, "t", 0, 0)
-		wantKind(t, "Symlink "+name, err, dfms.Invalid)
-		wantKind(t, "Rename f to "+name, b.Rename(ctx, r, "f", r, name, false), dfms.Invalid)
+		testkit.WantKind(t, err, dfms.Invalid, "Symlink "+name)
+		testkit.WantKind(t, b.Rename(ctx, r, "f", r, name, false), dfms.Invalid, "Rename f to "+name)
 	}
-	if es := must(b.ReadDir(ctx, r))(t); !slices.Equal(names(es), []string{"f"}) {
+	if es := testkit.Must(b.ReadDir(ctx, r))(t); !slices.Equal(names(es), []string{"f"}) {
 		t.Fatalf("after the refused names the root lists %v", names(es))
 	}
 	// Any other bytes but NUL are a name.
 	for _, name := range []string{" ", "...", "a b", "ü", "%2F", "?x=1#y", "a\\b"} {
 		e := create(t, b, r, name)
-		if got := must(b.Lookup(ctx, r, name))(t); got.ID != e.ID || got.Name != name {
+		if got := testkit.Must(b.Lookup(ctx, r, name))(t); got.ID != e.ID || got.Name != name {
 			t.Fatalf("Lookup(%q) = %+v, want %+v", name, got, e)
 		}
 	}
@@ -158,15 +159,15 @@ func testLookup(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	d := mkdir(t, b, r, "d")
 	f := create(t, b, d.ID, "f")
-	if got := must(b.Lookup(ctx, d.ID, "f"))(t); got.ID != f.ID || got.Parent != d.ID || got.Kind != dfms.KindFile || !got.Live {
+	if got := testkit.Must(b.Lookup(ctx, d.ID, "f"))(t); got.ID != f.ID || got.Parent != d.ID || got.Kind != dfms.KindFile || !got.Live {
 		t.Fatalf("Lookup(d, f) = %+v, want %+v", got, f)
 	}
 	gone(t, b, r, "f")
 	gone(t, b, d.ID, "F") // names are matched exactly
 	_, err := b.Lookup(ctx, f.ID, "x")
-	wantKind(t, "Lookup in a file", err, dfms.NotDir)
+	testkit.WantKind(t, err, dfms.NotDir, "Lookup in a file")
 	_, err = b.Lookup(ctx, noSuchID, "x")
-	wantKind(t, "Lookup in no directory", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "Lookup in no directory")
 }
 
 // testReadDir: ReadDir lists a directory's live entries, each once, with
@@ -175,13 +176,13 @@ func testReadDir(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	d := mkdir(t, b, r, "d")
 	f := create(t, b, r, "f")
-	l := must(b.Symlink(ctx, r, "l", "f", 0, 0))(t)
+	l := testkit.Must(b.Symlink(ctx, r, "l", "f", 0, 0))(t)
 	create(t, b, r, "gone")
 	mkdir(t, b, r, "gonedir")
 	create(t, b, d.ID, "inner")
 	ok(t, b.Unlink(ctx, r, "gone"))
 	ok(t, b.Rmdir(ctx, r, "gonedir"))
-	es := must(b.ReadDir(ctx, r))(t)
+	es := testkit.Must(b.ReadDir(ctx, r))(t)
 	if got := names(es); !slices.Equal(got, []string{"d", "f", "l"}) {
 		t.Fatalf("ReadDir(root) = %v, want [d f l]", got)
 	}
@@ -191,13 +192,13 @@ func testReadDir(t *testing.T, b vfs.Backend) {
 			t.Fatalf("ReadDir entry %+v, want %+v", e, want)
 		}
 	}
-	if got := names(must(b.ReadDir(ctx, d.ID))(t)); !slices.Equal(got, []string{"inner"}) {
+	if got := names(testkit.Must(b.ReadDir(ctx, d.ID))(t)); !slices.Equal(got, []string{"inner"}) {
 		t.Fatalf("ReadDir(d) = %v, want [inner]", got)
 	}
 	_, err := b.ReadDir(ctx, f.ID)
-	wantKind(t, "ReadDir of a file", err, dfms.NotDir)
+	testkit.WantKind(t, err, dfms.NotDir, "ReadDir of a file")
 	_, err = b.ReadDir(ctx, noSuchID)
-	wantKind(t, "ReadDir of no entry", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "ReadDir of no entry")
 }
 
 // testUnlink: Unlink moves a file or symlink to the trash: the name goes,
@@ -207,19 +208,19 @@ func testUnlink(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	f := create(t, b, r, "f")
 	write(t, b, f.ID, 0, "unlinked")
-	l := must(b.Symlink(ctx, r, "l", "f", 0, 0))(t)
+	l := testkit.Must(b.Symlink(ctx, r, "l", "f", 0, 0))(t)
 	for _, e := range []vfs.Entry{f, l} {
 		ok(t, b.Unlink(ctx, r, e.Name))
 		gone(t, b, r, e.Name)
-		got := must(b.GetAttr(ctx, e.ID))(t)
+		got := testkit.Must(b.GetAttr(ctx, e.ID))(t)
 		if got.Live || got.ID != e.ID || got.Kind != e.Kind {
 			t.Fatalf("GetAttr of unlinked %s = %+v, want it, not live", e.Name, got)
 		}
 	}
-	wantKind(t, "Unlink again", b.Unlink(ctx, r, "f"), dfms.NotExist)
-	wantKind(t, "Unlink of no name", b.Unlink(ctx, r, "nothing"), dfms.NotExist)
+	testkit.WantKind(t, b.Unlink(ctx, r, "f"), dfms.NotExist, "Unlink again")
+	testkit.WantKind(t, b.Unlink(ctx, r, "nothing"), dfms.NotExist, "Unlink of no name")
 	d := mkdir(t, b, r, "d")
-	wantKind(t, "Unlink of a directory", b.Unlink(ctx, r, "d"), dfms.IsDir)
+	testkit.WantKind(t, b.Unlink(ctx, r, "d"), dfms.IsDir, "Unlink of a directory")
 	if !live(t, b, d.ID) {
 		t.Fatal("a refused unlink trashed the directory")
 	}
@@ -237,17 +238,17 @@ func testRmdir(t *testing.T, b vfs.Backend) {
 	d := mkdir(t, b, r, "d")
 	ok(t, b.Rmdir(ctx, r, "d"))
 	gone(t, b, r, "d")
-	if got := must(b.GetAttr(ctx, d.ID))(t); got.Live || got.Kind != dfms.KindDir {
+	if got := testkit.Must(b.GetAttr(ctx, d.ID))(t); got.Live || got.Kind != dfms.KindDir {
 		t.Fatalf("GetAttr of a removed directory = %+v, want it, not live", got)
 	}
-	wantKind(t, "Rmdir again", b.Rmdir(ctx, r, "d"), dfms.NotExist)
+	testkit.WantKind(t, b.Rmdir(ctx, r, "d"), dfms.NotExist, "Rmdir again")
 
 	full := mkdir(t, b, r, "full")
 	create(t, b, full.ID, "f")
-	wantKind(t, "Rmdir of a directory with a file", b.Rmdir(ctx, r, "full"), dfms.NotEmpty)
+	testkit.WantKind(t, b.Rmdir(ctx, r, "full"), dfms.NotEmpty, "Rmdir of a directory with a file")
 	ok(t, b.Unlink(ctx, full.ID, "f"))
 	mkdir(t, b, full.ID, "sub")
-	wantKind(t, "Rmdir of a directory with a directory", b.Rmdir(ctx, r, "full"), dfms.NotEmpty)
+	testkit.WantKind(t, b.Rmdir(ctx, r, "full"), dfms.NotEmpty, "Rmdir of a directory with a directory")
 	if !live(t, b, full.ID) {
 		t.Fatal("a refused rmdir trashed the directory")
 	}
@@ -255,10 +256,10 @@ func testRmdir(t *testing.T, b vfs.Backend) {
 	ok(t, b.Rmdir(ctx, r, "full")) // what is left is in the trash
 
 	create(t, b, r, "f")
-	must(b.Symlink(ctx, r, "l", "f", 0, 0))(t)
-	wantKind(t, "Rmdir of a file", b.Rmdir(ctx, r, "f"), dfms.NotDir)
-	wantKind(t, "Rmdir of a symlink", b.Rmdir(ctx, r, "l"), dfms.NotDir)
-	wantKind(t, "Rmdir of no name", b.Rmdir(ctx, r, "nothing"), dfms.NotExist)
+	testkit.Must(b.Symlink(ctx, r, "l", "f", 0, 0))(t)
+	testkit.WantKind(t, b.Rmdir(ctx, r, "f"), dfms.NotDir, "Rmdir of a file")
+	testkit.WantKind(t, b.Rmdir(ctx, r, "l"), dfms.NotDir, "Rmdir of a symlink")
+	testkit.WantKind(t, b.Rmdir(ctx, r, "nothing"), dfms.NotExist, "Rmdir of no name")
 }
 
 // testRename: Rename moves an entry, keeping its id, to a free name in
@@ -271,12 +272,12 @@ func testRename(t *testing.T, b vfs.Backend) {
 	v := write(t, b, f.ID, 0, "renamed").Version
 	ok(t, b.Rename(ctx, r, "f", r, "g", false))
 	gone(t, b, r, "f")
-	if got := must(b.Lookup(ctx, r, "g"))(t); got.ID != f.ID || got.Name != "g" || got.Version != v {
+	if got := testkit.Must(b.Lookup(ctx, r, "g"))(t); got.ID != f.ID || got.Name != "g" || got.Version != v {
 		t.Fatalf("after a rename in place: %+v, want file %d at version %d", got, f.ID, v)
 	}
 	ok(t, b.Rename(ctx, r, "g", d.ID, "h", true)) // replace with a free name
 	gone(t, b, r, "g")
-	if got := must(b.GetAttr(ctx, f.ID))(t); got.Parent != d.ID || got.Name != "h" || !got.Live {
+	if got := testkit.Must(b.GetAttr(ctx, f.ID))(t); got.Parent != d.ID || got.Name != "h" || !got.Live {
 		t.Fatalf("after a move to d: %+v", got)
 	}
 	if _, s := content(t, b, f.ID, 0); s != "renamed" {
@@ -286,10 +287,10 @@ func testRename(t *testing.T, b vfs.Backend) {
 	sub := mkdir(t, b, r, "sub")
 	inner := create(t, b, sub.ID, "inner")
 	ok(t, b.Rename(ctx, r, "sub", d.ID, "sub2", false))
-	if got := must(b.Lookup(ctx, d.ID, "sub2"))(t); got.ID != sub.ID {
+	if got := testkit.Must(b.Lookup(ctx, d.ID, "sub2"))(t); got.ID != sub.ID {
 		t.Fatalf("Lookup(d, sub2) = %+v", got)
 	}
-	if got := must(b.Lookup(ctx, sub.ID, "inner"))(t); got.ID != inner.ID {
+	if got := testkit.Must(b.Lookup(ctx, sub.ID, "inner"))(t); got.ID != inner.ID {
 		t.Fatalf("the moved directory lost its entry: %+v", got)
 	}
 
@@ -298,17 +299,17 @@ func testRename(t *testing.T, b vfs.Backend) {
 	y := create(t, b, r, "y")
 	e := mkdir(t, b, r, "e")
 	for _, to := range []string{"y", "e"} {
-		wantKind(t, "Rename x over "+to+" without replace", b.Rename(ctx, r, "x", r, to, false), dfms.Exist)
+		testkit.WantKind(t, b.Rename(ctx, r, "x", r, to, false), dfms.Exist, "Rename x over "+to+" without replace")
 	}
-	wantKind(t, "Rename e over x without replace", b.Rename(ctx, r, "e", r, "x", false), dfms.Exist)
+	testkit.WantKind(t, b.Rename(ctx, r, "e", r, "x", false), dfms.Exist, "Rename e over x without replace")
 	for _, want := range []vfs.Entry{x, y, e} {
-		if got := must(b.Lookup(ctx, r, want.Name))(t); got.ID != want.ID || !got.Live {
+		if got := testkit.Must(b.Lookup(ctx, r, want.Name))(t); got.ID != want.ID || !got.Live {
 			t.Fatalf("a refused rename changed %s: %+v", want.Name, got)
 		}
 	}
-	wantKind(t, "Rename of no name", b.Rename(ctx, r, "nothing", r, "z", false), dfms.NotExist)
-	wantKind(t, "Rename into no directory", b.Rename(ctx, r, "x", noSuchID, "z", false), dfms.NotExist)
-	wantKind(t, "Rename into a file", b.Rename(ctx, r, "x", y.ID, "z", false), dfms.NotDir)
+	testkit.WantKind(t, b.Rename(ctx, r, "nothing", r, "z", false), dfms.NotExist, "Rename of no name")
+	testkit.WantKind(t, b.Rename(ctx, r, "x", noSuchID, "z", false), dfms.NotExist, "Rename into no directory")
+	testkit.WantKind(t, b.Rename(ctx, r, "x", y.ID, "z", false), dfms.NotDir, "Rename into a file")
 }
 
 // testRenameReplace: with replace, a file or symlink at the new name goes
@@ -321,17 +322,17 @@ func testRenameReplace(t *testing.T, b vfs.Backend) {
 	write(t, b, dst.ID, 0, "old")
 	ok(t, b.Rename(ctx, r, "src", r, "dst", true))
 	gone(t, b, r, "src")
-	if got := must(b.Lookup(ctx, r, "dst"))(t); got.ID != src.ID {
+	if got := testkit.Must(b.Lookup(ctx, r, "dst"))(t); got.ID != src.ID {
 		t.Fatalf("after a rename over a file, dst is %+v, want file %d", got, src.ID)
 	}
 	if live(t, b, dst.ID) {
 		t.Fatal("the file renamed over is still live")
 	}
 	// Over a symlink, with a symlink.
-	l := must(b.Symlink(ctx, r, "l", "a", 0, 0))(t)
-	l2 := must(b.Symlink(ctx, r, "l2", "b", 0, 0))(t)
+	l := testkit.Must(b.Symlink(ctx, r, "l", "a", 0, 0))(t)
+	l2 := testkit.Must(b.Symlink(ctx, r, "l2", "b", 0, 0))(t)
 	ok(t, b.Rename(ctx, r, "l2", r, "l", true))
-	if got := must(b.Lookup(ctx, r, "l"))(t); got.ID != l2.ID || got.Target != "b" {
+	if got := testkit.Must(b.Lookup(ctx, r, "l"))(t); got.ID != l2.ID || got.Target != "b" {
 		t.Fatalf("after a rename over a symlink: %+v", got)
 	}
 	if live(t, b, l.ID) {
@@ -342,30 +343,30 @@ func testRenameReplace(t *testing.T, b vfs.Backend) {
 	create(t, b, d.ID, "in")
 	empty := mkdir(t, b, r, "empty")
 	ok(t, b.Rename(ctx, r, "d", r, "empty", true))
-	if got := must(b.Lookup(ctx, r, "empty"))(t); got.ID != d.ID {
+	if got := testkit.Must(b.Lookup(ctx, r, "empty"))(t); got.ID != d.ID {
 		t.Fatalf("after a rename over an empty directory: %+v", got)
 	}
 	// "Removed": gone for good or in the trash, as the backend keeps it.
 	if e, err := b.GetAttr(ctx, empty.ID); err == nil && e.Live {
 		t.Fatal("the empty directory renamed over is still live")
 	} else if err != nil {
-		wantKind(t, "GetAttr of the directory renamed over", err, dfms.NotExist)
+		testkit.WantKind(t, err, dfms.NotExist, "GetAttr of the directory renamed over")
 	}
 	// A directory over a non-empty one.
 	mkdir(t, b, r, "d2")
-	wantKind(t, "Rename over a non-empty directory", b.Rename(ctx, r, "d2", r, "empty", true), dfms.NotEmpty)
+	testkit.WantKind(t, b.Rename(ctx, r, "d2", r, "empty", true), dfms.NotEmpty, "Rename over a non-empty directory")
 	// Kind mismatches.
 	f := create(t, b, r, "f")
-	wantKind(t, "Rename a file over a directory", b.Rename(ctx, r, "f", r, "d2", true), dfms.IsDir)
-	wantKind(t, "Rename a symlink over a directory", b.Rename(ctx, r, "l", r, "d2", true), dfms.IsDir)
-	wantKind(t, "Rename a directory over a file", b.Rename(ctx, r, "d2", r, "f", true), dfms.NotDir)
-	wantKind(t, "Rename a directory over a symlink", b.Rename(ctx, r, "d2", r, "l", true), dfms.NotDir)
+	testkit.WantKind(t, b.Rename(ctx, r, "f", r, "d2", true), dfms.IsDir, "Rename a file over a directory")
+	testkit.WantKind(t, b.Rename(ctx, r, "l", r, "d2", true), dfms.IsDir, "Rename a symlink over a directory")
+	testkit.WantKind(t, b.Rename(ctx, r, "d2", r, "f", true), dfms.NotDir, "Rename a directory over a file")
+	testkit.WantKind(t, b.Rename(ctx, r, "d2", r, "l", true), dfms.NotDir, "Rename a directory over a symlink")
 	if !live(t, b, f.ID) || !live(t, b, l2.ID) {
 		t.Fatal("a refused rename trashed its target")
 	}
 	// A file over a symlink and back: both non-directories.
 	ok(t, b.Rename(ctx, r, "f", r, "l", true))
-	if got := must(b.Lookup(ctx, r, "l"))(t); got.ID != f.ID || got.Kind != dfms.KindFile {
+	if got := testkit.Must(b.Lookup(ctx, r, "l"))(t); got.ID != f.ID || got.Kind != dfms.KindFile {
 		t.Fatalf("after a rename of a file over a symlink: %+v", got)
 	}
 }
@@ -380,10 +381,10 @@ func testRenameUnderItself(t *testing.T, b vfs.Backend) {
 	for _, to := range []vfs.Entry{a, sub, deep} {
 		for _, replace := range []bool{false, true} {
 			err := b.Rename(ctx, r, "a", to.ID, "moved", replace)
-			wantKind(t, "Rename a under "+to.Name, err, dfms.Invalid)
+			testkit.WantKind(t, err, dfms.Invalid, "Rename a under "+to.Name)
 		}
 	}
-	if got := must(b.Lookup(ctx, r, "a"))(t); got.ID != a.ID || got.Parent != r {
+	if got := testkit.Must(b.Lookup(ctx, r, "a"))(t); got.ID != a.ID || got.Parent != r {
 		t.Fatalf("after the refused renames a is %+v", got)
 	}
 }
@@ -391,42 +392,42 @@ func testRenameUnderItself(t *testing.T, b vfs.Backend) {
 // testSetAttr: SetAttr changes the attributes given and leaves the others.
 func testSetAttr(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
-	f := must(b.CreateFile(ctx, r, "f", 0o644, 10, 20))(t)
+	f := testkit.Must(b.CreateFile(ctx, r, "f", 0o644, 10, 20))(t)
 	mode := uint32(0o2750)
-	e := must(b.SetAttr(ctx, f.ID, vfs.SetAttr{Mode: &mode}))(t)
+	e := testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{Mode: &mode}))(t)
 	if e.ID != f.ID || e.Mode != 0o2750 || e.UID != 10 || e.GID != 20 {
 		t.Fatalf("SetAttr mode: %+v", e)
 	}
 	uid, gid := uint32(30), uint32(40)
-	e = must(b.SetAttr(ctx, f.ID, vfs.SetAttr{UID: &uid}))(t)
+	e = testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{UID: &uid}))(t)
 	if e.Mode != 0o2750 || e.UID != 30 || e.GID != 20 {
 		t.Fatalf("SetAttr uid: %+v", e)
 	}
-	e = must(b.SetAttr(ctx, f.ID, vfs.SetAttr{GID: &gid}))(t)
+	e = testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{GID: &gid}))(t)
 	if e.Mode != 0o2750 || e.UID != 30 || e.GID != 40 {
 		t.Fatalf("SetAttr gid: %+v", e)
 	}
 	mt := stamp(48 * time.Hour)
-	e = must(b.SetAttr(ctx, f.ID, vfs.SetAttr{MTime: &mt}))(t)
+	e = testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{MTime: &mt}))(t)
 	if !e.MTime.Equal(mt) || e.Mode != 0o2750 || e.UID != 30 || e.GID != 40 {
 		t.Fatalf("SetAttr mtime: %+v, want mtime %v", e, mt)
 	}
-	got := must(b.GetAttr(ctx, f.ID))(t)
+	got := testkit.Must(b.GetAttr(ctx, f.ID))(t)
 	if !got.MTime.Equal(mt) || got.Mode != 0o2750 || got.UID != 30 || got.GID != 40 {
 		t.Fatalf("GetAttr after SetAttr: %+v", got)
 	}
 	// Nothing to change changes nothing.
-	if e := must(b.SetAttr(ctx, f.ID, vfs.SetAttr{}))(t); !e.MTime.Equal(mt) || e.Mode != 0o2750 || e.UID != 30 {
+	if e := testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{}))(t); !e.MTime.Equal(mt) || e.Mode != 0o2750 || e.UID != 30 {
 		t.Fatalf("an empty SetAttr: %+v", e)
 	}
 	// Directories too.
 	d := mkdir(t, b, r, "d")
 	dm := uint32(0o700)
-	if e := must(b.SetAttr(ctx, d.ID, vfs.SetAttr{Mode: &dm}))(t); e.Mode != 0o700 || e.Kind != dfms.KindDir {
+	if e := testkit.Must(b.SetAttr(ctx, d.ID, vfs.SetAttr{Mode: &dm}))(t); e.Mode != 0o700 || e.Kind != dfms.KindDir {
 		t.Fatalf("SetAttr of a directory: %+v", e)
 	}
 	_, err := b.SetAttr(ctx, noSuchID, vfs.SetAttr{Mode: &mode})
-	wantKind(t, "SetAttr of no entry", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "SetAttr of no entry")
 }
 
 // testXattrs: extended attributes by mode (XattrCreate fails with Exist
@@ -438,12 +439,12 @@ func testXattrs(t *testing.T, b vfs.Backend) {
 	if v, found, err := b.GetXattr(ctx, f.ID, "user.a"); err != nil || found || len(v) != 0 {
 		t.Fatalf("GetXattr of none: %q, %v, %v; want not found, no error", v, found, err)
 	}
-	if ns := must(b.ListXattrs(ctx, f.ID))(t); len(ns) != 0 {
+	if ns := testkit.Must(b.ListXattrs(ctx, f.ID))(t); len(ns) != 0 {
 		t.Fatalf("ListXattrs of a new file: %v", ns)
 	}
-	wantKind(t, "XattrReplace of none", b.SetXattr(ctx, f.ID, "user.a", []byte("x"), dfms.XattrReplace), dfms.NotExist)
+	testkit.WantKind(t, b.SetXattr(ctx, f.ID, "user.a", []byte("x"), dfms.XattrReplace), dfms.NotExist, "XattrReplace of none")
 	ok(t, b.SetXattr(ctx, f.ID, "user.a", []byte("one"), dfms.XattrCreate))
-	wantKind(t, "XattrCreate of one set", b.SetXattr(ctx, f.ID, "user.a", []byte("two"), dfms.XattrCreate), dfms.Exist)
+	testkit.WantKind(t, b.SetXattr(ctx, f.ID, "user.a", []byte("two"), dfms.XattrCreate), dfms.Exist, "XattrCreate of one set")
 	if v, found := mustXattr(t, b, f.ID, "user.a"); !found || string(v) != "one" {
 		t.Fatalf("after a refused create: %q, %v; want one", v, found)
 	}
@@ -460,7 +461,7 @@ func testXattrs(t *testing.T, b vfs.Backend) {
 	if v, found := mustXattr(t, b, f.ID, "user.empty"); !found || len(v) != 0 {
 		t.Fatalf("GetXattr user.empty = %q, %v; want found, empty", v, found)
 	}
-	ns := must(b.ListXattrs(ctx, f.ID))(t)
+	ns := testkit.Must(b.ListXattrs(ctx, f.ID))(t)
 	slices.Sort(ns)
 	if !slices.Equal(ns, []string{"user.a", "user.b", "user.empty"}) {
 		t.Fatalf("ListXattrs = %v", ns)
@@ -469,17 +470,17 @@ func testXattrs(t *testing.T, b vfs.Backend) {
 	if _, found := mustXattr(t, b, f.ID, "user.a"); found {
 		t.Fatal("a removed attribute is still found")
 	}
-	wantKind(t, "RemoveXattr of none", b.RemoveXattr(ctx, f.ID, "user.a"), dfms.NotExist)
-	wantKind(t, "XattrReplace of a removed one", b.SetXattr(ctx, f.ID, "user.a", []byte("x"), dfms.XattrReplace), dfms.NotExist)
+	testkit.WantKind(t, b.RemoveXattr(ctx, f.ID, "user.a"), dfms.NotExist, "RemoveXattr of none")
+	testkit.WantKind(t, b.SetXattr(ctx, f.ID, "user.a", []byte("x"), dfms.XattrReplace), dfms.NotExist, "XattrReplace of a removed one")
 	// Attributes are per entry, and directories have them too.
 	d := mkdir(t, b, r, "d")
 	ok(t, b.SetXattr(ctx, d.ID, "user.b", []byte("dir"), dfms.XattrCreate))
 	if v, _ := mustXattr(t, b, f.ID, "user.b"); !bytes.Equal(v, []byte{0, 1, 0xff}) {
 		t.Fatalf("another entry's attribute changed the file's: %q", v)
 	}
-	wantKind(t, "SetXattr of no entry", b.SetXattr(ctx, noSuchID, "user.a", []byte("x"), dfms.XattrAny), dfms.NotExist)
+	testkit.WantKind(t, b.SetXattr(ctx, noSuchID, "user.a", []byte("x"), dfms.XattrAny), dfms.NotExist, "SetXattr of no entry")
 	_, err := b.ListXattrs(ctx, noSuchID)
-	wantKind(t, "ListXattrs of no entry", err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "ListXattrs of no entry")
 }
 
 func mustXattr(t *testing.T, b vfs.Backend, id dfms.EntryID, name string) ([]byte, bool) {

@@ -33,6 +33,7 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs/vfs"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // Run runs the suite on backends made by newBackend (one per subtest).
@@ -92,26 +93,6 @@ func Run(t *testing.T, newBackend func(t *testing.T) vfs.Backend) {
 
 var ctx = context.Background()
 
-// wantKind fails t unless err has kind k.
-func wantKind(t *testing.T, what string, err error, k dfms.ErrorKind) {
-	t.Helper()
-	if !dfms.Is(err, k) {
-		t.Fatalf("%s: got error %v (kind %q), want kind %q", what, err, dfms.KindOf(err), k)
-	}
-}
-
-// must returns v, failing the test given to the returned function if err
-// is not nil: must(b.Root(ctx))(t).
-func must[T any](v T, err error) func(t *testing.T) T {
-	return func(t *testing.T) T {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-}
-
 func ok(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -144,7 +125,7 @@ func wantOutcomes(t *testing.T, what string, errs []error, want ...outcome) {
 		case !w.fails && errs[i] != nil:
 			t.Fatalf("%s: item %d failed: %v", what, i, errs[i])
 		case w.fails:
-			wantKind(t, fmt.Sprintf("%s: item %d", what, i), errs[i], w.kind)
+			testkit.WantKind(t, errs[i], w.kind, fmt.Sprintf("%s: item %d", what, i))
 		}
 	}
 }
@@ -184,17 +165,17 @@ func as[I any](t *testing.T, b vfs.Backend) I {
 // root returns the id of b's root directory.
 func root(t *testing.T, b vfs.Backend) dfms.EntryID {
 	t.Helper()
-	return must(b.Root(ctx))(t).ID
+	return testkit.Must(b.Root(ctx))(t).ID
 }
 
 func mkdir(t *testing.T, b vfs.Backend, parent dfms.EntryID, name string) vfs.Entry {
 	t.Helper()
-	return must(b.Mkdir(ctx, parent, name, 0o755, 1000, 1000))(t)
+	return testkit.Must(b.Mkdir(ctx, parent, name, 0o755, 1000, 1000))(t)
 }
 
 func create(t *testing.T, b vfs.Backend, parent dfms.EntryID, name string) vfs.Entry {
 	t.Helper()
-	return must(b.CreateFile(ctx, parent, name, 0o644, 1000, 1000))(t)
+	return testkit.Must(b.CreateFile(ctx, parent, name, 0o644, 1000, 1000))(t)
 }
 
 // chunks cuts each of parts into a chunk of its own.
@@ -232,7 +213,7 @@ func send(t *testing.T, b vfs.Backend, parts ...string) dfms.Manifest {
 	for i, c := range cs {
 		hs[i] = c.Hash
 	}
-	missing := must(b.Missing(ctx, hs))(t)
+	missing := testkit.Must(b.Missing(ctx, hs))(t)
 	var put []dfms.ChunkData
 	for _, c := range cs {
 		if slices.Contains(missing, c.Hash) {
@@ -301,7 +282,7 @@ func content(t *testing.T, b vfs.Backend, id dfms.EntryID, version int64) (vfs.V
 // versions returns the versions of file id.
 func versions(t *testing.T, b vfs.Backend, id dfms.EntryID) []vfs.VersionInfo {
 	t.Helper()
-	vs := must(b.Versions(ctx, id))(t)
+	vs := testkit.Must(b.Versions(ctx, id))(t)
 	return vs
 }
 
@@ -319,14 +300,14 @@ func names(es []vfs.Entry) []string {
 // it.
 func live(t *testing.T, b vfs.Backend, id dfms.EntryID) bool {
 	t.Helper()
-	return must(b.GetAttr(ctx, id))(t).Live
+	return testkit.Must(b.GetAttr(ctx, id))(t).Live
 }
 
 // gone fails t unless parent/name is not found.
 func gone(t *testing.T, b vfs.Backend, parent dfms.EntryID, name string) {
 	t.Helper()
 	_, err := b.Lookup(ctx, parent, name)
-	wantKind(t, "Lookup of "+name, err, dfms.NotExist)
+	testkit.WantKind(t, err, dfms.NotExist, "Lookup of "+name)
 }
 
 // stamp returns a time in the past at the precision backends keep
