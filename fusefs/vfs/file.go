@@ -57,6 +57,10 @@ type openFile struct {
 	sealed   bool
 	sealedBy *Handle
 	mtime    time.Time
+	// ctime is when the content or mtime last changed here (zero: not
+	// since the open state was made); stat shows it until the commit's
+	// later ctime replaces it.
+	ctime time.Time
 	// commitID names the commit of the changes as they are (newCommitID):
 	// made at their first commit attempt and journaled before it, so that
 	// a retry or the next mount's recovery of that commit is recognised
@@ -80,8 +84,8 @@ type openFile struct {
 
 // attrSnapshot is what overlay applies to a file's attributes.
 type attrSnapshot struct {
-	size  int64
-	mtime time.Time
+	size         int64
+	mtime, ctime time.Time
 }
 
 // holdForCommitLocked publishes the attributes stat shows of f while a
@@ -89,7 +93,7 @@ type attrSnapshot struct {
 // unlocks.
 func (f *openFile) holdForCommitLocked() {
 	if f.changed {
-		f.committing.Store(&attrSnapshot{f.size, f.mtime})
+		f.committing.Store(&attrSnapshot{f.size, f.mtime, f.ctime})
 	}
 }
 
@@ -283,10 +287,19 @@ func (f *openFile) finish(ctx context.Context) error {
 	return err
 }
 
-// overlay shows the staged size and mtime of a file being written.
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// overlay shows the staged size, mtime and ctime of a file being written.
 func (f *openFile) overlay(a *Attr, version int64) {
 	if s := f.committing.Load(); s != nil {
 		a.Size, a.MTime = s.size, s.mtime
+		a.CTime = later(a.CTime, s.ctime)
 		return
 	}
 	f.mu.Lock()
@@ -295,6 +308,7 @@ func (f *openFile) overlay(a *Attr, version int64) {
 	// commits while stat runs).
 	if f.changed || (f.version > version && !f.mtime.IsZero()) {
 		a.Size, a.MTime = f.size, f.mtime
+		a.CTime = later(a.CTime, f.ctime)
 	}
 }
 
@@ -311,7 +325,7 @@ func (f *openFile) setMTime(t time.Time) (bool, error) {
 	if err := f.journal.mtime(t); err != nil {
 		return false, journalError("vfs.SetAttr", err)
 	}
-	f.mtime, f.commitID = t, ""
+	f.mtime, f.ctime, f.commitID = t, time.Now(), ""
 	return true, nil
 }
 
@@ -478,7 +492,8 @@ func (f *openFile) write(ctx context.Context, p []byte, off int64, appendMode bo
 		}
 		f.dirty = f.dirty.add(off, off+int64(n))
 		f.size = max(f.size, off+int64(n))
-		f.changed, f.mtime, f.commitID = true, time.Now(), ""
+		now := time.Now()
+		f.changed, f.mtime, f.ctime, f.commitID = true, now, now, ""
 		f.notePrefixWriteLocked(off)
 	}
 	if err != nil {
@@ -519,7 +534,8 @@ func (f *openFile) truncateLocked(ctx context.Context, size int64, by *Handle) e
 			f.fsys.log.Warn("the stage could not be shortened; its bytes past the size stay unused", "entry", f.id, "err", err)
 		}
 	}
-	f.size, f.changed, f.mtime, f.commitID = size, true, time.Now(), ""
+	now := time.Now()
+	f.size, f.changed, f.mtime, f.ctime, f.commitID = size, true, now, now, ""
 	return nil
 }
 
