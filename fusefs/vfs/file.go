@@ -758,7 +758,7 @@ func (f *openFile) unlinkedHere() bool {
 // handle holds it: until then they stay, for the handles to read.
 func (f *openFile) discardDeletedLocked() {
 	f.fsys.mu.Lock()
-	held := f.refs > 0
+	held := f.refs > 0 && !f.fsys.closed // at Close no handle reads any more
 	f.fsys.mu.Unlock()
 	if held {
 		return

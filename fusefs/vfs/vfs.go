@@ -85,6 +85,9 @@ type FS struct {
 	mu   sync.Mutex
 	open map[dfms.EntryID]*openFile
 	kept []string // stages left on disk because their commit failed
+	// closed is set by Close: no handle reads or writes any more, whatever
+	// releases the kernel has not sent yet.
+	closed bool
 	// cachedVersion is, per file, the version whose pages the kernel may
 	// hold from an earlier open (KeepCache).
 	cachedVersion map[dfms.EntryID]int64
@@ -221,6 +224,7 @@ func (fsys *FS) Close(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	fsys.mu.Lock()
+	fsys.closed = true
 	var left []*openFile
 	for id, f := range fsys.open {
 		left = append(left, f)
