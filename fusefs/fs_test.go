@@ -19,6 +19,7 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs"
+	"github.com/dfms/dfms/fusefs/fusetest"
 	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/files"
 )
@@ -851,36 +852,6 @@ func TestXattrs(t *testing.T) {
 	}
 }
 
-// asNobody runs a shell command as uid/gid 65534 and returns its error.
-func asNobody(t *testing.T, script string) error {
-	t.Helper()
-	cmd := exec.Command("sh", "-c", script)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Logf("as nobody: %s: %v: %s", script, err, out)
-	}
-	return err
-}
-
-// openUp lets other users reach dir: the test's temporary directories
-// above a mount point are private (those that are not, up to /, are left
-// alone).
-func openUp(t *testing.T, dir string) {
-	t.Helper()
-	for d := filepath.Dir(dir); d != "/"; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			if err := os.Chmod(d, fi.Mode().Perm()|0o055); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-}
-
 // TestPermissions checks that mode bits hold for another user when the
 // mount allows other users (the kernel checks them: default_permissions),
 // and that without allow_other other users cannot enter at all.
@@ -889,7 +860,7 @@ func TestPermissions(t *testing.T) {
 		t.Skip("needs root to act as another user")
 	}
 	e := mount(t, func(o *fusefs.Options) { o.AllowOther = true })
-	openUp(t, e.dir)
+	fusetest.OpenUp(t, e.dir)
 	if err := os.Chmod(e.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -906,34 +877,34 @@ func TestPermissions(t *testing.T) {
 	if err := os.Chmod(shared, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	if err := asNobody(t, "cat "+pub); err != nil {
+	if err := fusetest.AsNobody(t, "cat "+pub); err != nil {
 		t.Error("another user cannot read a 0644 file")
 	}
-	if asNobody(t, "cat "+priv) == nil {
+	if fusetest.AsNobody(t, "cat "+priv) == nil {
 		t.Error("another user read a 0600 file of root's")
 	}
-	if asNobody(t, "echo x > "+pub) == nil {
+	if fusetest.AsNobody(t, "echo x > "+pub) == nil {
 		t.Error("another user wrote a 0644 file of root's")
 	}
-	if asNobody(t, "touch "+filepath.Join(e.dir, "intruder")) == nil {
+	if fusetest.AsNobody(t, "touch "+filepath.Join(e.dir, "intruder")) == nil {
 		t.Error("another user created a file in a 0755 directory of root's")
 	}
 	mine := filepath.Join(shared, "mine")
-	if err := asNobody(t, "echo x > "+mine+" && chmod 600 "+mine); err != nil {
+	if err := fusetest.AsNobody(t, "echo x > "+mine+" && chmod 600 "+mine); err != nil {
 		t.Error("another user cannot create a file in a 0777 directory")
 	}
 	var st syscall.Stat_t
 	if err := syscall.Stat(mine, &st); err != nil || st.Uid != 65534 || st.Gid != 65534 || st.Mode&0o777 != 0o600 {
 		t.Errorf("a file created by uid 65534: %+v, %v", st, err)
 	}
-	if asNobody(t, "chmod 666 "+priv) == nil {
+	if fusetest.AsNobody(t, "chmod 666 "+priv) == nil {
 		t.Error("another user changed the mode of root's file")
 	}
 
 	// Without allow_other, the kernel turns other users away.
 	closed := mount(t)
-	openUp(t, closed.dir)
-	if asNobody(t, "ls "+closed.dir) == nil {
+	fusetest.OpenUp(t, closed.dir)
+	if fusetest.AsNobody(t, "ls "+closed.dir) == nil {
 		t.Error("another user listed a mount without allow_other")
 	}
 }

@@ -66,7 +66,7 @@ In the foreground it runs until SIGINT or SIGTERM, then unmounts; with
 	fs := cmd.Flags()
 	fs.StringVar(&o.cacheDir, "cache-dir", "", "chunk cache and write stages (default $XDG_CACHE_HOME/dfms/mounts/<server and user>)")
 	fs.StringVar(&o.cacheSize, "cache-size", "10GiB", "bound of the on-disk chunk cache")
-	fs.BoolVar(&o.allowOther, "allow-other", false, "let other users in (permissions are checked by the kernel)")
+	fs.BoolVar(&o.allowOther, "allow-other", false, allowOtherHelp)
 	fs.BoolVarP(&o.background, "background", "d", false, "return once mounted; the mount runs on in the background")
 	fs.BoolVar(&o.debug, "fuse-debug", false, "log every FUSE request")
 	fs.BoolVar(&o.syncClose, "sync-close", false, syncCloseHelp)

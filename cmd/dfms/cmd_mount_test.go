@@ -128,9 +128,9 @@ func mounted(mnt string) bool {
 // startUp runs `dfms up mnt` and waits until the API answers and the
 // mount is there. If the test ends with the process still running, it is
 // killed and its mount detached.
-func startUp(t *testing.T, mnt, data, addr string) *upProc {
+func startUp(t *testing.T, mnt, data, addr string, flags ...string) *upProc {
 	t.Helper()
-	cmd := exec.Command(dfmsBinary(t), "up", mnt, "--data", data, "--addr", addr)
+	cmd := exec.Command(dfmsBinary(t), append([]string{"up", mnt, "--data", data, "--addr", addr}, flags...)...)
 	cmd.Env = append(append(os.Environ(), "DFMS_BCRYPT_COST=4", "XDG_CACHE_HOME="+filepath.Join(data, "cache"),
 		"DFMS_ADMIN_EMAIL=", "DFMS_ADMIN_PASSWORD="), unlimited...)
 	return startProc(t, t, "dfms up", cmd, mnt, true, func() bool { return healthy(addr) && mounted(mnt) })
@@ -253,6 +253,38 @@ func syncDir(t *testing.T, dir string) {
 // are read back through the REST API, go-fuse's POSIX suite passes on the
 // mount, SIGTERM unmounts cleanly, and a second start finds everything
 // again and stops on `dfms umount`.
+// TestUpAllowOther: with --allow-other, other users of the machine enter
+// `dfms up`'s mount and the kernel holds them to the files' mode bits;
+// without it (TestUp) they cannot enter at all.
+func TestUpAllowOther(t *testing.T) {
+	fusetest.Require(t)
+	if os.Getuid() != 0 {
+		t.Skip("needs root to act as another user")
+	}
+	data, mnt, addr := t.TempDir(), t.TempDir(), testkit.FreeAddr(t)
+	startUp(t, mnt, data, addr, "--allow-other")
+	fusetest.OpenUp(t, mnt)
+	if err := os.Chmod(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pub, priv := filepath.Join(mnt, "public"), filepath.Join(mnt, "private")
+	if err := os.WriteFile(pub, []byte("everyone"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(priv, []byte("root only"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := fusetest.AsNobody(t, "ls "+mnt+" && cat "+pub); err != nil {
+		t.Error("another user cannot list the mount or read a 0644 file")
+	}
+	if fusetest.AsNobody(t, "cat "+priv) == nil {
+		t.Error("another user read a 0600 file of root's")
+	}
+	if fusetest.AsNobody(t, "echo x >> "+pub) == nil {
+		t.Error("another user wrote a 0644 file of root's")
+	}
+}
+
 func TestUp(t *testing.T) {
 	fusetest.Require(t)
 	data, mnt, addr := t.TempDir(), t.TempDir(), testkit.FreeAddr(t)

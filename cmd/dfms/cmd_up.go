@@ -27,10 +27,11 @@ import (
 
 // upOptions are the flags of `dfms up`.
 type upOptions struct {
-	config    configOptions
-	cacheDir  string
-	debug     bool
-	syncClose bool
+	config     configOptions
+	cacheDir   string
+	debug      bool
+	syncClose  bool
+	allowOther bool
 }
 
 func (o *upOptions) addFlags(fs *pflag.FlagSet) {
@@ -38,7 +39,10 @@ func (o *upOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.cacheDir, "cache-dir", "", "where writes are staged (default $XDG_CACHE_HOME/dfms/mount)")
 	fs.BoolVar(&o.debug, "fuse-debug", false, "log every FUSE request")
 	fs.BoolVar(&o.syncClose, "sync-close", false, syncCloseHelp)
+	fs.BoolVar(&o.allowOther, "allow-other", false, allowOtherHelp)
 }
+
+const allowOtherHelp = "let other users of this machine in: the kernel checks each access against the files' mode bits and owners (default_permissions); without it only the mounting user (and root) may enter"
 
 const syncCloseHelp = "commit a written file before close(2) returns (default: in the background, right after; fsync always waits)"
 
@@ -193,7 +197,7 @@ func runUp(ctx context.Context, o upOptions, dir string, getenv func(string) str
 	if err != nil {
 		return err
 	}
-	mnt, err := fusefs.Mount(dir, fsys, fusefs.Options{Log: log, Debug: o.debug})
+	mnt, err := fusefs.Mount(dir, fsys, fusefs.Options{Log: log, Debug: o.debug, AllowOther: o.allowOther})
 	if err != nil {
 		fsys.Close(context.WithoutCancel(ctx))
 		return fmt.Errorf("mount %s: %w", dir, err)

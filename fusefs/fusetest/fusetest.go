@@ -14,6 +14,7 @@ import (
 	"fmt"
 	iofs "io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -280,5 +281,37 @@ func cleanDead() {
 			syscall.Unmount(mp, syscall.MNT_DETACH)
 		}
 		os.RemoveAll(root)
+	}
+}
+
+// AsNobody runs a shell command as uid and gid 65534 (nobody) and returns
+// its error; the command's output is logged when it fails. The caller
+// must be root.
+func AsNobody(t testing.TB, script string) error {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Logf("as nobody: %s: %v: %s", script, err, out)
+	}
+	return err
+}
+
+// OpenUp lets other users reach dir: the test's temporary directories
+// above a mount point are private (those that are not, up to /, are left
+// alone).
+func OpenUp(t testing.TB, dir string) {
+	t.Helper()
+	for d := filepath.Dir(dir); d != "/"; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o055); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
