@@ -20,6 +20,7 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/fusefs"
 	"github.com/dfms/dfms/fusefs/fusetest"
+	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/files"
 )
@@ -942,4 +943,17 @@ func TestLargeOffsets(t *testing.T) {
 	if n, _ := r.ReadAt(buf, 4<<30); n != 16 || string(buf) != string(make([]byte, 16)) {
 		t.Fatalf("read at 4 GiB: %q", buf[:n])
 	}
+}
+
+// TestHugeTruncate: a truncate past the largest file size the mount
+// allows fails with EFBIG and changes nothing, by path and through a
+// descriptor; it once grew the mount's memory until the kernel killed it.
+func TestHugeTruncate(t *testing.T) {
+	e := mount(t)
+	p := e.writeFile(t, "f", []byte("kept"))
+	wantErrno(t, "truncate to 999999999999999", os.Truncate(p, 999999999999999), syscall.EFBIG)
+	f := openFile(t, p, os.O_RDWR)
+	defer f.Close()
+	wantErrno(t, "ftruncate past 16 TiB", f.Truncate(vfs.DefaultMaxFileSize+1), syscall.EFBIG)
+	checkFile(t, p, []byte("kept"))
 }

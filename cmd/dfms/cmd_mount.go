@@ -26,14 +26,15 @@ import (
 
 // mountOptions are the flags of `dfms mount`.
 type mountOptions struct {
-	client     clientOptions
-	cacheDir   string
-	cacheSize  string
-	allowOther bool
-	background bool
-	debug      bool
-	syncClose  bool
-	serverWait time.Duration
+	client      clientOptions
+	cacheDir    string
+	cacheSize   string
+	allowOther  bool
+	maxFileSize byteSize
+	background  bool
+	debug       bool
+	syncClose   bool
+	serverWait  time.Duration
 }
 
 func newMountCmd() *cobra.Command {
@@ -67,6 +68,7 @@ In the foreground it runs until SIGINT or SIGTERM, then unmounts; with
 	fs.StringVar(&o.cacheDir, "cache-dir", "", "chunk cache and write stages (default $XDG_CACHE_HOME/dfms/mounts/<server and user>)")
 	fs.StringVar(&o.cacheSize, "cache-size", "10GiB", "bound of the on-disk chunk cache")
 	fs.BoolVar(&o.allowOther, "allow-other", false, allowOtherHelp)
+	fs.Var(&o.maxFileSize, "max-file-size", maxFileSizeHelp)
 	fs.BoolVarP(&o.background, "background", "d", false, "return once mounted; the mount runs on in the background")
 	fs.BoolVar(&o.debug, "fuse-debug", false, "log every FUSE request")
 	fs.BoolVar(&o.syncClose, "sync-close", false, syncCloseHelp)
@@ -131,7 +133,8 @@ func runMount(ctx context.Context, o mountOptions, dir string, logger func(serve
 		sum := sha256.Sum256([]byte(c.BaseURL() + "\x00" + who))
 		cacheDir = filepath.Join(filepath.Dir(base), "mounts", hex.EncodeToString(sum[:8]))
 	}
-	fsys, err := vfs.New(ctx, remote.New(c), vfs.Options{CacheDir: cacheDir, CacheSize: int64(cacheSize), Log: log, WriteBack: !o.syncClose})
+	fsys, err := vfs.New(ctx, remote.New(c), vfs.Options{CacheDir: cacheDir, CacheSize: int64(cacheSize), Log: log, WriteBack: !o.syncClose,
+		MaxFileSize: int64(o.maxFileSize)})
 	if err != nil {
 		return err
 	}

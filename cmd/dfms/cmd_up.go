@@ -27,11 +27,12 @@ import (
 
 // upOptions are the flags of `dfms up`.
 type upOptions struct {
-	config     configOptions
-	cacheDir   string
-	debug      bool
-	syncClose  bool
-	allowOther bool
+	config      configOptions
+	cacheDir    string
+	debug       bool
+	syncClose   bool
+	allowOther  bool
+	maxFileSize byteSize
 }
 
 func (o *upOptions) addFlags(fs *pflag.FlagSet) {
@@ -40,7 +41,10 @@ func (o *upOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.debug, "fuse-debug", false, "log every FUSE request")
 	fs.BoolVar(&o.syncClose, "sync-close", false, syncCloseHelp)
 	fs.BoolVar(&o.allowOther, "allow-other", false, allowOtherHelp)
+	fs.Var(&o.maxFileSize, "max-file-size", maxFileSizeHelp)
 }
+
+const maxFileSizeHelp = "largest size a file may grow to in the mount (default 16TiB); past it truncate, fallocate and write fail with EFBIG"
 
 const allowOtherHelp = "let other users of this machine in: the kernel checks each access against the files' mode bits and owners (default_permissions); without it only the mounting user (and root) may enter"
 
@@ -193,7 +197,8 @@ func runUp(ctx context.Context, o upOptions, dir string, getenv func(string) str
 			ln.Close()
 		}
 	}()
-	fsys, err := vfs.New(ctx, local.New(srv.Files(), u.ID), vfs.Options{CacheDir: cacheDir, Log: log, WriteBack: !o.syncClose})
+	fsys, err := vfs.New(ctx, local.New(srv.Files(), u.ID), vfs.Options{CacheDir: cacheDir, Log: log, WriteBack: !o.syncClose,
+		MaxFileSize: int64(o.maxFileSize)})
 	if err != nil {
 		return err
 	}

@@ -485,6 +485,12 @@ func (f *openFile) write(ctx context.Context, p []byte, off int64, appendMode bo
 		// The kernel's idea of the end may be stale; ours is not.
 		off = f.size
 	}
+	if max := f.fsys.maxSize; off+int64(len(p)) > max {
+		if off >= max {
+			return 0, tooLarge(op, max)
+		}
+		p = p[:max-off] // as write(2) at a file size limit: what fits
+	}
 	n, err := f.stage.WriteAt(p, off)
 	if n > 0 {
 		if jerr := f.journal.write(off, int64(n)); jerr != nil {
@@ -502,6 +508,11 @@ func (f *openFile) write(ctx context.Context, p []byte, off int64, appendMode bo
 	return n, nil
 }
 
+// tooLarge is the error of a file grown past max.
+func tooLarge(op dfms.Op, max int64) error {
+	return dfms.Errorf(op, dfms.TooLarge, fmt.Sprintf("files are limited to %d bytes here", max))
+}
+
 // truncate truncates or extends the content to size, through handle by
 // (nil: a path or an open(O_TRUNC)).
 func (f *openFile) truncate(ctx context.Context, size int64, by *Handle) error {
@@ -514,6 +525,9 @@ func (f *openFile) truncateLocked(ctx context.Context, size int64, by *Handle) e
 	const op dfms.Op = "vfs.Truncate"
 	if size == f.size {
 		return nil
+	}
+	if size > f.fsys.maxSize {
+		return tooLarge(op, f.fsys.maxSize)
 	}
 	f.unsealLocked(ctx, by)
 	if err := f.ensureStageLocked(); err != nil {

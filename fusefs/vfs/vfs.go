@@ -40,7 +40,16 @@ type Options struct {
 	// close(2) returns without waiting for the server, fsync(2) still
 	// waits. Off, the last close of a changed file commits it.
 	WriteBack bool
+	// MaxFileSize is the largest a file may grow here (0:
+	// DefaultMaxFileSize): a truncate, fallocate or write past it fails
+	// with TooLarge (EFBIG), as at a local file system's limit.
+	MaxFileSize int64
 }
+
+// DefaultMaxFileSize is the default Options.MaxFileSize, 16 TiB as on
+// ext4. A commit lists a file's chunks, so the limit also bounds what
+// one commit holds in memory (about 4 million chunk references).
+const DefaultMaxFileSize = 16 << 40
 
 // Stats counts what the FS did, for tests and metrics.
 type Stats struct {
@@ -61,6 +70,7 @@ type FS struct {
 	stageDir  string
 	lock      *os.File // flock'ed: one mount per cache directory
 	log       *slog.Logger
+	maxSize   int64 // Options.MaxFileSize
 	cache     *chunkCache
 	readAhead int
 	stats     stats
@@ -152,7 +162,10 @@ func New(ctx context.Context, b Backend, opts Options) (*FS, error) {
 	tb, ok := b.(trustedBackend)
 	fsys := &FS{b: b, root: root.ID, watchStop: make(chan struct{}), stageDir: dir, lock: lock, log: log, open: map[dfms.EntryID]*openFile{}, cachedVersion: map[dfms.EntryID]int64{}, mc: newMetaCache(),
 		cache: newChunkCache(opts.MemCacheSize, disk, ok && tb.VerifiesChunks(), opts.ReadAhead), readAhead: opts.ReadAhead,
-		pend: newPendingFiles(b)}
+		pend: newPendingFiles(b), maxSize: opts.MaxFileSize}
+	if fsys.maxSize <= 0 {
+		fsys.maxSize = DefaultMaxFileSize
+	}
 	// The unlinks a crashed mount logged first: every create and write its
 	// journals hold that is still to be made came after them (an unlink of
 	// a file created here creates it first), and the data of a file
