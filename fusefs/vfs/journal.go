@@ -275,6 +275,12 @@ func (fsys *FS) recoverStage(ctx context.Context, jp string) error {
 	if err != nil {
 		return err
 	}
+	if r.size > fsys.maxSize {
+		// Set aside, not replayed: committing it would list the file in
+		// more chunks than a commit may hold (a journal of a release
+		// without the limit, or of a mount with a larger one).
+		return tooLarge("vfs.recover", fsys.maxSize)
+	}
 	drop := func() error {
 		os.Remove(base + stageSuffix)
 		os.Remove(jp)

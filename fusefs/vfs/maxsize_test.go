@@ -2,6 +2,7 @@ package vfs_test
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/dfms/dfms"
@@ -58,5 +59,30 @@ func TestMaxFileSizeDefault(t *testing.T) {
 	testkit.WantKind(t, err, dfms.TooLarge, "truncate to %d", size)
 	if vfs.DefaultMaxFileSize != 16<<40 {
 		t.Fatalf("DefaultMaxFileSize %d", vfs.DefaultMaxFileSize)
+	}
+}
+
+// A journal that extends a file past the limit (written by a release
+// without one, or under a larger --max-file-size) is not replayed into a
+// commit: the next mount starts, keeps the stage and says so, rather than
+// committing a file it would have to list in billions of chunks.
+func TestRecoveryPastMaxFileSize(t *testing.T) {
+	b, _ := newLocalParams(t, smallChunks)
+	cache := t.TempDir()
+	fsys := openFS(t, b, vfs.Options{CacheDir: cache, MaxFileSize: 1 << 62})
+	a := create(t, fsys, "f", "small")
+	h := mustOpen(t, fsys, a.Ino, os.O_RDWR)
+	size := int64(999999999999999)
+	if _, err := fsys.SetAttr(ctx, a.Ino, h, vfs.SetAttrIn{Size: &size}); err != nil {
+		t.Fatal(err)
+	}
+	fsys2 := remountAfterCrash(t, fsys, b, cache)
+	got := testkit.Must(fsys2.Lookup(ctx, fsys2.Root(), "f"))(t)
+	if got.Size != 5 {
+		t.Fatalf("after the remount: size %d, want the committed 5", got.Size)
+	}
+	err := fsys2.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "uncommitted data is left") {
+		t.Fatalf("close: %v, want the kept stage reported", err)
 	}
 }
