@@ -485,11 +485,11 @@ func (f *openFile) write(ctx context.Context, p []byte, off int64, appendMode bo
 		// The kernel's idea of the end may be stale; ours is not.
 		off = f.size
 	}
-	if max := f.fsys.maxSize; off+int64(len(p)) > max {
-		if off >= max {
-			return 0, tooLarge(op, max)
+	if limit := f.fsys.maxSize; off+int64(len(p)) > limit {
+		if off >= limit {
+			return 0, tooLarge(op, limit)
 		}
-		p = p[:max-off] // as write(2) at a file size limit: what fits
+		p = p[:limit-off] // as write(2) at a file size limit: what fits
 	}
 	n, err := f.stage.WriteAt(p, off)
 	if n > 0 {
@@ -508,9 +508,9 @@ func (f *openFile) write(ctx context.Context, p []byte, off int64, appendMode bo
 	return n, nil
 }
 
-// tooLarge is the error of a file grown past max.
-func tooLarge(op dfms.Op, max int64) error {
-	return dfms.Errorf(op, dfms.TooLarge, fmt.Sprintf("files are limited to %d bytes here", max))
+// tooLarge is the error of a file grown past limit.
+func tooLarge(op dfms.Op, limit int64) error {
+	return dfms.Errorf(op, dfms.TooLarge, fmt.Sprintf("files are limited to %d bytes here", limit))
 }
 
 // truncate truncates or extends the content to size, through handle by

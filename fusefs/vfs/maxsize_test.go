@@ -17,33 +17,33 @@ import (
 // extended to 999,999,999,999,999 bytes once grew the mount's memory
 // until the kernel killed it).
 func TestMaxFileSize(t *testing.T) {
-	const max = 1 << 20
-	fsys := openFS(t, newLocal(t), vfs.Options{CacheDir: t.TempDir(), MaxFileSize: max})
+	const limit = 1 << 20
+	fsys := openFS(t, newLocal(t), vfs.Options{CacheDir: t.TempDir(), MaxFileSize: limit})
 	defer closeFS(t, fsys)
 	a := create(t, fsys, "f", "0123456789")
 	h := mustOpen(t, fsys, a.Ino, os.O_RDWR)
 	defer release(t, h)
 
-	for _, size := range []int64{max + 1, 999999999999999} {
+	for _, size := range []int64{limit + 1, 999999999999999} {
 		_, err := fsys.SetAttr(ctx, a.Ino, h, vfs.SetAttrIn{Size: &size})
 		testkit.WantKind(t, err, dfms.TooLarge, "truncate to %d", size)
 	}
-	testkit.WantKind(t, h.Allocate(ctx, max-1, 2, false), dfms.TooLarge, "fallocate past the limit")
+	testkit.WantKind(t, h.Allocate(ctx, limit-1, 2, false), dfms.TooLarge, "fallocate past the limit")
 	if got := testkit.Must(fsys.GetAttr(ctx, a.Ino))(t); got.Size != 10 {
 		t.Fatalf("after refused truncates: size %d, want 10", got.Size)
 	}
-	n, err := h.Write(ctx, []byte("abcd"), max-2)
+	n, err := h.Write(ctx, []byte("abcd"), limit-2)
 	if err != nil || n != 2 {
 		t.Fatalf("a write across the limit: %d, %v; want 2 bytes written", n, err)
 	}
-	_, err = h.Write(ctx, []byte("x"), max)
+	_, err = h.Write(ctx, []byte("x"), limit)
 	testkit.WantKind(t, err, dfms.TooLarge, "a write at the limit")
-	size := int64(max)
+	size := int64(limit)
 	if _, err := fsys.SetAttr(ctx, a.Ino, h, vfs.SetAttrIn{Size: &size}); err != nil {
 		t.Fatalf("truncate to the limit: %v", err)
 	}
-	if got := testkit.Must(fsys.GetAttr(ctx, a.Ino))(t); got.Size != max {
-		t.Fatalf("size %d, want %d", got.Size, max)
+	if got := testkit.Must(fsys.GetAttr(ctx, a.Ino))(t); got.Size != limit {
+		t.Fatalf("size %d, want %d", got.Size, limit)
 	}
 }
 
