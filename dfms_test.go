@@ -96,3 +96,30 @@ func FuzzValidName(f *testing.F) {
 		}
 	})
 }
+
+// Entry kinds are named as the API spells them, and every name parses
+// back to its kind; nothing else parses.
+func TestEntryKindNames(t *testing.T) {
+	for k := KindDir; k <= KindBlockDev; k++ {
+		if !k.Valid() {
+			t.Fatalf("kind %d is not valid", k)
+		}
+		got, ok := ParseEntryKind(k.String())
+		if !ok || got != k {
+			t.Errorf("ParseEntryKind(%q) = %v, %v; want %v", k.String(), got, ok, k)
+		}
+		if k.Special() != (k >= KindFIFO) || k.Device() != (k == KindCharDev || k == KindBlockDev) {
+			t.Errorf("kind %v: special %v, device %v", k, k.Special(), k.Device())
+		}
+	}
+	for _, k := range []EntryKind{0, 8, 255} {
+		if k.Valid() || k.Special() || k.Device() || k.String() != fmt.Sprintf("kind(%d)", k) {
+			t.Errorf("kind %d is %q, valid %v", k, k.String(), k.Valid())
+		}
+	}
+	for _, s := range []string{"", "folder", "FIFO", "pipe", "kind(4)"} {
+		if k, ok := ParseEntryKind(s); ok {
+			t.Errorf("ParseEntryKind(%q) = %v", s, k)
+		}
+	}
+}

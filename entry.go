@@ -6,27 +6,51 @@ import (
 	"time"
 )
 
-// EntryKind says what an entry of a tree is: a directory, a file or a
-// symbolic link. The values are stored.
+// EntryKind says what an entry of a tree is: a directory, a file, a
+// symbolic link or a special file. The values are stored.
 type EntryKind uint8
 
-// The entry kinds.
+// The entry kinds. Special files (a FIFO, a socket, a character or block
+// device) have no content: the kernel serves their I/O, and the store
+// keeps their attributes and, for a device, its number.
 const (
-	KindDir     EntryKind = 1
-	KindFile    EntryKind = 2
-	KindSymlink EntryKind = 3
+	KindDir      EntryKind = 1
+	KindFile     EntryKind = 2
+	KindSymlink  EntryKind = 3
+	KindFIFO     EntryKind = 4
+	KindSocket   EntryKind = 5
+	KindCharDev  EntryKind = 6
+	KindBlockDev EntryKind = 7
 )
 
+// entryKindNames are the kinds' names, as the API spells them.
+var entryKindNames = [...]string{KindDir: "dir", KindFile: "file", KindSymlink: "symlink",
+	KindFIFO: "fifo", KindSocket: "socket", KindCharDev: "chardev", KindBlockDev: "blockdev"}
+
 func (k EntryKind) String() string {
-	switch k {
-	case KindDir:
-		return "dir"
-	case KindFile:
-		return "file"
-	case KindSymlink:
-		return "symlink"
+	if k.Valid() {
+		return entryKindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Valid reports whether k is one of the kinds above.
+func (k EntryKind) Valid() bool { return k >= KindDir && k <= KindBlockDev }
+
+// Special reports whether k is a special file's kind.
+func (k EntryKind) Special() bool { return k >= KindFIFO && k <= KindBlockDev }
+
+// Device reports whether k is a device's kind, which has a device number.
+func (k EntryKind) Device() bool { return k == KindCharDev || k == KindBlockDev }
+
+// ParseEntryKind returns the kind String names.
+func ParseEntryKind(s string) (EntryKind, bool) {
+	for k := KindDir; k <= KindBlockDev; k++ {
+		if entryKindNames[k] == s {
+			return k, true
+		}
+	}
+	return 0, false
 }
 
 // What a change of an owner's tree did, as the change journal records it
@@ -85,6 +109,7 @@ type Entry struct {
 	MTime   time.Time
 	CTime   time.Time
 	Target  string // symlink target
+	Rdev    uint32 // a device's number, as the kernel encodes it; 0 for other kinds
 	MIME    string
 	Version int64 // current version number of a file; 0 for none yet
 	// VersionID is the current version's ID (0 for none): unlike its

@@ -41,8 +41,7 @@
 //   - POSIX and flock locks are handled by the kernel for this mount
 //     (EnableLocks is off): they hold between processes on this machine,
 //     with POSIX semantics, not between machines.
-//   - O_TMPFILE, mknod of devices and FIFOs, RENAME_EXCHANGE: not
-//     supported.
+//   - O_TMPFILE and RENAME_EXCHANGE: not supported.
 package fusefs
 
 import (
@@ -269,6 +268,7 @@ func fillAttr(out *fuse.Attr, a vfs.Attr) {
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 4096
 	out.Owner = fuse.Owner{Uid: a.UID, Gid: a.GID}
+	out.Rdev = a.Rdev
 	// No atime is kept: it shows as the mtime.
 	out.SetTimes(&a.MTime, &a.MTime, &a.CTime)
 }

@@ -27,6 +27,7 @@ var (
 	_ fs.NodeSetattrer      = (*node)(nil)
 	_ fs.NodeOpendirHandler = (*node)(nil)
 	_ fs.NodeMkdirer        = (*node)(nil)
+	_ fs.NodeMknoder        = (*node)(nil)
 	_ fs.NodeCreater        = (*node)(nil)
 	_ fs.NodeOpener         = (*node)(nil)
 	_ fs.NodeReader         = (*node)(nil)
@@ -402,6 +403,17 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	a, err := n.m.fsys.Symlink(uninterruptible(ctx), n.ino, name, target, caller(ctx))
 	if err != nil {
 		return nil, n.m.errno("symlink", n.ino, err)
+	}
+	return n.child(ctx, name, a, out), 0
+}
+
+// Mknod makes a FIFO, a socket (bind(2) of a UNIX socket) or a device
+// node. The kernel serves their I/O: an open of one never reaches the
+// mount.
+func (n *node) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	a, err := n.m.fsys.Mknod(uninterruptible(ctx), n.ino, name, mode&(syscall.S_IFMT|0o7777), dev, caller(ctx))
+	if err != nil {
+		return nil, n.m.errno("mknod", n.ino, err)
 	}
 	return n.child(ctx, name, a, out), 0
 }

@@ -61,6 +61,17 @@ func Latest(dialect string) (uint, error) {
 // It refuses a database whose schema is newer than this binary knows, or
 // one left dirty by a failed migration, rather than guessing.
 func Apply(drv database.Driver, dialect string) error {
+	latest, err := Latest(dialect)
+	if err != nil {
+		return err
+	}
+	return ApplyTo(drv, dialect, latest)
+}
+
+// ApplyTo brings the database behind drv up to migration target, as Apply
+// does to the latest: a test of a migration builds a database as the
+// releases before it left it.
+func ApplyTo(drv database.Driver, dialect string, target uint) error {
 	sub, err := FS(dialect)
 	if err != nil {
 		return err
@@ -77,6 +88,9 @@ func Apply(drv database.Driver, dialect string) error {
 	if err != nil {
 		return err
 	}
+	if target > latest {
+		return fmt.Errorf("migrations: no migration %d (the latest is %d)", target, latest)
+	}
 	v, dirty, err := m.Version()
 	switch {
 	case errors.Is(err, migrate.ErrNilVersion):
@@ -87,7 +101,10 @@ func Apply(drv database.Driver, dialect string) error {
 	case v > latest:
 		return fmt.Errorf("migrations: the database schema is at version %d, newer than this binary's %d; upgrade dfms", v, latest)
 	}
-	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+	if v > target && !errors.Is(err, migrate.ErrNilVersion) {
+		return fmt.Errorf("migrations: the database schema is at version %d, past %d", v, target)
+	}
+	if err := m.Migrate(target); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	return nil

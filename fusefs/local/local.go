@@ -94,17 +94,8 @@ func New(svc *files.Service, owner dfms.UserID) *Backend {
 }
 
 func entryOf(e dfms.Entry) vfs.Entry {
-	out := vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: e.MTime, CTime: e.CTime, Target: e.Target, Version: e.VersionID, Live: e.Live()}
-	switch e.Kind {
-	case dfms.KindDir:
-		out.Kind = dfms.KindDir
-	case dfms.KindSymlink:
-		out.Kind = dfms.KindSymlink
-	default:
-		out.Kind = dfms.KindFile
-	}
-	return out
+	return vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: e.Kind, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
+		Size: e.Size, MTime: e.MTime, CTime: e.CTime, Target: e.Target, Rdev: e.Rdev, Version: e.VersionID, Live: e.Live()}
 }
 
 // Root implements vfs.Backend.
@@ -164,6 +155,14 @@ func (l *Backend) Mkdir(ctx context.Context, parent dfms.EntryID, name string, m
 // Symlink implements vfs.Backend.
 func (l *Backend) Symlink(ctx context.Context, parent dfms.EntryID, name, target string, uid, gid uint32) (vfs.Entry, error) {
 	return l.create(ctx, dfms.Entry{Parent: parent, Name: name, Kind: dfms.KindSymlink, Mode: 0o777, UID: uid, GID: gid, Target: target})
+}
+
+// Mknod implements vfs.Backend.
+func (l *Backend) Mknod(ctx context.Context, parent dfms.EntryID, name string, kind dfms.EntryKind, mode, rdev, uid, gid uint32) (vfs.Entry, error) {
+	if !kind.Special() {
+		return vfs.Entry{}, dfms.Errorf("local.Mknod", dfms.Invalid, "mknod makes FIFOs, sockets and devices")
+	}
+	return l.create(ctx, dfms.Entry{Parent: parent, Name: name, Kind: kind, Mode: mode & 0o7777, Rdev: rdev, UID: uid, GID: gid})
 }
 
 // Readlink implements vfs.Backend.

@@ -23,6 +23,7 @@ type Entry struct {
 	MTime  time.Time
 	CTime  time.Time
 	Target string // symlink target
+	Rdev   uint32 // a device's number
 	// Version is the lasting ID of the current version of a file (0:
 	// created, never written, empty). IDs of a file's successive current
 	// versions grow; unlike a version's number, an ID never comes to
@@ -103,6 +104,9 @@ type Tree interface {
 	Mkdir(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (Entry, error)
 	// Symlink creates symlink parent/name pointing at target.
 	Symlink(ctx context.Context, parent dfms.EntryID, name, target string, uid, gid uint32) (Entry, error)
+	// Mknod creates special file parent/name of kind (a FIFO, a socket or
+	// a device) with rdev, a device's number (0 for the others).
+	Mknod(ctx context.Context, parent dfms.EntryID, name string, kind dfms.EntryKind, mode, rdev, uid, gid uint32) (Entry, error)
 	// Readlink returns a symlink's target (Invalid if id is no symlink).
 	Readlink(ctx context.Context, id dfms.EntryID) (string, error)
 	// CreateFile creates an empty file parent/name with no version yet;

@@ -319,6 +319,7 @@ type Attr struct {
 	GID   uint32
 	MTime time.Time
 	CTime time.Time
+	Rdev  uint32 // a device's number
 }
 
 // IsDir reports whether a is a directory.
@@ -331,19 +332,38 @@ type DirEntry struct {
 	Attr Attr
 }
 
+// typeBits are the file type bits of st_mode for kind k.
 func typeBits(k dfms.EntryKind) uint32 {
 	switch k {
 	case dfms.KindDir:
 		return syscall.S_IFDIR
 	case dfms.KindSymlink:
 		return syscall.S_IFLNK
+	case dfms.KindFIFO:
+		return syscall.S_IFIFO
+	case dfms.KindSocket:
+		return syscall.S_IFSOCK
+	case dfms.KindCharDev:
+		return syscall.S_IFCHR
+	case dfms.KindBlockDev:
+		return syscall.S_IFBLK
 	}
 	return syscall.S_IFREG
 }
 
+// specialKind is the kind of a special file of type bits t (S_IFIFO, …).
+func specialKind(t uint32) (dfms.EntryKind, bool) {
+	for k := dfms.KindFIFO; k <= dfms.KindBlockDev; k++ {
+		if typeBits(k) == t {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
 func (fsys *FS) attrOf(e Entry) Attr {
 	a := Attr{Ino: Ino(e.ID), Mode: typeBits(e.Kind) | e.Mode&0o7777, Nlink: 1, Size: e.Size,
-		UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime}
+		UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime, Rdev: e.Rdev}
 	if !e.Live {
 		a.Nlink = 0
 	}
@@ -631,7 +651,32 @@ func (fsys *FS) Symlink(ctx context.Context, parent Ino, name, target string, c 
 	})
 }
 
-// makeNode creates the directory or symlink parent/name that make makes
+// Mknod creates the special file parent/name: mode holds its type
+// (syscall.S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK) and permission bits, and
+// rdev a device's number. A regular file (S_IFREG, or no type) is created
+// empty as an exclusive create would; other types fail with Invalid.
+func (fsys *FS) Mknod(ctx context.Context, parent Ino, name string, mode, rdev uint32, c Caller) (Attr, error) {
+	const op dfms.Op = "vfs.Mknod"
+	if t := mode & syscall.S_IFMT; t == 0 || t == syscall.S_IFREG {
+		a, h, err := fsys.Create(ctx, parent, name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode&0o7777, c)
+		if err != nil {
+			return a, err
+		}
+		return a, h.Release(ctx)
+	}
+	kind, ok := specialKind(mode & syscall.S_IFMT)
+	if !ok {
+		return Attr{}, dfms.Errorf(op, dfms.Invalid, "mknod makes files, FIFOs, sockets and devices")
+	}
+	if !kind.Device() {
+		rdev = 0
+	}
+	return fsys.makeNode(ctx, op, parent, name, func(dir dfms.EntryID) (Entry, error) {
+		return fsys.b.Mknod(ctx, dir, name, kind, mode&0o7777, rdev, c.UID, c.GID)
+	})
+}
+
+// makeNode creates the directory, symlink or special file parent/name that make makes
 // on the backend, once the name is known free here and the removals
 // that might free it are sent.
 func (fsys *FS) makeNode(ctx context.Context, op dfms.Op, parent Ino, name string, make func(dir dfms.EntryID) (Entry, error)) (Attr, error) {
@@ -876,9 +921,10 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 			return Attr{}, err
 		}
 		switch e.Kind {
+		case dfms.KindFile:
 		case dfms.KindDir:
 			return Attr{}, dfms.Errorf(op, dfms.IsDir, "is a directory")
-		case dfms.KindSymlink:
+		default:
 			return Attr{}, dfms.Errorf(op, dfms.Invalid, "not a regular file")
 		}
 		if f == nil {

@@ -27,7 +27,7 @@ type fsEntry struct {
 	ID      dfms.EntryID `json:"id"`
 	Parent  dfms.EntryID `json:"parent_id"`
 	Name    string       `json:"name"`
-	Kind    string       `json:"kind"` // file, dir or symlink
+	Kind    string       `json:"kind"` // file, dir, symlink, fifo, socket, chardev or blockdev
 	Mode    uint32       `json:"mode"`
 	UID     uint32       `json:"uid"`
 	GID     uint32       `json:"gid"`
@@ -35,6 +35,7 @@ type fsEntry struct {
 	MTime   time.Time    `json:"mtime"`
 	CTime   time.Time    `json:"ctime"`
 	Target  string       `json:"target,omitempty"`
+	Rdev    uint32       `json:"rdev,omitempty"` // a device's number
 	Version int64        `json:"version"`
 	// VersionID is the current version's lasting id: the mount names a
 	// version by it.
@@ -43,15 +44,9 @@ type fsEntry struct {
 }
 
 func fsView(e dfms.Entry) fsEntry {
-	v := fsEntry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: "file", Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), Target: e.Target, Version: e.Version, VersionID: e.VersionID, Live: e.Live()}
-	switch e.Kind {
-	case dfms.KindDir:
-		v.Kind = "dir"
-	case dfms.KindSymlink:
-		v.Kind = "symlink"
-	}
-	return v
+	return fsEntry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: e.Kind.String(), Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
+		Size: e.Size, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), Target: e.Target, Rdev: e.Rdev,
+		Version: e.Version, VersionID: e.VersionID, Live: e.Live()}
 }
 
 func (a *API) fsRoot(c *gin.Context) {
@@ -141,29 +136,34 @@ func (a *API) fsCreate(c *gin.Context) {
 		UID    uint32 `json:"uid"`
 		GID    uint32 `json:"gid"`
 		Target string `json:"target"`
+		Rdev   uint32 `json:"rdev"`
 	}
 	parent, ok := a.entryBody(c, &b, false)
 	if !ok || !a.validName(c, b.Name) {
 		return
 	}
-	e := dfms.Entry{Owner: user(c).ID, Parent: parent, Name: b.Name, Mode: b.Mode & 0o7777, UID: b.UID, GID: b.GID}
-	switch b.Kind {
-	case "file":
-		e.Kind, e.MIME = dfms.KindFile, mime.TypeByExtension(path.Ext(b.Name))
-	case "dir":
-		e.Kind = dfms.KindDir
-	case "symlink":
+	kind, ok := dfms.ParseEntryKind(b.Kind)
+	if !ok {
+		a.bad(c, "kind must be file, dir, symlink, fifo, socket, chardev or blockdev")
+		return
+	}
+	e := dfms.Entry{Owner: user(c).ID, Parent: parent, Name: b.Name, Kind: kind, Mode: b.Mode & 0o7777, UID: b.UID, GID: b.GID, Rdev: b.Rdev}
+	switch {
+	case kind == dfms.KindFile:
+		e.MIME = mime.TypeByExtension(path.Ext(b.Name))
+	case kind == dfms.KindSymlink:
 		if b.Target == "" || len(b.Target) > 4096 {
 			a.bad(c, "a symlink needs a target of 1..4096 bytes")
 			return
 		}
-		e.Kind, e.Mode, e.Target = dfms.KindSymlink, 0o777, b.Target
-	default:
-		a.bad(c, "kind must be file, dir or symlink")
+		e.Mode, e.Target = 0o777, b.Target
+	}
+	if kind != dfms.KindSymlink && b.Target != "" {
+		a.bad(c, "only a symlink has a target")
 		return
 	}
-	if b.Kind != "symlink" && b.Target != "" {
-		a.bad(c, "only a symlink has a target")
+	if !kind.Device() && b.Rdev != 0 {
+		a.bad(c, "only a device (chardev, blockdev) has a device number")
 		return
 	}
 	out, err := a.tree.CreateEntry(c.Request.Context(), e)

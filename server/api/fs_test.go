@@ -24,6 +24,7 @@ func TestFSEndpoints(t *testing.T) {
 		UID     uint32 `json:"uid"`
 		GID     uint32 `json:"gid"`
 		Target  string `json:"target"`
+		Rdev    uint32 `json:"rdev"`
 		Live    bool   `json:"live"`
 		Version int64  `json:"version"`
 	}
@@ -47,6 +48,10 @@ func TestFSEndpoints(t *testing.T) {
 	if out.Entry.Target != "a b?.txt" || out.Entry.Kind != "symlink" {
 		t.Errorf("symlink: %+v", out.Entry)
 	}
+	hs.mustJSON(t, 201, "POST", children, `{"name":"tty","kind":"chardev","mode":400,"rdev":34817}`, &out)
+	if tty := out.Entry; tty.Kind != "chardev" || tty.Rdev != 0x8801 || tty.Mode != 0o620 {
+		t.Errorf("mknod: %+v", tty)
+	}
 	hs.mustJSON(t, 200, "GET", children+"/a%20b%3F.txt", "", &out)
 	if out.Entry.ID != file.ID {
 		t.Errorf("lookup of an escaped name: %+v", out.Entry)
@@ -59,7 +64,7 @@ func TestFSEndpoints(t *testing.T) {
 		Items []entry `json:"items"`
 	}
 	hs.mustJSON(t, 200, "GET", children, "", &list)
-	if len(list.Items) != 3 {
+	if len(list.Items) != 4 {
 		t.Errorf("children: %+v", list.Items)
 	}
 
@@ -68,7 +73,9 @@ func TestFSEndpoints(t *testing.T) {
 		method, target, body string
 		want                 int
 	}{
-		{"POST", children, `{"name":"x","kind":"fifo"}`, 400},
+		{"POST", children, `{"name":"x","kind":"pipe"}`, 400},
+		{"POST", children, `{"name":"x","kind":"fifo","rdev":5}`, 400},
+		{"POST", children, `{"name":"x","kind":"file","rdev":5}`, 400},
 		{"POST", children, `{"name":"x","kind":"file","target":"t"}`, 400},
 		{"POST", children, `{"name":"x","kind":"symlink"}`, 400},
 		{"POST", children, `{"name":"a/b","kind":"file"}`, 400},
@@ -90,7 +97,7 @@ func TestFSEndpoints(t *testing.T) {
 		}
 	}
 	hs.mustJSON(t, 200, "GET", children, "", &list)
-	if len(list.Items) != 3 {
+	if len(list.Items) != 4 {
 		t.Errorf("bad input changed the tree: %+v", list.Items)
 	}
 

@@ -23,16 +23,12 @@ func (a *API) search(c *gin.Context) {
 		a.bad(c, "q is longer than 256 bytes")
 		return
 	}
-	switch t := c.Query("type"); t {
-	case "":
-	case "file":
-		q.Kind = dfms.KindFile
-	case "folder", "dir":
+	if t := c.Query("type"); t == "folder" {
 		q.Kind = dfms.KindDir
-	case "symlink":
-		q.Kind = dfms.KindSymlink
-	default:
-		q.MIME = t // a MIME type or prefix such as image/
+	} else if k, ok := dfms.ParseEntryKind(t); ok {
+		q.Kind = k
+	} else {
+		q.MIME = t // a MIME type or prefix such as image/; "" for any
 	}
 	for _, f := range []struct {
 		name string

@@ -22,7 +22,7 @@ type fileView struct {
 	ID          dfms.EntryID `json:"id"`
 	ParentID    dfms.EntryID `json:"parent_id,omitempty"`
 	Name        string       `json:"name"`
-	Type        string       `json:"type"` // file, folder or symlink
+	Type        string       `json:"type"` // file, folder, symlink, fifo, socket, chardev or blockdev
 	IsDirectory bool         `json:"is_directory"`
 	Size        int64        `json:"size"`
 	MIMEType    string       `json:"mime_type,omitempty"`
@@ -31,6 +31,7 @@ type fileView struct {
 	VersionID   int64        `json:"version_id,omitempty"` // the current version's lasting id
 	Mode        uint32       `json:"mode"`
 	Target      string       `json:"target,omitempty"`
+	Rdev        uint32       `json:"rdev,omitempty"` // a device's number
 	UpdatedAt   time.Time    `json:"updated_at"`
 	ChangedAt   time.Time    `json:"changed_at"`
 	DeletedAt   *time.Time   `json:"deleted_at,omitempty"`
@@ -38,14 +39,11 @@ type fileView struct {
 
 func view(e dfms.Entry) fileView {
 	v := fileView{ID: e.ID, ParentID: e.Parent, Name: e.Name, Size: e.Size, MIMEType: e.MIME, Version: e.Version, VersionID: e.VersionID,
-		Mode: e.Mode, Target: e.Target, UpdatedAt: e.MTime.UTC(), ChangedAt: e.CTime.UTC()}
+		Mode: e.Mode, Target: e.Target, Rdev: e.Rdev, Type: e.Kind.String(), UpdatedAt: e.MTime.UTC(), ChangedAt: e.CTime.UTC()}
 	switch e.Kind {
 	case dfms.KindDir:
 		v.Type, v.IsDirectory = "folder", true
-	case dfms.KindSymlink:
-		v.Type = "symlink"
-	default:
-		v.Type = "file"
+	case dfms.KindFile:
 		if e.Version > 0 && !e.SHA256.IsZero() {
 			v.Checksum = e.SHA256.String()
 		}

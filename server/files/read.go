@@ -18,8 +18,12 @@ func (s *Service) OpenVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 	if err != nil {
 		return dfms.Version{}, dfms.E(op, dfms.Other, err)
 	}
-	if e.Kind != dfms.KindFile {
+	switch e.Kind {
+	case dfms.KindFile:
+	case dfms.KindDir, dfms.KindSymlink:
 		return dfms.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("%q is not a file", e.Name))
+	default:
+		return dfms.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("%q is a %s, which has no content", e.Name, e.Kind))
 	}
 	if number == 0 && e.Version == 0 {
 		// A file created but never written: empty.

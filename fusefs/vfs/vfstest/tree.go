@@ -2,6 +2,7 @@ package vfstest
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -87,6 +88,40 @@ func testMkdir(t *testing.T, b vfs.Backend) {
 	}
 	_, err := b.Mkdir(ctx, noSuchID, "x", 0o755, 0, 0)
 	testkit.WantKind(t, err, dfms.NotExist, "Mkdir in no directory")
+}
+
+// testMknod: special files are made with their kind, mode, owner ids and
+// (devices only) number, found and listed as made, and removed by
+// Unlink; Mknod of any other kind fails with Invalid and makes nothing.
+func testMknod(t *testing.T, b vfs.Backend) {
+	r := root(t, b)
+	for _, w := range []vfs.Entry{
+		{Name: "fifo", Kind: dfms.KindFIFO, Mode: 0o640, UID: 5, GID: 6},
+		{Name: "sock", Kind: dfms.KindSocket, Mode: 0o755},
+		{Name: "tty", Kind: dfms.KindCharDev, Mode: 0o620, Rdev: 0x8801},
+		{Name: "sda", Kind: dfms.KindBlockDev, Mode: 0o660, Rdev: 0x800, UID: 0, GID: 6},
+	} {
+		w.Parent = r
+		e := testkit.Must(b.Mknod(ctx, r, w.Name, w.Kind, w.Mode, w.Rdev, w.UID, w.GID))(t)
+		wantMade(t, "Mknod "+w.Name, e, w)
+		w.ID = e.ID
+		wantMade(t, "Lookup "+w.Name, testkit.Must(b.Lookup(ctx, r, w.Name))(t), w)
+		wantMade(t, "GetAttr "+w.Name, testkit.Must(b.GetAttr(ctx, e.ID))(t), w)
+		_, err := b.Mknod(ctx, r, w.Name, w.Kind, w.Mode, w.Rdev, 0, 0)
+		testkit.WantKind(t, err, dfms.Exist, "Mknod over "+w.Name)
+	}
+	if got := names(testkit.Must(b.ReadDir(ctx, r))(t)); !slices.Equal(got, []string{"fifo", "sda", "sock", "tty"}) {
+		t.Fatalf("ReadDir = %v", got)
+	}
+	for _, k := range []dfms.EntryKind{dfms.KindFile, dfms.KindDir, dfms.KindSymlink, 0, 8} {
+		_, err := b.Mknod(ctx, r, "x", k, 0o644, 0, 0, 0)
+		testkit.WantKind(t, err, dfms.Invalid, fmt.Sprintf("Mknod of kind %d", k))
+	}
+	_, err := b.Lookup(ctx, r, "x")
+	testkit.WantKind(t, err, dfms.NotExist, "what a refused Mknod left")
+	ok(t, b.Unlink(ctx, r, "fifo"))
+	_, err = b.Lookup(ctx, r, "fifo")
+	testkit.WantKind(t, err, dfms.NotExist, "Lookup of an unlinked FIFO")
 }
 
 // testSymlinkReadlink: a symlink holds its target (its size is the

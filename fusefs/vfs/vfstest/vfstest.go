@@ -46,6 +46,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) vfs.Backend) {
 		{"CreateFile", testCreateFile},
 		{"Mkdir", testMkdir},
 		{"SymlinkReadlink", testSymlinkReadlink},
+		{"Mknod", testMknod},
 		{"Names", testNames},
 		{"Lookup", testLookup},
 		{"ReadDir", testReadDir},
@@ -147,7 +148,7 @@ func wantMade(t *testing.T, what string, got, want vfs.Entry) {
 	t.Helper()
 	if got.ID == 0 || (want.ID != 0 && got.ID != want.ID) || got.Parent != want.Parent || got.Name != want.Name ||
 		got.Kind != want.Kind || !got.Live || got.Mode != want.Mode || got.UID != want.UID || got.GID != want.GID ||
-		got.Target != want.Target || got.Size != int64(len(want.Target)) || got.Version != 0 {
+		got.Target != want.Target || got.Rdev != want.Rdev || got.Size != int64(len(want.Target)) || got.Version != 0 {
 		t.Fatalf("%s = %+v, want %+v", what, got, want)
 	}
 }

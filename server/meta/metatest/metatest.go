@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"LastAdmin", testLastAdmin},
 		{"LastAdminRace", testLastAdminRace},
 		{"TreeBasics", testTreeBasics},
+		{"SpecialFiles", testSpecialFiles},
 		{"Names", testNames},
 		{"Isolation", testIsolation},
 		{"SetAttr", testSetAttr},

@@ -143,8 +143,7 @@ func Open(path string) (*sqlmeta.Store, error) {
 		return nil, dfms.E(op, dfms.Other, err)
 	}
 	f.Close()
-	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+	base := dsn(path, true)
 	w, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_txlock=immediate")
 	if err != nil {
 		return nil, dfms.E(op, dfms.Other, err)
@@ -155,7 +154,7 @@ func Open(path string) (*sqlmeta.Store, error) {
 		w.Close()
 		return nil, dfms.E(op, dfms.Other, fmt.Errorf("open %s: %w", path, err))
 	}
-	if err := migrate(path, base); err != nil {
+	if err := migrate(path, 0); err != nil {
 		w.Close()
 		return nil, dfms.E(op, dfms.Other, err)
 	}
@@ -170,10 +169,25 @@ func Open(path string) (*sqlmeta.Store, error) {
 	return sqlmeta.New(w, r, d), nil
 }
 
-// migrate applies the migrations over a connection of its own: the migrate
-// driver closes its database when done.
-func migrate(path, dsn string) error {
-	db, err := sql.Open("sqlite", dsn)
+// dsn is the data source name of the database file at path, with or
+// without foreign keys enforced.
+func dsn(path string, foreignKeys bool) string {
+	fk := "0"
+	if foreignKeys {
+		fk = "1"
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(" + fk + ")&_pragma=synchronous(FULL)"
+}
+
+// migrate applies the migrations up to target (0: the latest) over a
+// connection of its own, since the migrate driver closes its database
+// when done. Foreign keys are off while they run, so that a migration
+// may build a table anew as SQLite's documentation describes (a new
+// table, a copy, a drop and a rename: SQLite cannot change a constraint in
+// place); they are checked once all ran.
+func migrate(path string, target uint) error {
+	db, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return err
 	}
@@ -183,7 +197,27 @@ func migrate(path, dsn string) error {
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", path, err)
 	}
-	return migrations.Apply(drv, "sqlite")
+	if target == 0 {
+		err = migrations.Apply(drv, "sqlite")
+	} else {
+		err = migrations.ApplyTo(drv, "sqlite", target)
+	}
+	if err != nil {
+		return err
+	}
+	check, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		return err
+	}
+	defer check.Close()
+	var broken int
+	if err := check.QueryRow(`SELECT COUNT(*) FROM pragma_foreign_key_check`).Scan(&broken); err != nil {
+		return fmt.Errorf("migrate %s: check foreign keys: %w", path, err)
+	}
+	if broken > 0 {
+		return fmt.Errorf("migrate %s: %d rows refer to rows that do not exist", path, broken)
+	}
+	return nil
 }
 
 // classify maps SQLite result codes to kinds.

@@ -15,7 +15,7 @@ import (
 )
 
 const entryCols = `id, owner_id, COALESCE(parent_id, 0), name, kind, mode, uid, gid, size, mtime_ns, ctime_ns,
-	target, mime, cur_version, cur_version_id, COALESCE(deleted_at, 0), COALESCE(trash_root, 0),
+	target, rdev, mime, cur_version, cur_version_id, COALESCE(deleted_at, 0), COALESCE(trash_root, 0),
 	(SELECT v.sha256 FROM versions v WHERE v.id = entries.cur_version_id)`
 
 func scanEntry(row row) (dfms.Entry, error) {
@@ -23,7 +23,7 @@ func scanEntry(row row) (dfms.Entry, error) {
 	var mtime, ctime, deleted int64
 	var sum []byte
 	err := row.Scan(&e.ID, &e.Owner, &e.Parent, &e.Name, &e.Kind, &e.Mode, &e.UID, &e.GID, &e.Size,
-		&mtime, &ctime, &e.Target, &e.MIME, &e.Version, &e.VersionID, &deleted, &e.TrashRoot, &sum)
+		&mtime, &ctime, &e.Target, &e.Rdev, &e.MIME, &e.Version, &e.VersionID, &deleted, &e.TrashRoot, &sum)
 	e.MTime, e.CTime, e.DeletedAt = fromNS(mtime), fromNS(ctime), fromNS(deleted)
 	copy(e.SHA256[:], sum)
 	return e, err
@@ -203,14 +203,14 @@ func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e dfms.Entry) (dfms.En
 	var id dfms.EntryID
 	var err error
 	if e.ID == 0 {
-		err = t.queryRow(ctx, `INSERT INTO entries (owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, target, mime)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(ctime), e.Target, e.MIME).Scan(&id)
+		err = t.queryRow(ctx, `INSERT INTO entries (owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, target, rdev, mime)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(ctime), e.Target, e.Rdev, e.MIME).Scan(&id)
 	} else {
 		// An id ReserveEntryIDs handed out.
-		err = t.queryRow(ctx, `INSERT INTO entries (id, owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, target, mime)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			e.ID, e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(ctime), e.Target, e.MIME).Scan(&id)
+		err = t.queryRow(ctx, `INSERT INTO entries (id, owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, target, rdev, mime)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			e.ID, e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(ctime), e.Target, e.Rdev, e.MIME).Scan(&id)
 	}
 	if err != nil {
 		if dfms.Is(t.s.classify(err), dfms.Exist) {
@@ -369,17 +369,20 @@ func checkNewEntry(op dfms.Op, e *dfms.Entry) error {
 	if err := dfms.ValidName(e.Name); err != nil {
 		return dfms.E(op, dfms.Invalid, err)
 	}
-	switch e.Kind {
-	case dfms.KindDir, dfms.KindFile:
+	if !e.Kind.Valid() {
+		return dfms.E(op, dfms.Invalid, fmt.Errorf("unknown kind %d", e.Kind))
+	}
+	if e.Rdev != 0 && !e.Kind.Device() {
+		return dfms.E(op, dfms.Invalid, fmt.Errorf("only a device has a device number, not a %s", e.Kind))
+	}
+	e.Size = 0
+	if e.Kind != dfms.KindSymlink {
 		e.Target = ""
-		e.Size = 0
-	case dfms.KindSymlink:
+	} else {
 		if e.Target == "" || strings.IndexByte(e.Target, 0) >= 0 || len(e.Target) > 4095 {
 			return dfms.Errorf(op, dfms.Invalid, "symlink target must be 1..4095 bytes without NUL")
 		}
 		e.Size = int64(len(e.Target))
-	default:
-		return dfms.E(op, dfms.Invalid, fmt.Errorf("unknown kind %d", e.Kind))
 	}
 	return checkTimes(op, e.MTime, e.CTime)
 }

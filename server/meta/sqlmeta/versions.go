@@ -441,8 +441,9 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 	switch e.Kind {
 	case dfms.KindDir:
 		return e, dfms.Version{}, dfms.E(op, dfms.IsDir, fmt.Errorf("%q is a directory", e.Name))
-	case dfms.KindSymlink:
-		return e, dfms.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("%q is a symlink", e.Name))
+	case dfms.KindFile:
+	default:
+		return e, dfms.Version{}, dfms.E(op, dfms.Invalid, fmt.Errorf("%q is a %s, which has no content", e.Name, e.Kind))
 	}
 	if req.RequireBase && e.VersionID != req.Base {
 		return e, dfms.Version{}, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d (id %d), not id %d", e.Name, e.Version, e.VersionID, req.Base))
