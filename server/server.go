@@ -61,7 +61,7 @@ func OpenMeta(ctx context.Context, raw string) (meta.Store, error) {
 	case !strings.Contains(raw, "://"):
 		s, err = sqlite.Open(raw)
 	default:
-		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("metadata URL %q: want sqlite:///path or postgres://…", redact(raw)))
+		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("metadata URL %q: want sqlite:///path or postgres://…", dfms.RedactURL(raw)))
 	}
 	if err != nil {
 		return nil, err
@@ -72,14 +72,7 @@ func OpenMeta(ctx context.Context, raw string) (meta.Store, error) {
 // backendError is the failure to open one backend: what it is, its URL
 // without credentials, and why, on one line; it keeps err's kind.
 func backendError(what, raw string, err error) error {
-	return dfms.E("server.New", dfms.Other, fmt.Errorf("%s %s: %w", what, redact(raw), err))
-}
-
-func redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	return "(unparsable)"
+	return dfms.E("server.New", dfms.Other, fmt.Errorf("%s %s: %w", what, dfms.RedactURL(raw), err))
 }
 
 // Server is a running DFMS server.
@@ -240,7 +233,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}()
 	}
 	s.log.Info("dfms server listening", "addr", ln.Addr().String(), "version", Version,
-		"metadata", redact(s.cfg.Metadata.URL), "chunks", redact(s.cfg.Chunks.URL), "chunking", s.cfg.ChunkingParams().String())
+		"metadata", dfms.RedactURL(s.cfg.Metadata.URL), "chunks", dfms.RedactURL(s.cfg.Chunks.URL), "chunking", s.cfg.ChunkingParams().String())
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
 	bg, stopBG := context.WithCancel(context.Background())

@@ -14,9 +14,7 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/url"
 	"path"
 	"path/filepath"
 
@@ -36,14 +34,8 @@ func Open(ctx context.Context, rawURL string) (dfms.ChunkStore, error) {
 	if !hasScheme(rawURL) {
 		return openDisk(rawURL)
 	}
-	u, err := url.Parse(rawURL)
+	u, err := dfms.ParseSecretURL(rawURL)
 	if err != nil {
-		// url.Error repeats the whole URL, secret included: keep only
-		// the reason.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
 		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("malformed chunk store URL: %w", err))
 	}
 	switch u.Scheme {

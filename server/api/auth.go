@@ -205,7 +205,7 @@ func (a *API) adminNodes(c *gin.Context) {
 	}
 	out := make([]nodeView, len(ns))
 	for i, n := range ns {
-		out[i] = nodeView{ID: n.ID, Endpoint: redactURL(n.Endpoint), Weight: n.Weight, State: n.State, Failures: n.Failures}
+		out[i] = nodeView{ID: n.ID, Endpoint: dfms.RedactURL(n.Endpoint), Weight: n.Weight, State: n.State, Failures: n.Failures}
 		if !n.LastProbe.IsZero() {
 			out[i].LastProbe = n.LastProbe.UTC()
 		}

@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"html/template"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -67,12 +66,4 @@ func (a *API) docs(c *gin.Context) {
 		URL  string
 		Spec []byte
 	}{"/openapi.yaml", openAPISpec})
-}
-
-// redactURL hides credentials in a backend URL.
-func redactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	return "(unparsable)"
 }

@@ -31,9 +31,7 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/url"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/server/ratelimit/internal/rate"
@@ -92,13 +90,8 @@ func Open(ctx context.Context, rawURL string) (Limiter, error) {
 	if rawURL == "" {
 		return memory.New(), nil
 	}
-	u, err := url.Parse(rawURL)
+	u, err := dfms.ParseSecretURL(rawURL)
 	if err != nil {
-		// url.Error repeats the whole URL, password included.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
 		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("malformed rate-limiter URL: %w", err))
 	}
 	switch u.Scheme {

@@ -41,7 +41,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -128,14 +127,8 @@ func New(c goredis.Scripter, opts ...Option) *Limiter {
 // never show the URL's password. Close closes the connection.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Limiter, error) {
 	const op dfms.Op = "ratelimit/redis.Open"
-	u, err := url.Parse(rawURL)
+	u, err := dfms.ParseSecretURL(rawURL)
 	if err != nil {
-		// url.Error repeats the whole URL, password included: keep
-		// only the reason.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
 		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("malformed Redis URL: %w", err))
 	}
 	q := u.Query()
