@@ -108,8 +108,9 @@ type Entry struct {
 	Size    int64 // bytes of the current version; length of Target for symlinks
 	MTime   time.Time
 	CTime   time.Time
-	Target  string // symlink target
-	Rdev    uint32 // a device's number, as the kernel encodes it; 0 for other kinds
+	ATime   time.Time // last access, as set (reads do not move it)
+	Target  string    // symlink target
+	Rdev    uint32    // a device's number, as the kernel encodes it; 0 for other kinds
 	MIME    string
 	Version int64 // current version number of a file; 0 for none yet
 	// VersionID is the current version's ID (0 for none): unlike its

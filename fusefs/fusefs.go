@@ -269,8 +269,11 @@ func fillAttr(out *fuse.Attr, a vfs.Attr) {
 	out.Blksize = 4096
 	out.Owner = fuse.Owner{Uid: a.UID, Gid: a.GID}
 	out.Rdev = a.Rdev
-	// No atime is kept: it shows as the mtime.
-	out.SetTimes(&a.MTime, &a.MTime, &a.CTime)
+	atime := a.ATime
+	if atime.IsZero() {
+		atime = a.MTime
+	}
+	out.SetTimes(&atime, &a.MTime, &a.CTime)
 }
 
 // ReadAheadPath returns the sysfs file that holds the read-ahead, in KiB,

@@ -162,7 +162,10 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	if mtime, ok := in.GetMTime(); ok {
 		s.MTime = &mtime
 	}
-	// atime is not kept, and ctime follows the change itself.
+	if atime, ok := in.GetATime(); ok {
+		s.ATime = &atime
+	}
+	// ctime follows the change itself.
 	h, _ := f.(*vfs.Handle)
 	a, err := n.m.fsys.SetAttr(uninterruptible(ctx), n.ino, h, s)
 	if err != nil {

@@ -95,7 +95,7 @@ func New(svc *files.Service, owner dfms.UserID) *Backend {
 
 func entryOf(e dfms.Entry) vfs.Entry {
 	return vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: e.Kind, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: e.MTime, CTime: e.CTime, Target: e.Target, Rdev: e.Rdev, Version: e.VersionID, Live: e.Live()}
+		Size: e.Size, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Version: e.VersionID, Live: e.Live()}
 }
 
 // Root implements vfs.Backend.
@@ -187,7 +187,7 @@ func (l *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.Commit
 	in := make([]dfms.Entry, len(es))
 	for i, e := range es {
 		in[i] = dfms.Entry{ID: e.ID, Owner: l.owner, Parent: e.Parent, Name: e.Name, Kind: dfms.KindFile, Mode: e.Mode & 0o7777,
-			UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime, MIME: mime.TypeByExtension(path.Ext(e.Name))}
+			UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, MIME: mime.TypeByExtension(path.Ext(e.Name))}
 	}
 	res, err := l.files.Meta().CreateEntries(l.lazyCtx(ctx), in)
 	if l.done(err) != nil {
@@ -316,7 +316,7 @@ func (l *Backend) Versions(ctx context.Context, id dfms.EntryID) ([]vfs.VersionI
 
 // vfs.SetAttr implements vfs.Backend.
 func (l *Backend) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
-	e, err := l.files.SetAttr(l.lazyCtx(ctx), l.owner, id, meta.SetAttr{Mode: a.Mode, UID: a.UID, GID: a.GID, MTime: a.MTime})
+	e, err := l.files.SetAttr(l.lazyCtx(ctx), l.owner, id, meta.SetAttr{Mode: a.Mode, UID: a.UID, GID: a.GID, MTime: a.MTime, ATime: a.ATime})
 	if l.done(err) != nil {
 		return vfs.Entry{}, err
 	}

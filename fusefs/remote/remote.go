@@ -102,6 +102,7 @@ type fsEntry struct {
 	Size    int64        `json:"size"`
 	MTime   time.Time    `json:"mtime"`
 	CTime   time.Time    `json:"ctime"`
+	ATime   time.Time    `json:"atime"`
 	Target  string       `json:"target"`
 	Rdev    uint32       `json:"rdev"`
 	Version int64        `json:"version_id"` // the lasting id, as the mount names versions
@@ -114,7 +115,7 @@ func (e fsEntry) vfs() vfs.Entry {
 		kind = dfms.KindFile // a kind of a later server: shown as a file, whose reads it refuses
 	}
 	return vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: kind, Mode: e.Mode, UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: e.MTime, CTime: e.CTime, Target: e.Target, Rdev: e.Rdev, Version: e.Version, Live: e.Live}
+		Size: e.Size, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Version: e.Version, Live: e.Live}
 }
 
 func (b *Backend) entry(ctx context.Context, op dfms.Op, r client.Request) (vfs.Entry, error) {
@@ -538,6 +539,9 @@ func (b *Backend) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (
 	}
 	if a.MTime != nil {
 		body["mtime"] = a.MTime.UTC()
+	}
+	if a.ATime != nil {
+		body["atime"] = a.ATime.UTC()
 	}
 	// It sets values, not changes: safe to send again.
 	return b.entry(ctx, "client.fs.SetAttr", client.Request{Method: http.MethodPatch, Path: entryPath(id), JSON: body, Retry: true})

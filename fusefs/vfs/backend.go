@@ -22,8 +22,9 @@ type Entry struct {
 	Size   int64 // of the current version; length of Target for symlinks
 	MTime  time.Time
 	CTime  time.Time
-	Target string // symlink target
-	Rdev   uint32 // a device's number
+	ATime  time.Time // as last set; zero: the mtime
+	Target string    // symlink target
+	Rdev   uint32    // a device's number
 	// Version is the lasting ID of the current version of a file (0:
 	// created, never written, empty). IDs of a file's successive current
 	// versions grow; unlike a version's number, an ID never comes to
@@ -48,6 +49,7 @@ type SetAttr struct {
 	UID   *uint32
 	GID   *uint32
 	MTime *time.Time
+	ATime *time.Time
 }
 
 // Usage is what statfs reports.
@@ -247,7 +249,7 @@ type FileCreator interface {
 	// ReserveIDs returns n entry ids no entry has or will be given.
 	ReserveIDs(ctx context.Context, n int) ([]dfms.EntryID, error)
 	// CreateFiles creates each of es (ID reserved, Parent, Name, Mode,
-	// UID, GID, MTime) as an empty file, as CreateFile would; one that
+	// UID, GID, MTime, ATime) as an empty file, as CreateFile would; one that
 	// fails does not stop the others. The error is for the whole batch.
 	CreateFiles(ctx context.Context, es []Entry) ([]CommitResult, error)
 }

@@ -211,6 +211,10 @@ func replay(path string) (replayed, error) {
 			if r.create != nil {
 				r.create.Mode, r.create.UID, r.create.GID = uint32(a), uint32(uint64(c)>>32), uint32(c)
 			}
+		case recATime:
+			if r.create != nil {
+				r.create.ATime = time.Unix(0, a)
+			}
 		case recCreated:
 			r.create = nil
 		case recWrite:

@@ -211,7 +211,7 @@ func (fsys *FS) createPending(ctx context.Context, dir dfms.EntryID, name string
 		}
 		now := time.Now()
 		e = Entry{ID: id, Parent: dir, Name: name, Kind: dfms.KindFile, Mode: mode & 0o7777, UID: c.UID, GID: c.GID,
-			MTime: now, CTime: now, Live: true}
+			MTime: now, CTime: now, ATime: now, Live: true}
 		// The open state and the journal first: once the name is
 		// visible, the file may be opened, and a crash must find it.
 		f := &openFile{fsys: fsys, id: id, init: true, refs: 1, writers: 0}
@@ -385,7 +385,7 @@ func (fsys *FS) setPendingAttr(id dfms.EntryID, a SetAttr) (Entry, bool, error) 
 	pf := p.byID[id]
 	if (a.Mode == nil || *a.Mode&0o7777 == pf.e.Mode) && (a.UID == nil || *a.UID == pf.e.UID) && (a.GID == nil || *a.GID == pf.e.GID) {
 		a.Mode, a.UID, a.GID = nil, nil, nil // tar's fchown to the owner it has
-		if a.MTime == nil {
+		if a.MTime == nil && a.ATime == nil {
 			return pf.e, true, nil
 		}
 	}
@@ -406,6 +406,10 @@ func (fsys *FS) setPendingAttr(id dfms.EntryID, a SetAttr) (Entry, bool, error) 
 	if a.MTime != nil {
 		e.MTime = *a.MTime
 		rec = appendRecord(rec, recMTime, a.MTime.UnixNano(), 0)
+	}
+	if a.ATime != nil {
+		e.ATime = *a.ATime
+		rec = appendRecord(rec, recATime, a.ATime.UnixNano(), 0)
 	}
 	if err := pf.j.append(rec); err != nil {
 		return pf.e, true, journalError(op, err)
@@ -608,6 +612,7 @@ func (fsys *FS) createFiles(ctx context.Context, es []Entry) ([]CommitResult, er
 const (
 	recCreate  = 'C' // parent, name length; the name follows
 	recPerm    = 'P' // mode, uid<<32 | gid
+	recATime   = 'A' // unix nanoseconds, 0: the access time set
 	recCreated = 'c' // the file was materialized: the records above are done
 )
 

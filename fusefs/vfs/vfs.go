@@ -319,6 +319,7 @@ type Attr struct {
 	GID   uint32
 	MTime time.Time
 	CTime time.Time
+	ATime time.Time
 	Rdev  uint32 // a device's number
 }
 
@@ -363,7 +364,10 @@ func specialKind(t uint32) (dfms.EntryKind, bool) {
 
 func (fsys *FS) attrOf(e Entry) Attr {
 	a := Attr{Ino: Ino(e.ID), Mode: typeBits(e.Kind) | e.Mode&0o7777, Nlink: 1, Size: e.Size,
-		UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime, Rdev: e.Rdev}
+		UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Rdev: e.Rdev}
+	if a.ATime.IsZero() {
+		a.ATime = a.MTime
+	}
 	if !e.Live {
 		a.Nlink = 0
 	}
@@ -886,6 +890,7 @@ type SetAttrIn struct {
 	UID   *uint32
 	GID   *uint32
 	MTime *time.Time
+	ATime *time.Time
 }
 
 // SetAttr changes attributes of ino. A size change truncates or extends
@@ -901,17 +906,9 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 	if h != nil {
 		f = h.f
 	}
-	if in.MTime != nil {
-		// What the store cannot keep is clamped, as a local file system
-		// clamps to its range (utimensat to the year 9999).
-		t := *in.MTime
-		if t.Before(dfms.MinTime) {
-			t = dfms.MinTime
-		} else if t.After(dfms.MaxTime) {
-			t = dfms.MaxTime
-		}
-		in.MTime = &t
-	}
+	// What the store cannot keep is clamped, as a local file system
+	// clamps to its range (utimensat to the year 9999).
+	in.MTime, in.ATime = clampTime(in.MTime), clampTime(in.ATime)
 	if in.Size != nil {
 		if *in.Size < 0 {
 			return Attr{}, dfms.Errorf(op, dfms.Invalid, "negative size")
@@ -947,10 +944,10 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 			return Attr{}, err
 		}
 	}
-	if in.Mode == nil && in.UID == nil && in.GID == nil && in.MTime == nil {
+	if in.Mode == nil && in.UID == nil && in.GID == nil && in.MTime == nil && in.ATime == nil {
 		return fsys.GetAttr(ctx, ino)
 	}
-	set := SetAttr{Mode: in.Mode, UID: in.UID, GID: in.GID, MTime: in.MTime}
+	set := SetAttr{Mode: in.Mode, UID: in.UID, GID: in.GID, MTime: in.MTime, ATime: in.ATime}
 	if in.MTime != nil {
 		fsys.mu.Lock()
 		of := fsys.open[id]
@@ -988,7 +985,7 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 	if set.GID != nil && *set.GID == cur.GID {
 		set.GID = nil
 	}
-	if set.Mode != nil || set.UID != nil || set.GID != nil || set.MTime != nil {
+	if set.Mode != nil || set.UID != nil || set.GID != nil || set.MTime != nil || set.ATime != nil {
 		if err := fsys.flushRemovals(ctx); err != nil { // in order
 			return Attr{}, err
 		}
@@ -1000,6 +997,20 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 		}
 	}
 	return fsys.freshAttr(ctx, cur), nil
+}
+
+// clampTime returns t within what the store can keep (nil for nil).
+func clampTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	if c.Before(dfms.MinTime) {
+		c = dfms.MinTime
+	} else if c.After(dfms.MaxTime) {
+		c = dfms.MaxTime
+	}
+	return &c
 }
 
 // StatFS is what statfs shows.

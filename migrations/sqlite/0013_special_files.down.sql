@@ -1,5 +1,5 @@
 -- Back to three kinds: special files are dropped (they hold no content),
--- and the table is built anew without rdev.
+-- and the table is built anew without rdev and atime_ns.
 DELETE FROM xattrs WHERE entry_id IN (SELECT id FROM entries WHERE kind > 3);
 DELETE FROM entries WHERE kind > 3;
 CREATE TABLE entries_old (

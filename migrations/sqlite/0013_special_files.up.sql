@@ -1,6 +1,7 @@
 -- Special files: FIFOs, sockets and character and block devices are
 -- entries of kinds 4 to 7, with no content; rdev is a device's number as
--- the kernel encodes it (0 for the others).
+-- the kernel encodes it (0 for the others). Entries keep an access time
+-- (atime_ns), the modification time until set.
 --
 -- SQLite cannot change a CHECK constraint in place, so the table is built
 -- anew, as SQLite's documentation describes: the migration runs with
@@ -26,12 +27,13 @@ CREATE TABLE entries_new (
     trash_root     INTEGER,
     cur_version_id INTEGER NOT NULL DEFAULT 0,
     rdev           INTEGER NOT NULL DEFAULT 0,
+    atime_ns       INTEGER NOT NULL DEFAULT 0,
     CHECK ((parent_id IS NULL) = (name = ''))
 );
 INSERT INTO entries_new (id, owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns,
-        target, mime, cur_version, deleted_at, trash_root, cur_version_id)
+        target, mime, cur_version, deleted_at, trash_root, cur_version_id, atime_ns)
     SELECT id, owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns,
-        target, mime, cur_version, deleted_at, trash_root, cur_version_id FROM entries;
+        target, mime, cur_version, deleted_at, trash_root, cur_version_id, mtime_ns FROM entries;
 UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'entries'), 0))
     WHERE name = 'entries_new';
 DROP TABLE entries;

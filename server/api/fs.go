@@ -34,6 +34,7 @@ type fsEntry struct {
 	Size    int64        `json:"size"`
 	MTime   time.Time    `json:"mtime"`
 	CTime   time.Time    `json:"ctime"`
+	ATime   time.Time    `json:"atime"`
 	Target  string       `json:"target,omitempty"`
 	Rdev    uint32       `json:"rdev,omitempty"` // a device's number
 	Version int64        `json:"version"`
@@ -45,7 +46,7 @@ type fsEntry struct {
 
 func fsView(e dfms.Entry) fsEntry {
 	return fsEntry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: e.Kind.String(), Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), Target: e.Target, Rdev: e.Rdev,
+		Size: e.Size, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), ATime: e.ATime.UTC(), Target: e.Target, Rdev: e.Rdev,
 		Version: e.Version, VersionID: e.VersionID, Live: e.Live()}
 }
 
@@ -176,6 +177,7 @@ func (a *API) fsSetAttr(c *gin.Context) {
 		UID   *uint32    `json:"uid"`
 		GID   *uint32    `json:"gid"`
 		MTime *time.Time `json:"mtime"`
+		ATime *time.Time `json:"atime"`
 	}
 	id, ok := a.entryBody(c, &b, false)
 	if !ok {
@@ -185,10 +187,10 @@ func (a *API) fsSetAttr(c *gin.Context) {
 		a.bad(c, "mode has only permission, set-id and sticky bits (at most 07777)")
 		return
 	}
-	if b.MTime != nil && !a.validTime(c, "mtime", *b.MTime) {
+	if b.MTime != nil && !a.validTime(c, "mtime", *b.MTime) || b.ATime != nil && !a.validTime(c, "atime", *b.ATime) {
 		return
 	}
-	e, err := a.Files.SetAttr(c.Request.Context(), user(c).ID, id, meta.SetAttr{Mode: b.Mode, UID: b.UID, GID: b.GID, MTime: b.MTime})
+	e, err := a.Files.SetAttr(c.Request.Context(), user(c).ID, id, meta.SetAttr{Mode: b.Mode, UID: b.UID, GID: b.GID, MTime: b.MTime, ATime: b.ATime})
 	a.reply(c, http.StatusOK, gin.H{"entry": fsView(e)}, err)
 }
 

@@ -246,6 +246,7 @@ type SetAttr struct {
 	UID   *uint32
 	GID   *uint32
 	MTime *time.Time
+	ATime *time.Time
 	Size  *int64 // only through CommitVersion; SetAttr rejects it
 }
 

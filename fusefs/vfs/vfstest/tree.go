@@ -451,6 +451,14 @@ func testSetAttr(t *testing.T, b vfs.Backend) {
 	if !got.MTime.Equal(mt) || got.Mode != 0o2750 || got.UID != 30 || got.GID != 40 {
 		t.Fatalf("GetAttr after SetAttr: %+v", got)
 	}
+	at := stamp(96 * time.Hour)
+	e = testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{ATime: &at}))(t)
+	if !e.ATime.Equal(at) || !e.MTime.Equal(mt) {
+		t.Fatalf("SetAttr atime: %+v, want atime %v, mtime %v", e, at, mt)
+	}
+	if got := testkit.Must(b.GetAttr(ctx, f.ID))(t); !got.ATime.Equal(at) || !got.MTime.Equal(mt) {
+		t.Fatalf("GetAttr after SetAttr atime: %+v", got)
+	}
 	// Nothing to change changes nothing.
 	if e := testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{}))(t); !e.MTime.Equal(mt) || e.Mode != 0o2750 || e.UID != 30 {
 		t.Fatalf("an empty SetAttr: %+v", e)

@@ -324,6 +324,20 @@ func testSetAttr(t *testing.T, s meta.Store) {
 	if !e.MTime.Equal(mt) || e.MTime.Nanosecond() != 789 {
 		t.Fatalf("mtime stored as %v, want %v (nanoseconds kept)", e.MTime, mt)
 	}
+	if !f.ATime.Equal(f.MTime) {
+		t.Fatalf("a new entry's atime %v, want its mtime %v", f.ATime, f.MTime)
+	}
+	if !e.ATime.Equal(f.ATime) {
+		t.Fatalf("an mtime change moved the atime: %v, was %v", e.ATime, f.ATime)
+	}
+	at := time.Date(2038, 1, 19, 3, 14, 8, 123, time.UTC)
+	e = testkit.Must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{ATime: &at}))(t)
+	if !e.ATime.Equal(at) || !e.MTime.Equal(mt) {
+		t.Fatalf("after an atime change: atime %v mtime %v, want %v, %v", e.ATime, e.MTime, at, mt)
+	}
+	if e = testkit.Must(s.GetEntry(ctx, u.ID, f.ID))(t); !e.ATime.Equal(at) || e.ATime.Nanosecond() != 123 {
+		t.Fatalf("atime stored as %v, want %v", e.ATime, at)
+	}
 	size := int64(5)
 	_, err := s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Size: &size})
 	testkit.WantKind(t, err, dfms.Invalid, "SetAttr size")

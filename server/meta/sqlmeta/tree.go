@@ -14,17 +14,17 @@ import (
 	"github.com/dfms/dfms/server/meta"
 )
 
-const entryCols = `id, owner_id, COALESCE(parent_id, 0), name, kind, mode, uid, gid, size, mtime_ns, ctime_ns,
+const entryCols = `id, owner_id, COALESCE(parent_id, 0), name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, atime_ns,
 	target, rdev, mime, cur_version, cur_version_id, COALESCE(deleted_at, 0), COALESCE(trash_root, 0),
 	(SELECT v.sha256 FROM versions v WHERE v.id = entries.cur_version_id)`
 
 func scanEntry(row row) (dfms.Entry, error) {
 	var e dfms.Entry
-	var mtime, ctime, deleted int64
+	var mtime, ctime, atime, deleted int64
 	var sum []byte
 	err := row.Scan(&e.ID, &e.Owner, &e.Parent, &e.Name, &e.Kind, &e.Mode, &e.UID, &e.GID, &e.Size,
-		&mtime, &ctime, &e.Target, &e.Rdev, &e.MIME, &e.Version, &e.VersionID, &deleted, &e.TrashRoot, &sum)
-	e.MTime, e.CTime, e.DeletedAt = fromNS(mtime), fromNS(ctime), fromNS(deleted)
+		&mtime, &ctime, &atime, &e.Target, &e.Rdev, &e.MIME, &e.Version, &e.VersionID, &deleted, &e.TrashRoot, &sum)
+	e.MTime, e.CTime, e.ATime, e.DeletedAt = fromNS(mtime), fromNS(ctime), fromNS(atime), fromNS(deleted)
 	copy(e.SHA256[:], sum)
 	return e, err
 }
@@ -193,24 +193,27 @@ func (t *tx) flushJournal(ctx context.Context) error {
 
 // insertEntry adds e (validated by the caller) and returns it as stored.
 func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e dfms.Entry) (dfms.Entry, error) {
-	mtime, ctime := e.MTime, e.CTime
+	mtime, ctime, atime := e.MTime, e.CTime, e.ATime
 	if mtime.IsZero() {
 		mtime = t.now
 	}
 	if ctime.IsZero() {
 		ctime = t.now
 	}
+	if atime.IsZero() {
+		atime = mtime
+	}
 	var id dfms.EntryID
 	var err error
 	if e.ID == 0 {
-		err = t.queryRow(ctx, `INSERT INTO entries (owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, target, rdev, mime)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(ctime), e.Target, e.Rdev, e.MIME).Scan(&id)
+		err = t.queryRow(ctx, `INSERT INTO entries (owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, atime_ns, target, rdev, mime)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(ctime), ns(atime), e.Target, e.Rdev, e.MIME).Scan(&id)
 	} else {
 		// An id ReserveEntryIDs handed out.
-		err = t.queryRow(ctx, `INSERT INTO entries (id, owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, target, rdev, mime)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			e.ID, e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(ctime), e.Target, e.Rdev, e.MIME).Scan(&id)
+		err = t.queryRow(ctx, `INSERT INTO entries (id, owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, atime_ns, target, rdev, mime)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			e.ID, e.Owner, e.Parent, e.Name, e.Kind, e.Mode, e.UID, e.GID, e.Size, ns(mtime), ns(ctime), ns(atime), e.Target, e.Rdev, e.MIME).Scan(&id)
 	}
 	if err != nil {
 		if dfms.Is(t.s.classify(err), dfms.Exist) {
@@ -231,7 +234,7 @@ func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e dfms.Entry) (dfms.En
 	// As a read of the row would return it (times at the stored
 	// precision), without the read.
 	out := e
-	out.ID, out.MTime, out.CTime = id, fromNS(ns(mtime)), fromNS(ns(ctime))
+	out.ID, out.MTime, out.CTime, out.ATime = id, fromNS(ns(mtime)), fromNS(ns(ctime)), fromNS(ns(atime))
 	out.Version, out.VersionID, out.SHA256, out.DeletedAt, out.TrashRoot = 0, 0, dfms.Hash{}, time.Time{}, 0
 	return out, nil
 }
@@ -457,9 +460,11 @@ func (s *Store) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID,
 	if a.Size != nil {
 		return dfms.Entry{}, dfms.Errorf(op, dfms.Invalid, "size changes only through a new version")
 	}
-	if a.MTime != nil {
-		if err := checkTimes(op, *a.MTime); err != nil {
-			return dfms.Entry{}, err
+	for _, t := range []*time.Time{a.MTime, a.ATime} {
+		if t != nil {
+			if err := checkTimes(op, *t); err != nil {
+				return dfms.Entry{}, err
+			}
 		}
 	}
 	var out dfms.Entry
@@ -480,8 +485,11 @@ func (s *Store) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID,
 		if a.MTime != nil {
 			e.MTime = *a.MTime
 		}
-		if _, err := t.exec(ctx, `UPDATE entries SET mode = ?, uid = ?, gid = ?, mtime_ns = ?, ctime_ns = ? WHERE id = ?`,
-			e.Mode, e.UID, e.GID, ns(e.MTime), ns(t.now), id); err != nil {
+		if a.ATime != nil {
+			e.ATime = *a.ATime
+		}
+		if _, err := t.exec(ctx, `UPDATE entries SET mode = ?, uid = ?, gid = ?, mtime_ns = ?, atime_ns = ?, ctime_ns = ? WHERE id = ?`,
+			e.Mode, e.UID, e.GID, ns(e.MTime), ns(e.ATime), ns(t.now), id); err != nil {
 			return err
 		}
 		if err := t.journal(ctx, owner, id, e.Parent, dfms.ChangeAttr, 0); err != nil {
