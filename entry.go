@@ -97,20 +97,24 @@ func ValidTime(t time.Time) bool { return !t.Before(MinTime) && !t.After(MaxTime
 // Entry is a node of a user's tree, as the metadata store keeps it. Each user has one root directory, whose
 // Parent is 0 and Name is "".
 type Entry struct {
-	ID      EntryID
-	Owner   UserID
-	Parent  EntryID
-	Name    string
-	Kind    EntryKind
-	Mode    uint32 // permission bits (and set-id/sticky bits); the type is Kind
-	UID     uint32
-	GID     uint32
-	Size    int64 // bytes of the current version; length of Target for symlinks
-	MTime   time.Time
-	CTime   time.Time
-	ATime   time.Time // last access, as set (reads do not move it)
-	Target  string    // symlink target
-	Rdev    uint32    // a device's number, as the kernel encodes it; 0 for other kinds
+	ID     EntryID
+	Owner  UserID
+	Parent EntryID
+	Name   string
+	Kind   EntryKind
+	Mode   uint32 // permission bits (and set-id/sticky bits); the type is Kind
+	UID    uint32
+	GID    uint32
+	Size   int64 // bytes of the current version; length of Target for symlinks
+	MTime  time.Time
+	CTime  time.Time
+	ATime  time.Time // last access, as set (reads do not move it)
+	Target string    // symlink target
+	Rdev   uint32    // a device's number, as the kernel encodes it; 0 for other kinds
+	// Nlink counts the entry's names (hard links) for a file, symlink or
+	// special file (0 once in the trash); for a directory it is 2 + its
+	// subdirectories, as POSIX file systems count.
+	Nlink   uint32
 	MIME    string
 	Version int64 // current version number of a file; 0 for none yet
 	// VersionID is the current version's ID (0 for none): unlike its

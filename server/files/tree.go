@@ -151,17 +151,18 @@ func (s *Service) StoredBytes(ctx context.Context, owner dfms.UserID) (int64, er
 	return s.tree.StoredBytes(ctx, owner)
 }
 
-// UnlinkName moves the file or symlink parent/name to the trash, as
-// unlink(2): a directory fails with IsDir.
+// UnlinkName removes the name parent/name of a file, symlink or special
+// file, as unlink(2): a directory fails with IsDir. A file with other
+// names (hard links) keeps them; its last name moves it to the trash.
 func (s *Service) UnlinkName(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) error {
-	e, err := s.Lookup(ctx, owner, parent, name)
-	if err != nil {
-		return err
-	}
-	if e.Kind == dfms.KindDir {
-		return dfms.E("files.Unlink", dfms.IsDir, fmt.Errorf("%q is a directory", name))
-	}
-	return s.Delete(ctx, owner, e.ID)
+	_, err := s.tree.Unlink(ctx, owner, parent, name)
+	return err
+}
+
+// Link gives file id the further name parent/name, as link(2): a hard
+// link. A directory fails with IsDir, a taken name with Exist.
+func (s *Service) Link(ctx context.Context, owner dfms.UserID, id, parent dfms.EntryID, name string) (dfms.Entry, error) {
+	return s.tree.Link(ctx, owner, id, parent, name)
 }
 
 // RmdirName moves the empty directory parent/name to the trash, as
@@ -189,14 +190,10 @@ func (s *Service) RmdirName(ctx context.Context, owner dfms.UserID, parent dfms.
 }
 
 // RenameName moves parent/name to newParent/newName, as rename(2) (see
-// meta.Tree.Rename for replace); moving a directory under itself fails
-// with Invalid, as rename(2) reports it.
+// meta.Tree.RenameName for replace and hard links); moving a directory
+// under itself fails with Invalid, as rename(2) reports it.
 func (s *Service) RenameName(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) (dfms.Entry, error) {
-	e, err := s.Lookup(ctx, owner, parent, name)
-	if err != nil {
-		return dfms.Entry{}, err
-	}
-	moved, err := s.Rename(ctx, owner, e.ID, newParent, newName, replace)
+	moved, _, err := s.tree.RenameName(ctx, owner, parent, name, newParent, newName, replace)
 	if dfms.Is(err, dfms.Conflict) {
 		// The metadata store's only Conflict here is a directory moved
 		// under itself.

@@ -477,8 +477,8 @@ type Tree interface {
 	ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID, opts ListOptions) ([]dfms.Entry, error)
 	// CountDir returns the number of live entries of dir.
 	CountDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID) (int, error)
-	// CreateEntry adds a directory, a symlink or an empty file (version 0)
-	// under e.Parent. ID, Size, Version and the trash fields are ignored.
+	// CreateEntry adds a directory, a symlink, a special file or an
+	// empty file (version 0) under e.Parent. ID, Size, Version and the trash fields are ignored.
 	CreateEntry(ctx context.Context, e dfms.Entry) (dfms.Entry, error)
 	// ReserveEntryIDs returns n entry ids that no entry has and that
 	// CreateEntry will never pick: a client may name entries with them
@@ -504,6 +504,22 @@ type Tree interface {
 	// non-empty one fails with NotEmpty. It returns the moved entry and the
 	// replaced one (ID 0 if none).
 	Rename(ctx context.Context, owner dfms.UserID, id, newParent dfms.EntryID, newName string, replace bool) (moved, replaced dfms.Entry, err error)
+	// RenameName is Rename of the name parent/name, which may be any of
+	// an entry's names (hard links). A name over another name of the same
+	// entry does nothing, as POSIX says; a file with other names replaced
+	// by the move loses only the name it had there (and keeps its
+	// history). The moved entry has the new parent and name.
+	RenameName(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) (moved, replaced dfms.Entry, err error)
+	// Link gives entry id, which must not be a directory (IsDir), the
+	// further name parent/name: a hard link (Exist if the name is taken).
+	// The entry is returned under the new name; its Nlink counts its
+	// names.
+	Link(ctx context.Context, owner dfms.UserID, id, parent dfms.EntryID, name string) (dfms.Entry, error)
+	// Unlink removes the name parent/name of a non-directory (IsDir for a
+	// directory). An entry with other names stays live under them; its
+	// last name moves it to the trash, as Trash does. It returns the
+	// entry as it is after.
+	Unlink(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string) (dfms.Entry, error)
 	// Search finds live entries, ordered by name, and returns one page and
 	// the total number of matches.
 	Search(ctx context.Context, owner dfms.UserID, q SearchQuery) ([]dfms.Entry, int, error)
@@ -518,7 +534,11 @@ type Tree interface {
 // Trash moves subtrees to the trash, lists it, restores from it and
 // purges it.
 type Trash interface {
-	// Trash moves id and its whole subtree to the trash.
+	// Trash moves id and its whole subtree to the trash. A file goes
+	// under all its names (its hard links are removed, and a restore
+	// brings back its first name); links held in a directory's subtree
+	// go, and a file named in the subtree and elsewhere stays live
+	// elsewhere.
 	Trash(ctx context.Context, owner dfms.UserID, id dfms.EntryID) error
 	// TrashEntries trashes each item's entry as Trash would, in one
 	// transaction; one that fails (NotExist if it is not live) does not

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"LastAdminRace", testLastAdminRace},
 		{"TreeBasics", testTreeBasics},
 		{"SpecialFiles", testSpecialFiles},
+		{"HardLinks", testHardLinks},
 		{"Names", testNames},
 		{"Isolation", testIsolation},
 		{"SetAttr", testSetAttr},

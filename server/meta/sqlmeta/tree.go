@@ -14,18 +14,39 @@ import (
 	"github.com/dfms/dfms/server/meta"
 )
 
-const entryCols = `id, owner_id, COALESCE(parent_id, 0), name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, atime_ns,
-	target, rdev, mime, cur_version, cur_version_id, COALESCE(deleted_at, 0), COALESCE(trash_root, 0),
-	(SELECT v.sha256 FROM versions v WHERE v.id = entries.cur_version_id)`
+// entryColsNamed lists the columns scanEntry reads, of a row of entries
+// (or a relation of its columns named entries), with the parent and the
+// name from the expressions given: a link's (links.go) for an entry found
+// by one of its further names. The last column counts a directory's
+// subdirectories, or the further names of anything else.
+func entryColsNamed(parent, name string) string {
+	return `entries.id, entries.owner_id, ` + parent + `, ` + name + `, entries.kind, entries.mode, entries.uid, entries.gid,
+	entries.size, entries.mtime_ns, entries.ctime_ns, entries.atime_ns, entries.target, entries.rdev, entries.mime,
+	entries.cur_version, entries.cur_version_id, COALESCE(entries.deleted_at, 0), COALESCE(entries.trash_root, 0),
+	(SELECT v.sha256 FROM versions v WHERE v.id = entries.cur_version_id),
+	CASE WHEN entries.kind = 1
+		THEN (SELECT COUNT(*) FROM entries c WHERE c.parent_id = entries.id AND c.kind = 1 AND c.deleted_at IS NULL)
+		ELSE (SELECT COUNT(*) FROM links l WHERE l.entry_id = entries.id) END`
+}
+
+// entryCols are the columns of an entry under its first name.
+var entryCols = entryColsNamed("COALESCE(entries.parent_id, 0)", "entries.name")
 
 func scanEntry(row row) (dfms.Entry, error) {
 	var e dfms.Entry
-	var mtime, ctime, atime, deleted int64
+	var mtime, ctime, atime, deleted, more int64
 	var sum []byte
 	err := row.Scan(&e.ID, &e.Owner, &e.Parent, &e.Name, &e.Kind, &e.Mode, &e.UID, &e.GID, &e.Size,
-		&mtime, &ctime, &atime, &e.Target, &e.Rdev, &e.MIME, &e.Version, &e.VersionID, &deleted, &e.TrashRoot, &sum)
+		&mtime, &ctime, &atime, &e.Target, &e.Rdev, &e.MIME, &e.Version, &e.VersionID, &deleted, &e.TrashRoot, &sum, &more)
 	e.MTime, e.CTime, e.ATime, e.DeletedAt = fromNS(mtime), fromNS(ctime), fromNS(atime), fromNS(deleted)
 	copy(e.SHA256[:], sum)
+	e.Nlink = uint32(min(more, 1<<31)) + 1
+	switch {
+	case e.Kind == dfms.KindDir:
+		e.Nlink++
+	case !e.Live():
+		e.Nlink = 0
+	}
 	return e, err
 }
 
@@ -128,17 +149,37 @@ func (t *tx) liveDir(ctx context.Context, owner dfms.UserID, id dfms.EntryID, lo
 	return e, err
 }
 
-// lookup reads the live entry parent/name; found is false if there is none.
-func (t *tx) lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, lock bool) (dfms.Entry, bool, error) {
+// lookup reads the live entry parent/name, under its first name or a
+// further one (a link: then e has the link's parent and name); found is
+// false if there is none.
+func (t *tx) lookup(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, lock bool) (e dfms.Entry, found bool, err error) {
+	e, _, found, err = t.lookupName(ctx, owner, parent, name, lock)
+	return e, found, err
+}
+
+// lookupName is lookup, also telling whether the name is a link.
+func (t *tx) lookupName(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, lock bool) (e dfms.Entry, link, found bool, err error) {
 	q := `SELECT ` + entryCols + ` FROM entries WHERE parent_id = ? AND name = ? AND deleted_at IS NULL AND owner_id = ?`
 	if lock {
 		q += t.s.d.ForUpdate
 	}
-	e, err := scanEntry(t.queryRow(ctx, q, parent, name, owner))
-	if errors.Is(err, sql.ErrNoRows) {
-		return e, false, nil
+	e, err = scanEntry(t.queryRow(ctx, q, parent, name, owner))
+	if err == nil {
+		return e, false, true, nil
 	}
-	return e, err == nil, err
+	if !errors.Is(err, sql.ErrNoRows) {
+		return e, false, false, err
+	}
+	q = `SELECT ` + entryColsNamed("lk.parent_id", "lk.name") + ` FROM links lk JOIN entries ON entries.id = lk.entry_id
+		WHERE lk.parent_id = ? AND lk.name = ? AND entries.owner_id = ? AND entries.deleted_at IS NULL`
+	if lock {
+		q += t.s.d.ForUpdate
+	}
+	e, err = scanEntry(t.queryRow(ctx, q, parent, name, owner))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, false, false, nil
+	}
+	return e, true, err == nil, err
 }
 
 // journal records a change row, which the transaction writes when it
@@ -203,6 +244,11 @@ func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e dfms.Entry) (dfms.En
 	if atime.IsZero() {
 		atime = mtime
 	}
+	if taken, err := t.linkNamed(ctx, e.Parent, e.Name); err != nil {
+		return e, err
+	} else if taken {
+		return e, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", e.Name))
+	}
 	var id dfms.EntryID
 	var err error
 	if e.ID == 0 {
@@ -236,6 +282,10 @@ func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e dfms.Entry) (dfms.En
 	out := e
 	out.ID, out.MTime, out.CTime, out.ATime = id, fromNS(ns(mtime)), fromNS(ns(ctime)), fromNS(ns(atime))
 	out.Version, out.VersionID, out.SHA256, out.DeletedAt, out.TrashRoot = 0, 0, dfms.Hash{}, time.Time{}, 0
+	out.Nlink = 1
+	if out.Kind == dfms.KindDir {
+		out.Nlink = 2
+	}
 	return out, nil
 }
 
@@ -322,8 +372,8 @@ func (s *Store) ListDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryID
 		if opts.Desc {
 			desc = " DESC"
 		}
-		q := `SELECT ` + entryCols + ` FROM entries WHERE parent_id = ? AND deleted_at IS NULL`
-		args := []any{dir}
+		q := `SELECT ` + entryCols + ` FROM ` + liveNames + ` WHERE 1 = 1`
+		args := []any{dir, dir}
 		if order == "" {
 			if opts.After != "" {
 				q += ` AND name` + t.s.d.Collate + ` > ?`
@@ -361,7 +411,8 @@ func (s *Store) CountDir(ctx context.Context, owner dfms.UserID, dir dfms.EntryI
 		if _, err := t.liveDir(ctx, owner, dir, false); err != nil {
 			return err
 		}
-		return t.queryRow(ctx, `SELECT COUNT(*) FROM entries WHERE parent_id = ? AND deleted_at IS NULL`, dir).Scan(&n)
+		return t.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM entries WHERE parent_id = ? AND deleted_at IS NULL) +
+			(SELECT COUNT(*) FROM links WHERE parent_id = ?)`, dir, dir).Scan(&n)
 	})
 	return n, err
 }
@@ -515,7 +566,8 @@ func (t *tx) isAncestor(ctx context.Context, anc, id dfms.EntryID) (bool, error)
 // hasLiveChildren reports whether directory id has a live entry.
 func (t *tx) hasLiveChildren(ctx context.Context, id dfms.EntryID) (bool, error) {
 	var n int
-	err := t.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM entries WHERE parent_id = ? AND deleted_at IS NULL LIMIT 1) x`, id).Scan(&n)
+	err := t.queryRow(ctx, `SELECT CASE WHEN EXISTS (SELECT 1 FROM entries WHERE parent_id = ? AND deleted_at IS NULL)
+		OR EXISTS (SELECT 1 FROM links WHERE parent_id = ?) THEN 1 ELSE 0 END`, id, id).Scan(&n)
 	return n > 0, err
 }
 
@@ -526,83 +578,132 @@ func (s *Store) Rename(ctx context.Context, owner dfms.UserID, id, newParent dfm
 		return moved, replaced, dfms.E(op, dfms.Invalid, err)
 	}
 	err = s.write(ctx, op, func(t *tx) error {
-		replaced = dfms.Entry{}
 		e, err := t.liveEntry(ctx, owner, id, true)
 		if err != nil {
 			return err
 		}
-		if e.Parent == 0 {
-			return dfms.Errorf(op, dfms.Invalid, "cannot rename the root")
-		}
-		if _, err := t.liveDir(ctx, owner, newParent, true); err != nil {
-			return err
-		}
-		if e.Kind == dfms.KindDir {
-			cycle, err := t.isAncestor(ctx, id, newParent)
-			if err != nil {
-				return err
-			}
-			if cycle {
-				return dfms.Errorf(op, dfms.Conflict, "cannot move a directory into itself or a descendant")
-			}
-		}
-		old, found, err := t.lookup(ctx, owner, newParent, newName, true)
+		moved, replaced, err = t.rename(ctx, op, owner, e, false, newParent, newName, replace)
+		return err
+	})
+	return moved, replaced, err
+}
+
+// RenameName implements meta.Tree.
+func (s *Store) RenameName(ctx context.Context, owner dfms.UserID, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) (moved, replaced dfms.Entry, err error) {
+	const op dfms.Op = "meta.Rename"
+	if err := dfms.ValidName(newName); err != nil {
+		return moved, replaced, dfms.E(op, dfms.Invalid, err)
+	}
+	err = s.write(ctx, op, func(t *tx) error {
+		e, link, found, err := t.lookupName(ctx, owner, parent, name, true)
 		if err != nil {
 			return err
 		}
-		if found && old.ID == id {
-			moved = e
-			return nil
-		}
-		if found {
-			if !replace {
-				return dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", newName))
-			}
-			switch {
-			case old.Kind == dfms.KindDir && e.Kind != dfms.KindDir:
-				return dfms.E(op, dfms.IsDir, fmt.Errorf("%q is a directory", newName))
-			case old.Kind != dfms.KindDir && e.Kind == dfms.KindDir:
-				return dfms.E(op, dfms.NotDir, fmt.Errorf("%q is not a directory", newName))
-			case old.Kind == dfms.KindDir:
-				busy, err := t.hasLiveChildren(ctx, old.ID)
-				if err != nil {
-					return err
-				}
-				if busy {
-					return dfms.E(op, dfms.NotEmpty, fmt.Errorf("%q is not empty", newName))
-				}
-			}
-			if old.Kind == dfms.KindFile && e.Kind == dfms.KindFile && old.Version > 0 {
-				// An editor's save (write a temporary file, rename it
-				// over): the file takes over the history of the one it
-				// replaces, which goes to the trash.
-				if err := t.adoptHistory(ctx, owner, old, e); err != nil {
-					return err
-				}
-			} else if err := t.trash(ctx, owner, old, time.Time{}); err != nil {
+		if !found {
+			if _, err := t.liveDir(ctx, owner, parent, false); err != nil {
 				return err
 			}
-			replaced = old
+			return dfms.E(op, dfms.NotExist, fmt.Errorf("%q not found", name))
 		}
-		if _, err := t.exec(ctx, `UPDATE entries SET parent_id = ?, name = ?, ctime_ns = ? WHERE id = ?`,
-			newParent, newName, ns(t.now), id); err != nil {
-			return err
-		}
-		if err := t.journal(ctx, owner, id, newParent, dfms.ChangeRename, 0); err != nil {
-			return err
-		}
-		if err := t.dirChanged(ctx, newParent, e.Parent); err != nil {
-			return err
-		}
-		// The old parent changed too; tell its watchers.
-		if e.Parent != newParent {
-			if err := t.journal(ctx, owner, id, e.Parent, dfms.ChangeRename, 0); err != nil {
-				return err
-			}
-		}
-		moved, err = t.entry(ctx, owner, id, false)
+		moved, replaced, err = t.rename(ctx, op, owner, e, link, newParent, newName, replace)
 		return err
 	})
+	return moved, replaced, err
+}
+
+// rename moves the name e.Parent/e.Name of live entry e (a link's if
+// link) to newParent/newName, as Rename says.
+func (t *tx) rename(ctx context.Context, op dfms.Op, owner dfms.UserID, e dfms.Entry, link bool, newParent dfms.EntryID, newName string, replace bool) (moved, replaced dfms.Entry, err error) {
+	id := e.ID
+	if e.Parent == 0 {
+		return moved, replaced, dfms.Errorf(op, dfms.Invalid, "cannot rename the root")
+	}
+	if _, err := t.liveDir(ctx, owner, newParent, true); err != nil {
+		return moved, replaced, err
+	}
+	if e.Kind == dfms.KindDir {
+		cycle, err := t.isAncestor(ctx, id, newParent)
+		if err != nil {
+			return moved, replaced, err
+		}
+		if cycle {
+			return moved, replaced, dfms.Errorf(op, dfms.Conflict, "cannot move a directory into itself or a descendant")
+		}
+	}
+	old, oldLink, found, err := t.lookupName(ctx, owner, newParent, newName, true)
+	if err != nil {
+		return moved, replaced, err
+	}
+	if found && old.ID == id {
+		// The same name, or another name of the same file: POSIX
+		// says rename does nothing.
+		return e, replaced, nil
+	}
+	if found {
+		if !replace {
+			return moved, replaced, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", newName))
+		}
+		switch {
+		case old.Kind == dfms.KindDir && e.Kind != dfms.KindDir:
+			return moved, replaced, dfms.E(op, dfms.IsDir, fmt.Errorf("%q is a directory", newName))
+		case old.Kind != dfms.KindDir && e.Kind == dfms.KindDir:
+			return moved, replaced, dfms.E(op, dfms.NotDir, fmt.Errorf("%q is not a directory", newName))
+		case old.Kind == dfms.KindDir:
+			busy, err := t.hasLiveChildren(ctx, old.ID)
+			if err != nil {
+				return moved, replaced, err
+			}
+			if busy {
+				return moved, replaced, dfms.E(op, dfms.NotEmpty, fmt.Errorf("%q is not empty", newName))
+			}
+		}
+		switch {
+		case old.Kind != dfms.KindDir && old.Nlink > 1:
+			// A file with other names loses this one and keeps
+			// its history.
+			if err := t.removeName(ctx, owner, old, oldLink); err != nil {
+				return moved, replaced, err
+			}
+		case old.Kind == dfms.KindFile && e.Kind == dfms.KindFile && old.Version > 0:
+			// An editor's save (write a temporary file, rename it
+			// over): the file takes over the history of the one it
+			// replaces, which goes to the trash.
+			if err := t.adoptHistory(ctx, owner, old, e); err != nil {
+				return moved, replaced, err
+			}
+		default:
+			if err := t.trash(ctx, owner, old, time.Time{}); err != nil {
+				return moved, replaced, err
+			}
+		}
+		replaced = old
+	}
+	if link {
+		if _, err := t.exec(ctx, `UPDATE links SET parent_id = ?, name = ? WHERE parent_id = ? AND name = ?`,
+			newParent, newName, e.Parent, e.Name); err != nil {
+			return moved, replaced, err
+		}
+		if _, err := t.exec(ctx, `UPDATE entries SET ctime_ns = ? WHERE id = ?`, ns(t.now), id); err != nil {
+			return moved, replaced, err
+		}
+	} else if _, err := t.exec(ctx, `UPDATE entries SET parent_id = ?, name = ?, ctime_ns = ? WHERE id = ?`,
+		newParent, newName, ns(t.now), id); err != nil {
+		return moved, replaced, err
+	}
+	if err := t.journal(ctx, owner, id, newParent, dfms.ChangeRename, 0); err != nil {
+		return moved, replaced, err
+	}
+	if err := t.dirChanged(ctx, newParent, e.Parent); err != nil {
+		return moved, replaced, err
+	}
+	// The old parent changed too; tell its watchers.
+	if e.Parent != newParent {
+		if err := t.journal(ctx, owner, id, e.Parent, dfms.ChangeRename, 0); err != nil {
+			return moved, replaced, err
+		}
+	}
+	moved, err = t.entry(ctx, owner, id, false)
+	moved.Parent, moved.Name = newParent, newName
 	return moved, replaced, err
 }
 
@@ -674,7 +775,11 @@ func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e dfms.En
 }
 
 // trash moves e and its live subtree to the trash, with e as trash root.
+// Entry e goes under every name it has (unlinkAll).
 func (t *tx) trash(ctx context.Context, owner dfms.UserID, e dfms.Entry, at time.Time) error {
+	if err := t.unlinkAll(ctx, owner, e); err != nil {
+		return err
+	}
 	when := at
 	if when.IsZero() {
 		when = t.now
