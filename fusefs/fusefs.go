@@ -35,7 +35,6 @@
 //
 // # Limits of this version
 //
-//   - Hard links fail with ENOTSUP (an entry has exactly one parent).
 //   - Extended attributes are stored by the server (package vfs); only
 //     system.* (POSIX ACLs) fails with ENOTSUP.
 //   - POSIX and flock locks are handled by the kernel for this mount

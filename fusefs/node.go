@@ -58,7 +58,10 @@ func (n *node) child(ctx context.Context, name string, a vfs.Attr, out *fuse.Ent
 		n.m.nodes.LoadOrStore(a.Ino, c)
 	}
 	if a.Mode&syscall.S_IFMT == syscall.S_IFREG {
-		if stale := n.m.names.looked(a.Ino, kernelName{n.ino, name}); len(stale) > 0 {
+		if a.Nlink > 1 {
+			// Hard links: every name the kernel holds may be current.
+			n.m.names.forget(a.Ino)
+		} else if stale := n.m.names.looked(a.Ino, kernelName{n.ino, name}); len(stale) > 0 {
 			// Renamed by another client: the kernel drops the old names
 			// (not here: it holds n's lock while n is looked up in).
 			go n.m.dropNames(a.Ino, stale)
@@ -286,7 +289,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	n.seen()
 	h, err := n.m.fsys.OpenVerified(uninterruptible(ctx), n.ino, int(flags), func(e vfs.Entry) error {
-		if e.Live && e.Kind == dfms.KindFile && n.staleName(vfs.Ino(e.Parent), e.Name) {
+		if e.Live && e.Kind == dfms.KindFile && e.Nlink <= 1 && n.staleName(vfs.Ino(e.Parent), e.Name) {
 			return syscall.ESTALE
 		}
 		return nil
@@ -429,9 +432,20 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	return []byte(t), 0
 }
 
-// Link fails: an entry has exactly one parent in DFMS.
-func (n *node) Link(context.Context, fs.InodeEmbedder, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.ENOTSUP
+// Link gives the file target the further name name in n (a hard link).
+func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	t, ok := target.(*node)
+	if !ok {
+		return nil, syscall.EXDEV
+	}
+	a, err := n.m.fsys.Link(uninterruptible(ctx), t.ino, n.ino, name)
+	if dfms.Is(err, dfms.IsDir) {
+		return nil, syscall.EPERM // link(2) of a directory
+	}
+	if err != nil {
+		return nil, n.m.errno("link", n.ino, err)
+	}
+	return n.child(ctx, name, a, out), 0
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {

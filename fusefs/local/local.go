@@ -95,7 +95,7 @@ func New(svc *files.Service, owner dfms.UserID) *Backend {
 
 func entryOf(e dfms.Entry) vfs.Entry {
 	return vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: e.Kind, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Version: e.VersionID, Live: e.Live()}
+		Size: e.Size, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink, Version: e.VersionID, Live: e.Live()}
 }
 
 // Root implements vfs.Backend.
@@ -163,6 +163,15 @@ func (l *Backend) Mknod(ctx context.Context, parent dfms.EntryID, name string, k
 		return vfs.Entry{}, dfms.Errorf("local.Mknod", dfms.Invalid, "mknod makes FIFOs, sockets and devices")
 	}
 	return l.create(ctx, dfms.Entry{Parent: parent, Name: name, Kind: kind, Mode: mode & 0o7777, Rdev: rdev, UID: uid, GID: gid})
+}
+
+// Link implements vfs.Backend.
+func (l *Backend) Link(ctx context.Context, id, parent dfms.EntryID, name string) (vfs.Entry, error) {
+	e, err := l.files.Link(l.lazyCtx(ctx), l.owner, id, parent, name)
+	if l.done(err) != nil {
+		return vfs.Entry{}, err
+	}
+	return entryOf(e), nil
 }
 
 // Readlink implements vfs.Backend.

@@ -105,6 +105,7 @@ type fsEntry struct {
 	ATime   time.Time    `json:"atime"`
 	Target  string       `json:"target"`
 	Rdev    uint32       `json:"rdev"`
+	Nlink   uint32       `json:"nlink"`
 	Version int64        `json:"version_id"` // the lasting id, as the mount names versions
 	Live    bool         `json:"live"`
 }
@@ -115,7 +116,7 @@ func (e fsEntry) vfs() vfs.Entry {
 		kind = dfms.KindFile // a kind of a later server: shown as a file, whose reads it refuses
 	}
 	return vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: kind, Mode: e.Mode, UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Version: e.Version, Live: e.Live}
+		Size: e.Size, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink, Version: e.Version, Live: e.Live}
 }
 
 func (b *Backend) entry(ctx context.Context, op dfms.Op, r client.Request) (vfs.Entry, error) {
@@ -250,6 +251,21 @@ func (b *Backend) Mknod(ctx context.Context, parent dfms.EntryID, name string, k
 	return b.create(ctx, "client.fs.Mknod", parent,
 		map[string]any{"name": name, "kind": kind.String(), "mode": mode & 0o7777, "rdev": rdev, "uid": uid, "gid": gid},
 		vfs.Entry{Kind: kind, Mode: mode, Rdev: rdev, UID: uid, GID: gid})
+}
+
+// Link implements vfs.Backend. When an attempt may have made the link
+// before its answer was lost, a later one's Exist is success if the name
+// is the file's.
+func (b *Backend) Link(ctx context.Context, id, parent dfms.EntryID, name string) (vfs.Entry, error) {
+	var delivered bool
+	e, err := b.entry(ctx, "client.fs.Link", client.Request{Method: http.MethodPost, Path: entryPath(id) + "/links",
+		JSON: map[string]any{"parent_id": parent, "name": name}, Retry: true, Delivered: &delivered})
+	if err != nil && delivered && dfms.Is(err, dfms.Exist) {
+		if got, lerr := b.Lookup(ctx, parent, name); lerr == nil && got.ID == id {
+			return got, nil
+		}
+	}
+	return e, err
 }
 
 // CreateFile implements vfs.Backend.

@@ -25,6 +25,9 @@ type Entry struct {
 	ATime  time.Time // as last set; zero: the mtime
 	Target string    // symlink target
 	Rdev   uint32    // a device's number
+	// Nlink counts a file's names (hard links), or a directory's 2 +
+	// subdirectories; 0 if the backend does not say.
+	Nlink uint32
 	// Version is the lasting ID of the current version of a file (0:
 	// created, never written, empty). IDs of a file's successive current
 	// versions grow; unlike a version's number, an ID never comes to
@@ -109,6 +112,10 @@ type Tree interface {
 	// Mknod creates special file parent/name of kind (a FIFO, a socket or
 	// a device) with rdev, a device's number (0 for the others).
 	Mknod(ctx context.Context, parent dfms.EntryID, name string, kind dfms.EntryKind, mode, rdev, uid, gid uint32) (Entry, error)
+	// Link gives entry id (not a directory: IsDir) the further name
+	// parent/name, a hard link (Exist if it is taken), and returns the
+	// entry under that name.
+	Link(ctx context.Context, id, parent dfms.EntryID, name string) (Entry, error)
 	// Readlink returns a symlink's target (Invalid if id is no symlink).
 	Readlink(ctx context.Context, id dfms.EntryID) (string, error)
 	// CreateFile creates an empty file parent/name with no version yet;
@@ -123,8 +130,9 @@ type Tree interface {
 	// non-empty one fails with NotEmpty, and a kind mismatch fails with
 	// IsDir or NotDir. Moving a directory under itself fails with Invalid.
 	Rename(ctx context.Context, parent dfms.EntryID, name string, newParent dfms.EntryID, newName string, replace bool) error
-	// Unlink moves the file or symlink parent/name to the trash (IsDir for
-	// a directory). Open readers keep reading it.
+	// Unlink removes the name parent/name of a non-directory (IsDir for a
+	// directory): a file with other names keeps them, and its last name
+	// moves it to the trash. Open readers keep reading it.
 	Unlink(ctx context.Context, parent dfms.EntryID, name string) error
 	// Rmdir moves the empty directory parent/name to the trash (NotDir
 	// for a non-directory, NotEmpty if it has live entries).

@@ -317,6 +317,9 @@ func (c *metaCache) created(g uint64, e Entry, deferred bool) {
 		if !deferred || dir.e.CTime.Before(e.CTime) {
 			dir.e.CTime = e.CTime
 		}
+		if e.Kind == dfms.KindDir && dir.e.Nlink > 0 {
+			dir.e.Nlink++ // a subdirectory's ".."
+		}
 		c.storeLocked(dir.e, dir.at)
 	}
 	if cd, ok := c.complete[e.Parent]; ok {

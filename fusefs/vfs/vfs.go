@@ -363,13 +363,18 @@ func specialKind(t uint32) (dfms.EntryKind, bool) {
 }
 
 func (fsys *FS) attrOf(e Entry) Attr {
-	a := Attr{Ino: Ino(e.ID), Mode: typeBits(e.Kind) | e.Mode&0o7777, Nlink: 1, Size: e.Size,
+	a := Attr{Ino: Ino(e.ID), Mode: typeBits(e.Kind) | e.Mode&0o7777, Nlink: e.Nlink, Size: e.Size,
 		UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Rdev: e.Rdev}
 	if a.ATime.IsZero() {
 		a.ATime = a.MTime
 	}
-	if !e.Live {
+	switch {
+	case !e.Live:
 		a.Nlink = 0
+	case a.Nlink == 0 && e.Kind == dfms.KindDir:
+		a.Nlink = 2
+	case a.Nlink == 0:
+		a.Nlink = 1
 	}
 	if e.Kind == dfms.KindDir {
 		fsys.pendingDirTimes(&a, e)
@@ -707,6 +712,31 @@ func (fsys *FS) makeNode(ctx context.Context, op dfms.Op, parent Ino, name strin
 	return fsys.attrOf(e), nil
 }
 
+// Link gives the file ino the further name newParent/newName, as
+// link(2): a hard link. A directory fails with IsDir (EPERM for link(2)).
+func (fsys *FS) Link(ctx context.Context, ino, newParent Ino, newName string) (Attr, error) {
+	const op dfms.Op = "vfs.Link"
+	if ino.tag() != tagEntry {
+		return Attr{}, errReadOnly(op)
+	}
+	id := ino.entry()
+	// The file must be on the server for the server to name it.
+	if err := fsys.materialize(ctx, id); err != nil {
+		return Attr{}, err
+	}
+	var out Entry
+	a, err := fsys.makeNode(ctx, op, newParent, newName, func(dir dfms.EntryID) (Entry, error) {
+		e, err := fsys.b.Link(ctx, id, dir, newName)
+		out = e
+		return e, err
+	})
+	if err == nil {
+		fsys.mc.drop(id) // its link count and ctime moved
+		a = fsys.attrOf(out)
+	}
+	return a, err
+}
+
 // Readlink returns a symlink's target.
 func (fsys *FS) Readlink(ctx context.Context, ino Ino) (string, error) {
 	if ino.tag() != tagEntry || fsys.isPending(ino.entry()) {
@@ -737,6 +767,14 @@ func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) (err error)
 		// This mount's file, wherever a conflict with another client
 		// put it.
 		dir, name = e.Parent, e.Name
+	} else if l, err := fsys.lookupEntry(ctx, dir, name); err == nil && l.Kind != dfms.KindDir && l.Nlink > 1 {
+		// One of several names (hard links): the file stays, under
+		// the others. Not deferred: the deferred removals go by id.
+		victim = 0
+		err := fsys.b.Unlink(ctx, dir, name)
+		fsys.nameChanged(dir, name, err)
+		fsys.mc.dropAfter(err, l.ID)
+		return err
 	}
 	if fsys.rm != nil {
 		if !created {
@@ -837,6 +875,7 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 		return err
 	}
 	// A directory renamed over must be empty on the backend as here.
+	var other dfms.EntryID // a file with other names renamed over: it stays
 	if replace {
 		if d, err := fsys.lookupEntry(ctx, to, newName); err == nil && d.Kind == dfms.KindDir {
 			if err := fsys.materializeIn(ctx, d.ID); err != nil {
@@ -844,6 +883,13 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 			}
 		} else if err == nil && d.Kind == dfms.KindFile {
 			victim = d.ID
+			if d.Nlink > 1 {
+				victim, other = 0, d.ID
+			}
+			if s, err := fsys.lookupEntry(ctx, from, name); err == nil && s.ID == d.ID {
+				// Two names of one file: rename does nothing.
+				return nil
+			}
 		}
 	}
 	// A file renamed over another takes over its history (an editor's
@@ -856,6 +902,9 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 	err = fsys.b.Rename(ctx, from, name, to, newName, replace)
 	fsys.touchName(err, from, name)
 	fsys.touchName(err, to, newName)
+	if other != 0 {
+		fsys.mc.dropAfter(err, other)
+	}
 	return err
 }
 

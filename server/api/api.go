@@ -259,6 +259,7 @@ func (a *API) routes() *gin.Engine {
 	p.GET("/fs/entries/:id/children/:name", a.fsLookup)
 	p.DELETE("/fs/entries/:id/children/:name", a.fsRemove)
 	p.POST("/fs/rename", a.fsRename)
+	p.POST("/fs/entries/:id/links", a.fsLink)
 	p.POST("/fs/commits", up, a.fsCommits)
 	p.GET("/fs/entries/:id/xattrs", a.fsListXattrs)
 	p.GET("/fs/entries/:id/xattrs/:name", a.fsGetXattr)

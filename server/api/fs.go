@@ -37,6 +37,7 @@ type fsEntry struct {
 	ATime   time.Time    `json:"atime"`
 	Target  string       `json:"target,omitempty"`
 	Rdev    uint32       `json:"rdev,omitempty"` // a device's number
+	Nlink   uint32       `json:"nlink"`          // names of a file (hard links); 2 + subdirectories of a directory
 	Version int64        `json:"version"`
 	// VersionID is the current version's lasting id: the mount names a
 	// version by it.
@@ -46,7 +47,7 @@ type fsEntry struct {
 
 func fsView(e dfms.Entry) fsEntry {
 	return fsEntry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: e.Kind.String(), Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), ATime: e.ATime.UTC(), Target: e.Target, Rdev: e.Rdev,
+		Size: e.Size, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), ATime: e.ATime.UTC(), Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink,
 		Version: e.Version, VersionID: e.VersionID, Live: e.Live()}
 }
 
@@ -230,6 +231,24 @@ func (a *API) fsRename(c *gin.Context) {
 	}
 	e, err := a.Files.RenameName(c.Request.Context(), user(c).ID, b.Parent, b.Name, b.NewParent, b.NewName, b.Replace)
 	a.reply(c, http.StatusOK, gin.H{"entry": fsView(e)}, err)
+}
+
+// fsLink gives entry id another name, as link(2).
+func (a *API) fsLink(c *gin.Context) {
+	var b struct {
+		Parent dfms.EntryID `json:"parent_id"`
+		Name   string       `json:"name"`
+	}
+	id, ok := a.entryBody(c, &b, false)
+	if !ok || !a.validName(c, b.Name) {
+		return
+	}
+	if b.Parent == 0 {
+		a.bad(c, "parent_id is required")
+		return
+	}
+	e, err := a.Files.Link(c.Request.Context(), user(c).ID, id, b.Parent, b.Name)
+	a.reply(c, http.StatusCreated, gin.H{"entry": fsView(e)}, err)
 }
 
 // Extended attributes, as opaque names and values (base64 in JSON).

@@ -378,3 +378,58 @@ func TestFSCommits(t *testing.T) {
 		t.Errorf("a has %d versions after the bad requests, want 1", len(vs.Versions))
 	}
 }
+
+// POST /fs/entries/{id}/links gives a file another name: both names reach
+// it, nlink counts them, unlinking one keeps the other; a directory or a
+// taken name is refused and changes nothing.
+func TestFSLink(t *testing.T) {
+	hs := newHarness(t, Config{})
+	type entry struct {
+		ID    int64  `json:"id"`
+		Name  string `json:"name"`
+		Nlink uint32 `json:"nlink"`
+		Live  bool   `json:"live"`
+	}
+	var out struct {
+		Entry entry `json:"entry"`
+	}
+	children := fmt.Sprintf("/api/v1/fs/entries/%d/children", hs.root)
+	hs.mustJSON(t, 201, "POST", children, `{"name":"f","kind":"file","mode":420}`, &out)
+	f := out.Entry
+	hs.mustJSON(t, 201, "POST", children, `{"name":"d","kind":"dir","mode":493}`, &out)
+	d := out.Entry
+	if d.Nlink != 2 || f.Nlink != 1 {
+		t.Fatalf("nlink of a new directory %d, of a new file %d; want 2, 1", d.Nlink, f.Nlink)
+	}
+	links := fmt.Sprintf("/api/v1/fs/entries/%d/links", f.ID)
+	hs.mustJSON(t, 201, "POST", links, fmt.Sprintf(`{"parent_id":%d,"name":"g"}`, d.ID), &out)
+	if out.Entry.ID != f.ID || out.Entry.Name != "g" || out.Entry.Nlink != 2 {
+		t.Fatalf("link: %+v", out.Entry)
+	}
+	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/fs/entries/%d/children/g", d.ID), "", &out)
+	if out.Entry.ID != f.ID || out.Entry.Nlink != 2 {
+		t.Fatalf("lookup by the link: %+v", out.Entry)
+	}
+	for _, c := range []struct {
+		target, body string
+		want         int
+	}{
+		{links, fmt.Sprintf(`{"parent_id":%d,"name":"g"}`, d.ID), 409},
+		{links, fmt.Sprintf(`{"parent_id":%d,"name":"a/b"}`, d.ID), 400},
+		{links, `{"name":"x"}`, 400},
+		{links, fmt.Sprintf(`{"parent_id":%d,"name":"x","extra":1}`, d.ID), 400},
+		{fmt.Sprintf("/api/v1/fs/entries/%d/links", d.ID), fmt.Sprintf(`{"parent_id":%d,"name":"d2"}`, hs.root), 400},
+		{"/api/v1/fs/entries/999999/links", fmt.Sprintf(`{"parent_id":%d,"name":"x"}`, hs.root), 404},
+	} {
+		rec := hs.do("POST", c.target, strings.NewReader(c.body), "Content-Type", "application/json")
+		checkAnswer(t, "POST "+c.target, rec)
+		if rec.Code != c.want {
+			t.Errorf("POST %s %s: got %d %s, want %d", c.target, c.body, rec.Code, rec.Body, c.want)
+		}
+	}
+	hs.mustJSON(t, 204, "DELETE", children+"/f", "", nil)
+	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/fs/entries/%d", f.ID), "", &out)
+	if !out.Entry.Live || out.Entry.Name != "g" || out.Entry.Nlink != 1 {
+		t.Fatalf("after unlinking the first name: %+v", out.Entry)
+	}
+}

@@ -124,6 +124,47 @@ func testMknod(t *testing.T, b vfs.Backend) {
 	testkit.WantKind(t, err, dfms.NotExist, "Lookup of an unlinked FIFO")
 }
 
+// testLink: a hard link names the same entry (Nlink counts the names);
+// Unlink of one name keeps it under the other; Rename onto another name
+// of the same entry changes nothing; a directory, a taken name or a
+// missing entry are refused.
+func testLink(t *testing.T, b vfs.Backend) {
+	r := root(t, b)
+	d := mkdir(t, b, r, "d").ID
+	f := create(t, b, r, "f")
+	l := testkit.Must(b.Link(ctx, f.ID, d, "l"))(t)
+	if l.ID != f.ID || l.Parent != d || l.Name != "l" || l.Nlink != 2 || l.Kind != dfms.KindFile {
+		t.Fatalf("Link = %+v", l)
+	}
+	for _, n := range []struct {
+		dir  dfms.EntryID
+		name string
+	}{{r, "f"}, {d, "l"}} {
+		if e := testkit.Must(b.Lookup(ctx, n.dir, n.name))(t); e.ID != f.ID || e.Nlink != 2 {
+			t.Fatalf("Lookup %s = %+v", n.name, e)
+		}
+	}
+	if got := names(testkit.Must(b.ReadDir(ctx, d))(t)); !slices.Equal(got, []string{"l"}) {
+		t.Fatalf("ReadDir(d) = %v", got)
+	}
+	_, err := b.Link(ctx, f.ID, r, "d")
+	testkit.WantKind(t, err, dfms.Exist, "Link over a taken name")
+	_, err = b.Link(ctx, d, r, "d2")
+	testkit.WantKind(t, err, dfms.IsDir, "Link of a directory")
+	_, err = b.Link(ctx, noSuchID, r, "x")
+	testkit.WantKind(t, err, dfms.NotExist, "Link of no entry")
+	ok(t, b.Rename(ctx, d, "l", r, "f", true))
+	if e := testkit.Must(b.GetAttr(ctx, f.ID))(t); !e.Live || e.Nlink != 2 {
+		t.Fatalf("after a rename between two names of one file: %+v", e)
+	}
+	ok(t, b.Unlink(ctx, r, "f"))
+	if e := testkit.Must(b.Lookup(ctx, d, "l"))(t); e.ID != f.ID || !e.Live || e.Nlink != 1 {
+		t.Fatalf("after unlinking one of two names: %+v", e)
+	}
+	_, err = b.Lookup(ctx, r, "f")
+	testkit.WantKind(t, err, dfms.NotExist, "Lookup of an unlinked name")
+}
+
 // testSymlinkReadlink: a symlink holds its target (its size is the
 // target's length); Readlink of anything else fails with Invalid.
 func testSymlinkReadlink(t *testing.T, b vfs.Backend) {

@@ -47,6 +47,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) vfs.Backend) {
 		{"Mkdir", testMkdir},
 		{"SymlinkReadlink", testSymlinkReadlink},
 		{"Mknod", testMknod},
+		{"Link", testLink},
 		{"Names", testNames},
 		{"Lookup", testLookup},
 		{"ReadDir", testReadDir},
