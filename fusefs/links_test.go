@@ -14,15 +14,7 @@ import (
 // removing one name keeps the file, a rename between two names of one
 // file does nothing, and .versions shows the history under each name.
 func TestHardLinks(t *testing.T) {
-	for _, b := range []struct {
-		name  string
-		mount func(t *testing.T, writeBack bool) (string, serverContent)
-	}{{"local", mountLocal}, {"remote", mountRemote}} {
-		t.Run(b.name, func(t *testing.T) {
-			d, server := b.mount(t, true)
-			testHardLinks(t, d, server)
-		})
-	}
+	bothMounts(t, testHardLinks)
 }
 
 func testHardLinks(t *testing.T, d string, server serverContent) {

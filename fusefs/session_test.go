@@ -62,6 +62,20 @@ func mountRemote(t *testing.T, writeBack bool) (string, serverContent) {
 	return dir, readServer(srv.Files, srv.User.ID)
 }
 
+// bothMounts runs fn on a mount of each backend, with write-back: the
+// in-process one (dfms up) and the REST one (dfms mount).
+func bothMounts(t *testing.T, fn func(t *testing.T, dir string, server serverContent)) {
+	for _, b := range []struct {
+		name  string
+		mount func(t *testing.T, writeBack bool) (string, serverContent)
+	}{{"local", mountLocal}, {"remote", mountRemote}} {
+		t.Run(b.name, func(t *testing.T) {
+			dir, server := b.mount(t, true)
+			fn(t, dir, server)
+		})
+	}
+}
+
 // mountLocal mounts, as `dfms up` does, the in-process backend.
 func mountLocal(t *testing.T, writeBack bool) (string, serverContent) {
 	t.Helper()

@@ -19,18 +19,10 @@ import (
 // not open: the mount is nodev); all of them are listed with their type, chmod'ed, chown'ed,
 // renamed and unlinked like files.
 func TestSpecialFiles(t *testing.T) {
-	for _, b := range []struct {
-		name  string
-		mount func(t *testing.T, writeBack bool) (string, serverContent)
-	}{{"local", mountLocal}, {"remote", mountRemote}} {
-		t.Run(b.name, func(t *testing.T) {
-			d, _ := b.mount(t, true)
-			testSpecialFiles(t, d)
-		})
-	}
+	bothMounts(t, testSpecialFiles)
 }
 
-func testSpecialFiles(t *testing.T, d string) {
+func testSpecialFiles(t *testing.T, d string, _ serverContent) {
 	// A FIFO between a writer and a reader.
 	fifo := filepath.Join(d, "fifo")
 	if err := unix.Mkfifo(fifo, 0o640); err != nil {

@@ -83,15 +83,9 @@ func (s *Store) Unlink(ctx context.Context, owner dfms.UserID, parent dfms.Entry
 	const op dfms.Op = "meta.Unlink"
 	var out dfms.Entry
 	err := s.write(ctx, op, func(t *tx) error {
-		e, link, found, err := t.lookupName(ctx, owner, parent, name, true)
+		e, link, err := t.named(ctx, op, owner, parent, name, true)
 		if err != nil {
 			return err
-		}
-		if !found {
-			if _, err := t.liveDir(ctx, owner, parent, false); err != nil {
-				return err
-			}
-			return dfms.E(op, dfms.NotExist, fmt.Errorf("%q not found", name))
 		}
 		if e.Kind == dfms.KindDir {
 			return dfms.E(op, dfms.IsDir, fmt.Errorf("%q is a directory", name))

@@ -329,21 +329,24 @@ func (s *Store) Lookup(ctx context.Context, owner dfms.UserID, parent dfms.Entry
 	// Without a transaction: a parent deleted between the two reads
 	// answers NotExist either way.
 	err := s.readOne(ctx, op, func(t *tx) error {
-		var found bool
 		var err error
-		e, found, err = t.lookup(ctx, owner, parent, name, false)
-		if err != nil {
-			return err
-		}
-		if !found {
-			if _, err := t.liveDir(ctx, owner, parent, false); err != nil {
-				return err
-			}
-			return dfms.E(op, dfms.NotExist, fmt.Errorf("%q not found", name))
-		}
-		return nil
+		e, _, err = t.named(ctx, op, owner, parent, name, false)
+		return err
 	})
 	return e, err
+}
+
+// named is lookupName of a name that must be there: NotExist if it is
+// not, or if parent is no live directory (NotDir for a non-directory).
+func (t *tx) named(ctx context.Context, op dfms.Op, owner dfms.UserID, parent dfms.EntryID, name string, lock bool) (e dfms.Entry, link bool, err error) {
+	e, link, found, err := t.lookupName(ctx, owner, parent, name, lock)
+	if err != nil || found {
+		return e, link, err
+	}
+	if _, err := t.liveDir(ctx, owner, parent, false); err != nil {
+		return e, false, err
+	}
+	return e, false, dfms.E(op, dfms.NotExist, fmt.Errorf("%q not found", name))
 }
 
 // ListDir implements meta.Tree.
@@ -595,15 +598,9 @@ func (s *Store) RenameName(ctx context.Context, owner dfms.UserID, parent dfms.E
 		return moved, replaced, dfms.E(op, dfms.Invalid, err)
 	}
 	err = s.write(ctx, op, func(t *tx) error {
-		e, link, found, err := t.lookupName(ctx, owner, parent, name, true)
+		e, link, err := t.named(ctx, op, owner, parent, name, true)
 		if err != nil {
 			return err
-		}
-		if !found {
-			if _, err := t.liveDir(ctx, owner, parent, false); err != nil {
-				return err
-			}
-			return dfms.E(op, dfms.NotExist, fmt.Errorf("%q not found", name))
 		}
 		moved, replaced, err = t.rename(ctx, op, owner, e, link, newParent, newName, replace)
 		return err
