@@ -6,7 +6,7 @@ package main
 // users). The suite is third-party code and is never copied into the
 // repository: it is built once per run into a scratch directory from
 // $PJDFSTEST_SRC, else ../shared/pjdfstest next to the repository, else a
-// fresh clone of upstream.
+// clone of upstream at the commit that one holds.
 //
 // It runs where pjdfstest is required (DFMS_TEST_REQUIRE=pjdfstest, which
 // `make test` sets, or CI) and skips elsewhere: it takes minutes. Each .t
@@ -54,7 +54,10 @@ import (
 const (
 	pjdExpectedPath = "testdata/pjdfstest-expected.txt"
 	pjdUpstream     = "https://github.com/pjd/pjdfstest"
-	pjdMinPassRate  = 99.5 // per cent of assertions, per mount
+	// pjdCommit is the upstream commit cloned when no source is at hand:
+	// the one ../shared/pjdfstest holds, which the list's numbers follow.
+	pjdCommit      = "85a8aea"
+	pjdMinPassRate = 99.5 // per cent of assertions, per mount
 	// pjdNotBuilt starts the reason of an expected failure that goes once
 	// a feature is built; the pass-rate bar does not count it until then.
 	pjdNotBuilt    = "not built yet"
@@ -195,7 +198,9 @@ func buildPJDFSTest(t *testing.T) string {
 			return
 		}
 		if src == "" {
-			pjdBuildErr = run(scratch, "git", "clone", "--depth=1", "-q", pjdUpstream, pjdBuildDir)
+			if pjdBuildErr = run(scratch, "git", "clone", "-q", pjdUpstream, pjdBuildDir); pjdBuildErr == nil {
+				pjdBuildErr = run(pjdBuildDir, "git", "checkout", "-q", pjdCommit)
+			}
 		} else {
 			pjdBuildErr = run(scratch, "cp", "-r", src, pjdBuildDir)
 		}
@@ -470,7 +475,9 @@ func checkPJDResults(t *testing.T, kind string, res map[string]*tapResult, expec
 	}
 	// Assertions of what is listed as not built yet do not count against
 	// the bar until it is built (and taken out of the list); the rest do.
-	if bar := 100 * float64(total-failed+pending) / float64(total); bar < pjdMinPassRate {
+	if os.Getenv("DFMS_PJDFSTEST_RUN") != "" {
+		t.Logf("not all of the suite ran (DFMS_PJDFSTEST_RUN): the %.1f %% bar is not checked", pjdMinPassRate)
+	} else if bar := 100 * float64(total-failed+pending) / float64(total); bar < pjdMinPassRate {
 		t.Errorf("only %.2f %% of pjdfstest's assertions pass on dfms %s (not counting %d of what is not built yet), below %.1f %%",
 			bar, kind, pending, pjdMinPassRate)
 	} else if rate < pjdMinPassRate {
@@ -674,7 +681,7 @@ func formatRanges(nums []int) string {
 	return strings.Join(parts, ",")
 }
 
-func TestPJDRanges(t *testing.T) {
+func TestPJDExpectedList(t *testing.T) {
 	for _, s := range []string{"1", "1-3,7", "2,4-6,9-10"} {
 		nums, err := parseRanges(s)
 		if err != nil {
@@ -692,6 +699,36 @@ func TestPJDRanges(t *testing.T) {
 	// The list in the repository parses.
 	if _, _, err := readPJDExpected(pjdExpectedPath); err != nil {
 		t.Error(err)
+	}
+
+	// An update keeps the reasons given, writes "TODO" for new failures,
+	// a mount column for those of one mount only, and leaves the files
+	// that did not run alone.
+	path := filepath.Join(t.TempDir(), "list")
+	old := "# header\n\na/00.t 1-3 # reason A\nb/00.t 5 mount # reason B\nc/00.t 1 # not run\n"
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	list, header, err := readPJDExpected(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := func(planned int, ok ...int) *tapResult {
+		r := &tapResult{planned: planned, passed: map[int]bool{}, notOK: map[int]string{}}
+		for _, n := range ok {
+			r.passed[n] = true
+		}
+		return r
+	}
+	results := map[string]map[string]*tapResult{
+		"up":    {"a/00.t": res(3, 3), "b/00.t": res(5, 1, 2, 3, 4, 5)},
+		"mount": {"a/00.t": res(3, 3), "b/00.t": res(5, 1, 2, 3, 4)},
+	}
+	results["mount"]["b/00.t"].notOK[6] = "extra"
+	got := header + formatPJDExpected(updatePJDExpected(list, results))
+	want := "# header\n\na/00.t 1-2 # reason A\nb/00.t 5 mount # reason B\nb/00.t 6 mount # TODO: why\nc/00.t 1 # not run\n"
+	if got != want {
+		t.Errorf("updated list:\n%s\nwant:\n%s", got, want)
 	}
 }
 
