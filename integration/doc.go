@@ -10,10 +10,12 @@
 // `make test` runs test.sh: it starts a throwaway PostgreSQL 15 cluster
 // (as the postgres user), versitygw (an Apache-2.0 S3 server, built with
 // go install on first use) and Redis on loopback with random credentials
-// (services.sh), installs rsync, git and sqlite3 for the mount tests, runs
-// `go test -race ./...` with every service, FUSE and those tools required
-// (DFMS_TEST_REQUIRE: a test that would skip for lack of one fails
-// instead), and stops what it started. It needs root on a Debian machine.
+// (services.sh), installs rsync, git and sqlite3 for the mount tests and
+// a C toolchain with autoconf and automake to build pjdfstest, runs
+// `go test -race ./...` with every service, FUSE, those tools and
+// pjdfstest required (DFMS_TEST_REQUIRE: a test that would skip for lack
+// of one fails instead), and stops what it started. It needs root on a
+// Debian machine.
 // `make test-short` runs the same tests without services; those that need
 // one skip.
 //
@@ -76,6 +78,12 @@
 //   - cmd/dfms TestMountServerRestart: a workload on `dfms mount` while its
 //     server is killed and restarted 5 s later sees no error, and every
 //     file written is on the server afterwards;
+//   - cmd/dfms TestPJDFSTest: pjdfstest, the POSIX file-system suite
+//     (built into a scratch directory, never copied here), on a `dfms up`
+//     mount and on a `dfms mount` of a `dfms server`, both with
+//     --allow-other: every failing assertion must be listed, with its
+//     reason, in cmd/dfms/testdata/pjdfstest-expected.txt, and at least
+//     99.5 % must pass on each mount;
 //   - integration (this package): the real `dfms server` process — zero
 //     configuration, PostgreSQL + S3 by flags, environment and config
 //     file, graceful shutdown, the README's curl sequence (TestAPI, the

@@ -17,7 +17,9 @@
 // hide a backend that was never exercised. Two more names are checked by
 // their own tests: "fuse" (fusefs/fusetest: /dev/fuse and the right to
 // mount) and "tools" (the programs that the mount tests run, such as rsync,
-// git and sqlite3, which integration/test.sh installs).
+// git and sqlite3, which integration/test.sh installs). "pjdfstest" runs
+// the POSIX suite pjdfstest on the real binary's mounts, which takes
+// minutes (cmd/dfms): it skips unless required.
 package testenv
 
 import (
