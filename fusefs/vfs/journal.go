@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -262,15 +263,67 @@ func (fsys *FS) recoverStages(ctx context.Context) error {
 		return fmt.Sprintf("%020s", t)
 	}
 	sort.Slice(names, func(i, j int) bool { return stamp(names[i]) < stamp(names[j]) })
+	fsys.dropStaleMarkers()
 	var errs []error
 	for _, jp := range names {
-		if err := fsys.recoverStage(ctx, jp); err != nil {
+		// A stage whose recovery began and never ended killed the mount
+		// that replayed it (a panic, the memory it took): replaying it
+		// again would kill this one too.
+		marker := stageBase(jp) + replayingSuffix
+		if _, err := os.Stat(marker); err == nil {
+			errs = append(errs, fsys.setAside(jp))
+			continue
+		}
+		if err := os.WriteFile(marker, nil, 0o600); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		err := fsys.recoverStage(ctx, jp)
+		os.Remove(marker)
+		if err != nil {
 			fsys.log.Error("staged data could not be committed; it is kept for the next mount", "journal", jp, "err", err)
 			errs = append(errs, err)
 			fsys.kept = append(fsys.kept, stageBase(jp)+stageSuffix)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// replayingSuffix names the marker of a stage being recovered: it is made
+// before the replay and removed after, whatever its outcome.
+const replayingSuffix = ".replaying"
+
+// setAside moves the stage of journal jp out of the way of recovery, into
+// the cache directory's "aside" folder, where it is kept for a person to
+// look at; the mount logs it and reports it at Close.
+func (fsys *FS) setAside(jp string) error {
+	base := stageBase(jp)
+	dir := filepath.Join(filepath.Dir(fsys.stageDir), "aside")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, suffix := range []string{stageSuffix, journalSuffix} {
+		if err := os.Rename(base+suffix, filepath.Join(dir, filepath.Base(base)+suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	os.Remove(base + replayingSuffix)
+	where := filepath.Join(dir, filepath.Base(base)+stageSuffix)
+	fsys.log.Error("the last recovery of this staged data did not end (the mount died replaying it): it is set aside, not replayed again",
+		"journal", filepath.Base(jp), "aside", where)
+	fsys.aside = append(fsys.aside, where)
+	return fmt.Errorf("staged data %s set aside: its recovery killed a mount", filepath.Base(base))
+}
+
+// dropStaleMarkers removes the recovery markers of stages that are gone:
+// a mount that died between a stage's recovery and the marker's removal.
+func (fsys *FS) dropStaleMarkers() {
+	markers, _ := filepath.Glob(filepath.Join(fsys.stageDir, "*"+replayingSuffix))
+	for _, m := range markers {
+		if _, err := os.Stat(strings.TrimSuffix(m, replayingSuffix) + journalSuffix); errors.Is(err, fs.ErrNotExist) {
+			os.Remove(m)
+		}
+	}
 }
 
 func (fsys *FS) recoverStage(ctx context.Context, jp string) error {

@@ -2,6 +2,7 @@ package vfs_test
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -84,5 +85,46 @@ func TestRecoveryPastMaxFileSize(t *testing.T) {
 	err := fsys2.Close(ctx)
 	if err == nil || !strings.Contains(err.Error(), "uncommitted data is left") {
 		t.Fatalf("close: %v, want the kept stage reported", err)
+	}
+}
+
+// A stage whose recovery began and never ended (the mount died replaying
+// it: its marker is left) is not replayed again: the next mount sets it
+// aside in the cache directory, logs it, reports it at Close, and starts;
+// the mount after that does not meet it again.
+func TestRecoveryThatKilledAMountIsSetAside(t *testing.T) {
+	b, _ := newLocalParams(t, smallChunks)
+	cache := t.TempDir()
+	fsys := openFS(t, b, vfs.Options{CacheDir: cache})
+	a := create(t, fsys, "f", "small")
+	h := mustOpen(t, fsys, a.Ino, os.O_RDWR)
+	writeAt(t, h, []byte("poison"), 0)
+	fsys.Crash()
+	journals, err := filepath.Glob(filepath.Join(cache, "stage", "*.journal"))
+	if err != nil || len(journals) != 1 {
+		t.Fatalf("journals after the crash: %v, %v", journals, err)
+	}
+	// As a recovery that died would leave it.
+	marker := strings.TrimSuffix(journals[0], ".journal") + ".replaying"
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fsys2 := openFS(t, b, vfs.Options{CacheDir: cache})
+	if got := testkit.Must(fsys2.Lookup(ctx, fsys2.Root(), "f"))(t); got.Size != 5 {
+		t.Fatalf("after the remount: size %d, want the committed 5 (the set-aside stage not replayed)", got.Size)
+	}
+	aside, _ := filepath.Glob(filepath.Join(cache, "aside", "*"))
+	if len(aside) != 2 {
+		t.Fatalf("set aside: %v, want the stage and its journal", aside)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, "stage", "*")); len(left) != 0 {
+		t.Fatalf("left in the stage directory: %v", left)
+	}
+	if err := fsys2.Close(ctx); err == nil || !strings.Contains(err.Error(), "set aside") {
+		t.Fatalf("close: %v, want the set-aside stage reported", err)
+	}
+	fsys3 := openFS(t, b, vfs.Options{CacheDir: cache})
+	if err := fsys3.Close(ctx); err != nil {
+		t.Fatalf("the next mount: %v", err)
 	}
 }

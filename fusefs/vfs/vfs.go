@@ -92,9 +92,10 @@ type FS struct {
 
 	// mu guards open and kept. Lock order: an openFile's mu may be held
 	// while taking mu, never the reverse.
-	mu   sync.Mutex
-	open map[dfms.EntryID]*openFile
-	kept []string // stages left on disk because their commit failed
+	mu    sync.Mutex
+	open  map[dfms.EntryID]*openFile
+	kept  []string // stages left on disk because their commit failed
+	aside []string // stages set aside because their recovery killed a mount (journal.go)
 	// closed is set by Close: no handle reads or writes any more, whatever
 	// releases the kernel has not sent yet.
 	closed bool
@@ -253,11 +254,14 @@ func (fsys *FS) Close(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	fsys.mu.Lock()
-	kept := fsys.kept
+	kept, aside := fsys.kept, fsys.aside
 	fsys.mu.Unlock()
 	defer fsys.lock.Close()
 	if len(kept) > 0 {
 		errs = append(errs, fmt.Errorf("uncommitted data is left in %s; the next mount commits it", strings.Join(kept, ", ")))
+	}
+	if len(aside) > 0 {
+		errs = append(errs, fmt.Errorf("staged data whose recovery killed a mount is set aside, not committed: %s", strings.Join(aside, ", ")))
 	}
 	if len(errs) > 0 {
 		return dfms.E("vfs.Close", dfms.Other, errors.Join(errs...))
