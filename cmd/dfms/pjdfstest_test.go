@@ -5,7 +5,8 @@ package main
 // against a `dfms server`, both with --allow-other (the suite acts as other
 // users). The suite is third-party code and is never copied into the
 // repository: it is built once per run into a scratch directory from
-// $PJDFSTEST_SRC, else ../shared/pjdfstest next to the repository, else a
+// $PJDFSTEST_SRC, else ../shared/pjdfstest next to the repository (or next
+// to the local checkout it was cloned from), else a
 // clone of upstream at the commit that one holds.
 //
 // It runs where pjdfstest is required (DFMS_TEST_REQUIRE=pjdfstest, which
@@ -213,8 +214,10 @@ func buildPJDFSTest(t *testing.T) string {
 }
 
 // pjdfstestSource returns the suite's source directory: $PJDFSTEST_SRC,
-// else ../shared/pjdfstest beside the repository; "" when neither exists
-// (then upstream is cloned).
+// else ../shared/pjdfstest beside the repository, or beside the checkout
+// it was cloned from when that is a directory on this machine (a fresh
+// clone elsewhere, as CI makes); "" when none exists (then upstream is
+// cloned).
 func pjdfstestSource() (string, error) {
 	if src := os.Getenv("PJDFSTEST_SRC"); src != "" {
 		if _, err := os.Stat(filepath.Join(src, "pjdfstest.c")); err != nil {
@@ -226,9 +229,17 @@ func pjdfstestSource() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	src := filepath.Join(filepath.Dir(root), "shared", "pjdfstest")
-	if _, err := os.Stat(filepath.Join(src, "pjdfstest.c")); err == nil {
-		return src, nil
+	roots := []string{root}
+	if out, err := exec.Command("git", "-C", root, "config", "--get", "remote.origin.url").Output(); err == nil {
+		if origin := strings.TrimSpace(string(out)); filepath.IsAbs(origin) {
+			roots = append(roots, filepath.Clean(origin))
+		}
+	}
+	for _, r := range roots {
+		src := filepath.Join(filepath.Dir(r), "shared", "pjdfstest")
+		if _, err := os.Stat(filepath.Join(src, "pjdfstest.c")); err == nil {
+			return src, nil
+		}
 	}
 	return "", nil
 }
