@@ -15,6 +15,9 @@
 // # Storage format
 //
 // A file version is an ordered list of chunk references, its [Manifest].
+// A reference may be a hole instead ([ChunkRef.IsHole]: the zero Hash and a
+// length): that many zero bytes, which store and reference nothing, so a
+// sparse file costs what its data costs.
 // Chunk boundaries come from content-defined chunking with parameters that
 // are fixed per deployment (see package chunking); they never depend on a
 // value drawn per process, so the same bytes always produce the same chunks
@@ -26,6 +29,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strconv"
 )
 
@@ -60,9 +64,68 @@ func ParseHash(s string) (Hash, error) {
 
 // ChunkRef names a chunk and gives its length. Chunks are at most
 // chunking.MaxSizeLimit bytes, so the length fits in 32 bits.
+//
+// A ChunkRef with the zero Hash is a hole: Size zero bytes that no chunk
+// holds (at most MaxHole of them; a longer hole takes several refs, see
+// [AppendHole]). Nothing stores a hole, counts references to it or
+// fetches it: readers produce its zeros themselves.
 type ChunkRef struct {
 	Hash Hash
 	Size uint32
+}
+
+// MaxHole is the longest hole one ChunkRef describes: the largest
+// multiple of 4 KiB that fits its length, so that a hole of a terabyte
+// takes 257 refs (9 KB of manifest).
+const MaxHole = math.MaxUint32 &^ (4<<10 - 1)
+
+// Hole returns the ChunkRef of a hole of n bytes (0 < n <= MaxHole).
+func Hole(n uint32) ChunkRef { return ChunkRef{Size: n} }
+
+// IsHole reports whether r is a hole rather than a chunk.
+func (r ChunkRef) IsHole() bool { return r.Hash.IsZero() }
+
+// AppendHole appends a hole of n bytes (n <= 0: none) to refs and returns
+// the result: a hole right after another extends it, and a long one is
+// split into refs of MaxHole bytes, so that the same holes always take the
+// same refs.
+func AppendHole(refs []ChunkRef, n int64) []ChunkRef {
+	if n <= 0 {
+		return refs
+	}
+	if k := len(refs); k > 0 && refs[k-1].IsHole() && refs[k-1].Size < MaxHole {
+		add := min(n, int64(MaxHole-refs[k-1].Size))
+		refs[k-1].Size += uint32(add)
+		n -= add
+	}
+	for n > 0 {
+		m := min(n, MaxHole)
+		refs = append(refs, Hole(uint32(m)))
+		n -= m
+	}
+	return refs
+}
+
+// CompactHoles returns refs with each run of adjacent holes rewritten as
+// AppendHole writes one (in place: refs is reused), and empty holes
+// dropped.
+func CompactHoles(refs []ChunkRef) []ChunkRef {
+	out := refs[:0]
+	for i := 0; i < len(refs); {
+		if !refs[i].IsHole() {
+			out = append(out, refs[i])
+			i++
+			continue
+		}
+		var n int64
+		for ; i < len(refs) && refs[i].IsHole(); i++ {
+			n += int64(refs[i].Size)
+		}
+		// out cannot overtake the run being read: a run of k refs is
+		// written back as at most k.
+		out = AppendHole(out, n)
+	}
+	return out
 }
 
 // String returns "hash:size".
@@ -86,13 +149,50 @@ func (m *Manifest) Size() int64 {
 	return n
 }
 
-// Counts returns how many times each distinct chunk occurs in m. Reference
-// counts are kept per occurrence, so a file of sixteen identical chunks holds
-// sixteen references to one chunk.
+// DataSize returns the number of bytes of m that chunks hold: its size
+// less its holes.
+func (m *Manifest) DataSize() int64 {
+	var n int64
+	for _, c := range m.Chunks {
+		if !c.IsHole() {
+			n += int64(c.Size)
+		}
+	}
+	return n
+}
+
+// HasHoles reports whether m has a hole.
+func (m *Manifest) HasHoles() bool {
+	for _, c := range m.Chunks {
+		if c.IsHole() {
+			return true
+		}
+	}
+	return false
+}
+
+// Hashes returns the hashes of m's chunks in order, holes left out
+// (repeats kept).
+func (m *Manifest) Hashes() []Hash {
+	hs := make([]Hash, 0, len(m.Chunks))
+	for _, c := range m.Chunks {
+		if !c.IsHole() {
+			hs = append(hs, c.Hash)
+		}
+	}
+	return hs
+}
+
+// Counts returns how many times each distinct chunk occurs in m; holes
+// are not chunks and are left out. Reference counts are kept per
+// occurrence, so a file of sixteen identical chunks holds sixteen
+// references to one chunk.
 func (m *Manifest) Counts() map[Hash]int64 {
 	c := make(map[Hash]int64, len(m.Chunks))
 	for _, r := range m.Chunks {
-		c[r.Hash]++
+		if !r.IsHole() {
+			c[r.Hash]++
+		}
 	}
 	return c
 }

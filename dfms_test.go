@@ -123,3 +123,48 @@ func TestEntryKindNames(t *testing.T) {
 		}
 	}
 }
+
+func TestHoles(t *testing.T) {
+	a := Sum([]byte("a"))
+	var refs []ChunkRef
+	refs = append(refs, ChunkRef{a, 10})
+	refs = AppendHole(refs, 5)
+	refs = AppendHole(refs, 7) // extends the hole before it
+	refs = AppendHole(refs, 0)
+	if len(refs) != 2 || !refs[1].IsHole() || refs[1].Size != 12 || refs[0].IsHole() {
+		t.Fatalf("refs %v", refs)
+	}
+	const tib = int64(1) << 40
+	big := AppendHole(nil, tib)
+	if n := int64(len(big)); n != tib/MaxHole+1 || big[0].Size != MaxHole {
+		t.Fatalf("a 1 TiB hole takes %d refs, the first of %d bytes", n, big[0].Size)
+	}
+	m := Manifest{Chunks: append(append([]ChunkRef{{a, 10}}, big...), ChunkRef{a, 10})}
+	if m.Size() != tib+20 || m.DataSize() != 20 || !m.HasHoles() {
+		t.Fatalf("Size %d DataSize %d", m.Size(), m.DataSize())
+	}
+	if c := m.Counts(); len(c) != 1 || c[a] != 2 {
+		t.Fatalf("Counts() = %v, want the chunk twice and no hole", c)
+	}
+	if hs := m.Hashes(); len(hs) != 2 || hs[0] != a || hs[1] != a {
+		t.Fatalf("Hashes() = %v", hs)
+	}
+	b, _ := m.MarshalBinary()
+	if len(b) > 10<<10 {
+		t.Fatalf("a 1 TiB sparse manifest takes %d bytes", len(b))
+	}
+	var got Manifest
+	if err := got.UnmarshalBinary(b); err != nil || got.Size() != m.Size() || got.DataSize() != 20 {
+		t.Fatalf("round trip: %v, size %d", err, got.Size())
+	}
+	if i, w := got.Locate(10 + MaxHole + 3); i != 2 || w != 3 {
+		t.Fatalf("Locate in a hole: %d, %d", i, w)
+	}
+	// Split, short and empty holes compact to AppendHole's form.
+	split := []ChunkRef{Hole(3), Hole(0), Hole(MaxHole), {a, 1}, Hole(1), Hole(2)}
+	c := CompactHoles(split)
+	want := []ChunkRef{Hole(MaxHole), Hole(3), {a, 1}, Hole(3)}
+	if fmt.Sprint(c) != fmt.Sprint(want) {
+		t.Fatalf("CompactHoles = %v, want %v", c, want)
+	}
+}

@@ -106,11 +106,14 @@ type Entry struct {
 	UID    uint32
 	GID    uint32
 	Size   int64 // bytes of the current version; length of Target for symlinks
-	MTime  time.Time
-	CTime  time.Time
-	ATime  time.Time // last access, as set (reads do not move it)
-	Target string    // symlink target
-	Rdev   uint32    // a device's number, as the kernel encodes it; 0 for other kinds
+	// DataSize is how many of Size chunks hold: Size less the holes of
+	// a sparse file (what st_blocks counts).
+	DataSize int64
+	MTime    time.Time
+	CTime    time.Time
+	ATime    time.Time // last access, as set (reads do not move it)
+	Target   string    // symlink target
+	Rdev     uint32    // a device's number, as the kernel encodes it; 0 for other kinds
 	// Nlink counts the entry's names (hard links) for a file, symlink or
 	// special file (0 once in the trash); for a directory it is 2 + its
 	// subdirectories, as POSIX file systems count.

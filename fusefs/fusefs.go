@@ -264,7 +264,7 @@ func fillAttr(out *fuse.Attr, a vfs.Attr) {
 	out.Mode = a.Mode
 	out.Nlink = a.Nlink
 	out.Size = uint64(a.Size)
-	out.Blocks = (out.Size + 511) / 512
+	out.Blocks = (uint64(max(a.Alloc, 0)) + 511) / 512 // a sparse file's holes take none
 	out.Blksize = 4096
 	out.Owner = fuse.Owner{Uid: a.UID, Gid: a.GID}
 	out.Rdev = a.Rdev

@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"math"
 	"sync"
 	"syscall"
 	"time"
@@ -36,6 +37,7 @@ var (
 	_ fs.NodeFsyncer        = (*node)(nil)
 	_ fs.NodeReleaser       = (*node)(nil)
 	_ fs.NodeAllocater      = (*node)(nil)
+	_ fs.NodeLseeker        = (*node)(nil)
 	_ fs.NodeUnlinker       = (*node)(nil)
 	_ fs.NodeRmdirer        = (*node)(nil)
 	_ fs.NodeRenamer        = (*node)(nil)
@@ -372,6 +374,33 @@ func (n *node) Allocate(ctx context.Context, f fs.FileHandle, off, size uint64, 
 		return syscall.EOPNOTSUPP // punching holes, collapsing, zeroing ranges
 	}
 	return n.m.errno("fallocate", n.ino, h.Allocate(uninterruptible(ctx), int64(off), int64(size), mode&fallocKeepSize != 0))
+}
+
+// lseek(2)'s whence values that reach the file system (the kernel answers
+// the others itself).
+const (
+	seekData = 3
+	seekHole = 4
+)
+
+// Lseek answers SEEK_DATA and SEEK_HOLE from the file's holes: those of
+// its version and what nobody wrote here.
+func (n *node) Lseek(ctx context.Context, f fs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
+	h, ok := f.(*vfs.Handle)
+	if !ok {
+		return 0, syscall.EBADF
+	}
+	if whence != seekData && whence != seekHole || off > math.MaxInt64 {
+		return 0, syscall.EINVAL
+	}
+	pos, found, err := h.Seek(uninterruptible(ctx), int64(off), whence == seekHole)
+	if err != nil {
+		return 0, n.m.errno("lseek", n.ino, err)
+	}
+	if !found {
+		return 0, syscall.ENXIO
+	}
+	return uint64(pos), 0
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {

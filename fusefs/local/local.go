@@ -95,7 +95,7 @@ func New(svc *files.Service, owner dfms.UserID) *Backend {
 
 func entryOf(e dfms.Entry) vfs.Entry {
 	return vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: e.Kind, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink, Version: e.VersionID, Live: e.Live()}
+		Size: e.Size, DataSize: e.DataSize, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink, Version: e.VersionID, Live: e.Live()}
 }
 
 // Root implements vfs.Backend.
@@ -245,9 +245,11 @@ func (l *Backend) Chunking(context.Context) (chunking.Params, error) {
 	return l.files.Chunking(), nil
 }
 
-// Missing implements vfs.Backend.
+// Missing implements vfs.Backend. A hole (the zero hash) is never
+// missing: it names no chunk.
 func (l *Backend) Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, error) {
-	return l.files.Meta().UnownedChunks(ctx, l.owner, hs)
+	miss, err := l.files.Meta().UnownedChunks(ctx, l.owner, hs)
+	return slices.DeleteFunc(miss, dfms.Hash.IsZero), err
 }
 
 // PutChunks implements vfs.Backend. The chunks' bytes are durable when it

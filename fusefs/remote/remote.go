@@ -108,6 +108,8 @@ type fsEntry struct {
 	Nlink   uint32       `json:"nlink"`
 	Version int64        `json:"version_id"` // the lasting id, as the mount names versions
 	Live    bool         `json:"live"`
+	// DataSize is absent from an older server's answers (all of Size).
+	DataSize *int64 `json:"data_size"`
 }
 
 func (e fsEntry) vfs() vfs.Entry {
@@ -115,8 +117,12 @@ func (e fsEntry) vfs() vfs.Entry {
 	if !ok {
 		kind = dfms.KindFile // a kind of a later server: shown as a file, whose reads it refuses
 	}
+	data := e.Size
+	if e.DataSize != nil {
+		data = *e.DataSize
+	}
 	return vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: kind, Mode: e.Mode, UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink, Version: e.Version, Live: e.Live}
+		Size: e.Size, DataSize: data, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink, Version: e.Version, Live: e.Live}
 }
 
 func (b *Backend) entry(ctx context.Context, op dfms.Op, r client.Request) (vfs.Entry, error) {
@@ -440,7 +446,7 @@ func (b *Backend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, 
 		return vfs.Entry{}, err
 	}
 	return vfs.Entry{ID: id, Parent: out.File.ParentID, Name: out.File.Name, Kind: dfms.KindFile, Mode: out.File.Mode,
-		Size: m.Size(), MTime: out.File.UpdatedAt, CTime: out.File.ChangedAt, Version: out.Version.ID, Live: true}, nil
+		Size: m.Size(), DataSize: m.DataSize(), MTime: out.File.UpdatedAt, CTime: out.File.ChangedAt, Version: out.Version.ID, Live: true}, nil
 }
 
 // CommitManifests implements vfs.CommitBatcher: one request for up to

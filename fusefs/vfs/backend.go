@@ -36,6 +36,9 @@ type Entry struct {
 	// Live is false once the entry is in the trash: it was unlinked or
 	// replaced, but may still be open.
 	Live bool
+	// DataSize is how many of a file's Size bytes chunks hold: Size less
+	// the holes of a sparse file.
+	DataSize int64
 }
 
 // VersionInfo describes one committed version of a file.

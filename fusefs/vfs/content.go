@@ -53,6 +53,14 @@ func (fsys *FS) readView(ctx context.Context, v *view, p []byte, off int64, ahea
 	n := 0
 	for n < len(p) && i < len(v.chunks) {
 		ref := v.chunks[i]
+		if ref.IsHole() {
+			// Zeros that no chunk holds: nothing to fetch.
+			m := min(int64(len(p)-n), v.end(i)-(off+int64(n)))
+			clear(p[n : n+int(m)])
+			n += int(m)
+			i++
+			continue
+		}
 		b, err := fsys.cache.get(ctx, ref, v.loader(fsys.b, ref))
 		if err != nil {
 			return n, err
@@ -61,7 +69,9 @@ func (fsys *FS) readView(ctx context.Context, v *view, p []byte, off int64, ahea
 		i++
 	}
 	for j := i; j < min(i+ahead, len(v.chunks)); j++ {
-		fsys.cache.prefetchAsync(v.chunks[j], v.loader(fsys.b, v.chunks[j]))
+		if !v.chunks[j].IsHole() {
+			fsys.cache.prefetchAsync(v.chunks[j], v.loader(fsys.b, v.chunks[j]))
+		}
 	}
 	if n < len(p) {
 		return n, io.EOF
@@ -119,4 +129,56 @@ func (es extents) at(off int64) (int, bool) {
 func (es extents) overlaps(off, end int64) bool {
 	i, _ := es.at(off)
 	return i < len(es) && es[i].off < end
+}
+
+// holeEnd returns where the run of unwritten zeros at pos ends in a
+// content of size bytes made of base version v below limit with dirty
+// written on top (openFile): pos itself if pos holds written bytes or base
+// data. Unwritten zeros are v's holes below limit and everything past
+// limit, less what was written.
+func holeEnd(v *view, dirty extents, limit, size, pos int64) int64 {
+	end := size
+	i, in := dirty.at(pos)
+	if in {
+		return pos
+	}
+	if i < len(dirty) {
+		end = min(end, dirty[i].off)
+	}
+	// Below limit, only the base's holes are unwritten.
+	for p := pos; p < min(end, limit, v.size); {
+		k := v.find(p)
+		if !v.chunks[k].IsHole() {
+			return p
+		}
+		p = v.end(k)
+	}
+	return end
+}
+
+// seekIn answers lseek(2)'s SEEK_DATA (hole false) or SEEK_HOLE (hole
+// true) at off in such a content: the first offset at or after off that
+// holds data, or that is in a hole (the end of the file counts as one).
+// ok is false where Linux answers ENXIO: off at or past the end, or no
+// data after off.
+func seekIn(v *view, dirty extents, limit, size, off int64, hole bool) (int64, bool) {
+	if off < 0 || off >= size {
+		return 0, false
+	}
+	if !hole {
+		end := holeEnd(v, dirty, limit, size, off)
+		return end, end < size
+	}
+	for pos := off; pos < size; {
+		if holeEnd(v, dirty, limit, size, pos) > pos {
+			return pos, true
+		}
+		// Data at pos: on to where it may end.
+		if i, in := dirty.at(pos); in {
+			pos = dirty[i].end
+		} else {
+			pos = min(limit, v.end(v.find(pos)))
+		}
+	}
+	return size, true
 }

@@ -52,7 +52,10 @@
 // which base bytes are gone, and nothing is copied. A commit re-cuts content-defined chunks
 // only around the changes (rechunk.go), uploads the chunks the server
 // lacks and commits the manifest, so a one-byte edit of a large file
-// costs one or two chunks. All handles of one file in this mount share
+// costs one or two chunks. What nobody wrote (past the limit, or in a
+// hole of the base version) becomes a hole of the manifest, which stores
+// nothing: a sparse file costs its data. Stat counts a file's data bytes
+// in st_blocks, and Handle.Seek answers SEEK_DATA and SEEK_HOLE. All handles of one file in this mount share
 // one stage. Every change is appended to a journal next to the stage
 // (journal.go): the next mount of the same cache directory commits what a
 // crashed mount left behind. A commit that fails at close keeps the data

@@ -84,7 +84,7 @@ type openFile struct {
 
 // attrSnapshot is what overlay applies to a file's attributes.
 type attrSnapshot struct {
-	size         int64
+	size, alloc  int64
 	mtime, ctime time.Time
 }
 
@@ -93,7 +93,7 @@ type attrSnapshot struct {
 // unlocks.
 func (f *openFile) holdForCommitLocked() {
 	if f.changed {
-		f.committing.Store(&attrSnapshot{f.size, f.mtime, f.ctime})
+		f.committing.Store(&attrSnapshot{f.size, f.allocLocked(f.size), f.mtime, f.ctime})
 	}
 }
 
@@ -298,7 +298,7 @@ func later(a, b time.Time) time.Time {
 // overlay shows the staged size, mtime and ctime of a file being written.
 func (f *openFile) overlay(a *Attr, version int64) {
 	if s := f.committing.Load(); s != nil {
-		a.Size, a.MTime = s.size, s.mtime
+		a.Size, a.Alloc, a.MTime = s.size, s.alloc, s.mtime
 		a.CTime = later(a.CTime, s.ctime)
 		return
 	}
@@ -307,9 +307,28 @@ func (f *openFile) overlay(a *Attr, version int64) {
 	// Also a version committed here after the caller read a (write-back
 	// commits while stat runs).
 	if f.changed || (f.version > version && !f.mtime.IsZero()) {
-		a.Size, a.MTime = f.size, f.mtime
+		a.Size, a.Alloc, a.MTime = f.size, f.allocLocked(a.Alloc), f.mtime
 		a.CTime = later(a.CTime, f.ctime)
 	}
+}
+
+// allocLocked estimates the bytes the content takes: the base's data
+// below limit and what is written (those may overlap: at most the size).
+// alloc is the base's, as the backend says, if its manifest is not at hand.
+func (f *openFile) allocLocked(alloc int64) int64 {
+	if f.base != nil {
+		alloc = 0
+		for i, c := range f.base.chunks {
+			if start := f.base.starts[i]; !c.IsHole() && start < f.limit {
+				alloc += min(f.base.end(i), f.limit) - start
+			}
+		}
+	}
+	alloc = min(alloc, f.limit)
+	for _, e := range f.dirty {
+		alloc += e.end - e.off
+	}
+	return max(0, min(alloc, f.size))
 }
 
 // setMTime records an explicit mtime for the dirty content (utimens
@@ -1003,6 +1022,31 @@ func (h *Handle) Fsync(ctx context.Context) error {
 		return err
 	}
 	return h.fsys.syncBackend(ctx)
+}
+
+// Seek answers lseek(2)'s SEEK_DATA (hole false) and SEEK_HOLE (hole
+// true) at off: the first offset at or after off that holds data, or that
+// is in a hole (the end of the file counts as one). Holes are the
+// version's and what nobody wrote here (a file extended by truncate or by
+// a write past its end). ok is false where Linux answers ENXIO: off at or
+// past the end, or no data at or after off.
+func (h *Handle) Seek(ctx context.Context, off int64, hole bool) (int64, bool, error) {
+	if h.v != nil {
+		pos, ok := seekIn(h.v, nil, h.v.size, h.v.size, off, hole)
+		return pos, ok, nil
+	}
+	f := h.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if off < 0 || off >= f.size {
+		return 0, false, nil
+	}
+	v, err := f.baseLocked(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	pos, ok := seekIn(v, f.dirty, min(f.limit, v.size), f.size, off, hole)
+	return pos, ok, nil
 }
 
 // Allocate is fallocate(2) without flags (extend the file to off+length

@@ -1,7 +1,6 @@
 package vfs
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"runtime"
@@ -24,6 +23,18 @@ import (
 // The last chunk of a version ends where the file ended, which is not a
 // content-defined cut; it is re-cut when the file grows, so that appends
 // do not leave a trail of small chunks behind.
+//
+// Holes: bytes nobody wrote (past the truncation limit and not written
+// since, or in a hole of the base version) are zeros that need no chunk.
+// A run of them at least as long as the smallest chunk becomes a hole of
+// the manifest (dfms.AppendHole), which stores and costs nothing, however
+// long: a file extended to a terabyte and written in one place commits a
+// few hundred hole references and the chunks around the write. Data is
+// cut as before, up to where such a run starts, so written data
+// deduplicates as it did. Shorter runs are cut as zeros with the data
+// around them: a hole smaller than a chunk is not worth a chunk boundary
+// that no content decided. The base's holes that no change touched are
+// kept as they are.
 
 // cleanLocked reports whether base chunk i is unchanged in the content.
 func (f *openFile) cleanLocked(v *view, i int) bool {
@@ -31,7 +42,14 @@ func (f *openFile) cleanLocked(v *view, i int) bool {
 	if end > f.limit || f.dirty.overlaps(start, end) {
 		return false
 	}
-	return end < v.size || end == f.size
+	return v.chunks[i].IsHole() || end < v.size || end == f.size
+}
+
+// holeEndLocked returns where the run of unwritten zeros at pos ends (at
+// most the size): pos itself if pos holds written bytes or base data
+// (holeEnd).
+func (f *openFile) holeEndLocked(v *view, pos int64) int64 {
+	return holeEnd(v, f.dirty, f.limit, f.size, pos)
 }
 
 // rechunkLocked returns the manifest of the content, uploading the chunks
@@ -56,7 +74,9 @@ func (f *openFile) cutLocked(ctx context.Context, collect, tail *[]dfms.ChunkDat
 	}
 	known := make(map[dfms.Hash]bool, len(v.chunks))
 	for _, c := range v.chunks {
-		known[c.Hash] = true
+		if !c.IsHole() {
+			known[c.Hash] = true
+		}
 	}
 	up := &uploader{fsys: f.fsys, known: known, collect: collect, tail: tail}
 	defer func() { _ = up.wait() }() // a batch still in flight after an error
@@ -64,6 +84,7 @@ func (f *openFile) cutLocked(ctx context.Context, collect, tail *[]dfms.ChunkDat
 	var ch *chunking.Chunker
 	buf := f.fsys.chunkBuf(p.Max)
 	defer f.fsys.putChunkBuf(buf)
+	minHole := int64(p.Min)
 	i, pos := 0, int64(0)
 	// resynced moves i to the first base chunk at or after pos and
 	// reports whether the new cuts met an old boundary followed by an
@@ -82,14 +103,24 @@ func (f *openFile) cutLocked(ctx context.Context, collect, tail *[]dfms.ChunkDat
 		resynced()
 	}
 	for pos < f.size {
+		if end := f.holeEndLocked(v, pos); end-pos >= minHole {
+			// Not merged with what precedes: a chunk cut here has no
+			// hash yet, and would pass for a hole (CompactHoles merges
+			// holes at the end).
+			out.Chunks = append(out.Chunks, dfms.AppendHole(nil, end-pos)...)
+			pos = end
+			resynced()
+			continue
+		}
 		if i < len(v.chunks) && v.starts[i] == pos && f.cleanLocked(v, i) {
 			out.Chunks = append(out.Chunks, v.chunks[i])
 			pos = v.end(i)
 			i++
 			continue
 		}
-		// Cut from pos until a cut meets an old boundary again.
-		r := &contentReader{ctx: ctx, f: f, pos: pos}
+		// Cut from pos until a cut meets an old boundary again, or a
+		// hole starts (the reader ends there).
+		r := &contentReader{ctx: ctx, f: f, v: v, pos: pos, minHole: minHole}
 		if ch == nil {
 			if ch, err = chunking.New(r, p); err != nil {
 				return dfms.Manifest{}, err
@@ -98,23 +129,10 @@ func (f *openFile) cutLocked(ctx context.Context, collect, tail *[]dfms.ChunkDat
 			ch.Reset(r)
 		}
 		for pos < f.size {
-			// A long run of zeros nobody wrote (a sparse file, a file
-			// extended by truncate) is cut without reading it: content-
-			// defined cuts repeat with the same length on zeros.
-			if z, end := f.fsys.zeroChunk(p), f.holeEndLocked(pos); z != nil && end-pos >= 2*int64(p.Max) {
-				for ; pos+int64(p.Max) <= end; pos += int64(z.ref.Size) {
-					out.Chunks = append(out.Chunks, z.ref)
-					if err := up.addZero(ctx, z, len(out.Chunks)-1); err != nil {
-						return dfms.Manifest{}, err
-					}
-				}
-				ch.Reset(&contentReader{ctx: ctx, f: f, pos: pos})
-				if resynced() {
-					break
-				}
-				continue
-			}
 			c, err := ch.Next(buf)
+			if err == io.EOF && pos == r.pos {
+				break // a hole starts at pos
+			}
 			if err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
@@ -138,23 +156,31 @@ func (f *openFile) cutLocked(ctx context.Context, collect, tail *[]dfms.ChunkDat
 	for _, r := range up.done {
 		out.Chunks[r.idx].Hash = r.hash
 	}
+	// Every chunk cut has its hash now: what has none is a hole, and
+	// holes that ended up next to each other become one.
+	out.Chunks = dfms.CompactHoles(out.Chunks)
 	f.fsys.stats.chunksCut.Add(up.cut)
 	f.fsys.stats.chunksSent.Add(up.sent)
 	return out, nil
 }
 
-// contentReader reads the content of a file from pos to its end; the
-// caller holds the file's lock.
+// contentReader reads the content of a file from pos to its end, or to
+// the start of the first run of unwritten zeros of at least minHole bytes
+// (which becomes a hole); the caller holds the file's lock.
 type contentReader struct {
-	ctx context.Context
-	f   *openFile
-	pos int64
+	ctx     context.Context
+	f       *openFile
+	v       *view // the base
+	pos     int64
+	minHole int64
 }
 
 // Read stops at the end of the base chunk that holds r.pos: the chunker
 // scans what it has before it reads on, so a new cut that falls on the old
 // boundary ends the re-chunking before the next chunk is fetched (and
-// verified) for nothing.
+// verified) for nothing. It also stops where written bytes or a run of
+// unwritten zeros end, to look at what follows: a long run ends the
+// stream.
 func (r *contentReader) Read(p []byte) (int, error) {
 	if r.pos >= r.f.size {
 		return 0, io.EOF
@@ -163,13 +189,20 @@ func (r *contentReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	end := r.f.size
-	if r.pos < r.f.limit {
-		v, err := r.f.baseLocked(r.ctx)
-		if err != nil {
-			return 0, err
+	if hend := r.f.holeEndLocked(r.v, r.pos); hend > r.pos {
+		if hend-r.pos >= r.minHole {
+			return 0, io.EOF // a hole starts here
 		}
-		if r.pos < v.size {
-			end = min(end, v.end(v.find(r.pos)))
+		end = hend
+	} else {
+		if i, in := r.f.dirty.at(r.pos); in {
+			end = min(end, r.f.dirty[i].end)
+		}
+		if r.pos < r.f.limit {
+			end = min(end, r.f.limit)
+			if r.pos < r.v.size {
+				end = min(end, r.v.end(r.v.find(r.pos)))
+			}
 		}
 	}
 	p = p[:min(int64(len(p)), end-r.pos)]
@@ -193,7 +226,6 @@ type uploader struct {
 	cut     int64 // chunks cut
 	sent    int64 // chunks uploaded
 
-	zeroSent bool        // the zero chunk is queued (addZero)
 	inflight chan error  // the batch being sent, if any
 	done     []hashedRef // hashes of the chunks sent, for the manifest
 	doneMu   sync.Mutex
@@ -219,25 +251,6 @@ func (u *uploader) add(ctx context.Context, data []byte, idx int) error {
 	u.cut++
 	u.pending = append(u.pending, cutChunk{idx: idx, data: append([]byte(nil), data...)})
 	u.bytes += len(data)
-	if u.bytes >= uploadBatch {
-		return u.flush(ctx)
-	}
-	return nil
-}
-
-// addZero records the zero chunk at manifest index idx; its bytes are
-// queued once per commit.
-func (u *uploader) addZero(ctx context.Context, z *zeroChunk, idx int) error {
-	u.cut++
-	if u.zeroSent {
-		u.doneMu.Lock()
-		u.done = append(u.done, hashedRef{idx, z.ref.Hash})
-		u.doneMu.Unlock()
-		return nil
-	}
-	u.zeroSent = true
-	u.pending = append(u.pending, cutChunk{idx: idx, data: z.data, hash: z.ref.Hash, hashed: true})
-	u.bytes += len(z.data)
 	if u.bytes >= uploadBatch {
 		return u.flush(ctx)
 	}
@@ -371,43 +384,4 @@ func hashBatch(batch []cutChunk) []dfms.Hash {
 	}
 	wg.Wait()
 	return hashes
-}
-
-// zeroChunk is the first content-defined chunk of a long run of zeros.
-type zeroChunk struct {
-	ref  dfms.ChunkRef
-	data []byte
-}
-
-// zeroChunk returns the zero chunk of the parameters p, computed once.
-func (fsys *FS) zeroChunk(p chunking.Params) *zeroChunk {
-	fsys.zeroOnce.Do(func() {
-		ch, err := chunking.New(bytes.NewReader(make([]byte, 2*p.Max)), p)
-		if err != nil {
-			return
-		}
-		c, err := ch.Next(nil)
-		if err != nil {
-			return
-		}
-		data := append([]byte(nil), c.Data...)
-		fsys.zero = &zeroChunk{ref: dfms.ChunkRef{Hash: dfms.Sum(data), Size: uint32(len(data))}, data: data}
-	})
-	return fsys.zero
-}
-
-// holeEndLocked returns where the run of unwritten zeros at pos ends: pos
-// itself if pos holds written or base bytes.
-func (f *openFile) holeEndLocked(pos int64) int64 {
-	if pos < f.limit {
-		return pos
-	}
-	i, in := f.dirty.at(pos)
-	if in {
-		return pos
-	}
-	if i < len(f.dirty) {
-		return min(f.dirty[i].off, f.size)
-	}
-	return f.size
 }

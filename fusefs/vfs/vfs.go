@@ -78,8 +78,6 @@ type FS struct {
 
 	paramsOnce sync.Mutex
 	chunkP     chunking.Params
-	zeroOnce   sync.Once
-	zero       *zeroChunk
 	wb         *writeBack     // nil without Options.WriteBack
 	workers    sync.WaitGroup // pre-cut workers (Close waits for them)
 
@@ -319,6 +317,10 @@ type Attr struct {
 	Mode  uint32 // file type bits (syscall.S_IFDIR, …) and permission bits
 	Nlink uint32
 	Size  int64
+	// Alloc is how many bytes the content takes (st_blocks): a file's size
+	// less its holes, counting what is written here and not committed yet;
+	// the size for anything else.
+	Alloc int64
 	UID   uint32
 	GID   uint32
 	MTime time.Time
@@ -367,8 +369,11 @@ func specialKind(t uint32) (dfms.EntryKind, bool) {
 }
 
 func (fsys *FS) attrOf(e Entry) Attr {
-	a := Attr{Ino: Ino(e.ID), Mode: typeBits(e.Kind) | e.Mode&0o7777, Nlink: e.Nlink, Size: e.Size,
+	a := Attr{Ino: Ino(e.ID), Mode: typeBits(e.Kind) | e.Mode&0o7777, Nlink: e.Nlink, Size: e.Size, Alloc: e.Size,
 		UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Rdev: e.Rdev}
+	if e.Kind == dfms.KindFile {
+		a.Alloc = min(e.DataSize, e.Size)
+	}
 	if a.ATime.IsZero() {
 		a.ATime = a.MTime
 	}
@@ -509,7 +514,7 @@ func (fsys *FS) versions(ctx context.Context, id dfms.EntryID) ([]VersionInfo, e
 // versionAttrOf is the attribute of version v of file e: read-only, with
 // the version's size and time.
 func versionAttrOf(ino Ino, e Entry, v VersionInfo) Attr {
-	return Attr{Ino: ino, Mode: syscall.S_IFREG | 0o444, Nlink: 1, Size: v.Size, UID: e.UID, GID: e.GID, MTime: v.Time, CTime: v.Time}
+	return Attr{Ino: ino, Mode: syscall.S_IFREG | 0o444, Nlink: 1, Size: v.Size, Alloc: v.Size, UID: e.UID, GID: e.GID, MTime: v.Time, CTime: v.Time}
 }
 
 // GetAttr returns the attribute of an inode. It works on unlinked files

@@ -62,9 +62,11 @@ func (a *API) missingChunks(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	out := make([]string, len(miss))
-	for i, h := range miss {
-		out[i] = h.String()
+	out := make([]string, 0, len(miss))
+	for _, h := range miss {
+		if !h.IsZero() { // a hole's hash names no chunk: never to be sent
+			out = append(out, h.String())
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"missing": out})
 }
@@ -169,7 +171,7 @@ func (a *API) manifestOut(c *gin.Context, v dfms.Version, current bool) {
 		chunks[i] = ref{r.Hash.String(), r.Size}
 	}
 	out := gin.H{"file_id": v.Entry, "version": v.Number, "version_id": v.ID, "current": current,
-		"size": v.Manifest.Size(), "chunks": chunks}
+		"size": v.Manifest.Size(), "data_size": v.Manifest.DataSize(), "chunks": chunks}
 	if !v.CreatedAt.IsZero() {
 		out["created_at"] = v.CreatedAt.UTC()
 	}
@@ -211,6 +213,10 @@ func (a *API) versionIDChunk(c *gin.Context) {
 	if !ok {
 		return
 	}
+	if h.IsZero() {
+		a.fail(c, errHoleChunk)
+		return
+	}
 	v, ok := a.versionByID(c, vid)
 	if !ok {
 		return
@@ -222,6 +228,10 @@ func (a *API) versionIDChunk(c *gin.Context) {
 	}
 	a.chunkOut(c, v.Manifest.Chunks[i])
 }
+
+// errHoleChunk answers a request for the chunk of a hole: its bytes are
+// zeros that the client makes itself.
+var errHoleChunk = dfms.Errorf("", dfms.NotExist, "the zero hash names a hole, not a chunk")
 
 // chunkOut answers the bytes of chunk ref, verified.
 func (a *API) chunkOut(c *gin.Context, ref dfms.ChunkRef) {
@@ -241,6 +251,9 @@ func (a *API) chunkOut(c *gin.Context, ref dfms.ChunkRef) {
 // committed it): version numbers move when a rename over a file adopts
 // its history, and a reader that opened the old number must not fail.
 func (a *API) versionChunk(ctx context.Context, owner dfms.UserID, id dfms.EntryID, n int64, h dfms.Hash) (dfms.ChunkRef, error) {
+	if h.IsZero() {
+		return dfms.ChunkRef{}, errHoleChunk
+	}
 	v, err := a.Files.OpenVersion(ctx, owner, id, n)
 	if err != nil && !dfms.Is(err, dfms.NotExist) {
 		return dfms.ChunkRef{}, err
@@ -325,7 +338,6 @@ func (a *API) commitManifest(c *gin.Context) {
 		}
 		req.SHA256 = sum
 	}
-	var size int64
 	for _, r := range b.Chunks {
 		h, err := dfms.ParseHash(r.Hash)
 		if err != nil {
@@ -333,8 +345,10 @@ func (a *API) commitManifest(c *gin.Context) {
 			return
 		}
 		req.Manifest.Chunks = append(req.Manifest.Chunks, dfms.ChunkRef{Hash: h, Size: r.Size})
-		size += int64(r.Size)
 	}
+	// A hole (the hash of 64 zeros) is zeros that store nothing: the
+	// limits count the data the chunks hold.
+	size := req.Manifest.DataSize()
 	if size > a.cfg.MaxUploadSize {
 		a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("files are limited to %d bytes", a.cfg.MaxUploadSize))
 		return

@@ -512,7 +512,7 @@ func (a *API) copyFile(c *gin.Context) {
 	} else if parent == src.Parent {
 		name = copyName(src.Name)
 	}
-	if !a.chargeUpload(c, src.Size) {
+	if !a.chargeUpload(c, src.DataSize) { // holes cost nothing
 		return
 	}
 	e, _, err := a.Files.Copy(c.Request.Context(), user(c).ID, id, parent, name)

@@ -43,11 +43,14 @@ type fsEntry struct {
 	// version by it.
 	VersionID int64 `json:"version_id"`
 	Live      bool  `json:"live"`
+	// DataSize is how many of Size bytes data chunks hold: Size less the
+	// holes of a sparse file (what st_blocks counts).
+	DataSize int64 `json:"data_size"`
 }
 
 func fsView(e dfms.Entry) fsEntry {
 	return fsEntry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: e.Kind.String(), Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-		Size: e.Size, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), ATime: e.ATime.UTC(), Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink,
+		Size: e.Size, DataSize: e.DataSize, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), ATime: e.ATime.UTC(), Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink,
 		Version: e.Version, VersionID: e.VersionID, Live: e.Live()}
 }
 
@@ -385,7 +388,6 @@ func (a *API) fsCommits(c *gin.Context) {
 			}
 			req.MTime = *in.MTime
 		}
-		var size int64
 		for _, r := range in.Chunks {
 			h, err := dfms.ParseHash(r.Hash)
 			if err != nil {
@@ -393,8 +395,8 @@ func (a *API) fsCommits(c *gin.Context) {
 				return
 			}
 			req.Manifest.Chunks = append(req.Manifest.Chunks, dfms.ChunkRef{Hash: h, Size: r.Size})
-			size += int64(r.Size)
 		}
+		size := req.Manifest.DataSize() // holes cost nothing
 		if size > a.cfg.MaxUploadSize {
 			a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("commit %d: files are limited to %d bytes", i, a.cfg.MaxUploadSize))
 			return

@@ -433,3 +433,68 @@ func TestFSLink(t *testing.T) {
 		t.Fatalf("after unlinking the first name: %+v", out.Entry)
 	}
 }
+
+// A hole in a committed manifest is the hash of 64 zeros with a size: it
+// is accepted without any chunk, never reported missing or served as a
+// chunk, reads as zeros, and its bytes count neither against the upload
+// size limit nor in data_size.
+func TestSparseCommit(t *testing.T) {
+	hs := newHarness(t, Config{MaxUploadSize: 1 << 20})
+	data := []byte("sparse data")
+	h := hs.putChunk(t, data)
+	hole := strings.Repeat("0", 64)
+	var miss struct {
+		Missing []string `json:"missing"`
+	}
+	hs.mustJSON(t, 200, "POST", "/api/v1/chunks/missing", fmt.Sprintf(`{"hashes":[%q,%q]}`, hole, h), &miss)
+	if len(miss.Missing) != 0 {
+		t.Fatalf("missing %v, want nothing (a hole is not a chunk)", miss.Missing)
+	}
+	const gib = 1 << 30
+	body := fmt.Sprintf(`{"name":"s","chunks":[{"hash":%q,"size":%d},{"hash":%q,"size":%d},{"hash":%q,"size":3}]}`, hole, 3*gib, h, len(data), hole)
+	var c struct {
+		File struct {
+			ID   int64 `json:"id"`
+			Size int64 `json:"size"`
+		} `json:"file"`
+	}
+	hs.mustJSON(t, 201, "POST", "/api/v1/files/commit", body, &c)
+	if c.File.Size != 3*gib+int64(len(data))+3 {
+		t.Fatalf("size %d", c.File.Size)
+	}
+	var m struct {
+		Size     int64 `json:"size"`
+		DataSize int64 `json:"data_size"`
+		Chunks   []struct {
+			Hash string `json:"hash"`
+			Size int64  `json:"size"`
+		} `json:"chunks"`
+	}
+	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/files/%d/manifest", c.File.ID), "", &m)
+	if m.DataSize != int64(len(data)) || len(m.Chunks) != 3 || m.Chunks[0].Hash != hole || m.Chunks[0].Size != 3*gib {
+		t.Fatalf("manifest %+v", m)
+	}
+	var fe struct {
+		Entry fsEntry `json:"entry"`
+	}
+	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/fs/entries/%d", c.File.ID), "", &fe)
+	if fe.Entry.DataSize != int64(len(data)) || fe.Entry.Size != c.File.Size {
+		t.Fatalf("fs entry %+v", fe.Entry)
+	}
+	rec := hs.do("GET", fmt.Sprintf("/api/v1/files/%d/download", c.File.ID), nil, "Range", fmt.Sprintf("bytes=%d-%d", 3*gib-2, 3*gib+int64(len(data))+2))
+	if want := "\x00\x00" + string(data) + "\x00\x00\x00"; rec.Code != 206 || rec.Body.String() != want {
+		t.Fatalf("download around the data: %d %q, want %q", rec.Code, rec.Body, want)
+	}
+	if rec := hs.do("GET", fmt.Sprintf("/api/v1/files/%d/versions/1/chunks/%s", c.File.ID, hole), nil); rec.Code != 404 {
+		t.Fatalf("GET of a hole's chunk: %d %s, want 404", rec.Code, rec.Body)
+	}
+	// Data past the upload limit is refused (holes are not data, as the
+	// commit above shows).
+	half := make([]byte, 600<<10)
+	half[0] = 1
+	hh := hs.putChunk(t, half)
+	big := fmt.Sprintf(`{"name":"t","chunks":[{"hash":%q,"size":%d},{"hash":%q,"size":%d}]}`, hh, len(half), hh, len(half))
+	if rec := hs.do("POST", "/api/v1/files/commit", strings.NewReader(big), "Content-Type", "application/json"); rec.Code != 413 {
+		t.Fatalf("a commit of data past the limit: %d, want 413", rec.Code)
+	}
+}

@@ -38,7 +38,7 @@ func (a *API) restoreVersion(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	if !a.chargeUpload(c, old.Size) {
+	if !a.chargeUpload(c, old.Manifest.DataSize()) { // holes cost nothing
 		return
 	}
 	e, v, err := a.Files.RestoreVersion(c.Request.Context(), user(c).ID, f.ID, n)

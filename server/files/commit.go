@@ -264,12 +264,19 @@ func (s *Service) checkManifest(ctx context.Context, req meta.CommitRequest, pos
 // re-arms their grace period (checkManifest).
 func (s *Service) checkChunks(ctx context.Context, req meta.CommitRequest, possession, keep bool) error {
 	const op dfms.Op = "files.Commit"
-	hashes := make([]dfms.Hash, len(req.Manifest.Chunks))
+	hashes := make([]dfms.Hash, 0, len(req.Manifest.Chunks))
 	for i, c := range req.Manifest.Chunks {
+		if c.IsHole() {
+			// Zeros that reference nothing: no chunk to own or keep.
+			if c.Size == 0 {
+				return dfms.E(op, dfms.Invalid, fmt.Errorf("hole %d is empty", i))
+			}
+			continue
+		}
 		if c.Size == 0 || int(c.Size) > s.opts.Chunking.Max {
 			return dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %d has size %d", i, c.Size))
 		}
-		hashes[i] = c.Hash
+		hashes = append(hashes, c.Hash)
 	}
 	if len(hashes) == 0 {
 		return nil

@@ -273,12 +273,9 @@ func (s *Service) Write(ctx context.Context, req WriteRequest) (WriteResult, err
 
 // keepAll re-arms the grace period of every chunk of m.
 func (s *Service) keepAll(ctx context.Context, m *dfms.Manifest) error {
-	if len(m.Chunks) == 0 {
+	hs := m.Hashes()
+	if len(hs) == 0 {
 		return nil
-	}
-	hs := make([]dfms.Hash, len(m.Chunks))
-	for i, c := range m.Chunks {
-		hs[i] = c.Hash
 	}
 	if err := s.index.KeepChunks(ctx, hs); err != nil {
 		return commitError(err)

@@ -769,3 +769,85 @@ func TestDeferredChecksumFollowsVersion(t *testing.T) {
 		}
 	})
 }
+
+// A version may hold holes: they read as zeros made here (no chunk is
+// fetched for them), commit without any chunk (verified or not), and copy
+// and restore as they are.
+func TestHolesReadAsZeros(t *testing.T) {
+	forEach(t, files.Options{ReadAhead: 2}, func(t *testing.T, e *env) {
+		data := testkit.RandBytes(21, 3<<20)
+		res := e.write(t, e.user.Root, "data", data)
+		v := testkit.Must(e.svc.OpenVersion(ctx, e.user.ID, res.Entry.ID, 0))(t)
+		var m dfms.Manifest
+		m.Chunks = dfms.AppendHole(m.Chunks, 5<<20+3)
+		m.Chunks = append(m.Chunks, v.Manifest.Chunks...)
+		m.Chunks = dfms.AppendHole(m.Chunks, 7)
+		want := slices.Concat(make([]byte, 5<<20+3), data, make([]byte, 7))
+		fetched := e.svc.Stats().ChunksRead.Load()
+		c, err := e.svc.Commit(ctx, meta.CommitRequest{Owner: e.user.ID, Parent: e.user.Root, Name: "sparse",
+			Manifest: m, SHA256: dfms.Sum(want)}, files.CommitOptions{Verify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Entry.Size != int64(len(want)) || c.Entry.DataSize != int64(len(data)) {
+			t.Fatalf("size %d, data %d", c.Entry.Size, c.Entry.DataSize)
+		}
+		if got := e.svc.Stats().ChunksRead.Load() - fetched; got != int64(len(v.Manifest.Chunks)) {
+			t.Fatalf("the verification fetched %d chunks, want the %d data chunks", got, len(v.Manifest.Chunks))
+		}
+		if got := e.read(t, c.Entry.ID, 0); !bytes.Equal(got, want) {
+			t.Fatal("a version with holes reads back wrong")
+		}
+		sv := testkit.Must(e.svc.OpenVersion(ctx, e.user.ID, c.Entry.ID, 0))(t)
+		for _, r := range [][2]int64{{0, 10}, {5 << 20, 10}, {5<<20 + 1, 4}, {int64(len(want)) - 9, 9}, {100, 6 << 20}} {
+			var out bytes.Buffer
+			if _, err := e.svc.ReadRange(ctx, sv, r[0], r[1], &out); err != nil || !bytes.Equal(out.Bytes(), want[r[0]:r[0]+r[1]]) {
+				t.Fatalf("range %v: %v", r, err)
+			}
+		}
+		// Unverified: the checksum is computed on first need.
+		c2, err := e.svc.Commit(ctx, meta.CommitRequest{Owner: e.user.ID, Parent: e.user.Root, Name: "sparse2", Manifest: m}, files.CommitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v2 := testkit.Must(e.svc.OpenVersion(ctx, e.user.ID, c2.Entry.ID, 0))(t)
+		if sum := testkit.Must(e.svc.Checksum(ctx, e.user.ID, &v2))(t); sum != dfms.Sum(want) {
+			t.Fatal("the checksum of a version with holes is wrong")
+		}
+		cp, _, err := e.svc.Copy(ctx, e.user.ID, c.Entry.ID, e.user.Root, "copy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.read(t, cp.ID, 0); !bytes.Equal(got, want) || cp.DataSize != int64(len(data)) {
+			t.Fatal("the copy of a sparse file differs")
+		}
+		e.write(t, e.user.Root, "sparse", []byte("over"))
+		if _, _, err := e.svc.RestoreVersion(ctx, e.user.ID, c.Entry.ID, 1); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.read(t, c.Entry.ID, 0); !bytes.Equal(got, want) {
+			t.Fatal("the restored sparse version differs")
+		}
+		// A terabyte of hole with a byte in it: reading around the byte
+		// costs what is read.
+		one := testkit.Must(e.svc.OpenVersion(ctx, e.user.ID, e.write(t, e.user.Root, "x", []byte("x")).Entry.ID, 0))(t)
+		big := dfms.AppendHole(nil, 900<<30)
+		big = append(big, one.Manifest.Chunks...)
+		big = dfms.AppendHole(big, 100<<30)
+		cb, err := e.svc.Commit(ctx, meta.CommitRequest{Owner: e.user.ID, Parent: e.user.Root, Name: "big", Manifest: dfms.Manifest{Chunks: big}}, files.CommitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bv := testkit.Must(e.svc.OpenVersion(ctx, e.user.ID, cb.Entry.ID, 0))(t)
+		var out bytes.Buffer
+		if _, err := e.svc.ReadRange(ctx, bv, 900<<30-3, 7, &out); err != nil || !bytes.Equal(out.Bytes(), []byte("\x00\x00\x00x\x00\x00\x00")) {
+			t.Fatalf("around the byte: %q, %v", out.Bytes(), err)
+		}
+		got, err := e.svc.ReadChunk(ctx, dfms.Hole(5), nil)
+		if err != nil || !bytes.Equal(got, make([]byte, 5)) {
+			t.Fatalf("ReadChunk of a hole: %q, %v", got, err)
+		}
+		_, err = e.svc.ReadChunk(ctx, dfms.Hole(dfms.MaxHole), nil)
+		testkit.WantKind(t, err, dfms.Invalid, "ReadChunk of a hole longer than a chunk")
+	})
+}

@@ -49,8 +49,18 @@ func (s *Service) VersionByID(ctx context.Context, owner dfms.UserID, vid int64)
 // ReadChunk fetches one chunk, appending it to buf, and verifies it: a
 // chunk whose bytes do not hash to its name fails with kind Corrupt and its
 // bytes are never returned.
+//
+// A hole is not fetched: its zeros are appended (a hole longer than the
+// largest chunk fails with kind Invalid; readers of a version go through
+// ReadRange, which never asks for a hole's bytes at once).
 func (s *Service) ReadChunk(ctx context.Context, ref dfms.ChunkRef, buf []byte) ([]byte, error) {
 	const op dfms.Op = "files.ReadChunk"
+	if ref.IsHole() {
+		if int(ref.Size) > s.opts.Chunking.Max {
+			return buf, dfms.E(op, dfms.Invalid, fmt.Errorf("a hole of %d bytes is read in pieces", ref.Size))
+		}
+		return append(buf, make([]byte, ref.Size)...), nil
+	}
 	start := len(buf)
 	out, err := s.chunks.Get(ctx, ref.Hash, buf)
 	if err != nil {
@@ -85,7 +95,8 @@ func (e *wrongSizeError) Error() string {
 // ReadRange writes length bytes of version v starting at off to w (length
 // < 0: to the end). Chunks are fetched up to ReadAhead ahead of w and each
 // is verified before any of its bytes are written. A range past the end
-// fails with kind Invalid; reading stops at the end of the file.
+// fails with kind Invalid; reading stops at the end of the file. Holes
+// read as zeros, made here: the chunk store is not asked.
 func (s *Service) ReadRange(ctx context.Context, v dfms.Version, off, length int64, w io.Writer) (int64, error) {
 	const op dfms.Op = "files.ReadRange"
 	m := v.Manifest
@@ -105,6 +116,7 @@ func (s *Service) ReadRange(ctx context.Context, v dfms.Version, off, length int
 	defer cancel()
 	type result struct {
 		data []byte
+		hole int64 // a hole of this many bytes instead of data
 		err  error
 	}
 	// One future per chunk, in order; at most ReadAhead fetches run at once
@@ -121,10 +133,14 @@ func (s *Service) ReadRange(ctx context.Context, v dfms.Version, off, length int
 			case <-ctx.Done():
 				return
 			}
-			go func() {
-				data, err := s.ReadChunk(ctx, ref, getBuf(int(ref.Size)))
-				f <- result{data, err}
-			}()
+			if ref.IsHole() {
+				f <- result{hole: int64(ref.Size)}
+			} else {
+				go func() {
+					data, err := s.ReadChunk(ctx, ref, getBuf(int(ref.Size)))
+					f <- result{data: data, err: err}
+				}()
+			}
 			pos += int64(ref.Size)
 		}
 	}()
@@ -134,6 +150,18 @@ func (s *Service) ReadRange(ctx context.Context, v dfms.Version, off, length int
 		r := <-f
 		if r.err != nil {
 			return written, r.err
+		}
+		if r.hole > 0 {
+			n, err := writeZeros(w, min(r.hole-skip, length-written))
+			skip = 0
+			written += n
+			if err != nil {
+				return written, dfms.E(op, dfms.Other, err)
+			}
+			if written == length {
+				break
+			}
+			continue
 		}
 		data := r.data[skip:]
 		skip = 0
@@ -158,6 +186,22 @@ func (s *Service) ReadRange(ctx context.Context, v dfms.Version, off, length int
 	cancel()
 	for f := range futures {
 		putBuf((<-f).data)
+	}
+	return written, nil
+}
+
+// zeros is what holes are read from.
+var zeros = make([]byte, 64<<10)
+
+// writeZeros writes n zero bytes to w.
+func writeZeros(w io.Writer, n int64) (int64, error) {
+	var written int64
+	for written < n {
+		k, err := w.Write(zeros[:min(n-written, int64(len(zeros)))])
+		written += int64(k)
+		if err != nil {
+			return written, err
+		}
 	}
 	return written, nil
 }

@@ -99,9 +99,11 @@
 //
 //   - Used bytes (User.UsedBytes) are what the user's tree holds: the size
 //     of every stored version (trash included, shared chunks counted per
-//     version) and the name and value of every extended attribute. A
-//     version is charged in the transaction that commits it, an attribute
-//     in the one that sets it.
+//     version) less its holes (a sparse file's extents of zeros keep
+//     nothing, so a 1 TiB file of one written byte is charged one byte),
+//     and the name and value of every extended attribute. A version is
+//     charged in the transaction that commits it, an attribute in the one
+//     that sets it.
 //   - Held bytes (User.HeldBytes) are what the server keeps for the user
 //     that no version accounts for yet: the parts of its open multipart
 //     uploads (from PutPart until the upload completes, is aborted or
@@ -148,7 +150,7 @@ type User struct {
 	Role         string // RoleUser or RoleAdmin
 	Active       bool
 	QuotaBytes   int64 // 0: unlimited
-	UsedBytes    int64 // bytes of every stored version (trash included) and extended attribute
+	UsedBytes    int64 // data bytes of every stored version (trash included; holes are free) and extended attribute
 	HeldBytes    int64 // bytes kept for the user that no version accounts for (see Quota above)
 	Root         dfms.EntryID
 	CreatedAt    time.Time
@@ -372,7 +374,7 @@ type SearchQuery struct {
 
 // Usage summarises an owner's storage.
 type Usage struct {
-	LogicalBytes int64 // User.UsedBytes: every stored version's size and every extended attribute
+	LogicalBytes int64 // User.UsedBytes: every stored version's data bytes and every extended attribute
 	HeldBytes    int64 // User.HeldBytes
 	Files        int64
 	Dirs         int64

@@ -85,6 +85,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) vfs.Backend) {
 		{"Trasher", testTrasher},
 		{"Syncer", testSyncer},
 		{"Originator", testOriginator},
+		{"Holes", testHoles},
+		{"SparseFile", testSparseFile},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -266,6 +268,10 @@ func content(t *testing.T, b vfs.Backend, id dfms.EntryID, version int64) (vfs.V
 	}
 	var buf bytes.Buffer
 	for _, ref := range m.Chunks {
+		if ref.IsHole() {
+			buf.Write(make([]byte, ref.Size))
+			continue
+		}
 		data, err := b.ReadChunk(ctx, id, vi.ID, ref)
 		if err != nil {
 			t.Fatalf("ReadChunk(%d, %d, %s): %v", id, vi.ID, ref.Hash, err)

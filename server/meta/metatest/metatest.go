@@ -85,6 +85,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"QuotaXattrs", testQuotaXattrs},
 		{"UploadLifetime", testUploadLifetime},
 		{"UploadCap", testUploadCap},
+		{"Holes", testHoles},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -2483,5 +2484,94 @@ func testTimesOutOfRange(t *testing.T, s meta.Store) {
 	ok(t, err)
 	if !got.MTime.Equal(edge) {
 		t.Fatalf("the latest time the store keeps reads back as %v", got.MTime)
+	}
+}
+
+// testHoles: a manifest's holes (zero hash) are extents of zeros that
+// reference no chunk: a commit takes no reference for them and needs no
+// chunk row, GC never sees them, and the quota charges only data bytes
+// (commit, replace, version deletion and purge alike).
+func testHoles(t *testing.T, s meta.Store) {
+	u := testkit.Must(s.CreateUser(ctx, meta.User{Email: "holes@example.com", QuotaBytes: 100, Active: true}))(t)
+	a := chunk("hole-a", 10)
+	storeChunks(t, s, []dfms.ChunkRef{a})
+	const tib = int64(1) << 40
+	refsOf := append(append([]dfms.ChunkRef{a}, dfms.AppendHole(nil, tib)...), a, dfms.Hole(5))
+	m := dfms.Manifest{Chunks: refsOf}
+	e, v := commit(t, s, u.ID, u.Root, "sparse", m)
+	if e.Size != tib+25 || e.DataSize != 20 {
+		t.Fatalf("entry size %d, data %d; want %d, 20", e.Size, e.DataSize, tib+25)
+	}
+	if v.Size != tib+25 || v.ChunkCount != 2 {
+		t.Fatalf("version size %d, %d chunks; want %d, 2", v.Size, v.ChunkCount, tib+25)
+	}
+	if r := refs(t, s, a); r != 2 {
+		t.Fatalf("refs(a) = %d, want 2", r)
+	}
+	_, err := s.GetChunk(ctx, dfms.Hash{})
+	testkit.WantKind(t, err, dfms.NotExist, "a chunk row for holes")
+	wantCharges(t, "a sparse file", s, u.ID, 20, 0)
+	got := testkit.Must(s.GetVersion(ctx, u.ID, e.ID, 0))(t)
+	if fmt.Sprint(got.Manifest.Chunks) != fmt.Sprint(m.Chunks) {
+		t.Fatal("the manifest does not read back as committed")
+	}
+	for _, g := range []dfms.Entry{
+		testkit.Must(s.GetEntry(ctx, u.ID, e.ID))(t),
+		testkit.Must(s.Lookup(ctx, u.ID, u.Root, "sparse"))(t),
+	} {
+		if g.Size != tib+25 || g.DataSize != 20 {
+			t.Fatalf("entry read back: size %d, data %d", g.Size, g.DataSize)
+		}
+	}
+	list := testkit.Must(s.ListDir(ctx, u.ID, u.Root, meta.ListOptions{}))(t)
+	if len(list) != 1 || list[0].DataSize != 20 {
+		t.Fatalf("listing: %+v", list)
+	}
+	if n := testkit.Must(s.StoredBytes(ctx, u.ID))(t); n != 10 {
+		t.Fatalf("stored bytes %d, want 10", n)
+	}
+	// Only holes: nothing referenced, nothing charged.
+	h, _ := commit(t, s, u.ID, u.Root, "holes", dfms.Manifest{Chunks: []dfms.ChunkRef{dfms.Hole(100)}})
+	if h.Size != 100 || h.DataSize != 0 {
+		t.Fatalf("a file of one hole: size %d, data %d", h.Size, h.DataSize)
+	}
+	wantCharges(t, "a file of holes", s, u.ID, 20, 0)
+	// The quota admits data bytes: 90 more do not fit however small the
+	// file, a big hole does.
+	b := chunk("hole-b", 90)
+	storeChunks(t, s, []dfms.ChunkRef{b})
+	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: "b", Manifest: dfms.Manifest{Chunks: []dfms.ChunkRef{b}}})
+	testkit.WantKind(t, err, dfms.Quota, "data past the quota")
+	commit(t, s, u.ID, u.Root, "holes", dfms.Manifest{Chunks: dfms.AppendHole([]dfms.ChunkRef{a}, 4*tib)})
+	wantCharges(t, "a second version with a hole", s, u.ID, 30, 0)
+	// GC: the only candidates are unreferenced chunks, never a hole.
+	for _, c := range testkit.Must(s.SweepCandidates(ctx, time.Now().Add(time.Hour), 100))(t) {
+		if c.Hash.IsZero() {
+			t.Fatal("a hole is a sweep candidate")
+		}
+	}
+	// Deleting a version and purging give back what was charged.
+	ok(t, s.DeleteVersion(ctx, u.ID, h.ID, 1))
+	wantCharges(t, "after deleting the version of holes", s, u.ID, 30, 0)
+	ok(t, s.Trash(ctx, u.ID, e.ID))
+	testkit.Must(s.Purge(ctx, u.ID, e.ID))(t)
+	wantCharges(t, "after purging the sparse file", s, u.ID, 10, 0)
+	if r := refs(t, s, a); r != 1 {
+		t.Fatalf("refs(a) after the purge = %d, want 1", r)
+	}
+	// Replacing a sparse file by rename keeps a copy of its version,
+	// charged its data bytes again.
+	f, _ := commit(t, s, u.ID, u.Root, "f", dfms.Manifest{Chunks: dfms.AppendHole([]dfms.ChunkRef{a}, tib)})
+	wantCharges(t, "another sparse file", s, u.ID, 20, 0)
+	if _, _, err := s.Rename(ctx, u.ID, h.ID, u.Root, "f", true); err != nil {
+		t.Fatal(err)
+	}
+	wantCharges(t, "after a rename over it", s, u.ID, 30, 0)
+	ok(t, s.Trash(ctx, u.ID, h.ID))
+	testkit.Must(s.Purge(ctx, u.ID, h.ID))(t)
+	testkit.Must(s.Purge(ctx, u.ID, f.ID))(t)
+	wantCharges(t, "after purging both", s, u.ID, 0, 0)
+	if r := refs(t, s, a); r != 0 {
+		t.Fatalf("refs(a) at the end = %d, want 0", r)
 	}
 }

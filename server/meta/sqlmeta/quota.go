@@ -118,8 +118,8 @@ func (q *quota) releaseHolds(ctx context.Context, t *tx, hashes []dfms.Hash) err
 	return q.addHeld(ctx, t, -released)
 }
 
-// chargeVersion charges a new version of size bytes made of m's chunks to
-// owner: the version's chunks are no longer held, and the version must fit
+// chargeVersion charges a new version of size bytes made of m's chunks
+// (its data bytes: holes are free) to owner: the version's chunks are no longer held, and the version must fit
 // (commit).
 func (t *tx) chargeVersion(ctx context.Context, op dfms.Op, owner dfms.UserID, size int64, m *dfms.Manifest) (*quota, error) {
 	q, err := t.lockQuota(ctx, owner)

@@ -26,7 +26,8 @@ func entryColsNamed(parent, name string) string {
 	(SELECT v.sha256 FROM versions v WHERE v.id = entries.cur_version_id),
 	CASE WHEN entries.kind = 1
 		THEN (SELECT COUNT(*) FROM entries c WHERE c.parent_id = entries.id AND c.kind = 1 AND c.deleted_at IS NULL)
-		ELSE (SELECT COUNT(*) FROM links l WHERE l.entry_id = entries.id) END`
+		ELSE (SELECT COUNT(*) FROM links l WHERE l.entry_id = entries.id) END,
+	COALESCE(entries.data_size, entries.size)`
 }
 
 // entryCols are the columns of an entry under its first name.
@@ -37,7 +38,7 @@ func scanEntry(row row) (dfms.Entry, error) {
 	var mtime, ctime, atime, deleted, more int64
 	var sum []byte
 	err := row.Scan(&e.ID, &e.Owner, &e.Parent, &e.Name, &e.Kind, &e.Mode, &e.UID, &e.GID, &e.Size,
-		&mtime, &ctime, &atime, &e.Target, &e.Rdev, &e.MIME, &e.Version, &e.VersionID, &deleted, &e.TrashRoot, &sum, &more)
+		&mtime, &ctime, &atime, &e.Target, &e.Rdev, &e.MIME, &e.Version, &e.VersionID, &deleted, &e.TrashRoot, &sum, &more, &e.DataSize)
 	e.MTime, e.CTime, e.ATime, e.DeletedAt = fromNS(mtime), fromNS(ctime), fromNS(atime), fromNS(deleted)
 	copy(e.SHA256[:], sum)
 	e.Nlink = uint32(min(more, 1<<31)) + 1
@@ -751,12 +752,12 @@ func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e dfms.En
 		return err
 	}
 	var blob []byte
-	var size int64
-	if err := t.queryRow(ctx, `SELECT manifest, size FROM versions WHERE id = ?`, copyID).Scan(&blob, &size); err != nil {
+	if err := t.queryRow(ctx, `SELECT manifest FROM versions WHERE id = ?`, copyID).Scan(&blob); err != nil {
 		return err
 	}
 	counts := map[dfms.Hash]int64{}
-	if err := addCounts(counts, blob); err != nil {
+	size, err := addCounts(counts, blob) // its data bytes: holes are not charged
+	if err != nil {
 		return err
 	}
 	if err := t.takeChunks(ctx, counts, nil, nil); err != nil {
@@ -933,18 +934,18 @@ func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (
 		}
 
 		counts := map[dfms.Hash]int64{}
-		rows, err = t.query(ctx, subtree+`SELECT size, manifest FROM versions WHERE entry_id IN (SELECT id FROM sub)`, id)
+		rows, err = t.query(ctx, subtree+`SELECT manifest FROM versions WHERE entry_id IN (SELECT id FROM sub)`, id)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var size int64
 			var blob []byte
-			if err := rows.Scan(&size, &blob); err != nil {
+			if err := rows.Scan(&blob); err != nil {
 				rows.Close()
 				return err
 			}
-			if err := addCounts(counts, blob); err != nil {
+			size, err := addCounts(counts, blob) // its data bytes, as charged
+			if err != nil {
 				rows.Close()
 				return err
 			}

@@ -151,7 +151,7 @@ func (s *Store) PutPart(ctx context.Context, owner dfms.UserID, id string, n int
 			return err
 		default:
 			counts := map[dfms.Hash]int64{}
-			if err := addCounts(counts, old); err != nil {
+			if _, err := addCounts(counts, old); err != nil {
 				return err
 			}
 			if err := t.releaseChunks(ctx, counts); err != nil {
@@ -326,8 +326,8 @@ func (t *tx) abortUpload(ctx context.Context, owner dfms.UserID, id string) erro
 	}
 	counts := map[dfms.Hash]int64{}
 	for _, p := range parts {
-		for _, c := range p.Manifest.Chunks {
-			counts[c.Hash]++
+		for h, n := range p.Manifest.Counts() {
+			counts[h] += n
 		}
 	}
 	if err := t.releaseChunks(ctx, counts); err != nil {

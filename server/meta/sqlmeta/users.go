@@ -192,7 +192,7 @@ func (s *Store) StoredBytes(ctx context.Context, owner dfms.UserID) (int64, erro
 				return err
 			}
 			for _, c := range m.Chunks {
-				if !seen[c.Hash] {
+				if !c.IsHole() && !seen[c.Hash] {
 					seen[c.Hash] = true
 					n += int64(c.Size)
 				}

@@ -14,16 +14,22 @@ import (
 	"github.com/dfms/dfms/server/meta"
 )
 
-// addCounts adds the per-occurrence chunk counts of an encoded manifest.
-func addCounts(counts map[dfms.Hash]int64, blob []byte) error {
+// addCounts adds the per-occurrence chunk counts of an encoded manifest
+// (holes are no chunks), and returns how many of its bytes chunks hold:
+// what its version is charged (a hole keeps nothing).
+func addCounts(counts map[dfms.Hash]int64, blob []byte) (int64, error) {
 	var m dfms.Manifest
 	if err := m.UnmarshalBinary(blob); err != nil {
-		return err
+		return 0, err
 	}
+	var data int64
 	for _, c := range m.Chunks {
-		counts[c.Hash]++
+		if !c.IsHole() {
+			counts[c.Hash]++
+			data += int64(c.Size)
+		}
 	}
-	return nil
+	return data, nil
 }
 
 // sortedHashes returns the keys of counts in byte order. Rows are always
@@ -153,7 +159,9 @@ func (t *tx) takeChunksBatched(ctx context.Context, hs []dfms.Hash, counts map[d
 func sizesOf(m *dfms.Manifest) map[dfms.Hash]uint32 {
 	out := make(map[dfms.Hash]uint32, len(m.Chunks))
 	for _, c := range m.Chunks {
-		out[c.Hash] = c.Size
+		if !c.IsHole() {
+			out[c.Hash] = c.Size
+		}
 	}
 	return out
 }
@@ -173,13 +181,16 @@ func (t *tx) releaseChunks(ctx context.Context, counts map[dfms.Hash]int64) erro
 	return nil
 }
 
-// checkManifest validates a manifest's chunk sizes: none empty, and one
-// size per hash.
+// checkManifest validates a manifest's chunk sizes: none empty (holes
+// neither), and one size per hash.
 func checkManifest(op dfms.Op, m *dfms.Manifest) error {
 	sizes := make(map[dfms.Hash]uint32, len(m.Chunks))
 	for i, c := range m.Chunks {
 		if c.Size == 0 {
 			return dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %d of the manifest is empty", i))
+		}
+		if c.IsHole() {
+			continue
 		}
 		if s, ok := sizes[c.Hash]; ok && s != c.Size {
 			return dfms.E(op, dfms.Invalid, fmt.Errorf("chunk %s appears with sizes %d and %d", c.Hash, s, c.Size))
@@ -448,13 +459,13 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 	if req.RequireBase && e.VersionID != req.Base {
 		return e, dfms.Version{}, dfms.E(op, dfms.Conflict, fmt.Errorf("%q is at version %d (id %d), not id %d", e.Name, e.Version, e.VersionID, req.Base))
 	}
-	size := req.Manifest.Size()
-	q, err := t.chargeVersion(ctx, op, req.Owner, size, &req.Manifest) // quota.go
+	size, data := req.Manifest.Size(), req.Manifest.DataSize()
+	q, err := t.chargeVersion(ctx, op, req.Owner, data, &req.Manifest) // quota.go: holes keep nothing
 	if err != nil {
 		return e, dfms.Version{}, err
 	}
 	v := dfms.Version{Entry: e.ID, Number: e.Version + 1, Size: size, SHA256: req.SHA256,
-		ChunkCount: len(req.Manifest.Chunks), Base: req.Base, CreatedAt: t.now, CreatedBy: req.CreatedBy, CommitID: req.CommitID}
+		ChunkCount: len(req.Manifest.Hashes()), Base: req.Base, CreatedAt: t.now, CreatedBy: req.CreatedBy, CommitID: req.CommitID}
 	if v.CreatedBy == 0 {
 		v.CreatedBy = req.Owner
 	}
@@ -475,11 +486,11 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 	if mime == "" {
 		mime = e.MIME
 	}
-	if _, err := t.exec(ctx, `UPDATE entries SET size = ?, cur_version = ?, cur_version_id = ?, mtime_ns = ?, ctime_ns = ?, mime = ? WHERE id = ?`,
-		size, v.Number, v.ID, ns(mtime), ns(t.now), mime, e.ID); err != nil {
+	if _, err := t.exec(ctx, `UPDATE entries SET size = ?, data_size = ?, cur_version = ?, cur_version_id = ?, mtime_ns = ?, ctime_ns = ?, mime = ? WHERE id = ?`,
+		size, data, v.Number, v.ID, ns(mtime), ns(t.now), mime, e.ID); err != nil {
 		return e, v, err
 	}
-	if err := q.addUsed(ctx, t, size); err != nil {
+	if err := q.addUsed(ctx, t, data); err != nil {
 		return e, v, err
 	}
 	if err := t.journal(ctx, req.Owner, e.ID, e.Parent, dfms.ChangeVersion, v.ID); err != nil {
@@ -487,7 +498,7 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 	}
 	// The entry as just updated (as stored: times to the nanosecond),
 	// without reading it back.
-	e.Size, e.Version, e.VersionID, e.MIME, e.SHA256 = size, v.Number, v.ID, mime, v.SHA256
+	e.Size, e.DataSize, e.Version, e.VersionID, e.MIME, e.SHA256 = size, data, v.Number, v.ID, mime, v.SHA256
 	e.MTime, e.CTime = fromNS(ns(mtime)), fromNS(ns(t.now))
 	return e, v, nil
 }
@@ -611,9 +622,9 @@ func (s *Store) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 		if number == e.Version {
 			return dfms.E(op, dfms.Conflict, fmt.Errorf("version %d is the current version", number))
 		}
-		var vid, size int64
+		var vid int64
 		var blob []byte
-		err := t.queryRow(ctx, `SELECT id, size, manifest FROM versions WHERE entry_id = ? AND number = ?`, id, number).Scan(&vid, &size, &blob)
+		err := t.queryRow(ctx, `SELECT id, manifest FROM versions WHERE entry_id = ? AND number = ?`, id, number).Scan(&vid, &blob)
 		if errors.Is(err, sql.ErrNoRows) {
 			return dfms.E(op, dfms.NotExist, fmt.Errorf("entry %d has no version %d", id, number))
 		}
@@ -621,7 +632,8 @@ func (s *Store) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 			return err
 		}
 		counts := map[dfms.Hash]int64{}
-		if err := addCounts(counts, blob); err != nil {
+		size, err := addCounts(counts, blob) // the bytes it was charged
+		if err != nil {
 			return err
 		}
 		if err := t.releaseChunks(ctx, counts); err != nil {
