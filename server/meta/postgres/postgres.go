@@ -98,17 +98,18 @@ func Open(ctx context.Context, url string, opts Options) (*sqlmeta.Store, error)
 		db.Close()
 		return nil, dfms.E(op, dfms.Unavailable, err)
 	}
-	if err := migrate(url); err != nil {
+	if err := migrate(url, 0); err != nil {
 		db.Close()
 		return nil, dfms.E(op, dfms.Other, err)
 	}
 	return sqlmeta.New(db, db, Dialect), nil
 }
 
-// migrate runs the migrations through a pool of its own (the migrate
-// driver closes its database when done). The driver holds an advisory lock
-// while it works, so two servers starting together migrate once.
-func migrate(url string) error {
+// migrate runs the migrations up to target (0: the latest) through a pool
+// of its own (the migrate driver closes its database when done). The
+// driver holds an advisory lock while it works, so two servers starting
+// together migrate once.
+func migrate(url string, target uint) error {
 	db, err := sql.Open("pgx", url)
 	if err != nil {
 		return err
@@ -119,7 +120,10 @@ func migrate(url string) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer drv.Close()
-	return migrations.Apply(drv, "postgres")
+	if target == 0 {
+		return migrations.Apply(drv, "postgres")
+	}
+	return migrations.ApplyTo(drv, "postgres", target)
 }
 
 // classify maps SQLSTATE codes to kinds.
