@@ -125,6 +125,12 @@ type Entry struct {
 	VersionID int64
 	SHA256    Hash // of the current version's content (zero if none)
 
+	// Named is when the entry got its name, for a create made later than
+	// that (CreateEntries of a mount's deferred creates): its directory's
+	// times move up to it, not to CTime, which a later chmod or chown of
+	// the entry moved on. Zero: CTime. Not stored.
+	Named time.Time
+
 	// Trash state: DeletedAt is zero for live entries. TrashRoot is the
 	// entry whose deletion moved this one to the trash (itself for the
 	// entry the user deleted).

@@ -196,7 +196,8 @@ func (l *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.Commit
 	in := make([]dfms.Entry, len(es))
 	for i, e := range es {
 		in[i] = dfms.Entry{ID: e.ID, Owner: l.owner, Parent: e.Parent, Name: e.Name, Kind: dfms.KindFile, Mode: e.Mode & 0o7777,
-			UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, MIME: mime.TypeByExtension(path.Ext(e.Name))}
+			UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Named: e.Named,
+			MIME: mime.TypeByExtension(path.Ext(e.Name))}
 	}
 	res, err := l.files.Meta().CreateEntries(l.lazyCtx(ctx), in)
 	if l.done(err) != nil {

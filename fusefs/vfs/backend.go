@@ -23,8 +23,11 @@ type Entry struct {
 	MTime  time.Time
 	CTime  time.Time
 	ATime  time.Time // as last set; zero: the mtime
-	Target string    // symlink target
-	Rdev   uint32    // a device's number
+	// Named is when a file created here got its name (FileCreator: the
+	// directory's times are those of the name, not of a later chown).
+	Named  time.Time
+	Target string // symlink target
+	Rdev   uint32 // a device's number
 	// Nlink counts a file's names (hard links), or a directory's 2 +
 	// subdirectories; 0 if the backend does not say.
 	Nlink uint32

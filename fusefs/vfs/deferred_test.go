@@ -447,3 +447,38 @@ func TestDeferredConcurrentDirsStress(t *testing.T) {
 		}
 	}
 }
+
+// Regression test; the bug was: a file created here and chowned later
+// moved its directory's times to the chown's time when its deferred
+// create reached the server (pjdfstest link/00 saw the directory's ctime
+// move under a failed link). The directory keeps the create's time.
+func TestDeferredCreateThenChownKeepsDirTimes(t *testing.T) {
+	l, _, fsys, letGo := newStepped(t) // the write-back's committers held: the create stays deferred
+	root := fsys.Root()
+	d, err := fsys.Mkdir(ctx, root, "d", 0o755, vfs.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, h := createOpen(t, fsys, d.Ino, "f")
+	release(t, h)
+	if _, err := l.GetAttr(ctx, dfms.EntryID(a.Ino)); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("the file reached the server before the chown: %v", err)
+	}
+	before := testkit.Must(fsys.GetAttr(ctx, d.Ino))(t)
+	time.Sleep(20 * time.Millisecond) // the chown's time must differ from the create's
+	uid := uint32(4242)
+	if _, err := fsys.SetAttr(ctx, a.Ino, nil, vfs.SetAttrIn{UID: &uid}); err != nil {
+		t.Fatal(err)
+	}
+	letGo()
+	if err := fsys.Sync(ctx); err != nil { // the deferred create reaches the server
+		t.Fatal(err)
+	}
+	e := testkit.Must(l.GetAttr(ctx, dfms.EntryID(d.Ino)))(t)
+	if !e.CTime.Equal(before.CTime) || !e.MTime.Equal(before.MTime) {
+		t.Fatalf("the directory's times on the server: mtime %v ctime %v, want the create's %v %v", e.MTime, e.CTime, before.MTime, before.CTime)
+	}
+	if f := testkit.Must(l.GetAttr(ctx, dfms.EntryID(a.Ino)))(t); f.UID != 4242 || !f.CTime.After(before.CTime) {
+		t.Fatalf("the file on the server: %+v, want uid 4242 and the chown's ctime", f)
+	}
+}

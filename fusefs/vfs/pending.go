@@ -211,7 +211,7 @@ func (fsys *FS) createPending(ctx context.Context, dir dfms.EntryID, name string
 		}
 		now := time.Now()
 		e = Entry{ID: id, Parent: dir, Name: name, Kind: dfms.KindFile, Mode: mode & 0o7777, UID: c.UID, GID: c.GID,
-			MTime: now, CTime: now, ATime: now, Live: true}
+			MTime: now, CTime: now, ATime: now, Named: now, Live: true}
 		// The open state and the journal first: once the name is
 		// visible, the file may be opened, and a crash must find it.
 		f := &openFile{fsys: fsys, id: id, init: true, refs: 1, writers: 0}
@@ -356,7 +356,7 @@ func (fsys *FS) renamePending(ctx context.Context, from dfms.EntryID, name strin
 	delete(p.byName, nameKey{from, name})
 	p.byName[nameKey{to, newName}] = src.ID
 	now := time.Now()
-	pf.e.Parent, pf.e.Name, pf.e.CTime = to, newName, now
+	pf.e.Parent, pf.e.Name, pf.e.CTime, pf.e.Named = to, newName, now, now
 	p.dirTimes[to] = now
 	return true, nil
 }

@@ -275,6 +275,10 @@ func (t *tx) insertEntry(ctx context.Context, op dfms.Op, e dfms.Entry) (dfms.En
 		if err := t.dirChanged(ctx, e.Parent); err != nil {
 			return e, err
 		}
+	} else if named := e.Named; !named.IsZero() && named.Before(ctime) {
+		if err := t.dirChangedAt(ctx, e.Parent, named); err != nil {
+			return e, err
+		}
 	} else if err := t.dirChangedAt(ctx, e.Parent, ctime); err != nil {
 		return e, err
 	}
