@@ -5,16 +5,13 @@ import (
 	"database/sql"
 	"testing"
 
-	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/integration/testenv"
-	"github.com/dfms/dfms/server/meta"
+	"github.com/dfms/dfms/server/meta/metatest"
 )
 
 // A store the releases before special files, hard links and holes filled
-// (schema 12) keeps, once migrated, every entry with its fields, every
-// version, attribute, trashed entry and search hit; new entries take ids
-// after the old ones; what the new migrations add starts as the old
-// semantics had it (atime = mtime, one name, data size = size).
+// (schema 12) keeps, once migrated, what metatest.CheckUpgradedSchema12
+// checks.
 func TestUpgradeFromSchema12KeepsEverything(t *testing.T) {
 	ctx := context.Background()
 	url := testenv.Postgres(t)
@@ -52,44 +49,5 @@ func TestUpgradeFromSchema12KeepsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	want := []dfms.Entry{
-		{ID: 2, Parent: 1, Name: "docs", Kind: dfms.KindDir, Mode: 0o700, UID: 5, GID: 6, Nlink: 2},
-		{ID: 3, Parent: 2, Name: "report.txt", Kind: dfms.KindFile, Mode: 0o644, UID: 5, GID: 6, Size: 3, MIME: "text/plain", Version: 1, VersionID: 1, Nlink: 1},
-		{ID: 4, Parent: 1, Name: "link", Kind: dfms.KindSymlink, Mode: 0o777, Size: 4, Target: "docs", Nlink: 1},
-		{ID: 5, Parent: 1, Name: "old.txt", Kind: dfms.KindFile, Mode: 0o644, TrashRoot: 5},
-	}
-	for _, w := range want {
-		got, err := s.GetEntry(ctx, 1, w.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Parent != w.Parent || got.Name != w.Name || got.Kind != w.Kind || got.Mode != w.Mode || got.UID != w.UID ||
-			got.GID != w.GID || got.Size != w.Size || got.MIME != w.MIME || got.Target != w.Target || got.Nlink != w.Nlink ||
-			got.Version != w.Version || got.VersionID != w.VersionID || got.TrashRoot != w.TrashRoot ||
-			!got.ATime.Equal(got.MTime) || got.DataSize != got.Size {
-			t.Errorf("entry %d after the upgrade: %+v, want %+v", w.ID, got, w)
-		}
-	}
-	if vs, err := s.ListVersions(ctx, 1, 3); err != nil || len(vs) != 1 || vs[0].ID != 1 || vs[0].Size != 3 {
-		t.Errorf("versions of report.txt: %+v, %v", vs, err)
-	}
-	if v, found, err := s.GetXattr(ctx, 1, 3, "user.tag"); err != nil || !found || string(v) != "hi" {
-		t.Errorf("xattr: %q %v %v", v, found, err)
-	}
-	if tr, n, err := s.ListTrash(ctx, 1, 0, 10); err != nil || n != 1 || tr[0].ID != 5 {
-		t.Errorf("trash: %+v %d %v", tr, n, err)
-	}
-	if hits, _, err := s.Search(ctx, 1, meta.SearchQuery{Text: "report"}); err != nil || len(hits) != 1 || hits[0].ID != 3 {
-		t.Errorf("search for report: %+v, %v", hits, err)
-	}
-	p, err := s.CreateEntry(ctx, dfms.Entry{Owner: 1, Parent: 2, Name: "pipe", Kind: dfms.KindFIFO, Mode: 0o600})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.ID <= 100 {
-		t.Errorf("a new entry got id %d, at or below ids given out before", p.ID)
-	}
-	if l, err := s.Link(ctx, 1, 3, 1, "report-link"); err != nil || l.Nlink != 2 {
-		t.Errorf("a link to an upgraded file: %+v, %v", l, err)
-	}
+	metatest.CheckUpgradedSchema12(t, s)
 }

@@ -1,27 +1,24 @@
-package sqlite
+package sqlite_test
 
 import (
-	"context"
 	"database/sql"
 	"path/filepath"
 	"testing"
 
-	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/server/meta"
+	"github.com/dfms/dfms/server/meta/metatest"
+	"github.com/dfms/dfms/server/meta/sqlite"
 )
 
 // Migration 0013 builds the entries table anew (SQLite cannot widen a
-// CHECK in place): a store the releases before it filled keeps every
-// entry with its id and fields, every version, attribute, trashed entry
-// and search hit, and the id counter (an id is never given out twice);
-// the access time starts as the modification time.
+// CHECK in place): a store the releases before it filled keeps what
+// metatest.CheckUpgradedSchema12 checks, the id counter included (an id is
+// never given out twice), and its foreign keys hold again.
 func TestSpecialFilesMigrationKeepsEverything(t *testing.T) {
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "meta.db")
-	if err := migrate(path, 12); err != nil {
+	if err := sqlite.MigrateTo(path, 12); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", dsn(path, true))
+	db, err := sql.Open("sqlite", sqlite.DSN(path, true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,49 +46,12 @@ func TestSpecialFilesMigrationKeepsEverything(t *testing.T) {
 	}
 	db.Close()
 
-	s, err := Open(path)
+	s, err := sqlite.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	want := []dfms.Entry{
-		{ID: 2, Parent: 1, Name: "docs", Kind: dfms.KindDir, Mode: 0o700, UID: 5, GID: 6},
-		{ID: 3, Parent: 2, Name: "report.txt", Kind: dfms.KindFile, Mode: 0o644, UID: 5, GID: 6, Size: 3, MIME: "text/plain", Version: 1, VersionID: 1},
-		{ID: 4, Parent: 1, Name: "link", Kind: dfms.KindSymlink, Mode: 0o777, Size: 4, Target: "docs"},
-		{ID: 5, Parent: 1, Name: "old.txt", Kind: dfms.KindFile, Mode: 0o644, TrashRoot: 5},
-	}
-	for _, w := range want {
-		got, err := s.GetEntry(ctx, 1, w.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Parent != w.Parent || got.Name != w.Name || got.Kind != w.Kind || got.Mode != w.Mode || got.UID != w.UID ||
-			got.GID != w.GID || got.Size != w.Size || got.MIME != w.MIME || got.Target != w.Target ||
-			got.Version != w.Version || got.VersionID != w.VersionID || got.TrashRoot != w.TrashRoot || got.MTime.IsZero() ||
-			!got.ATime.Equal(got.MTime) {
-			t.Errorf("entry %d after the migration: %+v, want %+v", w.ID, got, w)
-		}
-	}
-	if vs, err := s.ListVersions(ctx, 1, 3); err != nil || len(vs) != 1 || vs[0].ID != 1 || vs[0].Size != 3 {
-		t.Errorf("versions of report.txt: %+v, %v", vs, err)
-	}
-	if v, found, err := s.GetXattr(ctx, 1, 3, "user.tag"); err != nil || !found || string(v) != "hi" {
-		t.Errorf("xattr: %q %v %v", v, found, err)
-	}
-	if tr, n, err := s.ListTrash(ctx, 1, 0, 10); err != nil || n != 1 || tr[0].ID != 5 {
-		t.Errorf("trash: %+v %d %v", tr, n, err)
-	}
-	if hits, _, err := s.Search(ctx, 1, meta.SearchQuery{Text: "report"}); err != nil || len(hits) != 1 || hits[0].ID != 3 {
-		t.Errorf("search for report: %+v, %v", hits, err)
-	}
-	// The new kinds fit, and the counter went on from 100.
-	p, err := s.CreateEntry(ctx, dfms.Entry{Owner: 1, Parent: 2, Name: "pipe", Kind: dfms.KindFIFO, Mode: 0o600})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.ID <= 100 {
-		t.Errorf("a new entry got id %d, at or below ids given out before", p.ID)
-	}
+	metatest.CheckUpgradedSchema12(t, s)
 	// Foreign keys hold again.
 	if _, err := s.DB().Exec(`INSERT INTO versions (entry_id, number, size, sha256, manifest, chunk_count, created_at, created_by)
 		VALUES (999, 1, 0, x'00', x'', 0, 1, 1)`); err == nil {
