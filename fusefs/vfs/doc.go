@@ -62,9 +62,10 @@
 // staged; it is retried (in the background with write-back, otherwise at
 // the next flush or release), at Close, or by the next mount. A file
 // unlinked while open is written to its stage only: its data goes when it
-// is released, as on a local disk. A file renamed over another takes over
-// its history on the server (an editor's save keeps .versions), and the
-// file it replaced goes to the trash with its last version.
+// is released, as on a local disk. A file renamed over another continues
+// its history on the server (an editor's save keeps .versions): the
+// replaced file's versions come first, unchanged, and the moved file's
+// own count after them.
 //
 // Staged data whose file was changed elsewhere meanwhile (found by the
 // recovery of a crashed mount's stage, which commits with its base

@@ -901,7 +901,7 @@ func (fsys *FS) Rename(ctx context.Context, parent Ino, name string, newParent I
 			}
 		}
 	}
-	// A file renamed over another takes over its history (an editor's
+	// A file renamed over another continues its history (an editor's
 	// save): what was closed of both before the rename is committed
 	// first, so that each is a version of its own. A rename to a free
 	// name (git's objects, temporary files) needs none of that.

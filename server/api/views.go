@@ -65,7 +65,8 @@ func views(es []dfms.Entry) []fileView {
 
 // versionView is one version of a file.
 type versionView struct {
-	ID         int64     `json:"id"` // lasting: numbers move when a file takes over another's history
+	ID         int64     `json:"id"`      // lasting: it names this version for good
+	File       int64     `json:"file_id"` // the file it was made in
 	Version    int64     `json:"version"`
 	Size       int64     `json:"size"`
 	Checksum   string    `json:"checksum,omitempty"` // absent until computed (files.Checksum)
@@ -76,7 +77,7 @@ type versionView struct {
 }
 
 func versionOf(v dfms.Version, current int64) versionView {
-	vv := versionView{ID: v.ID, Version: v.Number, Size: v.Size, ChunkCount: v.ChunkCount,
+	vv := versionView{ID: v.ID, File: int64(v.Entry), Version: v.Number, Size: v.Size, ChunkCount: v.ChunkCount,
 		Base: v.Base, CreatedAt: v.CreatedAt.UTC(), Current: v.Number == current}
 	if !v.SHA256.IsZero() {
 		vv.Checksum = v.SHA256.String()

@@ -498,10 +498,13 @@ type Tree interface {
 	// Rename moves id to newParent/newName. A directory cannot move into
 	// itself or a descendant (Conflict). If the name is taken: with replace
 	// unset it fails with Exist; with replace set, a file moved over a file
-	// with versions takes over its history (the replaced file's versions
-	// become versions 1..n of the moved one, whose own versions follow: an
-	// editor's save keeps the history) and the replaced file moves to the
-	// trash with a copy of its current version; any other file or symlink
+	// with versions continues its history (ListVersions of the moved file
+	// lists the replaced file's versions 1..n, unchanged and still the
+	// replaced file's, then its own, counted from n+1: an editor's save
+	// keeps the history) and the replaced file leaves the tree but not for
+	// the trash: it holds those versions until the moved file is purged.
+	// A file that already continues a history keeps it, and the file it
+	// replaces moves to the trash. Any other file or symlink
 	// there moves to the trash, as does an empty directory, and a
 	// non-empty one fails with NotEmpty. It returns the moved entry and the
 	// replaced one (ID 0 if none).

@@ -319,7 +319,7 @@ func testVersions(t *testing.T, b vfs.Backend) {
 	testkit.WantKind(t, err, dfms.NotExist, "Versions of no file")
 }
 
-// testVersionsAfterRenameOver: a rename over a file takes its history:
+// testVersionsAfterRenameOver: a rename over a file continues its history:
 // the file renamed keeps its current version and follows the history of
 // the one it replaced; each old version is still found by its lasting ID.
 func testVersionsAfterRenameOver(t *testing.T, b vfs.Backend) {

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"TreeBasics", testTreeBasics},
 		{"SpecialFiles", testSpecialFiles},
 		{"HardLinks", testHardLinks},
+		{"HistoryFollowsTheDocument", testHistoryFollowsTheDocument},
 		{"Names", testNames},
 		{"Isolation", testIsolation},
 		{"SetAttr", testSetAttr},
@@ -415,7 +416,7 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 	if got.ID != tmp.ID || got.Size != 5 || got.Version != 2 {
 		t.Fatalf("file after replace = %+v", got)
 	}
-	// The moved file took over the replaced one's history (an editor's
+	// The moved file continues the replaced one's history (an editor's
 	// save): its version 1 is the old content, version 2 its own.
 	vs := testkit.Must(s.ListVersions(ctx, u.ID, tmp.ID))(t)
 	if len(vs) != 2 || vs[0].Number != 1 || vs[0].Size != 3 || vs[1].Number != 2 || vs[1].Size != 5 {
@@ -424,20 +425,18 @@ func testRenameReplace(t *testing.T, s meta.Store) {
 	if v := testkit.Must(s.GetVersion(ctx, u.ID, tmp.ID, 1))(t); v.Manifest == nil || !slices.Equal(v.Manifest.Chunks, m1.Chunks) {
 		t.Fatalf("version 1 after replace = %+v", v)
 	}
-	// The replaced file is in the trash with a copy of its current
-	// version (open handles still read it), restorable once the name is
-	// free.
-	trash := trashOf(t, s, u.ID)
-	if len(trash) != 1 || trash[0].ID != old.ID {
+	// The replaced file keeps its version (open handles still read it)
+	// and is not in the trash: its history is the start of this one's.
+	if trash := trashOf(t, s, u.ID); len(trash) != 0 {
 		t.Fatalf("trash = %v", names(trash))
 	}
-	if ov := testkit.Must(s.ListVersions(ctx, u.ID, old.ID))(t); len(ov) != 1 || ov[0].Number != 1 || ov[0].Size != 3 {
+	if ov := testkit.Must(s.ListVersions(ctx, u.ID, old.ID))(t); len(ov) != 1 || ov[0].Number != 1 || ov[0].Size != 3 || ov[0].Entry != old.ID {
 		t.Fatalf("the replaced file's versions = %+v", ov)
 	}
-	if refs(t, s, chunk("old", 3)) != 2 || refs(t, s, chunk("new", 5)) != 1 {
-		t.Fatalf("refs = %d, %d; want 2 (the moved version and the trashed copy), 1", refs(t, s, chunk("old", 3)), refs(t, s, chunk("new", 5)))
+	if refs(t, s, chunk("old", 3)) != 1 || refs(t, s, chunk("new", 5)) != 1 {
+		t.Fatalf("refs = %d, %d; want 1, 1", refs(t, s, chunk("old", 3)), refs(t, s, chunk("new", 5)))
 	}
-	if us := testkit.Must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 11 {
+	if us := testkit.Must(s.Usage(ctx, u.ID))(t); us.LogicalBytes != 8 {
 		t.Fatalf("usage after replace = %+v", us)
 	}
 	// Again, with more versions on both sides: numbers and bases follow.
@@ -2084,12 +2083,14 @@ func testManyChunks(t *testing.T, s meta.Store) {
 	}
 }
 
-// A version's ID names it for good: a rename over a file renumbers
-// versions, but every ID still finds the same content, a checksum
-// recorded by ID lands on that content, and no ID is reused.
+// A version is for good: a rename over a file (the moved file continues
+// the replaced one's history) changes no version's ID, file, number or
+// content; a checksum recorded by ID lands on that content, and no ID is
+// reused.
 func testVersionIdentity(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	content := map[int64]dfms.Manifest{}
+	before := map[int64]dfms.Version{}
 	put := func(name string, parts ...string) (dfms.Entry, dfms.Version) {
 		t.Helper()
 		var refs []dfms.ChunkRef
@@ -2100,6 +2101,7 @@ func testVersionIdentity(t *testing.T, s meta.Store) {
 		e, v, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Parent: u.Root, Name: name, Manifest: manifest(t, s, refs...)})
 		ok(t, err)
 		content[v.ID] = dfms.Manifest{Chunks: refs}
+		before[v.ID] = v
 		return e, v
 	}
 	// app.log.1 has two versions; app.log (the file an appender holds
@@ -2113,28 +2115,43 @@ func testVersionIdentity(t *testing.T, s meta.Store) {
 		t.Fatal("an entry's VersionID is not its current version's ID")
 	}
 	must2(t)(s.Rename(ctx, u.ID, cur.ID, u.Root, "app.log.1", true))
-	// Every ID still names its content, whichever file holds it.
+	// Every ID still names its content, in the file it was committed to;
+	// the replaced file's keep their numbers, and the moved file's count
+	// after them (its history starts with the two it continues).
 	for id, m := range content {
 		v, err := s.VersionByID(ctx, u.ID, id)
 		ok(t, err)
-		if v.ID != id || v.Entry != cur.ID || !slices.Equal(v.Manifest.Chunks, m.Chunks) {
-			t.Fatalf("version %d after the rename = %+v, want the content it was committed with, held by %d", id, v, cur.ID)
+		b := before[id]
+		if b.Entry == cur.ID {
+			b.Number += 2
+		}
+		if v.ID != id || v.Entry != b.Entry || v.Number != b.Number || !slices.Equal(v.Manifest.Chunks, m.Chunks) {
+			t.Fatalf("version %d after the rename = %+v, want the content it was committed with, as %d of %d", id, v, b.Number, b.Entry)
 		}
 	}
-	// The moved file's current version is the same version as before,
-	// under a new number.
+	// The history of app.log.1 now: the replaced file's two versions,
+	// then the moved file's three, numbered after them; its current
+	// version is the same version as before.
 	e := testkit.Must(s.GetEntry(ctx, u.ID, cur.ID))(t)
 	if e.VersionID != c3.ID || e.Version != 5 {
 		t.Fatalf("the moved file = version %d id %d, want 5 and id %d", e.Version, e.VersionID, c3.ID)
 	}
-	// The replaced file keeps a copy of its current version: a new ID, the
-	// same content.
-	oe := testkit.Must(s.GetEntry(ctx, u.ID, old.ID))(t)
-	if oe.VersionID == o2.ID || content[oe.VersionID].Chunks != nil {
-		t.Fatalf("the replaced file's version id %d reuses an id", oe.VersionID)
+	vs := testkit.Must(s.ListVersions(ctx, u.ID, cur.ID))(t)
+	if len(vs) != 5 || vs[0].Entry != old.ID || vs[1].ID != o2.ID || vs[2].Entry != cur.ID || vs[4].ID != c3.ID {
+		t.Fatalf("history of the moved file = %+v", vs)
 	}
-	if ov := testkit.Must(s.VersionByID(ctx, u.ID, oe.VersionID))(t); ov.Entry != old.ID || !slices.Equal(ov.Manifest.Chunks, content[o2.ID].Chunks) {
-		t.Fatalf("the replaced file's copy = %+v", ov)
+	for i, v := range vs {
+		if v.Number != int64(i+1) {
+			t.Fatalf("history of the moved file numbers %d as %d", i+1, v.Number)
+		}
+	}
+	if v := testkit.Must(s.GetVersion(ctx, u.ID, cur.ID, 2))(t); v.ID != o2.ID || !slices.Equal(v.Manifest.Chunks, content[o2.ID].Chunks) {
+		t.Fatalf("version 2 of the moved file = %+v, want the replaced file's last", v)
+	}
+	// The replaced file keeps its own versions, its current one included.
+	oe := testkit.Must(s.GetEntry(ctx, u.ID, old.ID))(t)
+	if oe.VersionID != o2.ID || oe.Version != 2 || oe.Live() {
+		t.Fatalf("the replaced file = %+v", oe)
 	}
 	// A checksum recorded by ID goes to that version, not to whatever
 	// holds its old number now.
@@ -2156,7 +2173,7 @@ func testVersionIdentity(t *testing.T, s meta.Store) {
 		t.Fatalf("a commit after the rename: %+v %+v", ne, nv)
 	}
 	for id := range content {
-		if nv.ID == id || nv.ID == oe.VersionID {
+		if nv.ID == id {
 			t.Fatalf("a new version reuses id %d", id)
 		}
 	}
@@ -2222,13 +2239,14 @@ func testCommitIdempotent(t *testing.T, s meta.Store) {
 	if vs := testkit.Must(s.ListVersions(ctx, u.ID, e1.ID))(t); len(vs) != 3 {
 		t.Fatalf("%d versions, want 3", len(vs))
 	}
-	// After a rename over f took its history, a retry of a commit to f
-	// answers the version, now held by the file that replaced it.
+	// After a rename over f, a retry of a commit to f answers the
+	// version (still f's) and the file whose history holds it now: the
+	// one that replaced f.
 	tmp, _ := commit(t, s, u.ID, u.Root, "f.tmp", m)
 	must2(t)(s.Rename(ctx, u.ID, tmp.ID, u.Root, "f", true))
 	e4, v4, err := s.CommitVersion(ctx, byID)
 	ok(t, err)
-	if v4.ID != v1.ID || e4.ID != tmp.ID || v4.Entry != tmp.ID {
+	if v4.ID != v1.ID || e4.ID != tmp.ID || v4.Entry != e1.ID {
 		t.Fatalf("a retry after a rename over the file: entry %d version %+v", e4.ID, v4)
 	}
 	// Commit IDs are per user: another user's same ID is theirs.
@@ -2559,18 +2577,20 @@ func testHoles(t *testing.T, s meta.Store) {
 	if r := refs(t, s, a); r != 1 {
 		t.Fatalf("refs(a) after the purge = %d, want 1", r)
 	}
-	// Replacing a sparse file by rename keeps a copy of its version,
-	// charged its data bytes again.
+	// Replacing a sparse file by rename charges nothing more (its
+	// versions stay, as the start of the history of the file that took
+	// its name), and purging that file gives back both.
 	f, _ := commit(t, s, u.ID, u.Root, "f", dfms.Manifest{Chunks: dfms.AppendHole([]dfms.ChunkRef{a}, tib)})
 	wantCharges(t, "another sparse file", s, u.ID, 20, 0)
 	if _, _, err := s.Rename(ctx, u.ID, h.ID, u.Root, "f", true); err != nil {
 		t.Fatal(err)
 	}
-	wantCharges(t, "after a rename over it", s, u.ID, 30, 0)
+	wantCharges(t, "after a rename over it", s, u.ID, 20, 0)
 	ok(t, s.Trash(ctx, u.ID, h.ID))
 	testkit.Must(s.Purge(ctx, u.ID, h.ID))(t)
-	testkit.Must(s.Purge(ctx, u.ID, f.ID))(t)
 	wantCharges(t, "after purging both", s, u.ID, 0, 0)
+	_, err = s.Purge(ctx, u.ID, f.ID)
+	testkit.WantKind(t, err, dfms.NotExist, "the replaced file after its history was purged")
 	if r := refs(t, s, a); r != 0 {
 		t.Fatalf("refs(a) at the end = %d, want 0", r)
 	}

@@ -23,10 +23,10 @@ import (
 // id as arguments), with the columns of entries and the name's parent and
 // name: entryCols reads it as it reads entries.
 const liveNames = `(SELECT id, owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, atime_ns,
-		target, rdev, mime, cur_version, cur_version_id, deleted_at, trash_root, data_size
+		target, rdev, mime, cur_version, cur_version_id, deleted_at, trash_root, data_size, hist_base
 		FROM entries WHERE parent_id = ? AND deleted_at IS NULL
 	UNION ALL SELECT e.id, e.owner_id, lk.parent_id, lk.name, e.kind, e.mode, e.uid, e.gid, e.size, e.mtime_ns, e.ctime_ns, e.atime_ns,
-		e.target, e.rdev, e.mime, e.cur_version, e.cur_version_id, e.deleted_at, e.trash_root, e.data_size
+		e.target, e.rdev, e.mime, e.cur_version, e.cur_version_id, e.deleted_at, e.trash_root, e.data_size, e.hist_base
 		FROM links lk JOIN entries e ON e.id = lk.entry_id WHERE lk.parent_id = ? AND e.deleted_at IS NULL) AS entries`
 
 // linkNamed reports whether a link holds the name parent/name.

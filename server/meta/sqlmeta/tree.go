@@ -18,11 +18,13 @@ import (
 // (or a relation of its columns named entries), with the parent and the
 // name from the expressions given: a link's (links.go) for an entry found
 // by one of its further names. The last column counts a directory's
-// subdirectories, or the further names of anything else.
+// subdirectories, or the further names of anything else. The version is
+// the current one's number in the file's history (its own number after
+// the history it continues; hist_base is 0 while it has no version).
 func entryColsNamed(parent, name string) string {
 	return `entries.id, entries.owner_id, ` + parent + `, ` + name + `, entries.kind, entries.mode, entries.uid, entries.gid,
 	entries.size, entries.mtime_ns, entries.ctime_ns, entries.atime_ns, entries.target, entries.rdev, entries.mime,
-	entries.cur_version, entries.cur_version_id, COALESCE(entries.deleted_at, 0), COALESCE(entries.trash_root, 0),
+	entries.cur_version + entries.hist_base, entries.cur_version_id, COALESCE(entries.deleted_at, 0), COALESCE(entries.trash_root, 0),
 	(SELECT v.sha256 FROM versions v WHERE v.id = entries.cur_version_id),
 	CASE WHEN entries.kind = 1
 		THEN (SELECT COUNT(*) FROM entries c WHERE c.parent_id = entries.id AND c.kind = 1 AND c.deleted_at IS NULL)
@@ -668,8 +670,8 @@ func (t *tx) rename(ctx context.Context, op dfms.Op, owner dfms.UserID, e dfms.E
 			}
 		case old.Kind == dfms.KindFile && e.Kind == dfms.KindFile && old.Version > 0:
 			// An editor's save (write a temporary file, rename it
-			// over): the file takes over the history of the one it
-			// replaces, which goes to the trash.
+			// over): the file continues the history of the one it
+			// replaces.
 			if err := t.adoptHistory(ctx, owner, old, e); err != nil {
 				return moved, replaced, err
 			}
@@ -709,72 +711,65 @@ func (t *tx) rename(ctx context.Context, op dfms.Op, owner dfms.UserID, e dfms.E
 	return moved, replaced, err
 }
 
-// adoptHistory makes the versions of file old (about to be replaced by
-// file e) the first versions of e, and moves old to the trash with a copy
-// of its current version (fstat of it keeps working, and it can be
-// restored): old's versions keep their numbers 1..n, e's move up by n,
-// and e's current version stays current. A file e without a version gets
-// an empty one on top, as its content is empty. Every version keeps its
-// ID, so whatever names one by ID (an open file's base) still finds the
-// same content.
+// adoptHistory makes file e (about to take the name of file old)
+// continue old's history: old's versions stay where they are, old's,
+// with their numbers, and e's own versions count after them (hist_base);
+// e lists old's history, and what old continued, before its own
+// (historyCTE). Old leaves the tree but not for the trash: it holds that
+// history until e is purged (Purge follows hist_prev). Nothing is
+// renumbered or moved: a version's ID, file and own number never change.
+// A file e without a version gets an empty one, as its content is empty,
+// so that its current version is the last of the history.
+//
+// A file that already continues a history does not take a second one:
+// then old goes to the trash as any replaced file does, with its own.
 func (t *tx) adoptHistory(ctx context.Context, owner dfms.UserID, old, e dfms.Entry) error {
-	n := old.Version
-	// Out of the way first: (entry_id, number) is unique row by row, and
-	// numbers are positive.
-	const away = 1 << 40
-	if _, err := t.exec(ctx, `UPDATE versions SET number = number + ? WHERE entry_id = ?`, int64(away), e.ID); err != nil {
+	var prev sql.NullInt64
+	if err := t.queryRow(ctx, `SELECT hist_prev FROM entries WHERE id = ?`, e.ID).Scan(&prev); err != nil {
 		return err
 	}
-	if _, err := t.exec(ctx, `UPDATE versions SET number = number - ? WHERE entry_id = ?`, int64(away)-n, e.ID); err != nil {
-		return err
+	if prev.Valid {
+		return t.trash(ctx, owner, old, time.Time{})
 	}
-	if _, err := t.exec(ctx, `UPDATE versions SET entry_id = ? WHERE entry_id = ?`, e.ID, old.ID); err != nil {
-		return err
-	}
-	cur, curID := e.Version+n, e.VersionID
+	curID := e.VersionID
 	if e.Version == 0 {
-		cur = n + 1
 		blob, _ := (&dfms.Manifest{}).MarshalBinary()
 		sum := dfms.Sum(nil)
 		if err := t.queryRow(ctx, `INSERT INTO versions (entry_id, number, size, sha256, manifest, chunk_count, base, created_at, created_by)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.ID, cur, 0, sum[:], blob, 0, old.VersionID, ns(t.now), owner).Scan(&curID); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.ID, 1, 0, sum[:], blob, 0, old.VersionID, ns(t.now), owner).Scan(&curID); err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `UPDATE entries SET cur_version = 1, cur_version_id = ? WHERE id = ?`, curID, e.ID); err != nil {
 			return err
 		}
 	}
-	if _, err := t.exec(ctx, `UPDATE entries SET cur_version = ?, cur_version_id = ? WHERE id = ?`, cur, curID, e.ID); err != nil {
-		return err
-	}
-	// The replaced file keeps a copy of its current version, with its
-	// references and its share of the usage, until it is purged.
-	var copyID int64
-	if err := t.queryRow(ctx, `INSERT INTO versions (entry_id, number, size, sha256, manifest, chunk_count, base, created_at, created_by)
-		SELECT ?, number, size, sha256, manifest, chunk_count, base, created_at, created_by FROM versions WHERE id = ? RETURNING id`,
-		old.ID, old.VersionID).Scan(&copyID); err != nil {
-		return err
-	}
-	if _, err := t.exec(ctx, `UPDATE entries SET cur_version_id = ? WHERE id = ?`, copyID, old.ID); err != nil {
-		return err
-	}
-	var blob []byte
-	if err := t.queryRow(ctx, `SELECT manifest FROM versions WHERE id = ?`, copyID).Scan(&blob); err != nil {
-		return err
-	}
-	counts := map[dfms.Hash]int64{}
-	size, err := addCounts(counts, blob) // its data bytes: holes are not charged
-	if err != nil {
-		return err
-	}
-	if err := t.takeChunks(ctx, counts, nil, nil); err != nil {
-		return err
-	}
-	if _, err := t.exec(ctx, `UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?`, size, owner); err != nil {
+	// old.Version is the number of old's last version in its history.
+	if _, err := t.exec(ctx, `UPDATE entries SET hist_prev = ?, hist_base = ? WHERE id = ?`, old.ID, old.Version, e.ID); err != nil {
 		return err
 	}
 	if err := t.trash(ctx, owner, old, time.Time{}); err != nil {
 		return err
 	}
+	if _, err := t.exec(ctx, `UPDATE entries SET trash_root = NULL WHERE id = ?`, old.ID); err != nil {
+		return err
+	}
 	return t.journal(ctx, owner, e.ID, old.Parent, dfms.ChangeVersion, curID)
 }
+
+// historyCTE is a WITH clause naming hist(id, prev, base, last): file ?
+// and the files whose histories it continues, each with its hist_base
+// and the number of the last of its versions in that history (the base
+// of the one that continued it). The versions of the history are those
+// of versions v JOIN hist h ON v.entry_id = h.id WHERE inHistory.
+const historyCTE = `WITH RECURSIVE hist(id, prev, base, last) AS (
+		SELECT id, hist_prev, hist_base, 9223372036854775807 FROM entries WHERE id = ?
+		UNION ALL
+		SELECT p.id, p.hist_prev, p.hist_base, h.base FROM entries p JOIN hist h ON p.id = h.prev
+	) `
+
+// inHistory selects the versions of a history (see historyCTE): those of
+// the files it passed through, up to where the next one took over.
+const inHistory = `v.number + h.base <= h.last`
 
 // trash moves e and its live subtree to the trash, with e as trash root.
 // Entry e goes under every name it has (unlinkAll).
@@ -918,13 +913,29 @@ func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (
 		if e.Live() {
 			return dfms.Errorf(op, dfms.Conflict, "only entries in the trash can be purged")
 		}
+		var next dfms.EntryID
+		err := t.queryRow(ctx, `SELECT id FROM entries WHERE hist_prev = ?`, id).Scan(&next)
+		if err == nil {
+			return dfms.E(op, dfms.Conflict, fmt.Errorf("its versions are the start of the history of entry %d; they go when it is purged", next))
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
 		// The whole physical subtree goes, including parts trashed earlier
-		// on their own: their parent is about to disappear.
-		const subtree = `WITH RECURSIVE sub(id) AS (
+		// on their own: their parent is about to disappear. So do the
+		// files whose histories the subtree's files continue (wherever
+		// they were), and only those: one whose history a file outside
+		// continues stays for it.
+		const subtree = `WITH RECURSIVE tree(id) AS (
 				SELECT id FROM entries WHERE id = ?
 				UNION ALL
-				SELECT c.id FROM entries c JOIN sub ON c.parent_id = sub.id
-			) `
+				SELECT c.id FROM entries c JOIN tree ON c.parent_id = tree.id
+					WHERE NOT EXISTS (SELECT 1 FROM entries n WHERE n.hist_prev = c.id)
+			), past(id) AS (
+				SELECT hist_prev FROM entries WHERE id IN (SELECT id FROM tree) AND hist_prev IS NOT NULL
+				UNION ALL
+				SELECT p.hist_prev FROM entries p JOIN past ON p.id = past.id WHERE p.hist_prev IS NOT NULL
+			), sub(id) AS (SELECT id FROM tree UNION SELECT id FROM past) `
 		// Uploads into the subtree are aborted (their parts release refs).
 		rows, err := t.query(ctx, subtree+`SELECT id FROM multipart_uploads WHERE parent_id IN (SELECT id FROM sub)`, id)
 		uploads, err := scanAll(rows, err, func(r row) (u string, err error) { return u, r.Scan(&u) })
@@ -971,6 +982,12 @@ func (s *Store) Purge(ctx context.Context, owner dfms.UserID, id dfms.EntryID) (
 		}
 		st.Bytes += xattrBytes
 		if _, err := t.exec(ctx, subtree+`DELETE FROM versions WHERE entry_id IN (SELECT id FROM sub)`, id); err != nil {
+			return err
+		}
+		// A replaced file that stays for a file outside the subtree moves
+		// out of it, under the owner's root (it is in no listing).
+		if _, err := t.exec(ctx, subtree+`UPDATE entries SET parent_id = (SELECT root_id FROM users WHERE id = ?)
+			WHERE parent_id IN (SELECT id FROM tree) AND id NOT IN (SELECT id FROM sub)`, id, owner); err != nil {
 			return err
 		}
 		res, err := t.exec(ctx, subtree+`DELETE FROM entries WHERE id IN (SELECT id FROM sub)`, id)

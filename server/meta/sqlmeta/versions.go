@@ -298,7 +298,21 @@ func (t *tx) committedBefore(ctx context.Context, op dfms.Op, req meta.CommitReq
 	if !bytes.Equal(had, blob) {
 		return dfms.Entry{}, dfms.Version{}, false, dfms.E(op, dfms.Conflict, fmt.Errorf("commit id %q was used for other content", req.CommitID))
 	}
-	e, err := t.entry(ctx, req.Owner, v.Entry, false)
+	// The entry answered is the one whose history holds the version now:
+	// the last of the files that continued its file's history.
+	id := v.Entry
+	for {
+		var next dfms.EntryID
+		err := t.queryRow(ctx, `SELECT id FROM entries WHERE hist_prev = ?`, id).Scan(&next)
+		if errors.Is(err, sql.ErrNoRows) {
+			break
+		}
+		if err != nil {
+			return dfms.Entry{}, dfms.Version{}, false, err
+		}
+		id = next
+	}
+	e, err := t.entry(ctx, req.Owner, id, false)
 	return e, v, err == nil, err
 }
 
@@ -473,8 +487,10 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 	if v.CommitID != "" {
 		commitID = v.CommitID
 	}
+	// The row holds the file's own number: v.Number less the place of the
+	// history it continues.
 	if err := t.queryRow(ctx, `INSERT INTO versions (entry_id, number, size, sha256, manifest, chunk_count, base, created_at, created_by, commit_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, v.Entry, v.Number, v.Size, v.SHA256[:], blob, v.ChunkCount, v.Base,
+		VALUES (?, ? - (SELECT hist_base FROM entries WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, v.Entry, v.Number, v.Entry, v.Size, v.SHA256[:], blob, v.ChunkCount, v.Base,
 		ns(v.CreatedAt), v.CreatedBy, commitID).Scan(&v.ID); err != nil {
 		return e, v, err
 	}
@@ -486,7 +502,7 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 	if mime == "" {
 		mime = e.MIME
 	}
-	if _, err := t.exec(ctx, `UPDATE entries SET size = ?, data_size = ?, cur_version = ?, cur_version_id = ?, mtime_ns = ?, ctime_ns = ?, mime = ? WHERE id = ?`,
+	if _, err := t.exec(ctx, `UPDATE entries SET size = ?, data_size = ?, cur_version = ? - hist_base, cur_version_id = ?, mtime_ns = ?, ctime_ns = ?, mime = ? WHERE id = ?`,
 		size, data, v.Number, v.ID, ns(mtime), ns(t.now), mime, e.ID); err != nil {
 		return e, v, err
 	}
@@ -503,7 +519,9 @@ func (t *tx) commit(ctx context.Context, op dfms.Op, req meta.CommitRequest, blo
 	return e, v, nil
 }
 
-const versionCols = `v.id, v.entry_id, v.number, v.size, v.sha256, v.chunk_count, v.base, v.created_at, v.created_by, COALESCE(v.commit_id, '')`
+// versionCols are the columns scanVersion reads, of versions v: its
+// number is its place in its file's history (hist_base + its own).
+const versionCols = `v.id, v.entry_id, v.number + (SELECT h.hist_base FROM entries h WHERE h.id = v.entry_id), v.size, v.sha256, v.chunk_count, v.base, v.created_at, v.created_by, COALESCE(v.commit_id, '')`
 
 func scanVersion(row interface{ Scan(...any) error }, manifest *[]byte) (dfms.Version, error) {
 	var v dfms.Version
@@ -531,9 +549,10 @@ func (s *Store) GetVersion(ctx context.Context, owner dfms.UserID, id dfms.Entry
 			return err
 		}
 		if number == 0 {
-			number = e.Version
+			v, err = t.versionWithManifest(ctx, `v.id = ?`, e.VersionID)
+		} else {
+			v, err = t.historyVersion(ctx, id, number)
 		}
-		v, err = t.versionWithManifest(ctx, `v.entry_id = ? AND v.number = ?`, id, number)
 		if errors.Is(err, sql.ErrNoRows) {
 			return dfms.E(op, dfms.NotExist, fmt.Errorf("entry %d has no version %d", id, number))
 		}
@@ -569,7 +588,22 @@ func (t *tx) versionWithManifest(ctx context.Context, where string, args ...any)
 	return v, v.Manifest.UnmarshalBinary(blob)
 }
 
-// ListVersions implements meta.Versions.
+// historyVersion reads version number of file id's history, with its
+// manifest (sql.ErrNoRows if none): the file's own or one of a file
+// whose history it continues.
+func (t *tx) historyVersion(ctx context.Context, id dfms.EntryID, number int64) (dfms.Version, error) {
+	var blob []byte
+	v, err := scanVersion(t.queryRow(ctx, historyCTE+`SELECT `+versionCols+`, v.manifest FROM versions v JOIN hist h ON v.entry_id = h.id
+		WHERE `+inHistory+` AND v.number + h.base = ?`, id, number), &blob)
+	if err != nil {
+		return v, err
+	}
+	v.Manifest = new(dfms.Manifest)
+	return v, v.Manifest.UnmarshalBinary(blob)
+}
+
+// ListVersions implements meta.Versions: the file's history, the
+// versions of the files it continues included (see adoptHistory).
 func (s *Store) ListVersions(ctx context.Context, owner dfms.UserID, id dfms.EntryID) ([]dfms.Version, error) {
 	var out []dfms.Version
 	err := s.read(ctx, "meta.ListVersions", func(t *tx) error {
@@ -577,7 +611,8 @@ func (s *Store) ListVersions(ctx context.Context, owner dfms.UserID, id dfms.Ent
 		if _, err := t.entry(ctx, owner, id, false); err != nil {
 			return err
 		}
-		rows, err := t.query(ctx, `SELECT `+versionCols+` FROM versions v WHERE v.entry_id = ? ORDER BY v.number`, id)
+		rows, err := t.query(ctx, historyCTE+`SELECT `+versionCols+` FROM versions v JOIN hist h ON v.entry_id = h.id
+			WHERE `+inHistory+` ORDER BY v.number + h.base`, id)
 		if err != nil {
 			return err
 		}
@@ -624,7 +659,8 @@ func (s *Store) DeleteVersion(ctx context.Context, owner dfms.UserID, id dfms.En
 		}
 		var vid int64
 		var blob []byte
-		err := t.queryRow(ctx, `SELECT id, manifest FROM versions WHERE entry_id = ? AND number = ?`, id, number).Scan(&vid, &blob)
+		err := t.queryRow(ctx, historyCTE+`SELECT v.id, v.manifest FROM versions v JOIN hist h ON v.entry_id = h.id
+			WHERE `+inHistory+` AND v.number + h.base = ?`, id, number).Scan(&vid, &blob)
 		if errors.Is(err, sql.ErrNoRows) {
 			return dfms.E(op, dfms.NotExist, fmt.Errorf("entry %d has no version %d", id, number))
 		}
