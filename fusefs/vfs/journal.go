@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -180,6 +181,8 @@ type replayed struct {
 	// create is the pending file the journal creates (pending.go), nil
 	// once it was materialized or if the file was not created here.
 	create *Entry
+	// links are the further names made while it was pending.
+	links []nameKey
 }
 
 // replay reads a journal. A torn last record (a crash mid-append) is
@@ -216,8 +219,19 @@ func replay(path string) (replayed, error) {
 			if r.create != nil {
 				r.create.ATime = time.Unix(0, a)
 			}
+		case recLink, recUnlink:
+			if c < 0 || c > dfms.MaxNameLen || int64(len(p)) < int64(recordLen)+c {
+				return r, nil // torn: never acknowledged
+			}
+			k := nameKey{dfms.EntryID(a), string(p[recordLen : recordLen+int(c)])}
+			if p[0] == recLink {
+				r.links = append(r.links, k)
+			} else if i := slices.Index(r.links, k); i >= 0 {
+				r.links = slices.Delete(r.links, i, i+1)
+			}
+			p = p[c:]
 		case recCreated:
-			r.create = nil
+			r.create, r.links = nil, nil
 		case recWrite:
 			r.dirty = r.dirty.add(a, a+c)
 			r.size = max(r.size, a+c)
@@ -421,6 +435,10 @@ func (fsys *FS) recoverStage(ctx context.Context, jp string) error {
 // had not materialized yet.
 func (fsys *FS) recoverCreate(ctx context.Context, r *replayed) error {
 	if _, err := fsys.b.GetAttr(ctx, r.id); !dfms.Is(err, dfms.NotExist) {
+		if err == nil && len(r.links) > 0 {
+			// Made, perhaps not with its links (a crash in between).
+			return fsys.linkCreated(ctx, fsys.mc.begin(), r.id, r.links)
+		}
 		return err // it was materialized (nil), or the backend failed
 	}
 	c := *r.create
@@ -436,6 +454,7 @@ func (fsys *FS) recoverCreate(ctx context.Context, r *replayed) error {
 		}
 		if err == nil {
 			fsys.log.Info("created a file made before the last unmount", "entry", c.ID, "name", res[0].Entry.Name)
+			err = fsys.linkCreated(ctx, fsys.mc.begin(), c.ID, r.links)
 		}
 		return err
 	}

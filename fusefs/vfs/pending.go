@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -29,6 +30,13 @@ import (
 //
 // chmod, chown and utimens of a pending file change it in memory and in
 // its journal: tar's fchmod after each create costs no transaction.
+//
+// A hard link to a pending file, in its directory, is a further name of
+// it here and in its journal, made on the backend with the file; unlink
+// of one of its names while it is pending is local too. git stores each
+// object by writing a temporary file, linking it under its final name and
+// unlinking the temporary one: the backend sees one create, of the final
+// name.
 //
 // Others (the REST API, other mounts) see the file when it is
 // materialized, with its first content: tens of milliseconds after
@@ -69,9 +77,19 @@ type pendingFiles struct {
 }
 
 type pendingFile struct {
-	e        Entry
+	e Entry // under its first name; Nlink counts links too
+	// links are its further names (hard links) made here, in e's
+	// directory when made; the backend gets them with the file.
+	links    []nameKey
 	j        *journal // the file's journal, which records the create
 	inflight bool     // being materialized: attribute changes wait for it
+}
+
+// named returns pf's entry under its name k, which may be a link's.
+func (pf *pendingFile) named(k nameKey) Entry {
+	e := pf.e
+	e.Parent, e.Name = k.dir, k.name
+	return e
 }
 
 func newPendingFiles(b Backend) *pendingFiles {
@@ -131,8 +149,9 @@ func (fsys *FS) pendingLookup(dir dfms.EntryID, name string) (Entry, bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if id, ok := p.byName[nameKey{dir, name}]; ok {
-		return p.byID[id].e, true
+	k := nameKey{dir, name}
+	if id, ok := p.byName[k]; ok {
+		return p.byID[id].named(k), true
 	}
 	return Entry{}, false
 }
@@ -149,6 +168,11 @@ func (fsys *FS) pendingIn(dir dfms.EntryID) []Entry {
 	for _, pf := range p.byID {
 		if pf.e.Parent == dir {
 			out = append(out, pf.e)
+		}
+		for _, k := range pf.links {
+			if k.dir == dir {
+				out = append(out, pf.named(k))
+			}
 		}
 	}
 	return out
@@ -246,6 +270,7 @@ func (fsys *FS) createPending(ctx context.Context, dir dfms.EntryID, name string
 			f.mu.Unlock()
 			continue
 		}
+		e.Nlink = 1
 		p.byID[id] = &pendingFile{e: e, j: j}
 		p.byName[nameKey{dir, name}] = id
 		p.dirTimes[dir] = now // as a create changes its directory (make, git's untracked cache)
@@ -447,11 +472,15 @@ func (fsys *FS) materialize(ctx context.Context, ids ...dfms.EntryID) error {
 	p.mu.Lock()
 	var batch []*pendingFile
 	var es []Entry
+	var links [][]nameKey // fixed while inflight
 	for _, id := range ids {
 		if pf := p.byID[id]; pf != nil && !pf.inflight {
 			pf.inflight = true
 			batch = append(batch, pf)
-			es = append(es, pf.e)
+			e := pf.e
+			e.Nlink = 0
+			es = append(es, e)
+			links = append(links, slices.Clone(pf.links))
 		}
 	}
 	p.mu.Unlock()
@@ -473,9 +502,16 @@ func (fsys *FS) materialize(ctx context.Context, ids ...dfms.EntryID) error {
 	}
 	g := fsys.mc.begin()
 	res, err := fsys.createFiles(ctx, es)
-	for _, r := range res {
+	for i := range res {
+		r := &res[i]
 		if r.Err == nil {
 			fsys.mc.created(g, r.Entry, true) // before the name leaves pending: a lookup finds one or the other
+			if len(links[i]) > 0 {
+				// A file whose links fail stays pending: the next
+				// attempt finds it made and makes the rest.
+				r.Err = fsys.linkCreated(ctx, g, r.Entry.ID, links[i])
+				fsys.mc.drop(r.Entry.ID) // its link count
+			}
 		}
 		if err == nil && r.Err != nil {
 			err = r.Err
@@ -487,8 +523,10 @@ func (fsys *FS) materialize(ctx context.Context, ids ...dfms.EntryID) error {
 		if i < len(res) && res[i].Err == nil {
 			id := pf.e.ID
 			delete(p.byID, id)
-			if k := (nameKey{pf.e.Parent, pf.e.Name}); p.byName[k] == id {
-				delete(p.byName, k)
+			for _, k := range append(pf.links, nameKey{pf.e.Parent, pf.e.Name}) {
+				if p.byName[k] == id {
+					delete(p.byName, k)
+				}
 			}
 			if jerr := pf.j.record(recCreated, 0, 0); jerr != nil {
 				// The file is made: a crash finds it there and does
@@ -518,7 +556,36 @@ func (fsys *FS) materializeNamed(ctx context.Context, dir dfms.EntryID, name str
 		return Entry{}, true, err
 	}
 	e, err := fsys.b.GetAttr(ctx, pe.ID)
+	if err == nil && e.Nlink > 1 {
+		e.Parent, e.Name = dir, name // one of its names: this one
+	}
 	return e, true, err
+}
+
+// linkCreated makes links, the further names of file id made while it
+// was pending, on the backend, which has just created it (by a change
+// begun at generation g). A name the backend has already (an earlier
+// attempt) is done; one another client took meanwhile becomes a conflict
+// name beside it.
+func (fsys *FS) linkCreated(ctx context.Context, g uint64, id dfms.EntryID, links []nameKey) error {
+	for _, k := range links {
+		e, err := fsys.b.Link(ctx, id, k.dir, k.name)
+		if dfms.Is(err, dfms.Exist) {
+			if got, lerr := fsys.b.Lookup(ctx, k.dir, k.name); lerr == nil && got.ID == id {
+				continue
+			}
+			name := conflictName(k.name, time.Now())
+			if e, err = fsys.b.Link(ctx, id, k.dir, name); err == nil {
+				fsys.log.Warn("a hard link made here got a conflict name: its name was taken by another client before the file reached the server",
+					"entry", id, "name", k.name, "now", name, "parent", k.dir)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		fsys.mc.created(g, e, true)
+	}
+	return nil
 }
 
 // materializeIn materializes the pending files of directory dir.
@@ -614,6 +681,8 @@ const (
 	recPerm    = 'P' // mode, uid<<32 | gid
 	recATime   = 'A' // unix nanoseconds, 0: the access time set
 	recCreated = 'c' // the file was materialized: the records above are done
+	recLink    = 'L' // parent, name length; the name follows: a further name
+	recUnlink  = 'l' // parent, name length; the name follows: a link's name removed
 )
 
 // createRecords are the journal records that create e.
@@ -633,4 +702,99 @@ func appendRecord(b []byte, kind byte, a, c int64) []byte {
 	b = append(b, kind)
 	b = binary.LittleEndian.AppendUint64(b, uint64(a))
 	return binary.LittleEndian.AppendUint64(b, uint64(c))
+}
+
+// linkPending gives pending file id the free name dir/name as a further
+// name, in memory and in its journal. done false says the caller links
+// through the backend: id is not pending (any more), dir is not its
+// directory, or the name is taken or unknown.
+func (fsys *FS) linkPending(ctx context.Context, id, dir dfms.EntryID, name string) (Entry, bool, error) {
+	const op dfms.Op = "vfs.Link"
+	p := fsys.pend
+	if p == nil {
+		return Entry{}, false, nil
+	}
+	src, ok := fsys.pendingEntry(id)
+	if !ok || src.Parent != dir {
+		return Entry{}, false, nil
+	}
+	if err := dfms.ValidName(name); err != nil {
+		return Entry{}, true, dfms.E(op, dfms.Invalid, err)
+	}
+	p.mu.Lock()
+	gen := p.gen
+	p.mu.Unlock()
+	if _, ok := fsys.pendingLookup(dir, name); ok {
+		return Entry{}, true, dfms.E(op, dfms.Exist, fmt.Errorf("%q already exists", name))
+	}
+	if _, err := fsys.lookupEntry(ctx, dir, name); !dfms.Is(err, dfms.NotExist) {
+		return Entry{}, false, nil // taken (or unknown): the backend decides
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pf := p.byID[id]
+	k := nameKey{dir, name}
+	_, taken := p.byName[k]
+	if pf == nil || pf.inflight || taken || p.gen != gen || pf.e.Parent != dir {
+		return Entry{}, false, nil // it changed meanwhile: through the backend
+	}
+	if err := pf.j.append(linkRecord(nil, recLink, k)); err != nil {
+		return Entry{}, true, journalError(op, err)
+	}
+	now := time.Now()
+	pf.links = append(pf.links, k)
+	pf.e.Nlink++
+	pf.e.CTime = now
+	p.byName[k] = id
+	p.dirTimes[dir] = now
+	return pf.named(k), true, nil
+}
+
+// unlinkPending removes the name dir/name of a pending file that has
+// others (links made while it is pending), in memory and in its journal;
+// when it is the file's first name, a link's name takes its place. ok
+// false says the caller removes the name as any other.
+func (fsys *FS) unlinkPending(dir dfms.EntryID, name string) (bool, error) {
+	const op dfms.Op = "vfs.Unlink"
+	p := fsys.pend
+	if p == nil {
+		return false, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := nameKey{dir, name}
+	id, ok := p.byName[k]
+	if !ok {
+		return false, nil
+	}
+	pf := p.byID[id]
+	if pf == nil || pf.inflight || len(pf.links) == 0 {
+		return false, nil
+	}
+	var rec []byte
+	i := slices.Index(pf.links, k)
+	if i < 0 { // its first name: the first link's takes its place
+		i = 0
+		rec = nameRecord(rec, pf.links[0].dir, pf.links[0].name)
+	}
+	rec = linkRecord(rec, recUnlink, pf.links[i])
+	if err := pf.j.append(rec); err != nil {
+		return true, journalError(op, err)
+	}
+	now := time.Now()
+	if k != pf.links[i] {
+		pf.e.Parent, pf.e.Name, pf.e.Named = pf.links[i].dir, pf.links[i].name, now
+	}
+	pf.links = slices.Delete(pf.links, i, i+1)
+	pf.e.Nlink--
+	pf.e.CTime = now
+	delete(p.byName, k)
+	p.dirTimes[dir] = now
+	return true, nil
+}
+
+// linkRecord appends a record of kind recLink or recUnlink of name k.
+func linkRecord(b []byte, kind byte, k nameKey) []byte {
+	b = appendRecord(b, kind, int64(k.dir), int64(len(k.name)))
+	return append(b, k.name...)
 }

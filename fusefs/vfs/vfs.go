@@ -729,6 +729,16 @@ func (fsys *FS) Link(ctx context.Context, ino, newParent Ino, newName string) (A
 		return Attr{}, errReadOnly(op)
 	}
 	id := ino.entry()
+	if dir, err := dirOf(op, newParent); err == nil && checkNewName(op, newName) == nil {
+		// A file not on the server yet gets the name here (git's
+		// link of each object it writes).
+		if e, done, err := fsys.linkPending(ctx, id, dir, newName); done {
+			if err != nil {
+				return Attr{}, err
+			}
+			return fsys.attrOf(e), nil
+		}
+	}
 	// The file must be on the server for the server to name it.
 	if err := fsys.materialize(ctx, id); err != nil {
 		return Attr{}, err
@@ -759,6 +769,10 @@ func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) (err error)
 	const op dfms.Op = "vfs.Unlink"
 	dir, err := removable(op, parent, name)
 	if err != nil {
+		return err
+	}
+	// One of the names of a file not on the server yet, which has more.
+	if ok, err := fsys.unlinkPending(dir, name); ok {
 		return err
 	}
 	var victim dfms.EntryID // the file unlinked, if known

@@ -285,6 +285,7 @@ type counting struct {
 	reads, manifests atomic.Int64 // GetAttr and Lookup; Manifest
 	// CreateFile, SetAttr and Unlink, each made alone.
 	creates, setattrs, unlinks atomic.Int64
+	links                      atomic.Int64 // Link
 	// The batches of CreateFiles, CommitManifests and TrashFiles, and the
 	// files in them.
 	createBatches, created atomic.Int64
@@ -315,6 +316,11 @@ func (c *counting) CreateFile(ctx context.Context, parent dfms.EntryID, name str
 func (c *counting) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
 	c.setattrs.Add(1)
 	return c.Backend.SetAttr(ctx, id, a)
+}
+
+func (c *counting) Link(ctx context.Context, id, parent dfms.EntryID, name string) (vfs.Entry, error) {
+	c.links.Add(1)
+	return c.Backend.Link(ctx, id, parent, name)
 }
 
 func (c *counting) Unlink(ctx context.Context, parent dfms.EntryID, name string) error {
