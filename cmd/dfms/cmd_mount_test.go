@@ -250,20 +250,6 @@ func readCredentials(t *testing.T, data string) (email, password string) {
 	return email, password
 }
 
-// syncDir fsyncs directory dir of a mount: it returns once every file
-// closed in the mount is committed (write-back).
-func syncDir(t *testing.T, dir string) {
-	t.Helper()
-	d, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		t.Fatalf("fsync %s: %v", dir, err)
-	}
-}
-
 // TestUp runs `dfms up` as a real process: files written through the mount
 // are read back through the REST API, go-fuse's POSIX suite passes on the
 // mount, SIGTERM unmounts cleanly, and a second start finds everything

@@ -100,7 +100,7 @@ func TestMountServerRestart(t *testing.T) {
 		}
 		cached[name] = b
 	}
-	syncDir(t, mnt)
+	fusetest.Fsync(t, mnt)
 	for name, want := range cached {
 		if got, err := os.ReadFile(filepath.Join(mnt, name)); err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("%s: %d bytes, %v", name, len(got), err)
@@ -234,7 +234,7 @@ func TestMountServerRestart(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d workload steps in all; the longest took %v", ops.Load(), longest)
 
-	syncDir(t, mnt)
+	fusetest.Fsync(t, mnt)
 	if len(errs) > 0 {
 		t.Errorf("%d operations failed:\n%s", len(errs), strings.Join(errs[:min(len(errs), 30)], "\n"))
 	}
@@ -284,7 +284,7 @@ func TestMountServerWaitBound(t *testing.T) {
 	if err := os.WriteFile(p, want, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	syncDir(t, mnt)
+	fusetest.Fsync(t, mnt)
 	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("read: %q %v", got, err)
 	}
