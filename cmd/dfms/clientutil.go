@@ -295,6 +295,12 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// addLongFlag adds -l/--long, which sets long: printEntries shows the
+// details.
+func addLongFlag(fs *pflag.FlagSet, long *bool) {
+	fs.BoolVarP(long, "long", "l", false, "details: id, exact size, mode, MIME type and SHA-256")
+}
+
 // printEntries prints a table of entries; names, if set, replaces each
 // entry's name (search shows paths).
 func printEntries(w io.Writer, es []client.Entry, long bool, names []string) {
