@@ -102,11 +102,7 @@ func (e *env) storedNow(t *testing.T, path string) []byte {
 // file closed so far is committed (write-back).
 func (e *env) sync(t *testing.T) {
 	t.Helper()
-	d := openFile(t, e.dir, os.O_RDONLY)
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		t.Fatalf("fsync of the mount's root: %v", err)
-	}
+	fusetest.Fsync(t, e.dir)
 }
 
 // versions returns the number of versions of path on the server.

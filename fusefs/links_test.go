@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/dfms/dfms/fusefs/fusetest"
 )
 
 // Hard links through a real mount, on both backends: a write through one
@@ -42,7 +44,7 @@ func testHardLinks(t *testing.T, d string, server serverContent) {
 			t.Fatalf("%s reads %q, %v", p, got, err)
 		}
 	}
-	syncPath(t, a)
+	fusetest.Fsync(t, a)
 	if got := server(t, b); string(got) != "one\ntwo\n" {
 		t.Fatalf("the server has %q", got)
 	}
@@ -131,18 +133,5 @@ func wantLinks(t *testing.T, n uint64, paths ...string) {
 			t.Fatalf("%s: inode %d with %d names, want inode %d with %d", p, st.Ino, st.Nlink, ino, n)
 		}
 		ino = st.Ino
-	}
-}
-
-// syncPath fsyncs the file at p.
-func syncPath(t *testing.T, p string) {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		t.Fatal(err)
 	}
 }

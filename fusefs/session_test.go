@@ -96,11 +96,7 @@ func mountLocal(t *testing.T, writeBack bool) (string, serverContent) {
 // directory (which commits what write-back still holds).
 func versionContents(t *testing.T, path string) []string {
 	t.Helper()
-	d := openFile(t, filepath.Dir(path), os.O_RDONLY)
-	if err := d.Sync(); err != nil {
-		t.Fatalf("fsync of the directory: %v", err)
-	}
-	d.Close()
+	fusetest.Fsync(t, filepath.Dir(path))
 	vdir := filepath.Join(filepath.Dir(path), ".versions", filepath.Base(path))
 	list, err := os.ReadDir(vdir)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dfms/dfms/fusefs/fusetest"
 )
 
 // rssBytes returns the resident memory of this process (which runs the
@@ -109,11 +111,7 @@ func TestSparseFiles(t *testing.T) {
 		}
 		check("staged")
 		// The commit (fsync of the directory waits for write-back).
-		d := openFile(t, dir, os.O_RDONLY)
-		if err := d.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		d.Close()
+		fusetest.Fsync(t, dir)
 		check("committed")
 		if err := os.Truncate(p, 999999999999999); !errors.Is(err, syscall.EFBIG) {
 			t.Fatalf("truncate to 999999999999999: %v, want EFBIG", err)

@@ -146,14 +146,15 @@ func (o *clientOptions) resolveNotRoot(ctx context.Context, arg, verb string) (s
 	return s, p, e, err
 }
 
-// resolveFile is resolve for a path that must name a file; isDir is the
-// error message for a folder.
-func (o *clientOptions) resolveFile(ctx context.Context, p, isDir string) (*session, client.Entry, error) {
-	s, e, err := o.resolve(ctx, p)
+// resolveFile is resolve for the path arg, cleaned (returned as p), that
+// must name a file: get, versions and restore say isDir of a folder.
+func (o *clientOptions) resolveFile(ctx context.Context, arg, isDir string) (s *session, p string, e client.Entry, err error) {
+	p = cleanRemote(arg)
+	s, e, err = o.resolve(ctx, p)
 	if err == nil && e.IsDir() {
-		return nil, client.Entry{}, fail(p, dfms.Errorf("", dfms.IsDir, isDir))
+		return nil, p, client.Entry{}, fail(p, dfms.Errorf("", dfms.IsDir, isDir))
 	}
-	return s, e, err
+	return s, p, e, err
 }
 
 func sameServer(a, b string) bool {
@@ -292,6 +293,12 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// addLongFlag adds -l/--long, which sets long: printEntries shows the
+// details.
+func addLongFlag(fs *pflag.FlagSet, long *bool) {
+	fs.BoolVarP(long, "long", "l", false, "details: id, exact size, mode, MIME type and SHA-256")
 }
 
 // printEntries prints a table of entries; names, if set, replaces each

@@ -383,10 +383,7 @@ func TestClientBinary(t *testing.T) {
 	}
 	// Built before env changes HOME and XDG_CACHE_HOME, where the go
 	// command finds its caches.
-	bin := filepath.Join(t.TempDir(), "dfms")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := dfmsBinary(t)
 	config, cache := env(t)
 	srv := clienttest.NewServer(t, clienttest.Options{})
 	dfms := func(stdin string, args ...string) (int, string) {

@@ -23,8 +23,7 @@ replaced.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			p := cleanRemote(args[0])
-			s, e, err := o.resolveFile(ctx, p, "is a folder")
+			s, p, e, err := o.resolveFile(ctx, args[0], "is a folder")
 			if err != nil {
 				return err
 			}

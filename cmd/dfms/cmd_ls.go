@@ -37,7 +37,7 @@ func newLsCmd() *cobra.Command {
 			return nil
 		},
 	})
-	cmd.Flags().BoolVarP(&long, "long", "l", false, "details: id, exact size, mode, MIME type and SHA-256")
+	addLongFlag(cmd.Flags(), &long)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the entries as JSON")
 	return cmd
 }

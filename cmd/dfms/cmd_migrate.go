@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -10,16 +9,8 @@ import (
 )
 
 func newMigrateCmd() *cobra.Command {
-	var o configOptions
-	cmd := &cobra.Command{
-		Use:   "migrate",
-		Short: "Apply the metadata schema migrations and exit",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := o.load(os.Getenv)
-			if err != nil {
-				return err
-			}
+	return configCommand("migrate", "Apply the metadata schema migrations and exit",
+		func(cmd *cobra.Command, cfg server.Config) error {
 			m, err := server.OpenMeta(cmd.Context(), cfg.Metadata.URL)
 			if err != nil {
 				return err
@@ -27,8 +18,5 @@ func newMigrateCmd() *cobra.Command {
 			defer m.Close()
 			fmt.Fprintln(cmd.OutOrStdout(), "metadata schema is up to date")
 			return nil
-		},
-	}
-	o.addFlags(cmd.Flags())
-	return cmd
+		})
 }

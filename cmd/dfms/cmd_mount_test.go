@@ -22,33 +22,48 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(fusetest.Main(m)) }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// builtOnce is something the test binary builds once (the dfms binary,
+// the pjdfstest suite), in a scratch directory of its own.
+type builtOnce struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// get builds on the first call: build makes the thing in scratch, a new
+// directory named after prefix, and returns its path. Every call returns
+// that path, or fails t with what and the error.
+func (b *builtOnce) get(t *testing.T, what, prefix string, build func(scratch string) (string, error)) string {
+	t.Helper()
+	b.once.Do(func() {
+		scratch, err := os.MkdirTemp("", prefix)
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path, b.err = build(scratch)
+	})
+	if b.err != nil {
+		t.Fatalf("%s: %v", what, b.err)
+	}
+	return b.path
+}
+
+var dfmsBuild builtOnce
 
 // dfmsBinary builds the dfms binary once. It is built without the race
 // detector: the mount code is race-tested in process by package fusefs,
 // and here the suites run against the product at its real speed.
 func dfmsBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "dfms-bin-")
+	return dfmsBuild.get(t, "building dfms", "dfms-bin-", func(scratch string) (string, error) {
+		bin := filepath.Join(scratch, "dfms")
+		out, err := exec.Command("go", "build", "-o", bin, "github.com/dfms/dfms/cmd/dfms").CombinedOutput()
 		if err != nil {
-			buildErr = err
-			return
+			return "", fmt.Errorf("go build: %v\n%s", err, out)
 		}
-		binPath = filepath.Join(dir, "dfms")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/dfms/dfms/cmd/dfms").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		return bin, nil
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
 }
 
 // upProc is a running `dfms up`.
@@ -233,20 +248,6 @@ func readCredentials(t *testing.T, data string) (email, password string) {
 		}
 	}
 	return email, password
-}
-
-// syncDir fsyncs directory dir of a mount: it returns once every file
-// closed in the mount is committed (write-back).
-func syncDir(t *testing.T, dir string) {
-	t.Helper()
-	d, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		t.Fatalf("fsync %s: %v", dir, err)
-	}
 }
 
 // TestUp runs `dfms up` as a real process: files written through the mount

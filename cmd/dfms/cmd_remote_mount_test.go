@@ -126,7 +126,7 @@ func TestMountRemote(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		syncDir(t, dir)
+		fusetest.Fsync(t, dir)
 		batches := commits() - before
 		t.Logf("%d files closed in a burst: %v batched commit requests", n, batches)
 		if batches < 1 || batches >= n/2 {
@@ -197,7 +197,7 @@ func TestMountRemote(t *testing.T) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		syncDir(t, mntB)
+		fusetest.Fsync(t, mntB)
 		// Chunks new to the user, sent one per request or in batches.
 		stored := func() float64 { return metric(t, addr, "dfms_chunks_stored_total", "") }
 		puts := stored()
@@ -211,7 +211,7 @@ func TestMountRemote(t *testing.T) {
 		if err := f.Close(); err != nil {
 			t.Fatal(err)
 		}
-		syncDir(t, mntB)
+		fusetest.Fsync(t, mntB)
 		if n := stored() - puts; n > 2 || n < 1 {
 			t.Errorf("a one-byte edit of 256 MiB uploaded %v chunks, want 1 or 2", n)
 		}

@@ -18,9 +18,8 @@ func newRestoreCmd() *cobra.Command {
 			if version < 1 {
 				return usageError{errors.New("--version N (a version number from dfms versions) is required")}
 			}
-			p := cleanRemote(args[0])
 			ctx := cmd.Context()
-			s, e, err := o.resolveFile(ctx, p, noVersions)
+			s, p, e, err := o.resolveFile(ctx, args[0], noVersions)
 			if err != nil {
 				return err
 			}

@@ -55,7 +55,7 @@ func newSearchCmd() *cobra.Command {
 	})
 	cmd.Flags().StringVar(&typ, "type", "", "file, folder, symlink, or a MIME type or prefix such as image/")
 	cmd.Flags().IntVar(&limit, "limit", 100, "show at most this many results (0: all)")
-	cmd.Flags().BoolVarP(&long, "long", "l", false, "details: id, exact size, mode, MIME type and SHA-256")
+	addLongFlag(cmd.Flags(), &long)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
 	return cmd
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -11,26 +10,14 @@ import (
 )
 
 func newServerCmd() *cobra.Command {
-	var o configOptions
-	cmd := &cobra.Command{
-		Use:   "server",
-		Short: "Run the DFMS server (embedded SQLite + local disk unless configured otherwise)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := o.load(os.Getenv)
-			if err != nil {
-				return err
-			}
-			log := newLogger(cmd, cfg)
-			srv, err := server.New(cmd.Context(), cfg, log)
+	return configCommand("server", "Run the DFMS server (embedded SQLite + local disk unless configured otherwise)",
+		func(cmd *cobra.Command, cfg server.Config) error {
+			srv, err := server.New(cmd.Context(), cfg, newLogger(cmd, cfg))
 			if err != nil {
 				return err
 			}
 			return srv.Run(cmd.Context())
-		},
-	}
-	o.addFlags(cmd.Flags())
-	return cmd
+		})
 }
 
 func newLogger(cmd *cobra.Command, cfg server.Config) *slog.Logger {

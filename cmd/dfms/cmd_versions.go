@@ -18,9 +18,8 @@ func newVersionsCmd() *cobra.Command {
 		Short: "List the versions of a remote file, newest first",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := cleanRemote(args[0])
 			ctx := cmd.Context()
-			s, e, err := o.resolveFile(ctx, p, noVersions)
+			s, p, e, err := o.resolveFile(ctx, args[0], noVersions)
 			if err != nil {
 				return err
 			}

@@ -81,7 +81,7 @@ func runModel(t *testing.T, seed uint64, steps int, mounts [2]string) []time.Dur
 	if err := os.Mkdir(filepath.Join(mounts[0], root), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	syncDir(t, mounts[0])
+	fusetest.Fsync(t, mounts[0])
 	m := &model{files: map[string][]byte{}, dirs: map[string]bool{"": true}, contents: map[string]map[[32]byte]bool{}}
 	var lags []time.Duration
 	for step := range steps {
@@ -92,7 +92,7 @@ func runModel(t *testing.T, seed uint64, steps int, mounts [2]string) []time.Dur
 		if err != nil {
 			m.fail(t, "%s: %v", desc, err)
 		}
-		syncDir(t, mounts[actor])
+		fusetest.Fsync(t, mounts[actor])
 		// The client that took the step sees the model at once.
 		if diff := compareTree(m, filepath.Join(mounts[actor], root), false); diff != "" {
 			m.fail(t, "the client that took the step: %s", diff)

@@ -73,7 +73,7 @@ func openSeesCommittedVersion(t *testing.T, a, b string) {
 		if err := os.WriteFile(pa, want, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		syncDir(t, a)
+		fusetest.Fsync(t, a)
 		got, err := os.ReadFile(pb)
 		if err != nil {
 			t.Fatalf("step %d: read on the other mount: %v", i, err)
@@ -100,19 +100,19 @@ func createNameDeletedElsewhere(t *testing.T, a, b string) {
 		if err := os.WriteFile(pa, []byte("first"), 0o644); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		syncDir(t, a)
+		fusetest.Fsync(t, a)
 		if _, ok := within(10e9, fileIs(pb, []byte("first"))); !ok {
 			t.Fatalf("step %d: the other mount does not see %s", i, name)
 		}
 		if err := os.Remove(pb); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		syncDir(t, b)
+		fusetest.Fsync(t, b)
 		want := []byte(fmt.Sprintf("second %d", i))
 		if err := os.WriteFile(pa, want, 0o644); err != nil {
 			t.Fatalf("step %d: create of %s, deleted on the other mount: %v", i, name, err)
 		}
-		syncDir(t, a)
+		fusetest.Fsync(t, a)
 		// The other mount learns of the name within the feed's lag.
 		if _, ok := within(10e9, fileIs(pb, want)); !ok {
 			got, err := os.ReadFile(pb)
@@ -121,6 +121,6 @@ func createNameDeletedElsewhere(t *testing.T, a, b string) {
 		if err := os.Remove(pa); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		syncDir(t, a)
+		fusetest.Fsync(t, a)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
@@ -41,6 +42,27 @@ func (o *configOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.logFmt, "log-format", "", "text or json (env DFMS_LOG_FORMAT)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of --addr, e.g. 127.0.0.1:9090 (env DFMS_METRICS_ADDR)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated IPs or CIDR prefixes of the reverse proxies whose X-Forwarded-For is believed (env DFMS_TRUSTED_PROXIES; default none)")
+}
+
+// configCommand is a command without arguments that opens backends: it
+// has the configuration flags, and run gets the configuration they, the
+// environment and the file make (a bad one is a usage error).
+func configCommand(use, short string, run func(cmd *cobra.Command, cfg server.Config) error) *cobra.Command {
+	var o configOptions
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := o.load(os.Getenv)
+			if err != nil {
+				return err
+			}
+			return run(cmd, cfg)
+		},
+	}
+	o.addFlags(cmd.Flags())
+	return cmd
 }
 
 // envVars maps each DFMS_* variable to the setting it overrides.

@@ -163,23 +163,14 @@ func pjdMount(t *testing.T, kind string) string {
 	return dir
 }
 
-var (
-	pjdBuildOnce sync.Once
-	pjdBuildDir  string
-	pjdBuildErr  error
-)
+var pjdBuild builtOnce
 
 // buildPJDFSTest builds the suite once per test binary into a scratch
 // directory and returns it: the pjdfstest program and its tests directory.
 func buildPJDFSTest(t *testing.T) string {
 	t.Helper()
-	pjdBuildOnce.Do(func() {
-		scratch, err := os.MkdirTemp("", "dfms-pjdfstest-")
-		if err != nil {
-			pjdBuildErr = err
-			return
-		}
-		pjdBuildDir = filepath.Join(scratch, "pjdfstest")
+	return pjdBuild.get(t, "building pjdfstest", "dfms-pjdfstest-", func(scratch string) (string, error) {
+		suite := filepath.Join(scratch, "pjdfstest")
 		run := func(dir string, name string, args ...string) error {
 			cmd := exec.Command(name, args...)
 			cmd.Dir = dir
@@ -190,27 +181,23 @@ func buildPJDFSTest(t *testing.T) string {
 		}
 		src, err := pjdfstestSource()
 		if err != nil {
-			pjdBuildErr = err
-			return
+			return "", err
 		}
 		if src == "" {
-			if pjdBuildErr = run(scratch, "git", "clone", "-q", pjdUpstream, pjdBuildDir); pjdBuildErr == nil {
-				pjdBuildErr = run(pjdBuildDir, "git", "checkout", "-q", pjdCommit)
+			if err = run(scratch, "git", "clone", "-q", pjdUpstream, suite); err == nil {
+				err = run(suite, "git", "checkout", "-q", pjdCommit)
 			}
 		} else {
-			pjdBuildErr = run(scratch, "cp", "-r", src, pjdBuildDir)
+			err = run(scratch, "cp", "-r", src, suite)
 		}
 		for _, step := range [][]string{{"autoreconf", "-ifs"}, {"./configure"}, {"make", "pjdfstest"}} {
-			if pjdBuildErr != nil {
-				return
+			if err != nil {
+				break
 			}
-			pjdBuildErr = run(pjdBuildDir, step[0], step[1:]...)
+			err = run(suite, step[0], step[1:]...)
 		}
+		return suite, err
 	})
-	if pjdBuildErr != nil {
-		t.Fatalf("building pjdfstest: %v", pjdBuildErr)
-	}
-	return pjdBuildDir
 }
 
 // pjdfstestSource returns the suite's source directory: $PJDFSTEST_SRC,

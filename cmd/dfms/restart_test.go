@@ -41,6 +41,32 @@ func (p *serverProc) kill9() {
 	<-p.done
 }
 
+// serverMount is a `dfms server` on data and addr, with an administrator
+// email/password, and a `dfms mount` of it on mnt logged in as them: the
+// tests that take the server away from a mount start with it.
+type serverMount struct {
+	data, addr, email, password, mnt string
+	srv                              *serverProc
+	mount                            *mountProc
+}
+
+// startServerMount starts the server on new data and a free address, and
+// the mount, with mountArgs as more flags, on a new directory.
+func startServerMount(t *testing.T, email string, mountArgs ...string) *serverMount {
+	t.Helper()
+	m := &serverMount{data: t.TempDir(), addr: testkit.FreeAddr(t), email: email, password: "a long enough password", mnt: t.TempDir()}
+	m.restartServer(t)
+	m.mount = startMount(t, t, m.mnt, t.TempDir(), m.addr, m.email, m.password, mountArgs...)
+	return m
+}
+
+// restartServer starts the server (again, after srv.kill9) on the same
+// data and address.
+func (m *serverMount) restartServer(t *testing.T) {
+	t.Helper()
+	m.srv = startServer(t, m.data, m.addr, m.email, m.password)
+}
+
 // fetchPath reads the file at path (slash-separated, under the user's
 // root) through the REST API; ok is false if it is not there.
 func (a *restClient) fetchPath(t *testing.T, path string) (data []byte, ok bool) {
@@ -83,11 +109,8 @@ func (a *restClient) fetchPath(t *testing.T, path string) (data []byte, ok bool)
 // afterwards every file written is on the server with its bytes.
 func TestMountServerRestart(t *testing.T) {
 	fusetest.Require(t)
-	data, addr := t.TempDir(), testkit.FreeAddr(t)
-	const email, password = "restart@example.com", "a long enough password"
-	srv := startServer(t, data, addr, email, password)
-	mnt, cache := t.TempDir(), t.TempDir()
-	mp := startMount(t, t, mnt, cache, addr, email, password)
+	sm := startServerMount(t, "restart@example.com")
+	mnt, mp := sm.mnt, sm.mount
 
 	// Files read all along: written and read once before the restart,
 	// so their chunks and metadata are cached.
@@ -100,7 +123,7 @@ func TestMountServerRestart(t *testing.T) {
 		}
 		cached[name] = b
 	}
-	syncDir(t, mnt)
+	fusetest.Fsync(t, mnt)
 	for name, want := range cached {
 		if got, err := os.ReadFile(filepath.Join(mnt, name)); err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("%s: %d bytes, %v", name, len(got), err)
@@ -222,11 +245,11 @@ func TestMountServerRestart(t *testing.T) {
 	time.Sleep(time.Second)
 	before := ops.Load()
 	down.Store(true)
-	srv.kill9()
+	sm.srv.kill9()
 	t.Logf("server killed after %d workload steps", before)
 	time.Sleep(5 * time.Second)
 	during := ops.Load() - before
-	srv = startServer(t, data, addr, email, password)
+	sm.restartServer(t)
 	down.Store(false)
 	t.Logf("server restarted; %d workload steps began while it was down, %d reads of cached files done then", during, readsWD.Load())
 	time.Sleep(2 * time.Second)
@@ -234,7 +257,7 @@ func TestMountServerRestart(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d workload steps in all; the longest took %v", ops.Load(), longest)
 
-	syncDir(t, mnt)
+	fusetest.Fsync(t, mnt)
 	if len(errs) > 0 {
 		t.Errorf("%d operations failed:\n%s", len(errs), strings.Join(errs[:min(len(errs), 30)], "\n"))
 	}
@@ -243,7 +266,7 @@ func TestMountServerRestart(t *testing.T) {
 	}
 
 	// Every file written is on the server, with its last bytes.
-	rc := login(t, addr, email, password)
+	rc := login(t, sm.addr, sm.email, sm.password)
 	for p, want := range written {
 		got, ok := rc.fetchPath(t, p)
 		if !ok {
@@ -274,22 +297,19 @@ func TestMountServerRestart(t *testing.T) {
 // read; once the server is back everything works again.
 func TestMountServerWaitBound(t *testing.T) {
 	fusetest.Require(t)
-	data, addr := t.TempDir(), testkit.FreeAddr(t)
-	const email, password = "bound@example.com", "a long enough password"
-	srv := startServer(t, data, addr, email, password)
-	mnt, cache := t.TempDir(), t.TempDir()
-	mp := startMount(t, t, mnt, cache, addr, email, password, "--server-wait", "1s")
+	sm := startServerMount(t, "bound@example.com", "--server-wait", "1s")
+	mnt, mp := sm.mnt, sm.mount
 	want := []byte("cached before the server went away\n")
 	p := filepath.Join(mnt, "cached")
 	if err := os.WriteFile(p, want, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	syncDir(t, mnt)
+	fusetest.Fsync(t, mnt)
 	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("read: %q %v", got, err)
 	}
 
-	srv.kill9()
+	sm.srv.kill9()
 	began := time.Now()
 	_, err := os.Stat(filepath.Join(mnt, "never-seen"))
 	took := time.Since(began)
@@ -310,7 +330,7 @@ func TestMountServerWaitBound(t *testing.T) {
 		t.Errorf("the mount log does not say why:\n%s", mp.logs)
 	}
 
-	startServer(t, data, addr, email, password)
+	sm.restartServer(t)
 	if err := os.Mkdir(filepath.Join(mnt, "d"), 0o755); err != nil {
 		t.Errorf("mkdir once the server is back: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dfms/dfms/fusefs/fusetest"
 )
 
 // appendSync opens path with flags, writes data, fsyncs and closes it: one
@@ -96,7 +98,7 @@ func logRotation(t *testing.T, wdir, rdir string) {
 		t.Fatal(err)
 	}
 	appendSync(t, logp, os.O_CREATE|os.O_EXCL, "new 1\n") // logrotate's create
-	syncDir(t, wdir)
+	fusetest.Fsync(t, wdir)
 
 	if got, err := io.ReadAll(r); err != nil || string(got) != "line 1\nline 2\n" {
 		t.Errorf("a reader that opened app.log before the rotation reads %q (%v), want %q", got, err, "line 1\nline 2\n")

@@ -166,7 +166,7 @@ func TestUpStress(t *testing.T) {
 	if len(lost) > 0 {
 		// Whether a directory fsync commits what was missing: then it was
 		// staged, and its commit was never started by itself.
-		syncDir(t, s.dir)
+		fusetest.Fsync(t, s.dir)
 		c.recheck(lost)
 	}
 	for _, log := range []*testkit.SyncBuffer{killedLog, p.logs} {

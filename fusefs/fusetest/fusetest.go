@@ -298,6 +298,21 @@ func AsNobody(t testing.TB, script string) error {
 	return err
 }
 
+// Fsync opens the file or directory at p and fsyncs it, failing t if
+// either fails. On a directory of a DFMS mount it returns once every file
+// closed in the mount is committed (write-back).
+func Fsync(t testing.TB, p string) {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		t.Fatalf("fsync %s: %v", p, err)
+	}
+}
+
 // OpenUp lets other users reach dir: the test's temporary directories
 // above a mount point are private (those that are not, up to /, are left
 // alone).

@@ -30,11 +30,24 @@ type harness struct {
 func newHarness(t testing.TB, cfg Config) *harness {
 	t.Helper()
 	a := newTestAPI(t, Deps{}, cfg)
-	hs := &harness{api: a, h: a.Handler()}
-	rec := hs.do("POST", "/api/v1/auth/register", strings.NewReader(`{"email":"fuzz@example.com","password":"fuzz password"}`),
+	return (&harness{api: a, h: a.Handler()}).register(t, "fuzz@example.com", "fuzz password")
+}
+
+// newHarnessUser registers another user on hs's API and returns a harness
+// that acts as them.
+func newHarnessUser(t testing.TB, hs *harness, email string) *harness {
+	t.Helper()
+	return (&harness{api: hs.api, h: hs.h}).register(t, email, "another password")
+}
+
+// register registers a user with email and password on the API of hs,
+// which has no user yet, and makes hs act as them.
+func (hs *harness) register(t testing.TB, email, password string) *harness {
+	t.Helper()
+	rec := hs.do("POST", "/api/v1/auth/register", strings.NewReader(fmt.Sprintf(`{"email":%q,"password":%q}`, email, password)),
 		"Content-Type", "application/json")
 	if rec.Code != http.StatusCreated {
-		t.Fatalf("register: got %d %s, want 201", rec.Code, rec.Body)
+		t.Fatalf("register %s: got %d %s, want 201", email, rec.Code, rec.Body)
 	}
 	var reg struct {
 		AccessToken string `json:"access_token"`
@@ -43,7 +56,7 @@ func newHarness(t testing.TB, cfg Config) *harness {
 		} `json:"user"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &reg); err != nil || reg.AccessToken == "" {
-		t.Fatalf("register: %v in %s", err, rec.Body)
+		t.Fatalf("register %s: %v in %s", email, err, rec.Body)
 	}
 	hs.token, hs.root = reg.AccessToken, reg.User.Root
 	return hs

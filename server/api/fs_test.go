@@ -2,7 +2,6 @@ package api
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -270,29 +269,6 @@ func TestRenameOverKeepsHistory(t *testing.T) {
 	if rec.Code != http.StatusNotFound {
 		t.Fatalf("someone else's chunk: %d, want 404", rec.Code)
 	}
-}
-
-// newHarnessUser registers another user on hs's API and returns a harness
-// that acts as them.
-func newHarnessUser(t testing.TB, hs *harness, email string) *harness {
-	t.Helper()
-	other := &harness{api: hs.api, h: hs.h}
-	rec := other.do("POST", "/api/v1/auth/register", strings.NewReader(fmt.Sprintf(`{"email":%q,"password":"another password"}`, email)),
-		"Content-Type", "application/json")
-	if rec.Code != http.StatusCreated {
-		t.Fatalf("register %s: %d %s", email, rec.Code, rec.Body)
-	}
-	var reg struct {
-		AccessToken string `json:"access_token"`
-		User        struct {
-			Root int64 `json:"root_folder_id"`
-		} `json:"user"`
-	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &reg); err != nil {
-		t.Fatal(err)
-	}
-	other.token, other.root = reg.AccessToken, reg.User.Root
-	return other
 }
 
 // TestFSCommits commits several files in one request: each result stands
