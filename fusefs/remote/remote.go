@@ -565,9 +565,6 @@ func (b *Backend) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (
 	if a.ATime != nil {
 		body["atime"] = a.ATime.UTC()
 	}
-	if a.Accessed {
-		body["accessed"] = true
-	}
 	// It sets values, not changes: safe to send again.
 	return b.entry(ctx, "client.fs.SetAttr", client.Request{Method: http.MethodPatch, Path: entryPath(id), JSON: body, Retry: true})
 }

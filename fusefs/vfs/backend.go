@@ -59,9 +59,6 @@ type SetAttr struct {
 	GID   *uint32
 	MTime *time.Time
 	ATime *time.Time
-	// Accessed says ATime is a read's (relatime), not a change: alone,
-	// only forward, and the change time stays.
-	Accessed bool
 }
 
 // Usage is what statfs reports.

@@ -91,6 +91,3 @@ func (fsys *FS) HasOpenState(ino Ino) bool {
 	defer fsys.mu.Unlock()
 	return fsys.open[ino.entry()] != nil
 }
-
-// RelatimeDue is relatimeDue.
-var RelatimeDue = relatimeDue

@@ -838,8 +838,6 @@ type Handle struct {
 	// released guards against a second Release; only the FUSE adapter's
 	// one release call touches it.
 	released bool
-	// read says the handle has read (its access time is recorded).
-	read atomic.Bool
 	// held says the last Flush left a truncation uncommitted (flushClose);
 	// Release commits it. Closes of two descriptors of the handle may
 	// flush at once.
@@ -970,11 +968,7 @@ func (h *Handle) Read(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 		return n, err
 	}
-	n, err := h.f.read(ctx, p, off)
-	if err == nil && !h.read.Swap(true) {
-		h.fsys.accessed(h.f.id)
-	}
-	return n, err
+	return h.f.read(ctx, p, off)
 }
 
 // Write writes p at off (at the end for a handle opened with O_APPEND).

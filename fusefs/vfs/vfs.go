@@ -65,7 +65,6 @@ type stats struct {
 // FS is the file system of one owner over one Backend. It is safe for
 // concurrent use.
 type FS struct {
-	access    accesses // reads' access times to send (atime.go)
 	b         Backend
 	root      dfms.EntryID
 	stageDir  string
@@ -229,7 +228,6 @@ func (fsys *FS) Close(ctx context.Context) error {
 		fsys.wb.close()
 	}
 	defer fsys.workers.Wait() // uploads of pre-cut chunks still in flight
-	fsys.closeAccesses(ctx)
 	var errs []error
 	if err := fsys.closeRemovals(ctx); err != nil {
 		errs = append(errs, err)
@@ -281,7 +279,6 @@ func (fsys *FS) Sync(ctx context.Context) error {
 		files = append(files, f)
 	}
 	fsys.mu.Unlock()
-	fsys.flushAccesses(ctx)
 	var errs []error
 	if err := fsys.flushRemovals(ctx); err != nil {
 		errs = append(errs, err)

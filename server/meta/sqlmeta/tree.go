@@ -528,20 +528,10 @@ func (s *Store) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID,
 			}
 		}
 	}
-	if a.Accessed && (a.ATime == nil || a.Mode != nil || a.UID != nil || a.GID != nil || a.MTime != nil) {
-		return dfms.Entry{}, dfms.Errorf(op, dfms.Invalid, "an access sets the access time alone")
-	}
 	var out dfms.Entry
 	err := s.write(ctx, op, func(t *tx) error {
 		e, err := t.liveEntry(ctx, owner, id, true)
 		if err != nil {
-			return err
-		}
-		if a.Accessed {
-			if _, err := t.exec(ctx, `UPDATE entries SET atime_ns = ? WHERE id = ? AND atime_ns < ?`, ns(*a.ATime), id, ns(*a.ATime)); err != nil {
-				return err
-			}
-			out, err = t.entry(ctx, owner, id, false)
 			return err
 		}
 		if a.Mode != nil {
