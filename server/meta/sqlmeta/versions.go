@@ -579,8 +579,14 @@ func (s *Store) VersionByID(ctx context.Context, owner dfms.UserID, vid int64) (
 // versionWithManifest reads the version that where selects, with its
 // manifest (sql.ErrNoRows if none).
 func (t *tx) versionWithManifest(ctx context.Context, where string, args ...any) (dfms.Version, error) {
+	return t.readVersion(ctx, `SELECT `+versionCols+`, v.manifest FROM versions v WHERE `+where, args...)
+}
+
+// readVersion reads the version query selects (versionCols and the
+// manifest), with its manifest (sql.ErrNoRows if none).
+func (t *tx) readVersion(ctx context.Context, query string, args ...any) (dfms.Version, error) {
 	var blob []byte
-	v, err := scanVersion(t.queryRow(ctx, `SELECT `+versionCols+`, v.manifest FROM versions v WHERE `+where, args...), &blob)
+	v, err := scanVersion(t.queryRow(ctx, query, args...), &blob)
 	if err != nil {
 		return v, err
 	}
@@ -592,14 +598,8 @@ func (t *tx) versionWithManifest(ctx context.Context, where string, args ...any)
 // manifest (sql.ErrNoRows if none): the file's own or one of a file
 // whose history it continues.
 func (t *tx) historyVersion(ctx context.Context, id dfms.EntryID, number int64) (dfms.Version, error) {
-	var blob []byte
-	v, err := scanVersion(t.queryRow(ctx, historyCTE+`SELECT `+versionCols+`, v.manifest FROM versions v JOIN hist h ON v.entry_id = h.id
-		WHERE `+inHistory+` AND v.number + h.base = ?`, id, number), &blob)
-	if err != nil {
-		return v, err
-	}
-	v.Manifest = new(dfms.Manifest)
-	return v, v.Manifest.UnmarshalBinary(blob)
+	return t.readVersion(ctx, historyCTE+`SELECT `+versionCols+`, v.manifest FROM versions v JOIN hist h ON v.entry_id = h.id
+		WHERE `+inHistory+` AND v.number + h.base = ?`, id, number)
 }
 
 // ListVersions implements meta.Versions: the file's history, the
