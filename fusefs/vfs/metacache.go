@@ -24,9 +24,11 @@ import (
 //     through it, so the cache stays as it was and answers whatever the
 //     age of its entries (offline). The feed resumes from where it
 //     stopped, so its first answers drop what changed meanwhile (in a
-//     cluster, through another server). Any answer of the backend before
-//     the feed's ends that: the server is back but the feed is not, so
-//     the cache is emptied and off until the feed answers.
+//     cluster, through another server). An answer of the backend to a
+//     read sent since, before the feed's, ends that: the server is back
+//     but the feed is not, so the cache is emptied and off until the feed
+//     answers. (An answer to a request sent before the outage proves
+//     nothing: it may have been on its way when the server went.)
 //   - Every change made by someone else drops the changed entry and its
 //     directory when the feed reports it (within the feed's latency, as
 //     the kernel's caches are dropped); moving a tree to or from the trash,
@@ -49,6 +51,9 @@ type metaCache struct {
 	mu      sync.Mutex
 	on      bool // the feed is followed and healthy
 	offline bool // on, but the server cannot be reached
+	// offlineGen is the generation at which the cache went offline: only
+	// an answer to a request begun since tells that the server is back.
+	offlineGen uint64
 	// dropsWaiting: changes tried while offline failed, and their drops
 	// wait for the feed's return (dropAfter).
 	dropsWaiting bool
@@ -123,7 +128,7 @@ func (c *metaCache) begin() uint64 {
 func (c *metaCache) put(g uint64, es ...Entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.answeredLocked()
+	c.answeredLocked(g)
 	if !c.on || g < c.floor {
 		return
 	}
@@ -207,7 +212,7 @@ func (c *metaCache) storeLocked(e Entry, at time.Time) {
 func (c *metaCache) replace(g uint64, id dfms.EntryID, e *Entry, version int64, m *dfms.Manifest) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.answeredLocked()
+	c.answeredLocked(g)
 	keep := c.on && g >= c.floor && c.dropped[id] <= g && len(c.entries) < metaCacheMax
 	c.gen++
 	c.dropLocked(id)
@@ -239,7 +244,7 @@ func (c *metaCache) manifest(id dfms.EntryID, version int64) (VersionInfo, dfms.
 func (c *metaCache) putManifest(g uint64, id dfms.EntryID, info VersionInfo, m dfms.Manifest) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.answeredLocked()
+	c.answeredLocked(g)
 	if c.on && g >= c.floor && c.dropped[id] <= g {
 		c.putManifestLocked(id, info, m)
 	}
@@ -301,7 +306,7 @@ func (c *metaCache) lookup(dir dfms.EntryID, name string) (e Entry, ok, absent b
 func (c *metaCache) created(g uint64, e Entry, deferred bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.answeredLocked()
+	c.answeredLocked(g)
 	keep := c.on && g >= c.floor
 	dir, dirOK := c.entries[e.Parent]
 	dirOK = dirOK && keep && c.dropped[e.Parent] <= g
@@ -355,8 +360,8 @@ func (c *metaCache) removed(dir dfms.EntryID, name string) {
 // cannot be reached, while the cache is offline, changed nothing as far
 // as anyone can tell (it may have arrived without its answer): the cache
 // goes on answering as it was, and the drop is made when the feed
-// answers again, by starting over. An answer of the server (err nil, or
-// its refusal) means it is back (answeredLocked).
+// answers again, by starting over. Otherwise (the change was made, or
+// refused) what it changed is dropped now.
 func (c *metaCache) dropAfter(err error, ids ...dfms.EntryID) {
 	if c.waitOffline(err) {
 		return
@@ -374,16 +379,13 @@ func (c *metaCache) dropNameAfter(err error, dir dfms.EntryID, name string) {
 }
 
 // waitOffline reports whether the drops after a change that ended with
-// err wait for the feed (dropAfter), and ends the offline state if the
-// server answered.
+// err wait for the feed (dropAfter). An answer of the server does not
+// end the offline state here: the change may have been sent before the
+// server went away (a read begun since does, answeredLocked).
 func (c *metaCache) waitOffline(err error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.offline {
-		return false
-	}
-	if err == nil || !dfms.Is(err, dfms.Unavailable) {
-		c.answeredLocked()
+	if !c.offline || err == nil || !dfms.Is(err, dfms.Unavailable) {
 		return false
 	}
 	c.dropsWaiting = true
@@ -490,21 +492,27 @@ func (c *metaCache) isOffline() bool {
 // setOffline records that the feed failed because the server cannot be
 // reached: a cache that is on keeps its entries and answers with them,
 // whatever their age, until the feed answers again (setOn) or another
-// request does (answeredLocked). It reports whether the cache is on.
+// request begun since does (answeredLocked). It reports whether the cache
+// is on.
 func (c *metaCache) setOffline() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.on {
+	if c.on && !c.offline {
 		c.offline = true
+		c.gen++
+		c.offlineGen = c.gen
 	}
 	return c.on
 }
 
-// answeredLocked records that the backend answered a request: if the
-// cache is offline, the server is back but the feed has not answered yet
-// (or fails otherwise), so the cache goes off, empty.
-func (c *metaCache) answeredLocked() {
-	if c.offline {
+// answeredLocked records that the backend answered a request begun at
+// generation g: if the cache is offline and the request was sent since it
+// went offline, the server is back but the feed has not answered yet (or
+// fails otherwise), so the cache goes off, empty. An answer to a request
+// sent before says nothing of that: it may have been on its way when the
+// server went away.
+func (c *metaCache) answeredLocked(g uint64) {
+	if c.offline && g >= c.offlineGen {
 		c.offline, c.on = false, false
 		c.resetLocked()
 	}

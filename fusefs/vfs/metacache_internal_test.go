@@ -259,6 +259,41 @@ func TestMetaCacheOffline(t *testing.T) {
 	wantEmptiedByFeedFailure(t, c)
 }
 
+// An answer to a request sent before the server went away says nothing of
+// whether it is back: the cache stays offline and keeps answering (a
+// read's late answer had turned it off and emptied it, so that a reader
+// of cached files waited out a whole server restart).
+func TestMetaCacheOfflineLateAnswer(t *testing.T) {
+	c := newMetaCache()
+	c.setOn(true)
+	e := Entry{ID: 5, Parent: 1, Name: "a", Kind: dfms.KindFile, Live: true, Size: 3, Version: 2}
+	c.put(c.begin(), e)
+	before := c.begin()
+	if !c.setOffline() {
+		t.Fatal("setOffline says the cache is off")
+	}
+	c.put(before, Entry{ID: 6, Parent: 1, Name: "b", Kind: dfms.KindFile, Live: true})
+	c.putManifest(before, 5, VersionInfo{ID: 2, Size: 3}, dfms.Manifest{Chunks: []dfms.ChunkRef{{Size: 3}}})
+	c.listed(before, 1, []Entry{e})
+	if got, ok := c.get(5); !ok || got.Size != 3 {
+		t.Fatalf("after a late answer, get = %+v, %v; want the entry, offline", got, ok)
+	}
+	if !c.isOffline() {
+		t.Fatal("a late answer ended the offline state")
+	}
+	// A late answer to a change drops what it changed, and no more.
+	c.replace(before, 6, nil, 0, nil)
+	c.dropAfter(nil, 6)
+	if _, ok := c.get(5); !ok || !c.isOffline() {
+		t.Fatal("a late answer to a change ended the offline state")
+	}
+	// An answer to a request sent since: the server is back.
+	c.put(c.begin(), Entry{ID: 7, Parent: 1, Name: "c", Kind: dfms.KindFile, Live: true})
+	if _, ok := c.get(5); ok || c.isOffline() {
+		t.Fatal("an answer to a request sent while offline left the cache on")
+	}
+}
+
 // A change this mount tried while the server cannot be reached failed, so
 // what the cache holds still holds: its drops wait for the feed's return
 // (the change may have arrived without its answer), and until then the
