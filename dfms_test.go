@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHashRoundTrip(t *testing.T) {
@@ -166,5 +167,25 @@ func TestHoles(t *testing.T) {
 	want := []ChunkRef{Hole(MaxHole), Hole(3), {a, 1}, Hole(3)}
 	if fmt.Sprint(c) != fmt.Sprint(want) {
 		t.Fatalf("CompactHoles = %v, want %v", c, want)
+	}
+}
+
+func TestRelatimeDue(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name                string
+		atime, mtime, ctime time.Time
+		want                bool
+	}{
+		{"read since the last change", now.Add(-time.Hour), now.Add(-2 * time.Hour), now.Add(-2 * time.Hour), false},
+		{"changed since the last read", now.Add(-time.Hour), now.Add(-time.Minute), now.Add(-time.Minute), true},
+		{"atime equal to mtime", now.Add(-time.Hour), now.Add(-time.Hour), now.Add(-2 * time.Hour), true},
+		{"attributes changed since the read", now.Add(-time.Hour), now.Add(-2 * time.Hour), now.Add(-time.Minute), true},
+		{"a day old", now.Add(-24 * time.Hour), now.Add(-48 * time.Hour), now.Add(-48 * time.Hour), true},
+		{"almost a day old", now.Add(-23 * time.Hour), now.Add(-48 * time.Hour), now.Add(-48 * time.Hour), false},
+	} {
+		if got := RelatimeDue(c.atime, c.mtime, c.ctime, now); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }

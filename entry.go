@@ -165,3 +165,15 @@ type Version struct {
 	CreatedBy UserID
 	Manifest  *Manifest // filled by GetVersion, nil in lists
 }
+
+// RelatimeAge is how old an access time may grow before a read moves it
+// again (RelatimeDue).
+const RelatimeAge = 24 * time.Hour
+
+// RelatimeDue reports whether a read at now moves an entry's access time,
+// as Linux's relatime says: when the atime is not later than the mtime or
+// the ctime (so that a reader can tell the file was read since it
+// changed), or is RelatimeAge old. Other reads write nothing.
+func RelatimeDue(atime, mtime, ctime, now time.Time) bool {
+	return !atime.After(mtime) || !atime.After(ctime) || now.Sub(atime) >= RelatimeAge
+}

@@ -565,8 +565,11 @@ func (b *Backend) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (
 	if a.ATime != nil {
 		body["atime"] = a.ATime.UTC()
 	}
+	if a.Accessed {
+		body["accessed"] = true
+	}
 	// It sets values, not changes: safe to send again.
-	return b.entry(ctx, "client.fs.SetAttr", client.Request{Method: http.MethodPatch, Path: entryPath(id), JSON: body, Retry: true})
+	return b.entry(ctx, "client.fs.SetAttr", client.Request{Method: http.MethodPatch, Path: entryPath(id), JSON: body, Retry: !vfs.NoWait(ctx)})
 }
 
 // Rename implements vfs.Backend. When an attempt may have moved the entry

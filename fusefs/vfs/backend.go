@@ -59,6 +59,9 @@ type SetAttr struct {
 	GID   *uint32
 	MTime *time.Time
 	ATime *time.Time
+	// Accessed says ATime is a read's (relatime), not a change: alone,
+	// only forward, and the change time stays.
+	Accessed bool
 }
 
 // Usage is what statfs reports.
@@ -73,8 +76,8 @@ type noWaitKey struct{}
 // WithoutWait returns ctx marked for a request whose caller has an answer
 // of its own if the server cannot be reached: a backend that waits for an
 // unreachable server (REST, with its bounded wait) fails it at once with
-// kind dfms.Unavailable instead. Only GetAttr is asked so (FS.Open's
-// check of the current version).
+// kind dfms.Unavailable instead. Only GetAttr (FS.Open's check of the
+// current version) and SetAttr of a read's access time are asked so.
 func WithoutWait(ctx context.Context) context.Context {
 	return context.WithValue(ctx, noWaitKey{}, true)
 }

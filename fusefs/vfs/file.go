@@ -838,6 +838,8 @@ type Handle struct {
 	// released guards against a second Release; only the FUSE adapter's
 	// one release call touches it.
 	released bool
+	// read says the handle has read (its access time is recorded).
+	read atomic.Bool
 	// held says the last Flush left a truncation uncommitted (flushClose);
 	// Release commits it. Closes of two descriptors of the handle may
 	// flush at once.
@@ -916,7 +918,11 @@ func (fsys *FS) openEntry(ctx context.Context, e Entry, flags int) (*Handle, err
 		keep = fsys.keepCache(e.ID, version)
 	}
 	keep = keep && !trunc
-	return fsys.newHandle(f, flags, keep), nil
+	h := fsys.newHandle(f, flags, keep)
+	if a := fsys.attrOf(e); !dfms.RelatimeDue(a.ATime, a.MTime, a.CTime, time.Now()) {
+		h.read.Store(true) // read since its last change: no read moves the atime
+	}
+	return h, nil
 }
 
 // Create creates file parent/name and opens it. Without O_EXCL an
@@ -968,7 +974,11 @@ func (h *Handle) Read(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 		return n, err
 	}
-	return h.f.read(ctx, p, off)
+	n, err := h.f.read(ctx, p, off)
+	if err == nil && !h.read.Swap(true) {
+		h.fsys.accessed(h.f.id)
+	}
+	return n, err
 }
 
 // Write writes p at off (at the end for a handle opened with O_APPEND).

@@ -227,6 +227,18 @@ func (c *metaCache) replace(g uint64, id dfms.EntryID, e *Entry, version int64, 
 	}
 }
 
+// accessed moves the atime of entry id, if held, to atime, which the
+// backend answered to a read's access (atime.go): nothing else of the
+// entry is taken from that answer, nor is its age renewed.
+func (c *metaCache) accessed(id dfms.EntryID, atime time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ce, ok := c.entries[id]; ok && atime.After(ce.e.ATime) {
+		ce.e.ATime = atime
+		c.entries[id] = ce
+	}
+}
+
 // manifest returns the manifest of the version with lasting ID version
 // of entry id if held.
 func (c *metaCache) manifest(id dfms.EntryID, version int64) (VersionInfo, dfms.Manifest, bool) {

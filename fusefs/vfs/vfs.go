@@ -65,6 +65,7 @@ type stats struct {
 // FS is the file system of one owner over one Backend. It is safe for
 // concurrent use.
 type FS struct {
+	access    accesses // reads' access times to send (atime.go)
 	b         Backend
 	root      dfms.EntryID
 	stageDir  string
@@ -228,6 +229,7 @@ func (fsys *FS) Close(ctx context.Context) error {
 		fsys.wb.close()
 	}
 	defer fsys.workers.Wait() // uploads of pre-cut chunks still in flight
+	fsys.closeAccesses(ctx)
 	var errs []error
 	if err := fsys.closeRemovals(ctx); err != nil {
 		errs = append(errs, err)
@@ -279,6 +281,7 @@ func (fsys *FS) Sync(ctx context.Context) error {
 		files = append(files, f)
 	}
 	fsys.mu.Unlock()
+	fsys.flushAccesses(ctx)
 	var errs []error
 	if err := fsys.flushRemovals(ctx); err != nil {
 		errs = append(errs, err)
@@ -394,6 +397,9 @@ func (fsys *FS) attrOf(e Entry) Attr {
 		fsys.mu.Unlock()
 		if f != nil {
 			f.overlay(&a, e.Version)
+		}
+		if t, ok := fsys.readAccessTime(e.ID); ok && t.After(a.ATime) {
+			a.ATime = t // a read's, not sent yet (atime.go)
 		}
 	}
 	return a

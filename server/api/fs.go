@@ -182,6 +182,8 @@ func (a *API) fsSetAttr(c *gin.Context) {
 		GID   *uint32    `json:"gid"`
 		MTime *time.Time `json:"mtime"`
 		ATime *time.Time `json:"atime"`
+		// Accessed: atime is a read's (relatime), not a change.
+		Accessed bool `json:"accessed"`
 	}
 	id, ok := a.entryBody(c, &b, false)
 	if !ok {
@@ -194,7 +196,8 @@ func (a *API) fsSetAttr(c *gin.Context) {
 	if b.MTime != nil && !a.validTime(c, "mtime", *b.MTime) || b.ATime != nil && !a.validTime(c, "atime", *b.ATime) {
 		return
 	}
-	e, err := a.Files.SetAttr(c.Request.Context(), user(c).ID, id, meta.SetAttr{Mode: b.Mode, UID: b.UID, GID: b.GID, MTime: b.MTime, ATime: b.ATime})
+	e, err := a.Files.SetAttr(c.Request.Context(), user(c).ID, id, meta.SetAttr{Mode: b.Mode, UID: b.UID, GID: b.GID, MTime: b.MTime, ATime: b.ATime,
+		Accessed: b.Accessed})
 	a.reply(c, http.StatusOK, gin.H{"entry": fsView(e)}, err)
 }
 

@@ -250,6 +250,10 @@ type SetAttr struct {
 	MTime *time.Time
 	ATime *time.Time
 	Size  *int64 // only through CommitVersion; SetAttr rejects it
+	// Accessed says ATime is a read's (relatime), not a change: only
+	// ATime is set, and only if later than the entry's; the change time
+	// stays and no change is journaled.
+	Accessed bool
 }
 
 // ListOptions pages a directory listing.

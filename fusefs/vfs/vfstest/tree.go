@@ -500,6 +500,24 @@ func testSetAttr(t *testing.T, b vfs.Backend) {
 	if got := testkit.Must(b.GetAttr(ctx, f.ID))(t); !got.ATime.Equal(at) || !got.MTime.Equal(mt) {
 		t.Fatalf("GetAttr after SetAttr atime: %+v", got)
 	}
+	// A read's access time (Accessed) moves the atime forward only, and
+	// not the ctime; it comes alone.
+	ctime := testkit.Must(b.GetAttr(ctx, f.ID))(t).CTime
+	older, newer := stamp(120*time.Hour), stamp(72*time.Hour)
+	if e := testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{ATime: &older, Accessed: true}))(t); !e.ATime.Equal(at) {
+		t.Fatalf("an earlier access: %+v, want atime %v", e, at)
+	}
+	if e := testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{ATime: &newer, Accessed: true}))(t); !e.ATime.Equal(newer) || !e.CTime.Equal(ctime) || !e.MTime.Equal(mt) {
+		t.Fatalf("an access: %+v, want atime %v, ctime %v", e, newer, ctime)
+	}
+	// Read since its last change, it moves no more (relatime).
+	read, again := stamp(-time.Minute), stamp(-2*time.Minute)
+	testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{ATime: &read, Accessed: true}))(t)
+	if e := testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{ATime: &again, Accessed: true}))(t); !e.ATime.Equal(read) {
+		t.Fatalf("an access after one since the last change: atime %v, want %v", e.ATime, read)
+	}
+	_, err := b.SetAttr(ctx, f.ID, vfs.SetAttr{Mode: &mode, ATime: &newer, Accessed: true})
+	testkit.WantKind(t, err, dfms.Invalid, "an access with a mode")
 	// Nothing to change changes nothing.
 	if e := testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{}))(t); !e.MTime.Equal(mt) || e.Mode != 0o2750 || e.UID != 30 {
 		t.Fatalf("an empty SetAttr: %+v", e)
@@ -510,7 +528,7 @@ func testSetAttr(t *testing.T, b vfs.Backend) {
 	if e := testkit.Must(b.SetAttr(ctx, d.ID, vfs.SetAttr{Mode: &dm}))(t); e.Mode != 0o700 || e.Kind != dfms.KindDir {
 		t.Fatalf("SetAttr of a directory: %+v", e)
 	}
-	_, err := b.SetAttr(ctx, noSuchID, vfs.SetAttr{Mode: &mode})
+	_, err = b.SetAttr(ctx, noSuchID, vfs.SetAttr{Mode: &mode})
 	testkit.WantKind(t, err, dfms.NotExist, "SetAttr of no entry")
 }
 

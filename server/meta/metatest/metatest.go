@@ -341,8 +341,32 @@ func testSetAttr(t *testing.T, s meta.Store) {
 	if e = testkit.Must(s.GetEntry(ctx, u.ID, f.ID))(t); !e.ATime.Equal(at) || e.ATime.Nanosecond() != 123 {
 		t.Fatalf("atime stored as %v, want %v", e.ATime, at)
 	}
+	// An access (a read) moves the atime only forward and as relatime
+	// says, and neither the ctime nor the change journal. The atime is
+	// later than the mtime and ctime: an access moves it once it is a
+	// day old.
+	before := testkit.Must(s.Changes(ctx, u.ID, 0, 1000))(t)
+	earlier, soon, later := at.Add(-time.Hour), at.Add(time.Hour), at.Add(dfms.RelatimeAge)
+	if e = testkit.Must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{ATime: &soon, Accessed: true}))(t); !e.ATime.Equal(at) {
+		t.Fatalf("an access within a day of the last moved the atime to %v", e.ATime)
+	}
+	if e = testkit.Must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{ATime: &earlier, Accessed: true}))(t); !e.ATime.Equal(at) {
+		t.Fatalf("an earlier access moved the atime to %v", e.ATime)
+	}
+	ctime := e.CTime
+	if e = testkit.Must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{ATime: &later, Accessed: true}))(t); !e.ATime.Equal(later) || !e.CTime.Equal(ctime) {
+		t.Fatalf("after an access: atime %v ctime %v, want %v, %v", e.ATime, e.CTime, later, ctime)
+	}
+	if after := testkit.Must(s.Changes(ctx, u.ID, 0, 1000))(t); len(after) != len(before) {
+		t.Fatalf("an access journaled %d changes", len(after)-len(before))
+	}
+	rw := uint32(0o600)
+	_, err := s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Mode: &rw, ATime: &later, Accessed: true})
+	testkit.WantKind(t, err, dfms.Invalid, "an access with a mode")
+	_, err = s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Accessed: true})
+	testkit.WantKind(t, err, dfms.Invalid, "an access without an atime")
 	size := int64(5)
-	_, err := s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Size: &size})
+	_, err = s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Size: &size})
 	testkit.WantKind(t, err, dfms.Invalid, "SetAttr size")
 }
 

@@ -528,11 +528,26 @@ func (s *Store) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID,
 			}
 		}
 	}
+	if a.Accessed && (a.ATime == nil || a.Mode != nil || a.UID != nil || a.GID != nil || a.MTime != nil) {
+		return dfms.Entry{}, dfms.Errorf(op, dfms.Invalid, "an access sets the access time alone")
+	}
 	var out dfms.Entry
 	err := s.write(ctx, op, func(t *tx) error {
 		e, err := t.liveEntry(ctx, owner, id, true)
 		if err != nil {
 			return err
+		}
+		if a.Accessed {
+			if !dfms.RelatimeDue(e.ATime, e.MTime, e.CTime, *a.ATime) || !a.ATime.After(e.ATime) {
+				out = e
+				return nil
+			}
+			if _, err := t.exec(ctx, `UPDATE entries SET atime_ns = ? WHERE id = ?`, ns(*a.ATime), id); err != nil {
+				return err
+			}
+			out = e
+			out.ATime = *a.ATime
+			return nil
 		}
 		if a.Mode != nil {
 			e.Mode = *a.Mode & 0o7777
