@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -140,6 +142,37 @@ func TestMountRemote(t *testing.T) {
 		}
 	})
 
+	t.Run("batched-unlinks", func(t *testing.T) {
+		// Files unlinked in a burst (the write-back's) go to the server's
+		// trash many per request, and leave mount A within a second.
+		trashes := func() float64 {
+			return metric(t, addr, "dfms_http_requests_total", `route="/api/v1/fs/trash",status="200"`)
+		}
+		before := trashes()
+		dir := filepath.Join(mntB, "burst")
+		names, err := os.ReadDir(dir)
+		if err != nil || len(names) < 100 {
+			t.Fatalf("%d files to unlink, %v", len(names), err)
+		}
+		for _, n := range names {
+			if err := os.Remove(filepath.Join(dir, n.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fusetest.Fsync(t, dir)
+		batches := trashes() - before
+		t.Logf("%d files unlinked in a burst: %v batched trash requests", len(names), batches)
+		if batches < 1 || batches >= float64(len(names))/2 {
+			t.Errorf("%d unlinks went to the server in %v batched requests, want at least 1 and far fewer than files", len(names), batches)
+		}
+		if took, ok := within(time.Second, func() bool {
+			left, err := os.ReadDir(filepath.Join(mntA, "burst"))
+			return err == nil && len(left) == 0
+		}); !ok {
+			t.Errorf("the unlinked files are still in mount A after %v", took)
+		}
+	})
+
 	t.Run("log-rotation", func(t *testing.T) {
 		// Through `dfms up` (A) with a reader in `dfms mount` (B), and the
 		// other way.
@@ -266,6 +299,15 @@ func TestMountRemote(t *testing.T) {
 			t.Fatal(err)
 		}
 		open.WriteString("written, never closed")
+		// An unlink answered just before the crash, which may not have
+		// reached the server yet: the next mount makes it.
+		if err := os.WriteFile(filepath.Join(mntB, "unlinked"), []byte("unlinked before the crash"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fusetest.Fsync(t, mntB)
+		if err := os.Remove(filepath.Join(mntB, "unlinked")); err != nil {
+			t.Fatal(err)
+		}
 		b.kill9(t, mntB)
 		open.Close()
 		f.Close()
@@ -276,6 +318,12 @@ func TestMountRemote(t *testing.T) {
 		b = startMount(t, owner, mntB, cacheB, addr, email, password)
 		if got, err := os.ReadFile(filepath.Join(mntA, "unclosed")); err != nil || string(got) != "written, never closed" {
 			t.Errorf("after remounting the server has %q, %v; want the unclosed write", got, err)
+		}
+		if took, ok := within(time.Second, func() bool {
+			_, err := os.Lstat(filepath.Join(mntA, "unlinked"))
+			return errors.Is(err, fs.ErrNotExist)
+		}); !ok {
+			t.Errorf("a file unlinked before the crash is still on the server after remounting (%v)", took)
 		}
 	})
 

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -498,14 +497,9 @@ func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) 
 	}
 	var out struct {
 		Results []struct {
-			Entry     *fsEntry `json:"entry"`
-			VersionID int64    `json:"version_id"`
-			Error     *struct {
-				Code      string          `json:"code"`
-				Message   string          `json:"message"`
-				RequestID string          `json:"request_id"`
-				Details   json.RawMessage `json:"details"`
-			} `json:"error"`
+			Entry     *fsEntry          `json:"entry"`
+			VersionID int64             `json:"version_id"`
+			Error     *client.ItemError `json:"error"`
 		} `json:"results"`
 	}
 	if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: "/api/v1/fs/commits", JSON: body, Retry: retry}, &out); err != nil {
@@ -518,8 +512,7 @@ func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) 
 	for i, r := range out.Results {
 		switch {
 		case r.Error != nil:
-			e := &client.Error{Status: http.StatusOK, Code: r.Error.Code, Message: r.Error.Message, RequestID: r.Error.RequestID, Details: r.Error.Details}
-			res[i].Err = e.Wrap(op)
+			res[i].Err = r.Error.Err(op)
 		case r.Entry != nil:
 			res[i].Entry = r.Entry.vfs()
 			res[i].Entry.Version = r.VersionID
@@ -528,6 +521,54 @@ func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) 
 		}
 	}
 	return res, nil
+}
+
+// TrashFiles implements vfs.Trasher: the unlinks the mount made at once
+// go to the server in batches of up to 1024 (POST /fs/trash, one
+// transaction each). A batch is sent again if its answer was lost: the
+// files it trashed are then not live, and answer NotExist, which the
+// mount takes as done.
+func (b *Backend) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.Time) ([]error, error) {
+	const op dfms.Op = "client.fs.TrashFiles"
+	const most = 1024
+	type item struct {
+		ID dfms.EntryID `json:"id"`
+		At *time.Time   `json:"at,omitempty"`
+	}
+	out := make([]error, 0, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), most)
+		body := struct {
+			Items []item `json:"items"`
+		}{Items: make([]item, n)}
+		for i, id := range ids[:n] {
+			body.Items[i].ID = id
+			if !at[i].IsZero() {
+				t := at[i].UTC()
+				body.Items[i].At = &t
+			}
+		}
+		var res struct {
+			Results []struct {
+				Error *client.ItemError `json:"error"`
+			} `json:"results"`
+		}
+		if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: "/api/v1/fs/trash", JSON: body, Retry: true}, &res); err != nil {
+			return nil, err
+		}
+		if len(res.Results) != n {
+			return nil, dfms.E(op, dfms.Other, fmt.Errorf("the server answered %d results for %d files", len(res.Results), n))
+		}
+		for _, r := range res.Results {
+			var err error
+			if r.Error != nil {
+				err = r.Error.Err(op)
+			}
+			out = append(out, err)
+		}
+		ids, at = ids[n:], at[n:]
+	}
+	return out, nil
 }
 
 // Versions implements vfs.Backend.

@@ -124,6 +124,7 @@ type API struct {
 	tree     meta.Tree
 	xattrs   meta.Xattrs
 	versions meta.Versions
+	trash    meta.Trash
 	index    meta.Chunks
 	uploads  meta.Uploads
 	journal  meta.Journal
@@ -141,7 +142,7 @@ func New(d Deps, cfg Config) *API {
 		d.Log = slog.Default()
 	}
 	m := d.Files.Meta()
-	a := &API{Deps: d, users: m, tree: m, xattrs: m, versions: m, index: m, uploads: m, journal: m, nodes: m,
+	a := &API{Deps: d, users: m, tree: m, xattrs: m, versions: m, trash: m, index: m, uploads: m, journal: m, nodes: m,
 		cfg: cfg, metrics: newMetrics(d.Metrics...)}
 	a.engine = a.routes()
 	return a
@@ -261,6 +262,7 @@ func (a *API) routes() *gin.Engine {
 	p.POST("/fs/rename", a.fsRename)
 	p.POST("/fs/entries/:id/links", a.fsLink)
 	p.POST("/fs/commits", up, a.fsCommits)
+	p.POST("/fs/trash", a.fsTrash)
 	p.GET("/fs/entries/:id/xattrs", a.fsListXattrs)
 	p.GET("/fs/entries/:id/xattrs/:name", a.fsGetXattr)
 	p.PUT("/fs/entries/:id/xattrs/:name", a.fsSetXattr)

@@ -426,6 +426,57 @@ func (a *API) fsCommits(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"results": out})
 }
 
+// maxBatchTrash bounds the entries of one POST /fs/trash.
+const maxBatchTrash = 1024
+
+// fsTrash moves several entries to the trash in one metadata transaction,
+// each as deleted at its time: the mount's unlinks, made at once and told
+// in a burst. One that fails (NOT_FOUND if it is not live: a retried
+// request finds the ones it trashed so) is reported in its result and
+// does not stop the others.
+func (a *API) fsTrash(c *gin.Context) {
+	var b struct {
+		Items []struct {
+			ID dfms.EntryID `json:"id"`
+			At *time.Time   `json:"at"`
+		} `json:"items"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	if len(b.Items) == 0 || len(b.Items) > maxBatchTrash {
+		a.bad(c, "items must hold 1 to %d entries", maxBatchTrash)
+		return
+	}
+	items := make([]meta.TrashItem, len(b.Items))
+	for i, in := range b.Items {
+		if in.ID <= 0 {
+			a.bad(c, "item %d: id is required", i)
+			return
+		}
+		items[i].ID = in.ID
+		if in.At != nil {
+			if !a.validTime(c, fmt.Sprintf("item %d: at", i), *in.At) {
+				return
+			}
+			items[i].At = *in.At
+		}
+	}
+	errs, err := a.trash.TrashEntries(c.Request.Context(), user(c).ID, items)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	out := make([]gin.H, len(errs))
+	for i, err := range errs {
+		out[i] = gin.H{}
+		if err != nil {
+			out[i]["error"] = a.itemError(c, err)
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"results": out})
+}
+
 // itemError is the envelope's error member for err, one item of a batch.
 func (a *API) itemError(c *gin.Context, err error) errorInfo {
 	var mce *meta.MissingChunksError

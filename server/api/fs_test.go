@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -353,6 +354,100 @@ func TestFSCommits(t *testing.T) {
 	if len(vs.Versions) != 1 {
 		t.Errorf("a has %d versions after the bad requests, want 1", len(vs.Versions))
 	}
+}
+
+// POST /fs/trash trashes a batch of entries, each at its time; one that
+// fails (not live, another user's) is reported alone; a retry trashes
+// nothing twice; a malformed request trashes nothing.
+func TestFSTrash(t *testing.T) {
+	hs := newHarness(t, Config{})
+	other := newHarnessUser(t, hs, "other@example.com")
+	var out struct {
+		Entry struct {
+			ID int64 `json:"id"`
+		} `json:"entry"`
+	}
+	mk := func(hs *harness, name string) int64 {
+		hs.mustJSON(t, 201, "POST", fmt.Sprintf("/api/v1/fs/entries/%d/children", hs.root), fmt.Sprintf(`{"name":%q,"kind":"file","mode":420}`, name), &out)
+		return out.Entry.ID
+	}
+	a, b, keep := mk(hs, "a"), mk(hs, "b"), mk(hs, "keep")
+	theirs := mk(other, "theirs")
+	type results struct {
+		Results []struct {
+			Error *struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		} `json:"results"`
+	}
+	codes := func(r results) []string {
+		var out []string
+		for _, x := range r.Results {
+			if x.Error == nil {
+				out = append(out, "")
+			} else {
+				out = append(out, x.Error.Code)
+			}
+		}
+		return out
+	}
+	// Bad requests trash nothing.
+	for _, bad := range []string{
+		`{"items":[]}`,
+		`{}`,
+		fmt.Sprintf(`{"items":[{"id":%d},{"id":0}]}`, a),
+		fmt.Sprintf(`{"items":[{"id":%d,"at":"3000-01-01T00:00:00Z"}]}`, a),
+		fmt.Sprintf(`{"items":[{"id":%d,"at":"yesterday"}]}`, a),
+		fmt.Sprintf(`{"items":[%s{"id":%d}]}`, strings.Repeat(fmt.Sprintf(`{"id":%d},`, a), maxBatchTrash), a),
+		`not json`,
+	} {
+		rec := hs.do("POST", "/api/v1/fs/trash", strings.NewReader(bad), "Content-Type", "application/json")
+		checkAnswer(t, bad[:min(len(bad), 60)], rec)
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("%.60s: %d, want 400", bad, rec.Code)
+		}
+	}
+	var tr struct {
+		Total int `json:"total"`
+	}
+	hs.mustJSON(t, 200, "GET", "/api/v1/trash", "", &tr)
+	if tr.Total != 0 {
+		t.Fatalf("the bad requests trashed %d entries", tr.Total)
+	}
+	at := time.Date(2020, 5, 6, 7, 8, 9, 0, time.UTC)
+	body := fmt.Sprintf(`{"items":[{"id":%d,"at":%q},{"id":%d},{"id":%d},{"id":%d}]}`, a, at.Format(time.RFC3339), theirs, b, 1<<40)
+	var res results
+	hs.mustJSON(t, 200, "POST", "/api/v1/fs/trash", body, &res)
+	if got := codes(res); !slices.Equal(got, []string{"", "NOT_FOUND", "", "NOT_FOUND"}) {
+		t.Fatalf("results %q, want a and b trashed, another user's file and no file not found", got)
+	}
+	var trash struct {
+		Items []struct {
+			ID        int64      `json:"id"`
+			DeletedAt *time.Time `json:"deleted_at"`
+		} `json:"items"`
+	}
+	hs.mustJSON(t, 200, "GET", "/api/v1/trash", "", &trash)
+	i := slices.IndexFunc(trash.Items, func(it struct {
+		ID        int64      `json:"id"`
+		DeletedAt *time.Time `json:"deleted_at"`
+	}) bool {
+		return it.ID == a
+	})
+	if i < 0 || trash.Items[i].DeletedAt == nil || !trash.Items[i].DeletedAt.Equal(at) {
+		t.Errorf("a is not in the trash as deleted at %v: %+v", at, trash.Items)
+	}
+	other.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/files/%d", theirs), "", nil)
+	// Sent again (an answer lost): nothing is trashed twice.
+	hs.mustJSON(t, 200, "POST", "/api/v1/fs/trash", body, &res)
+	if got := codes(res); !slices.Equal(got, []string{"NOT_FOUND", "NOT_FOUND", "NOT_FOUND", "NOT_FOUND"}) {
+		t.Fatalf("retried: results %q, want all not found", got)
+	}
+	hs.mustJSON(t, 200, "GET", "/api/v1/trash", "", &tr)
+	if tr.Total != 2 {
+		t.Errorf("%d entries in the trash, want 2", tr.Total)
+	}
+	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/files/%d", keep), "", nil)
 }
 
 // POST /fs/entries/{id}/links gives a file another name: both names reach

@@ -354,6 +354,9 @@ func testTrasher(t *testing.T, b vfs.Backend) {
 			t.Fatalf("%s is live after TrashFiles", e.Name)
 		}
 	}
+	// Sent again (its answer lost): nothing is trashed twice.
+	errs = testkit.Must(tr.TrashFiles(ctx, []dfms.EntryID{f.ID, l.ID}, []time.Time{earlier, earlier}))(t)
+	wantOutcomes(t, "TrashFiles again", errs, failsWith(dfms.NotExist), failsWith(dfms.NotExist))
 	after := testkit.Must(b.GetAttr(ctx, d.ID))(t)
 	if after.MTime.Before(before.MTime) || after.CTime.Before(before.CTime) {
 		t.Fatalf("the directory's times went back: %v/%v, before %v/%v", after.MTime, after.CTime, before.MTime, before.CTime)

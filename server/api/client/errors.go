@@ -102,6 +102,20 @@ var codeKinds = map[string]dfms.ErrorKind{
 // Wrap returns e as a dfms error of op, of the kind e maps to.
 func (e *Error) Wrap(op dfms.Op) error { return &dfms.Error{Op: op, Kind: e.Kind(), Err: e} }
 
+// ItemError is the error member of one item of a batch answer (POST
+// /fs/commits, /fs/trash): the envelope's, in an answer that succeeded.
+type ItemError struct {
+	Code      string          `json:"code"`
+	Message   string          `json:"message"`
+	RequestID string          `json:"request_id"`
+	Details   json.RawMessage `json:"details"`
+}
+
+// Err returns the item's error as an *Error wrapped for op.
+func (e *ItemError) Err(op dfms.Op) error {
+	return (&Error{Status: http.StatusOK, Code: e.Code, Message: e.Message, RequestID: e.RequestID, Details: e.Details}).Wrap(op)
+}
+
 // readError decodes an error answer and closes its body.
 func readError(resp *http.Response) *Error {
 	defer resp.Body.Close()
