@@ -206,6 +206,27 @@ func TestClientCommands(t *testing.T) {
 	}
 }
 
+// login takes the email and password from DFMS_EMAIL and DFMS_PASSWORD
+// when no flag gives them, as the README says.
+func TestClientLoginFromEnvironment(t *testing.T) {
+	env(t)
+	srv := clienttest.NewServer(t, clienttest.Options{})
+	t.Setenv("DFMS_SERVER", srv.URL)
+	t.Setenv("DFMS_EMAIL", clienttest.Email)
+	t.Setenv("DFMS_PASSWORD", "wrong password")
+	withStdin(t, "", func() {
+		if code, _, errs := dfmsRun(t, "login"); code != 1 || !strings.Contains(errs, "login to") {
+			t.Errorf("login with a wrong DFMS_PASSWORD: exit %d, stderr %q", code, errs)
+		}
+	})
+	t.Setenv("DFMS_PASSWORD", clienttest.Password)
+	withStdin(t, "", func() { must(t, "login") })
+	if creds, ok, err := loadCredentials(); err != nil || !ok || creds.Email != clienttest.Email {
+		t.Fatalf("after a login from the environment: %+v, %v, %v", creds, ok, err)
+	}
+	must(t, "ls")
+}
+
 // A refresh during a command replaces the stored tokens.
 func TestClientRefreshPersists(t *testing.T) {
 	config, _ := env(t)

@@ -27,8 +27,8 @@ func newLoginCmd() *cobra.Command {
 			return runLogin(cmd.Context(), o, email, pwStdin, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	})
-	cmd.Flags().StringVar(&email, "email", "", "account email (prompted for on a terminal)")
-	cmd.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input")
+	cmd.Flags().StringVar(&email, "email", "", "account email (default $DFMS_EMAIL; prompted for on a terminal)")
+	cmd.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input (default: $DFMS_PASSWORD if set, else a prompt on a terminal)")
 	return cmd
 }
 
@@ -44,6 +44,10 @@ func runLogin(ctx context.Context, o clientOptions, email string, pwStdin bool, 
 	tty := isTerminal(stdin)
 	in := bufio.NewReader(stdin)
 	if email == "" {
+		email = os.Getenv("DFMS_EMAIL")
+	}
+	envPassword := os.Getenv("DFMS_PASSWORD")
+	if email == "" {
 		if !tty {
 			return usageError{errors.New("--email is required when standard input is not a terminal")}
 		}
@@ -55,7 +59,9 @@ func runLogin(ctx context.Context, o clientOptions, email string, pwStdin bool, 
 		email = strings.TrimSpace(line)
 	}
 	var password string
-	if pwStdin || !tty {
+	if envPassword != "" && !pwStdin {
+		password = envPassword
+	} else if pwStdin || !tty {
 		line, err := in.ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return err

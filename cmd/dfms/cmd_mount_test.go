@@ -382,6 +382,25 @@ func TestLocalCredentials(t *testing.T) {
 	}
 }
 
+// `dfms up`'s write cache is its data directory's, so that a second one on
+// another data directory starts; an older release's per-user cache that
+// still holds data is used until it is empty.
+func TestUpCacheDir(t *testing.T) {
+	home := t.TempDir()
+	getenv := func(k string) string { return map[string]string{"HOME": home}[k] }
+	a, b := t.TempDir(), t.TempDir()
+	if got, other := upCacheDir(a, getenv), upCacheDir(b, getenv); got != filepath.Join(a, "cache") || other == got {
+		t.Fatalf("cache directories %q and %q, want one in each data directory", got, other)
+	}
+	old := filepath.Join(home, ".cache", "dfms", "mount")
+	if err := os.MkdirAll(filepath.Join(old, "stage"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got := upCacheDir(a, getenv); got != old {
+		t.Fatalf("with an older release's cache holding data: %q, want %q", got, old)
+	}
+}
+
 func TestDefaultCacheDir(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	for _, c := range []struct {

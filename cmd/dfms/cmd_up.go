@@ -37,7 +37,7 @@ type upOptions struct {
 
 func (o *upOptions) addFlags(fs *pflag.FlagSet) {
 	o.config.addFlags(fs)
-	fs.StringVar(&o.cacheDir, "cache-dir", "", "where writes are staged (default $XDG_CACHE_HOME/dfms/mount)")
+	fs.StringVar(&o.cacheDir, "cache-dir", "", "where writes are staged (default: the data directory's cache folder)")
 	fs.BoolVar(&o.debug, "fuse-debug", false, "log every FUSE request")
 	fs.BoolVar(&o.syncClose, "sync-close", false, syncCloseHelp)
 	fs.BoolVar(&o.allowOther, "allow-other", false, allowOtherHelp)
@@ -143,6 +143,19 @@ func defaultCacheDir(getenv func(string) string) (string, error) {
 	return filepath.Join(base, "dfms", "mount"), nil
 }
 
+// upCacheDir is the default write cache of `dfms up` on data directory
+// data: its cache folder, so that two `dfms up` on two data directories
+// have two. Releases before kept it per user, in defaultCacheDir: one that
+// still holds staged data is used, so that the data is committed.
+func upCacheDir(data string, getenv func(string) string) string {
+	if old, err := defaultCacheDir(getenv); err == nil {
+		if names, err := os.ReadDir(old); err == nil && len(names) > 0 {
+			return old
+		}
+	}
+	return filepath.Join(data, "cache")
+}
+
 // runUp runs the embedded server and the mount until ctx ends or the
 // mount goes away (dfms umount), then unmounts and stops the server.
 func runUp(ctx context.Context, o upOptions, dir string, getenv func(string) string, logger func(server.Config) *slog.Logger) (err error) {
@@ -166,13 +179,12 @@ func runUp(ctx context.Context, o upOptions, dir string, getenv func(string) str
 			return err
 		}
 	}
+	log := logger(cfg)
 	cacheDir := o.cacheDir
 	if cacheDir == "" {
-		if cacheDir, err = defaultCacheDir(getenv); err != nil {
-			return err
-		}
+		cacheDir = upCacheDir(cfg.DataDir, getenv)
+		log.Debug("dfms up: write cache", "dir", cacheDir)
 	}
-	log := logger(cfg)
 
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
