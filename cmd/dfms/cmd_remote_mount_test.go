@@ -117,7 +117,14 @@ func TestMountRemote(t *testing.T) {
 		commits := func() float64 {
 			return metric(t, addr, "dfms_http_requests_total", `route="/api/v1/fs/commits",status="200"`)
 		}
-		before := commits()
+		// Their creates too, and none is made alone.
+		creates := func() float64 {
+			return metric(t, addr, "dfms_http_requests_total", `route="/api/v1/fs/files",status="200"`)
+		}
+		single := func() float64 {
+			return metric(t, addr, "dfms_http_requests_total", `method="POST",route="/api/v1/fs/entries/:id/children",status="201"`)
+		}
+		before, createsBefore, singleBefore := commits(), creates(), single()
 		dir := filepath.Join(mntB, "burst")
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -133,6 +140,11 @@ func TestMountRemote(t *testing.T) {
 		t.Logf("%d files closed in a burst: %v batched commit requests", n, batches)
 		if batches < 1 || batches >= n/2 {
 			t.Errorf("%d files were committed in %v batched requests, want at least 1 and far fewer than files", n, batches)
+		}
+		createBatches, singles := creates()-createsBefore, single()-singleBefore
+		t.Logf("%d files created in a burst: %v batched create requests, %v single creates", n, createBatches, singles)
+		if createBatches < 1 || createBatches >= n/2 || singles > 1 {
+			t.Errorf("%d files were created in %v batched requests and %v single ones, want far fewer batches than files and 1 single create at most (the directory)", n, createBatches, singles)
 		}
 		for i := range n {
 			p := filepath.Join(mntA, "burst", fmt.Sprintf("f%03d", i))

@@ -188,7 +188,7 @@ func (l *Backend) CreateFile(ctx context.Context, parent dfms.EntryID, name stri
 // ReserveIDs implements vfs.FileCreator. The reservation is durable when it
 // returns: an id a journal names is never handed to another entry.
 func (l *Backend) ReserveIDs(ctx context.Context, n int) ([]dfms.EntryID, error) {
-	return l.files.Meta().ReserveEntryIDs(l.ctx(ctx), n)
+	return l.files.Meta().ReserveEntryIDs(l.ctx(ctx), l.owner, n)
 }
 
 // CreateFiles implements vfs.FileCreator: one metadata transaction.

@@ -18,7 +18,7 @@ func TestReadDirFollowsPages(t *testing.T) {
 	ctx := context.Background()
 	m := srv.Files.Meta()
 	const n = 2345 // more than two pages of the server's maximum
-	ids, err := m.ReserveEntryIDs(ctx, n)
+	ids, err := m.ReserveEntryIDs(ctx, srv.User.ID, n)
 	if err != nil {
 		t.Fatal(err)
 	}

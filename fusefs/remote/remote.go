@@ -523,6 +523,79 @@ func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) 
 	return res, nil
 }
 
+// ReserveIDs implements vfs.FileCreator: ids reserved for this user
+// (POST /fs/ids, up to 1024 a request), with which the mount names the
+// files it creates before it tells the server.
+func (b *Backend) ReserveIDs(ctx context.Context, n int) ([]dfms.EntryID, error) {
+	const op dfms.Op = "client.fs.ReserveIDs"
+	var ids []dfms.EntryID
+	for len(ids) < n {
+		var out struct {
+			IDs []dfms.EntryID `json:"ids"`
+		}
+		k := min(n-len(ids), 1024)
+		// Sent again, it reserves others: the first ones go unused.
+		if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: "/api/v1/fs/ids", JSON: map[string]int{"count": k}, Retry: true}, &out); err != nil {
+			return nil, err
+		}
+		if len(out.IDs) != k {
+			return nil, dfms.E(op, dfms.Other, fmt.Errorf("the server reserved %d ids of %d", len(out.IDs), k))
+		}
+		ids = append(ids, out.IDs...)
+	}
+	return ids, nil
+}
+
+// CreateFiles implements vfs.FileCreator: up to 256 creates a request
+// (POST /fs/files, one transaction each). A request is sent again if its
+// answer was lost: the server answers the files it made as made.
+func (b *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.CommitResult, error) {
+	const op dfms.Op = "client.fs.CreateFiles"
+	const most = 256
+	at := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		t = t.UTC()
+		return &t
+	}
+	out := make([]vfs.CommitResult, 0, len(es))
+	for len(es) > 0 {
+		n := min(len(es), most)
+		body := struct {
+			Files []client.NewFile `json:"files"`
+		}{Files: make([]client.NewFile, n)}
+		for i, e := range es[:n] {
+			body.Files[i] = client.NewFile{ID: e.ID, Parent: e.Parent, Name: e.Name, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
+				MTime: at(e.MTime), CTime: at(e.CTime), ATime: at(e.ATime), Named: at(e.Named)}
+		}
+		var res struct {
+			Results []struct {
+				Entry *fsEntry          `json:"entry"`
+				Error *client.ItemError `json:"error"`
+			} `json:"results"`
+		}
+		if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: "/api/v1/fs/files", JSON: body, Retry: true}, &res); err != nil {
+			return nil, err
+		}
+		if len(res.Results) != n {
+			return nil, dfms.E(op, dfms.Other, fmt.Errorf("the server answered %d results for %d files", len(res.Results), n))
+		}
+		for i, r := range res.Results {
+			switch {
+			case r.Error != nil:
+				out = append(out, vfs.CommitResult{Err: r.Error.Err(op)})
+			case r.Entry != nil:
+				out = append(out, vfs.CommitResult{Entry: r.Entry.vfs()})
+			default:
+				return nil, dfms.E(op, dfms.Other, fmt.Errorf("result %d has neither an entry nor an error", i))
+			}
+		}
+		es = es[n:]
+	}
+	return out, nil
+}
+
 // TrashFiles implements vfs.Trasher: the unlinks the mount made at once
 // go to the server in batches of up to 1024 (POST /fs/trash, one
 // transaction each). A batch is sent again if its answer was lost: the
@@ -531,16 +604,12 @@ func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) 
 func (b *Backend) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.Time) ([]error, error) {
 	const op dfms.Op = "client.fs.TrashFiles"
 	const most = 1024
-	type item struct {
-		ID dfms.EntryID `json:"id"`
-		At *time.Time   `json:"at,omitempty"`
-	}
 	out := make([]error, 0, len(ids))
 	for len(ids) > 0 {
 		n := min(len(ids), most)
 		body := struct {
-			Items []item `json:"items"`
-		}{Items: make([]item, n)}
+			Items []client.TrashItem `json:"items"`
+		}{Items: make([]client.TrashItem, n)}
 		for i, id := range ids[:n] {
 			body.Items[i].ID = id
 			if !at[i].IsZero() {

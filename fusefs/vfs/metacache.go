@@ -28,7 +28,9 @@ import (
 //     read sent since, before the feed's, ends that: the server is back
 //     but the feed is not, so the cache is emptied and off until the feed
 //     answers. (An answer to a request sent before the outage proves
-//     nothing: it may have been on its way when the server went.)
+//     nothing: it may have been on its way when the server went.) The
+//     root's last entry is kept through every drop and answers for it
+//     offline if nothing else does: every path walk needs it.
 //   - Every change made by someone else drops the changed entry and its
 //     directory when the feed reports it (within the feed's latency, as
 //     the kernel's caches are dropped); moving a tree to or from the trash,
@@ -69,6 +71,10 @@ type metaCache struct {
 	// when (they expire as entries do).
 	complete      map[dfms.EntryID]*completeDir
 	completeNames int
+	// root is the last entry of the root directory read, kept whatever
+	// is dropped or reset: offline, it answers for the root when nothing
+	// else does (every path walk needs it).
+	root Entry
 	// droppedNames is the gen of each name's last drop by a change by name
 	// whose entry was not known, since floor: a read of the entry that
 	// had it, begun before, must not put it back.
@@ -114,6 +120,13 @@ const (
 func newMetaCache() *metaCache {
 	return &metaCache{dropped: map[dfms.EntryID]uint64{}, entries: map[dfms.EntryID]cachedEntry{}, names: map[nameKey]dfms.EntryID{}, byDir: map[dfms.EntryID]map[string]bool{},
 		complete: map[dfms.EntryID]*completeDir{}, mans: map[dfms.EntryID]cachedManifest{}, droppedNames: map[nameKey]uint64{}}
+}
+
+// keepRoot records the root directory's entry (root).
+func (c *metaCache) keepRoot(e Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.root = e
 }
 
 // begin returns the generation to pass to put for a read starting now.
@@ -199,6 +212,9 @@ func (c *metaCache) delNameLocked(k nameKey) {
 // storeLocked holds e, read at time at, by id and, if live, by name.
 func (c *metaCache) storeLocked(e Entry, at time.Time) {
 	c.entries[e.ID] = cachedEntry{e, at}
+	if e.ID == c.root.ID {
+		c.root = e
+	}
 	if e.Live && e.Parent != 0 {
 		c.setNameLocked(nameKey{e.Parent, e.Name}, e.ID)
 	}
@@ -282,6 +298,9 @@ func (c *metaCache) get(id dfms.EntryID) (Entry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ce, ok := c.entries[id]
+	if !ok && c.offline && id == c.root.ID && id != 0 {
+		return c.root, true
+	}
 	if !ok || !c.on || c.expiredLocked(ce.at) {
 		return Entry{}, false
 	}

@@ -294,6 +294,28 @@ func TestMetaCacheOfflineLateAnswer(t *testing.T) {
 	}
 }
 
+// The root is answered in an outage even when the cache does not hold it
+// (a create in it dropped it just before): every path walk needs it, and
+// without it a server outage failed every path with EIO.
+func TestMetaCacheOfflineKeepsTheRoot(t *testing.T) {
+	c := newMetaCache()
+	root := Entry{ID: 1, Kind: dfms.KindDir, Live: true, Mode: 0o755}
+	c.keepRoot(root)
+	c.setOn(true)
+	c.created(c.begin(), Entry{ID: 5, Parent: 1, Name: "a", Kind: dfms.KindFile, Live: true}, true)
+	if _, ok := c.get(1); ok {
+		t.Fatal("online, a root the cache does not hold was answered")
+	}
+	later := root
+	later.Mode = 0o700
+	c.put(c.begin(), later)
+	c.drop(1)
+	c.setOffline()
+	if got, ok := c.get(1); !ok || got.Mode != 0o700 {
+		t.Fatalf("offline, get of the root = %+v, %v; want the last one read", got, ok)
+	}
+}
+
 // A change this mount tried while the server cannot be reached failed, so
 // what the cache holds still holds: its drops wait for the feed's return
 // (the change may have arrived without its answer), and until then the

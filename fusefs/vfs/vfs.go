@@ -163,6 +163,7 @@ func New(ctx context.Context, b Backend, opts Options) (*FS, error) {
 	fsys := &FS{b: b, root: root.ID, watchStop: make(chan struct{}), stageDir: dir, lock: lock, log: log, open: map[dfms.EntryID]*openFile{}, cachedVersion: map[dfms.EntryID]int64{}, mc: newMetaCache(),
 		cache: newChunkCache(opts.MemCacheSize, disk, ok && tb.VerifiesChunks(), opts.ReadAhead), readAhead: opts.ReadAhead,
 		pend: newPendingFiles(b), maxSize: opts.MaxFileSize}
+	fsys.mc.keepRoot(root)
 	if fsys.maxSize <= 0 {
 		fsys.maxSize = DefaultMaxFileSize
 	}

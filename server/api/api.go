@@ -263,6 +263,8 @@ func (a *API) routes() *gin.Engine {
 	p.POST("/fs/entries/:id/links", a.fsLink)
 	p.POST("/fs/commits", up, a.fsCommits)
 	p.POST("/fs/trash", a.fsTrash)
+	p.POST("/fs/ids", a.fsReserveIDs)
+	p.POST("/fs/files", a.fsCreateFiles)
 	p.GET("/fs/entries/:id/xattrs", a.fsListXattrs)
 	p.GET("/fs/entries/:id/xattrs/:name", a.fsGetXattr)
 	p.PUT("/fs/entries/:id/xattrs/:name", a.fsSetXattr)

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dfms/dfms"
+	apiclient "github.com/dfms/dfms/server/api/client"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 )
@@ -426,6 +427,88 @@ func (a *API) fsCommits(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"results": out})
 }
 
+// maxBatchIDs bounds the ids one POST /fs/ids reserves, and
+// maxBatchCreates the files of one POST /fs/files.
+const (
+	maxBatchIDs     = 1024
+	maxBatchCreates = 256
+)
+
+// fsReserveIDs reserves entry ids for the caller, who names the files it
+// creates with them before it tells the server (POST /fs/files): the
+// mount's creates answer without a round trip.
+func (a *API) fsReserveIDs(c *gin.Context) {
+	var b struct {
+		Count int `json:"count"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	if b.Count < 1 || b.Count > maxBatchIDs {
+		a.bad(c, "count must be 1 to %d", maxBatchIDs)
+		return
+	}
+	ids, err := a.tree.ReserveEntryIDs(c.Request.Context(), user(c).ID, b.Count)
+	a.reply(c, http.StatusOK, gin.H{"ids": ids}, err)
+}
+
+// fsCreateFiles creates several empty files in one metadata transaction,
+// each with an id reserved for the caller (POST /fs/ids) and the times it
+// was made at: the mount's creates, made at once and told in a burst. One
+// that fails (a taken name, a missing folder, an id not the caller's) is
+// reported in its result and does not stop the others; one made already
+// by the same request (sent again) is answered as made.
+func (a *API) fsCreateFiles(c *gin.Context) {
+	var b struct {
+		Files []apiclient.NewFile `json:"files"`
+	}
+	if !a.bindJSON(c, &b, false) {
+		return
+	}
+	if len(b.Files) == 0 || len(b.Files) > maxBatchCreates {
+		a.bad(c, "files must hold 1 to %d files", maxBatchCreates)
+		return
+	}
+	owner := user(c).ID
+	es := make([]dfms.Entry, len(b.Files))
+	for i, f := range b.Files {
+		if f.ID <= 0 || f.Parent <= 0 {
+			a.bad(c, "file %d: id and parent_id are required", i)
+			return
+		}
+		e := dfms.Entry{ID: f.ID, Owner: owner, Parent: f.Parent, Name: f.Name, Kind: dfms.KindFile, Mode: f.Mode & 0o7777,
+			UID: f.UID, GID: f.GID, MIME: mime.TypeByExtension(path.Ext(f.Name))}
+		for _, t := range []struct {
+			name string
+			in   *time.Time
+			out  *time.Time
+		}{{"mtime", f.MTime, &e.MTime}, {"ctime", f.CTime, &e.CTime}, {"atime", f.ATime, &e.ATime}, {"named", f.Named, &e.Named}} {
+			if t.in == nil {
+				continue
+			}
+			if !a.validTime(c, fmt.Sprintf("file %d: %s", i, t.name), *t.in) {
+				return
+			}
+			*t.out = *t.in
+		}
+		es[i] = e
+	}
+	res, err := a.tree.CreateEntries(c.Request.Context(), es)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	out := make([]gin.H, len(res))
+	for i, r := range res {
+		if r.Err != nil {
+			out[i] = gin.H{"error": a.itemError(c, r.Err)}
+		} else {
+			out[i] = gin.H{"entry": fsView(r.Entry)}
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"results": out})
+}
+
 // maxBatchTrash bounds the entries of one POST /fs/trash.
 const maxBatchTrash = 1024
 
@@ -436,10 +519,7 @@ const maxBatchTrash = 1024
 // does not stop the others.
 func (a *API) fsTrash(c *gin.Context) {
 	var b struct {
-		Items []struct {
-			ID dfms.EntryID `json:"id"`
-			At *time.Time   `json:"at"`
-		} `json:"items"`
+		Items []apiclient.TrashItem `json:"items"`
 	}
 	if !a.bindJSON(c, &b, false) {
 		return

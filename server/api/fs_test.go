@@ -450,6 +450,109 @@ func TestFSTrash(t *testing.T) {
 	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/files/%d", keep), "", nil)
 }
 
+// POST /fs/ids reserves ids for the caller; POST /fs/files creates files
+// with them in a batch, each alone: another user's id, a taken name or a
+// missing folder fail alone, a retry makes nothing twice, a malformed
+// request creates nothing.
+func TestFSCreateFiles(t *testing.T) {
+	hs := newHarness(t, Config{})
+	other := newHarnessUser(t, hs, "other@example.com")
+	var ids, theirs struct {
+		IDs []int64 `json:"ids"`
+	}
+	for _, bad := range []string{`{"count":0}`, `{"count":1025}`, `{}`, `{"count":"x"}`} {
+		rec := hs.do("POST", "/api/v1/fs/ids", strings.NewReader(bad), "Content-Type", "application/json")
+		checkAnswer(t, bad, rec)
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", bad, rec.Code)
+		}
+	}
+	hs.mustJSON(t, 200, "POST", "/api/v1/fs/ids", `{"count":4}`, &ids)
+	other.mustJSON(t, 200, "POST", "/api/v1/fs/ids", `{"count":1}`, &theirs)
+	if len(ids.IDs) != 4 || len(theirs.IDs) != 1 {
+		t.Fatalf("reserved %v and %v", ids.IDs, theirs.IDs)
+	}
+	mt := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	var out struct {
+		Entry struct {
+			ID int64 `json:"id"`
+		} `json:"entry"`
+	}
+	hs.mustJSON(t, 201, "POST", fmt.Sprintf("/api/v1/fs/entries/%d/children", hs.root), `{"name":"taken","kind":"file","mode":420}`, &out)
+	for _, bad := range []string{
+		`{"files":[]}`,
+		`{}`,
+		fmt.Sprintf(`{"files":[{"id":%d,"parent_id":%d,"name":"x"},{"id":0,"parent_id":%d,"name":"y"}]}`, ids.IDs[0], hs.root, hs.root),
+		fmt.Sprintf(`{"files":[{"id":%d,"parent_id":%d,"name":"x","mtime":"3000-01-01T00:00:00Z"}]}`, ids.IDs[0], hs.root),
+		fmt.Sprintf(`{"files":[%s{"id":%d,"parent_id":%d,"name":"x"}]}`, strings.Repeat(fmt.Sprintf(`{"id":%d,"parent_id":%d,"name":"x"},`, ids.IDs[0], hs.root), maxBatchCreates), ids.IDs[0], hs.root),
+		`not json`,
+	} {
+		rec := hs.do("POST", "/api/v1/fs/files", strings.NewReader(bad), "Content-Type", "application/json")
+		checkAnswer(t, bad[:min(len(bad), 60)], rec)
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("%.60s: %d, want 400", bad, rec.Code)
+		}
+	}
+	body := fmt.Sprintf(`{"files":[
+		{"id":%d,"parent_id":%d,"name":"a.txt","mode":416,"uid":7,"gid":8,"mtime":%q},
+		{"id":%d,"parent_id":%d,"name":"squat"},
+		{"id":%d,"parent_id":%d,"name":"taken"},
+		{"id":%d,"parent_id":%d,"name":"orphan"}]}`,
+		ids.IDs[0], hs.root, mt.Format(time.RFC3339), theirs.IDs[0], hs.root, ids.IDs[1], hs.root, ids.IDs[2], int64(1)<<40)
+	var res struct {
+		Results []struct {
+			Entry *struct {
+				ID    int64     `json:"id"`
+				Name  string    `json:"name"`
+				Mode  uint32    `json:"mode"`
+				UID   uint32    `json:"uid"`
+				MTime time.Time `json:"mtime"`
+			} `json:"entry"`
+			Error *struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		} `json:"results"`
+	}
+	check := func(what string) {
+		t.Helper()
+		r := res.Results
+		if len(r) != 4 {
+			t.Fatalf("%s: %d results", what, len(r))
+		}
+		if e := r[0].Entry; e == nil || e.ID != ids.IDs[0] || e.Name != "a.txt" || e.Mode != 0o640 || e.UID != 7 || !e.MTime.Equal(mt) {
+			t.Errorf("%s: result 0: %+v %+v", what, r[0].Entry, r[0].Error)
+		}
+		for i, code := range []string{"", "VALIDATION_FAILED", "ALREADY_EXISTS", "NOT_FOUND"} {
+			if i > 0 && (r[i].Error == nil || r[i].Error.Code != code) {
+				t.Errorf("%s: result %d: %+v, want %s", what, i, r[i].Error, code)
+			}
+		}
+	}
+	hs.mustJSON(t, 200, "POST", "/api/v1/fs/files", body, &res)
+	check("first")
+	hs.mustJSON(t, 200, "POST", "/api/v1/fs/files", body, &res) // an answer lost
+	check("sent again")
+	var list struct {
+		Contents []struct {
+			Name string `json:"name"`
+		} `json:"contents"`
+	}
+	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/folders/%d/contents", hs.root), "", &list)
+	if len(list.Contents) != 2 {
+		t.Errorf("the root holds %+v, want a.txt and taken", list.Contents)
+	}
+	// The failed ids are still the caller's, and the other user's id
+	// still theirs.
+	hs.mustJSON(t, 200, "POST", "/api/v1/fs/files", fmt.Sprintf(`{"files":[{"id":%d,"parent_id":%d,"name":"b"}]}`, ids.IDs[1], hs.root), &res)
+	if len(res.Results) != 1 || res.Results[0].Entry == nil {
+		t.Errorf("a failed create's id: %+v", res.Results)
+	}
+	other.mustJSON(t, 200, "POST", "/api/v1/fs/files", fmt.Sprintf(`{"files":[{"id":%d,"parent_id":%d,"name":"mine"}]}`, theirs.IDs[0], other.root), &res)
+	if len(res.Results) != 1 || res.Results[0].Entry == nil {
+		t.Errorf("the other user's own id: %+v", res.Results)
+	}
+}
+
 // POST /fs/entries/{id}/links gives a file another name: both names reach
 // it, nlink counts them, unlinking one keeps the other; a directory or a
 // taken name is refused and changes nothing.

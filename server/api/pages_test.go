@@ -70,7 +70,7 @@ func TestChildrenPaginated(t *testing.T) {
 	}
 
 	// The server's maximum holds whatever the client asks.
-	ids, err := a.Files.Meta().ReserveEntryIDs(context.Background(), 1100)
+	ids, err := a.Files.Meta().ReserveEntryIDs(context.Background(), u.ID, 1100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,9 @@
 //
 // Entry ids can be reserved ahead ([Tree.ReserveEntryIDs]: SQLite moves
 // its AUTOINCREMENT counter, PostgreSQL draws from the identity
-// sequence), so that a client names an entry before it creates it.
+// sequence), so that a client names an entry before it creates it. An
+// id is reserved for one owner, who alone may create an entry with it,
+// once; an owner holds at most MaxReservedIDs (the oldest go first).
 // [Tree.CreateEntries] and [Trash.TrashEntries] make a batch of creates
 // or deletions in one transaction, with the times the client made them (a
 // directory's times move up to them, never back). A batch (those two, and
@@ -347,6 +349,10 @@ type TrashItem struct {
 	At time.Time
 }
 
+// MaxReservedIDs bounds the entry ids one owner holds reserved
+// (ReserveEntryIDs).
+const MaxReservedIDs = 1 << 16
+
 // CreateResult is the outcome of one entry of a CreateEntries batch.
 type CreateResult struct {
 	Entry dfms.Entry
@@ -487,15 +493,19 @@ type Tree interface {
 	// empty file (version 0) under e.Parent. ID, Size, Version and the trash fields are ignored.
 	CreateEntry(ctx context.Context, e dfms.Entry) (dfms.Entry, error)
 	// ReserveEntryIDs returns n entry ids that no entry has and that
-	// CreateEntry will never pick: a client may name entries with them
-	// before it creates them (CreateEntries).
-	ReserveEntryIDs(ctx context.Context, n int) ([]dfms.EntryID, error)
+	// CreateEntry will never pick, reserved for owner: the owner may name
+	// entries with them before it creates them (CreateEntries). Past
+	// MaxReservedIDs held by the owner, the oldest are dropped.
+	ReserveEntryIDs(ctx context.Context, owner dfms.UserID, n int) ([]dfms.EntryID, error)
 	// CreateEntries adds each entry as CreateEntry would, with the id in
-	// its ID (one ReserveEntryIDs returned) and its CTime (zero: now;
-	// the directory's times move up to it, not back), in one transaction; one that
-	// fails (Exist for a taken name, NotExist for a missing parent) does
-	// not stop the others. The error is for the whole batch (nothing was
-	// created).
+	// its ID (one ReserveEntryIDs reserved for its Owner) and its CTime
+	// (zero: now; the directory's times move up to it, not back), in one
+	// transaction; one that fails (Exist for a taken name, NotExist for a
+	// missing parent, Invalid for an id not reserved for its owner) does
+	// not stop the others. An entry that exists already with its id, as
+	// the owner's, in its directory under its name (a batch sent again)
+	// is answered as created. The error is for the whole batch (nothing
+	// was created).
 	CreateEntries(ctx context.Context, es []dfms.Entry) ([]CreateResult, error)
 	// SetAttr changes an entry's attributes and returns the result.
 	SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a SetAttr) (dfms.Entry, error)

@@ -1924,9 +1924,9 @@ func testLazyDurability(t *testing.T, s meta.Store) {
 func testReservedIDs(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	d := mkdir(t, s, u.ID, u.Root, "d")
-	testkit.WantKind(t, must1Err(s.ReserveEntryIDs(ctx, 0)), dfms.Invalid, "reserve 0")
-	ids := testkit.Must(s.ReserveEntryIDs(ctx, 3))(t)
-	more := testkit.Must(s.ReserveEntryIDs(ctx, 2))(t)
+	testkit.WantKind(t, must1Err(s.ReserveEntryIDs(ctx, u.ID, 0)), dfms.Invalid, "reserve 0")
+	ids := testkit.Must(s.ReserveEntryIDs(ctx, u.ID, 3))(t)
+	more := testkit.Must(s.ReserveEntryIDs(ctx, u.ID, 2))(t)
 	seen := map[dfms.EntryID]bool{d.ID: true, u.Root: true}
 	for _, id := range append(slices.Clone(ids), more...) {
 		if id <= 0 || seen[id] {
@@ -1988,6 +1988,34 @@ func testReservedIDs(t *testing.T, s meta.Store) {
 	if res[0].Err == nil {
 		t.Fatal("a used id was taken again")
 	}
+	// The same create sent again (its answer lost) is answered as made,
+	// and makes nothing twice.
+	res = testkit.Must(s.CreateEntries(ctx, []dfms.Entry{{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "a", Kind: dfms.KindFile}}))(t)
+	if res[0].Err != nil || res[0].Entry.ID != ids[0] || res[0].Entry.Mode != 0o640 {
+		t.Fatalf("the create sent again: %+v, %v", res[0].Entry, res[0].Err)
+	}
+	// An id is reserved for its owner alone.
+	other := newUser(t, s)
+	theirs := testkit.Must(s.ReserveEntryIDs(ctx, other.ID, 1))(t)
+	res = testkit.Must(s.CreateEntries(ctx, []dfms.Entry{
+		{ID: theirs[0], Owner: u.ID, Parent: d.ID, Name: "squat", Kind: dfms.KindFile},
+		{ID: ids[1] + 1<<30, Owner: u.ID, Parent: d.ID, Name: "unreserved", Kind: dfms.KindFile},
+	}))(t)
+	testkit.WantKind(t, res[0].Err, dfms.Invalid, "another owner's reserved id")
+	testkit.WantKind(t, res[1].Err, dfms.Invalid, "an id never reserved")
+	res = testkit.Must(s.CreateEntries(ctx, []dfms.Entry{{ID: theirs[0], Owner: other.ID, Parent: other.Root, Name: "mine", Kind: dfms.KindFile}}))(t)
+	ok(t, res[0].Err)
+	// An owner holds at most MaxReservedIDs: the oldest go first.
+	held := testkit.Must(s.ReserveEntryIDs(ctx, other.ID, meta.MaxReservedIDs))(t)
+	newest := testkit.Must(s.ReserveEntryIDs(ctx, other.ID, 1))(t)
+	res = testkit.Must(s.CreateEntries(ctx, []dfms.Entry{
+		{ID: held[0], Owner: other.ID, Parent: other.Root, Name: "oldest", Kind: dfms.KindFile},
+		{ID: held[1], Owner: other.ID, Parent: other.Root, Name: "kept", Kind: dfms.KindFile},
+		{ID: newest[0], Owner: other.ID, Parent: other.Root, Name: "newest", Kind: dfms.KindFile},
+	}))(t)
+	testkit.WantKind(t, res[0].Err, dfms.Invalid, "the oldest reserved id past the bound")
+	ok(t, res[1].Err)
+	ok(t, res[2].Err)
 	// Versions commit on top of an entry made this way.
 	m := manifest(t, s, chunk("reserved", 5))
 	_, v, err := s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: ids[0], Manifest: m})

@@ -139,7 +139,7 @@ func TestSearchIndexFollowsEntries(t *testing.T) {
 		return out
 	}
 	names := []string{"alpha.txt", "beta.txt", "gamma.txt", "alpha.txt"} // the second alpha fails alone
-	ids, err := s.ReserveEntryIDs(ctx, len(names))
+	ids, err := s.ReserveEntryIDs(ctx, u.ID, len(names))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -482,17 +482,52 @@ func (s *Store) CreateEntry(ctx context.Context, e dfms.Entry) (dfms.Entry, erro
 }
 
 // ReserveEntryIDs implements meta.Tree.
-func (s *Store) ReserveEntryIDs(ctx context.Context, n int) ([]dfms.EntryID, error) {
+func (s *Store) ReserveEntryIDs(ctx context.Context, owner dfms.UserID, n int) ([]dfms.EntryID, error) {
 	const op dfms.Op = "meta.ReserveEntryIDs"
-	if n < 1 || n > 1<<16 {
+	if n < 1 || n > meta.MaxReservedIDs {
 		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("cannot reserve %d ids", n))
 	}
 	if s.d.ReserveIDs == nil {
 		return nil, dfms.E(op, dfms.NotSupported, fmt.Errorf("%s cannot reserve ids", s.d.Name))
 	}
 	return result(ctx, s.write, op, func(t *tx) ([]dfms.EntryID, error) {
-		return s.d.ReserveIDs(ctx, t.Tx, n)
+		ids, err := s.d.ReserveIDs(ctx, t.Tx, n)
+		if err != nil {
+			return nil, err
+		}
+		const rows = 256 // per statement
+		for rest := ids; len(rest) > 0; {
+			k := min(len(rest), rows)
+			q := `INSERT INTO entry_reservations (id, owner_id) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?), ", k), ", ")
+			args := make([]any, 0, 2*k)
+			for _, id := range rest[:k] {
+				args = append(args, id, owner)
+			}
+			if _, err := t.exec(ctx, q, args...); err != nil {
+				return nil, err
+			}
+			rest = rest[k:]
+		}
+		// The owner's oldest past the bound go (a mount that stopped
+		// without using its ids leaves them).
+		_, err = t.exec(ctx, `DELETE FROM entry_reservations WHERE owner_id = ? AND id <
+			(SELECT id FROM entry_reservations WHERE owner_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`, owner, owner, meta.MaxReservedIDs-1)
+		return ids, err
 	})
+}
+
+// takeReservation uses entry id e.ID, reserved for e.Owner, to create e.
+// It reports done if e exists already as that create made it (a batch
+// sent again), with the entry.
+func (t *tx) takeReservation(ctx context.Context, op dfms.Op, e dfms.Entry) (made dfms.Entry, done bool, err error) {
+	n, err := t.affected(ctx, `DELETE FROM entry_reservations WHERE id = ? AND owner_id = ?`, e.ID, e.Owner)
+	if err != nil || n == 1 {
+		return dfms.Entry{}, false, err
+	}
+	if old, err := t.entry(ctx, e.Owner, e.ID, false); err == nil && old.Live() && old.Parent == e.Parent && old.Name == e.Name && old.Kind == e.Kind {
+		return old, true, nil
+	}
+	return dfms.Entry{}, false, dfms.E(op, dfms.Invalid, fmt.Errorf("entry id %d is not reserved for its owner (or was used)", e.ID))
 }
 
 // CreateEntries implements meta.Tree: each entry in a savepoint of one
@@ -509,6 +544,9 @@ func (s *Store) CreateEntries(ctx context.Context, es []dfms.Entry) ([]meta.Crea
 	return writeEach(ctx, s, op, checked, func(t *tx, i int) (meta.CreateResult, error) {
 		if _, err := t.liveDir(ctx, es[i].Owner, es[i].Parent, true); err != nil {
 			return meta.CreateResult{}, err
+		}
+		if e, done, err := t.takeReservation(ctx, op, es[i]); err != nil || done {
+			return meta.CreateResult{Entry: e}, err
 		}
 		e, err := t.insertEntry(ctx, op, es[i])
 		return meta.CreateResult{Entry: e}, err
