@@ -556,6 +556,12 @@ func (fsys *FS) staleLocked(e Entry) bool {
 // freshAttr is attrOf(e) for an entry just read from the backend. If this
 // mount committed a newer version of it meanwhile (write-back commits run
 // beside stat) and the file's open state is gone, e is stale: read again.
+//
+// e may also be a file unlinked here (removedEntry: the entry as it was
+// when unlinked), and a write-back commit that had passed its unlinked
+// check before the unlink still makes a newer version. The backend, read
+// again, has the file live until the removal is made: it is shown
+// unlinked all the same.
 func (fsys *FS) freshAttr(ctx context.Context, e Entry) Attr {
 	a := fsys.attrOf(e)
 	if e.Kind != dfms.KindFile {
@@ -565,7 +571,13 @@ func (fsys *FS) freshAttr(ctx context.Context, e Entry) Attr {
 	stale := fsys.staleLocked(e)
 	fsys.mu.Unlock()
 	if stale {
+		// Asked first: a removal made between the two reads shows in
+		// the backend's answer instead.
+		re, removed := fsys.removedEntry(e.ID)
 		if e2, err := fsys.b.GetAttr(ctx, e.ID); err == nil {
+			if removed {
+				e2.Live, e2.CTime = false, later(e2.CTime, re.CTime)
+			}
 			a = fsys.attrOf(e2)
 		}
 	}

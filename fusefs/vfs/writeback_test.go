@@ -422,6 +422,51 @@ func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
 	}
 }
 
+// Regression test; the bug was: a file unlinked while the write-back
+// was committing it (the committer past its check for an unlink, the
+// removal deferred) showed linked (nlink 1) to stat until its removal was
+// made. stat had the entry as it was at the unlink, older than the
+// version that commit made, took it for stale and read the file again
+// from the server, which has it live until the removal is made.
+func TestWriteBackUnlinkedDuringItsCommit(t *testing.T) {
+	l, _ := newLocalParams(t, smallChunks)
+	b := &steppedCommits{Backend: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
+	fsys := newWriteBackFS(t, b, t.TempDir())
+	t.Cleanup(func() { fsys.Close(ctx) })
+	letGo := sync.OnceFunc(func() { close(b.open) })
+	t.Cleanup(letGo) // before Close, which waits for the committers
+	root := fsys.Root()
+	fsys.HoldRemovals()
+	content := "committed while it is unlinked"
+	a, w, err := fsys.Create(ctx, root, "f", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644, vfs.Caller{UID: 7, GID: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAt(t, w, []byte(content), 0)
+	r := mustOpen(t, fsys, a.Ino, os.O_RDONLY) // before a committer can hold f
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	release(t, w) // queued
+	<-b.started   // a committer created f on the server and holds its commit
+	if err := fsys.Unlink(ctx, root, "f"); err != nil {
+		t.Fatal(err)
+	}
+	letGo() // the commit makes its version; the removal stays held
+	fsys.WaitWriteBack()
+	got, err := fsys.GetAttr(ctx, a.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Size != int64(len(content)) || got.Nlink != 0 {
+		t.Errorf("fstat of the open unlinked file: size %d, nlink %d; want %d, 0", got.Size, got.Nlink, len(content))
+	}
+	if got := string(readAll(t, r)); got != content {
+		t.Errorf("the reader reads %q, want %q", got, content)
+	}
+	release(t, r)
+}
+
 // A close is committed right after even when the file is opened for
 // writing again before the write-back takes it, as long as that open
 // changed nothing (an editor that opens O_RDWR to look): the close does
