@@ -126,7 +126,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
-	c := &Client{base: u.String(), hc: &http.Client{}, agent: "dfms-client"}
+	c := &Client{base: u.String(), hc: &http.Client{Transport: newTransport()}, agent: "dfms-client"}
 	for _, o := range opts {
 		o(c)
 	}
@@ -134,6 +134,21 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
+}
+
+// maxConnsIdle is how many idle connections to the server a client keeps:
+// as many as a mount has requests in flight (reads ahead, uploads, the
+// change feed's long poll), so that a burst does not open and close a
+// connection per request. Go's default keeps 2.
+const maxConnsIdle = 64
+
+// newTransport is Go's default transport (proxies from the environment,
+// HTTP/2 over TLS) keeping maxConnsIdle idle connections to the server.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = maxConnsIdle
+	t.MaxIdleConnsPerHost = maxConnsIdle
+	return t
 }
 
 // BaseURL returns the server's URL as normalized by New.
