@@ -199,7 +199,8 @@ func (l *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.Commit
 			UID: e.UID, GID: e.GID, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Named: e.Named,
 			MIME: mime.TypeByExtension(path.Ext(e.Name))}
 	}
-	res, err := l.files.Meta().CreateEntries(l.lazyCtx(ctx), in)
+	// Its journal may hold ids reserved before they were kept per owner.
+	res, err := l.files.Meta().CreateEntries(meta.WithUnreservedIDs(l.lazyCtx(ctx)), in)
 	if l.done(err) != nil {
 		return nil, err
 	}

@@ -786,6 +786,24 @@ func LazyDurability(ctx context.Context) bool {
 	return v
 }
 
+type unreservedKey struct{}
+
+// WithUnreservedIDs marks the creates made with ctx (CreateEntries) as
+// ones whose ids need not be reserved for their owner: the embedded
+// mount's, in the store's own process, whose journal may name files with
+// ids reserved before reservations were kept per owner (an upgrade over
+// a crashed mount). An id taken is still refused. Never for a request of
+// a client.
+func WithUnreservedIDs(ctx context.Context) context.Context {
+	return context.WithValue(ctx, unreservedKey{}, true)
+}
+
+// UnreservedIDs reports whether ctx carries WithUnreservedIDs.
+func UnreservedIDs(ctx context.Context) bool {
+	v, _ := ctx.Value(unreservedKey{}).(bool)
+	return v
+}
+
 type originKey struct{}
 
 // MaxOriginLen bounds an origin.

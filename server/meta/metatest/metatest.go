@@ -2003,6 +2003,16 @@ func testReservedIDs(t *testing.T, s meta.Store) {
 	}))(t)
 	testkit.WantKind(t, res[0].Err, dfms.Invalid, "another owner's reserved id")
 	testkit.WantKind(t, res[1].Err, dfms.Invalid, "an id never reserved")
+	// The embedded mount's journal may name ids reserved before
+	// reservations were kept per owner: it may use an id not taken.
+	res = testkit.Must(s.CreateEntries(meta.WithUnreservedIDs(ctx), []dfms.Entry{
+		{ID: ids[1] + 1<<30, Owner: u.ID, Parent: d.ID, Name: "from-an-old-journal", Kind: dfms.KindFile},
+		{ID: ids[0], Owner: u.ID, Parent: d.ID, Name: "taken-id", Kind: dfms.KindFile},
+	}))(t)
+	ok(t, res[0].Err)
+	if res[1].Err == nil {
+		t.Fatal("an unreserved create took an id in use")
+	}
 	res = testkit.Must(s.CreateEntries(ctx, []dfms.Entry{{ID: theirs[0], Owner: other.ID, Parent: other.Root, Name: "mine", Kind: dfms.KindFile}}))(t)
 	ok(t, res[0].Err)
 	// An owner holds at most MaxReservedIDs: the oldest go first.

@@ -527,6 +527,9 @@ func (t *tx) takeReservation(ctx context.Context, op dfms.Op, e dfms.Entry) (mad
 	if old, err := t.entry(ctx, e.Owner, e.ID, false); err == nil && old.Live() && old.Parent == e.Parent && old.Name == e.Name && old.Kind == e.Kind {
 		return old, true, nil
 	}
+	if meta.UnreservedIDs(ctx) {
+		return dfms.Entry{}, false, nil // the insert refuses an id taken
+	}
 	return dfms.Entry{}, false, dfms.E(op, dfms.Invalid, fmt.Errorf("entry id %d is not reserved for its owner (or was used)", e.ID))
 }
 
