@@ -7,8 +7,8 @@ import (
 	"github.com/dfms/dfms/server/meta"
 )
 
-// CheckUpgradedSchema12 checks a store that was filled at schema 12, as
-// the backends' upgrade tests fill it, and then migrated to the latest:
+// CheckUpgradedSchema12 checks a store that was filled at schema 12 with
+// Schema12Rows, as the backends' upgrade tests fill it, and then migrated to the latest:
 // user 1 with root 1, directory 2 "docs" (0700, uid 5, gid 6),
 // "docs/report.txt" (id 3, 3 bytes, text/plain, version 1 with id 1, an
 // attribute user.tag = "hi"), symlink 4 "link" -> "docs", file 5
@@ -17,6 +17,28 @@ import (
 // the later migrations add starts as the old semantics had it (atime =
 // mtime, one name, data size = size); new entries take ids after the old
 // ones, of the new kinds too, and a file that was there takes a link.
+// Schema12Rows are the statements that fill a store at schema 12 with
+// what CheckUpgradedSchema12 checks, on either dialect: bytes(hex) writes
+// a byte string literal of the dialect. The caller also moves the entry
+// id counter to 100, and brings any index the dialect keeps by hand up
+// to date.
+func Schema12Rows(bytes func(hex string) string) []string {
+	return []string{
+		`INSERT INTO users (id, email, email_key, created_at, root_id) VALUES (1, 'a@example.com', 'a@example.com', 1, 1)`,
+		`INSERT INTO entries (id, owner_id, parent_id, name, kind, mode, uid, gid, size, mtime_ns, ctime_ns, mime, cur_version, cur_version_id)
+			VALUES (1, 1, NULL, '', 1, 493, 0, 0, 0, 10, 10, '', 0, 0),
+			       (2, 1, 1, 'docs', 1, 448, 5, 6, 0, 11, 12, '', 0, 0),
+			       (3, 1, 2, 'report.txt', 2, 420, 5, 6, 3, 13, 14, 'text/plain', 1, 1)`,
+		`INSERT INTO entries (id, owner_id, parent_id, name, kind, mode, size, mtime_ns, ctime_ns, target)
+			VALUES (4, 1, 1, 'link', 3, 511, 4, 15, 16, 'docs')`,
+		`INSERT INTO entries (id, owner_id, parent_id, name, kind, mode, size, mtime_ns, ctime_ns, deleted_at, trash_root)
+			VALUES (5, 1, 1, 'old.txt', 2, 420, 0, 17, 18, 19, 5)`,
+		`INSERT INTO versions (id, entry_id, number, size, sha256, manifest, chunk_count, created_at, created_by)
+			VALUES (1, 3, 1, 3, ` + bytes("00") + `, ` + bytes("") + `, 0, 13, 1)`,
+		`INSERT INTO xattrs (entry_id, name, value, size) VALUES (3, 'user.tag', ` + bytes("6869") + `, 10)`,
+	}
+}
+
 func CheckUpgradedSchema12(t *testing.T, s meta.Store) {
 	t.Helper()
 	want := []dfms.Entry{
