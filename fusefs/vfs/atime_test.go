@@ -15,16 +15,8 @@ import (
 // do not wait for it.
 func TestReadMovesATimeOnceAfterAChange(t *testing.T) {
 	b := &counting{Backend: newLocal(t)}
-	fsys, _ := newFS(t, b)
+	fsys, a, before := syncedFile(t, b, b.Backend)
 	defer fsys.Close(ctx)
-	a := create(t, fsys, "f", "content")
-	if err := fsys.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	before, err := b.Backend.GetAttr(ctx, dfms.EntryID(a.Ino))
-	if err != nil {
-		t.Fatal(err)
-	}
 	read := func() {
 		t.Helper()
 		h := mustOpen(t, fsys, a.Ino, os.O_RDONLY)
@@ -87,16 +79,8 @@ func (u *unreachableAccess) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.
 // changes with it.
 func TestAccessTimeWaitsForNoServer(t *testing.T) {
 	b := &unreachableAccess{counting: &counting{Backend: newLocal(t)}}
-	fsys, _ := newFS(t, b)
+	fsys, a, before := syncedFile(t, b, b.Backend)
 	defer fsys.Close(ctx)
-	a := create(t, fsys, "f", "content")
-	if err := fsys.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	before, err := b.Backend.GetAttr(ctx, dfms.EntryID(a.Ino))
-	if err != nil {
-		t.Fatal(err)
-	}
 	b.down.Store(true)
 	h := mustOpen(t, fsys, a.Ino, os.O_RDONLY)
 	if got := readAll(t, h); string(got) != "content" {
@@ -124,4 +108,20 @@ func TestAccessTimeWaitsForNoServer(t *testing.T) {
 	if n := b.waited.Load(); n != 0 {
 		t.Fatalf("%d access time requests waited for the server", n)
 	}
+}
+
+// syncedFile returns an FS over b with file "f" ("content") created and
+// synced, its attributes, and its entry as the backend under b has it.
+func syncedFile(t *testing.T, b vfs.Backend, under vfs.Backend) (*vfs.FS, vfs.Attr, vfs.Entry) {
+	t.Helper()
+	fsys, _ := newFS(t, b)
+	a := create(t, fsys, "f", "content")
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e, err := under.GetAttr(ctx, dfms.EntryID(a.Ino))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsys, a, e
 }

@@ -416,15 +416,10 @@ func (a *API) fsCommits(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	out := make([]gin.H, len(res))
-	for i, r := range res {
-		if r.Err == nil {
-			out[i] = gin.H{"entry": fsView(r.Entry), "version": r.Version.Number, "version_id": r.Version.ID}
-			continue
-		}
-		out[i] = gin.H{"error": a.itemError(c, r.Err)}
-	}
-	c.JSON(http.StatusOK, gin.H{"results": out})
+	a.replyBatch(c, len(res), func(i int) (gin.H, error) {
+		r := res[i]
+		return gin.H{"entry": fsView(r.Entry), "version": r.Version.Number, "version_id": r.Version.ID}, r.Err
+	})
 }
 
 // maxBatchIDs bounds the ids one POST /fs/ids reserves, and
@@ -498,15 +493,7 @@ func (a *API) fsCreateFiles(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	out := make([]gin.H, len(res))
-	for i, r := range res {
-		if r.Err != nil {
-			out[i] = gin.H{"error": a.itemError(c, r.Err)}
-		} else {
-			out[i] = gin.H{"entry": fsView(r.Entry)}
-		}
-	}
-	c.JSON(http.StatusOK, gin.H{"results": out})
+	a.replyBatch(c, len(res), func(i int) (gin.H, error) { return gin.H{"entry": fsView(res[i].Entry)}, res[i].Err })
 }
 
 // maxBatchTrash bounds the entries of one POST /fs/trash.
@@ -547,12 +534,20 @@ func (a *API) fsTrash(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	out := make([]gin.H, len(errs))
-	for i, err := range errs {
-		out[i] = gin.H{}
+	a.replyBatch(c, len(errs), func(i int) (gin.H, error) { return gin.H{}, errs[i] })
+}
+
+// replyBatch answers a batch of n items: one result each, in order, what
+// item(i) returns or, if it returns an error, the error envelope's error
+// member for it.
+func (a *API) replyBatch(c *gin.Context, n int, item func(i int) (gin.H, error)) {
+	out := make([]gin.H, n)
+	for i := range out {
+		h, err := item(i)
 		if err != nil {
-			out[i]["error"] = a.itemError(c, err)
+			h = gin.H{"error": a.itemError(c, err)}
 		}
+		out[i] = h
 	}
 	c.JSON(http.StatusOK, gin.H{"results": out})
 }
