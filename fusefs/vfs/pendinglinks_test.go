@@ -1,11 +1,14 @@
 package vfs_test
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"slices"
 	"testing"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/fusefs/local"
 	"github.com/dfms/dfms/fusefs/vfs"
 	"github.com/dfms/dfms/integration/testkit"
 )
@@ -174,4 +177,131 @@ func TestPendingLinksRecovery(t *testing.T) {
 			t.Fatalf("recovered %s = %+v, %v", name, e, err)
 		}
 	}
+}
+
+// heldCreates is a backend whose CreateFiles waits for release once it has
+// begun (started), while the files it makes are in flight.
+type heldCreates struct {
+	*local.Backend
+	started, release chan struct{}
+}
+
+func (h *heldCreates) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.CommitResult, error) {
+	h.started <- struct{}{}
+	<-h.release
+	return h.Backend.CreateFiles(ctx, es)
+}
+
+// Regression test; the bug was: git writes each object under a temporary
+// name, links it to its final name and unlinks the temporary one. An
+// unlink that came while the write-back was making the file and its link
+// on the server waited for it, then unlinked by id, which trashed the
+// file with both names: the final name was lost ("invalid object" at git
+// commit). The unlink must take that one name only.
+func TestPendingLinkUnlinkedWhileMade(t *testing.T) {
+	b := &heldCreates{Backend: newLocal(t), started: make(chan struct{}), release: make(chan struct{})}
+	fsys := newWriteBackFS(t, b, t.TempDir())
+	defer fsys.Close(ctx)
+	root := fsys.Root()
+	tmp, h := createOpen(t, fsys, root, "tmp_obj")
+	writeAt(t, h, []byte("object"), 0)
+	release(t, h)
+	if _, err := fsys.Link(ctx, tmp.Ino, root, "final"); err != nil {
+		t.Fatal(err)
+	}
+	synced := make(chan error, 1)
+	go func() { synced <- fsys.Sync(ctx) }()
+	<-b.started // the file and its link are being made
+	unlinked := make(chan error, 1)
+	go func() { unlinked <- fsys.Unlink(ctx, root, "tmp_obj") }()
+	close(b.release)
+	if err := <-unlinked; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Sync(ctx); err != nil { // the unlink's removal made
+		t.Fatal(err)
+	}
+	a, err := fsys.Lookup(ctx, root, "final")
+	if err != nil {
+		t.Fatalf("the final name after the temporary one's unlink: %v", err)
+	}
+	h = mustOpen(t, fsys, a.Ino, os.O_RDONLY)
+	if got := string(readAll(t, h)); got != "object" || a.Nlink != 1 {
+		t.Fatalf("final holds %q with %d links, want \"object\" with 1", got, a.Nlink)
+	}
+	release(t, h)
+	if _, err := b.Backend.Lookup(ctx, dfms.EntryID(root), "final"); err != nil {
+		t.Fatalf("the server lost the final name: %v", err)
+	}
+	if _, err := b.Backend.Lookup(ctx, dfms.EntryID(root), "tmp_obj"); !dfms.Is(err, dfms.NotExist) {
+		t.Fatalf("the server still has the temporary name: %v", err)
+	}
+}
+
+// Regression test; the bug was: git writes each object under a temporary
+// name, closes it, links it to its final name and unlinks the temporary
+// one, and some final names were lost (git commit: "invalid object") when
+// the write-back made the file on the server in between. Every final
+// name must hold its object, on the mount and on the server.
+func TestPendingLinksUnderWriteBack(t *testing.T) {
+	l, svc := newLocalParams(t, smallChunks)
+	fsys := newWriteBackFS(t, l, t.TempDir())
+	defer fsys.Close(ctx)
+	root := fsys.Root()
+	const n, dirs = 600, 16
+	var ds []vfs.Ino
+	for i := range dirs {
+		ds = append(ds, testkit.Must(fsys.Mkdir(ctx, root, fmt.Sprintf("%02x", i), 0o755, vfs.Caller{}))(t).Ino)
+	}
+	for i := range n {
+		d := ds[i%dirs]
+		tmp, h := createOpen(t, fsys, d, fmt.Sprintf("tmp_obj_%d", i))
+		writeAt(t, h, []byte(fmt.Sprintf("object %d", i)), 0)
+		if err := h.Flush(ctx); err != nil { // close(2); the kernel releases later
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			release(t, h)
+		}
+		if _, err := fsys.Link(ctx, tmp.Ino, d, fmt.Sprintf("obj%04d", i)); err != nil {
+			t.Fatalf("link %d: %v", i, err)
+		}
+		if err := fsys.Unlink(ctx, d, fmt.Sprintf("tmp_obj_%d", i)); err != nil {
+			t.Fatalf("unlink %d: %v", i, err)
+		}
+		if i%2 == 1 {
+			release(t, h)
+		}
+	}
+	check := func(where string) {
+		t.Helper()
+		lost := 0
+		for i := range n {
+			a, err := fsys.Lookup(ctx, ds[i%dirs], fmt.Sprintf("obj%04d", i))
+			if err != nil {
+				lost++
+				if lost <= 5 {
+					t.Errorf("%s: obj%04d: %v", where, i, err)
+				}
+				continue
+			}
+			h := mustOpen(t, fsys, a.Ino, os.O_RDONLY)
+			if got := string(readAll(t, h)); got != fmt.Sprintf("object %d", i) {
+				t.Errorf("%s: obj%04d holds %q", where, i, got)
+			}
+			release(t, h)
+		}
+		if lost > 0 {
+			t.Fatalf("%s: %d of %d final names lost", where, lost, n)
+		}
+	}
+	check("on the mount")
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after sync")
+	_ = svc
 }

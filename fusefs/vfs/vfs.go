@@ -805,11 +805,15 @@ func (fsys *FS) Unlink(ctx context.Context, parent Ino, name string) (err error)
 	if err != nil {
 		return err
 	}
+	l, lerr := e, error(nil)
 	if created {
 		// This mount's file, wherever a conflict with another client
-		// put it.
+		// put it (with its links, if it has more names).
 		dir, name = e.Parent, e.Name
-	} else if l, err := fsys.lookupEntry(ctx, dir, name); err == nil && l.Kind != dfms.KindDir && l.Nlink > 1 {
+	} else {
+		l, lerr = fsys.lookupEntry(ctx, dir, name)
+	}
+	if lerr == nil && l.Kind != dfms.KindDir && l.Nlink > 1 {
 		// One of several names (hard links): the file stays, under
 		// the others. Not deferred: the deferred removals go by id.
 		victim = 0
