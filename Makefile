@@ -43,8 +43,9 @@ test-short:
 
 ## bench: throughput figures (medians of several runs, ratios to baselines):
 ## chunking and hashing, REST upload/download of a 1 GiB file, then file
-## workloads through the mount against a local ext4 directory and go-fuse's
-## loopback (needs root: loop and FUSE mounts, drop_caches).
+## workloads through both mounts (dfms up, dfms mount of a dfms server)
+## against a local ext4 directory and go-fuse's loopback (needs root: loop
+## and FUSE mounts, drop_caches).
 bench:
 	$(GO) run ./integration/cmd/benchchunk
 	$(GO) run ./integration/cmd/benchrest
