@@ -243,3 +243,19 @@ func TestLastAdminStays(t *testing.T) {
 		t.Errorf("b, now the last admin, demotes themselves: got %d %s, want 409", rec.Code, rec.Body)
 	}
 }
+
+// A request its client gave up on (a mount unmounting during a long poll
+// of the change feed) is no server error: nothing at level ERROR.
+func TestClientGoneIsNoError(t *testing.T) {
+	var logs testkit.SyncBuffer
+	a := newTestAPI(t, Deps{Log: slog.New(slog.NewTextHandler(&logs, nil))}, Config{})
+	h := a.Handler()
+	token := registerFrom(t, h, "192.0.2.1:1000", "alice@example.com")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest("GET", "/api/v1/changes?cursor=0&wait=25", nil).WithContext(ctx)
+	serve(h, req, token)
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a request its client gave up on logged an error:\n%s", logs.String())
+	}
+}

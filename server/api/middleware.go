@@ -65,7 +65,12 @@ func (a *API) fail(c *gin.Context, err error) {
 		a.failCode(c, http.StatusInternalServerError, "INTERNAL_ERROR", "internal error; see the server log for request "+c.GetString(ctxRequestID))
 		return
 	}
-	if ks.status >= 500 && ks.status != http.StatusNotImplemented && ks.status != http.StatusInsufficientStorage {
+	switch {
+	case c.Request.Context().Err() != nil:
+		// The client went away (a mount unmounting with a long poll of
+		// the change feed in flight): nothing failed on this side.
+		a.Log.Debug("request ended by its client", "request_id", c.GetString(ctxRequestID), "path", c.FullPath(), "err", err)
+	case ks.status >= 500 && ks.status != http.StatusNotImplemented && ks.status != http.StatusInsufficientStorage:
 		a.Log.Error("request failed", "request_id", c.GetString(ctxRequestID), "path", c.FullPath(), "err", err)
 	}
 	a.failCode(c, ks.status, ks.code, userMessage(err))
