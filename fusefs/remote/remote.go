@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -42,6 +44,8 @@ type Backend struct {
 	c *client.Client
 	// PutConcurrency is how many chunk uploads run at once (default 4).
 	PutConcurrency int
+	// noChunkBatch: the server has no POST /chunks/batch (an older one).
+	noChunkBatch atomic.Bool
 }
 
 var (
@@ -398,19 +402,60 @@ func (b *Backend) Missing(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, err
 	return missing, nil
 }
 
-// PutChunks implements vfs.Backend: one PUT per chunk, several at once.
+// PutChunks implements vfs.Backend: the chunks go in batches of up to
+// 1024 chunks and 16 MiB (POST /chunks/batch), PutConcurrency batches at
+// once; a server without that route is sent one chunk a request.
 func (b *Backend) PutChunks(ctx context.Context, cs []dfms.ChunkData) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(b.PutConcurrency, 1))
-	for _, c := range cs {
-		g.Go(func() error {
-			r := client.Request{Method: http.MethodPut, Path: "/api/v1/chunks/" + c.Hash.String(),
-				Body: bytes.NewReader(c.Data), Size: int64(len(c.Data)),
-				Header: http.Header{"Content-Type": {"application/octet-stream"}}, Retry: true}
-			return b.call(gctx, "client.fs.PutChunks", r, nil)
-		})
+	for len(cs) > 0 {
+		n, size := 0, 0
+		for n < len(cs) && n < maxChunkBatch && (n == 0 || size+len(cs[n].Data) <= maxChunkBatchBytes) {
+			size += len(cs[n].Data)
+			n++
+		}
+		batch := cs[:n]
+		cs = cs[n:]
+		g.Go(func() error { return b.putBatch(gctx, batch) })
 	}
 	return g.Wait()
+}
+
+// Bounds of one POST /chunks/batch (the server's).
+const (
+	maxChunkBatch      = 1024
+	maxChunkBatchBytes = 16<<20 - maxChunkBatch*(dfms.HashSize+4)
+)
+
+// putBatch sends cs in one request, or one a chunk to a server that does
+// not take batches.
+func (b *Backend) putBatch(ctx context.Context, cs []dfms.ChunkData) error {
+	const op dfms.Op = "client.fs.PutChunks"
+	if !b.noChunkBatch.Load() {
+		var body bytes.Buffer
+		for _, c := range cs {
+			body.Write(c.Hash[:])
+			body.Write(binary.BigEndian.AppendUint32(nil, uint32(len(c.Data))))
+			body.Write(c.Data)
+		}
+		r := client.Request{Method: http.MethodPost, Path: "/api/v1/chunks/batch", Body: bytes.NewReader(body.Bytes()), Size: int64(body.Len()),
+			Header: http.Header{"Content-Type": {"application/octet-stream"}}, Retry: true}
+		err := b.call(ctx, op, r, nil)
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Status != http.StatusNotFound || ce.Message != "no such route" {
+			return err
+		}
+		b.noChunkBatch.Store(true) // an older server
+	}
+	for _, c := range cs {
+		r := client.Request{Method: http.MethodPut, Path: "/api/v1/chunks/" + c.Hash.String(),
+			Body: bytes.NewReader(c.Data), Size: int64(len(c.Data)),
+			Header: http.Header{"Content-Type": {"application/octet-stream"}}, Retry: true}
+		if err := b.call(ctx, op, r, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CommitManifest implements vfs.Backend. The server does not read the

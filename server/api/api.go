@@ -245,6 +245,7 @@ func (a *API) routes() *gin.Engine {
 	p.GET("/chunks/params", a.chunkParams)
 	p.POST("/chunks/missing", a.missingChunks)
 	p.PUT("/chunks/:hash", up, a.putChunk)
+	p.POST("/chunks/batch", up, a.putChunks)
 	p.GET("/files/:id/manifest", a.manifest)
 	p.GET("/files/:id/versions/:version/chunks/:hash", down, a.getChunk)
 	p.GET("/versions/:vid/manifest", a.versionManifest)

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -106,6 +107,82 @@ func (a *API) putChunk(c *gin.Context) {
 		a.metrics.newChunks.Inc()
 	}
 	c.JSON(status, gin.H{"hash": h.String(), "size": len(data), "new": isNew})
+}
+
+// Bounds of one POST /chunks/batch: its chunks, and its body's bytes.
+const (
+	maxBatchChunks     = 1024
+	maxBatchChunkBytes = 16 << 20
+)
+
+// putChunks stores a batch of chunks sent in one request (POST
+// /chunks/batch): the body is a sequence of records, each a chunk's
+// SHA-256 (32 bytes), its length (4 bytes, big-endian) and its bytes. A
+// mount's write-back of many small files sends their chunks this way
+// instead of one request each. Every chunk must hash to its name: one
+// that does not fails the batch (400) and nothing is stored.
+func (a *API) putChunks(c *gin.Context) {
+	max := a.Files.Chunking().Max
+	if c.Request.ContentLength > maxBatchChunkBytes {
+		a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("a batch has at most %d bytes", maxBatchChunkBytes))
+		return
+	}
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxBatchChunkBytes)
+	var cs []dfms.ChunkData
+	var bytesIn int
+	for {
+		var head [dfms.HashSize + 4]byte
+		if _, err := io.ReadFull(body, head[:]); err == io.EOF {
+			break
+		} else if err != nil {
+			a.batchReadError(c, err, "a chunk's record is cut short")
+			return
+		}
+		n := int(binary.BigEndian.Uint32(head[dfms.HashSize:]))
+		if n < 1 || n > max {
+			a.bad(c, "chunk %d: a chunk has 1..%d bytes, not %d", len(cs), max, n)
+			return
+		}
+		if len(cs) == maxBatchChunks {
+			a.bad(c, "a batch has at most %d chunks", maxBatchChunks)
+			return
+		}
+		data := make([]byte, n)
+		if _, err := io.ReadFull(body, data); err != nil {
+			a.batchReadError(c, err, "a chunk's bytes are cut short")
+			return
+		}
+		var h dfms.Hash
+		copy(h[:], head[:dfms.HashSize])
+		cs = append(cs, dfms.ChunkData{Hash: h, Data: data})
+		bytesIn += n
+	}
+	if len(cs) == 0 {
+		a.bad(c, "the batch holds no chunk")
+		return
+	}
+	n, err := a.Files.PutChunks(c.Request.Context(), user(c).ID, cs, false)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.metrics.bytesIn.Add(float64(bytesIn))
+	a.metrics.newChunks.Add(float64(n))
+	c.JSON(http.StatusOK, gin.H{"chunks": len(cs), "new": n})
+}
+
+// batchReadError answers a body that could not be read as a batch: too
+// large (413), cut short (400, what), or unreadable.
+func (a *API) batchReadError(c *gin.Context, err error, what string) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		a.failCode(c, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("a batch has at most %d bytes", maxBatchChunkBytes))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		a.bad(c, "%s", what)
+	default:
+		a.bad(c, "reading the batch: %v", err)
+	}
 }
 
 // manifest returns a version's chunk list (?version=N, default current).
