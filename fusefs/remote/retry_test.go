@@ -13,7 +13,7 @@ import (
 	"github.com/dfms/dfms/server/api/client"
 )
 
-// A chunk PUT answered 429 is sent again, whole, after Retry-After.
+// A chunk upload answered 429 is sent again, whole, after Retry-After.
 func TestPutChunkRetryAfter429(t *testing.T) {
 	var calls atomic.Int32
 	var lastLen atomic.Int64
@@ -40,7 +40,7 @@ func TestPutChunkRetryAfter429(t *testing.T) {
 	data := []byte("some chunk bytes")
 	err = b.PutChunks(context.Background(), []dfms.ChunkData{{Hash: dfms.Sum(data), Data: data}})
 	t.Logf("calls %d, last body %d bytes, err %v", calls.Load(), lastLen.Load(), err)
-	if err != nil || lastLen.Load() != int64(len(data)) {
-		t.Fatalf("the retried PUT failed or sent a short body: %v", err)
+	if whole := int64(dfms.HashSize + 4 + len(data)); err != nil || calls.Load() != 2 || lastLen.Load() != whole {
+		t.Fatalf("the retried upload failed or sent a short body (%d bytes, want %d): %v", lastLen.Load(), whole, err)
 	}
 }
