@@ -534,11 +534,8 @@ func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) 
 		for j, r := range c.Manifest.Chunks {
 			chunks[j] = ref{r.Hash.String(), r.Size}
 		}
-		body.Commits[i] = commit{FileID: c.ID, Base: c.Base, RequireBase: c.RequireBase, CommitID: c.CommitID, Chunks: chunks}
-		if !c.MTime.IsZero() {
-			t := c.MTime.UTC()
-			body.Commits[i].MTime = &t
-		}
+		body.Commits[i] = commit{FileID: c.ID, Base: c.Base, RequireBase: c.RequireBase, CommitID: c.CommitID, Chunks: chunks,
+			MTime: optTime(c.MTime)}
 	}
 	var out struct {
 		Results []struct {
@@ -566,6 +563,15 @@ func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) 
 		}
 	}
 	return res, nil
+}
+
+// optTime is t in UTC for an optional time of a request: nil if zero.
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }
 
 // ReserveIDs implements vfs.FileCreator: ids reserved for this user
@@ -597,13 +603,6 @@ func (b *Backend) ReserveIDs(ctx context.Context, n int) ([]dfms.EntryID, error)
 func (b *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.CommitResult, error) {
 	const op dfms.Op = "client.fs.CreateFiles"
 	const most = 256
-	at := func(t time.Time) *time.Time {
-		if t.IsZero() {
-			return nil
-		}
-		t = t.UTC()
-		return &t
-	}
 	out := make([]vfs.CommitResult, 0, len(es))
 	for len(es) > 0 {
 		n := min(len(es), most)
@@ -612,7 +611,7 @@ func (b *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.Commit
 		}{Files: make([]client.NewFile, n)}
 		for i, e := range es[:n] {
 			body.Files[i] = client.NewFile{ID: e.ID, Parent: e.Parent, Name: e.Name, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-				MTime: at(e.MTime), CTime: at(e.CTime), ATime: at(e.ATime), Named: at(e.Named)}
+				MTime: optTime(e.MTime), CTime: optTime(e.CTime), ATime: optTime(e.ATime), Named: optTime(e.Named)}
 		}
 		var res struct {
 			Results []struct {
@@ -656,11 +655,7 @@ func (b *Backend) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.
 			Items []client.TrashItem `json:"items"`
 		}{Items: make([]client.TrashItem, n)}
 		for i, id := range ids[:n] {
-			body.Items[i].ID = id
-			if !at[i].IsZero() {
-				t := at[i].UTC()
-				body.Items[i].At = &t
-			}
+			body.Items[i] = client.TrashItem{ID: id, At: optTime(at[i])}
 		}
 		var res struct {
 			Results []struct {
