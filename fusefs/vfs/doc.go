@@ -95,8 +95,9 @@
 // # Deferred creates and unlinks
 //
 // Over a backend that can create files under ids reserved ahead
-// ([FileCreator]) and trash them in batches ([Trasher]) — the in-process
-// one, so `dfms up` — creates and unlinks of files do not wait for it. A
+// ([FileCreator]) and trash them in batches ([Trasher]) — both backends,
+// so `dfms up` and `dfms mount` — creates and unlinks of files do not
+// wait for it. A
 // created file takes a reserved id and is pending (pending.go): this
 // mount shows it, its journal records it, and the backend learns of it
 // with its first commit (the write-back creates the pending files of a
@@ -114,8 +115,10 @@
 // folder), the file is made beside it (or in the root) under a conflict
 // name, and the log says so. A crash of the mount loses neither: the next
 // mount of the cache directory makes what the journals and the log
-// record. Over a backend without them (the REST one, `dfms mount`),
-// creates and unlinks are made at once, through the API.
+// record. Over a backend without them, creates and unlinks are made at
+// once. Over the REST API a batch is one request (POST /fs/files,
+// /fs/trash) with ids reserved ahead (POST /fs/ids), and a retried batch
+// is answered as made.
 //
 // # .versions
 //
@@ -184,8 +187,4 @@
 // rate limits allow one (2,000 requests/s per user); lower limits slow it
 // down. The API takes only names that are valid UTF-8; others fail with
 // kind Invalid (EINVAL).
-//
-// # Not in this layer
-//
-// Hard links (NotSupported: an entry has one parent).
 package vfs
