@@ -4,7 +4,10 @@
 //
 // To see where a dfms process spends its time, run it with
 // DFMS_CPUPROFILE=FILE: it writes a Go CPU profile of its whole life to
-// FILE when its command returns (go tool pprof FILE).
+// FILE when its command returns (go tool pprof FILE). DFMS_TRACE=FILE
+// writes a Go execution trace the same way, which shows where it waits
+// (go tool trace -pprof=sync FILE > sync.pprof, likewise net and
+// syscall).
 package main
 
 import (
@@ -15,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -39,6 +43,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
 			defer f.Close()
 			defer pprof.StopCPUProfile()
+		}
+	}
+	if path := os.Getenv("DFMS_TRACE"); path != "" {
+		if f, err := os.Create(path); err == nil && trace.Start(f) == nil {
+			defer f.Close()
+			defer trace.Stop()
 		}
 	}
 	root := newRoot(stdout, stderr)
