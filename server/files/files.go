@@ -505,7 +505,16 @@ func (b *batch) reset() {
 // The chunks are charged to the owner's quota first (held until a commit
 // references them): a batch that does not fit fails with kind Quota and
 // stores nothing.
+//
+// Its metadata writes may become durable after they return
+// (meta.WithLazyDurability): no caller acknowledges the chunks before a
+// durable write of its own that follows them (the commit that references
+// them, the part's record, the owner's possession) and makes them durable
+// too, in order. A crash of the machine before that undoes only what was
+// not acknowledged: bytes left without their record are orphans, which
+// GC removes.
 func (s *Service) storeBatch(ctx context.Context, owner dfms.UserID, b *batch, acct *accounting) error {
+	ctx = meta.WithLazyDurability(ctx)
 	hashes := make([]dfms.Hash, len(b.refs))
 	for i, r := range b.refs {
 		hashes[i] = r.Hash
