@@ -932,16 +932,16 @@ func (t *target) logWarnings() int {
 // kill aborts the FUSE connection, kills the server and detaches the
 // mount; for remote, then kills the dfms server.
 func (t *target) kill() {
-	if t.mounter != nil {
+	if m := t.mounter; m != nil {
 		if t.conn != "" {
 			os.WriteFile(filepath.Join(t.conn, "abort"), []byte("1"), 0)
 		}
-		t.mounter.kill(t.name)
+		m.kill(t.name)
 		t.detach()
 		t.mounter = nil
 	}
-	if t.server != nil {
-		t.server.kill(t.name + "'s dfms server")
+	if s := t.server; s != nil {
+		s.kill(t.name + "'s dfms server")
 		t.server = nil
 	}
 }
@@ -1009,11 +1009,12 @@ func (t *target) step(f func() error) error {
 	timeout := time.NewTimer(t.b.timeout)
 	defer timeout.Stop()
 	var exited, srvExited <-chan struct{}
+	m, srv := t.mounter, t.server // a Ctrl-C's cleanup may clear them
 	if t.fuse() {
-		exited = t.mounter.exited
+		exited = m.exited
 	}
-	if t.server != nil {
-		srvExited = t.server.exited
+	if srv != nil {
+		srvExited = srv.exited
 	}
 	select {
 	case err := <-done:
@@ -1021,10 +1022,13 @@ func (t *target) step(f func() error) error {
 	case <-timeout.C:
 		t.down = fmt.Errorf("timed out after %v", t.b.timeout)
 	case <-exited:
-		t.down = fmt.Errorf("%s exited: %v; %s", t.name, t.mounter.waitErr, t.logTail())
+		t.down = fmt.Errorf("%s exited: %v; %s", t.name, m.waitErr, t.logTail())
 	case <-srvExited:
-		t.down = fmt.Errorf("%s's dfms server exited: %v; %s", t.name, t.server.waitErr, t.logTail())
+		t.down = fmt.Errorf("%s's dfms server exited: %v; %s", t.name, srv.waitErr, t.logTail())
 	}
+	// A Ctrl-C stops the servers from the signal handler, which cleans
+	// up everything: this goroutine must not kill them too.
+	t.b.halt()
 	if t.fuse() {
 		t.kill()
 	}
