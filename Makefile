@@ -44,12 +44,20 @@ test-short:
 ## bench: throughput figures (medians of several runs, ratios to baselines):
 ## chunking and hashing, REST upload/download of a 1 GiB file, then file
 ## workloads through both mounts (dfms up, dfms mount of a dfms server)
-## against a local ext4 directory and go-fuse's loopback (needs root: loop
-## and FUSE mounts, drop_caches).
+## against a local ext4 directory, go-fuse's loopback and the peers rclone
+## and JuiceFS (needs root: loop and FUSE mounts, drop_caches). The first
+## run builds the peers into ~/.cache/dfms/benchmount (minutes; a peer
+## that cannot be built is skipped); rclone mount needs fusermount3, so
+## fuse3 is installed first. BENCHMOUNT_FLAGS goes to benchmount, e.g.
+## BENCHMOUNT_FLAGS='-targets local,loopback,dfms,remote' without peers.
+BENCHMOUNT_FLAGS ?=
 bench:
+	@command -v fusermount3 >/dev/null || { echo "installing fuse3 (for fusermount3, which rclone mount needs)"; \
+		S=$$([ "$$(id -u)" = 0 ] || echo sudo); $$S apt-get update -q && $$S apt-get install -y -q fuse3; } || \
+		echo "no fusermount3: benchmount will skip rclone"
 	$(GO) run ./integration/cmd/benchchunk
 	$(GO) run ./integration/cmd/benchrest
-	$(GO) run ./integration/cmd/benchmount
+	$(GO) run ./integration/cmd/benchmount $(BENCHMOUNT_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -1,22 +1,31 @@
 //go:build linux
 
 // Command benchmount measures file-system workloads through both DFMS
-// mounts and, in the same run, through two references. The targets:
+// mounts and, in the same run, through two references and two peers. The
+// targets, in the order of the table's columns:
 //
 //	target    table column  what
 //	local     local         a plain directory on a loop-mounted ext4 image with a journal
 //	loopback  loopback      go-fuse's loopback example over a directory of that image (the
 //	                        cost of FUSE alone, the floor a FUSE file system can reach)
+//	rclone    rclone        rclone v1.76.0: `rclone mount --vfs-cache-mode full` of a
+//	                        directory of that image, its VFS cache there too
+//	juicefs   juicefs       JuiceFS v1.4.1: SQLite metadata and local-disk storage
+//	                        (--storage file) on that image, its block cache there too
 //	dfms      dfms          `dfms up`: server and mount in one process
 //	remote    dfms mount    `dfms mount`, the REST client mount, of a `dfms server` the
 //	                        benchmark starts on 127.0.0.1 (a free port)
 //
 //	go run ./integration/cmd/benchmount [-runs 3] [-size 1GiB] [-edit-size 256MiB]
-//		[-files 10000] [-only seq,edit,small,untar,git] [-targets local,loopback,dfms,remote]
+//		[-files 10000] [-only seq,edit,small,untar,git]
+//		[-targets local,loopback,rclone,juicefs,dfms,remote]
+//		[-rclone BIN] [-juicefs BIN] [-peers-cache DIR] [-build-peers=false]
 //
 // It needs root: for the loop mount (without it the local target falls back
 // to a plain temporary directory, with a warning), for FUSE mounts without
-// fusermount, and for dropping the page cache.
+// fusermount, and for dropping the page cache. rclone mounts through
+// fusermount3 even as root (package fuse3, which make bench installs);
+// without it rclone is skipped.
 //
 // Workloads, each run on every target before the next one starts (in an
 // order rotated from run to run), and the whole sequence -runs times:
@@ -56,6 +65,40 @@
 //
 // To see where a dfms process spends its time, run it with
 // DFMS_CPUPROFILE=FILE (see command dfms).
+//
+// # Peers
+//
+// rclone and JuiceFS are built from source at the versions above, never
+// added to our go.mod: rclone with `go install
+// github.com/rclone/rclone@v1.76.0`; JuiceFS, whose go.mod has replace
+// directives that go install refuses, by `go mod download` of
+// github.com/juicedata/juicefs@v1.4.1, a writable copy of the module
+// and `go build .` in it (cgo on, for its SQLite driver). Each binary is
+// kept in $XDG_CACHE_HOME/dfms/benchmount/NAME-VERSION (~/.cache when
+// unset; -peers-cache or $BENCHMOUNT_PEERS_CACHE elsewhere), so only the
+// first run builds them, for several minutes on 2 cores, with progress
+// every minute. -rclone and -juicefs (or $BENCHMOUNT_RCLONE and
+// $BENCHMOUNT_JUICEFS) name binaries to use instead. A peer that cannot
+// be built, or whose volume cannot be made, is skipped, and the report
+// says why; the benchmark goes on without it. -build-peers=false skips
+// the peers not built yet; -targets without them skips them altogether
+// (through make: make bench BENCHMOUNT_FLAGS='-targets local,loopback,dfms,remote').
+// Built this way, without their release scripts' link flags, they call
+// themselves "rclone v1.76.0-DEV" and "juicefs version 1.4.1+unknown",
+// as the report's header shows.
+//
+// Each peer mounts in the foreground as a child of the benchmark, like
+// the DFMS targets, with its home and configuration in the scratch
+// directory: rclone from an empty configuration file (--config), its
+// local backend on a plain directory; JuiceFS formatted once (volume
+// "bench", default settings: 4 MiB blocks, trash kept a day) and mounted
+// with --no-usage-report, --no-agent (no pprof listener) and
+// --backup-meta 0 (the hourly metadata backup would land in whatever
+// workload runs at that hour). Both otherwise run with their defaults:
+// rclone's attribute and directory caches (1 s, 5 min), its write-back
+// of closed files after 5 s; JuiceFS's 1 s attribute and entry caches,
+// no client write-back (--writeback off: blocks go to the local-disk
+// "object storage" before a close or fsync returns).
 //
 // # Figures
 //
@@ -253,12 +296,21 @@ func main() {
 	fileSizeFlag := flag.String("file-size", "4KiB", "size of each small file")
 	gitDirs := flag.String("git-dirs", "net,crypto,os,time,reflect", "directories of $GOROOT/src committed by the git workload")
 	only := flag.String("only", "seq,edit,small,untar,git", "workloads to run (comma-separated subset)")
-	targets := flag.String("targets", "local,loopback,dfms,remote", "targets to measure (comma-separated subset)")
+	targets := flag.String("targets", strings.Join(allTargets, ","), "targets to measure (comma-separated subset; a peer that cannot be built is skipped)")
 	flag.StringVar(&c.dir, "dir", os.TempDir(), "scratch directory (holds the sparse ext4 image)")
 	imageSizeFlag := flag.String("image-size", "", "size of the sparse ext4 image (default: from the workload sizes)")
 	flag.StringVar(&c.dfmsBin, "bin", "", "dfms binary (default: go build ./cmd/dfms)")
 	flag.StringVar(&c.loopbackBin, "loopback", "", "go-fuse loopback binary (default: go build github.com/hanwen/go-fuse/v2/example/loopback)")
 	flag.DurationVar(&c.timeout, "timeout", 15*time.Minute, "longest one workload may take on one target in one run")
+	c.peerBins = map[string]string{}
+	for _, p := range peers {
+		env := "BENCHMOUNT_" + strings.ToUpper(p.name)
+		c.peerBins[p.name] = os.Getenv(env)
+		flag.Func(p.name, fmt.Sprintf("%s binary to use instead of building %s (default $%s)", p.name, p.version, env),
+			func(s string) error { c.peerBins[p.name] = s; return nil })
+	}
+	flag.StringVar(&c.peerCache, "peers-cache", os.Getenv("BENCHMOUNT_PEERS_CACHE"), "where built peers are kept across runs (default $BENCHMOUNT_PEERS_CACHE, else $XDG_CACHE_HOME/dfms/benchmount)")
+	flag.BoolVar(&c.buildPeers, "build-peers", true, "build a peer that is not in the cache (false: skip it)")
 	flag.Parse()
 
 	var err error
@@ -287,7 +339,8 @@ func main() {
 	}
 	c.gitDirs = strings.Split(*gitDirs, ",")
 
-	b := &bench{config: c, cells: map[string]map[string]*cell{}}
+	b := &bench{config: c, cells: map[string]map[string]*cell{},
+		peerBin: map[string]string{}, peerVer: map[string]string{}, skipped: map[string]string{}}
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
 	signal.Ignore(syscall.SIGPIPE) // a closed stdout or stderr fails writes instead of killing us
@@ -316,7 +369,7 @@ func usage(err error) {
 
 var (
 	allGroups  = []string{"seq", "edit", "small", "untar", "git"}
-	allTargets = []string{"local", "loopback", "dfms", "remote"}
+	allTargets = []string{"local", "loopback", "rclone", "juicefs", "dfms", "remote"}
 )
 
 // subset parses a comma-separated list of names out of all, in all's order.
@@ -353,6 +406,9 @@ type config struct {
 	gitDirs, groups, targets            []string
 	dir, dfmsBin, loopbackBin           string
 	timeout                             time.Duration
+	peerBins                            map[string]string // -rclone, -juicefs
+	peerCache                           string
+	buildPeers                          bool
 }
 
 // row is one line of the table.
@@ -385,6 +441,9 @@ type bench struct {
 	cells     map[string]map[string]*cell
 	notes     []string
 	load0     string
+	peerBin   map[string]string // the peers' binaries
+	peerVer   map[string]string // and their versions
+	skipped   map[string]string // peers skipped: why
 
 	mu          sync.Mutex
 	cleanups    []func()
@@ -496,6 +555,7 @@ func (b *bench) setup() error {
 	if out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/hanwen/go-fuse/v2").Output(); err == nil {
 		b.fuseVer = strings.TrimSpace(string(out))
 	}
+	b.setupPeers()
 
 	if err := b.setupImage(); err != nil {
 		return err
@@ -505,7 +565,7 @@ func (b *bench) setup() error {
 			return err
 		}
 	}
-	for _, name := range b.targets {
+	for _, name := range slices.Clone(b.targets) {
 		t := &target{name: name, b: b}
 		switch name {
 		case "local":
@@ -513,7 +573,7 @@ func (b *bench) setup() error {
 			if err := os.Mkdir(t.dir, 0o755); err != nil {
 				return err
 			}
-		case "loopback", "dfms", "remote":
+		default: // the FUSE targets
 			t.mnt = filepath.Join(work, "mnt-"+name)
 			t.dir = t.mnt
 			t.backing = filepath.Join(b.base, name)
@@ -528,9 +588,19 @@ func (b *bench) setup() error {
 					return err
 				}
 			}
+			if isPeer(name) {
+				if err := t.setupPeer(); err != nil {
+					b.skipPeer(name, err)
+					continue
+				}
+			}
 			b.atCleanup(func() { t.stop(true) })
 			progress("starting %s", name)
 			if err := t.start(); err != nil {
+				if isPeer(name) {
+					b.skipPeer(name, fmt.Errorf("did not mount: %w", err))
+					continue
+				}
 				t.down = err
 				b.note("%s did not start: %v", name, err)
 			}
@@ -562,6 +632,15 @@ func (b *bench) setupImage() error {
 			// mount's chunk cache up to that much more.
 			keep := int64(b.runs+1) * (b.size + b.editSize + 1<<29)
 			b.imageSize += keep + min(keep, remoteCache)
+		}
+		if slices.Contains(b.targets, "rclone") {
+			// One workload's files at a time, and its VFS cache.
+			b.imageSize += 2*(b.size+b.editSize) + 1<<30
+		}
+		if slices.Contains(b.targets, "juicefs") {
+			// Deleted files stay in its trash for a day, and its
+			// block cache keeps what was read.
+			b.imageSize += int64(b.runs+1) * (2*b.size + 2*b.editSize + 1<<30)
 		}
 		b.imageSize = (b.imageSize + 1<<30 - 1) &^ (1<<30 - 1)
 	}
@@ -696,8 +775,8 @@ type target struct {
 
 	mounter  *proc  // FUSE targets: the process serving the mount (nil when not running)
 	server   *proc  // remote: the dfms server behind the mount
-	conf     string // remote: the server's configuration file (its user's password)
-	home     string // remote: XDG_CONFIG_HOME of dfms login and dfms mount (their credentials)
+	conf     string // remote: the server's configuration file (its user's password); rclone: its (empty) configuration file
+	home     string // remote: XDG_CONFIG_HOME of dfms login and dfms mount (their credentials); peers: their HOME
 	password string // remote: of remoteUser
 	conn     string // /sys/fs/fuse/connections/N of the mount
 	down     error  // the target is unusable: why
@@ -872,6 +951,8 @@ func (t *target) start() error {
 			"--cache-dir", filepath.Join(t.backing, "cache"),
 			"--cache-size", strconv.Itoa(remoteCache))
 		cmd.Env = append(dfmsEnv(), "XDG_CONFIG_HOME="+t.home)
+	case "rclone", "juicefs":
+		cmd = t.peerCmd()
 	}
 	var before unix.Stat_t
 	if err := unix.Stat(t.mnt, &before); err != nil {
@@ -914,34 +995,36 @@ func (t *target) logTail() string {
 }
 
 // logWarnings counts the lines of the server's output, less those at
-// level INFO (dfms mount logs its mount and unmount at that level).
-func (t *target) logWarnings() int {
+// level INFO (dfms mount logs its mount and unmount at that level, and
+// JuiceFS a lot more), and returns the last three of them.
+func (t *target) logWarnings() (int, []string) {
 	b, err := os.ReadFile(t.log)
 	if err != nil {
-		return 0
+		return 0, nil
 	}
-	n := 0
+	var ws []string
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.TrimSpace(l) != "" && !strings.Contains(l, " level=INFO ") {
-			n++
+		if strings.TrimSpace(l) != "" && !infoLine(l) {
+			ws = append(ws, strings.TrimSpace(l))
 		}
 	}
-	return n
+	return len(ws), ws[max(0, len(ws)-3):]
 }
 
 // kill aborts the FUSE connection, kills the server and detaches the
 // mount; for remote, then kills the dfms server.
 func (t *target) kill() {
-	if t.mounter != nil {
+	if m := t.mounter; m != nil {
 		if t.conn != "" {
 			os.WriteFile(filepath.Join(t.conn, "abort"), []byte("1"), 0)
 		}
-		t.mounter.kill(t.name)
+		m.kill(t.name)
 		t.detach()
+		killedPeer(t.name, m.cmd.Process.Pid)
 		t.mounter = nil
 	}
-	if t.server != nil {
-		t.server.kill(t.name + "'s dfms server")
+	if s := t.server; s != nil {
+		s.kill(t.name + "'s dfms server")
 		t.server = nil
 	}
 }
@@ -976,7 +1059,7 @@ func (t *target) term(p *proc, what string, quiet bool) {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
-		if p.waitErr != nil && !quiet {
+		if p.waitErr != nil && !quiet && !(isPeer(t.name) && sigtermExit(p.waitErr)) {
 			t.b.note("%s exited with %v when stopped; %s", what, p.waitErr, t.logTail())
 		}
 	case <-time.After(2 * time.Minute):
@@ -1009,11 +1092,12 @@ func (t *target) step(f func() error) error {
 	timeout := time.NewTimer(t.b.timeout)
 	defer timeout.Stop()
 	var exited, srvExited <-chan struct{}
+	m, srv := t.mounter, t.server // a Ctrl-C's cleanup may clear them
 	if t.fuse() {
-		exited = t.mounter.exited
+		exited = m.exited
 	}
-	if t.server != nil {
-		srvExited = t.server.exited
+	if srv != nil {
+		srvExited = srv.exited
 	}
 	select {
 	case err := <-done:
@@ -1021,10 +1105,13 @@ func (t *target) step(f func() error) error {
 	case <-timeout.C:
 		t.down = fmt.Errorf("timed out after %v", t.b.timeout)
 	case <-exited:
-		t.down = fmt.Errorf("%s exited: %v; %s", t.name, t.mounter.waitErr, t.logTail())
+		t.down = fmt.Errorf("%s exited: %v; %s", t.name, m.waitErr, t.logTail())
 	case <-srvExited:
-		t.down = fmt.Errorf("%s's dfms server exited: %v; %s", t.name, t.server.waitErr, t.logTail())
+		t.down = fmt.Errorf("%s's dfms server exited: %v; %s", t.name, srv.waitErr, t.logTail())
 	}
+	// A Ctrl-C stops the servers from the signal handler, which cleans
+	// up everything: this goroutine must not kill them too.
+	t.b.halt()
 	if t.fuse() {
 		t.kill()
 	}
@@ -1496,8 +1583,8 @@ func (b *bench) stopTargets() {
 		if t.fuse() {
 			progress("stopping %s", t.name)
 			t.stop(false)
-			if n := t.logWarnings(); n > 0 {
-				b.note("%s wrote %d lines of output (warnings and errors); %s", t.name, n, t.logTail())
+			if n, last := t.logWarnings(); n > 0 {
+				b.note("%s wrote %d lines of output besides INFO (warnings and errors); the last: %s", t.name, n, strings.Join(last, " | "))
 			}
 		}
 	}
@@ -1520,6 +1607,16 @@ func (b *bench) report(w io.Writer) {
 		case "remote":
 			fmt.Fprintf(w, "remote:   dfms mount (REST client, %s chunk cache) of a dfms server on 127.0.0.1 (embedded SQLite + chunks on disk, rate limits lifted), "+
 				"server data and the mount's cache on the same file system; one server and mount for all runs\n", sizeString(remoteCache))
+		case "rclone":
+			fmt.Fprintf(w, "rclone:   %s, rclone mount --vfs-cache-mode full of a directory of the same file system, its VFS cache there too; one mount for all runs\n", b.peerVer[t.name])
+		case "juicefs":
+			fmt.Fprintf(w, "juicefs:  %s, SQLite metadata and local-disk storage (--storage file) on the same file system, its block cache there too "+
+				"(defaults otherwise: trash on, no write-back); one volume and mount for all runs\n", b.peerVer[t.name])
+		}
+	}
+	for _, p := range peers {
+		if why, ok := b.skipped[p.name]; ok {
+			fmt.Fprintf(w, "%-9s skipped: %s\n", p.name+":", strings.ReplaceAll(why, b.work+"/", ""))
 		}
 	}
 	fmt.Fprintln(w)
