@@ -94,28 +94,9 @@ func (b *Backend) call(ctx context.Context, op dfms.Op, r client.Request, out an
 	}
 }
 
-type fsEntry struct {
-	ID      dfms.EntryID `json:"id"`
-	Parent  dfms.EntryID `json:"parent_id"`
-	Name    string       `json:"name"`
-	Kind    string       `json:"kind"`
-	Mode    uint32       `json:"mode"`
-	UID     uint32       `json:"uid"`
-	GID     uint32       `json:"gid"`
-	Size    int64        `json:"size"`
-	MTime   time.Time    `json:"mtime"`
-	CTime   time.Time    `json:"ctime"`
-	ATime   time.Time    `json:"atime"`
-	Target  string       `json:"target"`
-	Rdev    uint32       `json:"rdev"`
-	Nlink   uint32       `json:"nlink"`
-	Version int64        `json:"version_id"` // the lasting id, as the mount names versions
-	Live    bool         `json:"live"`
-	// DataSize is absent from an older server's answers (all of Size).
-	DataSize *int64 `json:"data_size"`
-}
-
-func (e fsEntry) vfs() vfs.Entry {
+// entryOf is the mount's entry of e, named by its current version's
+// lasting id.
+func entryOf(e client.FSEntry) vfs.Entry {
 	kind, ok := dfms.ParseEntryKind(e.Kind)
 	if !ok {
 		kind = dfms.KindFile // a kind of a later server: shown as a file, whose reads it refuses
@@ -125,17 +106,17 @@ func (e fsEntry) vfs() vfs.Entry {
 		data = *e.DataSize
 	}
 	return vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: kind, Mode: e.Mode, UID: e.UID, GID: e.GID,
-		Size: e.Size, DataSize: data, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink, Version: e.Version, Live: e.Live}
+		Size: e.Size, DataSize: data, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink, Version: e.VersionID, Live: e.Live}
 }
 
 func (b *Backend) entry(ctx context.Context, op dfms.Op, r client.Request) (vfs.Entry, error) {
 	var out struct {
-		Entry fsEntry `json:"entry"`
+		Entry client.FSEntry `json:"entry"`
 	}
 	if err := b.call(ctx, op, r, &out); err != nil {
 		return vfs.Entry{}, err
 	}
-	return out.Entry.vfs(), nil
+	return entryOf(out.Entry), nil
 }
 
 func entryPath(id dfms.EntryID) string { return "/api/v1/fs/entries/" + client.PathID(id) }
@@ -168,14 +149,14 @@ func (b *Backend) ReadDir(ctx context.Context, dir dfms.EntryID) ([]vfs.Entry, e
 	q := url.Values{}
 	for {
 		var out struct {
-			Items []fsEntry `json:"items"`
-			More  bool      `json:"more"`
+			Items []client.FSEntry `json:"items"`
+			More  bool             `json:"more"`
 		}
 		if err := b.call(ctx, "client.fs.ReadDir", client.Request{Method: http.MethodGet, Path: entryPath(dir) + "/children", Query: q, Retry: true}, &out); err != nil {
 			return nil, err
 		}
 		for _, e := range out.Items {
-			es = append(es, e.vfs())
+			es = append(es, entryOf(e))
 		}
 		if !out.More || len(out.Items) == 0 {
 			return es, nil
@@ -230,7 +211,7 @@ func (b *Backend) sameCreate(ctx context.Context, parent dfms.EntryID, name stri
 		}
 	case dfms.KindDir:
 		var out struct {
-			Items []fsEntry `json:"items"`
+			Items []client.FSEntry `json:"items"`
 		}
 		r := client.Request{Method: http.MethodGet, Path: entryPath(e.ID) + "/children", Query: url.Values{"limit": {"1"}}, Retry: true}
 		if err := b.call(ctx, "client.fs.Mkdir", r, &out); err != nil || len(out.Items) > 0 {
@@ -539,7 +520,7 @@ func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) 
 	}
 	var out struct {
 		Results []struct {
-			Entry     *fsEntry          `json:"entry"`
+			Entry     *client.FSEntry   `json:"entry"`
 			VersionID int64             `json:"version_id"`
 			Error     *client.ItemError `json:"error"`
 		} `json:"results"`
@@ -556,7 +537,7 @@ func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) 
 		case r.Error != nil:
 			res[i].Err = r.Error.Err(op)
 		case r.Entry != nil:
-			res[i].Entry = r.Entry.vfs()
+			res[i].Entry = entryOf(*r.Entry)
 			res[i].Entry.Version = r.VersionID
 		default:
 			return nil, dfms.E(op, dfms.Other, fmt.Errorf("result %d has neither an entry nor an error", i))
@@ -615,7 +596,7 @@ func (b *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.Commit
 		}
 		var res struct {
 			Results []struct {
-				Entry *fsEntry          `json:"entry"`
+				Entry *client.FSEntry   `json:"entry"`
 				Error *client.ItemError `json:"error"`
 			} `json:"results"`
 		}
@@ -630,7 +611,7 @@ func (b *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.Commit
 			case r.Error != nil:
 				out = append(out, vfs.CommitResult{Err: r.Error.Err(op)})
 			case r.Entry != nil:
-				out = append(out, vfs.CommitResult{Entry: r.Entry.vfs()})
+				out = append(out, vfs.CommitResult{Entry: entryOf(*r.Entry)})
 			default:
 				return nil, dfms.E(op, dfms.Other, fmt.Errorf("result %d has neither an entry nor an error", i))
 			}

@@ -23,35 +23,10 @@ import (
 // and rmdir semantics, and rename with replace. Names in paths are
 // percent-encoded.
 
-// fsEntry is an entry as the mount sees it.
-type fsEntry struct {
-	ID      dfms.EntryID `json:"id"`
-	Parent  dfms.EntryID `json:"parent_id"`
-	Name    string       `json:"name"`
-	Kind    string       `json:"kind"` // file, dir, symlink, fifo, socket, chardev or blockdev
-	Mode    uint32       `json:"mode"`
-	UID     uint32       `json:"uid"`
-	GID     uint32       `json:"gid"`
-	Size    int64        `json:"size"`
-	MTime   time.Time    `json:"mtime"`
-	CTime   time.Time    `json:"ctime"`
-	ATime   time.Time    `json:"atime"`
-	Target  string       `json:"target,omitempty"`
-	Rdev    uint32       `json:"rdev,omitempty"` // a device's number
-	Nlink   uint32       `json:"nlink"`          // names of a file (hard links); 2 + subdirectories of a directory
-	Version int64        `json:"version"`
-	// VersionID is the current version's lasting id: the mount names a
-	// version by it.
-	VersionID int64 `json:"version_id"`
-	Live      bool  `json:"live"`
-	// DataSize is how many of Size bytes data chunks hold: Size less the
-	// holes of a sparse file (what st_blocks counts).
-	DataSize int64 `json:"data_size"`
-}
-
-func fsView(e dfms.Entry) fsEntry {
-	return fsEntry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: e.Kind.String(), Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-		Size: e.Size, DataSize: e.DataSize, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), ATime: e.ATime.UTC(), Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink,
+// fsView is how the /fs endpoints show an entry.
+func fsView(e dfms.Entry) apiclient.FSEntry {
+	return apiclient.FSEntry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: e.Kind.String(), Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
+		Size: e.Size, DataSize: &e.DataSize, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), ATime: e.ATime.UTC(), Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink,
 		Version: e.Version, VersionID: e.VersionID, Live: e.Live()}
 }
 
@@ -110,7 +85,7 @@ func (a *API) fsChildren(c *gin.Context) {
 	}
 	more := len(es) > limit
 	es = es[:min(len(es), limit)]
-	out := make([]fsEntry, len(es))
+	out := make([]apiclient.FSEntry, len(es))
 	for i, e := range es {
 		out[i] = fsView(e)
 	}
