@@ -679,7 +679,7 @@ func (b *Backend) Versions(ctx context.Context, id dfms.EntryID) ([]vfs.VersionI
 }
 
 // SetAttr implements vfs.Backend.
-func (b *Backend) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
+func (b *Backend) SetAttr(ctx context.Context, id dfms.EntryID, a dfms.SetAttr) (vfs.Entry, error) {
 	body := map[string]any{}
 	if a.Mode != nil {
 		body["mode"] = *a.Mode & 0o7777

@@ -52,18 +52,6 @@ type VersionInfo struct {
 	Time   time.Time // when it was committed
 }
 
-// SetAttr lists the attributes to change; nil fields are left alone.
-type SetAttr struct {
-	Mode  *uint32
-	UID   *uint32
-	GID   *uint32
-	MTime *time.Time
-	ATime *time.Time
-	// Accessed says ATime is a read's (relatime), not a change: alone,
-	// only forward, and the change time stays.
-	Accessed bool
-}
-
 // Usage is what statfs reports.
 type Usage struct {
 	UsedBytes  int64
@@ -131,7 +119,7 @@ type Tree interface {
 	// Exist if the name is taken.
 	CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (Entry, error)
 	// SetAttr changes mode, owner ids or mtime of entry id.
-	SetAttr(ctx context.Context, id dfms.EntryID, a SetAttr) (Entry, error)
+	SetAttr(ctx context.Context, id dfms.EntryID, a dfms.SetAttr) (Entry, error)
 
 	// Rename moves parent/name to newParent/newName. If the new name is
 	// taken: without replace it fails with Exist; with replace a file or

@@ -172,7 +172,7 @@ func (a *API) fsSetAttr(c *gin.Context) {
 	if b.MTime != nil && !a.validTime(c, "mtime", *b.MTime) || b.ATime != nil && !a.validTime(c, "atime", *b.ATime) {
 		return
 	}
-	e, err := a.Files.SetAttr(c.Request.Context(), user(c).ID, id, meta.SetAttr{Mode: b.Mode, UID: b.UID, GID: b.GID, MTime: b.MTime, ATime: b.ATime,
+	e, err := a.Files.SetAttr(c.Request.Context(), user(c).ID, id, dfms.SetAttr{Mode: b.Mode, UID: b.UID, GID: b.GID, MTime: b.MTime, ATime: b.ATime,
 		Accessed: b.Accessed})
 	a.reply(c, http.StatusOK, gin.H{"entry": fsView(e)}, err)
 }

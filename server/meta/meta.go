@@ -244,20 +244,6 @@ type Change struct {
 	Origin string
 }
 
-// SetAttr lists the attributes to change; nil fields are left alone.
-type SetAttr struct {
-	Mode  *uint32
-	UID   *uint32
-	GID   *uint32
-	MTime *time.Time
-	ATime *time.Time
-	Size  *int64 // only through CommitVersion; SetAttr rejects it
-	// Accessed says ATime is a read's (relatime), not a change: only
-	// ATime is set, and only if later than the entry's; the change time
-	// stays and no change is journaled.
-	Accessed bool
-}
-
 // ListOptions pages a directory listing.
 type ListOptions struct {
 	After  string // list names greater than this (name order only)
@@ -508,7 +494,7 @@ type Tree interface {
 	// was created).
 	CreateEntries(ctx context.Context, es []dfms.Entry) ([]CreateResult, error)
 	// SetAttr changes an entry's attributes and returns the result.
-	SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a SetAttr) (dfms.Entry, error)
+	SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a dfms.SetAttr) (dfms.Entry, error)
 	// Rename moves id to newParent/newName. A directory cannot move into
 	// itself or a descendant (Conflict). If the name is taken: with replace
 	// unset it fails with Exist; with replace set, a file moved over a file
