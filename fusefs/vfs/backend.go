@@ -58,8 +58,8 @@ type Usage struct {
 	QuotaBytes int64 // 0: unlimited
 }
 
-// noWaitKey marks a context of WithoutWait.
-type noWaitKey struct{}
+// noWait marks the contexts of WithoutWait.
+var noWait = dfms.NewContextFlag("vfs.WithoutWait")
 
 // WithoutWait returns ctx marked for a request whose caller has an answer
 // of its own if the server cannot be reached: a backend that waits for an
@@ -67,14 +67,11 @@ type noWaitKey struct{}
 // kind dfms.Unavailable instead. Only GetAttr (FS.Open's check of the
 // current version) and SetAttr of a read's access time are asked so.
 func WithoutWait(ctx context.Context) context.Context {
-	return context.WithValue(ctx, noWaitKey{}, true)
+	return noWait.Set(ctx)
 }
 
 // NoWait reports whether ctx was marked by WithoutWait.
-func NoWait(ctx context.Context) bool {
-	v, _ := ctx.Value(noWaitKey{}).(bool)
-	return v
-}
+func NoWait(ctx context.Context) bool { return noWait.In(ctx) }
 
 // Backend is what the file layer needs from the server: one owner's tree,
 // as seen by that owner. Implementations are safe for concurrent use.

@@ -753,7 +753,8 @@ type Lifecycle interface {
 	Close() error
 }
 
-type lazyKey struct{}
+// lazy marks the contexts of WithLazyDurability.
+var lazy = dfms.NewContextFlag("meta.LazyDurability")
 
 // WithLazyDurability marks the writes made with ctx as ones that may
 // become durable after they return: each is still atomic, ordered after
@@ -763,16 +764,14 @@ type lazyKey struct{}
 // this way (a local file system makes a create durable at fsync too).
 // Stores whose every commit is durable anyway ignore it.
 func WithLazyDurability(ctx context.Context) context.Context {
-	return context.WithValue(ctx, lazyKey{}, true)
+	return lazy.Set(ctx)
 }
 
 // LazyDurability reports whether ctx carries WithLazyDurability.
-func LazyDurability(ctx context.Context) bool {
-	v, _ := ctx.Value(lazyKey{}).(bool)
-	return v
-}
+func LazyDurability(ctx context.Context) bool { return lazy.In(ctx) }
 
-type unreservedKey struct{}
+// unreserved marks the contexts of WithUnreservedIDs.
+var unreserved = dfms.NewContextFlag("meta.UnreservedIDs")
 
 // WithUnreservedIDs marks the creates made with ctx (CreateEntries) as
 // ones whose ids need not be reserved for their owner: the embedded
@@ -781,14 +780,11 @@ type unreservedKey struct{}
 // a crashed mount). An id taken is still refused. Never for a request of
 // a client.
 func WithUnreservedIDs(ctx context.Context) context.Context {
-	return context.WithValue(ctx, unreservedKey{}, true)
+	return unreserved.Set(ctx)
 }
 
 // UnreservedIDs reports whether ctx carries WithUnreservedIDs.
-func UnreservedIDs(ctx context.Context) bool {
-	v, _ := ctx.Value(unreservedKey{}).(bool)
-	return v
-}
+func UnreservedIDs(ctx context.Context) bool { return unreserved.In(ctx) }
 
 type originKey struct{}
 
