@@ -478,18 +478,7 @@ func (b *Backend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, 
 // 256 commits (POST /api/v1/fs/commits).
 func (b *Backend) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
 	const op dfms.Op = "client.fs.CommitManifests"
-	const most = 256
-	out := make([]vfs.CommitResult, 0, len(cs))
-	for len(cs) > 0 {
-		n := min(len(cs), most)
-		res, err := b.commitBatch(ctx, op, cs[:n])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, res...)
-		cs = cs[n:]
-	}
-	return out, nil
+	return inBatches(len(cs), 256, func(lo, hi int) ([]vfs.CommitResult, error) { return b.commitBatch(ctx, op, cs[lo:hi]) })
 }
 
 func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) ([]vfs.CommitResult, error) {
@@ -518,32 +507,76 @@ func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) 
 		body.Commits[i] = commit{FileID: c.ID, Base: c.Base, RequireBase: c.RequireBase, CommitID: c.CommitID, Chunks: chunks,
 			MTime: optTime(c.MTime)}
 	}
-	var out struct {
-		Results []struct {
-			Entry     *client.FSEntry   `json:"entry"`
-			VersionID int64             `json:"version_id"`
-			Error     *client.ItemError `json:"error"`
-		} `json:"results"`
-	}
-	if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: "/api/v1/fs/commits", JSON: body, Retry: retry}, &out); err != nil {
+	out, err := b.postBatch(ctx, op, "/api/v1/fs/commits", body, len(cs), "commits", retry)
+	if err != nil {
 		return nil, err
 	}
-	if len(out.Results) != len(cs) {
-		return nil, dfms.E(op, dfms.Other, fmt.Errorf("the server answered %d results for %d commits", len(out.Results), len(cs)))
+	res, err := commitResults(op, out)
+	if err != nil {
+		return nil, err
 	}
-	res := make([]vfs.CommitResult, len(cs))
-	for i, r := range out.Results {
+	for i, r := range out {
+		if res[i].Err == nil {
+			res[i].Entry.Version = r.VersionID // the version this commit made
+		}
+	}
+	return res, nil
+}
+
+// batchResult is one result of a batch request (POST /fs/commits,
+// /fs/files, /fs/trash): an error, or else the entry made or changed
+// (with the id of the version a commit made).
+type batchResult struct {
+	Entry     *client.FSEntry   `json:"entry"`
+	VersionID int64             `json:"version_id"`
+	Error     *client.ItemError `json:"error"`
+}
+
+// commitResults are the results of a batch as the mount takes them; a
+// result with neither an entry nor an error is an error of the whole
+// batch.
+func commitResults(op dfms.Op, out []batchResult) ([]vfs.CommitResult, error) {
+	res := make([]vfs.CommitResult, len(out))
+	for i, r := range out {
 		switch {
 		case r.Error != nil:
 			res[i].Err = r.Error.Err(op)
 		case r.Entry != nil:
 			res[i].Entry = entryOf(*r.Entry)
-			res[i].Entry.Version = r.VersionID
 		default:
 			return nil, dfms.E(op, dfms.Other, fmt.Errorf("result %d has neither an entry nor an error", i))
 		}
 	}
 	return res, nil
+}
+
+// postBatch posts a batch request of n items (what they are: commits,
+// files) to path and returns its n results.
+func (b *Backend) postBatch(ctx context.Context, op dfms.Op, path string, body any, n int, what string, retry bool) ([]batchResult, error) {
+	var out struct {
+		Results []batchResult `json:"results"`
+	}
+	if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: path, JSON: body, Retry: retry}, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Results) != n {
+		return nil, dfms.E(op, dfms.Other, fmt.Errorf("the server answered %d results for %d %s", len(out.Results), n, what))
+	}
+	return out.Results, nil
+}
+
+// inBatches calls send for the items [lo, hi) of n, at most most at a
+// time, and returns all their results in order.
+func inBatches[R any](n, most int, send func(lo, hi int) ([]R, error)) ([]R, error) {
+	out := make([]R, 0, n)
+	for lo := 0; lo < n; lo += most {
+		res, err := send(lo, min(lo+most, n))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+	}
+	return out, nil
 }
 
 // optTime is t in UTC for an optional time of a request: nil if zero.
@@ -583,42 +616,20 @@ func (b *Backend) ReserveIDs(ctx context.Context, n int) ([]dfms.EntryID, error)
 // answer was lost: the server answers the files it made as made.
 func (b *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.CommitResult, error) {
 	const op dfms.Op = "client.fs.CreateFiles"
-	const most = 256
-	out := make([]vfs.CommitResult, 0, len(es))
-	for len(es) > 0 {
-		n := min(len(es), most)
+	return inBatches(len(es), 256, func(lo, hi int) ([]vfs.CommitResult, error) {
 		body := struct {
 			Files []client.NewFile `json:"files"`
-		}{Files: make([]client.NewFile, n)}
-		for i, e := range es[:n] {
-			body.Files[i] = client.NewFile{ID: e.ID, Parent: e.Parent, Name: e.Name, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-				MTime: optTime(e.MTime), CTime: optTime(e.CTime), ATime: optTime(e.ATime), Named: optTime(e.Named)}
+		}{Files: make([]client.NewFile, 0, hi-lo)}
+		for _, e := range es[lo:hi] {
+			body.Files = append(body.Files, client.NewFile{ID: e.ID, Parent: e.Parent, Name: e.Name, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
+				MTime: optTime(e.MTime), CTime: optTime(e.CTime), ATime: optTime(e.ATime), Named: optTime(e.Named)})
 		}
-		var res struct {
-			Results []struct {
-				Entry *client.FSEntry   `json:"entry"`
-				Error *client.ItemError `json:"error"`
-			} `json:"results"`
-		}
-		if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: "/api/v1/fs/files", JSON: body, Retry: true}, &res); err != nil {
+		out, err := b.postBatch(ctx, op, "/api/v1/fs/files", body, hi-lo, "files", true)
+		if err != nil {
 			return nil, err
 		}
-		if len(res.Results) != n {
-			return nil, dfms.E(op, dfms.Other, fmt.Errorf("the server answered %d results for %d files", len(res.Results), n))
-		}
-		for i, r := range res.Results {
-			switch {
-			case r.Error != nil:
-				out = append(out, vfs.CommitResult{Err: r.Error.Err(op)})
-			case r.Entry != nil:
-				out = append(out, vfs.CommitResult{Entry: entryOf(*r.Entry)})
-			default:
-				return nil, dfms.E(op, dfms.Other, fmt.Errorf("result %d has neither an entry nor an error", i))
-			}
-		}
-		es = es[n:]
-	}
-	return out, nil
+		return commitResults(op, out)
+	})
 }
 
 // TrashFiles implements vfs.Trasher: the unlinks the mount made at once
@@ -628,37 +639,25 @@ func (b *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.Commit
 // mount takes as done.
 func (b *Backend) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.Time) ([]error, error) {
 	const op dfms.Op = "client.fs.TrashFiles"
-	const most = 1024
-	out := make([]error, 0, len(ids))
-	for len(ids) > 0 {
-		n := min(len(ids), most)
+	return inBatches(len(ids), 1024, func(lo, hi int) ([]error, error) {
 		body := struct {
 			Items []client.TrashItem `json:"items"`
-		}{Items: make([]client.TrashItem, n)}
-		for i, id := range ids[:n] {
-			body.Items[i] = client.TrashItem{ID: id, At: optTime(at[i])}
+		}{Items: make([]client.TrashItem, 0, hi-lo)}
+		for i := lo; i < hi; i++ {
+			body.Items = append(body.Items, client.TrashItem{ID: ids[i], At: optTime(at[i])})
 		}
-		var res struct {
-			Results []struct {
-				Error *client.ItemError `json:"error"`
-			} `json:"results"`
-		}
-		if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: "/api/v1/fs/trash", JSON: body, Retry: true}, &res); err != nil {
+		out, err := b.postBatch(ctx, op, "/api/v1/fs/trash", body, hi-lo, "files", true)
+		if err != nil {
 			return nil, err
 		}
-		if len(res.Results) != n {
-			return nil, dfms.E(op, dfms.Other, fmt.Errorf("the server answered %d results for %d files", len(res.Results), n))
-		}
-		for _, r := range res.Results {
-			var err error
+		errs := make([]error, len(out))
+		for i, r := range out {
 			if r.Error != nil {
-				err = r.Error.Err(op)
+				errs[i] = r.Error.Err(op)
 			}
-			out = append(out, err)
 		}
-		ids, at = ids[n:], at[n:]
-	}
-	return out, nil
+		return errs, nil
+	})
 }
 
 // Versions implements vfs.Backend.
