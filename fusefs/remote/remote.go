@@ -280,13 +280,10 @@ func (b *Backend) Readlink(ctx context.Context, id dfms.EntryID) (string, error)
 func (b *Backend) Manifest(ctx context.Context, id dfms.EntryID, version int64) (vfs.VersionInfo, dfms.Manifest, error) {
 	const op dfms.Op = "client.fs.Manifest"
 	var out struct {
-		Version   int64     `json:"version"`
-		VersionID int64     `json:"version_id"`
-		CreatedAt time.Time `json:"created_at"`
-		Chunks    []struct {
-			Hash string `json:"hash"`
-			Size uint32 `json:"size"`
-		} `json:"chunks"`
+		Version   int64             `json:"version"`
+		VersionID int64             `json:"version_id"`
+		CreatedAt time.Time         `json:"created_at"`
+		Chunks    []client.ChunkRef `json:"chunks"`
 	}
 	r := client.Request{Method: http.MethodGet, Path: "/api/v1/files/" + client.PathID(id) + "/manifest", Retry: true}
 	if version > 0 {
@@ -295,13 +292,9 @@ func (b *Backend) Manifest(ctx context.Context, id dfms.EntryID, version int64) 
 	if err := b.call(ctx, op, r, &out); err != nil {
 		return vfs.VersionInfo{}, dfms.Manifest{}, err
 	}
-	m := dfms.Manifest{Chunks: make([]dfms.ChunkRef, len(out.Chunks))}
-	for i, c := range out.Chunks {
-		h, err := dfms.ParseHash(c.Hash)
-		if err != nil {
-			return vfs.VersionInfo{}, dfms.Manifest{}, dfms.E(op, dfms.Other, err)
-		}
-		m.Chunks[i] = dfms.ChunkRef{Hash: h, Size: c.Size}
+	m, err := client.ManifestOf(out.Chunks)
+	if err != nil {
+		return vfs.VersionInfo{}, dfms.Manifest{}, dfms.E(op, dfms.Other, err)
 	}
 	return vfs.VersionInfo{ID: out.VersionID, Number: out.Version, Size: m.Size(), Time: out.CreatedAt}, m, nil
 }
@@ -443,16 +436,8 @@ func (b *Backend) putBatch(ctx context.Context, cs []dfms.ChunkData) error {
 // content back (defer_checksum): a commit costs the chunks that changed.
 func (b *Backend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
 	id, m, mtime := c.ID, c.Manifest, c.MTime
-	type ref struct {
-		Hash string `json:"hash"`
-		Size uint32 `json:"size"`
-	}
-	chunks := make([]ref, len(m.Chunks))
-	for i, c := range m.Chunks {
-		chunks[i] = ref{c.Hash.String(), c.Size}
-	}
 	body := map[string]any{"file_id": id, "base_version_id": c.Base, "require_base": c.RequireBase,
-		"commit_id": c.CommitID, "defer_checksum": true, "chunks": chunks}
+		"commit_id": c.CommitID, "defer_checksum": true, "chunks": client.ChunkRefs(m)}
 	if !mtime.IsZero() {
 		body["mtime"] = mtime.UTC()
 	}
@@ -482,30 +467,14 @@ func (b *Backend) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.C
 }
 
 func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) ([]vfs.CommitResult, error) {
-	type ref struct {
-		Hash string `json:"hash"`
-		Size uint32 `json:"size"`
-	}
-	type commit struct {
-		FileID      dfms.EntryID `json:"file_id"`
-		Base        int64        `json:"base_version_id"`
-		RequireBase bool         `json:"require_base,omitempty"`
-		CommitID    string       `json:"commit_id,omitempty"`
-		MTime       *time.Time   `json:"mtime,omitempty"`
-		Chunks      []ref        `json:"chunks"`
-	}
 	body := struct {
-		Commits []commit `json:"commits"`
-	}{Commits: make([]commit, len(cs))}
+		Commits []client.Commit `json:"commits"`
+	}{Commits: make([]client.Commit, len(cs))}
 	retry := true // if every commit has an id
 	for i, c := range cs {
 		retry = retry && c.CommitID != ""
-		chunks := make([]ref, len(c.Manifest.Chunks))
-		for j, r := range c.Manifest.Chunks {
-			chunks[j] = ref{r.Hash.String(), r.Size}
-		}
-		body.Commits[i] = commit{FileID: c.ID, Base: c.Base, RequireBase: c.RequireBase, CommitID: c.CommitID, Chunks: chunks,
-			MTime: optTime(c.MTime)}
+		body.Commits[i] = client.Commit{FileID: c.ID, BaseID: c.Base, RequireBase: c.RequireBase, CommitID: c.CommitID,
+			Chunks: client.ChunkRefs(c.Manifest), MTime: optTime(c.MTime)}
 	}
 	out, err := b.postBatch(ctx, op, "/api/v1/fs/commits", body, len(cs), "commits", retry)
 	if err != nil {

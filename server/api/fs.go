@@ -329,17 +329,7 @@ const maxBatchCommits = 256
 // the others. The request is charged the bytes of all of them.
 func (a *API) fsCommits(c *gin.Context) {
 	var b struct {
-		Commits []struct {
-			FileID      dfms.EntryID `json:"file_id"`
-			BaseID      int64        `json:"base_version_id"`
-			RequireBase bool         `json:"require_base"`
-			CommitID    string       `json:"commit_id"`
-			MTime       *time.Time   `json:"mtime"`
-			Chunks      []struct {
-				Hash string `json:"hash"`
-				Size uint32 `json:"size"`
-			} `json:"chunks"`
-		} `json:"commits"`
+		Commits []apiclient.Commit `json:"commits"`
 	}
 	if !a.bindJSON(c, &b, false) {
 		return
@@ -367,13 +357,10 @@ func (a *API) fsCommits(c *gin.Context) {
 			}
 			req.MTime = *in.MTime
 		}
-		for _, r := range in.Chunks {
-			h, err := dfms.ParseHash(r.Hash)
-			if err != nil {
-				a.bad(c, "commit %d: %v", i, err)
-				return
-			}
-			req.Manifest.Chunks = append(req.Manifest.Chunks, dfms.ChunkRef{Hash: h, Size: r.Size})
+		var err error
+		if req.Manifest, err = apiclient.ManifestOf(in.Chunks); err != nil {
+			a.bad(c, "commit %d: %v", i, err)
+			return
 		}
 		size := req.Manifest.DataSize() // holes cost nothing
 		if size > a.cfg.MaxUploadSize {

@@ -109,3 +109,44 @@ type TrashItem struct {
 	ID dfms.EntryID `json:"id"`
 	At *time.Time   `json:"at,omitempty"`
 }
+
+// ChunkRef is one chunk of a manifest as the API carries it: its hash
+// (hex SHA-256; a hole's is the zero hash) and length.
+type ChunkRef struct {
+	Hash string `json:"hash"`
+	Size uint32 `json:"size"`
+}
+
+// ChunkRefs is m's chunk list as the API carries it.
+func ChunkRefs(m dfms.Manifest) []ChunkRef {
+	refs := make([]ChunkRef, len(m.Chunks))
+	for i, r := range m.Chunks {
+		refs[i] = ChunkRef{r.Hash.String(), r.Size}
+	}
+	return refs
+}
+
+// ManifestOf is the manifest of refs; a hash that does not parse fails
+// as dfms.ParseHash does.
+func ManifestOf(refs []ChunkRef) (dfms.Manifest, error) {
+	var m dfms.Manifest
+	for _, r := range refs {
+		h, err := dfms.ParseHash(r.Hash)
+		if err != nil {
+			return dfms.Manifest{}, err
+		}
+		m.Chunks = append(m.Chunks, dfms.ChunkRef{Hash: h, Size: r.Size})
+	}
+	return m, nil
+}
+
+// Commit is one commit of POST /fs/commits: a new version of an existing
+// file, made of chunks the caller stored, edited from version BaseID.
+type Commit struct {
+	FileID      dfms.EntryID `json:"file_id"`
+	BaseID      int64        `json:"base_version_id"`
+	RequireBase bool         `json:"require_base,omitempty"`
+	CommitID    string       `json:"commit_id,omitempty"`
+	MTime       *time.Time   `json:"mtime,omitempty"`
+	Chunks      []ChunkRef   `json:"chunks"`
+}
