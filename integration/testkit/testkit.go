@@ -174,6 +174,14 @@ func prefix(what []any) string {
 	return fmt.Sprintf(format, what[1:]...) + ": "
 }
 
+// OK fails t at once if err is not nil.
+func OK(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Must returns v, failing the test given to the returned function at once
 // if err is not nil: Must(m.GetUser(ctx, id))(t).
 func Must[T any](v T, err error) func(t testing.TB) T {

@@ -89,12 +89,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) vfs.Backend) {
 
 var ctx = context.Background()
 
-func ok(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+// ok fails t at once if err is not nil.
+var ok = testkit.OK
 
 // outcome is what a case wants of one item of a batch: success, or an
 // error of a kind.

@@ -94,12 +94,8 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 
 var ctx = context.Background()
 
-func ok(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+// ok fails t at once if err is not nil.
+var ok = testkit.OK
 
 var userSeq struct {
 	sync.Mutex
