@@ -319,6 +319,16 @@ func (a *API) fsRemoveXattr(c *gin.Context) {
 	a.reply(c, http.StatusNoContent, nil, err)
 }
 
+// batchSize answers 400 unless the list of a batch request (named field)
+// holds n items, 1 to most of them (what they are).
+func (a *API) batchSize(c *gin.Context, n, most int, field, what string) bool {
+	if n == 0 || n > most {
+		a.bad(c, "%s must hold 1 to %d %s", field, most, what)
+		return false
+	}
+	return true
+}
+
 // maxBatchCommits bounds the commits of one POST /fs/commits.
 const maxBatchCommits = 256
 
@@ -331,11 +341,7 @@ func (a *API) fsCommits(c *gin.Context) {
 	var b struct {
 		Commits []apiclient.Commit `json:"commits"`
 	}
-	if !a.bindJSON(c, &b, false) {
-		return
-	}
-	if len(b.Commits) == 0 || len(b.Commits) > maxBatchCommits {
-		a.bad(c, "commits must hold 1 to %d commits", maxBatchCommits)
+	if !a.bindJSON(c, &b, false) || !a.batchSize(c, len(b.Commits), maxBatchCommits, "commits", "commits") {
 		return
 	}
 	u := user(c)
@@ -419,11 +425,7 @@ func (a *API) fsCreateFiles(c *gin.Context) {
 	var b struct {
 		Files []apiclient.NewFile `json:"files"`
 	}
-	if !a.bindJSON(c, &b, false) {
-		return
-	}
-	if len(b.Files) == 0 || len(b.Files) > maxBatchCreates {
-		a.bad(c, "files must hold 1 to %d files", maxBatchCreates)
+	if !a.bindJSON(c, &b, false) || !a.batchSize(c, len(b.Files), maxBatchCreates, "files", "files") {
 		return
 	}
 	owner := user(c).ID
@@ -470,11 +472,7 @@ func (a *API) fsTrash(c *gin.Context) {
 	var b struct {
 		Items []apiclient.TrashItem `json:"items"`
 	}
-	if !a.bindJSON(c, &b, false) {
-		return
-	}
-	if len(b.Items) == 0 || len(b.Items) > maxBatchTrash {
-		a.bad(c, "items must hold 1 to %d entries", maxBatchTrash)
+	if !a.bindJSON(c, &b, false) || !a.batchSize(c, len(b.Items), maxBatchTrash, "items", "entries") {
 		return
 	}
 	items := make([]meta.TrashItem, len(b.Items))
