@@ -401,8 +401,23 @@ func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
 	if err := fsys.Unlink(ctx, root, "f"); err != nil {
 		t.Fatal(err)
 	}
+	checkOpenUnlinked(t, fsys, f.Ino, r, content)
 	fsys.WaitWriteBack()
-	a, err := fsys.GetAttr(ctx, f.Ino)
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fsys.HasOpenState(f.Ino) {
+		t.Error("the unlinked file's open state outlives its last handle")
+	}
+}
+
+// checkOpenUnlinked checks, once the write-back is done, the unlinked
+// file ino that r still has open: fstat shows its size and nlink 0, and r
+// reads content. It releases r.
+func checkOpenUnlinked(t *testing.T, fsys *vfs.FS, ino vfs.Ino, r *vfs.Handle, content string) {
+	t.Helper()
+	fsys.WaitWriteBack()
+	a, err := fsys.GetAttr(ctx, ino)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,13 +428,6 @@ func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
 		t.Errorf("the reader reads %q, want %q", got, content)
 	}
 	release(t, r)
-	fsys.WaitWriteBack()
-	if err := fsys.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if fsys.HasOpenState(f.Ino) {
-		t.Error("the unlinked file's open state outlives its last handle")
-	}
 }
 
 // Regression test; the bug was: a file unlinked while the write-back
@@ -453,18 +461,7 @@ func TestWriteBackUnlinkedDuringItsCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	letGo() // the commit makes its version; the removal stays held
-	fsys.WaitWriteBack()
-	got, err := fsys.GetAttr(ctx, a.Ino)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Size != int64(len(content)) || got.Nlink != 0 {
-		t.Errorf("fstat of the open unlinked file: size %d, nlink %d; want %d, 0", got.Size, got.Nlink, len(content))
-	}
-	if got := string(readAll(t, r)); got != content {
-		t.Errorf("the reader reads %q, want %q", got, content)
-	}
-	release(t, r)
+	checkOpenUnlinked(t, fsys, a.Ino, r, content)
 }
 
 // A close is committed right after even when the file is opened for
