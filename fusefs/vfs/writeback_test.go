@@ -22,6 +22,17 @@ func newWriteBackFS(t *testing.T, b vfs.Backend, cache string) *vfs.FS {
 	return openFS(t, b, vfs.Options{CacheDir: cache, WriteBack: true})
 }
 
+// writeBackLocal is a write-back mount, closed when the test ends, over
+// an in-process backend with small chunks; and that backend and its file
+// layer.
+func writeBackLocal(t *testing.T) (*vfs.FS, *local.Backend, *files.Service) {
+	t.Helper()
+	l, svc := newLocalParams(t, smallChunks)
+	fsys := newWriteBackFS(t, l, t.TempDir())
+	t.Cleanup(func() { fsys.Close(ctx) })
+	return fsys, l, svc
+}
+
 // Closed files are committed in the background: before that the mount
 // shows what was written, after Sync the server has every file, one
 // version each.
@@ -363,9 +374,7 @@ func TestWriteBackCloseDuringItsBatch(t *testing.T) {
 // A close is committed right after, even while a reader keeps the file
 // open (tail -f of a file that is being replaced): `exec 3< f; echo v2 > f`.
 func TestWriteBackCloseWhileReaderOpen(t *testing.T) {
-	l, svc := newLocalParams(t, smallChunks)
-	fsys := newWriteBackFS(t, l, t.TempDir())
-	defer fsys.Close(ctx)
+	fsys, l, svc := writeBackLocal(t)
 	f := create(t, fsys, "f", "v1")
 	fsys.WaitWriteBack()
 	r := mustOpen(t, fsys, f.Ino, os.O_RDONLY)
@@ -390,9 +399,7 @@ func TestWriteBackCloseWhileReaderOpen(t *testing.T) {
 // and its reads lost them (posixtest FstatDeleted under load). An
 // unlinked file's data goes with its last handle, as on a local disk.
 func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
-	l, _ := newLocalParams(t, smallChunks)
-	fsys := newWriteBackFS(t, l, t.TempDir())
-	defer fsys.Close(ctx)
+	fsys, _, _ := writeBackLocal(t)
 	root := fsys.Root()
 	fsys.HoldRemovals()
 	content := "written, then unlinked while open"
