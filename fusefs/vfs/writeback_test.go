@@ -299,11 +299,11 @@ type steppedCommits struct {
 	open    chan struct{}
 }
 
-// newStepped returns a write-back FS over a steppedCommits backend with
+// steppedFS returns a write-back FS over a steppedCommits backend with
 // small chunks, its file layer, and the function that lets every commit
-// pass. Both committers are busy, each holding a commit (of g1 and g2).
-// When the test ends, the commits are let pass and the FS is closed.
-func newStepped(t *testing.T) (*steppedCommits, *files.Service, *vfs.FS, func()) {
+// pass. When the test ends, the commits are let pass and the FS is
+// closed.
+func steppedFS(t *testing.T) (*steppedCommits, *files.Service, *vfs.FS, func()) {
 	t.Helper()
 	l, svc := newLocalParams(t, smallChunks)
 	b := &steppedCommits{Backend: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
@@ -311,6 +311,14 @@ func newStepped(t *testing.T) (*steppedCommits, *files.Service, *vfs.FS, func())
 	t.Cleanup(func() { fsys.Close(ctx) })
 	letGo := sync.OnceFunc(func() { close(b.open) })
 	t.Cleanup(letGo) // before Close, which waits for the committers
+	return b, svc, fsys, letGo
+}
+
+// newStepped is steppedFS with both committers busy, each holding a
+// commit (of g1 and g2).
+func newStepped(t *testing.T) (*steppedCommits, *files.Service, *vfs.FS, func()) {
+	t.Helper()
+	b, svc, fsys, letGo := steppedFS(t)
 	create(t, fsys, "g1", "held")
 	<-b.started
 	create(t, fsys, "g2", "held")
@@ -444,12 +452,7 @@ func checkOpenUnlinked(t *testing.T, fsys *vfs.FS, ino vfs.Ino, r *vfs.Handle, c
 // version that commit made, took it for stale and read the file again
 // from the server, which has it live until the removal is made.
 func TestWriteBackUnlinkedDuringItsCommit(t *testing.T) {
-	l, _ := newLocalParams(t, smallChunks)
-	b := &steppedCommits{Backend: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
-	fsys := newWriteBackFS(t, b, t.TempDir())
-	t.Cleanup(func() { fsys.Close(ctx) })
-	letGo := sync.OnceFunc(func() { close(b.open) })
-	t.Cleanup(letGo) // before Close, which waits for the committers
+	b, _, fsys, letGo := steppedFS(t)
 	root := fsys.Root()
 	fsys.HoldRemovals()
 	content := "committed while it is unlinked"
