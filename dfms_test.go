@@ -1,6 +1,7 @@
 package dfms
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -187,5 +188,22 @@ func TestRelatimeDue(t *testing.T) {
 		if got := RelatimeDue(c.atime, c.mtime, c.ctime, now); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// Two flags mark a context independently, and a context keeps the marks
+// of its parents.
+func TestContextFlag(t *testing.T) {
+	a, b := NewContextFlag("a"), NewContextFlag("b")
+	ctx := a.Set(context.Background())
+	if !a.In(ctx) || b.In(ctx) {
+		t.Fatalf("marked with a: In a %v, In b %v; want true, false", a.In(ctx), b.In(ctx))
+	}
+	ctx = b.Set(ctx)
+	if !a.In(ctx) || !b.In(ctx) {
+		t.Fatalf("marked with a, then b: In a %v, In b %v; want true, true", a.In(ctx), b.In(ctx))
+	}
+	if a.In(context.Background()) {
+		t.Fatal("an unmarked context is In a")
 	}
 }

@@ -141,6 +141,44 @@ type Entry struct {
 // Live reports whether e is not in the trash.
 func (e *Entry) Live() bool { return e.DeletedAt.IsZero() }
 
+// SetAttr lists the attributes of an entry to change; nil fields are
+// left alone.
+type SetAttr struct {
+	Mode  *uint32 // permission, set-id and sticky bits (others are dropped)
+	UID   *uint32
+	GID   *uint32
+	MTime *time.Time
+	ATime *time.Time
+	Size  *int64 // only through a new version: a store's SetAttr rejects it
+	// Accessed says ATime is a read's (relatime), not a change: only
+	// ATime is set, and only if later than the entry's; the change time
+	// stays and no change is journaled.
+	Accessed bool
+}
+
+// Apply sets the mode, owner ids and times of e that a changes.
+func (a SetAttr) Apply(e *Entry) { a.ApplyTo(&e.Mode, &e.UID, &e.GID, &e.MTime, &e.ATime) }
+
+// ApplyTo is Apply for an entry of another type (the mount's): it sets
+// what a changes of the mode, owner ids and times given.
+func (a SetAttr) ApplyTo(mode, uid, gid *uint32, mtime, atime *time.Time) {
+	if a.Mode != nil {
+		*mode = *a.Mode & 0o7777
+	}
+	if a.UID != nil {
+		*uid = *a.UID
+	}
+	if a.GID != nil {
+		*gid = *a.GID
+	}
+	if a.MTime != nil {
+		*mtime = *a.MTime
+	}
+	if a.ATime != nil {
+		*atime = *a.ATime
+	}
+}
+
 // Version is one immutable version of a file.
 //
 // Its ID is its identity: assigned at commit, never changed and never

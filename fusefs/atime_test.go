@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 )
 
 // The access time is kept: utimensat sets it apart from the mtime (as
@@ -17,6 +20,12 @@ func TestATime(t *testing.T) {
 	e := mount(t)
 	for _, name := range []string{"written", "empty"} {
 		p := filepath.Join(e.dir, name)
+		// onServer syncs the mount and returns p's entry on the server.
+		onServer := func() dfms.Entry {
+			t.Helper()
+			e.sync(t)
+			return testkit.Must(e.files.Meta().GetEntry(ctx, e.owner, entryID(t, p)))(t)
+		}
 		if name == "written" {
 			writeFile(t, p, []byte("some bytes"))
 		} else if err := os.WriteFile(p, nil, 0o644); err != nil {
@@ -35,11 +44,7 @@ func TestATime(t *testing.T) {
 		}
 		wantTimes(t, p, at2, mt)
 		// On the server, once synced.
-		e.sync(t)
-		got, err := e.files.Meta().GetEntry(ctx, e.owner, entryID(t, p))
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := onServer()
 		if !got.ATime.Equal(at2) || !got.MTime.Equal(mt) {
 			t.Fatalf("%s on the server: atime %v mtime %v, want %v %v", name, got.ATime, got.MTime, at2, mt)
 		}
@@ -55,29 +60,18 @@ func TestATime(t *testing.T) {
 		if err := os.Chtimes(p, mt, mt); err != nil {
 			t.Fatal(err)
 		}
-		e.sync(t)
-		if got, err = e.files.Meta().GetEntry(ctx, e.owner, entryID(t, p)); err != nil {
-			t.Fatal(err)
-		}
+		got = onServer()
 		if _, err := os.ReadFile(p); err != nil {
 			t.Fatal(err)
 		}
-		e.sync(t)
-		read, err := e.files.Meta().GetEntry(ctx, e.owner, entryID(t, p))
-		if err != nil {
-			t.Fatal(err)
-		}
+		read := onServer()
 		if !read.ATime.After(got.CTime) || time.Since(read.ATime) > time.Minute || !read.MTime.Equal(mt) || !read.CTime.Equal(got.CTime) {
 			t.Fatalf("%s after a read: atime %v mtime %v ctime %v; before: ctime %v", name, read.ATime, read.MTime, read.CTime, got.CTime)
 		}
 		if _, err := os.ReadFile(p); err != nil {
 			t.Fatal(err)
 		}
-		e.sync(t)
-		again, err := e.files.Meta().GetEntry(ctx, e.owner, entryID(t, p))
-		if err != nil {
-			t.Fatal(err)
-		}
+		again := onServer()
 		if !again.ATime.Equal(read.ATime) {
 			t.Fatalf("%s: a second read moved the atime to %v, was %v", name, again.ATime, read.ATime)
 		}

@@ -36,7 +36,7 @@ type apiServer struct {
 	base    string // http://127.0.0.1:port
 	data    string // the data directory (keys/ lives there)
 	p       *proc
-	stopped bool // the process has exited and p.done was received
+	stopped bool // the process has exited and p.Done was received
 }
 
 // testChunking makes small files span several chunks, so the chunk-level
@@ -69,13 +69,13 @@ func startAPIServer(t *testing.T, backend string, env []string) *apiServer {
 	s := &apiServer{backend: backend, base: "http://" + p.addr, data: data, p: p}
 	t.Cleanup(func() {
 		if !s.stopped { // stop it first: its log is written until it exits
-			p.cmd.Process.Kill()
-			<-p.done
+			p.Cmd.Process.Kill()
+			<-p.Done
 			s.stopped = true
 		}
 		if t.Failed() {
 			var lines []string // the log lines, without race reports' stacks
-			for _, l := range strings.Split(p.logs.String(), "\n") {
+			for _, l := range strings.Split(p.Logs.String(), "\n") {
 				if strings.HasPrefix(l, "time=") || strings.HasPrefix(l, "{") {
 					lines = append(lines, l)
 				}
@@ -91,17 +91,17 @@ func startAPIServer(t *testing.T, backend string, env []string) *apiServer {
 // status 66 after reporting one).
 func (s *apiServer) finish(t *testing.T) {
 	t.Helper()
-	if err := s.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	var err error
 	select {
-	case err = <-s.p.done:
+	case err = <-s.p.Done:
 		s.stopped = true
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the %s server did not stop within 30 s of SIGTERM", s.backend)
 	}
-	logs := s.p.logs.String()
+	logs := s.p.Logs.String()
 	if i := strings.Index(logs, "WARNING: DATA RACE"); i >= 0 {
 		report := logs[i:]
 		if j := strings.Index(report[1:], "=================="); j >= 0 {

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,12 +38,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a running dfms process.
+// proc is a running dfms server.
 type proc struct {
-	cmd  *exec.Cmd
+	*testkit.Proc
 	addr string
-	logs *testkit.SyncBuffer
-	done chan error
 }
 
 // startServer runs `dfms server` in dir with args and waits until /health
@@ -56,50 +54,22 @@ func startServer(t *testing.T, dir string, env []string, args ...string) *proc {
 	// Cheap password hashing: at the default cost each login takes seconds
 	// under the race detector. (server/auth checks the default is 12.)
 	cmd.Env = append(append(os.Environ(), "DFMS_BCRYPT_COST=4"), env...)
-	p := &proc{cmd: cmd, addr: addr, logs: &testkit.SyncBuffer{}, done: make(chan error, 1)}
-	cmd.Stderr = p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	testkit.Eventually(t, 60*time.Second, func() bool {
+	cmd.Stdout = io.Discard // the log is on stderr
+	p := testkit.StartProc(t, t, "dfms server", cmd, 60*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return true
-			}
+		if err != nil {
+			return false
 		}
-		select {
-		case err := <-p.done:
-			t.Fatalf("dfms server exited early: %v\n%s", err, p.logs)
-		default:
-		}
-		return false
-	}, "dfms server answering /health\n%s", p.logs)
-	return p
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, nil)
+	return &proc{Proc: p, addr: addr}
 }
 
 // stop sends SIGTERM and requires a clean exit.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("dfms server exited with %v after SIGTERM\n%s", err, p.logs)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("dfms server did not stop within 30 s of SIGTERM\n%s", p.logs)
-	}
+	p.Stop(t, 30*time.Second)
 }
 
 func getJSON(t *testing.T, url string) (int, map[string]any) {
@@ -133,8 +103,8 @@ func TestServerZeroConfig(t *testing.T) {
 			t.Errorf("embedded default did not create %s: %v", f, err)
 		}
 	}
-	if !strings.Contains(p.logs.String(), "stopped") {
-		t.Errorf("no clean-shutdown log line:\n%s", p.logs)
+	if !strings.Contains(p.Logs.String(), "stopped") {
+		t.Errorf("no clean-shutdown log line:\n%s", p.Logs)
 	}
 	// It starts again on the same data.
 	p = startServer(t, dir, []string{"XDG_DATA_HOME="})
@@ -161,8 +131,8 @@ func TestServerPostgresS3(t *testing.T) {
 			t.Fatalf("/ready = %d %v", code, body)
 		}
 		p.stop(t)
-		if strings.Contains(p.logs.String(), "secret") || strings.Contains(p.logs.String(), strings.Split(strings.TrimPrefix(s3, "s3://"), "@")[0]) {
-			t.Errorf("credentials in the logs:\n%s", p.logs)
+		if strings.Contains(p.Logs.String(), "secret") || strings.Contains(p.Logs.String(), strings.Split(strings.TrimPrefix(s3, "s3://"), "@")[0]) {
+			t.Errorf("credentials in the logs:\n%s", p.Logs)
 		}
 	})
 	t.Run("env", func(t *testing.T) {

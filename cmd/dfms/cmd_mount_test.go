@@ -66,40 +66,25 @@ func dfmsBinary(t *testing.T) string {
 	})
 }
 
-// upProc is a running `dfms up`.
-type upProc struct {
-	cmd  *exec.Cmd
-	logs *testkit.SyncBuffer
-	done chan error
-}
+// upProc is a running `dfms up` (or another dfms process: mountProc,
+// serverProc).
+type upProc struct{ *testkit.Proc }
 
 // unlimited lifts the server's rate limits: mounts over HTTP make many
 // small requests.
 var unlimited = []string{"DFMS_RATE_LIMIT_GLOBAL=10000000", "DFMS_RATE_LIMIT_USER=10000000",
 	"DFMS_RATE_LIMIT_UPLOAD=10000000", "DFMS_RATE_LIMIT_DOWNLOAD=10000000"}
 
-// startProc starts cmd, named name in messages, with its output in the
-// returned process's log, and waits up to 30 s until ready reports true;
-// it fails t with the log if the process exits first. When owner ends, a
+// startProc starts cmd, named name in messages, as testkit.StartProc
+// does, and waits up to 30 s until ready reports true. When owner ends, a
 // process still running is killed and a FUSE mount left on mnt (if not
 // "") is detached; the log is shown if owner failed or, with logKilled,
 // if the process had to be killed.
 func startProc(t, owner testing.TB, name string, cmd *exec.Cmd, mnt string, logKilled bool, ready func() bool) *upProc {
 	t.Helper()
-	p := &upProc{cmd: cmd, logs: &testkit.SyncBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	owner.Cleanup(func() {
-		killed := cmd.ProcessState == nil
-		if killed {
-			cmd.Process.Kill()
-			<-p.done
-		}
+	return &upProc{testkit.StartProc(t, owner, name, cmd, 30*time.Second, ready, func(p *testkit.Proc, killed bool) {
 		if owner.Failed() || killed && logKilled {
-			owner.Logf("the log of %s (killed at the end: %v):\n%s", name, killed, p.logs)
+			owner.Logf("the log of %s (killed at the end: %v):\n%s", name, killed, p.Logs)
 		}
 		// A killed daemon leaves its mount behind.
 		if mnt == "" {
@@ -108,20 +93,7 @@ func startProc(t, owner testing.TB, name string, cmd *exec.Cmd, mnt string, logK
 		if left, _ := fusetest.Mounts(mnt); len(left) > 0 {
 			syscall.Unmount(mnt, syscall.MNT_DETACH)
 		}
-	})
-	testkit.Eventually(t, 30*time.Second, func() bool {
-		if ready() {
-			return true
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("%s exited early: %v\n%s", name, err, p.logs)
-		default:
-		}
-		return false
-	}, "%s coming up\n%s", name, p.logs)
-	return p
+	})}
 }
 
 // healthy reports whether the API at addr answers its health check.
@@ -154,14 +126,7 @@ func startUp(t *testing.T, mnt, data, addr string, flags ...string) *upProc {
 // wait waits for the process to exit by itself and requires success.
 func (p *upProc) wait(t *testing.T) {
 	t.Helper()
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("dfms up: %v\n%s", err, p.logs)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("dfms up did not stop\n%s", p.logs)
-	}
+	p.Wait(t, 30*time.Second)
 }
 
 // restClient is a logged-in REST client.
@@ -316,10 +281,7 @@ func TestUp(t *testing.T) {
 
 	t.Run("posix", func(t *testing.T) { fusetest.RunPosix(t, posixDirs(mnt)) })
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	p.wait(t)
+	p.Stop(t, 30*time.Second)
 	if left, err := fusetest.Mounts(mnt); err != nil || len(left) > 0 {
 		t.Fatalf("after SIGTERM the mount is still there: %v %v", left, err)
 	}

@@ -39,14 +39,14 @@ func startMount(t, owner *testing.T, mnt, cache, addr, email, password string, a
 // and detaches its mount.
 func (p *upProc) kill9(t *testing.T, mnt string) {
 	t.Helper()
-	p.cmd.Process.Kill()
+	p.Cmd.Process.Kill()
 	// As an administrator would after a crash: abort the connection (a
 	// request in flight could otherwise keep the dead daemon's threads,
 	// and so its end of the connection, alive) and detach the mount.
 	if out, err := exec.Command(dfmsBinary(t), "umount", "--force", mnt).CombinedOutput(); err != nil {
 		t.Errorf("dfms umount --force: %v\n%s", err, out)
 	}
-	<-p.done
+	<-p.Done
 	if left, _ := fusetest.Mounts(mnt); len(left) > 0 {
 		t.Errorf("after dfms umount --force the mount is still there: %v", left)
 	}
@@ -268,7 +268,7 @@ func TestMountRemote(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A cold cache: a new mount B with an empty cache directory.
-		b.cmd.Process.Signal(syscall.SIGTERM)
+		b.Cmd.Process.Signal(syscall.SIGTERM)
 		b.wait(t)
 		cacheB = owner.TempDir()
 		b = startMount(t, owner, mntB, cacheB, addr, email, password)
@@ -339,6 +339,6 @@ func TestMountRemote(t *testing.T) {
 		}
 	})
 
-	b.cmd.Process.Signal(syscall.SIGTERM)
+	b.Cmd.Process.Signal(syscall.SIGTERM)
 	b.wait(t)
 }

@@ -137,15 +137,15 @@ func pjdMount(t *testing.T, kind string) string {
 	// unmount and commit; only one that does not is killed (startProc).
 	t.Cleanup(func() {
 		for _, p := range slices.Backward(procs) {
-			p.cmd.Process.Signal(syscall.SIGTERM)
+			p.Cmd.Process.Signal(syscall.SIGTERM)
 			select {
-			case err := <-p.done:
-				p.done <- err
+			case err := <-p.Done:
+				p.Done <- err
 				if err != nil {
-					t.Errorf("%s after SIGTERM: %v\n%s", p.cmd.Args[1], err, p.logs)
+					t.Errorf("%s after SIGTERM: %v\n%s", p.Cmd.Args[1], err, p.Logs)
 				}
 			case <-time.After(30 * time.Second):
-				t.Errorf("%s did not stop 30 s after SIGTERM", p.cmd.Args[1])
+				t.Errorf("%s did not stop 30 s after SIGTERM", p.Cmd.Args[1])
 			}
 		}
 	})

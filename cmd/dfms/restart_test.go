@@ -37,8 +37,8 @@ func startServer(t *testing.T, data, addr, email, password string) *serverProc {
 
 // kill9 kills the server as a crash would.
 func (p *serverProc) kill9() {
-	p.cmd.Process.Kill()
-	<-p.done
+	p.Cmd.Process.Kill()
+	<-p.Done
 }
 
 // serverMount is a `dfms server` on data and addr, with an administrator
@@ -282,14 +282,11 @@ func TestMountServerRestart(t *testing.T) {
 	}
 	t.Logf("%d files and %d directories checked on the server", len(written), len(dirs))
 	if t.Failed() {
-		lines := strings.Split(mp.logs.String(), "\n")
+		lines := strings.Split(mp.Logs.String(), "\n")
 		t.Logf("mount log (%d lines, the last 60):\n%s", len(lines), strings.Join(lines[max(0, len(lines)-60):], "\n"))
 	}
 	// Unmount while the server runs: nothing is left to commit.
-	if err := mp.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	mp.wait(t)
+	mp.Stop(t, 30*time.Second)
 }
 
 // Past --server-wait an operation that needs the server fails with EIO and
@@ -326,8 +323,8 @@ func TestMountServerWaitBound(t *testing.T) {
 	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, want) {
 		t.Errorf("read of a cached file with the server down: %q %v", got, err)
 	}
-	if _, ok := within(5*time.Second, func() bool { return strings.Contains(mp.logs.String(), "could not be reached for") }); !ok {
-		t.Errorf("the mount log does not say why:\n%s", mp.logs)
+	if _, ok := within(5*time.Second, func() bool { return strings.Contains(mp.Logs.String(), "could not be reached for") }); !ok {
+		t.Errorf("the mount log does not say why:\n%s", mp.Logs)
 	}
 
 	sm.restartServer(t)
@@ -338,6 +335,6 @@ func TestMountServerWaitBound(t *testing.T) {
 		t.Errorf("read once the server is back: %q %v", got, err)
 	}
 	if t.Failed() {
-		t.Logf("mount log:\n%s", mp.logs)
+		t.Logf("mount log:\n%s", mp.Logs)
 	}
 }

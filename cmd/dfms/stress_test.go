@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -133,7 +132,7 @@ func TestUpStress(t *testing.T) {
 	s.down.Store(true)
 	s.epoch.Add(1)
 	p.kill9(t, mnt)
-	killedLog := p.logs
+	killedLog := p.Logs
 	p = startUp(t, mnt, data, addr)
 	s.upAt = time.Now()
 	s.down.Store(false)
@@ -169,20 +168,17 @@ func TestUpStress(t *testing.T) {
 		fusetest.Fsync(t, s.dir)
 		c.recheck(lost)
 	}
-	for _, log := range []*testkit.SyncBuffer{killedLog, p.logs} {
+	for _, log := range []*testkit.SyncBuffer{killedLog, p.Logs} {
 		if strings.Contains(log.String(), "(conflict") {
 			t.Errorf("the mount made a conflict copy; its log:\n%s", grepLog(log.String(), "conflict"))
 		}
 	}
 	if t.Failed() {
 		t.Logf("warnings and errors of the killed process:\n%s", grepLog(killedLog.String(), "level=WARN", "level=ERROR"))
-		t.Logf("warnings and errors of the restarted process:\n%s", grepLog(p.logs.String(), "level=WARN", "level=ERROR"))
+		t.Logf("warnings and errors of the restarted process:\n%s", grepLog(p.Logs.String(), "level=WARN", "level=ERROR"))
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	p.wait(t)
+	p.Stop(t, 30*time.Second)
 }
 
 // stressEvent is a change of a file's content that must be a version of

@@ -327,9 +327,9 @@ func (l *Backend) Versions(ctx context.Context, id dfms.EntryID) ([]vfs.VersionI
 	return out, nil
 }
 
-// vfs.SetAttr implements vfs.Backend.
-func (l *Backend) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
-	e, err := l.files.SetAttr(l.lazyCtx(ctx), l.owner, id, meta.SetAttr{Mode: a.Mode, UID: a.UID, GID: a.GID, MTime: a.MTime, ATime: a.ATime, Accessed: a.Accessed})
+// SetAttr implements vfs.Backend.
+func (l *Backend) SetAttr(ctx context.Context, id dfms.EntryID, a dfms.SetAttr) (vfs.Entry, error) {
+	e, err := l.files.SetAttr(l.lazyCtx(ctx), l.owner, id, a)
 	if l.done(err) != nil {
 		return vfs.Entry{}, err
 	}

@@ -94,28 +94,9 @@ func (b *Backend) call(ctx context.Context, op dfms.Op, r client.Request, out an
 	}
 }
 
-type fsEntry struct {
-	ID      dfms.EntryID `json:"id"`
-	Parent  dfms.EntryID `json:"parent_id"`
-	Name    string       `json:"name"`
-	Kind    string       `json:"kind"`
-	Mode    uint32       `json:"mode"`
-	UID     uint32       `json:"uid"`
-	GID     uint32       `json:"gid"`
-	Size    int64        `json:"size"`
-	MTime   time.Time    `json:"mtime"`
-	CTime   time.Time    `json:"ctime"`
-	ATime   time.Time    `json:"atime"`
-	Target  string       `json:"target"`
-	Rdev    uint32       `json:"rdev"`
-	Nlink   uint32       `json:"nlink"`
-	Version int64        `json:"version_id"` // the lasting id, as the mount names versions
-	Live    bool         `json:"live"`
-	// DataSize is absent from an older server's answers (all of Size).
-	DataSize *int64 `json:"data_size"`
-}
-
-func (e fsEntry) vfs() vfs.Entry {
+// entryOf is the mount's entry of e, named by its current version's
+// lasting id.
+func entryOf(e client.FSEntry) vfs.Entry {
 	kind, ok := dfms.ParseEntryKind(e.Kind)
 	if !ok {
 		kind = dfms.KindFile // a kind of a later server: shown as a file, whose reads it refuses
@@ -125,17 +106,17 @@ func (e fsEntry) vfs() vfs.Entry {
 		data = *e.DataSize
 	}
 	return vfs.Entry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: kind, Mode: e.Mode, UID: e.UID, GID: e.GID,
-		Size: e.Size, DataSize: data, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink, Version: e.Version, Live: e.Live}
+		Size: e.Size, DataSize: data, MTime: e.MTime, CTime: e.CTime, ATime: e.ATime, Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink, Version: e.VersionID, Live: e.Live}
 }
 
 func (b *Backend) entry(ctx context.Context, op dfms.Op, r client.Request) (vfs.Entry, error) {
 	var out struct {
-		Entry fsEntry `json:"entry"`
+		Entry client.FSEntry `json:"entry"`
 	}
 	if err := b.call(ctx, op, r, &out); err != nil {
 		return vfs.Entry{}, err
 	}
-	return out.Entry.vfs(), nil
+	return entryOf(out.Entry), nil
 }
 
 func entryPath(id dfms.EntryID) string { return "/api/v1/fs/entries/" + client.PathID(id) }
@@ -168,14 +149,14 @@ func (b *Backend) ReadDir(ctx context.Context, dir dfms.EntryID) ([]vfs.Entry, e
 	q := url.Values{}
 	for {
 		var out struct {
-			Items []fsEntry `json:"items"`
-			More  bool      `json:"more"`
+			Items []client.FSEntry `json:"items"`
+			More  bool             `json:"more"`
 		}
 		if err := b.call(ctx, "client.fs.ReadDir", client.Request{Method: http.MethodGet, Path: entryPath(dir) + "/children", Query: q, Retry: true}, &out); err != nil {
 			return nil, err
 		}
 		for _, e := range out.Items {
-			es = append(es, e.vfs())
+			es = append(es, entryOf(e))
 		}
 		if !out.More || len(out.Items) == 0 {
 			return es, nil
@@ -230,7 +211,7 @@ func (b *Backend) sameCreate(ctx context.Context, parent dfms.EntryID, name stri
 		}
 	case dfms.KindDir:
 		var out struct {
-			Items []fsEntry `json:"items"`
+			Items []client.FSEntry `json:"items"`
 		}
 		r := client.Request{Method: http.MethodGet, Path: entryPath(e.ID) + "/children", Query: url.Values{"limit": {"1"}}, Retry: true}
 		if err := b.call(ctx, "client.fs.Mkdir", r, &out); err != nil || len(out.Items) > 0 {
@@ -299,13 +280,10 @@ func (b *Backend) Readlink(ctx context.Context, id dfms.EntryID) (string, error)
 func (b *Backend) Manifest(ctx context.Context, id dfms.EntryID, version int64) (vfs.VersionInfo, dfms.Manifest, error) {
 	const op dfms.Op = "client.fs.Manifest"
 	var out struct {
-		Version   int64     `json:"version"`
-		VersionID int64     `json:"version_id"`
-		CreatedAt time.Time `json:"created_at"`
-		Chunks    []struct {
-			Hash string `json:"hash"`
-			Size uint32 `json:"size"`
-		} `json:"chunks"`
+		Version   int64             `json:"version"`
+		VersionID int64             `json:"version_id"`
+		CreatedAt time.Time         `json:"created_at"`
+		Chunks    []client.ChunkRef `json:"chunks"`
 	}
 	r := client.Request{Method: http.MethodGet, Path: "/api/v1/files/" + client.PathID(id) + "/manifest", Retry: true}
 	if version > 0 {
@@ -314,13 +292,9 @@ func (b *Backend) Manifest(ctx context.Context, id dfms.EntryID, version int64) 
 	if err := b.call(ctx, op, r, &out); err != nil {
 		return vfs.VersionInfo{}, dfms.Manifest{}, err
 	}
-	m := dfms.Manifest{Chunks: make([]dfms.ChunkRef, len(out.Chunks))}
-	for i, c := range out.Chunks {
-		h, err := dfms.ParseHash(c.Hash)
-		if err != nil {
-			return vfs.VersionInfo{}, dfms.Manifest{}, dfms.E(op, dfms.Other, err)
-		}
-		m.Chunks[i] = dfms.ChunkRef{Hash: h, Size: c.Size}
+	m, err := client.ManifestOf(out.Chunks)
+	if err != nil {
+		return vfs.VersionInfo{}, dfms.Manifest{}, dfms.E(op, dfms.Other, err)
 	}
 	return vfs.VersionInfo{ID: out.VersionID, Number: out.Version, Size: m.Size(), Time: out.CreatedAt}, m, nil
 }
@@ -462,16 +436,8 @@ func (b *Backend) putBatch(ctx context.Context, cs []dfms.ChunkData) error {
 // content back (defer_checksum): a commit costs the chunks that changed.
 func (b *Backend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, error) {
 	id, m, mtime := c.ID, c.Manifest, c.MTime
-	type ref struct {
-		Hash string `json:"hash"`
-		Size uint32 `json:"size"`
-	}
-	chunks := make([]ref, len(m.Chunks))
-	for i, c := range m.Chunks {
-		chunks[i] = ref{c.Hash.String(), c.Size}
-	}
 	body := map[string]any{"file_id": id, "base_version_id": c.Base, "require_base": c.RequireBase,
-		"commit_id": c.CommitID, "defer_checksum": true, "chunks": chunks}
+		"commit_id": c.CommitID, "defer_checksum": true, "chunks": client.ChunkRefs(m)}
 	if !mtime.IsZero() {
 		body["mtime"] = mtime.UTC()
 	}
@@ -497,72 +463,89 @@ func (b *Backend) CommitManifest(ctx context.Context, c vfs.Commit) (vfs.Entry, 
 // 256 commits (POST /api/v1/fs/commits).
 func (b *Backend) CommitManifests(ctx context.Context, cs []vfs.Commit) ([]vfs.CommitResult, error) {
 	const op dfms.Op = "client.fs.CommitManifests"
-	const most = 256
-	out := make([]vfs.CommitResult, 0, len(cs))
-	for len(cs) > 0 {
-		n := min(len(cs), most)
-		res, err := b.commitBatch(ctx, op, cs[:n])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, res...)
-		cs = cs[n:]
-	}
-	return out, nil
+	return inBatches(len(cs), 256, func(lo, hi int) ([]vfs.CommitResult, error) { return b.commitBatch(ctx, op, cs[lo:hi]) })
 }
 
 func (b *Backend) commitBatch(ctx context.Context, op dfms.Op, cs []vfs.Commit) ([]vfs.CommitResult, error) {
-	type ref struct {
-		Hash string `json:"hash"`
-		Size uint32 `json:"size"`
-	}
-	type commit struct {
-		FileID      dfms.EntryID `json:"file_id"`
-		Base        int64        `json:"base_version_id"`
-		RequireBase bool         `json:"require_base,omitempty"`
-		CommitID    string       `json:"commit_id,omitempty"`
-		MTime       *time.Time   `json:"mtime,omitempty"`
-		Chunks      []ref        `json:"chunks"`
-	}
 	body := struct {
-		Commits []commit `json:"commits"`
-	}{Commits: make([]commit, len(cs))}
+		Commits []client.Commit `json:"commits"`
+	}{Commits: make([]client.Commit, len(cs))}
 	retry := true // if every commit has an id
 	for i, c := range cs {
 		retry = retry && c.CommitID != ""
-		chunks := make([]ref, len(c.Manifest.Chunks))
-		for j, r := range c.Manifest.Chunks {
-			chunks[j] = ref{r.Hash.String(), r.Size}
-		}
-		body.Commits[i] = commit{FileID: c.ID, Base: c.Base, RequireBase: c.RequireBase, CommitID: c.CommitID, Chunks: chunks,
-			MTime: optTime(c.MTime)}
+		body.Commits[i] = client.Commit{FileID: c.ID, BaseID: c.Base, RequireBase: c.RequireBase, CommitID: c.CommitID,
+			Chunks: client.ChunkRefs(c.Manifest), MTime: optTime(c.MTime)}
 	}
-	var out struct {
-		Results []struct {
-			Entry     *fsEntry          `json:"entry"`
-			VersionID int64             `json:"version_id"`
-			Error     *client.ItemError `json:"error"`
-		} `json:"results"`
-	}
-	if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: "/api/v1/fs/commits", JSON: body, Retry: retry}, &out); err != nil {
+	out, err := b.postBatch(ctx, op, "/api/v1/fs/commits", body, len(cs), "commits", retry)
+	if err != nil {
 		return nil, err
 	}
-	if len(out.Results) != len(cs) {
-		return nil, dfms.E(op, dfms.Other, fmt.Errorf("the server answered %d results for %d commits", len(out.Results), len(cs)))
+	res, err := commitResults(op, out)
+	if err != nil {
+		return nil, err
 	}
-	res := make([]vfs.CommitResult, len(cs))
-	for i, r := range out.Results {
+	for i, r := range out {
+		if res[i].Err == nil {
+			res[i].Entry.Version = r.VersionID // the version this commit made
+		}
+	}
+	return res, nil
+}
+
+// batchResult is one result of a batch request (POST /fs/commits,
+// /fs/files, /fs/trash): an error, or else the entry made or changed
+// (with the id of the version a commit made).
+type batchResult struct {
+	Entry     *client.FSEntry   `json:"entry"`
+	VersionID int64             `json:"version_id"`
+	Error     *client.ItemError `json:"error"`
+}
+
+// commitResults are the results of a batch as the mount takes them; a
+// result with neither an entry nor an error is an error of the whole
+// batch.
+func commitResults(op dfms.Op, out []batchResult) ([]vfs.CommitResult, error) {
+	res := make([]vfs.CommitResult, len(out))
+	for i, r := range out {
 		switch {
 		case r.Error != nil:
 			res[i].Err = r.Error.Err(op)
 		case r.Entry != nil:
-			res[i].Entry = r.Entry.vfs()
-			res[i].Entry.Version = r.VersionID
+			res[i].Entry = entryOf(*r.Entry)
 		default:
 			return nil, dfms.E(op, dfms.Other, fmt.Errorf("result %d has neither an entry nor an error", i))
 		}
 	}
 	return res, nil
+}
+
+// postBatch posts a batch request of n items (what they are: commits,
+// files) to path and returns its n results.
+func (b *Backend) postBatch(ctx context.Context, op dfms.Op, path string, body any, n int, what string, retry bool) ([]batchResult, error) {
+	var out struct {
+		Results []batchResult `json:"results"`
+	}
+	if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: path, JSON: body, Retry: retry}, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Results) != n {
+		return nil, dfms.E(op, dfms.Other, fmt.Errorf("the server answered %d results for %d %s", len(out.Results), n, what))
+	}
+	return out.Results, nil
+}
+
+// inBatches calls send for the items [lo, hi) of n, at most most at a
+// time, and returns all their results in order.
+func inBatches[R any](n, most int, send func(lo, hi int) ([]R, error)) ([]R, error) {
+	out := make([]R, 0, n)
+	for lo := 0; lo < n; lo += most {
+		res, err := send(lo, min(lo+most, n))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+	}
+	return out, nil
 }
 
 // optTime is t in UTC for an optional time of a request: nil if zero.
@@ -602,42 +585,20 @@ func (b *Backend) ReserveIDs(ctx context.Context, n int) ([]dfms.EntryID, error)
 // answer was lost: the server answers the files it made as made.
 func (b *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.CommitResult, error) {
 	const op dfms.Op = "client.fs.CreateFiles"
-	const most = 256
-	out := make([]vfs.CommitResult, 0, len(es))
-	for len(es) > 0 {
-		n := min(len(es), most)
+	return inBatches(len(es), 256, func(lo, hi int) ([]vfs.CommitResult, error) {
 		body := struct {
 			Files []client.NewFile `json:"files"`
-		}{Files: make([]client.NewFile, n)}
-		for i, e := range es[:n] {
-			body.Files[i] = client.NewFile{ID: e.ID, Parent: e.Parent, Name: e.Name, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-				MTime: optTime(e.MTime), CTime: optTime(e.CTime), ATime: optTime(e.ATime), Named: optTime(e.Named)}
+		}{Files: make([]client.NewFile, 0, hi-lo)}
+		for _, e := range es[lo:hi] {
+			body.Files = append(body.Files, client.NewFile{ID: e.ID, Parent: e.Parent, Name: e.Name, Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
+				MTime: optTime(e.MTime), CTime: optTime(e.CTime), ATime: optTime(e.ATime), Named: optTime(e.Named)})
 		}
-		var res struct {
-			Results []struct {
-				Entry *fsEntry          `json:"entry"`
-				Error *client.ItemError `json:"error"`
-			} `json:"results"`
-		}
-		if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: "/api/v1/fs/files", JSON: body, Retry: true}, &res); err != nil {
+		out, err := b.postBatch(ctx, op, "/api/v1/fs/files", body, hi-lo, "files", true)
+		if err != nil {
 			return nil, err
 		}
-		if len(res.Results) != n {
-			return nil, dfms.E(op, dfms.Other, fmt.Errorf("the server answered %d results for %d files", len(res.Results), n))
-		}
-		for i, r := range res.Results {
-			switch {
-			case r.Error != nil:
-				out = append(out, vfs.CommitResult{Err: r.Error.Err(op)})
-			case r.Entry != nil:
-				out = append(out, vfs.CommitResult{Entry: r.Entry.vfs()})
-			default:
-				return nil, dfms.E(op, dfms.Other, fmt.Errorf("result %d has neither an entry nor an error", i))
-			}
-		}
-		es = es[n:]
-	}
-	return out, nil
+		return commitResults(op, out)
+	})
 }
 
 // TrashFiles implements vfs.Trasher: the unlinks the mount made at once
@@ -647,37 +608,25 @@ func (b *Backend) CreateFiles(ctx context.Context, es []vfs.Entry) ([]vfs.Commit
 // mount takes as done.
 func (b *Backend) TrashFiles(ctx context.Context, ids []dfms.EntryID, at []time.Time) ([]error, error) {
 	const op dfms.Op = "client.fs.TrashFiles"
-	const most = 1024
-	out := make([]error, 0, len(ids))
-	for len(ids) > 0 {
-		n := min(len(ids), most)
+	return inBatches(len(ids), 1024, func(lo, hi int) ([]error, error) {
 		body := struct {
 			Items []client.TrashItem `json:"items"`
-		}{Items: make([]client.TrashItem, n)}
-		for i, id := range ids[:n] {
-			body.Items[i] = client.TrashItem{ID: id, At: optTime(at[i])}
+		}{Items: make([]client.TrashItem, 0, hi-lo)}
+		for i := lo; i < hi; i++ {
+			body.Items = append(body.Items, client.TrashItem{ID: ids[i], At: optTime(at[i])})
 		}
-		var res struct {
-			Results []struct {
-				Error *client.ItemError `json:"error"`
-			} `json:"results"`
-		}
-		if err := b.call(ctx, op, client.Request{Method: http.MethodPost, Path: "/api/v1/fs/trash", JSON: body, Retry: true}, &res); err != nil {
+		out, err := b.postBatch(ctx, op, "/api/v1/fs/trash", body, hi-lo, "files", true)
+		if err != nil {
 			return nil, err
 		}
-		if len(res.Results) != n {
-			return nil, dfms.E(op, dfms.Other, fmt.Errorf("the server answered %d results for %d files", len(res.Results), n))
-		}
-		for _, r := range res.Results {
-			var err error
+		errs := make([]error, len(out))
+		for i, r := range out {
 			if r.Error != nil {
-				err = r.Error.Err(op)
+				errs[i] = r.Error.Err(op)
 			}
-			out = append(out, err)
 		}
-		ids, at = ids[n:], at[n:]
-	}
-	return out, nil
+		return errs, nil
+	})
 }
 
 // Versions implements vfs.Backend.
@@ -698,7 +647,7 @@ func (b *Backend) Versions(ctx context.Context, id dfms.EntryID) ([]vfs.VersionI
 }
 
 // SetAttr implements vfs.Backend.
-func (b *Backend) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
+func (b *Backend) SetAttr(ctx context.Context, id dfms.EntryID, a dfms.SetAttr) (vfs.Entry, error) {
 	body := map[string]any{}
 	if a.Mode != nil {
 		body["mode"] = *a.Mode & 0o7777

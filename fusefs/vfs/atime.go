@@ -109,7 +109,7 @@ func (fsys *FS) flushAccesses(ctx context.Context) {
 	a.mu.Unlock()
 	var again map[dfms.EntryID]time.Time
 	for id, at := range reads {
-		e, err := fsys.b.SetAttr(WithoutWait(ctx), id, SetAttr{ATime: &at, Accessed: true})
+		e, err := fsys.b.SetAttr(WithoutWait(ctx), id, dfms.SetAttr{ATime: &at, Accessed: true})
 		switch {
 		case err == nil:
 			fsys.mc.accessed(id, e.ATime)

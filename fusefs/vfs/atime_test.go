@@ -63,7 +63,7 @@ type unreachableAccess struct {
 	waited atomic.Int64
 }
 
-func (u *unreachableAccess) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
+func (u *unreachableAccess) SetAttr(ctx context.Context, id dfms.EntryID, a dfms.SetAttr) (vfs.Entry, error) {
 	if a.Accessed && u.down.Load() {
 		if !vfs.NoWait(ctx) {
 			u.waited.Add(1)

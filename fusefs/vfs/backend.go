@@ -52,26 +52,14 @@ type VersionInfo struct {
 	Time   time.Time // when it was committed
 }
 
-// SetAttr lists the attributes to change; nil fields are left alone.
-type SetAttr struct {
-	Mode  *uint32
-	UID   *uint32
-	GID   *uint32
-	MTime *time.Time
-	ATime *time.Time
-	// Accessed says ATime is a read's (relatime), not a change: alone,
-	// only forward, and the change time stays.
-	Accessed bool
-}
-
 // Usage is what statfs reports.
 type Usage struct {
 	UsedBytes  int64
 	QuotaBytes int64 // 0: unlimited
 }
 
-// noWaitKey marks a context of WithoutWait.
-type noWaitKey struct{}
+// noWait marks the contexts of WithoutWait.
+var noWait = dfms.NewContextFlag("vfs.WithoutWait")
 
 // WithoutWait returns ctx marked for a request whose caller has an answer
 // of its own if the server cannot be reached: a backend that waits for an
@@ -79,14 +67,11 @@ type noWaitKey struct{}
 // kind dfms.Unavailable instead. Only GetAttr (FS.Open's check of the
 // current version) and SetAttr of a read's access time are asked so.
 func WithoutWait(ctx context.Context) context.Context {
-	return context.WithValue(ctx, noWaitKey{}, true)
+	return noWait.Set(ctx)
 }
 
 // NoWait reports whether ctx was marked by WithoutWait.
-func NoWait(ctx context.Context) bool {
-	v, _ := ctx.Value(noWaitKey{}).(bool)
-	return v
-}
+func NoWait(ctx context.Context) bool { return noWait.In(ctx) }
 
 // Backend is what the file layer needs from the server: one owner's tree,
 // as seen by that owner. Implementations are safe for concurrent use.
@@ -131,7 +116,7 @@ type Tree interface {
 	// Exist if the name is taken.
 	CreateFile(ctx context.Context, parent dfms.EntryID, name string, mode, uid, gid uint32) (Entry, error)
 	// SetAttr changes mode, owner ids or mtime of entry id.
-	SetAttr(ctx context.Context, id dfms.EntryID, a SetAttr) (Entry, error)
+	SetAttr(ctx context.Context, id dfms.EntryID, a dfms.SetAttr) (Entry, error)
 
 	// Rename moves parent/name to newParent/newName. If the new name is
 	// taken: without replace it fails with Exist; with replace a file or

@@ -214,9 +214,7 @@ func TestDeferredWriteBackCrashPendingRenameUnlink(t *testing.T) {
 // with write-back and the background remover running; after Sync the
 // server holds exactly what the mount shows, with the same contents.
 func TestDeferredRandomOpsMountMatchesServer(t *testing.T) {
-	l, svc := newLocalParams(t, smallChunks)
-	fsys := newWriteBackFS(t, l, t.TempDir())
-	defer fsys.Close(ctx)
+	fsys, l, svc := writeBackLocal(t)
 	root := fsys.Root()
 	sub, err := fsys.Mkdir(ctx, root, "sub", 0o755, vfs.Caller{})
 	if err != nil {
@@ -346,9 +344,7 @@ func TestDeferredFsyncCoversEarlierUnlink(t *testing.T) {
 // remover, Sync and stat by inode running alongside: no race, no
 // deadlock, and the server ends up as the mount shows.
 func TestDeferredConcurrentDirsStress(t *testing.T) {
-	l, svc := newLocalParams(t, smallChunks)
-	fsys := newWriteBackFS(t, l, t.TempDir())
-	defer fsys.Close(ctx)
+	fsys, l, svc := writeBackLocal(t)
 	root := fsys.Root()
 	const workers = 4
 	type result struct {

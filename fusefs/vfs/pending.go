@@ -389,7 +389,7 @@ func (fsys *FS) renamePending(ctx context.Context, from dfms.EntryID, name strin
 // setPendingAttr changes attributes of pending file id; ok false says id
 // is not pending (any more). A change its journal cannot record is not
 // made.
-func (fsys *FS) setPendingAttr(id dfms.EntryID, a SetAttr) (Entry, bool, error) {
+func (fsys *FS) setPendingAttr(id dfms.EntryID, a dfms.SetAttr) (Entry, bool, error) {
 	const op dfms.Op = "vfs.SetAttr"
 	p := fsys.pend
 	if p == nil {
@@ -415,25 +415,15 @@ func (fsys *FS) setPendingAttr(id dfms.EntryID, a SetAttr) (Entry, bool, error) 
 		}
 	}
 	e := pf.e
-	if a.Mode != nil {
-		e.Mode = *a.Mode & 0o7777
-	}
-	if a.UID != nil {
-		e.UID = *a.UID
-	}
-	if a.GID != nil {
-		e.GID = *a.GID
-	}
+	a.ApplyTo(&e.Mode, &e.UID, &e.GID, &e.MTime, &e.ATime)
 	var rec []byte
 	if a.Mode != nil || a.UID != nil || a.GID != nil {
 		rec = appendRecord(rec, recPerm, int64(e.Mode), int64(e.UID)<<32|int64(e.GID))
 	}
 	if a.MTime != nil {
-		e.MTime = *a.MTime
 		rec = appendRecord(rec, recMTime, a.MTime.UnixNano(), 0)
 	}
 	if a.ATime != nil {
-		e.ATime = *a.ATime
 		rec = appendRecord(rec, recATime, a.ATime.UnixNano(), 0)
 	}
 	if err := pf.j.append(rec); err != nil {

@@ -596,9 +596,7 @@ func TestDeferredUnlinkRecoveryReplaysOnlyUnmade(t *testing.T) {
 // found the name still taken on the backend: the file was created under
 // a conflict name, and the next rename of the name failed with ENOENT.
 func TestMaterializeAfterUnlinkAndRenameToItsName(t *testing.T) {
-	l, svc := newLocalParams(t, smallChunks)
-	fsys := newWriteBackFS(t, l, t.TempDir())
-	defer fsys.Close(ctx)
+	fsys, l, svc := writeBackLocal(t)
 	root := fsys.Root()
 	create(t, fsys, "c", "old")
 	if err := fsys.Sync(ctx); err != nil {

@@ -247,9 +247,7 @@ func TestPendingLinkUnlinkedWhileMade(t *testing.T) {
 // the write-back made the file on the server in between. Every final
 // name must hold its object, on the mount and on the server.
 func TestPendingLinksUnderWriteBack(t *testing.T) {
-	l, svc := newLocalParams(t, smallChunks)
-	fsys := newWriteBackFS(t, l, t.TempDir())
-	defer fsys.Close(ctx)
+	fsys, _, svc := writeBackLocal(t)
 	root := fsys.Root()
 	const n, dirs = 600, 16
 	var ds []vfs.Ino

@@ -1047,7 +1047,7 @@ func (fsys *FS) SetAttr(ctx context.Context, ino Ino, h *Handle, in SetAttrIn) (
 	if in.Mode == nil && in.UID == nil && in.GID == nil && in.MTime == nil && in.ATime == nil {
 		return fsys.GetAttr(ctx, ino)
 	}
-	set := SetAttr{Mode: in.Mode, UID: in.UID, GID: in.GID, MTime: in.MTime, ATime: in.ATime}
+	set := dfms.SetAttr{Mode: in.Mode, UID: in.UID, GID: in.GID, MTime: in.MTime, ATime: in.ATime}
 	if in.MTime != nil {
 		fsys.mu.Lock()
 		of := fsys.open[id]

@@ -313,7 +313,7 @@ func (c *counting) CreateFile(ctx context.Context, parent dfms.EntryID, name str
 	return c.Backend.CreateFile(ctx, parent, name, mode, uid, gid)
 }
 
-func (c *counting) SetAttr(ctx context.Context, id dfms.EntryID, a vfs.SetAttr) (vfs.Entry, error) {
+func (c *counting) SetAttr(ctx context.Context, id dfms.EntryID, a dfms.SetAttr) (vfs.Entry, error) {
 	c.setattrs.Add(1)
 	return c.Backend.SetAttr(ctx, id, a)
 }

@@ -22,6 +22,17 @@ func newWriteBackFS(t *testing.T, b vfs.Backend, cache string) *vfs.FS {
 	return openFS(t, b, vfs.Options{CacheDir: cache, WriteBack: true})
 }
 
+// writeBackLocal is a write-back mount, closed when the test ends, over
+// an in-process backend with small chunks; and that backend and its file
+// layer.
+func writeBackLocal(t *testing.T) (*vfs.FS, *local.Backend, *files.Service) {
+	t.Helper()
+	l, svc := newLocalParams(t, smallChunks)
+	fsys := newWriteBackFS(t, l, t.TempDir())
+	t.Cleanup(func() { fsys.Close(ctx) })
+	return fsys, l, svc
+}
+
 // Closed files are committed in the background: before that the mount
 // shows what was written, after Sync the server has every file, one
 // version each.
@@ -288,11 +299,11 @@ type steppedCommits struct {
 	open    chan struct{}
 }
 
-// newStepped returns a write-back FS over a steppedCommits backend with
+// steppedFS returns a write-back FS over a steppedCommits backend with
 // small chunks, its file layer, and the function that lets every commit
-// pass. Both committers are busy, each holding a commit (of g1 and g2).
-// When the test ends, the commits are let pass and the FS is closed.
-func newStepped(t *testing.T) (*steppedCommits, *files.Service, *vfs.FS, func()) {
+// pass. When the test ends, the commits are let pass and the FS is
+// closed.
+func steppedFS(t *testing.T) (*steppedCommits, *files.Service, *vfs.FS, func()) {
 	t.Helper()
 	l, svc := newLocalParams(t, smallChunks)
 	b := &steppedCommits{Backend: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
@@ -300,6 +311,14 @@ func newStepped(t *testing.T) (*steppedCommits, *files.Service, *vfs.FS, func())
 	t.Cleanup(func() { fsys.Close(ctx) })
 	letGo := sync.OnceFunc(func() { close(b.open) })
 	t.Cleanup(letGo) // before Close, which waits for the committers
+	return b, svc, fsys, letGo
+}
+
+// newStepped is steppedFS with both committers busy, each holding a
+// commit (of g1 and g2).
+func newStepped(t *testing.T) (*steppedCommits, *files.Service, *vfs.FS, func()) {
+	t.Helper()
+	b, svc, fsys, letGo := steppedFS(t)
 	create(t, fsys, "g1", "held")
 	<-b.started
 	create(t, fsys, "g2", "held")
@@ -363,9 +382,7 @@ func TestWriteBackCloseDuringItsBatch(t *testing.T) {
 // A close is committed right after, even while a reader keeps the file
 // open (tail -f of a file that is being replaced): `exec 3< f; echo v2 > f`.
 func TestWriteBackCloseWhileReaderOpen(t *testing.T) {
-	l, svc := newLocalParams(t, smallChunks)
-	fsys := newWriteBackFS(t, l, t.TempDir())
-	defer fsys.Close(ctx)
+	fsys, l, svc := writeBackLocal(t)
 	f := create(t, fsys, "f", "v1")
 	fsys.WaitWriteBack()
 	r := mustOpen(t, fsys, f.Ino, os.O_RDONLY)
@@ -390,9 +407,7 @@ func TestWriteBackCloseWhileReaderOpen(t *testing.T) {
 // and its reads lost them (posixtest FstatDeleted under load). An
 // unlinked file's data goes with its last handle, as on a local disk.
 func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
-	l, _ := newLocalParams(t, smallChunks)
-	fsys := newWriteBackFS(t, l, t.TempDir())
-	defer fsys.Close(ctx)
+	fsys, _, _ := writeBackLocal(t)
 	root := fsys.Root()
 	fsys.HoldRemovals()
 	content := "written, then unlinked while open"
@@ -401,8 +416,23 @@ func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
 	if err := fsys.Unlink(ctx, root, "f"); err != nil {
 		t.Fatal(err)
 	}
+	checkOpenUnlinked(t, fsys, f.Ino, r, content)
 	fsys.WaitWriteBack()
-	a, err := fsys.GetAttr(ctx, f.Ino)
+	if err := fsys.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fsys.HasOpenState(f.Ino) {
+		t.Error("the unlinked file's open state outlives its last handle")
+	}
+}
+
+// checkOpenUnlinked checks, once the write-back is done, the unlinked
+// file ino that r still has open: fstat shows its size and nlink 0, and r
+// reads content. It releases r.
+func checkOpenUnlinked(t *testing.T, fsys *vfs.FS, ino vfs.Ino, r *vfs.Handle, content string) {
+	t.Helper()
+	fsys.WaitWriteBack()
+	a, err := fsys.GetAttr(ctx, ino)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,13 +443,6 @@ func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
 		t.Errorf("the reader reads %q, want %q", got, content)
 	}
 	release(t, r)
-	fsys.WaitWriteBack()
-	if err := fsys.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if fsys.HasOpenState(f.Ino) {
-		t.Error("the unlinked file's open state outlives its last handle")
-	}
 }
 
 // Regression test; the bug was: a file unlinked while the write-back
@@ -429,12 +452,7 @@ func TestWriteBackUnlinkedWhileReaderOpen(t *testing.T) {
 // version that commit made, took it for stale and read the file again
 // from the server, which has it live until the removal is made.
 func TestWriteBackUnlinkedDuringItsCommit(t *testing.T) {
-	l, _ := newLocalParams(t, smallChunks)
-	b := &steppedCommits{Backend: l, started: make(chan struct{}), proceed: make(chan struct{}), open: make(chan struct{})}
-	fsys := newWriteBackFS(t, b, t.TempDir())
-	t.Cleanup(func() { fsys.Close(ctx) })
-	letGo := sync.OnceFunc(func() { close(b.open) })
-	t.Cleanup(letGo) // before Close, which waits for the committers
+	b, _, fsys, letGo := steppedFS(t)
 	root := fsys.Root()
 	fsys.HoldRemovals()
 	content := "committed while it is unlinked"
@@ -453,18 +471,7 @@ func TestWriteBackUnlinkedDuringItsCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	letGo() // the commit makes its version; the removal stays held
-	fsys.WaitWriteBack()
-	got, err := fsys.GetAttr(ctx, a.Ino)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Size != int64(len(content)) || got.Nlink != 0 {
-		t.Errorf("fstat of the open unlinked file: size %d, nlink %d; want %d, 0", got.Size, got.Nlink, len(content))
-	}
-	if got := string(readAll(t, r)); got != content {
-		t.Errorf("the reader reads %q, want %q", got, content)
-	}
-	release(t, r)
+	checkOpenUnlinked(t, fsys, a.Ino, r, content)
 }
 
 // A close is committed right after even when the file is opened for

@@ -15,6 +15,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,6 +174,14 @@ func prefix(what []any) string {
 	return fmt.Sprintf(format, what[1:]...) + ": "
 }
 
+// OK fails t at once if err is not nil.
+func OK(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Must returns v, failing the test given to the returned function at once
 // if err is not nil: Must(m.GetUser(ctx, id))(t).
 func Must[T any](v T, err error) func(t testing.TB) T {
@@ -193,4 +204,19 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// RunCases runs the cases of a conformance suite (vfstest, metatest)
+// over subjects of type S, a backend or a store: case testX runs as
+// subtest X, on a subject that open makes for that subtest.
+func RunCases[S any](t *testing.T, open func(t *testing.T) S, cases ...func(t *testing.T, s S)) {
+	t.Helper()
+	for _, c := range cases {
+		name := runtime.FuncForPC(reflect.ValueOf(c).Pointer()).Name()
+		name, ok := strings.CutPrefix(name[strings.LastIndexByte(name, '.')+1:], "test")
+		if !ok || name == "" {
+			t.Fatalf("suite case %s: not named testX", name)
+		}
+		t.Run(name, func(t *testing.T) { c(t, open(t)) })
+	}
 }

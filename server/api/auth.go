@@ -7,23 +7,14 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dfms/dfms"
+	apiclient "github.com/dfms/dfms/server/api/client"
 	"github.com/dfms/dfms/server/auth"
 	"github.com/dfms/dfms/server/meta"
 )
 
-type userView struct {
-	ID          dfms.UserID  `json:"id"`
-	Email       string       `json:"email"`
-	DisplayName string       `json:"display_name"`
-	Role        string       `json:"role"`
-	Active      bool         `json:"active"`
-	QuotaBytes  int64        `json:"quota_bytes"`
-	UsedBytes   int64        `json:"used_bytes"`
-	RootID      dfms.EntryID `json:"root_folder_id"`
-}
-
-func userOf(u meta.User) userView {
-	return userView{u.ID, u.Email, u.DisplayName, u.Role, u.Active, u.QuotaBytes, u.UsedBytes, u.Root}
+func userOf(u meta.User) apiclient.User {
+	return apiclient.User{ID: u.ID, Email: u.Email, DisplayName: u.DisplayName, Role: u.Role, Active: u.Active,
+		QuotaBytes: u.QuotaBytes, UsedBytes: u.UsedBytes, RootID: u.Root}
 }
 
 // session is the answer of register, login and refresh: the user and the
@@ -133,7 +124,7 @@ func (a *API) adminUsers(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	out := make([]userView, len(us))
+	out := make([]apiclient.User, len(us))
 	for i, u := range us {
 		out[i] = userOf(u)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dfms/dfms"
+	apiclient "github.com/dfms/dfms/server/api/client"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 )
@@ -239,16 +240,8 @@ func (a *API) versionByID(c *gin.Context, vid int64) (dfms.Version, bool) {
 
 // manifestOut answers version v's chunk list.
 func (a *API) manifestOut(c *gin.Context, v dfms.Version, current bool) {
-	type ref struct {
-		Hash string `json:"hash"`
-		Size uint32 `json:"size"`
-	}
-	chunks := make([]ref, len(v.Manifest.Chunks))
-	for i, r := range v.Manifest.Chunks {
-		chunks[i] = ref{r.Hash.String(), r.Size}
-	}
 	out := gin.H{"file_id": v.Entry, "version": v.Number, "version_id": v.ID, "current": current,
-		"size": v.Manifest.Size(), "data_size": v.Manifest.DataSize(), "chunks": chunks}
+		"size": v.Manifest.Size(), "data_size": v.Manifest.DataSize(), "chunks": apiclient.ChunkRefs(*v.Manifest)}
 	if !v.CreatedAt.IsZero() {
 		out["created_at"] = v.CreatedAt.UTC()
 	}
@@ -357,22 +350,19 @@ func (a *API) versionChunk(ctx context.Context, owner dfms.UserID, id dfms.Entry
 // commitManifest commits a version from chunks the client stored.
 func (a *API) commitManifest(c *gin.Context) {
 	var b struct {
-		FileID      optionalID `json:"file_id"`
-		FolderID    optionalID `json:"folder_id"`
-		Name        string     `json:"name"`
-		BaseVersion int64      `json:"base_version"`
-		BaseID      int64      `json:"base_version_id"`
-		RequireBase bool       `json:"require_base"`
-		CommitID    string     `json:"commit_id"`
-		Checksum    string     `json:"checksum"`
-		Defer       bool       `json:"defer_checksum"` // accepted; every commit without a checksum defers it
-		MIMEType    string     `json:"mime_type"`
-		Mode        uint32     `json:"mode"`
-		MTime       *time.Time `json:"mtime"`
-		Chunks      []struct {
-			Hash string `json:"hash"`
-			Size uint32 `json:"size"`
-		} `json:"chunks"`
+		FileID      optionalID           `json:"file_id"`
+		FolderID    optionalID           `json:"folder_id"`
+		Name        string               `json:"name"`
+		BaseVersion int64                `json:"base_version"`
+		BaseID      int64                `json:"base_version_id"`
+		RequireBase bool                 `json:"require_base"`
+		CommitID    string               `json:"commit_id"`
+		Checksum    string               `json:"checksum"`
+		Defer       bool                 `json:"defer_checksum"` // accepted; every commit without a checksum defers it
+		MIMEType    string               `json:"mime_type"`
+		Mode        uint32               `json:"mode"`
+		MTime       *time.Time           `json:"mtime"`
+		Chunks      []apiclient.ChunkRef `json:"chunks"`
 	}
 	if !a.bindJSON(c, &b, false) {
 		return
@@ -415,13 +405,10 @@ func (a *API) commitManifest(c *gin.Context) {
 		}
 		req.SHA256 = sum
 	}
-	for _, r := range b.Chunks {
-		h, err := dfms.ParseHash(r.Hash)
-		if err != nil {
-			a.fail(c, err)
-			return
-		}
-		req.Manifest.Chunks = append(req.Manifest.Chunks, dfms.ChunkRef{Hash: h, Size: r.Size})
+	var err error
+	if req.Manifest, err = apiclient.ManifestOf(b.Chunks); err != nil {
+		a.fail(c, err)
+		return
 	}
 	// A hole (the hash of 64 zeros) is zeros that store nothing: the
 	// limits count the data the chunks hold.

@@ -14,13 +14,14 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dfms/dfms"
+	apiclient "github.com/dfms/dfms/server/api/client"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 )
 
 // uploadView is the answer to an upload: the file plus what it cost.
 type uploadView struct {
-	fileView
+	apiclient.Entry
 	ChunkCount  int   `json:"chunk_count"`
 	NewChunks   int   `json:"new_chunks"`
 	DedupChunks int   `json:"dedup_chunks"`
@@ -137,7 +138,7 @@ func (a *API) upload(c *gin.Context) {
 	a.metrics.bytesIn.Add(float64(res.Version.Size))
 	a.metrics.newChunks.Add(float64(res.NewChunks))
 	a.metrics.dedup.Add(float64(res.DedupChunks))
-	c.JSON(http.StatusCreated, uploadView{fileView: view(res.Entry), ChunkCount: res.Chunks,
+	c.JSON(http.StatusCreated, uploadView{Entry: view(res.Entry), ChunkCount: res.Chunks,
 		NewChunks: res.NewChunks, DedupChunks: res.DedupChunks, NewBytes: res.NewBytes})
 }
 

@@ -23,35 +23,10 @@ import (
 // and rmdir semantics, and rename with replace. Names in paths are
 // percent-encoded.
 
-// fsEntry is an entry as the mount sees it.
-type fsEntry struct {
-	ID      dfms.EntryID `json:"id"`
-	Parent  dfms.EntryID `json:"parent_id"`
-	Name    string       `json:"name"`
-	Kind    string       `json:"kind"` // file, dir, symlink, fifo, socket, chardev or blockdev
-	Mode    uint32       `json:"mode"`
-	UID     uint32       `json:"uid"`
-	GID     uint32       `json:"gid"`
-	Size    int64        `json:"size"`
-	MTime   time.Time    `json:"mtime"`
-	CTime   time.Time    `json:"ctime"`
-	ATime   time.Time    `json:"atime"`
-	Target  string       `json:"target,omitempty"`
-	Rdev    uint32       `json:"rdev,omitempty"` // a device's number
-	Nlink   uint32       `json:"nlink"`          // names of a file (hard links); 2 + subdirectories of a directory
-	Version int64        `json:"version"`
-	// VersionID is the current version's lasting id: the mount names a
-	// version by it.
-	VersionID int64 `json:"version_id"`
-	Live      bool  `json:"live"`
-	// DataSize is how many of Size bytes data chunks hold: Size less the
-	// holes of a sparse file (what st_blocks counts).
-	DataSize int64 `json:"data_size"`
-}
-
-func fsView(e dfms.Entry) fsEntry {
-	return fsEntry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: e.Kind.String(), Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
-		Size: e.Size, DataSize: e.DataSize, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), ATime: e.ATime.UTC(), Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink,
+// fsView is how the /fs endpoints show an entry.
+func fsView(e dfms.Entry) apiclient.FSEntry {
+	return apiclient.FSEntry{ID: e.ID, Parent: e.Parent, Name: e.Name, Kind: e.Kind.String(), Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID,
+		Size: e.Size, DataSize: &e.DataSize, MTime: e.MTime.UTC(), CTime: e.CTime.UTC(), ATime: e.ATime.UTC(), Target: e.Target, Rdev: e.Rdev, Nlink: e.Nlink,
 		Version: e.Version, VersionID: e.VersionID, Live: e.Live()}
 }
 
@@ -110,7 +85,7 @@ func (a *API) fsChildren(c *gin.Context) {
 	}
 	more := len(es) > limit
 	es = es[:min(len(es), limit)]
-	out := make([]fsEntry, len(es))
+	out := make([]apiclient.FSEntry, len(es))
 	for i, e := range es {
 		out[i] = fsView(e)
 	}
@@ -197,7 +172,7 @@ func (a *API) fsSetAttr(c *gin.Context) {
 	if b.MTime != nil && !a.validTime(c, "mtime", *b.MTime) || b.ATime != nil && !a.validTime(c, "atime", *b.ATime) {
 		return
 	}
-	e, err := a.Files.SetAttr(c.Request.Context(), user(c).ID, id, meta.SetAttr{Mode: b.Mode, UID: b.UID, GID: b.GID, MTime: b.MTime, ATime: b.ATime,
+	e, err := a.Files.SetAttr(c.Request.Context(), user(c).ID, id, dfms.SetAttr{Mode: b.Mode, UID: b.UID, GID: b.GID, MTime: b.MTime, ATime: b.ATime,
 		Accessed: b.Accessed})
 	a.reply(c, http.StatusOK, gin.H{"entry": fsView(e)}, err)
 }
@@ -344,6 +319,16 @@ func (a *API) fsRemoveXattr(c *gin.Context) {
 	a.reply(c, http.StatusNoContent, nil, err)
 }
 
+// batchSize answers 400 unless the list of a batch request (named field)
+// holds n items, 1 to most of them (what they are).
+func (a *API) batchSize(c *gin.Context, n, most int, field, what string) bool {
+	if n == 0 || n > most {
+		a.bad(c, "%s must hold 1 to %d %s", field, most, what)
+		return false
+	}
+	return true
+}
+
 // maxBatchCommits bounds the commits of one POST /fs/commits.
 const maxBatchCommits = 256
 
@@ -354,23 +339,9 @@ const maxBatchCommits = 256
 // the others. The request is charged the bytes of all of them.
 func (a *API) fsCommits(c *gin.Context) {
 	var b struct {
-		Commits []struct {
-			FileID      dfms.EntryID `json:"file_id"`
-			BaseID      int64        `json:"base_version_id"`
-			RequireBase bool         `json:"require_base"`
-			CommitID    string       `json:"commit_id"`
-			MTime       *time.Time   `json:"mtime"`
-			Chunks      []struct {
-				Hash string `json:"hash"`
-				Size uint32 `json:"size"`
-			} `json:"chunks"`
-		} `json:"commits"`
+		Commits []apiclient.Commit `json:"commits"`
 	}
-	if !a.bindJSON(c, &b, false) {
-		return
-	}
-	if len(b.Commits) == 0 || len(b.Commits) > maxBatchCommits {
-		a.bad(c, "commits must hold 1 to %d commits", maxBatchCommits)
+	if !a.bindJSON(c, &b, false) || !a.batchSize(c, len(b.Commits), maxBatchCommits, "commits", "commits") {
 		return
 	}
 	u := user(c)
@@ -392,13 +363,10 @@ func (a *API) fsCommits(c *gin.Context) {
 			}
 			req.MTime = *in.MTime
 		}
-		for _, r := range in.Chunks {
-			h, err := dfms.ParseHash(r.Hash)
-			if err != nil {
-				a.bad(c, "commit %d: %v", i, err)
-				return
-			}
-			req.Manifest.Chunks = append(req.Manifest.Chunks, dfms.ChunkRef{Hash: h, Size: r.Size})
+		var err error
+		if req.Manifest, err = apiclient.ManifestOf(in.Chunks); err != nil {
+			a.bad(c, "commit %d: %v", i, err)
+			return
 		}
 		size := req.Manifest.DataSize() // holes cost nothing
 		if size > a.cfg.MaxUploadSize {
@@ -457,11 +425,7 @@ func (a *API) fsCreateFiles(c *gin.Context) {
 	var b struct {
 		Files []apiclient.NewFile `json:"files"`
 	}
-	if !a.bindJSON(c, &b, false) {
-		return
-	}
-	if len(b.Files) == 0 || len(b.Files) > maxBatchCreates {
-		a.bad(c, "files must hold 1 to %d files", maxBatchCreates)
+	if !a.bindJSON(c, &b, false) || !a.batchSize(c, len(b.Files), maxBatchCreates, "files", "files") {
 		return
 	}
 	owner := user(c).ID
@@ -508,11 +472,7 @@ func (a *API) fsTrash(c *gin.Context) {
 	var b struct {
 		Items []apiclient.TrashItem `json:"items"`
 	}
-	if !a.bindJSON(c, &b, false) {
-		return
-	}
-	if len(b.Items) == 0 || len(b.Items) > maxBatchTrash {
-		a.bad(c, "items must hold 1 to %d entries", maxBatchTrash)
+	if !a.bindJSON(c, &b, false) || !a.batchSize(c, len(b.Items), maxBatchTrash, "items", "entries") {
 		return
 	}
 	items := make([]meta.TrashItem, len(b.Items))

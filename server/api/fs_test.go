@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	apiclient "github.com/dfms/dfms/server/api/client"
 )
 
 // TestFSEndpoints drives the mount's /fs surface: create by kind, lookup,
@@ -649,10 +651,10 @@ func TestSparseCommit(t *testing.T) {
 		t.Fatalf("manifest %+v", m)
 	}
 	var fe struct {
-		Entry fsEntry `json:"entry"`
+		Entry apiclient.FSEntry `json:"entry"`
 	}
 	hs.mustJSON(t, 200, "GET", fmt.Sprintf("/api/v1/fs/entries/%d", c.File.ID), "", &fe)
-	if fe.Entry.DataSize != int64(len(data)) || fe.Entry.Size != c.File.Size {
+	if fe.Entry.DataSize == nil || *fe.Entry.DataSize != int64(len(data)) || fe.Entry.Size != c.File.Size {
 		t.Fatalf("fs entry %+v", fe.Entry)
 	}
 	rec := hs.do("GET", fmt.Sprintf("/api/v1/files/%d/download", c.File.ID), nil, "Range", fmt.Sprintf("bytes=%d-%d", 3*gib-2, 3*gib+int64(len(data))+2))

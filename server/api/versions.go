@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	apiclient "github.com/dfms/dfms/server/api/client"
 )
 
 // listVersions lists a file's versions, newest first
@@ -19,7 +21,7 @@ func (a *API) listVersions(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	out := make([]versionView, 0, len(vs))
+	out := make([]apiclient.Version, 0, len(vs))
 	for i := len(vs) - 1; i >= 0; i-- { // newest first
 		out = append(out, versionOf(vs[i], e.Version))
 	}

@@ -15,30 +15,13 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dfms/dfms"
+	apiclient "github.com/dfms/dfms/server/api/client"
 )
 
-// fileView is how entries (files, folders, symlinks) appear in responses.
-type fileView struct {
-	ID          dfms.EntryID `json:"id"`
-	ParentID    dfms.EntryID `json:"parent_id,omitempty"`
-	Name        string       `json:"name"`
-	Type        string       `json:"type"` // file, folder, symlink, fifo, socket, chardev or blockdev
-	IsDirectory bool         `json:"is_directory"`
-	Size        int64        `json:"size"`
-	MIMEType    string       `json:"mime_type,omitempty"`
-	Checksum    string       `json:"checksum,omitempty"` // SHA-256 of the current version, hex
-	Version     int64        `json:"version,omitempty"`
-	VersionID   int64        `json:"version_id,omitempty"` // the current version's lasting id
-	Mode        uint32       `json:"mode"`
-	Target      string       `json:"target,omitempty"`
-	Rdev        uint32       `json:"rdev,omitempty"` // a device's number
-	UpdatedAt   time.Time    `json:"updated_at"`
-	ChangedAt   time.Time    `json:"changed_at"`
-	DeletedAt   *time.Time   `json:"deleted_at,omitempty"`
-}
-
-func view(e dfms.Entry) fileView {
-	v := fileView{ID: e.ID, ParentID: e.Parent, Name: e.Name, Size: e.Size, MIMEType: e.MIME, Version: e.Version, VersionID: e.VersionID,
+// view is how entries (files, folders, symlinks, special files) appear
+// in responses.
+func view(e dfms.Entry) apiclient.Entry {
+	v := apiclient.Entry{ID: e.ID, ParentID: e.Parent, Name: e.Name, Size: e.Size, MIMEType: e.MIME, Version: e.Version, VersionID: e.VersionID,
 		Mode: e.Mode, Target: e.Target, Rdev: e.Rdev, Type: e.Kind.String(), UpdatedAt: e.MTime.UTC(), ChangedAt: e.CTime.UTC()}
 	switch e.Kind {
 	case dfms.KindDir:
@@ -55,29 +38,18 @@ func view(e dfms.Entry) fileView {
 	return v
 }
 
-func views(es []dfms.Entry) []fileView {
-	out := make([]fileView, 0, len(es))
+func views(es []dfms.Entry) []apiclient.Entry {
+	out := make([]apiclient.Entry, 0, len(es))
 	for _, e := range es {
 		out = append(out, view(e))
 	}
 	return out
 }
 
-// versionView is one version of a file.
-type versionView struct {
-	ID         int64     `json:"id"`      // lasting: it names this version for good
-	File       int64     `json:"file_id"` // the file it was made in
-	Version    int64     `json:"version"`
-	Size       int64     `json:"size"`
-	Checksum   string    `json:"checksum,omitempty"` // absent until computed (files.Checksum)
-	ChunkCount int       `json:"chunk_count"`
-	Base       int64     `json:"base_version_id,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	Current    bool      `json:"current"`
-}
-
-func versionOf(v dfms.Version, current int64) versionView {
-	vv := versionView{ID: v.ID, File: int64(v.Entry), Version: v.Number, Size: v.Size, ChunkCount: v.ChunkCount,
+// versionOf is how version v of a file whose current version is current
+// appears in responses.
+func versionOf(v dfms.Version, current int64) apiclient.Version {
+	vv := apiclient.Version{ID: v.ID, File: int64(v.Entry), Version: v.Number, Size: v.Size, ChunkCount: v.ChunkCount,
 		Base: v.Base, CreatedAt: v.CreatedAt.UTC(), Current: v.Number == current}
 	if !v.SHA256.IsZero() {
 		vv.Checksum = v.SHA256.String()

@@ -55,7 +55,7 @@ func (s *Service) List(ctx context.Context, owner dfms.UserID, dir dfms.EntryID,
 }
 
 // SetAttr changes mode, owner ids or mtime.
-func (s *Service) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a meta.SetAttr) (dfms.Entry, error) {
+func (s *Service) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a dfms.SetAttr) (dfms.Entry, error) {
 	return s.tree.SetAttr(ctx, owner, id, a)
 }
 

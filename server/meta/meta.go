@@ -244,20 +244,6 @@ type Change struct {
 	Origin string
 }
 
-// SetAttr lists the attributes to change; nil fields are left alone.
-type SetAttr struct {
-	Mode  *uint32
-	UID   *uint32
-	GID   *uint32
-	MTime *time.Time
-	ATime *time.Time
-	Size  *int64 // only through CommitVersion; SetAttr rejects it
-	// Accessed says ATime is a read's (relatime), not a change: only
-	// ATime is set, and only if later than the entry's; the change time
-	// stays and no change is journaled.
-	Accessed bool
-}
-
 // ListOptions pages a directory listing.
 type ListOptions struct {
 	After  string // list names greater than this (name order only)
@@ -508,7 +494,7 @@ type Tree interface {
 	// was created).
 	CreateEntries(ctx context.Context, es []dfms.Entry) ([]CreateResult, error)
 	// SetAttr changes an entry's attributes and returns the result.
-	SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a SetAttr) (dfms.Entry, error)
+	SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a dfms.SetAttr) (dfms.Entry, error)
 	// Rename moves id to newParent/newName. A directory cannot move into
 	// itself or a descendant (Conflict). If the name is taken: with replace
 	// unset it fails with Exist; with replace set, a file moved over a file
@@ -767,7 +753,8 @@ type Lifecycle interface {
 	Close() error
 }
 
-type lazyKey struct{}
+// lazy marks the contexts of WithLazyDurability.
+var lazy = dfms.NewContextFlag("meta.LazyDurability")
 
 // WithLazyDurability marks the writes made with ctx as ones that may
 // become durable after they return: each is still atomic, ordered after
@@ -777,16 +764,14 @@ type lazyKey struct{}
 // this way (a local file system makes a create durable at fsync too).
 // Stores whose every commit is durable anyway ignore it.
 func WithLazyDurability(ctx context.Context) context.Context {
-	return context.WithValue(ctx, lazyKey{}, true)
+	return lazy.Set(ctx)
 }
 
 // LazyDurability reports whether ctx carries WithLazyDurability.
-func LazyDurability(ctx context.Context) bool {
-	v, _ := ctx.Value(lazyKey{}).(bool)
-	return v
-}
+func LazyDurability(ctx context.Context) bool { return lazy.In(ctx) }
 
-type unreservedKey struct{}
+// unreserved marks the contexts of WithUnreservedIDs.
+var unreserved = dfms.NewContextFlag("meta.UnreservedIDs")
 
 // WithUnreservedIDs marks the creates made with ctx (CreateEntries) as
 // ones whose ids need not be reserved for their owner: the embedded
@@ -795,14 +780,11 @@ type unreservedKey struct{}
 // a crashed mount). An id taken is still refused. Never for a request of
 // a client.
 func WithUnreservedIDs(ctx context.Context) context.Context {
-	return context.WithValue(ctx, unreservedKey{}, true)
+	return unreserved.Set(ctx)
 }
 
 // UnreservedIDs reports whether ctx carries WithUnreservedIDs.
-func UnreservedIDs(ctx context.Context) bool {
-	v, _ := ctx.Value(unreservedKey{}).(bool)
-	return v
-}
+func UnreservedIDs(ctx context.Context) bool { return unreserved.In(ctx) }
 
 type originKey struct{}
 

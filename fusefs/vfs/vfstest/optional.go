@@ -26,7 +26,7 @@ func testChangeFeed(t *testing.T, b vfs.Backend) {
 	v := write(t, b, f.ID, 0, "changed").Version
 	d := mkdir(t, b, r, "d")
 	mode := uint32(0o600)
-	testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{Mode: &mode}))(t)
+	testkit.Must(b.SetAttr(ctx, f.ID, dfms.SetAttr{Mode: &mode}))(t)
 	ok(t, b.SetXattr(ctx, f.ID, "user.x", []byte("x"), dfms.XattrAny))
 	ok(t, b.Rename(ctx, r, "f", d.ID, "g", false))
 	ok(t, b.Unlink(ctx, d.ID, "g"))

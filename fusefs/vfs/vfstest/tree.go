@@ -470,21 +470,21 @@ func testSetAttr(t *testing.T, b vfs.Backend) {
 	r := root(t, b)
 	f := testkit.Must(b.CreateFile(ctx, r, "f", 0o644, 10, 20))(t)
 	mode := uint32(0o2750)
-	e := testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{Mode: &mode}))(t)
+	e := testkit.Must(b.SetAttr(ctx, f.ID, dfms.SetAttr{Mode: &mode}))(t)
 	if e.ID != f.ID || e.Mode != 0o2750 || e.UID != 10 || e.GID != 20 {
 		t.Fatalf("SetAttr mode: %+v", e)
 	}
 	uid, gid := uint32(30), uint32(40)
-	e = testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{UID: &uid}))(t)
+	e = testkit.Must(b.SetAttr(ctx, f.ID, dfms.SetAttr{UID: &uid}))(t)
 	if e.Mode != 0o2750 || e.UID != 30 || e.GID != 20 {
 		t.Fatalf("SetAttr uid: %+v", e)
 	}
-	e = testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{GID: &gid}))(t)
+	e = testkit.Must(b.SetAttr(ctx, f.ID, dfms.SetAttr{GID: &gid}))(t)
 	if e.Mode != 0o2750 || e.UID != 30 || e.GID != 40 {
 		t.Fatalf("SetAttr gid: %+v", e)
 	}
 	mt := stamp(48 * time.Hour)
-	e = testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{MTime: &mt}))(t)
+	e = testkit.Must(b.SetAttr(ctx, f.ID, dfms.SetAttr{MTime: &mt}))(t)
 	if !e.MTime.Equal(mt) || e.Mode != 0o2750 || e.UID != 30 || e.GID != 40 {
 		t.Fatalf("SetAttr mtime: %+v, want mtime %v", e, mt)
 	}
@@ -493,7 +493,7 @@ func testSetAttr(t *testing.T, b vfs.Backend) {
 		t.Fatalf("GetAttr after SetAttr: %+v", got)
 	}
 	at := stamp(96 * time.Hour)
-	e = testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{ATime: &at}))(t)
+	e = testkit.Must(b.SetAttr(ctx, f.ID, dfms.SetAttr{ATime: &at}))(t)
 	if !e.ATime.Equal(at) || !e.MTime.Equal(mt) {
 		t.Fatalf("SetAttr atime: %+v, want atime %v, mtime %v", e, at, mt)
 	}
@@ -504,31 +504,31 @@ func testSetAttr(t *testing.T, b vfs.Backend) {
 	// not the ctime; it comes alone.
 	ctime := testkit.Must(b.GetAttr(ctx, f.ID))(t).CTime
 	older, newer := stamp(120*time.Hour), stamp(72*time.Hour)
-	if e := testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{ATime: &older, Accessed: true}))(t); !e.ATime.Equal(at) {
+	if e := testkit.Must(b.SetAttr(ctx, f.ID, dfms.SetAttr{ATime: &older, Accessed: true}))(t); !e.ATime.Equal(at) {
 		t.Fatalf("an earlier access: %+v, want atime %v", e, at)
 	}
-	if e := testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{ATime: &newer, Accessed: true}))(t); !e.ATime.Equal(newer) || !e.CTime.Equal(ctime) || !e.MTime.Equal(mt) {
+	if e := testkit.Must(b.SetAttr(ctx, f.ID, dfms.SetAttr{ATime: &newer, Accessed: true}))(t); !e.ATime.Equal(newer) || !e.CTime.Equal(ctime) || !e.MTime.Equal(mt) {
 		t.Fatalf("an access: %+v, want atime %v, ctime %v", e, newer, ctime)
 	}
 	// Read since its last change, it moves no more (relatime).
 	read, again := stamp(-time.Minute), stamp(-2*time.Minute)
-	testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{ATime: &read, Accessed: true}))(t)
-	if e := testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{ATime: &again, Accessed: true}))(t); !e.ATime.Equal(read) {
+	testkit.Must(b.SetAttr(ctx, f.ID, dfms.SetAttr{ATime: &read, Accessed: true}))(t)
+	if e := testkit.Must(b.SetAttr(ctx, f.ID, dfms.SetAttr{ATime: &again, Accessed: true}))(t); !e.ATime.Equal(read) {
 		t.Fatalf("an access after one since the last change: atime %v, want %v", e.ATime, read)
 	}
-	_, err := b.SetAttr(ctx, f.ID, vfs.SetAttr{Mode: &mode, ATime: &newer, Accessed: true})
+	_, err := b.SetAttr(ctx, f.ID, dfms.SetAttr{Mode: &mode, ATime: &newer, Accessed: true})
 	testkit.WantKind(t, err, dfms.Invalid, "an access with a mode")
 	// Nothing to change changes nothing.
-	if e := testkit.Must(b.SetAttr(ctx, f.ID, vfs.SetAttr{}))(t); !e.MTime.Equal(mt) || e.Mode != 0o2750 || e.UID != 30 {
+	if e := testkit.Must(b.SetAttr(ctx, f.ID, dfms.SetAttr{}))(t); !e.MTime.Equal(mt) || e.Mode != 0o2750 || e.UID != 30 {
 		t.Fatalf("an empty SetAttr: %+v", e)
 	}
 	// Directories too.
 	d := mkdir(t, b, r, "d")
 	dm := uint32(0o700)
-	if e := testkit.Must(b.SetAttr(ctx, d.ID, vfs.SetAttr{Mode: &dm}))(t); e.Mode != 0o700 || e.Kind != dfms.KindDir {
+	if e := testkit.Must(b.SetAttr(ctx, d.ID, dfms.SetAttr{Mode: &dm}))(t); e.Mode != 0o700 || e.Kind != dfms.KindDir {
 		t.Fatalf("SetAttr of a directory: %+v", e)
 	}
-	_, err = b.SetAttr(ctx, noSuchID, vfs.SetAttr{Mode: &mode})
+	_, err = b.SetAttr(ctx, noSuchID, dfms.SetAttr{Mode: &mode})
 	testkit.WantKind(t, err, dfms.NotExist, "SetAttr of no entry")
 }
 

@@ -38,71 +38,59 @@ import (
 
 // Run runs the suite on backends made by newBackend (one per subtest).
 func Run(t *testing.T, newBackend func(t *testing.T) vfs.Backend) {
-	cases := []struct {
-		name string
-		fn   func(t *testing.T, b vfs.Backend)
-	}{
-		{"Root", testRoot},
-		{"CreateFile", testCreateFile},
-		{"Mkdir", testMkdir},
-		{"SymlinkReadlink", testSymlinkReadlink},
-		{"Mknod", testMknod},
-		{"Link", testLink},
-		{"Names", testNames},
-		{"Lookup", testLookup},
-		{"ReadDir", testReadDir},
-		{"Unlink", testUnlink},
-		{"Rmdir", testRmdir},
-		{"Rename", testRename},
-		{"RenameReplace", testRenameReplace},
-		{"RenameUnderItself", testRenameUnderItself},
-		{"SetAttr", testSetAttr},
-		{"Xattrs", testXattrs},
-		{"Chunking", testChunking},
-		{"MissingPutChunks", testMissingPutChunks},
-		{"ReadChunk", testReadChunk},
-		{"NeverWritten", testNeverWritten},
-		{"Commit", testCommit},
-		{"CommitMTime", testCommitMTime},
-		{"CommitRequireBase", testCommitRequireBase},
-		{"CommitID", testCommitID},
-		{"CommitIDAfterNewerCommit", testCommitIDAfterNewerCommit},
-		{"CommitUnsentChunk", testCommitUnsentChunk},
-		{"CommitTrashed", testCommitTrashed},
-		{"CommitNotAFile", testCommitNotAFile},
-		{"TrashedStaysReadable", testTrashedStaysReadable},
-		{"Versions", testVersions},
-		{"VersionsAfterRenameOver", testVersionsAfterRenameOver},
-		{"Usage", testUsage},
-		{"Concurrent", testConcurrent},
-		{"ChangeFeed", testChangeFeed},
-		{"ChangeFeedWait", testChangeFeedWait},
-		{"CommitBatcher", testCommitBatcher},
-		{"CommitBatcherRequireBase", testCommitBatcherRequireBase},
-		{"CommitBatcherIdempotent", testCommitBatcherIdempotent},
-		{"ChunkCommitter", testChunkCommitter},
-		{"FileCreator", testFileCreator},
-		{"Trasher", testTrasher},
-		{"Syncer", testSyncer},
-		{"Originator", testOriginator},
-		{"Holes", testHoles},
-		{"SparseFile", testSparseFile},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			c.fn(t, newBackend(t))
-		})
-	}
+	testkit.RunCases(t, newBackend,
+		testRoot,
+		testCreateFile,
+		testMkdir,
+		testSymlinkReadlink,
+		testMknod,
+		testLink,
+		testNames,
+		testLookup,
+		testReadDir,
+		testUnlink,
+		testRmdir,
+		testRename,
+		testRenameReplace,
+		testRenameUnderItself,
+		testSetAttr,
+		testXattrs,
+		testChunking,
+		testMissingPutChunks,
+		testReadChunk,
+		testNeverWritten,
+		testCommit,
+		testCommitMTime,
+		testCommitRequireBase,
+		testCommitID,
+		testCommitIDAfterNewerCommit,
+		testCommitUnsentChunk,
+		testCommitTrashed,
+		testCommitNotAFile,
+		testTrashedStaysReadable,
+		testVersions,
+		testVersionsAfterRenameOver,
+		testUsage,
+		testConcurrent,
+		testChangeFeed,
+		testChangeFeedWait,
+		testCommitBatcher,
+		testCommitBatcherRequireBase,
+		testCommitBatcherIdempotent,
+		testChunkCommitter,
+		testFileCreator,
+		testTrasher,
+		testSyncer,
+		testOriginator,
+		testHoles,
+		testSparseFile,
+	)
 }
 
 var ctx = context.Background()
 
-func ok(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+// ok fails t at once if err is not nil.
+var ok = testkit.OK
 
 // outcome is what a case wants of one item of a batch: success, or an
 // error of a kind.

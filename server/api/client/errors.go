@@ -98,12 +98,12 @@ var codeKinds = map[string]dfms.ErrorKind{
 	"INTERNAL_ERROR":           dfms.Other,
 }
 
-// Wrap classifies e for the caller.
 // Wrap returns e as a dfms error of op, of the kind e maps to.
 func (e *Error) Wrap(op dfms.Op) error { return &dfms.Error{Op: op, Kind: e.Kind(), Err: e} }
 
-// ItemError is the error member of one item of a batch answer (POST
-// /fs/commits, /fs/trash): the envelope's, in an answer that succeeded.
+// ItemError is the API's error envelope's member: of an error answer, and
+// of one item of a batch answer (POST /fs/commits, /fs/files, /fs/trash)
+// that succeeded.
 type ItemError struct {
 	Code      string          `json:"code"`
 	Message   string          `json:"message"`
@@ -128,12 +128,7 @@ func readError(resp *http.Response) *Error {
 		e.Date = d
 	}
 	var env struct {
-		Error struct {
-			Code      string          `json:"code"`
-			Message   string          `json:"message"`
-			RequestID string          `json:"request_id"`
-			Details   json.RawMessage `json:"details"`
-		} `json:"error"`
+		Error ItemError `json:"error"`
 	}
 	if json.Unmarshal(b, &env) == nil && env.Error.Code != "" {
 		e.Code, e.Message, e.Details = env.Error.Code, env.Error.Message, env.Error.Details

@@ -8,58 +8,12 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/dfms/dfms"
 )
 
 // Root names the caller's root folder wherever a folder id is taken.
 const Root dfms.EntryID = 0
-
-// User is an account as the API shows it.
-type User struct {
-	ID          dfms.UserID  `json:"id"`
-	Email       string       `json:"email"`
-	DisplayName string       `json:"display_name"`
-	Role        string       `json:"role"`
-	Active      bool         `json:"active"`
-	QuotaBytes  int64        `json:"quota_bytes"`
-	UsedBytes   int64        `json:"used_bytes"`
-	RootID      dfms.EntryID `json:"root_folder_id"`
-}
-
-// Entry is a file, folder or symlink.
-type Entry struct {
-	ID          dfms.EntryID `json:"id"`
-	ParentID    dfms.EntryID `json:"parent_id,omitempty"` // 0 for the root folder
-	Name        string       `json:"name"`
-	Type        string       `json:"type"` // file, folder or symlink
-	IsDirectory bool         `json:"is_directory"`
-	Size        int64        `json:"size"`
-	MIMEType    string       `json:"mime_type,omitempty"`
-	Checksum    string       `json:"checksum,omitempty"` // hex SHA-256 of the current version
-	Version     int64        `json:"version,omitempty"`
-	Mode        uint32       `json:"mode"`
-	Target      string       `json:"target,omitempty"`
-	UpdatedAt   time.Time    `json:"updated_at"`
-	ChangedAt   time.Time    `json:"changed_at"`
-	DeletedAt   *time.Time   `json:"deleted_at,omitempty"`
-}
-
-// IsDir reports whether e is a folder.
-func (e Entry) IsDir() bool { return e.IsDirectory || e.Type == "folder" }
-
-// Version is one version of a file.
-type Version struct {
-	ID         int64     `json:"id"` // lasting; Version is its place in the history, which can move
-	Version    int64     `json:"version"`
-	Size       int64     `json:"size"`
-	Checksum   string    `json:"checksum"`
-	ChunkCount int       `json:"chunk_count"`
-	Base       int64     `json:"base_version_id,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	Current    bool      `json:"current"`
-}
 
 // Login exchanges an email and a password for a token pair, which the
 // client keeps and hands to its TokenSaver.

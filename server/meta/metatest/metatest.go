@@ -24,87 +24,78 @@ import (
 
 // Run runs every case against stores made by open.
 func Run(t *testing.T, open func(t *testing.T) meta.Store) {
-	cases := []struct {
-		name string
-		fn   func(t *testing.T, s meta.Store)
-	}{
-		{"Users", testUsers},
-		{"LastAdmin", testLastAdmin},
-		{"LastAdminRace", testLastAdminRace},
-		{"TreeBasics", testTreeBasics},
-		{"SpecialFiles", testSpecialFiles},
-		{"HardLinks", testHardLinks},
-		{"HistoryFollowsTheDocument", testHistoryFollowsTheDocument},
-		{"Names", testNames},
-		{"Isolation", testIsolation},
-		{"SetAttr", testSetAttr},
-		{"Rename", testRename},
-		{"RenameReplace", testRenameReplace},
-		{"TrashRestorePurge", testTrashRestorePurge},
-		{"TrashRestoreConflicts", testTrashRestoreConflicts},
-		{"CommitVersions", testCommitVersions},
-		{"CommitBatch", testCommitBatch},
-		{"RefsPerOccurrence", testRefsPerOccurrence},
-		{"CommitMissingChunk", testCommitMissingChunk},
-		{"CommitErrors", testCommitErrors},
-		{"Quota", testQuota},
-		{"DeleteVersion", testDeleteVersion},
-		{"Xattrs", testXattrs},
-		{"DirTimes", testDirTimes},
-		{"MissingChunks", testMissingChunks},
-		{"SweepProtocol", testSweepProtocol},
-		{"Multipart", testMultipart},
-		{"MultipartErrors", testMultipartErrors},
-		{"Search", testSearch},
-		{"SearchBadText", testSearchBadText},
-		{"Changes", testChanges},
-		{"ChangesInCommitOrder", testChangesInCommitOrder},
-		{"ChangesConcurrentWriters", testChangesConcurrentWriters},
-		{"Nodes", testNodes},
-		{"ConcurrentCommits", testConcurrentCommits},
-		{"ConcurrentRenames", testConcurrentRenames},
-		{"Usage", testUsage},
-		{"RefreshTokens", testRefreshTokens},
-		{"ListSortPage", testListSortPage},
-		{"ListPages", testListPages},
-		{"ChunkOwners", testChunkOwners},
-		{"PossessionGoesWithTheChunk", testPossessionGoesWithTheChunk},
-		{"PendingChunks", testPendingChunks},
-		{"Lock", testLock},
-		{"LockFencing", testLockFencing},
-		{"LazyDurability", testLazyDurability},
-		{"ReservedIDs", testReservedIDs},
-		{"TrashEntries", testTrashEntries},
-		{"ManyChunks", testManyChunks},
-		{"CommitStoring", testCommitStoring},
-		{"VersionIdentity", testVersionIdentity},
-		{"CommitIdempotent", testCommitIdempotent},
-		{"TimesOutOfRange", testTimesOutOfRange},
-		{"QuotaHolds", testQuotaHolds},
-		{"QuotaHoldsExpire", testQuotaHoldsExpire},
-		{"QuotaParts", testQuotaParts},
-		{"QuotaXattrs", testQuotaXattrs},
-		{"UploadLifetime", testUploadLifetime},
-		{"UploadCap", testUploadCap},
-		{"Holes", testHoles},
+	opened := func(t *testing.T) meta.Store { // closed when its case ends
+		s := open(t)
+		t.Cleanup(func() { s.Close() })
+		return s
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			s := open(t)
-			t.Cleanup(func() { s.Close() })
-			tc.fn(t, s)
-		})
-	}
+	testkit.RunCases(t, opened,
+		testUsers,
+		testLastAdmin,
+		testLastAdminRace,
+		testTreeBasics,
+		testSpecialFiles,
+		testHardLinks,
+		testHistoryFollowsTheDocument,
+		testNames,
+		testIsolation,
+		testSetAttr,
+		testRename,
+		testRenameReplace,
+		testTrashRestorePurge,
+		testTrashRestoreConflicts,
+		testCommitVersions,
+		testCommitBatch,
+		testRefsPerOccurrence,
+		testCommitMissingChunk,
+		testCommitErrors,
+		testQuota,
+		testDeleteVersion,
+		testXattrs,
+		testDirTimes,
+		testMissingChunks,
+		testSweepProtocol,
+		testMultipart,
+		testMultipartErrors,
+		testSearch,
+		testSearchBadText,
+		testChanges,
+		testChangesInCommitOrder,
+		testChangesConcurrentWriters,
+		testNodes,
+		testConcurrentCommits,
+		testConcurrentRenames,
+		testUsage,
+		testRefreshTokens,
+		testListSortPage,
+		testListPages,
+		testChunkOwners,
+		testPossessionGoesWithTheChunk,
+		testPendingChunks,
+		testLock,
+		testLockFencing,
+		testLazyDurability,
+		testReservedIDs,
+		testTrashEntries,
+		testManyChunks,
+		testCommitStoring,
+		testVersionIdentity,
+		testCommitIdempotent,
+		testTimesOutOfRange,
+		testQuotaHolds,
+		testQuotaHoldsExpire,
+		testQuotaParts,
+		testQuotaXattrs,
+		testUploadLifetime,
+		testUploadCap,
+		testHoles,
+	)
 }
 
 var ctx = context.Background()
 
-func ok(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+// ok fails t at once if err is not nil.
+var ok = testkit.OK
 
 var userSeq struct {
 	sync.Mutex
@@ -294,7 +285,7 @@ func testIsolation(t *testing.T, s meta.Store) {
 	_, _, err = s.Rename(ctx, a.ID, f.ID, b.Root, "gift", false)
 	testkit.WantKind(t, err, dfms.NotExist, "Rename into another's folder")
 	testkit.WantKind(t, s.Trash(ctx, b.ID, f.ID), dfms.NotExist, "Trash")
-	_, err = s.SetAttr(ctx, b.ID, f.ID, meta.SetAttr{})
+	_, err = s.SetAttr(ctx, b.ID, f.ID, dfms.SetAttr{})
 	testkit.WantKind(t, err, dfms.NotExist, "SetAttr")
 	_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: b.ID, Entry: f.ID, Manifest: m})
 	testkit.WantKind(t, err, dfms.NotExist, "CommitVersion by id")
@@ -319,7 +310,7 @@ func testSetAttr(t *testing.T, s meta.Store) {
 	f := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: u.Root, Name: "f", Kind: dfms.KindFile, Mode: 0o644}))(t)
 	mode, uid, gid := uint32(0o4750), uint32(1000), uint32(100)
 	mt := time.Date(2001, 2, 3, 4, 5, 6, 789, time.UTC)
-	e := testkit.Must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Mode: &mode, UID: &uid, GID: &gid, MTime: &mt}))(t)
+	e := testkit.Must(s.SetAttr(ctx, u.ID, f.ID, dfms.SetAttr{Mode: &mode, UID: &uid, GID: &gid, MTime: &mt}))(t)
 	if e.Mode != 0o4750 || e.UID != 1000 || e.GID != 100 || !e.MTime.Equal(mt) {
 		t.Fatalf("after SetAttr: %+v", e)
 	}
@@ -334,7 +325,7 @@ func testSetAttr(t *testing.T, s meta.Store) {
 		t.Fatalf("an mtime change moved the atime: %v, was %v", e.ATime, f.ATime)
 	}
 	at := time.Date(2038, 1, 19, 3, 14, 8, 123, time.UTC)
-	e = testkit.Must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{ATime: &at}))(t)
+	e = testkit.Must(s.SetAttr(ctx, u.ID, f.ID, dfms.SetAttr{ATime: &at}))(t)
 	if !e.ATime.Equal(at) || !e.MTime.Equal(mt) {
 		t.Fatalf("after an atime change: atime %v mtime %v, want %v, %v", e.ATime, e.MTime, at, mt)
 	}
@@ -347,26 +338,26 @@ func testSetAttr(t *testing.T, s meta.Store) {
 	// day old.
 	before := testkit.Must(s.Changes(ctx, u.ID, 0, 1000))(t)
 	earlier, soon, later := at.Add(-time.Hour), at.Add(time.Hour), at.Add(dfms.RelatimeAge)
-	if e = testkit.Must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{ATime: &soon, Accessed: true}))(t); !e.ATime.Equal(at) {
+	if e = testkit.Must(s.SetAttr(ctx, u.ID, f.ID, dfms.SetAttr{ATime: &soon, Accessed: true}))(t); !e.ATime.Equal(at) {
 		t.Fatalf("an access within a day of the last moved the atime to %v", e.ATime)
 	}
-	if e = testkit.Must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{ATime: &earlier, Accessed: true}))(t); !e.ATime.Equal(at) {
+	if e = testkit.Must(s.SetAttr(ctx, u.ID, f.ID, dfms.SetAttr{ATime: &earlier, Accessed: true}))(t); !e.ATime.Equal(at) {
 		t.Fatalf("an earlier access moved the atime to %v", e.ATime)
 	}
 	ctime := e.CTime
-	if e = testkit.Must(s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{ATime: &later, Accessed: true}))(t); !e.ATime.Equal(later) || !e.CTime.Equal(ctime) {
+	if e = testkit.Must(s.SetAttr(ctx, u.ID, f.ID, dfms.SetAttr{ATime: &later, Accessed: true}))(t); !e.ATime.Equal(later) || !e.CTime.Equal(ctime) {
 		t.Fatalf("after an access: atime %v ctime %v, want %v, %v", e.ATime, e.CTime, later, ctime)
 	}
 	if after := testkit.Must(s.Changes(ctx, u.ID, 0, 1000))(t); len(after) != len(before) {
 		t.Fatalf("an access journaled %d changes", len(after)-len(before))
 	}
 	rw := uint32(0o600)
-	_, err := s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Mode: &rw, ATime: &later, Accessed: true})
+	_, err := s.SetAttr(ctx, u.ID, f.ID, dfms.SetAttr{Mode: &rw, ATime: &later, Accessed: true})
 	testkit.WantKind(t, err, dfms.Invalid, "an access with a mode")
-	_, err = s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Accessed: true})
+	_, err = s.SetAttr(ctx, u.ID, f.ID, dfms.SetAttr{Accessed: true})
 	testkit.WantKind(t, err, dfms.Invalid, "an access without an atime")
 	size := int64(5)
-	_, err = s.SetAttr(ctx, u.ID, f.ID, meta.SetAttr{Size: &size})
+	_, err = s.SetAttr(ctx, u.ID, f.ID, dfms.SetAttr{Size: &size})
 	testkit.WantKind(t, err, dfms.Invalid, "SetAttr size")
 }
 
@@ -1247,7 +1238,7 @@ func testChangesInCommitOrder(t *testing.T, s meta.Store) {
 	<-inA
 	go func() {
 		mode := uint32(0o700)
-		_, err := s.SetAttr(ctx, u.ID, db.ID, meta.SetAttr{Mode: &mode})
+		_, err := s.SetAttr(ctx, u.ID, db.ID, dfms.SetAttr{Mode: &mode})
 		errB <- err
 	}()
 	// The second write completes while the first is held (or, on a store
@@ -1308,7 +1299,7 @@ func testChangesConcurrentWriters(t *testing.T, s meta.Store) {
 						Durable: func() error { time.Sleep(time.Duration(i%4) * time.Millisecond); return nil }})
 				case 2:
 					mode := uint32(0o700 + i)
-					_, err = s.SetAttr(ctx, u.ID, dirs[w].ID, meta.SetAttr{Mode: &mode})
+					_, err = s.SetAttr(ctx, u.ID, dirs[w].ID, dfms.SetAttr{Mode: &mode})
 				}
 				if err != nil {
 					errs <- err
@@ -1849,7 +1840,7 @@ func testDirTimes(t *testing.T, s meta.Store) {
 	d2 := mkdir(t, s, u.ID, u.Root, "d2")
 	past := time.Unix(1000000000, 0)
 	for _, id := range []dfms.EntryID{d.ID, d2.ID} {
-		testkit.Must(s.SetAttr(ctx, u.ID, id, meta.SetAttr{MTime: &past}))(t)
+		testkit.Must(s.SetAttr(ctx, u.ID, id, dfms.SetAttr{MTime: &past}))(t)
 	}
 	changed := func(what string, ids ...dfms.EntryID) {
 		t.Helper()
@@ -1858,7 +1849,7 @@ func testDirTimes(t *testing.T, s meta.Store) {
 			if !e.MTime.After(past) || !e.CTime.After(past) {
 				t.Errorf("%s: directory %d has mtime %v, ctime %v; want both moved", what, id, e.MTime, e.CTime)
 			}
-			testkit.Must(s.SetAttr(ctx, u.ID, id, meta.SetAttr{MTime: &past}))(t)
+			testkit.Must(s.SetAttr(ctx, u.ID, id, dfms.SetAttr{MTime: &past}))(t)
 		}
 	}
 	f := testkit.Must(s.CreateEntry(ctx, dfms.Entry{Owner: u.ID, Parent: d.ID, Name: "f", Kind: dfms.KindFile, Mode: 0o644}))(t)
@@ -1913,7 +1904,7 @@ func testLazyDurability(t *testing.T, s meta.Store) {
 	}
 	f := testkit.Must(s.Lookup(ctx, u.ID, d.ID, "lazy00"))(t)
 	mode := uint32(0o600)
-	testkit.Must(s.SetAttr(lazy, u.ID, f.ID, meta.SetAttr{Mode: &mode}))(t)
+	testkit.Must(s.SetAttr(lazy, u.ID, f.ID, dfms.SetAttr{Mode: &mode}))(t)
 	ok(t, s.Sync(ctx))
 	if got := testkit.Must(s.GetEntry(ctx, u.ID, f.ID))(t); got.Mode != 0o600 {
 		t.Fatalf("mode after a lazy SetAttr and Sync = %o", got.Mode)
@@ -2549,7 +2540,7 @@ func testTimesOutOfRange(t *testing.T, s meta.Store) {
 	u := newUser(t, s)
 	e, _ := commit(t, s, u.ID, u.Root, "f", manifest(t, s, chunk("times", 5)))
 	for _, bad := range []time.Time{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)} {
-		_, err := s.SetAttr(ctx, u.ID, e.ID, meta.SetAttr{MTime: &bad})
+		_, err := s.SetAttr(ctx, u.ID, e.ID, dfms.SetAttr{MTime: &bad})
 		testkit.WantKind(t, err, dfms.Invalid, "SetAttr of "+bad.String())
 		_, _, err = s.CommitVersion(ctx, meta.CommitRequest{Owner: u.ID, Entry: e.ID, Manifest: dfms.Manifest{}, MTime: bad})
 		testkit.WantKind(t, err, dfms.Invalid, "a commit at "+bad.String())
@@ -2560,7 +2551,7 @@ func testTimesOutOfRange(t *testing.T, s meta.Store) {
 		t.Fatalf("after refused changes the file is %+v", got)
 	}
 	edge := dfms.MaxTime
-	got, err := s.SetAttr(ctx, u.ID, e.ID, meta.SetAttr{MTime: &edge})
+	got, err := s.SetAttr(ctx, u.ID, e.ID, dfms.SetAttr{MTime: &edge})
 	ok(t, err)
 	if !got.MTime.Equal(edge) {
 		t.Fatalf("the latest time the store keeps reads back as %v", got.MTime)

@@ -66,7 +66,7 @@ func testSpecialFiles(t *testing.T, s meta.Store) {
 
 	// Attributes, names and the trash.
 	mode, uid := uint32(0o600), uint32(9)
-	if e := testkit.Must(s.SetAttr(ctx, u.ID, made["null"].ID, meta.SetAttr{Mode: &mode, UID: &uid}))(t); e.Mode != 0o600 || e.UID != 9 || e.Rdev != 0x103 {
+	if e := testkit.Must(s.SetAttr(ctx, u.ID, made["null"].ID, dfms.SetAttr{Mode: &mode, UID: &uid}))(t); e.Mode != 0o600 || e.UID != 9 || e.Rdev != 0x103 {
 		t.Fatalf("after chmod and chown: %+v", e)
 	}
 	d := mkdir(t, s, u.ID, u.Root, "d")

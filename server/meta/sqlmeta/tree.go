@@ -557,7 +557,7 @@ func (s *Store) CreateEntries(ctx context.Context, es []dfms.Entry) ([]meta.Crea
 }
 
 // SetAttr implements meta.Tree.
-func (s *Store) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a meta.SetAttr) (dfms.Entry, error) {
+func (s *Store) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID, a dfms.SetAttr) (dfms.Entry, error) {
 	const op dfms.Op = "meta.SetAttr"
 	if a.Size != nil {
 		return dfms.Entry{}, dfms.Errorf(op, dfms.Invalid, "size changes only through a new version")
@@ -590,21 +590,7 @@ func (s *Store) SetAttr(ctx context.Context, owner dfms.UserID, id dfms.EntryID,
 			out.ATime = *a.ATime
 			return nil
 		}
-		if a.Mode != nil {
-			e.Mode = *a.Mode & 0o7777
-		}
-		if a.UID != nil {
-			e.UID = *a.UID
-		}
-		if a.GID != nil {
-			e.GID = *a.GID
-		}
-		if a.MTime != nil {
-			e.MTime = *a.MTime
-		}
-		if a.ATime != nil {
-			e.ATime = *a.ATime
-		}
+		a.Apply(&e)
 		if _, err := t.exec(ctx, `UPDATE entries SET mode = ?, uid = ?, gid = ?, mtime_ns = ?, atime_ns = ?, ctime_ns = ? WHERE id = ?`,
 			e.Mode, e.UID, e.GID, ns(e.MTime), ns(e.ATime), ns(t.now), id); err != nil {
 			return err
