@@ -461,21 +461,15 @@ func (f *openFile) ensureStageLocked() error {
 	return f.createStageLocked(nil)
 }
 
-// dropStageLocked closes and removes the stage and its journal; those of
-// a committed file in the background (reap.go): its journal names the
-// commit made.
-func (f *openFile) dropStageLocked(committed bool) {
+// dropStageLocked closes and removes the stage and its journal.
+func (f *openFile) dropStageLocked() {
 	if f.stage == nil {
 		return
 	}
 	f.stage.Close()
+	os.Remove(f.stage.Name())
 	f.journal.close()
-	if r := f.fsys.reap; committed && r != nil {
-		r.remove(f.stage.Name(), f.journal.f.Name())
-	} else {
-		os.Remove(f.stage.Name())
-		f.journal.remove()
-	}
+	f.journal.remove()
 	f.stage, f.journal = nil, nil
 }
 
@@ -778,8 +772,8 @@ func (f *openFile) committedLocked(e Entry, m dfms.Manifest) error {
 	f.pmu.Unlock()
 	if !busy && f.idleLocked() {
 		// Closed by everyone, so retired next: the stage goes now
-		// rather than being emptied first, in the background (reap.go).
-		f.dropStageLocked(true)
+		// rather than being emptied first.
+		f.dropStageLocked()
 		return nil
 	}
 	return f.resetStageLocked()

@@ -266,7 +266,7 @@ func (fsys *FS) createPending(ctx context.Context, dir dfms.EntryID, name string
 			delete(fsys.open, id)
 			fsys.mu.Unlock()
 			f.mu.Lock()
-			f.dropStageLocked(false)
+			f.dropStageLocked()
 			f.mu.Unlock()
 			continue
 		}

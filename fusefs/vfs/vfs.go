@@ -112,9 +112,6 @@ type FS struct {
 	// rm holds the files unlinked here that the backend has not trashed
 	// yet (removals.go); nil if it cannot trash them later.
 	rm *removals
-	// reap removes the stages of committed files (reap.go); nil until
-	// New has recovered what an earlier mount left.
-	reap *reaper
 }
 
 // trustedBackend is implemented by backends that verify the chunks they
@@ -180,7 +177,6 @@ func New(ctx context.Context, b Backend, opts Options) (*FS, error) {
 	if err := fsys.recoverStages(ctx); err != nil {
 		log.Error("some staged data of an earlier mount is not committed yet", "err", err)
 	}
-	fsys.reap = newReaper()
 	if opts.WriteBack {
 		fsys.wb = newWriteBack(fsys)
 	}
@@ -258,7 +254,6 @@ func (fsys *FS) Close(ctx context.Context) error {
 	if err := fsys.syncBackend(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	fsys.reap.close()
 	fsys.mu.Lock()
 	kept, aside := fsys.kept, fsys.aside
 	fsys.mu.Unlock()
