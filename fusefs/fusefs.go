@@ -166,6 +166,13 @@ func Mount(dir string, fsys *vfs.FS, opts Options) (*fuse.Server, error) {
 			ExplicitDataCacheControl: true,
 			MaxWrite:                 1 << 20,
 			Debug:                    opts.Debug,
+			// Reads are answered with bytes (node.Read), never a file
+			// descriptor, so go-fuse's splice could only fail: it
+			// would take a pipe and write the header into it first, for
+			// every read, and log a read of 1 MiB (a pipe holds no more).
+			DisableSplice: true,
+			// What go-fuse itself has to say goes to the mount's log.
+			Logger: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
