@@ -89,6 +89,7 @@ type completeDir struct {
 type cachedEntry struct {
 	e  Entry
 	at time.Time
+	g  uint64 // the generation of the read or change it came from
 }
 
 type cachedManifest struct {
@@ -129,15 +130,19 @@ func (c *metaCache) keepRoot(e Entry) {
 	c.root = e
 }
 
-// begin returns the generation to pass to put for a read starting now.
+// begin returns the generation to pass to put for a read starting now:
+// a new one, later than every drop so far and than every read begun
+// before, so that an answer never replaces one to a later read.
 func (c *metaCache) begin() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	return c.gen
 }
 
 // put keeps e, read by a read that began at generation g, unless the cache
-// is off or e was dropped since.
+// is off, e was dropped since, or the cache holds e from a read begun
+// later (which may have seen a change this one did not).
 func (c *metaCache) put(g uint64, es ...Entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -155,9 +160,12 @@ func (c *metaCache) put(g uint64, es ...Entry) {
 			continue
 		}
 		if old, ok := c.entries[e.ID]; ok {
+			if old.g > g {
+				continue
+			}
 			c.unnameLocked(old.e)
 		}
-		c.storeLocked(e, now)
+		c.storeLocked(e, now, g)
 	}
 }
 
@@ -209,9 +217,10 @@ func (c *metaCache) delNameLocked(k nameKey) {
 	}
 }
 
-// storeLocked holds e, read at time at, by id and, if live, by name.
-func (c *metaCache) storeLocked(e Entry, at time.Time) {
-	c.entries[e.ID] = cachedEntry{e, at}
+// storeLocked holds e, read at time at by a read or change of
+// generation g, by id and, if live, by name.
+func (c *metaCache) storeLocked(e Entry, at time.Time, g uint64) {
+	c.entries[e.ID] = cachedEntry{e, at, g}
 	if e.ID == c.root.ID {
 		c.root = e
 	}
@@ -236,7 +245,7 @@ func (c *metaCache) replace(g uint64, id dfms.EntryID, e *Entry, version int64, 
 		return
 	}
 	if e != nil && e.ID == id && c.droppedNames[nameKey{e.Parent, e.Name}] <= g {
-		c.storeLocked(*e, time.Now())
+		c.storeLocked(*e, time.Now(), c.gen)
 	}
 	if m != nil && version > 0 {
 		c.putManifestLocked(id, VersionInfo{ID: version, Size: m.Size()}, *m)
@@ -356,7 +365,7 @@ func (c *metaCache) created(g uint64, e Entry, deferred bool) {
 		if e.Kind == dfms.KindDir && dir.e.Nlink > 0 {
 			dir.e.Nlink++ // a subdirectory's ".."
 		}
-		c.storeLocked(dir.e, dir.at)
+		c.storeLocked(dir.e, dir.at, dir.g)
 	}
 	if cd, ok := c.complete[e.Parent]; ok {
 		cd.names[e.Name] = struct{}{}
@@ -365,7 +374,7 @@ func (c *metaCache) created(g uint64, e Entry, deferred bool) {
 	if !keep || c.dropped[e.ID] > g || c.droppedNames[nameKey{e.Parent, e.Name}] > g || len(c.entries) >= metaCacheMax {
 		return
 	}
-	c.storeLocked(e, time.Now())
+	c.storeLocked(e, time.Now(), c.gen)
 	if e.Kind == dfms.KindDir {
 		c.complete[e.ID] = &completeDir{names: map[string]struct{}{}, at: time.Now()}
 	}

@@ -397,3 +397,27 @@ func TestGoneHereBounded(t *testing.T) {
 		t.Fatalf("%d files held, want %d", len(g.ids), maxGone)
 	}
 }
+
+// An answer to a read that began earlier does not replace what a later
+// read put: the earlier one may have read the entry before a change
+// that the later one saw (another client's commit whose feed event has
+// not come yet), and the cache would then hold the entry as it was
+// before (TestCoherenceOpenSeesCommittedVersion read a stale size).
+func TestMetaCacheOlderReadDoesNotReplaceNewer(t *testing.T) {
+	c := newMetaCache()
+	c.setOn(true)
+	old := Entry{ID: 5, Parent: 1, Name: "f", Kind: dfms.KindFile, Live: true, Size: 300_009, Version: 9}
+	cur := Entry{ID: 5, Parent: 1, Name: "f", Kind: dfms.KindFile, Live: true, Size: 10, Version: 10}
+	early := c.begin() // a stat sent before the commit of version 10
+	late := c.begin()  // an open sent after it
+	c.put(late, cur)
+	c.put(early, old)
+	if got, ok := c.get(5); !ok || got.Version != 10 || got.Size != 10 {
+		t.Fatalf("get = %+v, %v; want version 10 of 10 bytes", got, ok)
+	}
+	// The other way round the later answer replaces the earlier one.
+	c.put(c.begin(), cur)
+	if got, _ := c.get(5); got.Version != 10 {
+		t.Fatalf("get = %+v; want version 10", got)
+	}
+}
