@@ -304,11 +304,16 @@ func (f *openFile) overlay(a *Attr, version int64) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	// Also a version committed here after the caller read a (write-back
-	// commits while stat runs).
-	if f.changed || (f.version > version && !f.mtime.IsZero()) {
-		a.Size, a.Alloc, a.MTime = f.size, f.allocLocked(a.Alloc), f.mtime
-		a.CTime = later(a.CTime, f.ctime)
+	// Also a version newer than a's: committed here after the caller
+	// read a (write-back commits while stat runs), or another client's
+	// that an open here saw after a was read (its mtime is then not
+	// known here: a's stays).
+	if f.changed || f.version > version {
+		a.Size, a.Alloc = f.size, f.allocLocked(a.Alloc)
+		if !f.mtime.IsZero() {
+			a.MTime = f.mtime
+			a.CTime = later(a.CTime, f.ctime)
+		}
 	}
 }
 
