@@ -2,12 +2,9 @@ package files_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/integration/testkit"
@@ -15,71 +12,15 @@ import (
 	"github.com/dfms/dfms/server/meta"
 )
 
-// durabilityMeta is a metadata store that notes, in order, the writes a
-// chunk upload makes and whether each may become durable later
-// (meta.WithLazyDurability).
-type durabilityMeta struct {
-	meta.Store
-	mu     sync.Mutex
-	writes []string
-}
-
-func (d *durabilityMeta) note(ctx context.Context, name string) {
-	if meta.LazyDurability(ctx) {
-		name += " (lazy)"
-	}
-	d.mu.Lock()
-	d.writes = append(d.writes, name)
-	d.mu.Unlock()
-}
-
-func (d *durabilityMeta) take() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := d.writes
-	d.writes = nil
-	return out
-}
-
-func (d *durabilityMeta) HoldChunks(ctx context.Context, owner dfms.UserID, refs []dfms.ChunkRef, hold time.Duration) error {
-	d.note(ctx, "HoldChunks")
-	return d.Store.HoldChunks(ctx, owner, refs, hold)
-}
-
-func (d *durabilityMeta) KeepChunks(ctx context.Context, hs []dfms.Hash) error {
-	d.note(ctx, "KeepChunks")
-	return d.Store.KeepChunks(ctx, hs)
-}
-
-func (d *durabilityMeta) ReserveChunks(ctx context.Context, refs []dfms.ChunkRef) error {
-	d.note(ctx, "ReserveChunks")
-	return d.Store.ReserveChunks(ctx, refs)
-}
-
-func (d *durabilityMeta) AddChunks(ctx context.Context, refs []dfms.ChunkRef) error {
-	d.note(ctx, "AddChunks")
-	return d.Store.AddChunks(ctx, refs)
-}
-
-func (d *durabilityMeta) OwnChunks(ctx context.Context, owner dfms.UserID, hs []dfms.Hash) error {
-	d.note(ctx, "OwnChunks")
-	return d.Store.OwnChunks(ctx, owner, hs)
-}
-
-func (d *durabilityMeta) CommitVersion(ctx context.Context, c meta.CommitRequest) (dfms.Entry, dfms.Version, error) {
-	d.note(ctx, "CommitVersion")
-	return d.Store.CommitVersion(ctx, c)
-}
-
 // The chunk index writes of an upload may become durable late, but never
 // after the answer: the last write before a chunk upload or a file write
 // returns is a durable one, which makes those before it durable too (a
 // store's commits are ordered). A machine crash before it undoes only
 // what was not acknowledged.
 func TestUploadsEndWithADurableWrite(t *testing.T) {
-	var rec *durabilityMeta
+	var rec *recordingMeta
 	s := testkit.NewStack(t, testkit.Options{
-		WrapMeta: func(m meta.Store) meta.Store { rec = &durabilityMeta{Store: m}; return rec },
+		WrapMeta: func(m meta.Store) meta.Store { rec = &recordingMeta{Store: m}; return rec },
 	})
 	check := func(what string, writes []string) {
 		t.Helper()

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/integration/testkit"
@@ -12,14 +13,18 @@ import (
 )
 
 // recordingMeta is a metadata store that notes which of the chunk
-// methods a write calls, in order.
+// methods a write calls, in order, each marked "(lazy)" if it may become
+// durable later (meta.WithLazyDurability).
 type recordingMeta struct {
 	meta.Store
 	mu    sync.Mutex
 	calls []string
 }
 
-func (r *recordingMeta) note(name string) {
+func (r *recordingMeta) note(ctx context.Context, name string) {
+	if meta.LazyDurability(ctx) {
+		name += " (lazy)"
+	}
 	r.mu.Lock()
 	r.calls = append(r.calls, name)
 	r.mu.Unlock()
@@ -34,33 +39,43 @@ func (r *recordingMeta) take() []string {
 }
 
 func (r *recordingMeta) MissingChunks(ctx context.Context, hs []dfms.Hash) ([]dfms.Hash, error) {
-	r.note("MissingChunks")
+	r.note(ctx, "MissingChunks")
 	return r.Store.MissingChunks(ctx, hs)
 }
 
 func (r *recordingMeta) UnownedChunks(ctx context.Context, owner dfms.UserID, hs []dfms.Hash) ([]dfms.Hash, error) {
-	r.note("UnownedChunks")
+	r.note(ctx, "UnownedChunks")
 	return r.Store.UnownedChunks(ctx, owner, hs)
 }
 
 func (r *recordingMeta) ReserveChunks(ctx context.Context, refs []dfms.ChunkRef) error {
-	r.note("ReserveChunks")
+	r.note(ctx, "ReserveChunks")
 	return r.Store.ReserveChunks(ctx, refs)
 }
 
 func (r *recordingMeta) AddChunks(ctx context.Context, refs []dfms.ChunkRef) error {
-	r.note("AddChunks")
+	r.note(ctx, "AddChunks")
 	return r.Store.AddChunks(ctx, refs)
 }
 
 func (r *recordingMeta) KeepChunks(ctx context.Context, hs []dfms.Hash) error {
-	r.note("KeepChunks")
+	r.note(ctx, "KeepChunks")
 	return r.Store.KeepChunks(ctx, hs)
 }
 
 func (r *recordingMeta) OwnChunks(ctx context.Context, owner dfms.UserID, hs []dfms.Hash) error {
-	r.note("OwnChunks")
+	r.note(ctx, "OwnChunks")
 	return r.Store.OwnChunks(ctx, owner, hs)
+}
+
+func (r *recordingMeta) HoldChunks(ctx context.Context, owner dfms.UserID, refs []dfms.ChunkRef, hold time.Duration) error {
+	r.note(ctx, "HoldChunks")
+	return r.Store.HoldChunks(ctx, owner, refs, hold)
+}
+
+func (r *recordingMeta) CommitVersion(ctx context.Context, c meta.CommitRequest) (dfms.Entry, dfms.Version, error) {
+	r.note(ctx, "CommitVersion")
+	return r.Store.CommitVersion(ctx, c)
 }
 
 // countingStore is a chunk store that counts the bytes it is given to
