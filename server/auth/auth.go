@@ -68,6 +68,8 @@ type Service struct {
 
 	parser        *jwt.Parser // full validation
 	anyTimeParser *jwt.Parser // signature only (logout of expired tokens)
+
+	verified verifiedTokens // access tokens verified already (verified.go)
 }
 
 // New returns a Service that keeps users and refresh tokens in m and signs

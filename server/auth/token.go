@@ -122,6 +122,9 @@ func (s *Service) issue(op dfms.Op, now time.Time, u meta.User, fam, refreshID s
 // re-check the user.
 func (s *Service) Verify(accessToken string) (Claims, error) {
 	const op dfms.Op = "auth.Verify"
+	if cl, ok := s.verified.get(accessToken, s.now()); ok {
+		return cl, nil
+	}
 	c, uid, err := s.parse(op, accessToken, typAccess, false)
 	if err != nil {
 		return Claims{}, err
@@ -129,13 +132,15 @@ func (s *Service) Verify(accessToken string) (Claims, error) {
 	if c.Role != meta.RoleUser && c.Role != meta.RoleAdmin {
 		return Claims{}, dfms.Errorf(op, dfms.Unauthenticated, "unknown role")
 	}
-	return Claims{
+	cl := Claims{
 		UserID:    uid,
 		Email:     c.Email,
 		Role:      c.Role,
 		ExpiresAt: c.ExpiresAt.Time,
 		ID:        c.ID,
-	}, nil
+	}
+	s.verified.put(accessToken, verifiedToken{claims: cl, notBefore: c.NotBefore.Time, at: c.IssuedAt.Time})
+	return cl, nil
 }
 
 // parse verifies raw's signature and claims and checks that it is a token
