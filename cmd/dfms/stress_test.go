@@ -77,9 +77,38 @@ func TestUpStress(t *testing.T) {
 		t.Skip("writes for a minute")
 	}
 	fusetest.Require(t)
-	dur := stressDuration(t)
 	data, mnt, addr := t.TempDir(), t.TempDir(), testkit.FreeAddr(t)
-	p := startUp(t, mnt, data, addr)
+	runStress(t, mnt, func() *upProc { return startUp(t, mnt, data, addr) }, func() *restClient {
+		email, password := readCredentials(t, data)
+		return login(t, addr, email, password)
+	})
+}
+
+// TestMountStress is TestUpStress on `dfms mount` of a `dfms server`:
+// the mount (not the server) is killed with SIGKILL in the middle, with
+// batches of creates, unlinks, renames and commits under way, and
+// mounted again on the same cache directory. Its recovery sends the
+// batches again: nothing acknowledged is lost, and nothing is made
+// twice (one version per close, no conflict copy).
+func TestMountStress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes for a minute")
+	}
+	fusetest.Require(t)
+	const email, password = "stress@example.com", "a long enough password"
+	data, mnt, cache, addr := t.TempDir(), t.TempDir(), t.TempDir(), testkit.FreeAddr(t)
+	startServer(t, data, addr, email, password)
+	runStress(t, mnt, func() *upProc { return &startMount(t, t, mnt, cache, addr, email, password).upProc }, func() *restClient {
+		return login(t, addr, email, password)
+	})
+}
+
+// runStress runs the stress workload on the mount at mnt, which mount
+// starts (again after the kill), and checks the histories through the
+// REST client that client returns.
+func runStress(t *testing.T, mnt string, mount func() *upProc, client func() *restClient) {
+	dur := stressDuration(t)
+	p := mount()
 	s := &stress{dir: filepath.Join(mnt, "stress"), gate: newStressGate(stressFiles * stressWriters)}
 	if err := os.Mkdir(s.dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -133,7 +162,7 @@ func TestUpStress(t *testing.T) {
 	s.epoch.Add(1)
 	p.kill9(t, mnt)
 	killedLog := p.Logs
-	p = startUp(t, mnt, data, addr)
+	p = mount()
 	s.upAt = time.Now()
 	s.down.Store(false)
 	s.epoch.Add(1)
@@ -156,8 +185,7 @@ func TestUpStress(t *testing.T) {
 
 	// No sync: each close must get committed within its 2 s by itself.
 	time.Sleep(stressCommitWithin + 500*time.Millisecond)
-	email, password := readCredentials(t, data)
-	a := login(t, addr, email, password)
+	a := client()
 	c := &stressCheck{t: t, s: s, a: a, sums: map[int64][32]byte{}}
 	checkStart := time.Now()
 	lost := c.run()
