@@ -245,10 +245,6 @@ func (c *Config) Validate() error {
 	if c.Versions.KeepLast < 0 || c.Versions.KeepDays < 0 {
 		return dfms.Errorf(op, dfms.Invalid, "versions.keep_last and keep_days must not be negative")
 	}
-	rl := c.RateLimit
-	if rl.Global < 0 || rl.User < 0 || rl.Auth < 0 || rl.Upload < 0 || rl.Download < 0 {
-		return dfms.Errorf(op, dfms.Invalid, "rate limits must not be negative (0 is unlimited)")
-	}
 	if c.GC.Grace < time.Minute {
 		return dfms.Errorf(op, dfms.Invalid, "gc.grace must be at least a minute")
 	}

@@ -31,3 +31,19 @@ func TestConfigTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// A rate limit is turned off as the configuration reference says: with a
+// negative value (0 is the default). Before, Validate refused negatives
+// with a message that called 0 unlimited, and 0 became the default, so
+// no setting turned a limit off.
+func TestConfigRateLimitOff(t *testing.T) {
+	var c Config
+	c.RateLimit.User = -1
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("rate_limit.user -1: %v; want accepted (unlimited)", err)
+	}
+	if c.RateLimit.User != -1 || c.RateLimit.Global != 600000 {
+		t.Fatalf("after defaults: user %d, global %d; want -1 (unlimited) and the default 600000", c.RateLimit.User, c.RateLimit.Global)
+	}
+}
