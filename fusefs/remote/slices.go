@@ -12,6 +12,10 @@ type slicesReader struct {
 	parts [][]byte
 	size  int64
 	off   int64
+	// part is the part off is in (or the first past it), and start
+	// where that part starts: Read goes on from there.
+	part  int
+	start int64
 }
 
 func newSlicesReader(parts [][]byte) *slicesReader {
@@ -27,18 +31,16 @@ func (r *slicesReader) Read(b []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n := 0
-	var start int64 // of the current part
-	for _, p := range r.parts {
-		end := start + int64(len(p))
-		if r.off < end && n < len(b) {
-			k := copy(b[n:], p[r.off-start:])
+	for n < len(b) && r.part < len(r.parts) {
+		p := r.parts[r.part]
+		if r.off < r.start+int64(len(p)) {
+			k := copy(b[n:], p[r.off-r.start:])
 			n += k
 			r.off += int64(k)
+			continue
 		}
-		start = end
-		if n == len(b) {
-			break
-		}
+		r.start += int64(len(p))
+		r.part++
 	}
 	return n, nil
 }
@@ -56,6 +58,6 @@ func (r *slicesReader) Seek(offset int64, whence int) (int64, error) {
 	if offset < 0 {
 		return 0, errors.New("slicesReader.Seek: negative position")
 	}
-	r.off = offset
+	r.off, r.part, r.start = offset, 0, 0 // Read finds the part again
 	return offset, nil
 }

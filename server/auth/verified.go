@@ -45,16 +45,3 @@ func (v *verifiedTokens) put(raw string, t verifiedToken) {
 	}
 	v.tokens[raw] = t
 }
-
-func (v *verifiedTokens) has(raw string) bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	_, ok := v.tokens[raw]
-	return ok
-}
-
-func (v *verifiedTokens) len() int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return len(v.tokens)
-}

@@ -66,3 +66,17 @@ func TestVerifiedBounded(t *testing.T) {
 		t.Fatalf("%d tokens remembered; want at most %d", n, maxVerified)
 	}
 }
+
+// has and len are for the tests.
+func (v *verifiedTokens) has(raw string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.tokens[raw]
+	return ok
+}
+
+func (v *verifiedTokens) len() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.tokens)
+}
