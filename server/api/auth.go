@@ -190,13 +190,14 @@ func (a *API) adminNodes(c *gin.Context) {
 		ID        string `json:"id"`
 		Endpoint  string `json:"endpoint"`
 		Weight    int    `json:"weight"`
+		Zone      string `json:"zone"`
 		State     string `json:"state"`
 		Failures  int    `json:"failures"`
 		LastProbe any    `json:"last_probe,omitempty"`
 	}
 	out := make([]nodeView, len(ns))
 	for i, n := range ns {
-		out[i] = nodeView{ID: n.ID, Endpoint: dfms.RedactURL(n.Endpoint), Weight: n.Weight, State: n.State, Failures: n.Failures}
+		out[i] = nodeView{ID: n.ID, Endpoint: dfms.RedactURL(n.URL), Weight: n.Weight, Zone: n.Zone, State: string(n.State), Failures: n.Failures}
 		if !n.LastProbe.IsZero() {
 			out[i].LastProbe = n.LastProbe.UTC()
 		}
@@ -209,16 +210,17 @@ func (a *API) adminPutNode(c *gin.Context) {
 		ID       string `json:"id"`
 		Endpoint string `json:"endpoint"`
 		Weight   *int   `json:"weight"`
+		Zone     string `json:"zone"`
 		State    string `json:"state"`
 	}
 	if !a.bindJSON(c, &b, false) {
 		return
 	}
-	weight := 100
+	weight := dfms.DefaultNodeWeight
 	if b.Weight != nil {
 		weight = *b.Weight
 	}
-	err := a.nodes.PutNode(c.Request.Context(), meta.Node{ID: b.ID, Endpoint: b.Endpoint, Weight: weight, State: b.State})
+	err := a.nodes.PutNode(c.Request.Context(), dfms.StorageNode{ID: b.ID, URL: b.Endpoint, Weight: weight, Zone: b.Zone, State: dfms.NodeState(b.State)})
 	a.reply(c, http.StatusCreated, gin.H{"id": b.ID}, err)
 }
 

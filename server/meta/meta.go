@@ -182,25 +182,6 @@ type Chunk struct {
 	CreatedAt time.Time
 }
 
-// Node is a storage node that holds chunk replicas.
-type Node struct {
-	ID        string
-	Endpoint  string // chunk store URL
-	Weight    int
-	State     string // NodeUp, NodeSuspect, NodeDown, NodeDraining
-	LastProbe time.Time
-	Failures  int
-	CreatedAt time.Time
-}
-
-// Node states.
-const (
-	NodeUp       = "up"
-	NodeSuspect  = "suspect"
-	NodeDown     = "down"
-	NodeDraining = "draining"
-)
-
 // Upload is a multipart upload in progress.
 type Upload struct {
 	ID        string
@@ -737,10 +718,16 @@ type Journal interface {
 
 // Nodes holds the storage nodes.
 type Nodes interface {
-	// Storage nodes.
-	PutNode(ctx context.Context, n Node) error
-	ListNodes(ctx context.Context) ([]Node, error)
-	SetNodeState(ctx context.Context, id, state string, failures int, probe time.Time) error
+	// PutNode registers n, or replaces the URL, weight, zone and state
+	// of the node with its id (its probe counters stay). An empty state
+	// is up.
+	PutNode(ctx context.Context, n dfms.StorageNode) error
+	// ListNodes returns every node, by id.
+	ListNodes(ctx context.Context) ([]dfms.StorageNode, error)
+	// SetNodeState records a probe's outcome: the node's state, its
+	// consecutive failures and the probe's time; kind NotExist if there
+	// is no such node.
+	SetNodeState(ctx context.Context, id string, state dfms.NodeState, failures int, probe time.Time) error
 }
 
 // Lifecycle checks, syncs and closes the store as a whole.

@@ -1329,19 +1329,19 @@ func testChangesConcurrentWriters(t *testing.T, s meta.Store) {
 }
 
 func testNodes(t *testing.T, s meta.Store) {
-	ok(t, s.PutNode(ctx, meta.Node{ID: "n2", Endpoint: "s3://b", Weight: 200}))
-	ok(t, s.PutNode(ctx, meta.Node{ID: "n1", Endpoint: "file:///a", Weight: 100}))
-	ok(t, s.PutNode(ctx, meta.Node{ID: "n1", Endpoint: "file:///a2", Weight: 50}))
-	testkit.WantKind(t, s.PutNode(ctx, meta.Node{ID: "n3"}), dfms.Invalid, "node without endpoint")
-	testkit.WantKind(t, s.PutNode(ctx, meta.Node{ID: "n3", Endpoint: "x", State: "gone"}), dfms.Invalid, "bad state")
+	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "n2", URL: "s3://b", Weight: 200}))
+	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "n1", URL: "file:///a", Weight: 100}))
+	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "n1", URL: "file:///a2", Weight: 50, Zone: "z1"}))
+	testkit.WantKind(t, s.PutNode(ctx, dfms.StorageNode{ID: "n3"}), dfms.Invalid, "node without endpoint")
+	testkit.WantKind(t, s.PutNode(ctx, dfms.StorageNode{ID: "n3", URL: "x", State: "gone"}), dfms.Invalid, "bad state")
 	probe := time.Now()
-	ok(t, s.SetNodeState(ctx, "n2", meta.NodeDown, 3, probe))
-	testkit.WantKind(t, s.SetNodeState(ctx, "n9", meta.NodeUp, 0, probe), dfms.NotExist, "state of a missing node")
+	ok(t, s.SetNodeState(ctx, "n2", dfms.NodeDown, 3, probe))
+	testkit.WantKind(t, s.SetNodeState(ctx, "n9", dfms.NodeUp, 0, probe), dfms.NotExist, "state of a missing node")
 	ns := testkit.Must(s.ListNodes(ctx))(t)
-	if len(ns) != 2 || ns[0].ID != "n1" || ns[0].Endpoint != "file:///a2" || ns[0].Weight != 50 || ns[0].State != meta.NodeUp {
+	if len(ns) != 2 || ns[0].ID != "n1" || ns[0].URL != "file:///a2" || ns[0].Weight != 50 || ns[0].Zone != "z1" || ns[0].State != dfms.NodeUp {
 		t.Fatalf("nodes = %+v", ns)
 	}
-	if ns[1].State != meta.NodeDown || ns[1].Failures != 3 || !ns[1].LastProbe.Equal(probe) {
+	if ns[1].State != dfms.NodeDown || ns[1].Failures != 3 || !ns[1].LastProbe.Equal(probe) {
 		t.Fatalf("n2 = %+v", ns[1])
 	}
 }

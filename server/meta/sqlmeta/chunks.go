@@ -285,40 +285,42 @@ func (s *Store) ClaimOrphan(ctx context.Context, f meta.Fence, h dfms.Hash, size
 }
 
 // PutNode implements meta.Nodes.
-func (s *Store) PutNode(ctx context.Context, n meta.Node) error {
+func (s *Store) PutNode(ctx context.Context, n dfms.StorageNode) error {
 	const op dfms.Op = "meta.PutNode"
-	if n.ID == "" || n.Endpoint == "" {
-		return dfms.Errorf(op, dfms.Invalid, "a node needs an id and an endpoint")
+	if n.ID == "" || n.URL == "" {
+		return dfms.Errorf(op, dfms.Invalid, "a node needs an id and a chunk store URL")
+	}
+	if len(n.ID) > 128 || len(n.Zone) > 128 || len(n.URL) > 4096 {
+		return dfms.Errorf(op, dfms.Invalid, "node id or zone longer than 128 bytes, or URL longer than 4096")
 	}
 	if n.State == "" {
-		n.State = meta.NodeUp
+		n.State = dfms.NodeUp
 	}
-	switch n.State {
-	case meta.NodeUp, meta.NodeSuspect, meta.NodeDown, meta.NodeDraining:
-	default:
+	if !n.State.Valid() {
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("unknown node state %q", n.State))
 	}
 	if n.Weight < 0 {
 		return dfms.Errorf(op, dfms.Invalid, "negative weight")
 	}
 	return s.write(ctx, op, func(t *tx) error {
-		_, err := t.exec(ctx, `INSERT INTO storage_nodes (id, endpoint, weight, state, failures, created_at) VALUES (?, ?, ?, ?, 0, ?)
-			ON CONFLICT (id) DO UPDATE SET endpoint = excluded.endpoint, weight = excluded.weight, state = excluded.state`,
-			n.ID, n.Endpoint, n.Weight, n.State, ns(t.now))
+		_, err := t.exec(ctx, `INSERT INTO storage_nodes (id, endpoint, weight, zone, state, failures, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)
+			ON CONFLICT (id) DO UPDATE SET endpoint = excluded.endpoint, weight = excluded.weight, zone = excluded.zone, state = excluded.state`,
+			n.ID, n.URL, n.Weight, n.Zone, string(n.State), ns(t.now))
 		return err
 	})
 }
 
 // ListNodes implements meta.Nodes.
-func (s *Store) ListNodes(ctx context.Context) ([]meta.Node, error) {
-	var out []meta.Node
+func (s *Store) ListNodes(ctx context.Context) ([]dfms.StorageNode, error) {
+	var out []dfms.StorageNode
 	err := s.read(ctx, "meta.ListNodes", func(t *tx) error {
 		out = out[:0]
-		rows, err := t.query(ctx, `SELECT id, endpoint, weight, state, COALESCE(last_probe, 0), failures, created_at FROM storage_nodes ORDER BY id`)
-		out, err = scanAll(rows, err, func(r row) (n meta.Node, err error) {
+		rows, err := t.query(ctx, `SELECT id, endpoint, weight, zone, state, COALESCE(last_probe, 0), failures, created_at FROM storage_nodes ORDER BY id`)
+		out, err = scanAll(rows, err, func(r row) (n dfms.StorageNode, err error) {
 			var probe, created int64
-			err = r.Scan(&n.ID, &n.Endpoint, &n.Weight, &n.State, &probe, &n.Failures, &created)
-			n.LastProbe, n.CreatedAt = fromNS(probe), fromNS(created)
+			var state string
+			err = r.Scan(&n.ID, &n.URL, &n.Weight, &n.Zone, &state, &probe, &n.Failures, &created)
+			n.State, n.LastProbe, n.CreatedAt = dfms.NodeState(state), fromNS(probe), fromNS(created)
 			return n, err
 		})
 		return err
@@ -327,15 +329,13 @@ func (s *Store) ListNodes(ctx context.Context) ([]meta.Node, error) {
 }
 
 // SetNodeState implements meta.Nodes.
-func (s *Store) SetNodeState(ctx context.Context, id, state string, failures int, probe time.Time) error {
+func (s *Store) SetNodeState(ctx context.Context, id string, state dfms.NodeState, failures int, probe time.Time) error {
 	const op dfms.Op = "meta.SetNodeState"
-	switch state {
-	case meta.NodeUp, meta.NodeSuspect, meta.NodeDown, meta.NodeDraining:
-	default:
+	if !state.Valid() {
 		return dfms.E(op, dfms.Invalid, fmt.Errorf("unknown node state %q", state))
 	}
 	return s.write(ctx, op, func(t *tx) error {
 		return t.execOne(ctx, dfms.E(op, dfms.NotExist, fmt.Errorf("no node %q", id)),
-			`UPDATE storage_nodes SET state = ?, failures = ?, last_probe = ? WHERE id = ?`, state, failures, nullNS(probe), id)
+			`UPDATE storage_nodes SET state = ?, failures = ?, last_probe = ? WHERE id = ?`, string(state), failures, nullNS(probe), id)
 	})
 }
