@@ -51,3 +51,15 @@ type StorageNode struct {
 	LastProbe time.Time // zero if never probed
 	CreatedAt time.Time
 }
+
+// Replica is a copy of a chunk on a storage node.
+type Replica struct {
+	Hash Hash
+	Node string
+}
+
+// NodeUsage is what a storage node holds, as the metadata records it.
+type NodeUsage struct {
+	Chunks int64 // replicas on the node
+	Bytes  int64 // their total size
+}

@@ -4,7 +4,7 @@
 //
 // The contract is [Store], cut by capability into [Users], [Tree],
 // [Trash], [Xattrs], [Versions], [Chunks], [Sweeper], [Uploads],
-// [Journal], [Nodes] and [Lifecycle]: a consumer takes the ones it uses
+// [Journal], [Nodes], [Replicas] and [Lifecycle]: a consumer takes the ones it uses
 // (the garbage collector a Sweeper, authentication Users), and only what
 // opens or assembles a store takes the whole. Two implementations share
 // one SQL core (package meta/sqlmeta): meta/sqlite, the embedded default
@@ -411,6 +411,7 @@ type Store interface {
 	Uploads
 	Journal
 	Nodes
+	Replicas
 	Lifecycle
 }
 
@@ -728,6 +729,26 @@ type Nodes interface {
 	// consecutive failures and the probe's time; kind NotExist if there
 	// is no such node.
 	SetNodeState(ctx context.Context, id string, state dfms.NodeState, failures int, probe time.Time) error
+}
+
+// Replicas records which storage nodes hold a copy of which chunks. The
+// record follows the chunk stores (a copy is recorded after it is
+// durable, and forgotten after it is deleted), so it may lag them but
+// never names a copy that was not stored; readers that miss a recorded
+// copy look further.
+type Replicas interface {
+	// AddReplicas records the copies rs (again: their stored time is
+	// renewed). Their nodes must be registered (PutNode).
+	AddReplicas(ctx context.Context, rs []dfms.Replica) error
+	// DropReplicas forgets the copies rs; forgetting one not recorded is
+	// not an error.
+	DropReplicas(ctx context.Context, rs []dfms.Replica) error
+	// ChunkReplicas returns the ids of the nodes recorded as holding h,
+	// sorted.
+	ChunkReplicas(ctx context.Context, h dfms.Hash) ([]string, error)
+	// NodeUsage returns, per node that holds any, the copies recorded on
+	// it and their bytes.
+	NodeUsage(ctx context.Context) (map[string]dfms.NodeUsage, error)
 }
 
 // Lifecycle checks, syncs and closes the store as a whole.

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		testChangesInCommitOrder,
 		testChangesConcurrentWriters,
 		testNodes,
+		testReplicas,
 		testConcurrentCommits,
 		testConcurrentRenames,
 		testUsage,
@@ -1344,6 +1345,32 @@ func testNodes(t *testing.T, s meta.Store) {
 	if ns[1].State != dfms.NodeDown || ns[1].Failures != 3 || !ns[1].LastProbe.Equal(probe) {
 		t.Fatalf("n2 = %+v", ns[1])
 	}
+}
+
+func testReplicas(t *testing.T, s meta.Store) {
+	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "a", URL: "file:///a"}))
+	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "b", URL: "file:///b"}))
+	h1, h2 := dfms.Sum([]byte("one")), dfms.Sum([]byte("two"))
+	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{{Hash: h1, Size: 3}}))
+	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{{Hash: h1, Size: 3}}))
+	ok(t, s.AddReplicas(ctx, []dfms.Replica{{Hash: h1, Node: "b"}, {Hash: h1, Node: "a"}, {Hash: h2, Node: "a"}, {Hash: h1, Node: "a"}}))
+	ok(t, s.AddReplicas(ctx, []dfms.Replica{{Hash: h1, Node: "a"}})) // again: no error
+	if got := testkit.Must(s.ChunkReplicas(ctx, h1))(t); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("replicas of h1 = %v, want [a b]", got)
+	}
+	u := testkit.Must(s.NodeUsage(ctx))(t)
+	// h2 has no chunk row: its copy counts, with no bytes.
+	if u["a"] != (dfms.NodeUsage{Chunks: 2, Bytes: 3}) || u["b"] != (dfms.NodeUsage{Chunks: 1, Bytes: 3}) || len(u) != 2 {
+		t.Fatalf("usage = %+v", u)
+	}
+	ok(t, s.DropReplicas(ctx, []dfms.Replica{{Hash: h1, Node: "a"}, {Hash: h1, Node: "z"}}))
+	if got := testkit.Must(s.ChunkReplicas(ctx, h1))(t); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("replicas of h1 after a drop = %v, want [b]", got)
+	}
+	if got := testkit.Must(s.ChunkReplicas(ctx, dfms.Sum(nil)))(t); len(got) != 0 {
+		t.Fatalf("replicas of an unknown chunk = %v", got)
+	}
+	testkit.WantKind(t, s.AddReplicas(ctx, []dfms.Replica{{Hash: h1, Node: "nobody"}}), dfms.Other, "a copy on an unregistered node")
 }
 
 // Racing writers on one file: every commit becomes its own version and the

@@ -1,0 +1,93 @@
+package sqlmeta
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/dfms/dfms"
+)
+
+// AddReplicas implements meta.Replicas.
+func (s *Store) AddReplicas(ctx context.Context, rs []dfms.Replica) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	// Rows in (hash, node) order, so that concurrent writers on PostgreSQL
+	// take their locks in one order.
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, compareReplicas)
+	rs = slices.CompactFunc(rs, func(a, b dfms.Replica) bool { return compareReplicas(a, b) == 0 })
+	return s.write(ctx, "meta.AddReplicas", func(t *tx) error {
+		for part := range slices.Chunk(rs, batch) {
+			args := make([]any, 0, 3*len(part))
+			for _, r := range part {
+				args = append(args, r.Hash[:], r.Node, ns(t.now))
+			}
+			if _, err := t.exec(ctx, `INSERT INTO chunk_replicas (hash, node_id, stored_at) VALUES (?, ?, ?)`+
+				strings.Repeat(", (?, ?, ?)", len(part)-1)+
+				` ON CONFLICT (hash, node_id) DO UPDATE SET stored_at = excluded.stored_at`, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DropReplicas implements meta.Replicas.
+func (s *Store) DropReplicas(ctx context.Context, rs []dfms.Replica) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, compareReplicas)
+	return s.write(ctx, "meta.DropReplicas", func(t *tx) error {
+		for _, r := range rs {
+			if _, err := t.exec(ctx, `DELETE FROM chunk_replicas WHERE hash = ? AND node_id = ?`, r.Hash[:], r.Node); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ChunkReplicas implements meta.Replicas.
+func (s *Store) ChunkReplicas(ctx context.Context, h dfms.Hash) ([]string, error) {
+	var out []string
+	err := s.read(ctx, "meta.ChunkReplicas", func(t *tx) error {
+		rows, err := t.query(ctx, `SELECT node_id FROM chunk_replicas WHERE hash = ? ORDER BY node_id`, h[:])
+		out, err = scanAll(rows, err, func(r row) (id string, err error) {
+			err = r.Scan(&id)
+			return id, err
+		})
+		return err
+	})
+	return out, err
+}
+
+// NodeUsage implements meta.Replicas.
+func (s *Store) NodeUsage(ctx context.Context) (map[string]dfms.NodeUsage, error) {
+	out := make(map[string]dfms.NodeUsage)
+	err := s.read(ctx, "meta.NodeUsage", func(t *tx) error {
+		clear(out)
+		rows, err := t.query(ctx, `SELECT r.node_id, COUNT(*), COALESCE(SUM(c.size), 0)
+			FROM chunk_replicas r LEFT JOIN chunks c ON c.hash = r.hash GROUP BY r.node_id`)
+		return eachRow(rows, err, func(r row) error {
+			var id string
+			var u dfms.NodeUsage
+			err := r.Scan(&id, &u.Chunks, &u.Bytes)
+			out[id] = u
+			return err
+		})
+	})
+	return out, err
+}
+
+func compareReplicas(a, b dfms.Replica) int {
+	if c := bytes.Compare(a.Hash[:], b.Hash[:]); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Node, b.Node)
+}
