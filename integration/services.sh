@@ -75,6 +75,8 @@ s3_up() {
 	done
 	_port_free "$S3_PORT" && { cat "$SVC/s3/log" >&2; return 1; }
 	export DFMS_TEST_S3="s3://$ak:$sk@127.0.0.1:$S3_PORT/?secure=false"
+	# The cluster tests start (and kill) S3 servers of their own.
+	export DFMS_TEST_VERSITYGW=$bin
 	_log "versitygw on 127.0.0.1:$S3_PORT"
 }
 s3_down() { _stop_pidfile "$SVC/s3/pid"; rm -rf "$SVC/s3"; }

@@ -86,6 +86,18 @@ type Config struct {
 		UploadTTL      time.Duration `yaml:"upload_ttl"`
 		UploadLifetime time.Duration `yaml:"upload_lifetime"`
 		MaxOpenUploads int           `yaml:"max_open_uploads"`
+
+		// Nodes, if any, are the storage nodes of a cluster: chunks are
+		// replicated over them (placed by the hash ring) instead of kept
+		// in the single store of chunks.url. They are registered in the
+		// metadata store on start; nodes added through the admin API join
+		// them.
+		Nodes []NodeConfig `yaml:"nodes"`
+		// Replicas is the replication factor R (0: 1 for one node, 2 for
+		// two or three, 3 from four); WriteQuorum the copies a write
+		// needs (0: all R).
+		Replicas    int `yaml:"replicas"`
+		WriteQuorum int `yaml:"write_quorum"`
 	} `yaml:"storage"`
 
 	// Versions is the retention of each file's history: a version other
@@ -118,6 +130,17 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
+// NodeConfig declares a storage node.
+type NodeConfig struct {
+	ID string `yaml:"id"`
+	// URL is the node's chunk store: file:///path or
+	// s3://KEY:SECRET@host:port/bucket, each node its own directory,
+	// endpoint or bucket.
+	URL    string `yaml:"url"`
+	Weight int    `yaml:"weight"` // share of chunks; 0: 100
+	Zone   string `yaml:"zone"`   // failure domain
+}
+
 // Defaults fills every unset field with its default.
 func (c *Config) Defaults() {
 	if c.Addr == "" {
@@ -129,7 +152,7 @@ func (c *Config) Defaults() {
 	if c.Metadata.URL == "" {
 		c.Metadata.URL = "sqlite://" + filepath.ToSlash(filepath.Join(absOrSelf(c.DataDir), "meta.db"))
 	}
-	if c.Chunks.URL == "" {
+	if c.Chunks.URL == "" && len(c.Storage.Nodes) == 0 {
 		c.Chunks.URL = "file://" + filepath.ToSlash(filepath.Join(absOrSelf(c.DataDir), "chunks"))
 	}
 	d := chunking.DefaultParams()
@@ -168,6 +191,11 @@ func (c *Config) Defaults() {
 	}
 	if c.Storage.MaxOpenUploads == 0 {
 		c.Storage.MaxOpenUploads = 100
+	}
+	for i := range c.Storage.Nodes {
+		if c.Storage.Nodes[i].Weight == 0 {
+			c.Storage.Nodes[i].Weight = dfms.DefaultNodeWeight
+		}
 	}
 	if c.RateLimit.URL == "" {
 		c.RateLimit.URL = "mem://"
@@ -261,8 +289,49 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if err := c.validateNodes(); err != nil {
+		return dfms.E(op, dfms.Invalid, err)
+	}
 	if (c.Auth.PrivateKey == "") != (c.Auth.PublicKey == "") {
 		return dfms.Errorf(op, dfms.Invalid, "set both auth.private_key and auth.public_key, or neither")
+	}
+	return nil
+}
+
+// validateNodes checks the storage nodes and the replication settings.
+func (c *Config) validateNodes() error {
+	st := &c.Storage
+	if st.Replicas < 0 || st.WriteQuorum < 0 {
+		return fmt.Errorf("storage.replicas and write_quorum must not be negative")
+	}
+	if len(st.Nodes) == 0 {
+		if st.Replicas > 1 || st.WriteQuorum > 1 {
+			return fmt.Errorf("storage.replicas: replication needs storage.nodes")
+		}
+		return nil
+	}
+	if c.Chunks.URL != "" {
+		return fmt.Errorf("chunks.url and storage.nodes are both set: the nodes hold the chunks")
+	}
+	seen := make(map[string]bool, len(st.Nodes))
+	for _, n := range st.Nodes {
+		switch {
+		case n.ID == "" || n.URL == "":
+			return fmt.Errorf("storage.nodes: every node needs an id and a url")
+		case seen[n.ID]:
+			return fmt.Errorf("storage.nodes: node id %q is declared twice", n.ID)
+		case n.Weight < 0:
+			return fmt.Errorf("storage.nodes: node %q has a negative weight", n.ID)
+		case len(n.ID) > 128 || len(n.Zone) > 128:
+			return fmt.Errorf("storage.nodes: node %q: id and zone are at most 128 bytes", n.ID)
+		}
+		seen[n.ID] = true
+	}
+	if st.Replicas > len(st.Nodes) {
+		return fmt.Errorf("storage.replicas is %d with %d nodes", st.Replicas, len(st.Nodes))
+	}
+	if st.Replicas != 0 && st.WriteQuorum > st.Replicas || st.WriteQuorum > len(st.Nodes) {
+		return fmt.Errorf("storage.write_quorum %d exceeds the replication factor", st.WriteQuorum)
 	}
 	return nil
 }

@@ -81,6 +81,7 @@ type Server struct {
 	log     *slog.Logger
 	meta    meta.Store
 	chunks  dfms.ChunkStore
+	cluster *cluster // nil with a single chunk store
 	limiter ratelimit.Limiter
 	files   *files.Service
 	auth    *auth.Service
@@ -112,11 +113,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, backendError("metadata", cfg.Metadata.URL, err)
 	}
 	s.meta = m
-	chunks, err := store.Open(ctx, cfg.Chunks.URL)
+	chunks, cl, err := openChunks(ctx, &cfg, m, log)
 	if err != nil {
-		return nil, backendError("chunk store", cfg.Chunks.URL, err)
+		return nil, err
 	}
-	s.chunks = chunks
+	s.chunks, s.cluster = chunks, cl
 	limiter, err := ratelimit.Open(ctx, cfg.RateLimit.URL)
 	if err != nil {
 		return nil, backendError("rate limiter", cfg.RateLimit.URL, err)
@@ -148,6 +149,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		Ready: map[string]func(context.Context) error{
 			"metadata": s.meta.Ping,
 			"chunks": func(ctx context.Context) error {
+				if s.cluster != nil {
+					return s.cluster.ready(ctx)
+				}
 				if _, err := s.chunks.Stat(ctx, dfms.Hash{}); err != nil && !dfms.Is(err, dfms.NotExist) {
 					return err
 				}
@@ -232,14 +236,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			<-merrc
 		}()
 	}
+	chunks := dfms.RedactURL(s.cfg.Chunks.URL)
+	if s.cluster != nil {
+		chunks = fmt.Sprintf("%d storage nodes, %d copies", len(s.cluster.Members()), s.cluster.Replicas())
+	}
 	s.log.Info("dfms server listening", "addr", ln.Addr().String(), "version", Version,
-		"metadata", dfms.RedactURL(s.cfg.Metadata.URL), "chunks", dfms.RedactURL(s.cfg.Chunks.URL), "chunking", s.cfg.ChunkingParams().String())
+		"metadata", dfms.RedactURL(s.cfg.Metadata.URL), "chunks", chunks, "chunking", s.cfg.ChunkingParams().String())
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	if s.cfg.GC.Interval > 0 {
 		wg.Go(func() { s.collect(bg) })
+	}
+	if s.cluster != nil {
+		wg.Go(func() { s.cluster.follow(bg, nodeRefresh) })
 	}
 	defer func() { stopBG(); wg.Wait() }()
 	select {
@@ -265,6 +276,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("stopped")
 	return nil
 }
+
+// nodeRefresh is how often a server re-reads the storage nodes.
+const nodeRefresh = 10 * time.Second
 
 // collect runs the garbage collector every GC.Interval until ctx ends.
 func (s *Server) collect(ctx context.Context) {

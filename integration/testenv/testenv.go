@@ -9,6 +9,8 @@
 //	DFMS_TEST_S3        URL of an S3 server with credentials, e.g.
 //	                    s3://ACCESS:SECRET@127.0.0.1:57070/?secure=false
 //	DFMS_TEST_REDIS     URL of a Redis server, e.g. redis://:PASS@127.0.0.1:56379
+//	DFMS_TEST_VERSITYGW the versitygw program, for tests that run S3 servers
+//	                    of their own (a storage cluster whose nodes they kill)
 //
 // When the variable is unset the test is skipped with a reason, so
 // `go test ./...` passes on a bare laptop. When the service is named in
@@ -154,4 +156,19 @@ func Redis(t testing.TB) string {
 	q.Set("prefix", RandomName("dfms_test_")+":")
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// Versitygw returns the path of the versitygw program (DFMS_TEST_VERSITYGW),
+// for tests that start S3 servers of their own. It counts as the "s3"
+// service: missing, it skips or fails the test as S3 would.
+func Versitygw(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv("DFMS_TEST_VERSITYGW")
+	if bin == "" {
+		missing(t, "s3", "DFMS_TEST_VERSITYGW is not set")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		missing(t, "s3", err.Error())
+	}
+	return bin
 }

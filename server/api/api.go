@@ -129,6 +129,7 @@ type API struct {
 	uploads  meta.Uploads
 	journal  meta.Journal
 	nodes    meta.Nodes
+	replicas meta.Replicas
 
 	cfg     Config
 	metrics *metrics
@@ -142,7 +143,7 @@ func New(d Deps, cfg Config) *API {
 		d.Log = slog.Default()
 	}
 	m := d.Files.Meta()
-	a := &API{Deps: d, users: m, tree: m, xattrs: m, versions: m, trash: m, index: m, uploads: m, journal: m, nodes: m,
+	a := &API{Deps: d, users: m, tree: m, xattrs: m, versions: m, trash: m, index: m, uploads: m, journal: m, nodes: m, replicas: m,
 		cfg: cfg, metrics: newMetrics(d.Metrics...)}
 	a.engine = a.routes()
 	return a

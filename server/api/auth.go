@@ -186,6 +186,11 @@ func (a *API) adminNodes(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	usage, err := a.replicas.NodeUsage(c.Request.Context())
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
 	type nodeView struct {
 		ID        string `json:"id"`
 		Endpoint  string `json:"endpoint"`
@@ -194,10 +199,13 @@ func (a *API) adminNodes(c *gin.Context) {
 		State     string `json:"state"`
 		Failures  int    `json:"failures"`
 		LastProbe any    `json:"last_probe,omitempty"`
+		Chunks    int64  `json:"chunks"`
+		UsedBytes int64  `json:"used_bytes"`
 	}
 	out := make([]nodeView, len(ns))
 	for i, n := range ns {
-		out[i] = nodeView{ID: n.ID, Endpoint: dfms.RedactURL(n.URL), Weight: n.Weight, Zone: n.Zone, State: string(n.State), Failures: n.Failures}
+		out[i] = nodeView{ID: n.ID, Endpoint: dfms.RedactURL(n.URL), Weight: n.Weight, Zone: n.Zone, State: string(n.State), Failures: n.Failures,
+			Chunks: usage[n.ID].Chunks, UsedBytes: usage[n.ID].Bytes}
 		if !n.LastProbe.IsZero() {
 			out[i].LastProbe = n.LastProbe.UTC()
 		}

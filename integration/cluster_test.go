@@ -1,0 +1,261 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/chunking"
+	"github.com/dfms/dfms/integration/testenv"
+	"github.com/dfms/dfms/integration/testkit"
+	"github.com/dfms/dfms/placement/store"
+)
+
+// The storage cluster through real processes: S3 servers of the test's own
+// (versitygw), one per storage node, and a dfms server that replicates
+// chunks over them.
+
+// s3Node is one storage node of a test cluster: a versitygw process with
+// its own directory and address, which a test may kill and start again.
+type s3Node struct {
+	id, zone string
+	addr     string
+	dir      string
+	ak, sk   string
+	p        *testkit.Proc
+}
+
+// url is the node's chunk store URL: bucket "chunks" on its server.
+func (n *s3Node) url() string {
+	return fmt.Sprintf("s3://%s:%s@%s/chunks?secure=false", n.ak, n.sk, n.addr)
+}
+
+// startS3Node starts a storage node's S3 server.
+func startS3Node(t *testing.T, id, zone string) *s3Node {
+	t.Helper()
+	n := &s3Node{id: id, zone: zone, addr: testkit.FreeAddr(t), dir: t.TempDir(),
+		ak: testenv.RandomName("ak"), sk: testenv.RandomName("sk")}
+	n.start(t)
+	return n
+}
+
+func (n *s3Node) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(testenv.Versitygw(t), "--port", n.addr, "--quiet", "posix", n.dir)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+n.ak, "ROOT_SECRET_KEY="+n.sk)
+	n.p = testkit.StartProc(t, t, "versitygw "+n.id, cmd, 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + n.addr + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}, nil)
+}
+
+// kill stops the node's server with SIGKILL.
+func (n *s3Node) kill(t *testing.T) {
+	t.Helper()
+	if err := n.p.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-n.p.Done
+	n.p.Done <- nil
+}
+
+// clusterConfig is a server configuration file for nodes with r copies.
+func clusterConfig(t *testing.T, nodes []*s3Node, r int) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "storage:\n  replicas: %d\n  nodes:\n", r)
+	for _, n := range nodes {
+		fmt.Fprintf(&b, "    - id: %s\n      url: %q\n", n.id, n.url())
+		if n.zone != "" {
+			fmt.Fprintf(&b, "      zone: %s\n", n.zone)
+		}
+	}
+	f := filepath.Join(t.TempDir(), "dfms.yaml")
+	if err := os.WriteFile(f, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// startClusterServer starts a dfms server (embedded metadata) whose
+// chunks live on nodes, r copies each.
+func startClusterServer(t *testing.T, nodes []*s3Node, r int) *apiServer {
+	t.Helper()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	p := startServer(t, dir, baseEnv(), "--data", data, "--config", clusterConfig(t, nodes, r))
+	s := &apiServer{backend: "cluster", base: "http://" + p.addr, data: data, p: p}
+	t.Cleanup(func() {
+		if !s.stopped {
+			p.Cmd.Process.Kill()
+			<-p.Done
+			s.stopped = true
+		}
+		if t.Failed() {
+			t.Logf("cluster server log:\n%s", tail(p.Logs.String(), 6000))
+		}
+	})
+	return s
+}
+
+// copies lists every node's bucket (not the metadata) and returns, for
+// each chunk found, the nodes that hold it.
+func copies(t *testing.T, nodes []*s3Node) map[dfms.Hash][]string {
+	t.Helper()
+	ctx := context.Background()
+	out := make(map[dfms.Hash][]string)
+	for _, n := range nodes {
+		st, err := store.Open(ctx, n.url())
+		if err != nil {
+			t.Fatalf("node %s: %v", n.id, err)
+		}
+		err = st.Walk(ctx, func(ci dfms.ChunkInfo) error {
+			out[ci.Hash] = append(out[ci.Hash], n.id)
+			return nil
+		})
+		st.Close()
+		if err != nil {
+			t.Fatalf("listing node %s: %v", n.id, err)
+		}
+	}
+	return out
+}
+
+// chunkHashes returns the chunks data is cut into with the test servers'
+// chunking parameters.
+func chunkHashes(t *testing.T, data []byte) []dfms.Hash {
+	t.Helper()
+	p := chunking.Params{Algorithm: chunking.DefaultParams().Algorithm, Min: 4096, Avg: 16384, Max: 65536}
+	var hs []dfms.Hash
+	err := chunking.Split(context.Background(), bytes.NewReader(data), p, 1, func(c chunking.HashedChunk) error {
+		hs = append(hs, c.Hash)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hs
+}
+
+// uploadMany uploads n files of random sizes (up to max bytes) from 4
+// clients at once and returns their contents by file id.
+func uploadMany(t *testing.T, c *client, n, max int, seed uint64) map[int64][]byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	files := make([][]byte, n)
+	for i := range files {
+		files[i] = testkit.RandBytes(seed<<32|uint64(i), 1+rng.IntN(max))
+	}
+	out := make(map[int64][]byte, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				f := c.upload(t, 0, fmt.Sprintf("file-%d-%04d", seed, i), files[i])
+				mu.Lock()
+				out[f.ID] = files[i]
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// TestClusterReplicates: with three S3 nodes and R = 2, every chunk of 200
+// uploaded files is on exactly two distinct nodes, as the nodes' buckets
+// list them; every file downloads byte-exact; the nodes share the chunks.
+func TestClusterReplicates(t *testing.T) {
+	nodes := []*s3Node{startS3Node(t, "n1", ""), startS3Node(t, "n2", ""), startS3Node(t, "n3", "")}
+	s := startClusterServer(t, nodes, 2)
+	c := newUser(t, s, "cluster")
+	files := uploadMany(t, c, 200, 150<<10, 1)
+
+	want := make(map[dfms.Hash]bool)
+	for _, data := range files {
+		for _, h := range chunkHashes(t, data) {
+			want[h] = true
+		}
+	}
+	got := copies(t, nodes)
+	perNode := make(map[string]int)
+	for h := range want {
+		holders := got[h]
+		if len(holders) != 2 {
+			t.Errorf("chunk %s is on %d nodes %v, want 2", h, len(holders), holders)
+		}
+		for _, n := range holders {
+			perNode[n]++
+		}
+	}
+	for h, holders := range got {
+		if !want[h] {
+			t.Errorf("chunk %s on %v is no file's", h, holders)
+		}
+	}
+	t.Logf("%d files, %d chunks, copies per node %v", len(files), len(want), perNode)
+	for _, n := range nodes {
+		// Fair is 2/3 of the chunks per node; a node far off it means the
+		// ring does not spread them.
+		if f := float64(perNode[n.id]) / float64(len(want)); f < 0.45 || f > 0.9 {
+			t.Errorf("node %s holds %.0f %% of the chunks, want about 67 %%", n.id, 100*f)
+		}
+	}
+	for id, data := range files {
+		if got := c.download(t, id); !bytes.Equal(got, data) {
+			t.Fatalf("file %d: downloaded %d bytes, not the %d uploaded", id, len(got), len(data))
+		}
+	}
+	s.finish(t)
+}
+
+// TestClusterZones: with three zones and R = 3, every chunk has one copy
+// in each zone (here: on each node, one node per zone, plus a second node
+// in one zone that must then hold no chunk twice over its zone).
+func TestClusterZones(t *testing.T) {
+	nodes := []*s3Node{startS3Node(t, "a1", "a"), startS3Node(t, "a2", "a"),
+		startS3Node(t, "b1", "b"), startS3Node(t, "c1", "c")}
+	zone := map[string]string{}
+	for _, n := range nodes {
+		zone[n.id] = n.zone
+	}
+	s := startClusterServer(t, nodes, 3)
+	c := newUser(t, s, "zones")
+	files := uploadMany(t, c, 40, 100<<10, 2)
+	got := copies(t, nodes)
+	if len(got) == 0 {
+		t.Fatal("no chunk on any node")
+	}
+	for h, holders := range got {
+		zones := make([]string, len(holders))
+		for i, n := range holders {
+			zones[i] = zone[n]
+		}
+		slices.Sort(zones)
+		if !slices.Equal(zones, []string{"a", "b", "c"}) {
+			t.Errorf("chunk %s is on %v in zones %v, want one copy per zone", h, holders, zones)
+		}
+	}
+	for id, data := range files {
+		if got := c.download(t, id); !bytes.Equal(got, data) {
+			t.Fatalf("file %d: download differs", id)
+		}
+	}
+	s.finish(t)
+}
