@@ -12,9 +12,12 @@
 // bucket knows what it is, and the rest is random, so the key can never be
 // a file's chunk: the probe neither overwrites nor deletes anything it did
 // not write. Any error, a mismatch or the timeout fails the probe. A probe
-// that fails still tries to delete its chunk (with a Timeout of its own);
-// one that cannot, or a server that dies mid-probe, leaves a chunk that no
-// metadata row names, which the garbage collector deletes as an orphan.
+// that fails still tries to delete its chunk, with a Timeout of its own,
+// in the background (unless the delete of an earlier failed probe's chunk
+// is still trying on that node). A chunk it cannot delete, or one left by
+// a server that died mid-probe, is a chunk that no metadata row names,
+// which the garbage collector deletes as an orphan.
+//
 // A node whose chunk store the monitor cannot get (the Store function
 // answers false: it could not be opened) fails its probes too.
 //
@@ -42,9 +45,10 @@
 // node straight down.
 //
 // Draining belongs to the operator: probes never change it, but they run
-// and are recorded (failures and last probe) like any other node's. Only
-// draining is the operator's: a node the operator sets down is brought up
-// by UpAfter good probes, and one set up goes suspect on its next failure.
+// and are recorded (failures and last probe) like any other node's. The
+// other states are the monitor's: a node the operator sets down is
+// brought up by UpAfter good probes, and one set up goes suspect on its
+// next failure (to keep a node out of placement, drain it).
 //
 // # What is recorded
 //
@@ -159,6 +163,7 @@ type memo struct {
 	seen      dfms.NodeState // the state this monitor last recorded or read
 	successes int            // consecutive good probes while in seen, at most UpAfter
 	running   bool           // a probe of the node has not returned yet
+	cleaning  bool           // the chunk of a failed probe is being deleted
 }
 
 // outcome is one probe's result.
@@ -364,12 +369,12 @@ func (m *Monitor) memo(id string) *memo {
 }
 
 // forget drops the memory and metrics of nodes no longer listed, except
-// those whose probe is still running.
+// those whose probe or its cleanup is still running.
 func (m *Monitor) forget(listed map[string]dfms.StorageNode) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id, mm := range m.nodes {
-		if _, ok := listed[id]; ok || mm.running {
+		if _, ok := listed[id]; ok || mm.running || mm.cleaning {
 			continue
 		}
 		delete(m.nodes, id)
@@ -410,7 +415,8 @@ func (m *Monitor) report(prev, next dfms.StorageNode, probeErr error) {
 // probeNode probes node id within Timeout. The probe runs in a goroutine
 // of its own so that a store ignoring its context cannot hold the round:
 // the round stops waiting at the deadline, and the goroutine, whose owner
-// is the node's memo (running), ends when the store returns.
+// is the node's memo (running, then cleaning), ends when the store
+// returns.
 func (m *Monitor) probeNode(ctx context.Context, id string) outcome {
 	const op dfms.Op = "health.probe"
 	s, ok := m.Store(id)
@@ -432,25 +438,36 @@ func (m *Monitor) probeNode(ctx context.Context, id string) outcome {
 	done := make(chan error, 1) // never blocks the probe
 	start := time.Now()
 	go func() {
-		defer func() {
-			m.mu.Lock()
-			mm.running = false
-			m.mu.Unlock()
-		}()
 		data := probeData()
 		h := dfms.Sum(data)
 		err := probe(pctx, s, h, data)
 		done <- err
-		if err != nil {
-			// Whatever became of the Put, the chunk must not stay. The
-			// probe's own context may be over: the cleanup has a
-			// deadline of its own, and outlives the round's context.
-			cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-			defer ccancel()
-			if derr := s.Delete(cctx, h); derr != nil {
-				m.log().Debug("deleting a failed probe's chunk", "node", id, "chunk", h, "err", derr)
-			}
+		m.mu.Lock()
+		mm.running = false
+		clean := err != nil && !mm.cleaning
+		mm.cleaning = mm.cleaning || clean
+		m.mu.Unlock()
+		if err == nil {
+			return
 		}
+		if !clean {
+			// The delete of an earlier failed probe's chunk is still
+			// retrying against the node: one is enough.
+			m.log().Debug("a failed probe's chunk is left to garbage collection", "node", id, "chunk", h)
+			return
+		}
+		// Whatever became of the Put, the chunk must not stay. The
+		// probe's own context may be over: the delete has a deadline of
+		// its own, and outlives the round's context. It does not hold
+		// the node's next probe, which may run meanwhile.
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer ccancel()
+		if derr := s.Delete(cctx, h); derr != nil {
+			m.log().Debug("deleting a failed probe's chunk", "node", id, "chunk", h, "err", derr)
+		}
+		m.mu.Lock()
+		mm.cleaning = false
+		m.mu.Unlock()
 	}()
 	select {
 	case err := <-done:

@@ -35,7 +35,7 @@ func (e *env) expect(t *testing.T, state dfms.NodeState, failures int) {
 	e.clock.Advance(10 * time.Second)
 	e.round(t)
 	if n := e.node(t, "n1"); n.State != state || n.Failures != failures {
-		t.Fatalf("got %s with %d failures, want %s with %d", n.State, n.Failures, state, failures)
+		t.Fatalf("got %s with %d failures, want %s with %d; the monitor logged:\n%s", n.State, n.Failures, state, failures, e.log)
 	}
 }
 
