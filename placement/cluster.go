@@ -169,7 +169,6 @@ func (c *Cluster) SetNodes(members []Member) error {
 // SetState changes one node's state (the health monitor's verdict, or
 // an operator's drain); kind NotExist if there is no such node.
 func (c *Cluster) SetState(id string, state dfms.NodeState) error {
-	v := c.current.Load()
 	ms := c.Members()
 	for i := range ms {
 		if ms[i].ID == id {
@@ -177,7 +176,6 @@ func (c *Cluster) SetState(id string, state dfms.NodeState) error {
 			return c.SetNodes(ms)
 		}
 	}
-	_ = v
 	return dfms.E("placement.SetState", dfms.NotExist, fmt.Errorf("no storage node %q", id))
 }
 
@@ -403,43 +401,82 @@ func (c *Cluster) Get(ctx context.Context, h dfms.Hash, buf []byte) ([]byte, err
 	start := len(buf)
 	var out []byte
 	var found bool
-	var errs []error
-	corrupt := false
+	var f failures
 	err := c.search(ctx, v, h, func(id string, owner bool) bool {
 		got, err := v.stores[id].Get(ctx, h, buf[:start])
 		if err == nil && dfms.Sum(got[start:]) != h {
 			err = dfms.E(op, dfms.Corrupt, fmt.Errorf("copy on node %s does not hash to its name", id))
-			corrupt = true
 		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return true
-			}
-			if !dfms.Is(err, dfms.NotExist) || owner {
-				c.badCopy(h, id, err)
-			}
-			if !dfms.Is(err, dfms.NotExist) {
-				errs = append(errs, fmt.Errorf("node %s: %w", id, err))
-			}
-			buf = got[:start]
-			return false
+			f.add(v, id, owner, err)
+			return ctx.Err() != nil
 		}
 		out, found = got, true
 		return true
 	})
-	switch {
-	case found:
+	if found {
+		f.report(c, h, true)
 		return out, nil
-	case err != nil:
-		return buf[:start], dfms.E(op, dfms.KindOf(err), err)
-	case ctx.Err() != nil:
-		return buf[:start], dfms.E(op, dfms.KindOf(ctx.Err()), ctx.Err())
-	case corrupt:
-		return buf[:start], dfms.E(op, dfms.Corrupt, fmt.Errorf("chunk %s: no good copy: %w", h, errors.Join(errs...)))
-	case len(errs) > 0:
-		return buf[:start], dfms.E(op, dfms.Unavailable, fmt.Errorf("chunk %s: %w", h, errors.Join(errs...)))
 	}
-	return buf[:start], dfms.E(op, dfms.NotExist, fmt.Errorf("chunk %s is on no node", h))
+	f.report(c, h, false)
+	return buf[:start], f.verdict(ctx, op, h, err)
+}
+
+// failures are the copies a read could not use.
+type failures struct {
+	missing []string // owners without a copy
+	bad     []badCopy
+	errs    []error // other than NotExist, from nodes that are not down
+}
+
+type badCopy struct {
+	node string
+	err  error
+}
+
+func (f *failures) add(v *view, id string, owner bool, err error) {
+	switch {
+	case dfms.Is(err, dfms.NotExist):
+		if owner {
+			f.missing = append(f.missing, id)
+		}
+		return
+	case dfms.Is(err, dfms.Corrupt):
+		f.bad = append(f.bad, badCopy{id, err})
+	}
+	// A node known to be down is expected to fail: it does not make a
+	// chunk that no other node has "unavailable" rather than missing.
+	if v.states[id] != dfms.NodeDown {
+		f.errs = append(f.errs, fmt.Errorf("node %s: %w", id, err))
+	}
+}
+
+// report tells OnBadCopy (and the log) about corrupt copies, and, if the
+// chunk was found elsewhere, about owners that lacked it.
+func (f *failures) report(c *Cluster, h dfms.Hash, found bool) {
+	for _, b := range f.bad {
+		c.badCopy(h, b.node, b.err)
+	}
+	if found {
+		for _, id := range f.missing {
+			c.badCopy(h, id, dfms.E("placement.Get", dfms.NotExist, fmt.Errorf("no copy on owner %s", id)))
+		}
+	}
+}
+
+// verdict is the error of a read that found no good copy.
+func (f *failures) verdict(ctx context.Context, op dfms.Op, h dfms.Hash, err error) error {
+	switch {
+	case err != nil:
+		return dfms.E(op, dfms.KindOf(err), err)
+	case ctx.Err() != nil:
+		return dfms.E(op, dfms.KindOf(ctx.Err()), ctx.Err())
+	case len(f.bad) > 0:
+		return dfms.E(op, dfms.Corrupt, fmt.Errorf("chunk %s: no good copy: %w", h, errors.Join(f.errs...)))
+	case len(f.errs) > 0:
+		return dfms.E(op, dfms.Unavailable, fmt.Errorf("chunk %s: %w", h, errors.Join(f.errs...)))
+	}
+	return dfms.E(op, dfms.NotExist, fmt.Errorf("chunk %s is on no node", h))
 }
 
 // badCopy reports a copy that a read could not use.
@@ -456,30 +493,22 @@ func (c *Cluster) badCopy(h dfms.Hash, node string, err error) {
 
 // Stat implements dfms.ChunkStore: the size of the first copy found.
 func (c *Cluster) Stat(ctx context.Context, h dfms.Hash) (int64, error) {
-	const op dfms.Op = "placement.Stat"
 	v := c.current.Load()
 	var size int64 = -1
-	var errs []error
+	var f failures
 	err := c.search(ctx, v, h, func(id string, _ bool) bool {
 		n, err := v.stores[id].Stat(ctx, h)
 		if err != nil {
-			if !dfms.Is(err, dfms.NotExist) {
-				errs = append(errs, fmt.Errorf("node %s: %w", id, err))
-			}
+			f.add(v, id, false, err)
 			return ctx.Err() != nil
 		}
 		size = n
 		return true
 	})
-	switch {
-	case size >= 0:
+	if size >= 0 {
 		return size, nil
-	case err != nil:
-		return 0, dfms.E(op, dfms.KindOf(err), err)
-	case len(errs) > 0:
-		return 0, dfms.E(op, dfms.Unavailable, fmt.Errorf("chunk %s: %w", h, errors.Join(errs...)))
 	}
-	return 0, dfms.E(op, dfms.NotExist, fmt.Errorf("chunk %s is on no node", h))
+	return 0, f.verdict(ctx, "placement.Stat", h, err)
 }
 
 // Delete implements dfms.ChunkStore: every node that is not down deletes
@@ -568,7 +597,8 @@ func (c *Cluster) firstHolder(ctx context.Context, v *view, h dfms.Hash, id stri
 			return false, fmt.Errorf("node %s: %w", other, err)
 		}
 	}
-	// A node with weight 0 is on no ring order: it is listed after all.
+	// A node of weight 0 is in no ring order: what it holds and no node
+	// of the ring does is listed from it.
 	return true, nil
 }
 

@@ -331,10 +331,10 @@ func (l *memLog) nodes(h dfms.Hash) []string {
 // badCopies collects OnBadCopy reports.
 type badCopies struct {
 	mu   sync.Mutex
-	seen []badCopy
+	seen []reported
 }
 
-type badCopy struct {
+type reported struct {
 	h    dfms.Hash
 	node string
 	err  error
@@ -343,10 +343,10 @@ type badCopy struct {
 func (b *badCopies) add(h dfms.Hash, node string, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.seen = append(b.seen, badCopy{h, node, err})
+	b.seen = append(b.seen, reported{h, node, err})
 }
 
-func (b *badCopies) list() []badCopy {
+func (b *badCopies) list() []reported {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.seen)

@@ -120,6 +120,17 @@ type Config struct {
 		Download int    `yaml:"download"`
 	} `yaml:"rate_limit"`
 
+	// Health is the storage nodes' health monitor (with storage.nodes):
+	// a probe of each node every Interval (default 10s), failing after
+	// Timeout (5s); DownAfter failures in a row (3) mark a node down,
+	// UpAfter successes (2) up again.
+	Health struct {
+		Interval  time.Duration `yaml:"interval"`
+		Timeout   time.Duration `yaml:"timeout"`
+		DownAfter int           `yaml:"down_after"`
+		UpAfter   int           `yaml:"up_after"`
+	} `yaml:"health"`
+
 	GC struct {
 		Interval time.Duration `yaml:"interval"` // default 1h; negative disables the in-process collector
 		Grace    time.Duration `yaml:"grace"`
@@ -301,6 +312,9 @@ func (c *Config) Validate() error {
 // validateNodes checks the storage nodes and the replication settings.
 func (c *Config) validateNodes() error {
 	st := &c.Storage
+	if h := c.Health; h.Interval < 0 || h.Timeout < 0 || h.DownAfter < 0 || h.UpAfter < 0 {
+		return fmt.Errorf("health settings must not be negative")
+	}
 	if st.Replicas < 0 || st.WriteQuorum < 0 {
 		return fmt.Errorf("storage.replicas and write_quorum must not be negative")
 	}

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/dfms/dfms"
-	"github.com/dfms/dfms/placement/store"
 	"github.com/dfms/dfms/server/api"
 	"github.com/dfms/dfms/server/auth"
 	"github.com/dfms/dfms/server/files"
@@ -32,6 +31,7 @@ import (
 	"github.com/dfms/dfms/server/meta/sqlmeta"
 	"github.com/dfms/dfms/server/ratelimit"
 	"github.com/dfms/dfms/workers/gc"
+	"github.com/dfms/dfms/workers/health"
 )
 
 // Version is the server's version, set by the build.
@@ -86,6 +86,7 @@ type Server struct {
 	files   *files.Service
 	auth    *auth.Service
 	gc      *gc.Collector
+	health  *health.Monitor // nil with a single chunk store
 	api     *api.API
 	http    *http.Server
 	metrics *http.Server // on cfg.MetricsAddr; nil if /metrics is on the API's address
@@ -143,9 +144,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	s.gc = &gc.Collector{Meta: s.meta, Chunks: s.chunks, Grace: cfg.GC.Grace, Log: log}
+	metrics := s.gc.Metrics()
+	if cl != nil {
+		s.health = &health.Monitor{Nodes: s.meta, Store: cl.Node,
+			Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, DownAfter: cfg.Health.DownAfter, UpAfter: cfg.Health.UpAfter,
+			Log: log.With("worker", "health"),
+			OnChange: func(n dfms.StorageNode) {
+				if err := cl.SetState(n.ID, n.State); err != nil {
+					log.Warn("applying a node's state", "node", n.ID, "err", err)
+				}
+			}}
+		metrics = append(metrics, s.health.Metrics()...)
+	}
 	perMin := func(n int) ratelimit.Limit { return ratelimit.Limit{Requests: n, Window: time.Minute} }
 	rl := cfg.RateLimit
-	s.api = api.New(api.Deps{Files: s.files, Auth: s.auth, Keys: keys, Limiter: s.limiter, GC: s.gc, Metrics: s.gc.Metrics(), Log: log, Version: Version,
+	s.api = api.New(api.Deps{Files: s.files, Auth: s.auth, Keys: keys, Limiter: s.limiter, GC: s.gc, Metrics: metrics, Log: log, Version: Version,
 		Ready: map[string]func(context.Context) error{
 			"metadata": s.meta.Ping,
 			"chunks": func(ctx context.Context) error {
@@ -251,6 +264,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if s.cluster != nil {
 		wg.Go(func() { s.cluster.follow(bg, nodeRefresh) })
+		wg.Go(func() { s.health.Run(bg) })
 	}
 	defer func() { stopBG(); wg.Wait() }()
 	select {
