@@ -203,6 +203,10 @@ func (c *Cluster) Owners(h dfms.Hash) []string {
 	return v.ring.Owners(h, v.r)
 }
 
+// VNodes returns the ring's virtual nodes per node of default weight, as
+// configured (0: DefaultVNodes), for rings built alongside the cluster's.
+func (c *Cluster) VNodes() int { return c.opts.VNodes }
+
 // Replicas returns R, the replication factor.
 func (c *Cluster) Replicas() int { return c.current.Load().r }
 

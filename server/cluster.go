@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/placement"
 	"github.com/dfms/dfms/placement/store"
 	"github.com/dfms/dfms/server/meta"
+	"github.com/dfms/dfms/workers/replication"
 )
 
 // openChunks opens the chunk store cfg names: the single store of
@@ -35,6 +37,11 @@ func openChunks(ctx context.Context, cfg *Config, m meta.Store, log *slog.Logger
 	cl.Cluster, err = placement.NewCluster(members, placement.Options{
 		Replicas: cfg.Storage.Replicas, WriteQuorum: cfg.Storage.WriteQuorum,
 		Log: replicaLog{m}, Logger: log,
+		OnBadCopy: func(h dfms.Hash, node string, err error) {
+			if r := cl.repair.Load(); r != nil {
+				r.Report(h, node, err)
+			}
+		},
 	})
 	if err != nil {
 		cl.closeAll(members)
@@ -73,6 +80,8 @@ type cluster struct {
 	*placement.Cluster
 	meta meta.Store
 	log  *slog.Logger
+	// repair takes the reads' reports of bad copies, once it exists.
+	repair atomic.Pointer[replication.Manager]
 
 	mu     sync.Mutex
 	opened map[string]opened // the stores opened, by node id

@@ -131,6 +131,23 @@ type Config struct {
 		UpAfter   int           `yaml:"up_after"`
 	} `yaml:"health"`
 
+	// Repair is the replication manager (with storage.nodes): a pass
+	// over every chunk each Interval (default 1m) copies missing copies to
+	// their owners and removes surplus ones; a node down for less than
+	// DownDelay (default 10m) is waited for; MaxBytesPerSec bounds the
+	// copying (default 100 MiB/s; negative: no bound).
+	Repair struct {
+		Interval       time.Duration `yaml:"interval"`
+		DownDelay      time.Duration `yaml:"down_delay"`
+		MaxBytesPerSec int64         `yaml:"max_bytes_per_sec"`
+	} `yaml:"repair"`
+
+	// Scrub re-reads and re-hashes every copy of every chunk each
+	// Interval (default a week; negative: never), repairing bad ones.
+	Scrub struct {
+		Interval time.Duration `yaml:"interval"`
+	} `yaml:"scrub"`
+
 	GC struct {
 		Interval time.Duration `yaml:"interval"` // default 1h; negative disables the in-process collector
 		Grace    time.Duration `yaml:"grace"`
@@ -202,6 +219,18 @@ func (c *Config) Defaults() {
 	}
 	if c.Storage.MaxOpenUploads == 0 {
 		c.Storage.MaxOpenUploads = 100
+	}
+	if c.Repair.Interval == 0 {
+		c.Repair.Interval = time.Minute
+	}
+	if c.Repair.DownDelay == 0 {
+		c.Repair.DownDelay = 10 * time.Minute
+	}
+	if c.Repair.MaxBytesPerSec == 0 {
+		c.Repair.MaxBytesPerSec = 100 << 20
+	}
+	if c.Scrub.Interval == 0 {
+		c.Scrub.Interval = 7 * 24 * time.Hour
 	}
 	for i := range c.Storage.Nodes {
 		if c.Storage.Nodes[i].Weight == 0 {
@@ -312,6 +341,9 @@ func (c *Config) Validate() error {
 // validateNodes checks the storage nodes and the replication settings.
 func (c *Config) validateNodes() error {
 	st := &c.Storage
+	if c.Repair.Interval < 0 || c.Repair.DownDelay < 0 {
+		return fmt.Errorf("repair.interval and down_delay must not be negative")
+	}
 	if h := c.Health; h.Interval < 0 || h.Timeout < 0 || h.DownAfter < 0 || h.UpAfter < 0 {
 		return fmt.Errorf("health settings must not be negative")
 	}

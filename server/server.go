@@ -32,6 +32,7 @@ import (
 	"github.com/dfms/dfms/server/ratelimit"
 	"github.com/dfms/dfms/workers/gc"
 	"github.com/dfms/dfms/workers/health"
+	"github.com/dfms/dfms/workers/replication"
 )
 
 // Version is the server's version, set by the build.
@@ -87,6 +88,7 @@ type Server struct {
 	auth    *auth.Service
 	gc      *gc.Collector
 	health  *health.Monitor // nil with a single chunk store
+	repair  *replication.Manager
 	api     *api.API
 	http    *http.Server
 	metrics *http.Server // on cfg.MetricsAddr; nil if /metrics is on the API's address
@@ -154,7 +156,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 					log.Warn("applying a node's state", "node", n.ID, "err", err)
 				}
 			}}
+		maxRate := cfg.Repair.MaxBytesPerSec
+		if maxRate < 0 {
+			maxRate = 0
+		}
+		scrub := cfg.Scrub.Interval
+		if scrub < 0 {
+			scrub = 0
+		}
+		s.repair = &replication.Manager{Cluster: cl.Cluster, Replicas: s.meta, Interval: cfg.Repair.Interval,
+			ScrubInterval: scrub, DownDelay: cfg.Repair.DownDelay, MaxBytesPerSec: maxRate, Log: log.With("worker", "replication")}
+		cl.repair.Store(s.repair)
 		metrics = append(metrics, s.health.Metrics()...)
+		metrics = append(metrics, s.repair.Metrics()...)
 	}
 	perMin := func(n int) ratelimit.Limit { return ratelimit.Limit{Requests: n, Window: time.Minute} }
 	rl := cfg.RateLimit
@@ -265,6 +279,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cluster != nil {
 		wg.Go(func() { s.cluster.follow(bg, nodeRefresh) })
 		wg.Go(func() { s.health.Run(bg) })
+		wg.Go(func() { s.repair.Run(bg) })
 	}
 	defer func() { stopBG(); wg.Wait() }()
 	select {

@@ -106,6 +106,9 @@ func envVars(c *server.Config) map[string]any {
 		"DFMS_STORAGE_REPLICAS":     &c.Storage.Replicas,
 		"DFMS_WRITE_QUORUM":         &c.Storage.WriteQuorum,
 		"DFMS_HEALTH_INTERVAL":      &c.Health.Interval,
+		"DFMS_REPAIR_INTERVAL":      &c.Repair.Interval,
+		"DFMS_REPAIR_DOWN_DELAY":    &c.Repair.DownDelay,
+		"DFMS_SCRUB_INTERVAL":       &c.Scrub.Interval,
 	}
 }
 

@@ -749,6 +749,18 @@ type Replicas interface {
 	// NodeUsage returns, per node that holds any, the copies recorded on
 	// it and their bytes.
 	NodeUsage(ctx context.Context) (map[string]dfms.NodeUsage, error)
+	// ChunkCopies returns up to limit stored chunks (neither pending nor
+	// being deleted) whose hash sorts after after, in hash order, each
+	// with the nodes recorded as holding a copy: the replication
+	// manager's pass over the chunk index.
+	ChunkCopies(ctx context.Context, after dfms.Hash, limit int) ([]ChunkCopies, error)
+}
+
+// ChunkCopies is a chunk with the nodes recorded as holding a copy.
+type ChunkCopies struct {
+	Hash  dfms.Hash
+	Size  int64
+	Nodes []string // sorted
 }
 
 // Lifecycle checks, syncs and closes the store as a whole.

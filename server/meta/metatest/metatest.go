@@ -8,9 +8,11 @@
 package metatest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -1371,6 +1373,32 @@ func testReplicas(t *testing.T, s meta.Store) {
 		t.Fatalf("replicas of an unknown chunk = %v", got)
 	}
 	testkit.WantKind(t, s.AddReplicas(ctx, []dfms.Replica{{Hash: h1, Node: "nobody"}}), dfms.Other, "a copy on an unregistered node")
+
+	// The pass over the chunk index: stored chunks only, in hash order,
+	// with their copies; h3 is pending, so not listed.
+	h3 := dfms.Sum([]byte("three"))
+	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{{Hash: h2, Size: 3}, {Hash: h3, Size: 5}}))
+	ok(t, s.AddChunks(ctx, []dfms.ChunkRef{{Hash: h2, Size: 3}}))
+	var got []meta.ChunkCopies
+	var after dfms.Hash
+	for {
+		page := testkit.Must(s.ChunkCopies(ctx, after, 1))(t)
+		if len(page) == 0 {
+			break
+		}
+		if len(page) > 1 {
+			t.Fatalf("a page of 1 has %d chunks", len(page))
+		}
+		got = append(got, page...)
+		after = page[len(page)-1].Hash
+	}
+	want := []meta.ChunkCopies{{Hash: h1, Size: 3, Nodes: []string{"b"}}, {Hash: h2, Size: 3, Nodes: []string{"a"}}}
+	if bytes.Compare(h2[:], h1[:]) < 0 {
+		want[0], want[1] = want[1], want[0]
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("chunk copies = %+v, want %+v", got, want)
+	}
 }
 
 // Racing writers on one file: every commit becomes its own version and the

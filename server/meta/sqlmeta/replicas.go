@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"database/sql"
+	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/server/meta"
 )
 
 // AddReplicas implements meta.Replicas.
@@ -90,4 +93,36 @@ func compareReplicas(a, b dfms.Replica) int {
 		return c
 	}
 	return cmp.Compare(a.Node, b.Node)
+}
+
+// ChunkCopies implements meta.Replicas.
+func (s *Store) ChunkCopies(ctx context.Context, after dfms.Hash, limit int) ([]meta.ChunkCopies, error) {
+	var out []meta.ChunkCopies
+	err := s.read(ctx, "meta.ChunkCopies", func(t *tx) error {
+		out = out[:0]
+		rows, err := t.query(ctx, `SELECT c.hash, c.size, r.node_id FROM
+			(SELECT hash, size FROM chunks WHERE hash > ? AND pending = ? AND deleting = ? ORDER BY hash LIMIT ?) c
+			LEFT JOIN chunk_replicas r ON r.hash = c.hash ORDER BY c.hash, r.node_id`, after[:], false, false, limit)
+		return eachRow(rows, err, func(r row) error {
+			var h []byte
+			var size int64
+			var node sql.NullString
+			if err := r.Scan(&h, &size, &node); err != nil {
+				return err
+			}
+			if len(h) != len(dfms.Hash{}) {
+				return fmt.Errorf("chunk row with a hash of %d bytes", len(h))
+			}
+			hash := dfms.Hash(h)
+			if len(out) == 0 || out[len(out)-1].Hash != hash {
+				out = append(out, meta.ChunkCopies{Hash: hash, Size: size})
+			}
+			if node.Valid {
+				last := &out[len(out)-1]
+				last.Nodes = append(last.Nodes, node.String)
+			}
+			return nil
+		})
+	})
+	return out, err
 }
