@@ -94,11 +94,11 @@ func clusterConfig(t *testing.T, nodes []*s3Node, r int) string {
 
 // startClusterServer starts a dfms server (embedded metadata) whose
 // chunks live on nodes, r copies each.
-func startClusterServer(t *testing.T, nodes []*s3Node, r int) *apiServer {
+func startClusterServer(t *testing.T, nodes []*s3Node, r int, env ...string) *apiServer {
 	t.Helper()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	p := startServer(t, dir, baseEnv(), "--data", data, "--config", clusterConfig(t, nodes, r))
+	p := startServer(t, dir, baseEnv(env...), "--data", data, "--config", clusterConfig(t, nodes, r))
 	s := &apiServer{backend: "cluster", base: "http://" + p.addr, data: data, p: p}
 	t.Cleanup(func() {
 		if !s.stopped {
@@ -185,6 +185,7 @@ func TestClusterReplicates(t *testing.T) {
 	nodes := []*s3Node{startS3Node(t, "n1", ""), startS3Node(t, "n2", ""), startS3Node(t, "n3", "")}
 	s := startClusterServer(t, nodes, 2)
 	c := newUser(t, s, "cluster")
+	defer s.finish(t)
 	files := uploadMany(t, c, 200, 150<<10, 1)
 
 	want := make(map[dfms.Hash]bool)
@@ -222,7 +223,6 @@ func TestClusterReplicates(t *testing.T) {
 			t.Fatalf("file %d: downloaded %d bytes, not the %d uploaded", id, len(got), len(data))
 		}
 	}
-	s.finish(t)
 }
 
 // TestClusterZones: with three zones and R = 3, every chunk has one copy
@@ -237,6 +237,7 @@ func TestClusterZones(t *testing.T) {
 	}
 	s := startClusterServer(t, nodes, 3)
 	c := newUser(t, s, "zones")
+	defer s.finish(t)
 	files := uploadMany(t, c, 40, 100<<10, 2)
 	got := copies(t, nodes)
 	if len(got) == 0 {
@@ -257,5 +258,229 @@ func TestClusterZones(t *testing.T) {
 			t.Fatalf("file %d: download differs", id)
 		}
 	}
-	s.finish(t)
+}
+
+// fastCluster makes the health monitor and the replication manager act
+// within seconds.
+var fastCluster = []string{"DFMS_HEALTH_INTERVAL=300ms", "DFMS_REPAIR_INTERVAL=500ms", "DFMS_REPAIR_DOWN_DELAY=2s",
+	"DFMS_ADMIN_EMAIL=admin@example.com", "DFMS_ADMIN_PASSWORD=" + testPassword}
+
+// nodeState returns a node's state as the admin API shows it.
+func nodeState(t *testing.T, admin *client, id string) string {
+	t.Helper()
+	var v struct {
+		Nodes []struct {
+			ID    string `json:"id"`
+			State string `json:"state"`
+		} `json:"nodes"`
+	}
+	admin.get(t, "/api/v1/admin/nodes").want(t, http.StatusOK).decode(t, &v)
+	for _, n := range v.Nodes {
+		if n.ID == id {
+			return n.State
+		}
+	}
+	t.Fatalf("no node %s in the admin API's list", id)
+	return ""
+}
+
+// chunksOf returns the chunks of every file in files.
+func chunksOf(t *testing.T, files map[int64][]byte) map[dfms.Hash]bool {
+	t.Helper()
+	out := make(map[dfms.Hash]bool)
+	for _, data := range files {
+		for _, h := range chunkHashes(t, data) {
+			out[h] = true
+		}
+	}
+	return out
+}
+
+// everyChunkOn reports whether every chunk of want is on exactly n of nodes
+// (as their buckets list them), and describes the first that is not.
+func everyChunkOn(t *testing.T, nodes []*s3Node, want map[dfms.Hash]bool, n int) (bool, string) {
+	t.Helper()
+	got := copies(t, nodes)
+	for h := range want {
+		if len(got[h]) != n {
+			return false, fmt.Sprintf("chunk %s is on %v", h, got[h])
+		}
+	}
+	return true, ""
+}
+
+// waitFor polls cond until it holds, and fails t with cond's last
+// explanation after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	start := time.Now()
+	for {
+		ok, why := cond()
+		if ok {
+			t.Logf("%s after %.1f s", what, time.Since(start).Seconds())
+			return
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("%s: not within %v: %s", what, timeout, why)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// TestClusterNodeKilled: kill -9 of one node's S3 server while files are
+// uploaded and downloaded. Every acknowledged upload survives and every
+// download is byte-exact; the node is marked down; the two survivors get
+// R = 2 back; the node, started again, loses nothing and the surplus
+// copies made meanwhile are removed.
+func TestClusterNodeKilled(t *testing.T) {
+	nodes := []*s3Node{startS3Node(t, "n1", ""), startS3Node(t, "n2", ""), startS3Node(t, "n3", "")}
+	s := startClusterServer(t, nodes, 2, fastCluster...)
+	defer s.finish(t)
+	admin, _ := login(t, s, "admin@example.com", testPassword)
+	c := newUser(t, s, "killed")
+	before := uploadMany(t, c, 30, 120<<10, 3)
+
+	var mu sync.Mutex
+	acked := make(map[int64][]byte)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var refused, downloads int
+	wg.Go(func() { // uploads: an acknowledged one must survive; others may fail
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			data := testkit.RandBytes(uint64(1000+i), 1+(i*7919)%(120<<10))
+			r, err := c.send("POST", "/api/v1/files/upload", data, hdr{"Content-Type", "application/octet-stream", "X-File-Name", fmt.Sprintf("during-%04d", i)})
+			if err != nil {
+				t.Errorf("upload %d: %v", i, err)
+				return
+			}
+			mu.Lock()
+			if r.status == http.StatusCreated {
+				var f fileJSON
+				r.decode(t, &f)
+				acked[f.ID] = data
+			} else {
+				refused++
+			}
+			mu.Unlock()
+		}
+	})
+	wg.Go(func() { // downloads of files stored before the kill: all must work
+		for {
+			for id, data := range before {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r, err := c.send("GET", fmt.Sprintf("/api/v1/files/%d/download", id), nil, nil)
+				if err != nil || r.status != http.StatusOK || !bytes.Equal(r.body, data) {
+					t.Errorf("download of file %d during the outage: %v %v", id, err, r)
+					return
+				}
+				mu.Lock()
+				downloads++
+				mu.Unlock()
+			}
+		}
+	})
+	time.Sleep(time.Second)
+	nodes[1].kill(t)
+	killed := time.Now()
+	testkit.Eventually(t, 60*time.Second, func() bool { return nodeState(t, admin, "n2") == "down" }, "node n2 marked down")
+	t.Logf("n2 marked down %.1f s after the kill", time.Since(killed).Seconds())
+	// Uploads go on, on the survivors.
+	mu.Lock()
+	n := len(acked)
+	mu.Unlock()
+	testkit.Eventually(t, 60*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= n+5
+	}, "uploads acknowledged once the node is down")
+	close(stop)
+	wg.Wait()
+	t.Logf("%d uploads acknowledged, %d refused, %d downloads during the outage", len(acked), refused, downloads)
+
+	for id, data := range before {
+		acked[id] = data
+	}
+	for id, data := range acked {
+		if got := c.download(t, id); !bytes.Equal(got, data) {
+			t.Fatalf("file %d: downloaded %d bytes, not the %d acknowledged", id, len(got), len(data))
+		}
+	}
+	want := chunksOf(t, acked)
+	survivors := []*s3Node{nodes[0], nodes[2]}
+	waitFor(t, 120*time.Second, "R = 2 restored on the survivors", func() (bool, string) {
+		return everyChunkOn(t, survivors, want, 2)
+	})
+
+	// n2 comes back: it is marked up, gets what it owns, and the surplus
+	// copies go: every chunk ends on exactly two of the three nodes.
+	nodes[1].start(t)
+	testkit.Eventually(t, 60*time.Second, func() bool { return nodeState(t, admin, "n2") == "up" }, "node n2 up again")
+	waitFor(t, 120*time.Second, "two copies of every chunk once n2 is back", func() (bool, string) {
+		return everyChunkOn(t, nodes, want, 2)
+	})
+	got := copies(t, nodes)
+	onN2 := 0
+	for h := range want {
+		if slices.Contains(got[h], "n2") {
+			onN2++
+		}
+	}
+	if onN2 == 0 {
+		t.Fatal("n2 holds no chunk after it came back")
+	}
+	for id, data := range acked {
+		if got := c.download(t, id); !bytes.Equal(got, data) {
+			t.Fatalf("file %d differs after the node came back", id)
+		}
+	}
+}
+
+// TestClusterCorruptCopy: one copy's bytes corrupted on a node's disk.
+// Downloads stay correct, and the read's report has the copy repaired.
+func TestClusterCorruptCopy(t *testing.T) {
+	nodes := []*s3Node{startS3Node(t, "n1", ""), startS3Node(t, "n2", ""), startS3Node(t, "n3", "")}
+	s := startClusterServer(t, nodes, 2, fastCluster...)
+	defer s.finish(t)
+	c := newUser(t, s, "corrupt")
+	files := uploadMany(t, c, 10, 60<<10, 4)
+	var id int64
+	for id = range files {
+		break
+	}
+	h := chunkHashes(t, files[id])[0]
+	var path string
+	for _, n := range nodes {
+		filepath.WalkDir(n.dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && filepath.Base(p) == h.String() && path == "" {
+				path = p
+			}
+			return nil
+		})
+	}
+	if path == "" {
+		t.Fatalf("no node's directory holds chunk %s", h)
+	}
+	b, err := os.ReadFile(path)
+	testkit.OK(t, err)
+	good := slices.Clone(b)
+	b[len(b)/2] ^= 0xff
+	testkit.OK(t, os.WriteFile(path, b, 0o600))
+	for range 3 {
+		if got := c.download(t, id); !bytes.Equal(got, files[id]) {
+			t.Fatal("a download returned other bytes than uploaded")
+		}
+	}
+	testkit.Eventually(t, 60*time.Second, func() bool {
+		b, err := os.ReadFile(path)
+		return err == nil && bytes.Equal(b, good)
+	}, "the corrupt copy repaired")
 }
