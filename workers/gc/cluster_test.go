@@ -1,0 +1,73 @@
+package gc_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
+	"github.com/dfms/dfms/placement"
+	"github.com/dfms/dfms/placement/store/disk"
+	"github.com/dfms/dfms/server/files"
+	"github.com/dfms/dfms/workers/gc"
+)
+
+// GC over a cluster: a collected chunk goes from every node that holds a
+// copy, stray copies included, and an object on one node with no chunk
+// row is collected as an orphan after the grace period.
+func TestCollectsAcrossNodes(t *testing.T) {
+	m := testkit.OpenSQLite(t)
+	var ms []placement.Member
+	var nodes []*disk.Disk
+	for i := range 3 {
+		d, err := disk.Open(t.TempDir())
+		testkit.OK(t, err)
+		n := dfms.StorageNode{ID: fmt.Sprintf("n%d", i), URL: "file:///n", Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp}
+		testkit.OK(t, m.PutNode(ctx, n))
+		ms = append(ms, placement.Member{StorageNode: n, Store: d})
+		nodes = append(nodes, d)
+	}
+	cl, err := placement.NewCluster(ms, placement.Options{Replicas: 2, Log: m})
+	testkit.OK(t, err)
+	t.Cleanup(func() { cl.Close() })
+	e := envOf(testkit.NewStack(t, testkit.Options{Meta: m, Chunks: cl, Files: files.Options{Chunking: smallChunks}}))
+	count := func() (n int) {
+		for _, d := range nodes {
+			d.Walk(ctx, func(dfms.ChunkInfo) error { n++; return nil })
+		}
+		return n
+	}
+
+	a := e.write(t, "a", testkit.RandBytes(20, 200<<10))
+	// A stray copy of a's first chunk on every node (a ring change left
+	// it), and an orphan on one node.
+	var chunks []dfms.Hash
+	testkit.OK(t, cl.Walk(ctx, func(ci dfms.ChunkInfo) error { chunks = append(chunks, ci.Hash); return nil }))
+	first := chunks[0]
+	data := testkit.Must(cl.Get(ctx, first, nil))(t)
+	for _, d := range nodes {
+		testkit.OK(t, d.Put(ctx, first, data))
+	}
+	orphan := testkit.RandBytes(21, 3000)
+	testkit.OK(t, nodes[1].Put(ctx, dfms.Sum(orphan), orphan))
+	if count() == 0 {
+		t.Fatal("nothing stored")
+	}
+
+	testkit.OK(t, e.svc.Delete(ctx, e.user.ID, a.Entry.ID))
+	testkit.Must(e.svc.Purge(ctx, e.user.ID, a.Entry.ID))(t)
+	now := time.Now().Add(3 * time.Hour)
+	c := &gc.Collector{Meta: m, Chunks: cl, Grace: time.Hour, Now: func() time.Time { return now }}
+	st, err := c.Run(ctx)
+	testkit.OK(t, err)
+	if st.Orphans != 1 || st.Chunks != len(chunks) {
+		t.Fatalf("collected %+v, want the orphan and a's %d chunks", st, len(chunks))
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d copies left on the nodes", n)
+	}
+	if u := testkit.Must(m.NodeUsage(ctx))(t); len(u) != 0 {
+		t.Fatalf("copies still recorded: %+v", u)
+	}
+}
