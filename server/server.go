@@ -148,7 +148,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	s.gc = &gc.Collector{Meta: s.meta, Chunks: s.chunks, Grace: cfg.GC.Grace, Log: log}
 	metrics := s.gc.Metrics()
 	if cl != nil {
-		s.health = &health.Monitor{Nodes: s.meta, Store: cl.Node,
+		s.health = &health.Monitor{Nodes: s.meta, Store: cl.Node, Lock: s.lockFor("health"),
 			Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, DownAfter: cfg.Health.DownAfter, UpAfter: cfg.Health.UpAfter,
 			Log: log.With("worker", "health"),
 			OnChange: func(n dfms.StorageNode) {
@@ -165,7 +165,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 			scrub = 0
 		}
 		s.repair = &replication.Manager{Cluster: cl.Cluster, Replicas: s.meta, Interval: cfg.Repair.Interval,
-			ScrubInterval: scrub, DownDelay: cfg.Repair.DownDelay, MaxBytesPerSec: maxRate, Log: log.With("worker", "replication")}
+			ScrubInterval: scrub, DownDelay: cfg.Repair.DownDelay, MaxBytesPerSec: maxRate, Lock: s.lockFor("replication"),
+			Log: log.With("worker", "replication")}
 		cl.repair.Store(s.repair)
 		metrics = append(metrics, s.health.Metrics()...)
 		metrics = append(metrics, s.repair.Metrics()...)
@@ -304,6 +305,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// lockFor returns a function that takes the named cluster-wide lock.
+func (s *Server) lockFor(name string) func(context.Context) (func(), error) {
+	return func(ctx context.Context) (func(), error) {
+		_, unlock, err := s.meta.Lock(ctx, name)
+		return unlock, err
+	}
 }
 
 // nodeRefresh is how often a server re-reads the storage nodes.

@@ -147,6 +147,11 @@ type Monitor struct {
 	// round changed its state (the placement ring is rebuilt from it). It
 	// is called from Round, once per changed node, one call at a time.
 	OnChange func(dfms.StorageNode)
+	// Lock, if set, is taken for each round, so that of several processes
+	// running a monitor on one metadata store one probes at a time (each
+	// would otherwise count its own failures into the node's row). A round
+	// that finds it held (kind Conflict) is skipped.
+	Lock func(ctx context.Context) (unlock func(), err error)
 
 	// mu guards nodes.
 	mu    sync.Mutex
@@ -265,6 +270,16 @@ func (m *Monitor) Round(ctx context.Context) error {
 		return dfms.Errorf(op, dfms.Invalid, "a monitor needs Nodes and Store")
 	}
 	m.init()
+	if m.Lock != nil {
+		unlock, err := m.Lock(ctx)
+		if dfms.Is(err, dfms.Conflict) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	nodes, err := m.Nodes.ListNodes(ctx)
 	if err != nil {
 		return err

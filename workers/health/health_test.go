@@ -372,6 +372,28 @@ func TestNodesAreIndependent(t *testing.T) {
 	}
 }
 
+// A round whose lock another process holds is skipped: it records
+// nothing.
+func TestRoundSkippedWhileLockHeld(t *testing.T) {
+	e := newEnv(t, map[string]dfms.NodeState{"a": dfms.NodeUp})
+	e.fake("a").setMode(modeFail)
+	_, unlock, err := e.meta.Lock(ctx, "health")
+	testkit.OK(t, err)
+	e.mon.Lock = func(ctx context.Context) (func(), error) {
+		_, unlock, err := e.meta.Lock(ctx, "health")
+		return unlock, err
+	}
+	e.round(t)
+	if n := e.node(t, "a"); n.State != dfms.NodeUp || !n.LastProbe.IsZero() {
+		t.Fatalf("a round under another's lock recorded %+v", n)
+	}
+	unlock()
+	e.round(t)
+	if n := e.node(t, "a"); n.State != dfms.NodeSuspect {
+		t.Fatalf("after the lock was released: %+v, want suspect", n)
+	}
+}
+
 // A store that hangs in a probe, honouring its context, is cut at the
 // timeout; the failed probe's chunk (if stored) is deleted.
 func TestHangingStoreIsCutByTimeout(t *testing.T) {

@@ -84,7 +84,12 @@ type Manager struct {
 	MaxBytesPerSec int64
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	Log *slog.Logger
+	// Lock, if set, is taken for each pass and scrub, so that of several
+	// processes running a manager one works at a time; a pass that finds
+	// it held (kind Conflict) is skipped. (Two at once would be safe, only
+	// wasteful: every step is checked against the nodes.)
+	Lock func(ctx context.Context) (unlock func(), err error)
+	Log  *slog.Logger
 
 	once      sync.Once
 	limiter   *rate.Limiter
@@ -299,6 +304,16 @@ func (m *Manager) each(ctx context.Context, fn func(*view, meta.ChunkCopies, *St
 		m.total.add(st)
 		m.mu.Unlock()
 	}()
+	if m.Lock != nil {
+		unlock, err := m.Lock(ctx)
+		if dfms.Is(err, dfms.Conflict) {
+			return st, nil
+		}
+		if err != nil {
+			return st, err
+		}
+		defer unlock()
+	}
 	v, err := m.view()
 	if err != nil {
 		return st, err

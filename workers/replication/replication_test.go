@@ -332,3 +332,24 @@ func corruptFile(t *testing.T, dir string, h dfms.Hash) {
 	b[len(b)/2] ^= 0xff
 	testkit.OK(t, os.WriteFile(path, b, 0o600))
 }
+
+func TestPassSkippedWhileLockHeld(t *testing.T) {
+	e := newEnv(t, 3, 2, 0)
+	e.put(5, 9)
+	for _, h := range e.chunks {
+		testkit.OK(t, e.meta.DropReplicas(ctx, []dfms.Replica{{Hash: h, Node: e.cluster.Owners(h)[0]}}))
+	}
+	_, unlock, err := e.meta.Lock(ctx, "replication")
+	testkit.OK(t, err)
+	e.mgr.Lock = func(ctx context.Context) (func(), error) {
+		_, unlock, err := e.meta.Lock(ctx, "replication")
+		return unlock, err
+	}
+	if s := e.pass(); s.Chunks != 0 {
+		t.Fatalf("a pass ran while another held the lock: %+v", s)
+	}
+	unlock()
+	if s := e.pass(); s.Chunks != 5 || s.Recorded != 5 {
+		t.Fatalf("a pass after the lock was released: %+v", s)
+	}
+}
