@@ -42,7 +42,8 @@ test-short:
 	$(GO) test -race ./...
 
 ## bench: throughput figures (medians of several runs, ratios to baselines):
-## chunking and hashing, REST upload/download of a 1 GiB file, then file
+## chunking and hashing, REST upload/download of a 1 GiB file, repair
+## after a storage node is lost against the disk's copy speed, then file
 ## workloads through both mounts (dfms up, dfms mount of a dfms server)
 ## against a local ext4 directory, go-fuse's loopback and the peers rclone
 ## and JuiceFS (needs root: loop and FUSE mounts, drop_caches). The first
@@ -57,6 +58,7 @@ bench:
 		echo "no fusermount3: benchmount will skip rclone"
 	$(GO) run ./integration/cmd/benchchunk
 	$(GO) run ./integration/cmd/benchrest
+	$(GO) run ./integration/cmd/benchrepair
 	$(GO) run ./integration/cmd/benchmount $(BENCHMOUNT_FLAGS)
 
 fmt:

@@ -61,6 +61,7 @@ const (
 	DefaultInterval  = time.Minute
 	DefaultDownDelay = 10 * time.Minute
 	pageSize         = 500
+	parallel         = 8 // chunks checked at once
 	reportQueue      = 1024
 )
 
@@ -324,16 +325,32 @@ func (m *Manager) each(ctx context.Context, fn func(*view, meta.ChunkCopies, *St
 		if err != nil {
 			return st, err
 		}
+		// The chunks of a page are checked in parallel: a copy is a read
+		// from one node and a durable write to another, and one at a time
+		// leaves both disks and the network mostly idle.
+		var mu sync.Mutex
+		g := make(chan struct{}, parallel)
+		var wg sync.WaitGroup
 		for _, cc := range page {
-			st.Chunks++
-			if err := fn(v, cc, &st); err != nil {
-				if ctx.Err() != nil {
-					return st, ctx.Err()
+			g <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-g }()
+				var one Stats
+				one.Chunks = 1
+				err := fn(v, cc, &one)
+				if err != nil && ctx.Err() == nil {
+					one.Failed++
+					m.failures.Inc()
+					m.Log.Warn("chunk repair failed", "chunk", cc.Hash, "err", err)
 				}
-				st.Failed++
-				m.failures.Inc()
-				m.Log.Warn("chunk repair failed", "chunk", cc.Hash, "err", err)
-			}
+				mu.Lock()
+				st.add(one)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return st, ctx.Err()
 		}
 		if len(page) < pageSize {
 			return st, nil
@@ -444,8 +461,11 @@ func (m *Manager) verify(ctx context.Context, node dfms.ChunkStore, h dfms.Hash)
 	return nil
 }
 
+// record records a copy. The record may become durable later: it is a
+// guide that a pass rebuilds (an owner's unrecorded copy is found and
+// recorded again), so it need not cost a durable commit per copy.
 func (m *Manager) record(ctx context.Context, h dfms.Hash, node string) error {
-	return m.Replicas.AddReplicas(ctx, []dfms.Replica{{Hash: h, Node: node}})
+	return m.Replicas.AddReplicas(meta.WithLazyDurability(ctx), []dfms.Replica{{Hash: h, Node: node}})
 }
 
 // wait takes n bytes from the rate limit.
