@@ -1,7 +1,10 @@
 // Package placement decides which storage nodes hold each chunk: a
 // consistent-hashing ring ([Ring]) with virtual nodes, weights, zones and
-// node states. The chunk stores of single nodes are in package
-// placement/store.
+// node states; and stores chunks there: [Cluster], the replicated chunk
+// store over the nodes' own stores (package placement/store). The
+// replication manager (workers/replication) brings chunks back to R
+// copies on their owners; the health monitor (workers/health) sets the
+// states.
 //
 // # Virtual nodes
 //
@@ -73,6 +76,19 @@
 // chunks, a down node may come back). A node going down therefore changes
 // the owners of the chunks it owned, and of no other chunk: its place goes
 // to the next node of each chunk's order.
+//
+// # The replicated store
+//
+// [Cluster] is a [dfms.ChunkStore] over the nodes' stores, tested by the
+// chunk-store conformance suite like any other. A Put goes to the chunk's
+// R owners in parallel and succeeds once W of them (the write quorum,
+// default R) have it durably; the copies stored are recorded (the metadata
+// store's chunk_replicas) after they are. A Get reads the owners in order,
+// then the recorded holders, then the rest of the ring (draining and down
+// nodes last), and re-hashes what it reads: a missing or corrupt copy is
+// skipped and reported, never served. Delete removes every copy from every
+// node that is not down. Walk lists each chunk once. A chunk whose only
+// copies are on down nodes is unavailable (kind Unavailable), not missing.
 //
 // # A storage format
 //
