@@ -69,6 +69,25 @@ func OpenMeta(ctx context.Context, raw string) (meta.Store, error) {
 	return s, nil
 }
 
+// OpenChunkStore opens the chunk store that cfg.Chunks.URL names for this
+// process to keep chunks in itself: the store `dfms chunk-service` serves,
+// and the one `dfms server` writes to unless its chunks are in a chunk
+// service. A grpc:// or grpcs:// URL names a chunk service, which cannot
+// be its own store: it is refused with kind Invalid.
+func OpenChunkStore(ctx context.Context, cfg *Config) (dfms.ChunkStore, error) {
+	const op dfms.Op = "server.OpenChunkStore"
+	if isChunkServiceURL(cfg.Chunks.URL) {
+		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("chunks.url %s names a chunk service; a chunk service serves a store of its own (file:// or s3://), not another chunk service", dfms.RedactURL(cfg.Chunks.URL)))
+	}
+	return store.Open(ctx, cfg.Chunks.URL)
+}
+
+// isChunkServiceURL reports whether raw is a grpc:// or grpcs:// URL.
+func isChunkServiceURL(raw string) bool {
+	l := strings.ToLower(raw)
+	return strings.HasPrefix(l, "grpc://") || strings.HasPrefix(l, "grpcs://")
+}
+
 // backendError is the failure to open one backend: what it is, its URL
 // without credentials, and why, on one line; it keeps err's kind.
 func backendError(what, raw string, err error) error {
@@ -112,7 +131,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, backendError("metadata", cfg.Metadata.URL, err)
 	}
 	s.meta = m
-	chunks, err := store.Open(ctx, cfg.Chunks.URL)
+	// A server whose chunks are in a chunk service is its client;
+	// otherwise it opens its store as the chunk service would.
+	var chunks dfms.ChunkStore
+	if isChunkServiceURL(cfg.Chunks.URL) {
+		chunks, err = store.Open(ctx, cfg.Chunks.URL)
+	} else {
+		chunks, err = OpenChunkStore(ctx, &cfg)
+	}
 	if err != nil {
 		return nil, backendError("chunk store", cfg.Chunks.URL, err)
 	}
