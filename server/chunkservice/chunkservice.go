@@ -98,6 +98,8 @@ type Service struct {
 	bufs sync.Pool
 }
 
+var _ chunkpb.ChunkServiceServer = (*Service)(nil)
+
 // New returns a service over store; it does not own the store (closing the
 // store is the caller's business).
 func New(store dfms.ChunkStore, opts Options) *Service {
