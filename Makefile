@@ -12,7 +12,7 @@ ADDR  ?= 127.0.0.1:8080
 DATA  ?= ./data
 MOUNT ?= ./mnt
 
-.PHONY: all build run server test test-short bench lint fmt vet tools clean
+.PHONY: all build run server test test-short bench lint fmt vet tools clean generate
 
 all: build
 
@@ -72,6 +72,22 @@ lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	$$($(GO) env GOPATH)/bin/staticcheck ./...
+
+## generate: the Go code of the chunk service's protocol
+## (placement/store/grpcstore/chunkpb), from its .proto, with the pinned
+## plugins below (installed with go install) and protoc from Debian's
+## protobuf-compiler (installed if missing). The generated code is checked
+## in: building needs none of this.
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+PROTOS := placement/store/grpcstore/chunkpb/chunk.proto
+generate:
+	@command -v protoc >/dev/null || { echo "installing protoc (protobuf-compiler)"; \
+		S=$$([ "$$(id -u)" = 0 ] || echo sudo); $$S apt-get update -q && $$S apt-get install -y -q protobuf-compiler; }
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	B=$$($(GO) env GOPATH)/bin; protoc --plugin=protoc-gen-go=$$B/protoc-gen-go --plugin=protoc-gen-go-grpc=$$B/protoc-gen-go-grpc \
+		--go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative $(PROTOS)
 
 clean:
 	rm -rf bin

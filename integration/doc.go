@@ -23,8 +23,11 @@
 //
 //   - server/meta/metatest: one conformance suite, run on SQLite and on
 //     PostgreSQL;
-//   - placement/store/storetest: one conformance suite, run on file:// and
-//     on S3;
+//   - placement/store/storetest: one conformance suite, run on file://, on
+//     S3, and on grpc:// and grpcs:// (mutual TLS, a CA made by the test)
+//     through a chunk service over a disk store (server/chunkservice, which
+//     also checks that corrupt, truncated or oversized puts store nothing and
+//     that every error kind survives the round trip);
 //   - server/files: the file layer on sqlite+file and on postgres+s3 —
 //     dedup across files (stored bytes asserted), exact reference counts
 //     for 64 MiB of zeros through overwrite and purge, a failure injected
@@ -84,6 +87,10 @@
 //     --allow-other: every failing assertion must be listed, with its
 //     reason, in cmd/dfms/testdata/pjdfstest-expected.txt, and at least
 //     99.5 % must pass on each mount;
+//   - integration TestChunkService: a real `dfms server` whose chunks.url
+//     is grpc:// over a real `dfms chunk-service`: uploads and downloads
+//     byte-exact, the chunks in the service's directory, /ready following
+//     the service down and up;
 //   - integration (this package): the real `dfms server` process — zero
 //     configuration, PostgreSQL + S3 by flags, environment and config
 //     file, graceful shutdown, the README's curl sequence (TestAPI, the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,27 +13,52 @@ import (
 	"github.com/dfms/dfms/placement"
 	"github.com/dfms/dfms/placement/store"
 	"github.com/dfms/dfms/server/meta"
+	"github.com/dfms/dfms/workers/health"
 	"github.com/dfms/dfms/workers/replication"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// openChunks opens the chunk store cfg names: the single store of
-// chunks.url, or, with storage.nodes, the cluster of every registered
-// storage node (nil cluster otherwise).
-func openChunks(ctx context.Context, cfg *Config, m meta.Store, log *slog.Logger) (dfms.ChunkStore, *cluster, error) {
+// Chunks is the chunk store a process keeps chunks in itself (a server,
+// unless its chunks are in a chunk service; a chunk service), with what
+// keeps it whole: the single store of chunks.url, or the cluster of
+// storage.nodes with its health monitor and replication manager.
+type Chunks struct {
+	// Store is the chunk store: the single store, or the cluster's
+	// replicated store. Close closes it.
+	Store   dfms.ChunkStore
+	cluster *cluster // nil for a single store
+	health  *health.Monitor
+	repair  *replication.Manager
+	url     string
+}
+
+// OpenChunks opens the chunk store cfg names for this process to keep
+// chunks in itself. A grpc:// or grpcs:// chunks.url names a chunk
+// service, which cannot be its own store: it is refused with kind
+// Invalid. With storage.nodes, the nodes are registered in m and the
+// cluster built from every registered node; m may be nil without them.
+func OpenChunks(ctx context.Context, cfg *Config, m meta.Store, log *slog.Logger) (*Chunks, error) {
+	const op dfms.Op = "server.OpenChunks"
+	if isChunkServiceURL(cfg.Chunks.URL) {
+		return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("chunks.url %s names a chunk service; a chunk service serves a store of its own (file://, s3:// or storage.nodes), not another chunk service", dfms.RedactURL(cfg.Chunks.URL)))
+	}
 	if len(cfg.Storage.Nodes) == 0 {
 		st, err := store.Open(ctx, cfg.Chunks.URL)
 		if err != nil {
-			return nil, nil, backendError("chunk store", cfg.Chunks.URL, err)
+			return nil, backendError("chunk store", cfg.Chunks.URL, err)
 		}
-		return st, nil, nil
+		return &Chunks{Store: st, url: cfg.Chunks.URL}, nil
+	}
+	if m == nil {
+		return nil, dfms.Errorf(op, dfms.Invalid, "storage nodes need the metadata store")
 	}
 	if err := registerNodes(ctx, cfg.Storage.Nodes, m); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	cl := &cluster{meta: m, log: log, opened: make(map[string]opened)}
 	members, err := cl.members(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	cl.Cluster, err = placement.NewCluster(members, placement.Options{
 		Replicas: cfg.Storage.Replicas, WriteQuorum: cfg.Storage.WriteQuorum,
@@ -45,9 +71,86 @@ func openChunks(ctx context.Context, cfg *Config, m meta.Store, log *slog.Logger
 	})
 	if err != nil {
 		cl.closeAll(members)
-		return nil, nil, err
+		return nil, err
 	}
-	return cl, cl, nil
+	c := &Chunks{Store: cl, cluster: cl}
+	c.health = &health.Monitor{Nodes: m, Store: cl.Node, Lock: lockFor(m, "health"),
+		Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, DownAfter: cfg.Health.DownAfter, UpAfter: cfg.Health.UpAfter,
+		Log: log.With("worker", "health"),
+		OnChange: func(n dfms.StorageNode) {
+			if err := cl.SetState(n.ID, n.State); err != nil {
+				log.Warn("applying a node's state", "node", n.ID, "err", err)
+			}
+		}}
+	c.repair = &replication.Manager{Cluster: cl.Cluster, Replicas: m, Interval: cfg.Repair.Interval,
+		ScrubInterval: max(cfg.Scrub.Interval, 0), DownDelay: cfg.Repair.DownDelay,
+		MaxBytesPerSec: max(cfg.Repair.MaxBytesPerSec, 0), Lock: lockFor(m, "replication"),
+		Log: log.With("worker", "replication")}
+	cl.repair.Store(c.repair)
+	return c, nil
+}
+
+// String describes the store for the log, without credentials.
+func (c *Chunks) String() string {
+	if c.cluster == nil {
+		return dfms.RedactURL(c.url)
+	}
+	return fmt.Sprintf("%d storage nodes, %d copies", len(c.cluster.Members()), c.cluster.Replicas())
+}
+
+// Run keeps a cluster whole until ctx ends: it follows the node table and
+// runs the health monitor and the replication manager. For a single store
+// it returns at once.
+func (c *Chunks) Run(ctx context.Context) {
+	if c.cluster == nil {
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { c.cluster.follow(ctx, nodeRefresh) })
+	wg.Go(func() { c.health.Run(ctx) })
+	wg.Go(func() { c.repair.Run(ctx) })
+	wg.Wait()
+}
+
+// Ready reports whether chunks can be written: the single store answers,
+// or enough nodes do for a write's quorum.
+func (c *Chunks) Ready(ctx context.Context) error {
+	if c.cluster != nil {
+		return c.cluster.ready(ctx)
+	}
+	if _, err := c.Store.Stat(ctx, dfms.Hash{}); err != nil && !dfms.Is(err, dfms.NotExist) {
+		return err
+	}
+	return nil
+}
+
+// Metrics returns the health monitor's and the replication manager's
+// metrics (none for a single store).
+func (c *Chunks) Metrics() []prometheus.Collector {
+	if c.cluster == nil {
+		return nil
+	}
+	return append(c.health.Metrics(), c.repair.Metrics()...)
+}
+
+// Close closes the store.
+func (c *Chunks) Close() error { return c.Store.Close() }
+
+// isChunkServiceURL reports whether raw is a grpc:// or grpcs:// URL.
+func isChunkServiceURL(raw string) bool {
+	l := strings.ToLower(raw)
+	return strings.HasPrefix(l, "grpc://") || strings.HasPrefix(l, "grpcs://")
+}
+
+// nodeRefresh is how often a process re-reads the storage nodes.
+const nodeRefresh = 10 * time.Second
+
+// lockFor returns a function that takes the named cluster-wide lock.
+func lockFor(m meta.Sweeper, name string) func(context.Context) (func(), error) {
+	return func(ctx context.Context) (func(), error) {
+		_, unlock, err := m.Lock(ctx, name)
+		return unlock, err
+	}
 }
 
 // registerNodes registers the configured nodes: a new one up, a known one

@@ -37,10 +37,28 @@ type Config struct {
 	} `yaml:"metadata"`
 
 	Chunks struct {
-		// URL selects the chunk store: file:///path or
-		// s3://KEY:SECRET@host:port/bucket. Default: file:// in DataDir.
+		// URL selects the chunk store: file:///path,
+		// s3://KEY:SECRET@host:port/bucket, or a chunk service,
+		// grpc://host:port or grpcs://host:port?ca=… (package
+		// placement/store lists the forms). Default: file:// in DataDir.
 		URL string `yaml:"url"`
 	} `yaml:"chunks"`
+
+	// ChunkService configures `dfms chunk-service`, which serves the
+	// chunk store of Chunks.URL (a local one) over gRPC.
+	ChunkService struct {
+		// Listen is its gRPC address. Default 127.0.0.1:9091.
+		Listen string `yaml:"listen"`
+		// TLSCert and TLSKey (PEM files) turn TLS on: clients then use
+		// grpcs://. Both or neither.
+		TLSCert string `yaml:"tls_cert"`
+		TLSKey  string `yaml:"tls_key"`
+		// ClientCA (a PEM file), with TLS, makes the service require a
+		// client certificate that it signed (mutual TLS), so that only
+		// holders of one may read, write or delete chunks. Without it,
+		// anyone who reaches Listen may.
+		ClientCA string `yaml:"client_ca"`
+	} `yaml:"chunk_service"`
 
 	// Chunking is part of the storage format: fixed per deployment.
 	Chunking struct {
@@ -182,6 +200,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Chunks.URL == "" && len(c.Storage.Nodes) == 0 {
 		c.Chunks.URL = "file://" + filepath.ToSlash(filepath.Join(absOrSelf(c.DataDir), "chunks"))
+	}
+	if c.ChunkService.Listen == "" {
+		c.ChunkService.Listen = "127.0.0.1:9091"
 	}
 	d := chunking.DefaultParams()
 	if c.Chunking.Algorithm == "" {
@@ -334,6 +355,13 @@ func (c *Config) Validate() error {
 	}
 	if (c.Auth.PrivateKey == "") != (c.Auth.PublicKey == "") {
 		return dfms.Errorf(op, dfms.Invalid, "set both auth.private_key and auth.public_key, or neither")
+	}
+	cs := c.ChunkService
+	if (cs.TLSCert == "") != (cs.TLSKey == "") {
+		return dfms.Errorf(op, dfms.Invalid, "set both chunk_service.tls_cert and tls_key, or neither")
+	}
+	if cs.ClientCA != "" && cs.TLSCert == "" {
+		return dfms.Errorf(op, dfms.Invalid, "chunk_service.client_ca needs TLS: set tls_cert and tls_key too")
 	}
 	return nil
 }

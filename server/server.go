@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/placement/store"
 	"github.com/dfms/dfms/server/api"
 	"github.com/dfms/dfms/server/auth"
 	"github.com/dfms/dfms/server/files"
@@ -31,8 +32,6 @@ import (
 	"github.com/dfms/dfms/server/meta/sqlmeta"
 	"github.com/dfms/dfms/server/ratelimit"
 	"github.com/dfms/dfms/workers/gc"
-	"github.com/dfms/dfms/workers/health"
-	"github.com/dfms/dfms/workers/replication"
 )
 
 // Version is the server's version, set by the build.
@@ -82,13 +81,11 @@ type Server struct {
 	log     *slog.Logger
 	meta    meta.Store
 	chunks  dfms.ChunkStore
-	cluster *cluster // nil with a single chunk store
+	local   *Chunks // the chunks this process keeps itself; nil for a chunk service's client
 	limiter ratelimit.Limiter
 	files   *files.Service
 	auth    *auth.Service
 	gc      *gc.Collector
-	health  *health.Monitor // nil with a single chunk store
-	repair  *replication.Manager
 	api     *api.API
 	http    *http.Server
 	metrics *http.Server // on cfg.MetricsAddr; nil if /metrics is on the API's address
@@ -116,11 +113,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, backendError("metadata", cfg.Metadata.URL, err)
 	}
 	s.meta = m
-	chunks, cl, err := openChunks(ctx, &cfg, m, log)
-	if err != nil {
-		return nil, err
+	// A server whose chunks are in a chunk service is its client;
+	// otherwise it keeps them itself, as a chunk service would.
+	if isChunkServiceURL(cfg.Chunks.URL) {
+		s.chunks, err = store.Open(ctx, cfg.Chunks.URL)
+		if err != nil {
+			return nil, backendError("chunk service", cfg.Chunks.URL, err)
+		}
+	} else {
+		s.local, err = OpenChunks(ctx, &cfg, m, log)
+		if err != nil {
+			return nil, err
+		}
+		s.chunks = s.local.Store
 	}
-	s.chunks, s.cluster = chunks, cl
 	limiter, err := ratelimit.Open(ctx, cfg.RateLimit.URL)
 	if err != nil {
 		return nil, backendError("rate limiter", cfg.RateLimit.URL, err)
@@ -147,29 +153,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 	s.gc = &gc.Collector{Meta: s.meta, Chunks: s.chunks, Grace: cfg.GC.Grace, Log: log}
 	metrics := s.gc.Metrics()
-	if cl != nil {
-		s.health = &health.Monitor{Nodes: s.meta, Store: cl.Node, Lock: s.lockFor("health"),
-			Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, DownAfter: cfg.Health.DownAfter, UpAfter: cfg.Health.UpAfter,
-			Log: log.With("worker", "health"),
-			OnChange: func(n dfms.StorageNode) {
-				if err := cl.SetState(n.ID, n.State); err != nil {
-					log.Warn("applying a node's state", "node", n.ID, "err", err)
-				}
-			}}
-		maxRate := cfg.Repair.MaxBytesPerSec
-		if maxRate < 0 {
-			maxRate = 0
-		}
-		scrub := cfg.Scrub.Interval
-		if scrub < 0 {
-			scrub = 0
-		}
-		s.repair = &replication.Manager{Cluster: cl.Cluster, Replicas: s.meta, Interval: cfg.Repair.Interval,
-			ScrubInterval: scrub, DownDelay: cfg.Repair.DownDelay, MaxBytesPerSec: maxRate, Lock: s.lockFor("replication"),
-			Log: log.With("worker", "replication")}
-		cl.repair.Store(s.repair)
-		metrics = append(metrics, s.health.Metrics()...)
-		metrics = append(metrics, s.repair.Metrics()...)
+	if s.local != nil {
+		metrics = append(metrics, s.local.Metrics()...)
 	}
 	perMin := func(n int) ratelimit.Limit { return ratelimit.Limit{Requests: n, Window: time.Minute} }
 	rl := cfg.RateLimit
@@ -177,8 +162,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		Ready: map[string]func(context.Context) error{
 			"metadata": s.meta.Ping,
 			"chunks": func(ctx context.Context) error {
-				if s.cluster != nil {
-					return s.cluster.ready(ctx)
+				if s.local != nil {
+					return s.local.Ready(ctx)
 				}
 				if _, err := s.chunks.Stat(ctx, dfms.Hash{}); err != nil && !dfms.Is(err, dfms.NotExist) {
 					return err
@@ -265,8 +250,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}()
 	}
 	chunks := dfms.RedactURL(s.cfg.Chunks.URL)
-	if s.cluster != nil {
-		chunks = fmt.Sprintf("%d storage nodes, %d copies", len(s.cluster.Members()), s.cluster.Replicas())
+	if s.local != nil {
+		chunks = s.local.String()
 	}
 	s.log.Info("dfms server listening", "addr", ln.Addr().String(), "version", Version,
 		"metadata", dfms.RedactURL(s.cfg.Metadata.URL), "chunks", chunks, "chunking", s.cfg.ChunkingParams().String())
@@ -277,10 +262,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.GC.Interval > 0 {
 		wg.Go(func() { s.collect(bg) })
 	}
-	if s.cluster != nil {
-		wg.Go(func() { s.cluster.follow(bg, nodeRefresh) })
-		wg.Go(func() { s.health.Run(bg) })
-		wg.Go(func() { s.repair.Run(bg) })
+	if s.local != nil {
+		wg.Go(func() { s.local.Run(bg) })
 	}
 	defer func() { stopBG(); wg.Wait() }()
 	select {
@@ -306,17 +289,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("stopped")
 	return nil
 }
-
-// lockFor returns a function that takes the named cluster-wide lock.
-func (s *Server) lockFor(name string) func(context.Context) (func(), error) {
-	return func(ctx context.Context) (func(), error) {
-		_, unlock, err := s.meta.Lock(ctx, name)
-		return unlock, err
-	}
-}
-
-// nodeRefresh is how often a server re-reads the storage nodes.
-const nodeRefresh = 10 * time.Second
 
 // collect runs the garbage collector every GC.Interval until ctx ends.
 func (s *Server) collect(ctx context.Context) {

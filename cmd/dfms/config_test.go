@@ -121,6 +121,9 @@ func TestConfigErrors(t *testing.T) {
 		"upload ttl":                    {configOptions{}, map[string]string{"DFMS_UPLOAD_TTL": "30s"}},
 		"upload lifetime below the ttl": {configOptions{}, map[string]string{"DFMS_UPLOAD_TTL": "2h", "DFMS_UPLOAD_LIFETIME": "1h"}},
 		"negative open uploads":         {configOptions{}, map[string]string{"DFMS_MAX_OPEN_UPLOADS": "-1"}},
+		"chunk service cert, no key":    {configOptions{chunkTLSCert: "/c.pem"}, nil},
+		"chunk service key, no cert":    {configOptions{}, map[string]string{"DFMS_CHUNK_SERVICE_TLS_KEY": "/k.pem"}},
+		"client CA without TLS":         {configOptions{chunkClientCA: "/ca.pem"}, nil},
 	} {
 		_, err := tc.o.load(func(k string) string { return tc.env[k] })
 		if err == nil {
@@ -143,6 +146,10 @@ func TestRunExitCodes(t *testing.T) {
 	}
 	if code := run([]string{"server", "--log-level", "loud"}, &out, &errb); code != 2 {
 		t.Errorf("bad config: code %d, want 2", code)
+	}
+	errb.Reset()
+	if code := run([]string{"chunk-service", "--chunks", "grpc://127.0.0.1:9091"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "chunk service") {
+		t.Errorf("chunk service of a chunk service: code %d, %q; want 2 and why", code, errb.String())
 	}
 }
 
@@ -209,5 +216,21 @@ func TestConfigMetricsAddr(t *testing.T) {
 		{"file", configOptions{file: file}, nil, "127.0.0.1:9001"},
 		{"env", configOptions{file: file}, map[string]string{"DFMS_METRICS_ADDR": "127.0.0.1:9002"}, "127.0.0.1:9002"},
 		{"flag", configOptions{file: file, metricsAddr: "127.0.0.1:9003"}, map[string]string{"DFMS_METRICS_ADDR": "127.0.0.1:9002"}, "127.0.0.1:9003"},
+	})
+}
+
+// The chunk service's settings come from the file, DFMS_CHUNK_SERVICE_*
+// or its flags, in that increasing precedence.
+func TestConfigChunkService(t *testing.T) {
+	file := configFile(t, "chunk_service:\n  listen: 0.0.0.0:9191\n  tls_cert: /f/cert.pem\n  tls_key: /f/key.pem\n")
+	type cs = struct{ Listen, TLSCert, TLSKey, ClientCA string }
+	get := func(c server.Config) cs { return cs(c.ChunkService) }
+	checkSources(t, "chunk service", get, func(a, b cs) bool { return a == b }, []source[cs]{
+		{"default", configOptions{}, nil, cs{Listen: "127.0.0.1:9091"}},
+		{"file", configOptions{file: file}, nil, cs{"0.0.0.0:9191", "/f/cert.pem", "/f/key.pem", ""}},
+		{"env", configOptions{file: file}, map[string]string{"DFMS_CHUNK_SERVICE_LISTEN": "127.0.0.1:9292", "DFMS_CHUNK_SERVICE_CLIENT_CA": "/e/ca.pem"},
+			cs{"127.0.0.1:9292", "/f/cert.pem", "/f/key.pem", "/e/ca.pem"}},
+		{"flags", configOptions{file: file, chunkListen: "127.0.0.1:9393", chunkTLSCert: "/c.pem", chunkTLSKey: "/k.pem", chunkClientCA: "/ca.pem"},
+			map[string]string{"DFMS_CHUNK_SERVICE_LISTEN": "127.0.0.1:9292"}, cs{"127.0.0.1:9393", "/c.pem", "/k.pem", "/ca.pem"}},
 	})
 }

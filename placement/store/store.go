@@ -5,6 +5,13 @@
 //	/var/lib/dfms/chunks           the same, as a plain path; relative paths work too
 //	s3://ACCESS:SECRET@HOST:PORT/BUCKET[/PREFIX]?secure=false&region=us-east-1
 //	                               an S3 bucket (package s3, which documents the options)
+//	grpc://HOST:PORT               a chunk service (dfms chunk-service) over plaintext gRPC
+//	grpcs://HOST:PORT?ca=FILE&cert=FILE&key=FILE&server_name=NAME
+//	                               the same over TLS: ca is the PEM file of the
+//	                               authorities to trust (default the system's),
+//	                               cert and key the client's certificate for
+//	                               mutual TLS, server_name the name to verify
+//	                               (default HOST); package grpcstore documents them
 //
 // A string is a plain path unless it begins with a URL scheme ("name:"); a
 // relative path whose first element holds a colon must be written ./a:b.
@@ -20,11 +27,13 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/placement/store/disk"
+	"github.com/dfms/dfms/placement/store/grpcstore"
 	"github.com/dfms/dfms/placement/store/s3"
 )
 
 // Open returns the chunk store that rawURL names. It creates what is missing
-// (the directory, the bucket). A URL that is malformed or has an unknown
+// (the directory, the bucket); a chunk service's client connects on first
+// use. A URL that is malformed or has an unknown
 // scheme fails with kind Invalid; errors never show the URL's secret.
 func Open(ctx context.Context, rawURL string) (dfms.ChunkStore, error) {
 	const op dfms.Op = "store.Open"
@@ -55,8 +64,14 @@ func Open(ctx context.Context, rawURL string) (dfms.ChunkStore, error) {
 			return nil, err
 		}
 		return s, nil
+	case "grpc", "grpcs":
+		c, err := grpcstore.Open(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
-	return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("chunk store URL %s: unknown scheme %q (want file:// or s3://)", u.Redacted(), u.Scheme))
+	return nil, dfms.E(op, dfms.Invalid, fmt.Errorf("chunk store URL %s: unknown scheme %q (want file://, s3://, grpc:// or grpcs://)", u.Redacted(), u.Scheme))
 }
 
 // openDisk avoids returning a nil *disk.Disk as a non-nil interface.

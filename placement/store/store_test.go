@@ -10,6 +10,7 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/placement/store/disk"
+	"github.com/dfms/dfms/placement/store/grpcstore"
 )
 
 func TestOpenDisk(t *testing.T) {
@@ -65,6 +66,10 @@ func TestOpenInvalid(t *testing.T) {
 		"s3://AK:SECRET@host/bucket?bogus=1",
 		"s3://AK:SECRET@host:port/bucket",
 		"s3://AK:SECRET@[::1/bucket",
+		"grpc://host",
+		"grpc://host:9091?ca=/etc/ca.pem",
+		"grpcs://host:9091?bogus=1",
+		"grpc://AK:SECRET@host:9091",
 	} {
 		s, err := Open(context.Background(), raw)
 		if !dfms.Is(err, dfms.Invalid) {
@@ -88,5 +93,20 @@ func TestHasScheme(t *testing.T) {
 		if got := hasScheme(s); got != want {
 			t.Errorf("hasScheme(%q): got %v, want %v", s, got, want)
 		}
+	}
+}
+
+// grpc:// and grpcs:// open a chunk service's client, without connecting.
+func TestOpenGRPC(t *testing.T) {
+	for _, raw := range []string{"grpc://127.0.0.1:9091", "grpcs://chunks.example:9443"} {
+		s, err := Open(context.Background(), raw)
+		if err != nil {
+			t.Errorf("Open(%q): %v", raw, err)
+			continue
+		}
+		if c, ok := s.(*grpcstore.Client); !ok || c.String() != raw {
+			t.Errorf("Open(%q): got %T %v, want a *grpcstore.Client", raw, s, s)
+		}
+		s.Close()
 	}
 }
