@@ -1,10 +1,15 @@
 package server
 
 import (
+	"context"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
+	"github.com/dfms/dfms/server/api/client"
 )
 
 // The admin API refuses a change of the storage nodes after which the
@@ -59,4 +64,84 @@ func TestNodeRules(t *testing.T) {
 			t.Errorf("%s: got %v, want a refusal that says %q", tc.name, err, tc.refused)
 		}
 	}
+}
+
+// clusterConfig is testConfig with chunks on storage nodes of file://
+// directories, one copy each.
+func clusterConfig(t *testing.T, ids ...string) Config {
+	var c Config
+	c.DataDir = filepath.Join(t.TempDir(), "data")
+	c.Addr = "127.0.0.1:0"
+	c.Auth.BcryptCost = 4
+	c.Admin.Email, c.Admin.Password = "admin@example.com", "a long password"
+	c.Storage.Replicas = 1
+	for _, id := range ids {
+		c.Storage.Nodes = append(c.Storage.Nodes, NodeConfig{ID: id, URL: "file://" + filepath.ToSlash(filepath.Join(t.TempDir(), id))})
+	}
+	c.Defaults()
+	return c
+}
+
+// The admin API changes the node table of a running cluster, which the
+// server's next refresh applies to its ring; the configured nodes are
+// the configuration's.
+func TestClusterNodesThroughTheAPI(t *testing.T) {
+	ctx := context.Background()
+	cfg := clusterConfig(t, "n1", "n2")
+	s := testkit.Must(New(ctx, cfg, quiet))(t)
+	c := testkit.Must(client.New(serve(t, s)))(t)
+	testkit.Must(c.Login(ctx, cfg.Admin.Email, cfg.Admin.Password))(t)
+	members := func() []string {
+		t.Helper()
+		testkit.OK(t, s.cluster.refresh(ctx)) // what follow does every 10 s
+		var ids []string
+		for _, m := range s.cluster.Members() {
+			ids = append(ids, m.ID+":"+string(m.State))
+		}
+		return ids
+	}
+
+	n3 := "file://" + filepath.ToSlash(filepath.Join(t.TempDir(), "n3"))
+	testkit.Must(c.AddNode(ctx, client.NewNode{ID: "n3", Endpoint: n3, Zone: "z"}))(t)
+	if got := members(); !slices.Equal(got, []string{"n1:up", "n2:up", "n3:up"}) {
+		t.Fatalf("members after an add: %v", got)
+	}
+	testkit.Must(c.DrainNode(ctx, "n3"))(t)
+	if got := members(); !slices.Equal(got, []string{"n1:up", "n2:up", "n3:draining"}) {
+		t.Fatalf("members after a drain: %v", got)
+	}
+	testkit.OK(t, c.RemoveNode(ctx, "n3"))
+	if got := members(); !slices.Equal(got, []string{"n1:up", "n2:up"}) {
+		t.Fatalf("members after the removal: %v", got)
+	}
+
+	// The configured nodes are changed in the configuration.
+	w := 5
+	_, err := c.UpdateNode(ctx, "n1", client.NodeChange{Weight: &w})
+	testkit.WantKind(t, err, dfms.Conflict, "re-weighing a configured node")
+	testkit.Must(c.DrainNode(ctx, "n1"))(t)
+	err = c.RemoveNode(ctx, "n1")
+	testkit.WantKind(t, err, dfms.Conflict, "removal of a configured node")
+	if err == nil || !strings.Contains(err.Error(), "storage.nodes") {
+		t.Errorf("removal of a configured node: %v, want it to name storage.nodes", err)
+	}
+	if got := members(); !slices.Equal(got, []string{"n1:draining", "n2:up"}) {
+		t.Fatalf("members after refused changes: %v", got)
+	}
+}
+
+// A server that keeps its chunks in one store lists no nodes and adds
+// none.
+func TestSingleStoreRefusesNodes(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.Admin.Email, cfg.Admin.Password = "admin@example.com", "a long password"
+	s := testkit.Must(New(ctx, cfg, quiet))(t)
+	c := testkit.Must(client.New(serve(t, s)))(t)
+	testkit.Must(c.Login(ctx, cfg.Admin.Email, cfg.Admin.Password))(t)
+	if ns, err := c.Nodes(ctx); err != nil || len(ns) != 0 {
+		t.Fatalf("Nodes = %v, %v; want none", ns, err)
+	}
+	_, err := c.AddNode(ctx, client.NewNode{ID: "n1", Endpoint: "file:///srv/n1"})
+	testkit.WantKind(t, err, dfms.Conflict, "AddNode on a single store")
 }

@@ -157,7 +157,7 @@ func (a *API) sameNode(c *gin.Context, n dfms.StorageNode) bool {
 		}
 	}
 	a.failCode(c, http.StatusConflict, "ALREADY_EXISTS",
-		fmt.Sprintf("storage node %s exists, described otherwise: change it with PATCH /api/v1/admin/nodes/%s", n.ID, n.ID))
+		fmt.Sprintf("storage node %s exists, described otherwise: change it with PATCH /api/v1/admin/nodes/%s (dfms admin node set)", n.ID, n.ID))
 	return false
 }
 
