@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -396,8 +397,14 @@ func (c *Config) validateNodes() error {
 			return fmt.Errorf("storage.nodes: node id %q is declared twice", n.ID)
 		case n.Weight < 0:
 			return fmt.Errorf("storage.nodes: node %q has a negative weight", n.ID)
-		case len(n.ID) > 128 || len(n.Zone) > 128:
-			return fmt.Errorf("storage.nodes: node %q: id and zone are at most 128 bytes", n.ID)
+		}
+		// As the metadata store and the admin API check a node.
+		if err := (dfms.StorageNode{ID: n.ID, URL: n.URL, Weight: n.Weight, Zone: n.Zone}).Check(); err != nil {
+			var de *dfms.Error
+			if errors.As(err, &de) && de.Err != nil {
+				err = de.Err // the reason, without the operation
+			}
+			return fmt.Errorf("storage.nodes: %w", err)
 		}
 		seen[n.ID] = true
 	}

@@ -47,3 +47,31 @@ func TestConfigRateLimitOff(t *testing.T) {
 		t.Fatalf("after defaults: user %d, global %d; want -1 (unlimited) and the default 600000", c.RateLimit.User, c.RateLimit.Global)
 	}
 }
+
+// Configured storage nodes are checked as the admin API checks them, at
+// start, with the setting named and no secret shown.
+func TestConfigNodes(t *testing.T) {
+	for _, tc := range []struct {
+		nodes []NodeConfig
+		ok    bool
+	}{
+		{[]NodeConfig{{ID: "n1", URL: "file:///srv/n1"}, {ID: "n2", URL: "s3://k:secret@minio:9000/chunks?secure=false", Zone: "b"}}, true},
+		{[]NodeConfig{{ID: "n1", URL: "/srv/n1"}}, false}, // a plain path
+		{[]NodeConfig{{ID: "n1", URL: "grpc://chunks:9090"}}, false},
+		{[]NodeConfig{{ID: "n1", URL: "s3://k:secret@minio:9000/"}}, false}, // no bucket
+		{[]NodeConfig{{ID: "n/1", URL: "file:///srv/n1"}}, false},
+		{[]NodeConfig{{ID: "n1", URL: "file:///srv/n1", Zone: strings.Repeat("z", 129)}}, false},
+		{[]NodeConfig{{ID: "n1", URL: "file:///srv/n1"}, {ID: "n1", URL: "file:///srv/n2"}}, false},
+	} {
+		var c Config
+		c.Storage.Nodes = tc.nodes
+		c.Defaults()
+		err := c.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("storage.nodes %+v: got %v, want ok=%v", tc.nodes, err, tc.ok)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "storage.nodes") || strings.Contains(err.Error(), "secret")) {
+			t.Errorf("storage.nodes %+v: error %q does not name the setting, or shows the secret", tc.nodes, err)
+		}
+	}
+}

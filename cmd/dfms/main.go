@@ -86,6 +86,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newServerCmd(), newChunkServiceCmd(), newMigrateCmd(), newVersionCmd(), newHealthcheckCmd(), newKeygenCmd())
 	root.AddCommand(newClientCmds()...)
 	root.AddCommand(newMountCmds()...)
+	root.AddCommand(newAdminCmd())
 	return root
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/server/auth"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
@@ -99,6 +100,17 @@ type Collector interface {
 	Collect(ctx context.Context) (any, error)
 }
 
+// Membership is what the API asks of the cluster of storage nodes a
+// server keeps its chunks on.
+type Membership interface {
+	// CheckChange reports why the storage nodes should not change from
+	// before to after (a removal or a change of weight), or nil: after
+	// leaves too few nodes with a weight for the replication factor, or
+	// the change is to a node of the server's configuration, which would
+	// undo it at its next start. The API refuses such a change with 409.
+	CheckChange(before, after []dfms.StorageNode) error
+}
+
 // Deps are the services the API is built on.
 type Deps struct {
 	Files   *files.Service
@@ -106,6 +118,10 @@ type Deps struct {
 	Keys    *auth.Keys
 	Limiter ratelimit.Limiter
 	GC      Collector // optional: enables POST /admin/gc
+	// Cluster is the cluster of storage nodes the server keeps chunks on
+	// (storage.nodes); nil if it keeps them in a single store, and then
+	// the admin API lists no nodes and refuses to change them.
+	Cluster Membership
 	// Metrics are more collectors /metrics exports (the workers' own).
 	Metrics []prometheus.Collector
 	Log     *slog.Logger
@@ -276,7 +292,11 @@ func (a *API) routes() *gin.Engine {
 	adm.GET("/users", a.adminUsers)
 	adm.PATCH("/users/:id", a.adminPatchUser)
 	adm.GET("/nodes", a.adminNodes)
-	adm.POST("/nodes", a.adminPutNode)
+	adm.POST("/nodes", a.adminAddNode)
+	adm.PATCH("/nodes/:id", a.adminPatchNode)
+	adm.DELETE("/nodes/:id", a.adminRemoveNode)
+	adm.POST("/nodes/:id/drain", a.adminDrainNode)
+	adm.POST("/nodes/:id/undrain", a.adminUndrainNode)
 	adm.GET("/stats", a.adminStats)
 	adm.POST("/gc", a.adminGC)
 	return r

@@ -180,58 +180,6 @@ func (a *API) adminPatchUser(c *gin.Context) {
 	a.reply(c, http.StatusOK, gin.H{"user": userOf(u)}, err)
 }
 
-func (a *API) adminNodes(c *gin.Context) {
-	ns, err := a.nodes.ListNodes(c.Request.Context())
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	usage, err := a.replicas.NodeUsage(c.Request.Context())
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
-	type nodeView struct {
-		ID        string `json:"id"`
-		Endpoint  string `json:"endpoint"`
-		Weight    int    `json:"weight"`
-		Zone      string `json:"zone"`
-		State     string `json:"state"`
-		Failures  int    `json:"failures"`
-		LastProbe any    `json:"last_probe,omitempty"`
-		Chunks    int64  `json:"chunks"`
-		UsedBytes int64  `json:"used_bytes"`
-	}
-	out := make([]nodeView, len(ns))
-	for i, n := range ns {
-		out[i] = nodeView{ID: n.ID, Endpoint: dfms.RedactURL(n.URL), Weight: n.Weight, Zone: n.Zone, State: string(n.State), Failures: n.Failures,
-			Chunks: usage[n.ID].Chunks, UsedBytes: usage[n.ID].Bytes}
-		if !n.LastProbe.IsZero() {
-			out[i].LastProbe = n.LastProbe.UTC()
-		}
-	}
-	c.JSON(http.StatusOK, gin.H{"nodes": out, "total": len(out)})
-}
-
-func (a *API) adminPutNode(c *gin.Context) {
-	var b struct {
-		ID       string `json:"id"`
-		Endpoint string `json:"endpoint"`
-		Weight   *int   `json:"weight"`
-		Zone     string `json:"zone"`
-		State    string `json:"state"`
-	}
-	if !a.bindJSON(c, &b, false) {
-		return
-	}
-	weight := dfms.DefaultNodeWeight
-	if b.Weight != nil {
-		weight = *b.Weight
-	}
-	err := a.nodes.PutNode(c.Request.Context(), dfms.StorageNode{ID: b.ID, URL: b.Endpoint, Weight: weight, Zone: b.Zone, State: dfms.NodeState(b.State)})
-	a.reply(c, http.StatusCreated, gin.H{"id": b.ID}, err)
-}
-
 func (a *API) adminStats(c *gin.Context) {
 	us, err := a.users.ListUsers(c.Request.Context())
 	if err != nil {

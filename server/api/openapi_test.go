@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -1049,12 +1050,7 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.call(400, "PATCH", "/api/v1/admin/users/{id}", id("abc"), map[string]any{})
 	c.call(400, "PATCH", "/api/v1/admin/users/{id}", id(alice), map[string]any{"role": "owner"})
 	c.call(404, "PATCH", "/api/v1/admin/users/{id}", id(999999), map[string]any{})
-	c.call(201, "POST", "/api/v1/admin/nodes", none, map[string]any{"id": "n1", "endpoint": "s3://key:secret@minio:9000/chunks", "weight": 50, "state": "up"})
-	c.call(400, "POST", "/api/v1/admin/nodes", none, map[string]any{"id": "n2"})
-	nodes := c.call(200, "GET", "/api/v1/admin/nodes", none, nil)
-	if strings.Contains(nodes.Body.String(), "secret") {
-		t.Errorf("node endpoints are not redacted: %s", nodes.Body.String())
-	}
+	testNodesAPI(t, c, a)
 	c.call(200, "GET", "/api/v1/admin/stats", none, nil)
 	c.call(501, "POST", "/api/v1/admin/gc", none, nil)
 
@@ -1074,6 +1070,142 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	if len(untested) > 0 {
 		t.Logf("operations not exercised by this test:\n\t%s", strings.Join(untested, "\n\t"))
 	}
+}
+
+// fakeCluster is a cluster of storage nodes that allows every change
+// unless err is set.
+type fakeCluster struct{ err error }
+
+func (f *fakeCluster) CheckChange(before, after []dfms.StorageNode) error { return f.err }
+
+// testNodesAPI drives the storage node operations as an administrator
+// (c's token): first on a server with a single chunk store (a's Cluster
+// nil), which refuses every change, then as a cluster.
+func testNodesAPI(t *testing.T, c *client, a *API) {
+	var none []any
+	id := func(v ...any) []any { return v }
+	nodes := func() map[string]map[string]any {
+		t.Helper()
+		r := c.call(200, "GET", "/api/v1/admin/nodes", none, nil)
+		if strings.Contains(r.Body.String(), "secret") {
+			t.Errorf("node endpoints are not redacted: %s", r.Body.String())
+		}
+		out := map[string]map[string]any{}
+		for _, n := range asList(r.json["nodes"]) {
+			out[asString(asMap(n)["id"])] = asMap(n)
+		}
+		if int(num(r.json["total"])) != len(out) {
+			t.Errorf("total %v with %d nodes", r.json["total"], len(out))
+		}
+		return out
+	}
+	state := func(r reply) string { return asString(r.obj("node")["state"]) }
+
+	// A single chunk store: no nodes, and none added.
+	if ns := nodes(); len(ns) != 0 {
+		t.Fatalf("nodes of a server without a cluster: %v", ns)
+	}
+	n1 := map[string]any{"id": "n1", "endpoint": "s3://key:secret@minio:9000/chunks?secure=false", "weight": 50, "zone": "a"}
+	for _, r := range []reply{
+		c.call(409, "POST", "/api/v1/admin/nodes", none, n1),
+		c.call(409, "PATCH", "/api/v1/admin/nodes/{id}", id("n1"), map[string]any{"weight": 1}),
+		c.call(409, "POST", "/api/v1/admin/nodes/{id}/drain", id("n1"), nil),
+		c.call(409, "POST", "/api/v1/admin/nodes/{id}/undrain", id("n1"), nil),
+		c.call(409, "DELETE", "/api/v1/admin/nodes/{id}", id("n1"), nil),
+	} {
+		if msg := asString(asMap(r.json["error"])["message"]); !strings.Contains(msg, "configure storage.nodes") {
+			t.Errorf("a node change without a cluster: %q, want it to say to configure storage.nodes", msg)
+		}
+	}
+	if ns := nodes(); len(ns) != 0 {
+		t.Fatalf("nodes after refused changes: %v", ns)
+	}
+
+	// A cluster.
+	fc := &fakeCluster{}
+	a.Cluster = fc
+	if r := c.call(201, "POST", "/api/v1/admin/nodes", none, n1); state(r) != "up" || num(r.obj("node")["weight"]) != 50 {
+		t.Errorf("added: %v", r.json)
+	}
+	c.call(200, "POST", "/api/v1/admin/nodes", none, n1) // a retry
+	c.call(409, "POST", "/api/v1/admin/nodes", none, map[string]any{"id": "n1", "endpoint": "file:///srv/other"})
+	if r := c.call(201, "POST", "/api/v1/admin/nodes", none, map[string]any{"id": "n2", "endpoint": "file:///srv/n2", "state": "draining"}); state(r) != "draining" || num(r.obj("node")["weight"]) != 100 {
+		t.Errorf("added draining: %v", r.json)
+	}
+	for _, bad := range []string{
+		`{"id": "n3"}`,
+		`{"id": "n3", "endpoint": "grpc://chunks:9090"}`,
+		`{"id": "n3", "endpoint": "/srv/n3"}`,
+		`{"id": "n 3", "endpoint": "file:///srv/n3"}`,
+		`{"id": "", "endpoint": "file:///srv/n3"}`,
+		`{"id": "` + strings.Repeat("n", 129) + `", "endpoint": "file:///srv/n3"}`,
+		`{"id": "n3", "endpoint": "file:///srv/n3", "weight": -1}`,
+		`{"id": "n3", "endpoint": "file:///srv/n3", "zone": "` + strings.Repeat("z", 129) + `"}`,
+		`{"id": "n3", "endpoint": "file:///srv/n3", "state": "down"}`,
+		`{"id": "n3", "endpoint": "file:///srv/n3", "url": "file:///srv/n3"}`,
+	} {
+		c.call(400, "POST", "/api/v1/admin/nodes", none, bad)
+	}
+	ns := nodes()
+	if len(ns) != 2 || ns["n1"]["zone"] != "a" || ns["n2"]["state"] != "draining" {
+		t.Fatalf("nodes after adds: %v", ns)
+	}
+
+	// PATCH.
+	if r := c.call(200, "PATCH", "/api/v1/admin/nodes/{id}", id("n1"), map[string]any{"weight": 10, "zone": "b"}); num(r.obj("node")["weight"]) != 10 || r.obj("node")["zone"] != "b" {
+		t.Errorf("patched: %v", r.json)
+	}
+	c.call(200, "PATCH", "/api/v1/admin/nodes/{id}", id("n1"), map[string]any{"endpoint": "s3://key:secret2@minio2:9000/chunks"})
+	c.call(400, "PATCH", "/api/v1/admin/nodes/{id}", id("n1"), map[string]any{"weight": -1})
+	c.call(400, "PATCH", "/api/v1/admin/nodes/{id}", id("n1"), map[string]any{"endpoint": "grpc://x:1"})
+	c.call(400, "PATCH", "/api/v1/admin/nodes/{id}", id("n1"), map[string]any{"state": "up"})
+	c.call(400, "PATCH", "/api/v1/admin/nodes/{id}", id("bad$id"), map[string]any{"weight": 1})
+	c.call(404, "PATCH", "/api/v1/admin/nodes/{id}", id("n9"), map[string]any{"weight": 1})
+	fc.err = errors.New("too few nodes")
+	c.call(409, "PATCH", "/api/v1/admin/nodes/{id}", id("n1"), map[string]any{"weight": 0})
+	fc.err = nil
+	if n := nodes()["n1"]; num(n["weight"]) != 10 || n["zone"] != "b" || !strings.Contains(asString(n["endpoint"]), "minio2") {
+		t.Errorf("n1 after refused changes: %v", n)
+	}
+
+	// Drain and undrain.
+	if r := c.call(200, "POST", "/api/v1/admin/nodes/{id}/drain", id("n1"), nil); state(r) != "draining" {
+		t.Errorf("drained: %v", r.json)
+	}
+	c.call(200, "POST", "/api/v1/admin/nodes/{id}/drain", id("n1"), nil)
+	if r := c.call(200, "POST", "/api/v1/admin/nodes/{id}/undrain", id("n1"), nil); state(r) != "up" {
+		t.Errorf("undrained: %v", r.json)
+	}
+	c.call(404, "POST", "/api/v1/admin/nodes/{id}/drain", id("n9"), nil)
+	c.call(404, "POST", "/api/v1/admin/nodes/{id}/undrain", id("n9"), nil)
+	c.call(400, "POST", "/api/v1/admin/nodes/{id}/drain", id("bad$id"), nil)
+
+	// Removal: only of a draining node without copies.
+	m := a.Files.Meta()
+	h := dfms.Sum([]byte("a copy on n2"))
+	testkit.OK(t, m.ReserveChunks(context.Background(), []dfms.ChunkRef{{Hash: h, Size: 12}}))
+	testkit.OK(t, m.AddChunks(context.Background(), []dfms.ChunkRef{{Hash: h, Size: 12}}))
+	testkit.OK(t, m.AddReplicas(context.Background(), []dfms.Replica{{Hash: h, Node: "n2"}}))
+	if n := nodes()["n2"]; num(n["chunks"]) != 1 || num(n["used_bytes"]) != 12 {
+		t.Errorf("n2 with a copy: %v", n)
+	}
+	for node, want := range map[string]string{"n1": "drain it first", "n2": "1 chunk copies"} {
+		r := c.call(409, "DELETE", "/api/v1/admin/nodes/{id}", id(node), nil)
+		if msg := asString(asMap(r.json["error"])["message"]); !strings.Contains(msg, want) {
+			t.Errorf("removal of %s: %q, want it to say %q", node, msg, want)
+		}
+	}
+	testkit.OK(t, m.DropReplicas(context.Background(), []dfms.Replica{{Hash: h, Node: "n2"}}))
+	fc.err = errors.New("too few nodes")
+	c.call(409, "DELETE", "/api/v1/admin/nodes/{id}", id("n2"), nil)
+	fc.err = nil
+	c.call(204, "DELETE", "/api/v1/admin/nodes/{id}", id("n2"), nil)
+	c.call(404, "DELETE", "/api/v1/admin/nodes/{id}", id("n2"), nil)
+	c.call(400, "DELETE", "/api/v1/admin/nodes/{id}", id("bad$id"), nil)
+	if ns := nodes(); len(ns) != 1 || ns["n1"] == nil {
+		t.Fatalf("nodes after the removal: %v", ns)
+	}
+	a.Cluster = nil
 }
 
 // TestOpenAPIRateLimited checks the documented 429 and its headers.

@@ -718,17 +718,56 @@ type Journal interface {
 }
 
 // Nodes holds the storage nodes.
+//
+// A node's state has two owners. Draining is the operator's: only
+// SetNodeDraining moves a node into or out of it. Up, suspect and down
+// are the health monitor's, recorded by SetNodeState, which never
+// overwrites draining and never sets it, so that a drain made between
+// the monitor's read of a node and its write is not lost, nor an undrain
+// undone. The other methods keep a known node's state as it is.
 type Nodes interface {
-	// PutNode registers n, or replaces the URL, weight, zone and state
-	// of the node with its id (its probe counters stay). An empty state
-	// is up.
+	// PutNode registers n, or replaces the URL, weight and zone of the
+	// node with its id; a known node keeps its state and probe record
+	// (its owners' to change, not a registration's). n.State is the state
+	// of a new node (empty: up). n must pass StorageNode.Check (kind
+	// Invalid otherwise). The server registers its configured nodes with
+	// it on every start.
 	PutNode(ctx context.Context, n dfms.StorageNode) error
+	// AddNode registers n, a new node, as PutNode would; kind Exist if a
+	// node has its id (which is left as it is).
+	AddNode(ctx context.Context, n dfms.StorageNode) error
+	// UpdateNode changes what c sets of node id's description, in one
+	// transaction, and returns the node as recorded; the state and probe
+	// record stay. Kind NotExist if there is no such node, Invalid if the
+	// result does not pass StorageNode.Check (nothing changes).
+	UpdateNode(ctx context.Context, id string, c NodeChange) (dfms.StorageNode, error)
+	// SetNodeDraining drains node id (drain true: its state becomes
+	// draining), or ends its drain (false): a draining node becomes up if
+	// its last probe passed (no failures), suspect otherwise, and the
+	// health monitor takes it from there; a node that is not draining is
+	// left as it is. It returns the node as recorded, and is idempotent;
+	// kind NotExist if there is no such node.
+	SetNodeDraining(ctx context.Context, id string, drain bool) (dfms.StorageNode, error)
+	// RemoveNode removes node id if it is draining and no copy is
+	// recorded on it (Replicas): kind Conflict otherwise, and nothing
+	// changes; kind NotExist if there is no such node.
+	RemoveNode(ctx context.Context, id string) error
 	// ListNodes returns every node, by id.
 	ListNodes(ctx context.Context) ([]dfms.StorageNode, error)
-	// SetNodeState records a probe's outcome: the node's state, its
-	// consecutive failures and the probe's time; kind NotExist if there
+	// SetNodeState records a probe's outcome: the node's consecutive
+	// failures and the probe's time, and its state, which is left as it
+	// is if the node is draining or state is draining (the operator's:
+	// see above). It returns the state recorded; kind NotExist if there
 	// is no such node.
-	SetNodeState(ctx context.Context, id string, state dfms.NodeState, failures int, probe time.Time) error
+	SetNodeState(ctx context.Context, id string, state dfms.NodeState, failures int, probe time.Time) (dfms.NodeState, error)
+}
+
+// NodeChange is a change of a storage node's description (UpdateNode):
+// each field that is not nil replaces the node's.
+type NodeChange struct {
+	URL    *string
+	Weight *int
+	Zone   *string
 }
 
 // Replicas records which storage nodes hold a copy of which chunks. The

@@ -46,9 +46,10 @@
 //
 // Draining belongs to the operator: probes never change it, but they run
 // and are recorded (failures and last probe) like any other node's. The
-// other states are the monitor's: a node the operator sets down is
-// brought up by UpAfter good probes, and one set up goes suspect on its
-// next failure (to keep a node out of placement, drain it).
+// other states are the monitor's: a node found down is brought up by
+// UpAfter good probes, and one found up goes suspect on its next failure
+// (to keep a node out of placement, drain it). A node whose drain ends
+// comes back up if its last probe passed, suspect otherwise.
 //
 // # What is recorded
 //
@@ -59,10 +60,11 @@
 // restart, or when someone else changes the node's state, a suspect or
 // down node needs UpAfter fresh successes to be up again. The state a
 // round writes is computed from the node's row as it is read after the
-// probes, so that an operator's change made while a probe runs (draining
-// a node, say) is not overwritten; a change made in the instant between
-// that read and the write still is, since the store offers no
-// compare-and-set.
+// probes, so that a change made while a probe runs is taken into
+// account; and the store never lets the write overwrite or set draining
+// ([meta.Nodes]), so that an operator's drain, or its end, made in the
+// instant between that read and the write is kept too: the round then
+// takes the state the store kept as the node's.
 //
 // Only one monitor should run per deployment (like the garbage
 // collector): two monitors sharing a metadata store each add their own
@@ -321,11 +323,17 @@ func (m *Monitor) Round(ctx context.Context) error {
 		}
 		next, successes := m.next(cur, outs[i].err == nil)
 		next.LastProbe = at
-		if err := m.Nodes.SetNodeState(ctx, next.ID, next.State, next.Failures, at); err != nil {
+		recorded, err := m.Nodes.SetNodeState(ctx, next.ID, next.State, next.Failures, at)
+		if err != nil {
 			if !dfms.Is(err, dfms.NotExist) {
 				errs = append(errs, err)
 			}
 			continue
+		}
+		if recorded != next.State {
+			// The operator drained the node, or ended its drain, since
+			// the read: the store kept the operator's state.
+			next.State, successes = recorded, 0
 		}
 		m.mu.Lock()
 		mm := m.memo(n.ID)

@@ -304,9 +304,10 @@ func TestStateMachine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// The cases share a metadata store (opening one takes long),
 			// each with a node of its own.
-			e := newEnvOn(t, shared, map[string]dfms.NodeState{tc.name: tc.from})
+			id := strings.ReplaceAll(tc.name, " ", "-")
+			e := newEnvOn(t, shared, map[string]dfms.NodeState{id: tc.from})
 			e.mon.DownAfter, e.mon.UpAfter = tc.downAfter, tc.upAfter
-			s := e.fake(tc.name)
+			s := e.fake(id)
 			prev := tc.from
 			for i, p := range tc.probes {
 				if p == '-' {
@@ -316,7 +317,7 @@ func TestStateMachine(t *testing.T) {
 				}
 				e.clock.Advance(time.Second)
 				e.round(t)
-				n := e.node(t, tc.name)
+				n := e.node(t, id)
 				if n.State != tc.want[i] || n.Failures != tc.failures[i] {
 					t.Fatalf("after probes %q: got %s with %d failures, want %s with %d", tc.probes[:i+1], n.State, n.Failures, tc.want[i], tc.failures[i])
 				}
@@ -328,7 +329,7 @@ func TestStateMachine(t *testing.T) {
 					if n.State == prev {
 						t.Fatalf("after probes %q: OnChange(%+v) without a change of state", tc.probes[:i+1], c)
 					}
-					if c.ID != tc.name || c.State != n.State || c.Failures != n.Failures || !c.LastProbe.Equal(n.LastProbe) {
+					if c.ID != id || c.State != n.State || c.Failures != n.Failures || !c.LastProbe.Equal(n.LastProbe) {
 						t.Fatalf("after probes %q: OnChange got %+v, want %+v", tc.probes[:i+1], c, n)
 					}
 				default:
@@ -482,7 +483,7 @@ func TestDrainDuringProbe(t *testing.T) {
 	e := newEnv(t, map[string]dfms.NodeState{"n1": dfms.NodeUp})
 	s := e.fake("n1")
 	s.onPut = func(*fakeStore) error {
-		if err := e.meta.PutNode(ctx, dfms.StorageNode{ID: "n1", URL: "file:///n1", Weight: 100, State: dfms.NodeDraining}); err != nil {
+		if _, err := e.meta.SetNodeDraining(ctx, "n1", true); err != nil {
 			return err
 		}
 		return errInjected
@@ -493,14 +494,91 @@ func TestDrainDuringProbe(t *testing.T) {
 	}
 }
 
+// beforeWrite is a metadata store that runs a function before each
+// SetNodeState: an operator acting between the round's read and its
+// write.
+type beforeWrite struct {
+	meta.Nodes
+	fn func()
+}
+
+func (b beforeWrite) SetNodeState(ctx context.Context, id string, state dfms.NodeState, failures int, probe time.Time) (dfms.NodeState, error) {
+	b.fn()
+	return b.Nodes.SetNodeState(ctx, id, state, failures, probe)
+}
+
+// A drain, or the end of one, made between the round's read of the node
+// and its write is kept, and the round reports the state kept
+// (OnChange: the server's placement applies it).
+func TestDrainBetweenReadAndWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		from       dfms.NodeState
+		drain      bool
+		fail       bool
+		want       dfms.NodeState
+		wantChange bool
+	}{
+		{name: "drain of a failing node", from: dfms.NodeUp, drain: true, fail: true, want: dfms.NodeDraining, wantChange: true},
+		{name: "drain of a healthy node", from: dfms.NodeUp, drain: true, want: dfms.NodeDraining, wantChange: true},
+		{name: "drain of a down node", from: dfms.NodeDown, drain: true, fail: true, want: dfms.NodeDraining, wantChange: true},
+		// The round read draining and writes it back: the end of the
+		// drain is not undone. The failure it records makes the node
+		// suspect at the next round.
+		{name: "undrain", from: dfms.NodeDraining, want: dfms.NodeUp, wantChange: true},
+		{name: "undrain of a failing node", from: dfms.NodeDraining, fail: true, want: dfms.NodeUp, wantChange: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]dfms.NodeState{"n1": tc.from})
+			if tc.fail {
+				e.fake("n1").setMode(modeFail)
+			}
+			once := false
+			e.mon.Nodes = beforeWrite{e.mon.Nodes, func() {
+				if !once {
+					once = true
+					if _, err := e.meta.SetNodeDraining(ctx, "n1", tc.drain); err != nil {
+						t.Error(err) // on the round's goroutine
+					}
+				}
+			}}
+			e.round(t)
+			n := e.node(t, "n1")
+			if n.State != tc.want {
+				t.Fatalf("got %s, want %s", n.State, tc.want)
+			}
+			if wantFailures := map[bool]int{true: 1}[tc.fail]; n.Failures != wantFailures {
+				t.Fatalf("got %d failures, want %d", n.Failures, wantFailures)
+			}
+			select {
+			case c := <-e.changes:
+				if !tc.wantChange || c.State != tc.want {
+					t.Fatalf("OnChange(%+v), want a change to %s: %v", c, tc.want, tc.wantChange)
+				}
+			default:
+				if tc.wantChange {
+					t.Fatalf("no OnChange, want one to %s", tc.want)
+				}
+			}
+			if tc.fail && tc.from == dfms.NodeDraining {
+				e.round(t)
+				if n := e.node(t, "n1"); n.State != dfms.NodeSuspect || n.Failures != 2 {
+					t.Fatalf("next round: got %s with %d failures, want suspect with 2", n.State, n.Failures)
+				}
+			}
+		})
+	}
+}
+
 // Successes count only while the node stays in the state the monitor
-// saw: a node the operator sets down needs UpAfter good probes from
-// then on, however many it passed before.
-func TestOperatorDownNeedsFreshSuccesses(t *testing.T) {
+// saw: a node set down behind its back (by another monitor, or before a
+// restart) needs UpAfter good probes from then on, however many it
+// passed before.
+func TestDownBehindTheMonitorNeedsFreshSuccesses(t *testing.T) {
 	e := newEnv(t, map[string]dfms.NodeState{"n1": dfms.NodeUp})
 	e.round(t)
 	e.round(t)
-	testkit.OK(t, e.meta.PutNode(ctx, dfms.StorageNode{ID: "n1", URL: "file:///n1", Weight: 100, State: dfms.NodeDown}))
+	testkit.Must(e.meta.SetNodeState(ctx, "n1", dfms.NodeDown, 3, time.Now()))(t)
 	e.round(t)
 	if n := e.node(t, "n1"); n.State != dfms.NodeDown {
 		t.Fatalf("after one good probe: got %s, want down", n.State)

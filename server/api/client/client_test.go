@@ -545,3 +545,53 @@ func TestConnectionsReused(t *testing.T) {
 		t.Errorf("%d rounds of %d concurrent requests opened %d connections, want at most %d", rounds, burst, opened, burst)
 	}
 }
+
+// An administrator manages the storage nodes; the errors have their
+// kinds.
+func TestNodes(t *testing.T) {
+	ctx := context.Background()
+	srv := clienttest.NewServer(t, clienttest.Options{Cluster: clienttest.AnyChange{}})
+	adm := srv.LoginAs(t, srv.AddAdmin(t))
+	w := 0
+	n, err := adm.AddNode(ctx, client.NewNode{ID: "n1", Endpoint: "s3://key:secret@minio:9000/chunks", Weight: &w, Zone: "a"})
+	if err != nil || n.ID != "n1" || n.State != "up" || n.Weight != 0 || n.Zone != "a" || strings.Contains(n.Endpoint, "secret") || n.CreatedAt.IsZero() {
+		t.Fatalf("AddNode = %+v, %v", n, err)
+	}
+	if again, err := adm.AddNode(ctx, client.NewNode{ID: "n1", Endpoint: "s3://key:secret@minio:9000/chunks", Weight: &w, Zone: "a"}); err != nil || again.ID != "n1" {
+		t.Fatalf("AddNode again = %+v, %v; want the node (a retry)", again, err)
+	}
+	_, err = adm.AddNode(ctx, client.NewNode{ID: "n1", Endpoint: "file:///srv/n1"})
+	testkit.WantKind(t, err, dfms.Exist, "AddNode of a taken id")
+	_, err = adm.AddNode(ctx, client.NewNode{ID: "n2", Endpoint: "grpc://chunks:9090"})
+	testkit.WantKind(t, err, dfms.Invalid, "AddNode of a grpc endpoint")
+	if n, err := adm.AddNode(ctx, client.NewNode{ID: "n2", Endpoint: "file:///srv/n2", State: "draining"}); err != nil || n.State != "draining" || n.Weight != dfms.DefaultNodeWeight {
+		t.Fatalf("AddNode draining = %+v, %v", n, err)
+	}
+
+	zone := "b"
+	if n, err := adm.UpdateNode(ctx, "n1", client.NodeChange{Zone: &zone}); err != nil || n.Zone != "b" || n.Weight != 0 {
+		t.Fatalf("UpdateNode = %+v, %v", n, err)
+	}
+	_, err = adm.UpdateNode(ctx, "nope", client.NodeChange{Zone: &zone})
+	testkit.WantKind(t, err, dfms.NotExist, "UpdateNode of a missing node")
+	if n, err := adm.DrainNode(ctx, "n1"); err != nil || n.State != "draining" {
+		t.Fatalf("DrainNode = %+v, %v", n, err)
+	}
+	if n, err := adm.UndrainNode(ctx, "n2"); err != nil || n.State != "up" {
+		t.Fatalf("UndrainNode = %+v, %v", n, err)
+	}
+	testkit.WantKind(t, adm.RemoveNode(ctx, "n2"), dfms.Conflict, "RemoveNode of a node that is up")
+	testkit.OK(t, adm.RemoveNode(ctx, "n1"))
+	testkit.WantKind(t, adm.RemoveNode(ctx, "n1"), dfms.NotExist, "RemoveNode again")
+	ns, err := adm.Nodes(ctx)
+	if err != nil || len(ns) != 1 || ns[0].ID != "n2" || ns[0].LastProbe != nil {
+		t.Fatalf("Nodes = %+v, %v", ns, err)
+	}
+
+	// Not an administrator; not a cluster.
+	_, err = srv.Login(t).Nodes(ctx)
+	testkit.WantKind(t, err, dfms.Permission, "Nodes as a user")
+	single := clienttest.NewServer(t, clienttest.Options{})
+	_, err = single.LoginAs(t, single.AddAdmin(t)).AddNode(ctx, client.NewNode{ID: "n1", Endpoint: "file:///srv/n1"})
+	testkit.WantKind(t, err, dfms.Conflict, "AddNode without a cluster")
+}

@@ -150,3 +150,38 @@ type Commit struct {
 	MTime       *time.Time   `json:"mtime,omitempty"`
 	Chunks      []ChunkRef   `json:"chunks"`
 }
+
+// Node is a storage node as the admin API shows it.
+type Node struct {
+	ID string `json:"id"`
+	// Endpoint is the node's chunk store URL, its password or secret key
+	// redacted.
+	Endpoint  string     `json:"endpoint"`
+	Weight    int        `json:"weight"`
+	Zone      string     `json:"zone"`
+	State     string     `json:"state"`    // up, suspect, down or draining (dfms.NodeState)
+	Failures  int        `json:"failures"` // consecutive failed probes
+	LastProbe *time.Time `json:"last_probe,omitempty"`
+	Chunks    int64      `json:"chunks"`     // chunk copies recorded on it
+	UsedBytes int64      `json:"used_bytes"` // their bytes
+	CreatedAt time.Time  `json:"created_at"`
+}
+
+// NewNode is a storage node to add (POST /admin/nodes).
+type NewNode struct {
+	ID       string `json:"id"`
+	Endpoint string `json:"endpoint"`         // file:///PATH or s3://KEY:SECRET@HOST:PORT/BUCKET
+	Weight   *int   `json:"weight,omitempty"` // nil: dfms.DefaultNodeWeight
+	Zone     string `json:"zone,omitempty"`
+	// State is the node's first state: up (empty), or draining, which
+	// keeps new chunks off it until it is undrained.
+	State string `json:"state,omitempty"`
+}
+
+// NodeChange is a change of a storage node (PATCH /admin/nodes/{id}):
+// the fields set replace the node's.
+type NodeChange struct {
+	Endpoint *string `json:"endpoint,omitempty"`
+	Weight   *int    `json:"weight,omitempty"`
+	Zone     *string `json:"zone,omitempty"`
+}

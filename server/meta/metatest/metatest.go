@@ -65,6 +65,8 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		testChangesInCommitOrder,
 		testChangesConcurrentWriters,
 		testNodes,
+		testNodeDraining,
+		testRemoveNode,
 		testReplicas,
 		testConcurrentCommits,
 		testConcurrentRenames,
@@ -1332,20 +1334,173 @@ func testChangesConcurrentWriters(t *testing.T, s meta.Store) {
 }
 
 func testNodes(t *testing.T, s meta.Store) {
-	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "n2", URL: "s3://b", Weight: 200}))
-	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "n1", URL: "file:///a", Weight: 100}))
-	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "n1", URL: "file:///a2", Weight: 50, Zone: "z1"}))
-	testkit.WantKind(t, s.PutNode(ctx, dfms.StorageNode{ID: "n3"}), dfms.Invalid, "node without endpoint")
-	testkit.WantKind(t, s.PutNode(ctx, dfms.StorageNode{ID: "n3", URL: "x", State: "gone"}), dfms.Invalid, "bad state")
+	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "n2", URL: "s3://b.example/bucket", Weight: 200}))
+	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "n1", URL: "file:///a", Weight: 100, State: dfms.NodeDraining}))
 	probe := time.Now()
-	ok(t, s.SetNodeState(ctx, "n2", dfms.NodeDown, 3, probe))
-	testkit.WantKind(t, s.SetNodeState(ctx, "n9", dfms.NodeUp, 0, probe), dfms.NotExist, "state of a missing node")
+	testkit.Must(s.SetNodeState(ctx, "n1", dfms.NodeUp, 2, probe))(t)
+	// A registration again replaces the description, and keeps the state
+	// and probe record.
+	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "n1", URL: "file:///a2", Weight: 50, Zone: "z1", State: dfms.NodeUp}))
+	for _, bad := range []dfms.StorageNode{
+		{ID: "n3"},
+		{ID: "n3", URL: "file:///x", State: "gone"},
+		{ID: "n3", URL: "grpc://chunks:9090"},
+		{ID: "n 3", URL: "file:///x"},
+		{ID: "n3", URL: "file:///x", Weight: -1},
+		{ID: "n3", URL: "file:///x", Zone: strings.Repeat("z", 129)},
+	} {
+		testkit.WantKind(t, s.PutNode(ctx, bad), dfms.Invalid, fmt.Sprintf("PutNode(%+v)", bad))
+		testkit.WantKind(t, s.AddNode(ctx, bad), dfms.Invalid, fmt.Sprintf("AddNode(%+v)", bad))
+	}
+	testkit.Must(s.SetNodeState(ctx, "n2", dfms.NodeDown, 3, probe))(t)
+	_, err := s.SetNodeState(ctx, "n9", dfms.NodeUp, 0, probe)
+	testkit.WantKind(t, err, dfms.NotExist, "state of a missing node")
+	_, err = s.SetNodeState(ctx, "n2", "gone", 0, probe)
+	testkit.WantKind(t, err, dfms.Invalid, "an unknown state")
 	ns := testkit.Must(s.ListNodes(ctx))(t)
-	if len(ns) != 2 || ns[0].ID != "n1" || ns[0].URL != "file:///a2" || ns[0].Weight != 50 || ns[0].Zone != "z1" || ns[0].State != dfms.NodeUp {
-		t.Fatalf("nodes = %+v", ns)
+	if len(ns) != 2 || ns[0].ID != "n1" || ns[0].URL != "file:///a2" || ns[0].Weight != 50 || ns[0].Zone != "z1" ||
+		ns[0].State != dfms.NodeDraining || ns[0].Failures != 2 || !ns[0].LastProbe.Equal(probe) || ns[0].CreatedAt.IsZero() {
+		t.Fatalf("n1 = %+v", ns[0])
 	}
 	if ns[1].State != dfms.NodeDown || ns[1].Failures != 3 || !ns[1].LastProbe.Equal(probe) {
 		t.Fatalf("n2 = %+v", ns[1])
+	}
+
+	// AddNode registers only new nodes.
+	ok(t, s.AddNode(ctx, dfms.StorageNode{ID: "n3", URL: "s3://k:secret@h:9000/c?secure=false", Weight: 0}))
+	testkit.WantKind(t, s.AddNode(ctx, dfms.StorageNode{ID: "n3", URL: "file:///other"}), dfms.Exist, "AddNode of a known id")
+	testkit.WantKind(t, s.AddNode(ctx, dfms.StorageNode{ID: "n1", URL: "file:///a2", Weight: 50, Zone: "z1"}), dfms.Exist, "AddNode of a known id, same description")
+
+	// UpdateNode changes what it is given, and nothing on bad input.
+	w, zone, url := 7, "z2", "file:///n3"
+	n3 := testkit.Must(s.UpdateNode(ctx, "n3", meta.NodeChange{Weight: &w, Zone: &zone}))(t)
+	if n3.Weight != 7 || n3.Zone != "z2" || n3.URL != "s3://k:secret@h:9000/c?secure=false" || n3.State != dfms.NodeUp {
+		t.Fatalf("n3 after UpdateNode = %+v", n3)
+	}
+	n3 = testkit.Must(s.UpdateNode(ctx, "n3", meta.NodeChange{URL: &url}))(t)
+	if n3.Weight != 7 || n3.URL != url {
+		t.Fatalf("n3 after a new URL = %+v", n3)
+	}
+	neg, grpc := -1, "grpc://x:1"
+	_, err = s.UpdateNode(ctx, "n3", meta.NodeChange{Weight: &neg, Zone: &zone})
+	testkit.WantKind(t, err, dfms.Invalid, "a negative weight")
+	_, err = s.UpdateNode(ctx, "n3", meta.NodeChange{URL: &grpc})
+	testkit.WantKind(t, err, dfms.Invalid, "a grpc URL")
+	_, err = s.UpdateNode(ctx, "n9", meta.NodeChange{Weight: &w})
+	testkit.WantKind(t, err, dfms.NotExist, "UpdateNode of a missing node")
+	if got := nodeByID(t, s, "n3"); got.Weight != 7 || got.URL != url || got.Zone != "z2" {
+		t.Fatalf("n3 after refused updates = %+v", got)
+	}
+}
+
+func nodeByID(t *testing.T, s meta.Nodes, id string) dfms.StorageNode {
+	t.Helper()
+	for _, n := range testkit.Must(s.ListNodes(ctx))(t) {
+		if n.ID == id {
+			return n
+		}
+	}
+	t.Fatalf("no node %q", id)
+	return dfms.StorageNode{}
+}
+
+// Draining is the operator's (SetNodeDraining); SetNodeState, the health
+// monitor's write, neither overwrites nor sets it, so that an operator's
+// drain, or its end, between the monitor's read and its write stays.
+func testNodeDraining(t *testing.T, s meta.Store) {
+	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "a", URL: "file:///a"}))
+	probe := time.Now()
+	state := func(id string) (dfms.NodeState, int) {
+		n := nodeByID(t, s, id)
+		return n.State, n.Failures
+	}
+
+	n := testkit.Must(s.SetNodeDraining(ctx, "a", true))(t)
+	if n.State != dfms.NodeDraining {
+		t.Fatalf("after a drain: %+v", n)
+	}
+	testkit.Must(s.SetNodeDraining(ctx, "a", true))(t) // again: no change
+	// The monitor read "up" before the drain and writes what it made of
+	// a failed probe: the failures and the time are recorded, the drain
+	// stays, and the state recorded is returned.
+	for _, st := range []dfms.NodeState{dfms.NodeSuspect, dfms.NodeDown, dfms.NodeUp} {
+		got := testkit.Must(s.SetNodeState(ctx, "a", st, 1, probe))(t)
+		if got != dfms.NodeDraining {
+			t.Fatalf("SetNodeState(%s) of a draining node returned %s, want draining", st, got)
+		}
+	}
+	if st, f := state("a"); st != dfms.NodeDraining || f != 1 {
+		t.Fatalf("draining node after probes: %s with %d failures", st, f)
+	}
+	// The end of a drain: suspect, since the last probe failed.
+	if n := testkit.Must(s.SetNodeDraining(ctx, "a", false))(t); n.State != dfms.NodeSuspect || n.Failures != 1 {
+		t.Fatalf("after the end of a drain with a failure: %+v, want suspect", n)
+	}
+	// The monitor read "draining" before the end of the drain and writes
+	// it back: the end stays.
+	if got := testkit.Must(s.SetNodeState(ctx, "a", dfms.NodeDraining, 0, probe))(t); got != dfms.NodeSuspect {
+		t.Fatalf("SetNodeState(draining) of a suspect node returned %s, want suspect", got)
+	}
+	if st, f := state("a"); st != dfms.NodeSuspect || f != 0 {
+		t.Fatalf("after SetNodeState(draining): %s with %d failures, want suspect with 0", st, f)
+	}
+	// Otherwise the monitor's states are recorded as they are.
+	for _, st := range []dfms.NodeState{dfms.NodeDown, dfms.NodeUp, dfms.NodeSuspect, dfms.NodeUp} {
+		if got := testkit.Must(s.SetNodeState(ctx, "a", st, 0, probe))(t); got != st {
+			t.Fatalf("SetNodeState(%s) returned %s", st, got)
+		}
+	}
+	// Drain and end of drain with no failure: up. Ending the drain of a
+	// node that is not draining leaves it as it is.
+	testkit.Must(s.SetNodeDraining(ctx, "a", true))(t)
+	if n := testkit.Must(s.SetNodeDraining(ctx, "a", false))(t); n.State != dfms.NodeUp {
+		t.Fatalf("after the end of a drain without failures: %+v, want up", n)
+	}
+	testkit.Must(s.SetNodeState(ctx, "a", dfms.NodeDown, 3, probe))(t)
+	if n := testkit.Must(s.SetNodeDraining(ctx, "a", false))(t); n.State != dfms.NodeDown {
+		t.Fatalf("undrain of a down node: %+v, want it down still", n)
+	}
+	_, err := s.SetNodeDraining(ctx, "nobody", true)
+	testkit.WantKind(t, err, dfms.NotExist, "drain of a missing node")
+	_, err = s.SetNodeDraining(ctx, "nobody", false)
+	testkit.WantKind(t, err, dfms.NotExist, "undrain of a missing node")
+}
+
+// RemoveNode removes only a draining node that holds no copies.
+func testRemoveNode(t *testing.T, s meta.Store) {
+	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "a", URL: "file:///a"}))
+	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "b", URL: "file:///b"}))
+	storeChunks(t, s, []dfms.ChunkRef{chunk("one", 3)})
+	h := chunk("one", 3).Hash
+	ok(t, s.AddReplicas(ctx, []dfms.Replica{{Hash: h, Node: "a"}, {Hash: h, Node: "b"}}))
+
+	testkit.WantKind(t, s.RemoveNode(ctx, "a"), dfms.Conflict, "removal of a node that is up")
+	testkit.Must(s.SetNodeDraining(ctx, "a", true))(t)
+	err := s.RemoveNode(ctx, "a")
+	testkit.WantKind(t, err, dfms.Conflict, "removal of a node that holds a copy")
+	if err != nil && !strings.Contains(err.Error(), "1 chunk copies") {
+		t.Errorf("removal of a node with a copy: %v, want it to say how many", err)
+	}
+	testkit.WantKind(t, s.RemoveNode(ctx, "nobody"), dfms.NotExist, "removal of a missing node")
+	if got := len(testkit.Must(s.ListNodes(ctx))(t)); got != 2 {
+		t.Fatalf("%d nodes after refused removals, want 2", got)
+	}
+
+	// Once its copy moved, it goes, and its id can be registered again.
+	ok(t, s.DropReplicas(ctx, []dfms.Replica{{Hash: h, Node: "a"}}))
+	ok(t, s.RemoveNode(ctx, "a"))
+	testkit.WantKind(t, s.RemoveNode(ctx, "a"), dfms.NotExist, "a second removal")
+	ns := testkit.Must(s.ListNodes(ctx))(t)
+	if len(ns) != 1 || ns[0].ID != "b" {
+		t.Fatalf("nodes after the removal = %+v", ns)
+	}
+	if u := testkit.Must(s.NodeUsage(ctx))(t); len(u) != 1 || u["b"].Chunks != 1 {
+		t.Fatalf("usage after the removal = %+v", u)
+	}
+	testkit.WantKind(t, s.AddReplicas(ctx, []dfms.Replica{{Hash: h, Node: "a"}}), dfms.Other, "a copy on a removed node")
+	ok(t, s.AddNode(ctx, dfms.StorageNode{ID: "a", URL: "file:///a-new"}))
+	if n := nodeByID(t, s, "a"); n.State != dfms.NodeUp || n.Failures != 0 || !n.LastProbe.IsZero() || n.URL != "file:///a-new" {
+		t.Fatalf("a registered again = %+v, want a new node", n)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/api"
 	"github.com/dfms/dfms/server/api/client"
@@ -51,7 +52,19 @@ type Options struct {
 	PartSize int64
 	// Wrap, if set, wraps the API's handler (to observe or break requests).
 	Wrap func(http.Handler) http.Handler
+	// Cluster, if set, makes the server one that keeps its chunks on
+	// storage nodes, as far as the admin API can tell: it lets
+	// administrators add, change and remove nodes (api.Deps.Cluster).
+	// The chunks stay in the one store under the test's directory.
+	Cluster api.Membership
 }
+
+// AnyChange is an api.Membership that allows every change of the storage
+// nodes.
+type AnyChange struct{}
+
+// CheckChange implements api.Membership.
+func (AnyChange) CheckChange(before, after []dfms.StorageNode) error { return nil }
 
 // NewServer starts the API and creates the account Email/Password. It
 // stops when the test ends.
@@ -69,7 +82,7 @@ func NewServer(t testing.TB, o Options) *Server {
 	if o.PartSize != 0 {
 		o.API.PartSize = o.PartSize
 	}
-	a := api.New(api.Deps{Files: st.Files, Auth: as, Keys: keys, Log: slog.New(slog.DiscardHandler), Version: "test"}, o.API)
+	a := api.New(api.Deps{Files: st.Files, Auth: as, Keys: keys, Cluster: o.Cluster, Log: slog.New(slog.DiscardHandler), Version: "test"}, o.API)
 	var h http.Handler = a.Handler()
 	if o.Wrap != nil {
 		h = o.Wrap(h)
@@ -128,6 +141,17 @@ func (s *Server) LoginAs(t testing.TB, email string, opts ...client.Option) *cli
 		t.Fatal(err)
 	}
 	return c
+}
+
+// AddAdmin creates an administrator, with an address of its own
+// (returned) and the password Password.
+func (s *Server) AddAdmin(t testing.TB) string {
+	t.Helper()
+	email := fmt.Sprintf("admin%d@example.com", s.users.Add(1))
+	if _, err := s.Auth.CreateUser(context.Background(), email, Password, "Admin", meta.RoleAdmin, 0); err != nil {
+		t.Fatal(err)
+	}
+	return email
 }
 
 // AddUser creates another account, with an address of its own and the
