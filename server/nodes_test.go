@@ -93,9 +93,9 @@ func TestClusterNodesThroughTheAPI(t *testing.T) {
 	testkit.Must(c.Login(ctx, cfg.Admin.Email, cfg.Admin.Password))(t)
 	members := func() []string {
 		t.Helper()
-		testkit.OK(t, s.cluster.refresh(ctx)) // what follow does every 10 s
+		testkit.OK(t, s.local.cluster.refresh(ctx)) // what follow does every 10 s
 		var ids []string
-		for _, m := range s.cluster.Members() {
+		for _, m := range s.local.cluster.Members() {
 			ids = append(ids, m.ID+":"+string(m.State))
 		}
 		return ids

@@ -159,7 +159,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	perMin := func(n int) ratelimit.Limit { return ratelimit.Limit{Requests: n, Window: time.Minute} }
 	rl := cfg.RateLimit
 	var members api.Membership // nil with a single chunk store: the API refuses node changes
-	if cl != nil {
+	if s.local != nil && s.local.cluster != nil {
 		members = nodeRules{replicas: cfg.Storage.Replicas, quorum: cfg.Storage.WriteQuorum, configured: cfg.Storage.Nodes}
 	}
 	s.api = api.New(api.Deps{Files: s.files, Auth: s.auth, Keys: keys, Limiter: s.limiter, GC: s.gc, Cluster: members,

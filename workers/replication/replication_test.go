@@ -136,7 +136,7 @@ func (e *env) wantOnOwners() {
 func (e *env) setState(id string, s dfms.NodeState) {
 	e.t.Helper()
 	testkit.OK(e.t, e.cluster.SetState(id, s))
-	testkit.OK(e.t, e.meta.SetNodeState(ctx, id, s, 0, e.clock()))
+	testkit.Must(e.meta.SetNodeState(ctx, id, s, 0, e.clock()))(e.t)
 }
 
 func (e *env) pass() replication.Stats {
