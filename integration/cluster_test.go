@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -483,4 +484,119 @@ func TestClusterCorruptCopy(t *testing.T) {
 		b, err := os.ReadFile(path)
 		return err == nil && bytes.Equal(b, good)
 	}, "the corrupt copy repaired")
+}
+
+// TestClusterAddDrainRemove: a 4th node added through the admin API gets
+// the chunks it now owns, no chunk ever has fewer than R copies on the
+// way, and about a quarter of the copies move; drained, it is emptied,
+// and then it can be removed.
+func TestClusterAddDrainRemove(t *testing.T) {
+	nodes := []*s3Node{startS3Node(t, "n1", ""), startS3Node(t, "n2", ""), startS3Node(t, "n3", "")}
+	s := startClusterServer(t, nodes, 2, fastCluster...)
+	defer s.finish(t)
+	admin, _ := login(t, s, "admin@example.com", testPassword)
+	c := newUser(t, s, "rebalance")
+	files := uploadMany(t, c, 150, 100<<10, 5)
+	want := chunksOf(t, files)
+	before := copies(t, nodes)
+
+	n4 := startS3Node(t, "n4", "")
+	all := append(slices.Clone(nodes), n4)
+	admin.json(t, "POST", "/api/v1/admin/nodes", map[string]any{"id": "n4", "endpoint": n4.url()}).want(t, http.StatusCreated)
+	// Until the servers' rings have n4 and repair has moved what it owns,
+	// every listing must still show R copies of every chunk (it lists n4,
+	// where copies go, last: see the drain below).
+	waitFor(t, 120*time.Second, "the chunks n4 owns copied to it, the surplus removed", func() (bool, string) {
+		got := copies(t, all)
+		for h := range want {
+			if len(got[h]) < 2 {
+				t.Fatalf("chunk %s has %d copies (%v) during the rebalance", h, len(got[h]), got[h])
+			}
+		}
+		onN4 := 0
+		for h := range want {
+			if slices.Contains(got[h], "n4") {
+				onN4++
+			}
+		}
+		if onN4 == 0 {
+			return false, "nothing on n4 yet"
+		}
+		return everyChunkOn(t, all, want, 2)
+	})
+	got := copies(t, all)
+	moved := 0
+	for h := range want {
+		for _, id := range got[h] {
+			if !slices.Contains(before[h], id) {
+				moved++
+			}
+		}
+	}
+	frac := float64(moved) / float64(2*len(want))
+	t.Logf("a 4th node: %d of %d copies moved (%.1f %%; ideal 25 %%)", moved, 2*len(want), 100*frac)
+	if frac > 0.30 {
+		t.Errorf("%.1f %% of the copies moved, want at most 25 %% + 5 %%", 100*frac)
+	}
+
+	// Drained, n4 is emptied; then it can be removed. (The listings go
+	// from the nodes copies leave to those they go to: a copy is written
+	// before the one it replaces is deleted, so a listing in that order
+	// sees every chunk that always had R copies at least once.)
+	admin.json(t, "POST", "/api/v1/admin/nodes/n4/drain", nil).want(t, http.StatusOK)
+	waitFor(t, 120*time.Second, "n4 emptied by its drain", func() (bool, string) {
+		got := copies(t, append([]*s3Node{n4}, nodes...))
+		for h := range want {
+			if len(got[h]) < 2 {
+				t.Fatalf("chunk %s has %d copies (%v) during the drain", h, len(got[h]), got[h])
+			}
+			if slices.Contains(got[h], "n4") {
+				return false, fmt.Sprintf("chunk %s still on n4", h)
+			}
+		}
+		return everyChunkOn(t, nodes, want, 2)
+	})
+	admin.do(t, "DELETE", "/api/v1/admin/nodes/n4", nil, nil).want(t, http.StatusNoContent)
+	for id, data := range files {
+		if got := c.download(t, id); !bytes.Equal(got, data) {
+			t.Fatalf("file %d differs after the rebalance", id)
+		}
+	}
+}
+
+// TestClusterThroughChunkService: the replication suite through a separate
+// `dfms chunk-service` process that runs the cluster (three S3 nodes, R =
+// 2), with the dfms server its gRPC client; both share a PostgreSQL
+// metadata store.
+func TestClusterThroughChunkService(t *testing.T) {
+	nodes := []*s3Node{startS3Node(t, "n1", ""), startS3Node(t, "n2", ""), startS3Node(t, "n3", "")}
+	metaURL := testenv.Postgres(t)
+	listen := testkit.FreeAddr(t)
+	dir := t.TempDir()
+	cmd := exec.Command(dfmsBin, "chunk-service", "--config", clusterConfig(t, nodes, 2), "--metadata", metaURL,
+		"--data", filepath.Join(dir, "cs"))
+	cmd.Env = append(os.Environ(), "DFMS_CHUNK_SERVICE_LISTEN="+listen, "DFMS_LOG_LEVEL=warn",
+		"DFMS_CHUNKING_MIN_SIZE=4096", "DFMS_CHUNKING_AVG_SIZE=16384", "DFMS_CHUNKING_MAX_SIZE=65536")
+	cs := testkit.StartProc(t, t, "dfms chunk-service", cmd, 60*time.Second, func() bool {
+		conn, err := net.DialTimeout("tcp", listen, time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	}, nil)
+	data := filepath.Join(dir, "data")
+	p := startServer(t, dir, baseEnv(), "--data", data, "--metadata", metaURL, "--chunks", "grpc://"+listen)
+	s := &apiServer{backend: "chunk-service", base: "http://" + p.addr, data: data, p: p}
+	defer s.finish(t)
+	c := newUser(t, s, "viagrpc")
+	files := uploadMany(t, c, 200, 100<<10, 6)
+	if ok, why := everyChunkOn(t, nodes, chunksOf(t, files), 2); !ok {
+		t.Fatal(why)
+	}
+	for id, data := range files {
+		if got := c.download(t, id); !bytes.Equal(got, data) {
+			t.Fatalf("file %d differs", id)
+		}
+	}
+	cs.Stop(t, 30*time.Second)
 }
