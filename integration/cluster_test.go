@@ -20,6 +20,7 @@ import (
 	"github.com/dfms/dfms/chunking"
 	"github.com/dfms/dfms/integration/testenv"
 	"github.com/dfms/dfms/integration/testkit"
+	"github.com/dfms/dfms/placement"
 	"github.com/dfms/dfms/placement/store"
 )
 
@@ -445,45 +446,54 @@ func TestClusterNodeKilled(t *testing.T) {
 	}
 }
 
-// TestClusterCorruptCopy: one copy's bytes corrupted on a node's disk.
-// Downloads stay correct, and the read's report has the copy repaired.
+// TestClusterCorruptCopy: copies' bytes corrupted on the nodes' disks.
+// Downloads stay correct; a copy that a read meets (the chunk's first
+// owner's) is repaired on the read's report, and one that reads never
+// meet (a second owner's) by the scrubber.
 func TestClusterCorruptCopy(t *testing.T) {
 	nodes := []*s3Node{startS3Node(t, "n1", ""), startS3Node(t, "n2", ""), startS3Node(t, "n3", "")}
-	s := startClusterServer(t, nodes, 2, fastCluster...)
+	s := startClusterServer(t, nodes, 2, append(fastCluster, "DFMS_SCRUB_INTERVAL=3s")...)
 	defer s.finish(t)
 	c := newUser(t, s, "corrupt")
 	files := uploadMany(t, c, 10, 60<<10, 4)
-	var id int64
-	for id = range files {
-		break
-	}
-	h := chunkHashes(t, files[id])[0]
-	var path string
+	// The owners, as every process computes them from the node list.
+	var sn []dfms.StorageNode
+	dirs := map[string]string{}
 	for _, n := range nodes {
-		filepath.WalkDir(n.dir, func(p string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && filepath.Base(p) == h.String() && path == "" {
-				path = p
-			}
-			return nil
-		})
+		sn = append(sn, dfms.StorageNode{ID: n.id, URL: n.url(), Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp})
+		dirs[n.id] = n.dir
 	}
-	if path == "" {
-		t.Fatalf("no node's directory holds chunk %s", h)
-	}
-	b, err := os.ReadFile(path)
+	ring, err := placement.NewRing(sn, 0)
 	testkit.OK(t, err)
-	good := slices.Clone(b)
-	b[len(b)/2] ^= 0xff
-	testkit.OK(t, os.WriteFile(path, b, 0o600))
-	for range 3 {
-		if got := c.download(t, id); !bytes.Equal(got, files[id]) {
-			t.Fatal("a download returned other bytes than uploaded")
+	type damage struct {
+		path string
+		good []byte
+	}
+	var damaged []damage
+	var read []int64
+	for id, data := range files {
+		h := chunkHashes(t, data)[0]
+		owner := ring.Owners(h, 2)[len(damaged)] // first owner, then second
+		path, good := testkit.CorruptFile(t, dirs[owner], h.String())
+		damaged = append(damaged, damage{path, good})
+		read = append(read, id)
+		if len(damaged) == 2 {
+			break
 		}
 	}
-	testkit.Eventually(t, 60*time.Second, func() bool {
-		b, err := os.ReadFile(path)
-		return err == nil && bytes.Equal(b, good)
-	}, "the corrupt copy repaired")
+	for range 3 {
+		for _, id := range read {
+			if got := c.download(t, id); !bytes.Equal(got, files[id]) {
+				t.Fatal("a download returned other bytes than uploaded")
+			}
+		}
+	}
+	for i, d := range damaged {
+		testkit.Eventually(t, 60*time.Second, func() bool {
+			b, err := os.ReadFile(d.path)
+			return err == nil && bytes.Equal(b, d.good)
+		}, "corrupt copy %d repaired", i)
+	}
 }
 
 // TestClusterAddDrainRemove: a 4th node added through the admin API gets

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -102,7 +100,7 @@ func TestClusterReadSkipsCorruptCopy(t *testing.T) {
 	h := dfms.Sum(data)
 	testkit.OK(t, tc.Put(ctx, h, data))
 	first := tc.Owners(h)[0]
-	corrupt(t, tc.dirs[first], h)
+	testkit.CorruptFile(t, tc.dirs[first], h.String())
 	got, err := tc.Get(ctx, h, nil)
 	testkit.OK(t, err)
 	if !slices.Equal(got, data) {
@@ -112,7 +110,7 @@ func TestClusterReadSkipsCorruptCopy(t *testing.T) {
 		t.Fatalf("bad copies reported: %+v, want node %s corrupt", b, first)
 	}
 	// Both copies bad: kind Corrupt, and no bytes.
-	corrupt(t, tc.dirs[tc.Owners(h)[1]], h)
+	testkit.CorruptFile(t, tc.dirs[tc.Owners(h)[1]], h.String())
 	got, err = tc.Get(ctx, h, []byte("x"))
 	testkit.WantKind(t, err, dfms.Corrupt, "a read with every copy corrupt")
 	if string(got) != "x" {
@@ -222,29 +220,6 @@ func TestClusterRejectsImpossibleReplication(t *testing.T) {
 	}
 	if _, err := placement.NewCluster(nil, placement.Options{}); !dfms.Is(err, dfms.Invalid) {
 		t.Errorf("no nodes: err = %v, want kind Invalid", err)
-	}
-}
-
-// corrupt flips a byte of h's file in a disk store's directory.
-func corrupt(t *testing.T, dir string, h dfms.Hash) {
-	t.Helper()
-	var path string
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && filepath.Base(p) == h.String() {
-			path = p
-		}
-		return nil
-	})
-	if path == "" {
-		t.Fatalf("no file of chunk %s in %s", h, dir)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 0xff
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 

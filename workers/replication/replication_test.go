@@ -3,10 +3,7 @@ package replication_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,14 +26,13 @@ type env struct {
 	mgr     *replication.Manager
 	dirs    map[string]string
 	nodes   []dfms.StorageNode
-	now     time.Time
-	mu      sync.Mutex
+	clock   *testkit.Clock
 	chunks  []dfms.Hash
 }
 
 func newEnv(t *testing.T, n, r, w int) *env {
 	t.Helper()
-	e := &env{t: t, meta: testkit.OpenSQLite(t), dirs: map[string]string{}, now: time.Unix(1_000_000, 0)}
+	e := &env{t: t, meta: testkit.OpenSQLite(t), dirs: map[string]string{}, clock: testkit.NewClock(time.Unix(1_000_000, 0))}
 	var ms []placement.Member
 	for i := range n {
 		m := e.newMember(fmt.Sprintf("n%d", i+1))
@@ -48,20 +44,8 @@ func newEnv(t *testing.T, n, r, w int) *env {
 	}
 	t.Cleanup(func() { c.Close() })
 	e.cluster = c
-	e.mgr = &replication.Manager{Cluster: c, Replicas: e.meta, DownDelay: 10 * time.Minute, Now: e.clock}
+	e.mgr = &replication.Manager{Cluster: c, Replicas: e.meta, DownDelay: 10 * time.Minute, Now: e.clock.Now}
 	return e
-}
-
-func (e *env) clock() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.now
-}
-
-func (e *env) advance(d time.Duration) {
-	e.mu.Lock()
-	e.now = e.now.Add(d)
-	e.mu.Unlock()
 }
 
 // newMember opens a disk node and registers it.
@@ -136,7 +120,7 @@ func (e *env) wantOnOwners() {
 func (e *env) setState(id string, s dfms.NodeState) {
 	e.t.Helper()
 	testkit.OK(e.t, e.cluster.SetState(id, s))
-	testkit.Must(e.meta.SetNodeState(ctx, id, s, 0, e.clock()))(e.t)
+	testkit.Must(e.meta.SetNodeState(ctx, id, s, 0, e.clock.Now()))(e.t)
 }
 
 func (e *env) pass() replication.Stats {
@@ -194,7 +178,7 @@ func TestNodeDownThenBack(t *testing.T) {
 		t.Fatalf("pass right after the node went down: %+v, want chunks waiting and no copy", s)
 	}
 	// Past it, they are copied to their new owners.
-	e.advance(11 * time.Minute)
+	e.clock.Advance(11 * time.Minute)
 	s = e.pass()
 	if s.Copied == 0 || s.Waiting != 0 {
 		t.Fatalf("pass after the delay: %+v", s)
@@ -266,7 +250,7 @@ func TestScrubRepairsCorruptAndMissingCopies(t *testing.T) {
 	e := newEnv(t, 3, 2, 0)
 	e.put(10, 7)
 	bad, gone := e.chunks[0], e.chunks[1]
-	corruptFile(t, e.dirs[e.cluster.Owners(bad)[0]], bad)
+	testkit.CorruptFile(t, e.dirs[e.cluster.Owners(bad)[0]], bad.String())
 	st, _ := e.cluster.Node(e.cluster.Owners(gone)[1])
 	testkit.OK(t, st.Delete(ctx, gone))
 
@@ -292,7 +276,7 @@ func TestReportRepairsAtOnce(t *testing.T) {
 	e.put(5, 8)
 	h := e.chunks[2]
 	first := e.cluster.Owners(h)[0]
-	corruptFile(t, e.dirs[first], h)
+	testkit.CorruptFile(t, e.dirs[first], h.String())
 	// A read meets the bad copy and reports it; Run repairs it.
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -310,27 +294,6 @@ func TestReportRepairsAtOnce(t *testing.T) {
 		t.Fatalf("totals %+v, want one corrupt copy", tot)
 	}
 	e.wantOnOwners()
-}
-
-// corruptFile flips a byte of h's file under a disk store's directory.
-func corruptFile(t *testing.T, dir string, h dfms.Hash) {
-	t.Helper()
-	var path string
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && filepath.Base(p) == h.String() {
-			path = p
-		}
-		return nil
-	})
-	if path == "" {
-		t.Fatalf("no file of chunk %s in %s", h, dir)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 0xff
-	testkit.OK(t, os.WriteFile(path, b, 0o600))
 }
 
 func TestPassSkippedWhileLockHeld(t *testing.T) {
