@@ -240,11 +240,7 @@ func (c *Cluster) Put(ctx context.Context, h dfms.Hash, data []byte) error {
 // finishPut records the copies stored and judges the quorum of one chunk
 // (or, for a batch, of each chunk: stored holds copies of several).
 func (c *Cluster) finishPut(ctx context.Context, op dfms.Op, v *view, stored []dfms.Replica, want int, errs []error) error {
-	if len(stored) > 0 && c.opts.Log != nil {
-		if err := c.opts.Log.AddReplicas(ctx, stored); err != nil {
-			return dfms.E(op, dfms.Other, fmt.Errorf("recording copies: %w", err))
-		}
-	}
+	c.record(ctx, stored)
 	if len(stored) < v.w {
 		return dfms.E(op, quorumKind(ctx, errs), fmt.Errorf("%d of %d copies stored, %d needed: %w", len(stored), want, v.w, errors.Join(errs...)))
 	}
@@ -328,15 +324,23 @@ func (c *Cluster) PutBatch(ctx context.Context, chunks []dfms.ChunkData) error {
 			short = dfms.E(op, quorumKind(ctx, errs), fmt.Errorf("chunk %s: %d of %d copies stored, %d needed: %w", ch.Hash, n, len(owners[i]), v.w, errors.Join(errs...)))
 		}
 	}
-	if len(stored) > 0 && c.opts.Log != nil {
-		if err := c.opts.Log.AddReplicas(ctx, stored); err != nil {
-			return dfms.E(op, dfms.Other, fmt.Errorf("recording copies: %w", err))
-		}
-	}
+	c.record(ctx, stored)
 	if short == nil && len(failed) > 0 {
 		c.log.Warn("chunks stored on fewer nodes than their owners: left for repair", "nodes failed", len(failed))
 	}
 	return short
+}
+
+// record records the copies stored. A failure does not fail the write:
+// the copies are durable, and the record is a guide that the replication
+// manager rebuilds (it finds an owner's unrecorded copy); it is logged.
+func (c *Cluster) record(ctx context.Context, stored []dfms.Replica) {
+	if len(stored) == 0 || c.opts.Log == nil {
+		return
+	}
+	if err := c.opts.Log.AddReplicas(ctx, stored); err != nil && ctx.Err() == nil {
+		c.log.Warn("recording chunk copies failed; the replication manager will find them", "copies", len(stored), "err", err)
+	}
 }
 
 // putAll stores chunks on one node, in one batch if it can take one.

@@ -326,3 +326,34 @@ func (b *badCopies) list() []reported {
 	defer b.mu.Unlock()
 	return slices.Clone(b.seen)
 }
+
+// A copy that cannot be recorded (the metadata store refused it) does not
+// fail a write whose copies are durable: the record is a guide that
+// repair rebuilds.
+func TestClusterPutSurvivesAFailingRecord(t *testing.T) {
+	ctx := context.Background()
+	var ms []placement.Member
+	for i := range 2 {
+		d, err := disk.Open(t.TempDir())
+		testkit.OK(t, err)
+		ms = append(ms, placement.Member{StorageNode: dfms.StorageNode{ID: fmt.Sprintf("n%d", i), URL: "file:///n",
+			Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp}, Store: d})
+	}
+	c, err := placement.NewCluster(ms, placement.Options{Replicas: 2, Log: refusingLog{newMemLog()}})
+	testkit.OK(t, err)
+	defer c.Close()
+	data := testkit.RandBytes(12, 1000)
+	testkit.OK(t, c.Put(ctx, dfms.Sum(data), data))
+	testkit.OK(t, c.PutBatch(ctx, []dfms.ChunkData{{Hash: dfms.Sum(data), Data: data}}))
+	got, err := c.Get(ctx, dfms.Sum(data), nil)
+	testkit.OK(t, err)
+	if !slices.Equal(got, data) {
+		t.Fatal("wrong bytes")
+	}
+}
+
+type refusingLog struct{ *memLog }
+
+func (refusingLog) AddReplicas(context.Context, []dfms.Replica) error {
+	return errors.New("foreign key: no such node")
+}
