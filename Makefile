@@ -42,7 +42,9 @@ test-short:
 	$(GO) test -race ./...
 
 ## bench: throughput figures (medians of several runs, ratios to baselines):
-## chunking and hashing, REST upload/download of a 1 GiB file, repair
+## chunking and hashing, REST upload/download of a 1 GiB file (one disk
+## store against a cluster of 3 file:// nodes with 2 copies, in turn; also
+## 3 versitygw nodes when DFMS_TEST_VERSITYGW names the program), repair
 ## after a storage node is lost against the disk's copy speed, then file
 ## workloads through both mounts (dfms up, dfms mount of a dfms server)
 ## against a local ext4 directory, go-fuse's loopback and the peers rclone

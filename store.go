@@ -11,7 +11,8 @@ import (
 //
 // A store does not verify that bytes match their hash: callers hash before
 // Put and re-hash after Get (a store is only trusted to keep bytes, and
-// corruption is detected on the read path). Implementations must be safe for
+// corruption is detected on the read path), unless the store says that its
+// Get verifies (VerifyingStore). Implementations must be safe for
 // concurrent use.
 type ChunkStore interface {
 	// Put stores data under h. It is idempotent: storing the same chunk twice
@@ -39,6 +40,23 @@ type ChunkStore interface {
 
 	// Close releases the store's resources.
 	Close() error
+}
+
+// VerifyingStore is implemented by chunk stores whose Get checks the bytes
+// it returns: the replicated store re-hashes every copy it reads, to skip
+// a corrupt one and try the next. A caller that would re-hash after Get
+// may rely on that check instead of repeating it; it still compares the
+// size with its reference, which the store does not know.
+//
+// A decorator that embeds a VerifyingStore and overrides Get must also
+// override VerifiesGet, unless its Get returns only what the inner Get
+// returned.
+type VerifyingStore interface {
+	ChunkStore
+	// VerifiesGet reports whether every result of Get without an error
+	// hashes (Sum) to the h asked for. The answer does not change over
+	// the store's life.
+	VerifiesGet() bool
 }
 
 // ChunkInfo describes a stored chunk, as listed by ChunkStore.Walk.

@@ -88,8 +88,9 @@ type view struct {
 }
 
 var (
-	_ dfms.ChunkStore  = (*Cluster)(nil)
-	_ dfms.BatchPutter = (*Cluster)(nil)
+	_ dfms.ChunkStore     = (*Cluster)(nil)
+	_ dfms.BatchPutter    = (*Cluster)(nil)
+	_ dfms.VerifyingStore = (*Cluster)(nil)
 )
 
 // NewCluster returns the replicated store over members. It owns their
@@ -429,6 +430,10 @@ func (c *Cluster) Get(ctx context.Context, h dfms.Hash, buf []byte) ([]byte, err
 	f.report(c, h, false)
 	return buf[:start], f.verdict(ctx, op, h, err)
 }
+
+// VerifiesGet implements dfms.VerifyingStore: Get returns only bytes
+// that hash to the chunk's name.
+func (c *Cluster) VerifiesGet() bool { return true }
 
 // failures are the copies a read could not use.
 type failures struct {

@@ -190,6 +190,10 @@ type cluster struct {
 	opened map[string]opened // the stores opened, by node id
 }
 
+// The server's file layer skips its own re-hash of what the cluster
+// verified: the promoted VerifiesGet speaks for the promoted Get.
+var _ dfms.VerifyingStore = (*cluster)(nil)
+
 // opened is a node's store and the URL it was opened from.
 type opened struct {
 	url   string

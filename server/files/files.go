@@ -28,9 +28,9 @@
 //
 // A read fetches the version's manifest, then the chunks covering the
 // range, a few ahead of the reader (Options.ReadAhead, 4 by default).
-// Every chunk is re-hashed before any of its bytes are returned; a
-// mismatch fails the read with kind Corrupt: a corrupt chunk is never
-// served.
+// Every chunk is re-hashed before any of its bytes are returned (by the
+// chunk store, if it is a dfms.VerifyingStore, or else here); a mismatch
+// fails the read with kind Corrupt: a corrupt chunk is never served.
 //
 // # Deleting
 //
@@ -146,8 +146,11 @@ type Service struct {
 	uploads  meta.Uploads
 
 	chunks dfms.ChunkStore
-	opts   Options
-	stats  Stats
+	// verified: chunks' Get verifies the bytes (dfms.VerifyingStore), so
+	// ReadChunk need not hash them again.
+	verified bool
+	opts     Options
+	stats    Stats
 
 	batchBufs sync.Pool // batch data buffers, shared by writes
 }
@@ -175,7 +178,9 @@ func New(m meta.Store, c dfms.ChunkStore, opts Options) (*Service, error) {
 	if opts.HoldFor <= 0 {
 		opts.HoldFor = 25 * time.Hour
 	}
-	return &Service{store: m, users: m, tree: m, trash: m, versions: m, index: m, uploads: m, chunks: c, opts: opts}, nil
+	vs, ok := c.(dfms.VerifyingStore)
+	return &Service{store: m, users: m, tree: m, trash: m, versions: m, index: m, uploads: m, chunks: c,
+		verified: ok && vs.VerifiesGet(), opts: opts}, nil
 }
 
 // Meta returns the whole metadata store, for the layers above that reach
