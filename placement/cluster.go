@@ -211,6 +211,9 @@ func (c *Cluster) VNodes() int { return c.opts.VNodes }
 // Replicas returns R, the replication factor.
 func (c *Cluster) Replicas() int { return c.current.Load().r }
 
+// WriteQuorum returns W, the copies a write needs.
+func (c *Cluster) WriteQuorum() int { return c.current.Load().w }
+
 // Put implements dfms.ChunkStore.
 func (c *Cluster) Put(ctx context.Context, h dfms.Hash, data []byte) error {
 	const op dfms.Op = "placement.Put"

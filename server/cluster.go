@@ -270,7 +270,8 @@ func (c *cluster) follow(ctx context.Context, every time.Duration) {
 	}
 }
 
-// ready reports whether a write can meet its quorum: enough nodes answer.
+// ready reports whether a write can meet its quorum: enough placeable
+// nodes answer.
 func (c *cluster) ready(ctx context.Context) error {
 	ms := c.Members()
 	var mu sync.Mutex
@@ -295,7 +296,7 @@ func (c *cluster) ready(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	if need := c.Replicas(); up < need {
+	if need := c.WriteQuorum(); up < need {
 		return dfms.E("server.ready", dfms.Unavailable, fmt.Errorf("%d storage nodes answer, %d needed (last error: %v)", up, need, last))
 	}
 	return nil
