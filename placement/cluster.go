@@ -111,15 +111,27 @@ func NewCluster(members []Member, opts Options) (*Cluster, error) {
 // closed), re-weighted or re-zoned. A member whose Store is nil keeps the
 // store it had.
 func (c *Cluster) SetNodes(members []Member) error {
-	const op dfms.Op = "placement.SetNodes"
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.setNodes(members)
+}
+
+// setNodes is SetNodes with c.mu held.
+func (c *Cluster) setNodes(members []Member) error {
+	const op dfms.Op = "placement.SetNodes"
 	old := c.current.Load()
 	nodes := make([]dfms.StorageNode, len(members))
 	stores := make(map[string]dfms.ChunkStore, len(members))
 	states := make(map[string]dfms.NodeState, len(members))
 	weighted := 0
+	urls := make(map[string]string, len(members))
 	for i, m := range members {
+		if other, dup := urls[m.URL]; dup && m.URL != "" {
+			// Two ids on one store would count one copy twice, and
+			// removing a "surplus" copy from one would delete the other.
+			return dfms.E(op, dfms.Invalid, fmt.Errorf("nodes %s and %s have the same chunk store", other, m.ID))
+		}
+		urls[m.URL] = m.ID
 		nodes[i] = m.StorageNode
 		if m.Weight > 0 {
 			weighted++
@@ -168,13 +180,17 @@ func (c *Cluster) SetNodes(members []Member) error {
 }
 
 // SetState changes one node's state (the health monitor's verdict, or
-// an operator's drain); kind NotExist if there is no such node.
+// an operator's drain); kind NotExist if there is no such node. It reads
+// and replaces the membership in one step, so a concurrent SetNodes is
+// not undone.
 func (c *Cluster) SetState(id string, state dfms.NodeState) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	ms := c.Members()
 	for i := range ms {
 		if ms[i].ID == id {
 			ms[i].State = state
-			return c.SetNodes(ms)
+			return c.setNodes(ms)
 		}
 	}
 	return dfms.E("placement.SetState", dfms.NotExist, fmt.Errorf("no storage node %q", id))
@@ -460,11 +476,9 @@ func (f *failures) add(v *view, id string, owner bool, err error) {
 	case dfms.Is(err, dfms.Corrupt):
 		f.bad = append(f.bad, badCopy{id, err})
 	}
-	// A node known to be down is expected to fail: it does not make a
-	// chunk that no other node has "unavailable" rather than missing.
-	if v.states[id] != dfms.NodeDown {
-		f.errs = append(f.errs, fmt.Errorf("node %s: %w", id, err))
-	}
+	// A node that cannot answer (down ones included: they are tried
+	// last) may hold the only copy: the chunk is unavailable, not missing.
+	f.errs = append(f.errs, fmt.Errorf("node %s: %w", id, err))
 }
 
 // report tells OnBadCopy (and the log) about corrupt copies, and, if the
@@ -528,7 +542,9 @@ func (c *Cluster) Stat(ctx context.Context, h dfms.Hash) (int64, error) {
 }
 
 // Delete implements dfms.ChunkStore: every node that is not down deletes
-// its copy, in parallel.
+// its copy, in parallel; a node that cannot be reached (kind Unavailable)
+// keeps its copy, as a down one does, for the garbage collector to find
+// as an orphan once it is back.
 func (c *Cluster) Delete(ctx context.Context, h dfms.Hash) error {
 	const op dfms.Op = "placement.Delete"
 	v := c.current.Load()
@@ -542,6 +558,13 @@ func (c *Cluster) Delete(ctx context.Context, h dfms.Hash) error {
 		}
 		g.Go(func() error {
 			if err := st.Delete(gctx, h); err != nil {
+				if dfms.Is(err, dfms.Unavailable) && ctx.Err() == nil {
+					// An unreachable node keeps its copy, an orphan once
+					// the chunk's row is gone, collected when it is back:
+					// one node must not hold up every deletion.
+					c.log.Warn("a chunk copy left on an unreachable node", "chunk", h, "node", id, "err", err)
+					return nil
+				}
 				return fmt.Errorf("node %s: %w", id, err)
 			}
 			mu.Lock()
@@ -588,6 +611,12 @@ func (c *Cluster) Walk(ctx context.Context, fn func(dfms.ChunkInfo) error) error
 			return nil
 		})
 		if err != nil {
+			if dfms.Is(err, dfms.Unavailable) && ctx.Err() == nil {
+				// Chunks only an unreachable node holds are not listed,
+				// as a down node's are not.
+				c.log.Warn("a storage node left out of a walk", "node", id, "err", err)
+				continue
+			}
 			return dfms.E(op, dfms.KindOf(err), fmt.Errorf("node %s: %w", id, err))
 		}
 	}
@@ -609,6 +638,9 @@ func (c *Cluster) firstHolder(ctx context.Context, v *view, h dfms.Hash, id stri
 		switch {
 		case err == nil:
 			return false, nil
+		case dfms.Is(err, dfms.Unavailable) && ctx.Err() == nil:
+			// An unreachable node's own walk is skipped: what it holds
+			// is listed from the next holder.
 		case !dfms.Is(err, dfms.NotExist):
 			return false, fmt.Errorf("node %s: %w", other, err)
 		}

@@ -183,6 +183,11 @@ func TestClusterSkipsDownNodes(t *testing.T) {
 		t.Fatal("wrong bytes")
 	}
 	testkit.OK(t, tc.Delete(ctx, h)) // the down node's copy (none) is left alone
+	// While the down node cannot answer, a chunk no other node has may be
+	// there: unavailable, not missing.
+	_, err = tc.Get(ctx, h, nil)
+	testkit.WantKind(t, err, dfms.Unavailable, "a deleted chunk while a node cannot answer")
+	tc.stores[down].fail.Store(false)
 	_, err = tc.Get(ctx, h, nil)
 	testkit.WantKind(t, err, dfms.NotExist, "a deleted chunk")
 	testkit.WantKind(t, tc.SetState("nobody", dfms.NodeDown), dfms.NotExist, "the state of an unknown node")
@@ -204,6 +209,16 @@ func TestClusterDeleteRemovesEveryCopy(t *testing.T) {
 	if got := tc.log.nodes(h); len(got) != 0 {
 		t.Fatalf("copies still recorded on %v", got)
 	}
+}
+
+func TestClusterRejectsTwoNodesOnOneStore(t *testing.T) {
+	d, err := disk.Open(t.TempDir())
+	testkit.OK(t, err)
+	defer d.Close()
+	n := dfms.StorageNode{ID: "a", URL: "file:///a", Weight: 100, State: dfms.NodeUp}
+	m := dfms.StorageNode{ID: "b", URL: "file:///a", Weight: 100, State: dfms.NodeUp}
+	_, err = placement.NewCluster([]placement.Member{{StorageNode: n, Store: d}, {StorageNode: m, Store: d}}, placement.Options{Replicas: 1})
+	testkit.WantKind(t, err, dfms.Invalid, "two nodes on one store")
 }
 
 func TestClusterRejectsImpossibleReplication(t *testing.T) {
@@ -336,7 +351,7 @@ func TestClusterPutSurvivesAFailingRecord(t *testing.T) {
 	for i := range 2 {
 		d, err := disk.Open(t.TempDir())
 		testkit.OK(t, err)
-		ms = append(ms, placement.Member{StorageNode: dfms.StorageNode{ID: fmt.Sprintf("n%d", i), URL: "file:///n",
+		ms = append(ms, placement.Member{StorageNode: dfms.StorageNode{ID: fmt.Sprintf("n%d", i), URL: fmt.Sprintf("file:///n%d", i),
 			Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp}, Store: d})
 	}
 	c, err := placement.NewCluster(ms, placement.Options{Replicas: 2, Log: refusingLog{newMemLog()}})

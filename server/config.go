@@ -389,7 +389,12 @@ func (c *Config) validateNodes() error {
 		return fmt.Errorf("chunks.url and storage.nodes are both set: the nodes hold the chunks")
 	}
 	seen := make(map[string]bool, len(st.Nodes))
+	urls := make(map[string]string, len(st.Nodes))
 	for _, n := range st.Nodes {
+		if other, dup := urls[n.URL]; dup {
+			return fmt.Errorf("storage.nodes: nodes %s and %s have the same url", other, n.ID)
+		}
+		urls[n.URL] = n.ID
 		switch {
 		case n.ID == "" || n.URL == "":
 			return fmt.Errorf("storage.nodes: every node needs an id and a url")

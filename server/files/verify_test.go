@@ -49,7 +49,7 @@ func TestReadChunkVerification(t *testing.T) {
 	cluster := func(t *testing.T, copies ...[]byte) dfms.ChunkStore {
 		var ms []placement.Member
 		for i, data := range copies {
-			ms = append(ms, placement.Member{StorageNode: dfms.StorageNode{ID: fmt.Sprint("n", i+1), URL: "file:///n",
+			ms = append(ms, placement.Member{StorageNode: dfms.StorageNode{ID: fmt.Sprint("n", i+1), URL: fmt.Sprint("file:///n", i),
 				Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp}, Store: store(t, data)})
 		}
 		c, err := placement.NewCluster(ms, placement.Options{Replicas: len(copies)})

@@ -782,6 +782,13 @@ type Replicas interface {
 	// DropReplicas forgets the copies rs; forgetting one not recorded is
 	// not an error.
 	DropReplicas(ctx context.Context, rs []dfms.Replica) error
+	// DropSurplusReplica forgets the copy r, as DropReplicas does, only
+	// if at least keep other copies of its chunk stay recorded, and
+	// reports whether it did; decisions on copies of one chunk are
+	// serialised, so that two processes removing different surplus
+	// copies at once cannot leave fewer than keep. The caller deletes the
+	// copy's bytes only after true.
+	DropSurplusReplica(ctx context.Context, r dfms.Replica, keep int) (bool, error)
 	// ChunkReplicas returns the ids of the nodes recorded as holding h,
 	// sorted.
 	ChunkReplicas(ctx context.Context, h dfms.Hash) ([]string, error)

@@ -23,7 +23,7 @@ func TestCollectsAcrossNodes(t *testing.T) {
 	for i := range 3 {
 		d, err := disk.Open(t.TempDir())
 		testkit.OK(t, err)
-		n := dfms.StorageNode{ID: fmt.Sprintf("n%d", i), URL: "file:///n", Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp}
+		n := dfms.StorageNode{ID: fmt.Sprintf("n%d", i), URL: fmt.Sprint("file:///n", i), Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp}
 		testkit.OK(t, m.PutNode(ctx, n))
 		ms = append(ms, placement.Member{StorageNode: n, Store: d})
 		nodes = append(nodes, d)

@@ -290,7 +290,7 @@ func (m *Manager) view() (*view, error) {
 func (m *Manager) Pass(ctx context.Context) (Stats, error) {
 	m.init()
 	st, err := m.each(ctx, func(v *view, cc meta.ChunkCopies, st *Stats) error {
-		return m.check(ctx, v, cc, st)
+		return m.check(ctx, v, cc, st, false)
 	})
 	m.under.Set(float64(st.UnderReplicated))
 	m.toMove.Set(float64(st.BytesToMove))
@@ -361,7 +361,7 @@ func (m *Manager) each(ctx context.Context, fn func(*view, meta.ChunkCopies, *St
 
 // check brings one chunk to R copies on its owners and removes surplus
 // copies once the owners' are verified.
-func (m *Manager) check(ctx context.Context, v *view, cc meta.ChunkCopies, st *Stats) error {
+func (m *Manager) check(ctx context.Context, v *view, cc meta.ChunkCopies, st *Stats, again bool) error {
 	owners := v.ring.Owners(cc.Hash, v.r)
 	for _, id := range owners {
 		if v.waiting[id] {
@@ -423,10 +423,26 @@ func (m *Manager) check(ctx context.Context, v *view, cc meta.ChunkCopies, st *S
 	if len(surplus) == 0 || len(owners) < v.r {
 		return nil
 	}
-	// Every owner's copy must be good before any other copy goes.
+	// Every owner's copy must be good before any other copy goes. A
+	// recorded copy that is missing or corrupt (a disk replaced, a copy
+	// rotted) is dealt with as the scrubber would, and the chunk checked
+	// again: it is then missing on that owner, and copied there.
 	for _, id := range owners {
-		if err := m.verify(ctx, v.members[id].Store, cc.Hash); err != nil {
+		bad, err := m.checkCopy(ctx, v.members[id].Store, cc.Hash, id)
+		if err != nil {
 			return fmt.Errorf("before removing surplus copies, the copy on owner %s: %w", id, err)
+		}
+		if bad != "" {
+			if bad == "corrupt" {
+				st.Corrupt++
+			} else {
+				st.Missing++
+			}
+			if again {
+				return fmt.Errorf("the copy on owner %s is %s again", id, bad)
+			}
+			cc.Nodes = slices.DeleteFunc(slices.Clone(cc.Nodes), func(n string) bool { return n == id })
+			return m.check(ctx, v, cc, st, true)
 		}
 	}
 	for _, id := range surplus {
@@ -434,11 +450,21 @@ func (m *Manager) check(ctx context.Context, v *view, cc meta.ChunkCopies, st *S
 		if !ok || mb.State == dfms.NodeDown {
 			continue // a node gone or down keeps its copy until it is back
 		}
-		if err := mb.Store.Delete(ctx, cc.Hash); err != nil {
-			return fmt.Errorf("removing the surplus copy on %s: %w", id, err)
-		}
-		if err := m.Replicas.DropReplicas(ctx, []dfms.Replica{{Hash: cc.Hash, Node: id}}); err != nil {
+		// The record goes first, and only while R others stay recorded:
+		// two managers (or a pass and a read's report) deciding on
+		// different copies of one chunk at once, each from its own view
+		// of the ring, cannot between them delete all of its copies.
+		dropped, err := m.Replicas.DropSurplusReplica(ctx, dfms.Replica{Hash: cc.Hash, Node: id}, v.r)
+		if err != nil {
 			return err
+		}
+		if !dropped {
+			continue
+		}
+		if err := mb.Store.Delete(ctx, cc.Hash); err != nil {
+			// The copy stays, unrecorded: an orphan copy of a live chunk,
+			// harmless; it is found again as a surplus holder by a read.
+			return fmt.Errorf("removing the surplus copy on %s: %w", id, err)
 		}
 		st.Removed++
 		m.removed.Inc()
@@ -504,7 +530,7 @@ func (m *Manager) Scrub(ctx context.Context) (Stats, error) {
 			}
 		}
 		cc.Nodes = good
-		return m.check(ctx, v, cc, st)
+		return m.check(ctx, v, cc, st, false)
 	})
 }
 
@@ -559,7 +585,7 @@ func (m *Manager) checkReport(ctx context.Context, r report) error {
 	} else if bad == "missing" {
 		st.Missing++
 	}
-	err = m.check(ctx, v, cc, &st)
+	err = m.check(ctx, v, cc, &st, false)
 	m.mu.Lock()
 	m.total.add(st)
 	m.mu.Unlock()

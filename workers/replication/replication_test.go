@@ -316,3 +316,31 @@ func TestPassSkippedWhileLockHeld(t *testing.T) {
 		t.Fatalf("a pass after the lock was released: %+v", s)
 	}
 }
+
+// A recorded copy that is gone from its owner (a disk replaced) is not
+// trusted when a surplus copy is to be removed: the owner gets the chunk
+// again first, then the surplus copy goes.
+func TestStaleRecordOnOwner(t *testing.T) {
+	e := newEnv(t, 3, 2, 0)
+	e.put(1, 10)
+	h := e.chunks[0]
+	owners := e.cluster.Owners(h)
+	var spare string
+	for _, n := range e.nodes {
+		if !slices.Contains(owners, n.ID) {
+			spare = n.ID
+		}
+	}
+	data := testkit.Must(e.cluster.Get(ctx, h, nil))(t)
+	st, _ := e.cluster.Node(spare)
+	testkit.OK(t, st.Put(ctx, h, data))
+	testkit.OK(t, e.meta.AddReplicas(ctx, []dfms.Replica{{Hash: h, Node: spare}}))
+	lost, _ := e.cluster.Node(owners[0])
+	testkit.OK(t, lost.Delete(ctx, h)) // its record stays
+
+	s := e.pass()
+	if s.Missing != 1 || s.Copied != 1 || s.Removed != 1 {
+		t.Fatalf("pass: %+v, want the lost copy found, copied again, and the surplus removed", s)
+	}
+	e.wantOnOwners()
+}

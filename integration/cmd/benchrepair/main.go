@@ -76,7 +76,7 @@ func runRepair(base string, size int64, chunk int, seed uint64) (float64, int64)
 	for i := range 3 {
 		d, err := disk.Open(filepath.Join(root, fmt.Sprintf("n%d", i+1)))
 		check(err)
-		n := dfms.StorageNode{ID: fmt.Sprintf("n%d", i+1), URL: "file:///n", Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp}
+		n := dfms.StorageNode{ID: fmt.Sprintf("n%d", i+1), URL: fmt.Sprint("file:///n", i), Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp}
 		check(m.PutNode(ctx, n))
 		ms = append(ms, placement.Member{StorageNode: n, Store: d})
 	}

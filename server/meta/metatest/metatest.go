@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1529,6 +1530,47 @@ func testReplicas(t *testing.T, s meta.Store) {
 	}
 	testkit.WantKind(t, s.AddReplicas(ctx, []dfms.Replica{{Hash: h1, Node: "nobody"}}), dfms.Other, "a copy on an unregistered node")
 
+	// Two ids on one chunk store are refused.
+	testkit.WantKind(t, s.PutNode(ctx, dfms.StorageNode{ID: "a2", URL: "file:///a"}), dfms.Exist, "a second node on a's store")
+
+	// A surplus copy is forgotten only while enough others stay: h1 is
+	// recorded on b only now.
+	ok(t, s.AddReplicas(ctx, []dfms.Replica{{Hash: h1, Node: "a"}}))
+	if dropped := testkit.Must(s.DropSurplusReplica(ctx, dfms.Replica{Hash: h1, Node: "a"}, 2))(t); dropped {
+		t.Fatal("dropped a copy that left one other, keeping 2")
+	}
+	if dropped := testkit.Must(s.DropSurplusReplica(ctx, dfms.Replica{Hash: h1, Node: "a"}, 1))(t); !dropped {
+		t.Fatal("kept a copy that left one other, keeping 1")
+	}
+	if got := testkit.Must(s.ChunkReplicas(ctx, h1))(t); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("replicas of h1 after a surplus drop = %v, want [b]", got)
+	}
+	// Three processes dropping one copy each, keeping 2 of 3: one wins.
+	ok(t, s.PutNode(ctx, dfms.StorageNode{ID: "c", URL: "file:///c"}))
+	ok(t, s.AddReplicas(ctx, []dfms.Replica{{Hash: h1, Node: "a"}, {Hash: h1, Node: "c"}}))
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for _, n := range []string{"a", "b", "c"} {
+		wg.Go(func() {
+			for {
+				dropped, err := s.DropSurplusReplica(ctx, dfms.Replica{Hash: h1, Node: n}, 2)
+				if dfms.Is(err, dfms.Transient) || dfms.Is(err, dfms.Conflict) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+				} else if dropped {
+					wins.Add(1)
+				}
+				return
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(testkit.Must(s.ChunkReplicas(ctx, h1))(t)); wins.Load() != 1 || n != 2 {
+		t.Fatalf("concurrent surplus drops: %d won, %d copies left; want 1 and 2", wins.Load(), n)
+	}
+
 	// The pass over the chunk index: stored chunks only, in hash order,
 	// with their copies; h3 is pending, so not listed.
 	h3 := dfms.Sum([]byte("three"))
@@ -1547,7 +1589,7 @@ func testReplicas(t *testing.T, s meta.Store) {
 		got = append(got, page...)
 		after = page[len(page)-1].Hash
 	}
-	want := []meta.ChunkCopies{{Hash: h1, Size: 3, Nodes: []string{"b"}}, {Hash: h2, Size: 3, Nodes: []string{"a"}}}
+	want := []meta.ChunkCopies{{Hash: h1, Size: 3, Nodes: testkit.Must(s.ChunkReplicas(ctx, h1))(t)}, {Hash: h2, Size: 3, Nodes: []string{"a"}}}
 	if bytes.Compare(h2[:], h1[:]) < 0 {
 		want[0], want[1] = want[1], want[0]
 	}

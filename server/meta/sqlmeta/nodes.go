@@ -50,11 +50,29 @@ func (s *Store) PutNode(ctx context.Context, n dfms.StorageNode) error {
 		return err
 	}
 	return s.write(ctx, op, func(t *tx) error {
+		if err := t.urlFree(ctx, op, n.ID, n.URL); err != nil {
+			return err
+		}
 		_, err := t.exec(ctx, `INSERT INTO storage_nodes (id, endpoint, weight, zone, state, failures, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)
 			ON CONFLICT (id) DO UPDATE SET endpoint = excluded.endpoint, weight = excluded.weight, zone = excluded.zone`,
 			n.ID, n.URL, n.Weight, n.Zone, string(n.State), ns(t.now))
 		return err
 	})
+}
+
+// urlFree fails with kind Exist if a node other than id has the chunk
+// store url: two ids on one store would count one copy twice, and
+// removing a "surplus" copy from one would delete the other's.
+func (t *tx) urlFree(ctx context.Context, op dfms.Op, id, url string) error {
+	var other string
+	err := t.queryRow(ctx, `SELECT id FROM storage_nodes WHERE endpoint = ? AND id <> ?`, url, id).Scan(&other)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	}
+	return dfms.E(op, dfms.Exist, fmt.Errorf("storage node %q has that chunk store already", other))
 }
 
 // AddNode implements meta.Nodes.
@@ -65,6 +83,9 @@ func (s *Store) AddNode(ctx context.Context, n dfms.StorageNode) error {
 		return err
 	}
 	return s.write(ctx, op, func(t *tx) error {
+		if err := t.urlFree(ctx, op, n.ID, n.URL); err != nil {
+			return err
+		}
 		return t.execOne(ctx, dfms.E(op, dfms.Exist, fmt.Errorf("storage node %q exists", n.ID)),
 			`INSERT INTO storage_nodes (id, endpoint, weight, zone, state, failures, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)
 			ON CONFLICT (id) DO NOTHING`,
@@ -91,6 +112,9 @@ func (s *Store) UpdateNode(ctx context.Context, id string, c meta.NodeChange) (d
 		}
 		if err := n.Check(); err != nil {
 			return n, dfms.E(op, dfms.Invalid, err)
+		}
+		if err := t.urlFree(ctx, op, id, n.URL); err != nil {
+			return n, err
 		}
 		_, err = t.exec(ctx, `UPDATE storage_nodes SET endpoint = ?, weight = ?, zone = ? WHERE id = ?`, n.URL, n.Weight, n.Zone, id)
 		return n, err

@@ -126,3 +126,28 @@ func (s *Store) ChunkCopies(ctx context.Context, after dfms.Hash, limit int) ([]
 	})
 	return out, err
 }
+
+// DropSurplusReplica implements meta.Replicas.
+func (s *Store) DropSurplusReplica(ctx context.Context, r dfms.Replica, keep int) (bool, error) {
+	var dropped bool
+	err := s.write(ctx, "meta.DropSurplusReplica", func(t *tx) error {
+		dropped = false
+		// The chunk's row is the lock: on PostgreSQL the update holds it
+		// until the transaction ends, so two managers deciding on copies
+		// of one chunk take turns (SQLite has one writer anyway).
+		if _, err := t.exec(ctx, `UPDATE chunks SET created_at = created_at WHERE hash = ?`, r.Hash[:]); err != nil {
+			return err
+		}
+		var others int
+		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM chunk_replicas WHERE hash = ? AND node_id <> ?`, r.Hash[:], r.Node).Scan(&others); err != nil {
+			return err
+		}
+		if others < keep {
+			return nil
+		}
+		n, err := t.affected(ctx, `DELETE FROM chunk_replicas WHERE hash = ? AND node_id = ?`, r.Hash[:], r.Node)
+		dropped = n == 1
+		return err
+	})
+	return dropped, err
+}
