@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dfms/dfms"
 	"golang.org/x/sync/errgroup"
@@ -648,6 +649,33 @@ func (c *Cluster) firstHolder(ctx context.Context, v *view, h dfms.Hash, id stri
 	// A node of weight 0 is in no ring order: what it holds and no node
 	// of the ring does is listed from it.
 	return true, nil
+}
+
+// RemoveStaleTemp deletes, on every node whose store keeps temporary
+// files while it writes (a disk store), those older than cutoff, as the
+// garbage collector asks of a single store; a node that cannot be
+// reached is skipped. It returns how many it deleted.
+func (c *Cluster) RemoveStaleTemp(ctx context.Context, cutoff time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, dfms.E("placement.RemoveStaleTemp", dfms.KindOf(err), err)
+	}
+	v := c.current.Load()
+	total := 0
+	var errs []error
+	for id, st := range v.stores {
+		tr, ok := st.(interface {
+			RemoveStaleTemp(context.Context, time.Time) (int, error)
+		})
+		if !ok || v.states[id] == dfms.NodeDown {
+			continue
+		}
+		n, err := tr.RemoveStaleTemp(ctx, cutoff)
+		total += n
+		if err != nil && !dfms.Is(err, dfms.Unavailable) {
+			errs = append(errs, fmt.Errorf("node %s: %w", id, err))
+		}
+	}
+	return total, errors.Join(errs...)
 }
 
 // Close implements dfms.ChunkStore: it closes every node's store.

@@ -2,6 +2,8 @@ package gc_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -69,5 +71,39 @@ func TestCollectsAcrossNodes(t *testing.T) {
 	}
 	if u := testkit.Must(m.NodeUsage(ctx))(t); len(u) != 0 {
 		t.Fatalf("copies still recorded: %+v", u)
+	}
+}
+
+// GC over a cluster of disk nodes removes the temporary files that dead
+// writes left on each node.
+func TestCollectsTempFilesOnNodes(t *testing.T) {
+	m := testkit.OpenSQLite(t)
+	var ms []placement.Member
+	var dirs []string
+	for i := range 2 {
+		dir := t.TempDir()
+		d, err := disk.Open(dir)
+		testkit.OK(t, err)
+		n := dfms.StorageNode{ID: fmt.Sprintf("n%d", i), URL: fmt.Sprint("file:///n", i), Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp}
+		testkit.OK(t, m.PutNode(ctx, n))
+		ms = append(ms, placement.Member{StorageNode: n, Store: d})
+		dirs = append(dirs, dir)
+	}
+	cl, err := placement.NewCluster(ms, placement.Options{Replicas: 2, Log: m})
+	testkit.OK(t, err)
+	t.Cleanup(func() { cl.Close() })
+	old := time.Now().Add(-3 * time.Hour)
+	for _, dir := range dirs {
+		sub := filepath.Join(dir, "ab", "cd")
+		testkit.OK(t, os.MkdirAll(sub, 0o700))
+		name := filepath.Join(sub, ".tmp-dead")
+		testkit.OK(t, os.WriteFile(name, []byte("half"), 0o600))
+		testkit.OK(t, os.Chtimes(name, old, old))
+	}
+	c := &gc.Collector{Meta: m, Chunks: cl, Grace: time.Hour}
+	st, err := c.Run(ctx)
+	testkit.OK(t, err)
+	if st.TempFiles != 2 {
+		t.Fatalf("collected %+v, want the 2 temporary files", st)
 	}
 }
