@@ -12,6 +12,7 @@ import (
 	"github.com/dfms/dfms/placement"
 	"github.com/dfms/dfms/placement/store/disk"
 	"github.com/dfms/dfms/server/files"
+	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/workers/gc"
 )
 
@@ -20,19 +21,7 @@ import (
 // row is collected as an orphan after the grace period.
 func TestCollectsAcrossNodes(t *testing.T) {
 	m := testkit.OpenSQLite(t)
-	var ms []placement.Member
-	var nodes []*disk.Disk
-	for i := range 3 {
-		d, err := disk.Open(t.TempDir())
-		testkit.OK(t, err)
-		n := dfms.StorageNode{ID: fmt.Sprintf("n%d", i), URL: fmt.Sprint("file:///n", i), Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp}
-		testkit.OK(t, m.PutNode(ctx, n))
-		ms = append(ms, placement.Member{StorageNode: n, Store: d})
-		nodes = append(nodes, d)
-	}
-	cl, err := placement.NewCluster(ms, placement.Options{Replicas: 2, Log: m})
-	testkit.OK(t, err)
-	t.Cleanup(func() { cl.Close() })
+	cl, nodes, _ := diskCluster(t, m, 3)
 	e := envOf(testkit.NewStack(t, testkit.Options{Meta: m, Chunks: cl, Files: files.Options{Chunking: smallChunks}}))
 	count := func() (n int) {
 		for _, d := range nodes {
@@ -78,20 +67,7 @@ func TestCollectsAcrossNodes(t *testing.T) {
 // writes left on each node.
 func TestCollectsTempFilesOnNodes(t *testing.T) {
 	m := testkit.OpenSQLite(t)
-	var ms []placement.Member
-	var dirs []string
-	for i := range 2 {
-		dir := t.TempDir()
-		d, err := disk.Open(dir)
-		testkit.OK(t, err)
-		n := dfms.StorageNode{ID: fmt.Sprintf("n%d", i), URL: fmt.Sprint("file:///n", i), Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp}
-		testkit.OK(t, m.PutNode(ctx, n))
-		ms = append(ms, placement.Member{StorageNode: n, Store: d})
-		dirs = append(dirs, dir)
-	}
-	cl, err := placement.NewCluster(ms, placement.Options{Replicas: 2, Log: m})
-	testkit.OK(t, err)
-	t.Cleanup(func() { cl.Close() })
+	cl, _, dirs := diskCluster(t, m, 2)
 	old := time.Now().Add(-3 * time.Hour)
 	for _, dir := range dirs {
 		sub := filepath.Join(dir, "ab", "cd")
@@ -106,4 +82,26 @@ func TestCollectsTempFilesOnNodes(t *testing.T) {
 	if st.TempFiles != 2 {
 		t.Fatalf("collected %+v, want the 2 temporary files", st)
 	}
+}
+
+// diskCluster returns a cluster of n disk nodes (R = 2), registered in m,
+// with the nodes' stores and directories.
+func diskCluster(t *testing.T, m meta.Store, n int) (*placement.Cluster, []*disk.Disk, []string) {
+	t.Helper()
+	var ms []placement.Member
+	var nodes []*disk.Disk
+	var dirs []string
+	for i := range n {
+		dir := t.TempDir()
+		d, err := disk.Open(dir)
+		testkit.OK(t, err)
+		sn := dfms.StorageNode{ID: fmt.Sprintf("n%d", i), URL: fmt.Sprint("file:///n", i), Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp}
+		testkit.OK(t, m.PutNode(ctx, sn))
+		ms = append(ms, placement.Member{StorageNode: sn, Store: d})
+		nodes, dirs = append(nodes, d), append(dirs, dir)
+	}
+	cl, err := placement.NewCluster(ms, placement.Options{Replicas: 2, Log: m})
+	testkit.OK(t, err)
+	t.Cleanup(func() { cl.Close() })
+	return cl, nodes, dirs
 }
