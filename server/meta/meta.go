@@ -410,6 +410,7 @@ type Store interface {
 	Sweeper
 	Uploads
 	Journal
+	Outbox
 	Nodes
 	Replicas
 	Lifecycle
@@ -715,6 +716,29 @@ type Journal interface {
 	// LastChange returns the sequence number of the owner's latest change
 	// (0 if none): a cursor from which Changes reports only what follows.
 	LastChange(ctx context.Context, owner dfms.UserID) (int64, error)
+}
+
+// Outbox holds the events (dfms.Event) that transactions wrote with the
+// changes they describe, until the relay has published them. Every
+// transaction that changes an entry, a version, a chunk's existence, a
+// user or a storage node adds its events to the outbox itself; these
+// methods are the relay's.
+type Outbox interface {
+	// PendingEvents returns up to limit events not yet published, in ID
+	// order. Events of one key were written by transactions that ran one
+	// after the other, so they appear in their order; an event of a
+	// transaction still running appears later, after some with higher IDs.
+	PendingEvents(ctx context.Context, limit int) ([]dfms.Event, error)
+	// DeleteEvents removes the events with these IDs, which the bus has:
+	// the relay's mark that they are published.
+	DeleteEvents(ctx context.Context, ids []int64) error
+	// AppendEvents adds events that no other change carries (a copy of
+	// a chunk found bad by a read), with their Topic, Key, Type and Data;
+	// their IDs and times are the store's.
+	AppendEvents(ctx context.Context, evs []dfms.Event) error
+	// OutboxBacklog returns how many events wait for the relay and the
+	// time of the oldest (zero if none).
+	OutboxBacklog(ctx context.Context) (int64, time.Time, error)
 }
 
 // Nodes holds the storage nodes.

@@ -95,6 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		testUploadLifetime,
 		testUploadCap,
 		testHoles,
+		testOutbox,
 	)
 }
 
