@@ -26,6 +26,9 @@ type Event struct {
 	// Data is the event's payload, one of the *Event types below as
 	// JSON, by Topic.
 	Data json.RawMessage `json:"data"`
+	// Headers carry what the bus adds on the way: for an event parked in
+	// a dead-letter topic, the group that failed it and why.
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // The topics of the event bus and their event types. The key of each
