@@ -236,7 +236,9 @@ func (m *Memory) Consume(ctx context.Context, topic, group string, h Handler) er
 }
 
 // park publishes a dead event to its dead-letter topic.
-func (m *Memory) park(ctx context.Context, e dfms.Event) error { return m.Publish(ctx, []dfms.Event{e}) }
+func (m *Memory) park(ctx context.Context, e dfms.Event) error {
+	return m.Publish(ctx, []dfms.Event{e})
+}
 
 // Close implements Bus.
 func (m *Memory) Close() error {
