@@ -25,6 +25,7 @@ import (
 	"github.com/dfms/dfms/placement/store"
 	"github.com/dfms/dfms/server/api"
 	"github.com/dfms/dfms/server/auth"
+	"github.com/dfms/dfms/server/events"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/server/meta/postgres"
@@ -86,6 +87,8 @@ type Server struct {
 	files   *files.Service
 	auth    *auth.Service
 	gc      *gc.Collector
+	bus     events.Bus
+	relay   *events.Relay
 	api     *api.API
 	http    *http.Server
 	metrics *http.Server // on cfg.MetricsAddr; nil if /metrics is on the API's address
@@ -152,7 +155,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	s.gc = &gc.Collector{Meta: s.meta, Chunks: s.chunks, Grace: cfg.GC.Grace, Log: log}
-	metrics := s.gc.Metrics()
+	if s.bus, err = OpenBus(&cfg, log); err != nil {
+		return nil, err
+	}
+	s.relay = NewRelay(&cfg, s.meta, s.bus, log)
+	metrics := append(s.gc.Metrics(), s.relay.Metrics()...)
 	if s.local != nil {
 		metrics = append(metrics, s.local.Metrics()...)
 	}
@@ -270,6 +277,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.local != nil {
 		wg.Go(func() { s.local.Run(bg) })
 	}
+	wg.Go(func() { s.relay.Run(bg) })
 	defer func() { stopBG(); wg.Wait() }()
 	select {
 	case err := <-errc:
@@ -314,6 +322,9 @@ func (s *Server) collect(ctx context.Context) {
 // Close releases the backends.
 func (s *Server) Close() error {
 	var errs []error
+	if s.bus != nil {
+		errs = append(errs, s.bus.Close())
+	}
 	for _, c := range []interface{ Close() error }{s.meta, s.chunks, s.limiter} {
 		if c != nil {
 			errs = append(errs, c.Close())

@@ -57,11 +57,11 @@ type memGroup struct {
 }
 
 // NewMemory returns an in-process bus holding at most capacity events
-// per partition of a topic (default 4096), whose consumers retry as r
+// per partition of a topic (default 1024), whose consumers retry as r
 // says.
 func NewMemory(capacity int, r Retry) *Memory {
 	if capacity <= 0 {
-		capacity = 4096
+		capacity = 1024
 	}
 	m := &Memory{retry: r, capacity: capacity, topics: map[string]*memTopic{}}
 	m.cond = sync.NewCond(&m.mu)
