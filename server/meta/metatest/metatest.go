@@ -96,6 +96,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		testUploadCap,
 		testHoles,
 	)
+	testkit.RunCases(t, opened, checkerCases...)
 }
 
 var ctx = context.Background()
