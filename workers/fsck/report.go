@@ -113,6 +113,12 @@ type File struct {
 
 // finish fills in the totals.
 func (r *Report) finish() {
+	// Empty lists, not null, in JSON.
+	r.MissingChunks = nonNil(r.MissingChunks)
+	r.LostChunks = nonNil(r.LostChunks)
+	r.BadCopies = nonNil(r.BadCopies)
+	r.RefCounts = nonNil(r.RefCounts)
+	r.DanglingFiles = nonNil(r.DanglingFiles)
 	r.Clean = r.Damage.Total() == 0
 	r.Damage.Unrepaired = r.Damage.Total() - r.Damage.Repaired
 }
@@ -200,4 +206,11 @@ func note(n string) string {
 		return ""
 	}
 	return " (" + n + ")"
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
