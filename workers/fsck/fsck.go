@@ -13,7 +13,8 @@
 //     copy (meta.Replicas). Each copy must have the recorded size and
 //     hash to the chunk's name. A copy that is missing or corrupt is a
 //     bad copy. A chunk with no good copy on any node (the other nodes
-//     are searched too) is lost. A node that cannot be read (down,
+//     are searched too) is lost (its bad copies are listed with it, not
+//     counted as bad copies). A node that cannot be read (down,
 //     unreachable) is counted as unchecked, not as damage.
 //  2. Manifests. Every version's manifest and every multipart part's
 //     must name chunks that are stored (a row that is neither pending nor
@@ -449,6 +450,17 @@ func (r *run) add(ctx context.Context, ch meta.ChunkRecord, res chunkResult) err
 	rep.Copies += res.copies
 	rep.CopyBytes += res.copyBytes
 	rep.Unchecked += res.unchecked
+	if res.lost {
+		// Its copies are all bad: the lost chunk says so, with them.
+		rep.Damage.LostChunks++
+		if len(rep.LostChunks) < r.c.maxListed() {
+			r.lost[ch.Hash] = len(rep.LostChunks)
+			rep.LostChunks = append(rep.LostChunks, LostChunk{Chunk: ch.Hash.String(), Size: ch.Size, Refs: ch.Refs, Copies: res.bad})
+		} else {
+			rep.Truncated = true
+		}
+		return nil
+	}
 	for _, bc := range res.bad {
 		rep.Damage.BadCopies++
 		if bc.Repaired {
@@ -456,15 +468,6 @@ func (r *run) add(ctx context.Context, ch meta.ChunkRecord, res chunkResult) err
 		}
 		if len(rep.BadCopies) < r.c.maxListed() {
 			rep.BadCopies = append(rep.BadCopies, bc)
-		} else {
-			rep.Truncated = true
-		}
-	}
-	if res.lost {
-		rep.Damage.LostChunks++
-		if len(rep.LostChunks) < r.c.maxListed() {
-			r.lost[ch.Hash] = len(rep.LostChunks)
-			rep.LostChunks = append(rep.LostChunks, LostChunk{Chunk: ch.Hash.String(), Size: ch.Size, Refs: ch.Refs})
 		} else {
 			rep.Truncated = true
 		}

@@ -135,15 +135,15 @@ func TestSingleStore(t *testing.T) {
 	e.sql(`UPDATE chunks SET refs = refs + 3 WHERE hash = ?`, skewed[:])
 	e.sql(`DELETE FROM versions WHERE id = ?`, d.Version.ID)
 
-	want := fsck.Damage{BadCopies: 1, LostChunks: 1, MissingChunks: 1, RefCounts: 1, DanglingFiles: 1, Unrepaired: 5}
+	want := fsck.Damage{LostChunks: 1, MissingChunks: 1, RefCounts: 1, DanglingFiles: 1, Unrepaired: 4}
 	rep = e.check(s)
 	wantDamage(t, "damaged", rep, want)
 	if len(rep.LostChunks) != 1 || rep.LostChunks[0].Chunk != lostChunk.String() || !slicesEqual(paths(rep.LostChunks[0].Files), "/docs/a") ||
 		rep.LostChunks[0].Files[0].Version != a.Version.ID {
 		t.Fatalf("lost chunks %+v, want %s of /docs/a", rep.LostChunks, lostChunk)
 	}
-	if bc := rep.BadCopies[0]; bc.Problem != fsck.ProblemCorrupt || bc.Chunk != lostChunk.String() || bc.Repaired {
-		t.Fatalf("bad copy %+v", bc)
+	if bcs := rep.LostChunks[0].Copies; len(bcs) != 1 || bcs[0].Problem != fsck.ProblemCorrupt || bcs[0].Chunk != lostChunk.String() || bcs[0].Repaired {
+		t.Fatalf("copies of the lost chunk %+v, want the corrupt one", bcs)
 	}
 	if len(rep.MissingChunks) != 1 || rep.MissingChunks[0].Chunk != gone.String() || !slicesEqual(paths(rep.MissingChunks[0].Files), "/b") {
 		t.Fatalf("missing chunks %+v, want %s of /b", rep.MissingChunks, gone)
@@ -165,14 +165,14 @@ func TestSingleStore(t *testing.T) {
 
 	s.Repair = true
 	rep = e.check(s)
-	want.Repaired, want.Unrepaired = 1, 4
+	want.Repaired, want.Unrepaired = 1, 3
 	wantDamage(t, "repair", rep, want)
 	if !rep.RefCounts[0].Repaired || testkit.Must(e.Meta.GetChunk(ctx, skewed))(t).Refs != 2 {
 		t.Fatalf("the count was not repaired: %+v", rep.RefCounts)
 	}
 	s.Repair = false
 	rep = e.check(s)
-	wantDamage(t, "after repair", rep, fsck.Damage{BadCopies: 1, LostChunks: 1, MissingChunks: 1, DanglingFiles: 1, Unrepaired: 4})
+	wantDamage(t, "after repair", rep, fsck.Damage{LostChunks: 1, MissingChunks: 1, DanglingFiles: 1, Unrepaired: 3})
 }
 
 func slicesEqual(got []string, want ...string) bool {
@@ -230,14 +230,17 @@ func TestCluster(t *testing.T) {
 	e.sql(`UPDATE chunks SET refs = 0 WHERE hash = ?`, skewed[:])
 
 	rep = e.check(s)
-	wantDamage(t, "damaged", rep, fsck.Damage{BadCopies: 4, LostChunks: 1, RefCounts: 1, Unrepaired: 6})
+	wantDamage(t, "damaged", rep, fsck.Damage{BadCopies: 2, LostChunks: 1, RefCounts: 1, Unrepaired: 4})
 	if len(rep.LostChunks) != 1 || rep.LostChunks[0].Chunk != lost.String() || !slicesEqual(paths(rep.LostChunks[0].Files), "/sub/b") {
 		t.Fatalf("lost %+v, want %s of /sub/b", rep.LostChunks, lost)
+	}
+	if cs := rep.LostChunks[0].Copies; len(cs) != 2 || cs[0].Problem != fsck.ProblemMissing || cs[1].Problem != fsck.ProblemMissing {
+		t.Fatalf("copies of the lost chunk %+v, want 2 missing", cs)
 	}
 
 	s.Repair = true
 	rep = e.check(s)
-	wantDamage(t, "repair", rep, fsck.Damage{BadCopies: 4, LostChunks: 1, RefCounts: 1, Repaired: 3, Unrepaired: 3})
+	wantDamage(t, "repair", rep, fsck.Damage{BadCopies: 2, LostChunks: 1, RefCounts: 1, Repaired: 3, Unrepaired: 1})
 	for _, bc := range rep.BadCopies {
 		fixed := bc.Chunk == corrupt.String() && bc.Node == corruptNode && bc.Problem == fsck.ProblemCorrupt ||
 			bc.Chunk == missing.String() && bc.Node == missingNode && bc.Problem == fsck.ProblemMissing
@@ -262,7 +265,7 @@ func TestCluster(t *testing.T) {
 	}
 	s.Repair = false
 	rep = e.check(s)
-	wantDamage(t, "after repair", rep, fsck.Damage{BadCopies: 2, LostChunks: 1, Unrepaired: 3})
+	wantDamage(t, "after repair", rep, fsck.Damage{LostChunks: 1, Unrepaired: 1})
 }
 
 // The recount in several spans of the hash space (a bound of a few

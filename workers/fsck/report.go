@@ -44,7 +44,7 @@ type Report struct {
 type Damage struct {
 	MissingChunks int `json:"missing_chunks"` // chunks manifests name that are not stored
 	LostChunks    int `json:"lost_chunks"`    // stored chunks with no good copy on any node
-	BadCopies     int `json:"bad_copies"`     // copies missing or corrupt on a node that should hold them
+	BadCopies     int `json:"bad_copies"`     // copies missing or corrupt on a node that should hold them (of chunks not lost)
 	RefCounts     int `json:"ref_counts"`     // chunks whose recorded count is not their references
 	DanglingFiles int `json:"dangling_files"` // files whose current version does not exist
 	Repaired      int `json:"repaired"`
@@ -71,7 +71,9 @@ type LostChunk struct {
 	Chunk string `json:"chunk"`
 	Size  int64  `json:"size"`
 	Refs  int64  `json:"refs"` // its recorded reference count
-	Files []File `json:"files"`
+	// Copies are the copies that should exist, all bad.
+	Copies []BadCopy `json:"copies"`
+	Files  []File    `json:"files"`
 }
 
 // BadCopy is a copy of a chunk, on a node that should hold it, that is
@@ -144,14 +146,13 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	for _, c := range r.LostChunks {
 		fmt.Fprintf(&b, "lost chunk %s (%d bytes): no good copy on any node (not repairable)\n", c.Chunk, c.Size)
+		for _, bc := range c.Copies {
+			fmt.Fprintf(&b, "    %s copy on %s%s\n", bc.Problem, nodeName(bc.Node), note(bc.Note))
+		}
 		files(c.Files)
 	}
 	for _, c := range r.BadCopies {
-		node := c.Node
-		if node == "" {
-			node = "the chunk store"
-		}
-		fmt.Fprintf(&b, "%s copy of chunk %s on %s%s%s\n", c.Problem, c.Chunk, node, repaired(c.Repaired, r.Repair), note(c.Note))
+		fmt.Fprintf(&b, "%s copy of chunk %s on %s%s%s\n", c.Problem, c.Chunk, nodeName(c.Node), repaired(c.Repaired, r.Repair), note(c.Note))
 	}
 	for _, c := range r.RefCounts {
 		fmt.Fprintf(&b, "reference count of chunk %s is %d, its references %d%s%s\n", c.Chunk, c.Recorded, c.Counted, repaired(c.Repaired, r.Repair), note(c.Note))
@@ -213,4 +214,11 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+func nodeName(id string) string {
+	if id == "" {
+		return "the chunk store"
+	}
+	return "node " + id
 }
