@@ -35,6 +35,18 @@
 // good bytes exist; the listed files need them restored from elsewhere,
 // or deleted) and a dangling file.
 //
+// # A store in use
+//
+// A check may run while servers write, purge and collect garbage. What a
+// page says may be stale by the time it is checked, so damage is
+// confirmed before it is reported: a chunk whose copies look bad is
+// looked up again (GC may be deleting it: no damage), a manifest that
+// names a chunk not stored is read again with the chunk's row (a purge
+// may have removed it, an upload stored the chunk), and counts are
+// confirmed as below. A repair that writes a copy of a chunk GC starts
+// deleting just then leaves at worst a copy without a row, which GC
+// collects as an orphan.
+//
 // Counting references on a store in use races with commits and purges:
 // pass 3 reads its pages one transaction at a time. So a count that pass
 // 3 finds wrong is only a suspect: it is counted again by
@@ -354,11 +366,17 @@ func (r *run) checkChunk(ctx context.Context, nodes map[string]node, ch meta.Chu
 	if len(res.bad) == 0 {
 		return res
 	}
+	// GC may have begun deleting the chunk since its page was read: then
+	// its copies are going, and that is no damage.
+	if gone, err := r.goneSince(ctx, ch.Hash); err != nil || gone {
+		return chunkResult{err: err}
+	}
 	if good == nil {
 		// Another node may hold a good copy (a ring change not yet
 		// repaired, an unrecorded copy).
+		expected := r.expected(ch)
 		for id, n := range nodes {
-			if n.down || slices.Contains(r.expected(ch), id) {
+			if n.down || slices.Contains(expected, id) {
 				continue
 			}
 			if data, problem, err := readCopy(ctx, n.store, ch.Chunk); problem == "" && err == nil {
@@ -393,6 +411,16 @@ func (r *run) checkChunk(ctx context.Context, nodes map[string]node, ch meta.Chu
 		bc.Repaired = true
 	}
 	return res
+}
+
+// goneSince reports whether chunk h has no stored row any more (GC took
+// it, or is taking it).
+func (r *run) goneSince(ctx context.Context, h dfms.Hash) (bool, error) {
+	rows, err := r.c.Meta.LookupChunks(ctx, []dfms.Hash{h})
+	if err != nil {
+		return false, err
+	}
+	return len(rows) == 0 || rows[0].Deleting, nil
 }
 
 // Problems of a copy.
@@ -562,6 +590,12 @@ func (r *run) checkManifests(ctx context.Context, page []meta.CheckedManifest) e
 				why = fmt.Sprintf("recorded with %d bytes, the manifest says %d", ch.Size, ref.Size)
 			}
 			if why != "" {
+				if still, err := r.stillNeeded(ctx, ref.Hash, m); err != nil || !still {
+					if err != nil {
+						return err
+					}
+					continue
+				}
 				if err := r.missingRef(ctx, ref.Hash, why, m); err != nil {
 					return err
 				}
@@ -575,6 +609,43 @@ func (r *run) checkManifests(ctx context.Context, page []meta.CheckedManifest) e
 		}
 	}
 	return nil
+}
+
+// stillNeeded reports whether manifest m still exists and chunk h is
+// still not stored: the page was read a while ago, and a purge (and GC)
+// or an upload may have moved on since.
+func (r *run) stillNeeded(ctx context.Context, h dfms.Hash, m meta.CheckedManifest) (bool, error) {
+	var again []meta.CheckedManifest
+	var err error
+	if m.Upload != "" {
+		again, err = r.c.Meta.CheckParts(ctx, meta.PartKey{Upload: m.Upload, Number: m.Part - 1}, 1)
+		if err == nil && (len(again) == 0 || again[0].Upload != m.Upload || again[0].Part != m.Part) {
+			return false, nil
+		}
+	} else {
+		again, err = r.c.Meta.CheckVersions(ctx, m.Version-1, 1)
+		if err == nil && (len(again) == 0 || again[0].Version != m.Version) {
+			return false, nil
+		}
+	}
+	if err != nil {
+		return false, err
+	}
+	rows, err := r.c.Meta.LookupChunks(ctx, []dfms.Hash{h})
+	if err != nil {
+		return false, err
+	}
+	return len(rows) == 0 || rows[0].Pending || rows[0].Deleting || !sizeIn(rows[0].Size, h, m.Manifest), nil
+}
+
+// sizeIn reports whether m names chunk h with the given size.
+func sizeIn(size int64, h dfms.Hash, m dfms.Manifest) bool {
+	for _, c := range m.Chunks {
+		if c.Hash == h {
+			return int64(c.Size) == size
+		}
+	}
+	return false
 }
 
 // missingRef records that manifest m needs chunk h, which is not stored.
