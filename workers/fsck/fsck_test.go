@@ -307,6 +307,28 @@ func TestRecountInSpans(t *testing.T) {
 	}
 }
 
+// Manifests that name many more chunks than there are rows (the rows
+// were lost) overflow the bound of a span: it is halved until each half
+// fits, and the counts stay exact.
+func TestRecountSplitsSpans(t *testing.T) {
+	e := &env{testkit.NewStack(t, testkit.Options{Files: files.Options{Chunking: smallChunks}}), t}
+	hs := e.chunks(e.write("f", testkit.RandBytes(40, 400<<10)))
+	for _, h := range hs[2:] {
+		e.sql(`DELETE FROM chunks WHERE hash = ?`, h[:])
+	}
+	e.sql(`UPDATE chunks SET refs = 7 WHERE hash = ?`, hs[1][:])
+	cm := &countingMeta{Meta: e.Meta.(fsck.Meta)}
+	rep := testkit.Must((&fsck.Checker{Meta: cm, Store: e.Chunks, MaxCounts: 3}).Run(ctx))(t)
+	wantDamage(t, "rows lost", rep, fsck.Damage{MissingChunks: len(hs) - 2, RefCounts: 1, Unrepaired: len(hs) - 1})
+	if rc := rep.RefCounts[0]; rc.Chunk != hs[1].String() || rc.Recorded != 7 || rc.Counted != 1 {
+		t.Fatalf("count %+v", rc)
+	}
+	// One span to start with (two rows), split until 3 counts fit.
+	if spans := cm.starts - 1; spans < len(hs)/3 {
+		t.Fatalf("%d passes over the manifests for %d chunks at most 3 a span", spans, len(hs))
+	}
+}
+
 // countingMeta counts the passes over the versions.
 type countingMeta struct {
 	fsck.Meta
