@@ -97,6 +97,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		testHoles,
 		testOutbox,
 	)
+	testkit.RunCases(t, opened, checkerCases...)
 }
 
 var ctx = context.Background()
