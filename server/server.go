@@ -159,6 +159,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	s.relay = NewRelay(&cfg, s.meta, s.bus, log)
+	if s.local != nil {
+		s.local.Events = s.bus
+	}
 	metrics := append(s.gc.Metrics(), s.relay.Metrics()...)
 	if s.local != nil {
 		metrics = append(metrics, s.local.Metrics()...)
