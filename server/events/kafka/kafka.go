@@ -181,6 +181,11 @@ func (b *Bus) Publish(ctx context.Context, evs []dfms.Event) error {
 			msgs[i] = m
 		}
 		if err := b.writer.WriteMessages(ctx, msgs...); err != nil {
+			// The broker may have lost topics it had (a new cluster
+			// on the same address): ask for them again next time.
+			b.mu.Lock()
+			clear(b.created)
+			b.mu.Unlock()
 			return dfms.E(op, dfms.Unavailable, err)
 		}
 	}

@@ -1,10 +1,17 @@
 package kafka_test
 
 import (
+	"context"
+	"encoding/json"
+	"net"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/dfms/dfms"
+	"github.com/dfms/dfms/integration/testkit"
 	"github.com/dfms/dfms/server/events"
 	"github.com/dfms/dfms/server/events/eventstest"
 	"github.com/dfms/dfms/server/events/kafka"
@@ -30,4 +37,68 @@ func TestConformance(t *testing.T) {
 		}
 		return b
 	})
+}
+
+// A broker that comes back empty (its topics gone) gets them again: the
+// publish after the failed one succeeds, and a consumer reads it.
+func TestBrokerBackEmpty(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := c.ListenAddrs()[0]
+	_, p, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(p)
+	b, err := kafka.Open(kafka.Options{Brokers: []string{addr}, Partitions: 2, Retry: events.Retry{Backoff: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ev := func(id int64) []dfms.Event {
+		return []dfms.Event{{ID: id, Topic: "test.back", Key: "k", Type: "t", Data: json.RawMessage(`{}`)}}
+	}
+	testkit.OK(t, b.Publish(ctx, ev(1)))
+	c.Close()
+	short, stop := context.WithTimeout(ctx, 2*time.Second)
+	defer stop()
+	if err := b.Publish(short, ev(2)); err == nil {
+		t.Fatal("a publish with the broker down succeeded")
+	}
+	var c2 *kfake.Cluster
+	for range 50 {
+		if c2, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port)); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	for {
+		if err := b.Publish(ctx, ev(3)); err == nil {
+			break
+		} else if ctx.Err() != nil {
+			t.Fatalf("publishing to the broker that came back: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	got := make(chan dfms.Event, 1)
+	go b.Consume(ctx, "test.back", "g", func(_ context.Context, e dfms.Event) error {
+		select {
+		case got <- e:
+		default:
+		}
+		return nil
+	})
+	select {
+	case e := <-got:
+		if e.ID != 3 {
+			t.Fatalf("read event %d, want 3", e.ID)
+		}
+	case <-ctx.Done():
+		t.Fatal("the event published after the broker came back was never read")
+	}
 }
