@@ -130,24 +130,9 @@ func openGCWorker(ctx context.Context, w *Worker) error {
 	if w.cfg.GC.Interval <= 0 {
 		return dfms.E("server.NewWorker", dfms.Invalid, errors.New("dfms worker gc needs a positive gc.interval"))
 	}
-	var chunks dfms.ChunkStore
-	if isChunkServiceURL(w.cfg.Chunks.URL) {
-		st, err := store.Open(ctx, w.cfg.Chunks.URL)
-		if err != nil {
-			return backendError("chunk service", w.cfg.Chunks.URL, err)
-		}
-		w.remote, chunks = st, st
-		w.ready["chunks"] = func(ctx context.Context) error {
-			if _, err := st.Stat(ctx, dfms.Hash{}); err != nil && !dfms.Is(err, dfms.NotExist) {
-				return err
-			}
-			return nil
-		}
-	} else {
-		if err := w.openLocal(ctx); err != nil {
-			return err
-		}
-		chunks = w.chunks.Store
+	chunks, err := w.openAnyChunks(ctx)
+	if err != nil {
+		return err
 	}
 	c := &gc.Collector{Meta: w.meta, Chunks: chunks, Grace: w.cfg.GC.Grace, Log: w.log}
 	w.more = c.Metrics()
@@ -161,6 +146,64 @@ func openGCWorker(ctx context.Context, w *Worker) error {
 	}
 	return nil
 }
+
+// openAnyChunks opens the chunk store of the configuration: a chunk
+// service's client for a grpc:// chunks.url, otherwise the store this
+// process keeps itself (openLocal).
+func (w *Worker) openAnyChunks(ctx context.Context) (dfms.ChunkStore, error) {
+	if !isChunkServiceURL(w.cfg.Chunks.URL) {
+		if err := w.openLocal(ctx); err != nil {
+			return nil, err
+		}
+		return w.chunks.Store, nil
+	}
+	st, err := store.Open(ctx, w.cfg.Chunks.URL)
+	if err != nil {
+		return nil, backendError("chunk service", w.cfg.Chunks.URL, err)
+	}
+	w.remote = st
+	w.ready["chunks"] = func(ctx context.Context) error {
+		if _, err := st.Stat(ctx, dfms.Hash{}); err != nil && !dfms.Is(err, dfms.NotExist) {
+			return err
+		}
+		return nil
+	}
+	return st, nil
+}
+
+// Collector is a garbage collector on the backends of a configuration,
+// for one collection now (`dfms gc`). Close releases the backends.
+type Collector struct {
+	*gc.Collector
+	w *Worker
+}
+
+// OpenCollector opens the metadata and chunk stores of cfg and returns
+// a collector over them.
+func OpenCollector(ctx context.Context, cfg Config, log *slog.Logger) (_ *Collector, err error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	w := &Worker{kind: WorkerKind{Name: "gc"}, cfg: cfg, log: log, ready: map[string]ops.Check{}}
+	defer func() {
+		if err != nil {
+			w.Close()
+		}
+	}()
+	if w.meta, err = OpenMeta(ctx, cfg.Metadata.URL); err != nil {
+		w.meta = nil
+		return nil, backendError("metadata", cfg.Metadata.URL, err)
+	}
+	chunks, err := w.openAnyChunks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Collector{Collector: &gc.Collector{Meta: w.meta, Chunks: chunks, Grace: cfg.GC.Grace, Log: log}, w: w}, nil
+}
+
+// Close releases the backends.
+func (c *Collector) Close() error { return c.w.Close() }
 
 func openReplicationWorker(ctx context.Context, w *Worker) error {
 	if err := w.needNodes(); err != nil {

@@ -74,7 +74,12 @@ func configCommand(use, short string, run func(cmd *cobra.Command, cfg server.Co
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  cobra.NoArgs,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := cobra.NoArgs(cmd, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := o.load(os.Getenv)
 			if err != nil {
