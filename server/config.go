@@ -352,9 +352,10 @@ func (c *Config) Validate() error {
 	if c.Versions.KeepLast < 0 || c.Versions.KeepDays < 0 {
 		return dfms.Errorf(op, dfms.Invalid, "versions.keep_last and keep_days must not be negative")
 	}
-	// A short grace costs writes, never data: a chunk collected under a
-	// write that has not committed yet makes the commit store it again
-	// (workers/gc). Below a minute is for tests.
+	// A short grace costs writes, never data: a write that outlives it
+	// may find a chunk collected and is refused (kind Conflict, nothing
+	// committed; see server/files and workers/gc). Below a minute is for
+	// tests.
 	if c.GC.Grace < time.Second {
 		return dfms.Errorf(op, dfms.Invalid, "gc.grace must be at least a second")
 	}

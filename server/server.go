@@ -38,6 +38,7 @@ import (
 	"github.com/dfms/dfms/server/meta/postgres"
 	"github.com/dfms/dfms/server/meta/sqlite"
 	"github.com/dfms/dfms/server/meta/sqlmeta"
+	"github.com/dfms/dfms/server/ops"
 	"github.com/dfms/dfms/server/ratelimit"
 	"github.com/dfms/dfms/workers/gc"
 )
@@ -190,7 +191,7 @@ func newServer(ctx context.Context, role Role, cfg Config, log *slog.Logger) (_ 
 	}
 	// A gateway keeps the collector for the admin API's "collect now".
 	s.gc = &gc.Collector{Meta: s.meta, Chunks: s.chunks, Grace: cfg.GC.Grace, Log: log}
-	metrics := s.gc.Metrics()
+	metrics := append(s.gc.Metrics(), ops.BuildInfo(role.String(), Version))
 	if s.local != nil && role == RoleAll {
 		metrics = append(metrics, s.local.Metrics()...)
 	}

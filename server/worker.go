@@ -53,7 +53,8 @@ func WorkerKinds() []WorkerKind { return append([]WorkerKind(nil), workerKinds..
 type Worker struct {
 	kind   WorkerKind
 	cfg    Config
-	log    *slog.Logger
+	log    *slog.Logger // with the worker's kind
+	base   *slog.Logger // without: the cluster's parts add their own
 	meta   meta.Store
 	chunks *Chunks         // kept by this process; nil if none or a chunk service's
 	remote dfms.ChunkStore // a chunk service's client, or nil
@@ -88,7 +89,7 @@ func NewWorker(ctx context.Context, kind string, cfg Config, log *slog.Logger) (
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	w := &Worker{kind: *k, cfg: cfg, log: log.With("worker", k.Name), ready: map[string]ops.Check{}}
+	w := &Worker{kind: *k, cfg: cfg, log: log.With("worker", k.Name), base: log, ready: map[string]ops.Check{}}
 	defer func() {
 		if err != nil {
 			w.Close()
@@ -117,7 +118,7 @@ func (w *Worker) needNodes() error {
 
 // openLocal opens the chunk store this process keeps itself (OpenChunks).
 func (w *Worker) openLocal(ctx context.Context) error {
-	c, err := OpenChunks(ctx, &w.cfg, w.meta, w.log)
+	c, err := OpenChunks(ctx, &w.cfg, w.meta, w.base)
 	if err != nil {
 		return err
 	}
@@ -185,7 +186,7 @@ func OpenCollector(ctx context.Context, cfg Config, log *slog.Logger) (_ *Collec
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	w := &Worker{kind: WorkerKind{Name: "gc"}, cfg: cfg, log: log, ready: map[string]ops.Check{}}
+	w := &Worker{kind: WorkerKind{Name: "gc"}, cfg: cfg, log: log, base: log, ready: map[string]ops.Check{}}
 	defer func() {
 		if err != nil {
 			w.Close()
@@ -246,7 +247,9 @@ func (w *Worker) Run(ctx context.Context) error {
 // Serve is Run on an existing listener.
 func (w *Worker) Serve(ctx context.Context, ln net.Listener) error {
 	defer w.Close()
-	e := &ops.Endpoints{Role: "worker " + w.kind.Name, Version: Version, Ready: w.ready, Registry: ops.NewRegistry(w.more...)}
+	role := "worker " + w.kind.Name
+	e := &ops.Endpoints{Role: role, Version: Version, Ready: w.ready,
+		Registry: ops.NewRegistry(append(w.more, ops.BuildInfo(role, Version))...)}
 	w.log.Info("dfms worker running", "kind", w.kind.Name, "addr", ln.Addr().String(), "version", Version,
 		"metadata", dfms.RedactURL(w.cfg.Metadata.URL))
 	jctx, stop := context.WithCancel(ctx)

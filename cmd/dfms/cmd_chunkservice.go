@@ -83,7 +83,7 @@ func runChunkService(ctx context.Context, cfg server.Config, log *slog.Logger) e
 	if m != nil {
 		ready["metadata"] = m.Ping
 	}
-	e := &ops.Endpoints{Role: "chunk-service", Version: server.Version, Ready: ready, Registry: ops.NewRegistry(chunks.Metrics()...)}
+	e := &ops.Endpoints{Role: "chunk-service", Version: server.Version, Ready: ready, Registry: ops.NewRegistry(append(chunks.Metrics(), ops.BuildInfo("chunk-service", server.Version))...)}
 	octx, stopOps := context.WithCancel(ctx)
 	opsDone := make(chan error, 1)
 	go func() { opsDone <- ops.Serve(octx, oln, e.Handler(), log) }()

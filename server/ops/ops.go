@@ -55,6 +55,15 @@ func NewRegistry(more ...prometheus.Collector) *prometheus.Registry {
 	return reg
 }
 
+// BuildInfo is the gauge dfms_build_info{role, version}, always 1: which
+// role and version a scraped process runs.
+func BuildInfo(role, version string) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "dfms_build_info", Help: "The role and version of this process; always 1.",
+		ConstLabels: prometheus.Labels{"role": role, "version": version}})
+	g.Set(1)
+	return g
+}
+
 // Health serves GET /health.
 func (e *Endpoints) Health(w http.ResponseWriter, _ *http.Request) {
 	body := map[string]string{"status": "ok", "service": "dfms", "version": e.Version}

@@ -29,7 +29,7 @@ func TestEndpoints(t *testing.T) {
 	jobs := prometheus.NewCounter(prometheus.CounterOpts{Name: "dfms_test_jobs_total", Help: "Jobs."})
 	jobs.Add(3)
 	var failing error
-	e := &Endpoints{Role: "worker test", Version: "v9", Registry: NewRegistry(jobs), Ready: map[string]Check{
+	e := &Endpoints{Role: "worker test", Version: "v9", Registry: NewRegistry(jobs, BuildInfo("worker test", "v9")), Ready: map[string]Check{
 		"metadata": func(context.Context) error { return nil },
 		"chunks":   func(context.Context) error { return failing },
 	}}
@@ -61,7 +61,8 @@ func TestEndpoints(t *testing.T) {
 	}
 
 	code, body = get(t, h, "GET", "/metrics")
-	if code != 200 || !strings.Contains(body, "dfms_test_jobs_total 3") || !strings.Contains(body, "go_goroutines") {
+	if code != 200 || !strings.Contains(body, "dfms_test_jobs_total 3") || !strings.Contains(body, "go_goroutines") ||
+		!strings.Contains(body, `dfms_build_info{role="worker test",version="v9"} 1`) {
 		t.Errorf("/metrics: got %d, want 200 with dfms_test_jobs_total 3 and the runtime's metrics:\n%s", code, body)
 	}
 	if code, _ := get(t, h, "GET", "/api/v1/files"); code != 404 {
