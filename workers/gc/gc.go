@@ -52,6 +52,7 @@ package gc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -168,6 +169,20 @@ func (c *Collector) DryRun(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
+// LockHeld reports whether err is Run's failure to start because another
+// collector holds the lock (kind Conflict, as is a lost lock's refusal
+// midway, which this does not report): the expected outcome of a run
+// beside another collector.
+func LockHeld(err error) bool {
+	var lh lockHeld
+	return errors.As(err, &lh)
+}
+
+// lockHeld marks the failure to take the lock.
+type lockHeld struct{ error }
+
+func (e lockHeld) Unwrap() error { return e.error }
+
 // dryRunLimit bounds the candidates a dry run lists of each kind.
 const dryRunLimit = 1 << 30
 
@@ -255,6 +270,9 @@ func (c *Collector) Run(ctx context.Context) (st Stats, err error) {
 	}()
 	fence, unlock, err := c.Meta.Lock(ctx, "dfms-gc")
 	if err != nil {
+		if dfms.Is(err, dfms.Conflict) {
+			err = lockHeld{err}
+		}
 		return st, err
 	}
 	defer unlock()
