@@ -43,7 +43,7 @@ func newGCCmd() *cobra.Command {
 			fs.BoolVar(&o.json, "json", false, "print the result as JSON")
 		})
 	// A collection has no HTTP address of its own.
-	for _, f := range []string{"addr", "metrics-addr", "trusted-proxies"} {
+	for _, f := range []string{"addr", "metrics-addr", "trusted-proxies", "chunking-algorithm"} {
 		cmd.Flags().MarkHidden(f)
 	}
 	return cmd

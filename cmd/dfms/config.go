@@ -63,6 +63,10 @@ func (o *configOptions) addChunkServiceFlags(fs *pflag.FlagSet) {
 func (o *configOptions) addWorkerFlags(fs *pflag.FlagSet) {
 	o.addrIsWorker = true
 	fs.Lookup("addr").Usage = "HTTP address of the worker's /health, /ready and /metrics (env DFMS_WORKER_ADDR; default per kind, see dfms worker --help)"
+	// Accepted, so that one configuration fits every role, but the API's.
+	for _, f := range []string{"metrics-addr", "trusted-proxies", "chunking-algorithm"} {
+		fs.MarkHidden(f)
+	}
 }
 
 // configCommand is a command without arguments that opens backends: it
