@@ -11,9 +11,12 @@
 // with storage.nodes still places chunks on the ring and follows the node
 // table; the background work is for workers (NewWorker: `dfms worker gc`,
 // `replication`, `health`), which share it through locks in the metadata
-// store when several run. Every process serves /health, /ready and
-// /metrics (package ops): the API on its own address, a worker on
-// worker.addr.
+// store when several run. (A bad copy that a gateway's read meets is
+// skipped, not reported to a repair of its own: the replication worker's
+// scrubber finds it.) Every process serves /health, /ready and /metrics
+// (package ops): the API on its own address, a worker on worker.addr.
+// The worker kinds are a table (WorkerKinds): a new kind is one entry
+// with what it opens and runs.
 package server
 
 import (
