@@ -43,6 +43,11 @@
 //     limiter and on Redis;
 //   - workers/gc: sweeps, orphans, expired uploads, and the races between
 //     writes and collections;
+//   - workers/fsck: damage of each kind found and repaired on one disk
+//     store and on a cluster of disk nodes, the recount in many spans of
+//     the hash space, repairs racing writes and purges; and, here,
+//     TestFsckCluster: `dfms fsck` over PostgreSQL and three S3 nodes with
+//     a corrupt copy, a chunk gone from every node and a skewed count;
 //   - cmd/dfms: the CLI against the real handler (resumed uploads and
 //     downloads, token refresh), and `dfms up` as a real process with
 //     go-fuse's POSIX suite run through its mount;

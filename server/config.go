@@ -186,6 +186,21 @@ type Config struct {
 		Grace    time.Duration `yaml:"grace"`
 	} `yaml:"gc"`
 
+	// Events configures the event bus that the outbox is relayed to:
+	// Kafka (or a broker speaking its protocol) at Brokers, or, with
+	// none, an in-process bus.
+	Events struct {
+		Brokers     []string `yaml:"brokers"`     // host:port of bootstrap brokers
+		Partitions  int      `yaml:"partitions"`  // of the topics DFMS creates; default 8
+		Replication int      `yaml:"replication"` // their replication factor; default 1
+		// Attempts is how many times a consumer tries an event before
+		// parking it in the dead-letter topic (default 5).
+		Attempts int `yaml:"attempts"`
+		// Poll is how often the relay looks at an empty outbox (default
+		// 200ms).
+		Poll time.Duration `yaml:"poll"`
+	} `yaml:"events"`
+
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after a signal.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -291,6 +306,18 @@ func (c *Config) Defaults() {
 	if c.GC.Interval == 0 {
 		c.GC.Interval = time.Hour
 	}
+	if c.Events.Partitions == 0 {
+		c.Events.Partitions = 8
+	}
+	if c.Events.Replication == 0 {
+		c.Events.Replication = 1
+	}
+	if c.Events.Attempts == 0 {
+		c.Events.Attempts = 5
+	}
+	if c.Events.Poll == 0 {
+		c.Events.Poll = 200 * time.Millisecond
+	}
 	if c.GC.Grace == 0 {
 		c.GC.Grace = 24 * time.Hour
 	}
@@ -375,6 +402,9 @@ func (c *Config) Validate() error {
 	if err := c.validateNodes(); err != nil {
 		return dfms.E(op, dfms.Invalid, err)
 	}
+	if err := c.validateEvents(); err != nil {
+		return dfms.E(op, dfms.Invalid, err)
+	}
 	if (c.Auth.PrivateKey == "") != (c.Auth.PublicKey == "") {
 		return dfms.Errorf(op, dfms.Invalid, "set both auth.private_key and auth.public_key, or neither")
 	}
@@ -408,6 +438,23 @@ func checkAddr(a string) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", a, port)
+	}
+	return nil
+}
+
+// validateEvents checks the event bus's settings.
+func (c *Config) validateEvents() error {
+	e := c.Events
+	if e.Partitions < 0 || e.Replication < 0 || e.Attempts < 0 || e.Poll < 0 {
+		return fmt.Errorf("events: partitions, replication, attempts and poll must not be negative")
+	}
+	if e.Partitions > 10000 || e.Replication > 16 || e.Attempts > 1000 {
+		return fmt.Errorf("events: at most 10000 partitions, 16 replicas and 1000 attempts")
+	}
+	for _, b := range e.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return fmt.Errorf("events.brokers: %q is not host:port", b)
+		}
 	}
 	return nil
 }

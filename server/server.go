@@ -5,8 +5,8 @@
 //
 // One Server type serves the REST API (package api) for two roles: New is
 // `dfms server`, everything in one process (the API, the garbage
-// collector's loop and, with storage.nodes, the health monitor and the
-// replication manager); NewGateway is `dfms gateway`, the API alone, which
+// collector's loop, the outbox's relay to the event bus and, with
+// storage.nodes, the health monitor and the replication manager); NewGateway is `dfms gateway`, the API alone, which
 // keeps no state of its own and scales by running more of it. A gateway
 // with storage.nodes still places chunks on the ring and follows the node
 // table; the background work is for workers (NewWorker: `dfms worker gc`,
@@ -36,6 +36,7 @@ import (
 	"github.com/dfms/dfms/placement/store"
 	"github.com/dfms/dfms/server/api"
 	"github.com/dfms/dfms/server/auth"
+	"github.com/dfms/dfms/server/events"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/server/meta/postgres"
@@ -117,6 +118,8 @@ type Server struct {
 	files   *files.Service
 	auth    *auth.Service
 	gc      *gc.Collector
+	bus     events.Bus
+	relay   *events.Relay
 	api     *api.API
 	http    *http.Server
 	metrics *http.Server // on cfg.MetricsAddr; nil if /metrics is on the API's address
@@ -195,6 +198,15 @@ func newServer(ctx context.Context, role Role, cfg Config, log *slog.Logger) (_ 
 	// A gateway keeps the collector for the admin API's "collect now".
 	s.gc = &gc.Collector{Meta: s.meta, Chunks: s.chunks, Grace: cfg.GC.Grace, Log: log}
 	metrics := append(s.gc.Metrics(), ops.BuildInfo(role.String(), Version))
+	if role == RoleAll {
+		// The relay of the outbox to the event bus is background work
+		// too: a gateway leaves it to another process.
+		if s.bus, err = OpenBus(&cfg, log); err != nil {
+			return nil, err
+		}
+		s.relay = NewRelay(&cfg, s.meta, s.bus, log)
+		metrics = append(metrics, s.relay.Metrics()...)
+	}
 	if s.local != nil && role == RoleAll {
 		metrics = append(metrics, s.local.Metrics()...)
 	}
@@ -314,6 +326,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		if s.local != nil {
 			wg.Go(func() { s.local.Run(bg) })
 		}
+		wg.Go(func() { s.relay.Run(bg) })
 	case s.local != nil:
 		// A gateway places chunks by the node table as it changes.
 		wg.Go(func() { s.local.Follow(bg) })
@@ -369,6 +382,9 @@ func collectEvery(ctx context.Context, c *gc.Collector, every time.Duration, log
 // Close releases the backends.
 func (s *Server) Close() error {
 	var errs []error
+	if s.bus != nil {
+		errs = append(errs, s.bus.Close())
+	}
 	for _, c := range []interface{ Close() error }{s.meta, s.chunks, s.limiter} {
 		if c != nil {
 			errs = append(errs, c.Close())

@@ -149,6 +149,10 @@ func envVars(c *server.Config) map[string]any {
 		"DFMS_REPAIR_INTERVAL":         &c.Repair.Interval,
 		"DFMS_REPAIR_DOWN_DELAY":       &c.Repair.DownDelay,
 		"DFMS_SCRUB_INTERVAL":          &c.Scrub.Interval,
+		"DFMS_EVENTS_BROKERS":          &c.Events.Brokers,
+		"DFMS_EVENTS_PARTITIONS":       &c.Events.Partitions,
+		"DFMS_EVENTS_REPLICATION":      &c.Events.Replication,
+		"DFMS_EVENTS_ATTEMPTS":         &c.Events.Attempts,
 	}
 }
 

@@ -410,6 +410,7 @@ type Store interface {
 	Sweeper
 	Uploads
 	Journal
+	Outbox
 	Nodes
 	Replicas
 	Lifecycle
@@ -717,6 +718,29 @@ type Journal interface {
 	LastChange(ctx context.Context, owner dfms.UserID) (int64, error)
 }
 
+// Outbox holds the events (dfms.Event) that transactions wrote with the
+// changes they describe, until the relay has published them. Every
+// transaction that changes an entry, a version, a chunk's existence, a
+// user or a storage node adds its events to the outbox itself; these
+// methods are the relay's.
+type Outbox interface {
+	// PendingEvents returns up to limit events not yet published, in ID
+	// order. Events of one key were written by transactions that ran one
+	// after the other, so they appear in their order; an event of a
+	// transaction still running appears later, after some with higher IDs.
+	PendingEvents(ctx context.Context, limit int) ([]dfms.Event, error)
+	// DeleteEvents removes the events with these IDs, which the bus has:
+	// the relay's mark that they are published.
+	DeleteEvents(ctx context.Context, ids []int64) error
+	// AppendEvents adds events that no other change carries (a copy of
+	// a chunk found bad by a read), with their Topic, Key, Type and Data;
+	// their IDs and times are the store's.
+	AppendEvents(ctx context.Context, evs []dfms.Event) error
+	// OutboxBacklog returns how many events wait for the relay and the
+	// time of the oldest (zero if none).
+	OutboxBacklog(ctx context.Context) (int64, time.Time, error)
+}
+
 // Nodes holds the storage nodes.
 //
 // A node's state has two owners. Draining is the operator's: only
@@ -868,4 +892,114 @@ func WithOrigin(ctx context.Context, origin string) context.Context {
 func Origin(ctx context.Context) string {
 	v, _ := ctx.Value(originKey{}).(string)
 	return v
+}
+
+// Checker is the metadata side of a consistency check (dfms fsck, package
+// workers/fsck): pages over every manifest and chunk row, the files whose
+// current version is gone, where a file is, and the recount of reference
+// counts. It is an optional capability, found by type assertion on a
+// Store (package meta/sqlmeta has it): nothing but a check needs it.
+//
+// The pages are read each in its own transaction, so a check of a store
+// in use sees a moving target; what it finds wrong is confirmed by a
+// transaction of its own (RecountRefs) before it is reported as damage.
+type Checker interface {
+	// CheckVersions returns up to limit versions whose ID is greater than
+	// after, in ID order, each with its manifest, file and owner: the
+	// versions of every file, trashed ones and the earlier files of a
+	// history included.
+	CheckVersions(ctx context.Context, after int64, limit int) ([]CheckedManifest, error)
+	// CheckParts returns up to limit parts of multipart uploads that sort
+	// after after (by upload id, then part number), each with its
+	// manifest, upload and owner (Entry is the upload's directory).
+	CheckParts(ctx context.Context, after PartKey, limit int) ([]CheckedManifest, error)
+	// CheckChunks returns up to limit chunk rows, in every state, whose
+	// hash is at least from, in hash order, each with the nodes recorded
+	// as holding a copy (sorted).
+	CheckChunks(ctx context.Context, from dfms.Hash, limit int) ([]ChunkRecord, error)
+	// LookupChunks returns the rows, in every state, of those of hashes
+	// that have one, in no particular order.
+	LookupChunks(ctx context.Context, hashes []dfms.Hash) ([]Chunk, error)
+	// DanglingEntries returns up to limit files whose id is greater than
+	// after, in id order, whose current version (Entry.VersionID) names
+	// no version: live files and trashed ones (Trashed says which).
+	DanglingEntries(ctx context.Context, after dfms.EntryID, limit int) ([]DanglingEntry, error)
+	// PlaceOf says where the versions of file id are seen: the path of the
+	// file whose history holds them (id itself, or the file that took its
+	// name and continues its history), from its owner's root, and whether
+	// that file is in the trash. Kind NotExist if there is no entry id.
+	PlaceOf(ctx context.Context, id dfms.EntryID) (Place, error)
+	// RecountRefs counts, in one transaction, the references to each of
+	// hashes (at most MaxRecount) in every version's manifest and every
+	// multipart part, per occurrence, and compares them with the chunks'
+	// recorded counts. With apply set it also sets each recorded count that
+	// differs to the true one, in that transaction, except on rows being
+	// deleted (a sweep owns them; Deleting says so) and pending rows,
+	// which a commit cannot reference: a count set to zero starts the
+	// chunk's grace period then, as a purge that releases the last
+	// reference does, and a count set above zero ends it.
+	//
+	// It is safe against concurrent commits, purges and sweeps because it
+	// is one transaction that reads every reference to those chunks and
+	// writes their rows: any transaction that changes their references
+	// writes the same rows (PostgreSQL's serializable transactions let
+	// only one of two such commit, and the other is retried; SQLite runs
+	// writers one at a time), and a sweep marks a row deleting only while
+	// its count is zero, which the recount either precedes (the sweep then
+	// sees the true count) or follows (the row is left alone).
+	RecountRefs(ctx context.Context, hashes []dfms.Hash, apply bool) ([]Recount, error)
+}
+
+// MaxRecount bounds the hashes of one RecountRefs.
+const MaxRecount = 1000
+
+// CheckedManifest is a manifest that holds references: a version's
+// (Version is its ID) or a multipart part's (Upload and Part name it).
+type CheckedManifest struct {
+	Version  int64
+	Upload   string
+	Part     int
+	Entry    dfms.EntryID // the version's file; the upload's directory
+	Owner    dfms.UserID
+	Manifest dfms.Manifest
+}
+
+// PartKey names a multipart part: the cursor of CheckParts (the zero
+// PartKey sorts first).
+type PartKey struct {
+	Upload string
+	Number int
+}
+
+// ChunkRecord is a chunk's row with the nodes recorded as holding a copy.
+type ChunkRecord struct {
+	Chunk
+	Nodes []string
+}
+
+// DanglingEntry is a file whose current version names no version.
+type DanglingEntry struct {
+	Entry     dfms.EntryID
+	Owner     dfms.UserID
+	VersionID int64
+	Trashed   bool
+}
+
+// Place is where a file is: its owner, its path from the owner's root
+// ("/" separated, starting with "/"), and whether it is in the trash.
+type Place struct {
+	Owner   dfms.UserID
+	Path    string
+	Trashed bool
+}
+
+// Recount is one chunk's count as recorded and as counted (RecountRefs).
+type Recount struct {
+	Hash     dfms.Hash
+	Found    bool  // the chunk has a row
+	Recorded int64 // its count before (0 without a row)
+	Counted  int64 // the references in manifests and parts
+	Pending  bool
+	Deleting bool
+	Set      bool // the count was set to Counted (apply)
 }

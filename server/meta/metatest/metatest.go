@@ -95,7 +95,9 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		testUploadLifetime,
 		testUploadCap,
 		testHoles,
+		testOutbox,
 	)
+	testkit.RunCases(t, opened, checkerCases...)
 }
 
 var ctx = context.Background()

@@ -144,6 +144,19 @@ func (s *Store) AddChunks(ctx context.Context, refs []dfms.ChunkRef) error {
 // addChunks marks the reserved chunks of sizes stored (AddChunks).
 func (t *tx) addChunks(ctx context.Context, op dfms.Op, sizes map[dfms.Hash]int64) error {
 	for _, h := range sortedHashes(sizes) {
+		// A reservation becoming stored is a chunk created; a chunk
+		// stored again is not.
+		n, err := t.affected(ctx, `UPDATE chunks SET pending = ?, zero_since = CASE WHEN refs = 0 THEN CAST(? AS BIGINT) ELSE NULL END
+			WHERE hash = ? AND deleting = ? AND pending = ?`, false, ns(t.now), h[:], false, true)
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			if err := t.chunkEvent(dfms.EventChunkCreated, h, sizes[h]); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s was not reserved, or is being deleted; store it again", h)),
 			`UPDATE chunks SET pending = ?, zero_since = CASE WHEN refs = 0 THEN CAST(? AS BIGINT) ELSE NULL END
 			WHERE hash = ? AND deleting = ?`, false, ns(t.now), h[:], false); err != nil {
@@ -254,8 +267,14 @@ func (s *Store) BeginDelete(ctx context.Context, f meta.Fence, h dfms.Hash, cuto
 func (s *Store) FinishDelete(ctx context.Context, f meta.Fence, h dfms.Hash) error {
 	const op dfms.Op = "meta.FinishDelete"
 	return s.write(ctx, op, func(t *tx) error {
-		if err := t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is not being deleted by fence %d", h, f.Epoch)),
-			`DELETE FROM chunks WHERE hash = ? AND deleting = ? AND deleting_fence = ?`, h[:], true, f.Epoch); err != nil {
+		var size int64
+		err := t.queryRow(ctx, `DELETE FROM chunks WHERE hash = ? AND deleting = ? AND deleting_fence = ? RETURNING size`, h[:], true, f.Epoch).Scan(&size)
+		if errors.Is(err, sql.ErrNoRows) {
+			return dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is not being deleted by fence %d", h, f.Epoch))
+		} else if err != nil {
+			return err
+		}
+		if err := t.chunkEvent(dfms.EventChunkDeleted, h, size); err != nil {
 			return err
 		}
 		if _, err := t.exec(ctx, `DELETE FROM chunk_replicas WHERE hash = ?`, h[:]); err != nil {
@@ -263,7 +282,7 @@ func (s *Store) FinishDelete(ctx context.Context, f meta.Fence, h dfms.Hash) err
 		}
 		// The bytes are gone: so is every user's possession of them, or
 		// it would come back when someone stores the same bytes again.
-		_, err := t.exec(ctx, `DELETE FROM chunk_owners WHERE hash = ?`, h[:])
+		_, err = t.exec(ctx, `DELETE FROM chunk_owners WHERE hash = ?`, h[:])
 		return err
 	})
 }

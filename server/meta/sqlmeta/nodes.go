@@ -53,10 +53,22 @@ func (s *Store) PutNode(ctx context.Context, n dfms.StorageNode) error {
 		if err := t.urlFree(ctx, op, n.ID, n.URL); err != nil {
 			return err
 		}
-		_, err := t.exec(ctx, `INSERT INTO storage_nodes (id, endpoint, weight, zone, state, failures, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)
+		old, err := t.node(ctx, op, n.ID)
+		typ := dfms.EventNodeChanged
+		switch {
+		case dfms.Is(err, dfms.NotExist):
+			typ = dfms.EventNodeAdded
+		case err != nil:
+			return err
+		case old.URL == n.URL && old.Weight == n.Weight && old.Zone == n.Zone:
+			return nil // as it is: no change, no event
+		}
+		if _, err := t.exec(ctx, `INSERT INTO storage_nodes (id, endpoint, weight, zone, state, failures, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)
 			ON CONFLICT (id) DO UPDATE SET endpoint = excluded.endpoint, weight = excluded.weight, zone = excluded.zone`,
-			n.ID, n.URL, n.Weight, n.Zone, string(n.State), ns(t.now))
-		return err
+			n.ID, n.URL, n.Weight, n.Zone, string(n.State), ns(t.now)); err != nil {
+			return err
+		}
+		return t.nodeEvent(typ, dfms.NodeEvent{ID: n.ID})
 	})
 }
 
@@ -86,10 +98,13 @@ func (s *Store) AddNode(ctx context.Context, n dfms.StorageNode) error {
 		if err := t.urlFree(ctx, op, n.ID, n.URL); err != nil {
 			return err
 		}
-		return t.execOne(ctx, dfms.E(op, dfms.Exist, fmt.Errorf("storage node %q exists", n.ID)),
+		if err := t.execOne(ctx, dfms.E(op, dfms.Exist, fmt.Errorf("storage node %q exists", n.ID)),
 			`INSERT INTO storage_nodes (id, endpoint, weight, zone, state, failures, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)
 			ON CONFLICT (id) DO NOTHING`,
-			n.ID, n.URL, n.Weight, n.Zone, string(n.State), ns(t.now))
+			n.ID, n.URL, n.Weight, n.Zone, string(n.State), ns(t.now)); err != nil {
+			return err
+		}
+		return t.nodeEvent(dfms.EventNodeAdded, dfms.NodeEvent{ID: n.ID, State: n.State})
 	})
 }
 
@@ -116,8 +131,10 @@ func (s *Store) UpdateNode(ctx context.Context, id string, c meta.NodeChange) (d
 		if err := t.urlFree(ctx, op, id, n.URL); err != nil {
 			return n, err
 		}
-		_, err = t.exec(ctx, `UPDATE storage_nodes SET endpoint = ?, weight = ?, zone = ? WHERE id = ?`, n.URL, n.Weight, n.Zone, id)
-		return n, err
+		if _, err = t.exec(ctx, `UPDATE storage_nodes SET endpoint = ?, weight = ?, zone = ? WHERE id = ?`, n.URL, n.Weight, n.Zone, id); err != nil {
+			return n, err
+		}
+		return n, t.nodeEvent(dfms.EventNodeChanged, dfms.NodeEvent{ID: id, State: n.State})
 	})
 }
 
@@ -136,7 +153,11 @@ func (s *Store) SetNodeDraining(ctx context.Context, id string, drain bool) (dfm
 		if err != nil {
 			return dfms.StorageNode{}, err
 		}
-		return t.node(ctx, op, id)
+		n, err := t.node(ctx, op, id)
+		if err != nil {
+			return n, err
+		}
+		return n, t.nodeEvent(dfms.EventNodeChanged, dfms.NodeEvent{ID: id, State: n.State})
 	})
 }
 
@@ -160,9 +181,12 @@ func (s *Store) RemoveNode(ctx context.Context, id string) error {
 		}
 		// The conditions again, in the statement: the row is deleted only
 		// as it was read.
-		return t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("storage node %s changed while it was being removed", id)),
+		if err := t.execOne(ctx, dfms.E(op, dfms.Conflict, fmt.Errorf("storage node %s changed while it was being removed", id)),
 			`DELETE FROM storage_nodes WHERE id = ? AND state = 'draining' AND NOT EXISTS (SELECT 1 FROM chunk_replicas WHERE node_id = ?)`,
-			id, id)
+			id, id); err != nil {
+			return err
+		}
+		return t.nodeEvent(dfms.EventNodeRemoved, dfms.NodeEvent{ID: id})
 	})
 }
 
@@ -186,7 +210,13 @@ func (s *Store) SetNodeState(ctx context.Context, id string, state dfms.NodeStat
 	return result(ctx, s.write, op, func(t *tx) (dfms.NodeState, error) {
 		// Draining is the operator's: never overwritten, never set here.
 		notFound := dfms.E(op, dfms.NotExist, fmt.Errorf("no storage node %q", id))
-		var err error
+		var before string
+		err := t.queryRow(ctx, `SELECT state FROM storage_nodes WHERE id = ?`, id).Scan(&before)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", notFound
+		} else if err != nil {
+			return "", err
+		}
 		if state == dfms.NodeDraining {
 			err = t.execOne(ctx, notFound, `UPDATE storage_nodes SET failures = ?, last_probe = ? WHERE id = ?`, failures, nullNS(probe), id)
 		} else {
@@ -197,7 +227,12 @@ func (s *Store) SetNodeState(ctx context.Context, id string, state dfms.NodeStat
 			return "", err
 		}
 		var got string
-		err = t.queryRow(ctx, `SELECT state FROM storage_nodes WHERE id = ?`, id).Scan(&got)
+		if err := t.queryRow(ctx, `SELECT state FROM storage_nodes WHERE id = ?`, id).Scan(&got); err != nil {
+			return "", err
+		}
+		if got != before {
+			err = t.nodeEvent(dfms.EventNodeState, dfms.NodeEvent{ID: id, State: dfms.NodeState(got), Previous: dfms.NodeState(before)})
+		}
 		return dfms.NodeState(got), err
 	})
 }

@@ -239,6 +239,9 @@ type tx struct {
 	// changes are the change rows to write when the transaction ends
 	// (journal, flushJournal).
 	changes []meta.Change
+	// events are the outbox rows it writes as it ends (event,
+	// flushEvents).
+	events []dfms.Event
 }
 
 // stmtKey names a prepared statement: its text on one pool.

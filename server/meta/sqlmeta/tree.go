@@ -188,9 +188,9 @@ func (t *tx) lookupName(ctx context.Context, owner dfms.UserID, parent dfms.Entr
 // journal records a change row, which the transaction writes when it
 // ends (flushJournal).
 func (t *tx) journal(ctx context.Context, owner dfms.UserID, entry, parent dfms.EntryID, op string, version int64) error {
-	t.changes = append(t.changes, meta.Change{Owner: owner, Entry: entry, Parent: parent, Op: op, Version: version,
-		At: t.now, Origin: meta.Origin(ctx)})
-	return nil
+	c := meta.Change{Owner: owner, Entry: entry, Parent: parent, Op: op, Version: version, At: t.now, Origin: meta.Origin(ctx)}
+	t.changes = append(t.changes, c)
+	return t.fileEvent(c)
 }
 
 // flushJournal writes the transaction's change rows, as its last
@@ -204,7 +204,7 @@ func (t *tx) journal(ctx context.Context, owner dfms.UserID, entry, parent dfms.
 // after it) keeps it short and out of deadlocks.
 func (t *tx) flushJournal(ctx context.Context) error {
 	if len(t.changes) == 0 {
-		return nil
+		return t.flushEvents(ctx)
 	}
 	if t.s.d.JournalLock != "" {
 		owners := make([]dfms.UserID, 0, 1)
@@ -232,7 +232,7 @@ func (t *tx) flushJournal(ctx context.Context) error {
 		}
 	}
 	t.changes = nil
-	return nil
+	return t.flushEvents(ctx)
 }
 
 // insertEntry adds e (validated by the caller) and returns it as stored.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/dfms/dfms"
@@ -70,9 +71,17 @@ func (s *Store) CreateUser(ctx context.Context, u meta.User) (meta.User, error) 
 			return err
 		}
 		out, err = scanUser(t.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, ns(t.now), id))
-		return err
+		if err != nil {
+			return err
+		}
+		return t.userEvent(dfms.EventUserCreated, out)
 	})
 	return out, err
+}
+
+// userEvent adds a TopicUsers event.
+func (t *tx) userEvent(typ string, u meta.User) error {
+	return t.event(dfms.TopicUsers, strconv.FormatInt(int64(u.ID), 10), typ, dfms.UserEvent{ID: u.ID, Role: u.Role})
 }
 
 func (s *Store) getUser(ctx context.Context, op dfms.Op, where string, arg any) (meta.User, error) {
@@ -116,6 +125,9 @@ func (s *Store) UpdateUser(ctx context.Context, u meta.User) error {
 		}
 		if _, err := t.exec(ctx, `UPDATE users SET password_hash = ?, display_name = ?, role = ?, active = ?, quota_bytes = ? WHERE id = ?`,
 			u.PasswordHash, u.DisplayName, u.Role, u.Active, u.QuotaBytes, u.ID); err != nil {
+			return err
+		}
+		if err := t.userEvent(dfms.EventUserUpdated, u); err != nil {
 			return err
 		}
 		if role != meta.RoleAdmin || !active || u.Role == meta.RoleAdmin && u.Active {

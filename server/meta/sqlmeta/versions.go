@@ -374,7 +374,7 @@ func writeEach[R any](ctx context.Context, s *Store, op dfms.Op, checked []error
 // only if an item fails is it rolled back and run again item by item.
 func (t *tx) eachInSavepoint(ctx context.Context, n int, fn func(i int) error) ([]error, error) {
 	errs := make([]error, n)
-	journaled := len(t.changes) // a rollback to a savepoint drops the change rows recorded since
+	journaled := t.mark() // a rollback to a savepoint drops the change rows and events recorded since
 	if n > 1 {
 		if _, err := t.ExecContext(ctx, `SAVEPOINT batch`); err != nil {
 			return nil, err
@@ -394,7 +394,7 @@ func (t *tx) eachInSavepoint(ctx context.Context, n int, fn func(i int) error) (
 			if _, err := t.ExecContext(ctx, `ROLLBACK TO SAVEPOINT batch`); err != nil {
 				return nil, err
 			}
-			t.changes = t.changes[:journaled]
+			t.undo(journaled)
 		}
 		if _, err := t.ExecContext(ctx, `RELEASE SAVEPOINT batch`); err != nil {
 			return nil, err
@@ -407,7 +407,7 @@ func (t *tx) eachInSavepoint(ctx context.Context, n int, fn func(i int) error) (
 		if _, err := t.ExecContext(ctx, `SAVEPOINT item`); err != nil {
 			return nil, err
 		}
-		journaled := len(t.changes)
+		journaled := t.mark()
 		if err := fn(i); err != nil {
 			cerr := t.s.classify(err)
 			if !isKinded(cerr) || dfms.Is(cerr, dfms.Transient) {
@@ -416,7 +416,7 @@ func (t *tx) eachInSavepoint(ctx context.Context, n int, fn func(i int) error) (
 			if _, rerr := t.ExecContext(ctx, `ROLLBACK TO SAVEPOINT item`); rerr != nil {
 				return nil, rerr
 			}
-			t.changes = t.changes[:journaled]
+			t.undo(journaled)
 			errs[i] = cerr
 		}
 		if _, err := t.ExecContext(ctx, `RELEASE SAVEPOINT item`); err != nil {
