@@ -77,11 +77,13 @@ func uploadRetrying(t *testing.T, c *client, name string, data []byte) (int64, i
 // 100 rounds each upload a content X, purge it, and upload X again just
 // when the sweep deletes it. Meanwhile, several times, worker A is
 // stopped (SIGSTOP) while it holds the sweep's lock, its PostgreSQL
-// session is terminated so that the lock is freed (as a network cut or a
-// failover would), worker B takes the lock and sweeps, and A continues
+// sessions are terminated so that the lock is freed (as a network cut or
+// a failover would), worker B takes the lock and sweeps, and A continues
 // (SIGCONT) believing it still holds the lock. No live chunk may be
 // deleted: every acknowledged upload downloads intact, and every chunk of
-// every committed version is in the store.
+// every committed version is in the store. (The stalls last less, then
+// more, than half of the lease: A resumes a deletion it began, or finds
+// it too late.)
 func TestGCWorkersStalledLockLost(t *testing.T) {
 	pg, s3 := testenv.Postgres(t), testenv.S3(t)
 	db, err := sql.Open("pgx", pg)
@@ -96,7 +98,10 @@ func TestGCWorkersStalledLockLost(t *testing.T) {
 	worker := func(name string) *role {
 		addr := testkit.FreeAddr(t)
 		// application_name tells the workers' sessions apart in pg_locks.
-		return startRole(t, "worker gc "+name, addr, baseEnv("DFMS_GC_INTERVAL=100ms", "DFMS_GC_GRACE="+grace),
+		// A short lease: a mark that A leaves when it loses its lock is
+		// taken over by B within seconds, not minutes (A deletes bytes
+		// only within half of it after asking for the mark).
+		return startRole(t, "worker gc "+name, addr, baseEnv("DFMS_GC_INTERVAL=100ms", "DFMS_GC_GRACE="+grace, "DFMS_GC_LEASE=4s"),
 			"worker", "gc", "--addr", addr, "--metadata", pg+"&application_name=dfms-gc-"+name, "--chunks", s3)
 	}
 	a, b := worker("a"), worker("b")
@@ -144,7 +149,7 @@ func TestGCWorkersStalledLockLost(t *testing.T) {
 	stalled := make(chan struct{})
 	go func() {
 		defer close(stalled)
-		for stalls < 3 && !finished.Load() {
+		for stalls < 4 && !finished.Load() {
 			pid := gcLockHolder(t, db, "dfms-gc-a")
 			if pid == 0 {
 				time.Sleep(2 * time.Millisecond)
@@ -158,8 +163,11 @@ func TestGCWorkersStalledLockLost(t *testing.T) {
 				a.p.Cmd.Process.Signal(syscall.SIGCONT)
 				continue
 			}
+			// Every session of A ends, as a network cut would end them:
+			// the lock's, and any other that A stopped inside a
+			// transaction, whose row locks would hold B up.
 			before := okRuns(t, b)
-			if _, err := db.Exec(`SELECT pg_terminate_backend($1)`, pid); err != nil {
+			if _, err := db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'dfms-gc-a'`); err != nil {
 				stallErr = err.Error()
 				a.p.Cmd.Process.Signal(syscall.SIGCONT)
 				return
@@ -174,7 +182,9 @@ func TestGCWorkersStalledLockLost(t *testing.T) {
 				a.p.Cmd.Process.Signal(syscall.SIGCONT)
 				return
 			}
-			time.Sleep(1500 * time.Millisecond) // B sweeps while A sleeps
+			// B sweeps while A sleeps: within half of the lease, so that
+			// a deletion A has begun is still A's to finish, or past it.
+			time.Sleep(time.Duration(1000+1500*(stalls%2)) * time.Millisecond)
 			a.p.Cmd.Process.Signal(syscall.SIGCONT)
 			stalls++
 			time.Sleep(1500 * time.Millisecond)
@@ -223,9 +233,11 @@ func TestGCWorkersStalledLockLost(t *testing.T) {
 		}
 	}
 	deleted := metricValue(t, a.addr, "dfms_gc_chunks_deleted_total") + metricValue(t, b.addr, "dfms_gc_chunks_deleted_total")
-	lost := strings.Count(a.p.Logs.String(), "was taken again since")
-	t.Logf("%d rounds, %d stalls of A, %d refused upload attempts, %.0f chunks swept by A and B, %d chunks of live versions checked; A was refused %d times for its lost lock",
-		rounds, stalls, refused.Load(), deleted, checked, lost)
+	failed := strings.Count(a.p.Logs.String(), "garbage collection failed")
+	fenced := strings.Count(a.p.Logs.String(), "was taken again since")
+	t.Logf("%d rounds, %d stalls of A, %d refused upload attempts, %.0f chunks swept by A and B, %d chunks of live versions checked; "+
+		"%d collections of A failed after a stall, %d of them refused for the lost lock",
+		rounds, stalls, refused.Load(), deleted, checked, failed, fenced)
 	if deleted < rounds {
 		t.Errorf("the workers swept %.0f chunks in %d rounds: the sweep did not race the uploads", deleted, rounds)
 	}

@@ -184,6 +184,11 @@ type Config struct {
 	GC struct {
 		Interval time.Duration `yaml:"interval"` // default 1h; negative disables the in-process collector
 		Grace    time.Duration `yaml:"grace"`
+		// Lease is how long a collector's deletion mark keeps the other
+		// collectors away (default 10m; see workers/gc): a collector that
+		// stalls or loses its lock blocks a re-upload of a chunk it marked
+		// at most that long.
+		Lease time.Duration `yaml:"lease"`
 	} `yaml:"gc"`
 
 	// Events configures the event bus that the outbox is relayed to:
@@ -385,6 +390,9 @@ func (c *Config) Validate() error {
 	// tests.
 	if c.GC.Grace < time.Second {
 		return dfms.Errorf(op, dfms.Invalid, "gc.grace must be at least a second")
+	}
+	if c.GC.Lease != 0 && c.GC.Lease < time.Second {
+		return dfms.Errorf(op, dfms.Invalid, "gc.lease must be at least a second")
 	}
 	if (c.Admin.Email == "") != (c.Admin.Password == "") {
 		return dfms.Errorf(op, dfms.Invalid, "set both the admin email and password, or neither")

@@ -196,7 +196,7 @@ func newServer(ctx context.Context, role Role, cfg Config, log *slog.Logger) (_ 
 		return nil, err
 	}
 	// A gateway keeps the collector for the admin API's "collect now".
-	s.gc = &gc.Collector{Meta: s.meta, Chunks: s.chunks, Grace: cfg.GC.Grace, Log: log}
+	s.gc = &gc.Collector{Meta: s.meta, Chunks: s.chunks, Grace: cfg.GC.Grace, Lease: cfg.GC.Lease, Log: log}
 	metrics := append(s.gc.Metrics(), ops.BuildInfo(role.String(), Version))
 	if role == RoleAll {
 		// The relay of the outbox to the event bus is background work

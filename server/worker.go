@@ -135,7 +135,7 @@ func openGCWorker(ctx context.Context, w *Worker) error {
 	if err != nil {
 		return err
 	}
-	c := &gc.Collector{Meta: w.meta, Chunks: chunks, Grace: w.cfg.GC.Grace, Log: w.log}
+	c := &gc.Collector{Meta: w.meta, Chunks: chunks, Grace: w.cfg.GC.Grace, Lease: w.cfg.GC.Lease, Log: w.log}
 	w.more = c.Metrics()
 	w.job = func(ctx context.Context) {
 		var wg sync.WaitGroup
@@ -200,7 +200,7 @@ func OpenCollector(ctx context.Context, cfg Config, log *slog.Logger) (_ *Collec
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{Collector: &gc.Collector{Meta: w.meta, Chunks: chunks, Grace: cfg.GC.Grace, Log: log}, w: w}, nil
+	return &Collector{Collector: &gc.Collector{Meta: w.meta, Chunks: chunks, Grace: cfg.GC.Grace, Lease: cfg.GC.Lease, Log: log}, w: w}, nil
 }
 
 // Close releases the backends.

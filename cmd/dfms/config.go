@@ -143,6 +143,7 @@ func envVars(c *server.Config) map[string]any {
 		"DFMS_RATE_LIMIT_DOWNLOAD":     &c.RateLimit.Download,
 		"DFMS_GC_INTERVAL":             &c.GC.Interval,
 		"DFMS_GC_GRACE":                &c.GC.Grace,
+		"DFMS_GC_LEASE":                &c.GC.Lease,
 		"DFMS_STORAGE_REPLICAS":        &c.Storage.Replicas,
 		"DFMS_WRITE_QUORUM":            &c.Storage.WriteQuorum,
 		"DFMS_HEALTH_INTERVAL":         &c.Health.Interval,

@@ -272,3 +272,29 @@ func TestConfigBadAddr(t *testing.T) {
 		}
 	}
 }
+
+// gc.grace may be as short as a second (tests use it; a short grace only
+// costs writes that outlive it), gc.lease too; shorter is a usage error.
+func TestConfigGCDurations(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string // "" for valid
+	}{
+		{map[string]string{"DFMS_GC_GRACE": "1s", "DFMS_GC_LEASE": "4s"}, ""},
+		{map[string]string{"DFMS_GC_GRACE": "999ms"}, "gc.grace"},
+		{map[string]string{"DFMS_GC_LEASE": "10ms"}, "gc.lease"},
+		{map[string]string{"DFMS_GC_LEASE": "-1m"}, "gc.lease"},
+	} {
+		c, err := (&configOptions{}).load(func(k string) string { return tc.env[k] })
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: got %v, want it accepted", tc.env, err)
+		case tc.want == "" && (c.GC.Grace != time.Second || c.GC.Lease != 4*time.Second):
+			t.Errorf("%v: got grace %v, lease %v", tc.env, c.GC.Grace, c.GC.Lease)
+		case tc.want != "":
+			if _, ok := err.(usageError); !ok || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v: got %v, want a usage error naming %s", tc.env, err, tc.want)
+			}
+		}
+	}
+}
