@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -237,6 +238,28 @@ func TestRolesAsProcesses(t *testing.T) {
 			t.Fatalf("chunk %s of a purged file was collected with the GC worker dead", h)
 		}
 	}
+	// `dfms gc --dry-run` on the same configuration (and grace) reports
+	// it and deletes nothing.
+	dry := exec.Command(dfmsBin, append([]string{"gc", "--dry-run", "--json", "--log-level", "warn"}, backends...)...)
+	dry.Env = append(os.Environ(), "DFMS_GC_GRACE=4s")
+	out, err := dry.Output()
+	if err != nil {
+		t.Fatalf("dfms gc --dry-run: %v\n%s", err, out)
+	}
+	var plan struct {
+		DryRun bool  `json:"dry_run"`
+		Chunks int   `json:"chunks"`
+		Bytes  int64 `json:"bytes"`
+	}
+	if err := json.Unmarshal(out, &plan); err != nil || !plan.DryRun || plan.Chunks != len(garbage) || plan.Bytes <= 0 {
+		t.Fatalf("dfms gc --dry-run --json: %s (%v); want the %d chunks of the purged file", out, err, len(garbage))
+	}
+	got = copies(t, nodes)
+	for _, h := range garbage {
+		if len(got[h]) == 0 {
+			t.Fatalf("chunk %s deleted by dfms gc --dry-run", h)
+		}
+	}
 	gcw.start(t)
 	waitFor(t, 60*time.Second, "the garbage collected by the restarted GC worker", func() (bool, string) {
 		got := copies(t, nodes)
@@ -252,6 +275,9 @@ func TestRolesAsProcesses(t *testing.T) {
 		n := metricValue(t, gcw.addr, "dfms_gc_chunks_deleted_total")
 		return n >= float64(len(garbage)), fmt.Sprintf("%v chunks deleted, want at least %d", n, len(garbage))
 	})
+	if n := metricValue(t, gcw.addr, "dfms_gc_chunks_deleted_total"); n != float64(plan.Chunks) {
+		t.Errorf("the restarted GC worker deleted %v chunks, the dry run before it reported %d", n, plan.Chunks)
+	}
 
 	// The replication worker dies and a node loses a copy: uploads and
 	// downloads go on; started again, the worker puts the copy back.
