@@ -451,8 +451,24 @@ func TestClusterNodeKilled(t *testing.T) {
 // owner's) is repaired on the read's report, and one that reads never
 // meet (a second owner's) by the scrubber.
 func TestClusterCorruptCopy(t *testing.T) {
+	corruptCopyRepaired(t, true, append(fastCluster, "DFMS_SCRUB_INTERVAL=3s")...)
+}
+
+// TestClusterCorruptCopyEvent: with no pass and no scrub due, the bad
+// copies that downloads meet are repaired through repair.needed events
+// (outbox, relay, bus, the replication manager's consumer).
+func TestClusterCorruptCopyEvent(t *testing.T) {
+	corruptCopyRepaired(t, false, "DFMS_SCRUB_INTERVAL=-1s", "DFMS_REPAIR_INTERVAL=1h", "DFMS_HEALTH_INTERVAL=300ms")
+}
+
+// corruptCopyRepaired corrupts a copy of two files' chunks on one owner
+// each (the first owner of both, or the first of one and the second of
+// the other: reads never meet that one, the scrub does), downloads them
+// (which must return the right bytes), and waits until the copies are
+// repaired.
+func corruptCopyRepaired(t *testing.T, secondOwner bool, env ...string) {
 	nodes := []*s3Node{startS3Node(t, "n1", ""), startS3Node(t, "n2", ""), startS3Node(t, "n3", "")}
-	s := startClusterServer(t, nodes, 2, append(fastCluster, "DFMS_SCRUB_INTERVAL=3s")...)
+	s := startClusterServer(t, nodes, 2, env...)
 	defer s.finish(t)
 	c := newUser(t, s, "corrupt")
 	files := uploadMany(t, c, 10, 60<<10, 4)
@@ -473,7 +489,10 @@ func TestClusterCorruptCopy(t *testing.T) {
 	var read []int64
 	for id, data := range files {
 		h := chunkHashes(t, data)[0]
-		owner := ring.Owners(h, 2)[len(damaged)] // first owner, then second
+		owner := ring.Owners(h, 2)[0]
+		if secondOwner && len(damaged) == 1 {
+			owner = ring.Owners(h, 2)[1]
+		}
 		path, good := testkit.CorruptFile(t, dirs[owner], h.String())
 		damaged = append(damaged, damage{path, good})
 		read = append(read, id)

@@ -2,16 +2,17 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/placement"
 	"github.com/dfms/dfms/placement/store"
+	"github.com/dfms/dfms/server/events"
 	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/workers/health"
 	"github.com/dfms/dfms/workers/replication"
@@ -30,7 +31,14 @@ type Chunks struct {
 	health  *health.Monitor
 	repair  *replication.Manager
 	url     string
+	// Events, if set, is the bus whose repair events (bad copies that
+	// reads met, in any process) Run hands to the replication manager.
+	Events events.Bus
 }
+
+// RepairGroup is the consumer group of the replication managers on
+// dfms.TopicRepair.
+const RepairGroup = "dfms-replication"
 
 // OpenChunks opens the chunk store cfg names for this process to keep
 // chunks in itself. A grpc:// or grpcs:// chunks.url names a chunk
@@ -63,11 +71,7 @@ func OpenChunks(ctx context.Context, cfg *Config, m meta.Store, log *slog.Logger
 	cl.Cluster, err = placement.NewCluster(members, placement.Options{
 		Replicas: cfg.Storage.Replicas, WriteQuorum: cfg.Storage.WriteQuorum,
 		Log: replicaLog{m}, Logger: log,
-		OnBadCopy: func(h dfms.Hash, node string, err error) {
-			if r := cl.repair.Load(); r != nil {
-				r.Report(h, node, err)
-			}
-		},
+		OnBadCopy: cl.badCopy,
 	})
 	if err != nil {
 		cl.closeAll(members)
@@ -86,7 +90,6 @@ func OpenChunks(ctx context.Context, cfg *Config, m meta.Store, log *slog.Logger
 		ScrubInterval: max(cfg.Scrub.Interval, 0), DownDelay: cfg.Repair.DownDelay,
 		MaxBytesPerSec: max(cfg.Repair.MaxBytesPerSec, 0), Lock: lockFor(m, "replication"),
 		Log: log.With("worker", "replication")}
-	cl.repair.Store(c.repair)
 	return c, nil
 }
 
@@ -137,11 +140,19 @@ func (c *Chunks) RunHealth(ctx context.Context) {
 }
 
 // RunRepair runs the cluster's replication manager and scrubber until ctx
-// ends (several processes share the passes through a lock).
+// ends (several processes share the passes through a lock), handing it
+// the repair events of Events, if set (bad copies that reads met in any
+// process; the managers share them as one consumer group).
 func (c *Chunks) RunRepair(ctx context.Context) {
-	if c.repair != nil {
-		c.repair.Run(ctx)
+	if c.repair == nil {
+		return
 	}
+	var wg sync.WaitGroup
+	wg.Go(func() { c.repair.Run(ctx) })
+	if c.Events != nil {
+		wg.Go(func() { c.Events.Consume(ctx, dfms.TopicRepair, RepairGroup, c.repair.HandleEvent) })
+	}
+	wg.Wait()
 }
 
 // HealthMetrics are the health monitor's metrics (none for a single
@@ -230,11 +241,46 @@ type cluster struct {
 	*placement.Cluster
 	meta meta.Store
 	log  *slog.Logger
-	// repair takes the reads' reports of bad copies, once it exists.
-	repair atomic.Pointer[replication.Manager]
+	// reported is when each bad copy (hash and node) was last announced:
+	// a copy that many reads meet is announced once a minute.
+	reportedMu sync.Mutex
+	reported   map[dfms.Replica]time.Time
 
 	mu     sync.Mutex
 	opened map[string]opened // the stores opened, by node id
+}
+
+// badCopy announces a bad copy that a read met (placement's OnBadCopy) as
+// a repair.needed event, which the replication manager consumes wherever
+// it runs. The read that met it has gone on to another copy; the event is
+// written at once (bounded by a timeout), so that a process that dies
+// next loses no report.
+func (cl *cluster) badCopy(h dfms.Hash, node string, err error) {
+	r := dfms.Replica{Hash: h, Node: node}
+	now := time.Now()
+	cl.reportedMu.Lock()
+	if last, ok := cl.reported[r]; ok && now.Sub(last) < time.Minute {
+		cl.reportedMu.Unlock()
+		return
+	}
+	if cl.reported == nil || len(cl.reported) >= 10000 {
+		cl.reported = make(map[dfms.Replica]time.Time) // forget: at worst an event again
+	}
+	cl.reported[r] = now
+	cl.reportedMu.Unlock()
+	reason := "unreadable"
+	switch {
+	case dfms.Is(err, dfms.Corrupt):
+		reason = "corrupt"
+	case dfms.Is(err, dfms.NotExist):
+		reason = "missing"
+	}
+	data, _ := json.Marshal(dfms.RepairEvent{Hash: h.String(), Node: node, Reason: reason})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if aerr := cl.meta.AppendEvents(ctx, []dfms.Event{{Topic: dfms.TopicRepair, Key: h.String(), Type: dfms.EventRepairNeeded, Data: data}}); aerr != nil {
+		cl.log.Warn("announcing a bad chunk copy; the next replication pass finds it", "chunk", h, "node", node, "err", aerr)
+	}
 }
 
 // The server's file layer skips its own re-hash of what the cluster

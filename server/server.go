@@ -206,6 +206,9 @@ func newServer(ctx context.Context, role Role, cfg Config, log *slog.Logger) (_ 
 		}
 		s.relay = NewRelay(&cfg, s.meta, s.bus, log)
 		metrics = append(metrics, s.relay.Metrics()...)
+		if s.local != nil {
+			s.local.Events = s.bus // repair events for its replication manager
+		}
 	}
 	if s.local != nil && role == RoleAll {
 		metrics = append(metrics, s.local.Metrics()...)

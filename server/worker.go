@@ -12,6 +12,7 @@ import (
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/placement/store"
+	"github.com/dfms/dfms/server/events"
 	"github.com/dfms/dfms/server/meta"
 	"github.com/dfms/dfms/server/ops"
 	"github.com/dfms/dfms/workers/gc"
@@ -58,6 +59,7 @@ type Worker struct {
 	meta   meta.Store
 	chunks *Chunks         // kept by this process; nil if none or a chunk service's
 	remote dfms.ChunkStore // a chunk service's client, or nil
+	bus    events.Bus      // the replication worker's, with events.brokers; or nil
 	job    func(context.Context)
 	ready  map[string]ops.Check
 	more   []prometheus.Collector
@@ -213,6 +215,17 @@ func openReplicationWorker(ctx context.Context, w *Worker) error {
 	if err := w.openLocal(ctx); err != nil {
 		return err
 	}
+	// Bad copies that reads met in any process reach it as repair
+	// events through Kafka (an in-process bus crosses no process: then
+	// the passes and the scrubber find them).
+	if len(w.cfg.Events.Brokers) > 0 {
+		bus, err := OpenBus(&w.cfg, w.base)
+		if err != nil {
+			return err
+		}
+		w.bus = bus
+		w.chunks.Events = bus
+	}
 	w.more = w.chunks.RepairMetrics()
 	w.job = func(ctx context.Context) { w.chunks.Follow(ctx, w.chunks.RunRepair) }
 	return nil
@@ -268,7 +281,7 @@ func (w *Worker) Serve(ctx context.Context, ln net.Listener) error {
 // Close releases the backends.
 func (w *Worker) Close() error {
 	var errs []error
-	for _, c := range []interface{ Close() error }{w.remote, w.meta} {
+	for _, c := range []interface{ Close() error }{w.bus, w.remote, w.meta} {
 		if c != nil {
 			errs = append(errs, c.Close())
 		}

@@ -29,10 +29,12 @@
 //
 // # Reports and scrubbing
 //
-// Report takes the reads' reports of bad copies (placement.Options.OnBadCopy):
-// a copy that is corrupt, or missing from an owner, is checked again on its
-// node (a corrupt one is deleted only after a second read confirms it) and
-// the chunk is repaired at once, without waiting for the next pass.
+// Repair handles a read's report of a bad copy (placement.Options.OnBadCopy,
+// which the server turns into a dfms.TopicRepair event, so that whichever
+// process runs the manager hears of it; HandleEvent is the consumer): the
+// copy is checked again on its node (a corrupt one is deleted only after a
+// second read confirms it) and the chunk is repaired at once, without
+// waiting for the next pass.
 //
 // Scrub re-reads every recorded copy from its node and re-hashes it: a
 // missing copy is forgotten, a corrupt one deleted, and the chunk repaired;
@@ -41,6 +43,7 @@ package replication
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,7 +65,6 @@ const (
 	DefaultDownDelay = 10 * time.Minute
 	pageSize         = 500
 	parallel         = 8 // chunks checked at once
-	reportQueue      = 1024
 )
 
 // Manager repairs, rebalances and scrubs chunk copies. Its fields must not
@@ -94,7 +96,6 @@ type Manager struct {
 
 	once      sync.Once
 	limiter   *rate.Limiter
-	reports   chan report
 	mu        sync.Mutex
 	downSince map[string]time.Time
 	total     Stats
@@ -136,11 +137,6 @@ func (s *Stats) add(o Stats) {
 	s.Failed += o.Failed
 }
 
-type report struct {
-	h    dfms.Hash
-	node string
-}
-
 func (m *Manager) init() {
 	m.once.Do(func() {
 		if m.Log == nil {
@@ -156,7 +152,6 @@ func (m *Manager) init() {
 			burst = int(max(m.MaxBytesPerSec, 1<<20))
 		}
 		m.limiter = rate.NewLimiter(lim, burst)
-		m.reports = make(chan report, reportQueue)
 		m.downSince = make(map[string]time.Time)
 		m.under = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dfms_replication_under_replicated_chunks",
 			Help: "Chunks with fewer than R copies on their owners, as the last pass found them."})
@@ -188,19 +183,29 @@ func (m *Manager) Totals() Stats {
 	return m.total
 }
 
-// Report tells the manager of a bad copy that a read met: the chunk is
-// checked and repaired soon. It never blocks (a full queue drops the
-// report; the next pass or scrub finds the copy).
-func (m *Manager) Report(h dfms.Hash, node string, _ error) {
+// HandleEvent is the manager's consumer of TopicRepair: it repairs the
+// chunk a repair.needed event names (Repair). Other events, and events
+// that do not parse, are ignored: there is nothing to retry.
+func (m *Manager) HandleEvent(ctx context.Context, e dfms.Event) error {
 	m.init()
-	select {
-	case m.reports <- report{h, node}:
-	default:
+	if e.Type != dfms.EventRepairNeeded {
+		return nil
 	}
+	var re dfms.RepairEvent
+	if err := json.Unmarshal(e.Data, &re); err != nil {
+		m.Log.Warn("ignoring a repair event that does not parse", "id", e.ID, "err", err)
+		return nil
+	}
+	h, err := dfms.ParseHash(re.Hash)
+	if err != nil {
+		m.Log.Warn("ignoring a repair event without a chunk hash", "id", e.ID, "hash", re.Hash)
+		return nil
+	}
+	return m.Repair(ctx, h, re.Node)
 }
 
-// Run makes a pass every Interval, a scrub every ScrubInterval, and
-// handles reports as they come, until ctx ends.
+// Run makes a pass every Interval and a scrub every ScrubInterval until
+// ctx ends.
 func (m *Manager) Run(ctx context.Context) {
 	m.init()
 	every := m.Interval
@@ -219,10 +224,6 @@ func (m *Manager) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case r := <-m.reports:
-			if err := m.checkReport(ctx, r); err != nil && ctx.Err() == nil {
-				m.Log.Warn("repairing a bad copy", "chunk", r.h, "node", r.node, "err", err)
-			}
 		case <-pass.C:
 			if st, err := m.Pass(ctx); err != nil && ctx.Err() == nil {
 				m.Log.Warn("replication pass failed", "err", err)
@@ -556,9 +557,15 @@ func (m *Manager) checkCopy(ctx context.Context, node dfms.ChunkStore, h dfms.Ha
 	return "", err
 }
 
-// checkReport handles a read's report of a bad copy: the copy is checked
-// on its node, and the chunk repaired.
-func (m *Manager) checkReport(ctx context.Context, r report) error {
+// Repair handles a report of a bad copy of chunk h on node (a read met
+// it): the copy is checked on its node, and the chunk repaired. It is
+// idempotent: a chunk whose copies are all good is left as it is.
+func (m *Manager) Repair(ctx context.Context, h dfms.Hash, node string) error {
+	m.init()
+	r := struct {
+		h    dfms.Hash
+		node string
+	}{h, node}
 	v, err := m.view()
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package replication_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -271,29 +272,37 @@ func TestScrubRepairsCorruptAndMissingCopies(t *testing.T) {
 	}
 }
 
-func TestReportRepairsAtOnce(t *testing.T) {
+// A repair event (what the server makes of a read's report of a bad copy)
+// repairs the chunk at once, without a pass.
+func TestRepairEventRepairsAtOnce(t *testing.T) {
 	e := newEnv(t, 3, 2, 0)
 	e.put(5, 8)
 	h := e.chunks[2]
 	first := e.cluster.Owners(h)[0]
 	testkit.CorruptFile(t, e.dirs[first], h.String())
-	// A read meets the bad copy and reports it; Run repairs it.
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	e.mgr.Interval = time.Hour
-	go func() { e.mgr.Run(rctx); close(done) }()
 	data := testkit.Must(e.cluster.Get(ctx, h, nil))(t)
 	if dfms.Sum(data) != h {
 		t.Fatal("the read returned bad bytes")
 	}
-	e.mgr.Report(h, first, nil)
-	testkit.Eventually(t, 10*time.Second, func() bool { return e.mgr.Totals().Copied == 1 }, "the reported copy repaired")
-	cancel()
-	<-done
-	if tot := e.mgr.Totals(); tot.Corrupt != 1 {
-		t.Fatalf("totals %+v, want one corrupt copy", tot)
+	ev := func(typ string, data string) dfms.Event {
+		return dfms.Event{ID: 1, Topic: dfms.TopicRepair, Key: h.String(), Type: typ, Data: json.RawMessage(data)}
+	}
+	// Events it cannot act on are acknowledged (nothing to retry).
+	testkit.OK(t, e.mgr.HandleEvent(ctx, ev("something.else", `{}`)))
+	testkit.OK(t, e.mgr.HandleEvent(ctx, ev(dfms.EventRepairNeeded, `{"hash":"nope"}`)))
+	if tot := e.mgr.Totals(); tot.Copied != 0 {
+		t.Fatalf("totals %+v after events naming no chunk", tot)
+	}
+	testkit.OK(t, e.mgr.HandleEvent(ctx, ev(dfms.EventRepairNeeded, `{"hash":"`+h.String()+`","node":"`+first+`","reason":"corrupt"}`)))
+	if tot := e.mgr.Totals(); tot.Corrupt != 1 || tot.Copied != 1 {
+		t.Fatalf("totals %+v, want one corrupt copy, copied again", tot)
 	}
 	e.wantOnOwners()
+	// Handled again (a duplicate delivery): nothing more to do.
+	testkit.OK(t, e.mgr.HandleEvent(ctx, ev(dfms.EventRepairNeeded, `{"hash":"`+h.String()+`","node":"`+first+`","reason":"corrupt"}`)))
+	if tot := e.mgr.Totals(); tot.Copied != 1 {
+		t.Fatalf("totals %+v after a duplicate event, want nothing copied again", tot)
+	}
 }
 
 func TestPassSkippedWhileLockHeld(t *testing.T) {

@@ -223,19 +223,10 @@ func (b *Bus) Consume(ctx context.Context, topic, group string, h events.Handler
 		case <-ctx.Done():
 		}
 	}()
+	log := b.log.With("topic", topic, "group", group)
 	// The topic must exist before the group's reader asks for it.
-	for {
-		err := b.ensure(ctx, topic)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return b.stopped()
-		}
-		b.log.Warn("event bus: waiting for the broker", "topic", topic, "err", err)
-		if events.Sleep(ctx, time.Second) != nil {
-			return b.stopped()
-		}
+	if !persist(ctx, log, "waiting for the broker", func() error { return b.ensure(ctx, topic) }) {
+		return b.stopped()
 	}
 	r := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:           b.opts.Brokers,
@@ -253,52 +244,43 @@ func (b *Bus) Consume(ctx context.Context, topic, group string, h events.Handler
 		ReadBackoffMin:    50 * time.Millisecond,
 		ReadBackoffMax:    time.Second,
 		ErrorLogger: kafkago.LoggerFunc(func(f string, args ...any) {
-			b.log.Debug("event bus reader: "+fmt.Sprintf(f, args...), "topic", topic, "group", group)
+			log.Debug("event bus reader: " + fmt.Sprintf(f, args...))
 		}),
 	})
 	defer r.Close()
 	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return b.stopped()
-			}
-			b.log.Warn("event bus: fetch failed", "topic", topic, "group", group, "err", err)
-			if events.Sleep(ctx, time.Second) != nil {
-				return b.stopped()
-			}
-			continue
+		var m kafkago.Message
+		if !persist(ctx, log, "fetch failed", func() (err error) { m, err = r.FetchMessage(ctx); return err }) {
+			return b.stopped()
 		}
 		e, derr := event(m)
 		hh := h
 		if derr != nil {
 			hh = func(context.Context, dfms.Event) error { return derr }
 		}
-		for {
-			err := b.opts.Retry.Handle(ctx, group, e, hh, b.park)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return b.stopped() // not committed: delivered again
-			}
-			b.log.Warn("event bus: cannot park a failed event; trying again", "topic", topic, "group", group, "id", e.ID, "err", err)
-			if events.Sleep(ctx, time.Second) != nil {
-				return b.stopped()
-			}
+		// Handled or parked, then committed; until then, an event whose
+		// consumer stops is delivered again.
+		if !persist(ctx, log, "cannot park a failed event", func() error { return b.opts.Retry.Handle(ctx, group, e, hh, b.park) }) ||
+			!persist(ctx, log, "commit failed", func() error { return r.CommitMessages(ctx, m) }) {
+			return b.stopped()
 		}
-		for {
-			err := r.CommitMessages(ctx, m)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return b.stopped()
-			}
-			b.log.Warn("event bus: commit failed", "topic", topic, "group", group, "err", err)
-			if events.Sleep(ctx, time.Second) != nil {
-				return b.stopped()
-			}
+	}
+}
+
+// persist runs fn until it succeeds (true) or ctx ends (false), logging
+// each failure and pausing a second after it.
+func persist(ctx context.Context, log *slog.Logger, what string, fn func() error) bool {
+	for {
+		err := fn()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		log.Warn("event bus: "+what+"; trying again", "err", err)
+		if events.Sleep(ctx, time.Second) != nil {
+			return false
 		}
 	}
 }
