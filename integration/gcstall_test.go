@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -243,5 +245,12 @@ func TestGCWorkersStalledLockLost(t *testing.T) {
 	}
 	for _, r := range []*role{gw, a, b} {
 		r.finish(t)
+	}
+	// And dfms fsck, with everything stopped, finds no damage: manifests,
+	// copies and reference counts agree.
+	fsck := exec.Command(dfmsBin, "fsck", "--json", "--metadata", pg, "--chunks", s3, "--log-level", "warn")
+	fsck.Env = append(os.Environ(), testChunking...)
+	if out, err := fsck.CombinedOutput(); err != nil {
+		t.Fatalf("dfms fsck after the stalls: %v\n%s", err, tail(string(out), 3000))
 	}
 }

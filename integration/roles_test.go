@@ -322,4 +322,11 @@ func TestRolesAsProcesses(t *testing.T) {
 	for _, r := range []*role{gw1, gw2, gcw, repl, hw} {
 		r.finish(t)
 	}
+	// dfms fsck finds the cluster whole: every copy on its owners, the
+	// counts right.
+	fsck := exec.Command(dfmsBin, append([]string{"fsck", "--json", "--log-level", "warn"}, backends...)...)
+	fsck.Env = append(os.Environ(), testChunking...)
+	if out, err := fsck.CombinedOutput(); err != nil {
+		t.Fatalf("dfms fsck after the roles: %v\n%s", err, tail(string(out), 3000))
+	}
 }
