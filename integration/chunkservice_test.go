@@ -55,12 +55,12 @@ func noRace(t *testing.T, p *testkit.Proc) {
 // stop cleanly on SIGTERM.
 func TestChunkService(t *testing.T) {
 	csDir, srvDir := t.TempDir(), t.TempDir()
-	csAddr := testkit.FreeAddr(t)
+	csAddr, csOps := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	chunkDir := filepath.Join(csDir, "chunks")
 	// One configuration file each, as two machines would have: the chunk
 	// service serves its directory, the server is its client.
 	csCfg := filepath.Join(csDir, "dfms.yaml")
-	if err := os.WriteFile(csCfg, fmt.Appendf(nil, "chunks:\n  url: file://%s\nchunk_service:\n  listen: %s\n", chunkDir, csAddr), 0o600); err != nil {
+	if err := os.WriteFile(csCfg, fmt.Appendf(nil, "chunks:\n  url: file://%s\nchunk_service:\n  listen: %s\n  ops_addr: %s\n", chunkDir, csAddr, csOps), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	srvCfg := filepath.Join(srvDir, "dfms.yaml")
@@ -68,6 +68,7 @@ func TestChunkService(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := startChunkService(t, csCfg, csAddr)
+	checkOps(t, "chunk service", csOps, "chunk-service", "dfms_build_info")
 	srv := startServer(t, srvDir, []string{"DFMS_GC_INTERVAL=-1s"}, "--config", srvCfg)
 	base := "http://" + srv.addr
 	token := registerUser(t, base, "chunks@example.com")

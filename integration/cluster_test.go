@@ -600,9 +600,9 @@ func TestClusterAddDrainRemove(t *testing.T) {
 func TestClusterThroughChunkService(t *testing.T) {
 	nodes := []*s3Node{startS3Node(t, "n1", ""), startS3Node(t, "n2", ""), startS3Node(t, "n3", "")}
 	metaURL := testenv.Postgres(t)
-	listen := testkit.FreeAddr(t)
+	listen, opsAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	dir := t.TempDir()
-	cmd := exec.Command(dfmsBin, "chunk-service", "--config", clusterConfig(t, nodes, 2), "--metadata", metaURL,
+	cmd := exec.Command(dfmsBin, "chunk-service", "--ops-addr", opsAddr, "--config", clusterConfig(t, nodes, 2), "--metadata", metaURL,
 		"--data", filepath.Join(dir, "cs"))
 	cmd.Env = append(os.Environ(), "DFMS_CHUNK_SERVICE_LISTEN="+listen, "DFMS_LOG_LEVEL=warn",
 		"DFMS_CHUNKING_MIN_SIZE=4096", "DFMS_CHUNKING_AVG_SIZE=16384", "DFMS_CHUNKING_MAX_SIZE=65536")
@@ -613,6 +613,9 @@ func TestClusterThroughChunkService(t *testing.T) {
 		}
 		return err == nil
 	}, nil)
+	// It keeps the cluster whole: the health monitor's and the
+	// replication manager's metrics are its.
+	checkOps(t, "chunk service", opsAddr, "chunk-service", "dfms_node_state", "dfms_replication_copies_total")
 	data := filepath.Join(dir, "data")
 	p := startServer(t, dir, baseEnv(), "--data", data, "--metadata", metaURL, "--chunks", "grpc://"+listen)
 	s := &apiServer{backend: "chunk-service", base: "http://" + p.addr, data: data, p: p}

@@ -41,8 +41,18 @@
 //     replayed tokens;
 //   - server/ratelimit/ratelimittest: one suite, run on the in-memory
 //     limiter and on Redis;
-//   - workers/gc: sweeps, orphans, expired uploads, and the races between
-//     writes and collections;
+//   - workers/gc: sweeps, orphans, expired uploads, the races between
+//     writes and collections, and a dry run that changes nothing and
+//     counts what the next run deletes; and, here,
+//     TestGCWorkersStalledLockLost: two `dfms worker gc` processes over
+//     100 rounds of "upload X while the sweep deletes X", one stopped
+//     (SIGSTOP) while it holds the lock and its PostgreSQL sessions ended,
+//     the other taking over;
+//   - roles as processes, here: TestRolesAsProcesses (two `dfms gateway`
+//     and a `dfms worker` of each kind on PostgreSQL and three S3 nodes:
+//     cross-gateway downloads, every role's /health /ready /metrics, kill
+//     -9 and restart of each worker, `dfms gc --dry-run`), TestRedisDown
+//     (a gateway's Redis limiter stopped, fail-open and fail-closed);
 //   - workers/fsck: damage of each kind found and repaired on one disk
 //     store and on a cluster of disk nodes, the recount in many spans of
 //     the hash space, repairs racing writes and purges; and, here,

@@ -656,20 +656,44 @@ func (c *Cluster) firstHolder(ctx context.Context, v *view, h dfms.Hash, id stri
 // garbage collector asks of a single store; a node that cannot be
 // reached is skipped. It returns how many it deleted.
 func (c *Cluster) RemoveStaleTemp(ctx context.Context, cutoff time.Time) (int, error) {
+	return c.staleTemp(ctx, "placement.RemoveStaleTemp", cutoff, func(st dfms.ChunkStore) func(context.Context, time.Time) (int, error) {
+		if tr, ok := st.(interface {
+			RemoveStaleTemp(context.Context, time.Time) (int, error)
+		}); ok {
+			return tr.RemoveStaleTemp
+		}
+		return nil
+	})
+}
+
+// CountStaleTemp returns how many temporary files RemoveStaleTemp would
+// delete, and deletes nothing (a dry run of the garbage collector).
+func (c *Cluster) CountStaleTemp(ctx context.Context, cutoff time.Time) (int, error) {
+	return c.staleTemp(ctx, "placement.CountStaleTemp", cutoff, func(st dfms.ChunkStore) func(context.Context, time.Time) (int, error) {
+		if tr, ok := st.(interface {
+			CountStaleTemp(context.Context, time.Time) (int, error)
+		}); ok {
+			return tr.CountStaleTemp
+		}
+		return nil
+	})
+}
+
+// staleTemp runs, on every reachable node whose store has it (per), the
+// function per returns, and adds up the counts.
+func (c *Cluster) staleTemp(ctx context.Context, op dfms.Op, cutoff time.Time, per func(dfms.ChunkStore) func(context.Context, time.Time) (int, error)) (int, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, dfms.E("placement.RemoveStaleTemp", dfms.KindOf(err), err)
+		return 0, dfms.E(op, dfms.KindOf(err), err)
 	}
 	v := c.current.Load()
 	total := 0
 	var errs []error
 	for id, st := range v.stores {
-		tr, ok := st.(interface {
-			RemoveStaleTemp(context.Context, time.Time) (int, error)
-		})
-		if !ok || v.states[id] == dfms.NodeDown {
+		fn := per(st)
+		if fn == nil || v.states[id] == dfms.NodeDown {
 			continue
 		}
-		n, err := tr.RemoveStaleTemp(ctx, cutoff)
+		n, err := fn(ctx, cutoff)
 		total += n
 		if err != nil && !dfms.Is(err, dfms.Unavailable) {
 			errs = append(errs, fmt.Errorf("node %s: %w", id, err))

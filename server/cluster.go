@@ -102,20 +102,75 @@ func (c *Chunks) String() string {
 }
 
 // Run keeps a cluster whole until ctx ends: it follows the node table and
-// runs the health monitor and the replication manager. For a single store
-// it returns at once.
+// runs the health monitor and the replication manager (what `dfms server`
+// and a chunk service do). For a single store it returns at once.
 func (c *Chunks) Run(ctx context.Context) {
+	c.run(ctx, c.RunHealth, c.RunRepair)
+}
+
+// Follow keeps this process's view of a cluster in step with the node
+// table (nodes added or drained, the health monitor's verdicts) until ctx
+// ends; with jobs, it runs them too, and returns when all have. For a
+// single store it returns at once.
+func (c *Chunks) Follow(ctx context.Context, jobs ...func(context.Context)) {
+	c.run(ctx, jobs...)
+}
+
+func (c *Chunks) run(ctx context.Context, jobs ...func(context.Context)) {
 	if c.cluster == nil {
 		return
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { c.cluster.follow(ctx, nodeRefresh) })
-	wg.Go(func() { c.health.Run(ctx) })
+	for _, job := range jobs {
+		wg.Go(func() { job(ctx) })
+	}
+	wg.Wait()
+}
+
+// Clustered reports whether the store is a cluster of storage nodes.
+func (c *Chunks) Clustered() bool { return c.cluster != nil }
+
+// RunHealth runs the cluster's health monitor until ctx ends (several
+// processes share its rounds through a lock in the metadata store).
+func (c *Chunks) RunHealth(ctx context.Context) {
+	if c.health != nil {
+		c.health.Run(ctx)
+	}
+}
+
+// RunRepair runs the cluster's replication manager and scrubber until ctx
+// ends (several processes share the passes through a lock), handing it
+// the repair events of Events, if set (bad copies that reads met in any
+// process; the managers share them as one consumer group).
+func (c *Chunks) RunRepair(ctx context.Context) {
+	if c.repair == nil {
+		return
+	}
+	var wg sync.WaitGroup
 	wg.Go(func() { c.repair.Run(ctx) })
 	if c.Events != nil {
 		wg.Go(func() { c.Events.Consume(ctx, dfms.TopicRepair, RepairGroup, c.repair.HandleEvent) })
 	}
 	wg.Wait()
+}
+
+// HealthMetrics are the health monitor's metrics (none for a single
+// store).
+func (c *Chunks) HealthMetrics() []prometheus.Collector {
+	if c.health == nil {
+		return nil
+	}
+	return c.health.Metrics()
+}
+
+// RepairMetrics are the replication manager's metrics (none for a single
+// store).
+func (c *Chunks) RepairMetrics() []prometheus.Collector {
+	if c.repair == nil {
+		return nil
+	}
+	return c.repair.Metrics()
 }
 
 // Ready reports whether chunks can be written: the single store answers,
@@ -133,10 +188,7 @@ func (c *Chunks) Ready(ctx context.Context) error {
 // Metrics returns the health monitor's and the replication manager's
 // metrics (none for a single store).
 func (c *Chunks) Metrics() []prometheus.Collector {
-	if c.cluster == nil {
-		return nil
-	}
-	return append(c.health.Metrics(), c.repair.Metrics()...)
+	return append(c.HealthMetrics(), c.RepairMetrics()...)
 }
 
 // Close closes the store.

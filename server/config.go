@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,7 +61,19 @@ type Config struct {
 		// holders of one may read, write or delete chunks. Without it,
 		// anyone who reaches Listen may.
 		ClientCA string `yaml:"client_ca"`
+		// OpsAddr is its HTTP address for /health, /ready and
+		// /metrics. Default 127.0.0.1:9092.
+		OpsAddr string `yaml:"ops_addr"`
 	} `yaml:"chunk_service"`
+
+	// Worker configures `dfms worker KIND`.
+	Worker struct {
+		// Addr is the HTTP address where a worker serves /health, /ready
+		// and /metrics. Default: one per kind (WorkerKinds), so that one
+		// worker of each kind fits on a host: 127.0.0.1:9093 for gc,
+		// :9094 for replication, :9095 for health.
+		Addr string `yaml:"addr"`
+	} `yaml:"worker"`
 
 	// Chunking is part of the storage format: fixed per deployment.
 	Chunking struct {
@@ -171,6 +184,11 @@ type Config struct {
 	GC struct {
 		Interval time.Duration `yaml:"interval"` // default 1h; negative disables the in-process collector
 		Grace    time.Duration `yaml:"grace"`
+		// Lease is how long a collector's deletion mark keeps the other
+		// collectors away (default 10m; see workers/gc): a collector that
+		// stalls or loses its lock blocks a re-upload of a chunk it marked
+		// at most that long.
+		Lease time.Duration `yaml:"lease"`
 	} `yaml:"gc"`
 
 	// Events configures the event bus that the outbox is relayed to:
@@ -220,6 +238,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ChunkService.Listen == "" {
 		c.ChunkService.Listen = "127.0.0.1:9091"
+	}
+	if c.ChunkService.OpsAddr == "" {
+		c.ChunkService.OpsAddr = "127.0.0.1:9092"
 	}
 	d := chunking.DefaultParams()
 	if c.Chunking.Algorithm == "" {
@@ -363,8 +384,15 @@ func (c *Config) Validate() error {
 	if c.Versions.KeepLast < 0 || c.Versions.KeepDays < 0 {
 		return dfms.Errorf(op, dfms.Invalid, "versions.keep_last and keep_days must not be negative")
 	}
-	if c.GC.Grace < time.Minute {
-		return dfms.Errorf(op, dfms.Invalid, "gc.grace must be at least a minute")
+	// A short grace costs writes, never data: a write that outlives it
+	// may find a chunk collected and is refused (kind Conflict, nothing
+	// committed; see server/files and workers/gc). Below a minute is for
+	// tests.
+	if c.GC.Grace < time.Second {
+		return dfms.Errorf(op, dfms.Invalid, "gc.grace must be at least a second")
+	}
+	if c.GC.Lease != 0 && c.GC.Lease < time.Second {
+		return dfms.Errorf(op, dfms.Invalid, "gc.lease must be at least a second")
 	}
 	if (c.Admin.Email == "") != (c.Admin.Password == "") {
 		return dfms.Errorf(op, dfms.Invalid, "set both the admin email and password, or neither")
@@ -389,11 +417,35 @@ func (c *Config) Validate() error {
 		return dfms.Errorf(op, dfms.Invalid, "set both auth.private_key and auth.public_key, or neither")
 	}
 	cs := c.ChunkService
+	for _, a := range []struct{ key, addr string }{
+		{"addr", c.Addr}, {"metrics_addr", c.MetricsAddr}, {"chunk_service.listen", cs.Listen},
+		{"chunk_service.ops_addr", cs.OpsAddr}, {"worker.addr", c.Worker.Addr},
+	} {
+		if err := checkAddr(a.addr); err != nil {
+			return dfms.E(op, dfms.Invalid, fmt.Errorf("%s: %w", a.key, err))
+		}
+	}
 	if (cs.TLSCert == "") != (cs.TLSKey == "") {
 		return dfms.Errorf(op, dfms.Invalid, "set both chunk_service.tls_cert and tls_key, or neither")
 	}
 	if cs.ClientCA != "" && cs.TLSCert == "" {
 		return dfms.Errorf(op, dfms.Invalid, "chunk_service.client_ca needs TLS: set tls_cert and tls_key too")
+	}
+	return nil
+}
+
+// checkAddr checks a listen address, host:port (the host may be empty:
+// every interface); "" is unset.
+func checkAddr(a string) error {
+	if a == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", a)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", a, port)
 	}
 	return nil
 }

@@ -1,11 +1,22 @@
-// Package server runs the DFMS server process: it opens the backends that
-// the configuration names, builds the file layer over them and serves HTTP
+// Package server runs the DFMS processes: it opens the backends that the
+// configuration names, builds the file layer over them and serves HTTP
 // until its context ends, then shuts down gracefully (in-flight requests
 // finish within Config.ShutdownTimeout; backends close after).
 //
-// The REST API under /api/v1 is built on this process; today it serves the
-// operational endpoints /health (the process is up) and /ready (every
-// configured backend answers).
+// One Server type serves the REST API (package api) for two roles: New is
+// `dfms server`, everything in one process (the API, the garbage
+// collector's loop, the outbox's relay to the event bus and, with
+// storage.nodes, the health monitor and the replication manager); NewGateway is `dfms gateway`, the API alone, which
+// keeps no state of its own and scales by running more of it. A gateway
+// with storage.nodes still places chunks on the ring and follows the node
+// table; the background work is for workers (NewWorker: `dfms worker gc`,
+// `replication`, `health`), which share it through locks in the metadata
+// store when several run. (A bad copy that a gateway's read meets is
+// skipped, not reported to a repair of its own: the replication worker's
+// scrubber finds it.) Every process serves /health, /ready and /metrics
+// (package ops): the API on its own address, a worker on worker.addr.
+// The worker kinds are a table (WorkerKinds): a new kind is one entry
+// with what it opens and runs.
 package server
 
 import (
@@ -31,6 +42,7 @@ import (
 	"github.com/dfms/dfms/server/meta/postgres"
 	"github.com/dfms/dfms/server/meta/sqlite"
 	"github.com/dfms/dfms/server/meta/sqlmeta"
+	"github.com/dfms/dfms/server/ops"
 	"github.com/dfms/dfms/server/ratelimit"
 	"github.com/dfms/dfms/workers/gc"
 )
@@ -76,8 +88,27 @@ func backendError(what, raw string, err error) error {
 	return dfms.E("server.New", dfms.Other, fmt.Errorf("%s %s: %w", what, dfms.RedactURL(raw), err))
 }
 
-// Server is a running DFMS server.
+// Role is what a Server runs besides the REST API.
+type Role int
+
+const (
+	// RoleAll is `dfms server`: the API, the GC loop and the cluster's
+	// health monitor and replication manager.
+	RoleAll Role = iota
+	// RoleGateway is `dfms gateway`: the API only.
+	RoleGateway
+)
+
+func (r Role) String() string {
+	if r == RoleGateway {
+		return "gateway"
+	}
+	return "server"
+}
+
+// Server is a running DFMS server or gateway.
 type Server struct {
+	role    Role
 	cfg     Config
 	log     *slog.Logger
 	meta    meta.Store
@@ -95,14 +126,24 @@ type Server struct {
 }
 
 // New opens the backends of cfg (applying metadata migrations), creates
-// the configured administrator, and builds the server. Close releases the
-// backends if Run is not called.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
+// the configured administrator, and builds the server (RoleAll). Close
+// releases the backends if Run is not called.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	return newServer(ctx, RoleAll, cfg, log)
+}
+
+// NewGateway is New for a gateway (RoleGateway): the same API on the same
+// backends, without the background work that workers do.
+func NewGateway(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	return newServer(ctx, RoleGateway, cfg, log)
+}
+
+func newServer(ctx context.Context, role Role, cfg Config, log *slog.Logger) (_ *Server, err error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{role: role, cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -154,16 +195,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if err := s.ensureAdmin(ctx); err != nil {
 		return nil, err
 	}
-	s.gc = &gc.Collector{Meta: s.meta, Chunks: s.chunks, Grace: cfg.GC.Grace, Log: log}
-	if s.bus, err = OpenBus(&cfg, log); err != nil {
-		return nil, err
+	// A gateway keeps the collector for the admin API's "collect now".
+	s.gc = &gc.Collector{Meta: s.meta, Chunks: s.chunks, Grace: cfg.GC.Grace, Lease: cfg.GC.Lease, Log: log}
+	metrics := append(s.gc.Metrics(), ops.BuildInfo(role.String(), Version))
+	if role == RoleAll {
+		// The relay of the outbox to the event bus is background work
+		// too: a gateway leaves it to another process.
+		if s.bus, err = OpenBus(&cfg, log); err != nil {
+			return nil, err
+		}
+		s.relay = NewRelay(&cfg, s.meta, s.bus, log)
+		metrics = append(metrics, s.relay.Metrics()...)
+		if s.local != nil {
+			s.local.Events = s.bus // repair events for its replication manager
+		}
 	}
-	s.relay = NewRelay(&cfg, s.meta, s.bus, log)
-	if s.local != nil {
-		s.local.Events = s.bus
-	}
-	metrics := append(s.gc.Metrics(), s.relay.Metrics()...)
-	if s.local != nil {
+	if s.local != nil && role == RoleAll {
 		metrics = append(metrics, s.local.Metrics()...)
 	}
 	perMin := func(n int) ratelimit.Limit { return ratelimit.Limit{Requests: n, Window: time.Minute} }
@@ -268,19 +315,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.local != nil {
 		chunks = s.local.String()
 	}
-	s.log.Info("dfms server listening", "addr", ln.Addr().String(), "version", Version,
+	s.log.Info("dfms "+s.role.String()+" listening", "addr", ln.Addr().String(), "version", Version,
 		"metadata", dfms.RedactURL(s.cfg.Metadata.URL), "chunks", chunks, "chunking", s.cfg.ChunkingParams().String())
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	if s.cfg.GC.Interval > 0 {
-		wg.Go(func() { s.collect(bg) })
+	switch {
+	case s.role == RoleAll:
+		if s.cfg.GC.Interval > 0 {
+			wg.Go(func() { collectEvery(bg, s.gc, s.cfg.GC.Interval, s.log) })
+		}
+		if s.local != nil {
+			wg.Go(func() { s.local.Run(bg) })
+		}
+		wg.Go(func() { s.relay.Run(bg) })
+	case s.local != nil:
+		// A gateway places chunks by the node table as it changes.
+		wg.Go(func() { s.local.Follow(bg) })
 	}
-	if s.local != nil {
-		wg.Go(func() { s.local.Run(bg) })
-	}
-	wg.Go(func() { s.relay.Run(bg) })
 	defer func() { stopBG(); wg.Wait() }()
 	select {
 	case err := <-errc:
@@ -306,9 +359,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// collect runs the garbage collector every GC.Interval until ctx ends.
-func (s *Server) collect(ctx context.Context) {
-	t := time.NewTicker(s.cfg.GC.Interval)
+// collectEvery runs the garbage collector every interval until ctx ends. A
+// collection that finds the lock held (another process is collecting) is
+// no failure; one that loses its lock midway is logged as one.
+func collectEvery(ctx context.Context, c *gc.Collector, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -316,8 +371,13 @@ func (s *Server) collect(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if _, err := s.gc.Run(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("garbage collection failed", "err", err)
+		_, err := c.Run(ctx)
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case gc.LockHeld(err):
+			log.Debug("garbage collection skipped: another process collects", "err", err)
+		default:
+			log.Warn("garbage collection failed", "err", err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/dfms/dfms/server"
 	"github.com/dfms/dfms/server/chunkservice"
 	"github.com/dfms/dfms/server/meta"
+	"github.com/dfms/dfms/server/ops"
 )
 
 func newChunkServiceCmd() *cobra.Command {
@@ -71,7 +73,23 @@ func runChunkService(ctx context.Context, cfg server.Config, log *slog.Logger) e
 		log.Warn("the chunk service requires no client certificate: anyone who reaches it may read, write and delete chunks (set chunk_service.client_ca)",
 			"addr", ln.Addr().String())
 	}
-	log.Info("chunk service", "chunks", chunks.String(), "tls", cs.TLSCert != "", "client_certificates", cs.ClientCA != "")
+	// /health, /ready and /metrics on an HTTP address of their own.
+	oln, err := net.Listen("tcp", cs.OpsAddr)
+	if err != nil {
+		ln.Close()
+		return dfms.E(op, dfms.Unavailable, fmt.Errorf("chunk_service.ops_addr: %w", err))
+	}
+	ready := map[string]ops.Check{"chunks": chunks.Ready}
+	if m != nil {
+		ready["metadata"] = m.Ping
+	}
+	e := &ops.Endpoints{Role: "chunk-service", Version: server.Version, Ready: ready, Registry: ops.NewRegistry(append(chunks.Metrics(), ops.BuildInfo("chunk-service", server.Version))...)}
+	octx, stopOps := context.WithCancel(ctx)
+	opsDone := make(chan error, 1)
+	go func() { opsDone <- ops.Serve(octx, oln, e.Handler(), log) }()
+	defer func() { stopOps(); <-opsDone }()
+	log.Info("chunk service", "chunks", chunks.String(), "tls", cs.TLSCert != "", "client_certificates", cs.ClientCA != "",
+		"ops_addr", oln.Addr().String())
 	svc := chunkservice.New(chunks.Store, chunkservice.Options{MaxChunkSize: cfg.Chunking.MaxSize, ShutdownTimeout: cfg.ShutdownTimeout, Log: log})
 	return svc.Serve(ctx, ln, opts...)
 }

@@ -30,7 +30,10 @@ type configOptions struct {
 	trustedProxies string
 	metricsAddr    string
 	// The chunk service's (addChunkServiceFlags).
-	chunkListen, chunkTLSCert, chunkTLSKey, chunkClientCA string
+	chunkListen, chunkTLSCert, chunkTLSKey, chunkClientCA, chunkOpsAddr string
+	// addrIsWorker makes --addr the worker's ops address (worker.addr),
+	// not the API's (addWorkerFlags).
+	addrIsWorker bool
 }
 
 func (o *configOptions) addFlags(fs *pflag.FlagSet) {
@@ -52,6 +55,18 @@ func (o *configOptions) addChunkServiceFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.chunkTLSCert, "tls-cert", "", "TLS certificate (PEM) of the chunk service; with --tls-key, clients use grpcs:// (env DFMS_CHUNK_SERVICE_TLS_CERT)")
 	fs.StringVar(&o.chunkTLSKey, "tls-key", "", "TLS private key (PEM) of the chunk service (env DFMS_CHUNK_SERVICE_TLS_KEY)")
 	fs.StringVar(&o.chunkClientCA, "client-ca", "", "with TLS, require client certificates signed by this CA (PEM) (env DFMS_CHUNK_SERVICE_CLIENT_CA)")
+	fs.StringVar(&o.chunkOpsAddr, "ops-addr", "", "HTTP address of the chunk service's /health, /ready and /metrics (env DFMS_CHUNK_SERVICE_OPS_ADDR; default 127.0.0.1:9092)")
+}
+
+// addWorkerFlags makes --addr a worker's: where it serves /health,
+// /ready and /metrics.
+func (o *configOptions) addWorkerFlags(fs *pflag.FlagSet) {
+	o.addrIsWorker = true
+	fs.Lookup("addr").Usage = "HTTP address of the worker's /health, /ready and /metrics (env DFMS_WORKER_ADDR; default per kind, see dfms worker --help)"
+	// Accepted, so that one configuration fits every role, but the API's.
+	for _, f := range []string{"metrics-addr", "trusted-proxies", "chunking-algorithm"} {
+		fs.MarkHidden(f)
+	}
 }
 
 // configCommand is a command without arguments that opens backends: it
@@ -63,7 +78,12 @@ func configCommand(use, short string, run func(cmd *cobra.Command, cfg server.Co
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  cobra.NoArgs,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := cobra.NoArgs(cmd, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := o.load(os.Getenv)
 			if err != nil {
@@ -92,6 +112,8 @@ func envVars(c *server.Config) map[string]any {
 		"DFMS_CHUNK_SERVICE_TLS_CERT":  &c.ChunkService.TLSCert,
 		"DFMS_CHUNK_SERVICE_TLS_KEY":   &c.ChunkService.TLSKey,
 		"DFMS_CHUNK_SERVICE_CLIENT_CA": &c.ChunkService.ClientCA,
+		"DFMS_CHUNK_SERVICE_OPS_ADDR":  &c.ChunkService.OpsAddr,
+		"DFMS_WORKER_ADDR":             &c.Worker.Addr,
 		"DFMS_CHUNKING_ALGORITHM":      &c.Chunking.Algorithm,
 		"DFMS_CHUNKING_MIN_SIZE":       &c.Chunking.MinSize,
 		"DFMS_CHUNKING_AVG_SIZE":       &c.Chunking.AvgSize,
@@ -121,6 +143,7 @@ func envVars(c *server.Config) map[string]any {
 		"DFMS_RATE_LIMIT_DOWNLOAD":     &c.RateLimit.Download,
 		"DFMS_GC_INTERVAL":             &c.GC.Interval,
 		"DFMS_GC_GRACE":                &c.GC.Grace,
+		"DFMS_GC_LEASE":                &c.GC.Lease,
 		"DFMS_STORAGE_REPLICAS":        &c.Storage.Replicas,
 		"DFMS_WRITE_QUORUM":            &c.Storage.WriteQuorum,
 		"DFMS_HEALTH_INTERVAL":         &c.Health.Interval,
@@ -162,11 +185,15 @@ func (o *configOptions) load(getenv func(string) string) (server.Config, error) 
 			return c, usageError{fmt.Errorf("%s=%q: %w", name, v, err)}
 		}
 	}
+	addr := &c.Addr
+	if o.addrIsWorker {
+		addr = &c.Worker.Addr
+	}
 	for _, f := range []struct {
 		flag string
 		dst  *string
 	}{
-		{o.addr, &c.Addr}, {o.metricsAddr, &c.MetricsAddr}, {o.data, &c.DataDir}, {o.metadata, &c.Metadata.URL}, {o.chunks, &c.Chunks.URL},
+		{o.addr, addr}, {o.chunkOpsAddr, &c.ChunkService.OpsAddr}, {o.metricsAddr, &c.MetricsAddr}, {o.data, &c.DataDir}, {o.metadata, &c.Metadata.URL}, {o.chunks, &c.Chunks.URL},
 		{o.algo, &c.Chunking.Algorithm}, {o.logLevel, &c.Log.Level}, {o.logFmt, &c.Log.Format},
 		{o.chunkListen, &c.ChunkService.Listen}, {o.chunkTLSCert, &c.ChunkService.TLSCert},
 		{o.chunkTLSKey, &c.ChunkService.TLSKey}, {o.chunkClientCA, &c.ChunkService.ClientCA},

@@ -222,15 +222,79 @@ func TestConfigMetricsAddr(t *testing.T) {
 // The chunk service's settings come from the file, DFMS_CHUNK_SERVICE_*
 // or its flags, in that increasing precedence.
 func TestConfigChunkService(t *testing.T) {
-	file := configFile(t, "chunk_service:\n  listen: 0.0.0.0:9191\n  tls_cert: /f/cert.pem\n  tls_key: /f/key.pem\n")
-	type cs = struct{ Listen, TLSCert, TLSKey, ClientCA string }
+	file := configFile(t, "chunk_service:\n  listen: 0.0.0.0:9191\n  tls_cert: /f/cert.pem\n  tls_key: /f/key.pem\n  ops_addr: 0.0.0.0:9192\n")
+	type cs = struct{ Listen, TLSCert, TLSKey, ClientCA, OpsAddr string }
 	get := func(c server.Config) cs { return cs(c.ChunkService) }
 	checkSources(t, "chunk service", get, func(a, b cs) bool { return a == b }, []source[cs]{
-		{"default", configOptions{}, nil, cs{Listen: "127.0.0.1:9091"}},
-		{"file", configOptions{file: file}, nil, cs{"0.0.0.0:9191", "/f/cert.pem", "/f/key.pem", ""}},
-		{"env", configOptions{file: file}, map[string]string{"DFMS_CHUNK_SERVICE_LISTEN": "127.0.0.1:9292", "DFMS_CHUNK_SERVICE_CLIENT_CA": "/e/ca.pem"},
-			cs{"127.0.0.1:9292", "/f/cert.pem", "/f/key.pem", "/e/ca.pem"}},
-		{"flags", configOptions{file: file, chunkListen: "127.0.0.1:9393", chunkTLSCert: "/c.pem", chunkTLSKey: "/k.pem", chunkClientCA: "/ca.pem"},
-			map[string]string{"DFMS_CHUNK_SERVICE_LISTEN": "127.0.0.1:9292"}, cs{"127.0.0.1:9393", "/c.pem", "/k.pem", "/ca.pem"}},
+		{"default", configOptions{}, nil, cs{Listen: "127.0.0.1:9091", OpsAddr: "127.0.0.1:9092"}},
+		{"file", configOptions{file: file}, nil, cs{"0.0.0.0:9191", "/f/cert.pem", "/f/key.pem", "", "0.0.0.0:9192"}},
+		{"env", configOptions{file: file}, map[string]string{"DFMS_CHUNK_SERVICE_LISTEN": "127.0.0.1:9292", "DFMS_CHUNK_SERVICE_CLIENT_CA": "/e/ca.pem",
+			"DFMS_CHUNK_SERVICE_OPS_ADDR": "127.0.0.1:9293"},
+			cs{"127.0.0.1:9292", "/f/cert.pem", "/f/key.pem", "/e/ca.pem", "127.0.0.1:9293"}},
+		{"flags", configOptions{file: file, chunkListen: "127.0.0.1:9393", chunkTLSCert: "/c.pem", chunkTLSKey: "/k.pem", chunkClientCA: "/ca.pem",
+			chunkOpsAddr: "127.0.0.1:9394"},
+			map[string]string{"DFMS_CHUNK_SERVICE_LISTEN": "127.0.0.1:9292"}, cs{"127.0.0.1:9393", "/c.pem", "/k.pem", "/ca.pem", "127.0.0.1:9394"}},
 	})
+}
+
+// A worker's ops address comes from worker.addr, DFMS_WORKER_ADDR or, for
+// a worker command, --addr (which is otherwise the API's address); unset,
+// it stays empty here and the worker's kind picks the default.
+func TestConfigWorkerAddr(t *testing.T) {
+	file := configFile(t, "worker:\n  addr: 127.0.0.1:9201\n")
+	get := func(c server.Config) [2]string { return [2]string{c.Worker.Addr, c.Addr} }
+	checkSources(t, "worker address", get, func(a, b [2]string) bool { return a == b }, []source[[2]string]{
+		{"default", configOptions{}, nil, [2]string{"", "127.0.0.1:8080"}},
+		{"file", configOptions{file: file}, nil, [2]string{"127.0.0.1:9201", "127.0.0.1:8080"}},
+		{"env", configOptions{file: file}, map[string]string{"DFMS_WORKER_ADDR": "127.0.0.1:9202"}, [2]string{"127.0.0.1:9202", "127.0.0.1:8080"}},
+		{"worker flag", configOptions{file: file, addr: "127.0.0.1:9203", addrIsWorker: true}, map[string]string{"DFMS_WORKER_ADDR": "127.0.0.1:9202"},
+			[2]string{"127.0.0.1:9203", "127.0.0.1:8080"}},
+		{"server flag", configOptions{file: file, addr: "127.0.0.1:9204"}, nil, [2]string{"127.0.0.1:9201", "127.0.0.1:9204"}},
+	})
+}
+
+// A listen address that is not host:port is a usage error naming its key.
+func TestConfigBadAddr(t *testing.T) {
+	for _, tc := range []struct{ env, value, key string }{
+		{"DFMS_WORKER_ADDR", "9093", "worker.addr"},
+		{"DFMS_WORKER_ADDR", "127.0.0.1:http", "worker.addr"},
+		{"DFMS_CHUNK_SERVICE_OPS_ADDR", "127.0.0.1:70000", "chunk_service.ops_addr"},
+		{"DFMS_ADDR", "localhost", "addr"},
+	} {
+		_, err := (&configOptions{}).load(func(k string) string {
+			if k == tc.env {
+				return tc.value
+			}
+			return ""
+		})
+		if _, ok := err.(usageError); !ok || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s=%s: got %v, want a usage error naming %s", tc.env, tc.value, err, tc.key)
+		}
+	}
+}
+
+// gc.grace may be as short as a second (tests use it; a short grace only
+// costs writes that outlive it), gc.lease too; shorter is a usage error.
+func TestConfigGCDurations(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string // "" for valid
+	}{
+		{map[string]string{"DFMS_GC_GRACE": "1s", "DFMS_GC_LEASE": "4s"}, ""},
+		{map[string]string{"DFMS_GC_GRACE": "999ms"}, "gc.grace"},
+		{map[string]string{"DFMS_GC_LEASE": "10ms"}, "gc.lease"},
+		{map[string]string{"DFMS_GC_LEASE": "-1m"}, "gc.lease"},
+	} {
+		c, err := (&configOptions{}).load(func(k string) string { return tc.env[k] })
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: got %v, want it accepted", tc.env, err)
+		case tc.want == "" && (c.GC.Grace != time.Second || c.GC.Lease != 4*time.Second):
+			t.Errorf("%v: got grace %v, lease %v", tc.env, c.GC.Grace, c.GC.Lease)
+		case tc.want != "":
+			if _, ok := err.(usageError); !ok || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v: got %v, want a usage error naming %s", tc.env, err, tc.want)
+			}
+		}
+	}
 }

@@ -83,7 +83,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServerCmd(), newChunkServiceCmd(), newMigrateCmd(), newFsckCmd(), newVersionCmd(), newHealthcheckCmd(), newKeygenCmd())
+	root.AddCommand(newServerCmd(), newGatewayCmd(), newWorkerCmd(), newGCCmd(), newChunkServiceCmd(), newMigrateCmd(), newFsckCmd(),
+		newVersionCmd(), newHealthcheckCmd(), newKeygenCmd())
 	root.AddCommand(newClientCmds()...)
 	root.AddCommand(newMountCmds()...)
 	root.AddCommand(newAdminCmd())

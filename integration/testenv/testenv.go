@@ -12,6 +12,9 @@
 //	DFMS_TEST_VERSITYGW the versitygw program, for tests that run S3 servers
 //	                    of their own (a storage cluster whose nodes they kill)
 //
+// Tests that stop a Redis server run one of their own: RedisServer finds
+// the redis-server program (on PATH, where services.sh installs it).
+//
 // When the variable is unset the test is skipped with a reason, so
 // `go test ./...` passes on a bare laptop. When the service is named in
 // DFMS_TEST_REQUIRE (a comma-separated list such as "postgres,s3"), or when
@@ -32,6 +35,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +173,18 @@ func Versitygw(t testing.TB) string {
 	}
 	if _, err := os.Stat(bin); err != nil {
 		missing(t, "s3", err.Error())
+	}
+	return bin
+}
+
+// RedisServer returns the path of the redis-server program, for tests
+// that start (and stop) a Redis server of their own. It counts as the
+// "redis" service: missing, it skips or fails the test as Redis would.
+func RedisServer(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		missing(t, "redis", "no redis-server on PATH")
 	}
 	return bin
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/dfms/dfms/server/auth"
 	"github.com/dfms/dfms/server/files"
 	"github.com/dfms/dfms/server/meta"
+	"github.com/dfms/dfms/server/ops"
 	"github.com/dfms/dfms/server/ratelimit"
 )
 
@@ -149,6 +150,7 @@ type API struct {
 
 	cfg     Config
 	metrics *metrics
+	ops     *ops.Endpoints // /health and /ready, as every role serves them
 	engine  *gin.Engine
 }
 
@@ -161,6 +163,10 @@ func New(d Deps, cfg Config) *API {
 	m := d.Files.Meta()
 	a := &API{Deps: d, users: m, tree: m, xattrs: m, versions: m, trash: m, index: m, uploads: m, journal: m, nodes: m, replicas: m,
 		cfg: cfg, metrics: newMetrics(d.Metrics...)}
+	a.ops = &ops.Endpoints{Version: d.Version, Ready: make(map[string]ops.Check, len(d.Ready)), Registry: a.metrics.reg}
+	for name, check := range d.Ready {
+		a.ops.Ready[name] = check
+	}
 	a.engine = a.routes()
 	return a
 }

@@ -7,8 +7,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dfms/dfms/server/ops"
 )
 
 // metrics are the API's Prometheus metrics, in a registry of their own so
@@ -26,7 +27,7 @@ type metrics struct {
 // newMetrics makes the API's metrics, with more collectors (the workers').
 func newMetrics(more ...prometheus.Collector) *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg: ops.NewRegistry(more...),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dfms_http_requests_total", Help: "HTTP requests by route and status.",
 		}, []string{"method", "route", "status"}),
@@ -39,9 +40,7 @@ func newMetrics(more ...prometheus.Collector) *metrics {
 		newChunks: prometheus.NewCounter(prometheus.CounterOpts{Name: "dfms_chunks_stored_total", Help: "Chunks stored by uploads (not deduplicated)."}),
 		dedup:     prometheus.NewCounter(prometheus.CounterOpts{Name: "dfms_chunks_deduplicated_total", Help: "Chunk occurrences of uploads that were already stored."}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.newChunks, m.dedup,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.reg.MustRegister(more...)
+	m.reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.newChunks, m.dedup)
 	return m
 }
 

@@ -1,11 +1,9 @@
 package api
 
 import (
-	"context"
 	_ "embed"
 	"html/template"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -13,25 +11,12 @@ import (
 //go:embed openapi.yaml
 var openAPISpec []byte
 
-func (a *API) health(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "service": "dfms", "version": a.Version})
-}
+// health and ready are the ops endpoints every role serves (package ops).
+func (a *API) health(c *gin.Context) { a.ops.Health(c.Writer, c.Request) }
 
-// ready checks every configured dependency, each within 3 s.
 func (a *API) ready(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
-	defer cancel()
-	checks := map[string]string{}
-	status, state := http.StatusOK, "ready"
-	for name, check := range a.Ready {
-		if err := check(ctx); err != nil {
-			checks[name] = err.Error()
-			status, state = http.StatusServiceUnavailable, "not_ready"
-			continue
-		}
-		checks[name] = "ok"
-	}
-	c.JSON(status, gin.H{"status": state, "checks": checks})
+	status, body := a.ops.CheckReady(c.Request.Context())
+	c.JSON(status, body)
 }
 
 func (a *API) openAPI(c *gin.Context) {

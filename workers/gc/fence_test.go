@@ -3,6 +3,7 @@ package gc_test
 import (
 	"bytes"
 	"database/sql"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -118,5 +119,27 @@ func TestLostLockCannotDeleteAStoredChunk(t *testing.T) {
 	var out bytes.Buffer
 	if _, err := e.svc.ReadFile(ctx, e.user.ID, w.res.Entry.ID, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
 		t.Fatalf("acknowledged write unreadable after the collections: %v", err)
+	}
+}
+
+// A run beside another collector's fails at once with kind Conflict,
+// marked LockHeld; a run refused midway for its lost lock is not LockHeld.
+func TestLockHeld(t *testing.T) {
+	e := newEnv(t)
+	_, unlock, err := e.meta.Lock(ctx, "dfms-gc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &gc.Collector{Meta: e.meta, Chunks: e.store, Grace: time.Hour}
+	_, err = c.Run(ctx)
+	unlock()
+	if !dfms.Is(err, dfms.Conflict) || !gc.LockHeld(err) {
+		t.Fatalf("run beside a lock holder: got %v (LockHeld %v), want kind Conflict and LockHeld", err, gc.LockHeld(err))
+	}
+	if _, err := c.Run(ctx); err != nil {
+		t.Fatalf("run once the lock is free: %v", err)
+	}
+	if gc.LockHeld(dfms.E("meta.BeginDelete", dfms.Conflict, errors.New("lock \"dfms-gc\" was taken again since"))) {
+		t.Error("a fenced refusal counts as LockHeld")
 	}
 }

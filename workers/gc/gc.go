@@ -52,6 +52,7 @@ package gc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -100,9 +101,10 @@ type Collector struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
-	// mu guards total.
-	mu    sync.Mutex
-	total Stats // of every run so far
+	// mu guards total, runs and failures.
+	mu             sync.Mutex
+	total          Stats // of every run so far
+	runs, failures int64
 }
 
 // Stats reports one run.
@@ -125,15 +127,103 @@ func (s *Stats) add(o Stats) {
 	s.TempFiles += o.TempFiles
 }
 
+// DryRun reports what Run would delete now, and deletes nothing: it takes
+// no lock and no mark, and changes neither store, so it may run beside a
+// collection. Its Stats count the unreferenced chunks a sweep would try
+// (past the grace period, and rows left deleting by an interrupted
+// sweep), the orphans, the expired uploads, and the stale temporary files
+// of stores that can count them (a disk store or a cluster; through a
+// chunk service they are not counted). Uploads that commit meanwhile may
+// make a real run delete less. It lists every candidate at once, so its
+// memory grows with the garbage.
+func (c *Collector) DryRun(ctx context.Context) (Stats, error) {
+	var st Stats
+	ups, err := c.Meta.ExpiredUploads(ctx, c.now(), dryRunLimit)
+	if err != nil {
+		return st, err
+	}
+	st.ExpiredUploads = len(ups)
+	cands, err := c.Meta.SweepCandidates(ctx, c.now().Add(-c.Grace), dryRunLimit)
+	if err != nil {
+		return st, err
+	}
+	for _, ch := range cands {
+		st.Chunks++
+		st.Bytes += ch.Size
+	}
+	orphans, err := c.findOrphans(ctx)
+	if err != nil {
+		return st, err
+	}
+	for _, ci := range orphans {
+		st.Orphans++
+		st.OrphanBytes += ci.Size
+	}
+	if tc, ok := c.Chunks.(tempCounter); ok {
+		n, err := tc.CountStaleTemp(ctx, c.now().Add(-c.orphanGrace()))
+		if err != nil {
+			return st, err
+		}
+		st.TempFiles = n
+	}
+	return st, nil
+}
+
+// LockHeld reports whether err is Run's failure to start because another
+// collector holds the lock (kind Conflict, as is a lost lock's refusal
+// midway, which this does not report): the expected outcome of a run
+// beside another collector.
+func LockHeld(err error) bool {
+	var lh lockHeld
+	return errors.As(err, &lh)
+}
+
+// lockHeld marks the failure to take the lock.
+type lockHeld struct{ error }
+
+func (e lockHeld) Unwrap() error { return e.error }
+
+// dryRunLimit bounds the candidates a dry run lists of each kind.
+const dryRunLimit = 1 << 30
+
+// tempCounter is a tempRemover that can count without removing.
+type tempCounter interface {
+	CountStaleTemp(ctx context.Context, cutoff time.Time) (int, error)
+}
+
 // Collect runs one collection now (Run) and returns its Stats: the
 // collector as the admin API runs it (api.Collector).
 func (c *Collector) Collect(ctx context.Context) (any, error) { return c.Run(ctx) }
 
-// Metrics returns the collector's Prometheus metrics.
+// Metrics returns the collector's Prometheus metrics: what its runs
+// deleted, and how many ran and failed.
 func (c *Collector) Metrics() []prometheus.Collector {
-	return []prometheus.Collector{prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "dfms_gc_temp_files_removed_total", Help: "Temporary files of chunk writes that died, deleted by garbage collection.",
-	}, func() float64 { return float64(c.Totals().TempFiles) })}
+	counter := func(name, help string, v func(Stats) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return v(c.Totals()) })
+	}
+	runs := func(name, help string, v func() int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return float64(v())
+		})
+	}
+	return []prometheus.Collector{
+		counter("dfms_gc_temp_files_removed_total", "Temporary files of chunk writes that died, deleted by garbage collection.",
+			func(s Stats) float64 { return float64(s.TempFiles) }),
+		counter("dfms_gc_chunks_deleted_total", "Unreferenced chunks deleted by garbage collection.",
+			func(s Stats) float64 { return float64(s.Chunks) }),
+		counter("dfms_gc_deleted_bytes_total", "Bytes of unreferenced chunks and orphans deleted by garbage collection.",
+			func(s Stats) float64 { return float64(s.Bytes + s.OrphanBytes) }),
+		counter("dfms_gc_orphans_deleted_total", "Chunks stored without a metadata row (dead writes), deleted by garbage collection.",
+			func(s Stats) float64 { return float64(s.Orphans) }),
+		counter("dfms_gc_expired_uploads_total", "Expired multipart uploads aborted by garbage collection.",
+			func(s Stats) float64 { return float64(s.ExpiredUploads) }),
+		runs("dfms_gc_runs_total", "Garbage collections run by this process (failed ones and those that found the lock held included).",
+			func() int64 { return c.runs }),
+		runs("dfms_gc_failures_total", "Garbage collections of this process that failed or found the lock held.",
+			func() int64 { return c.failures }),
+	}
 }
 
 // Totals returns what every run of c has collected so far, failed runs
@@ -169,16 +259,23 @@ func (c *Collector) log() *slog.Logger {
 // across every server sharing the metadata store (a lock in the store); a
 // second one fails with kind Conflict.
 func (c *Collector) Run(ctx context.Context) (st Stats, err error) {
-	fence, unlock, err := c.Meta.Lock(ctx, "dfms-gc")
-	if err != nil {
-		return st, err
-	}
-	defer unlock()
 	defer func() {
 		c.mu.Lock()
 		c.total.add(st)
+		c.runs++
+		if err != nil {
+			c.failures++
+		}
 		c.mu.Unlock()
 	}()
+	fence, unlock, err := c.Meta.Lock(ctx, "dfms-gc")
+	if err != nil {
+		if dfms.Is(err, dfms.Conflict) {
+			err = lockHeld{err}
+		}
+		return st, err
+	}
+	defer unlock()
 	if err := c.expireUploads(ctx, &st); err != nil {
 		return st, err
 	}
@@ -279,11 +376,9 @@ func (c *Collector) deleteBytes(ctx context.Context, h dfms.Hash, asked time.Tim
 	return nil
 }
 
-// collectOrphans deletes chunks that have bytes but no row and were last
-// stored before the orphan grace period: a write stores a chunk's bytes
-// before recording it, so a young row-less chunk is most likely being
-// uploaded right now.
-func (c *Collector) collectOrphans(ctx context.Context, fence meta.Fence, st *Stats) error {
+// findOrphans lists the chunks that have bytes but no row and were last
+// stored before the orphan grace period.
+func (c *Collector) findOrphans(ctx context.Context) ([]dfms.ChunkInfo, error) {
 	cutoff := c.now().Add(-c.orphanGrace())
 	var old []dfms.ChunkInfo
 	err := c.Chunks.Walk(ctx, func(ci dfms.ChunkInfo) error {
@@ -298,6 +393,15 @@ func (c *Collector) collectOrphans(ctx context.Context, fence meta.Fence, st *St
 		old = append(old, ci)
 		return nil
 	})
+	return old, err
+}
+
+// collectOrphans deletes chunks that have bytes but no row and were last
+// stored before the orphan grace period: a write stores a chunk's bytes
+// before recording it, so a young row-less chunk is most likely being
+// uploaded right now.
+func (c *Collector) collectOrphans(ctx context.Context, fence meta.Fence, st *Stats) error {
+	old, err := c.findOrphans(ctx)
 	if err != nil {
 		return err
 	}

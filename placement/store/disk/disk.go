@@ -308,7 +308,17 @@ func (e callerError) Error() string { return e.err.Error() }
 // start of the longest Put (an hour ago is generous). The garbage
 // collector calls it (workers/gc).
 func (d *Disk) RemoveStaleTemp(ctx context.Context, cutoff time.Time) (removed int, err error) {
-	const op dfms.Op = "store/disk.RemoveStaleTemp"
+	return d.staleTemp(ctx, "store/disk.RemoveStaleTemp", cutoff, true)
+}
+
+// CountStaleTemp returns how many temporary files RemoveStaleTemp would
+// delete, and deletes nothing (a dry run of the garbage collector).
+func (d *Disk) CountStaleTemp(ctx context.Context, cutoff time.Time) (int, error) {
+	return d.staleTemp(ctx, "store/disk.CountStaleTemp", cutoff, false)
+}
+
+// staleTemp counts, and with remove deletes, the stale temporary files.
+func (d *Disk) staleTemp(ctx context.Context, op dfms.Op, cutoff time.Time, remove bool) (removed int, err error) {
 	err = d.walkLeaves(ctx, func(leaf string, _ string) error {
 		ents, err := readDir(leaf)
 		if err != nil {
@@ -326,6 +336,10 @@ func (d *Disk) RemoveStaleTemp(ctx context.Context, cutoff time.Time) (removed i
 				return err
 			}
 			if !fi.Mode().IsRegular() || !fi.ModTime().Before(cutoff) {
+				continue
+			}
+			if !remove {
+				removed++
 				continue
 			}
 			if err := os.Remove(filepath.Join(leaf, e.Name())); err != nil {
