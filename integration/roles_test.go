@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,13 +10,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/integration/testenv"
 	"github.com/dfms/dfms/integration/testkit"
+	"github.com/dfms/dfms/placement"
+	"github.com/dfms/dfms/server/events/kafka"
 )
 
 // checkOps checks a process's operational endpoints on addr: /health
@@ -177,7 +182,9 @@ func checkFiles(t *testing.T, c *client, files map[int64][]byte, when string) {
 // worker restores a copy deleted from a node while it was dead.
 func TestRolesAsProcesses(t *testing.T) {
 	nodes := []*s3Node{startS3Node(t, "n1", ""), startS3Node(t, "n2", ""), startS3Node(t, "n3", "")}
-	common := append(baseEnv(jwtKeys(t)...), "DFMS_ADMIN_EMAIL=admin@example.com", "DFMS_ADMIN_PASSWORD="+testPassword)
+	broker := startBroker(t)
+	common := append(baseEnv(jwtKeys(t)...), "DFMS_ADMIN_EMAIL=admin@example.com", "DFMS_ADMIN_PASSWORD="+testPassword,
+		"DFMS_EVENTS_BROKERS="+broker.addr())
 	backends := []string{"--config", clusterConfig(t, nodes, 2), "--metadata", testenv.Postgres(t)}
 	gateway := func(name string) *role {
 		addr := testkit.FreeAddr(t)
@@ -194,6 +201,20 @@ func TestRolesAsProcesses(t *testing.T) {
 	gcw := worker("gc", "DFMS_GC_INTERVAL=300ms", "DFMS_GC_GRACE=4s")
 	repl := worker("replication", "DFMS_REPAIR_INTERVAL=500ms", "DFMS_REPAIR_DOWN_DELAY=2s", "DFMS_SCRUB_INTERVAL=1s")
 	hw := worker("health", "DFMS_HEALTH_INTERVAL=300ms")
+	relay := worker("relay")
+	checkOps(t, "the relay worker", relay.addr, "worker relay", "dfms_events_published_total", "dfms_events_outbox_backlog", "dfms_build_info")
+	// What the gateways change reaches the bus through the relay worker.
+	bus, err := kafka.Open(kafka.Options{Brokers: []string{broker.addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	bctx, stopConsumers := context.WithCancel(context.Background())
+	var consumers sync.WaitGroup
+	defer func() { stopConsumers(); consumers.Wait() }()
+	fileEvents, repairEvents := &eventLog{}, &eventLog{}
+	consumers.Go(func() { bus.Consume(bctx, dfms.TopicFiles, "test-roles", fileEvents.handle) })
+	consumers.Go(func() { bus.Consume(bctx, dfms.TopicRepair, "test-roles", repairEvents.handle) })
 
 	for _, r := range []*role{gw1, gw2} {
 		checkOps(t, r.name, r.addr, "", "dfms_http_requests_total", "dfms_build_info")
@@ -214,6 +235,41 @@ func TestRolesAsProcesses(t *testing.T) {
 	checkFiles(t, c2, files, "through the other gateway")
 	testkit.Eventually(t, 30*time.Second, func() bool { return metricValue(t, gcw.addr, "dfms_gc_runs_total") > 0 },
 		"the GC worker collecting")
+	for id := range files {
+		fileEvents.waitTypes(t, strconv.FormatInt(id, 10), dfms.EventEntryCreated, dfms.EventVersionCommitted)
+	}
+
+	// The relay worker dies: uploads go on, their events wait in the
+	// outbox; started again, it publishes them.
+	relay.kill(t)
+	during := c1.upload(t, 0, "while the relay is dead", testkit.RandBytes(2200, 30<<10))
+	relay.start(t)
+	fileEvents.waitTypes(t, strconv.FormatInt(during.ID, 10), dfms.EventEntryCreated, dfms.EventVersionCommitted)
+
+	// A bad copy that a gateway's download meets becomes a repair event
+	// on the bus (for the replication workers' group).
+	var sick dfms.Hash
+	var sickID int64
+	for id, data := range files {
+		sick, sickID = chunkHashes(t, data)[0], id
+		break
+	}
+	var sn []dfms.StorageNode
+	for _, n := range nodes {
+		sn = append(sn, dfms.StorageNode{ID: n.id, URL: n.url(), Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp})
+	}
+	ring, err := placement.NewRing(sn, 0)
+	testkit.OK(t, err)
+	first := ring.Owners(sick, 2)[0]
+	for _, n := range nodes {
+		if n.id == first {
+			testkit.CorruptFile(t, n.dir, sick.String())
+		}
+	}
+	if got := c2.download(t, sickID); !bytes.Equal(got, files[sickID]) {
+		t.Fatal("a download with a corrupt copy returned other bytes")
+	}
+	repairEvents.waitTypes(t, sick.String(), dfms.EventRepairNeeded)
 
 	// The GC worker dies: uploads and downloads go on, garbage stays.
 	gcw.kill(t)
@@ -319,7 +375,7 @@ func TestRolesAsProcesses(t *testing.T) {
 	hw.start(t)
 	checkOps(t, "the restarted health worker", hw.addr, "worker health", "dfms_node_state")
 
-	for _, r := range []*role{gw1, gw2, gcw, repl, hw} {
+	for _, r := range []*role{gw1, gw2, gcw, repl, hw, relay} {
 		r.finish(t)
 	}
 	// dfms fsck finds the cluster whole: every copy on its owners, the

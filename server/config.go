@@ -71,7 +71,7 @@ type Config struct {
 		// Addr is the HTTP address where a worker serves /health, /ready
 		// and /metrics. Default: one per kind (WorkerKinds), so that one
 		// worker of each kind fits on a host: 127.0.0.1:9093 for gc,
-		// :9094 for replication, :9095 for health.
+		// :9094 for replication, :9095 for health, :9096 for relay.
 		Addr string `yaml:"addr"`
 	} `yaml:"worker"`
 

@@ -3,6 +3,7 @@ package server
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // Every trusted proxy is an IP address or a CIDR prefix; anything else is
@@ -73,5 +74,36 @@ func TestConfigNodes(t *testing.T) {
 		if err != nil && (!strings.Contains(err.Error(), "storage.nodes") || strings.Contains(err.Error(), "secret")) {
 			t.Errorf("storage.nodes %+v: error %q does not name the setting, or shows the secret", tc.nodes, err)
 		}
+	}
+}
+
+func TestConfigEvents(t *testing.T) {
+	for _, tc := range []struct {
+		set func(c *Config)
+		ok  bool
+	}{
+		{func(c *Config) {}, true},
+		{func(c *Config) { c.Events.Brokers = []string{"kafka-1:9092", "127.0.0.1:9093"} }, true},
+		{func(c *Config) { c.Events.Brokers = []string{"kafka-1"} }, false}, // no port
+		{func(c *Config) { c.Events.Partitions = -1 }, false},
+		{func(c *Config) { c.Events.Partitions = 1 << 20 }, false},
+		{func(c *Config) { c.Events.Attempts = -2 }, false},
+		{func(c *Config) { c.Events.Poll = -time.Second }, false},
+	} {
+		var c Config
+		tc.set(&c)
+		c.Defaults()
+		err := c.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("events %+v: got %v, want ok=%v", c.Events, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "events") {
+			t.Errorf("events %+v: error %q does not name the setting", c.Events, err)
+		}
+	}
+	var c Config
+	c.Defaults()
+	if e := c.Events; e.Partitions != 8 || e.Replication != 1 || e.Attempts != 5 || e.Poll != 200*time.Millisecond || len(e.Brokers) != 0 {
+		t.Errorf("events defaults %+v", e)
 	}
 }

@@ -44,6 +44,9 @@ var workerKinds = []WorkerKind{
 	{Name: "health", Addr: "127.0.0.1:9095",
 		Short: "probe the storage nodes and mark them up or down (storage.nodes)",
 		open:  openHealthWorker},
+	{Name: "relay", Addr: "127.0.0.1:9096",
+		Short: "publish the outbox's events to the event bus (events.brokers)",
+		open:  openRelayWorker},
 }
 
 // WorkerKinds lists the kinds of worker.
@@ -243,6 +246,24 @@ func openHealthWorker(ctx context.Context, w *Worker) error {
 	delete(w.ready, "chunks")
 	w.more = w.chunks.HealthMetrics()
 	w.job = func(ctx context.Context) { w.chunks.Follow(ctx, w.chunks.RunHealth) }
+	return nil
+}
+
+func openRelayWorker(ctx context.Context, w *Worker) error {
+	// An in-process bus would take the events to no one: a relay of its
+	// own is for Kafka.
+	if len(w.cfg.Events.Brokers) == 0 {
+		return dfms.E("server.NewWorker", dfms.Invalid,
+			errors.New("dfms worker relay publishes to Kafka: configure events.brokers"))
+	}
+	bus, err := OpenBus(&w.cfg, w.base)
+	if err != nil {
+		return err
+	}
+	w.bus = bus
+	r := NewRelay(&w.cfg, w.meta, bus, w.log)
+	w.more = r.Metrics()
+	w.job = r.Run
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -10,15 +11,19 @@ import (
 func TestWorkerUsage(t *testing.T) {
 	env(t)
 	data := t.TempDir()
+	badBrokers := filepath.Join(data, "bad-brokers.yaml")
+	writeFile(t, badBrokers, "events:\n  brokers: [nohost]\n")
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"worker"}, "needs a kind: gc, replication, health"},
+		{[]string{"worker"}, "needs a kind: gc, replication, health, relay"},
 		{[]string{"worker", "sweeper"}, `unknown worker "sweeper"`},
 		{[]string{"worker", "gc", "--data", data, "extra"}, "unknown command"},
 		{[]string{"worker", "replication", "--data", data}, "configure storage.nodes"},
 		{[]string{"worker", "health", "--data", data}, "configure storage.nodes"},
+		{[]string{"worker", "relay", "--data", data}, "configure events.brokers"},
+		{[]string{"worker", "relay", "--data", data, "--config", badBrokers}, "events.brokers"},
 		{[]string{"worker", "gc", "--data", data, "--addr", "nowhere"}, "worker.addr"},
 	} {
 		code, _, errs := dfmsRun(t, tc.args...)
