@@ -984,6 +984,39 @@ func (t *target) start() error {
 	}
 }
 
+// dumpHung asks the target's processes (all Go programs) for a dump of
+// their goroutines (SIGQUIT, which also ends them) and keeps their output
+// in a file outside the scratch directory, whose name it returns ("" if
+// none): a hang is a bug to find, and the scratch directory goes at the
+// end.
+func (t *target) dumpHung() string {
+	var ps []*proc
+	if t.mounter != nil {
+		ps = append(ps, t.mounter)
+	}
+	if t.server != nil {
+		ps = append(ps, t.server)
+	}
+	for _, p := range ps {
+		p.cmd.Process.Signal(syscall.SIGQUIT)
+	}
+	for _, p := range ps {
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	b, err := os.ReadFile(t.log)
+	if err != nil {
+		return ""
+	}
+	name := filepath.Join(os.TempDir(), fmt.Sprintf("benchmount-hang-%s-%d.log", t.name, time.Now().Unix()))
+	if os.WriteFile(name, b, 0o644) != nil {
+		return ""
+	}
+	return name
+}
+
 // logTail is the end of the server's output.
 func (t *target) logTail() string {
 	b, err := os.ReadFile(t.log)
@@ -1104,6 +1137,9 @@ func (t *target) step(f func() error) error {
 		return err
 	case <-timeout.C:
 		t.down = fmt.Errorf("timed out after %v", t.b.timeout)
+		if saved := t.dumpHung(); saved != "" {
+			t.down = fmt.Errorf("timed out after %v; its goroutines are in %s", t.b.timeout, saved)
+		}
 	case <-exited:
 		t.down = fmt.Errorf("%s exited: %v; %s", t.name, m.waitErr, t.logTail())
 	case <-srvExited:
