@@ -599,13 +599,17 @@ func TestClusterAddDrainRemove(t *testing.T) {
 // metadata store.
 func TestClusterThroughChunkService(t *testing.T) {
 	nodes := []*s3Node{startS3Node(t, "n1", ""), startS3Node(t, "n2", ""), startS3Node(t, "n3", "")}
+	broker := startBroker(t)
 	metaURL := testenv.Postgres(t)
 	listen, opsAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	dir := t.TempDir()
 	cmd := exec.Command(dfmsBin, "chunk-service", "--ops-addr", opsAddr, "--config", clusterConfig(t, nodes, 2), "--metadata", metaURL,
 		"--data", filepath.Join(dir, "cs"))
+	// No repair pass or scrub due: a bad copy is repaired through its
+	// repair event only.
 	cmd.Env = append(os.Environ(), "DFMS_CHUNK_SERVICE_LISTEN="+listen, "DFMS_LOG_LEVEL=warn",
-		"DFMS_CHUNKING_MIN_SIZE=4096", "DFMS_CHUNKING_AVG_SIZE=16384", "DFMS_CHUNKING_MAX_SIZE=65536")
+		"DFMS_CHUNKING_MIN_SIZE=4096", "DFMS_CHUNKING_AVG_SIZE=16384", "DFMS_CHUNKING_MAX_SIZE=65536",
+		"DFMS_EVENTS_BROKERS="+broker.addr(), "DFMS_REPAIR_INTERVAL=1h", "DFMS_SCRUB_INTERVAL=-1s")
 	cs := testkit.StartProc(t, t, "dfms chunk-service", cmd, 60*time.Second, func() bool {
 		conn, err := net.DialTimeout("tcp", listen, time.Second)
 		if err == nil {
@@ -617,7 +621,7 @@ func TestClusterThroughChunkService(t *testing.T) {
 	// replication manager's metrics are its.
 	checkOps(t, "chunk service", opsAddr, "chunk-service", "dfms_node_state", "dfms_replication_copies_total")
 	data := filepath.Join(dir, "data")
-	p := startServer(t, dir, baseEnv(), "--data", data, "--metadata", metaURL, "--chunks", "grpc://"+listen)
+	p := startServer(t, dir, baseEnv("DFMS_EVENTS_BROKERS="+broker.addr()), "--data", data, "--metadata", metaURL, "--chunks", "grpc://"+listen)
 	s := &apiServer{backend: "chunk-service", base: "http://" + p.addr, data: data, p: p}
 	defer s.finish(t)
 	c := newUser(t, s, "viagrpc")
@@ -629,6 +633,29 @@ func TestClusterThroughChunkService(t *testing.T) {
 		if got := c.download(t, id); !bytes.Equal(got, data) {
 			t.Fatalf("file %d differs", id)
 		}
+	}
+	// A bad copy that a download meets in the chunk service: the event
+	// goes out through the server's relay and comes back to the chunk
+	// service's replication manager, which repairs the copy.
+	var sn []dfms.StorageNode
+	dirs := map[string]string{}
+	for _, n := range nodes {
+		sn = append(sn, dfms.StorageNode{ID: n.id, URL: n.url(), Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp})
+		dirs[n.id] = n.dir
+	}
+	ring, err := placement.NewRing(sn, 0)
+	testkit.OK(t, err)
+	for id, data := range files {
+		h := chunkHashes(t, data)[0]
+		path, good := testkit.CorruptFile(t, dirs[ring.Owners(h, 2)[0]], h.String())
+		if got := c.download(t, id); !bytes.Equal(got, data) {
+			t.Fatalf("file %d differs with a corrupt copy", id)
+		}
+		testkit.Eventually(t, 60*time.Second, func() bool {
+			b, err := os.ReadFile(path)
+			return err == nil && bytes.Equal(b, good)
+		}, "the corrupt copy repaired through its repair event")
+		break
 	}
 	cs.Stop(t, 30*time.Second)
 }

@@ -61,6 +61,16 @@ func runChunkService(ctx context.Context, cfg server.Config, log *slog.Logger) e
 		return err
 	}
 	defer chunks.Close()
+	// Its replication manager repairs the bad copies that reads met in
+	// any process, which reach it as events through Kafka.
+	if m != nil && len(cfg.Events.Brokers) > 0 {
+		bus, err := server.OpenBus(&cfg, log)
+		if err != nil {
+			return err
+		}
+		defer bus.Close()
+		chunks.Events = bus
+	}
 	bg, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { chunks.Run(bg); close(done) }()
