@@ -461,6 +461,22 @@ func TestClusterCorruptCopyEvent(t *testing.T) {
 	corruptCopyRepaired(t, false, "DFMS_SCRUB_INTERVAL=-1s", "DFMS_REPAIR_INTERVAL=1h", "DFMS_HEALTH_INTERVAL=300ms")
 }
 
+// corruptOwnerCopy corrupts chunk h's copy on its i-th owner (0: the
+// first) in a cluster of 2 copies, as every process computes the owners
+// from the node list, and returns the copy's path and its good bytes.
+func corruptOwnerCopy(t *testing.T, nodes []*s3Node, h dfms.Hash, i int) (string, []byte) {
+	t.Helper()
+	var sn []dfms.StorageNode
+	dirs := map[string]string{}
+	for _, n := range nodes {
+		sn = append(sn, dfms.StorageNode{ID: n.id, URL: n.url(), Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp})
+		dirs[n.id] = n.dir
+	}
+	ring, err := placement.NewRing(sn, 0)
+	testkit.OK(t, err)
+	return testkit.CorruptFile(t, dirs[ring.Owners(h, 2)[i]], h.String())
+}
+
 // corruptCopyRepaired corrupts a copy of two files' chunks on one owner
 // each (the first owner of both, or the first of one and the second of
 // the other: reads never meet that one, the scrub does), downloads them
@@ -472,15 +488,6 @@ func corruptCopyRepaired(t *testing.T, secondOwner bool, env ...string) {
 	defer s.finish(t)
 	c := newUser(t, s, "corrupt")
 	files := uploadMany(t, c, 10, 60<<10, 4)
-	// The owners, as every process computes them from the node list.
-	var sn []dfms.StorageNode
-	dirs := map[string]string{}
-	for _, n := range nodes {
-		sn = append(sn, dfms.StorageNode{ID: n.id, URL: n.url(), Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp})
-		dirs[n.id] = n.dir
-	}
-	ring, err := placement.NewRing(sn, 0)
-	testkit.OK(t, err)
 	type damage struct {
 		path string
 		good []byte
@@ -489,11 +496,11 @@ func corruptCopyRepaired(t *testing.T, secondOwner bool, env ...string) {
 	var read []int64
 	for id, data := range files {
 		h := chunkHashes(t, data)[0]
-		owner := ring.Owners(h, 2)[0]
+		owner := 0
 		if secondOwner && len(damaged) == 1 {
-			owner = ring.Owners(h, 2)[1]
+			owner = 1
 		}
-		path, good := testkit.CorruptFile(t, dirs[owner], h.String())
+		path, good := corruptOwnerCopy(t, nodes, h, owner)
 		damaged = append(damaged, damage{path, good})
 		read = append(read, id)
 		if len(damaged) == 2 {
@@ -637,17 +644,8 @@ func TestClusterThroughChunkService(t *testing.T) {
 	// A bad copy that a download meets in the chunk service: the event
 	// goes out through the server's relay and comes back to the chunk
 	// service's replication manager, which repairs the copy.
-	var sn []dfms.StorageNode
-	dirs := map[string]string{}
-	for _, n := range nodes {
-		sn = append(sn, dfms.StorageNode{ID: n.id, URL: n.url(), Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp})
-		dirs[n.id] = n.dir
-	}
-	ring, err := placement.NewRing(sn, 0)
-	testkit.OK(t, err)
 	for id, data := range files {
-		h := chunkHashes(t, data)[0]
-		path, good := testkit.CorruptFile(t, dirs[ring.Owners(h, 2)[0]], h.String())
+		path, good := corruptOwnerCopy(t, nodes, chunkHashes(t, data)[0], 0)
 		if got := c.download(t, id); !bytes.Equal(got, data) {
 			t.Fatalf("file %d differs with a corrupt copy", id)
 		}

@@ -19,7 +19,6 @@ import (
 	"github.com/dfms/dfms"
 	"github.com/dfms/dfms/integration/testenv"
 	"github.com/dfms/dfms/integration/testkit"
-	"github.com/dfms/dfms/placement"
 	"github.com/dfms/dfms/server/events/kafka"
 )
 
@@ -254,18 +253,7 @@ func TestRolesAsProcesses(t *testing.T) {
 		sick, sickID = chunkHashes(t, data)[0], id
 		break
 	}
-	var sn []dfms.StorageNode
-	for _, n := range nodes {
-		sn = append(sn, dfms.StorageNode{ID: n.id, URL: n.url(), Weight: dfms.DefaultNodeWeight, State: dfms.NodeUp})
-	}
-	ring, err := placement.NewRing(sn, 0)
-	testkit.OK(t, err)
-	first := ring.Owners(sick, 2)[0]
-	for _, n := range nodes {
-		if n.id == first {
-			testkit.CorruptFile(t, n.dir, sick.String())
-		}
-	}
+	corruptOwnerCopy(t, nodes, sick, 0)
 	if got := c2.download(t, sickID); !bytes.Equal(got, files[sickID]) {
 		t.Fatal("a download with a corrupt copy returned other bytes")
 	}
