@@ -93,7 +93,11 @@ func filesWrite(t *testing.T, s *Server) files.WriteRequest {
 
 // serve runs s on a loopback listener until the test ends, and returns
 // the base URL.
-func serve(t *testing.T, s *Server) string {
+func serve(t *testing.T, s *Server) string { return serveOn(t, "Serve", s.Serve) }
+
+// serveOn runs a Serve method on a loopback listener until the test
+// ends, and returns the base URL.
+func serveOn(t *testing.T, what string, serve func(context.Context, net.Listener) error) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -101,11 +105,11 @@ func serve(t *testing.T, s *Server) string {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
+	go func() { done <- serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
+			t.Errorf("%s: %v", what, err)
 		}
 	})
 	return "http://" + ln.Addr().String()

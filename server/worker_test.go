@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -16,23 +15,7 @@ import (
 
 // serveWorker runs w on a loopback listener until the test ends, and
 // returns the base URL of its ops endpoints.
-func serveWorker(t *testing.T, w *Worker) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Worker.Serve: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
+func serveWorker(t *testing.T, w *Worker) string { return serveOn(t, "Worker.Serve", w.Serve) }
 
 // metricOf returns the value of an unlabelled metric, or -1.
 func metricOf(t *testing.T, base, name string) float64 {
