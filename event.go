@@ -65,7 +65,7 @@ const (
 	EventEntryRenamed     = "entry.renamed"     // moved or renamed
 	EventEntryDeleted     = "entry.deleted"     // moved to the trash
 	EventEntryRestored    = "entry.restored"    // restored from the trash
-	EventEntryPurged      = "entry.purged"      // deleted for good
+	EventEntryPurged      = "entry.purged"      // deleted for good, with what it contained
 
 	EventChunkCreated = "chunk.created" // a chunk's bytes stored and recorded for the first time
 	EventChunkDeleted = "chunk.deleted" // a chunk's bytes deleted by garbage collection
@@ -86,6 +86,9 @@ type FileEvent struct {
 	Owner  UserID  `json:"owner"`
 	Entry  EntryID `json:"entry"`
 	Parent EntryID `json:"parent"`
+	// OldParent is, for an entry.renamed that moved the entry to another
+	// directory, the directory it left.
+	OldParent EntryID `json:"old_parent,omitempty"`
 	// Version is the ID of the version committed (version.committed) or
 	// deleted (version.deleted).
 	Version int64 `json:"version,omitempty"`

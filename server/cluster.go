@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -63,7 +64,8 @@ func OpenChunks(ctx context.Context, cfg *Config, m meta.Store, log *slog.Logger
 	if err := registerNodes(ctx, cfg.Storage.Nodes, m); err != nil {
 		return nil, err
 	}
-	cl := &cluster{meta: m, log: log, opened: make(map[string]opened)}
+	cl := &cluster{meta: m, log: log, opened: make(map[string]opened),
+		reports: make(chan badReport, reportQueue), reported: make(map[dfms.Replica]time.Time)}
 	members, err := cl.members(ctx)
 	if err != nil {
 		return nil, err
@@ -78,6 +80,11 @@ func OpenChunks(ctx context.Context, cfg *Config, m meta.Store, log *slog.Logger
 		return nil, err
 	}
 	c := &Chunks{Store: cl, cluster: cl}
+	// Every process that reads through the cluster announces the bad
+	// copies it meets, whatever else it runs.
+	actx, stop := context.WithCancel(context.Background())
+	cl.stopAnnounce, cl.announced = stop, make(chan struct{})
+	go func() { defer close(cl.announced); cl.announce(actx) }()
 	c.health = &health.Monitor{Nodes: m, Store: cl.Node, Lock: lockFor(m, "health"),
 		Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, DownAfter: cfg.Health.DownAfter, UpAfter: cfg.Health.UpAfter,
 		Log: log.With("worker", "health"),
@@ -192,7 +199,13 @@ func (c *Chunks) Metrics() []prometheus.Collector {
 }
 
 // Close closes the store.
-func (c *Chunks) Close() error { return c.Store.Close() }
+func (c *Chunks) Close() error {
+	if c.cluster != nil {
+		c.cluster.stopAnnounce()
+		<-c.cluster.announced
+	}
+	return c.Store.Close()
+}
 
 // isChunkServiceURL reports whether raw is a grpc:// or grpcs:// URL.
 func isChunkServiceURL(raw string) bool {
@@ -245,29 +258,38 @@ type cluster struct {
 	// a copy that many reads meet is announced once a minute.
 	reportedMu sync.Mutex
 	reported   map[dfms.Replica]time.Time
+	// reports are the bad copies that reads met, for announce.
+	reports chan badReport
+	// stopAnnounce ends announce (Close).
+	stopAnnounce context.CancelFunc
+	announced    chan struct{}
 
 	mu     sync.Mutex
 	opened map[string]opened // the stores opened, by node id
 }
 
-// badCopy announces a bad copy that a read met (placement's OnBadCopy) as
-// a repair.needed event, which the replication manager consumes wherever
-// it runs. The read that met it has gone on to another copy; the event is
-// written at once (bounded by a timeout), so that a process that dies
-// next loses no report.
+// badReport is a bad copy that a read met, with why.
+type badReport struct {
+	dfms.Replica
+	reason string
+}
+
+// reportQueue bounds the bad copies waiting to be announced; more are
+// dropped (a replication pass or the scrubber finds them).
+const reportQueue = 1024
+
+// badCopy takes a bad copy that a read met (placement's OnBadCopy) for
+// announce, without blocking the read: a copy announced within the last
+// minute, or one that finds the queue full, is left to the replication
+// passes.
 func (cl *cluster) badCopy(h dfms.Hash, node string, err error) {
 	r := dfms.Replica{Hash: h, Node: node}
-	now := time.Now()
 	cl.reportedMu.Lock()
-	if last, ok := cl.reported[r]; ok && now.Sub(last) < time.Minute {
-		cl.reportedMu.Unlock()
+	last, ok := cl.reported[r]
+	cl.reportedMu.Unlock()
+	if ok && time.Since(last) < time.Minute {
 		return
 	}
-	if cl.reported == nil || len(cl.reported) >= 10000 {
-		cl.reported = make(map[dfms.Replica]time.Time) // forget: at worst an event again
-	}
-	cl.reported[r] = now
-	cl.reportedMu.Unlock()
 	reason := "unreadable"
 	switch {
 	case dfms.Is(err, dfms.Corrupt):
@@ -275,11 +297,63 @@ func (cl *cluster) badCopy(h dfms.Hash, node string, err error) {
 	case dfms.Is(err, dfms.NotExist):
 		reason = "missing"
 	}
-	data, _ := json.Marshal(dfms.RepairEvent{Hash: h.String(), Node: node, Reason: reason})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if aerr := cl.meta.AppendEvents(ctx, []dfms.Event{{Topic: dfms.TopicRepair, Key: h.String(), Type: dfms.EventRepairNeeded, Data: data}}); aerr != nil {
-		cl.log.Warn("announcing a bad chunk copy; the next replication pass finds it", "chunk", h, "node", node, "err", aerr)
+	select {
+	case cl.reports <- badReport{r, reason}:
+	default:
+	}
+}
+
+// announce writes the bad copies that reads met as repair.needed events
+// (in batches, each in one transaction), which the replication managers
+// consume wherever they run, until ctx ends.
+func (cl *cluster) announce(ctx context.Context) {
+	for {
+		var batch []badReport
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-cl.reports:
+			batch = append(batch, r)
+		}
+	more:
+		for len(batch) < 100 {
+			select {
+			case r := <-cl.reports:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		evs := make([]dfms.Event, 0, len(batch))
+		seen := make(map[dfms.Replica]bool, len(batch))
+		for _, r := range batch {
+			if seen[r.Replica] {
+				continue
+			}
+			seen[r.Replica] = true
+			data, _ := json.Marshal(dfms.RepairEvent{Hash: r.Hash.String(), Node: r.Node, Reason: r.reason})
+			evs = append(evs, dfms.Event{Topic: dfms.TopicRepair, Key: r.Hash.String(), Type: dfms.EventRepairNeeded, Data: data})
+		}
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := cl.meta.AppendEvents(actx, evs)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				cl.log.Warn("announcing bad chunk copies; the next replication pass finds them", "copies", len(evs), "err", err)
+			}
+			continue
+		}
+		now := time.Now()
+		cl.reportedMu.Lock()
+		if len(cl.reported) >= 10000 { // forget those announced over a minute ago
+			maps.DeleteFunc(cl.reported, func(_ dfms.Replica, at time.Time) bool { return now.Sub(at) >= time.Minute })
+		}
+		for r := range seen {
+			if len(cl.reported) < 20000 {
+				cl.reported[r] = now
+			}
+		}
+		cl.reportedMu.Unlock()
 	}
 }
 

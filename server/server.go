@@ -388,7 +388,14 @@ func (s *Server) Close() error {
 	if s.bus != nil {
 		errs = append(errs, s.bus.Close())
 	}
-	for _, c := range []interface{ Close() error }{s.meta, s.chunks, s.limiter} {
+	// The chunks first: a cluster's announcer writes to the metadata
+	// store until it stops.
+	if s.local != nil {
+		errs = append(errs, s.local.Close())
+	} else if s.chunks != nil {
+		errs = append(errs, s.chunks.Close())
+	}
+	for _, c := range []interface{ Close() error }{s.meta, s.limiter} {
 		if c != nil {
 			errs = append(errs, c.Close())
 		}

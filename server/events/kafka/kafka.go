@@ -19,6 +19,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +52,9 @@ type Options struct {
 const (
 	HeaderID   = "dfms-event-id"
 	HeaderType = "dfms-event-type"
+	// HeaderRaw carries, base64, the value of a message that was not an
+	// event, as it is parked in the dead-letter topic.
+	HeaderRaw = "dfms-raw-value"
 )
 
 // Bus is the Kafka event bus.
@@ -210,7 +214,9 @@ func message(e dfms.Event) (kafkago.Message, error) {
 func event(m kafkago.Message) (dfms.Event, error) {
 	var e dfms.Event
 	if err := json.Unmarshal(m.Value, &e); err != nil {
-		return dfms.Event{Topic: m.Topic, Key: string(m.Key), Type: "undecodable", Data: json.RawMessage("null")},
+		// Parked with its bytes, to be inspected or replayed.
+		return dfms.Event{Topic: m.Topic, Key: string(m.Key), Type: "undecodable", Data: json.RawMessage("null"),
+				Headers: map[string]string{HeaderRaw: base64.StdEncoding.EncodeToString(m.Value)}},
 			fmt.Errorf("message at %s/%d/%d is not an event: %w", m.Topic, m.Partition, m.Offset, err)
 	}
 	e.Topic = m.Topic

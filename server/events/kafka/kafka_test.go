@@ -2,12 +2,14 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net"
 	"strconv"
 	"testing"
 	"time"
 
+	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/dfms/dfms"
@@ -100,5 +102,49 @@ func TestBrokerBackEmpty(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the event published after the broker came back was never read")
+	}
+}
+
+// A message that is not an event is parked with its bytes (base64 in a
+// header), and the messages after it flow.
+func TestUndecodableParkedWithItsBytes(t *testing.T) {
+	addrs := broker(t)
+	b, err := kafka.Open(kafka.Options{Brokers: addrs, Partitions: 1, Retry: events.Retry{Attempts: 2, Backoff: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	good := []dfms.Event{{ID: 7, Topic: "test.raw", Key: "k", Type: "t", Data: json.RawMessage(`{}`)}}
+	testkit.OK(t, b.Publish(ctx, good)) // creates the topics
+	w := &kafkago.Writer{Addr: kafkago.TCP(addrs...), Topic: "test.raw"}
+	defer w.Close()
+	raw := []byte("not json \x00\xff")
+	testkit.OK(t, w.WriteMessages(ctx, kafkago.Message{Key: []byte("k"), Value: raw}))
+	testkit.OK(t, b.Publish(ctx, []dfms.Event{{ID: 8, Topic: "test.raw", Key: "k", Type: "t", Data: json.RawMessage(`{}`)}}))
+	handled := make(chan int64, 10)
+	go b.Consume(ctx, "test.raw", "g", func(_ context.Context, e dfms.Event) error { handled <- e.ID; return nil })
+	dead := make(chan dfms.Event, 1)
+	go b.Consume(ctx, dfms.DeadLetterTopic("test.raw"), "d", func(_ context.Context, e dfms.Event) error { dead <- e; return nil })
+	var got []int64
+	for len(got) < 2 {
+		select {
+		case id := <-handled:
+			got = append(got, id)
+		case <-ctx.Done():
+			t.Fatalf("handled %v, want 7 and 8", got)
+		}
+	}
+	if got[0] != 7 || got[1] != 8 {
+		t.Fatalf("handled %v, want 7 then 8", got)
+	}
+	select {
+	case e := <-dead:
+		if e.Headers[kafka.HeaderRaw] != base64.StdEncoding.EncodeToString(raw) || e.Headers[events.HeaderError] == "" {
+			t.Fatalf("parked %+v: want the raw bytes and the error in its headers", e)
+		}
+	case <-ctx.Done():
+		t.Fatal("the undecodable message was never parked")
 	}
 }

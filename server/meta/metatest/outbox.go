@@ -87,14 +87,18 @@ func testOutbox(t *testing.T, s meta.Store) {
 		"dfms.files entry.created "+key(d.ID),
 		"dfms.files entry.created "+key(f.ID),
 		"dfms.files version.committed "+key(f.ID),
-		"dfms.files entry.renamed "+key(f.ID),
-		"dfms.files entry.renamed "+key(f.ID), // one for the new parent, one for the old
+		"dfms.files entry.renamed "+key(f.ID), // one event for the move, naming both parents
 		"dfms.files entry.deleted "+key(f.ID),
 		"dfms.files entry.restored "+key(f.ID))
 	var fe dfms.FileEvent
 	ok(t, json.Unmarshal(evs[3].Data, &fe))
 	if fe.Owner != u.ID || fe.Entry != f.ID || fe.Parent != d.ID || fe.Version != v.ID {
 		t.Fatalf("version.committed = %+v, want owner %d entry %d parent %d version %d", fe, u.ID, f.ID, d.ID, v.ID)
+	}
+	var moved dfms.FileEvent
+	ok(t, json.Unmarshal(evs[4].Data, &moved))
+	if moved.Parent != u.Root || moved.OldParent != d.ID {
+		t.Fatalf("entry.renamed = %+v, want parent %d (new), old_parent %d", moved, u.Root, d.ID)
 	}
 	var ce dfms.ChunkEvent
 	ok(t, json.Unmarshal(evs[0].Data, &ce))
@@ -144,6 +148,29 @@ func testOutbox(t *testing.T, s meta.Store) {
 	if ne.State != dfms.NodeSuspect || ne.Previous != dfms.NodeUp {
 		t.Fatalf("node.state = %+v", ne)
 	}
+	drainOutbox(t, s)
+
+	// Garbage collection announces only chunks that were stored: not a
+	// reservation whose write died, nor an orphan's bytes.
+	fence, unlock, err := s.Lock(ctx, "outbox-gc")
+	ok(t, err)
+	defer unlock()
+	reserved, stored, orphan := chunk("outbox-reserved", 4), chunk("outbox-stored", 6), chunk("outbox-orphan", 3)
+	ok(t, s.ReserveChunks(ctx, []dfms.ChunkRef{reserved}))
+	storeChunks(t, s, []dfms.ChunkRef{stored})
+	drainOutbox(t, s)
+	future := time.Now().Add(time.Hour)
+	for _, c := range []dfms.ChunkRef{reserved, stored} {
+		if !testkit.Must(s.BeginDelete(ctx, fence, c.Hash, future, future))(t) {
+			t.Fatalf("BeginDelete of %s refused", c.Hash)
+		}
+		ok(t, s.FinishDelete(ctx, fence, c.Hash))
+	}
+	if !testkit.Must(s.ClaimOrphan(ctx, fence, orphan.Hash, 3))(t) {
+		t.Fatal("ClaimOrphan refused")
+	}
+	ok(t, s.FinishDelete(ctx, fence, orphan.Hash))
+	wantEvents(t, "collection", pending(t, s), "dfms.chunks chunk.deleted "+stored.Hash.String())
 	drainOutbox(t, s)
 
 	// Events appended on their own, and the backlog.

@@ -268,14 +268,20 @@ func (s *Store) FinishDelete(ctx context.Context, f meta.Fence, h dfms.Hash) err
 	const op dfms.Op = "meta.FinishDelete"
 	return s.write(ctx, op, func(t *tx) error {
 		var size int64
-		err := t.queryRow(ctx, `DELETE FROM chunks WHERE hash = ? AND deleting = ? AND deleting_fence = ? RETURNING size`, h[:], true, f.Epoch).Scan(&size)
+		var pending bool
+		err := t.queryRow(ctx, `DELETE FROM chunks WHERE hash = ? AND deleting = ? AND deleting_fence = ? RETURNING size, pending`,
+			h[:], true, f.Epoch).Scan(&size, &pending)
 		if errors.Is(err, sql.ErrNoRows) {
 			return dfms.E(op, dfms.Conflict, fmt.Errorf("chunk %s is not being deleted by fence %d", h, f.Epoch))
 		} else if err != nil {
 			return err
 		}
-		if err := t.chunkEvent(dfms.EventChunkDeleted, h, size); err != nil {
-			return err
+		// Only a chunk that was stored (chunk.created) is announced
+		// deleted: not a reservation whose write died, nor an orphan.
+		if !pending {
+			if err := t.chunkEvent(dfms.EventChunkDeleted, h, size); err != nil {
+				return err
+			}
 		}
 		if _, err := t.exec(ctx, `DELETE FROM chunk_replicas WHERE hash = ?`, h[:]); err != nil {
 			return err
@@ -295,8 +301,9 @@ func (s *Store) ClaimOrphan(ctx context.Context, f meta.Fence, h dfms.Hash, size
 		if err := t.fenced(ctx, op, f); err != nil {
 			return err
 		}
-		n, err := t.affected(ctx, `INSERT INTO chunks (hash, size, refs, deleting, deleting_fence, deleting_since, zero_since, created_at)
-			VALUES (?, ?, 0, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`, h[:], size, true, f.Epoch, ns(t.now), ns(t.now), ns(t.now))
+		// Pending: its bytes were never recorded as stored.
+		n, err := t.affected(ctx, `INSERT INTO chunks (hash, size, refs, deleting, pending, deleting_fence, deleting_since, zero_since, created_at)
+			VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`, h[:], size, true, true, f.Epoch, ns(t.now), ns(t.now), ns(t.now))
 		ok = n == 1
 		return err
 	})

@@ -3,6 +3,7 @@ package sqlmeta
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +36,28 @@ func abs(v int64) int64 {
 		return -v
 	}
 	return v
+}
+
+// movedFrom records the old parent of entry's move in the move's event,
+// the transaction's latest entry.renamed of entry.
+func (t *tx) movedFrom(entry, parent dfms.EntryID) error {
+	key := strconv.FormatInt(int64(entry), 10)
+	i := len(t.events) - 1
+	for i >= 0 && (t.events[i].Key != key || t.events[i].Type != dfms.EventEntryRenamed) {
+		i--
+	}
+	if i < 0 {
+		return fmt.Errorf("no entry.renamed event of entry %d to complete", entry)
+	}
+	last := &t.events[i]
+	var fe dfms.FileEvent
+	if err := json.Unmarshal(last.Data, &fe); err != nil {
+		return err
+	}
+	fe.OldParent = parent
+	b, err := json.Marshal(fe)
+	last.Data = b
+	return err
 }
 
 // chunkEvent adds a TopicChunks event.

@@ -742,9 +742,12 @@ func (t *tx) rename(ctx context.Context, op dfms.Op, owner dfms.UserID, e dfms.E
 	if err := t.dirChanged(ctx, newParent, e.Parent); err != nil {
 		return moved, replaced, err
 	}
-	// The old parent changed too; tell its watchers.
+	// The old parent changed too; tell its watchers (the journal), while
+	// the move's one event names both parents.
 	if e.Parent != newParent {
-		if err := t.journal(ctx, owner, id, e.Parent, dfms.ChangeRename, 0); err != nil {
+		t.changes = append(t.changes, meta.Change{Owner: owner, Entry: id, Parent: e.Parent, Op: dfms.ChangeRename,
+			At: t.now, Origin: meta.Origin(ctx)})
+		if err := t.movedFrom(id, e.Parent); err != nil {
 			return moved, replaced, err
 		}
 	}
