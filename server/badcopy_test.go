@@ -90,7 +90,21 @@ func TestBadCopyDoesNotBlockReads(t *testing.T) {
 		re.Hash != h.String() || re.Node != "n1" || re.Reason != "corrupt" {
 		t.Fatalf("announced %+v (%s, %v)", e, e.Data, err)
 	}
-	// Announced: the same copy met again within the minute is not.
+	// Announced (remembered once the write returned): the same copy met
+	// again within the minute is not.
+	for {
+		cl.reportedMu.Lock()
+		_, done := cl.reported[dfms.Replica{Hash: h, Node: "n1"}]
+		cl.reportedMu.Unlock()
+		if done {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatal("the announced copy was never remembered")
+		case <-time.After(time.Millisecond):
+		}
+	}
 	cl.badCopy(h, "n1", dfms.E("test", dfms.Corrupt, errors.New("bad bytes")))
 	if len(cl.reports) != 0 {
 		t.Fatal("a copy announced a moment ago was queued again")
